@@ -1,0 +1,363 @@
+"""Shared pieces of the dashboards: datasource, queries, panels, variables, serialisation.
+
+Every panel and every target names the Prometheus datasource by uid (`prometheus`), so the files
+work with the provisioned datasource of deploy/grafana without a `${DS}` input.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, TypeVar, cast
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dashboard_builders
+from grafana_foundation_sdk.builders import prometheus, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dashboard_models
+from grafana_foundation_sdk.models import prometheus as prometheus_models
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from grafana_foundation_sdk.cog.builder import Builder
+
+DATASOURCE_UID = "prometheus"
+DATASOURCE_TYPE = "prometheus"
+TAGS = ["support-monitor"]
+GRID_WIDTH = 24
+
+# The colours Grafana's own palette names; thresholds read "from this value on, this colour".
+GREEN = "green"
+ORANGE = "orange"
+RED = "red"
+BLUE = "blue"
+TEXT = "text"
+
+
+def datasource() -> dashboard_models.DataSourceRef:
+    return dashboard_models.DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_UID)
+
+
+def query(
+    expr: str,
+    legend: str = "__auto",
+    ref_id: str = "A",
+    *,
+    instant: bool = False,
+    table: bool = False,
+) -> prometheus.Dataquery:
+    """One PromQL target, bound to the Prometheus datasource, in code editor mode."""
+    target = (
+        prometheus.Dataquery()
+        .expr(expr)
+        .ref_id(ref_id)
+        .datasource(datasource())
+        .legend_format(legend)
+        .editor_mode(prometheus_models.QueryEditorMode.CODE)
+    )
+    target = target.instant() if instant else target.range()
+    if table:
+        target = target.format(prometheus_models.PromQueryFormat.TABLE)
+    return target
+
+
+def ref_id(index: int) -> str:
+    """A, B, C ... for the targets of one panel."""
+    return chr(ord("A") + index)
+
+
+class PanelIds:
+    """Hands out panel ids in build order, so ids are unique and stable for a given layout."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def __call__(self) -> int:
+        self._next += 1
+        return self._next
+
+
+def thresholds(base: str, *steps: tuple[float, str]) -> dashboard_builders.ThresholdsConfig:
+    """Absolute thresholds: `base` colour below the first step, then each (value, colour)."""
+    values = [value for value, _ in steps]
+    if values != sorted(values):
+        raise ValueError(f"threshold steps must ascend: {values}")
+    return (
+        dashboard_builders.ThresholdsConfig()
+        .mode(dashboard_models.ThresholdsMode.ABSOLUTE)
+        .steps(
+            [dashboard_models.Threshold(value=None, color=base)]
+            + [dashboard_models.Threshold(value=value, color=color) for value, color in steps]
+        )
+    )
+
+
+def nan_as(text: str) -> dashboard_models.SpecialValueMap:
+    """Show a ratio's NaN (no traffic in the window) as text instead of a colour-coded 0."""
+    return dashboard_models.SpecialValueMap(
+        options=dashboard_models.DashboardSpecialValueMapOptions(
+            match=dashboard_models.SpecialValueMatch.NULL_AND_NAN,
+            result=dashboard_models.ValueMappingResult(text=text, color=TEXT),
+        )
+    )
+
+
+def value_texts(texts: dict[str, tuple[str, str]]) -> dashboard_models.ValueMap:
+    """Map raw values to (text, colour), e.g. 0/1 of an up gauge."""
+    return dashboard_models.ValueMap(
+        options={
+            value: dashboard_models.ValueMappingResult(text=text, color=color, index=index)
+            for index, (value, (text, color)) in enumerate(texts.items())
+        }
+    )
+
+
+def stat_panel(
+    panel_id: int,
+    title: str,
+    targets: Sequence[prometheus.Dataquery],
+    *,
+    unit: str,
+    steps: dashboard_builders.ThresholdsConfig,
+    width: int,
+    height: int,
+    description: str = "",
+    decimals: int | None = 0,
+    mappings: Sequence[dashboard_models.ValueMapping] = (),
+    text_mode: common.BigValueTextMode = common.BigValueTextMode.AUTO,
+    title_size: float | None = None,
+    no_value: str = "0",
+) -> stat.Panel:
+    """A stat tile: last value, background coloured by the thresholds, no sparkline clutter."""
+    text = common_builders.VizTextDisplayOptions()
+    if title_size is not None:
+        text = text.title_size(title_size)
+    panel = (
+        stat.Panel()
+        .id(panel_id)
+        .title(title)
+        .description(description)
+        .datasource(datasource())
+        .targets(list(targets))
+        .unit(unit)
+        .thresholds(steps)
+        .color_scheme(
+            dashboard_builders.FieldColor().mode(dashboard_models.FieldColorModeId.THRESHOLDS)
+        )
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(text_mode)
+        .justify_mode(common.BigValueJustifyMode.CENTER)
+        .orientation(common.VizOrientation.AUTO)
+        .reduce_options(
+            common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(values=False)
+        )
+        .text(text)
+        .no_value(no_value)
+        .span(width)
+        .height(height)
+    )
+    if decimals is not None:
+        panel = panel.decimals(decimals)
+    if mappings:
+        panel = panel.mappings(list(mappings))
+    return panel
+
+
+def timeseries_panel(
+    panel_id: int,
+    title: str,
+    targets: Sequence[prometheus.Dataquery],
+    *,
+    unit: str,
+    width: int = 12,
+    height: int = 8,
+    description: str = "",
+    steps: dashboard_builders.ThresholdsConfig | None = None,
+    stacked: bool = False,
+    bars: bool = False,
+    min_value: float | None = 0,
+    max_value: float | None = None,
+) -> timeseries.Panel:
+    """A time series panel with a table legend showing last and max, for drill-downs."""
+    panel = (
+        timeseries.Panel()
+        .id(panel_id)
+        .title(title)
+        .description(description)
+        .datasource(datasource())
+        .targets(list(targets))
+        .unit(unit)
+        .thresholds(steps if steps is not None else thresholds(GREEN))
+        .color_scheme(
+            dashboard_builders.FieldColor().mode(dashboard_models.FieldColorModeId.PALETTE_CLASSIC)
+        )
+        .line_width(2)
+        .fill_opacity(30 if stacked or bars else 10)
+        .show_points(common.VisibilityMode.NEVER)
+        .span_nulls(span_nulls=False)
+        .legend(
+            common_builders.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.TABLE)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(show_legend=True)
+            .calcs(["lastNotNull", "max"])
+        )
+        .tooltip(
+            common_builders.VizTooltipOptions()
+            .mode(common.TooltipDisplayMode.MULTI)
+            .sort(common.SortOrder.DESCENDING)
+        )
+        .span(width)
+        .height(height)
+    )
+    if bars:
+        panel = panel.draw_style(common.GraphDrawStyle.BARS)
+    if stacked:
+        panel = panel.stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
+    if min_value is not None:
+        panel = panel.min(min_value)
+    if max_value is not None:
+        panel = panel.max(max_value)
+    return panel
+
+
+def table_panel(
+    panel_id: int,
+    title: str,
+    targets: Sequence[prometheus.Dataquery],
+    *,
+    width: int,
+    height: int,
+    description: str = "",
+    hide: Sequence[str] = ("Time", "__name__", "instance", "job"),
+    rename: dict[str, str] | None = None,
+) -> table.Panel:
+    """A table of instant queries, merged into one frame, bookkeeping columns hidden."""
+    return (
+        table.Panel()
+        .id(panel_id)
+        .title(title)
+        .description(description)
+        .datasource(datasource())
+        .targets(list(targets))
+        .unit("short")
+        .thresholds(thresholds(GREEN))
+        .align(common.FieldTextAlignment.AUTO)
+        .inspect(inspect=False)
+        .with_transformation(dashboard_models.DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(
+            dashboard_models.DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "excludeByName": dict.fromkeys(hide, True),
+                    "renameByName": rename or {},
+                },
+            )
+        )
+        .span(width)
+        .height(height)
+    )
+
+
+def state_timeline_panel(
+    panel_id: int,
+    title: str,
+    targets: Sequence[prometheus.Dataquery],
+    *,
+    mappings: Sequence[dashboard_models.ValueMapping],
+    steps: dashboard_builders.ThresholdsConfig,
+    width: int,
+    height: int,
+    description: str = "",
+) -> statetimeline.Panel:
+    """States over time (alert pending/firing, source up/down) as coloured bands."""
+    return (
+        statetimeline.Panel()
+        .id(panel_id)
+        .title(title)
+        .description(description)
+        .datasource(datasource())
+        .targets(list(targets))
+        .unit("short")
+        .mappings(list(mappings))
+        .thresholds(steps)
+        .color_scheme(
+            dashboard_builders.FieldColor().mode(dashboard_models.FieldColorModeId.THRESHOLDS)
+        )
+        .show_value(common.VisibilityMode.NEVER)
+        .merge_values(merge_values=True)
+        .row_height(0.8)
+        .fill_opacity(80)
+        .legend(common_builders.VizLegendOptions().show_legend(show_legend=False))
+        .span(width)
+        .height(height)
+    )
+
+
+def row(panel_id: int, title: str, *, repeat: str | None = None) -> dashboard_builders.Row:
+    """An expanded row; its panels follow it at the top level (Grafana strips nested ones)."""
+    built = dashboard_builders.Row(title).id(panel_id).collapsed(collapsed=False)
+    if repeat is not None:
+        built = built.repeat(repeat)
+    return built
+
+
+def query_variable(
+    name: str,
+    label: str,
+    definition: str,
+    *,
+    multi: bool,
+    include_all: bool,
+    default: str | None = None,
+) -> dashboard_builders.QueryVariable:
+    """A Prometheus label_values() variable; multi-value ones default to All, matched as `.*`."""
+    variable = (
+        dashboard_builders.QueryVariable(name)
+        .label(label)
+        .datasource(datasource())
+        .query(definition)
+        .refresh(dashboard_models.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dashboard_models.VariableSort.NATURAL_ASC)
+        .multi(multi=multi)
+        .include_all(include_all=include_all)
+    )
+    if include_all:
+        variable = variable.all_value(".*").current(
+            dashboard_models.VariableOption(selected=True, text=["All"], value=["$__all"])
+        )
+    elif default is not None:
+        variable = variable.current(
+            dashboard_models.VariableOption(selected=True, text=default, value=default)
+        )
+    return variable
+
+
+def dashboard(uid: str, title: str, description: str) -> dashboard_builders.Dashboard:
+    """Common dashboard settings: tags, UTC-free browser time, links to the sibling dashboards."""
+    return (
+        dashboard_builders.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(TAGS)
+        .timezone("browser")
+        .tooltip(dashboard_models.DashboardCursorSync.CROSSHAIR)
+        .link(
+            dashboard_builders.DashboardLink("Support monitor")
+            .type(dashboard_models.DashboardLinkType.DASHBOARDS)
+            .tags(TAGS)
+            .as_dropdown(as_dropdown=True)
+            .include_vars(include_vars=True)
+            .keep_time(keep_time=True)
+        )
+    )
+
+
+T = TypeVar("T")
+
+
+def to_model(builder: Builder[T]) -> dict[str, object]:
+    """The dashboard JSON model exactly as Grafana consumes it (SDK encoder, then plain JSON)."""
+    return cast("dict[str, object]", json.loads(json.dumps(builder.build(), cls=JSONEncoder)))

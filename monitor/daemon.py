@@ -1,0 +1,93 @@
+"""The one supervisor: an ``AsyncExitStack`` opens everything, one ``TaskGroup`` runs it.
+
+Tasks: one consumer per source, the wall clock tick, alert delivery, and the signal watcher.
+SIGTERM/SIGINT ends the task group; each source bounds its own close (a few seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from contextlib import AsyncExitStack
+
+import structlog
+
+from alerts.runtime import Alerting
+from monitor.clock import TickRoad, run_wall_clock
+from monitor.config import Settings
+from monitor.consume import consume
+from monitor.deadletter import DeadLetterSink, JsonlDeadLetters, MemoryDeadLetters
+from monitor.engine.engine import Engine
+from monitor.http import MetricsServer
+from monitor.pipeline import Pipeline
+from monitor.registry import build_registry
+from monitor.sources.build import configured_sources
+from monitor.stats import DaemonStats
+
+
+class _Shutdown(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by the signal watcher to end the task group."""
+
+
+async def _watch_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    raise _Shutdown
+
+
+async def _flush_dead_letters(sink: JsonlDeadLetters) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(sink.flush)
+
+
+async def run_daemon(settings: Settings, listen: str | None = None) -> int:
+    log = structlog.get_logger("support_monitor.daemon")
+    engine = Engine(settings)
+    stats = DaemonStats()
+    alerting = Alerting(settings.detectors, settings.alerts, settings.notifiers, engine, stats)
+    road = TickRoad(engine, settings.exporter.tick_seconds, alerting.handlers)
+    pipeline = Pipeline(engine, stats, event_clock=False)
+    registry = build_registry(engine, stats, alerting)
+    sources = configured_sources(settings, stats)
+    address = listen or settings.exporter.listen
+    stop = asyncio.Event()
+
+    def ready() -> bool:
+        return all(stats.source_up.get(s.name, True) for s in sources)
+
+    try:
+        async with AsyncExitStack() as stack:
+            sink: DeadLetterSink
+            file_sink: JsonlDeadLetters | None = None
+            if settings.dead_letter.path is not None:
+                file_sink = stack.enter_context(JsonlDeadLetters(settings.dead_letter.path))
+                sink = file_sink
+            else:
+                sink = MemoryDeadLetters()
+                log.warning("dead_letters_in_memory", hint="set dead_letter.path to keep them")
+            server = await stack.enter_async_context(MetricsServer(registry, address, ready))
+            for source in sources:
+                await stack.enter_async_context(source)
+            log.info(
+                "daemon_started", listen=f"{address.rpartition(':')[0]}:{server.port}",
+                sources=[s.name for s in sources], channels=list(settings.channels),
+            )
+            async with asyncio.TaskGroup() as tasks:
+                for source in sources:
+                    tasks.create_task(consume(source, pipeline, sink), name=f"source:{source.name}")
+                tasks.create_task(run_wall_clock(road, stats), name="clock")
+                tasks.create_task(alerting.deliver_forever(), name="alerts:deliver")
+                if file_sink is not None:
+                    tasks.create_task(_flush_dead_letters(file_sink), name="dead-letters:flush")
+                tasks.create_task(_watch_signals(stop), name="signals")
+    except* _Shutdown:
+        log.info("daemon_stopped", reason="signal")
+    return 0
+

@@ -1,0 +1,434 @@
+"""The metrics engine: fed typed events and told the time; no I/O, no wall clock.
+
+``apply(event)`` updates state for one event and returns ``None`` or the reason it was not
+applied. ``advance(now)`` moves the clock: windows slide and deadline timers fire in deadline
+order. A timer fires once the *watermark* (``now - allowed_lateness``) is past its deadline, so
+an outcome delivered up to ``allowed_lateness`` late still counts as on time; ``flush`` moves the
+watermark to ``now`` (end of a replay). Breaches are stamped with their deadline whenever they are
+decided. Timers live in one heap: O(log n) per item, never a scan of open items.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+
+from monitor.config import Settings
+from monitor.engine.dedup import Deduplicator
+from monitor.engine.state import ChannelRuntime, Contact, QueueState, Ticket, wait_bounds_for
+from monitor.events import (
+    ComplaintReceived,
+    ContactAbandoned,
+    ContactAnswered,
+    ContactEnded,
+    ContactQueued,
+    Event,
+    Reject,
+    TicketCreated,
+    TicketRated,
+    TicketReopened,
+    TicketResponded,
+    TicketSolved,
+)
+
+# Timer kinds; at-risk timers sort before breaches at the same instant because a deadline is
+# "at risk" up to and including the deadline itself, and breached only once strictly past it.
+_FR_RISK, _RES_RISK, _ANSWER, _FR, _RES, _FORGET_CONTACT, _FORGET_TICKET = range(7)
+_INCLUSIVE = (_FR_RISK, _RES_RISK)
+
+UNCATEGORIZED = "uncategorized"
+OTHER = "other"
+
+
+class Engine:
+    """All metric state of one daemon (or one replay)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        ingest = settings.ingest
+        self.lateness = ingest.allowed_lateness
+        self._answered_retention = ingest.answered_retention
+        self._ticket_retention = max(ingest.answered_retention, 7 * 86400.0)
+        self._complaint_tags = frozenset(ingest.complaint_tags)
+        self._categories = frozenset(ingest.complaint_categories)
+        self.wait_bounds = wait_bounds_for(dict(settings.channels))
+        spans = settings.window_seconds
+        self.channels: dict[str, ChannelRuntime] = {
+            name: ChannelRuntime(name, ch, spans, self.wait_bounds)
+            for name, ch in settings.channels.items()
+        }
+        self.contacts: dict[str, Contact] = {}
+        self.tickets: dict[str, Ticket] = {}
+        self.dedup = Deduplicator(ingest.dedup_max_ids, ingest.dedup_horizon)
+        self._timers: list[tuple[float, int, str]] = []
+        self.now = -math.inf
+        self.watermark = -math.inf
+        self._window_second = -math.inf
+        self._handlers: dict[type, Callable[[Event, float], Reject | None]] = {
+            ContactQueued: self._queued,  # type: ignore[dict-item]
+            ContactAnswered: self._answered,  # type: ignore[dict-item]
+            ContactAbandoned: self._abandoned,  # type: ignore[dict-item]
+            ContactEnded: self._ended,  # type: ignore[dict-item]
+            TicketCreated: self._created,  # type: ignore[dict-item]
+            TicketResponded: self._responded,  # type: ignore[dict-item]
+            TicketSolved: self._solved,  # type: ignore[dict-item]
+            TicketReopened: self._reopened,  # type: ignore[dict-item]
+            TicketRated: self._rated,  # type: ignore[dict-item]
+            ComplaintReceived: self._complaint,  # type: ignore[dict-item]
+        }
+
+    # ------------------------------------------------------------------ the clock
+
+    def advance(self, now: float) -> None:
+        """Move the clock to ``now`` (never backwards) and fire what is due."""
+        self.now = max(self.now, now)
+        self._fire(self.now - self.lateness)
+        second = math.floor(self.now)
+        if second != self._window_second:
+            self._window_second = second
+            for ch in self.channels.values():
+                ch.windows.advance(self.now)
+            self.dedup.expire(self.now)
+
+    def flush(self, now: float | None = None) -> None:
+        """Advance to ``now`` and decide every deadline up to it (no more late events will come)."""
+        if now is not None:
+            self.advance(now)
+        self._fire(self.now)
+
+    def _fire(self, watermark: float) -> None:
+        self.watermark = max(self.watermark, watermark)
+        timers = self._timers
+        while timers:
+            when, kind, key = timers[0]
+            if when > watermark or (when == watermark and kind not in _INCLUSIVE):
+                break
+            heapq.heappop(timers)
+            self._on_timer(when, kind, key)
+
+    def _on_timer(self, when: float, kind: int, key: str) -> None:  # noqa: C901, PLR0912
+        if kind == _ANSWER:
+            c = self.contacts.get(key)
+            if c is None or c.answered_ts is not None or c.breached:
+                return
+            answer = c.q.channel.settings.answer_seconds
+            if answer is not None and c.queued_ts + answer == when:
+                self._breach_contact(c)
+                c.q.breached_waiting += 1
+            return
+        if kind in (_FORGET_CONTACT, _FORGET_TICKET):
+            self._forget(when, kind, key)
+            return
+        t = self.tickets.get(key)
+        if t is None or t.solved_ts is not None:
+            return
+        q = t.q
+        settings = q.channel.settings
+        if kind == _FR:
+            if not t.responded and not t.breached_fr and self._fr_deadline(t) == when:
+                self._breach_fr(t)
+        elif kind == _RES:
+            if not t.breached_res and t.res_deadline == when:
+                self._breach_res(t)
+        elif kind == _FR_RISK:
+            deadline = self._fr_deadline(t)
+            lead = settings.fr_lead
+            if (
+                not t.responded and not t.risk_fr and lead is not None
+                and deadline - lead == when and deadline >= self.watermark
+            ):
+                t.risk_fr = True
+                q.at_risk_fr += 1
+        elif kind == _RES_RISK:
+            lead = settings.res_lead
+            if (
+                not t.risk_res and lead is not None and t.res_deadline - lead == when
+                and t.res_deadline >= self.watermark
+            ):
+                t.risk_res = True
+                q.at_risk_res += 1
+
+    def _forget(self, when: float, kind: int, key: str) -> None:
+        if kind == _FORGET_CONTACT:
+            c = self.contacts.get(key)
+            if c is not None and c.answered_ts is not None:
+                if c.answered_ts + self._answered_retention == when:
+                    del self.contacts[key]
+            return
+        t = self.tickets.get(key)
+        if t is not None and t.solved_ts is not None:
+            if t.solved_ts + self._ticket_retention == when:
+                del self.tickets[key]
+
+    def _at(self, when: float, kind: int, key: str) -> None:
+        heapq.heappush(self._timers, (when, kind, key))
+
+    @property
+    def pending_timers(self) -> int:
+        return len(self._timers)
+
+    # ------------------------------------------------------------------ events
+
+    def apply(self, event: Event, ts: float) -> Reject | None:
+        """Apply one validated event with event time ``ts`` (epoch seconds)."""
+        if event.channel not in self.channels:
+            return Reject.UNKNOWN_CHANNEL
+        return self._handlers[type(event)](event, ts)
+
+    def _queue(self, ch: ChannelRuntime, name: str) -> QueueState | None:
+        return ch.queue(name, self.wait_bounds)
+
+    def _queued(self, ev: ContactQueued, ts: float) -> Reject | None:
+        ch = self.channels[ev.channel]
+        answer = ch.settings.answer_seconds
+        if answer is None:
+            return Reject.WRONG_CHANNEL_KIND
+        q = self._queue(ch, ev.queue)
+        if q is None:
+            return Reject.UNKNOWN_QUEUE
+        if ev.contact_id in self.contacts:
+            return Reject.INVALID_TRANSITION
+        c = Contact(q, ts)
+        self.contacts[ev.contact_id] = c
+        q.add_waiting(ev.contact_id, c)
+        q.queued += 1
+        for agg in ch.windows.targets(ts):
+            agg.queued += 1
+        self._at(ts + answer, _ANSWER, ev.contact_id)
+        return None
+
+    def _answered(self, ev: ContactAnswered, ts: float) -> Reject | None:
+        c = self.contacts.get(ev.contact_id)
+        if c is None:
+            return Reject.UNKNOWN_CONTACT
+        if c.answered_ts is not None:
+            return Reject.INVALID_TRANSITION
+        q = c.q
+        ch = q.channel
+        answer = ch.settings.answer_seconds
+        assert answer is not None
+        wait = max(0.0, ts - c.queued_ts)
+        in_sla = wait <= answer
+        self._leave_queue(ev.contact_id, c, late_breach=not in_sla)
+        c.answered_ts = ts
+        q.answered += 1
+        q.answered_in_sla += in_sla
+        q.wait_hist.observe(wait)
+        for agg in ch.windows.targets(ts):
+            agg.answered += 1
+            agg.answered_in_sla += in_sla
+        ch.windows.add_wait(ts, wait)
+        self._at(ts + self._answered_retention, _FORGET_CONTACT, ev.contact_id)
+        return None
+
+    def _abandoned(self, ev: ContactAbandoned | ContactEnded, ts: float) -> Reject | None:
+        c = self.contacts.get(ev.contact_id)
+        if c is None:
+            return Reject.UNKNOWN_CONTACT
+        if c.answered_ts is not None:
+            return Reject.INVALID_TRANSITION
+        q = c.q
+        ch = q.channel
+        settings = ch.settings
+        answer = settings.answer_seconds
+        assert answer is not None
+        wait = max(0.0, ts - c.queued_ts)
+        short = wait < settings.short_abandon_seconds
+        in_sla = wait <= answer
+        self._leave_queue(ev.contact_id, c, late_breach=not in_sla)
+        del self.contacts[ev.contact_id]
+        q.abandoned += 1
+        q.abandoned_short += short
+        q.abandoned_in_sla += in_sla
+        for agg in ch.windows.targets(ts):
+            agg.abandoned += 1
+            agg.abandoned_short += short
+        return None
+
+    def _ended(self, ev: ContactEnded, ts: float) -> Reject | None:
+        c = self.contacts.get(ev.contact_id)
+        if c is None:
+            return Reject.UNKNOWN_CONTACT
+        if c.answered_ts is None:
+            # Ended while still waiting: the customer left unanswered, i.e. an abandon.
+            return self._abandoned(ev, ts)
+        c.q.handle_hist.observe(max(0.0, ts - c.answered_ts))
+        del self.contacts[ev.contact_id]
+        return None
+
+    def _leave_queue(self, contact_id: str, c: Contact, *, late_breach: bool) -> None:
+        q = c.q
+        del q.waiting[contact_id]
+        if c.breached:
+            q.breached_waiting -= 1
+        elif late_breach:
+            # Past its deadline before the timer was due (within the allowed lateness).
+            self._breach_contact(c)
+
+    def _breach_contact(self, c: Contact) -> None:
+        c.breached = True
+        q = c.q
+        q.breaches_answer += 1
+        answer = q.channel.settings.answer_seconds
+        assert answer is not None
+        for agg in q.channel.windows.targets(c.queued_ts + answer):
+            agg.breaches_answer += 1
+
+    # ------------------------------------------------------------------ tickets
+
+    @staticmethod
+    def _fr_deadline(t: Ticket) -> float:
+        fr = t.q.channel.settings.first_response_seconds
+        return math.inf if fr is None else t.created_ts + fr
+
+    def _created(self, ev: TicketCreated, ts: float) -> Reject | None:
+        ch = self.channels[ev.channel]
+        q = self._queue(ch, ev.queue)
+        if q is None:
+            return Reject.UNKNOWN_QUEUE
+        if ev.ticket_id in self.tickets:
+            return Reject.INVALID_TRANSITION
+        settings = ch.settings
+        res = settings.resolution_seconds
+        t = Ticket(q, ts, math.inf if res is None else ts + res)
+        self.tickets[ev.ticket_id] = t
+        q.created += 1
+        q.tickets_open += 1
+        for agg in ch.windows.targets(ts):
+            agg.created += 1
+        self._arm_ticket(ev.ticket_id, t, first_response=True)
+        if ev.tags and not self._complaint_tags.isdisjoint(ev.tags):
+            category = next((tag for tag in ev.tags if tag in self._categories), UNCATEGORIZED)
+            self._count_complaint(ch, category, ts)
+        return None
+
+    def _arm_ticket(self, ticket_id: str, t: Ticket, *, first_response: bool) -> None:
+        settings = t.q.channel.settings
+        if first_response and settings.first_response_seconds is not None:
+            deadline = self._fr_deadline(t)
+            self._at(deadline, _FR, ticket_id)
+            lead = settings.fr_lead
+            if lead is not None:
+                self._at(deadline - lead, _FR_RISK, ticket_id)
+        if settings.resolution_seconds is not None:
+            self._at(t.res_deadline, _RES, ticket_id)
+            lead = settings.res_lead
+            if lead is not None:
+                self._at(t.res_deadline - lead, _RES_RISK, ticket_id)
+
+    def _responded(self, ev: TicketResponded, ts: float) -> Reject | None:
+        t = self.tickets.get(ev.ticket_id)
+        if t is None:
+            return Reject.UNKNOWN_TICKET
+        if t.responded or t.solved_ts is not None:
+            return None  # later replies (or replies after solve) do not move any clock
+        self._stop_first_response(t, ts)
+        t.q.fr_hist.observe(max(0.0, ts - t.created_ts))
+        return None
+
+    def _stop_first_response(self, t: Ticket, ts: float) -> None:
+        t.responded = True
+        if t.risk_fr:
+            t.risk_fr = False
+            t.q.at_risk_fr -= 1
+        if not t.breached_fr and ts > self._fr_deadline(t):
+            self._breach_fr(t)
+
+    def _solved(self, ev: TicketSolved, ts: float) -> Reject | None:
+        t = self.tickets.get(ev.ticket_id)
+        if t is None:
+            return Reject.UNKNOWN_TICKET
+        if t.solved_ts is not None:
+            return Reject.INVALID_TRANSITION
+        q = t.q
+        if not t.responded:
+            # Solving stops the first-response clock too; a deadline it already passed is a breach.
+            if not t.breached_fr and ts > self._fr_deadline(t):
+                self._breach_fr(t)
+            if t.risk_fr:
+                t.risk_fr = False
+                q.at_risk_fr -= 1
+        if not t.breached_res and ts > t.res_deadline:
+            self._breach_res(t)
+        if t.risk_res:
+            t.risk_res = False
+            q.at_risk_res -= 1
+        t.solved_ts = ts
+        q.solved += 1
+        q.tickets_open -= 1
+        q.res_hist.observe(max(0.0, ts - t.created_ts))
+        for agg in q.channel.windows.targets(ts):
+            agg.solved += 1
+        self._at(ts + self._ticket_retention, _FORGET_TICKET, ev.ticket_id)
+        return None
+
+    def _reopened(self, ev: TicketReopened, ts: float) -> Reject | None:
+        t = self.tickets.get(ev.ticket_id)
+        if t is None:
+            return Reject.UNKNOWN_TICKET
+        if t.solved_ts is None:
+            return Reject.INVALID_TRANSITION
+        t.solved_ts = None
+        t.q.tickets_open += 1
+        res = t.q.channel.settings.resolution_seconds
+        if res is not None:
+            t.res_deadline = ts + res  # the resolution clock restarts from the reopen
+            self._arm_ticket(ev.ticket_id, t, first_response=False)
+        return None
+
+    def _breach_fr(self, t: Ticket) -> None:
+        t.breached_fr = True
+        if t.risk_fr:
+            t.risk_fr = False
+            t.q.at_risk_fr -= 1
+        t.q.breaches_fr += 1
+        for agg in t.q.channel.windows.targets(self._fr_deadline(t)):
+            agg.breaches_first_response += 1
+
+    def _breach_res(self, t: Ticket) -> None:
+        t.breached_res = True
+        if t.risk_res:
+            t.risk_res = False
+            t.q.at_risk_res -= 1
+        t.q.breaches_res += 1
+        for agg in t.q.channel.windows.targets(t.res_deadline):
+            agg.breaches_resolution += 1
+
+    # ------------------------------------------------------------------ customer voice
+
+    def _owner_channel(self, ev: TicketRated | ComplaintReceived) -> ChannelRuntime:
+        """The channel recorded when the referenced ticket/contact was opened, else the event's."""
+        ticket = self.tickets.get(ev.ticket_id) if ev.ticket_id else None
+        if ticket is not None:
+            return ticket.q.channel
+        contact_id = getattr(ev, "contact_id", None)
+        contact = self.contacts.get(contact_id) if contact_id else None
+        if contact is not None:
+            return contact.q.channel
+        return self.channels[ev.channel]
+
+    def _rated(self, ev: TicketRated, ts: float) -> Reject | None:
+        ch = self._owner_channel(ev)
+        ch.ratings[ev.rating] += 1
+        satisfied = ev.rating >= 4
+        for agg in ch.windows.targets(ts):
+            agg.ratings += 1
+            agg.satisfied += satisfied
+        return None
+
+    def _complaint(self, ev: ComplaintReceived, ts: float) -> Reject | None:
+        if ev.category is None:
+            category = UNCATEGORIZED
+        elif ev.category in self._categories:
+            category = ev.category
+        else:
+            category = OTHER
+        self._count_complaint(self._owner_channel(ev), category, ts)
+        return None
+
+    @staticmethod
+    def _count_complaint(ch: ChannelRuntime, category: str, ts: float) -> None:
+        ch.complaints[category] = ch.complaints.get(category, 0) + 1
+        for agg in ch.windows.targets(ts):
+            agg.complaints += 1

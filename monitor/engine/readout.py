@@ -1,0 +1,124 @@
+"""Read side of the engine: the exact numbers the exporter shows and detectors/alerts evaluate.
+
+Everything here is computed from counts (sum, then divide); nothing averages percentages.
+``series(engine)`` flattens every gauge and counter into ``Series`` rows, so an alert rule on any
+metric name sees the very value a scrape of ``/metrics`` would return at that instant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from monitor.engine.engine import Engine
+from monitor.engine.sketch import quantile
+from monitor.engine.state import ChannelRuntime, QueueState
+from monitor.engine.windows import Agg
+
+QUANTILES = (0.5, 0.9, 0.99)
+SLAS = ("answer", "first_response", "resolution")
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One sample: metric name (counters with ``_total``), sorted label pairs, value."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+    def label(self, key: str) -> str | None:
+        for k, v in self.labels:
+            if k == key:
+                return v
+        return None
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den > 0 else math.nan
+
+
+def service_level(agg: Agg) -> float:
+    """answered in SLA / (answered + abandoned - short abandoned); NaN when the denominator is 0."""
+    return _ratio(agg.answered_in_sla, agg.answered + agg.abandoned - agg.abandoned_short)
+
+
+def abandon_ratio(agg: Agg) -> float:
+    long_abandons = agg.abandoned - agg.abandoned_short
+    return _ratio(long_abandons, agg.answered + agg.abandoned - agg.abandoned_short)
+
+
+def csat_ratio(agg: Agg) -> float:
+    return _ratio(agg.satisfied, agg.ratings)
+
+
+def wait_quantile(agg: Agg, q: float) -> float:
+    return quantile(agg.waits, agg.answered, q)
+
+
+def oldest_wait(queue: QueueState, now: float) -> float:
+    oldest = queue.oldest_queued_ts()
+    return 0.0 if oldest is None else max(0.0, now - oldest)
+
+
+def _lbl(**pairs: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(pairs.items()))
+
+
+def queue_series(channel: ChannelRuntime, q: QueueState, now: float) -> Iterator[Series]:
+    lbl = _lbl(channel=channel.name, queue=q.name)
+    yield Series("support_contacts_queued_total", lbl, q.queued)
+    yield Series("support_contacts_answered_total", lbl, q.answered)
+    yield Series("support_contacts_answered_in_sla_total", lbl, q.answered_in_sla)
+    yield Series("support_contacts_abandoned_total", lbl, q.abandoned)
+    yield Series("support_contacts_abandoned_short_total", lbl, q.abandoned_short)
+    yield Series("support_contacts_abandoned_in_sla_total", lbl, q.abandoned_in_sla)
+    yield Series("support_queue_waiting", lbl, len(q.waiting))
+    yield Series("support_queue_oldest_wait_seconds", lbl, oldest_wait(q, now))
+    yield Series("support_queue_breached_waiting", lbl, q.breached_waiting)
+    for sla, value in zip(SLAS, (q.breaches_answer, q.breaches_fr, q.breaches_res), strict=True):
+        yield Series("support_sla_breaches_total", (*lbl, ("sla", sla)), value)
+    yield Series("support_tickets_created_total", lbl, q.created)
+    yield Series("support_tickets_solved_total", lbl, q.solved)
+    yield Series("support_tickets_open", lbl, q.tickets_open)
+    yield Series("support_tickets_at_risk", (*lbl, ("sla", "first_response")), q.at_risk_fr)
+    yield Series("support_tickets_at_risk", (*lbl, ("sla", "resolution")), q.at_risk_res)
+
+
+def window_series(channel: ChannelRuntime) -> Iterator[Series]:
+    windows = channel.windows
+    for name, agg in zip(windows.names, windows.totals, strict=True):
+        lbl = _lbl(channel=channel.name, window=name)
+        yield Series("support_service_level_ratio", lbl, service_level(agg))
+        yield Series("support_abandon_ratio", lbl, abandon_ratio(agg))
+        for q in QUANTILES:
+            yield Series(
+                "support_wait_quantile_seconds", (*lbl, ("quantile", str(q))),
+                wait_quantile(agg, q),
+            )
+        yield Series("support_csat_ratio", lbl, csat_ratio(agg))
+        yield Series("support_complaints_window", lbl, agg.complaints)
+
+
+def voice_series(channel: ChannelRuntime) -> Iterator[Series]:
+    for rating in range(1, 6):
+        yield Series(
+            "support_csat_ratings_total",
+            _lbl(channel=channel.name, rating=str(rating)),
+            channel.ratings[rating],
+        )
+    for category, count in sorted(channel.complaints.items()):
+        yield Series(
+            "support_complaints_total", _lbl(channel=channel.name, category=category), count
+        )
+
+
+def series(engine: Engine) -> Iterator[Series]:
+    """Every gauge and counter of the engine at the engine's clock."""
+    now = engine.now
+    for channel in engine.channels.values():
+        for q in channel.queues.values():
+            yield from queue_series(channel, q, now)
+        yield from window_series(channel)
+        yield from voice_series(channel)

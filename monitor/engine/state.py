@@ -1,0 +1,129 @@
+"""Per channel and per queue state: the counters, gauges and histograms the metrics show."""
+
+from __future__ import annotations
+
+import math
+
+from monitor.config import ChannelSettings
+from monitor.engine.histogram import (
+    FIRST_RESPONSE_BUCKETS,
+    HANDLE_BUCKETS,
+    RESOLUTION_BUCKETS,
+    WAIT_BUCKETS,
+    Histogram,
+    bucket_bounds,
+)
+from monitor.engine.windows import SlidingWindows
+
+
+class Contact:
+    """A live contact from ``queued`` until ``ended`` (or abandoned)."""
+
+    __slots__ = ("answered_ts", "breached", "q", "queued_ts")
+
+    def __init__(self, q: QueueState, queued_ts: float) -> None:
+        self.q = q
+        self.queued_ts = queued_ts
+        self.answered_ts: float | None = None
+        self.breached = False
+
+
+class Ticket:
+    """A ticket from ``created``; kept after ``solved`` for reopen and late events."""
+
+    __slots__ = (
+        "breached_fr", "breached_res", "created_ts", "q", "res_deadline", "responded",
+        "risk_fr", "risk_res", "solved_ts",
+    )
+
+    def __init__(self, q: QueueState, created_ts: float, res_deadline: float) -> None:
+        self.q = q
+        self.created_ts = created_ts
+        self.res_deadline = res_deadline
+        self.responded = False
+        self.solved_ts: float | None = None
+        self.breached_fr = False
+        self.breached_res = False
+        self.risk_fr = False
+        self.risk_res = False
+
+
+class QueueState:
+    """Counters and live gauges of one (channel, queue) series."""
+
+    __slots__ = (
+        "abandoned", "abandoned_in_sla", "abandoned_short", "answered", "answered_in_sla",
+        "at_risk_fr", "at_risk_res", "breached_waiting", "breaches_answer", "breaches_fr",
+        "breaches_res", "channel", "created", "fr_hist", "handle_hist", "last_queued_ts", "name",
+        "ordered", "queued", "res_hist", "solved", "tickets_open", "wait_hist", "waiting",
+    )
+
+    def __init__(self, channel: ChannelRuntime, name: str, wait_bounds: tuple[float, ...]) -> None:
+        self.channel = channel
+        self.name = name
+        self.queued = self.answered = self.answered_in_sla = 0
+        self.abandoned = self.abandoned_short = self.abandoned_in_sla = 0
+        self.breaches_answer = self.breaches_fr = self.breaches_res = 0
+        self.breached_waiting = 0
+        self.waiting: dict[str, Contact] = {}
+        self.ordered = True  # waiting dict is in queued-time order (oldest first)
+        self.last_queued_ts = -math.inf
+        self.created = self.solved = self.tickets_open = 0
+        self.at_risk_fr = self.at_risk_res = 0
+        self.wait_hist = Histogram(wait_bounds)
+        self.handle_hist = Histogram(bucket_bounds(HANDLE_BUCKETS, ()))
+        settings = channel.settings
+        self.fr_hist = Histogram(
+            bucket_bounds(FIRST_RESPONSE_BUCKETS, (settings.first_response_seconds,))
+        )
+        self.res_hist = Histogram(bucket_bounds(RESOLUTION_BUCKETS, (settings.resolution_seconds,)))
+
+    def oldest_queued_ts(self) -> float | None:
+        """Queued time of the longest-waiting contact (O(1) while arrivals come in order)."""
+        if not self.waiting:
+            return None
+        if self.ordered:
+            return next(iter(self.waiting.values())).queued_ts
+        return min(c.queued_ts for c in self.waiting.values())
+
+    def add_waiting(self, contact_id: str, contact: Contact) -> None:
+        if not self.waiting:
+            self.ordered = True
+        elif contact.queued_ts < self.last_queued_ts:
+            self.ordered = False
+        self.last_queued_ts = contact.queued_ts
+        self.waiting[contact_id] = contact
+
+
+class ChannelRuntime:
+    """One channel: its settings, queues, windows and channel-level customer-voice counters."""
+
+    __slots__ = ("complaints", "name", "queues", "ratings", "settings", "windows")
+
+    def __init__(
+        self,
+        name: str,
+        settings: ChannelSettings,
+        window_spans: dict[str, float],
+        wait_bounds: tuple[float, ...],
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.windows = SlidingWindows(window_spans)
+        self.queues: dict[str, QueueState] = {
+            q: QueueState(self, q, wait_bounds) for q in settings.queues
+        }
+        self.ratings = [0] * 6  # index 1..5
+        self.complaints: dict[str, int] = {}
+
+    def queue(self, name: str, wait_bounds: tuple[float, ...]) -> QueueState | None:
+        """The queue's state; ``default`` is always accepted (events may omit ``queue``)."""
+        q = self.queues.get(name)
+        if q is None and name == "default":
+            q = self.queues[name] = QueueState(self, name, wait_bounds)
+        return q
+
+
+def wait_bounds_for(channels: dict[str, ChannelSettings]) -> tuple[float, ...]:
+    """Wait-histogram buckets: defaults plus every channel's T, shared by all series."""
+    return bucket_bounds(WAIT_BUCKETS, (c.answer_seconds for c in channels.values()))

@@ -1,0 +1,20 @@
+"""What every source is: an async context manager whose ``events()`` yields deliveries.
+
+Decoding happens once, on the shared road (``monitor.pipeline``), so every source rejects and
+dead-letters bad input the same way. A source commits/acknowledges a delivery only after the
+consumer has asked for the next one, i.e. after the previous one was applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from monitor.pipeline import Delivery
+
+
+class Source(AbstractAsyncContextManager["Source"], Protocol):
+    name: str
+
+    def events(self) -> AsyncIterator[Delivery]: ...

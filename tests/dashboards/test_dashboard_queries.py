@@ -1,0 +1,186 @@
+"""Every metric and label the dashboards query exists in the metric contract (metrics.md).
+
+The contract below is copied from the spec, plus the detector and daemon-runtime gauges agreed
+with the lead. Selectors may only use a family's own labels (and Prometheus' `instance`/`job`), so
+a dashboard cannot silently filter on a label the exporter never sets.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dashboards.build import build_all, panel_queries
+
+LIVE = {"channel", "queue"}
+WINDOWED = {"channel", "window"}
+DAEMON_EXTRA_ANY = "*"  # build_info carries free-form version labels
+
+# family name -> (kind, labels); kind decides the suffixes a query may use
+CONTRACT: dict[str, tuple[str, set[str] | str]] = {
+    # live contacts
+    "support_contacts_queued": ("counter", LIVE),
+    "support_contacts_answered": ("counter", LIVE),
+    "support_contacts_answered_in_sla": ("counter", LIVE),
+    "support_contacts_abandoned": ("counter", LIVE),
+    "support_contacts_abandoned_short": ("counter", LIVE),
+    "support_contacts_abandoned_in_sla": ("counter", LIVE),
+    "support_sla_breaches": ("counter", LIVE | {"sla"}),
+    "support_queue_waiting": ("gauge", LIVE),
+    "support_queue_oldest_wait_seconds": ("gauge", LIVE),
+    "support_queue_breached_waiting": ("gauge", LIVE),
+    "support_wait_seconds": ("histogram", LIVE),
+    "support_handle_seconds": ("histogram", LIVE),
+    # windowed
+    "support_service_level_ratio": ("gauge", WINDOWED),
+    "support_abandon_ratio": ("gauge", WINDOWED),
+    "support_wait_quantile_seconds": ("gauge", WINDOWED | {"quantile"}),
+    "support_csat_ratio": ("gauge", WINDOWED),
+    "support_complaints_window": ("gauge", WINDOWED),
+    # tickets
+    "support_tickets_created": ("counter", LIVE),
+    "support_tickets_solved": ("counter", LIVE),
+    "support_tickets_open": ("gauge", LIVE),
+    "support_tickets_at_risk": ("gauge", LIVE | {"sla"}),
+    "support_first_response_seconds": ("histogram", LIVE),
+    "support_resolution_seconds": ("histogram", LIVE),
+    # customer voice
+    "support_csat_ratings": ("counter", {"channel", "rating"}),
+    "support_complaints": ("counter", {"channel", "category"}),
+    # alerts and the daemon
+    "support_alerts": ("gauge", {"alertname", "alertstate", "severity", "channel"}),
+    "support_monitor_events": ("counter", {"source", "type"}),
+    "support_monitor_events_rejected": ("counter", {"source", "reason"}),
+    "support_monitor_event_lag_seconds": ("histogram", set()),
+    "support_monitor_notifications": ("counter", {"notifier", "result"}),
+    "support_monitor_build_info": ("gauge", DAEMON_EXTRA_ANY),
+    # detectors and daemon runtime (lead's additions to the contract)
+    "support_detector_score": ("gauge", {"detector", "channel"}),
+    "support_detector_expected": ("gauge", {"detector", "channel"}),
+    "support_detector_threshold": ("gauge", {"detector", "channel"}),
+    "support_monitor_loop_lag_seconds": ("gauge", set()),
+    "support_monitor_kafka_partition_lag": ("gauge", {"topic", "partition"}),
+    "support_monitor_source_up": ("gauge", {"source"}),
+}
+SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+TARGET_LABELS = {"instance", "job"}
+DETECTORS = {"sla_burn", "complaint_spike", "backlog_growth", "tickets_at_risk", "threshold"}
+
+
+def _series_names() -> dict[str, str]:
+    """Exposed series name -> family."""
+    names = {}
+    for family, (kind, _) in CONTRACT.items():
+        for suffix in SUFFIXES[kind]:
+            names[family + suffix] = family
+    return names
+
+
+SERIES = _series_names()
+MODELS = build_all()
+QUERIES = [(name, expr) for name, model in MODELS.items() for expr in panel_queries(model)]
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_METRIC = re.compile(r"\b(support_[a-z0-9_]+)\b")
+_SELECTOR = re.compile(r"\b(support_[a-z0-9_]+)\{([^}]*)\}")
+_MATCHER = re.compile(r'\s*([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*')
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)")
+
+
+def _metrics(expr: str) -> set[str]:
+    return set(_METRIC.findall(_STRINGS.sub('""', expr)))
+
+
+def test_contract_suffixes_are_unambiguous():
+    # e.g. a counter family must not collide with a gauge family plus suffix
+    assert len(SERIES) == sum(len(SUFFIXES[kind]) for kind, _ in CONTRACT.values())
+
+
+def test_there_are_queries_to_check():
+    assert len(QUERIES) > 40
+    used = {metric for _, expr in QUERIES for metric in _metrics(expr)}
+    # the dashboards cover most of the contract
+    assert len({SERIES[m] for m in used if m in SERIES}) >= len(CONTRACT) - 2
+
+
+@pytest.mark.parametrize(("name", "expr"), QUERIES)
+def test_query_uses_only_known_metric_names(name, expr):
+    metrics = _metrics(expr)
+    assert metrics, f"{name}: no support_ metric in {expr!r}"
+    unknown = metrics - set(SERIES)
+    assert not unknown, f"{name}: unknown metric(s) {unknown} in {expr!r}"
+
+
+@pytest.mark.parametrize(("name", "expr"), QUERIES)
+def test_selectors_and_groupings_use_known_labels(name, expr):
+    families = {SERIES[m] for m in _metrics(expr)}
+    allowed: set[str] = set(TARGET_LABELS)
+    for family in families:
+        labels = CONTRACT[family][1]
+        if labels == DAEMON_EXTRA_ANY:
+            return
+        assert isinstance(labels, set)
+        allowed |= labels
+        if CONTRACT[family][0] == "histogram":
+            allowed.add("le")
+    for metric, body in _SELECTOR.findall(expr):
+        labels = CONTRACT[SERIES[metric]][1]
+        assert isinstance(labels, set)
+        for matcher in _MATCHER.findall(body):
+            assert matcher[0] in labels | TARGET_LABELS, f"{name}: {metric} has no {matcher[0]}"
+    for group in _GROUPING.findall(expr):
+        for label in filter(None, (part.strip() for part in group.split(","))):
+            assert label in allowed, f"{name}: grouping label {label!r} unknown in {expr!r}"
+
+
+@pytest.mark.parametrize(("name", "expr"), QUERIES)
+def test_query_is_balanced(name, expr):
+    stripped = _STRINGS.sub('""', expr)
+    pairs = {")": "(", "]": "[", "}": "{"}
+    stack = []
+    for char in stripped:
+        if char in "([{":
+            stack.append(char)
+        elif char in pairs:
+            assert stack, f"{name}: unbalanced {expr!r}"
+            assert stack.pop() == pairs[char], f"{name}: unbalanced {expr!r}"
+    assert not stack, f"{name}: unbalanced {expr!r}"
+    assert "$" not in expr
+
+
+def test_histograms_are_read_through_rate_of_buckets():
+    for name, expr in QUERIES:
+        if "histogram_quantile" in expr:
+            assert re.search(r"rate\(support_\w+_bucket\{?[^\[]*\[", expr), (name, expr)
+            assert re.search(r"by \([^)]*\ble\b", expr), (name, expr)
+
+
+def test_counters_are_never_shown_raw():
+    for name, expr in QUERIES:
+        for metric in _metrics(expr):
+            if metric.endswith(("_total", "_bucket", "_sum", "_count")):
+                assert re.search(rf"(rate|increase)\({metric}\b", expr), (name, expr)
+
+
+def test_template_variable_queries_use_known_metrics():
+    for name, model in MODELS.items():
+        for variable in model["templating"].get("list", []):
+            definition = variable["query"]
+            names = set(_metrics(_STRINGS.sub('""', definition)))
+            for alternatives in re.findall(r'__name__=~"([^"]+)"', definition):
+                names.update(alternatives.split("|"))
+            assert names, (name, definition)
+            assert names <= set(SERIES), (name, definition)
+            label = re.search(r",\s*(\w+)\)$", definition)
+            assert label, definition
+            for metric in names:
+                labels = CONTRACT[SERIES[metric]][1]
+                assert isinstance(labels, set)
+                assert label.group(1) in labels, (name, definition)
+
+
+def test_detector_names_are_the_agreed_ones():
+    # the detector dashboard repeats over whatever the daemon exports; the names are documented
+    from dashboards import detectors  # noqa: PLC0415
+
+    assert set(detectors.DETECTORS) == DETECTORS
