@@ -38,7 +38,8 @@ class TickRoad:
 
     def before_event(self, ts: float) -> None:
         """Replay: ticks strictly before an event's time run before the event is applied."""
-        self.catch_up(ts, inclusive=False)
+        if self._next is None or self._next < ts:
+            self.catch_up(ts, inclusive=False)
 
 
 async def run_wall_clock(

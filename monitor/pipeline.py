@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-
+import msgspec
 import structlog
 
 from monitor.deadletter import DeadLetter
@@ -20,9 +19,9 @@ _TYPE_NAME = {t: str(t.__struct_config__.tag) for t in EVENT_TYPES}
 _LOG_BURST = 20  # rejected events logged per reason per second; the dead-letter sink keeps all
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What a source yields: the raw message and where it came from (for logs and dead letters)."""
+class Delivery(msgspec.Struct, frozen=True, gc=False):
+    """What a source yields: the raw message and where it came from (for logs and dead letters).
+    A msgspec struct: ~10x cheaper to build than a frozen dataclass, once per event."""
 
     raw: bytes
     position: str

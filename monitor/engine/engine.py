@@ -1,11 +1,16 @@
 """The metrics engine: fed typed events and told the time; no I/O, no wall clock.
 
 ``apply(event)`` updates state for one event and returns ``None`` or the reason it was not
-applied. ``advance(now)`` moves the clock: windows slide and deadline timers fire in deadline
-order. A timer fires once the *watermark* (``now - allowed_lateness``) is past its deadline, so
-an outcome delivered up to ``allowed_lateness`` late still counts as on time; ``flush`` moves the
-watermark to ``now`` (end of a replay). Breaches are stamped with their deadline whenever they are
-decided. Timers live in one heap: O(log n) per item, never a scan of open items.
+applied. ``advance(now)`` moves the clock; once per second of clock time windows slide and
+deadlines are decided. A deadline is decided once the *watermark* (``now - allowed_lateness``) is
+past it, so an outcome delivered up to ``allowed_lateness`` late still counts as on time;
+``flush`` moves the watermark to ``now`` (end of a replay) and decides exactly. Breaches are
+stamped with their deadline whenever they are decided.
+
+Deadlines cost O(1) or O(log n) per item, never a scan of open items: contacts queued in time
+order wait in an insertion-ordered "pending" dict per queue (T is per channel, so that order is
+deadline order, and an answered contact simply leaves it); contacts that arrive out of order and
+all ticket clocks use one timer heap.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Callable
 
 from monitor.config import Settings
 from monitor.engine.dedup import Deduplicator
+from monitor.engine.sketch import bucket_of
 from monitor.engine.state import ChannelRuntime, Contact, QueueState, Ticket, wait_bounds_for
 from monitor.events import (
     ComplaintReceived,
@@ -34,7 +40,7 @@ from monitor.events import (
 
 # Timer kinds; at-risk timers sort before breaches at the same instant because a deadline is
 # "at risk" up to and including the deadline itself, and breached only once strictly past it.
-_FR_RISK, _RES_RISK, _ANSWER, _FR, _RES, _FORGET_CONTACT, _FORGET_TICKET = range(7)
+_FR_RISK, _RES_RISK, _ANSWER, _FR, _RES, _FORGET_TICKET = range(6)
 _INCLUSIVE = (_FR_RISK, _RES_RISK)
 
 UNCATEGORIZED = "uncategorized"
@@ -59,12 +65,13 @@ class Engine:
             for name, ch in settings.channels.items()
         }
         self.contacts: dict[str, Contact] = {}
+        self._talking: dict[str, Contact] = {}  # answered, not ended; in answer order for expiry
         self.tickets: dict[str, Ticket] = {}
         self.dedup = Deduplicator(ingest.dedup_max_ids, ingest.dedup_horizon)
         self._timers: list[tuple[float, int, str]] = []
         self.now = -math.inf
         self.watermark = -math.inf
-        self._window_second = -math.inf
+        self._next_second = -math.inf
         self._handlers: dict[type, Callable[[Event, float], Reject | None]] = {
             ContactQueued: self._queued,  # type: ignore[dict-item]
             ContactAnswered: self._answered,  # type: ignore[dict-item]
@@ -81,24 +88,37 @@ class Engine:
     # ------------------------------------------------------------------ the clock
 
     def advance(self, now: float) -> None:
-        """Move the clock to ``now`` (never backwards) and fire what is due."""
-        self.now = max(self.now, now)
-        self._fire(self.now - self.lateness)
-        second = math.floor(self.now)
-        if second != self._window_second:
-            self._window_second = second
+        """Move the clock to ``now`` (never backwards). Called per event in replay, so within a
+        second it only moves the clock; each new second slides windows and decides deadlines."""
+        if now <= self.now:
+            return
+        self.now = now
+        if now >= self._next_second:
+            self._next_second = math.floor(now) + 1
             for ch in self.channels.values():
-                ch.windows.advance(self.now)
-            self.dedup.expire(self.now)
+                ch.windows.advance(now)
+            self._decide(now - self.lateness)
+            self.dedup.expire(now)
+            self._forget_talking(now - self._answered_retention)
 
     def flush(self, now: float | None = None) -> None:
         """Advance to ``now`` and decide every deadline up to it (no more late events will come)."""
         if now is not None:
             self.advance(now)
-        self._fire(self.now)
+        self._decide(self.now)
 
-    def _fire(self, watermark: float) -> None:
-        self.watermark = max(self.watermark, watermark)
+    def _decide(self, watermark: float) -> None:
+        """Breach every contact and ticket clock whose deadline is before the watermark."""
+        self.watermark = watermark = max(self.watermark, watermark)
+        for q in self._live_queues():
+            answer = q.channel.settings.answer_seconds
+            assert answer is not None
+            pending = q.pending
+            while pending:
+                c = next(iter(pending.values()))
+                if c.queued_ts + answer >= watermark:
+                    break
+                self._breach_waiting(c)
         timers = self._timers
         while timers:
             when, kind, key = timers[0]
@@ -114,11 +134,13 @@ class Engine:
                 return
             answer = c.q.channel.settings.answer_seconds
             if answer is not None and c.queued_ts + answer == when:
-                self._breach_contact(c)
-                c.q.breached_waiting += 1
+                self._breach_waiting(c)
             return
-        if kind in (_FORGET_CONTACT, _FORGET_TICKET):
-            self._forget(when, kind, key)
+        if kind == _FORGET_TICKET:
+            t = self.tickets.get(key)
+            if t is not None and t.solved_ts is not None:
+                if t.solved_ts + self._ticket_retention == when:
+                    del self.tickets[key]
             return
         t = self.tickets.get(key)
         if t is None or t.solved_ts is not None:
@@ -126,16 +148,16 @@ class Engine:
         q = t.q
         settings = q.channel.settings
         if kind == _FR:
-            if not t.responded and not t.breached_fr and self._fr_deadline(t) == when:
-                self._breach_fr(t)
+            if not t.fr_stopped and self._fr_deadline(t) == when:
+                self._stop_fr(t, math.inf)
         elif kind == _RES:
-            if not t.breached_res and t.res_deadline == when:
-                self._breach_res(t)
+            if t.res_deadline == when:
+                self._stop_res(t, math.inf)
         elif kind == _FR_RISK:
             deadline = self._fr_deadline(t)
             lead = settings.fr_lead
             if (
-                not t.responded and not t.risk_fr and lead is not None
+                not t.fr_stopped and not t.risk_fr and lead is not None
                 and deadline - lead == when and deadline >= self.watermark
             ):
                 t.risk_fr = True
@@ -149,17 +171,15 @@ class Engine:
                 t.risk_res = True
                 q.at_risk_res += 1
 
-    def _forget(self, when: float, kind: int, key: str) -> None:
-        if kind == _FORGET_CONTACT:
-            c = self.contacts.get(key)
-            if c is not None and c.answered_ts is not None:
-                if c.answered_ts + self._answered_retention == when:
-                    del self.contacts[key]
-            return
-        t = self.tickets.get(key)
-        if t is not None and t.solved_ts is not None:
-            if t.solved_ts + self._ticket_retention == when:
-                del self.tickets[key]
+    def _forget_talking(self, cutoff: float) -> None:
+        """Forget answered contacts whose ``ended`` never came (oldest answers first)."""
+        talking = self._talking
+        while talking:
+            contact_id, c = next(iter(talking.items()))
+            if c.answered_ts is None or c.answered_ts >= cutoff:
+                return
+            del talking[contact_id]
+            del self.contacts[contact_id]
 
     def _at(self, when: float, kind: int, key: str) -> None:
         heapq.heappush(self._timers, (when, kind, key))
@@ -167,6 +187,12 @@ class Engine:
     @property
     def pending_timers(self) -> int:
         return len(self._timers)
+
+    def _live_queues(self) -> list[QueueState]:
+        return [
+            q for ch in self.channels.values() if ch.settings.answer_seconds is not None
+            for q in ch.queues.values() if q.pending
+        ]
 
     # ------------------------------------------------------------------ events
 
@@ -177,7 +203,8 @@ class Engine:
         return self._handlers[type(event)](event, ts)
 
     def _queue(self, ch: ChannelRuntime, name: str) -> QueueState | None:
-        return ch.queue(name, self.wait_bounds)
+        q = ch.queues.get(name)
+        return q if q is not None else ch.queue(name, self.wait_bounds)
 
     def _queued(self, ev: ContactQueued, ts: float) -> Reject | None:
         ch = self.channels[ev.channel]
@@ -189,13 +216,13 @@ class Engine:
             return Reject.UNKNOWN_QUEUE
         if ev.contact_id in self.contacts:
             return Reject.INVALID_TRANSITION
-        c = Contact(q, ts)
+        c = Contact(q, ev.contact_id, ts)
         self.contacts[ev.contact_id] = c
-        q.add_waiting(ev.contact_id, c)
+        if not q.add_waiting(ev.contact_id, c):
+            self._at(ts + answer, _ANSWER, ev.contact_id)  # out of order: its own timer
         q.queued += 1
         for agg in ch.windows.targets(ts):
             agg.queued += 1
-        self._at(ts + answer, _ANSWER, ev.contact_id)
         return None
 
     def _answered(self, ev: ContactAnswered, ts: float) -> Reject | None:
@@ -212,14 +239,16 @@ class Engine:
         in_sla = wait <= answer
         self._leave_queue(ev.contact_id, c, late_breach=not in_sla)
         c.answered_ts = ts
+        self._talking[ev.contact_id] = c
         q.answered += 1
         q.answered_in_sla += in_sla
         q.wait_hist.observe(wait)
+        index = bucket_of(wait)
         for agg in ch.windows.targets(ts):
             agg.answered += 1
             agg.answered_in_sla += in_sla
-        ch.windows.add_wait(ts, wait)
-        self._at(ts + self._answered_retention, _FORGET_CONTACT, ev.contact_id)
+            waits = agg.waits
+            waits[index] = waits.get(index, 0) + 1
         return None
 
     def _abandoned(self, ev: ContactAbandoned | ContactEnded, ts: float) -> Reject | None:
@@ -255,20 +284,28 @@ class Engine:
             return self._abandoned(ev, ts)
         c.q.handle_hist.observe(max(0.0, ts - c.answered_ts))
         del self.contacts[ev.contact_id]
+        del self._talking[ev.contact_id]
         return None
 
     def _leave_queue(self, contact_id: str, c: Contact, *, late_breach: bool) -> None:
         q = c.q
         del q.waiting[contact_id]
+        q.pending.pop(contact_id, None)
         if c.breached:
             q.breached_waiting -= 1
         elif late_breach:
             # Past its deadline before the timer was due (within the allowed lateness).
             self._breach_contact(c)
 
+    def _breach_waiting(self, c: Contact) -> None:
+        """The deadline passed while the contact still waits."""
+        self._breach_contact(c)
+        c.q.breached_waiting += 1
+
     def _breach_contact(self, c: Contact) -> None:
         c.breached = True
         q = c.q
+        q.pending.pop(c.contact_id, None)
         q.breaches_answer += 1
         answer = q.channel.settings.answer_seconds
         assert answer is not None
@@ -321,19 +358,13 @@ class Engine:
         t = self.tickets.get(ev.ticket_id)
         if t is None:
             return Reject.UNKNOWN_TICKET
-        if t.responded or t.solved_ts is not None:
-            return None  # later replies (or replies after solve) do not move any clock
-        self._stop_first_response(t, ts)
-        t.q.fr_hist.observe(max(0.0, ts - t.created_ts))
-        return None
-
-    def _stop_first_response(self, t: Ticket, ts: float) -> None:
+        if t.responded:
+            return None  # later replies do not move any clock
         t.responded = True
-        if t.risk_fr:
-            t.risk_fr = False
-            t.q.at_risk_fr -= 1
-        if not t.breached_fr and ts > self._fr_deadline(t):
-            self._breach_fr(t)
+        t.q.fr_hist.observe(max(0.0, ts - t.created_ts))
+        if not t.fr_stopped:
+            self._stop_fr(t, ts)
+        return None
 
     def _solved(self, ev: TicketSolved, ts: float) -> Reject | None:
         t = self.tickets.get(ev.ticket_id)
@@ -342,18 +373,9 @@ class Engine:
         if t.solved_ts is not None:
             return Reject.INVALID_TRANSITION
         q = t.q
-        if not t.responded:
-            # Solving stops the first-response clock too; a deadline it already passed is a breach.
-            if not t.breached_fr and ts > self._fr_deadline(t):
-                self._breach_fr(t)
-            if t.risk_fr:
-                t.risk_fr = False
-                q.at_risk_fr -= 1
-        if not t.breached_res and ts > t.res_deadline:
-            self._breach_res(t)
-        if t.risk_res:
-            t.risk_res = False
-            q.at_risk_res -= 1
+        if not t.fr_stopped:
+            self._stop_fr(t, ts)  # solving stops the first-response clock for good
+        self._stop_res(t, ts)
         t.solved_ts = ts
         q.solved += 1
         q.tickets_open -= 1
@@ -377,23 +399,32 @@ class Engine:
             self._arm_ticket(ev.ticket_id, t, first_response=False)
         return None
 
-    def _breach_fr(self, t: Ticket) -> None:
-        t.breached_fr = True
+    def _stop_fr(self, t: Ticket, ts: float) -> None:
+        """The first-response clock stops at ``ts`` (``inf``: its deadline passed while running):
+        no longer at risk, and a breach (once, stamped at the deadline) if ``ts`` is past it."""
+        t.fr_stopped = True
+        q = t.q
         if t.risk_fr:
             t.risk_fr = False
-            t.q.at_risk_fr -= 1
-        t.q.breaches_fr += 1
-        for agg in t.q.channel.windows.targets(self._fr_deadline(t)):
-            agg.breaches_first_response += 1
+            q.at_risk_fr -= 1
+        deadline = self._fr_deadline(t)
+        if not t.breached_fr and ts > deadline:
+            t.breached_fr = True
+            q.breaches_fr += 1
+            for agg in q.channel.windows.targets(deadline):
+                agg.breaches_first_response += 1
 
-    def _breach_res(self, t: Ticket) -> None:
-        t.breached_res = True
+    def _stop_res(self, t: Ticket, ts: float) -> None:
+        """The same for the current resolution cycle; a ticket breaches resolution at most once."""
+        q = t.q
         if t.risk_res:
             t.risk_res = False
-            t.q.at_risk_res -= 1
-        t.q.breaches_res += 1
-        for agg in t.q.channel.windows.targets(t.res_deadline):
-            agg.breaches_resolution += 1
+            q.at_risk_res -= 1
+        if not t.breached_res and ts > t.res_deadline:
+            t.breached_res = True
+            q.breaches_res += 1
+            for agg in q.channel.windows.targets(t.res_deadline):
+                agg.breaches_resolution += 1
 
     # ------------------------------------------------------------------ customer voice
 

@@ -16,11 +16,16 @@ _LOG_GAMMA = math.log(_GAMMA)
 _MIN_VALUE = 1e-3  # waits under a millisecond are stored as zero
 
 
+_INV_LOG_GAMMA = 1.0 / _LOG_GAMMA
+_log = math.log
+_ceil = math.ceil
+
+
 def bucket_of(value: float) -> int:
     """Bucket index of a non-negative value (0 holds everything below a millisecond)."""
     if value < _MIN_VALUE:
         return 0
-    return math.ceil(math.log(value) / _LOG_GAMMA) + 10_000
+    return _ceil(_log(value) * _INV_LOG_GAMMA) + 10_000
 
 
 def value_of(index: int) -> float:

@@ -19,10 +19,11 @@ from monitor.engine.windows import SlidingWindows
 class Contact:
     """A live contact from ``queued`` until ``ended`` (or abandoned)."""
 
-    __slots__ = ("answered_ts", "breached", "q", "queued_ts")
+    __slots__ = ("answered_ts", "breached", "contact_id", "q", "queued_ts")
 
-    def __init__(self, q: QueueState, queued_ts: float) -> None:
+    def __init__(self, q: QueueState, contact_id: str, queued_ts: float) -> None:
         self.q = q
+        self.contact_id = contact_id
         self.queued_ts = queued_ts
         self.answered_ts: float | None = None
         self.breached = False
@@ -32,7 +33,7 @@ class Ticket:
     """A ticket from ``created``; kept after ``solved`` for reopen and late events."""
 
     __slots__ = (
-        "breached_fr", "breached_res", "created_ts", "q", "res_deadline", "responded",
+        "breached_fr", "breached_res", "created_ts", "fr_stopped", "q", "res_deadline", "responded",
         "risk_fr", "risk_res", "solved_ts",
     )
 
@@ -41,6 +42,7 @@ class Ticket:
         self.created_ts = created_ts
         self.res_deadline = res_deadline
         self.responded = False
+        self.fr_stopped = False  # responded or solved: the first-response clock never restarts
         self.solved_ts: float | None = None
         self.breached_fr = False
         self.breached_res = False
@@ -55,7 +57,8 @@ class QueueState:
         "abandoned", "abandoned_in_sla", "abandoned_short", "answered", "answered_in_sla",
         "at_risk_fr", "at_risk_res", "breached_waiting", "breaches_answer", "breaches_fr",
         "breaches_res", "channel", "created", "fr_hist", "handle_hist", "last_queued_ts", "name",
-        "ordered", "queued", "res_hist", "solved", "tickets_open", "wait_hist", "waiting",
+        "ordered", "pending", "queued", "res_hist", "solved", "tickets_open", "wait_hist",
+        "waiting",
     )
 
     def __init__(self, channel: ChannelRuntime, name: str, wait_bounds: tuple[float, ...]) -> None:
@@ -67,6 +70,8 @@ class QueueState:
         self.breached_waiting = 0
         self.waiting: dict[str, Contact] = {}
         self.ordered = True  # waiting dict is in queued-time order (oldest first)
+        self.pending: dict[str, Contact] = {}
+        """Waiting, not yet breached, queued in time order: its first entry has the next deadline."""
         self.last_queued_ts = -math.inf
         self.created = self.solved = self.tickets_open = 0
         self.at_risk_fr = self.at_risk_res = 0
@@ -86,13 +91,18 @@ class QueueState:
             return next(iter(self.waiting.values())).queued_ts
         return min(c.queued_ts for c in self.waiting.values())
 
-    def add_waiting(self, contact_id: str, contact: Contact) -> None:
+    def add_waiting(self, contact_id: str, contact: Contact) -> bool:
+        """Start waiting; ``False`` when it arrived out of order (it then needs its own timer)."""
+        in_order = contact.queued_ts >= self.last_queued_ts
         if not self.waiting:
             self.ordered = True
-        elif contact.queued_ts < self.last_queued_ts:
+        elif not in_order:
             self.ordered = False
-        self.last_queued_ts = contact.queued_ts
         self.waiting[contact_id] = contact
+        if in_order:
+            self.last_queued_ts = contact.queued_ts
+            self.pending[contact_id] = contact
+        return in_order
 
 
 class ChannelRuntime:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right, insort
 
-from monitor.engine.sketch import add_into, bucket_of
+from monitor.engine.sketch import add_into
 
 
 class Agg:
@@ -55,7 +55,10 @@ class Agg:
 class SlidingWindows:
     """Buckets and running totals of one channel for every configured window."""
 
-    __slots__ = ("_buckets", "_cuts", "_keys", "_max_span", "names", "spans", "totals")
+    __slots__ = (
+        "_buckets", "_cached", "_cached_key", "_cuts", "_keys", "_max_span", "names", "spans",
+        "totals",
+    )
 
     def __init__(self, spans: dict[str, float]) -> None:
         self.names = tuple(spans)
@@ -65,6 +68,8 @@ class SlidingWindows:
         self._cuts = [-math.inf] * len(self.names)  # buckets <= cut are out of that window
         self._buckets: dict[int, Agg] = {}
         self._keys: list[int] = []
+        self._cached_key: float = math.nan  # targets() of the last second asked for
+        self._cached: list[Agg] = []
 
     def total(self, window: str) -> Agg:
         return self.totals[self.names.index(window)]
@@ -72,6 +77,8 @@ class SlidingWindows:
     def targets(self, ts: float) -> list[Agg]:
         """The aggregates an outcome at ``ts`` must be added to (its bucket and open windows)."""
         key = math.floor(ts)
+        if key == self._cached_key:
+            return self._cached  # most outcomes land in the current second
         cuts = self._cuts
         if key <= min(cuts):
             return []  # slid out of every window already
@@ -86,15 +93,12 @@ class SlidingWindows:
         for i, total in enumerate(self.totals):
             if key > cuts[i]:
                 out.append(total)
+        self._cached_key, self._cached = key, out
         return out
-
-    def add_wait(self, ts: float, wait: float) -> None:
-        index = bucket_of(wait)
-        for agg in self.targets(ts):
-            agg.waits[index] = agg.waits.get(index, 0) + 1
 
     def advance(self, now: float) -> None:
         """Slide every window to end at ``now``; drop buckets no window holds any more."""
+        self._cached_key = math.nan
         keys = self._keys
         for i, span in enumerate(self.spans):
             cut = math.floor(now - span)

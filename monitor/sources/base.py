@@ -2,14 +2,15 @@
 
 Decoding happens once, on the shared road (``monitor.pipeline``), so every source rejects and
 dead-letters bad input the same way. A source commits/acknowledges a delivery only after the
-consumer has asked for the next one, i.e. after the previous one was applied.
+consumer has asked for the next one, i.e. after the previous one was applied. A source that
+reads in batches may also offer ``batches()``; the consumer then takes a batch per await.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from monitor.pipeline import Delivery
 
@@ -18,3 +19,10 @@ class Source(AbstractAsyncContextManager["Source"], Protocol):
     name: str
 
     def events(self) -> AsyncIterator[Delivery]: ...
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    name: str
+
+    def batches(self) -> AsyncIterator[list[Delivery]]: ...

@@ -32,11 +32,11 @@ class FileSource:
             self._file = None
 
     async def events(self) -> AsyncIterator[Delivery]:
-        async for block in self.blocks():
+        async for block in self.batches():
             for delivery in block:
                 yield delivery
 
-    async def blocks(self) -> AsyncIterator[list[Delivery]]:
+    async def batches(self) -> AsyncIterator[list[Delivery]]:
         """Deliveries a block at a time: one await per ~1 MiB instead of one per line."""
         assert self._file is not None, "use FileSource as an async context manager"
         file = self._file

@@ -1,0 +1,321 @@
+"""Dead-letter sinks that publish to a broker topic, and the retry backoff the broker code shares.
+
+``write`` returns only once the broker has acknowledged the letter (Kafka ``acks=all``, MQTT
+PUBACK), and retries with a capped jittered backoff while the broker is unreachable. The consume
+loop awaits ``write`` before it asks the source for the next delivery, so a rejected message is
+always kept before its offset is committed (or its MQTT message acknowledged). While a write
+waits, consumption waits with it: nothing is dropped and nothing unbounded piles up.
+
+Kafka letters keep the original bytes as the record value; reason, detail and position travel in
+headers. MQTT 3.1.1 has no headers, so an MQTT letter is a JSON object in the same format as the
+JSON Lines file sink (``monitor.deadletter``). See ``docs/sources.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import time
+from typing import Any
+
+import aiomqtt
+import msgspec
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+
+from monitor.deadletter import DeadLetter
+from monitor.stats import DaemonStats
+
+_DETAIL_MAX = 1000
+"""Characters of the reject detail kept in a header."""
+
+
+class Backoff:
+    """Capped exponential backoff with jitter: ``base * 2**n`` up to ``cap``, each delay drawn
+    uniformly from its upper half so that many clients restarted together spread out."""
+
+    def __init__(self, cap: float, base: float = 0.5) -> None:
+        self.cap = max(cap, base)
+        self.base = base
+        self.attempt = 0
+        self._random = random.Random()  # noqa: S311 - jitter, not cryptography
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * 2.0 ** min(self.attempt, 30))
+        self.attempt += 1
+        return self._random.uniform(ceiling / 2, ceiling)
+
+    async def sleep(self) -> float:
+        delay = self.next_delay()
+        await asyncio.sleep(delay)
+        return delay
+
+
+def letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """Kafka record headers of a dead letter (UTF-8 values)."""
+    return [
+        ("reason", letter.reason.encode()),
+        ("detail", letter.detail[:_DETAIL_MAX].encode()),
+        ("source", letter.source.encode()),
+        ("position", letter.position.encode()),
+        ("rejected_at", f"{time.time():.3f}".encode()),
+    ]
+
+
+def letter_record(letter: DeadLetter) -> dict[str, object]:
+    """A dead letter as a JSON object: the JSON Lines file sink's format."""
+    record: dict[str, object] = {
+        "reason": letter.reason,
+        "detail": letter.detail,
+        "source": letter.source,
+        "position": letter.position,
+        "rejected_at": time.time(),
+    }
+    try:
+        record["raw"] = letter.raw.decode("utf-8")
+    except UnicodeDecodeError:
+        record["raw_base64"] = base64.b64encode(letter.raw).decode("ascii")
+    return record
+
+
+class KafkaDeadLetters:
+    """Publishes rejected messages to ``topic``; acknowledged by all in-sync replicas.
+
+    ``write`` hands the letter to the producer (which batches) and returns; the Kafka source
+    calls :meth:`flush` before every offset commit, which waits for every letter's
+    acknowledgement and re-sends (with backoff, until it succeeds) any that failed. So a rejected
+    record is stored before its offset is committed, and a burst of bad input does not cost one
+    broker round trip per record. At most one fetched batch of letters is pending at a time.
+
+    The record key is the source partition (``topic/partition``), so the letters of one input
+    partition land in one partition, in order (a letter re-sent after an error may come later
+    than its successors). A letter bigger than ``max_bytes`` is cut to it (header
+    ``raw_truncated`` = original length) so that it fits the broker's message size limit.
+    """
+
+    def __init__(
+        self, topic: str, stats: DaemonStats, *, name: str, max_bytes: int,
+        reconnect_max_seconds: float, close_timeout: float,
+    ) -> None:
+        self.topic = topic
+        self.name = name
+        self._stats = stats
+        self._max_bytes = max_bytes
+        self._reconnect_max = reconnect_max_seconds
+        self._close_timeout = close_timeout
+        self._options: dict[str, Any] | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._pending: list[tuple[_Record, asyncio.Future[Any]]] = []
+        self._failing = False
+        self._log = structlog.get_logger("support_monitor.sources.dead_letters").bind(
+            sink=name, topic=topic
+        )
+
+    def open(self, client_options: dict[str, Any]) -> None:
+        """Remember the connection options; the producer connects on the first letter."""
+        self._options = client_options
+
+    async def close(self) -> None:
+        """Flush (bounded by ``close_timeout``) and stop the producer."""
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await self.flush()
+        except TimeoutError:
+            self._log.error("dead_letter_flush_timeout", pending=len(self._pending))
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _stop_quietly(producer, self._close_timeout)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def write(self, letter: DeadLetter) -> None:
+        record = self._record(letter)
+        try:
+            producer = await self._started()
+            future = await producer.send(
+                self.topic, record.value, key=record.key, headers=record.headers
+            )
+        except KafkaError:
+            await self._send_reliably(record)
+            return
+        self._pending.append((record, future))
+
+    async def flush(self) -> None:
+        """Wait until every written letter is acknowledged; re-send the ones that failed."""
+        while self._pending:
+            record, future = self._pending[0]
+            try:
+                await future
+            except KafkaError:
+                await self._send_reliably(record)
+            else:
+                self._stats.dead_letters_written[self.name] += 1
+            self._pending.pop(0)
+
+    def _record(self, letter: DeadLetter) -> _Record:
+        raw = letter.raw
+        headers = letter_headers(letter)
+        if len(raw) > self._max_bytes:
+            headers.append(("raw_truncated", str(len(raw)).encode()))
+            raw = raw[: self._max_bytes]
+        key = letter.position.rpartition("/")[0].encode() or None
+        return _Record(raw, key, headers, letter.position, len(letter.raw))
+
+    async def _started(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        assert self._options is not None, "open() the sink before writing"
+        producer = AIOKafkaProducer(
+            **self._options,
+            acks="all",
+            enable_idempotence=True,
+            max_request_size=self._max_bytes + 64 * 1024,
+            request_timeout_ms=30_000,
+            linger_ms=5,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await _stop_quietly(producer, self._close_timeout)
+            raise
+        self._producer = producer
+        return producer
+
+    async def _send_reliably(self, record: _Record) -> None:
+        """One letter, acknowledged, retried with backoff for as long as it takes."""
+        backoff = Backoff(self._reconnect_max)
+        while True:
+            try:
+                producer = await self._started()
+                await producer.send_and_wait(
+                    self.topic, record.value, key=record.key, headers=record.headers
+                )
+            except MessageSizeTooLargeError:
+                # The broker's limit is lower than ours: keep what fits rather than block forever.
+                record = record.cut()
+                self._log.warning(
+                    "dead_letter_truncated", position=record.position, size=len(record.value)
+                )
+                continue
+            except KafkaError as exc:
+                if not self._failing:
+                    self._log.error(
+                        "dead_letter_write_failed", position=record.position, error=repr(exc)
+                    )
+                    self._failing = True
+                producer, self._producer = self._producer, None
+                if producer is not None:
+                    await _stop_quietly(producer, self._close_timeout)
+                await backoff.sleep()
+                continue
+            if self._failing:
+                self._failing = False
+                self._log.info("dead_letter_sink_recovered")
+            self._stats.dead_letters_written[self.name] += 1
+            return
+
+
+class _Record:
+    __slots__ = ("headers", "key", "original_size", "position", "value")
+
+    def __init__(
+        self, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]], position: str,
+        original_size: int,
+    ) -> None:
+        self.value = value
+        self.key = key
+        self.headers = headers
+        self.position = position
+        self.original_size = original_size
+
+    def cut(self) -> _Record:
+        headers = [h for h in self.headers if h[0] != "raw_truncated"]
+        headers.append(("raw_truncated", str(self.original_size).encode()))
+        value = self.value[: max(1024, len(self.value) // 2)]
+        return _Record(value, self.key, headers, self.position, self.original_size)
+
+
+async def _stop_quietly(producer: AIOKafkaProducer, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await producer.stop()
+    except (TimeoutError, KafkaError):
+        pass
+
+
+class MqttDeadLetters:
+    """Publishes rejected messages (JSON records) to ``topic`` with QoS 1 on a connection of its
+    own (client id ``<client_id>-dead-letters``, clean session), so that a letter can be written
+    while the consuming connection is down or busy. ``write`` returns after the broker's PUBACK."""
+
+    def __init__(
+        self, topic: str, stats: DaemonStats, *, name: str, client_id: str,
+        reconnect_max_seconds: float, close_timeout: float,
+    ) -> None:
+        self.topic = topic
+        self.name = name
+        self._stats = stats
+        self._client_id = f"{client_id}-dead-letters"
+        self._connect: dict[str, Any] | None = None
+        self._reconnect_max = reconnect_max_seconds
+        self._close_timeout = close_timeout
+        self._client: aiomqtt.Client | None = None
+        self._failing = False
+        self._encoder = msgspec.json.Encoder()
+        self._log = structlog.get_logger("support_monitor.sources.dead_letters").bind(
+            sink=name, topic=topic
+        )
+
+    def open(self, connect: dict[str, Any]) -> None:
+        """Connection options (host, port, credentials, TLS context); connects on first use."""
+        self._connect = connect
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await _disconnect_quietly(client, self._close_timeout)
+
+    async def write(self, letter: DeadLetter) -> None:
+        payload = self._encoder.encode(letter_record(letter))
+        backoff = Backoff(self._reconnect_max)
+        while True:
+            try:
+                if self._client is None:
+                    assert self._connect is not None, "open() the sink before writing"
+                    client = aiomqtt.Client(
+                        identifier=self._client_id, clean_session=True, **self._connect
+                    )
+                    await client.__aenter__()
+                    self._client = client
+                await self._client.publish(self.topic, payload, qos=1)
+            except aiomqtt.MqttError as exc:
+                if not self._failing:
+                    self._log.error(
+                        "dead_letter_write_failed", position=letter.position, error=repr(exc)
+                    )
+                    self._failing = True
+                broken, self._client = self._client, None
+                if broken is not None:
+                    await _disconnect_quietly(broken, self._close_timeout)
+                await backoff.sleep()
+                continue
+            if self._failing:
+                self._failing = False
+                self._log.info("dead_letter_sink_recovered")
+            self._stats.dead_letters_written[self.name] += 1
+            return
+
+
+async def _disconnect_quietly(client: aiomqtt.Client, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await client.__aexit__(None, None, None)
+    except (TimeoutError, aiomqtt.MqttError):
+        pass

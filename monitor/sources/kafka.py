@@ -1,0 +1,352 @@
+"""Kafka source: a consumer group member that commits offsets only after the events were applied.
+
+Delivery semantics (at-least-once; see ``docs/sources.md``):
+
+* Records are fetched in bounded batches (``getmany(max_records=max_batch)``); the client keeps at
+  most one fetch response per partition buffered (``max_partition_fetch_bytes``,
+  ``fetch_max_bytes``), so a slow engine slows fetching instead of filling memory.
+* Auto-commit is off. A record counts as *done* once the consume loop asks for the next one: by
+  then it was applied or its dead letter was written (the loop awaits the sink). Offsets of done
+  records are committed when the loop asks for the record after a batch's last one, on partition
+  revocation (rebalance) and on close. A crash redelivers at most the records since the last
+  commit; the engine's ``event_id`` de-duplication absorbs them within its window.
+* After a revocation the rest of the current batch is abandoned (those records are fetched again
+  from the committed offset by whoever owns the partition next).
+* Broker outages: the client reconnects by itself; the source probes the cluster when idle,
+  reports ``source_up`` False while it is unreachable (``/readyz`` fails), and recreates the
+  consumer with a capped jittered backoff when it fails outright. Nothing here ends the daemon.
+
+Positions are ``topic/partition/offset``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
+
+from monitor.pipeline import Delivery
+from monitor.sources.deadletter_sinks import Backoff, KafkaDeadLetters
+from monitor.sources.settings import KafkaSettings
+from monitor.stats import DaemonStats
+
+_PROBE_INTERVAL = 5.0
+"""Seconds between connection probes while the source is idle and the broker was reachable."""
+_LIBRARY_LEVELS = {
+    "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+    "error": logging.ERROR, "critical": logging.CRITICAL,
+}
+
+
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
+    """The TLS context for SSL / SASL_SSL (reads certificate files: call off the event loop)."""
+    if not settings.security_protocol.endswith("SSL"):
+        return None
+    password = settings.ssl_keyfile_password
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=settings.ssl_cafile,
+        certfile=settings.ssl_certfile,
+        keyfile=settings.ssl_keyfile,
+        password=None if password is None else password.get_secret_value(),
+    )
+    context.check_hostname = settings.ssl_check_hostname
+    return context
+
+
+def client_options(settings: KafkaSettings, context: ssl.SSLContext | None) -> dict[str, Any]:
+    """Connection keyword arguments shared by the consumer and the dead-letter producer."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+        "retry_backoff_ms": 250,
+        "metadata_max_age_ms": 60_000,
+    }
+    if context is not None:
+        options["ssl_context"] = context
+    if settings.sasl_mechanism is not None:
+        assert settings.sasl_password is not None  # checked by KafkaSettings
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return options
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc] # aiokafka is untyped
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self._source.partitions_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._source.partitions_assigned(set(assigned))
+
+
+class KafkaSource:
+    """Consumes ``settings.topics`` as member of ``settings.group_id``.
+
+    ``dead_letters`` is the sink for this source's rejected records (the dead-letter topic) or
+    ``None`` when the daemon's own sink should keep them.
+    """
+
+    def __init__(self, settings: KafkaSettings, stats: DaemonStats, *, name: str = "kafka") -> None:
+        self.name = name
+        self.settings = settings
+        self._stats = stats
+        self._log = structlog.get_logger("support_monitor.sources.kafka").bind(source=name)
+        self._options: dict[str, Any] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._applied: dict[TopicPartition, int] = {}
+        """Next offset per partition whose records before it are all applied (commit these)."""
+        self._committed: dict[TopicPartition, int] = {}
+        self._epoch = 0
+        """Bumped on every revocation: a batch fetched under an older epoch is abandoned."""
+        self._up = False
+        self._next_probe = 0.0
+        self._probe_backoff = Backoff(settings.reconnect_max_seconds)
+        self.dead_letters: KafkaDeadLetters | None = None
+        if settings.dead_letter_topic is not None:
+            self.dead_letters = KafkaDeadLetters(
+                settings.dead_letter_topic, stats, name=f"{name}:{settings.dead_letter_topic}",
+                max_bytes=settings.dead_letter_max_bytes,
+                reconnect_max_seconds=settings.reconnect_max_seconds,
+                close_timeout=settings.close_timeout,
+            )
+        stats.source_up[name] = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        logging.getLogger("aiokafka").setLevel(_LIBRARY_LEVELS[self.settings.library_log_level])
+        context = await asyncio.to_thread(ssl_context, self.settings)
+        self._options = client_options(self.settings, context)
+        if self.dead_letters is not None:
+            self.dead_letters.open(self._options)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Commit what was applied, leave the group, stop the dead-letter producer: bounded."""
+        consumer, self._consumer = self._consumer, None
+        self._set_up(up=False, quiet=True)
+        try:
+            if consumer is not None:
+                try:
+                    async with asyncio.timeout(self.settings.close_timeout):
+                        await self._commit(consumer)
+                        await consumer.stop()
+                except TimeoutError:
+                    self._log.warning("kafka_close_timeout", seconds=self.settings.close_timeout)
+                except KafkaError as error:
+                    self._log.warning("kafka_close_failed", error=repr(error))
+        finally:
+            if self.dead_letters is not None:
+                await self.dead_letters.close()
+            self._log.info("kafka_closed", committed=_offsets(self._committed))
+
+    # ------------------------------------------------------------------ deliveries
+
+    async def events(self) -> AsyncIterator[Delivery]:  # noqa: C901 - one hot loop, kept flat
+        settings = self.settings
+        max_records = settings.max_batch
+        timeout_ms = max(1, int(settings.poll_timeout * 1000))
+        backoff = Backoff(settings.reconnect_max_seconds)
+        applied = self._applied
+        while True:
+            consumer = await self._start(backoff)
+            try:
+                while True:
+                    batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+                    if not batch:
+                        await self._probe(consumer)
+                        continue
+                    if not self._up:
+                        self._set_up(up=True)
+                    self._next_probe = time.monotonic() + _PROBE_INTERVAL
+                    epoch = self._epoch
+                    abandoned = False
+                    for tp, records in batch.items():
+                        prefix = f"{tp.topic}/{tp.partition}/"
+                        for record in records:
+                            yield Delivery(record.value or b"", prefix + str(record.offset))
+                            # The loop asked for the next delivery: this one is applied.
+                            if self._epoch != epoch:
+                                abandoned = True
+                                break
+                            applied[tp] = record.offset + 1
+                        if abandoned:
+                            break
+                    if abandoned:
+                        self._log.info("kafka_batch_abandoned", reason="partitions revoked")
+                        continue
+                    await self._commit(consumer)
+                    await self._update_lag(consumer)
+            except (KafkaError, OSError) as error:
+                self._log.error("kafka_consumer_failed", error=repr(error))
+            except Exception as error:  # noqa: BLE001 - a source never ends the daemon
+                self._log.exception("kafka_consumer_crashed", error=repr(error))
+            # Reached only after a failure: drop the consumer and build a new one.
+            self._set_up(up=False)
+            self._consumer = None
+            await self._stop(consumer, commit=True)
+            await backoff.sleep()
+
+    async def _start(self, backoff: Backoff) -> AIOKafkaConsumer:
+        """A started consumer, subscribed with the rebalance listener; retries until it is."""
+        assert self._options is not None, "use KafkaSource as an async context manager"
+        settings = self.settings
+        while True:
+            consumer = AIOKafkaConsumer(
+                group_id=settings.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset=settings.auto_offset_reset,
+                max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+                fetch_max_bytes=settings.fetch_max_bytes,
+                max_poll_records=settings.max_batch,
+                **self._options,
+            )
+            consumer.subscribe(topics=list(settings.topics), listener=_Rebalance(self))
+            try:
+                await consumer.start()
+            except (KafkaError, OSError) as error:
+                self._set_up(up=False)
+                delay = backoff.next_delay()
+                self._log.warning(
+                    "kafka_connect_failed", error=repr(error), retry_in=round(delay, 2),
+                    bootstrap_servers=settings.bootstrap_servers,
+                )
+                await self._stop(consumer, commit=False)
+                await asyncio.sleep(delay)
+                continue
+            self._consumer = consumer
+            self._applied.clear()
+            self._committed.clear()
+            backoff.reset()
+            self._set_up(up=True, quiet=True)
+            self._next_probe = time.monotonic() + _PROBE_INTERVAL
+            self._log.info(
+                "kafka_connected", topics=list(settings.topics), group_id=settings.group_id
+            )
+            return consumer
+
+    async def _stop(self, consumer: AIOKafkaConsumer, *, commit: bool) -> None:
+        try:
+            async with asyncio.timeout(self.settings.close_timeout):
+                if commit:
+                    await self._commit(consumer)
+                await consumer.stop()
+        except (TimeoutError, KafkaError, OSError) as error:
+            self._log.warning("kafka_stop_failed", error=repr(error))
+
+    # ------------------------------------------------------------------ offsets
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, only: set[TopicPartition] | None = None
+    ) -> None:
+        """Commit the applied offsets not yet committed (of ``only`` these partitions), after the
+        dead letters written so far are stored. A failed commit is logged, never raised: the
+        records are then delivered again, which de-duplication absorbs."""
+        committed = self._committed
+        offsets = {
+            tp: off for tp, off in self._applied.items()
+            if committed.get(tp) != off and (only is None or tp in only)
+        }
+        if not offsets:
+            return
+        if self.dead_letters is not None:
+            await self.dead_letters.flush()
+        try:
+            async with asyncio.timeout(self.settings.commit_timeout):
+                await consumer.commit(offsets)
+        except (KafkaError, TimeoutError) as error:
+            self._log.warning("kafka_commit_failed", error=repr(error), offsets=_offsets(offsets))
+            return
+        committed.update(offsets)
+
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Rebalance listener: commit what was applied on the partitions we give up."""
+        if not revoked:
+            return
+        self._epoch += 1
+        consumer = self._consumer
+        if consumer is not None:
+            try:
+                async with asyncio.timeout(self.settings.commit_timeout * 2):
+                    await self._commit(consumer, only=revoked)
+            except TimeoutError:
+                self._log.warning("kafka_commit_failed", error="dead letters not stored in time",
+                                  during="revocation")
+        for tp in revoked:
+            self._applied.pop(tp, None)
+            self._committed.pop(tp, None)
+            self._stats.partition_lag.pop((tp.topic, tp.partition), None)
+        self._log.info("kafka_partitions_revoked", partitions=sorted(map(_tp, revoked)))
+
+    def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._log.info("kafka_partitions_assigned", partitions=sorted(map(_tp, assigned)))
+
+    # ------------------------------------------------------------------ health and lag
+
+    async def _probe(self, consumer: AIOKafkaConsumer) -> None:
+        """When idle: ask the cluster for metadata now and then; unreachable = not ready."""
+        now = time.monotonic()
+        if now < self._next_probe:
+            return
+        try:
+            async with asyncio.timeout(self.settings.commit_timeout):
+                await consumer.topics()
+        except (KafkaError, TimeoutError, OSError) as error:
+            self._set_up(up=False, error=repr(error))
+            self._next_probe = time.monotonic() + self._probe_backoff.next_delay()
+            return
+        self._probe_backoff.reset()
+        self._set_up(up=True)
+        self._next_probe = time.monotonic() + _PROBE_INTERVAL
+        await self._update_lag(consumer)
+
+    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        lag = self._stats.partition_lag
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is None:
+                continue
+            position = self._applied.get(tp)
+            if position is None:
+                try:
+                    async with asyncio.timeout(0.5):
+                        position = await consumer.position(tp)
+                except (KafkaError, TimeoutError):
+                    continue
+            lag[tp.topic, tp.partition] = max(0, end - position)
+
+    def _set_up(self, *, up: bool, quiet: bool = False, error: str | None = None) -> None:
+        self._stats.source_up[self.name] = up
+        if up == self._up:
+            return
+        self._up = up
+        if quiet:
+            return
+        if up:
+            self._log.info("kafka_reconnected")
+        else:
+            self._log.warning("kafka_disconnected", error=error)
+
+
+def _tp(tp: TopicPartition) -> str:
+    return f"{tp.topic}/{tp.partition}"
+
+
+def _offsets(offsets: dict[TopicPartition, int]) -> dict[str, int]:
+    return {_tp(tp): off for tp, off in sorted(offsets.items(), key=lambda i: _tp(i[0]))}

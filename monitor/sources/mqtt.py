@@ -1,0 +1,210 @@
+"""MQTT source: QoS 1 subscriptions on a persistent session, acknowledged after apply.
+
+Delivery semantics (at-least-once; see ``docs/sources.md``):
+
+* MQTT 3.1.1, ``clean_session`` False and a stable client id: the broker keeps the session, so
+  QoS 1 messages published while the daemon is away are delivered when it comes back.
+* Manual acknowledgements: aiomqtt 2.5 has no API for them yet (empicano/aiomqtt#345, PR #346),
+  so the source switches them on in the paho-mqtt client it wraps (``manual_ack_set``) and sends
+  each PUBACK (``ack(mid, qos)``) only when the consume loop asks for the next message, i.e. after
+  the message was applied or dead-lettered. A message not acknowledged when the connection drops
+  is redelivered by the broker on the next connection (with the DUP flag); the engine's
+  ``event_id`` de-duplication absorbs it.
+* Back-pressure: unacknowledged messages count against the broker's in-flight window
+  (mosquitto ``max_inflight_messages``), so the broker stops sending while the engine is busy;
+  the client buffer is additionally capped at ``max_queued_messages``.
+* Each connection uses a fresh client (a stale buffer from a dropped connection is discarded: its
+  messages were never acknowledged, so the broker sends them again). Subscriptions are renewed on
+  every connection. Reconnects use a capped jittered backoff; ``source_up`` is False meanwhile.
+
+Positions are ``<topic>#<message id>`` (``#`` never occurs in a topic name); QoS 0 messages,
+which have no id, are positioned by topic alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Self
+
+import aiomqtt
+import structlog
+
+from monitor.pipeline import Delivery
+from monitor.sources.deadletter_sinks import Backoff, MqttDeadLetters
+from monitor.sources.settings import MqttSettings
+from monitor.stats import DaemonStats
+
+QOS = 1
+
+
+def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
+    """The TLS context (reads certificate files: call off the event loop)."""
+    if not settings.tls:
+        return None
+    context = ssl.create_default_context(
+        cafile=None if settings.ca_file is None else str(settings.ca_file)
+    )
+    if settings.cert_file is not None and settings.key_file is not None:
+        context.load_cert_chain(str(settings.cert_file), str(settings.key_file))
+    if settings.tls_insecure:
+        context.check_hostname = False
+    return context
+
+
+def connect_options(settings: MqttSettings, context: ssl.SSLContext | None) -> dict[str, Any]:
+    """aiomqtt ``Client`` keyword arguments shared by the source and its dead-letter sink."""
+    options: dict[str, Any] = {
+        "hostname": settings.host,
+        "port": settings.port,
+        "keepalive": settings.keepalive,
+        "timeout": settings.connect_timeout,
+    }
+    if settings.username is not None:
+        options["username"] = settings.username
+        if settings.password is not None:
+            options["password"] = settings.password.get_secret_value()
+    if context is not None:
+        options["tls_context"] = context
+        if settings.tls_insecure:
+            options["tls_insecure"] = True
+    return options
+
+
+def subscription_filters(settings: MqttSettings) -> list[str]:
+    if settings.shared_group is None:
+        return list(settings.topics)
+    return [f"$share/{settings.shared_group}/{topic}" for topic in settings.topics]
+
+
+class MqttSource:
+    """Subscribes ``settings.topics`` (optionally as a shared subscription).
+
+    ``dead_letters`` is the sink for this source's rejected messages (the dead-letter topic) or
+    ``None`` when the daemon's own sink should keep them.
+    """
+
+    def __init__(self, settings: MqttSettings, stats: DaemonStats, *, name: str = "mqtt") -> None:
+        self.name = name
+        self.settings = settings
+        self._stats = stats
+        self._log = structlog.get_logger("support_monitor.sources.mqtt").bind(source=name)
+        self._options: dict[str, Any] | None = None
+        self._client: aiomqtt.Client | None = None
+        self._up = False
+        self.dead_letters: MqttDeadLetters | None = None
+        if settings.dead_letter_topic is not None:
+            self.dead_letters = MqttDeadLetters(
+                settings.dead_letter_topic, stats, name=f"{name}:{settings.dead_letter_topic}",
+                client_id=settings.client_id,
+                reconnect_max_seconds=settings.reconnect_max_seconds,
+                close_timeout=settings.close_timeout,
+            )
+        stats.source_up[name] = False
+
+    async def __aenter__(self) -> Self:
+        context = await asyncio.to_thread(tls_context, self.settings)
+        self._options = connect_options(self.settings, context)
+        if self.dead_letters is not None:
+            self.dead_letters.open(self._options)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Disconnect (the session and its unacknowledged messages stay on the broker): bounded."""
+        client, self._client = self._client, None
+        self._set_up(up=False, quiet=True)
+        try:
+            if client is not None:
+                await self._disconnect(client)
+        finally:
+            if self.dead_letters is not None:
+                await self.dead_letters.close()
+            self._log.info("mqtt_closed")
+
+    async def events(self) -> AsyncIterator[Delivery]:
+        backoff = Backoff(self.settings.reconnect_max_seconds)
+        while True:
+            client = await self._connect(backoff)
+            try:
+                paho = client._client  # noqa: SLF001 - manual acks, see the module docstring
+                async for message in client.messages:
+                    payload = message.payload
+                    raw = payload if isinstance(payload, bytes) else str(payload).encode()
+                    mid = message.mid
+                    topic = message.topic.value
+                    yield Delivery(raw, f"{topic}#{mid}" if mid else topic)
+                    # The loop asked for the next message: this one is applied; acknowledge it.
+                    if message.qos > 0:
+                        paho.ack(mid, message.qos)
+            except aiomqtt.MqttError as error:
+                self._set_up(up=False, error=repr(error))
+            except Exception as error:  # noqa: BLE001 - a source never ends the daemon
+                self._log.exception("mqtt_source_crashed", error=repr(error))
+                self._set_up(up=False, error=repr(error))
+            self._client = None
+            await self._disconnect(client)
+            await backoff.sleep()
+
+    async def _connect(self, backoff: Backoff) -> aiomqtt.Client:
+        """A connected client with manual acks and fresh subscriptions; retries until it is."""
+        assert self._options is not None, "use MqttSource as an async context manager"
+        settings = self.settings
+        filters = subscription_filters(settings)
+        while True:
+            client = aiomqtt.Client(
+                identifier=settings.client_id,
+                clean_session=settings.clean_session,
+                max_queued_incoming_messages=settings.max_queued_messages,
+                **self._options,
+            )
+            # Before connecting: a persistent session's queued messages arrive right after CONNACK.
+            client._client.manual_ack_set(on=True)  # noqa: SLF001 - aiomqtt has no API for it (yet)
+            try:
+                await client.__aenter__()
+            except aiomqtt.MqttError as error:
+                self._set_up(up=False)
+                delay = backoff.next_delay()
+                self._log.warning(
+                    "mqtt_connect_failed", error=repr(error), retry_in=round(delay, 2),
+                    host=settings.host, port=settings.port,
+                )
+                await asyncio.sleep(delay)
+                continue
+            self._client = client
+            try:
+                await client.subscribe([(topic, QOS) for topic in filters])
+            except aiomqtt.MqttError as error:
+                self._client = None
+                await self._disconnect(client)
+                delay = backoff.next_delay()
+                self._log.warning("mqtt_subscribe_failed", error=repr(error), filters=filters)
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            self._log.info("mqtt_connected", filters=filters, client_id=settings.client_id)
+            self._set_up(up=True, quiet=True)
+            return client
+
+    async def _disconnect(self, client: aiomqtt.Client) -> None:
+        try:
+            async with asyncio.timeout(self.settings.close_timeout):
+                await client.__aexit__(None, None, None)
+        except (TimeoutError, aiomqtt.MqttError) as error:
+            self._log.debug("mqtt_disconnect_failed", error=repr(error))
+
+    def _set_up(self, *, up: bool, quiet: bool = False, error: str | None = None) -> None:
+        self._stats.source_up[self.name] = up
+        if up == self._up:
+            return
+        self._up = up
+        if quiet:
+            return
+        if up:
+            self._log.info("mqtt_reconnected")
+        else:
+            self._log.warning("mqtt_disconnected", error=error)

@@ -1,0 +1,317 @@
+"""Each metric definition of shared/spec/metrics.md on hand-computed cases, edges included."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.support import T0, Stream, run, settings, value
+
+V = {"channel": "voice", "queue": "billing"}
+E = {"channel": "email", "queue": "default"}
+
+
+def _contact(s: Stream, cid: str, queued: float, **outcome: float) -> None:
+    s.add("contact.queued", queued, "voice", queue="billing", contact_id=cid)
+    for kind, at in outcome.items():
+        s.add(f"contact.{kind}", at, "voice", contact_id=cid)
+
+
+def test_answer_at_exactly_t_is_in_sla_and_not_breached() -> None:
+    s = Stream()
+    _contact(s, "c1", 0, answered=20)
+    engine, _ = run(s.lines, until=100)
+    assert value(engine, "support_contacts_answered_total", **V) == 1
+    assert value(engine, "support_contacts_answered_in_sla_total", **V) == 1
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 0
+    hist = engine.channels["voice"].queues["billing"].wait_hist
+    assert dict(hist.cumulative())["20.0"] == 1
+    assert dict(hist.cumulative())["15.0"] == 0
+
+
+def test_answer_one_second_late_is_a_breach_even_before_the_timer_fires() -> None:
+    s = Stream()
+    _contact(s, "c1", 0, answered=21)
+    engine, _ = run(s.lines)  # no flush beyond the last event: decided by the outcome itself
+    assert value(engine, "support_contacts_answered_in_sla_total", **V) == 0
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1
+
+
+def test_abandon_at_exactly_the_short_threshold_is_long() -> None:
+    s = Stream()
+    _contact(s, "c1", 0, abandoned=5)
+    _contact(s, "c2", 0, abandoned=4.5)
+    engine, _ = run(s.lines)
+    assert value(engine, "support_contacts_abandoned_total", **V) == 2
+    assert value(engine, "support_contacts_abandoned_short_total", **V) == 1
+    assert value(engine, "support_contacts_abandoned_in_sla_total", **V) == 2
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 0
+
+
+def test_breach_while_still_waiting_counts_at_the_deadline() -> None:
+    s = Stream()
+    _contact(s, "c1", 0)
+    at_deadline, _ = run(s.lines, until=20)
+    assert value(at_deadline, "support_sla_breaches_total", **V, sla="answer") == 0
+    assert value(at_deadline, "support_queue_breached_waiting", **V) == 0
+    assert value(at_deadline, "support_queue_oldest_wait_seconds", **V) == 20
+    past, _ = run(s.lines, until=21)
+    assert value(past, "support_sla_breaches_total", **V, sla="answer") == 1
+    assert value(past, "support_queue_breached_waiting", **V) == 1
+    assert value(past, "support_queue_waiting", **V) == 1
+    assert value(past, "support_queue_oldest_wait_seconds", **V) == 21
+    # the breach belongs to the window holding its deadline (t=20), not the time it was noticed
+    late, _ = run(s.lines, until=20 + 300)
+    assert late.channels["voice"].windows.total("5m").breaches_answer == 0
+    assert late.channels["voice"].windows.total("1h").breaches_answer == 1
+    assert value(late, "support_queue_oldest_wait_seconds", **V) == 320
+
+
+def test_abandon_after_deadline_was_breached_and_before_was_not() -> None:
+    s = Stream()
+    _contact(s, "late", 0, abandoned=25)
+    _contact(s, "early", 1, abandoned=11)
+    engine, _ = run(s.lines, until=1000)
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1
+    assert value(engine, "support_contacts_abandoned_in_sla_total", **V) == 1
+    assert value(engine, "support_queue_breached_waiting", **V) == 0
+    assert value(engine, "support_queue_waiting", **V) == 0
+
+
+def test_breached_then_answered_leaves_the_breached_waiting_gauge() -> None:
+    s = Stream()
+    _contact(s, "c1", 0)
+    s.add("contact.queued", 100, "voice", queue="tech", contact_id="x")  # moves the clock
+    s.add("contact.answered", 101, "voice", contact_id="c1")
+    engine, _ = run(s.lines)
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1
+    assert value(engine, "support_queue_breached_waiting", **V) == 0
+    assert value(engine, "support_contacts_answered_in_sla_total", **V) == 0
+
+
+def test_duplicate_event_ids_are_applied_once() -> None:
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="c1", event_id="same")
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="c1", event_id="same")
+    s.add("contact.answered", 3, "voice", contact_id="c1", event_id="ans")
+    s.add("contact.answered", 3, "voice", contact_id="c1", event_id="ans")
+    engine, stats = run(s.lines)
+    assert value(engine, "support_contacts_queued_total", **V) == 1
+    assert value(engine, "support_contacts_answered_total", **V) == 1
+    assert stats.duplicates["test"] == 2
+    assert sum(stats.rejected.values()) == 0
+
+
+def test_out_of_order_within_lateness_is_on_time() -> None:
+    s = Stream()
+    _contact(s, "c1", 0)
+    s.add("contact.queued", 22, "voice", queue="tech", contact_id="other")  # clock 22, mark 17
+    s.add("contact.answered", 19, "voice", contact_id="c1")  # delivered late, within 5 s
+    engine, _ = run(s.lines, until=1000)
+    assert value(engine, "support_contacts_answered_in_sla_total", **V) == 1
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 0
+
+
+def test_later_than_lateness_keeps_the_breach_already_counted() -> None:
+    s = Stream()
+    _contact(s, "c1", 0)
+    s.add("contact.queued", 30, "voice", queue="tech", contact_id="other")  # mark 25 > 20
+    s.add("contact.answered", 19, "voice", contact_id="c1")
+    engine, _ = run(s.lines)
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1
+    assert value(engine, "support_contacts_answered_in_sla_total", **V) == 1
+
+
+def test_zero_lateness_decides_at_the_clock() -> None:
+    cfg = settings(ingest={"allowed_lateness": 0})
+    s = Stream()
+    _contact(s, "c1", 0)
+    s.add("contact.queued", 21, "voice", queue="tech", contact_id="other")
+    engine, _ = run(s.lines, cfg)
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1
+
+
+def test_unknown_ids_and_invalid_transitions_are_rejected_by_reason() -> None:
+    s = Stream()
+    s.add("contact.answered", 0, "voice", contact_id="ghost")
+    s.add("ticket.solved", 0, "email", ticket_id="ghost")
+    _contact(s, "c1", 1, answered=2)
+    s.add("contact.abandoned", 3, "voice", contact_id="c1")
+    s.add("contact.queued", 4, "voice", queue="nope", contact_id="c2")
+    s.add("contact.queued", 4, "voice", queue="default", contact_id="c3")
+    s.add("ticket.created", 5, "voice", queue="default", ticket_id="t-on-voice")
+    s.add("contact.queued", 5, "email", contact_id="c4")
+    s.add("contact.queued", 5, "fax", contact_id="c5")
+    engine, stats = run(s.lines)
+    assert stats.rejected == {
+        ("test", "unknown_contact"): 1,
+        ("test", "unknown_ticket"): 1,
+        ("test", "invalid_transition"): 1,
+        ("test", "unknown_queue"): 1,
+        ("test", "wrong_channel_kind"): 1,
+        ("test", "unknown_channel"): 1,
+    }
+    assert value(engine, "support_contacts_queued_total", channel="voice", queue="default") == 1
+    assert "nope" not in engine.channels["voice"].queues
+
+
+def test_ended_while_waiting_is_an_abandon_and_handle_time_after_answer() -> None:
+    s = Stream()
+    _contact(s, "c2", 0, answered=10)
+    _contact(s, "c1", 0, ended=30)
+    s.add("contact.ended", 130, "voice", contact_id="c2")
+    engine, _ = run(s.lines)
+    assert value(engine, "support_contacts_abandoned_total", **V) == 1
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1
+    handle = engine.channels["voice"].queues["billing"].handle_hist
+    assert handle.count == 1
+    assert handle.sum == 120
+    assert dict(handle.cumulative())["120.0"] == 1
+    assert dict(handle.cumulative())["60.0"] == 0
+    assert "c2" not in engine.contacts
+
+
+def test_service_level_sums_counts_across_queues_never_averages() -> None:
+    s = Stream()
+    _contact(s, "b1", 0, answered=10)  # billing: 1 of 1 in SLA
+    for i, wait in enumerate((5, 30, 40)):  # tech: 1 of 3 in SLA
+        s.add("contact.queued", 0, "voice", queue="tech", contact_id=f"t{i}")
+        s.add("contact.answered", wait, "voice", contact_id=f"t{i}")
+    engine, _ = run(s.lines, until=60)
+    assert value(engine, "support_service_level_ratio", channel="voice", window="5m") == 0.5
+
+
+def test_short_abandons_leave_the_denominator() -> None:
+    s = Stream()
+    _contact(s, "a1", 0, answered=10)
+    _contact(s, "a2", 0, answered=15)
+    _contact(s, "s1", 0, abandoned=2)  # short
+    _contact(s, "l1", 0, abandoned=30)  # long, breached
+    engine, _ = run(s.lines, until=60)
+    assert value(engine, "support_service_level_ratio", channel="voice", window="5m") == 2 / 3
+    assert value(engine, "support_abandon_ratio", channel="voice", window="5m") == 1 / 3
+
+
+def test_empty_windows_are_nan() -> None:
+    engine, _ = run([], until=0)
+    for name in ("support_service_level_ratio", "support_abandon_ratio", "support_csat_ratio"):
+        assert math.isnan(value(engine, name, channel="voice", window="5m"))
+    assert value(engine, "support_complaints_window", channel="voice", window="5m") == 0
+
+
+@pytest.mark.parametrize(("now", "in_5m"), [(299, 1), (300, 0), (299.5, 1)])
+def test_window_edge_is_left_open(now: float, in_5m: int) -> None:
+    s = Stream()
+    _contact(s, "c1", -10, answered=0)
+    engine, _ = run(s.lines, until=now)
+    assert engine.channels["voice"].windows.total("5m").answered == in_5m
+    assert engine.channels["voice"].windows.total("1h").answered == 1
+
+
+def test_csat_and_complaints() -> None:
+    s = Stream()
+    for rating in (5, 4, 3, 1):
+        s.add("ticket.rated", 1, "chat", rating=rating)
+    s.add("ticket.created", 2, "email", ticket_id="t1", tags=["vip", "complaint"])
+    s.add("ticket.rated", 3, "voice", ticket_id="t1", rating=5)  # counted on the ticket's channel
+    s.add("complaint.received", 4, "voice")
+    s.add("complaint.received", 5, "voice", category="billing")
+    engine, _ = run(s.lines, settings(ingest={"complaint_categories": ["billing"]}), until=10)
+    assert value(engine, "support_csat_ratio", channel="chat", window="5m") == 0.5
+    assert value(engine, "support_csat_ratings_total", channel="chat", rating="3") == 1
+    assert value(engine, "support_csat_ratings_total", channel="email", rating="5") == 1
+    assert value(engine, "support_complaints_total", channel="email", category="uncategorized") == 1
+    assert value(engine, "support_complaints_total", channel="voice", category="billing") == 1
+    assert value(engine, "support_complaints_window", channel="voice", window="5m") == 2
+    assert value(engine, "support_complaints_window", channel="email", window="1h") == 1
+
+
+def test_unknown_complaint_category_counts_as_other() -> None:
+    s = Stream()
+    s.add("complaint.received", 1, "chat", category="zzz-random")
+    engine, _ = run(s.lines)
+    assert engine.channels["chat"].complaints == {"other": 1}
+
+
+@pytest.mark.parametrize(
+    ("until", "fr_breach", "at_risk"),
+    [(3239, 0, 0), (3240, 0, 1), (3600, 0, 1), (3601, 1, 0)],
+)
+def test_first_response_breach_and_at_risk_edges(until: float, fr_breach: int, at_risk: int) -> None:
+    s = Stream()
+    s.add("ticket.created", 0, "email", ticket_id="t1")
+    engine, _ = run(s.lines, until=until)
+    assert value(engine, "support_sla_breaches_total", **E, sla="first_response") == fr_breach
+    assert value(engine, "support_tickets_at_risk", **E, sla="first_response") == at_risk
+    assert value(engine, "support_tickets_open", **E) == 1
+
+
+def test_response_stops_the_first_response_clock() -> None:
+    s = Stream()
+    s.add("ticket.created", 0, "email", ticket_id="t1")
+    s.add("ticket.responded", 3300, "email", ticket_id="t1")
+    s.add("ticket.responded", 4000, "email", ticket_id="t1")
+    engine, _ = run(s.lines, until=5000)
+    assert value(engine, "support_sla_breaches_total", **E, sla="first_response") == 0
+    assert value(engine, "support_tickets_at_risk", **E, sla="first_response") == 0
+    fr = engine.channels["email"].queues["default"].fr_hist
+    assert (fr.count, fr.sum) == (1, 3300)
+
+
+def test_reopened_ticket_restarts_the_resolution_clock() -> None:
+    s = Stream()
+    s.add("ticket.created", 0, "email", ticket_id="t1")
+    s.add("ticket.solved", 1000, "email", ticket_id="t1")
+    s.add("ticket.reopened", 2000, "email", ticket_id="t1")
+    day = 86400
+    before, _ = run(s.lines, until=2000 + day)
+    assert value(before, "support_sla_breaches_total", **E, sla="resolution") == 0
+    assert value(before, "support_sla_breaches_total", **E, sla="first_response") == 0
+    assert value(before, "support_tickets_open", **E) == 1
+    assert value(before, "support_tickets_solved_total", **E) == 1
+    assert value(before, "support_tickets_at_risk", **E, sla="resolution") == 1
+    after, _ = run(s.lines, until=2000 + day + 1)
+    assert value(after, "support_sla_breaches_total", **E, sla="resolution") == 1
+    assert value(after, "support_tickets_at_risk", **E, sla="resolution") == 0
+
+
+def test_solve_after_resolution_deadline_breaches_once() -> None:
+    s = Stream()
+    s.add("ticket.created", 0, "email", ticket_id="t1")
+    s.add("ticket.responded", 10, "email", ticket_id="t1")
+    s.add("ticket.solved", 90000, "email", ticket_id="t1")
+    s.add("ticket.reopened", 90001, "email", ticket_id="t1")
+    engine, _ = run(s.lines, until=90001 + 2 * 86400)
+    assert value(engine, "support_sla_breaches_total", **E, sla="resolution") == 1
+    res = engine.channels["email"].queues["default"].res_hist
+    assert (res.count, res.sum) == (1, 90000)
+
+
+def test_label_values_only_from_config_under_a_flood() -> None:
+    s = Stream()
+    for i in range(2000):
+        s.add("contact.queued", i, "voice", queue=f"q{i}", contact_id=f"c{i}")
+    engine, stats = run(s.lines)
+    assert set(engine.channels["voice"].queues) == {"billing", "tech"}
+    assert stats.rejected[("test", "unknown_queue")] == 2000
+    assert not engine.contacts
+
+
+def test_event_time_is_the_clock_in_replay() -> None:
+    s = Stream()
+    _contact(s, "c1", 0)
+    engine, _ = run(s.lines)
+    assert engine.now == T0
+
+
+def test_reply_or_solve_exactly_at_the_deadline_is_on_time() -> None:
+    s = Stream()
+    s.add("ticket.created", 0, "email", ticket_id="t1")
+    s.add("ticket.responded", 3600, "email", ticket_id="t1")
+    s.add("ticket.solved", 86400, "email", ticket_id="t1")
+    s.add("ticket.created", 10, "email", ticket_id="t2")
+    s.add("ticket.solved", 86410.5, "email", ticket_id="t2")
+    engine, _ = run(s.lines, until=200_000)
+    assert value(engine, "support_sla_breaches_total", **E, sla="first_response") == 0
+    assert value(engine, "support_sla_breaches_total", **E, sla="resolution") == 1
