@@ -16,15 +16,15 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gen_events import generate  # noqa: E402
-from monitor.config import parse_settings  # noqa: E402
-from monitor.consume import consume  # noqa: E402
-from monitor.engine.engine import Engine  # noqa: E402
-from monitor.events import Event  # noqa: E402
-from monitor.pipeline import Pipeline  # noqa: E402
-from monitor.sources.file import FileSource  # noqa: E402
-from monitor.stats import DaemonStats  # noqa: E402
-from tests.support import CONFIG  # noqa: E402
+from bench.gen_events import generate
+from monitor.config import parse_settings
+from monitor.consume import consume
+from monitor.engine.engine import Engine
+from monitor.events import Event
+from monitor.pipeline import Pipeline
+from monitor.sources.file import FileSource
+from monitor.stats import DaemonStats
+from tests.support import CONFIG
 
 
 def bare_decode(path: Path) -> tuple[int, float]:
@@ -70,7 +70,9 @@ def main() -> None:
     print("| loop | events | seconds | events/s |")
     print("|---|---:|---:|---:|")
     print(f"| bare decode (msgspec, same file) | {n_bare:,} | {t_bare:.2f} | {bare_rate:,.0f} |")
-    print(f"| full pipeline (replay road) | {n_full + rejected:,} | {t_full:.2f} | {full_rate:,.0f} |")
+    print(
+        f"| full pipeline (replay road) | {n_full + rejected:,} | {t_full:.2f} | {full_rate:,.0f} |"
+    )
     print(f"\nratio full/bare = {full_rate / bare_rate:.2f}  (rejected: {rejected})")
 
 

@@ -16,7 +16,9 @@ from monitor.durations import parse_duration
 from monitor.logs import configure
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Realtime monitoring of contact-center queues and help-desk tickets.",
 )
 dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards as code.")
@@ -53,7 +55,9 @@ def run(
 def replay(
     events: Annotated[Path, typer.Argument(help="JSON Lines file of events.", exists=True)],
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")],
-    until: Annotated[str | None, typer.Option(help="Move the clock to TS (RFC 3339) first.")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Move the clock to TS (RFC 3339) first.")
+    ] = None,
     alerts_out: Annotated[
         Path | None, typer.Option("--alerts-out", help="Write alert state changes (JSONL).")
     ] = None,
@@ -61,8 +65,9 @@ def replay(
     """Feed a JSON Lines file through the pipeline with event time as the clock; print /metrics."""
     settings = _load(config)
     configure(settings.logging.level, "console" if sys.stderr.isatty() else "json")
-    from monitor.replay import parse_until  # noqa: PLC0415
-    from monitor.replay import replay as run_replay
+    from monitor import replay as replaying  # noqa: PLC0415
+
+    parse_until, run_replay = replaying.parse_until, replaying.replay
 
     try:
         until_ts = None if until is None else parse_until(until)

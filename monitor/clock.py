@@ -17,7 +17,9 @@ TickHandler = Callable[[float], None]
 
 
 class TickRoad:
-    def __init__(self, engine: Engine, interval: float, handlers: Sequence[TickHandler] = ()) -> None:
+    def __init__(
+        self, engine: Engine, interval: float, handlers: Sequence[TickHandler] = ()
+    ) -> None:
         self.engine = engine
         self.interval = interval
         self.handlers = list(handlers)

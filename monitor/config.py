@@ -36,7 +36,7 @@ class ChannelSettings(_Model):
     first_response_seconds: Duration | None = None
     resolution_seconds: Duration | None = None
     first_response_warning_seconds: Duration | None = None
-    """Lead time for ``support_tickets_at_risk{sla="first_response"}``; default 10% of the target."""
+    """Lead time of ``support_tickets_at_risk{sla="first_response"}``; default 10% of target."""
     resolution_warning_seconds: Duration | None = None
     """Lead time for ``support_tickets_at_risk{sla="resolution"}``; default 10% of the target."""
     queues: tuple[LabelValue, ...] = ("default",)
@@ -44,7 +44,9 @@ class ChannelSettings(_Model):
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.answer_seconds is not None and self.answer_seconds <= 0:
-            raise ValueError("answer_seconds must be greater than 0: a 0 s target breaches every contact")
+            raise ValueError(
+                "answer_seconds must be greater than 0: a 0 s target breaches every contact"
+            )
         for name in ("first_response_seconds", "resolution_seconds"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -100,7 +102,7 @@ class IngestSettings(_Model):
     """An answered contact that never gets ``contact.ended`` is forgotten after this long."""
     complaint_tags: tuple[str, ...] = ("complaint",)
     complaint_categories: tuple[LabelValue, ...] = ()
-    """Allowed ``category`` values; others count as ``other``, a missing one as ``uncategorized``."""
+    """Allowed ``category`` values; others count as ``other``, a missing one ``uncategorized``."""
 
 
 class DeadLetterSettings(_Model):
@@ -117,7 +119,7 @@ class SimulatorSettings(_Model):
     speed: float = Field(default=1.0, gt=0)
     """Simulated seconds per wall-clock second."""
     arrivals_per_minute: float = Field(default=30.0, gt=0)
-    agents: int = Field(default=12, gt=0)
+    agents: int = Field(default=160, gt=0)
     incidents: bool = True
     """Script a queue surge and a complaint spike so alerts show on a fresh install."""
 
@@ -148,11 +150,15 @@ class LoggingSettings(_Model):
 def _default_channels() -> dict[str, ChannelSettings]:
     return {
         "voice": ChannelSettings(
-            answer_seconds=20, short_abandon_seconds=5, service_level_target=0.8,
+            answer_seconds=20,
+            short_abandon_seconds=5,
+            service_level_target=0.8,
             queues=("billing", "tech"),
         ),
         "chat": ChannelSettings(
-            answer_seconds=60, short_abandon_seconds=5, service_level_target=0.8,
+            answer_seconds=60,
+            short_abandon_seconds=5,
+            service_level_target=0.8,
             queues=("sales", "support"),
         ),
         "email": ChannelSettings(
@@ -162,7 +168,7 @@ def _default_channels() -> dict[str, ChannelSettings]:
 
 
 class Settings(BaseSettings):
-    """The whole configuration. See ``deploy/support-monitor/config.yaml`` for a commented example."""
+    """The whole configuration; ``deploy/support-monitor/config.yaml`` is a commented example."""
 
     model_config = SettingsConfigDict(
         extra="forbid",

@@ -76,8 +76,10 @@ async def run_daemon(settings: Settings, listen: str | None = None) -> int:
             for source in sources:
                 await stack.enter_async_context(source)
             log.info(
-                "daemon_started", listen=f"{address.rpartition(':')[0]}:{server.port}",
-                sources=[s.name for s in sources], channels=list(settings.channels),
+                "daemon_started",
+                listen=f"{address.rpartition(':')[0]}:{server.port}",
+                sources=[s.name for s in sources],
+                channels=list(settings.channels),
             )
             async with asyncio.TaskGroup() as tasks:
                 for source in sources:
@@ -90,4 +92,3 @@ async def run_daemon(settings: Settings, listen: str | None = None) -> int:
     except* _Shutdown:
         log.info("daemon_stopped", reason="signal")
     return 0
-

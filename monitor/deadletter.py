@@ -10,7 +10,7 @@ import base64
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, Self
 
 import msgspec
 
@@ -51,7 +51,7 @@ class JsonlDeadLetters:
         self._file: IO[bytes] | None = None
         self._encoder = msgspec.json.Encoder()
 
-    def __enter__(self) -> JsonlDeadLetters:
+    def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("ab")
         return self

@@ -1,4 +1,4 @@
-"""Durations as ops engineers write them in YAML: ``20``, ``90.5``, ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``.
+"""Durations as ops engineers write them: ``20``, ``90.5``, ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``.
 
 Kept in one place so config, CLI and window labels agree on the spelling.
 """
@@ -17,7 +17,9 @@ _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 def parse_duration(value: object) -> float:
     """Seconds from a number or a ``<number><unit>`` string; refuses negatives and garbage."""
     if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '1h'")
+        raise ValueError(  # noqa: TRY004 - pydantic reports ValueError, not TypeError
+            "a duration is a number of seconds or a string like '30s', '5m', '1h'"
+        )
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -28,7 +30,9 @@ def parse_duration(value: object) -> float:
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
-        raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '1h'")
+        raise ValueError(  # noqa: TRY004 - pydantic reports ValueError, not TypeError
+            "a duration is a number of seconds or a string like '30s', '5m', '1h'"
+        )
     if seconds < 0 or seconds != seconds:  # noqa: PLR0124 - NaN check
         raise ValueError(f"a duration must not be negative (got {value!r})")
     return seconds

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import msgspec
 from msgspec import Meta
@@ -87,8 +87,16 @@ Event = (
     | ComplaintReceived
 )
 EVENT_TYPES: tuple[type[_Event], ...] = (
-    ContactQueued, ContactAnswered, ContactAbandoned, ContactEnded,
-    TicketCreated, TicketResponded, TicketSolved, TicketReopened, TicketRated, ComplaintReceived,
+    ContactQueued,
+    ContactAnswered,
+    ContactAbandoned,
+    ContactEnded,
+    TicketCreated,
+    TicketResponded,
+    TicketSolved,
+    TicketReopened,
+    TicketRated,
+    ComplaintReceived,
 )
 TYPE_NAMES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in EVENT_TYPES)
 
@@ -142,7 +150,7 @@ def decode(raw: bytes | str, max_bytes: int) -> Event:
     if len(raw) > max_bytes:
         raise EventError(Reject.TOO_LARGE, f"{len(raw)} bytes > max_event_bytes {max_bytes}")
     try:
-        return _decoder.decode(raw)
+        return cast("Event", _decoder.decode(raw))
     except msgspec.ValidationError as exc:
         raise EventError(_classify(exc), str(exc)) from None
     except msgspec.DecodeError as exc:

@@ -14,6 +14,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
+    SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector
 
@@ -32,7 +33,7 @@ HELP: dict[str, str] = {
     "support_contacts_abandoned_in_sla_total": "Abandons with wait <= answer_seconds.",
     "support_sla_breaches_total": "Contacts and tickets breached, counted at the deadline.",
     "support_queue_waiting": "Contacts waiting now.",
-    "support_queue_oldest_wait_seconds": "Wait so far of the longest-waiting contact (0 when none).",
+    "support_queue_oldest_wait_seconds": "Wait so far of the longest-waiting contact (0 if none).",
     "support_queue_breached_waiting": "Contacts waiting now whose wait already exceeds T.",
     "support_service_level_ratio": (
         "Answered in SLA / (answered + abandoned - short abandoned) over the window."
@@ -40,7 +41,10 @@ HELP: dict[str, str] = {
     "support_abandon_ratio": (
         "(Abandoned - short abandoned) / (answered + abandoned - short abandoned) over the window."
     ),
-    "support_wait_quantile_seconds": "Quantiles of answered waits over the window (<=1% error).",
+    "support_wait_quantile_seconds": (
+        "Quantiles of answered waits over the window (<=1% error); _count and _sum are the "
+        "answered contacts and their total wait in the window."
+    ),
     "support_csat_ratio": "Ratings of 4-5 / all ratings over the window.",
     "support_complaints_window": "Complaints in the window.",
     "support_tickets_created_total": "Tickets created.",
@@ -57,7 +61,8 @@ SeriesProvider = Callable[[], Iterable[Series]]
 
 
 def _family(name: str, help_text: str, rows: list[Series]) -> Metric:
-    label_names = [k for k, _ in rows[0].labels]
+    """A family even with no rows yet, so every documented name is always exposed."""
+    label_names = [k for k, _ in rows[0].labels] if rows else []
     family: GaugeMetricFamily | CounterMetricFamily
     if name.endswith("_total"):
         family = CounterMetricFamily(name.removesuffix("_total"), help_text, labels=label_names)
@@ -69,12 +74,39 @@ def _family(name: str, help_text: str, rows: list[Series]) -> Metric:
 
 
 def _histogram(
-    name: str, help_text: str, label_names: list[str],
+    name: str,
+    help_text: str,
+    label_names: list[str],
     rows: Iterable[tuple[list[str], Histogram]],
 ) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, help_text, labels=label_names)
     for values, hist in rows:
         family.add_metric(values, hist.cumulative(), hist.sum)
+    return family
+
+
+def _wait_summary(quantiles: list[Series], counts: list[Series], sums: list[Series]) -> Metric:
+    """``support_wait_quantile_seconds`` is typed summary: the metric contract gives it a
+    ``quantile`` label, which Prometheus' lint accepts on summaries only. Sample names and labels
+    are exactly the contract's; ``_count``/``_sum`` come with the type."""
+    family = SummaryMetricFamily(
+        "support_wait_quantile_seconds",
+        HELP["support_wait_quantile_seconds"],
+        labels=["channel", "window"],
+    )
+    for count, total in zip(counts, sums, strict=True):
+        family.add_metric([v for _, v in count.labels], int(count.value), total.value)
+    for row in quantiles:
+        labels = dict(row.labels)
+        family.add_sample(
+            "support_wait_quantile_seconds",
+            {
+                "channel": labels["channel"],
+                "window": labels["window"],
+                "quantile": labels["quantile"],
+            },
+            row.value,
+        )
     return family
 
 
@@ -88,14 +120,21 @@ def group(rows: Iterable[Series]) -> dict[str, list[Series]]:
 class EngineCollector(Collector):
     """Every ``support_*`` family of the metric contract, read from the engine at scrape time."""
 
-    def __init__(self, engine: Engine, extra: Iterable[tuple[SeriesProvider, dict[str, str]]] = ()):
+    def __init__(
+        self, engine: Engine, extra: Iterable[tuple[SeriesProvider, dict[str, str]]] = ()
+    ) -> None:
         self._engine = engine
         self._extra = list(extra)
 
     def collect(self) -> Iterator[Metric]:
         engine = self._engine
-        for name, rows in group(series(engine)).items():
+        grouped = group(series(engine))
+        quantiles = grouped.pop("support_wait_quantile_seconds")
+        counts = grouped.pop("support_wait_quantile_seconds_count")
+        sums = grouped.pop("support_wait_quantile_seconds_sum")
+        for name, rows in grouped.items():
             yield _family(name, HELP[name], rows)
+        yield _wait_summary(quantiles, counts, sums)
         queues = [(ch.name, q) for ch in engine.channels.values() for q in ch.queues.values()]
         for name, attr, text in (
             ("support_wait_seconds", "wait_hist", "Waits of answered contacts."),
@@ -104,12 +143,15 @@ class EngineCollector(Collector):
             ("support_resolution_seconds", "res_hist", "Ticket created to solved."),
         ):
             yield _histogram(
-                name, text, ["channel", "queue"],
+                name,
+                text,
+                ["channel", "queue"],
                 (([ch, q.name], getattr(q, attr)) for ch, q in queues),
             )
         for provider, helps in self._extra:
-            for name, rows in group(provider()).items():
-                yield _family(name, helps.get(name, name), rows)
+            grouped = group(provider())
+            for name in {**dict.fromkeys(helps), **dict.fromkeys(grouped)}:
+                yield _family(name, helps.get(name, name), grouped.get(name, []))
 
 
 class DaemonCollector(Collector):
@@ -127,25 +169,30 @@ class DaemonCollector(Collector):
             events.add_metric([source, kind], count)
         yield events
         rejected = CounterMetricFamily(
-            "support_monitor_events_rejected", "Events not applied, by reason.",
+            "support_monitor_events_rejected",
+            "Events not applied, by reason.",
             labels=["source", "reason"],
         )
         for (source, reason), count in sorted(stats.rejected.items()):
             rejected.add_metric([source, reason], count)
         yield rejected
         duplicates = CounterMetricFamily(
-            "support_monitor_events_duplicate", "Redelivered events skipped (same event_id).",
+            "support_monitor_events_duplicate",
+            "Redelivered events skipped (same event_id).",
             labels=["source"],
         )
         for source, count in sorted(stats.duplicates.items()):
             duplicates.add_metric([source], count)
         yield duplicates
         yield _histogram(
-            "support_monitor_event_lag_seconds", "Processing time minus event time.", [],
+            "support_monitor_event_lag_seconds",
+            "Processing time minus event time.",
+            [],
             [([], stats.lag)],
         )
         notes = CounterMetricFamily(
-            "support_monitor_notifications", "Notification attempts by outcome.",
+            "support_monitor_notifications",
+            "Notification attempts by outcome.",
             labels=["notifier", "result"],
         )
         for (notifier, result), count in sorted(stats.notifications.items()):
@@ -158,18 +205,21 @@ class DaemonCollector(Collector):
             up.add_metric([source], float(is_up))
         yield up
         lag = GaugeMetricFamily(
-            "support_monitor_kafka_partition_lag", "Messages behind the partition end.",
+            "support_monitor_kafka_partition_lag",
+            "Messages behind the partition end.",
             labels=["topic", "partition"],
         )
         for (topic, partition), value in sorted(stats.partition_lag.items()):
             lag.add_metric([topic, str(partition)], value)
         yield lag
         yield GaugeMetricFamily(
-            "support_monitor_loop_lag_seconds", "Event-loop scheduling delay of the clock tick.",
+            "support_monitor_loop_lag_seconds",
+            "Event-loop scheduling delay of the clock tick.",
             value=stats.loop_lag_seconds,
         )
         info = GaugeMetricFamily(
-            "support_monitor_build_info", "Version labels, value 1.",
+            "support_monitor_build_info",
+            "Version labels, value 1.",
             labels=["version", "python"],
         )
         info.add_metric([__version__, platform.python_version()], 1)

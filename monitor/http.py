@@ -21,9 +21,7 @@ def split_listen(listen: str) -> tuple[str, int]:
 class MetricsServer:
     """An async context manager; ``port`` is the bound port (useful with port 0 in tests)."""
 
-    def __init__(
-        self, registry: CollectorRegistry, listen: str, ready: Callable[[], bool]
-    ) -> None:
+    def __init__(self, registry: CollectorRegistry, listen: str, ready: Callable[[], bool]) -> None:
         self._registry = registry
         self._host, self._port = split_listen(listen)
         self._ready = ready
@@ -44,7 +42,9 @@ class MetricsServer:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self._runner.cleanup()

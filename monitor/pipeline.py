@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+
 import msgspec
 import structlog
 
@@ -65,7 +66,10 @@ class Pipeline:
             engine.advance(ts)
         if event.channel not in engine.channels:
             return self._reject(
-                source, delivery, Reject.UNKNOWN_CHANNEL, f"channel {event.channel!r} is not configured"
+                source,
+                delivery,
+                Reject.UNKNOWN_CHANNEL,
+                f"channel {event.channel!r} is not configured",
             )
         if engine.dedup.seen(event.event_id):
             self.stats.duplicates[source] += 1
@@ -97,8 +101,11 @@ class Pipeline:
 
     def _log_rejected(self, source: str, delivery: Delivery, reason: Reject, detail: str) -> None:
         self._log.warning(
-            "event_rejected", source=source, position=delivery.position,
-            reason=reason.value, detail=detail,
+            "event_rejected",
+            source=source,
+            position=delivery.position,
+            reason=reason.value,
+            detail=detail,
         )
 
 

@@ -59,7 +59,11 @@ async def replay(
             alerts_out.write(encoder.encode(record) + b"\n")
 
     alerting = Alerting(
-        settings.detectors, settings.alerts, settings.notifiers, engine, stats,
+        settings.detectors,
+        settings.alerts,
+        settings.notifiers,
+        engine,
+        stats,
         on_transition=write_transition,
     )
     road = TickRoad(engine, settings.exporter.tick_seconds, alerting.handlers)

@@ -18,12 +18,23 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()  # a Monday 09:00 UTC
 CONFIG: dict[str, Any] = {
     "windows": ["5m", "1h"],
     "channels": {
-        "voice": {"answer_seconds": 20, "short_abandon_seconds": 5, "service_level_target": 0.8,
-                  "queues": ["billing", "tech"]},
-        "chat": {"answer_seconds": 60, "short_abandon_seconds": 5, "service_level_target": 0.8,
-                 "queues": ["sales", "support"]},
-        "email": {"first_response_seconds": 3600, "resolution_seconds": 86400,
-                  "queues": ["default"]},
+        "voice": {
+            "answer_seconds": 20,
+            "short_abandon_seconds": 5,
+            "service_level_target": 0.8,
+            "queues": ["billing", "tech"],
+        },
+        "chat": {
+            "answer_seconds": 60,
+            "short_abandon_seconds": 5,
+            "service_level_target": 0.8,
+            "queues": ["sales", "support"],
+        },
+        "email": {
+            "first_response_seconds": 3600,
+            "resolution_seconds": 86400,
+            "queues": ["default"],
+        },
     },
 }
 

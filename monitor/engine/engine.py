@@ -64,6 +64,8 @@ class Engine:
             name: ChannelRuntime(name, ch, spans, self.wait_bounds)
             for name, ch in settings.channels.items()
         }
+        for ch in self.channels.values():  # every allowed category exported from the start
+            ch.complaints = dict.fromkeys((*ingest.complaint_categories, UNCATEGORIZED, OTHER), 0)
         self.contacts: dict[str, Contact] = {}
         self._talking: dict[str, Contact] = {}  # answered, not ended; in answer order for expiry
         self.tickets: dict[str, Ticket] = {}
@@ -138,9 +140,9 @@ class Engine:
             return
         if kind == _FORGET_TICKET:
             t = self.tickets.get(key)
-            if t is not None and t.solved_ts is not None:
-                if t.solved_ts + self._ticket_retention == when:
-                    del self.tickets[key]
+            solved = None if t is None else t.solved_ts
+            if solved is not None and solved + self._ticket_retention == when:
+                del self.tickets[key]
             return
         t = self.tickets.get(key)
         if t is None or t.solved_ts is not None:
@@ -157,15 +159,20 @@ class Engine:
             deadline = self._fr_deadline(t)
             lead = settings.fr_lead
             if (
-                not t.fr_stopped and not t.risk_fr and lead is not None
-                and deadline - lead == when and deadline >= self.watermark
+                not t.fr_stopped
+                and not t.risk_fr
+                and lead is not None
+                and deadline - lead == when
+                and deadline >= self.watermark
             ):
                 t.risk_fr = True
                 q.at_risk_fr += 1
         elif kind == _RES_RISK:
             lead = settings.res_lead
             if (
-                not t.risk_res and lead is not None and t.res_deadline - lead == when
+                not t.risk_res
+                and lead is not None
+                and t.res_deadline - lead == when
                 and t.res_deadline >= self.watermark
             ):
                 t.risk_res = True
@@ -190,8 +197,11 @@ class Engine:
 
     def _live_queues(self) -> list[QueueState]:
         return [
-            q for ch in self.channels.values() if ch.settings.answer_seconds is not None
-            for q in ch.queues.values() if q.pending
+            q
+            for ch in self.channels.values()
+            if ch.settings.answer_seconds is not None
+            for q in ch.queues.values()
+            if q.pending
         ]
 
     # ------------------------------------------------------------------ events
@@ -244,9 +254,11 @@ class Engine:
         q.answered_in_sla += in_sla
         q.wait_hist.observe(wait)
         index = bucket_of(wait)
+        wait_ms = round(wait * 1000)
         for agg in ch.windows.targets(ts):
             agg.answered += 1
             agg.answered_in_sla += in_sla
+            agg.wait_ms += wait_ms
             waits = agg.waits
             waits[index] = waits.get(index, 0) + 1
         return None

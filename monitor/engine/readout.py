@@ -94,9 +94,12 @@ def window_series(channel: ChannelRuntime) -> Iterator[Series]:
         yield Series("support_abandon_ratio", lbl, abandon_ratio(agg))
         for q in QUANTILES:
             yield Series(
-                "support_wait_quantile_seconds", (*lbl, ("quantile", str(q))),
+                "support_wait_quantile_seconds",
+                (*lbl, ("quantile", str(q))),
                 wait_quantile(agg, q),
             )
+        yield Series("support_wait_quantile_seconds_count", lbl, agg.answered)
+        yield Series("support_wait_quantile_seconds_sum", lbl, agg.wait_ms / 1000)
         yield Series("support_csat_ratio", lbl, csat_ratio(agg))
         yield Series("support_complaints_window", lbl, agg.complaints)
 

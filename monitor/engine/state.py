@@ -33,8 +33,16 @@ class Ticket:
     """A ticket from ``created``; kept after ``solved`` for reopen and late events."""
 
     __slots__ = (
-        "breached_fr", "breached_res", "created_ts", "fr_stopped", "q", "res_deadline", "responded",
-        "risk_fr", "risk_res", "solved_ts",
+        "breached_fr",
+        "breached_res",
+        "created_ts",
+        "fr_stopped",
+        "q",
+        "res_deadline",
+        "responded",
+        "risk_fr",
+        "risk_res",
+        "solved_ts",
     )
 
     def __init__(self, q: QueueState, created_ts: float, res_deadline: float) -> None:
@@ -54,10 +62,30 @@ class QueueState:
     """Counters and live gauges of one (channel, queue) series."""
 
     __slots__ = (
-        "abandoned", "abandoned_in_sla", "abandoned_short", "answered", "answered_in_sla",
-        "at_risk_fr", "at_risk_res", "breached_waiting", "breaches_answer", "breaches_fr",
-        "breaches_res", "channel", "created", "fr_hist", "handle_hist", "last_queued_ts", "name",
-        "ordered", "pending", "queued", "res_hist", "solved", "tickets_open", "wait_hist",
+        "abandoned",
+        "abandoned_in_sla",
+        "abandoned_short",
+        "answered",
+        "answered_in_sla",
+        "at_risk_fr",
+        "at_risk_res",
+        "breached_waiting",
+        "breaches_answer",
+        "breaches_fr",
+        "breaches_res",
+        "channel",
+        "created",
+        "fr_hist",
+        "handle_hist",
+        "last_queued_ts",
+        "name",
+        "ordered",
+        "pending",
+        "queued",
+        "res_hist",
+        "solved",
+        "tickets_open",
+        "wait_hist",
         "waiting",
     )
 
@@ -71,7 +99,7 @@ class QueueState:
         self.waiting: dict[str, Contact] = {}
         self.ordered = True  # waiting dict is in queued-time order (oldest first)
         self.pending: dict[str, Contact] = {}
-        """Waiting, not yet breached, queued in time order: its first entry has the next deadline."""
+        """Waiting, not yet breached, queued in time order: the first entry is next to breach."""
         self.last_queued_ts = -math.inf
         self.created = self.solved = self.tickets_open = 0
         self.at_risk_fr = self.at_risk_res = 0

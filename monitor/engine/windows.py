@@ -19,9 +19,21 @@ class Agg:
     """Counts of one bucket or one window of a channel."""
 
     __slots__ = (
-        "abandoned", "abandoned_short", "answered", "answered_in_sla", "breaches_answer",
-        "breaches_first_response", "breaches_resolution", "complaints", "created", "queued",
-        "ratings", "satisfied", "solved", "waits",
+        "abandoned",
+        "abandoned_short",
+        "answered",
+        "answered_in_sla",
+        "breaches_answer",
+        "breaches_first_response",
+        "breaches_resolution",
+        "complaints",
+        "created",
+        "queued",
+        "ratings",
+        "satisfied",
+        "solved",
+        "wait_ms",
+        "waits",
     )
 
     def __init__(self) -> None:
@@ -38,12 +50,24 @@ class Agg:
         self.ratings = 0
         self.satisfied = 0
         self.complaints = 0
+        self.wait_ms = 0  # sum of answered waits in integer ms: exact under add and subtract
         self.waits: dict[int, int] = {}
 
     _INTS = (
-        "queued", "answered", "answered_in_sla", "abandoned", "abandoned_short",
-        "breaches_answer", "breaches_first_response", "breaches_resolution",
-        "created", "solved", "ratings", "satisfied", "complaints",
+        "queued",
+        "answered",
+        "answered_in_sla",
+        "abandoned",
+        "abandoned_short",
+        "breaches_answer",
+        "breaches_first_response",
+        "breaches_resolution",
+        "created",
+        "solved",
+        "ratings",
+        "satisfied",
+        "complaints",
+        "wait_ms",
     )
 
     def add(self, other: Agg, sign: int) -> None:
@@ -56,7 +80,14 @@ class SlidingWindows:
     """Buckets and running totals of one channel for every configured window."""
 
     __slots__ = (
-        "_buckets", "_cached", "_cached_key", "_cuts", "_keys", "_max_span", "names", "spans",
+        "_buckets",
+        "_cached",
+        "_cached_key",
+        "_cuts",
+        "_keys",
+        "_max_span",
+        "names",
+        "spans",
         "totals",
     )
 

@@ -99,8 +99,14 @@ class KafkaDeadLetters:
     """
 
     def __init__(
-        self, topic: str, stats: DaemonStats, *, name: str, max_bytes: int,
-        reconnect_max_seconds: float, close_timeout: float,
+        self,
+        topic: str,
+        stats: DaemonStats,
+        *,
+        name: str,
+        max_bytes: int,
+        reconnect_max_seconds: float,
+        close_timeout: float,
     ) -> None:
         self.topic = topic
         self.name = name
@@ -226,7 +232,11 @@ class _Record:
     __slots__ = ("headers", "key", "original_size", "position", "value")
 
     def __init__(
-        self, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]], position: str,
+        self,
+        value: bytes,
+        key: bytes | None,
+        headers: list[tuple[str, bytes]],
+        position: str,
         original_size: int,
     ) -> None:
         self.value = value
@@ -256,8 +266,14 @@ class MqttDeadLetters:
     while the consuming connection is down or busy. ``write`` returns after the broker's PUBACK."""
 
     def __init__(
-        self, topic: str, stats: DaemonStats, *, name: str, client_id: str,
-        reconnect_max_seconds: float, close_timeout: float,
+        self,
+        topic: str,
+        stats: DaemonStats,
+        *,
+        name: str,
+        client_id: str,
+        reconnect_max_seconds: float,
+        close_timeout: float,
     ) -> None:
         self.topic = topic
         self.name = name

@@ -1,4 +1,4 @@
-"""JSON Lines file source (replay). Reads in blocks off the event loop; positions are line numbers."""
+"""JSON Lines file source (replay): blocks read off the event loop; positions are line numbers."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ class FileSource:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         if self._file is not None:

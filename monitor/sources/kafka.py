@@ -42,8 +42,11 @@ from monitor.stats import DaemonStats
 _PROBE_INTERVAL = 5.0
 """Seconds between connection probes while the source is idle and the broker was reachable."""
 _LIBRARY_LEVELS = {
-    "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-    "error": logging.ERROR, "critical": logging.CRITICAL,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
 }
 
 
@@ -117,7 +120,9 @@ class KafkaSource:
         self.dead_letters: KafkaDeadLetters | None = None
         if settings.dead_letter_topic is not None:
             self.dead_letters = KafkaDeadLetters(
-                settings.dead_letter_topic, stats, name=f"{name}:{settings.dead_letter_topic}",
+                settings.dead_letter_topic,
+                stats,
+                name=f"{name}:{settings.dead_letter_topic}",
                 max_bytes=settings.dead_letter_max_bytes,
                 reconnect_max_seconds=settings.reconnect_max_seconds,
                 close_timeout=settings.close_timeout,
@@ -135,7 +140,9 @@ class KafkaSource:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         """Commit what was applied, leave the group, stop the dead-letter producer: bounded."""
@@ -224,7 +231,9 @@ class KafkaSource:
                 self._set_up(up=False)
                 delay = backoff.next_delay()
                 self._log.warning(
-                    "kafka_connect_failed", error=repr(error), retry_in=round(delay, 2),
+                    "kafka_connect_failed",
+                    error=repr(error),
+                    retry_in=round(delay, 2),
                     bootstrap_servers=settings.bootstrap_servers,
                 )
                 await self._stop(consumer, commit=False)
@@ -260,7 +269,8 @@ class KafkaSource:
         records are then delivered again, which de-duplication absorbs."""
         committed = self._committed
         offsets = {
-            tp: off for tp, off in self._applied.items()
+            tp: off
+            for tp, off in self._applied.items()
             if committed.get(tp) != off and (only is None or tp in only)
         }
         if not offsets:
@@ -286,8 +296,11 @@ class KafkaSource:
                 async with asyncio.timeout(self.settings.commit_timeout * 2):
                     await self._commit(consumer, only=revoked)
             except TimeoutError:
-                self._log.warning("kafka_commit_failed", error="dead letters not stored in time",
-                                  during="revocation")
+                self._log.warning(
+                    "kafka_commit_failed",
+                    error="dead letters not stored in time",
+                    during="revocation",
+                )
         for tp in revoked:
             self._applied.pop(tp, None)
             self._committed.pop(tp, None)

@@ -97,7 +97,9 @@ class MqttSource:
         self.dead_letters: MqttDeadLetters | None = None
         if settings.dead_letter_topic is not None:
             self.dead_letters = MqttDeadLetters(
-                settings.dead_letter_topic, stats, name=f"{name}:{settings.dead_letter_topic}",
+                settings.dead_letter_topic,
+                stats,
+                name=f"{name}:{settings.dead_letter_topic}",
                 client_id=settings.client_id,
                 reconnect_max_seconds=settings.reconnect_max_seconds,
                 close_timeout=settings.close_timeout,
@@ -112,7 +114,9 @@ class MqttSource:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         """Disconnect (the session and its unacknowledged messages stay on the broker): bounded."""
@@ -170,8 +174,11 @@ class MqttSource:
                 self._set_up(up=False)
                 delay = backoff.next_delay()
                 self._log.warning(
-                    "mqtt_connect_failed", error=repr(error), retry_in=round(delay, 2),
-                    host=settings.host, port=settings.port,
+                    "mqtt_connect_failed",
+                    error=repr(error),
+                    retry_in=round(delay, 2),
+                    host=settings.host,
+                    port=settings.port,
                 )
                 await asyncio.sleep(delay)
                 continue

@@ -52,7 +52,7 @@ class Reference:
         else:
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
-    def _apply(self, ev: dict[str, Any], ts: float) -> str | None:  # noqa: C901, PLR0911, PLR0912
+    def _apply(self, ev: dict[str, Any], ts: float) -> str | None:  # noqa: PLR0911
         kind, ch = ev["type"], ev["channel"]
         chans = self.cfg["channels"]
         if kind == "contact.queued":

@@ -26,18 +26,35 @@ CFG: dict[str, Any] = {
 }
 WINDOWS = {"1m": 60.0, "5m": 300.0, "1h": 3600.0}
 ACTIONS = (
-    "queue", "queue", "queue", "answer", "answer", "abandon", "end", "end", "ghost",
-    "create", "create", "respond", "solve", "reopen", "rate", "complaint", "duplicate",
+    "queue",
+    "queue",
+    "queue",
+    "answer",
+    "answer",
+    "abandon",
+    "end",
+    "end",
+    "ghost",
+    "create",
+    "create",
+    "respond",
+    "solve",
+    "reopen",
+    "rate",
+    "complaint",
+    "duplicate",
     "bad_queue",
 )
 
 
 @st.composite
 def streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], float]:
-    steps = draw(st.lists(
-        st.tuples(st.integers(0, 25), st.sampled_from(ACTIONS), st.integers(0, 10_000)),
-        max_size=120,
-    ))
+    steps = draw(
+        st.lists(
+            st.tuples(st.integers(0, 25), st.sampled_from(ACTIONS), st.integers(0, 10_000)),
+            max_size=120,
+        )
+    )
     events: list[dict[str, Any]] = []
     contacts: list[tuple[str, str]] = []
     tickets: list[str] = []
@@ -45,41 +62,86 @@ def streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], float]:
     for n, (dt, action, pick) in enumerate(steps):
         now += dt
         base = {"event_id": f"e{n}", "ts": iso(T0 + now)}
-        live = ("voice", "billing") if pick % 3 == 0 else ("voice", "tech") if pick % 3 == 1 \
+        live = (
+            ("voice", "billing")
+            if pick % 3 == 0
+            else ("voice", "tech")
+            if pick % 3 == 1
             else ("chat", "sales")
+        )
         if action == "queue":
             cid = f"c{n}"
             contacts.append((cid, live[0]))
-            events.append({**base, "type": "contact.queued", "channel": live[0],
-                           "queue": live[1], "contact_id": cid})
+            events.append(
+                {
+                    **base,
+                    "type": "contact.queued",
+                    "channel": live[0],
+                    "queue": live[1],
+                    "contact_id": cid,
+                }
+            )
         elif action in ("answer", "abandon", "end") and contacts:
             cid, ch = contacts[pick % len(contacts)]
             kind = {"answer": "answered", "abandon": "abandoned", "end": "ended"}[action]
             events.append({**base, "type": f"contact.{kind}", "channel": ch, "contact_id": cid})
         elif action == "ghost":
-            events.append({**base, "type": "contact.answered", "channel": "voice",
-                           "contact_id": f"ghost{pick}"})
+            events.append(
+                {
+                    **base,
+                    "type": "contact.answered",
+                    "channel": "voice",
+                    "contact_id": f"ghost{pick}",
+                }
+            )
         elif action == "create":
             tid = f"t{n}"
             tickets.append(tid)
             tags = ["complaint"] if pick % 5 == 0 else []
-            events.append({**base, "type": "ticket.created", "channel": "email",
-                           "ticket_id": tid, "tags": tags})
+            events.append(
+                {
+                    **base,
+                    "type": "ticket.created",
+                    "channel": "email",
+                    "ticket_id": tid,
+                    "tags": tags,
+                }
+            )
         elif action in ("respond", "solve", "reopen") and tickets:
             kind = {"respond": "responded", "solve": "solved", "reopen": "reopened"}[action]
-            events.append({**base, "type": f"ticket.{kind}", "channel": "email",
-                           "ticket_id": tickets[pick % len(tickets)]})
+            events.append(
+                {
+                    **base,
+                    "type": f"ticket.{kind}",
+                    "channel": "email",
+                    "ticket_id": tickets[pick % len(tickets)],
+                }
+            )
         elif action == "rate":
             ticket = {"ticket_id": tickets[pick % len(tickets)]} if tickets and pick % 2 else {}
-            events.append({**base, "type": "ticket.rated", "channel": live[0],
-                           "rating": pick % 5 + 1, **ticket})
+            events.append(
+                {
+                    **base,
+                    "type": "ticket.rated",
+                    "channel": live[0],
+                    "rating": pick % 5 + 1,
+                    **ticket,
+                }
+            )
         elif action == "complaint":
             events.append({**base, "type": "complaint.received", "channel": live[0]})
         elif action == "duplicate" and events:
             events.append({**events[pick % len(events)]})
         elif action == "bad_queue":
-            events.append({**base, "type": "contact.queued", "channel": "voice",
-                           "queue": f"rnd{pick}", "contact_id": f"b{n}"})
+            events.append(
+                {
+                    **base,
+                    "type": "contact.queued",
+                    "channel": "voice",
+                    "queue": f"rnd{pick}",
+                    "contact_id": f"b{n}",
+                }
+            )
     tail = draw(st.integers(0, 700))
     return events, float(now + tail)
 
@@ -87,14 +149,17 @@ def streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], float]:
 def _engine_numbers(engine: Any) -> dict[str, float]:
     out: dict[str, float] = {}
     names = {
-        "support_contacts_queued_total": "queued", "support_contacts_answered_total": "answered",
+        "support_contacts_queued_total": "queued",
+        "support_contacts_answered_total": "answered",
         "support_contacts_answered_in_sla_total": "answered_in_sla",
         "support_contacts_abandoned_total": "abandoned",
         "support_contacts_abandoned_short_total": "abandoned_short",
         "support_contacts_abandoned_in_sla_total": "abandoned_in_sla",
-        "support_queue_waiting": "waiting", "support_queue_oldest_wait_seconds": "oldest",
+        "support_queue_waiting": "waiting",
+        "support_queue_oldest_wait_seconds": "oldest",
         "support_queue_breached_waiting": "breached_waiting",
-        "support_tickets_created_total": "created", "support_tickets_solved_total": "solved",
+        "support_tickets_created_total": "created",
+        "support_tickets_solved_total": "solved",
         "support_tickets_open": "open",
     }
     for row in series(engine):
@@ -158,8 +223,11 @@ def _check_ratios(
     key = f"{channel}/{window}"
     answered = contacts.get(f"{key}/answered", 0)
     offered = answered + contacts.get(f"{key}/abandoned", 0) - contacts.get(f"{key}/short", 0)
-    rows = {(r.name, r.label("quantile")): r.value for r in series(engine)
-            if r.label("channel") == channel and r.label("window") == window}
+    rows = {
+        (r.name, r.label("quantile")): r.value
+        for r in series(engine)
+        if r.label("channel") == channel and r.label("window") == window
+    }
     sl = rows["support_service_level_ratio", None]
     if offered:
         assert sl == contacts.get(f"{key}/in_sla", 0) / offered

@@ -231,14 +231,16 @@ def test_unknown_complaint_category_counts_as_other() -> None:
     s = Stream()
     s.add("complaint.received", 1, "chat", category="zzz-random")
     engine, _ = run(s.lines)
-    assert engine.channels["chat"].complaints == {"other": 1}
+    assert engine.channels["chat"].complaints == {"uncategorized": 0, "other": 1}
 
 
 @pytest.mark.parametrize(
     ("until", "fr_breach", "at_risk"),
     [(3239, 0, 0), (3240, 0, 1), (3600, 0, 1), (3601, 1, 0)],
 )
-def test_first_response_breach_and_at_risk_edges(until: float, fr_breach: int, at_risk: int) -> None:
+def test_first_response_breach_and_at_risk_edges(
+    until: float, fr_breach: int, at_risk: int
+) -> None:
     s = Stream()
     s.add("ticket.created", 0, "email", ticket_id="t1")
     engine, _ = run(s.lines, until=until)

@@ -1,0 +1,38 @@
+"""Which sources a config asks for. The supervisor enters each one on its exit stack.
+
+Several sources may run at once (simulator, Kafka, MQTT); each gets its own consume task and they
+all feed the one engine. A broker source may bring its own dead-letter sink (``dead_letters``:
+the Kafka or MQTT dead-letter topic); :func:`dead_letter_sink` picks it, or the daemon's sink.
+"""
+
+from __future__ import annotations
+
+from monitor.config import Settings
+from monitor.deadletter import DeadLetterSink
+from monitor.sources.base import Source
+from monitor.stats import DaemonStats
+
+
+def configured_sources(settings: Settings, stats: DaemonStats) -> list[Source]:
+    sources: list[Source] = []
+    if settings.sources.simulator_on:
+        from monitor.sources.simulator import SimulatorSource  # noqa: PLC0415 - optional part
+
+        sources.append(SimulatorSource(settings.channels, settings.sources.simulator))
+    if settings.sources.kafka is not None:
+        from monitor.sources.kafka import KafkaSource  # noqa: PLC0415 - only when configured
+
+        sources.append(KafkaSource(settings.sources.kafka, stats))
+    if settings.sources.mqtt is not None:
+        from monitor.sources.mqtt import MqttSource  # noqa: PLC0415 - only when configured
+
+        sources.append(MqttSource(settings.sources.mqtt, stats))
+    return sources
+
+
+def dead_letter_sink(source: Source, default: DeadLetterSink) -> DeadLetterSink:
+    """The sink for ``source``'s rejected deliveries: its own (a dead-letter topic) or ``default``.
+
+    The source opens and closes its own sink (entering/leaving the source does it)."""
+    own: DeadLetterSink | None = getattr(source, "dead_letters", None)
+    return default if own is None else own

@@ -1,0 +1,127 @@
+"""Settings of the broker sources (Kafka, MQTT); part of the one settings tree in monitor.config.
+
+See ``docs/sources.md`` for what each key does and the delivery semantics behind it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from monitor.durations import Duration
+
+LibraryLogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Model):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated ``host:port`` list."""
+    topics: tuple[str, ...] = ("support-events",)
+    group_id: str = "support-monitor"
+    """Consumer group: offsets are committed under it; daemons sharing it split the partitions."""
+    client_id: str = "support-monitor"
+    dead_letter_topic: str | None = None
+    """Rejected messages go here (original bytes + reason/detail/position headers), written
+    before their offset is committed. ``None``: the daemon's ``dead_letter`` sink keeps them."""
+    dead_letter_max_bytes: int = Field(default=1_000_000, gt=1024, le=16 * 1024 * 1024)
+    """A dead letter larger than this is cut to this size (header ``raw_truncated`` keeps the
+    original length) so it fits the broker's ``message.max.bytes``."""
+    max_batch: int = Field(default=2000, gt=0)
+    """Records handed over per fetch; offsets are committed once per batch, after it was applied."""
+    poll_timeout: Duration = Field(default=0.5, gt=0)
+    """How long one fetch waits for records before the source checks the broker connection."""
+    max_partition_fetch_bytes: int = Field(default=1024 * 1024, gt=0)
+    fetch_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    """Upper bound of what the client prefetches per request (the only buffer besides a batch)."""
+    commit_timeout: Duration = Field(default=5.0, gt=0)
+    """An offset commit that takes longer is given up (the records are redelivered later)."""
+    reconnect_max_seconds: Duration = Field(default=30.0, gt=0)
+    """Cap of the jittered exponential backoff between (re)connection attempts."""
+    close_timeout: Duration = Field(default=5.0, gt=0)
+    """Bound of the final commit and the client shutdown when the daemon stops."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_keyfile_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    library_log_level: LibraryLogLevel = "critical"
+    """Level of the ``aiokafka`` library's own (stdlib) loggers. It logs every failed connection
+    attempt, many per second during an outage; the source logs its own state changes instead."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if not self.topics:
+            raise ValueError("topics: name at least one topic")
+        if self.dead_letter_topic is not None and self.dead_letter_topic in self.topics:
+            raise ValueError("dead_letter_topic must not be one of the consumed topics")
+        if self.security_protocol.startswith("SASL_"):
+            if self.sasl_mechanism is None:
+                raise ValueError(f"sasl_mechanism is required with {self.security_protocol}")
+            if self.sasl_username is None or self.sasl_password is None:
+                raise ValueError("sasl_username and sasl_password are required with SASL")
+        elif self.sasl_mechanism is not None:
+            raise ValueError("sasl_mechanism is set but security_protocol is not SASL_*")
+        if (self.ssl_keyfile is None) != (self.ssl_certfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (client certificate)")
+        return self
+
+
+class MqttSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, gt=0, lt=65536)
+    topics: tuple[str, ...] = ("support/events/#",)
+    """Topic filters, subscribed with QoS 1."""
+    shared_group: str | None = Field(default=None, pattern=r"^[^/+#]+$")
+    """Subscribe as ``$share/<group>/<topic>`` so several daemons split the stream."""
+    client_id: str = Field(default="support-monitor", min_length=1, max_length=64)
+    """Must be stable (and unique per daemon): the broker keeps the persistent session under it."""
+    clean_session: bool = False
+    """``False``: persistent session, QoS 1 messages published while the daemon is away are
+    delivered when it reconnects."""
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    tls_insecure: bool = False
+    """Skip the server host name check (test set-ups only)."""
+    dead_letter_topic: str | None = None
+    """Rejected messages are published here (QoS 1) as JSON records; ``None``: the daemon's
+    ``dead_letter`` sink keeps them."""
+    keepalive: int = Field(default=30, ge=5, le=65535)
+    connect_timeout: Duration = Field(default=10.0, gt=0)
+    reconnect_max_seconds: Duration = 30.0
+    max_queued_messages: int = Field(default=10_000, gt=0)
+    """Bound of the client's receive buffer. Messages are acknowledged only after they were
+    applied, so the broker's in-flight window (mosquitto ``max_inflight_messages``) normally keeps
+    the buffer far below this."""
+    close_timeout: Duration = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if not self.topics:
+            raise ValueError("topics: name at least one topic filter")
+        for topic in self.topics:
+            if topic.startswith("$share/"):
+                raise ValueError(
+                    f"topics: {topic!r}: write the plain filter and set shared_group instead"
+                )
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (client certificate)")
+        if not self.tls and (self.ca_file or self.cert_file):
+            raise ValueError("ca_file/cert_file are set but tls is false")
+        if self.dead_letter_topic is not None and any(c in self.dead_letter_topic for c in "+#"):
+            raise ValueError("dead_letter_topic must be a topic name, not a filter")
+        return self

@@ -1,0 +1,112 @@
+"""The built-in contact-center simulator: a source, a generator and a JSON Lines writer.
+
+A fresh install has no Kafka or MQTT to read, yet should show moving metrics and firing alerts at
+once. The model itself (arrivals, agents, patience, tickets, incidents) lives in
+:mod:`monitor.sources.sim_model`; this module paces it against the wall clock or writes it to a
+file for ``support-monitor replay``. See ``docs/simulator.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from monitor.config import ChannelSettings, SimulatorSettings
+from monitor.pipeline import Delivery
+from monitor.sources.sim_model import ContactCenter
+
+_YIELD_EVERY = 256
+"""In a long batch (high speed), give the event loop a turn after this many deliveries."""
+_EARLY = 0.001
+"""Wall seconds: an event due sooner than this goes out now, so no sleep is ever shorter."""
+
+
+def generate(
+    channels: Mapping[str, ChannelSettings], sim: SimulatorSettings, start: float
+) -> Iterator[tuple[float, bytes]]:
+    """Endless ``(event time, JSON bytes)`` in non-decreasing time; the same for the same seed."""
+    return ContactCenter(channels, sim, start).run()
+
+
+def write_jsonl(
+    path: Path,
+    channels: Mapping[str, ChannelSettings],
+    sim: SimulatorSettings,
+    start: float,
+    duration: float,
+) -> int:
+    """Write the events of ``[start, start + duration)`` as JSON Lines; return how many."""
+    end = start + duration
+    count = 0
+    with path.open("wb") as out:
+        for ts, raw in generate(channels, sim, start):
+            if ts >= end:
+                break
+            out.write(raw + b"\n")
+            count += 1
+    return count
+
+
+class SimulatorSource:
+    """Delivers the simulation in real time, ``sim.speed`` simulated seconds per wall second.
+
+    Simulated time starts at the wall clock when the source is entered. Event times are simulated
+    times, so at ``speed`` 1 they match the wall clock and at higher speeds they run ahead of it.
+    ``clock`` and ``sleep`` are injectable so tests can run hours of traffic in milliseconds.
+    """
+
+    name = "simulator"
+
+    def __init__(
+        self,
+        channels: Mapping[str, ChannelSettings],
+        sim: SimulatorSettings,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._channels = channels
+        self._sim = sim
+        self._clock = clock
+        self._sleep = sleep
+        self._start: float | None = None
+
+    async def __aenter__(self) -> Self:
+        self._start = self._clock()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._start = None
+
+    def simulated_now(self) -> float:
+        """Simulated time corresponding to the wall clock now."""
+        assert self._start is not None, "use SimulatorSource as an async context manager"
+        return self._start + (self._clock() - self._start) * self._sim.speed
+
+    async def events(self) -> AsyncIterator[Delivery]:
+        assert self._start is not None, "use SimulatorSource as an async context manager"
+        stream = generate(self._channels, self._sim, self._start)
+        due, raw = next(stream)
+        n = 0
+        speed = self._sim.speed
+        while True:
+            wait = (due - self.simulated_now()) / speed
+            if wait > _EARLY:
+                await self._sleep(wait)
+                continue
+            # Everything due by now goes out as one batch, then one sleep until the next event.
+            horizon = self.simulated_now() + _EARLY * speed
+            while due <= horizon:
+                n += 1
+                yield Delivery(raw, f"sim:{n}")
+                if n % _YIELD_EVERY == 0:
+                    await self._sleep(0)
+                due, raw = next(stream)
