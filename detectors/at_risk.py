@@ -1,0 +1,65 @@
+"""Tickets at risk: open tickets inside the warning lead time of a deadline, per ticket channel.
+
+Help desks usually report a breach after the fact; this detector fires while the tickets can
+still be saved. It reads the ``support_tickets_at_risk`` gauge (summed over queues) per SLA and is
+active when at least ``min_count`` tickets are at risk. score = count, threshold = min_count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from detectors.config import TicketsAtRiskSettings
+from detectors.readings import Readings, WorstExport
+from detectors.signal import Signal
+from monitor.config import ChannelSettings
+
+
+class TicketsAtRiskDetector(WorstExport):
+    """One signal per (ticket channel, sla) the channel has, labelled ``sla``."""
+
+    name = "tickets_at_risk"
+    upward = True
+
+    def __init__(
+        self, settings: TicketsAtRiskSettings, channels: list[str],
+        channel_settings: Mapping[str, ChannelSettings],
+    ) -> None:
+        self.settings = settings
+        self.channels = channels
+        self._slas: dict[str, list[str]] = {}
+        for name in channels:
+            ch = channel_settings[name]
+            self._slas[name] = [
+                sla for sla, target in (
+                    ("first_response", ch.first_response_seconds),
+                    ("resolution", ch.resolution_seconds),
+                ) if target is not None
+            ]
+
+    def evaluate(self, readings: Readings) -> list[Signal]:
+        out = []
+        min_count = self.settings.min_count
+        for channel in self.channels:
+            counts = dict.fromkeys(self._slas[channel], 0.0)
+            for row in readings.channel_rows("support_tickets_at_risk", channel):
+                sla = row.label("sla")
+                if sla in counts:
+                    counts[sla] += row.value
+            for sla, count in counts.items():
+                active = count >= min_count
+                out.append(
+                    Signal(
+                        detector=self.name,
+                        channel=channel,
+                        active=active,
+                        score=count,
+                        threshold=float(min_count),
+                        labels=(("sla", sla),),
+                        summary=(
+                            f"{channel}: {count:.0f} open tickets close to their {sla} deadline"
+                            f" (alerts at {min_count})"
+                        ),
+                    )
+                )
+        return out

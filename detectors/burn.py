@@ -1,0 +1,94 @@
+"""SLA burn rate: how fast each live channel spends its service-level error budget.
+
+error ratio = 1 - service level over a window (from the window's counts), budget = 1 - target,
+burn rate = error ratio / budget. A pair fires only when both its long window (it matters) and its
+short window (it is still happening) burn at least ``burn_rate``: the long one keeps a short blip
+quiet, the short one lets the alert resolve soon after recovery. With target t the highest possible
+burn rate is 1 / (1 - t) (every contact missed), e.g. 5 for 80%.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from detectors.config import SlaBurnSettings
+from detectors.readings import Readings, fmt, offered
+from detectors.signal import Signal
+from monitor.config import ChannelSettings
+from monitor.engine.readout import service_level
+
+
+def burn_rate(service_level_ratio: float, target: float) -> float:
+    """(1 - SL) / (1 - target); NaN when the service level is (NaN: no contacts)."""
+    return (1.0 - service_level_ratio) / (1.0 - target)
+
+
+class SlaBurnDetector:
+    """One signal per (channel, window pair), labelled ``long``, ``short`` and ``severity``."""
+
+    name = "sla_burn"
+    upward = True
+
+    def __init__(
+        self, settings: SlaBurnSettings, channels: list[str],
+        channel_settings: Mapping[str, ChannelSettings],
+    ) -> None:
+        self.settings = settings
+        self.channels = channels
+        self._targets: dict[str, float] = {}
+        for name in channels:
+            target = channel_settings[name].service_level_target
+            assert target is not None
+            self._targets[name] = target
+
+    def evaluate(self, readings: Readings) -> list[Signal]:
+        out = []
+        min_volume = self.settings.min_volume
+        for channel in self.channels:
+            target = self._targets[channel]
+            for pair in self.settings.windows:
+                long_name = readings.window_name(channel, pair.long)
+                short_name = readings.window_name(channel, pair.short)
+                long_agg = readings.window(channel, long_name)
+                short_agg = readings.window(channel, short_name)
+                long_burn = burn_rate(service_level(long_agg), target)
+                short_burn = burn_rate(service_level(short_agg), target)
+                low = min(offered(long_agg), offered(short_agg))
+                both = long_burn + short_burn
+                score = math.nan if math.isnan(both) else min(long_burn, short_burn)
+                guarded = low < min_volume
+                active = not guarded and score >= pair.burn_rate
+                if guarded:
+                    summary = (
+                        f"{channel} SLA burn not judged: {low} offered contacts in a window "
+                        f"(min_volume {min_volume})"
+                    )
+                else:
+                    summary = (
+                        f"{channel} burns its {target:.0%} service-level budget "
+                        f"{fmt(long_burn)}x over {long_name} and {fmt(short_burn)}x over "
+                        f"{short_name} (threshold {pair.burn_rate:g}x)"
+                    )
+                out.append(
+                    Signal(
+                        detector=self.name,
+                        channel=channel,
+                        active=active,
+                        score=score,
+                        threshold=pair.burn_rate,
+                        labels=(
+                            ("long", long_name), ("severity", pair.severity),
+                            ("short", short_name),
+                        ),
+                        summary=summary,
+                    )
+                )
+        return out
+
+    def export(self, signals: list[Signal]) -> Signal:
+        """Gauge row per channel: the strictest active pair, else the one closest to firing."""
+        active = [s for s in signals if s.active]
+        if active:
+            return max(active, key=lambda s: s.threshold)
+        return min(signals, key=lambda s: s.threshold)

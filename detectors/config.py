@@ -1,0 +1,501 @@
+"""Detector settings: one block per built-in detector plus a list of threshold detectors.
+
+Pydantic checks each field on its own; ``validate_against`` then checks what needs the channels
+and windows (a window that does not exist, a channel without a target, a threshold that can never
+fire) and raises ``ValueError`` naming the full key, so an ops engineer sees exactly what to fix.
+This module must not import ``monitor.config`` at run time (that module imports this one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from monitor.durations import Duration, parse_duration
+
+if TYPE_CHECKING:
+    from monitor.config import ChannelSettings
+
+Op = Literal[">", ">=", "<", "<="]
+Aggregate = Literal["max", "min", "sum"]
+ChannelName = str
+
+BUILTIN_NAMES = ("sla_burn", "complaint_spike", "backlog_growth", "tickets_at_risk")
+
+# ---------------------------------------------------------------------- the metric contract
+# Gauges a threshold detector may watch (metrics.md). Counters only grow, histograms are
+# distributions: neither has a value a threshold could meaningfully judge at one instant.
+
+
+class MetricInfo:
+    """What the threshold detector needs to know about one gauge of the contract."""
+
+    __slots__ = ("kind", "needs", "ratio", "volume")
+
+    def __init__(
+        self,
+        kind: Literal["live", "windowed"],
+        needs: Literal["live", "tickets", "any"],
+        *,
+        ratio: bool = False,
+        volume: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.needs = needs
+        """Which channels ever have a value: live-contact channels, ticket channels, or all."""
+        self.ratio = ratio
+        self.volume = volume
+        """How the minimum-volume guard counts: ``offered``, ``answered`` or ``ratings``."""
+
+
+METRICS: dict[str, MetricInfo] = {
+    "support_queue_waiting": MetricInfo("live", "live"),
+    "support_queue_oldest_wait_seconds": MetricInfo("live", "live"),
+    "support_queue_breached_waiting": MetricInfo("live", "live"),
+    "support_tickets_open": MetricInfo("live", "tickets"),
+    "support_tickets_at_risk": MetricInfo("live", "tickets"),
+    "support_service_level_ratio": MetricInfo("windowed", "live", ratio=True, volume="offered"),
+    "support_abandon_ratio": MetricInfo("windowed", "live", ratio=True, volume="offered"),
+    "support_wait_quantile_seconds": MetricInfo("windowed", "live", volume="answered"),
+    "support_csat_ratio": MetricInfo("windowed", "any", ratio=True, volume="ratings"),
+    "support_complaints_window": MetricInfo("windowed", "any"),
+}
+COUNTERS = (
+    "support_contacts_queued_total", "support_contacts_answered_total",
+    "support_contacts_answered_in_sla_total", "support_contacts_abandoned_total",
+    "support_contacts_abandoned_short_total", "support_contacts_abandoned_in_sla_total",
+    "support_sla_breaches_total", "support_tickets_created_total", "support_tickets_solved_total",
+    "support_csat_ratings_total", "support_complaints_total",
+)
+QUANTILES = ("0.5", "0.9", "0.99")
+SLAS = ("first_response", "resolution")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _live(ch: ChannelSettings) -> bool:
+    return ch.answer_seconds is not None
+
+
+def _tickets(ch: ChannelSettings) -> bool:
+    return ch.first_response_seconds is not None or ch.resolution_seconds is not None
+
+
+def _scope(
+    key: str,
+    wanted: Sequence[str],
+    channels: Mapping[str, ChannelSettings],
+    fits: Callable[[ChannelSettings], bool],
+    why: str,
+) -> list[str]:
+    """The channels a detector runs on: the named ones (each must fit) or every one that fits."""
+    if not wanted:
+        return [name for name, ch in channels.items() if fits(ch)]
+    for name in wanted:
+        if name not in channels:
+            raise ValueError(
+                f"{key}.channels: {name!r} is not a configured channel "
+                f"(channels: {sorted(channels)})"
+            )
+        if not fits(channels[name]):
+            raise ValueError(f"{key}.channels: {name!r} {why}")
+    return list(wanted)
+
+
+SHORTEST, LONGEST = "shortest", "longest"
+"""Window aliases: the shortest / longest configured window. The defaults use them, so a config
+that declares other windows than ``5m`` and ``1h`` keeps working without a detectors block."""
+
+
+def resolve_window(name: str, windows: Iterable[str]) -> str:
+    """A configured window name for ``name`` (``shortest``/``longest`` resolved)."""
+    if name not in (SHORTEST, LONGEST):
+        return name
+    pick = min if name == SHORTEST else max
+    return pick(windows, key=parse_duration)
+
+
+def _window(key: str, name: str, windows: Sequence[str]) -> None:
+    if name not in windows and name not in (SHORTEST, LONGEST):
+        raise ValueError(
+            f"{key}: {name!r} is not a configured window (windows: {list(windows)}; "
+            f"or {SHORTEST!r} / {LONGEST!r})"
+        )
+
+
+# ---------------------------------------------------------------------- threshold
+
+
+class ThresholdSettings(_Model):
+    """``metric op value`` on one gauge of the metric contract, per channel (or per queue)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    """Detector instance name: the ``detector`` label and what alert rules refer to."""
+    metric: str
+    op: Op
+    value: float
+    recover: float | None = None
+    """Hysteresis: once active, stays active until ``metric op recover`` stops holding."""
+    window: str | None = None
+    """Required for windowed gauges (``support_service_level_ratio`` ...), refused for live ones."""
+    quantile: Literal["0.5", "0.9", "0.99"] | None = None
+    """Required for ``support_wait_quantile_seconds``."""
+    sla: Literal["first_response", "resolution"] | None = None
+    """For ``support_tickets_at_risk``: one SLA, or both aggregated when unset."""
+    per_queue: bool = False
+    """Live gauges: one signal per queue (label ``queue``) instead of one per channel."""
+    aggregate: Aggregate | None = None
+    """How queues (and SLAs) combine into the channel value; default max for > and >=, min for <
+    and <=."""
+    min_volume: int | None = Field(default=None, ge=0)
+    """Ratio and quantile gauges: inactive below this many contacts (offered = answered +
+    abandoned - short abandoned; answered for quantiles; ratings for CSAT) in the window."""
+    channels: tuple[ChannelName, ...] = ()
+    """Empty: every channel on which the metric has a value."""
+
+    @field_validator("value", "recover")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @property
+    def upward(self) -> bool:
+        return self.op in (">", ">=")
+
+    @property
+    def effective_aggregate(self) -> Aggregate:
+        if self.aggregate is not None:
+            return self.aggregate
+        return "max" if self.upward else "min"
+
+    @property
+    def effective_min_volume(self) -> int:
+        if self.min_volume is not None:
+            return self.min_volume
+        info = METRICS.get(self.metric)
+        return 10 if info is not None and info.volume is not None else 0
+
+    def check(  # noqa: C901, PLR0912
+        self, key: str, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
+    ) -> list[str]:
+        info = METRICS.get(self.metric)
+        if info is None:
+            if self.metric in COUNTERS or self.metric.endswith("_total"):
+                raise ValueError(
+                    f"{key}.metric: {self.metric!r} is a counter (it only grows); watch a "
+                    "windowed gauge such as support_service_level_ratio instead"
+                )
+            raise ValueError(
+                f"{key}.metric: {self.metric!r} is not a gauge of the metric contract "
+                f"(one of: {', '.join(sorted(METRICS))})"
+            )
+        if info.kind == "windowed":
+            if self.window is None:
+                raise ValueError(f"{key}.window: {self.metric} is windowed; name a window")
+            _window(f"{key}.window", self.window, windows)
+            if self.per_queue:
+                raise ValueError(f"{key}.per_queue: {self.metric} has no queue label")
+        elif self.window is not None:
+            raise ValueError(f"{key}.window: {self.metric} is a live gauge, not windowed")
+        if (self.metric == "support_wait_quantile_seconds") != (self.quantile is not None):
+            raise ValueError(
+                f"{key}.quantile: set it (0.5, 0.9 or 0.99) for support_wait_quantile_seconds "
+                "and only there"
+            )
+        if self.sla is not None and self.metric != "support_tickets_at_risk":
+            raise ValueError(f"{key}.sla: only support_tickets_at_risk has an sla label")
+        if self.min_volume is not None and info.volume is None:
+            raise ValueError(
+                f"{key}.min_volume: {self.metric} is not a ratio or quantile; it has no volume"
+            )
+        value = self.value
+        if info.ratio and not 0 <= value <= 1:
+            raise ValueError(f"{key}.value: {value} is outside 0..1; {self.metric} is a ratio")
+        if value < 0:
+            raise ValueError(f"{key}.value: {value} is negative; {self.metric} never is")
+        never = (
+            (self.op == "<" and value <= 0) or (info.ratio and self.op == ">" and value >= 1)
+        )
+        if never:
+            raise ValueError(
+                f"{key}.value: {self.metric} {self.op} {value} can never fire"
+            )
+        if self.recover is not None:
+            rec = self.recover
+            if (self.upward and rec > value) or (not self.upward and rec < value):
+                side = "at or below" if self.upward else "at or above"
+                raise ValueError(
+                    f"{key}.recover: {rec} is on the wrong side; with op {self.op!r} it must be "
+                    f"{side} value {value}"
+                )
+            if info.ratio and not 0 <= rec <= 1:
+                raise ValueError(f"{key}.recover: {rec} is outside 0..1; {self.metric} is a ratio")
+        fits, why = {
+            "live": (_live, "has no answer_seconds: it has no live contacts"),
+            "tickets": (_tickets, "has no ticket SLA (first_response_seconds/resolution_seconds)"),
+            "any": (lambda _ch: True, ""),
+        }[info.needs]
+        if self.sla is not None:
+            attr = f"{self.sla}_seconds"
+            fits, why = (lambda ch: getattr(ch, attr) is not None), f"has no {attr}"
+        return _scope(key, self.channels, channels, fits, f"{why}; {self.metric} is never set")
+
+
+# ---------------------------------------------------------------------- SLA burn rate
+
+
+class BurnWindow(_Model):
+    """One multi-window condition: both windows must burn at least ``burn_rate``."""
+
+    long: str
+    short: str
+    burn_rate: float = Field(gt=0)
+    severity: str = Field(default="page", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    """A hint for alert rules (``page``, ``ticket``); also the ``severity`` label of the signal."""
+
+
+def _default_burn_windows() -> tuple[BurnWindow, ...]:
+    # With an 80% target the budget is 20% of contacts and the highest possible burn rate is 5:
+    # 2.0 means SL <= 60% over the hour and the last 5 minutes; 1.5 means SL <= 70%.
+    return (
+        BurnWindow(long=LONGEST, short=SHORTEST, burn_rate=2.0, severity="page"),
+        BurnWindow(long=LONGEST, short=SHORTEST, burn_rate=1.5, severity="ticket"),
+    )
+
+
+class SlaBurnSettings(_Model):
+    """Multi-window burn rate of each live channel's service-level objective."""
+
+    enabled: bool = True
+    windows: tuple[BurnWindow, ...] = Field(default_factory=_default_burn_windows, min_length=1)
+    min_volume: int = Field(default=10, ge=0)
+    """Both windows need at least this many offered contacts (answered + long abandons)."""
+    channels: tuple[ChannelName, ...] = ()
+    """Empty: every channel with a ``service_level_target``."""
+
+    def check(
+        self, key: str, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
+    ) -> list[str]:
+        scoped = _scope(
+            key, self.channels, channels,
+            lambda ch: _live(ch) and ch.service_level_target is not None,
+            "has no service_level_target (and answer_seconds): no SLO to burn",
+        )
+        seen: set[tuple[str, str, str]] = set()
+        for i, pair in enumerate(self.windows):
+            pkey = f"{key}.windows[{i}]"
+            labels = (pair.long, pair.short, pair.severity)
+            if labels in seen:
+                raise ValueError(f"{pkey}: repeats another pair with the same windows and severity")
+            seen.add(labels)
+            _window(f"{pkey}.long", pair.long, windows)
+            _window(f"{pkey}.short", pair.short, windows)
+            long_span = parse_duration(resolve_window(pair.long, windows))
+            if long_span < parse_duration(resolve_window(pair.short, windows)):
+                raise ValueError(
+                    f"{pkey}: long window {pair.long!r} must not be shorter than {pair.short!r}"
+                )
+            for name in scoped:
+                target = channels[name].service_level_target
+                assert target is not None
+                ceiling = max_burn_rate(target)
+                if pair.burn_rate > ceiling * (1 + 1e-9):
+                    raise ValueError(
+                        f"{pkey}.burn_rate: {pair.burn_rate:g} can never fire: with "
+                        f"service_level_target {target:g} the highest possible burn rate is "
+                        f"{round(ceiling, 6)} (channel {name!r})"
+                    )
+        return scoped
+
+
+def max_burn_rate(target: float) -> float:
+    """Burn rate when every contact misses: error ratio 1 over the budget ``1 - target``."""
+    return 1.0 / (1.0 - target)
+
+
+# ---------------------------------------------------------------------- complaint spike
+
+
+class ComplaintSpikeSettings(_Model):
+    """Poisson tail test of windowed complaint counts against a seasonal hour-of-week baseline."""
+
+    enabled: bool = True
+    window: str = SHORTEST
+    """Counts are judged over this configured window; the baseline learns one sample per
+    non-overlapping window-length period."""
+    alpha: float = Field(default=1e-5, gt=0, lt=0.5)
+    """Significance: active when P(X >= observed | expected) < alpha."""
+    min_count: int = Field(default=5, ge=1)
+    min_ratio: float = Field(default=2.0, ge=1)
+    """Observed must also be at least this multiple of expected."""
+    prior_per_hour: float = Field(default=6.0, ge=0)
+    """Expected complaints per hour per series before anything is learned."""
+    warmup_samples: int = Field(default=6, ge=1)
+    """A slot (or the global mean) needs this many samples before it is trusted on its own;
+    before that it is blended with the fallback."""
+    slot_weight: float = Field(default=0.2, gt=0, le=1)
+    """EWMA weight of the newest sample in an hour-of-week slot (after its running mean)."""
+    relearn_after: int = Field(default=24, ge=0)
+    """A warmed-up slot skips flagged periods, but after this many in a row it learns them: the
+    level has shifted for good (24 = two weeks of a shift lasting the whole hour, 5m windows)."""
+    global_weight: float = Field(default=0.02, gt=0, le=1)
+    """EWMA weight of the newest sample in the all-hours mean, the warm-up fallback."""
+    timezone: str = "UTC"
+    """Hour-of-week slots are in this IANA time zone (business hours are local)."""
+    by_category: bool = True
+    """Also judge each complaint category (bounded by ``ingest.complaint_categories``)."""
+    channels: tuple[ChannelName, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+        return v
+
+    def check(
+        self, key: str, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
+    ) -> list[str]:
+        _window(f"{key}.window", self.window, windows)
+        return _scope(key, self.channels, channels, lambda _ch: True, "")
+
+
+# ---------------------------------------------------------------------- backlog growth
+
+
+class BacklogGrowthSettings(_Model):
+    """Warns before the oldest waiting contact breaches T while the queue is growing."""
+
+    enabled: bool = True
+    window: str = SHORTEST
+    """Arrivals vs answers + abandons are compared over this configured window."""
+    horizon: Duration | None = None
+    """Active when the projected breach is this close; default half of ``answer_seconds``."""
+    rate_window: Duration | None = Field(default=None, gt=0)
+    """The oldest wait's growth rate is the least-squares slope over this much recent history;
+    default ``answer_seconds``."""
+    min_waiting: int = Field(default=1, ge=1)
+    channels: tuple[ChannelName, ...] = ()
+
+    def horizon_for(self, ch: ChannelSettings) -> float:
+        assert ch.answer_seconds is not None
+        return self.horizon if self.horizon is not None else ch.answer_seconds / 2
+
+    def rate_window_for(self, ch: ChannelSettings) -> float:
+        assert ch.answer_seconds is not None
+        return self.rate_window if self.rate_window is not None else ch.answer_seconds
+
+    def check(
+        self, key: str, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
+    ) -> list[str]:
+        _window(f"{key}.window", self.window, windows)
+        scoped = _scope(
+            key, self.channels, channels, _live, "has no answer_seconds: it has no live queue"
+        )
+        for name in scoped:
+            answer = channels[name].answer_seconds
+            assert answer is not None
+            if self.horizon is not None and self.horizon >= answer:
+                raise ValueError(
+                    f"{key}.horizon: {self.horizon:g} s is not shorter than {name}'s "
+                    f"answer_seconds {answer:g} s: every waiting contact would be about to breach"
+                )
+        return scoped
+
+
+# ---------------------------------------------------------------------- tickets at risk
+
+
+class TicketsAtRiskSettings(_Model):
+    """Open tickets inside the warning lead time of a deadline, per ticket channel and SLA."""
+
+    enabled: bool = True
+    min_count: int = Field(default=5, ge=1)
+    channels: tuple[ChannelName, ...] = ()
+
+    def check(
+        self, key: str, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
+    ) -> list[str]:
+        del windows
+        return _scope(
+            key, self.channels, channels, _tickets,
+            "has no ticket SLA (first_response_seconds/resolution_seconds)",
+        )
+
+
+# ---------------------------------------------------------------------- the whole block
+
+
+def _default_thresholds() -> tuple[ThresholdSettings, ...]:
+    return (
+        ThresholdSettings(
+            name="longest_wait", metric="support_queue_oldest_wait_seconds", op=">",
+            value=120, recover=90,
+        ),
+        ThresholdSettings(
+            name="abandon_rate", metric="support_abandon_ratio", window=LONGEST, op=">",
+            value=0.1, recover=0.08, min_volume=20,
+        ),
+        ThresholdSettings(
+            name="csat_low", metric="support_csat_ratio", window=LONGEST, op="<",
+            value=0.7, recover=0.75, min_volume=10,
+        ),
+    )
+
+
+class DetectorSettings(_Model):
+    """``detectors:`` in the config file."""
+
+    sla_burn: SlaBurnSettings = SlaBurnSettings()
+    complaint_spike: ComplaintSpikeSettings = ComplaintSpikeSettings()
+    backlog_growth: BacklogGrowthSettings = BacklogGrowthSettings()
+    tickets_at_risk: TicketsAtRiskSettings = TicketsAtRiskSettings()
+    thresholds: tuple[ThresholdSettings, ...] = Field(default_factory=_default_thresholds)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        seen: set[str] = set()
+        for i, t in enumerate(self.thresholds):
+            if t.name in BUILTIN_NAMES:
+                raise ValueError(
+                    f"thresholds[{i}].name: {t.name!r} is the name of a built-in detector"
+                )
+            if t.name in seen:
+                raise ValueError(f"thresholds[{i}].name: {t.name!r} repeats another threshold")
+            seen.add(t.name)
+        return self
+
+    def names(self) -> tuple[str, ...]:
+        """Enabled detector instance names (the ``detector`` label values alert rules may use)."""
+        builtin = (
+            name for name in BUILTIN_NAMES if getattr(self, name).enabled
+        )
+        return (*builtin, *(t.name for t in self.thresholds))
+
+    def scopes(
+        self, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """Detector name -> channels it runs on (validating as ``validate_against``)."""
+        out: dict[str, list[str]] = {}
+        blocks: list[tuple[str, Any]] = [
+            (name, getattr(self, name)) for name in BUILTIN_NAMES if getattr(self, name).enabled
+        ]
+        for name, block in blocks:
+            out[name] = block.check(f"detectors.{name}", channels, windows)
+        for i, t in enumerate(self.thresholds):
+            out[t.name] = t.check(f"detectors.thresholds[{i}]", channels, windows)
+        return out
+
+    def validate_against(self, channels: Mapping[str, Any], windows: Sequence[str]) -> None:
+        """Cross-checks against the channels and windows; raises ValueError naming the key."""
+        self.scopes(channels, windows)

@@ -1,0 +1,114 @@
+"""SLA burn rate by hand, and tickets at risk, on real engine state."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.detectors.detector_streams import Feed, Script, only, pick
+
+PAIRS = [
+    {"long": "1h", "short": "5m", "burn_rate": 2.0, "severity": "page"},
+    {"long": "1h", "short": "5m", "burn_rate": 1.5, "severity": "ticket"},
+]
+PAGE = {"long": "1h", "severity": "page", "short": "5m"}
+TICKET = {"long": "1h", "severity": "ticket", "short": "5m"}
+
+
+def _burn_feed(**extra: object) -> Feed:
+    return Feed(only({"sla_burn": {"windows": PAIRS, **extra}}))
+
+
+def test_burn_rate_by_hand():
+    # 6 answered within T=20 s, 2 answered late, 2 long abandons, 4 short abandons (not offered):
+    # SL = 6 / (8 + 6 - 4) = 0.6; error 0.4 over budget 0.2 -> burn 2.0 in both windows
+    feed = _burn_feed()
+    script = Script()
+    for i in range(6):
+        script.contact(f"ok{i}", 10 * i, 10)
+    for i in range(2):
+        script.contact(f"late{i}", 100 + i, 30)
+    for i in range(2):
+        script.contact(f"gone{i}", 110 + i, 25, outcome="abandoned")
+    for i in range(4):
+        script.contact(f"short{i}", 120 + i, 2, outcome="abandoned")
+    script.feed(feed)
+    signals = feed.tick(200)
+    page = pick(signals, "sla_burn", "voice", **PAGE)
+    ticket = pick(signals, "sla_burn", "voice", **TICKET)
+    assert page.score == pytest.approx(2.0)
+    assert page.active  # >= 2.0
+    assert ticket.active
+    assert "2x over 1h and 2x over 5m" in page.summary
+    chat = pick(signals, "sla_burn", "chat", **PAGE)
+    assert math.isnan(chat.score)
+    assert not chat.active
+    # the exported row is the strictest active pair
+    rows = {(r.name, r.labels): r.value for r in feed.suite.series()}
+    key = (("channel", "voice"), ("detector", "sla_burn"))
+    assert rows["support_detector_score", key] == pytest.approx(2.0)
+    assert rows["support_detector_threshold", key] == 2.0
+
+
+def test_both_windows_must_burn():
+    feed = _burn_feed()
+    script = Script()
+    for i in range(40):  # a good first hour part: 40 in SLA
+        script.contact(f"ok{i}", 60 * i, 5)
+    for i in range(10):  # last 5 minutes: 2 of 10 in SLA -> short SL 0.2, burn 4.0
+        script.contact(f"bad{i}", 3000 + 10 * i, 5 if i < 2 else 40)
+    script.feed(feed)
+    signals = feed.tick(3200)
+    page = pick(signals, "sla_burn", "voice", **PAGE)
+    # long: 42 of 50 in SLA -> SL 0.84 -> burn 0.16 / 0.2 = 0.8; the pair judges min(0.8, 4.0)
+    assert page.score == pytest.approx(0.8)
+    assert not page.active
+    assert "0.8x over 1h and 4x over 5m" in page.summary
+
+
+def test_min_volume_guards_both_windows():
+    feed = _burn_feed(min_volume=6)
+    script = Script()
+    for i in range(5):  # every contact missed: burn 5.0, the ceiling, but only 5 offered
+        script.contact(f"bad{i}", 10 * i, 40)
+    script.feed(feed)
+    s = pick(feed.tick(100), "sla_burn", "voice", **PAGE)
+    assert s.score == pytest.approx(5.0)
+    assert not s.active
+    assert "min_volume 6" in s.summary
+    script.contact("bad5", 100, 40)
+    script.feed(feed)
+    assert pick(feed.tick(150), "sla_burn", "voice", **PAGE).active
+
+
+def test_burn_clears_when_the_short_window_recovers():
+    feed = _burn_feed()
+    script = Script()
+    for i in range(10):  # SL 0.5 -> burn 2.5
+        script.contact(f"c{i}", 10 * i, 5 if i % 2 else 40)
+    script.feed(feed)
+    assert pick(feed.tick(200), "sla_burn", "voice", **PAGE).active
+    for i in range(20):  # next 5 minutes all in SLA: short burn 0, long (5+20)/30 -> burn 0.83
+        script.contact(f"g{i}", 400 + 10 * i, 5)
+    script.feed(feed)
+    s = pick(feed.tick(700), "sla_burn", "voice", **PAGE)
+    assert s.score == pytest.approx(0.0)
+    assert not s.active
+
+
+def test_tickets_at_risk_counts_per_sla():
+    feed = Feed(only({"tickets_at_risk": {"min_count": 3}}))
+    for i in range(4):
+        feed.event("ticket.created", i, "email", ticket_id=f"t{i}")
+    before = feed.tick(3000)
+    assert not pick(before, "tickets_at_risk", "email", sla="first_response").active
+    # first-response lead is 10% of 3600 s: at risk from created + 3240 (+5 s allowed lateness)
+    signals = feed.tick(3250)
+    fr = pick(signals, "tickets_at_risk", "email", sla="first_response")
+    assert (fr.score, fr.threshold, fr.active) == (4, 3, True)
+    assert pick(signals, "tickets_at_risk", "email", sla="resolution").score == 0
+    feed.event("ticket.responded", 3260, "email", ticket_id="t0")
+    feed.event("ticket.responded", 3261, "email", ticket_id="t1")
+    fr = pick(feed.tick(3262), "tickets_at_risk", "email", sla="first_response")
+    assert (fr.score, fr.active) == (2, False)
