@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from detectors.config import SlaBurnSettings
+from detectors.config import SlaBurnSettings, max_burn_rate
 from detectors.readings import Readings, fmt, offered
 from detectors.signal import Signal
 from monitor.config import ChannelSettings
@@ -58,7 +58,9 @@ class SlaBurnDetector:
                 both = long_burn + short_burn
                 score = math.nan if math.isnan(both) else min(long_burn, short_burn)
                 guarded = low < min_volume
-                active = not guarded and score >= pair.burn_rate
+                # Configured pairs above the ceiling are refused; a default one is capped there.
+                limit = min(pair.burn_rate, max_burn_rate(target))
+                active = not guarded and score >= limit
                 if guarded:
                     summary = (
                         f"{channel} SLA burn not judged: {low} offered contacts in a window "
@@ -68,7 +70,7 @@ class SlaBurnDetector:
                     summary = (
                         f"{channel} burns its {target:.0%} service-level budget "
                         f"{fmt(long_burn)}x over {long_name} and {fmt(short_burn)}x over "
-                        f"{short_name} (threshold {pair.burn_rate:g}x)"
+                        f"{short_name} (threshold {limit:g}x)"
                     )
                 out.append(
                     Signal(
@@ -76,7 +78,7 @@ class SlaBurnDetector:
                         channel=channel,
                         active=active,
                         score=score,
-                        threshold=pair.burn_rate,
+                        threshold=limit,
                         labels=(
                             ("long", long_name), ("severity", pair.severity),
                             ("short", short_name),

@@ -303,6 +303,8 @@ class SlaBurnSettings(_Model):
                 raise ValueError(
                     f"{pkey}: long window {pair.long!r} must not be shorter than {pair.short!r}"
                 )
+            if "windows" not in self.model_fields_set:
+                continue  # the defaults are capped per channel at run time (see burn.py)
             for name in scoped:
                 target = channels[name].service_level_target
                 assert target is not None

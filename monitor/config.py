@@ -236,11 +236,12 @@ class ConfigError(Exception):
 def _format_errors(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        key = ".".join(str(part) for part in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"{key}: {msg}")
+        # Cross-checks of the whole tree already start their message with the key they mean.
+        lines.append(f"{key}: {msg}" if key else msg)
     return "\n".join(lines)
 
 
