@@ -17,19 +17,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prometheus_client.exposition import generate_latest  # noqa: E402
-from prometheus_client.openmetrics.exposition import (  # noqa: E402
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import (
     generate_latest as generate_openmetrics,
 )
 
-from alerts.runtime import Alerting  # noqa: E402
-from bench.gen_events import generate  # noqa: E402
-from monitor.config import parse_settings  # noqa: E402
-from monitor.engine.engine import Engine  # noqa: E402
-from monitor.pipeline import Delivery, Pipeline  # noqa: E402
-from monitor.registry import build_registry  # noqa: E402
-from monitor.stats import DaemonStats  # noqa: E402
-from tests.support import CONFIG  # noqa: E402
+from alerts.runtime import Alerting
+from bench.gen_events import generate
+from monitor.config import parse_settings
+from monitor.engine.engine import Engine
+from monitor.pipeline import Delivery, Pipeline
+from monitor.registry import build_registry
+from monitor.stats import DaemonStats
+from tests.support import CONFIG
 
 
 def main() -> None:

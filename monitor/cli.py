@@ -48,7 +48,7 @@ def run(
     configure(settings.logging.level, settings.logging.format)
     from monitor.daemon import run_daemon  # noqa: PLC0415 - keep check-config start-up light
 
-    raise typer.Exit(asyncio.run(run_daemon(settings, listen)))
+    raise typer.Exit(asyncio.run(run_daemon(settings, listen, config)))
 
 
 @app.command()

@@ -221,7 +221,7 @@ class Settings(BaseSettings):
         if not self.windows:
             raise ValueError("windows: name at least one window, e.g. ['5m', '1h']")
         self.detectors.validate_against(self.channels, self.windows)
-        self.alerts.validate_against(self.channels, self.windows, self.notifiers)
+        self.alerts.validate_against(self.channels, self.windows, self.notifiers, self.detectors)
         return self
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import structlog
 
@@ -21,7 +22,8 @@ from monitor.engine.engine import Engine
 from monitor.http import MetricsServer
 from monitor.pipeline import Pipeline
 from monitor.registry import build_registry
-from monitor.sources.build import configured_sources
+from monitor.reload import Reloader
+from monitor.sources.build import configured_sources, dead_letter_sink
 from monitor.stats import DaemonStats
 
 
@@ -47,7 +49,9 @@ async def _flush_dead_letters(sink: JsonlDeadLetters) -> None:
         await asyncio.to_thread(sink.flush)
 
 
-async def run_daemon(settings: Settings, listen: str | None = None) -> int:
+async def run_daemon(
+    settings: Settings, listen: str | None = None, config_path: Path | None = None
+) -> int:
     log = structlog.get_logger("support_monitor.daemon")
     engine = Engine(settings)
     stats = DaemonStats()
@@ -73,6 +77,11 @@ async def run_daemon(settings: Settings, listen: str | None = None) -> int:
                 sink = MemoryDeadLetters()
                 log.warning("dead_letters_in_memory", hint="set dead_letter.path to keep them")
             server = await stack.enter_async_context(MetricsServer(registry, address, ready))
+            await stack.enter_async_context(alerting)  # restores alert state before any tick
+            reloader = None
+            if config_path is not None:
+                reloader = Reloader(config_path, settings, engine, alerting)
+                await reloader.start()
             for source in sources:
                 await stack.enter_async_context(source)
             log.info(
@@ -83,12 +92,17 @@ async def run_daemon(settings: Settings, listen: str | None = None) -> int:
             )
             async with asyncio.TaskGroup() as tasks:
                 for source in sources:
-                    tasks.create_task(consume(source, pipeline, sink), name=f"source:{source.name}")
+                    tasks.create_task(
+                        consume(source, pipeline, dead_letter_sink(source, sink)),
+                        name=f"source:{source.name}",
+                    )
                 tasks.create_task(run_wall_clock(road, stats), name="clock")
                 tasks.create_task(alerting.deliver_forever(), name="alerts:deliver")
                 if file_sink is not None:
                     tasks.create_task(_flush_dead_letters(file_sink), name="dead-letters:flush")
                 tasks.create_task(_watch_signals(stop), name="signals")
+                if reloader is not None:
+                    tasks.create_task(reloader.run_forever(), name="config:reload")
     except* _Shutdown:
         log.info("daemon_stopped", reason="signal")
     return 0

@@ -184,6 +184,13 @@ class DaemonCollector(Collector):
         for source, count in sorted(stats.duplicates.items()):
             duplicates.add_metric([source], count)
         yield duplicates
+        letters = CounterMetricFamily(
+            "support_monitor_dead_letters", "Rejected events stored in a dead-letter sink.",
+            labels=["source"],
+        )
+        for source, count in sorted(stats.dead_letters_written.items()):
+            letters.add_metric([source], count)
+        yield letters
         yield _histogram(
             "support_monitor_event_lag_seconds",
             "Processing time minus event time.",

@@ -60,17 +60,10 @@ class Pipeline:
             return self._reject(source, delivery, exc.reason, exc.detail)
         ts = event.ts.timestamp()
         engine = self.engine
-        if self._event_clock:
+        if self._event_clock and ts > engine.now:
             if self._before_event is not None:
                 self._before_event(ts)
             engine.advance(ts)
-        if event.channel not in engine.channels:
-            return self._reject(
-                source,
-                delivery,
-                Reject.UNKNOWN_CHANNEL,
-                f"channel {event.channel!r} is not configured",
-            )
         if engine.dedup.seen(event.event_id):
             self.stats.duplicates[source] += 1
             return None
@@ -111,6 +104,7 @@ class Pipeline:
 
 def _explain(reason: Reject) -> str:
     return {
+        Reject.UNKNOWN_CHANNEL: "channel is not declared in the config",
         Reject.UNKNOWN_QUEUE: "queue is not declared for this channel",
         Reject.WRONG_CHANNEL_KIND: "live-contact event on a channel without answer_seconds",
         Reject.UNKNOWN_CONTACT: "no open contact with this contact_id",

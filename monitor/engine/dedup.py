@@ -11,13 +11,15 @@ from collections import deque
 
 
 class Deduplicator:
-    __slots__ = ("_buckets", "_horizon", "_max_ids", "_seen")
+    __slots__ = ("_buckets", "_current", "_current_second", "_horizon", "_max_ids", "_seen")
 
     def __init__(self, max_ids: int, horizon: float) -> None:
         self._max_ids = max_ids
         self._horizon = horizon
         self._seen: set[int] = set()
         self._buckets: deque[tuple[int, list[int]]] = deque()
+        self._current: list[int] = []  # the newest bucket's ids (appended per event)
+        self._current_second = -1
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -27,14 +29,16 @@ class Deduplicator:
 
     def add(self, event_id: str, ts: float) -> None:
         key = hash(event_id)
-        self._seen.add(key)
+        seen = self._seen
+        seen.add(key)
         second = int(ts)
-        buckets = self._buckets
-        if buckets and buckets[-1][0] >= second:
-            buckets[-1][1].append(key)
+        if second <= self._current_second:
+            self._current.append(key)  # late ids join the newest bucket (forgotten a bit later)
         else:
-            buckets.append((second, [key]))
-        if len(self._seen) > self._max_ids:
+            self._current_second = second
+            self._current = [key]
+            self._buckets.append((second, self._current))
+        if len(seen) > self._max_ids:
             self._evict_oldest_bucket()
 
     def expire(self, now: float) -> None:
@@ -47,3 +51,5 @@ class Deduplicator:
     def _evict_oldest_bucket(self) -> None:
         _, keys = self._buckets.popleft()
         self._seen.difference_update(keys)
+        if not self._buckets:
+            self._current_second = -1

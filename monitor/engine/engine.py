@@ -47,6 +47,10 @@ UNCATEGORIZED = "uncategorized"
 OTHER = "other"
 
 
+class RestartNeeded(Exception):  # noqa: N818 - a verdict, read as "restart needed: ..."
+    """A reload that changes the shape of the state; the running config stays."""
+
+
 class Engine:
     """All metric state of one daemon (or one replay)."""
 
@@ -153,7 +157,7 @@ class Engine:
             if not t.fr_stopped and self._fr_deadline(t) == when:
                 self._stop_fr(t, math.inf)
         elif kind == _RES:
-            if t.res_deadline == when:
+            if self._res_deadline(t) == when:
                 self._stop_res(t, math.inf)
         elif kind == _FR_RISK:
             deadline = self._fr_deadline(t)
@@ -172,8 +176,8 @@ class Engine:
             if (
                 not t.risk_res
                 and lead is not None
-                and t.res_deadline - lead == when
-                and t.res_deadline >= self.watermark
+                and self._res_deadline(t) - lead == when
+                and self._res_deadline(t) >= self.watermark
             ):
                 t.risk_res = True
                 q.at_risk_res += 1
@@ -203,6 +207,56 @@ class Engine:
             for q in ch.queues.values()
             if q.pending
         ]
+
+    # ------------------------------------------------------------------ reload
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Take new SLA thresholds without losing state (config reload).
+
+        New thresholds apply at once, also to contacts and tickets already open; what was
+        already counted stays counted. Raises :class:`RestartNeeded` (and changes nothing) when
+        the change alters the shape of the state: windows, channels, queues, complaint labels or
+        the de-duplication window."""
+        old = self.settings
+        for what, before, after in (
+            ("windows", old.windows, settings.windows),
+            ("channels", list(old.channels), list(settings.channels)),
+            ("queues", {k: c.queues for k, c in old.channels.items()},
+             {k: c.queues for k, c in settings.channels.items()}),
+            ("ingest.complaint_categories", old.ingest.complaint_categories,
+             settings.ingest.complaint_categories),
+            ("ingest.complaint_tags", old.ingest.complaint_tags, settings.ingest.complaint_tags),
+            ("ingest.dedup_max_ids", old.ingest.dedup_max_ids, settings.ingest.dedup_max_ids),
+            ("ingest.dedup_horizon", old.ingest.dedup_horizon, settings.ingest.dedup_horizon),
+        ):
+            if before != after:
+                raise RestartNeeded(f"{what} changed: restart the daemon to apply it")
+        self.settings = settings
+        self.lateness = settings.ingest.allowed_lateness
+        self._answered_retention = settings.ingest.answered_retention
+        for name, ch in self.channels.items():
+            ch.settings = settings.channels[name]
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """Rebuild the timer heap from open items (deadlines may have moved)."""
+        self._timers = []
+        for contact_id, c in self.contacts.items():
+            answer = c.q.channel.settings.answer_seconds
+            waiting_alone = c.answered_ts is None and not c.breached
+            if waiting_alone and contact_id not in c.q.pending and answer is not None:
+                self._at(c.queued_ts + answer, _ANSWER, contact_id)
+        for ticket_id, t in self.tickets.items():
+            q = t.q
+            if t.risk_fr:
+                t.risk_fr, q.at_risk_fr = False, q.at_risk_fr - 1
+            if t.risk_res:
+                t.risk_res, q.at_risk_res = False, q.at_risk_res - 1
+            if t.solved_ts is not None:
+                self._at(t.solved_ts + self._ticket_retention, _FORGET_TICKET, ticket_id)
+                continue
+            self._arm_ticket(ticket_id, t, first_response=not t.fr_stopped)
+        heapq.heapify(self._timers)
 
     # ------------------------------------------------------------------ events
 
@@ -331,6 +385,11 @@ class Engine:
         fr = t.q.channel.settings.first_response_seconds
         return math.inf if fr is None else t.created_ts + fr
 
+    @staticmethod
+    def _res_deadline(t: Ticket) -> float:
+        res = t.q.channel.settings.resolution_seconds
+        return math.inf if res is None else t.res_start + res
+
     def _created(self, ev: TicketCreated, ts: float) -> Reject | None:
         ch = self.channels[ev.channel]
         q = self._queue(ch, ev.queue)
@@ -338,9 +397,7 @@ class Engine:
             return Reject.UNKNOWN_QUEUE
         if ev.ticket_id in self.tickets:
             return Reject.INVALID_TRANSITION
-        settings = ch.settings
-        res = settings.resolution_seconds
-        t = Ticket(q, ts, math.inf if res is None else ts + res)
+        t = Ticket(q, ts, ts)
         self.tickets[ev.ticket_id] = t
         q.created += 1
         q.tickets_open += 1
@@ -361,10 +418,11 @@ class Engine:
             if lead is not None:
                 self._at(deadline - lead, _FR_RISK, ticket_id)
         if settings.resolution_seconds is not None:
-            self._at(t.res_deadline, _RES, ticket_id)
+            deadline = self._res_deadline(t)
+            self._at(deadline, _RES, ticket_id)
             lead = settings.res_lead
             if lead is not None:
-                self._at(t.res_deadline - lead, _RES_RISK, ticket_id)
+                self._at(deadline - lead, _RES_RISK, ticket_id)
 
     def _responded(self, ev: TicketResponded, ts: float) -> Reject | None:
         t = self.tickets.get(ev.ticket_id)
@@ -404,11 +462,9 @@ class Engine:
         if t.solved_ts is None:
             return Reject.INVALID_TRANSITION
         t.solved_ts = None
+        t.res_start = ts  # the resolution clock restarts from the reopen
         t.q.tickets_open += 1
-        res = t.q.channel.settings.resolution_seconds
-        if res is not None:
-            t.res_deadline = ts + res  # the resolution clock restarts from the reopen
-            self._arm_ticket(ev.ticket_id, t, first_response=False)
+        self._arm_ticket(ev.ticket_id, t, first_response=False)
         return None
 
     def _stop_fr(self, t: Ticket, ts: float) -> None:
@@ -432,10 +488,11 @@ class Engine:
         if t.risk_res:
             t.risk_res = False
             q.at_risk_res -= 1
-        if not t.breached_res and ts > t.res_deadline:
+        deadline = self._res_deadline(t)
+        if not t.breached_res and ts > deadline:
             t.breached_res = True
             q.breaches_res += 1
-            for agg in q.channel.windows.targets(t.res_deadline):
+            for agg in q.channel.windows.targets(deadline):
                 agg.breaches_resolution += 1
 
     # ------------------------------------------------------------------ customer voice

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import msgspec
+
 from monitor.config import ChannelSettings
 from monitor.engine.histogram import (
     FIRST_RESPONSE_BUCKETS,
@@ -16,46 +18,35 @@ from monitor.engine.histogram import (
 from monitor.engine.windows import SlidingWindows
 
 
-class Contact:
-    """A live contact from ``queued`` until ``ended`` (or abandoned)."""
+class Contact(msgspec.Struct, gc=False):
+    """A live contact from ``queued`` until ``ended`` (or abandoned).
 
-    __slots__ = ("answered_ts", "breached", "contact_id", "q", "queued_ts")
+    An untracked msgspec struct: millions of these live for minutes, and the cyclic GC walking
+    them cost ~30% of throughput (measured). It holds no container, so it needs no tracking;
+    ``q`` points back at its queue, whose lifetime is the engine's."""
 
-    def __init__(self, q: QueueState, contact_id: str, queued_ts: float) -> None:
-        self.q = q
-        self.contact_id = contact_id
-        self.queued_ts = queued_ts
-        self.answered_ts: float | None = None
-        self.breached = False
+    q: QueueState
+    contact_id: str
+    queued_ts: float
+    answered_ts: float | None = None
+    breached: bool = False
 
 
-class Ticket:
+class Ticket(msgspec.Struct, gc=False):
     """A ticket from ``created``; kept after ``solved`` for reopen and late events."""
 
-    __slots__ = (
-        "breached_fr",
-        "breached_res",
-        "created_ts",
-        "fr_stopped",
-        "q",
-        "res_deadline",
-        "responded",
-        "risk_fr",
-        "risk_res",
-        "solved_ts",
-    )
-
-    def __init__(self, q: QueueState, created_ts: float, res_deadline: float) -> None:
-        self.q = q
-        self.created_ts = created_ts
-        self.res_deadline = res_deadline
-        self.responded = False
-        self.fr_stopped = False  # responded or solved: the first-response clock never restarts
-        self.solved_ts: float | None = None
-        self.breached_fr = False
-        self.breached_res = False
-        self.risk_fr = False
-        self.risk_res = False
+    q: QueueState
+    created_ts: float
+    res_start: float
+    """Start of the current resolution cycle: created, or the last reopen."""
+    responded: bool = False
+    fr_stopped: bool = False
+    """Responded or solved: the first-response clock never restarts."""
+    solved_ts: float | None = None
+    breached_fr: bool = False
+    breached_res: bool = False
+    risk_fr: bool = False
+    risk_res: bool = False
 
 
 class QueueState:

@@ -1,0 +1,380 @@
+"""Alert rule and notifier settings.
+
+Frozen, ``extra='forbid'`` models so a typo is an error naming the key. Cross-references (rule
+channel scopes, route receivers, mute window names) are checked by
+``AlertSettings.validate_against``, called from the top-level settings validator. Defaults page
+nobody: no receivers, no routes, no Alertmanager, no state directory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from alerts.template import check_template
+from detectors.config import DetectorSettings
+from monitor.durations import Duration
+
+Severity = Literal["info", "warning", "critical"]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")]
+LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+LabelValue = Annotated[str, Field(min_length=1, max_length=256)]
+
+RESERVED_LABELS = frozenset({"alertname", "alertstate", "severity", "channel"})
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+class AlertRule(_Model):
+    """One alert rule: fires while the named detector's signal is active (per channel/labels)."""
+
+    alert: Name
+    detector: Name
+    """Detector instance name; its ``Signal.active`` is the condition."""
+    channels: tuple[str, ...] | None = None
+    """Only these channels (default: every channel the detector reports)."""
+    match: dict[LabelName, str] = Field(default_factory=dict)
+    """Only signals with these label values (e.g. ``severity: page`` of an sla_burn window pair)."""
+    for_: Duration = Field(default=0.0, validation_alias=AliasChoices("for", "for_"))
+    keep_firing_for: Duration = 0.0
+    severity: Severity = "warning"
+    labels: dict[LabelName, LabelValue] = Field(default_factory=dict)
+    annotations: dict[LabelName, str] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _no_reserved(cls, value: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(RESERVED_LABELS & set(value))
+        if reserved:
+            raise ValueError(f"labels: {reserved[0]!r} is set by the rule itself")
+        return value
+
+    @field_validator("annotations")
+    @classmethod
+    def _templates(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            try:
+                check_template(text)
+            except ValueError as exc:
+                raise ValueError(f"annotations.{key}: {exc}") from None
+        return value
+
+    @property
+    def key(self) -> str:
+        """Identity across restarts: name, severity and extra labels (not the position)."""
+        extra = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
+        match = ",".join(f"{k}={v}" for k, v in sorted(self.match.items()))
+        return f"{self.alert}|{self.severity}|{extra}|{match}"
+
+
+def _rule(
+    alert: str, detector: str, severity: Severity, summary: str, description: str,
+    **extra: str | dict[str, str],
+) -> AlertRule:
+    anchor = alert.lower()
+    return AlertRule.model_validate({
+        "alert": alert,
+        "detector": detector,
+        "severity": severity,
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": "{runbook_base_url}#" + anchor,
+            "dashboard_url": "{dashboard_base_url}/d/support-channel?var-channel={channel}",
+        },
+        **extra,
+    })
+
+
+def default_rules() -> tuple[AlertRule, ...]:
+    """The shipped rule set; detector names match the default detector instances."""
+    return (
+        _rule(
+            "ServiceLevelBurn", "sla_burn", "critical",
+            "{channel}: service level is burning its error budget ({score:.1f}x)",
+            "Burn rate {score:.2f} is above {threshold:.2f} on {channel}. {signal_summary}",
+            match={"severity": "page"}, **{"for": "2m", "keep_firing_for": "5m"},
+        ),
+        _rule(
+            "ServiceLevelBurnSlow", "sla_burn", "warning",
+            "{channel}: service level is slowly burning its error budget ({score:.1f}x)",
+            "Burn rate {score:.2f} is above {threshold:.2f} on {channel}. {signal_summary}",
+            match={"severity": "ticket"}, **{"for": "10m", "keep_firing_for": "10m"},
+        ),
+        _rule(
+            "LongestWaitHigh", "longest_wait", "critical",
+            "{channel}: a customer has waited {score:.0f}s",
+            "The oldest waiting contact on {channel} has waited {score:.0f}s "
+            "(threshold {threshold:.0f}s). {signal_summary}",
+            **{"for": "30s", "keep_firing_for": "1m"},
+        ),
+        _rule(
+            "BacklogGrowing", "backlog_growth", "warning",
+            "{channel}: backlog growing, answer target breached in ~{score:.0f}s",
+            "At the current growth the queue on {channel} breaches its answer target in about "
+            "{score:.0f}s (warning horizon {threshold:.0f}s). {signal_summary}",
+            **{"for": "5m", "keep_firing_for": "5m"},
+        ),
+        _rule(
+            "TicketsAtRisk", "tickets_at_risk", "warning",
+            "{channel}: {score:.0f} tickets close to their {sla} deadline",
+            "{score:.0f} open tickets on {channel} will breach their {sla} SLA soon "
+            "(threshold {threshold:.0f}). {signal_summary}",
+            **{"for": "1m", "keep_firing_for": "5m"},
+        ),
+        _rule(
+            "ComplaintSpike", "complaint_spike", "warning",
+            "{channel}: complaints spiking ({score:.0f} vs {expected:.1f} expected)",
+            "{score:.0f} complaints in the window on {channel} where about {expected:.1f} are "
+            "usual. {signal_summary}",
+            **{"for": "0s", "keep_firing_for": "10m"},
+        ),
+        _rule(
+            "AbandonRateHigh", "abandon_rate", "warning",
+            "{channel}: {score:.0%} of callers hang up",
+            "Abandon ratio {score:.1%} is above {threshold:.0%} on {channel}. {signal_summary}",
+            **{"for": "10m", "keep_firing_for": "10m"},
+        ),
+        _rule(
+            "CsatLow", "csat_low", "warning",
+            "{channel}: customer satisfaction down to {score:.0%}",
+            "CSAT {score:.1%} is below {threshold:.0%} on {channel}. {signal_summary}",
+            **{"for": "15m", "keep_firing_for": "30m"},
+        ),
+    )
+
+
+class AlertSettings(_Model):
+    """``alerts:`` rules and their evaluation."""
+
+    rules: tuple[AlertRule, ...] = Field(default_factory=default_rules)
+    resolved_retention: Duration = 900.0
+    """Resolved alerts are kept (and re-sent to Alertmanager) this long, like Prometheus' 15m."""
+    evaluation_interval: Duration | None = None
+    """Evaluate rules on aligned multiples of this (default: every tick of the exporter clock)."""
+    runbook_base_url: str = ""
+    """``{runbook_base_url}`` in annotations; the default rules link ``<this>#<alertname>``.
+    Point it at where your team reads ``docs/runbooks.md`` (e.g. your repository's copy); while
+    it is empty, notifications carry no runbook button rather than a broken link."""
+    dashboard_base_url: str = "http://localhost:3000"
+    """``{dashboard_base_url}`` in annotations: the Grafana root URL."""
+
+    @field_validator("evaluation_interval")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        seen: set[str] = set()
+        for i, rule in enumerate(self.rules):
+            if rule.key in seen:
+                raise ValueError(
+                    f"rules[{i}]: another rule has the same alert, severity and labels "
+                    f"({rule.alert}); their alerts would collide"
+                )
+            seen.add(rule.key)
+        return self
+
+    def validate_against(
+        self,
+        channels: Mapping[str, Any],
+        windows: Sequence[str],
+        notifiers: NotifierSettings,
+        detectors: DetectorSettings,
+    ) -> None:
+        """Cross-checks channels, windows, receivers and detectors; raises ValueError naming the
+        key. A rule of the default set whose detector is disabled simply never fires."""
+        del windows
+        known = detectors.names()
+        for i, rule in enumerate(self.rules):
+            if "rules" in self.model_fields_set and rule.detector not in known:
+                raise ValueError(
+                    f"alerts.rules[{i}].detector: unknown detector {rule.detector!r} "
+                    f"(enabled detectors: {', '.join(known)})"
+                )
+            for channel in rule.channels or ():
+                if channel not in channels:
+                    raise ValueError(f"alerts.rules[{i}].channels: unknown channel {channel!r}")
+        notifiers.validate_against(channels)
+
+
+# --- mute windows ----------------------------------------------------------------------------
+
+
+class MuteRange(_Model):
+    """Local time range ``start``-``end`` (may cross midnight; equal means the whole day),
+    optionally only on some weekdays or dates (the day the range starts)."""
+
+    start: time = time(0, 0)
+    end: time = time(0, 0)
+    weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = ()
+    dates: tuple[str, ...] = ()
+    """ISO dates (``2026-12-24``), e.g. holidays; empty = every date."""
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("dates")
+    @classmethod
+    def _dates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", item):
+                raise ValueError(f"{item!r} is not a date like 2026-12-24")
+        return value
+
+
+# --- receivers -------------------------------------------------------------------------------
+
+
+def _exactly_one(model: BaseModel, field: str, *, required: bool) -> None:
+    names = (field, f"{field}_file", f"{field}_env")
+    given = [name for name in names if getattr(model, name) is not None]
+    if len(given) > 1:
+        raise ValueError(f"set only one of {', '.join(given)}")
+    if required and not given:
+        raise ValueError(f"set one of {field}, {field}_file or {field}_env")
+
+
+class _ReceiverBase(_Model):
+    send_resolved: bool = True
+    repeat_interval: Duration = 14400.0
+    """A still-firing alert is sent again after this long (0: never)."""
+    timeout: Duration = Field(default=10.0, gt=0)
+    rate_per_second: float = Field(default=1.0, gt=0)
+    """Token bucket: at most this many messages per second per receiver..."""
+    burst: int = Field(default=3, ge=1)
+    """...with this many allowed back to back."""
+
+
+class SlackReceiver(_ReceiverBase):
+    type: Literal["slack"]
+    webhook_url: SecretStr | None = None
+    webhook_url_file: Path | None = None
+    webhook_url_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        _exactly_one(self, "webhook_url", required=True)
+        return self
+
+
+class WebhookReceiver(_ReceiverBase):
+    type: Literal["webhook"]
+    url: SecretStr | None = None
+    url_file: Path | None = None
+    url_env: str | None = None
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+    bearer_token_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        _exactly_one(self, "url", required=True)
+        _exactly_one(self, "bearer_token", required=False)
+        return self
+
+
+Receiver = Annotated[SlackReceiver | WebhookReceiver, Field(discriminator="type")]
+
+
+class Route(_Model):
+    """Alerts whose labels match go to ``receiver``; the first matching route wins unless it
+    says ``continue: true``."""
+
+    receiver: Name
+    match: dict[LabelName, str] = Field(default_factory=dict)
+    match_re: dict[LabelName, str] = Field(default_factory=dict)
+    continue_: bool = Field(default=False, validation_alias=AliasChoices("continue", "continue_"))
+    group_by: tuple[LabelName, ...] = ("alertname", "channel")
+    mute: tuple[Name, ...] = ()
+    """Names of ``notifiers.mute_windows`` during which this route's notifications are held."""
+
+    @field_validator("match_re")
+    @classmethod
+    def _regex(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"match_re.{key}: bad regular expression: {exc}") from None
+        return value
+
+
+class AlertmanagerSettings(_Model):
+    urls: tuple[str, ...] = ()
+    """Base URLs of every Alertmanager (each gets every alert), e.g. ``http://127.0.0.1:9093``."""
+    resend_interval: Duration = Field(default=60.0, gt=0)
+    timeout: Duration = Field(default=10.0, gt=0)
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+    bearer_token_env: str | None = None
+    generator_url: str = ""
+    """``generatorURL`` of each alert (e.g. the daemon's /metrics or a dashboard)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _exactly_one(self, "bearer_token", required=False)
+        for i, url in enumerate(self.urls):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"urls[{i}]: {url!r} is not an http(s) URL")
+        return self
+
+
+class NotifierSettings(_Model):
+    """``notifiers:`` who gets told, how, and where undelivered notifications are kept."""
+
+    receivers: dict[Name, Receiver] = Field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+    mute_windows: dict[Name, tuple[MuteRange, ...]] = Field(default_factory=dict)
+    alertmanager: AlertmanagerSettings = AlertmanagerSettings()
+    state_dir: Path | None = None
+    """Directory for the outbox and alert state (sqlite); ``None``: memory only, lost on restart."""
+    outbox_max: int = Field(default=10_000, ge=1)
+    """Undelivered notifications kept at most; when full the oldest are dropped."""
+    retry_for: Duration = Field(default=3600.0, gt=0)
+    """A notification still failing this long after it was created is dropped."""
+
+    def validate_against(self, channels: Mapping[str, Any]) -> None:
+        for i, route in enumerate(self.routes):
+            if route.receiver not in self.receivers:
+                raise ValueError(
+                    f"notifiers.routes[{i}].receiver: unknown receiver {route.receiver!r}"
+                )
+            for name in route.mute:
+                if name not in self.mute_windows:
+                    raise ValueError(f"notifiers.routes[{i}].mute: unknown mute window {name!r}")
+            channel = route.match.get("channel")
+            if channel is not None and channel not in channels:
+                raise ValueError(
+                    f"notifiers.routes[{i}].match.channel: unknown channel {channel!r}"
+                )

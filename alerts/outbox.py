@@ -1,0 +1,173 @@
+"""Durable outbox and alert-state store (sqlite3 in ``notifiers.state_dir``).
+
+A notification is committed together with the alert state that produced it, in one transaction,
+*before* any attempt; it is deleted once settled (delivered, rejected or expired). After a crash
+the restored state and the undelivered notifications agree: nothing is re-paged, nothing lost.
+The one window left is a crash after the receiver accepted a message but before its row was
+deleted: that message is sent again after the restart (the webhook carries an idempotency key).
+
+All sqlite calls run in ``asyncio.to_thread`` (serialised by a lock), never on the event loop.
+Without a state directory the same class keeps everything in memory (lost on restart).
+
+Bounded: at most ``max_size`` undelivered notifications; committing more drops the oldest ones
+(counted as ``dropped``, logged as ``outbox_full``): the newest state of an alert matters most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from alerts.notify.message import Notification, decode, encode
+
+log = structlog.get_logger("support_monitor.alerts.outbox")
+
+_SCHEMA = (
+    (
+        "CREATE TABLE IF NOT EXISTS outbox ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL,"
+        " receiver TEXT NOT NULL, body BLOB NOT NULL)"
+    ),
+    "CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, body BLOB NOT NULL)",
+)
+FILENAME = "alerts.sqlite3"
+
+
+@dataclass(slots=True)
+class Restored:
+    state: bytes | None = None
+    pending: list[Notification] = field(default_factory=list)
+
+
+class Outbox:
+    def __init__(self, state_dir: Path | None, max_size: int) -> None:
+        self.path = state_dir / FILENAME if state_dir is not None else None
+        self.max_size = max_size
+        self._db: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._pending: OrderedDict[str, Notification] = OrderedDict()
+        self._by_receiver: dict[str, OrderedDict[str, None]] = {}
+        self._events: dict[str, asyncio.Event] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> Restored:
+        if self.path is None:
+            return Restored()
+        async with self._lock:
+            restored = await asyncio.to_thread(self._open_sync, self.path)
+        for n in restored.pending:
+            self._remember(n)
+        log.info(
+            "outbox_opened", pending=len(restored.pending), restored=restored.state is not None
+        )
+        return restored
+
+    def _open_sync(self, path: Path) -> Restored:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        for statement in _SCHEMA:
+            db.execute(statement)
+        self._db = db
+        row = db.execute("SELECT body FROM kv WHERE name = 'state'").fetchone()
+        pending = [decode(body) for (body,) in db.execute("SELECT body FROM outbox ORDER BY seq")]
+        return Restored(state=bytes(row[0]) if row else None, pending=pending)
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            async with self._lock:
+                await asyncio.to_thread(db.close)
+            self._pending.clear()  # it is on disk; ``open`` brings it back
+            self._by_receiver.clear()
+
+    # --- writes ----------------------------------------------------------------------------
+
+    async def commit(self, state: bytes | None, new: list[Notification]) -> list[Notification]:
+        """Store the state snapshot and new notifications atomically; returns those dropped
+        (oldest first) to stay within ``max_size``."""
+        fresh = [n for n in new if n.key not in self._pending]
+        overflow = max(0, len(self._pending) + len(fresh) - self.max_size)
+        victims = list(self._pending.values())[:overflow]
+        if overflow > len(victims):  # more new than the whole outbox: keep the newest
+            cut = overflow - len(victims)
+            victims += fresh[:cut]
+            fresh = fresh[cut:]
+        if self._db is not None:
+            async with self._lock:
+                await asyncio.to_thread(self._commit_sync, state, fresh, victims)
+        for n in victims:
+            self._forget(n.key)
+        for n in fresh:
+            self._remember(n)
+        if victims:
+            log.error("outbox_full", dropped=len(victims), max_size=self.max_size)
+        return victims
+
+    def _commit_sync(
+        self, state: bytes | None, fresh: list[Notification], victims: list[Notification]
+    ) -> None:
+        db = self._db
+        assert db is not None
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            if state is not None:
+                db.execute("INSERT OR REPLACE INTO kv (name, body) VALUES ('state', ?)", (state,))
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox (key, receiver, body) VALUES (?, ?, ?)",
+                [(n.key, n.receiver, encode(n)) for n in fresh],
+            )
+            db.executemany("DELETE FROM outbox WHERE key = ?", [(n.key,) for n in victims])
+
+    async def done(self, key: str) -> None:
+        """The notification is settled (delivered, rejected or expired): never send it again."""
+        if key not in self._pending:
+            return
+        if self._db is not None:
+            async with self._lock:
+                if self._db is not None:  # not closed meanwhile
+                    await asyncio.to_thread(self._done_sync, key)
+        self._forget(key)
+
+    def _done_sync(self, key: str) -> None:
+        db = self._db
+        assert db is not None
+        with db:
+            db.execute("DELETE FROM outbox WHERE key = ?", (key,))
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def first(self, receiver: str) -> Notification | None:
+        keys = self._by_receiver.get(receiver)
+        if not keys:
+            return None
+        return self._pending[next(iter(keys))]
+
+    async def wait(self, receiver: str) -> None:
+        """Until a notification for ``receiver`` is pending."""
+        event = self._events.setdefault(receiver, asyncio.Event())
+        while not self._by_receiver.get(receiver):
+            event.clear()
+            await event.wait()
+
+    def _remember(self, n: Notification) -> None:
+        self._pending[n.key] = n
+        self._by_receiver.setdefault(n.receiver, OrderedDict())[n.key] = None
+        event = self._events.get(n.receiver)
+        if event is not None:
+            event.set()
+
+    def _forget(self, key: str) -> None:
+        n = self._pending.pop(key, None)
+        if n is not None:
+            self._by_receiver.get(n.receiver, OrderedDict()).pop(key, None)

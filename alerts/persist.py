@@ -1,0 +1,88 @@
+"""The alert-state snapshot stored next to the outbox: every alert (pending, firing, resolved and
+retained) per rule, and what each receiver was last told. JSON via msgspec; NaN stored as null."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import msgspec
+
+from alerts.planner import SentRecord
+from alerts.rules import CompiledRule
+from alerts.state import Alert, AlertState
+
+VERSION = 1
+
+
+class StoredAlert(msgspec.Struct, kw_only=True):
+    rule: str
+    labels: list[tuple[str, str]]
+    annotations: dict[str, str]
+    state: str
+    value: float | None
+    threshold: float | None
+    expected: float | None
+    active_at: float
+    fired_at: float | None
+    resolved_at: float | None
+    keep_firing_since: float | None
+
+
+class StoredSent(msgspec.Struct, kw_only=True):
+    receiver: str
+    fingerprint: str
+    record: SentRecord
+
+
+class Snapshot(msgspec.Struct, kw_only=True):
+    version: int = VERSION
+    alerts: list[StoredAlert] = []
+    sent: list[StoredSent] = []
+
+
+def _opt(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def dump(rules: Iterable[CompiledRule], sent: dict[tuple[str, str], SentRecord]) -> bytes:
+    alerts = [
+        StoredAlert(
+            rule=rule.key, labels=list(a.labels), annotations=a.annotations, state=a.state.value,
+            value=_opt(a.value), threshold=_opt(a.threshold), expected=_opt(a.expected),
+            active_at=a.active_at, fired_at=a.fired_at, resolved_at=a.resolved_at,
+            keep_firing_since=a.keep_firing_since,
+        )
+        for rule in rules for a in rule.alerts()
+    ]
+    records = [StoredSent(receiver=r, fingerprint=fp, record=rec) for (r, fp), rec in sent.items()]
+    return msgspec.json.encode(Snapshot(alerts=alerts, sent=records))
+
+
+def load(
+    data: bytes, rules: Iterable[CompiledRule]
+) -> tuple[int, dict[tuple[str, str], SentRecord]]:
+    """Put stored alerts back into their rules (by rule key); returns (alerts restored, sent).
+    Alerts of rules that no longer exist are dropped; their receivers get a resolve message."""
+    snapshot = msgspec.json.decode(data, type=Snapshot)
+    by_key = {rule.key: rule for rule in rules}
+    restored = 0
+    for stored in snapshot.alerts:
+        rule = by_key.get(stored.rule)
+        if rule is None:
+            continue
+        alert = Alert(
+            labels=tuple(sorted((k, v) for k, v in stored.labels)),
+            annotations=stored.annotations, state=AlertState(stored.state),
+            value=_nan(stored.value), active_at=stored.active_at,
+            threshold=_nan(stored.threshold), expected=_nan(stored.expected),
+            fired_at=stored.fired_at, resolved_at=stored.resolved_at,
+            keep_firing_since=stored.keep_firing_since,
+        )
+        rule.state.active[alert.fingerprint] = alert
+        restored += 1
+    return restored, {(s.receiver, s.fingerprint): s.record for s in snapshot.sent}

@@ -1,0 +1,317 @@
+"""Wiring of detectors, alert rules and delivery into the daemon. The daemon and replay only use
+this class.
+
+Evaluation is synchronous and pure (``handlers``, called by the TickRoad with ``now``): detector
+suite, then rules, then transition records. Notifications are planned only in live mode, i.e.
+once ``deliver_forever`` (or ``async with alerting``) has restored the persisted state; replay
+never does either, so it evaluates exactly the same rules and never sends anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import httpx
+import structlog
+
+from alerts import persist
+from alerts.config import AlertSettings, NotifierSettings, SlackReceiver
+from alerts.notify.alertmanager import AlertmanagerClient, am_alert, mark_sent
+from alerts.notify.delivery import Deliverer, Notifier, Outcome, RetryPolicy, TokenBucket
+from alerts.notify.message import Notification
+from alerts.notify.slack import SlackNotifier
+from alerts.notify.webhook import WebhookNotifier
+from alerts.outbox import Outbox
+from alerts.planner import Planner
+from alerts.routing import Router
+from alerts.rules import CompiledRule, transition_record
+from alerts.secrets import resolve
+from alerts.state import AlertState
+from detectors.config import DetectorSettings
+from detectors.signal import Signal
+from detectors.suite import DetectorSuite
+from monitor.engine.engine import Engine
+from monitor.engine.readout import Series
+from monitor.stats import DaemonStats
+
+log = structlog.get_logger("support_monitor.alerts")
+
+AM_QUEUE_MAX = 10_000
+"""Alerts waiting for Alertmanager at most (oldest dropped, like Prometheus' notifier queue)."""
+
+HELP = {
+    "support_alerts": "1 per pending or firing alert (like Prometheus' ALERTS).",
+}
+
+
+class TransitionSink(Protocol):
+    def __call__(self, record: dict[str, object]) -> None: ...
+
+
+class _Unavailable:
+    """A receiver whose secret could not be read: every notification is rejected (and logged)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self._reason = reason
+
+    async def send(self, notification: Notification) -> Outcome:
+        del notification
+        return Outcome("failed", None, self._reason)
+
+
+class Alerting:
+    """Detectors + alert rules evaluated on each tick; notifications delivered in live mode."""
+
+    help: dict[str, str]
+
+    def __init__(
+        self,
+        detectors: DetectorSettings,
+        alerts: AlertSettings,
+        notifiers: NotifierSettings,
+        engine: Engine,
+        stats: DaemonStats,
+        *,
+        on_transition: TransitionSink | None = None,
+    ) -> None:
+        self._engine = engine
+        self._stats = stats
+        self._on_transition = on_transition
+        self._settings = alerts
+        self._notifiers = notifiers
+        self.suite = DetectorSuite(
+            detectors, engine.settings.channels, engine.settings.window_seconds
+        )
+        self.rules = [CompiledRule(rule, alerts) for rule in alerts.rules]
+        known = set(detectors.names()) if hasattr(detectors, "names") else None
+        for rule in alerts.rules:
+            if known is not None and rule.detector not in known:
+                log.warning("alert_rule_unknown_detector", alert=rule.alert,
+                            detector=rule.detector, known=sorted(known))
+        self._every = alerts.evaluation_interval
+        self.eval_interval = alerts.evaluation_interval or engine.settings.exporter.tick_seconds
+        self._next_eval = -math.inf
+        self.planner = Planner(notifiers.receivers, Router(notifiers))
+        self.outbox = Outbox(notifiers.state_dir, notifiers.outbox_max)
+        self.last_signals: list[Signal] = []
+        self._live = False
+        self._restoring = False
+        self._opened = False
+        self._dirty = False
+        self._to_commit: list[Notification] = []
+        self._am_batch: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._am_wake = asyncio.Event()
+        self.handlers: list[Callable[[float], None]] = [self.evaluate]
+        self.help = {**HELP, **self.suite.help}
+
+    def reconfigure(self, detectors: DetectorSettings, alerts: AlertSettings) -> None:
+        """Config reload: new detectors and rules. A rule that keeps its name keeps its alerts
+        (as Prometheus copies state across a rule reload), so nothing re-pages; an unchanged
+        detector block keeps its learnt baselines. Notifier changes need a restart."""
+        if detectors != self.suite.settings:
+            self.suite = DetectorSuite(
+                detectors, self._engine.settings.channels, self._engine.settings.window_seconds
+            )
+        previous = {rule.rule.alert: rule for rule in self.rules}
+        rules = []
+        for rule in alerts.rules:
+            compiled = CompiledRule(rule, alerts)
+            old = previous.get(rule.alert)
+            if old is not None:
+                compiled.state.active = old.state.active
+            rules.append(compiled)
+        self.rules = rules
+        self._settings = alerts
+        self._every = alerts.evaluation_interval
+        self.help = {**HELP, **self.suite.help}
+
+    # --- evaluation (sync, on every tick) ---------------------------------------------------
+
+    def evaluate(self, now: float) -> None:
+        if self._restoring:
+            log.info("alert_eval_skipped", reason="restoring state")
+            return
+        if self._every is not None:
+            if now < self._next_eval:
+                return
+            self._next_eval = math.floor(now / self._every) * self._every + self._every
+        self.last_signals = self.suite.evaluate(self._engine, now)
+        self.apply(now, self.last_signals)
+
+    def apply(self, now: float, signals: list[Signal]) -> None:
+        """Rules over the given signals, then (live) plan notifications. Split out for tests."""
+        for rule in self.rules:
+            for transition in rule.eval(now, signals):
+                self._dirty = True
+                record = transition_record(transition, now)
+                log.info("alert_transition", alertname=record["alertname"],
+                         state=record["state"], previous=record["previous"],
+                         labels=record["labels"], value=record["value"])
+                if self._on_transition is not None:
+                    self._on_transition(record)
+        if self._live:
+            self._plan(now)
+
+    def _plan(self, now: float) -> None:
+        alerts = [a for rule in self.rules for a in rule.alerts()]
+        new = self.planner.plan(now, alerts)
+        if new:
+            self._to_commit.extend(new)
+            self._dirty = True
+        am = self._notifiers.alertmanager
+        if am.urls:
+            for alert in alerts:
+                if alert.needs_sending(now, am.resend_interval):
+                    mark_sent(alert, now, am.resend_interval, self.eval_interval)
+                    self._am_batch.append(am_alert(alert, am.generator_url))
+            overflow = len(self._am_batch) - AM_QUEUE_MAX
+            if overflow > 0:
+                del self._am_batch[:overflow]
+                self._stats.notifications[("alertmanager", "dropped")] += overflow
+            if self._am_batch:
+                self._am_wake.set()
+        if self._dirty:
+            self._wake.set()
+
+    # --- metrics ----------------------------------------------------------------------------
+
+    def series(self) -> Iterable[Series]:
+        seen: set[tuple[tuple[str, str], ...]] = set()
+        for rule in self.rules:
+            for alert in rule.alerts():
+                if alert.state is AlertState.INACTIVE:
+                    continue
+                labels = (
+                    ("alertname", rule.rule.alert), ("alertstate", alert.state.value),
+                    ("channel", alert.label("channel")), ("severity", rule.rule.severity),
+                )
+                if labels not in seen:
+                    seen.add(labels)
+                    yield Series("support_alerts", labels, 1.0)
+        yield from self.suite.series()
+
+    # --- live mode --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        """Open the outbox, restore alert state, start planning notifications (live mode).
+        Delivery itself runs in ``deliver_forever``; ``close`` commits what is still planned."""
+        if self._opened:
+            return self
+        self._opened = True
+        self._restoring = True
+        try:
+            restored = await self.outbox.open()
+            if restored.state is not None:
+                count, sent = persist.load(restored.state, self.rules)
+                self.planner.sent = sent
+                log.info("alert_state_restored", alerts=count, receivers_told=len(sent),
+                         outbox=len(restored.pending))
+            for n in restored.pending:
+                if n.receiver not in self._notifiers.receivers:
+                    self._stats.notifications[(n.receiver, "dropped")] += 1
+                    log.warning("notification_unroutable", receiver=n.receiver, key=n.key)
+                    await self.outbox.done(n.key)
+        finally:
+            self._restoring = False
+        self._live = True
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._live = False
+        if self._to_commit or self._dirty:
+            await self._commit()
+        await self.outbox.close()
+        self._opened = False
+
+    async def deliver_forever(self) -> None:
+        """Live mode: send queued notifications (one task in the daemon's task group)."""
+        owns = not self._opened
+        await self.__aenter__()
+        try:
+            async with httpx.AsyncClient(follow_redirects=False) as client:
+                notifiers = await asyncio.to_thread(self._build_notifiers, client)
+                am = self._notifiers.alertmanager
+                self._live = True
+                log.info("alert_delivery_started", receivers=sorted(notifiers),
+                         alertmanagers=len(am.urls), persistent=self.outbox.path is not None)
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._commit_forever(), name="alerts:commit")
+                    for name, deliverer in notifiers.items():
+                        tasks.create_task(self._worker(name, deliverer), name=f"alerts:{name}")
+                    if am.urls:
+                        token = await asyncio.to_thread(resolve, am, "bearer_token")
+                        client_am = AlertmanagerClient(am.urls, client, self._stats, am.timeout,
+                                                       token)
+                        tasks.create_task(self._am_forever(client_am), name="alerts:am")
+        finally:
+            self._live = False
+            if owns:
+                await asyncio.shield(self.close())
+
+    def _build_notifiers(self, client: httpx.AsyncClient) -> dict[str, Deliverer]:
+        out: dict[str, Deliverer] = {}
+        policy = RetryPolicy(retry_for=self._notifiers.retry_for)
+        for name, cfg in self._notifiers.receivers.items():
+            notifier: Notifier
+            try:
+                if isinstance(cfg, SlackReceiver):
+                    url = resolve(cfg, "webhook_url")
+                    assert url is not None
+                    notifier = SlackNotifier(name, url, client, cfg.timeout)
+                else:
+                    url = resolve(cfg, "url")
+                    assert url is not None
+                    notifier = WebhookNotifier(name, url, client, cfg.timeout,
+                                               resolve(cfg, "bearer_token"))
+            except ValueError as exc:
+                log.error("receiver_unavailable", receiver=name, error=str(exc))  # noqa: TRY400
+                notifier = _Unavailable(name, str(exc))
+            bucket = TokenBucket(cfg.rate_per_second, cfg.burst, time.monotonic, asyncio.sleep)
+            out[name] = Deliverer(notifier, bucket, self._stats, policy)
+        return out
+
+    async def _commit(self) -> None:
+        batch, self._to_commit = self._to_commit, []
+        snapshot = None
+        if self._dirty and self.outbox.path is not None:
+            snapshot = persist.dump(self.rules, self.planner.sent)
+        self._dirty = False
+        for n in await self.outbox.commit(snapshot, batch):
+            self._stats.notifications[(n.receiver, "dropped")] += 1
+
+    async def _commit_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._commit()
+
+    async def _worker(self, name: str, deliverer: Deliverer) -> None:
+        while True:
+            n = self.outbox.first(name)
+            if n is None:
+                await self.outbox.wait(name)
+                continue
+            await deliverer.deliver(n)
+            # settled: record it even if shutdown cancels us right now
+            await asyncio.shield(self.outbox.done(n.key))
+
+    async def _am_forever(self, client: AlertmanagerClient) -> None:
+        while True:
+            await self._am_wake.wait()
+            self._am_wake.clear()
+            batch, self._am_batch = self._am_batch, []
+            await client.post(batch)
+

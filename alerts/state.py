@@ -1,0 +1,165 @@
+"""Per-rule alert state machine, a transcription of Prometheus' ``AlertingRule.Eval``
+(rules/alerting.go) driven by an injected ``now``: inactive -> pending -> firing -> resolved.
+
+- a new active sample creates a *pending* alert with ``active_at = now``; with ``for: 0`` it
+  fires in the same evaluation (``now - active_at >= for``);
+- a pending alert whose condition clears is dropped;
+- a firing alert whose condition clears keeps firing while ``now - keep_firing_since <
+  keep_firing_for``, then becomes inactive with ``resolved_at = now``;
+- a resolved alert is kept ``resolved_retention`` (strictly longer is deleted) so it is re-sent
+  as resolved; if its condition returns it is replaced by a new pending alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class AlertState(StrEnum):
+    INACTIVE = "inactive"
+    PENDING = "pending"
+    FIRING = "firing"
+
+
+def fingerprint(labels: Labels) -> str:
+    """Stable across processes (unlike ``hash``): sha256 of the sorted label pairs."""
+    digest = hashlib.sha256()
+    for key, value in sorted(labels):
+        digest.update(key.encode())
+        digest.update(b"\xff")
+        digest.update(value.encode())
+        digest.update(b"\xff")
+    return digest.hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class Alert:
+    labels: Labels
+    annotations: dict[str, str]
+    state: AlertState
+    value: float
+    active_at: float
+    threshold: float = float("nan")
+    expected: float = float("nan")
+    fired_at: float | None = None
+    resolved_at: float | None = None
+    last_sent_at: float | None = None
+    valid_until: float | None = None
+    keep_firing_since: float | None = None
+    fingerprint: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = fingerprint(self.labels)
+
+    def label(self, key: str) -> str:
+        for k, v in self.labels:
+            if k == key:
+                return v
+        return ""
+
+    @property
+    def status(self) -> str:
+        """``pending``/``firing``, or ``resolved`` for a retained inactive alert."""
+        if self.state is AlertState.INACTIVE:
+            return "resolved"
+        return self.state.value
+
+    def needs_sending(self, now: float, resend_delay: float) -> bool:
+        """Prometheus' ``needsSending``: firing or resolved-since-last-send, or resend due."""
+        if self.state is AlertState.PENDING:
+            return False
+        if self.resolved_at is not None and (
+            self.last_sent_at is None or self.resolved_at > self.last_sent_at
+        ):
+            return True
+        return self.last_sent_at is None or self.last_sent_at + resend_delay < now
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One active condition: the alert's full label set, value and rendered annotations."""
+
+    labels: Labels
+    value: float
+    annotations: dict[str, str]
+    threshold: float = float("nan")
+    expected: float = float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A state change seen by one evaluation; ``state`` is pending/firing/resolved/inactive."""
+
+    alert: Alert
+    state: str
+    previous: str
+
+
+@dataclass(slots=True)
+class RuleState:
+    hold: float
+    keep_firing_for: float
+    resolved_retention: float
+    active: dict[str, Alert] = field(default_factory=dict)
+
+    def eval(self, now: float, samples: list[Sample]) -> list[Transition]:
+        before = {fp: a.status for fp, a in self.active.items()}
+        present: set[str] = set()
+        for sample in samples:
+            fp = fingerprint(sample.labels)
+            if fp in present:
+                continue  # duplicate label set: Prometheus errors; we keep the first
+            present.add(fp)
+            alert = self.active.get(fp)
+            if alert is not None and alert.state is not AlertState.INACTIVE:
+                alert.value = sample.value
+                alert.annotations = sample.annotations
+                alert.threshold = sample.threshold
+                alert.expected = sample.expected
+                continue
+            self.active[fp] = Alert(
+                labels=sample.labels, annotations=sample.annotations, state=AlertState.PENDING,
+                value=sample.value, active_at=now, threshold=sample.threshold,
+                expected=sample.expected, fingerprint=fp,
+            )
+        dropped: list[Transition] = []
+        for fp, alert in list(self.active.items()):
+            if fp not in present:
+                if self._cleared(now, fp, alert):
+                    dropped.append(Transition(alert, "inactive", "pending"))
+                continue
+            alert.keep_firing_since = None
+            if alert.state is AlertState.PENDING and now - alert.active_at >= self.hold:
+                alert.state = AlertState.FIRING
+                alert.fired_at = now
+        return dropped + self._changes(before)
+
+    def _cleared(self, now: float, fp: str, alert: Alert) -> bool:
+        """Condition absent; returns True when a pending alert was dropped."""
+        keep_firing = False
+        if alert.state is AlertState.FIRING and self.keep_firing_for > 0:
+            if alert.keep_firing_since is None:
+                alert.keep_firing_since = now
+            keep_firing = now - alert.keep_firing_since < self.keep_firing_for
+        was_pending = alert.state is AlertState.PENDING
+        if was_pending or (
+            alert.resolved_at is not None and now - alert.resolved_at > self.resolved_retention
+        ):
+            del self.active[fp]
+        if alert.state is not AlertState.INACTIVE and not keep_firing:
+            alert.state = AlertState.INACTIVE
+            alert.resolved_at = now
+        return was_pending
+
+    def _changes(self, before: dict[str, str]) -> list[Transition]:
+        out: list[Transition] = []
+        for fp, alert in self.active.items():
+            previous = before.get(fp, "inactive")
+            if alert.status != previous:
+                out.append(Transition(alert, alert.status, previous))
+        return out

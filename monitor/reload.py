@@ -1,0 +1,101 @@
+"""Config reload without restart: on SIGHUP and when the file changes.
+
+A reload that fails validation, or that changes what only a restart can change, is refused with
+the reason in the log (``config_reload_refused``) and the running config stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import structlog
+
+from alerts.runtime import Alerting
+from monitor.config import ConfigError, Settings, load_settings
+from monitor.engine.engine import Engine, RestartNeeded
+from monitor.logs import configure
+
+POLL_SECONDS = 2.0
+_RESTART_ONLY = ("sources", "exporter", "dead_letter", "notifiers")
+
+
+def restart_only_change(old: Settings, new: Settings) -> str | None:
+    """The first part of the config that changed and that only a restart applies."""
+    for name in _RESTART_ONLY:
+        if getattr(old, name) != getattr(new, name):
+            return f"{name} changed: restart the daemon to apply it"
+    return None
+
+
+class Reloader:
+    def __init__(self, path: Path, settings: Settings, engine: Engine, alerting: Alerting) -> None:
+        """Call ``await reloader.start()`` once the config is loaded, before serving."""
+        self.path = path
+        self._last: float | None = None
+        self.settings = settings
+        self._engine = engine
+        self._alerting = alerting
+        self._hup = asyncio.Event()
+        self._log = structlog.get_logger("support_monitor.reload")
+
+    def reload(self, new: Settings) -> str | None:
+        """Apply ``new``; ``None`` when applied, else why it was refused (nothing changed)."""
+        why = restart_only_change(self.settings, new)
+        if why is not None:
+            return why
+        try:
+            self._engine.reconfigure(new)
+        except RestartNeeded as exc:
+            return str(exc)
+        self._alerting.reconfigure(new.detectors, new.alerts)
+        if new.logging != self.settings.logging:
+            configure(new.logging.level, new.logging.format)
+        self.settings = new
+        return None
+
+    async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._hup.set)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(POLL_SECONDS):
+                        await self._hup.wait()
+                except TimeoutError:
+                    pass
+                hup = self._hup.is_set()
+                self._hup.clear()
+                mtime = await asyncio.to_thread(_mtime, self.path)
+                if not hup and mtime == self._last:
+                    continue
+                self._last = mtime
+                await self._attempt("sighup" if hup else "file_changed")
+        finally:
+            loop.remove_signal_handler(signal.SIGHUP)
+
+    async def start(self) -> None:
+        """Remember the file's modification time as the loaded version's."""
+        self._last = await asyncio.to_thread(_mtime, self.path)
+
+    async def _attempt(self, trigger: str) -> None:
+        try:
+            new = await asyncio.to_thread(load_settings, self.path)
+        except ConfigError as exc:
+            self._log.error("config_reload_refused", trigger=trigger, path=str(self.path),
+                            error=str(exc))
+            return
+        why = self.reload(new)
+        if why is None:
+            self._log.info("config_reloaded", trigger=trigger, path=str(self.path))
+        else:
+            self._log.error("config_reload_refused", trigger=trigger, path=str(self.path),
+                            error=why)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime_ns / 1e9
+    except OSError:
+        return None

@@ -1,0 +1,34 @@
+"""Shared builders for the alerts tests (signals, rules, settings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alerts.config import AlertRule, AlertSettings, NotifierSettings
+from alerts.rules import CompiledRule
+from detectors.signal import Signal
+
+
+def sig(detector: str = "longest_wait", channel: str = "voice", *, active: bool = True,
+        score: float = 42.0, threshold: float = 30.0, **labels: str) -> Signal:
+    return Signal(detector, channel, active, score, threshold,
+                  labels=tuple(sorted(labels.items())), summary="why")
+
+
+def rule(**fields: Any) -> AlertRule:
+    data: dict[str, Any] = {"alert": "LongWait", "detector": "longest_wait", "severity": "critical"}
+    data.update(fields)
+    return AlertRule.model_validate(data)
+
+
+def alert_settings(*rules: AlertRule, **fields: Any) -> AlertSettings:
+    return AlertSettings.model_validate({"rules": list(rules), **fields})
+
+
+def compiled(**fields: Any) -> CompiledRule:
+    r = rule(**fields)
+    return CompiledRule(r, alert_settings(r))
+
+
+def notifier_settings(**fields: Any) -> NotifierSettings:
+    return NotifierSettings.model_validate(fields)

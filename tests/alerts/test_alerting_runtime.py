@@ -1,0 +1,330 @@
+"""Alerting end to end without detectors: scripted signals -> rules -> planner -> outbox ->
+a local Slack-like server. Restarts are new objects over the same state directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerts.runtime import Alerting
+from detectors.signal import Signal
+from monitor.engine.engine import Engine
+from monitor.engine.readout import Series
+from monitor.stats import DaemonStats
+from tests.alerts.fakes import Reply, SlackLike
+from tests.alerts.helpers import sig
+from tests.support import T0, settings
+
+RULE = {"alert": "LongWait", "detector": "longest_wait", "severity": "critical",
+        "annotations": {"summary": "{channel}: waited {score:.0f}s"}}
+
+
+class Scripted:
+    """A signal source whose answer the test sets."""
+
+    def __init__(self) -> None:
+        self.help: dict[str, str] = {"support_detector_score": "test"}
+        self.signals: list[Signal] = []
+
+    def evaluate(self, engine: Engine, now: float) -> list[Signal]:
+        return list(self.signals)
+
+    def series(self) -> list[Series]:
+        return []
+
+
+def make(url: str = "http://127.0.0.1:9/none", state_dir: Path | None = None,
+         rule: dict[str, Any] | None = None, records: list | None = None,
+         **notifiers: Any) -> tuple[Alerting, Scripted, DaemonStats]:
+    config = {
+        "receivers": {"slack": {"type": "slack", "webhook_url": url, "repeat_interval": "1h"}},
+        "routes": [{"receiver": "slack"}],
+        "state_dir": str(state_dir) if state_dir else None,
+        "retry_for": "3650d",  # T0 is in the past of the wall clock the deliverer checks
+        **notifiers,
+    }
+    s = settings(alerts={"rules": [rule or RULE]}, notifiers=config)
+    stats = DaemonStats()
+    alerting = Alerting(s.detectors, s.alerts, s.notifiers, Engine(s), stats,
+                        on_transition=records.append if records is not None else None)
+    source = Scripted()
+    alerting.suite = source
+    return alerting, source, stats
+
+
+async def wait_for(predicate, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def delivering(alerting: Alerting):
+    task = asyncio.create_task(alerting.deliver_forever())
+    await wait_for(lambda: alerting._live)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def test_replay_mode_records_transitions_and_never_plans():
+    records: list[dict] = []
+    alerting, source, _ = make(records=records, rule={**RULE, "for": "20s"})
+    source.signals = [sig(score=95)]
+    for t in (0, 10, 20):
+        alerting.evaluate(T0 + t)
+    source.signals = [sig(active=False)]
+    alerting.evaluate(T0 + 30)
+    assert [(r["ts"] - T0, r["state"]) for r in records] == [
+        (0, "pending"), (20, "firing"), (30, "resolved")]
+    first = records[0]
+    assert first["alertname"] == "LongWait"
+    assert first["time"] == "2026-03-02T09:00:00.000Z"
+    assert first["labels"] == {"alertname": "LongWait", "channel": "voice",
+                               "severity": "critical"}
+    assert first["annotations"] == {"summary": "voice: waited 95s"}
+    assert first["value"] == 95
+    assert first["active_at"] == T0
+    assert alerting.outbox.first("slack") is None
+    assert alerting._to_commit == []
+
+
+def test_support_alerts_series_has_the_exact_label_set():
+    alerting, source, _ = make(rule={**RULE, "for": "20s"})
+    source.signals = [sig(queue="billing"), sig(queue="tech"), sig(channel="chat")]
+    alerting.evaluate(T0)
+    rows = sorted((s.labels, s.value) for s in alerting.series())
+    assert rows == [
+        ((("alertname", "LongWait"), ("alertstate", "pending"), ("channel", "chat"),
+          ("severity", "critical")), 1.0),
+        ((("alertname", "LongWait"), ("alertstate", "pending"), ("channel", "voice"),
+          ("severity", "critical")), 1.0),
+    ]
+    assert "support_alerts" in alerting.help
+    assert "support_detector_score" in alerting.help
+    source.signals = []
+    alerting.evaluate(T0 + 1)
+    assert list(alerting.series()) == []
+
+
+async def test_fire_repeat_resolve_messages():
+    async with SlackLike() as server:
+        alerting, source, stats = make(server.url)
+        async with delivering(alerting):
+            source.signals = [sig(score=95)]
+            alerting.evaluate(T0)
+            await wait_for(lambda: len(server.received) == 1)
+            alerting.evaluate(T0 + 1)
+            alerting.evaluate(T0 + 3599)
+            await asyncio.sleep(0.05)
+            assert len(server.received) == 1  # not due yet
+            alerting.evaluate(T0 + 3600)  # repeat_interval 1h
+            await wait_for(lambda: len(server.received) == 2)
+            source.signals = []
+            alerting.evaluate(T0 + 3601)
+            await wait_for(lambda: len(server.received) == 3)
+            alerting.evaluate(T0 + 3602)
+            await asyncio.sleep(0.05)
+    titles = [m["blocks"][0]["text"]["text"] for m in server.received]
+    assert "FIRING: LongWait" in titles[0]
+    assert "still firing" in titles[1]
+    assert "RESOLVED: LongWait" in titles[2]
+    assert stats.notifications == {("slack", "ok"): 3}
+
+
+async def test_undelivered_notification_survives_restart_and_is_sent_exactly_once(tmp_path):
+    async with SlackLike() as server:
+        # 1st life: the alert fires, the notification is committed, the daemon dies before sending
+        first, source, _ = make(server.url, tmp_path)
+        async with first:
+            source.signals = [sig(score=95)]
+            first.evaluate(T0)
+        assert server.received == []
+        # 2nd life: the outbox delivers it; the still-firing alert is not paged again
+        second, source, stats = make(server.url, tmp_path)
+        async with delivering(second):
+            await wait_for(lambda: len(server.received) == 1)
+            source.signals = [sig(score=96)]
+            second.evaluate(T0 + 5)
+            second.evaluate(T0 + 10)
+            await asyncio.sleep(0.1)
+        assert stats.notifications == {("slack", "ok"): 1}
+        # 3rd life: nothing left to send, nothing re-paged
+        third, source, stats = make(server.url, tmp_path)
+        async with delivering(third):
+            source.signals = [sig(score=97)]
+            third.evaluate(T0 + 20)
+            await asyncio.sleep(0.1)
+        assert len(server.received) == 1
+        assert stats.notifications == {}
+        assert third.rules[0].state.active  # state restored: same activation
+        restored = next(iter(third.rules[0].state.active.values()))
+        assert restored.active_at == T0
+
+
+async def test_alert_that_resolved_while_down_is_resolved_on_first_evaluation(tmp_path):
+    async with SlackLike() as server:
+        first, source, _ = make(server.url, tmp_path)
+        async with delivering(first):
+            source.signals = [sig()]
+            first.evaluate(T0)
+            await wait_for(lambda: len(server.received) == 1 and len(first.outbox) == 0)
+        records: list[dict] = []
+        second, source, _ = make(server.url, tmp_path, records=records)
+        async with delivering(second):
+            source.signals = []
+            second.evaluate(T0 + 600)
+            await wait_for(lambda: len(server.received) == 2)
+    assert "RESOLVED" in server.received[1]["blocks"][0]["text"]["text"]
+    assert [(r["state"], r["previous"]) for r in records] == [("resolved", "firing")]
+
+
+async def test_failed_delivery_stays_in_outbox_across_restart(tmp_path):
+    script = [Reply(500, "oops")] * 50
+    async with SlackLike(script) as server:
+        first, source, stats = make(server.url, tmp_path)
+        async with delivering(first):
+            source.signals = [sig()]
+            first.evaluate(T0)
+            await wait_for(lambda: stats.notifications[("slack", "retry")] >= 1)
+        server.script.clear()
+        second, _, stats2 = make(server.url, tmp_path)
+        async with delivering(second):
+            await wait_for(lambda: len(server.received) == 1)
+    assert stats2.notifications == {("slack", "ok"): 1}
+
+
+async def test_outbox_is_bounded_oldest_dropped(tmp_path):
+    alerting, source, stats = make(state_dir=tmp_path, outbox_max=2,
+                                   rule={**RULE, "for": "0s"})
+    async with alerting:
+        for i, ch in enumerate(("voice", "chat", "email")):
+            source.signals.append(sig(channel=ch))
+            alerting.evaluate(T0 + i)
+            await alerting._commit()
+        assert len(alerting.outbox) == 2
+    assert stats.notifications == {("slack", "dropped"): 1}
+    kept = [n.alerts[0].labels["channel"] for n in alerting.outbox._pending.values()]
+    assert kept == []  # closed: the pending ones are on disk only
+    again, _, _ = make(state_dir=tmp_path, outbox_max=2)
+    async with again:
+        pending = [again.outbox.first("slack")]
+        assert pending[0] is not None
+        assert len(again.outbox) == 2
+        assert pending[0].alerts[0].labels["channel"] == "chat"
+
+
+async def test_mute_window_holds_then_sends_when_it_ends():
+    async with SlackLike() as server:
+        alerting, source, _ = make(
+            server.url, routes=[{"receiver": "slack", "mute": ["all_monday_9"]}],
+            mute_windows={"all_monday_9": [{"start": "09:00", "end": "09:10"}]},
+        )
+        async with delivering(alerting):
+            source.signals = [sig()]
+            alerting.evaluate(T0)  # Monday 09:00 UTC: muted
+            alerting.evaluate(T0 + 300)
+            await asyncio.sleep(0.05)
+            assert server.received == []
+            assert [a.status for a in alerting.rules[0].alerts()] == ["firing"]
+            alerting.evaluate(T0 + 600)  # 09:10: window over
+            await wait_for(lambda: len(server.received) == 1)
+
+
+async def test_resolved_during_mute_without_page_sends_nothing():
+    async with SlackLike() as server:
+        alerting, source, _ = make(
+            server.url, routes=[{"receiver": "slack", "mute": ["m"]}],
+            mute_windows={"m": [{"start": "09:00", "end": "09:10"}]},
+        )
+        async with delivering(alerting):
+            source.signals = [sig()]
+            alerting.evaluate(T0)
+            source.signals = []
+            alerting.evaluate(T0 + 60)
+            alerting.evaluate(T0 + 900)
+            await asyncio.sleep(0.05)
+    assert server.received == []
+
+
+def test_alertmanager_batches_like_prometheus():
+    alerting, source, _ = make(alertmanager={"urls": ["http://127.0.0.1:9/am"],
+                                             "resend_interval": "1m"})
+    alerting._live = True
+    source.signals = [sig()]
+    alerting.evaluate(T0)
+    batch = alerting._am_batch
+    assert len(batch) == 1
+    assert batch[0]["labels"] == {"alertname": "LongWait", "channel": "voice",
+                                  "severity": "critical"}
+    assert batch[0]["startsAt"] == "2026-03-02T09:00:00.000Z"
+    assert batch[0]["endsAt"] == "2026-03-02T09:04:00.000Z"  # now + 4 * max(60s, 1s tick)
+    alerting.evaluate(T0 + 60)
+    assert len(batch) == 1  # resend only strictly after 60 s
+    alerting.evaluate(T0 + 61)
+    assert batch[-1]["endsAt"] == "2026-03-02T09:05:01.000Z"  # 61 + 240
+    source.signals = []
+    alerting.evaluate(T0 + 62)  # resolved: sent at once with endsAt = resolved_at
+    assert batch[-1]["endsAt"] == "2026-03-02T09:01:02.000Z"
+    count = len(batch)
+    for t in range(63, 62 + 900 + 2):
+        alerting.evaluate(T0 + t)
+    # re-sent every > 60 s for the 15 min retention, then forgotten
+    resent = batch[count:]
+    assert all(a["endsAt"] == "2026-03-02T09:01:02.000Z" for a in resent)
+    assert len(resent) == math.floor(900 / 61)
+    assert alerting.rules[0].state.active == {}
+
+
+async def test_alertmanager_post_to_every_url():
+    received: list[list] = []
+    from aiohttp import web  # noqa: PLC0415
+
+    async def handler(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/api/v2/alerts", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    ports = []
+    for _ in range(2):
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+    ports = [addr[1] for addr in runner.addresses]
+    try:
+        alerting, source, stats = make(alertmanager={
+            "urls": [f"http://127.0.0.1:{p}" for p in ports] + ["http://127.0.0.1:9"]})
+        async with delivering(alerting):
+            source.signals = [sig()]
+            alerting.evaluate(T0)
+            await wait_for(lambda: len(received) == 2)
+            await wait_for(lambda: stats.notifications[("alertmanager", "failed")] == 1)
+        assert stats.notifications[("alertmanager", "ok")] == 2
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("group_by", [["alertname"], ["alertname", "channel"]])
+async def test_group_by_batches_alerts_of_one_evaluation(group_by):
+    async with SlackLike() as server:
+        alerting, source, _ = make(server.url,
+                                   routes=[{"receiver": "slack", "group_by": group_by}])
+        async with delivering(alerting):
+            source.signals = [sig(channel="voice"), sig(channel="chat")]
+            alerting.evaluate(T0)
+            expected = 1 if group_by == ["alertname"] else 2
+            await wait_for(lambda: len(server.received) == expected)
+            await asyncio.sleep(0.05)
+        assert len(server.received) == expected

@@ -1,0 +1,585 @@
+"""Kafka source against a real broker (deploy/local/kafka.sh), fed by Kafka's own console producer.
+
+Every test asserts exact counter values: the expected ones come from ``monitor.replay.replay`` of
+the same events (a JSON Lines file through the same pipeline with event time as the clock), plus a
+few numbers worked out by hand from the scenario. Only counters that do not depend on the clock
+are compared (SLA breaches are decided by the clock tick, which replay drives and a live engine
+without ticks does not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.config import Settings
+from monitor.consume import consume
+from monitor.deadletter import MemoryDeadLetters
+from monitor.engine.engine import Engine
+from monitor.engine.readout import series
+from monitor.pipeline import Pipeline
+from monitor.replay import replay
+from monitor.sources.build import dead_letter_sink
+from monitor.sources.kafka import KafkaSource
+from monitor.stats import DaemonStats
+from tests import conftest_services
+from tests.support import CONFIG, samples
+from tests.support import settings as make_settings
+
+pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[2]
+KAFKA_SH = REPO / "deploy" / "local" / "kafka.sh"
+
+COMPARED = {
+    "support_contacts_queued_total",
+    "support_contacts_answered_total",
+    "support_contacts_answered_in_sla_total",
+    "support_contacts_abandoned_total",
+    "support_contacts_abandoned_short_total",
+    "support_contacts_abandoned_in_sla_total",
+    "support_tickets_created_total",
+    "support_tickets_solved_total",
+    "support_csat_ratings_total",
+    "support_complaints_total",
+}
+"""Engine counters that do not depend on the clock (all but SLA breaches)."""
+
+
+# --- scenario --------------------------------------------------------------------------------
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+class Scenario:
+    """Contact-center traffic a few minutes before now, one list of lines per channel (to be
+    keyed by channel, so each channel's events stay in order in one partition)."""
+
+    def __init__(self, tag: str, base: float | None = None) -> None:
+        self.tag = tag
+        self.base = (time.time() - 900) if base is None else base
+        self.by_channel: dict[str, list[str]] = {"voice": [], "chat": [], "email": []}
+        self._n = 0
+
+    def event(self, kind: str, at: float, channel: str, **fields: Any) -> str:
+        self._n += 1
+        event = {"event_id": f"{self.tag}-{self._n}", "type": kind, "ts": _iso(self.base + at),
+                 "channel": channel, **fields}
+        line = json.dumps(event, separators=(",", ":"))
+        self.by_channel[channel].append(line)
+        return line
+
+    def contacts(self, channel: str, queues: tuple[str, ...], count: int, start: int = 0) -> None:
+        """i % 5 == 0: abandoned after 3 s (short, in SLA); == 1: answered after 90 s (late);
+        otherwise answered after 10 s (in SLA). Answered contacts end 60 s later."""
+        for i in range(start, start + count):
+            cid = f"{self.tag}-{channel}-c{i}"
+            queue = queues[i % len(queues)]
+            t = i * 0.01
+            self.event("contact.queued", t, channel, queue=queue, contact_id=cid)
+            if i % 5 == 0:
+                self.event("contact.abandoned", t + 3, channel, queue=queue, contact_id=cid)
+            else:
+                wait = 90 if i % 5 == 1 else 10
+                self.event("contact.answered", t + wait, channel, queue=queue, contact_id=cid)
+                self.event("contact.ended", t + wait + 60, channel, queue=queue, contact_id=cid)
+
+    def tickets(self, count: int, start: int = 0) -> None:
+        """Every ticket is created, responded, solved and rated (rating 1 + i % 5); every 10th is
+        tagged ``complaint``; every 4th also gets an explicit complaint event."""
+        for i in range(start, start + count):
+            tid = f"{self.tag}-t{i}"
+            t = i * 0.01
+            tags = ["complaint"] if i % 10 == 0 else []
+            self.event("ticket.created", t, "email", ticket_id=tid, tags=tags)
+            self.event("ticket.responded", t + 100, "email", ticket_id=tid)
+            self.event("ticket.solved", t + 200, "email", ticket_id=tid)
+            self.event("ticket.rated", t + 300, "email", ticket_id=tid, rating=1 + i % 5)
+            if i % 4 == 0:
+                self.event("complaint.received", t + 5, "email", ticket_id=tid, category="billing")
+
+    def lines(self) -> list[str]:
+        return [line for lines in self.by_channel.values() for line in lines]
+
+
+def bad_lines(tag: str, random_queues: int) -> list[str]:
+    """One of each kind of bad input, plus ``random_queues`` contacts in undeclared queues."""
+    now = _iso(time.time() - 600)
+    lines = [
+        "{not json at all",
+        json.dumps({"event_id": f"{tag}-big", "type": "contact.queued", "ts": now,
+                    "channel": "voice", "contact_id": "x", "pad": "p" * 999_850}),
+        json.dumps({"event_id": 5, "type": "contact.queued", "ts": now, "channel": "voice",
+                    "contact_id": "y"}),
+        json.dumps({"event_id": f"{tag}-fax", "type": "contact.queued", "ts": now,
+                    "channel": "fax", "contact_id": "z"}),
+    ]
+    lines.extend(
+        json.dumps({"event_id": f"{tag}-rq{i}", "type": "contact.queued", "ts": now,
+                    "channel": "voice", "queue": uuid.uuid4().hex, "contact_id": f"{tag}-rq{i}"})
+        for i in range(random_queues)
+    )
+    return lines
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def kafka_settings(bootstrap: str, topic: str, **kafka: Any) -> Settings:
+    options = {"bootstrap_servers": bootstrap, "topics": [topic],
+               "group_id": f"test-{uuid.uuid4().hex[:10]}", "max_batch": 500,
+               "reconnect_max_seconds": 2, **kafka}
+    return make_settings(sources={"kafka": options, "simulator": {"enabled": False}})
+
+
+async def replay_samples(lines: list[str], settings: Settings, tmp_path: Path) -> dict[Any, float]:
+    path = tmp_path / f"replay-{uuid.uuid4().hex[:6]}.jsonl"
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return samples((await replay(path, settings)).decode())
+
+
+def assert_counters_match(
+    expected: dict[Any, float], engine: Engine, stats: DaemonStats, source: str
+) -> None:
+    """Every clock-independent engine counter, events by type and rejects by reason equal the
+    replay's (whose source label is ``file``)."""
+    compared = 0
+    for row in series(engine):
+        if row.name in COMPARED:
+            assert row.value == expected[row.name, row.labels], (row.name, row.labels)
+            compared += 1
+    assert compared > 0
+    for (name, labels), value in expected.items():
+        label = dict(labels)
+        if name == "support_monitor_events_total":
+            assert stats.events[source, label["type"]] == value, label
+        elif name == "support_monitor_events_rejected_total":
+            assert stats.rejected[source, label["reason"]] == value, label
+    for (src, kind), value in stats.events.items():
+        assert src == source
+        key = ("support_monitor_events_total", (("source", "file"), ("type", kind)))
+        assert expected[key] == value
+    for (src, reason), value in stats.rejected.items():
+        assert src == source
+        key = ("support_monitor_events_rejected_total", (("reason", reason), ("source", "file")))
+        assert expected[key] == value
+
+
+def processed(stats: DaemonStats) -> int:
+    return (sum(stats.events.values()) + sum(stats.rejected.values())
+            + sum(stats.duplicates.values()))
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class LiveEngine:
+    """What the daemon wires per source: engine, pipeline (wall clock), consume task."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = Engine(settings)
+        self.stats = DaemonStats()
+        self.pipeline = Pipeline(self.engine, self.stats, event_clock=False)
+        self.fallback = MemoryDeadLetters()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=20)
+        # OFFSET_INVALID (-1001): nothing committed yet, i.e. the partition starts at 0
+        return {tp.partition: max(tp.offset, 0) for tp in tps}
+    finally:
+        consumer.close()
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}"})
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1]
+            for p in range(partitions)
+        }
+    finally:
+        consumer.close()
+
+
+def read_topic(
+    bootstrap: str, topic: str, count: int, start: dict[int, int] | None = None,
+    timeout: float = 60.0,
+) -> list[Any]:
+    """``count`` records of ``topic`` (from ``start`` offsets per partition, else the beginning),
+    read with confluent-kafka: a client independent of the code under test."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition  # noqa: PLC0415
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "fetch.message.max.bytes": 2 * 1024 * 1024})
+    try:
+        metadata = consumer.list_topics(topic, timeout=20)
+        partitions = sorted(metadata.topics[topic].partitions)
+        consumer.assign([
+            TopicPartition(topic, p, (start or {}).get(p, OFFSET_BEGINNING)) for p in partitions
+        ])
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < count and time.monotonic() < deadline:
+            batch = consumer.consume(num_messages=1000, timeout=1.0)
+            records.extend(message for message in batch if message.error() is None)
+        return records
+    finally:
+        consumer.close()
+
+
+# --- 1. exact counters, bad input, dead-letter topic -----------------------------------------
+
+
+async def test_console_producer_exact_counters_and_dead_letters(
+    kafka_bootstrap, make_kafka_topic, kafka_console_produce, tmp_path
+):
+    topic = make_kafka_topic(partitions=4, prefix="events")
+    dlq = make_kafka_topic(partitions=1, prefix="dlq")
+    scenario = Scenario("k1")
+    scenario.contacts("voice", ("billing", "tech"), 200)
+    scenario.contacts("chat", ("sales", "support"), 100)
+    scenario.tickets(80)
+    bad = bad_lines("k1", random_queues=10_000)
+    # Bad input in the middle of the voice stream; good voice events continue after it.
+    voice = scenario.by_channel["voice"]
+    voice_stream = voice[:300] + bad + voice[300:]
+    tail = Scenario("k1tail", base=scenario.base)
+    tail.contacts("voice", ("billing", "tech"), 20, start=1000)
+    voice_stream += tail.by_channel["voice"]
+    kafka_console_produce(topic, voice_stream, key="voice")
+    kafka_console_produce(topic, scenario.by_channel["chat"], key="chat")
+    kafka_console_produce(topic, scenario.by_channel["email"], key="email")
+    everything = voice_stream + scenario.by_channel["chat"] + scenario.by_channel["email"]
+
+    settings = kafka_settings(kafka_bootstrap, topic, dead_letter_topic=dlq)
+    live = LiveEngine(settings)
+    source = KafkaSource(settings.sources.kafka, live.stats)
+    async with source:
+        sink = dead_letter_sink(source, live.fallback)
+        assert sink is source.dead_letters
+        task = asyncio.create_task(consume(source, live.pipeline, sink))
+        try:
+            await wait_for(lambda: processed(live.stats) >= len(everything), 180, "all records")
+            await wait_for(lambda: all(v == 0 for v in live.stats.partition_lag.values())
+                           and len(live.stats.partition_lag) >= 1, 30, "lag 0")
+            assert live.stats.source_up["kafka"] is True
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert not task.done() or task.cancelled()
+    assert live.stats.source_up["kafka"] is False
+
+    # Exact counters: equal to a replay of the same events, and to the numbers by hand.
+    expected = await replay_samples(everything, settings, tmp_path)
+    assert_counters_match(expected, live.engine, live.stats, "kafka")
+    rejected = {reason: n for (_, reason), n in live.stats.rejected.items()}
+    assert rejected == {"invalid_json": 1, "too_large": 1, "wrong_type": 1,
+                        "unknown_channel": 1, "unknown_queue": 10_000}
+    assert sum(live.stats.duplicates.values()) == 0
+    voice_billing = {row.name: row.value for row in series(live.engine)
+                     if row.labels == (("channel", "voice"), ("queue", "billing"))}
+    # voice: 220 contacts (i = 0..199 and 1000..1019), billing = even i -> 110
+    assert voice_billing["support_contacts_queued_total"] == 110
+    # abandoned: i % 5 == 0 and even -> i % 10 == 0: 20 + 2
+    assert voice_billing["support_contacts_abandoned_total"] == 22
+    # answered late: i % 5 == 1 and even -> i % 10 == 6: 20 + 2
+    assert voice_billing["support_contacts_answered_total"] == 110 - 22
+    assert voice_billing["support_contacts_answered_in_sla_total"] == 110 - 22 - 22
+    email = {row.name: row.value for row in series(live.engine)
+             if row.labels == (("channel", "email"), ("queue", "default"))}
+    assert email["support_tickets_created_total"] == 80
+    assert email["support_tickets_solved_total"] == 80
+
+    # Series stay bounded: 10,000 random queue names created no queue.
+    assert set(live.engine.channels["voice"].queues) == {"billing", "tech"}
+    good_only = Engine(settings)
+    good_pipeline = Pipeline(good_only, DaemonStats(), event_clock=True, log_burst=0)
+    from monitor.pipeline import Delivery  # noqa: PLC0415
+
+    for i, line in enumerate(scenario.lines() + tail.lines()):
+        good_pipeline.process("file", Delivery(line.encode(), str(i)))
+    assert len(list(series(live.engine))) == len(list(series(good_only)))
+
+    # Every rejected record is in the dead-letter topic: original bytes, reason, position.
+    total_rejected = sum(rejected.values())
+    letters = await asyncio.to_thread(
+        read_topic, kafka_bootstrap, dlq, total_rejected + 1, None, 60
+    )
+    assert len(letters) == total_rejected
+    assert live.stats.dead_letters_written[f"kafka:{dlq}"] == total_rejected
+    reasons: Counter[str] = Counter()
+    bad_bytes = {line.encode() for line in bad}
+    for message in letters:
+        headers = {k: v.decode() for k, v in message.headers()}
+        reasons[headers["reason"]] += 1
+        assert headers["source"] == "kafka"
+        t, p, o = headers["position"].split("/")
+        assert t == topic
+        assert int(p) in range(4)
+        assert int(o) >= 0
+        assert "raw_truncated" not in headers
+        assert message.value() in bad_bytes
+        if headers["reason"] == "too_large":
+            assert len(message.value()) > 999_850
+    assert dict(reasons) == rejected
+
+    # Offsets: everything consumed was committed (on close at the latest).
+    ends = end_offsets(kafka_bootstrap, topic, 4)
+    committed = committed_offsets(kafka_bootstrap, settings.sources.kafka.group_id, topic, 4)
+    assert committed == ends
+    assert sum(ends.values()) == len(everything)
+
+
+# --- 2. broker stopped and restarted mid-stream ----------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def private_kafka(
+    kafka_bootstrap, tmp_path, monkeypatch
+) -> Iterator[tuple[str, Callable[[str], None]]]:
+    """A broker of our own (kafka.sh with its own run dir and ports), so that stopping it does not
+    disturb other tests using the shared one. Yields (bootstrap, kafka.sh runner)."""
+    port, controller = _free_port(), _free_port()
+    env = {**os.environ, "SUPPORT_MONITOR_RUN": str(tmp_path / "run"), "KAFKA_PORT": str(port),
+           "KAFKA_CONTROLLER_PORT": str(controller)}
+
+    def kafka_sh(command: str) -> None:
+        subprocess.run([str(KAFKA_SH), command], env=env, check=True, timeout=180,
+                       capture_output=True)
+
+    kafka_sh("start")
+    monkeypatch.setattr(conftest_services, "KAFKA_PORT", port)  # the console producer's target
+    try:
+        yield f"127.0.0.1:{port}", kafka_sh
+    finally:
+        kafka_sh("stop")
+
+
+async def test_broker_restart_mid_stream(private_kafka, tmp_path):
+    bootstrap, kafka_sh = private_kafka
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(conftest_services.create_kafka_topic, bootstrap, topic, 4)
+    first, second = Scenario("r1"), Scenario("r2")
+    first.contacts("voice", ("billing", "tech"), 150)
+    first.tickets(40)
+    second.contacts("voice", ("billing", "tech"), 150, start=500)
+    second.contacts("chat", ("sales", "support"), 60)
+    second.tickets(40, start=100)
+    produce = conftest_services.kafka_console_produce
+
+    def produce_all(scenario: Scenario) -> None:
+        for channel, lines in scenario.by_channel.items():
+            if lines:
+                produce(topic, lines, key=channel)
+
+    await asyncio.to_thread(produce_all, first)
+    settings = kafka_settings(bootstrap, topic, dead_letter_topic=f"{topic}-dlq")
+    live = LiveEngine(settings)
+    source = KafkaSource(settings.sources.kafka, live.stats)
+    up_history: list[bool] = []
+    async with source:
+        task = asyncio.create_task(
+            consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
+        )
+        try:
+            await wait_for(lambda: processed(live.stats) == len(first.lines()), 90, "first half")
+            assert live.stats.source_up["kafka"] is True
+            await asyncio.to_thread(kafka_sh, "stop")
+            await wait_for(lambda: live.stats.source_up["kafka"] is False, 30, "not ready")
+            up_history.append(live.stats.source_up["kafka"])
+            await asyncio.sleep(3)  # stays down and alive while the broker is away
+            assert not task.done()
+            assert live.stats.source_up["kafka"] is False
+            await asyncio.to_thread(kafka_sh, "start")
+            await wait_for(lambda: live.stats.source_up["kafka"] is True, 90, "ready again")
+            up_history.append(True)
+            await asyncio.to_thread(produce_all, second)
+            total = len(first.lines()) + len(second.lines())
+            await wait_for(lambda: processed(live.stats) >= total, 120, "second half")
+            await asyncio.sleep(1)  # nothing beyond the produced records arrives
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert up_history == [False, True]
+    everything = first.lines() + second.lines()
+    # Redelivered records (not committed before the outage) are skipped by event_id.
+    assert processed(live.stats) - sum(live.stats.duplicates.values()) == len(everything)
+    expected = await replay_samples(everything, settings, tmp_path)
+    assert_counters_match(expected, live.engine, live.stats, "kafka")
+    assert sum(live.stats.rejected.values()) == 0
+    ends = end_offsets(bootstrap, topic, 4)
+    assert committed_offsets(bootstrap, settings.sources.kafka.group_id, topic, 4) == ends
+
+
+# --- 3. the daemon killed with SIGKILL and restarted -----------------------------------------
+
+
+def _scrape(port: int) -> dict[Any, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return samples(response.read().decode())
+
+
+def _daemon_total(metrics: dict[Any, float]) -> float:
+    return sum(v for (name, _), v in metrics.items()
+               if name in {"support_monitor_events_total", "support_monitor_events_rejected_total",
+                           "support_monitor_events_duplicate_total"})
+
+
+def _start_daemon(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).parent / "support-monitor"
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(exe), "run", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+            stdout=out, stderr=out, cwd=REPO,
+        )
+
+
+def _wait_metrics(port: int, proc: subprocess.Popen[bytes], timeout: float) -> dict[Any, float]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "daemon exited"
+        try:
+            return _scrape(port)
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("daemon /metrics never answered")
+
+
+def test_daemon_sigkill_resumes_from_committed_offsets(
+    kafka_bootstrap, make_kafka_topic, kafka_console_produce, tmp_path
+):
+    """What is asserted, precisely (the engine state lives in memory; checkpoints come later):
+
+    1. The daemon is SIGKILLed after it applied some but not all records. The consumer group's
+       committed offsets C at that moment are read from the broker: 0 < sum(C) < all records.
+    2. The restarted daemon (same group) consumes exactly the records at offsets >= C: its
+       events + rejected + duplicates counters sum to sum(end - C), nothing more (it did not
+       start from the beginning) and nothing less (it did not skip to the end).
+    3. No record at offsets >= C is applied twice by the restarted daemon: its duplicates counter
+       is 0 and its counters equal a replay of exactly the records [C, end) read back with
+       confluent-kafka (so no event counted twice and none missed in that range).
+    4. At the end the committed offsets equal the end offsets.
+    Records in [C, kill point) were applied by both processes: at-least-once, by design.
+    """
+    topic = make_kafka_topic(partitions=4, prefix="events")
+    scenario = Scenario("s1")
+    scenario.contacts("voice", ("billing", "tech"), 12_000)
+    scenario.contacts("chat", ("sales", "support"), 8_000)
+    scenario.tickets(6_000)
+    for channel, lines in scenario.by_channel.items():
+        kafka_console_produce(topic, lines, key=channel, timeout=300)
+    total = len(scenario.lines())
+    group = f"daemon-{uuid.uuid4().hex[:8]}"
+    config_data = json.loads(json.dumps(CONFIG))
+    config_data["sources"] = {
+        "simulator": {"enabled": False},
+        "kafka": {"bootstrap_servers": kafka_bootstrap, "topics": [topic], "group_id": group,
+                  "max_batch": 100},
+    }
+    config_data["dead_letter"] = {"path": str(tmp_path / "dead.jsonl")}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(config_data))
+    port = _free_port()
+    log = tmp_path / "daemon.log"
+
+    first = _start_daemon(config, port, log)
+    try:
+        _wait_metrics(port, first, 60)
+        deadline = time.monotonic() + 120
+        applied = 0.0
+        while time.monotonic() < deadline:
+            applied = _daemon_total(_scrape(port))
+            if applied >= total * 0.2:
+                break
+            time.sleep(0.02)
+        first.kill()  # SIGKILL: no commit on close, no clean leave
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert 0 < applied < total, f"kill was not mid-stream: {applied} of {total}"
+    committed = committed_offsets(kafka_bootstrap, group, topic, 4)
+    ends = end_offsets(kafka_bootstrap, topic, 4)
+    assert 0 < sum(committed.values()) < total
+    remaining = sum(ends[p] - committed[p] for p in ends)
+
+    second = _start_daemon(config, port, log)
+    try:
+        _wait_metrics(port, second, 60)
+        deadline = time.monotonic() + 180
+        metrics: dict[Any, float] = {}
+        while time.monotonic() < deadline:
+            metrics = _scrape(port)
+            if _daemon_total(metrics) >= remaining:
+                break
+            time.sleep(0.1)
+        time.sleep(1.5)  # let a late extra record show up if there were one
+        metrics = _scrape(port)
+        final_commit_deadline = time.monotonic() + 30
+        while committed_offsets(kafka_bootstrap, group, topic, 4) != ends:
+            assert time.monotonic() < final_commit_deadline, "offsets not committed to the end"
+            time.sleep(0.2)
+    finally:
+        second.terminate()
+        second.wait(30)
+    assert second.returncode == 0, log.read_text()[-3000:]
+
+    assert _daemon_total(metrics) == remaining
+    duplicates = sum(v for (name, _), v in metrics.items()
+                     if name == "support_monitor_events_duplicate_total")
+    assert duplicates == 0
+    # Expected: a replay of exactly the records [C, end), per partition in offset order.
+    records = read_topic(kafka_bootstrap, topic, remaining, start=committed)
+    assert len(records) == remaining
+    by_partition: dict[int, list[Any]] = {}
+    for message in records:
+        by_partition.setdefault(message.partition(), []).append(message)
+    lines = [m.value().decode() for p in sorted(by_partition)
+             for m in sorted(by_partition[p], key=lambda m: m.offset())]
+    settings = make_settings()
+    expected = asyncio.run(replay_samples(lines, settings, tmp_path))
+    for (name, labels), value in metrics.items():
+        if name in COMPARED:
+            assert expected[name, labels] == value, (name, labels)
+        elif name == "support_monitor_events_total":
+            kind = dict(labels)["type"]
+            assert expected[name, (("source", "file"), ("type", kind))] == value
+        elif name == "support_monitor_events_rejected_total":
+            reason = dict(labels)["reason"]
+            assert expected[name, (("reason", reason), ("source", "file"))] == value

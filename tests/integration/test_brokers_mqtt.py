@@ -1,0 +1,224 @@
+"""MQTT source against a real Mosquitto (deploy/local/mosquitto.sh), fed by ``mosquitto_pub``.
+
+Counters are compared exactly with ``monitor.replay.replay`` of the same events (see
+test_brokers_kafka.py for which counters and why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.consume import consume
+from monitor.sources.build import dead_letter_sink
+from monitor.sources.mqtt import MqttSource
+from tests.integration.test_brokers_kafka import (
+    LiveEngine,
+    Scenario,
+    _free_port,
+    assert_counters_match,
+    bad_lines,
+    processed,
+    replay_samples,
+    wait_for,
+)
+from tests.support import settings as make_settings
+
+pytestmark = pytest.mark.mqtt
+
+REPO = Path(__file__).resolve().parents[2]
+MOSQUITTO_SH = REPO / "deploy" / "local" / "mosquitto.sh"
+
+
+def mqtt_settings(host: str, port: int, prefix: str, **mqtt: Any) -> Any:
+    options = {"host": host, "port": port, "topics": [f"{prefix}/#"],
+               "client_id": f"test-{uuid.uuid4().hex[:10]}", "reconnect_max_seconds": 1, **mqtt}
+    return make_settings(sources={"mqtt": options, "simulator": {"enabled": False}})
+
+
+def mosquitto_pub(host: str, port: int, topic: str, lines: list[str]) -> None:
+    """One message per line, QoS 1, with Mosquitto's own client (independent of the code)."""
+    exe = shutil.which("mosquitto_pub")
+    if exe is None:
+        pytest.skip("mosquitto_pub not found; run deploy/local/install.sh")
+    subprocess.run(
+        [exe, "-h", host, "-p", str(port), "-q", "1", "-t", topic, "-l"],
+        input="".join(f"{line}\n" for line in lines), text=True, check=True, timeout=120,
+    )
+
+
+def publish(host: str, port: int, prefix: str, scenario: Scenario, extra: list[str] = ()) -> None:  # type: ignore[assignment]
+    for channel, lines in scenario.by_channel.items():
+        if lines:
+            mosquitto_pub(host, port, f"{prefix}/{channel}", lines)
+    if extra:
+        mosquitto_pub(host, port, f"{prefix}/bad", list(extra))
+
+
+class DeadLetterReader:
+    """``mosquitto_sub`` on the dead-letter topic, started before anything is rejected."""
+
+    def __init__(self, host: str, port: int, topic: str, count: int) -> None:
+        exe = shutil.which("mosquitto_sub")
+        assert exe is not None
+        self.proc = subprocess.Popen(
+            [exe, "-h", host, "-p", str(port), "-q", "1", "-t", topic, "-C", str(count),
+             "-W", "120"],
+            stdout=subprocess.PIPE, text=True,
+        )
+
+    def records(self) -> list[dict[str, Any]]:
+        out, _ = self.proc.communicate(timeout=150)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+async def test_mosquitto_pub_exact_counters_and_dead_letters(mqtt_address, tmp_path):
+    host, port = mqtt_address
+    prefix = f"test/{uuid.uuid4().hex[:8]}/events"
+    dlq = f"test/{uuid.uuid4().hex[:8]}/dead-letters"
+    scenario = Scenario("m1")
+    scenario.contacts("voice", ("billing", "tech"), 100)
+    scenario.contacts("chat", ("sales", "support"), 60)
+    scenario.tickets(30)
+    bad = [line for line in bad_lines("m1", random_queues=200) if len(line) < 100_000]
+    settings = mqtt_settings(host, port, prefix, dead_letter_topic=dlq)
+    live = LiveEngine(settings)
+    source = MqttSource(settings.sources.mqtt, live.stats)
+    reader = DeadLetterReader(host, port, dlq, len(bad))
+    await asyncio.sleep(0.5)
+    async with source:
+        task = asyncio.create_task(
+            consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
+        )
+        try:
+            await wait_for(lambda: live.stats.source_up.get("mqtt") is True, 30, "connected")
+            await asyncio.to_thread(publish, host, port, prefix, scenario, bad)
+            everything = scenario.lines() + bad
+            await wait_for(lambda: processed(live.stats) >= len(everything), 120, "all messages")
+            await asyncio.sleep(0.5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert processed(live.stats) == len(everything)
+    expected = await replay_samples(everything, settings, tmp_path)
+    assert_counters_match(expected, live.engine, live.stats, "mqtt")
+    rejected = {reason: n for (_, reason), n in live.stats.rejected.items()}
+    assert rejected == {"invalid_json": 1, "wrong_type": 1, "unknown_channel": 1,
+                        "unknown_queue": 200}
+    assert set(live.engine.channels["voice"].queues) == {"billing", "tech"}
+    letters = await asyncio.to_thread(reader.records)
+    assert len(letters) == len(bad)
+    assert sorted(letter["raw"] for letter in letters) == sorted(bad)
+    assert {letter["position"].split("#")[0] for letter in letters} == {f"{prefix}/bad"}
+    assert all(letter["source"] == "mqtt" for letter in letters)
+
+
+@pytest.fixture
+def private_mosquitto(mqtt_address, tmp_path) -> Iterator[tuple[int, Callable[[str], None]]]:
+    """A Mosquitto of our own (own run dir and port) that the test may stop and start."""
+    port = _free_port()
+    env = {**os.environ, "SUPPORT_MONITOR_RUN": str(tmp_path / "run"), "MQTT_PORT": str(port)}
+
+    def mosquitto_sh(command: str) -> None:
+        subprocess.run([str(MOSQUITTO_SH), command], env=env, check=True, timeout=60,
+                       capture_output=True)
+
+    mosquitto_sh("start")
+    try:
+        yield port, mosquitto_sh
+    finally:
+        mosquitto_sh("stop")
+
+
+async def test_broker_restart_reconnects_and_resubscribes(private_mosquitto, tmp_path):
+    port, mosquitto_sh = private_mosquitto
+    host = "127.0.0.1"
+    prefix = f"test/{uuid.uuid4().hex[:8]}/events"
+    first, second = Scenario("mr1"), Scenario("mr2")
+    first.contacts("voice", ("billing", "tech"), 80)
+    second.contacts("voice", ("billing", "tech"), 80, start=500)
+    second.tickets(20)
+    settings = mqtt_settings(host, port, prefix)
+    live = LiveEngine(settings)
+    source = MqttSource(settings.sources.mqtt, live.stats)
+    async with source:
+        task = asyncio.create_task(
+            consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
+        )
+        try:
+            await wait_for(lambda: live.stats.source_up.get("mqtt") is True, 30, "connected")
+            await asyncio.to_thread(publish, host, port, prefix, first)
+            await wait_for(lambda: processed(live.stats) >= len(first.lines()), 60, "first half")
+            await asyncio.to_thread(mosquitto_sh, "stop")
+            await wait_for(lambda: live.stats.source_up["mqtt"] is False, 30, "not ready")
+            await asyncio.sleep(2)
+            assert not task.done()
+            await asyncio.to_thread(mosquitto_sh, "start")
+            await wait_for(lambda: live.stats.source_up["mqtt"] is True, 60, "ready again")
+            await asyncio.to_thread(publish, host, port, prefix, second)
+            total = len(first.lines()) + len(second.lines())
+            await wait_for(lambda: processed(live.stats) >= total, 60, "second half")
+            await asyncio.sleep(0.5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    everything = first.lines() + second.lines()
+    assert processed(live.stats) - sum(live.stats.duplicates.values()) == len(everything)
+    expected = await replay_samples(everything, settings, tmp_path)
+    assert_counters_match(expected, live.engine, live.stats, "mqtt")
+    assert sum(live.stats.rejected.values()) == 0
+
+
+async def test_persistent_session_delivers_what_was_published_while_away(mqtt_address, tmp_path):
+    """Daemon restart = the source closed and opened again with the same client id (what a new
+    process does). QoS 1 messages published in between arrive; a message that was delivered but
+    not yet applied when the source went away (no PUBACK sent) arrives again."""
+    host, port = mqtt_address
+    prefix = f"test/{uuid.uuid4().hex[:8]}/events"
+    settings = mqtt_settings(host, port, prefix)
+    before, away = Scenario("mp1"), Scenario("mp2")
+    before.contacts("voice", ("billing", "tech"), 1)
+    away.contacts("voice", ("billing", "tech"), 50, start=100)
+    away.tickets(10)
+
+    # First life: subscribe (creates the session), receive one message, "crash" before applying
+    # it (the loop never asks for the next one, so it is never acknowledged).
+    first = LiveEngine(settings)
+    source = MqttSource(settings.sources.mqtt, first.stats)
+    async with source:
+        events = source.events()
+        pending = asyncio.ensure_future(anext(events))
+        await wait_for(lambda: first.stats.source_up.get("mqtt") is True, 30, "connected")
+        await asyncio.to_thread(mosquitto_pub, host, port, f"{prefix}/voice", before.lines()[:1])
+        unacked = await asyncio.wait_for(pending, 30)
+        assert unacked.raw == before.lines()[0].encode()
+        await events.aclose()
+    # While away: an independent client publishes with QoS 1.
+    await asyncio.to_thread(publish, host, port, prefix, away)
+
+    second = LiveEngine(settings)
+    source = MqttSource(settings.sources.mqtt, second.stats)
+    async with source:
+        task = asyncio.create_task(
+            consume(source, second.pipeline, dead_letter_sink(source, second.fallback))
+        )
+        try:
+            want = 1 + len(away.lines())
+            await wait_for(lambda: processed(second.stats) >= want, 60, "messages kept while away")
+            await asyncio.sleep(0.5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    everything = before.lines()[:1] + away.lines()
+    assert processed(second.stats) == len(everything)
+    expected = await replay_samples(everything, settings, tmp_path)
+    assert_counters_match(expected, second.engine, second.stats, "mqtt")

@@ -1,0 +1,80 @@
+"""Config reload: new thresholds apply to open items at once; shape changes need a restart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from monitor.engine.engine import RestartNeeded
+from tests.support import CONFIG, T0, Stream, run, settings, value
+
+V = {"channel": "voice", "queue": "billing"}
+E = {"channel": "email", "queue": "default"}
+
+
+def _changed(**channel_overrides: dict[str, object]) -> dict[str, object]:
+    channels = json.loads(json.dumps(CONFIG["channels"]))
+    for name, fields in channel_overrides.items():
+        channels[name].update(fields)
+    return {"channels": channels}
+
+
+def test_shorter_answer_target_breaches_a_contact_already_waiting() -> None:
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="c1")
+    engine, _ = run(s.lines, until=15)
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 0
+    engine.reconfigure(settings(**_changed(voice={"answer_seconds": 10})))
+    engine.flush(T0 + 15)
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1
+    assert value(engine, "support_queue_breached_waiting", **V) == 1
+
+
+def test_ticket_deadlines_and_lead_times_move_with_the_config() -> None:
+    s = Stream()
+    s.add("ticket.created", 0, "email", ticket_id="t1")
+    s.add("ticket.created", 0, "email", ticket_id="t2")
+    s.add("ticket.responded", 100, "email", ticket_id="t2")
+    engine, _ = run(s.lines, until=2000)
+    assert value(engine, "support_tickets_at_risk", **E, sla="first_response") == 0
+    engine.reconfigure(settings(**_changed(email={
+        "first_response_seconds": 2100, "first_response_warning_seconds": 200,
+    })))
+    engine.flush(T0 + 2000)
+    assert value(engine, "support_tickets_at_risk", **E, sla="first_response") == 1
+    engine.reconfigure(settings(**_changed(email={"first_response_seconds": 1800})))
+    engine.flush(T0 + 2000)
+    assert value(engine, "support_sla_breaches_total", **E, sla="first_response") == 1
+    assert value(engine, "support_tickets_at_risk", **E, sla="first_response") == 0
+
+
+def test_reopened_cycle_keeps_its_start_across_a_reload() -> None:
+    s = Stream()
+    s.add("ticket.created", 0, "email", ticket_id="t1")
+    s.add("ticket.solved", 10, "email", ticket_id="t1")
+    s.add("ticket.reopened", 1000, "email", ticket_id="t1")
+    engine, _ = run(s.lines, until=1500)
+    engine.reconfigure(settings(**_changed(email={"resolution_seconds": 600})))
+    engine.flush(T0 + 1599)
+    assert value(engine, "support_sla_breaches_total", **E, sla="resolution") == 0
+    engine.flush(T0 + 1601)
+    assert value(engine, "support_sla_breaches_total", **E, sla="resolution") == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        ({"windows": ["5m"]}, "windows"),
+        (_changed(voice={"queues": ["billing"]}), "queues"),
+        ({"ingest": {"complaint_categories": ["billing"]}}, "ingest.complaint_categories"),
+    ],
+)
+def test_shape_changes_need_a_restart_and_change_nothing(
+    change: dict[str, object], what: str
+) -> None:
+    engine, _ = run([], until=0)
+    before = engine.settings
+    with pytest.raises(RestartNeeded, match=what):
+        engine.reconfigure(settings(**change))
+    assert engine.settings is before

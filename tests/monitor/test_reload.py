@@ -1,0 +1,103 @@
+"""Config reload: applied on file change and SIGHUP; refused reloads keep the running config."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from alerts.runtime import Alerting
+from monitor.config import parse_settings
+from monitor.engine.engine import Engine
+from monitor.reload import Reloader
+from monitor.stats import DaemonStats
+from tests.monitor.test_daemon import _free_port
+from tests.support import CONFIG
+
+
+def _reloader(tmp_path: Path) -> tuple[Reloader, Engine, Alerting]:
+    settings = parse_settings(CONFIG)
+    engine = Engine(settings)
+    stats = DaemonStats()
+    alerting = Alerting(settings.detectors, settings.alerts, settings.notifiers, engine, stats)
+    return Reloader(tmp_path / "c.yaml", settings, engine, alerting), engine, alerting
+
+
+def test_threshold_and_rule_changes_apply_and_rules_keep_their_state(tmp_path: Path) -> None:
+    reloader, engine, alerting = _reloader(tmp_path)
+    kept = alerting.rules[0].state.active
+    data = json.loads(json.dumps(CONFIG))
+    data["channels"]["voice"]["answer_seconds"] = 30
+    assert reloader.reload(parse_settings(data)) is None
+    assert engine.channels["voice"].settings.answer_seconds == 30
+    assert alerting.rules[0].state.active is kept
+
+
+def test_restart_only_changes_are_refused(tmp_path: Path) -> None:
+    reloader, engine, _ = _reloader(tmp_path)
+    before = reloader.settings
+    why = reloader.reload(parse_settings({**CONFIG, "exporter": {"listen": "0.0.0.0:1"}}))
+    assert why == "exporter changed: restart the daemon to apply it"
+    why = reloader.reload(parse_settings({**CONFIG, "windows": ["1m"]}))
+    assert why == "windows changed: restart the daemon to apply it"
+    assert reloader.settings is before
+    assert engine.settings is before
+
+
+class _Lines:
+    """Collects a process's stderr lines in a thread (no blocking reads in the test body)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stderr is not None
+        stream = proc.stderr
+        self._thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self._thread.start()
+
+    def wait_for(self, needle: str, count: int = 1, timeout: float = 15) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [line for line in list(self.lines) if needle in line]
+            if len(found) >= count:
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"{needle!r} x{count} not logged; got: {self.lines[-5:]}")
+
+
+def test_running_daemon_reloads_on_change_and_sighup_and_survives_a_bad_file(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()
+    path = tmp_path / "c.yaml"
+    data = {**json.loads(json.dumps(CONFIG)), "sources": {"simulator": {"speed": 10}}}
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--config", str(path),
+         "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    log = _Lines(proc)
+    try:
+        log.wait_for('"daemon_started"')
+        data["channels"]["voice"]["answer_seconds"] = 25
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        assert '"trigger": "file_changed"' in log.wait_for('"config_reloaded"')[0]
+        path.write_text("channels: {voice: {answer_seconds: -3}}\n", encoding="utf-8")
+        refused = log.wait_for('"config_reload_refused"')[0]
+        assert "channels.voice.answer_seconds" in refused
+        proc.send_signal(signal.SIGHUP)
+        assert len(log.wait_for('"config_reload_refused"', count=2)) == 2
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        log.wait_for('"config_reloaded"', count=2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    assert proc.returncode == 0

@@ -1,0 +1,261 @@
+"""KafkaSource commit rules with a scripted stand-in for aiokafka's consumer (no broker needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import pytest
+from aiokafka import TopicPartition
+from pydantic import ValidationError
+
+from monitor.deadletter import DeadLetter
+from monitor.sources import kafka as kafka_module
+from monitor.sources.deadletter_sinks import Backoff, letter_headers
+from monitor.sources.kafka import KafkaSource, client_options
+from monitor.sources.settings import KafkaSettings
+from monitor.stats import DaemonStats
+
+TP0 = TopicPartition("events", 0)
+TP1 = TopicPartition("events", 1)
+
+
+class Record:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.offset = offset
+        self.value = value
+
+
+class FakeConsumer:
+    """Hands out scripted batches; records commits in a shared log."""
+
+    instances: ClassVar[list[FakeConsumer]] = []
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self.batches: list[dict[TopicPartition, list[Record]]] = []
+        self.log: list[Any] = []
+        self.listener: Any = None
+        self.stopped = False
+        FakeConsumer.instances.append(self)
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.topics = topics
+        self.listener = listener
+
+    async def start(self) -> None:
+        self.log.append("start")
+
+    async def getmany(
+        self, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Record]]:
+        if self.batches:
+            return self.batches.pop(0)
+        await asyncio.sleep(timeout_ms / 1000)
+        return {}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.log.append(("commit", dict(offsets)))
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP0, TP1}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 10
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 0
+
+    async def topics(self) -> set[str]:
+        return {"events"}
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+class FakeSink:
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+        self.letters: list[DeadLetter] = []
+
+    async def write(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+        self.log.append("write")
+
+    async def flush(self) -> None:
+        self.log.append("flush")
+
+    async def close(self) -> None:
+        self.log.append("close-sink")
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    FakeConsumer.instances.clear()
+    monkeypatch.setattr(kafka_module, "AIOKafkaConsumer", FakeConsumer)
+    return FakeConsumer
+
+
+def commits(consumer: FakeConsumer) -> list[dict[TopicPartition, int]]:
+    return [entry[1] for entry in consumer.log if isinstance(entry, tuple)]
+
+
+async def _first_consumer(source: KafkaSource) -> tuple[Any, FakeConsumer]:
+    events = source.events()
+    task = asyncio.ensure_future(anext(events))
+    while not FakeConsumer.instances:
+        await asyncio.sleep(0)
+    return (events, task), FakeConsumer.instances[0]
+
+
+async def test_commits_only_what_the_loop_has_applied(fake):
+    stats = DaemonStats()
+    source = KafkaSource(KafkaSettings(topics=("events",), poll_timeout=0.01), stats)
+    async with source:
+        (events, first), consumer = await _first_consumer(source)
+        consumer.batches = [
+            {TP0: [Record(0, b"a"), Record(1, b"b")], TP1: [Record(5, b"c")]},
+            {TP0: [Record(2, b"d"), Record(3, b"e")]},
+        ]
+        delivery = await first
+        assert (delivery.raw, delivery.position) == (b"a", "events/0/0")
+        assert stats.source_up["kafka"] is True
+        assert (await anext(events)).position == "events/0/1"
+        assert (await anext(events)).position == "events/1/5"
+        assert commits(consumer) == []  # nothing commits before the loop asks past the batch
+        assert (await anext(events)).position == "events/0/2"
+        assert commits(consumer) == [{TP0: 2, TP1: 6}]
+        assert stats.partition_lag == {("events", 0): 8, ("events", 1): 4}
+        assert (await anext(events)).position == "events/0/3"
+        # "events/0/3" is handed out but not applied yet: closing commits up to offset 3 only.
+        await events.aclose()
+    assert commits(consumer) == [{TP0: 2, TP1: 6}, {TP0: 3}]
+    assert consumer.stopped
+    assert stats.source_up["kafka"] is False
+    assert consumer.options["enable_auto_commit"] is False
+
+
+async def test_revocation_commits_applied_and_abandons_the_batch(fake):
+    stats = DaemonStats()
+    source = KafkaSource(KafkaSettings(topics=("events",), poll_timeout=0.01), stats)
+    async with source:
+        (events, first), consumer = await _first_consumer(source)
+        consumer.batches = [
+            {TP0: [Record(0, b"a"), Record(1, b"b"), Record(2, b"c")]},
+            {TP0: [Record(1, b"b")]},  # refetched from the committed offset after the rebalance
+        ]
+        assert (await first).position == "events/0/0"
+        assert (await anext(events)).position == "events/0/1"
+        # A rebalance while "events/0/1" is being applied: commit what was applied (offset 1).
+        await consumer.listener.on_partitions_revoked([TP0])
+        assert commits(consumer) == [{TP0: 1}]
+        # The rest of the batch ("events/0/2") is abandoned; the refetch comes next.
+        assert (await anext(events)).position == "events/0/1"
+        await events.aclose()
+    assert commits(consumer) == [{TP0: 1}]
+
+
+async def test_dead_letters_are_flushed_before_the_commit(fake):
+    stats = DaemonStats()
+    source = KafkaSource(
+        KafkaSettings(topics=("events",), poll_timeout=0.01, dead_letter_topic="dlq"), stats
+    )
+    async with source:
+        (events, first), consumer = await _first_consumer(source)
+        sink = FakeSink(consumer.log)
+        source.dead_letters = sink  # type: ignore[assignment]
+        consumer.batches = [{TP0: [Record(0, b"{bad")]}, {TP0: [Record(1, b"x")]}]
+        delivery = await first
+        await sink.write(DeadLetter(delivery.raw, "invalid_json", "x", "kafka", delivery.position))
+        await anext(events)
+        await events.aclose()
+    assert consumer.log[:4] == ["start", "write", "flush", ("commit", {TP0: 1})]
+
+
+async def test_unreachable_broker_at_start_retries_without_raising(monkeypatch):
+    from aiokafka.errors import KafkaConnectionError  # noqa: PLC0415
+
+    attempts = []
+
+    class Down(FakeConsumer):
+        async def start(self) -> None:
+            attempts.append(1)
+            raise KafkaConnectionError("down")
+
+    monkeypatch.setattr(kafka_module, "AIOKafkaConsumer", Down)
+    stats = DaemonStats()
+    source = KafkaSource(KafkaSettings(reconnect_max_seconds=0.05), stats)
+    async with source:
+        events = source.events()
+        task = asyncio.ensure_future(anext(events))
+        await asyncio.sleep(1.2)
+        assert not task.done()
+        assert len(attempts) >= 2
+        assert stats.source_up["kafka"] is False
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def test_backoff_is_capped_and_jittered():
+    backoff = Backoff(cap=4.0, base=0.5)
+    delays = [backoff.next_delay() for _ in range(12)]
+    ceilings = [min(4.0, 0.5 * 2**i) for i in range(12)]
+    for delay, ceiling in zip(delays, ceilings, strict=True):
+        assert ceiling / 2 <= delay <= ceiling
+    backoff.reset()
+    assert backoff.next_delay() <= 0.5
+
+
+def test_secrets_stay_secret_and_reach_the_client():
+    settings = KafkaSettings(
+        security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="monitor", sasl_password="s3cret",
+    )
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in str(settings.model_dump())
+    options = client_options(settings, None)
+    assert options["sasl_plain_password"] == "s3cret"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"security_protocol": "SASL_SSL"}, "sasl_mechanism is required"),
+        ({"sasl_mechanism": "PLAIN"}, "security_protocol is not SASL"),
+        ({"topics": ("a",), "dead_letter_topic": "a"}, "must not be one of the consumed"),
+        ({"ssl_certfile": "/x.pem"}, "go together"),
+        ({"topics": ()}, "at least one topic"),
+    ],
+)
+def test_settings_refuse_inconsistent_values(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        KafkaSettings(**fields)
+
+
+def test_dead_letter_headers():
+    letter = DeadLetter(b"{", "invalid_json", "d" * 5000, "kafka", "events/3/42")
+    headers = dict(letter_headers(letter))
+    assert headers["reason"] == b"invalid_json"
+    assert headers["position"] == b"events/3/42"
+    assert headers["source"] == b"kafka"
+    assert len(headers["detail"]) == 1000
+    assert float(headers["rejected_at"]) > 0
+
+
+def test_configured_sources_and_their_dead_letter_sinks():
+    from monitor.deadletter import MemoryDeadLetters  # noqa: PLC0415
+    from monitor.sources.build import configured_sources, dead_letter_sink  # noqa: PLC0415
+    from monitor.sources.mqtt import MqttSource  # noqa: PLC0415
+    from tests.support import settings  # noqa: PLC0415
+
+    cfg = settings(sources={"kafka": {"dead_letter_topic": "dlq"}, "mqtt": {}})
+    stats = DaemonStats()
+    sources = configured_sources(cfg, stats)
+    assert [type(s) for s in sources] == [KafkaSource, MqttSource]
+    assert [s.name for s in sources] == ["kafka", "mqtt"]
+    assert stats.source_up == {"kafka": False, "mqtt": False}  # not ready until connected
+    default = MemoryDeadLetters()
+    kafka, mqtt = sources
+    assert dead_letter_sink(kafka, default) is kafka.dead_letters  # type: ignore[attr-defined]
+    assert dead_letter_sink(mqtt, default) is default
