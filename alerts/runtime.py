@@ -22,7 +22,14 @@ import structlog
 from alerts import persist
 from alerts.config import AlertSettings, NotifierSettings, SlackReceiver
 from alerts.notify.alertmanager import AlertmanagerClient, am_alert, mark_sent
-from alerts.notify.delivery import Deliverer, Notifier, Outcome, RetryPolicy, TokenBucket
+from alerts.notify.delivery import (
+    RESULTS,
+    Deliverer,
+    Notifier,
+    Outcome,
+    RetryPolicy,
+    TokenBucket,
+)
 from alerts.notify.message import Notification
 from alerts.notify.slack import SlackNotifier
 from alerts.notify.webhook import WebhookNotifier
@@ -92,8 +99,12 @@ class Alerting:
         known = set(detectors.names()) if hasattr(detectors, "names") else None
         for rule in alerts.rules:
             if known is not None and rule.detector not in known:
-                log.warning("alert_rule_unknown_detector", alert=rule.alert,
-                            detector=rule.detector, known=sorted(known))
+                log.warning(
+                    "alert_rule_unknown_detector",
+                    alert=rule.alert,
+                    detector=rule.detector,
+                    known=sorted(known),
+                )
         self._every = alerts.evaluation_interval
         self.eval_interval = alerts.evaluation_interval or engine.settings.exporter.tick_seconds
         self._next_eval = -math.inf
@@ -109,6 +120,13 @@ class Alerting:
         self._wake = asyncio.Event()
         self._am_wake = asyncio.Event()
         self.handlers: list[Callable[[float], None]] = [self.evaluate]
+        notifiers_used = [
+            *notifiers.receivers,
+            *(["alertmanager"] if notifiers.alertmanager.urls else []),
+        ]
+        for name in notifiers_used:  # exported at 0 from the start, so rate() sees the first
+            for result in RESULTS:
+                stats.notifications[name, result] += 0
         self.help = {**HELP, **self.suite.help}
 
     def reconfigure(self, detectors: DetectorSettings, alerts: AlertSettings) -> None:
@@ -151,9 +169,14 @@ class Alerting:
             for transition in rule.eval(now, signals):
                 self._dirty = True
                 record = transition_record(transition, now)
-                log.info("alert_transition", alertname=record["alertname"],
-                         state=record["state"], previous=record["previous"],
-                         labels=record["labels"], value=record["value"])
+                log.info(
+                    "alert_transition",
+                    alertname=record["alertname"],
+                    state=record["state"],
+                    previous=record["previous"],
+                    labels=record["labels"],
+                    value=record["value"],
+                )
                 if self._on_transition is not None:
                     self._on_transition(record)
         if self._live:
@@ -189,8 +212,10 @@ class Alerting:
                 if alert.state is AlertState.INACTIVE:
                     continue
                 labels = (
-                    ("alertname", rule.rule.alert), ("alertstate", alert.state.value),
-                    ("channel", alert.label("channel")), ("severity", rule.rule.severity),
+                    ("alertname", rule.rule.alert),
+                    ("alertstate", alert.state.value),
+                    ("channel", alert.label("channel")),
+                    ("severity", rule.rule.severity),
                 )
                 if labels not in seen:
                     seen.add(labels)
@@ -211,8 +236,12 @@ class Alerting:
             if restored.state is not None:
                 count, sent = persist.load(restored.state, self.rules)
                 self.planner.sent = sent
-                log.info("alert_state_restored", alerts=count, receivers_told=len(sent),
-                         outbox=len(restored.pending))
+                log.info(
+                    "alert_state_restored",
+                    alerts=count,
+                    receivers_told=len(sent),
+                    outbox=len(restored.pending),
+                )
             for n in restored.pending:
                 if n.receiver not in self._notifiers.receivers:
                     self._stats.notifications[(n.receiver, "dropped")] += 1
@@ -224,7 +253,9 @@ class Alerting:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()
@@ -245,16 +276,21 @@ class Alerting:
                 notifiers = await asyncio.to_thread(self._build_notifiers, client)
                 am = self._notifiers.alertmanager
                 self._live = True
-                log.info("alert_delivery_started", receivers=sorted(notifiers),
-                         alertmanagers=len(am.urls), persistent=self.outbox.path is not None)
+                log.info(
+                    "alert_delivery_started",
+                    receivers=sorted(notifiers),
+                    alertmanagers=len(am.urls),
+                    persistent=self.outbox.path is not None,
+                )
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(self._commit_forever(), name="alerts:commit")
                     for name, deliverer in notifiers.items():
                         tasks.create_task(self._worker(name, deliverer), name=f"alerts:{name}")
                     if am.urls:
                         token = await asyncio.to_thread(resolve, am, "bearer_token")
-                        client_am = AlertmanagerClient(am.urls, client, self._stats, am.timeout,
-                                                       token)
+                        client_am = AlertmanagerClient(
+                            am.urls, client, self._stats, am.timeout, token
+                        )
                         tasks.create_task(self._am_forever(client_am), name="alerts:am")
         finally:
             self._live = False
@@ -274,8 +310,9 @@ class Alerting:
                 else:
                     url = resolve(cfg, "url")
                     assert url is not None
-                    notifier = WebhookNotifier(name, url, client, cfg.timeout,
-                                               resolve(cfg, "bearer_token"))
+                    notifier = WebhookNotifier(
+                        name, url, client, cfg.timeout, resolve(cfg, "bearer_token")
+                    )
             except ValueError as exc:
                 log.error("receiver_unavailable", receiver=name, error=str(exc))  # noqa: TRY400
                 notifier = _Unavailable(name, str(exc))
@@ -314,4 +351,3 @@ class Alerting:
             self._am_wake.clear()
             batch, self._am_batch = self._am_batch, []
             await client.post(batch)
-

@@ -96,22 +96,43 @@ def check_config(
 
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Option(help="Write events as JSON Lines here.")],
-    duration: Annotated[str, typer.Option(help="Simulated span, e.g. 1h.")] = "1h",
+    *,
+    out: Annotated[Path | None, typer.Option(help="Write events as JSON Lines here.")] = None,
+    kafka: Annotated[str | None, typer.Option(help="Publish to Kafka HOST:PORT.")] = None,
+    mqtt: Annotated[str | None, typer.Option(help="Publish to MQTT HOST:PORT.")] = None,
+    duration: Annotated[
+        str | None, typer.Option(help="Simulated span, e.g. 1h (file: 1h; brokers: forever).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Override sources.simulator.seed.")] = None,
-    start: Annotated[float | None, typer.Option(help="Start time, epoch seconds.")] = None,
+    speed: Annotated[float | None, typer.Option(help="Simulated seconds per second.")] = None,
+    start: Annotated[float | None, typer.Option(help="Start time, epoch seconds (file).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write the built-in simulator's events to a file for ``replay``."""
+    """Write the simulator's events to a file for ``replay``, or publish them live to brokers."""
     settings = _load(config)
-    from monitor.sources.simulator import write_jsonl  # noqa: PLC0415
-
     sim = settings.sources.simulator
-    if seed is not None:
-        sim = sim.model_copy(update={"seed": seed})
-    begin = time.time() if start is None else start
-    count = write_jsonl(out, settings.channels, sim, begin, parse_duration(duration))
-    typer.echo(f"wrote {count} events to {out}")
+    updates = {k: v for k, v in (("seed", seed), ("speed", speed)) if v is not None}
+    sim = sim.model_copy(update=updates)
+    span = None if duration is None else parse_duration(duration)
+    if out is not None:
+        from monitor.sources.simulator import write_jsonl  # noqa: PLC0415
+
+        begin = time.time() if start is None else start
+        count = write_jsonl(out, settings.channels, sim, begin, 3600.0 if span is None else span)
+        typer.echo(f"wrote {count} events to {out}")
+        return
+    if kafka is None and mqtt is None:
+        typer.echo("simulate needs --out FILE, or --kafka and/or --mqtt", err=True)
+        raise typer.Exit(2)
+    configure(settings.logging.level, settings.logging.format)
+    from monitor.http import split_listen  # noqa: PLC0415
+    from monitor.sources.publish import publish_simulation  # noqa: PLC0415
+
+    target = None if mqtt is None else split_listen(mqtt)
+    sent = asyncio.run(publish_simulation(
+        settings.channels, sim, kafka=kafka, mqtt=target, duration=span,
+    ))
+    typer.echo(f"published {dict(sent)}")
 
 
 @app.command()

@@ -48,13 +48,15 @@ async def run_wall_clock(
     road: TickRoad,
     stats: DaemonStats,
     clock: Callable[[], float] = time.time,
+    speed: float = 1.0,
 ) -> None:
-    """Live mode: tick on aligned wall-clock instants; records how late each wake-up was."""
+    """Live mode: tick on aligned instants of ``clock``; records how late each wake-up was.
+    ``clock`` runs ``speed`` times faster than the wall clock (the sped-up simulator)."""
     interval = road.interval
     while True:
         now = clock()
         due = math.floor(now / interval) * interval + interval
-        await asyncio.sleep(due - now)
+        await asyncio.sleep((due - now) / speed)
         woke = clock()
-        stats.loop_lag_seconds = max(0.0, woke - due)
+        stats.loop_lag_seconds = max(0.0, (woke - due) / speed)
         road.tick(woke)

@@ -15,6 +15,7 @@ async def consume(
     Sources that read in batches (file blocks, Kafka fetches) are iterated a batch per await:
     one await per event would cost more than applying the event."""
     name = source.name
+    pipeline.register(name)
     process = pipeline.process
     if isinstance(source, BatchSource):
         async for batch in source.batches():

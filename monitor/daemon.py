@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from monitor.http import MetricsServer
 from monitor.pipeline import Pipeline
 from monitor.registry import build_registry
 from monitor.reload import Reloader
+from monitor.sources.base import Source
 from monitor.sources.build import configured_sources, dead_letter_sink
+from monitor.sources.simulator import SimulatorSource
 from monitor.stats import DaemonStats
 
 
@@ -49,6 +53,16 @@ async def _flush_dead_letters(sink: JsonlDeadLetters) -> None:
         await asyncio.to_thread(sink.flush)
 
 
+def live_clock(sources: list[Source], settings: Settings) -> tuple[Callable[[], float], float]:
+    """"Now" in live mode: the wall clock. Only when the built-in simulator is the one source
+    and runs faster than real time is "now" its simulated time, so waits, deadlines and alert
+    ``for`` durations stay consistent in a sped-up demo."""
+    speed = settings.sources.simulator.speed
+    if len(sources) == 1 and isinstance(sources[0], SimulatorSource) and speed != 1:
+        return sources[0].simulated_now, speed
+    return time.time, 1.0
+
+
 async def run_daemon(
     settings: Settings, listen: str | None = None, config_path: Path | None = None
 ) -> int:
@@ -57,7 +71,6 @@ async def run_daemon(
     stats = DaemonStats()
     alerting = Alerting(settings.detectors, settings.alerts, settings.notifiers, engine, stats)
     road = TickRoad(engine, settings.exporter.tick_seconds, alerting.handlers)
-    pipeline = Pipeline(engine, stats, event_clock=False)
     registry = build_registry(engine, stats, alerting)
     sources = configured_sources(settings, stats)
     address = listen or settings.exporter.listen
@@ -84,6 +97,8 @@ async def run_daemon(
                 await reloader.start()
             for source in sources:
                 await stack.enter_async_context(source)
+            clock, speed = live_clock(sources, settings)
+            pipeline = Pipeline(engine, stats, event_clock=False, wall_clock=clock)
             log.info(
                 "daemon_started",
                 listen=f"{address.rpartition(':')[0]}:{server.port}",
@@ -96,7 +111,7 @@ async def run_daemon(
                         consume(source, pipeline, dead_letter_sink(source, sink)),
                         name=f"source:{source.name}",
                     )
-                tasks.create_task(run_wall_clock(road, stats), name="clock")
+                tasks.create_task(run_wall_clock(road, stats, clock, speed), name="clock")
                 tasks.create_task(alerting.deliver_forever(), name="alerts:deliver")
                 if file_sink is not None:
                     tasks.create_task(_flush_dead_letters(file_sink), name="dead-letters:flush")

@@ -53,6 +53,15 @@ class Pipeline:
         self._log_window = (0, 0)
         self._log_burst = log_burst
 
+    def register(self, source: str) -> None:
+        """Export a source's counters at 0 from the start, so ``rate()`` sees the first event."""
+        for name in _TYPE_NAME.values():
+            self.stats.events[source, name] += 0
+        for reason in Reject:
+            self.stats.rejected[source, reason.value] += 0
+        self.stats.duplicates[source] += 0
+        self.stats.source_up.setdefault(source, True)  # sources with a connection set their own
+
     def process(self, source: str, delivery: Delivery) -> DeadLetter | None:
         try:
             event = decode(delivery.raw, self._max_bytes)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ async def test_fire_repeat_resolve_messages():
     assert "FIRING: LongWait" in titles[0]
     assert "still firing" in titles[1]
     assert "RESOLVED: LongWait" in titles[2]
-    assert stats.notifications == {("slack", "ok"): 3}
+    assert stats.notifications == Counter({("slack", "ok"): 3})
 
 
 async def test_undelivered_notification_survives_restart_and_is_sent_exactly_once(tmp_path):
@@ -158,7 +159,7 @@ async def test_undelivered_notification_survives_restart_and_is_sent_exactly_onc
             second.evaluate(T0 + 5)
             second.evaluate(T0 + 10)
             await asyncio.sleep(0.1)
-        assert stats.notifications == {("slack", "ok"): 1}
+        assert stats.notifications == Counter({("slack", "ok"): 1})
         # 3rd life: nothing left to send, nothing re-paged
         third, source, stats = make(server.url, tmp_path)
         async with delivering(third):
@@ -166,7 +167,7 @@ async def test_undelivered_notification_survives_restart_and_is_sent_exactly_onc
             third.evaluate(T0 + 20)
             await asyncio.sleep(0.1)
         assert len(server.received) == 1
-        assert stats.notifications == {}
+        assert stats.notifications == Counter({})
         assert third.rules[0].state.active  # state restored: same activation
         restored = next(iter(third.rules[0].state.active.values()))
         assert restored.active_at == T0
@@ -201,7 +202,7 @@ async def test_failed_delivery_stays_in_outbox_across_restart(tmp_path):
         second, _, stats2 = make(server.url, tmp_path)
         async with delivering(second):
             await wait_for(lambda: len(server.received) == 1)
-    assert stats2.notifications == {("slack", "ok"): 1}
+    assert stats2.notifications == Counter({("slack", "ok"): 1})
 
 
 async def test_outbox_is_bounded_oldest_dropped(tmp_path):
@@ -213,7 +214,7 @@ async def test_outbox_is_bounded_oldest_dropped(tmp_path):
             alerting.evaluate(T0 + i)
             await alerting._commit()
         assert len(alerting.outbox) == 2
-    assert stats.notifications == {("slack", "dropped"): 1}
+    assert stats.notifications == Counter({("slack", "dropped"): 1})
     kept = [n.alerts[0].labels["channel"] for n in alerting.outbox._pending.values()]
     assert kept == []  # closed: the pending ones are on disk only
     again, _, _ = make(state_dir=tmp_path, outbox_max=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import httpx
 import pytest
@@ -97,7 +98,7 @@ async def test_rate_limit_one_per_second_with_burst():
             sent_at.append(clock())
     t0 = 1_000_000.0
     assert [t - t0 for t in sent_at] == pytest.approx([0, 0, 0, 1, 2, 3])
-    assert stats.notifications == {("slack", "ok"): 6}
+    assert stats.notifications == Counter({("slack", "ok"): 6})
 
 
 async def test_token_bucket_refills_while_idle():

@@ -1,0 +1,520 @@
+"""Engine state snapshots: everything the engine holds, with the broker offsets it reflects.
+
+A snapshot lets a restarted daemon continue exactly where the state was taken: load it, seek the
+consumer to its offsets, and the events after it are applied once, the ones before it never again.
+What is stored: open contacts and tickets with their clocks, every queue's counters, gauges and
+histograms, window buckets and totals, ratings and complaints, the de-duplication window, the
+engine clock and watermark. The timer heap is *not* stored: it is rebuilt from the open items,
+which yields the same firing order (heap entries sort by time, kind, id) without the stale entries.
+
+File layout: ``MAGIC``, format version (u32), payload length (u64), BLAKE2b-128 of the payload,
+then the msgpack payload. A file that is truncated, altered, of another format version or taken
+under a config of another *shape* (windows, channels, queues, complaint categories, de-duplication
+window) is refused with :class:`SnapshotError`; the caller then rebuilds from the broker.
+SLA thresholds are not part of the shape: a changed threshold applies to restored open items as a
+config reload would, and histograms keep the buckets they were created with (as after a reload).
+
+The de-duplication window keeps 64-bit ``hash()`` values of event ids, which Python salts per
+process unless ``PYTHONHASHSEED`` is fixed. The snapshot records a probe hash; under another salt
+the window is dropped (logged as ``snapshot_dedup_window_dropped``), everything else is restored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import math
+import os
+import struct
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+
+from monitor.config import Settings
+from monitor.engine.engine import _ANSWER, _FORGET_TICKET, Engine
+from monitor.engine.histogram import Histogram
+from monitor.engine.state import ChannelRuntime, Contact, QueueState, Ticket
+from monitor.engine.windows import Agg, SlidingWindows
+
+FORMAT_VERSION = 1
+MAGIC = b"SMSNAP\x00\x01"
+_HEADER = struct.Struct(">8sIQ16s")
+_DIGEST_SIZE = 16
+_HASH_PROBE_TEXT = "support-monitor/dedup-probe/v1"
+
+log = structlog.get_logger("support_monitor.snapshot")
+
+Offsets = dict[tuple[str, int], int]
+"""(topic, partition) -> next offset to read: every record before it is reflected in the state."""
+
+
+class SnapshotError(Exception):
+    """A snapshot that cannot be used; the message says why. Rebuild from the broker instead."""
+
+
+# ------------------------------------------------------------------ stored shapes
+
+_AGG_INTS = Agg._INTS  # noqa: SLF001 - the one list of an Agg's integer counts
+_QUEUE_INTS = (
+    "queued",
+    "answered",
+    "answered_in_sla",
+    "abandoned",
+    "abandoned_short",
+    "abandoned_in_sla",
+    "breaches_answer",
+    "breaches_fr",
+    "breaches_res",
+    "breached_waiting",
+    "created",
+    "solved",
+    "tickets_open",
+    "at_risk_fr",
+    "at_risk_res",
+)
+# Ticket flags, one bit each (a ticket is stored as one compact array).
+_T_FLAGS = ("responded", "fr_stopped", "breached_fr", "breached_res", "risk_fr", "risk_res")
+
+
+class StoredAgg(msgspec.Struct, array_like=True):
+    ints: list[int]
+    """In the order of ``Agg._INTS``."""
+    waits: list[tuple[int, int]]
+
+
+class StoredWindows(msgspec.Struct, array_like=True):
+    cuts: list[float]
+    totals: list[StoredAgg]
+    buckets: list[tuple[int, StoredAgg]]
+
+
+class StoredHistogram(msgspec.Struct, array_like=True):
+    bounds: list[float]
+    counts: list[int]
+    sum: float
+    count: int
+
+
+class StoredQueue(msgspec.Struct, array_like=True):
+    channel: str
+    name: str
+    ints: list[int]
+    """In the order of ``_QUEUE_INTS``."""
+    last_queued_ts: float
+    ordered: bool
+    waiting: list[str]
+    """Contact ids in the queue's waiting order."""
+    pending: list[str]
+    """Contact ids waiting for their in-order deadline, oldest first."""
+    wait_hist: StoredHistogram
+    handle_hist: StoredHistogram
+    fr_hist: StoredHistogram
+    res_hist: StoredHistogram
+
+
+class StoredChannel(msgspec.Struct, array_like=True):
+    name: str
+    windows: StoredWindows
+    ratings: list[int]
+    complaints: list[tuple[str, int]]
+
+
+class StoredDedup(msgspec.Struct, array_like=True):
+    probe: int
+    """``hash()`` of a fixed text in the writing process: equal only under the same salt."""
+    current_second: int
+    buckets: list[tuple[int, list[int]]]
+    forgotten: list[int]
+    """Hashes still listed in a bucket but no longer remembered (evicted with an older one)."""
+
+
+class StoredEngine(msgspec.Struct, array_like=True):
+    now: float
+    watermark: float
+    next_second: float
+    channels: list[StoredChannel]
+    queues: list[StoredQueue]
+    contacts: list[tuple[str, int, float, float | None, bool]]
+    """(contact id, queue index, queued, answered or None, breached), in the engine's order."""
+    talking: list[str]
+    """Answered, not ended contact ids, in answer order (expiry order)."""
+    tickets: list[tuple[str, int, float, float, float | None, int]]
+    """(ticket id, queue index, created, resolution start, solved or None, flag bits)."""
+    dedup: StoredDedup
+
+
+class Snapshot(msgspec.Struct, kw_only=True):
+    format_version: int
+    shape: dict[str, Any]
+    """What shapes the state (see :func:`shape_of`); compared key by key on load."""
+    fingerprint: str
+    created_at: float
+    """Wall-clock time the snapshot was taken (for logs and age checks)."""
+    offsets: list[tuple[str, int, int]]
+    engine: StoredEngine
+
+
+# ------------------------------------------------------------------ shape / fingerprint
+
+
+def shape_of(settings: Settings) -> dict[str, Any]:
+    """The parts of the config that shape the stored state; the same list a reload refuses."""
+    ingest = settings.ingest
+    return {
+        "windows": list(settings.windows),
+        "channels": {name: list(ch.queues) for name, ch in settings.channels.items()},
+        "complaint_categories": list(ingest.complaint_categories),
+        "dedup": [ingest.dedup_max_ids, ingest.dedup_horizon],
+    }
+
+
+def fingerprint(settings: Settings) -> str:
+    """Short stable digest of :func:`shape_of` (shown in logs and stored in the snapshot)."""
+    text = msgspec.json.encode(shape_of(settings), order="sorted")
+    return hashlib.blake2b(text, digest_size=8).hexdigest()
+
+
+def _shape_difference(stored: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    return "; ".join(
+        f"{key} {stored.get(key)!r} -> {current.get(key)!r}"
+        for key in sorted(set(stored) | set(current))
+        if stored.get(key) != current.get(key)
+    )
+
+
+# ------------------------------------------------------------------ capture
+
+
+def _agg(a: Agg) -> StoredAgg:
+    return StoredAgg([getattr(a, n) for n in _AGG_INTS], list(a.waits.items()))
+
+
+def _windows(w: SlidingWindows) -> StoredWindows:
+    buckets = w._buckets  # noqa: SLF001 - the snapshot is the engine's own persistence
+    return StoredWindows(
+        list(w._cuts),  # noqa: SLF001
+        [_agg(t) for t in w.totals],
+        [(key, _agg(buckets[key])) for key in w._keys],  # noqa: SLF001
+    )
+
+
+def _hist(h: Histogram) -> StoredHistogram:
+    return StoredHistogram(list(h.bounds), list(h.counts), h.sum, h.count)
+
+
+def _queue(q: QueueState) -> StoredQueue:
+    return StoredQueue(
+        q.channel.name,
+        q.name,
+        [getattr(q, n) for n in _QUEUE_INTS],
+        q.last_queued_ts,
+        q.ordered,
+        list(q.waiting),
+        list(q.pending),
+        _hist(q.wait_hist),
+        _hist(q.handle_hist),
+        _hist(q.fr_hist),
+        _hist(q.res_hist),
+    )
+
+
+def _dedup(engine: Engine) -> StoredDedup:
+    d = engine.dedup
+    seen = d._seen  # noqa: SLF001
+    buckets = [(second, list(keys)) for second, keys in d._buckets]  # noqa: SLF001
+    forgotten = [k for _, keys in buckets for k in keys if k not in seen]
+    return StoredDedup(
+        hash(_HASH_PROBE_TEXT),
+        d._current_second,  # noqa: SLF001
+        buckets,
+        forgotten,
+    )
+
+
+def capture(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Snapshot:
+    """The engine's whole state as plain data. Synchronous on purpose: called between two events
+    on the event loop, it sees one consistent state that matches ``offsets``."""
+    queues: list[QueueState] = [q for ch in engine.channels.values() for q in ch.queues.values()]
+    index = {id(q): i for i, q in enumerate(queues)}
+    tickets = []
+    for ticket_id, t in engine.tickets.items():
+        flags = 0
+        for bit, name in enumerate(_T_FLAGS):
+            if getattr(t, name):
+                flags |= 1 << bit
+        tickets.append((ticket_id, index[id(t.q)], t.created_ts, t.res_start, t.solved_ts, flags))
+    stored = StoredEngine(
+        now=engine.now,
+        watermark=engine.watermark,
+        next_second=engine._next_second,  # noqa: SLF001
+        channels=[
+            StoredChannel(ch.name, _windows(ch.windows), list(ch.ratings),
+                          list(ch.complaints.items()))
+            for ch in engine.channels.values()
+        ],
+        queues=[_queue(q) for q in queues],
+        contacts=[
+            (cid, index[id(c.q)], c.queued_ts, c.answered_ts, c.breached)
+            for cid, c in engine.contacts.items()
+        ],
+        talking=list(engine._talking),  # noqa: SLF001
+        tickets=tickets,
+        dedup=_dedup(engine),
+    )
+    return Snapshot(
+        format_version=FORMAT_VERSION,
+        shape=shape_of(engine.settings),
+        fingerprint=fingerprint(engine.settings),
+        created_at=time.time(),
+        offsets=sorted((topic, part, off) for (topic, part), off in offsets.items()),
+        engine=stored,
+    )
+
+
+# ------------------------------------------------------------------ encode / decode
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(Snapshot)
+
+
+def encode(snapshot: Snapshot) -> bytes:
+    """Header (magic, version, length, digest) and the msgpack payload."""
+    payload = _ENCODER.encode(snapshot)
+    digest = hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest()
+    return _HEADER.pack(MAGIC, FORMAT_VERSION, len(payload), digest) + payload
+
+
+def decode(data: bytes) -> Snapshot:
+    """Check header and digest, then decode; any problem is a :class:`SnapshotError`."""
+    if len(data) < _HEADER.size:
+        raise SnapshotError(f"truncated: {len(data)} bytes, shorter than the header")
+    magic, version, length, digest = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise SnapshotError("not a support-monitor snapshot (bad magic bytes)")
+    if version != FORMAT_VERSION:
+        raise SnapshotError(
+            f"format version {version} is not supported (this build reads {FORMAT_VERSION})"
+        )
+    payload = data[_HEADER.size :]
+    if len(payload) != length:
+        raise SnapshotError(f"truncated: payload is {len(payload)} bytes, header says {length}")
+    if hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest() != digest:
+        raise SnapshotError("checksum mismatch: the file is corrupt")
+    try:
+        snapshot = _DECODER.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise SnapshotError(f"payload does not decode: {exc}") from None
+    if snapshot.format_version != FORMAT_VERSION:
+        raise SnapshotError(f"payload format version {snapshot.format_version} is not supported")
+    return snapshot
+
+
+# ------------------------------------------------------------------ restore
+
+
+def _restore_agg(a: Agg, s: StoredAgg) -> None:
+    for name, value in zip(_AGG_INTS, s.ints, strict=True):
+        setattr(a, name, value)
+    a.waits = dict(s.waits)
+
+
+def _restore_windows(w: SlidingWindows, s: StoredWindows) -> None:
+    if len(s.cuts) != len(w.names) or len(s.totals) != len(w.names):
+        raise SnapshotError("window count differs from the config")
+    w._cuts = list(s.cuts)  # noqa: SLF001
+    for total, stored in zip(w.totals, s.totals, strict=True):
+        _restore_agg(total, stored)
+    buckets: dict[int, Agg] = {}
+    for key, stored in s.buckets:
+        agg = Agg()
+        _restore_agg(agg, stored)
+        buckets[key] = agg
+    w._buckets = buckets  # noqa: SLF001
+    w._keys = [key for key, _ in s.buckets]  # noqa: SLF001
+    w._cached_key = math.nan  # noqa: SLF001
+    w._cached = []  # noqa: SLF001
+
+
+def _restore_hist(s: StoredHistogram) -> Histogram:
+    h = Histogram(tuple(s.bounds))
+    if len(s.counts) != len(s.bounds) + 1:
+        raise SnapshotError("a histogram's counts do not match its bounds")
+    h.counts = list(s.counts)
+    h.sum = s.sum
+    h.count = s.count
+    return h
+
+
+def _restore_dedup(engine: Engine, s: StoredDedup) -> bool:
+    """Restore the de-duplication window; ``False`` when it was taken under another hash salt."""
+    if s.probe != hash(_HASH_PROBE_TEXT):
+        return False
+    d = engine.dedup
+    buckets: deque[tuple[int, list[int]]] = deque((second, keys) for second, keys in s.buckets)
+    seen = {k for _, keys in buckets for k in keys}
+    seen.difference_update(s.forgotten)
+    d._buckets = buckets  # noqa: SLF001
+    d._seen = seen  # noqa: SLF001
+    d._current_second = s.current_second  # noqa: SLF001
+    d._current = buckets[-1][1] if buckets else []  # noqa: SLF001
+    return True
+
+
+def restore(snapshot: Snapshot, settings: Settings) -> Engine:
+    """A new engine for ``settings`` holding the snapshot's state (shape already checked)."""
+    engine = Engine(settings)
+    s = snapshot.engine
+    stored_channels = {c.name: c for c in s.channels}
+    for name, ch in engine.channels.items():
+        sc = stored_channels[name]
+        _restore_windows(ch.windows, sc.windows)
+        if len(sc.ratings) != len(ch.ratings):
+            raise SnapshotError("ratings do not have 5 levels")
+        ch.ratings = list(sc.ratings)
+        ch.complaints = dict(sc.complaints)
+        ch.queues = {}
+    queues: list[QueueState] = []
+    for sq in s.queues:
+        ch = engine.channels[sq.channel]
+        q = _new_queue(ch, sq, engine.wait_bounds)
+        queues.append(q)
+    contacts: dict[str, Contact] = {}
+    for cid, qi, queued_ts, answered_ts, breached in s.contacts:
+        contacts[cid] = Contact(queues[qi], cid, queued_ts, answered_ts, breached)
+    engine.contacts = contacts
+    for q, sq in zip(queues, s.queues, strict=True):
+        q.waiting = {cid: contacts[cid] for cid in sq.waiting}
+        q.pending = {cid: contacts[cid] for cid in sq.pending}
+    engine._talking = {cid: contacts[cid] for cid in s.talking}  # noqa: SLF001
+    tickets: dict[str, Ticket] = {}
+    for tid, qi, created_ts, res_start, solved_ts, flags in s.tickets:
+        t = Ticket(queues[qi], created_ts, res_start, solved_ts=solved_ts)
+        for bit, name in enumerate(_T_FLAGS):
+            setattr(t, name, bool(flags & (1 << bit)))
+        tickets[tid] = t
+    engine.tickets = tickets
+    engine.now = s.now
+    engine.watermark = s.watermark
+    engine._next_second = s.next_second  # noqa: SLF001
+    if not _restore_dedup(engine, s.dedup):
+        log.warning(
+            "snapshot_dedup_window_dropped",
+            reason="taken under another hash salt",
+            hint="set PYTHONHASHSEED to the same value for every run of the daemon",
+        )
+    _rebuild_timers(engine)
+    return engine
+
+
+def _new_queue(ch: ChannelRuntime, sq: StoredQueue, wait_bounds: tuple[float, ...]) -> QueueState:
+    q = QueueState(ch, sq.name, wait_bounds)
+    for name, value in zip(_QUEUE_INTS, sq.ints, strict=True):
+        setattr(q, name, value)
+    q.last_queued_ts = sq.last_queued_ts
+    q.ordered = sq.ordered
+    q.wait_hist = _restore_hist(sq.wait_hist)
+    q.handle_hist = _restore_hist(sq.handle_hist)
+    q.fr_hist = _restore_hist(sq.fr_hist)
+    q.res_hist = _restore_hist(sq.res_hist)
+    ch.queues[sq.name] = q
+    return q
+
+
+def _rebuild_timers(engine: Engine) -> None:
+    """Arm every timer an open item still needs. Timers already due fire again at the next
+    decision, where each one re-checks its item and does nothing if it already took effect
+    (a breach is counted once, at-risk is set once), so the outcome equals the original heap's."""
+    engine._timers = []  # noqa: SLF001
+    for cid, c in engine.contacts.items():
+        answer = c.q.channel.settings.answer_seconds
+        waiting_alone = c.answered_ts is None and not c.breached and cid not in c.q.pending
+        if waiting_alone and answer is not None:
+            engine._at(c.queued_ts + answer, _ANSWER, cid)  # noqa: SLF001
+    retention = engine._ticket_retention  # noqa: SLF001
+    for tid, t in engine.tickets.items():
+        if t.solved_ts is not None:
+            engine._at(t.solved_ts + retention, _FORGET_TICKET, tid)  # noqa: SLF001
+            continue
+        engine._arm_ticket(tid, t, first_response=not t.fr_stopped)  # noqa: SLF001
+    heapq.heapify(engine._timers)  # noqa: SLF001
+
+
+def check(snapshot: Snapshot, settings: Settings) -> None:
+    """Refuse a snapshot taken under a config of another shape."""
+    current = shape_of(settings)
+    stored = msgspec.json.decode(msgspec.json.encode(snapshot.shape))  # normalise containers
+    normal = msgspec.json.decode(msgspec.json.encode(current))
+    if stored != normal:
+        raise SnapshotError(
+            "taken under an incompatible config (restart from the broker needed): "
+            + _shape_difference(stored, normal)
+        )
+
+
+def from_bytes(data: bytes, settings: Settings) -> tuple[Engine, Offsets, Snapshot]:
+    snapshot = decode(data)
+    check(snapshot, settings)
+    try:
+        engine = restore(snapshot, settings)
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        raise SnapshotError(f"inconsistent state in the snapshot: {exc!r}") from None
+    offsets = {(topic, part): off for topic, part, off in snapshot.offsets}
+    return engine, offsets, snapshot
+
+
+# ------------------------------------------------------------------ files
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file, fsync, rename over ``path``, fsync the directory: a crash
+    leaves either the old or the new snapshot, never a half-written one. Blocking: run it in a
+    thread from async code."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(engine: Engine, offsets: Mapping[tuple[str, int], int], path: Path) -> int:
+    """Capture, encode and write atomically (blocking). Returns the bytes written."""
+    data = encode(capture(engine, offsets))
+    write_atomic(path, data)
+    return len(data)
+
+
+async def save_async(engine: Engine, offsets: Mapping[tuple[str, int], int], path: Path) -> int:
+    """Capture and encode on the loop (one consistent state between two events), write in a
+    thread (the disk and fsync never block the loop)."""
+    data = encode(capture(engine, offsets))
+    await asyncio.to_thread(write_atomic, path, data)
+    return len(data)
+
+
+def load(path: Path, settings: Settings) -> tuple[Engine, Offsets]:
+    """The engine and offsets stored at ``path``; :class:`SnapshotError` when it cannot be used
+    (missing, unreadable, corrupt, other format version, incompatible config)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SnapshotError(f"{path}: no snapshot") from None
+    except OSError as exc:
+        raise SnapshotError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        engine, offsets, _ = from_bytes(data, settings)
+    except SnapshotError as exc:
+        raise SnapshotError(f"{path}: {exc}") from None
+    return engine, offsets
