@@ -38,9 +38,10 @@ async def publish_simulation(
     kafka_topic: str = "support-events",
     mqtt_prefix: str = "support/events",
     duration: float | None = None,
+    record: list[bytes] | None = None,
 ) -> Counter[str]:
     """Publish the simulation in (sped-up) real time for ``duration`` simulated seconds
-    (``None``: until cancelled). Returns messages sent per broker."""
+    (``None``: until cancelled). Returns messages sent per broker; ``record`` collects them."""
     if kafka is None and mqtt is None:
         raise ValueError("name at least one of --kafka and --mqtt")
     log = structlog.get_logger("support_monitor.simulate")
@@ -63,6 +64,8 @@ async def publish_simulation(
             if source.simulated_now() >= end:
                 break
             route = _route.decode(delivery.raw)
+            if record is not None:
+                record.append(delivery.raw)
             to_mqtt = client is not None and (route.type.startswith("contact.") or producer is None)
             if to_mqtt:
                 assert client is not None
