@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from alerts.config import AlertSettings, NotifierSettings
 from detectors.config import DetectorSettings
+from monitor.cluster.settings import StateSettings
 from monitor.durations import Duration, parse_duration
 from monitor.sources.settings import KafkaSettings, MqttSettings
 
@@ -187,6 +188,7 @@ class Settings(BaseSettings):
     detectors: DetectorSettings = DetectorSettings()
     alerts: AlertSettings = AlertSettings()
     notifiers: NotifierSettings = NotifierSettings()
+    state: StateSettings = StateSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -17,10 +17,10 @@ import structlog
 
 from alerts.runtime import Alerting
 from monitor.clock import TickRoad, run_wall_clock
+from monitor.cluster.durable import Durability
 from monitor.config import Settings
 from monitor.consume import consume
 from monitor.deadletter import DeadLetterSink, JsonlDeadLetters, MemoryDeadLetters
-from monitor.engine.engine import Engine
 from monitor.http import MetricsServer
 from monitor.pipeline import Pipeline
 from monitor.registry import build_registry
@@ -63,61 +63,76 @@ def live_clock(sources: list[Source], settings: Settings) -> tuple[Callable[[], 
     return time.time, 1.0
 
 
-async def run_daemon(
+async def run_daemon(  # noqa: PLR0915 - one supervisor, read top to bottom
     settings: Settings, listen: str | None = None, config_path: Path | None = None
 ) -> int:
     log = structlog.get_logger("support_monitor.daemon")
-    engine = Engine(settings)
+    durable = Durability(settings.state, settings)
+    engine = await durable.load_engine()  # a snapshot when state.dir has one, else empty
     stats = DaemonStats()
     alerting = Alerting(settings.detectors, settings.alerts, settings.notifiers, engine, stats)
     road = TickRoad(engine, settings.exporter.tick_seconds, alerting.handlers)
     registry = build_registry(engine, stats, alerting)
     sources = configured_sources(settings, stats)
+    durable.attach(sources)  # Kafka resumes at the snapshot's offsets
     address = listen or settings.exporter.listen
     stop = asyncio.Event()
+    ticking = asyncio.Event()
 
     def ready() -> bool:
-        return all(stats.source_up.get(s.name, True) for s in sources)
+        return ticking.is_set() and all(stats.source_up.get(s.name, True) for s in sources)
 
-    try:
-        async with AsyncExitStack() as stack:
-            sink: DeadLetterSink
-            file_sink: JsonlDeadLetters | None = None
-            if settings.dead_letter.path is not None:
-                file_sink = stack.enter_context(JsonlDeadLetters(settings.dead_letter.path))
-                sink = file_sink
-            else:
-                sink = MemoryDeadLetters()
-                log.warning("dead_letters_in_memory", hint="set dead_letter.path to keep them")
-            server = await stack.enter_async_context(MetricsServer(registry, address, ready))
-            await stack.enter_async_context(alerting)  # restores alert state before any tick
-            reloader = None
-            if config_path is not None:
-                reloader = Reloader(config_path, settings, engine, alerting)
-                await reloader.start()
-            for source in sources:
-                await stack.enter_async_context(source)
-            clock, speed = live_clock(sources, settings)
-            pipeline = Pipeline(engine, stats, event_clock=False, wall_clock=clock)
-            log.info(
-                "daemon_started",
-                listen=f"{address.rpartition(':')[0]}:{server.port}",
-                sources=[s.name for s in sources],
-                channels=list(settings.channels),
-            )
+    async def run_clock(clock: Callable[[], float], speed: float) -> None:
+        # No deadline is decided before the backlog since the snapshot is applied: those
+        # events would arrive after their deadlines and count breaches that never were.
+        await durable.wait_caught_up()
+        road.tick(clock())
+        ticking.set()
+        await run_wall_clock(road, stats, clock, speed)
+
+    async with AsyncExitStack() as stack:
+        sink: DeadLetterSink
+        file_sink: JsonlDeadLetters | None = None
+        if settings.dead_letter.path is not None:
+            file_sink = stack.enter_context(JsonlDeadLetters(settings.dead_letter.path))
+            sink = file_sink
+        else:
+            sink = MemoryDeadLetters()
+            log.warning("dead_letters_in_memory", hint="set dead_letter.path to keep them")
+        server = await stack.enter_async_context(MetricsServer(registry, address, ready))
+        await stack.enter_async_context(alerting)  # restores alert state before any tick
+        reloader = None
+        if config_path is not None:
+            reloader = Reloader(config_path, settings, engine, alerting)
+            await reloader.start()
+        for source in sources:
+            await stack.enter_async_context(source)
+        clock, speed = live_clock(sources, settings)
+        pipeline = Pipeline(engine, stats, event_clock=False, wall_clock=clock)
+        log.info(
+            "daemon_started",
+            listen=f"{address.rpartition(':')[0]}:{server.port}",
+            sources=[s.name for s in sources],
+            channels=list(settings.channels),
+            state_dir=None if settings.state.dir is None else str(settings.state.dir),
+        )
+        try:
             async with asyncio.TaskGroup() as tasks:
                 for source in sources:
                     tasks.create_task(
                         consume(source, pipeline, dead_letter_sink(source, sink)),
                         name=f"source:{source.name}",
                     )
-                tasks.create_task(run_wall_clock(road, stats, clock, speed), name="clock")
+                tasks.create_task(run_clock(clock, speed), name="clock")
                 tasks.create_task(alerting.deliver_forever(), name="alerts:deliver")
+                tasks.create_task(durable.snapshot_forever(), name="state:snapshot")
                 if file_sink is not None:
                     tasks.create_task(_flush_dead_letters(file_sink), name="dead-letters:flush")
                 tasks.create_task(_watch_signals(stop), name="signals")
                 if reloader is not None:
                     tasks.create_task(reloader.run_forever(), name="config:reload")
-    except* _Shutdown:
-        log.info("daemon_stopped", reason="signal")
+        except* _Shutdown:
+            # Consumers stopped between two events; the sources (still open) commit on close.
+            await durable.save("shutdown")
+            log.info("daemon_stopped", reason="signal")
     return 0

@@ -17,6 +17,13 @@ Delivery semantics (at-least-once; see ``docs/sources.md``):
   consumer with a capped jittered backoff when it fails outright. Nothing here ends the daemon.
 
 Positions are ``topic/partition/offset``.
+
+State mode (``resume_from``, used when the engine state is kept in snapshots, see
+``docs/scale-out.md``): the snapshot's offsets are authoritative. On every assignment each
+partition is sought to the offset the engine state reflects (the snapshot's, then whatever was
+applied since), or to the beginning when the state holds nothing of it, so the group's committed
+offsets are ignored on start (they are still committed, for lag tools). ``caught_up`` is set once
+every assigned partition was read up to the end it had at assignment.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -85,14 +92,16 @@ def client_options(settings: KafkaSettings, context: ssl.SSLContext | None) -> d
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc] # aiokafka is untyped
-    def __init__(self, source: KafkaSource) -> None:
+    def __init__(self, source: KafkaSource, consumer: AIOKafkaConsumer) -> None:
         self._source = source
+        self._consumer = consumer  # the first assignment comes while start() still runs
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         await self._source.partitions_revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self._source.partitions_assigned(set(assigned))
+        await self._source.seek_to_state(self._consumer, set(assigned))
 
 
 class KafkaSource:
@@ -114,6 +123,11 @@ class KafkaSource:
         self._committed: dict[TopicPartition, int] = {}
         self._epoch = 0
         """Bumped on every revocation: a batch fetched under an older epoch is abandoned."""
+        self._state_offsets: dict[TopicPartition, int] | None = None
+        """State mode: next offset per partition reflected by the engine state (kept across
+        consumer restarts and revocations, unlike ``_applied``)."""
+        self._catch_up_to: dict[TopicPartition, int] = {}
+        self.caught_up = asyncio.Event()
         self._up = False
         self._next_probe = 0.0
         self._probe_backoff = Backoff(settings.reconnect_max_seconds)
@@ -177,7 +191,7 @@ class KafkaSource:
                 while True:
                     batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
                     if not batch:
-                        await self._probe(consumer)
+                        await self._idle(consumer)
                         continue
                     if not self._up:
                         self._set_up(up=True)
@@ -198,6 +212,8 @@ class KafkaSource:
                     if abandoned:
                         self._log.info("kafka_batch_abandoned", reason="partitions revoked")
                         continue
+                    if self._catch_up_to:
+                        self._check_caught_up()
                     await self._commit(consumer)
                     await self._update_lag(consumer)
             except (KafkaError, OSError) as error:
@@ -214,6 +230,8 @@ class KafkaSource:
         """A started consumer, subscribed with the rebalance listener; retries until it is."""
         assert self._options is not None, "use KafkaSource as an async context manager"
         settings = self.settings
+        # State mode: what the previous consumer applied is in the state; resume after it.
+        self._keep_state_offsets(self._applied)
         while True:
             consumer = AIOKafkaConsumer(
                 group_id=settings.group_id,
@@ -224,7 +242,7 @@ class KafkaSource:
                 max_poll_records=settings.max_batch,
                 **self._options,
             )
-            consumer.subscribe(topics=list(settings.topics), listener=_Rebalance(self))
+            consumer.subscribe(topics=list(settings.topics), listener=_Rebalance(self, consumer))
             try:
                 await consumer.start()
             except (KafkaError, OSError) as error:
@@ -301,6 +319,7 @@ class KafkaSource:
                     error="dead letters not stored in time",
                     during="revocation",
                 )
+        self._keep_state_offsets({tp: o for tp, o in self._applied.items() if tp in revoked})
         for tp in revoked:
             self._applied.pop(tp, None)
             self._committed.pop(tp, None)
@@ -309,6 +328,83 @@ class KafkaSource:
 
     def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._log.info("kafka_partitions_assigned", partitions=sorted(map(_tp, assigned)))
+
+    # ------------------------------------------------------------------ state mode
+
+    def resume_from(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Enter state mode: the engine reflects every record before ``offsets`` (empty: none
+        at all, so every partition is read from its beginning). Call before entering."""
+        self._state_offsets = {TopicPartition(t, p): off for (t, p), off in offsets.items()}
+        self.caught_up.clear()
+
+    def state_offsets(self) -> dict[tuple[str, int], int]:
+        """State mode: the offsets the engine state reflects right now (for a snapshot taken
+        between two deliveries, i.e. from any other task on the loop)."""
+        merged = dict(self._state_offsets or {})
+        merged.update(self._applied)
+        return {(tp.topic, tp.partition): off for tp, off in merged.items()}
+
+    def _keep_state_offsets(self, applied: Mapping[TopicPartition, int]) -> None:
+        if self._state_offsets is not None:
+            self._state_offsets.update(applied)
+
+    async def seek_to_state(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
+                            ) -> None:
+        """State mode, on assignment: seek to the offsets the state reflects (beginning when it
+        reflects nothing of a partition) and note each partition's end to catch up to."""
+        if self._state_offsets is None or not assigned:
+            return
+        known = {tp: self._state_offsets[tp] for tp in assigned if tp in self._state_offsets}
+        for tp, offset in known.items():
+            consumer.seek(tp, offset)
+        fresh = sorted(assigned - set(known), key=_tp)
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+        try:
+            async with asyncio.timeout(self.settings.commit_timeout):
+                ends: dict[TopicPartition, int] = await consumer.end_offsets(list(assigned))
+        except (KafkaError, TimeoutError) as error:
+            self._log.warning("kafka_end_offsets_failed", error=repr(error))
+            ends = {}
+        self._catch_up_to = {tp: end for tp, end in ends.items() if end > known.get(tp, 0)}
+        self._log.info(
+            "kafka_state_resumed",
+            sought={_tp(tp): off for tp, off in sorted(known.items(), key=lambda i: _tp(i[0]))},
+            from_beginning=[_tp(tp) for tp in fresh],
+            to_catch_up=_offsets(self._catch_up_to),
+        )
+        if not self._catch_up_to:
+            self._mark_caught_up()
+
+    async def _idle(self, consumer: AIOKafkaConsumer) -> None:
+        """Nothing fetched: probe the broker; in state mode, a partition whose position reached
+        its end is caught up even if its last offsets held no record (transaction markers)."""
+        await self._probe(consumer)
+        for tp in list(self._catch_up_to):
+            try:
+                async with asyncio.timeout(0.5):
+                    position = await consumer.position(tp)
+            except (KafkaError, TimeoutError, AssertionError):
+                continue  # not assigned any more / broker away: try again next time
+            if position >= self._catch_up_to[tp]:
+                self._applied.setdefault(tp, position)
+                del self._catch_up_to[tp]
+                if not self._catch_up_to:
+                    self._mark_caught_up()
+
+    def _check_caught_up(self) -> None:
+        applied = self._applied
+        done = [tp for tp, end in self._catch_up_to.items() if applied.get(tp, -1) >= end]
+        for tp in done:
+            del self._catch_up_to[tp]
+        if not self._catch_up_to:
+            self._mark_caught_up()
+
+    def _mark_caught_up(self) -> None:
+        self._catch_up_to.clear()
+        if not self.caught_up.is_set():
+            self.caught_up.set()
+            self._log.info("kafka_caught_up", offsets=_offsets(dict(self._applied)))
 
     # ------------------------------------------------------------------ health and lag
 

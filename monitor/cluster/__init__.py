@@ -1,0 +1,1 @@
+"""Durability and scale-out: engine snapshots kept with the offsets they reflect (state dir)."""

@@ -1,0 +1,166 @@
+"""Single-node durability: the engine state survives restarts, with the offsets it reflects.
+
+On start the snapshot in ``state.dir`` is loaded; Kafka sources are told to resume from its
+offsets (so events after it are applied once and events before it never again, whatever offsets
+the group committed). A snapshot that cannot be used is kept aside as ``*.refused-<time>`` and the
+state is rebuilt by reading every partition from the beginning. The wall clock (deadlines,
+detectors, alert rules) starts only once the sources have caught up with what was in the broker
+at start, so outcomes that happened while the daemon was down land before any deadline is
+decided. Snapshots are written every ``state.snapshot_interval`` and on shutdown.
+
+Wiring (``monitor/daemon.py``)::
+
+    durable = Durability(settings.state, settings)
+    engine = await durable.load_engine()
+    ...
+    durable.attach(sources)
+    ...  # the clock task: await durable.wait_caught_up(); road.tick(time.time()); then as before
+    ...  # tasks += durable.snapshot_forever(); on shutdown: await durable.save("shutdown")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from monitor.cluster.settings import StateSettings
+from monitor.config import Settings
+from monitor.engine import snapshot
+from monitor.engine.engine import Engine
+from monitor.engine.snapshot import Offsets, SnapshotError
+from monitor.sources.kafka import KafkaSource
+
+log = structlog.get_logger("support_monitor.state")
+
+
+def _set_aside(path: Path) -> str:
+    """Rename a refused snapshot so it is kept for inspection and not tried again."""
+    target = path.with_name(f"{path.name}.refused-{time.strftime('%Y%m%dT%H%M%S')}")
+    path.replace(target)
+    return str(target)
+
+
+class Durability:
+    """Loads, resumes and saves the engine state; inert when ``state.dir`` is not set."""
+
+    def __init__(self, state: StateSettings, settings: Settings) -> None:
+        self.state = state
+        self.settings = settings
+        self.engine: Engine | None = None
+        self.kafka: list[KafkaSource] = []
+        self.loaded_offsets: Offsets = {}
+        self.refused: str | None = None
+        """Why the snapshot found at start was refused (``None``: loaded, or there was none)."""
+        self._lock = asyncio.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.state.dir is not None
+
+    async def load_engine(self) -> Engine:
+        """The engine from the snapshot, or a new one (no snapshot, or refused: rebuild)."""
+        path = self.state.snapshot_path
+        engine: Engine | None = None
+        if path is not None:
+            start = time.perf_counter()
+            try:
+                loaded, self.loaded_offsets = await asyncio.to_thread(
+                    snapshot.load, path, self.settings
+                )
+            except SnapshotError as exc:
+                if await asyncio.to_thread(path.exists):
+                    self.refused = str(exc)
+                    kept = await asyncio.to_thread(_set_aside, path)
+                    log.error(  # noqa: TRY400 - the reason is the message; no traceback
+                        "snapshot_refused",
+                        reason=str(exc),
+                        kept_as=kept,
+                        action="rebuilding the state from the broker (earliest offsets)",
+                    )
+                else:
+                    log.info("snapshot_absent", path=str(path),
+                             action="building the state from the broker (earliest offsets)")
+            else:
+                engine = loaded
+                log.info(
+                    "snapshot_loaded",
+                    path=str(path),
+                    seconds=round(time.perf_counter() - start, 3),
+                    open_contacts=len(loaded.contacts),
+                    tickets=len(loaded.tickets),
+                    offsets={f"{t}/{p}": o for (t, p), o in sorted(self.loaded_offsets.items())},
+                )
+        self.engine = engine or Engine(self.settings)
+        return self.engine
+
+    def attach(self, sources: Sequence[object]) -> None:
+        """Resume every Kafka source from the loaded offsets (call before entering them)."""
+        if not self.enabled:
+            return
+        for source in sources:
+            if isinstance(source, KafkaSource):
+                topics = set(source.settings.topics)
+                source.resume_from(
+                    {tp: off for tp, off in self.loaded_offsets.items() if tp[0] in topics}
+                )
+                self.kafka.append(source)
+            else:
+                log.warning(
+                    "state_source_without_offsets",
+                    source=getattr(source, "name", "?"),
+                    hint="its events while the daemon is down are not replayed from a snapshot",
+                )
+
+    @property
+    def caught_up(self) -> bool:
+        return all(source.caught_up.is_set() for source in self.kafka)
+
+    async def wait_caught_up(self) -> None:
+        """Returns once every Kafka source read what its partitions held at assignment."""
+        if not self.kafka:
+            return
+        start = time.perf_counter()
+        for source in self.kafka:
+            await source.caught_up.wait()
+        log.info("state_caught_up", seconds=round(time.perf_counter() - start, 3))
+
+    def offsets(self) -> Offsets:
+        merged: Offsets = {}
+        for source in self.kafka:
+            merged.update(source.state_offsets())
+        return merged
+
+    async def save(self, reason: str) -> None:
+        """Write a snapshot now (state and offsets read between two events, on the loop)."""
+        path = self.state.snapshot_path
+        if path is None or self.engine is None:
+            return
+        async with self._lock:
+            start = time.perf_counter()
+            try:
+                size = await snapshot.save_async(self.engine, self.offsets(), path)
+            except OSError as exc:
+                log.error(  # noqa: TRY400 - the error is the message; no traceback
+                    "snapshot_write_failed", path=str(path), error=str(exc), reason=reason
+                )
+                return
+            (log.info if reason != "interval" else log.debug)(
+                "snapshot_written",
+                reason=reason,
+                bytes=size,
+                seconds=round(time.perf_counter() - start, 3),
+                open_contacts=len(self.engine.contacts),
+                tickets=len(self.engine.tickets),
+            )
+
+    async def snapshot_forever(self) -> None:
+        """One task of the daemon: a snapshot every ``state.snapshot_interval`` seconds."""
+        if not self.enabled:
+            return
+        while True:
+            await asyncio.sleep(self.state.snapshot_interval)
+            await self.save("interval")

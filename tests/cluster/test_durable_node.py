@@ -1,0 +1,291 @@
+"""A single node with a state directory against the real Kafka broker: killed with SIGKILL
+mid-stream and restarted, it resumes from its snapshot's offsets (nothing before them is read
+again, nothing after them is missed), keeps its de-duplication window and the deadlines of a
+ticket opened days ago; a corrupt snapshot is refused and the state rebuilt from the broker.
+Final numbers are compared with ``monitor.replay.replay`` of the same events.
+
+Events are produced by librdkafka (confluent-kafka), a client independent of the daemon's
+aiokafka, keyed by channel so each channel's events stay in order in one partition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.config import parse_settings
+from monitor.engine import snapshot
+from monitor.replay import replay
+from tests.integration.test_brokers_kafka import Scenario
+from tests.support import CONFIG, samples
+
+pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[2]
+COMPARED = {
+    "support_contacts_queued_total",
+    "support_contacts_answered_total",
+    "support_contacts_answered_in_sla_total",
+    "support_contacts_abandoned_total",
+    "support_contacts_abandoned_short_total",
+    "support_contacts_abandoned_in_sla_total",
+    "support_tickets_created_total",
+    "support_tickets_solved_total",
+    "support_tickets_open",
+    "support_queue_waiting",
+    "support_csat_ratings_total",
+    "support_complaints_total",
+}
+"""Numbers that do not depend on when the wall clock ticked (plus the email SLA breaches, whose
+deadlines are hours away except for the old ticket's; compared separately)."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _produce(bootstrap: str, topic: str, records: list[tuple[str, str]],
+             chunks: int = 1, pause: float = 0.0) -> None:
+    from confluent_kafka import Producer  # noqa: PLC0415 - dev-only dependency
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    size = max(1, -(-len(records) // chunks))
+    for start in range(0, len(records), size):
+        for key, value in records[start : start + size]:
+            producer.produce(topic, value=value.encode(), key=key.encode())
+        assert producer.flush(30) == 0
+        if pause:
+            time.sleep(pause)
+
+
+def _keyed(scenario: Scenario) -> list[tuple[str, str]]:
+    return [(ch, line) for ch, lines in scenario.by_channel.items() for line in lines]
+
+
+class Node:
+    """``support-monitor run`` with a state dir, as a subprocess; logs kept in files."""
+
+    def __init__(self, config: Path, workdir: Path, name: str) -> None:
+        self.port = int(yaml.safe_load(config.read_text())["exporter"]["listen"].split(":")[1])
+        self.log = workdir / f"{name}.log"
+        env = {**os.environ, "PYTHONHASHSEED": "4242", "PYTHONPATH": str(REPO)}
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "--config", str(config)],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
+
+    def metrics(self) -> dict[Any, float]:
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return samples(response.read().decode())
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                return int(r.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def counts(self) -> tuple[int, int]:
+        """(records handled: applied + rejected + duplicates, duplicates) since this start."""
+        try:
+            m = self.metrics()
+        except (urllib.error.URLError, OSError):
+            return -1, -1
+        handled = dup = 0
+        for (name, _), value in m.items():
+            if name in ("support_monitor_events_total", "support_monitor_events_rejected_total"):
+                handled += int(value)
+            elif name == "support_monitor_events_duplicate_total":
+                handled += int(value)
+                dup += int(value)
+        return handled, dup
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str, node: Node | None = None
+          ) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if node is not None and node.proc.poll() is not None:
+            raise AssertionError(f"node exited ({node.proc.returncode}) waiting for {what}:\n"
+                                 f"{node.text()[-4000:]}")
+        if time.monotonic() > deadline:
+            log = node.text()[-4000:] if node is not None else ""
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{log}")
+        time.sleep(0.05)
+
+
+def _snapshot_offsets(path: Path) -> int:
+    try:
+        return sum(off for _, _, off in snapshot.decode(path.read_bytes()).offsets)
+    except (OSError, snapshot.SnapshotError):
+        return -1
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[Node]]:
+    started: list[Node] = []
+    yield started
+    for node in started:
+        if node.proc.poll() is None:
+            node.proc.kill()
+            node.proc.wait(timeout=30)
+
+
+def _compare(node: Node, expected: dict[Any, float]) -> None:
+    got = node.metrics()
+    compared = 0
+    for key, value in expected.items():
+        name, labels = key
+        email_breach = name == "support_sla_breaches_total" and ("channel", "email") in labels
+        if name in COMPARED or email_breach:
+            assert got.get(key) == value, (key, got.get(key), value)
+            compared += 1
+    assert compared > 50
+
+
+def test_sigkill_restart_and_corrupt_snapshot(
+    kafka_bootstrap: str, make_kafka_topic: Callable[..., str], tmp_path: Path,
+    nodes: list[Node],
+) -> None:
+    topic = make_kafka_topic(partitions=3, prefix="durable")
+    state_dir = tmp_path / "state"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        **CONFIG,
+        "sources": {
+            "simulator": {"enabled": False},
+            "kafka": {"bootstrap_servers": kafka_bootstrap, "topics": [topic],
+                      "group_id": f"durable-{uuid.uuid4().hex[:8]}", "max_batch": 50,
+                      "poll_timeout": 0.2, "reconnect_max_seconds": 2},
+        },
+        "exporter": {"listen": f"127.0.0.1:{_free_port()}"},
+        "logging": {"format": "json"},
+        "state": {"dir": str(state_dir), "snapshot_interval": 0.2},
+    }))
+    snap = state_dir / "engine.snapshot"
+
+    tag = uuid.uuid4().hex[:6]
+    first = Scenario(f"{tag}a")
+    first.contacts("voice", ("billing", "tech"), 300)
+    first.contacts("chat", ("sales", "support"), 300)
+    first.tickets(150)
+    # A ticket opened two days ago, never answered: both its deadlines passed before the
+    # restart and must be counted exactly once, and it stays open across restarts.
+    first.event("ticket.created", -2 * 86400, "email", ticket_id=f"{tag}-old")
+    second = Scenario(f"{tag}b", base=first.base)
+    second.contacts("voice", ("billing", "tech"), 1200, start=300)
+    second.contacts("chat", ("sales", "support"), 1200, start=300)
+    second.tickets(500, start=150)
+    a, b = _keyed(first), _keyed(second)
+    # The first half of each channel's events comes before the kill, the rest after it.
+    halves = [(ch, lines[: len(lines) // 2], lines[len(lines) // 2 :])
+              for ch, lines in second.by_channel.items()]
+    b1 = [(ch, line) for ch, head, _ in halves for line in head]
+    b2 = [(ch, line) for ch, _, tail in halves for line in tail]
+    total = len(a) + len(b)
+
+    # --- run 1: everything in A applied and in a snapshot, then B arrives and SIGKILL hits.
+    _produce(kafka_bootstrap, topic, a)
+    node = Node(config, tmp_path, "run1")
+    nodes.append(node)
+    _wait(lambda: node.counts()[0] == len(a), 60, "run 1 to apply A", node)
+    _wait(lambda: _snapshot_offsets(snap) == len(a), 30, "a snapshot covering A", node)
+    _wait(node.ready, 30, "run 1 ready", node)
+    producer = threading.Thread(target=_produce, args=(kafka_bootstrap, topic, b1, 20, 0.1))
+    producer.start()
+    try:
+        _wait(lambda: node.counts()[0] >= len(a) + len(b1) // 3, 60, "run 1 mid-stream", node)
+        node.proc.kill()
+        node.proc.wait(timeout=30)
+    finally:
+        producer.join(timeout=60)
+    in_snapshot = _snapshot_offsets(snap)
+    assert len(a) <= in_snapshot <= len(a) + len(b1)
+    _produce(kafka_bootstrap, topic, b2)
+
+    # --- run 2: resumes at the snapshot's offsets: reads exactly the records after them.
+    node = Node(config, tmp_path, "run2")
+    nodes.append(node)
+    _wait(lambda: node.counts()[0] >= total - in_snapshot, 60, "run 2 to catch up", node)
+    _wait(node.ready, 30, "run 2 ready", node)
+    time.sleep(1.0)  # anything read twice would show up now
+    assert node.counts() == (total - in_snapshot, 0)
+    assert '"snapshot_loaded"' in node.text()
+
+    # Redeliveries of events the snapshot already holds: the restored window drops them.
+    redelivered = a[:: max(1, len(a) // 25)]
+    _produce(kafka_bootstrap, topic, redelivered)
+    _wait(lambda: node.counts()[1] == len(redelivered), 30, "redeliveries de-duplicated", node)
+
+    events = tmp_path / "all.jsonl"
+    events.write_text("".join(f"{line}\n" for _, line in [*a, *b1, *b2, *redelivered]))
+    settings = parse_settings(dict(CONFIG))
+    expected = samples(replay_sync(events, settings))
+    assert expected["support_sla_breaches_total",
+                    (("channel", "email"), ("queue", "default"), ("sla", "resolution"))] == 1
+    _compare(node, expected)
+
+    # --- run 3: a graceful stop writes a last snapshot; corrupted, it is refused and the state
+    # is rebuilt from the beginning of every partition, with the same final numbers.
+    assert node.stop() == 0
+    assert '"reason": "shutdown"' in node.text() or '"reason":"shutdown"' in node.text()
+    assert _snapshot_offsets(snap) == total + len(redelivered)
+    data = bytearray(snap.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    snap.write_bytes(bytes(data))
+    node = Node(config, tmp_path, "run3")
+    nodes.append(node)
+    _wait(lambda: node.counts()[0] >= total + len(redelivered), 60, "run 3 to rebuild", node)
+    _wait(node.ready, 30, "run 3 ready", node)
+    time.sleep(0.5)
+    assert node.counts() == (total + len(redelivered), len(redelivered))
+    log = node.text()
+    assert '"snapshot_refused"' in log
+    assert "checksum mismatch: the file is corrupt" in log
+    assert list(state_dir.glob("engine.snapshot.refused-*"))
+    _compare(node, expected)
+    assert node.stop() == 0
+
+
+def replay_sync(path: Path, settings: Any) -> str:
+    import asyncio  # noqa: PLC0415
+
+    return asyncio.run(replay(path, settings)).decode()
+
+
+def test_unreadable_state_block_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(json.dumps({"state": {"snapshot_interval": -1}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "check-config", str(config)],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert "state.snapshot_interval" in result.stderr
