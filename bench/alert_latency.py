@@ -1,11 +1,11 @@
 """Event-to-notification latency in live mode.
 
-A ``contact.queued`` event goes through the live ``Pipeline`` into the ``Engine``; the wall-clock
-``TickRoad`` ticks every TICK seconds; a threshold detector (``support_queue_waiting >= 1``; an
-inline stand-in with the ``Signal`` interface, so the number measures the alerting path, not a
-particular detector) makes a ``for: 0`` rule fire; the notification goes through the outbox
-(sqlite in a temp dir), the Slack notifier and httpx to a local Slack-like aiohttp server, which
-stamps arrival before doing anything else (the receiver's own time is excluded). The contact is
+A ``contact.queued`` event goes through the live ``Pipeline`` into the ``Engine``; the
+wall-clock ``TickRoad`` ticks every TICK seconds; a threshold detector
+(``support_queue_waiting >= 1``, the real detector suite with one threshold) makes a ``for: 0``
+rule fire; the notification goes through the outbox (sqlite in a temp dir), the Slack notifier
+and httpx to a local Slack-like aiohttp server, which stamps arrival before doing anything else
+(the receiver's own time is excluded). The contact is
 then abandoned and we wait for the resolve message before the next trial. The receiver's rate
 limit is raised so it does not dominate (with the default 1/s the second message of a burst
 waits up to 1 s by design).
@@ -24,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,33 +35,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.runtime import Alerting
 from detectors.signal import Signal
+from detectors.suite import DetectorSuite
 from monitor.clock import TickRoad, run_wall_clock
 from monitor.config import parse_settings
 from monitor.engine.engine import Engine
+from monitor.engine.readout import Series
 from monitor.pipeline import Delivery, Pipeline
 from monitor.stats import DaemonStats
 
 
-class QueueWaiting:
-    """Threshold detector stand-in: active while a channel has >= 1 contact waiting."""
+class Timed:
+    """The real detector suite, noting the wall time of the tick that first saw the condition
+    (to split the wait for a tick from the rest of the path)."""
 
-    def __init__(self) -> None:
-        self.help: dict[str, str] = {}
+    def __init__(self, suite: DetectorSuite) -> None:
+        self.suite = suite
+        self.settings = suite.settings
+        self.help = suite.help
         self.first_active: float | None = None
-        """Wall time of the tick that first saw the condition (to split tick wait from the rest)."""
 
     def evaluate(self, engine: Engine, now: float) -> list[Signal]:
-        del now
-        out = []
-        for name, channel in engine.channels.items():
-            waiting = sum(len(q.waiting) for q in channel.queues.values())
-            if waiting and self.first_active is None:
-                self.first_active = time.time()
-            out.append(Signal("queue_waiting", name, waiting >= 1, float(waiting), 1.0))
-        return out
+        signals = self.suite.evaluate(engine, now)
+        if self.first_active is None and any(
+            s.active and s.detector == "queue_waiting" for s in signals
+        ):
+            self.first_active = time.time()
+        return signals
 
-    def series(self) -> list:
-        return []
+    def series(self) -> Iterable[Series]:
+        return self.suite.series()
 
 
 class Receiver:
@@ -109,6 +112,9 @@ def _event(kind: str, n: int, contact: str) -> bytes:
 async def run(tick: float, trials: int, state_dir: Path) -> tuple[list[float], list[float]]:
     settings = parse_settings({
         "exporter": {"tick_seconds": tick},
+        "detectors": {"thresholds": [
+            {"name": "queue_waiting", "metric": "support_queue_waiting", "op": ">=", "value": 1},
+        ]},
         "alerts": {"rules": [{"alert": "QueueWaiting", "detector": "queue_waiting",
                               "for": 0, "severity": "critical"}]},
         "notifiers": {
@@ -125,8 +131,8 @@ async def run(tick: float, trials: int, state_dir: Path) -> tuple[list[float], l
     engine = Engine(settings)
     stats = DaemonStats()
     alerting = Alerting(settings.detectors, settings.alerts, notifiers, engine, stats)
-    source = QueueWaiting()
-    alerting.suite = source
+    source = Timed(alerting.suite)
+    alerting.suite = source  # type: ignore[assignment]
     road = TickRoad(engine, tick, alerting.handlers)
     pipeline = Pipeline(engine, stats, event_clock=False)
     latencies: list[float] = []

@@ -99,6 +99,9 @@ class _NoPipeline:
     def __init__(self, stats: DaemonStats) -> None:
         self.stats = stats
 
+    def register(self, source: str) -> None:
+        del source
+
     def process(self, source: str, _delivery: object) -> None:
         self.stats.duplicates[source] += 1
 
@@ -125,7 +128,9 @@ async def daemon(
     async with source:
         task = asyncio.create_task(consume(source, pipeline, sink))
         try:
-            while done() == 0:  # noqa: ASYNC110 - polling a counter is the measurement
+            while done() == 0:
+                if task.done():
+                    task.result()  # the consumer failed: say why instead of waiting forever
                 await asyncio.sleep(0.001)
             start = time.perf_counter()
             while done() < count:  # noqa: ASYNC110

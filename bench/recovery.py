@@ -3,14 +3,24 @@ and load (decode + checks + restore + timer rebuild), for waiting contacts, open
 mix, with a full de-duplication window of the ids that opened them.
 
     python bench/recovery.py [--items 100000] [--dir /tmp]
+
+With ``--cluster`` (needs the local Kafka of deploy/local/services.sh): cluster mode replicas
+(``support-monitor run`` processes, ``cluster.enabled``) on a 6-partition topic, 6 channels:
+aggregate throughput with 1 and 2 replicas (events produced while they run, until all are
+applied) and recovery after one of 2 replicas is killed with SIGKILL (until all 6 partitions
+are served again), and after a graceful stop (SIGTERM) for comparison.
+
+    python bench/recovery.py --cluster [--events 120000]
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,11 +84,118 @@ def measure(kind: str, items: int, directory: Path) -> dict[str, float]:
     }
 
 
+def _cluster_config(tmp: Path, bootstrap: str, topic: str, group: str, name: str) -> Path:
+    import yaml  # noqa: PLC0415
+
+    from tests.cluster.test_cluster import _config  # noqa: PLC0415
+    from tests.cluster.test_durable_node import _free_port  # noqa: PLC0415
+
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        **_config(),
+        "sources": {"simulator": {"enabled": False},
+                    "kafka": {"bootstrap_servers": bootstrap, "topics": [topic],
+                              "group_id": group}},
+        "exporter": {"listen": f"127.0.0.1:{_free_port()}"},
+        "logging": {"format": "json", "level": "warning"},
+        "cluster": {"enabled": True, "snapshot_interval": 5},
+    }))
+    return path
+
+
+def _applied(nodes: list) -> int:  # type: ignore[type-arg]
+    total = 0
+    for node in nodes:
+        try:
+            metrics = node.metrics()
+        except OSError:
+            continue
+        total += int(sum(v for (n, _), v in metrics.items()
+                         if n == "support_monitor_events_total"))
+    return total
+
+
+def _served(nodes: list) -> int:  # type: ignore[type-arg]
+    from tests.cluster.test_cluster import _served as served  # noqa: PLC0415
+
+    return sum(1 for count in served(nodes).values() if count == 1)
+
+
+def cluster(events_wanted: int) -> None:
+    from confluent_kafka import Producer  # noqa: PLC0415
+
+    from tests.cluster.test_cluster import _events  # noqa: PLC0415
+    from tests.cluster.test_durable_node import Node, _wait  # noqa: PLC0415
+    from tests.conftest_services import (  # noqa: PLC0415
+        create_kafka_topic,
+        delete_kafka_topics,
+        unique_topic_name,
+    )
+
+    bootstrap = "127.0.0.1:19092"
+    per = max(1, events_wanted // 13)
+    events = [(ch.encode(), line.encode())
+              for ch, line in _events(uuid.uuid4().hex[:6], contacts=per, tickets=per // 2)]
+    topics: list[str] = []
+    nodes: list = []  # type: ignore[type-arg]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        try:
+            for replicas in (1, 2):
+                topic = unique_topic_name("bench-cluster")
+                create_kafka_topic(bootstrap, topic, 6)
+                topics.append(topic)
+                group = f"bench-{uuid.uuid4().hex[:8]}"
+                topics.append(f"{group}.state")
+                nodes.clear()
+                nodes.extend(Node(_cluster_config(tmp, bootstrap, topic, group, f"r{replicas}{i}"),
+                                  tmp, f"r{replicas}{i}") for i in range(replicas))
+                _wait(lambda: _served(nodes) == 6
+                      and all(_served([n]) >= 1 for n in nodes), 90, "partitions served")
+                producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                                     "queue.buffering.max.messages": 2_000_000})
+                start = time.perf_counter()
+                for key, value in events:
+                    producer.produce(topic, value=value, key=key)
+                    producer.poll(0)
+                producer.flush(60)
+                produced = time.perf_counter() - start
+                _wait(lambda: _applied(nodes) >= len(events), 600, "all events applied")
+                elapsed = time.perf_counter() - start
+                print(f"{replicas} replica(s): {len(events):,} events in {elapsed:.1f} s "
+                      f"= {len(events) / elapsed:,.0f} events/s aggregate "
+                      f"(producing took {produced:.1f} s)")
+                if replicas == 2:
+                    for sig, label in ((signal.SIGKILL, "SIGKILL"), (signal.SIGTERM, "SIGTERM")):
+                        victim = nodes.pop()
+                        t0 = time.perf_counter()
+                        victim.stop(sig)
+                        _wait(lambda: _served(nodes) == 6, 120, "partitions served again")
+                        print(f"recovery after {label} of 1 of 2 replicas: all 6 partitions "
+                              f"served again after {time.perf_counter() - t0:.1f} s")
+                        nodes.append(Node(_cluster_config(tmp, bootstrap, topic, group,
+                                                          f"extra-{label}"), tmp, f"extra-{label}"))
+                        _wait(lambda: _served(nodes) == 6
+                              and all(_served([n]) >= 1 for n in nodes), 90, "rejoined")
+                for node in nodes:
+                    node.stop(signal.SIGTERM)
+        finally:
+            for node in nodes:
+                if node.proc.poll() is None:
+                    node.proc.kill()
+            delete_kafka_topics(bootstrap, topics)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--cluster", action="store_true")
+    parser.add_argument("--events", type=int, default=120_000)
     args = parser.parse_args()
+    if args.cluster:
+        cluster(args.events)
+        return
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         print(f"{'open items':<22}{'size MB':>9}{'capture ms':>12}{'encode ms':>11}"
               f"{'write+fsync ms':>16}{'load ms':>9}")
