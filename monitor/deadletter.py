@@ -28,7 +28,8 @@ class DeadLetterSink(Protocol):
     async def write(self, letter: DeadLetter) -> None: ...
 
 
-def _record(letter: DeadLetter) -> dict[str, object]:
+def letter_record(letter: DeadLetter) -> dict[str, object]:
+    """A dead letter as a JSON object (the JSON Lines sink's and the MQTT sink's format)."""
     record: dict[str, object] = {
         "reason": letter.reason,
         "detail": letter.detail,
@@ -63,7 +64,7 @@ class JsonlDeadLetters:
 
     async def write(self, letter: DeadLetter) -> None:
         assert self._file is not None, "use JsonlDeadLetters as a context manager"
-        self._file.write(self._encoder.encode(_record(letter)) + b"\n")
+        self._file.write(self._encoder.encode(letter_record(letter)) + b"\n")
 
     def flush(self) -> None:
         if self._file is not None:

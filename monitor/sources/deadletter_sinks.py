@@ -14,7 +14,6 @@ JSON Lines file sink (``monitor.deadletter``). See ``docs/sources.md``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import random
 import time
 from typing import Any
@@ -25,7 +24,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from monitor.deadletter import DeadLetter
+from monitor.deadletter import DeadLetter, letter_record
 from monitor.stats import DaemonStats
 
 _DETAIL_MAX = 1000
@@ -65,22 +64,6 @@ def letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
         ("position", letter.position.encode()),
         ("rejected_at", f"{time.time():.3f}".encode()),
     ]
-
-
-def letter_record(letter: DeadLetter) -> dict[str, object]:
-    """A dead letter as a JSON object: the JSON Lines file sink's format."""
-    record: dict[str, object] = {
-        "reason": letter.reason,
-        "detail": letter.detail,
-        "source": letter.source,
-        "position": letter.position,
-        "rejected_at": time.time(),
-    }
-    try:
-        record["raw"] = letter.raw.decode("utf-8")
-    except UnicodeDecodeError:
-        record["raw_base64"] = base64.b64encode(letter.raw).decode("ascii")
-    return record
 
 
 class KafkaDeadLetters:

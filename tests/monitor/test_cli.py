@@ -121,3 +121,12 @@ def test_replay_output_passes_promtool(config: Path, tmp_path: Path, promtool: s
 def test_schema_is_json() -> None:
     schema = json.loads(cli("schema").stdout)
     assert "$defs" in schema
+
+
+def test_dashboards_build_writes_the_committed_files(tmp_path: Path) -> None:
+    result = cli("dashboards", "build", "--out", str(tmp_path))
+    written = sorted(Path(line).name for line in result.stdout.split())
+    committed = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
+    assert written == sorted(p.name for p in committed.glob("*.json"))
+    for name in written:
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes()
