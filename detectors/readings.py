@@ -24,18 +24,23 @@ class Readings:
     def __init__(self, engine: Engine, now: float) -> None:
         self.engine = engine
         self.now = now
-        self._index: dict[str, list[Series]] | None = None
+        self._index: dict[str, dict[str, list[Series]]] | None = None
+
+    def _by_name(self) -> dict[str, dict[str, list[Series]]]:
+        """Rows by metric name, then channel: built once per tick, read by every detector."""
+        if self._index is None:
+            index: dict[str, dict[str, list[Series]]] = {}
+            for row in series(self.engine):
+                channels = index.setdefault(row.name, {})
+                channels.setdefault(row.label("channel") or "", []).append(row)
+            self._index = index
+        return self._index
 
     def rows(self, name: str) -> list[Series]:
-        if self._index is None:
-            index: dict[str, list[Series]] = {}
-            for row in series(self.engine):
-                index.setdefault(row.name, []).append(row)
-            self._index = index
-        return self._index.get(name, [])
+        return [row for rows in self._by_name().get(name, {}).values() for row in rows]
 
     def channel_rows(self, name: str, channel: str) -> list[Series]:
-        return [row for row in self.rows(name) if row.label("channel") == channel]
+        return self._by_name().get(name, {}).get(channel, [])
 
     def window_name(self, channel: str, window: str) -> str:
         """The configured window a name (or ``shortest``/``longest``) stands for."""
