@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from alerts.config import AlertSettings, NotifierSettings
 from detectors.config import DetectorSettings
-from monitor.cluster.settings import StateSettings
+from monitor.cluster.settings import ClusterSettings, StateSettings
 from monitor.durations import Duration, parse_duration
 from monitor.sources.settings import KafkaSettings, MqttSettings
 
@@ -103,7 +103,9 @@ class IngestSettings(_Model):
     """An answered contact that never gets ``contact.ended`` is forgotten after this long."""
     complaint_tags: tuple[str, ...] = ("complaint",)
     complaint_categories: tuple[LabelValue, ...] = ()
-    """Allowed ``category`` values; others count as ``other``, a missing one ``uncategorized``."""
+    """Allowed ``category`` values; others count as ``other``, a missing one ``uncategorized``.
+    Empty: the first ``max_complaint_categories`` distinct values seen are kept as they are."""
+    max_complaint_categories: int = Field(default=20, ge=0, le=1000)
 
 
 class DeadLetterSettings(_Model):
@@ -189,6 +191,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     notifiers: NotifierSettings = NotifierSettings()
     state: StateSettings = StateSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -224,6 +227,23 @@ class Settings(BaseSettings):
             raise ValueError("windows: name at least one window, e.g. ['5m', '1h']")
         self.detectors.validate_against(self.channels, self.windows)
         self.alerts.validate_against(self.channels, self.windows, self.notifiers, self.detectors)
+        return self
+
+    @model_validator(mode="after")
+    def _check_cluster(self) -> Self:
+        if self.cluster.enabled:
+            if self.sources.kafka is None or self.sources.mqtt is not None or (
+                self.sources.simulator_on
+            ):
+                raise ValueError(
+                    "cluster.enabled: needs sources.kafka as the only source (disable the "
+                    "simulator, remove sources.mqtt): replicas split Kafka partitions"
+                )
+            if self.state.dir is not None:
+                raise ValueError(
+                    "cluster.enabled: state.dir is the single-node snapshot; in cluster mode "
+                    "snapshots go to cluster.state_topic (remove state.dir)"
+                )
         return self
 
     @property

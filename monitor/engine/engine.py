@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 from collections.abc import Callable
 
 from monitor.config import Settings
@@ -45,6 +46,7 @@ _INCLUSIVE = (_FR_RISK, _RES_RISK)
 
 UNCATEGORIZED = "uncategorized"
 OTHER = "other"
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 class RestartNeeded(Exception):  # noqa: N818 - a verdict, read as "restart needed: ..."
@@ -518,14 +520,23 @@ class Engine:
         return None
 
     def _complaint(self, ev: ComplaintReceived, ts: float) -> Reject | None:
-        if ev.category is None:
-            category = UNCATEGORIZED
-        elif ev.category in self._categories:
-            category = ev.category
-        else:
-            category = OTHER
-        self._count_complaint(self._owner_channel(ev), category, ts)
+        self._count_complaint(self._owner_channel(ev), self._category(ev.category), ts)
         return None
+
+    def _category(self, name: str | None) -> str:
+        """The ``category`` label: bounded by the configured list, or (with none configured) by
+        the first ``max_complaint_categories`` distinct valid values seen."""
+        if name is None:
+            return UNCATEGORIZED
+        if self._categories:
+            return name if name in self._categories else OTHER
+        if any(name in ch.complaints for ch in self.channels.values()):
+            return name
+        seen = set().union(*(ch.complaints for ch in self.channels.values()))
+        limit = self.settings.ingest.max_complaint_categories
+        if len(seen - {UNCATEGORIZED, OTHER}) >= limit or not _LABEL_VALUE.fullmatch(name):
+            return OTHER
+        return name
 
     @staticmethod
     def _count_complaint(ch: ChannelRuntime, category: str, ts: float) -> None:

@@ -230,8 +230,21 @@ def test_csat_and_complaints() -> None:
 def test_unknown_complaint_category_counts_as_other() -> None:
     s = Stream()
     s.add("complaint.received", 1, "chat", category="zzz-random")
-    engine, _ = run(s.lines)
-    assert engine.channels["chat"].complaints == {"uncategorized": 0, "other": 1}
+    engine, _ = run(s.lines, settings(ingest={"complaint_categories": ["billing"]}))
+    assert engine.channels["chat"].complaints == {"billing": 0, "uncategorized": 0, "other": 1}
+
+
+def test_without_configured_categories_the_first_ones_seen_are_kept() -> None:
+    s = Stream()
+    for i in range(5):
+        s.add("complaint.received", i, "chat", category=f"c{i}")
+    s.add("complaint.received", 6, "voice", category="c1")
+    s.add("complaint.received", 7, "voice", category="bad label!")
+    engine, _ = run(s.lines, settings(ingest={"max_complaint_categories": 3}))
+    assert engine.channels["chat"].complaints == {
+        "uncategorized": 0, "other": 2, "c0": 1, "c1": 1, "c2": 1,
+    }
+    assert engine.channels["voice"].complaints == {"uncategorized": 0, "other": 1, "c1": 1}
 
 
 @pytest.mark.parametrize(
