@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -86,8 +86,12 @@ class Alerting:
         stats: DaemonStats,
         *,
         on_transition: TransitionSink | None = None,
+        channels: Callable[[], Container[str]] | None = None,
     ) -> None:
+        """``channels``: cluster mode, the channels this engine owns now; signals of other
+        channels are not judged by the rules (``None``: every channel)."""
         self._engine = engine
+        self._channels = channels
         self._stats = stats
         self._on_transition = on_transition
         self._settings = alerts
@@ -161,6 +165,9 @@ class Alerting:
                 return
             self._next_eval = math.floor(now / self._every) * self._every + self._every
         self.last_signals = self.suite.evaluate(self._engine, now)
+        if self._channels is not None:
+            owned = self._channels()
+            self.last_signals = [s for s in self.last_signals if s.channel in owned]
         self.apply(now, self.last_signals)
 
     def apply(self, now: float, signals: list[Signal]) -> None:

@@ -63,9 +63,13 @@ def live_clock(sources: list[Source], settings: Settings) -> tuple[Callable[[], 
     return time.time, 1.0
 
 
-async def run_daemon(  # noqa: PLR0915 - one supervisor, read top to bottom
+async def run_daemon(  # noqa: PLR0915, C901 - one supervisor, read top to bottom
     settings: Settings, listen: str | None = None, config_path: Path | None = None
 ) -> int:
+    if settings.cluster.enabled:  # opt-in: one engine per Kafka partition, see scale-out.md
+        from monitor.cluster.node import run_cluster  # noqa: PLC0415 - only in cluster mode
+
+        return await run_cluster(settings, listen)
     log = structlog.get_logger("support_monitor.daemon")
     durable = Durability(settings.state, settings)
     engine = await durable.load_engine()  # a snapshot when state.dir has one, else empty

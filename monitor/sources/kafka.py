@@ -24,6 +24,11 @@ partition is sought to the offset the engine state reflects (the snapshot's, the
 applied since), or to the beginning when the state holds nothing of it, so the group's committed
 offsets are ignored on start (they are still committed, for lag tools). ``caught_up`` is set once
 every assigned partition was read up to the end it had at assignment.
+
+Cluster mode (``use_hooks``, see ``monitor/cluster/node.py``): state mode per partition. On
+assignment the hooks say where each partition's state resumes (a snapshot's offset, or ``None``:
+the beginning); each partition is reported caught up on its own; on revocation the hooks flush
+the revoked partitions' state (with the offsets it reflects) before the offsets are committed.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -91,6 +96,24 @@ def client_options(settings: KafkaSettings, context: ssl.SSLContext | None) -> d
     return options
 
 
+class PartitionHooks(Protocol):
+    """Cluster mode: per-partition state kept by the caller (one engine per partition)."""
+
+    async def assigned(self, assigned: set[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """Load the partitions' state; the offset each resumes at (``None``: the beginning)."""
+        ...
+
+    async def revoked(
+        self, revoked: set[TopicPartition], offsets: dict[TopicPartition, int]
+    ) -> None:
+        """Flush the partitions' state, which reflects every record before ``offsets``."""
+        ...
+
+    def caught_up(self, tp: TopicPartition) -> None:
+        """The partition was read up to the end it had at assignment."""
+        ...
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc] # aiokafka is untyped
     def __init__(self, source: KafkaSource, consumer: AIOKafkaConsumer) -> None:
         self._source = source
@@ -128,6 +151,7 @@ class KafkaSource:
         consumer restarts and revocations, unlike ``_applied``)."""
         self._catch_up_to: dict[TopicPartition, int] = {}
         self.caught_up = asyncio.Event()
+        self.hooks: PartitionHooks | None = None
         self._up = False
         self._next_probe = 0.0
         self._probe_backoff = Backoff(settings.reconnect_max_seconds)
@@ -320,6 +344,9 @@ class KafkaSource:
                     during="revocation",
                 )
         self._keep_state_offsets({tp: o for tp, o in self._applied.items() if tp in revoked})
+        if self.hooks is not None and self._state_offsets is not None:
+            kept = self._state_offsets
+            await self.hooks.revoked(revoked, {tp: kept[tp] for tp in revoked if tp in kept})
         for tp in revoked:
             self._applied.pop(tp, None)
             self._committed.pop(tp, None)
@@ -337,6 +364,11 @@ class KafkaSource:
         self._state_offsets = {TopicPartition(t, p): off for (t, p), off in offsets.items()}
         self.caught_up.clear()
 
+    def use_hooks(self, hooks: PartitionHooks) -> None:
+        """Enter cluster mode: state mode whose offsets the hooks decide per assignment."""
+        self.resume_from({})
+        self.hooks = hooks
+
     def state_offsets(self) -> dict[tuple[str, int], int]:
         """State mode: the offsets the engine state reflects right now (for a snapshot taken
         between two deliveries, i.e. from any other task on the loop)."""
@@ -348,12 +380,24 @@ class KafkaSource:
         if self._state_offsets is not None:
             self._state_offsets.update(applied)
 
+    async def _resume_from_hooks(self, assigned: set[TopicPartition]) -> None:
+        """Cluster mode: the hooks load the partitions' state and say where each resumes."""
+        assert self.hooks is not None
+        assert self._state_offsets is not None
+        for tp, resume in (await self.hooks.assigned(assigned)).items():
+            if resume is None:
+                self._state_offsets.pop(tp, None)
+            else:
+                self._state_offsets[tp] = resume
+
     async def seek_to_state(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
                             ) -> None:
         """State mode, on assignment: seek to the offsets the state reflects (beginning when it
         reflects nothing of a partition) and note each partition's end to catch up to."""
         if self._state_offsets is None or not assigned:
             return
+        if self.hooks is not None:
+            await self._resume_from_hooks(assigned)
         known = {tp: self._state_offsets[tp] for tp in assigned if tp in self._state_offsets}
         for tp, offset in known.items():
             consumer.seek(tp, offset)
@@ -367,6 +411,10 @@ class KafkaSource:
             self._log.warning("kafka_end_offsets_failed", error=repr(error))
             ends = {}
         self._catch_up_to = {tp: end for tp, end in ends.items() if end > known.get(tp, 0)}
+        if self.hooks is not None:
+            for tp in assigned:
+                if tp not in self._catch_up_to:
+                    self.hooks.caught_up(tp)
         self._log.info(
             "kafka_state_resumed",
             sought={_tp(tp): off for tp, off in sorted(known.items(), key=lambda i: _tp(i[0]))},
@@ -389,6 +437,8 @@ class KafkaSource:
             if position >= self._catch_up_to[tp]:
                 self._applied.setdefault(tp, position)
                 del self._catch_up_to[tp]
+                if self.hooks is not None:
+                    self.hooks.caught_up(tp)
                 if not self._catch_up_to:
                     self._mark_caught_up()
 
@@ -397,6 +447,8 @@ class KafkaSource:
         done = [tp for tp, end in self._catch_up_to.items() if applied.get(tp, -1) >= end]
         for tp in done:
             del self._catch_up_to[tp]
+            if self.hooks is not None:
+                self.hooks.caught_up(tp)
         if not self._catch_up_to:
             self._mark_caught_up()
 

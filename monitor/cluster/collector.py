@@ -1,0 +1,100 @@
+"""Cluster exposition: the ``support_*`` families of the channels this replica owns.
+
+Only partitions that caught up are read, and of each only the channels its engine applied events
+of (``owned_channels``): a replica never exports a channel's zeros or NaNs for a channel another
+replica owns, so ``sum by (channel)`` across replicas is exact. Same families, names, labels and
+types as the single-engine ``EngineCollector``; every family is exposed even when empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import structlog
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from alerts.runtime import HELP as ALERT_HELP
+from monitor.cluster.node import ClusterNode
+from monitor.engine.histogram import Histogram
+from monitor.engine.readout import Series, queue_series, voice_series, window_series
+from monitor.exporter import HELP, _family, _histogram, _wait_summary, group
+
+log = structlog.get_logger("support_monitor.cluster")
+
+_HISTOGRAMS = (
+    ("support_wait_seconds", "wait_hist", "Waits of answered contacts."),
+    ("support_handle_seconds", "handle_hist", "Handle time (answered to ended)."),
+    ("support_first_response_seconds", "fr_hist", "Ticket created to first response."),
+    ("support_resolution_seconds", "res_hist", "Ticket created to solved."),
+)
+_WAIT = "support_wait_quantile_seconds"
+
+
+class ClusterCollector(Collector):
+    def __init__(self, node: ClusterNode) -> None:
+        self._node = node
+        self._conflicts: set[str] = set()
+
+    def collect(self) -> Iterator[Metric]:  # noqa: C901, PLR0912 - one pass, read top down
+        rows: list[Series] = []
+        extra: list[Series] = []
+        hists: dict[str, list[tuple[list[str], Histogram]]] = {n: [] for n, _, _ in _HISTOGRAMS}
+        helps: dict[str, str] = dict(ALERT_HELP)
+        owner: dict[str, str] = {}
+        partitions = GaugeMetricFamily(
+            "support_monitor_cluster_partition_ready",
+            "1 per owned partition that caught up (served), 0 while it catches up.",
+            labels=["topic", "partition"],
+        )
+        for part in list(self._node.parts.values()):
+            if not part.owned:
+                continue
+            partitions.add_metric([part.tp.topic, str(part.tp.partition)], float(part.ready))
+            if not part.ready:
+                continue
+            engine = part.engine
+            mine = set()
+            for name in sorted(part.channels()):
+                if name in owner:
+                    if name not in self._conflicts:
+                        self._conflicts.add(name)
+                        log.warning(
+                            "channel_in_two_partitions", channel=name,
+                            partitions=[owner[name], part.key],
+                            hint="producers must key events by channel",
+                        )
+                    continue
+                owner[name] = part.key
+                mine.add(name)
+                channel = engine.channels[name]
+                for q in channel.queues.values():
+                    rows.extend(queue_series(channel, q, engine.now))
+                    for metric, attr, _ in _HISTOGRAMS:
+                        hists[metric].append(([name, q.name], getattr(q, attr)))
+                rows.extend(window_series(channel))
+                rows.extend(voice_series(channel))
+            helps.update(part.alerting.help)
+            extra.extend(r for r in part.alerting.series() if r.label("channel") in mine)
+        grouped = group(rows)
+        quantiles = grouped.pop(_WAIT, [])
+        counts = grouped.pop(f"{_WAIT}_count", [])
+        sums = grouped.pop(f"{_WAIT}_sum", [])
+        for name, text in HELP.items():
+            if name != _WAIT:
+                yield _family(name, text, grouped.get(name, []))
+        yield _wait_summary(quantiles, counts, sums)
+        for metric, _, text in _HISTOGRAMS:
+            yield _histogram(metric, text, ["channel", "queue"], hists[metric])
+        grouped_extra = group(extra)
+        for name in {**dict.fromkeys(helps), **dict.fromkeys(grouped_extra)}:
+            yield _family(name, helps.get(name, name), grouped_extra.get(name, []))
+        yield partitions
+        snapshots = GaugeMetricFamily(
+            "support_monitor_cluster_snapshots",
+            "Partition snapshots written to the state topic since start, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self._node.snapshots.items()):
+            snapshots.add_metric([reason], count)
+        yield snapshots

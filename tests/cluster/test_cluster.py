@@ -1,0 +1,364 @@
+"""Cluster mode against the real Kafka broker: three replicas (``support-monitor run`` with
+``cluster.enabled``) in one consumer group on a 6-partition topic, events of 6 channels produced
+by librdkafka (confluent-kafka, independent of the daemon's aiokafka) keyed by channel. One
+replica is killed with SIGKILL mid-stream; later a fourth joins. At the end the per-channel
+counters summed over the live replicas equal a single-process ``replay`` of the same events,
+every channel is exported by exactly one replica, no alert notification (same fingerprint,
+state and episode) reached the webhook receiver twice, and every paged episode was resolved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+import urllib.error
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.config import parse_settings
+from monitor.replay import replay
+from tests.cluster.test_durable_node import Node, _free_port, _produce, _wait
+from tests.conftest_services import delete_kafka_topics
+from tests.support import samples
+
+pytestmark = pytest.mark.kafka
+
+CONTACT_CHANNELS = ("voice", "chat", "video")
+TICKET_CHANNELS = ("email", "web", "social")
+COUNTERS = {
+    "support_contacts_queued_total",
+    "support_contacts_answered_total",
+    "support_contacts_answered_in_sla_total",
+    "support_contacts_abandoned_total",
+    "support_contacts_abandoned_short_total",
+    "support_contacts_abandoned_in_sla_total",
+    "support_tickets_created_total",
+    "support_tickets_solved_total",
+    "support_tickets_open",
+    "support_queue_waiting",
+    "support_csat_ratings_total",
+    "support_complaints_total",
+}
+"""Clock-independent numbers: they depend on the events only, not on when ticks happened."""
+
+
+def _config() -> dict[str, Any]:
+    channels: dict[str, Any] = {
+        ch: {"answer_seconds": 20, "short_abandon_seconds": 5, "service_level_target": 0.8,
+             "queues": ["a", "b"]}
+        for ch in CONTACT_CHANNELS
+    }
+    channels.update({
+        ch: {"first_response_seconds": 3600, "resolution_seconds": 86400, "queues": ["default"]}
+        for ch in TICKET_CHANNELS
+    })
+    return {"windows": ["5m", "1h"], "channels": channels}
+
+
+def _events(tag: str, contacts: int, tickets: int) -> list[tuple[str, str]]:
+    """(channel, JSON line), each channel's events in time order; contacts wait 10 s (answered)
+    or 3 s (abandoned), so some are always waiting while the stream runs."""
+    base = time.time() - 1800
+    out: list[tuple[float, str, str]] = []
+    n = 0
+
+    def add(at: float, channel: str, kind: str, **fields: Any) -> None:
+        nonlocal n
+        n += 1
+        ts = datetime.fromtimestamp(base + at, UTC).isoformat()
+        event = {"event_id": f"{tag}-{n}", "type": kind, "ts": ts, "channel": channel, **fields}
+        out.append((at, channel, json.dumps(event, separators=(",", ":"))))
+
+    for ch in CONTACT_CHANNELS:
+        for i in range(contacts):
+            cid, queue, t = f"{tag}-{ch}-c{i}", ("a", "b")[i % 2], i * 1.0
+            add(t, ch, "contact.queued", queue=queue, contact_id=cid)
+            if i % 5 == 0:
+                add(t + 3, ch, "contact.abandoned", queue=queue, contact_id=cid)
+            else:
+                wait = 40 if i % 5 == 1 else 10
+                add(t + wait, ch, "contact.answered", queue=queue, contact_id=cid)
+                add(t + wait + 30, ch, "contact.ended", queue=queue, contact_id=cid)
+    for ch in TICKET_CHANNELS:
+        for i in range(tickets):
+            tid, t = f"{tag}-{ch}-t{i}", i * 2.0
+            add(t, ch, "ticket.created", ticket_id=tid, tags=["complaint"] if i % 10 == 0 else [])
+            add(t + 100, ch, "ticket.responded", ticket_id=tid)
+            if i % 3:
+                add(t + 200, ch, "ticket.solved", ticket_id=tid)
+                add(t + 300, ch, "ticket.rated", ticket_id=tid, rating=1 + i % 5)
+    out.sort(key=lambda e: e[0])
+    return [(ch, line) for _, ch, line in out]
+
+
+class Hook(ThreadingHTTPServer):
+    """A webhook receiver that keeps every alert of every payload it is posted."""
+
+    def __init__(self) -> None:
+        self.alerts: list[tuple[str, str, str, str]] = []
+        self.lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with hook.lock:
+                    for a in body["alerts"]:
+                        channel = a["labels"].get("channel", "")
+                        hook.alerts.append((a["fingerprint"], a["status"], a["startsAt"], channel))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    server = Hook()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def replicas() -> Iterator[list[Node]]:
+    started: list[Node] = []
+    yield started
+    for node in started:
+        if node.proc.poll() is None:
+            node.proc.kill()
+            node.proc.wait(timeout=30)
+
+
+def _metrics(node: Node) -> dict[Any, float]:
+    try:
+        return node.metrics()
+    except (urllib.error.URLError, OSError):
+        return {}
+
+
+def _served(nodes: list[Node]) -> Counter[str]:
+    """Partition -> how many live replicas serve it (caught up)."""
+    served: Counter[str] = Counter()
+    for node in nodes:
+        for (name, labels), value in _metrics(node).items():
+            if name == "support_monitor_cluster_partition_ready" and value == 1:
+                served[dict(labels)["partition"]] += 1
+    return served
+
+
+def _totals(nodes: list[Node]) -> tuple[dict[Any, float], Counter[Any]]:
+    """Compared counters summed over replicas, and how many replicas export each series."""
+    summed: dict[Any, float] = {}
+    exporters: Counter[Any] = Counter()
+    for node in nodes:
+        for key, value in _metrics(node).items():
+            if key[0] in COUNTERS:
+                summed[key] = summed.get(key, 0.0) + value
+                exporters[key] += 1
+    return summed, exporters
+
+
+def test_three_replicas_sigkill_and_join(
+    kafka_bootstrap: str, make_kafka_topic: Callable[..., str], tmp_path: Path,
+    replicas: list[Node], hook: Hook,
+) -> None:
+    topic = make_kafka_topic(partitions=6, prefix="cluster")
+    group = f"cluster-{uuid.uuid4().hex[:8]}"
+    base = _config()
+
+    def start(name: str) -> Node:
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(yaml.safe_dump({
+            **base,
+            "sources": {
+                "simulator": {"enabled": False},
+                "kafka": {"bootstrap_servers": kafka_bootstrap, "topics": [topic],
+                          "group_id": group, "max_batch": 50, "poll_timeout": 0.2,
+                          "reconnect_max_seconds": 2},
+            },
+            "exporter": {"listen": f"127.0.0.1:{_free_port()}", "tick_seconds": 0.25},
+            "logging": {"format": "json"},
+            "cluster": {"enabled": True, "snapshot_interval": 0.5},
+            "detectors": {"thresholds": [
+                {"name": "waiting", "metric": "support_queue_waiting", "op": ">", "value": 0},
+            ]},
+            "alerts": {"rules": [{"alert": "ContactsWaiting", "detector": "waiting"}]},
+            "notifiers": {
+                "receivers": {"hook": {"type": "webhook", "url": hook.url,
+                                       "repeat_interval": "1h"}},
+                "routes": [{"receiver": "hook", "group_by": ["alertname", "channel", "queue"]}],
+            },
+        }))
+        node = Node(config, tmp_path, name)
+        replicas.append(node)
+        return node
+
+    try:
+        events = _events(uuid.uuid4().hex[:6], contacts=120, tickets=60)
+        path = tmp_path / "events.jsonl"
+        path.write_text("".join(line + "\n" for _, line in events))
+        expected_text = asyncio.run(replay(path, parse_settings(base)))
+        expected = {k: v for k, v in samples(expected_text.decode()).items() if k[0] in COUNTERS}
+        assert len(expected) > 60
+
+        a, b, c = start("a"), start("b"), start("c")
+        live = [a, b, c]
+        _wait(lambda: sorted(_served(live).values()) == [1] * 6
+              and all(sum(_served([n]).values()) == 2 for n in live), 60,
+              "6 partitions served once, 2 by each of the 3 replicas")
+        chunks = 12
+        size = -(-len(events) // chunks)
+        parts = [events[i : i + size] for i in range(0, len(events), size)]
+        for part in parts[:4]:
+            _produce(kafka_bootstrap, topic, part)
+            time.sleep(0.6)
+        # The victim owns partitions and has applied events of them.
+        victim = max(live, key=lambda n: sum(
+            v for (name, _), v in _metrics(n).items()
+            if name == "support_contacts_queued_total"))
+        victim.stop(signal.SIGKILL)
+        live.remove(victim)
+        for part in parts[4:8]:
+            _produce(kafka_bootstrap, topic, part)
+            time.sleep(0.6)
+        live.append(start("d"))
+        for part in parts[8:]:
+            _produce(kafka_bootstrap, topic, part)
+            time.sleep(0.6)
+
+        def converged() -> bool:
+            if sorted(_served(live).values()) != [1] * 6:
+                return False
+            summed, _ = _totals(live)
+            return all(summed.get(k) == v for k, v in expected.items())
+
+        try:
+            _wait(converged, 60, "the replicas' counters to sum to the replay's")
+        except AssertionError:
+            summed, _ = _totals(live)
+            diff = {k: (summed.get(k), v) for k, v in expected.items() if summed.get(k) != v}
+            logs = "\n".join(f"--- {n.log.name}\n{n.text()[-3000:]}" for n in replicas)
+            raise AssertionError(f"{len(diff)} series differ, e.g. {list(diff.items())[:5]}\n"
+                                 f"{logs}") from None
+        summed, exporters = _totals(live)
+        assert {k: v for k, v in summed.items() if k in expected} == expected
+        assert set(summed) == set(expected)  # no extra series (no other replica's zeros)
+        assert set(exporters.values()) == {1}, "a series exported by two replicas"
+
+        # Alerts: wait until every contact left its queue and the alerts resolved.
+        _wait(lambda: all(
+            v == 0 for (name, _), v in _totals(live)[0].items()
+            if name == "support_queue_waiting"), 30, "queues empty")
+
+        def episodes(status: str) -> set[tuple[str, str]]:
+            with hook.lock:
+                return {(fp, starts) for fp, st, starts, _ in hook.alerts if st == status}
+
+        # No resolve dropped: every episode that was paged is resolved, by whichever replica
+        # owned the channel when its queue emptied.
+        _wait(lambda: bool(episodes("firing")) and episodes("firing") <= episodes("resolved"),
+              30, "a resolve for every firing notification")
+        time.sleep(1.0)
+        with hook.lock:
+            notified = list(hook.alerts)
+        keys = Counter((fp, status, starts) for fp, status, starts, _ in notified)
+        twice = {k: n for k, n in keys.items() if n > 1}
+        assert not twice, f"notified more than once: {twice}"
+        firing = {(fp, s) for fp, status, s, _ in notified if status == "firing"}
+        assert firing, "the scenario should have fired alerts"
+        for node in live:
+            assert node.proc.poll() is None, node.text()[-3000:]
+            text = node.text()
+            assert "Traceback" not in text, text[-3000:]
+    finally:
+        for node in replicas:
+            if node.proc.poll() is None:
+                node.stop(signal.SIGTERM, timeout=30)
+        delete_kafka_topics(kafka_bootstrap, [f"{group}.state"])
+
+
+def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
+    kafka_bootstrap: str, make_kafka_topic: Callable[..., str], tmp_path: Path,
+    replicas: list[Node],
+) -> None:
+    """A replica stopped, its partitions' records in the state topic replaced by garbage and
+    by a snapshot failing its checksum: on restart both are refused (``snapshot_refused``) and
+    the partitions rebuilt from the beginning, to the same counters as a replay."""
+    from monitor.cluster import store  # noqa: PLC0415
+    from monitor.engine import snapshot  # noqa: PLC0415
+    from monitor.engine.engine import Engine  # noqa: PLC0415
+
+    topic = make_kafka_topic(partitions=2, prefix="cluster-corrupt")
+    group = f"cluster-{uuid.uuid4().hex[:8]}"
+    base = _config()
+    config = tmp_path / "r.yaml"
+    config.write_text(yaml.safe_dump({
+        **base,
+        "sources": {
+            "simulator": {"enabled": False},
+            "kafka": {"bootstrap_servers": kafka_bootstrap, "topics": [topic],
+                      "group_id": group, "max_batch": 50, "poll_timeout": 0.2},
+        },
+        "exporter": {"listen": f"127.0.0.1:{_free_port()}"},
+        "logging": {"format": "json"},
+        "cluster": {"enabled": True, "snapshot_interval": 0.5},
+    }))
+    try:
+        events = _events(uuid.uuid4().hex[:6], contacts=40, tickets=20)
+        path = tmp_path / "events.jsonl"
+        path.write_text("".join(line + "\n" for _, line in events))
+        expected_text = asyncio.run(replay(path, parse_settings(base)))
+        expected = {k: v for k, v in samples(expected_text.decode()).items() if k[0] in COUNTERS}
+        _produce(kafka_bootstrap, topic, events)
+
+        def exact() -> bool:
+            summed, _ = _totals(replicas)
+            return all(summed.get(k) == v for k, v in expected.items())
+
+        first = Node(config, tmp_path, "first")
+        replicas.append(first)
+        _wait(exact, 60, "counters equal the replay's", first)
+        assert first.stop(signal.SIGTERM) == 0
+        assert "snapshot_written" in first.text()
+
+        from confluent_kafka import Producer  # noqa: PLC0415
+
+        engine = snapshot.encode(snapshot.capture(Engine(parse_settings(base)), {(topic, 1): 5}))
+        broken = engine[:-3] + bytes(b ^ 0xFF for b in engine[-3:])
+        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        producer.produce(f"{group}.state", key=f"{topic}/0", value=b"not a snapshot")
+        producer.produce(f"{group}.state", key=f"{topic}/1", value=store.encode(
+            store.PartitionSnapshot(key=f"{topic}/1", offset=5, engine=broken, alerts=None,
+                                    writer="test", written_at=time.time())))
+        assert producer.flush(30) == 0
+
+        replicas.remove(first)
+        second = Node(config, tmp_path, "second")
+        replicas.append(second)
+        _wait(exact, 60, "counters rebuilt to the replay's", second)
+        text = second.text()
+        assert text.count('"snapshot_refused"') == 2, text[-3000:]
+        assert "checksum" in text, text[-3000:]
+    finally:
+        for node in replicas:
+            if node.proc.poll() is None:
+                node.stop(signal.SIGTERM, timeout=30)
+        delete_kafka_topics(kafka_bootstrap, [f"{group}.state"])
