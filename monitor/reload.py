@@ -18,7 +18,7 @@ from monitor.engine.engine import Engine, RestartNeeded
 from monitor.logs import configure
 
 POLL_SECONDS = 2.0
-_RESTART_ONLY = ("sources", "exporter", "dead_letter", "notifiers", "state")
+_RESTART_ONLY = ("sources", "exporter", "dead_letter", "notifiers", "state", "cluster")
 
 
 def restart_only_change(old: Settings, new: Settings) -> str | None:

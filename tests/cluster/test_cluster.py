@@ -30,27 +30,13 @@ from monitor.config import parse_settings
 from monitor.replay import replay
 from tests.cluster.test_durable_node import Node, _free_port, _produce, _wait
 from tests.conftest_services import delete_kafka_topics
-from tests.support import samples
+from tests.support import EVENT_ONLY, samples
 
 pytestmark = pytest.mark.kafka
 
 CONTACT_CHANNELS = ("voice", "chat", "video")
 TICKET_CHANNELS = ("email", "web", "social")
-COUNTERS = {
-    "support_contacts_queued_total",
-    "support_contacts_answered_total",
-    "support_contacts_answered_in_sla_total",
-    "support_contacts_abandoned_total",
-    "support_contacts_abandoned_short_total",
-    "support_contacts_abandoned_in_sla_total",
-    "support_tickets_created_total",
-    "support_tickets_solved_total",
-    "support_tickets_open",
-    "support_queue_waiting",
-    "support_csat_ratings_total",
-    "support_complaints_total",
-}
-"""Clock-independent numbers: they depend on the events only, not on when ticks happened."""
+COUNTERS = EVENT_ONLY
 
 
 def _config() -> dict[str, Any]:

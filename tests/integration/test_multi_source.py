@@ -20,13 +20,9 @@ from monitor.replay import replay
 from monitor.sources.publish import publish_simulation
 from tests.conftest_services import create_kafka_topic, unique_topic_name
 from tests.monitor.test_daemon import _free_port
-from tests.support import samples
+from tests.support import EVENT_ONLY, samples
 
-COUNTERS = (
-    "support_contacts_queued_total", "support_contacts_answered_total",
-    "support_contacts_abandoned_total", "support_tickets_created_total",
-    "support_tickets_solved_total", "support_csat_ratings_total", "support_complaints_total",
-)
+COUNTERS = EVENT_ONLY
 
 
 def _totals(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
