@@ -135,12 +135,14 @@ class Alerting:
 
     def reconfigure(self, detectors: DetectorSettings, alerts: AlertSettings) -> None:
         """Config reload: new detectors and rules. A rule that keeps its name keeps its alerts
-        (as Prometheus copies state across a rule reload), so nothing re-pages; an unchanged
-        detector block keeps its learnt baselines. Notifier changes need a restart."""
+        (as Prometheus copies state across a rule reload), so nothing re-pages; a detector whose
+        settings did not change keeps its learnt baselines. Notifier changes need a restart."""
         if detectors != self.suite.settings:
-            self.suite = DetectorSuite(
+            suite = DetectorSuite(
                 detectors, self._engine.settings.channels, self._engine.settings.window_seconds
             )
+            suite.restore_state(self.suite.export_state())  # changed detectors start afresh
+            self.suite = suite
         previous = {rule.rule.alert: rule for rule in self.rules}
         rules = []
         for rule in alerts.rules:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
+from typing import Any
 
 from detectors.config import BacklogGrowthSettings
 from detectors.readings import Readings, WorstExport, fmt
@@ -66,6 +67,17 @@ class BacklogGrowthDetector(WorstExport):
             self._horizon[name] = settings.horizon_for(ch)
             self._rate_window[name] = settings.rate_window_for(ch)
         self._history: dict[str, deque[tuple[float, float]]] = {ch: deque() for ch in channels}
+
+    def export_state(self) -> dict[str, object]:
+        """The oldest-wait history of each channel (its growth rate is the slope over it)."""
+        return {"history": {ch: [[t, y] for t, y in h] for ch, h in self._history.items()}}
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        history: dict[str, deque[tuple[float, float]]] = {ch: deque() for ch in self.channels}
+        for ch, points in data["history"].items():
+            if ch in history:
+                history[ch] = deque((float(t), float(y)) for t, y in points)
+        self._history = history
 
     def evaluate(self, readings: Readings) -> list[Signal]:
         now = readings.now

@@ -22,6 +22,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectors.config import ComplaintSpikeSettings
@@ -47,6 +48,16 @@ class Ewma:
     def update(self, x: float, weight: float) -> None:
         self.n += 1
         self.mean += max(weight, 1.0 / self.n) * (x - self.mean)
+
+    def dump(self) -> list[float]:
+        return [self.mean, self.n, self.skipped]
+
+    @classmethod
+    def load(cls, data: list[float]) -> Ewma:
+        mean, n, skipped = data
+        e = cls()
+        e.mean, e.n, e.skipped = float(mean), int(n), int(skipped)
+        return e
 
 
 def blend(e: Ewma | None, fallback: float, warmup: int) -> float:
@@ -135,6 +146,19 @@ class _CategoryCounts:
         base = samples[0][1] if samples[0][0] <= now - self.span else {}
         return {cat: n - base.get(cat, 0) for cat, n in cumulative.items()}
 
+    def dump(self) -> dict[str, object]:
+        return {
+            "samples": [[t, dict(counts)] for t, counts in self.samples],
+            "period_start": None if self.period_start is None else dict(self.period_start),
+        }
+
+    def load(self, data: dict[str, Any]) -> None:
+        samples = deque((float(t), {str(k): int(v) for k, v in c.items()}) for t, c in
+                        data["samples"])
+        start = data["period_start"]
+        self.period_start = None if start is None else {str(k): int(v) for k, v in start.items()}
+        self.samples = samples
+
     def period(self, cumulative: dict[str, int]) -> dict[str, int] | None:
         """Counts since the last period boundary (None on the first one), then restart."""
         start = self.period_start
@@ -174,6 +198,46 @@ class ComplaintSpikeDetector(WorstExport):
             local = datetime.fromtimestamp(hour * 3600.0, self._tz)
             slot = self._slot_cache[hour] = local.weekday() * 24 + local.hour
         return slot
+
+    def export_state(self) -> dict[str, object]:
+        """Learnt and temporal state as plain data (see ``DetectorSuite.export_state``)."""
+        return {
+            "period": self._period,
+            "first_period": self._first_period,
+            "series": [
+                [
+                    channel, category, st.flagged, st.active, st.baseline.glob.dump(),
+                    [[slot, *e.dump()] for slot, e in sorted(st.baseline.slots.items())],
+                ]
+                for (channel, category), st in self._series.items()
+            ],
+            "categories": {ch: c.dump() for ch, c in self._categories.items()},
+        }
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        """Put back what :meth:`export_state` returned (for the same settings and channels).
+        Everything is built first and assigned last, so a malformed state changes nothing."""
+        series: dict[tuple[str, str], _Series] = {}
+        for channel, category, flagged, active, glob, slots in data["series"]:
+            if channel not in self._categories:
+                continue
+            baseline = Baseline(self.settings, self.span)
+            baseline.glob = Ewma.load(glob)
+            baseline.slots = {int(slot): Ewma.load(rest) for slot, *rest in slots}
+            st = _Series(baseline)
+            st.flagged, st.active = bool(flagged), bool(active)
+            series[str(channel), str(category)] = st
+        categories = {ch: _CategoryCounts(self.span) for ch in self.channels}
+        for ch, stored in data["categories"].items():
+            if ch in categories:
+                categories[ch].load(stored)
+        period, first = data["period"], data["first_period"]
+        period = None if period is None else int(period)
+        first = None if first is None else int(first)
+        self._series = series
+        self._categories = categories
+        self._period = period
+        self._first_period = first
 
     def _state(self, channel: str, category: str) -> _Series:
         key = (channel, category)

@@ -5,12 +5,22 @@ consume ``evaluate``'s signals; ``series()`` exports the latest ones as gauges w
 labels ``detector`` and ``channel`` (the dashboards depend on that label set), one row per detector
 and channel: the worst of its signals (an active one first), so per-category, per-queue or
 per-window-pair signals fold into one line.
+
+State that survives a restart or a rebalance: ``export_state`` gives every detector's learnt and
+temporal state (complaint baselines, threshold hysteresis, backlog growth histories, the last
+verdicts) as plain data the engine snapshot stores; ``restore_state`` puts it back into a suite
+built from the config, per detector, dropping (and logging) the state of a detector whose
+settings or channels changed meanwhile.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import structlog
 
 from detectors.at_risk import TicketsAtRiskDetector
 from detectors.backlog import BacklogGrowthDetector
@@ -23,6 +33,59 @@ from detectors.threshold import ThresholdDetector
 from monitor.config import ChannelSettings
 from monitor.engine.engine import Engine
 from monitor.engine.readout import Series
+
+STATE_VERSION = 1
+"""``v`` of :meth:`DetectorSuite.export_state`; another version is dropped as a whole."""
+
+log = structlog.get_logger("support_monitor.detectors")
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """A detector whose ``evaluate`` depends on the past: it can export and restore that."""
+
+    def export_state(self) -> dict[str, object]: ...
+
+    def restore_state(self, data: dict[str, Any]) -> None: ...
+
+
+def detector_fingerprint(detector: Detector) -> str:
+    """Digest of what a detector's state is only valid for: its settings, its channels and (the
+    complaint spike) its window span. Stable across processes."""
+    settings = getattr(detector, "settings", None)
+    parts = [
+        detector.name,
+        settings.model_dump_json() if settings is not None else "",
+        ",".join(getattr(detector, "channels", [])),
+        repr(getattr(detector, "span", None)),
+    ]
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=8).hexdigest()
+
+
+def _num(value: float) -> float | str:
+    """A float as plain data every encoder keeps (JSON has no NaN or infinity)."""
+    return value if math.isfinite(value) else repr(value)
+
+
+def _float(value: float | str) -> float:
+    return float(value)
+
+
+def _dump_signal(s: Signal) -> list[object]:
+    return [
+        s.detector, s.channel, s.active, _num(s.score), _num(s.threshold), _num(s.expected),
+        [list(kv) for kv in s.labels], s.summary,
+    ]
+
+
+def _load_signal(data: list[Any]) -> Signal:
+    detector, channel, active, score, threshold, expected, labels, summary = data
+    return Signal(
+        detector=str(detector), channel=str(channel), active=bool(active),
+        score=_float(score), threshold=_float(threshold), expected=_float(expected),
+        labels=tuple((str(k), str(v)) for k, v in labels), summary=str(summary),
+    )
+
 
 HELP: dict[str, str] = {
     "support_detector_score": (
@@ -94,6 +157,81 @@ class DetectorSuite:
         self.last_time = now
         self._exported = exported
         return signals
+
+    # --- state across restarts ----------------------------------------------------------
+
+    def export_state(self) -> dict[str, object]:
+        """Every detector's learnt and temporal state, plus the last verdicts, as plain data
+        (numbers, strings, lists, string-keyed dicts): msgpack- and JSON-encodable. Call it
+        between two ticks, together with the engine capture it belongs to."""
+        detectors: dict[str, object] = {}
+        for detector in self.detectors:
+            entry: dict[str, object] = {"fingerprint": detector_fingerprint(detector)}
+            if isinstance(detector, Stateful):
+                entry["state"] = detector.export_state()
+            entry["last"] = [_dump_signal(s) for s in self.last if s.detector == detector.name]
+            detectors[detector.name] = entry
+        return {
+            "v": STATE_VERSION,
+            "last_time": None if math.isinf(self.last_time) else self.last_time,
+            "detectors": detectors,
+        }
+
+    def restore_state(self, data: Mapping[str, Any]) -> None:
+        """Put back what :meth:`export_state` returned. Per detector: state taken under other
+        settings (or channels) is dropped and logged (``detector_state_dropped``), as is state
+        that does not read; the detector then starts afresh. Never raises."""
+        if not isinstance(data, Mapping) or data.get("v") != STATE_VERSION:
+            version = data.get("v") if isinstance(data, Mapping) else None
+            log.warning("detector_state_dropped", detector="*",
+                        reason=f"state version {version!r} is not {STATE_VERSION}")
+            return
+        stored = data.get("detectors")
+        if not isinstance(stored, Mapping):
+            stored = {}
+        last: list[Signal] = []
+        exported: list[Signal] = []
+        for detector in self.detectors:
+            entry = stored.get(detector.name)
+            if entry is None:
+                continue  # new detector (or one that had nothing stored): it starts afresh
+            own = self._restore_one(detector, entry)
+            if own is None:
+                continue
+            last.extend(own)
+            by_channel: dict[str, list[Signal]] = {}
+            for signal in own:
+                by_channel.setdefault(signal.channel, []).append(signal)
+            exported.extend(detector.export(group) for group in by_channel.values())
+        for name in sorted(set(stored) - {d.name for d in self.detectors}):
+            log.info("detector_state_dropped", detector=name, reason="no longer configured")
+        last_time = data.get("last_time")
+        try:
+            self.last_time = -math.inf if last_time is None else float(last_time)
+        except (TypeError, ValueError):
+            self.last_time = -math.inf
+        self.last = last
+        self._exported = exported
+
+    def _restore_one(self, detector: Detector, entry: object) -> list[Signal] | None:
+        """Restore one detector; its last signals, or ``None`` when its state was dropped."""
+        name = detector.name
+        if not isinstance(entry, Mapping):
+            log.warning("detector_state_dropped", detector=name, reason="state is not a mapping")
+            return None
+        try:
+            if entry.get("fingerprint") != detector_fingerprint(detector):
+                log.warning("detector_state_dropped", detector=name,
+                            reason="settings or channels changed since the snapshot")
+                return None
+            own = [_load_signal(s) for s in entry.get("last", [])]
+            if isinstance(detector, Stateful) and "state" in entry:
+                detector.restore_state(entry["state"])
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            log.warning("detector_state_dropped", detector=name,
+                        reason=f"state does not read: {exc!r}")
+            return None
+        return own
 
     def series(self) -> Iterable[Series]:
         """The latest verdicts as gauges labelled exactly (channel, detector)."""

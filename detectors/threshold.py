@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
+from typing import Any
 
 from detectors.config import METRICS, ThresholdSettings
 from detectors.readings import Readings, WorstExport, fmt, offered
@@ -50,6 +51,13 @@ class ThresholdDetector(WorstExport):
         self._info = METRICS[settings.metric]
         self._op = _OPS[settings.op]
         self._active: dict[tuple[str, str], bool] = {}
+
+    def export_state(self) -> dict[str, object]:
+        """The hysteresis flags: which (channel, queue) was active at the last tick."""
+        return {"active": [[ch, q, a] for (ch, q), a in self._active.items()]}
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        self._active = {(str(ch), str(q)): bool(a) for ch, q, a in data["active"]}
 
     def evaluate(self, readings: Readings) -> list[Signal]:
         out: list[Signal] = []

@@ -75,6 +75,7 @@ async def run_daemon(  # noqa: PLR0915, C901 - one supervisor, read top to botto
     engine = await durable.load_engine()  # a snapshot when state.dir has one, else empty
     stats = DaemonStats()
     alerting = Alerting(settings.detectors, settings.alerts, settings.notifiers, engine, stats)
+    durable.attach_detectors(alerting)  # detector baselines from the snapshot; saved with it
     road = TickRoad(engine, settings.exporter.tick_seconds, alerting.handlers)
     registry = build_registry(engine, stats, alerting)
     sources = configured_sources(settings, stats)

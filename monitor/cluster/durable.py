@@ -8,10 +8,18 @@ detectors, alert rules) starts only once the sources have caught up with what wa
 at start, so outcomes that happened while the daemon was down land before any deadline is
 decided. Snapshots are written every ``state.snapshot_interval`` and on shutdown.
 
+Detector state (complaint baselines, threshold hysteresis, backlog histories) is in the same
+snapshot, taken in the same synchronous step as the engine. The detectors are built after the
+engine (by ``Alerting``), so they are attached separately: ``attach_detectors`` restores the
+loaded state into the suite and makes every later snapshot carry it. It takes the object that
+*holds* the suite, not the suite, because a config reload replaces ``alerting.suite``.
+
 Wiring (``monitor/daemon.py``)::
 
     durable = Durability(settings.state, settings)
     engine = await durable.load_engine()
+    alerting = Alerting(...)
+    durable.attach_detectors(alerting)  # restores the detector state loaded with the engine
     ...
     durable.attach(sources)
     ...  # the clock task: await durable.wait_caught_up(); road.tick(time.time()); then as before
@@ -24,6 +32,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -34,7 +43,17 @@ from monitor.engine.engine import Engine
 from monitor.engine.snapshot import Offsets, SnapshotError
 from monitor.sources.kafka import KafkaSource
 
+if TYPE_CHECKING:
+    from detectors.suite import DetectorSuite
+
 log = structlog.get_logger("support_monitor.state")
+
+
+class HoldsSuite(Protocol):
+    """What ``attach_detectors`` needs (``alerts.runtime.Alerting``): the current suite."""
+
+    @property
+    def suite(self) -> DetectorSuite: ...
 
 
 def _set_aside(path: Path) -> str:
@@ -55,6 +74,9 @@ class Durability:
         self.loaded_offsets: Offsets = {}
         self.refused: str | None = None
         """Why the snapshot found at start was refused (``None``: loaded, or there was none)."""
+        self.loaded_detectors: dict[str, Any] | None = None
+        """Detector state of the loaded snapshot (``None``: none, or an older snapshot)."""
+        self._detectors: HoldsSuite | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -68,8 +90,8 @@ class Durability:
         if path is not None:
             start = time.perf_counter()
             try:
-                loaded, self.loaded_offsets = await asyncio.to_thread(
-                    snapshot.load, path, self.settings
+                loaded, self.loaded_offsets, snap = await asyncio.to_thread(
+                    snapshot.load_full, path, self.settings
                 )
             except SnapshotError as exc:
                 if await asyncio.to_thread(path.exists):
@@ -86,16 +108,29 @@ class Durability:
                              action="building the state from the broker (earliest offsets)")
             else:
                 engine = loaded
+                self.loaded_detectors = snap.detectors
                 log.info(
                     "snapshot_loaded",
                     path=str(path),
                     seconds=round(time.perf_counter() - start, 3),
                     open_contacts=len(loaded.contacts),
                     tickets=len(loaded.tickets),
+                    detector_state=snap.detectors is not None,
                     offsets={f"{t}/{p}": o for (t, p), o in sorted(self.loaded_offsets.items())},
                 )
         self.engine = engine or Engine(self.settings)
         return self.engine
+
+    def attach_detectors(self, holder: HoldsSuite) -> None:
+        """Restore the loaded detector state into ``holder.suite`` (per detector; the state of
+        a detector whose settings changed is dropped and logged) and include the then current
+        suite's state in every later snapshot. Call before the first tick."""
+        if not self.enabled:
+            return
+        self._detectors = holder
+        if self.loaded_detectors is not None:
+            holder.suite.restore_state(self.loaded_detectors)
+            self.loaded_detectors = None
 
     def attach(self, sources: Sequence[object]) -> None:
         """Resume every Kafka source from the loaded offsets (call before entering them)."""
@@ -142,7 +177,10 @@ class Durability:
         async with self._lock:
             start = time.perf_counter()
             try:
-                size = await snapshot.save_async(self.engine, self.offsets(), path)
+                detectors = (
+                    None if self._detectors is None else self._detectors.suite.export_state()
+                )
+                size = await snapshot.save_async(self.engine, self.offsets(), path, detectors)
             except OSError as exc:
                 log.error(  # noqa: TRY400 - the error is the message; no traceback
                     "snapshot_write_failed", path=str(path), error=str(exc), reason=reason

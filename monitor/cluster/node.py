@@ -10,7 +10,7 @@ path is untouched. The contract and the reasoning are in ``docs/scale-out.md``; 
 * A partition *owns* the channels its engine has applied events of (:func:`owned_channels`);
   only owned channels of partitions that are caught up are exported and judged by alert rules,
   so ``sum by (channel)`` across replicas is exact and no replica exports a channel's zeros.
-* Snapshots (engine + offsets + alert state) go to the compacted state topic
+* Snapshots (engine + offsets + detector state + alert state) go to the compacted state topic
   (``monitor/cluster/store.py``): every ``cluster.snapshot_interval``, on revocation (before the
   offsets are committed and the listener returns), on shutdown, and before a notification is
   handed to its receiver (write-ahead: a new owner restores the "sent" record and never sends
@@ -221,12 +221,14 @@ class ClusterNode:
 
     def _restore(self, tp: TopicPartition, data: bytes) -> Partition:
         env = store.decode(data, _key(tp))
-        engine, offsets, _ = snapshot.from_bytes(env.engine, self.settings)
+        engine, offsets, snap = snapshot.from_bytes(env.engine, self.settings)
         offset = offsets.get((tp.topic, tp.partition))
         if offset is None or offset != env.offset:
             raise SnapshotError(f"snapshot holds no offset of {_key(tp)} or another one")
         part = Partition(self, tp, engine)
         part.offset = offset
+        if snap.detectors is not None:  # baselines, hysteresis, histories (never raises)
+            part.alerting.suite.restore_state(snap.detectors)
         if env.alerts is not None:
             try:
                 count, sent = persist.load(env.alerts, part.alerting.rules)
@@ -238,6 +240,7 @@ class ClusterNode:
         log.info(
             "snapshot_loaded", partition=part.key, offset=offset, writer=env.writer,
             age_seconds=round(time.time() - env.written_at, 3), alerts=count,
+            detector_state=snap.detectors is not None,
             open_contacts=len(engine.contacts), tickets=len(engine.tickets),
         )
         return part
@@ -305,7 +308,10 @@ class ClusterNode:
             if offset is None:
                 return
             start = time.perf_counter()
-            captured = snapshot.capture(part.engine, {(part.tp.topic, part.tp.partition): offset})
+            captured = snapshot.capture(
+                part.engine, {(part.tp.topic, part.tp.partition): offset},
+                part.alerting.suite.export_state(),
+            )
             alerts = persist.dump(part.alerting.rules, part.alerting.planner.sent)
             data = await asyncio.to_thread(snapshot.encode, captured)
             record = store.encode(PartitionSnapshot(

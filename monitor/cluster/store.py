@@ -2,7 +2,8 @@
 
 Record key ``<topic>/<partition>`` (the source partition), value a :class:`PartitionSnapshot`
 (msgpack): the engine snapshot file bytes (``monitor.engine.snapshot``: versioned, checksummed,
-config shape checked, with the partition's offset) and the partition's alert state
+config shape checked, with the partition's offset and its detector suite's state: complaint
+baselines, threshold hysteresis, backlog histories) and the partition's alert state
 (``alerts.persist``: alerts and what each receiver was told). Compaction keeps the latest record
 per key; a reader takes the last record of each key it wants.
 """
@@ -34,7 +35,8 @@ class PartitionSnapshot(msgspec.Struct, kw_only=True):
     offset: int
     """Next offset of the partition the state reflects (also inside ``engine``)."""
     engine: bytes
-    """A ``monitor.engine.snapshot`` file: its own header, checksum and offsets."""
+    """A ``monitor.engine.snapshot`` file: its own header, checksum and offsets, and the
+    partition's detector state (``Snapshot.detectors``)."""
     alerts: bytes | None
     """``alerts.persist.dump`` of the partition's rules and sent records."""
     writer: str

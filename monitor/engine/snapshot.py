@@ -14,6 +14,12 @@ window) is refused with :class:`SnapshotError`; the caller then rebuilds from th
 SLA thresholds are not part of the shape: a changed threshold applies to restored open items as a
 config reload would, and histograms keep the buckets they were created with (as after a reload).
 
+Detector state (``DetectorSuite.export_state``: complaint baselines, threshold hysteresis, backlog
+histories) rides along as plain data in ``Snapshot.detectors`` when the caller passes it. The field
+is optional, so the format version did not change: a snapshot written before it existed loads
+with ``detectors = None`` (no detector state; the detectors start afresh), and an older build
+reading a newer snapshot ignores the field.
+
 The de-duplication window keeps 64-bit ``hash()`` values of event ids, which Python salts per
 process unless ``PYTHONHASHSEED`` is fixed. The snapshot records a probe hash; under another salt
 the window is dropped (logged as ``snapshot_dedup_window_dropped``), everything else is restored.
@@ -160,6 +166,9 @@ class Snapshot(msgspec.Struct, kw_only=True):
     """Wall-clock time the snapshot was taken (for logs and age checks)."""
     offsets: list[tuple[str, int, int]]
     engine: StoredEngine
+    detectors: dict[str, Any] | None = None
+    """``DetectorSuite.export_state()`` taken with the engine; ``None``: not stored (older
+    snapshot, or a caller without detectors)."""
 
 
 # ------------------------------------------------------------------ shape / fingerprint
@@ -239,13 +248,18 @@ def _dedup(engine: Engine) -> StoredDedup:
     )
 
 
-def capture(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Snapshot:
+def capture(
+    engine: Engine, offsets: Mapping[tuple[str, int], int],
+    detectors: dict[str, Any] | None = None,
+) -> Snapshot:
     """The engine's whole state as plain data. Synchronous on purpose: called between two events
     on the event loop, it sees one consistent state that matches ``offsets``. The cyclic GC is
     paused meanwhile: the millions of short tuples built here hold no cycles, and collections
     triggered by them cost about half the capture time (measured, bench/recovery.py)."""
     with _gc_paused():
-        return _capture(engine, offsets)
+        snap = _capture(engine, offsets)
+    snap.detectors = detectors
+    return snap
 
 
 @contextmanager
@@ -515,17 +529,24 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def save(engine: Engine, offsets: Mapping[tuple[str, int], int], path: Path) -> int:
+def save(
+    engine: Engine, offsets: Mapping[tuple[str, int], int], path: Path,
+    detectors: dict[str, Any] | None = None,
+) -> int:
     """Capture, encode and write atomically (blocking). Returns the bytes written."""
-    data = encode(capture(engine, offsets))
+    data = encode(capture(engine, offsets, detectors))
     write_atomic(path, data)
     return len(data)
 
 
-async def save_async(engine: Engine, offsets: Mapping[tuple[str, int], int], path: Path) -> int:
+async def save_async(
+    engine: Engine, offsets: Mapping[tuple[str, int], int], path: Path,
+    detectors: dict[str, Any] | None = None,
+) -> int:
     """Capture and encode on the loop (one consistent state between two events), write in a
-    thread (the disk and fsync never block the loop)."""
-    data = encode(capture(engine, offsets))
+    thread (the disk and fsync never block the loop). ``detectors``: the suite's exported state,
+    taken on the loop right before this call (no await in between)."""
+    data = encode(capture(engine, offsets, detectors))
     await asyncio.to_thread(write_atomic, path, data)
     return len(data)
 
@@ -533,6 +554,12 @@ async def save_async(engine: Engine, offsets: Mapping[tuple[str, int], int], pat
 def load(path: Path, settings: Settings) -> tuple[Engine, Offsets]:
     """The engine and offsets stored at ``path``; :class:`SnapshotError` when it cannot be used
     (missing, unreadable, corrupt, other format version, incompatible config)."""
+    engine, offsets, _ = load_full(path, settings)
+    return engine, offsets
+
+
+def load_full(path: Path, settings: Settings) -> tuple[Engine, Offsets, Snapshot]:
+    """As :func:`load`, plus the decoded snapshot (its ``detectors`` state, ``created_at``)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -540,7 +567,6 @@ def load(path: Path, settings: Settings) -> tuple[Engine, Offsets]:
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        engine, offsets, _ = from_bytes(data, settings)
+        return from_bytes(data, settings)
     except SnapshotError as exc:
         raise SnapshotError(f"{path}: {exc}") from None
-    return engine, offsets
