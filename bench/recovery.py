@@ -87,8 +87,8 @@ def measure(kind: str, items: int, directory: Path) -> dict[str, float]:
 def _cluster_config(tmp: Path, bootstrap: str, topic: str, group: str, name: str) -> Path:
     import yaml  # noqa: PLC0415
 
-    from tests.cluster.test_cluster import _config  # noqa: PLC0415
-    from tests.cluster.test_durable_node import _free_port  # noqa: PLC0415
+    from tests.monitor.cluster.test_cluster import _config  # noqa: PLC0415
+    from tests.monitor.cluster.test_durable_node import _free_port  # noqa: PLC0415
 
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump({
@@ -116,7 +116,7 @@ def _applied(nodes: list) -> int:  # type: ignore[type-arg]
 
 
 def _served(nodes: list) -> int:  # type: ignore[type-arg]
-    from tests.cluster.test_cluster import _served as served  # noqa: PLC0415
+    from tests.monitor.cluster.test_cluster import _served as served  # noqa: PLC0415
 
     return sum(1 for count in served(nodes).values() if count == 1)
 
@@ -124,13 +124,13 @@ def _served(nodes: list) -> int:  # type: ignore[type-arg]
 def cluster(events_wanted: int) -> None:
     from confluent_kafka import Producer  # noqa: PLC0415
 
-    from tests.cluster.test_cluster import _events  # noqa: PLC0415
-    from tests.cluster.test_durable_node import Node, _wait  # noqa: PLC0415
     from tests.conftest_services import (  # noqa: PLC0415
         create_kafka_topic,
         delete_kafka_topics,
         unique_topic_name,
     )
+    from tests.monitor.cluster.test_cluster import _events  # noqa: PLC0415
+    from tests.monitor.cluster.test_durable_node import Node, _wait  # noqa: PLC0415
 
     bootstrap = "127.0.0.1:19092"
     per = max(1, events_wanted // 13)

@@ -28,8 +28,8 @@ import yaml
 
 from monitor.config import parse_settings
 from monitor.replay import replay
-from tests.cluster.test_durable_node import Node, _free_port, _produce, _wait
 from tests.conftest_services import delete_kafka_topics
+from tests.monitor.cluster.test_durable_node import Node, _free_port, _produce, _wait
 from tests.support import EVENT_ONLY, samples
 
 pytestmark = pytest.mark.kafka

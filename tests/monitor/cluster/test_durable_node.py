@@ -36,7 +36,7 @@ from tests.support import CONFIG, samples
 
 pytestmark = pytest.mark.kafka
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 COMPARED = {
     "support_contacts_queued_total",
     "support_contacts_answered_total",
