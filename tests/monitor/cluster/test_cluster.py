@@ -123,16 +123,6 @@ def hook() -> Iterator[Hook]:
     server.server_close()
 
 
-@pytest.fixture
-def replicas() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    yield started
-    for node in started:
-        if node.proc.poll() is None:
-            node.proc.kill()
-            node.proc.wait(timeout=30)
-
-
 def _metrics(node: Node) -> dict[Any, float]:
     try:
         return node.metrics()
@@ -164,7 +154,7 @@ def _totals(nodes: list[Node]) -> tuple[dict[Any, float], Counter[Any]]:
 
 def test_three_replicas_sigkill_and_join(
     kafka_bootstrap: str, make_kafka_topic: Callable[..., str], tmp_path: Path,
-    replicas: list[Node], hook: Hook,
+    nodes: list[Node], hook: Hook,
 ) -> None:
     topic = make_kafka_topic(partitions=6, prefix="cluster")
     group = f"cluster-{uuid.uuid4().hex[:8]}"
@@ -194,7 +184,7 @@ def test_three_replicas_sigkill_and_join(
             },
         }))
         node = Node(config, tmp_path, name)
-        replicas.append(node)
+        nodes.append(node)
         return node
 
     try:
@@ -241,7 +231,7 @@ def test_three_replicas_sigkill_and_join(
         except AssertionError:
             summed, _ = _totals(live)
             diff = {k: (summed.get(k), v) for k, v in expected.items() if summed.get(k) != v}
-            logs = "\n".join(f"--- {n.log.name}\n{n.text()[-3000:]}" for n in replicas)
+            logs = "\n".join(f"--- {n.log.name}\n{n.text()[-3000:]}" for n in nodes)
             raise AssertionError(f"{len(diff)} series differ, e.g. {list(diff.items())[:5]}\n"
                                  f"{logs}") from None
         summed, exporters = _totals(live)
@@ -275,7 +265,7 @@ def test_three_replicas_sigkill_and_join(
             text = node.text()
             assert "Traceback" not in text, text[-3000:]
     finally:
-        for node in replicas:
+        for node in nodes:
             if node.proc.poll() is None:
                 node.stop(signal.SIGTERM, timeout=30)
         delete_kafka_topics(kafka_bootstrap, [f"{group}.state"])
@@ -283,7 +273,7 @@ def test_three_replicas_sigkill_and_join(
 
 def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
     kafka_bootstrap: str, make_kafka_topic: Callable[..., str], tmp_path: Path,
-    replicas: list[Node],
+    nodes: list[Node],
 ) -> None:
     """A replica stopped, its partitions' records in the state topic replaced by garbage and
     by a snapshot failing its checksum: on restart both are refused (``snapshot_refused``) and
@@ -316,11 +306,11 @@ def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
         _produce(kafka_bootstrap, topic, events)
 
         def exact() -> bool:
-            summed, _ = _totals(replicas)
+            summed, _ = _totals(nodes)
             return all(summed.get(k) == v for k, v in expected.items())
 
         first = Node(config, tmp_path, "first")
-        replicas.append(first)
+        nodes.append(first)
         _wait(exact, 60, "counters equal the replay's", first)
         assert first.stop(signal.SIGTERM) == 0
         assert "snapshot_written" in first.text()
@@ -336,15 +326,15 @@ def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
                                     writer="test", written_at=time.time())))
         assert producer.flush(30) == 0
 
-        replicas.remove(first)
+        nodes.remove(first)
         second = Node(config, tmp_path, "second")
-        replicas.append(second)
+        nodes.append(second)
         _wait(exact, 60, "counters rebuilt to the replay's", second)
         text = second.text()
         assert text.count('"snapshot_refused"') == 2, text[-3000:]
         assert "checksum" in text, text[-3000:]
     finally:
-        for node in replicas:
+        for node in nodes:
             if node.proc.poll() is None:
                 node.stop(signal.SIGTERM, timeout=30)
         delete_kafka_topics(kafka_bootstrap, [f"{group}.state"])

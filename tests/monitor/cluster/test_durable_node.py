@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,16 +146,6 @@ def _snapshot_offsets(path: Path) -> int:
         return sum(off for _, _, off in snapshot.decode(path.read_bytes()).offsets)
     except (OSError, snapshot.SnapshotError):
         return -1
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    yield started
-    for node in started:
-        if node.proc.poll() is None:
-            node.proc.kill()
-            node.proc.wait(timeout=30)
 
 
 def _compare(node: Node, expected: dict[Any, float]) -> None:
