@@ -1,7 +1,8 @@
 """Prometheus exposition: a custom collector that reads the engine's own state at scrape time.
 
-Nothing is pushed into prometheus_client objects per event (measured: that halves throughput);
-the registry is per process and passed in, never the global one.
+Nothing is pushed into prometheus_client objects per event (the core issue's probe on this
+machine: doing so cut a decode-and-window pipeline from ~460k to ~175k events/s). The registry
+is per process and passed in, never the global one.
 """
 
 from __future__ import annotations

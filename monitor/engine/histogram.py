@@ -1,7 +1,7 @@
 """A fixed-bucket histogram kept as plain counts; the exporter turns it into cumulative buckets.
 
-The engine owns the numbers; prometheus_client objects are not touched per event (measured:
-updating client objects per event cost more than half the pipeline's throughput).
+The engine owns the numbers; prometheus_client objects are not touched per event (see
+``monitor/exporter.py`` for why).
 """
 
 from __future__ import annotations
