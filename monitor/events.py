@@ -1,8 +1,9 @@
 """The event contract (``shared/spec/events.md``) as typed msgspec structs, and its decoder.
 
-msgspec decodes straight into these structs (tagged union on ``type``) several times faster than
-pydantic, which matters on the per-event path. Field rules (lengths, rating 1-5, RFC 3339 with an
-offset) are enforced by the decoder itself; errors are mapped to a small set of reject reasons.
+msgspec decodes straight into these structs (tagged union on ``type``): ~0.55 us per event here,
+and about 6x faster than pydantic's ``validate_json`` in the core issue's probe. Field rules
+(lengths, rating 1-5, RFC 3339 with an offset) are enforced by the decoder itself; errors are
+mapped to a small set of reject reasons.
 """
 
 from __future__ import annotations
