@@ -100,11 +100,11 @@ class Alerting:
             detectors, engine.settings.channels, engine.settings.window_seconds
         )
         self.rules = [CompiledRule(rule, alerts) for rule in alerts.rules]
-        known = set(detectors.names()) if hasattr(detectors, "names") else None
-        for rule in alerts.rules:
-            if known is not None and rule.detector not in known:
-                log.warning(
-                    "alert_rule_unknown_detector",
+        known = set(detectors.names())
+        for rule in alerts.rules:  # a default rule whose detector is disabled never fires
+            if rule.detector not in known:
+                log.info(
+                    "alert_rule_detector_disabled",
                     alert=rule.alert,
                     detector=rule.detector,
                     known=sorted(known),
