@@ -212,6 +212,11 @@ class Alerting:
         if self._dirty:
             self._wake.set()
 
+    @property
+    def planned(self) -> bool:
+        """Notifications planned but not yet committed to the outbox (drain before hand-over)."""
+        return bool(self._to_commit)
+
     # --- metrics ----------------------------------------------------------------------------
 
     def series(self) -> Iterable[Series]:

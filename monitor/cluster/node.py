@@ -279,7 +279,7 @@ class ClusterNode:
             return
         deadline = time.monotonic() + drain
         alerting = part.alerting
-        while (len(part.outbox) or part.outbox.committing or alerting._to_commit) and (  # noqa: SLF001, ASYNC110
+        while (len(part.outbox) or part.outbox.committing or alerting.planned) and (  # noqa: ASYNC110
             time.monotonic() < deadline
         ):
             await asyncio.sleep(0.05)
