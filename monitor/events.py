@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal, cast
+from typing import Annotated, Literal, cast, get_args
 
 import msgspec
 from msgspec import Meta
@@ -87,18 +87,7 @@ Event = (
     | TicketRated
     | ComplaintReceived
 )
-EVENT_TYPES: tuple[type[_Event], ...] = (
-    ContactQueued,
-    ContactAnswered,
-    ContactAbandoned,
-    ContactEnded,
-    TicketCreated,
-    TicketResponded,
-    TicketSolved,
-    TicketReopened,
-    TicketRated,
-    ComplaintReceived,
-)
+EVENT_TYPES: tuple[type[_Event], ...] = get_args(Event)
 TYPE_NAMES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in EVENT_TYPES)
 
 

@@ -55,6 +55,30 @@ class Backoff:
         return delay
 
 
+class _Outage:
+    """A sink's first failed write and its recovery, each logged once (not every retry), and
+    the letters it stored counted."""
+
+    def __init__(
+        self, log: structlog.typing.FilteringBoundLogger, stats: DaemonStats, name: str
+    ) -> None:
+        self._log = log
+        self._stats = stats
+        self._name = name
+        self.failing = False
+
+    def failed(self, position: str, exc: BaseException) -> None:
+        if not self.failing:
+            self.failing = True
+            self._log.error("dead_letter_write_failed", position=position, error=repr(exc))
+
+    def stored(self) -> None:
+        if self.failing:
+            self.failing = False
+            self._log.info("dead_letter_sink_recovered")
+        self._stats.dead_letters_written[self._name] += 1
+
+
 def letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     """Kafka record headers of a dead letter (UTF-8 values)."""
     return [
@@ -93,17 +117,16 @@ class KafkaDeadLetters:
     ) -> None:
         self.topic = topic
         self.name = name
-        self._stats = stats
         self._max_bytes = max_bytes
         self._reconnect_max = reconnect_max_seconds
         self._close_timeout = close_timeout
         self._options: dict[str, Any] | None = None
         self._producer: AIOKafkaProducer | None = None
         self._pending: list[tuple[_Record, asyncio.Future[Any]]] = []
-        self._failing = False
         self._log = structlog.get_logger("support_monitor.sources.dead_letters").bind(
             sink=name, topic=topic
         )
+        self._outage = _Outage(self._log, stats, name)
 
     def open(self, client_options: dict[str, Any]) -> None:
         """Remember the connection options; the producer connects on the first letter."""
@@ -145,7 +168,7 @@ class KafkaDeadLetters:
             except KafkaError:
                 await self._send_reliably(record)
             else:
-                self._stats.dead_letters_written[self.name] += 1
+                self._outage.stored()
             self._pending.pop(0)
 
     def _record(self, letter: DeadLetter) -> _Record:
@@ -194,20 +217,13 @@ class KafkaDeadLetters:
                 )
                 continue
             except KafkaError as exc:
-                if not self._failing:
-                    self._log.error(
-                        "dead_letter_write_failed", position=record.position, error=repr(exc)
-                    )
-                    self._failing = True
+                self._outage.failed(record.position, exc)
                 producer, self._producer = self._producer, None
                 if producer is not None:
                     await _stop_quietly(producer, self._close_timeout)
                 await backoff.sleep()
                 continue
-            if self._failing:
-                self._failing = False
-                self._log.info("dead_letter_sink_recovered")
-            self._stats.dead_letters_written[self.name] += 1
+            self._outage.stored()
             return
 
 
@@ -260,17 +276,16 @@ class MqttDeadLetters:
     ) -> None:
         self.topic = topic
         self.name = name
-        self._stats = stats
         self._client_id = f"{client_id}-dead-letters"
         self._connect: dict[str, Any] | None = None
         self._reconnect_max = reconnect_max_seconds
         self._close_timeout = close_timeout
         self._client: aiomqtt.Client | None = None
-        self._failing = False
         self._encoder = msgspec.json.Encoder()
         self._log = structlog.get_logger("support_monitor.sources.dead_letters").bind(
             sink=name, topic=topic
         )
+        self._outage = _Outage(self._log, stats, name)
 
     def open(self, connect: dict[str, Any]) -> None:
         """Connection options (host, port, credentials, TLS context); connects on first use."""
@@ -295,20 +310,13 @@ class MqttDeadLetters:
                     self._client = client
                 await self._client.publish(self.topic, payload, qos=1)
             except aiomqtt.MqttError as exc:
-                if not self._failing:
-                    self._log.error(
-                        "dead_letter_write_failed", position=letter.position, error=repr(exc)
-                    )
-                    self._failing = True
+                self._outage.failed(letter.position, exc)
                 broken, self._client = self._client, None
                 if broken is not None:
                     await _disconnect_quietly(broken, self._close_timeout)
                 await backoff.sleep()
                 continue
-            if self._failing:
-                self._failing = False
-                self._log.info("dead_letter_sink_recovered")
-            self._stats.dead_letters_written[self.name] += 1
+            self._outage.stored()
             return
 
 
