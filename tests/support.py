@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import Settings, parse_settings
 from monitor.engine.engine import Engine
+from monitor.engine.readout import series
 from monitor.pipeline import Delivery, Pipeline
 from monitor.stats import DaemonStats
 
@@ -90,8 +91,6 @@ def samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
 
 
 def value(engine: Engine, name: str, **labels: str) -> float:
-    from monitor.engine.readout import series  # noqa: PLC0415
-
     key = tuple(sorted(labels.items()))
     for row in series(engine):
         if row.name == name and row.labels == key:

@@ -197,10 +197,6 @@ class Engine:
     def _at(self, when: float, kind: int, key: str) -> None:
         heapq.heappush(self._timers, (when, kind, key))
 
-    @property
-    def pending_timers(self) -> int:
-        return len(self._timers)
-
     def _live_queues(self) -> list[QueueState]:
         return [
             q
