@@ -25,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from alerts.links import is_absolute
 from alerts.template import check_template
+from alerts.urls import url_problem
 from detectors.config import DetectorSettings
 from monitor.durations import Duration
 
@@ -88,75 +90,99 @@ class AlertRule(_Model):
 
 
 def _rule(
-    alert: str, detector: str, severity: Severity, summary: str, description: str,
+    alert: str,
+    detector: str,
+    severity: Severity,
+    summary: str,
+    description: str,
     **extra: str | dict[str, str],
 ) -> AlertRule:
     anchor = alert.lower()
-    return AlertRule.model_validate({
-        "alert": alert,
-        "detector": detector,
-        "severity": severity,
-        "annotations": {
-            "summary": summary,
-            "description": description,
-            "runbook_url": "{runbook_base_url}#" + anchor,
-            "dashboard_url": "{dashboard_base_url}/d/support-channel?var-channel={channel}",
-        },
-        **extra,
-    })
+    return AlertRule.model_validate(
+        {
+            "alert": alert,
+            "detector": detector,
+            "severity": severity,
+            "annotations": {
+                "summary": summary,
+                "description": description,
+                "runbook_url": "{runbook_base_url}#" + anchor,
+                "dashboard_url": "{dashboard_base_url}/d/support-channel?var-channel={channel}",
+            },
+            **extra,
+        }
+    )
 
 
 def default_rules() -> tuple[AlertRule, ...]:
     """The shipped rule set; detector names match the default detector instances."""
     return (
         _rule(
-            "ServiceLevelBurn", "sla_burn", "critical",
+            "ServiceLevelBurn",
+            "sla_burn",
+            "critical",
             "{channel}: service level is burning its error budget ({score:.1f}x)",
             "Burn rate {score:.2f} is above {threshold:.2f} on {channel}. {signal_summary}",
-            match={"severity": "page"}, **{"for": "2m", "keep_firing_for": "5m"},
+            match={"severity": "page"},
+            **{"for": "2m", "keep_firing_for": "5m"},
         ),
         _rule(
-            "ServiceLevelBurnSlow", "sla_burn", "warning",
+            "ServiceLevelBurnSlow",
+            "sla_burn",
+            "warning",
             "{channel}: service level is slowly burning its error budget ({score:.1f}x)",
             "Burn rate {score:.2f} is above {threshold:.2f} on {channel}. {signal_summary}",
-            match={"severity": "ticket"}, **{"for": "10m", "keep_firing_for": "10m"},
+            match={"severity": "ticket"},
+            **{"for": "10m", "keep_firing_for": "10m"},
         ),
         _rule(
-            "LongestWaitHigh", "longest_wait", "critical",
+            "LongestWaitHigh",
+            "longest_wait",
+            "critical",
             "{channel}: a customer has waited {score:.0f}s",
             "The oldest waiting contact on {channel} has waited {score:.0f}s "
             "(threshold {threshold:.0f}s). {signal_summary}",
             **{"for": "30s", "keep_firing_for": "1m"},
         ),
         _rule(
-            "BacklogGrowing", "backlog_growth", "warning",
+            "BacklogGrowing",
+            "backlog_growth",
+            "warning",
             "{channel}: backlog growing, answer target breached in ~{score:.0f}s",
             "At the current growth the queue on {channel} breaches its answer target in about "
             "{score:.0f}s (warning horizon {threshold:.0f}s). {signal_summary}",
             **{"for": "5m", "keep_firing_for": "5m"},
         ),
         _rule(
-            "TicketsAtRisk", "tickets_at_risk", "warning",
+            "TicketsAtRisk",
+            "tickets_at_risk",
+            "warning",
             "{channel}: {score:.0f} tickets close to their {sla} deadline",
             "{score:.0f} open tickets on {channel} will breach their {sla} SLA soon "
             "(threshold {threshold:.0f}). {signal_summary}",
             **{"for": "1m", "keep_firing_for": "5m"},
         ),
         _rule(
-            "ComplaintSpike", "complaint_spike", "warning",
+            "ComplaintSpike",
+            "complaint_spike",
+            "warning",
             "{channel}: complaints spiking ({score:.0f} vs {expected:.1f} expected)",
             "{score:.0f} complaints in the window on {channel} where about {expected:.1f} are "
             "usual. {signal_summary}",
             **{"for": "0s", "keep_firing_for": "10m"},
         ),
         _rule(
-            "AbandonRateHigh", "abandon_rate", "warning",
+            "AbandonRateHigh",
+            "abandon_rate",
+            "warning",
             "{channel}: {score:.0%} of callers hang up",
             "Abandon ratio {score:.1%} is above {threshold:.0%} on {channel}. {signal_summary}",
             **{"for": "10m", "keep_firing_for": "10m"},
         ),
         _rule(
-            "CsatLow", "csat_low", "warning",
+            "CsatLow",
+            "csat_low",
+            "warning",
             "{channel}: customer satisfaction down to {score:.0%}",
             "CSAT {score:.1%} is below {threshold:.0%} on {channel}. {signal_summary}",
             **{"for": "15m", "keep_firing_for": "30m"},
@@ -175,9 +201,17 @@ class AlertSettings(_Model):
     runbook_base_url: str = ""
     """``{runbook_base_url}`` in annotations; the default rules link ``<this>#<alertname>``.
     Point it at where your team reads ``docs/runbooks.md`` (e.g. your repository's copy); while
-    it is empty, notifications carry no runbook button rather than a broken link."""
+    it is empty, alerts carry no ``runbook_url`` at all rather than a relative, broken link
+    (``alerts.links``)."""
     dashboard_base_url: str = "http://localhost:3000"
-    """``{dashboard_base_url}`` in annotations: the Grafana root URL."""
+    """``{dashboard_base_url}`` in annotations: the Grafana root URL. The default rules'
+    ``dashboard_url`` (the channel dashboard) is also each alert's ``generatorURL`` unless
+    ``notifiers.alertmanager.generator_url`` is set; empty: no dashboard links."""
+
+    @field_validator("runbook_base_url", "dashboard_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _absolute_or_empty(value)
 
     @field_validator("evaluation_interval")
     @classmethod
@@ -256,6 +290,12 @@ class MuteRange(_Model):
 # --- receivers -------------------------------------------------------------------------------
 
 
+def _absolute_or_empty(value: str) -> str:
+    if value and not is_absolute(value):
+        raise ValueError("must be empty or an absolute http:// or https:// URL")
+    return value
+
+
 def _exactly_one(model: BaseModel, field: str, *, required: bool) -> None:
     names = (field, f"{field}_file", f"{field}_env")
     given = [name for name in names if getattr(model, name) is not None]
@@ -263,6 +303,20 @@ def _exactly_one(model: BaseModel, field: str, *, required: bool) -> None:
         raise ValueError(f"set only one of {', '.join(given)}")
     if required and not given:
         raise ValueError(f"set one of {field}, {field}_file or {field}_env")
+
+
+def _check_url(model: BaseModel, field: str) -> None:
+    """An inline URL must be one httpx can post to (``*_file``/``*_env`` are checked when read
+    at start-up). The message names the key, never the URL: it may carry a secret."""
+    value: SecretStr | None = getattr(model, field)
+    if value is not None:
+        problem = url_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(f"{field}: {problem}")
+
+
+_HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$"
+_OWN_HEADERS = frozenset({"content-type", "content-length", "host", "idempotency-key"})
 
 
 class _ReceiverBase(_Model):
@@ -285,6 +339,7 @@ class SlackReceiver(_ReceiverBase):
     @model_validator(mode="after")
     def _one(self) -> Self:
         _exactly_one(self, "webhook_url", required=True)
+        _check_url(self, "webhook_url")
         return self
 
 
@@ -296,12 +351,28 @@ class WebhookReceiver(_ReceiverBase):
     bearer_token: SecretStr | None = None
     bearer_token_file: Path | None = None
     bearer_token_env: str | None = None
+    headers: dict[Annotated[str, Field(pattern=_HEADER_NAME)], SecretStr] = Field(
+        default_factory=dict
+    )
+    """Extra request headers (e.g. an API key); their values are secrets like the URL."""
 
     @model_validator(mode="after")
     def _one(self) -> Self:
         _exactly_one(self, "url", required=True)
         _exactly_one(self, "bearer_token", required=False)
+        _check_url(self, "url")
+        for name in self.headers:
+            lower = name.lower()
+            if lower in _OWN_HEADERS or (lower == "authorization" and self.has_token):
+                raise ValueError(f"headers.{name}: set by the notifier itself")
         return self
+
+    @property
+    def has_token(self) -> bool:
+        return any(
+            getattr(self, name) is not None
+            for name in ("bearer_token", "bearer_token_file", "bearer_token_env")
+        )
 
 
 Receiver = Annotated[SlackReceiver | WebhookReceiver, Field(discriminator="type")]
@@ -331,22 +402,30 @@ class Route(_Model):
 
 
 class AlertmanagerSettings(_Model):
-    urls: tuple[str, ...] = ()
-    """Base URLs of every Alertmanager (each gets every alert), e.g. ``http://127.0.0.1:9093``."""
+    urls: tuple[SecretStr, ...] = ()
+    """Base URLs of every Alertmanager (each gets every alert), e.g. ``http://127.0.0.1:9093``;
+    ``http://user:password@host:9093`` sends basic auth. Secrets: never logged or echoed."""
     resend_interval: Duration = Field(default=60.0, gt=0)
     timeout: Duration = Field(default=10.0, gt=0)
     bearer_token: SecretStr | None = None
     bearer_token_file: Path | None = None
     bearer_token_env: str | None = None
     generator_url: str = ""
-    """``generatorURL`` of each alert (e.g. the daemon's /metrics or a dashboard)."""
+    """``generatorURL`` of every alert (Alertmanager and the webhook); empty: each alert's
+    ``dashboard_url`` annotation (the Grafana channel dashboard), if it has one."""
+
+    @field_validator("generator_url")
+    @classmethod
+    def _generator(cls, value: str) -> str:
+        return _absolute_or_empty(value)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         _exactly_one(self, "bearer_token", required=False)
         for i, url in enumerate(self.urls):
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"urls[{i}]: {url!r} is not an http(s) URL")
+            problem = url_problem(url.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"urls[{i}]: {problem}")
         return self
 
 

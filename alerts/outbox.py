@@ -11,6 +11,8 @@ Without a state directory the same class keeps everything in memory (lost on res
 
 Bounded: at most ``max_size`` undelivered notifications; committing more drops the oldest ones
 (counted as ``dropped``, logged as ``outbox_full``): the newest state of an alert matters most.
+
+A failed sqlite write is logged (``outbox_write_failed``) and delivery goes on from memory.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Outbox:
         self._pending: OrderedDict[str, Notification] = OrderedDict()
         self._by_receiver: dict[str, OrderedDict[str, None]] = {}
         self._events: dict[str, asyncio.Event] = {}
+        self._generations: dict[str, int] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -102,7 +105,16 @@ class Outbox:
             fresh = fresh[cut:]
         if self._db is not None:
             async with self._lock:
-                await asyncio.to_thread(self._commit_sync, state, fresh, victims)
+                try:
+                    await asyncio.to_thread(self._commit_sync, state, fresh, victims)
+                except (sqlite3.Error, OSError) as exc:
+                    # delivery goes on from memory; what was not stored is lost on a restart
+                    log.error(  # noqa: TRY400 - one line, no traceback
+                        "outbox_write_failed",
+                        op="commit",
+                        error=type(exc).__name__,
+                        detail=str(exc)[:200],
+                    )
         for n in victims:
             self._forget(n.key)
         for n in fresh:
@@ -133,7 +145,16 @@ class Outbox:
         if self._db is not None:
             async with self._lock:
                 if self._db is not None:  # not closed meanwhile
-                    await asyncio.to_thread(self._done_sync, key)
+                    try:
+                        await asyncio.to_thread(self._done_sync, key)
+                    except (sqlite3.Error, OSError) as exc:
+                        # it would be sent once more after a restart
+                        log.error(  # noqa: TRY400 - one line, no traceback
+                            "outbox_write_failed",
+                            op="done",
+                            error=type(exc).__name__,
+                            detail=str(exc)[:200],
+                        )
         self._forget(key)
 
     def _done_sync(self, key: str) -> None:
@@ -153,16 +174,31 @@ class Outbox:
             return None
         return self._pending[next(iter(keys))]
 
-    async def wait(self, receiver: str) -> None:
-        """Until a notification for ``receiver`` is pending."""
+    def pending(self, receiver: str) -> list[Notification]:
+        """The receiver's undelivered notifications, oldest first."""
+        keys = self._by_receiver.get(receiver)
+        return [self._pending[key] for key in keys] if keys else []
+
+    def generation(self, receiver: str) -> int:
+        """Grows each time a notification for ``receiver`` is added."""
+        return self._generations.get(receiver, 0)
+
+    async def changed(self, receiver: str, generation: int, timeout: float | None) -> None:  # noqa: ASYNC109
+        """Until a notification for ``receiver`` was added after ``generation`` was read, or
+        ``timeout`` seconds (``None``: no limit) have passed."""
         event = self._events.setdefault(receiver, asyncio.Event())
-        while not self._by_receiver.get(receiver):
-            event.clear()
-            await event.wait()
+        try:
+            async with asyncio.timeout(timeout):
+                while self.generation(receiver) == generation:
+                    event.clear()
+                    await event.wait()
+        except TimeoutError:
+            return
 
     def _remember(self, n: Notification) -> None:
         self._pending[n.key] = n
         self._by_receiver.setdefault(n.receiver, OrderedDict())[n.key] = None
+        self._generations[n.receiver] = self._generations.get(n.receiver, 0) + 1
         event = self._events.get(n.receiver)
         if event is not None:
             event.set()

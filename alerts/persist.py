@@ -52,12 +52,20 @@ def _nan(value: float | None) -> float:
 def dump(rules: Iterable[CompiledRule], sent: dict[tuple[str, str], SentRecord]) -> bytes:
     alerts = [
         StoredAlert(
-            rule=rule.key, labels=list(a.labels), annotations=a.annotations, state=a.state.value,
-            value=_opt(a.value), threshold=_opt(a.threshold), expected=_opt(a.expected),
-            active_at=a.active_at, fired_at=a.fired_at, resolved_at=a.resolved_at,
+            rule=rule.key,
+            labels=list(a.labels),
+            annotations=a.annotations,
+            state=a.state.value,
+            value=_opt(a.value),
+            threshold=_opt(a.threshold),
+            expected=_opt(a.expected),
+            active_at=a.active_at,
+            fired_at=a.fired_at,
+            resolved_at=a.resolved_at,
             keep_firing_since=a.keep_firing_since,
         )
-        for rule in rules for a in rule.alerts()
+        for rule in rules
+        for a in rule.alerts()
     ]
     records = [StoredSent(receiver=r, fingerprint=fp, record=rec) for (r, fp), rec in sent.items()]
     return msgspec.json.encode(Snapshot(alerts=alerts, sent=records))
@@ -77,10 +85,14 @@ def load(
             continue
         alert = Alert(
             labels=tuple(sorted((k, v) for k, v in stored.labels)),
-            annotations=stored.annotations, state=AlertState(stored.state),
-            value=_nan(stored.value), active_at=stored.active_at,
-            threshold=_nan(stored.threshold), expected=_nan(stored.expected),
-            fired_at=stored.fired_at, resolved_at=stored.resolved_at,
+            annotations=stored.annotations,
+            state=AlertState(stored.state),
+            value=_nan(stored.value),
+            active_at=stored.active_at,
+            threshold=_nan(stored.threshold),
+            expected=_nan(stored.expected),
+            fired_at=stored.fired_at,
+            resolved_at=stored.resolved_at,
             keep_firing_since=stored.keep_firing_since,
         )
         rule.state.active[alert.fingerprint] = alert

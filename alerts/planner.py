@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -39,11 +39,24 @@ def _finite(value: float) -> float | None:
 
 def alert_info(alert: Alert) -> AlertInfo:
     return AlertInfo(
-        fingerprint=alert.fingerprint, labels=dict(alert.labels),
-        annotations=dict(alert.annotations), value=_finite(alert.value),
-        threshold=_finite(alert.threshold), expected=_finite(alert.expected),
-        active_at=alert.active_at, fired_at=alert.fired_at, resolved_at=alert.resolved_at,
+        fingerprint=alert.fingerprint,
+        labels=dict(alert.labels),
+        annotations=dict(alert.annotations),
+        value=_finite(alert.value),
+        threshold=_finite(alert.threshold),
+        expected=_finite(alert.expected),
+        active_at=alert.active_at,
+        fired_at=alert.fired_at,
+        resolved_at=alert.resolved_at,
     )
+
+
+class Holds(Protocol):
+    """The console's silences and acknowledgements (``alerts.silences.PlannerHolds``)."""
+
+    def held(self, labels: Mapping[str, str], now: float) -> bool: ...
+    def acknowledged(self, fingerprint: str, active_at: float) -> bool: ...
+    def annotate(self, info: AlertInfo, now: float) -> AlertInfo: ...
 
 
 _Kind = Literal["new", "repeat", "resolved"]
@@ -57,6 +70,9 @@ class Planner:
         self.receivers = receivers
         self.router = router
         self.sent: dict[tuple[str, str], SentRecord] = {}
+        self.holds: Holds | None = None
+        """Console hook: a silenced alert is held like a muted one (reconciled when the silence
+        ends); an acknowledged one gets no ``repeat``; firing messages carry the ack link."""
 
     def plan(self, now: float, alerts: Iterable[Alert]) -> list[Notification]:
         """Notifications due now; updates ``sent`` as if they were delivered (the outbox makes
@@ -74,14 +90,19 @@ class Planner:
                     continue
                 info = alert_info(alert)
                 state: _State = "resolved" if kind == "resolved" else "firing"
-                self.sent[key] = SentRecord(state=state, at=now, active_at=alert.active_at,
-                                            alert=info)
+                self.sent[key] = SentRecord(
+                    state=state, at=now, active_at=alert.active_at, alert=info
+                )
+                if self.holds is not None and state == "firing":  # console: the ack link
+                    info = self.holds.annotate(info, now)
                 batch.add(target, state, kind, info)
         self._orphans(now, seen, batch)
         return batch.build(now)
 
     def _decide(self, now: float, target: Target, alert: Alert) -> _Kind | None:
-        if self.router.muted(target, now):
+        if self.router.muted(target, now) or (
+            self.holds is not None and self.holds.held(dict(alert.labels), now)
+        ):
             return None
         receiver = self.receivers.get(target.receiver)
         if receiver is None:
@@ -91,7 +112,8 @@ class Planner:
             if record is None or record.state == "resolved" or record.active_at != alert.active_at:
                 return "new"
             repeat = receiver.repeat_interval
-            return "repeat" if repeat > 0 and now - record.at >= repeat else None
+            due = repeat > 0 and now - record.at >= repeat
+            return "repeat" if due and not self._acknowledged(alert) else None
         if record is not None and record.state == "firing" and receiver.send_resolved:
             return "resolved"
         if record is not None and record.state == "firing":
@@ -99,6 +121,15 @@ class Planner:
                 state="resolved", at=now, active_at=record.active_at, alert=record.alert
             )
         return None
+
+    # console hooks (no-ops without ``holds``)
+    def _held(self, labels: Mapping[str, str], now: float) -> bool:
+        return self.holds is not None and self.holds.held(labels, now)
+
+    def _acknowledged(self, alert: Alert) -> bool:
+        return self.holds is not None and self.holds.acknowledged(
+            alert.fingerprint, alert.active_at
+        )
 
     def _orphans(self, now: float, seen: set[tuple[str, str]], batch: _Batch) -> None:
         """Records whose alert is gone (retention passed while muted, rule removed, receiver no
@@ -114,6 +145,8 @@ class Planner:
                 if routed.receiver == key[0]:
                     target = routed
             if self.router.muted(target, now):
+                continue
+            if self._held(record.alert.labels, now):
                 continue
             del self.sent[key]
             if receiver.send_resolved:
@@ -145,9 +178,15 @@ class _Batch:
             digest = hashlib.sha256(
                 "|".join([receiver, state, repr(now), *(a.fingerprint for a in infos)]).encode()
             ).hexdigest()[:32]
-            out.append(Notification(
-                key=digest, receiver=receiver, state=state,
-                kind=self.kinds[(receiver, state, group)], created=now, group=dict(group),
-                alerts=tuple(infos),
-            ))
+            out.append(
+                Notification(
+                    key=digest,
+                    receiver=receiver,
+                    state=state,
+                    kind=self.kinds[(receiver, state, group)],
+                    created=now,
+                    group=dict(group),
+                    alerts=tuple(infos),
+                )
+            )
         return out

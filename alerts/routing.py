@@ -56,9 +56,7 @@ class Router:
         return result
 
     def muted(self, target: Target, now: float) -> bool:
-        return any(
-            in_range(r, now) for name in target.mute for r in self._windows.get(name, ())
-        )
+        return any(in_range(r, now) for name in target.mute for r in self._windows.get(name, ()))
 
 
 def _day_matches(r: MuteRange, day: date) -> bool:

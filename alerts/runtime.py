@@ -37,13 +37,14 @@ from alerts.outbox import Outbox
 from alerts.planner import Planner
 from alerts.routing import Router
 from alerts.rules import CompiledRule, transition_record
-from alerts.secrets import resolve
+from alerts.secrets import register_url, resolve, resolve_url
 from alerts.state import AlertState
 from detectors.config import DetectorSettings
 from detectors.signal import Signal
 from detectors.suite import DetectorSuite
 from monitor.engine.engine import Engine
 from monitor.engine.readout import Series
+from monitor.logs import register_secret
 from monitor.stats import DaemonStats
 
 log = structlog.get_logger("support_monitor.alerts")
@@ -115,6 +116,8 @@ class Alerting:
         self.planner = Planner(notifiers.receivers, Router(notifiers))
         self.outbox = Outbox(notifiers.state_dir, notifiers.outbox_max)
         self.last_signals: list[Signal] = []
+        self._judged: list[Signal] | None = None
+        self._active: list[Signal] = []
         self._live = False
         self._restoring = False
         self._opened = False
@@ -123,6 +126,8 @@ class Alerting:
         self._am_batch: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
         self._am_wake = asyncio.Event()
+        self.wall_clock: Callable[[], float] = time.time
+        """What Alertmanager's times are on (its own clock decides expiry); tests replace it."""
         self.handlers: list[Callable[[float], None]] = [self.evaluate]
         notifiers_used = [
             *notifiers.receivers,
@@ -149,7 +154,7 @@ class Alerting:
             compiled = CompiledRule(rule, alerts)
             old = previous.get(rule.alert)
             if old is not None:
-                compiled.state.active = old.state.active
+                compiled.adopt(old)
             rules.append(compiled)
         self.rules = rules
         self._settings = alerts
@@ -166,16 +171,32 @@ class Alerting:
             if now < self._next_eval:
                 return
             self._next_eval = math.floor(now / self._every) * self._every + self._every
-        self.last_signals = self.suite.evaluate(self._engine, now)
+        signals = self.suite.evaluate(self._engine, now)
+        if signals is not self._judged:  # the suite hands out the same list while unchanged
+            self._judged = signals
+            suite = self.suite
+            # the real suite keeps its active signals apart; any other source is filtered here
+            self._active = (
+                suite.active
+                if isinstance(suite, DetectorSuite)
+                else [s for s in signals if s.active]
+            )
+        active = self._active
         if self._channels is not None:
             owned = self._channels()
-            self.last_signals = [s for s in self.last_signals if s.channel in owned]
-        self.apply(now, self.last_signals)
+            signals = [s for s in signals if s.channel in owned]
+            active = [s for s in active if s.channel in owned]
+        self.last_signals = signals
+        self._apply(now, active)
 
     def apply(self, now: float, signals: list[Signal]) -> None:
         """Rules over the given signals, then (live) plan notifications. Split out for tests."""
+        self._apply(now, [s for s in signals if s.active])
+
+    def _apply(self, now: float, active: list[Signal]) -> None:
+        """``apply`` over the active signals only (rules ignore inactive ones)."""
         for rule in self.rules:
-            for transition in rule.eval(now, signals):
+            for transition in rule.eval(now, active):
                 self._dirty = True
                 record = transition_record(transition, now)
                 log.info(
@@ -199,9 +220,10 @@ class Alerting:
             self._dirty = True
         am = self._notifiers.alertmanager
         if am.urls:
+            wall = self.wall_clock()  # Alertmanager expires alerts by its own clock
             for alert in alerts:
                 if alert.needs_sending(now, am.resend_interval):
-                    mark_sent(alert, now, am.resend_interval, self.eval_interval)
+                    mark_sent(alert, now, am.resend_interval, self.eval_interval, wall)
                     self._am_batch.append(am_alert(alert, am.generator_url))
             overflow = len(self._am_batch) - AM_QUEUE_MAX
             if overflow > 0:
@@ -222,7 +244,7 @@ class Alerting:
     def series(self) -> Iterable[Series]:
         seen: set[tuple[tuple[str, str], ...]] = set()
         for rule in self.rules:
-            for alert in rule.alerts():
+            for alert in rule.held():  # labels only: nothing to render
                 if alert.state is AlertState.INACTIVE:
                     continue
                 labels = (
@@ -301,9 +323,22 @@ class Alerting:
                     for name, deliverer in notifiers.items():
                         tasks.create_task(self._worker(name, deliverer), name=f"alerts:{name}")
                     if am.urls:
-                        token = await asyncio.to_thread(resolve, am, "bearer_token")
+                        unavailable = None
+                        token = None
+                        try:
+                            token = await asyncio.to_thread(resolve, am, "bearer_token")
+                        except ValueError as exc:  # names the key and the file or variable
+                            unavailable = str(exc)
+                            log.error(  # noqa: TRY400 - one line, no traceback
+                                "receiver_unavailable", receiver="alertmanager", error=unavailable
+                            )
                         client_am = AlertmanagerClient(
-                            am.urls, client, self._stats, am.timeout, token
+                            am.urls,
+                            client,
+                            self._stats,
+                            am.timeout,
+                            token,
+                            unavailable=unavailable is not None,
                         )
                         tasks.create_task(self._am_forever(client_am), name="alerts:am")
         finally:
@@ -314,25 +349,41 @@ class Alerting:
     def _build_notifiers(self, client: httpx.AsyncClient) -> dict[str, Deliverer]:
         out: dict[str, Deliverer] = {}
         policy = RetryPolicy(retry_for=self._notifiers.retry_for)
+        for url in self._notifiers.alertmanager.urls:
+            register_url(url.get_secret_value())
         for name, cfg in self._notifiers.receivers.items():
             notifier: Notifier
             try:
                 if isinstance(cfg, SlackReceiver):
-                    url = resolve(cfg, "webhook_url")
-                    assert url is not None
+                    url = resolve_url(cfg, "webhook_url")
                     notifier = SlackNotifier(name, url, client, cfg.timeout)
                 else:
-                    url = resolve(cfg, "url")
-                    assert url is not None
+                    url = resolve_url(cfg, "url")
+                    for value in cfg.headers.values():
+                        register_secret(value.get_secret_value())
                     notifier = WebhookNotifier(
-                        name, url, client, cfg.timeout, resolve(cfg, "bearer_token")
+                        name,
+                        url,
+                        client,
+                        cfg.timeout,
+                        token=resolve(cfg, "bearer_token"),
+                        headers=cfg.headers,
+                        external_url=self._external_url,
+                        generator=self._generator_url,
                     )
-            except ValueError as exc:
+            except ValueError as exc:  # the message names the key, the file or the variable
                 log.error("receiver_unavailable", receiver=name, error=str(exc))  # noqa: TRY400
-                notifier = _Unavailable(name, str(exc))
+                notifier = _Unavailable(name, "receiver_unavailable")
             bucket = TokenBucket(cfg.rate_per_second, cfg.burst, time.monotonic, asyncio.sleep)
             out[name] = Deliverer(notifier, bucket, self._stats, policy)
         return out
+
+    def _external_url(self) -> str:
+        """The webhook's ``externalURL``: the Grafana root (``alerts.dashboard_base_url``)."""
+        return self._settings.dashboard_base_url
+
+    def _generator_url(self) -> str:
+        return self._notifiers.alertmanager.generator_url
 
     async def _commit(self) -> None:
         batch, self._to_commit = self._to_commit, []
@@ -350,14 +401,19 @@ class Alerting:
             await self._commit()
 
     async def _worker(self, name: str, deliverer: Deliverer) -> None:
+        """One receiver: whichever pending notification is due, each on its own retry schedule
+        (``Deliverer.next_due``); sleeps until the next is due or a new one is committed."""
         while True:
-            n = self.outbox.first(name)
+            generation = self.outbox.generation(name)
+            n, due = deliverer.next_due(self.outbox.pending(name))
             if n is None:
-                await self.outbox.wait(name)
+                timeout = None if due is None else max(0.0, due - deliverer.now())
+                await self.outbox.changed(name, generation, timeout)
                 continue
-            await deliverer.deliver(n)
-            # settled: record it even if shutdown cancels us right now
-            await asyncio.shield(self.outbox.done(n.key))
+            result = await deliverer.attempt(n)
+            if result is not None:
+                # settled: record it even if shutdown cancels us right now
+                await asyncio.shield(self.outbox.done(n.key))
 
     async def _am_forever(self, client: AlertmanagerClient) -> None:
         while True:

@@ -1,20 +1,28 @@
 """Webhook URLs and tokens from the config, a file (``*_file``) or the environment (``*_env``).
 
-Kept as ``SecretStr`` end to end so they never reach a log line or a repr.
+Kept as ``SecretStr`` end to end so they never reach a log line or a repr; every value read is
+also registered with the log redaction (``monitor.logs.register_secret``) as a safety net.
+Error messages name the key, the file or the variable, never the value.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
+import httpx
 from pydantic import BaseModel, SecretStr
+
+from alerts.urls import url_problem
+from monitor.logs import register_secret
 
 
 def resolve(model: BaseModel, field: str) -> SecretStr | None:
     """Value of ``field``, ``field_file`` or ``field_env`` (blocking read: call off the loop)."""
     value: SecretStr | None = getattr(model, field)
     if value is not None:
+        register_secret(value.get_secret_value())
         return value
     path: Path | None = getattr(model, f"{field}_file")
     if path is not None:
@@ -22,13 +30,39 @@ def resolve(model: BaseModel, field: str) -> SecretStr | None:
             text = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ValueError(f"{field}_file: cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{field}_file: {path} is not UTF-8 text") from None
         if not text:
             raise ValueError(f"{field}_file: {path} is empty")
+        register_secret(text)
         return SecretStr(text)
     env: str | None = getattr(model, f"{field}_env")
     if env is not None:
         text = os.environ.get(env, "").strip()
         if not text:
             raise ValueError(f"{field}_env: environment variable {env} is not set")
+        register_secret(text)
         return SecretStr(text)
     return None
+
+
+def resolve_url(model: BaseModel, field: str) -> SecretStr:
+    """A required URL secret, checked the way httpx will parse it (``ValueError`` names the key,
+    never the URL)."""
+    value = resolve(model, field)
+    if value is None:
+        raise ValueError(f"set one of {field}, {field}_file or {field}_env")
+    problem = url_problem(value.get_secret_value())
+    if problem is not None:
+        raise ValueError(f"{field}: {problem}")
+    register_url(value.get_secret_value())
+    return value
+
+
+def register_url(value: str) -> None:
+    """Mask a URL secret in logs as given and as the HTTP client writes it (httpx's own INFO
+    line ``HTTP Request: POST <url>`` shows the normalised form: lower-case host, default port
+    dropped, spaces percent-encoded)."""
+    register_secret(value)
+    with contextlib.suppress(Exception):  # a URL httpx cannot parse is never requested
+        register_secret(str(httpx.URL(value)))

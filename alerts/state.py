@@ -48,7 +48,13 @@ class Alert:
     fired_at: float | None = None
     resolved_at: float | None = None
     last_sent_at: float | None = None
+    """Event time of the last post to Alertmanager (for ``needs_sending``)."""
     valid_until: float | None = None
+    """Wall clock: the ``endsAt`` of a firing alert's last post to Alertmanager."""
+    am_starts_at: float | None = None
+    """Wall clock: the ``startsAt`` sent to Alertmanager, fixed at this activation's first post."""
+    am_ends_at: float | None = None
+    """Wall clock: the ``endsAt`` of a resolved alert, fixed at its first post after resolving."""
     keep_firing_since: float | None = None
     fingerprint: str = field(default="")
 
@@ -123,9 +129,14 @@ class RuleState:
                 alert.expected = sample.expected
                 continue
             self.active[fp] = Alert(
-                labels=sample.labels, annotations=sample.annotations, state=AlertState.PENDING,
-                value=sample.value, active_at=now, threshold=sample.threshold,
-                expected=sample.expected, fingerprint=fp,
+                labels=sample.labels,
+                annotations=sample.annotations,
+                state=AlertState.PENDING,
+                value=sample.value,
+                active_at=now,
+                threshold=sample.threshold,
+                expected=sample.expected,
+                fingerprint=fp,
             )
         dropped: list[Transition] = []
         for fp, alert in list(self.active.items()):

@@ -105,29 +105,67 @@ class Receiver:
 
 def _event(kind: str, n: int, contact: str) -> bytes:
     ts = datetime.now(UTC).isoformat()
-    return json.dumps({"type": kind, "event_id": f"bench-{kind}-{n}", "ts": ts,
-                       "channel": "voice", "queue": "billing", "contact_id": contact}).encode()
+    return json.dumps(
+        {
+            "type": kind,
+            "event_id": f"bench-{kind}-{n}",
+            "ts": ts,
+            "channel": "voice",
+            "queue": "billing",
+            "contact_id": contact,
+        }
+    ).encode()
 
 
 async def run(tick: float, trials: int, state_dir: Path) -> tuple[list[float], list[float]]:
-    settings = parse_settings({
-        "exporter": {"tick_seconds": tick},
-        "detectors": {"thresholds": [
-            {"name": "queue_waiting", "metric": "support_queue_waiting", "op": ">=", "value": 1},
-        ]},
-        "alerts": {"rules": [{"alert": "QueueWaiting", "detector": "queue_waiting",
-                              "for": 0, "severity": "critical"}]},
-        "notifiers": {
-            "receivers": {"slack": {"type": "slack", "webhook_url": "http://placeholder",
-                                    "rate_per_second": 1000, "burst": 100}},
-            "routes": [{"receiver": "slack"}], "state_dir": str(state_dir),
-        },
-    })
+    settings = parse_settings(
+        {
+            "exporter": {"tick_seconds": tick},
+            "detectors": {
+                "thresholds": [
+                    {
+                        "name": "queue_waiting",
+                        "metric": "support_queue_waiting",
+                        "op": ">=",
+                        "value": 1,
+                    },
+                ]
+            },
+            "alerts": {
+                "rules": [
+                    {
+                        "alert": "QueueWaiting",
+                        "detector": "queue_waiting",
+                        "for": 0,
+                        "severity": "critical",
+                    }
+                ]
+            },
+            "notifiers": {
+                "receivers": {
+                    "slack": {
+                        "type": "slack",
+                        "webhook_url": "http://placeholder",
+                        "rate_per_second": 1000,
+                        "burst": 100,
+                    }
+                },
+                "routes": [{"receiver": "slack"}],
+                "state_dir": str(state_dir),
+            },
+        }
+    )
     receiver = Receiver()
     await receiver.start()
-    notifiers = settings.notifiers.model_copy(update={"receivers": {
-        "slack": settings.notifiers.receivers["slack"].model_copy(
-            update={"webhook_url": SecretStr(receiver.url)})}})
+    notifiers = settings.notifiers.model_copy(
+        update={
+            "receivers": {
+                "slack": settings.notifiers.receivers["slack"].model_copy(
+                    update={"webhook_url": SecretStr(receiver.url)}
+                )
+            }
+        }
+    )
     engine = Engine(settings)
     stats = DaemonStats()
     alerting = Alerting(settings.detectors, settings.alerts, notifiers, engine, stats)
@@ -137,8 +175,10 @@ async def run(tick: float, trials: int, state_dir: Path) -> tuple[list[float], l
     pipeline = Pipeline(engine, stats, event_clock=False)
     latencies: list[float] = []
     after_tick: list[float] = []
-    tasks = [asyncio.create_task(run_wall_clock(road, stats)),
-             asyncio.create_task(alerting.deliver_forever())]
+    tasks = [
+        asyncio.create_task(run_wall_clock(road, stats)),
+        asyncio.create_task(alerting.deliver_forever()),
+    ]
     try:
         await asyncio.sleep(tick * 2)
         for n in range(trials):
@@ -180,15 +220,27 @@ async def main() -> None:
     for tick in (float(t) for t in args.ticks.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             lat, rest = await run(tick, args.trials, Path(tmp))
-        rows.append((tick, len(lat), statistics.median(lat), _pct(lat, 0.99),
-                     statistics.median(rest), _pct(rest, 0.99)))
+        rows.append(
+            (
+                tick,
+                len(lat),
+                statistics.median(lat),
+                _pct(lat, 0.99),
+                statistics.median(rest),
+                _pct(rest, 0.99),
+            )
+        )
     print("event -> Slack-like receiver (arrival stamped first); 'after tick' = from the tick")
     print("that saw the condition (detector, rule, outbox commit to sqlite, HTTP)")
-    print(f"{'tick s':>7} {'trials':>6} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'after tick p50':>15} {'after tick p99':>15}")
+    print(
+        f"{'tick s':>7} {'trials':>6} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'after tick p50':>15} {'after tick p99':>15}"
+    )
     for tick, count, p50, p99, r50, r99 in rows:
-        print(f"{tick:>7g} {count:>6} {p50 * 1000:>8.1f} {p99 * 1000:>8.1f} "
-              f"{r50 * 1000:>15.1f} {r99 * 1000:>15.1f}")
+        print(
+            f"{tick:>7g} {count:>6} {p50 * 1000:>8.1f} {p99 * 1000:>8.1f} "
+            f"{r50 * 1000:>15.1f} {r99 * 1000:>15.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -35,13 +35,23 @@ def generate(path: Path, count: int, seed: int = 1) -> int:
                 queue = rng.choice(("billing", "tech") if ch == "voice" else ("sales", "support"))
                 cid = f"c-{n}"
                 waiting.append((cid, ch))
-                event = {**base, "type": "contact.queued", "channel": ch, "queue": queue,
-                         "contact_id": cid}
+                event = {
+                    **base,
+                    "type": "contact.queued",
+                    "channel": ch,
+                    "queue": queue,
+                    "contact_id": cid,
+                }
             elif roll < 0.55:
                 cid, ch = waiting.pop(0)
                 talking.append((cid, ch))
-                event = {**base, "type": "contact.answered", "channel": ch, "contact_id": cid,
-                         "agent_id": f"a{rng.randrange(50)}"}
+                event = {
+                    **base,
+                    "type": "contact.answered",
+                    "channel": ch,
+                    "contact_id": cid,
+                    "agent_id": f"a{rng.randrange(50)}",
+                }
             elif roll < 0.60:
                 cid, ch = waiting.pop(rng.randrange(len(waiting)))
                 event = {**base, "type": "contact.abandoned", "channel": ch, "contact_id": cid}
@@ -52,8 +62,14 @@ def generate(path: Path, count: int, seed: int = 1) -> int:
                 tid = f"t-{n}"
                 open_tickets.append(tid)
                 tags = ["complaint"] if rng.random() < 0.03 else ["billing"]
-                event = {**base, "type": "ticket.created", "channel": "email", "ticket_id": tid,
-                         "priority": "normal", "tags": tags}
+                event = {
+                    **base,
+                    "type": "ticket.created",
+                    "channel": "email",
+                    "ticket_id": tid,
+                    "priority": "normal",
+                    "tags": tags,
+                }
             elif roll < 0.93:
                 tid = open_tickets[rng.randrange(len(open_tickets))]
                 event = {**base, "type": "ticket.responded", "channel": "email", "ticket_id": tid}
@@ -61,11 +77,19 @@ def generate(path: Path, count: int, seed: int = 1) -> int:
                 tid = open_tickets.pop(rng.randrange(len(open_tickets)))
                 event = {**base, "type": "ticket.solved", "channel": "email", "ticket_id": tid}
             elif roll < 0.995:
-                event = {**base, "type": "ticket.rated", "channel": "email",
-                         "rating": rng.choice((1, 2, 3, 4, 4, 5, 5, 5))}
+                event = {
+                    **base,
+                    "type": "ticket.rated",
+                    "channel": "email",
+                    "rating": rng.choice((1, 2, 3, 4, 4, 5, 5, 5)),
+                }
             else:
-                event = {**base, "type": "complaint.received", "channel": "voice",
-                         "category": "billing"}
+                event = {
+                    **base,
+                    "type": "complaint.received",
+                    "channel": "voice",
+                    "category": "billing",
+                }
             out.write(json.dumps(event, separators=(",", ":")) + "\n")
             written += 1
     return written

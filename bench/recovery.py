@@ -44,11 +44,16 @@ def build(kind: str, items: int) -> Engine:
         if kind == "contacts" or (kind == "mixed" and i % 2 == 0):
             queue = ("billing", "tech")[i % 2]
             ev: ContactQueued | TicketCreated = ContactQueued(
-                event_id=event_id, ts=_dt(ts), channel="voice", queue=queue,
-                contact_id=f"contact-{i:09d}")
+                event_id=event_id,
+                ts=_dt(ts),
+                channel="voice",
+                queue=queue,
+                contact_id=f"contact-{i:09d}",
+            )
         else:
-            ev = TicketCreated(event_id=event_id, ts=_dt(ts), channel="email",
-                               ticket_id=f"ticket-{i:09d}")
+            ev = TicketCreated(
+                event_id=event_id, ts=_dt(ts), channel="email", ticket_id=f"ticket-{i:09d}"
+            )
         engine.apply(ev, ts)
         engine.dedup.add(event_id, ts)
     return engine
@@ -88,18 +93,23 @@ def _cluster_config(tmp: Path, bootstrap: str, topic: str, group: str, name: str
     import yaml  # noqa: PLC0415
 
     from tests.monitor.cluster.test_cluster import _config  # noqa: PLC0415
-    from tests.monitor.cluster.test_durable_node import _free_port  # noqa: PLC0415
+    from tests.processes import free_port as _free_port  # noqa: PLC0415
 
     path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({
-        **_config(),
-        "sources": {"simulator": {"enabled": False},
-                    "kafka": {"bootstrap_servers": bootstrap, "topics": [topic],
-                              "group_id": group}},
-        "exporter": {"listen": f"127.0.0.1:{_free_port()}"},
-        "logging": {"format": "json", "level": "warning"},
-        "cluster": {"enabled": True, "snapshot_interval": 5},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                **_config(),
+                "sources": {
+                    "simulator": {"enabled": False},
+                    "kafka": {"bootstrap_servers": bootstrap, "topics": [topic], "group_id": group},
+                },
+                "exporter": {"listen": f"127.0.0.1:{_free_port()}"},
+                "logging": {"format": "json", "level": "warning"},
+                "cluster": {"enabled": True, "snapshot_interval": 5},
+            }
+        )
+    )
     return path
 
 
@@ -110,8 +120,7 @@ def _applied(nodes: list) -> int:  # type: ignore[type-arg]
             metrics = node.metrics()
         except OSError:
             continue
-        total += int(sum(v for (n, _), v in metrics.items()
-                         if n == "support_monitor_events_total"))
+        total += int(sum(v for (n, _), v in metrics.items() if n == "support_monitor_events_total"))
     return total
 
 
@@ -134,8 +143,10 @@ def cluster(events_wanted: int) -> None:
 
     bootstrap = "127.0.0.1:19092"
     per = max(1, events_wanted // 13)
-    events = [(ch.encode(), line.encode())
-              for ch, line in _events(uuid.uuid4().hex[:6], contacts=per, tickets=per // 2)]
+    events = [
+        (ch.encode(), line.encode())
+        for ch, line in _events(uuid.uuid4().hex[:6], contacts=per, tickets=per // 2)
+    ]
     topics: list[str] = []
     nodes: list = []  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -148,12 +159,26 @@ def cluster(events_wanted: int) -> None:
                 group = f"bench-{uuid.uuid4().hex[:8]}"
                 topics.append(f"{group}.state")
                 nodes.clear()
-                nodes.extend(Node(_cluster_config(tmp, bootstrap, topic, group, f"r{replicas}{i}"),
-                                  tmp, f"r{replicas}{i}") for i in range(replicas))
-                _wait(lambda: _served(nodes) == 6
-                      and all(_served([n]) >= 1 for n in nodes), 90, "partitions served")
-                producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
-                                     "queue.buffering.max.messages": 2_000_000})
+                nodes.extend(
+                    Node(
+                        _cluster_config(tmp, bootstrap, topic, group, f"r{replicas}{i}"),
+                        tmp,
+                        f"r{replicas}{i}",
+                    )
+                    for i in range(replicas)
+                )
+                _wait(
+                    lambda: _served(nodes) == 6 and all(_served([n]) >= 1 for n in nodes),
+                    90,
+                    "partitions served",
+                )
+                producer = Producer(
+                    {
+                        "bootstrap.servers": bootstrap,
+                        "linger.ms": 20,
+                        "queue.buffering.max.messages": 2_000_000,
+                    }
+                )
                 start = time.perf_counter()
                 for key, value in events:
                     producer.produce(topic, value=value, key=key)
@@ -162,21 +187,33 @@ def cluster(events_wanted: int) -> None:
                 produced = time.perf_counter() - start
                 _wait(lambda: _applied(nodes) >= len(events), 600, "all events applied")
                 elapsed = time.perf_counter() - start
-                print(f"{replicas} replica(s): {len(events):,} events in {elapsed:.1f} s "
-                      f"= {len(events) / elapsed:,.0f} events/s aggregate "
-                      f"(producing took {produced:.1f} s)")
+                print(
+                    f"{replicas} replica(s): {len(events):,} events in {elapsed:.1f} s "
+                    f"= {len(events) / elapsed:,.0f} events/s aggregate "
+                    f"(producing took {produced:.1f} s)"
+                )
                 if replicas == 2:
                     for sig, label in ((signal.SIGKILL, "SIGKILL"), (signal.SIGTERM, "SIGTERM")):
                         victim = nodes.pop()
                         t0 = time.perf_counter()
                         victim.stop(sig)
                         _wait(lambda: _served(nodes) == 6, 120, "partitions served again")
-                        print(f"recovery after {label} of 1 of 2 replicas: all 6 partitions "
-                              f"served again after {time.perf_counter() - t0:.1f} s")
-                        nodes.append(Node(_cluster_config(tmp, bootstrap, topic, group,
-                                                          f"extra-{label}"), tmp, f"extra-{label}"))
-                        _wait(lambda: _served(nodes) == 6
-                              and all(_served([n]) >= 1 for n in nodes), 90, "rejoined")
+                        print(
+                            f"recovery after {label} of 1 of 2 replicas: all 6 partitions "
+                            f"served again after {time.perf_counter() - t0:.1f} s"
+                        )
+                        nodes.append(
+                            Node(
+                                _cluster_config(tmp, bootstrap, topic, group, f"extra-{label}"),
+                                tmp,
+                                f"extra-{label}",
+                            )
+                        )
+                        _wait(
+                            lambda: _served(nodes) == 6 and all(_served([n]) >= 1 for n in nodes),
+                            90,
+                            "rejoined",
+                        )
                 for node in nodes:
                     node.stop(signal.SIGTERM)
         finally:
@@ -197,13 +234,17 @@ def main() -> None:
         cluster(args.events)
         return
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        print(f"{'open items':<22}{'size MB':>9}{'capture ms':>12}{'encode ms':>11}"
-              f"{'write+fsync ms':>16}{'load ms':>9}")
+        print(
+            f"{'open items':<22}{'size MB':>9}{'capture ms':>12}{'encode ms':>11}"
+            f"{'write+fsync ms':>16}{'load ms':>9}"
+        )
         for kind in ("contacts", "tickets", "mixed"):
             m = measure(kind, args.items, Path(tmp))
             label = f"{args.items:,} {kind}"
-            print(f"{label:<22}{m['bytes'] / 1e6:>9.2f}{m['capture_ms']:>12.0f}"
-                  f"{m['encode_ms']:>11.0f}{m['write_fsync_ms']:>16.0f}{m['load_ms']:>9.0f}")
+            print(
+                f"{label:<22}{m['bytes'] / 1e6:>9.2f}{m['capture_ms']:>12.0f}"
+                f"{m['encode_ms']:>11.0f}{m['write_fsync_ms']:>16.0f}{m['load_ms']:>9.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -1,22 +1,39 @@
 """Scrape time: how long ``/metrics`` takes to render from live engine state.
 
-State comes from replaying the benchmark event file (default first 200,000 events), so the
-engine holds real open contacts, tickets, window buckets and sketches. The exposition is built
-in the event loop, so its time is time the loop is not applying events.
+Two sizes: the default config (``--channels 0``: the built-in voice/chat/email channels, state
+from the first ``--events`` events of ``bench/out/events-1m.jsonl``), and a large one
+(``--channels N --queues M``: N channels of M queues, every other channel live with
+``answer_seconds``, the rest ticket channels with first-response and resolution targets;
+state from ``--events`` synthetic events spread over every queue). The engine then holds real
+open contacts, tickets, window buckets and sketches. Between two scrapes ``--between`` more
+events are applied (default 750: 15 s of event time at the large state's 50 events/s, one
+Prometheus scrape interval), outside the timed part, so the histograms and windows a scrape
+reads have moved as in a live daemon. Each scrape renders the whole registry the daemon serves
+(engine, alerting, daemon and capacity collectors) with ``monitor.exporter.render`` and the
+encoder ``/metrics`` uses, in the event loop, so its time is time the loop is not applying
+events. The first scrape (which builds the kept label texts) is reported separately.
 
-    python bench/scrape_time.py [EVENTS] [--events 200000] [--scrapes 200]
+    .venv/bin/python bench/scrape_time.py                       # default config
+    .venv/bin/python bench/scrape_time.py --channels 100 --queues 10
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import random
 import statistics
 import sys
 import time
+from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import structlog
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import (
     generate_latest as generate_openmetrics,
@@ -26,46 +43,155 @@ from alerts.runtime import Alerting
 from bench.gen_events import generate
 from monitor.config import parse_settings
 from monitor.engine.engine import Engine
+from monitor.exporter import render
 from monitor.pipeline import Delivery, Pipeline
 from monitor.registry import build_registry
 from monitor.stats import DaemonStats
 from tests.support import CONFIG
 
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
+
+
+def large_config(channels: int, queues: int) -> dict[str, Any]:
+    """N channels x M queues: even-numbered channels live, odd ones ticket channels."""
+    out: dict[str, Any] = {}
+    for i in range(channels):
+        names = [f"q{j}" for j in range(queues)]
+        if i % 2 == 0:
+            out[f"live{i}"] = {
+                "answer_seconds": 20 + i % 5 * 10,
+                "short_abandon_seconds": 5,
+                "service_level_target": 0.8,
+                "queues": names,
+            }
+        else:
+            out[f"tickets{i}"] = {
+                "first_response_seconds": 3600,
+                "resolution_seconds": 86400,
+                "queues": names,
+            }
+    return {"windows": ["5m", "1h"], "channels": out}
+
+
+def large_events(cfg: dict[str, Any], count: int, seed: int = 1) -> list[bytes]:
+    """Contacts and tickets on every queue: queued/answered/ended/abandoned, created/responded/
+    solved, ratings; ~50 events a second of event time."""
+    rng = random.Random(seed)
+    live = [(ch, c["queues"]) for ch, c in cfg["channels"].items() if "answer_seconds" in c]
+    tickets = [(ch, c["queues"]) for ch, c in cfg["channels"].items() if "answer_seconds" not in c]
+    waiting: list[tuple[str, str]] = []
+    talking: list[tuple[str, str]] = []
+    open_tickets: list[tuple[str, str]] = []
+    lines: list[bytes] = []
+    now = T0
+    for n in range(count):
+        now += rng.expovariate(50.0)
+        ts = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+        roll = rng.random()
+        event: dict[str, Any]
+        if roll < 0.3 or (roll < 0.45 and not waiting):
+            ch, queues = live[rng.randrange(len(live))]
+            waiting.append((f"c{n}", ch))
+            event = {
+                "type": "contact.queued",
+                "channel": ch,
+                "queue": rng.choice(queues),
+                "contact_id": f"c{n}",
+            }
+        elif roll < 0.45:
+            cid, ch = waiting.pop(rng.randrange(len(waiting)))
+            talking.append((cid, ch))
+            kind = "contact.answered" if rng.random() < 0.9 else "contact.abandoned"
+            if kind == "contact.abandoned":
+                talking.pop()
+            event = {"type": kind, "channel": ch, "contact_id": cid}
+        elif roll < 0.55 and talking:
+            cid, ch = talking.pop(rng.randrange(len(talking)))
+            event = {"type": "contact.ended", "channel": ch, "contact_id": cid}
+        elif roll < 0.75 or not open_tickets:
+            ch, queues = tickets[rng.randrange(len(tickets))]
+            open_tickets.append((f"t{n}", ch))
+            event = {
+                "type": "ticket.created",
+                "channel": ch,
+                "queue": rng.choice(queues),
+                "ticket_id": f"t{n}",
+            }
+        elif roll < 0.85:
+            tid, ch = open_tickets[rng.randrange(len(open_tickets))]
+            event = {"type": "ticket.responded", "channel": ch, "ticket_id": tid}
+        elif roll < 0.95:
+            tid, ch = open_tickets.pop(rng.randrange(len(open_tickets)))
+            event = {"type": "ticket.solved", "channel": ch, "ticket_id": tid}
+        else:
+            ch, _ = tickets[rng.randrange(len(tickets))]
+            event = {"type": "ticket.rated", "channel": ch, "rating": rng.randint(1, 5)}
+        lines.append(json.dumps({"event_id": f"e{n}", "ts": ts, **event}).encode())
+    return lines
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("events", nargs="?", type=Path, default=Path("bench/out/events-1m.jsonl"))
+    parser.add_argument(
+        "events_file", nargs="?", type=Path, default=Path("bench/out/events-1m.jsonl")
+    )
     parser.add_argument("--events", dest="count", type=int, default=200_000)
     parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument("--channels", type=int, default=0, help="0: the default config")
+    parser.add_argument("--queues", type=int, default=10)
+    parser.add_argument("--between", type=int, default=750, help="events applied between scrapes")
     args = parser.parse_args()
-    if not args.events.exists():
-        args.events.parent.mkdir(parents=True, exist_ok=True)
-        generate(args.events, 1_000_000)
-    settings = parse_settings(CONFIG)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    extra = args.between * (2 * args.scrapes + 1)
+    if args.channels:
+        cfg = large_config(args.channels, args.queues)
+        lines = large_events(cfg, args.count + extra)
+    else:
+        cfg = CONFIG
+        if not args.events_file.exists():
+            args.events_file.parent.mkdir(parents=True, exist_ok=True)
+            generate(args.events_file, 1_000_000)
+        with args.events_file.open("rb") as f:
+            lines = [line for _, line in zip(range(args.count + extra), f, strict=False)]
+    settings = parse_settings(cfg)
     engine = Engine(settings)
     stats = DaemonStats()
     pipeline = Pipeline(engine, stats, event_clock=True, log_burst=0)
-    with args.events.open("rb") as f:
-        for n, line in enumerate(f):
-            if n >= args.count:
-                break
-            pipeline.process("bench", Delivery(line, "x"))
+    for line in lines[: args.count]:
+        pipeline.process("bench", Delivery(line, "x"))
+    more = iter(lines[args.count :])
     alerting = Alerting(settings.detectors, settings.alerts, settings.notifiers, engine, stats)
+    alerting.evaluate(engine.now)
     registry = build_registry(engine, stats, alerting)
-    for label, render in (("text 0.0.4", generate_latest), ("OpenMetrics", generate_openmetrics)):
+    start = time.perf_counter()
+    render(registry)
+    first = time.perf_counter() - start
+    print(
+        f"{len(settings.channels)} channels, "
+        f"{sum(len(ch.queues) for ch in engine.channels.values())} queues, "
+        f"{len(engine.contacts)} open contacts, {len(engine.tickets)} tickets, "
+        f"rejected {sum(stats.rejected.values())}"
+    )
+    print(f"first scrape (builds the kept label texts): {first * 1000:.1f} ms")
+    for label, encoder in (
+        ("text 0.0.4", generate_latest),
+        ("OpenMetrics", generate_openmetrics),
+    ):
         times = []
         for _ in range(args.scrapes):
+            for line in islice(more, args.between):
+                pipeline.process("bench", Delivery(line, "x"))
             start = time.perf_counter()
-            body = render(registry)
+            body = render(registry, encoder)
             times.append(time.perf_counter() - start)
         times.sort()
         p50 = statistics.median(times) * 1000
-        p99 = times[int(len(times) * 0.99) - 1] * 1000
-        lines = body.count(b"\n")
-        print(f"| {label} | {lines} lines | {len(body) / 1024:.0f} KiB | "
-              f"p50 {p50:.2f} ms | p99 {p99:.2f} ms |")
-    open_contacts = len(engine.contacts)
-    print(f"\nstate: {open_contacts} open contacts, {len(engine.tickets)} tickets")
+        p99 = times[max(0, int(len(times) * 0.99) - 1)] * 1000
+        lines_out = body.count(b"\n")
+        print(
+            f"| {label} | {lines_out} lines | {len(body) / 1024:.0f} KiB | "
+            f"p50 {p50:.1f} ms | p99 {p99:.1f} ms |"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Cost of one ``add`` for the quantile sketch candidates, on the same waits.
 
-    python bench/sketch_speed.py        (needs ``pip install ddsketch`` for the comparison)
+python bench/sketch_speed.py        (needs ``pip install ddsketch`` for the comparison)
 """
 
 from __future__ import annotations

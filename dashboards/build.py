@@ -107,6 +107,17 @@ def panel_queries(model: dict[str, object]) -> list[str]:
     return queries
 
 
+def annotation_queries(model: dict[str, object]) -> list[str]:
+    """Every Prometheus annotation's PromQL, template variables replaced as in panel_queries."""
+    values = variable_values(model)
+    annotations = cast("dict[str, object]", model.get("annotations") or {})
+    return [
+        substitute(cast("str", annotation["expr"]), values)
+        for annotation in cast("list[dict[str, object]]", annotations.get("list", []))
+        if annotation.get("expr")
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the Grafana dashboards as JSON.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")

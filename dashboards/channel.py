@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from grafana_foundation_sdk.builders import common as common_builders
-from grafana_foundation_sdk.models import common as common_models
+from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 from dashboards import common
-from dashboards.common import GREEN, RED, PanelIds, query, thresholds
+from dashboards.common import PanelIds, query
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,6 +27,7 @@ WINDOWED = 'channel=~"$channel",window="$window"'
 CUSTOMER = 'channel=~"$channel"'
 TICKET_RATE_RANGE = "1h"  # tickets are slow: quantiles over the last hour, not one scrape step
 QUANTILES = (0.5, 0.9, 0.99)
+RATE = "[$__rate_interval]"
 
 
 def _increase(metric: str, by: str, window: str = "$window") -> str:
@@ -95,6 +95,11 @@ def build() -> dashboard_builders.Dashboard:
                 default="5m",
             )
         )
+        .annotation(
+            common.alert_annotation(
+                "Alerts firing", f'support_alerts{{alertstate="firing",{CUSTOMER}}}'
+            )
+        )
     )
     sections: list[tuple[str, Callable[[PanelIds], list[timeseries.Panel]]]] = [
         ("Queues now", _queue_panels),
@@ -147,18 +152,26 @@ def _queue_panels(ids: PanelIds) -> list[timeseries.Panel]:
 def _ratio_panel(
     panel_id: int, title: str, targets: list[prometheus.Dataquery], description: str
 ) -> timeseries.Panel:
+    """A service-level panel with each channel's configured target as a dashed line."""
+    target = query(
+        f"support_channel_service_level_target{{{CUSTOMER}}}",
+        "{{channel}} target",
+        common.ref_id(len(targets)),
+    )
     return common.timeseries_panel(
         panel_id,
         title,
-        targets,
+        [*targets, target],
         unit="percentunit",
-        description=description,
-        steps=thresholds(RED, (0.8, GREEN)),
+        description=description + " Dashed: the channel's service_level_target.",
         max_value=1,
-    ).thresholds_style(
-        common_builders.GraphThresholdsStyleConfig().mode(
-            common_models.GraphThresholdsStyleMode.DASHED
-        )
+    ).override_by_regexp(
+        ".* target",
+        [
+            dashboard_models.DynamicConfigValue(
+                id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}
+            )
+        ],
     )
 
 
@@ -241,7 +254,8 @@ def _service_panels(ids: PanelIds) -> list[timeseries.Panel]:
             "SLA breaches per minute by SLA",
             [
                 query(
-                    f"60 * sum by (sla) (rate(support_sla_breaches_total{{{LIVE}}}[5m]))",
+                    "60 * sum by (sla) "
+                    f"(rate(support_sla_breaches_total{{{LIVE}}}[$__rate_interval]))",
                     "{{sla}}",
                 )
             ],
@@ -254,15 +268,15 @@ def _service_panels(ids: PanelIds) -> list[timeseries.Panel]:
             "Average speed of answer and handle time",
             [
                 query(
-                    f"sum by (channel) (rate(support_{name}_seconds_sum{{{LIVE}}}[5m])) / "
-                    f"sum by (channel) (rate(support_{name}_seconds_count{{{LIVE}}}[5m]))",
+                    f"sum by (channel) (rate(support_{name}_seconds_sum{{{LIVE}}}{RATE})) / "
+                    f"sum by (channel) (rate(support_{name}_seconds_count{{{LIVE}}}{RATE}))",
                     f"{{{{channel}}}} {label}",
                     common.ref_id(index),
                 )
                 for index, (name, label) in enumerate((("wait", "ASA"), ("handle", "AHT")))
             ],
             unit="s",
-            description="Means from the wait and handle histograms over 5m.",
+            description="Means from the wait and handle histograms over $__rate_interval.",
         ),
     ]
 

@@ -1,7 +1,9 @@
 """Shared pieces of the dashboards: datasource, queries, panels, variables, serialisation.
 
-Every panel and every target names the Prometheus datasource by uid (`prometheus`), so the files
-work with the provisioned datasource of deploy/grafana without a `${DS}` input.
+Every dashboard has a `datasource` variable (type `prometheus`, default uid `prometheus`, the
+provisioned datasource of deploy/grafana), and every panel, target, query variable and annotation
+names the datasource as `${datasource}`, so a dashboard works with any Prometheus datasource the
+viewer picks.
 """
 
 from __future__ import annotations
@@ -22,8 +24,18 @@ if TYPE_CHECKING:
 
     from grafana_foundation_sdk.cog.builder import Builder
 
-DATASOURCE_UID = "prometheus"
+DATASOURCE_VARIABLE = "datasource"
+DATASOURCE_UID = "${datasource}"
 DATASOURCE_TYPE = "prometheus"
+DEFAULT_DATASOURCE_UID = "prometheus"  # deploy/grafana/provisioning/datasources/prometheus.yml
+DEFAULT_DATASOURCE_NAME = "Prometheus"
+ALERT_ANNOTATION_FORMAT = {
+    "titleFormat": "{{alertname}}",
+    "textFormat": "{{alertname}} ({{severity}}) {{channel}}",
+    "tagKeys": "alertname,severity,channel",
+}
+"""Prometheus annotation options the SDK does not model (Grafana's AnnotationQuery is open to
+datasource-specific keys); `to_model` adds them to every annotation that has an `expr`."""
 TAGS = ["support-monitor"]
 GRID_WIDTH = 24
 
@@ -37,6 +49,38 @@ TEXT = "text"
 
 def datasource() -> dashboard_models.DataSourceRef:
     return dashboard_models.DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_UID)
+
+
+INTERVAL_ONLY_KEYS = ("auto", "auto_count", "auto_min")
+"""The SDK writes these interval-variable keys on every variable; Grafana's published
+VariableModel has none of them, so `to_model` drops them from the other variable types."""
+
+
+def datasource_variable() -> dashboard_builders.DatasourceVariable:
+    """`$datasource`: any Prometheus datasource; the provisioned one by default."""
+    return (
+        dashboard_builders.DatasourceVariable(DATASOURCE_VARIABLE)
+        .label("Data source")
+        .type(DATASOURCE_TYPE)
+        .current(
+            dashboard_models.VariableOption(
+                selected=True, text=DEFAULT_DATASOURCE_NAME, value=DEFAULT_DATASOURCE_UID
+            )
+        )
+    )
+
+
+def alert_annotation(name: str, expr: str) -> dashboard_builders.AnnotationQuery:
+    """Marks on every time series panel while `expr` (firing alerts) has a series."""
+    return (
+        dashboard_builders.AnnotationQuery()
+        .name(name)
+        .datasource(datasource())
+        .enable(enable=True)
+        .hide(hide=False)
+        .icon_color(RED)
+        .expr(expr)
+    )
 
 
 def query(
@@ -78,18 +122,44 @@ class PanelIds:
         return self._next
 
 
-def thresholds(base: str, *steps: tuple[float, str]) -> dashboard_builders.ThresholdsConfig:
-    """Absolute thresholds: `base` colour below the first step, then each (value, colour)."""
+def thresholds(
+    base: str,
+    *steps: tuple[float, str],
+    mode: dashboard_models.ThresholdsMode = dashboard_models.ThresholdsMode.ABSOLUTE,
+) -> dashboard_builders.ThresholdsConfig:
+    """Thresholds: `base` colour below the first step, then each (value, colour). In
+    percentage mode a step is a percentage of the field's min..max range."""
     values = [value for value, _ in steps]
     if values != sorted(values):
         raise ValueError(f"threshold steps must ascend: {values}")
     return (
         dashboard_builders.ThresholdsConfig()
-        .mode(dashboard_models.ThresholdsMode.ABSOLUTE)
+        .mode(mode)
         .steps(
             [dashboard_models.Threshold(value=None, color=base)]
             + [dashboard_models.Threshold(value=value, color=color) for value, color in steps]
         )
+    )
+
+
+def percent_thresholds(base: str, *steps: tuple[float, str]) -> dashboard_builders.ThresholdsConfig:
+    """Percentage thresholds: a step at p colours values from min + p% of (max - min) on."""
+    return thresholds(base, *steps, mode=dashboard_models.ThresholdsMode.PERCENTAGE)
+
+
+def config_from_query(
+    ref_id: str, field: str, handler: str
+) -> dashboard_models.DataTransformerConfig:
+    """Grafana's "Config from query results": the last value of query `ref_id` (its field named
+    `field`, i.e. its legend) becomes the `handler` option (e.g. `min`, `max`) of the other
+    queries' numeric fields; that query is not displayed. Without data from it, the panel's
+    own option stays in force."""
+    return dashboard_models.DataTransformerConfig(
+        id_val="configFromData",
+        options={
+            "configRefId": ref_id,
+            "mappings": [{"fieldName": field, "handlerKey": handler, "reducerId": "lastNotNull"}],
+        },
     )
 
 
@@ -128,6 +198,9 @@ def stat_panel(
     text_mode: common.BigValueTextMode = common.BigValueTextMode.AUTO,
     title_size: float | None = None,
     no_value: str = "0",
+    min_value: float | None = None,
+    max_value: float | None = None,
+    transformations: Sequence[dashboard_models.DataTransformerConfig] = (),
 ) -> stat.Panel:
     """A stat tile: last value, background coloured by the thresholds, no sparkline clutter."""
     text = common_builders.VizTextDisplayOptions()
@@ -162,6 +235,12 @@ def stat_panel(
         panel = panel.decimals(decimals)
     if mappings:
         panel = panel.mappings(list(mappings))
+    if min_value is not None:
+        panel = panel.min(min_value)
+    if max_value is not None:
+        panel = panel.max(max_value)
+    for transformation in transformations:
+        panel = panel.with_transformation(transformation)
     return panel
 
 
@@ -245,6 +324,7 @@ def table_panel(
         .unit("short")
         .thresholds(thresholds(GREEN))
         .align(common.FieldTextAlignment.AUTO)
+        .cell_options(common.TableAutoCellOptions())
         .inspect(inspect=False)
         .with_transformation(dashboard_models.DataTransformerConfig(id_val="merge", options={}))
         .with_transformation(
@@ -344,6 +424,7 @@ def dashboard(uid: str, title: str, description: str) -> dashboard_builders.Dash
         .tags(TAGS)
         .timezone("browser")
         .tooltip(dashboard_models.DashboardCursorSync.CROSSHAIR)
+        .with_variable(datasource_variable())
         .link(
             dashboard_builders.DashboardLink("Support monitor")
             .type(dashboard_models.DashboardLinkType.DASHBOARDS)
@@ -359,5 +440,16 @@ T = TypeVar("T")
 
 
 def to_model(builder: Builder[T]) -> dict[str, object]:
-    """The dashboard JSON model exactly as Grafana consumes it (SDK encoder, then plain JSON)."""
-    return cast("dict[str, object]", json.loads(json.dumps(builder.build(), cls=JSONEncoder)))
+    """The dashboard JSON model exactly as Grafana consumes it (SDK encoder, then plain JSON),
+    with the Prometheus annotation formats the SDK does not model."""
+    model = cast("dict[str, object]", json.loads(json.dumps(builder.build(), cls=JSONEncoder)))
+    annotations = cast("dict[str, list[dict[str, object]]]", model.get("annotations") or {})
+    for annotation in annotations.get("list", []):
+        if "expr" in annotation:
+            annotation.update(ALERT_ANNOTATION_FORMAT)
+    templating = cast("dict[str, list[dict[str, object]]]", model.get("templating") or {})
+    for variable in templating.get("list", []):
+        if variable.get("type") != "interval":
+            for key in INTERVAL_ONLY_KEYS:
+                variable.pop(key, None)
+    return model

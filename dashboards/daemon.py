@@ -31,6 +31,12 @@ def build() -> dashboard_builders.Dashboard:
         )
         .refresh("30s")
         .time("now-3h", "now")
+        .annotation(
+            common.alert_annotation(
+                "Health alerts firing",
+                'ALERTS{alertstate="firing",alertname=~"SupportMonitor.*"}',
+            )
+        )
         .with_row(common.row(ids(), "Now"))
     )
     for tile in _tiles(ids):

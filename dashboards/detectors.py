@@ -86,6 +86,11 @@ def build() -> dashboard_builders.Dashboard:
                 include_all=True,
             )
         )
+        .annotation(
+            common.alert_annotation(
+                "Alerts firing", f'support_alerts{{alertstate="firing",{ALERTS}}}'
+            )
+        )
         .with_row(signals_row)
         .with_panel(signal)
         .with_row(common.row(ids(), "Now and alerts"))

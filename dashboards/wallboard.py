@@ -1,27 +1,39 @@
 """Wall board: one row of big tiles per channel, readable across a room, for a kiosk screen.
 
 Tiles are the windowed gauges the detectors and alert rules evaluate, so the board shows what
-pages people. Count tiles fall back to 0 with `or on() vector(0)`: `on()` makes the fallback apply
-only when the left side is empty (a plain `or vector(0)` would add a second, label-less series
-next to every channel's). Ratios are left NaN when a window had no traffic and read "no traffic",
-never a red 0%.
+pages people. The service-level and longest-wait tiles are coloured by each channel's own config:
+a second, hidden query reads `support_channel_service_level_target` or
+`support_channel_answer_seconds`, and Grafana's "Config from query results" sets the tile's min
+(or max) from it, so the percentage thresholds fall on that channel's target (see
+`_service_level_tile` and `_longest_wait_tile`). Count tiles fall back to 0 with
+`or on() vector(0)`: `on()` makes the fallback apply only when the left side is empty (a plain
+`or vector(0)` would add a second, label-less series next to every channel's). Ratios are left
+NaN when a window had no traffic and read "no traffic", never a red 0%.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
-from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common as common_models
 
 from dashboards import common
 from dashboards.common import GREEN, ORANGE, RED, PanelIds, query, thresholds
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from grafana_foundation_sdk.builders import prometheus, stat
+    from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 UID = "support-wallboard"
 TITLE = "Support wall board"
 REFRESH = "10s"  # never faster than the 5 s scrape interval
 TILE_WIDTH = 3
 TILE_HEIGHT = 7
-SERVICE_LEVEL_TARGET = 0.8  # the configured service_level_target (80/20 and friends)
+DEFAULT_TARGET = 0.8  # service level colours when the channel exports no target
+DEFAULT_ANSWER_SECONDS = 20.0  # longest-wait colours when the channel exports no T
 CHANNEL = 'channel=~"$channel"'
 CHANNEL_VALUES = 'label_values({__name__=~"support_queue_waiting|support_tickets_open"}, channel)'
 WINDOWED = 'channel=~"$channel",window="$window"'
@@ -65,6 +77,11 @@ def build() -> dashboard_builders.Dashboard:
                 default="5m",
             )
         )
+        .annotation(
+            common.alert_annotation(
+                "Alerts firing", f'support_alerts{{alertstate="firing",{CHANNEL}}}'
+            )
+        )
         .with_row(common.row(ids(), "$channel", repeat="channel"))
     )
     for tile in _tiles(ids):
@@ -75,29 +92,34 @@ def build() -> dashboard_builders.Dashboard:
 def _tile(
     panel_id: int,
     label: str,
-    expr: str,
+    targets: list[prometheus.Dataquery],
     *,
     unit: str,
     steps: dashboard_builders.ThresholdsConfig,
     description: str,
     ratio: bool = False,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    transformations: Sequence[dashboard_models.DataTransformerConfig] = (),
 ) -> stat.Panel:
-    """A big tile: the label is drawn inside the tile (panel headers are too small for a room)."""
+    """A big tile titled with its label; the value fills the tile."""
     panel = common.stat_panel(
         panel_id,
-        "",
-        [query(expr, legend=label, instant=True)],
+        label,
+        targets,
         unit=unit,
         steps=steps,
         width=TILE_WIDTH,
         height=TILE_HEIGHT,
         description=description,
         mappings=[common.nan_as("no traffic")] if ratio else (),
-        text_mode=common_models.BigValueTextMode.VALUE_AND_NAME,
-        title_size=22,
+        text_mode=common_models.BigValueTextMode.VALUE,
         no_value="no traffic" if ratio else "0",
+        min_value=min_value,
+        max_value=max_value,
+        transformations=transformations,
     )
-    return panel.display_name(label).data_links(
+    return panel.data_links(
         [
             dashboard_builders.DashboardLink("Channel drill-down").url(
                 "/d/support-channel?var-channel=${channel}&${__url_time_range}"
@@ -106,9 +128,107 @@ def _tile(
     )
 
 
+def _count_tile(
+    panel_id: int,
+    label: str,
+    expr: str,
+    *,
+    unit: str,
+    steps: dashboard_builders.ThresholdsConfig,
+    description: str,
+    ratio: bool = False,
+) -> stat.Panel:
+    return _tile(
+        panel_id,
+        label,
+        [query(expr, legend=label, instant=True)],
+        unit=unit,
+        steps=steps,
+        description=description,
+        ratio=ratio,
+    )
+
+
+def service_level_min(target: float) -> float:
+    """The tile's min for a target t: 2t - 1, so that t sits at 50% of min..1."""
+    return round(2 * target - 1, 9)
+
+
+def _service_level_tile(panel_id: int) -> stat.Panel:
+    """Red below the channel's `service_level_target`, green from it.
+
+    Query B (hidden) returns 2t - 1 for the row's channel and becomes the tile's min; max is 1.
+    It has data only where query A has (otherwise Grafana would show B as the value).
+    A value v is at (v - (2t - 1)) / (2 - 2t) of min..max, which is >= 50% exactly when v >= t.
+    Without a target for the channel the panel's own min, 2 * 0.8 - 1, applies (80%).
+    """
+    label = "Service level"
+    return _tile(
+        panel_id,
+        label,
+        [
+            query(f"support_service_level_ratio{{{WINDOWED}}}", legend=label, instant=True),
+            query(
+                f"(2 * support_channel_service_level_target{{{CHANNEL}}} - 1)"
+                f" and on(channel) support_service_level_ratio{{{WINDOWED}}}",
+                legend="min",
+                ref_id="B",
+                instant=True,
+            ),
+        ],
+        unit="percentunit",
+        steps=common.percent_thresholds(RED, (50, GREEN)),
+        description=(
+            "Answered in SLA / (answered + abandoned - short abandoned) over $window; red below "
+            "the channel's service_level_target (support_channel_service_level_target), green "
+            "from it. 'no traffic' when nothing was answered or abandoned."
+        ),
+        ratio=True,
+        min_value=service_level_min(DEFAULT_TARGET),
+        max_value=1,
+        transformations=[common.config_from_query("B", "min", "min")],
+    )
+
+
+def _longest_wait_tile(panel_id: int) -> stat.Panel:
+    """Green below T/2, orange from T/2, red from T (the channel's `answer_seconds`).
+
+    Query B (hidden) returns 2T for the row's channel and becomes the tile's max; min is 0, so
+    25% of min..max is T/2 and 50% is T. Without T for the channel the panel's own max, 2 x 20 s,
+    applies.
+    """
+    label = "Longest wait"
+    return _tile(
+        panel_id,
+        label,
+        [
+            query(
+                _count("max", f"support_queue_oldest_wait_seconds{{{CHANNEL}}}"),
+                legend=label,
+                instant=True,
+            ),
+            query(
+                f"2 * support_channel_answer_seconds{{{CHANNEL}}}",
+                legend="max",
+                ref_id="B",
+                instant=True,
+            ),
+        ],
+        unit="s",
+        steps=common.percent_thresholds(GREEN, (25, ORANGE), (50, RED)),
+        description=(
+            "Wait so far of the longest-waiting contact now; orange from half the channel's "
+            "answer target T, red from T (support_channel_answer_seconds)."
+        ),
+        min_value=0,
+        max_value=2 * DEFAULT_ANSWER_SECONDS,
+        transformations=[common.config_from_query("B", "max", "max")],
+    )
+
+
 def _tiles(ids: PanelIds) -> list[stat.Panel]:
     return [
-        _tile(
+        _count_tile(
             ids(),
             "Waiting",
             _count("sum", f"support_queue_waiting{{{CHANNEL}}}"),
@@ -116,15 +236,8 @@ def _tiles(ids: PanelIds) -> list[stat.Panel]:
             steps=thresholds(GREEN, (5, ORANGE), (15, RED)),
             description="Contacts waiting now (support_queue_waiting).",
         ),
-        _tile(
-            ids(),
-            "Longest wait",
-            _count("max", f"support_queue_oldest_wait_seconds{{{CHANNEL}}}"),
-            unit="s",
-            steps=thresholds(GREEN, (20, ORANGE), (60, RED)),
-            description="Wait so far of the longest-waiting contact now.",
-        ),
-        _tile(
+        _longest_wait_tile(ids()),
+        _count_tile(
             ids(),
             "Past SLA",
             _count("sum", f"support_queue_breached_waiting{{{CHANNEL}}}"),
@@ -132,19 +245,8 @@ def _tiles(ids: PanelIds) -> list[stat.Panel]:
             steps=thresholds(GREEN, (1, RED)),
             description="Contacts still waiting whose wait already exceeds the answer target T.",
         ),
-        _tile(
-            ids(),
-            "Service level",
-            f"support_service_level_ratio{{{WINDOWED}}}",
-            unit="percentunit",
-            steps=thresholds(RED, (SERVICE_LEVEL_TARGET, GREEN)),
-            description=(
-                "Answered in SLA / (answered + abandoned - short abandoned) over $window; red "
-                "below the 80% target. 'no traffic' when nothing was answered or abandoned."
-            ),
-            ratio=True,
-        ),
-        _tile(
+        _service_level_tile(ids()),
+        _count_tile(
             ids(),
             "Abandoned",
             f"support_abandon_ratio{{{WINDOWED}}}",
@@ -153,7 +255,7 @@ def _tiles(ids: PanelIds) -> list[stat.Panel]:
             description="Long abandons / (answered + long abandons) over $window.",
             ratio=True,
         ),
-        _tile(
+        _count_tile(
             ids(),
             "Complaints",
             _count("sum", f"support_complaints_window{{{WINDOWED}}}"),
@@ -161,7 +263,7 @@ def _tiles(ids: PanelIds) -> list[stat.Panel]:
             steps=thresholds(GREEN, (3, ORANGE), (10, RED)),
             description="Complaints received in the last $window.",
         ),
-        _tile(
+        _count_tile(
             ids(),
             "Tickets at risk",
             _count("sum", f"support_tickets_at_risk{{{CHANNEL}}}"),
@@ -169,7 +271,7 @@ def _tiles(ids: PanelIds) -> list[stat.Panel]:
             steps=thresholds(GREEN, (1, ORANGE), (5, RED)),
             description="Open tickets whose first-response or resolution deadline is near.",
         ),
-        _tile(
+        _count_tile(
             ids(),
             "Alerts firing",
             _count("count", f'support_alerts{{alertstate="firing",{CHANNEL}}}'),

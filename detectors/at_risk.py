@@ -3,6 +3,8 @@
 Help desks usually report a breach after the fact; this detector fires while the tickets can
 still be saved. It reads the ``support_tickets_at_risk`` gauge (summed over queues) per SLA and is
 active when at least ``min_count`` tickets are at risk. score = count, threshold = min_count.
+The counts are summed straight from the channel's queues (``at_risk_fr``, ``at_risk_res``, the
+values of the gauge's rows, in the same order).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from detectors.config import TicketsAtRiskSettings
-from detectors.readings import Readings, WorstExport
+from detectors.readings import Groups, Readings, WorstExport
 from detectors.signal import Signal
 from monitor.config import ChannelSettings
 
@@ -22,7 +24,9 @@ class TicketsAtRiskDetector(WorstExport):
     upward = True
 
     def __init__(
-        self, settings: TicketsAtRiskSettings, channels: list[str],
+        self,
+        settings: TicketsAtRiskSettings,
+        channels: list[str],
         channel_settings: Mapping[str, ChannelSettings],
     ) -> None:
         self.settings = settings
@@ -31,35 +35,56 @@ class TicketsAtRiskDetector(WorstExport):
         for name in channels:
             ch = channel_settings[name]
             self._slas[name] = [
-                sla for sla, target in (
+                sla
+                for sla, target in (
                     ("first_response", ch.first_response_seconds),
                     ("resolution", ch.resolution_seconds),
-                ) if target is not None
+                )
+                if target is not None
             ]
+        self._keys: list[tuple[float, ...] | None] = [None] * len(channels)
+        self._groups: Groups = [[] for _ in channels]
 
-    def evaluate(self, readings: Readings) -> list[Signal]:
+    def evaluate(self, readings: Readings) -> Groups:
+        """A channel is judged again only when its at-risk counts changed."""
+        groups = self._groups
+        fresh: Groups | None = None
+        channels = readings.channels
+        for i, channel in enumerate(self.channels):
+            counts = dict.fromkeys(self._slas[channel], 0.0)
+            for q in channels[channel].queues.values():
+                if "first_response" in counts:
+                    counts["first_response"] += q.at_risk_fr
+                if "resolution" in counts:
+                    counts["resolution"] += q.at_risk_res
+            key = tuple(counts.values())
+            if key == self._keys[i]:
+                continue
+            self._keys[i] = key
+            if fresh is None:
+                fresh = list(groups)
+            fresh[i] = self._judge(channel, counts)
+        if fresh is not None:
+            self._groups = fresh
+        return self._groups
+
+    def _judge(self, channel: str, counts: dict[str, float]) -> list[Signal]:
         out = []
         min_count = self.settings.min_count
-        for channel in self.channels:
-            counts = dict.fromkeys(self._slas[channel], 0.0)
-            for row in readings.channel_rows("support_tickets_at_risk", channel):
-                sla = row.label("sla")
-                if sla in counts:
-                    counts[sla] += row.value
-            for sla, count in counts.items():
-                active = count >= min_count
-                out.append(
-                    Signal(
-                        detector=self.name,
-                        channel=channel,
-                        active=active,
-                        score=count,
-                        threshold=float(min_count),
-                        labels=(("sla", sla),),
-                        summary=(
-                            f"{channel}: {count:.0f} open tickets close to their {sla} deadline"
-                            f" (alerts at {min_count})"
-                        ),
-                    )
+        for sla, count in counts.items():
+            active = count >= min_count
+            out.append(
+                Signal(
+                    detector=self.name,
+                    channel=channel,
+                    active=active,
+                    score=count,
+                    threshold=float(min_count),
+                    labels=(("sla", sla),),
+                    summary=(
+                        f"{channel}: {count:.0f} open tickets close to their {sla} deadline"
+                        f" (alerts at {min_count})"
+                    ),
                 )
+            )
         return out

@@ -12,27 +12,44 @@ and at least ``min_waiting`` contacts wait. score = projected seconds, threshold
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from detectors.config import BacklogGrowthSettings
-from detectors.readings import Readings, WorstExport, fmt
+from detectors.readings import Groups, Readings, WorstExport, fmt, window_index
 from detectors.signal import Signal
 from monitor.config import ChannelSettings
 
 
 def slope(points: deque[tuple[float, float]]) -> float:
     """Least-squares slope of (t, y) points; 0 with fewer than two distinct times."""
-    n = len(points)
+    return _slope([t for t, _ in points], [y for _, y in points])
+
+
+def _slope(ts: Sequence[float], ys: Sequence[float], cache: list[Any] | None = None) -> float:
+    """``slope`` of the points ``zip(ts, ys)``: the fsum of the centred products over the fsum
+    of the centred squares. ``cache`` ([centred times, their sum of squares]) keeps the
+    denominator while the centred times are the same (ticks a fixed step apart)."""
+    n = len(ts)
     if n < 2:
         return 0.0
-    mt = math.fsum(t for t, _ in points) / n
-    my = math.fsum(y for _, y in points) / n
-    var = math.fsum((t - mt) ** 2 for t, _ in points)
+    mt = math.fsum(ts) / n
+    my = math.fsum(ys) / n
+    # t - mt, d ** 2 and d * (y - my), term by term, mapped in C
+    dt = list(map(operator.sub, ts, repeat(mt)))
+    var: float
+    if cache is not None and cache[0] == dt:
+        var = cache[1]
+    else:
+        var = math.fsum(map(operator.pow, dt, repeat(2)))
+        if cache is not None:
+            cache[0], cache[1] = dt, var
     if var <= 0:
         return 0.0
-    return math.fsum((t - mt) * (y - my) for t, y in points) / var
+    return math.fsum(map(operator.mul, dt, map(operator.sub, ys, repeat(my)))) / var
 
 
 def seconds_to_breach(answer: float, oldest: float, rate: float) -> float:
@@ -45,15 +62,59 @@ def seconds_to_breach(answer: float, oldest: float, rate: float) -> float:
     return remaining / min(rate, 1.0)
 
 
+class _History:
+    """The (time, oldest wait) points of one channel within ``rate_window``, and how many of the
+    newest ones are 0 (no one waiting): when all are, the slope is 0 without summing."""
+
+    __slots__ = ("cache", "ts", "ys", "zeros")
+
+    def __init__(self, points: Iterable[tuple[float, float]] = ()) -> None:
+        self.ts: deque[float] = deque()
+        self.ys: deque[float] = deque()
+        self.zeros = 0
+        self.cache: list[Any] = [None, 0.0]
+        for t, y in points:
+            self.ts.append(t)
+            self.ys.append(y)
+            self.zeros = self.zeros + 1 if y == 0 else 0
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def __iter__(self) -> Iterator[tuple[float, float]]:
+        return zip(self.ts, self.ys, strict=True)
+
+    def add(self, now: float, y: float, keep: float) -> None:
+        ts = self.ts
+        self.zeros = self.zeros + 1 if y == 0 else 0
+        ts.append(now)
+        self.ys.append(y)
+        while ts and ts[0] <= now - keep:
+            ts.popleft()
+            self.ys.popleft()
+
+    def slope(self) -> float:
+        if self.zeros >= len(self.ts):
+            return 0.0  # every y is 0: ``slope`` sums exact zeros to 0.0 as well
+        return _slope(self.ts, self.ys, self.cache)
+
+
 class BacklogGrowthDetector(WorstExport):
-    """One signal per live channel (no extra labels)."""
+    """One signal per live channel (no extra labels).
+
+    Every tick appends the channel's oldest wait to its history (the growth rate is fitted on
+    it). A new signal is built only when what it shows changed: waiting count, oldest wait, its
+    queue, the fitted rate or the window's inflow and outflow."""
 
     name = "backlog_growth"
     upward = False
 
     def __init__(
-        self, settings: BacklogGrowthSettings, channels: list[str],
+        self,
+        settings: BacklogGrowthSettings,
+        channels: list[str],
         channel_settings: Mapping[str, ChannelSettings],
+        windows: Sequence[str],
     ) -> None:
         self.settings = settings
         self.channels = channels
@@ -66,56 +127,70 @@ class BacklogGrowthDetector(WorstExport):
             self._answer[name] = ch.answer_seconds
             self._horizon[name] = settings.horizon_for(ch)
             self._rate_window[name] = settings.rate_window_for(ch)
-        self._history: dict[str, deque[tuple[float, float]]] = {ch: deque() for ch in channels}
+        self._window_i = window_index(windows, settings.window)
+        self._window = list(windows)[self._window_i]
+        self._history: dict[str, _History] = {ch: _History() for ch in channels}
+        self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
+        self._groups: Groups = [[] for _ in channels]
 
     def export_state(self) -> dict[str, object]:
         """The oldest-wait history of each channel (its growth rate is the slope over it)."""
         return {"history": {ch: [[t, y] for t, y in h] for ch, h in self._history.items()}}
 
     def restore_state(self, data: dict[str, Any]) -> None:
-        history: dict[str, deque[tuple[float, float]]] = {ch: deque() for ch in self.channels}
+        history: dict[str, _History] = {ch: _History() for ch in self.channels}
         for ch, points in data["history"].items():
             if ch in history:
-                history[ch] = deque((float(t), float(y)) for t, y in points)
+                history[ch] = _History([(float(t), float(y)) for t, y in points])
         self._history = history
+        self._keys = [None] * len(self.channels)
 
-    def evaluate(self, readings: Readings) -> list[Signal]:
+    def evaluate(self, readings: Readings) -> Groups:
         now = readings.now
-        out = []
-        for channel in self.channels:
-            oldest_rows = readings.channel_rows("support_queue_oldest_wait_seconds", channel)
-            oldest = max((row.value for row in oldest_rows), default=0.0)
-            head = max(oldest_rows, key=lambda row: row.value, default=None)
-            waiting = int(
-                sum(row.value for row in readings.channel_rows("support_queue_waiting", channel))
-            )
+        groups = self._groups
+        fresh: Groups | None = None
+        channels = readings.channels
+        for i, channel in enumerate(self.channels):
+            ch = channels[channel]
+            values, waiting = readings.waits(channel)
+            oldest = max(values, default=0.0)
+            head = None
+            if waiting:  # the first queue with the largest oldest wait
+                head = list(ch.queues)[values.index(oldest)]
             history = self._history[channel]
-            history.append((now, oldest))
-            while history and history[0][0] <= now - self._rate_window[channel]:
-                history.popleft()
-            rate = slope(history)
-            window = readings.window_name(channel, self.settings.window)
-            agg = readings.window(channel, window)
+            history.add(now, oldest, self._rate_window[channel])
+            rate = history.slope()
+            agg = ch.windows.totals[self._window_i]
             inflow, outflow = agg.queued, agg.answered + agg.abandoned
-            growing = inflow > outflow and rate > 0
-            answer, horizon = self._answer[channel], self._horizon[channel]
-            projected = seconds_to_breach(answer, oldest, rate) if waiting else math.inf
-            active = waiting >= self.settings.min_waiting and growing and projected <= horizon
-            queue = head.label("queue") if head is not None and waiting else None
-            summary = (
-                f"{channel}: {waiting} waiting, oldest {fmt(oldest)} s"
-                + (f" in {queue}" if queue else "")
-                + f", rising {fmt(rate)} s/s; {inflow} queued vs {outflow} answered or abandoned "
-                f"in {window}; T = {answer:g} s reached in about {fmt(projected)} s"
-            )
-            out.append(
-                Signal(
-                    detector=self.name,
-                    channel=channel,
-                    active=active,
-                    score=projected,
-                    threshold=horizon,
-                    summary=summary,
-                )
-            )
-        return out
+            key = (oldest, head if waiting else None, waiting, rate, inflow, outflow)
+            if key == self._keys[i]:
+                continue
+            self._keys[i] = key
+            if fresh is None:
+                fresh = list(groups)
+            fresh[i] = [self._judge(channel, key)]
+        if fresh is not None:
+            self._groups = fresh
+        return self._groups
+
+    def _judge(self, channel: str, key: tuple[Any, ...]) -> Signal:
+        oldest, queue, waiting, rate, inflow, outflow = key
+        window = self._window
+        growing = inflow > outflow and rate > 0
+        answer, horizon = self._answer[channel], self._horizon[channel]
+        projected = seconds_to_breach(answer, oldest, rate) if waiting else math.inf
+        active = waiting >= self.settings.min_waiting and growing and projected <= horizon
+        summary = (
+            f"{channel}: {waiting} waiting, oldest {fmt(oldest)} s"
+            + (f" in {queue}" if queue else "")
+            + f", rising {fmt(rate)} s/s; {inflow} queued vs {outflow} answered or abandoned "
+            f"in {window}; T = {answer:g} s reached in about {fmt(projected)} s"
+        )
+        return Signal(
+            detector=self.name,
+            channel=channel,
+            active=active,
+            score=projected,
+            threshold=horizon,
+            summary=summary,
+        )

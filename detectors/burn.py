@@ -10,13 +10,14 @@ burn rate is 1 / (1 - t) (every contact missed), e.g. 5 for 80%.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from detectors.config import SlaBurnSettings, max_burn_rate
-from detectors.readings import Readings, fmt, offered
+from detectors.readings import Groups, Readings, fmt, offered, window_index
 from detectors.signal import Signal
 from monitor.config import ChannelSettings
 from monitor.engine.readout import service_level
+from monitor.engine.windows import Agg
 
 
 def burn_rate(service_level_ratio: float, target: float) -> float:
@@ -24,15 +25,26 @@ def burn_rate(service_level_ratio: float, target: float) -> float:
     return (1.0 - service_level_ratio) / (1.0 - target)
 
 
+def _inputs(a: Agg) -> tuple[int, int, int, int]:
+    """What a window's service level is made of."""
+    return (a.answered_in_sla, a.answered, a.abandoned, a.abandoned_short)
+
+
 class SlaBurnDetector:
-    """One signal per (channel, window pair), labelled ``long``, ``short`` and ``severity``."""
+    """One signal per (channel, window pair), labelled ``long``, ``short`` and ``severity``.
+
+    A channel is judged again only when one of the four counts the service level of its windows
+    is made of (answered in SLA, answered, abandoned, short abandoned) changed."""
 
     name = "sla_burn"
     upward = True
 
     def __init__(
-        self, settings: SlaBurnSettings, channels: list[str],
+        self,
+        settings: SlaBurnSettings,
+        channels: list[str],
         channel_settings: Mapping[str, ChannelSettings],
+        windows: Sequence[str],
     ) -> None:
         self.settings = settings
         self.channels = channels
@@ -41,51 +53,85 @@ class SlaBurnDetector:
             target = channel_settings[name].service_level_target
             assert target is not None
             self._targets[name] = target
+        names = list(windows)
+        self._pairs = [
+            (
+                names[window_index(names, pair.long)],
+                names[window_index(names, pair.short)],
+                window_index(names, pair.long),
+                window_index(names, pair.short),
+                pair,
+            )
+            for pair in settings.windows
+        ]
+        self._used = sorted({i for p in self._pairs for i in (p[2], p[3])})
+        self._keys: list[tuple[int, ...] | None] = [None] * len(channels)
+        self._groups: Groups = [[] for _ in channels]
 
-    def evaluate(self, readings: Readings) -> list[Signal]:
+    def evaluate(self, readings: Readings) -> Groups:
+        groups = self._groups
+        fresh: Groups | None = None
+        channels = readings.channels
+        used = self._used
+        for i, channel in enumerate(self.channels):
+            totals = channels[channel].windows.totals
+            key = tuple(
+                [n for w in used for n in _inputs(totals[w])]
+                if len(used) != 2
+                else (*_inputs(totals[used[0]]), *_inputs(totals[used[1]]))
+            )
+            if key == self._keys[i]:
+                continue
+            self._keys[i] = key
+            if fresh is None:
+                fresh = list(groups)
+            fresh[i] = self._judge(channel, totals)
+        if fresh is not None:
+            self._groups = fresh
+        return self._groups
+
+    def _judge(self, channel: str, totals: Sequence[Agg]) -> list[Signal]:
         out = []
         min_volume = self.settings.min_volume
-        for channel in self.channels:
-            target = self._targets[channel]
-            for pair in self.settings.windows:
-                long_name = readings.window_name(channel, pair.long)
-                short_name = readings.window_name(channel, pair.short)
-                long_agg = readings.window(channel, long_name)
-                short_agg = readings.window(channel, short_name)
-                long_burn = burn_rate(service_level(long_agg), target)
-                short_burn = burn_rate(service_level(short_agg), target)
-                low = min(offered(long_agg), offered(short_agg))
-                both = long_burn + short_burn
-                score = math.nan if math.isnan(both) else min(long_burn, short_burn)
-                guarded = low < min_volume
-                # Configured pairs above the ceiling are refused; a default one is capped there.
-                limit = min(pair.burn_rate, max_burn_rate(target))
-                active = not guarded and score >= limit
-                if guarded:
-                    summary = (
-                        f"{channel} SLA burn not judged: {low} offered contacts in a window "
-                        f"(min_volume {min_volume})"
-                    )
-                else:
-                    summary = (
-                        f"{channel} burns its {target:.0%} service-level budget "
-                        f"{fmt(long_burn)}x over {long_name} and {fmt(short_burn)}x over "
-                        f"{short_name} (threshold {limit:g}x)"
-                    )
-                out.append(
-                    Signal(
-                        detector=self.name,
-                        channel=channel,
-                        active=active,
-                        score=score,
-                        threshold=limit,
-                        labels=(
-                            ("long", long_name), ("severity", pair.severity),
-                            ("short", short_name),
-                        ),
-                        summary=summary,
-                    )
+        target = self._targets[channel]
+        for long_name, short_name, long_i, short_i, pair in self._pairs:
+            long_agg = totals[long_i]
+            short_agg = totals[short_i]
+            long_burn = burn_rate(service_level(long_agg), target)
+            short_burn = burn_rate(service_level(short_agg), target)
+            low = min(offered(long_agg), offered(short_agg))
+            both = long_burn + short_burn
+            score = math.nan if math.isnan(both) else min(long_burn, short_burn)
+            guarded = low < min_volume
+            # Configured pairs above the ceiling are refused; a default one is capped there.
+            limit = min(pair.burn_rate, max_burn_rate(target))
+            active = not guarded and score >= limit
+            if guarded:
+                summary = (
+                    f"{channel} SLA burn not judged: {low} offered contacts in a window "
+                    f"(min_volume {min_volume})"
                 )
+            else:
+                summary = (
+                    f"{channel} burns its {target:.0%} service-level budget "
+                    f"{fmt(long_burn)}x over {long_name} and {fmt(short_burn)}x over "
+                    f"{short_name} (threshold {limit:g}x)"
+                )
+            out.append(
+                Signal(
+                    detector=self.name,
+                    channel=channel,
+                    active=active,
+                    score=score,
+                    threshold=limit,
+                    labels=(
+                        ("long", long_name),
+                        ("severity", pair.severity),
+                        ("short", short_name),
+                    ),
+                    summary=summary,
+                )
+            )
         return out
 
     def export(self, signals: list[Signal]) -> Signal:

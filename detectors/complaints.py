@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectors.config import ComplaintSpikeSettings
-from detectors.poisson import critical_count, sf
-from detectors.readings import Readings, WorstExport, fmt
+from detectors.poisson import critical_bracket, critical_count, critical_count_within, sf
+from detectors.readings import Groups, Readings, WorstExport, fmt, window_index
 from detectors.signal import Signal
 
 _SAMPLES_PER_WINDOW = 120
@@ -70,18 +70,33 @@ def blend(e: Ewma | None, fallback: float, warmup: int) -> float:
 
 
 SlotOf = Callable[[float], int]
+Segments = tuple[tuple[float, int], ...]
+"""A window cut at the hours it overlaps: (share of the window, hour-of-week slot) each."""
+
+
+def segments(now: float, span: float, slot_of: SlotOf) -> Segments:
+    """The window ``(now - span, now]`` cut at hour boundaries, oldest first."""
+    t = now - span
+    out = []
+    while t < now:
+        end = min(now, (math.floor(t / 3600.0) + 1) * 3600.0)
+        out.append(((end - t) / span, slot_of(t)))
+        t = end
+    return tuple(out)
 
 
 class Baseline:
     """Expected count per window for one series (a channel, or a channel and category)."""
 
-    __slots__ = ("glob", "settings", "slots", "span")
+    __slots__ = ("glob", "settings", "slots", "span", "version")
 
     def __init__(self, settings: ComplaintSpikeSettings, span: float) -> None:
         self.settings = settings
         self.span = span
         self.slots: dict[int, Ewma] = {}
         self.glob = Ewma()
+        self.version = 0
+        """Bumped whenever ``learn`` runs: expectations computed before may be stale."""
 
     def slot_expected(self, slot: int) -> float:
         s = self.settings
@@ -92,12 +107,13 @@ class Baseline:
     def expected(self, now: float, slot_of: SlotOf) -> float:
         """Expected count over ``(now - span, now]``: each hour slot weighted by its overlap, so
         a window straddling 09:00 expects part night and part day."""
-        start, total = now - self.span, 0.0
-        t = start
-        while t < now:
-            end = min(now, (math.floor(t / 3600.0) + 1) * 3600.0)
-            total += (end - t) / self.span * self.slot_expected(slot_of(t))
-            t = end
+        return self.expected_over(segments(now, self.span, slot_of))
+
+    def expected_over(self, segs: Segments) -> float:
+        """``expected`` for the hour segments of a window (see :func:`segments`)."""
+        total = 0.0
+        for weight, slot in segs:
+            total += weight * self.slot_expected(slot)
         return total
 
     def learn(self, slot: int, count: float, *, flagged: bool) -> None:
@@ -105,6 +121,7 @@ class Baseline:
         (flags before that came from the fallback, not from this slot), unless the slot has
         skipped ``relearn_after`` periods in a row: then the level has shifted for good."""
         s = self.settings
+        self.version += 1
         ewma = self.slots.setdefault(slot, Ewma())
         if flagged and ewma.n >= s.warmup_samples and ewma.skipped < s.relearn_after:
             ewma.skipped += 1
@@ -116,14 +133,40 @@ class Baseline:
 
 
 class _Series:
-    """State of one judged series: baseline, whether this period was flagged, last signal."""
+    """State of one judged series: baseline, whether this period was flagged, last signal, and
+    the expectation (and critical count) last computed, with what they were computed for."""
 
-    __slots__ = ("active", "baseline", "flagged")
+    __slots__ = (
+        "active",
+        "baseline",
+        "crit_for",
+        "crit_range",
+        "exp_for",
+        "expected",
+        "flagged",
+        "slot_values",
+        "slots_for",
+    )
 
     def __init__(self, baseline: Baseline) -> None:
         self.baseline = baseline
         self.flagged = False
         self.active = False
+        self.exp_for: tuple[Segments, int] | None = None
+        self.expected = math.nan
+        self.slots_for: tuple[tuple[int, ...], int] | None = None
+        self.slot_values: list[float] = []
+        """``baseline.slot_expected`` of the slots in ``slots_for`` (at that version)."""
+        self.crit_for: tuple[tuple[int, ...], int, float] | None = None
+        self.crit_range: tuple[float, float, tuple[int, int] | None] = (math.nan, math.nan, None)
+
+    def values_of(self, slots: tuple[int, ...]) -> list[float]:
+        """The expected count of each slot, computed once per baseline version."""
+        key = (slots, self.baseline.version)
+        if self.slots_for != key:
+            self.slot_values = [self.baseline.slot_expected(slot) for slot in slots]
+            self.slots_for = key
+        return self.slot_values
 
 
 class _CategoryCounts:
@@ -134,17 +177,36 @@ class _CategoryCounts:
         self.step = span / _SAMPLES_PER_WINDOW
         self.samples: deque[tuple[float, dict[str, int]]] = deque()
         self.period_start: dict[str, int] | None = None
+        # What the last counts were computed from; the same inputs give the same dict back.
+        self._from: tuple[object, object, tuple[int, ...]] | None = None
+        self._counts: dict[str, int] = {}
 
     def observe(self, now: float, cumulative: dict[str, int]) -> dict[str, int]:
-        """Record a sample (at most one per step) and return counts over ``(now - span, now]``."""
+        """Record a sample (at most one per step) and return counts over ``(now - span, now]``:
+        the very dict of the last call while the counts are unchanged."""
         samples = self.samples
         if not samples or now - samples[-1][0] >= self.step:
             samples.append((now, dict(cumulative)))
         # Keep the newest sample at or before the window start as the base, drop older ones.
         while len(samples) >= 2 and samples[1][0] <= now - self.span:
             samples.popleft()
-        base = samples[0][1] if samples[0][0] <= now - self.span else {}
-        return {cat: n - base.get(cat, 0) for cat, n in cumulative.items()}
+        first = samples[0]
+        base_sample = first if first[0] <= now - self.span else None
+        inputs = (cumulative, base_sample, tuple(cumulative.values()))
+        last = self._from
+        if (
+            last is not None
+            and last[0] is cumulative
+            and last[1] is base_sample
+            and (last[2] == inputs[2])
+        ):
+            return self._counts
+        base = base_sample[1] if base_sample is not None else {}
+        self._from = inputs
+        counts = {cat: n - base.get(cat, 0) for cat, n in cumulative.items()}
+        if counts != self._counts or list(counts) != list(self._counts):
+            self._counts = counts
+        return self._counts
 
     def dump(self) -> dict[str, object]:
         return {
@@ -153,11 +215,13 @@ class _CategoryCounts:
         }
 
     def load(self, data: dict[str, Any]) -> None:
-        samples = deque((float(t), {str(k): int(v) for k, v in c.items()}) for t, c in
-                        data["samples"])
+        samples = deque(
+            (float(t), {str(k): int(v) for k, v in c.items()}) for t, c in data["samples"]
+        )
         start = data["period_start"]
         self.period_start = None if start is None else {str(k): int(v) for k, v in start.items()}
         self.samples = samples
+        self._from = None
 
     def period(self, cumulative: dict[str, int]) -> dict[str, int] | None:
         """Counts since the last period boundary (None on the first one), then restart."""
@@ -175,11 +239,16 @@ class ComplaintSpikeDetector(WorstExport):
     upward = True
 
     def __init__(
-        self, settings: ComplaintSpikeSettings, channels: list[str], span: float
+        self,
+        settings: ComplaintSpikeSettings,
+        channels: list[str],
+        span: float,
+        windows: Sequence[str],
     ) -> None:
         self.settings = settings
         self.channels = channels
         self.span = span
+        self._window_i = window_index(windows, settings.window)
         self._window_label = f"{span / 60:g} min"
         self._tz = ZoneInfo(settings.timezone)
         self._series: dict[tuple[str, str], _Series] = {}
@@ -187,6 +256,11 @@ class ComplaintSpikeDetector(WorstExport):
         self._period: int | None = None
         self._first_period: int | None = None
         self._slot_cache: dict[int, int] = {}
+        self._segments: Segments = ()
+        self._learnt = dict.fromkeys(channels, 0)
+        """Per channel: periods learnt so far (a channel's expectations change only then)."""
+        self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
+        self._groups: Groups = [[] for _ in channels]
 
     def slot(self, t: float) -> int:
         """Hour of the week (0 = Monday 00:00-01:00) in the configured time zone."""
@@ -206,7 +280,11 @@ class ComplaintSpikeDetector(WorstExport):
             "first_period": self._first_period,
             "series": [
                 [
-                    channel, category, st.flagged, st.active, st.baseline.glob.dump(),
+                    channel,
+                    category,
+                    st.flagged,
+                    st.active,
+                    st.baseline.glob.dump(),
                     [[slot, *e.dump()] for slot, e in sorted(st.baseline.slots.items())],
                 ]
                 for (channel, category), st in self._series.items()
@@ -238,6 +316,7 @@ class ComplaintSpikeDetector(WorstExport):
         self._categories = categories
         self._period = period
         self._first_period = first
+        self._keys = [None] * len(self.channels)  # judge every channel again
 
     def _state(self, channel: str, category: str) -> _Series:
         key = (channel, category)
@@ -246,7 +325,7 @@ class ComplaintSpikeDetector(WorstExport):
             state = self._series[key] = _Series(Baseline(self.settings, self.span))
         return state
 
-    def evaluate(self, readings: Readings) -> list[Signal]:
+    def evaluate(self, readings: Readings) -> Groups:
         now = readings.now
         s = self.settings
         period = math.floor(now / self.span)
@@ -255,35 +334,115 @@ class ComplaintSpikeDetector(WorstExport):
         boundary = self._period is not None and period > self._period
         # Learn only a period seen from its start to its end, one tick after another.
         complete = (
-            self._period is not None and period == self._period + 1
+            self._period is not None
+            and period == self._period + 1
             and self._period != self._first_period
         )
-        out: list[Signal] = []
-        for channel in self.channels:
-            total = readings.window(channel, s.window).complaints
-            observed: dict[str, int] = {"": total}
-            cumulative = readings.engine.channels[channel].complaints
-            if s.by_category:
-                observed.update(self._categories[channel].observe(now, cumulative))
-            # Bonferroni: each of n categories is tested at alpha / n, so splitting a channel into
-            # categories does not multiply its false alarms.
-            category_alpha = s.alpha / max(1, len(observed) - 1)
-            for category, count in observed.items():
-                state = self._state(channel, category)
-                alpha = category_alpha if category else s.alpha
-                out.append(self._judge(channel, category, count, state, now, alpha=alpha))
+        segs = segments(now, self.span, self.slot)
+        if segs == self._segments:
+            segs = self._segments  # the same object: expectations cached per series still hold
+        self._segments = segs
+        groups = self._groups
+        fresh: Groups | None = None
+        channels = readings.channels
+        for i, channel in enumerate(self.channels):
+            ch = channels[channel]
+            total = ch.windows.totals[self._window_i].complaints
+            cumulative = ch.complaints
+            counts = self._categories[channel].observe(now, cumulative) if s.by_category else None
+            key = (total, counts, segs, self._learnt[channel])
+            last = self._keys[i]
+            if (
+                last is None
+                or last[0] != total
+                or last[1] is not counts
+                or last[2] is not segs
+                or last[3] != key[3]
+            ):
+                self._keys[i] = key
+                if fresh is None:
+                    fresh = list(groups)
+                fresh[i] = self._judge_channel(channel, total, counts, segs)
             if boundary or self._period is None:
-                self._learn(channel, observed[""], cumulative, now, learn=complete)
+                self._learn(channel, total, cumulative, now, learn=complete)
+        if fresh is not None:
+            self._groups = fresh
         self._period = period
+        return self._groups
+
+    def _judge_channel(
+        self,
+        channel: str,
+        total: int,
+        counts: dict[str, int] | None,
+        segs: Segments,
+    ) -> list[Signal]:
+        s = self.settings
+        observed: dict[str, int] = {"": total}
+        if counts is not None:
+            observed.update(counts)
+        # Bonferroni: each of n categories is tested at alpha / n, so splitting a channel into
+        # categories does not multiply its false alarms.
+        category_alpha = s.alpha / max(1, len(observed) - 1)
+        out: list[Signal] = []
+        for category, count in observed.items():
+            state = self._state(channel, category)
+            alpha = category_alpha if category else s.alpha
+            out.append(self._judge(channel, category, count, state, segs, alpha=alpha))
         return out
 
+    def _expected(self, state: _Series, segs: Segments) -> float:
+        """The series' expected count over the window, computed once per window position
+        (hour segments) and baseline version."""
+        baseline = state.baseline
+        exp_for = (segs, baseline.version)
+        last = state.exp_for
+        if last is None or last[0] is not segs or last[1] != exp_for[1]:
+            # Baseline.expected_over's sum, term by term, with the slot values cached
+            values = state.values_of(tuple(slot for _, slot in segs))
+            total = 0.0
+            for (weight, _), value in zip(segs, values, strict=True):
+                total += weight * value
+            state.expected = total
+            state.exp_for = exp_for
+        return state.expected
+
+    def _critical(self, state: _Series, segs: Segments, expected: float, alpha: float) -> int:
+        """``critical_count(expected, alpha)``. While the window straddles an hour boundary the
+        expectation moves every tick between the slots' values; the critical counts of the two
+        ends bound it (``poisson.critical_bracket``, computed once), so the search only runs
+        between them (``poisson.critical_count_within``): no tail evaluation when they agree."""
+        if len(segs) < 2:
+            return critical_count(expected, alpha)
+        baseline = state.baseline
+        slots = tuple(slot for _, slot in segs)
+        crit_for = (slots, baseline.version, alpha)
+        if state.crit_for != crit_for:
+            values = state.values_of(slots)
+            lo, hi = min(values) * (1 - 1e-12), max(values) * (1 + 1e-12)
+            state.crit_range = (lo, hi, critical_bracket(lo, hi, alpha))
+            state.crit_for = crit_for
+        lo, hi, bracket = state.crit_range
+        if bracket is not None and lo <= expected <= hi:
+            return critical_count_within(expected, alpha, bracket)
+        return critical_count(expected, alpha)
+
     def _judge(
-        self, channel: str, category: str, count: int, state: _Series, now: float, *, alpha: float
+        self,
+        channel: str,
+        category: str,
+        count: int,
+        state: _Series,
+        segs: Segments,
+        *,
+        alpha: float,
     ) -> Signal:
         s = self.settings
-        expected = state.baseline.expected(now, self.slot)
+        expected = self._expected(state, segs)
         threshold = max(
-            critical_count(expected, alpha), s.min_count, math.ceil(s.min_ratio * expected)
+            self._critical(state, segs, expected, alpha),
+            s.min_count,
+            math.ceil(s.min_ratio * expected),
         )
         active = count >= threshold
         state.active = active
@@ -322,6 +481,8 @@ class ComplaintSpikeDetector(WorstExport):
         if by_category:
             counts.update(by_category)
         slot = self.slot(now - self.span / 2)
+        if learn:
+            self._learnt[channel] += 1
         for category, count in counts.items():
             state = self._state(channel, category)
             if learn:

@@ -65,11 +65,17 @@ METRICS: dict[str, MetricInfo] = {
     "support_complaints_window": MetricInfo("windowed", "any"),
 }
 COUNTERS = (
-    "support_contacts_queued_total", "support_contacts_answered_total",
-    "support_contacts_answered_in_sla_total", "support_contacts_abandoned_total",
-    "support_contacts_abandoned_short_total", "support_contacts_abandoned_in_sla_total",
-    "support_sla_breaches_total", "support_tickets_created_total", "support_tickets_solved_total",
-    "support_csat_ratings_total", "support_complaints_total",
+    "support_contacts_queued_total",
+    "support_contacts_answered_total",
+    "support_contacts_answered_in_sla_total",
+    "support_contacts_abandoned_total",
+    "support_contacts_abandoned_short_total",
+    "support_contacts_abandoned_in_sla_total",
+    "support_sla_breaches_total",
+    "support_tickets_created_total",
+    "support_tickets_solved_total",
+    "support_csat_ratings_total",
+    "support_complaints_total",
 )
 QUANTILES = ("0.5", "0.9", "0.99")
 SLAS = ("first_response", "resolution")
@@ -221,13 +227,9 @@ class ThresholdSettings(_Model):
             raise ValueError(f"{key}.value: {value} is outside 0..1; {self.metric} is a ratio")
         if value < 0:
             raise ValueError(f"{key}.value: {value} is negative; {self.metric} never is")
-        never = (
-            (self.op == "<" and value <= 0) or (info.ratio and self.op == ">" and value >= 1)
-        )
+        never = (self.op == "<" and value <= 0) or (info.ratio and self.op == ">" and value >= 1)
         if never:
-            raise ValueError(
-                f"{key}.value: {self.metric} {self.op} {value} can never fire"
-            )
+            raise ValueError(f"{key}.value: {self.metric} {self.op} {value} can never fire")
         if self.recover is not None:
             rec = self.recover
             if (self.upward and rec > value) or (not self.upward and rec < value):
@@ -285,7 +287,9 @@ class SlaBurnSettings(_Model):
         self, key: str, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
     ) -> list[str]:
         scoped = _scope(
-            key, self.channels, channels,
+            key,
+            self.channels,
+            channels,
             lambda ch: _live(ch) and ch.service_level_target is not None,
             "has no service_level_target (and answer_seconds): no SLO to burn",
         )
@@ -298,13 +302,23 @@ class SlaBurnSettings(_Model):
             seen.add(labels)
             _window(f"{pkey}.long", pair.long, windows)
             _window(f"{pkey}.short", pair.short, windows)
-            long_span = parse_duration(resolve_window(pair.long, windows))
-            if long_span < parse_duration(resolve_window(pair.short, windows)):
+            long_name = resolve_window(pair.long, windows)
+            short_name = resolve_window(pair.short, windows)
+            if parse_duration(long_name) < parse_duration(short_name):
                 raise ValueError(
                     f"{pkey}: long window {pair.long!r} must not be shorter than {pair.short!r}"
                 )
             if "windows" not in self.model_fields_set:
-                continue  # the defaults are capped per channel at run time (see burn.py)
+                # The defaults are capped per channel at run time (see burn.py). With one
+                # configured window both of their aliases name it: a single-window burn rate.
+                continue
+            if long_name == short_name:
+                raise ValueError(
+                    f"{pkey}.short: {pair.short!r} is the same window as long {pair.long!r} "
+                    f"({long_name!r}): a burn-rate pair needs two distinct windows; declare "
+                    "a second one in windows, or leave detectors.sla_burn.windows at its "
+                    "default (one window: a single-window burn rate)"
+                )
             for name in scoped:
                 target = channels[name].service_level_target
                 assert target is not None
@@ -430,7 +444,10 @@ class TicketsAtRiskSettings(_Model):
     ) -> list[str]:
         del windows
         return _scope(
-            key, self.channels, channels, _tickets,
+            key,
+            self.channels,
+            channels,
+            _tickets,
             "has no ticket SLA (first_response_seconds/resolution_seconds)",
         )
 
@@ -441,16 +458,29 @@ class TicketsAtRiskSettings(_Model):
 def _default_thresholds() -> tuple[ThresholdSettings, ...]:
     return (
         ThresholdSettings(
-            name="longest_wait", metric="support_queue_oldest_wait_seconds", op=">",
-            value=120, recover=90,
+            name="longest_wait",
+            metric="support_queue_oldest_wait_seconds",
+            op=">",
+            value=120,
+            recover=90,
         ),
         ThresholdSettings(
-            name="abandon_rate", metric="support_abandon_ratio", window=LONGEST, op=">",
-            value=0.1, recover=0.08, min_volume=20,
+            name="abandon_rate",
+            metric="support_abandon_ratio",
+            window=LONGEST,
+            op=">",
+            value=0.1,
+            recover=0.08,
+            min_volume=20,
         ),
         ThresholdSettings(
-            name="csat_low", metric="support_csat_ratio", window=LONGEST, op="<",
-            value=0.7, recover=0.75, min_volume=10,
+            name="csat_low",
+            metric="support_csat_ratio",
+            window=LONGEST,
+            op="<",
+            value=0.7,
+            recover=0.75,
+            min_volume=10,
         ),
     )
 
@@ -479,9 +509,7 @@ class DetectorSettings(_Model):
 
     def names(self) -> tuple[str, ...]:
         """Enabled detector instance names (the ``detector`` label values alert rules may use)."""
-        builtin = (
-            name for name in BUILTIN_NAMES if getattr(self, name).enabled
-        )
+        builtin = (name for name in BUILTIN_NAMES if getattr(self, name).enabled)
         return (*builtin, *(t.name for t in self.thresholds))
 
     def scopes(

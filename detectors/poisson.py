@@ -65,3 +65,52 @@ def critical_count(lam: float, alpha: float) -> int:
     while log_sf(k, lam) >= log_alpha:
         k += 1
     return k
+
+
+_MARGIN = 1e-9
+"""How far (in log probability) from ``log(alpha)`` both ends of a range must be before
+:func:`constant_critical_count` vouches for it: far above ``log_sf``'s rounding (~1e-15)."""
+
+
+def critical_bracket(lo: float, hi: float, alpha: float) -> tuple[int, int] | None:
+    """Bounds ``(c_lo, c_hi)`` on the critical count of every rate in ``[lo, hi]``, or ``None``.
+
+    P(X >= k | lam) grows with lam and falls with k. With ``c_lo = critical_count(lo)`` and
+    ``c_hi = critical_count(hi)``: if ``c_lo - 1`` has its tail at or above alpha at ``lo`` and
+    ``c_hi`` has its tail below alpha at ``hi``, both with a margin far above ``log_sf``'s
+    rounding, then for every rate in between no count below ``c_lo`` fires and ``c_hi`` does, so
+    :func:`critical_count`'s search ends in ``[c_lo, c_hi]``, exactly where it would.
+    """
+    if not 0 <= lo <= hi or not math.isfinite(hi):
+        return None
+    c_lo, c_hi = critical_count(lo, alpha), critical_count(hi, alpha)
+    if c_lo > c_hi:
+        return None
+    log_alpha = math.log(alpha)
+    slack = _MARGIN * max(1.0, abs(log_alpha))
+    if log_sf(c_hi, hi) >= log_alpha - slack:
+        return None
+    if c_lo - 1 >= max(1, math.floor(lo) + 1) and log_sf(c_lo - 1, lo) < log_alpha + slack:
+        return None
+    return c_lo, c_hi
+
+
+def constant_critical_count(lo: float, hi: float, alpha: float) -> int | None:
+    """The critical count of every rate in ``[lo, hi]``, or ``None`` when it may not be one
+    (see :func:`critical_bracket`)."""
+    bracket = critical_bracket(lo, hi, alpha)
+    return bracket[0] if bracket is not None and bracket[0] == bracket[1] else None
+
+
+def critical_count_within(lam: float, alpha: float, bracket: tuple[int, int]) -> int:
+    """``critical_count(lam, alpha)`` for a rate inside the range ``bracket`` was computed for:
+    the same search, started at ``c_lo`` and stopped at ``c_hi`` (one tail evaluation when the
+    two differ by one, none when they are equal)."""
+    c_lo, c_hi = bracket
+    log_alpha = math.log(alpha)
+    k = max(c_lo, 1, math.floor(lam) + 1)
+    while k < c_hi:
+        if log_sf(k, lam) < log_alpha:
+            return k
+        k += 1
+    return c_hi

@@ -1,53 +1,74 @@
 """One tick's view of the engine, shared by every detector of the suite.
 
-Detectors judge the very numbers a scrape of ``/metrics`` shows at that instant, so they read the
-exporter's rows (``monitor.engine.readout.series``), built once per tick and indexed by name, and
-the window totals (counts) for their volume guards and burn rates.
+Detectors judge the very numbers a scrape of ``/metrics`` shows at that instant, but they do not
+build the exporter's rows: each reads exactly the values it needs straight from the engine's
+channel, queue and window objects, with the expressions the rows are made of
+(``monitor.engine.readout.LIVE_GAUGES`` / ``WINDOW_GAUGES``, ``service_level`` ...). Window
+names (and the ``shortest``/``longest`` aliases) are resolved to positions once, when a detector
+is built.
+
+Each detector returns one list of signals per channel it judges, in a fixed order, and hands out
+the same list object (and the same outer list) again while nothing it read has changed, so the
+suite and the alert rules skip that channel by an identity check.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from detectors.config import resolve_window
 from detectors.signal import Signal
 from monitor.engine.engine import Engine
-from monitor.engine.readout import Series, series
+from monitor.engine.readout import oldest_wait
+from monitor.engine.state import ChannelRuntime
 from monitor.engine.windows import Agg
+
+Groups = list[list[Signal]]
+"""A detector's signals, one list per channel of its scope, in scope order."""
 
 
 class Readings:
-    """The exporter's rows at ``now`` (lazily indexed by metric name) and the window totals."""
+    """The engine at ``now``: its channels, read directly."""
+
+    __slots__ = ("_waits", "channels", "engine", "now")
 
     def __init__(self, engine: Engine, now: float) -> None:
         self.engine = engine
         self.now = now
-        self._index: dict[str, dict[str, list[Series]]] | None = None
+        self.channels: dict[str, ChannelRuntime] = engine.channels
+        self._waits: dict[str, tuple[tuple[float, ...], int]] = {}
 
-    def _by_name(self) -> dict[str, dict[str, list[Series]]]:
-        """Rows by metric name, then channel: built once per tick, read by every detector."""
-        if self._index is None:
-            index: dict[str, dict[str, list[Series]]] = {}
-            for row in series(self.engine):
-                channels = index.setdefault(row.name, {})
-                channels.setdefault(row.label("channel") or "", []).append(row)
-            self._index = index
-        return self._index
-
-    def rows(self, name: str) -> list[Series]:
-        return [row for rows in self._by_name().get(name, {}).values() for row in rows]
-
-    def channel_rows(self, name: str, channel: str) -> list[Series]:
-        return self._by_name().get(name, {}).get(channel, [])
+    def waits(self, channel: str) -> tuple[tuple[float, ...], int]:
+        """The ``support_queue_oldest_wait_seconds`` value of each of the channel's queues (in
+        ``queues`` order) and how many contacts wait in all of them; read once per tick and
+        shared by the detectors that need them."""
+        got = self._waits.get(channel)
+        if got is None:
+            now = self.now
+            waiting = 0
+            values = []
+            for q in self.channels[channel].queues.values():
+                if q.waiting:
+                    values.append(oldest_wait(q, now))
+                    waiting += len(q.waiting)
+                else:
+                    values.append(0.0)  # what oldest_wait says for an empty queue
+            got = self._waits[channel] = (tuple(values), waiting)
+        return got
 
     def window_name(self, channel: str, window: str) -> str:
         """The configured window a name (or ``shortest``/``longest``) stands for."""
-        return resolve_window(window, self.engine.channels[channel].windows.names)
+        return resolve_window(window, self.channels[channel].windows.names)
 
     def window(self, channel: str, window: str) -> Agg:
-        return self.engine.channels[channel].windows.total(self.window_name(channel, window))
+        return self.channels[channel].windows.total(self.window_name(channel, window))
+
+
+def window_index(windows: Sequence[str], window: str) -> int:
+    """Position of a configured window (alias resolved) in every channel's ``windows.totals``."""
+    return list(windows).index(resolve_window(window, windows))
 
 
 class Detector(Protocol):
@@ -56,8 +77,12 @@ class Detector(Protocol):
     name: str
     upward: bool
     """True when a higher score is worse (the exported row is the worst signal)."""
+    channels: list[str]
 
-    def evaluate(self, readings: Readings) -> list[Signal]: ...
+    def evaluate(self, readings: Readings) -> Groups:
+        """One list of signals per channel of ``channels``; an unchanged channel's list (and, if
+        no channel changed, the outer list) is the very object returned at the last tick."""
+        ...
 
     def export(self, signals: list[Signal]) -> Signal:
         """The one signal of a channel the gauges show."""
@@ -76,6 +101,11 @@ class WorstExport:
 def offered(agg: Agg) -> int:
     """Contacts the service level is judged on: answered + abandoned - short abandoned."""
     return agg.answered + agg.abandoned - agg.abandoned_short
+
+
+def same(a: float, b: float) -> bool:
+    """Equal, counting NaN as equal to NaN (an input that stays NaN has not changed)."""
+    return a == b or (a != a and b != b)  # noqa: PLR0124 - the NaN test
 
 
 def margin(signal: Signal, upward: bool) -> float:

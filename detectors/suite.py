@@ -16,6 +16,7 @@ settings or channels changed meanwhile.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -27,7 +28,7 @@ from detectors.backlog import BacklogGrowthDetector
 from detectors.burn import SlaBurnDetector
 from detectors.complaints import ComplaintSpikeDetector
 from detectors.config import DetectorSettings, resolve_window
-from detectors.readings import Detector, Readings
+from detectors.readings import Detector, Groups, Readings
 from detectors.signal import Signal
 from detectors.threshold import ThresholdDetector
 from monitor.config import ChannelSettings
@@ -73,19 +74,33 @@ def _float(value: float | str) -> float:
 
 def _dump_signal(s: Signal) -> list[object]:
     return [
-        s.detector, s.channel, s.active, _num(s.score), _num(s.threshold), _num(s.expected),
-        [list(kv) for kv in s.labels], s.summary,
+        s.detector,
+        s.channel,
+        s.active,
+        _num(s.score),
+        _num(s.threshold),
+        _num(s.expected),
+        [list(kv) for kv in s.labels],
+        s.summary,
     ]
 
 
 def _load_signal(data: list[Any]) -> Signal:
     detector, channel, active, score, threshold, expected, labels, summary = data
     return Signal(
-        detector=str(detector), channel=str(channel), active=bool(active),
-        score=_float(score), threshold=_float(threshold), expected=_float(expected),
-        labels=tuple((str(k), str(v)) for k, v in labels), summary=str(summary),
+        detector=str(detector),
+        channel=str(channel),
+        active=bool(active),
+        score=_float(score),
+        threshold=_float(threshold),
+        expected=_float(expected),
+        labels=tuple((str(k), str(v)) for k, v in labels),
+        summary=str(summary),
     )
 
+
+_NO_ROW = Signal("", "", active=False, score=math.nan, threshold=math.nan)
+"""Stands for "no exported row" for a channel that has no signal."""
 
 HELP: dict[str, str] = {
     "support_detector_score": (
@@ -112,51 +127,83 @@ class DetectorSuite:
     ) -> None:
         self.settings = settings
         scopes = settings.scopes(channels, list(window_spans))
+        windows = list(window_spans)
         self.detectors: list[Detector] = []
         if settings.sla_burn.enabled:
             self.detectors.append(
-                SlaBurnDetector(settings.sla_burn, scopes["sla_burn"], channels)
+                SlaBurnDetector(settings.sla_burn, scopes["sla_burn"], channels, windows)
             )
         if settings.complaint_spike.enabled:
             cs = settings.complaint_spike
             self.detectors.append(
                 ComplaintSpikeDetector(
-                    cs, scopes["complaint_spike"],
+                    cs,
+                    scopes["complaint_spike"],
                     window_spans[resolve_window(cs.window, window_spans)],
+                    windows,
                 )
             )
         if settings.backlog_growth.enabled:
             self.detectors.append(
-                BacklogGrowthDetector(settings.backlog_growth, scopes["backlog_growth"], channels)
+                BacklogGrowthDetector(
+                    settings.backlog_growth, scopes["backlog_growth"], channels, windows
+                )
             )
         if settings.tickets_at_risk.enabled:
             self.detectors.append(
                 TicketsAtRiskDetector(settings.tickets_at_risk, scopes["tickets_at_risk"], channels)
             )
         for t in settings.thresholds:
-            self.detectors.append(ThresholdDetector(t, scopes[t.name]))
+            self.detectors.append(ThresholdDetector(t, scopes[t.name], windows))
         self.last: list[Signal] = []
+        """Every signal of the last evaluation, detector by detector, channel by channel."""
+        self.active: list[Signal] = []
+        """The active ones among ``last`` (what alert rules look at), in the same order."""
         self.last_time = -math.inf
         self._exported: list[Signal] = []
+        # Per detector: its last groups, and per group the exported row and the active signals.
+        self._groups: list[Groups] = [[] for _ in self.detectors]
+        self._by_group: list[list[tuple[Signal, list[Signal]]]] = [[] for _ in self.detectors]
 
     def evaluate(self, engine: Engine, now: float) -> list[Signal]:
-        """Signals of every detector at ``now`` (call once per tick, ``now`` never decreasing)."""
+        """Signals of every detector at ``now`` (call once per tick, ``now`` never decreasing).
+
+        Returns the very list of the last call when no detector's signals changed."""
         if now < self.last_time:
             return self.last  # a clock that went back: keep the last verdicts, learn nothing
         readings = Readings(engine, now)
-        signals: list[Signal] = []
-        exported: list[Signal] = []
-        for detector in self.detectors:
-            own = detector.evaluate(readings)
-            signals.extend(own)
-            by_channel: dict[str, list[Signal]] = {}
-            for signal in own:
-                by_channel.setdefault(signal.channel, []).append(signal)
-            exported.extend(detector.export(group) for group in by_channel.values())
-        self.last = signals
+        changed = False
+        for d, detector in enumerate(self.detectors):
+            groups = detector.evaluate(readings)
+            before = self._groups[d]
+            if groups is before:
+                continue
+            changed = True
+            rows = self._by_group[d]
+            new_rows = []
+            for i, group in enumerate(groups):
+                if i < len(before) and group is before[i] and i < len(rows):
+                    new_rows.append(rows[i])
+                elif len(group) == 1:  # its own worst, strictest, ... row
+                    new_rows.append((group[0], group if group[0].active else []))
+                elif group:
+                    new_rows.append((detector.export(group), [s for s in group if s.active]))
+                else:
+                    new_rows.append((_NO_ROW, []))
+            self._groups[d] = groups
+            self._by_group[d] = new_rows
         self.last_time = now
-        self._exported = exported
-        return signals
+        if changed:
+            self._collect()
+        return self.last
+
+    def _collect(self) -> None:
+        """``last``, ``active`` and the exported rows from the per-detector groups."""
+        chain = itertools.chain.from_iterable
+        self.last = list(chain(chain(self._groups)))
+        rows = list(chain(self._by_group))
+        self.active = list(chain(active for _, active in rows))
+        self._exported = [row for row, _ in rows if row is not _NO_ROW]
 
     # --- state across restarts ----------------------------------------------------------
 
@@ -183,26 +230,28 @@ class DetectorSuite:
         that does not read; the detector then starts afresh. Never raises."""
         if not isinstance(data, Mapping) or data.get("v") != STATE_VERSION:
             version = data.get("v") if isinstance(data, Mapping) else None
-            log.warning("detector_state_dropped", detector="*",
-                        reason=f"state version {version!r} is not {STATE_VERSION}")
+            log.warning(
+                "detector_state_dropped",
+                detector="*",
+                reason=f"state version {version!r} is not {STATE_VERSION}",
+            )
             return
         stored = data.get("detectors")
         if not isinstance(stored, Mapping):
             stored = {}
-        last: list[Signal] = []
-        exported: list[Signal] = []
-        for detector in self.detectors:
+        for d, detector in enumerate(self.detectors):
             entry = stored.get(detector.name)
-            if entry is None:
-                continue  # new detector (or one that had nothing stored): it starts afresh
-            own = self._restore_one(detector, entry)
-            if own is None:
-                continue
-            last.extend(own)
+            own = None if entry is None else self._restore_one(detector, entry)
+            # new detector (nothing stored) or dropped state: it starts afresh
             by_channel: dict[str, list[Signal]] = {}
-            for signal in own:
+            for signal in own or []:
                 by_channel.setdefault(signal.channel, []).append(signal)
-            exported.extend(detector.export(group) for group in by_channel.values())
+            self._groups[d] = [by_channel.pop(ch, []) for ch in detector.channels]
+            self._groups[d].extend(by_channel.values())  # channels no longer in its scope
+            self._by_group[d] = [
+                (detector.export(group), [s for s in group if s.active]) if group else (_NO_ROW, [])
+                for group in self._groups[d]
+            ]
         for name in sorted(set(stored) - {d.name for d in self.detectors}):
             log.info("detector_state_dropped", detector=name, reason="no longer configured")
         last_time = data.get("last_time")
@@ -210,8 +259,7 @@ class DetectorSuite:
             self.last_time = -math.inf if last_time is None else float(last_time)
         except (TypeError, ValueError):
             self.last_time = -math.inf
-        self.last = last
-        self._exported = exported
+        self._collect()
 
     def _restore_one(self, detector: Detector, entry: object) -> list[Signal] | None:
         """Restore one detector; its last signals, or ``None`` when its state was dropped."""
@@ -221,15 +269,19 @@ class DetectorSuite:
             return None
         try:
             if entry.get("fingerprint") != detector_fingerprint(detector):
-                log.warning("detector_state_dropped", detector=name,
-                            reason="settings or channels changed since the snapshot")
+                log.warning(
+                    "detector_state_dropped",
+                    detector=name,
+                    reason="settings or channels changed since the snapshot",
+                )
                 return None
             own = [_load_signal(s) for s in entry.get("last", [])]
             if isinstance(detector, Stateful) and "state" in entry:
                 detector.restore_state(entry["state"])
         except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
-            log.warning("detector_state_dropped", detector=name,
-                        reason=f"state does not read: {exc!r}")
+            log.warning(
+                "detector_state_dropped", detector=name, reason=f"state does not read: {exc!r}"
+            )
             return None
         return own
 

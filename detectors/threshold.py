@@ -1,7 +1,8 @@
 """Threshold detector: ``metric op value`` on a gauge of the metric contract.
 
-It reads the exporter's own rows, so an alert on ``support_queue_oldest_wait_seconds > 120``
-judges exactly what the wall board shows. Ratios and quantiles carry a minimum-volume guard (a
+It reads the values of the exporter's own rows (``LIVE_GAUGES``/``WINDOW_GAUGES``, straight from
+the engine), so an alert on ``support_queue_oldest_wait_seconds > 120`` judges exactly what the
+wall board shows. Ratios and quantiles carry a minimum-volume guard (a
 1-call hour at 0% service level is not an incident), and an optional ``recover`` level gives
 hysteresis so a value hovering at the threshold does not flap.
 """
@@ -10,16 +11,21 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from detectors.config import METRICS, ThresholdSettings
-from detectors.readings import Readings, WorstExport, fmt, offered
+from detectors.readings import Groups, Readings, WorstExport, fmt, offered, same, window_index
 from detectors.signal import Signal
+from monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES
+from monitor.engine.state import ChannelRuntime
 from monitor.engine.windows import Agg
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
 }
 
 
@@ -41,9 +47,15 @@ def _volume(agg: Agg, kind: str) -> int:
 
 
 class ThresholdDetector(WorstExport):
-    """One configured threshold instance over its channels (and queues, with ``per_queue``)."""
+    """One configured threshold instance over its channels (and queues, with ``per_queue``).
 
-    def __init__(self, settings: ThresholdSettings, channels: list[str]) -> None:
+    Per channel it reads the gauge's values (one per queue, or the window's value and its
+    volume) and judges again only when they differ from the last tick's; the hysteresis flag
+    it would compare against is then unchanged too, so the last signals still hold."""
+
+    def __init__(
+        self, settings: ThresholdSettings, channels: list[str], windows: Sequence[str]
+    ) -> None:
         self.settings = settings
         self.name = settings.name
         self.upward = settings.upward
@@ -51,6 +63,15 @@ class ThresholdDetector(WorstExport):
         self._info = METRICS[settings.metric]
         self._op = _OPS[settings.op]
         self._active: dict[tuple[str, str], bool] = {}
+        self._window = ""
+        self._window_i = 0
+        if settings.window is not None:
+            self._window_i = window_index(windows, settings.window)
+            self._window = list(windows)[self._window_i]
+        self._live_value = LIVE_GAUGES.get(settings.metric)
+        self._window_value = WINDOW_GAUGES.get(settings.metric)
+        self._keys: list[Any] = [None] * len(channels)
+        self._groups: Groups = [[] for _ in channels]
 
     def export_state(self) -> dict[str, object]:
         """The hysteresis flags: which (channel, queue) was active at the last tick."""
@@ -58,46 +79,79 @@ class ThresholdDetector(WorstExport):
 
     def restore_state(self, data: dict[str, Any]) -> None:
         self._active = {(str(ch), str(q)): bool(a) for ch, q, a in data["active"]}
+        self._keys = [None] * len(self.channels)  # judge every channel again
 
-    def evaluate(self, readings: Readings) -> list[Signal]:
-        out: list[Signal] = []
-        for channel in self.channels:
-            if self._info.kind == "windowed":
-                out.append(self._windowed(readings, channel))
+    def evaluate(self, readings: Readings) -> Groups:
+        groups = self._groups
+        fresh: Groups | None = None
+        channels = readings.channels
+        windowed = self._info.kind == "windowed"
+        for i, channel in enumerate(self.channels):
+            ch = channels[channel]
+            last = self._keys[i]
+            if windowed:
+                value, volume = self._window_inputs(ch.windows.totals[self._window_i])
+                if last is not None and same(value, last[0]) and volume == last[1]:
+                    continue
+                self._keys[i] = (value, volume)
+                signals = [self._windowed(channel, value, volume)]
             else:
-                out.extend(self._live(readings, channel))
-        return out
+                values = self._queue_values(readings, ch)
+                if values == last:  # live gauges are never NaN
+                    continue
+                self._keys[i] = values
+                signals = self._live(channel, tuple(ch.queues), values)
+            if fresh is None:
+                fresh = list(groups)
+            fresh[i] = signals
+        if fresh is not None:
+            self._groups = fresh
+        return self._groups
 
-    def _windowed(self, readings: Readings, channel: str) -> Signal:
+    def _window_inputs(self, agg: Agg) -> tuple[float, int | None]:
+        assert self._window_value is not None
+        value = self._window_value(agg, self.settings.quantile)
+        volume = _volume(agg, self._info.volume) if self._info.volume is not None else None
+        return value, volume
+
+    def _windowed(self, channel: str, value: float, volume: int | None) -> Signal:
         s = self.settings
-        assert s.window is not None
-        window = readings.window_name(channel, s.window)
-        value = math.nan
-        for row in readings.channel_rows(s.metric, channel):
-            if row.label("window") == window and row.label("quantile") == s.quantile:
-                value = row.value
         guard = ""
-        if self._info.volume is not None:
-            volume = _volume(readings.window(channel, window), self._info.volume)
-            if volume < s.effective_min_volume:
-                guard = (
-                    f"only {volume} {self._info.volume} in {window} "
-                    f"(min_volume {s.effective_min_volume})"
-                )
+        if volume is not None and volume < s.effective_min_volume:
+            guard = (
+                f"only {volume} {self._info.volume} in {self._window} "
+                f"(min_volume {s.effective_min_volume})"
+            )
         return self._judge(channel, "", value, guard)
 
-    def _live(self, readings: Readings, channel: str) -> list[Signal]:
+    def _queue_values(self, readings: Readings, ch: ChannelRuntime) -> tuple[float, ...]:
+        """One value per queue: the queue's rows combined (``aggregate``), as the rows of the
+        gauge would be grouped by their ``queue`` label."""
         s = self.settings
         how = s.effective_aggregate
-        per_queue: dict[str, list[float]] = {}
-        for row in readings.channel_rows(s.metric, channel):
-            if s.sla is not None and row.label("sla") != s.sla:
-                continue
-            per_queue.setdefault(row.label("queue") or "default", []).append(row.value)
-        queue_values = {q: _combine(vs, how) for q, vs in per_queue.items()}
+        now = readings.now
+        queues = ch.queues.values()
+        if s.metric == "support_queue_oldest_wait_seconds" and how != "sum":
+            # one row per queue, combined with itself: the row's value
+            return readings.waits(ch.name)[0]
+        read = self._live_value
+        assert read is not None
+        return tuple(
+            [
+                _combine([v for sla, v in read(q, now) if s.sla is None or sla == s.sla], how)
+                for q in queues
+            ]
+        )
+
+    def _live(
+        self, channel: str, queues: tuple[str, ...], values: tuple[float, ...]
+    ) -> list[Signal]:
+        s = self.settings
+        how = s.effective_aggregate
         if s.per_queue:
-            return [self._judge(channel, q, v, "") for q, v in sorted(queue_values.items())]
-        return [self._judge(channel, "", _combine(list(queue_values.values()), how), "")]
+            per_queue = dict(zip(queues, values, strict=True))
+            return [self._judge(channel, q, v, "") for q, v in sorted(per_queue.items())]
+        return [self._judge(channel, "", _combine(list(values), how), "")]
 
     def _judge(self, channel: str, queue: str, value: float, guard: str) -> Signal:
         s = self.settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,15 +15,43 @@ import typer
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.durations import parse_duration
 from monitor.logs import configure
+from monitor.webconfig import split_listen
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, pwsh
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Realtime monitoring of contact-center queues and help-desk tickets.",
 )
 dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards as code.")
 app.add_typer(dashboards_app, name="dashboards")
+
+DASHBOARDS_EXTRA_MISSING = (
+    "dashboards build needs the grafana-foundation-sdk package: "
+    "pip install 'support-monitor[dashboards]'"
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from monitor import __version__  # noqa: PLC0415 - read only when asked
+
+        typer.echo(f"support-monitor {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _main(
+    *,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Realtime monitoring of contact-center queues and help-desk tickets."""
+
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config file.", dir_okay=False)
@@ -44,11 +73,29 @@ def run(
     listen: Annotated[str | None, typer.Option(help="HOST:PORT for /metrics.")] = None,
 ) -> None:
     """The daemon. With no source configured it runs the built-in simulator."""
+    # Until the daemon's own handlers are installed, SIGTERM/SIGINT wait (blocked) instead of
+    # killing a half-started process; the daemon then receives them and stops cleanly.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     settings = _load(config)
+    if listen is not None:
+        try:
+            split_listen(listen)
+        except ValueError as exc:
+            typer.echo(f"config error: --listen: {exc}", err=True)
+            raise typer.Exit(2) from None
     configure(settings.logging.level, settings.logging.format)
     from monitor.daemon import run_daemon  # noqa: PLC0415 - keep check-config start-up light
+    from monitor.http import ListenError, WebConfigError  # noqa: PLC0415
 
-    raise typer.Exit(asyncio.run(run_daemon(settings, listen, config)))
+    try:
+        code = asyncio.run(run_daemon(settings, listen, config))
+    except ListenError as exc:  # e.g. the address is in use: one line, not a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except WebConfigError as exc:  # the web config file changed since it was checked
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -113,7 +160,11 @@ def simulate(
     sim = settings.sources.simulator
     updates = {k: v for k, v in (("seed", seed), ("speed", speed)) if v is not None}
     sim = sim.model_copy(update=updates)
-    span = None if duration is None else parse_duration(duration)
+    try:
+        span = None if duration is None else parse_duration(duration)
+    except ValueError as exc:
+        typer.echo(f"error: --duration: {exc}", err=True)
+        raise typer.Exit(2) from None
     if out is not None:
         from monitor.sources.simulator import write_jsonl  # noqa: PLC0415
 
@@ -125,13 +176,18 @@ def simulate(
         typer.echo("simulate needs --out FILE, or --kafka and/or --mqtt", err=True)
         raise typer.Exit(2)
     configure(settings.logging.level, settings.logging.format)
-    from monitor.http import split_listen  # noqa: PLC0415
     from monitor.sources.publish import publish_simulation  # noqa: PLC0415
 
     target = None if mqtt is None else split_listen(mqtt)
-    sent = asyncio.run(publish_simulation(
-        settings.channels, sim, kafka=kafka, mqtt=target, duration=span,
-    ))
+    sent = asyncio.run(
+        publish_simulation(
+            settings.channels,
+            sim,
+            kafka=kafka,
+            mqtt=target,
+            duration=span,
+        )
+    )
     typer.echo(f"published {dict(sent)}")
 
 
@@ -148,7 +204,13 @@ def dashboards_build(
     out: Annotated[Path, typer.Option(help="Directory for the dashboard JSON files.")],
 ) -> None:
     """Write the Grafana dashboards (generated with grafana-foundation-sdk)."""
-    from dashboards.build import write_all  # noqa: PLC0415
+    try:
+        from dashboards.build import write_all  # noqa: PLC0415
+    except ModuleNotFoundError as exc:  # the optional extra is not installed
+        if not (exc.name or "").startswith("grafana_foundation_sdk"):
+            raise
+        typer.echo(DASHBOARDS_EXTRA_MISSING, err=True)
+        raise typer.Exit(2) from None
 
     for path in write_all(out):
         typer.echo(str(path))

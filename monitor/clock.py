@@ -10,38 +10,151 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+import structlog
+
+from monitor.config import Settings
 from monitor.engine.engine import Engine
 from monitor.stats import DaemonStats
 
 TickHandler = Callable[[float], None]
 
 
+_MAX_FAILURE_KINDS = 256
+_FAILURE_LOG_EVERY = 60.0  # seconds between two lines for a repeated failure of one kind
+
+
+def quiet_horizon(settings: Settings) -> float:
+    """How long after the last event the replay's tick road keeps stepping before it may jump.
+
+    Past ``last event + H`` nothing the tick handlers read can change any more: every window
+    has drained, every deadline (target + allowed lateness) is decided, an oldest-wait threshold
+    has been crossed, and after that every alert ``for``, ``keep_firing_for``, resolved
+    retention and evaluation interval has run out. So the ticks up to the next event only repeat
+    the same evaluation, and skipping them changes no output.
+    """
+    engine = [0.0, *settings.window_seconds.values()]
+    lateness = settings.ingest.allowed_lateness
+    for ch in settings.channels.values():
+        targets = (ch.answer_seconds, ch.first_response_seconds, ch.resolution_seconds)
+        engine.extend(target + lateness for target in targets if target is not None)
+    detectors = settings.detectors
+    if detectors.backlog_growth.rate_window is not None:
+        engine.append(detectors.backlog_growth.rate_window)
+    for threshold in detectors.thresholds:
+        if threshold.metric == "support_queue_oldest_wait_seconds":
+            engine.extend(v for v in (threshold.value, threshold.recover) if v is not None)
+    rules = settings.alerts.rules
+    alerts = (
+        max((r.for_ for r in rules), default=0.0)
+        + max((r.keep_firing_for for r in rules), default=0.0)
+        + settings.alerts.resolved_retention
+        + (settings.alerts.evaluation_interval or 0.0)
+    )
+    return max(engine) + alerts + 2 * settings.exporter.tick_seconds
+
+
 class TickRoad:
     def __init__(
-        self, engine: Engine, interval: float, handlers: Sequence[TickHandler] = ()
+        self,
+        engine: Engine,
+        interval: float,
+        handlers: Sequence[TickHandler] = (),
+        *,
+        quiet_horizon: float | None = None,
+        stats: DaemonStats | None = None,
     ) -> None:
+        """``quiet_horizon`` (replay only, see :func:`quiet_horizon`): once the clock has
+        stepped that far past the last event, the road jumps to the next one instead of running
+        every tick across the gap. ``None`` (live mode): every tick runs. ``stats``: where
+        failing handlers are counted (``support_monitor_tick_failures_total``)."""
         self.engine = engine
         self.interval = interval
         self.handlers = list(handlers)
+        self.quiet_horizon = quiet_horizon
+        self.skipped_ticks = 0
+        """Ticks jumped over in quiet gaps (replay)."""
         self._next: float | None = None
+        self._last_event = -math.inf
+        self._failures: dict[tuple[str, str, int], tuple[int, float]] = {}
+        self._stats = stats
+        if stats is not None:
+            stats.tick_failures["engine.advance"] += 0  # exported at 0 from the start
+        self._log = structlog.get_logger("support_monitor.clock")
 
     def tick(self, now: float) -> None:
-        self.engine.advance(now)
+        """Advance the engine and run every handler; a handler that raises is logged (with a
+        traceback the first time per kind) and the others still run."""
+        try:
+            self.engine.advance(now)
+        except Exception as exc:  # noqa: BLE001 - a defect must not stop the clock
+            self._failed("engine.advance", now, exc)
         for handler in self.handlers:
-            handler(now)
+            try:
+                handler(now)
+            except Exception as exc:  # noqa: BLE001 - a defect must not stop the clock
+                self._failed(getattr(handler, "__qualname__", repr(handler)), now, exc)
 
     def catch_up(self, until: float, *, inclusive: bool) -> None:
-        """Run every aligned tick before ``until`` (or at it, when inclusive), in order."""
+        """Run every aligned tick before ``until`` (or at it, when inclusive), in order. With a
+        ``quiet_horizon``, ticks later than ``last event + horizon`` are skipped but one: the
+        last aligned tick before (or at) ``until`` still runs."""
+        interval = self.interval
         if self._next is None:
-            self._next = math.ceil(until / self.interval) * self.interval
+            self._next = math.ceil(until / interval) * interval
+        if self.quiet_horizon is not None and self._last_event + self.quiet_horizon < until:
+            quiet = self._last_event + self.quiet_horizon
+            while self._next <= quiet:
+                self.tick(self._next)
+                self._next += interval
+            landing = math.floor(until / interval) * interval
+            if landing == until and not inclusive:
+                landing -= interval
+            if landing > self._next:
+                self.skipped_ticks += round((landing - self._next) / interval)
+                self._next = landing
         while self._next < until or (inclusive and self._next == until):
             self.tick(self._next)
-            self._next += self.interval
+            self._next += interval
 
     def before_event(self, ts: float) -> None:
         """Replay: ticks strictly before an event's time run before the event is applied."""
         if self._next is None or self._next < ts:
             self.catch_up(ts, inclusive=False)
+        self._last_event = max(self._last_event, ts)
+
+    def _failed(self, where: str, now: float, exc: Exception) -> None:
+        if self._stats is not None:
+            self._stats.tick_failures[where] += 1
+        kind = (type(exc).__qualname__, where, _raising_line(exc))
+        if kind not in self._failures and len(self._failures) >= _MAX_FAILURE_KINDS:
+            kind = ("other", "", 0)  # past the bound, new kinds share one rate limit
+        seen = self._failures.get(kind)
+        wall = time.monotonic()
+        if seen is None:
+            self._failures[kind] = (0, wall)
+            self._log.error(
+                "tick_handler_failed", handler=where, now=now, error=repr(exc)[:300], exc_info=exc
+            )
+            return
+        repeated, last_logged = seen
+        repeated += 1
+        if wall - last_logged >= _FAILURE_LOG_EVERY:
+            self._log.error(
+                "tick_handler_failed",
+                handler=where,
+                now=now,
+                error=repr(exc)[:300],
+                repeated=repeated,
+            )
+            repeated, last_logged = 0, wall
+        self._failures[kind] = (repeated, last_logged)
+
+
+def _raising_line(exc: BaseException) -> int:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return 0 if tb is None else tb.tb_lineno
 
 
 async def run_wall_clock(

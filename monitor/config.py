@@ -11,14 +11,29 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from alerts.config import AlertSettings, NotifierSettings
 from detectors.config import DetectorSettings
+from monitor import config_paths, redaction
 from monitor.cluster.settings import ClusterSettings, StateSettings
 from monitor.durations import Duration, parse_duration
+from monitor.logs import register_secret
 from monitor.sources.settings import KafkaSettings, MqttSettings
+from monitor.webconfig import load_web_config, split_listen
 
 LabelValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
@@ -46,25 +61,33 @@ class ChannelSettings(_Model):
     def _check(self) -> Self:
         if self.answer_seconds is not None and self.answer_seconds <= 0:
             raise ValueError(
-                "answer_seconds must be greater than 0: a 0 s target breaches every contact"
+                "answer_seconds: must be greater than 0 (a 0 s target breaches every contact)"
+            )
+        if self.answer_seconds is not None and self.short_abandon_seconds > self.answer_seconds:
+            raise ValueError(
+                f"short_abandon_seconds: {self.short_abandon_seconds:g} s is above answer_seconds "
+                f"{self.answer_seconds:g} s: the short-abandon class would swallow every in-SLA "
+                "abandon and some breached ones, and take them out of the service level"
             )
         for name in ("first_response_seconds", "resolution_seconds"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ValueError(f"{name} must be greater than 0")
+                raise ValueError(f"{name}: must be greater than 0")
         for lead, target in (
             ("first_response_warning_seconds", "first_response_seconds"),
             ("resolution_warning_seconds", "resolution_seconds"),
         ):
             lead_value, target_value = getattr(self, lead), getattr(self, target)
             if lead_value is not None and target_value is None:
-                raise ValueError(f"{lead} is set but {target} is not: the warning could never fire")
+                raise ValueError(
+                    f"{lead}: is set but {target} is not: the warning could never fire"
+                )
             if lead_value is not None and target_value is not None and lead_value >= target_value:
-                raise ValueError(f"{lead} must be shorter than {target}")
+                raise ValueError(f"{lead}: must be shorter than {target}")
         if len(set(self.queues)) != len(self.queues):
-            raise ValueError("queues must not repeat")
+            raise ValueError("queues: must not repeat")
         if not self.queues:
-            raise ValueError("queues must name at least one queue")
+            raise ValueError("queues: must name at least one queue")
         return self
 
     @property
@@ -106,6 +129,38 @@ class IngestSettings(_Model):
     """Allowed ``category`` values; others count as ``other``, a missing one ``uncategorized``.
     Empty: the first ``max_complaint_categories`` distinct values seen are kept as they are."""
     max_complaint_categories: int = Field(default=20, ge=0, le=1000)
+    max_clock_skew: Duration = 300.0
+    """Live mode: an event dated more than this ahead of the wall clock is rejected
+    (``reason="timestamp_out_of_range"``): it has not happened yet."""
+    max_event_age: Duration = 86400.0
+    """An event dated more than this behind the clock (live: the wall clock; replay: the
+    stream's clock, the largest ``ts`` seen) is rejected as ``timestamp_out_of_range``."""
+    max_replay_gap: Duration = 30 * 86400.0
+    """Replay: an event dated more than this ahead of the stream's clock is rejected as
+    ``timestamp_out_of_range`` (one line dated 9999 must not end the replay's clock)."""
+    max_tags: int = Field(default=64, gt=0, le=10_000)
+    """A ``ticket.created`` with more tags than this is rejected (``invalid_value``)."""
+
+
+class LimitsSettings(_Model):
+    """Bounds on everything the engine keeps per item (``docs/metrics.md``, "Bounds").
+
+    When a bound is hit the new item is refused (``reason="capacity"``, dead-lettered) and
+    ``support_monitor_capacity_exhausted_total{kind}`` counts it; items already open are kept,
+    so the numbers of what is being tracked stay right."""
+
+    max_open_contacts: int = Field(default=500_000, gt=0)
+    """Contacts waiting or talking at once, over all channels."""
+    max_open_tickets: int = Field(default=1_000_000, gt=0)
+    """Open tickets at once, over all channels."""
+    max_solved_tickets: int = Field(default=200_000, ge=0)
+    """Solved tickets remembered (for a reopen or a late rating); the oldest solved is
+    forgotten first when more are solved."""
+    solved_ticket_retention: Duration = 7 * 86400.0
+    """A solved ticket is also forgotten this long after it was solved."""
+    max_early_outcomes: int = Field(default=10_000, ge=0)
+    """Outcomes held within the allowed lateness until their item's opening event arrives
+    (an ``answered`` before its ``queued``); past this many the newest is rejected."""
 
 
 class DeadLetterSettings(_Model):
@@ -143,11 +198,81 @@ class ExporterSettings(_Model):
     listen: str = "127.0.0.1:9108"
     tick_seconds: Duration = Field(default=1.0, gt=0)
     """How often the wall clock advances the engine and the alert rules are evaluated."""
+    web_config_file: Path | None = None
+    """TLS and basic auth for the listener, in the format of Prometheus' exporter-toolkit
+    (``tls_server_config``, ``basic_auth_users`` with bcrypt hashes), so existing files work."""
+    max_connections: int = Field(default=256, gt=0, le=65536)
+    """Open HTTP connections at most; at it a new connection evicts the oldest one not in a
+    request, or gets a 503 and is closed when all are in a request."""
+    header_timeout: Duration = Field(default=10.0, gt=0)
+    """A client must send its request line and headers within this (slowloris guard)."""
+    idle_timeout: Duration = Field(default=60.0, gt=0)
+    """A kept-alive connection with no request for this long is closed."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        split_listen(value)  # HOST:PORT, port 0-65535; the ValueError names the problem
+        return value
+
+    @field_validator("web_config_file")
+    @classmethod
+    def _web_config(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            load_web_config(value)  # unknown keys, TLS files, bcrypt hashes: named on failure
+        return value
 
 
 class LoggingSettings(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
+
+
+class ConsoleSettings(_Model):
+    """The operations console on the listener: status page, ``/api/v1`` and acknowledge links
+    (docs/console.md)."""
+
+    enabled: bool = True
+    """Serve ``/``, ``/console/*``, ``/ack/*`` and ``/api/v1/*`` on the listener."""
+    external_url: str | None = None
+    """The console's absolute base URL as users reach it (e.g. ``https://monitor.example:9108``):
+    the base of the signed acknowledge link in Slack messages and webhook payloads (no link
+    without it)."""
+    api_token_file: Path | None = None
+    """A secret file holding the bearer token write calls need (ack, silence); unset: the API
+    and the page are read-only, only signed links can acknowledge."""
+    signing_key_file: Path | None = None
+    """A secret file whose bytes key the ack links' HMAC-SHA256; unset: a random key generated
+    once and kept (mode 0600) in ``notifiers.state_dir`` (in memory without a state dir)."""
+    ack_link_ttl: Duration = Field(default=86400.0, gt=0)
+    """How long a signed acknowledge link is valid after the message that carries it."""
+    refresh_seconds: Duration = Field(default=5.0, ge=1, le=300)
+    """How often the status page polls the API."""
+    timeline_size: int = Field(default=200, gt=0, le=10_000)
+    """Alert transitions kept (in memory) for the page's timeline and ``/api/v1/timeline``."""
+    max_silences: int = Field(default=1000, gt=0, le=100_000)
+    """Silences kept at most (active and expired-not-yet-purged); creating more is refused."""
+
+    @field_validator("external_url")
+    @classmethod
+    def _external(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or len(value.split("/", 3)[2]) == 0:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("api_token_file", "signing_key_file")
+    @classmethod
+    def _secret_file(cls, value: Path | None) -> Path | None:
+        if value is not None:  # checked here so a bad file is a config error, not a traceback
+            try:
+                size = len(value.read_bytes().strip())
+            except OSError as exc:
+                raise ValueError(f"cannot read {value}: {exc.strerror}") from None
+            if size < 16:  # 128 bits at least
+                raise ValueError(f"{value} holds under 16 characters")
+        return value
 
 
 def _default_channels() -> dict[str, ChannelSettings]:
@@ -183,6 +308,7 @@ class Settings(BaseSettings):
     windows: tuple[str, ...] = ("5m", "1h")
     channels: dict[LabelValue, ChannelSettings] = Field(default_factory=_default_channels)
     ingest: IngestSettings = IngestSettings()
+    limits: LimitsSettings = LimitsSettings()
     dead_letter: DeadLetterSettings = DeadLetterSettings()
     sources: SourcesSettings = SourcesSettings()
     exporter: ExporterSettings = ExporterSettings()
@@ -192,6 +318,7 @@ class Settings(BaseSettings):
     notifiers: NotifierSettings = NotifierSettings()
     state: StateSettings = StateSettings()
     cluster: ClusterSettings = ClusterSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -232,8 +359,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_cluster(self) -> Self:
         if self.cluster.enabled:
-            if self.sources.kafka is None or self.sources.mqtt is not None or (
-                self.sources.simulator_on
+            if (
+                self.sources.kafka is None
+                or self.sources.mqtt is not None
+                or (self.sources.simulator_on)
             ):
                 raise ValueError(
                     "cluster.enabled: needs sources.kafka as the only source (disable the "
@@ -256,15 +385,74 @@ class ConfigError(Exception):
 
 
 def _format_errors(exc: ValidationError) -> str:
+    """One line per error: the key (``alerts.rules[0].for``) and the problem. Never the offending
+    value (pydantic's ``input``), the value of a secret field or any URL (``monitor.redaction``)."""
+    secret_names = redaction.secret_field_names(Settings)
     lines = []
-    for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"])
+    for err in exc.errors(include_url=False, include_input=True):
+        key, annotation = config_paths.readable_key(Settings, err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif err["type"] == "value_error":  # a model check that starts with the field it means
+            key, msg = config_paths.join_message(key, annotation, msg)
+        msg = redaction.scrub_message(msg, err, secret_names)
+        key = redaction.scrub_message(key, err, secret_names)
         # Cross-checks of the whole tree already start their message with the key they mean.
         lines.append(f"{key}: {msg}" if key else msg)
     return "\n".join(lines)
+
+
+SECRET_FILE_MAX_BYTES = 65536
+"""A secret file (``webhook_url_file``, ``bearer_token_file`` ...) longer than this is refused."""
+
+
+def _file_problem(path: Path, *, secret: bool) -> str | None:
+    """Why ``path`` cannot be used, or ``None``. Never quotes the file's content."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(SECRET_FILE_MAX_BYTES + 1 if secret else 1)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or type(exc).__name__}"
+    if not secret:
+        return None
+    if len(data) > SECRET_FILE_MAX_BYTES:
+        return f"{path} is larger than {SECRET_FILE_MAX_BYTES} bytes: not a secret value"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{path} is not UTF-8 text (byte {exc.start})"
+    if not text.strip():
+        return f"{path} is empty"
+    return None
+
+
+def _file_problems(value: object, key: str, depth: int = 0) -> list[str]:
+    """``<key>: <problem>`` for every ``*file`` setting whose file cannot be read. A secret's
+    file (``X_file`` beside a secret ``X``) must also be non-empty UTF-8 text."""
+    problems: list[str] = []
+    if depth > 12:  # deeper than any settings tree
+        return problems
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        secrets = redaction.secret_field_names(type(value))
+        for name in fields:
+            item = getattr(value, name)
+            where = f"{key}.{name}" if key else name
+            if name.endswith("file") and isinstance(item, Path):
+                secret = name.endswith("_file") and name.removesuffix("_file") in secrets
+                problem = _file_problem(item, secret=secret)
+                if problem is not None:
+                    problems.append(f"{where}: {problem}")
+            else:
+                problems.extend(_file_problems(item, where, depth + 1))
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            problems.extend(_file_problems(item, f"{key}.{name}", depth + 1))
+    elif isinstance(value, tuple):
+        for i, item in enumerate(value):
+            problems.extend(_file_problems(item, f"{key}[{i}]", depth + 1))
+    return problems
 
 
 def parse_settings(data: dict[str, Any]) -> Settings:
@@ -275,20 +463,45 @@ def parse_settings(data: dict[str, Any]) -> Settings:
         raise ConfigError(_format_errors(exc)) from None
 
 
-def load_settings(path: Path | None) -> Settings:
-    """Read and validate a YAML config file (``None``: built-in defaults plus environment)."""
-    if path is None:
-        return parse_settings({})
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The YAML mapping in ``path``; errors name the file, line and column, never its text."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: {redaction.yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if data is None:
-        data = {}
+        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    return parse_settings(data)
+    return data
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read and validate a YAML config file (``None``: built-in defaults plus environment).
+
+    Errors name the file, key, line and column, never a value of the file (it may be a secret).
+    Every ``*file`` setting must name a readable file; a secret's file (``webhook_url_file``,
+    ``bearer_token_file``, ...) must hold non-empty UTF-8 text of at most
+    ``SECRET_FILE_MAX_BYTES``. The files are read, never quoted. Every secret of the loaded
+    settings is registered with the log redaction."""
+    data = {} if path is None else _read_yaml(path)
+    try:
+        settings = parse_settings(data)
+    except SettingsError as exc:  # an environment override that is not valid JSON
+        raise ConfigError(
+            f"environment: an override cannot be parsed ({type(exc).__name__})"
+        ) from None
+    problems = _file_problems(settings, "")  # blocking reads: callers run this off the loop
+    if problems:
+        raise ConfigError("\n".join(problems))
+    for secret in redaction.secret_values(settings):
+        register_secret(secret)
+    return settings

@@ -13,18 +13,28 @@ async def consume(
     """Apply every delivery; keep every rejected one. The source may commit a delivery (or a
     batch) once the loop asks for the next one, by which time it is applied or dead-lettered.
     Sources that read in batches (file blocks, Kafka fetches) are iterated a batch per await:
-    one await per event would cost more than applying the event."""
+    one await per event would cost more than applying the event. ``process`` never raises
+    (a defect in a handler is an ``internal_error`` dead letter), so no input ends the loop;
+    only the source or the dead-letter sink can. Rejects the engine decides later (an early
+    outcome whose item never opened) go to the sink of the source they came from, after that
+    source's next batch or delivery (in live mode a tick may decide them)."""
     name = source.name
     pipeline.register(name)
     process = pipeline.process
+    take_deferred = pipeline.take_deferred
     if isinstance(source, BatchSource):
         async for batch in source.batches():
             for delivery in batch:
                 letter = process(name, delivery)
                 if letter is not None:
                     await dead_letters.write(letter)
-        return
-    async for delivery in source.events():
-        letter = process(name, delivery)
-        if letter is not None:
-            await dead_letters.write(letter)
+            for letter in take_deferred(name):
+                await dead_letters.write(letter)
+    else:
+        async for delivery in source.events():
+            letter = process(name, delivery)
+            if letter is not None:
+                await dead_letters.write(letter)
+            for letter in take_deferred(name):
+                await dead_letters.write(letter)
+    pipeline.flush_log()

@@ -1,18 +1,35 @@
 """Dead letters: every rejected input is kept with its reason and position, never dropped.
 
-A sink is anything with ``async write(letter)``; the JSON Lines file sink is built in, the Kafka
-and MQTT sources add sinks that publish to a topic.
+A sink is anything with ``async write(letter)``. A sink that buffers (the JSON Lines file) is
+also a :class:`DurableSink`: its ``persist()`` returns once every letter written so far is
+stored, and the broker sources await it before they commit an offset or acknowledge an MQTT
+message, so a rejected input is never acknowledged before its letter is kept. The Kafka and MQTT
+sources add sinks that publish to a topic (``monitor.sources.deadletter_sinks``).
+
+A sink survives write failures (full disk, unwritable path, broker gone): the first failed
+attempt is logged once (``dead_letter_write_failed``), the recovery once
+(``dead_letter_sink_recovered``), every failed attempt is counted in
+``DaemonStats.dead_letter_failures`` and the write is retried with a capped, jittered backoff
+for as long as it takes. Until then the source waits (no offset commit, no acknowledgement), so
+nothing piles up and nothing acknowledged is lost. See ``docs/reliability.md``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
+import random
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 
 import msgspec
+import structlog
+
+from monitor.stats import DaemonStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +43,13 @@ class DeadLetter:
 
 class DeadLetterSink(Protocol):
     async def write(self, letter: DeadLetter) -> None: ...
+
+
+@runtime_checkable
+class DurableSink(Protocol):
+    async def persist(self) -> None:
+        """Return once every letter written so far is stored (retrying as long as it takes)."""
+        ...
 
 
 def letter_record(letter: DeadLetter) -> dict[str, object]:
@@ -44,31 +68,199 @@ def letter_record(letter: DeadLetter) -> dict[str, object]:
     return record
 
 
-class JsonlDeadLetters:
-    """Appends one JSON object per rejected input; buffered, flushed on close and every second."""
+class Backoff:
+    """Capped exponential backoff with jitter: ``base * 2**n`` up to ``cap``, each delay drawn
+    uniformly from its upper half so that many clients restarted together spread out."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, cap: float, base: float = 0.5) -> None:
+        self.cap = max(cap, base)
+        self.base = base
+        self.attempt = 0
+        self._random = random.Random()  # noqa: S311 - jitter, not cryptography
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * 2.0 ** min(self.attempt, 30))
+        self.attempt += 1
+        return self._random.uniform(ceiling / 2, ceiling)
+
+    async def sleep(self) -> float:
+        delay = self.next_delay()
+        await asyncio.sleep(delay)
+        return delay
+
+
+class SinkOutage:
+    """A sink's first failed write and its recovery, each logged once (not every retry); every
+    failed attempt counted in ``stats.dead_letter_failures[name]`` and every stored letter in
+    ``stats.dead_letters_written[name]`` (both exported from 0 on)."""
+
+    def __init__(
+        self, log: structlog.typing.FilteringBoundLogger, stats: DaemonStats | None, name: str
+    ) -> None:
+        self._log = log
+        self._stats = stats
+        self._name = name
+        self.failing = False
+        if stats is not None:
+            stats.dead_letters_written[name] += 0
+            stats.dead_letter_failures[name] += 0
+
+    def failed(self, position: str, exc: BaseException, **context: object) -> None:
+        if self._stats is not None:
+            self._stats.dead_letter_failures[self._name] += 1
+        if not self.failing:
+            self.failing = True
+            if self._stats is not None:
+                self._stats.dead_letter_sinks_failing.add(self._name)
+            self._log.error(
+                "dead_letter_write_failed", position=position, error=repr(exc), **context
+            )
+
+    def stored(self, count: int = 1) -> None:
+        if self.failing:
+            self.failing = False
+            if self._stats is not None:
+                self._stats.dead_letter_sinks_failing.discard(self._name)
+            self._log.info("dead_letter_sink_recovered")
+        if self._stats is not None:
+            self._stats.dead_letters_written[self._name] += count
+
+
+_BUFFER_BYTES = 1 << 20
+"""Letters buffered in memory before ``write`` itself waits until they are stored."""
+
+
+class JsonlDeadLetters:
+    """Appends one JSON object per rejected input to ``path``.
+
+    ``write`` buffers (in memory, at most ``buffer_bytes``: past it ``write`` waits until the
+    buffer is stored). :meth:`persist` appends the buffer, ``fsync``s the file (off the event
+    loop) and retries with backoff until that succeeds; :meth:`flush` is one attempt (the
+    daemon's once-a-second task; replay's end). A failed attempt truncates the file back to
+    where it began, so the file holds only whole lines and a retry writes each letter once;
+    the file is reopened (and its directory created) on the next attempt, so a missing
+    directory, a full disk or a remounted file system recover without a restart.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        stats: DaemonStats | None = None,
+        *,
+        name: str = "file",
+        retry_max_seconds: float = 10.0,
+        buffer_bytes: int = _BUFFER_BYTES,
+    ) -> None:
         self.path = path
-        self._file: IO[bytes] | None = None
+        self.name = name
+        self._fd: int | None = None
         self._encoder = msgspec.json.Encoder()
+        self._lines: list[bytes] = []
+        self._buffered = 0
+        self._buffer_bytes = buffer_bytes
+        self._retry_max = retry_max_seconds
+        self._io_lock = threading.Lock()  # one store at a time: persist() and the flush task
+        self._persisting = asyncio.Lock()
+        self._log = structlog.get_logger("support_monitor.dead_letters").bind(
+            sink=name, path=str(path)
+        )
+        self._outage = SinkOutage(self._log, stats, name)
 
     def __enter__(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("ab")
+        """Open the file now if possible; a failure is logged and retried on the first store."""
+        with self._io_lock:
+            try:
+                self._open()
+            except OSError as exc:
+                self._outage.failed("", exc)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Store what is buffered (one attempt) and close the file."""
+        self.flush()
+        with self._io_lock:
+            if self._lines:
+                self._log.error("dead_letters_not_stored", letters=len(self._lines))
+            self._close()
+
+    @property
+    def pending(self) -> int:
+        """Letters written but not stored yet."""
+        return len(self._lines)
 
     async def write(self, letter: DeadLetter) -> None:
-        assert self._file is not None, "use JsonlDeadLetters as a context manager"
-        self._file.write(self._encoder.encode(letter_record(letter)) + b"\n")
+        line = self._encoder.encode(letter_record(letter)) + b"\n"
+        self._lines.append(line)
+        self._buffered += len(line)
+        if self._buffered >= self._buffer_bytes:
+            await self.persist()
+            self._buffered = sum(map(len, self._lines))
+
+    async def persist(self) -> None:
+        if not self._lines:
+            return
+        async with self._persisting:
+            backoff = Backoff(self._retry_max)
+            while self._lines:
+                try:
+                    await asyncio.to_thread(self._store)
+                except OSError:
+                    await backoff.sleep()
 
     def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
+        """One attempt to store the buffer (a failure is logged once and counted, not raised)."""
+        try:
+            self._store()
+        except OSError:
+            return
+
+    def _store(self) -> None:
+        """Append the buffered lines, fsync; on failure truncate back and raise (thread-safe)."""
+        with self._io_lock:
+            count = len(self._lines)
+            if count == 0:
+                return
+            data = b"".join(self._lines[:count])
+            start = -1
+            try:
+                fd = self._open()
+                start = os.fstat(fd).st_size
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError as exc:
+                self._undo(start)
+                self._outage.failed("", exc, letters=count)
+                raise
+            del self._lines[:count]
+            self._outage.stored(count)
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        return self._fd
+
+    def _undo(self, start: int) -> None:
+        """After a failed append: cut the partial lines off and close (reopened next time)."""
+        if self._fd is not None and start >= 0:
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError as exc:
+                self._log.debug("dead_letter_truncate_failed", error=repr(exc))
+        self._close()
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError as exc:
+                self._log.warning("dead_letter_close_failed", error=repr(exc))
 
 
 class MemoryDeadLetters:
@@ -84,3 +276,6 @@ class MemoryDeadLetters:
             self.letters.append(letter)
         else:
             self.dropped += 1
+
+    async def persist(self) -> None:
+        """Nothing to wait for: the list is the store."""

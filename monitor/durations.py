@@ -1,40 +1,69 @@
-"""Durations as ops engineers write them: ``20``, ``90.5``, ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``.
+"""Durations as ops engineers write them: seconds (``20``, ``90.5``) or Prometheus' syntax.
+
+Prometheus' syntax is one or more ``<integer><unit>`` parts, units ``y w d h m s ms`` (a year is
+365 days, a week 7 days), largest unit first, each unit at most once: ``30s``, ``5m``,
+``1h30m``, ``1d2h3m4s5ms``, ``1w``, ``1y``. A plain number, or a string of one (``"90.5"``), is
+seconds. A leading ``-`` is refused as negative; anything else is refused as not a duration.
 
 Kept in one place so config, CLI and window labels agree on the spelling.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
 from pydantic import BeforeValidator
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = (
+    ("y", 365 * 86400.0),
+    ("w", 7 * 86400.0),
+    ("d", 86400.0),
+    ("h", 3600.0),
+    ("m", 60.0),
+    ("s", 1.0),
+    ("ms", 0.001),
+)
+# Prometheus' own pattern (model.ParseDuration): each unit optional, in this order, at most once.
+_PROMETHEUS = re.compile("".join(rf"(?:(?P<{unit}>\d+){unit})?" for unit, _ in _UNITS))
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+_HINT = (
+    "use seconds (e.g. 90) or Prometheus' duration syntax (e.g. '30s', '5m', '1h30m', "
+    "'1d2h3m4s5ms'; units y, w, d, h, m, s, ms, largest first, each once)"
+)
+
+
+def _parse_text(text: str) -> float | None:
+    """Seconds of an unsigned duration string, or ``None`` if it is not one."""
+    if _SECONDS.fullmatch(text):
+        return float(text)
+    match = _PROMETHEUS.fullmatch(text)
+    if not text or match is None:
+        return None
+    counts = match.groupdict()
+    return sum(float(counts[unit] or 0) * factor for unit, factor in _UNITS)
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from a number or a ``<number><unit>`` string; refuses negatives and garbage."""
+    """Seconds from a number or a duration string; refuses negatives, non-finite values and
+    anything else with a message that quotes the value as written."""
     if isinstance(value, bool):
-        raise ValueError(  # noqa: TRY004 - pydantic reports ValueError, not TypeError
-            "a duration is a number of seconds or a string like '30s', '5m', '1h'"
-        )
+        raise ValueError(f"a duration is a number of seconds or a string; {_HINT}")  # noqa: TRY004
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
-        match = _PATTERN.match(value)
-        if match is None:
-            raise ValueError(
-                f"{value!r} is not a duration; use seconds or a string like '30s', '5m', '1h'"
-            )
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+        sign, text = (-1.0, value[1:]) if value.startswith("-") else (1.0, value)
+        parsed = _parse_text(text)
+        if parsed is None:
+            raise ValueError(f"{value!r} is not a duration; {_HINT}")
+        seconds = sign * parsed
     else:
-        raise ValueError(  # noqa: TRY004 - pydantic reports ValueError, not TypeError
-            "a duration is a number of seconds or a string like '30s', '5m', '1h'"
-        )
-    if seconds < 0 or seconds != seconds:  # noqa: PLR0124 - NaN check
-        raise ValueError(f"a duration must not be negative (got {value!r})")
+        raise ValueError(f"a duration is a number of seconds or a string; {_HINT}")  # noqa: TRY004
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise ValueError(f"a duration must be a finite number of seconds (got {value})")
+    if seconds < 0:
+        raise ValueError(f"a duration must not be negative (got {value})")
     return seconds
 
 
@@ -43,4 +72,4 @@ def _duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(_duration)]
-"""A non-negative number of seconds, written as a number or a string with a unit."""
+"""A non-negative number of seconds, written as a number or a duration string."""

@@ -1,16 +1,24 @@
 """The one road every event travels, in ``run`` and ``replay`` alike: decode, check, de-duplicate,
 apply. Sources hand over raw bytes and a position; what comes out is either an applied event or
 a :class:`DeadLetter` for the caller to keep (so a Kafka source can commit only after both).
+
+No input raises out of :meth:`Pipeline.process`: a defect in a handler (anything ``decode``, the
+tick road or ``engine.apply`` raises) is caught at the event boundary, counted as
+``reason="internal_error"``, dead-lettered with the original bytes and logged, and the next
+event is processed as usual.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 import msgspec
 import structlog
 
+from monitor.config import IngestSettings
 from monitor.deadletter import DeadLetter
 from monitor.engine.engine import Engine
 from monitor.events import EVENT_TYPES, EventError, Reject, decode
@@ -18,6 +26,9 @@ from monitor.stats import DaemonStats
 
 _TYPE_NAME = {t: str(t.__struct_config__.tag) for t in EVENT_TYPES}
 _LOG_BURST = 20  # rejected events logged per reason per second; the dead-letter sink keeps all
+_MAX_TRACED_KINDS = 256  # internal-error kinds logged with a traceback (each once)
+_DETAIL_CHARS = 300
+_MAX_DEFERRED = 10_000  # deferred dead letters waiting per source for its consume loop
 
 
 class Delivery(msgspec.Struct, frozen=True, gc=False):
@@ -38,20 +49,29 @@ class Pipeline:
         wall_clock: Callable[[], float] = time.time,
         before_event: Callable[[float], None] | None = None,
         log_burst: int | None = _LOG_BURST,
+        log_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``event_clock``: the events' own times drive the clock (replay); otherwise the wall
-        clock does (live) and ``wall_clock`` stamps arrival for the lag histogram.
-        ``before_event(ts)`` runs the clock-tick road up to an event's time in replay.
-        ``log_burst``: rejected events logged per reason per second (``None``: all of them)."""
+        clock does (live) and ``wall_clock`` stamps arrival for the lag histogram and bounds
+        ``ts``. ``before_event(ts)`` runs the clock-tick road up to an event's time in replay.
+        ``log_burst``: rejected events logged per reason per second of ``log_clock`` (``None``:
+        all of them)."""
         self.engine = engine
         self.stats = stats
         self._event_clock = event_clock
         self._wall = wall_clock
         self._before_event = before_event
-        self._max_bytes = engine.settings.ingest.max_event_bytes
         self._log = structlog.get_logger("support_monitor.pipeline")
-        self._log_window = (0, 0)
         self._log_burst = log_burst
+        self._log_clock = log_clock
+        self._log_second = -1
+        self._logged: dict[str, int] = {}  # reason -> lines logged in the current second
+        self._suppressed: dict[str, int] = {}  # reason -> lines not logged in that second
+        self._traced: set[tuple[str, str, int]] = set()  # internal-error kinds logged in full
+        self._ingest = engine.settings.ingest
+        self._max_bytes = self._ingest.max_event_bytes
+        self._arrived = 0.0  # live: the wall clock when the event being processed arrived
+        self._deferred: dict[str, deque[DeadLetter]] = {}  # source -> letters decided later
 
     def register(self, source: str) -> None:
         """Export a source's counters at 0 from the start, so ``rate()`` sees the first event."""
@@ -62,44 +82,144 @@ class Pipeline:
         self.stats.duplicates[source] += 0
         self.stats.source_up.setdefault(source, True)  # sources with a connection set their own
 
-    def process(self, source: str, delivery: Delivery) -> DeadLetter | None:
+    def process(self, source: str, delivery: Delivery) -> DeadLetter | None:  # noqa: C901, PLR0911 - the hot path, kept flat
+        """Apply one delivery, or return its dead letter; never raises."""
+        if self._suppressed and int(self._log_clock()) != self._log_second:
+            self._roll_log_second(int(self._log_clock()))
         try:
-            event = decode(delivery.raw, self._max_bytes)
-        except EventError as exc:
-            return self._reject(source, delivery, exc.reason, exc.detail)
-        ts = event.ts.timestamp()
-        engine = self.engine
-        if self._event_clock and ts > engine.now:
-            if self._before_event is not None:
-                self._before_event(ts)
-            engine.advance(ts)
-        if engine.dedup.seen(event.event_id):
-            self.stats.duplicates[source] += 1
-            return None
-        reason = engine.apply(event, ts)
-        if reason is not None:
-            return self._reject(source, delivery, reason, _explain(reason))
-        engine.dedup.add(event.event_id, ts)
-        self.stats.events[source, _TYPE_NAME[type(event)]] += 1
-        if not self._event_clock:
-            self.stats.lag.observe(max(0.0, self._wall() - ts))
+            engine = self.engine
+            ingest = engine.settings.ingest
+            if ingest is not self._ingest:  # a config reload
+                self._ingest = ingest
+                self._max_bytes = ingest.max_event_bytes
+            try:
+                event = decode(delivery.raw, self._max_bytes, max_tags=ingest.max_tags)
+            except EventError as exc:
+                return self._reject(source, delivery, exc.reason, exc.detail)
+            ts = event.ts.timestamp()
+            clock = engine.now
+            if self._event_clock and clock < ts <= clock + ingest.max_replay_gap:
+                # Replay, event time moving forward (the usual case): what _move_clock does.
+                if self._before_event is not None:
+                    self._before_event(ts)
+                engine.advance(ts)
+            elif (out_of_range := self._move_clock(ts, ingest)) is not None:
+                return self._reject(source, delivery, Reject.TIMESTAMP_OUT_OF_RANGE, out_of_range)
+            if engine.dedup.seen(event.event_id):
+                self.stats.duplicates[source] += 1
+                return None
+            reason = engine.apply(event, ts, (delivery.raw, delivery.position, source))
+            if reason is not None:
+                return self._reject(source, delivery, reason, _explain(reason))
+            engine.dedup.add(event.event_id, ts)
+            if engine.held_last:  # counted when it applies or is rejected (take_deferred)
+                engine.held_last = False
+                return None
+            self.stats.events[source, _TYPE_NAME[type(event)]] += 1
+            if not self._event_clock:
+                self.stats.lag.observe(max(0.0, self._arrived - ts))
+        except Exception as exc:  # noqa: BLE001 - the event boundary: a defect must not stop us
+            return self._internal_error(source, delivery, exc)
         return None
+
+    def _move_clock(self, ts: float, ingest: IngestSettings) -> str | None:
+        """Bound ``ts`` by the clock (``docs/events.md``, "Timestamp bounds"); in replay, then
+        run the ticks before it and move the clock to it. Returns why it is out of range."""
+        if self._event_clock:
+            clock = self.engine.now
+            if clock != -math.inf and not (
+                clock - ingest.max_event_age <= ts <= clock + ingest.max_replay_gap
+            ):
+                return _out_of_range(ts - clock, "stream", ingest.max_replay_gap, ingest)
+            if ts > clock:
+                if self._before_event is not None:
+                    self._before_event(ts)
+                self.engine.advance(ts)
+            return None
+        self._arrived = wall = self._wall()
+        if not wall - ingest.max_event_age <= ts <= wall + ingest.max_clock_skew:
+            return _out_of_range(ts - wall, "wall", ingest.max_clock_skew, ingest)
+        return None
+
+    def take_deferred(self, source: str | None = None) -> list[DeadLetter]:
+        """Rejects the engine decided after the event was accepted: an outcome held for its
+        item's opening event (an ``answered`` before its ``queued``) that did not come within
+        the allowed lateness, or that its item's state refused once it came. Each is counted
+        and logged when the engine hands it over, and returned as a dead letter with its
+        original bytes. Held outcomes that applied once their item opened are counted in
+        ``events_total`` here, so a held event is counted once: applied or rejected.
+        ``source``: only that source's letters (each source has its own dead-letter sink; the
+        others wait for their own call, at most ``_MAX_DEFERRED`` each); ``None``: all."""
+        events = self.stats.events
+        for token, event_type in self.engine.take_applied_late():
+            events[_unpack(token)[2], _TYPE_NAME[event_type]] += 1
+        for token, reason in self.engine.take_expired_early():
+            raw, position, origin = _unpack(token)
+            detail = f"{_explain(reason)} (held for its item's opening event)"
+            letter = self._reject(origin, Delivery(raw, position), reason, detail)
+            waiting = self._deferred.setdefault(origin, deque(maxlen=_MAX_DEFERRED))
+            if len(waiting) == _MAX_DEFERRED:
+                self._log.warning("deferred_dead_letter_dropped", source=origin)
+            waiting.append(letter)
+        if not self._deferred:
+            return []
+        if source is None:
+            letters = [letter for waiting in self._deferred.values() for letter in waiting]
+            self._deferred.clear()
+            return letters
+        return list(self._deferred.pop(source, ()))
+
+    def flush_log(self) -> None:
+        """Log the pending ``event_rejected_suppressed`` lines now (e.g. when a source ends)."""
+        if self._suppressed:
+            self._roll_log_second(self._log_second + 1)
 
     def _reject(self, source: str, delivery: Delivery, reason: Reject, detail: str) -> DeadLetter:
         self.stats.rejected[source, reason.value] += 1
-        if self._log_burst is None:
-            self._log_rejected(source, delivery, reason, detail)
-            return DeadLetter(delivery.raw, reason.value, detail, source, delivery.position)
-        second = int(time.monotonic())
-        window_second, logged = self._log_window
-        if window_second != second:
-            self._log_window = (second, 1)
-            logged = 0
-        else:
-            self._log_window = (second, logged + 1)
-        if logged < self._log_burst:
+        if self._may_log(reason.value):
             self._log_rejected(source, delivery, reason, detail)
         return DeadLetter(delivery.raw, reason.value, detail, source, delivery.position)
+
+    def _internal_error(self, source: str, delivery: Delivery, exc: Exception) -> DeadLetter:
+        """Count, log (a traceback once per kind: type and raising line) and dead-letter."""
+        reason = Reject.INTERNAL_ERROR
+        self.stats.rejected[source, reason.value] += 1
+        detail = f"{type(exc).__name__}: {exc}"[:_DETAIL_CHARS]
+        kind = _kind(exc)
+        if kind not in self._traced and len(self._traced) < _MAX_TRACED_KINDS:
+            self._traced.add(kind)
+            self._log.error(
+                "event_internal_error",
+                source=source,
+                position=delivery.position,
+                reason=reason.value,
+                detail=detail,
+                exc_info=exc,
+            )
+        elif self._may_log(reason.value):
+            self._log_rejected(source, delivery, reason, detail)
+        return DeadLetter(delivery.raw, reason.value, detail, source, delivery.position)
+
+    def _may_log(self, reason: str) -> bool:
+        """At most ``log_burst`` lines per reason per second; the rest are counted."""
+        if self._log_burst is None:
+            return True
+        second = int(self._log_clock())
+        if second != self._log_second:
+            self._roll_log_second(second)
+        logged = self._logged.get(reason, 0)
+        if logged < self._log_burst:
+            self._logged[reason] = logged + 1
+            return True
+        self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+        return False
+
+    def _roll_log_second(self, second: int) -> None:
+        for reason, count in self._suppressed.items():
+            self._log.warning("event_rejected_suppressed", reason=reason, count=count)
+        self._suppressed.clear()
+        self._logged.clear()
+        self._log_second = second
 
     def _log_rejected(self, source: str, delivery: Delivery, reason: Reject, detail: str) -> None:
         self._log.warning(
@@ -111,6 +231,33 @@ class Pipeline:
         )
 
 
+def _unpack(token: object) -> tuple[bytes, str, str]:
+    """The token given to ``engine.apply``: (raw, position, source); a list after a snapshot."""
+    if isinstance(token, tuple | list) and len(token) == 3:
+        raw, position, source = token
+        if isinstance(raw, bytes) and isinstance(position, str) and isinstance(source, str):
+            return raw, position, source
+    return b"", "unknown", "unknown"
+
+
+def _kind(exc: BaseException) -> tuple[str, str, int]:
+    """An exception's kind: its type and the line that raised it (the innermost frame)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return type(exc).__qualname__, "", 0
+    return type(exc).__qualname__, tb.tb_frame.f_code.co_filename, tb.tb_lineno
+
+
+def _out_of_range(delta: float, clock: str, ahead: float, ingest: IngestSettings) -> str:
+    key = "max_replay_gap" if clock == "stream" else "max_clock_skew"
+    return (
+        f"ts is {delta:+.0f} s from the {clock} clock; allowed -{ingest.max_event_age:g} s "
+        f"(ingest.max_event_age) to +{ahead:g} s (ingest.{key})"
+    )
+
+
 def _explain(reason: Reject) -> str:
     return {
         Reject.UNKNOWN_CHANNEL: "channel is not declared in the config",
@@ -119,4 +266,5 @@ def _explain(reason: Reject) -> str:
         Reject.UNKNOWN_CONTACT: "no open contact with this contact_id",
         Reject.UNKNOWN_TICKET: "no known ticket with this ticket_id",
         Reject.INVALID_TRANSITION: "not valid in the item's current state",
+        Reject.CAPACITY: "a limits: bound is reached; the new item is refused",
     }.get(reason, reason.value)

@@ -2,16 +2,56 @@
 
 from __future__ import annotations
 
-from prometheus_client.registry import CollectorRegistry
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from alerts.runtime import Alerting
-from monitor.engine.engine import Engine
+from monitor.engine.engine import CAPACITY_KINDS, Engine
 from monitor.exporter import DaemonCollector, EngineCollector
 from monitor.stats import DaemonStats
 
 
-def build_registry(engine: Engine, stats: DaemonStats, alerting: Alerting) -> CollectorRegistry:
+class CapacityCollector(Collector):
+    """``support_monitor_capacity_exhausted_total{kind}``: items refused or forgotten because a
+    ``limits`` bound was reached, summed over the engines; every kind exported from the start."""
+
+    def __init__(self, engines: Callable[[], Iterable[Engine]]) -> None:
+        self._engines = engines
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "support_monitor_capacity_exhausted",
+            "Items refused (or solved tickets forgotten) because a limits bound was reached.",
+            labels=["kind"],
+        )
+        totals = dict.fromkeys(CAPACITY_KINDS, 0)
+        for engine in self._engines():
+            for kind, count in engine.capacity_exhausted.items():
+                totals[kind] = totals.get(kind, 0) + count
+        for kind, count in totals.items():
+            family.add_metric([kind], count)
+        yield family
+
+
+def register_process_collectors(registry: CollectorRegistry) -> None:
+    """The standard ``process_*``, ``python_gc_*`` and ``python_info`` families of a live
+    daemon (not of a replay, whose printed exposition must not depend on the machine)."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
+def build_registry(
+    engine: Engine, stats: DaemonStats, alerting: Alerting, *, process: bool = False
+) -> CollectorRegistry:
+    """The collectors of one engine; ``process``: also the standard process/Python families."""
     registry = CollectorRegistry(auto_describe=False)
+    if process:
+        register_process_collectors(registry)
     registry.register(EngineCollector(engine, [(alerting.series, alerting.help)]))
     registry.register(DaemonCollector(stats))
+    registry.register(CapacityCollector(lambda: (engine,)))
     return registry

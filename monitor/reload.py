@@ -18,7 +18,7 @@ from monitor.engine.engine import Engine, RestartNeeded
 from monitor.logs import configure
 
 POLL_SECONDS = 2.0
-_RESTART_ONLY = ("sources", "exporter", "dead_letter", "notifiers", "state", "cluster")
+_RESTART_ONLY = ("sources", "exporter", "dead_letter", "notifiers", "state", "cluster", "console")
 
 
 def restart_only_change(old: Settings, new: Settings) -> str | None:
@@ -83,15 +83,17 @@ class Reloader:
         try:
             new = await asyncio.to_thread(load_settings, self.path)
         except ConfigError as exc:
-            self._log.error("config_reload_refused", trigger=trigger, path=str(self.path),
-                            error=str(exc))
+            self._log.error(
+                "config_reload_refused", trigger=trigger, path=str(self.path), error=str(exc)
+            )
             return
         why = self.reload(new)
         if why is None:
             self._log.info("config_reloaded", trigger=trigger, path=str(self.path))
         else:
-            self._log.error("config_reload_refused", trigger=trigger, path=str(self.path),
-                            error=why)
+            self._log.error(
+                "config_reload_refused", trigger=trigger, path=str(self.path), error=why
+            )
 
 
 def _mtime(path: Path) -> float | None:

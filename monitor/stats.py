@@ -26,3 +26,10 @@ class DaemonStats:
     partition_lag: dict[tuple[str, int], int] = field(default_factory=dict)
     loop_lag_seconds: float = 0.0
     dead_letters_written: Counter[str] = field(default_factory=Counter)
+    """sink -> dead letters stored (file, Kafka or MQTT dead-letter topic)."""
+    dead_letter_failures: Counter[str] = field(default_factory=Counter)
+    """sink -> failed attempts to store dead letters (each retried until it succeeds)."""
+    dead_letter_sinks_failing: set[str] = field(default_factory=set)
+    """Sinks whose last store failed (offsets wait meanwhile; ``/readyz`` answers 503)."""
+    tick_failures: Counter[str] = field(default_factory=Counter)
+    """tick handler (``engine`` or a handler's name) -> clock ticks in which it raised."""

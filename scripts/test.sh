@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script):
 # install the project, install and start the real servers on 127.0.0.1 (Kafka, Mosquitto,
-# Prometheus, Alertmanager), then ruff, mypy --strict and pytest. Extra args go to pytest.
+# Prometheus, Alertmanager), then ruff (lint and format), mypy --strict and pytest. Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-scripts/install.sh
+scripts/install.sh            # .venv with the development extras, versions from requirements-dev.lock
 deploy/local/services.sh up
 trap 'deploy/local/services.sh down >/dev/null 2>&1 || true' EXIT
 
 echo "== ruff"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== mypy (strict)"
 .venv/bin/mypy
 echo "== pytest"
-SUPPORT_MONITOR_REQUIRE_SERVICES=1 .venv/bin/pytest "$@"
+# --durations: the slowest tests, so CI time stays visible (the limit is 90 minutes).
+SUPPORT_MONITOR_REQUIRE_SERVICES=1 .venv/bin/pytest --durations=25 "$@"

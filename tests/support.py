@@ -98,12 +98,21 @@ def value(engine: Engine, name: str, **labels: str) -> float:
     raise KeyError((name, labels))
 
 
-EVENT_ONLY = frozenset({
-    "support_contacts_queued_total", "support_contacts_answered_total",
-    "support_contacts_answered_in_sla_total", "support_contacts_abandoned_total",
-    "support_contacts_abandoned_short_total", "support_contacts_abandoned_in_sla_total",
-    "support_tickets_created_total", "support_tickets_solved_total", "support_tickets_open",
-    "support_queue_waiting", "support_csat_ratings_total", "support_complaints_total",
-})
+EVENT_ONLY = frozenset(
+    {
+        "support_contacts_queued_total",
+        "support_contacts_answered_total",
+        "support_contacts_answered_in_sla_total",
+        "support_contacts_abandoned_total",
+        "support_contacts_abandoned_short_total",
+        "support_contacts_abandoned_in_sla_total",
+        "support_tickets_created_total",
+        "support_tickets_solved_total",
+        "support_tickets_open",
+        "support_queue_waiting",
+        "support_csat_ratings_total",
+        "support_complaints_total",
+    }
+)
 """Numbers that depend on the events only, not on when the clock ticked: what a live daemon
 (or a set of replicas) must equal a replay of the same events on."""

@@ -1,16 +1,26 @@
-"""Getting one notification to one receiver: rate limit, retry policy, counting.
+"""Getting notifications to one receiver: rate limit, retry schedule, counting.
 
 The notifier (Slack, webhook) only maps one HTTP exchange to an ``Outcome``; everything about
 time (token bucket, Retry-After, backoff with jitter, giving up) is here, with the clock, sleep
 and random source injected so tests run on a fake clock.
+
+Each notification has its own retry schedule, so one that keeps failing does not hold back the
+others of its receiver (no head-of-line blocking). Two rules keep order where it matters:
+
+- a notification waits while an earlier pending one of the same receiver shares an alert with
+  it (firing before resolved, for the same alert, always);
+- a 429 pauses the whole receiver (Slack limits per webhook) for ``Retry-After`` (capped at
+  ``max_retry_after``; 1 s without the header) and does not count towards the backoff; 408,
+  5xx, network errors and timeouts back off exponentially with jitter per notification.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -35,6 +45,8 @@ class Outcome:
     status: int | None = None
     error: str = ""
     retry_after: float | None = None
+    rate_limited: bool = False
+    """A 429: wait ``retry_after`` (receiver-wide), not the per-message backoff."""
 
 
 class Notifier(Protocol):
@@ -80,8 +92,16 @@ class RetryPolicy:
         return delay * (0.5 + rng.random() / 2)
 
 
+@dataclass(slots=True)
+class _Retry:
+    failures: int = 0
+    """Attempts that failed with 408/5xx/network errors: the backoff exponent (429s excluded)."""
+    tries: int = 0
+    due: float = -math.inf
+
+
 class Deliverer:
-    """Sends notifications for one receiver in order; returns when each is settled."""
+    """Sends the notifications of one receiver, each on its own retry schedule."""
 
     def __init__(
         self,
@@ -101,37 +121,103 @@ class Deliverer:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
+        self._retries: dict[str, _Retry] = {}
+        self._paused_until = -math.inf
+
+    def now(self) -> float:
+        return self._clock()
 
     def _count(self, result: str) -> None:
         self.stats.notifications[(self.notifier.name, result)] += 1
 
-    async def deliver(self, n: Notification) -> str:
-        """Retries until delivered, rejected, or ``retry_for`` after creation; returns result."""
-        attempt = 0
-        while True:
-            if self._clock() - n.created > self.policy.retry_for:
-                self._count("dropped")
-                log.error(
-                    "notification_expired", receiver=n.receiver, key=n.key, attempts=attempt
-                )
-                return "dropped"
-            await self.bucket.acquire()
+    def due(self, key: str) -> float:
+        """When ``key`` may be tried next (its backoff, and any 429 pause of the receiver)."""
+        retry = self._retries.get(key)
+        return max(self._paused_until, retry.due if retry is not None else -math.inf)
+
+    def next_due(self, pending: Sequence[Notification]) -> tuple[Notification | None, float | None]:
+        """The first of ``pending`` (in order) that may be tried now, or ``None`` and when the
+        next one may (``None``: nothing pending). An expired one is returned at once (it is
+        dropped without being sent)."""
+        if len(self._retries) > len(pending):  # settled elsewhere (e.g. outbox_full): forget
+            keys = {n.key for n in pending}
+            for key in [k for k in self._retries if k not in keys]:
+                del self._retries[key]
+        now = self._clock()
+        blocked: set[str] = set()
+        earliest: float | None = None
+        for n in pending:
+            fingerprints = {a.fingerprint for a in n.alerts}
+            if now - n.created > self.policy.retry_for:
+                return n, None
+            if blocked.isdisjoint(fingerprints):
+                due = self.due(n.key)
+                if due <= now:
+                    return n, None
+                earliest = due if earliest is None else min(earliest, due)
+            blocked |= fingerprints
+        return None, earliest
+
+    async def attempt(self, n: Notification) -> str | None:
+        """One try; the result once settled (``ok``, ``failed``, ``dropped``), ``None`` when it
+        is to be retried (see ``due``). Never raises for what the notifier does."""
+        retry = self._retries.setdefault(n.key, _Retry())
+        if self._clock() - n.created > self.policy.retry_for:
+            self._count("dropped")
+            log.error("notification_expired", receiver=n.receiver, key=n.key, attempts=retry.tries)
+            self._retries.pop(n.key, None)
+            return "dropped"
+        await self.bucket.acquire()
+        try:
             outcome = await self.notifier.send(n)
-            self._count(outcome.result)
-            if outcome.result == "ok":
-                log.info("notification_sent", receiver=n.receiver, state=n.state, key=n.key,
-                         alerts=len(n.alerts))
-                return "ok"
-            if outcome.result == "failed":
-                log.error("notification_rejected", receiver=n.receiver, key=n.key,
-                          status=outcome.status, error=outcome.error)
-                return "failed"
-            if outcome.retry_after is not None:
-                delay = min(outcome.retry_after, self.policy.max_retry_after)
-            else:
-                delay = self.policy.backoff(attempt, self._rng)
-            log.warning("notification_retry", receiver=n.receiver, key=n.key,
-                        status=outcome.status, error=outcome.error, delay=round(delay, 3),
-                        attempt=attempt + 1)
-            attempt += 1
-            await self._sleep(delay)
+        except Exception as exc:  # noqa: BLE001 - one message's failure must not stop delivery
+            outcome = Outcome("failed", None, type(exc).__name__)
+        retry.tries += 1
+        self._count(outcome.result)
+        if outcome.result == "ok":
+            log.info(
+                "notification_sent",
+                receiver=n.receiver,
+                state=n.state,
+                key=n.key,
+                alerts=len(n.alerts),
+            )
+            self._retries.pop(n.key, None)
+            return "ok"
+        if outcome.result == "failed":
+            log.error(
+                "notification_rejected",
+                receiver=n.receiver,
+                key=n.key,
+                status=outcome.status,
+                error=outcome.error,
+            )
+            self._retries.pop(n.key, None)
+            return "failed"
+        now = self._clock()
+        if outcome.rate_limited:
+            wait = outcome.retry_after if outcome.retry_after is not None else self.policy.base
+            delay = min(wait, self.policy.max_retry_after)
+            self._paused_until = max(self._paused_until, now + delay)
+        else:
+            delay = self.policy.backoff(retry.failures, self._rng)
+            retry.failures += 1
+            retry.due = now + delay
+        log.warning(
+            "notification_retry",
+            receiver=n.receiver,
+            key=n.key,
+            status=outcome.status,
+            error=outcome.error,
+            delay=round(delay, 3),
+            attempt=retry.tries,
+        )
+        return None
+
+    async def deliver(self, n: Notification) -> str:
+        """Only ``n``: tries until delivered, rejected, or ``retry_for`` after creation."""
+        while True:
+            result = await self.attempt(n)
+            if result is not None:
+                return result
+            await self._sleep(max(0.0, self.due(n.key) - self._clock()))

@@ -1,18 +1,64 @@
 """One HTTP POST mapped to an ``Outcome`` (shared by the Slack and webhook notifiers).
 
-2xx ok; 429 retry honouring Retry-After; 408 and 5xx and network errors retry with backoff;
-every other 4xx (400 ``invalid_payload``, 403, 404 ``no_service``, 410 ...) is final. The
-response body, not the URL, goes into the error: URLs carry secrets.
+2xx ok; 429 ``rate_limited`` (waits ``Retry-After``); 408, 5xx and network errors retry with
+backoff; every other 4xx (400 ``invalid_payload``, 403, 404 ``no_service``, 410 ...) is final.
+Any other exception of the HTTP client (a URL it cannot use, a protocol error) is final too: the
+message is rejected, the daemon goes on.
+
+What is logged of an answer is bounded and known: the status and, if the body is one of Slack's
+documented error codes (``KNOWN_ERRORS``), that code. Any other body is not shown
+(``error="unrecognised_body"``): receivers echo requests, and requests carry tokens. Neither the
+URL nor an exception's text is ever put into an ``Outcome``: only the exception's type name.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 
 import httpx
 
 from alerts.notify.delivery import Outcome
+
+KNOWN_ERRORS = frozenset(
+    {
+        "action_prohibited",
+        "cannot_reply_to_message",
+        "channel_is_archived",
+        "channel_not_found",
+        "internal_error",
+        "invalid_attachments",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_payload",
+        "invalid_token",
+        "message_too_long",
+        "missing_text_or_fallback_or_attachments",
+        "no_active_hooks",
+        "no_service",
+        "no_service_id",
+        "no_team",
+        "no_text",
+        "posting_to_general_channel_denied",
+        "rate_limited",
+        "restricted_action",
+        "service_unavailable",
+        "team_disabled",
+        "too_many_attachments",
+        "user_not_found",
+    }
+)
+"""Slack's incoming-webhook error strings (and its ``rate_limited``/5xx bodies)."""
+UNRECOGNISED = "unrecognised_body"
+
+
+def error_code(body: str) -> str:
+    """The body if it is a known error code, ``""`` if empty, else ``UNRECOGNISED``."""
+    text = body.strip()
+    if not text:
+        return ""
+    return text if text in KNOWN_ERRORS else UNRECOGNISED
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -21,14 +67,19 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if not math.isnan(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    try:
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 async def post(
@@ -40,14 +91,18 @@ async def post(
 ) -> Outcome:
     try:
         response = await client.post(url, content=body, headers=headers, timeout=timeout)
+        status = response.status_code
+        text = response.text[:1024] if status >= 300 else ""
+        limit = response.headers.get("retry-after")
     except httpx.TransportError as exc:
-        return Outcome("retry", None, f"{type(exc).__name__}")
-    status = response.status_code
-    text = response.text.strip()[:200]
+        return Outcome("retry", None, type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - any client failure rejects this message only
+        return Outcome("failed", None, type(exc).__name__)
     if 200 <= status < 300:
         return Outcome("ok", status, "")
+    error = error_code(text)
     if status == 429:
-        return Outcome("retry", status, text, retry_after(response.headers.get("retry-after")))
+        return Outcome("retry", status, error, retry_after(limit), rate_limited=True)
     if status == 408 or status >= 500:
-        return Outcome("retry", status, text)
-    return Outcome("failed", status, text)
+        return Outcome("retry", status, error)
+    return Outcome("failed", status, error)

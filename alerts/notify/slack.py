@@ -2,6 +2,16 @@
 
 Slack answers 200 ``ok``; errors come back as a short string in the body (``invalid_payload``,
 ``no_service``, ``channel_not_found``...), which is what we log, never the webhook URL.
+
+Slack parses ``&``, ``<`` and ``>`` as control characters in every text object (``<!channel>``
+pings a channel, ``<@U123>`` a user, ``<url|text>`` is a link), so every value that goes into a
+text (labels, annotations, receiver-independent names) is escaped (``&amp;``, ``&lt;``,
+``&gt;``); only the links and dates this module writes itself use the ``<...>`` syntax, with
+their parts escaped. Other mrkdwn (``*bold*``, ``_italic_``) in a value is left as it is.
+
+If Slack refuses the blocks (400 ``invalid_blocks`` or ``invalid_blocks_format``), the same
+notification is sent once more at once as a text-only message (the ``text`` field alone), and
+``slack_blocks_rejected`` is logged; the result counted is that of the text-only post.
 """
 
 from __future__ import annotations
@@ -11,15 +21,59 @@ import math
 from typing import Any
 
 import httpx
+import structlog
 from pydantic import SecretStr
 
+from alerts.links import is_absolute
 from alerts.notify.delivery import Outcome
 from alerts.notify.http import post
 from alerts.notify.message import AlertInfo, Notification
 from alerts.timefmt import rfc3339
 
 MAX_ALERTS = 10
+TEXT_LIMIT = 3000
+"""Characters of a section's text and of the message's ``text`` (Slack's limit for a text
+object; Slack truncates a message's ``text`` beyond 40 000)."""
+FIELD_LIMIT = 2000
+HEADER_LIMIT = 150
+BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format"})
+"""Slack's answers (with 400) that mean the blocks, not the message, are the problem."""
 _ICON = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
+_ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
+
+log = structlog.get_logger("support_monitor.alerts.slack")
+
+
+def escape(value: str) -> str:
+    """Slack's escaping of its three control characters (``&`` first)."""
+    for char, entity in _ENTITIES:
+        value = value.replace(char, entity)
+    return value
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` (already escaped) shortened to ``limit`` characters with an ellipsis, never
+    splitting an entity (``&amp;``) or a ``<...>`` sequence written by this module."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    amp = head.rfind("&")
+    if amp != -1 and ";" not in head[amp:]:
+        head = head[:amp]
+    lt = head.rfind("<")
+    if lt != -1 and ">" not in head[lt:]:
+        head = head[:lt]
+    return head + "…"
+
+
+def is_link(url: str) -> bool:
+    """An absolute http(s) URL: what Slack accepts as a button's ``url`` or a link."""
+    return is_absolute(url) and len(url) <= TEXT_LIMIT
+
+
+def link(url: str, text: str) -> str:
+    """``<url|text>`` with both parts escaped (and ``|`` in the URL percent-encoded)."""
+    return f"<{escape(url).replace('|', '%7C')}|{escape(text)}>"
 
 
 def _num(value: float | None) -> str:
@@ -34,29 +88,35 @@ def _since(ts: float | None) -> str:
     return f"<!date^{int(ts)}^{{date_short_pretty}} {{time}}|{rfc3339(ts)}>"
 
 
-def _text(value: str, limit: int) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+_LINKS = (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("ack_url", "Acknowledge"))
+"""Annotations shown as buttons (and links in ``text``). ``ack_url`` is the console's signed
+acknowledge link, which the planner adds to firing alerts when ``console.external_url`` is set;
+it opens a confirmation page, so Slack's link preview never acknowledges by itself."""
 
 
 def _buttons(alert: AlertInfo) -> dict[str, Any] | None:
     elements = []
-    for key, label in (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard")):
+    for key, label in _LINKS:
         url = alert.annotations.get(key, "")
-        if url.startswith(("http://", "https://")):
-            elements.append({
-                "type": "button", "text": {"type": "plain_text", "text": label},
-                "url": _text(url, 3000), "action_id": f"{key}-{alert.fingerprint}",
-            })
+        if is_link(url):
+            elements.append(
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": label},
+                    "url": url,
+                    "action_id": f"{key}-{alert.fingerprint}",
+                }
+            )
     return {"type": "actions", "elements": elements} if elements else None
 
 
 def _alert_blocks(alert: AlertInfo, resolved: bool) -> list[dict[str, Any]]:
     labels = alert.labels
-    summary = alert.annotations.get("summary") or labels.get("alertname", "alert")
-    description = alert.annotations.get("description", "")
+    summary = escape(alert.annotations.get("summary") or labels.get("alertname", "alert"))
+    description = escape(alert.annotations.get("description", ""))
     fields = [
-        f"*Severity*\n{labels.get('severity', 'n/a')}",
-        f"*Channel*\n{labels.get('channel', 'n/a')}",
+        f"*Severity*\n{escape(labels.get('severity', 'n/a'))}",
+        f"*Channel*\n{escape(labels.get('channel', 'n/a'))}",
         f"*Value*\n{_num(alert.value)} (threshold {_num(alert.threshold)})",
         f"*Since*\n{_since(alert.fired_at or alert.active_at)}",
     ]
@@ -66,33 +126,64 @@ def _alert_blocks(alert: AlertInfo, resolved: bool) -> list[dict[str, Any]]:
         fields.append(f"*Resolved*\n{_since(alert.resolved_at)}")
     extra = {k: v for k, v in labels.items() if k not in ("alertname", "severity", "channel")}
     if extra:
-        fields.append("*Labels*\n" + ", ".join(f"{k}={v}" for k, v in sorted(extra.items())))
-    blocks: list[dict[str, Any]] = [{
-        "type": "section",
-        "text": {"type": "mrkdwn", "text": _text(f"*{summary}*\n{description}".strip(), 3000)},
-        "fields": [{"type": "mrkdwn", "text": _text(f, 2000)} for f in fields[:10]],
-    }]
+        fields.append(
+            "*Labels*\n" + ", ".join(f"{escape(k)}={escape(v)}" for k, v in sorted(extra.items()))
+        )
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": cut(f"*{summary}*\n{description}".strip(), 3000)},
+            "fields": [{"type": "mrkdwn", "text": cut(f, FIELD_LIMIT)} for f in fields[:10]],
+        }
+    ]
     buttons = _buttons(alert)
     if buttons is not None:
         blocks.append(buttons)
     return blocks
 
 
+def _names(n: Notification) -> tuple[str, str, str]:
+    """Alert name, severity and the channels of the message (raw values)."""
+    first = n.alerts[0].labels
+    channels = sorted({a.labels.get("channel", "") for a in n.alerts} - {""})
+    return first.get("alertname", "alert"), first.get("severity", ""), ", ".join(channels)
+
+
+def slack_text(n: Notification) -> str:
+    """The message's ``text`` (mrkdwn): notification fallback, and the whole message when Slack
+    refuses the blocks. State, alert name, channels, then per alert (at most ``MAX_ALERTS``) its
+    summary and its runbook and dashboard links."""
+    name, _, where = _names(n)
+    state = "RESOLVED" if n.state == "resolved" else "FIRING"
+    lines = [escape(f"[{state}] {name} ({where})")]
+    for alert in n.alerts[:MAX_ALERTS]:
+        summary = alert.annotations.get("summary", "")
+        links = [
+            link(alert.annotations[key], label)
+            for key, label in _LINKS
+            if is_link(alert.annotations.get(key, ""))
+        ]
+        line = " · ".join([escape(summary)] * bool(summary) + links)
+        if line:
+            lines.append(line)
+    more = len(n.alerts) - MAX_ALERTS
+    if more > 0:
+        lines.append(f"{more} more not shown")
+    return cut("\n".join(lines), TEXT_LIMIT)
+
+
 def slack_payload(n: Notification) -> dict[str, Any]:
     """Block Kit message for one notification."""
     resolved = n.state == "resolved"
-    first = n.alerts[0].labels
-    name = first.get("alertname", "alert")
-    severity = first.get("severity", "")
-    channels = sorted({a.labels.get("channel", "") for a in n.alerts} - {""})
-    where = ", ".join(channels)
+    name, severity, where = _names(n)
     if resolved:
-        title = f":white_check_mark: RESOLVED: {name} ({where})"
+        title = f":white_check_mark: RESOLVED: {escape(name)} ({escape(where)})"
     else:
         repeat = " (still firing)" if n.kind == "repeat" else ""
-        title = f"{_ICON.get(severity, '')} FIRING: {name} [{severity}] ({where}){repeat}".strip()
+        icon = _ICON.get(severity, "")
+        title = f"{icon} FIRING: {escape(name)} [{escape(severity)}] ({escape(where)}){repeat}"
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _text(title, 150)}}
+        {"type": "header", "text": {"type": "plain_text", "text": cut(title.strip(), 150)}}
     ]
     for alert in n.alerts[:MAX_ALERTS]:
         blocks.extend(_alert_blocks(alert, resolved))
@@ -101,10 +192,7 @@ def slack_payload(n: Notification) -> dict[str, Any]:
     if more > 0:
         context += f" · {more} more not shown"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
-    fallback = n.alerts[0].annotations.get("summary", "")
-    state = "RESOLVED" if resolved else "FIRING"
-    return {"text": _text(f"[{state}] {name} ({where}) {fallback}".strip(), 3000),
-            "blocks": blocks}
+    return {"text": slack_text(n), "blocks": blocks}
 
 
 class SlackNotifier:
@@ -116,9 +204,24 @@ class SlackNotifier:
         self._client = client
         self._timeout = timeout
 
-    async def send(self, notification: Notification) -> Outcome:
-        body = json.dumps(slack_payload(notification), allow_nan=False).encode()
+    async def _post(self, payload: dict[str, Any]) -> Outcome:
         return await post(
-            self._client, self._url.get_secret_value(), body,
-            {"Content-Type": "application/json"}, self._timeout,
+            self._client,
+            self._url.get_secret_value(),
+            json.dumps(payload, allow_nan=False).encode(),
+            {"Content-Type": "application/json"},
+            self._timeout,
         )
+
+    async def send(self, notification: Notification) -> Outcome:
+        payload = slack_payload(notification)
+        outcome = await self._post(payload)
+        if outcome.status == 400 and outcome.error in BLOCKS_REFUSED:
+            log.warning(
+                "slack_blocks_rejected",
+                receiver=self.name,
+                key=notification.key,
+                error=outcome.error,
+            )
+            outcome = await self._post({"text": payload["text"]})
+        return outcome

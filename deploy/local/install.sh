@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the servers the integration tests and local development use, without Docker:
 #   - Debian packages: mosquitto, mosquitto-clients, prometheus (+ promtool),
-#     prometheus-alertmanager (+ amtool)
+#     prometheus-alertmanager (+ amtool), chromium (the console's browser test drives it headless)
 #   - Apache Kafka (KRaft) jars from Maven Central into the cache dir (deploy/kafka/pom.xml)
 #
 # Usage: deploy/local/install.sh
@@ -30,6 +30,7 @@ install_debian_packages() {
   command -v mvn >/dev/null 2>&1 || missing+=(maven)
   command -v unzip >/dev/null 2>&1 || missing+=(unzip)
   command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   if ((${#missing[@]} == 0)); then
     log "Debian packages present"
     return

@@ -16,9 +16,18 @@ from prometheus_client.registry import Collector
 
 from alerts.runtime import HELP as ALERT_HELP
 from monitor.cluster.node import ClusterNode
+from monitor.config import ChannelSettings
 from monitor.engine.histogram import Histogram
 from monitor.engine.readout import Series, queue_series, voice_series, window_series
-from monitor.exporter import HELP, _family, _histogram, _wait_summary, group
+from monitor.exporter import (
+    HELP,
+    LIVE_HISTOGRAMS,
+    _family,
+    _histogram,
+    _wait_summary,
+    group,
+    possible,
+)
 
 log = structlog.get_logger("support_monitor.cluster")
 
@@ -42,6 +51,7 @@ class ClusterCollector(Collector):
         hists: dict[str, list[tuple[list[str], Histogram]]] = {n: [] for n, _, _ in _HISTOGRAMS}
         helps: dict[str, str] = dict(ALERT_HELP)
         owner: dict[str, str] = {}
+        settings: dict[str, ChannelSettings] = {}
         partitions = GaugeMetricFamily(
             "support_monitor_cluster_partition_ready",
             "1 per owned partition that caught up (served), 0 while it catches up.",
@@ -60,7 +70,8 @@ class ClusterCollector(Collector):
                     if name not in self._conflicts:
                         self._conflicts.add(name)
                         log.warning(
-                            "channel_in_two_partitions", channel=name,
+                            "channel_in_two_partitions",
+                            channel=name,
                             partitions=[owner[name], part.key],
                             hint="producers must key events by channel",
                         )
@@ -68,22 +79,23 @@ class ClusterCollector(Collector):
                 owner[name] = part.key
                 mine.add(name)
                 channel = engine.channels[name]
+                live = channel.settings.answer_seconds is not None
                 for q in channel.queues.values():
                     rows.extend(queue_series(channel, q, engine.now))
                     for metric, attr, _ in _HISTOGRAMS:
-                        hists[metric].append(([name, q.name], getattr(q, attr)))
+                        if live or metric not in LIVE_HISTOGRAMS:
+                            hists[metric].append(([name, q.name], getattr(q, attr)))
                 rows.extend(window_series(channel))
                 rows.extend(voice_series(channel))
+                settings[name] = channel.settings
             helps.update(part.alerting.help)
             extra.extend(r for r in part.alerting.series() if r.label("channel") in mine)
-        grouped = group(rows)
+        grouped = group(row for row in rows if possible(row, settings))
         quantiles = grouped.pop(_WAIT, [])
-        counts = grouped.pop(f"{_WAIT}_count", [])
-        sums = grouped.pop(f"{_WAIT}_sum", [])
         for name, text in HELP.items():
             if name != _WAIT:
                 yield _family(name, text, grouped.get(name, []))
-        yield _wait_summary(quantiles, counts, sums)
+        yield _wait_summary(quantiles)
         for metric, _, text in _HISTOGRAMS:
             yield _histogram(metric, text, ["channel", "queue"], hists[metric])
         grouped_extra = group(extra)
@@ -98,3 +110,9 @@ class ClusterCollector(Collector):
         for reason, count in sorted(self._node.snapshots.items()):
             snapshots.add_metric([reason], count)
         yield snapshots
+        yield GaugeMetricFamily(
+            "support_monitor_cluster_config_mismatch",
+            "Assigned partitions this replica does not serve because its config shape differs "
+            "from the shape their state was written under (0: none).",
+            value=float(len(self._node.withheld())),
+        )

@@ -104,8 +104,11 @@ class Durability:
                         action="rebuilding the state from the broker (earliest offsets)",
                     )
                 else:
-                    log.info("snapshot_absent", path=str(path),
-                             action="building the state from the broker (earliest offsets)")
+                    log.info(
+                        "snapshot_absent",
+                        path=str(path),
+                        action="building the state from the broker (earliest offsets)",
+                    )
             else:
                 engine = loaded
                 self.loaded_detectors = snap.detectors

@@ -15,11 +15,20 @@ path is untouched. The contract and the reasoning are in ``docs/scale-out.md``; 
   offsets are committed and the listener returns), on shutdown, and before a notification is
   handed to its receiver (write-ahead: a new owner restores the "sent" record and never sends
   it again).
-* On assignment the latest snapshot of each partition is read from the state topic (or the engine
-  kept since this replica's own revocation, when it is at least as recent); refused snapshots are
-  logged (``snapshot_refused``) and the partition is rebuilt from the beginning. The source seeks
-  to the offset, and the partition becomes ready (exported, ticking, alerting) once it has read
-  up to the end it had at assignment.
+* The alert state has its own record (``<topic>/<partition>/alerts``), written with every
+  snapshot and alone before a notification; every record carries the partition's sequence
+  number (``seq``, raised by one on every write), so recency is judged by ``seq``, not by the
+  Kafka offset (alert state changes without new events).
+* On assignment the latest records of each partition are read from the state topic; the engine
+  kept since this replica's own revocation is used only when no newer record (higher ``seq``)
+  exists. Refused engine records are logged (``snapshot_refused``) and the partition is rebuilt
+  from the beginning, keeping the alert state of its own record. The source seeks to the offset,
+  and the partition becomes ready (exported, ticking, alerting) once it has read up to the end
+  it had at assignment.
+* A partition whose state was written under another config shape (the ``shape`` header of its
+  record, or of the group's records when it has none) is *withheld*: not consumed, not
+  committed, never written, never ready (``/readyz`` 503 with the reason, gauge
+  ``support_monitor_cluster_config_mismatch``, log ``cluster_config_mismatch``).
 """
 
 from __future__ import annotations
@@ -27,10 +36,11 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -47,7 +57,14 @@ from alerts.outbox import Outbox
 from alerts.runtime import Alerting
 from monitor.clock import TickRoad
 from monitor.cluster import store
-from monitor.cluster.store import PartitionSnapshot, StateTopic, state_topic_name
+from monitor.cluster.store import (
+    AlertRecord,
+    PartitionSnapshot,
+    StateRead,
+    StateRecord,
+    StateTopic,
+    state_topic_name,
+)
 from monitor.config import Settings
 from monitor.deadletter import DeadLetterSink, JsonlDeadLetters, MemoryDeadLetters
 from monitor.engine import snapshot
@@ -56,6 +73,7 @@ from monitor.engine.snapshot import SnapshotError
 from monitor.exporter import DaemonCollector
 from monitor.http import MetricsServer
 from monitor.pipeline import Pipeline
+from monitor.registry import CapacityCollector, register_process_collectors
 from monitor.sources.build import configured_sources, dead_letter_sink
 from monitor.sources.kafka import KafkaSource, client_options, ssl_context
 from monitor.stats import DaemonStats
@@ -67,8 +85,10 @@ def owned_channels(engine: Engine) -> set[str]:
     """Channels this engine applied events of (contacts, tickets, ratings or complaints)."""
     out = set()
     for name, ch in engine.channels.items():
-        if any(q.queued or q.created for q in ch.queues.values()) or any(ch.ratings) or any(
-            ch.complaints.values()
+        if (
+            any(q.queued or q.created for q in ch.queues.values())
+            or any(ch.ratings)
+            or any(ch.complaints.values())
         ):
             out.add(name)
     return out
@@ -79,8 +99,8 @@ def _key(tp: TopicPartition) -> str:
 
 
 class _WriteAheadOutbox(Outbox):
-    """In-memory outbox whose commit first stores the partition's snapshot (with the alert
-    state that already counts these notifications as sent) in the state topic."""
+    """In-memory outbox whose commit first stores the partition's alert-state record (which
+    already counts these notifications as sent) in the state topic."""
 
     def __init__(self, max_size: int, partition: Partition) -> None:
         super().__init__(None, max_size)
@@ -93,7 +113,9 @@ class _WriteAheadOutbox(Outbox):
         self.committing += 1
         try:
             if new:
-                await self._partition.node.flush(self._partition, "notify", force=True)
+                await self._partition.node.flush(
+                    self._partition, "notify", force=True, engine=False
+                )
             return await super().commit(None, new)
         finally:
             self.committing -= 1
@@ -111,16 +133,31 @@ class Partition:
         self.pipeline = Pipeline(engine, node.stats, event_clock=False)
         notifiers = settings.notifiers.model_copy(update={"state_dir": None})
         self.alerting = Alerting(
-            settings.detectors, settings.alerts, notifiers, engine, node.stats,
+            settings.detectors,
+            settings.alerts,
+            notifiers,
+            engine,
+            node.stats,
             channels=self.channels,
         )
         self.outbox = _WriteAheadOutbox(notifiers.outbox_max, self)
         self.alerting.outbox = self.outbox
-        self.road = TickRoad(engine, settings.exporter.tick_seconds, self.alerting.handlers)
+        self.road = TickRoad(
+            engine, settings.exporter.tick_seconds, self.alerting.handlers, stats=node.stats
+        )
         self.offset: int | None = None
         """Offset the last snapshot written or loaded reflects."""
+        self.seq = 0
+        """Sequence number of the last record written or loaded for this partition."""
+        self.engine_seq = 0
+        """``seq`` of the engine record this engine was written to or loaded from (0: none)."""
+        self.alerts_seq = 0
+        """``seq`` of the alert state this partition's alert state was written to or loaded
+        from (0: none)."""
         self.owned = False
         self.ready = False
+        self.withheld: str | None = None
+        """Why this replica does not serve the partition (config shape), or ``None``."""
         self.assigned_at = 0.0
         self.delivery: asyncio.Task[None] | None = None
 
@@ -140,6 +177,8 @@ class ClusterNode:
         self.routes: dict[str, Partition] = {}
         """``topic/partition`` -> the owned partition its deliveries go to."""
         self.writer = f"{socket.gethostname()}:{os.getpid()}"
+        self.shape = snapshot.fingerprint(settings)
+        """Fingerprint of this replica's config shape (written into every engine record)."""
         self.store: StateTopic | None = None
         self.snapshots: dict[str, int] = {}
         """Snapshots written, by reason (exported)."""
@@ -171,83 +210,199 @@ class ClusterNode:
     async def assigned(self, assigned: set[TopicPartition]) -> dict[TopicPartition, int | None]:
         assert self.store is not None
         start = time.perf_counter()
+        keys = {_key(tp) for tp in assigned}
         try:
-            stored = await self.store.read_latest({_key(tp) for tp in assigned})
+            found = await self.store.read_latest(keys | {store.alerts_key(k) for k in keys})
         except (KafkaError, TimeoutError, OSError) as error:
             # Without the state topic nothing is known: rebuild rather than guess.
             log.error("state_topic_read_failed", error=repr(error))  # noqa: TRY400
-            stored = {}
+            found = StateRead()
         resume: dict[TopicPartition, int | None] = {}
+        withheld: dict[str, str] = {}
         for tp in sorted(assigned):
-            part = self._take(tp, stored.get(_key(tp)))
+            reason = self._shape_mismatch(tp, found)
+            if reason is not None:
+                part = Partition(self, tp, Engine(self.settings))
+                part.withheld = reason
+                withheld[part.key] = reason
+            else:
+                part = self._take(tp, found)
+                self.routes[part.key] = part
             part.owned, part.ready, part.assigned_at = True, False, time.monotonic()
             self.parts[tp] = part
-            self.routes[part.key] = part
-            resume[tp] = part.offset
+            resume[tp] = None if part.withheld else part.offset
+        if withheld:
+            log.error(
+                "cluster_config_mismatch",
+                partitions=withheld,
+                shape=self.shape,
+                action="not serving these partitions (not consumed, committed or written);"
+                " /readyz answers 503. Give this replica the group's config, or move the"
+                " whole group to a new cluster.state_topic",
+            )
         log.info(
             "cluster_partitions_loaded",
-            partitions={p.key: p.offset for p in self.parts.values() if p.owned},
+            partitions={p.key: p.offset for p in self.parts.values() if p.owned and not p.withheld},
             seconds=round(time.perf_counter() - start, 3),
         )
         return resume
 
-    def _take(self, tp: TopicPartition, data: bytes | None) -> Partition:
-        """The engine kept since our own revocation or the stored snapshot: the more recent."""
+    def withheld(self) -> set[TopicPartition]:
+        """Assigned partitions this replica does not serve (the source pauses them)."""
+        return {tp for tp, p in self.parts.items() if p.owned and p.withheld is not None}
+
+    def not_ready_reason(self) -> str | None:
+        """Why ``/readyz`` answers 503 (``None``: ready)."""
+        if not self.stats.source_up.get(self.source.name):
+            return "kafka unreachable"
+        withheld = {p.key: p.withheld for p in self.parts.values() if p.owned and p.withheld}
+        if withheld:
+            return "config shape differs from the group's state, partitions not served: " + (
+                "; ".join(f"{k}: {v}" for k, v in sorted(withheld.items()))
+            )
+        catching = sorted(p.key for p in self.parts.values() if p.owned and not p.ready)
+        if catching:
+            return "catching up: " + ", ".join(catching)
+        return None
+
+    def _shape_mismatch(self, tp: TopicPartition, found: StateRead) -> str | None:
+        """Why this replica must not serve ``tp``: the partition's engine record, or (when it
+        has none) any engine record of the group, was written under another config shape."""
+        key = _key(tp)
+        theirs = found.shapes.get(key)
+        if theirs is not None:
+            return None if theirs == self.shape else f"its state has config shape {theirs}"
+        if key in found.records:
+            return None  # a record without the header: its own shape check decides
+        topics = set(self.settings.sources.kafka.topics) if self.settings.sources.kafka else set()
+        others = sorted(
+            {
+                shape
+                for k, shape in found.shapes.items()
+                if shape != self.shape and k.rpartition("/")[0] in topics
+            }
+        )
+        if others:
+            return f"no state yet, the group's state has config shape {', '.join(others)}"
+        return None
+
+    def _take(self, tp: TopicPartition, found: StateRead) -> Partition:
+        """The engine kept since our own revocation unless the state topic holds a newer
+        engine record (higher ``seq``); then the newest alert state of the two."""
+        key = _key(tp)
         held = self.parts.get(tp)
-        if held is not None and held.offset is None:
+        if held is not None and (held.offset is None or held.withheld is not None):
             held = None
-        loaded: Partition | None = None
-        if data is not None and held is not None and held.offset is not None:
-            try:
-                if store.decode(data, _key(tp)).offset <= held.offset:
-                    data = None  # ours is as recent: no need to decode the engine
-            except SnapshotError:
-                data = None
+        env: PartitionSnapshot | None = None
+        data = found.records.get(key)
         if data is not None:
             try:
-                loaded = self._restore(tp, data)
+                env = store.decode(data, key)
+            except SnapshotError as exc:
+                self._refused(key, str(exc), kept=held is not None)
+        if env is not None and held is not None and env.seq <= held.engine_seq:
+            env = None  # the record we wrote or loaded last: ours is as recent or newer
+        part: Partition | None = None
+        if env is not None:
+            try:
+                part = self._restore(tp, env)
+            except SnapshotError as exc:
+                self._refused(key, str(exc), kept=held is not None)
+        if part is None:
+            part = held if held is not None else Partition(self, tp, Engine(self.settings))
+        part.seq = max(
+            part.seq,
+            env.seq if env is not None else 0,
+            *(found.seqs.get(k, 0) for k in (key, store.alerts_key(key))),
+        )
+        return self._newest_alerts(part, env, found)
+
+    def _refused(self, key: str, reason: str, *, kept: bool) -> None:
+        log.error(  # the reason is the message; no traceback
+            "snapshot_refused",
+            partition=key,
+            reason=reason,
+            action="continuing from the engine this replica kept since its revocation"
+            if kept
+            else "rebuilding the partition from the broker (earliest offset)",
+        )
+
+    def _newest_alerts(
+        self, part: Partition, env: PartitionSnapshot | None, found: StateRead
+    ) -> Partition:
+        """Load the newest alert state (its own record, or that of an older engine record)
+        when it is newer than the one ``part`` holds."""
+        key = part.key
+        best: tuple[int, bytes] | None = None
+        data = found.records.get(store.alerts_key(key))
+        if data is not None:
+            try:
+                record: AlertRecord = store.decode_alerts(data, key)
+                best = (record.seq, record.alerts)
             except SnapshotError as exc:
                 log.error(  # noqa: TRY400 - the reason is the message
-                    "snapshot_refused", partition=_key(tp), reason=str(exc),
-                    action="rebuilding the partition from the broker (earliest offset)",
+                    "snapshot_refused",
+                    partition=store.alerts_key(key),
+                    reason=str(exc),
+                    action="using the alert state of the engine record, if any",
                 )
-        if held is not None and held.offset is not None and (
-            loaded is None or loaded.offset is None or held.offset >= loaded.offset
-        ):
-            return held
-        if loaded is not None:
-            return loaded
-        return Partition(self, tp, Engine(self.settings))
+        if env is not None and env.alerts is not None and (best is None or env.seq > best[0]):
+            best = (env.seq, env.alerts)
+        held = part is self.parts.get(part.tp)
+        if best is None or (held and best[0] <= part.alerts_seq):
+            return part
+        if held:
+            part = self._rewrap(part)  # the engine we kept: fresh rules for the newer state
+        try:
+            count, sent = persist.load(best[1], part.alerting.rules)
+        except (ValueError, msgspec.DecodeError) as exc:
+            log.error(  # noqa: TRY400 - the reason is the message
+                "snapshot_refused",
+                partition=store.alerts_key(key),
+                reason=f"alert state does not decode: {exc}",
+                action="starting without alert state",
+            )
+            return self._rewrap(part)
+        part.alerting.planner.sent = sent
+        part.alerts_seq = best[0]
+        log.info(
+            "alert_state_loaded", partition=key, seq=best[0], alerts=count, receivers_told=len(sent)
+        )
+        return part
 
-    def _restore(self, tp: TopicPartition, data: bytes) -> Partition:
-        env = store.decode(data, _key(tp))
+    def _rewrap(self, held: Partition) -> Partition:
+        """A new partition around ``held``'s engine with its detector state but no alerts."""
+        part = Partition(self, held.tp, held.engine)
+        part.alerting.suite.restore_state(held.alerting.suite.export_state())
+        part.offset, part.seq, part.engine_seq = held.offset, held.seq, held.engine_seq
+        return part
+
+    def _restore(self, tp: TopicPartition, env: PartitionSnapshot) -> Partition:
         engine, offsets, snap = snapshot.from_bytes(env.engine, self.settings)
         offset = offsets.get((tp.topic, tp.partition))
         if offset is None or offset != env.offset:
             raise SnapshotError(f"snapshot holds no offset of {_key(tp)} or another one")
         part = Partition(self, tp, engine)
         part.offset = offset
+        part.seq = part.engine_seq = env.seq
         if snap.detectors is not None:  # baselines, hysteresis, histories (never raises)
             part.alerting.suite.restore_state(snap.detectors)
-        if env.alerts is not None:
-            try:
-                count, sent = persist.load(env.alerts, part.alerting.rules)
-            except (ValueError, msgspec.DecodeError) as exc:
-                raise SnapshotError(f"alert state does not decode: {exc}") from None
-            part.alerting.planner.sent = sent
-        else:
-            count = 0
         log.info(
-            "snapshot_loaded", partition=part.key, offset=offset, writer=env.writer,
-            age_seconds=round(time.time() - env.written_at, 3), alerts=count,
+            "snapshot_loaded",
+            partition=part.key,
+            offset=offset,
+            seq=env.seq,
+            writer=env.writer,
+            age_seconds=round(time.time() - env.written_at, 3),
             detector_state=snap.detectors is not None,
-            open_contacts=len(engine.contacts), tickets=len(engine.tickets),
+            open_contacts=len(engine.contacts),
+            tickets=len(engine.tickets),
         )
         return part
 
     def caught_up(self, tp: TopicPartition) -> None:
         part = self.parts.get(tp)
-        if part is None or not part.owned or part.ready:
+        if part is None or not part.owned or part.ready or part.withheld is not None:
             return
         part.road.tick(time.time())
         part.ready = True
@@ -256,7 +411,8 @@ class ClusterNode:
                 part.alerting.deliver_forever(), name=f"alerts:{part.key}"
             )
         log.info(
-            "cluster_partition_ready", partition=part.key,
+            "cluster_partition_ready",
+            partition=part.key,
             seconds=round(time.monotonic() - part.assigned_at, 3),
             channels=sorted(part.channels()),
         )
@@ -267,6 +423,9 @@ class ClusterNode:
         for tp in sorted(revoked):
             part = self.parts.get(tp)
             if part is None or not part.owned:
+                continue
+            if part.withheld is not None:  # never served: nothing to drain or write
+                part.owned = False
                 continue
             part.owned = part.ready = False
             self.routes.pop(part.key, None)
@@ -294,42 +453,93 @@ class ClusterNode:
     # ------------------------------------------------------------------ snapshots
 
     async def flush(
-        self, part: Partition, reason: str, *, force: bool = False, offset: int | None = None
+        self,
+        part: Partition,
+        reason: str,
+        *,
+        force: bool = False,
+        offset: int | None = None,
+        engine: bool = True,
     ) -> None:
-        """Write the partition's snapshot to the state topic (skipped when it reflects
-        nothing yet, or, unless forced, when the partition is no longer ours)."""
-        if self.store is None:
+        """Write the partition's records to the state topic: the engine record (skipped when it
+        reflects nothing yet) and the alert-state record, or (``engine=False``) the alert-state
+        record alone. Skipped, unless forced, when the partition is no longer ours; never for a
+        withheld partition (its records belong to the group's config)."""
+        if self.store is None or part.withheld is not None:
             return
         async with self._lock:
             if not force and not part.owned:
                 return
-            if offset is None:
-                offset = self.source.state_offsets().get((part.tp.topic, part.tp.partition))
-            if offset is None:
-                return
             start = time.perf_counter()
-            captured = snapshot.capture(
-                part.engine, {(part.tp.topic, part.tp.partition): offset},
-                part.alerting.suite.export_state(),
-            )
+            seq = part.seq + 1
+            records: list[StateRecord] = []
+            if engine:
+                if offset is None:
+                    offset = self.source.state_offsets().get((part.tp.topic, part.tp.partition))
+                if offset is None:
+                    return
+                captured = snapshot.capture(
+                    part.engine,
+                    {(part.tp.topic, part.tp.partition): offset},
+                    part.alerting.suite.export_state(),
+                )
+                data = await asyncio.to_thread(snapshot.encode, captured)
+                records.append(
+                    StateRecord(
+                        part.key,
+                        store.encode(
+                            PartitionSnapshot(
+                                key=part.key,
+                                offset=offset,
+                                engine=data,
+                                alerts=None,
+                                writer=self.writer,
+                                written_at=time.time(),
+                                seq=seq,
+                                shape=self.shape,
+                            )
+                        ),
+                        seq,
+                        self.shape,
+                    )
+                )
             alerts = persist.dump(part.alerting.rules, part.alerting.planner.sent)
-            data = await asyncio.to_thread(snapshot.encode, captured)
-            record = store.encode(PartitionSnapshot(
-                key=part.key, offset=offset, engine=data, alerts=alerts, writer=self.writer,
-                written_at=time.time(),
-            ))
+            records.append(
+                StateRecord(
+                    store.alerts_key(part.key),
+                    store.encode(
+                        AlertRecord(
+                            key=part.key,
+                            seq=seq,
+                            alerts=alerts,
+                            writer=self.writer,
+                            written_at=time.time(),
+                        )
+                    ),
+                    seq,
+                )
+            )
             try:
-                await self.store.write(part.key, record)
+                await self.store.write(records)
             except (KafkaError, TimeoutError, OSError) as error:
+                # The broker may have stored it after all: never reuse this seq for other state.
+                part.seq = seq
                 log.error(  # noqa: TRY400
                     "snapshot_write_failed", partition=part.key, error=repr(error), reason=reason
                 )
                 return
-            part.offset = offset
+            part.seq = part.alerts_seq = seq
+            if engine:
+                part.offset, part.engine_seq = offset, seq
             self.snapshots[reason] = self.snapshots.get(reason, 0) + 1
             (log.debug if reason == "interval" else log.info)(
-                "snapshot_written", partition=part.key, reason=reason, offset=offset,
-                bytes=len(record), seconds=round(time.perf_counter() - start, 3),
+                "snapshot_written",
+                partition=part.key,
+                reason=reason,
+                offset=offset,
+                seq=seq,
+                bytes=sum(len(r.value) for r in records),
+                seconds=round(time.perf_counter() - start, 3),
             )
 
     async def flush_all(self, reason: str) -> None:
@@ -349,9 +559,7 @@ class ClusterNode:
         return (p for p in list(self.parts.values()) if p.owned and p.ready)
 
     def ready(self) -> bool:
-        return bool(self.stats.source_up.get(self.source.name)) and all(
-            p.ready for p in self.parts.values() if p.owned
-        )
+        return self.not_ready_reason() is None
 
     async def tick_forever(self) -> None:
         interval = self.settings.exporter.tick_seconds
@@ -378,6 +586,21 @@ class ClusterNode:
             letter = part.pipeline.process(name, delivery)
             if letter is not None:
                 await sink.write(letter)
+            for late in part.pipeline.take_deferred(name):  # held outcomes that expired
+                await sink.write(late)
+
+
+@contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set ``stop`` (a graceful stop: revocation snapshots, leave the group)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
 async def run_cluster(settings: Settings, listen: str | None = None) -> int:
@@ -394,26 +617,42 @@ async def run_cluster(settings: Settings, listen: str | None = None) -> int:
     assert isinstance(source, KafkaSource)
     node = ClusterNode(settings, stats, source)
     registry = CollectorRegistry(auto_describe=False)
+    register_process_collectors(registry)
     registry.register(ClusterCollector(node))
     registry.register(DaemonCollector(stats))
+    registry.register(CapacityCollector(lambda: [part.engine for part in node.serving()]))
     address = listen or settings.exporter.listen
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:
+        stack.enter_context(_stop_on_signals(stop))
         sink: DeadLetterSink
         file_sink: JsonlDeadLetters | None = None
         if settings.dead_letter.path is not None:
-            file_sink = stack.enter_context(JsonlDeadLetters(Path(settings.dead_letter.path)))
+            letters_file = JsonlDeadLetters(Path(settings.dead_letter.path), stats)
+            file_sink = stack.enter_context(letters_file)
             sink = file_sink
         else:
             sink = MemoryDeadLetters()
-        server = await stack.enter_async_context(MetricsServer(registry, address, node.ready))
+        server = await stack.enter_async_context(
+            MetricsServer(
+                registry,
+                address,
+                node.ready,
+                node.not_ready_reason,
+                exporter=settings.exporter,
+                listen_key="--listen" if listen else "exporter.listen",
+            )
+        )
         await stack.enter_async_context(node)
         await stack.enter_async_context(source)
         assert node.store is not None
         log.info(
-            "cluster_started", listen=f"{address.rpartition(':')[0]}:{server.port}",
-            group_id=source.settings.group_id, topics=list(source.settings.topics),
-            state_topic=node.store.topic, writer=node.writer,
+            "cluster_started",
+            listen=f"{address.rpartition(':')[0]}:{server.port}",
+            group_id=source.settings.group_id,
+            topics=list(source.settings.topics),
+            state_topic=node.store.topic,
+            writer=node.writer,
         )
         try:
             async with asyncio.TaskGroup() as tasks:

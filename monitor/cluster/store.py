@@ -1,16 +1,28 @@
-"""The state topic: one compacted Kafka topic holding the latest snapshot of every partition.
+"""The state topic: one compacted Kafka topic holding the latest state of every partition.
 
-Record key ``<topic>/<partition>`` (the source partition), value a :class:`PartitionSnapshot`
-(msgpack): the engine snapshot file bytes (``monitor.engine.snapshot``: versioned, checksummed,
-config shape checked, with the partition's offset and its detector suite's state: complaint
-baselines, threshold hysteresis, backlog histories) and the partition's alert state
-(``alerts.persist``: alerts and what each receiver was told). Compaction keeps the latest record
-per key; a reader takes the last record of each key it wants.
+Two records per source partition:
+
+* key ``<topic>/<partition>``: a :class:`PartitionSnapshot` (msgpack): the engine snapshot file
+  bytes (``monitor.engine.snapshot``: versioned, checksummed, config shape checked, with the
+  partition's offset and its detector suite's state: complaint baselines, threshold hysteresis,
+  backlog histories);
+* key ``<topic>/<partition>/alerts``: an :class:`AlertRecord` (msgpack): the partition's alert
+  state (``alerts.persist``: alerts and what each receiver was told), written with every engine
+  record and alone before each notification, so a refused engine record never loses it.
+
+Every record carries the partition's *sequence number* ``seq`` (one counter per partition, over
+both kinds, raised by one on every write; the owner writes ``seq`` of the last record it wrote or
+loaded plus one), in the value and in the record header ``seq``; engine records also carry the
+config-shape fingerprint (``monitor.engine.snapshot.fingerprint``) in the header ``shape``.
+Headers are read without decoding the value. Compaction keeps the latest record per key; a
+reader takes the last record of each key it wants.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -26,6 +38,8 @@ log = structlog.get_logger("support_monitor.cluster.store")
 
 ENVELOPE_VERSION = 1
 _READ_TIMEOUT = 30.0
+ALERTS_SUFFIX = "/alerts"
+"""Key suffix of a partition's alert-state record (topic names cannot hold ``/``)."""
 
 
 class PartitionSnapshot(msgspec.Struct, kw_only=True):
@@ -38,16 +52,60 @@ class PartitionSnapshot(msgspec.Struct, kw_only=True):
     """A ``monitor.engine.snapshot`` file: its own header, checksum and offsets, and the
     partition's detector state (``Snapshot.detectors``)."""
     alerts: bytes | None
+    """``alerts.persist.dump`` of the partition's rules and sent records, in records written
+    before the alert state had its own record (``None`` now: see :class:`AlertRecord`)."""
+    writer: str
+    written_at: float
+    seq: int = 0
+    """The partition's sequence number when written (0: written before it existed)."""
+    shape: str = ""
+    """Fingerprint of the writer's config shape (empty: written before it existed)."""
+
+
+class AlertRecord(msgspec.Struct, kw_only=True):
+    version: int = ENVELOPE_VERSION
+    key: str
+    """``<topic>/<partition>`` of the source partition (the record key adds ``/alerts``)."""
+    seq: int
+    alerts: bytes
     """``alerts.persist.dump`` of the partition's rules and sent records."""
     writer: str
     written_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """One record to write: key, value and the headers the reader needs without decoding."""
+
+    key: str
+    value: bytes
+    seq: int
+    shape: str | None = None
+
+
+@dataclass(slots=True)
+class StateRead:
+    """What :meth:`StateTopic.read_latest` found."""
+
+    records: dict[str, bytes] = field(default_factory=dict)
+    """Latest value of each wanted key (absent: none, or a tombstone)."""
+    seqs: dict[str, int] = field(default_factory=dict)
+    """Header ``seq`` of the latest record of each wanted key that has one."""
+    shapes: dict[str, str] = field(default_factory=dict)
+    """Header ``shape`` of the latest engine record of *every* key of the topic that has one
+    (not only the wanted keys): the shapes the group's state was written under."""
+
+
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(PartitionSnapshot)
+_ALERTS_DECODER = msgspec.msgpack.Decoder(AlertRecord)
 
 
-def encode(snap: PartitionSnapshot) -> bytes:
+def alerts_key(key: str) -> str:
+    return key + ALERTS_SUFFIX
+
+
+def encode(snap: PartitionSnapshot | AlertRecord) -> bytes:
     return _ENCODER.encode(snap)
 
 
@@ -62,6 +120,26 @@ def decode(data: bytes, key: str) -> PartitionSnapshot:
     if snap.key != key:
         raise SnapshotError(f"state record is for {snap.key}, not {key}")
     return snap
+
+
+def decode_alerts(data: bytes, key: str) -> AlertRecord:
+    """The alert-state record of ``key``; :class:`SnapshotError` when it is not one of ours."""
+    try:
+        record = _ALERTS_DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise SnapshotError(f"alert-state record does not decode: {exc}") from None
+    if record.version != ENVELOPE_VERSION:
+        raise SnapshotError(f"alert-state record version {record.version} is not supported")
+    if record.key != key:
+        raise SnapshotError(f"alert-state record is for {record.key}, not {key}")
+    return record
+
+
+def _header(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None:
+    for key, value in headers or ():
+        if key == name and value is not None:
+            return bytes(value).decode(errors="replace")
+    return None
 
 
 def state_topic_name(cluster: ClusterSettings, group_id: str) -> str:
@@ -84,13 +162,20 @@ class StateTopic:
         await self._ensure_topic()
         size = self._cluster.max_snapshot_bytes
         self._producer = AIOKafkaProducer(
-            acks="all", max_request_size=size, compression_type="gzip",
-            linger_ms=0, **self._options,
+            acks="all",
+            max_request_size=size,
+            compression_type="gzip",
+            linger_ms=0,
+            **self._options,
         )
         await self._producer.start()
         self._reader = AIOKafkaConsumer(
-            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-            max_partition_fetch_bytes=size, fetch_max_bytes=size, **self._options,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=size,
+            fetch_max_bytes=size,
+            **self._options,
         )
         await self._reader.start()
         self._reader.assign([self._tp])
@@ -111,7 +196,8 @@ class StateTopic:
         await admin.start()
         try:
             topic = NewTopic(
-                self.topic, num_partitions=1,
+                self.topic,
+                num_partitions=1,
                 replication_factor=self._cluster.state_topic_replication,
                 topic_configs={
                     "cleanup.policy": "compact",
@@ -126,16 +212,28 @@ class StateTopic:
         finally:
             await admin.close()
 
-    async def write(self, key: str, data: bytes) -> None:
-        """Send and wait for the broker's acknowledgement (``acks=all``)."""
+    async def write(self, records: Sequence[StateRecord]) -> None:
+        """Send the records in order (one partition) and wait for every acknowledgement
+        (``acks=all``)."""
         assert self._producer is not None
-        await self._producer.send_and_wait(self.topic, value=data, key=key.encode())
+        sent = []
+        for rec in records:
+            headers = [("seq", str(rec.seq).encode())]
+            if rec.shape is not None:
+                headers.append(("shape", rec.shape.encode()))
+            sent.append(
+                await self._producer.send(
+                    self.topic, value=rec.value, key=rec.key.encode(), headers=headers
+                )
+            )
+        for future in sent:
+            await future
 
-    async def read_latest(self, keys: set[str]) -> dict[str, bytes]:
-        """The latest record of each of ``keys`` (absent: none, or a tombstone)."""
+    async def read_latest(self, keys: set[str]) -> StateRead:
+        """The latest record of each of ``keys`` and the shapes of every engine record."""
         assert self._reader is not None
         reader, tp = self._reader, self._tp
-        found: dict[str, bytes] = {}
+        found = StateRead()
         async with self._read_lock, asyncio.timeout(_READ_TIMEOUT):
             end = (await reader.end_offsets([tp]))[tp]
             await reader.seek_to_beginning(tp)
@@ -144,11 +242,29 @@ class StateTopic:
                 for record in batch.get(tp, []):
                     if record.offset >= end:
                         break
-                    key = (record.key or b"").decode(errors="replace")
-                    if key not in keys:
-                        continue
-                    if record.value is None:
-                        found.pop(key, None)
-                    else:
-                        found[key] = record.value
+                    _keep(found, record, keys)
         return found
+
+
+def _keep(found: StateRead, record: Any, keys: set[str]) -> None:  # noqa: ANN401 - aiokafka
+    """Note one state-topic record (a later record of a key replaces the earlier one)."""
+    key = (record.key or b"").decode(errors="replace")
+    headers = record.headers
+    if not key.endswith(ALERTS_SUFFIX):
+        shape = _header(headers, "shape")
+        if record.value is None or shape is None:
+            found.shapes.pop(key, None)
+        else:
+            found.shapes[key] = shape
+    if key not in keys:
+        return
+    if record.value is None:
+        found.records.pop(key, None)
+        found.seqs.pop(key, None)
+        return
+    found.records[key] = record.value
+    seq = _header(headers, "seq")
+    if seq is not None and seq.isdigit():
+        found.seqs[key] = int(seq)
+    else:
+        found.seqs.pop(key, None)

@@ -3,17 +3,46 @@
 Bounded twice: at most ``max_ids`` ids, and none older (by event time) than ``horizon`` behind
 the clock. Ids are kept as 64-bit hashes, grouped in one-second buckets in arrival order, which
 costs about 70 bytes an id instead of a string and a tuple each.
+
+The hash is XXH3-64 of the id's UTF-8 bytes with a 64-bit seed (:func:`id_hash`). The seed is
+drawn at random when a window starts empty and is saved with the window in a snapshot, so a
+restored window (after a restart, or on another replica) hashes every id exactly as before, in
+any process, unlike ``hash()``, which Python salts per process. Being random and private to the
+state, the seed keeps producers from crafting ids whose hashes collide on purpose (to have a
+real event dropped as a duplicate, or to slow the set down). Two distinct ids share a hash with
+probability about n²/2⁶⁵ (n ids in the window: 3e-8 at a million ids); the later one would be
+taken for a duplicate.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
+
+from xxhash import xxh3_64_intdigest
+
+
+def id_hash(event_id: str, seed: int) -> int:
+    """The 64-bit hash the window keeps for ``event_id`` (0 <= value < 2**64) under ``seed``.
+
+    ``surrogatepass``: an id holding a lone surrogate still hashes instead of raising."""
+    return xxh3_64_intdigest(event_id.encode("utf-8", "surrogatepass"), seed)
 
 
 class Deduplicator:
-    __slots__ = ("_buckets", "_current", "_current_second", "_horizon", "_max_ids", "_seen")
+    __slots__ = (
+        "_buckets",
+        "_current",
+        "_current_second",
+        "_horizon",
+        "_max_ids",
+        "_seen",
+        "seed",
+    )
 
-    def __init__(self, max_ids: int, horizon: float) -> None:
+    def __init__(self, max_ids: int, horizon: float, seed: int | None = None) -> None:
+        self.seed = secrets.randbits(64) if seed is None else seed
+        """The hash seed; a snapshot stores it and a restore sets it with the ids."""
         self._max_ids = max_ids
         self._horizon = horizon
         self._seen: set[int] = set()
@@ -25,10 +54,10 @@ class Deduplicator:
         return len(self._seen)
 
     def seen(self, event_id: str) -> bool:
-        return hash(event_id) in self._seen
+        return id_hash(event_id, self.seed) in self._seen
 
     def add(self, event_id: str, ts: float) -> None:
-        key = hash(event_id)
+        key = id_hash(event_id, self.seed)
         seen = self._seen
         seen.add(key)
         second = int(ts)
@@ -40,6 +69,11 @@ class Deduplicator:
             self._buckets.append((second, self._current))
         if len(seen) > self._max_ids:
             self._evict_oldest_bucket()
+
+    def forget(self, event_id: str) -> None:
+        """Stop remembering one id (an event held, then rejected). Its hash stays listed in its
+        bucket until the bucket goes, which costs nothing more."""
+        self._seen.discard(id_hash(event_id, self.seed))
 
     def expire(self, now: float) -> None:
         """Forget ids whose bucket is older than the horizon behind ``now``."""

@@ -10,7 +10,19 @@ stamped with their deadline whenever they are decided.
 Deadlines cost O(1) or O(log n) per item, never a scan of open items: contacts queued in time
 order wait in an insertion-ordered "pending" dict per queue (T is per channel, so that order is
 deadline order, and an answered contact simply leaves it); contacts that arrive out of order and
-all ticket clocks use one timer heap.
+all ticket clocks use one timer heap, rebuilt from the open items when spent entries make it
+more than twice the size it had after the last rebuild.
+
+An outcome that arrives before its item's opening event (an ``answered`` before its ``queued``, a
+``solved`` before its ``created``) is *held* while the clock is within ``allowed_lateness`` of its
+``ts``. When the opening event comes, the held outcomes of that item are applied right after it,
+in ``ts`` order, so the numbers equal those of the events in order. A held outcome whose item
+has not opened once ``now - allowed_lateness > ts`` (or at ``flush``) becomes an
+``unknown_contact``/``unknown_ticket`` reject; the caller collects these deferred rejects with
+:meth:`Engine.take_expired_early` together with the opaque token it passed to :meth:`Engine.apply`.
+
+Memory is bounded by the ``limits`` settings (``docs/metrics.md``, "Bounds"): past a bound a new
+item is refused with ``Reject.CAPACITY`` and counted in :attr:`Engine.capacity_exhausted`.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
+from collections import deque
 from collections.abc import Callable
 
 from monitor.config import Settings
@@ -41,8 +54,43 @@ from monitor.events import (
 
 # Timer kinds; at-risk timers sort before breaches at the same instant because a deadline is
 # "at risk" up to and including the deadline itself, and breached only once strictly past it.
-_FR_RISK, _RES_RISK, _ANSWER, _FR, _RES, _FORGET_TICKET = range(6)
+_FR_RISK, _RES_RISK, _ANSWER, _FR, _RES = range(5)
 _INCLUSIVE = (_FR_RISK, _RES_RISK)
+_MIN_TIMER_LIMIT = 4096  # heap entries below which spent timers are never compacted away
+
+CAPACITY_KINDS = ("contacts", "tickets", "solved_tickets", "early_outcomes")
+"""The ``kind`` label of ``support_monitor_capacity_exhausted_total``."""
+
+MAX_HELD_TOKEN_BYTES = 4096
+"""An early outcome whose token (raw message) is larger than this is not held but rejected at
+once, so held outcomes take at most ``max_early_outcomes`` x 4 KiB of raw bytes."""
+
+
+def _token_bytes(token: object) -> int:
+    """Bytes of the str/bytes parts of a plain-data token such as ``(raw, position, source)``."""
+    if isinstance(token, bytes | str):
+        return len(token)
+    if isinstance(token, tuple | list):
+        return sum(len(part) for part in token if isinstance(part, bytes | str))
+    return 0
+
+
+_CONTACT_OUTCOMES = (ContactAnswered, ContactAbandoned, ContactEnded)
+_TICKET_OUTCOMES = (TicketResponded, TicketSolved, TicketReopened)
+_LIFECYCLE_RANK: dict[type, int] = {
+    ContactAnswered: 0,
+    ContactAbandoned: 0,
+    ContactEnded: 1,
+    TicketResponded: 0,
+    TicketSolved: 1,
+    TicketReopened: 2,
+}
+"""Held outcomes of one item stamped at the same ``ts`` are applied in this order."""
+
+HeldKey = tuple[bool, str]
+"""(is a ticket, contact or ticket id): whose opening event a held outcome waits for."""
+Held = tuple[float, int, Event, object]
+"""A held outcome: (ts, arrival sequence number, event, the caller's token)."""
 
 UNCATEGORIZED = "uncategorized"
 OTHER = "other"
@@ -61,7 +109,12 @@ class Engine:
         ingest = settings.ingest
         self.lateness = ingest.allowed_lateness
         self._answered_retention = ingest.answered_retention
-        self._ticket_retention = max(ingest.answered_retention, 7 * 86400.0)
+        limits = settings.limits
+        self._ticket_retention = limits.solved_ticket_retention
+        self._max_contacts = limits.max_open_contacts
+        self._max_tickets = limits.max_open_tickets
+        self._max_solved = limits.max_solved_tickets
+        self._max_early = limits.max_early_outcomes
         self._complaint_tags = frozenset(ingest.complaint_tags)
         self._categories = frozenset(ingest.complaint_categories)
         self.wait_bounds = wait_bounds_for(dict(settings.channels))
@@ -75,11 +128,24 @@ class Engine:
         self.contacts: dict[str, Contact] = {}
         self._talking: dict[str, Contact] = {}  # answered, not ended; in answer order for expiry
         self.tickets: dict[str, Ticket] = {}
+        self._solved_order: dict[str, None] = {}  # solved tickets still remembered, in solve order
         self.dedup = Deduplicator(ingest.dedup_max_ids, ingest.dedup_horizon)
         self._timers: list[tuple[float, int, str]] = []
+        self._timer_limit = _MIN_TIMER_LIMIT
         self.now = -math.inf
         self.watermark = -math.inf
         self._next_second = -math.inf
+        self._early: dict[HeldKey, list[Held]] = {}
+        self._early_heap: list[tuple[float, int, HeldKey]] = []  # (ts, seq, key), lazy deletes
+        self._early_count = 0
+        self._early_seq = 0
+        self._expired: deque[tuple[object, Reject]] = deque()
+        self._applied_late: deque[tuple[object, type]] = deque()
+        self.held_last = False
+        """Set when :meth:`apply` held its event (returned ``None`` without applying it yet);
+        the caller resets it. Held events are counted as applied only once they apply."""
+        self.capacity_exhausted: dict[str, int] = dict.fromkeys(CAPACITY_KINDS, 0)
+        """kind -> items refused or forgotten because a ``limits`` bound was reached."""
         self._handlers: dict[type, Callable[[Event, float], Reject | None]] = {
             ContactQueued: self._queued,  # type: ignore[dict-item]
             ContactAnswered: self._answered,  # type: ignore[dict-item]
@@ -108,16 +174,24 @@ class Engine:
             self._decide(now - self.lateness)
             self.dedup.expire(now)
             self._forget_talking(now - self._answered_retention)
+        early = self._early_heap
+        if early and early[0][0] < now - self.lateness:
+            self._expire_early(now - self.lateness)
 
     def flush(self, now: float | None = None) -> None:
-        """Advance to ``now`` and decide every deadline up to it (no more late events will come)."""
+        """Advance to ``now`` and decide every deadline up to it (no more late events will come,
+        so every held early outcome becomes a deferred reject)."""
         if now is not None:
             self.advance(now)
         self._decide(self.now)
+        self._expire_early(math.inf)
 
     def _decide(self, watermark: float) -> None:
-        """Breach every contact and ticket clock whose deadline is before the watermark."""
+        """Breach every contact and ticket clock whose deadline is before the watermark; forget
+        solved tickets past their retention."""
         self.watermark = watermark = max(self.watermark, watermark)
+        if len(self._timers) > self._timer_limit:
+            self.rebuild_timers()
         for q in self._live_queues():
             answer = q.channel.settings.answer_seconds
             assert answer is not None
@@ -134,8 +208,39 @@ class Engine:
                 break
             heapq.heappop(timers)
             self._on_timer(when, kind, key)
+        self._forget_solved(watermark - self._ticket_retention)
 
-    def _on_timer(self, when: float, kind: int, key: str) -> None:  # noqa: C901, PLR0912
+    def _forget_solved(self, cutoff: float) -> None:
+        """Forget solved tickets solved before ``cutoff``, oldest solve first: a solve that
+        arrived after a later-stamped one waits for it (documented in docs/metrics.md)."""
+        solved = self._solved_order
+        tickets = self.tickets
+        while solved:
+            ticket_id = next(iter(solved))
+            t = tickets[ticket_id]
+            if t.solved_ts is None or t.solved_ts >= cutoff:
+                return
+            del solved[ticket_id]
+            del tickets[ticket_id]
+
+    def rebuild_timers(self) -> None:
+        """Re-arm the timer heap from the open items, dropping spent entries (a solved ticket's
+        deadlines, an answered contact's). Timers already due fire again at the next decision,
+        where each one re-checks its item and does nothing if it already took effect (a breach
+        is counted once, at-risk is set once), so the outcome equals the old heap's."""
+        self._timers = timers = []
+        for cid, c in self.contacts.items():
+            answer = c.q.channel.settings.answer_seconds
+            waiting_alone = c.answered_ts is None and not c.breached and cid not in c.q.pending
+            if waiting_alone and answer is not None:
+                timers.append((c.queued_ts + answer, _ANSWER, cid))
+        for tid, t in self.tickets.items():
+            if t.solved_ts is None:
+                self._arm_ticket(tid, t, first_response=not t.fr_stopped)
+        heapq.heapify(timers)
+        self._timer_limit = max(_MIN_TIMER_LIMIT, 2 * len(timers))
+
+    def _on_timer(self, when: float, kind: int, key: str) -> None:  # noqa: C901
         if kind == _ANSWER:
             c = self.contacts.get(key)
             if c is None or c.answered_ts is not None or c.breached:
@@ -143,12 +248,6 @@ class Engine:
             answer = c.q.channel.settings.answer_seconds
             if answer is not None and c.queued_ts + answer == when:
                 self._breach_waiting(c)
-            return
-        if kind == _FORGET_TICKET:
-            t = self.tickets.get(key)
-            solved = None if t is None else t.solved_ts
-            if solved is not None and solved + self._ticket_retention == when:
-                del self.tickets[key]
             return
         t = self.tickets.get(key)
         if t is None or t.solved_ts is not None:
@@ -219,10 +318,16 @@ class Engine:
         for what, before, after in (
             ("windows", old.windows, settings.windows),
             ("channels", list(old.channels), list(settings.channels)),
-            ("queues", {k: c.queues for k, c in old.channels.items()},
-             {k: c.queues for k, c in settings.channels.items()}),
-            ("ingest.complaint_categories", old.ingest.complaint_categories,
-             settings.ingest.complaint_categories),
+            (
+                "queues",
+                {k: c.queues for k, c in old.channels.items()},
+                {k: c.queues for k, c in settings.channels.items()},
+            ),
+            (
+                "ingest.complaint_categories",
+                old.ingest.complaint_categories,
+                settings.ingest.complaint_categories,
+            ),
             ("ingest.complaint_tags", old.ingest.complaint_tags, settings.ingest.complaint_tags),
             ("ingest.dedup_max_ids", old.ingest.dedup_max_ids, settings.ingest.dedup_max_ids),
             ("ingest.dedup_horizon", old.ingest.dedup_horizon, settings.ingest.dedup_horizon),
@@ -232,6 +337,12 @@ class Engine:
         self.settings = settings
         self.lateness = settings.ingest.allowed_lateness
         self._answered_retention = settings.ingest.answered_retention
+        limits = settings.limits
+        self._ticket_retention = limits.solved_ticket_retention
+        self._max_contacts = limits.max_open_contacts
+        self._max_tickets = limits.max_open_tickets
+        self._max_solved = limits.max_solved_tickets
+        self._max_early = limits.max_early_outcomes
         for name, ch in self.channels.items():
             ch.settings = settings.channels[name]
         self._rearm()
@@ -250,19 +361,124 @@ class Engine:
                 t.risk_fr, q.at_risk_fr = False, q.at_risk_fr - 1
             if t.risk_res:
                 t.risk_res, q.at_risk_res = False, q.at_risk_res - 1
-            if t.solved_ts is not None:
-                self._at(t.solved_ts + self._ticket_retention, _FORGET_TICKET, ticket_id)
-                continue
-            self._arm_ticket(ticket_id, t, first_response=not t.fr_stopped)
+            if t.solved_ts is None:
+                self._arm_ticket(ticket_id, t, first_response=not t.fr_stopped)
         heapq.heapify(self._timers)
+        self._timer_limit = max(_MIN_TIMER_LIMIT, 2 * len(self._timers))
+        self._forget_solved_over_cap()
 
     # ------------------------------------------------------------------ events
 
-    def apply(self, event: Event, ts: float) -> Reject | None:
-        """Apply one validated event with event time ``ts`` (epoch seconds)."""
+    def apply(self, event: Event, ts: float, token: object = None) -> Reject | None:
+        """Apply one validated event with event time ``ts`` (epoch seconds).
+
+        ``None`` also when an early outcome is held (see the module doc); ``token`` is handed
+        back by :meth:`take_expired_early` if it later becomes a reject. To survive a snapshot
+        the token must be msgpack-encodable plain data (e.g. ``(raw_bytes, position, source)``; a
+        list or tuple comes back from a snapshot as a tuple); any other token is restored as
+        ``None``."""
         if event.channel not in self.channels:
             return Reject.UNKNOWN_CHANNEL
-        return self._handlers[type(event)](event, ts)
+        reason = self._handlers[type(event)](event, ts)
+        if reason is None or self._max_early == 0:
+            return reason
+        if reason is Reject.UNKNOWN_CONTACT and isinstance(event, _CONTACT_OUTCOMES):
+            return self._hold((False, event.contact_id), event, ts, token, reason)
+        if reason is Reject.UNKNOWN_TICKET and isinstance(event, _TICKET_OUTCOMES):
+            return self._hold((True, event.ticket_id), event, ts, token, reason)
+        return reason
+
+    def take_expired_early(self) -> list[tuple[object, Reject]]:
+        """Deferred rejects since the last call, oldest first: held early outcomes whose item
+        did not open in time (``unknown_contact``/``unknown_ticket``), or that were refused
+        when applied after their opening event (e.g. ``invalid_transition``). Each comes with
+        the token given to :meth:`apply`; its event id is no longer remembered by the
+        de-duplication window (a rejected event is judged again when redelivered). The caller
+        counts, logs and dead-letters each one like an immediate reject. Call it after every
+        ``apply``/``advance``/``flush``; undrained, at most ``max(1024, max_early_outcomes)``
+        are kept and older ones are dropped (counted as ``early_outcomes`` capacity)."""
+        out = list(self._expired)
+        self._expired.clear()
+        return out
+
+    def take_applied_late(self) -> list[tuple[object, type]]:
+        """Held early outcomes applied since the last call, once their item opened: each with
+        the token given to :meth:`apply` and its event type, for the caller to count as applied
+        then (not when it was held). Drained like :meth:`take_expired_early`; undrained, at
+        most ``max(1024, max_early_outcomes)`` are kept."""
+        out = list(self._applied_late)
+        self._applied_late.clear()
+        return out
+
+    @property
+    def early_outcomes_held(self) -> int:
+        """Outcomes held now, waiting for their item's opening event."""
+        return self._early_count
+
+    def _hold(
+        self, key: HeldKey, event: Event, ts: float, token: object, reason: Reject
+    ) -> Reject | None:
+        if ts < self.now - self.lateness:
+            return reason  # later than the lateness: its opening event cannot be waited for
+        if _token_bytes(token) > MAX_HELD_TOKEN_BYTES:
+            return reason  # outcomes are small; a big one is not held (bounds held memory)
+        if self._early_count >= self._max_early:
+            self.capacity_exhausted["early_outcomes"] += 1
+            return Reject.CAPACITY
+        seq = self._early_seq
+        self._early_seq = seq + 1
+        self._early.setdefault(key, []).append((ts, seq, event, token))
+        self._early_count += 1
+        heapq.heappush(self._early_heap, (ts, seq, key))
+        self.held_last = True
+        return None
+
+    def _expire_early(self, cutoff: float) -> None:
+        """Held outcomes stamped before ``cutoff`` become deferred ``unknown_*`` rejects."""
+        heap = self._early_heap
+        while heap and heap[0][0] < cutoff:
+            _, seq, key = heapq.heappop(heap)
+            held = self._early.get(key)
+            if held is None:
+                continue  # its item opened: the entry is spent
+            for i, (_, s, event, token) in enumerate(held):
+                if s == seq:
+                    del held[i]
+                    self._early_count -= 1
+                    reason = Reject.UNKNOWN_TICKET if key[0] else Reject.UNKNOWN_CONTACT
+                    self._defer(event, token, reason)
+                    break
+            if not held:
+                del self._early[key]
+        if len(heap) > 2 * self._early_count + 64:  # drop entries of outcomes already applied
+            self._early_heap = [(h[0], h[1], k) for k, hs in self._early.items() for h in hs]
+            heapq.heapify(self._early_heap)
+
+    def _defer(self, event: Event, token: object, reason: Reject) -> None:
+        self.dedup.forget(event.event_id)
+        expired = self._expired
+        if len(expired) >= max(1024, self._max_early):
+            expired.popleft()
+            self.capacity_exhausted["early_outcomes"] += 1
+        expired.append((token, reason))
+
+    def _release_early(self, key: HeldKey) -> None:
+        """The item opened: apply its held outcomes in ``ts`` order; on a tie in lifecycle order
+        (answered/abandoned, ended; responded, solved, reopened), then in arrival order."""
+        held = self._early.pop(key, None)
+        if held is None:
+            return
+        self._early_count -= len(held)
+        held.sort(key=lambda h: (h[0], _LIFECYCLE_RANK[type(h[2])], h[1]))
+        applied = self._applied_late
+        for ts, _, event, token in held:
+            reason = self._handlers[type(event)](event, ts)
+            if reason is not None:
+                self._defer(event, token, reason)
+                continue
+            if len(applied) >= max(1024, self._max_early):
+                applied.popleft()
+            applied.append((token, type(event)))
 
     def _queue(self, ch: ChannelRuntime, name: str) -> QueueState | None:
         q = ch.queues.get(name)
@@ -278,6 +494,9 @@ class Engine:
             return Reject.UNKNOWN_QUEUE
         if ev.contact_id in self.contacts:
             return Reject.INVALID_TRANSITION
+        if len(self.contacts) >= self._max_contacts:
+            self.capacity_exhausted["contacts"] += 1
+            return Reject.CAPACITY
         c = Contact(q, ev.contact_id, ts)
         self.contacts[ev.contact_id] = c
         if not q.add_waiting(ev.contact_id, c):
@@ -285,6 +504,8 @@ class Engine:
         q.queued += 1
         for agg in ch.windows.targets(ts):
             agg.queued += 1
+        if self._early:
+            self._release_early((False, ev.contact_id))
         return None
 
     def _answered(self, ev: ContactAnswered, ts: float) -> Reject | None:
@@ -395,6 +616,9 @@ class Engine:
             return Reject.UNKNOWN_QUEUE
         if ev.ticket_id in self.tickets:
             return Reject.INVALID_TRANSITION
+        if len(self.tickets) - len(self._solved_order) >= self._max_tickets:
+            self.capacity_exhausted["tickets"] += 1
+            return Reject.CAPACITY
         t = Ticket(q, ts, ts)
         self.tickets[ev.ticket_id] = t
         q.created += 1
@@ -405,6 +629,8 @@ class Engine:
         if ev.tags and not self._complaint_tags.isdisjoint(ev.tags):
             category = next((tag for tag in ev.tags if tag in self._categories), UNCATEGORIZED)
             self._count_complaint(ch, category, ts)
+        if self._early:
+            self._release_early((True, ev.ticket_id))
         return None
 
     def _arm_ticket(self, ticket_id: str, t: Ticket, *, first_response: bool) -> None:
@@ -450,8 +676,18 @@ class Engine:
         q.res_hist.observe(max(0.0, ts - t.created_ts))
         for agg in q.channel.windows.targets(ts):
             agg.solved += 1
-        self._at(ts + self._ticket_retention, _FORGET_TICKET, ev.ticket_id)
+        self._solved_order[ev.ticket_id] = None
+        self._forget_solved_over_cap()
         return None
+
+    def _forget_solved_over_cap(self) -> None:
+        """Past ``limits.max_solved_tickets`` the oldest solved ticket is forgotten."""
+        solved = self._solved_order
+        while len(solved) > self._max_solved:
+            ticket_id = next(iter(solved))
+            del solved[ticket_id]
+            del self.tickets[ticket_id]
+            self.capacity_exhausted["solved_tickets"] += 1
 
     def _reopened(self, ev: TicketReopened, ts: float) -> Reject | None:
         t = self.tickets.get(ev.ticket_id)
@@ -460,6 +696,7 @@ class Engine:
         if t.solved_ts is None:
             return Reject.INVALID_TRANSITION
         t.solved_ts = None
+        del self._solved_order[ev.ticket_id]
         t.res_start = ts  # the resolution clock restarts from the reopen
         t.q.tickets_open += 1
         self._arm_ticket(ev.ticket_id, t, first_response=False)

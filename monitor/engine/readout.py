@@ -3,12 +3,15 @@
 Everything here is computed from counts (sum, then divide); nothing averages percentages.
 ``series(engine)`` flattens every gauge and counter into ``Series`` rows, so an alert rule on any
 metric name sees the very value a scrape of ``/metrics`` would return at that instant.
+Detectors do not build those rows on every tick: they read single values through
+``LIVE_GAUGES`` and ``WINDOW_GAUGES`` below, the very expressions ``queue_series`` and
+``window_series`` put into the rows (a test holds the two in step).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from monitor.engine.engine import Engine
@@ -60,6 +63,55 @@ def wait_quantile(agg: Agg, q: float) -> float:
 def oldest_wait(queue: QueueState, now: float) -> float:
     oldest = queue.oldest_queued_ts()
     return 0.0 if oldest is None else max(0.0, now - oldest)
+
+
+def _waiting(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:
+    del now
+    return (("", len(q.waiting)),)
+
+
+def _oldest(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:
+    return (("", oldest_wait(q, now)),)
+
+
+def _breached(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:
+    del now
+    return (("", q.breached_waiting),)
+
+
+def _open(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:
+    del now
+    return (("", q.tickets_open),)
+
+
+def _at_risk(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:
+    del now
+    return (("first_response", q.at_risk_fr), ("resolution", q.at_risk_res))
+
+
+LIVE_GAUGES: dict[str, Callable[[QueueState, float], tuple[tuple[str, float], ...]]] = {
+    "support_queue_waiting": _waiting,
+    "support_queue_oldest_wait_seconds": _oldest,
+    "support_queue_breached_waiting": _breached,
+    "support_tickets_open": _open,
+    "support_tickets_at_risk": _at_risk,
+}
+"""Live gauge -> one queue's rows of it as ``(sla label or "", value)``, in ``queue_series``
+order and with the same value (an ``int`` where the row holds one)."""
+
+
+def _quantile(agg: Agg, q: str | None) -> float:
+    return wait_quantile(agg, float(q or "nan"))
+
+
+WINDOW_GAUGES: dict[str, Callable[[Agg, str | None], float]] = {
+    "support_service_level_ratio": lambda agg, _q: service_level(agg),
+    "support_abandon_ratio": lambda agg, _q: abandon_ratio(agg),
+    "support_wait_quantile_seconds": _quantile,
+    "support_csat_ratio": lambda agg, _q: csat_ratio(agg),
+    "support_complaints_window": lambda agg, _q: agg.complaints,
+}
+"""Windowed gauge -> its value for one window's totals (and ``quantile`` label, as in the row)."""
 
 
 def _lbl(**pairs: str) -> tuple[tuple[str, str], ...]:

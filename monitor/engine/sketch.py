@@ -56,3 +56,23 @@ def quantile(counts: dict[int, int], total: int, q: float) -> float:
         if seen > rank:
             return value_of(index)
     return value_of(max(counts))
+
+
+def quantiles(counts: dict[int, int], total: int, qs: tuple[float, ...]) -> list[float]:
+    """``[quantile(counts, total, q) for q in qs]`` in one pass over the sorted buckets
+    (``qs`` ascending)."""
+    if total <= 0:
+        return [math.nan] * len(qs)
+    out: list[float] = []
+    ranks = [q * (total - 1) for q in qs]
+    want = 0
+    seen = 0
+    for index in sorted(counts):
+        seen += counts[index]
+        while want < len(ranks) and seen > ranks[want]:
+            out.append(value_of(index))
+            want += 1
+        if want == len(ranks):
+            return out
+    last = value_of(max(counts))
+    return out + [last] * (len(ranks) - len(out))

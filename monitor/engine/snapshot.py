@@ -2,10 +2,17 @@
 
 A snapshot lets a restarted daemon continue exactly where the state was taken: load it, seek the
 consumer to its offsets, and the events after it are applied once, the ones before it never again.
-What is stored: open contacts and tickets with their clocks, every queue's counters, gauges and
-histograms, window buckets and totals, ratings and complaints, the de-duplication window, the
-engine clock and watermark. The timer heap is *not* stored: it is rebuilt from the open items,
-which yields the same firing order (heap entries sort by time, kind, id) without the stale entries.
+What is stored: open contacts and tickets with their clocks, solved tickets still remembered (in
+solve order), held early outcomes (event, ``ts`` and the caller's token), every queue's counters,
+gauges and histograms, window buckets and totals, ratings and complaints, the capacity counters,
+the de-duplication window, the engine clock and watermark. The timer heap is *not* stored: it is
+rebuilt from the open items, which yields the same firing order (heap entries sort by time, kind,
+id) without the stale entries. Deferred rejects not yet taken with ``take_expired_early`` are not
+stored: the caller drains them after every event, before any capture.
+
+Format version 2 (window buckets filed under ``ceil(ts)``, early outcomes, solve order, capacity
+counters) cannot be derived from version 1 (buckets under ``floor(ts)``), so a version 1 file is
+refused and the state is rebuilt from the broker.
 
 File layout: ``MAGIC``, format version (u32), payload length (u64), BLAKE2b-128 of the payload,
 then the msgpack payload. A file that is truncated, altered, of another format version or taken
@@ -20,9 +27,11 @@ is optional, so the format version did not change: a snapshot written before it 
 with ``detectors = None`` (no detector state; the detectors start afresh), and an older build
 reading a newer snapshot ignores the field.
 
-The de-duplication window keeps 64-bit ``hash()`` values of event ids, which Python salts per
-process unless ``PYTHONHASHSEED`` is fixed. The snapshot records a probe hash; under another salt
-the window is dropped (logged as ``snapshot_dedup_window_dropped``), everything else is restored.
+The de-duplication window keeps seeded 64-bit hashes of event ids (``dedup.id_hash``, the same
+in every process for one seed); the snapshot stores the seed with them, and the hash of a fixed
+probe text. A snapshot without a seed, or whose probe differs, was taken with another id hash (a
+build that used Python's salted ``hash()``), so its window is dropped (logged as
+``snapshot_dedup_window_dropped``) and everything else is restored.
 """
 
 from __future__ import annotations
@@ -45,12 +54,15 @@ import msgspec
 import structlog
 
 from monitor.config import Settings
-from monitor.engine.engine import _ANSWER, _FORGET_TICKET, Engine
+from monitor.engine.dedup import id_hash
+from monitor.engine.engine import Engine, Held, HeldKey
 from monitor.engine.histogram import Histogram
 from monitor.engine.state import ChannelRuntime, Contact, QueueState, Ticket
 from monitor.engine.windows import Agg, SlidingWindows
+from monitor.events import EventError
+from monitor.events import decode as decode_event
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"SMSNAP\x00\x01"
 _HEADER = struct.Struct(">8sIQ16s")
 _DIGEST_SIZE = 16
@@ -135,11 +147,13 @@ class StoredChannel(msgspec.Struct, array_like=True):
 
 class StoredDedup(msgspec.Struct, array_like=True):
     probe: int
-    """``hash()`` of a fixed text in the writing process: equal only under the same salt."""
+    """``id_hash`` of a fixed text: equal only when written with the same id hash."""
     current_second: int
     buckets: list[tuple[int, list[int]]]
     forgotten: list[int]
     """Hashes still listed in a bucket but no longer remembered (evicted with an older one)."""
+    seed: int | None = None
+    """The window's hash seed (``None``: written by a build that used ``hash()``)."""
 
 
 class StoredEngine(msgspec.Struct, array_like=True):
@@ -155,6 +169,13 @@ class StoredEngine(msgspec.Struct, array_like=True):
     tickets: list[tuple[str, int, float, float, float | None, int]]
     """(ticket id, queue index, created, resolution start, solved or None, flag bits)."""
     dedup: StoredDedup
+    solved: list[str]
+    """Solved tickets still remembered, oldest solve first (the order they are forgotten in)."""
+    early: list[tuple[bool, str, float, int, bytes, Any]]
+    """Held early outcomes: (is a ticket, item id, ts, sequence number, event JSON, token)."""
+    early_seq: int
+    capacity: list[tuple[str, int]]
+    """``capacity_exhausted`` counts by kind."""
 
 
 class Snapshot(msgspec.Struct, kw_only=True):
@@ -241,15 +262,17 @@ def _dedup(engine: Engine) -> StoredDedup:
     buckets = [(second, list(keys)) for second, keys in d._buckets]  # noqa: SLF001
     forgotten = [k for _, keys in buckets for k in keys if k not in seen]
     return StoredDedup(
-        hash(_HASH_PROBE_TEXT),
+        id_hash(_HASH_PROBE_TEXT, d.seed),
         d._current_second,  # noqa: SLF001
         buckets,
         forgotten,
+        d.seed,
     )
 
 
 def capture(
-    engine: Engine, offsets: Mapping[tuple[str, int], int],
+    engine: Engine,
+    offsets: Mapping[tuple[str, int], int],
     detectors: dict[str, Any] | None = None,
 ) -> Snapshot:
     """The engine's whole state as plain data. Synchronous on purpose: called between two events
@@ -260,6 +283,15 @@ def capture(
         snap = _capture(engine, offsets)
     snap.detectors = detectors
     return snap
+
+
+def _plain(token: object) -> object:
+    """The token if msgpack can store it, else ``None``."""
+    try:
+        _ENCODER.encode(token)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return token
 
 
 @contextmanager
@@ -288,8 +320,9 @@ def _capture(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Snapshot
         watermark=engine.watermark,
         next_second=engine._next_second,  # noqa: SLF001
         channels=[
-            StoredChannel(ch.name, _windows(ch.windows), list(ch.ratings),
-                          list(ch.complaints.items()))
+            StoredChannel(
+                ch.name, _windows(ch.windows), list(ch.ratings), list(ch.complaints.items())
+            )
             for ch in engine.channels.values()
         ],
         queues=[_queue(q) for q in queues],
@@ -300,6 +333,14 @@ def _capture(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Snapshot
         talking=list(engine._talking),  # noqa: SLF001
         tickets=tickets,
         dedup=_dedup(engine),
+        solved=list(engine._solved_order),  # noqa: SLF001
+        early=[
+            (key[0], key[1], ts, seq, msgspec.json.encode(event), _plain(token))
+            for key, held in engine._early.items()  # noqa: SLF001
+            for ts, seq, event, token in held
+        ],
+        early_seq=engine._early_seq,  # noqa: SLF001
+        capacity=list(engine.capacity_exhausted.items()),
     )
     return Snapshot(
         format_version=FORMAT_VERSION,
@@ -333,7 +374,8 @@ def decode(data: bytes) -> Snapshot:
         raise SnapshotError("not a support-monitor snapshot (bad magic bytes)")
     if version != FORMAT_VERSION:
         raise SnapshotError(
-            f"format version {version} is not supported (this build reads {FORMAT_VERSION})"
+            f"format version {version} is not supported (this build reads {FORMAT_VERSION}; "
+            "rebuild the state from the broker)"
         )
     payload = data[_HEADER.size :]
     if len(payload) != length:
@@ -386,10 +428,11 @@ def _restore_hist(s: StoredHistogram) -> Histogram:
 
 
 def _restore_dedup(engine: Engine, s: StoredDedup) -> bool:
-    """Restore the de-duplication window; ``False`` when it was taken under another hash salt."""
-    if s.probe != hash(_HASH_PROBE_TEXT):
+    """Restore the de-duplication window; ``False`` when it was taken with another id hash."""
+    if s.seed is None or s.probe != id_hash(_HASH_PROBE_TEXT, s.seed):
         return False
     d = engine.dedup
+    d.seed = s.seed
     buckets: deque[tuple[int, list[int]]] = deque((second, keys) for second, keys in s.buckets)
     seen = {k for _, keys in buckets for k in keys}
     seen.difference_update(s.forgotten)
@@ -433,17 +476,48 @@ def restore(snapshot: Snapshot, settings: Settings) -> Engine:
             setattr(t, name, bool(flags & (1 << bit)))
         tickets[tid] = t
     engine.tickets = tickets
+    _restore_solved(engine, s)
+    _restore_early(engine, s)
+    for kind, count in s.capacity:
+        engine.capacity_exhausted[kind] = count
     engine.now = s.now
     engine.watermark = s.watermark
     engine._next_second = s.next_second  # noqa: SLF001
     if not _restore_dedup(engine, s.dedup):
         log.warning(
             "snapshot_dedup_window_dropped",
-            reason="taken under another hash salt",
-            hint="set PYTHONHASHSEED to the same value for every run of the daemon",
+            reason="taken with another id hash (an older build)",
         )
-    _rebuild_timers(engine)
+    engine.rebuild_timers()
     return engine
+
+
+def _restore_solved(engine: Engine, s: StoredEngine) -> None:
+    for tid in s.solved:
+        if engine.tickets[tid].solved_ts is None:
+            raise SnapshotError("a ticket listed as solved is open")
+    engine._solved_order = dict.fromkeys(s.solved)  # noqa: SLF001
+
+
+def _restore_early(engine: Engine, s: StoredEngine) -> None:
+    early: dict[HeldKey, list[Held]] = {}
+    heap: list[tuple[float, int, HeldKey]] = []
+    max_bytes = engine.settings.ingest.max_event_bytes
+    for is_ticket, item_id, ts, seq, raw, stored_token in s.early:
+        try:
+            event = decode_event(raw, max(max_bytes, len(raw)))
+        except EventError as exc:
+            raise SnapshotError(f"a held outcome does not decode: {exc}") from None
+        key = (is_ticket, item_id)
+        # msgpack has one array type: a tuple token comes back as a tuple
+        token = tuple(stored_token) if isinstance(stored_token, list) else stored_token
+        early.setdefault(key, []).append((ts, seq, event, token))
+        heap.append((ts, seq, key))
+    heapq.heapify(heap)
+    engine._early = early  # noqa: SLF001
+    engine._early_heap = heap  # noqa: SLF001
+    engine._early_count = len(heap)  # noqa: SLF001
+    engine._early_seq = s.early_seq  # noqa: SLF001
 
 
 def _new_queue(ch: ChannelRuntime, sq: StoredQueue, wait_bounds: tuple[float, ...]) -> QueueState:
@@ -458,25 +532,6 @@ def _new_queue(ch: ChannelRuntime, sq: StoredQueue, wait_bounds: tuple[float, ..
     q.res_hist = _restore_hist(sq.res_hist)
     ch.queues[sq.name] = q
     return q
-
-
-def _rebuild_timers(engine: Engine) -> None:
-    """Arm every timer an open item still needs. Timers already due fire again at the next
-    decision, where each one re-checks its item and does nothing if it already took effect
-    (a breach is counted once, at-risk is set once), so the outcome equals the original heap's."""
-    engine._timers = []  # noqa: SLF001
-    for cid, c in engine.contacts.items():
-        answer = c.q.channel.settings.answer_seconds
-        waiting_alone = c.answered_ts is None and not c.breached and cid not in c.q.pending
-        if waiting_alone and answer is not None:
-            engine._at(c.queued_ts + answer, _ANSWER, cid)  # noqa: SLF001
-    retention = engine._ticket_retention  # noqa: SLF001
-    for tid, t in engine.tickets.items():
-        if t.solved_ts is not None:
-            engine._at(t.solved_ts + retention, _FORGET_TICKET, tid)  # noqa: SLF001
-            continue
-        engine._arm_ticket(tid, t, first_response=not t.fr_stopped)  # noqa: SLF001
-    heapq.heapify(engine._timers)  # noqa: SLF001
 
 
 def check(snapshot: Snapshot, settings: Settings) -> None:
@@ -530,7 +585,9 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def save(
-    engine: Engine, offsets: Mapping[tuple[str, int], int], path: Path,
+    engine: Engine,
+    offsets: Mapping[tuple[str, int], int],
+    path: Path,
     detectors: dict[str, Any] | None = None,
 ) -> int:
     """Capture, encode and write atomically (blocking). Returns the bytes written."""
@@ -540,7 +597,9 @@ def save(
 
 
 async def save_async(
-    engine: Engine, offsets: Mapping[tuple[str, int], int], path: Path,
+    engine: Engine,
+    offsets: Mapping[tuple[str, int], int],
+    path: Path,
     detectors: dict[str, Any] | None = None,
 ) -> int:
     """Capture and encode on the loop (one consistent state between two events), write in a

@@ -4,6 +4,8 @@ Decoding happens once, on the shared road (``monitor.pipeline``), so every sourc
 dead-letters bad input the same way. A source commits/acknowledges a delivery only after the
 consumer has asked for the next one, i.e. after the previous one was applied. A source that
 reads in batches may also offer ``batches()``; the consumer then takes a batch per await.
+A broker source also has ``keep_letters_in(sink)`` (called by ``sources.build.dead_letter_sink``):
+before it commits or acknowledges, it waits until that sink stored the letters written so far.
 """
 
 from __future__ import annotations

@@ -33,6 +33,12 @@ def configured_sources(settings: Settings, stats: DaemonStats) -> list[Source]:
 def dead_letter_sink(source: Source, default: DeadLetterSink) -> DeadLetterSink:
     """The sink for ``source``'s rejected deliveries: its own (a dead-letter topic) or ``default``.
 
-    The source opens and closes its own sink (entering/leaving the source does it)."""
+    The source opens and closes its own sink (entering/leaving the source does it). A broker
+    source is also told which sink it is (``keep_letters_in``), so that it commits an offset or
+    acknowledges a message only after that sink stored the letters written before it."""
     own: DeadLetterSink | None = getattr(source, "dead_letters", None)
-    return default if own is None else own
+    sink = default if own is None else own
+    keep = getattr(source, "keep_letters_in", None)
+    if keep is not None:
+        keep(sink)
+    return sink

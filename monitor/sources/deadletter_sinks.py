@@ -1,10 +1,12 @@
-"""Dead-letter sinks that publish to a broker topic, and the retry backoff the broker code shares.
+"""Dead-letter sinks that publish to a broker topic.
 
-``write`` returns only once the broker has acknowledged the letter (Kafka ``acks=all``, MQTT
-PUBACK), and retries with a capped jittered backoff while the broker is unreachable. The consume
-loop awaits ``write`` before it asks the source for the next delivery, so a rejected message is
-always kept before its offset is committed (or its MQTT message acknowledged). While a write
-waits, consumption waits with it: nothing is dropped and nothing unbounded piles up.
+A letter counts as stored once the broker has acknowledged it (Kafka ``acks=all``, MQTT
+PUBACK); both sinks retry with a capped jittered backoff while the broker is unreachable. The
+MQTT sink's ``write`` returns after the PUBACK; the Kafka sink's ``persist`` (called before
+every offset commit) waits for the acknowledgements of everything written. So a rejected message
+is always kept before its offset is committed (or its MQTT message acknowledged). While a letter
+waits, consumption waits with it: nothing is dropped and nothing unbounded piles up. Failures
+are logged once per outage and counted (``monitor.deadletter.SinkOutage``).
 
 Kafka letters keep the original bytes as the record value; reason, detail and position travel in
 headers. MQTT 3.1.1 has no headers, so an MQTT letter is a JSON object in the same format as the
@@ -14,7 +16,6 @@ JSON Lines file sink (``monitor.deadletter``). See ``docs/sources.md``.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from typing import Any
 
@@ -24,59 +25,11 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from monitor.deadletter import DeadLetter, letter_record
+from monitor.deadletter import Backoff, DeadLetter, SinkOutage, letter_record
 from monitor.stats import DaemonStats
 
 _DETAIL_MAX = 1000
 """Characters of the reject detail kept in a header."""
-
-
-class Backoff:
-    """Capped exponential backoff with jitter: ``base * 2**n`` up to ``cap``, each delay drawn
-    uniformly from its upper half so that many clients restarted together spread out."""
-
-    def __init__(self, cap: float, base: float = 0.5) -> None:
-        self.cap = max(cap, base)
-        self.base = base
-        self.attempt = 0
-        self._random = random.Random()  # noqa: S311 - jitter, not cryptography
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap, self.base * 2.0 ** min(self.attempt, 30))
-        self.attempt += 1
-        return self._random.uniform(ceiling / 2, ceiling)
-
-    async def sleep(self) -> float:
-        delay = self.next_delay()
-        await asyncio.sleep(delay)
-        return delay
-
-
-class _Outage:
-    """A sink's first failed write and its recovery, each logged once (not every retry), and
-    the letters it stored counted."""
-
-    def __init__(
-        self, log: structlog.typing.FilteringBoundLogger, stats: DaemonStats, name: str
-    ) -> None:
-        self._log = log
-        self._stats = stats
-        self._name = name
-        self.failing = False
-
-    def failed(self, position: str, exc: BaseException) -> None:
-        if not self.failing:
-            self.failing = True
-            self._log.error("dead_letter_write_failed", position=position, error=repr(exc))
-
-    def stored(self) -> None:
-        if self.failing:
-            self.failing = False
-            self._log.info("dead_letter_sink_recovered")
-        self._stats.dead_letters_written[self._name] += 1
 
 
 def letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
@@ -126,7 +79,7 @@ class KafkaDeadLetters:
         self._log = structlog.get_logger("support_monitor.sources.dead_letters").bind(
             sink=name, topic=topic
         )
-        self._outage = _Outage(self._log, stats, name)
+        self._outage = SinkOutage(self._log, stats, name)
 
     def open(self, client_options: dict[str, Any]) -> None:
         """Remember the connection options; the producer connects on the first letter."""
@@ -146,6 +99,10 @@ class KafkaDeadLetters:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    async def persist(self) -> None:
+        """The commit barrier: every letter written so far acknowledged (see :meth:`flush`)."""
+        await self.flush()
 
     async def write(self, letter: DeadLetter) -> None:
         record = self._record(letter)
@@ -285,7 +242,7 @@ class MqttDeadLetters:
         self._log = structlog.get_logger("support_monitor.sources.dead_letters").bind(
             sink=name, topic=topic
         )
-        self._outage = _Outage(self._log, stats, name)
+        self._outage = SinkOutage(self._log, stats, name)
 
     def open(self, connect: dict[str, Any]) -> None:
         """Connection options (host, port, credentials, TLS context); connects on first use."""
@@ -318,6 +275,9 @@ class MqttDeadLetters:
                 continue
             self._outage.stored()
             return
+
+    async def persist(self) -> None:
+        """Nothing to wait for: ``write`` returns after the broker's PUBACK."""
 
 
 async def _disconnect_quietly(client: aiomqtt.Client, seconds: float) -> None:

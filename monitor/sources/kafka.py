@@ -37,7 +37,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -46,8 +46,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
+from monitor.deadletter import Backoff, DeadLetterSink, DurableSink
 from monitor.pipeline import Delivery
-from monitor.sources.deadletter_sinks import Backoff, KafkaDeadLetters
+from monitor.sources.deadletter_sinks import KafkaDeadLetters
 from monitor.sources.settings import KafkaSettings
 from monitor.stats import DaemonStats
 
@@ -113,6 +114,10 @@ class PartitionHooks(Protocol):
         """The partition was read up to the end it had at assignment."""
         ...
 
+    def withheld(self) -> set[TopicPartition]:
+        """Assigned partitions not to be served: paused (not fetched, never committed)."""
+        ...
+
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc] # aiokafka is untyped
     def __init__(self, source: KafkaSource, consumer: AIOKafkaConsumer) -> None:
@@ -156,6 +161,7 @@ class KafkaSource:
         self._next_probe = 0.0
         self._probe_backoff = Backoff(settings.reconnect_max_seconds)
         self.dead_letters: KafkaDeadLetters | None = None
+        self._letter_store: DurableSink | None = None
         if settings.dead_letter_topic is not None:
             self.dead_letters = KafkaDeadLetters(
                 settings.dead_letter_topic,
@@ -188,27 +194,61 @@ class KafkaSource:
         self._set_up(up=False, quiet=True)
         try:
             if consumer is not None:
-                try:
-                    async with asyncio.timeout(self.settings.close_timeout):
-                        await self._commit(consumer)
-                        await consumer.stop()
-                except TimeoutError:
-                    self._log.warning("kafka_close_timeout", seconds=self.settings.close_timeout)
-                except KafkaError as error:
-                    self._log.warning("kafka_close_failed", error=repr(error))
+                await self._stop(consumer, commit=True, closing=True)
         finally:
             if self.dead_letters is not None:
                 await self.dead_letters.close()
             self._log.info("kafka_closed", committed=_offsets(self._committed))
 
+    def keep_letters_in(self, sink: DeadLetterSink) -> None:
+        """The sink the consume loop writes this source's dead letters to. When it is not the
+        source's own topic sink and buffers (:class:`DurableSink`), every offset commit first
+        waits until it has stored what it was given."""
+        if sink is not self.dead_letters and isinstance(sink, DurableSink):
+            self._letter_store = sink
+
     # ------------------------------------------------------------------ deliveries
 
-    async def events(self) -> AsyncIterator[Delivery]:  # noqa: C901 - one hot loop, kept flat
+    async def events(self) -> AsyncIterator[Delivery]:
+        """One delivery at a time. Once the loop asks for the next one, this one is applied (or
+        dead-lettered) and its offset may be committed; after a revocation the rest of the
+        fetch is abandoned (the new owner gets it)."""
+        applied = self._applied
+        async for tp, records, epoch in self._fetches():
+            prefix = f"{tp.topic}/{tp.partition}/"
+            for record in records:
+                yield Delivery(record.value or b"", prefix + str(record.offset))
+                # The loop asked for the next delivery: this one is applied.
+                if self._epoch != epoch:
+                    break
+                applied[tp] = record.offset + 1
+
+    async def batches(self) -> AsyncIterator[list[Delivery]]:
+        """One partition's records of a fetch at a time (what ``consume`` iterates: one await
+        per batch instead of one per record, the same cost argument as the file source). Once
+        the loop asks for the next batch, every record of this one is applied (or
+        dead-lettered) and the offset after its last record may be committed. If the
+        partitions were revoked meanwhile (only possible while a dead letter was being
+        stored), the batch is not marked applied and the rest of the fetch is abandoned: the
+        new owner gets those records again, and de-duplication absorbs any this engine applied
+        (with one engine per daemon, the new owner is this same consumer)."""
+        applied = self._applied
+        async for tp, records, epoch in self._fetches():
+            prefix = f"{tp.topic}/{tp.partition}/"
+            yield [Delivery(record.value or b"", prefix + str(record.offset)) for record in records]
+            if self._epoch == epoch:
+                applied[tp] = records[-1].offset + 1
+
+    async def _fetches(  # noqa: C901 - one hot loop, kept flat
+        self,
+    ) -> AsyncIterator[tuple[TopicPartition, list[Any], int]]:
+        """(partition, its records of one fetch, the revocation epoch of the fetch), as long as
+        the epoch holds; then commit and update the lag once the fetch is done. Reconnects
+        after a failure (one log line each, with backoff)."""
         settings = self.settings
         max_records = settings.max_batch
         timeout_ms = max(1, int(settings.poll_timeout * 1000))
         backoff = Backoff(settings.reconnect_max_seconds)
-        applied = self._applied
         while True:
             consumer = await self._start(backoff)
             try:
@@ -221,19 +261,12 @@ class KafkaSource:
                         self._set_up(up=True)
                     self._next_probe = time.monotonic() + _PROBE_INTERVAL
                     epoch = self._epoch
-                    abandoned = False
                     for tp, records in batch.items():
-                        prefix = f"{tp.topic}/{tp.partition}/"
-                        for record in records:
-                            yield Delivery(record.value or b"", prefix + str(record.offset))
-                            # The loop asked for the next delivery: this one is applied.
-                            if self._epoch != epoch:
-                                abandoned = True
-                                break
-                            applied[tp] = record.offset + 1
-                        if abandoned:
+                        if records:
+                            yield tp, records, epoch
+                        if self._epoch != epoch:
                             break
-                    if abandoned:
+                    if self._epoch != epoch:
                         self._log.info("kafka_batch_abandoned", reason="partitions revoked")
                         continue
                     if self._catch_up_to:
@@ -281,6 +314,11 @@ class KafkaSource:
                 await self._stop(consumer, commit=False)
                 await asyncio.sleep(delay)
                 continue
+            except asyncio.CancelledError:
+                # Stopped while connecting (SIGTERM during an outage): close the half-started
+                # client so that nothing is left unclosed, then end as asked.
+                await self._stop(consumer, commit=False)
+                raise
             self._consumer = consumer
             self._applied.clear()
             self._committed.clear()
@@ -292,14 +330,29 @@ class KafkaSource:
             )
             return consumer
 
-    async def _stop(self, consumer: AIOKafkaConsumer, *, commit: bool) -> None:
-        try:
-            async with asyncio.timeout(self.settings.close_timeout):
-                if commit:
+    async def _stop(
+        self, consumer: AIOKafkaConsumer, *, commit: bool, closing: bool = False
+    ) -> None:
+        """Commit what was applied (``commit``), then stop the consumer; each step bounded by
+        ``close_timeout``. Failures are logged, never raised (a cancellation of this task is)."""
+        seconds = self.settings.close_timeout
+        if commit:
+            try:
+                async with asyncio.timeout(seconds):
                     await self._commit(consumer)
-                await consumer.stop()
-        except (TimeoutError, KafkaError, OSError) as error:
-            self._log.warning("kafka_stop_failed", error=repr(error))
+            except TimeoutError:
+                self._log.warning("kafka_close_timeout", seconds=seconds, step="commit")
+        error = await _bounded(consumer.stop(), seconds)
+        if isinstance(error, asyncio.CancelledError):
+            # aiokafka 0.14: stop() re-raises the cancellation of a fetch request it cancelled
+            # itself (broker unreachable) and skips closing the client; finish that here.
+            self._log.debug("kafka_fetch_cancelled_on_stop")
+            error = await _bounded(consumer._client.close(), seconds)  # noqa: SLF001 - see above
+        if isinstance(error, TimeoutError):
+            self._log.warning("kafka_close_timeout", seconds=seconds, step="stop")
+        elif error is not None:
+            event = "kafka_close_failed" if closing else "kafka_stop_failed"
+            self._log.warning(event, error=repr(error))
 
     # ------------------------------------------------------------------ offsets
 
@@ -319,6 +372,8 @@ class KafkaSource:
             return
         if self.dead_letters is not None:
             await self.dead_letters.flush()
+        if self._letter_store is not None:
+            await self._letter_store.persist()
         try:
             async with asyncio.timeout(self.settings.commit_timeout):
                 await consumer.commit(offsets)
@@ -380,8 +435,11 @@ class KafkaSource:
         if self._state_offsets is not None:
             self._state_offsets.update(applied)
 
-    async def _resume_from_hooks(self, assigned: set[TopicPartition]) -> None:
-        """Cluster mode: the hooks load the partitions' state and say where each resumes."""
+    async def _resume_from_hooks(
+        self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
+    ) -> set[TopicPartition]:
+        """Cluster mode: the hooks load the partitions' state and say where each resumes;
+        the partitions they withhold are paused. Returns the partitions to serve."""
         assert self.hooks is not None
         assert self._state_offsets is not None
         for tp, resume in (await self.hooks.assigned(assigned)).items():
@@ -389,15 +447,20 @@ class KafkaSource:
                 self._state_offsets.pop(tp, None)
             else:
                 self._state_offsets[tp] = resume
+        withheld = self.hooks.withheld() & assigned
+        if withheld:
+            consumer.pause(*withheld)
+        return assigned - withheld
 
-    async def seek_to_state(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
-                            ) -> None:
+    async def seek_to_state(
+        self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
+    ) -> None:
         """State mode, on assignment: seek to the offsets the state reflects (beginning when it
         reflects nothing of a partition) and note each partition's end to catch up to."""
         if self._state_offsets is None or not assigned:
             return
         if self.hooks is not None:
-            await self._resume_from_hooks(assigned)
+            assigned = await self._resume_from_hooks(consumer, assigned)
         known = {tp: self._state_offsets[tp] for tp in assigned if tp in self._state_offsets}
         for tp, offset in known.items():
             consumer.seek(tp, offset)
@@ -503,6 +566,27 @@ class KafkaSource:
             self._log.info("kafka_reconnected")
         else:
             self._log.warning("kafka_disconnected", error=error)
+
+
+async def _bounded(call: Coroutine[Any, Any, Any], seconds: float) -> BaseException | None:
+    """Run a library call in a task of its own for at most ``seconds``; return its error
+    (``TimeoutError`` when it took too long, ``None`` when it succeeded). A ``CancelledError``
+    escaping the library is returned like any error: only a cancellation of the caller (the
+    daemon stopping) propagates, after the call's task is cancelled and awaited."""
+    task = asyncio.ensure_future(call)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return TimeoutError()
+    if task.cancelled():
+        return asyncio.CancelledError()
+    return task.exception()
 
 
 def _tp(tp: TopicPartition) -> str:

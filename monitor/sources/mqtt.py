@@ -32,9 +32,10 @@ from typing import Any, Self
 import aiomqtt
 import structlog
 
+from monitor.deadletter import Backoff, DeadLetterSink, DurableSink
 from monitor.pipeline import Delivery
-from monitor.sources.deadletter_sinks import Backoff, MqttDeadLetters
-from monitor.sources.settings import MqttSettings
+from monitor.sources.deadletter_sinks import MqttDeadLetters
+from monitor.sources.settings import MqttSettings, subscribed_filters
 from monitor.stats import DaemonStats
 
 QOS = 1
@@ -74,9 +75,8 @@ def connect_options(settings: MqttSettings, context: ssl.SSLContext | None) -> d
 
 
 def subscription_filters(settings: MqttSettings) -> list[str]:
-    if settings.shared_group is None:
-        return list(settings.topics)
-    return [f"$share/{settings.shared_group}/{topic}" for topic in settings.topics]
+    """The filters subscribed (``$share/<group>/<filter>`` with ``shared_group``)."""
+    return subscribed_filters(settings)
 
 
 class MqttSource:
@@ -95,6 +95,7 @@ class MqttSource:
         self._client: aiomqtt.Client | None = None
         self._up = False
         self.dead_letters: MqttDeadLetters | None = None
+        self._letter_store: DurableSink | None = None
         if settings.dead_letter_topic is not None:
             self.dead_letters = MqttDeadLetters(
                 settings.dead_letter_topic,
@@ -130,6 +131,13 @@ class MqttSource:
                 await self.dead_letters.close()
             self._log.info("mqtt_closed")
 
+    def keep_letters_in(self, sink: DeadLetterSink) -> None:
+        """The sink the consume loop writes this source's dead letters to. When it is not the
+        source's own topic sink and buffers (:class:`DurableSink`), a message is acknowledged
+        only after it has stored what it was given (nothing pending: no wait)."""
+        if sink is not self.dead_letters and isinstance(sink, DurableSink):
+            self._letter_store = sink
+
     async def events(self) -> AsyncIterator[Delivery]:
         backoff = Backoff(self.settings.reconnect_max_seconds)
         while True:
@@ -142,8 +150,11 @@ class MqttSource:
                     mid = message.mid
                     topic = message.topic.value
                     yield Delivery(raw, f"{topic}#{mid}" if mid else topic)
-                    # The loop asked for the next message: this one is applied; acknowledge it.
+                    # The loop asked for the next message: this one is applied or its letter
+                    # written; acknowledge it once that letter is stored.
                     if message.qos > 0:
+                        if self._letter_store is not None:
+                            await self._letter_store.persist()
                         paho.ack(mid, message.qos)
             except aiomqtt.MqttError as error:
                 self._set_up(up=False, error=repr(error))

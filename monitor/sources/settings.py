@@ -122,6 +122,46 @@ class MqttSettings(_Model):
             raise ValueError("cert_file and key_file go together (client certificate)")
         if not self.tls and (self.ca_file or self.cert_file):
             raise ValueError("ca_file/cert_file are set but tls is false")
-        if self.dead_letter_topic is not None and any(c in self.dead_letter_topic for c in "+#"):
-            raise ValueError("dead_letter_topic must be a topic name, not a filter")
+        dead = self.dead_letter_topic
+        if dead is not None:
+            if not dead or any(c in dead for c in "+#\0"):
+                raise ValueError("dead_letter_topic must be a topic name, not a filter")
+            for topic in subscribed_filters(self):
+                if topic_matches(topic, dead):
+                    raise ValueError(
+                        f"dead_letter_topic {dead!r} matches the subscription {topic!r}: every "
+                        "letter would be consumed again, rejected again and dead-lettered again"
+                    )
         return self
+
+
+def subscribed_filters(settings: MqttSettings) -> list[str]:
+    """The filters the MQTT source subscribes: ``topics``, as ``$share/<group>/<filter>`` with
+    ``shared_group``."""
+    if settings.shared_group is None:
+        return list(settings.topics)
+    return [f"$share/{settings.shared_group}/{topic}" for topic in settings.topics]
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether an MQTT 3.1.1 topic filter matches a topic name (section 4.7): ``+`` is one
+    level, a trailing ``#`` is the parent level and everything below it, and a filter starting
+    with a wildcard does not match a name starting with ``$``. A shared subscription
+    ``$share/<group>/<filter>`` matches what ``<filter>`` matches."""
+    if topic_filter.startswith("$share/"):
+        parts = topic_filter.split("/", 2)
+        if len(parts) < 3:
+            return False
+        topic_filter = parts[2]
+    wanted = topic_filter.split("/")
+    levels = topic.split("/")
+    if topic.startswith("$") and wanted[0] in {"+", "#"}:
+        return False
+    for i, level in enumerate(wanted):
+        if level == "#":
+            return True
+        if i >= len(levels):
+            return False
+        if level not in {"+", levels[i]}:
+            return False
+    return len(levels) == len(wanted)

@@ -21,10 +21,15 @@ class Reply:
 
 
 class SlackLike:
-    """POST /hook answers from ``script`` (then 200 ok); records each JSON body and arrival."""
+    """POST /hook answers from ``script`` (then 200 ok); records each JSON body and arrival
+    (``received``: the accepted ones)."""
 
-    def __init__(self, script: list[Reply] | None = None) -> None:
+    def __init__(self, script: list[Reply] | None = None, *, refuse_blocks: bool = False) -> None:
         self.script = list(script or [])
+        self.refuse_blocks = refuse_blocks
+        """Answer 400 ``invalid_blocks`` to every message with ``blocks`` (before ``script``)."""
+        self.requests: list[dict[str, Any]] = []
+        """Every JSON body, whatever the answer."""
         self.received: list[dict[str, Any]] = []
         self.arrivals: list[float] = []
         self.headers: list[dict[str, str]] = []
@@ -39,6 +44,9 @@ class SlackLike:
             body = json.loads(text)
         except ValueError:
             return web.Response(status=400, text="invalid_payload")
+        self.requests.append(body)
+        if self.refuse_blocks and "blocks" in body:
+            return web.Response(status=400, text="invalid_blocks")
         reply = self.script.pop(0) if self.script else Reply()
         if reply.status == 200:
             self.received.append(body)
@@ -83,19 +91,37 @@ def info(fp: str = "abc", channel: str = "voice", **over: Any) -> AlertInfo:
     data: dict[str, Any] = {
         "fingerprint": fp,
         "labels": {"alertname": "LongWait", "channel": channel, "severity": "critical"},
-        "annotations": {"summary": f"{channel}: long wait", "description": "details",
-                        "runbook_url": "https://runbooks.example/r#longwait",
-                        "dashboard_url": "https://grafana.example/d/support-channel"},
-        "value": 95.0, "threshold": 60.0, "expected": None,
-        "active_at": 1_000.0, "fired_at": 1_030.0, "resolved_at": None,
+        "annotations": {
+            "summary": f"{channel}: long wait",
+            "description": "details",
+            "runbook_url": "https://runbooks.example/r#longwait",
+            "dashboard_url": "https://grafana.example/d/support-channel",
+        },
+        "value": 95.0,
+        "threshold": 60.0,
+        "expected": None,
+        "active_at": 1_000.0,
+        "fired_at": 1_030.0,
+        "resolved_at": None,
     }
     data.update(over)
     return AlertInfo(**data)
 
 
-def notification(key: str = "k1", *, created: float = 1_000_000.0, state: str = "firing",
-                 receiver: str = "slack", alerts: tuple[AlertInfo, ...] | None = None
-                 ) -> Notification:
-    return Notification(key=key, receiver=receiver, state=state,  # type: ignore[arg-type]
-                        kind="resolved" if state == "resolved" else "new", created=created,
-                        group={"alertname": "LongWait"}, alerts=alerts or (info(),))
+def notification(
+    key: str = "k1",
+    *,
+    created: float = 1_000_000.0,
+    state: str = "firing",
+    receiver: str = "slack",
+    alerts: tuple[AlertInfo, ...] | None = None,
+) -> Notification:
+    return Notification(
+        key=key,
+        receiver=receiver,
+        state=state,  # type: ignore[arg-type]
+        kind="resolved" if state == "resolved" else "new",
+        created=created,
+        group={"alertname": "LongWait"},
+        alerts=alerts or (info(),),
+    )

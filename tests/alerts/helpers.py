@@ -9,10 +9,24 @@ from alerts.rules import CompiledRule
 from detectors.signal import Signal
 
 
-def sig(detector: str = "longest_wait", channel: str = "voice", *, active: bool = True,
-        score: float = 42.0, threshold: float = 30.0, **labels: str) -> Signal:
-    return Signal(detector, channel, active, score, threshold,
-                  labels=tuple(sorted(labels.items())), summary="why")
+def sig(
+    detector: str = "longest_wait",
+    channel: str = "voice",
+    *,
+    active: bool = True,
+    score: float = 42.0,
+    threshold: float = 30.0,
+    **labels: str,
+) -> Signal:
+    return Signal(
+        detector,
+        channel,
+        active,
+        score,
+        threshold,
+        labels=tuple(sorted(labels.items())),
+        summary="why",
+    )
 
 
 def rule(**fields: Any) -> AlertRule:

@@ -23,8 +23,15 @@ def test_defaults_page_nobody():
     assert s.notifiers.state_dir is None
     assert s.notifiers.alertmanager.urls == ()
     names = {r.detector for r in s.alerts.rules}
-    assert names == {"sla_burn", "complaint_spike", "backlog_growth", "tickets_at_risk",
-                     "longest_wait", "abandon_rate", "csat_low"}
+    assert names == {
+        "sla_burn",
+        "complaint_spike",
+        "backlog_growth",
+        "tickets_at_risk",
+        "longest_wait",
+        "abandon_rate",
+        "csat_low",
+    }
     assert names <= set(s.detectors.names())  # the default detectors exist
     for r in default_rules():
         assert r.annotations["runbook_url"].endswith("#" + r.alert.lower())
@@ -32,22 +39,42 @@ def test_defaults_page_nobody():
 
 def test_full_config_parses():
     s = settings(
-        alerts={"resolved_retention": "10m", "rules": [
-            {"alert": "LongWait", "detector": "longest_wait", "for": "30s",
-             "keep_firing_for": "1m", "severity": "critical", "channels": ["voice"],
-             "labels": {"team": "cc"}, "annotations": {"summary": "{channel} {score:.0f}s"}},
-        ]},
+        alerts={
+            "resolved_retention": "10m",
+            "rules": [
+                {
+                    "alert": "LongWait",
+                    "detector": "longest_wait",
+                    "for": "30s",
+                    "keep_firing_for": "1m",
+                    "severity": "critical",
+                    "channels": ["voice"],
+                    "labels": {"team": "cc"},
+                    "annotations": {"summary": "{channel} {score:.0f}s"},
+                },
+            ],
+        },
         notifiers={
             "receivers": {
-                "oncall": {"type": "slack", "webhook_url_env": "SLACK_URL",
-                           "repeat_interval": "1h"},
+                "oncall": {
+                    "type": "slack",
+                    "webhook_url_env": "SLACK_URL",
+                    "repeat_interval": "1h",
+                },
                 "ops": {"type": "webhook", "url": "http://127.0.0.1:1/hook"},
             },
-            "routes": [{"match": {"severity": "critical"}, "receiver": "oncall", "continue": True,
-                        "mute": ["nights"]},
-                       {"receiver": "ops"}],
-            "mute_windows": {"nights": [{"start": "22:00", "end": "07:00",
-                                         "timezone": "Europe/Berlin"}]},
+            "routes": [
+                {
+                    "match": {"severity": "critical"},
+                    "receiver": "oncall",
+                    "continue": True,
+                    "mute": ["nights"],
+                },
+                {"receiver": "ops"},
+            ],
+            "mute_windows": {
+                "nights": [{"start": "22:00", "end": "07:00", "timezone": "Europe/Berlin"}]
+            },
             "alertmanager": {"urls": ["http://127.0.0.1:9093"], "resend_interval": "30s"},
         },
     )
@@ -57,39 +84,88 @@ def test_full_config_parses():
     assert "http://127.0.0.1:1/hook" not in repr(s.notifiers)  # SecretStr
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"alerts": {"rules": [{"alert": "A", "detector": "longest_wait", "channels": ["fax"]}]}},
-     "alerts.rules[0].channels: unknown channel 'fax'"),
-    ({"alerts": {"rules": [{"alert": "A", "detector": "d"}]}},
-     "alerts.rules[0].detector: unknown detector 'd' (enabled detectors: sla_burn,"),
-    ({"alerts": {"rules": [{"alert": "A", "detector": "d", "for": -5}]}},
-     "alerts.rules.0.for: a duration must not be negative"),
-    ({"alerts": {"rules": [{"alert": "A", "detector": "d", "keep_firing_for": "-1m"}]}},
-     "alerts.rules.0.keep_firing_for: '-1m' is not a duration"),
-    ({"alerts": {"resolved_retention": -1}}, "alerts.resolved_retention: a duration must not"),
-    ({"alerts": {"rules": [{"alert": "A", "detector": "d", "labels": {"channel": "x"}}]}},
-     "'channel' is set by the rule itself"),
-    ({"alerts": {"rules": [{"alert": "A", "detector": "d", "annotations": {"s": "{x"}}]}},
-     "annotations.s: stray '{'"),
-    ({"alerts": {"rules": [{"alert": "A", "detector": "d"}, {"alert": "A", "detector": "e"}]}},
-     "same alert, severity and labels"),
-    ({"alerts": {"rules": [{"alert": "A", "detector": "d", "bogus": 1}]}}, "unknown key"),
-    ({"notifiers": {"routes": [{"receiver": "nobody"}]}},
-     "notifiers.routes[0].receiver: unknown receiver 'nobody'"),
-    ({"notifiers": {"receivers": {"r": {"type": "webhook", "url": "http://x"}},
-                    "routes": [{"receiver": "r", "mute": ["x"]}]}},
-     "notifiers.routes[0].mute: unknown mute window 'x'"),
-    ({"notifiers": {"receivers": {"r": {"type": "webhook", "url": "http://x"}},
-                    "routes": [{"receiver": "r", "match": {"channel": "fax"}}]}},
-     "notifiers.routes[0].match.channel: unknown channel 'fax'"),
-    ({"notifiers": {"receivers": {"r": {"type": "slack"}}}}, "set one of webhook_url"),
-    ({"notifiers": {"receivers": {"r": {"type": "slack", "webhook_url": "http://x",
-                                        "webhook_url_file": "/x"}}}}, "set only one of"),
-    ({"notifiers": {"retry_for": -60}}, "notifiers.retry_for: a duration must not be negative"),
-    ({"notifiers": {"alertmanager": {"resend_interval": 0}}},
-     "notifiers.alertmanager.resend_interval: Input should be greater than 0"),
-    ({"notifiers": {"mute_windows": {"m": [{"timezone": "Mars/Base"}]}}}, "unknown time zone"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {
+                "alerts": {
+                    "rules": [{"alert": "A", "detector": "longest_wait", "channels": ["fax"]}]
+                }
+            },
+            "alerts.rules[0].channels: unknown channel 'fax'",
+        ),
+        (
+            {"alerts": {"rules": [{"alert": "A", "detector": "d"}]}},
+            "alerts.rules[0].detector: unknown detector 'd' (enabled detectors: sla_burn,",
+        ),
+        (
+            {"alerts": {"rules": [{"alert": "A", "detector": "d", "for": -5}]}},
+            "alerts.rules[0].for: a duration must not be negative (got -5)",
+        ),
+        (
+            {"alerts": {"rules": [{"alert": "A", "detector": "d", "keep_firing_for": "-1m"}]}},
+            "alerts.rules[0].keep_firing_for: a duration must not be negative (got -1m)",
+        ),
+        ({"alerts": {"resolved_retention": -1}}, "alerts.resolved_retention: a duration must not"),
+        (
+            {"alerts": {"rules": [{"alert": "A", "detector": "d", "labels": {"channel": "x"}}]}},
+            "'channel' is set by the rule itself",
+        ),
+        (
+            {"alerts": {"rules": [{"alert": "A", "detector": "d", "annotations": {"s": "{x"}}]}},
+            "annotations.s: stray '{'",
+        ),
+        (
+            {
+                "alerts": {
+                    "rules": [{"alert": "A", "detector": "d"}, {"alert": "A", "detector": "e"}]
+                }
+            },
+            "same alert, severity and labels",
+        ),
+        ({"alerts": {"rules": [{"alert": "A", "detector": "d", "bogus": 1}]}}, "unknown key"),
+        (
+            {"notifiers": {"routes": [{"receiver": "nobody"}]}},
+            "notifiers.routes[0].receiver: unknown receiver 'nobody'",
+        ),
+        (
+            {
+                "notifiers": {
+                    "receivers": {"r": {"type": "webhook", "url": "http://x"}},
+                    "routes": [{"receiver": "r", "mute": ["x"]}],
+                }
+            },
+            "notifiers.routes[0].mute: unknown mute window 'x'",
+        ),
+        (
+            {
+                "notifiers": {
+                    "receivers": {"r": {"type": "webhook", "url": "http://x"}},
+                    "routes": [{"receiver": "r", "match": {"channel": "fax"}}],
+                }
+            },
+            "notifiers.routes[0].match.channel: unknown channel 'fax'",
+        ),
+        ({"notifiers": {"receivers": {"r": {"type": "slack"}}}}, "set one of webhook_url"),
+        (
+            {
+                "notifiers": {
+                    "receivers": {
+                        "r": {"type": "slack", "webhook_url": "http://x", "webhook_url_file": "/x"}
+                    }
+                }
+            },
+            "set only one of",
+        ),
+        ({"notifiers": {"retry_for": -60}}, "notifiers.retry_for: a duration must not be negative"),
+        (
+            {"notifiers": {"alertmanager": {"resend_interval": 0}}},
+            "notifiers.alertmanager.resend_interval: Input should be greater than 0",
+        ),
+        ({"notifiers": {"mute_windows": {"m": [{"timezone": "Mars/Base"}]}}}, "unknown time zone"),
+    ],
+)
 def test_config_errors_name_the_key(overrides, message):
     with pytest.raises(ConfigError) as err:
         settings(**overrides)
@@ -110,8 +186,13 @@ def test_rule_labels_and_annotations():
     r = compiled(labels={"team": "cc"}, annotations={"summary": "{channel}/{queue} {score:.0f}"})
     s = sig(score=95, queue="billing")
     sample = r.sample(s)
-    assert dict(sample.labels) == {"alertname": "LongWait", "channel": "voice",
-                                   "severity": "critical", "team": "cc", "queue": "billing"}
+    assert dict(sample.labels) == {
+        "alertname": "LongWait",
+        "channel": "voice",
+        "severity": "critical",
+        "team": "cc",
+        "queue": "billing",
+    }
     assert sample.annotations == {"summary": "voice/billing 95"}
     assert r.applies(s)
     assert not compiled(channels=["chat"]).applies(s)
@@ -124,11 +205,13 @@ def _router(**fields) -> Router:
 
 
 def test_routes_first_match_wins_unless_continue():
-    router = _router(routes=[
-        {"receiver": "a", "match": {"severity": "critical"}, "continue": True},
-        {"receiver": "b", "match_re": {"channel": "voice|chat"}},
-        {"receiver": "c"},
-    ])
+    router = _router(
+        routes=[
+            {"receiver": "a", "match": {"severity": "critical"}, "continue": True},
+            {"receiver": "b", "match_re": {"channel": "voice|chat"}},
+            {"receiver": "c"},
+        ]
+    )
     crit_voice = (("alertname", "X"), ("channel", "voice"), ("severity", "critical"))
     warn_voice = (("alertname", "X"), ("channel", "voice"), ("severity", "warning"))
     warn_email = (("alertname", "X"), ("channel", "email"), ("severity", "warning"))
@@ -143,8 +226,9 @@ def _ts(text: str, zone: str = "UTC") -> float:
 
 
 def test_mute_windows():
-    nights = MuteRange.model_validate({"start": "22:00", "end": "07:00",
-                                       "weekdays": ["fri"], "timezone": "Europe/Berlin"})
+    nights = MuteRange.model_validate(
+        {"start": "22:00", "end": "07:00", "weekdays": ["fri"], "timezone": "Europe/Berlin"}
+    )
     # Friday 2026-03-06 23:00 Berlin, and the early Saturday hours belong to Friday's range
     assert in_range(nights, _ts("2026-03-06T23:00", "Europe/Berlin"))
     assert in_range(nights, _ts("2026-03-07T06:59", "Europe/Berlin"))
@@ -156,8 +240,10 @@ def test_mute_windows():
     holiday = MuteRange.model_validate({"dates": ["2026-12-25"]})
     assert in_range(holiday, _ts("2026-12-25T15:00"))
     assert not in_range(holiday, _ts("2026-12-26T15:00"))
-    router = _router(routes=[{"receiver": "a", "mute": ["lunch"]}],
-                     mute_windows={"lunch": [{"start": "12:00", "end": "13:00"}]})
+    router = _router(
+        routes=[{"receiver": "a", "mute": ["lunch"]}],
+        mute_windows={"lunch": [{"start": "12:00", "end": "13:00"}]},
+    )
     target = router.targets((("alertname", "X"),))[0]
     assert router.muted(target, _ts("2026-03-02T12:10"))
     assert not router.muted(target, _ts("2026-03-02T14:10"))

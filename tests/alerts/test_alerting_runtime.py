@@ -21,8 +21,12 @@ from tests.alerts.fakes import Reply, SlackLike
 from tests.alerts.helpers import sig
 from tests.support import T0, settings
 
-RULE = {"alert": "LongWait", "detector": "longest_wait", "severity": "critical",
-        "annotations": {"summary": "{channel}: waited {score:.0f}s"}}
+RULE = {
+    "alert": "LongWait",
+    "detector": "longest_wait",
+    "severity": "critical",
+    "annotations": {"summary": "{channel}: waited {score:.0f}s"},
+}
 
 
 class Scripted:
@@ -39,9 +43,13 @@ class Scripted:
         return []
 
 
-def make(url: str = "http://127.0.0.1:9/none", state_dir: Path | None = None,
-         rule: dict[str, Any] | None = None, records: list | None = None,
-         **notifiers: Any) -> tuple[Alerting, Scripted, DaemonStats]:
+def make(
+    url: str = "http://127.0.0.1:9/none",
+    state_dir: Path | None = None,
+    rule: dict[str, Any] | None = None,
+    records: list | None = None,
+    **notifiers: Any,
+) -> tuple[Alerting, Scripted, DaemonStats]:
     config = {
         "receivers": {"slack": {"type": "slack", "webhook_url": url, "repeat_interval": "1h"}},
         "routes": [{"receiver": "slack"}],
@@ -51,8 +59,14 @@ def make(url: str = "http://127.0.0.1:9/none", state_dir: Path | None = None,
     }
     s = settings(alerts={"rules": [rule or RULE]}, notifiers=config)
     stats = DaemonStats()
-    alerting = Alerting(s.detectors, s.alerts, s.notifiers, Engine(s), stats,
-                        on_transition=records.append if records is not None else None)
+    alerting = Alerting(
+        s.detectors,
+        s.alerts,
+        s.notifiers,
+        Engine(s),
+        stats,
+        on_transition=records.append if records is not None else None,
+    )
     source = Scripted()
     alerting.suite = source
     return alerting, source, stats
@@ -87,12 +101,14 @@ def test_replay_mode_records_transitions_and_never_plans():
     source.signals = [sig(active=False)]
     alerting.evaluate(T0 + 30)
     assert [(r["ts"] - T0, r["state"]) for r in records] == [
-        (0, "pending"), (20, "firing"), (30, "resolved")]
+        (0, "pending"),
+        (20, "firing"),
+        (30, "resolved"),
+    ]
     first = records[0]
     assert first["alertname"] == "LongWait"
     assert first["time"] == "2026-03-02T09:00:00.000Z"
-    assert first["labels"] == {"alertname": "LongWait", "channel": "voice",
-                               "severity": "critical"}
+    assert first["labels"] == {"alertname": "LongWait", "channel": "voice", "severity": "critical"}
     assert first["annotations"] == {"summary": "voice: waited 95s"}
     assert first["value"] == 95
     assert first["active_at"] == T0
@@ -106,10 +122,24 @@ def test_support_alerts_series_has_the_exact_label_set():
     alerting.evaluate(T0)
     rows = sorted((s.labels, s.value) for s in alerting.series())
     assert rows == [
-        ((("alertname", "LongWait"), ("alertstate", "pending"), ("channel", "chat"),
-          ("severity", "critical")), 1.0),
-        ((("alertname", "LongWait"), ("alertstate", "pending"), ("channel", "voice"),
-          ("severity", "critical")), 1.0),
+        (
+            (
+                ("alertname", "LongWait"),
+                ("alertstate", "pending"),
+                ("channel", "chat"),
+                ("severity", "critical"),
+            ),
+            1.0,
+        ),
+        (
+            (
+                ("alertname", "LongWait"),
+                ("alertstate", "pending"),
+                ("channel", "voice"),
+                ("severity", "critical"),
+            ),
+            1.0,
+        ),
     ]
     assert "support_alerts" in alerting.help
     assert "support_detector_score" in alerting.help
@@ -206,8 +236,7 @@ async def test_failed_delivery_stays_in_outbox_across_restart(tmp_path):
 
 
 async def test_outbox_is_bounded_oldest_dropped(tmp_path):
-    alerting, source, stats = make(state_dir=tmp_path, outbox_max=2,
-                                   rule={**RULE, "for": "0s"})
+    alerting, source, stats = make(state_dir=tmp_path, outbox_max=2, rule={**RULE, "for": "0s"})
     async with alerting:
         for i, ch in enumerate(("voice", "chat", "email")):
             source.signals.append(sig(channel=ch))
@@ -228,7 +257,8 @@ async def test_outbox_is_bounded_oldest_dropped(tmp_path):
 async def test_mute_window_holds_then_sends_when_it_ends():
     async with SlackLike() as server:
         alerting, source, _ = make(
-            server.url, routes=[{"receiver": "slack", "mute": ["all_monday_9"]}],
+            server.url,
+            routes=[{"receiver": "slack", "mute": ["all_monday_9"]}],
             mute_windows={"all_monday_9": [{"start": "09:00", "end": "09:10"}]},
         )
         async with delivering(alerting):
@@ -245,7 +275,8 @@ async def test_mute_window_holds_then_sends_when_it_ends():
 async def test_resolved_during_mute_without_page_sends_nothing():
     async with SlackLike() as server:
         alerting, source, _ = make(
-            server.url, routes=[{"receiver": "slack", "mute": ["m"]}],
+            server.url,
+            routes=[{"receiver": "slack", "mute": ["m"]}],
             mute_windows={"m": [{"start": "09:00", "end": "09:10"}]},
         )
         async with delivering(alerting):
@@ -259,32 +290,75 @@ async def test_resolved_during_mute_without_page_sends_nothing():
 
 
 def test_alertmanager_batches_like_prometheus():
-    alerting, source, _ = make(alertmanager={"urls": ["http://127.0.0.1:9/am"],
-                                             "resend_interval": "1m"})
+    alerting, source, _ = make(
+        alertmanager={"urls": ["http://127.0.0.1:9/am"], "resend_interval": "1m"}
+    )
+    clock = [T0]
+    alerting.wall_clock = lambda: clock[0]  # live at real speed: event time is the wall time
     alerting._live = True
     source.signals = [sig()]
     alerting.evaluate(T0)
     batch = alerting._am_batch
     assert len(batch) == 1
-    assert batch[0]["labels"] == {"alertname": "LongWait", "channel": "voice",
-                                  "severity": "critical"}
+    assert batch[0]["labels"] == {
+        "alertname": "LongWait",
+        "channel": "voice",
+        "severity": "critical",
+    }
     assert batch[0]["startsAt"] == "2026-03-02T09:00:00.000Z"
     assert batch[0]["endsAt"] == "2026-03-02T09:04:00.000Z"  # now + 4 * max(60s, 1s tick)
+    clock[0] = T0 + 60
     alerting.evaluate(T0 + 60)
     assert len(batch) == 1  # resend only strictly after 60 s
+    clock[0] = T0 + 61
     alerting.evaluate(T0 + 61)
     assert batch[-1]["endsAt"] == "2026-03-02T09:05:01.000Z"  # 61 + 240
+    assert batch[-1]["startsAt"] == "2026-03-02T09:00:00.000Z"
     source.signals = []
+    clock[0] = T0 + 62
     alerting.evaluate(T0 + 62)  # resolved: sent at once with endsAt = resolved_at
     assert batch[-1]["endsAt"] == "2026-03-02T09:01:02.000Z"
+    assert "event_fired_at" not in batch[-1]["annotations"]
     count = len(batch)
     for t in range(63, 62 + 900 + 2):
+        clock[0] = T0 + t
         alerting.evaluate(T0 + t)
     # re-sent every > 60 s for the 15 min retention, then forgotten
     resent = batch[count:]
     assert all(a["endsAt"] == "2026-03-02T09:01:02.000Z" for a in resent)
     assert len(resent) == math.floor(900 / 61)
     assert alerting.rules[0].state.active == {}
+
+
+def test_alertmanager_gets_wall_clock_times_when_the_clock_runs_fast():
+    """Simulator at speed 30: 30 s of event time per wall second. Alertmanager expires alerts
+    by its own clock, so it must get wall-clock times; the event times go to annotations."""
+    alerting, source, _ = make(
+        alertmanager={"urls": ["http://127.0.0.1:9/am"], "resend_interval": "1m"}
+    )
+    wall0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z, far from T0 (2026-03-02T09:00:00Z)
+    alerting._live = True
+    source.signals = [sig()]
+    alerting.wall_clock = lambda: wall0
+    alerting.evaluate(T0)  # fires at once (for: 0)
+    batch = alerting._am_batch
+    assert batch[0]["startsAt"] == "2026-11-18T11:06:40.000Z"
+    assert batch[0]["endsAt"] == "2026-11-18T11:10:40.000Z"  # wall + 4 * 60 s
+    assert batch[0]["annotations"]["event_fired_at"] == "2026-03-02T09:00:00.000Z"
+    alerting.wall_clock = lambda: wall0 + 61 / 30
+    alerting.evaluate(T0 + 61)  # resend (61 s of event time later), 2.03 s of wall time
+    assert len(batch) == 2
+    assert batch[1]["startsAt"] == "2026-11-18T11:06:40.000Z"  # fixed at the first post
+    assert batch[1]["endsAt"] == "2026-11-18T11:10:42.033Z"
+    source.signals = []
+    alerting.wall_clock = lambda: wall0 + 3.0
+    alerting.evaluate(T0 + 90)  # resolved now: endsAt is this wall time
+    assert batch[2]["endsAt"] == "2026-11-18T11:06:43.000Z"
+    assert batch[2]["annotations"]["event_resolved_at"] == "2026-03-02T09:01:30.000Z"
+    alerting.wall_clock = lambda: wall0 + 5.1
+    alerting.evaluate(T0 + 152)  # resent as resolved: the same endsAt
+    assert batch[3]["endsAt"] == "2026-11-18T11:06:43.000Z"
+    assert batch[3]["startsAt"] == "2026-11-18T11:06:40.000Z"
 
 
 async def test_alertmanager_post_to_every_url():
@@ -305,8 +379,9 @@ async def test_alertmanager_post_to_every_url():
         await site.start()
     ports = [addr[1] for addr in runner.addresses]
     try:
-        alerting, source, stats = make(alertmanager={
-            "urls": [f"http://127.0.0.1:{p}" for p in ports] + ["http://127.0.0.1:9"]})
+        alerting, source, stats = make(
+            alertmanager={"urls": [f"http://127.0.0.1:{p}" for p in ports] + ["http://127.0.0.1:9"]}
+        )
         async with delivering(alerting):
             source.signals = [sig()]
             alerting.evaluate(T0)
@@ -320,8 +395,7 @@ async def test_alertmanager_post_to_every_url():
 @pytest.mark.parametrize("group_by", [["alertname"], ["alertname", "channel"]])
 async def test_group_by_batches_alerts_of_one_evaluation(group_by):
     async with SlackLike() as server:
-        alerting, source, _ = make(server.url,
-                                   routes=[{"receiver": "slack", "group_by": group_by}])
+        alerting, source, _ = make(server.url, routes=[{"receiver": "slack", "group_by": group_by}])
         async with delivering(alerting):
             source.signals = [sig(channel="voice"), sig(channel="chat")]
             alerting.evaluate(T0)

@@ -27,11 +27,16 @@ async def _get(client: httpx.AsyncClient, url: str, path: str, run: str) -> list
 
 async def test_alerts_received_grouped_and_resolved(alertmanager_url):
     run = uuid.uuid4().hex[:12]
-    rule = {"alert": "SupportMonitorE2E", "detector": "longest_wait", "severity": "info",
-            "labels": {"e2e_run": run},
-            "annotations": {"summary": "{channel}: waited {score:.0f}s"}}
-    alerting, source, stats = make(rule=rule, alertmanager={"urls": [alertmanager_url],
-                                                            "resend_interval": "1m"})
+    rule = {
+        "alert": "SupportMonitorE2E",
+        "detector": "longest_wait",
+        "severity": "info",
+        "labels": {"e2e_run": run},
+        "annotations": {"summary": "{channel}: waited {score:.0f}s"},
+    }
+    alerting, source, stats = make(
+        rule=rule, alertmanager={"urls": [alertmanager_url], "resend_interval": "1m"}
+    )
     tick = alerting.handlers[0]  # what the daemon's TickRoad calls
     async with httpx.AsyncClient(timeout=5) as client, delivering(alerting):
         source.signals = [sig(channel="voice", score=95), sig(channel="chat", score=80)]
@@ -57,8 +62,7 @@ async def test_alerts_received_grouped_and_resolved(alertmanager_url):
         assert stats.notifications[("alertmanager", "ok")] >= 1
 
         groups = await _get(client, alertmanager_url, "/api/v2/alerts/groups", run)
-        labels = sorted((g["labels"].get("alertname"), g["labels"].get("channel"))
-                        for g in groups)
+        labels = sorted((g["labels"].get("alertname"), g["labels"].get("channel")) for g in groups)
         assert labels == [("SupportMonitorE2E", "chat"), ("SupportMonitorE2E", "voice")]
         assert all(len(g["alerts"]) == 1 for g in groups)
 

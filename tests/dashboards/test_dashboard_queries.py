@@ -1,8 +1,8 @@
 """Every metric and label the dashboards query exists in the metric contract (metrics.md).
 
-The contract below is copied from the spec, plus the detector and daemon-runtime gauges agreed
-with the lead. Selectors may only use a family's own labels (and Prometheus' `instance`/`job`), so
-a dashboard cannot silently filter on a label the exporter never sets.
+The contract below is copied from docs/metrics.md, plus the detector and daemon-runtime gauges
+agreed with the lead. Selectors may only use a family's own labels (and Prometheus'
+`instance`/`job`), so a dashboard cannot silently filter on a label the exporter never sets.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from dashboards.build import build_all, panel_queries
+from dashboards.build import annotation_queries, build_all, panel_queries
 
 LIVE = {"channel", "queue"}
 WINDOWED = {"channel", "window"}
@@ -62,6 +62,9 @@ CONTRACT: dict[str, tuple[str, set[str] | str]] = {
     "support_monitor_loop_lag_seconds": ("gauge", set()),
     "support_monitor_kafka_partition_lag": ("gauge", {"topic", "partition"}),
     "support_monitor_source_up": ("gauge", {"source"}),
+    # each channel's configured targets (docs/metrics.md), for per-channel wall-board colours
+    "support_channel_answer_seconds": ("gauge", {"channel"}),
+    "support_channel_service_level_target": ("gauge", {"channel"}),
 }
 SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 TARGET_LABELS = {"instance", "job"}
@@ -165,6 +168,9 @@ def test_counters_are_never_shown_raw():
 def test_template_variable_queries_use_known_metrics():
     for name, model in MODELS.items():
         for variable in model["templating"].get("list", []):
+            if variable["type"] == "datasource":
+                assert variable["query"] == "prometheus"
+                continue
             definition = variable["query"]
             names = set(_metrics(_STRINGS.sub('""', definition)))
             for alternatives in re.findall(r'__name__=~"([^"]+)"', definition):
@@ -177,6 +183,30 @@ def test_template_variable_queries_use_known_metrics():
                 labels = CONTRACT[SERIES[metric]][1]
                 assert isinstance(labels, set)
                 assert label.group(1) in labels, (name, definition)
+
+
+@pytest.mark.parametrize(
+    ("name", "expr"),
+    [(name, expr) for name, model in MODELS.items() for expr in annotation_queries(model)],
+)
+def test_annotation_queries_use_known_metrics_and_labels(name, expr):
+    for metric, body in _SELECTOR.findall(expr) + re.findall(r"\b(ALERTS)\{([^}]*)\}", expr):
+        if metric == "ALERTS":  # Prometheus' own series of its alerting rules
+            labels = {"alertname", "alertstate", "severity"}
+        else:
+            labels = CONTRACT[SERIES[metric]][1]
+        for matcher in _MATCHER.findall(body):
+            assert matcher[0] in labels, (name, expr)
+    assert _metrics(expr) <= set(SERIES), (name, expr)
+
+
+def test_exporter_documents_the_extra_gauges():
+    from monitor.exporter import CHANNEL_SETTINGS_HELP  # noqa: PLC0415
+
+    assert set(CHANNEL_SETTINGS_HELP) == {
+        "support_channel_answer_seconds",
+        "support_channel_service_level_target",
+    }
 
 
 def test_detector_names_are_the_agreed_ones():

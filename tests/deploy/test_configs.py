@@ -5,6 +5,7 @@ running server.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from alerts.config import default_rules
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -42,7 +45,9 @@ HEALTH_ALERTS = {
     "SupportMonitorNoEvents",
     "SupportMonitorRejectingEvents",
     "SupportMonitorNotificationsFailing",
+    "SupportMonitorNotificationsRetrying",
 }
+RUNBOOK_BASE = "{{ $externalLabels.docs_base_url }}/"
 
 
 def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -147,19 +152,42 @@ def test_health_alerts_defined_and_tested() -> None:
         assert record in tests_text, f"no promtool test for recording rule {record}"
 
 
-def test_runbook_anchors_exist() -> None:
-    docs = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
-    anchors = {
-        match.group(1).lower() for match in re.finditer(r"^#+\s+(\S+)", docs, flags=re.MULTILINE)
-    }
-    for rule in all_rules():
-        url = rule.get("annotations", {}).get("runbook_url")
-        if url is None:
-            continue
-        path, _, anchor = url.partition("#")
-        assert (REPO / path).is_file(), url
-        if path == "docs/deploy.md":
-            assert anchor in anchors, f"{url}: no heading '{anchor}' in docs/deploy.md"
+def test_runbook_urls_are_external_label_templates_of_existing_headings() -> None:
+    # runbook_url = "{{ $externalLabels.docs_base_url }}/<file under docs/>#<heading>", and
+    # prometheus.yml sets that external label to an absolute URL.
+    external = load_yaml(PROM_DIR / "prometheus.yml")["global"]["external_labels"]
+    assert re.fullmatch(r"https://[^\s/]+(/\S*)?[^/]", external["docs_base_url"])
+    alerts = [rule for rule in all_rules() if "alert" in rule]
+    assert alerts
+    for rule in alerts:
+        url = rule["annotations"]["runbook_url"]
+        assert url.startswith(RUNBOOK_BASE), url
+        path, _, anchor = url.removeprefix(RUNBOOK_BASE).partition("#")
+        doc = REPO / "docs" / path
+        assert doc.is_file(), url
+        headings = {
+            match.group(1).lower()
+            for match in re.finditer(
+                r"^#+\s+(\S+)\s*$", doc.read_text(encoding="utf-8"), flags=re.MULTILINE
+            )
+        }
+        assert anchor == rule["alert"].lower(), url
+        assert anchor in headings, f"{url}: no heading '{anchor}' in docs/{path}"
+
+
+def test_notification_alerts_select_the_emitted_results() -> None:
+    # the daemon counts result = ok | retry | failed | dropped (alerts/notify/delivery.py)
+    from alerts.notify.delivery import RESULTS  # noqa: PLC0415
+
+    assert set(RESULTS) == {"ok", "retry", "failed", "dropped"}
+    alerts = {rule["alert"]: rule for rule in all_rules() if "alert" in rule}
+    lost = alerts["SupportMonitorNotificationsFailing"]
+    assert 'result=~"failed|dropped"' in lost["expr"]
+    assert "for" not in lost
+    assert lost["labels"]["severity"] == "critical"
+    retrying = alerts["SupportMonitorNotificationsRetrying"]
+    assert 'result="retry"' in retrying["expr"]
+    assert retrying["labels"]["severity"] == "warning"
 
 
 # --- Alertmanager ----------------------------------------------------------------------------
@@ -209,8 +237,20 @@ def test_alertmanager_config_shape() -> None:
         assert "api_url" not in cfg
         assert cfg["title"]
         assert cfg["text"]
-    (inhibit,) = config["inhibit_rules"]
-    assert inhibit["equal"] == ["alertname", "channel"]
+    rules = config["inhibit_rules"]
+    names = {rule["alert"] for rule in all_rules() if "alert" in rule}
+    for inhibit in rules:
+        for key in ("source_matchers", "target_matchers"):
+            for matcher in inhibit[key]:
+                match = re.fullmatch(r'(\w+) = "(.*)"', matcher)
+                assert match, matcher
+                name, value = match.groups()
+                if name == "alertname":
+                    # a shipped alert (Prometheus health rules or the daemon's default rules)
+                    assert value in names | DAEMON_DEFAULT_ALERTS, matcher
+
+
+DAEMON_DEFAULT_ALERTS = {rule.alert for rule in default_rules()}
 
 
 # --- Grafana ---------------------------------------------------------------------------------
@@ -221,6 +261,12 @@ def test_grafana_datasource_uid() -> None:
     by_type = {ds["type"]: ds for ds in config["datasources"]}
     assert by_type["prometheus"]["uid"] == "prometheus"
     assert by_type["prometheus"]["url"] == "http://prometheus:9090"
+    # the dashboards open on the provisioned datasource: their `datasource` variable's default
+    for path in sorted((DEPLOY / "grafana" / "dashboards").glob("*.json")):
+        variables = json.loads(path.read_text(encoding="utf-8"))["templating"]["list"]
+        (variable,) = [v for v in variables if v["type"] == "datasource"]
+        assert variable["query"] == "prometheus", path.name
+        assert variable["current"]["value"] == by_type["prometheus"]["uid"], path.name
 
 
 def test_grafana_dashboard_provider() -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,9 @@ import httpx
 import pytest
 import yaml
 
-from dashboards.build import build_all, panel_queries
+from dashboards.build import annotation_queries, build_all, panel_queries
 from tests.conftest_services import create_kafka_topic, unique_topic_name
+from tests.processes import start_daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = ("127.0.0.1", 9108)  # deploy/local/prometheus.sh scrapes this (MONITOR_TARGET)
@@ -52,53 +51,82 @@ def _port_free() -> bool:
 
 @pytest.mark.prometheus
 def test_every_dashboard_and_rule_query_returns_data(
-    tmp_path: Path, prometheus_url: str, alertmanager_url: str, kafka_bootstrap: str,
+    tmp_path: Path,
+    prometheus_url: str,
+    alertmanager_url: str,
+    kafka_bootstrap: str,
 ) -> None:
     assert _port_free(), "127.0.0.1:9108 is taken: the local Prometheus scrapes the daemon there"
     topic = unique_topic_name("promql")
     create_kafka_topic(kafka_bootstrap, topic, partitions=2)
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({
-        "sources": {
-            "simulator": {"enabled": True, "speed": 1},
-            "kafka": {"bootstrap_servers": kafka_bootstrap, "topics": [topic],
-                      "group_id": f"g-{topic}"},
-        },
-        "detectors": {"thresholds": [
-            {"name": "always", "metric": "support_queue_oldest_wait_seconds", "op": ">=",
-             "value": 0},
-        ]},
-        "alerts": {"rules": [{"alert": "EndToEnd", "detector": "always", "severity": "info"}]},
-        "notifiers": {"alertmanager": {"urls": [alertmanager_url]}},
-    }), encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--config", str(config),
-         "--listen", f"{TARGET[0]}:{TARGET[1]}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "sources": {
+                    "simulator": {"enabled": True, "speed": 1},
+                    "kafka": {
+                        "bootstrap_servers": kafka_bootstrap,
+                        "topics": [topic],
+                        "group_id": f"g-{topic}",
+                    },
+                },
+                "detectors": {
+                    "thresholds": [
+                        {
+                            "name": "always",
+                            "metric": "support_queue_oldest_wait_seconds",
+                            "op": ">=",
+                            "value": 0,
+                        },
+                    ]
+                },
+                "alerts": {
+                    "rules": [{"alert": "EndToEnd", "detector": "always", "severity": "info"}]
+                },
+                "notifiers": {"alertmanager": {"urls": [alertmanager_url]}},
+                # as deployed: rejected events kept in a file (its failure counter is exported)
+                "dead_letter": {"path": str(tmp_path / "dead-letters.jsonl")},
+            }
+        ),
+        encoding="utf-8",
     )
+    proc = start_daemon(config, f"{TARGET[0]}:{TARGET[1]}")
     try:
-        ready = ('sum_over_time(up{job="support-monitor"}[1m]) >= 3 '
-                 'and on() count(support_alerts{alertstate="firing"}) > 0 '
-                 'and on() count(support_monitor_kafka_partition_lag) > 0')
+        ready = (
+            'sum_over_time(up{job="support-monitor"}[1m]) >= 3 '
+            'and on() count(support_alerts{alertstate="firing"}) > 0 '
+            "and on() count(support_monitor_kafka_partition_lag) > 0"
+        )
         deadline = time.monotonic() + 120
         while not _query(prometheus_url, ready)["data"]["result"]:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline, "Prometheus did not get 3 scrapes with data"
             time.sleep(2)
-        queries = [q for model in build_all().values() for q in panel_queries(model)]
+        models = build_all().values()
+        queries = [q for model in models for q in panel_queries(model)]
         queries += _rule_queries()
+        annotations = [q for model in models for q in annotation_queries(model)]
+        # the health alerts (ALERTS{alertname=~"SupportMonitor.*"}) are quiet while all is well
+        quiet = {q for q in annotations if q.startswith("ALERTS{")}
         failures = []
-        for expr in queries:
+        for expr in [*queries, *annotations]:
             answer = _query(prometheus_url, expr)
             if answer.get("status") != "success":
                 failures.append(f"{expr!r}: {answer.get('error')}")
-            elif not answer["data"]["result"]:
+            elif not answer["data"]["result"] and expr not in quiet:
                 failures.append(f"{expr!r}: no data")
         assert not failures, "\n".join(failures)
+        assert len(annotations) == 4
+        assert len(quiet) == 1
         assert len(queries) >= 60
         groups = httpx.get(f"{prometheus_url}/api/v1/rules", timeout=10).json()["data"]["groups"]
-        broken = [(r["name"], r["lastError"]) for g in groups for r in g["rules"]
-                  if r.get("health") == "err"]
+        broken = [
+            (r["name"], r["lastError"])
+            for g in groups
+            for r in g["rules"]
+            if r.get("health") == "err"
+        ]
         assert not broken
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -17,12 +17,19 @@ from monitor.events import decode
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC).timestamp()  # a Monday 00:00 UTC
 
 CHANNELS: dict[str, Any] = {
-    "voice": {"answer_seconds": 20, "short_abandon_seconds": 5, "service_level_target": 0.8,
-              "queues": ["billing", "tech"]},
-    "chat": {"answer_seconds": 60, "short_abandon_seconds": 5, "service_level_target": 0.8,
-             "queues": ["sales", "support"]},
-    "email": {"first_response_seconds": 3600, "resolution_seconds": 86400,
-              "queues": ["default"]},
+    "voice": {
+        "answer_seconds": 20,
+        "short_abandon_seconds": 5,
+        "service_level_target": 0.8,
+        "queues": ["billing", "tech"],
+    },
+    "chat": {
+        "answer_seconds": 60,
+        "short_abandon_seconds": 5,
+        "service_level_target": 0.8,
+        "queues": ["sales", "support"],
+    },
+    "email": {"first_response_seconds": 3600, "resolution_seconds": 86400, "queues": ["default"]},
 }
 
 
@@ -75,8 +82,9 @@ def only(detectors: dict[str, Any]) -> dict[str, Any]:
 
 def pick(signals: list[Signal], detector: str, channel: str, **labels: str) -> Signal:
     want = tuple(sorted(labels.items()))
-    found = [s for s in signals if s.detector == detector and s.channel == channel
-             and s.labels == want]
+    found = [
+        s for s in signals if s.detector == detector and s.channel == channel and s.labels == want
+    ]
     assert len(found) == 1, (detector, channel, labels, signals)
     return found[0]
 
@@ -108,8 +116,14 @@ class Script:
         self.items.append((at, self._n, kind, channel, fields))
 
     def contact(
-        self, cid: str, queued: float, wait: float, *, outcome: str = "answered",
-        channel: str = "voice", queue: str = "billing",
+        self,
+        cid: str,
+        queued: float,
+        wait: float,
+        *,
+        outcome: str = "answered",
+        channel: str = "voice",
+        queue: str = "billing",
     ) -> None:
         self.add(queued, "contact.queued", channel, contact_id=cid, queue=queue)
         self.add(queued + wait, f"contact.{outcome}", channel, contact_id=cid, queue=queue)

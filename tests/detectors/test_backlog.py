@@ -51,8 +51,10 @@ def test_quiet_while_steady_and_warns_before_the_breach():
     assert before == []  # an hour of steady random traffic with waits up to ~12 s: no warning
     first = edges[0]
     lead = breach - first
-    print(f"backlog growth: warned {lead} s before the first breach at t={breach} "
-          f"(degradation from t={DEGRADE}), steady-hour false alarms: {len(before)}")
+    print(
+        f"backlog growth: warned {lead} s before the first breach at t={breach} "
+        f"(degradation from t={DEGRADE}), steady-hour false alarms: {len(before)}"
+    )
     assert first > DEGRADE
     assert 3 <= lead <= 120
 

@@ -33,8 +33,14 @@ def _feed(**block: Any) -> Feed:
 class Model:
     """The documented baseline, re-derived: one EWMA per hour-of-week slot plus a global one."""
 
-    def __init__(self, prior_per_hour: float, warmup: int = 6, slot_w: float = 0.2,
-                 global_w: float = 0.02, relearn_after: int = 24) -> None:
+    def __init__(
+        self,
+        prior_per_hour: float,
+        warmup: int = 6,
+        slot_w: float = 0.2,
+        global_w: float = 0.02,
+        relearn_after: int = 24,
+    ) -> None:
         self.prior = prior_per_hour * SPAN / 3600
         self.warmup, self.slot_w, self.global_w = warmup, slot_w, global_w
         self.relearn_after = relearn_after
@@ -60,8 +66,9 @@ class Model:
         cut = (start // 3600 + 1) * 3600
         if cut >= now:
             return self._slot_expected(start)
-        return ((cut - start) * self._slot_expected(start)
-                + (now - cut) * self._slot_expected(cut)) / SPAN
+        return (
+            (cut - start) * self._slot_expected(start) + (now - cut) * self._slot_expected(cut)
+        ) / SPAN
 
     @staticmethod
     def _update(nm: list[float], x: float, w: float) -> None:
@@ -80,7 +87,11 @@ class Model:
 
 
 def simulate(
-    feed: Feed, minutes: int, rate: Callable[[int], float], *, seed: int,
+    feed: Feed,
+    minutes: int,
+    rate: Callable[[int], float],
+    *,
+    seed: int,
     extra: Callable[[int], tuple[int, str]] = lambda _m: (0, ""),
     model: Model | None = None,
 ) -> dict[str, list[bool]]:
@@ -90,8 +101,10 @@ def simulate(
     by_boundary: dict[float, int] = {}
     flagged = False
     for m in range(minutes):
-        events = [(m * 60 + rng.uniform(0, 60), rng.choice(CATEGORIES))
-                  for _ in range(poisson(rng, rate(m)))]
+        events = [
+            (m * 60 + rng.uniform(0, 60), rng.choice(CATEGORIES))
+            for _ in range(poisson(rng, rate(m)))
+        ]
         n_extra, category = extra(m)
         events += [(m * 60 + rng.uniform(0, 60), category) for _ in range(n_extra)]
         for at, cat in sorted(events):
@@ -112,8 +125,8 @@ def simulate(
             assert total.active == (total.score >= want)
             # a period (now - 300, now] is complete at a multiple of 300 s
             for at, _ in events:
-                key = math.floor(at)  # the engine's 1 s bucket; a window is (now - 300, now]
-                boundary = math.ceil(key / SPAN) * SPAN
+                # a window is exactly (now - 300, now]: the first boundary at or after ``at``
+                boundary = math.ceil(at / SPAN) * SPAN
                 by_boundary[boundary] = by_boundary.get(boundary, 0) + 1
             flagged = flagged or total.active
             if now % SPAN == 0:
@@ -146,8 +159,10 @@ def test_spike_at_minute_600_detected_fast_and_no_false_alarms_in_7_days():
         if key in ("", "outage"):
             assert in_spike, key
             delays[key] = in_spike[0] - spike_start + 1  # ticks after the spike started
-    print(f"complaint spike detection delay (ticks of 1 min): {delays}; "
-          f"false alarms over 7 days: 0; runtime {time.perf_counter() - started:.1f} s")
+    print(
+        f"complaint spike detection delay (ticks of 1 min): {delays}; "
+        f"false alarms over 7 days: 0; runtime {time.perf_counter() - started:.1f} s"
+    )
     assert delays[""] <= 3
     assert delays["outage"] <= 3
     # the spike was not learned: the all-hours mean still sits near the true 5 per window
@@ -189,8 +204,10 @@ def test_seasonal_baseline_learns_business_hours():
     detected = [e for e in week2 if night <= e < night + 15]
     false = [e for e in week2 if e not in detected]
     delay = detected[0] - night + 1 if detected else None
-    print(f"seasonal: week 1 alarms while learning: {len(week1)}, week 2 false alarms: "
-          f"{len(false)}, night spike detected after {delay} ticks")
+    print(
+        f"seasonal: week 1 alarms while learning: {len(week1)}, week 2 false alarms: "
+        f"{len(false)}, night spike detected after {delay} ticks"
+    )
     assert false == []
     assert detected
     assert detected[0] - night + 1 <= 5
@@ -207,8 +224,11 @@ def test_exported_gauge_is_the_worst_category():
     signals = feed.tick(60)
     outage = pick(signals, "complaint_spike", "voice", category="outage")
     assert outage.active
-    rows = {r.name: r.value for r in feed.suite.series()
-            if r.labels == (("channel", "voice"), ("detector", "complaint_spike"))}
+    rows = {
+        r.name: r.value
+        for r in feed.suite.series()
+        if r.labels == (("channel", "voice"), ("detector", "complaint_spike"))
+    }
     assert rows["support_detector_score"] == 10
     assert rows["support_detector_threshold"] == outage.threshold
     assert rows["support_detector_expected"] == pytest.approx(1.0)  # 12/h over 5 minutes

@@ -47,34 +47,59 @@ def test_sre_workbook_burn_rate_can_never_fire_at_80_percent():
     ) in msg
     assert max_burn_rate(0.8) == pytest.approx(5.0)
     # the ceiling itself is allowed: it fires when every contact misses
-    parse_settings(config({"sla_burn": {"windows": [{"long": "1h", "short": "5m", "burn_rate": 5}]}}))
+    parse_settings(
+        config({"sla_burn": {"windows": [{"long": "1h", "short": "5m", "burn_rate": 5}]}})
+    )
 
 
 def test_burn_ceiling_follows_each_channel_target():
     cfg = config({"sla_burn": {"windows": [{"long": "1h", "short": "5m", "burn_rate": 8}]}})
     cfg["channels"]["voice"]["service_level_target"] = 0.9  # ceiling 10
-    with pytest.raises(ConfigError, match=r"with service_level_target 0.8 .* is 5.0 \(channel 'chat'\)"):
+    with pytest.raises(
+        ConfigError, match=r"with service_level_target 0.8 .* is 5.0 \(channel 'chat'\)"
+    ):
         parse_settings(cfg)
-    parse_settings(config({"sla_burn": {
-        "channels": ["voice"], "windows": [{"long": "1h", "short": "5m", "burn_rate": 4.9}]}}))
+    parse_settings(
+        config(
+            {
+                "sla_burn": {
+                    "channels": ["voice"],
+                    "windows": [{"long": "1h", "short": "5m", "burn_rate": 4.9}],
+                }
+            }
+        )
+    )
 
 
 @pytest.mark.parametrize(
     ("block", "needle"),
     [
-        ({"windows": [{"long": "6h", "short": "5m", "burn_rate": 2}]},
-         "detectors.sla_burn.windows[0].long: '6h' is not a configured window (windows: ['5m', '1h']"),
-        ({"windows": [{"long": "1h", "short": "30m", "burn_rate": 2}]},
-         "detectors.sla_burn.windows[0].short: '30m' is not a configured window"),
-        ({"windows": [{"long": "5m", "short": "1h", "burn_rate": 2}]},
-         "detectors.sla_burn.windows[0]: long window '5m' must not be shorter than '1h'"),
-        ({"channels": ["email"]},
-         "detectors.sla_burn.channels: 'email' has no service_level_target"),
-        ({"channels": ["fax"]},
-         "detectors.sla_burn.channels: 'fax' is not a configured channel"),
-        ({"windows": [{"long": "1h", "short": "5m", "burn_rate": 2},
-                      {"long": "1h", "short": "5m", "burn_rate": 3}]},
-         "detectors.sla_burn.windows[1]: repeats another pair"),
+        (
+            {"windows": [{"long": "6h", "short": "5m", "burn_rate": 2}]},
+            "detectors.sla_burn.windows[0].long: '6h' is not a configured window (windows: ['5m', '1h']",
+        ),
+        (
+            {"windows": [{"long": "1h", "short": "30m", "burn_rate": 2}]},
+            "detectors.sla_burn.windows[0].short: '30m' is not a configured window",
+        ),
+        (
+            {"windows": [{"long": "5m", "short": "1h", "burn_rate": 2}]},
+            "detectors.sla_burn.windows[0]: long window '5m' must not be shorter than '1h'",
+        ),
+        (
+            {"channels": ["email"]},
+            "detectors.sla_burn.channels: 'email' has no service_level_target",
+        ),
+        ({"channels": ["fax"]}, "detectors.sla_burn.channels: 'fax' is not a configured channel"),
+        (
+            {
+                "windows": [
+                    {"long": "1h", "short": "5m", "burn_rate": 2},
+                    {"long": "1h", "short": "5m", "burn_rate": 3},
+                ]
+            },
+            "detectors.sla_burn.windows[1]: repeats another pair",
+        ),
     ],
 )
 def test_burn_refusals(block, needle):
@@ -97,33 +122,79 @@ def _threshold(**fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("fields", "needle"),
     [
-        ({"metric": "support_service_level_ratio", "window": "5m", "op": "<", "value": 80},
-         "detectors.thresholds[0].value: 80.0 is outside 0..1; support_service_level_ratio is a ratio"),
-        ({"metric": "support_service_level_ratio", "window": "5m", "op": "<", "value": -0.1},
-         "is outside 0..1"),
-        ({"metric": "support_service_level_ratio", "window": "15m", "op": "<", "value": 0.8},
-         "detectors.thresholds[0].window: '15m' is not a configured window"),
-        ({"metric": "support_service_level_ratio", "op": "<", "value": 0.8},
-         "detectors.thresholds[0].window: support_service_level_ratio is windowed; name a window"),
-        ({"window": "5m"}, "detectors.thresholds[0].window: support_queue_oldest_wait_seconds is a live gauge"),
-        ({"metric": "support_queue_longest_wait"},
-         "detectors.thresholds[0].metric: 'support_queue_longest_wait' is not a gauge of the metric contract"),
-        ({"metric": "support_contacts_abandoned_total"},
-         "detectors.thresholds[0].metric: 'support_contacts_abandoned_total' is a counter"),
-        ({"recover": 90}, "detectors.thresholds[0].recover: 90.0 is on the wrong side; with op '>' it must be at or below value 60.0"),
-        ({"metric": "support_csat_ratio", "window": "1h", "op": "<", "value": 0.7, "recover": 0.6},
-         "detectors.thresholds[0].recover: 0.6 is on the wrong side; with op '<' it must be at or above value 0.7"),
-        ({"metric": "support_abandon_ratio", "window": "1h", "op": ">", "value": 1},
-         "support_abandon_ratio > 1.0 can never fire"),
+        (
+            {"metric": "support_service_level_ratio", "window": "5m", "op": "<", "value": 80},
+            "detectors.thresholds[0].value: 80.0 is outside 0..1; support_service_level_ratio is a ratio",
+        ),
+        (
+            {"metric": "support_service_level_ratio", "window": "5m", "op": "<", "value": -0.1},
+            "is outside 0..1",
+        ),
+        (
+            {"metric": "support_service_level_ratio", "window": "15m", "op": "<", "value": 0.8},
+            "detectors.thresholds[0].window: '15m' is not a configured window",
+        ),
+        (
+            {"metric": "support_service_level_ratio", "op": "<", "value": 0.8},
+            "detectors.thresholds[0].window: support_service_level_ratio is windowed; name a window",
+        ),
+        (
+            {"window": "5m"},
+            "detectors.thresholds[0].window: support_queue_oldest_wait_seconds is a live gauge",
+        ),
+        (
+            {"metric": "support_queue_longest_wait"},
+            "detectors.thresholds[0].metric: 'support_queue_longest_wait' is not a gauge of the metric contract",
+        ),
+        (
+            {"metric": "support_contacts_abandoned_total"},
+            "detectors.thresholds[0].metric: 'support_contacts_abandoned_total' is a counter",
+        ),
+        (
+            {"recover": 90},
+            "detectors.thresholds[0].recover: 90.0 is on the wrong side; with op '>' it must be at or below value 60.0",
+        ),
+        (
+            {
+                "metric": "support_csat_ratio",
+                "window": "1h",
+                "op": "<",
+                "value": 0.7,
+                "recover": 0.6,
+            },
+            "detectors.thresholds[0].recover: 0.6 is on the wrong side; with op '<' it must be at or above value 0.7",
+        ),
+        (
+            {"metric": "support_abandon_ratio", "window": "1h", "op": ">", "value": 1},
+            "support_abandon_ratio > 1.0 can never fire",
+        ),
         ({"op": "<", "value": 0}, "can never fire"),
-        ({"metric": "support_wait_quantile_seconds", "window": "5m"},
-         "detectors.thresholds[0].quantile: set it"),
-        ({"metric": "support_service_level_ratio", "window": "5m", "op": "<", "value": 0.8,
-          "per_queue": True}, "detectors.thresholds[0].per_queue: support_service_level_ratio has no queue label"),
-        ({"min_volume": 5}, "detectors.thresholds[0].min_volume: support_queue_oldest_wait_seconds is not a ratio"),
-        ({"channels": ["email"]}, "detectors.thresholds[0].channels: 'email' has no answer_seconds"),
-        ({"metric": "support_tickets_at_risk", "sla": "first_response", "channels": ["voice"]},
-         "detectors.thresholds[0].channels: 'voice' has no first_response_seconds"),
+        (
+            {"metric": "support_wait_quantile_seconds", "window": "5m"},
+            "detectors.thresholds[0].quantile: set it",
+        ),
+        (
+            {
+                "metric": "support_service_level_ratio",
+                "window": "5m",
+                "op": "<",
+                "value": 0.8,
+                "per_queue": True,
+            },
+            "detectors.thresholds[0].per_queue: support_service_level_ratio has no queue label",
+        ),
+        (
+            {"min_volume": 5},
+            "detectors.thresholds[0].min_volume: support_queue_oldest_wait_seconds is not a ratio",
+        ),
+        (
+            {"channels": ["email"]},
+            "detectors.thresholds[0].channels: 'email' has no answer_seconds",
+        ),
+        (
+            {"metric": "support_tickets_at_risk", "sla": "first_response", "channels": ["voice"]},
+            "detectors.thresholds[0].channels: 'voice' has no first_response_seconds",
+        ),
         ({"sla": "resolution"}, "detectors.thresholds[0].sla: only support_tickets_at_risk"),
         ({"name": "sla_burn"}, "thresholds[0].name: 'sla_burn' is the name of a built-in detector"),
     ],
@@ -141,17 +212,27 @@ def test_threshold_names_must_be_unique():
 @pytest.mark.parametrize(
     ("detectors", "needle"),
     [
-        ({"complaint_spike": {"window": "10m"}},
-         "detectors.complaint_spike.window: '10m' is not a configured window"),
-        ({"complaint_spike": {"timezone": "Mars/Olympus"}},
-         "detectors.complaint_spike.timezone: 'Mars/Olympus' is not an IANA time zone"),
+        (
+            {"complaint_spike": {"window": "10m"}},
+            "detectors.complaint_spike.window: '10m' is not a configured window",
+        ),
+        (
+            {"complaint_spike": {"timezone": "Mars/Olympus"}},
+            "detectors.complaint_spike.timezone: 'Mars/Olympus' is not an IANA time zone",
+        ),
         ({"complaint_spike": {"alpha": 0.7}}, "detectors.complaint_spike.alpha"),
-        ({"backlog_growth": {"horizon": 20, "channels": ["voice"]}},
-         "detectors.backlog_growth.horizon: 20 s is not shorter than voice's answer_seconds 20 s"),
-        ({"backlog_growth": {"window": "2m"}},
-         "detectors.backlog_growth.window: '2m' is not a configured window"),
-        ({"tickets_at_risk": {"channels": ["chat"]}},
-         "detectors.tickets_at_risk.channels: 'chat' has no ticket SLA"),
+        (
+            {"backlog_growth": {"horizon": 20, "channels": ["voice"]}},
+            "detectors.backlog_growth.horizon: 20 s is not shorter than voice's answer_seconds 20 s",
+        ),
+        (
+            {"backlog_growth": {"window": "2m"}},
+            "detectors.backlog_growth.window: '2m' is not a configured window",
+        ),
+        (
+            {"tickets_at_risk": {"channels": ["chat"]}},
+            "detectors.tickets_at_risk.channels: 'chat' has no ticket SLA",
+        ),
         ({"sla_burn": {"typo": 1}}, "detectors.sla_burn.typo: unknown key"),
     ],
 )

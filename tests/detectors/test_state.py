@@ -25,15 +25,28 @@ TICKS = sorted(
     {*range(0, HOURS * 3600 + 1, 60), CUT, CUT - 2 * 3600}
     | {h * 3600 + s for h in range(HOURS) for s in range(3240, 3600 + 240, 10)}
 )
-WAIT = {"name": "long_wait", "metric": "support_queue_oldest_wait_seconds", "op": ">",
-        "value": 60, "recover": 20}
+WAIT = {
+    "name": "long_wait",
+    "metric": "support_queue_oldest_wait_seconds",
+    "op": ">",
+    "value": 60,
+    "recover": 20,
+}
 
 
 def _detectors(**changes: Any) -> dict[str, Any]:
     block: dict[str, Any] = {
         "complaint_spike": {"prior_per_hour": 30},
-        "thresholds": [WAIT, {"name": "wait_tight", "metric": "support_queue_oldest_wait_seconds",
-                              "op": ">", "value": 30, "recover": 10}],
+        "thresholds": [
+            WAIT,
+            {
+                "name": "wait_tight",
+                "metric": "support_queue_oldest_wait_seconds",
+                "op": ">",
+                "value": 30,
+                "recover": 10,
+            },
+        ],
     }
     block.update(changes)
     return block
@@ -69,8 +82,12 @@ def _script(seed: int) -> _Events:
         for channel in ("voice", "chat"):
             lam = (2.0 if 60 <= m < 180 else 0.6) + (6 if m % 97 < 4 else 0)
             for _ in range(poisson(rng, lam)):
-                script.add(m * 60 + rng.uniform(0, 60), "complaint.received", channel,
-                           category=rng.choice(CATEGORIES))
+                script.add(
+                    m * 60 + rng.uniform(0, 60),
+                    "complaint.received",
+                    channel,
+                    category=rng.choice(CATEGORIES),
+                )
     t, last_answer, i = 0.0, 0.0, 0
     while t < HOURS * 3600:
         t += rng.expovariate(1 / 4)
@@ -86,8 +103,17 @@ def _script(seed: int) -> _Events:
 def _key(s: Signal) -> tuple[Any, ...]:
     def f(x: float) -> float | str:
         return "nan" if math.isnan(x) else x
-    return (s.detector, s.channel, s.labels, s.active, f(s.score), f(s.expected),
-            f(s.threshold), s.summary)
+
+    return (
+        s.detector,
+        s.channel,
+        s.labels,
+        s.active,
+        f(s.score),
+        f(s.expected),
+        f(s.threshold),
+        s.summary,
+    )
 
 
 def _rows(suite: DetectorSuite) -> list[tuple[Any, ...]]:
@@ -102,8 +128,9 @@ def _msgpack(state: dict[str, object]) -> Any:
     return msgspec.msgpack.decode(msgspec.msgpack.encode(state))
 
 
-def _run(restored: dict[str, DetectorSuite], feed: Feed, script: _Events
-         ) -> dict[str, list[list[tuple[Any, ...]]]]:
+def _run(
+    restored: dict[str, DetectorSuite], feed: Feed, script: _Events
+) -> dict[str, list[list[tuple[Any, ...]]]]:
     """Feed the rest of the stream; per suite name, the signals of every tick."""
     out: dict[str, list[list[tuple[Any, ...]]]] = {"original": [], **{n: [] for n in restored}}
     for at in [t for t in TICKS if t > CUT]:
@@ -156,8 +183,9 @@ def test_restored_suite_says_exactly_what_the_uninterrupted_one_says() -> None:
     # without the state the verdicts differ: the test would notice a state not restored
     differing = sum(a != b for a, b in zip(out["fresh"], out["original"], strict=True))
     assert differing > 100
-    assert {s[0] for a, b in zip(out["fresh"], out["original"], strict=True)
-            for s in set(a) ^ set(b)} >= {"complaint_spike", "backlog_growth"}
+    assert {
+        s[0] for a, b in zip(out["fresh"], out["original"], strict=True) for s in set(a) ^ set(b)
+    } >= {"complaint_spike", "backlog_growth"}
 
 
 def test_changed_settings_drop_only_that_detectors_state() -> None:
@@ -166,8 +194,10 @@ def test_changed_settings_drop_only_that_detectors_state() -> None:
     _until(feed, script, cut)
     state = _json(feed.suite.export_state())
     changed_wait = {**WAIT, "recover": 25}
-    other = _feed(complaint_spike={"prior_per_hour": 40},
-                  thresholds=[changed_wait, _detectors()["thresholds"][1]])
+    other = _feed(
+        complaint_spike={"prior_per_hour": 40},
+        thresholds=[changed_wait, _detectors()["thresholds"][1]],
+    )
     restored, fresh = _suite(other), _suite(other)
     with capture_logs() as logs:
         restored.restore_state(state)
@@ -187,9 +217,7 @@ def test_changed_settings_drop_only_that_detectors_state() -> None:
         unchanged = [_key(s) for s in same.evaluate(feed.engine, now)]
         # unchanged detectors continue as the uninterrupted suite, changed ones start afresh
         assert [k for k in got if k[0] in kept] == [k for k in original if k[0] in kept]
-        assert [k for k in got if k[0] not in kept] == [
-            k for k in want_fresh if k[0] not in kept
-        ]
+        assert [k for k in got if k[0] not in kept] == [k for k in want_fresh if k[0] not in kept]
         assert unchanged == original
 
 
@@ -206,8 +234,9 @@ def test_unreadable_or_foreign_state_never_raises() -> None:
         suite.restore_state(broken)
         _suite(feed).restore_state({"v": 99, "detectors": {}})
         _suite(feed).restore_state([])  # type: ignore[arg-type]
-    dropped = [(e["detector"], e["reason"][:20]) for e in logs
-               if e["event"] == "detector_state_dropped"]
+    dropped = [
+        (e["detector"], e["reason"][:20]) for e in logs if e["event"] == "detector_state_dropped"
+    ]
     names = [d for d, _ in dropped]
     assert names == ["backlog_growth", "long_wait", "gone", "*", "*"]
     backlog = next(d for d in suite.detectors if d.name == "backlog_growth")

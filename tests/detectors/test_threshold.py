@@ -9,8 +9,12 @@ import pytest
 from monitor.engine.readout import series
 from tests.detectors.detector_streams import Feed, Script, only, pick
 
-WAIT = {"name": "longest_wait", "metric": "support_queue_oldest_wait_seconds", "op": ">",
-        "value": 30}
+WAIT = {
+    "name": "longest_wait",
+    "metric": "support_queue_oldest_wait_seconds",
+    "op": ">",
+    "value": 30,
+}
 
 
 def _run(threshold: dict[str, object], script: Script, until: int) -> dict[int, list]:
@@ -20,7 +24,8 @@ def _run(threshold: dict[str, object], script: Script, until: int) -> dict[int, 
         script.feed(feed, second)
         out[second] = feed.tick(second)
         exported = max(
-            row.value for row in series(feed.engine)
+            row.value
+            for row in series(feed.engine)
             if row.name == "support_queue_oldest_wait_seconds" and row.label("channel") == "voice"
         )
         assert pick(out[second], "longest_wait", "voice").score == exported
@@ -69,8 +74,13 @@ def test_per_queue_signals_carry_the_queue_label():
     ]
 
 
-SL = {"name": "sl_low", "metric": "support_service_level_ratio", "window": "5m", "op": "<",
-      "value": 0.8}
+SL = {
+    "name": "sl_low",
+    "metric": "support_service_level_ratio",
+    "window": "5m",
+    "op": "<",
+    "value": 0.8,
+}
 
 
 def test_one_call_at_zero_service_level_is_not_an_incident():
@@ -101,8 +111,15 @@ def test_min_volume_zero_and_empty_window_is_nan_and_inactive():
 
 
 def test_csat_guard_counts_ratings():
-    cfg = {"name": "csat", "metric": "support_csat_ratio", "window": "1h", "op": "<",
-           "value": 0.7, "min_volume": 4, "channels": ["email"]}
+    cfg = {
+        "name": "csat",
+        "metric": "support_csat_ratio",
+        "window": "1h",
+        "op": "<",
+        "value": 0.7,
+        "min_volume": 4,
+        "channels": ["email"],
+    }
     feed = Feed(only({"thresholds": [cfg]}))
     for i in range(3):
         feed.event("ticket.rated", 10 + i, "email", rating=1)
@@ -114,8 +131,13 @@ def test_csat_guard_counts_ratings():
 
 
 def test_tickets_at_risk_per_sla_threshold():
-    cfg = {"name": "fr_risk", "metric": "support_tickets_at_risk", "sla": "first_response",
-           "op": ">=", "value": 2}
+    cfg = {
+        "name": "fr_risk",
+        "metric": "support_tickets_at_risk",
+        "sla": "first_response",
+        "op": ">=",
+        "value": 2,
+    }
     feed = Feed(only({"thresholds": [cfg]}))
     feed.event("ticket.created", 0, "email", ticket_id="t1")
     feed.event("ticket.created", 1, "email", ticket_id="t2")

@@ -24,13 +24,13 @@ from monitor.sources.mqtt import MqttSource
 from tests.integration.test_brokers_kafka import (
     LiveEngine,
     Scenario,
-    _free_port,
     assert_counters_match,
     bad_lines,
     processed,
     replay_samples,
     wait_for,
 )
+from tests.processes import free_port
 from tests.support import settings as make_settings
 
 pytestmark = pytest.mark.mqtt
@@ -40,8 +40,14 @@ MOSQUITTO_SH = REPO / "deploy" / "local" / "mosquitto.sh"
 
 
 def mqtt_settings(host: str, port: int, prefix: str, **mqtt: Any) -> Any:
-    options = {"host": host, "port": port, "topics": [f"{prefix}/#"],
-               "client_id": f"test-{uuid.uuid4().hex[:10]}", "reconnect_max_seconds": 1, **mqtt}
+    options = {
+        "host": host,
+        "port": port,
+        "topics": [f"{prefix}/#"],
+        "client_id": f"test-{uuid.uuid4().hex[:10]}",
+        "reconnect_max_seconds": 1,
+        **mqtt,
+    }
     return make_settings(sources={"mqtt": options, "simulator": {"enabled": False}})
 
 
@@ -52,7 +58,10 @@ def mosquitto_pub(host: str, port: int, topic: str, lines: list[str]) -> None:
         pytest.skip("mosquitto_pub not found; run deploy/local/install.sh")
     subprocess.run(
         [exe, "-h", host, "-p", str(port), "-q", "1", "-t", topic, "-l"],
-        input="".join(f"{line}\n" for line in lines), text=True, check=True, timeout=120,
+        input="".join(f"{line}\n" for line in lines),
+        text=True,
+        check=True,
+        timeout=120,
     )
 
 
@@ -71,9 +80,23 @@ class DeadLetterReader:
         exe = shutil.which("mosquitto_sub")
         assert exe is not None
         self.proc = subprocess.Popen(
-            [exe, "-h", host, "-p", str(port), "-q", "1", "-t", topic, "-C", str(count),
-             "-W", "120"],
-            stdout=subprocess.PIPE, text=True,
+            [
+                exe,
+                "-h",
+                host,
+                "-p",
+                str(port),
+                "-q",
+                "1",
+                "-t",
+                topic,
+                "-C",
+                str(count),
+                "-W",
+                "120",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
     def records(self) -> list[dict[str, Any]]:
@@ -112,8 +135,12 @@ async def test_mosquitto_pub_exact_counters_and_dead_letters(mqtt_address, tmp_p
     expected = await replay_samples(everything, settings, tmp_path)
     assert_counters_match(expected, live.engine, live.stats, "mqtt")
     rejected = {reason: n for (_, reason), n in live.stats.rejected.items() if n}
-    assert rejected == {"invalid_json": 1, "wrong_type": 1, "unknown_channel": 1,
-                        "unknown_queue": 200}
+    assert rejected == {
+        "invalid_json": 1,
+        "wrong_type": 1,
+        "unknown_channel": 1,
+        "unknown_queue": 200,
+    }
     assert set(live.engine.channels["voice"].queues) == {"billing", "tech"}
     letters = await asyncio.to_thread(reader.records)
     assert len(letters) == len(bad)
@@ -125,12 +152,13 @@ async def test_mosquitto_pub_exact_counters_and_dead_letters(mqtt_address, tmp_p
 @pytest.fixture
 def private_mosquitto(mqtt_address, tmp_path) -> Iterator[tuple[int, Callable[[str], None]]]:
     """A Mosquitto of our own (own run dir and port) that the test may stop and start."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SUPPORT_MONITOR_RUN": str(tmp_path / "run"), "MQTT_PORT": str(port)}
 
     def mosquitto_sh(command: str) -> None:
-        subprocess.run([str(MOSQUITTO_SH), command], env=env, check=True, timeout=60,
-                       capture_output=True)
+        subprocess.run(
+            [str(MOSQUITTO_SH), command], env=env, check=True, timeout=60, capture_output=True
+        )
 
     mosquitto_sh("start")
     try:

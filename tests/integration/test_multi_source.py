@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +17,7 @@ from monitor.config import parse_settings
 from monitor.replay import replay
 from monitor.sources.publish import publish_simulation
 from tests.conftest_services import create_kafka_topic, unique_topic_name
-from tests.monitor.test_daemon import _free_port
+from tests.processes import free_port, start_daemon
 from tests.support import EVENT_ONLY, samples
 
 COUNTERS = EVENT_ONLY
@@ -35,21 +33,31 @@ async def test_kafka_and_mqtt_feed_one_engine(
     topic = unique_topic_name("multi")
     create_kafka_topic(kafka_bootstrap, topic, partitions=2)
     prefix = f"test/{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({
-        "sources": {
-            "kafka": {"bootstrap_servers": kafka_bootstrap, "topics": [topic],
-                      "group_id": f"g-{topic}"},
-            "mqtt": {"host": mqtt_address[0], "port": mqtt_address[1],
-                     "topics": [f"{prefix}/#"], "client_id": f"c-{topic}"},
-        },
-    }), encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--config", str(config),
-         "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    config.write_text(
+        yaml.safe_dump(
+            {
+                # the published simulation runs 900 s of event time ahead of the wall clock
+                "ingest": {"max_clock_skew": "1h"},
+                "sources": {
+                    "kafka": {
+                        "bootstrap_servers": kafka_bootstrap,
+                        "topics": [topic],
+                        "group_id": f"g-{topic}",
+                    },
+                    "mqtt": {
+                        "host": mqtt_address[0],
+                        "port": mqtt_address[1],
+                        "topics": [f"{prefix}/#"],
+                        "client_id": f"c-{topic}",
+                    },
+                },
+            }
+        ),
+        encoding="utf-8",
     )
+    proc = start_daemon(config, f"127.0.0.1:{port}")
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -64,8 +72,13 @@ async def test_kafka_and_mqtt_feed_one_engine(
         settings = parse_settings({"sources": {"simulator": {"speed": 600, "seed": 11}}})
         published: list[bytes] = []
         sent = await publish_simulation(
-            settings.channels, settings.sources.simulator, kafka=kafka_bootstrap,
-            mqtt=mqtt_address, kafka_topic=topic, mqtt_prefix=prefix, duration=900,
+            settings.channels,
+            settings.sources.simulator,
+            kafka=kafka_bootstrap,
+            mqtt=mqtt_address,
+            kafka_topic=topic,
+            mqtt_prefix=prefix,
+            duration=900,
             record=published,
         )
         assert sent["kafka"] > 20
@@ -73,17 +86,23 @@ async def test_kafka_and_mqtt_feed_one_engine(
         text = ""
         while time.monotonic() < deadline + 60:
             text = httpx.get(f"{url}/metrics", timeout=5).text
-            applied = {k[1]: v for k, v in samples(text).items()
-                       if k[0] == "support_monitor_events_total"}
-            by_source = {s: sum(v for lbl, v in applied.items() if ("source", s) in lbl)
-                         for s in ("kafka", "mqtt")}
+            applied = {
+                k[1]: v for k, v in samples(text).items() if k[0] == "support_monitor_events_total"
+            }
+            by_source = {
+                s: sum(v for lbl, v in applied.items() if ("source", s) in lbl)
+                for s in ("kafka", "mqtt")
+            }
             if by_source == {"kafka": sent["kafka"], "mqtt": sent["mqtt"]}:
                 break
             time.sleep(0.5)
         else:
             raise AssertionError(f"applied {by_source}, sent {dict(sent)}")
-        rejected = [v for k, v in samples(text).items()
-                    if k[0] == "support_monitor_events_rejected_total" and v]
+        rejected = [
+            v
+            for k, v in samples(text).items()
+            if k[0] == "support_monitor_events_rejected_total" and v
+        ]
         assert rejected == []
         events = tmp_path / "published.jsonl"
         # replay in event-time order: the two brokers deliver in their own order

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import CONFIG, Stream, samples
+from tests.support import CONFIG, T0, Stream, samples
 
 EXE = [sys.executable, "-m", "monitor"]
 
@@ -130,3 +130,115 @@ def test_dashboards_build_writes_the_committed_files(tmp_path: Path) -> None:
     assert written == sorted(p.name for p in committed.glob("*.json"))
     for name in written:
         assert (tmp_path / name).read_bytes() == (committed / name).read_bytes()
+
+
+def test_check_config_lists_every_problem_with_one_path_style(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        """
+windows: [5m, 1h30m]
+channels:
+  voice: {answer_seconds: 20, short_abandon_seconds: 30}
+alerts:
+  rules:
+    - {alert: A, detector: longest_wait, for: -5s, keep_firing_for: 1h30m}
+    - {alert: B, detector: longest_wait, for: 1.5h}
+""",
+        encoding="utf-8",
+    )
+    result = cli("check-config", str(bad), check=False)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        (
+            f"config error: {bad}: channels.voice.short_abandon_seconds: 30 s is above "
+            "answer_seconds 20 s: the short-abandon class would swallow every in-SLA abandon and "
+            "some breached ones, and take them out of the service level"
+        ),
+        "  alerts.rules[0].for: a duration must not be negative (got -5s)",
+        (
+            "  alerts.rules[1].for: '1.5h' is not a duration; use seconds (e.g. 90) or "
+            "Prometheus' duration syntax (e.g. '30s', '5m', '1h30m', '1d2h3m4s5ms'; units y, w, "
+            "d, h, m, s, ms, largest first, each once)"
+        ),
+    ]
+
+
+def test_check_config_refuses_an_unreadable_secret_file_without_its_content(
+    tmp_path: Path,
+) -> None:
+    secret = "xoxb-Hq83-not-to-be-shown"
+    token = tmp_path / "token"
+    token.write_bytes(secret.encode() + b"\xff\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"""
+notifiers:
+  receivers:
+    pager: {{type: slack, webhook_url_file: {tmp_path / "missing"}}}
+  alertmanager: {{urls: ["http://127.0.0.1:9093"], bearer_token_file: {token}}}
+""",
+        encoding="utf-8",
+    )
+    result = cli("check-config", str(config), check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        (
+            f"config error: {config}: notifiers.receivers.pager.webhook_url_file: cannot read "
+            f"{tmp_path / 'missing'}: No such file or directory"
+        ),
+        f"  notifiers.alertmanager.bearer_token_file: {token} is not UTF-8 text (byte 25)",
+    ]
+    assert secret not in result.stdout + result.stderr
+    token.write_text(secret + "\n", encoding="utf-8")
+    (tmp_path / "missing").write_text("https://hooks.slack.example/T0/B0/x\n", encoding="utf-8")
+    assert cli("check-config", str(config)).stdout.startswith(f"{config}: ok")
+
+
+def test_check_config_names_the_file_of_a_yaml_error(tmp_path: Path) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users: [admin\n", encoding="utf-8")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"exporter: {{web_config_file: {web}}}\n", encoding="utf-8")
+    result = cli("check-config", str(config), check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"config error: {config}: exporter.web_config_file: {web}: not valid YAML at line 2, "
+        "column 1"
+    )
+    assert "<unicode string>" not in result.stderr
+    assert "admin" not in result.stderr  # the text of the line is not shown
+
+
+def test_replay_labels_a_compound_window_by_its_name(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**CONFIG, "windows": ["5m", "1h30m"]}), encoding="utf-8")
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="a")
+    s.add("contact.answered", 100, "voice", contact_id="a")  # 100 s wait: not in SLA (T = 20 s)
+    s.add("contact.queued", 4395, "voice", queue="billing", contact_id="b")
+    s.add("contact.answered", 4400, "voice", contact_id="b")  # 5 s wait: in SLA
+    events = tmp_path / "e.jsonl"
+    events.write_text(s.text(), encoding="utf-8")
+    got = samples(
+        cli("replay", str(events), "--config", str(config), "--until", str(T0 + 4600)).stdout
+    )
+    voice = ("channel", "voice")
+    # At 4600 s the 5m window holds b only; 1h30m (5400 s) reaches back to -800 s and holds both.
+    # Read as 1h (3600 s) it would hold b only and show 1.0.
+    assert got["support_service_level_ratio", (voice, ("window", "5m"))] == 1.0
+    assert got["support_service_level_ratio", (voice, ("window", "1h30m"))] == 0.5
+    assert not [key for key in got if ("window", "1h") in key[1]]
+
+
+def test_simulate_takes_prometheus_durations_and_refuses_others(tmp_path: Path) -> None:
+    out = tmp_path / "sim.jsonl"
+    cli("simulate", "--out", str(out), "--duration", "1m30s", "--start", str(T0))
+    times = [json.loads(line)["ts"] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert times
+    assert max(times) < "2026-03-02T09:01:30"  # [09:00:00, 09:01:30)
+    assert max(times) >= "2026-03-02T09:01:00"  # a 60 s span would have ended here
+    result = cli("simulate", "--out", str(out), "--duration", "1.5h", check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --duration: '1.5h' is not a duration; ")
+    assert "Traceback" not in result.stderr

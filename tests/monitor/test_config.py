@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-from monitor.config import ConfigError, load_settings, parse_settings
+from detectors.config import resolve_window
+from monitor.config import SECRET_FILE_MAX_BYTES, ConfigError, load_settings, parse_settings
+from monitor.durations import parse_duration
 
 
 def _error(data: dict[str, object]) -> str:
@@ -40,15 +45,28 @@ channels:
     [
         ({"channels": {"voice": {"answer_secs": 20}}}, "channels.voice.answer_secs: unknown key"),
         ({"channels": {"voice": {"answer_seconds": "soon"}}}, "channels.voice.answer_seconds"),
-        ({"channels": {"voice": {"answer_seconds": -5}}}, "must not be negative"),
-        ({"channels": {"voice": {"answer_seconds": 0}}}, "answer_seconds must be greater than 0"),
+        (
+            {"channels": {"voice": {"answer_seconds": -5}}},
+            "channels.voice.answer_seconds: a duration must not be negative (got -5)",
+        ),
+        (
+            {"channels": {"voice": {"answer_seconds": "-5s"}}},
+            "channels.voice.answer_seconds: a duration must not be negative (got -5s)",
+        ),
+        (
+            {"channels": {"voice": {"answer_seconds": 0}}},
+            "channels.voice.answer_seconds: must be greater than 0",
+        ),
         (
             {"channels": {"voice": {"answer_seconds": 20, "service_level_target": 1.2}}},
             "channels.voice.service_level_target",
         ),
         (
             {"channels": {"email": {"first_response_warning_seconds": 60}}},
-            "the warning could never fire",
+            (
+                "channels.email.first_response_warning_seconds: is set but "
+                "first_response_seconds is not: the warning could never fire"
+            ),
         ),
         (
             {
@@ -56,13 +74,16 @@ channels:
                     "email": {"first_response_seconds": 60, "first_response_warning_seconds": 60}
                 }
             },
-            "must be shorter than first_response_seconds",
+            (
+                "channels.email.first_response_warning_seconds: must be shorter than "
+                "first_response_seconds"
+            ),
         ),
         ({"windows": ["5 minutes"]}, "windows: '5 minutes' is not a duration"),
         ({"windows": ["5m", "300s"]}, "repeats another window"),
         (
             {"channels": {"voice": {"answer_seconds": 20, "queues": ["a b"]}}},
-            "channels.voice.queues.0",
+            "channels.voice.queues[0]: String should match pattern",
         ),
         ({"unknown": 1}, "unknown: unknown key"),
         ({"channels": {}}, "declare at least one channel"),
@@ -70,6 +91,235 @@ channels:
 )
 def test_errors_name_key_and_problem(data: dict[str, object], needle: str) -> None:
     assert needle in _error(data)
+
+
+# ---------------------------------------------------------------------- durations
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1h30m", 5400.0),
+        ("1d2h3m4s5ms", 86400 + 7200 + 180 + 4 + 0.005),
+        ("1w", 7 * 86400.0),
+        ("1y", 365 * 86400.0),
+        ("2w3d", 17 * 86400.0),
+        ("1m5s", 65.0),
+        ("5ms", 0.005),
+        ("1s500ms", 1.5),
+        ("90", 90.0),
+        ("90.5", 90.5),
+        ("0", 0.0),
+        ("0s", 0.0),
+        (20, 20.0),
+        (90.5, 90.5),
+    ],
+)
+def test_durations_accept_prometheus_syntax_and_plain_seconds(text: object, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds, abs=1e-9)
+    assert parse_settings({"alerts": {"resolved_retention": text}}).alerts.resolved_retention == (
+        pytest.approx(seconds, abs=1e-9)
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["1.5h", "5 m", " 5m", "1m1h", "1s1s", "1h 30m", "", "ms", "5M", "1mo", "-", "--5s"]
+)
+def test_durations_refuse_what_prometheus_refuses(text: str) -> None:
+    message = _error({"channels": {"voice": {"answer_seconds": text}}})
+    assert message.startswith(f"channels.voice.answer_seconds: {text!r} is not a duration; ")
+    assert "'1h30m'" in message  # the hint shows the compound form
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(-5, "-5"), ("-5", "-5"), ("-5s", "-5s"), ("-1h30m", "-1h30m"), (-0.5, "-0.5")],
+)
+def test_negative_durations_say_so_as_written(value: object, shown: str) -> None:
+    assert _error({"channels": {"voice": {"answer_seconds": value}}}) == (
+        f"channels.voice.answer_seconds: a duration must not be negative (got {shown})"
+    )
+
+
+@pytest.mark.parametrize(("value", "shown"), [(math.inf, "inf"), (math.nan, "nan")])
+def test_non_finite_durations_are_refused(value: float, shown: str) -> None:
+    assert _error({"ingest": {"allowed_lateness": value}}) == (
+        f"ingest.allowed_lateness: a duration must be a finite number of seconds (got {shown})"
+    )
+
+
+def test_compound_window_keeps_its_name_as_the_label() -> None:
+    settings = parse_settings({"windows": ["5m", "1h30m"]})
+    assert settings.windows == ("5m", "1h30m")
+    assert settings.window_seconds == {"5m": 300.0, "1h30m": 5400.0}
+    assert resolve_window("longest", settings.windows) == "1h30m"
+    assert "windows: '90m' repeats another window" in _error({"windows": ["1h30m", "90m"]})
+
+
+# ---------------------------------------------------------------------- cross-checks
+
+
+def test_short_abandon_above_answer_is_refused() -> None:
+    message = _error({"channels": {"voice": {"answer_seconds": 20, "short_abandon_seconds": 30}}})
+    assert message == (
+        "channels.voice.short_abandon_seconds: 30 s is above answer_seconds 20 s: the "
+        "short-abandon class would swallow every in-SLA abandon and some breached ones, and take "
+        "them out of the service level"
+    )
+    equal = {"voice": {"answer_seconds": 20, "short_abandon_seconds": 20}}
+    assert parse_settings({"channels": equal}).channels["voice"].short_abandon_seconds == 20
+
+
+def test_one_window_means_a_single_window_burn_rate_unless_pairs_are_configured() -> None:
+    settings = parse_settings({"windows": ["5m"]})
+    pairs = settings.detectors.sla_burn.windows
+    assert {
+        (resolve_window(p.long, settings.windows), resolve_window(p.short, settings.windows))
+        for p in pairs
+    } == {("5m", "5m")}
+    one_pair = {"sla_burn": {"windows": [{"long": "longest", "short": "shortest", "burn_rate": 2}]}}
+    assert _error({"windows": ["5m"], "detectors": one_pair}).startswith(
+        "detectors.sla_burn.windows[0].short: 'shortest' is the same window as long 'longest' "
+        "('5m'): a burn-rate pair needs two distinct windows"
+    )
+    same = {"sla_burn": {"windows": [{"long": "1h", "short": "1h", "burn_rate": 2}]}}
+    assert _error({"detectors": same}).startswith(
+        "detectors.sla_burn.windows[0].short: '1h' is the same window as long '1h'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (
+            {"alerts": {"rules": [{"alert": "A", "detector": "longest_wait", "for": "-5s"}]}},
+            "alerts.rules[0].for: a duration must not be negative (got -5s)",
+        ),
+        (
+            {"alerts": {"rules": [{"alert": "A", "detector": "nope"}]}},
+            "alerts.rules[0].detector: unknown detector 'nope'",
+        ),
+        (
+            {
+                "detectors": {
+                    "thresholds": [{"name": "sla_burn", "metric": "x", "op": ">", "value": 1}]
+                }
+            },
+            "detectors.thresholds[0].name: 'sla_burn' is the name of a built-in detector",
+        ),
+        (
+            {"notifiers": {"receivers": {"pager": {"type": "slack", "timeout": "-1s"}}}},
+            "notifiers.receivers.pager.timeout: a duration must not be negative (got -1s)",
+        ),
+        (
+            {"notifiers": {"alertmanager": {"urls": ["http://127.0.0.1:9093", "nope"]}}},
+            "notifiers.alertmanager.urls[1]: ",
+        ),
+        (
+            {"notifiers": {"routes": [{"receiver": "x", "match_re": {"team": "("}}]}},
+            "notifiers.routes[0].match_re.team: bad regular expression",
+        ),
+    ],
+)
+def test_paths_are_written_one_way(data: dict[str, object], line: str) -> None:
+    message = _error(data)
+    assert line in message
+    assert not re.search(r"\.\d+[.:]", message), message  # no ``rules.0.for`` style anywhere
+    assert ".slack." not in message  # the union tag is not a key of the file
+
+
+# ---------------------------------------------------------------------- files named by the config
+
+
+def _receiver_file(tmp_path: Path, key: str, path: Path) -> Path:
+    receiver: dict[str, str] = {
+        "webhook_url_file": {"type": "slack"},
+        "url_file": {"type": "webhook"},
+        "bearer_token_file": {"type": "webhook", "url": "http://127.0.0.1:9/x"},
+    }[key]
+    receiver[key] = str(path)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump({"notifiers": {"receivers": {"pager": receiver}}}), encoding="utf-8"
+    )
+    return config
+
+
+def _load_error(config: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    return str(info.value)
+
+
+def test_unreadable_secret_files_are_refused_with_key_and_reason(tmp_path: Path) -> None:
+    secret = "hooks-Xq7-secret-token"
+    missing = tmp_path / "missing"
+    assert _load_error(_receiver_file(tmp_path, "webhook_url_file", missing)) == (
+        f"notifiers.receivers.pager.webhook_url_file: cannot read {missing}: "
+        "No such file or directory"
+    )
+    empty = tmp_path / "empty"
+    empty.write_text(" \n", encoding="utf-8")
+    assert _load_error(_receiver_file(tmp_path, "bearer_token_file", empty)) == (
+        f"notifiers.receivers.pager.bearer_token_file: {empty} is empty"
+    )
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff" + secret.encode())
+    message = _load_error(_receiver_file(tmp_path, "bearer_token_file", binary))
+    assert (
+        message
+        == f"notifiers.receivers.pager.bearer_token_file: {binary} is not UTF-8 text (byte 0)"
+    )
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (SECRET_FILE_MAX_BYTES + 1))
+    assert _load_error(_receiver_file(tmp_path, "url_file", big)) == (
+        f"notifiers.receivers.pager.url_file: {big} is larger than 65536 bytes: not a secret value"
+    )
+    assert _load_error(_receiver_file(tmp_path, "url_file", tmp_path)) == (
+        f"notifiers.receivers.pager.url_file: cannot read {tmp_path}: Is a directory"
+    )
+    good = tmp_path / "good"
+    good.write_text(f"https://hooks.slack.example/{secret}\n", encoding="utf-8")
+    settings = load_settings(_receiver_file(tmp_path, "webhook_url_file", good))
+    assert settings.notifiers.receivers["pager"].webhook_url_file == good  # type: ignore[union-attr]
+
+
+def test_every_file_setting_is_checked_and_all_problems_are_listed(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "sources": {"mqtt": {"tls": True, "ca_file": str(tmp_path / "ca.pem")}},
+                "notifiers": {"alertmanager": {"bearer_token_file": str(tmp_path / "token")}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert _load_error(config).splitlines() == [
+        f"sources.mqtt.ca_file: cannot read {tmp_path / 'ca.pem'}: No such file or directory",
+        (
+            f"notifiers.alertmanager.bearer_token_file: cannot read {tmp_path / 'token'}: "
+            "No such file or directory"
+        ),
+    ]
+    (tmp_path / "ca.pem").write_text("not checked as a certificate here\n", encoding="utf-8")
+    (tmp_path / "token").write_text("t0ken\n", encoding="utf-8")
+    assert load_settings(config).sources.mqtt is not None
+
+
+def test_yaml_errors_name_the_file_not_a_unicode_string(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("windows: [5m\n", encoding="utf-8")
+    message = _load_error(config)
+    assert message.startswith(f"{config}: not valid YAML at line 2, column 1")
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users: [x\n", encoding="utf-8")
+    config.write_text(f"exporter: {{web_config_file: {web}}}\n", encoding="utf-8")
+    message = _load_error(config)
+    assert message.startswith(
+        f"exporter.web_config_file: {web}: not valid YAML at line 2, column 1"
+    ), message
+    assert "<unicode string>" not in message
 
 
 def test_env_overrides_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from monitor.events import ContactQueued, EventError, Reject, TicketCreated, decode, json_schema
+from monitor.events import (
+    ContactAnswered,
+    ContactQueued,
+    EventError,
+    Reject,
+    TicketCreated,
+    decode,
+    json_schema,
+)
 
 OK = {
     "event_id": "e1",
@@ -54,6 +63,19 @@ def test_valid_event_with_offset_and_unknown_fields() -> None:
         (_with(type="ticket.rated", rating=6), Reject.INVALID_VALUE),
         (_with(type="ticket.rated", rating="5"), Reject.WRONG_TYPE),
         (_with(type="ticket.created", ticket_id="t", priority="asap"), Reject.INVALID_VALUE),
+        (_with(priority=2**63), Reject.INVALID_VALUE),
+        (_with(priority=2**31), Reject.INVALID_VALUE),
+        (_with(priority=-(2**31) - 1), Reject.INVALID_VALUE),
+        (_with(priority=1.5), Reject.WRONG_TYPE),
+        (_with(type="contact.answered", agent_id="a" * 257), Reject.INVALID_VALUE),
+        (_with(type="contact.answered", agent_id=""), Reject.INVALID_VALUE),
+        (
+            _with(type="ticket.responded", ticket_id="t", agent_id="a" * 60_000),
+            Reject.INVALID_VALUE,
+        ),
+        (_with(type="ticket.created", ticket_id="t", tags=["x" * 129]), Reject.INVALID_VALUE),
+        (_with(type="ticket.created", ticket_id="t", tags=["x"] * 10_001), Reject.INVALID_VALUE),
+        (_with(type="ticket.created", ticket_id="t", tags=[1]), Reject.WRONG_TYPE),
     ],
 )
 def test_reject_reasons(raw: bytes, reason: Reject) -> None:
@@ -87,3 +109,59 @@ def test_ticket_tags_and_schema_covers_every_type() -> None:
         "complaint.received",
     ):
         assert f'"{name}"' in schema
+
+
+def test_invalid_utf8_inside_a_string_is_invalid_json() -> None:
+    # The reported 120-byte event: 0xC3 0x28 is a lead byte followed by a non-continuation byte.
+    raw = (
+        b'{"event_id":"e-utf8","type":"ticket.solved","ts":"2026-01-01T10:00:00Z",'
+        b'"channel":"email","ticket_id":"\xc3\x28","pad":"xxxx"}'
+    )
+    assert len(raw) == 120
+    assert _reason(raw) == Reject.INVALID_JSON
+    # in an unknown field, in a key, and a lone surrogate in a str input
+    assert _reason(_with().replace(b"{", b'{"x":"\xff",', 1)) == Reject.INVALID_JSON
+    assert _reason(_with().replace(b"{", b'{"\xed\xa0\x80":1,', 1)) == Reject.INVALID_JSON
+    assert _reason(_with().decode().replace("{", '{"x":"\ud800",', 1)) == Reject.INVALID_JSON  # type: ignore[arg-type]
+
+
+def test_deep_nesting_is_invalid_json_not_a_recursion_error() -> None:
+    raw = b'{"x":' + b"[" * 1000 + b"]" * 1000 + b',"event_id":"e"}'
+    assert 2000 < len(raw) < 2100
+    assert _reason(raw) == Reject.INVALID_JSON
+    assert _reason(b"[" * 60_000) == Reject.WRONG_TYPE  # not an object: judged at byte 1
+    assert _reason(b'{"x":' + b"[" * 60_000) == Reject.INVALID_JSON
+    assert _reason(b'{"a":' * 13_000) == Reject.INVALID_JSON
+    # 50 levels in an unknown field are fine
+    event = decode(_with().replace(b"{", b'{"x":' + b"[" * 50 + b"]" * 50 + b",", 1), 65536)
+    assert isinstance(event, ContactQueued)
+
+
+def test_field_bounds_at_their_edges_are_accepted() -> None:
+    for priority in (-(2**31), 0, 2**31 - 1):
+        event = decode(_with(priority=priority), 65536)
+        assert isinstance(event, ContactQueued)
+        assert event.priority == priority
+    answered = decode(_with(type="contact.answered", agent_id="a" * 256), 65536)
+    assert isinstance(answered, ContactAnswered)
+    assert answered.agent_id == "a" * 256
+    created = decode(
+        _with(type="ticket.created", ticket_id="t", tags=["x" * 128] * 64), 65536, max_tags=64
+    )
+    assert isinstance(created, TicketCreated)
+    assert len(created.tags) == 64
+
+
+def test_more_tags_than_max_tags_is_invalid_value() -> None:
+    raw = _with(type="ticket.created", ticket_id="t", tags=["a"] * 65)
+    with pytest.raises(EventError) as info:
+        decode(raw, 65536, max_tags=64)
+    assert info.value.reason == Reject.INVALID_VALUE
+    assert "65 tags > ingest.max_tags 64" in info.value.detail
+    assert len(decode(raw, 65536).tags) == 65  # type: ignore[union-attr]  # no max_tags given
+
+
+def test_every_reject_reason_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `") for line in doc.splitlines() if line.startswith("| `")}
+    assert {r.value for r in Reject} <= rows

@@ -18,7 +18,7 @@ from monitor.config import parse_settings
 from monitor.engine.engine import Engine
 from monitor.reload import Reloader
 from monitor.stats import DaemonStats
-from tests.monitor.test_daemon import _free_port
+from tests.processes import free_port
 from tests.support import CONFIG
 
 
@@ -74,14 +74,24 @@ class _Lines:
 def test_running_daemon_reloads_on_change_and_sighup_and_survives_a_bad_file(
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     path = tmp_path / "c.yaml"
     data = {**json.loads(json.dumps(CONFIG)), "sources": {"simulator": {"speed": 10}}}
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--config", str(path),
-         "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "run",
+            "--config",
+            str(path),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     log = _Lines(proc)
     try:

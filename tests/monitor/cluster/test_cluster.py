@@ -29,7 +29,8 @@ import yaml
 from monitor.config import parse_settings
 from monitor.replay import replay
 from tests.conftest_services import delete_kafka_topics
-from tests.monitor.cluster.test_durable_node import Node, _free_port, _produce, _wait
+from tests.monitor.cluster.test_durable_node import Node, _produce, _wait
+from tests.processes import free_port
 from tests.support import EVENT_ONLY, samples
 
 pytestmark = pytest.mark.kafka
@@ -41,14 +42,20 @@ COUNTERS = EVENT_ONLY
 
 def _config() -> dict[str, Any]:
     channels: dict[str, Any] = {
-        ch: {"answer_seconds": 20, "short_abandon_seconds": 5, "service_level_target": 0.8,
-             "queues": ["a", "b"]}
+        ch: {
+            "answer_seconds": 20,
+            "short_abandon_seconds": 5,
+            "service_level_target": 0.8,
+            "queues": ["a", "b"],
+        }
         for ch in CONTACT_CHANNELS
     }
-    channels.update({
-        ch: {"first_response_seconds": 3600, "resolution_seconds": 86400, "queues": ["default"]}
-        for ch in TICKET_CHANNELS
-    })
+    channels.update(
+        {
+            ch: {"first_response_seconds": 3600, "resolution_seconds": 86400, "queues": ["default"]}
+            for ch in TICKET_CHANNELS
+        }
+    )
     return {"windows": ["5m", "1h"], "channels": channels}
 
 
@@ -153,8 +160,11 @@ def _totals(nodes: list[Node]) -> tuple[dict[Any, float], Counter[Any]]:
 
 
 def test_three_replicas_sigkill_and_join(
-    kafka_bootstrap: str, make_kafka_topic: Callable[..., str], tmp_path: Path,
-    nodes: list[Node], hook: Hook,
+    kafka_bootstrap: str,
+    make_kafka_topic: Callable[..., str],
+    tmp_path: Path,
+    nodes: list[Node],
+    hook: Hook,
 ) -> None:
     topic = make_kafka_topic(partitions=6, prefix="cluster")
     group = f"cluster-{uuid.uuid4().hex[:8]}"
@@ -162,27 +172,46 @@ def test_three_replicas_sigkill_and_join(
 
     def start(name: str) -> Node:
         config = tmp_path / f"{name}.yaml"
-        config.write_text(yaml.safe_dump({
-            **base,
-            "sources": {
-                "simulator": {"enabled": False},
-                "kafka": {"bootstrap_servers": kafka_bootstrap, "topics": [topic],
-                          "group_id": group, "max_batch": 50, "poll_timeout": 0.2,
-                          "reconnect_max_seconds": 2},
-            },
-            "exporter": {"listen": f"127.0.0.1:{_free_port()}", "tick_seconds": 0.25},
-            "logging": {"format": "json"},
-            "cluster": {"enabled": True, "snapshot_interval": 0.5},
-            "detectors": {"thresholds": [
-                {"name": "waiting", "metric": "support_queue_waiting", "op": ">", "value": 0},
-            ]},
-            "alerts": {"rules": [{"alert": "ContactsWaiting", "detector": "waiting"}]},
-            "notifiers": {
-                "receivers": {"hook": {"type": "webhook", "url": hook.url,
-                                       "repeat_interval": "1h"}},
-                "routes": [{"receiver": "hook", "group_by": ["alertname", "channel", "queue"]}],
-            },
-        }))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    **base,
+                    "sources": {
+                        "simulator": {"enabled": False},
+                        "kafka": {
+                            "bootstrap_servers": kafka_bootstrap,
+                            "topics": [topic],
+                            "group_id": group,
+                            "max_batch": 50,
+                            "poll_timeout": 0.2,
+                            "reconnect_max_seconds": 2,
+                        },
+                    },
+                    "exporter": {"listen": f"127.0.0.1:{free_port()}", "tick_seconds": 0.25},
+                    "logging": {"format": "json"},
+                    "cluster": {"enabled": True, "snapshot_interval": 0.5},
+                    "detectors": {
+                        "thresholds": [
+                            {
+                                "name": "waiting",
+                                "metric": "support_queue_waiting",
+                                "op": ">",
+                                "value": 0,
+                            },
+                        ]
+                    },
+                    "alerts": {"rules": [{"alert": "ContactsWaiting", "detector": "waiting"}]},
+                    "notifiers": {
+                        "receivers": {
+                            "hook": {"type": "webhook", "url": hook.url, "repeat_interval": "1h"}
+                        },
+                        "routes": [
+                            {"receiver": "hook", "group_by": ["alertname", "channel", "queue"]}
+                        ],
+                    },
+                }
+            )
+        )
         node = Node(config, tmp_path, name)
         nodes.append(node)
         return node
@@ -197,9 +226,14 @@ def test_three_replicas_sigkill_and_join(
 
         a, b, c = start("a"), start("b"), start("c")
         live = [a, b, c]
-        _wait(lambda: sorted(_served(live).values()) == [1] * 6
-              and all(sum(_served([n]).values()) == 2 for n in live), 60,
-              "6 partitions served once, 2 by each of the 3 replicas")
+        _wait(
+            lambda: (
+                sorted(_served(live).values()) == [1] * 6
+                and all(sum(_served([n]).values()) == 2 for n in live)
+            ),
+            60,
+            "6 partitions served once, 2 by each of the 3 replicas",
+        )
         chunks = 12
         size = -(-len(events) // chunks)
         parts = [events[i : i + size] for i in range(0, len(events), size)]
@@ -207,9 +241,12 @@ def test_three_replicas_sigkill_and_join(
             _produce(kafka_bootstrap, topic, part)
             time.sleep(0.6)
         # The victim owns partitions and has applied events of them.
-        victim = max(live, key=lambda n: sum(
-            v for (name, _), v in _metrics(n).items()
-            if name == "support_contacts_queued_total"))
+        victim = max(
+            live,
+            key=lambda n: sum(
+                v for (name, _), v in _metrics(n).items() if name == "support_contacts_queued_total"
+            ),
+        )
         victim.stop(signal.SIGKILL)
         live.remove(victim)
         for part in parts[4:8]:
@@ -232,17 +269,24 @@ def test_three_replicas_sigkill_and_join(
             summed, _ = _totals(live)
             diff = {k: (summed.get(k), v) for k, v in expected.items() if summed.get(k) != v}
             logs = "\n".join(f"--- {n.log.name}\n{n.text()[-3000:]}" for n in nodes)
-            raise AssertionError(f"{len(diff)} series differ, e.g. {list(diff.items())[:5]}\n"
-                                 f"{logs}") from None
+            raise AssertionError(
+                f"{len(diff)} series differ, e.g. {list(diff.items())[:5]}\n{logs}"
+            ) from None
         summed, exporters = _totals(live)
         assert {k: v for k, v in summed.items() if k in expected} == expected
         assert set(summed) == set(expected)  # no extra series (no other replica's zeros)
         assert set(exporters.values()) == {1}, "a series exported by two replicas"
 
         # Alerts: wait until every contact left its queue and the alerts resolved.
-        _wait(lambda: all(
-            v == 0 for (name, _), v in _totals(live)[0].items()
-            if name == "support_queue_waiting"), 30, "queues empty")
+        _wait(
+            lambda: all(
+                v == 0
+                for (name, _), v in _totals(live)[0].items()
+                if name == "support_queue_waiting"
+            ),
+            30,
+            "queues empty",
+        )
 
         def episodes(status: str) -> set[tuple[str, str]]:
             with hook.lock:
@@ -250,8 +294,11 @@ def test_three_replicas_sigkill_and_join(
 
         # No resolve dropped: every episode that was paged is resolved, by whichever replica
         # owned the channel when its queue emptied.
-        _wait(lambda: bool(episodes("firing")) and episodes("firing") <= episodes("resolved"),
-              30, "a resolve for every firing notification")
+        _wait(
+            lambda: bool(episodes("firing")) and episodes("firing") <= episodes("resolved"),
+            30,
+            "a resolve for every firing notification",
+        )
         time.sleep(1.0)
         with hook.lock:
             notified = list(hook.alerts)
@@ -272,7 +319,9 @@ def test_three_replicas_sigkill_and_join(
 
 
 def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
-    kafka_bootstrap: str, make_kafka_topic: Callable[..., str], tmp_path: Path,
+    kafka_bootstrap: str,
+    make_kafka_topic: Callable[..., str],
+    tmp_path: Path,
     nodes: list[Node],
 ) -> None:
     """A replica stopped, its partitions' records in the state topic replaced by garbage and
@@ -286,17 +335,26 @@ def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
     group = f"cluster-{uuid.uuid4().hex[:8]}"
     base = _config()
     config = tmp_path / "r.yaml"
-    config.write_text(yaml.safe_dump({
-        **base,
-        "sources": {
-            "simulator": {"enabled": False},
-            "kafka": {"bootstrap_servers": kafka_bootstrap, "topics": [topic],
-                      "group_id": group, "max_batch": 50, "poll_timeout": 0.2},
-        },
-        "exporter": {"listen": f"127.0.0.1:{_free_port()}"},
-        "logging": {"format": "json"},
-        "cluster": {"enabled": True, "snapshot_interval": 0.5},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                **base,
+                "sources": {
+                    "simulator": {"enabled": False},
+                    "kafka": {
+                        "bootstrap_servers": kafka_bootstrap,
+                        "topics": [topic],
+                        "group_id": group,
+                        "max_batch": 50,
+                        "poll_timeout": 0.2,
+                    },
+                },
+                "exporter": {"listen": f"127.0.0.1:{free_port()}"},
+                "logging": {"format": "json"},
+                "cluster": {"enabled": True, "snapshot_interval": 0.5},
+            }
+        )
+    )
     try:
         events = _events(uuid.uuid4().hex[:6], contacts=40, tickets=20)
         path = tmp_path / "events.jsonl"
@@ -321,9 +379,20 @@ def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
         broken = engine[:-3] + bytes(b ^ 0xFF for b in engine[-3:])
         producer = Producer({"bootstrap.servers": kafka_bootstrap})
         producer.produce(f"{group}.state", key=f"{topic}/0", value=b"not a snapshot")
-        producer.produce(f"{group}.state", key=f"{topic}/1", value=store.encode(
-            store.PartitionSnapshot(key=f"{topic}/1", offset=5, engine=broken, alerts=None,
-                                    writer="test", written_at=time.time())))
+        producer.produce(
+            f"{group}.state",
+            key=f"{topic}/1",
+            value=store.encode(
+                store.PartitionSnapshot(
+                    key=f"{topic}/1",
+                    offset=5,
+                    engine=broken,
+                    alerts=None,
+                    writer="test",
+                    written_at=time.time(),
+                )
+            ),
+        )
         assert producer.flush(30) == 0
 
         nodes.remove(first)

@@ -21,20 +21,27 @@ def test_cluster_is_off_by_default() -> None:
     assert parse_settings(dict(CONFIG)).cluster.enabled is False
 
 
-@pytest.mark.parametrize(("sources", "state", "message"), [
-    ({}, {}, "needs sources.kafka as the only source"),
-    ({"simulator": {"enabled": True}, "kafka": KAFKA}, {}, "only source"),
-    ({"simulator": {"enabled": False}, "kafka": KAFKA}, {"dir": "/tmp/x"}, "remove state.dir"),
-])
+@pytest.mark.parametrize(
+    ("sources", "state", "message"),
+    [
+        ({}, {}, "needs sources.kafka as the only source"),
+        ({"simulator": {"enabled": True}, "kafka": KAFKA}, {}, "only source"),
+        ({"simulator": {"enabled": False}, "kafka": KAFKA}, {"dir": "/tmp/x"}, "remove state.dir"),
+    ],
+)
 def test_cluster_config_checks(sources: dict, state: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        parse_settings({**CONFIG, "sources": sources, "state": state,
-                        "cluster": {"enabled": True}})
+        parse_settings({**CONFIG, "sources": sources, "state": state, "cluster": {"enabled": True}})
 
 
 def test_cluster_config_accepted() -> None:
-    s = parse_settings({**CONFIG, "sources": {"simulator": {"enabled": False}, "kafka": KAFKA},
-                        "cluster": {"enabled": True, "snapshot_interval": "5s"}})
+    s = parse_settings(
+        {
+            **CONFIG,
+            "sources": {"simulator": {"enabled": False}, "kafka": KAFKA},
+            "cluster": {"enabled": True, "snapshot_interval": "5s"},
+        }
+    )
     assert s.cluster.snapshot_interval == 5.0
     assert store.state_topic_name(s.cluster, "g") == "g.state"
 
@@ -53,8 +60,9 @@ def test_owned_channels_are_those_with_applied_events() -> None:
 
 
 def test_state_record_envelope_is_checked() -> None:
-    snap = store.PartitionSnapshot(key="t/1", offset=7, engine=b"x", alerts=None,
-                                   writer="w", written_at=0.0)
+    snap = store.PartitionSnapshot(
+        key="t/1", offset=7, engine=b"x", alerts=None, writer="w", written_at=0.0
+    )
     assert store.decode(store.encode(snap), "t/1") == snap
     with pytest.raises(SnapshotError, match="not t/2"):
         store.decode(store.encode(snap), "t/2")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from monitor.config import parse_settings
 from monitor.engine import snapshot
 from monitor.replay import replay
 from tests.integration.test_brokers_kafka import Scenario
+from tests.processes import free_port
 from tests.support import CONFIG, samples
 
 pytestmark = pytest.mark.kafka
@@ -53,16 +53,13 @@ COMPARED = {
 }
 """Numbers that do not depend on when the wall clock ticked (plus the email SLA breaches, whose
 deadlines are hours away except for the old ticket's; compared separately)."""
+OLD_TICKET_INGEST = {"max_event_age": "3d"}
+"""The scenario's ticket opened two days ago is older than the default ``max_event_age`` (1 d)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _produce(bootstrap: str, topic: str, records: list[tuple[str, str]],
-             chunks: int = 1, pause: float = 0.0) -> None:
+def _produce(
+    bootstrap: str, topic: str, records: list[tuple[str, str]], chunks: int = 1, pause: float = 0.0
+) -> None:
     from confluent_kafka import Producer  # noqa: PLC0415 - dev-only dependency
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
@@ -89,7 +86,10 @@ class Node:
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "monitor", "run", "--config", str(config)],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def metrics(self) -> dict[Any, float]:
@@ -128,13 +128,15 @@ class Node:
         return self.proc.wait(timeout=timeout)
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, what: str, node: Node | None = None
-          ) -> None:
+def _wait(
+    predicate: Callable[[], bool], timeout: float, what: str, node: Node | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if node is not None and node.proc.poll() is not None:
-            raise AssertionError(f"node exited ({node.proc.returncode}) waiting for {what}:\n"
-                                 f"{node.text()[-4000:]}")
+            raise AssertionError(
+                f"node exited ({node.proc.returncode}) waiting for {what}:\n{node.text()[-4000:]}"
+            )
         if time.monotonic() > deadline:
             log = node.text()[-4000:] if node is not None else ""
             raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{log}")
@@ -161,24 +163,36 @@ def _compare(node: Node, expected: dict[Any, float]) -> None:
 
 
 def test_sigkill_restart_and_corrupt_snapshot(
-    kafka_bootstrap: str, make_kafka_topic: Callable[..., str], tmp_path: Path,
+    kafka_bootstrap: str,
+    make_kafka_topic: Callable[..., str],
+    tmp_path: Path,
     nodes: list[Node],
 ) -> None:
     topic = make_kafka_topic(partitions=3, prefix="durable")
     state_dir = tmp_path / "state"
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        **CONFIG,
-        "sources": {
-            "simulator": {"enabled": False},
-            "kafka": {"bootstrap_servers": kafka_bootstrap, "topics": [topic],
-                      "group_id": f"durable-{uuid.uuid4().hex[:8]}", "max_batch": 50,
-                      "poll_timeout": 0.2, "reconnect_max_seconds": 2},
-        },
-        "exporter": {"listen": f"127.0.0.1:{_free_port()}"},
-        "logging": {"format": "json"},
-        "state": {"dir": str(state_dir), "snapshot_interval": 0.2},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                **CONFIG,
+                "ingest": OLD_TICKET_INGEST,
+                "sources": {
+                    "simulator": {"enabled": False},
+                    "kafka": {
+                        "bootstrap_servers": kafka_bootstrap,
+                        "topics": [topic],
+                        "group_id": f"durable-{uuid.uuid4().hex[:8]}",
+                        "max_batch": 50,
+                        "poll_timeout": 0.2,
+                        "reconnect_max_seconds": 2,
+                    },
+                },
+                "exporter": {"listen": f"127.0.0.1:{free_port()}"},
+                "logging": {"format": "json"},
+                "state": {"dir": str(state_dir), "snapshot_interval": 0.2},
+            }
+        )
+    )
     snap = state_dir / "engine.snapshot"
 
     tag = uuid.uuid4().hex[:6]
@@ -195,8 +209,10 @@ def test_sigkill_restart_and_corrupt_snapshot(
     second.tickets(500, start=150)
     a, b = _keyed(first), _keyed(second)
     # The first half of each channel's events comes before the kill, the rest after it.
-    halves = [(ch, lines[: len(lines) // 2], lines[len(lines) // 2 :])
-              for ch, lines in second.by_channel.items()]
+    halves = [
+        (ch, lines[: len(lines) // 2], lines[len(lines) // 2 :])
+        for ch, lines in second.by_channel.items()
+    ]
     b1 = [(ch, line) for ch, head, _ in halves for line in head]
     b2 = [(ch, line) for ch, _, tail in halves for line in tail]
     total = len(a) + len(b)
@@ -236,10 +252,15 @@ def test_sigkill_restart_and_corrupt_snapshot(
 
     events = tmp_path / "all.jsonl"
     events.write_text("".join(f"{line}\n" for _, line in [*a, *b1, *b2, *redelivered]))
-    settings = parse_settings(dict(CONFIG))
+    settings = parse_settings({**CONFIG, "ingest": OLD_TICKET_INGEST})
     expected = samples(replay_sync(events, settings))
-    assert expected["support_sla_breaches_total",
-                    (("channel", "email"), ("queue", "default"), ("sla", "resolution"))] == 1
+    assert (
+        expected[
+            "support_sla_breaches_total",
+            (("channel", "email"), ("queue", "default"), ("sla", "resolution")),
+        ]
+        == 1
+    )
     _compare(node, expected)
 
     # --- run 3: a graceful stop writes a last snapshot; corrupted, it is refused and the state
@@ -275,7 +296,11 @@ def test_unreadable_state_block_is_a_config_error(tmp_path: Path) -> None:
     config.write_text(json.dumps({"state": {"snapshot_interval": -1}}))
     result = subprocess.run(
         [sys.executable, "-m", "monitor", "check-config", str(config)],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "state.snapshot_interval" in result.stderr

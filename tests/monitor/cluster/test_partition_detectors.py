@@ -26,17 +26,23 @@ class _Store:
 
     def __init__(self) -> None:
         self.records: dict[str, bytes] = {}
+        self.seqs: dict[str, int] = {}
 
-    async def write(self, key: str, data: bytes) -> None:
-        self.records[key] = data
+    async def write(self, records: list[store.StateRecord]) -> None:
+        for record in records:
+            self.records[record.key] = record.value
+            self.seqs[record.key] = record.seq
 
 
 def _node() -> ClusterNode:
-    settings = parse_settings({
-        **CONFIG, "sources": {"simulator": {"enabled": False}, "kafka": KAFKA},
-        "cluster": {"enabled": True},
-        "detectors": {"complaint_spike": {"prior_per_hour": 30, "by_category": False}},
-    })
+    settings = parse_settings(
+        {
+            **CONFIG,
+            "sources": {"simulator": {"enabled": False}, "kafka": KAFKA},
+            "cluster": {"enabled": True},
+            "detectors": {"complaint_spike": {"prior_per_hour": 30, "by_category": False}},
+        }
+    )
     node = ClusterNode(settings, DaemonStats(), source=None)  # type: ignore[arg-type]
     node.store = _Store()  # type: ignore[assignment]
     return node
@@ -53,8 +59,13 @@ async def test_partition_record_carries_and_restores_detector_state() -> None:
     part.owned = True
     for i in range(180):  # a complaint every 20 s for an hour, a tick a minute
         at = T0 + 20 * i
-        raw = {"event_id": f"e{i}", "type": "complaint.received", "ts": iso(at),
-               "channel": "voice", "category": "billing"}
+        raw = {
+            "event_id": f"e{i}",
+            "type": "complaint.received",
+            "ts": iso(at),
+            "channel": "voice",
+            "category": "billing",
+        }
         assert part.engine.apply(decode(json.dumps(raw), 65536), at) is None
         if i % 3 == 2:
             part.road.tick(at)
@@ -69,7 +80,8 @@ async def test_partition_record_carries_and_restores_detector_state() -> None:
     assert _plain(snap.detectors) == _plain(state)
 
     other = _node()  # another replica takes the partition over
-    taken = other._take(tp, record)
+    found = store.StateRead(records=dict(node.store.records), seqs=dict(node.store.seqs))  # type: ignore[union-attr]
+    taken = other._take(tp, found)
     assert taken.offset == 40
+    assert (taken.seq, taken.engine_seq, taken.alerts_seq) == (1, 1, 1)
     assert _plain(taken.alerting.suite.export_state()) == _plain(state)
-

@@ -1,11 +1,25 @@
 """A deliberately simple model of the metric definitions: plain lists, everything recomputed
-from event times at the end. It shares no code with the engine (only the config numbers)."""
+from event times at the end. It shares no code with the engine (only the config numbers).
+
+Early outcomes: the clock is the largest ``ts`` fed so far. An outcome whose contact or ticket is
+not open, stamped no more than the allowed lateness before the clock, waits in a list; it is
+applied (in ``ts`` order) right after its item's opening event, or counted as ``unknown_*`` once
+the clock is more than the lateness past its ``ts`` (or at :meth:`Reference.finish`)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+_RANK = {"answered": 0, "abandoned": 0, "ended": 1, "responded": 0, "solved": 1, "reopened": 2}
+"""Outcomes of one item waiting with the same ``ts`` are applied in lifecycle order."""
+
+
+def in_window(ts: float, now: float, span: float) -> bool:
+    """The documented rule: window ``span`` at ``now`` holds ``floor(now) - ceil(span) < ts <= now``
+    (``(now - span, now]`` when ``now`` and ``span`` are whole seconds)."""
+    return math.floor(now) - math.ceil(span) < ts <= now
 
 
 @dataclass
@@ -42,15 +56,62 @@ class Reference:
     complaints: list[tuple[str, float]] = field(default_factory=list)
     rejected: dict[str, int] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
+    clock: float = -math.inf
+    waiting_outcomes: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)
+    arrivals: int = 0
 
     def feed(self, ev: dict[str, Any], ts: float) -> None:
+        self.clock = max(self.clock, ts)
+        lateness = self.cfg["ingest"]["allowed_lateness"]
+        for item in list(self.waiting_outcomes):
+            if item[0] < self.clock - lateness:
+                self._give_up(item)
         if ev["event_id"] in self.seen:
             return
         reason = self._apply(ev, ts)
+        if reason in ("unknown_contact", "unknown_ticket") and ts >= self.clock - lateness:
+            self.arrivals += 1
+            self.waiting_outcomes.append((ts, self.arrivals, ev))
+            self.seen.add(ev["event_id"])
+            return
         if reason is None:
             self.seen.add(ev["event_id"])
+            if ev["type"] in ("contact.queued", "ticket.created"):
+                self._opened(ev)
         else:
-            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+            self._count(reason)
+
+    def finish(self) -> None:
+        """End of the stream: every outcome still waiting for its item is unknown."""
+        for item in list(self.waiting_outcomes):
+            self._give_up(item)
+
+    def _count(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def _give_up(self, item: tuple[float, int, dict[str, Any]]) -> None:
+        self.waiting_outcomes.remove(item)
+        ev = item[2]
+        self._count("unknown_contact" if ev["type"].startswith("contact.") else "unknown_ticket")
+        self.seen.discard(ev["event_id"])
+
+    def _opened(self, ev: dict[str, Any]) -> None:
+        field_name = "contact_id" if ev["type"] == "contact.queued" else "ticket_id"
+        mine = sorted(
+            (
+                w
+                for w in self.waiting_outcomes
+                if w[2].get(field_name) == ev[field_name]
+                and w[2]["type"].split(".")[0] == ev["type"].split(".")[0]
+            ),
+            key=lambda w: (w[0], _RANK[w[2]["type"].split(".")[1]], w[1]),
+        )
+        for item in mine:
+            self.waiting_outcomes.remove(item)
+            reason = self._apply(item[2], item[0])
+            if reason is not None:
+                self._count(reason)
+                self.seen.discard(item[2]["event_id"])
 
     def _apply(self, ev: dict[str, Any], ts: float) -> str | None:  # noqa: PLR0911
         kind, ch = ev["type"], ev["channel"]
@@ -135,7 +196,7 @@ class Reference:
             if min(c.outcome_ts, now) > deadline:
                 bump(f"{base}/breaches")
                 for name, span in windows.items():
-                    if now - span < deadline <= now:
+                    if in_window(deadline, now, span):
                         bump(f"{c.channel}/{name}/breaches")
             if c.outcome is None:
                 bump(f"{base}/waiting")
@@ -151,7 +212,7 @@ class Reference:
                 bump(f"{base}/abandoned_short", wait < short)
                 bump(f"{base}/abandoned_in_sla", wait <= t)
             for name, span in windows.items():
-                if now - span < c.outcome_ts <= now:
+                if in_window(c.outcome_ts, now, span):
                     key = f"{c.channel}/{name}"
                     if c.outcome == "answered":
                         bump(f"{key}/answered")
@@ -194,14 +255,14 @@ class Reference:
         out: dict[str, float] = {}
         for ch, ts, rating in self.ratings:
             for name, span in windows.items():
-                if now - span < ts <= now:
+                if in_window(ts, now, span):
                     out[f"{ch}/{name}/ratings"] = out.get(f"{ch}/{name}/ratings", 0) + 1
                     key = f"{ch}/{name}/satisfied"
                     out[key] = out.get(key, 0) + (rating >= 4)
         for ch, ts in self.complaints:
             out[f"{ch}/complaints"] = out.get(f"{ch}/complaints", 0) + 1
             for name, span in windows.items():
-                if now - span < ts <= now:
+                if in_window(ts, now, span):
                     key = f"{ch}/{name}/complaints"
                     out[key] = out.get(key, 0) + 1
         return out

@@ -1,4 +1,4 @@
-"""Each metric definition of shared/spec/metrics.md on hand-computed cases, edges included."""
+"""Each metric definition of docs/metrics.md on hand-computed cases, edges included."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from tests.support import T0, Stream, run, settings, value
+from tests.monitor.engine.draining import run
+from tests.support import T0, Stream, settings, value
 
 V = {"channel": "voice", "queue": "billing"}
 E = {"channel": "email", "queue": "default"}
@@ -242,7 +243,11 @@ def test_without_configured_categories_the_first_ones_seen_are_kept() -> None:
     s.add("complaint.received", 7, "voice", category="bad label!")
     engine, _ = run(s.lines, settings(ingest={"max_complaint_categories": 3}))
     assert engine.channels["chat"].complaints == {
-        "uncategorized": 0, "other": 2, "c0": 1, "c1": 1, "c2": 1,
+        "uncategorized": 0,
+        "other": 2,
+        "c0": 1,
+        "c1": 1,
+        "c2": 1,
     }
     assert engine.channels["voice"].complaints == {"uncategorized": 0, "other": 1, "c1": 1}
 

@@ -38,9 +38,16 @@ def test_ticket_deadlines_and_lead_times_move_with_the_config() -> None:
     s.add("ticket.responded", 100, "email", ticket_id="t2")
     engine, _ = run(s.lines, until=2000)
     assert value(engine, "support_tickets_at_risk", **E, sla="first_response") == 0
-    engine.reconfigure(settings(**_changed(email={
-        "first_response_seconds": 2100, "first_response_warning_seconds": 200,
-    })))
+    engine.reconfigure(
+        settings(
+            **_changed(
+                email={
+                    "first_response_seconds": 2100,
+                    "first_response_warning_seconds": 200,
+                }
+            )
+        )
+    )
     engine.flush(T0 + 2000)
     assert value(engine, "support_tickets_at_risk", **E, sla="first_response") == 1
     engine.reconfigure(settings(**_changed(email={"first_response_seconds": 1800})))

@@ -32,9 +32,7 @@ def _feed(engine: Engine, lines: list[bytes]) -> None:
 
 
 def _rows(engine: Engine) -> list[tuple[str, Any, float | str]]:
-    return [
-        (r.name, r.labels, "nan" if math.isnan(r.value) else r.value) for r in series(engine)
-    ]
+    return [(r.name, r.labels, "nan" if math.isnan(r.value) else r.value) for r in series(engine)]
 
 
 def _hists(engine: Engine) -> list[Any]:
@@ -55,8 +53,9 @@ def _timers(engine: Engine) -> list[tuple[float, int, str]]:
     return sorted(engine._timers)
 
 
-def _round_trip(engine: Engine, cfg: Settings, offsets: dict[tuple[str, int], int] | None = None
-                ) -> Engine:
+def _round_trip(
+    engine: Engine, cfg: Settings, offsets: dict[tuple[str, int], int] | None = None
+) -> Engine:
     data = snapshot.encode(snapshot.capture(engine, offsets or {}))
     restored, got_offsets, _ = snapshot.from_bytes(data, cfg)
     assert got_offsets == (offsets or {})
@@ -71,8 +70,9 @@ def _assert_same(a: Engine, b: Engine) -> None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams(), st.floats(0, 1))
-def test_restored_engine_continues_exactly(case: tuple[list[dict[str, Any]], float],
-                                           cut: float) -> None:
+def test_restored_engine_continues_exactly(
+    case: tuple[list[dict[str, Any]], float], cut: float
+) -> None:
     events, until = case
     lines = [json.dumps(e).encode() for e in events]
     split = int(cut * len(lines))
@@ -91,13 +91,20 @@ def test_restored_engine_continues_exactly(case: tuple[list[dict[str, Any]], flo
 
 LONG_CFG: dict[str, Any] = {
     "windows": ["1m", "5m", "1h"],
-    "ingest": {"allowed_lateness": 5, "answered_retention": 600, "dedup_horizon": 900,
-               "complaint_categories": ["billing"]},
+    "ingest": {
+        "allowed_lateness": 5,
+        "answered_retention": 600,
+        "dedup_horizon": 900,
+        "complaint_categories": ["billing"],
+    },
     "channels": {
         "voice": {"answer_seconds": 20, "short_abandon_seconds": 5, "queues": ["billing", "tech"]},
         "chat": {"answer_seconds": 45, "queues": ["sales"]},
-        "email": {"first_response_seconds": 120, "resolution_seconds": 400,
-                  "queues": ["default", "vip"]},
+        "email": {
+            "first_response_seconds": 120,
+            "resolution_seconds": 400,
+            "queues": ["default", "vip"],
+        },
     },
 }
 
@@ -118,8 +125,9 @@ def _random_stream(seed: int, n: int) -> list[bytes]:
             ch, q = rnd.choice((("voice", "billing"), ("voice", "tech"), ("chat", "sales")))
             cid = f"c{i}"
             waiting.append((cid, ch))
-            out.append({**base, "type": "contact.queued", "channel": ch, "queue": q,
-                        "contact_id": cid})
+            out.append(
+                {**base, "type": "contact.queued", "channel": ch, "queue": q, "contact_id": cid}
+            )
         elif roll < 0.45 and waiting:
             cid, ch = waiting.pop(rnd.randrange(len(waiting)))
             kind = "answered" if rnd.random() < 0.8 else "abandoned"
@@ -133,18 +141,39 @@ def _random_stream(seed: int, n: int) -> list[bytes]:
             tid = f"t{i}"
             tickets.append(tid)
             tags = ["complaint", "billing"] if rnd.random() < 0.1 else []
-            out.append({**base, "type": "ticket.created", "channel": "email",
-                        "queue": rnd.choice(("default", "vip")), "ticket_id": tid, "tags": tags})
+            out.append(
+                {
+                    **base,
+                    "type": "ticket.created",
+                    "channel": "email",
+                    "queue": rnd.choice(("default", "vip")),
+                    "ticket_id": tid,
+                    "tags": tags,
+                }
+            )
         elif roll < 0.85 and tickets:
             kind = rnd.choice(("responded", "responded", "solved", "solved", "reopened"))
-            out.append({**base, "type": f"ticket.{kind}", "channel": "email",
-                        "ticket_id": rnd.choice(tickets)})
+            out.append(
+                {
+                    **base,
+                    "type": f"ticket.{kind}",
+                    "channel": "email",
+                    "ticket_id": rnd.choice(tickets),
+                }
+            )
         elif roll < 0.9:
-            out.append({**base, "type": "ticket.rated", "channel": "email",
-                        "rating": rnd.randint(1, 5)})
+            out.append(
+                {**base, "type": "ticket.rated", "channel": "email", "rating": rnd.randint(1, 5)}
+            )
         elif roll < 0.95:
-            out.append({**base, "type": "complaint.received", "channel": "voice",
-                        "category": rnd.choice(("billing", "rude", None))})
+            out.append(
+                {
+                    **base,
+                    "type": "complaint.received",
+                    "channel": "voice",
+                    "category": rnd.choice(("billing", "rude", None)),
+                }
+            )
         elif out:
             out.append(dict(rnd.choice(out)))  # a redelivery (same event_id)
     return [json.dumps(e).encode() for e in out]
@@ -156,6 +185,7 @@ def test_many_restores_along_a_long_stream(seed: int) -> None:
     lines = _random_stream(seed, 4000)
     cuts = sorted(random.Random(seed).sample(range(1, len(lines)), 6))
     original, restored = Engine(cfg), Engine(cfg)
+    restored.dedup.seed = original.dedup.seed  # each new window draws a random hash seed
     start = 0
     for cut in [*cuts, len(lines)]:
         _feed(original, lines[start:cut])
@@ -186,17 +216,37 @@ def test_timers_are_rebuilt_from_open_items() -> None:
 
 
 def test_ticket_opened_days_ago_keeps_its_deadlines(tmp_path: Path) -> None:
-    cfg = parse_settings({
-        "windows": ["1h"],
-        "channels": {"email": {"first_response_seconds": "1d", "resolution_seconds": "3d",
-                               "queues": ["default"]}},
-    })
+    cfg = parse_settings(
+        {
+            "windows": ["1h"],
+            "channels": {
+                "email": {
+                    "first_response_seconds": "1d",
+                    "resolution_seconds": "3d",
+                    "queues": ["default"],
+                }
+            },
+        }
+    )
     engine = Engine(cfg)
     created = T0 - 2 * 86400
-    _feed(engine, [json.dumps({"event_id": "old", "type": "ticket.created", "ts": iso(created),
-                               "channel": "email", "ticket_id": "T1"}).encode(),
-                   json.dumps({"event_id": "now", "type": "complaint.received", "ts": iso(T0),
-                               "channel": "email"}).encode()])
+    _feed(
+        engine,
+        [
+            json.dumps(
+                {
+                    "event_id": "old",
+                    "type": "ticket.created",
+                    "ts": iso(created),
+                    "channel": "email",
+                    "ticket_id": "T1",
+                }
+            ).encode(),
+            json.dumps(
+                {"event_id": "now", "type": "complaint.received", "ts": iso(T0), "channel": "email"}
+            ).encode(),
+        ],
+    )
     engine.advance(T0 + 10)
     path = tmp_path / "engine.snapshot"
     snapshot.save(engine, {("events", 0): 2}, path)
@@ -204,14 +254,20 @@ def test_ticket_opened_days_ago_keeps_its_deadlines(tmp_path: Path) -> None:
     assert offsets == {("events", 0): 2}
 
     def breaches(e: Engine, sla: str) -> float:
-        return next(r.value for r in series(e) if r.name == "support_sla_breaches_total"
-                    and r.label("sla") == sla)
+        return next(
+            r.value
+            for r in series(e)
+            if r.name == "support_sla_breaches_total" and r.label("sla") == sla
+        )
 
     assert breaches(restored, "first_response") == 1  # decided before the snapshot, kept once
     assert breaches(restored, "resolution") == 0
     restored.advance(created + 3 * 86400 - 3600)  # inside the 10% warning lead
-    risk = [r.value for r in series(restored) if r.name == "support_tickets_at_risk"
-            and r.label("sla") == "resolution"]
+    risk = [
+        r.value
+        for r in series(restored)
+        if r.name == "support_tickets_at_risk" and r.label("sla") == "resolution"
+    ]
     assert risk == [1]
     restored.advance(created + 3 * 86400 + 10)
     assert breaches(restored, "resolution") == 1
@@ -313,7 +369,7 @@ def test_dedup_window_is_dropped_under_another_hash_salt(saved: tuple[Path, Sett
     path, cfg = saved
     snap = snapshot.decode(path.read_bytes())
     assert len(snap.engine.dedup.buckets) > 0
-    snap.engine.dedup.probe += 1  # as written by a process with another PYTHONHASHSEED
+    snap.engine.dedup.probe += 1  # as written with another id hash
     engine, _, _ = snapshot.from_bytes(snapshot.encode(snap), cfg)
     assert len(engine.dedup) == 0
     original, _ = snapshot.load(path, cfg)

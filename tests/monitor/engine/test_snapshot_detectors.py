@@ -25,8 +25,11 @@ CUT = 67 * 60 + 20  # mid-period
 
 
 def _feed(**extra: Any) -> Feed:
-    return Feed({"complaint_spike": {"prior_per_hour": 30}},
-                ingest={"complaint_categories": CATEGORIES}, **extra)
+    return Feed(
+        {"complaint_spike": {"prior_per_hour": 30}},
+        ingest={"complaint_categories": CATEGORIES},
+        **extra,
+    )
 
 
 def _events(seed: int) -> list[tuple[float, str, str, dict[str, Any]]]:
@@ -34,21 +37,32 @@ def _events(seed: int) -> list[tuple[float, str, str, dict[str, Any]]]:
     out: list[tuple[float, str, str, dict[str, Any]]] = []
     for m in range(MINUTES):
         out.extend(
-            (m * 60 + rng.uniform(0, 60), "complaint.received", "voice",
-             {"category": rng.choice(CATEGORIES)})
+            (
+                m * 60 + rng.uniform(0, 60),
+                "complaint.received",
+                "voice",
+                {"category": rng.choice(CATEGORIES)},
+            )
             for _ in range(poisson(rng, 1.5 + (8 if m % 41 < 3 else 0)))
         )
         if m % 3 == 0:
             at = m * 60 + rng.uniform(0, 30)
             cid = f"c{m}"
             out.append((at, "contact.queued", "voice", {"contact_id": cid, "queue": "billing"}))
-            out.append((at + rng.uniform(5, 150), "contact.answered", "voice",
-                        {"contact_id": cid, "queue": "billing"}))
+            out.append(
+                (
+                    at + rng.uniform(5, 150),
+                    "contact.answered",
+                    "voice",
+                    {"contact_id": cid, "queue": "billing"},
+                )
+            )
     return sorted(out, key=lambda e: e[0])
 
 
-def _run(feed: Feed, events: list[tuple[float, str, str, dict[str, Any]]], ticks: list[int]
-         ) -> list[list[tuple[Any, ...]]]:
+def _run(
+    feed: Feed, events: list[tuple[float, str, str, dict[str, Any]]], ticks: list[int]
+) -> list[list[tuple[Any, ...]]]:
     out = []
     for at in ticks:
         while events and events[0][0] <= at:
@@ -59,8 +73,15 @@ def _run(feed: Feed, events: list[tuple[float, str, str, dict[str, Any]]], ticks
 
 
 def _key(s: Signal) -> tuple[Any, ...]:
-    return (s.detector, s.channel, s.labels, s.active, repr(s.score), repr(s.expected),
-            repr(s.threshold))
+    return (
+        s.detector,
+        s.channel,
+        s.labels,
+        s.active,
+        repr(s.score),
+        repr(s.expected),
+        repr(s.threshold),
+    )
 
 
 def _plain(state: object) -> Any:
@@ -121,8 +142,14 @@ def test_snapshot_without_detector_state_still_loads(tmp_path: Path) -> None:
     feed = _feed()
     _run(feed, _events(2), BEFORE[:30])
     new = snapshot.capture(feed.engine, {("t", 0): 7}, feed.suite.export_state())
-    old = _V1(format_version=new.format_version, shape=new.shape, fingerprint=new.fingerprint,
-              created_at=new.created_at, offsets=new.offsets, engine=new.engine)
+    old = _V1(
+        format_version=new.format_version,
+        shape=new.shape,
+        fingerprint=new.fingerprint,
+        created_at=new.created_at,
+        offsets=new.offsets,
+        engine=new.engine,
+    )
     path = tmp_path / "engine.snapshot"
     snapshot.write_atomic(path, _encode_v1(old))
     engine, offsets, snap = snapshot.load_full(path, feed.settings)
@@ -130,7 +157,7 @@ def test_snapshot_without_detector_state_still_loads(tmp_path: Path) -> None:
     assert offsets == {("t", 0): 7}
     assert snapshot.capture(engine, {}).engine == new.engine
     # and a build without detector state reads a new snapshot (the field is ignored)
-    payload = snapshot.encode(new)[snapshot._HEADER.size:]
+    payload = snapshot.encode(new)[snapshot._HEADER.size :]
     assert msgspec.msgpack.decode(payload, type=_V1).engine == new.engine
 
 

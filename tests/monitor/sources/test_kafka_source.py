@@ -9,9 +9,9 @@ import pytest
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from monitor.deadletter import DeadLetter
+from monitor.deadletter import Backoff, DeadLetter
 from monitor.sources import kafka as kafka_module
-from monitor.sources.deadletter_sinks import Backoff, letter_headers
+from monitor.sources.deadletter_sinks import letter_headers
 from monitor.sources.kafka import KafkaSource, client_options
 from monitor.sources.settings import KafkaSettings
 from monitor.stats import DaemonStats
@@ -208,8 +208,10 @@ def test_backoff_is_capped_and_jittered():
 
 def test_secrets_stay_secret_and_reach_the_client():
     settings = KafkaSettings(
-        security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
-        sasl_username="monitor", sasl_password="s3cret",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="monitor",
+        sasl_password="s3cret",
     )
     assert "s3cret" not in repr(settings)
     assert "s3cret" not in str(settings.model_dump())

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
 from monitor.sources.mqtt import connect_options, subscription_filters
-from monitor.sources.settings import MqttSettings
+from monitor.sources.settings import MqttSettings, topic_matches
 
 
 def test_shared_subscription_filters():
     settings = MqttSettings(topics=("support/events/#", "cc/+/events"), shared_group="monitors")
     assert subscription_filters(settings) == [
-        "$share/monitors/support/events/#", "$share/monitors/cc/+/events",
+        "$share/monitors/support/events/#",
+        "$share/monitors/cc/+/events",
     ]
     assert subscription_filters(MqttSettings()) == ["support/events/#"]
 
@@ -46,3 +51,72 @@ def test_credentials_stay_secret_and_reach_the_client():
 def test_settings_refuse_inconsistent_values(fields, message):
     with pytest.raises(ValidationError, match=message):
         MqttSettings(**fields)
+
+
+@pytest.mark.parametrize(
+    ("topic_filter", "topic", "matches"),
+    [
+        ("support/events/#", "support/events/voice", True),
+        ("support/events/#", "support/events", True),  # '#' includes the parent level
+        ("support/events/#", "support/eventsx", False),
+        ("support/+/dead", "support/events/dead", True),
+        ("support/+/dead", "support/events/x/dead", False),
+        ("support/+", "support/", True),  # '+' matches an empty level
+        ("+/+", "a/b", True),
+        ("+", "a/b", False),
+        ("#", "support/dead-letters", True),
+        ("#", "$SYS/broker/load", False),  # wildcards at the start never match '$' topics
+        ("+/broker/load", "$SYS/broker/load", False),
+        ("$SYS/#", "$SYS/broker/load", True),
+        ("$share/g/support/#", "support/dead", True),
+        ("$share/g/other/#", "support/dead", False),
+        ("a/b", "a/b", True),
+        ("a/b", "a/b/c", False),
+        ("a/b/c", "a/b", False),
+    ],
+)
+def test_topic_filter_matching(topic_filter, topic, matches):
+    assert topic_matches(topic_filter, topic) is matches
+
+
+@pytest.mark.parametrize(
+    ("fields", "subscription"),
+    [
+        ({"topics": ("support/#",), "dead_letter_topic": "support/dead"}, "support/#"),
+        ({"topics": ("#",), "dead_letter_topic": "dlq"}, "#"),
+        ({"topics": ("a/x", "s/+/e"), "dead_letter_topic": "s/dl/e"}, "s/+/e"),
+        (
+            {"topics": ("support/#",), "shared_group": "g", "dead_letter_topic": "support/d"},
+            "$share/g/support/#",
+        ),
+    ],
+)
+def test_dead_letter_topic_under_the_subscription_is_refused(fields, subscription):
+    with pytest.raises(ValidationError) as error:
+        MqttSettings(**fields)
+    message = str(error.value)
+    assert f"matches the subscription {subscription!r}" in message
+    assert "dead-lettered again" in message
+
+
+def test_dead_letter_topic_outside_the_subscription_is_accepted():
+    settings = MqttSettings(topics=("support/events/#",), dead_letter_topic="support/dead-letters")
+    assert settings.dead_letter_topic == "support/dead-letters"
+    assert MqttSettings(topics=("#",), dead_letter_topic="$dlq/support").dead_letter_topic
+
+
+def test_check_config_refuses_a_looping_dead_letter_topic(tmp_path):
+    config = tmp_path / "loop.yaml"
+    config.write_text(
+        "sources:\n  mqtt:\n    topics: ['support/#']\n    dead_letter_topic: support/dead\n",
+        encoding="utf-8",
+    )
+    exe = Path(sys.executable).parent / "support-monitor"
+    result = subprocess.run(
+        [str(exe), "check-config", str(config)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "sources.mqtt: dead_letter_topic 'support/dead' matches the subscription" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,430 @@
+"""Silences and acknowledgements: what the console writes and the planner obeys.
+
+- A **silence** (Alertmanager's model): label matchers (``=``, ``!=``, ``=~``, ``!~``; regexes
+  anchored), a start, an end, who created it and a comment. While one matches an alert's labels
+  the planner holds that alert's notifications exactly as a mute window does: nothing is sent
+  and nothing is recorded as sent, so when the silence ends (or is expired) the receivers are
+  reconciled (still firing: one ``new`` message; resolved meanwhile: ``resolved``).
+- An **acknowledgement** is of one activation of one alert (fingerprint and ``active_at``): the
+  planner sends no ``repeat`` for it; ``new`` and ``resolved`` are sent as usual, and a later
+  activation of the same labels is not acknowledged.
+- **Signed acknowledge links**: HMAC-SHA256 over the fingerprint and the expiry time, with a key
+  from ``console.signing_key_file`` or, when unset, a random key generated once and stored with
+  mode 0600 as ``console.key`` in ``notifiers.state_dir``.
+
+Both live in ``console.sqlite3`` in ``notifiers.state_dir`` (sqlite, WAL, every call in
+``asyncio.to_thread`` under one lock, never on the event loop), so they survive restarts with the
+alert state; without a state directory they are kept in memory only. A failed write is logged
+(``console_write_failed``) and the change is kept in memory.
+
+Bounds: at most ``console.max_silences`` silences (expired ones are purged a day after their
+end, and before a create is refused); acknowledgements of activations that no longer exist are
+dropped at each new acknowledgement, so there are never more than the live alerts plus one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import math
+import os
+import re
+import secrets
+import sqlite3
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import structlog
+
+from alerts.notify.message import AlertInfo
+
+log = structlog.get_logger("support_monitor.alerts.silences")
+
+FILENAME = "console.sqlite3"
+KEY_FILENAME = "console.key"
+PURGE_AFTER = 86400.0
+"""Expired silences are kept (listed as ``expired``) this long after their end, then purged."""
+MAX_TEXT = 1000
+"""Characters of a silence's comment at most (``createdBy``, an ack's ``by``: ``MAX_NAME``)."""
+MAX_NAME = 100
+MAX_MATCHERS = 20
+LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ACK_URL = "ack_url"
+"""The annotation carrying the signed acknowledge link in firing notifications."""
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, body BLOB NOT NULL)",
+    (
+        "CREATE TABLE IF NOT EXISTS acks ("
+        " fingerprint TEXT NOT NULL, active_at REAL NOT NULL, body BLOB NOT NULL,"
+        " PRIMARY KEY (fingerprint, active_at))"
+    ),
+)
+
+
+class InvalidRequestError(ValueError):
+    """A write the console refuses (answered 400 with this message); nothing was changed."""
+
+
+class Matcher(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Alertmanager's matcher: ``name``, ``value``, ``isRegex``, ``isEqual``."""
+
+    name: str
+    value: str
+    is_regex: bool = False
+    is_equal: bool = True
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        actual = labels.get(self.name, "")
+        found = (
+            re.fullmatch(self.value, actual) is not None if self.is_regex else actual == self.value
+        )
+        return found == self.is_equal
+
+
+class Silence(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: float
+    ends_at: float
+    created_by: str
+    comment: str
+    updated_at: float
+
+    def active(self, now: float) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def status(self, now: float) -> Literal["pending", "active", "expired"]:
+        if now >= self.ends_at:
+            return "expired"
+        return "active" if now >= self.starts_at else "pending"
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(m.matches(labels) for m in self.matchers)
+
+
+Via = Literal["api", "page", "link"]
+
+
+class Ack(msgspec.Struct, frozen=True, kw_only=True):
+    fingerprint: str
+    active_at: float
+    by: str
+    at: float
+    via: Via
+
+
+def _text(value: object, field: str, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequestError(f"{field}: required, a non-empty string")
+    if len(value) > limit:
+        raise InvalidRequestError(f"{field}: at most {limit} characters")
+    return value.strip()
+
+
+def parse_time(value: object, field: str) -> float:
+    """An RFC 3339 time (``2026-03-02T09:00:00Z``) as a Unix timestamp."""
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{field}: required, an RFC 3339 time such as 2026-03-02T09:00Z")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequestError(f"{field}: {value[:40]!r} is not an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise InvalidRequestError(f"{field}: give a time zone (Z or +hh:mm)")
+    return parsed.timestamp()
+
+
+def format_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_matchers(raw: object) -> tuple[Matcher, ...]:
+    """Validate the ``matchers`` of a new silence (Alertmanager's rules)."""
+    if not isinstance(raw, list) or not raw:
+        raise InvalidRequestError("matchers: required, a non-empty list")
+    if len(raw) > MAX_MATCHERS:
+        raise InvalidRequestError(f"matchers: at most {MAX_MATCHERS}")
+    out = tuple(_matcher(f"matchers[{index}]", item) for index, item in enumerate(raw))
+    if all(m.matches({}) for m in out):  # as Alertmanager: it would silence every alert
+        raise InvalidRequestError(
+            "matchers: at least one matcher must not match the empty string (this would "
+            "silence every alert)"
+        )
+    return out
+
+
+def _matcher(where: str, item: object) -> Matcher:
+    if not isinstance(item, dict):
+        raise InvalidRequestError(f"{where}: an object with name and value")
+    unknown = set(item) - {"name", "value", "isRegex", "isEqual"}
+    if unknown:
+        raise InvalidRequestError(f"{where}: unknown key {min(unknown)!r}")
+    name, value = item.get("name"), item.get("value")
+    if not isinstance(name, str) or LABEL_NAME.fullmatch(name) is None:
+        raise InvalidRequestError(f"{where}.name: a label name ([A-Za-z_][A-Za-z0-9_]*)")
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise InvalidRequestError(f"{where}.value: a string of at most {MAX_TEXT} characters")
+    is_regex, is_equal = item.get("isRegex", False), item.get("isEqual", True)
+    if not isinstance(is_regex, bool) or not isinstance(is_equal, bool):
+        raise InvalidRequestError(f"{where}: isRegex and isEqual are true or false")
+    if is_regex:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise InvalidRequestError(f"{where}.value: invalid regex: {exc}") from None
+    return Matcher(name=name, value=value, is_regex=is_regex, is_equal=is_equal)
+
+
+def new_silence(body: Mapping[str, object], now: float) -> Silence:
+    """A silence from an API body (``matchers``, ``startsAt`` optional, ``endsAt``,
+    ``createdBy``, ``comment``); ``InvalidRequestError`` names the first problem."""
+    unknown = set(body) - {"matchers", "startsAt", "endsAt", "createdBy", "comment"}
+    if unknown:
+        raise InvalidRequestError(f"unknown key {min(unknown)!r}")
+    matchers = parse_matchers(body.get("matchers"))
+    starts = parse_time(body["startsAt"], "startsAt") if "startsAt" in body else now
+    ends = parse_time(body.get("endsAt"), "endsAt")
+    if not math.isfinite(ends) or ends <= now:
+        raise InvalidRequestError("endsAt: must be in the future")
+    if ends <= starts:
+        raise InvalidRequestError("endsAt: must be after startsAt")
+    return Silence(
+        id=str(uuid.uuid4()),
+        matchers=matchers,
+        starts_at=max(starts, now),
+        ends_at=ends,
+        created_by=_text(body.get("createdBy"), "createdBy", MAX_NAME),
+        comment=_text(body.get("comment"), "comment", MAX_TEXT),
+        updated_at=now,
+    )
+
+
+def ack_name(value: object) -> str:
+    return _text(value, "by", MAX_NAME)
+
+
+# --- signed links ----------------------------------------------------------------------------
+
+
+def load_signing_key(key_file: Path | None, state_dir: Path | None) -> bytes:
+    """The HMAC key (blocking: call off the loop). ``ValueError`` names the file's problem."""
+    if key_file is not None:
+        try:
+            key = key_file.read_bytes().strip()
+        except OSError as exc:
+            msg = f"console.signing_key_file: cannot read {key_file}: {exc.strerror}"
+            raise ValueError(msg) from None
+        if len(key) < 16:  # 128 bits
+            msg = f"console.signing_key_file: {key_file} holds under 16 bytes"
+            raise ValueError(msg)
+        return key
+    if state_dir is None:
+        return secrets.token_bytes(32)
+    path = state_dir / KEY_FILENAME
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+    return key
+
+
+class AckSigner:
+    """Signs and checks acknowledge links: ``{base}/ack/{fingerprint}?exp=...&sig=...``."""
+
+    def __init__(self, key: bytes, base_url: str | None, ttl: float) -> None:
+        self._key = key
+        self.base_url = base_url
+        self.ttl = ttl
+
+    def signature(self, fingerprint: str, expires: int) -> str:
+        message = f"ack\0{fingerprint}\0{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def path(self, fingerprint: str, now: float) -> str:
+        expires = int(now + self.ttl)
+        return f"/ack/{fingerprint}?exp={expires}&sig={self.signature(fingerprint, expires)}"
+
+    def link(self, fingerprint: str, now: float) -> str | None:
+        return None if self.base_url is None else self.base_url + self.path(fingerprint, now)
+
+    def check(self, fingerprint: str, expires: str, signature: str, now: float) -> str | None:
+        """``None`` when the link is genuine and unexpired, else what is wrong with it."""
+        if not expires.isdigit() or len(expires) > 12:
+            return "the link is malformed"
+        if not hmac.compare_digest(self.signature(fingerprint, int(expires)), signature):
+            return "the link's signature is not valid (changed or for another alert)"
+        if int(expires) < now:
+            return "the link has expired"
+        return None
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Loaded:
+    silences: list[Silence]
+    acks: list[Ack]
+
+
+_silence_decode = msgspec.json.Decoder(Silence).decode
+_ack_decode = msgspec.json.Decoder(Ack).decode
+
+
+class ConsoleStore:
+    """Silences and acknowledgements in memory, written through to sqlite when persistent."""
+
+    def __init__(self, state_dir: Path | None, max_silences: int) -> None:
+        self.path = None if state_dir is None else state_dir / FILENAME
+        self.max_silences = max_silences
+        self.silences: dict[str, Silence] = {}
+        self.acks: dict[tuple[str, float], Ack] = {}
+        self._db: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        if self.path is None:
+            return
+        async with self._lock:
+            loaded = await asyncio.to_thread(self._open_sync, self.path)
+        self.silences = {s.id: s for s in loaded.silences}
+        self.acks = {(a.fingerprint, a.active_at): a for a in loaded.acks}
+        log.info("console_state_restored", silences=len(self.silences), acks=len(self.acks))
+
+    def _open_sync(self, path: Path) -> _Loaded:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        for statement in _SCHEMA:
+            db.execute(statement)
+        self._db = db
+        silences = [_silence_decode(row[0]) for row in db.execute("SELECT body FROM silences")]
+        acks = [_ack_decode(row[0]) for row in db.execute("SELECT body FROM acks")]
+        return _Loaded(silences, acks)
+
+    async def close(self) -> None:
+        async with self._lock:
+            db, self._db = self._db, None
+            if db is not None:
+                await asyncio.to_thread(db.close)
+
+    async def _write(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        async with self._lock:
+            db = self._db
+            if db is None:
+                return
+            try:
+                await asyncio.to_thread(_run, db, statements)
+            except sqlite3.Error as exc:
+                log.error("console_write_failed", error=str(exc))  # noqa: TRY400 - one line
+
+    # --- silences ---
+
+    def silenced(self, labels: Mapping[str, str], now: float) -> Silence | None:
+        for silence in self.silences.values():
+            if silence.active(now) and silence.matches(labels):
+                return silence
+        return None
+
+    async def add_silence(self, silence: Silence, now: float) -> None:
+        purged = [s.id for s in self.silences.values() if now - s.ends_at > PURGE_AFTER]
+        for key in purged:
+            del self.silences[key]
+        if len(self.silences) >= self.max_silences:
+            msg = f"too many silences (console.max_silences = {self.max_silences})"
+            raise InvalidRequestError(msg)
+        self.silences[silence.id] = silence
+        statements: list[tuple[str, tuple[object, ...]]] = [
+            ("DELETE FROM silences WHERE id = ?", (key,)) for key in purged
+        ]
+        statements.append(_silence_row(silence))
+        await self._write(statements)
+
+    async def expire_silence(self, silence_id: str, now: float) -> Silence | None:
+        """End a silence now (``None``: unknown id); an expired one is returned unchanged."""
+        silence = self.silences.get(silence_id)
+        if silence is None or silence.ends_at <= now:
+            return silence
+        silence = msgspec.structs.replace(
+            silence, ends_at=now, starts_at=min(silence.starts_at, now), updated_at=now
+        )
+        self.silences[silence_id] = silence
+        await self._write([_silence_row(silence)])
+        return silence
+
+    # --- acknowledgements ---
+
+    def acknowledged(self, fingerprint: str, active_at: float) -> Ack | None:
+        return self.acks.get((fingerprint, active_at))
+
+    async def acknowledge(self, ack: Ack, live: Iterable[tuple[str, float]]) -> None:
+        """Record ``ack``; acknowledgements of activations not in ``live`` are dropped."""
+        keep = set(live)
+        stale = [key for key in self.acks if key not in keep]
+        for key in stale:
+            del self.acks[key]
+        self.acks[ack.fingerprint, ack.active_at] = ack
+        statements: list[tuple[str, tuple[object, ...]]] = [
+            ("DELETE FROM acks WHERE fingerprint = ? AND active_at = ?", key) for key in stale
+        ]
+        statements.append(
+            (
+                "INSERT OR REPLACE INTO acks VALUES (?, ?, ?)",
+                (ack.fingerprint, ack.active_at, msgspec.json.encode(ack)),
+            )
+        )
+        await self._write(statements)
+
+
+def _silence_row(silence: Silence) -> tuple[str, tuple[object, ...]]:
+    return (
+        "INSERT OR REPLACE INTO silences VALUES (?, ?)",
+        (silence.id, msgspec.json.encode(silence)),
+    )
+
+
+def _run(db: sqlite3.Connection, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+    db.execute("BEGIN")
+    try:
+        for sql, params in statements:
+            db.execute(sql, params)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+class PlannerHolds:
+    """What the planner asks before sending (``Planner.holds``): silences hold an alert like a
+    mute window, acknowledgements stop ``repeat``, and firing alerts get the ack link."""
+
+    def __init__(self, store: ConsoleStore, signer: AckSigner | None) -> None:
+        self.store = store
+        self.signer = signer
+
+    def held(self, labels: Mapping[str, str], now: float) -> bool:
+        return self.store.silenced(labels, now) is not None
+
+    def acknowledged(self, fingerprint: str, active_at: float) -> bool:
+        return self.store.acknowledged(fingerprint, active_at) is not None
+
+    def annotate(self, info: AlertInfo, now: float) -> AlertInfo:
+        """``info`` with the signed ``ack_url`` annotation (when ``external_url`` is set)."""
+        if self.signer is None or info.resolved_at is not None:
+            return info
+        url = self.signer.link(info.fingerprint, now)
+        if url is None:
+            return info
+        return msgspec.structs.replace(info, annotations={**info.annotations, ACK_URL: url})

@@ -1,0 +1,222 @@
+"""A week-long backtest through the real replay road, timed in CPU seconds.
+
+The center: ``--channels`` live channels (alternately voice-like, T = 20 s, and chat-like,
+T = 60 s; service-level target 80%) with ``--queues`` queues each, ``--rate`` contacts per second
+over the whole center (Poisson arrivals, channel and queue uniform). Each contact waits (mean 8 s
+on voice, 20 s on chat; one in twenty abandons), is answered and ends after a talk of mean 3 min.
+Every day from 10:00 to 10:30 UTC channel ``c00`` slows down (mean wait 60 s) and from 14:00 to
+14:10 channel ``c01`` receives a burst of complaints, on top of about 4 complaints an hour per
+channel. The generator is deterministic (``--seed``) and independent of the simulator; the file
+is written once to ``bench/out/`` and reused.
+
+The run is :func:`monitor.replay.replay` itself (the function behind ``support-monitor replay``)
+with the default detectors and the default alert rules, stepping every aligned 1 s tick of event
+time. ``--no-detectors`` switches detectors and rules off (the engine alone) for comparison.
+CPU is ``time.process_time()`` around the replay (generation excluded). Time spent inside
+``TickRoad.tick`` is reported separately.
+
+    .venv/bin/python bench/backtest_week.py [--days 7] [--channels 20] [--queues 5]
+        [--alerts-out FILE] [--no-detectors] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import heapq
+import json
+import random
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import monitor.replay
+from monitor.clock import TickRoad
+from monitor.config import parse_settings
+from monitor.logs import configure
+
+T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC).timestamp()  # a Monday 00:00 UTC
+DAY = 86400.0
+CATEGORIES = ("billing", "service", "product")
+
+
+def channel_names(channels: int) -> list[str]:
+    return [f"c{i:02d}" for i in range(channels)]
+
+
+def config(channels: int, queues: int, *, detectors: bool = True) -> dict[str, Any]:
+    chans: dict[str, Any] = {}
+    for i, name in enumerate(channel_names(channels)):
+        chans[name] = {
+            "answer_seconds": 20 if i % 2 == 0 else 60,
+            "short_abandon_seconds": 5,
+            "service_level_target": 0.8,
+            "queues": [f"q{j}" for j in range(queues)],
+        }
+    data: dict[str, Any] = {
+        "windows": ["5m", "1h"],
+        "channels": chans,
+        "ingest": {"complaint_categories": list(CATEGORIES)},
+    }
+    if not detectors:
+        data["detectors"] = {
+            "sla_burn": {"enabled": False},
+            "complaint_spike": {"enabled": False},
+            "backlog_growth": {"enabled": False},
+            "tickets_at_risk": {"enabled": False},
+            "thresholds": [],
+        }
+        data["alerts"] = {"rules": []}
+    return data
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def generate(  # noqa: PLR0917 - the bench's knobs, in the order of its file name
+    path: Path, days: float, channels: int, queues: int, rate: float, seed: int
+) -> int:
+    """Write the events in time order; returns how many."""
+    rng = random.Random(seed)
+    names = channel_names(channels)
+    end = T0 + days * DAY
+    heap: list[tuple[float, int, dict[str, Any]]] = []
+    seq = 0
+    written = 0
+
+    def push(ts: float, event: dict[str, Any]) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(heap, (ts, seq, event))
+
+    complaint_rate = 4.0 / 3600.0 * channels  # complaints per second over the center
+    next_complaint = T0 + rng.expovariate(complaint_rate)
+    t = T0
+    n = 0
+    with path.open("w", encoding="utf-8") as out:
+        while True:
+            t += rng.expovariate(rate)
+            while heap and heap[0][0] <= t:
+                ts, _, event = heapq.heappop(heap)
+                if ts < end:
+                    event["ts"] = _iso(ts)
+                    out.write(json.dumps(event, separators=(",", ":")) + "\n")
+                    written += 1
+            if t >= end:
+                break
+            n += 1
+            i = rng.randrange(channels)
+            channel, queue = names[i], f"q{rng.randrange(queues)}"
+            day_second = (t - T0) % DAY
+            mean_wait = 8.0 if i % 2 == 0 else 20.0
+            if i == 0 and 36000 <= day_second < 37800:
+                mean_wait = 60.0
+            cid = f"k{n}"
+            base = {"channel": channel, "queue": queue, "contact_id": cid}
+            push(t, {"event_id": f"e{n}q", "type": "contact.queued", **base})
+            wait = rng.expovariate(1.0 / mean_wait)
+            if rng.random() < 0.05:
+                push(t + wait, {"event_id": f"e{n}x", "type": "contact.abandoned", **base})
+                continue
+            push(
+                t + wait,
+                {
+                    "event_id": f"e{n}a",
+                    "type": "contact.answered",
+                    **base,
+                    "agent_id": f"a{rng.randrange(500)}",
+                },
+            )
+            push(
+                t + wait + rng.expovariate(1.0 / 180.0),
+                {"event_id": f"e{n}e", "type": "contact.ended", **base},
+            )
+            while next_complaint <= t:
+                spike = 50400 <= (next_complaint - T0) % DAY < 51000
+                target = names[1 % channels] if spike and rng.random() < 0.8 else rng.choice(names)
+                push(
+                    next_complaint,
+                    {
+                        "event_id": f"e{n}c{seq}",
+                        "type": "complaint.received",
+                        "channel": target,
+                        "category": rng.choice(CATEGORIES),
+                    },
+                )
+                burst = 20.0 if 50400 <= (next_complaint - T0) % DAY < 51000 else 1.0
+                next_complaint += rng.expovariate(complaint_rate * burst)
+    return written
+
+
+class TimedTickRoad(TickRoad):
+    """The replay's own tick road, with the CPU time spent in its ticks added up."""
+
+    spent = 0.0
+    ticks = 0
+
+    def tick(self, now: float) -> None:
+        start = time.process_time()
+        super().tick(now)
+        TimedTickRoad.spent += time.process_time() - start
+        TimedTickRoad.ticks += 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--channels", type=int, default=20)
+    parser.add_argument("--queues", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=1.0, help="contacts per second")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--alerts-out", type=Path, default=None)
+    parser.add_argument("--no-detectors", action="store_true")
+    parser.add_argument("--profile", type=Path, default=None, help="write cProfile stats here")
+    args = parser.parse_args()
+    configure("warning")  # one line per alert transition would dominate the run
+    out_dir = Path(__file__).resolve().parent / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / (
+        f"backtest-{args.days:g}d-{args.channels}x{args.queues}-{args.rate:g}ps-s{args.seed}.jsonl"
+    )
+    if not path.exists():
+        started = time.perf_counter()
+        n = generate(path, args.days, args.channels, args.queues, args.rate, args.seed)
+        print(f"wrote {n:,} events to {path} in {time.perf_counter() - started:.1f} s")
+    events = sum(1 for _ in path.open("rb"))
+    settings = parse_settings(config(args.channels, args.queues, detectors=not args.no_detectors))
+    monitor.replay.TickRoad = TimedTickRoad  # type: ignore[misc] # bench-only instrumentation
+    sink = args.alerts_out.open("wb") if args.alerts_out else None
+    profiler = cProfile.Profile() if args.profile else None
+    try:
+        cpu = time.process_time()
+        wall = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        asyncio.run(monitor.replay.replay(path, settings, alerts_out=sink))
+        if profiler is not None:
+            profiler.disable()
+        cpu = time.process_time() - cpu
+        wall = time.perf_counter() - wall
+    finally:
+        if sink is not None:
+            sink.close()
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+    ticks, spent = TimedTickRoad.ticks, TimedTickRoad.spent
+    mode = "engine only" if args.no_detectors else "default detectors and rules"
+    print(f"{args.days:g} d, {args.channels} x {args.queues}, {args.rate:g} contacts/s, {mode}")
+    print(f"events {events:,}  ticks {ticks:,}")
+    print(
+        f"replay CPU {cpu:.1f} s (wall {wall:.1f} s); in TickRoad.tick {spent:.1f} s "
+        f"= {1e6 * spent / max(1, ticks):.1f} µs a tick"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,426 @@
+"""The console's routes on the daemon's listener (``monitor/http.py`` calls ``Console.handle``
+after its basic-auth check, so TLS, basic auth, the timeouts and the connection cap apply).
+
+Read (GET): ``/`` the status page, ``/console/*`` its assets, ``/api/v1/...`` the JSON API,
+``/ack/{fingerprint}?exp=&sig=`` the confirmation page of a signed acknowledge link.
+Write (POST, DELETE): ``/api/v1/alerts/{fingerprint}/ack``, ``/api/v1/silences``,
+``/api/v1/silences/{id}`` need the token of ``console.api_token_file``, as
+``Authorization: Bearer <token>`` or ``X-Console-Token: <token>`` (when basic auth is on);
+``POST /ack/{fingerprint}`` needs the link's valid, unexpired signature instead.
+
+CSRF: API writes need the token in a header, which a browser only sends cross-origin after a CORS
+preflight that this server never grants; every write whose ``Origin`` (or ``Sec-Fetch-Site``)
+says another site is refused with 403. Every write is logged (``console_*`` lines); a refused
+one answers 4xx with a message and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import string
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import web
+
+from alerts.rules import CompiledRule
+from alerts.silences import (
+    Ack,
+    AckSigner,
+    ConsoleStore,
+    InvalidRequestError,
+    Via,
+    ack_name,
+    format_time,
+    new_silence,
+)
+from alerts.state import AlertState
+from monitor.config import ConsoleSettings
+from monitor.console import views
+from monitor.engine.engine import Engine
+
+log = structlog.get_logger("support_monitor.console")
+
+API = "/api/v1"
+WRITE_HEADER = "X-Console-Token"
+"""The API token may come here instead of ``Authorization: Bearer`` (which basic auth uses)."""
+MAX_BODY = 64 * 1024
+"""Bytes of a write's body at most (413 beyond)."""
+_ASSETS = {
+    "/console/console.js": ("console.js", "text/javascript; charset=utf-8"),
+    "/console/console.css": ("console.css", "text/css; charset=utf-8"),
+}
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+def _asset(name: str) -> str:
+    return resources.files("monitor.console").joinpath("assets", name).read_text("utf-8")
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Console:
+    """Serves the console; ``rules`` is read at each request (a config reload replaces them)."""
+
+    def __init__(
+        self,
+        settings: ConsoleSettings,
+        engine: Engine,
+        rules: Callable[[], list[CompiledRule]],
+        store: ConsoleStore,
+        *,
+        signer: AckSigner,
+        timeline: views.Timeline,
+        token: str | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._rules = rules
+        self._store = store
+        self._signer = signer
+        self._timeline = timeline
+        self._token = token
+        self._clock = clock
+        self._assets = {path: (_asset(name), kind) for path, (name, kind) in _ASSETS.items()}
+        self._index = string.Template(_asset("index.html"))
+        self._ack_page = string.Template(_asset("ack.html"))
+
+    def now(self) -> float:
+        """The alerts' clock (the engine's "now"; the wall clock before the first tick)."""
+        now = self._engine.now
+        return now if math.isfinite(now) else self._clock()
+
+    @staticmethod
+    def owns(path: str) -> bool:
+        return path in {"/", API} or path.startswith(("/console/", "/ack/", API + "/"))
+
+    async def handle(self, request: web.BaseRequest) -> web.Response:
+        try:
+            response = await self._route(request)
+        except HttpError as exc:
+            response = _error(exc.status, exc.message, html=request.path.startswith("/ack/"))
+        response.headers.update(_SECURITY_HEADERS)
+        return response
+
+    async def _route(self, request: web.BaseRequest) -> web.Response:  # noqa: PLR0911, C901 - a route each
+        path, method = request.path, request.method
+        read = method in {"GET", "HEAD"}
+        if path == "/" and read:
+            return self._html(
+                self._index.substitute(refresh=int(self.settings.refresh_seconds * 1000))
+            )
+        if path in self._assets and read:
+            body, kind = self._assets[path]
+            return web.Response(text=body, headers={"Content-Type": kind})
+        if path.startswith("/ack/"):
+            fingerprint = path.removeprefix("/ack/")
+            if read:
+                return self._ack_confirm(request, fingerprint)
+            if method == "POST":
+                return await self._ack_by_link(request, fingerprint)
+            raise HttpError(405, "use GET (the confirmation page) or POST (its form)")
+        if not path.startswith(API):
+            raise HttpError(404, "not found")
+        parts = path.removeprefix(API).strip("/").split("/")
+        if read:
+            return self._json(self._read(parts, request))
+        if method == "POST" and parts == ["silences"]:
+            return await self._create_silence(request)
+        if method == "DELETE" and len(parts) == 2 and parts[0] == "silences":
+            return await self._expire_silence(request, parts[1])
+        if method == "POST" and len(parts) == 3 and parts[0] == "alerts" and parts[2] == "ack":
+            return await self._ack_by_api(request, parts[1])
+        raise HttpError(405 if parts[0] in {"silences", "alerts"} else 404, "no such write")
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def _read(self, parts: list[str], request: web.BaseRequest) -> dict[str, Any]:  # noqa: PLR0911, C901 - a route each
+        now = self.now()
+        rules = self._rules()
+        match parts:
+            case ["status"]:
+                return {
+                    "now": format_time(now),
+                    "refreshSeconds": self.settings.refresh_seconds,
+                    "writable": self._token is not None,
+                    "channels": views.channels_view(self._engine),
+                    "alerts": views.alerts_view(rules, self._store, now),
+                    "silences": views.silences_view(self._store, now),
+                    "timeline": self._timeline.view(),
+                }
+            case ["channels"]:
+                return {
+                    "now": format_time(now),
+                    "channels": views.channels_view(self._engine),
+                }
+            case ["channels", name]:
+                channel = self._engine.channels.get(name)
+                if channel is None:
+                    raise HttpError(404, f"unknown channel {name[:64]!r}")
+                return {"now": format_time(now), **views.channel_view(channel, now)}
+            case ["alerts"]:
+                status = request.query.get("status")
+                if status not in {None, "firing", "pending", "resolved"}:
+                    raise HttpError(400, "status: one of firing, pending, resolved")
+                return {"alerts": views.alerts_view(rules, self._store, now, status)}
+            case ["alerts", fingerprint]:
+                alert = views.find_alert(rules, fingerprint)
+                if alert is None:
+                    raise HttpError(404, "unknown alert (resolved and forgotten, or never seen)")
+                return views.alert_view(alert, self._store, now)
+            case ["silences"]:
+                return {"silences": views.silences_view(self._store, now)}
+            case ["acks"]:
+                acks = sorted(self._store.acks.values(), key=lambda a: (a.at, a.fingerprint))
+                return {
+                    "acks": [
+                        {
+                            "fingerprint": a.fingerprint,
+                            "activeAt": format_time(a.active_at),
+                            "by": a.by,
+                            "at": format_time(a.at),
+                            "via": a.via,
+                        }
+                        for a in acks
+                    ]
+                }
+            case ["timeline"]:
+                return {"timeline": self._timeline.view()}
+        raise HttpError(404, "not found; see docs/console.md for the API")
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def _same_origin(self, request: web.BaseRequest) -> None:
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in {"same-origin", "none"}:
+            raise HttpError(403, "cross-site request refused")
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return
+        allowed = {request.host}
+        if self.settings.external_url is not None:
+            allowed.add(urlsplit(self.settings.external_url).netloc)
+        if urlsplit(origin).netloc not in allowed:
+            raise HttpError(403, "cross-origin request refused")
+
+    def _authorize(self, request: web.BaseRequest) -> None:
+        self._same_origin(request)
+        if self._token is None:
+            raise HttpError(403, "writes are disabled: set console.api_token_file")
+        given = request.headers.get(WRITE_HEADER)
+        if given is None:  # Authorization carries basic auth when the listener asks for it
+            scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+            given = bearer if scheme.lower() == "bearer" else ""
+        if not hmac.compare_digest(given.strip().encode(), self._token.encode()):
+            log.warning("console_write_refused", path=request.path, reason="bad token")
+            raise HttpError(401, "a valid bearer token is needed (console.api_token_file)")
+
+    async def _body(self, request: web.BaseRequest) -> dict[str, Any]:
+        if request.content_type != "application/json":
+            raise HttpError(415, "send Content-Type: application/json")
+        if (request.content_length or 0) > MAX_BODY:
+            raise HttpError(413, f"body over {MAX_BODY} bytes")
+        raw = await request.read()
+        if len(raw) > MAX_BODY:
+            raise HttpError(413, f"body over {MAX_BODY} bytes")
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise HttpError(400, "malformed JSON") from None
+        if not isinstance(body, dict):
+            raise HttpError(400, "the body must be a JSON object")
+        return body
+
+    async def _create_silence(self, request: web.BaseRequest) -> web.Response:
+        self._authorize(request)
+        body = await self._body(request)
+        now = self.now()
+        try:
+            silence = new_silence(body, now)
+            await self._store.add_silence(silence, now)
+        except InvalidRequestError as exc:
+            raise HttpError(400, str(exc)) from None
+        log.info(
+            "console_silence_created",
+            silence=silence.id,
+            matchers=[f"{m.name}{_op(m.is_equal, m.is_regex)}{m.value}" for m in silence.matchers],
+            ends_at=format_time(silence.ends_at),
+            created_by=silence.created_by,
+        )
+        return self._json({"silence": views.silence_view(silence, now)}, status=201)
+
+    async def _expire_silence(self, request: web.BaseRequest, silence_id: str) -> web.Response:
+        self._authorize(request)
+        now = self.now()
+        silence = await self._store.expire_silence(silence_id, now)
+        if silence is None:
+            raise HttpError(404, "unknown silence")
+        log.info("console_silence_expired", silence=silence.id)
+        return self._json({"silence": views.silence_view(silence, now)})
+
+    async def _ack_by_api(self, request: web.BaseRequest, fingerprint: str) -> web.Response:
+        self._authorize(request)
+        body = await self._body(request)
+        raw_via = body.get("via", "api")
+        if raw_via not in {"api", "page"}:
+            raise HttpError(400, "via: api or page")
+        via: Via = "page" if raw_via == "page" else "api"
+        try:
+            by = ack_name(body.get("by"))
+        except InvalidRequestError as exc:
+            raise HttpError(400, str(exc)) from None
+        alert = await self._acknowledge(fingerprint, by, via)
+        return self._json({"alert": alert})
+
+    async def _acknowledge(self, fingerprint: str, by: str, via: Via) -> dict[str, Any]:
+        rules = self._rules()
+        alert = views.find_alert(rules, fingerprint)
+        if alert is None:
+            raise HttpError(404, "unknown alert (resolved and forgotten, or never seen)")
+        if alert.state is not AlertState.FIRING:
+            raise HttpError(409, f"the alert is {alert.status}, not firing: nothing to acknowledge")
+        now = self.now()
+        existing = self._store.acknowledged(fingerprint, alert.active_at)
+        if existing is None:
+            ack = Ack(
+                fingerprint=fingerprint,
+                active_at=alert.active_at,
+                by=by,
+                at=now,
+                via=via,
+            )
+            await self._store.acknowledge(ack, views.live_activations(rules))
+            log.info(
+                "console_alert_acknowledged",
+                fingerprint=fingerprint,
+                alertname=alert.label("alertname"),
+                channel=alert.label("channel"),
+                by=by,
+                via=via,
+            )
+        return views.alert_view(alert, self._store, now)
+
+    # --- signed links ------------------------------------------------------------------------
+
+    def _check_link(self, fingerprint: str, expires: str, signature: str) -> None:
+        problem = self._signer.check(fingerprint, expires, signature, self.now())
+        if problem is not None:
+            log.warning("console_ack_link_refused", fingerprint=fingerprint[:32], reason=problem)
+            raise HttpError(403, problem)
+
+    def _ack_confirm(self, request: web.BaseRequest, fingerprint: str) -> web.Response:
+        expires, signature = request.query.get("exp", ""), request.query.get("sig", "")
+        self._check_link(fingerprint, expires, signature)
+        alert = views.find_alert(self._rules(), fingerprint)
+        if alert is None:
+            raise HttpError(404, "this alert is no longer known (resolved and forgotten)")
+        view = views.alert_view(alert, self._store, self.now())
+        ack = view["acknowledged"]
+        return self._html(
+            self._ack_page.substitute(
+                title=_escape(f"{view['alertname']} ({view['channel']})"),
+                status=_escape(view["status"]),
+                summary=_escape(view["annotations"].get("summary", "")),
+                acked=_escape(f"Acknowledged by {ack['by']} at {ack['at']}." if ack else ""),
+                fingerprint=_escape(fingerprint),
+                exp=_escape(expires),
+                sig=_escape(signature),
+            )
+        )
+
+    async def _ack_by_link(self, request: web.BaseRequest, fingerprint: str) -> web.Response:
+        self._same_origin(request)
+        if request.content_type != "application/x-www-form-urlencoded":
+            raise HttpError(415, "post the confirmation page's form")
+        if (request.content_length or 0) > MAX_BODY:
+            raise HttpError(413, f"body over {MAX_BODY} bytes")
+        form = await request.post()
+        expires, signature = str(form.get("exp", "")), str(form.get("sig", ""))
+        self._check_link(fingerprint, expires, signature)
+        try:
+            by = ack_name(form.get("by"))
+        except InvalidRequestError as exc:
+            raise HttpError(400, str(exc)) from None
+        view = await self._acknowledge(fingerprint, by, "link")
+        ack = view["acknowledged"]
+        return self._html(
+            _page(
+                "Acknowledged",
+                f"<p>{_escape(view['alertname'])} ({_escape(view['channel'])}) is acknowledged "
+                f"by {_escape(ack['by'])} at {_escape(ack['at'])}. It will not repeat; its "
+                'resolution is still sent.</p><p><a href="/">Open the status page</a></p>',
+            )
+        )
+
+    # --- responses ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _json(data: object, status: int = 200) -> web.Response:
+        body = json.dumps(data, allow_nan=False, separators=(",", ":"))
+        return web.Response(
+            text=body, status=status, headers={"Content-Type": "application/json; charset=utf-8"}
+        )
+
+    @staticmethod
+    def _html(text: str, status: int = 200) -> web.Response:
+        return web.Response(
+            text=text, status=status, headers={"Content-Type": "text/html; charset=utf-8"}
+        )
+
+
+def _op(is_equal: bool, is_regex: bool) -> str:
+    return ("=" if is_equal else "!") + ("~" if is_regex else "=" if not is_equal else "")
+
+
+def _escape(text: object) -> str:
+    return (
+        str(text)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#39;")
+    )
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_escape(title)} · support-monitor</title>"
+        '<link rel="stylesheet" href="/console/console.css"></head>'
+        f'<body class="page"><main><h1>{_escape(title)}</h1>{body}</main></body></html>'
+    )
+
+
+def _error(status: int, message: str, *, html: bool) -> web.Response:
+    if html:
+        return web.Response(
+            text=_page("Cannot acknowledge", f"<p>{_escape(message)}</p>"),
+            status=status,
+            headers={"Content-Type": "text/html; charset=utf-8"},
+        )
+    return web.Response(
+        text=json.dumps({"error": message}),
+        status=status,
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )

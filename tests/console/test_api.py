@@ -1,0 +1,244 @@
+"""The console's JSON API and ack links on a real listener over a replayed scenario.
+
+Numbers are worked out by hand from ``helpers.scenario()`` at T0 + 100 s (voice T = 20 s):
+waiting 1 (c3), oldest wait 100 - 20 = 80 s, breached waiting 1 (80 > 20);
+5m window: answered 1 (in SLA), long abandons 1 -> service level 1 / (1 + 1) = 0.5, abandon
+ratio 1 / 2 = 0.5; ratings 5 and 2 -> CSAT 1 / 2 = 0.5; complaints 1.
+Email: tickets t1, t2 created, t2 solved -> 1 open.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.console.helpers import TOKEN, running_console
+from tests.support import T0, Stream
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _window(channel: dict[str, Any], name: str) -> dict[str, Any]:
+    windows: list[dict[str, Any]] = [w for w in channel["windows"] if w["window"] == name]
+    assert len(windows) == 1
+    return windows[0]
+
+
+async def test_channel_numbers_match_the_scenario(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as run, httpx.AsyncClient(base_url=run.base) as client:
+        voice = (await client.get("/api/v1/channels/voice")).json()
+        assert voice["waiting"] == 1
+        assert voice["oldestWaitSeconds"] == 80.0
+        assert voice["breachedWaiting"] == 1
+        assert voice["answerSeconds"] == 20.0
+        assert voice["serviceLevelTarget"] == 0.8
+        five = _window(voice, "5m")
+        assert five["serviceLevel"] == 0.5
+        assert five["abandonRatio"] == 0.5
+        assert five["abandoned"] == 1
+        assert five["csat"] == 0.5
+        assert five["ratings"] == 2
+        assert five["complaints"] == 1
+        email = (await client.get("/api/v1/channels/email")).json()
+        assert email["ticketsOpen"] == 1
+        chat = (await client.get("/api/v1/channels/chat")).json()
+        assert _window(chat, "5m")["serviceLevel"] is None  # no contacts: undefined, not 0
+        listing = (await client.get("/api/v1/channels")).json()
+        assert [c["channel"] for c in listing["channels"]] == ["chat", "email", "voice"]
+        missing = await client.get("/api/v1/channels/fax")
+        assert missing.status_code == 404
+        assert "unknown channel" in missing.json()["error"]
+        # events arriving change the numbers: c4 queued at 100 s -> 2 waiting
+        stream = Stream()
+        stream.add("contact.queued", 100, "voice", contact_id="c4", queue="tech", event_id="q4")
+        run.feed(*stream.lines)
+        voice = (await client.get("/api/v1/channels/voice")).json()
+        assert voice["waiting"] == 2
+
+
+async def test_page_and_assets_are_served_with_strict_headers(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as run, httpx.AsyncClient(base_url=run.base) as client:
+        page = await client.get("/")
+        assert page.status_code == 200
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+        assert page.headers["Referrer-Policy"] == "no-referrer"
+        assert 'src="/console/console.js"' in page.text
+        assert "http://" not in page.text.replace(run.base, "")  # no CDN
+        script = await client.get("/console/console.js")
+        assert script.status_code == 200
+        assert script.headers["Content-Type"].startswith("text/javascript")
+        assert len(script.content) < 32 * 1024
+        assert (await client.get("/console/nothing.js")).status_code == 404
+        assert (await client.post("/metrics")).status_code == 405  # the listener's own routes
+
+
+async def test_ack_by_api_needs_the_token_and_refuses_bad_input(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as run, httpx.AsyncClient(base_url=run.base) as client:
+        fp = run.fire(100)
+        alerts = (await client.get("/api/v1/alerts", params={"status": "firing"})).json()
+        assert [a["fingerprint"] for a in alerts["alerts"]] == [fp]
+        assert alerts["alerts"][0]["acknowledged"] is None
+        url = f"/api/v1/alerts/{fp}/ack"
+        body = {"by": "Ana"}
+        refused = [
+            (await client.post(url, json=body), 401, "bearer token"),
+            (await client.post(url, json=body, headers={"Authorization": "Bearer nope"}), 401, ""),
+            (
+                await client.post(
+                    url, json=body, headers={**AUTH, "Origin": "https://evil.example"}
+                ),
+                403,
+                "cross-origin",
+            ),
+            (
+                await client.post(
+                    url,
+                    content=b"{not json",
+                    headers={**AUTH, "Content-Type": "application/json"},
+                ),
+                400,
+                "malformed JSON",
+            ),
+            (await client.post(url, content=b"by=Ana", headers=AUTH), 415, "application/json"),
+            (await client.post(url, json={}, headers=AUTH), 400, "by: required"),
+            (
+                await client.post("/api/v1/alerts/0123456789abcdef/ack", json=body, headers=AUTH),
+                404,
+                "unknown alert",
+            ),
+            (await client.get("/api/v1/alerts", params={"status": "bad"}), 400, "status"),
+        ]
+        for response, status, message in refused:
+            assert response.status_code == status, response.text
+            assert message in response.json()["error"]
+        assert (await client.get("/api/v1/acks")).json() == {"acks": []}  # nothing changed
+
+        done = await client.post(url, json=body, headers=AUTH)
+        assert done.status_code == 200, done.text
+        ack = done.json()["alert"]["acknowledged"]
+        assert ack["by"] == "Ana"
+        assert ack["via"] == "api"
+        assert ack["at"] == "2026-03-02T09:01:40Z"  # the alerts' clock: T0 + 100 s
+        # basic auth takes Authorization: the token may come in X-Console-Token instead
+        again = await client.post(url, json={"by": "Bo"}, headers={"X-Console-Token": TOKEN})
+        assert again.json()["alert"]["acknowledged"]["by"] == "Ana"  # the first ack stays
+        acks = (await client.get("/api/v1/acks")).json()["acks"]
+        assert [(a["fingerprint"], a["by"]) for a in acks] == [(fp, "Ana")]
+
+    async with running_console(tmp_path) as run, httpx.AsyncClient(base_url=run.base) as client:
+        # restarted: the ack is kept, but only for the same activation (restored alert state
+        # keeps active_at; here the alert fires again at the same time, as a restore would)
+        fp = run.fire(100)
+        view = (await client.get(f"/api/v1/alerts/{fp}")).json()
+        assert view["acknowledged"]["by"] == "Ana"
+
+
+async def test_writes_are_refused_without_a_configured_token(tmp_path: Path) -> None:
+    async with (
+        running_console(tmp_path, token=None) as run,
+        httpx.AsyncClient(base_url=run.base) as client,
+    ):
+        fp = run.fire(100)
+        response = await client.post(f"/api/v1/alerts/{fp}/ack", json={"by": "x"}, headers=AUTH)
+        assert response.status_code == 403
+        assert "console.api_token_file" in response.json()["error"]
+        assert (await client.get("/api/v1/status")).json()["writable"] is False
+
+
+async def test_silences_by_api(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as run, httpx.AsyncClient(base_url=run.base) as client:
+        fp = run.fire(100)
+        good = {
+            "matchers": [{"name": "channel", "value": "voice"}],
+            "endsAt": "2026-03-02T10:00:00Z",
+            "createdBy": "Ana",
+            "comment": "carrier outage",
+        }
+        bad = [
+            ({**good, "matchers": [{"name": "channel", "value": "(", "isRegex": True}]}, "regex"),
+            ({**good, "endsAt": "2026-03-02T09:00:00Z"}, "endsAt: must be in the future"),
+            ({**good, "matchers": "channel=voice"}, "matchers"),
+        ]
+        for body, message in bad:
+            response = await client.post("/api/v1/silences", json=body, headers=AUTH)
+            assert response.status_code == 400
+            assert message in response.json()["error"]
+        assert (await client.get("/api/v1/silences")).json() == {"silences": []}
+        assert (await client.post("/api/v1/silences", json=good)).status_code == 401
+
+        created = await client.post("/api/v1/silences", json=good, headers=AUTH)
+        assert created.status_code == 201
+        silence = created.json()["silence"]
+        assert silence["status"] == "active"
+        assert silence["startsAt"] == "2026-03-02T09:01:40Z"
+        assert silence["endsAt"] == "2026-03-02T10:00:00Z"
+        view = (await client.get(f"/api/v1/alerts/{fp}")).json()
+        assert view["silencedBy"] == silence["id"]
+        expired = await client.delete(f"/api/v1/silences/{silence['id']}", headers=AUTH)
+        assert expired.json()["silence"]["status"] == "expired"
+        assert (await client.get(f"/api/v1/alerts/{fp}")).json()["silencedBy"] is None
+        unknown = await client.delete("/api/v1/silences/nope", headers=AUTH)
+        assert unknown.status_code == 404
+
+
+def _link_parts(path: str) -> tuple[str, str, str]:
+    match = re.fullmatch(r"/ack/([0-9a-f]+)\?exp=(\d+)&sig=([0-9a-f]+)", path)
+    assert match is not None, path
+    return match.group(1), match.group(2), match.group(3)
+
+
+async def test_signed_link_confirms_then_acknowledges(tmp_path: Path) -> None:
+    async with (
+        running_console(tmp_path, token=None) as run,
+        httpx.AsyncClient(base_url=run.base) as client,
+    ):
+        fp = run.fire(100)
+        path = run.signer.path(fp, T0 + 100)
+        _, exp, sig = _link_parts(path)
+        page = await client.get(path)
+        assert page.status_code == 200
+        assert "LongWait (voice)" in page.text
+        assert f'value="{sig}"' in page.text
+        assert (await client.get("/api/v1/acks")).json() == {"acks": []}  # GET never acks
+
+        other = run.signer.path("0123456789abcdef", T0 + 100)
+        forged = f"/ack/{fp}?exp={exp}&sig={'0' * 64}"
+        moved = f"/ack/{fp}?exp={int(exp) + 1}&sig={sig}"
+        reused = f"/ack/{fp}?{other.split('?')[1]}"
+        expired = run.signer.path(fp, T0 + 100 - run.signer.ttl - 1)
+        for bad, message in [
+            (forged, "signature"),
+            (moved, "signature"),
+            (reused, "signature"),
+            (expired, "expired"),
+        ]:
+            response = await client.get(bad)
+            assert response.status_code == 403
+            assert message in response.text
+            fp_, exp_, sig_ = _link_parts(bad)
+            post = await client.post(f"/ack/{fp_}", data={"exp": exp_, "sig": sig_, "by": "Eve"})
+            assert post.status_code == 403
+        assert (await client.get("/api/v1/acks")).json() == {"acks": []}
+
+        cross = await client.post(
+            f"/ack/{fp}",
+            data={"exp": exp, "sig": sig, "by": "Eve"},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert cross.status_code == 403
+        done = await client.post(f"/ack/{fp}", data={"exp": exp, "sig": sig, "by": "Ana"})
+        assert done.status_code == 200
+        assert "acknowledged by Ana" in done.text
+        acks = (await client.get("/api/v1/acks")).json()["acks"]
+        assert [(a["by"], a["via"]) for a in acks] == [("Ana", "link")]
+        status = (await client.get("/api/v1/status")).json()
+        assert status["alerts"][0]["acknowledged"]["by"] == "Ana"
+        assert [(r["alertname"], r["state"]) for r in status["timeline"]] == [
+            ("LongWait", "firing")
+        ]
+        json.dumps(status)  # plain JSON throughout

@@ -1,0 +1,250 @@
+"""Silences, acknowledgements and signed links (alerts/silences.py) and the planner's hook.
+
+Expected notification kinds are derived by hand from the planner's documented rules: firing and
+not told -> new; told ``repeat_interval`` ago -> repeat (not when acknowledged); resolved after
+"firing" was told -> resolved; a silenced alert is held like a muted one.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerts.planner import Planner
+from alerts.routing import Router
+from alerts.silences import (
+    ACK_URL,
+    Ack,
+    AckSigner,
+    ConsoleStore,
+    InvalidRequestError,
+    PlannerHolds,
+    Silence,
+    load_signing_key,
+    new_silence,
+    parse_matchers,
+)
+from alerts.state import Alert, AlertState
+from tests.alerts.helpers import notifier_settings
+
+T = 1_772_442_000.0  # 2026-03-02T09:00:00Z
+LABELS = (("alertname", "LongWait"), ("channel", "voice"), ("severity", "critical"))
+
+
+def _silence(body: dict[str, Any], now: float = T) -> Silence:
+    return new_silence(body, now)
+
+
+def _body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "matchers": [{"name": "channel", "value": "voice"}],
+        "endsAt": "2026-03-02T10:00:00Z",
+        "createdBy": "Ana",
+        "comment": "known outage",
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_body(matchers=[]), "matchers: required"),
+        (_body(matchers=[{"name": "1x", "value": "a"}]), "matchers[0].name"),
+        (_body(matchers=[{"name": "x", "value": "(", "isRegex": True}]), "invalid regex"),
+        (_body(matchers=[{"name": "x", "value": ""}]), "must not match the empty string"),
+        (_body(matchers=[{"name": "x", "value": ".*", "isRegex": True}]), "empty string"),
+        (_body(matchers=[{"name": "x", "value": "a", "op": "="}]), "unknown key 'op'"),
+        (_body(endsAt="2026-03-02T08:59:59Z"), "endsAt: must be in the future"),
+        (_body(endsAt="2026-03-02T10:00:00"), "time zone"),
+        (_body(endsAt="tomorrow"), "not an RFC 3339 time"),
+        (_body(startsAt="2026-03-02T11:00:00Z"), "endsAt: must be after startsAt"),
+        (_body(comment=" "), "comment: required"),
+        (_body(createdBy="x" * 101), "createdBy: at most 100"),
+    ],
+)
+def test_invalid_silences_are_refused_with_the_problem(body: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidRequestError, match=re.escape(message)):
+        _silence(body)
+
+
+def test_matchers_are_anchored_and_negatable() -> None:
+    voice = {"channel": "voice", "alertname": "LongWait"}
+    assert not parse_matchers([{"name": "channel", "value": "voi", "isRegex": True}])[0].matches(
+        voice
+    )
+    assert parse_matchers([{"name": "channel", "value": "voi.*", "isRegex": True}])[0].matches(
+        voice
+    )
+    neq, name = parse_matchers(
+        [
+            {"name": "channel", "value": "chat", "isEqual": False},
+            {"name": "alertname", "value": "LongWait"},
+        ]
+    )
+    assert neq.matches(voice)
+    assert not neq.matches({"channel": "chat"})
+    assert name.matches(voice)
+    silence = _silence(_body(matchers=[{"name": "channel", "value": "voice"}]))
+    assert silence.starts_at == T
+    assert silence.ends_at == T + 3600
+    assert silence.active(T + 3599.9)
+    assert not silence.active(T + 3600)  # ends exclusive, as Alertmanager
+
+
+def test_signed_link_is_bound_to_the_alert_and_expires() -> None:
+    signer = AckSigner(b"k" * 32, "https://monitor.example", 600.0)
+    link = signer.link("aaaa", T)
+    assert link is not None
+    query = link.split("?", 1)[1]
+    params = dict(p.split("=") for p in query.split("&"))
+    assert params["exp"] == str(int(T + 600))
+    assert signer.check("aaaa", params["exp"], params["sig"], T + 600) is None
+    assert "expired" in (signer.check("aaaa", params["exp"], params["sig"], T + 601) or "")
+    assert "signature" in (signer.check("bbbb", params["exp"], params["sig"], T) or "")
+    later = str(int(T + 6000))
+    assert "signature" in (signer.check("aaaa", later, params["sig"], T) or "")
+    other_key = AckSigner(b"j" * 32, "https://monitor.example", 600.0)
+    assert "signature" in (other_key.check("aaaa", params["exp"], params["sig"], T) or "")
+    assert "malformed" in (signer.check("aaaa", "-1", params["sig"], T) or "")
+    assert AckSigner(b"k" * 32, None, 600.0).link("aaaa", T) is None
+
+
+def test_generated_key_is_private_and_kept(tmp_path: Path) -> None:
+    first = load_signing_key(None, tmp_path)
+    mode = stat.S_IMODE((tmp_path / "console.key").stat().st_mode)
+    assert mode == 0o600
+    assert len(first) == 32
+    assert load_signing_key(None, tmp_path) == first
+    key_file = tmp_path / "short"
+    key_file.write_bytes(b"123")
+    with pytest.raises(ValueError, match="under 16 bytes"):
+        load_signing_key(key_file, tmp_path)
+
+
+async def test_silences_and_acks_survive_a_restart(tmp_path: Path) -> None:
+    store = ConsoleStore(tmp_path, max_silences=2)
+    await store.open()
+    silence = _silence(_body())
+    await store.add_silence(silence, T)
+    ack = Ack(fingerprint="f1", active_at=T - 60, by="Ana", at=T, via="api")
+    await store.acknowledge(ack, [("f1", T - 60)])
+    await store.close()
+
+    again = ConsoleStore(tmp_path, max_silences=2)
+    await again.open()
+    assert again.silences == {silence.id: silence}
+    assert again.acknowledged("f1", T - 60) == ack
+    assert again.acknowledged("f1", T) is None  # another activation is not acknowledged
+    expired = await again.expire_silence(silence.id, T + 10)
+    assert expired is not None
+    assert expired.ends_at == T + 10
+    await again.add_silence(_silence(_body()), T + 10)
+    with pytest.raises(InvalidRequestError, match="too many silences"):
+        await again.add_silence(_silence(_body()), T + 10)
+    # an ack for an activation that is gone is dropped at the next ack
+    ack2 = Ack(fingerprint="f2", active_at=T, by="Bo", at=T + 20, via="link")
+    await again.acknowledge(ack2, [("f2", T)])
+    assert set(again.acks) == {("f2", T)}
+    await again.close()
+    third = ConsoleStore(tmp_path, max_silences=2)
+    await third.open()
+    assert set(third.acks) == {("f2", T)}
+    assert third.silences[silence.id].ends_at == T + 10
+    await third.close()
+
+
+# --- the planner hook ------------------------------------------------------------------------
+
+
+def _planner(store: ConsoleStore, signer: AckSigner | None = None) -> Planner:
+    settings = notifier_settings(
+        receivers={
+            "hook": {"type": "webhook", "url": "http://127.0.0.1:9/x", "repeat_interval": 60}
+        },
+        routes=[{"receiver": "hook"}],
+    )
+    planner = Planner(settings.receivers, Router(settings))
+    planner.holds = PlannerHolds(store, signer)
+    return planner
+
+
+def _firing(active_at: float) -> Alert:
+    return Alert(
+        labels=LABELS,
+        annotations={"summary": "wait"},
+        state=AlertState.FIRING,
+        value=50.0,
+        active_at=active_at,
+        fired_at=active_at,
+    )
+
+
+def _kinds(planner: Planner, now: float, alerts: list[Alert]) -> list[str]:
+    return [n.kind for n in planner.plan(now, alerts)]
+
+
+async def test_acknowledged_alert_does_not_repeat_but_resolves() -> None:
+    store, control_store = ConsoleStore(None, 10), ConsoleStore(None, 10)
+    acked, control = _planner(store), _planner(control_store)
+    alert = _firing(T)
+    assert _kinds(acked, T, [alert]) == ["new"]
+    assert _kinds(control, T, [alert]) == ["new"]
+    await store.acknowledge(
+        Ack(fingerprint=alert.fingerprint, active_at=T, by="Ana", at=T + 5, via="api"),
+        [(alert.fingerprint, T)],
+    )
+    assert _kinds(control, T + 60, [alert]) == ["repeat"]  # 60 s = repeat_interval
+    assert _kinds(acked, T + 60, [alert]) == []
+    assert _kinds(acked, T + 180, [alert]) == []
+    alert.state = AlertState.INACTIVE
+    alert.resolved_at = T + 200
+    assert _kinds(acked, T + 200, [alert]) == ["resolved"]
+    # a new activation of the same labels is not acknowledged: it pages and repeats
+    again = _firing(T + 300)
+    assert _kinds(acked, T + 300, [again]) == ["new"]
+    assert _kinds(acked, T + 360, [again]) == ["repeat"]
+
+
+async def test_silence_holds_then_reconciles_like_a_mute_window() -> None:
+    store = ConsoleStore(None, 10)
+    planner = _planner(store)
+    alert = _firing(T)
+    silence = _silence(_body(endsAt="2026-03-02T09:10:00Z"), T)  # T .. T+600
+    await store.add_silence(silence, T)
+    assert _kinds(planner, T, [alert]) == []
+    assert _kinds(planner, T + 300, [alert]) == []
+    assert _kinds(planner, T + 600, [alert]) == ["new"]  # held, not lost
+    # told "firing", then resolved under a second silence: the resolution waits for its end
+    await store.add_silence(_silence(_body(endsAt="2026-03-02T09:20:00Z"), T + 600), T + 600)
+    alert.state = AlertState.INACTIVE
+    alert.resolved_at = T + 700
+    assert _kinds(planner, T + 700, [alert]) == []
+    assert _kinds(planner, T + 1200, [alert]) == ["resolved"]
+    # an orphan (alert forgotten) under a silence is held too
+    other = _firing(T + 1300)
+    assert _kinds(planner, T + 1300, [other]) == ["new"]
+    await store.add_silence(_silence(_body(endsAt="2026-03-02T09:40:00Z"), T + 1300), T + 1300)
+    assert _kinds(planner, T + 1400, []) == []
+    assert _kinds(planner, T + 2400, []) == ["resolved"]
+
+
+async def test_firing_notifications_carry_the_signed_link() -> None:
+    signer = AckSigner(b"k" * 32, "https://monitor.example", 3600.0)
+    planner = _planner(ConsoleStore(None, 10), signer)
+    alert = _firing(T)
+    (note,) = planner.plan(T, [alert])
+    url = note.alerts[0].annotations[ACK_URL]
+    assert url.startswith(
+        f"https://monitor.example/ack/{alert.fingerprint}?exp={int(T + 3600)}&sig="
+    )
+    sig = url.rsplit("sig=", 1)[1]
+    assert signer.check(alert.fingerprint, str(int(T + 3600)), sig, T) is None
+    alert.state = AlertState.INACTIVE
+    alert.resolved_at = T + 10
+    (resolved,) = planner.plan(T + 10, [alert])
+    assert ACK_URL not in resolved.alerts[0].annotations

@@ -1,0 +1,510 @@
+"""Cluster hand-over cases on the real Kafka state topic, with a real webhook receiver.
+
+In the first three tests replicas are ``ClusterNode`` objects in this process, each with its
+own ``StateTopic`` client on one fresh state topic of the local broker, its own alert delivery
+(HTTP to the receiver) and its own partitions; the consumer group is the one thing not used: the
+test calls the rebalance hooks (``assigned``, ``caught_up``, ``revoked``) in the order a group
+would, so the order of owners is exact (A -> B -> A). Events go through each partition's
+pipeline at the positions a consumer would deliver them. The rule ``ContactsWaiting`` (a contact
+waiting, ``for: 1s``) becomes pending on the first tick and fires one second later without any
+new event.
+
+1. A partition returns to its earlier owner with no new events after the new owner paged: the
+   returning owner takes the newer state from the topic (judged by ``seq``, not by the offset),
+   so the receiver sees one firing and, once the contact is answered, one resolve.
+2. A replica whose channel list differs takes nothing: every assigned partition is withheld
+   (resume ``None``, reported to the source for pausing, never ready, never written), the gauge
+   counts them, ``/readyz``'s reason names them, and the group's records are untouched.
+3. A corrupt engine record: the partition is rebuilt from the beginning with the alert state of
+   its own record, so the firing alert is not paged again; its resolve is sent once.
+
+The last test runs replica processes (``support-monitor run``) in a real consumer group: a
+replica with another channel list pauses its partitions (consumes and commits nothing), and the
+group's replica later resumes from the records it left untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiokafka import TopicPartition
+from prometheus_client.registry import CollectorRegistry
+
+from monitor.cluster import store
+from monitor.cluster.collector import ClusterCollector
+from monitor.cluster.node import ClusterNode, Partition
+from monitor.cluster.store import StateTopic
+from monitor.config import Settings, parse_settings
+from monitor.engine import snapshot
+from monitor.engine.engine import Engine
+from monitor.pipeline import Delivery, Pipeline
+from monitor.sources.kafka import client_options
+from monitor.stats import DaemonStats
+from tests.conftest_services import delete_kafka_topics
+from tests.monitor.cluster.test_cluster import Hook
+from tests.monitor.cluster.test_durable_node import Node, _produce, _wait
+from tests.processes import free_port
+from tests.support import CONFIG, iso, samples
+
+pytestmark = pytest.mark.kafka
+
+TOPIC = "events"
+TP = TopicPartition(TOPIC, 0)
+
+
+class _Positions:
+    """What the node asks its Kafka source for: the offsets applied (set by the test)."""
+
+    name = "kafka"
+
+    def __init__(self) -> None:
+        self.applied: dict[tuple[str, int], int] = {}
+
+    def state_offsets(self) -> dict[tuple[str, int], int]:
+        return dict(self.applied)
+
+
+def _settings(bootstrap: str, hook_url: str, channels: dict[str, Any] | None = None) -> Settings:
+    return parse_settings(
+        {
+            **CONFIG,
+            **({"channels": channels} if channels is not None else {}),
+            "sources": {
+                "simulator": {"enabled": False},
+                "kafka": {"bootstrap_servers": bootstrap, "topics": [TOPIC], "group_id": "g"},
+            },
+            "cluster": {"enabled": True},
+            "detectors": {
+                "thresholds": [
+                    {"name": "waiting", "metric": "support_queue_waiting", "op": ">", "value": 0},
+                ]
+            },
+            "alerts": {"rules": [{"alert": "ContactsWaiting", "detector": "waiting", "for": "1s"}]},
+            "notifiers": {
+                "receivers": {
+                    "hook": {"type": "webhook", "url": hook_url, "repeat_interval": "1h"}
+                },
+                "routes": [{"receiver": "hook", "group_by": ["alertname", "channel", "queue"]}],
+            },
+        }
+    )
+
+
+@asynccontextmanager
+async def _replica(settings: Settings, state_topic: str) -> AsyncIterator[ClusterNode]:
+    stats = DaemonStats()
+    source = _Positions()
+    node = ClusterNode(settings, stats, source)  # type: ignore[arg-type]
+    kafka = settings.sources.kafka
+    assert kafka is not None
+    node.store = StateTopic(state_topic, settings.cluster, client_options(kafka, None))
+    await node.store.open()
+    Pipeline(Engine(settings), stats, event_clock=False).register("kafka")
+    try:
+        yield node
+    finally:
+        await node.__aexit__(None, None, None)
+
+
+def _apply(node: ClusterNode, offset: int, line: str) -> None:
+    """Deliver the record at ``offset`` of the partition, as the consume loop does."""
+    part = node.routes[f"{TOPIC}/0"]
+    assert part.pipeline.process("kafka", Delivery(line.encode(), f"{TOPIC}/0/{offset}")) is None
+    node.source.applied[TOPIC, 0] = offset + 1  # type: ignore[attr-defined]
+
+
+def _event(kind: str, contact: str) -> str:
+    return json.dumps(
+        {
+            "event_id": f"{kind}-{contact}",
+            "type": kind,
+            "ts": iso(time.time()),
+            "channel": "voice",
+            "queue": "billing",
+            "contact_id": contact,
+        }
+    )
+
+
+async def _take(node: ClusterNode) -> Partition:
+    """The group assigns the partition to ``node``; it has no backlog, so it is ready at once."""
+    await node.assigned({TP})
+    node.caught_up(TP)
+    part = node.parts[TP]
+    assert part.ready
+    return part
+
+
+async def _until(predicate: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _ticks(part: Partition, seconds: float) -> None:
+    """Clock ticks every 0.25 s for ``seconds``, then time for deliveries to arrive."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        part.road.tick(time.time())
+        await asyncio.sleep(0.25)
+    await asyncio.sleep(0.3)
+
+
+def _told(hook: Hook) -> Counter[tuple[str, str]]:
+    with hook.lock:
+        return Counter((status, starts) for _, status, starts, _ in hook.alerts)
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    import threading  # noqa: PLC0415
+
+    server = Hook()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def state_topic(kafka_bootstrap: str) -> Iterator[str]:
+    name = f"handover-{uuid.uuid4().hex[:8]}.state"
+    yield name
+    delete_kafka_topics(kafka_bootstrap, [name])
+
+
+async def test_partition_back_to_its_earlier_owner_is_not_paged_twice(
+    kafka_bootstrap: str,
+    state_topic: str,
+    hook: Hook,
+) -> None:
+    settings = _settings(kafka_bootstrap, hook.url)
+    async with _replica(settings, state_topic) as a, _replica(settings, state_topic) as b:
+        # A owns the partition: a contact waits; the rule goes pending (fires after 1 s).
+        part = await _take(a)
+        _apply(a, 0, _event("contact.queued", "c1"))
+        part.road.tick(time.time())
+        assert [al.state.value for r in part.alerting.rules for al in r.alerts()] == ["pending"]
+        await a.revoked({TP}, {TP: 1})
+        assert (part.seq, part.engine_seq, part.alerts_seq, part.offset) == (1, 1, 1, 1)
+
+        # B takes it, no new event: after 1 s the alert fires and B pages.
+        part_b = await _take(b)
+        assert part_b.offset == 1
+        await asyncio.sleep(1.1)
+        part_b.road.tick(time.time())
+        await _until(lambda: sum(_told(hook).values()) == 1, "B's firing notification")
+        [(_, firing)] = _told(hook)
+        await b.revoked({TP}, {TP: 1})
+
+        # A gets it back, still no new event: B's newer state (alert firing, receiver told)
+        # wins over the engine A kept, although both reflect offset 1.
+        back = await _take(a)
+        # B wrote seq 2 (alert record, before paging) and seq 3 (both, on revocation).
+        assert (part_b.seq, part_b.engine_seq, part_b.alerts_seq) == (3, 3, 3)
+        assert back is not part, "A kept its own older partition state"
+        assert (back.seq, back.engine_seq, back.alerts_seq, back.offset) == (3, 3, 3, 1)
+        await _ticks(back, 2.0)  # longer than the rule's "for": a new episode would fire
+        told = _told(hook)
+        assert list(told.elements()) == [("firing", firing)], told
+
+        # The contact is answered: A sends the resolve, once.
+        _apply(a, 1, _event("contact.answered", "c1"))
+        back.road.tick(time.time())
+        await _until(lambda: ("resolved", firing) in _told(hook), "the resolve")
+        await _ticks(back, 1.0)
+        told = _told(hook)
+        assert sorted(told.elements()) == [("firing", firing), ("resolved", firing)], told
+
+
+async def test_corrupt_engine_record_keeps_alert_state(
+    kafka_bootstrap: str,
+    state_topic: str,
+    hook: Hook,
+) -> None:
+    from confluent_kafka import Producer  # noqa: PLC0415 - dev-only dependency
+
+    settings = _settings(kafka_bootstrap, hook.url)
+    queued = _event("contact.queued", "c7")
+    async with _replica(settings, state_topic) as a:
+        part = await _take(a)
+        _apply(a, 0, queued)
+        part.road.tick(time.time())
+        await asyncio.sleep(1.1)
+        part.road.tick(time.time())
+        await _until(lambda: sum(_told(hook).values()) == 1, "the firing notification")
+        [(_, firing)] = _told(hook)
+        await a.revoked({TP}, {TP: 1})
+
+    # The engine record is replaced by one failing its checksum (its alert record stays).
+    engine = snapshot.encode(snapshot.capture(part.engine, {(TOPIC, 0): 1}))
+    broken = engine[:-3] + bytes(x ^ 0xFF for x in engine[-3:])
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(
+        state_topic,
+        key=f"{TOPIC}/0",
+        value=store.encode(
+            store.PartitionSnapshot(
+                key=f"{TOPIC}/0",
+                offset=1,
+                engine=broken,
+                alerts=None,
+                writer="test",
+                written_at=time.time(),
+                seq=part.seq + 1,
+                shape=snapshot.fingerprint(settings),
+            )
+        ),
+        headers=[
+            ("seq", str(part.seq + 1).encode()),
+            ("shape", snapshot.fingerprint(settings).encode()),
+        ],
+    )
+    assert producer.flush(30) == 0
+
+    async with _replica(settings, state_topic) as b:
+        resume = await b.assigned({TP})
+        assert resume == {TP: None}, "a refused engine record: rebuild from the beginning"
+        rebuilt = b.parts[TP]
+        # A wrote seq 1 (alert record, before paging) and 2 (both, on revocation); the broken
+        # engine record is seq 3.
+        assert (rebuilt.seq, rebuilt.engine_seq, rebuilt.alerts_seq) == (3, 0, 2)
+        assert rebuilt.offset is None
+        _apply(b, 0, queued)  # the rebuild reads the partition from its beginning
+        b.caught_up(TP)
+        await _ticks(rebuilt, 2.0)  # longer than the rule's "for": a new episode would fire
+        told = _told(hook)
+        assert list(told.elements()) == [("firing", firing)], told
+        _apply(b, 1, _event("contact.answered", "c7"))
+        rebuilt.road.tick(time.time())
+        await _until(lambda: ("resolved", firing) in _told(hook), "the resolve")
+        await _ticks(rebuilt, 1.0)
+        told = _told(hook)
+        assert sorted(told.elements()) == [("firing", firing), ("resolved", firing)], told
+        await b.revoked({TP}, {TP: 2})
+
+
+async def test_replica_with_another_channel_list_serves_nothing(
+    kafka_bootstrap: str,
+    state_topic: str,
+    hook: Hook,
+) -> None:
+    settings = _settings(kafka_bootstrap, hook.url)
+    other = {k: v for k, v in CONFIG["channels"].items() if k != "chat"}
+    odd = _settings(kafka_bootstrap, hook.url, channels=other)
+    tp1 = TopicPartition(TOPIC, 1)
+    async with _replica(settings, state_topic) as a:
+        await _take(a)
+        _apply(a, 0, _event("contact.queued", "c9"))
+        await a.revoked({TP}, {TP: 1})
+    before = await _read(settings, state_topic)
+    assert set(before.records) == {f"{TOPIC}/0", f"{TOPIC}/0/alerts"}
+
+    async with _replica(odd, state_topic) as c:
+        # Partition 0 has a record of another shape; partition 1 has none, but the group's
+        # records are of another shape: neither is served.
+        resume = await c.assigned({TP, tp1})
+        assert resume == {TP: None, tp1: None}
+        assert c.withheld() == {TP, tp1}
+        assert c.routes == {}
+        c.caught_up(TP)
+        c.caught_up(tp1)
+        assert not c.parts[TP].ready
+        assert not c.parts[tp1].ready
+        assert not c.ready()
+        reason = c.not_ready_reason()
+        assert reason is not None
+        assert "events/0" in reason
+        assert "events/1" in reason
+        assert snapshot.fingerprint(settings) in reason
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(ClusterCollector(c))
+        from prometheus_client import generate_latest  # noqa: PLC0415
+
+        got = samples(generate_latest(registry).decode())
+        assert got["support_monitor_cluster_config_mismatch", ()] == 2
+        ready = {
+            dict(k[1])["partition"]: v
+            for k, v in got.items()
+            if k[0] == "support_monitor_cluster_partition_ready"
+        }
+        assert ready == {"0": 0, "1": 0}
+        await c.revoked({TP, tp1}, {})
+        await c.flush_all("shutdown")
+        assert c.withheld() == set()
+    after = await _read(settings, state_topic)
+    assert after.records == before.records  # the group's state was not overwritten
+    assert after.seqs == before.seqs
+
+
+async def _read(settings: Settings, state_topic: str) -> store.StateRead:
+    kafka = settings.sources.kafka
+    assert kafka is not None
+    topic = StateTopic(state_topic, settings.cluster, client_options(kafka, None))
+    await topic.open()
+    try:
+        return await topic.read_latest({f"{TOPIC}/0", f"{TOPIC}/0/alerts", f"{TOPIC}/1"})
+    finally:
+        await topic.close()
+
+
+def test_mismatched_replica_does_not_consume_and_the_group_state_survives(
+    kafka_bootstrap: str,
+    make_kafka_topic: Callable[..., str],
+    tmp_path: Path,
+    nodes: list[Node],
+) -> None:
+    """Real consumer group, replicas as ``support-monitor run`` processes. A replica without the
+    channel ``chat`` joins alone after the group's replica stopped: it pauses both partitions
+    (nothing consumed or committed), answers 503 with the reason and exports the gauge; the
+    group's replica, restarted, resumes from the untouched records to the replay's counters."""
+    from confluent_kafka import Consumer  # noqa: PLC0415 - dev-only dependency
+    from confluent_kafka import TopicPartition as TopicPartitionCK  # noqa: PLC0415
+
+    topic = make_kafka_topic(partitions=2, prefix="handover-shape")
+    group = f"handover-{uuid.uuid4().hex[:8]}"
+    base = {k: v for k, v in CONFIG.items() if k in ("windows", "channels")}
+
+    def config(name: str, channels: dict[str, Any]) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    **base,
+                    "channels": channels,
+                    "sources": {
+                        "simulator": {"enabled": False},
+                        "kafka": {
+                            "bootstrap_servers": kafka_bootstrap,
+                            "topics": [topic],
+                            "group_id": group,
+                            "max_batch": 50,
+                            "poll_timeout": 0.2,
+                        },
+                    },
+                    "exporter": {"listen": f"127.0.0.1:{free_port()}"},
+                    "logging": {"format": "json"},
+                    "cluster": {"enabled": True, "snapshot_interval": 0.5},
+                }
+            )
+        )
+        return path
+
+    group_config = config("group", base["channels"])
+    odd_config = config("odd", {k: v for k, v in base["channels"].items() if k != "chat"})
+    tag = uuid.uuid4().hex[:6]
+    first = [
+        (ch, _queued(f"{tag}-{ch}-{i}", ch, q))
+        for i in range(20)
+        for ch, q in (("voice", "billing"), ("chat", "sales"))
+    ]
+    later = [
+        (ch, _queued(f"{tag}-{ch}-later-{i}", ch, q))
+        for i in range(7)
+        for ch, q in (("voice", "tech"), ("chat", "support"))
+    ]
+
+    def waiting(node: Node) -> dict[str, float]:
+        try:
+            got = node.metrics()
+        except (urllib.error.URLError, OSError):
+            return {}
+        out: dict[str, float] = {}
+        for (name, labels), value in got.items():
+            if name == "support_queue_waiting":
+                ch = dict(labels)["channel"]
+                out[ch] = out.get(ch, 0.0) + value
+        return out
+
+    def committed() -> list[int]:
+        consumer = Consumer(
+            {"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False}
+        )
+        try:
+            parts = consumer.committed([TopicPartitionCK(topic, p) for p in (0, 1)], timeout=10)
+            return [p.offset for p in parts]
+        finally:
+            consumer.close()
+
+    try:
+        _produce(kafka_bootstrap, topic, first)
+        a = Node(group_config, tmp_path, "group-1")
+        nodes.append(a)
+        _wait(
+            lambda: waiting(a) == {"voice": 20.0, "chat": 20.0},
+            60,
+            "the group's replica to apply the first events",
+            a,
+        )
+        assert a.stop(signal.SIGTERM) == 0
+        offsets = committed()
+        assert sum(max(o, 0) for o in offsets) == len(first)
+        _produce(kafka_bootstrap, topic, later)
+
+        odd = Node(odd_config, tmp_path, "odd")
+        nodes.append(odd)
+        _wait(lambda: '"cluster_config_mismatch"' in odd.text(), 60, "the mismatch", odd)
+        time.sleep(2.0)  # anything consumed would show up now
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(f"http://127.0.0.1:{odd.port}/readyz", timeout=5)
+        assert answer.value.code == 503
+        body = answer.value.read().decode()
+        assert "config shape differs" in body
+        assert f"{topic}/0" in body
+        assert f"{topic}/1" in body
+        got = odd.metrics()
+        assert got["support_monitor_cluster_config_mismatch", ()] == 2
+        assert sum(v for (n, _), v in got.items() if n == "support_monitor_events_total") == 0
+        assert not [k for k in got if k[0] == "support_queue_waiting"]
+        assert odd.stop(signal.SIGTERM) == 0
+        assert committed() == offsets  # nothing committed by the odd replica
+        log = odd.text()
+        assert log.count('"cluster_config_mismatch"') == 1, log[-3000:]
+        assert '"snapshot_written"' not in log
+
+        b = Node(group_config, tmp_path, "group-2")
+        nodes.append(b)
+        _wait(
+            lambda: waiting(b) == {"voice": 27.0, "chat": 27.0},
+            60,
+            "the group's replica to resume from its records",
+            b,
+        )
+        text = b.text()
+        assert text.count('"snapshot_loaded"') == 2, text[-3000:]
+        assert '"snapshot_refused"' not in text
+        assert b.stop(signal.SIGTERM) == 0
+    finally:
+        for node in nodes:
+            if node.proc.poll() is None:
+                node.stop(signal.SIGTERM, timeout=30)
+        delete_kafka_topics(kafka_bootstrap, [f"{group}.state"])
+
+
+def _queued(contact: str, channel: str, queue: str) -> str:
+    return json.dumps(
+        {
+            "event_id": contact,
+            "type": "contact.queued",
+            "ts": iso(time.time() - 60),
+            "channel": channel,
+            "queue": queue,
+            "contact_id": contact,
+        }
+    )

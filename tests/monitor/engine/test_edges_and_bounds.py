@@ -1,0 +1,324 @@
+"""Hand-computed cases for issue 9 in the engine: the exact window edge, outcomes that arrive
+before their opening event (within the allowed lateness), and the ``limits`` memory bounds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+
+from alerts.runtime import Alerting
+from monitor.engine import snapshot
+from monitor.engine.engine import Engine
+from monitor.engine.readout import series
+from monitor.events import Reject, decode
+from monitor.registry import build_registry
+from monitor.stats import DaemonStats
+from tests.monitor.engine.draining import run
+from tests.support import T0, Stream, iso, samples, settings, value
+
+V = {"channel": "voice", "queue": "billing"}
+E = {"channel": "email", "queue": "default"}
+
+
+def _window(engine: Engine, name: str) -> dict[str, float]:
+    return {
+        (r.name if r.label("quantile") is None else f"{r.name}/{r.label('quantile')}"): r.value
+        for r in series(engine)
+        if r.label("channel") == "voice" and r.label("window") == name
+    }
+
+
+# ------------------------------------------------------------------ window edge
+
+
+def _edge_stream() -> Stream:
+    """Five voice contacts (T = 20 s, short abandon < 5 s) around the 5 m edge at now = 1000."""
+    s = Stream()
+    for cid, queued, kind, at in (
+        ("edge", 680, "answered", 700),  # ts = now - W exactly: out (wait 20, in SLA)
+        ("just_in", 670.001, "answered", 700.001),  # now - W + 1 ms: in (wait 30, not in SLA)
+        ("now", 995, "answered", 1000),  # ts = now: in (wait 5, in SLA)
+        ("edge_abandon", 690, "abandoned", 700),  # out (long abandon)
+        ("late_abandon", 690, "abandoned", 700.5),  # in (wait 10.5: long abandon)
+    ):
+        s.add("contact.queued", queued, "voice", queue="billing", contact_id=cid)
+        s.add(f"contact.{kind}", at, "voice", contact_id=cid)
+    return s
+
+
+def test_window_holds_exactly_now_minus_w_exclusive_to_now_inclusive() -> None:
+    engine, _ = run(_edge_stream().lines, until=1000)
+    agg = engine.channels["voice"].windows.total("5m")
+    # in: just_in (answered, wait 30), now (answered, wait 5), late_abandon (long abandon)
+    assert (agg.answered, agg.answered_in_sla, agg.abandoned, agg.abandoned_short) == (2, 1, 1, 0)
+    w = _window(engine, "5m")
+    assert w["support_service_level_ratio"] == 1 / 3  # 1 in SLA / (2 answered + 1 long abandon)
+    assert w["support_abandon_ratio"] == 1 / 3
+    assert w["support_wait_quantile_seconds_count"] == 2
+    assert w["support_wait_quantile_seconds_sum"] == 35.0  # 30 + 5
+    # waits {5, 30}: rank q*(n-1) = 0 for 0.5 and 0.99, i.e. 5 s (with the edge one: 20 s)
+    assert w["support_wait_quantile_seconds/0.5"] == pytest.approx(5, rel=0.01)
+    assert w["support_wait_quantile_seconds/0.99"] == pytest.approx(5, rel=0.01)
+    hour = engine.channels["voice"].windows.total("1h")
+    assert (hour.answered, hour.abandoned) == (3, 2)
+
+
+def test_window_one_second_later_drops_the_outcome_one_ms_inside() -> None:
+    engine, _ = run(_edge_stream().lines, until=1000.001)
+    agg = engine.channels["voice"].windows.total("5m")
+    # now is fractional: the window is (floor(now) - W, now] = (700, 1000.001], as at 1000
+    assert (agg.answered, agg.abandoned) == (2, 1)
+    engine, _ = run(_edge_stream().lines, until=1001)
+    agg = engine.channels["voice"].windows.total("5m")
+    # (701, 1001]: only "now" (answered at 1000) is left
+    assert (agg.answered, agg.answered_in_sla, agg.abandoned) == (1, 1, 0)
+    assert _window(engine, "5m")["support_service_level_ratio"] == 1.0
+
+
+def test_fractional_now_holds_the_whole_current_second() -> None:
+    s = Stream()
+    s.add("complaint.received", 699.999, "voice")  # out at now = 999.5: (699, 999.5] holds it
+    s.add("complaint.received", 699, "voice")  # out: 699 is the open edge
+    s.add("complaint.received", 999.5, "voice")  # in: ts = now
+    engine, _ = run(s.lines, until=999.5)
+    assert engine.channels["voice"].windows.total("5m").complaints == 2
+
+
+# ------------------------------------------------------------------ early outcomes
+
+
+def test_answer_before_its_queued_gives_the_in_order_numbers() -> None:
+    in_order, reordered = Stream(), Stream()
+    in_order.add("contact.queued", 10, "voice", queue="billing", contact_id="c1")
+    in_order.add("contact.answered", 14, "voice", contact_id="c1")
+    reordered.add("contact.answered", 14, "voice", contact_id="c1")
+    reordered.add("contact.queued", 10, "voice", queue="billing", contact_id="c1")
+    for lines in (in_order.lines, reordered.lines):
+        engine, stats = run(lines, until=100)
+        assert sum(stats.rejected.values()) == 0
+        assert value(engine, "support_contacts_answered_total", **V) == 1
+        assert value(engine, "support_contacts_answered_in_sla_total", **V) == 1
+        assert value(engine, "support_queue_waiting", **V) == 0
+        assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 0
+        assert engine.channels["voice"].windows.total("5m").wait_ms == 4000
+        assert engine.early_outcomes_held == 0
+
+
+def test_solved_before_created_gives_the_in_order_numbers() -> None:
+    s = Stream()
+    s.add("ticket.solved", 5000, "email", ticket_id="t1")  # past its 3600 s first-response target
+    s.add("ticket.responded", 4999, "email", ticket_id="t1")
+    s.add("ticket.created", 4998, "email", ticket_id="t1")  # 2 s behind the clock
+    engine, stats = run(s.lines, until=6000)
+    assert sum(stats.rejected.values()) == 0
+    assert value(engine, "support_tickets_created_total", **E) == 1
+    assert value(engine, "support_tickets_solved_total", **E) == 1
+    assert value(engine, "support_tickets_open", **E) == 0
+    # created 4998, first reply 1 s after, solved 2 s after: applied in ts order
+    assert value(engine, "support_sla_breaches_total", **E, sla="first_response") == 0
+    assert value(engine, "support_sla_breaches_total", **E, sla="resolution") == 0
+    q = engine.channels["email"].queues["default"]
+    assert (q.fr_hist.count, q.fr_hist.sum, q.res_hist.sum) == (1, 1.0, 2.0)
+
+
+def _ev(kind: str, at: float, **fields: Any) -> tuple[Any, float]:
+    raw = json.dumps({"event_id": f"{kind}-{at}", "type": kind, "ts": iso(T0 + at), **fields})
+    event = decode(raw.encode(), 65536)
+    return event, event.ts.timestamp()
+
+
+def test_held_outcome_expires_once_the_clock_is_past_it_by_the_lateness() -> None:
+    engine = Engine(settings())  # allowed_lateness 5 s
+    answered = _ev("contact.answered", 10, channel="voice", contact_id="c1")
+    assert engine.apply(*answered, token=("raw-1", "line:1")) is None
+    engine.dedup.add(answered[0].event_id, answered[1])  # as the pipeline does
+    assert engine.early_outcomes_held == 1
+    engine.advance(T0 + 15)  # now - lateness = 10: not past ts = 10, still held
+    assert engine.take_expired_early() == []
+    engine.advance(T0 + 15.001)
+    assert engine.take_expired_early() == [(("raw-1", "line:1"), Reject.UNKNOWN_CONTACT)]
+    assert engine.early_outcomes_held == 0
+    assert not engine.dedup.seen(answered[0].event_id)  # judged again if redelivered
+    # the queued now comes too late for it: the contact waits and breaches
+    assert (
+        engine.apply(*_ev("contact.queued", 9, channel="voice", queue="billing", contact_id="c1"))
+        is None
+    )
+    engine.flush(T0 + 100)
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1
+    assert value(engine, "support_queue_waiting", **V) == 1
+
+
+def test_an_outcome_bigger_than_4_kib_is_not_held() -> None:
+    # Held outcomes keep their raw bytes for the dead letter: a big one is rejected at once.
+    engine = Engine(settings())
+    answered = _ev("contact.answered", 10, channel="voice", contact_id="c1")
+    big = (b"x" * 4097, "line:1", "file")
+    assert engine.apply(*answered, token=big) is Reject.UNKNOWN_CONTACT
+    assert engine.early_outcomes_held == 0
+    small = (b"x" * 4000, "line:2", "file")  # 4000 + 6 + 4 = 4010 bytes <= 4096: held
+    assert engine.apply(*answered, token=small) is None
+    assert engine.early_outcomes_held == 1
+
+
+def test_outcome_already_older_than_the_lateness_is_rejected_at_once() -> None:
+    engine = Engine(settings())
+    engine.advance(T0 + 100)
+    event, ts = _ev("ticket.solved", 94.999, channel="email", ticket_id="t1")
+    assert engine.apply(event, ts, token="x") is Reject.UNKNOWN_TICKET
+    event, ts = _ev("ticket.solved", 95, channel="email", ticket_id="t2")
+    assert engine.apply(event, ts, token="y") is None  # exactly the lateness behind: held
+    engine.flush()
+    assert engine.take_expired_early() == [("y", Reject.UNKNOWN_TICKET)]
+
+
+def test_held_outcome_refused_when_applied_is_a_deferred_reject() -> None:
+    engine = Engine(settings())
+    first = _ev("contact.abandoned", 12, channel="voice", contact_id="c1")
+    second = _ev("contact.answered", 13, channel="voice", contact_id="c1")
+    assert engine.apply(*second, token="answered") is None
+    assert engine.apply(*first, token="abandoned") is None
+    assert (
+        engine.apply(*_ev("contact.queued", 10, channel="voice", queue="billing", contact_id="c1"))
+        is None
+    )
+    # applied in ts order: abandoned at 12 closes the contact, the answer at 13 finds none
+    assert engine.take_expired_early() == [("answered", Reject.UNKNOWN_CONTACT)]
+    assert value(engine, "support_contacts_abandoned_total", **V) == 1
+    assert value(engine, "support_contacts_answered_total", **V) == 0
+
+
+def test_early_outcomes_past_the_cap_are_refused_and_counted() -> None:
+    engine = Engine(settings(limits={"max_early_outcomes": 2}))
+    reasons = [
+        engine.apply(*_ev("contact.answered", 1, channel="voice", contact_id=f"g{i}"))
+        for i in range(3)
+    ]
+    assert reasons == [None, None, Reject.CAPACITY]
+    assert engine.capacity_exhausted["early_outcomes"] == 1
+    assert engine.early_outcomes_held == 2
+    off = Engine(settings(limits={"max_early_outcomes": 0}))  # 0: nothing is held
+    reason = off.apply(*_ev("contact.answered", 1, channel="voice", contact_id="g"))
+    assert reason is Reject.UNKNOWN_CONTACT
+
+
+def test_held_outcomes_survive_a_snapshot() -> None:
+    engine = Engine(settings())
+    engine.apply(
+        *_ev("contact.answered", 14, channel="voice", contact_id="c1"), token=(b"raw", "line:1")
+    )
+    engine.apply(*_ev("ticket.solved", 14, channel="email", ticket_id="t1"), token=object())
+    engine.apply(
+        *_ev("contact.abandoned", 14, channel="voice", contact_id="g"), token=(b"g", "line:3", "s")
+    )
+    restored, _, _ = snapshot.from_bytes(snapshot.encode(snapshot.capture(engine, {})), settings())
+    assert restored.early_outcomes_held == 3
+    restored.apply(*_ev("contact.queued", 10, channel="voice", queue="billing", contact_id="c1"))
+    assert value(restored, "support_contacts_answered_total", **V) == 1
+    assert value(restored, "support_contacts_answered_in_sla_total", **V) == 1
+    restored.flush(T0 + 100)
+    # in arrival order (same ts); a token msgpack cannot store comes back as None
+    assert restored.take_expired_early() == [
+        (None, Reject.UNKNOWN_TICKET),
+        ((b"g", "line:3", "s"), Reject.UNKNOWN_CONTACT),
+    ]
+
+
+# ------------------------------------------------------------------ memory bounds
+
+
+def test_open_contacts_past_the_cap_are_refused_and_open_ones_kept() -> None:
+    s = Stream()
+    for i, at in enumerate((0, 1, 2)):
+        s.add("contact.queued", at, "voice", queue="billing", contact_id=f"c{i}")
+    s.add("contact.answered", 3, "voice", contact_id="c0")  # talking still counts as open
+    s.add("contact.queued", 4, "voice", queue="billing", contact_id="c3")  # refused
+    s.add("contact.ended", 5, "voice", contact_id="c0")
+    s.add("contact.queued", 6, "voice", queue="billing", contact_id="c4")  # room again
+    engine, stats = run(s.lines, settings(limits={"max_open_contacts": 2}), until=10)
+    assert stats.rejected["test", "capacity"] == 2  # c2 and c3
+    assert engine.capacity_exhausted == {
+        "contacts": 2,
+        "tickets": 0,
+        "solved_tickets": 0,
+        "early_outcomes": 0,
+    }
+    assert value(engine, "support_contacts_queued_total", **V) == 3  # c0, c1, c4
+    assert value(engine, "support_queue_waiting", **V) == 2  # c1, c4
+    assert len(engine.contacts) == 2
+
+
+def test_open_and_solved_ticket_caps() -> None:
+    s = Stream()
+    s.add("ticket.created", 0, "email", ticket_id="t1")
+    s.add("ticket.created", 1, "email", ticket_id="t2")
+    s.add("ticket.created", 2, "email", ticket_id="t3")  # refused: 2 open
+    s.add("ticket.solved", 3, "email", ticket_id="t1")
+    s.add("ticket.created", 4, "email", ticket_id="t4")  # room: 1 open
+    s.add("ticket.solved", 5, "email", ticket_id="t2")  # t1, the oldest solved, is forgotten
+    s.add("ticket.reopened", 6, "email", ticket_id="t2")  # still remembered: reopens
+    s.add("ticket.reopened", 7, "email", ticket_id="t1")  # forgotten: unknown_ticket
+    cfg = settings(limits={"max_open_tickets": 2, "max_solved_tickets": 1})
+    engine, stats = run(s.lines, cfg, until=20)
+    assert stats.rejected["test", "capacity"] == 1
+    assert stats.rejected["test", "unknown_ticket"] == 1
+    assert engine.capacity_exhausted["tickets"] == 1
+    assert engine.capacity_exhausted["solved_tickets"] == 1
+    assert value(engine, "support_tickets_created_total", **E) == 3
+    assert value(engine, "support_tickets_open", **E) == 2  # t2 (reopened), t4
+    assert sorted(engine.tickets) == ["t2", "t4"]
+
+
+def test_solved_ticket_is_forgotten_after_its_retention() -> None:
+    s = Stream()
+    s.add("ticket.created", 0, "email", ticket_id="t1")
+    s.add("ticket.solved", 10, "email", ticket_id="t1")
+    cfg = settings(limits={"solved_ticket_retention": 100})
+    kept, _ = run(s.lines, cfg, until=110)  # solved + retention = 110: not yet past
+    assert "t1" in kept.tickets
+    gone, _ = run(s.lines, cfg, until=110.5)
+    assert "t1" not in gone.tickets
+    assert gone.capacity_exhausted["solved_tickets"] == 0  # retention is not a capacity event
+
+
+def test_timer_heap_drops_spent_entries_of_solved_tickets() -> None:
+    s = Stream()
+    for i in range(3000):
+        s.add("ticket.created", i, "email", ticket_id=f"t{i}")
+        s.add("ticket.solved", i + 0.5, "email", ticket_id=f"t{i}")
+    cfg = settings(limits={"max_solved_tickets": 10})
+    engine, _ = run(s.lines, cfg)
+    # 4 timers per ticket (first response, resolution and their warnings) = 12,000 pushed;
+    # rebuilt from the open items (none) whenever the heap passes 4096 entries
+    assert len(engine._timers) <= 4096 + 8
+    assert len(engine.tickets) == 10
+    assert engine.capacity_exhausted["solved_tickets"] == 2990
+
+
+def test_capacity_counter_is_exported_at_zero_from_the_start() -> None:
+    cfg = settings()
+    engine, stats = Engine(cfg), DaemonStats()
+    alerting = Alerting(cfg.detectors, cfg.alerts, cfg.notifiers, engine, stats)
+    text = generate_latest(build_registry(engine, stats, alerting)).decode()
+    got = {
+        labels: v
+        for (name, labels), v in samples(text).items()
+        if name == "support_monitor_capacity_exhausted_total"
+    }
+    assert got == {
+        (("kind", k),): 0.0 for k in ("contacts", "tickets", "solved_tickets", "early_outcomes")
+    }
+    engine.capacity_exhausted["tickets"] += 3
+    text = generate_latest(build_registry(engine, stats, alerting)).decode()
+    assert samples(text)["support_monitor_capacity_exhausted_total", (("kind", "tickets"),)] == 3
+
+
+def test_version_1_snapshot_is_refused_with_a_clear_message() -> None:
+    engine = Engine(settings())
+    data = bytearray(snapshot.encode(snapshot.capture(engine, {})))
+    data[8:12] = (1).to_bytes(4, "big")
+    with pytest.raises(snapshot.SnapshotError, match="format version 1 is not supported"):
+        snapshot.decode(bytes(data))
