@@ -20,6 +20,9 @@ async def consume(
     source's next batch or delivery (in live mode a tick may decide them)."""
     name = source.name
     pipeline.register(name)
+    sink_name = getattr(dead_letters, "name", None)
+    if sink_name is not None:  # the letters counter of this source and sink, from 0
+        pipeline.stats.dead_letters_written[name, sink_name] += 0
     process = pipeline.process
     take_deferred = pipeline.take_deferred
     if isinstance(source, BatchSource):

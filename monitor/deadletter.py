@@ -22,6 +22,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Self, runtime_checkable
@@ -98,14 +99,23 @@ class SinkOutage:
     ``stats.dead_letters_written[name]`` (both exported from 0 on)."""
 
     def __init__(
-        self, log: structlog.typing.FilteringBoundLogger, stats: DaemonStats | None, name: str
+        self,
+        log: structlog.typing.FilteringBoundLogger,
+        stats: DaemonStats | None,
+        name: str,
+        *,
+        source: str | None = None,
     ) -> None:
+        """``source``: the one source whose letters this sink stores (a dead-letter topic);
+        ``None`` for a sink shared by every source (the file), which names each letter's."""
         self._log = log
         self._stats = stats
         self._name = name
+        self._source = source
         self.failing = False
         if stats is not None:
-            stats.dead_letters_written[name] += 0
+            if source is not None:
+                stats.dead_letters_written[source, name] += 0
             stats.dead_letter_failures[name] += 0
 
     def failed(self, position: str, exc: BaseException, **context: object) -> None:
@@ -119,14 +129,22 @@ class SinkOutage:
                 "dead_letter_write_failed", position=position, error=repr(exc), **context
             )
 
-    def stored(self, count: int = 1) -> None:
+    def stored(self, count: int = 1, sources: Sequence[str] = ()) -> None:
+        """``count`` letters of this sink's source were stored, or one letter of each of
+        ``sources`` (a shared sink)."""
         if self.failing:
             self.failing = False
             if self._stats is not None:
                 self._stats.dead_letter_sinks_failing.discard(self._name)
             self._log.info("dead_letter_sink_recovered")
-        if self._stats is not None:
-            self._stats.dead_letters_written[self._name] += count
+        if self._stats is None:
+            return
+        written = self._stats.dead_letters_written
+        if sources:
+            for source in sources:
+                written[source, self._name] += 1
+        elif self._source is not None:
+            written[self._source, self._name] += count
 
 
 _BUFFER_BYTES = 1 << 20
@@ -159,6 +177,7 @@ class JsonlDeadLetters:
         self._fd: int | None = None
         self._encoder = msgspec.json.Encoder()
         self._lines: list[bytes] = []
+        self._sources: list[str] = []  # the source of each buffered line, for the counter
         self._buffered = 0
         self._buffer_bytes = buffer_bytes
         self._retry_max = retry_max_seconds
@@ -194,6 +213,7 @@ class JsonlDeadLetters:
     async def write(self, letter: DeadLetter) -> None:
         line = self._encoder.encode(letter_record(letter)) + b"\n"
         self._lines.append(line)
+        self._sources.append(letter.source)
         self._buffered += len(line)
         if self._buffered >= self._buffer_bytes:
             await self.persist()
@@ -237,7 +257,9 @@ class JsonlDeadLetters:
                 self._outage.failed("", exc, letters=count)
                 raise
             del self._lines[:count]
-            self._outage.stored(count)
+            sources = self._sources[:count]
+            del self._sources[:count]
+            self._outage.stored(count, sources)
 
     def _open(self) -> int:
         if self._fd is None:

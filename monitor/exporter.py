@@ -625,11 +625,11 @@ class DaemonCollector(Collector):
         yield duplicates
         letters = CounterMetricFamily(
             "support_monitor_dead_letters",
-            "Rejected events stored in a dead-letter sink.",
-            labels=["source"],
+            "Rejected events stored in a dead-letter sink, by source and sink.",
+            labels=["source", "sink"],
         )
-        for source, count in sorted(stats.dead_letters_written.items()):
-            letters.add_metric([source], count)
+        for (source, sink), count in sorted(stats.dead_letters_written.items()):
+            letters.add_metric([source, sink], count)
         yield letters
         failures = CounterMetricFamily(
             "support_monitor_dead_letter_failures",

@@ -64,6 +64,7 @@ class KafkaDeadLetters:
         stats: DaemonStats,
         *,
         name: str,
+        source: str,
         max_bytes: int,
         reconnect_max_seconds: float,
         close_timeout: float,
@@ -79,7 +80,7 @@ class KafkaDeadLetters:
         self._log = structlog.get_logger("support_monitor.sources.dead_letters").bind(
             sink=name, topic=topic
         )
-        self._outage = SinkOutage(self._log, stats, name)
+        self._outage = SinkOutage(self._log, stats, name, source=source)
 
     def open(self, client_options: dict[str, Any]) -> None:
         """Remember the connection options; the producer connects on the first letter."""
@@ -227,6 +228,7 @@ class MqttDeadLetters:
         stats: DaemonStats,
         *,
         name: str,
+        source: str,
         client_id: str,
         reconnect_max_seconds: float,
         close_timeout: float,
@@ -242,7 +244,7 @@ class MqttDeadLetters:
         self._log = structlog.get_logger("support_monitor.sources.dead_letters").bind(
             sink=name, topic=topic
         )
-        self._outage = SinkOutage(self._log, stats, name)
+        self._outage = SinkOutage(self._log, stats, name, source=source)
 
     def open(self, connect: dict[str, Any]) -> None:
         """Connection options (host, port, credentials, TLS context); connects on first use."""

@@ -167,6 +167,7 @@ class KafkaSource:
                 settings.dead_letter_topic,
                 stats,
                 name=f"{name}:{settings.dead_letter_topic}",
+                source=name,
                 max_bytes=settings.dead_letter_max_bytes,
                 reconnect_max_seconds=settings.reconnect_max_seconds,
                 close_timeout=settings.close_timeout,

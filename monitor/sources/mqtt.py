@@ -101,6 +101,7 @@ class MqttSource:
                 settings.dead_letter_topic,
                 stats,
                 name=f"{name}:{settings.dead_letter_topic}",
+                source=name,
                 client_id=settings.client_id,
                 reconnect_max_seconds=settings.reconnect_max_seconds,
                 close_timeout=settings.close_timeout,

@@ -397,7 +397,7 @@ async def test_console_producer_exact_counters_and_dead_letters(
         read_topic, kafka_bootstrap, dlq, total_rejected + 1, None, 60
     )
     assert len(letters) == total_rejected
-    assert live.stats.dead_letters_written[f"kafka:{dlq}"] == total_rejected
+    assert live.stats.dead_letters_written["kafka", f"kafka:{dlq}"] == total_rejected
     reasons: Counter[str] = Counter()
     bad_bytes = {line.encode() for line in bad}
     for message in letters:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
+from structlog.testing import capture_logs
 
 from monitor.consume import consume
 from monitor.deadletter import DeadLetter, DurableSink, JsonlDeadLetters, MemoryDeadLetters
@@ -89,7 +90,7 @@ async def test_full_tmpfs_keeps_whole_lines_and_stores_everything_after_recovery
         assert sink.pending == 20
         failures = stats.dead_letter_failures["file"]
         assert failures >= 2
-        assert stats.dead_letters_written["file"] == 0
+        assert stats.dead_letters_written["kafka", "file"] == 0
         # The 8 KiB of the batch written before ENOSPC were cut off again: no partial line.
         assert path.stat().st_size == 0
         filler.unlink()  # room again
@@ -97,21 +98,23 @@ async def test_full_tmpfs_keeps_whole_lines_and_stores_everything_after_recovery
     stored = lines(path)
     assert [r["position"] for r in stored] == [f"events/0/{i}" for i in range(20)]
     assert all(r["raw"] == "x" * 1000 for r in stored)
-    assert stats.dead_letters_written["file"] == 20
+    assert stats.dead_letters_written["kafka", "file"] == 20
     assert sink.pending == 0
 
 
-async def test_dev_full_enospc_is_survived_logged_once_and_recovered(tmp_path, capsys):
+async def test_dev_full_enospc_is_survived_logged_once_and_recovered(tmp_path):
     stats = DaemonStats()
     path = tmp_path / "dead.jsonl"
     path.symlink_to("/dev/full")  # every write: ENOSPC from the kernel
-    with JsonlDeadLetters(path, stats, retry_max_seconds=0.1) as sink:
+    # the sink binds its logger when built: capture from before (whatever logging an earlier
+    # test configured)
+    with capture_logs() as logs, JsonlDeadLetters(path, stats, retry_max_seconds=0.1) as sink:
         await sink.write(letter(1))
         await sink.write(letter(2))
         for _ in range(3):
             sink.flush()  # the daemon's once-a-second flush: never raises
         assert stats.dead_letter_failures["file"] == 3
-        assert stats.dead_letters_written["file"] == 0
+        assert stats.dead_letters_written["kafka", "file"] == 0
         task = asyncio.ensure_future(sink.persist())
         await asyncio.sleep(0.5)
         assert not task.done()
@@ -120,10 +123,10 @@ async def test_dev_full_enospc_is_survived_logged_once_and_recovered(tmp_path, c
         await sink.write(letter(3))
         await sink.persist()
     assert [r["detail"] for r in lines(path)] == ["bad 1", "bad 2", "bad 3"]
-    assert stats.dead_letters_written["file"] == 3
-    out = capsys.readouterr().out
-    assert out.count("dead_letter_write_failed") == 1
-    assert out.count("dead_letter_sink_recovered") == 1
+    assert stats.dead_letters_written["kafka", "file"] == 3
+    events = [e["event"] for e in logs]
+    assert events.count("dead_letter_write_failed") == 1
+    assert events.count("dead_letter_sink_recovered") == 1
 
 
 async def test_unwritable_path_at_start_does_not_raise_and_recovers(tmp_path):
@@ -157,14 +160,14 @@ async def test_write_waits_once_the_buffer_bound_is_reached(tmp_path):
     assert len(lines(path)) == 4
 
 
-def test_exit_with_a_failing_disk_reports_the_letters_not_stored(tmp_path, capsys):
+def test_exit_with_a_failing_disk_reports_the_letters_not_stored(tmp_path):
     path = tmp_path / "dead.jsonl"
     path.symlink_to("/dev/full")
-    sink = JsonlDeadLetters(path, DaemonStats())
-    with sink:
-        asyncio.run(sink.write(letter(1)))
-    out = capsys.readouterr().out
-    assert "dead_letters_not_stored" in out
+    with capture_logs() as logs:
+        sink = JsonlDeadLetters(path, DaemonStats())
+        with sink:
+            asyncio.run(sink.write(letter(1)))
+    assert "dead_letters_not_stored" in [e["event"] for e in logs]
 
 
 async def test_kafka_commits_only_after_the_file_sink_stored_the_letters(monkeypatch, tmp_path):
@@ -207,7 +210,7 @@ async def test_kafka_commits_only_after_the_file_sink_stored_the_letters(monkeyp
     stored = lines(path)
     assert [r["position"] for r in stored] == ["events/0/0", "events/0/1"]
     assert stored[1]["raw_base64"] == "//4="
-    assert stats.dead_letters_written["file"] == 2
+    assert stats.dead_letters_written["kafka", "file"] == 2
 
 
 def test_sinks_say_whether_they_buffer():
