@@ -43,6 +43,7 @@ import msgspec
 import structlog
 
 from alerts.notify.message import AlertInfo
+from monitor.errors import SupportMonitorError
 
 log = structlog.get_logger("support_monitor.alerts.silences")
 
@@ -68,7 +69,7 @@ _SCHEMA = (
 )
 
 
-class InvalidRequestError(ValueError):
+class InvalidRequestError(SupportMonitorError, ValueError):
     """A write the console refuses (answered 400 with this message); nothing was changed."""
 
 

@@ -12,8 +12,9 @@ from typing import Annotated
 
 import typer
 
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.config import Settings, load_settings
 from monitor.durations import parse_duration
+from monitor.errors import ConfigError
 from monitor.logs import configure
 from monitor.webconfig import split_listen
 

@@ -31,6 +31,7 @@ from detectors.config import DetectorSettings
 from monitor import config_paths, redaction
 from monitor.cluster.settings import ClusterSettings, StateSettings
 from monitor.durations import Duration, parse_duration
+from monitor.errors import ConfigError
 from monitor.logs import register_secret
 from monitor.sources.settings import KafkaSettings, MqttSettings
 from monitor.webconfig import load_web_config, split_listen
@@ -378,10 +379,6 @@ class Settings(BaseSettings):
     @property
     def window_seconds(self) -> dict[str, float]:
         return {name: parse_duration(name) for name in self.windows}
-
-
-class ConfigError(Exception):
-    """A config that cannot be used; the message names each key and its problem."""
 
 
 def _format_errors(exc: ValidationError) -> str:

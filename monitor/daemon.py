@@ -37,11 +37,7 @@ from monitor.sources.base import Source
 from monitor.sources.build import configured_sources, dead_letter_sink
 from monitor.sources.simulator import SimulatorSource
 from monitor.stats import DaemonStats
-
-
-class _Shutdown(Exception):  # noqa: N818 - a signal, not an error
-    """Raised by the signal watcher to end the task group."""
-
+from monitor.supervise import Shutdown, flush_dead_letters, watch_signals
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -61,23 +57,12 @@ def _signals_set(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
-async def _watch_signals(stop: asyncio.Event) -> None:
-    await stop.wait()
-    raise _Shutdown
-
-
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
             yield from _leaves(exc)
         else:
             yield exc
-
-
-async def _flush_dead_letters(sink: JsonlDeadLetters) -> None:
-    while True:
-        await asyncio.sleep(1.0)
-        await asyncio.to_thread(sink.flush)
 
 
 def live_clock(sources: list[Source], settings: Settings) -> tuple[Callable[[], float], float]:
@@ -195,12 +180,12 @@ async def _run_single(  # noqa: PLR0915, C901 - one supervisor, read top to bott
                     tasks.create_task(alerting.deliver_forever(), name="alerts:deliver")
                     tasks.create_task(durable.snapshot_forever(), name="state:snapshot")
                     if file_sink is not None:
-                        tasks.create_task(_flush_dead_letters(file_sink), name="dead-letters:flush")
-                    tasks.create_task(_watch_signals(stop), name="signals")
+                        tasks.create_task(flush_dead_letters(file_sink), name="dead-letters:flush")
+                    tasks.create_task(watch_signals(stop), name="signals")
                     if reloader is not None:
                         tasks.create_task(reloader.run_forever(), name="config:reload")
             except BaseExceptionGroup as group:
-                shutdown, failed = group.split(_Shutdown)
+                shutdown, failed = group.split(Shutdown)
                 if shutdown is None:
                     raise
                 stopping = True

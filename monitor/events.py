@@ -16,6 +16,8 @@ from typing import Annotated, Literal, cast, get_args
 import msgspec
 from msgspec import Meta
 
+from monitor.errors import SupportMonitorError
+
 EventId = Annotated[str, Meta(min_length=1, max_length=128)]
 ItemId = Annotated[str, Meta(min_length=1, max_length=256)]
 AwareTime = Annotated[datetime, Meta(tz=True)]
@@ -121,7 +123,7 @@ class Reject(StrEnum):
     INTERNAL_ERROR = "internal_error"
 
 
-class EventError(Exception):
+class EventError(SupportMonitorError):
     """An input that is not a valid event; ``reason`` is the counter label, ``detail`` the why."""
 
     def __init__(self, reason: Reject, detail: str) -> None:

@@ -78,7 +78,7 @@ SeriesProvider = Callable[[], Iterable[Series]]
 """Extra gauges from other parts (alerts, detectors) with their help texts."""
 
 
-def _family(name: str, help_text: str, rows: list[Series]) -> Metric:
+def series_family(name: str, help_text: str, rows: list[Series]) -> Metric:
     """A family even with no rows yet, so every documented name is always exposed."""
     label_names = [k for k, _ in rows[0].labels] if rows else []
     family: GaugeMetricFamily | CounterMetricFamily
@@ -91,7 +91,7 @@ def _family(name: str, help_text: str, rows: list[Series]) -> Metric:
     return family
 
 
-def _histogram(
+def histogram_family(
     name: str,
     help_text: str,
     label_names: list[str],
@@ -103,7 +103,7 @@ def _histogram(
     return family
 
 
-def _wait_summary(quantiles: list[Series]) -> Metric:
+def wait_summary_family(quantiles: list[Series]) -> Metric:
     """``support_wait_quantile_seconds`` typed summary with quantile samples only.
 
     The metric contract gives it a ``quantile`` label, which Prometheus' lint accepts on
@@ -647,7 +647,7 @@ class DaemonCollector(Collector):
         for handler, count in sorted(stats.tick_failures.items()):
             ticks.add_metric([handler], count)
         yield ticks
-        yield _histogram(
+        yield histogram_family(
             "support_monitor_event_lag_seconds",
             "Processing time minus event time.",
             [],

@@ -52,6 +52,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitor.config import ExporterSettings
+from monitor.errors import SupportMonitorError
 from monitor.exporter import render
 from monitor.webconfig import WebConfig, WebConfigError, load_web_config, split_listen
 
@@ -117,7 +118,7 @@ class Mounted(Protocol):
     async def handle(self, request: web.BaseRequest) -> web.Response: ...
 
 
-class ListenError(Exception):
+class ListenError(SupportMonitorError):
     """The listener cannot bind; the message names the key (or ``--listen``) and the problem."""
 
 

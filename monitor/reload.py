@@ -13,8 +13,9 @@ from pathlib import Path
 import structlog
 
 from alerts.runtime import Alerting
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.config import Settings, load_settings
 from monitor.engine.engine import Engine, RestartNeeded
+from monitor.errors import ConfigError
 from monitor.logs import configure
 
 POLL_SECONDS = 2.0

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from monitor.errors import ConfigError
 from monitor.logs import register_secret
 from monitor.redaction import yaml_problem
 
@@ -56,7 +57,7 @@ _BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 MAX_PORT = 65535
 
 
-class WebConfigError(ValueError):
+class WebConfigError(ConfigError, ValueError):
     """A web config file that cannot be used; the message names the file, the key, the problem."""
 
 

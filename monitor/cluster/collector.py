@@ -22,11 +22,11 @@ from monitor.engine.readout import Series, queue_series, voice_series, window_se
 from monitor.exporter import (
     HELP,
     LIVE_HISTOGRAMS,
-    _family,
-    _histogram,
-    _wait_summary,
     group,
+    histogram_family,
     possible,
+    series_family,
+    wait_summary_family,
 )
 
 log = structlog.get_logger("support_monitor.cluster")
@@ -94,13 +94,13 @@ class ClusterCollector(Collector):
         quantiles = grouped.pop(_WAIT, [])
         for name, text in HELP.items():
             if name != _WAIT:
-                yield _family(name, text, grouped.get(name, []))
-        yield _wait_summary(quantiles)
+                yield series_family(name, text, grouped.get(name, []))
+        yield wait_summary_family(quantiles)
         for metric, _, text in _HISTOGRAMS:
-            yield _histogram(metric, text, ["channel", "queue"], hists[metric])
+            yield histogram_family(metric, text, ["channel", "queue"], hists[metric])
         grouped_extra = group(extra)
         for name in {**dict.fromkeys(helps), **dict.fromkeys(grouped_extra)}:
-            yield _family(name, helps.get(name, name), grouped_extra.get(name, []))
+            yield series_family(name, helps.get(name, name), grouped_extra.get(name, []))
         yield partitions
         snapshots = GaugeMetricFamily(
             "support_monitor_cluster_snapshots",

@@ -77,6 +77,7 @@ from monitor.registry import CapacityCollector, register_process_collectors
 from monitor.sources.build import configured_sources, dead_letter_sink
 from monitor.sources.kafka import KafkaSource, client_options, ssl_context
 from monitor.stats import DaemonStats
+from monitor.supervise import Shutdown, flush_dead_letters, watch_signals
 
 log = structlog.get_logger("support_monitor.cluster")
 
@@ -606,11 +607,6 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
 async def run_cluster(settings: Settings, listen: str | None = None) -> int:
     """The supervisor of a cluster replica (``support-monitor run`` with ``cluster.enabled``)."""
     from monitor.cluster.collector import ClusterCollector  # noqa: PLC0415
-    from monitor.daemon import (  # noqa: PLC0415 - the daemon imports this module lazily
-        _flush_dead_letters,
-        _Shutdown,
-        _watch_signals,
-    )
 
     stats = DaemonStats()
     [source] = configured_sources(settings, stats)
@@ -660,9 +656,9 @@ async def run_cluster(settings: Settings, listen: str | None = None) -> int:
                 tasks.create_task(node.tick_forever(), name="clock")
                 tasks.create_task(node.snapshot_forever(), name="state:snapshot")
                 if file_sink is not None:
-                    tasks.create_task(_flush_dead_letters(file_sink), name="dead-letters:flush")
-                tasks.create_task(_watch_signals(stop), name="signals")
-        except* _Shutdown:
+                    tasks.create_task(flush_dead_letters(file_sink), name="dead-letters:flush")
+                tasks.create_task(watch_signals(stop), name="signals")
+        except* Shutdown:
             await node.flush_all("shutdown")
             log.info("cluster_stopped", reason="signal")
     return 0

@@ -43,6 +43,7 @@ from alerts.state import AlertState
 from monitor.config import ConsoleSettings
 from monitor.console import views
 from monitor.engine.engine import Engine
+from monitor.errors import SupportMonitorError
 
 log = structlog.get_logger("support_monitor.console")
 
@@ -71,7 +72,7 @@ def _asset(name: str) -> str:
     return resources.files("monitor.console").joinpath("assets", name).read_text("utf-8")
 
 
-class HttpError(Exception):
+class HttpError(SupportMonitorError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

@@ -19,6 +19,7 @@ from __future__ import annotations
 import secrets
 from collections import deque
 
+import msgspec
 from xxhash import xxh3_64_intdigest
 
 
@@ -27,6 +28,19 @@ def id_hash(event_id: str, seed: int) -> int:
 
     ``surrogatepass``: an id holding a lone surrogate still hashes instead of raising."""
     return xxh3_64_intdigest(event_id.encode("utf-8", "surrogatepass"), seed)
+
+
+class DedupState(msgspec.Struct):
+    """What :meth:`Deduplicator.export` gives and :meth:`Deduplicator.restore` takes."""
+
+    seed: int
+    current_second: int
+    """The newest bucket's second (-1: no bucket)."""
+    buckets: list[tuple[int, list[int]]]
+    """(second, id hashes) oldest first, each list in arrival order."""
+    forgotten: list[int]
+    """Hashes still listed in a bucket but no longer remembered (evicted with an older one, or
+    :meth:`Deduplicator.forget`)."""
 
 
 class Deduplicator:
@@ -52,6 +66,27 @@ class Deduplicator:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+    def export(self) -> DedupState:
+        """The whole window as plain data (lists copied)."""
+        seen = self._seen
+        buckets = [(second, list(keys)) for second, keys in self._buckets]
+        forgotten = [k for _, keys in buckets for k in keys if k not in seen]
+        return DedupState(self.seed, self._current_second, buckets, forgotten)
+
+    def restore(self, state: DedupState) -> None:
+        """Replace the window with ``state`` (as :meth:`export` gives it); its bucket lists are
+        used as they are, not copied."""
+        buckets: deque[tuple[int, list[int]]] = deque(
+            (second, keys) for second, keys in state.buckets
+        )
+        seen = {k for _, keys in buckets for k in keys}
+        seen.difference_update(state.forgotten)
+        self.seed = state.seed
+        self._buckets = buckets
+        self._seen = seen
+        self._current_second = state.current_second
+        self._current = buckets[-1][1] if buckets else []
 
     def seen(self, event_id: str) -> bool:
         return id_hash(event_id, self.seed) in self._seen

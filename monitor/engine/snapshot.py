@@ -10,6 +10,11 @@ rebuilt from the open items, which yields the same firing order (heap entries so
 id) without the stale entries. Deferred rejects not yet taken with ``take_expired_early`` are not
 stored: the caller drains them after every event, before any capture.
 
+The codec reads and sets state only through public interfaces: ``Engine.export_state`` /
+``Engine.restore_state`` (talking contacts, solve order, held early outcomes, the next second),
+``SlidingWindows.export`` / ``restore``, ``Deduplicator.export`` / ``restore``, and the public
+attributes of the engine, channels, queues, contacts, tickets and histograms.
+
 Format version 2 (window buckets filed under ``ceil(ts)``, early outcomes, solve order, capacity
 counters) cannot be derived from version 1 (buckets under ``floor(ts)``), so a version 1 file is
 refused and the state is rebuilt from the broker.
@@ -39,12 +44,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
-import heapq
-import math
 import os
 import struct
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,11 +56,12 @@ import msgspec
 import structlog
 
 from monitor.config import Settings
-from monitor.engine.dedup import id_hash
-from monitor.engine.engine import Engine, Held, HeldKey
+from monitor.engine.dedup import DedupState, id_hash
+from monitor.engine.engine import Engine, EngineState, Held, HeldKey
 from monitor.engine.histogram import Histogram
 from monitor.engine.state import ChannelRuntime, Contact, QueueState, Ticket
-from monitor.engine.windows import Agg, SlidingWindows
+from monitor.engine.windows import Agg, WindowsState
+from monitor.errors import SupportMonitorError
 from monitor.events import EventError
 from monitor.events import decode as decode_event
 
@@ -74,13 +77,13 @@ Offsets = dict[tuple[str, int], int]
 """(topic, partition) -> next offset to read: every record before it is reflected in the state."""
 
 
-class SnapshotError(Exception):
+class SnapshotError(SupportMonitorError):
     """A snapshot that cannot be used; the message says why. Rebuild from the broker instead."""
 
 
 # ------------------------------------------------------------------ stored shapes
 
-_AGG_INTS = Agg._INTS  # noqa: SLF001 - the one list of an Agg's integer counts
+_AGG_INTS = Agg.INTS
 _QUEUE_INTS = (
     "queued",
     "answered",
@@ -104,7 +107,7 @@ _T_FLAGS = ("responded", "fr_stopped", "breached_fr", "breached_res", "risk_fr",
 
 class StoredAgg(msgspec.Struct, array_like=True):
     ints: list[int]
-    """In the order of ``Agg._INTS``."""
+    """In the order of ``Agg.INTS``."""
     waits: list[tuple[int, int]]
 
 
@@ -227,12 +230,9 @@ def _agg(a: Agg) -> StoredAgg:
     return StoredAgg([getattr(a, n) for n in _AGG_INTS], list(a.waits.items()))
 
 
-def _windows(w: SlidingWindows) -> StoredWindows:
-    buckets = w._buckets  # noqa: SLF001 - the snapshot is the engine's own persistence
+def _windows(w: WindowsState) -> StoredWindows:
     return StoredWindows(
-        list(w._cuts),  # noqa: SLF001
-        [_agg(t) for t in w.totals],
-        [(key, _agg(buckets[key])) for key in w._keys],  # noqa: SLF001
+        w.cuts, [_agg(t) for t in w.totals], [(key, _agg(a)) for key, a in w.buckets]
     )
 
 
@@ -256,17 +256,9 @@ def _queue(q: QueueState) -> StoredQueue:
     )
 
 
-def _dedup(engine: Engine) -> StoredDedup:
-    d = engine.dedup
-    seen = d._seen  # noqa: SLF001
-    buckets = [(second, list(keys)) for second, keys in d._buckets]  # noqa: SLF001
-    forgotten = [k for _, keys in buckets for k in keys if k not in seen]
+def _dedup(d: DedupState) -> StoredDedup:
     return StoredDedup(
-        id_hash(_HASH_PROBE_TEXT, d.seed),
-        d._current_second,  # noqa: SLF001
-        buckets,
-        forgotten,
-        d.seed,
+        id_hash(_HASH_PROBE_TEXT, d.seed), d.current_second, d.buckets, d.forgotten, d.seed
     )
 
 
@@ -315,13 +307,17 @@ def _capture(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Snapshot
             if getattr(t, name):
                 flags |= 1 << bit
         tickets.append((ticket_id, index[id(t.q)], t.created_ts, t.res_start, t.solved_ts, flags))
+    own = engine.export_state()
     stored = StoredEngine(
         now=engine.now,
         watermark=engine.watermark,
-        next_second=engine._next_second,  # noqa: SLF001
+        next_second=own.next_second,
         channels=[
             StoredChannel(
-                ch.name, _windows(ch.windows), list(ch.ratings), list(ch.complaints.items())
+                ch.name,
+                _windows(ch.windows.export()),
+                list(ch.ratings),
+                list(ch.complaints.items()),
             )
             for ch in engine.channels.values()
         ],
@@ -330,16 +326,15 @@ def _capture(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Snapshot
             (cid, index[id(c.q)], c.queued_ts, c.answered_ts, c.breached)
             for cid, c in engine.contacts.items()
         ],
-        talking=list(engine._talking),  # noqa: SLF001
+        talking=own.talking,
         tickets=tickets,
-        dedup=_dedup(engine),
-        solved=list(engine._solved_order),  # noqa: SLF001
+        dedup=_dedup(engine.dedup.export()),
+        solved=own.solved,
         early=[
             (key[0], key[1], ts, seq, msgspec.json.encode(event), _plain(token))
-            for key, held in engine._early.items()  # noqa: SLF001
-            for ts, seq, event, token in held
+            for key, (ts, seq, event, token) in own.early
         ],
-        early_seq=engine._early_seq,  # noqa: SLF001
+        early_seq=own.early_seq,
         capacity=list(engine.capacity_exhausted.items()),
     )
     return Snapshot(
@@ -394,27 +389,22 @@ def decode(data: bytes) -> Snapshot:
 # ------------------------------------------------------------------ restore
 
 
-def _restore_agg(a: Agg, s: StoredAgg) -> None:
+def _restore_agg(s: StoredAgg) -> Agg:
+    a = Agg()
     for name, value in zip(_AGG_INTS, s.ints, strict=True):
         setattr(a, name, value)
     a.waits = dict(s.waits)
+    return a
 
 
-def _restore_windows(w: SlidingWindows, s: StoredWindows) -> None:
-    if len(s.cuts) != len(w.names) or len(s.totals) != len(w.names):
+def _restore_windows(s: StoredWindows, count: int) -> WindowsState:
+    if len(s.cuts) != count or len(s.totals) != count:
         raise SnapshotError("window count differs from the config")
-    w._cuts = list(s.cuts)  # noqa: SLF001
-    for total, stored in zip(w.totals, s.totals, strict=True):
-        _restore_agg(total, stored)
-    buckets: dict[int, Agg] = {}
-    for key, stored in s.buckets:
-        agg = Agg()
-        _restore_agg(agg, stored)
-        buckets[key] = agg
-    w._buckets = buckets  # noqa: SLF001
-    w._keys = [key for key, _ in s.buckets]  # noqa: SLF001
-    w._cached_key = math.nan  # noqa: SLF001
-    w._cached = []  # noqa: SLF001
+    return WindowsState(
+        s.cuts,
+        [_restore_agg(t) for t in s.totals],
+        [(key, _restore_agg(stored)) for key, stored in s.buckets],
+    )
 
 
 def _restore_hist(s: StoredHistogram) -> Histogram:
@@ -431,15 +421,7 @@ def _restore_dedup(engine: Engine, s: StoredDedup) -> bool:
     """Restore the de-duplication window; ``False`` when it was taken with another id hash."""
     if s.seed is None or s.probe != id_hash(_HASH_PROBE_TEXT, s.seed):
         return False
-    d = engine.dedup
-    d.seed = s.seed
-    buckets: deque[tuple[int, list[int]]] = deque((second, keys) for second, keys in s.buckets)
-    seen = {k for _, keys in buckets for k in keys}
-    seen.difference_update(s.forgotten)
-    d._buckets = buckets  # noqa: SLF001
-    d._seen = seen  # noqa: SLF001
-    d._current_second = s.current_second  # noqa: SLF001
-    d._current = buckets[-1][1] if buckets else []  # noqa: SLF001
+    engine.dedup.restore(DedupState(s.seed, s.current_second, s.buckets, s.forgotten))
     return True
 
 
@@ -450,7 +432,7 @@ def restore(snapshot: Snapshot, settings: Settings) -> Engine:
     stored_channels = {c.name: c for c in s.channels}
     for name, ch in engine.channels.items():
         sc = stored_channels[name]
-        _restore_windows(ch.windows, sc.windows)
+        ch.windows.restore(_restore_windows(sc.windows, len(ch.windows.names)))
         if len(sc.ratings) != len(ch.ratings):
             raise SnapshotError("ratings do not have 5 levels")
         ch.ratings = list(sc.ratings)
@@ -468,7 +450,6 @@ def restore(snapshot: Snapshot, settings: Settings) -> Engine:
     for q, sq in zip(queues, s.queues, strict=True):
         q.waiting = {cid: contacts[cid] for cid in sq.waiting}
         q.pending = {cid: contacts[cid] for cid in sq.pending}
-    engine._talking = {cid: contacts[cid] for cid in s.talking}  # noqa: SLF001
     tickets: dict[str, Ticket] = {}
     for tid, qi, created_ts, res_start, solved_ts, flags in s.tickets:
         t = Ticket(queues[qi], created_ts, res_start, solved_ts=solved_ts)
@@ -476,13 +457,11 @@ def restore(snapshot: Snapshot, settings: Settings) -> Engine:
             setattr(t, name, bool(flags & (1 << bit)))
         tickets[tid] = t
     engine.tickets = tickets
-    _restore_solved(engine, s)
-    _restore_early(engine, s)
+    engine.restore_state(_restore_own(engine, s))
     for kind, count in s.capacity:
         engine.capacity_exhausted[kind] = count
     engine.now = s.now
     engine.watermark = s.watermark
-    engine._next_second = s.next_second  # noqa: SLF001
     if not _restore_dedup(engine, s.dedup):
         log.warning(
             "snapshot_dedup_window_dropped",
@@ -492,16 +471,16 @@ def restore(snapshot: Snapshot, settings: Settings) -> Engine:
     return engine
 
 
-def _restore_solved(engine: Engine, s: StoredEngine) -> None:
+def _restore_own(engine: Engine, s: StoredEngine) -> EngineState:
+    """The engine's own bookkeeping (``contacts`` and ``tickets`` already restored)."""
     for tid in s.solved:
         if engine.tickets[tid].solved_ts is None:
             raise SnapshotError("a ticket listed as solved is open")
-    engine._solved_order = dict.fromkeys(s.solved)  # noqa: SLF001
+    return EngineState(s.next_second, s.talking, s.solved, _restore_early(engine, s), s.early_seq)
 
 
-def _restore_early(engine: Engine, s: StoredEngine) -> None:
-    early: dict[HeldKey, list[Held]] = {}
-    heap: list[tuple[float, int, HeldKey]] = []
+def _restore_early(engine: Engine, s: StoredEngine) -> list[tuple[HeldKey, Held]]:
+    early: list[tuple[HeldKey, Held]] = []
     max_bytes = engine.settings.ingest.max_event_bytes
     for is_ticket, item_id, ts, seq, raw, stored_token in s.early:
         try:
@@ -511,13 +490,8 @@ def _restore_early(engine: Engine, s: StoredEngine) -> None:
         key = (is_ticket, item_id)
         # msgpack has one array type: a tuple token comes back as a tuple
         token = tuple(stored_token) if isinstance(stored_token, list) else stored_token
-        early.setdefault(key, []).append((ts, seq, event, token))
-        heap.append((ts, seq, key))
-    heapq.heapify(heap)
-    engine._early = early  # noqa: SLF001
-    engine._early_heap = heap  # noqa: SLF001
-    engine._early_count = len(heap)  # noqa: SLF001
-    engine._early_seq = s.early_seq  # noqa: SLF001
+        early.append((key, (ts, seq, event, token)))
+    return early
 
 
 def _new_queue(ch: ChannelRuntime, sq: StoredQueue, wait_bounds: tuple[float, ...]) -> QueueState:

@@ -48,7 +48,7 @@ class Agg(msgspec.Struct, gc=False):
     """Sum of answered waits in integer ms: exact under add and subtract."""
     waits: dict[int, int] = msgspec.field(default_factory=dict)
 
-    _INTS: ClassVar[tuple[str, ...]] = (
+    INTS: ClassVar[tuple[str, ...]] = (
         "queued",
         "answered",
         "answered_in_sla",
@@ -66,7 +66,7 @@ class Agg(msgspec.Struct, gc=False):
     )
 
     def add(self, other: Agg, sign: int) -> None:
-        """``self += sign * other``, every count in :attr:`_INTS` and the waits sketch (written
+        """``self += sign * other``, every count in :attr:`INTS` and the waits sketch (written
         out field by field: a loop over the names cost ~3x as much, once per slid bucket)."""
         self.queued += sign * other.queued
         self.answered += sign * other.answered
@@ -84,6 +84,17 @@ class Agg(msgspec.Struct, gc=False):
         self.wait_ms += sign * other.wait_ms
         if other.waits:
             add_into(self.waits, other.waits, sign)
+
+
+class WindowsState(msgspec.Struct):
+    """What :meth:`SlidingWindows.export` gives and :meth:`SlidingWindows.restore` takes."""
+
+    cuts: list[float]
+    """Per window: buckets with a key <= this are out of it."""
+    totals: list[Agg]
+    """Per window, in the order of ``names``."""
+    buckets: list[tuple[int, Agg]]
+    """(key, bucket), ascending keys."""
 
 
 class SlidingWindows:
@@ -127,6 +138,27 @@ class SlidingWindows:
         self._cut_list = cuts
         self._min_cut = min(cuts)
         self._max_cut = max(cuts)
+
+    def export(self) -> WindowsState:
+        """The cuts (copied), totals and buckets in key order. The aggregates are the live ones,
+        not copies: read them before the windows change again."""
+        buckets = self._buckets
+        return WindowsState(
+            list(self._cuts), list(self.totals), [(key, buckets[key]) for key in self._keys]
+        )
+
+    def restore(self, state: WindowsState) -> None:
+        """Take over ``state`` (as :meth:`export` gives it, one total per window, ascending
+        bucket keys); the aggregates are used as they are, not copied."""
+        if len(state.cuts) != len(self.names) or len(state.totals) != len(self.names):
+            msg = "window count differs from the config"
+            raise ValueError(msg)
+        self._cuts = list(state.cuts)
+        self.totals = tuple(state.totals)
+        self._buckets = dict(state.buckets)
+        self._keys = [key for key, _ in state.buckets]
+        self._cached_key = math.nan
+        self._cached = []
 
     def total(self, window: str) -> Agg:
         return self.totals[self.names.index(window)]

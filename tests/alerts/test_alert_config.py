@@ -11,7 +11,8 @@ import pytest
 from alerts.config import MuteRange, NotifierSettings, default_rules
 from alerts.routing import Router, in_range
 from alerts.template import check_template, render
-from monitor.config import ConfigError, Settings
+from monitor.config import Settings
+from monitor.errors import ConfigError
 from tests.alerts.helpers import compiled, notifier_settings, sig
 from tests.support import settings
 

@@ -12,7 +12,8 @@ import pytest
 import structlog
 
 from monitor import logs
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.config import Settings, load_settings
+from monitor.errors import ConfigError
 from monitor.redaction import secret_field_names, secret_values
 
 SECRET = "Pw-7g2KqX9-secret"

@@ -20,7 +20,7 @@ from alerts.notify.message import Notification
 from alerts.notify.slack import SlackNotifier
 from alerts.notify.webhook import WebhookNotifier
 from alerts.urls import url_problem
-from monitor.config import ConfigError
+from monitor.errors import ConfigError
 from monitor.stats import DaemonStats
 from tests.alerts.fakes import FakeClock, SlackLike, info, notification
 from tests.alerts.helpers import sig

@@ -9,9 +9,10 @@ import pytest
 
 from detectors.config import METRICS, DetectorSettings, max_burn_rate
 from detectors.suite import DetectorSuite
-from monitor.config import ConfigError, parse_settings
+from monitor.config import parse_settings
 from monitor.engine.engine import Engine
 from monitor.engine.readout import series
+from monitor.errors import ConfigError
 from tests.detectors.detector_streams import config, only
 
 

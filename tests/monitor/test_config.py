@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from detectors.config import resolve_window
-from monitor.config import SECRET_FILE_MAX_BYTES, ConfigError, load_settings, parse_settings
+from monitor.config import SECRET_FILE_MAX_BYTES, load_settings, parse_settings
 from monitor.durations import parse_duration
+from monitor.errors import ConfigError
 
 
 def _error(data: dict[str, object]) -> str:

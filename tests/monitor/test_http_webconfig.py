@@ -24,7 +24,8 @@ import yaml
 from prometheus_client.registry import CollectorRegistry
 from structlog.testing import capture_logs
 
-from monitor.config import ConfigError, ExporterSettings, parse_settings
+from monitor.config import ExporterSettings, parse_settings
+from monitor.errors import ConfigError
 from monitor.http import MetricsServer
 from monitor.webconfig import WebConfigError, load_web_config
 

@@ -7,9 +7,10 @@ import pytest
 
 from monitor.cluster import store
 from monitor.cluster.node import owned_channels
-from monitor.config import ConfigError, parse_settings
+from monitor.config import parse_settings
 from monitor.engine.engine import Engine
 from monitor.engine.snapshot import SnapshotError
+from monitor.errors import ConfigError
 from monitor.pipeline import Delivery, Pipeline
 from monitor.stats import DaemonStats
 from tests.support import CONFIG, Stream

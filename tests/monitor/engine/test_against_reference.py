@@ -264,8 +264,8 @@ def test_engine_equals_reference_model(case: tuple[list[dict[str, Any]], float])
         for window in WINDOWS:
             got = reordered.channels[ch_name].windows.total(window)
             expected = channel.windows.total(window)
-            assert [getattr(got, n) for n in got._INTS] == [
-                getattr(expected, n) for n in expected._INTS
+            assert [getattr(got, n) for n in got.INTS] == [
+                getattr(expected, n) for n in expected.INTS
             ]
             assert got.waits == expected.waits
 

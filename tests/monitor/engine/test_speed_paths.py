@@ -136,17 +136,17 @@ def test_label_values_are_escaped_as_prometheus_client_does() -> None:
 
 def test_agg_add_adds_every_field_and_the_waits() -> None:
     a, b = Agg(), Agg()
-    for i, name in enumerate(Agg._INTS):
+    for i, name in enumerate(Agg.INTS):
         setattr(a, name, 1000 + i)
         setattr(b, name, 1 + i)
     a.waits = {5: 2, 7: 1}
     b.waits = {5: 2, 9: 4}
     a.add(b, -1)
-    for name in Agg._INTS:
+    for name in Agg.INTS:
         assert getattr(a, name) == 999, name
     assert a.waits == {7: 1, 9: -4}
     a.add(b, 1)
-    assert [getattr(a, name) for name in Agg._INTS] == [1000 + i for i in range(14)]
+    assert [getattr(a, name) for name in Agg.INTS] == [1000 + i for i in range(14)]
     assert a.waits == {5: 2, 7: 1}
 
 
