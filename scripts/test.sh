@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script):
 # install the project, install and start the real servers on 127.0.0.1 (Kafka, Mosquitto,
-# Prometheus, Alertmanager), then ruff (lint and format), mypy --strict and pytest. Extra args go to pytest.
+# Prometheus, Alertmanager), then ruff (lint and format), mypy --strict (the packages, then the
+# tests) and pytest. Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,6 +15,8 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy (strict)"
 .venv/bin/mypy
+echo "== mypy tests (strict; test functions and fixtures may be unannotated)"
+.venv/bin/mypy tests
 echo "== pytest"
 # --durations: the slowest tests, so CI time stays visible (the limit is 90 minutes).
 SUPPORT_MONITOR_REQUIRE_SERVICES=1 .venv/bin/pytest --durations=25 "$@"

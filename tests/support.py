@@ -59,7 +59,7 @@ class Stream:
 
     def add(self, kind: str, at: float, channel: str, **fields: Any) -> str:
         self._n += 1
-        event_id = fields.pop("event_id", f"e{self._n}")
+        event_id: str = fields.pop("event_id", f"e{self._n}")
         event = {"event_id": event_id, "type": kind, "ts": iso(T0 + at), "channel": channel}
         event.update(fields)
         self.lines.append(json.dumps(event).encode())

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -71,8 +71,8 @@ class Hostile(BaseHTTPRequestHandler):
     """Answers by path: /slack-a 400 echo, /slack-b cycles 429 / 500 echo / reset / hang,
     /hook 500 echo, /am 400 echo. Every hit is counted per first path segment."""
 
-    hits: Counter[str]
-    lock: threading.Lock
+    hits: ClassVar[Counter[str]]  # set per test on a subclass: shared by its request handlers
+    lock: ClassVar[threading.Lock]
     cycle = ("429", "500", "reset", "hang")
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -122,13 +122,16 @@ class Hostile(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile() -> Iterator[tuple[str, Counter[str]]]:
-    handler = type("Handler", (Hostile,), {"hits": Counter(), "lock": threading.Lock()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    class Handler(Hostile):  # a fresh counter and lock per test
+        hits: ClassVar[Counter[str]] = Counter()
+        lock: ClassVar[threading.Lock] = threading.Lock()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler.hits
+        yield f"http://127.0.0.1:{server.server_address[1]}", Handler.hits
     finally:
         server.shutdown()
         server.server_close()

@@ -183,7 +183,7 @@ def test_runtime_dependencies_bounded_only_at_known_breaking_majors() -> None:
 
 
 def _lock() -> dict[str, str]:
-    pins = {}
+    pins: dict[str, str] = {}
     for line in (ROOT / "requirements-dev.lock").read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             req = Requirement(line)

@@ -174,7 +174,12 @@ def test_config_errors_name_the_key(overrides, message):
 
 
 def test_template_is_safe_and_formats():
-    data = {"channel": "voice", "score": 41.66, "threshold": 30.0, "expected": math.nan}
+    data: dict[str, str | float] = {
+        "channel": "voice",
+        "score": 41.66,
+        "threshold": 30.0,
+        "expected": math.nan,
+    }
     assert render("{channel}: {score:.0f}s > {threshold}", data) == "voice: 42s > 30"
     assert render("{{literal}} {expected:.1f}", data) == "{literal} n/a"
     assert render("{missing} {channel.__class__}", data) == "<no value> {channel.__class__}"

@@ -14,7 +14,7 @@ PINNED = "dd8744a8faa383d2"  # sha256 of the sorted pairs: must never change (pe
 
 def run(state: RuleState, timeline: list[tuple[float, bool]]) -> list[tuple[float, str, str]]:
     """Evaluate at each (t, active); returns (t, previous, state) transitions."""
-    out = []
+    out: list[tuple[float, str, str]] = []
     for t, active in timeline:
         samples = [Sample(LABELS, t, {"summary": f"at {t}"})] if active else []
         out.extend((t, tr.previous, tr.state) for tr in state.eval(t, samples))

@@ -8,12 +8,13 @@ import contextlib
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from alerts.runtime import Alerting
 from detectors.signal import Signal
+from detectors.suite import DetectorSuite
 from monitor.engine.engine import Engine
 from monitor.engine.readout import Series
 from monitor.stats import DaemonStats
@@ -47,7 +48,7 @@ def make(
     url: str = "http://127.0.0.1:9/none",
     state_dir: Path | None = None,
     rule: dict[str, Any] | None = None,
-    records: list | None = None,
+    records: list[dict[str, Any]] | None = None,
     **notifiers: Any,
 ) -> tuple[Alerting, Scripted, DaemonStats]:
     config = {
@@ -59,16 +60,23 @@ def make(
     }
     s = settings(alerts={"rules": [rule or RULE]}, notifiers=config)
     stats = DaemonStats()
+
+    def append_record(record: dict[str, Any]) -> None:
+        assert records is not None
+        records.append(record)
+
     alerting = Alerting(
         s.detectors,
         s.alerts,
         s.notifiers,
         Engine(s),
         stats,
-        on_transition=records.append if records is not None else None,
+        on_transition=append_record if records is not None else None,
     )
     source = Scripted()
-    alerting.suite = source
+    # Alerting.suite is annotated DetectorSuite, but Alerting also takes any source with
+    # help/evaluate/series (it filters the active signals of a source that is not a DetectorSuite)
+    alerting.suite = cast("DetectorSuite", source)
     return alerting, source, stats
 
 
@@ -93,7 +101,7 @@ async def delivering(alerting: Alerting):
 
 
 def test_replay_mode_records_transitions_and_never_plans():
-    records: list[dict] = []
+    records: list[dict[str, Any]] = []
     alerting, source, _ = make(records=records, rule={**RULE, "for": "20s"})
     source.signals = [sig(score=95)]
     for t in (0, 10, 20):
@@ -210,7 +218,7 @@ async def test_alert_that_resolved_while_down_is_resolved_on_first_evaluation(tm
             source.signals = [sig()]
             first.evaluate(T0)
             await wait_for(lambda: len(server.received) == 1 and len(first.outbox) == 0)
-        records: list[dict] = []
+        records: list[dict[str, Any]] = []
         second, source, _ = make(server.url, tmp_path, records=records)
         async with delivering(second):
             source.signals = []
@@ -362,7 +370,7 @@ def test_alertmanager_gets_wall_clock_times_when_the_clock_runs_fast():
 
 
 async def test_alertmanager_post_to_every_url():
-    received: list[list] = []
+    received: list[list[Any]] = []
     from aiohttp import web  # noqa: PLC0415
 
     async def handler(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -18,10 +19,10 @@ from tests.alerts.test_alerting_runtime import delivering, make, wait_for
 pytestmark = pytest.mark.alertmanager
 
 
-async def _get(client: httpx.AsyncClient, url: str, path: str, run: str) -> list[dict]:
+async def _get(client: httpx.AsyncClient, url: str, path: str, run: str) -> list[dict[str, Any]]:
     response = await client.get(f"{url}{path}", params={"filter": f'e2e_run="{run}"'})
     response.raise_for_status()
-    data: list[dict] = response.json()
+    data: list[dict[str, Any]] = response.json()
     return data
 
 
@@ -41,7 +42,7 @@ async def test_alerts_received_grouped_and_resolved(alertmanager_url):
     async with httpx.AsyncClient(timeout=5) as client, delivering(alerting):
         source.signals = [sig(channel="voice", score=95), sig(channel="chat", score=80)]
         tick(time.time())
-        alerts: list[dict] = []
+        alerts: list[dict[str, Any]] = []
 
         async def poll_active() -> None:
             nonlocal alerts

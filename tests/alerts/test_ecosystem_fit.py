@@ -379,8 +379,9 @@ def _lines(out: io.StringIO) -> list[dict[str, Any]]:
 def _shape(line: dict[str, Any]) -> None:
     assert {"event", "level", "logger", "timestamp"} <= set(line), line
     stamp = datetime.fromisoformat(line["timestamp"])
-    assert stamp.utcoffset() is not None
-    assert stamp.utcoffset().total_seconds() == 0
+    offset = stamp.utcoffset()
+    assert offset is not None
+    assert offset.total_seconds() == 0
 
 
 def test_library_lines_have_our_json_shape_and_level(restore_logging):

@@ -183,10 +183,14 @@ def test_secrets_from_file_and_env(tmp_path, monkeypatch):
     path = tmp_path / "url"
     path.write_text("https://hooks.slack.example/T/B/x\n")
     by_file = SlackReceiver.model_validate({"type": "slack", "webhook_url_file": str(path)})
-    assert resolve(by_file, "webhook_url").get_secret_value() == "https://hooks.slack.example/T/B/x"
+    from_file = resolve(by_file, "webhook_url")
+    assert from_file is not None
+    assert from_file.get_secret_value() == "https://hooks.slack.example/T/B/x"
     monkeypatch.setenv("HOOK", "https://env.example/x")
     by_env = SlackReceiver.model_validate({"type": "slack", "webhook_url_env": "HOOK"})
-    assert resolve(by_env, "webhook_url").get_secret_value() == "https://env.example/x"
+    from_env = resolve(by_env, "webhook_url")
+    assert from_env is not None
+    assert from_env.get_secret_value() == "https://env.example/x"
     missing = SlackReceiver.model_validate({"type": "slack", "webhook_url_file": "/nonexistent"})
     with pytest.raises(ValueError, match="webhook_url_file: cannot read"):
         resolve(missing, "webhook_url")

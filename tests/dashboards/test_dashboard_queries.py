@@ -8,6 +8,7 @@ agreed with the lead. Selectors may only use a family's own labels (and Promethe
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -81,7 +82,7 @@ def _series_names() -> dict[str, str]:
 
 
 SERIES = _series_names()
-MODELS = build_all()
+MODELS: dict[str, dict[str, Any]] = build_all()
 QUERIES = [(name, expr) for name, model in MODELS.items() for expr in panel_queries(model)]
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _METRIC = re.compile(r"\b(support_[a-z0-9_]+)\b")
@@ -194,7 +195,9 @@ def test_annotation_queries_use_known_metrics_and_labels(name, expr):
         if metric == "ALERTS":  # Prometheus' own series of its alerting rules
             labels = {"alertname", "alertstate", "severity"}
         else:
-            labels = CONTRACT[SERIES[metric]][1]
+            family_labels = CONTRACT[SERIES[metric]][1]
+            assert isinstance(family_labels, set)
+            labels = family_labels
         for matcher in _MATCHER.findall(body):
             assert matcher[0] in labels, (name, expr)
     assert _metrics(expr) <= set(SERIES), (name, expr)

@@ -39,7 +39,7 @@ PANEL_TYPES = {
     "table": ("table/panelcfg/x/TablePanelCfg_types.gen", True),
     "state-timeline": ("statetimeline/panelcfg/x/StateTimelinePanelCfg_types.gen", True),
 }
-MODELS = build_all()
+MODELS: dict[str, dict[str, Any]] = build_all()
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from detectors.signal import Signal
 from monitor.engine.readout import series
 from tests.detectors.detector_streams import Feed, Script, only, pick
 
@@ -17,7 +18,7 @@ WAIT = {
 }
 
 
-def _run(threshold: dict[str, object], script: Script, until: int) -> dict[int, list]:
+def _run(threshold: dict[str, object], script: Script, until: int) -> dict[int, list[Signal]]:
     feed = Feed(only({"thresholds": [threshold]}))
     out = {}
     for second in range(until + 1):

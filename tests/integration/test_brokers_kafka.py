@@ -327,6 +327,7 @@ async def test_console_producer_exact_counters_and_dead_letters(
 
     settings = kafka_settings(kafka_bootstrap, topic, dead_letter_topic=dlq)
     live = LiveEngine(settings)
+    assert settings.sources.kafka is not None
     source = KafkaSource(settings.sources.kafka, live.stats)
     async with source:
         sink = dead_letter_sink(source, live.fallback)
@@ -471,6 +472,7 @@ async def test_broker_restart_mid_stream(private_kafka, tmp_path):
     await asyncio.to_thread(produce_all, first)
     settings = kafka_settings(bootstrap, topic, dead_letter_topic=f"{topic}-dlq")
     live = LiveEngine(settings)
+    assert settings.sources.kafka is not None
     source = KafkaSource(settings.sources.kafka, live.stats)
     up_history: list[bool] = []
     async with source:

@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +229,7 @@ async def test_persistent_session_delivers_what_was_published_while_away(mqtt_ad
         await asyncio.to_thread(mosquitto_pub, host, port, f"{prefix}/voice", before.lines()[:1])
         unacked = await asyncio.wait_for(pending, 30)
         assert unacked.raw == before.lines()[0].encode()
+        assert isinstance(events, AsyncGenerator)  # events() is an async generator
         await events.aclose()
     # While away: an independent client publishes with QoS 1.
     await asyncio.to_thread(publish, host, port, prefix, away)

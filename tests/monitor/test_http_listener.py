@@ -33,7 +33,7 @@ REQUEST = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
 
 
 @asynccontextmanager
-async def serving(**limits: float) -> AsyncIterator[MetricsServer]:
+async def serving(**limits: float | str) -> AsyncIterator[MetricsServer]:
     exporter = ExporterSettings.model_validate(limits)
     async with MetricsServer(
         CollectorRegistry(), "127.0.0.1:0", lambda: True, exporter=exporter

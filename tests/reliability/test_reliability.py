@@ -98,8 +98,9 @@ def full_disk(tmp_path: Path) -> Iterator[tuple[Path, Any]]:
 def mosquitto_pub_bytes(port: int, topic: str, messages: list[bytes]) -> None:
     """QoS 1 publishes with paho-mqtt (binary payloads; an independent client)."""
     import paho.mqtt.client as mqtt  # noqa: PLC0415
+    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
     client.max_inflight_messages_set(200)
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -276,11 +277,11 @@ def test_kafka_broker_kill_and_restart(private_kafka, tmp_path):
         for r in range(rounds + 1):
             produce(kafka.bootstrap, topic, [(f"{r}".encode(), v) for v in batches[r] + bad])
             sent += len(batches[r]) + len(bad)
-            daemon.wait_for(
-                lambda s=sent: daemon.metrics().processed - daemon.metrics().duplicates >= s,
-                90,
-                f"round {r}",
-            )
+
+            def processed_all(s: int = sent) -> bool:
+                return daemon.metrics().processed - daemon.metrics().duplicates >= s
+
+            daemon.wait_for(processed_all, 90, f"round {r}")
             if r == rounds:
                 break
             daemon.wait_for(

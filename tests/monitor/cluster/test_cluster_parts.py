@@ -3,6 +3,8 @@ record envelope, and the cluster exposition (owned channels only, every family p
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from monitor.cluster import store
@@ -30,7 +32,9 @@ def test_cluster_is_off_by_default() -> None:
         ({"simulator": {"enabled": False}, "kafka": KAFKA}, {"dir": "/tmp/x"}, "remove state.dir"),
     ],
 )
-def test_cluster_config_checks(sources: dict, state: dict, message: str) -> None:
+def test_cluster_config_checks(
+    sources: dict[str, Any], state: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_settings({**CONFIG, "sources": sources, "state": state, "cluster": {"enabled": True}})
 

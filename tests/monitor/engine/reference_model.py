@@ -122,9 +122,9 @@ class Reference:
                 return "unknown_queue"
             if ev["contact_id"] in self.open_contacts:
                 return "invalid_transition"
-            life = ContactLife(ch, queue, ts)
-            self.contacts.append(life)
-            self.open_contacts[ev["contact_id"]] = life
+            queued = ContactLife(ch, queue, ts)
+            self.contacts.append(queued)
+            self.open_contacts[ev["contact_id"]] = queued
             return None
         if kind.startswith("contact."):
             life = self.open_contacts.get(ev["contact_id"])

@@ -40,7 +40,7 @@ class FakeConsumer:
         FakeConsumer.instances.append(self)
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
-        self.topics = topics
+        self.subscribed = topics
         self.listener = listener
 
     async def start(self) -> None:

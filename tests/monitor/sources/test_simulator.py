@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,9 +116,11 @@ class Checker:
     def __init__(self, channels):
         self.concurrency = {"voice": 1, "phone": 1}  # voice agents take one call at a time
         self.channels = channels
-        self.contacts: dict[str, list] = {}  # id -> [state, channel, queue, queued_ts, agent]
-        self.tickets: dict[str, list] = {}  # id -> [state, channel, queue, created_ts, responded]
-        self.busy: Counter = Counter()
+        # id -> [state, channel, queue, queued_ts, agent]
+        self.contacts: dict[str, list[Any]] = {}
+        # id -> [state, channel, queue, created_ts, responded]
+        self.tickets: dict[str, list[Any]] = {}
+        self.busy: Counter[str] = Counter()
         self.first_responses: list[tuple[float, float]] = []  # (seconds, target)
         self.waits_abandoned: list[float] = []
         self.ratings: list[int] = []
@@ -329,6 +333,7 @@ async def collect(source: SimulatorSource, fake: FakeTime, n: int):
             out.append((fake.now, delivery))
             if len(out) == n:
                 break
+        assert isinstance(stream, AsyncGenerator)  # events() is an async generator
         await stream.aclose()
     return out
 
@@ -367,6 +372,7 @@ async def test_source_batches_a_backlog_without_blocking_the_loop():
         fake.now += 600  # the consumer was stuck for ten minutes: a backlog is due at once
         sleeps_before = len(fake.sleeps)
         backlog = [await anext(stream) for _ in range(1000)]
+        assert isinstance(stream, AsyncGenerator)  # events() is an async generator
         await stream.aclose()
     due = [decode(d.raw, 65536).ts.timestamp() for d in backlog]
     assert max(due) <= fake.now
