@@ -262,8 +262,9 @@ class KafkaSource:
                         self._set_up(up=True)
                     self._next_probe = time.monotonic() + _PROBE_INTERVAL
                     epoch = self._epoch
+                    withheld = self.hooks.withheld() if self.hooks is not None else ()
                     for tp, records in batch.items():
-                        if records:
+                        if records and tp not in withheld:  # withheld: never applied, committed
                             yield tp, records, epoch
                         if self._epoch != epoch:
                             break
@@ -443,15 +444,19 @@ class KafkaSource:
         the partitions they withhold are paused. Returns the partitions to serve."""
         assert self.hooks is not None
         assert self._state_offsets is not None
+        # Nothing of these partitions may be fetched while the hooks decide (loading the state
+        # takes a while): paused first, the served ones resumed after.
+        consumer.pause(*assigned)
         for tp, resume in (await self.hooks.assigned(assigned)).items():
             if resume is None:
                 self._state_offsets.pop(tp, None)
             else:
                 self._state_offsets[tp] = resume
         withheld = self.hooks.withheld() & assigned
-        if withheld:
-            consumer.pause(*withheld)
-        return assigned - withheld
+        served = assigned - withheld
+        if served:
+            consumer.resume(*served)
+        return served
 
     async def seek_to_state(
         self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
