@@ -105,13 +105,15 @@ class Pipeline:
                 engine.advance(ts)
             elif (out_of_range := self._move_clock(ts, ingest)) is not None:
                 return self._reject(source, delivery, Reject.TIMESTAMP_OUT_OF_RANGE, out_of_range)
-            if engine.dedup.seen(event.event_id):
+            dedup = engine.dedup
+            key = dedup.key(event.event_id)  # hashed once: checked now, remembered once applied
+            if dedup.seen_key(key):
                 self.stats.duplicates[source] += 1
                 return None
             reason = engine.apply(event, ts, (delivery.raw, delivery.position, source))
             if reason is not None:
                 return self._reject(source, delivery, reason, _explain(reason))
-            engine.dedup.add(event.event_id, ts)
+            dedup.add_key(key, ts)
             if engine.held_last:  # counted when it applies or is rejected (take_deferred)
                 engine.held_last = False
                 return None

@@ -88,11 +88,21 @@ class Deduplicator:
         self._current_second = state.current_second
         self._current = buckets[-1][1] if buckets else []
 
+    def key(self, event_id: str) -> int:
+        """The id's hash under this window's seed: computed once per event by the pipeline and
+        passed to :meth:`seen_key` and :meth:`add_key`."""
+        return id_hash(event_id, self.seed)
+
     def seen(self, event_id: str) -> bool:
         return id_hash(event_id, self.seed) in self._seen
 
+    def seen_key(self, key: int) -> bool:
+        return key in self._seen
+
     def add(self, event_id: str, ts: float) -> None:
-        key = id_hash(event_id, self.seed)
+        self.add_key(id_hash(event_id, self.seed), ts)
+
+    def add_key(self, key: int, ts: float) -> None:
         seen = self._seen
         seen.add(key)
         second = int(ts)
