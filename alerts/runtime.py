@@ -43,7 +43,7 @@ from detectors.config import DetectorSettings
 from detectors.signal import Signal
 from detectors.suite import DetectorSuite
 from monitor.engine.engine import Engine
-from monitor.engine.readout import Series
+from monitor.engine.rows import Series
 from monitor.logs import register_secret
 from monitor.stats import DaemonStats
 

@@ -39,7 +39,7 @@ from detectors.suite import DetectorSuite
 from monitor.clock import TickRoad, run_wall_clock
 from monitor.config import parse_settings
 from monitor.engine.engine import Engine
-from monitor.engine.readout import Series
+from monitor.engine.rows import Series
 from monitor.pipeline import Delivery, Pipeline
 from monitor.stats import DaemonStats
 

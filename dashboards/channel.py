@@ -1,4 +1,5 @@
-"""Channel drill-down: per-queue live state, service level, abandons, CSAT and tickets over time.
+"""Channel drill-down: per-queue live state, service level, abandons, agents and staffing,
+customer voice and tickets over time.
 
 Besides the windowed gauges it recomputes the service level from the raw counters (sum the
 counts, then divide; never average ratios), so a supervisor can check the gauge and compute it per
@@ -12,13 +13,15 @@ from typing import TYPE_CHECKING
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 from dashboards import common
-from dashboards.common import PanelIds, query
+from dashboards.common import BLUE, GREEN, ORANGE, PURPLE, RED, PanelIds, query, thresholds
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from grafana_foundation_sdk.builders import dashboard as dashboard_builders
-    from grafana_foundation_sdk.builders import prometheus, timeseries
+    from grafana_foundation_sdk.builders import prometheus, statetimeline, timeseries
+
+    Panel = timeseries.Panel | statetimeline.Panel
 
 UID = "support-channel"
 TITLE = "Support channel drill-down"
@@ -28,6 +31,15 @@ CUSTOMER = 'channel=~"$channel"'
 TICKET_RATE_RANGE = "1h"  # tickets are slow: quantiles over the last hour, not one scrape step
 QUANTILES = (0.5, 0.9, 0.99)
 RATE = "[$__rate_interval]"
+TICKET_SLAS = "first_response|next_reply|resolution"
+AGENT_STATE_COLOURS = (
+    ("available", GREEN),
+    ("busy", BLUE),
+    ("after_call_work", PURPLE),
+    ("break", ORANGE),
+)
+"""The states drawn on "Agents by state", in stacking order (offline agents are not drawn)."""
+OVERLOADED = 1  # `support_estimated_wait_seconds == bool +Inf`
 
 
 def _increase(metric: str, by: str, window: str = "$window") -> str:
@@ -62,7 +74,8 @@ def build() -> dashboard_builders.Dashboard:
             UID,
             TITLE,
             "Per channel and queue: waiting, waits, service level (gauge and counters), "
-            "abandons, breaches, CSAT, complaints and tickets.",
+            "abandons, breaches, agents and staffing, customer voice and self-service, and "
+            "tickets (priorities, pauses, backlog age, next-reply breaches).",
         )
         .refresh("30s")
         .time("now-6h", "now")
@@ -101,9 +114,10 @@ def build() -> dashboard_builders.Dashboard:
             )
         )
     )
-    sections: list[tuple[str, Callable[[PanelIds], list[timeseries.Panel]]]] = [
+    sections: list[tuple[str, Callable[[PanelIds], Sequence[Panel]]]] = [
         ("Queues now", _queue_panels),
         ("Service level and waits", _service_panels),
+        ("Agents and staffing", _agent_panels),
         ("Customer voice", _voice_panels),
         ("Tickets", _ticket_panels),
     ]
@@ -281,6 +295,114 @@ def _service_panels(ids: PanelIds) -> list[timeseries.Panel]:
     ]
 
 
+def _agent_panels(ids: PanelIds) -> list[Panel]:
+    agents_by_state = common.timeseries_panel(
+        ids(),
+        "Agents by state",
+        [
+            query(
+                f'sum by (channel, state) (support_agents{{{CUSTOMER},state="{state}"}})',
+                "{{channel}} {{state}}",
+                common.ref_id(index),
+            )
+            for index, (state, _) in enumerate(AGENT_STATE_COLOURS)
+        ],
+        unit="short",
+        stacked=True,
+        description=(
+            "Agents in each state (support_agents), stacked: available, on contact (busy), "
+            "after-call work, break; offline agents are not drawn. An agent logged into several "
+            "channels counts in each."
+        ),
+    )
+    for state, colour in AGENT_STATE_COLOURS:
+        agents_by_state = agents_by_state.override_by_regexp(
+            f".* {state}", [common.fixed_colour(colour)]
+        )
+    return [
+        agents_by_state,
+        common.timeseries_panel(
+            ids(),
+            "Occupancy",
+            [query(f"support_occupancy_ratio{{{WINDOWED}}}", "{{channel}}")],
+            unit="percentunit",
+            max_value=1,
+            description=(
+                "(busy + after-call work time) / (available + busy + after-call work time) over "
+                "$window (support_occupancy_ratio)."
+            ),
+        ),
+        common.timeseries_panel(
+            ids(),
+            "Agents required vs available + busy",
+            [
+                query(
+                    f"sum by (channel, queue) (support_agents_required{{{LIVE}}})",
+                    "{{channel}}/{{queue}} required",
+                ),
+                query(
+                    f'sum by (channel) (support_agents{{{CUSTOMER},state=~"available|busy"}})',
+                    "{{channel}} available + busy",
+                    "B",
+                ),
+            ],
+            unit="short",
+            description=(
+                "Dashed: Erlang C agents required per queue to reach the channel's service level "
+                "target (support_agents_required). Solid: agents available or busy on the "
+                "channel (support_agents), who may serve several of its queues."
+            ),
+        ).override_by_regexp(".* required", [common.dashed()]),
+        common.timeseries_panel(
+            ids(),
+            "Estimated wait by queue",
+            [
+                query(
+                    f"max by (channel, queue) (support_estimated_wait_seconds{{{LIVE}}}) != +Inf",
+                    "{{channel}}/{{queue}}",
+                ),
+                query(
+                    f"support_channel_answer_seconds{{{CUSTOMER}}}",
+                    "{{channel}} T",
+                    "B",
+                ),
+            ],
+            unit="s",
+            description=(
+                "Erlang C wait of a contact arriving now, per queue "
+                "(support_estimated_wait_seconds); dashed: the channel's answer target T. An "
+                "overloaded queue (+Inf) leaves a gap here and shows on 'Overloaded queues'; a "
+                "queue whose handle time is not measured yet (NaN) leaves a gap too."
+            ),
+        ).override_by_regexp(".* T", [common.dashed()]),
+        common.state_timeline_panel(
+            ids(),
+            "Overloaded queues",
+            [
+                query(
+                    "max by (channel, queue) "
+                    f"(support_estimated_wait_seconds{{{LIVE}}} == bool +Inf)",
+                    "{{channel}}/{{queue}}",
+                )
+            ],
+            mappings=[
+                common.value_texts({"0": ("ok", GREEN), str(OVERLOADED): ("overloaded", RED)})
+            ],
+            steps=thresholds(GREEN, (OVERLOADED, RED)),
+            width=24,
+            height=6,
+            description=(
+                "Red while a queue's arrivals exceed what the available and busy agents can "
+                "handle (support_estimated_wait_seconds is +Inf)."
+            ),
+        ),
+    ]
+
+
+def _per_hour(metric: str, by: str, selector: str) -> str:
+    return f"3600 * sum by ({by}) (rate({metric}{{{selector}}}{RATE}))"
+
+
 def _voice_panels(ids: PanelIds) -> list[timeseries.Panel]:
     return [
         common.timeseries_panel(
@@ -326,6 +448,108 @@ def _voice_panels(ids: PanelIds) -> list[timeseries.Panel]:
             unit="short",
             width=8,
             description="Complaints in the window (what the spike detector sees) and by category.",
+        ),
+        common.timeseries_panel(
+            ids(),
+            "NPS",
+            [query(f"100 * support_nps_score{{{WINDOWED}}}", "{{channel}}")],
+            unit="none",
+            min_value=-100,
+            max_value=100,
+            width=8,
+            description=(
+                "Net promoter score over $window, shown as -100..100: the query multiplies "
+                "support_nps_score ((promoters 9-10 - detractors 0-6) / answers) by 100."
+            ),
+        ),
+        common.timeseries_panel(
+            ids(),
+            "CES",
+            [query(f"support_ces_score{{{WINDOWED}}}", "{{channel}}")],
+            unit="none",
+            min_value=1,
+            max_value=7,
+            width=8,
+            description="Mean customer effort score (1-7, higher = easier) over $window.",
+        ),
+        common.timeseries_panel(
+            ids(),
+            "First-contact resolution",
+            [query(f"support_fcr_ratio{{{WINDOWED}}}", "{{channel}}")],
+            unit="percentunit",
+            max_value=1,
+            width=8,
+            description=(
+                "Tickets solved with at most one agent response and never reopened / tickets "
+                "solved, over $window (support_fcr_ratio)."
+            ),
+        ),
+        common.timeseries_panel(
+            ids(),
+            "Containment (self-service)",
+            [query(f"support_self_service_ratio{{{WINDOWED}}}", "{{channel}}")],
+            unit="percentunit",
+            max_value=1,
+            width=8,
+            description=(
+                "Self-service sessions contained (no agent) / all sessions ended, over $window "
+                "(support_self_service_ratio)."
+            ),
+        ),
+        common.timeseries_panel(
+            ids(),
+            "Self-service sessions per hour by outcome",
+            [
+                query(
+                    _per_hour("support_bot_sessions_total", "channel, outcome", CUSTOMER),
+                    "{{channel}} {{outcome}}",
+                )
+            ],
+            unit="short",
+            bars=True,
+            stacked=True,
+            width=8,
+            description="Sessions ended per hour: contained, escalated to an agent, abandoned.",
+        ),
+        common.timeseries_panel(
+            ids(),
+            "Negative sentiment share",
+            [query(f"support_negative_sentiment_ratio{{{WINDOWED}}}", "{{channel}}")],
+            unit="percentunit",
+            max_value=1,
+            width=8,
+            description=(
+                "Negative sentiment scores / all scores over $window "
+                "(support_negative_sentiment_ratio)."
+            ),
+        ),
+        common.timeseries_panel(
+            ids(),
+            "Sentiment scores per hour by polarity",
+            [
+                query(
+                    _per_hour("support_sentiment_total", "channel, polarity", CUSTOMER),
+                    "{{channel}} {{polarity}}",
+                )
+            ],
+            unit="short",
+            bars=True,
+            stacked=True,
+            description="Scores per hour: negative, neutral, positive (the configured cut-offs).",
+        ),
+        common.timeseries_panel(
+            ids(),
+            "Survey answers per hour by survey",
+            [
+                query(
+                    _per_hour("support_survey_responses_total", "channel, survey", CUSTOMER),
+                    "{{channel}} {{survey}}",
+                )
+            ],
+            unit="short",
+            bars=True,
+            stacked=True,
+            description="Survey answers per hour: csat, nps, ces.",
         ),
     ]
 
@@ -374,5 +598,84 @@ def _ticket_panels(ids: PanelIds) -> list[timeseries.Panel]:
             _histogram_quantiles("support_resolution_seconds", LIVE, TICKET_RATE_RANGE),
             unit="s",
             description="Created to solved, from the histogram over the last hour.",
+        ),
+        common.timeseries_panel(
+            ids(),
+            "Open tickets by priority",
+            [
+                query(
+                    f"sum by (channel, priority) (support_tickets_open_by_priority{{{CUSTOMER}}})",
+                    "{{channel}} {{priority}}",
+                )
+            ],
+            unit="short",
+            stacked=True,
+            width=8,
+            description="Open tickets by current priority (support_tickets_open_by_priority).",
+        ),
+        common.timeseries_panel(
+            ids(),
+            "Paused tickets by queue",
+            [
+                query(
+                    f"sum by (channel, queue) (support_tickets_paused{{{LIVE}}})",
+                    "{{channel}}/{{queue}}",
+                )
+            ],
+            unit="short",
+            width=8,
+            description=(
+                "Open tickets whose every running SLA clock is paused, e.g. waiting on the "
+                "customer (support_tickets_paused)."
+            ),
+        ),
+        common.timeseries_panel(
+            ids(),
+            "Backlog age by queue",
+            [
+                query(
+                    f"max by (channel, queue) (support_ticket_oldest_open_age_seconds{{{LIVE}}})",
+                    "{{channel}}/{{queue}}",
+                )
+            ],
+            unit="s",
+            width=8,
+            description=(
+                "Age of the oldest open ticket, wall time (support_ticket_oldest_open_age_seconds)."
+            ),
+        ),
+        common.timeseries_panel(
+            ids(),
+            "Ticket SLA breaches per hour by SLA",
+            [
+                query(
+                    "sum by (channel, queue, sla) (increase(support_sla_breaches_total"
+                    f'{{{LIVE},sla=~"{TICKET_SLAS}"}}[{TICKET_RATE_RANGE}]))',
+                    "{{channel}}/{{queue}} {{sla}}",
+                )
+            ],
+            unit="short",
+            description=(
+                "Ticket breaches over the last hour per queue and clock: first response, next "
+                "reply (after a customer reply, until the next agent response) and resolution "
+                "(support_sla_breaches_total), counted at the deadline."
+            ),
+        ),
+        common.timeseries_panel(
+            ids(),
+            "Reopened and solved on first contact per hour",
+            [
+                query(
+                    f"sum by (channel) (increase(support_tickets_{name}_total"
+                    f"{{{LIVE}}}[{TICKET_RATE_RANGE}]))",
+                    f"{{{{channel}}}} {label}",
+                    common.ref_id(index),
+                )
+                for index, (name, label) in enumerate(
+                    (("reopened", "reopened"), ("solved_first_contact", "solved on first contact"))
+                )
+            ],
+            unit="short",
+            description="Tickets reopened and tickets solved on first contact over the last hour.",
         ),
     ]

@@ -44,6 +44,8 @@ GREEN = "green"
 ORANGE = "orange"
 RED = "red"
 BLUE = "blue"
+PURPLE = "purple"
+YELLOW = "yellow"
 TEXT = "text"
 
 
@@ -163,6 +165,20 @@ def config_from_query(
     )
 
 
+def fixed_colour(colour: str) -> dashboard_models.DynamicConfigValue:
+    """A field override property: draw the matched series in one named colour."""
+    return dashboard_models.DynamicConfigValue(
+        id_val="color", value={"mode": "fixed", "fixedColor": colour}
+    )
+
+
+def dashed() -> dashboard_models.DynamicConfigValue:
+    """A field override property: draw the matched series as a dashed line (targets, limits)."""
+    return dashboard_models.DynamicConfigValue(
+        id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}
+    )
+
+
 def nan_as(text: str) -> dashboard_models.SpecialValueMap:
     """Show a ratio's NaN (no traffic in the window) as text instead of a colour-coded 0."""
     return dashboard_models.SpecialValueMap(
@@ -201,8 +217,12 @@ def stat_panel(
     min_value: float | None = None,
     max_value: float | None = None,
     transformations: Sequence[dashboard_models.DataTransformerConfig] = (),
+    time_from: str | None = None,
 ) -> stat.Panel:
-    """A stat tile: last value, background coloured by the thresholds, no sparkline clutter."""
+    """A stat tile: last value, background coloured by the thresholds, no sparkline clutter.
+
+    `time_from` gives the panel its own relative time range (e.g. `now/d`, today so far), which
+    sets `$__range` for its queries."""
     text = common_builders.VizTextDisplayOptions()
     if title_size is not None:
         text = text.title_size(title_size)
@@ -241,6 +261,8 @@ def stat_panel(
         panel = panel.max(max_value)
     for transformation in transformations:
         panel = panel.with_transformation(transformation)
+    if time_from is not None:
+        panel = panel.time_from(time_from)
     return panel
 
 
@@ -392,8 +414,13 @@ def query_variable(
     multi: bool,
     include_all: bool,
     default: str | None = None,
+    hide: bool = False,
 ) -> dashboard_builders.QueryVariable:
-    """A Prometheus label_values() variable; multi-value ones default to All, matched as `.*`."""
+    """A Prometheus label_values() variable; multi-value ones default to All, matched as `.*`.
+
+    A hidden one (`hide`) has no picker: it follows the variables its query names, and its All
+    is the list of its own values (no `.*`), so with no values it matches nothing rather than
+    every channel."""
     variable = (
         dashboard_builders.QueryVariable(name)
         .label(label)
@@ -404,8 +431,12 @@ def query_variable(
         .multi(multi=multi)
         .include_all(include_all=include_all)
     )
+    if hide:
+        variable = variable.hide(dashboard_models.VariableHide.HIDE_VARIABLE)
     if include_all:
-        variable = variable.all_value(".*").current(
+        if not hide:
+            variable = variable.all_value(".*")
+        variable = variable.current(
             dashboard_models.VariableOption(selected=True, text=["All"], value=["$__all"])
         )
     elif default is not None:
@@ -453,3 +484,8 @@ def to_model(builder: Builder[T]) -> dict[str, object]:
             for key in INTERVAL_ONLY_KEYS:
                 variable.pop(key, None)
     return model
+
+
+def override_value(option: str, value: object) -> dashboard_models.DynamicConfigValue:
+    """A field override property: field option `option` (e.g. `thresholds`) set to `value`."""
+    return dashboard_models.DynamicConfigValue(id_val=option, value=value)

@@ -124,7 +124,8 @@ def resolve_window(name: str, windows: Iterable[str]) -> str:
     if name not in (SHORTEST, LONGEST):
         return name
     pick = min if name == SHORTEST else max
-    return pick(windows, key=parse_duration)
+    sliding = [w for w in windows if w != "today"]  # the day so far is not a sliding window
+    return pick(sliding, key=parse_duration)
 
 
 def _window(key: str, name: str, windows: Sequence[str]) -> None:

@@ -33,7 +33,7 @@ from detectors.signal import Signal
 from detectors.threshold import ThresholdDetector
 from monitor.config import ChannelSettings
 from monitor.engine.engine import Engine
-from monitor.engine.readout import Series
+from monitor.engine.rows import Series
 
 STATE_VERSION = 1
 """``v`` of :meth:`DetectorSuite.export_state`; another version is dropped as a whole."""

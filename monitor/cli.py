@@ -131,6 +131,27 @@ def replay(
     sys.stdout.flush()
 
 
+@app.command()
+def backtest(
+    events: Annotated[Path, typer.Argument(help="JSON Lines file of recorded events.")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")],
+    against: Annotated[
+        Path | None, typer.Option("--against", help="A second config, shown side by side.")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Replay a file with a config (and --against another) and print what would have paged."""
+    from monitor import backtest as backtesting  # noqa: PLC0415 - keep start-up light
+
+    if output_format not in backtesting.FORMATS:
+        typer.echo(f"error: --format {output_format!r}: use table or json", err=True)
+        raise typer.Exit(2)
+    configs = [(str(path), _load(path)) for path in (config, against) if path is not None]
+    level = configs[0][1].logging.level
+    configure("error" if level == "error" else "warning", "auto")  # transitions: in the table
+    raise typer.Exit(backtesting.main(events, configs, output_format, sys.stdout, sys.stderr))
+
+
 @app.command("check-config")
 def check_config(
     file: Annotated[Path, typer.Argument(help="YAML config file.", dir_okay=False)],

@@ -32,7 +32,9 @@ def quiet_horizon(settings: Settings) -> float:
     retention and evaluation interval has run out. So the ticks up to the next event only repeat
     the same evaluation, and skipping them changes no output.
     """
-    engine = [0.0, *settings.window_seconds.values()]
+    # The today window is left out: its reset wakes the road itself (Engine.next_wakeup), as
+    # do ticket deadlines beyond the channel targets (business time, priorities, next reply).
+    engine = [0.0, *(span for name, span in settings.window_seconds.items() if name != "today")]
     lateness = settings.ingest.allowed_lateness
     for ch in settings.channels.values():
         targets = (ch.answer_seconds, ch.first_response_seconds, ch.resolution_seconds)
@@ -101,14 +103,27 @@ class TickRoad:
         interval = self.interval
         if self._next is None:
             self._next = math.ceil(until / interval) * interval
-        if self.quiet_horizon is not None and self._last_event + self.quiet_horizon < until:
-            quiet = self._last_event + self.quiet_horizon
-            while self._next <= quiet:
-                self.tick(self._next)
-                self._next += interval
+        horizon = self.quiet_horizon
+        if horizon is not None and self._last_event + horizon < until:
             landing = math.floor(until / interval) * interval
             if landing == until and not inclusive:
                 landing -= interval
+            quiet = self._last_event + horizon
+            while True:
+                while self._next <= quiet and self._next < landing:
+                    self.tick(self._next)
+                    self._next += interval
+                # A timer the engine still holds (a business-time deadline days ahead, the
+                # reset of the today window) wakes the road: its ticks run from there on.
+                wake = self.engine.next_wakeup()
+                if wake >= landing or self._next >= landing:
+                    break
+                resume = self._next
+                if wake > resume:
+                    resume = max(resume, math.floor(wake / interval) * interval)
+                self.skipped_ticks += round((resume - self._next) / interval)
+                self._next = resume
+                quiet = max(wake, resume) + horizon  # at least one tick: progress
             if landing > self._next:
                 self.skipped_ticks += round((landing - self._next) / interval)
                 self._next = landing

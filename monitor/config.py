@@ -7,8 +7,10 @@ refuses unknown keys, so a typo is an error that names the key instead of a sile
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -30,6 +32,7 @@ from alerts.config import AlertSettings, NotifierSettings
 from detectors.config import DetectorSettings
 from monitor import config_paths, redaction
 from monitor.cluster.settings import ClusterSettings, StateSettings
+from monitor.config_helpdesk import CLOCKS, CalendarSettings, ClockTargets, PauseSettings
 from monitor.durations import Duration, parse_duration
 from monitor.errors import ConfigError
 from monitor.logs import register_secret
@@ -37,6 +40,11 @@ from monitor.sources.settings import KafkaSettings, MqttSettings
 from monitor.webconfig import load_web_config, split_listen
 
 LabelValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+TODAY = "today"
+"""The window of the day so far (``timezone``, ``day_starts_at``)."""
+TODAY_MAX_SECONDS = 25 * 3600.0
+Priority = Literal["low", "normal", "high", "urgent"]
+PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
 
 
 class _Model(BaseModel):
@@ -57,6 +65,21 @@ class ChannelSettings(_Model):
     resolution_warning_seconds: Duration | None = None
     """Lead time for ``support_tickets_at_risk{sla="resolution"}``; default 10% of the target."""
     queues: tuple[LabelValue, ...] = ("default",)
+    next_reply_seconds: Duration | None = None
+    """A ticket's next-reply target: from a customer reply to the next agent response."""
+    next_reply_warning_seconds: Duration | None = None
+    """Lead time for ``support_tickets_at_risk{sla="next_reply"}``; default 10% of the target."""
+    priorities: dict[Priority, ClockTargets] = Field(default_factory=dict)
+    """Ticket targets per priority (``docs/helpdesk.md``): a priority listed here uses exactly
+    its own targets (a clock it omits has none); other priorities use the channel's
+    ``first_response_seconds``, ``next_reply_seconds`` and ``resolution_seconds``."""
+    pause: PauseSettings = PauseSettings()
+    """Which ticket statuses pause which clock (default: ``pending`` pauses ``resolution``)."""
+    calendar: LabelValue | None = None
+    """The business calendar (a key of ``calendars``) of this channel's ticket clocks; none:
+    they run 24/7."""
+    queue_calendars: dict[LabelValue, LabelValue] = Field(default_factory=dict)
+    """Queue -> calendar, overriding ``calendar`` for that queue's tickets."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -74,17 +97,30 @@ class ChannelSettings(_Model):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name}: must be greater than 0")
-        for lead, target in (
-            ("first_response_warning_seconds", "first_response_seconds"),
-            ("resolution_warning_seconds", "resolution_seconds"),
+        return self
+
+    @model_validator(mode="after")
+    def _check_ticket_clocks(self) -> Self:
+        if self.next_reply_seconds is not None and self.next_reply_seconds <= 0:
+            raise ValueError("next_reply_seconds: must be greater than 0")
+        for index, (lead, target) in enumerate(
+            (
+                ("first_response_warning_seconds", "first_response_seconds"),
+                ("next_reply_warning_seconds", "next_reply_seconds"),
+                ("resolution_warning_seconds", "resolution_seconds"),
+            )
         ):
             lead_value, target_value = getattr(self, lead), getattr(self, target)
-            if lead_value is not None and target_value is None:
+            if lead_value is not None and not self.has_clock(index):
                 raise ValueError(
-                    f"{lead}: is set but {target} is not: the warning could never fire"
+                    f"{lead}: is set but no priority has a {target.removesuffix('_seconds')} "
+                    "target: the warning could never fire"
                 )
             if lead_value is not None and target_value is not None and lead_value >= target_value:
                 raise ValueError(f"{lead}: must be shorter than {target}")
+        for queue in self.queue_calendars:
+            if queue not in self.queues:
+                raise ValueError(f"queue_calendars: {queue!r} is not one of the queues")
         if len(set(self.queues)) != len(self.queues):
             raise ValueError("queues: must not repeat")
         if not self.queues:
@@ -95,21 +131,39 @@ class ChannelSettings(_Model):
     def is_live(self) -> bool:
         return self.answer_seconds is not None
 
-    @property
-    def fr_lead(self) -> float | None:
-        if self.first_response_seconds is None:
-            return None
-        if self.first_response_warning_seconds is not None:
-            return self.first_response_warning_seconds
-        return self.first_response_seconds * 0.1
+    def clock_targets(self, priority: str) -> tuple[float | None, float | None, float | None]:
+        """(first response, next reply, resolution) targets of a ticket of ``priority``."""
+        policy = self.priorities.get(priority)  # type: ignore[call-overload]
+        if policy is None:
+            return self.first_response_seconds, self.next_reply_seconds, self.resolution_seconds
+        return policy.first_response, policy.next_reply, policy.resolution
 
-    @property
-    def res_lead(self) -> float | None:
-        if self.resolution_seconds is None:
-            return None
-        if self.resolution_warning_seconds is not None:
-            return self.resolution_warning_seconds
-        return self.resolution_seconds * 0.1
+    def has_clock(self, index: int) -> bool:
+        """Whether some priority has a target for clock ``index`` (0 first response, 1 next
+        reply, 2 resolution): only then is its ``sla`` series exported."""
+        if len(self.priorities) < len(PRIORITIES) and self.clock_targets("")[index] is not None:
+            return True
+        return any(self.clock_targets(p)[index] is not None for p in self.priorities)
+
+    def lead(self, index: int, target: float) -> float:
+        """At-risk lead time of clock ``index`` with ``target``: the configured warning when
+        it is shorter than the target, else 10% of the target."""
+        configured = (
+            self.first_response_warning_seconds,
+            self.next_reply_warning_seconds,
+            self.resolution_warning_seconds,
+        )[index]
+        if configured is not None and configured < target:
+            return configured
+        return target * 0.1
+
+    def paused_by(self, status: str) -> frozenset[int]:
+        """Indexes of the clocks that ``status`` pauses."""
+        return frozenset(CLOCKS.index(clock) for clock in self.pause.paused_clocks(status))
+
+    def calendar_of(self, queue: str) -> str | None:
+        """The calendar name of ``queue``'s ticket clocks (``None``: 24/7)."""
+        return self.queue_calendars.get(queue, self.calendar)
 
 
 class IngestSettings(_Model):
@@ -162,6 +216,29 @@ class LimitsSettings(_Model):
     max_early_outcomes: int = Field(default=10_000, ge=0)
     """Outcomes held within the allowed lateness until their item's opening event arrives
     (an ``answered`` before its ``queued``); past this many the newest is rejected."""
+    max_agents: int = Field(default=20_000, gt=0)
+    """Agents tracked at once (one per agent and channel, from ``agent.state`` and from
+    answered contacts that name an agent); past it a new agent is refused (``capacity``) and
+    agents offline for longer than ``agent_retention`` are forgotten first."""
+    agent_retention: Duration = 86400.0
+    """An agent whose last state is ``offline`` is forgotten this long after it went offline."""
+
+
+class SentimentSettings(_Model):
+    """Cut-offs of ``support_sentiment_total{polarity}``: a score strictly below
+    ``negative_below`` is negative, strictly above ``positive_above`` positive, else neutral."""
+
+    negative_below: float = Field(default=-0.3, ge=-1, le=1)
+    positive_above: float = Field(default=0.3, ge=-1, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.negative_below > self.positive_above:
+            raise ValueError(
+                f"negative_below: {self.negative_below:g} is above positive_above "
+                f"{self.positive_above:g}: a score would be negative and positive at once"
+            )
+        return self
 
 
 class DeadLetterSettings(_Model):
@@ -293,6 +370,8 @@ def _default_channels() -> dict[str, ChannelSettings]:
         "email": ChannelSettings(
             first_response_seconds=3600, resolution_seconds=86400, queues=("default",)
         ),
+        # Self-service (bot sessions): no SLA targets.
+        "chatbot": ChannelSettings(queues=("default",)),
     }
 
 
@@ -307,9 +386,16 @@ class Settings(BaseSettings):
     )
 
     windows: tuple[str, ...] = ("5m", "1h")
+    timezone: str = "UTC"
+    """IANA time zone of the ``today`` window's day start."""
+    day_starts_at: str = "00:00"
+    """Local time (HH:MM, in ``timezone``) at which the ``today`` window resets."""
+    calendars: dict[LabelValue, CalendarSettings] = Field(default_factory=dict)
+    """Business calendars for ticket clocks, by name (``docs/helpdesk.md``)."""
     channels: dict[LabelValue, ChannelSettings] = Field(default_factory=_default_channels)
     ingest: IngestSettings = IngestSettings()
     limits: LimitsSettings = LimitsSettings()
+    sentiment: SentimentSettings = SentimentSettings()
     dead_letter: DeadLetterSettings = DeadLetterSettings()
     sources: SourcesSettings = SourcesSettings()
     exporter: ExporterSettings = ExporterSettings()
@@ -339,7 +425,13 @@ class Settings(BaseSettings):
         if not self.channels:
             raise ValueError("channels: declare at least one channel")
         seen: set[float] = set()
+        seen_names: set[str] = set()
         for name in self.windows:
+            if name == TODAY:
+                if name in seen_names:
+                    raise ValueError("windows: 'today' repeats")
+                seen_names.add(name)
+                continue
             try:
                 seconds = parse_duration(name)
             except ValueError as exc:
@@ -351,10 +443,21 @@ class Settings(BaseSettings):
             if seconds in seen:
                 raise ValueError(f"windows: {name!r} repeats another window")
             seen.add(seconds)
-        if not self.windows:
-            raise ValueError("windows: name at least one window, e.g. ['5m', '1h']")
+        if not seen:
+            raise ValueError("windows: name at least one sliding window, e.g. ['5m', '1h']")
         self.detectors.validate_against(self.channels, self.windows)
         self.alerts.validate_against(self.channels, self.windows, self.notifiers, self.detectors)
+        return self
+
+    @model_validator(mode="after")
+    def _check_calendars(self) -> Self:
+        for name, ch in self.channels.items():
+            for key, calendar in (("calendar", ch.calendar), *ch.queue_calendars.items()):
+                if calendar is not None and calendar not in self.calendars:
+                    where = "calendar" if key == "calendar" else f"queue_calendars.{key}"
+                    raise ValueError(
+                        f"channels.{name}.{where}: no calendar named {calendar!r} under calendars"
+                    )
         return self
 
     @model_validator(mode="after")
@@ -376,9 +479,30 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("day_starts_at")
+    @classmethod
+    def _day_start(cls, value: str) -> str:
+        match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a time of day HH:MM (00:00-23:59)")
+        return value
+
     @property
     def window_seconds(self) -> dict[str, float]:
-        return {name: parse_duration(name) for name in self.windows}
+        """Window name -> span; ``today`` -> 25 h, the longest a local day can be."""
+        return {
+            name: TODAY_MAX_SECONDS if name == TODAY else parse_duration(name)
+            for name in self.windows
+        }
 
 
 def _format_errors(exc: ValidationError) -> str:

@@ -29,6 +29,8 @@ TAG_MAX_CHARS = 128
 TAGS_MAX = 10_000
 """The contract's hard cap on ``tags``; ``ingest.max_tags`` (default 64) is the one that applies."""
 Tag = Annotated[str, Meta(max_length=TAG_MAX_CHARS)]
+TicketStatus = Literal["open", "pending", "on_hold"]
+TicketPriority = Literal["low", "normal", "high", "urgent"]
 
 
 class _Event(msgspec.Struct, tag_field="type", kw_only=True, frozen=True, gc=False):
@@ -58,7 +60,7 @@ class ContactEnded(_Event, tag="contact.ended", frozen=True, gc=False):
 
 class TicketCreated(_Event, tag="ticket.created", frozen=True, gc=False):
     ticket_id: ItemId
-    priority: Literal["low", "normal", "high", "urgent"] | None = None
+    priority: TicketPriority | None = None
     tags: Annotated[tuple[Tag, ...], Meta(max_length=TAGS_MAX)] = ()
 
 
@@ -86,6 +88,60 @@ class ComplaintReceived(_Event, tag="complaint.received", frozen=True, gc=False)
     contact_id: ItemId | None = None
 
 
+AgentStateName = Literal["available", "busy", "after_call_work", "break", "offline"]
+QUEUES_MAX = 64
+"""Most queues one ``agent.state`` may name."""
+
+
+class TicketStatusChanged(_Event, tag="ticket.status_changed", frozen=True, gc=False):
+    ticket_id: ItemId
+    status: TicketStatus
+
+
+class TicketPriorityChanged(_Event, tag="ticket.priority_changed", frozen=True, gc=False):
+    ticket_id: ItemId
+    priority: TicketPriority
+
+
+class TicketCustomerReplied(_Event, tag="ticket.customer_replied", frozen=True, gc=False):
+    ticket_id: ItemId
+
+
+class AgentState(_Event, tag="agent.state", frozen=True, gc=False):
+    agent_id: ItemId
+    state: AgentStateName
+    queues: (
+        Annotated[
+            tuple[Annotated[str, Meta(min_length=1, max_length=64)], ...],
+            Meta(max_length=QUEUES_MAX),
+        ]
+        | None
+    ) = None
+
+
+SURVEY_RANGES: dict[str, tuple[int, int]] = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
+"""Survey -> the inclusive range of its ``score``."""
+
+
+class SurveyAnswered(_Event, tag="survey.answered", frozen=True, gc=False):
+    survey: Literal["csat", "nps", "ces"]
+    score: int
+    contact_id: ItemId | None = None
+    ticket_id: ItemId | None = None
+
+
+class BotSessionEnded(_Event, tag="bot.session_ended", frozen=True, gc=False):
+    session_id: ItemId
+    outcome: Literal["contained", "escalated", "abandoned"]
+    contact_id: ItemId | None = None
+
+
+class SentimentScored(_Event, tag="sentiment.scored", frozen=True, gc=False):
+    score: Annotated[float, Meta(ge=-1.0, le=1.0)]
+    contact_id: ItemId | None = None
+    ticket_id: ItemId | None = None
+
+
 Event = (
     ContactQueued
     | ContactAnswered
@@ -97,6 +153,13 @@ Event = (
     | TicketReopened
     | TicketRated
     | ComplaintReceived
+    | TicketStatusChanged
+    | TicketPriorityChanged
+    | TicketCustomerReplied
+    | AgentState
+    | SurveyAnswered
+    | BotSessionEnded
+    | SentimentScored
 )
 EVENT_TYPES: tuple[type[_Event], ...] = get_args(Event)
 TYPE_NAMES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in EVENT_TYPES)
@@ -170,11 +233,24 @@ def decode(raw: bytes | str, max_bytes: int, *, max_tags: int | None = None) -> 
         raise EventError(Reject.INVALID_JSON, "JSON nested too deep") from None
     except Exception as exc:  # noqa: BLE001 - any other failure of the parser is bad input too
         raise EventError(Reject.INVALID_JSON, _describe(exc)) from None
-    if max_tags is not None and type(event) is TicketCreated and len(event.tags) > max_tags:
-        raise EventError(
-            Reject.INVALID_VALUE, f"{len(event.tags)} tags > ingest.max_tags {max_tags}"
-        )
+    _check_ranges(event, max_tags)
     return event
+
+
+def _check_ranges(event: Event, max_tags: int | None) -> None:
+    """Rules the struct types cannot say: the tag count, a survey score's range."""
+    if isinstance(event, TicketCreated):
+        if max_tags is not None and len(event.tags) > max_tags:
+            raise EventError(
+                Reject.INVALID_VALUE, f"{len(event.tags)} tags > ingest.max_tags {max_tags}"
+            )
+    elif isinstance(event, SurveyAnswered):
+        low, high = SURVEY_RANGES[event.survey]
+        if not low <= event.score <= high:
+            raise EventError(
+                Reject.INVALID_VALUE,
+                f"score {event.score} outside {low}..{high} of survey {event.survey}",
+            )
 
 
 def _describe(exc: BaseException) -> str:

@@ -29,16 +29,24 @@ from prometheus_client.utils import floatToGoString
 
 from monitor import __version__
 from monitor.config import ChannelSettings
+from monitor.engine.clocks import CLOCKS
 from monitor.engine.engine import Engine
 from monitor.engine.histogram import Histogram
 from monitor.engine.readout import (
     QUANTILES,
-    Series,
     abandon_ratio,
+    ces_score,
+    channel_voice_series,
     csat_ratio,
+    fcr_ratio,
+    negative_sentiment_ratio,
+    nps_score,
+    oldest_open_age,
     oldest_wait,
+    self_service_ratio,
     service_level,
 )
+from monitor.engine.rows import Series
 from monitor.engine.sketch import quantiles
 from monitor.engine.state import QueueState
 from monitor.stats import DaemonStats
@@ -71,6 +79,26 @@ HELP: dict[str, str] = {
     "support_tickets_at_risk": "Open tickets whose deadline is within the warning lead time.",
     "support_csat_ratings_total": "CSAT answers by rating.",
     "support_complaints_total": "Complaints (explicit events and complaint-tagged tickets).",
+    "support_tickets_paused": "Open tickets whose every running clock is paused now.",
+    "support_ticket_oldest_open_age_seconds": (
+        "Age of the oldest open ticket (backlog age), wall time; 0 when none is open."
+    ),
+    "support_tickets_open_by_priority": "Open tickets by current priority.",
+    "support_tickets_reopened_total": "Reopen events applied.",
+    "support_tickets_solved_first_contact_total": (
+        "Tickets solved with at most one agent response and never reopened before."
+    ),
+    "support_fcr_ratio": "First-contact solves / solves over the window.",
+    "support_survey_responses_total": "Survey answers by survey and score.",
+    "support_nps_score": "(Promoters 9-10 - detractors 0-6) / NPS answers over the window.",
+    "support_ces_score": "Mean CES answer (sum / count) over the window.",
+    "support_bot_sessions_total": "Self-service sessions ended, by outcome.",
+    "support_bot_escalated_contacts_total": (
+        "Bot sessions escalated to a live contact of this channel (contact_id known)."
+    ),
+    "support_self_service_ratio": "Contained / all self-service sessions ended over the window.",
+    "support_sentiment_total": "Sentiment scores by polarity.",
+    "support_negative_sentiment_ratio": "Negative / all sentiment scores over the window.",
 }
 _COUNTERS = {name for name in HELP if name.endswith("_total")}
 
@@ -157,9 +185,10 @@ def possible(row: Series, channels: dict[str, ChannelSettings]) -> bool:
 
     Contact series need ``answer_seconds``. ``support_sla_breaches_total`` and
     ``support_tickets_at_risk`` exist per ``sla`` only where that clock has a target
-    (``answer``: ``answer_seconds``; ``first_response``: ``first_response_seconds``;
-    ``resolution``: ``resolution_seconds``). Everything else (ticket counts, CSAT,
-    complaints) can occur on any channel: a ticket event is accepted on every channel.
+    (``answer``: ``answer_seconds``; ``first_response``, ``next_reply``, ``resolution``: a
+    target for that clock on the channel or on one of its priorities). Everything else (ticket
+    counts, CSAT, complaints) can occur on any channel: a ticket event is accepted on every
+    channel.
     """
     channel = row.label("channel")
     settings = channels.get(channel) if channel is not None else None
@@ -168,12 +197,10 @@ def possible(row: Series, channels: dict[str, ChannelSettings]) -> bool:
     if row.name in LIVE_ONLY:
         return settings.answer_seconds is not None
     if row.name in {"support_sla_breaches_total", "support_tickets_at_risk"}:
-        target = {
-            "answer": settings.answer_seconds,
-            "first_response": settings.first_response_seconds,
-            "resolution": settings.resolution_seconds,
-        }.get(row.label("sla") or "")
-        return target is not None
+        sla = row.label("sla") or ""
+        if sla == "answer":
+            return settings.answer_seconds is not None
+        return sla in CLOCKS and settings.has_clock(CLOCKS.index(sla))
     return True
 
 
@@ -455,22 +482,15 @@ class EngineCollector(Collector):
             c = ("channel", name)
             live = cs.answer_seconds is not None
             queue_names = _QUEUE_LIVE if live else ()
-            slas = [
+            clocks = [cs.has_clock(i) for i in range(len(CLOCKS))]
+            slas = [("answer", "breaches_answer")] if live else []
+            slas += [
                 (sla, attr)
-                for sla, attr, target in (
-                    ("answer", "breaches_answer", cs.answer_seconds),
-                    ("first_response", "breaches_fr", cs.first_response_seconds),
-                    ("resolution", "breaches_res", cs.resolution_seconds),
-                )
-                if target is not None
+                for sla, attr, on in zip(CLOCKS, _BREACH_ATTRS, clocks, strict=True)
+                if on
             ]
             risks = [
-                (sla, attr)
-                for sla, attr, target in (
-                    ("first_response", "at_risk_fr", cs.first_response_seconds),
-                    ("resolution", "at_risk_res", cs.resolution_seconds),
-                )
-                if target is not None
+                (sla, attr) for sla, attr, on in zip(CLOCKS, _RISK_ATTRS, clocks, strict=True) if on
             ]
             # (family rows, extra label, value of a queue): every per-queue gauge and counter
             # this channel exports, in family order.
@@ -489,6 +509,9 @@ class EngineCollector(Collector):
             cells += [(metric, None, attrgetter(attr)) for metric, attr in _QUEUE_TICKETS]
             cells += [
                 ("support_tickets_at_risk", ("sla", sla), attrgetter(attr)) for sla, attr in risks
+            ]
+            cells += [
+                ("support_ticket_oldest_open_age_seconds", None, partial(oldest_open_age, now=now))
             ]
             shape = tuple((metric, extra) for metric, extra, _ in cells)
             targets = [rows[metric] for metric, _, _ in cells]
@@ -526,12 +549,16 @@ class EngineCollector(Collector):
                 rows[metric].append((head(metric, c, w), csat_ratio(agg)))
                 metric = "support_complaints_window"
                 rows[metric].append((head(metric, c, w), agg.complaints))
+                for metric, gauge in _VOICE_WINDOW_GAUGES:
+                    rows[metric].append((head(metric, c, w), gauge(agg)))
             metric = "support_csat_ratings_total"
             for rating in range(1, 6):
                 rows[metric].append((head(metric, c, ("rating", str(rating))), ch.ratings[rating]))
             metric = "support_complaints_total"
             for category, count in sorted(ch.complaints.items()):
                 rows[metric].append((head(metric, ("category", category), c), count))
+            for row in channel_voice_series(ch):
+                rows[row.name].append((head(row.name, *row.labels), row.value))
         yield from fam.values()
         yield summary
         yield from _channel_settings({n: ch.settings for n, ch in engine.channels.items()})
@@ -581,6 +608,18 @@ _QUEUE_TICKETS = (
     ("support_tickets_created_total", "created"),
     ("support_tickets_solved_total", "solved"),
     ("support_tickets_open", "tickets_open"),
+    ("support_tickets_paused", "tickets_paused"),
+    ("support_tickets_reopened_total", "reopened"),
+    ("support_tickets_solved_first_contact_total", "solved_first_contact"),
+)
+_BREACH_ATTRS = ("breaches_fr", "breaches_nr", "breaches_res")
+_RISK_ATTRS = ("at_risk_fr", "at_risk_nr", "at_risk_res")
+_VOICE_WINDOW_GAUGES = (
+    ("support_fcr_ratio", fcr_ratio),
+    ("support_nps_score", nps_score),
+    ("support_ces_score", ces_score),
+    ("support_self_service_ratio", self_service_ratio),
+    ("support_negative_sentiment_ratio", negative_sentiment_ratio),
 )
 _HIST_ATTRS = ("wait_hist", "handle_hist", "fr_hist", "res_hist")
 

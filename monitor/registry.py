@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from alerts.runtime import Alerting
 from monitor.engine.engine import CAPACITY_KINDS, Engine
+from monitor.engine.workforce_readout import WORKFORCE_HELP, all_workforce_series
 from monitor.exporter import DaemonCollector, EngineCollector
 from monitor.stats import DaemonStats
 
@@ -51,7 +52,8 @@ def build_registry(
     registry = CollectorRegistry(auto_describe=False)
     if process:
         register_process_collectors(registry)
-    registry.register(EngineCollector(engine, [(alerting.series, alerting.help)]))
+    workforce = (lambda: all_workforce_series(engine), WORKFORCE_HELP)
+    registry.register(EngineCollector(engine, [(alerting.series, alerting.help), workforce]))
     registry.register(DaemonCollector(stats))
     registry.register(CapacityCollector(lambda: (engine,)))
     return registry

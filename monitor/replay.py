@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -10,7 +11,7 @@ from typing import IO
 import msgspec
 import structlog
 
-from alerts.runtime import Alerting
+from alerts.runtime import Alerting, TransitionSink
 from monitor.clock import TickRoad, quiet_horizon
 from monitor.config import Settings
 from monitor.consume import consume
@@ -43,29 +44,36 @@ class _NoSink:
         """Replay reports bad lines on stderr (the pipeline logs each); nothing else to keep."""
 
 
-async def replay(
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What a replay leaves behind: the engine at the end, its counters, the alert evaluation."""
+
+    engine: Engine
+    stats: DaemonStats
+    alerting: Alerting
+
+
+async def replay_road(
     path: Path,
     settings: Settings,
     *,
     until: float | None = None,
-    alerts_out: IO[bytes] | None = None,
-) -> bytes:
-    """Feed the file, move the clock to ``until`` (if later), and return the exposition text."""
+    on_transition: TransitionSink | None = None,
+    dead_letters: DeadLetterSink | None = None,
+) -> Replayed:
+    """The replay road (``replay`` and ``backtest``): feed the file, move the clock to ``until``
+    (if later) and flush. ``on_transition`` receives each alert state change record;
+    ``dead_letters``: where rejected lines go (``None``: the config's ``dead_letter.path``
+    file when set, otherwise nowhere)."""
     engine = Engine(settings)
     stats = DaemonStats()
-    encoder = msgspec.json.Encoder()
-
-    def write_transition(record: dict[str, object]) -> None:
-        if alerts_out is not None:
-            alerts_out.write(encoder.encode(record) + b"\n")
-
     alerting = Alerting(
         settings.detectors,
         settings.alerts,
         settings.notifiers,
         engine,
         stats,
-        on_transition=write_transition,
+        on_transition=on_transition,
     )
     # Event time drives the clock; a quiet gap longer than the horizon is jumped, not stepped.
     road = TickRoad(
@@ -78,8 +86,10 @@ async def replay(
     pipeline = Pipeline(
         engine, stats, event_clock=True, before_event=road.before_event, log_burst=None
     )
-    sink: DeadLetterSink = _NoSink()
-    file_sink = JsonlDeadLetters(settings.dead_letter.path) if settings.dead_letter.path else None
+    sink: DeadLetterSink = _NoSink() if dead_letters is None else dead_letters
+    file_sink = None
+    if dead_letters is None and settings.dead_letter.path:
+        file_sink = JsonlDeadLetters(settings.dead_letter.path)
     if file_sink is not None:
         file_sink.__enter__()
         sink = file_sink
@@ -98,4 +108,22 @@ async def replay(
     finally:
         if file_sink is not None:
             file_sink.__exit__(None, None, None)
-    return render(build_registry(engine, stats, alerting))
+    return Replayed(engine, stats, alerting)
+
+
+async def replay(
+    path: Path,
+    settings: Settings,
+    *,
+    until: float | None = None,
+    alerts_out: IO[bytes] | None = None,
+) -> bytes:
+    """Feed the file, move the clock to ``until`` (if later), and return the exposition text."""
+    encoder = msgspec.json.Encoder()
+
+    def write_transition(record: dict[str, object]) -> None:
+        if alerts_out is not None:
+            alerts_out.write(encoder.encode(record) + b"\n")
+
+    done = await replay_road(path, settings, until=until, on_transition=write_transition)
+    return render(build_registry(done.engine, done.stats, done.alerting))

@@ -18,7 +18,9 @@ from alerts.runtime import HELP as ALERT_HELP
 from monitor.cluster.node import ClusterNode
 from monitor.config import ChannelSettings
 from monitor.engine.histogram import Histogram
-from monitor.engine.readout import Series, queue_series, voice_series, window_series
+from monitor.engine.readout import queue_series, voice_series, window_series
+from monitor.engine.rows import Series
+from monitor.engine.workforce_readout import WORKFORCE_HELP, workforce_series
 from monitor.exporter import (
     HELP,
     LIVE_HISTOGRAMS,
@@ -87,8 +89,10 @@ class ClusterCollector(Collector):
                             hists[metric].append(([name, q.name], getattr(q, attr)))
                 rows.extend(window_series(channel))
                 rows.extend(voice_series(channel))
+                extra.extend(workforce_series(engine, channel))
                 settings[name] = channel.settings
             helps.update(part.alerting.help)
+            helps.update(WORKFORCE_HELP)
             extra.extend(r for r in part.alerting.series() if r.label("channel") in mine)
         grouped = group(row for row in rows if possible(row, settings))
         quantiles = grouped.pop(_WAIT, [])

@@ -43,6 +43,7 @@ from alerts.state import AlertState
 from monitor.config import ConsoleSettings
 from monitor.console import views
 from monitor.engine.engine import Engine
+from monitor.engine.workforce_readout import agents_view
 from monitor.errors import SupportMonitorError
 
 log = structlog.get_logger("support_monitor.console")
@@ -207,7 +208,16 @@ class Console:
                 }
             case ["timeline"]:
                 return {"timeline": self._timeline.view()}
+            case ["agents"]:  # per-agent drill-down (docs/workforce.md)
+                return {"now": format_time(now), **self._agents(request, now)}
         raise HttpError(404, "not found; see docs/console.md for the API")
+
+    def _agents(self, request: web.BaseRequest, now: float) -> dict[str, Any]:
+        query = request.query
+        try:
+            return agents_view(self._engine, now, query.get("channel"), query.get("limit"))
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from exc
 
     # --- writes ------------------------------------------------------------------------------
 

@@ -36,11 +36,16 @@ from collections.abc import Callable
 import msgspec
 
 from monitor.config import Settings
+from monitor.engine.clocks import ALWAYS, Calendar, Clock, day_start, shift
 from monitor.engine.dedup import Deduplicator
 from monitor.engine.sketch import bucket_of
 from monitor.engine.state import ChannelRuntime, Contact, QueueState, Ticket, wait_bounds_for
+from monitor.engine.voice import DETRACTOR_MAX, PROMOTER_MIN, polarity
+from monitor.engine.workforce import Workforce
 from monitor.errors import SupportMonitorError
 from monitor.events import (
+    AgentState,
+    BotSessionEnded,
     ComplaintReceived,
     ContactAbandoned,
     ContactAnswered,
@@ -48,20 +53,32 @@ from monitor.events import (
     ContactQueued,
     Event,
     Reject,
+    SentimentScored,
+    SurveyAnswered,
     TicketCreated,
+    TicketCustomerReplied,
+    TicketPriorityChanged,
     TicketRated,
     TicketReopened,
     TicketResponded,
     TicketSolved,
+    TicketStatusChanged,
 )
 
 # Timer kinds; at-risk timers sort before breaches at the same instant because a deadline is
 # "at risk" up to and including the deadline itself, and breached only once strictly past it.
-_FR_RISK, _RES_RISK, _ANSWER, _FR, _RES = range(5)
-_INCLUSIVE = (_FR_RISK, _RES_RISK)
+_FR_RISK, _NR_RISK, _RES_RISK, _ANSWER, _FR, _NR, _RES = range(7)
+_INCLUSIVE = (_FR_RISK, _NR_RISK, _RES_RISK)
+_CLOCK_OF_KIND = {_FR: 0, _NR: 1, _RES: 2, _FR_RISK: 0, _NR_RISK: 1, _RES_RISK: 2}
+_DEADLINE_KIND = (_FR, _NR, _RES)
+_RISK_KIND = (_FR_RISK, _NR_RISK, _RES_RISK)
+NEXT_REPLY = 1
+"""Index of the next-reply clock in ``Ticket.clocks`` (first response 0, resolution 2)."""
+DEFAULT_PRIORITY = "normal"
+"""The priority of a ticket created without one."""
 _MIN_TIMER_LIMIT = 4096  # heap entries below which spent timers are never compacted away
 
-CAPACITY_KINDS = ("contacts", "tickets", "solved_tickets", "early_outcomes")
+CAPACITY_KINDS = ("contacts", "tickets", "solved_tickets", "early_outcomes", "agents")
 """The ``kind`` label of ``support_monitor_capacity_exhausted_total``."""
 
 MAX_HELD_TOKEN_BYTES = 4096
@@ -79,14 +96,24 @@ def _token_bytes(token: object) -> int:
 
 
 _CONTACT_OUTCOMES = (ContactAnswered, ContactAbandoned, ContactEnded)
-_TICKET_OUTCOMES = (TicketResponded, TicketSolved, TicketReopened)
+_TICKET_OUTCOMES = (
+    TicketResponded,
+    TicketSolved,
+    TicketReopened,
+    TicketStatusChanged,
+    TicketPriorityChanged,
+    TicketCustomerReplied,
+)
 _LIFECYCLE_RANK: dict[type, int] = {
     ContactAnswered: 0,
     ContactAbandoned: 0,
     ContactEnded: 1,
-    TicketResponded: 0,
-    TicketSolved: 1,
-    TicketReopened: 2,
+    TicketPriorityChanged: 0,
+    TicketCustomerReplied: 0,
+    TicketStatusChanged: 1,
+    TicketResponded: 2,
+    TicketSolved: 3,
+    TicketReopened: 4,
 }
 """Held outcomes of one item stamped at the same ``ts`` are applied in this order."""
 
@@ -141,10 +168,17 @@ class Engine:
         self._categories = frozenset(ingest.complaint_categories)
         self.wait_bounds = wait_bounds_for(dict(settings.channels))
         spans = settings.window_seconds
+        starts = day_start(settings.timezone, settings.day_starts_at)
         self.channels: dict[str, ChannelRuntime] = {
-            name: ChannelRuntime(name, ch, spans, self.wait_bounds)
+            name: ChannelRuntime(name, ch, spans, self.wait_bounds, starts)
             for name, ch in settings.channels.items()
         }
+        self.calendars: dict[str, Calendar] = {
+            name: calendar.build() for name, calendar in settings.calendars.items()
+        }
+        for ch in self.channels.values():
+            for q in ch.queues.values():
+                q.calendar = self.calendar_of(q)
         for ch in self.channels.values():  # every allowed category exported from the start
             ch.complaints = dict.fromkeys((*ingest.complaint_categories, UNCATEGORIZED, OTHER), 0)
         self.contacts: dict[str, Contact] = {}
@@ -179,7 +213,15 @@ class Engine:
             TicketReopened: self._reopened,  # type: ignore[dict-item]
             TicketRated: self._rated,  # type: ignore[dict-item]
             ComplaintReceived: self._complaint,  # type: ignore[dict-item]
+            TicketStatusChanged: self._status_changed,  # type: ignore[dict-item]
+            TicketPriorityChanged: self._priority_changed,  # type: ignore[dict-item]
+            TicketCustomerReplied: self._customer_replied,  # type: ignore[dict-item]
+            AgentState: self._agent_state,  # type: ignore[dict-item]
+            SurveyAnswered: self._survey,  # type: ignore[dict-item]
+            BotSessionEnded: self._bot_session,  # type: ignore[dict-item]
+            SentimentScored: self._sentiment,  # type: ignore[dict-item]
         }
+        self.workforce = Workforce(settings, self.channels, self.capacity_exhausted)
 
     # ------------------------------------------------------------------ export / restore
 
@@ -223,6 +265,7 @@ class Engine:
         self.now = now
         if now >= self._next_second:
             self._next_second = math.floor(now) + 1
+            self.workforce.accrue(math.floor(now))
             for ch in self.channels.values():
                 ch.windows.advance(now)
             self._decide(now - self.lateness)
@@ -231,6 +274,16 @@ class Engine:
         early = self._early_heap
         if early and early[0][0] < now - self.lateness:
             self._expire_early(now - self.lateness)
+
+    def next_wakeup(self) -> float:
+        """The earliest clock time at which something held may change a reading without an
+        event: a timer (possibly spent) is decided once the clock is ``allowed_lateness`` past
+        it; a today window resets at its day start. ``inf`` when nothing is held."""
+        wake = self._timers[0][0] + self.lateness if self._timers else math.inf
+        for ch in self.channels.values():
+            wake = min(wake, ch.windows.next_reset)
+            break  # every channel's today window resets at the same instant
+        return wake
 
     def flush(self, now: float | None = None) -> None:
         """Advance to ``now`` and decide every deadline up to it (no more late events will come,
@@ -290,11 +343,11 @@ class Engine:
                 timers.append((c.queued_ts + answer, _ANSWER, cid))
         for tid, t in self.tickets.items():
             if t.solved_ts is None:
-                self._arm_ticket(tid, t, first_response=not t.fr_stopped)
+                self._arm_ticket(tid, t)
         heapq.heapify(timers)
         self._timer_limit = max(_MIN_TIMER_LIMIT, 2 * len(timers))
 
-    def _on_timer(self, when: float, kind: int, key: str) -> None:  # noqa: C901
+    def _on_timer(self, when: float, kind: int, key: str) -> None:
         if kind == _ANSWER:
             c = self.contacts.get(key)
             if c is None or c.answered_ts is not None or c.breached:
@@ -306,36 +359,16 @@ class Engine:
         t = self.tickets.get(key)
         if t is None or t.solved_ts is not None:
             return
-        q = t.q
-        settings = q.channel.settings
-        if kind == _FR:
-            if not t.fr_stopped and self._fr_deadline(t) == when:
-                self._stop_fr(t, math.inf)
-        elif kind == _RES:
-            if self._res_deadline(t) == when:
-                self._stop_res(t, math.inf)
-        elif kind == _FR_RISK:
-            deadline = self._fr_deadline(t)
-            lead = settings.fr_lead
-            if (
-                not t.fr_stopped
-                and not t.risk_fr
-                and lead is not None
-                and deadline - lead == when
-                and deadline >= self.watermark
-            ):
-                t.risk_fr = True
-                q.at_risk_fr += 1
-        elif kind == _RES_RISK:
-            lead = settings.res_lead
-            if (
-                not t.risk_res
-                and lead is not None
-                and self._res_deadline(t) - lead == when
-                and self._res_deadline(t) >= self.watermark
-            ):
-                t.risk_res = True
-                q.at_risk_res += 1
+        index = _CLOCK_OF_KIND[kind]
+        clock = t.clocks[index]
+        if clock is None or not clock.running or clock.breached:
+            return
+        if kind in _INCLUSIVE:
+            if not clock.risk and clock.risk_at == when and clock.deadline >= self.watermark:
+                clock.risk = True
+                t.q.at_risk[index] += 1
+        elif clock.deadline == when:
+            self._breach_clock(t, index, clock)
 
     def _forget_talking(self, cutoff: float) -> None:
         """Forget answered contacts whose ``ended`` never came (oldest answers first)."""
@@ -385,10 +418,14 @@ class Engine:
             ("ingest.complaint_tags", old.ingest.complaint_tags, settings.ingest.complaint_tags),
             ("ingest.dedup_max_ids", old.ingest.dedup_max_ids, settings.ingest.dedup_max_ids),
             ("ingest.dedup_horizon", old.ingest.dedup_horizon, settings.ingest.dedup_horizon),
+            ("timezone", old.timezone, settings.timezone),
+            ("day_starts_at", old.day_starts_at, settings.day_starts_at),
         ):
             if before != after:
                 raise RestartNeeded(f"{what} changed: restart the daemon to apply it")
         self.settings = settings
+        self.calendars = {name: calendar.build() for name, calendar in settings.calendars.items()}
+        self.workforce.reconfigure(settings)
         self.lateness = settings.ingest.allowed_lateness
         self._answered_retention = settings.ingest.answered_retention
         limits = settings.limits
@@ -409,14 +446,30 @@ class Engine:
             waiting_alone = c.answered_ts is None and not c.breached
             if waiting_alone and contact_id not in c.q.pending and answer is not None:
                 self._at(c.queued_ts + answer, _ANSWER, contact_id)
+        now = self.now
+        old_calendars: dict[int, Calendar] = {}
+        for ch in self.channels.values():
+            for q in ch.queues.values():
+                old_calendars[id(q)] = q.calendar
+                q.calendar = self.calendar_of(q)
         for ticket_id, t in self.tickets.items():
+            if t.solved_ts is not None:
+                continue
+            # Business time run so far stays (under the old calendar); new targets and the
+            # new calendar apply from the reload on.
             q = t.q
-            if t.risk_fr:
-                t.risk_fr, q.at_risk_fr = False, q.at_risk_fr - 1
-            if t.risk_res:
-                t.risk_res, q.at_risk_res = False, q.at_risk_res - 1
-            if t.solved_ts is None:
-                self._arm_ticket(ticket_id, t, first_response=not t.fr_stopped)
+            old_calendar = old_calendars[id(q)]
+            targets = q.channel.settings.clock_targets(t.priority)
+            for index, clock in enumerate(t.clocks):
+                if clock is None:
+                    continue
+                self._clear_risk(t, index, clock)
+                if clock.running and now > clock.since:
+                    clock.elapsed += old_calendar.elapsed(clock.since, now)
+                    clock.since = now
+                clock.target = targets[index]
+            self._arm_ticket(ticket_id, t)
+            self.update_paused(t)
         heapq.heapify(self._timers)
         self._timer_limit = max(_MIN_TIMER_LIMIT, 2 * len(self._timers))
         self._forget_solved_over_cap()
@@ -536,7 +589,11 @@ class Engine:
 
     def _queue(self, ch: ChannelRuntime, name: str) -> QueueState | None:
         q = ch.queues.get(name)
-        return q if q is not None else ch.queue(name, self.wait_bounds)
+        if q is None:
+            q = ch.queue(name, self.wait_bounds)
+            if q is not None:
+                q.calendar = self.calendar_of(q)
+        return q
 
     def _queued(self, ev: ContactQueued, ts: float) -> Reject | None:
         ch = self.channels[ev.channel]
@@ -558,6 +615,7 @@ class Engine:
         q.queued += 1
         for agg in ch.windows.targets(ts):
             agg.queued += 1
+        self.workforce.contact_queued(ch, q.name, ts)
         if self._early:
             self._release_early((False, ev.contact_id))
         return None
@@ -577,6 +635,9 @@ class Engine:
         self._leave_queue(ev.contact_id, c, late_breach=not in_sla)
         c.answered_ts = ts
         self._talking[ev.contact_id] = c
+        if ev.agent_id is not None:
+            c.agent_id = ev.agent_id
+            self.workforce.contact_answered(ch, ev.agent_id, ts)
         q.answered += 1
         q.answered_in_sla += in_sla
         q.wait_hist.observe(wait)
@@ -621,7 +682,15 @@ class Engine:
         if c.answered_ts is None:
             # Ended while still waiting: the customer left unanswered, i.e. an abandon.
             return self._abandoned(ev, ts)
-        c.q.handle_hist.observe(max(0.0, ts - c.answered_ts))
+        q = c.q
+        handle = max(0.0, ts - c.answered_ts)
+        q.handle_hist.observe(handle)
+        handle_ms = round(handle * 1000)
+        for agg in q.channel.windows.targets(ts):
+            agg.handled += 1
+            agg.handle_ms += handle_ms
+        if c.agent_id is not None:
+            self.workforce.contact_ended(q.channel, c.agent_id, ts)
         del self.contacts[ev.contact_id]
         del self._talking[ev.contact_id]
         return None
@@ -653,15 +722,10 @@ class Engine:
 
     # ------------------------------------------------------------------ tickets
 
-    @staticmethod
-    def _fr_deadline(t: Ticket) -> float:
-        fr = t.q.channel.settings.first_response_seconds
-        return math.inf if fr is None else t.created_ts + fr
-
-    @staticmethod
-    def _res_deadline(t: Ticket) -> float:
-        res = t.q.channel.settings.resolution_seconds
-        return math.inf if res is None else t.res_start + res
+    def calendar_of(self, q: QueueState) -> Calendar:
+        """The business calendar of a queue's ticket clocks (24/7 when none is configured)."""
+        name = q.channel.settings.calendar_of(q.name)
+        return ALWAYS if name is None else self.calendars[name]
 
     def _created(self, ev: TicketCreated, ts: float) -> Reject | None:
         ch = self.channels[ev.channel]
@@ -673,13 +737,22 @@ class Engine:
         if len(self.tickets) - len(self._solved_order) >= self._max_tickets:
             self.capacity_exhausted["tickets"] += 1
             return Reject.CAPACITY
-        t = Ticket(q, ts, ts)
+        priority = ev.priority or DEFAULT_PRIORITY
+        fr, _, res = ch.settings.clock_targets(priority)
+        t = Ticket(
+            q,
+            ts,
+            priority,
+            [Clock(fr, since=ts), None, Clock(res, since=ts)],
+        )
         self.tickets[ev.ticket_id] = t
         q.created += 1
         q.tickets_open += 1
+        ch.open_by_priority[priority] += 1
+        heapq.heappush(q.open_heap, (ts, ev.ticket_id))
         for agg in ch.windows.targets(ts):
             agg.created += 1
-        self._arm_ticket(ev.ticket_id, t, first_response=True)
+        self._arm_ticket(ev.ticket_id, t)
         if ev.tags and not self._complaint_tags.isdisjoint(ev.tags):
             category = next((tag for tag in ev.tags if tag in self._categories), UNCATEGORIZED)
             self._count_complaint(ch, category, ts)
@@ -687,31 +760,111 @@ class Engine:
             self._release_early((True, ev.ticket_id))
         return None
 
-    def _arm_ticket(self, ticket_id: str, t: Ticket, *, first_response: bool) -> None:
-        settings = t.q.channel.settings
-        if first_response and settings.first_response_seconds is not None:
-            deadline = self._fr_deadline(t)
-            self._at(deadline, _FR, ticket_id)
-            lead = settings.fr_lead
-            if lead is not None:
-                self._at(deadline - lead, _FR_RISK, ticket_id)
-        if settings.resolution_seconds is not None:
-            deadline = self._res_deadline(t)
-            self._at(deadline, _RES, ticket_id)
-            lead = settings.res_lead
-            if lead is not None:
-                self._at(deadline - lead, _RES_RISK, ticket_id)
+    def _arm_ticket(self, ticket_id: str, t: Ticket) -> None:
+        """Compute each running clock's deadline and at-risk instant and set their timers."""
+        for index, clock in enumerate(t.clocks):
+            if clock is not None:
+                self._schedule(ticket_id, t, index, clock)
+
+    def _schedule(self, ticket_id: str, t: Ticket, index: int, clock: Clock) -> None:
+        target = clock.target
+        if not clock.running or target is None:
+            clock.deadline = clock.risk_at = math.inf
+            return
+        calendar = t.q.calendar
+        since = clock.since
+        remaining = target - clock.elapsed  # below 0: the deadline was before ``since``
+        clock.deadline = shift(calendar, since, remaining)
+        if clock.breached:
+            clock.risk_at = math.inf
+            return
+        self._at(clock.deadline, _DEADLINE_KIND[index], ticket_id)
+        lead = t.q.channel.settings.lead(index, target)
+        if lead is None or clock.risk:
+            clock.risk_at = math.inf
+            return
+        clock.risk_at = shift(calendar, since, remaining - lead)
+        self._at(clock.risk_at, _RISK_KIND[index], ticket_id)
 
     def _responded(self, ev: TicketResponded, ts: float) -> Reject | None:
         t = self.tickets.get(ev.ticket_id)
         if t is None:
             return Reject.UNKNOWN_TICKET
-        if t.responded:
-            return None  # later replies do not move any clock
-        t.responded = True
-        t.q.fr_hist.observe(max(0.0, ts - t.created_ts))
-        if not t.fr_stopped:
-            self._stop_fr(t, ts)
+        t.responses += 1
+        if t.responses == 1:
+            t.q.fr_hist.observe(max(0.0, ts - t.created_ts))
+        for index in (0, 1):  # the first response, and the next reply if one runs
+            clock = t.clocks[index]
+            if clock is not None and not clock.stopped:
+                self._stop_clock(t, index, clock, ts)
+        self.update_paused(t)
+        return None
+
+    def _customer_replied(self, ev: TicketCustomerReplied, ts: float) -> Reject | None:
+        t = self.tickets.get(ev.ticket_id)
+        if t is None:
+            return Reject.UNKNOWN_TICKET
+        current = t.clocks[1]
+        if t.solved_ts is not None or (current is not None and not current.stopped):
+            return None  # solved (a reopen event reopens it), or a next-reply clock runs
+        target = t.q.channel.settings.clock_targets(t.priority)[1]
+        clock = Clock(target, since=ts)
+        t.clocks[1] = clock
+        if NEXT_REPLY in t.q.channel.settings.paused_by(t.status):
+            clock.since = math.nan
+        self._schedule(ev.ticket_id, t, 1, clock)
+        self.update_paused(t)
+        return None
+
+    def _status_changed(self, ev: TicketStatusChanged, ts: float) -> Reject | None:
+        t = self.tickets.get(ev.ticket_id)
+        if t is None:
+            return Reject.UNKNOWN_TICKET
+        if t.solved_ts is not None:
+            return Reject.INVALID_TRANSITION
+        t.status = ev.status
+        paused = t.q.channel.settings.paused_by(ev.status)
+        calendar = t.q.calendar
+        for index, clock in enumerate(t.clocks):
+            if clock is None or clock.stopped:
+                continue
+            if clock.running and index in paused:
+                self._settle(t, index, clock, ts)
+                clock.elapsed += calendar.elapsed(clock.since, ts)
+                clock.since = math.nan
+                self._clear_risk(t, index, clock)
+                clock.deadline = clock.risk_at = math.inf
+            elif clock.paused and index not in paused:
+                clock.since = ts
+                self._schedule(ev.ticket_id, t, index, clock)
+        self.update_paused(t)
+        return None
+
+    def _priority_changed(self, ev: TicketPriorityChanged, ts: float) -> Reject | None:
+        t = self.tickets.get(ev.ticket_id)
+        if t is None:
+            return Reject.UNKNOWN_TICKET
+        old = t.priority
+        if ev.priority == old:
+            return None
+        t.priority = ev.priority
+        ch = t.q.channel
+        if t.solved_ts is None:
+            ch.open_by_priority[old] -= 1
+            ch.open_by_priority[ev.priority] += 1
+        targets = ch.settings.clock_targets(ev.priority)
+        calendar = t.q.calendar
+        for index, clock in enumerate(t.clocks):
+            if clock is None or clock.stopped:
+                continue
+            if clock.running:
+                self._settle(t, index, clock, ts)
+                clock.elapsed += calendar.elapsed(clock.since, ts)
+                clock.since = ts
+            self._clear_risk(t, index, clock)
+            clock.target = targets[index]
+            self._schedule(ev.ticket_id, t, index, clock)
+        self.update_paused(t)
         return None
 
     def _solved(self, ev: TicketSolved, ts: float) -> Reject | None:
@@ -721,18 +874,43 @@ class Engine:
         if t.solved_ts is not None:
             return Reject.INVALID_TRANSITION
         q = t.q
-        if not t.fr_stopped:
-            self._stop_fr(t, ts)  # solving stops the first-response clock for good
-        self._stop_res(t, ts)
+        ch = q.channel
+        for index, clock in enumerate(t.clocks):  # solving stops every clock for good
+            if clock is not None and not clock.stopped:
+                self._stop_clock(t, index, clock, ts)
+        self.update_paused(t)
         t.solved_ts = ts
+        first_contact = t.responses <= 1 and not t.reopened
         q.solved += 1
+        q.solved_first_contact += first_contact
         q.tickets_open -= 1
+        ch.open_by_priority[t.priority] -= 1
         q.res_hist.observe(max(0.0, ts - t.created_ts))
-        for agg in q.channel.windows.targets(ts):
+        for agg in ch.windows.targets(ts):
             agg.solved += 1
+            agg.solved_first_contact += first_contact
         self._solved_order[ev.ticket_id] = None
+        self._drop_solved_heads(q)
         self._forget_solved_over_cap()
         return None
+
+    def _drop_solved_heads(self, q: QueueState) -> None:
+        """Keep the head of ``q.open_heap`` an open ticket (the oldest); compact the heap when
+        solved entries make it more than twice the open count."""
+        heap = q.open_heap
+        tickets = self.tickets
+        while heap:
+            t = tickets.get(heap[0][1])
+            if t is not None and t.solved_ts is None and t.q is q:
+                break
+            heapq.heappop(heap)
+        if len(heap) > 2 * q.tickets_open + 64:
+            q.open_heap = [
+                (t.created_ts, tid)
+                for tid, t in tickets.items()
+                if t.q is q and t.solved_ts is None
+            ]
+            heapq.heapify(q.open_heap)
 
     def _forget_solved_over_cap(self) -> None:
         """Past ``limits.max_solved_tickets`` the oldest solved ticket is forgotten."""
@@ -750,43 +928,81 @@ class Engine:
         if t.solved_ts is None:
             return Reject.INVALID_TRANSITION
         t.solved_ts = None
+        t.reopened = True
+        t.status = "open"
         del self._solved_order[ev.ticket_id]
-        t.res_start = ts  # the resolution clock restarts from the reopen
-        t.q.tickets_open += 1
-        self._arm_ticket(ev.ticket_id, t, first_response=False)
+        q = t.q
+        ch = q.channel
+        q.tickets_open += 1
+        q.reopened += 1
+        ch.open_by_priority[t.priority] += 1
+        heapq.heappush(q.open_heap, (t.created_ts, ev.ticket_id))
+        for agg in ch.windows.targets(ts):
+            agg.reopened += 1
+        # The resolution clock restarts from the reopen (a ticket breaches it at most once);
+        # the first-response clock never restarts; a next reply starts on the next customer reply.
+        old = t.clocks[2]
+        res = Clock(ch.settings.clock_targets(t.priority)[2], since=ts)
+        res.breached = old is not None and old.breached
+        t.clocks[2] = res
+        self._schedule(ev.ticket_id, t, 2, res)
+        self.update_paused(t)
         return None
 
-    def _stop_fr(self, t: Ticket, ts: float) -> None:
-        """The first-response clock stops at ``ts`` (``inf``: its deadline passed while running):
-        no longer at risk, and a breach (once, stamped at the deadline) if ``ts`` is past it."""
-        t.fr_stopped = True
+    def _settle(self, t: Ticket, index: int, clock: Clock, ts: float) -> None:
+        """A running clock whose deadline is before ``ts`` breached there (the timer may not
+        have been due yet, within the allowed lateness)."""
+        if not clock.breached and ts > clock.deadline:
+            self._breach_clock(t, index, clock)
+
+    def _stop_clock(self, t: Ticket, index: int, clock: Clock, ts: float) -> None:
+        """The clock stops at ``ts`` for good: a breach (once, stamped at the deadline) if
+        ``ts`` is past it; no longer at risk."""
+        if clock.running:
+            self._settle(t, index, clock, ts)
+            clock.elapsed += t.q.calendar.elapsed(clock.since, ts)
+        self._clear_risk(t, index, clock)
+        clock.stopped = True
+        clock.since = math.nan
+        clock.deadline = clock.risk_at = math.inf
+
+    def _breach_clock(self, t: Ticket, index: int, clock: Clock) -> None:
+        clock.breached = True
+        self._clear_risk(t, index, clock)
         q = t.q
-        if t.risk_fr:
-            t.risk_fr = False
-            q.at_risk_fr -= 1
-        deadline = self._fr_deadline(t)
-        if not t.breached_fr and ts > deadline:
-            t.breached_fr = True
-            q.breaches_fr += 1
+        q.breaches[index] += 1
+        deadline = clock.deadline
+        if index == 0:
             for agg in q.channel.windows.targets(deadline):
                 agg.breaches_first_response += 1
-
-    def _stop_res(self, t: Ticket, ts: float) -> None:
-        """The same for the current resolution cycle; a ticket breaches resolution at most once."""
-        q = t.q
-        if t.risk_res:
-            t.risk_res = False
-            q.at_risk_res -= 1
-        deadline = self._res_deadline(t)
-        if not t.breached_res and ts > deadline:
-            t.breached_res = True
-            q.breaches_res += 1
+        elif index == 1:
+            for agg in q.channel.windows.targets(deadline):
+                agg.breaches_next_reply += 1
+        else:
             for agg in q.channel.windows.targets(deadline):
                 agg.breaches_resolution += 1
 
+    @staticmethod
+    def _clear_risk(t: Ticket, index: int, clock: Clock) -> None:
+        if clock.risk:
+            clock.risk = False
+            t.q.at_risk[index] -= 1
+
+    @staticmethod
+    def update_paused(t: Ticket) -> None:
+        """``support_tickets_paused``: an open ticket with a clock that has a target, and every
+        such clock not stopped is paused."""
+        active = [c for c in t.clocks if c is not None and not c.stopped and c.target is not None]
+        paused = bool(active) and t.solved_ts is None and all(c.paused for c in active)
+        if paused != t.paused:
+            t.paused = paused
+            t.q.tickets_paused += 1 if paused else -1
+
     # ------------------------------------------------------------------ customer voice
 
-    def _owner_channel(self, ev: TicketRated | ComplaintReceived) -> ChannelRuntime:
+    def _owner_channel(
+        self, ev: TicketRated | ComplaintReceived | SurveyAnswered | SentimentScored
+    ) -> ChannelRuntime:
         """The channel recorded when the referenced ticket/contact was opened, else the event's."""
         ticket = self.tickets.get(ev.ticket_id) if ev.ticket_id else None
         if ticket is not None:
@@ -798,13 +1014,72 @@ class Engine:
         return self.channels[ev.channel]
 
     def _rated(self, ev: TicketRated, ts: float) -> Reject | None:
-        ch = self._owner_channel(ev)
-        ch.ratings[ev.rating] += 1
-        satisfied = ev.rating >= 4
+        self._count_csat(self._owner_channel(ev), ev.rating, ts)
+        return None
+
+    @staticmethod
+    def _count_csat(ch: ChannelRuntime, rating: int, ts: float) -> None:
+        """A CSAT answer (``ticket.rated``, or ``survey.answered`` with ``survey: csat``)."""
+        ch.ratings[rating] += 1
+        ch.voice.surveys["csat"][rating] += 1
+        satisfied = rating >= 4
         for agg in ch.windows.targets(ts):
             agg.ratings += 1
             agg.satisfied += satisfied
+
+    def _survey(self, ev: SurveyAnswered, ts: float) -> Reject | None:
+        ch = self._owner_channel(ev)
+        score = ev.score
+        if ev.survey == "csat":
+            self._count_csat(ch, score, ts)
+            return None
+        ch.voice.surveys[ev.survey][score] += 1
+        if ev.survey == "nps":
+            promoter = score >= PROMOTER_MIN
+            detractor = score <= DETRACTOR_MAX
+            for agg in ch.windows.targets(ts):
+                agg.nps_responses += 1
+                agg.nps_promoters += promoter
+                agg.nps_detractors += detractor
+        else:
+            for agg in ch.windows.targets(ts):
+                agg.ces_responses += 1
+                agg.ces_sum += score
         return None
+
+    def _bot_session(self, ev: BotSessionEnded, ts: float) -> Reject | None:
+        ch = self.channels[ev.channel]
+        outcome = ev.outcome
+        ch.voice.bot[outcome] += 1
+        contained = outcome == "contained"
+        escalated = outcome == "escalated"
+        for agg in ch.windows.targets(ts):
+            agg.bot_sessions += 1
+            agg.bot_contained += contained
+            agg.bot_escalated += escalated
+        if escalated and ev.contact_id:
+            contact = self.contacts.get(ev.contact_id)
+            if contact is not None:
+                contact.q.channel.voice.escalations_in += 1
+        return None
+
+    def _sentiment(self, ev: SentimentScored, ts: float) -> Reject | None:
+        ch = self._owner_channel(ev)
+        cuts = self.settings.sentiment
+        pole = polarity(ev.score, cuts.negative_below, cuts.positive_above)
+        ch.voice.sentiment[pole] += 1
+        negative = pole == "negative"
+        positive = pole == "positive"
+        for agg in ch.windows.targets(ts):
+            agg.sentiments += 1
+            agg.sentiment_negative += negative
+            agg.sentiment_positive += positive
+        return None
+
+    # ------------------------------------------------------------------ workforce
+
+    def _agent_state(self, ev: AgentState, ts: float) -> Reject | None:
+        return self.workforce.apply(ev, ts)
 
     def _complaint(self, ev: ComplaintReceived, ts: float) -> Reject | None:
         self._count_complaint(self._owner_channel(ev), self._category(ev.category), ts)

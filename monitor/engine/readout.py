@@ -12,30 +12,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
+from monitor.engine.clocks import CLOCKS
 from monitor.engine.engine import Engine
+from monitor.engine.rows import Series
 from monitor.engine.sketch import quantile
 from monitor.engine.state import ChannelRuntime, QueueState
 from monitor.engine.windows import Agg
+from monitor.engine.workforce_readout import workforce_series
+from monitor.events import SURVEY_RANGES
 
 QUANTILES = (0.5, 0.9, 0.99)
-SLAS = ("answer", "first_response", "resolution")
-
-
-@dataclass(frozen=True, slots=True)
-class Series:
-    """One sample: metric name (counters with ``_total``), sorted label pairs, value."""
-
-    name: str
-    labels: tuple[tuple[str, str], ...]
-    value: float
-
-    def label(self, key: str) -> str | None:
-        for k, v in self.labels:
-            if k == key:
-                return v
-        return None
+SLAS = ("answer", "first_response", "next_reply", "resolution")
 
 
 def _ratio(num: float, den: float) -> float:
@@ -54,6 +42,36 @@ def abandon_ratio(agg: Agg) -> float:
 
 def csat_ratio(agg: Agg) -> float:
     return _ratio(agg.satisfied, agg.ratings)
+
+
+def fcr_ratio(agg: Agg) -> float:
+    """First-contact solves / solves."""
+    return _ratio(agg.solved_first_contact, agg.solved)
+
+
+def nps_score(agg: Agg) -> float:
+    """(promoters - detractors) / NPS answers, -1..1."""
+    return _ratio(agg.nps_promoters - agg.nps_detractors, agg.nps_responses)
+
+
+def ces_score(agg: Agg) -> float:
+    """Sum of CES answers / their count."""
+    return _ratio(agg.ces_sum, agg.ces_responses)
+
+
+def self_service_ratio(agg: Agg) -> float:
+    """Contained bot sessions / all bot sessions ended."""
+    return _ratio(agg.bot_contained, agg.bot_sessions)
+
+
+def negative_sentiment_ratio(agg: Agg) -> float:
+    return _ratio(agg.sentiment_negative, agg.sentiments)
+
+
+def oldest_open_age(queue: QueueState, now: float) -> float:
+    """Age (wall time) of the queue's oldest open ticket; 0 when none is open."""
+    oldest = queue.oldest_open_ts()
+    return 0.0 if oldest is None else max(0.0, now - oldest)
 
 
 def wait_quantile(agg: Agg, q: float) -> float:
@@ -86,7 +104,16 @@ def _open(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:
 
 def _at_risk(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:
     del now
-    return (("first_response", q.at_risk_fr), ("resolution", q.at_risk_res))
+    return tuple(zip(CLOCKS, q.at_risk, strict=True))
+
+
+def _paused(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:
+    del now
+    return (("", q.tickets_paused),)
+
+
+def _backlog_age(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:
+    return (("", oldest_open_age(q, now)),)
 
 
 LIVE_GAUGES: dict[str, Callable[[QueueState, float], tuple[tuple[str, float], ...]]] = {
@@ -95,6 +122,8 @@ LIVE_GAUGES: dict[str, Callable[[QueueState, float], tuple[tuple[str, float], ..
     "support_queue_breached_waiting": _breached,
     "support_tickets_open": _open,
     "support_tickets_at_risk": _at_risk,
+    "support_tickets_paused": _paused,
+    "support_ticket_oldest_open_age_seconds": _backlog_age,
 }
 """Live gauge -> one queue's rows of it as ``(sla label or "", value)``, in ``queue_series``
 order and with the same value (an ``int`` where the row holds one)."""
@@ -110,6 +139,11 @@ WINDOW_GAUGES: dict[str, Callable[[Agg, str | None], float]] = {
     "support_wait_quantile_seconds": _quantile,
     "support_csat_ratio": lambda agg, _q: csat_ratio(agg),
     "support_complaints_window": lambda agg, _q: agg.complaints,
+    "support_fcr_ratio": lambda agg, _q: fcr_ratio(agg),
+    "support_nps_score": lambda agg, _q: nps_score(agg),
+    "support_ces_score": lambda agg, _q: ces_score(agg),
+    "support_self_service_ratio": lambda agg, _q: self_service_ratio(agg),
+    "support_negative_sentiment_ratio": lambda agg, _q: negative_sentiment_ratio(agg),
 }
 """Windowed gauge -> its value for one window's totals (and ``quantile`` label, as in the row)."""
 
@@ -129,13 +163,17 @@ def queue_series(channel: ChannelRuntime, q: QueueState, now: float) -> Iterator
     yield Series("support_queue_waiting", lbl, len(q.waiting))
     yield Series("support_queue_oldest_wait_seconds", lbl, oldest_wait(q, now))
     yield Series("support_queue_breached_waiting", lbl, q.breached_waiting)
-    for sla, value in zip(SLAS, (q.breaches_answer, q.breaches_fr, q.breaches_res), strict=True):
+    for sla, value in zip(SLAS, (q.breaches_answer, *q.breaches), strict=True):
         yield Series("support_sla_breaches_total", (*lbl, ("sla", sla)), value)
     yield Series("support_tickets_created_total", lbl, q.created)
     yield Series("support_tickets_solved_total", lbl, q.solved)
     yield Series("support_tickets_open", lbl, q.tickets_open)
-    yield Series("support_tickets_at_risk", (*lbl, ("sla", "first_response")), q.at_risk_fr)
-    yield Series("support_tickets_at_risk", (*lbl, ("sla", "resolution")), q.at_risk_res)
+    for sla, value in zip(CLOCKS, q.at_risk, strict=True):
+        yield Series("support_tickets_at_risk", (*lbl, ("sla", sla)), value)
+    yield Series("support_tickets_paused", lbl, q.tickets_paused)
+    yield Series("support_ticket_oldest_open_age_seconds", lbl, oldest_open_age(q, now))
+    yield Series("support_tickets_reopened_total", lbl, q.reopened)
+    yield Series("support_tickets_solved_first_contact_total", lbl, q.solved_first_contact)
 
 
 def window_series(channel: ChannelRuntime) -> Iterator[Series]:
@@ -154,6 +192,11 @@ def window_series(channel: ChannelRuntime) -> Iterator[Series]:
         yield Series("support_wait_quantile_seconds_sum", lbl, agg.wait_ms / 1000)
         yield Series("support_csat_ratio", lbl, csat_ratio(agg))
         yield Series("support_complaints_window", lbl, agg.complaints)
+        yield Series("support_fcr_ratio", lbl, fcr_ratio(agg))
+        yield Series("support_nps_score", lbl, nps_score(agg))
+        yield Series("support_ces_score", lbl, ces_score(agg))
+        yield Series("support_self_service_ratio", lbl, self_service_ratio(agg))
+        yield Series("support_negative_sentiment_ratio", lbl, negative_sentiment_ratio(agg))
 
 
 def voice_series(channel: ChannelRuntime) -> Iterator[Series]:
@@ -167,6 +210,36 @@ def voice_series(channel: ChannelRuntime) -> Iterator[Series]:
         yield Series(
             "support_complaints_total", _lbl(channel=channel.name, category=category), count
         )
+    yield from channel_voice_series(channel)
+
+
+def channel_voice_series(channel: ChannelRuntime) -> Iterator[Series]:
+    """The Wave 2 per-channel counters and gauges: surveys, bot sessions, sentiment, open
+    tickets by priority."""
+    voice = channel.voice
+    for survey, counts in voice.surveys.items():
+        low = SURVEY_RANGES[survey][0]
+        for score in range(low, len(counts)):
+            yield Series(
+                "support_survey_responses_total",
+                _lbl(channel=channel.name, survey=survey, score=str(score)),
+                counts[score],
+            )
+    for outcome, count in voice.bot.items():
+        yield Series(
+            "support_bot_sessions_total", _lbl(channel=channel.name, outcome=outcome), count
+        )
+    yield Series(
+        "support_bot_escalated_contacts_total", _lbl(channel=channel.name), voice.escalations_in
+    )
+    for pole, count in voice.sentiment.items():
+        yield Series("support_sentiment_total", _lbl(channel=channel.name, polarity=pole), count)
+    for priority, count in channel.open_by_priority.items():
+        yield Series(
+            "support_tickets_open_by_priority",
+            _lbl(channel=channel.name, priority=priority),
+            count,
+        )
 
 
 def series(engine: Engine) -> Iterator[Series]:
@@ -177,3 +250,4 @@ def series(engine: Engine) -> Iterator[Series]:
             yield from queue_series(channel, q, now)
         yield from window_series(channel)
         yield from voice_series(channel)
+        yield from workforce_series(engine, channel)

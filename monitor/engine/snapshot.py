@@ -15,9 +15,12 @@ The codec reads and sets state only through public interfaces: ``Engine.export_s
 ``SlidingWindows.export`` / ``restore``, ``Deduplicator.export`` / ``restore``, and the public
 attributes of the engine, channels, queues, contacts, tickets and histograms.
 
-Format version 2 (window buckets filed under ``ceil(ts)``, early outcomes, solve order, capacity
-counters) cannot be derived from version 1 (buckets under ``floor(ts)``), so a version 1 file is
-refused and the state is rebuilt from the broker.
+Format version 3 stores each ticket's priority, status, responses and its three business-time
+clocks (first response, next reply, resolution), the customer-voice counters and the workforce;
+version 2 held one 24/7 clock pair per ticket, which cannot be turned into paused or business-time
+clocks, so a version 1 or 2 file is refused and the state is rebuilt from the broker. Window
+aggregates store their counts in ``Agg.INTS`` order, which only ever grows at its end: a stored
+aggregate with fewer counts restores the missing ones as 0.
 
 File layout: ``MAGIC``, format version (u32), payload length (u64), BLAKE2b-128 of the payload,
 then the msgpack payload. A file that is truncated, altered, of another format version or taken
@@ -44,10 +47,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import heapq
+import math
 import os
 import struct
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,16 +61,18 @@ import msgspec
 import structlog
 
 from monitor.config import Settings
+from monitor.engine.clocks import Calendar, Clock
 from monitor.engine.dedup import DedupState, id_hash
 from monitor.engine.engine import Engine, EngineState, Held, HeldKey
 from monitor.engine.histogram import Histogram
 from monitor.engine.state import ChannelRuntime, Contact, QueueState, Ticket
+from monitor.engine.voice import VoiceCounts
 from monitor.engine.windows import Agg, WindowsState
 from monitor.errors import SupportMonitorError
 from monitor.events import EventError
 from monitor.events import decode as decode_event
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MAGIC = b"SMSNAP\x00\x01"
 _HEADER = struct.Struct(">8sIQ16s")
 _DIGEST_SIZE = 16
@@ -92,17 +99,15 @@ _QUEUE_INTS = (
     "abandoned_short",
     "abandoned_in_sla",
     "breaches_answer",
-    "breaches_fr",
-    "breaches_res",
     "breached_waiting",
     "created",
     "solved",
     "tickets_open",
-    "at_risk_fr",
-    "at_risk_res",
+    "reopened",
+    "solved_first_contact",
 )
-# Ticket flags, one bit each (a ticket is stored as one compact array).
-_T_FLAGS = ("responded", "fr_stopped", "breached_fr", "breached_res", "risk_fr", "risk_res")
+StoredClock = tuple[float | None, float, float | None, bool, bool, bool]
+"""(target, elapsed, since or None while paused or stopped, stopped, breached, at risk)."""
 
 
 class StoredAgg(msgspec.Struct, array_like=True):
@@ -129,6 +134,8 @@ class StoredQueue(msgspec.Struct, array_like=True):
     name: str
     ints: list[int]
     """In the order of ``_QUEUE_INTS``."""
+    breaches: list[int]
+    """Ticket clocks breached: first response, next reply, resolution."""
     last_queued_ts: float
     ordered: bool
     waiting: list[str]
@@ -146,6 +153,7 @@ class StoredChannel(msgspec.Struct, array_like=True):
     windows: StoredWindows
     ratings: list[int]
     complaints: list[tuple[str, int]]
+    voice: VoiceCounts
 
 
 class StoredDedup(msgspec.Struct, array_like=True):
@@ -165,12 +173,16 @@ class StoredEngine(msgspec.Struct, array_like=True):
     next_second: float
     channels: list[StoredChannel]
     queues: list[StoredQueue]
-    contacts: list[tuple[str, int, float, float | None, bool]]
-    """(contact id, queue index, queued, answered or None, breached), in the engine's order."""
+    contacts: list[tuple[str, int, float, float | None, bool, str | None]]
+    """(contact id, queue index, queued, answered or None, breached, agent id or None), in the
+    engine's order."""
     talking: list[str]
     """Answered, not ended contact ids, in answer order (expiry order)."""
-    tickets: list[tuple[str, int, float, float, float | None, int]]
-    """(ticket id, queue index, created, resolution start, solved or None, flag bits)."""
+    tickets: list[
+        tuple[str, int, float, str, str, int, float | None, bool, list[StoredClock | None]]
+    ]
+    """(ticket id, queue index, created, priority, status, responses, solved or None,
+    reopened, clocks)."""
     dedup: StoredDedup
     solved: list[str]
     """Solved tickets still remembered, oldest solve first (the order they are forgotten in)."""
@@ -179,6 +191,8 @@ class StoredEngine(msgspec.Struct, array_like=True):
     early_seq: int
     capacity: list[tuple[str, int]]
     """``capacity_exhausted`` counts by kind."""
+    workforce: Any = None
+    """``Workforce.export()``."""
 
 
 class Snapshot(msgspec.Struct, kw_only=True):
@@ -245,6 +259,7 @@ def _queue(q: QueueState) -> StoredQueue:
         q.channel.name,
         q.name,
         [getattr(q, n) for n in _QUEUE_INTS],
+        list(q.breaches),
         q.last_queued_ts,
         q.ordered,
         list(q.waiting),
@@ -300,13 +315,32 @@ def _gc_paused() -> Iterator[None]:
 def _capture(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Snapshot:
     queues: list[QueueState] = [q for ch in engine.channels.values() for q in ch.queues.values()]
     index = {id(q): i for i, q in enumerate(queues)}
-    tickets = []
-    for ticket_id, t in engine.tickets.items():
-        flags = 0
-        for bit, name in enumerate(_T_FLAGS):
-            if getattr(t, name):
-                flags |= 1 << bit
-        tickets.append((ticket_id, index[id(t.q)], t.created_ts, t.res_start, t.solved_ts, flags))
+    tickets = [
+        (
+            ticket_id,
+            index[id(t.q)],
+            t.created_ts,
+            t.priority,
+            t.status,
+            t.responses,
+            t.solved_ts,
+            t.reopened,
+            [
+                None
+                if c is None
+                else (
+                    c.target,
+                    c.elapsed,
+                    None if math.isnan(c.since) else c.since,
+                    c.stopped,
+                    c.breached,
+                    c.risk,
+                )
+                for c in t.clocks
+            ],
+        )
+        for ticket_id, t in engine.tickets.items()
+    ]
     own = engine.export_state()
     stored = StoredEngine(
         now=engine.now,
@@ -318,12 +352,13 @@ def _capture(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Snapshot
                 _windows(ch.windows.export()),
                 list(ch.ratings),
                 list(ch.complaints.items()),
+                ch.voice,
             )
             for ch in engine.channels.values()
         ],
         queues=[_queue(q) for q in queues],
         contacts=[
-            (cid, index[id(c.q)], c.queued_ts, c.answered_ts, c.breached)
+            (cid, index[id(c.q)], c.queued_ts, c.answered_ts, c.breached, c.agent_id)
             for cid, c in engine.contacts.items()
         ],
         talking=own.talking,
@@ -336,6 +371,7 @@ def _capture(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Snapshot
         ],
         early_seq=own.early_seq,
         capacity=list(engine.capacity_exhausted.items()),
+        workforce=engine.workforce.export(),
     )
     return Snapshot(
         format_version=FORMAT_VERSION,
@@ -391,7 +427,10 @@ def decode(data: bytes) -> Snapshot:
 
 def _restore_agg(s: StoredAgg) -> Agg:
     a = Agg()
-    for name, value in zip(_AGG_INTS, s.ints, strict=True):
+    if len(s.ints) > len(_AGG_INTS):
+        raise SnapshotError("a window aggregate has more counts than this build knows")
+    # A snapshot of an older build has fewer counts (those it lacks start at 0).
+    for name, value in zip(_AGG_INTS, s.ints, strict=False):
         setattr(a, name, value)
     a.waits = dict(s.waits)
     return a
@@ -437,27 +476,23 @@ def restore(snapshot: Snapshot, settings: Settings) -> Engine:
             raise SnapshotError("ratings do not have 5 levels")
         ch.ratings = list(sc.ratings)
         ch.complaints = dict(sc.complaints)
+        ch.voice.restore(sc.voice)
         ch.queues = {}
     queues: list[QueueState] = []
     for sq in s.queues:
         ch = engine.channels[sq.channel]
-        q = _new_queue(ch, sq, engine.wait_bounds)
+        q = _new_queue(ch, sq, engine.wait_bounds, engine.calendar_of)
         queues.append(q)
     contacts: dict[str, Contact] = {}
-    for cid, qi, queued_ts, answered_ts, breached in s.contacts:
-        contacts[cid] = Contact(queues[qi], cid, queued_ts, answered_ts, breached)
+    for cid, qi, queued_ts, answered_ts, breached, agent_id in s.contacts:
+        contacts[cid] = Contact(queues[qi], cid, queued_ts, answered_ts, breached, agent_id)
     engine.contacts = contacts
     for q, sq in zip(queues, s.queues, strict=True):
         q.waiting = {cid: contacts[cid] for cid in sq.waiting}
         q.pending = {cid: contacts[cid] for cid in sq.pending}
-    tickets: dict[str, Ticket] = {}
-    for tid, qi, created_ts, res_start, solved_ts, flags in s.tickets:
-        t = Ticket(queues[qi], created_ts, res_start, solved_ts=solved_ts)
-        for bit, name in enumerate(_T_FLAGS):
-            setattr(t, name, bool(flags & (1 << bit)))
-        tickets[tid] = t
-    engine.tickets = tickets
+    engine.tickets = _restore_tickets(s, queues)
     engine.restore_state(_restore_own(engine, s))
+    engine.workforce.restore(s.workforce)
     for kind, count in s.capacity:
         engine.capacity_exhausted[kind] = count
     engine.now = s.now
@@ -469,6 +504,35 @@ def restore(snapshot: Snapshot, settings: Settings) -> Engine:
         )
     engine.rebuild_timers()
     return engine
+
+
+def _restore_tickets(s: StoredEngine, queues: list[QueueState]) -> dict[str, Ticket]:
+    """The tickets, and what their queues and channels derive from them: the open-ticket heaps,
+    open counts by priority, at-risk counts and paused counts."""
+    tickets: dict[str, Ticket] = {}
+    for tid, qi, created, priority, status, responses, solved, reopened, clocks in s.tickets:
+        q = queues[qi]
+        t = Ticket(
+            q,
+            created,
+            priority,
+            [None if c is None else _restore_clock(c) for c in clocks],
+            status,
+            responses,
+            solved,
+            reopened,
+        )
+        tickets[tid] = t
+        if solved is None:
+            q.open_heap.append((created, tid))
+            q.channel.open_by_priority[priority] += 1
+            for i, c in enumerate(t.clocks):
+                if c is not None and c.risk:
+                    q.at_risk[i] += 1
+            Engine.update_paused(t)
+    for q in queues:
+        heapq.heapify(q.open_heap)
+    return tickets
 
 
 def _restore_own(engine: Engine, s: StoredEngine) -> EngineState:
@@ -494,10 +558,25 @@ def _restore_early(engine: Engine, s: StoredEngine) -> list[tuple[HeldKey, Held]
     return early
 
 
-def _new_queue(ch: ChannelRuntime, sq: StoredQueue, wait_bounds: tuple[float, ...]) -> QueueState:
+def _restore_clock(c: StoredClock) -> Clock:
+    target, elapsed, since, stopped, breached, risk = c
+    start = math.nan if since is None else since
+    return Clock(target, elapsed, start, stopped=stopped, breached=breached, risk=risk)
+
+
+def _new_queue(
+    ch: ChannelRuntime,
+    sq: StoredQueue,
+    wait_bounds: tuple[float, ...],
+    engine_calendar: Callable[[QueueState], Calendar],
+) -> QueueState:
     q = QueueState(ch, sq.name, wait_bounds)
     for name, value in zip(_QUEUE_INTS, sq.ints, strict=True):
         setattr(q, name, value)
+    if len(sq.breaches) != len(q.breaches):
+        raise SnapshotError("a queue's breach counts do not have 3 clocks")
+    q.breaches = list(sq.breaches)
+    q.calendar = engine_calendar(q)
     q.last_queued_ts = sq.last_queued_ts
     q.ordered = sq.ordered
     q.wait_hist = _restore_hist(sq.wait_hist)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import msgspec
 
 from monitor.config import ChannelSettings
+from monitor.engine.clocks import ALWAYS, Calendar, Clock
 from monitor.engine.histogram import (
     FIRST_RESPONSE_BUCKETS,
     HANDLE_BUCKETS,
@@ -15,6 +17,7 @@ from monitor.engine.histogram import (
     Histogram,
     bucket_bounds,
 )
+from monitor.engine.voice import VoiceCounts
 from monitor.engine.windows import SlidingWindows
 
 
@@ -30,6 +33,8 @@ class Contact(msgspec.Struct, gc=False):
     queued_ts: float
     answered_ts: float | None = None
     breached: bool = False
+    agent_id: str | None = None
+    """The agent that answered (``contact.answered``'s ``agent_id``), for the workforce."""
 
 
 class Ticket(msgspec.Struct, gc=False):
@@ -37,16 +42,19 @@ class Ticket(msgspec.Struct, gc=False):
 
     q: QueueState
     created_ts: float
-    res_start: float
-    """Start of the current resolution cycle: created, or the last reopen."""
-    responded: bool = False
-    fr_stopped: bool = False
-    """Responded or solved: the first-response clock never restarts."""
+    priority: str
+    clocks: list[Clock | None]
+    """First response, next reply (``None`` until a customer reply starts one), resolution."""
+    status: str = "open"
+    responses: int = 0
+    """Agent responses so far (``ticket.responded`` events)."""
     solved_ts: float | None = None
-    breached_fr: bool = False
-    breached_res: bool = False
-    risk_fr: bool = False
-    risk_res: bool = False
+    reopened: bool = False
+    paused: bool = False
+    """Counted in the queue's ``tickets_paused`` now."""
+
+
+PRIORITIES = ("low", "normal", "high", "urgent")
 
 
 class QueueState:
@@ -58,24 +66,27 @@ class QueueState:
         "abandoned_short",
         "answered",
         "answered_in_sla",
-        "at_risk_fr",
-        "at_risk_res",
+        "at_risk",
         "breached_waiting",
+        "breaches",
         "breaches_answer",
-        "breaches_fr",
-        "breaches_res",
+        "calendar",
         "channel",
         "created",
         "fr_hist",
         "handle_hist",
         "last_queued_ts",
         "name",
+        "open_heap",
         "ordered",
         "pending",
         "queued",
+        "reopened",
         "res_hist",
         "solved",
+        "solved_first_contact",
         "tickets_open",
+        "tickets_paused",
         "wait_hist",
         "waiting",
     )
@@ -85,7 +96,9 @@ class QueueState:
         self.name = name
         self.queued = self.answered = self.answered_in_sla = 0
         self.abandoned = self.abandoned_short = self.abandoned_in_sla = 0
-        self.breaches_answer = self.breaches_fr = self.breaches_res = 0
+        self.breaches_answer = 0
+        self.breaches = [0, 0, 0]
+        """Ticket clocks breached: first response, next reply, resolution."""
         self.breached_waiting = 0
         self.waiting: dict[str, Contact] = {}
         self.ordered = True  # waiting dict is in queued-time order (oldest first)
@@ -93,7 +106,13 @@ class QueueState:
         """Waiting, not yet breached, queued in time order: the first entry is next to breach."""
         self.last_queued_ts = -math.inf
         self.created = self.solved = self.tickets_open = 0
-        self.at_risk_fr = self.at_risk_res = 0
+        self.solved_first_contact = self.reopened = self.tickets_paused = 0
+        self.at_risk = [0, 0, 0]
+        """Open tickets at risk per clock: first response, next reply, resolution."""
+        self.open_heap: list[tuple[float, str]] = []
+        """(created, ticket id) of open tickets; its head is the oldest open ticket (solved
+        entries below the head are dropped when the heap doubles the open count)."""
+        self.calendar: Calendar = ALWAYS
         self.wait_hist = Histogram(wait_bounds)
         self.handle_hist = Histogram(bucket_bounds(HANDLE_BUCKETS, ()))
         settings = channel.settings
@@ -101,6 +120,17 @@ class QueueState:
             bucket_bounds(FIRST_RESPONSE_BUCKETS, (settings.first_response_seconds,))
         )
         self.res_hist = Histogram(bucket_bounds(RESOLUTION_BUCKETS, (settings.resolution_seconds,)))
+
+    at_risk_fr = property(lambda self: self.at_risk[0])
+    at_risk_nr = property(lambda self: self.at_risk[1])
+    at_risk_res = property(lambda self: self.at_risk[2])
+    breaches_fr = property(lambda self: self.breaches[0])
+    breaches_nr = property(lambda self: self.breaches[1])
+    breaches_res = property(lambda self: self.breaches[2])
+
+    def oldest_open_ts(self) -> float | None:
+        """Creation time of the oldest open ticket."""
+        return self.open_heap[0][0] if self.open_heap else None
 
     def oldest_queued_ts(self) -> float | None:
         """Queued time of the longest-waiting contact (O(1) while arrivals come in order)."""
@@ -127,7 +157,16 @@ class QueueState:
 class ChannelRuntime:
     """One channel: its settings, queues, windows and channel-level customer-voice counters."""
 
-    __slots__ = ("complaints", "name", "queues", "ratings", "settings", "windows")
+    __slots__ = (
+        "complaints",
+        "name",
+        "open_by_priority",
+        "queues",
+        "ratings",
+        "settings",
+        "voice",
+        "windows",
+    )
 
     def __init__(
         self,
@@ -135,15 +174,18 @@ class ChannelRuntime:
         settings: ChannelSettings,
         window_spans: dict[str, float],
         wait_bounds: tuple[float, ...],
+        day_start: Callable[[float], float] | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
-        self.windows = SlidingWindows(window_spans)
+        self.windows = SlidingWindows(window_spans, day_start)
         self.queues: dict[str, QueueState] = {
             q: QueueState(self, q, wait_bounds) for q in settings.queues
         }
         self.ratings = [0] * 6  # index 1..5
         self.complaints: dict[str, int] = {}
+        self.voice = VoiceCounts()
+        self.open_by_priority = dict.fromkeys(PRIORITIES, 0)
 
     def queue(self, name: str, wait_bounds: tuple[float, ...]) -> QueueState | None:
         """The queue's state; ``default`` is always accepted (events may omit ``queue``)."""

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right, insort
+from collections.abc import Callable
 from typing import ClassVar
 
 import msgspec
 
 from monitor.engine.sketch import add_into
+
+TODAY = "today"
+"""The window that holds the day so far (``day_starts_at`` in ``timezone``)."""
 
 
 class Agg(msgspec.Struct, gc=False):
@@ -39,6 +43,7 @@ class Agg(msgspec.Struct, gc=False):
     breaches_answer: int = 0
     breaches_first_response: int = 0
     breaches_resolution: int = 0
+    breaches_next_reply: int = 0
     created: int = 0
     solved: int = 0
     ratings: int = 0
@@ -46,9 +51,29 @@ class Agg(msgspec.Struct, gc=False):
     complaints: int = 0
     wait_ms: int = 0
     """Sum of answered waits in integer ms: exact under add and subtract."""
+    solved_first_contact: int = 0
+    reopened: int = 0
+    nps_responses: int = 0
+    nps_promoters: int = 0
+    nps_detractors: int = 0
+    ces_responses: int = 0
+    ces_sum: int = 0
+    bot_sessions: int = 0
+    bot_contained: int = 0
+    bot_escalated: int = 0
+    sentiments: int = 0
+    sentiment_negative: int = 0
+    sentiment_positive: int = 0
+    handled: int = 0
+    handle_ms: int = 0
+    agent_available_ms: int = 0
+    agent_busy_ms: int = 0
+    agent_acw_ms: int = 0
+    """Agent time per state in integer agent-milliseconds (``handle_ms`` likewise: talk time of
+    the contacts that ended in the bucket)."""
     waits: dict[int, int] = msgspec.field(default_factory=dict)
 
-    INTS: ClassVar[tuple[str, ...]] = (
+    INTS: ClassVar[tuple[str, ...]] = (  # snapshots store them in this order: append only
         "queued",
         "answered",
         "answered_in_sla",
@@ -63,6 +88,25 @@ class Agg(msgspec.Struct, gc=False):
         "satisfied",
         "complaints",
         "wait_ms",
+        "solved_first_contact",
+        "reopened",
+        "nps_responses",
+        "nps_promoters",
+        "nps_detractors",
+        "ces_responses",
+        "ces_sum",
+        "bot_sessions",
+        "bot_contained",
+        "bot_escalated",
+        "sentiments",
+        "sentiment_negative",
+        "sentiment_positive",
+        "handled",
+        "handle_ms",
+        "agent_available_ms",
+        "agent_busy_ms",
+        "agent_acw_ms",
+        "breaches_next_reply",
     )
 
     def add(self, other: Agg, sign: int) -> None:
@@ -76,12 +120,31 @@ class Agg(msgspec.Struct, gc=False):
         self.breaches_answer += sign * other.breaches_answer
         self.breaches_first_response += sign * other.breaches_first_response
         self.breaches_resolution += sign * other.breaches_resolution
+        self.breaches_next_reply += sign * other.breaches_next_reply
         self.created += sign * other.created
         self.solved += sign * other.solved
         self.ratings += sign * other.ratings
         self.satisfied += sign * other.satisfied
         self.complaints += sign * other.complaints
         self.wait_ms += sign * other.wait_ms
+        self.solved_first_contact += sign * other.solved_first_contact
+        self.reopened += sign * other.reopened
+        self.nps_responses += sign * other.nps_responses
+        self.nps_promoters += sign * other.nps_promoters
+        self.nps_detractors += sign * other.nps_detractors
+        self.ces_responses += sign * other.ces_responses
+        self.ces_sum += sign * other.ces_sum
+        self.bot_sessions += sign * other.bot_sessions
+        self.bot_contained += sign * other.bot_contained
+        self.bot_escalated += sign * other.bot_escalated
+        self.sentiments += sign * other.sentiments
+        self.sentiment_negative += sign * other.sentiment_negative
+        self.sentiment_positive += sign * other.sentiment_positive
+        self.handled += sign * other.handled
+        self.handle_ms += sign * other.handle_ms
+        self.agent_available_ms += sign * other.agent_available_ms
+        self.agent_busy_ms += sign * other.agent_busy_ms
+        self.agent_acw_ms += sign * other.agent_acw_ms
         if other.waits:
             add_into(self.waits, other.waits, sign)
 
@@ -105,21 +168,36 @@ class SlidingWindows:
         "_cached",
         "_cached_key",
         "_cut_list",
+        "_day_start",
         "_keys",
         "_max_cut",
         "_max_width",
         "_min_cut",
+        "_next_reset",
+        "_today",
         "_widths",
         "names",
         "spans",
         "totals",
     )
 
-    def __init__(self, spans: dict[str, float]) -> None:
+    def __init__(
+        self, spans: dict[str, float], day_start: Callable[[float], float] | None = None
+    ) -> None:
+        """``spans``: window name -> span in seconds. A window named ``today`` (with
+        ``day_start``: the latest local day start at or before an instant) is not sliding: it
+        holds the outcomes since the most recent day start and resets exactly at the next."""
         self.names = tuple(spans)
         self.spans = tuple(spans.values())
         self.totals = tuple(Agg() for _ in self.names)
-        self._widths = tuple(math.ceil(span) for span in self.spans)  # whole buckets per window
+        self._today = self.names.index(TODAY) if TODAY in spans and day_start else -1
+        self._day_start = day_start
+        self._next_reset = -math.inf
+        # Whole buckets per window (the today window keeps none of its own: it is summed as
+        # outcomes come and recomputed from the kept buckets only at its reset).
+        self._widths = tuple(
+            0 if i == self._today else math.ceil(span) for i, span in enumerate(self.spans)
+        )
         self._max_width = max(self._widths)
         self._cuts = [-math.inf] * len(self.names)  # buckets <= cut are out of that window
         self._buckets: dict[int, Agg] = {}
@@ -154,11 +232,39 @@ class SlidingWindows:
             msg = "window count differs from the config"
             raise ValueError(msg)
         self._cuts = list(state.cuts)
+        self._next_reset = -math.inf  # recomputed from the restored cut at the next advance
         self.totals = tuple(state.totals)
         self._buckets = dict(state.buckets)
         self._keys = [key for key, _ in state.buckets]
         self._cached_key = math.nan
         self._cached = []
+
+    @property
+    def next_reset(self) -> float:
+        """When the today window resets next (``inf`` without one)."""
+        return self._next_reset if self._today >= 0 else math.inf
+
+    def _reset_today(self, edge: int) -> bool:
+        """At (or past) the day start: the today window restarts from it, holding the kept
+        buckets after it (outcomes already filed since the reset instant)."""
+        day_start = self._day_start
+        assert day_start is not None
+        cut = day_start(edge)
+        self._next_reset = day_start(cut + 26 * 3600)  # the next day start (days are 23-25 h)
+        if self._next_reset <= edge:  # pragma: no cover - day_start is monotonic
+            self._next_reset = edge + 1
+        cuts = self._cut_list
+        if cut <= cuts[self._today]:
+            return False
+        cuts[self._today] = cut
+        total = Agg()
+        for key in self._keys[bisect_right(self._keys, cut) :]:
+            total.add(self._buckets[key], 1)
+        totals = list(self.totals)
+        totals[self._today] = total
+        self.totals = tuple(totals)
+        self._cached_key = math.nan
+        return True
 
     def total(self, window: str) -> Agg:
         return self.totals[self.names.index(window)]
@@ -195,7 +301,12 @@ class SlidingWindows:
         edge = math.floor(now)
         cuts = self._cut_list
         moved = False
+        today = self._today
+        if today >= 0 and edge >= self._next_reset:
+            moved = self._reset_today(edge)
         for i, width in enumerate(self._widths):
+            if i == today:
+                continue
             cut = edge - width
             old = cuts[i]
             if cut <= old:
@@ -213,8 +324,14 @@ class SlidingWindows:
             cuts[i] = cut
         if moved:
             self._cuts = cuts
-        if keys and keys[0] <= edge - self._max_width:
-            drop = bisect_right(keys, edge - self._max_width)
+        self._drop_until(edge - self._max_width)
+
+    def _drop_until(self, last: int) -> None:
+        """Forget the buckets with a key <= ``last`` (no sliding window holds them)."""
+        keys = self._keys
+        if keys and keys[0] <= last:
+            drop = bisect_right(keys, last)
+            buckets = self._buckets
             for key in keys[:drop]:
                 del buckets[key]
             del keys[:drop]

@@ -1,9 +1,10 @@
 """The built-in contact-center simulator: a source, a generator and a JSON Lines writer.
 
 A fresh install has no Kafka or MQTT to read, yet should show moving metrics and firing alerts at
-once. The model itself (arrivals, agents, patience, tickets, incidents) lives in
-:mod:`monitor.sources.sim_model`; this module paces it against the wall clock or writes it to a
-file for ``support-monitor replay``. See ``docs/simulator.md``.
+once. The model itself (arrivals, agents and their states, patience, tickets, bot sessions,
+surveys, sentiment, incidents) lives in :mod:`monitor.sources.sim_model`; this module paces it
+against the wall clock or writes it to a file for ``support-monitor replay``. See
+``docs/simulator.md``.
 """
 
 from __future__ import annotations

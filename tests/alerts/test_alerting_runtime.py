@@ -16,7 +16,7 @@ from alerts.runtime import Alerting
 from detectors.signal import Signal
 from detectors.suite import DetectorSuite
 from monitor.engine.engine import Engine
-from monitor.engine.readout import Series
+from monitor.engine.rows import Series
 from monitor.stats import DaemonStats
 from tests.alerts.fakes import Reply, SlackLike
 from tests.alerts.helpers import sig

@@ -6,6 +6,7 @@ Everything is checked on the JSON models, without a Grafana server.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -228,7 +229,11 @@ def test_template_variables_are_valid(name):
         assert re.fullmatch(r"label_values\((.+), *\w+\)", variable["query"]), variable["query"]
         assert variable["current"]["value"]
         if variable.get("includeAll"):
-            assert variable["allValue"] == ".*"
+            if variable.get("hide") == 2:
+                # a hidden, chained list: All is its own values, so none matches nothing
+                assert "allValue" not in variable
+            else:
+                assert variable["allValue"] == ".*"
             assert variable["current"]["value"] == ["$__all"]
     used = set()
     for panel in iter_panels(model):
@@ -257,31 +262,65 @@ def test_wall_board_is_kiosk_friendly():
     assert variables["channel"]["includeAll"]
     assert variables["window"]["current"]["value"] == "5m"
     rows = [panel for panel in board["panels"] if panel["type"] == "row"]
-    assert len(rows) == 1
-    assert rows[0]["repeat"] == "channel"
-    assert rows[0]["collapsed"] is False
+    # a line of tiles per channel, then agents, customer voice and help desk per channel
+    assert [row["repeat"] for row in rows] == [
+        "channel",
+        "agent_channel",
+        "channel",
+        "desk_channel",
+    ]
+    assert all(row["collapsed"] is False for row in rows)
+    assert "support_agents{" in variables["agent_channel"]["query"]
+    # channels with a ticket SLA clock, not every channel (the ticket gauges exist for all)
+    assert 'sla=~"first_response|next_reply|resolution"' in variables["desk_channel"]["query"]
+    for hidden in ("agent_channel", "desk_channel"):
+        # follows the channel picker, shows no picker of its own
+        assert variables[hidden]["hide"] == 2
+        assert 'channel=~"$channel"' in variables[hidden]["query"]
+        assert variables[hidden]["multi"]
+        assert variables[hidden]["includeAll"]
     stats = _panels(board)
     assert len(stats) >= 7
-    for panel in stats:
-        assert panel["type"] == "stat"
-        assert panel["title"]
-        assert panel["options"]["colorMode"] == "background"
-        assert panel["options"]["graphMode"] == "none"
-        assert panel["options"]["textMode"] == "value"
-        assert panel["gridPos"]["h"] >= 6
-        for target in panel["targets"]:
-            assert target["instant"] is True
-            assert 'channel=~"$channel"' in target["expr"]
+    multi_value = {"Open by priority", "Breaches today"}
+    for row, panels in _wall_board_sections(board):
+        # each section fills full lines of the grid
+        assert sum(panel["gridPos"]["w"] for panel in panels) % 24 == 0, row["title"]
+        assert f"${row['repeat']}" in row["title"]
+        for panel in panels:
+            assert panel["type"] == "stat"
+            assert panel["title"]
+            assert panel["options"]["colorMode"] == "background"
+            assert panel["options"]["graphMode"] == "none"
+            expected_mode = "value_and_name" if panel["title"] in multi_value else "value"
+            assert panel["options"]["textMode"] == expected_mode, panel["title"]
+            assert panel["gridPos"]["h"] >= 6
+            # the tile links to the drill-down of its own row's channel
+            (link,) = panel["fieldConfig"]["defaults"]["links"]
+            assert f"var-channel=${{{row['repeat']}}}&" in link["url"]
+            for target in panel["targets"]:
+                assert target["instant"] is True
+                assert f'channel=~"${row["repeat"]}"' in target["expr"], panel["title"]
     service_level = next(p for p in stats if p["title"] == "Service level")
     assert service_level["fieldConfig"]["defaults"]["unit"] == "percentunit"
+
+
+def _wall_board_sections(board):
+    """(row, the panels after it up to the next row), in board order."""
+    sections: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    for panel in board["panels"]:
+        if panel["type"] == "row":
+            sections.append((panel, []))
+        else:
+            sections[-1][1].append(panel)
+    return sections
 
 
 def _grafana_colour(defaults, min_from_data, max_from_data, value):
     """An independent model of how Grafana colours a stat value: field config from the
     "Config from query results" transformation replaces the panel default it sets; a percentage
     threshold step p applies from min + p% of (max - min) on; the last step reached wins."""
-    low = defaults["min"] if min_from_data is None else min_from_data
-    high = defaults["max"] if max_from_data is None else max_from_data
+    low = defaults.get("min") if min_from_data is None else min_from_data
+    high = defaults.get("max") if max_from_data is None else max_from_data
     thresholds = defaults["thresholds"]
     level = value
     if thresholds["mode"] == "percentage":
@@ -345,6 +384,228 @@ def test_wall_board_longest_wait_follows_each_channels_answer_target(answer_seco
     # no T exported: the panel's own max, 2 x 20 s
     assert _grafana_colour(defaults, None, None, 10) == "orange"
     assert _grafana_colour(defaults, None, None, 20) == "red"
+
+
+def _js_string(value):
+    """JavaScript's String(number), which Grafana matches value-map keys against."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def _grafana_display(defaults, value, min_from_data=None, max_from_data=None):
+    """(mapped text or None, colour): an independent model of Grafana's stat display. Value
+    mappings come first (a value map by String(value), a special map of NaN), else the
+    threshold colour of `_grafana_colour`."""
+    for mapping in defaults.get("mappings", []):
+        options = mapping["options"]
+        if mapping["type"] == "value":
+            result = options.get(_js_string(value))
+        elif mapping["type"] == "special" and options["match"] in {"nan", "null+nan"}:
+            result = options["result"] if math.isnan(value) else None
+        else:
+            result = None
+        if result:
+            return result["text"], result["color"]
+    return None, _grafana_colour(defaults, min_from_data, max_from_data, value)
+
+
+def _field_defaults(panel, name):
+    """The panel's field defaults with the overrides of the field named `name` applied."""
+    defaults = dict(panel["fieldConfig"]["defaults"])
+    for override in panel["fieldConfig"]["overrides"]:
+        if override["matcher"] == {"id": "byName", "options": name}:
+            for prop in override["properties"]:
+                defaults[prop["id"]] = prop["value"]
+    return defaults
+
+
+def _wall_tile(title):
+    return next(p for p in _panels(MODELS["support-wallboard.json"]) if p["title"] == title)
+
+
+@pytest.mark.parametrize("answer_seconds", [20, 60])
+def test_wall_board_estimated_wait_follows_t_and_reads_overloaded(answer_seconds):
+    panel = _wall_tile("Estimated wait")
+    handler, expr = _config_query(panel)
+    assert handler == "max"
+    assert expr.startswith("2 * support_channel_answer_seconds{")
+    # B has data only where A has, so an empty A never shows B's 2T as the value
+    assert "and on(channel) max by (channel) (support_estimated_wait_seconds{" in expr
+    defaults = panel["fieldConfig"]["defaults"]
+    assert defaults["unit"] == "s"
+    t = answer_seconds
+    high = 2 * t
+    assert _grafana_display(defaults, t / 2 - 0.5, None, high) == (None, "green")
+    assert _grafana_display(defaults, t / 2, None, high) == (None, "orange")
+    assert _grafana_display(defaults, t, None, high) == (None, "red")
+    assert _grafana_display(defaults, math.inf, None, high) == ("overloaded", "red")
+    assert _grafana_display(defaults, math.nan, None, high)[0] == "no traffic"
+    assert _grafana_display(defaults, 0, None, high) == (None, "green")
+
+
+def test_wall_board_agent_tiles():
+    states = {
+        "Available": "available",
+        "On contact": "busy",
+        "After-call work": "after_call_work",
+        "Break": "break",
+    }
+    for title, state in states.items():
+        (target,) = _wall_tile(title)["targets"]
+        assert f'support_agents{{channel=~"$agent_channel",state="{state}"}}' in target["expr"]
+        assert target["expr"].endswith("or on() vector(0)")
+    available = _wall_tile("Available")["fieldConfig"]["defaults"]
+    assert _grafana_display(available, 0) == (None, "orange")
+    assert _grafana_display(available, 1) == (None, "green")
+    assert _grafana_display(_wall_tile("Break")["fieldConfig"]["defaults"], 7) == (None, "blue")
+    occupancy = _wall_tile("Occupancy")
+    assert occupancy["targets"][0]["expr"] == (
+        'support_occupancy_ratio{channel=~"$agent_channel",window="$window"}'
+    )
+    defaults = occupancy["fieldConfig"]["defaults"]
+    assert defaults["unit"] == "percentunit"
+    expected = {0.3: "blue", 0.6: "green", 0.84: "green", 0.85: "orange", 0.9: "red", 1.0: "red"}
+    for value, colour in expected.items():
+        assert _grafana_display(defaults, value) == (None, colour), value
+    assert _grafana_display(defaults, math.nan)[0] == "no agents"
+
+
+@pytest.mark.parametrize(
+    ("title", "metric", "raw_colours"),
+    [
+        # NPS is -1..1 in Prometheus and -100..100 on the tile
+        ("NPS", "support_nps_score", {-0.01: "red", 0.0: "orange", 0.29: "orange", 0.3: "green"}),
+        ("CES", "support_ces_score", {3.9: "red", 4.0: "orange", 4.9: "orange", 5.0: "green"}),
+        ("CSAT", "support_csat_ratio", {0.69: "red", 0.7: "orange", 0.8: "green"}),
+        (
+            "First-contact resolution",
+            "support_fcr_ratio",
+            {0.59: "red", 0.6: "orange", 0.7: "green"},
+        ),
+        ("Containment", "support_self_service_ratio", {0.39: "red", 0.4: "orange", 0.6: "green"}),
+        (
+            "Negative sentiment",
+            "support_negative_sentiment_ratio",
+            {0.09: "green", 0.1: "orange", 0.19: "orange", 0.2: "red"},
+        ),
+    ],
+)
+def test_wall_board_customer_voice_tiles(title, metric, raw_colours):
+    panel = _wall_tile(title)
+    (target,) = panel["targets"]
+    defaults = panel["fieldConfig"]["defaults"]
+    scale = 100 if title == "NPS" else 1
+    selector = f'{metric}{{channel=~"$channel",window="$window"}}'
+    assert target["expr"] == (f"100 * {selector}" if scale == 100 else selector)
+    if scale == 100:
+        assert "100" in panel["description"]
+        assert (defaults["min"], defaults["max"], defaults["unit"]) == (-100, 100, "none")
+    for raw, colour in raw_colours.items():
+        assert _grafana_display(defaults, raw * scale) == (None, colour), raw
+    assert _grafana_display(defaults, math.nan)[0] == "no traffic"
+    assert panel["options"]["reduceOptions"]["calcs"] == ["lastNotNull"]
+
+
+def test_wall_board_help_desk_tiles():
+    backlog = _wall_tile("Backlog age")
+    assert "support_ticket_oldest_open_age_seconds{" in backlog["targets"][0]["expr"]
+    defaults = backlog["fieldConfig"]["defaults"]
+    assert defaults["unit"] == "s"
+    hour = 3600
+    for value, colour in {11.9 * hour: "green", 12 * hour: "orange", 24 * hour: "red"}.items():
+        assert _grafana_display(defaults, value) == (None, colour)
+
+    priority = _wall_tile("Open by priority")
+    legends = [target["legendFormat"] for target in priority["targets"]]
+    assert legends == ["urgent", "high", "normal", "low"]
+    for target in priority["targets"]:
+        assert f'priority="{target["legendFormat"]}"' in target["expr"]
+    colours = {
+        ("urgent", 0): "green",
+        ("urgent", 1): "red",
+        ("high", 0): "green",
+        ("high", 1): "orange",
+        ("normal", 9): "blue",
+        ("low", 9): "blue",
+    }
+    for (name, value), colour in colours.items():
+        assert _grafana_display(_field_defaults(priority, name), value) == (None, colour)
+
+    today = _wall_tile("Breaches today")
+    assert today["timeFrom"] == "now/d"  # Grafana's "Today so far": $__range starts at midnight
+    slas = []
+    for target in today["targets"]:
+        expr = target["expr"]
+        assert expr.startswith("round(sum by (channel) (increase(support_sla_breaches_total{")
+        assert "[$__range]" in expr
+        slas += re.findall(r'sla="(\w+)"', expr)
+    assert slas == ["first_response", "next_reply", "resolution"]
+    defaults = today["fieldConfig"]["defaults"]
+    assert _grafana_display(defaults, 0) == (None, "green")
+    assert _grafana_display(defaults, 1) == (None, "red")
+
+
+def _channel_panel(title):
+    return next(p for p in _panels(MODELS["support-channel.json"]) if p["title"] == title)
+
+
+def test_drill_down_sections():
+    rows = [p["title"] for p in MODELS["support-channel.json"]["panels"] if p["type"] == "row"]
+    assert rows == [
+        "Queues now",
+        "Service level and waits",
+        "Agents and staffing",
+        "Customer voice",
+        "Tickets",
+    ]
+    titles = {p["title"] for p in _panels(MODELS["support-channel.json"])}
+    assert {
+        "Agents by state",
+        "Occupancy",
+        "Agents required vs available + busy",
+        "Estimated wait by queue",
+        "Overloaded queues",
+        "NPS",
+        "CES",
+        "First-contact resolution",
+        "Containment (self-service)",
+        "Negative sentiment share",
+        "Open tickets by priority",
+        "Paused tickets by queue",
+        "Backlog age by queue",
+        "Ticket SLA breaches per hour by SLA",
+    } <= titles
+
+
+def test_drill_down_agents_by_state_colours_each_state():
+    panel = _channel_panel("Agents by state")
+    states = [re.findall(r'state="(\w+)"', t["expr"])[0] for t in panel["targets"]]
+    assert states == ["available", "busy", "after_call_work", "break"]  # offline not drawn
+    overrides = panel["fieldConfig"]["overrides"]
+    # Grafana's byRegexp matcher tests the series' display name, here "{{channel}} {{state}}"
+    for state in states:
+        name = f"voice {state}"
+        matching = [o for o in overrides if re.search(o["matcher"]["options"], name)]
+        assert len(matching) == 1, name
+    colours = [o["properties"][0]["value"]["fixedColor"] for o in overrides]
+    assert colours == ["green", "blue", "purple", "orange"]
+
+
+def test_drill_down_estimated_wait_splits_finite_and_overloaded():
+    finite = _channel_panel("Estimated wait by queue")["targets"][0]["expr"]
+    assert finite.endswith(" != +Inf")  # drops +Inf; NaN stays (a gap)
+    overloaded = _channel_panel("Overloaded queues")
+    (target,) = overloaded["targets"]
+    assert target["expr"].endswith("== bool +Inf)")
+    defaults = overloaded["fieldConfig"]["defaults"]
+    assert _grafana_display(defaults, 1) == ("overloaded", "red")
+    assert _grafana_display(defaults, 0) == ("ok", "green")
+    nps = _channel_panel("NPS")
+    assert nps["targets"][0]["expr"].startswith("100 * support_nps_score{")
+    assert "100" in nps["description"]
 
 
 def test_every_dashboard_refreshes_no_faster_than_the_scrape():

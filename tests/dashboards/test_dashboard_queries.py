@@ -66,6 +66,36 @@ CONTRACT: dict[str, tuple[str, set[str] | str]] = {
     # each channel's configured targets (docs/metrics.md), for per-channel wall-board colours
     "support_channel_answer_seconds": ("gauge", {"channel"}),
     "support_channel_service_level_target": ("gauge", {"channel"}),
+    # Wave 2: help desk (support_sla_breaches_total also gains sla="next_reply")
+    "support_tickets_paused": ("gauge", LIVE),
+    "support_ticket_oldest_open_age_seconds": ("gauge", LIVE),
+    "support_tickets_open_by_priority": ("gauge", {"channel", "priority"}),
+    "support_tickets_reopened": ("counter", LIVE),
+    "support_tickets_solved_first_contact": ("counter", LIVE),
+    "support_fcr_ratio": ("gauge", WINDOWED),
+    # Wave 2: workforce
+    "support_agents": ("gauge", {"channel", "state"}),
+    "support_occupancy_ratio": ("gauge", WINDOWED),
+    "support_agents_required": ("gauge", LIVE),
+    "support_estimated_wait_seconds": ("gauge", LIVE),
+    # Wave 2: customer voice and self-service
+    "support_survey_responses": ("counter", {"channel", "survey", "score"}),
+    "support_nps_score": ("gauge", WINDOWED),
+    "support_ces_score": ("gauge", WINDOWED),
+    "support_bot_sessions": ("counter", {"channel", "outcome"}),
+    "support_self_service_ratio": ("gauge", WINDOWED),
+    "support_sentiment": ("counter", {"channel", "polarity"}),
+    "support_negative_sentiment_ratio": ("gauge", WINDOWED),
+}
+# label values the contract fixes; a selector matching one of these labels exactly must use one
+LABEL_VALUES = {
+    "sla": {"answer", "first_response", "resolution", "next_reply"},
+    "state": {"available", "busy", "after_call_work", "break", "offline"},
+    "priority": {"urgent", "high", "normal", "low"},
+    "survey": {"csat", "nps", "ces"},
+    "outcome": {"contained", "escalated", "abandoned"},
+    "polarity": {"negative", "neutral", "positive"},
+    "alertstate": {"pending", "firing"},
 }
 SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 TARGET_LABELS = {"instance", "job"}
@@ -135,6 +165,32 @@ def test_selectors_and_groupings_use_known_labels(name, expr):
     for group in _GROUPING.findall(expr):
         for label in filter(None, (part.strip() for part in group.split(","))):
             assert label in allowed, f"{name}: grouping label {label!r} unknown in {expr!r}"
+
+
+_VALUE_MATCHER = re.compile(r'([a-zA-Z_]\w*)\s*(=~|=)\s*"((?:[^"\\]|\\.)*)"')
+
+
+def test_label_values_in_selectors_are_the_contracts():
+    # e.g. state="acw" or sla="next-reply" would parse and silently match nothing
+    checked = set()
+    for name, expr in QUERIES:
+        for _, body in _SELECTOR.findall(expr):
+            for label, op, value in _VALUE_MATCHER.findall(body):
+                if label not in LABEL_VALUES or value == ".*":
+                    continue
+                values = set(value.split("|")) if op == "=~" else {value}
+                assert values <= LABEL_VALUES[label], f"{name}: {label}={value!r} in {expr!r}"
+                checked |= {(label, v) for v in values}
+    # the Wave 2 tiles select these exact values
+    assert {
+        ("sla", "next_reply"),
+        ("state", "available"),
+        ("state", "busy"),
+        ("state", "after_call_work"),
+        ("state", "break"),
+        ("priority", "urgent"),
+        ("priority", "low"),
+    } <= checked
 
 
 @pytest.mark.parametrize(("name", "expr"), QUERIES)

@@ -30,7 +30,7 @@ def test_defaults_validate_against_default_channels():
     assert scopes["sla_burn"] == ["voice", "chat"]
     assert scopes["backlog_growth"] == ["voice", "chat"]
     assert scopes["tickets_at_risk"] == ["email"]
-    assert scopes["complaint_spike"] == ["voice", "chat", "email"]
+    assert scopes["complaint_spike"] == ["voice", "chat", "email", "chatbot"]
     assert scopes["longest_wait"] == ["voice", "chat"]
 
 

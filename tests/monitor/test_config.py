@@ -38,7 +38,7 @@ channels:
     settings = load_settings(path)
     assert settings.window_seconds == {"5m": 300.0, "1h": 3600.0}
     assert settings.channels["voice"].answer_seconds == 20
-    assert settings.channels["email"].fr_lead == 360
+    assert settings.channels["email"].lead(0, 3600) == 360
 
 
 @pytest.mark.parametrize(
@@ -65,8 +65,8 @@ channels:
         (
             {"channels": {"email": {"first_response_warning_seconds": 60}}},
             (
-                "channels.email.first_response_warning_seconds: is set but "
-                "first_response_seconds is not: the warning could never fire"
+                "channels.email.first_response_warning_seconds: is set but no priority has a "
+                "first_response target: the warning could never fire"
             ),
         ),
         (

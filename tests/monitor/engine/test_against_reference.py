@@ -242,10 +242,16 @@ def _engine_numbers(engine: Any) -> dict[str, float]:
         if row.name in names:
             out[f"{base}/{names[row.name]}"] = row.value
         elif row.name == "support_sla_breaches_total":
-            key = {"answer": "breaches", "first_response": "fr_breach", "resolution": "res_breach"}
+            key = {
+                "answer": "breaches",
+                "first_response": "fr_breach",
+                "next_reply": "nr_breach",
+                "resolution": "res_breach",
+            }
             out[f"{base}/{key[labels['sla']]}"] = row.value
         elif row.name == "support_tickets_at_risk":
-            out[f"{base}/{'fr' if labels['sla'] == 'first_response' else 'res'}_risk"] = row.value
+            risk = {"first_response": "fr", "next_reply": "nr", "resolution": "res"}
+            out[f"{base}/{risk[labels['sla']]}_risk"] = row.value
     return {k: v for k, v in out.items() if v != 0}
 
 

@@ -245,6 +245,7 @@ def test_open_contacts_past_the_cap_are_refused_and_open_ones_kept() -> None:
         "tickets": 0,
         "solved_tickets": 0,
         "early_outcomes": 0,
+        "agents": 0,
     }
     assert value(engine, "support_contacts_queued_total", **V) == 3  # c0, c1, c4
     assert value(engine, "support_queue_waiting", **V) == 2  # c1, c4
@@ -309,7 +310,8 @@ def test_capacity_counter_is_exported_at_zero_from_the_start() -> None:
         if name == "support_monitor_capacity_exhausted_total"
     }
     assert got == {
-        (("kind", k),): 0.0 for k in ("contacts", "tickets", "solved_tickets", "early_outcomes")
+        (("kind", k),): 0.0
+        for k in ("contacts", "tickets", "solved_tickets", "early_outcomes", "agents")
     }
     engine.capacity_exhausted["tickets"] += 3
     text = generate_latest(build_registry(engine, stats, alerting)).decode()

@@ -107,7 +107,7 @@ def test_exported_parts_hold_what_the_events_put_there() -> None:
     email = engine.channels["email"].windows.export()
     assert [(k - t0, _ints(a)) for k, a in email.buckets] == [
         (2, {"created": 1}),
-        (3, {"solved": 1}),
+        (3, {"solved": 1, "solved_first_contact": 1}),  # no response, never reopened
     ]
 
     # Ids by whole second of their ts; the held e4 is remembered, the redelivered e0 once.

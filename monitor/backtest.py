@@ -1,0 +1,424 @@
+"""``support-monitor backtest``: what a config would have paged on a recorded file.
+
+The file goes through the replay road itself (:func:`monitor.replay.replay_road`: the same
+pipeline, tick road, detectors and alert rules as ``replay`` and the daemon). Two things differ,
+both outside that road:
+
+- the alert state changes go to an in-memory :class:`Recorder` (nothing is planned, sent or put
+  in an outbox: the alert evaluation is never opened for delivery, as in ``replay``);
+- rejected lines go to a sink that only counts them, and the settings the road sees have
+  ``dead_letter.path``, ``state.dir`` and ``notifiers.state_dir`` unset, so nothing is written
+  where a running daemon keeps its dead letters, snapshot, outbox, alert state or console state.
+
+The summary per (alert, severity, channel) is described in ``docs/backtest.md``: firings
+(transitions into ``firing``), pages per day (firings / max(file span, 1 h) in days), minutes
+firing (an alert still firing at the end counts until the last event time) and the first firing.
+Memory: one entry per alert label set that fired, one per (alert, severity, channel) row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO, cast
+
+from alerts.timefmt import rfc3339
+from monitor.config import IngestSettings, Settings
+from monitor.deadletter import DeadLetter
+from monitor.events import EventError, decode
+from monitor.replay import replay_road
+
+__all__ = [
+    "FORMATS",
+    "MIN_SPAN_SECONDS",
+    "Backtest",
+    "Recorder",
+    "Row",
+    "RowKey",
+    "as_json",
+    "as_table",
+    "first_event_time",
+    "main",
+    "offline",
+    "report_rejects",
+    "run_backtest",
+]
+
+MIN_SPAN_SECONDS = 3600.0
+"""Pages per day divide by at least one hour of event time (a 5-minute file does not turn one
+firing into 288 pages a day)."""
+DAY = 86400.0
+FORMATS = ("table", "json")
+
+RowKey = tuple[str, str, str]
+"""(alertname, severity, channel)."""
+
+
+@dataclass(slots=True)
+class Row:
+    """One (alert, severity, channel): what it would have paged."""
+
+    alertname: str
+    severity: str
+    channel: str
+    firings: int = 0
+    seconds_firing: float = 0.0
+    first_firing: float | None = None
+
+    @property
+    def key(self) -> RowKey:
+        return self.alertname, self.severity, self.channel
+
+
+class Recorder:
+    """The in-memory stand-in for the notifiers: takes each alert state change record
+    (``alerts.rules.transition_record``) and keeps firings and firing time per row."""
+
+    def __init__(self) -> None:
+        self.rows: dict[RowKey, Row] = {}
+        self.transitions = 0
+        self._firing: dict[str, tuple[Row, float]] = {}  # fingerprint -> (row, fired at)
+
+    def record(self, record: dict[str, object]) -> None:
+        """One ``transition_record``: ``ts`` (event time), ``state``, ``previous``, ``labels``
+        and ``fingerprint`` are read."""
+        self.transitions += 1
+        state = record["state"]
+        fingerprint = str(record["fingerprint"])
+        now = cast("float", record["ts"])
+        if state == "firing":
+            labels = cast("dict[str, str]", record["labels"])
+            key = (
+                labels.get("alertname", ""),
+                labels.get("severity", ""),
+                labels.get("channel", ""),
+            )
+            row = self.rows.get(key)
+            if row is None:
+                row = self.rows[key] = Row(*key)
+            row.firings += 1
+            if row.first_firing is None:
+                row.first_firing = now
+            self._firing[fingerprint] = (row, now)
+        elif record["previous"] == "firing":  # resolved after firing
+            opened = self._firing.pop(fingerprint, None)
+            if opened is not None:
+                row, since = opened
+                row.seconds_firing += now - since
+
+    def close(self, end: float) -> None:
+        """Alerts still firing count until ``end`` (the last event time)."""
+        for row, since in self._firing.values():
+            row.seconds_firing += max(0.0, end - since)
+        self._firing.clear()
+
+
+class _NoLetters:
+    """Rejected lines are kept nowhere: the pipeline has counted them (``rejected`` in the
+    summary) and logged each on stderr."""
+
+    async def write(self, letter: DeadLetter) -> None:
+        del letter
+
+
+@dataclass(slots=True)
+class Backtest:
+    """One config's run over the file."""
+
+    config: str
+    first_event: float | None
+    last_event: float | None
+    events_applied: int
+    rejected: dict[str, int]
+    duplicates: int
+    transitions: int
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def span_seconds(self) -> float:
+        if self.first_event is None or self.last_event is None:
+            return 0.0
+        return max(0.0, self.last_event - self.first_event)
+
+    @property
+    def days(self) -> float:
+        """The divisor of pages per day: the span in days, at least one hour."""
+        return max(self.span_seconds, MIN_SPAN_SECONDS) / DAY
+
+    @property
+    def events_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    def pages_per_day(self, row: Row) -> float:
+        return row.firings / self.days
+
+
+def offline(settings: Settings) -> Settings:
+    """The settings with every path a daemon writes to unset: dead letters, the engine
+    snapshot, and the notifier state directory (outbox, alert state, console silences and
+    signing key)."""
+    return settings.model_copy(
+        update={
+            "dead_letter": settings.dead_letter.model_copy(update={"path": None}),
+            "state": settings.state.model_copy(update={"dir": None}),
+            "notifiers": settings.notifiers.model_copy(update={"state_dir": None}),
+        }
+    )
+
+
+def first_event_time(path: Path, ingest: IngestSettings) -> float | None:
+    """The time of the first line that decodes as an event: where the replay clock starts
+    (``None`` if no line does). Reads at most ``max_event_bytes + 1`` bytes of a line at once
+    (a longer line is too large anyway and is skipped). Blocking: run it off the event loop."""
+    limit = ingest.max_event_bytes + 1
+    with path.open("rb") as lines:
+        while line := lines.readline(limit):
+            if not line.endswith(b"\n") and len(line) == limit:  # too large: skip the rest
+                while (rest := lines.readline(limit)) and not rest.endswith(b"\n"):
+                    pass
+                continue
+            raw = line.rstrip(b"\n")
+            if not raw.strip():
+                continue
+            try:
+                event = decode(raw, ingest.max_event_bytes, max_tags=ingest.max_tags)
+            except EventError:
+                continue
+            return event.ts.timestamp()
+    return None
+
+
+async def run_backtest(path: Path, settings: Settings, config: str) -> Backtest:
+    """Replay ``path`` with ``settings`` on the replay road and summarise what fired.
+    Raises ``OSError`` when the file cannot be read."""
+    first = await asyncio.to_thread(first_event_time, path, settings.ingest)
+    recorder = Recorder()
+    done = await replay_road(
+        path, offline(settings), on_transition=recorder.record, dead_letters=_NoLetters()
+    )
+    now = done.engine.now
+    last = now if math.isfinite(now) else None
+    if last is not None:
+        recorder.close(last)
+    stats = done.stats
+    rejected: Counter[str] = Counter()
+    for (_, reason), count in stats.rejected.items():
+        if count:
+            rejected[reason] += count
+    return Backtest(
+        config=config,
+        first_event=first if last is not None else None,
+        last_event=last,
+        events_applied=sum(stats.events.values()),
+        rejected=dict(sorted(rejected.items())),
+        duplicates=sum(stats.duplicates.values()),
+        transitions=recorder.transitions,
+        rows=sorted(recorder.rows.values(), key=lambda r: r.key),
+    )
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _time(ts: float | None) -> str | None:
+    return None if ts is None else rfc3339(ts)
+
+
+def _numbers(run: Backtest, row: Row | None) -> tuple[int, float, float]:
+    """Firings, pages per day and minutes firing of a row (zeros where it did not fire)."""
+    if row is None:
+        return 0, 0.0, 0.0
+    return row.firings, run.pages_per_day(row), row.seconds_firing / 60.0
+
+
+def _row_json(run: Backtest, row: Row | None) -> dict[str, object]:
+    firings, per_day, minutes = _numbers(run, row)
+    return {
+        "firings": firings,
+        "pages_per_day": per_day,
+        "minutes_firing": minutes,
+        "first_firing": None if row is None else _time(row.first_firing),
+    }
+
+
+def _run_json(run: Backtest) -> dict[str, object]:
+    return {
+        "config": run.config,
+        "first_event": _time(run.first_event),
+        "last_event": _time(run.last_event),
+        "span_seconds": run.span_seconds,
+        "days": run.days,
+        "events_applied": run.events_applied,
+        "events_rejected": run.events_rejected,
+        "rejected": run.rejected,
+        "duplicates": run.duplicates,
+        "transitions": run.transitions,
+        "alerts": [
+            {"alertname": r.alertname, "severity": r.severity, "channel": r.channel}
+            | _row_json(run, r)
+            for r in run.rows
+        ],
+    }
+
+
+def _pairs(base: Backtest, other: Backtest) -> list[tuple[RowKey, Row | None, Row | None]]:
+    """Every row of either run, in (alert, severity, channel) order."""
+    a = {r.key: r for r in base.rows}
+    b = {r.key: r for r in other.rows}
+    return [(key, a.get(key), b.get(key)) for key in sorted(a.keys() | b.keys())]
+
+
+def as_json(events: Path, base: Backtest, other: Backtest | None) -> str:
+    """The ``--format json`` document (its shape is documented in ``docs/backtest.md``)."""
+    doc: dict[str, object] = {
+        "events_file": str(events),
+        "runs": [_run_json(base)] + ([] if other is None else [_run_json(other)]),
+        "diff": None,
+    }
+    if other is not None:
+        diff = []
+        for (alertname, severity, channel), a, b in _pairs(base, other):
+            entry: dict[str, object] = {
+                "alertname": alertname,
+                "severity": severity,
+                "channel": channel,
+            }
+            names = ("firings", "pages_per_day", "minutes_firing")
+            for name, before, after in zip(
+                names, _numbers(base, a), _numbers(other, b), strict=True
+            ):
+                entry[name] = {"config": before, "against": after, "change": after - before}
+            entry["first_firing"] = {
+                "config": None if a is None else _time(a.first_firing),
+                "against": None if b is None else _time(b.first_firing),
+            }
+            diff.append(entry)
+        doc["diff"] = diff
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _summary(label: str, run: Backtest) -> str:
+    rejected = ", ".join(f"{reason} {n}" for reason, n in run.rejected.items())
+    span = (
+        "no event time"
+        if run.first_event is None or run.last_event is None
+        else f"{rfc3339(run.first_event)} .. {rfc3339(run.last_event)}"
+    )
+    return (
+        f"{label}{run.config}: {run.events_applied} events applied, {run.events_rejected} "
+        f"rejected{f' ({rejected})' if rejected else ''}, {run.duplicates} duplicates; "
+        f"event time {span} ({run.span_seconds / 3600:.2f} h; pages/day over {run.days:.4f} d)"
+    )
+
+
+def _grid(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+    out = []
+    for line in [header, *rows]:
+        cells = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(line)
+        ]
+        out.append("  ".join(cells).rstrip())
+    return out
+
+
+def _signed(value: float, digits: int) -> str:
+    text = f"{value:+.{digits}f}"
+    return "0" if float(text) == 0 else text
+
+
+def as_table(events: Path, base: Backtest, other: Backtest | None) -> str:
+    """The ``--format table`` text: aligned columns, rows in (alert, severity, channel) order."""
+    lines = [f"backtest of {events}"]
+    if other is None:
+        lines.append(_summary("", base))
+        header = ["ALERT", "SEVERITY", "CHANNEL", "FIRINGS", "PAGES/DAY", "MIN FIRING"]
+        header.append("FIRST FIRING")
+        rows = [
+            [
+                r.alertname,
+                r.severity,
+                r.channel,
+                str(r.firings),
+                f"{base.pages_per_day(r):.2f}",
+                f"{r.seconds_firing / 60:.1f}",
+                rfc3339(r.first_firing) if r.first_firing is not None else "-",
+            ]
+            for r in base.rows
+        ]
+        right = {3, 4, 5}
+    else:
+        lines.extend((_summary("A = ", base), _summary("B = ", other)))
+        header = ["ALERT", "SEVERITY", "CHANNEL", "FIRINGS A", "B", "B-A"]
+        header += ["PAGES/DAY A", "B", "B-A", "MIN FIRING A", "B", "B-A"]
+        header += ["FIRST FIRING A", "FIRST FIRING B"]
+        rows = []
+        for (alertname, severity, channel), a, b in _pairs(base, other):
+            fa, pa, ma = _numbers(base, a)
+            fb, pb, mb = _numbers(other, b)
+            first = [
+                "-" if r is None or r.first_firing is None else rfc3339(r.first_firing)
+                for r in (a, b)
+            ]
+            rows.append(
+                [
+                    alertname,
+                    severity,
+                    channel,
+                    str(fa),
+                    str(fb),
+                    _signed(fb - fa, 0),
+                    f"{pa:.2f}",
+                    f"{pb:.2f}",
+                    _signed(pb - pa, 2),
+                    f"{ma:.1f}",
+                    f"{mb:.1f}",
+                    _signed(mb - ma, 1),
+                    *first,
+                ]
+            )
+        right = set(range(3, 12))
+    lines.append("")
+    if rows:
+        lines.extend(_grid(header, rows, right))
+    else:
+        lines.append("no alert fired")
+    return "\n".join(lines) + "\n"
+
+
+def report_rejects(run: Backtest, err: TextIO) -> None:
+    """One stderr line per run with rejected lines (each was also logged with its position)."""
+    if run.events_rejected:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in run.rejected.items())
+        err.write(
+            f"backtest: {run.config}: {run.events_rejected} lines rejected ({reasons}); "
+            "not fatal, see the event_rejected log lines\n"
+        )
+
+
+async def _run_all(events: Path, configs: list[tuple[str, Settings]]) -> list[Backtest]:
+    """One run after the other (each is CPU-bound on the one event loop)."""
+    return [await run_backtest(events, settings, name) for name, settings in configs]
+
+
+def main(
+    events: Path, configs: list[tuple[str, Settings]], fmt: str, out: TextIO, err: TextIO
+) -> int:
+    """The command: 0 when the summary is written, 1 when the events file cannot be read.
+    ``configs``: (name, settings) of ``--config`` and, with ``--against``, of that file."""
+    try:
+        runs = asyncio.run(_run_all(events, configs))
+    except OSError as exc:
+        err.write(f"error: cannot read {events}: {exc.strerror or type(exc).__name__}\n")
+        return 1
+    for run in runs:
+        report_rejects(run, err)
+    base, other = runs[0], (runs[1] if len(runs) > 1 else None)
+    out.write(as_json(events, base, other) if fmt == "json" else as_table(events, base, other))
+    out.flush()
+    return 0

@@ -1,0 +1,126 @@
+"""A ticket's SLA clocks (first response, next reply, resolution) in business time.
+
+A clock holds the business time it has run (``elapsed``, up to ``since``), and, while it runs,
+the instant its current segment started (``since``; NaN while paused or stopped). Its deadline is
+the instant at which the business time elapsed reaches the target: ``calendar.add(since,
+target - elapsed)``. Pausing adds ``calendar.elapsed(since, t)`` to ``elapsed``; resuming starts
+a new segment. A target change keeps ``elapsed`` and recomputes the deadline from the change
+time. The engine keeps one timer per running clock (deadline) and one for its at-risk instant
+(the instant the remaining business time equals the warning lead); a timer whose clock moved on is
+spent and does nothing when it fires (its time no longer equals the clock's).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+CLOCKS = ("first_response", "next_reply", "resolution")
+"""The ``sla`` label of each ticket clock."""
+
+
+class Calendar(Protocol):
+    """Business time: what a clock needs of a calendar."""
+
+    def elapsed(self, start: float, end: float) -> float:
+        """Business seconds in ``[start, end)``."""
+        ...
+
+    def add(self, start: float, seconds: float) -> float:
+        """The instant at which ``seconds`` of business time have elapsed since ``start``; for
+        a negative ``seconds``, the instant that much business time before ``start``."""
+        ...
+
+
+class Always:
+    """A 24/7 calendar: business time is wall time."""
+
+    def elapsed(self, start: float, end: float) -> float:
+        return max(0.0, end - start)
+
+    def add(self, start: float, seconds: float) -> float:
+        return start + seconds
+
+
+ALWAYS = Always()
+
+
+class Clock(msgspec.Struct, gc=False):
+    """One SLA clock of a ticket (see the module doc)."""
+
+    target: float | None
+    """Business seconds allowed (the ticket's priority's target); ``None``: no target."""
+    elapsed: float = 0.0
+    since: float = math.nan
+    deadline: float = math.inf
+    risk_at: float = math.inf
+    stopped: bool = False
+    breached: bool = False
+    risk: bool = False
+
+    @property
+    def running(self) -> bool:
+        return not self.stopped and self.since == self.since  # NaN: paused
+
+    @property
+    def paused(self) -> bool:
+        return not self.stopped and self.since != self.since
+
+    def used(self, calendar: Calendar, now: float) -> float:
+        """Business seconds run so far, up to ``now``."""
+        if self.since != self.since or self.stopped:
+            return self.elapsed
+        return self.elapsed + calendar.elapsed(self.since, now)
+
+
+def day_start(zone: str, at: str) -> Callable[[float], float]:
+    """The latest local day start (``at`` = "HH:MM" in the IANA ``zone``) at or before an
+    instant, as epoch seconds. A day start that falls in a skipped local hour (a DST gap) is
+    read with the offset before the change (``fold=0``), i.e. it lands one hour later on the
+    wall clock; in a repeated hour it is the first of the two instants."""
+    tz = ZoneInfo(zone)
+    hour, minute = (int(part) for part in at.split(":"))
+
+    def latest(t: float) -> float:
+        local = datetime.fromtimestamp(t, tz)
+        for back in range(3):
+            day = local.date() - timedelta(days=back)
+            start = datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz).timestamp()
+            if start <= t:
+                return float(math.floor(start))
+        return float(math.floor(t))  # pragma: no cover - a day start is at most ~49 h back
+
+    return latest
+
+
+_BACK_LIMIT = 400 * 86400.0
+"""How far back :func:`shift` looks for a past deadline before calling it ``-inf``."""
+
+
+def shift(calendar: Calendar, start: float, seconds: float) -> float:
+    """``calendar.add(start, seconds)``, also for a negative ``seconds``: then the latest instant
+    ``x <= start`` with ``calendar.elapsed(x, start) >= -seconds`` (found by bisection to 1 ms;
+    it happens only when a target change leaves a clock already past its new target)."""
+    if seconds >= 0:
+        return calendar.add(start, seconds)
+    if isinstance(calendar, Always):
+        return start + seconds
+    need = -seconds
+    span = max(need, 1.0)
+    while calendar.elapsed(start - span, start) < need:
+        span *= 2
+        if span > _BACK_LIMIT:
+            return -math.inf
+    low, high = start - span, start  # elapsed(low, start) >= need > elapsed(high, start)
+    while high - low > 0.001:
+        mid = (low + high) / 2
+        if calendar.elapsed(mid, start) >= need:
+            low = mid
+        else:
+            high = mid
+    return low

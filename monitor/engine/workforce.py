@@ -1,0 +1,571 @@
+"""Workforce: agent states per channel, time per state over the windows, staffing (Erlang C).
+
+Agents are keyed by (channel, agent id); an agent id is never a label. The rules (``agent.state``,
+the states implied by ``contact.answered``/``contact.ended``, late and superseded events, the
+bounds) are in ``docs/workforce.md``; this docstring says how the numbers are kept.
+
+**Time per state** (``Agg.agent_available_ms``, ``agent_busy_ms``, ``agent_acw_ms``, integer
+agent-milliseconds) is accrued per channel, not per agent. ``accrued`` is the whole second up to
+which every bucket holds its agent time. Each channel keeps ``rate``: how many agents were in
+each of the three timed states at ``accrued``, and a heap of state changes stamped at or after
+``accrued`` (``t_ms``, old state, new state). :meth:`Workforce.accrue` walks the seconds from
+``accrued`` to the new edge: a second gets ``rate x 1000`` ms per state, corrected by the changes
+that fall inside it at their exact millisecond (a change at ``t`` inside ``(k-1, k]`` gives the
+old state ``t - (k-1)`` and the new one ``k - t``). A change stamped before ``accrued`` (a late
+event that is still the agent's newest) moves the time ``(ts, accrued]`` from the old state to
+the new one in the buckets still held by a window, and changes ``rate`` at once. So the buckets
+equal what the events in ``ts`` order would have given, to the millisecond. Cost: O(channels)
+per second plus O(log n) per state change; a jump of the clock writes at most the longest
+window's seconds per channel.
+
+**Arrivals** per (channel, queue) for the staffing model are counted in one-second buckets under
+``ceil(ts)``, exactly as the window ``queued`` counts, over the shortest window only: the buckets
+slide with the windows, so the total equals the shortest window's ``queued`` split by queue.
+
+**Staffing** is computed when read (:meth:`Workforce.staffing`), with a per-queue cache keyed on
+every input, so a scrape re-runs the Erlang C search only for queues whose inputs changed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import TYPE_CHECKING, Any
+
+from monitor.engine.erlang import Staffing, staffing
+from monitor.events import AgentState, Reject
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
+    from monitor.engine.state import ChannelRuntime
+    from monitor.engine.windows import Agg
+
+AGENT_STATES = ("available", "busy", "after_call_work", "break", "offline")
+"""State names by index; the first three are the timed states of occupancy."""
+STATE_INDEX = {name: i for i, name in enumerate(AGENT_STATES)}
+AVAILABLE, BUSY, ACW, BREAK, OFFLINE = range(5)
+TIMED = 3
+"""States with an index below this accrue time (``agent_available_ms`` .. ``agent_acw_ms``)."""
+
+DEFAULT_SERVICE_LEVEL_TARGET = 0.8
+"""The staffing target of a live channel without ``service_level_target``."""
+DEFAULT_AGENT_ROWS = 1000
+"""Rows :meth:`Workforce.agent_rows` returns when not told otherwise."""
+EXPORT_VERSION = 1
+
+AgentKey = tuple[str, str]
+"""(channel, agent id)."""
+
+
+class Agent:
+    """One agent in one channel."""
+
+    __slots__ = ("entered", "handled", "implied", "queues", "since", "state", "talking")
+
+    def __init__(self, state: int, ts: float, queues: tuple[str, ...] | None) -> None:
+        self.state = state
+        self.since = ts
+        """``ts`` of the newest state change applied (older ones are superseded)."""
+        self.entered = ts
+        """When the current state began (a repeat of the same state keeps it)."""
+        self.queues = queues
+        """The channel queues served; ``None``: all of them."""
+        self.implied = False
+        """Busy because of ``contact.answered`` with no ``agent.state`` since."""
+        self.talking = 0
+        """Contacts answered since then and not yet ended (while ``implied``)."""
+        self.handled = 0
+        """Contacts this agent answered that ended."""
+
+
+class _Arrivals:
+    """Contacts queued on one queue, per second under ``ceil(ts)``, seconds after ``cut``."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.total = 0
+
+    def slide(self, old_cut: float, new_cut: int) -> None:
+        buckets = self.buckets
+        if not buckets:
+            return
+        if old_cut != -math.inf and new_cut - old_cut <= len(buckets):
+            for key in range(int(old_cut) + 1, new_cut + 1):
+                self.total -= buckets.pop(key, 0)
+        else:
+            for key in [k for k in buckets if k <= new_cut]:
+                self.total -= buckets.pop(key)
+
+
+class _ChannelAgents:
+    """Per-channel workforce counts."""
+
+    __slots__ = ("arrivals", "cache", "counts", "rate", "sched", "seen", "staffed", "staffed_all")
+
+    def __init__(self) -> None:
+        self.seen = False
+        """An agent was ever seen here: the workforce rows are exported from then on."""
+        self.counts = [0] * len(AGENT_STATES)
+        """Agents per state now (their newest state)."""
+        self.rate = [0] * TIMED
+        """Agents per timed state at ``Workforce.accrued`` (before the scheduled changes)."""
+        self.sched: list[tuple[int, int, int, int]] = []
+        """Heap of (t_ms, seq, old, new): changes at or after ``accrued`` not yet accrued."""
+        self.staffed_all = 0
+        """Agents available or busy that serve every queue."""
+        self.staffed: dict[str, int] = {}
+        """Queue -> agents available or busy that list it in ``queues``."""
+        self.arrivals: dict[str, _Arrivals] = {}
+        self.cache: dict[str, tuple[tuple[float, ...], Staffing]] = {}
+
+
+def _add_ms(agg: Agg, state: int, ms: int) -> None:
+    if state == AVAILABLE:
+        agg.agent_available_ms += ms
+    elif state == BUSY:
+        agg.agent_busy_ms += ms
+    elif state == ACW:
+        agg.agent_acw_ms += ms
+
+
+def _staffs(state: int) -> bool:
+    return state in (AVAILABLE, BUSY)
+
+
+class Workforce:
+    """Every agent of every channel, keyed by (channel, agent id)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        channels: dict[str, ChannelRuntime],
+        capacity: dict[str, int] | None = None,
+    ) -> None:
+        self.channels = channels
+        self.capacity = capacity if capacity is not None else {}
+        """The engine's ``capacity_exhausted``: refused agents count under ``agents``."""
+        self.agents: dict[AgentKey, Agent] = {}
+        self.by_channel = {name: _ChannelAgents() for name in channels}
+        self._offline: dict[AgentKey, None] = {}  # offline agents, in the order they went offline
+        self.accrued = -math.inf
+        """Whole second up to which agent time is in the buckets (``-inf``: not started)."""
+        self._arrival_cut = -math.inf  # arrival buckets with a key <= this are out
+        self._seq = 0
+        self.superseded = 0
+        """State changes older than the agent's current state: counted as applied, not used."""
+        spans = settings.window_seconds
+        self._max_width = max(math.ceil(span) for span in spans.values())
+        self.shortest, self.shortest_span = min(spans.items(), key=lambda item: item[1])
+        self._shortest_width = math.ceil(self.shortest_span)
+        self.reconfigure(settings)
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Take new limits and targets (the channels and windows cannot change on a reload)."""
+        self.settings = settings
+        self.max_agents = settings.limits.max_agents
+        self.retention = settings.limits.agent_retention
+        for cw in self.by_channel.values():
+            cw.cache.clear()
+
+    # ------------------------------------------------------------------ events
+
+    def apply(self, ev: AgentState, ts: float) -> Reject | None:
+        """An ``agent.state`` event (its channel is known to exist)."""
+        ch = self.channels[ev.channel]
+        queues: tuple[str, ...] | None = None
+        if ev.queues is not None:
+            known = ch.settings.queues
+            for name in ev.queues:
+                if name not in known and name != "default":
+                    return Reject.UNKNOWN_QUEUE
+            queues = tuple(sorted(set(ev.queues)))
+        state = STATE_INDEX[ev.state]
+        key = (ev.channel, ev.agent_id)
+        agent = self.agents.get(key)
+        if agent is None:
+            if self._new(key, state, ts, queues) is None:
+                return Reject.CAPACITY
+            return None
+        if ts < agent.since:
+            self.superseded += 1
+            return None
+        cw = self.by_channel[ev.channel]
+        agent.implied = False
+        agent.talking = 0
+        if queues != agent.queues:
+            if _staffs(agent.state):
+                self._staff(cw, agent.queues, -1)
+                self._staff(cw, queues, 1)
+            agent.queues = queues
+        self._change(key, agent, state, ts)
+        return None
+
+    def contact_queued(self, channel: ChannelRuntime, queue: str, ts: float) -> None:
+        """A contact queued on ``queue`` of ``channel`` at ``ts`` (for the arrival rate)."""
+        key = math.ceil(ts)
+        if key <= self._arrival_cut:
+            return
+        arrivals = self.by_channel[channel.name].arrivals
+        counts = arrivals.get(queue)
+        if counts is None:
+            counts = arrivals[queue] = _Arrivals()
+        counts.buckets[key] = counts.buckets.get(key, 0) + 1
+        counts.total += 1
+
+    def contact_answered(self, channel: ChannelRuntime, agent_id: str, ts: float) -> None:
+        """A contact of ``channel`` answered by ``agent_id`` at ``ts``: the agent is busy."""
+        key = (channel.name, agent_id)
+        agent = self.agents.get(key)
+        if agent is None:
+            agent = self._new(key, BUSY, ts, None)
+            if agent is not None:
+                agent.implied = True
+                agent.talking = 1
+            return
+        if ts < agent.since:
+            self.superseded += 1
+            return
+        if agent.state == BUSY:
+            if agent.implied:
+                agent.talking += 1
+            return  # busy through agent.state: its source sends the states
+        self._change(key, agent, BUSY, ts)
+        agent.implied = True
+        agent.talking = 1
+
+    def contact_ended(self, channel: ChannelRuntime, agent_id: str, ts: float) -> None:
+        """The contact that agent was on ended at ``ts``."""
+        key = (channel.name, agent_id)
+        agent = self.agents.get(key)
+        if agent is None:
+            return
+        agent.handled += 1
+        if not agent.implied or agent.talking <= 0:
+            return
+        agent.talking -= 1
+        if agent.talking > 0:
+            return
+        agent.implied = False
+        if ts < agent.since:
+            self.superseded += 1
+            return
+        self._change(key, agent, AVAILABLE, ts)
+
+    # ------------------------------------------------------------------ state keeping
+
+    def _new(
+        self, key: AgentKey, state: int, ts: float, queues: tuple[str, ...] | None
+    ) -> Agent | None:
+        """Track a new agent in ``state`` from ``ts``; ``None`` when the bound refuses it."""
+        if len(self.agents) >= self.max_agents:
+            self._forget_offline(self.accrued - self.retention)
+            if len(self.agents) >= self.max_agents:
+                self.capacity["agents"] = self.capacity.get("agents", 0) + 1
+                return None
+        agent = Agent(state, ts, queues)
+        self.agents[key] = agent
+        cw = self.by_channel[key[0]]
+        cw.seen = True
+        cw.counts[state] += 1
+        if _staffs(state):
+            self._staff(cw, queues, 1)
+        if state == OFFLINE:
+            self._offline[key] = None
+        self._time(key[0], cw, OFFLINE, state, ts)
+        return agent
+
+    def _change(self, key: AgentKey, agent: Agent, state: int, ts: float) -> None:
+        """``agent`` is in ``state`` from ``ts`` (not before its newest change)."""
+        agent.since = ts
+        old = agent.state
+        if old == state:
+            return
+        cw = self.by_channel[key[0]]
+        agent.state = state
+        agent.entered = ts
+        cw.counts[old] -= 1
+        cw.counts[state] += 1
+        if _staffs(old) != _staffs(state):
+            self._staff(cw, agent.queues, 1 if _staffs(state) else -1)
+        if old == OFFLINE:
+            self._offline.pop(key, None)
+        elif state == OFFLINE:
+            self._offline[key] = None
+        self._time(key[0], cw, old, state, ts)
+
+    @staticmethod
+    def _staff(cw: _ChannelAgents, queues: tuple[str, ...] | None, sign: int) -> None:
+        if queues is None:
+            cw.staffed_all += sign
+            return
+        staffed = cw.staffed
+        for name in queues:
+            staffed[name] = staffed.get(name, 0) + sign
+
+    def _time(self, channel: str, cw: _ChannelAgents, old: int, new: int, ts: float) -> None:
+        """Account the agent time of a change ``old`` -> ``new`` at ``ts`` (see the module doc)."""
+        if old >= TIMED and new >= TIMED:
+            return
+        accrued = self.accrued
+        t_ms = round(ts * 1000)
+        if accrued == -math.inf:  # not started: time before the first second is not counted
+            self._rate(cw, old, new)
+            return
+        a_ms = int(accrued) * 1000
+        if t_ms >= a_ms:
+            self._seq += 1
+            heapq.heappush(cw.sched, (t_ms, self._seq, old, new))
+            return
+        # Late: (ts, accrued] moves from the old state to the new, in the buckets still held.
+        self._rate(cw, old, new)
+        windows = self.channels[channel].windows
+        lo = max(t_ms, a_ms - self._max_width * 1000)
+        for k in range(lo // 1000 + 1, int(accrued) + 1):
+            ms = min(a_ms, k * 1000) - max(lo, (k - 1) * 1000)
+            for agg in windows.targets(k):
+                _add_ms(agg, old, -ms)
+                _add_ms(agg, new, ms)
+
+    @staticmethod
+    def _rate(cw: _ChannelAgents, old: int, new: int) -> None:
+        if old < TIMED:
+            cw.rate[old] -= 1
+        if new < TIMED:
+            cw.rate[new] += 1
+
+    # ------------------------------------------------------------------ the clock
+
+    def accrue(self, edge: float) -> None:
+        """Add agent time per state up to ``edge`` to the channels' window buckets (called once
+        per second of clock time, before the windows slide to ``edge``)."""
+        end = int(edge)
+        accrued = self.accrued
+        if accrued == -math.inf:
+            self.accrued = float(end)
+            self._slide_arrivals(end)
+            return
+        if end <= accrued:
+            return
+        start = max(int(accrued), end - self._max_width)
+        for name, cw in self.by_channel.items():
+            if cw.sched or any(cw.rate):
+                self._accrue_channel(name, cw, start, end)
+        self.accrued = float(end)
+        self._slide_arrivals(end)
+        if self._offline:
+            self._forget_offline(end - self.retention)
+
+    def _accrue_channel(self, name: str, cw: _ChannelAgents, start: int, end: int) -> None:
+        """Write the seconds ``start + 1 .. end`` of one channel (changes before them only move
+        the rate)."""
+        rate = cw.rate
+        sched = cw.sched
+        limit = start * 1000
+        while sched and sched[0][0] <= limit:
+            _, _, old, new = heapq.heappop(sched)
+            self._rate(cw, old, new)
+        windows = self.channels[name].windows
+        for k in range(start + 1, end + 1):
+            hi = k * 1000
+            ms = [rate[AVAILABLE] * 1000, rate[BUSY] * 1000, rate[ACW] * 1000]
+            while sched and sched[0][0] <= hi:
+                t_ms, _, old, new = heapq.heappop(sched)
+                after = hi - t_ms  # the part of this second in the new state
+                if old < TIMED:
+                    ms[old] -= after
+                if new < TIMED:
+                    ms[new] += after
+                self._rate(cw, old, new)
+            avail, busy, acw = ms
+            if avail or busy or acw:
+                for agg in windows.targets(k):
+                    agg.agent_available_ms += avail
+                    agg.agent_busy_ms += busy
+                    agg.agent_acw_ms += acw
+
+    def _slide_arrivals(self, end: int) -> None:
+        cut = end - self._shortest_width
+        old = self._arrival_cut
+        if cut <= old:
+            return
+        for cw in self.by_channel.values():
+            for counts in cw.arrivals.values():
+                counts.slide(old, cut)
+        self._arrival_cut = float(cut)
+
+    def _forget_offline(self, cutoff: float) -> None:
+        """Forget agents offline since before ``cutoff``, in the order they went offline (one that
+        went offline with an older ``ts`` after another waits for it)."""
+        offline = self._offline
+        agents = self.agents
+        while offline:
+            key = next(iter(offline))
+            agent = agents[key]
+            if agent.entered >= cutoff:
+                return
+            del offline[key]
+            del agents[key]
+            self.by_channel[key[0]].counts[OFFLINE] -= 1
+
+    # ------------------------------------------------------------------ read side
+
+    def seen(self, channel: str) -> bool:
+        """An agent was seen in ``channel`` (its workforce rows are exported)."""
+        return self.by_channel[channel].seen
+
+    def counts(self, channel: str) -> dict[str, int]:
+        """Agents per state now."""
+        return dict(zip(AGENT_STATES, self.by_channel[channel].counts, strict=True))
+
+    def agents_on(self, channel: str, queue: str) -> int:
+        """Agents of ``channel`` available or busy that serve ``queue``."""
+        cw = self.by_channel[channel]
+        return cw.staffed_all + cw.staffed.get(queue, 0)
+
+    def arrivals(self, channel: str, queue: str) -> int:
+        """Contacts queued on ``queue`` within the shortest window."""
+        counts = self.by_channel[channel].arrivals.get(queue)
+        return 0 if counts is None else counts.total
+
+    def handle_time(self, channel: str) -> float:
+        """Mean handle time in seconds: (talk ms + after-call-work ms) / contacts ended, over the
+        shortest window with an ended contact (then the next longer one); NaN when none has."""
+        windows = self.channels[channel].windows
+        for _, agg in sorted(zip(windows.spans, windows.totals, strict=True), key=_by_span):
+            if agg.handled > 0:
+                return (agg.handle_ms + agg.agent_acw_ms) / agg.handled / 1000
+        return math.nan
+
+    def staffing(self, channel: str, queue: str) -> Staffing | None:
+        """Erlang C for one queue now; ``None`` for a channel without ``answer_seconds``."""
+        ch = self.channels[channel]
+        answer = ch.settings.answer_seconds
+        if answer is None:
+            return None
+        target = ch.settings.service_level_target
+        if target is None:
+            target = DEFAULT_SERVICE_LEVEL_TARGET
+        rate = self.arrivals(channel, queue) / self.shortest_span
+        handle = self.handle_time(channel)
+        agents = self.agents_on(channel, queue)
+        key = (rate, handle, float(agents), answer, target)
+        cache = self.by_channel[channel].cache
+        hit = cache.get(queue)
+        if hit is not None and (hit[0] == key or _same_nan(hit[0], key)):
+            return hit[1]
+        result = staffing(rate, handle, agents, answer, target)
+        cache[queue] = (key, result)
+        return result
+
+    def agent_rows(
+        self, now: float, limit: int = DEFAULT_AGENT_ROWS, channel: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Per-agent drill-down: at most ``limit`` rows, sorted by channel then agent id, each
+        ``{"channel", "agent_id", "state", "seconds_in_state", "contacts_handled"}``."""
+        keys = self.agents if channel is None else [key for key in self.agents if key[0] == channel]
+        rows = []
+        for key in heapq.nsmallest(max(0, limit), keys):
+            agent = self.agents[key]
+            rows.append(
+                {
+                    "channel": key[0],
+                    "agent_id": key[1],
+                    "state": AGENT_STATES[agent.state],
+                    "seconds_in_state": max(0.0, now - agent.entered),
+                    "contacts_handled": agent.handled,
+                }
+            )
+        return rows
+
+    # ------------------------------------------------------------------ export / restore
+
+    def export(self) -> Any:  # noqa: ANN401 - plain msgpack-able data
+        """Plain data (lists, dicts, str, numbers) for a snapshot; :meth:`restore` takes it."""
+        return {
+            "version": EXPORT_VERSION,
+            "accrued": self.accrued,
+            "arrival_cut": self._arrival_cut,
+            "seq": self._seq,
+            "superseded": self.superseded,
+            "agents": [
+                [
+                    ch,
+                    agent_id,
+                    a.state,
+                    a.since,
+                    a.entered,
+                    None if a.queues is None else list(a.queues),
+                    a.implied,
+                    a.talking,
+                    a.handled,
+                ]
+                for (ch, agent_id), a in self.agents.items()
+            ],
+            "offline": [list(key) for key in self._offline],
+            "channels": {
+                name: {
+                    "seen": cw.seen,
+                    "rate": list(cw.rate),
+                    "sched": [list(entry) for entry in cw.sched],
+                    "arrivals": {
+                        queue: [[key, n] for key, n in sorted(counts.buckets.items())]
+                        for queue, counts in cw.arrivals.items()
+                    },
+                }
+                for name, cw in self.by_channel.items()
+            },
+        }
+
+    def restore(self, state: Any) -> None:  # noqa: ANN401 - as export gives it
+        """Take over ``state`` (as :meth:`export` gives it, possibly through msgpack). Agents of
+        channels no longer configured are dropped. ``None`` (a snapshot without workforce
+        state) leaves the workforce empty."""
+        if state is None:
+            return
+        self.agents = {}
+        self.by_channel = {name: _ChannelAgents() for name in self.channels}
+        self.accrued = float(state["accrued"])
+        self._arrival_cut = float(state["arrival_cut"])
+        self._seq = int(state["seq"])
+        self.superseded = int(state["superseded"])
+        for ch, agent_id, st, since, entered, queues, implied, talking, handled in state["agents"]:
+            cw = self.by_channel.get(ch)
+            if cw is None:
+                continue
+            agent = Agent(st, since, None if queues is None else tuple(queues))
+            agent.entered = entered
+            agent.implied = implied
+            agent.talking = talking
+            agent.handled = handled
+            self.agents[ch, agent_id] = agent
+            cw.counts[st] += 1
+            if _staffs(st):
+                self._staff(cw, agent.queues, 1)
+        self._offline = {
+            (ch, agent_id): None
+            for ch, agent_id in state["offline"]
+            if (ch, agent_id) in self.agents
+        }
+        for name, stored in state["channels"].items():
+            cw = self.by_channel.get(name)
+            if cw is None:
+                continue
+            cw.seen = stored["seen"]
+            cw.rate = list(stored["rate"])
+            cw.sched = [(t, seq, old, new) for t, seq, old, new in stored["sched"]]
+            heapq.heapify(cw.sched)
+            for queue, buckets in stored["arrivals"].items():
+                counts = cw.arrivals[queue] = _Arrivals()
+                counts.buckets = {int(k): int(n) for k, n in buckets}
+                counts.total = sum(counts.buckets.values())
+
+
+def _by_span(item: tuple[float, Agg]) -> float:
+    return item[0]
+
+
+def _same_nan(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Equal, NaN equal to NaN (an unknown handle time is a cache hit too)."""
+    return all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True))

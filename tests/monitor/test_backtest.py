@@ -1,0 +1,399 @@
+"""``support-monitor backtest``: what would have paged, counted by hand on hand-made files.
+
+The expected numbers below are worked out from the rule semantics (Prometheus' ``for``), the
+1 s aligned tick and the event times, not read back from the code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.backtest import Backtest, Row, first_event_time, run_backtest
+from monitor.config import parse_settings
+from tests.support import T0, Stream
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = str(ROOT / ".venv" / "bin" / "support-monitor")
+
+
+def config(value: float, **extra: Any) -> dict[str, Any]:
+    """Voice (T = 20 s) and chat (T = 60 s); one threshold on the oldest wait (> ``value`` s)
+    and two rules on it: critical with ``for: 1m``, warning with ``for: 2m``."""
+    data: dict[str, Any] = {
+        "windows": ["5m", "1h"],
+        "channels": {
+            "voice": {
+                "answer_seconds": 20,
+                "short_abandon_seconds": 5,
+                "service_level_target": 0.8,
+                "queues": ["billing", "tech"],
+            },
+            "chat": {
+                "answer_seconds": 60,
+                "short_abandon_seconds": 5,
+                "service_level_target": 0.8,
+                "queues": ["sales"],
+            },
+        },
+        "detectors": {
+            "thresholds": [
+                {
+                    "name": "wait_high",
+                    "metric": "support_queue_oldest_wait_seconds",
+                    "op": ">",
+                    "value": value,
+                }
+            ]
+        },
+        "alerts": {
+            "rules": [
+                {
+                    "alert": "WaitTooLong",
+                    "detector": "wait_high",
+                    "for": "1m",
+                    "severity": "critical",
+                },
+                {
+                    "alert": "WaitTooLong",
+                    "detector": "wait_high",
+                    "for": "2m",
+                    "severity": "warning",
+                },
+            ]
+        },
+    }
+    data.update(extra)
+    return data
+
+
+def events_file(path: Path) -> Path:
+    """Voice: ``a`` waits 0..150 s (billing), ``b`` from 200 s (tech) and is still waiting when
+    the file ends at 400 s; chat: ``s`` waits 0..50 s. One line is not JSON."""
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="a")
+    s.add("contact.queued", 0, "chat", queue="sales", contact_id="s")
+    s.add("contact.answered", 50, "chat", contact_id="s", agent_id="x")
+    s.add("contact.answered", 150, "voice", contact_id="a", agent_id="y")
+    s.add("contact.queued", 200, "voice", queue="tech", contact_id="b")
+    s.add("contact.queued", 400, "voice", queue="billing", contact_id="c")
+    path.write_text(s.text() + "this is not json\n", encoding="utf-8")
+    return path
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real console script, as a user runs it."""
+    return subprocess.run(
+        [SCRIPT, "backtest", *args], capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def backtest(path: Path, data: dict[str, Any]) -> Backtest:
+    return asyncio.run(run_backtest(path, parse_settings(data), "cfg"))
+
+
+# With threshold 30 s (ticks every second, a wait is "> 30" from 31 s after queueing):
+# voice episode 1: active 31..149 s, cleared at the tick of 150 s (a is answered at 150 s).
+#   critical (for 1m): pending 31, firing 91, resolved 150 -> 59 s firing;
+#   warning (for 2m): pending 31, dropped at 150 (never fires).
+# voice episode 2: b queued at 200 s, active from 231 s until the file ends at 400 s.
+#   critical: pending 231, firing 291, still firing at 400 -> 109 s;
+#   warning: pending 231, firing 351, still firing at 400 -> 49 s.
+# chat: s waits 0..50 s: active 31..49 s, pending for 19 s and dropped: no row.
+# Span 0..400 s is under an hour, so pages per day divide by 1/24 day.
+CRITICAL_SECONDS = (150 - 91) + (400 - 291)
+WARNING_SECONDS = 400 - 351
+
+
+def test_counts_first_firing_and_minutes_match_the_hand_count(tmp_path: Path) -> None:
+    run = backtest(events_file(tmp_path / "e.jsonl"), config(30))
+    rows = {r.key: r for r in run.rows}
+    assert set(rows) == {("WaitTooLong", "critical", "voice"), ("WaitTooLong", "warning", "voice")}
+    critical = rows["WaitTooLong", "critical", "voice"]
+    assert critical.firings == 2
+    assert critical.first_firing == T0 + 91
+    assert critical.seconds_firing == pytest.approx(CRITICAL_SECONDS)  # 168 s
+    assert run.pages_per_day(critical) == pytest.approx(2 * 24)
+    warning = rows["WaitTooLong", "warning", "voice"]
+    assert warning.firings == 1
+    assert warning.first_firing == T0 + 351
+    assert warning.seconds_firing == pytest.approx(WARNING_SECONDS)
+    assert run.pages_per_day(warning) == pytest.approx(24)
+    assert (run.first_event, run.last_event) == (T0, T0 + 400)
+    assert run.events_applied == 6
+    assert run.rejected == {"invalid_json": 1}
+    # pending 31, firing 91, resolved 150, pending 231, firing 291 (critical); pending 31,
+    # inactive 150, pending 231, firing 351 (warning); pending 31, inactive 50 (chat, twice)
+    assert run.transitions == 5 + 4 + 4
+
+
+def test_pages_per_day_divide_by_the_span_or_one_hour() -> None:
+    row = Row("A", "warning", "voice", firings=3)
+    two_days = Backtest("c", T0, T0 + 2 * 86400, 0, {}, 0, 0, [row])
+    assert two_days.pages_per_day(row) == pytest.approx(1.5)
+    ten_minutes = Backtest("c", T0, T0 + 600, 0, {}, 0, 0, [row])
+    assert ten_minutes.pages_per_day(row) == pytest.approx(72.0)  # 3 / (1/24 day)
+    empty = Backtest("c", None, None, 0, {}, 0, 0, [])
+    assert empty.span_seconds == 0.0
+    assert empty.days == pytest.approx(1 / 24)
+
+
+def test_console_script_table_against_a_config_that_never_fires(tmp_path: Path) -> None:
+    events = events_file(tmp_path / "e.jsonl")
+    a = write_config(tmp_path / "a.yaml", config(30))
+    b = write_config(tmp_path / "b.yaml", config(300))  # nobody waits 300 s: nothing fires
+    result = cli(str(events), "--config", str(a), "--against", str(b))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    table = lines[lines.index("") + 1 :]
+    assert table[0].split() == [
+        "ALERT", "SEVERITY", "CHANNEL", "FIRINGS", "A", "B", "B-A", "PAGES/DAY", "A", "B",
+        "B-A", "MIN", "FIRING", "A", "B", "B-A", "FIRST", "FIRING", "A", "FIRST", "FIRING", "B",
+    ]  # fmt: skip
+    assert [line.split() for line in table[1:]] == [
+        ["WaitTooLong", "critical", "voice", "2", "0", "-2", "48.00", "0.00", "-48.00",
+         "2.8", "0.0", "-2.8", "2026-03-02T09:01:31.000Z", "-"],
+        ["WaitTooLong", "warning", "voice", "1", "0", "-1", "24.00", "0.00", "-24.00",
+         "0.8", "0.0", "-0.8", "2026-03-02T09:05:51.000Z", "-"],
+    ]  # fmt: skip
+    # the columns line up: every row is as wide as the header up to its last cell
+    starts = [line.index("2026-03-02T") for line in table[1:]]
+    assert starts == [table[0].index("FIRST FIRING A")] * 2
+    assert "1 rejected (invalid_json 1)" in lines[1]
+    assert "e.jsonl:7" in result.stderr  # the bad line, reported with its position
+    assert "lines rejected" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_json_shape_and_diff_with_rows_on_one_side_only(tmp_path: Path) -> None:
+    events = events_file(tmp_path / "e.jsonl")
+    a = write_config(tmp_path / "a.yaml", config(30))
+    # threshold 100 s: voice active from 301 s (b); critical fires at 361 s, firing 39 s to the
+    # end; warning would fire at 421 s, after the file ends: it is a row of A only.
+    b = write_config(tmp_path / "b.yaml", config(100))
+    result = cli(str(events), "-c", str(a), "--against", str(b), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"events_file", "runs", "diff"}
+    assert doc["events_file"] == str(events)
+    run_keys = {
+        "config", "first_event", "last_event", "span_seconds", "days", "events_applied",
+        "events_rejected", "rejected", "duplicates", "transitions", "alerts",
+    }  # fmt: skip
+    assert [set(run) for run in doc["runs"]] == [run_keys, run_keys]
+    first, second = doc["runs"]
+    assert first["config"] == str(a)
+    assert first["first_event"] == "2026-03-02T09:00:00.000Z"
+    assert first["last_event"] == "2026-03-02T09:06:40.000Z"
+    assert first["span_seconds"] == 400.0
+    assert first["days"] == pytest.approx(1 / 24)
+    assert (first["events_applied"], first["events_rejected"]) == (6, 1)
+    assert first["rejected"] == {"invalid_json": 1}
+    assert first["alerts"][0] == {
+        "alertname": "WaitTooLong",
+        "severity": "critical",
+        "channel": "voice",
+        "firings": 2,
+        "pages_per_day": pytest.approx(48.0),
+        "minutes_firing": pytest.approx(CRITICAL_SECONDS / 60),
+        "first_firing": "2026-03-02T09:01:31.000Z",
+    }
+    assert second["alerts"] == [
+        {
+            "alertname": "WaitTooLong",
+            "severity": "critical",
+            "channel": "voice",
+            "firings": 1,
+            "pages_per_day": pytest.approx(24.0),
+            "minutes_firing": pytest.approx(39 / 60),
+            "first_firing": "2026-03-02T09:06:01.000Z",
+        }
+    ]
+    critical, warning = doc["diff"]
+    assert critical["firings"] == {"config": 2, "against": 1, "change": -1}
+    assert critical["minutes_firing"]["change"] == pytest.approx((39 - CRITICAL_SECONDS) / 60)
+    assert critical["first_firing"] == {
+        "config": "2026-03-02T09:01:31.000Z",
+        "against": "2026-03-02T09:06:01.000Z",
+    }
+    assert (warning["alertname"], warning["severity"]) == ("WaitTooLong", "warning")
+    assert warning["firings"] == {"config": 1, "against": 0, "change": -1}
+    assert warning["pages_per_day"] == {"config": 24.0, "against": 0.0, "change": -24.0}
+    assert warning["first_firing"] == {"config": "2026-03-02T09:05:51.000Z", "against": None}
+    single = json.loads(cli(str(events), "-c", str(a), "--format", "json").stdout)
+    assert single["diff"] is None
+    assert single["runs"] == [first]
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP endpoint standing in for a webhook receiver and Alertmanager; it records
+    the path of every request."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            self.do_POST()
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+            del format, args
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+SECRET = "s3cret-token-backtest-4711"
+
+
+def test_writes_nothing_where_a_daemon_keeps_state_and_sends_nothing(
+    tmp_path: Path, receiver: tuple[str, list[str]]
+) -> None:
+    url, requests = receiver
+    daemon = tmp_path / "daemon"
+    daemon.mkdir()
+    data = config(
+        30,
+        dead_letter={"path": str(daemon / "dead" / "letters.jsonl")},
+        state={"dir": str(daemon / "snapshot")},
+        notifiers={
+            "state_dir": str(daemon / "notifiers"),
+            "receivers": {"hook": {"type": "webhook", "url": f"{url}/hook?token={SECRET}"}},
+            "routes": [{"receiver": "hook"}],
+            "alertmanager": {"urls": [url.replace("//", f"//am:{SECRET}@")]},
+        },
+    )
+    cfg = write_config(tmp_path / "prod.yaml", data)
+    events = events_file(tmp_path / "e.jsonl")
+    result = cli(str(events), "--config", str(cfg), "--against", str(cfg))
+    assert result.returncode == 0, result.stderr
+    assert "WaitTooLong  critical  voice" in result.stdout  # it did fire (and bad lines came)
+    assert sorted(daemon.rglob("*")) == []
+    assert requests == []
+    assert SECRET not in result.stdout + result.stderr
+    # the check can fail: replay with the same config writes its dead letter there
+    subprocess.run(
+        [SCRIPT, "replay", str(events), "--config", str(cfg)],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    assert (daemon / "dead" / "letters.jsonl").exists()
+
+
+def test_exit_codes(tmp_path: Path) -> None:
+    events = events_file(tmp_path / "e.jsonl")
+    good = write_config(tmp_path / "good.yaml", config(30))
+    bad = write_config(tmp_path / "bad.yaml", config(30, alerts={"rules": [{"alert": "X"}]}))
+    result = cli(str(events), "--config", str(good), "--against", str(bad))
+    assert result.returncode == 2
+    assert "alerts.rules[0].detector" in result.stderr
+    assert result.stdout == ""
+    missing = cli(str(tmp_path / "missing.jsonl"), "--config", str(good))
+    assert missing.returncode == 1
+    assert "cannot read" in missing.stderr
+    assert "missing.jsonl" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    assert cli(str(tmp_path), "--config", str(good)).returncode == 1  # a directory
+    bad_format = cli(str(events), "--config", str(good), "--format", "xml")
+    assert bad_format.returncode == 2
+    assert "--format 'xml'" in bad_format.stderr
+
+
+def test_agrees_with_replay_alerts_out_on_the_simulator(tmp_path: Path) -> None:
+    """The same road: the firings and firing time per row equal what ``replay --alerts-out``
+    records on a simulated 30 minutes (queue surge at 5 min) with the default rules."""
+    events = tmp_path / "sim.jsonl"
+    cfg = tmp_path / "default.yaml"
+    cfg.write_text("{}\n", encoding="utf-8")
+    subprocess.run(
+        [SCRIPT, "simulate", "--out", str(events), "--duration", "30m", "--start", str(T0)],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    alerts = tmp_path / "alerts.jsonl"
+    subprocess.run(
+        [SCRIPT, "replay", str(events), "-c", str(cfg), "--alerts-out", str(alerts)],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    firings: Counter[tuple[str, str, str]] = Counter()
+    firing_since: dict[str, float] = {}
+    seconds: defaultdict[tuple[str, str, str], float] = defaultdict(float)
+    first: dict[tuple[str, str, str], str] = {}
+    end = max(
+        datetime.fromisoformat(json.loads(line)["ts"]).timestamp()
+        for line in events.read_text(encoding="utf-8").splitlines()
+    )
+    records = [json.loads(line) for line in alerts.read_text(encoding="utf-8").splitlines()]
+    keys = {}
+    for r in records:
+        key = (r["alertname"], r["labels"]["severity"], r["labels"]["channel"])
+        keys[r["fingerprint"]] = key
+        if r["state"] == "firing":
+            firings[key] += 1
+            first.setdefault(key, r["time"])
+            firing_since[r["fingerprint"]] = r["ts"]
+        elif r["previous"] == "firing":
+            seconds[key] += r["ts"] - firing_since.pop(r["fingerprint"])
+    for fp, since in firing_since.items():
+        seconds[keys[fp]] += end - since
+    assert firings, "the simulated surge fires at least one alert"
+    result = cli(str(events), "--config", str(cfg), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)["runs"][0]
+    assert got["transitions"] == len(records)
+    assert {(r["alertname"], r["severity"], r["channel"]): r["firings"] for r in got["alerts"]} == (
+        dict(firings)
+    )
+    for row in got["alerts"]:
+        key = (row["alertname"], row["severity"], row["channel"])
+        assert row["first_firing"] == first[key]
+        assert row["minutes_firing"] == pytest.approx(seconds[key] / 60)
+
+
+def test_the_span_starts_at_the_first_line_that_decodes(tmp_path: Path) -> None:
+    settings = parse_settings(config(30, ingest={"max_event_bytes": 1024}))
+    s = Stream()
+    s.add("contact.queued", 3, "voice", queue="billing", contact_id="a")
+    # over max_event_bytes, so the pipeline rejects it whole (too_large): its tail is an
+    # event, but not one the clock ever starts at
+    too_large = b" " * 2000 + s.lines.pop() + b"\n"
+    s.add("contact.queued", 7, "voice", queue="billing", contact_id="b")
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(too_large + b"\n   \n{not json\n" + s.text().encode())
+    assert first_event_time(path, settings.ingest) == T0 + 7
+    run = asyncio.run(run_backtest(path, settings, "cfg"))
+    assert (run.first_event, run.last_event) == (T0 + 7, T0 + 7)
+    assert run.rejected == {"invalid_json": 1, "too_large": 1}
+    (tmp_path / "bad.jsonl").write_bytes(too_large + b"{not json\n")
+    assert first_event_time(tmp_path / "bad.jsonl", settings.ingest) is None

@@ -1,0 +1,111 @@
+"""The agent bound, 100,000 distinct agent ids, forgetting offline agents, snapshot round trip."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+from monitor.engine import snapshot
+from monitor.engine.engine import Engine
+from monitor.events import Reject, decode
+from tests.support import T0, Stream, iso, run, settings
+from tests.workforce.helpers import rows
+
+
+def agent_event(n: int, at: float, state: str = "available", channel: str = "voice") -> bytes:
+    return json.dumps(
+        {
+            "event_id": f"e{n}",
+            "type": "agent.state",
+            "ts": iso(T0 + at),
+            "channel": channel,
+            "agent_id": f"agent-{n:06d}",
+            "state": state,
+        }
+    ).encode()
+
+
+def test_hundred_thousand_agent_ids_stay_bounded() -> None:
+    engine = Engine(settings())  # limits.max_agents: 20,000 (default)
+    events = [decode(agent_event(n, 1.0 + n / 1e5), 65536) for n in range(100_000)]
+    engine.advance(T0 + 1)
+    tracemalloc.start()
+    reasons = [engine.apply(ev, ev.ts.timestamp()) for ev in events[:20_000]]
+    at_bound, _ = tracemalloc.get_traced_memory()
+    reasons += [engine.apply(ev, ev.ts.timestamp()) for ev in events[20_000:]]
+    after, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert reasons.count(None) == 20_000
+    assert reasons.count(Reject.CAPACITY) == 80_000
+    assert len(engine.workforce.agents) == 20_000
+    assert engine.capacity_exhausted["agents"] == 80_000
+    # The 80,000 refused ids leave nothing behind (the list of reasons itself grows by 80,000
+    # pointers, 640 kB).
+    assert after - at_bound < 1_000_000, after - at_bound
+    assert at_bound / 20_000 < 600  # bytes per tracked agent (docs/workforce.md says ~400)
+
+
+def test_offline_agents_are_forgotten_first() -> None:
+    cfg = settings(limits={"max_agents": 3, "agent_retention": 60})
+    s = Stream()
+    for n in range(3):
+        s.add("agent.state", 0.0, "voice", agent_id=f"a{n}", state="offline")
+    s.add("agent.state", 30.0, "voice", agent_id="late", state="available")  # refused: 3 offline
+    s.add("agent.state", 59.0, "voice", agent_id="a0", state="available")  # back: kept
+    s.add("agent.state", 61.5, "voice", agent_id="new", state="available")  # a1, a2 forgotten
+    engine, stats = run(s.lines, cfg)
+    assert {r: n for (_, r), n in stats.rejected.items() if n} == {"capacity": 1}
+    assert engine.capacity_exhausted["agents"] == 1
+    assert sorted(k[1] for k in engine.workforce.agents) == ["a0", "new"]
+    assert engine.workforce.counts("voice")["offline"] == 0
+
+
+def feed(engine: Engine, lines: list[bytes]) -> None:
+    for line in lines:
+        ev = decode(line, 65536)
+        ts = ev.ts.timestamp()
+        engine.advance(ts)
+        engine.apply(ev, ts)
+
+
+def test_snapshot_round_trip_gives_identical_readout() -> None:
+    first, second = Stream(), Stream()
+    for n in range(6):
+        first.add("agent.state", n * 0.37, "voice", agent_id=f"a{n}", state="available")
+    first.add("contact.queued", 3.0, "voice", contact_id="c1", queue="billing")
+    first.add("contact.answered", 4.2, "voice", contact_id="c1", queue="billing", agent_id="a1")
+    first.add("agent.state", 7.5, "voice", agent_id="a2", state="after_call_work")
+    first.add("agent.state", 8.25, "voice", agent_id="a3", state="offline")
+    second.add("contact.ended", 30.4, "voice", contact_id="c1", queue="billing")
+    second.add("agent.state", 31.0, "voice", agent_id="a4", state="break")
+    second.add("agent.state", 29.9, "voice", agent_id="a5", state="busy")  # late: retro-move
+    second.add("contact.queued", 40.0, "voice", contact_id="c2", queue="tech")
+    cfg = settings()
+    engine = Engine(cfg)
+    feed(engine, first.lines)
+    # A change still scheduled in the current second is part of the state: stop mid-second.
+    engine.advance(T0 + 9.5)
+    feed(engine, [agent_event(99, 9.75, "busy")])
+    data = snapshot.encode(snapshot.capture(engine, {}))
+    restored = snapshot.restore(snapshot.decode(data), cfg)
+    # The snapshot carries the workforce and who answered each talking contact (c1's end
+    # below frees a1 in both engines).
+    assert {cid: c.agent_id for cid, c in restored.contacts.items()} == {
+        cid: c.agent_id for cid, c in engine.contacts.items()
+    }
+    assert rows(restored) == rows(engine)
+    for e in (engine, restored):
+        feed(e, second.lines)
+        e.advance(T0 + 120)
+    assert rows(restored) == rows(engine)
+    assert restored.workforce.agent_rows(restored.now) == engine.workforce.agent_rows(engine.now)
+    total = engine.channels["voice"].windows.total("5m")
+    assert total.agent_busy_ms > 0
+    assert total.agent_acw_ms > 0
+
+
+def test_restore_without_workforce_state_leaves_it_empty() -> None:
+    engine = Engine(settings())
+    engine.workforce.restore(None)
+    assert rows(engine) == {}
+    assert engine.workforce.agents == {}

@@ -1,0 +1,61 @@
+"""The four workforce families in ``support-monitor replay`` output (the console script)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import CONFIG, Stream, samples
+
+
+def test_replay_prints_the_workforce_families(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    s = Stream()
+    s.add("agent.state", 0.0, "voice", agent_id="a1", state="available")
+    s.add("agent.state", 0.0, "voice", agent_id="a2", state="available", queues=["billing"])
+    s.add("contact.queued", 10.0, "voice", contact_id="c1", queue="billing")
+    s.add("contact.answered", 12.0, "voice", contact_id="c1", queue="billing", agent_id="a1")
+    s.add("contact.ended", 72.0, "voice", contact_id="c1", queue="billing")
+    s.add("agent.state", 72.0, "voice", agent_id="a1", state="after_call_work")
+    s.add("agent.state", 90.0, "voice", agent_id="a1", state="available")
+    s.add("agent.state", 100.0, "voice", agent_id="a2", state="break")
+    events = tmp_path / "events.jsonl"
+    events.write_text(s.text(), encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "monitor", "replay", str(events), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    got = samples(out)
+    v = {"channel": "voice"}
+
+    def value(name: str, **labels: str) -> float:
+        return got[name, tuple(sorted({**v, **labels}.items()))]
+
+    assert value("support_agents", state="available") == 1
+    assert value("support_agents", state="break") == 1
+    assert value("support_agents", state="busy") == 0
+    # Clock ends at 100 s. a1: available 0..12, busy 12..72, acw 72..90, available 90..100;
+    # a2: available 0..100. Busy + acw = 78 s of 200 s.
+    assert value("support_occupancy_ratio", window="5m") == pytest.approx(78 / 200)
+    # One arrival on billing in 300 s, handle 60 s + 18 s acw = 78 s: A = 0.26 Erlang.
+    # 1 agent: C = A = 0.26, SL = 1 - 0.26 e^{-0.74 x 20 / 78} = 1 - 0.26 x 0.8272 = 0.785
+    # < 0.8; 2 agents: C = 2B / (2 - A(1 - B)) with B = A^2/2 / (1 + A + A^2/2) = 0.02612,
+    # C = 0.0299, SL = 1 - 0.0299 e^{-1.74 x 20 / 78} = 0.981 >= 0.8. So 2.
+    assert value("support_agents_required", queue="billing") == 2
+    # Wait with 1 agent on billing now (a1 available; a2 on break): C(1, A) = A = 0.26,
+    # wait = 0.26 x 78 / (1 - 0.26).
+    assert value("support_estimated_wait_seconds", queue="billing") == pytest.approx(
+        0.26 * 78 / 0.74
+    )
+    assert value("support_agents_required", queue="tech") == 0
+    assert not any(
+        name.startswith("support_agents") and ("channel", "chat") in labels for name, labels in got
+    )

@@ -1,0 +1,102 @@
+"""Erlang C per queue: agents required and estimated wait on a hand-made case."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from monitor.events import decode
+from tests.support import Stream, run
+from tests.workforce.helpers import get, required, rows, wait
+
+
+def staffing_case(agents: int) -> Stream:
+    """100 contacts queued on voice/billing in 10..257.5 s; the first 10 are answered at once
+    and end 180 s later (mean handle time 180 s, no after-call work); ``agents`` agents serve
+    billing only, available from 1 s."""
+    s = Stream()
+    events: list[tuple[float, str, dict[str, object]]] = [
+        (1.0, "agent.state", {"agent_id": f"ag{a}", "state": "available", "queues": ["billing"]})
+        for a in range(agents)
+    ]
+    for i in range(100):
+        at = 10 + 2.5 * i
+        events.append((at, "contact.queued", {"contact_id": f"c{i}", "queue": "billing"}))
+        if i < 10:
+            answer: dict[str, object] = {"contact_id": f"c{i}", "queue": "billing"}
+            answer["agent_id"] = f"ag{i}"
+            events.append((at, "contact.answered", answer))
+            events.append((at + 180, "contact.ended", {"contact_id": f"c{i}", "queue": "billing"}))
+    for at, kind, fields in sorted(events, key=lambda e: e[0]):  # stable: in-second order kept
+        s.add(kind, at, "voice", **fields)
+    return s
+
+
+def test_agents_required_and_wait_by_hand() -> None:
+    engine, _ = run(staffing_case(65).lines, until=300)
+    # Shortest window 5m = (0, 300]: 100 arrivals / 300 s, AHT 180 s -> A = 60 Erlangs.
+    # T = 20 s, target 0.8 (voice). The independent model (log-space Erlang C sum):
+    traffic = 100 / 300 * 180
+    assert traffic == pytest.approx(60.0)
+    need = required(traffic, 180.0, 20.0, 0.8)
+    # SL(65) = 0.7590, SL(66) = 0.8226: the fewest N with 1 - C(N, A) e^{-(N-A) T/AHT} >= 0.8
+    assert need == 66
+    got = get(engine, "support_agents_required", channel="voice", queue="billing")
+    assert got == need
+    ewt = get(engine, "support_estimated_wait_seconds", channel="voice", queue="billing")
+    assert ewt == pytest.approx(wait(65, traffic, 180.0), rel=1e-9)
+    assert ewt == pytest.approx(15.1226, abs=1e-4)  # C(65, 60) = 0.42007 x 180 s / 5
+    # tech: no arrivals -> nothing to staff, no wait; its agents are none (all serve billing).
+    assert get(engine, "support_agents_required", channel="voice", queue="tech") == 0
+    assert get(engine, "support_estimated_wait_seconds", channel="voice", queue="tech") == 0
+    # chat/email saw no agent: no rows; email has no answer_seconds in any case.
+    assert {labels[0][1] for _, labels in rows(engine)} == {"voice"}
+
+
+def test_wait_is_inf_when_arrivals_exceed_capacity() -> None:
+    engine, _ = run(staffing_case(40).lines, until=300)
+    assert get(engine, "support_estimated_wait_seconds", channel="voice", queue="billing") == (
+        math.inf
+    )
+    assert get(engine, "support_agents_required", channel="voice", queue="billing") == 66
+
+
+def test_arrivals_slide_with_the_shortest_window() -> None:
+    """At 400 s the 5m window is (100, 400]: arrivals 10 + 2.5 i > 100 -> i >= 37: 63 left;
+    ended contacts (all by 212.5 s) are still in 5m, so AHT stays 180 s."""
+    engine, _ = run(staffing_case(65).lines, until=400)
+    assert engine.workforce.arrivals("voice", "billing") == 63
+    assert engine.channels["voice"].windows.total("5m").queued == 63
+    traffic = 63 / 300 * 180
+    got = get(engine, "support_agents_required", channel="voice", queue="billing")
+    assert got == required(traffic, 180.0, 20.0, 0.8)
+
+
+def test_handle_time_falls_back_to_longer_window_then_nan() -> None:
+    engine, _ = run(staffing_case(65).lines, until=600)
+    # 5m = (300, 600] has no ended contact; 1h has the 10 of 180 s.
+    assert engine.workforce.handle_time("voice") == pytest.approx(180.0)
+    s = Stream()
+    s.add("agent.state", 0.0, "voice", agent_id="a", state="available")
+    s.add("contact.queued", 1.0, "voice", contact_id="c", queue="billing")
+    engine, _ = run(s.lines, until=10)
+    assert math.isnan(engine.workforce.handle_time("voice"))
+    assert math.isnan(get(engine, "support_agents_required", channel="voice", queue="billing"))
+
+
+def test_staffing_cache_follows_inputs() -> None:
+    engine, _ = run(staffing_case(65).lines, until=300)
+    wf = engine.workforce
+    first = wf.staffing("voice", "billing")
+    assert wf.staffing("voice", "billing") is first  # same inputs: cached
+    ev = decode(
+        b'{"event_id":"x","type":"agent.state","ts":"2026-03-02T09:05:00+00:00",'
+        b'"channel":"voice","agent_id":"ag0","state":"break"}',
+        65536,
+    )
+    assert engine.apply(ev, ev.ts.timestamp()) is None
+    second = wf.staffing("voice", "billing")
+    assert second is not first
+    assert second is not None
+    assert second.wait_seconds == pytest.approx(wait(64, 60.0, 180.0), rel=1e-9)
