@@ -130,12 +130,16 @@ class BacklogGrowthDetector(WorstExport):
         self._window_i = window_index(windows, settings.window)
         self._window = list(windows)[self._window_i]
         self._history: dict[str, _History] = {ch: _History() for ch in channels}
+        self._active: dict[str, bool] = dict.fromkeys(channels, False)
         self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
 
     def export_state(self) -> dict[str, object]:
         """The oldest-wait history of each channel (its growth rate is the slope over it)."""
-        return {"history": {ch: [[t, y] for t, y in h] for ch, h in self._history.items()}}
+        return {
+            "history": {ch: [[t, y] for t, y in h] for ch, h in self._history.items()},
+            "active": [ch for ch, a in self._active.items() if a],
+        }
 
     def restore_state(self, data: dict[str, Any]) -> None:
         history: dict[str, _History] = {ch: _History() for ch in self.channels}
@@ -143,6 +147,7 @@ class BacklogGrowthDetector(WorstExport):
             if ch in history:
                 history[ch] = _History([(float(t), float(y)) for t, y in points])
         self._history = history
+        self._active = {ch: ch in data.get("active", ()) for ch in self.channels}
         self._keys = [None] * len(self.channels)
 
     def evaluate(self, readings: Readings) -> Groups:
@@ -179,7 +184,15 @@ class BacklogGrowthDetector(WorstExport):
         growing = inflow > outflow and rate > 0
         answer, horizon = self._answer[channel], self._horizon[channel]
         projected = seconds_to_breach(answer, oldest, rate) if waiting else math.inf
-        active = waiting >= self.settings.min_waiting and growing and projected <= horizon
+        enough = waiting >= self.settings.min_waiting
+        held = (
+            self._active[channel]
+            and enough
+            and oldest >= self.settings.recover_fraction * answer
+            and self.settings.recover_fraction < 1
+        )
+        active = (enough and growing and projected <= horizon) or held
+        self._active[channel] = active
         summary = (
             f"{channel}: {waiting} waiting, oldest {fmt(oldest)} s"
             + (f" in {queue}" if queue else "")

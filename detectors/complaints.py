@@ -126,6 +126,10 @@ class Baseline:
         if flagged and ewma.n >= s.warmup_samples and ewma.skipped < s.relearn_after:
             ewma.skipped += 1
             return
+        if flagged and ewma.n < s.warmup_samples:
+            # warm-up: a flagged period is learned, but no higher than min_ratio x what the
+            # slot expects now, so a spike in the first weeks is not taken for the level
+            count = min(count, s.min_ratio * self.slot_expected(slot))
         ewma.skipped = 0
         ewma.update(count, s.slot_weight)
         if not flagged:
@@ -257,6 +261,9 @@ class ComplaintSpikeDetector(WorstExport):
         self._first_period: int | None = None
         self._slot_cache: dict[int, int] = {}
         self._segments: Segments = ()
+        self._cusum = {ch: [0.0, math.nan, -1.0] for ch in channels}
+        """Per channel: [CUSUM statistic, time of the last tick, cumulative complaints then]."""
+        self._log_ratio = math.log(settings.cusum_ratio)
         self._learnt = dict.fromkeys(channels, 0)
         """Per channel: periods learnt so far (a channel's expectations change only then)."""
         self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
@@ -290,6 +297,7 @@ class ComplaintSpikeDetector(WorstExport):
                 for (channel, category), st in self._series.items()
             ],
             "categories": {ch: c.dump() for ch, c in self._categories.items()},
+            "cusum": {ch: list(c) for ch, c in self._cusum.items()},
         }
 
     def restore_state(self, data: dict[str, Any]) -> None:
@@ -312,8 +320,13 @@ class ComplaintSpikeDetector(WorstExport):
         period, first = data["period"], data["first_period"]
         period = None if period is None else int(period)
         first = None if first is None else int(first)
+        cusum = {ch: [0.0, math.nan, -1.0] for ch in self.channels}
+        for ch, stored in data.get("cusum", {}).items():
+            if ch in cusum:
+                cusum[ch] = [float(v) for v in stored]
         self._series = series
         self._categories = categories
+        self._cusum = cusum
         self._period = period
         self._first_period = first
         self._keys = [None] * len(self.channels)  # judge every channel again
@@ -350,7 +363,8 @@ class ComplaintSpikeDetector(WorstExport):
             total = ch.windows.totals[self._window_i].complaints
             cumulative = ch.complaints
             counts = self._categories[channel].observe(now, cumulative) if s.by_category else None
-            key = (total, counts, segs, self._learnt[channel])
+            rising = self._cusum_step(channel, now, cumulative)
+            key = (total, counts, segs, self._learnt[channel], rising)
             last = self._keys[i]
             if (
                 last is None
@@ -358,11 +372,12 @@ class ComplaintSpikeDetector(WorstExport):
                 or last[1] is not counts
                 or last[2] is not segs
                 or last[3] != key[3]
+                or last[4] != rising
             ):
                 self._keys[i] = key
                 if fresh is None:
                     fresh = list(groups)
-                fresh[i] = self._judge_channel(channel, total, counts, segs)
+                fresh[i] = self._judge_channel(channel, total, counts, segs, rising=rising)
             if boundary or self._period is None:
                 self._learn(channel, total, cumulative, now, learn=complete)
         if fresh is not None:
@@ -370,12 +385,36 @@ class ComplaintSpikeDetector(WorstExport):
         self._period = period
         return self._groups
 
+    def _cusum_step(self, channel: str, now: float, cumulative: dict[str, int]) -> bool:
+        """Advance the channel's Poisson CUSUM to ``now``; whether it is at its threshold.
+
+        S = max(0, S + n ln(r) - (r - 1) x expected x dt) for n new complaints over dt seconds,
+        the expected rate being the channel baseline's for the current hour-of-week slot. S is
+        capped at threshold + ln(r)."""
+        s = self.settings
+        h = s.cusum_threshold
+        if h <= 0:
+            return False
+        state = self._cusum[channel]
+        stat, last, seen = state
+        total = float(sum(cumulative.values()))
+        if math.isnan(last) or seen < 0 or total < seen or now <= last:
+            state[1], state[2] = (now if math.isnan(last) or now > last else last), total
+            return stat >= h
+        rate = self._state(channel, "").baseline.slot_expected(self.slot(now)) / self.span
+        stat += (total - seen) * self._log_ratio - (s.cusum_ratio - 1.0) * rate * (now - last)
+        stat = min(max(stat, 0.0), h + self._log_ratio)
+        state[0], state[1], state[2] = stat, now, total
+        return stat >= h
+
     def _judge_channel(
         self,
         channel: str,
         total: int,
         counts: dict[str, int] | None,
         segs: Segments,
+        *,
+        rising: bool,
     ) -> list[Signal]:
         s = self.settings
         observed: dict[str, int] = {"": total}
@@ -388,7 +427,17 @@ class ComplaintSpikeDetector(WorstExport):
         for category, count in observed.items():
             state = self._state(channel, category)
             alpha = category_alpha if category else s.alpha
-            out.append(self._judge(channel, category, count, state, segs, alpha=alpha))
+            out.append(
+                self._judge(
+                    channel,
+                    category,
+                    count,
+                    state,
+                    segs,
+                    alpha=alpha,
+                    rising=rising and not category,
+                )
+            )
         return out
 
     def _expected(self, state: _Series, segs: Segments) -> float:
@@ -436,6 +485,7 @@ class ComplaintSpikeDetector(WorstExport):
         segs: Segments,
         *,
         alpha: float,
+        rising: bool = False,
     ) -> Signal:
         s = self.settings
         expected = self._expected(state, segs)
@@ -444,11 +494,17 @@ class ComplaintSpikeDetector(WorstExport):
             s.min_count,
             math.ceil(s.min_ratio * expected),
         )
-        active = count >= threshold
+        sharp = count >= threshold
+        active = sharp or rising
         state.active = active
         state.flagged = state.flagged or active
         what = f"{channel} complaints" + (f" ({category})" if category else "")
-        if active:
+        if rising and not sharp:
+            summary = (
+                f"{what}: {count} in {self._window_label}, expected {fmt(expected)}; a sustained "
+                f"rise (CUSUM for {s.cusum_ratio:g}x the usual rate at {s.cusum_threshold:g})"
+            )
+        elif active:
             p = sf(count, expected)
             summary = (
                 f"{what}: {count} in {self._window_label}, expected {fmt(expected)} "

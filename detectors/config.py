@@ -15,6 +15,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from detectors.voice_config import (
+    VOICE_NAMES,
+    ContainmentDropSettings,
+    NegativeSentimentSettings,
+    NpsDropSettings,
+)
 from monitor.durations import Duration, parse_duration
 
 if TYPE_CHECKING:
@@ -24,7 +30,15 @@ Op = Literal[">", ">=", "<", "<="]
 Aggregate = Literal["max", "min", "sum"]
 ChannelName = str
 
-BUILTIN_NAMES = ("sla_burn", "complaint_spike", "backlog_growth", "tickets_at_risk")
+BUILTIN_NAMES = (
+    "sla_burn",
+    "complaint_spike",
+    "backlog_growth",
+    "tickets_at_risk",
+    "understaffing",
+    "estimated_wait",
+    *VOICE_NAMES,
+)
 
 # ---------------------------------------------------------------------- the metric contract
 # Gauges a threshold detector may watch (metrics.md). Counters only grow, histograms are
@@ -77,6 +91,8 @@ COUNTERS = (
     "support_csat_ratings_total",
     "support_complaints_total",
 )
+SECONDS_GAUGES = ("support_queue_oldest_wait_seconds", "support_wait_quantile_seconds")
+"""Gauges in seconds: a threshold on them may be relative to each channel's answer target."""
 QUANTILES = ("0.5", "0.9", "0.99")
 SLAS = ("first_response", "resolution")
 
@@ -165,6 +181,27 @@ class ThresholdSettings(_Model):
     abandoned - short abandoned; answered for quantiles; ratings for CSAT) in the window."""
     channels: tuple[ChannelName, ...] = ()
     """Empty: every channel on which the metric has a value."""
+    confidence: float | None = Field(default=None, gt=0.5, lt=1)
+    """Ratio gauges: a statistical volume guard. ``>``/``>=`` fire only while the window's
+    one-sided Wilson lower bound at this confidence is past ``value`` (``<``/``<=``: the upper
+    bound), so a ratio of a few contacts is never enough. Recovery (``recover``) is judged on
+    the ratio itself."""
+    relative_to: Literal["answer_seconds"] | None = None
+    """Seconds gauges: ``value`` and ``recover`` are multiples of each channel's
+    ``answer_seconds`` (T) instead of seconds."""
+    floor: float = Field(default=0, ge=0)
+    """With ``relative_to``: a channel's threshold is at least this many seconds (its recover
+    level scales with it)."""
+
+    def levels(self, answer_seconds: float | None) -> tuple[float, float | None]:
+        """(value, recover) for a channel: as configured, or scaled by its T (``relative_to``)
+        and floored at ``floor`` (``recover`` keeps its ratio to ``value``)."""
+        if self.relative_to is None or answer_seconds is None:
+            return self.value, self.recover
+        value = max(self.value * answer_seconds, self.floor)
+        if self.recover is None:
+            return value, None
+        return value, value * (self.recover / self.value if self.value else 1.0)
 
     @field_validator("value", "recover")
     @classmethod
@@ -219,6 +256,18 @@ class ThresholdSettings(_Model):
             )
         if self.sla is not None and self.metric != "support_tickets_at_risk":
             raise ValueError(f"{key}.sla: only support_tickets_at_risk has an sla label")
+        if self.confidence is not None and not info.ratio:
+            raise ValueError(
+                f"{key}.confidence: {self.metric} is not a ratio; a statistical guard needs k "
+                "of n contacts"
+            )
+        if self.relative_to is not None and self.metric not in SECONDS_GAUGES:
+            raise ValueError(
+                f"{key}.relative_to: {self.metric} is not in seconds (one of: "
+                f"{', '.join(SECONDS_GAUGES)})"
+            )
+        if self.floor and self.relative_to is None:
+            raise ValueError(f"{key}.floor: only with relative_to (a floor for T multiples)")
         if self.min_volume is not None and info.volume is None:
             raise ValueError(
                 f"{key}.min_volume: {self.metric} is not a ratio or quantile; it has no volume"
@@ -369,6 +418,13 @@ class ComplaintSpikeSettings(_Model):
     """Hour-of-week slots are in this IANA time zone (business hours are local)."""
     by_category: bool = True
     """Also judge each complaint category (bounded by ``ingest.complaint_categories``)."""
+    cusum_ratio: float = Field(default=4.0, gt=1)
+    """The channel total also runs a Poisson CUSUM tuned for a rise to this multiple of the
+    expected rate: each complaint adds ln(ratio), each second takes (ratio - 1) x the expected
+    rate per second away, floored at 0 (sustained spikes too small for one window)."""
+    cusum_threshold: float = Field(default=10.0, ge=0)
+    """The CUSUM is active while its statistic is at or above this (0: no CUSUM). It is capped
+    at this + ln(ratio), so it stops soon after the spike does."""
     channels: tuple[ChannelName, ...] = ()
 
     @field_validator("timezone")
@@ -402,6 +458,10 @@ class BacklogGrowthSettings(_Model):
     """The oldest wait's growth rate is the least-squares slope over this much recent history;
     default ``answer_seconds``."""
     min_waiting: int = Field(default=1, ge=1)
+    recover_fraction: float = Field(default=0.5, ge=0, le=1)
+    """Hysteresis: once active, the signal stays active while at least ``min_waiting`` wait and
+    the oldest wait is at least this fraction of T, whatever the slope does meanwhile (the
+    slope of a queue whose head is answered now and then swings around 0); 1 turns it off."""
     channels: tuple[ChannelName, ...] = ()
 
     def horizon_for(self, ch: ChannelSettings) -> float:
@@ -453,6 +513,88 @@ class TicketsAtRiskSettings(_Model):
         )
 
 
+# ---------------------------------------------------------------------- staffing (Erlang C)
+
+
+class _StaffingModel(_Model):
+    """What the understaffing and estimated-wait detectors share: the Erlang C inputs they
+    compute per live channel with agent events (``detectors/staffing.py``)."""
+
+    enabled: bool = True
+    rate_windows: tuple[str, ...] = Field(default=(SHORTEST, LONGEST), min_length=1)
+    """The arrival rate is the lowest of the channel's queued-per-second rates over these
+    windows (the 5 m count alone swings the prediction; the 1 h one lags the daily curve)."""
+    handle_window: str = LONGEST
+    """Mean handle time (talk + after-call work per ended contact) over this window."""
+    min_arrivals: int = Field(default=30, ge=1)
+    """Volume guard: not judged while fewer contacts than this were queued in the longest of
+    ``rate_windows``."""
+    channels: tuple[ChannelName, ...] = ()
+
+    def _check_windows(self, key: str, windows: Sequence[str]) -> None:
+        for i, name in enumerate(self.rate_windows):
+            _window(f"{key}.rate_windows[{i}]", name, windows)
+            if name == "today":
+                raise ValueError(f"{key}.rate_windows[{i}]: 'today' is not a sliding window")
+        _window(f"{key}.handle_window", self.handle_window, windows)
+        if self.handle_window == "today":
+            raise ValueError(f"{key}.handle_window: 'today' is not a sliding window")
+
+    def _live_scope(self, key: str, channels: Mapping[str, ChannelSettings]) -> list[str]:
+        return _scope(
+            key, self.channels, channels, _live, "has no answer_seconds: it has no live queue"
+        )
+
+
+class UnderstaffingSettings(_StaffingModel):
+    """Agents on a live channel well below what Erlang C requires for its service level."""
+
+    ratio: float = Field(default=0.7, gt=0, le=1)
+    """Active when the agents on the channel are fewer than ``ratio`` x agents required ..."""
+    min_shortfall: int = Field(default=2, ge=1)
+    """... and at least this many agents short."""
+    recover_ratio: float = Field(default=0.8, gt=0, le=1)
+    """Hysteresis: once active, stays active until the agents reach ``recover_ratio`` x
+    required (or the shortfall is gone, or the volume guard stops judging)."""
+
+    def check(
+        self, key: str, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
+    ) -> list[str]:
+        self._check_windows(key, windows)
+        if self.recover_ratio < self.ratio:
+            raise ValueError(
+                f"{key}.recover_ratio: {self.recover_ratio:g} is below ratio {self.ratio:g}; it "
+                "must be at or above it (it is the level at which an active signal recovers)"
+            )
+        return self._live_scope(key, channels)
+
+
+class EstimatedWaitSettings(_StaffingModel):
+    """Erlang C estimated wait of a contact arriving now above a multiple of the answer target."""
+
+    multiple: float = Field(default=3.0, gt=0)
+    """Active when the estimated wait exceeds ``multiple`` x the channel's answer_seconds
+    (+Inf, an overloaded queue, always does)."""
+    recover_multiple: float | None = Field(default=None, gt=0)
+    """Hysteresis: once active, stays active until the estimate is at or below this multiple of
+    T; default 0.75 x ``multiple``."""
+
+    @property
+    def effective_recover(self) -> float:
+        return self.recover_multiple if self.recover_multiple is not None else self.multiple * 0.75
+
+    def check(
+        self, key: str, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
+    ) -> list[str]:
+        self._check_windows(key, windows)
+        if self.recover_multiple is not None and self.recover_multiple > self.multiple:
+            raise ValueError(
+                f"{key}.recover_multiple: {self.recover_multiple:g} is above multiple "
+                f"{self.multiple:g}; it must be at or below it"
+            )
+        return self._live_scope(key, channels)
+
+
 # ---------------------------------------------------------------------- the whole block
 
 
@@ -493,6 +635,11 @@ class DetectorSettings(_Model):
     complaint_spike: ComplaintSpikeSettings = ComplaintSpikeSettings()
     backlog_growth: BacklogGrowthSettings = BacklogGrowthSettings()
     tickets_at_risk: TicketsAtRiskSettings = TicketsAtRiskSettings()
+    understaffing: UnderstaffingSettings = UnderstaffingSettings()
+    estimated_wait: EstimatedWaitSettings = EstimatedWaitSettings()
+    containment_drop: ContainmentDropSettings = ContainmentDropSettings()
+    negative_sentiment: NegativeSentimentSettings = NegativeSentimentSettings()
+    nps_drop: NpsDropSettings = NpsDropSettings()
     thresholds: tuple[ThresholdSettings, ...] = Field(default_factory=_default_thresholds)
 
     @model_validator(mode="after")

@@ -27,10 +27,13 @@ from detectors.at_risk import TicketsAtRiskDetector
 from detectors.backlog import BacklogGrowthDetector
 from detectors.burn import SlaBurnDetector
 from detectors.complaints import ComplaintSpikeDetector
+from detectors.customer_voice import build as build_voice
 from detectors.config import DetectorSettings, resolve_window
 from detectors.readings import Detector, Groups, Readings
 from detectors.signal import Signal
+from detectors.staffing import EstimatedWaitDetector, UnderstaffingDetector
 from detectors.threshold import ThresholdDetector
+from detectors.voice_config import VOICE_NAMES
 from monitor.config import ChannelSettings
 from monitor.engine.engine import Engine
 from monitor.engine.rows import Series
@@ -153,6 +156,23 @@ class DetectorSuite:
             self.detectors.append(
                 TicketsAtRiskDetector(settings.tickets_at_risk, scopes["tickets_at_risk"], channels)
             )
+        if settings.understaffing.enabled:
+            self.detectors.append(
+                UnderstaffingDetector(
+                    settings.understaffing, scopes["understaffing"], channels, windows
+                )
+            )
+        if settings.estimated_wait.enabled:
+            self.detectors.append(
+                EstimatedWaitDetector(
+                    settings.estimated_wait, scopes["estimated_wait"], channels, windows
+                )
+            )
+        for name in VOICE_NAMES:
+            voice = getattr(settings, name)
+            if voice.enabled:
+                span = window_spans[resolve_window(voice.window, window_spans)]
+                self.detectors.append(build_voice(name, voice, scopes[name], span, windows))
         for t in settings.thresholds:
             self.detectors.append(ThresholdDetector(t, scopes[t.name], windows))
         self.last: list[Signal] = []

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from detectors.config import METRICS, ThresholdSettings
+from detectors.evidence import wilson
 from detectors.readings import Groups, Readings, WorstExport, fmt, offered, same, window_index
 from detectors.signal import Signal
 from monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES
@@ -72,6 +73,8 @@ class ThresholdDetector(WorstExport):
         self._window_value = WINDOW_GAUGES.get(settings.metric)
         self._keys: list[Any] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
+        self._levels: dict[str, tuple[float, float | None]] = {}
+        """Per channel: (value, recover), scaled by its T with ``relative_to``."""
 
     def export_state(self) -> dict[str, object]:
         """The hysteresis flags: which (channel, queue) was active at the last tick."""
@@ -88,6 +91,8 @@ class ThresholdDetector(WorstExport):
         windowed = self._info.kind == "windowed"
         for i, channel in enumerate(self.channels):
             ch = channels[channel]
+            if channel not in self._levels:
+                self._levels[channel] = self.settings.levels(ch.settings.answer_seconds)
             last = self._keys[i]
             if windowed:
                 value, volume = self._window_inputs(ch.windows.totals[self._window_i])
@@ -122,7 +127,11 @@ class ThresholdDetector(WorstExport):
                 f"only {volume} {self._info.volume} in {self._window} "
                 f"(min_volume {s.effective_min_volume})"
             )
-        return self._judge(channel, "", value, guard)
+        bound = math.nan
+        if s.confidence is not None and volume and not math.isnan(value):
+            lower, upper = wilson(value * volume, volume, s.confidence)
+            bound = lower if self.upward else upper
+        return self._judge(channel, "", value, guard, bound=bound, volume=volume)
 
     def _queue_values(self, readings: Readings, ch: ChannelRuntime) -> tuple[float, ...]:
         """One value per queue: the queue's rows combined (``aggregate``), as the rows of the
@@ -153,32 +162,53 @@ class ThresholdDetector(WorstExport):
             return [self._judge(channel, q, v, "") for q, v in sorted(per_queue.items())]
         return [self._judge(channel, "", _combine(list(values), how), "")]
 
-    def _judge(self, channel: str, queue: str, value: float, guard: str) -> Signal:
+    def _judge(
+        self,
+        channel: str,
+        queue: str,
+        value: float,
+        guard: str,
+        *,
+        bound: float = math.nan,
+        volume: int | None = None,
+    ) -> Signal:
+        """``bound``: the Wilson bound of a guarded ratio (NaN: no statistical guard)."""
         s = self.settings
+        threshold, recover = self._levels[channel]
         key = (channel, queue)
         was = self._active.get(key, False)
+        guarded = s.confidence is not None
+        past = self._op(value, threshold)
+        shown = past and (not guarded or (not math.isnan(bound) and self._op(bound, threshold)))
         if guard or math.isnan(value):
             active = False
         else:
-            active = self._op(value, s.value) or (
-                was and s.recover is not None and self._op(value, s.recover)
-            )
+            active = shown or (was and recover is not None and self._op(value, recover))
         self._active[key] = active
         where = channel if not queue else f"{channel}/{queue}"
         metric = s.metric if s.window is None else f"{s.metric}{{window={s.window}}}"
         if guard:
             summary = f"{metric} on {where} not judged: {guard}"
-        elif active and not self._op(value, s.value):
-            summary = f"{metric} on {where} is {fmt(value)}, not yet back past {s.recover:g}"
+        elif active and not shown:
+            summary = f"{metric} on {where} is {fmt(value)}, not yet back past {recover:g}"
+        elif past and not shown:
+            side = "lower" if self.upward else "upper"
+            summary = (
+                f"{metric} on {where} {fmt(value)} of {volume} is {s.op} {threshold:g} but not "
+                f"shown at {s.confidence:g} confidence ({side} bound {fmt(bound)})"
+            )
         else:
             verb = "is" if active else "is not"
-            summary = f"{metric} on {where} {fmt(value)} {verb} {s.op} {s.value:g}"
+            summary = f"{metric} on {where} {fmt(value)} {verb} {s.op} {threshold:g}"
+            if guarded and active:
+                side = "lower" if self.upward else "upper"
+                summary += f" ({volume} contacts, {side} bound {fmt(bound)} at {s.confidence:g})"
         return Signal(
             detector=self.name,
             channel=channel,
             active=active,
             score=value,
-            threshold=s.value,
+            threshold=threshold,
             labels=(("queue", queue),) if queue else (),
             summary=summary,
         )

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
-from bench.detection import cusum, score, streams, traffic
+from bench.detection import cusum, score, streams, traffic, traffic_agents, traffic_voice
 from bench.detection.traffic import DAY, HOUR, Incident
 
 GRACE = 30 * 60.0
@@ -38,6 +38,8 @@ STREAM = {
     "complaint_spike_8x": "complaints (Poisson, x8)",
     "csat_drop": "CSAT ratings (binomial)",
     "tickets_piling": "first responses (Poisson, drop)",
+    **traffic_agents.STREAM,
+    **traffic_voice.STREAM,
 }
 INCIDENT_SLOTS = (8.0, 10.5, 13.0, 15.5, 18.0)
 """Hours of the incident day at which each channel's incidents start (2.5 h apart)."""
@@ -65,6 +67,10 @@ def layout(channels: Sequence[str], healthy_days: float) -> Layout:
             begin = day + hour * HOUR
             end = begin + traffic.DURATIONS[kind]
             incidents.append(Incident(kind, channel, begin, end, traffic.FACTORS[kind]))
+    # The staffing incidents (agent states) on the next weekday.
+    incidents += traffic_agents.incidents(channels, day + DAY)
+    # The customer-voice incidents on the first incident day, at hours free on their channel.
+    incidents += traffic_voice.incidents(channels, day)
     end = max((inc.end for inc in incidents), default=healthy_end) + GRACE + HOUR
     return Layout(start, healthy_end, incidents, end)
 
@@ -105,11 +111,14 @@ def optimal_delay(
     rate: cusum.Rate | None,
     healthy: tuple[float, float],
     allowed: int,
+    voice_trials: list[tuple[float, int]] | None = None,
 ) -> tuple[float | None, float]:
     """(CUSUM delay for the incident, its threshold), at ``allowed`` alarms on ``healthy``."""
     stop = inc.end + GRACE
-    if inc.kind in ("sl_collapse", "csat_drop"):
-        trials = s.sl if inc.kind == "sl_collapse" else s.csat
+    if inc.kind in ("sl_collapse", "csat_drop", *traffic_agents.KINDS, *traffic_voice.KINDS):
+        trials = s.csat if inc.kind == "csat_drop" else s.sl
+        if inc.kind in traffic_voice.KINDS:  # bot sessions, sentiment scores, NPS answers
+            trials = voice_trials or []
         base = [x for t, x in trials if healthy[0] <= t < healthy[1]]
         during = [x for t, x in trials if inc.start <= t < inc.end]
         p0 = sum(base) / len(base)
@@ -159,7 +168,10 @@ def generate(out: Path, seed: int, lay: Layout, channels: Sequence[str]) -> int:
     p = paths(out, seed)
     traffic.write_labels(p["labels"], lay.incidents)
     span = (lay.start, lay.end)
-    return traffic.write(p["events"], seed, span, live=live, desks=desks, incidents=lay.incidents)
+    n = traffic_agents.write(
+        p["events"], seed, span, live=live, desks=desks, incidents=lay.incidents
+    )
+    return n + traffic_voice.merge_into(p["events"], seed, span, channels, lay.incidents)
 
 
 def replay_command(out: Path, seed: int, config: Path) -> list[str]:
@@ -256,6 +268,7 @@ def collect(
         res.false_pages.update(result.false_pages)
         res.other.update(result.other)
         per_channel = streams.read(p["events"], answer)
+        voice = traffic_voice.read_trials(p["events"])
         for channel in channels:
             st = per_channel[channel]
             sl, ab, offered = streams.service_level(st, *healthy)
@@ -270,8 +283,11 @@ def collect(
                 inc.kind, "complaints"
             )
             rate = rates.get((inc.channel, stream))
-            opt, h = optimal_delay(inc, per_channel[inc.channel], rate, healthy, allowed)
-            target, _ = optimal_delay(inc, per_channel[inc.channel], rate, healthy, per_week)
+            extra = voice.get((inc.channel, inc.kind))
+            opt, h = optimal_delay(inc, per_channel[inc.channel], rate, healthy, allowed, extra)
+            target, _ = optimal_delay(
+                inc, per_channel[inc.channel], rate, healthy, per_week, extra
+            )
             first = det.first.alert if det.first else None
             run = Run(seed, det.delay, first, det.by_alert, opt, h, allowed, target)
             res.runs[inc.kind, inc.channel].append(run)
@@ -415,15 +431,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--healthy-days", type=float, default=7.0)
-    parser.add_argument("--channels", nargs="+", default=["voice", "chat", "email"])
+    parser.add_argument(
+        "--channels", nargs="+", default=["voice", "chat", "email", *traffic_voice.CHANNELS]
+    )
     parser.add_argument("--jobs", type=int, default=1, help="replays run at once")
     parser.add_argument("--out", type=Path, default=Path("bench/out/detection"))
     parser.add_argument("--rescore", action="store_true", help="score the files of a past run")
     args = parser.parse_args(argv)
-    unknown = set(args.channels) - set(traffic.PLANS)
+    unknown = set(args.channels) - set(traffic.PLANS) - set(traffic_voice.CHANNELS)
     if unknown:
         parser.error(
-            f"--channels: unknown {sorted(unknown)} (the default config has voice, chat, email)"
+            f"--channels: unknown {sorted(unknown)} (the default config has voice, chat, email, chatbot)"
         )
     args.out.mkdir(parents=True, exist_ok=True)
     config = args.out / "default.yaml"

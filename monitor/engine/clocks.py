@@ -32,8 +32,12 @@ class Calendar(Protocol):
         ...
 
     def add(self, start: float, seconds: float) -> float:
-        """The instant at which ``seconds`` of business time have elapsed since ``start``; for
-        a negative ``seconds``, the instant that much business time before ``start``."""
+        """The instant at which ``seconds`` (>= 0) of business time have elapsed since
+        ``start``."""
+        ...
+
+    def back(self, start: float, seconds: float) -> float:
+        """The latest instant ``x <= start`` with ``elapsed(x, start) >= seconds`` (>= 0)."""
         ...
 
 
@@ -45,6 +49,9 @@ class Always:
 
     def add(self, start: float, seconds: float) -> float:
         return start + seconds
+
+    def back(self, start: float, seconds: float) -> float:
+        return start - seconds
 
 
 ALWAYS = Always()
@@ -98,29 +105,10 @@ def day_start(zone: str, at: str) -> Callable[[float], float]:
     return latest
 
 
-_BACK_LIMIT = 400 * 86400.0
-"""How far back :func:`shift` looks for a past deadline before calling it ``-inf``."""
-
-
 def shift(calendar: Calendar, start: float, seconds: float) -> float:
-    """``calendar.add(start, seconds)``, also for a negative ``seconds``: then the latest instant
-    ``x <= start`` with ``calendar.elapsed(x, start) >= -seconds`` (found by bisection to 1 ms;
-    it happens only when a target change leaves a clock already past its new target)."""
+    """``calendar.add(start, seconds)``, and for a negative ``seconds`` the latest instant
+    ``x <= start`` with ``-seconds`` of business time in ``[x, start)`` (a target change that
+    leaves a clock already past its new target)."""
     if seconds >= 0:
         return calendar.add(start, seconds)
-    if isinstance(calendar, Always):
-        return start + seconds
-    need = -seconds
-    span = max(need, 1.0)
-    while calendar.elapsed(start - span, start) < need:
-        span *= 2
-        if span > _BACK_LIMIT:
-            return -math.inf
-    low, high = start - span, start  # elapsed(low, start) >= need > elapsed(high, start)
-    while high - low > 0.001:
-        mid = (low + high) / 2
-        if calendar.elapsed(mid, start) >= need:
-            low = mid
-        else:
-            high = mid
-    return low
+    return calendar.back(start, -seconds)

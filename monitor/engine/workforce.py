@@ -32,6 +32,7 @@ import heapq
 import math
 from typing import TYPE_CHECKING, Any
 
+from monitor.config import TODAY
 from monitor.engine.erlang import Staffing, staffing
 from monitor.events import AgentState, Reject
 
@@ -155,7 +156,8 @@ class Workforce:
         self._seq = 0
         self.superseded = 0
         """State changes older than the agent's current state: counted as applied, not used."""
-        spans = settings.window_seconds
+        # The sliding windows (the today window is not one: it is never the shortest).
+        spans = {n: span for n, span in settings.window_seconds.items() if n != TODAY}
         self._max_width = max(math.ceil(span) for span in spans.values())
         self.shortest, self.shortest_span = min(spans.items(), key=lambda item: item[1])
         self._shortest_width = math.ceil(self.shortest_span)

@@ -32,6 +32,9 @@ def test_defaults_page_nobody():
         "longest_wait",
         "abandon_rate",
         "csat_low",
+        "containment_drop",
+        "negative_sentiment",
+        "nps_drop",
     }
     assert names <= set(s.detectors.names())  # the default detectors exist
     for r in default_rules():

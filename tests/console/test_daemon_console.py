@@ -69,7 +69,7 @@ def test_daemon_serves_the_console_and_keeps_silences(tmp_path: Path) -> None:
         assert 'data-refresh-ms="2000"' in page.text
         assert httpx.get(base + "/api/v1/status", timeout=5).status_code == 401  # basic auth
         status = httpx.get(base + "/api/v1/status", auth=auth, timeout=5).json()
-        assert [c["channel"] for c in status["channels"]] == ["chat", "email", "voice"]
+        assert [c["channel"] for c in status["channels"]] == ["chat", "chatbot", "email", "voice"]
         assert status["writable"] is True
         created = httpx.post(
             base + "/api/v1/silences",

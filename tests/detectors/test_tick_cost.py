@@ -74,7 +74,7 @@ def test_direct_reads_are_the_exporters_rows() -> None:
                     assert got == want or (math.isnan(got) and math.isnan(want)), name
                     assert type(got) is type(want), name
                     checked += 1
-    assert checked == 72  # 5 queues x 6 live rows + 3 channels x 2 windows x 7 windowed rows
+    assert checked == 117  # 5 queues x 9 live rows + 3 channels x 2 windows x 12 windowed rows
     assert rows["support_queue_waiting", (("channel", "voice"), ("queue", "tech"))] > 0
 
 

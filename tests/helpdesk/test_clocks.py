@@ -299,3 +299,24 @@ def test_replay_jumping_quiet_days_still_wakes_for_business_deadlines_and_day_st
     reset = next(row for row in stepped if row[0] >= at("2026-03-07 00:00"))
     assert reset[2] == 0
     assert reset[0] <= at("2026-03-07 00:00") + cfg.exporter.tick_seconds
+
+
+def test_a_priority_change_past_the_new_target_walks_back_in_business_time() -> None:
+    # Created Monday 17:00, urgent (1 h 30 m) on Tuesday 10:00 after 1 h + 1 h of business time:
+    # deadline = Tuesday 10:00 + 1.5 h - 2 h, i.e. 30 min of business time back: Tuesday 09:30.
+    t = Tickets(
+        {
+            "resolution_seconds": 8 * 3600,
+            "priorities": {"urgent": {"resolution": "1h30m"}},
+            "calendar": "office",
+        },
+        calendars={"office": office()},
+    )
+    t.send("ticket.created", at("2026-03-09 17:00"), ticket_id="t1")
+    t.send("ticket.priority_changed", at("2026-03-10 10:00"), ticket_id="t1", priority="urgent")
+    t.at(at("2026-03-10 10:00:10"))
+    assert t.get("support_sla_breaches_total", sla="resolution") == 1
+    deadline = at("2026-03-10 09:30")
+    clock = t.engine.tickets["t1"].clocks[2]
+    assert clock is not None
+    assert clock.deadline == deadline

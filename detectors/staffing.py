@@ -1,0 +1,270 @@
+"""Staffing detectors: understaffing and estimated wait above T, from Erlang C.
+
+Both judge each live channel (``answer_seconds``) that has seen an agent (the channels whose
+workforce rows exist), as one pool: every agent of the channel serves every queue of it.
+
+Inputs, per channel at each tick (``docs/detectors.md`` "Understaffing"):
+
+- arrival rate λ: the lowest of ``queued / window seconds`` over ``rate_windows`` (default the
+  shortest and the longest window);
+- mean handle time AHT: (talk + after-call-work time) / ended contacts over ``handle_window``
+  (default the longest window); NaN while none ended there;
+- agents N: the channel's agents ``available``, ``busy`` or in ``after_call_work`` now (an
+  agent in after-call work is serving a contact: its time is part of AHT);
+- T and the level: the channel's ``answer_seconds`` and ``service_level_target`` (0.8 unset).
+
+``monitor.engine.erlang.staffing(λ, AHT, N, T, level)`` gives the agents required and the
+estimated wait. Both detectors are silent (inactive, "not judged") while fewer than
+``min_arrivals`` contacts were queued in the longest of ``rate_windows``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from detectors.config import (
+    EstimatedWaitSettings,
+    UnderstaffingSettings,
+    resolve_window,
+)
+from detectors.readings import Groups, Readings, WorstExport, fmt
+from detectors.signal import Signal
+from monitor.config import ChannelSettings
+from monitor.engine.erlang import Staffing, staffing
+from monitor.engine.state import ChannelRuntime
+
+DEFAULT_LEVEL = 0.8
+"""The service-level target of a live channel without ``service_level_target``."""
+_WORKING = ("available", "busy", "after_call_work")
+
+
+class Inputs:
+    """The Erlang C inputs of one channel at one tick, and what they give."""
+
+    __slots__ = ("agents", "arrivals", "handle", "rate", "result")
+
+    def __init__(self, rate: float, handle: float, agents: int, arrivals: int) -> None:
+        self.rate = rate
+        self.handle = handle
+        self.agents = agents
+        self.arrivals = arrivals
+        self.result: Staffing | None = None
+
+    def key(self) -> tuple[float, float, int, int]:
+        return (self.rate, self.handle, self.agents, self.arrivals)
+
+    def describe(self) -> str:
+        """``arrivals 2.1/min, handle time 4m10s``."""
+        handle = "unknown" if math.isnan(self.handle) else format_seconds(round(self.handle))
+        return f"arrivals {self.rate * 60:.1f}/min, handle time {handle}"
+
+
+def format_seconds(seconds: int) -> str:
+    """Whole seconds as ``4m10s``, ``45s`` or ``1h05m``."""
+    minutes, secs = divmod(max(0, seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _same(a: tuple[float, ...] | None, b: tuple[float, ...]) -> bool:
+    if a is None:
+        return False
+    return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))  # noqa: PLR0124
+
+
+class _StaffingDetector(WorstExport):
+    """What both detectors share: the scope, the inputs and the hysteresis flags."""
+
+    name: str
+    upward: bool
+
+    def __init__(
+        self,
+        settings: UnderstaffingSettings | EstimatedWaitSettings,
+        channels: list[str],
+        channel_settings: Mapping[str, ChannelSettings],
+        windows: Sequence[str],
+    ) -> None:
+        self.settings = settings
+        self.channels = channels
+        names = list(windows)
+        self._rate_i = sorted(
+            {names.index(resolve_window(w, names)) for w in settings.rate_windows}
+        )
+        self._handle_i = names.index(resolve_window(settings.handle_window, names))
+        self._answer: dict[str, float] = {}
+        self._level: dict[str, float] = {}
+        for name in channels:
+            ch = channel_settings[name]
+            assert ch.answer_seconds is not None
+            self._answer[name] = ch.answer_seconds
+            target = ch.service_level_target
+            self._level[name] = DEFAULT_LEVEL if target is None else target
+        self._active: dict[str, bool] = dict.fromkeys(channels, False)
+        self._keys: list[tuple[float, ...] | None] = [None] * len(channels)
+        self._groups: Groups = [[] for _ in channels]
+
+    def export_state(self) -> dict[str, object]:
+        """The hysteresis flags: which channels were active at the last tick."""
+        return {"active": [ch for ch, on in self._active.items() if on]}
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        active = {str(ch) for ch in data["active"]}
+        self._active = {ch: ch in active for ch in self.channels}
+        self._keys = [None] * len(self.channels)  # judge every channel again
+
+    def inputs(self, readings: Readings, ch: ChannelRuntime) -> Inputs | None:
+        """The channel's Erlang C inputs now; ``None`` before an agent was seen in it."""
+        workforce = readings.engine.workforce
+        if not workforce.seen(ch.name):
+            return None
+        windows = ch.windows
+        totals, spans = windows.totals, windows.spans
+        rate = min(totals[i].queued / spans[i] for i in self._rate_i)
+        longest = max(self._rate_i, key=lambda i: spans[i])
+        agg = totals[self._handle_i]
+        handled = agg.handled
+        handle = (agg.handle_ms + agg.agent_acw_ms) / handled / 1000 if handled else math.nan
+        counts = workforce.counts(ch.name)
+        agents = sum(counts[state] for state in _WORKING)
+        return Inputs(rate, handle, agents, totals[longest].queued)
+
+    def evaluate(self, readings: Readings) -> Groups:
+        groups = self._groups
+        fresh: Groups | None = None
+        channels = readings.channels
+        for i, channel in enumerate(self.channels):
+            got = self.inputs(readings, channels[channel])
+            key: tuple[float, ...] = (math.nan,) if got is None else got.key()
+            if _same(self._keys[i], key):
+                continue
+            self._keys[i] = key
+            if got is None:
+                signals: list[Signal] = []
+                self._active[channel] = False
+            else:
+                got.result = staffing(
+                    got.rate, got.handle, got.agents, self._answer[channel], self._level[channel]
+                )
+                signals = [self.judge(channel, got)]
+            if fresh is None:
+                fresh = list(groups)
+            fresh[i] = signals
+        if fresh is not None:
+            self._groups = fresh
+        return self._groups
+
+    def guard(self, got: Inputs) -> str:
+        """Why the channel is not judged now ("" when it is)."""
+        s = self.settings
+        if got.arrivals < s.min_arrivals:
+            return (
+                f"only {got.arrivals} contacts queued in the window (min_arrivals {s.min_arrivals})"
+            )
+        if math.isnan(got.handle):
+            return "no contact ended in the handle-time window yet"
+        return ""
+
+    def judge(self, channel: str, got: Inputs) -> Signal:
+        raise NotImplementedError
+
+
+class UnderstaffingDetector(_StaffingDetector):
+    """Active when agents N < ``ratio`` x required and N <= required - ``min_shortfall``;
+    once active, until N >= ``recover_ratio`` x required or N >= required.
+
+    score = N (agents on the channel), expected = agents required, threshold = ``ratio`` x
+    required (the level below which the signal turns active)."""
+
+    name = "understaffing"
+    upward = False
+    settings: UnderstaffingSettings
+
+    def judge(self, channel: str, got: Inputs) -> Signal:
+        s = self.settings
+        assert got.result is not None
+        required = got.result.required
+        agents = got.agents
+        guard = self.guard(got)
+        was = self._active[channel]
+        if guard or math.isnan(required):
+            active = False
+        else:
+            start = agents < s.ratio * required and required - agents >= s.min_shortfall
+            hold = was and agents < s.recover_ratio * required and agents < required
+            active = start or hold
+        self._active[channel] = active
+        level = self._level[channel]
+        answer = self._answer[channel]
+        if guard:
+            summary = f"{channel} staffing not judged: {guard}"
+        elif math.isnan(required):
+            summary = f"{channel} staffing not judged: the agents required are unknown"
+        else:
+            summary = (
+                f"{channel} needs {required:.0f} agents, {agents} on the queue "
+                f"({got.describe()}; {level:.0%} within {answer:g} s)"
+            )
+        return Signal(
+            detector=self.name,
+            channel=channel,
+            active=active,
+            score=float(agents),
+            threshold=s.ratio * required,
+            expected=required,
+            summary=summary,
+        )
+
+
+class EstimatedWaitDetector(_StaffingDetector):
+    """Active when the estimated wait W > ``multiple`` x T (+Inf included); once active, until
+    W <= the recover multiple x T.
+
+    score = W (seconds, +Inf when overloaded), threshold = ``multiple`` x T, expected = T."""
+
+    name = "estimated_wait"
+    upward = True
+    settings: EstimatedWaitSettings
+
+    def judge(self, channel: str, got: Inputs) -> Signal:
+        s = self.settings
+        assert got.result is not None
+        wait = got.result.wait_seconds
+        answer = self._answer[channel]
+        limit = s.multiple * answer
+        guard = self.guard(got)
+        was = self._active[channel]
+        if guard or math.isnan(wait):
+            active = False
+        else:
+            active = wait > limit or (was and wait > s.effective_recover * answer)
+        self._active[channel] = active
+        if guard:
+            summary = f"{channel} estimated wait not judged: {guard}"
+        else:
+            if math.isinf(wait):
+                said = "unbounded (more load than agents)"
+            elif math.isnan(wait):
+                said = "unknown"
+            else:
+                said = f"{fmt(wait)} s"
+            summary = (
+                f"{channel} estimated wait {said} vs T = {answer:g} s "
+                f"(warns above {limit:g} s; {got.result.traffic:.1f} Erlangs on {got.agents} "
+                f"agents; {got.describe()})"
+            )
+        return Signal(
+            detector=self.name,
+            channel=channel,
+            active=active,
+            score=wait,
+            threshold=limit,
+            expected=answer,
+            summary=summary,
+        )

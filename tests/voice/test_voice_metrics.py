@@ -1,0 +1,132 @@
+"""Customer voice and self-service: every number below is computed by hand in the comments."""
+
+from __future__ import annotations
+
+import json
+
+from monitor.engine import snapshot
+from monitor.engine.engine import Engine
+from monitor.pipeline import Delivery, Pipeline
+from monitor.stats import DaemonStats
+from tests.support import CONFIG, T0, Stream, run, settings, value
+
+W5 = {"channel": "chat", "window": "5m"}
+
+
+def test_nps_is_promoters_minus_detractors_over_answers() -> None:
+    # Scores 10, 9 (promoters), 8, 7 (passives), 6, 0 (detractors), 3 (detractor):
+    # (2 - 3) / 7 = -1/7.
+    s = Stream()
+    for i, score in enumerate((10, 9, 8, 7, 6, 0, 3)):
+        s.add("survey.answered", i, "chat", survey="nps", score=score)
+    engine, _ = run(s.lines, until=10)
+    assert value(engine, "support_nps_score", **W5) == (2 - 3) / 7
+    nps = {"channel": "chat", "survey": "nps"}
+    assert value(engine, "support_survey_responses_total", **nps, score="9") == 1
+    assert value(engine, "support_survey_responses_total", **nps, score="0") == 1
+
+
+def test_ces_is_the_sum_over_the_count_and_leaves_the_window_exactly() -> None:
+    # 7 at t=0, 2 at t=100: mean 4.5. The 5m window at t=300 is (0, 300]: the 7 is out -> 2.
+    s = Stream()
+    s.add("survey.answered", 0, "chat", survey="ces", score=7)
+    s.add("survey.answered", 100, "chat", survey="ces", score=2)
+    engine, _ = run(s.lines, until=299)
+    assert value(engine, "support_ces_score", **W5) == 4.5
+    engine.flush(T0 + 300)
+    assert value(engine, "support_ces_score", **W5) == 2.0
+
+
+def test_csat_counts_ratings_and_csat_surveys_alike() -> None:
+    # ticket.rated 5 and 2, survey csat 4 and 1: satisfied 2 of 4.
+    s = Stream()
+    s.add("ticket.rated", 0, "chat", rating=5)
+    s.add("ticket.rated", 1, "chat", rating=2)
+    s.add("survey.answered", 2, "chat", survey="csat", score=4)
+    s.add("survey.answered", 3, "chat", survey="csat", score=1)
+    engine, _ = run(s.lines, until=10)
+    assert value(engine, "support_csat_ratio", **W5) == 0.5
+    assert value(engine, "support_csat_ratings_total", channel="chat", rating="5") == 1
+    assert value(engine, "support_csat_ratings_total", channel="chat", rating="4") == 1
+    csat = {"channel": "chat", "survey": "csat"}
+    assert value(engine, "support_survey_responses_total", **csat, score="5") == 1
+    assert value(engine, "support_survey_responses_total", **csat, score="1") == 1
+
+
+def test_containment_and_escalations_to_a_live_channel() -> None:
+    # 3 contained, 1 escalated to contact c1 (queued on chat), 1 abandoned: 3 / 5.
+    s = Stream()
+    s.add("contact.queued", 0, "chat", queue="sales", contact_id="c1")
+    for i, outcome in enumerate(("contained", "contained", "escalated", "contained", "abandoned")):
+        extra = {"contact_id": "c1"} if outcome == "escalated" else {}
+        s.add("bot.session_ended", 1 + i, "chatbot", session_id=f"s{i}", outcome=outcome, **extra)
+    channels = dict(CONFIG["channels"])
+    channels["chatbot"] = {"queues": ["default"]}
+    engine, _ = run(s.lines, settings(channels=channels), until=10)
+    bot = {"channel": "chatbot", "window": "5m"}
+    assert value(engine, "support_self_service_ratio", **bot) == 3 / 5
+    assert value(engine, "support_bot_sessions_total", channel="chatbot", outcome="escalated") == 1
+    assert value(engine, "support_bot_escalated_contacts_total", channel="chat") == 1
+    assert value(engine, "support_bot_escalated_contacts_total", channel="chatbot") == 0
+
+
+def test_sentiment_polarity_cut_offs_are_strict() -> None:
+    # Defaults: below -0.3 negative, above 0.3 positive; -0.3 and 0.3 themselves are neutral.
+    s = Stream()
+    for i, score in enumerate((-1.0, -0.31, -0.3, 0.0, 0.3, 0.31, 1.0)):
+        s.add("sentiment.scored", i, "chat", score=score)
+    engine, _ = run(s.lines, until=10)
+    polarity = {
+        p: value(engine, "support_sentiment_total", channel="chat", polarity=p)
+        for p in ("negative", "neutral", "positive")
+    }
+    assert polarity == {"negative": 2, "neutral": 3, "positive": 2}
+    assert value(engine, "support_negative_sentiment_ratio", **W5) == 2 / 7
+
+
+def test_configured_cut_offs_apply() -> None:
+    s = Stream()
+    for i, score in enumerate((-0.6, -0.4, 0.4)):
+        s.add("sentiment.scored", i, "chat", score=score)
+    cfg = settings(sentiment={"negative_below": -0.5, "positive_above": 0.5})
+    engine, _ = run(s.lines, cfg, until=10)
+    assert value(engine, "support_sentiment_total", channel="chat", polarity="negative") == 1
+    assert value(engine, "support_sentiment_total", channel="chat", polarity="neutral") == 2
+
+
+def test_scores_count_on_the_channel_of_the_item_they_name() -> None:
+    # The ticket was opened on email: a survey and a sentiment naming it count there.
+    s = Stream()
+    s.add("ticket.created", 0, "email", ticket_id="t1")
+    s.add("survey.answered", 1, "chat", survey="nps", score=10, ticket_id="t1")
+    s.add("sentiment.scored", 2, "chat", score=-0.9, ticket_id="t1")
+    engine, _ = run(s.lines, until=10)
+    assert value(engine, "support_nps_score", channel="email", window="5m") == 1.0
+    assert value(engine, "support_sentiment_total", channel="email", polarity="negative") == 1
+    assert value(engine, "support_sentiment_total", channel="chat", polarity="negative") == 0
+
+
+def test_bad_scores_are_rejected_by_reason_and_no_text_is_kept() -> None:
+    lines: list[dict[str, object]] = [
+        {"type": "survey.answered", "survey": "nps", "score": 11},  # invalid_value
+        {"type": "survey.answered", "survey": "csat", "score": 0},  # invalid_value
+        {"type": "survey.answered", "survey": "ces", "score": "5"},  # wrong_type
+        {"type": "survey.answered", "survey": "nps", "score": 9.5},  # wrong_type
+        {"type": "survey.answered", "survey": "effort", "score": 3},  # invalid_value
+        {"type": "bot.session_ended", "session_id": "s", "outcome": "transferred"},  # invalid
+        {"type": "sentiment.scored", "score": 1.5},  # invalid_value
+        {"type": "sentiment.scored", "score": True},  # wrong_type
+        {"type": "sentiment.scored", "score": -0.2, "text": "my card number is 4111"},  # ok
+    ]
+    engine = Engine(settings())
+    stats = DaemonStats()
+    pipeline = Pipeline(engine, stats, event_clock=True, log_burst=0)
+    for i, fields in enumerate(lines):
+        event = {"event_id": f"e{i}", "ts": "2026-03-02T09:00:00Z", "channel": "chat", **fields}
+        raw = json.dumps(event).encode()
+        pipeline.process("test", Delivery(raw, f"line:{i}"))
+    reasons = {reason: n for (_, reason), n in stats.rejected.items() if n}
+    assert reasons == {"invalid_value": 5, "wrong_type": 3}
+    assert value(engine, "support_sentiment_total", channel="chat", polarity="neutral") == 1
+    # Only the score is kept: nothing in the engine's state holds the text.
+    assert b"4111" not in snapshot.encode(snapshot.capture(engine, {}))
