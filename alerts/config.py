@@ -142,7 +142,7 @@ def default_rules() -> tuple[AlertRule, ...]:
             "{channel}: a customer has waited {score:.0f}s",
             "The oldest waiting contact on {channel} has waited {score:.0f}s "
             "(threshold {threshold:.0f}s). {signal_summary}",
-            **{"for": "30s", "keep_firing_for": "1m"},
+            **{"for": "2m", "keep_firing_for": "1m"},
         ),
         _rule(
             "BacklogGrowing",
@@ -185,16 +185,16 @@ def default_rules() -> tuple[AlertRule, ...]:
             "warning",
             "{channel}: customer satisfaction down to {score:.0%}",
             "CSAT {score:.1%} is below {threshold:.0%} on {channel}. {signal_summary}",
-            **{"for": "15m", "keep_firing_for": "30m"},
+            **{"for": "5m", "keep_firing_for": "30m"},
         ),
         _rule(
             "ContainmentDrop",
             "containment_drop",
             "critical",
-            "{channel}: self-service contains only {score:.0%} of sessions (usually {expected:.0%})",
+            "{channel}: the bot contains only {score:.0%} of sessions (usually {expected:.0%})",
             "The bot on {channel} is handing far more customers to agents than usual: expect "
             "live queues to surge. {signal_summary}",
-            **{"for": "2m", "keep_firing_for": "10m"},
+            **{"for": "1m", "keep_firing_for": "10m"},
         ),
         _rule(
             "NegativeSentimentHigh",
@@ -203,7 +203,7 @@ def default_rules() -> tuple[AlertRule, ...]:
             "{channel}: {score:.0%} of sentiment scores negative (usually {expected:.0%})",
             "Negative sentiment on {channel} is well above its usual level for this hour of the "
             "week. {signal_summary}",
-            **{"for": "5m", "keep_firing_for": "15m"},
+            **{"for": "2m", "keep_firing_for": "15m"},
         ),
         _rule(
             "NpsDrop",
@@ -212,7 +212,7 @@ def default_rules() -> tuple[AlertRule, ...]:
             "{channel}: NPS down, {score:.0%} detractors (usually {expected:.0%})",
             "Detractors (NPS answers 0-6) on {channel} are significantly more than usual for this "
             "hour of the week. {signal_summary}",
-            **{"for": "10m", "keep_firing_for": "30m"},
+            **{"for": "5m", "keep_firing_for": "30m"},
         ),
         _rule(
             "Understaffed",
@@ -221,7 +221,7 @@ def default_rules() -> tuple[AlertRule, ...]:
             "{channel}: needs {expected:.0f} agents, {score:.0f} on the queue",
             "Erlang C says {channel} needs {expected:.0f} agents to reach its service-level "
             "target; {score:.0f} are available, busy or in after-call work. {signal_summary}",
-            **{"for": "10m", "keep_firing_for": "10m"},
+            **{"for": "15m", "keep_firing_for": "10m"},
         ),
         _rule(
             "EstimatedWaitHigh",
@@ -230,7 +230,7 @@ def default_rules() -> tuple[AlertRule, ...]:
             "{channel}: estimated wait above {threshold:.0f}s (answer target {expected:.0f}s)",
             "Erlang C predicts that a contact arriving now on {channel} waits longer than "
             "{threshold:.0f}s on average. {signal_summary}",
-            **{"for": "15m", "keep_firing_for": "10m"},
+            **{"for": "25m", "keep_firing_for": "10m"},
         ),
     )
 

@@ -18,10 +18,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
+from detectors.complaint_cusum import RateCusum
 from detectors.config import BacklogGrowthSettings
 from detectors.readings import Groups, Readings, WorstExport, fmt, window_index
 from detectors.signal import Signal
 from monitor.config import ChannelSettings
+
+SURGE_MIN_RATE_PER_HOUR = 12.0
+"""The arrival CUSUM takes a usual rate below 12 contacts an hour as 12: a rise in a nearly
+empty hour is no backlog, and the CUSUM falls back within an hour without arrivals."""
 
 
 def slope(points: deque[tuple[float, float]]) -> float:
@@ -131,14 +136,34 @@ class BacklogGrowthDetector(WorstExport):
         self._window = list(windows)[self._window_i]
         self._history: dict[str, _History] = {ch: _History() for ch in channels}
         self._active: dict[str, bool] = dict.fromkeys(channels, False)
+        self._surge = {ch: self._new_surge() for ch in channels}
         self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
+
+    def _new_surge(self) -> RateCusum:
+        s = self.settings
+        threshold = s.surge_threshold
+        # held until half the evidence is gone: single arrivals move it by only ln(ratio)
+        return RateCusum(
+            s.surge_ratio,
+            threshold,
+            0.0,
+            relearn_hours=2,
+            release=threshold / 2,
+            min_rate_per_hour=SURGE_MIN_RATE_PER_HOUR,
+        )
+
+    @staticmethod
+    def _slot(t: float) -> int:
+        """Hour of the week in UTC (0 = Monday 00:00-01:00); 1970-01-01 was a Thursday."""
+        return (math.floor(t / 3600.0) + 72) % 168
 
     def export_state(self) -> dict[str, object]:
         """The oldest-wait history of each channel (its growth rate is the slope over it)."""
         return {
             "history": {ch: [[t, y] for t, y in h] for ch, h in self._history.items()},
             "active": [ch for ch, a in self._active.items() if a],
+            "surge": {ch: c.dump() for ch, c in self._surge.items()},
         }
 
     def restore_state(self, data: dict[str, Any]) -> None:
@@ -148,6 +173,11 @@ class BacklogGrowthDetector(WorstExport):
                 history[ch] = _History([(float(t), float(y)) for t, y in points])
         self._history = history
         self._active = {ch: ch in data.get("active", ()) for ch in self.channels}
+        surge = {ch: self._new_surge() for ch in self.channels}
+        for ch, stored in data.get("surge", {}).items():
+            if ch in surge:
+                surge[ch].load(stored)
+        self._surge = surge
         self._keys = [None] * len(self.channels)
 
     def evaluate(self, readings: Readings) -> Groups:
@@ -167,7 +197,8 @@ class BacklogGrowthDetector(WorstExport):
             rate = history.slope()
             agg = ch.windows.totals[self._window_i]
             inflow, outflow = agg.queued, agg.answered + agg.abandoned
-            key = (oldest, head if waiting else None, waiting, rate, inflow, outflow)
+            surge = self._surge_step(channel, now, ch.queues.values())
+            key = (oldest, head if waiting else None, waiting, rate, inflow, outflow, surge)
             if key == self._keys[i]:
                 continue
             self._keys[i] = key
@@ -178,26 +209,39 @@ class BacklogGrowthDetector(WorstExport):
             self._groups = fresh
         return self._groups
 
+    def _surge_step(self, channel: str, now: float, queues: Iterable[Any]) -> bool:
+        """Advance the channel's arrival CUSUM with its cumulative queued count."""
+        if self.settings.surge_threshold <= 0:
+            return False
+        queued = float(sum(q.queued for q in queues))
+        return self._surge[channel].step(now, queued, self._slot)
+
     def _judge(self, channel: str, key: tuple[Any, ...]) -> Signal:
-        oldest, queue, waiting, rate, inflow, outflow = key
+        oldest, queue, waiting, rate, inflow, outflow, surge = key
         window = self._window
         growing = inflow > outflow and rate > 0
         answer, horizon = self._answer[channel], self._horizon[channel]
         projected = seconds_to_breach(answer, oldest, rate) if waiting else math.inf
         enough = waiting >= self.settings.min_waiting
+        fraction = self.settings.recover_fraction
         held = (
             self._active[channel]
             and enough
-            and oldest >= self.settings.recover_fraction * answer
-            and self.settings.recover_fraction < 1
+            and fraction is not None
+            and oldest >= fraction * answer
         )
-        active = (enough and growing and projected <= horizon) or held
+        active = (enough and growing and projected <= horizon) or held or surge
         self._active[channel] = active
         summary = (
             f"{channel}: {waiting} waiting, oldest {fmt(oldest)} s"
             + (f" in {queue}" if queue else "")
             + f", rising {fmt(rate)} s/s; {inflow} queued vs {outflow} answered or abandoned "
             f"in {window}; T = {answer:g} s reached in about {fmt(projected)} s"
+            + (
+                f"; arrivals above {self.settings.surge_ratio:g}x the usual rate for this hour"
+                if surge
+                else ""
+            )
         )
         return Signal(
             detector=self.name,

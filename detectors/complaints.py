@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from detectors.complaint_cusum import RateCusum
 from detectors.config import ComplaintSpikeSettings
 from detectors.poisson import critical_bracket, critical_count, critical_count_within, sf
 from detectors.readings import Groups, Readings, WorstExport, fmt, window_index
@@ -126,10 +127,6 @@ class Baseline:
         if flagged and ewma.n >= s.warmup_samples and ewma.skipped < s.relearn_after:
             ewma.skipped += 1
             return
-        if flagged and ewma.n < s.warmup_samples:
-            # warm-up: a flagged period is learned, but no higher than min_ratio x what the
-            # slot expects now, so a spike in the first weeks is not taken for the level
-            count = min(count, s.min_ratio * self.slot_expected(slot))
         ewma.skipped = 0
         ewma.update(count, s.slot_weight)
         if not flagged:
@@ -261,9 +258,7 @@ class ComplaintSpikeDetector(WorstExport):
         self._first_period: int | None = None
         self._slot_cache: dict[int, int] = {}
         self._segments: Segments = ()
-        self._cusum = {ch: [0.0, math.nan, -1.0] for ch in channels}
-        """Per channel: [CUSUM statistic, time of the last tick, cumulative complaints then]."""
-        self._log_ratio = math.log(settings.cusum_ratio)
+        self._cusum = {ch: self._new_cusum() for ch in channels}
         self._learnt = dict.fromkeys(channels, 0)
         """Per channel: periods learnt so far (a channel's expectations change only then)."""
         self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
@@ -297,7 +292,7 @@ class ComplaintSpikeDetector(WorstExport):
                 for (channel, category), st in self._series.items()
             ],
             "categories": {ch: c.dump() for ch, c in self._categories.items()},
-            "cusum": {ch: list(c) for ch, c in self._cusum.items()},
+            "cusum": {ch: c.dump() for ch, c in self._cusum.items()},
         }
 
     def restore_state(self, data: dict[str, Any]) -> None:
@@ -320,10 +315,10 @@ class ComplaintSpikeDetector(WorstExport):
         period, first = data["period"], data["first_period"]
         period = None if period is None else int(period)
         first = None if first is None else int(first)
-        cusum = {ch: [0.0, math.nan, -1.0] for ch in self.channels}
+        cusum = {ch: self._new_cusum() for ch in self.channels}
         for ch, stored in data.get("cusum", {}).items():
             if ch in cusum:
-                cusum[ch] = [float(v) for v in stored]
+                cusum[ch].load(stored)
         self._series = series
         self._categories = categories
         self._cusum = cusum
@@ -385,27 +380,16 @@ class ComplaintSpikeDetector(WorstExport):
         self._period = period
         return self._groups
 
-    def _cusum_step(self, channel: str, now: float, cumulative: dict[str, int]) -> bool:
-        """Advance the channel's Poisson CUSUM to ``now``; whether it is at its threshold.
-
-        S = max(0, S + n ln(r) - (r - 1) x expected x dt) for n new complaints over dt seconds,
-        the expected rate being the channel baseline's for the current hour-of-week slot. S is
-        capped at threshold + ln(r)."""
+    def _new_cusum(self) -> RateCusum:
         s = self.settings
-        h = s.cusum_threshold
-        if h <= 0:
+        relearn_hours = max(1, round(s.relearn_after * self.span / 3600.0))
+        return RateCusum(s.cusum_ratio, s.cusum_threshold, s.prior_per_hour, relearn_hours)
+
+    def _cusum_step(self, channel: str, now: float, cumulative: dict[str, int]) -> bool:
+        """Advance the channel's Poisson CUSUM (``complaint_cusum.py``); whether it is active."""
+        if self.settings.cusum_threshold <= 0:
             return False
-        state = self._cusum[channel]
-        stat, last, seen = state
-        total = float(sum(cumulative.values()))
-        if math.isnan(last) or seen < 0 or total < seen or now <= last:
-            state[1], state[2] = (now if math.isnan(last) or now > last else last), total
-            return stat >= h
-        rate = self._state(channel, "").baseline.slot_expected(self.slot(now)) / self.span
-        stat += (total - seen) * self._log_ratio - (s.cusum_ratio - 1.0) * rate * (now - last)
-        stat = min(max(stat, 0.0), h + self._log_ratio)
-        state[0], state[1], state[2] = stat, now, total
-        return stat >= h
+        return self._cusum[channel].step(now, float(sum(cumulative.values())), self.slot)
 
     def _judge_channel(
         self,

@@ -458,10 +458,17 @@ class BacklogGrowthSettings(_Model):
     """The oldest wait's growth rate is the least-squares slope over this much recent history;
     default ``answer_seconds``."""
     min_waiting: int = Field(default=1, ge=1)
-    recover_fraction: float = Field(default=0.5, ge=0, le=1)
-    """Hysteresis: once active, the signal stays active while at least ``min_waiting`` wait and
-    the oldest wait is at least this fraction of T, whatever the slope does meanwhile (the
-    slope of a queue whose head is answered now and then swings around 0); 1 turns it off."""
+    recover_fraction: float | None = Field(default=None, ge=0, le=1)
+    """Hysteresis (none by default): once active, the signal stays active while at least
+    ``min_waiting`` wait and the oldest wait is at least this fraction of T, whatever the slope
+    does meanwhile (the slope of a queue whose head is answered now and then swings around 0)."""
+    surge_ratio: float = Field(default=1.4, gt=1)
+    """Arrivals outpacing answers: a Poisson CUSUM on the channel's queued contacts, tuned for
+    this multiple of the usual hour-of-week rate (``complaint_cusum.py``, the same code as the
+    complaint CUSUM). Not judged in an hour of the day it has not learned yet (the first day)."""
+    surge_threshold: float = Field(default=8.0, ge=0)
+    """The surge CUSUM is active at or above this (0: no surge CUSUM), and then stays active
+    until it falls below half of it."""
     channels: tuple[ChannelName, ...] = ()
 
     def horizon_for(self, ch: ChannelSettings) -> float:
@@ -527,8 +534,8 @@ class _StaffingModel(_Model):
     handle_window: str = LONGEST
     """Mean handle time (talk + after-call work per ended contact) over this window."""
     min_arrivals: int = Field(default=30, ge=1)
-    """Volume guard: not judged while fewer contacts than this were queued in the longest of
-    ``rate_windows``."""
+    """Volume guard: not judged while fewer contacts than this were queued in the channel's
+    longest window."""
     channels: tuple[ChannelName, ...] = ()
 
     def _check_windows(self, key: str, windows: Sequence[str]) -> None:
@@ -549,11 +556,15 @@ class _StaffingModel(_Model):
 class UnderstaffingSettings(_StaffingModel):
     """Agents on a live channel well below what Erlang C requires for its service level."""
 
-    ratio: float = Field(default=0.7, gt=0, le=1)
+    rate_windows: tuple[str, ...] = Field(default=(SHORTEST,), min_length=1)
+    """The arrival rate: as for ``estimated_wait``, but the shortest window alone by default
+    (the ``ratio`` margin and the rule's ``for`` absorb its noise; the longest window would
+    see a morning ramp an hour late)."""
+    ratio: float = Field(default=0.6, gt=0, le=1)
     """Active when the agents on the channel are fewer than ``ratio`` x agents required ..."""
     min_shortfall: int = Field(default=2, ge=1)
     """... and at least this many agents short."""
-    recover_ratio: float = Field(default=0.8, gt=0, le=1)
+    recover_ratio: float = Field(default=0.7, gt=0, le=1)
     """Hysteresis: once active, stays active until the agents reach ``recover_ratio`` x
     required (or the shortfall is gone, or the volume guard stops judging)."""
 
@@ -572,7 +583,7 @@ class UnderstaffingSettings(_StaffingModel):
 class EstimatedWaitSettings(_StaffingModel):
     """Erlang C estimated wait of a contact arriving now above a multiple of the answer target."""
 
-    multiple: float = Field(default=3.0, gt=0)
+    multiple: float = Field(default=5.0, gt=0)
     """Active when the estimated wait exceeds ``multiple`` x the channel's answer_seconds
     (+Inf, an overloaded queue, always does)."""
     recover_multiple: float | None = Field(default=None, gt=0)
@@ -599,31 +610,39 @@ class EstimatedWaitSettings(_StaffingModel):
 
 
 def _default_thresholds() -> tuple[ThresholdSettings, ...]:
+    # Measured on the detection benchmark (docs/benchmarks.md): 4 x T with a 120 s floor is
+    # quiet on healthy chat (T = 60 s, some chats wait 150 s+ a few times a day) and pages a
+    # staffing collapse in 5-12 minutes; ratio alerts need 99.9% Wilson evidence, because
+    # abandons and bad ratings come in clusters (one bad queue episode) and are over-dispersed.
     return (
         ThresholdSettings(
             name="longest_wait",
             metric="support_queue_oldest_wait_seconds",
             op=">",
-            value=120,
-            recover=90,
+            value=4,
+            recover=3,
+            relative_to="answer_seconds",
+            floor=120,
         ),
         ThresholdSettings(
             name="abandon_rate",
             metric="support_abandon_ratio",
             window=LONGEST,
             op=">",
-            value=0.1,
-            recover=0.08,
+            value=0.2,
+            recover=0.15,
             min_volume=20,
+            confidence=0.999,
         ),
         ThresholdSettings(
             name="csat_low",
             metric="support_csat_ratio",
             window=LONGEST,
             op="<",
-            value=0.7,
-            recover=0.75,
+            value=0.8,
+            recover=0.82,
             min_volume=10,
+            confidence=0.999,
         ),
     )
 

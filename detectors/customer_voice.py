@@ -13,7 +13,8 @@ The count is tested with the exact one-sided binomial tail (``detectors/binomial
 usual share ``p0``: active when ``P(X <= k | n, p0) < alpha`` (containment) or ``P(X >= k | n,
 p0) < alpha`` (the others), the window has at least ``min_volume`` trials, and the share has
 moved by a minimum factor (``max_ratio`` / ``min_ratio``). Once active, a signal stays active
-while the tail is below ``recover_alpha`` (hysteresis).
+while the tail is below ``recover_alpha`` and the share is past halfway between the usual share
+and that factor (hysteresis).
 
 The usual share is learnt online per hour-of-week slot: at each hour boundary the hour's counts
 (differences of the cumulative counters, so every window length learns the same way) teach
@@ -35,7 +36,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectors.binomial import cdf, lower_critical, sf, upper_critical
-from detectors.complaints import Ewma
 from detectors.readings import Groups, Readings, WorstExport, window_index
 from detectors.signal import Signal
 from detectors.voice_config import (
@@ -67,6 +67,30 @@ class Kind:
     cumulative: Callable[[ChannelRuntime], Counts]
     priors: tuple[float, ...]
     """Usual share of each count of ``Counts[1:]`` before anything is learnt."""
+
+
+class Ewma:
+    """Running mean for the first 1/weight samples, then an exponentially weighted mean."""
+
+    __slots__ = ("mean", "n")
+
+    def __init__(self) -> None:
+        self.mean = 0.0
+        self.n = 0
+
+    def update(self, x: float, weight: float) -> None:
+        self.n += 1
+        self.mean += max(weight, 1.0 / self.n) * (x - self.mean)
+
+    def dump(self) -> list[float]:
+        return [self.mean, self.n]
+
+    @classmethod
+    def load(cls, data: list[float]) -> Ewma:
+        mean, n = data[0], data[1]
+        e = cls()
+        e.mean, e.n = float(mean), int(n)
+        return e
 
 
 def _window_bot(agg: Agg) -> Counts:
@@ -351,11 +375,12 @@ class CustomerVoiceDetector(WorstExport):
             return self._signal(
                 channel, active=False, share=share, threshold=math.nan, p0=p0, summary=summary
             )
-        alpha = s.recover_alpha if st.active else s.alpha
-        need, active = self._need(s, counts, p0, floor, alpha)
-        if not active and alpha != s.alpha:  # recovered: report what a fresh signal needs
+        was = st.active
+        alpha = s.recover_alpha if was else s.alpha
+        need, active = self._need(s, counts, p0, floor, alpha, relaxed=was)
+        if was and not active:  # recovered: report what a fresh signal needs
             alpha = s.alpha
-            need, _ = self._need(s, counts, p0, floor, alpha)
+            need, _ = self._need(s, counts, p0, floor, alpha, relaxed=False)
         threshold = need / n
         st.active = active
         st.flagged = st.flagged or active
@@ -365,17 +390,28 @@ class CustomerVoiceDetector(WorstExport):
         )
 
     def _need(
-        self, s: VoiceSettings, counts: Counts, p0: float, floor: float | None, alpha: float
+        self,
+        s: VoiceSettings,
+        counts: Counts,
+        p0: float,
+        floor: float | None,
+        alpha: float,
+        *,
+        relaxed: bool,
     ) -> tuple[int, bool]:
         """The count at which the signal is active (at least it upward, at most it downward)
-        and whether the window's count reaches it (with the NPS floor)."""
+        and whether the window's count reaches it (with the NPS floor). At ``recover_alpha``
+        (an active signal) the ratio condition is relaxed halfway to the usual share too, so a
+        share hovering at ``max_ratio``/``min_ratio`` does not flap."""
         n, k = counts[0], counts[1]
         if isinstance(s, ContainmentDropSettings):
             need = lower_critical(n, p0, alpha)
             if floor is None:
-                need = min(need, math.floor(s.max_ratio * p0 * n + 1e-9))
+                ratio = (1 + s.max_ratio) / 2 if relaxed else s.max_ratio
+                need = min(need, math.floor(ratio * p0 * n + 1e-9))
             return need, k <= need
-        need = max(upper_critical(n, p0, alpha), math.ceil(s.min_ratio * p0 * n - 1e-9))
+        ratio = (1 + s.min_ratio) / 2 if relaxed else s.min_ratio
+        need = max(upper_critical(n, p0, alpha), math.ceil(ratio * p0 * n - 1e-9))
         if isinstance(s, NegativeSentimentSettings):
             need = max(need, s.min_count)
         active = k >= need

@@ -5,8 +5,8 @@ workforce rows exist), as one pool: every agent of the channel serves every queu
 
 Inputs, per channel at each tick (``docs/detectors.md`` "Understaffing"):
 
-- arrival rate λ: the lowest of ``queued / window seconds`` over ``rate_windows`` (default the
-  shortest and the longest window);
+- arrival rate λ: the lowest of ``queued / window seconds`` over ``rate_windows`` (default:
+  the shortest window for understaffing; the shortest and the longest for the wait);
 - mean handle time AHT: (talk + after-call-work time) / ended contacts over ``handle_window``
   (default the longest window); NaN while none ended there;
 - agents N: the channel's agents ``available``, ``busy`` or in ``after_call_work`` now (an
@@ -15,7 +15,7 @@ Inputs, per channel at each tick (``docs/detectors.md`` "Understaffing"):
 
 ``monitor.engine.erlang.staffing(λ, AHT, N, T, level)`` gives the agents required and the
 estimated wait. Both detectors are silent (inactive, "not judged") while fewer than
-``min_arrivals`` contacts were queued in the longest of ``rate_windows``.
+``min_arrivals`` contacts were queued in the channel's longest window.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from detectors.config import (
+    LONGEST,
     EstimatedWaitSettings,
     UnderstaffingSettings,
     resolve_window,
@@ -98,6 +99,7 @@ class _StaffingDetector(WorstExport):
             {names.index(resolve_window(w, names)) for w in settings.rate_windows}
         )
         self._handle_i = names.index(resolve_window(settings.handle_window, names))
+        self._longest_i = names.index(resolve_window(LONGEST, names))
         self._answer: dict[str, float] = {}
         self._level: dict[str, float] = {}
         for name in channels:
@@ -127,13 +129,12 @@ class _StaffingDetector(WorstExport):
         windows = ch.windows
         totals, spans = windows.totals, windows.spans
         rate = min(totals[i].queued / spans[i] for i in self._rate_i)
-        longest = max(self._rate_i, key=lambda i: spans[i])
         agg = totals[self._handle_i]
         handled = agg.handled
         handle = (agg.handle_ms + agg.agent_acw_ms) / handled / 1000 if handled else math.nan
         counts = workforce.counts(ch.name)
         agents = sum(counts[state] for state in _WORKING)
-        return Inputs(rate, handle, agents, totals[longest].queued)
+        return Inputs(rate, handle, agents, totals[self._longest_i].queued)
 
     def evaluate(self, readings: Readings) -> Groups:
         groups = self._groups

@@ -27,8 +27,8 @@ from detectors.at_risk import TicketsAtRiskDetector
 from detectors.backlog import BacklogGrowthDetector
 from detectors.burn import SlaBurnDetector
 from detectors.complaints import ComplaintSpikeDetector
-from detectors.customer_voice import build as build_voice
 from detectors.config import DetectorSettings, resolve_window
+from detectors.customer_voice import build as build_voice
 from detectors.readings import Detector, Groups, Readings
 from detectors.signal import Signal
 from detectors.staffing import EstimatedWaitDetector, UnderstaffingDetector

@@ -101,6 +101,8 @@ class ContainmentDropSettings(_Base):
     """Self-service containment (contained / all bot sessions) well below usual."""
 
     window: str = "shortest"
+    alpha: float = Field(default=1e-6, gt=0, lt=0.5)
+    recover_alpha: float = Field(default=1e-4, gt=0, lt=0.5)
     min_volume: int = Field(default=20, ge=1)
     max_ratio: float = Field(default=0.6, gt=0, lt=1)
     """Containment must also be at most this multiple of the usual share (0.6: 40% lower)."""

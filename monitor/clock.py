@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
+from detectors.quiet import detector_horizon
 from monitor.config import Settings
 from monitor.engine.engine import Engine
 from monitor.stats import DaemonStats
@@ -39,12 +40,8 @@ def quiet_horizon(settings: Settings) -> float:
     for ch in settings.channels.values():
         targets = (ch.answer_seconds, ch.first_response_seconds, ch.resolution_seconds)
         engine.extend(target + lateness for target in targets if target is not None)
-    detectors = settings.detectors
-    if detectors.backlog_growth.rate_window is not None:
-        engine.append(detectors.backlog_growth.rate_window)
-    for threshold in detectors.thresholds:
-        if threshold.metric == "support_queue_oldest_wait_seconds":
-            engine.extend(v for v in (threshold.value, threshold.recover) if v is not None)
+    # oldest-wait thresholds (per channel), the backlog slope history, CUSUMs staying active
+    engine.append(detector_horizon(settings.detectors, settings.channels))
     rules = settings.alerts.rules
     alerts = (
         max((r.for_ for r in rules), default=0.0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -32,7 +31,13 @@ from alerts.config import AlertSettings, NotifierSettings
 from detectors.config import DetectorSettings
 from monitor import config_paths, redaction
 from monitor.cluster.settings import ClusterSettings, StateSettings
-from monitor.config_helpdesk import CLOCKS, CalendarSettings, ClockTargets, PauseSettings
+from monitor.config_helpdesk import (
+    CLOCKS,
+    CalendarSettings,
+    ClockTargets,
+    PauseSettings,
+    ZoneName,
+)
 from monitor.durations import Duration, parse_duration
 from monitor.errors import ConfigError
 from monitor.logs import register_secret
@@ -386,7 +391,7 @@ class Settings(BaseSettings):
     )
 
     windows: tuple[str, ...] = ("5m", "1h")
-    timezone: str = "UTC"
+    timezone: ZoneName = "UTC"
     """IANA time zone of the ``today`` window's day start."""
     day_starts_at: str = "00:00"
     """Local time (HH:MM, in ``timezone``) at which the ``today`` window resets."""
@@ -478,15 +483,6 @@ class Settings(BaseSettings):
                     "snapshots go to cluster.state_topic (remove state.dir)"
                 )
         return self
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
-        return value
 
     @field_validator("day_starts_at")
     @classmethod

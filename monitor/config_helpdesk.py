@@ -53,6 +53,22 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _RANGE_HINT = "write HH:MM-HH:MM, e.g. '09:00-17:30' (24:00 only as an end)"
 
 
+def known_zone(name: str) -> str:
+    """``name`` if it is an IANA time zone this machine knows, else a ``ValueError``."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or "
+            "'America/New_York'"
+        ) from None
+    return name
+
+
+ZoneName = Annotated[str, AfterValidator(known_zone)]
+"""A config value naming an IANA time zone."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -147,24 +163,12 @@ class WeeklyHours(_Model):
 class CalendarSettings(_Model):
     """A business calendar: weekly hours with split shifts and holiday dates, in an IANA zone."""
 
-    timezone: str
+    timezone: ZoneName
     """An IANA zone name (``Europe/Berlin``); local times and dates are read in it."""
     hours: WeeklyHours
     """Required; ``{}`` is a calendar with no business time (its clocks never run)."""
     holidays: Annotated[tuple[Holiday, ...], Field(max_length=MAX_HOLIDAYS)] = ()
     """Local dates with no business time at all."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(
-                f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or "
-                "'America/New_York'"
-            ) from None
-        return name
 
     @field_validator("holidays")
     @classmethod

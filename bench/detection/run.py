@@ -111,6 +111,7 @@ def optimal_delay(
     rate: cusum.Rate | None,
     healthy: tuple[float, float],
     allowed: int,
+    *,
     voice_trials: list[tuple[float, int]] | None = None,
 ) -> tuple[float | None, float]:
     """(CUSUM delay for the incident, its threshold), at ``allowed`` alarms on ``healthy``."""
@@ -284,10 +285,9 @@ def collect(
             )
             rate = rates.get((inc.channel, stream))
             extra = voice.get((inc.channel, inc.kind))
-            opt, h = optimal_delay(inc, per_channel[inc.channel], rate, healthy, allowed, extra)
-            target, _ = optimal_delay(
-                inc, per_channel[inc.channel], rate, healthy, per_week, extra
-            )
+            st = per_channel[inc.channel]
+            opt, h = optimal_delay(inc, st, rate, healthy, allowed, voice_trials=extra)
+            target, _ = optimal_delay(inc, st, rate, healthy, per_week, voice_trials=extra)
             first = det.first.alert if det.first else None
             run = Run(seed, det.delay, first, det.by_alert, opt, h, allowed, target)
             res.runs[inc.kind, inc.channel].append(run)
@@ -441,7 +441,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = set(args.channels) - set(traffic.PLANS) - set(traffic_voice.CHANNELS)
     if unknown:
         parser.error(
-            f"--channels: unknown {sorted(unknown)} (the default config has voice, chat, email, chatbot)"
+            f"--channels: unknown {sorted(unknown)} "
+            "(the default config has voice, chat, email, chatbot)"
         )
     args.out.mkdir(parents=True, exist_ok=True)
     config = args.out / "default.yaml"

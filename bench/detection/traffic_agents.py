@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -50,6 +50,7 @@ from bench.detection.traffic import (
     Generator,
     Incident,
     LiveSpec,
+    seasonal,
 )
 
 ACW_SHARE = 0.2
@@ -117,9 +118,12 @@ class AgentGenerator(Generator):
         live: Sequence[LiveSpec] = (),
         desks: Sequence[DeskSpec] = (),
         incidents: Sequence[Incident] = (),
+        profile: Callable[[float], float] = seasonal,
     ) -> None:
         self._rosters: dict[str, _Roster] = {}
-        super().__init__(seed, start, end, live=live, desks=desks, incidents=incidents)
+        super().__init__(
+            seed, start, end, live=live, desks=desks, incidents=incidents, profile=profile
+        )
         for pool in self._pools:
             for inc in self._incidents:
                 if inc.kind in KINDS and inc.channel == pool.spec.name:

@@ -74,6 +74,14 @@ _DEADLINE_KIND = (_FR, _NR, _RES)
 _RISK_KIND = (_FR_RISK, _NR_RISK, _RES_RISK)
 NEXT_REPLY = 1
 """Index of the next-reply clock in ``Ticket.clocks`` (first response 0, resolution 2)."""
+_SOLVED: list[Clock | None] = [None, None, None]
+_SOLVED_BREACHED: list[Clock | None] = [
+    None,
+    None,
+    Clock(None, stopped=True, breached=True),
+]
+"""The clocks of every solved ticket (shared, never changed): the resolution clock is kept
+only as the fact that it breached once (a ticket breaches resolution at most once)."""
 DEFAULT_PRIORITY = "normal"
 """The priority of a ticket created without one."""
 _MIN_TIMER_LIMIT = 4096  # heap entries below which spent timers are never compacted away
@@ -879,6 +887,10 @@ class Engine:
             if clock is not None and not clock.stopped:
                 self._stop_clock(t, index, clock, ts)
         self.update_paused(t)
+        # A solved ticket keeps only what a reopen needs (whether resolution ever breached), in
+        # one shared, never-mutated list: remembered solved tickets are many.
+        res = t.clocks[2]
+        t.clocks = _SOLVED_BREACHED if res is not None and res.breached else _SOLVED
         t.solved_ts = ts
         first_contact = t.responses <= 1 and not t.reopened
         q.solved += 1
@@ -944,7 +956,7 @@ class Engine:
         old = t.clocks[2]
         res = Clock(ch.settings.clock_targets(t.priority)[2], since=ts)
         res.breached = old is not None and old.breached
-        t.clocks[2] = res
+        t.clocks = [t.clocks[0], None, res]  # a new list: a solved ticket's is shared
         self._schedule(ev.ticket_id, t, 2, res)
         self.update_paused(t)
         return None

@@ -29,6 +29,8 @@ def test_defaults_page_nobody():
         "complaint_spike",
         "backlog_growth",
         "tickets_at_risk",
+        "understaffing",
+        "estimated_wait",
         "longest_wait",
         "abandon_rate",
         "csat_low",

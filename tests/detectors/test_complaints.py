@@ -2,7 +2,8 @@
 
 The expected counts are checked against an independent model of the baseline written here from
 the documented math (running mean, then EWMA; hour-of-week slot blended with the all-hours mean,
-blended with the prior; flagged periods not learned).
+blended with the prior; flagged periods not learned once a slot is warmed up). Those tests turn
+the channel's CUSUM off (``cusum_threshold: 0``); ``test_statistical_guards.py`` checks it.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def simulate(
             lam = model.expected(T0 + now)
             want = max(critical_count(lam, 1e-5), 5, math.ceil(2 * lam))
             assert total.threshold == want
-            assert total.active == (total.score >= want)
+            assert total.active == (total.score >= want), m
             # a period (now - 300, now] is complete at a multiple of 300 s
             for at, _ in events:
                 # a window is exactly (now - 300, now]: the first boundary at or after ``at``
@@ -140,7 +141,7 @@ def simulate(
 
 def test_spike_at_minute_600_detected_fast_and_no_false_alarms_in_7_days():
     started = time.perf_counter()
-    feed = _feed(prior_per_hour=60)
+    feed = _feed(prior_per_hour=60, cusum_threshold=0)
     model = Model(prior_per_hour=60)
     spike_start, spike_len = 600, 10
 
@@ -171,8 +172,25 @@ def test_spike_at_minute_600_detected_fast_and_no_false_alarms_in_7_days():
     assert state.baseline.glob.n < minutes // 5 - 1  # some periods were skipped
 
 
-def test_baseline_does_not_learn_flagged_windows():
+def test_with_the_cusum_on_a_steady_week_stays_quiet_and_the_spike_is_seen():
+    # the default CUSUM (4x, threshold 10) on the same constant 1/min stream: its hourly
+    # baseline learns 60/h; 7 days without a page on the channel total, the +6/min spike seen
     feed = _feed(prior_per_hour=60)
+    spike_start, spike_len = 600, 10
+
+    def spike(m: int) -> tuple[int, str]:
+        return (6, "outage") if spike_start <= m < spike_start + spike_len else (0, "")
+
+    active = simulate(feed, 7 * 24 * 60, lambda _m: 1.0, seed=20260302, extra=spike)
+    edges = episodes(active[""])
+    in_spike = [e for e in edges if spike_start <= e < spike_start + spike_len + 30]
+    assert [e for e in edges if e not in in_spike] == []
+    assert in_spike
+    assert in_spike[0] - spike_start + 1 <= 3
+
+
+def test_baseline_does_not_learn_flagged_windows():
+    feed = _feed(prior_per_hour=60, cusum_threshold=0)
     model = Model(prior_per_hour=60)
 
     def spike(m: int) -> tuple[int, str]:
@@ -208,7 +226,7 @@ def test_seasonal_baseline_learns_business_hours():
         f"seasonal: week 1 alarms while learning: {len(week1)}, week 2 false alarms: "
         f"{len(false)}, night spike detected after {delay} ticks"
     )
-    assert false == []
+    assert false == [], [(e // 1440 % 7, e % 1440 // 60, e % 60) for e in false]
     assert detected
     assert detected[0] - night + 1 <= 5
     state = feed.suite.detectors[0]._series["voice", ""]  # type: ignore[attr-defined]

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from alerts.config import default_rules
+from alerts.config import AlertSettings, default_rules
+from alerts.rules import CompiledRule
 from detectors import binomial
 from detectors.signal import Signal
 from detectors.suite import DetectorSuite
@@ -75,7 +76,9 @@ def _bot(feed: Feed, at: float, contained: int, escalated: int, tag: str) -> Non
 
 
 def _containment(**block: Any) -> Feed:
-    return Feed(only({"containment_drop": block}))
+    """alpha 1e-5 and recover_alpha 1e-3, the levels the hand computations below use (the
+    defaults, 1e-6 and 1e-4, are checked with the default rules' texts)."""
+    return Feed(only({"containment_drop": {"alpha": 1e-5, "recover_alpha": 1e-3, **block}}))
 
 
 def test_containment_volume_guard_fire_hysteresis_and_resolve() -> None:
@@ -330,3 +333,66 @@ def test_restored_state_gives_the_same_signals() -> None:
     # the learnt baseline came along: a fresh suite would judge against the 60% prior
     restored = pick(rest[-1], "containment_drop", BOT)
     assert restored.expected != pytest.approx(0.6)
+
+
+def test_default_rule_texts_carry_the_numbers() -> None:
+    feed = Feed(only({"containment_drop": {}, "negative_sentiment": {}, "nps_drop": {}}))
+    _bot(feed, 600, 1, 19, "a")  # 1 of 20: P(X <= 1 | 20, 0.6) = 3.4e-7 < 1e-6
+    _scores(feed, 600, 14, 6)  # 14 of 20 negative at a usual 20%: P(X >= 14) = 1.8e-6
+    _nps(feed, 600, 15, 3, 2)  # 15 of 20 detractors at a usual 25%
+    signals = feed.tick(600)
+    rules = {r.detector: r for r in default_rules()}
+    settings = AlertSettings(rules=tuple(rules.values()))
+    texts = {}
+    for detector, channel in (
+        ("containment_drop", BOT),
+        ("negative_sentiment", "voice"),
+        ("nps_drop", "email"),
+    ):
+        s = pick(signals, detector, channel)
+        assert s.active, s.summary
+        compiled = CompiledRule(rules[detector], settings)
+        texts[detector] = compiled.annotations(s, compiled.labels_for(s))
+    assert (
+        texts["containment_drop"]["summary"]
+        == "chat: the bot contains only 5% of sessions (usually 60%)"
+    )
+    assert texts["containment_drop"]["description"].endswith(
+        "chat self-service containment 5% over 5 min (1 of 20 sessions contained) vs 60% usual (p = 3.4e-07 < 1e-06)"
+    )
+    p = float(exact_sf(14, 20, Fraction(1, 5)))
+    assert f"{p:.1e}" == "1.8e-06"
+    assert (
+        texts["negative_sentiment"]["summary"]
+        == "voice: 70% of sentiment scores negative (usually 20%)"
+    )
+    assert texts["negative_sentiment"]["description"].endswith(
+        "voice negative sentiment 70% over 1 h (14 of 20 scores) vs 20% usual (p = 1.8e-06 < 1e-05)"
+    )
+    assert texts["nps_drop"]["summary"] == "email: NPS down, 75% detractors (usually 25%)"
+    assert (
+        "email NPS -65 over 1 h (20 answers, 2 promoters, 15 detractors) vs +20 usual"
+        in texts["nps_drop"]["description"]
+    )
+
+
+def test_containment_ratio_condition_has_hysteresis_too() -> None:
+    feed = _containment()
+    p = Fraction(3, 5)  # the prior: nothing learnt yet
+    # at 150 sessions the tail is far below alpha at 54, so max_ratio binds: 0.6 x 0.6 x 150 = 54
+    assert exact_cdf(54, 150, p) < Fraction(1, 10**8)
+    _bot(feed, 600, 55, 95, "a")
+    assert not pick(feed.tick(600), "containment_drop", BOT).active  # 55 > 54
+    fresh = _containment()
+    _bot(fresh, 600, 54, 96, "b")
+    assert pick(fresh.tick(600), "containment_drop", BOT).active
+    # once active: halfway to usual (0.8 x 0.6 x 150 = 72) and the tail below recover_alpha
+    relaxed = max(k for k in range(151) if exact_cdf(k, 150, p) < Fraction(1, 1000))
+    assert relaxed < 72
+    _bot(fresh, 1000, relaxed, 150 - relaxed, "c")
+    s = pick(fresh.tick(1000), "containment_drop", BOT)
+    assert s.active, s.summary
+    _bot(fresh, 1400, relaxed + 1, 149 - relaxed, "d")
+    s = pick(fresh.tick(1400), "containment_drop", BOT)
+    assert not s.active
+    assert s.summary.endswith("vs 60% usual (fires at 54 or fewer)")

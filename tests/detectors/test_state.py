@@ -159,7 +159,7 @@ def test_restored_suite_says_exactly_what_the_uninterrupted_one_says() -> None:
     # the state at the cut is not trivial: baselines learnt, a backlog rising, hysteresis held
     spike = next(d for d in feed.suite.detectors if d.name == "complaint_spike")
     series = spike._series  # type: ignore[attr-defined]
-    assert series["voice", ""].baseline.glob.n >= 30
+    assert series["voice", ""].baseline.glob.n >= 20  # CUSUM-flagged periods are not learned
     assert len(series["voice", ""].baseline.slots) == 4
     backlog = next(d for d in feed.suite.detectors if d.name == "backlog_growth")
     assert len(backlog._history["voice"]) >= 2  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -356,8 +357,10 @@ def _run_road(cfg: Settings, lines: list[bytes], horizon: float | None) -> tuple
 def test_jumping_a_quiet_gap_gives_the_same_output_as_stepping() -> None:
     cfg = settings(channels=LIVE_CHANNELS, windows=["1m", "5m"])
     horizon = quiet_horizon(cfg)
-    # 60 + 5 s, then for 900 + keep_firing_for 1800 + resolved_retention 900 s, + 2 ticks
-    assert horizon == max(300, 60 + 5, 120) + 900 + 1800 + 900 + 2
+    # the detectors' horizon (the surge CUSUM: (8 + ln 1.4 - 4) / (0.4 x 12/h) = 3,252 s), then
+    # the longest for (EstimatedWaitHigh 25m) + keep_firing_for 1800 + retention 900 s, + 2 ticks
+    surge = (8 + math.log(1.4) - 4) / (0.4 * 12 / 3600)
+    assert horizon == pytest.approx(max(300, 60 + 5, 120, surge) + 1500 + 1800 + 900 + 2)
     gap = 1.6 * horizon
     waits = [
         _line("contact.queued", T0 + i, event_id=f"w{i}q", contact_id=f"w{i}", queue="tech")

@@ -1,5 +1,7 @@
 """A deliberately simple model of the metric definitions: plain lists, everything recomputed
 from event times at the end. It shares no code with the engine (only the config numbers).
+The Wave 2 part (help-desk clocks, business calendars, customer voice, the ``today`` window) is
+:class:`Wave2Reference` and the functions before it.
 
 Early outcomes: the clock is the largest ``ts`` fed so far. An outcome whose contact or ticket is
 not open, stamped no more than the allowed lateness before the clock, waits in a list; it is
@@ -399,8 +401,11 @@ class ClockCycle:
     start: int
     stop: int | None
     deadline: int | None = None
-    """The first instant at which the business time run reached the target while the clock was
-    not paused (``None``: not by ``min(stop, now)``)."""
+    """The instant at which the business time run reaches the target (``None``: not by
+    ``min(stop, now)``). Found at the first instant where the clock is not paused and has run at
+    least its current target; when that is a priority change or a resume that finds the clock
+    already past its target, the deadline is that instant less the excess business time (the
+    formula ``change + new target - run``, see :func:`walk_clock`)."""
     run: int = 0
     """Business time run by ``min(stop, now)`` (or by the deadline)."""
 
@@ -452,6 +457,18 @@ def pause_statuses(cs: dict[str, Any], clock: int) -> list[str]:
     return statuses
 
 
+def business_back(cal: dict[str, Any] | None, p: int, amount: int) -> int:
+    """The latest instant ``x <= p`` with ``amount`` of business time in ``[x, p)``."""
+    if amount <= 0 or cal is None:
+        return p - max(amount, 0)
+    run = 0
+    for a, b in reversed(business_intervals(cal, p - 30 * 86400 * US, p)):
+        if run + (b - a) >= amount:
+            return b - (amount - run)
+        run += b - a
+    return -(2**62)  # not within 30 days: before anything in a test stream (they span 5 days)
+
+
 def walk_clock(  # noqa: PLR0917
     cycle: ClockCycle,
     now: int,
@@ -477,9 +494,17 @@ def walk_clock(  # noqa: PLR0917
         paused = _value_at(statuses, p) in paused_by
         return target is not None and not paused and run >= target
 
+    def deadline_at(p: int) -> int:
+        """The deadline when the target is found reached at ``p``: ``p`` less the business
+        time run beyond the target (the deadline formula ``p + target - run`` in business time,
+        read backwards when a priority change or a resume finds the clock past its target)."""
+        target = clock_targets(cs, _value_at(priorities, p))[cycle.clock]
+        assert target is not None
+        return business_back(cal, p, run - target)
+
     for p, q in itertools.pairwise(points):
         if reached(p):
-            cycle.deadline, cycle.run = p, run
+            cycle.deadline, cycle.run = deadline_at(p), run
             return
         target = clock_targets(cs, _value_at(priorities, p))[cycle.clock]
         running = _value_at(statuses, p) not in paused_by and any(a <= p < b for a, b in business)
@@ -490,7 +515,7 @@ def walk_clock(  # noqa: PLR0917
             run += q - p
     cycle.run = run
     if reached(horizon):
-        cycle.deadline = horizon
+        cycle.deadline = deadline_at(horizon)
 
 
 def ticket_cycles(
@@ -552,11 +577,17 @@ class Wave2Reference(Reference):
     escalations: dict[str, int] = field(default_factory=dict)
     sentiments: list[tuple[str, int, float]] = field(default_factory=list)
 
-    def _apply(self, ev: dict[str, Any], ts: float) -> str | None:  # noqa: PLR0911
-        kind = ev["type"]
+    def feed(self, ev: dict[str, Any], ts: float) -> None:
+        """An event whose fields fail decoding (``invalid_value``, ``wrong_type``) is rejected
+        before its time is read: it does not move the clock."""
         bad = _invalid(ev)
         if bad is not None:
-            return bad
+            self._count(bad)
+            return
+        super().feed(ev, ts)
+
+    def _apply(self, ev: dict[str, Any], ts: float) -> str | None:  # noqa: PLR0911
+        kind = ev["type"]
         if kind in ("ticket.status_changed", "ticket.priority_changed", "ticket.customer_replied"):
             t = self.helpdesk.get(ev["ticket_id"])
             if t is None:
@@ -656,12 +687,12 @@ class Wave2Reference(Reference):
         cuts = self.cfg.get("sentiment", {})
         negative_below = cuts.get("negative_below", -0.3)
         positive_above = cuts.get("positive_above", 0.3)
-        for ch, t_us, score in self.sentiments:
+        for ch, t_us, value in self.sentiments:
             pole = (
                 "negative"
-                if score < negative_below
+                if value < negative_below
                 else "positive"
-                if score > positive_above
+                if value > positive_above
                 else "neutral"
             )
             bump(_row("support_sentiment_total", channel=ch, polarity=pole))

@@ -26,7 +26,7 @@ CUT = 67 * 60 + 20  # mid-period
 
 def _feed(**extra: Any) -> Feed:
     return Feed(
-        {"complaint_spike": {"prior_per_hour": 30}},
+        {"complaint_spike": {"prior_per_hour": 90}},  # the stream's usual 1.5 a minute
         ingest={"complaint_categories": CATEGORIES},
         **extra,
     )

@@ -1,0 +1,62 @@
+"""How long the default and configured detectors can still change their verdict with no event.
+
+The replay's tick road jumps over a quiet gap once nothing the tick handlers read can change
+(``monitor.clock.quiet_horizon``). For the detectors that is the longest of:
+
+- an oldest-wait threshold (and its recover level) of any channel, in seconds: a waiting
+  contact crosses it with time alone (``relative_to`` thresholds per channel);
+- the backlog detector's ``rate_window`` (its slope history);
+- how long a CUSUM can stay active without an event: from its cap (threshold + ln r) down to
+  its release level it falls by (r - 1) x rate per second, and the rate is at least 1 an hour
+  for complaints and 12 an hour for arrivals (the backlog surge CUSUM, live channels only).
+
+A CUSUM learns each complete hour also inside a gap; its step closes every hour boundary it
+passes, so one long step learns exactly what a tick per second would.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from detectors.backlog import SURGE_MIN_RATE_PER_HOUR
+from detectors.complaint_cusum import MIN_RATE_PER_HOUR
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from detectors.config import DetectorSettings
+    from monitor.config import ChannelSettings
+
+
+def cusum_hold(ratio: float, threshold: float, release: float, min_rate_per_hour: float) -> float:
+    """Seconds an event-less CUSUM can stay active: (cap - release) / ((r - 1) x min rate)."""
+    if threshold <= 0:
+        return 0.0
+    fall = threshold + math.log(ratio) - release
+    return fall / ((ratio - 1.0) * min_rate_per_hour / 3600.0)
+
+
+def detector_horizon(detectors: DetectorSettings, channels: Mapping[str, ChannelSettings]) -> float:
+    """The longest time after the last event in which a detector verdict can still change."""
+    spans = [0.0]
+    backlog = detectors.backlog_growth
+    if backlog.rate_window is not None:
+        spans.append(backlog.rate_window)
+    for t in detectors.thresholds:
+        if t.metric == "support_queue_oldest_wait_seconds":
+            for ch in channels.values():
+                spans.extend(v for v in t.levels(ch.answer_seconds) if v is not None)
+    spike = detectors.complaint_spike
+    if spike.enabled:
+        threshold = spike.cusum_threshold
+        spans.append(cusum_hold(spike.cusum_ratio, threshold, threshold, MIN_RATE_PER_HOUR))
+    live = [
+        name
+        for name, ch in channels.items()
+        if ch.answer_seconds is not None and (not backlog.channels or name in backlog.channels)
+    ]
+    if backlog.enabled and live:  # the arrival CUSUM runs on live channels only
+        surge = backlog.surge_threshold
+        spans.append(cusum_hold(backlog.surge_ratio, surge, surge / 2, SURGE_MIN_RATE_PER_HOUR))
+    return max(spans)

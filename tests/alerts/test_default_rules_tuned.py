@@ -1,0 +1,106 @@
+"""The tuned default rules (issue 11) end to end: real events through the engine, the default
+detectors and the default rule, with the firing and resolve times computed by hand."""
+
+from __future__ import annotations
+
+from alerts.config import AlertSettings, default_rules
+from alerts.rules import CompiledRule
+from tests.detectors.detector_streams import Feed, Script
+
+
+def _rule(name: str) -> CompiledRule:
+    settings = AlertSettings()
+    rule = next(r for r in default_rules() if r.alert == name)
+    return CompiledRule(rule, settings)
+
+
+def _run(
+    feed: Feed, rule: CompiledRule, script: Script, until: int, start: int = 0
+) -> list[tuple[int, str, dict[str, str], float]]:
+    """(second, new state, annotations, value) of every transition of the rule."""
+    out: list[tuple[int, str, dict[str, str], float]] = []
+    for second in range(start, until + 1):
+        script.feed(feed, second)
+        out.extend(
+            (second, t.state, dict(t.alert.annotations), t.alert.value)
+            for t in rule.eval(float(second), feed.tick(second))
+        )
+    return out
+
+
+def test_longest_wait_pages_chat_after_4t_for_two_minutes_not_at_120s() -> None:
+    # chat T = 60 s: threshold 4 x 60 = 240 s (above the 120 s floor), recover 180 s.
+    # One chat queued at 0, answered at 400: the oldest wait is > 240 from t = 241, the rule's
+    # for: 2m makes it fire at 361; answered at 400, inactive; keep_firing_for 1m: resolved 460.
+    feed = Feed()
+    rule = _rule("LongestWaitHigh")
+    script = Script()
+    script.contact("c1", 0, 400, channel="chat", queue="sales")
+    events = _run(feed, rule, script, 500)
+    states = [(t, s) for t, s, _, _ in events]
+    assert states == [(241, "pending"), (361, "firing"), (460, "resolved")]
+    firing = next(a for t, s, a, _ in events if s == "firing")
+    assert firing["summary"] == "chat: a customer has waited 361s"
+    assert "(threshold 240s)" in firing["description"]
+
+
+def test_longest_wait_on_voice_uses_the_120s_floor() -> None:
+    # voice T = 20 s: 4 x 20 = 80 s is below the floor, so 120 s; recover 3/4 of it: 90 s.
+    # Queued at 0: pending at 121, firing at 241; answered at 300: resolved at 360.
+    feed = Feed()
+    rule = _rule("LongestWaitHigh")
+    script = Script()
+    script.contact("v1", 0, 300)
+    events = _run(feed, rule, script, 400)
+    assert [(t, s) for t, s, _, _ in events] == [
+        (121, "pending"),
+        (241, "firing"),
+        (360, "resolved"),
+    ]
+
+
+def test_abandon_rate_needs_evidence_then_fires() -> None:
+    # voice, window 1h, > 20% at 99.9% (z = 3.0902, z^2 = 9.5496): 4 long abandons of 20
+    # offered (20%) have a Wilson lower bound of 0.054: no alert. Then 44 answered and 36 long
+    # abandons ending one a second from 180: at 204, 29 of 89: centre 33.7748 / 98.5496 =
+    # 0.34272, half 3.0902 x sqrt(29 x 60 / 89 + 2.3874) / 98.5496 = 0.14687, lower 0.19585;
+    # at 205, 30 of 90: centre 0.34932, half 0.14688, lower 0.20244 > 0.2: pending at 205,
+    # firing after the rule's for: 10m at 805.
+    feed = Feed()
+    rule = _rule("AbandonRateHigh")
+    script = Script()
+    for i in range(16):
+        script.contact(f"a{i}", i, 2)
+    for i in range(4):
+        script.contact(f"x{i}", 20 + i, 30, outcome="abandoned")  # ends 50..53
+    events = _run(feed, rule, script, 100)
+    assert events == []
+    script = Script()
+    for i in range(44):
+        script.contact(f"b{i}", 100 + i, 2)  # ends 102..145
+    for i in range(36):
+        script.contact(f"y{i}", 150 + i, 30, outcome="abandoned")  # ends 180..215
+    later = [(t, s) for t, s, _, _ in _run(feed, rule, script, 900, start=101)]
+    assert later == [(205, "pending"), (805, "firing")]
+
+
+def test_csat_low_fires_on_evidence_after_five_minutes() -> None:
+    # email, window 1h, < 80% at 99.9%, at least 10 ratings. Ratings of 1 at 1..10 s: with 9
+    # the volume guard holds; with 10 (k = 0) the upper bound is z^2 / (n + z^2) =
+    # 9.5496 / 19.5496 = 0.4885 < 0.8: pending at 10, firing after for: 5m at 310.
+    # Then 60 ratings of 5 at 400..459: 60 of 70 = 0.857 is back above recover 0.82: the
+    # signal clears at the tick its ratio passes 0.82 (k / (k + 10) > 0.82: k = 46, at 445),
+    # and keep_firing_for 30m resolves the alert at 445 + 1800 = 2245.
+    feed = Feed()
+    rule = _rule("CsatLow")
+    script = Script()
+    for i in range(10):
+        script.add(1 + i, "ticket.rated", "email", rating=1)
+    events = _run(feed, rule, script, 320)
+    assert [(t, s) for t, s, _, _ in events] == [(10, "pending"), (310, "firing")]
+    firing = events[-1][2]
+    assert firing["summary"] == "email: customer satisfaction down to 0%"
+    for i in range(60):
+        script.add(400 + i, "ticket.rated", "email", rating=5)
+    later = _run(feed, rule, script, 2300, start=400)
+    assert [(t, s) for t, s, _, _ in later] == [(2245, "resolved")]

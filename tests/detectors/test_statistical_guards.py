@@ -1,0 +1,246 @@
+"""Issue 11 tuning: Wilson volume guards, thresholds relative to T, the complaint CUSUM and
+the backlog warning's hysteresis, on hand-made streams with hand-computed expectations."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from detectors.complaint_cusum import RateCusum
+from detectors.evidence import min_trials, wilson
+from monitor.config import parse_settings
+from monitor.errors import ConfigError
+from tests.detectors.detector_streams import Feed, Script, config, only, pick
+
+
+def _wilson_by_bisection(k: int, n: int, z: float, *, upper: bool) -> float:
+    """The Wilson bound as the root of (k/n - p)^2 = z^2 p (1 - p) / n on the wanted side."""
+    phat = k / n
+
+    def f(p: float) -> float:
+        return (phat - p) ** 2 - z * z * p * (1 - p) / n
+
+    lo, hi = (phat, 1.0) if upper else (0.0, phat)
+    if f(lo if upper else hi) > 0 or (upper and f(hi) < 0) or (not upper and f(lo) < 0):
+        return hi if upper else lo
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        inside = f(mid) < 0  # between the two roots
+        if upper:
+            lo, hi = (mid, hi) if inside else (lo, mid)
+        else:
+            lo, hi = (lo, mid) if inside else (mid, hi)
+    return (lo + hi) / 2
+
+
+@pytest.mark.parametrize(("k", "n"), [(3, 20), (12, 40), (0, 15), (15, 15), (27, 200)])
+def test_wilson_bounds_solve_the_score_equation(k: int, n: int) -> None:
+    z95 = 1.6448536269514722
+    lower, upper = wilson(k, n, 0.95)
+    assert lower == pytest.approx(_wilson_by_bisection(k, n, z95, upper=False), abs=1e-9)
+    assert upper == pytest.approx(_wilson_by_bisection(k, n, z95, upper=True), abs=1e-9)
+
+
+def test_wilson_by_hand_3_of_20() -> None:
+    # z = 1.6448536, z^2 = 2.705543; centre = (3 + 1.352772) / 22.705543 = 0.191706;
+    # half = 1.6448536 * sqrt(3 * 17 / 20 + 0.676386) / 22.705543 = 0.130124
+    lower, upper = wilson(3, 20, 0.95)
+    assert lower == pytest.approx(0.061582, abs=2e-6)
+    assert upper == pytest.approx(0.321830, abs=2e-6)
+    assert wilson(0, 0, 0.95) == (0.0, 1.0)
+
+
+def test_min_trials_is_the_first_n_whose_extreme_bound_passes() -> None:
+    # "> 0.1" at 99.9%: z^2 = 9.5495; k = n lower bound n / (n + z^2) > 0.1 needs n > 1.061
+    n = min_trials(0.1, 0.999, upward=True)
+    assert n == 2
+    assert wilson(n, n, 0.999)[0] > 0.1
+    assert wilson(n - 1, n - 1, 0.999)[0] <= 0.1
+    # "< 0.8" at 99.9%: k = 0 upper bound z^2 / (n + z^2) < 0.8 needs n > 2.387
+    assert min_trials(0.8, 0.999, upward=False) == 3
+
+
+ABANDON = {
+    "name": "abandon_rate",
+    "metric": "support_abandon_ratio",
+    "window": "5m",
+    "op": ">",
+    "value": 0.1,
+    "min_volume": 0,
+    "confidence": 0.95,
+    "channels": ["voice"],
+}
+
+
+def _abandons(feed: Feed, answered: int, abandoned: int, start: int) -> None:
+    script = Script()
+    for i in range(answered):
+        script.contact(f"a{start}-{i}", start + i, 3)
+    for i in range(abandoned):  # waits 30 s: long abandons (short is 5 s)
+        script.contact(f"x{start}-{i}", start + i, 30, outcome="abandoned")
+    script.feed(feed)
+
+
+def test_abandon_guard_wants_evidence_not_a_few_calls() -> None:
+    feed = Feed(only({"thresholds": [ABANDON]}))
+    _abandons(feed, 17, 3, 0)  # 3 of 20 = 15%: Wilson lower bound 6.2% at 95%
+    s = pick(feed.tick(60), "abandon_rate", "voice")
+    assert s.score == pytest.approx(0.15)
+    assert not s.active
+    assert "not shown at 0.95 confidence" in s.summary
+    # now 12 of 40 = 30%: centre 13.352772 / 42.705543 = 0.312671, half 0.116038: lower 0.19663
+    _abandons(feed, 11, 9, 100)
+    s = pick(feed.tick(160), "abandon_rate", "voice")
+    assert s.score == pytest.approx(0.3)
+    assert wilson(12, 40, 0.95)[0] == pytest.approx(0.19663, abs=1e-5)
+    assert s.active
+
+
+WAIT_T = {
+    "name": "longest_wait",
+    "metric": "support_queue_oldest_wait_seconds",
+    "op": ">",
+    "value": 4,
+    "recover": 3,
+    "relative_to": "answer_seconds",
+    "floor": 120,
+}
+
+
+def test_longest_wait_relative_to_each_channels_answer_target() -> None:
+    # voice T = 20 s: 4 x 20 = 80 s, floored at 120 s; chat T = 60 s: 240 s, recover 180 s
+    feed = Feed(only({"thresholds": [WAIT_T]}))
+    feed.event("contact.queued", 0, "voice", contact_id="v", queue="billing")
+    feed.event("contact.queued", 0, "chat", contact_id="c", queue="sales")
+    at_120 = feed.tick(120)
+    assert not pick(at_120, "longest_wait", "voice").active  # 120 is not > 120
+    assert pick(at_120, "longest_wait", "voice").threshold == 120
+    at_121 = feed.tick(121)
+    assert pick(at_121, "longest_wait", "voice").active
+    assert not pick(at_121, "longest_wait", "chat").active
+    assert pick(at_121, "longest_wait", "chat").threshold == 240
+    assert not pick(feed.tick(240), "longest_wait", "chat").active
+    assert pick(feed.tick(241), "longest_wait", "chat").active
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({**WAIT_T, "confidence": 0.99}, "thresholds[0].confidence"),
+        ({**ABANDON, "relative_to": "answer_seconds"}, "thresholds[0].relative_to"),
+        ({**ABANDON, "floor": 30}, "thresholds[0].floor"),
+    ],
+)
+def test_guards_only_where_they_mean_something(block: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_settings(config({"thresholds": [block]}))
+
+
+# ---------------------------------------------------------------------- complaint CUSUM
+
+HOUR0 = 1_772_409_600.0  # 2026-03-02 00:00 UTC, a Monday
+
+
+def _slot(t: float) -> int:
+    return int((t - HOUR0) // 3600) % 168
+
+
+def test_cusum_by_hand() -> None:
+    c = RateCusum(ratio=4.0, threshold=10.0, prior_per_hour=6.0, relearn_hours=2)
+    t = HOUR0 + 600
+    assert not c.step(t, 0, _slot)  # the first tick only starts the count
+    # 10 complaints in 60 s: S = 10 ln 4 - 3 x (6 / 3600) x 60 = 13.563, capped at 10 + ln 4
+    assert c.step(t + 60, 10, _slot)
+    assert c.stat == pytest.approx(10 + math.log(4))
+    # then no complaint: S falls 0.005 a second; below 10 after 1.386 / 0.005 = 277.3 s
+    assert c.step(t + 60 + 270, 10, _slot)
+    assert c.stat == pytest.approx(10 + math.log(4) - 0.005 * 270)
+    assert not c.step(t + 60 + 290, 10, _slot)
+
+
+def test_cusum_never_learns_a_spike_hour_even_in_warm_up() -> None:
+    c = RateCusum(ratio=4.0, threshold=10.0, prior_per_hour=6.0, relearn_hours=2)
+    total = 0
+    for minute in range(4 * 60 + 1):  # 6/h, but 60/h in hour 1
+        now = HOUR0 + minute * 60
+        if minute % 10 == 5:
+            total += 1
+        if 60 <= minute < 120 and minute % 10 != 5:
+            total += 1  # 54 more in hour 1
+        c.step(now, total, _slot)
+    # hour 0 was not seen from its start (the first tick starts the count); hour 1 was flagged;
+    # hour 2 too: at its start S was at the cap 11.386 and took 277 s to fall below 10
+    assert 0 not in c.week
+    assert 1 not in c.week
+    assert 1 not in c.day
+    assert 2 not in c.week
+    assert c.skipped == []  # hour 3 was learned; the held-back hour 2 was dropped
+    assert c.week[3] == [6.0, 1.0]
+    # the larger of the hour-of-week (6, n 1) and hour-of-day (6, n 1) means + sqrt(6 / 2)
+    assert c.per_hour(3) == pytest.approx(6.0 + math.sqrt(3.0))
+    assert c.per_hour(1) == 6.0  # an unseen hour: max(all-hours mean 6, recent-hours mean 6)
+
+
+def test_cusum_catches_a_5x_rise_no_window_test_sees() -> None:
+    # usual 4 complaints an hour (the prior), then one every 3 minutes (20/h): one per 5-minute
+    # window or two, below the window test's min_count of 5
+    c = RateCusum(ratio=4.0, threshold=10.0, prior_per_hour=4.0, relearn_hours=2)
+    total = 0
+    first = None
+    for second in range(0, 3 * 3600, 60):
+        every = 15 if second < 3600 else 3
+        if (second // 60) % every == 0:
+            total += 1
+        if c.step(HOUR0 + second, total, _slot) and first is None:
+            first = second - 3600
+    # S is 0 at minute 60 (hour 0's complaints decayed). Each minute takes 3 x 4/3600 x 60 =
+    # 0.2; the j-th complaint (minute 60 + 3(j - 1)) leaves S = j ln 4 - 0.2 (3j - 2)
+    # = 0.7863 j + 0.4, first >= 10 at j = 13: minute 96, 36 minutes into the rise
+    assert first == 36 * 60
+
+
+# ---------------------------------------------------------------------- backlog hysteresis
+
+
+def test_backlog_warning_holds_while_the_head_is_past_half_of_t() -> None:
+    feed = Feed(only({"backlog_growth": {"channels": ["voice"]}}))
+    script = Script()
+    # three callers queue at 0, 1, 2 s and nobody answers: the oldest wait grows at 1 s/s;
+    # T = 20 s, horizon 10 s: active once (20 - w) / 1 <= 10, i.e. at w = 10 (t = 10)
+    for i in range(3):
+        script.contact(f"c{i}", i, 100)
+    script.feed(feed, 2)
+    active = {}
+    for t in range(3, 40):
+        if t == 25:  # the head is answered: the oldest is now c1 (24 s), the slope dips
+            feed.event("contact.answered", t, "voice", contact_id="c0", queue="billing")
+        active[t] = pick(feed.tick(t), "backlog_growth", "voice").active
+    assert not active[9]
+    assert active[10]
+    # from 25 on the slope over the last 20 s is below 1 but the oldest (24 s+) is past T/2
+    assert all(active[t] for t in range(10, 40))
+
+
+def test_backlog_surge_cusum_fires_when_arrivals_quadruple() -> None:
+    # the usual rate of this hour (Monday 00:00 UTC, hour of the day 0) learned as 60/h over 5
+    # samples: expected 60 + sqrt(60 / 5) = 63.464/h. Contacts arrive every 15 s (240/h) and are
+    # answered at once (nobody waits: the projection stays quiet). Each arrival adds ln 1.4 =
+    # 0.33647, each second takes 0.4 x 63.464 / 3600 = 0.0070515. The first tick only starts the
+    # count; until the first arrival S stays at 0; at the j-th arrival (t = 15 j) it is
+    # 0.32942 + (j - 1) x 0.23070: 7.9425 at j = 34, 8.1732 at j = 35 (t = 525) >= 8.
+    feed = Feed(only({"backlog_growth": {"channels": ["voice"]}}))
+    backlog = next(d for d in feed.suite.detectors if d.name == "backlog_growth")
+    backlog._surge["voice"].day[0] = [60.0, 5.0]  # type: ignore[attr-defined]
+    script = Script()
+    for j in range(1, 60):
+        script.contact(f"c{j}", 15 * j, 0)
+    first = None
+    for t in range(900):
+        script.feed(feed, t)
+        s = pick(feed.tick(t), "backlog_growth", "voice")
+        if s.active and first is None:
+            first = t
+            assert "arrivals above 1.4x the usual rate" in s.summary
+    assert first == 525
