@@ -221,7 +221,7 @@ def default_rules() -> tuple[AlertRule, ...]:
             "{channel}: needs {expected:.0f} agents, {score:.0f} on the queue",
             "Erlang C says {channel} needs {expected:.0f} agents to reach its service-level "
             "target; {score:.0f} are available, busy or in after-call work. {signal_summary}",
-            **{"for": "15m", "keep_firing_for": "10m"},
+            **{"for": "20m", "keep_firing_for": "10m"},
         ),
         _rule(
             "EstimatedWaitHigh",
