@@ -72,17 +72,11 @@ class Clock(msgspec.Struct, gc=False):
 
     @property
     def running(self) -> bool:
-        return not self.stopped and self.since == self.since  # NaN: paused
+        return not self.stopped and not math.isnan(self.since)  # NaN ``since``: paused
 
     @property
     def paused(self) -> bool:
-        return not self.stopped and self.since != self.since
-
-    def used(self, calendar: Calendar, now: float) -> float:
-        """Business seconds run so far, up to ``now``."""
-        if self.since != self.since or self.stopped:
-            return self.elapsed
-        return self.elapsed + calendar.elapsed(self.since, now)
+        return not self.stopped and math.isnan(self.since)
 
 
 def day_start(zone: str, at: str) -> Callable[[float], float]:

@@ -288,10 +288,9 @@ class Engine:
         event: a timer (possibly spent) is decided once the clock is ``allowed_lateness`` past
         it; a today window resets at its day start. ``inf`` when nothing is held."""
         wake = self._timers[0][0] + self.lateness if self._timers else math.inf
-        for ch in self.channels.values():
-            wake = min(wake, ch.windows.next_reset)
-            break  # every channel's today window resets at the same instant
-        return wake
+        # Every channel's today window resets at the same instant: the first one's will do.
+        first = next(iter(self.channels.values()))
+        return min(wake, first.windows.next_reset)
 
     def flush(self, now: float | None = None) -> None:
         """Advance to ``now`` and decide every deadline up to it (no more late events will come,
@@ -832,13 +831,11 @@ class Engine:
             return Reject.INVALID_TRANSITION
         t.status = ev.status
         paused = t.q.channel.settings.paused_by(ev.status)
-        calendar = t.q.calendar
         for index, clock in enumerate(t.clocks):
             if clock is None or clock.stopped:
                 continue
             if clock.running and index in paused:
-                self._settle(t, index, clock, ts)
-                clock.elapsed += calendar.elapsed(clock.since, ts)
+                self._run_to(t, index, clock, ts)
                 clock.since = math.nan
                 self._clear_risk(t, index, clock)
                 clock.deadline = clock.risk_at = math.inf
@@ -861,14 +858,11 @@ class Engine:
             ch.open_by_priority[old] -= 1
             ch.open_by_priority[ev.priority] += 1
         targets = ch.settings.clock_targets(ev.priority)
-        calendar = t.q.calendar
         for index, clock in enumerate(t.clocks):
             if clock is None or clock.stopped:
                 continue
             if clock.running:
-                self._settle(t, index, clock, ts)
-                clock.elapsed += calendar.elapsed(clock.since, ts)
-                clock.since = ts
+                self._run_to(t, index, clock, ts)
             self._clear_risk(t, index, clock)
             clock.target = targets[index]
             self._schedule(ev.ticket_id, t, index, clock)
@@ -967,12 +961,18 @@ class Engine:
         if not clock.breached and ts > clock.deadline:
             self._breach_clock(t, index, clock)
 
+    def _run_to(self, t: Ticket, index: int, clock: Clock, ts: float) -> None:
+        """A running clock's segment ends at ``ts``: its business time is added to ``elapsed``
+        (a deadline passed before ``ts`` is a breach first) and the next segment starts there."""
+        self._settle(t, index, clock, ts)
+        clock.elapsed += t.q.calendar.elapsed(clock.since, ts)
+        clock.since = ts
+
     def _stop_clock(self, t: Ticket, index: int, clock: Clock, ts: float) -> None:
         """The clock stops at ``ts`` for good: a breach (once, stamped at the deadline) if
         ``ts`` is past it; no longer at risk."""
         if clock.running:
-            self._settle(t, index, clock, ts)
-            clock.elapsed += t.q.calendar.elapsed(clock.since, ts)
+            self._run_to(t, index, clock, ts)
         self._clear_risk(t, index, clock)
         clock.stopped = True
         clock.since = math.nan

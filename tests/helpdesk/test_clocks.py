@@ -232,8 +232,8 @@ def test_today_resets_at_the_local_day_start_across_dst() -> None:
     t.send("complaint.received", at("2026-03-29 00:00:01"))
     t.send("complaint.received", at("2026-03-29 23:59:59"))
     day = {"channel": "email", "window": "today"}
-    assert t.at(at("2026-03-29 23:59:59")).engine is not None
-    assert value(t.engine, "support_complaints_window", **day) == 2
+    t.at(at("2026-03-29 23:59:59"))
+    assert value(t.engine, "support_complaints_window", **day) == 2  # Sunday's two
     assert value(t.at(at("2026-03-30 00:00")).engine, "support_complaints_window", **day) == 0
 
 
