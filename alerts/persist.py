@@ -8,9 +8,9 @@ from collections.abc import Iterable
 
 import msgspec
 
-from alerts.planner import SentRecord
-from alerts.rules import CompiledRule
-from alerts.state import Alert, AlertState
+from support_monitor.alerts.planner import SentRecord
+from support_monitor.alerts.rules import CompiledRule
+from support_monitor.alerts.state import Alert, AlertState
 
 VERSION = 1
 

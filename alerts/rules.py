@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 
-from alerts.config import AlertRule, AlertSettings
-from alerts.links import keep_links
-from alerts.state import Alert, Labels, RuleState, Sample, Transition
-from alerts.template import render
-from alerts.timefmt import rfc3339
-from detectors.signal import Signal
+from support_monitor.alerts.config import AlertRule, AlertSettings
+from support_monitor.alerts.links import keep_links
+from support_monitor.alerts.state import Alert, Labels, RuleState, Sample, Transition
+from support_monitor.alerts.template import render
+from support_monitor.alerts.timefmt import rfc3339
+from support_monitor.detectors.signal import Signal
 
 
 class CompiledRule:

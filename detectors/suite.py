@@ -23,20 +23,20 @@ from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
-from detectors.at_risk import TicketsAtRiskDetector
-from detectors.backlog import BacklogGrowthDetector
-from detectors.burn import SlaBurnDetector
-from detectors.complaints import ComplaintSpikeDetector
-from detectors.config import DetectorSettings, resolve_window
-from detectors.customer_voice import build as build_voice
-from detectors.readings import Detector, Groups, Readings
-from detectors.signal import Signal
-from detectors.staffing import EstimatedWaitDetector, UnderstaffingDetector
-from detectors.threshold import ThresholdDetector
-from detectors.voice_config import VOICE_NAMES
-from monitor.config import ChannelSettings
-from monitor.engine.engine import Engine
-from monitor.engine.rows import Series
+from support_monitor.detectors.at_risk import TicketsAtRiskDetector
+from support_monitor.detectors.backlog import BacklogGrowthDetector
+from support_monitor.detectors.burn import SlaBurnDetector
+from support_monitor.detectors.complaints import ComplaintSpikeDetector
+from support_monitor.detectors.config import DetectorSettings, resolve_window
+from support_monitor.detectors.customer_voice import build as build_voice
+from support_monitor.detectors.readings import Detector, Groups, Readings
+from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.staffing import EstimatedWaitDetector, UnderstaffingDetector
+from support_monitor.detectors.threshold import ThresholdDetector
+from support_monitor.detectors.voice_config import VOICE_NAMES
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.rows import Series
 
 STATE_VERSION = 1
 """``v`` of :meth:`DetectorSuite.export_state`; another version is dropped as a whole."""

@@ -27,12 +27,12 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from monitor import __version__
-from monitor.config import ChannelSettings
-from monitor.engine.clocks import CLOCKS
-from monitor.engine.engine import Engine
-from monitor.engine.histogram import Histogram
-from monitor.engine.readout import (
+from support_monitor.monitor import __version__
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.engine.clocks import CLOCKS
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.histogram import Histogram
+from support_monitor.monitor.engine.readout import (
     QUANTILES,
     abandon_ratio,
     ces_score,
@@ -46,10 +46,10 @@ from monitor.engine.readout import (
     self_service_ratio,
     service_level,
 )
-from monitor.engine.rows import Series
-from monitor.engine.sketch import quantiles
-from monitor.engine.state import QueueState
-from monitor.stats import DaemonStats
+from support_monitor.monitor.engine.rows import Series
+from support_monitor.monitor.engine.sketch import quantiles
+from support_monitor.monitor.engine.state import QueueState
+from support_monitor.monitor.stats import DaemonStats
 
 HELP: dict[str, str] = {
     "support_contacts_queued_total": "Contacts that started waiting.",

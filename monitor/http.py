@@ -51,10 +51,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from monitor.config import ExporterSettings
-from monitor.errors import SupportMonitorError
-from monitor.exporter import render
-from monitor.webconfig import WebConfig, WebConfigError, load_web_config, split_listen
+from support_monitor.monitor.config import ExporterSettings
+from support_monitor.monitor.errors import SupportMonitorError
+from support_monitor.monitor.exporter import render
+from support_monitor.monitor.webconfig import (
+    WebConfig,
+    WebConfigError,
+    load_web_config,
+    split_listen,
+)
 
 __all__ = [
     "HttpCollector",

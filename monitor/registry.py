@@ -8,11 +8,11 @@ from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from alerts.runtime import Alerting
-from monitor.engine.engine import CAPACITY_KINDS, Engine
-from monitor.engine.workforce_readout import WORKFORCE_HELP, all_workforce_series
-from monitor.exporter import DaemonCollector, EngineCollector
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.engine.engine import CAPACITY_KINDS, Engine
+from support_monitor.monitor.engine.workforce_readout import WORKFORCE_HELP, all_workforce_series
+from support_monitor.monitor.exporter import DaemonCollector, EngineCollector
+from support_monitor.monitor.stats import DaemonStats
 
 
 class CapacityCollector(Collector):

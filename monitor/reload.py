@@ -12,11 +12,11 @@ from pathlib import Path
 
 import structlog
 
-from alerts.runtime import Alerting
-from monitor.config import Settings, load_settings
-from monitor.engine.engine import Engine, RestartNeeded
-from monitor.errors import ConfigError
-from monitor.logs import configure
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.config import Settings, load_settings
+from support_monitor.monitor.engine.engine import Engine, RestartNeeded
+from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.logs import configure
 
 POLL_SECONDS = 2.0
 _RESTART_ONLY = ("sources", "exporter", "dead_letter", "notifiers", "state", "cluster", "console")

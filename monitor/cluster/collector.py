@@ -14,14 +14,14 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from alerts.runtime import HELP as ALERT_HELP
-from monitor.cluster.node import ClusterNode
-from monitor.config import ChannelSettings
-from monitor.engine.histogram import Histogram
-from monitor.engine.readout import queue_series, voice_series, window_series
-from monitor.engine.rows import Series
-from monitor.engine.workforce_readout import WORKFORCE_HELP, workforce_series
-from monitor.exporter import (
+from support_monitor.alerts.runtime import HELP as ALERT_HELP
+from support_monitor.monitor.cluster.node import ClusterNode
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.engine.histogram import Histogram
+from support_monitor.monitor.engine.readout import queue_series, voice_series, window_series
+from support_monitor.monitor.engine.rows import Series
+from support_monitor.monitor.engine.workforce_readout import WORKFORCE_HELP, workforce_series
+from support_monitor.monitor.exporter import (
     HELP,
     LIVE_HISTOGRAMS,
     group,

@@ -35,15 +35,21 @@ from collections.abc import Callable
 
 import msgspec
 
-from monitor.config import Settings
-from monitor.engine.clocks import ALWAYS, Calendar, Clock, day_start, shift
-from monitor.engine.dedup import Deduplicator
-from monitor.engine.sketch import bucket_of
-from monitor.engine.state import ChannelRuntime, Contact, QueueState, Ticket, wait_bounds_for
-from monitor.engine.voice import DETRACTOR_MAX, PROMOTER_MIN, polarity
-from monitor.engine.workforce import Workforce
-from monitor.errors import SupportMonitorError
-from monitor.events import (
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.engine.clocks import ALWAYS, Calendar, Clock, day_start, shift
+from support_monitor.monitor.engine.dedup import Deduplicator
+from support_monitor.monitor.engine.sketch import bucket_of
+from support_monitor.monitor.engine.state import (
+    ChannelRuntime,
+    Contact,
+    QueueState,
+    Ticket,
+    wait_bounds_for,
+)
+from support_monitor.monitor.engine.voice import DETRACTOR_MAX, PROMOTER_MIN, polarity
+from support_monitor.monitor.engine.workforce import Workforce
+from support_monitor.monitor.errors import SupportMonitorError
+from support_monitor.monitor.events import (
     AgentState,
     BotSessionEnded,
     ComplaintReceived,

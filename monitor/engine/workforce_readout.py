@@ -13,11 +13,11 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from monitor.engine.engine import Engine
-from monitor.engine.rows import Series
-from monitor.engine.state import ChannelRuntime
-from monitor.engine.windows import Agg
-from monitor.engine.workforce import AGENT_STATES
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.rows import Series
+from support_monitor.monitor.engine.state import ChannelRuntime
+from support_monitor.monitor.engine.windows import Agg
+from support_monitor.monitor.engine.workforce import AGENT_STATES
 
 WORKFORCE_HELP: dict[str, str] = {
     "support_agents": "Agents in each state now (an agent counts in each channel it is in).",

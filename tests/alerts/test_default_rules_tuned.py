@@ -3,8 +3,8 @@ detectors and the default rule, with the firing and resolve times computed by ha
 
 from __future__ import annotations
 
-from alerts.config import AlertSettings, default_rules
-from alerts.rules import CompiledRule
+from support_monitor.alerts.config import AlertSettings, default_rules
+from support_monitor.alerts.rules import CompiledRule
 from tests.detectors.detector_streams import Feed, Script
 
 

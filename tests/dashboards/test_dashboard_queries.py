@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dashboards.build import annotation_queries, build_all, panel_queries
+from support_monitor.dashboards.build import annotation_queries, build_all, panel_queries
 
 LIVE = {"channel", "queue"}
 WINDOWED = {"channel", "window"}
@@ -260,7 +260,7 @@ def test_annotation_queries_use_known_metrics_and_labels(name, expr):
 
 
 def test_exporter_documents_the_extra_gauges():
-    from monitor.exporter import CHANNEL_SETTINGS_HELP  # noqa: PLC0415
+    from support_monitor.monitor.exporter import CHANNEL_SETTINGS_HELP  # noqa: PLC0415
 
     assert set(CHANNEL_SETTINGS_HELP) == {
         "support_channel_answer_seconds",
@@ -270,6 +270,6 @@ def test_exporter_documents_the_extra_gauges():
 
 def test_detector_names_are_the_agreed_ones():
     # the detector dashboard repeats over whatever the daemon exports; the names are documented
-    from dashboards import detectors  # noqa: PLC0415
+    from support_monitor.dashboards import detectors  # noqa: PLC0415
 
     assert set(detectors.DETECTORS) == DETECTORS

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import yaml
 
-from alerts.runtime import Alerting
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
-from monitor.reload import Reloader
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.reload import Reloader
+from support_monitor.monitor.stats import DaemonStats
 from tests.processes import free_port
 from tests.support import CONFIG
 
