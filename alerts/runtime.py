@@ -42,6 +42,7 @@ from support_monitor.alerts.state import AlertState
 from support_monitor.detectors.config import DetectorSettings
 from support_monitor.detectors.signal import Signal
 from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.monitor.catalogue import help_texts
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.rows import Series
 from support_monitor.monitor.logs import register_secret
@@ -52,9 +53,7 @@ log = structlog.get_logger("support_monitor.alerts")
 AM_QUEUE_MAX = 10_000
 """Alerts waiting for Alertmanager at most (oldest dropped, like Prometheus' notifier queue)."""
 
-HELP = {
-    "support_alerts": "1 per pending or firing alert (like Prometheus' ALERTS).",
-}
+HELP = help_texts("alerts")
 
 
 class TransitionSink(Protocol):

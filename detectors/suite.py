@@ -34,6 +34,7 @@ from support_monitor.detectors.signal import Signal
 from support_monitor.detectors.staffing import EstimatedWaitDetector, UnderstaffingDetector
 from support_monitor.detectors.threshold import ThresholdDetector
 from support_monitor.detectors.voice_config import VOICE_NAMES
+from support_monitor.monitor.catalogue import help_texts
 from support_monitor.monitor.config_channel import ChannelSettings
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.rows import Series
@@ -105,16 +106,7 @@ def _load_signal(data: list[Any]) -> Signal:
 _NO_ROW = Signal("", "", active=False, score=math.nan, threshold=math.nan)
 """Stands for "no exported row" for a channel that has no signal."""
 
-HELP: dict[str, str] = {
-    "support_detector_score": (
-        "Value each detector judged (burn rate, complaint count, seconds to breach, metric value);"
-        " the worst signal per detector and channel."
-    ),
-    "support_detector_expected": (
-        "What the detector expected (complaint baseline for the window); NaN when it has none."
-    ),
-    "support_detector_threshold": "The level at which the detector's signal becomes active.",
-}
+HELP: dict[str, str] = help_texts("detectors")
 
 
 class DetectorSuite:
