@@ -32,7 +32,7 @@ from support_monitor.monitor.deadletter import DeadLetterSink, JsonlDeadLetters,
 from support_monitor.monitor.http import MetricsServer
 from support_monitor.monitor.pipeline import Pipeline
 from support_monitor.monitor.registry import build_registry
-from support_monitor.monitor.reload import Reloader
+from support_monitor.monitor.reload import Reloader, single_engine
 from support_monitor.monitor.sources.base import Source
 from support_monitor.monitor.sources.build import configured_sources, dead_letter_sink
 from support_monitor.monitor.sources.simulator import SimulatorSource
@@ -84,7 +84,7 @@ async def run_daemon(
         from support_monitor.monitor.cluster.supervisor import run_cluster  # noqa: PLC0415 - only in cluster mode
 
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # it installs its own handlers
-        return await run_cluster(settings, listen)
+        return await run_cluster(settings, listen, config_path)
     stop = asyncio.Event()
     with _signals_set(stop):
         return await _run_single(settings, listen, config_path, stop)
@@ -156,7 +156,7 @@ async def _run_single(  # noqa: PLR0915, C901 - one supervisor, read top to bott
             await stack.enter_async_context(alerting)  # restores alert state before any tick
             reloader = None
             if config_path is not None:
-                reloader = Reloader(config_path, settings, engine, alerting)
+                reloader = Reloader(config_path, settings, single_engine(engine, alerting))
                 await reloader.start()
             for source in sources:
                 await stack.enter_async_context(source)

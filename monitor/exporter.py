@@ -157,12 +157,9 @@ def possible(row: Series, channels: dict[str, ChannelSettings]) -> bool:
     return True
 
 
-CHANNEL_SETTINGS_HELP = catalogue.help_texts("channel_settings")
-"""Extra gauges beyond the metric contract: each channel's configured targets, so dashboards
-colour each channel by its own T and target (they change on a config reload)."""
-
-
-def _channel_settings(settings: dict[str, ChannelSettings]) -> Iterator[Metric]:
+def channel_settings_families(settings: dict[str, ChannelSettings]) -> Iterator[Metric]:
+    """Gauges beyond the metric contract: each channel's configured targets, so dashboards colour
+    each channel by its own T and target (they follow a config reload)."""
     answer = catalogue.gauge("support_channel_answer_seconds")
     target = catalogue.gauge("support_channel_service_level_target")
     for name, channel in settings.items():
@@ -494,7 +491,7 @@ class EngineCollector(Collector):
                 rows[row.name].append((head(row.name, *row.labels), row.value))
         yield from fam.values()
         yield summary
-        yield from _channel_settings({n: ch.settings for n, ch in engine.channels.items()})
+        yield from channel_settings_families({n: ch.settings for n, ch in engine.channels.items()})
         yield from hists
         for provider, helps in self._extra:
             grouped = group(provider())

@@ -26,6 +26,7 @@ from support_monitor.monitor.exporter import (
     HELP,
     HIST_ATTRS,
     LIVE_HISTOGRAMS,
+    channel_settings_families,
     group,
     histogram_family,
     possible,
@@ -100,6 +101,7 @@ class ClusterCollector(Collector):
         yield wait_summary_family(quantiles)
         for metric, _, text in _HISTOGRAMS:
             yield histogram_family(metric, text, ["channel", "queue"], hists[metric])
+        yield from channel_settings_families(settings)  # of the channels this replica owns
         grouped_extra = group(extra)
         for name in {**dict.fromkeys(helps), **dict.fromkeys(grouped_extra)}:
             yield series_family(name, helps.get(name, name), grouped_extra.get(name, []))

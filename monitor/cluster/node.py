@@ -65,7 +65,7 @@ from support_monitor.monitor.cluster.store import (
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.deadletter import DeadLetterSink
 from support_monitor.monitor.engine import snapshot
-from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.engine import Engine, RestartNeeded, shape_change
 from support_monitor.monitor.engine.snapshot import SnapshotError
 from support_monitor.monitor.pipeline import Pipeline
 from support_monitor.monitor.sources.kafka import KafkaSource, client_options, ssl_context
@@ -239,6 +239,19 @@ class ClusterNode:
             seconds=round(time.perf_counter() - start, 3),
         )
         return resume
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Config reload: every partition this replica holds (owned, withheld, or kept since a
+        revocation) takes ``settings``, and partitions assigned later are built with it. Raises
+        ``RestartNeeded``, having changed nothing, when the state's shape would change (the
+        shape every replica's records are written under, see ``withheld``)."""
+        why = shape_change(self.settings, settings)
+        if why is not None:
+            raise RestartNeeded(why)
+        self.settings = settings
+        for part in list(self.parts.values()):
+            part.engine.reconfigure(settings)
+            part.alerting.reconfigure(settings.detectors, settings.alerts)
 
     def withheld(self) -> set[TopicPartition]:
         """Assigned partitions this replica does not serve (the source pauses them)."""

@@ -2,7 +2,9 @@
 
 It owns one ``AsyncExitStack`` (signal handlers, the dead-letter file, the listener, the node and
 its Kafka source) and one ``asyncio.TaskGroup`` of named tasks (consume, clock, state snapshots,
-dead-letter flushing, signals), as ``monitor/daemon.py`` does for a single engine. The node
+dead-letter flushing, signals, config reload), as ``monitor/daemon.py`` does for a single
+engine. A reload (SIGHUP or a changed file) applies to every partition the replica holds, by
+the same ``Reloader`` and rules as ``run``. The node
 (``monitor/cluster/node.py``) holds the partitions; the collector reads them at scrape time.
 """
 
@@ -24,6 +26,7 @@ from support_monitor.monitor.deadletter import DeadLetterSink, JsonlDeadLetters,
 from support_monitor.monitor.exporter import DaemonCollector
 from support_monitor.monitor.http import MetricsServer
 from support_monitor.monitor.registry import CapacityCollector, register_process_collectors
+from support_monitor.monitor.reload import Reloader
 from support_monitor.monitor.sources.build import configured_sources, dead_letter_sink
 from support_monitor.monitor.sources.kafka import KafkaSource
 from support_monitor.monitor.stats import DaemonStats
@@ -45,7 +48,9 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
-async def run_cluster(settings: Settings, listen: str | None = None) -> int:
+async def run_cluster(
+    settings: Settings, listen: str | None = None, config_path: Path | None = None
+) -> int:
     """The supervisor of a cluster replica (``support-monitor run`` with ``cluster.enabled``)."""
     stats = DaemonStats()
     [source] = configured_sources(settings, stats)
@@ -80,6 +85,10 @@ async def run_cluster(settings: Settings, listen: str | None = None) -> int:
         )
         await stack.enter_async_context(node)
         await stack.enter_async_context(source)
+        reloader = None
+        if config_path is not None:
+            reloader = Reloader(config_path, settings, node.reconfigure)
+            await reloader.start()
         assert node.store is not None
         log.info(
             "cluster_started",
@@ -97,6 +106,8 @@ async def run_cluster(settings: Settings, listen: str | None = None) -> int:
                 if file_sink is not None:
                     tasks.create_task(flush_dead_letters(file_sink), name="dead-letters:flush")
                 tasks.create_task(watch_signals(stop), name="signals")
+                if reloader is not None:
+                    tasks.create_task(reloader.run_forever(), name="config:reload")
         except* Shutdown:
             await node.flush_all("shutdown")
             log.info("cluster_stopped", reason="signal")
