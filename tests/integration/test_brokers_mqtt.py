@@ -21,7 +21,7 @@ import pytest
 from support_monitor.monitor.consume import consume
 from support_monitor.monitor.sources.build import dead_letter_sink
 from support_monitor.monitor.sources.mqtt import MqttSource
-from tests.integration.test_brokers_kafka import (
+from tests.integration.broker_scenario import (
     LiveEngine,
     Scenario,
     assert_counters_match,

@@ -435,7 +435,7 @@ async def test_kafka_consume_loop_survives_the_reported_inputs_and_commits_past_
     from support_monitor.monitor.deadletter import MemoryDeadLetters  # noqa: PLC0415
     from support_monitor.monitor.sources.build import dead_letter_sink  # noqa: PLC0415
     from support_monitor.monitor.sources.kafka import KafkaSource  # noqa: PLC0415
-    from tests.integration.test_brokers_kafka import (  # noqa: PLC0415
+    from tests.integration.broker_scenario import (  # noqa: PLC0415
         committed_offsets,
         end_offsets,
         kafka_settings,

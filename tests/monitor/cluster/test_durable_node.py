@@ -30,7 +30,7 @@ import yaml
 from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.replay import replay
-from tests.integration.test_brokers_kafka import Scenario
+from tests.integration.broker_scenario import Scenario
 from tests.processes import free_port
 from tests.support import CONFIG, EVENT_ONLY, samples
 

@@ -30,13 +30,13 @@ from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import series
 from tests.monitor.engine.draining import run
+from tests.monitor.engine.random_streams import reverse_groups
 from tests.monitor.engine.reference_model import (
     LIFECYCLE_RANK,
     Agg2,
     Row,
     Wave2Reference,
 )
-from tests.monitor.engine.test_against_reference import reverse_groups
 from tests.support import T0, iso
 
 PAUSE = {

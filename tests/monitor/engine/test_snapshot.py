@@ -19,16 +19,9 @@ from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import series
 from support_monitor.monitor.engine.snapshot import SnapshotError
-from support_monitor.monitor.pipeline import Delivery, Pipeline
-from support_monitor.monitor.stats import DaemonStats
-from tests.monitor.engine.test_against_reference import CFG, streams
+from tests.monitor.engine.random_streams import CFG, streams
+from tests.monitor.engine.snapshot_streams import LONG_CFG, feed, random_stream
 from tests.support import T0, iso
-
-
-def _feed(engine: Engine, lines: list[bytes]) -> None:
-    pipeline = Pipeline(engine, DaemonStats(), event_clock=True, log_burst=0)
-    for i, line in enumerate(lines):
-        pipeline.process("test", Delivery(line, f"line:{i}"))
 
 
 def _rows(engine: Engine) -> list[tuple[str, Any, float | str]]:
@@ -78,118 +71,29 @@ def test_restored_engine_continues_exactly(
     split = int(cut * len(lines))
     cfg = parse_settings(CFG)
     original = Engine(cfg)
-    _feed(original, lines[:split])
+    feed(original, lines[:split])
     restored = _round_trip(original, cfg)
     _assert_same(original, restored)
     for engine in (original, restored):
-        _feed(engine, lines[split:])
+        feed(engine, lines[split:])
         engine.flush(T0 + until)
     _assert_same(original, restored)
 
 
 # --- a longer random stream: late events, reopen, retention, many restores ------------------
 
-LONG_CFG: dict[str, Any] = {
-    "windows": ["1m", "5m", "1h"],
-    "ingest": {
-        "allowed_lateness": 5,
-        "answered_retention": 600,
-        "dedup_horizon": 900,
-        "complaint_categories": ["billing"],
-    },
-    "channels": {
-        "voice": {"answer_seconds": 20, "short_abandon_seconds": 5, "queues": ["billing", "tech"]},
-        "chat": {"answer_seconds": 45, "queues": ["sales"]},
-        "email": {
-            "first_response_seconds": 120,
-            "resolution_seconds": 400,
-            "queues": ["default", "vip"],
-        },
-    },
-}
-
-
-def _random_stream(seed: int, n: int) -> list[bytes]:
-    rnd = random.Random(seed)
-    now = 0.0
-    out: list[dict[str, Any]] = []
-    waiting: list[tuple[str, str]] = []
-    talking: list[tuple[str, str]] = []
-    tickets: list[str] = []
-    for i in range(n):
-        now += rnd.choice((0.0, 0.3, 1.0, 2.5, 7.0, 30.0))
-        ts = now - (rnd.uniform(0, 8) if rnd.random() < 0.1 else 0.0)  # some late events
-        base = {"event_id": f"r{seed}-{i}", "ts": iso(T0 + ts)}
-        roll = rnd.random()
-        if roll < 0.25:
-            ch, q = rnd.choice((("voice", "billing"), ("voice", "tech"), ("chat", "sales")))
-            cid = f"c{i}"
-            waiting.append((cid, ch))
-            out.append(
-                {**base, "type": "contact.queued", "channel": ch, "queue": q, "contact_id": cid}
-            )
-        elif roll < 0.45 and waiting:
-            cid, ch = waiting.pop(rnd.randrange(len(waiting)))
-            kind = "answered" if rnd.random() < 0.8 else "abandoned"
-            if kind == "answered":
-                talking.append((cid, ch))
-            out.append({**base, "type": f"contact.{kind}", "channel": ch, "contact_id": cid})
-        elif roll < 0.55 and talking:
-            cid, ch = talking.pop(rnd.randrange(len(talking)))
-            out.append({**base, "type": "contact.ended", "channel": ch, "contact_id": cid})
-        elif roll < 0.7:
-            tid = f"t{i}"
-            tickets.append(tid)
-            tags = ["complaint", "billing"] if rnd.random() < 0.1 else []
-            out.append(
-                {
-                    **base,
-                    "type": "ticket.created",
-                    "channel": "email",
-                    "queue": rnd.choice(("default", "vip")),
-                    "ticket_id": tid,
-                    "tags": tags,
-                }
-            )
-        elif roll < 0.85 and tickets:
-            kind = rnd.choice(("responded", "responded", "solved", "solved", "reopened"))
-            out.append(
-                {
-                    **base,
-                    "type": f"ticket.{kind}",
-                    "channel": "email",
-                    "ticket_id": rnd.choice(tickets),
-                }
-            )
-        elif roll < 0.9:
-            out.append(
-                {**base, "type": "ticket.rated", "channel": "email", "rating": rnd.randint(1, 5)}
-            )
-        elif roll < 0.95:
-            out.append(
-                {
-                    **base,
-                    "type": "complaint.received",
-                    "channel": "voice",
-                    "category": rnd.choice(("billing", "rude", None)),
-                }
-            )
-        elif out:
-            out.append(dict(rnd.choice(out)))  # a redelivery (same event_id)
-    return [json.dumps(e).encode() for e in out]
-
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_many_restores_along_a_long_stream(seed: int) -> None:
     cfg = parse_settings(LONG_CFG)
-    lines = _random_stream(seed, 4000)
+    lines = random_stream(seed, 4000)
     cuts = sorted(random.Random(seed).sample(range(1, len(lines)), 6))
     original, restored = Engine(cfg), Engine(cfg)
     restored.dedup.seed = original.dedup.seed  # each new window draws a random hash seed
     start = 0
     for cut in [*cuts, len(lines)]:
-        _feed(original, lines[start:cut])
-        _feed(restored, lines[start:cut])
+        feed(original, lines[start:cut])
+        feed(restored, lines[start:cut])
         restored = _round_trip(restored, cfg, {("events", 0): cut})
         _assert_same(original, restored)
         start = cut
@@ -202,7 +106,7 @@ def test_many_restores_along_a_long_stream(seed: int) -> None:
 def test_timers_are_rebuilt_from_open_items() -> None:
     cfg = parse_settings(LONG_CFG)
     engine = Engine(cfg)
-    _feed(engine, _random_stream(9, 1500))
+    feed(engine, random_stream(9, 1500))
     restored = _round_trip(engine, cfg)
     live = {(when, kind, key) for when, kind, key in engine._timers}
     rebuilt = set(_timers(restored))
@@ -230,7 +134,7 @@ def test_ticket_opened_days_ago_keeps_its_deadlines(tmp_path: Path) -> None:
     )
     engine = Engine(cfg)
     created = T0 - 2 * 86400
-    _feed(
+    feed(
         engine,
         [
             json.dumps(
@@ -279,7 +183,7 @@ def test_ticket_opened_days_ago_keeps_its_deadlines(tmp_path: Path) -> None:
 def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path: Path) -> None:
     cfg = parse_settings(LONG_CFG)
     engine = Engine(cfg)
-    _feed(engine, _random_stream(5, 500))
+    feed(engine, random_stream(5, 500))
     path = tmp_path / "state" / "engine.snapshot"
     size = snapshot.save(engine, {("t", 1): 7}, path)
     assert path.stat().st_size == size
@@ -292,7 +196,7 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path: Path) -> None:
 async def test_save_async_writes_the_same_bytes(tmp_path: Path) -> None:
     cfg = parse_settings(LONG_CFG)
     engine = Engine(cfg)
-    _feed(engine, _random_stream(6, 300))
+    feed(engine, random_stream(6, 300))
     path = tmp_path / "engine.snapshot"
     await snapshot.save_async(engine, {}, path)
     _assert_same(engine, snapshot.load(path, cfg)[0])
@@ -305,7 +209,7 @@ async def test_save_async_writes_the_same_bytes(tmp_path: Path) -> None:
 def saved(tmp_path: Path) -> tuple[Path, Settings]:
     cfg = parse_settings(LONG_CFG)
     engine = Engine(cfg)
-    _feed(engine, _random_stream(7, 300))
+    feed(engine, random_stream(7, 300))
     path = tmp_path / "engine.snapshot"
     snapshot.save(engine, {("t", 0): 300}, path)
     return path, cfg

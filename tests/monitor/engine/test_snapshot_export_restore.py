@@ -17,7 +17,7 @@ from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.dedup import Deduplicator
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.windows import Agg, SlidingWindows
-from tests.monitor.engine.test_snapshot import LONG_CFG, _feed, _random_stream
+from tests.monitor.engine.snapshot_streams import LONG_CFG, feed, random_stream
 from tests.support import T0, iso
 
 SEED = 0x5EED
@@ -34,11 +34,11 @@ def test_capture_of_a_restored_engine_equals_the_capture_it_came_from(seed: int)
     cfg = parse_settings(LONG_CFG)
     engine = Engine(cfg)
     engine.dedup.seed = SEED
-    lines = _random_stream(seed, 4000)
+    lines = random_stream(seed, 4000)
     start = 0
     held_seen = 0
     for cut in (300, 1700, 4000):
-        _feed(engine, lines[start:cut])
+        feed(engine, lines[start:cut])
         start = cut
         held_seen += engine.early_outcomes_held
         first = _bytes(engine, cut)
@@ -80,7 +80,7 @@ def test_exported_parts_hold_what_the_events_put_there() -> None:
     cfg = parse_settings(LONG_CFG)
     engine = Engine(cfg)
     engine.dedup.seed = SEED
-    _feed(engine, STREAM)
+    feed(engine, STREAM)
     t0 = int(T0)
     assert t0 == T0
 
@@ -134,7 +134,7 @@ def test_exported_parts_hold_what_the_events_put_there() -> None:
     assert restored.early_outcomes_held == 1
     late = _line(5, 4.0, "contact.queued", channel="voice", queue="billing", contact_id="c9")
     for e in (engine, restored):
-        _feed(e, [late])
+        feed(e, [late])
         assert e.early_outcomes_held == 0
         assert e.export_state().talking == ["c1", "c9"]
         assert e.export_state().early == []

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import TopicPartition
 from structlog.testing import capture_logs
 
 from support_monitor.monitor.consume import consume
@@ -33,10 +32,8 @@ from support_monitor.monitor.sources.build import dead_letter_sink
 from support_monitor.monitor.sources.kafka import KafkaSource
 from support_monitor.monitor.sources.settings import KafkaSettings
 from support_monitor.monitor.stats import DaemonStats
-from tests.monitor.sources.test_kafka_source import FakeConsumer, Record, commits
+from tests.monitor.sources.fake_kafka import TP0, FakeConsumer, Record, commits
 from tests.support import settings as make_settings
-
-TP0 = TopicPartition("events", 0)
 
 
 def letter(i: int, size: int = 10) -> DeadLetter:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from support_monitor.monitor.deadletter import Backoff, DeadLetter
@@ -15,62 +14,7 @@ from support_monitor.monitor.sources.deadletter_sinks import letter_headers
 from support_monitor.monitor.sources.kafka import KafkaSource, client_options
 from support_monitor.monitor.sources.settings import KafkaSettings
 from support_monitor.monitor.stats import DaemonStats
-
-TP0 = TopicPartition("events", 0)
-TP1 = TopicPartition("events", 1)
-
-
-class Record:
-    def __init__(self, offset: int, value: bytes) -> None:
-        self.offset = offset
-        self.value = value
-
-
-class FakeConsumer:
-    """Hands out scripted batches; records commits in a shared log."""
-
-    instances: ClassVar[list[FakeConsumer]] = []
-
-    def __init__(self, **options: Any) -> None:
-        self.options = options
-        self.batches: list[dict[TopicPartition, list[Record]]] = []
-        self.log: list[Any] = []
-        self.listener: Any = None
-        self.stopped = False
-        FakeConsumer.instances.append(self)
-
-    def subscribe(self, topics: list[str], listener: Any) -> None:
-        self.subscribed = topics
-        self.listener = listener
-
-    async def start(self) -> None:
-        self.log.append("start")
-
-    async def getmany(
-        self, timeout_ms: int, max_records: int
-    ) -> dict[TopicPartition, list[Record]]:
-        if self.batches:
-            return self.batches.pop(0)
-        await asyncio.sleep(timeout_ms / 1000)
-        return {}
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.log.append(("commit", dict(offsets)))
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TP0, TP1}
-
-    def highwater(self, tp: TopicPartition) -> int:
-        return 10
-
-    async def position(self, tp: TopicPartition) -> int:
-        return 0
-
-    async def topics(self) -> set[str]:
-        return {"events"}
-
-    async def stop(self) -> None:
-        self.stopped = True
+from tests.monitor.sources.fake_kafka import TP0, TP1, FakeConsumer, Record, commits
 
 
 class FakeSink:
@@ -94,10 +38,6 @@ def fake(monkeypatch):
     FakeConsumer.instances.clear()
     monkeypatch.setattr(kafka_module, "AIOKafkaConsumer", FakeConsumer)
     return FakeConsumer
-
-
-def commits(consumer: FakeConsumer) -> list[dict[TopicPartition, int]]:
-    return [entry[1] for entry in consumer.log if isinstance(entry, tuple)]
 
 
 async def _first_consumer(source: KafkaSource) -> tuple[Any, FakeConsumer]:
