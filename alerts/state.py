@@ -56,6 +56,8 @@ class Alert:
     am_ends_at: float | None = None
     """Wall clock: the ``endsAt`` of a resolved alert, fixed at its first post after resolving."""
     keep_firing_since: float | None = None
+    value_now: float = float("nan")
+    """Once resolved: the detector's value at the evaluation that resolved it (NaN: none)."""
     fingerprint: str = field(default="")
 
     def __post_init__(self) -> None:

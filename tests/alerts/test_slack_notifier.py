@@ -144,7 +144,9 @@ def test_block_kit_payload_firing_and_resolved():
     assert "*Severity*\ncritical" in fields
     assert "*Channel*\nvoice" in fields
     assert "*Value*\n95 (threshold 60)" in fields
-    assert any(f.startswith("*Since*\n<!date^1030^") for f in fields)
+    # active since 1000, message created at 1 000 000: 999 000 s = 11 days 13.5 hours
+    assert "*Going on for*\n11d 13h" in fields
+    assert any(f.startswith("*Since*\n<!date^1000^") for f in fields)
     buttons = blocks[2]["elements"]
     assert [b["text"]["text"] for b in buttons] == ["Runbook", "Dashboard"]
     assert buttons[0]["url"] == "https://runbooks.example/r#longwait"
