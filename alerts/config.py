@@ -142,8 +142,7 @@ def default_rules() -> tuple[AlertRule, ...]:
     lasted and the value now (docs/alerts.md, "Default messages")."""
     burn_resolved = (
         _RESOLVED + "Service level now {sl_short:.0%} over the last {window_short} and "
-        "{sl_long:.0%} over the last {window_long} against a {target:.0%} target; error budget "
-        "spent at {value_now:.1f}x the sustainable pace."
+        "{sl_long:.0%} over the last {window_long} against a target of {target:.0%}."
     )
     return (
         _rule(
@@ -157,11 +156,11 @@ def default_rules() -> tuple[AlertRule, ...]:
                 ),
                 "Too few contacts on {channel} are answered within {answer_seconds:dur}: "
                 "{sl_short:.0%} over the last {window_short} and {sl_long:.0%} over the last "
-                "{window_long}, against a {target:.0%} target. The error budget burns "
+                "{window_long}, against a target of {target:.0%}. The error budget burns "
                 "{score:.1f}x faster than sustainable (pages at {threshold:g}x). Queues: "
                 "{queue_now}." + _SINCE,
                 (
-                    "{channel}: service level recovered, {sl_short:.0%} over {window_short} "
+                    "{channel}: resolved, service level {sl_short:.0%} over {window_short} "
                     "(target {target:.0%}); lasted {duration}"
                 ),
                 burn_resolved,
@@ -180,11 +179,11 @@ def default_rules() -> tuple[AlertRule, ...]:
                 ),
                 "Too few contacts on {channel} are answered within {answer_seconds:dur}: "
                 "{sl_long:.0%} over the last {window_long} and {sl_short:.0%} over the last "
-                "{window_short}, against a {target:.0%} target. The error budget burns "
+                "{window_short}, against a target of {target:.0%}. The error budget burns "
                 "{score:.1f}x faster than sustainable (warns at {threshold:g}x). Queues: "
                 "{queue_now}." + _SINCE,
                 (
-                    "{channel}: service level recovered, {sl_long:.0%} over {window_long} "
+                    "{channel}: resolved, service level {sl_long:.0%} over {window_long} "
                     "(target {target:.0%}); lasted {duration}"
                 ),
                 burn_resolved,
@@ -266,8 +265,8 @@ def default_rules() -> tuple[AlertRule, ...]:
                     "{channel}: complaints{category_phrase} back to {value_now:.0f} in "
                     "{window_short} (about {expected:.1f} usual); lasted {duration}"
                 ),
-                _RESOLVED + "{value_now:.0f} complaints{category_phrase} in the last "
-                "{window_short} now, about {expected:.1f} usual.",
+                _RESOLVED + "Complaints{category_phrase} in the last {window_short} now: "
+                "{value_now:.0f}, about {expected:.1f} usual.",
             ),
             **{"for": "0s", "keep_firing_for": "10m"},
         ),
@@ -392,12 +391,12 @@ def default_rules() -> tuple[AlertRule, ...]:
             "warning",
             (
                 (
-                    "{channel}: a contact arriving now would wait about {score:dur} (answer "
+                    "{channel}: estimated wait {score:dur} for a contact arriving now (answer "
                     "target {expected:dur})"
                 ),
-                "Erlang C predicts that a contact arriving now on {channel} waits {score:dur} "
-                "on average, more than {threshold:dur} (answer target {expected:dur}). Queues: "
-                "{queue_now}." + _SINCE,
+                "Erlang C's estimated average wait for a contact arriving now on {channel}: "
+                "{score:dur} (warns above {threshold:dur}; answer target {expected:dur}). "
+                "Queues: {queue_now}." + _SINCE,
                 (
                     "{channel}: estimated wait back to {value_now:dur} (answer target "
                     "{expected:dur}); lasted {duration}"

@@ -28,6 +28,10 @@ def clock_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _summary(signal: Signal | None) -> str:
+    return "" if signal is None else signal.summary
+
+
 def _ms(ts: float) -> str:
     return str(int(ts * 1000))
 
@@ -52,8 +56,9 @@ class CompiledRule:
         self._facts = facts
         self._now = math.nan
         """The time of the evaluation running now (what ``facts`` and durations are read at)."""
-        self._summaries: dict[Labels, str] = {}
-        """The last active signal's sentence per alert label set (for the resolved texts)."""
+        self._signals: dict[Labels, Signal] = {}
+        """The last signal rendered per alert label set (to render again when it fires, and
+        its sentence for the resolved texts); cleared past ``_LABEL_CACHE`` entries."""
         self.state = RuleState(rule.for_, rule.keep_firing_for, settings.resolved_retention)
         self._samples: dict[int, tuple[Signal, Sample]] = {}
         """The last evaluation's samples by signal identity: a signal the detector handed out
@@ -87,10 +92,10 @@ class CompiledRule:
     ) -> dict[str, str]:
         """The rule's firing annotations rendered for one signal (links kept only if
         absolute); ``active_at``: when the alert became active (default: now)."""
-        if self._summaries.get(labels) != signal.summary:
-            if len(self._summaries) >= _LABEL_CACHE:
-                self._summaries.clear()
-            self._summaries[labels] = signal.summary
+        if self._signals.get(labels) is not signal:
+            if len(self._signals) >= _LABEL_CACHE:
+                self._signals.clear()
+            self._signals[labels] = signal
         now = self._now
         start = now if active_at is None else active_at
         data = self._data(labels, signal.score, signal.threshold, signal.expected, now)
@@ -143,9 +148,7 @@ class CompiledRule:
         alert.value_now = value_now
         data = self._data(alert.labels, alert.value, alert.threshold, alert.expected, now)
         data.update(
-            signal_summary=current.summary
-            if current is not None
-            else self._summaries.get(alert.labels, ""),
+            signal_summary=_summary(current or self._signals.get(alert.labels)),
             detector=self.rule.detector,
             started=clock_time(start),
             ended=clock_time(end),
@@ -159,7 +162,7 @@ class CompiledRule:
         alert.annotations = self._finish(
             {**self.rule.annotations, **self.rule.resolved_annotations}, data
         )
-        self._summaries.pop(alert.labels, None)
+        self._signals.pop(alert.labels, None)
 
     def sample(self, signal: Signal) -> Sample:
         """The sample of one signal, annotations rendered."""
@@ -180,10 +183,22 @@ class CompiledRule:
         self._unrendered[id(annotations)] = (signal, annotations)
         return Sample(labels, signal.score, annotations, signal.threshold, signal.expected)
 
-    def _render(self, alert: Alert) -> None:
+    def _render(self, alert: Alert, *, again: bool = False) -> None:
+        """Fill the alert's annotations if they are not rendered yet; ``again``: render them
+        anew from its latest signal even if they are (when it starts firing, so the first page
+        reads the channel now, not at the time it became pending)."""
         entry = self._unrendered.pop(id(alert.annotations), None)
         if entry is not None and entry[1] is alert.annotations:
-            entry[1].update(self.annotations(entry[0], alert.labels, alert.active_at))
+            signal: Signal | None = entry[0]
+        elif again:
+            signal = self._signals.get(alert.labels)
+        else:
+            return
+        if signal is None:
+            return
+        fresh = self.annotations(signal, alert.labels, alert.active_at)
+        alert.annotations.clear()
+        alert.annotations.update(fresh)
 
     def eval(
         self, now: float, signals: Iterable[Signal], everything: Sequence[Signal] = ()
@@ -213,7 +228,7 @@ class CompiledRule:
             if transition.state == "resolved":
                 self.resolve(transition.alert, now, self._current(transition.alert, everything))
             else:
-                self._render(transition.alert)
+                self._render(transition.alert, again=transition.state == "firing")
         if self._unrendered:
             self._forget(samples)
         return transitions
