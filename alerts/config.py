@@ -241,8 +241,8 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "soon unless someone picks them up (alerts at {threshold:.0f}); {queue_now}."
                 + _SINCE,
                 (
-                    "{channel}: tickets at risk of the {sla_name} deadline down to {value_now:.0f}; "
-                    "lasted {duration}"
+                    "{channel}: tickets at risk of the {sla_name} deadline down to "
+                    "{value_now:.0f}; lasted {duration}"
                 ),
                 _RESOLVED + "{value_now:.0f} open tickets at risk of their {sla_name} target "
                 "now (alerts at {threshold:.0f}).",

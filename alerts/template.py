@@ -2,8 +2,9 @@
 
 ``{name:dur}`` writes a number of seconds as a duration people read: ``45s``, ``6m 10s``,
 ``1h 5m``, ``2d 3h`` (``unbounded`` for +Inf). No attribute access, indexing or evaluation: a
-name is looked up in a flat mapping; a format spec (``.1f``, ``.0%``) applies only to numbers. Unknown names render as ``<no value>`` (like
-Prometheus' Go templates), so a rule for one detector can't crash on another's labels.
+name is looked up in a flat mapping; a format spec (``.1f``, ``.0%``) applies only to numbers.
+Unknown names render as ``<no value>`` (like Prometheus' Go templates), so a rule for one
+detector can't crash on another's labels.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ BURN = (("long", "1h"), ("severity", "page"), ("short", "5m"))
 SLOW = (("long", "1h"), ("severity", "ticket"), ("short", "5m"))
 
 
-def _sig(
+def _sig(  # noqa: PLR0917 - reads like the Signal it builds
     detector: str,
     channel: str,
     score: float,
