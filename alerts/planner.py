@@ -152,6 +152,8 @@ class Planner:
                 del self.groups[group]
         for group, members in items.items():
             if not any(m.kind is not None for m in members):
+                if group in self.groups:  # a change that was due went away unsent
+                    self.groups[group].due_since = None
                 continue  # firing alerts already told, nothing changed
             timing = self.groups.get(group) or GroupTiming(receiver=group[0], group=list(group[1]))
             self.groups[group] = timing
