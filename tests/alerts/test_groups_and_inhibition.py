@@ -53,10 +53,11 @@ def make(
     records: list[dict[str, Any]] | None = None,
     inhibit_rules: list[dict[str, Any]] | None = None,
     route: dict[str, Any] | None = None,
+    rules: list[dict[str, Any]] | None = None,
 ) -> tuple[Alerting, Scripted]:
     """Alerting over scripted signals with the default route settings (group_by [channel],
     group_wait 30s, group_interval 5m) unless ``route`` overrides them."""
-    alerts: dict[str, Any] = {"rules": RULES}
+    alerts: dict[str, Any] = {"rules": RULES if rules is None else rules}
     if inhibit_rules is not None:
         alerts["inhibit_rules"] = inhibit_rules
     s = settings(
@@ -350,4 +351,31 @@ def test_a_group_update_to_the_webhook_has_each_alerts_own_status() -> None:
     assert [(a["status"], a["endsAt"]) for a in body["alerts"]] == [
         ("firing", "0001-01-01T00:00:00Z"),
         ("resolved", "1970-01-01T00:18:20.000Z"),
+    ]
+
+
+async def test_an_alert_whose_rule_is_gone_resolves_without_its_firing_text(tmp_path: Path) -> None:
+    async with SlackLike() as server:
+        alerting, source = make(server.url, state_dir=tmp_path, route={"group_wait": 0})
+        async with delivering(alerting):
+            source.signals = [sig("longest_wait", "voice", score=400)]
+            alerting.evaluate(T0)
+            await wait_for(lambda: len(server.received) == 1)
+        # restarted with LongestWaitHigh removed from the rules: the receiver hears it is over
+        again, _ = make(server.url, state_dir=tmp_path, route={"group_wait": 0}, rules=RULES[1:])
+        async with delivering(again):
+            again.evaluate(T0 + 299)  # the group was paged at 0: its next message at 300
+            await _settle()
+            assert len(server.received) == 1
+            again.evaluate(T0 + 300)
+            await wait_for(lambda: len(server.received) == 2)
+    resolved = server.received[1]
+    assert resolved["blocks"][0]["text"]["text"] == (
+        ":white_check_mark: RESOLVED: LongestWaitHigh (voice)"
+    )
+    assert _summaries(resolved) == [
+        (
+            ":white_check_mark: *voice: LongestWaitHigh no longer active (its rule was removed "
+            "or its state expired)*"
+        )
     ]
