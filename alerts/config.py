@@ -260,7 +260,7 @@ def default_rules() -> tuple[AlertRule, ...]:
                 ),
                 "Customers on {channel} complain far more than usual{category_phrase}: "
                 "{score:.0f} in the last {window_short} where about {expected:.1f} are usual "
-                "for this hour of the week (alerts at {threshold:.0f})." + _SINCE,
+                "for this hour of the week." + _SINCE,
                 (
                     "{channel}: complaints{category_phrase} back to {value_now:.0f} in "
                     "{window_short} (about {expected:.1f} usual); lasted {duration}"

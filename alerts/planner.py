@@ -54,6 +54,7 @@ def alert_info(alert: Alert) -> AlertInfo:
         fired_at=alert.fired_at,
         resolved_at=alert.resolved_at,
         value_now=_finite(alert.value_now) if alert.resolved_at is not None else None,
+        upward=alert.upward,
     )
 
 

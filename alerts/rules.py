@@ -54,6 +54,9 @@ class CompiledRule:
         }
         self._site = settings.site_name
         self._facts = facts
+        self.upward: bool | None = None
+        """Whether a higher value is worse for the rule's detector (set by ``Alerting`` from
+        the detector suite; None: unknown). Copied to its alerts for the notifiers."""
         self._now = math.nan
         """The time of the evaluation running now (what ``facts`` and durations are read at)."""
         self._signals: dict[Labels, Signal] = {}
@@ -187,6 +190,7 @@ class CompiledRule:
         """Fill the alert's annotations if they are not rendered yet; ``again``: render them
         anew from its latest signal even if they are (when it starts firing, so the first page
         reads the channel now, not at the time it became pending)."""
+        alert.upward = self.upward
         entry = self._unrendered.pop(id(alert.annotations), None)
         if entry is not None and entry[1] is alert.annotations:
             signal: Signal | None = entry[0]

@@ -103,6 +103,7 @@ class Alerting:
             detectors, engine.settings.channels, engine.settings.window_seconds
         )
         self.rules = [CompiledRule(rule, alerts, self._facts) for rule in alerts.rules]
+        self._directions()
         self.inhibitor = Inhibitor(alerts.inhibit_rules)
         known = set(detectors.names())
         for rule in alerts.rules:  # a default rule whose detector is disabled never fires
@@ -160,12 +161,19 @@ class Alerting:
                 compiled.adopt(old)
             rules.append(compiled)
         self.rules = rules
+        self._directions()
         self.inhibitor = Inhibitor(alerts.inhibit_rules)
         self._settings = alerts
         self._every = alerts.evaluation_interval
         self.help = {**HELP, **self.suite.help}
 
     # --- evaluation (sync, on every tick) ---------------------------------------------------
+
+    def _directions(self) -> None:
+        """Tell each rule whether a higher value is worse for its detector."""
+        upward = {d.name: d.upward for d in getattr(self.suite, "detectors", ())}
+        for rule in self.rules:
+            rule.upward = upward.get(rule.rule.detector)
 
     def _facts(
         self, channel: str, labels: Mapping[str, str], now: float

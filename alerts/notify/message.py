@@ -22,6 +22,8 @@ class AlertInfo(msgspec.Struct, frozen=True, kw_only=True):
     resolved_at: float | None
     value_now: float | None = None
     """A resolved alert's value at the evaluation that resolved it (None: unknown)."""
+    upward: bool | None = None
+    """Whether a higher value is worse for its detector (None: unknown)."""
 
     @property
     def status(self) -> Literal["firing", "resolved"]:

@@ -131,7 +131,9 @@ def _alert_blocks(alert: AlertInfo, now: float) -> list[dict[str, Any]]:
         fields.append(f"*Since*\n{_since(start)}")
         fields.append(f"*Resolved*\n{_since(alert.resolved_at)}")
     else:
-        fields.append(f"*Value*\n{_num(alert.value)} (threshold {_num(alert.threshold)})")
+        fields.append(
+            f"*Value*\n{_num(alert.value)} (threshold {_num(alert.threshold)}{_held(alert)})"
+        )
         fields.append(f"*Going on for*\n{duration(now - start)}")
         fields.append(f"*Since*\n{_since(start)}")
     if alert.expected is not None and not math.isnan(alert.expected):
@@ -156,6 +158,19 @@ def _alert_blocks(alert: AlertInfo, now: float) -> list[dict[str, Any]]:
     if buttons is not None:
         blocks.append(buttons)
     return blocks
+
+
+def _held(alert: AlertInfo) -> str:
+    """For a firing alert whose value is back on the quiet side of its threshold (a detector
+    with hysteresis, or active for another reason such as a sustained rise): say so, so the page
+    does not read as a value past a threshold it is not past."""
+    value, threshold, upward = alert.value, alert.threshold, alert.upward
+    if value is None or threshold is None or upward is None:
+        return ""
+    if (value >= threshold) if upward else (value <= threshold):
+        return ""
+    side = "below" if upward else "above"
+    return f"; {side} it now, still active until the detector sees recovery"
 
 
 _RANK = {"critical": 3, "warning": 2, "info": 1}

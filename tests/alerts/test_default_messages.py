@@ -144,8 +144,7 @@ CASES = [
         _sig("complaint_spike", "voice", 1.0, 4.0, 1.5, (("category", "billing"),), active=False),
         "voice: 7 complaints about billing in 5m, about 1.5 usual",
         "Customers on voice complain far more than usual about billing: 7 in the last 5m where "
-        "about 1.5 are usual for this hour of the week (alerts at 4). Going on since 2026-03-02 "
-        "01:00 UTC.",
+        "about 1.5 are usual for this hour of the week. Going on since 2026-03-02 01:00 UTC.",
         "voice: complaints about billing back to 1 in 5m (about 1.5 usual); lasted 11m",
         "Resolved after 11m (from 2026-03-02 01:00 UTC to 2026-03-02 01:11 UTC). Complaints "
         "about billing in the last 5m now: 1, about 1.5 usual.",

@@ -379,3 +379,17 @@ async def test_an_alert_whose_rule_is_gone_resolves_without_its_firing_text(tmp_
             "or its state expired)*"
         )
     ]
+
+
+async def test_the_page_knows_its_detectors_direction() -> None:
+    # longest_wait pages above its threshold; 100 s against 120 s is a wait in hysteresis
+    async with SlackLike() as server:
+        alerting, source = make(server.url, route={"group_wait": 0})
+        async with delivering(alerting):
+            source.signals = [sig("longest_wait", "voice", score=100, threshold=120)]
+            alerting.evaluate(T0)
+            await wait_for(lambda: len(server.received) == 1)
+    fields = [f["text"] for f in server.received[0]["blocks"][1]["fields"]]
+    assert (
+        "*Value*\n100 (threshold 120; below it now, still active until the detector sees recovery)"
+    ) in fields

@@ -197,3 +197,28 @@ def test_secrets_from_file_and_env(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="webhook_url_file: cannot read"):
         resolve(missing, "webhook_url")
     assert "env.example" not in repr(by_env)
+
+
+@pytest.mark.parametrize(
+    ("value", "upward", "shown"),
+    [
+        (
+            0.17,
+            True,
+            "0.17 (threshold 0.2; below it now, still active until the detector sees recovery)",
+        ),
+        (0.25, True, "0.25 (threshold 0.2)"),
+        (
+            0.25,
+            False,
+            "0.25 (threshold 0.2; above it now, still active until the detector sees recovery)",
+        ),
+        (0.17, None, "0.17 (threshold 0.2)"),  # direction unknown: nothing claimed
+    ],
+)
+def test_a_firing_value_on_the_quiet_side_of_its_threshold_says_so(
+    value: float, upward: bool | None, shown: str
+) -> None:
+    payload = slack_payload(notification(alerts=(info(value=value, threshold=0.2, upward=upward),)))
+    fields = [f["text"] for f in payload["blocks"][1]["fields"]]
+    assert f"*Value*\n{shown}" in fields
