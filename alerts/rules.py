@@ -58,6 +58,8 @@ class CompiledRule:
         """Whether a higher value is worse for the rule's detector (set by ``Alerting`` from
         the detector suite; None: unknown). Copied to its alerts for the notifiers."""
         self._now = math.nan
+        self._active_at: float | None = None
+        """``active_at`` of the alert being rendered (``_render``), for ``annotations``."""
         """The time of the evaluation running now (what ``facts`` and durations are read at)."""
         self._signals: dict[Labels, Signal] = {}
         """The last signal rendered per alert label set (to render again when it fires, and
@@ -90,17 +92,16 @@ class CompiledRule:
             return all(labels.get(k) == v for k, v in self.rule.match.items())
         return True
 
-    def annotations(
-        self, signal: Signal, labels: Labels, active_at: float | None = None
-    ) -> dict[str, str]:
+    def annotations(self, signal: Signal, labels: Labels) -> dict[str, str]:
         """The rule's firing annotations rendered for one signal (links kept only if
-        absolute); ``active_at``: when the alert became active (default: now)."""
+        absolute), for the alert ``_render`` is filling (its ``active_at``), else as if it
+        became active now."""
         if self._signals.get(labels) is not signal:
             if len(self._signals) >= _LABEL_CACHE:
                 self._signals.clear()
             self._signals[labels] = signal
         now = self._now
-        start = now if active_at is None else active_at
+        start = now if self._active_at is None else self._active_at
         data = self._data(labels, signal.score, signal.threshold, signal.expected, now)
         data.update(
             signal_summary=signal.summary,
@@ -200,7 +201,11 @@ class CompiledRule:
             return
         if signal is None:
             return
-        fresh = self.annotations(signal, alert.labels, alert.active_at)
+        self._active_at = alert.active_at
+        try:
+            fresh = self.annotations(signal, alert.labels)
+        finally:
+            self._active_at = None
         alert.annotations.clear()
         alert.annotations.update(fresh)
 
