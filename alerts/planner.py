@@ -93,7 +93,8 @@ class _Item:
     state: _State
     target: Target
     alert: Alert | None
-    info: AlertInfo
+    info: AlertInfo | None
+    """An orphan's info (its alert is gone); ``None`` for an item built from its alert."""
 
 
 class Planner:
@@ -131,7 +132,7 @@ class Planner:
                 if kind is None and state == "resolved":
                     continue
                 group = _group_key(target, dict(alert.labels))
-                item = _Item(kind=kind, state=state, target=target, alert=alert, info=EMPTY)
+                item = _Item(kind=kind, state=state, target=target, alert=alert, info=None)
                 items.setdefault(group, []).append(item)
         self._orphans(now, seen, items)
         return self._flush(now, items)
@@ -182,7 +183,8 @@ class Planner:
         infos = []
         kinds = set()
         for m in members:
-            info = m.info if m.alert is None else alert_info(m.alert)
+            info = alert_info(m.alert) if m.alert is not None else m.info
+            assert info is not None
             key = (receiver, info.fingerprint)
             if m.kind == "resolved" and m.alert is None:
                 self.sent.pop(key, None)  # an orphan: its alert is gone
@@ -288,17 +290,3 @@ def orphan_annotations(info: AlertInfo) -> dict[str, str]:
 
 def _group_key(target: Target, labels: Mapping[str, str]) -> GroupKey:
     return (target.receiver, tuple((k, labels.get(k, "")) for k in target.group_by))
-
-
-EMPTY = AlertInfo(
-    fingerprint="",
-    labels={},
-    annotations={},
-    value=None,
-    threshold=None,
-    expected=None,
-    active_at=0.0,
-    fired_at=None,
-    resolved_at=None,
-)
-"""Placeholder ``info`` of an item that has its alert (the info is built when it is sent)."""

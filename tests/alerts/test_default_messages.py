@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import pytest
 
 from alerts.config import AlertSettings, default_rules
-from alerts.facts import channel_facts
+from alerts.facts import FACT_NAMES, channel_facts
 from alerts.rules import CompiledRule
 from detectors.signal import Signal
 from tests.detectors.detector_streams import T0, Feed, Script
@@ -378,3 +378,16 @@ def test_no_resolved_message_uses_firing_wording() -> None:
         found = [word for word in FIRING_WORDS if word in text]
         assert found == [], f"{name}: {found}"
         assert "lasted" in text or "resolved after" in text, name
+
+
+def test_channel_facts_set_every_documented_name_even_for_an_unknown_channel() -> None:
+    feed = Feed()
+    known = channel_facts(feed.engine, T0, "voice", {})
+    unknown = channel_facts(feed.engine, T0, "fax", {})
+    assert set(known) == set(FACT_NAMES)
+    assert set(unknown) == set(FACT_NAMES)
+    assert known["queue_now"] == "nobody is waiting now"
+    assert known["window_short"] == "5m"
+    assert known["window_long"] == "1h"
+    assert math.isnan(float(unknown["target"]))
+    assert unknown["queue_now"] == ""
