@@ -105,8 +105,8 @@ class Planner:
         self.router = router
         self.sent: dict[tuple[str, str], SentRecord] = {}
         self.groups: dict[GroupKey, GroupTiming] = {}
-        """Timing per group; bounded by the groups that have a change due or an open incident
-        (receivers x ``group_by`` values of the alerts held)."""
+        """Timing per group; only groups with an alert that is firing or due and not held back
+        (bounded by receivers x ``group_by`` values of the alerts held)."""
         self.holds: Holds | None = None
         """Console hook: a silenced alert is held like a muted one (reconciled when the silence
         ends); an acknowledged one gets no ``repeat``; firing messages carry the ack link."""
@@ -148,10 +148,7 @@ class Planner:
         """One message per group that has a change due and whose wait is over."""
         out = []
         for group in [g for g in self.groups if g not in items]:
-            timing = self.groups[group]
-            timing.due_since = None
-            if not timing.open:
-                del self.groups[group]
+            del self.groups[group]  # no alert of it left to tell (or all held back): forget it
         for group, members in items.items():
             if not any(m.kind is not None for m in members):
                 if group in self.groups:  # a change that was due went away unsent
