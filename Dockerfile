@@ -28,6 +28,9 @@ COPY monitor ./monitor
 COPY detectors ./detectors
 COPY alerts ./alerts
 COPY dashboards ./dashboards
+# the one import package: symlinks to the four folders above (the wheel holds them as
+# support_monitor/monitor, ...; nothing is installed under the bare folder names)
+COPY support_monitor ./support_monitor
 RUN pip install --no-deps . \
     && pip check \
     && rm -rf /tmp/src \

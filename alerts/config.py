@@ -26,12 +26,12 @@ from pydantic import (
     model_validator,
 )
 
-from alerts.links import is_absolute
-from alerts.matchers import parse_matcher
-from alerts.template import check_template
-from alerts.urls import url_problem
-from detectors.config import DetectorSettings
-from monitor.durations import Duration
+from support_monitor.alerts.links import is_absolute
+from support_monitor.alerts.matchers import parse_matcher
+from support_monitor.alerts.template import check_template
+from support_monitor.alerts.urls import url_problem
+from support_monitor.detectors.config import DetectorSettings
+from support_monitor.monitor.durations import Duration
 
 Severity = Literal["info", "warning", "critical"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")]

@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from alerts.template import duration
-from detectors.config import LONGEST, SHORTEST, resolve_window
-from monitor.engine.clocks import CLOCKS
-from monitor.engine.engine import Engine
-from monitor.engine.readout import oldest_wait, service_level
-from monitor.engine.state import ChannelRuntime
+from support_monitor.alerts.template import duration
+from support_monitor.detectors.config import LONGEST, SHORTEST, resolve_window
+from support_monitor.monitor.engine.clocks import CLOCKS
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import oldest_wait, service_level
+from support_monitor.monitor.engine.state import ChannelRuntime
 
 Facts = dict[str, str | float]
 

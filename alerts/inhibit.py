@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from alerts.config import InhibitRule
-from alerts.matchers import LabelMatcher, parse_matcher
-from alerts.state import Alert, AlertState
+from support_monitor.alerts.config import InhibitRule
+from support_monitor.alerts.matchers import LabelMatcher, parse_matcher
+from support_monitor.alerts.state import Alert, AlertState
 
 
 class Inhibitor:

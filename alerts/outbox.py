@@ -25,7 +25,7 @@ from pathlib import Path
 
 import structlog
 
-from alerts.notify.message import Notification, decode, encode
+from support_monitor.alerts.notify.message import Notification, decode, encode
 
 log = structlog.get_logger("support_monitor.alerts.outbox")
 

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from alerts.planner import GroupKey, GroupTiming, SentRecord
-from alerts.rules import CompiledRule
-from alerts.state import Alert, AlertState
+from support_monitor.alerts.planner import GroupKey, GroupTiming, SentRecord
+from support_monitor.alerts.rules import CompiledRule
+from support_monitor.alerts.state import Alert, AlertState
 
 VERSION = 1
 

@@ -25,10 +25,10 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from alerts.config import SlackReceiver, WebhookReceiver
-from alerts.notify.message import AlertInfo, Notification
-from alerts.routing import Router, Target
-from alerts.state import Alert, AlertState
+from support_monitor.alerts.config import SlackReceiver, WebhookReceiver
+from support_monitor.alerts.notify.message import AlertInfo, Notification
+from support_monitor.alerts.routing import Router, Target
+from support_monitor.alerts.state import Alert, AlertState
 
 
 class SentRecord(msgspec.Struct, kw_only=True):

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from alerts.config import WEEKDAYS, MuteRange, NotifierSettings, Route
-from alerts.state import Labels
+from support_monitor.alerts.config import WEEKDAYS, MuteRange, NotifierSettings, Route
+from support_monitor.alerts.state import Labels
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,12 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
-from alerts.config import AlertRule, AlertSettings
-from alerts.links import keep_links
-from alerts.state import Alert, Labels, RuleState, Sample, Transition
-from alerts.template import duration, render
-from alerts.timefmt import rfc3339
-from detectors.signal import Signal
+from support_monitor.alerts.config import AlertRule, AlertSettings
+from support_monitor.alerts.links import keep_links
+from support_monitor.alerts.state import Alert, Labels, RuleState, Sample, Transition
+from support_monitor.alerts.template import duration, render
+from support_monitor.alerts.timefmt import rfc3339
+from support_monitor.detectors.signal import Signal
 
 FactSource = Callable[[str, Mapping[str, str], float], Mapping[str, str | float]]
 """(channel, alert labels, now) -> template variables about the channel (``alerts.facts``)."""

@@ -19,12 +19,12 @@ from typing import Any, Protocol, Self
 import httpx
 import structlog
 
-from alerts import persist
-from alerts.config import AlertSettings, NotifierSettings, SlackReceiver
-from alerts.facts import channel_facts
-from alerts.inhibit import Inhibitor
-from alerts.notify.alertmanager import AlertmanagerClient, am_alert, mark_sent
-from alerts.notify.delivery import (
+from support_monitor.alerts import persist
+from support_monitor.alerts.config import AlertSettings, NotifierSettings, SlackReceiver
+from support_monitor.alerts.facts import channel_facts
+from support_monitor.alerts.inhibit import Inhibitor
+from support_monitor.alerts.notify.alertmanager import AlertmanagerClient, am_alert, mark_sent
+from support_monitor.alerts.notify.delivery import (
     RESULTS,
     Deliverer,
     Notifier,
@@ -32,31 +32,30 @@ from alerts.notify.delivery import (
     RetryPolicy,
     TokenBucket,
 )
-from alerts.notify.message import Notification
-from alerts.notify.slack import SlackNotifier
-from alerts.notify.webhook import WebhookNotifier
-from alerts.outbox import Outbox
-from alerts.planner import Planner
-from alerts.routing import Router
-from alerts.rules import CompiledRule, transition_record
-from alerts.secrets import register_url, resolve, resolve_url
-from alerts.state import AlertState, Transition
-from detectors.config import DetectorSettings
-from detectors.signal import Signal
-from detectors.suite import DetectorSuite
-from monitor.engine.engine import Engine
-from monitor.engine.rows import Series
-from monitor.logs import register_secret
-from monitor.stats import DaemonStats
+from support_monitor.alerts.notify.message import Notification
+from support_monitor.alerts.notify.slack import SlackNotifier
+from support_monitor.alerts.notify.webhook import WebhookNotifier
+from support_monitor.alerts.outbox import Outbox
+from support_monitor.alerts.planner import Planner
+from support_monitor.alerts.routing import Router
+from support_monitor.alerts.rules import CompiledRule, transition_record
+from support_monitor.alerts.secrets import register_url, resolve, resolve_url
+from support_monitor.alerts.state import AlertState, Transition
+from support_monitor.detectors.config import DetectorSettings
+from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.monitor.catalogue import help_texts
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.rows import Series
+from support_monitor.monitor.logs import register_secret
+from support_monitor.monitor.stats import DaemonStats
 
 log = structlog.get_logger("support_monitor.alerts")
 
 AM_QUEUE_MAX = 10_000
 """Alerts waiting for Alertmanager at most (oldest dropped, like Prometheus' notifier queue)."""
 
-HELP = {
-    "support_alerts": "1 per pending or firing alert (like Prometheus' ALERTS).",
-}
+HELP = help_texts("alerts")
 
 
 class TransitionSink(Protocol):

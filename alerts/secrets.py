@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from alerts.urls import url_problem
-from monitor.logs import register_secret
+from support_monitor.alerts.urls import url_problem
+from support_monitor.monitor.logs import register_secret
 
 
 def resolve(model: BaseModel, field: str) -> SecretStr | None:

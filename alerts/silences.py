@@ -42,8 +42,8 @@ from typing import Literal
 import msgspec
 import structlog
 
-from alerts.notify.message import AlertInfo
-from monitor.errors import SupportMonitorError
+from support_monitor.alerts.notify.message import AlertInfo
+from support_monitor.monitor.errors import SupportMonitorError
 
 log = structlog.get_logger("support_monitor.alerts.silences")
 

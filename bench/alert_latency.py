@@ -33,15 +33,15 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alerts.runtime import Alerting
-from detectors.signal import Signal
-from detectors.suite import DetectorSuite
-from monitor.clock import TickRoad, run_wall_clock
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
-from monitor.engine.rows import Series
-from monitor.pipeline import Delivery, Pipeline
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.monitor.clock import TickRoad, run_wall_clock
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.rows import Series
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 
 
 class Timed:

@@ -35,10 +35,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import monitor.replay
-from monitor.clock import TickRoad
-from monitor.config import parse_settings
-from monitor.logs import configure
+from support_monitor.monitor import replay as replay_module
+from support_monitor.monitor.clock import TickRoad
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.logs import configure
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC).timestamp()  # a Monday 00:00 UTC
 DAY = 86400.0
@@ -190,7 +190,7 @@ def main() -> None:
         print(f"wrote {n:,} events to {path} in {time.perf_counter() - started:.1f} s")
     events = sum(1 for _ in path.open("rb"))
     settings = parse_settings(config(args.channels, args.queues, detectors=not args.no_detectors))
-    monitor.replay.TickRoad = TimedTickRoad  # type: ignore[misc] # bench-only instrumentation
+    replay_module.TickRoad = TimedTickRoad  # type: ignore[misc] # bench-only instrumentation
     sink = args.alerts_out.open("wb") if args.alerts_out else None
     profiler = cProfile.Profile() if args.profile else None
     try:
@@ -198,7 +198,7 @@ def main() -> None:
         wall = time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        asyncio.run(monitor.replay.replay(path, settings, alerts_out=sink))
+        asyncio.run(replay_module.replay(path, settings, alerts_out=sink))
         if profiler is not None:
             profiler.disable()
         cpu = time.process_time() - cpu

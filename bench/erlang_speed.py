@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.engine.erlang import staffing
+from support_monitor.monitor.engine.erlang import staffing
 
 AHT = 200.0
 

@@ -32,9 +32,10 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.config import ChannelSettings, SimulatorSettings
-from monitor.engine.erlang import average_wait, erlang_c, service_level
-from monitor.sources import sim_model
+from support_monitor.monitor.config import SimulatorSettings
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.engine.erlang import average_wait, erlang_c, service_level
+from support_monitor.monitor.sources import sim_model
 
 T = 20.0
 SHORT = 5.0

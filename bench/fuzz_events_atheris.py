@@ -17,13 +17,13 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 with atheris.instrument_imports(include=["monitor", "alerts", "detectors"]):
-    from alerts.runtime import Alerting
-    from monitor.clock import TickRoad
-    from monitor.config import parse_settings
-    from monitor.engine.engine import Engine
-    from monitor.events import EventError, Reject, decode
-    from monitor.pipeline import Delivery, Pipeline
-    from monitor.stats import DaemonStats
+    from support_monitor.alerts.runtime import Alerting
+    from support_monitor.monitor.clock import TickRoad
+    from support_monitor.monitor.config import parse_settings
+    from support_monitor.monitor.engine.engine import Engine
+    from support_monitor.monitor.events import EventError, Reject, decode
+    from support_monitor.monitor.pipeline import Delivery, Pipeline
+    from support_monitor.monitor.stats import DaemonStats
     from tests.support import CONFIG, T0
 
 SETTINGS = parse_settings({**CONFIG, "exporter": {"tick_seconds": 60}})

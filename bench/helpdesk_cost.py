@@ -32,10 +32,10 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import monitor.replay
-from monitor.config import parse_settings
-from monitor.events import Event
-from monitor.logs import configure
+from support_monitor.monitor import replay as replay_module
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.events import Event
+from support_monitor.monitor.logs import configure
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC).timestamp()  # a Monday
@@ -113,16 +113,16 @@ def replay_seconds(path: Path, *, on: bool) -> tuple[float, bytes]:
     settings = parse_settings(config(on=on))
     configure("warning", "json")
     start = time.perf_counter()
-    text = asyncio.run(monitor.replay.replay(path, settings))
+    text = asyncio.run(replay_module.replay(path, settings))
     return time.perf_counter() - start, text
 
 
 _CHILD = r"""
 import gc, json, sys
 sys.path.insert(0, {root!r})
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
-from monitor.events import decode
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import decode
 from bench.helpdesk_cost import config
 
 def rss():

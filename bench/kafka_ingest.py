@@ -36,14 +36,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gen_events import generate
-from monitor.consume import consume
-from monitor.deadletter import MemoryDeadLetters
-from monitor.engine.engine import Engine
-from monitor.events import Event
-from monitor.pipeline import Delivery, Pipeline
-from monitor.sources.kafka import KafkaSource
-from monitor.sources.settings import KafkaSettings
-from monitor.stats import DaemonStats
+from support_monitor.monitor.consume import consume
+from support_monitor.monitor.deadletter import MemoryDeadLetters
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import Event
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.sources.kafka import KafkaSource
+from support_monitor.monitor.sources.settings import KafkaSettings
+from support_monitor.monitor.stats import DaemonStats
 from tests.support import settings as bench_settings
 
 # gen_events dates its events from 2026-03-02; the live pipeline would reject them as too old

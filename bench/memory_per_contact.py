@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 _CHILD = r"""
 import gc, sys
 sys.path.insert(0, {root!r})
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
-from monitor.events import decode
-from monitor.pipeline import Delivery, Pipeline
-from monitor.stats import DaemonStats
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import decode
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 from tests.support import CONFIG
 
 def rss():

@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.config import parse_settings
-from monitor.engine import snapshot
-from monitor.engine.engine import Engine
-from monitor.events import ContactQueued, TicketCreated
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import ContactQueued, TicketCreated
 from tests.support import CONFIG, T0
 
 

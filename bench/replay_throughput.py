@@ -28,12 +28,12 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import monitor.replay
 from bench.replay_events import CONFIG, generate
-from monitor.clock import TickRoad
-from monitor.config import parse_settings
-from monitor.events import Event
-from monitor.logs import configure
+from support_monitor.monitor import replay as replay_module
+from support_monitor.monitor.clock import TickRoad
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.events import Event
+from support_monitor.monitor.logs import configure
 
 
 def bare_decode(path: Path) -> tuple[int, float]:
@@ -65,9 +65,9 @@ def full_replay(path: Path) -> tuple[float, bytes]:
     settings = parse_settings(CONFIG)
     # As the CLI sets it up: JSON lines on stderr (alert transitions are logged at info).
     configure(settings.logging.level, "json")
-    monitor.replay.TickRoad = TimedTickRoad  # type: ignore[misc] # bench-only instrumentation
+    replay_module.TickRoad = TimedTickRoad  # type: ignore[misc] # bench-only instrumentation
     start = time.perf_counter()
-    text = asyncio.run(monitor.replay.replay(path, settings))
+    text = asyncio.run(replay_module.replay(path, settings))
     return time.perf_counter() - start, text
 
 

@@ -39,14 +39,14 @@ from prometheus_client.openmetrics.exposition import (
     generate_latest as generate_openmetrics,
 )
 
-from alerts.runtime import Alerting
 from bench.gen_events import generate
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
-from monitor.exporter import render
-from monitor.pipeline import Delivery, Pipeline
-from monitor.registry import build_registry
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.exporter import render
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.registry import build_registry
+from support_monitor.monitor.stats import DaemonStats
 from tests.support import CONFIG
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.engine.sketch import bucket_of
+from support_monitor.monitor.engine.sketch import bucket_of
 
 
 def main() -> None:

@@ -24,14 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alerts.runtime import Alerting
 from bench.backtest_week import T0, config, generate
-from monitor.clock import TickRoad
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
-from monitor.events import decode
-from monitor.logs import configure
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.clock import TickRoad
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import decode
+from support_monitor.monitor.logs import configure
+from support_monitor.monitor.stats import DaemonStats
 
 
 def lag(rng: random.Random) -> float:

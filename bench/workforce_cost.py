@@ -35,11 +35,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
-from monitor.engine.workforce import AGENT_STATES
-from monitor.engine.workforce_readout import all_workforce_series
-from monitor.events import AgentState, decode
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.workforce import AGENT_STATES
+from support_monitor.monitor.engine.workforce_readout import all_workforce_series
+from support_monitor.monitor.events import AgentState, decode
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
 CONFIG = {

@@ -1,7 +1,8 @@
 """Build the dashboards' JSON models, write them, and list their PromQL for end-to-end checks.
 
-`support-monitor dashboards build --out DIR` calls `write_all`; `python -m dashboards.build
---out deploy/grafana/dashboards` does the same without the daemon's CLI.
+`support-monitor dashboards build --out DIR` calls `write_all`; `python -m
+support_monitor.dashboards.build --out deploy/grafana/dashboards` does the same without the
+daemon's CLI.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from dashboards import channel, common, daemon, detectors, wallboard
+from support_monitor.dashboards import channel, common, daemon, detectors, wallboard
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence

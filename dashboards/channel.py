@@ -12,8 +12,17 @@ from typing import TYPE_CHECKING
 
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
-from dashboards import common
-from dashboards.common import BLUE, GREEN, ORANGE, PURPLE, RED, PanelIds, query, thresholds
+from support_monitor.dashboards import common
+from support_monitor.dashboards.common import (
+    BLUE,
+    GREEN,
+    ORANGE,
+    PURPLE,
+    RED,
+    PanelIds,
+    query,
+    thresholds,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

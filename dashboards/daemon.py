@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dashboards import common
-from dashboards.common import GREEN, ORANGE, RED, PanelIds, query, thresholds
+from support_monitor.dashboards import common
+from support_monitor.dashboards.common import GREEN, ORANGE, RED, PanelIds, query, thresholds
 
 if TYPE_CHECKING:
     from grafana_foundation_sdk.builders import dashboard as dashboard_builders

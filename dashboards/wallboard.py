@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import common as common_models
 
-from dashboards import common
-from dashboards.common import BLUE, GREEN, ORANGE, RED, PanelIds, query, thresholds
+from support_monitor.dashboards import common
+from support_monitor.dashboards.common import BLUE, GREEN, ORANGE, RED, PanelIds, query, thresholds
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

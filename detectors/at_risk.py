@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from detectors.config import TicketsAtRiskSettings
-from detectors.readings import Groups, Readings, WorstExport
-from detectors.signal import Signal
-from monitor.config import ChannelSettings
+from support_monitor.detectors.config import TicketsAtRiskSettings
+from support_monitor.detectors.readings import Groups, Readings, WorstExport
+from support_monitor.detectors.signal import Signal
+from support_monitor.monitor.config_channel import ChannelSettings
 
 
 class TicketsAtRiskDetector(WorstExport):

@@ -18,11 +18,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
-from detectors.complaint_cusum import RateCusum
-from detectors.config import BacklogGrowthSettings
-from detectors.readings import Groups, Readings, WorstExport, fmt, window_index
-from detectors.signal import Signal
-from monitor.config import ChannelSettings
+from support_monitor.detectors.complaint_cusum import RateCusum
+from support_monitor.detectors.config import BacklogGrowthSettings
+from support_monitor.detectors.readings import Groups, Readings, WorstExport, fmt, window_index
+from support_monitor.detectors.signal import Signal
+from support_monitor.monitor.config_channel import ChannelSettings
 
 SURGE_MIN_RATE_PER_HOUR = 12.0
 """The arrival CUSUM takes a usual rate below 12 contacts an hour as 12: a rise in a nearly

@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from detectors.config import SlaBurnSettings, max_burn_rate
-from detectors.readings import Groups, Readings, fmt, offered, window_index
-from detectors.signal import Signal
-from monitor.config import ChannelSettings
-from monitor.engine.readout import service_level
-from monitor.engine.windows import Agg
+from support_monitor.detectors.config import SlaBurnSettings, max_burn_rate
+from support_monitor.detectors.readings import Groups, Readings, fmt, offered, window_index
+from support_monitor.detectors.signal import Signal
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.engine.readout import service_level
+from support_monitor.monitor.engine.windows import Agg
 
 
 def burn_rate(service_level_ratio: float, target: float) -> float:

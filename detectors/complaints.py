@@ -25,11 +25,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from detectors.complaint_cusum import RateCusum
-from detectors.config import ComplaintSpikeSettings
-from detectors.poisson import critical_bracket, critical_count, critical_count_within, sf
-from detectors.readings import Groups, Readings, WorstExport, fmt, window_index
-from detectors.signal import Signal
+from support_monitor.detectors.complaint_cusum import RateCusum
+from support_monitor.detectors.config import ComplaintSpikeSettings
+from support_monitor.detectors.poisson import (
+    critical_bracket,
+    critical_count,
+    critical_count_within,
+    sf,
+)
+from support_monitor.detectors.readings import Groups, Readings, WorstExport, fmt, window_index
+from support_monitor.detectors.signal import Signal
 
 _SAMPLES_PER_WINDOW = 120
 HOURS_PER_WEEK = 168

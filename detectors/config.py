@@ -3,28 +3,27 @@
 Pydantic checks each field on its own; ``validate_against`` then checks what needs the channels
 and windows (a window that does not exist, a channel without a target, a threshold that can never
 fire) and raises ``ValueError`` naming the full key, so an ops engineer sees exactly what to fix.
-This module must not import ``monitor.config`` at run time (that module imports this one).
+Channels come from ``monitor.config_channel``, the bottom of the settings tree; ``monitor.config``
+composes this module's ``DetectorSettings`` into ``Settings``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from detectors.voice_config import (
+from support_monitor.detectors.voice_config import (
     VOICE_NAMES,
     ContainmentDropSettings,
     NegativeSentimentSettings,
     NpsDropSettings,
 )
-from monitor.durations import Duration, parse_duration
-
-if TYPE_CHECKING:
-    from monitor.config import ChannelSettings
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.durations import Duration, parse_duration
 
 Op = Literal[">", ">=", "<", "<="]
 Aggregate = Literal["max", "min", "sum"]

@@ -35,17 +35,17 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from detectors.binomial import cdf, lower_critical, sf, upper_critical
-from detectors.readings import Groups, Readings, WorstExport, window_index
-from detectors.signal import Signal
-from detectors.voice_config import (
+from support_monitor.detectors.binomial import cdf, lower_critical, sf, upper_critical
+from support_monitor.detectors.readings import Groups, Readings, WorstExport, window_index
+from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.voice_config import (
     ContainmentDropSettings,
     NegativeSentimentSettings,
     NpsDropSettings,
 )
-from monitor.engine.state import ChannelRuntime
-from monitor.engine.voice import DETRACTOR_MAX, PROMOTER_MIN
-from monitor.engine.windows import Agg
+from support_monitor.monitor.engine.state import ChannelRuntime
+from support_monitor.monitor.engine.voice import DETRACTOR_MAX, PROMOTER_MIN
+from support_monitor.monitor.engine.windows import Agg
 
 HOUR = 3600.0
 _P_MIN, _P_MAX = 1e-3, 1 - 1e-3

@@ -19,14 +19,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from detectors.backlog import SURGE_MIN_RATE_PER_HOUR
-from detectors.complaint_cusum import MIN_RATE_PER_HOUR
+from support_monitor.detectors.backlog import SURGE_MIN_RATE_PER_HOUR
+from support_monitor.detectors.complaint_cusum import MIN_RATE_PER_HOUR
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from detectors.config import DetectorSettings
-    from monitor.config import ChannelSettings
+    from support_monitor.detectors.config import DetectorSettings
+    from support_monitor.monitor.config_channel import ChannelSettings
 
 
 def cusum_hold(ratio: float, threshold: float, release: float, min_rate_per_hour: float) -> float:

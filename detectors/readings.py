@@ -18,12 +18,12 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from detectors.config import resolve_window
-from detectors.signal import Signal
-from monitor.engine.engine import Engine
-from monitor.engine.readout import oldest_wait
-from monitor.engine.state import ChannelRuntime
-from monitor.engine.windows import Agg
+from support_monitor.detectors.config import resolve_window
+from support_monitor.detectors.signal import Signal
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import oldest_wait
+from support_monitor.monitor.engine.state import ChannelRuntime
+from support_monitor.monitor.engine.windows import Agg
 
 Groups = list[list[Signal]]
 """A detector's signals, one list per channel of its scope, in scope order."""

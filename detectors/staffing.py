@@ -24,17 +24,17 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from detectors.config import (
+from support_monitor.detectors.config import (
     LONGEST,
     EstimatedWaitSettings,
     UnderstaffingSettings,
     resolve_window,
 )
-from detectors.readings import Groups, Readings, WorstExport, fmt
-from detectors.signal import Signal
-from monitor.config import ChannelSettings
-from monitor.engine.erlang import Staffing, staffing
-from monitor.engine.state import ChannelRuntime
+from support_monitor.detectors.readings import Groups, Readings, WorstExport, fmt
+from support_monitor.detectors.signal import Signal
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.engine.erlang import Staffing, staffing
+from support_monitor.monitor.engine.state import ChannelRuntime
 
 DEFAULT_LEVEL = 0.8
 """The service-level target of a live channel without ``service_level_target``."""

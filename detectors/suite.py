@@ -23,20 +23,21 @@ from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
-from detectors.at_risk import TicketsAtRiskDetector
-from detectors.backlog import BacklogGrowthDetector
-from detectors.burn import SlaBurnDetector
-from detectors.complaints import ComplaintSpikeDetector
-from detectors.config import DetectorSettings, resolve_window
-from detectors.customer_voice import build as build_voice
-from detectors.readings import Detector, Groups, Readings
-from detectors.signal import Signal
-from detectors.staffing import EstimatedWaitDetector, UnderstaffingDetector
-from detectors.threshold import ThresholdDetector
-from detectors.voice_config import VOICE_NAMES
-from monitor.config import ChannelSettings
-from monitor.engine.engine import Engine
-from monitor.engine.rows import Series
+from support_monitor.detectors.at_risk import TicketsAtRiskDetector
+from support_monitor.detectors.backlog import BacklogGrowthDetector
+from support_monitor.detectors.burn import SlaBurnDetector
+from support_monitor.detectors.complaints import ComplaintSpikeDetector
+from support_monitor.detectors.config import DetectorSettings, resolve_window
+from support_monitor.detectors.customer_voice import build as build_voice
+from support_monitor.detectors.readings import Detector, Groups, Readings
+from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.staffing import EstimatedWaitDetector, UnderstaffingDetector
+from support_monitor.detectors.threshold import ThresholdDetector
+from support_monitor.detectors.voice_config import VOICE_NAMES
+from support_monitor.monitor.catalogue import help_texts
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.rows import Series
 
 STATE_VERSION = 1
 """``v`` of :meth:`DetectorSuite.export_state`; another version is dropped as a whole."""
@@ -105,16 +106,7 @@ def _load_signal(data: list[Any]) -> Signal:
 _NO_ROW = Signal("", "", active=False, score=math.nan, threshold=math.nan)
 """Stands for "no exported row" for a channel that has no signal."""
 
-HELP: dict[str, str] = {
-    "support_detector_score": (
-        "Value each detector judged (burn rate, complaint count, seconds to breach, metric value);"
-        " the worst signal per detector and channel."
-    ),
-    "support_detector_expected": (
-        "What the detector expected (complaint baseline for the window); NaN when it has none."
-    ),
-    "support_detector_threshold": "The level at which the detector's signal becomes active.",
-}
+HELP: dict[str, str] = help_texts("detectors")
 
 
 class DetectorSuite:

@@ -14,13 +14,21 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from detectors.config import METRICS, ThresholdSettings
-from detectors.evidence import wilson
-from detectors.readings import Groups, Readings, WorstExport, fmt, offered, same, window_index
-from detectors.signal import Signal
-from monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES
-from monitor.engine.state import ChannelRuntime
-from monitor.engine.windows import Agg
+from support_monitor.detectors.config import METRICS, ThresholdSettings
+from support_monitor.detectors.evidence import wilson
+from support_monitor.detectors.readings import (
+    Groups,
+    Readings,
+    WorstExport,
+    fmt,
+    offered,
+    same,
+    window_index,
+)
+from support_monitor.detectors.signal import Signal
+from support_monitor.monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES
+from support_monitor.monitor.engine.state import ChannelRuntime
+from support_monitor.monitor.engine.windows import Agg
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,

@@ -2,21 +2,19 @@
 
 Each judges one share over a configured window (contained of all bot sessions, negative of all
 sentiment scores, detractors of all NPS answers) with an exact one-sided binomial tail against
-its own seasonal baseline (``detectors/customer_voice.py``). This module must not import
-``monitor.config`` at run time (that module imports ``detectors.config``, which imports this
-one) nor ``detectors.config``.
+its own seasonal baseline (``detectors/customer_voice.py``). ``detectors.config`` composes these
+settings into ``DetectorSettings``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Self
+from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-if TYPE_CHECKING:
-    from monitor.config import ChannelSettings
+from support_monitor.monitor.config_channel import ChannelSettings
 
 VOICE_NAMES = ("containment_drop", "negative_sentiment", "nps_drop")
 """The built-in customer-voice detector names (``detectors:`` keys and ``detector`` labels)."""

@@ -1,5 +1,5 @@
-"""``python -m monitor`` is the ``support-monitor`` console script."""
+"""``python -m support_monitor.monitor`` is the ``support-monitor`` console script."""
 
-from monitor.cli import main
+from support_monitor.monitor.cli import main
 
 main()

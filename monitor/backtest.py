@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, cast
 
-from alerts.timefmt import rfc3339
-from monitor.config import IngestSettings, Settings
-from monitor.deadletter import DeadLetter
-from monitor.events import EventError, decode
-from monitor.replay import replay_road
+from support_monitor.alerts.timefmt import rfc3339
+from support_monitor.monitor.config import IngestSettings, Settings
+from support_monitor.monitor.deadletter import DeadLetter
+from support_monitor.monitor.events import EventError, decode
+from support_monitor.monitor.replay import replay_road
 
 __all__ = [
     "FORMATS",

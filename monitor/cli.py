@@ -12,11 +12,11 @@ from typing import Annotated
 
 import typer
 
-from monitor.config import Settings, load_settings
-from monitor.durations import parse_duration
-from monitor.errors import ConfigError
-from monitor.logs import configure
-from monitor.webconfig import split_listen
+from support_monitor.monitor.config import Settings, load_settings
+from support_monitor.monitor.durations import parse_duration
+from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.logs import configure
+from support_monitor.monitor.webconfig import split_listen
 
 app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, pwsh
@@ -35,7 +35,7 @@ DASHBOARDS_EXTRA_MISSING = (
 
 def _version(value: bool) -> None:
     if value:
-        from monitor import __version__  # noqa: PLC0415 - read only when asked
+        from support_monitor.monitor import __version__  # noqa: PLC0415 - read only when asked
 
         typer.echo(f"support-monitor {__version__}")
         raise typer.Exit
@@ -85,8 +85,8 @@ def run(
             typer.echo(f"config error: --listen: {exc}", err=True)
             raise typer.Exit(2) from None
     configure(settings.logging.level, settings.logging.format)
-    from monitor.daemon import run_daemon  # noqa: PLC0415 - keep check-config start-up light
-    from monitor.http import ListenError, WebConfigError  # noqa: PLC0415
+    from support_monitor.monitor.daemon import run_daemon  # noqa: PLC0415 - keep check-config start-up light
+    from support_monitor.monitor.http import ListenError, WebConfigError  # noqa: PLC0415
 
     try:
         code = asyncio.run(run_daemon(settings, listen, config))
@@ -113,7 +113,7 @@ def replay(
     """Feed a JSON Lines file through the pipeline with event time as the clock; print /metrics."""
     settings = _load(config)
     configure(settings.logging.level, "console" if sys.stderr.isatty() else "json")
-    from monitor import replay as replaying  # noqa: PLC0415
+    from support_monitor.monitor import replay as replaying  # noqa: PLC0415
 
     parse_until, run_replay = replaying.parse_until, replaying.replay
 
@@ -141,7 +141,7 @@ def backtest(
     output_format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
     """Replay a file with a config (and --against another) and print what would have paged."""
-    from monitor import backtest as backtesting  # noqa: PLC0415 - keep start-up light
+    from support_monitor.monitor import backtest as backtesting  # noqa: PLC0415 - keep start-up light
 
     if output_format not in backtesting.FORMATS:
         typer.echo(f"error: --format {output_format!r}: use table or json", err=True)
@@ -188,7 +188,7 @@ def simulate(
         typer.echo(f"error: --duration: {exc}", err=True)
         raise typer.Exit(2) from None
     if out is not None:
-        from monitor.sources.simulator import write_jsonl  # noqa: PLC0415
+        from support_monitor.monitor.sources.simulator import write_jsonl  # noqa: PLC0415
 
         begin = time.time() if start is None else start
         count = write_jsonl(out, settings.channels, sim, begin, 3600.0 if span is None else span)
@@ -198,7 +198,7 @@ def simulate(
         typer.echo("simulate needs --out FILE, or --kafka and/or --mqtt", err=True)
         raise typer.Exit(2)
     configure(settings.logging.level, settings.logging.format)
-    from monitor.sources.publish import publish_simulation  # noqa: PLC0415
+    from support_monitor.monitor.sources.publish import publish_simulation  # noqa: PLC0415
 
     target = None if mqtt is None else split_listen(mqtt)
     sent = asyncio.run(
@@ -216,7 +216,7 @@ def simulate(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the event contract."""
-    from monitor.events import json_schema  # noqa: PLC0415
+    from support_monitor.monitor.events import json_schema  # noqa: PLC0415
 
     typer.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
 
@@ -227,7 +227,7 @@ def dashboards_build(
 ) -> None:
     """Write the Grafana dashboards (generated with grafana-foundation-sdk)."""
     try:
-        from dashboards.build import write_all  # noqa: PLC0415
+        from support_monitor.dashboards.build import write_all  # noqa: PLC0415
     except ModuleNotFoundError as exc:  # the optional extra is not installed
         if not (exc.name or "").startswith("grafana_foundation_sdk"):
             raise

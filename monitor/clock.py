@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from detectors.quiet import detector_horizon
-from monitor.config import Settings
-from monitor.engine.engine import Engine
-from monitor.stats import DaemonStats
+from support_monitor.detectors.quiet import detector_horizon
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.stats import DaemonStats
 
 TickHandler = Callable[[float], None]
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -27,151 +26,27 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from alerts.config import AlertSettings, NotifierSettings
-from detectors.config import DetectorSettings
-from monitor import config_paths, redaction
-from monitor.cluster.settings import ClusterSettings, StateSettings
-from monitor.config_helpdesk import (
-    CLOCKS,
+from support_monitor.alerts.config import AlertSettings, NotifierSettings
+from support_monitor.detectors.config import DetectorSettings
+from support_monitor.monitor import config_paths, redaction
+from support_monitor.monitor.cluster.settings import ClusterSettings, StateSettings
+from support_monitor.monitor.config_channel import ChannelSettings, FrozenModel, LabelValue
+from support_monitor.monitor.config_helpdesk import (
     CalendarSettings,
-    ClockTargets,
-    PauseSettings,
     ZoneName,
 )
-from monitor.durations import Duration, parse_duration
-from monitor.errors import ConfigError
-from monitor.logs import register_secret
-from monitor.sources.settings import KafkaSettings, MqttSettings
-from monitor.webconfig import load_web_config, split_listen
+from support_monitor.monitor.durations import Duration, parse_duration
+from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.logs import register_secret
+from support_monitor.monitor.sources.settings import KafkaSettings, MqttSettings
+from support_monitor.monitor.webconfig import load_web_config, split_listen
 
-LabelValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 TODAY = "today"
 """The window of the day so far (``timezone``, ``day_starts_at``)."""
 TODAY_MAX_SECONDS = 25 * 3600.0
-Priority = Literal["low", "normal", "high", "urgent"]
-PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ChannelSettings(_Model):
-    """SLA settings of one channel. Live-contact channels set ``answer_seconds``; ticket channels
-    set ``first_response_seconds`` and/or ``resolution_seconds``; a channel may set both."""
-
-    answer_seconds: Duration | None = None
-    short_abandon_seconds: Duration = 5.0
-    service_level_target: float | None = Field(default=None, gt=0, lt=1)
-    first_response_seconds: Duration | None = None
-    resolution_seconds: Duration | None = None
-    first_response_warning_seconds: Duration | None = None
-    """Lead time of ``support_tickets_at_risk{sla="first_response"}``; default 10% of target."""
-    resolution_warning_seconds: Duration | None = None
-    """Lead time for ``support_tickets_at_risk{sla="resolution"}``; default 10% of the target."""
-    queues: tuple[LabelValue, ...] = ("default",)
-    next_reply_seconds: Duration | None = None
-    """A ticket's next-reply target: from a customer reply to the next agent response."""
-    next_reply_warning_seconds: Duration | None = None
-    """Lead time for ``support_tickets_at_risk{sla="next_reply"}``; default 10% of the target."""
-    priorities: dict[Priority, ClockTargets] = Field(default_factory=dict)
-    """Ticket targets per priority (``docs/helpdesk.md``): a priority listed here uses exactly
-    its own targets (a clock it omits has none); other priorities use the channel's
-    ``first_response_seconds``, ``next_reply_seconds`` and ``resolution_seconds``."""
-    pause: PauseSettings = PauseSettings()
-    """Which ticket statuses pause which clock (default: ``pending`` pauses ``resolution``)."""
-    calendar: LabelValue | None = None
-    """The business calendar (a key of ``calendars``) of this channel's ticket clocks; none:
-    they run 24/7."""
-    queue_calendars: dict[LabelValue, LabelValue] = Field(default_factory=dict)
-    """Queue -> calendar, overriding ``calendar`` for that queue's tickets."""
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.answer_seconds is not None and self.answer_seconds <= 0:
-            raise ValueError(
-                "answer_seconds: must be greater than 0 (a 0 s target breaches every contact)"
-            )
-        if self.answer_seconds is not None and self.short_abandon_seconds > self.answer_seconds:
-            raise ValueError(
-                f"short_abandon_seconds: {self.short_abandon_seconds:g} s is above answer_seconds "
-                f"{self.answer_seconds:g} s: the short-abandon class would swallow every in-SLA "
-                "abandon and some breached ones, and take them out of the service level"
-            )
-        for name in ("first_response_seconds", "resolution_seconds"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name}: must be greater than 0")
-        return self
-
-    @model_validator(mode="after")
-    def _check_ticket_clocks(self) -> Self:
-        if self.next_reply_seconds is not None and self.next_reply_seconds <= 0:
-            raise ValueError("next_reply_seconds: must be greater than 0")
-        for index, (lead, target) in enumerate(
-            (
-                ("first_response_warning_seconds", "first_response_seconds"),
-                ("next_reply_warning_seconds", "next_reply_seconds"),
-                ("resolution_warning_seconds", "resolution_seconds"),
-            )
-        ):
-            lead_value, target_value = getattr(self, lead), getattr(self, target)
-            if lead_value is not None and not self.has_clock(index):
-                raise ValueError(
-                    f"{lead}: is set but no priority has a {target.removesuffix('_seconds')} "
-                    "target: the warning could never fire"
-                )
-            if lead_value is not None and target_value is not None and lead_value >= target_value:
-                raise ValueError(f"{lead}: must be shorter than {target}")
-        for queue in self.queue_calendars:
-            if queue not in self.queues:
-                raise ValueError(f"queue_calendars: {queue!r} is not one of the queues")
-        if len(set(self.queues)) != len(self.queues):
-            raise ValueError("queues: must not repeat")
-        if not self.queues:
-            raise ValueError("queues: must name at least one queue")
-        return self
-
-    @property
-    def is_live(self) -> bool:
-        return self.answer_seconds is not None
-
-    def clock_targets(self, priority: str) -> tuple[float | None, float | None, float | None]:
-        """(first response, next reply, resolution) targets of a ticket of ``priority``."""
-        policy = self.priorities.get(priority)  # type: ignore[call-overload]
-        if policy is None:
-            return self.first_response_seconds, self.next_reply_seconds, self.resolution_seconds
-        return policy.first_response, policy.next_reply, policy.resolution
-
-    def has_clock(self, index: int) -> bool:
-        """Whether some priority has a target for clock ``index`` (0 first response, 1 next
-        reply, 2 resolution): only then is its ``sla`` series exported."""
-        if len(self.priorities) < len(PRIORITIES) and self.clock_targets("")[index] is not None:
-            return True
-        return any(self.clock_targets(p)[index] is not None for p in self.priorities)
-
-    def lead(self, index: int, target: float) -> float:
-        """At-risk lead time of clock ``index`` with ``target``: the configured warning when
-        it is shorter than the target, else 10% of the target."""
-        configured = (
-            self.first_response_warning_seconds,
-            self.next_reply_warning_seconds,
-            self.resolution_warning_seconds,
-        )[index]
-        if configured is not None and configured < target:
-            return configured
-        return target * 0.1
-
-    def paused_by(self, status: str) -> frozenset[int]:
-        """Indexes of the clocks that ``status`` pauses."""
-        return frozenset(CLOCKS.index(clock) for clock in self.pause.paused_clocks(status))
-
-    def calendar_of(self, queue: str) -> str | None:
-        """The calendar name of ``queue``'s ticket clocks (``None``: 24/7)."""
-        return self.queue_calendars.get(queue, self.calendar)
-
-
-class IngestSettings(_Model):
+class IngestSettings(FrozenModel):
     """Rules every source shares: size limit, de-duplication window, lateness, complaints."""
 
     max_event_bytes: int = Field(default=65536, gt=0, le=16 * 1024 * 1024)
@@ -202,7 +77,7 @@ class IngestSettings(_Model):
     """A ``ticket.created`` with more tags than this is rejected (``invalid_value``)."""
 
 
-class LimitsSettings(_Model):
+class LimitsSettings(FrozenModel):
     """Bounds on everything the engine keeps per item (``docs/metrics.md``, "Bounds").
 
     When a bound is hit the new item is refused (``reason="capacity"``, dead-lettered) and
@@ -229,7 +104,7 @@ class LimitsSettings(_Model):
     """An agent whose last state is ``offline`` is forgotten this long after it went offline."""
 
 
-class SentimentSettings(_Model):
+class SentimentSettings(FrozenModel):
     """Cut-offs of ``support_sentiment_total{polarity}``: a score strictly below
     ``negative_below`` is negative, strictly above ``positive_above`` positive, else neutral."""
 
@@ -246,12 +121,12 @@ class SentimentSettings(_Model):
         return self
 
 
-class DeadLetterSettings(_Model):
+class DeadLetterSettings(FrozenModel):
     path: Path | None = None
     """JSON Lines file for rejected events (original bytes, reason, position)."""
 
 
-class SimulatorSettings(_Model):
+class SimulatorSettings(FrozenModel):
     """The built-in contact center, used when no source is configured."""
 
     enabled: bool | None = None
@@ -265,7 +140,7 @@ class SimulatorSettings(_Model):
     """Script a queue surge and a complaint spike so alerts show on a fresh install."""
 
 
-class SourcesSettings(_Model):
+class SourcesSettings(FrozenModel):
     simulator: SimulatorSettings = SimulatorSettings()
     kafka: KafkaSettings | None = None
     mqtt: MqttSettings | None = None
@@ -277,7 +152,7 @@ class SourcesSettings(_Model):
         return self.kafka is None and self.mqtt is None
 
 
-class ExporterSettings(_Model):
+class ExporterSettings(FrozenModel):
     listen: str = "127.0.0.1:9108"
     tick_seconds: Duration = Field(default=1.0, gt=0)
     """How often the wall clock advances the engine and the alert rules are evaluated."""
@@ -306,12 +181,12 @@ class ExporterSettings(_Model):
         return value
 
 
-class LoggingSettings(_Model):
+class LoggingSettings(FrozenModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
 
 
-class ConsoleSettings(_Model):
+class ConsoleSettings(FrozenModel):
     """The operations console on the listener: status page, ``/api/v1`` and acknowledge links
     (docs/console.md)."""
 

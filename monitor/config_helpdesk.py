@@ -25,8 +25,8 @@ from pydantic import (
     field_validator,
 )
 
-from monitor.business_time import DAY_SECONDS, BusinessCalendar
-from monitor.durations import Duration
+from support_monitor.monitor.business_time import DAY_SECONDS, BusinessCalendar
+from support_monitor.monitor.durations import Duration
 
 __all__ = [
     "CLOCKS",

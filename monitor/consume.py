@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from monitor.deadletter import DeadLetterSink
-from monitor.pipeline import Pipeline
-from monitor.sources.base import BatchSource, Source
+from support_monitor.monitor.deadletter import DeadLetterSink
+from support_monitor.monitor.pipeline import Pipeline
+from support_monitor.monitor.sources.base import BatchSource, Source
 
 
 async def consume(

@@ -21,23 +21,23 @@ from pathlib import Path
 
 import structlog
 
-from alerts.runtime import Alerting
-from monitor.clock import TickRoad, run_wall_clock
-from monitor.cluster.durable import Durability
-from monitor.config import Settings
-from monitor.console import Timeline
-from monitor.console.setup import open_console
-from monitor.consume import consume
-from monitor.deadletter import DeadLetterSink, JsonlDeadLetters, MemoryDeadLetters
-from monitor.http import MetricsServer
-from monitor.pipeline import Pipeline
-from monitor.registry import build_registry
-from monitor.reload import Reloader
-from monitor.sources.base import Source
-from monitor.sources.build import configured_sources, dead_letter_sink
-from monitor.sources.simulator import SimulatorSource
-from monitor.stats import DaemonStats
-from monitor.supervise import Shutdown, flush_dead_letters, watch_signals
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.clock import TickRoad, run_wall_clock
+from support_monitor.monitor.cluster.durable import Durability
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.console import Timeline
+from support_monitor.monitor.console.setup import open_console
+from support_monitor.monitor.consume import consume
+from support_monitor.monitor.deadletter import DeadLetterSink, JsonlDeadLetters, MemoryDeadLetters
+from support_monitor.monitor.http import MetricsServer
+from support_monitor.monitor.pipeline import Pipeline
+from support_monitor.monitor.registry import build_registry
+from support_monitor.monitor.reload import Reloader, single_engine
+from support_monitor.monitor.sources.base import Source
+from support_monitor.monitor.sources.build import configured_sources, dead_letter_sink
+from support_monitor.monitor.sources.simulator import SimulatorSource
+from support_monitor.monitor.stats import DaemonStats
+from support_monitor.monitor.supervise import Shutdown, flush_dead_letters, watch_signals
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -81,10 +81,10 @@ async def run_daemon(
     """The daemon until SIGTERM/SIGINT; 0 on a stop. A listener that cannot bind raises
     ``ListenError`` (``monitor.http``), whose message names the key and the problem."""
     if settings.cluster.enabled:  # opt-in: one engine per Kafka partition, see scale-out.md
-        from monitor.cluster.node import run_cluster  # noqa: PLC0415 - only in cluster mode
+        from support_monitor.monitor.cluster.supervisor import run_cluster  # noqa: PLC0415 - only in cluster mode
 
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # it installs its own handlers
-        return await run_cluster(settings, listen)
+        return await run_cluster(settings, listen, config_path)
     stop = asyncio.Event()
     with _signals_set(stop):
         return await _run_single(settings, listen, config_path, stop)
@@ -156,7 +156,7 @@ async def _run_single(  # noqa: PLR0915, C901 - one supervisor, read top to bott
             await stack.enter_async_context(alerting)  # restores alert state before any tick
             reloader = None
             if config_path is not None:
-                reloader = Reloader(config_path, settings, engine, alerting)
+                reloader = Reloader(config_path, settings, single_engine(engine, alerting))
                 await reloader.start()
             for source in sources:
                 await stack.enter_async_context(source)

@@ -30,7 +30,7 @@ from typing import Protocol, Self, runtime_checkable
 import msgspec
 import structlog
 
-from monitor.stats import DaemonStats
+from support_monitor.monitor.stats import DaemonStats
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import Annotated, Literal, cast, get_args
 import msgspec
 from msgspec import Meta
 
-from monitor.errors import SupportMonitorError
+from support_monitor.monitor.errors import SupportMonitorError
 
 EventId = Annotated[str, Meta(min_length=1, max_length=128)]
 ItemId = Annotated[str, Meta(min_length=1, max_length=256)]

@@ -27,12 +27,12 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from monitor import __version__
-from monitor.config import ChannelSettings
-from monitor.engine.clocks import CLOCKS
-from monitor.engine.engine import Engine
-from monitor.engine.histogram import Histogram
-from monitor.engine.readout import (
+from support_monitor.monitor import __version__, catalogue
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.engine.clocks import CLOCKS
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.histogram import Histogram
+from support_monitor.monitor.engine.readout import (
     QUANTILES,
     abandon_ratio,
     ces_score,
@@ -46,61 +46,14 @@ from monitor.engine.readout import (
     self_service_ratio,
     service_level,
 )
-from monitor.engine.rows import Series
-from monitor.engine.sketch import quantiles
-from monitor.engine.state import QueueState
-from monitor.stats import DaemonStats
+from support_monitor.monitor.engine.rows import Series
+from support_monitor.monitor.engine.sketch import quantiles
+from support_monitor.monitor.engine.state import QueueState
+from support_monitor.monitor.stats import DaemonStats
 
-HELP: dict[str, str] = {
-    "support_contacts_queued_total": "Contacts that started waiting.",
-    "support_contacts_answered_total": "Contacts answered.",
-    "support_contacts_answered_in_sla_total": "Contacts answered with wait <= answer_seconds.",
-    "support_contacts_abandoned_total": "All abandons.",
-    "support_contacts_abandoned_short_total": "Abandons with wait < short_abandon_seconds.",
-    "support_contacts_abandoned_in_sla_total": "Abandons with wait <= answer_seconds.",
-    "support_sla_breaches_total": "Contacts and tickets breached, counted at the deadline.",
-    "support_queue_waiting": "Contacts waiting now.",
-    "support_queue_oldest_wait_seconds": "Wait so far of the longest-waiting contact (0 if none).",
-    "support_queue_breached_waiting": "Contacts waiting now whose wait already exceeds T.",
-    "support_service_level_ratio": (
-        "Answered in SLA / (answered + abandoned - short abandoned) over the window."
-    ),
-    "support_abandon_ratio": (
-        "(Abandoned - short abandoned) / (answered + abandoned - short abandoned) over the window."
-    ),
-    "support_wait_quantile_seconds": (
-        "Quantiles of answered waits over the window (<=1% error); no _count or _sum."
-    ),
-    "support_csat_ratio": "Ratings of 4-5 / all ratings over the window.",
-    "support_complaints_window": "Complaints in the window.",
-    "support_tickets_created_total": "Tickets created.",
-    "support_tickets_solved_total": "Tickets solved.",
-    "support_tickets_open": "Tickets created or reopened and not solved now.",
-    "support_tickets_at_risk": "Open tickets whose deadline is within the warning lead time.",
-    "support_csat_ratings_total": "CSAT answers by rating.",
-    "support_complaints_total": "Complaints (explicit events and complaint-tagged tickets).",
-    "support_tickets_paused": "Open tickets whose every running clock is paused now.",
-    "support_ticket_oldest_open_age_seconds": (
-        "Age of the oldest open ticket (backlog age), wall time; 0 when none is open."
-    ),
-    "support_tickets_open_by_priority": "Open tickets by current priority.",
-    "support_tickets_reopened_total": "Reopen events applied.",
-    "support_tickets_solved_first_contact_total": (
-        "Tickets solved with at most one agent response and never reopened before."
-    ),
-    "support_fcr_ratio": "First-contact solves / solves over the window.",
-    "support_survey_responses_total": "Survey answers by survey and score.",
-    "support_nps_score": "(Promoters 9-10 - detractors 0-6) / NPS answers over the window.",
-    "support_ces_score": "Mean CES answer (sum / count) over the window.",
-    "support_bot_sessions_total": "Self-service sessions ended, by outcome.",
-    "support_bot_escalated_contacts_total": (
-        "Bot sessions escalated to a live contact of this channel (contact_id known)."
-    ),
-    "support_self_service_ratio": "Contained / all self-service sessions ended over the window.",
-    "support_sentiment_total": "Sentiment scores by polarity.",
-    "support_negative_sentiment_ratio": "Negative / all sentiment scores over the window.",
-}
-_COUNTERS = {name for name in HELP if name.endswith("_total")}
+HELP: dict[str, str] = catalogue.help_texts("engine")
+"""The engine's families read at scrape time (``monitor/catalogue.py``), in exposition order."""
+_COUNTERS = {name for name in HELP if catalogue.CATALOGUE[name].type == "counter"}
 
 SeriesProvider = Callable[[], Iterable[Series]]
 """Extra gauges from other parts (alerts, detectors) with their help texts."""
@@ -204,29 +157,11 @@ def possible(row: Series, channels: dict[str, ChannelSettings]) -> bool:
     return True
 
 
-CHANNEL_SETTINGS_HELP = {
-    "support_channel_answer_seconds": (
-        "The channel's configured answer target T (answer_seconds); live channels only."
-    ),
-    "support_channel_service_level_target": (
-        "The channel's configured service_level_target; channels that set one only."
-    ),
-}
-"""Extra gauges beyond the metric contract: each channel's configured targets, so dashboards
-colour each channel by its own T and target (they change on a config reload)."""
-
-
-def _channel_settings(settings: dict[str, ChannelSettings]) -> Iterator[Metric]:
-    answer = GaugeMetricFamily(
-        "support_channel_answer_seconds",
-        CHANNEL_SETTINGS_HELP["support_channel_answer_seconds"],
-        labels=["channel"],
-    )
-    target = GaugeMetricFamily(
-        "support_channel_service_level_target",
-        CHANNEL_SETTINGS_HELP["support_channel_service_level_target"],
-        labels=["channel"],
-    )
+def channel_settings_families(settings: dict[str, ChannelSettings]) -> Iterator[Metric]:
+    """Gauges beyond the metric contract: each channel's configured targets, so dashboards colour
+    each channel by its own T and target (they follow a config reload)."""
+    answer = catalogue.gauge("support_channel_answer_seconds")
+    target = catalogue.gauge("support_channel_service_level_target")
     for name, channel in settings.items():
         if channel.answer_seconds is not None:
             answer.add_metric([name], channel.answer_seconds)
@@ -469,12 +404,7 @@ class EngineCollector(Collector):
         summary = RowFamily(summary.name, summary.documentation, "summary", cache)
         hists = [
             HistogramRows(name, text, cache)
-            for name, text in (
-                ("support_wait_seconds", "Waits of answered contacts."),
-                ("support_handle_seconds", "Handle time (answered to ended)."),
-                ("support_first_response_seconds", "Ticket created to first response."),
-                ("support_resolution_seconds", "Ticket created to solved."),
-            )
+            for name, text in catalogue.help_texts("histograms").items()
         ]
         for ch in engine.channels.values():
             cs = ch.settings
@@ -530,7 +460,7 @@ class EngineCollector(Collector):
                     ]
                 for target, line_head, get in zip(targets, heads, getters, strict=True):
                     target.append((line_head, get(q)))
-                for family, attr in zip(hists, _HIST_ATTRS, strict=True):
+                for family, attr in zip(hists, HIST_ATTRS, strict=True):
                     if live or family.name not in LIVE_HISTOGRAMS:
                         self._histogram_rows(family, name, q.name, getattr(q, attr))
             windows = ch.windows
@@ -561,7 +491,7 @@ class EngineCollector(Collector):
                 rows[row.name].append((head(row.name, *row.labels), row.value))
         yield from fam.values()
         yield summary
-        yield from _channel_settings({n: ch.settings for n, ch in engine.channels.items()})
+        yield from channel_settings_families({n: ch.settings for n, ch in engine.channels.items()})
         yield from hists
         for provider, helps in self._extra:
             grouped = group(provider())
@@ -621,7 +551,8 @@ _VOICE_WINDOW_GAUGES = (
     ("support_self_service_ratio", self_service_ratio),
     ("support_negative_sentiment_ratio", negative_sentiment_ratio),
 )
-_HIST_ATTRS = ("wait_hist", "handle_hist", "fr_hist", "res_hist")
+HIST_ATTRS = ("wait_hist", "handle_hist", "fr_hist", "res_hist")
+"""``QueueState`` fields of the ``histograms`` families, in catalogue order."""
 
 
 def _waiting(q: QueueState) -> int:
@@ -640,89 +571,45 @@ class DaemonCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
-        events = CounterMetricFamily(
-            "support_monitor_events", "Events applied.", labels=["source", "type"]
-        )
+        events = catalogue.counter("support_monitor_events_total")
         for (source, kind), count in sorted(stats.events.items()):
             events.add_metric([source, kind], count)
         yield events
-        rejected = CounterMetricFamily(
-            "support_monitor_events_rejected",
-            "Events not applied, by reason.",
-            labels=["source", "reason"],
-        )
+        rejected = catalogue.counter("support_monitor_events_rejected_total")
         for (source, reason), count in sorted(stats.rejected.items()):
             rejected.add_metric([source, reason], count)
         yield rejected
-        duplicates = CounterMetricFamily(
-            "support_monitor_events_duplicate",
-            "Redelivered events skipped (same event_id).",
-            labels=["source"],
-        )
+        duplicates = catalogue.counter("support_monitor_events_duplicate_total")
         for source, count in sorted(stats.duplicates.items()):
             duplicates.add_metric([source], count)
         yield duplicates
-        letters = CounterMetricFamily(
-            "support_monitor_dead_letters",
-            "Rejected events stored in a dead-letter sink, by source and sink.",
-            labels=["source", "sink"],
-        )
+        letters = catalogue.counter("support_monitor_dead_letters_total")
         for (source, sink), count in sorted(stats.dead_letters_written.items()):
             letters.add_metric([source, sink], count)
         yield letters
-        failures = CounterMetricFamily(
-            "support_monitor_dead_letter_failures",
-            "Failed attempts to store dead letters (each retried until it succeeds).",
-            labels=["sink"],
-        )
+        failures = catalogue.counter("support_monitor_dead_letter_failures_total")
         for sink, count in sorted(stats.dead_letter_failures.items()):
             failures.add_metric([sink], count)
         yield failures
-        ticks = CounterMetricFamily(
-            "support_monitor_tick_failures",
-            "Clock ticks in which a tick handler (detectors, rules, the engine) raised.",
-            labels=["handler"],
-        )
+        ticks = catalogue.counter("support_monitor_tick_failures_total")
         for handler, count in sorted(stats.tick_failures.items()):
             ticks.add_metric([handler], count)
         yield ticks
-        yield histogram_family(
-            "support_monitor_event_lag_seconds",
-            "Processing time minus event time.",
-            [],
-            [([], stats.lag)],
-        )
-        notes = CounterMetricFamily(
-            "support_monitor_notifications",
-            "Notification attempts by outcome.",
-            labels=["notifier", "result"],
-        )
+        lag_family = catalogue.CATALOGUE["support_monitor_event_lag_seconds"]
+        yield histogram_family(lag_family.name, lag_family.help, [], [([], stats.lag)])
+        notes = catalogue.counter("support_monitor_notifications_total")
         for (notifier, result), count in sorted(stats.notifications.items()):
             notes.add_metric([notifier, result], count)
         yield notes
-        up = GaugeMetricFamily(
-            "support_monitor_source_up", "1 while a source is connected.", labels=["source"]
-        )
+        up = catalogue.gauge("support_monitor_source_up")
         for source, is_up in sorted(stats.source_up.items()):
             up.add_metric([source], float(is_up))
         yield up
-        lag = GaugeMetricFamily(
-            "support_monitor_kafka_partition_lag",
-            "Messages behind the partition end.",
-            labels=["topic", "partition"],
-        )
+        lag = catalogue.gauge("support_monitor_kafka_partition_lag")
         for (topic, partition), value in sorted(stats.partition_lag.items()):
             lag.add_metric([topic, str(partition)], value)
         yield lag
-        yield GaugeMetricFamily(
-            "support_monitor_loop_lag_seconds",
-            "Event-loop scheduling delay of the clock tick.",
-            value=stats.loop_lag_seconds,
-        )
-        info = GaugeMetricFamily(
-            "support_monitor_build_info",
-            "Version labels, value 1.",
-            labels=["version", "python"],
-        )
+        yield catalogue.gauge("support_monitor_loop_lag_seconds", stats.loop_lag_seconds)
+        info = catalogue.gauge("support_monitor_build_info")
         info.add_metric([__version__, platform.python_version()], 1)
         yield info

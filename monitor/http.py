@@ -47,14 +47,20 @@ from typing import Protocol, Self
 import bcrypt
 import structlog
 from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from monitor.config import ExporterSettings
-from monitor.errors import SupportMonitorError
-from monitor.exporter import render
-from monitor.webconfig import WebConfig, WebConfigError, load_web_config, split_listen
+from support_monitor.monitor import catalogue
+from support_monitor.monitor.config import ExporterSettings
+from support_monitor.monitor.errors import SupportMonitorError
+from support_monitor.monitor.exporter import render
+from support_monitor.monitor.webconfig import (
+    WebConfig,
+    WebConfigError,
+    load_web_config,
+    split_listen,
+)
 
 __all__ = [
     "HttpCollector",
@@ -146,43 +152,19 @@ class HttpCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
-        yield GaugeMetricFamily(
-            "support_monitor_http_connections_open",
-            "HTTP connections open now (TLS handshakes in progress included).",
-            value=stats.open,
-        )
-        yield CounterMetricFamily(
-            "support_monitor_http_connections_refused",
-            "HTTP connections refused (503): exporter.max_connections open, all in a request.",
-            value=stats.refused,
-        )
-        yield CounterMetricFamily(
-            "support_monitor_http_connections_evicted",
-            "Waiting HTTP connections closed at exporter.max_connections to admit a new one.",
-            value=stats.evicted,
-        )
-        timed_out = CounterMetricFamily(
-            "support_monitor_http_connections_timed_out",
-            "HTTP connections closed by the header or idle timeout.",
-            labels=["reason"],
-        )
+        yield catalogue.gauge("support_monitor_http_connections_open", stats.open)
+        yield catalogue.counter("support_monitor_http_connections_refused_total", stats.refused)
+        yield catalogue.counter("support_monitor_http_connections_evicted_total", stats.evicted)
+        timed_out = catalogue.counter("support_monitor_http_connections_timed_out_total")
         for reason in ("header_timeout", "idle_timeout"):
             timed_out.add_metric([reason], stats.timed_out[reason])
         yield timed_out
-        yield CounterMetricFamily(
-            "support_monitor_http_accept_errors",
-            "accept() calls that failed (e.g. EMFILE: out of file descriptors).",
-            value=stats.accept_errors,
+        yield catalogue.counter("support_monitor_http_accept_errors_total", stats.accept_errors)
+        yield catalogue.counter(
+            "support_monitor_http_tls_handshake_failures_total", stats.tls_handshake_failures
         )
-        yield CounterMetricFamily(
-            "support_monitor_http_tls_handshake_failures",
-            "TLS handshakes that failed or timed out.",
-            value=stats.tls_handshake_failures,
-        )
-        yield CounterMetricFamily(
-            "support_monitor_http_requests_unauthorized",
-            "Requests answered 401 (basic auth missing or wrong).",
-            value=stats.unauthorized,
+        yield catalogue.counter(
+            "support_monitor_http_requests_unauthorized_total", stats.unauthorized
         )
 
 

@@ -18,11 +18,11 @@ from collections.abc import Callable
 import msgspec
 import structlog
 
-from monitor.config import IngestSettings
-from monitor.deadletter import DeadLetter
-from monitor.engine.engine import Engine
-from monitor.events import EVENT_TYPES, EventError, Reject, decode
-from monitor.stats import DaemonStats
+from support_monitor.monitor.config import IngestSettings
+from support_monitor.monitor.deadletter import DeadLetter
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import EVENT_TYPES, EventError, Reject, decode
+from support_monitor.monitor.stats import DaemonStats
 
 _TYPE_NAME = {t: str(t.__struct_config__.tag) for t in EVENT_TYPES}
 _LOG_BURST = 20  # rejected events logged per reason per second; the dead-letter sink keeps all

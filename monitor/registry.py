@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from alerts.runtime import Alerting
-from monitor.engine.engine import CAPACITY_KINDS, Engine
-from monitor.engine.workforce_readout import WORKFORCE_HELP, all_workforce_series
-from monitor.exporter import DaemonCollector, EngineCollector
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor import catalogue
+from support_monitor.monitor.engine.engine import CAPACITY_KINDS, Engine
+from support_monitor.monitor.engine.workforce_readout import WORKFORCE_HELP, all_workforce_series
+from support_monitor.monitor.exporter import DaemonCollector, EngineCollector
+from support_monitor.monitor.stats import DaemonStats
 
 
 class CapacityCollector(Collector):
@@ -23,11 +24,7 @@ class CapacityCollector(Collector):
         self._engines = engines
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "support_monitor_capacity_exhausted",
-            "Items refused (or solved tickets forgotten) because a limits bound was reached.",
-            labels=["kind"],
-        )
+        family = catalogue.counter("support_monitor_capacity_exhausted_total")
         totals = dict.fromkeys(CAPACITY_KINDS, 0)
         for engine in self._engines():
             for kind, count in engine.capacity_exhausted.items():

@@ -1,22 +1,25 @@
 """Config reload without restart: on SIGHUP and when the file changes.
 
 A reload that fails validation, or that changes what only a restart can change, is refused with
-the reason in the log (``config_reload_refused``) and the running config stays.
+the reason in the log (``config_reload_refused``) and the running config stays. The same
+``Reloader`` serves both supervisors: it is given what applies a new config (``single_engine``
+for ``run``; ``ClusterNode.reconfigure`` for every partition of a cluster replica).
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 
-from alerts.runtime import Alerting
-from monitor.config import Settings, load_settings
-from monitor.engine.engine import Engine, RestartNeeded
-from monitor.errors import ConfigError
-from monitor.logs import configure
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.config import Settings, load_settings
+from support_monitor.monitor.engine.engine import Engine, RestartNeeded
+from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.logs import configure
 
 POLL_SECONDS = 2.0
 _RESTART_ONLY = ("sources", "exporter", "dead_letter", "notifiers", "state", "cluster", "console")
@@ -30,14 +33,25 @@ def restart_only_change(old: Settings, new: Settings) -> str | None:
     return None
 
 
+def single_engine(engine: Engine, alerting: Alerting) -> Callable[[Settings], None]:
+    """What applies a new config to one engine and its rules (raises ``RestartNeeded``, and
+    changes nothing, when the state's shape would change)."""
+
+    def apply(new: Settings) -> None:
+        engine.reconfigure(new)
+        alerting.reconfigure(new.detectors, new.alerts)
+
+    return apply
+
+
 class Reloader:
-    def __init__(self, path: Path, settings: Settings, engine: Engine, alerting: Alerting) -> None:
-        """Call ``await reloader.start()`` once the config is loaded, before serving."""
+    def __init__(self, path: Path, settings: Settings, apply: Callable[[Settings], None]) -> None:
+        """Call ``await reloader.start()`` once the config is loaded, before serving. ``apply``
+        takes a new config, or raises ``RestartNeeded`` having changed nothing."""
         self.path = path
         self._last: float | None = None
         self.settings = settings
-        self._engine = engine
-        self._alerting = alerting
+        self._apply = apply
         self._hup = asyncio.Event()
         self._log = structlog.get_logger("support_monitor.reload")
 
@@ -47,10 +61,9 @@ class Reloader:
         if why is not None:
             return why
         try:
-            self._engine.reconfigure(new)
+            self._apply(new)
         except RestartNeeded as exc:
             return str(exc)
-        self._alerting.reconfigure(new.detectors, new.alerts)
         if new.logging != self.settings.logging:
             configure(new.logging.level, new.logging.format)
         self.settings = new

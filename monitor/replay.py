@@ -11,17 +11,17 @@ from typing import IO
 import msgspec
 import structlog
 
-from alerts.runtime import Alerting, TransitionSink
-from monitor.clock import TickRoad, quiet_horizon
-from monitor.config import Settings
-from monitor.consume import consume
-from monitor.deadletter import DeadLetter, DeadLetterSink, JsonlDeadLetters
-from monitor.engine.engine import Engine
-from monitor.exporter import render
-from monitor.pipeline import Pipeline
-from monitor.registry import build_registry
-from monitor.sources.file import FileSource
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting, TransitionSink
+from support_monitor.monitor.clock import TickRoad, quiet_horizon
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.consume import consume
+from support_monitor.monitor.deadletter import DeadLetter, DeadLetterSink, JsonlDeadLetters
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.exporter import render
+from support_monitor.monitor.pipeline import Pipeline
+from support_monitor.monitor.registry import build_registry
+from support_monitor.monitor.sources.file import FileSource
+from support_monitor.monitor.stats import DaemonStats
 
 
 def parse_until(text: str) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from monitor.engine.histogram import LAG_BUCKETS, Histogram
+from support_monitor.monitor.engine.histogram import LAG_BUCKETS, Histogram
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.deadletter import JsonlDeadLetters
+from support_monitor.monitor.deadletter import JsonlDeadLetters
 
 __all__ = ["Shutdown", "flush_dead_letters", "watch_signals"]
 

@@ -29,9 +29,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from monitor.errors import ConfigError
-from monitor.logs import register_secret
-from monitor.redaction import yaml_problem
+from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.logs import register_secret
+from support_monitor.monitor.redaction import yaml_problem
 
 TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
     "TLS10": ssl.TLSVersion.TLSv1,

@@ -22,7 +22,16 @@ def start_daemon(
     """``support-monitor run --config CONFIG --listen LISTEN`` with this interpreter; stderr
     (the JSON log) is piped for the caller to read or show on failure."""
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--config", str(config), "--listen", listen],
+        [
+            sys.executable,
+            "-m",
+            "support_monitor",
+            "run",
+            "--config",
+            str(config),
+            "--listen",
+            listen,
+        ],
         stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,

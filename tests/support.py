@@ -8,11 +8,11 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import Settings, parse_settings
-from monitor.engine.engine import Engine
-from monitor.engine.readout import series
-from monitor.pipeline import Delivery, Pipeline
-from monitor.stats import DaemonStats
+from support_monitor.monitor.config import Settings, parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()  # a Monday 09:00 UTC
 

@@ -34,7 +34,7 @@ import yaml
 
 from tests.processes import free_port
 
-EXE = [sys.executable, "-m", "monitor"]
+EXE = [sys.executable, "-m", "support_monitor"]
 NAMES = (
     "slack_inline",
     "slack_file",

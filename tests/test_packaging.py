@@ -21,10 +21,12 @@ from packaging.metadata import Metadata
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.support import CONFIG, Stream, samples
+
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 PROJECT = PYPROJECT["project"]
-PACKAGES = ("monitor", "detectors", "alerts", "dashboards")
+PACKAGES = ("monitor", "detectors", "alerts", "dashboards")  # the folders, under support_monitor
 # Runtime dependencies allowed an upper bound: a next major release known to break this code.
 KNOWN_BREAKING_MAJORS = {
     "aiomqtt": 3,
@@ -98,7 +100,11 @@ def _clean_env() -> dict[str, str]:
 def test_console_script_runs_outside_the_checkout(installed: Path, tmp_path: Path) -> None:
     env = _clean_env()
     where = _run(
-        installed / "python", "-c", "import monitor; print(monitor.__file__)", cwd=tmp_path, env=env
+        installed / "python",
+        "-c",
+        "import support_monitor.monitor as m; print(m.__file__)",
+        cwd=tmp_path,
+        env=env,
     )
     assert where.startswith(str(installed.parent)), where  # the wheel's code, not the checkout's
     assert _run(installed / "support-monitor", "--version", cwd=tmp_path, env=env) == (
@@ -160,9 +166,14 @@ def test_wheel_metadata_and_contents(wheel: Path) -> None:
     # only with an extra: `dashboards`, and `dev` (which includes it; hatchling expands it)
     assert sorted(str(r.marker) for r in sdk) == ['extra == "dashboards"', 'extra == "dev"']
     assert {str(r.specifier) for r in sdk} == {"==1769699379!11.6.0"}
+    # one import package; the folders are its subpackages, never top-level names of their own
+    assert {n.split("/")[0] for n in names} == {
+        "support_monitor",
+        f"support_monitor-{PROJECT['version']}.dist-info",
+    }
     for package in PACKAGES:
-        assert f"{package}/__init__.py" in names
-        assert f"{package}/py.typed" in names  # PEP 561: the types ship with the code
+        assert f"support_monitor/{package}/__init__.py" in names
+    assert "support_monitor/py.typed" in names  # PEP 561: the types ship with the code
     assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]
 
 
@@ -279,3 +290,56 @@ def test_install_script_installs_what_is_asked_once(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2
+
+
+def test_installs_beside_distributions_that_own_the_generic_names(
+    installed: Path, tmp_path: Path
+) -> None:
+    """PyPI has distributions named ``alerts`` and ``detectors`` (and any project may have a
+    ``monitor`` or ``dashboards`` package): with top-level packages of those names in the same
+    environment, support-monitor still runs, and theirs stay theirs."""
+    (fresh_site,) = (installed.parent / "lib").glob("python3*/site-packages")
+    others = tmp_path / "others"
+    for name in PACKAGES:
+        (others / name).mkdir(parents=True)
+        (others / name / "__init__.py").write_text(f"OWNER = 'other-{name}'\n", encoding="utf-8")
+    pth = fresh_site / "other-distributions.pth"
+    pth.write_text(f"{others}\n", encoding="utf-8")
+    try:
+        env = _clean_env()
+        owners = _run(
+            installed / "python",
+            "-c",
+            "import alerts, dashboards, detectors, monitor;"
+            "print(alerts.OWNER, dashboards.OWNER, detectors.OWNER, monitor.OWNER)",
+            cwd=tmp_path,
+            env=env,
+        )
+        assert owners.split() == [
+            "other-alerts",
+            "other-dashboards",
+            "other-detectors",
+            "other-monitor",
+        ]
+        out = _run(installed / "support-monitor", "--version", cwd=tmp_path, env=env)
+        assert out == f"support-monitor {PROJECT['version']}\n"
+        # the whole replay road (engine, detectors, rules) runs from the wheel's code
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+        s = Stream()
+        s.add("contact.queued", 10.0, "voice", contact_id="c1", queue="billing")
+        s.add("contact.answered", 25.0, "voice", contact_id="c1", queue="billing")
+        s.add("contact.queued", 30.0, "voice", contact_id="c2", queue="billing")
+        s.add("contact.answered", 90.0, "voice", contact_id="c2", queue="billing")
+        events = tmp_path / "events.jsonl"
+        events.write_text(s.text(), encoding="utf-8")
+        got = samples(
+            _run(installed / "support-monitor", "replay", events, "--config", config,
+                 cwd=tmp_path, env=env)
+        )  # fmt: skip
+        voice = (("channel", "voice"), ("queue", "billing"))
+        assert got["support_contacts_answered_total", voice] == 2
+        # waits 15 s and 60 s, T 20 s: one answered within T
+        assert got["support_contacts_answered_in_sla_total", voice] == 1
+    finally:
+        pth.unlink()

@@ -26,10 +26,10 @@ import msgspec
 import structlog
 from pydantic import SecretStr
 
-from alerts import links
-from alerts.state import Alert
-from alerts.timefmt import rfc3339
-from monitor.stats import DaemonStats
+from support_monitor.alerts import links
+from support_monitor.alerts.state import Alert
+from support_monitor.alerts.timefmt import rfc3339
+from support_monitor.monitor.stats import DaemonStats
 
 NOTIFIER = "alertmanager"
 SKEW = 60.0

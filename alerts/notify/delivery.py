@@ -26,8 +26,8 @@ from typing import Literal, Protocol
 
 import structlog
 
-from alerts.notify.message import Notification
-from monitor.stats import DaemonStats
+from support_monitor.alerts.notify.message import Notification
+from support_monitor.monitor.stats import DaemonStats
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]

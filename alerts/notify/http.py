@@ -19,7 +19,7 @@ import time
 
 import httpx
 
-from alerts.notify.delivery import Outcome
+from support_monitor.alerts.notify.delivery import Outcome
 
 KNOWN_ERRORS = frozenset(
     {

@@ -24,12 +24,12 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
-from alerts.links import is_absolute
-from alerts.notify.delivery import Outcome
-from alerts.notify.http import post
-from alerts.notify.message import AlertInfo, Notification
-from alerts.template import duration
-from alerts.timefmt import rfc3339
+from support_monitor.alerts.links import is_absolute
+from support_monitor.alerts.notify.delivery import Outcome
+from support_monitor.alerts.notify.http import post
+from support_monitor.alerts.notify.message import AlertInfo, Notification
+from support_monitor.alerts.template import duration
+from support_monitor.alerts.timefmt import rfc3339
 
 MAX_ALERTS = 10
 TEXT_LIMIT = 3000

@@ -39,11 +39,11 @@ import httpx
 import msgspec
 from pydantic import SecretStr
 
-from alerts.links import generator_url
-from alerts.notify.delivery import Outcome
-from alerts.notify.http import post
-from alerts.notify.message import AlertInfo, Notification
-from alerts.timefmt import rfc3339
+from support_monitor.alerts.links import generator_url
+from support_monitor.alerts.notify.delivery import Outcome
+from support_monitor.alerts.notify.http import post
+from support_monitor.alerts.notify.message import AlertInfo, Notification
+from support_monitor.alerts.timefmt import rfc3339
 
 VERSION = "4"
 ZERO_TIME = "0001-01-01T00:00:00Z"

@@ -178,8 +178,8 @@ def generate(out: Path, seed: int, lay: Layout, channels: Sequence[str]) -> int:
 def replay_command(out: Path, seed: int, config: Path) -> list[str]:
     p = paths(out, seed)
     return [
-        sys.executable, "-m", "monitor", "replay", str(p["events"]), "--config", str(config),
-        "--alerts-out", str(p["alerts"]),
+        sys.executable, "-m", "support_monitor", "replay", str(p["events"]),
+        "--config", str(config), "--alerts-out", str(p["alerts"]),
     ]  # fmt: skip
 
 

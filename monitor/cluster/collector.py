@@ -11,19 +11,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import structlog
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from alerts.runtime import HELP as ALERT_HELP
-from monitor.cluster.node import ClusterNode
-from monitor.config import ChannelSettings
-from monitor.engine.histogram import Histogram
-from monitor.engine.readout import queue_series, voice_series, window_series
-from monitor.engine.rows import Series
-from monitor.engine.workforce_readout import WORKFORCE_HELP, workforce_series
-from monitor.exporter import (
+from support_monitor.alerts.runtime import HELP as ALERT_HELP
+from support_monitor.monitor import catalogue
+from support_monitor.monitor.cluster.node import ClusterNode
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.engine.histogram import Histogram
+from support_monitor.monitor.engine.readout import queue_series, voice_series, window_series
+from support_monitor.monitor.engine.rows import Series
+from support_monitor.monitor.engine.workforce_readout import WORKFORCE_HELP, workforce_series
+from support_monitor.monitor.exporter import (
     HELP,
+    HIST_ATTRS,
     LIVE_HISTOGRAMS,
+    channel_settings_families,
     group,
     histogram_family,
     possible,
@@ -33,11 +36,11 @@ from monitor.exporter import (
 
 log = structlog.get_logger("support_monitor.cluster")
 
-_HISTOGRAMS = (
-    ("support_wait_seconds", "wait_hist", "Waits of answered contacts."),
-    ("support_handle_seconds", "handle_hist", "Handle time (answered to ended)."),
-    ("support_first_response_seconds", "fr_hist", "Ticket created to first response."),
-    ("support_resolution_seconds", "res_hist", "Ticket created to solved."),
+_HISTOGRAMS = tuple(
+    (name, attr, text)
+    for (name, text), attr in zip(
+        catalogue.help_texts("histograms").items(), HIST_ATTRS, strict=True
+    )
 )
 _WAIT = "support_wait_quantile_seconds"
 
@@ -54,11 +57,7 @@ class ClusterCollector(Collector):
         helps: dict[str, str] = dict(ALERT_HELP)
         owner: dict[str, str] = {}
         settings: dict[str, ChannelSettings] = {}
-        partitions = GaugeMetricFamily(
-            "support_monitor_cluster_partition_ready",
-            "1 per owned partition that caught up (served), 0 while it catches up.",
-            labels=["topic", "partition"],
-        )
+        partitions = catalogue.gauge("support_monitor_cluster_partition_ready")
         for part in list(self._node.parts.values()):
             if not part.owned:
                 continue
@@ -102,21 +101,15 @@ class ClusterCollector(Collector):
         yield wait_summary_family(quantiles)
         for metric, _, text in _HISTOGRAMS:
             yield histogram_family(metric, text, ["channel", "queue"], hists[metric])
+        yield from channel_settings_families(settings)  # of the channels this replica owns
         grouped_extra = group(extra)
         for name in {**dict.fromkeys(helps), **dict.fromkeys(grouped_extra)}:
             yield series_family(name, helps.get(name, name), grouped_extra.get(name, []))
         yield partitions
-        snapshots = GaugeMetricFamily(
-            "support_monitor_cluster_snapshots",
-            "Partition snapshots written to the state topic since start, by reason.",
-            labels=["reason"],
-        )
+        snapshots = catalogue.gauge("support_monitor_cluster_snapshots")
         for reason, count in sorted(self._node.snapshots.items()):
             snapshots.add_metric([reason], count)
         yield snapshots
-        yield GaugeMetricFamily(
-            "support_monitor_cluster_config_mismatch",
-            "Assigned partitions this replica does not serve because its config shape differs "
-            "from the shape their state was written under (0: none).",
-            value=float(len(self._node.withheld())),
+        yield catalogue.gauge(
+            "support_monitor_cluster_config_mismatch", float(len(self._node.withheld()))
         )

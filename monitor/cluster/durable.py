@@ -36,15 +36,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from monitor.cluster.settings import StateSettings
-from monitor.config import Settings
-from monitor.engine import snapshot
-from monitor.engine.engine import Engine
-from monitor.engine.snapshot import Offsets, SnapshotError
-from monitor.sources.kafka import KafkaSource
+from support_monitor.monitor.cluster.settings import StateSettings
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.snapshot import Offsets, SnapshotError
+from support_monitor.monitor.sources.kafka import KafkaSource
 
 if TYPE_CHECKING:
-    from detectors.suite import DetectorSuite
+    from support_monitor.detectors.suite import DetectorSuite
 
 log = structlog.get_logger("support_monitor.state")
 

@@ -1,7 +1,8 @@
 """Cluster mode: one replica of a consumer group, one engine per assigned partition.
 
-Opt-in (``cluster.enabled``); ``run_daemon`` hands over to :func:`run_cluster`, the single-engine
-path is untouched. The contract and the reasoning are in ``docs/scale-out.md``; in short:
+Opt-in (``cluster.enabled``); ``run_daemon`` hands over to ``run_cluster``
+(``monitor/cluster/supervisor.py``); the single-engine path is untouched. The contract and the
+reasoning are in ``docs/scale-out.md``; in short:
 
 * Producers key events by channel, so a channel lives in one partition and on one replica.
   Each assigned partition gets its own :class:`Partition` (engine, pipeline, tick road, detectors
@@ -36,12 +37,9 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import signal
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
-from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -49,15 +47,14 @@ import msgspec
 import structlog
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from prometheus_client.registry import CollectorRegistry
 
-from alerts import persist
-from alerts.notify.message import Notification
-from alerts.outbox import Outbox
-from alerts.runtime import Alerting
-from monitor.clock import TickRoad
-from monitor.cluster import store
-from monitor.cluster.store import (
+from support_monitor.alerts import persist
+from support_monitor.alerts.notify.message import Notification
+from support_monitor.alerts.outbox import Outbox
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.clock import TickRoad
+from support_monitor.monitor.cluster import store
+from support_monitor.monitor.cluster.store import (
     AlertRecord,
     PartitionSnapshot,
     StateRead,
@@ -65,19 +62,14 @@ from monitor.cluster.store import (
     StateTopic,
     state_topic_name,
 )
-from monitor.config import Settings
-from monitor.deadletter import DeadLetterSink, JsonlDeadLetters, MemoryDeadLetters
-from monitor.engine import snapshot
-from monitor.engine.engine import Engine
-from monitor.engine.snapshot import SnapshotError
-from monitor.exporter import DaemonCollector
-from monitor.http import MetricsServer
-from monitor.pipeline import Pipeline
-from monitor.registry import CapacityCollector, register_process_collectors
-from monitor.sources.build import configured_sources, dead_letter_sink
-from monitor.sources.kafka import KafkaSource, client_options, ssl_context
-from monitor.stats import DaemonStats
-from monitor.supervise import Shutdown, flush_dead_letters, watch_signals
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.deadletter import DeadLetterSink
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.engine import Engine, RestartNeeded, shape_change
+from support_monitor.monitor.engine.snapshot import SnapshotError
+from support_monitor.monitor.pipeline import Pipeline
+from support_monitor.monitor.sources.kafka import KafkaSource, client_options, ssl_context
+from support_monitor.monitor.stats import DaemonStats
 
 log = structlog.get_logger("support_monitor.cluster")
 
@@ -247,6 +239,19 @@ class ClusterNode:
             seconds=round(time.perf_counter() - start, 3),
         )
         return resume
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Config reload: every partition this replica holds (owned, withheld, or kept since a
+        revocation) takes ``settings``, and partitions assigned later are built with it. Raises
+        ``RestartNeeded``, having changed nothing, when the state's shape would change (the
+        shape every replica's records are written under, see ``withheld``)."""
+        why = shape_change(self.settings, settings)
+        if why is not None:
+            raise RestartNeeded(why)
+        self.settings = settings
+        for part in list(self.parts.values()):
+            part.engine.reconfigure(settings)
+            part.alerting.reconfigure(settings.detectors, settings.alerts)
 
     def withheld(self) -> set[TopicPartition]:
         """Assigned partitions this replica does not serve (the source pauses them)."""
@@ -589,76 +594,3 @@ class ClusterNode:
                 await sink.write(letter)
             for late in part.pipeline.take_deferred(name):  # held outcomes that expired
                 await sink.write(late)
-
-
-@contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    """SIGTERM/SIGINT set ``stop`` (a graceful stop: revocation snapshots, leave the group)."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        yield
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
-async def run_cluster(settings: Settings, listen: str | None = None) -> int:
-    """The supervisor of a cluster replica (``support-monitor run`` with ``cluster.enabled``)."""
-    from monitor.cluster.collector import ClusterCollector  # noqa: PLC0415
-
-    stats = DaemonStats()
-    [source] = configured_sources(settings, stats)
-    assert isinstance(source, KafkaSource)
-    node = ClusterNode(settings, stats, source)
-    registry = CollectorRegistry(auto_describe=False)
-    register_process_collectors(registry)
-    registry.register(ClusterCollector(node))
-    registry.register(DaemonCollector(stats))
-    registry.register(CapacityCollector(lambda: [part.engine for part in node.serving()]))
-    address = listen or settings.exporter.listen
-    stop = asyncio.Event()
-    async with AsyncExitStack() as stack:
-        stack.enter_context(_stop_on_signals(stop))
-        sink: DeadLetterSink
-        file_sink: JsonlDeadLetters | None = None
-        if settings.dead_letter.path is not None:
-            letters_file = JsonlDeadLetters(Path(settings.dead_letter.path), stats)
-            file_sink = stack.enter_context(letters_file)
-            sink = file_sink
-        else:
-            sink = MemoryDeadLetters()
-        server = await stack.enter_async_context(
-            MetricsServer(
-                registry,
-                address,
-                node.ready,
-                node.not_ready_reason,
-                exporter=settings.exporter,
-                listen_key="--listen" if listen else "exporter.listen",
-            )
-        )
-        await stack.enter_async_context(node)
-        await stack.enter_async_context(source)
-        assert node.store is not None
-        log.info(
-            "cluster_started",
-            listen=f"{address.rpartition(':')[0]}:{server.port}",
-            group_id=source.settings.group_id,
-            topics=list(source.settings.topics),
-            state_topic=node.store.topic,
-            writer=node.writer,
-        )
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(node.consume(dead_letter_sink(source, sink)), name="consume")
-                tasks.create_task(node.tick_forever(), name="clock")
-                tasks.create_task(node.snapshot_forever(), name="state:snapshot")
-                if file_sink is not None:
-                    tasks.create_task(flush_dead_letters(file_sink), name="dead-letters:flush")
-                tasks.create_task(watch_signals(stop), name="signals")
-        except* Shutdown:
-            await node.flush_all("shutdown")
-            log.info("cluster_stopped", reason="signal")
-    return 0

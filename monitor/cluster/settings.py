@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.durations import Duration
+from support_monitor.monitor.durations import Duration
 
 SNAPSHOT_FILE = "engine.snapshot"
 

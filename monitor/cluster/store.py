@@ -31,8 +31,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from monitor.cluster.settings import ClusterSettings
-from monitor.engine.snapshot import SnapshotError
+from support_monitor.monitor.cluster.settings import ClusterSettings
+from support_monitor.monitor.engine.snapshot import SnapshotError
 
 log = structlog.get_logger("support_monitor.cluster.store")
 

@@ -1,7 +1,7 @@
 """The operations console: a status page, a JSON API, acknowledgements and silences, served on
 the daemon's listener (docs/console.md)."""
 
-from monitor.console.app import Console
-from monitor.console.views import Timeline
+from support_monitor.monitor.console.app import Console
+from support_monitor.monitor.console.views import Timeline
 
 __all__ = ["Console", "Timeline"]

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 import structlog
 from aiohttp import web
 
-from alerts.rules import CompiledRule
-from alerts.silences import (
+from support_monitor.alerts.rules import CompiledRule
+from support_monitor.alerts.silences import (
     Ack,
     AckSigner,
     ConsoleStore,
@@ -39,12 +39,12 @@ from alerts.silences import (
     format_time,
     new_silence,
 )
-from alerts.state import AlertState
-from monitor.config import ConsoleSettings
-from monitor.console import views
-from monitor.engine.engine import Engine
-from monitor.engine.workforce_readout import agents_view
-from monitor.errors import SupportMonitorError
+from support_monitor.alerts.state import AlertState
+from support_monitor.monitor.config import ConsoleSettings
+from support_monitor.monitor.console import views
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.workforce_readout import agents_view
+from support_monitor.monitor.errors import SupportMonitorError
 
 log = structlog.get_logger("support_monitor.console")
 
@@ -70,7 +70,11 @@ _SECURITY_HEADERS = {
 
 
 def _asset(name: str) -> str:
-    return resources.files("monitor.console").joinpath("assets", name).read_text("utf-8")
+    return (
+        resources.files("support_monitor.monitor.console")
+        .joinpath("assets", name)
+        .read_text("utf-8")
+    )
 
 
 class HttpError(SupportMonitorError):

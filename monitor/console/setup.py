@@ -9,13 +9,13 @@ from pathlib import Path
 
 import structlog
 
-from alerts.runtime import Alerting
-from alerts.silences import AckSigner, ConsoleStore, PlannerHolds, load_signing_key
-from monitor.config import Settings
-from monitor.console.app import Console
-from monitor.console.views import Timeline
-from monitor.engine.engine import Engine
-from monitor.logs import register_secret
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.alerts.silences import AckSigner, ConsoleStore, PlannerHolds, load_signing_key
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.console.app import Console
+from support_monitor.monitor.console.views import Timeline
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.logs import register_secret
 
 log = structlog.get_logger("support_monitor.console")
 

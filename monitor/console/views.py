@@ -15,13 +15,13 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from alerts.rules import CompiledRule
-from alerts.silences import ACK_URL, ConsoleStore, Silence, format_time
-from alerts.state import Alert, AlertState
-from monitor.engine.engine import Engine
-from monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES
-from monitor.engine.state import ChannelRuntime
-from monitor.engine.windows import Agg
+from support_monitor.alerts.rules import CompiledRule
+from support_monitor.alerts.silences import ACK_URL, ConsoleStore, Silence, format_time
+from support_monitor.alerts.state import Alert, AlertState
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES
+from support_monitor.monitor.engine.state import ChannelRuntime
+from support_monitor.monitor.engine.windows import Agg
 
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _STATUS_ORDER = {"firing": 0, "pending": 1, "resolved": 2}

@@ -35,15 +35,21 @@ from collections.abc import Callable
 
 import msgspec
 
-from monitor.config import Settings
-from monitor.engine.clocks import ALWAYS, Calendar, Clock, day_start, shift
-from monitor.engine.dedup import Deduplicator
-from monitor.engine.sketch import bucket_of
-from monitor.engine.state import ChannelRuntime, Contact, QueueState, Ticket, wait_bounds_for
-from monitor.engine.voice import DETRACTOR_MAX, PROMOTER_MIN, polarity
-from monitor.engine.workforce import Workforce
-from monitor.errors import SupportMonitorError
-from monitor.events import (
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.engine.clocks import ALWAYS, Calendar, Clock, day_start, shift
+from support_monitor.monitor.engine.dedup import Deduplicator
+from support_monitor.monitor.engine.sketch import bucket_of
+from support_monitor.monitor.engine.state import (
+    ChannelRuntime,
+    Contact,
+    QueueState,
+    Ticket,
+    wait_bounds_for,
+)
+from support_monitor.monitor.engine.voice import DETRACTOR_MAX, PROMOTER_MIN, polarity
+from support_monitor.monitor.engine.workforce import Workforce
+from support_monitor.monitor.errors import SupportMonitorError
+from support_monitor.monitor.events import (
     AgentState,
     BotSessionEnded,
     ComplaintReceived,
@@ -133,6 +139,34 @@ Held = tuple[float, int, Event, object]
 UNCATEGORIZED = "uncategorized"
 OTHER = "other"
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def shape_change(old: Settings, new: Settings) -> str | None:
+    """What a config change alters of the state's shape (windows, channels, queues, complaint
+    labels, the de-duplication window, the day), said as the reason a restart is needed; ``None``
+    when a reload can apply it."""
+    for what, before, after in (
+        ("windows", old.windows, new.windows),
+        ("channels", list(old.channels), list(new.channels)),
+        (
+            "queues",
+            {k: c.queues for k, c in old.channels.items()},
+            {k: c.queues for k, c in new.channels.items()},
+        ),
+        (
+            "ingest.complaint_categories",
+            old.ingest.complaint_categories,
+            new.ingest.complaint_categories,
+        ),
+        ("ingest.complaint_tags", old.ingest.complaint_tags, new.ingest.complaint_tags),
+        ("ingest.dedup_max_ids", old.ingest.dedup_max_ids, new.ingest.dedup_max_ids),
+        ("ingest.dedup_horizon", old.ingest.dedup_horizon, new.ingest.dedup_horizon),
+        ("timezone", old.timezone, new.timezone),
+        ("day_starts_at", old.day_starts_at, new.day_starts_at),
+    ):
+        if before != after:
+            return f"{what} changed: restart the daemon to apply it"
+    return None
 
 
 class EngineState(msgspec.Struct):
@@ -408,28 +442,9 @@ class Engine:
         already counted stays counted. Raises :class:`RestartNeeded` (and changes nothing) when
         the change alters the shape of the state: windows, channels, queues, complaint labels or
         the de-duplication window."""
-        old = self.settings
-        for what, before, after in (
-            ("windows", old.windows, settings.windows),
-            ("channels", list(old.channels), list(settings.channels)),
-            (
-                "queues",
-                {k: c.queues for k, c in old.channels.items()},
-                {k: c.queues for k, c in settings.channels.items()},
-            ),
-            (
-                "ingest.complaint_categories",
-                old.ingest.complaint_categories,
-                settings.ingest.complaint_categories,
-            ),
-            ("ingest.complaint_tags", old.ingest.complaint_tags, settings.ingest.complaint_tags),
-            ("ingest.dedup_max_ids", old.ingest.dedup_max_ids, settings.ingest.dedup_max_ids),
-            ("ingest.dedup_horizon", old.ingest.dedup_horizon, settings.ingest.dedup_horizon),
-            ("timezone", old.timezone, settings.timezone),
-            ("day_starts_at", old.day_starts_at, settings.day_starts_at),
-        ):
-            if before != after:
-                raise RestartNeeded(f"{what} changed: restart the daemon to apply it")
+        why = shape_change(self.settings, settings)
+        if why is not None:
+            raise RestartNeeded(why)
         self.settings = settings
         self.calendars = {name: calendar.build() for name, calendar in settings.calendars.items()}
         self.workforce.reconfigure(settings)

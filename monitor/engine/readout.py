@@ -13,14 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 
-from monitor.engine.clocks import CLOCKS
-from monitor.engine.engine import Engine
-from monitor.engine.rows import Series
-from monitor.engine.sketch import quantile
-from monitor.engine.state import ChannelRuntime, QueueState
-from monitor.engine.windows import Agg
-from monitor.engine.workforce_readout import workforce_series
-from monitor.events import SURVEY_RANGES
+from support_monitor.monitor.engine.clocks import CLOCKS
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.rows import Series
+from support_monitor.monitor.engine.sketch import quantile
+from support_monitor.monitor.engine.state import ChannelRuntime, QueueState
+from support_monitor.monitor.engine.windows import Agg
+from support_monitor.monitor.engine.workforce_readout import workforce_series
+from support_monitor.monitor.events import SURVEY_RANGES
 
 QUANTILES = (0.5, 0.9, 0.99)
 SLAS = ("answer", "first_response", "next_reply", "resolution")

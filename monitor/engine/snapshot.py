@@ -60,17 +60,17 @@ from typing import Any
 import msgspec
 import structlog
 
-from monitor.config import Settings
-from monitor.engine.clocks import Calendar, Clock
-from monitor.engine.dedup import DedupState, id_hash
-from monitor.engine.engine import Engine, EngineState, Held, HeldKey
-from monitor.engine.histogram import Histogram
-from monitor.engine.state import ChannelRuntime, Contact, QueueState, Ticket
-from monitor.engine.voice import VoiceCounts
-from monitor.engine.windows import Agg, WindowsState
-from monitor.errors import SupportMonitorError
-from monitor.events import EventError
-from monitor.events import decode as decode_event
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.engine.clocks import Calendar, Clock
+from support_monitor.monitor.engine.dedup import DedupState, id_hash
+from support_monitor.monitor.engine.engine import Engine, EngineState, Held, HeldKey
+from support_monitor.monitor.engine.histogram import Histogram
+from support_monitor.monitor.engine.state import ChannelRuntime, Contact, QueueState, Ticket
+from support_monitor.monitor.engine.voice import VoiceCounts
+from support_monitor.monitor.engine.windows import Agg, WindowsState
+from support_monitor.monitor.errors import SupportMonitorError
+from support_monitor.monitor.events import EventError
+from support_monitor.monitor.events import decode as decode_event
 
 FORMAT_VERSION = 3
 MAGIC = b"SMSNAP\x00\x01"

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import msgspec
 
-from monitor.config import ChannelSettings
-from monitor.engine.clocks import ALWAYS, Calendar, Clock
-from monitor.engine.histogram import (
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.engine.clocks import ALWAYS, Calendar, Clock
+from support_monitor.monitor.engine.histogram import (
     FIRST_RESPONSE_BUCKETS,
     HANDLE_BUCKETS,
     RESOLUTION_BUCKETS,
@@ -17,8 +17,8 @@ from monitor.engine.histogram import (
     Histogram,
     bucket_bounds,
 )
-from monitor.engine.voice import VoiceCounts
-from monitor.engine.windows import SlidingWindows
+from support_monitor.monitor.engine.voice import VoiceCounts
+from support_monitor.monitor.engine.windows import SlidingWindows
 
 
 class Contact(msgspec.Struct, gc=False):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from monitor.events import SURVEY_RANGES
+from support_monitor.monitor.events import SURVEY_RANGES
 
 BOT_OUTCOMES = ("contained", "escalated", "abandoned")
 POLARITIES = ("negative", "neutral", "positive")

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import msgspec
 
-from monitor.engine.sketch import add_into
+from support_monitor.monitor.engine.sketch import add_into
 
 TODAY = "today"
 """The window that holds the day so far (``day_starts_at`` in ``timezone``)."""

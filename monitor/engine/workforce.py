@@ -32,14 +32,14 @@ import heapq
 import math
 from typing import TYPE_CHECKING, Any
 
-from monitor.config import TODAY
-from monitor.engine.erlang import Staffing, staffing
-from monitor.events import AgentState, Reject
+from support_monitor.monitor.config import TODAY
+from support_monitor.monitor.engine.erlang import Staffing, staffing
+from support_monitor.monitor.events import AgentState, Reject
 
 if TYPE_CHECKING:
-    from monitor.config import Settings
-    from monitor.engine.state import ChannelRuntime
-    from monitor.engine.windows import Agg
+    from support_monitor.monitor.config import Settings
+    from support_monitor.monitor.engine.state import ChannelRuntime
+    from support_monitor.monitor.engine.windows import Agg
 
 AGENT_STATES = ("available", "busy", "after_call_work", "break", "offline")
 """State names by index; the first three are the timed states of occupancy."""

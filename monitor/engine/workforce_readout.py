@@ -13,24 +13,14 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from monitor.engine.engine import Engine
-from monitor.engine.rows import Series
-from monitor.engine.state import ChannelRuntime
-from monitor.engine.windows import Agg
-from monitor.engine.workforce import AGENT_STATES
+from support_monitor.monitor.catalogue import help_texts
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.rows import Series
+from support_monitor.monitor.engine.state import ChannelRuntime
+from support_monitor.monitor.engine.windows import Agg
+from support_monitor.monitor.engine.workforce import AGENT_STATES
 
-WORKFORCE_HELP: dict[str, str] = {
-    "support_agents": "Agents in each state now (an agent counts in each channel it is in).",
-    "support_occupancy_ratio": (
-        "(busy + after-call-work time) / (available + busy + after-call-work time) over the window."
-    ),
-    "support_agents_required": (
-        "Erlang C: fewest agents for which the predicted service level reaches the target."
-    ),
-    "support_estimated_wait_seconds": (
-        "Erlang C expected wait of a contact arriving now with the agents on the queue now."
-    ),
-}
+WORKFORCE_HELP: dict[str, str] = help_texts("workforce")
 
 
 def occupancy(agg: Agg) -> float:

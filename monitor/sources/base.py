@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
-from monitor.pipeline import Delivery
+from support_monitor.monitor.pipeline import Delivery
 
 
 class Source(AbstractAsyncContextManager["Source"], Protocol):

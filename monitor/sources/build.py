@@ -7,24 +7,24 @@ the Kafka or MQTT dead-letter topic); :func:`dead_letter_sink` picks it, or the 
 
 from __future__ import annotations
 
-from monitor.config import Settings
-from monitor.deadletter import DeadLetterSink
-from monitor.sources.base import Source
-from monitor.stats import DaemonStats
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.deadletter import DeadLetterSink
+from support_monitor.monitor.sources.base import Source
+from support_monitor.monitor.stats import DaemonStats
 
 
 def configured_sources(settings: Settings, stats: DaemonStats) -> list[Source]:
     sources: list[Source] = []
     if settings.sources.simulator_on:
-        from monitor.sources.simulator import SimulatorSource  # noqa: PLC0415 - optional part
+        from support_monitor.monitor.sources.simulator import SimulatorSource  # noqa: PLC0415 - optional part
 
         sources.append(SimulatorSource(settings.channels, settings.sources.simulator))
     if settings.sources.kafka is not None:
-        from monitor.sources.kafka import KafkaSource  # noqa: PLC0415 - only when configured
+        from support_monitor.monitor.sources.kafka import KafkaSource  # noqa: PLC0415 - only when configured
 
         sources.append(KafkaSource(settings.sources.kafka, stats))
     if settings.sources.mqtt is not None:
-        from monitor.sources.mqtt import MqttSource  # noqa: PLC0415 - only when configured
+        from support_monitor.monitor.sources.mqtt import MqttSource  # noqa: PLC0415 - only when configured
 
         sources.append(MqttSource(settings.sources.mqtt, stats))
     return sources

@@ -25,8 +25,8 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from monitor.deadletter import Backoff, DeadLetter, SinkOutage, letter_record
-from monitor.stats import DaemonStats
+from support_monitor.monitor.deadletter import Backoff, DeadLetter, SinkOutage, letter_record
+from support_monitor.monitor.stats import DaemonStats
 
 _DETAIL_MAX = 1000
 """Characters of the reject detail kept in a header."""

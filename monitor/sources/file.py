@@ -8,7 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from monitor.pipeline import Delivery
+from support_monitor.monitor.pipeline import Delivery
 
 _BLOCK = 1 << 20
 

@@ -46,11 +46,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
-from monitor.deadletter import Backoff, DeadLetterSink, DurableSink
-from monitor.pipeline import Delivery
-from monitor.sources.deadletter_sinks import KafkaDeadLetters
-from monitor.sources.settings import KafkaSettings
-from monitor.stats import DaemonStats
+from support_monitor.monitor.deadletter import Backoff, DeadLetterSink, DurableSink
+from support_monitor.monitor.pipeline import Delivery
+from support_monitor.monitor.sources.deadletter_sinks import KafkaDeadLetters
+from support_monitor.monitor.sources.settings import KafkaSettings
+from support_monitor.monitor.stats import DaemonStats
 
 _PROBE_INTERVAL = 5.0
 """Seconds between connection probes while the source is idle and the broker was reachable."""

@@ -32,11 +32,11 @@ from typing import Any, Self
 import aiomqtt
 import structlog
 
-from monitor.deadletter import Backoff, DeadLetterSink, DurableSink
-from monitor.pipeline import Delivery
-from monitor.sources.deadletter_sinks import MqttDeadLetters
-from monitor.sources.settings import MqttSettings, subscribed_filters
-from monitor.stats import DaemonStats
+from support_monitor.monitor.deadletter import Backoff, DeadLetterSink, DurableSink
+from support_monitor.monitor.pipeline import Delivery
+from support_monitor.monitor.sources.deadletter_sinks import MqttDeadLetters
+from support_monitor.monitor.sources.settings import MqttSettings, subscribed_filters
+from support_monitor.monitor.stats import DaemonStats
 
 QOS = 1
 

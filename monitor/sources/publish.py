@@ -17,8 +17,9 @@ import msgspec
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from monitor.config import ChannelSettings, SimulatorSettings
-from monitor.sources.simulator import SimulatorSource
+from support_monitor.monitor.config import SimulatorSettings
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.sources.simulator import SimulatorSource
 
 
 class _Route(msgspec.Struct):

@@ -10,7 +10,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from monitor.durations import Duration
+from support_monitor.monitor.durations import Duration
 
 LibraryLogLevel = Literal["debug", "info", "warning", "error", "critical"]
 

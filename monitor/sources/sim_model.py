@@ -20,7 +20,8 @@ from functools import partial
 
 import msgspec
 
-from monitor.config import ChannelSettings, SimulatorSettings
+from support_monitor.monitor.config import SimulatorSettings
+from support_monitor.monitor.config_channel import ChannelSettings
 
 DAY_SECONDS = 7200.0
 """One compressed "day": the intraday curve (trough at start, peak 1 h later) repeats every 2 h."""

@@ -16,9 +16,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from monitor.config import ChannelSettings, SimulatorSettings
-from monitor.pipeline import Delivery
-from monitor.sources.sim_model import ContactCenter
+from support_monitor.monitor.config import SimulatorSettings
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.pipeline import Delivery
+from support_monitor.monitor.sources.sim_model import ContactCenter
 
 _YIELD_EVERY = 256
 """In a long batch (high speed), give the event loop a turn after this many deliveries."""

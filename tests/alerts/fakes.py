@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from alerts.notify.message import AlertInfo, Notification
+from support_monitor.alerts.notify.message import AlertInfo, Notification
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.config import AlertRule, AlertSettings, NotifierSettings
-from alerts.rules import CompiledRule
-from detectors.signal import Signal
+from support_monitor.alerts.config import AlertRule, AlertSettings, NotifierSettings
+from support_monitor.alerts.rules import CompiledRule
+from support_monitor.detectors.signal import Signal
 
 
 def sig(

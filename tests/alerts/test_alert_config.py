@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from alerts.config import MuteRange, NotifierSettings, default_rules
-from alerts.routing import Router, in_range
-from alerts.template import check_template, render
-from monitor.config import Settings
-from monitor.errors import ConfigError
+from support_monitor.alerts.config import MuteRange, NotifierSettings, default_rules
+from support_monitor.alerts.routing import Router, in_range
+from support_monitor.alerts.template import check_template, render
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.errors import ConfigError
 from tests.alerts.helpers import compiled, notifier_settings, sig
 from tests.support import settings
 

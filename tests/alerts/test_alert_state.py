@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.state import Alert, AlertState, RuleState, Sample, fingerprint
+from support_monitor.alerts.state import Alert, AlertState, RuleState, Sample, fingerprint
 
 LABELS = (("alertname", "LongWait"), ("channel", "voice"), ("severity", "critical"))
 FP = fingerprint(LABELS)

@@ -12,12 +12,12 @@ from typing import Any, cast
 
 import pytest
 
-from alerts.runtime import Alerting
-from detectors.signal import Signal
-from detectors.suite import DetectorSuite
-from monitor.engine.engine import Engine
-from monitor.engine.rows import Series
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.rows import Series
+from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.fakes import Reply, SlackLike
 from tests.alerts.helpers import sig
 from tests.support import T0, settings

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import structlog
 
-from monitor import logs
-from monitor.config import Settings, load_settings
-from monitor.errors import ConfigError
-from monitor.redaction import secret_field_names, secret_values
+from support_monitor.monitor import logs
+from support_monitor.monitor.config import Settings, load_settings
+from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.redaction import secret_field_names, secret_values
 
 SECRET = "Pw-7g2KqX9-secret"
 

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from alerts.config import AlertSettings, default_rules
-from alerts.facts import FACT_NAMES, channel_facts
-from alerts.rules import CompiledRule
-from detectors.signal import Signal
+from support_monitor.alerts.config import AlertSettings, default_rules
+from support_monitor.alerts.facts import FACT_NAMES, channel_facts
+from support_monitor.alerts.rules import CompiledRule
+from support_monitor.detectors.signal import Signal
 from tests.detectors.detector_streams import T0, Feed, Script
 
 E = 3600

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from alerts.config import AlertSettings, default_rules
-from alerts.facts import channel_facts
-from alerts.rules import CompiledRule
+from support_monitor.alerts.config import AlertSettings, default_rules
+from support_monitor.alerts.facts import channel_facts
+from support_monitor.alerts.rules import CompiledRule
 from tests.detectors.detector_streams import T0, Feed, Script
 
 

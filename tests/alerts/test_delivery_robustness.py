@@ -14,14 +14,14 @@ from aiohttp import web
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from alerts.notify.delivery import Deliverer, Outcome, RetryPolicy, TokenBucket
-from alerts.notify.http import UNRECOGNISED, error_code
-from alerts.notify.message import Notification
-from alerts.notify.slack import SlackNotifier
-from alerts.notify.webhook import WebhookNotifier
-from alerts.urls import url_problem
-from monitor.errors import ConfigError
-from monitor.stats import DaemonStats
+from support_monitor.alerts.notify.delivery import Deliverer, Outcome, RetryPolicy, TokenBucket
+from support_monitor.alerts.notify.http import UNRECOGNISED, error_code
+from support_monitor.alerts.notify.message import Notification
+from support_monitor.alerts.notify.slack import SlackNotifier
+from support_monitor.alerts.notify.webhook import WebhookNotifier
+from support_monitor.alerts.urls import url_problem
+from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.fakes import FakeClock, SlackLike, info, notification
 from tests.alerts.helpers import sig
 from tests.alerts.test_alerting_runtime import delivering, make, wait_for

@@ -19,15 +19,15 @@ import structlog
 from pydantic import SecretStr, ValidationError
 from structlog.testing import capture_logs
 
-from alerts.config import AlertmanagerSettings, AlertSettings
-from alerts.notify.alertmanager import am_alert, mark_sent
-from alerts.notify.delivery import Deliverer, RetryPolicy, TokenBucket
-from alerts.notify.slack import SlackNotifier, slack_payload, slack_text
-from alerts.notify.webhook import WebhookNotifier, webhook_payload
-from alerts.rules import CompiledRule
-from alerts.secrets import register_url
-from monitor import logs
-from monitor.stats import DaemonStats
+from support_monitor.alerts.config import AlertmanagerSettings, AlertSettings
+from support_monitor.alerts.notify.alertmanager import am_alert, mark_sent
+from support_monitor.alerts.notify.delivery import Deliverer, RetryPolicy, TokenBucket
+from support_monitor.alerts.notify.slack import SlackNotifier, slack_payload, slack_text
+from support_monitor.alerts.notify.webhook import WebhookNotifier, webhook_payload
+from support_monitor.alerts.rules import CompiledRule
+from support_monitor.alerts.secrets import register_url
+from support_monitor.monitor import logs
+from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.am_webhook import AmAlert, AmMessage, strict_message
 from tests.alerts.fakes import FakeClock, Reply, SlackLike, info, notification
 from tests.alerts.helpers import alert_settings, rule, sig

@@ -14,12 +14,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from alerts.config import AlertSettings, Route
-from alerts.notify.webhook import webhook_payload
-from alerts.runtime import Alerting
-from detectors.suite import DetectorSuite
-from monitor.engine.engine import Engine
-from monitor.stats import DaemonStats
+from support_monitor.alerts.config import AlertSettings, Route
+from support_monitor.alerts.notify.webhook import webhook_payload
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.fakes import SlackLike, info, notification
 from tests.alerts.helpers import sig
 from tests.alerts.test_alerting_runtime import Scripted, delivering, wait_for

@@ -10,10 +10,10 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from alerts.notify.delivery import Deliverer, RetryPolicy, TokenBucket
-from alerts.notify.http import retry_after
-from alerts.notify.slack import SlackNotifier, slack_payload
-from monitor.stats import DaemonStats
+from support_monitor.alerts.notify.delivery import Deliverer, RetryPolicy, TokenBucket
+from support_monitor.alerts.notify.http import retry_after
+from support_monitor.alerts.notify.slack import SlackNotifier, slack_payload
+from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.fakes import FakeClock, Reply, SlackLike, info, notification
 
 SEED = 7
@@ -161,7 +161,7 @@ def test_block_kit_payload_firing_and_resolved():
 
 
 async def test_generic_webhook_payload_headers_and_token():
-    from alerts.notify.webhook import WebhookNotifier  # noqa: PLC0415
+    from support_monitor.alerts.notify.webhook import WebhookNotifier  # noqa: PLC0415
 
     async with SlackLike() as server, httpx.AsyncClient() as client:
         hook = WebhookNotifier("ops", SecretStr(server.url), client, 5.0, token=SecretStr("t0ken"))
@@ -179,8 +179,8 @@ async def test_generic_webhook_payload_headers_and_token():
 
 
 def test_secrets_from_file_and_env(tmp_path, monkeypatch):
-    from alerts.config import SlackReceiver  # noqa: PLC0415
-    from alerts.secrets import resolve  # noqa: PLC0415
+    from support_monitor.alerts.config import SlackReceiver  # noqa: PLC0415
+    from support_monitor.alerts.secrets import resolve  # noqa: PLC0415
 
     path = tmp_path / "url"
     path.write_text("https://hooks.slack.example/T/B/x\n")

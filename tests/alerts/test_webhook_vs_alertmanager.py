@@ -18,7 +18,7 @@ import httpx
 import msgspec
 import pytest
 
-from alerts.notify.webhook import webhook_payload
+from support_monitor.alerts.notify.webhook import webhook_payload
 from tests.alerts.am_webhook import AmAlert, AmMessage, strict_message
 from tests.alerts.fakes import SlackLike, info, notification
 from tests.conftest_services import unavailable

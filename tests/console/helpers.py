@@ -10,14 +10,14 @@ from typing import Any
 
 from prometheus_client.registry import CollectorRegistry
 
-from alerts.runtime import Alerting
-from alerts.silences import AckSigner, ConsoleStore, PlannerHolds
-from monitor.console import Console, Timeline
-from monitor.console.setup import open_console
-from monitor.engine.engine import Engine
-from monitor.http import MetricsServer
-from monitor.pipeline import Delivery, Pipeline
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.alerts.silences import AckSigner, ConsoleStore, PlannerHolds
+from support_monitor.monitor.console import Console, Timeline
+from support_monitor.monitor.console.setup import open_console
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.http import MetricsServer
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.helpers import sig
 from tests.support import T0, Stream, settings
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from alerts.notify.message import AlertInfo, Notification
-from alerts.notify.slack import slack_payload
-from alerts.notify.webhook import webhook_payload
-from alerts.silences import ACK_URL
+from support_monitor.alerts.notify.message import AlertInfo, Notification
+from support_monitor.alerts.notify.slack import slack_payload
+from support_monitor.alerts.notify.webhook import webhook_payload
+from support_monitor.alerts.silences import ACK_URL
 
 LINK = "https://monitor.example/ack/0123456789abcdef?exp=1772445600&sig=ab12"
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from alerts.planner import Planner
-from alerts.routing import Router
-from alerts.silences import (
+from support_monitor.alerts.planner import Planner
+from support_monitor.alerts.routing import Router
+from support_monitor.alerts.silences import (
     ACK_URL,
     Ack,
     AckSigner,
@@ -28,7 +28,7 @@ from alerts.silences import (
     new_silence,
     parse_matchers,
 )
-from alerts.state import Alert, AlertState
+from support_monitor.alerts.state import Alert, AlertState
 from tests.alerts.helpers import notifier_settings
 
 T = 1_772_442_000.0  # 2026-03-02T09:00:00Z

@@ -17,15 +17,15 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from dashboards.build import (
+from support_monitor.dashboards.build import (
     annotation_queries,
     build_all,
     panel_queries,
     render,
     write_all,
 )
-from dashboards.build import iter_panels as build_iter_panels
-from dashboards.common import ALERT_ANNOTATION_FORMAT, INTERVAL_ONLY_KEYS
+from support_monitor.dashboards.build import iter_panels as build_iter_panels
+from support_monitor.dashboards.common import ALERT_ANNOTATION_FORMAT, INTERVAL_ONLY_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "deploy" / "grafana" / "dashboards"
@@ -59,12 +59,15 @@ def _seconds(duration: str) -> float:
     return int(match.group(1)) * factor
 
 
+REBUILD = "support-monitor dashboards build --out deploy/grafana/dashboards"
+
+
 def test_generated_files_are_in_sync_with_the_code():
     on_disk = {path.name for path in GENERATED.glob("*.json")}
-    assert on_disk == set(MODELS), "run: python -m dashboards.build --out deploy/grafana/dashboards"
+    assert on_disk == set(MODELS), f"run: {REBUILD}"
     for name, model in MODELS.items():
         assert (GENERATED / name).read_text(encoding="utf-8") == render(model), (
-            f"{name} is stale; run: python -m dashboards.build --out deploy/grafana/dashboards"
+            f"{name} is stale; run: {REBUILD}"
         )
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from dashboards.build import (
+from support_monitor.dashboards.build import (
     annotation_queries,
     build_all,
     iter_panels,

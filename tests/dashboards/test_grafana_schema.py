@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from dashboards.build import build_all
+from support_monitor.dashboards.build import build_all
 from tests.conftest_services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from alerts.config import default_rules
+from support_monitor.alerts.config import default_rules
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -177,7 +177,7 @@ def test_runbook_urls_are_external_label_templates_of_existing_headings() -> Non
 
 def test_notification_alerts_select_the_emitted_results() -> None:
     # the daemon counts result = ok | retry | failed | dropped (alerts/notify/delivery.py)
-    from alerts.notify.delivery import RESULTS  # noqa: PLC0415
+    from support_monitor.alerts.notify.delivery import RESULTS  # noqa: PLC0415
 
     assert set(RESULTS) == {"ok", "retry", "failed", "dropped"}
     alerts = {rule["alert"]: rule for rule in all_rules() if "alert" in rule}

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from prometheus_client.registry import CollectorRegistry
 
-from monitor.http import MetricsServer
+from support_monitor.monitor.http import MetricsServer
 from tests.conftest_services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]

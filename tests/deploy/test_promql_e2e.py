@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from dashboards.build import annotation_queries, build_all, panel_queries
+from support_monitor.dashboards.build import annotation_queries, build_all, panel_queries
 from tests.conftest_services import create_kafka_topic, unique_topic_name
 from tests.processes import start_daemon
 

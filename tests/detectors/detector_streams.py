@@ -8,11 +8,11 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from detectors.signal import Signal
-from detectors.suite import DetectorSuite
-from monitor.config import Settings, parse_settings
-from monitor.engine.engine import Engine
-from monitor.events import decode
+from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.monitor.config import Settings, parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import decode
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC).timestamp()  # a Monday 00:00 UTC
 

@@ -8,7 +8,7 @@ from collections import deque
 
 import pytest
 
-from detectors.backlog import seconds_to_breach, slope
+from support_monitor.detectors.backlog import seconds_to_breach, slope
 from tests.detectors.detector_streams import Feed, Script, episodes, only, pick
 
 DEGRADE = 3600  # service falls behind from here on

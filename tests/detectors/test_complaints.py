@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from detectors.poisson import critical_count
+from support_monitor.detectors.poisson import critical_count
 from tests.detectors.detector_streams import T0, Feed, episodes, only, pick, poisson
 
 SPAN = 300.0

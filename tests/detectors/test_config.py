@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from detectors.config import METRICS, DetectorSettings, max_burn_rate
-from detectors.suite import DetectorSuite
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
-from monitor.engine.readout import series
-from monitor.errors import ConfigError
+from support_monitor.detectors.config import METRICS, DetectorSettings, max_burn_rate
+from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.errors import ConfigError
 from tests.detectors.detector_streams import config, only
 
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from alerts.config import AlertSettings, default_rules
-from alerts.rules import CompiledRule
-from detectors import binomial
-from detectors.signal import Signal
-from detectors.suite import DetectorSuite
-from monitor.config import parse_settings
-from monitor.errors import ConfigError
+from support_monitor.alerts.config import AlertSettings, default_rules
+from support_monitor.alerts.rules import CompiledRule
+from support_monitor.detectors import binomial
+from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.errors import ConfigError
 from tests.detectors.detector_streams import Feed, config, only, pick
 
 

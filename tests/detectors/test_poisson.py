@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detectors.poisson import critical_count, log_sf, sf
+from support_monitor.detectors.poisson import critical_count, log_sf, sf
 
 
 def exact_log_sf(k: int, lam: Fraction) -> float:

@@ -18,12 +18,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from alerts.config import default_rules
-from alerts.template import render
-from detectors.signal import Signal
-from detectors.suite import DetectorSuite
-from monitor.config import parse_settings
-from monitor.errors import ConfigError
+from support_monitor.alerts.config import default_rules
+from support_monitor.alerts.template import render
+from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.errors import ConfigError
 from tests.detectors.detector_streams import T0, Feed, config, only, pick
 
 A = 8.0

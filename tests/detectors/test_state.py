@@ -12,8 +12,8 @@ from typing import Any
 import msgspec
 from structlog.testing import capture_logs
 
-from detectors.signal import Signal
-from detectors.suite import DetectorSuite
+from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.suite import DetectorSuite
 from tests.detectors.detector_streams import Feed, Script, poisson
 
 CATEGORIES = ["billing", "outage", "delivery"]

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from detectors.complaint_cusum import RateCusum
-from detectors.evidence import min_trials, wilson
-from monitor.config import parse_settings
-from monitor.errors import ConfigError
+from support_monitor.detectors.complaint_cusum import RateCusum
+from support_monitor.detectors.evidence import min_trials, wilson
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.errors import ConfigError
 from tests.detectors.detector_streams import Feed, Script, config, only, pick
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from detectors.suite import DetectorSuite
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
+from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
 from tests.detectors.detector_streams import Feed, Script
 
 GAUGES = {"support_detector_score", "support_detector_expected", "support_detector_threshold"}

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from detectors.signal import Signal
-from monitor.engine.readout import series
+from support_monitor.detectors.signal import Signal
+from support_monitor.monitor.engine.readout import series
 from tests.detectors.detector_streams import Feed, Script, only, pick
 
 WAIT = {

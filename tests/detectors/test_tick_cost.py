@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from alerts.rules import CompiledRule
-from detectors.backlog import slope
-from detectors.poisson import (
+from support_monitor.alerts.rules import CompiledRule
+from support_monitor.detectors.backlog import slope
+from support_monitor.detectors.poisson import (
     constant_critical_count,
     critical_bracket,
     critical_count,
     critical_count_within,
 )
-from detectors.signal import Signal
-from monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES, series
+from support_monitor.detectors.signal import Signal
+from support_monitor.monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES, series
 from tests.alerts.helpers import compiled, sig
 from tests.detectors.detector_streams import T0, Feed, Script
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.clock import TickRoad, quiet_horizon
-from monitor.engine.engine import Engine
-from monitor.pipeline import Delivery, Pipeline
-from monitor.stats import DaemonStats
+from support_monitor.monitor.clock import TickRoad, quiet_horizon
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 from tests.support import CONFIG, settings, value
 
 BERLIN = ZoneInfo("Europe/Berlin")

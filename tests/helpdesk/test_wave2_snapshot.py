@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from monitor.engine import snapshot
-from monitor.engine.engine import Engine
-from monitor.engine.readout import series
-from monitor.pipeline import Pipeline
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.pipeline import Pipeline
 from tests.helpdesk.test_clocks import Tickets, at, office
 
 

@@ -25,16 +25,16 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.config import Settings
-from monitor.consume import consume
-from monitor.deadletter import MemoryDeadLetters
-from monitor.engine.engine import Engine
-from monitor.engine.readout import series
-from monitor.pipeline import Pipeline
-from monitor.replay import replay
-from monitor.sources.build import dead_letter_sink
-from monitor.sources.kafka import KafkaSource
-from monitor.stats import DaemonStats
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.consume import consume
+from support_monitor.monitor.deadletter import MemoryDeadLetters
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.pipeline import Pipeline
+from support_monitor.monitor.replay import replay
+from support_monitor.monitor.sources.build import dead_letter_sink
+from support_monitor.monitor.sources.kafka import KafkaSource
+from support_monitor.monitor.stats import DaemonStats
 from tests import conftest_services
 from tests.processes import free_port
 from tests.support import CONFIG, EVENT_ONLY, samples
@@ -386,7 +386,7 @@ async def test_console_producer_exact_counters_and_dead_letters(
     assert set(live.engine.channels["voice"].queues) == {"billing", "tech"}
     good_only = Engine(settings)
     good_pipeline = Pipeline(good_only, DaemonStats(), event_clock=True, log_burst=0)
-    from monitor.pipeline import Delivery  # noqa: PLC0415
+    from support_monitor.monitor.pipeline import Delivery  # noqa: PLC0415
 
     for i, line in enumerate(scenario.lines() + tail.lines()):
         good_pipeline.process("file", Delivery(line.encode(), str(i)))

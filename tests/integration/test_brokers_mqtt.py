@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from monitor.consume import consume
-from monitor.sources.build import dead_letter_sink
-from monitor.sources.mqtt import MqttSource
+from support_monitor.monitor.consume import consume
+from support_monitor.monitor.sources.build import dead_letter_sink
+from support_monitor.monitor.sources.mqtt import MqttSource
 from tests.integration.test_brokers_kafka import (
     LiveEngine,
     Scenario,

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-from monitor.config import parse_settings
-from monitor.replay import replay
-from monitor.sources.publish import publish_simulation
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.replay import replay
+from support_monitor.monitor.sources.publish import publish_simulation
 from tests.conftest_services import create_kafka_topic, unique_topic_name
 from tests.processes import free_port, start_daemon
 from tests.support import EVENT_ONLY, samples

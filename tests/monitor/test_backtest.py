@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.backtest import Backtest, Row, first_event_time, run_backtest
-from monitor.config import parse_settings
+from support_monitor.monitor.backtest import Backtest, Row, first_event_time, run_backtest
+from support_monitor.monitor.config import parse_settings
 from tests.support import T0, Stream
 
 ROOT = Path(__file__).resolve().parents[2]

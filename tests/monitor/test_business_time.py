@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.business_time import CACHE_DAYS, MAX_WALK_DAYS, BusinessCalendar
+from support_monitor.monitor.business_time import CACHE_DAYS, MAX_WALK_DAYS, BusinessCalendar
 
 H = 3600
 BERLIN = "Europe/Berlin"

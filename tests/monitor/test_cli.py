@@ -13,7 +13,7 @@ import yaml
 
 from tests.support import CONFIG, T0, Stream, samples
 
-EXE = [sys.executable, "-m", "monitor"]
+EXE = [sys.executable, "-m", "support_monitor"]
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

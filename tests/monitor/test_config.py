@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from detectors.config import resolve_window
-from monitor.config import SECRET_FILE_MAX_BYTES, load_settings, parse_settings
-from monitor.durations import parse_duration
-from monitor.errors import ConfigError
+from support_monitor.detectors.config import resolve_window
+from support_monitor.monitor.config import SECRET_FILE_MAX_BYTES, load_settings, parse_settings
+from support_monitor.monitor.durations import parse_duration
+from support_monitor.monitor.errors import ConfigError
 
 
 def _error(data: dict[str, object]) -> str:

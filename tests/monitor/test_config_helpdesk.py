@@ -11,8 +11,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from monitor import config_paths
-from monitor.config_helpdesk import (
+from support_monitor.monitor import config_paths
+from support_monitor.monitor.config_helpdesk import (
     MAX_HOLIDAYS,
     CalendarSettings,
     ClockTargets,

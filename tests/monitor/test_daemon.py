@@ -96,7 +96,7 @@ def test_run_on_simulator_serves_every_family_and_stops_on_sigterm(tmp_path: Pat
 
 def _run(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", *args],
+        [sys.executable, "-m", "support_monitor", "run", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from monitor.events import json_schema
+from support_monitor.monitor.events import json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 

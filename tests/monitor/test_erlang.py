@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.engine.erlang import (
+from support_monitor.monitor.engine.erlang import (
     MAX_AGENTS,
     UNDEFINED_AGENTS,
     Staffing,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.events import (
+from support_monitor.monitor.events import (
     ContactAnswered,
     ContactQueued,
     EventError,

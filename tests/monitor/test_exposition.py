@@ -21,15 +21,15 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.registry import CollectorRegistry
 
-from monitor.exporter import DaemonCollector, EngineCollector
+from support_monitor.monitor.exporter import DaemonCollector, EngineCollector
 from tests.processes import free_port, start_daemon
 from tests.support import T0, Stream, run, settings
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from monitor.engine.engine import Engine
-    from monitor.stats import DaemonStats
+    from support_monitor.monitor.engine.engine import Engine
+    from support_monitor.monitor.stats import DaemonStats
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 Key = tuple[str, tuple[tuple[str, str], ...]]

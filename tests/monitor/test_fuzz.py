@@ -17,15 +17,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.runtime import Alerting
-from monitor.clock import TickRoad, quiet_horizon
-from monitor.config import Settings, parse_settings
-from monitor.deadletter import DeadLetter
-from monitor.engine.engine import Engine
-from monitor.engine.readout import series
-from monitor.events import TYPE_NAMES, EventError, Reject, decode
-from monitor.pipeline import Delivery, Pipeline
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.clock import TickRoad, quiet_horizon
+from support_monitor.monitor.config import Settings, parse_settings
+from support_monitor.monitor.deadletter import DeadLetter
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.events import TYPE_NAMES, EventError, Reject, decode
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 from tests.support import CONFIG, T0, iso
 
 ROOT = Path(__file__).resolve().parents[2]

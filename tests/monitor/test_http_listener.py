@@ -25,8 +25,8 @@ import pytest
 from prometheus_client.registry import CollectorRegistry
 from structlog.testing import capture_logs
 
-from monitor.config import ExporterSettings
-from monitor.http import ListenError, MetricsServer
+from support_monitor.monitor.config import ExporterSettings
+from support_monitor.monitor.http import ListenError, MetricsServer
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -262,9 +262,9 @@ EMFILE_SERVER = textwrap.dedent(
     """
     import asyncio, resource, sys
     from prometheus_client.registry import CollectorRegistry
-    from monitor.config import ExporterSettings
-    from monitor.http import MetricsServer
-    from monitor.logs import configure
+    from support_monitor.monitor.config import ExporterSettings
+    from support_monitor.monitor.http import MetricsServer
+    from support_monitor.monitor.logs import configure
 
     async def main() -> None:
         configure("info", "json")

@@ -24,10 +24,10 @@ import yaml
 from prometheus_client.registry import CollectorRegistry
 from structlog.testing import capture_logs
 
-from monitor.config import ExporterSettings, parse_settings
-from monitor.errors import ConfigError
-from monitor.http import MetricsServer
-from monitor.webconfig import WebConfigError, load_web_config
+from support_monitor.monitor.config import ExporterSettings, parse_settings
+from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.http import MetricsServer
+from support_monitor.monitor.webconfig import WebConfigError, load_web_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -337,7 +337,7 @@ def test_check_config_names_the_web_config_key(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"exporter": {"web_config_file": str(web)}}))
     result = subprocess.run(
-        [sys.executable, "-m", "monitor", "check-config", str(config)],
+        [sys.executable, "-m", "support_monitor", "check-config", str(config)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import Gauge
 from prometheus_client.registry import CollectorRegistry
 
-from monitor.http import MetricsServer, gzip_accepted
+from support_monitor.monitor.http import MetricsServer, gzip_accepted
 
 
 def _registry(series: int) -> CollectorRegistry:

@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from alerts.runtime import Alerting
-from monitor.clock import TickRoad, quiet_horizon
-from monitor.config import Settings
-from monitor.deadletter import DeadLetter
-from monitor.engine.engine import Engine
-from monitor.engine.readout import series
-from monitor.events import Event, Reject
-from monitor.pipeline import Delivery, Pipeline
-from monitor.replay import replay
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.clock import TickRoad, quiet_horizon
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.deadletter import DeadLetter
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.events import Event, Reject
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.replay import replay
+from support_monitor.monitor.stats import DaemonStats
 from tests.support import CONFIG, T0, iso, samples, settings, value
 
 DAY = 86400.0
@@ -131,7 +131,7 @@ def test_a_defect_in_decode_is_an_internal_error(monkeypatch: pytest.MonkeyPatch
     def broken(raw: bytes | str, max_bytes: int, **_: Any) -> Event:
         raise RuntimeError("decoder bug")
 
-    monkeypatch.setattr("monitor.pipeline.decode", broken)
+    monkeypatch.setattr("support_monitor.monitor.pipeline.decode", broken)
     stats = DaemonStats()
     pipeline = Pipeline(Engine(settings()), stats, event_clock=True)
     letters = _feed(pipeline, [b"{}", _queued(1, T0)])
@@ -431,10 +431,10 @@ async def test_kafka_consume_loop_survives_the_reported_inputs_and_commits_past_
     committed) are dead letters; the loop keeps consuming and commits past them."""
     from confluent_kafka import Producer  # noqa: PLC0415 - an independent client
 
-    from monitor.consume import consume  # noqa: PLC0415
-    from monitor.deadletter import MemoryDeadLetters  # noqa: PLC0415
-    from monitor.sources.build import dead_letter_sink  # noqa: PLC0415
-    from monitor.sources.kafka import KafkaSource  # noqa: PLC0415
+    from support_monitor.monitor.consume import consume  # noqa: PLC0415
+    from support_monitor.monitor.deadletter import MemoryDeadLetters  # noqa: PLC0415
+    from support_monitor.monitor.sources.build import dead_letter_sink  # noqa: PLC0415
+    from support_monitor.monitor.sources.kafka import KafkaSource  # noqa: PLC0415
     from tests.integration.test_brokers_kafka import (  # noqa: PLC0415
         committed_offsets,
         end_offsets,

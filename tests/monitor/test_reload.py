@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import yaml
 
-from alerts.runtime import Alerting
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
-from monitor.reload import Reloader
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.reload import Reloader, single_engine
+from support_monitor.monitor.stats import DaemonStats
 from tests.processes import free_port
 from tests.support import CONFIG
 
@@ -27,7 +27,11 @@ def _reloader(tmp_path: Path) -> tuple[Reloader, Engine, Alerting]:
     engine = Engine(settings)
     stats = DaemonStats()
     alerting = Alerting(settings.detectors, settings.alerts, settings.notifiers, engine, stats)
-    return Reloader(tmp_path / "c.yaml", settings, engine, alerting), engine, alerting
+    return (
+        Reloader(tmp_path / "c.yaml", settings, single_engine(engine, alerting)),
+        engine,
+        alerting,
+    )
 
 
 def test_threshold_and_rule_changes_apply_and_rules_keep_their_state(tmp_path: Path) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from monitor.engine import snapshot
-from monitor.engine.engine import Engine
-from monitor.pipeline import Delivery, Pipeline
-from monitor.stats import DaemonStats
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 from tests.support import CONFIG, T0, Stream, run, settings, value
 
 W5 = {"channel": "chat", "window": "5m"}

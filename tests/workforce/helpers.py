@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from monitor.engine.engine import Engine
-from monitor.engine.workforce_readout import all_workforce_series
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.workforce_readout import all_workforce_series
 
 TIMED = ("available", "busy", "after_call_work")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import tracemalloc
 
-from monitor.engine import snapshot
-from monitor.engine.engine import Engine
-from monitor.events import Reject, decode
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import Reject, decode
 from tests.support import T0, Stream, iso, run, settings
 from tests.workforce.helpers import rows
 

@@ -27,7 +27,7 @@ def test_replay_prints_the_workforce_families(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     events.write_text(s.text(), encoding="utf-8")
     out = subprocess.run(
-        [sys.executable, "-m", "monitor", "replay", str(events), "--config", str(config)],
+        [sys.executable, "-m", "support_monitor", "replay", str(events), "--config", str(config)],
         capture_output=True,
         text=True,
         check=True,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from monitor.events import decode
+from support_monitor.monitor.events import decode
 from tests.support import Stream, run
 from tests.workforce.helpers import get, required, rows, wait
 

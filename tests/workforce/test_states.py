@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from monitor.engine.workforce import Workforce
+from support_monitor.monitor.engine.workforce import Workforce
 from tests.support import Stream, run
 from tests.workforce.helpers import get, occupancy, rows, state_ms
 

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.config import parse_settings
-from monitor.replay import replay
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.replay import replay
 from tests.conftest_services import delete_kafka_topics
 from tests.monitor.cluster.test_durable_node import Node, _produce, _wait
 from tests.processes import free_port
@@ -332,9 +332,9 @@ def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
     """A replica stopped, its partitions' records in the state topic replaced by garbage and
     by a snapshot failing its checksum: on restart both are refused (``snapshot_refused``) and
     the partitions rebuilt from the beginning, to the same counters as a replay."""
-    from monitor.cluster import store  # noqa: PLC0415
-    from monitor.engine import snapshot  # noqa: PLC0415
-    from monitor.engine.engine import Engine  # noqa: PLC0415
+    from support_monitor.monitor.cluster import store  # noqa: PLC0415
+    from support_monitor.monitor.engine import snapshot  # noqa: PLC0415
+    from support_monitor.monitor.engine.engine import Engine  # noqa: PLC0415
 
     topic = make_kafka_topic(partitions=2, prefix="cluster-corrupt")
     group = f"cluster-{uuid.uuid4().hex[:8]}"

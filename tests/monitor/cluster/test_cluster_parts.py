@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from monitor.cluster import store
-from monitor.cluster.node import owned_channels
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
-from monitor.engine.snapshot import SnapshotError
-from monitor.errors import ConfigError
-from monitor.pipeline import Delivery, Pipeline
-from monitor.stats import DaemonStats
+from support_monitor.monitor.cluster import store
+from support_monitor.monitor.cluster.node import owned_channels
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.snapshot import SnapshotError
+from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 from tests.support import CONFIG, Stream
 
 KAFKA = {"bootstrap_servers": "127.0.0.1:1", "topics": ["t"], "group_id": "g"}

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.config import parse_settings
-from monitor.engine import snapshot
-from monitor.replay import replay
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.replay import replay
 from tests.integration.test_brokers_kafka import Scenario
 from tests.processes import free_port
 from tests.support import CONFIG, EVENT_ONLY, samples
@@ -72,7 +72,7 @@ class Node:
         env = {**os.environ, "PYTHONHASHSEED": "4242", "PYTHONPATH": str(REPO)}
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "run", "--config", str(config)],
+                [sys.executable, "-m", "support_monitor", "run", "--config", str(config)],
                 cwd=REPO,
                 env=env,
                 stdout=out,
@@ -282,7 +282,7 @@ def test_unreadable_state_block_is_a_config_error(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text(json.dumps({"state": {"snapshot_interval": -1}}))
     result = subprocess.run(
-        [sys.executable, "-m", "monitor", "check-config", str(config)],
+        [sys.executable, "-m", "support_monitor", "check-config", str(config)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -43,16 +43,16 @@ import yaml
 from aiokafka import TopicPartition
 from prometheus_client.registry import CollectorRegistry
 
-from monitor.cluster import store
-from monitor.cluster.collector import ClusterCollector
-from monitor.cluster.node import ClusterNode, Partition
-from monitor.cluster.store import StateTopic
-from monitor.config import Settings, parse_settings
-from monitor.engine import snapshot
-from monitor.engine.engine import Engine
-from monitor.pipeline import Delivery, Pipeline
-from monitor.sources.kafka import client_options
-from monitor.stats import DaemonStats
+from support_monitor.monitor.cluster import store
+from support_monitor.monitor.cluster.collector import ClusterCollector
+from support_monitor.monitor.cluster.node import ClusterNode, Partition
+from support_monitor.monitor.cluster.store import StateTopic
+from support_monitor.monitor.config import Settings, parse_settings
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.sources.kafka import client_options
+from support_monitor.monitor.stats import DaemonStats
 from tests.conftest_services import delete_kafka_topics
 from tests.monitor.cluster.test_cluster import Hook
 from tests.monitor.cluster.test_durable_node import Node, _produce, _wait

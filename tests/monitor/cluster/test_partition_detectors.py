@@ -8,13 +8,13 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from monitor.cluster import store
-from monitor.cluster.node import ClusterNode, Partition
-from monitor.config import parse_settings
-from monitor.engine import snapshot
-from monitor.engine.engine import Engine
-from monitor.events import decode
-from monitor.stats import DaemonStats
+from support_monitor.monitor.cluster import store
+from support_monitor.monitor.cluster.node import ClusterNode, Partition
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import decode
+from support_monitor.monitor.stats import DaemonStats
 from tests.detectors.detector_streams import T0, iso
 from tests.support import CONFIG
 

@@ -6,10 +6,10 @@ counts a reject. When the pipeline drains them itself, nothing is left here to c
 
 from __future__ import annotations
 
-from monitor.config import Settings
-from monitor.engine.engine import Engine
-from monitor.pipeline import Delivery, Pipeline
-from monitor.stats import DaemonStats
+from support_monitor.monitor.config import Settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 from tests.support import T0, settings
 
 

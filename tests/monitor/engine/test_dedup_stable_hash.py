@@ -13,12 +13,12 @@ from pathlib import Path
 
 import msgspec
 
-from monitor.config import parse_settings
-from monitor.engine import snapshot
-from monitor.engine.dedup import Deduplicator, id_hash
-from monitor.engine.engine import Engine
-from monitor.pipeline import Delivery, Pipeline
-from monitor.stats import DaemonStats
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.dedup import Deduplicator, id_hash
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -91,11 +91,11 @@ SCRIPT = textwrap.dedent(
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from monitor.config import parse_settings
-    from monitor.engine import snapshot
-    from monitor.engine.engine import Engine
-    from monitor.pipeline import Delivery, Pipeline
-    from monitor.stats import DaemonStats
+    from support_monitor.monitor.config import parse_settings
+    from support_monitor.monitor.engine import snapshot
+    from support_monitor.monitor.engine.engine import Engine
+    from support_monitor.monitor.pipeline import Delivery, Pipeline
+    from support_monitor.monitor.stats import DaemonStats
 
     mode, path, cfg_json, first, last = sys.argv[1:6]
     cfg = parse_settings(json.loads(cfg_json))

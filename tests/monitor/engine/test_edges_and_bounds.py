@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from alerts.runtime import Alerting
-from monitor.engine import snapshot
-from monitor.engine.engine import Engine
-from monitor.engine.readout import series
-from monitor.events import Reject, decode
-from monitor.registry import build_registry
-from monitor.stats import DaemonStats
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.events import Reject, decode
+from support_monitor.monitor.registry import build_registry
+from support_monitor.monitor.stats import DaemonStats
 from tests.monitor.engine.draining import run
 from tests.support import T0, Stream, iso, samples, settings, value
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from monitor.engine.engine import RestartNeeded
+from support_monitor.monitor.engine.engine import RestartNeeded
 from tests.support import CONFIG, T0, Stream, run, settings, value
 
 V = {"channel": "voice", "queue": "billing"}

@@ -26,9 +26,9 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from monitor.config import parse_settings
-from monitor.engine.engine import Engine
-from monitor.engine.readout import series
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import series
 from tests.monitor.engine.draining import run
 from tests.monitor.engine.reference_model import (
     LIFECYCLE_RANK,

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.config import Settings, parse_settings
-from monitor.engine import snapshot
-from monitor.engine.engine import Engine
-from monitor.engine.readout import series
-from monitor.engine.snapshot import SnapshotError
-from monitor.pipeline import Delivery, Pipeline
-from monitor.stats import DaemonStats
+from support_monitor.monitor.config import Settings, parse_settings
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.engine.snapshot import SnapshotError
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 from tests.monitor.engine.test_against_reference import CFG, streams
 from tests.support import T0, iso
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 
-from detectors.signal import Signal
-from detectors.suite import DetectorSuite
-from monitor.cluster.durable import Durability
-from monitor.engine import snapshot
+from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.monitor.cluster.durable import Durability
+from support_monitor.monitor.engine import snapshot
 from tests.detectors.detector_streams import Feed, poisson
 
 CATEGORIES = ["billing", "outage"]

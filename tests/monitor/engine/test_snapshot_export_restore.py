@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from xxhash import xxh3_64_intdigest
 
-from monitor.config import parse_settings
-from monitor.engine import snapshot
-from monitor.engine.dedup import Deduplicator
-from monitor.engine.engine import Engine
-from monitor.engine.windows import Agg, SlidingWindows
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.dedup import Deduplicator
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.windows import Agg, SlidingWindows
 from tests.monitor.engine.test_snapshot import LONG_CFG, _feed, _random_stream
 from tests.support import T0, iso
 

@@ -20,13 +20,19 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from alerts.runtime import Alerting
-from monitor import exporter
-from monitor.engine.readout import series
-from monitor.engine.sketch import bucket_of, quantile, quantiles
-from monitor.engine.windows import Agg
-from monitor.exporter import EngineCollector, LabelCache, RowFamily, possible, render
-from monitor.registry import build_registry
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor import exporter
+from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.engine.sketch import bucket_of, quantile, quantiles
+from support_monitor.monitor.engine.windows import Agg
+from support_monitor.monitor.exporter import (
+    EngineCollector,
+    LabelCache,
+    RowFamily,
+    possible,
+    render,
+)
+from support_monitor.monitor.registry import build_registry
 from tests.support import Stream, run, settings
 
 

@@ -19,15 +19,20 @@ import pytest
 from aiokafka import TopicPartition
 from structlog.testing import capture_logs
 
-from monitor.consume import consume
-from monitor.deadletter import DeadLetter, DurableSink, JsonlDeadLetters, MemoryDeadLetters
-from monitor.engine.engine import Engine
-from monitor.pipeline import Pipeline
-from monitor.sources import kafka as kafka_module
-from monitor.sources.build import dead_letter_sink
-from monitor.sources.kafka import KafkaSource
-from monitor.sources.settings import KafkaSettings
-from monitor.stats import DaemonStats
+from support_monitor.monitor.consume import consume
+from support_monitor.monitor.deadletter import (
+    DeadLetter,
+    DurableSink,
+    JsonlDeadLetters,
+    MemoryDeadLetters,
+)
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.pipeline import Pipeline
+from support_monitor.monitor.sources import kafka as kafka_module
+from support_monitor.monitor.sources.build import dead_letter_sink
+from support_monitor.monitor.sources.kafka import KafkaSource
+from support_monitor.monitor.sources.settings import KafkaSettings
+from support_monitor.monitor.stats import DaemonStats
 from tests.monitor.sources.test_kafka_source import FakeConsumer, Record, commits
 from tests.support import settings as make_settings
 

@@ -9,12 +9,12 @@ import pytest
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from monitor.deadletter import Backoff, DeadLetter
-from monitor.sources import kafka as kafka_module
-from monitor.sources.deadletter_sinks import letter_headers
-from monitor.sources.kafka import KafkaSource, client_options
-from monitor.sources.settings import KafkaSettings
-from monitor.stats import DaemonStats
+from support_monitor.monitor.deadletter import Backoff, DeadLetter
+from support_monitor.monitor.sources import kafka as kafka_module
+from support_monitor.monitor.sources.deadletter_sinks import letter_headers
+from support_monitor.monitor.sources.kafka import KafkaSource, client_options
+from support_monitor.monitor.sources.settings import KafkaSettings
+from support_monitor.monitor.stats import DaemonStats
 
 TP0 = TopicPartition("events", 0)
 TP1 = TopicPartition("events", 1)
@@ -246,9 +246,9 @@ def test_dead_letter_headers():
 
 
 def test_configured_sources_and_their_dead_letter_sinks():
-    from monitor.deadletter import MemoryDeadLetters  # noqa: PLC0415
-    from monitor.sources.build import configured_sources, dead_letter_sink  # noqa: PLC0415
-    from monitor.sources.mqtt import MqttSource  # noqa: PLC0415
+    from support_monitor.monitor.deadletter import MemoryDeadLetters  # noqa: PLC0415
+    from support_monitor.monitor.sources.build import configured_sources, dead_letter_sink  # noqa: PLC0415
+    from support_monitor.monitor.sources.mqtt import MqttSource  # noqa: PLC0415
     from tests.support import settings  # noqa: PLC0415
 
     cfg = settings(sources={"kafka": {"dead_letter_topic": "dlq"}, "mqtt": {}})

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from monitor.sources.mqtt import connect_options, subscription_filters
-from monitor.sources.settings import MqttSettings, topic_matches
+from support_monitor.monitor.sources.mqtt import connect_options, subscription_filters
+from support_monitor.monitor.sources.settings import MqttSettings, topic_matches
 
 
 def test_shared_subscription_filters():

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from monitor.config import ChannelSettings, Settings, SimulatorSettings
-from monitor.engine.engine import Engine
-from monitor.events import (
+from support_monitor.monitor.config import Settings, SimulatorSettings
+from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import (
     AgentState,
     BotSessionEnded,
     ComplaintReceived,
@@ -37,8 +38,8 @@ from monitor.events import (
     TicketStatusChanged,
     decode,
 )
-from monitor.sources import sim_model
-from monitor.sources.simulator import SimulatorSource, generate, write_jsonl
+from support_monitor.monitor.sources import sim_model
+from support_monitor.monitor.sources.simulator import SimulatorSource, generate, write_jsonl
 
 START = 1_700_000_000.0
 HOUR = 3600.0

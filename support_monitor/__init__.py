@@ -1,0 +1,1 @@
+"""support-monitor's one installed import namespace."""
