@@ -407,6 +407,9 @@ class ClockCycle:
     already past its target, the deadline is that instant less the excess business time (the
     formula ``change + new target - run``, see :func:`walk_clock`)."""
     run: int = 0
+    seen_at_stop: tuple[list[tuple[int, str]], list[tuple[int, str]]] | None = None
+    """(statuses, priorities) as logged when the cycle stopped: a change logged after the stop
+    at the same instant does not apply to it (events of one ticket apply in arrival order)."""
     """Business time run by ``min(stop, now)`` (or by the deadline)."""
 
     def breached(self, now: int) -> bool:
@@ -541,20 +544,22 @@ def ticket_cycles(
             next_reply = ClockCycle(1, ts, None)
             cycles.append(next_reply)
         elif kind in ("responded", "solved"):
+            seen = (list(statuses), list(priorities))
             if fr.stop is None:
-                fr.stop = ts
+                fr.stop, fr.seen_at_stop = ts, seen
             if next_reply is not None:
-                next_reply.stop, next_reply = ts, None
+                next_reply.stop, next_reply.seen_at_stop, next_reply = ts, seen, None
             if kind == "solved":
                 solved = True
-                resolution.stop = ts
+                resolution.stop, resolution.seen_at_stop = ts, seen
         elif kind == "reopened":
             solved = False
             statuses.append((ts, "open"))
             resolution = ClockCycle(2, ts, None)
             cycles.append(resolution)
     for cycle in cycles:
-        walk_clock(cycle, now, cs, cal, statuses, priorities)
+        known = cycle.seen_at_stop or (statuses, priorities)
+        walk_clock(cycle, now, cs, cal, *known)
     return cycles, _value_at(statuses, now)
 
 

@@ -476,6 +476,17 @@ PAST_AFTER_PAUSE: Case = (
     [50.0, 89.0, 90.0, 91.0],
 )
 """The same while paused: the clock resumes past its new target."""
+CHANGE_AFTER_RESPONSE: Case = (
+    [
+        _email(0, "created", T0, 0),
+        _email(1, "responded", T0, 21),
+        _email(2, "priority_changed", T0, 21, priority="urgent"),
+    ],
+    T0,
+    [21.0, 22.0],
+)
+"""A priority change that arrives after the response stamped at the same instant finds the
+first-response clock stopped (found by the hypothesis search: the model had applied it)."""
 FRIDAY = _epoch("2026-03-27T15:20:00")
 SUNDAY_CHANGE = _epoch("2026-03-29T01:40:00") - FRIDAY
 PAST_NEW_TARGET_OVER_A_WEEKEND: Case = (
@@ -494,6 +505,7 @@ the 02:30-06:00 shift adds 10 min by 01:40 UTC, when the target drops to 30 min.
 @given(streams(calendar=False))
 @example(PAST_NEW_TARGET)
 @example(PAST_AFTER_PAUSE)
+@example(CHANGE_AFTER_RESPONSE)
 def test_helpdesk_and_voice_equal_reference(case: Case) -> None:
     _both_orders(CFG_247, case)
 
@@ -647,6 +659,26 @@ def test_priority_change_past_the_new_target_is_stamped_at_change_plus_target_mi
     assert engine.channels["email"].windows.total("1m").breaches_first_response == 1
     engine.flush(T0 + _at("2026-03-02T09:01:20"))
     assert engine.channels["email"].windows.total("1m").breaches_first_response == 0
+
+
+def test_same_instant_response_and_priority_change_apply_in_arrival_order() -> None:
+    """Created 09:00:00 (normal: 60 s first response). Responded at 09:00:21 and changed to
+    ``urgent`` (20 s) at 09:00:21: when the response arrives first the clock stopped after
+    21 s under a 60 s target (no breach); when the change arrives first the clock had run 21 s
+    of a 20 s target (one breach, stamped 09:00:21 + 20 s - 21 s = 09:00:20)."""
+
+    def ticket(kind: str, n: int) -> bytes:
+        fields = {"priority": "urgent"} if kind == "ticket.priority_changed" else {}
+        return _event(n, kind, "2026-03-02T09:00:21", channel="email", ticket_id="t", **fields)
+
+    created = _event(1, "ticket.created", "2026-03-02T09:00:00", channel="email", ticket_id="t")
+    for order, breaches in (
+        (("ticket.responded", "ticket.priority_changed"), 0),
+        (("ticket.priority_changed", "ticket.responded"), 1),
+    ):
+        lines = [created, ticket(order[0], 2), ticket(order[1], 3)]
+        engine, _ = run(lines, parse_settings(CFG_247), _at("2026-03-02T09:00:22"))
+        assert _fr(engine)[0] == breaches, order
 
 
 def test_a_clock_resumed_past_its_new_target_is_stamped_at_resume_plus_target_minus_run() -> None:
