@@ -21,11 +21,13 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from support_monitor.alerts.links import is_absolute
+from support_monitor.alerts.matchers import parse_matcher
 from support_monitor.alerts.template import check_template
 from support_monitor.alerts.urls import url_problem
 from support_monitor.detectors.config import DetectorSettings
@@ -62,6 +64,9 @@ class AlertRule(_Model):
     severity: Severity = "warning"
     labels: dict[LabelName, LabelValue] = Field(default_factory=dict)
     annotations: dict[LabelName, str] = Field(default_factory=dict)
+    resolved_annotations: dict[LabelName, str] = Field(default_factory=dict)
+    """Templates used instead of the same-named ``annotations`` once the alert is resolved
+    (rendered once, when it resolves); an annotation not named here keeps its firing text."""
 
     @field_validator("labels")
     @classmethod
@@ -71,14 +76,14 @@ class AlertRule(_Model):
             raise ValueError(f"labels: {reserved[0]!r} is set by the rule itself")
         return value
 
-    @field_validator("annotations")
+    @field_validator("annotations", "resolved_annotations")
     @classmethod
-    def _templates(cls, value: dict[str, str]) -> dict[str, str]:
+    def _templates(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         for key, text in value.items():
             try:
                 check_template(text)
             except ValueError as exc:
-                raise ValueError(f"annotations.{key}: {exc}") from None
+                raise ValueError(f"{info.field_name}.{key}: {exc}") from None
         return value
 
     @property
@@ -89,15 +94,24 @@ class AlertRule(_Model):
         return f"{self.alert}|{self.severity}|{extra}|{match}"
 
 
+DASHBOARD_URL = (
+    "{dashboard_base_url}/d/support-channel?var-channel={channel}"
+    "&from={dashboard_from}&to={dashboard_to}"
+)
+"""The default rules' ``dashboard_url``: the channel dashboard over the incident's time range."""
+
+
 def _rule(
     alert: str,
     detector: str,
     severity: Severity,
-    summary: str,
-    description: str,
+    texts: tuple[str, str, str, str],
     **extra: str | dict[str, str],
 ) -> AlertRule:
+    """A default rule; ``texts``: firing summary and description, resolved summary and
+    description."""
     anchor = alert.lower()
+    summary, description, resolved_summary, resolved_description = texts
     return AlertRule.model_validate(
         {
             "alert": alert,
@@ -107,22 +121,50 @@ def _rule(
                 "summary": summary,
                 "description": description,
                 "runbook_url": "{runbook_base_url}#" + anchor,
-                "dashboard_url": "{dashboard_base_url}/d/support-channel?var-channel={channel}",
+                "dashboard_url": DASHBOARD_URL,
+            },
+            "resolved_annotations": {
+                "summary": resolved_summary,
+                "description": resolved_description,
             },
             **extra,
         }
     )
 
 
+_SINCE = " Going on since {started}."
+_RESOLVED = "Resolved after {duration} (from {started} to {ended}). "
+
+
 def default_rules() -> tuple[AlertRule, ...]:
-    """The shipped rule set; detector names match the default detector instances."""
+    """The shipped rule set; detector names match the default detector instances. Firing texts
+    say what is wrong with the numbers behind it; resolved texts say it is over, how long it
+    lasted and the value now (docs/alerts.md, "Default messages")."""
+    burn_resolved = (
+        _RESOLVED + "Service level now {sl_short:.0%} over the last {window_short} and "
+        "{sl_long:.0%} over the last {window_long} against a target of {target:.0%}."
+    )
     return (
         _rule(
             "ServiceLevelBurn",
             "sla_burn",
             "critical",
-            "{channel}: service level is burning its error budget ({score:.1f}x)",
-            "Burn rate {score:.2f} is above {threshold:.2f} on {channel}. {signal_summary}",
+            (
+                (
+                    "{channel}: service level {sl_short:.0%} vs {target:.0%} target over "
+                    "{window_short}; {sl_long:.0%} over {window_long}"
+                ),
+                "Too few contacts on {channel} are answered within {answer_seconds:dur}: "
+                "{sl_short:.0%} over the last {window_short} and {sl_long:.0%} over the last "
+                "{window_long}, against a target of {target:.0%}. The error budget burns "
+                "{score:.1f}x faster than sustainable (pages at {threshold:g}x). Queues: "
+                "{queue_now}." + _SINCE,
+                (
+                    "{channel}: resolved, service level {sl_short:.0%} over {window_short} "
+                    "(target {target:.0%}); lasted {duration}"
+                ),
+                burn_resolved,
+            ),
             match={"severity": "page"},
             **{"for": "2m", "keep_firing_for": "5m"},
         ),
@@ -130,8 +172,22 @@ def default_rules() -> tuple[AlertRule, ...]:
             "ServiceLevelBurnSlow",
             "sla_burn",
             "warning",
-            "{channel}: service level is slowly burning its error budget ({score:.1f}x)",
-            "Burn rate {score:.2f} is above {threshold:.2f} on {channel}. {signal_summary}",
+            (
+                (
+                    "{channel}: service level {sl_long:.0%} vs {target:.0%} target over "
+                    "{window_long}; {sl_short:.0%} over {window_short}"
+                ),
+                "Too few contacts on {channel} are answered within {answer_seconds:dur}: "
+                "{sl_long:.0%} over the last {window_long} and {sl_short:.0%} over the last "
+                "{window_short}, against a target of {target:.0%}. The error budget burns "
+                "{score:.1f}x faster than sustainable (warns at {threshold:g}x). Queues: "
+                "{queue_now}." + _SINCE,
+                (
+                    "{channel}: resolved, service level {sl_long:.0%} over {window_long} "
+                    "(target {target:.0%}); lasted {duration}"
+                ),
+                burn_resolved,
+            ),
             match={"severity": "ticket"},
             **{"for": "10m", "keep_firing_for": "10m"},
         ),
@@ -139,98 +195,253 @@ def default_rules() -> tuple[AlertRule, ...]:
             "LongestWaitHigh",
             "longest_wait",
             "critical",
-            "{channel}: a customer has waited {score:.0f}s",
-            "The oldest waiting contact on {channel} has waited {score:.0f}s "
-            "(threshold {threshold:.0f}s). {signal_summary}",
+            (
+                "{channel}: a customer has waited {score:dur}, answer target {answer_seconds:dur}",
+                "The oldest waiting contact on {channel} has waited {score:dur} (pages above "
+                "{threshold:dur}; answer target {answer_seconds:dur}). Queues: {queue_now}. "
+                "Service level {sl_short:.0%} over the last {window_short} (target "
+                "{target:.0%})." + _SINCE,
+                (
+                    "{channel}: waits back under control, oldest wait now {value_now:dur}; "
+                    "lasted {duration}"
+                ),
+                _RESOLVED + "Oldest wait now {value_now:dur} (answer target "
+                "{answer_seconds:dur}); queues: {queue_now}.",
+            ),
             **{"for": "2m", "keep_firing_for": "1m"},
         ),
         _rule(
             "BacklogGrowing",
             "backlog_growth",
             "warning",
-            "{channel}: backlog growing, answer target breached in ~{score:.0f}s",
-            "At the current growth the queue on {channel} breaches its answer target in about "
-            "{score:.0f}s (warning horizon {threshold:.0f}s). {signal_summary}",
+            (
+                (
+                    "{channel}: backlog growing, {waiting:.0f} waiting, oldest {oldest_wait:dur} "
+                    "of {answer_seconds:dur} allowed"
+                ),
+                "Contacts arrive on {channel} faster than they are answered; at this pace the "
+                "oldest wait reaches the answer target ({answer_seconds:dur}) in about "
+                "{score:dur} (warns within {threshold:dur}). Queues: {queue_now}." + _SINCE,
+                (
+                    "{channel}: backlog no longer building up, {waiting:.0f} waiting now; lasted "
+                    "{duration}"
+                ),
+                _RESOLVED + "Queues: {queue_now}; oldest wait {oldest_wait:dur} of "
+                "{answer_seconds:dur} allowed.",
+            ),
             **{"for": "5m", "keep_firing_for": "5m"},
         ),
         _rule(
             "TicketsAtRisk",
             "tickets_at_risk",
             "warning",
-            "{channel}: {score:.0f} tickets close to their {sla} deadline",
-            "{score:.0f} open tickets on {channel} will breach their {sla} SLA soon "
-            "(threshold {threshold:.0f}). {signal_summary}",
+            (
+                "{channel}: {score:.0f} tickets close to their {sla_name} deadline",
+                "{score:.0f} open tickets on {channel} will breach their {sla_name} target "
+                "soon unless someone picks them up (alerts at {threshold:.0f}); {queue_now}."
+                + _SINCE,
+                (
+                    "{channel}: tickets at risk of the {sla_name} deadline down to "
+                    "{value_now:.0f}; lasted {duration}"
+                ),
+                _RESOLVED + "{value_now:.0f} open tickets at risk of their {sla_name} target "
+                "now (alerts at {threshold:.0f}).",
+            ),
             **{"for": "1m", "keep_firing_for": "5m"},
         ),
         _rule(
             "ComplaintSpike",
             "complaint_spike",
             "warning",
-            "{channel}: complaints spiking ({score:.0f} vs {expected:.1f} expected)",
-            "{score:.0f} complaints in the window on {channel} where about {expected:.1f} are "
-            "usual. {signal_summary}",
+            (
+                (
+                    "{channel}: {score:.0f} complaints{category_phrase} in {window_short}, about "
+                    "{expected:.1f} usual"
+                ),
+                "Customers on {channel} complain far more than usual{category_phrase}: "
+                "{score:.0f} in the last {window_short} where about {expected:.1f} are usual "
+                "for this hour of the week." + _SINCE,
+                (
+                    "{channel}: complaints{category_phrase} back to {value_now:.0f} in "
+                    "{window_short} (about {expected:.1f} usual); lasted {duration}"
+                ),
+                _RESOLVED + "Complaints{category_phrase} in the last {window_short} now: "
+                "{value_now:.0f}, about {expected:.1f} usual.",
+            ),
             **{"for": "0s", "keep_firing_for": "10m"},
         ),
         _rule(
             "AbandonRateHigh",
             "abandon_rate",
             "warning",
-            "{channel}: {score:.0%} of callers hang up",
-            "Abandon ratio {score:.1%} is above {threshold:.0%} on {channel}. {signal_summary}",
+            (
+                (
+                    "{channel}: {score:.0%} of contacts abandoned over {window_long} (limit "
+                    "{threshold:.0%})"
+                ),
+                "{score:.1%} of the contacts on {channel} over the last {window_long} left "
+                "before an agent answered (pages above {threshold:.0%} once enough contacts "
+                "show it). Service level {sl_long:.0%} over {window_long} (target "
+                "{target:.0%}). Queues: {queue_now}." + _SINCE,
+                (
+                    "{channel}: abandoned contacts back to {value_now:.0%} over {window_long}; "
+                    "lasted {duration}"
+                ),
+                _RESOLVED + "{value_now:.1%} of contacts abandoned over the last "
+                "{window_long} now (limit {threshold:.0%}); service level {sl_long:.0%} "
+                "(target {target:.0%}).",
+            ),
             **{"for": "10m", "keep_firing_for": "10m"},
         ),
         _rule(
             "CsatLow",
             "csat_low",
             "warning",
-            "{channel}: customer satisfaction down to {score:.0%}",
-            "CSAT {score:.1%} is below {threshold:.0%} on {channel}. {signal_summary}",
+            (
+                (
+                    "{channel}: customer satisfaction {score:.0%} over {window_long} (floor "
+                    "{threshold:.0%})"
+                ),
+                "Only {score:.1%} of the ratings on {channel} over the last {window_long} are "
+                "satisfied (pages below {threshold:.0%} once enough ratings show it)." + _SINCE,
+                (
+                    "{channel}: customer satisfaction back to {value_now:.0%} over {window_long}; "
+                    "lasted {duration}"
+                ),
+                _RESOLVED + "{value_now:.1%} of the ratings over the last {window_long} are "
+                "satisfied now (floor {threshold:.0%}).",
+            ),
             **{"for": "5m", "keep_firing_for": "30m"},
         ),
         _rule(
             "ContainmentDrop",
             "containment_drop",
             "critical",
-            "{channel}: the bot contains only {score:.0%} of sessions (usually {expected:.0%})",
-            "The bot on {channel} is handing far more customers to agents than usual: expect "
-            "live queues to surge. {signal_summary}",
+            (
+                "{channel}: the bot resolves only {score:.0%} of sessions, usually {expected:.0%}",
+                "The bot on {channel} hands far more customers to agents than usual "
+                "({score:.0%} of sessions resolved by the bot, usually {expected:.0%} at this "
+                "hour of the week): expect the live queues to surge." + _SINCE,
+                (
+                    "{channel}: the bot resolves {value_now:.0%} of sessions again (usually "
+                    "{expected:.0%}); lasted {duration}"
+                ),
+                _RESOLVED + "{value_now:.0%} of bot sessions resolved by the bot now, usually "
+                "{expected:.0%}.",
+            ),
             **{"for": "1m", "keep_firing_for": "10m"},
         ),
         _rule(
             "NegativeSentimentHigh",
             "negative_sentiment",
             "warning",
-            "{channel}: {score:.0%} of sentiment scores negative (usually {expected:.0%})",
-            "Negative sentiment on {channel} is well above its usual level for this hour of the "
-            "week. {signal_summary}",
+            (
+                "{channel}: {score:.0%} of conversations negative, usually {expected:.0%}",
+                "Negative sentiment on {channel} is well above its usual level for this hour "
+                "of the week: {score:.0%} of scored conversations, usually {expected:.0%}."
+                + _SINCE,
+                (
+                    "{channel}: negative conversations back to {value_now:.0%} (usually "
+                    "{expected:.0%}); lasted {duration}"
+                ),
+                _RESOLVED + "{value_now:.0%} of scored conversations negative now, usually "
+                "{expected:.0%}.",
+            ),
             **{"for": "2m", "keep_firing_for": "15m"},
         ),
         _rule(
             "NpsDrop",
             "nps_drop",
             "warning",
-            "{channel}: NPS down, {score:.0%} detractors (usually {expected:.0%})",
-            "Detractors (NPS answers 0-6) on {channel} are significantly more than usual for this "
-            "hour of the week. {signal_summary}",
+            (
+                "{channel}: {score:.0%} of survey answers are detractors, usually {expected:.0%}",
+                "Detractors (NPS answers 0-6) on {channel} are significantly more than usual "
+                "for this hour of the week: {score:.0%} of answers, usually {expected:.0%}."
+                + _SINCE,
+                (
+                    "{channel}: detractors back to {value_now:.0%} of survey answers (usually "
+                    "{expected:.0%}); lasted {duration}"
+                ),
+                _RESOLVED + "{value_now:.0%} of survey answers from detractors now, usually "
+                "{expected:.0%}.",
+            ),
             **{"for": "5m", "keep_firing_for": "30m"},
         ),
         _rule(
             "Understaffed",
             "understaffing",
             "warning",
-            "{channel}: needs {expected:.0f} agents, {score:.0f} on the queue",
-            "Erlang C says {channel} needs {expected:.0f} agents to reach its service-level "
-            "target; {score:.0f} are available, busy or in after-call work. {signal_summary}",
+            (
+                "{channel}: {score:.0f} agents on the queue, {expected:.0f} needed",
+                "Erlang C says {channel} needs {expected:.0f} agents to reach its service-level "
+                "target ({target:.0%} within {answer_seconds:dur}); {score:.0f} are available, "
+                "busy or in after-call work. Queues: {queue_now}." + _SINCE,
+                (
+                    "{channel}: staffing recovered, {value_now:.0f} agents on the queue now; "
+                    "lasted {duration}"
+                ),
+                _RESOLVED + "{value_now:.0f} agents available, busy or in after-call work now; "
+                "queues: {queue_now}.",
+            ),
             **{"for": "20m", "keep_firing_for": "10m"},
         ),
         _rule(
             "EstimatedWaitHigh",
             "estimated_wait",
             "warning",
-            "{channel}: estimated wait above {threshold:.0f}s (answer target {expected:.0f}s)",
-            "Erlang C predicts that a contact arriving now on {channel} waits longer than "
-            "{threshold:.0f}s on average. {signal_summary}",
+            (
+                (
+                    "{channel}: estimated wait {score:dur} for a contact arriving now (answer "
+                    "target {expected:dur})"
+                ),
+                "Erlang C's estimated average wait for a contact arriving now on {channel}: "
+                "{score:dur} (warns above {threshold:dur}; answer target {expected:dur}). "
+                "Queues: {queue_now}." + _SINCE,
+                (
+                    "{channel}: estimated wait back to {value_now:dur} (answer target "
+                    "{expected:dur}); lasted {duration}"
+                ),
+                _RESOLVED + "A contact arriving now waits about {value_now:dur} on average "
+                "(answer target {expected:dur}).",
+            ),
             **{"for": "25m", "keep_firing_for": "10m"},
+        ),
+    )
+
+
+class InhibitRule(_Model):
+    """Alertmanager's ``inhibit_rules`` entry: while an alert matching every ``source_matchers``
+    fires, alerts matching every ``target_matchers`` that have the same values of the ``equal``
+    labels are not paged by the built-in receivers (an alert never inhibits itself)."""
+
+    source_matchers: tuple[str, ...] = Field(min_length=1, max_length=20)
+    target_matchers: tuple[str, ...] = Field(min_length=1, max_length=20)
+    equal: tuple[LabelName, ...] = ()
+
+    @field_validator("source_matchers", "target_matchers")
+    @classmethod
+    def _matchers(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        for i, text in enumerate(value):
+            try:
+                parse_matcher(text)
+            except ValueError as exc:
+                raise ValueError(f"{info.field_name}[{i}]: {exc}") from None
+        return value
+
+
+def default_inhibit_rules() -> tuple[InhibitRule, ...]:
+    """A firing critical alert of a channel silences its warning twins on that channel: the
+    fast burn its slow burn, a long wait the backlog and estimated-wait forecasts of it."""
+    return (
+        InhibitRule(
+            source_matchers=('alertname="ServiceLevelBurn"',),
+            target_matchers=('alertname="ServiceLevelBurnSlow"',),
+            equal=("channel",),
+        ),
+        InhibitRule(
+            source_matchers=('alertname="LongestWaitHigh"',),
+            target_matchers=('alertname=~"BacklogGrowing|EstimatedWaitHigh"',),
+            equal=("channel",),
         ),
     )
 
@@ -239,6 +450,11 @@ class AlertSettings(_Model):
     """``alerts:`` rules and their evaluation."""
 
     rules: tuple[AlertRule, ...] = Field(default_factory=default_rules)
+    inhibit_rules: tuple[InhibitRule, ...] = Field(default_factory=default_inhibit_rules)
+    """Alertmanager's inhibition for the built-in receivers (Slack, webhook); ``[]``: none."""
+    site_name: str = Field(default="", max_length=100)
+    """The contact center or site these alerts are about: the ``site`` annotation of every
+    alert, the ``{site}`` template variable, and shown in Slack messages; empty: none."""
     resolved_retention: Duration = 900.0
     """Resolved alerts are kept (and re-sent to Alertmanager) this long, like Prometheus' 15m."""
     evaluation_interval: Duration | None = None
@@ -431,7 +647,12 @@ class Route(_Model):
     match: dict[LabelName, str] = Field(default_factory=dict)
     match_re: dict[LabelName, str] = Field(default_factory=dict)
     continue_: bool = Field(default=False, validation_alias=AliasChoices("continue", "continue_"))
-    group_by: tuple[LabelName, ...] = ("alertname", "channel")
+    group_by: tuple[LabelName, ...] = ("channel",)
+    """Alerts with the same values of these labels share one message (one incident, one page)."""
+    group_wait: Duration = Field(default=30.0, ge=0)
+    """A new group's first message waits this long for the group's other alerts."""
+    group_interval: Duration = Field(default=300.0, ge=0)
+    """Later changes of a group already paged go out together, at most once per this long."""
     mute: tuple[Name, ...] = ()
     """Names of ``notifiers.mute_windows`` during which this route's notifications are held."""
 

@@ -4,11 +4,11 @@ retained) per rule, and what each receiver was last told. JSON via msgspec; NaN 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from support_monitor.alerts.planner import SentRecord
+from support_monitor.alerts.planner import GroupKey, GroupTiming, SentRecord
 from support_monitor.alerts.rules import CompiledRule
 from support_monitor.alerts.state import Alert, AlertState
 
@@ -27,6 +27,7 @@ class StoredAlert(msgspec.Struct, kw_only=True):
     fired_at: float | None
     resolved_at: float | None
     keep_firing_since: float | None
+    value_now: float | None = None
 
 
 class StoredSent(msgspec.Struct, kw_only=True):
@@ -39,6 +40,8 @@ class Snapshot(msgspec.Struct, kw_only=True):
     version: int = VERSION
     alerts: list[StoredAlert] = []
     sent: list[StoredSent] = []
+    groups: list[GroupTiming] = []
+    """Per receiver and group: when it was last paged and since when a change waits."""
 
 
 def _opt(value: float) -> float | None:
@@ -49,7 +52,11 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def dump(rules: Iterable[CompiledRule], sent: dict[tuple[str, str], SentRecord]) -> bytes:
+def dump(
+    rules: Iterable[CompiledRule],
+    sent: dict[tuple[str, str], SentRecord],
+    groups: Mapping[GroupKey, GroupTiming] | None = None,
+) -> bytes:
     alerts = [
         StoredAlert(
             rule=rule.key,
@@ -63,12 +70,14 @@ def dump(rules: Iterable[CompiledRule], sent: dict[tuple[str, str], SentRecord])
             fired_at=a.fired_at,
             resolved_at=a.resolved_at,
             keep_firing_since=a.keep_firing_since,
+            value_now=_opt(a.value_now),
         )
         for rule in rules
         for a in rule.alerts()
     ]
     records = [StoredSent(receiver=r, fingerprint=fp, record=rec) for (r, fp), rec in sent.items()]
-    return msgspec.json.encode(Snapshot(alerts=alerts, sent=records))
+    timings = list((groups or {}).values())
+    return msgspec.json.encode(Snapshot(alerts=alerts, sent=records, groups=timings))
 
 
 def load(
@@ -94,7 +103,14 @@ def load(
             fired_at=stored.fired_at,
             resolved_at=stored.resolved_at,
             keep_firing_since=stored.keep_firing_since,
+            value_now=_nan(stored.value_now),
         )
         rule.state.active[alert.fingerprint] = alert
         restored += 1
     return restored, {(s.receiver, s.fingerprint): s.record for s in snapshot.sent}
+
+
+def load_groups(data: bytes) -> dict[GroupKey, GroupTiming]:
+    """The planner's group timings of a snapshot (none in one written before they existed)."""
+    snapshot = msgspec.json.decode(data, type=Snapshot)
+    return {(g.receiver, tuple((k, v) for k, v in g.group)): g for g in snapshot.groups}

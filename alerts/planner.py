@@ -7,15 +7,20 @@ paged"; a muted receiver just isn't reconciled until the window ends.
 - firing, told ``repeat_interval`` ago or longer -> ``repeat``;
 - resolved (or gone) while the receiver was last told "firing" -> ``resolved`` (if send_resolved).
 
-Alerts for one receiver, state and ``group_by`` label values in the same evaluation share one
-message.
+Alerts of one receiver and ``group_by`` label values (a *group*: by default one channel) share
+one message, as in Alertmanager: a group's first change waits ``group_wait`` for the rest of
+the incident; once the group has been paged, later changes (new alerts, resolved ones, repeats)
+go out together at most once per ``group_interval``, each message carrying every firing alert of
+the group that is not held back and the resolved ones. Holding back (mute windows, silences,
+inhibition) works per alert: held alerts are neither sent nor recorded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import msgspec
@@ -48,6 +53,8 @@ def alert_info(alert: Alert) -> AlertInfo:
         active_at=alert.active_at,
         fired_at=alert.fired_at,
         resolved_at=alert.resolved_at,
+        value_now=_finite(alert.value_now) if alert.resolved_at is not None else None,
+        upward=alert.upward,
     )
 
 
@@ -61,6 +68,33 @@ class Holds(Protocol):
 
 _Kind = Literal["new", "repeat", "resolved"]
 _State = Literal["firing", "resolved"]
+GroupKey = tuple[str, tuple[tuple[str, str], ...]]
+"""A receiver and its route's ``group_by`` label values."""
+
+
+class GroupTiming(msgspec.Struct, kw_only=True):
+    """When a group (receiver and ``group_by`` values) last got a message and since when it has
+    had something to tell (``alerts.planner``: ``group_wait``/``group_interval``)."""
+
+    receiver: str
+    group: list[tuple[str, str]]
+    due_since: float | None = None
+    """First evaluation of the current wait at which a change of the group was due."""
+    last_sent: float | None = None
+    open: bool = False
+    """The last message of the group had a firing alert: later changes are updates, sent at
+    most once per ``group_interval``; else the next change starts a new incident, sent after
+    ``group_wait``."""
+
+
+@dataclass(slots=True)
+class _Item:
+    kind: _Kind | None
+    state: _State
+    target: Target
+    alert: Alert | None
+    info: AlertInfo | None
+    """An orphan's info (its alert is gone); ``None`` for an item built from its alert."""
 
 
 class Planner:
@@ -70,14 +104,20 @@ class Planner:
         self.receivers = receivers
         self.router = router
         self.sent: dict[tuple[str, str], SentRecord] = {}
+        self.groups: dict[GroupKey, GroupTiming] = {}
+        """Timing per group; only groups with an alert that is firing or due and not held back
+        (bounded by receivers x ``group_by`` values of the alerts held)."""
         self.holds: Holds | None = None
         """Console hook: a silenced alert is held like a muted one (reconciled when the silence
         ends); an acknowledged one gets no ``repeat``; firing messages carry the ack link."""
 
-    def plan(self, now: float, alerts: Iterable[Alert]) -> list[Notification]:
+    def plan(
+        self, now: float, alerts: Iterable[Alert], inhibited: Container[str] = ()
+    ) -> list[Notification]:
         """Notifications due now; updates ``sent`` as if they were delivered (the outbox makes
-        sure they will be)."""
-        batch = _Batch()
+        sure they will be). ``inhibited``: fingerprints an inhibit rule holds back now (held
+        like a silenced alert: nothing sent, nothing recorded)."""
+        items: dict[GroupKey, list[_Item]] = {}
         seen: set[tuple[str, str]] = set()
         for alert in alerts:
             if alert.state is AlertState.PENDING:
@@ -85,28 +125,99 @@ class Planner:
             for target in self.router.targets(alert.labels):
                 key = (target.receiver, alert.fingerprint)
                 seen.add(key)
-                kind = self._decide(now, target, alert)
-                if kind is None:
+                if alert.fingerprint in inhibited or self._holding(now, target, alert):
                     continue
-                info = alert_info(alert)
-                state: _State = "resolved" if kind == "resolved" else "firing"
+                kind = self._decide(now, target, alert)
+                state: _State = "firing" if alert.state is AlertState.FIRING else "resolved"
+                if kind is None and state == "resolved":
+                    continue
+                group = _group_key(target, dict(alert.labels))
+                item = _Item(kind=kind, state=state, target=target, alert=alert, info=None)
+                items.setdefault(group, []).append(item)
+        self._orphans(now, seen, items)
+        return self._flush(now, items)
+
+    def _holding(self, now: float, target: Target, alert: Alert) -> bool:
+        return (
+            self.router.muted(target, now)
+            or (self.holds is not None and self.holds.held(dict(alert.labels), now))
+            or target.receiver not in self.receivers
+        )
+
+    def _flush(self, now: float, items: dict[GroupKey, list[_Item]]) -> list[Notification]:
+        """One message per group that has a change due and whose wait is over."""
+        out = []
+        for group in [g for g in self.groups if g not in items]:
+            del self.groups[group]  # no alert of it left to tell (or all held back): forget it
+        for group, members in items.items():
+            if not any(m.kind is not None for m in members):
+                if group in self.groups:  # a change that was due went away unsent
+                    self.groups[group].due_since = None
+                continue  # firing alerts already told, nothing changed
+            timing = self.groups.get(group) or GroupTiming(receiver=group[0], group=list(group[1]))
+            self.groups[group] = timing
+            target = members[0].target
+            if timing.due_since is None:
+                timing.due_since = now
+            if timing.open and timing.last_sent is not None:
+                ready = now - timing.last_sent >= target.group_interval
+            else:
+                ready = now - timing.due_since >= target.group_wait
+            if not ready:
+                continue
+            out.append(self._message(now, group, members))
+            timing.last_sent = now
+            timing.due_since = None
+            timing.open = any(m.state == "firing" for m in members)
+            if not timing.open:
+                del self.groups[group]
+        return out
+
+    def _message(self, now: float, group: GroupKey, members: list[_Item]) -> Notification:
+        """The group's message: its due changes and (as context) its other firing alerts;
+        every alert in it is recorded as told."""
+        receiver = group[0]
+        infos = []
+        kinds = set()
+        for m in members:
+            info = alert_info(m.alert) if m.alert is not None else m.info
+            assert info is not None
+            key = (receiver, info.fingerprint)
+            if m.kind == "resolved" and m.alert is None:
+                self.sent.pop(key, None)  # an orphan: its alert is gone
+            else:
                 self.sent[key] = SentRecord(
-                    state=state, at=now, active_at=alert.active_at, alert=info
+                    state=m.state, at=now, active_at=info.active_at, alert=info
                 )
-                if self.holds is not None and state == "firing":  # console: the ack link
-                    info = self.holds.annotate(info, now)
-                batch.add(target, state, kind, info)
-        self._orphans(now, seen, batch)
-        return batch.build(now)
+            if self.holds is not None and m.state == "firing":  # console: the ack link
+                info = self.holds.annotate(info, now)
+            infos.append(info)
+            if m.kind is not None:
+                kinds.add(m.kind)
+        state: _State = "firing" if any(m.state == "firing" for m in members) else "resolved"
+        kind: _Kind = "resolved"
+        if "new" in kinds:
+            kind = "new"
+        elif "repeat" in kinds and "resolved" not in kinds:
+            kind = "repeat"
+        elif state == "firing":
+            kind = "new"  # an update: some resolved, others still firing
+        infos.sort(key=lambda a: (a.resolved_at is not None, a.fingerprint))
+        digest = hashlib.sha256(
+            "|".join([receiver, state, repr(now), *(a.fingerprint for a in infos)]).encode()
+        ).hexdigest()[:32]
+        return Notification(
+            key=digest,
+            receiver=receiver,
+            state=state,
+            kind=kind,
+            created=now,
+            group=dict(group[1]),
+            alerts=tuple(infos),
+        )
 
     def _decide(self, now: float, target: Target, alert: Alert) -> _Kind | None:
-        if self.router.muted(target, now) or (
-            self.holds is not None and self.holds.held(dict(alert.labels), now)
-        ):
-            return None
-        receiver = self.receivers.get(target.receiver)
-        if receiver is None:
-            return None
+        receiver = self.receivers[target.receiver]
         record = self.sent.get((target.receiver, alert.fingerprint))
         if alert.state is AlertState.FIRING:
             if record is None or record.state == "resolved" or record.active_at != alert.active_at:
@@ -131,16 +242,19 @@ class Planner:
             alert.fingerprint, alert.active_at
         )
 
-    def _orphans(self, now: float, seen: set[tuple[str, str]], batch: _Batch) -> None:
+    def _orphans(
+        self, now: float, seen: set[tuple[str, str]], items: dict[GroupKey, list[_Item]]
+    ) -> None:
         """Records whose alert is gone (retention passed while muted, rule removed, receiver no
-        longer routed): resolve what was firing, forget the rest."""
+        longer routed): resolve what was firing, forget the rest. Their resolved text is the
+        plain ``resolved_summary`` (the firing texts they hold would mislead)."""
         for key in [k for k in self.sent if k not in seen]:
             record = self.sent[key]
             receiver = self.receivers.get(key[0])
             if record.state != "firing" or receiver is None:
                 del self.sent[key]
                 continue
-            target = Target(key[0], ("alertname", "channel"), ())
+            target = Target(key[0], ("channel",), ())
             for routed in self.router.targets(tuple(sorted(record.alert.labels.items()))):
                 if routed.receiver == key[0]:
                     target = routed
@@ -148,45 +262,28 @@ class Planner:
                 continue
             if self._held(record.alert.labels, now):
                 continue
-            del self.sent[key]
-            if receiver.send_resolved:
-                info = msgspec.structs.replace(record.alert, resolved_at=now)
-                batch.add(target, "resolved", "resolved", info)
-
-
-_GroupKey = tuple[str, _State, tuple[tuple[str, str], ...]]
-
-
-class _Batch:
-    """Due alerts of one evaluation, grouped by receiver, state and ``group_by`` values."""
-
-    def __init__(self) -> None:
-        self.due: dict[_GroupKey, list[AlertInfo]] = {}
-        self.kinds: dict[_GroupKey, _Kind] = {}
-
-    def add(self, target: Target, state: _State, kind: _Kind, info: AlertInfo) -> None:
-        group = tuple((k, info.labels.get(k, "")) for k in target.group_by)
-        key = (target.receiver, state, group)
-        self.due.setdefault(key, []).append(info)
-        if self.kinds.get(key) != "new":
-            self.kinds[key] = kind
-
-    def build(self, now: float) -> list[Notification]:
-        out = []
-        for (receiver, state, group), infos in self.due.items():
-            infos.sort(key=lambda a: a.fingerprint)
-            digest = hashlib.sha256(
-                "|".join([receiver, state, repr(now), *(a.fingerprint for a in infos)]).encode()
-            ).hexdigest()[:32]
-            out.append(
-                Notification(
-                    key=digest,
-                    receiver=receiver,
-                    state=state,
-                    kind=self.kinds[(receiver, state, group)],
-                    created=now,
-                    group=dict(group),
-                    alerts=tuple(infos),
-                )
+            if not receiver.send_resolved:
+                del self.sent[key]
+                continue
+            info = msgspec.structs.replace(
+                record.alert, resolved_at=now, annotations=orphan_annotations(record.alert)
             )
-        return out
+            group = _group_key(target, info.labels)
+            item = _Item(kind="resolved", state="resolved", target=target, alert=None, info=info)
+            items.setdefault(group, []).append(item)
+
+
+def orphan_annotations(info: AlertInfo) -> dict[str, str]:
+    """A gone alert's annotations for its resolve message: its links, and a summary that
+    says only that it is over (its firing texts would read as if it still were)."""
+    labels = info.labels
+    out = {k: v for k, v in info.annotations.items() if k.endswith("_url") or k == "site"}
+    out["summary"] = (
+        f"{labels.get('channel', '')}: {labels.get('alertname', 'alert')} no longer active "
+        "(its rule was removed or its state expired)"
+    )
+    return out
+
+
+def _group_key(target: Target, labels: Mapping[str, str]) -> GroupKey:
+    return (target.receiver, tuple((k, labels.get(k, "")) for k in target.group_by))

@@ -20,6 +20,8 @@ class Target:
     receiver: str
     group_by: tuple[str, ...]
     mute: tuple[str, ...]
+    group_wait: float = 0.0
+    group_interval: float = 0.0
 
 
 def _matches(route: Route, labels: dict[str, str]) -> bool:
@@ -48,7 +50,16 @@ class Router:
         for route in self._routes:
             if not _matches(route, as_dict):
                 continue
-            found.setdefault(route.receiver, Target(route.receiver, route.group_by, route.mute))
+            found.setdefault(
+                route.receiver,
+                Target(
+                    route.receiver,
+                    route.group_by,
+                    route.mute,
+                    route.group_wait,
+                    route.group_interval,
+                ),
+            )
             if not route.continue_:
                 break
         result = tuple(found.values())

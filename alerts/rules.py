@@ -4,27 +4,66 @@ carries, how its annotations read. The state machine itself lives in ``alerts.st
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 
 from support_monitor.alerts.config import AlertRule, AlertSettings
 from support_monitor.alerts.links import keep_links
 from support_monitor.alerts.state import Alert, Labels, RuleState, Sample, Transition
-from support_monitor.alerts.template import render
+from support_monitor.alerts.template import duration, render
 from support_monitor.alerts.timefmt import rfc3339
 from support_monitor.detectors.signal import Signal
+
+FactSource = Callable[[str, Mapping[str, str], float], Mapping[str, str | float]]
+"""(channel, alert labels, now) -> template variables about the channel (``alerts.facts``)."""
+
+DASHBOARD_BEFORE = 1800.0
+"""``{dashboard_from}`` starts this long before the alert became active (the lead-up)."""
+DASHBOARD_AFTER = 300.0
+"""A resolved alert's ``{dashboard_to}`` ends this long after it resolved."""
+
+
+def clock_time(ts: float) -> str:
+    """``2026-03-02 09:00 UTC``: when an incident started or ended, for people."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _summary(signal: Signal | None) -> str:
+    return "" if signal is None else signal.summary
+
+
+def _ms(ts: float) -> str:
+    return str(int(ts * 1000))
 
 
 class CompiledRule:
     """One configured rule and the alerts it currently holds."""
 
-    def __init__(self, rule: AlertRule, settings: AlertSettings) -> None:
+    def __init__(
+        self, rule: AlertRule, settings: AlertSettings, facts: FactSource | None = None
+    ) -> None:
+        """``facts``: what the templates may say about the channel (``alerts.facts``); without
+        it those variables render as ``<no value>``."""
         self.rule = rule
         self.key = rule.key
         self._channels = frozenset(rule.channels) if rule.channels is not None else None
-        self._links = {
+        self._links: dict[str, str | float] = {
             "runbook_base_url": settings.runbook_base_url,
             "dashboard_base_url": settings.dashboard_base_url,
+            "site": settings.site_name,
         }
+        self._site = settings.site_name
+        self._facts = facts
+        self.upward: bool | None = None
+        """Whether a higher value is worse for the rule's detector (set by ``Alerting`` from
+        the detector suite; None: unknown). Copied to its alerts for the notifiers."""
+        self._now = math.nan
+        self._active_at: float | None = None
+        """``active_at`` of the alert being rendered (``_render``), for ``annotations``."""
+        """The time of the evaluation running now (what ``facts`` and durations are read at)."""
+        self._signals: dict[Labels, Signal] = {}
+        """The last signal rendered per alert label set (to render again when it fires, and
+        its sentence for the resolved texts); cleared past ``_LABEL_CACHE`` entries."""
         self.state = RuleState(rule.for_, rule.keep_firing_for, settings.resolved_retention)
         self._samples: dict[int, tuple[Signal, Sample]] = {}
         """The last evaluation's samples by signal identity: a signal the detector handed out
@@ -54,18 +93,80 @@ class CompiledRule:
         return True
 
     def annotations(self, signal: Signal, labels: Labels) -> dict[str, str]:
-        """The rule's annotations rendered for one signal (links kept only if absolute)."""
-        data: dict[str, str | float] = {
-            **dict(labels),
-            **self._links,
-            "value": signal.score,
-            "score": signal.score,
-            "threshold": signal.threshold,
-            "expected": signal.expected,
-            "signal_summary": signal.summary,
-            "detector": signal.detector,
-        }
-        return keep_links({key: render(text, data) for key, text in self.rule.annotations.items()})
+        """The rule's firing annotations rendered for one signal (links kept only if
+        absolute), for the alert ``_render`` is filling (its ``active_at``), else as if it
+        became active now."""
+        if self._signals.get(labels) is not signal:
+            if len(self._signals) >= _LABEL_CACHE:
+                self._signals.clear()
+            self._signals[labels] = signal
+        now = self._now
+        start = now if self._active_at is None else self._active_at
+        data = self._data(labels, signal.score, signal.threshold, signal.expected, now)
+        data.update(
+            signal_summary=signal.summary,
+            detector=signal.detector,
+            started=clock_time(start) if math.isfinite(start) else "n/a",
+            duration=duration(now - start),
+            duration_seconds=now - start,
+            dashboard_from=_ms(start - DASHBOARD_BEFORE) if math.isfinite(start) else "now-1h",
+            dashboard_to="now",
+        )
+        return self._finish(self.rule.annotations, data)
+
+    def _data(
+        self, labels: Labels, value: float, threshold: float, expected: float, now: float
+    ) -> dict[str, str | float]:
+        as_dict = dict(labels)
+        data: dict[str, str | float] = {}
+        if self._facts is not None and math.isfinite(now):
+            data.update(self._facts(as_dict.get("channel", ""), as_dict, now))
+        data.update(as_dict)
+        data.update(self._links)
+        data.update(
+            value=value,
+            score=value,
+            threshold=threshold,
+            expected=expected,
+            value_now=math.nan,
+            ended="",
+        )
+        return data
+
+    def _finish(
+        self, templates: Mapping[str, str], data: Mapping[str, str | float]
+    ) -> dict[str, str]:
+        out = keep_links({key: render(text, data) for key, text in templates.items()})
+        if self._site:
+            out.setdefault("site", self._site)
+        return out
+
+    def resolve(self, alert: Alert, now: float, current: Signal | None) -> None:
+        """Render the resolved annotations of an alert that just resolved: the rule's
+        ``resolved_annotations`` over its ``annotations``, with how long it lasted and the
+        value now (``current``: the detector's signal for these labels at this evaluation, if
+        any)."""
+        start = alert.active_at
+        end = alert.resolved_at if alert.resolved_at is not None else now
+        value_now = current.score if current is not None else math.nan
+        alert.value_now = value_now
+        data = self._data(alert.labels, alert.value, alert.threshold, alert.expected, now)
+        data.update(
+            signal_summary=_summary(current or self._signals.get(alert.labels)),
+            detector=self.rule.detector,
+            started=clock_time(start),
+            ended=clock_time(end),
+            duration=duration(end - start),
+            duration_seconds=end - start,
+            value_now=value_now,
+            dashboard_from=_ms(start - DASHBOARD_BEFORE),
+            dashboard_to=_ms(end + DASHBOARD_AFTER),
+        )
+        self._unrendered.pop(id(alert.annotations), None)
+        alert.annotations = self._finish(
+            {**self.rule.annotations, **self.rule.resolved_annotations}, data
+        )
+        self._signals.pop(alert.labels, None)
 
     def sample(self, signal: Signal) -> Sample:
         """The sample of one signal, annotations rendered."""
@@ -86,16 +187,37 @@ class CompiledRule:
         self._unrendered[id(annotations)] = (signal, annotations)
         return Sample(labels, signal.score, annotations, signal.threshold, signal.expected)
 
-    def _render(self, alert: Alert) -> None:
+    def _render(self, alert: Alert, *, again: bool = False) -> None:
+        """Fill the alert's annotations if they are not rendered yet; ``again``: render them
+        anew from its latest signal even if they are (when it starts firing, so the first page
+        reads the channel now, not at the time it became pending)."""
+        alert.upward = self.upward
         entry = self._unrendered.pop(id(alert.annotations), None)
         if entry is not None and entry[1] is alert.annotations:
-            entry[1].update(self.annotations(entry[0], alert.labels))
+            signal: Signal | None = entry[0]
+        elif again:
+            signal = self._signals.get(alert.labels)
+        else:
+            return
+        if signal is None:
+            return
+        self._active_at = alert.active_at
+        try:
+            fresh = self.annotations(signal, alert.labels)
+        finally:
+            self._active_at = None
+        alert.annotations.clear()
+        alert.annotations.update(fresh)
 
-    def eval(self, now: float, signals: Iterable[Signal]) -> list[Transition]:
+    def eval(
+        self, now: float, signals: Iterable[Signal], everything: Sequence[Signal] = ()
+    ) -> list[Transition]:
         """One evaluation over the tick's signals (only active ones matter). A signal handed out
         again unchanged reuses its sample; annotations are rendered only for the alerts whose
         state changes (and when alerts are read, ``alerts()``). With nothing active and no alert
-        held the state machine has nothing to do and is not run."""
+        held the state machine has nothing to do and is not run. ``everything``: all of the
+        tick's signals, active or not, where a resolved alert reads its value now."""
+        self._now = now
         samples = []
         last = self._samples
         seen: dict[int, tuple[Signal, Sample]] = {}
@@ -112,10 +234,20 @@ class CompiledRule:
             return []  # RuleState.eval would change nothing and return no transition
         transitions = self.state.eval(now, samples)
         for transition in transitions:
-            self._render(transition.alert)
+            if transition.state == "resolved":
+                self.resolve(transition.alert, now, self._current(transition.alert, everything))
+            else:
+                self._render(transition.alert, again=transition.state == "firing")
         if self._unrendered:
             self._forget(samples)
         return transitions
+
+    def _current(self, alert: Alert, signals: Sequence[Signal]) -> Signal | None:
+        """The detector's signal for the alert's labels among ``signals`` (on a resolve only)."""
+        for signal in signals:
+            if self.applies(signal) and self.labels_for(signal) == alert.labels:
+                return signal
+        return None
 
     def _forget(self, samples: list[Sample]) -> None:
         """Keep unrendered entries only for dicts a current sample or a held alert still uses
@@ -151,11 +283,16 @@ _LABEL_CACHE = 4096
 """Label sets kept per rule (one per channel and signal label set seen); cleared past it."""
 
 
-def transition_record(transition: Transition, now: float) -> dict[str, object]:
-    """The JSON-able record written by ``replay --alerts-out`` and logged."""
+def transition_record(
+    transition: Transition, now: float, *, inhibited: bool = False
+) -> dict[str, object]:
+    """The JSON-able record written by ``replay --alerts-out`` and logged. Added to the
+    original fields only when they apply: ``value_now`` (a resolved alert's value at the
+    evaluation that resolved it) and ``inhibited`` (true when an inhibit rule held the alert
+    back from the built-in receivers at that evaluation)."""
     alert = transition.alert
     value = alert.value if math.isfinite(alert.value) else None
-    return {
+    record: dict[str, object] = {
         "ts": now,
         "time": rfc3339(now),
         "alertname": alert.label("alertname"),
@@ -167,3 +304,8 @@ def transition_record(transition: Transition, now: float) -> dict[str, object]:
         "active_at": alert.active_at,
         "fingerprint": alert.fingerprint,
     }
+    if transition.state == "resolved":
+        record["value_now"] = alert.value_now if math.isfinite(alert.value_now) else None
+    if inhibited:
+        record["inhibited"] = True
+    return record

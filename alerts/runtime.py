@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -21,6 +21,8 @@ import structlog
 
 from support_monitor.alerts import persist
 from support_monitor.alerts.config import AlertSettings, NotifierSettings, SlackReceiver
+from support_monitor.alerts.facts import channel_facts
+from support_monitor.alerts.inhibit import Inhibitor
 from support_monitor.alerts.notify.alertmanager import AlertmanagerClient, am_alert, mark_sent
 from support_monitor.alerts.notify.delivery import (
     RESULTS,
@@ -38,7 +40,7 @@ from support_monitor.alerts.planner import Planner
 from support_monitor.alerts.routing import Router
 from support_monitor.alerts.rules import CompiledRule, transition_record
 from support_monitor.alerts.secrets import register_url, resolve, resolve_url
-from support_monitor.alerts.state import AlertState
+from support_monitor.alerts.state import AlertState, Transition
 from support_monitor.detectors.config import DetectorSettings
 from support_monitor.detectors.signal import Signal
 from support_monitor.detectors.suite import DetectorSuite
@@ -99,7 +101,9 @@ class Alerting:
         self.suite = DetectorSuite(
             detectors, engine.settings.channels, engine.settings.window_seconds
         )
-        self.rules = [CompiledRule(rule, alerts) for rule in alerts.rules]
+        self.rules = [CompiledRule(rule, alerts, self._facts) for rule in alerts.rules]
+        self._directions()
+        self.inhibitor = Inhibitor(alerts.inhibit_rules)
         known = set(detectors.names())
         for rule in alerts.rules:  # a default rule whose detector is disabled never fires
             if rule.detector not in known:
@@ -150,17 +154,31 @@ class Alerting:
         previous = {rule.rule.alert: rule for rule in self.rules}
         rules = []
         for rule in alerts.rules:
-            compiled = CompiledRule(rule, alerts)
+            compiled = CompiledRule(rule, alerts, self._facts)
             old = previous.get(rule.alert)
             if old is not None:
                 compiled.adopt(old)
             rules.append(compiled)
         self.rules = rules
+        self._directions()
+        self.inhibitor = Inhibitor(alerts.inhibit_rules)
         self._settings = alerts
         self._every = alerts.evaluation_interval
         self.help = {**HELP, **self.suite.help}
 
     # --- evaluation (sync, on every tick) ---------------------------------------------------
+
+    def _directions(self) -> None:
+        """Tell each rule whether a higher value is worse for its detector."""
+        upward = {d.name: d.upward for d in getattr(self.suite, "detectors", ())}
+        for rule in self.rules:
+            rule.upward = upward.get(rule.rule.detector)
+
+    def _facts(
+        self, channel: str, labels: Mapping[str, str], now: float
+    ) -> Mapping[str, str | float]:
+        """Template variables about a channel at ``now`` (``alerts.facts``)."""
+        return channel_facts(self._engine, now, channel, labels)
 
     def evaluate(self, now: float) -> None:
         if self._restoring:
@@ -186,34 +204,42 @@ class Alerting:
             signals = [s for s in signals if s.channel in owned]
             active = [s for s in active if s.channel in owned]
         self.last_signals = signals
-        self._apply(now, active)
+        self._apply(now, active, signals)
 
     def apply(self, now: float, signals: list[Signal]) -> None:
         """Rules over the given signals, then (live) plan notifications. Split out for tests."""
-        self._apply(now, [s for s in signals if s.active])
+        self._apply(now, [s for s in signals if s.active], signals)
 
-    def _apply(self, now: float, active: list[Signal]) -> None:
-        """``apply`` over the active signals only (rules ignore inactive ones)."""
+    def _apply(self, now: float, active: list[Signal], everything: Sequence[Signal]) -> None:
+        """``apply`` over the active signals (rules ignore inactive ones; ``everything`` is
+        where a resolving alert reads its value now)."""
+        transitions: list[Transition] = []
         for rule in self.rules:
-            for transition in rule.eval(now, active):
-                self._dirty = True
-                record = transition_record(transition, now)
-                log.info(
-                    "alert_transition",
-                    alertname=record["alertname"],
-                    state=record["state"],
-                    previous=record["previous"],
-                    labels=record["labels"],
-                    value=record["value"],
-                )
-                if self._on_transition is not None:
-                    self._on_transition(record)
+            transitions.extend(rule.eval(now, active, everything))
+        inhibited: Container[str] = ()
+        if transitions and self.inhibitor:
+            inhibited = self.inhibitor.inhibited(a for rule in self.rules for a in rule.held())
+        for transition in transitions:
+            self._dirty = True
+            record = transition_record(
+                transition, now, inhibited=transition.alert.fingerprint in inhibited
+            )
+            log.info(
+                "alert_transition",
+                alertname=record["alertname"],
+                state=record["state"],
+                previous=record["previous"],
+                labels=record["labels"],
+                value=record["value"],
+            )
+            if self._on_transition is not None:
+                self._on_transition(record)
         if self._live:
             self._plan(now)
 
     def _plan(self, now: float) -> None:
         alerts = [a for rule in self.rules for a in rule.alerts()]
-        new = self.planner.plan(now, alerts)
+        new = self.planner.plan(now, alerts, self.inhibitor.inhibited(alerts))
         if new:
             self._to_commit.extend(new)
             self._dirty = True
@@ -271,6 +297,7 @@ class Alerting:
             if restored.state is not None:
                 count, sent = persist.load(restored.state, self.rules)
                 self.planner.sent = sent
+                self.planner.groups = persist.load_groups(restored.state)
                 log.info(
                     "alert_state_restored",
                     alerts=count,
@@ -388,7 +415,7 @@ class Alerting:
         batch, self._to_commit = self._to_commit, []
         snapshot = None
         if self._dirty and self.outbox.path is not None:
-            snapshot = persist.dump(self.rules, self.planner.sent)
+            snapshot = persist.dump(self.rules, self.planner.sent, self.planner.groups)
         self._dirty = False
         for n in await self.outbox.commit(snapshot, batch):
             self._stats.notifications[(n.receiver, "dropped")] += 1

@@ -56,6 +56,10 @@ class Alert:
     am_ends_at: float | None = None
     """Wall clock: the ``endsAt`` of a resolved alert, fixed at its first post after resolving."""
     keep_firing_since: float | None = None
+    value_now: float = float("nan")
+    """Once resolved: the detector's value at the evaluation that resolved it (NaN: none)."""
+    upward: bool | None = None
+    """Whether a higher value is worse for its detector (None: unknown); set by its rule."""
     fingerprint: str = field(default="")
 
     def __post_init__(self) -> None:

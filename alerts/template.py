@@ -1,8 +1,10 @@
 """A tiny, safe annotation template language: ``{name}`` or ``{name:spec}``, ``{{``/``}}`` escapes.
 
-No attribute access, indexing or evaluation: a name is looked up in a flat mapping; a format
-spec (``.1f``, ``.0%``) applies only to numbers. Unknown names render as ``<no value>`` (like
-Prometheus' Go templates), so a rule for one detector can't crash on another's labels.
+``{name:dur}`` writes a number of seconds as a duration people read: ``45s``, ``6m 10s``,
+``1h 5m``, ``2d 3h`` (``unbounded`` for +Inf). No attribute access, indexing or evaluation: a
+name is looked up in a flat mapping; a format spec (``.1f``, ``.0%``) applies only to numbers.
+Unknown names render as ``<no value>`` (like Prometheus' Go templates), so a rule for one
+detector can't crash on another's labels.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from collections.abc import Mapping
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?::([0-9.,+\- %a-zA-Z]{1,12}))?\}|[{}]")
-_SPEC = re.compile(r"^[+\- ]?[0-9]*(?:[.,][0-9]+)?[eEfFgG%d]?$")
+_SPEC = re.compile(r"^(?:dur|[+\- ]?[0-9]*(?:[.,][0-9]+)?[eEfFgG%d]?)$")
 NO_VALUE = "<no value>"
 
 
@@ -27,9 +29,30 @@ def check_template(text: str) -> None:
             raise ValueError(f"bad format spec {spec!r} for {match.group(1)}")
 
 
+def duration(seconds: float) -> str:
+    """Seconds as people read them: ``45s``, ``6m 10s``, ``6m``, ``1h 5m``, ``2d 3h``; the two
+    largest units, rounded down; ``unbounded`` for +Inf, ``n/a`` for NaN."""
+    if math.isnan(seconds):
+        return "n/a"
+    if math.isinf(seconds):
+        return "unbounded" if seconds > 0 else "n/a"
+    total = max(0, int(seconds))
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count or (parts and len(parts) < 2):
+            parts.append(f"{count}{unit}")
+        if len(parts) == 2:
+            break
+    parts = [p for p in parts if not p.startswith("0")]
+    return " ".join(parts) or "0s"
+
+
 def _format(value: str | float, spec: str | None) -> str:
     if isinstance(value, str):
         return value
+    if spec == "dur":
+        return duration(value)
     if math.isnan(value):
         return "n/a"
     if spec:

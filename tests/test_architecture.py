@@ -150,6 +150,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "detectors.voice_config",
             "alerts.config",
             "alerts.links",
+            "alerts.matchers",
             "alerts.template",
             "alerts.urls",
             "alerts.timefmt",

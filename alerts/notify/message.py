@@ -20,6 +20,15 @@ class AlertInfo(msgspec.Struct, frozen=True, kw_only=True):
     active_at: float
     fired_at: float | None
     resolved_at: float | None
+    value_now: float | None = None
+    """A resolved alert's value at the evaluation that resolved it (None: unknown)."""
+    upward: bool | None = None
+    """Whether a higher value is worse for its detector (None: unknown)."""
+
+    @property
+    def status(self) -> Literal["firing", "resolved"]:
+        """``resolved`` once it has resolved, else ``firing``."""
+        return "firing" if self.resolved_at is None else "resolved"
 
 
 class Notification(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,6 +36,7 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
     """Idempotency key: receiver, fingerprints, state and evaluation time."""
     receiver: str
     state: Literal["firing", "resolved"]
+    """``firing`` while any alert in it fires, else ``resolved`` (each alert: ``status``)."""
     kind: Literal["new", "repeat", "resolved"]
     created: float
     group: dict[str, str]

@@ -28,6 +28,7 @@ from support_monitor.alerts.links import is_absolute
 from support_monitor.alerts.notify.delivery import Outcome
 from support_monitor.alerts.notify.http import post
 from support_monitor.alerts.notify.message import AlertInfo, Notification
+from support_monitor.alerts.template import duration
 from support_monitor.alerts.timefmt import rfc3339
 
 MAX_ALERTS = 10
@@ -110,29 +111,46 @@ def _buttons(alert: AlertInfo) -> dict[str, Any] | None:
     return {"type": "actions", "elements": elements} if elements else None
 
 
-def _alert_blocks(alert: AlertInfo, resolved: bool) -> list[dict[str, Any]]:
+def _alert_blocks(alert: AlertInfo, now: float) -> list[dict[str, Any]]:
+    """One alert: its summary and description, then fields. A firing alert shows its value
+    against the threshold and how long it has been going on (at ``now``, the message's time);
+    a resolved one how long it lasted and its value now."""
     labels = alert.labels
+    resolved = alert.status == "resolved"
     summary = escape(alert.annotations.get("summary") or labels.get("alertname", "alert"))
     description = escape(alert.annotations.get("description", ""))
+    start = alert.active_at
     fields = [
         f"*Severity*\n{escape(labels.get('severity', 'n/a'))}",
         f"*Channel*\n{escape(labels.get('channel', 'n/a'))}",
-        f"*Value*\n{_num(alert.value)} (threshold {_num(alert.threshold)})",
-        f"*Since*\n{_since(alert.fired_at or alert.active_at)}",
     ]
+    if resolved:
+        end = alert.resolved_at if alert.resolved_at is not None else now
+        fields.append(f"*Value now*\n{_num(alert.value_now)} (threshold {_num(alert.threshold)})")
+        fields.append(f"*Lasted*\n{duration(end - start)}")
+        fields.append(f"*Since*\n{_since(start)}")
+        fields.append(f"*Resolved*\n{_since(alert.resolved_at)}")
+    else:
+        fields.append(
+            f"*Value*\n{_num(alert.value)} (threshold {_num(alert.threshold)}{_held(alert)})"
+        )
+        fields.append(f"*Going on for*\n{duration(now - start)}")
+        fields.append(f"*Since*\n{_since(start)}")
     if alert.expected is not None and not math.isnan(alert.expected):
         fields.append(f"*Expected*\n{_num(alert.expected)}")
-    if resolved:
-        fields.append(f"*Resolved*\n{_since(alert.resolved_at)}")
     extra = {k: v for k, v in labels.items() if k not in ("alertname", "severity", "channel")}
     if extra:
         fields.append(
             "*Labels*\n" + ", ".join(f"{escape(k)}={escape(v)}" for k, v in sorted(extra.items()))
         )
+    mark = ":white_check_mark: " if resolved else ""
     blocks: list[dict[str, Any]] = [
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": cut(f"*{summary}*\n{description}".strip(), 3000)},
+            "text": {
+                "type": "mrkdwn",
+                "text": cut(f"{mark}*{summary}*\n{description}".strip(), TEXT_LIMIT),
+            },
             "fields": [{"type": "mrkdwn", "text": cut(f, FIELD_LIMIT)} for f in fields[:10]],
         }
     ]
@@ -142,22 +160,56 @@ def _alert_blocks(alert: AlertInfo, resolved: bool) -> list[dict[str, Any]]:
     return blocks
 
 
+def _held(alert: AlertInfo) -> str:
+    """For a firing alert whose value is back on the quiet side of its threshold (a detector
+    with hysteresis, or active for another reason such as a sustained rise): say so, so the page
+    does not read as a value past a threshold it is not past."""
+    value, threshold, upward = alert.value, alert.threshold, alert.upward
+    if value is None or threshold is None or upward is None:
+        return ""
+    if (value >= threshold) if upward else (value <= threshold):
+        return ""
+    side = "below" if upward else "above"
+    return f"; {side} it now, still active until the detector sees recovery"
+
+
+_RANK = {"critical": 3, "warning": 2, "info": 1}
+
+
 def _names(n: Notification) -> tuple[str, str, str]:
-    """Alert name, severity and the channels of the message (raw values)."""
-    first = n.alerts[0].labels
+    """Alert names (of the firing alerts, or all when none fires, in order of appearance),
+    the highest severity among them and the channels of the message (raw values)."""
+    firing = [a for a in n.alerts if a.status == "firing"] or list(n.alerts)
+    names = ", ".join(dict.fromkeys(a.labels.get("alertname", "alert") for a in firing))
+    severities = [a.labels.get("severity", "") for a in firing]
+    severity = max(severities, key=lambda s: _RANK.get(s, 0), default="")
     channels = sorted({a.labels.get("channel", "") for a in n.alerts} - {""})
-    return first.get("alertname", "alert"), first.get("severity", ""), ", ".join(channels)
+    return names, severity, ", ".join(channels)
+
+
+def _site(n: Notification) -> str:
+    """The ``site`` annotation the message's alerts share (``alerts.site_name``), else ""."""
+    sites = {a.annotations.get("site", "") for a in n.alerts}
+    return sites.pop() if len(sites) == 1 else ""
+
+
+def _resolved_count(n: Notification) -> int:
+    return sum(a.status == "resolved" for a in n.alerts)
 
 
 def slack_text(n: Notification) -> str:
     """The message's ``text`` (mrkdwn): notification fallback, and the whole message when Slack
-    refuses the blocks. State, alert name, channels, then per alert (at most ``MAX_ALERTS``) its
-    summary and its runbook and dashboard links."""
+    refuses the blocks. State, alert names, channels and site, then per alert (at most
+    ``MAX_ALERTS``) its state when it differs from the message's, its summary and its runbook
+    and dashboard links."""
     name, _, where = _names(n)
     state = "RESOLVED" if n.state == "resolved" else "FIRING"
-    lines = [escape(f"[{state}] {name} ({where})")]
+    site = _site(n)
+    lines = [escape(f"[{state}] {name} ({where})" + (f" · {site}" if site else ""))]
     for alert in n.alerts[:MAX_ALERTS]:
         summary = alert.annotations.get("summary", "")
+        if summary and alert.status != n.state:
+            summary = f"[{alert.status.upper()}] {summary}"
         links = [
             link(alert.annotations[key], label)
             for key, label in _LINKS
@@ -173,22 +225,28 @@ def slack_text(n: Notification) -> str:
 
 
 def slack_payload(n: Notification) -> dict[str, Any]:
-    """Block Kit message for one notification."""
-    resolved = n.state == "resolved"
+    """Block Kit message for one notification: a header (state, alert names, severity,
+    channels, site), then each alert (firing ones first) and a context line."""
     name, severity, where = _names(n)
-    if resolved:
-        title = f":white_check_mark: RESOLVED: {escape(name)} ({escape(where)})"
+    site = _site(n)
+    at = f" · {escape(site)}" if site else ""
+    if n.state == "resolved":
+        title = f":white_check_mark: RESOLVED: {escape(name)} ({escape(where)}){at}"
     else:
-        repeat = " (still firing)" if n.kind == "repeat" else ""
+        resolved = _resolved_count(n)
+        if resolved:
+            note = f" (update: {resolved} resolved)"
+        else:
+            note = " (still firing)" if n.kind == "repeat" else ""
         icon = _ICON.get(severity, "")
-        title = f"{icon} FIRING: {escape(name)} [{escape(severity)}] ({escape(where)}){repeat}"
+        title = f"{icon} FIRING: {escape(name)} [{escape(severity)}] ({escape(where)}){at}{note}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": cut(title.strip(), 150)}}
     ]
     for alert in n.alerts[:MAX_ALERTS]:
-        blocks.extend(_alert_blocks(alert, resolved))
+        blocks.extend(_alert_blocks(alert, n.created))
     more = len(n.alerts) - MAX_ALERTS
-    context = f"support-monitor · {len(n.alerts)} alert(s)"
+    context = f"support-monitor{at} · {len(n.alerts)} alert(s)"
     if more > 0:
         context += f" · {more} more not shown"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})

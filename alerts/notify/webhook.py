@@ -17,6 +17,8 @@ Where our notification differs from an Alertmanager group, the values are:
   ``<route key>:<label set>`` with the receiver standing for the route; stable for a receiver
   and group;
 - ``groupLabels``: the route's ``group_by`` labels the alerts have (empty values left out);
+- ``status``: ``firing`` while any alert of the notification fires, else ``resolved``; each
+  alert has its own ``status`` (a group update carries firing and resolved alerts together);
 - ``startsAt``: when the alert fired (``fired_at``); ``endsAt``: ``resolved_at`` once resolved,
   else Go's zero time ``0001-01-01T00:00:00Z`` (what Alertmanager sends for a firing alert);
 - ``fingerprint``: Alertmanager's own (``am_fingerprint``), so it matches what Alertmanager
@@ -105,7 +107,7 @@ def webhook_payload(
     return {
         "receiver": quote_meta(n.receiver),
         "status": n.state,
-        "alerts": [_alert(a, n.state, generator) for a in n.alerts],
+        "alerts": [_alert(a, a.status, generator) for a in n.alerts],
         "groupLabels": group,
         "commonLabels": _common([a.labels for a in n.alerts]),
         "commonAnnotations": _common([a.annotations for a in n.alerts]),

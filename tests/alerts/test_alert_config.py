@@ -279,3 +279,28 @@ def test_rule_match_selects_signals_by_label():
     assert not page.applies(sig("sla_burn", severity="ticket"))
     # the rule's severity overrides the signal's hint in the alert labels
     assert dict(page.sample(sig("sla_burn", severity="page")).labels)["severity"] == "critical"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.0, "0s"),
+        (45.9, "45s"),
+        (360.0, "6m"),
+        (370.0, "6m 10s"),
+        (3600.0, "1h"),
+        (3900.0, "1h 5m"),
+        (3905.0, "1h 5m"),  # the two largest units, rounded down
+        (2 * 86400 + 3 * 3600 + 59, "2d 3h"),
+        (math.inf, "unbounded"),
+        (math.nan, "n/a"),
+    ],
+)
+def test_dur_spec_writes_seconds_as_people_read_them(seconds: float, text: str) -> None:
+    assert render("{x:dur}", {"x": seconds}) == text
+
+
+def test_dur_is_the_one_word_spec() -> None:
+    check_template("{x:dur} {y:.1%}")
+    with pytest.raises(ValueError, match="bad format spec 'days' for x"):
+        check_template("{x:days}")

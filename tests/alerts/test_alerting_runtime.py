@@ -53,7 +53,7 @@ def make(
 ) -> tuple[Alerting, Scripted, DaemonStats]:
     config = {
         "receivers": {"slack": {"type": "slack", "webhook_url": url, "repeat_interval": "1h"}},
-        "routes": [{"receiver": "slack"}],
+        "routes": [{"receiver": "slack", "group_wait": "0s", "group_interval": "0s"}],
         "state_dir": str(state_dir) if state_dir else None,
         "retry_for": "3650d",  # T0 is in the past of the wall clock the deliverer checks
         **notifiers,
@@ -266,7 +266,7 @@ async def test_mute_window_holds_then_sends_when_it_ends():
     async with SlackLike() as server:
         alerting, source, _ = make(
             server.url,
-            routes=[{"receiver": "slack", "mute": ["all_monday_9"]}],
+            routes=[{"receiver": "slack", "mute": ["all_monday_9"], "group_wait": "0s"}],
             mute_windows={"all_monday_9": [{"start": "09:00", "end": "09:10"}]},
         )
         async with delivering(alerting):
@@ -284,7 +284,7 @@ async def test_resolved_during_mute_without_page_sends_nothing():
     async with SlackLike() as server:
         alerting, source, _ = make(
             server.url,
-            routes=[{"receiver": "slack", "mute": ["m"]}],
+            routes=[{"receiver": "slack", "mute": ["m"], "group_wait": "0s"}],
             mute_windows={"m": [{"start": "09:00", "end": "09:10"}]},
         )
         async with delivering(alerting):
@@ -403,7 +403,9 @@ async def test_alertmanager_post_to_every_url():
 @pytest.mark.parametrize("group_by", [["alertname"], ["alertname", "channel"]])
 async def test_group_by_batches_alerts_of_one_evaluation(group_by):
     async with SlackLike() as server:
-        alerting, source, _ = make(server.url, routes=[{"receiver": "slack", "group_by": group_by}])
+        alerting, source, _ = make(
+            server.url, routes=[{"receiver": "slack", "group_by": group_by, "group_wait": "0s"}]
+        )
         async with delivering(alerting):
             source.signals = [sig(channel="voice"), sig(channel="chat")]
             alerting.evaluate(T0)

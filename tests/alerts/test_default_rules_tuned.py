@@ -3,15 +3,23 @@ detectors and the default rule, with the firing and resolve times computed by ha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from support_monitor.alerts.config import AlertSettings, default_rules
+from support_monitor.alerts.facts import channel_facts
 from support_monitor.alerts.rules import CompiledRule
-from tests.detectors.detector_streams import Feed, Script
+from tests.detectors.detector_streams import T0, Feed, Script
 
 
-def _rule(name: str) -> CompiledRule:
+def _rule(name: str, feed: Feed) -> CompiledRule:
+    """The default rule, reading its channel facts from the feed's engine (as the daemon)."""
     settings = AlertSettings()
     rule = next(r for r in default_rules() if r.alert == name)
-    return CompiledRule(rule, settings)
+
+    def facts(channel: str, labels: Mapping[str, str], now: float) -> Mapping[str, str | float]:
+        return channel_facts(feed.engine, now, channel, labels)
+
+    return CompiledRule(rule, settings, facts)
 
 
 def _run(
@@ -21,9 +29,10 @@ def _run(
     out: list[tuple[int, str, dict[str, str], float]] = []
     for second in range(start, until + 1):
         script.feed(feed, second)
+        signals = feed.tick(second)
         out.extend(
             (second, t.state, dict(t.alert.annotations), t.alert.value)
-            for t in rule.eval(float(second), feed.tick(second))
+            for t in rule.eval(T0 + second, signals, signals)
         )
     return out
 
@@ -33,22 +42,37 @@ def test_longest_wait_pages_chat_after_4t_for_two_minutes_not_at_120s() -> None:
     # One chat queued at 0, answered at 400: the oldest wait is > 240 from t = 241, the rule's
     # for: 2m makes it fire at 361; answered at 400, inactive; keep_firing_for 1m: resolved 460.
     feed = Feed()
-    rule = _rule("LongestWaitHigh")
+    rule = _rule("LongestWaitHigh", feed)
     script = Script()
     script.contact("c1", 0, 400, channel="chat", queue="sales")
     events = _run(feed, rule, script, 500)
     states = [(t, s) for t, s, _, _ in events]
     assert states == [(241, "pending"), (361, "firing"), (460, "resolved")]
     firing = next(a for t, s, a, _ in events if s == "firing")
-    assert firing["summary"] == "chat: a customer has waited 361s"
-    assert "(threshold 240s)" in firing["description"]
+    # T0 is 00:00 UTC; active at 241 s (00:04), firing at 361 s: the chat waits 361 s = 6m 1s
+    # in queue sales; chat T = 60 s, threshold 240 s = 4m; no chat answered yet: SL n/a.
+    assert firing["summary"] == "chat: a customer has waited 6m 1s, answer target 1m"
+    assert firing["description"] == (
+        "The oldest waiting contact on chat has waited 6m 1s (pages above 4m; answer target "
+        "1m). Queues: 1 waiting now, the longest for 6m 1s in queue sales (1 waiting there). "
+        "Service level n/a over the last 5m (target 80%). Going on since 2026-03-02 00:04 UTC."
+    )
+    # resolved at 460 (00:07), 460 - 241 = 219 s after it became active; nobody waits now
+    resolved = next(a for t, s, a, _ in events if s == "resolved")
+    assert resolved["summary"] == (
+        "chat: waits back under control, oldest wait now 0s; lasted 3m 39s"
+    )
+    assert resolved["description"] == (
+        "Resolved after 3m 39s (from 2026-03-02 00:04 UTC to 2026-03-02 00:07 UTC). Oldest "
+        "wait now 0s (answer target 1m); queues: nobody is waiting now."
+    )
 
 
 def test_longest_wait_on_voice_uses_the_120s_floor() -> None:
     # voice T = 20 s: 4 x 20 = 80 s is below the floor, so 120 s; recover 3/4 of it: 90 s.
     # Queued at 0: pending at 121, firing at 241; answered at 300: resolved at 360.
     feed = Feed()
-    rule = _rule("LongestWaitHigh")
+    rule = _rule("LongestWaitHigh", feed)
     script = Script()
     script.contact("v1", 0, 300)
     events = _run(feed, rule, script, 400)
@@ -67,7 +91,7 @@ def test_abandon_rate_needs_evidence_then_fires() -> None:
     # at 205, 30 of 90: centre 0.34932, half 0.14688, lower 0.20244 > 0.2: pending at 205,
     # firing after the rule's for: 10m at 805.
     feed = Feed()
-    rule = _rule("AbandonRateHigh")
+    rule = _rule("AbandonRateHigh", feed)
     script = Script()
     for i in range(16):
         script.contact(f"a{i}", i, 2)
@@ -92,15 +116,22 @@ def test_csat_low_fires_on_evidence_after_five_minutes() -> None:
     # signal clears at the tick its ratio passes 0.82 (k / (k + 10) > 0.82: k = 46, at 445),
     # and keep_firing_for 30m resolves the alert at 445 + 1800 = 2245.
     feed = Feed()
-    rule = _rule("CsatLow")
+    rule = _rule("CsatLow", feed)
     script = Script()
     for i in range(10):
         script.add(1 + i, "ticket.rated", "email", rating=1)
     events = _run(feed, rule, script, 320)
     assert [(t, s) for t, s, _, _ in events] == [(10, "pending"), (310, "firing")]
     firing = events[-1][2]
-    assert firing["summary"] == "email: customer satisfaction down to 0%"
+    assert firing["summary"] == "email: customer satisfaction 0% over 1h (floor 80%)"
     for i in range(60):
         script.add(400 + i, "ticket.rated", "email", rating=5)
     later = _run(feed, rule, script, 2300, start=400)
     assert [(t, s) for t, s, _, _ in later] == [(2245, "resolved")]
+    # value now: 60 of 70 ratings satisfied = 85.7% (86% rounded); lasted 2245 - 10 = 2235 s
+    resolved = later[0][2]
+    assert resolved["summary"] == "email: customer satisfaction back to 86% over 1h; lasted 37m 15s"
+    assert resolved["description"] == (
+        "Resolved after 37m 15s (from 2026-03-02 00:00 UTC to 2026-03-02 00:37 UTC). 85.7% of "
+        "the ratings over the last 1h are satisfied now (floor 80%)."
+    )

@@ -191,7 +191,10 @@ async def test_runtime_keeps_delivering_after_an_unusable_receiver(tmp_path):
                 "slack": {"type": "slack", "webhook_url": server.url},
                 "bad": {"type": "slack", "webhook_url_file": str(secret_file)},
             },
-            routes=[{"receiver": "slack", "continue": True}, {"receiver": "bad"}],
+            routes=[
+                {"receiver": "slack", "continue": True, "group_wait": "0s"},
+                {"receiver": "bad", "group_wait": "0s"},
+            ],
         )
         with capture_logs() as logs:
             async with delivering(alerting):

@@ -144,7 +144,9 @@ def test_block_kit_payload_firing_and_resolved():
     assert "*Severity*\ncritical" in fields
     assert "*Channel*\nvoice" in fields
     assert "*Value*\n95 (threshold 60)" in fields
-    assert any(f.startswith("*Since*\n<!date^1030^") for f in fields)
+    # active since 1000, message created at 1 000 000: 999 000 s = 11 days 13.5 hours
+    assert "*Going on for*\n11d 13h" in fields
+    assert any(f.startswith("*Since*\n<!date^1000^") for f in fields)
     buttons = blocks[2]["elements"]
     assert [b["text"]["text"] for b in buttons] == ["Runbook", "Dashboard"]
     assert buttons[0]["url"] == "https://runbooks.example/r#longwait"
@@ -195,3 +197,28 @@ def test_secrets_from_file_and_env(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="webhook_url_file: cannot read"):
         resolve(missing, "webhook_url")
     assert "env.example" not in repr(by_env)
+
+
+@pytest.mark.parametrize(
+    ("value", "upward", "shown"),
+    [
+        (
+            0.17,
+            True,
+            "0.17 (threshold 0.2; below it now, still active until the detector sees recovery)",
+        ),
+        (0.25, True, "0.25 (threshold 0.2)"),
+        (
+            0.25,
+            False,
+            "0.25 (threshold 0.2; above it now, still active until the detector sees recovery)",
+        ),
+        (0.17, None, "0.17 (threshold 0.2)"),  # direction unknown: nothing claimed
+    ],
+)
+def test_a_firing_value_on_the_quiet_side_of_its_threshold_says_so(
+    value: float, upward: bool | None, shown: str
+) -> None:
+    payload = slack_payload(notification(alerts=(info(value=value, threshold=0.2, upward=upward),)))
+    fields = [f["text"] for f in payload["blocks"][1]["fields"]]
+    assert f"*Value*\n{shown}" in fields

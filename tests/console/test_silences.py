@@ -166,7 +166,7 @@ def _planner(store: ConsoleStore, signer: AckSigner | None = None) -> Planner:
         receivers={
             "hook": {"type": "webhook", "url": "http://127.0.0.1:9/x", "repeat_interval": 60}
         },
-        routes=[{"receiver": "hook"}],
+        routes=[{"receiver": "hook", "group_wait": 0, "group_interval": 0}],  # at once
     )
     planner = Planner(settings.receivers, Router(settings))
     planner.holds = PlannerHolds(store, signer)

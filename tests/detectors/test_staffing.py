@@ -111,8 +111,10 @@ def test_understaffing_message_states_the_numbers() -> None:
         "expected": signal.expected,
         "signal_summary": signal.summary,
     }
-    assert render(rule.annotations["summary"], data) == "voice: needs 11 agents, 6 on the queue"
-    assert "voice needs 11 agents, 6 on the queue" in render(rule.annotations["description"], data)
+    assert render(rule.annotations["summary"], data) == "voice: 6 agents on the queue, 11 needed"
+    description = render(rule.annotations["description"], data)
+    assert description.startswith("Erlang C says voice needs 11 agents to reach its service-level")
+    assert "; 6 are available, busy or in after-call work." in description
 
 
 def test_estimated_wait_above_five_times_t_fires_on_overload_and_on_a_long_wait() -> None:

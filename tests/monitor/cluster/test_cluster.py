@@ -206,7 +206,12 @@ def test_three_replicas_sigkill_and_join(
                             "hook": {"type": "webhook", "url": hook.url, "repeat_interval": "1h"}
                         },
                         "routes": [
-                            {"receiver": "hook", "group_by": ["alertname", "channel", "queue"]}
+                            {
+                                "receiver": "hook",
+                                "group_by": ["alertname", "channel", "queue"],
+                                "group_wait": 0,
+                                "group_interval": 0,
+                            }
                         ],
                     },
                 }

@@ -97,7 +97,14 @@ def _settings(bootstrap: str, hook_url: str, channels: dict[str, Any] | None = N
                 "receivers": {
                     "hook": {"type": "webhook", "url": hook_url, "repeat_interval": "1h"}
                 },
-                "routes": [{"receiver": "hook", "group_by": ["alertname", "channel", "queue"]}],
+                "routes": [
+                    {
+                        "receiver": "hook",
+                        "group_by": ["alertname", "channel", "queue"],
+                        "group_wait": 0,
+                        "group_interval": 0,
+                    }
+                ],
             },
         }
     )
