@@ -29,6 +29,12 @@ SURGE_MIN_RATE_PER_HOUR = 12.0
 empty hour is no backlog, and the CUSUM falls back within an hour without arrivals."""
 
 
+SURGE_MARGIN = 1.0
+"""The arrival CUSUM's usual rate errs high by one standard error of its estimate: tuned for
+1.4x, it drifts up on healthy traffic once the usual rate is underestimated by more than
+1 - ln(1.4) / 0.4 = 16% (a 4x complaint CUSUM only past 1 - ln(4) / 3 = 54%)."""
+
+
 def slope(points: deque[tuple[float, float]]) -> float:
     """Least-squares slope of (t, y) points; 0 with fewer than two distinct times."""
     return _slope([t for t, _ in points], [y for _, y in points])
@@ -151,6 +157,7 @@ class BacklogGrowthDetector(WorstExport):
             relearn_hours=2,
             release=threshold / 2,
             min_rate_per_hour=SURGE_MIN_RATE_PER_HOUR,
+            margin=SURGE_MARGIN,
         )
 
     @staticmethod

@@ -8,17 +8,28 @@ over half an hour never fills one 5-minute window enough. This CUSUM accumulates
 (the log-likelihood ratio of "the rate is r x usual" against "usual"), active while
 S >= threshold and capped at threshold + ln(r), so it stops soon after the spike does.
 
-``rate`` comes from an hourly baseline that learns slowly on purpose (and errs high: a slot's
-mean plus one standard error): one sample per complete
-hour (its complaint count) into its hour-of-week slot (EWMA weight 0.5, so the same hour last
-week counts most), an hour-of-day slot (weight 0.3, the fallback for an hour-of-week slot not
-seen yet) and, for an hour of the day not seen yet either, the larger of an all-hours mean
-(weight 0.05; before 3 samples blended with the prior) and a recent-hours mean (weight 0.5), so
-the first morning is not judged against the night. An hour
-in which the CUSUM was active is not learned by the slots, so a spike, also in the first week,
-is never taken for the usual level, unless ``relearn_hours`` hours in a row were: then the level
-has shifted for good and those hours are learned together. The state is two fixed-size tables
-per channel (168 + 24 slots) and at most ``relearn_hours`` held-back hour counts.
+``rate`` comes from an hourly baseline that learns slowly on purpose: one sample per complete
+hour (its count) into its hour-of-week slot (EWMA weight 0.5, so the same hour last week counts
+most), an hour-of-day slot (weight 0.3), an all-hours mean (weight 0.05) and a recent-hours mean
+(weight 0.5). The usual rate of an hour is a seasonal product with the hour-of-week slot blended
+in:
+
+    factor(day) = (k + sum of the day's hour-of-week means) / (k + sum of the same hours'
+                  hour-of-day means)                 (hours where both are learned; k = 10)
+    rate        = (n_w x week + n_d x day x factor(day)) / (n_w + n_d) + margin x sqrt(rate / n)
+
+with n_w, n_d the slots' effective sample counts (at most 3 and 5) and n = n_w + n_d. The
+hour-of-day mean gives the shape of the day from every day's samples, the factor scales it to
+this day of the week from all of that day's hours (a Monday's hour of the day still remembers
+the weekend; the factor pools about 24 hours of counts instead of the one sample the
+hour-of-week slot has after a week), and ``margin`` standard errors make it err high where the
+tuned ratio is close to 1. An hour of the day not learned yet is judged against the largest of
+the all-hours mean, the recent-hours mean and the prior, so the first morning is judged neither
+against the night nor below the prior. An hour in which the CUSUM was active is not learned by
+the slots, so a spike, also in the first week, is never taken for the usual level, unless
+``relearn_hours`` hours in a row were: then the level has shifted for good and those hours are
+learned together. The state is two fixed-size tables per channel (168 + 24 slots) and at most
+``relearn_hours`` held-back hour counts.
 """
 
 from __future__ import annotations
@@ -29,7 +40,11 @@ from typing import Any
 
 HOUR = 3600.0
 WEEK_WEIGHT, DAY_WEIGHT, GLOBAL_WEIGHT, RECENT_WEIGHT = 0.5, 0.3, 0.05, 0.5
-GLOBAL_WARMUP = 3
+FACTOR_HOURS = 3
+"""The factor of a slot pools the hour-of-week slots this many hours either side of it."""
+FACTOR_PSEUDO_COUNT = 10.0
+"""k of the day factor: both sums start at k, so a day with few counts learned so far keeps a
+factor near 1 (a Gamma prior with mean 1 and shape k on the factor, in counts)."""
 MIN_RATE_PER_HOUR = 1.0
 """The usual rate is never taken below ``min_rate_per_hour`` (default this): an hour learned as
 empty would otherwise make any single event infinitely unlikely."""
@@ -48,12 +63,14 @@ class RateCusum:
 
     __slots__ = (
         "active",
+        "cached",
         "day",
         "flagged",
         "hour",
         "hour_start",
         "last",
         "log_ratio",
+        "margin",
         "min_rate",
         "prior",
         "ratio",
@@ -77,13 +94,18 @@ class RateCusum:
         *,
         release: float | None = None,
         min_rate_per_hour: float = MIN_RATE_PER_HOUR,
+        margin: float = 0.0,
     ) -> None:
         self.ratio = ratio
         self.log_ratio = math.log(ratio)
         self.threshold = threshold
         self.release = threshold if release is None else release
-        self.min_rate = min_rate_per_hour
         """Hysteresis: once active, active until the statistic falls below this."""
+        self.min_rate = min_rate_per_hour
+        self.margin = margin
+        """Standard errors added to a learned usual rate (errs high)."""
+        self.cached: tuple[int, float] = (-1, 0.0)
+        """The last slot asked for and its usual rate; reset whenever something is learned."""
         self.active = False
         self.prior = prior_per_hour
         self.relearn_hours = relearn_hours
@@ -108,23 +130,49 @@ class RateCusum:
         return self.prior > 0 or slot in self.week or slot % 24 in self.day
 
     def per_hour(self, slot: int) -> float:
-        """The usual complaints per hour in an hour-of-week slot: the larger of its hour-of-week
-        and hour-of-day means (a Monday's hour of the day still remembers the weekend, a
-        Saturday's the weekdays), plus one standard error sqrt(mean / n) (n: the slots'
-        effective sample counts), so an hour learned once from a quiet count does not make the
-        usual rate look low."""
+        """The usual complaints per hour in an hour-of-week slot (module docstring), at least
+        ``min_rate_per_hour``; computed once per slot and learned hour."""
+        cached_slot, value = self.cached
+        if cached_slot != slot:
+            value = max(self._estimate(slot), self.min_rate)
+            self.cached = (slot, value)
+        return value
+
+    def _estimate(self, slot: int) -> float:
         week = self.week.get(slot)
         day = self.day.get(slot % 24)
-        if week is not None or day is not None:
-            means = [c[0] for c in (week, day) if c is not None]
-            n = min(week[1], WEEK_SAMPLES) if week is not None else 0.0
-            n += min(day[1], DAY_SAMPLES) if day is not None else 0.0
-            mean = max(means)
-            return max(mean + math.sqrt(mean / n), self.min_rate)
-        mean, n = self.total
-        if n < GLOBAL_WARMUP:
-            mean = (n * mean + (GLOBAL_WARMUP - n) * self.prior) / GLOBAL_WARMUP
-        return max(mean, self.recent[0], self.min_rate)
+        if week is None and day is None:
+            return max(self.total[0], self.recent[0], self.prior)
+        if day is None:  # not reached: a learned hour teaches both slots
+            return week[0] if week is not None else self.prior
+        n_day = min(day[1], DAY_SAMPLES)
+        seasonal = day[0] * self.day_factor(slot)
+        if week is None:
+            return seasonal + self.margin * math.sqrt(seasonal / n_day)
+        n_week = min(week[1], WEEK_SAMPLES)
+        mean = (n_week * week[0] + n_day * seasonal) / (n_week + n_day)
+        var_week, var_seasonal = mean / n_week, mean / n_day
+        gap = week[0] - seasonal
+        bias = max(0.0, gap * gap - var_week - var_seasonal)
+        spread = bias + var_seasonal + var_week
+        if spread <= 0:  # both means are 0
+            return 0.0
+        weight = (bias + var_seasonal) / spread
+        return seasonal + weight * gap + self.margin * math.sqrt(weight * var_week)
+
+    def day_factor(self, slot: int) -> float:
+        """How this part of the week compares with the hour-of-day means: (k + the sum of the
+        hour-of-week means of the slots within ``FACTOR_HOURS`` of ``slot``) / (k + the sum of
+        the hour-of-day means of the same hours), over the slots where both are learned
+        (k = ``FACTOR_PSEUDO_COUNT``)."""
+        week_sum = day_sum = FACTOR_PSEUDO_COUNT
+        for near in range(slot - FACTOR_HOURS, slot + FACTOR_HOURS + 1):
+            week = self.week.get(near % 168)
+            day = self.day.get(near % 24)
+            if week is not None and day is not None:
+                week_sum += week[0]
+                day_sum += day[0]
+        return week_sum / day_sum
 
     def step(self, now: float, cumulative: float, slot_of: Callable[[float], int]) -> bool:
         """Advance to ``now`` with the channel's cumulative count; whether active.
@@ -164,6 +212,7 @@ class RateCusum:
         self.last = until
 
     def _learn(self, slot: int, count: float) -> None:
+        self.cached = (-1, 0.0)
         _ewma(self.week.setdefault(slot, [0.0, 0.0]), count, WEEK_WEIGHT)
         _ewma(self.day.setdefault(slot % 24, [0.0, 0.0]), count, DAY_WEIGHT)
         _ewma(self.total, count, GLOBAL_WEIGHT)
@@ -216,3 +265,4 @@ class RateCusum:
         self.day = {int(k): [float(m), float(n)] for k, m, n in day}
         self.total = [float(total[0]), float(total[1])]
         self.recent = [float(recent[0]), float(recent[1])]
+        self.cached = (-1, 0.0)

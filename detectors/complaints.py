@@ -37,6 +37,10 @@ from support_monitor.detectors.readings import Groups, Readings, WorstExport, fm
 from support_monitor.detectors.signal import Signal
 
 _SAMPLES_PER_WINDOW = 120
+CUSUM_MARGIN = 0.5
+"""Both complaint CUSUMs take the usual rate half a standard error of its estimate high
+(``complaint_cusum.py``): a count learned once, on the second day, is not trusted to the
+complaint."""
 HOURS_PER_WEEK = 168
 
 
@@ -264,6 +268,7 @@ class ComplaintSpikeDetector(WorstExport):
         self._slot_cache: dict[int, int] = {}
         self._segments: Segments = ()
         self._cusum = {ch: self._new_cusum() for ch in channels}
+        self._fast = {ch: self._new_fast() for ch in channels}
         self._learnt = dict.fromkeys(channels, 0)
         """Per channel: periods learnt so far (a channel's expectations change only then)."""
         self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
@@ -298,6 +303,7 @@ class ComplaintSpikeDetector(WorstExport):
             ],
             "categories": {ch: c.dump() for ch, c in self._categories.items()},
             "cusum": {ch: c.dump() for ch, c in self._cusum.items()},
+            "cusum_fast": {ch: c.dump() for ch, c in self._fast.items()},
         }
 
     def restore_state(self, data: dict[str, Any]) -> None:
@@ -324,9 +330,14 @@ class ComplaintSpikeDetector(WorstExport):
         for ch, stored in data.get("cusum", {}).items():
             if ch in cusum:
                 cusum[ch].load(stored)
+        fast = {ch: self._new_fast() for ch in self.channels}
+        for ch, stored in data.get("cusum_fast", {}).items():
+            if ch in fast:
+                fast[ch].load(stored)
         self._series = series
         self._categories = categories
         self._cusum = cusum
+        self._fast = fast
         self._period = period
         self._first_period = first
         self._keys = [None] * len(self.channels)  # judge every channel again
@@ -388,13 +399,40 @@ class ComplaintSpikeDetector(WorstExport):
     def _new_cusum(self) -> RateCusum:
         s = self.settings
         relearn_hours = max(1, round(s.relearn_after * self.span / 3600.0))
-        return RateCusum(s.cusum_ratio, s.cusum_threshold, s.prior_per_hour, relearn_hours)
+        return RateCusum(
+            s.cusum_ratio,
+            s.cusum_threshold,
+            s.prior_per_hour,
+            relearn_hours,
+            margin=CUSUM_MARGIN,
+        )
 
-    def _cusum_step(self, channel: str, now: float, cumulative: dict[str, int]) -> bool:
-        """Advance the channel's Poisson CUSUM (``complaint_cusum.py``); whether it is active."""
-        if self.settings.cusum_threshold <= 0:
-            return False
-        return self._cusum[channel].step(now, float(sum(cumulative.values())), self.slot)
+    def _new_fast(self) -> RateCusum:
+        s = self.settings
+        relearn_hours = max(1, round(s.relearn_after * self.span / 3600.0))
+        return RateCusum(
+            s.cusum_fast_ratio,
+            s.cusum_fast_threshold,
+            s.prior_per_hour,
+            relearn_hours,
+            margin=CUSUM_MARGIN,
+        )
+
+    def _cusum_step(
+        self, channel: str, now: float, cumulative: dict[str, int]
+    ) -> tuple[float, float] | None:
+        """Advance the channel's two Poisson CUSUMs (``complaint_cusum.py``, each with its own
+        baseline); the (ratio, threshold) of the first active one (the slow one first), or
+        None."""
+        s = self.settings
+        total = float(sum(cumulative.values()))
+        slow = s.cusum_threshold > 0 and self._cusum[channel].step(now, total, self.slot)
+        fast = s.cusum_fast_threshold > 0 and self._fast[channel].step(now, total, self.slot)
+        if slow:
+            return (s.cusum_ratio, s.cusum_threshold)
+        if fast:
+            return (s.cusum_fast_ratio, s.cusum_fast_threshold)
+        return None
 
     def _judge_channel(
         self,
@@ -403,7 +441,7 @@ class ComplaintSpikeDetector(WorstExport):
         counts: dict[str, int] | None,
         segs: Segments,
         *,
-        rising: bool,
+        rising: tuple[float, float] | None,
     ) -> list[Signal]:
         s = self.settings
         observed: dict[str, int] = {"": total}
@@ -424,7 +462,7 @@ class ComplaintSpikeDetector(WorstExport):
                     state,
                     segs,
                     alpha=alpha,
-                    rising=rising and not category,
+                    rising=None if category else rising,
                 )
             )
         return out
@@ -474,7 +512,7 @@ class ComplaintSpikeDetector(WorstExport):
         segs: Segments,
         *,
         alpha: float,
-        rising: bool = False,
+        rising: tuple[float, float] | None = None,
     ) -> Signal:
         s = self.settings
         expected = self._expected(state, segs)
@@ -484,14 +522,15 @@ class ComplaintSpikeDetector(WorstExport):
             math.ceil(s.min_ratio * expected),
         )
         sharp = count >= threshold
-        active = sharp or rising
+        active = sharp or rising is not None
         state.active = active
         state.flagged = state.flagged or active
         what = f"{channel} complaints" + (f" ({category})" if category else "")
-        if rising and not sharp:
+        if rising is not None and not sharp:
+            ratio, at = rising
             summary = (
                 f"{what}: {count} in {self._window_label}, expected {fmt(expected)}; a sustained "
-                f"rise (CUSUM for {s.cusum_ratio:g}x the usual rate at {s.cusum_threshold:g})"
+                f"rise (CUSUM for {ratio:g}x the usual rate at {at:g})"
             )
         elif active:
             p = sf(count, expected)

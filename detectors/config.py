@@ -424,6 +424,12 @@ class ComplaintSpikeSettings(_Model):
     cusum_threshold: float = Field(default=10.0, ge=0)
     """The CUSUM is active while its statistic is at or above this (0: no CUSUM). It is capped
     at this + ln(ratio), so it stops soon after the spike does."""
+    cusum_fast_ratio: float = Field(default=8.0, gt=1)
+    """A second CUSUM on the channel total, tuned for a larger rise (the same code and baseline
+    rules, its own baseline): a large rise on a quiet channel (email, 4 an hour) reaches the
+    threshold with fewer complaints than the 4x CUSUM needs."""
+    cusum_fast_threshold: float = Field(default=9.0, ge=0)
+    """The second CUSUM is active at or above this (0: none), capped at this + ln(ratio)."""
     channels: tuple[ChannelName, ...] = ()
 
     @field_validator("timezone")
@@ -503,7 +509,10 @@ class TicketsAtRiskSettings(_Model):
     """Open tickets inside the warning lead time of a deadline, per ticket channel and SLA."""
 
     enabled: bool = True
-    min_count: int = Field(default=5, ge=1)
+    min_count: int = Field(default=4, ge=1)
+    """Active at this many tickets at risk per SLA. 4: above every count of healthy benchmark
+    traffic (30 tickets an hour at the peak), which reached 2 for first response and 3 for
+    resolution (docs/detectors.md)."""
     channels: tuple[ChannelName, ...] = ()
 
     def check(

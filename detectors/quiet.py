@@ -51,6 +51,8 @@ def detector_horizon(detectors: DetectorSettings, channels: Mapping[str, Channel
     if spike.enabled:
         threshold = spike.cusum_threshold
         spans.append(cusum_hold(spike.cusum_ratio, threshold, threshold, MIN_RATE_PER_HOUR))
+        fast = spike.cusum_fast_threshold
+        spans.append(cusum_hold(spike.cusum_fast_ratio, fast, fast, MIN_RATE_PER_HOUR))
     live = [
         name
         for name, ch in channels.items()

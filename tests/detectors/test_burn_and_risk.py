@@ -112,3 +112,17 @@ def test_tickets_at_risk_counts_per_sla():
     feed.event("ticket.responded", 3261, "email", ticket_id="t1")
     fr = pick(feed.tick(3262), "tickets_at_risk", "email", sla="first_response")
     assert (fr.score, fr.active) == (2, False)
+
+
+def test_tickets_at_risk_default_fires_at_four():
+    # the default min_count 4: first-response lead 10% of 3600 s, at risk from age 3240 s (+5 s
+    # allowed lateness) until the breach at 3600 s. Tickets created at 0, 100, 200, 300.
+    feed = Feed(only({"tickets_at_risk": {}}))
+    for i in range(4):
+        feed.event("ticket.created", 100 * i, "email", ticket_id=f"t{i}")
+    # at 3450: ages 3450, 3350, 3250 at risk, 3150 not yet: 3 < 4
+    fr = pick(feed.tick(3450), "tickets_at_risk", "email", sla="first_response")
+    assert (fr.score, fr.threshold, fr.active) == (3, 4, False)
+    # at 3560: ages 3560 .. 3260, all four at risk and none breached
+    fr = pick(feed.tick(3560), "tickets_at_risk", "email", sla="first_response")
+    assert (fr.score, fr.active) == (4, True)

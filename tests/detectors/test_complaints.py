@@ -3,7 +3,8 @@
 The expected counts are checked against an independent model of the baseline written here from
 the documented math (running mean, then EWMA; hour-of-week slot blended with the all-hours mean,
 blended with the prior; flagged periods not learned once a slot is warmed up). Those tests turn
-the channel's CUSUM off (``cusum_threshold: 0``); ``test_statistical_guards.py`` checks it.
+the channel's CUSUMs off (``cusum_threshold: 0``, ``cusum_fast_threshold: 0``);
+``test_statistical_guards.py`` and ``test_complaint_cusum.py`` check them.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def simulate(
 
 def test_spike_at_minute_600_detected_fast_and_no_false_alarms_in_7_days():
     started = time.perf_counter()
-    feed = _feed(prior_per_hour=60, cusum_threshold=0)
+    feed = _feed(prior_per_hour=60, cusum_threshold=0, cusum_fast_threshold=0)
     model = Model(prior_per_hour=60)
     spike_start, spike_len = 600, 10
 
@@ -190,7 +191,7 @@ def test_with_the_cusum_on_a_steady_week_stays_quiet_and_the_spike_is_seen():
 
 
 def test_baseline_does_not_learn_flagged_windows():
-    feed = _feed(prior_per_hour=60, cusum_threshold=0)
+    feed = _feed(prior_per_hour=60, cusum_threshold=0, cusum_fast_threshold=0)
     model = Model(prior_per_hour=60)
 
     def spike(m: int) -> tuple[int, str]:

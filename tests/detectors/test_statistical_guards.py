@@ -178,9 +178,11 @@ def test_cusum_never_learns_a_spike_hour_even_in_warm_up() -> None:
     assert 2 not in c.week
     assert c.skipped == []  # hour 3 was learned; the held-back hour 2 was dropped
     assert c.week[3] == [6.0, 1.0]
-    # the larger of the hour-of-week (6, n 1) and hour-of-day (6, n 1) means + sqrt(6 / 2)
-    assert c.per_hour(3) == pytest.approx(6.0 + math.sqrt(3.0))
-    assert c.per_hour(1) == 6.0  # an unseen hour: max(all-hours mean 6, recent-hours mean 6)
+    # hour-of-week 6 (n 1), hour-of-day 6 (n 1), day factor (10 + 6) / (10 + 6) = 1: they
+    # agree, so the usual rate is their blend, 6 (no margin by default)
+    assert c.per_hour(3) == pytest.approx(6.0)
+    # an unseen hour: max(all-hours mean 6, recent-hours mean 6, prior 6)
+    assert c.per_hour(1) == 6.0
 
 
 def test_cusum_catches_a_5x_rise_no_window_test_sees() -> None:
