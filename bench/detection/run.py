@@ -248,6 +248,8 @@ class Results:
     )
     """Channel -> per seed (service level, abandon ratio, offered, complaints) when healthy."""
     false_pages: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    group_pages: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(channel, severity) -> first messages of alert groups in the healthy span."""
     other: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     runs: dict[tuple[str, str], list[Run]] = field(default_factory=lambda: defaultdict(list))
 
@@ -268,6 +270,11 @@ def collect(
         )
         res.false_pages.update(result.false_pages)
         res.other.update(result.other)
+        res.group_pages.update(
+            (page.channel, page.severity)
+            for page in score.read_group_pages(p["alerts"])
+            if healthy[0] <= page.t < healthy[1]
+        )
         per_channel = streams.read(p["events"], answer)
         voice = traffic_voice.read_trials(p["events"])
         for channel in channels:
@@ -364,6 +371,15 @@ def print_report(
         }
         cells = [f"**{totals[sev][ch]:.1f}**" for ch in channels]
         print(f"| **all {sev}** | | " + " | ".join(cells) + " |")
+    print(
+        "\nMessages per channel-week on healthy traffic as the built-in notifiers send them by "
+        "default (one per channel group, group_wait 30s; by the group's highest severity):\n"
+    )
+    print("| first message of a group | " + " | ".join(channels) + " |")
+    print("|---|" + "---:|" * len(channels))
+    for sev in ("critical", "warning"):
+        cells = [f"{res.group_pages[ch, sev] / weeks:.1f}" for ch in channels]
+        print(f"| {sev} | " + " | ".join(cells) + " |")
     if res.other:
         other = ", ".join(f"{a}/{c} {n}" for (a, c, _), n in sorted(res.other.items()))
         print(f"\nPages on the incident day outside every window and grace: {other}")
@@ -470,6 +486,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "healthy": res.health,
         "false_pages": {"|".join(k): n for k, n in res.false_pages.items()},
         "false_pages_per_channel_week": totals,
+        "group_messages": {"|".join(k): n for k, n in res.group_pages.items()},
         "incidents": {"|".join(k): [asdict(r) for r in runs] for k, runs in res.runs.items()},
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=1))

@@ -6,6 +6,12 @@ time). A page on a channel inside an incident window of that channel, or within 
 seconds after its end, detects that incident; a page inside the healthy span is a false page.
 Pages in the incident days outside every window are counted apart (``other``): they are not
 healthy traffic (queues drain after an incident), so they do not enter the false-page rate.
+
+``read_group_pages`` counts what on-call people receive from the built-in notifiers with their
+default grouping instead (``group_by: [channel]``, ``group_wait: 30s``): one message when a
+channel with no firing alert gets one, carrying every alert of the channel that starts firing
+within the group wait, at the highest severity among them. Later alerts of an open group go out
+as updates of the same incident, and a group ends when no alert of its channel fires.
 """
 
 from __future__ import annotations
@@ -46,6 +52,41 @@ class Score:
     """(alert, channel, severity) -> pages in the healthy span."""
     detections: list[Detection]
     other: Counter[tuple[str, str, str]]
+
+
+SEVERITY_RANK = {"": 0, "info": 1, "warning": 2, "critical": 3}
+
+
+def read_group_pages(path: Path, group_wait: float = 30.0) -> list[Page]:
+    """The first message of each per-channel alert group (module docstring)."""
+    pages: list[Page] = []
+    firing: dict[str, set[tuple[str, tuple[tuple[str, str], ...]]]] = {}
+    opened: dict[str, int] = {}
+    """Channel -> index in ``pages`` of its open group's first message."""
+    with path.open("rb") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    records.sort(key=lambda r: float(r["ts"]))
+    for record in records:
+        labels = record["labels"]
+        channel = str(labels.get("channel", ""))
+        key = (str(record["alertname"]), tuple(sorted(labels.items())))
+        now = firing.setdefault(channel, set())
+        t = float(record["ts"])
+        severity = str(labels.get("severity", ""))
+        if record["state"] == "firing" and record.get("previous") != "firing":
+            if not now:
+                opened[channel] = len(pages)
+                pages.append(Page(t, "group", channel, severity))
+            else:
+                first = pages[opened[channel]]
+                if t - first.t <= group_wait and (
+                    SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(first.severity, 0)
+                ):
+                    pages[opened[channel]] = Page(first.t, "group", channel, severity)
+            now.add(key)
+        elif record["state"] != "firing":
+            now.discard(key)
+    return pages
 
 
 def read_pages(path: Path) -> list[Page]:

@@ -187,6 +187,36 @@ def test_scorer_counts_a_hand_made_alerts_file(tmp_path: Path) -> None:
     }
 
 
+def test_group_messages_of_a_hand_made_alerts_file(tmp_path: Path) -> None:
+    def rec(t: float, alert: str, channel: str, severity: str, change: str) -> str:
+        previous, state = change.split(">")
+        labels = {"alertname": alert, "channel": channel, "severity": severity}
+        return json.dumps(
+            {"ts": t, "alertname": alert, "state": state, "previous": previous, "labels": labels}
+        )
+
+    lines = [
+        rec(100, "ServiceLevelBurnSlow", "voice", "warning", "pending>firing"),  # opens voice
+        rec(120, "ServiceLevelBurn", "voice", "critical", "pending>firing"),  # within 30 s
+        rec(200, "AbandonRateHigh", "voice", "warning", "pending>firing"),  # an update
+        rec(300, "ServiceLevelBurnSlow", "voice", "warning", "firing>resolved"),
+        rec(310, "ServiceLevelBurn", "voice", "critical", "firing>resolved"),
+        rec(320, "CsatLow", "chat", "warning", "pending>firing"),  # opens chat
+        rec(400, "AbandonRateHigh", "voice", "warning", "firing>resolved"),  # voice ends
+        rec(500, "LongestWaitHigh", "voice", "critical", "inactive>pending"),  # not firing
+        rec(600, "LongestWaitHigh", "voice", "critical", "pending>firing"),  # a new voice group
+        rec(640, "BacklogGrowing", "voice", "warning", "pending>firing"),  # after 30 s: update
+    ]
+    path = tmp_path / "alerts.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    got = [(p.t, p.channel, p.severity) for p in score.read_group_pages(path, group_wait=30.0)]
+    assert got == [
+        (100.0, "voice", "critical"),
+        (320.0, "chat", "warning"),
+        (600.0, "voice", "critical"),
+    ]
+
+
 # ---------------------------------------------------------------------- CUSUM
 
 
