@@ -150,7 +150,7 @@ async def run(tick: float, trials: int, state_dir: Path) -> tuple[list[float], l
                         "burst": 100,
                     }
                 },
-                "routes": [{"receiver": "slack"}],
+                "routes": [{"receiver": "slack", "group_wait": "0s"}],  # the pipeline alone
                 "state_dir": str(state_dir),
             },
         }

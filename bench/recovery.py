@@ -92,14 +92,14 @@ def measure(kind: str, items: int, directory: Path) -> dict[str, float]:
 def _cluster_config(tmp: Path, bootstrap: str, topic: str, group: str, name: str) -> Path:
     import yaml  # noqa: PLC0415
 
-    from tests.monitor.cluster.test_cluster import _config  # noqa: PLC0415
+    from tests.monitor.cluster.cluster_scene import cluster_config  # noqa: PLC0415
     from tests.processes import free_port as _free_port  # noqa: PLC0415
 
     path = tmp / f"{name}.yaml"
     path.write_text(
         yaml.safe_dump(
             {
-                **_config(),
+                **cluster_config(),
                 "sources": {
                     "simulator": {"enabled": False},
                     "kafka": {"bootstrap_servers": bootstrap, "topics": [topic], "group_id": group},
@@ -125,7 +125,7 @@ def _applied(nodes: list) -> int:  # type: ignore[type-arg]
 
 
 def _served(nodes: list) -> int:  # type: ignore[type-arg]
-    from tests.monitor.cluster.test_cluster import _served as served  # noqa: PLC0415
+    from tests.monitor.cluster.cluster_scene import served  # noqa: PLC0415
 
     return sum(1 for count in served(nodes).values() if count == 1)
 
@@ -138,14 +138,14 @@ def cluster(events_wanted: int) -> None:
         delete_kafka_topics,
         unique_topic_name,
     )
-    from tests.monitor.cluster.test_cluster import _events  # noqa: PLC0415
-    from tests.monitor.cluster.test_durable_node import Node, _wait  # noqa: PLC0415
+    from tests.monitor.cluster.cluster_scene import cluster_events  # noqa: PLC0415
+    from tests.monitor.cluster.replicas import Node, wait_until  # noqa: PLC0415
 
     bootstrap = "127.0.0.1:19092"
     per = max(1, events_wanted // 13)
     events = [
         (ch.encode(), line.encode())
-        for ch, line in _events(uuid.uuid4().hex[:6], contacts=per, tickets=per // 2)
+        for ch, line in cluster_events(uuid.uuid4().hex[:6], contacts=per, tickets=per // 2)
     ]
     topics: list[str] = []
     nodes: list = []  # type: ignore[type-arg]
@@ -167,7 +167,7 @@ def cluster(events_wanted: int) -> None:
                     )
                     for i in range(replicas)
                 )
-                _wait(
+                wait_until(
                     lambda: _served(nodes) == 6 and all(_served([n]) >= 1 for n in nodes),
                     90,
                     "partitions served",
@@ -185,7 +185,7 @@ def cluster(events_wanted: int) -> None:
                     producer.poll(0)
                 producer.flush(60)
                 produced = time.perf_counter() - start
-                _wait(lambda: _applied(nodes) >= len(events), 600, "all events applied")
+                wait_until(lambda: _applied(nodes) >= len(events), 600, "all events applied")
                 elapsed = time.perf_counter() - start
                 print(
                     f"{replicas} replica(s): {len(events):,} events in {elapsed:.1f} s "
@@ -197,7 +197,7 @@ def cluster(events_wanted: int) -> None:
                         victim = nodes.pop()
                         t0 = time.perf_counter()
                         victim.stop(sig)
-                        _wait(lambda: _served(nodes) == 6, 120, "partitions served again")
+                        wait_until(lambda: _served(nodes) == 6, 120, "partitions served again")
                         print(
                             f"recovery after {label} of 1 of 2 replicas: all 6 partitions "
                             f"served again after {time.perf_counter() - t0:.1f} s"
@@ -209,7 +209,7 @@ def cluster(events_wanted: int) -> None:
                                 f"extra-{label}",
                             )
                         )
-                        _wait(
+                        wait_until(
                             lambda: _served(nodes) == 6 and all(_served([n]) >= 1 for n in nodes),
                             90,
                             "rejoined",

@@ -288,3 +288,31 @@ def test_the_layer_and_cycle_checks_can_fail(tmp_path: Path) -> None:
     dispatch = LAYERS[4][0]
     assert _upward(graph) == [f"monitor.engine.probe (engine) imports alerts.outbox ({dispatch})"]
     assert _cycles(graph) == [["alerts.outbox", "monitor.engine.probe"]]
+
+
+def _test_module_imports(root: Path) -> list[str]:
+    """Imports of a ``test_*`` module from any module under ``tests/`` or ``bench/``."""
+    return [
+        f"{path.relative_to(root)}:{node.lineno}: {node.module}"
+        for folder in ("tests", "bench")
+        for path in sorted((root / folder).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.module.split(".")[-1].startswith("test_")
+    ]
+
+
+def test_shared_test_code_lives_in_support_modules() -> None:
+    """Tests share fixtures and helpers through ``conftest.py`` and support modules, never by
+    importing another test module (or, from ``bench/``, a test module)."""
+    assert _test_module_imports(REPO) == []
+
+
+def test_the_test_import_check_can_fail(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text(
+        "from tests.support import run\nfrom tests.b.test_c import helper\n", encoding="utf-8"
+    )
+    assert _test_module_imports(tmp_path) == ["tests/test_a.py:2: tests.b.test_c"]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.alerts.helpers import sig
-from tests.alerts.test_alerting_runtime import delivering, make, wait_for
+from tests.alerts.runtime_helpers import delivering, make, wait_for
 
 pytestmark = pytest.mark.alertmanager
 

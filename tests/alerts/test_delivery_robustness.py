@@ -24,7 +24,7 @@ from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.fakes import FakeClock, SlackLike, info, notification
 from tests.alerts.helpers import sig
-from tests.alerts.test_alerting_runtime import delivering, make, wait_for
+from tests.alerts.runtime_helpers import delivering, make, wait_for
 from tests.support import T0, settings
 
 SEED = 11

@@ -31,7 +31,7 @@ from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.am_webhook import AmAlert, AmMessage, strict_message
 from tests.alerts.fakes import FakeClock, Reply, SlackLike, info, notification
 from tests.alerts.helpers import alert_settings, rule, sig
-from tests.alerts.test_alerting_runtime import delivering, make, wait_for
+from tests.alerts.runtime_helpers import delivering, make, wait_for
 from tests.support import T0
 
 SEED = 11

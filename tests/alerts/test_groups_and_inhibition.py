@@ -22,7 +22,7 @@ from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.fakes import SlackLike, info, notification
 from tests.alerts.helpers import sig
-from tests.alerts.test_alerting_runtime import Scripted, delivering, wait_for
+from tests.alerts.runtime_helpers import Scripted, delivering, wait_for
 from tests.support import CONFIG, T0, settings
 
 

@@ -10,7 +10,7 @@ from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import series
 from support_monitor.monitor.pipeline import Pipeline
-from tests.helpdesk.test_clocks import Tickets, at, office
+from tests.helpdesk.tickets import Tickets, at, office
 
 
 def _rows(engine: Engine) -> list[tuple[str, Any, float | str]]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.monitor.cluster.test_durable_node import Node
+from tests.monitor.cluster.replicas import Node
 
 
 @pytest.fixture

@@ -10,16 +10,12 @@ state and episode) reached the webhook receiver twice, and every paged episode w
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import threading
 import time
-import urllib.error
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,95 +25,20 @@ import yaml
 from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.replay import replay
 from tests.conftest_services import delete_kafka_topics
-from tests.monitor.cluster.test_durable_node import Node, _produce, _wait
+from tests.monitor.cluster.cluster_scene import (
+    Hook,
+    cluster_config,
+    cluster_events,
+    scrape,
+    served,
+)
+from tests.monitor.cluster.replicas import Node, produce, wait_until
 from tests.processes import free_port
 from tests.support import EVENT_ONLY, samples
 
 pytestmark = pytest.mark.kafka
 
-CONTACT_CHANNELS = ("voice", "chat", "video")
-TICKET_CHANNELS = ("email", "web", "social")
 COUNTERS = EVENT_ONLY
-
-
-def _config() -> dict[str, Any]:
-    channels: dict[str, Any] = {
-        ch: {
-            "answer_seconds": 20,
-            "short_abandon_seconds": 5,
-            "service_level_target": 0.8,
-            "queues": ["a", "b"],
-        }
-        for ch in CONTACT_CHANNELS
-    }
-    channels.update(
-        {
-            ch: {"first_response_seconds": 3600, "resolution_seconds": 86400, "queues": ["default"]}
-            for ch in TICKET_CHANNELS
-        }
-    )
-    return {"windows": ["5m", "1h"], "channels": channels}
-
-
-def _events(tag: str, contacts: int, tickets: int) -> list[tuple[str, str]]:
-    """(channel, JSON line), each channel's events in time order; contacts wait 10 s (answered)
-    or 3 s (abandoned), so some are always waiting while the stream runs."""
-    base = time.time() - 1800
-    out: list[tuple[float, str, str]] = []
-    n = 0
-
-    def add(at: float, channel: str, kind: str, **fields: Any) -> None:
-        nonlocal n
-        n += 1
-        ts = datetime.fromtimestamp(base + at, UTC).isoformat()
-        event = {"event_id": f"{tag}-{n}", "type": kind, "ts": ts, "channel": channel, **fields}
-        out.append((at, channel, json.dumps(event, separators=(",", ":"))))
-
-    for ch in CONTACT_CHANNELS:
-        for i in range(contacts):
-            cid, queue, t = f"{tag}-{ch}-c{i}", ("a", "b")[i % 2], i * 1.0
-            add(t, ch, "contact.queued", queue=queue, contact_id=cid)
-            if i % 5 == 0:
-                add(t + 3, ch, "contact.abandoned", queue=queue, contact_id=cid)
-            else:
-                wait = 40 if i % 5 == 1 else 10
-                add(t + wait, ch, "contact.answered", queue=queue, contact_id=cid)
-                add(t + wait + 30, ch, "contact.ended", queue=queue, contact_id=cid)
-    for ch in TICKET_CHANNELS:
-        for i in range(tickets):
-            tid, t = f"{tag}-{ch}-t{i}", i * 2.0
-            add(t, ch, "ticket.created", ticket_id=tid, tags=["complaint"] if i % 10 == 0 else [])
-            add(t + 100, ch, "ticket.responded", ticket_id=tid)
-            if i % 3:
-                add(t + 200, ch, "ticket.solved", ticket_id=tid)
-                add(t + 300, ch, "ticket.rated", ticket_id=tid, rating=1 + i % 5)
-    out.sort(key=lambda e: e[0])
-    return [(ch, line) for _, ch, line in out]
-
-
-class Hook(ThreadingHTTPServer):
-    """A webhook receiver that keeps every alert of every payload it is posted."""
-
-    def __init__(self) -> None:
-        self.alerts: list[tuple[str, str, str, str]] = []
-        self.lock = threading.Lock()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with hook.lock:
-                    for a in body["alerts"]:
-                        channel = a["labels"].get("channel", "")
-                        hook.alerts.append((a["fingerprint"], a["status"], a["startsAt"], channel))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/hook"
 
 
 @pytest.fixture
@@ -130,29 +51,12 @@ def hook() -> Iterator[Hook]:
     server.server_close()
 
 
-def _metrics(node: Node) -> dict[Any, float]:
-    try:
-        return node.metrics()
-    except (urllib.error.URLError, OSError):
-        return {}
-
-
-def _served(nodes: list[Node]) -> Counter[str]:
-    """Partition -> how many live replicas serve it (caught up)."""
-    served: Counter[str] = Counter()
-    for node in nodes:
-        for (name, labels), value in _metrics(node).items():
-            if name == "support_monitor_cluster_partition_ready" and value == 1:
-                served[dict(labels)["partition"]] += 1
-    return served
-
-
 def _totals(nodes: list[Node]) -> tuple[dict[Any, float], Counter[Any]]:
     """Compared counters summed over replicas, and how many replicas export each series."""
     summed: dict[Any, float] = {}
     exporters: Counter[Any] = Counter()
     for node in nodes:
-        for key, value in _metrics(node).items():
+        for key, value in scrape(node).items():
             if key[0] in COUNTERS:
                 summed[key] = summed.get(key, 0.0) + value
                 exporters[key] += 1
@@ -168,7 +72,7 @@ def test_three_replicas_sigkill_and_join(
 ) -> None:
     topic = make_kafka_topic(partitions=6, prefix="cluster")
     group = f"cluster-{uuid.uuid4().hex[:8]}"
-    base = _config()
+    base = cluster_config()
 
     def start(name: str) -> Node:
         config = tmp_path / f"{name}.yaml"
@@ -222,7 +126,7 @@ def test_three_replicas_sigkill_and_join(
         return node
 
     try:
-        events = _events(uuid.uuid4().hex[:6], contacts=120, tickets=60)
+        events = cluster_events(uuid.uuid4().hex[:6], contacts=120, tickets=60)
         path = tmp_path / "events.jsonl"
         path.write_text("".join(line + "\n" for _, line in events))
         expected_text = asyncio.run(replay(path, parse_settings(base)))
@@ -231,10 +135,10 @@ def test_three_replicas_sigkill_and_join(
 
         a, b, c = start("a"), start("b"), start("c")
         live = [a, b, c]
-        _wait(
+        wait_until(
             lambda: (
-                sorted(_served(live).values()) == [1] * 6
-                and all(sum(_served([n]).values()) == 2 for n in live)
+                sorted(served(live).values()) == [1] * 6
+                and all(sum(served([n]).values()) == 2 for n in live)
             ),
             60,
             "6 partitions served once, 2 by each of the 3 replicas",
@@ -243,33 +147,33 @@ def test_three_replicas_sigkill_and_join(
         size = -(-len(events) // chunks)
         parts = [events[i : i + size] for i in range(0, len(events), size)]
         for part in parts[:4]:
-            _produce(kafka_bootstrap, topic, part)
+            produce(kafka_bootstrap, topic, part)
             time.sleep(0.6)
         # The victim owns partitions and has applied events of them.
         victim = max(
             live,
             key=lambda n: sum(
-                v for (name, _), v in _metrics(n).items() if name == "support_contacts_queued_total"
+                v for (name, _), v in scrape(n).items() if name == "support_contacts_queued_total"
             ),
         )
         victim.stop(signal.SIGKILL)
         live.remove(victim)
         for part in parts[4:8]:
-            _produce(kafka_bootstrap, topic, part)
+            produce(kafka_bootstrap, topic, part)
             time.sleep(0.6)
         live.append(start("d"))
         for part in parts[8:]:
-            _produce(kafka_bootstrap, topic, part)
+            produce(kafka_bootstrap, topic, part)
             time.sleep(0.6)
 
         def converged() -> bool:
-            if sorted(_served(live).values()) != [1] * 6:
+            if sorted(served(live).values()) != [1] * 6:
                 return False
             summed, _ = _totals(live)
             return all(summed.get(k) == v for k, v in expected.items())
 
         try:
-            _wait(converged, 60, "the replicas' counters to sum to the replay's")
+            wait_until(converged, 60, "the replicas' counters to sum to the replay's")
         except AssertionError:
             summed, _ = _totals(live)
             diff = {k: (summed.get(k), v) for k, v in expected.items() if summed.get(k) != v}
@@ -283,7 +187,7 @@ def test_three_replicas_sigkill_and_join(
         assert set(exporters.values()) == {1}, "a series exported by two replicas"
 
         # Alerts: wait until every contact left its queue and the alerts resolved.
-        _wait(
+        wait_until(
             lambda: all(
                 v == 0
                 for (name, _), v in _totals(live)[0].items()
@@ -299,7 +203,7 @@ def test_three_replicas_sigkill_and_join(
 
         # No resolve dropped: every episode that was paged is resolved, by whichever replica
         # owned the channel when its queue emptied.
-        _wait(
+        wait_until(
             lambda: bool(episodes("firing")) and episodes("firing") <= episodes("resolved"),
             30,
             "a resolve for every firing notification",
@@ -338,7 +242,7 @@ def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
 
     topic = make_kafka_topic(partitions=2, prefix="cluster-corrupt")
     group = f"cluster-{uuid.uuid4().hex[:8]}"
-    base = _config()
+    base = cluster_config()
     config = tmp_path / "r.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -361,12 +265,12 @@ def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
         )
     )
     try:
-        events = _events(uuid.uuid4().hex[:6], contacts=40, tickets=20)
+        events = cluster_events(uuid.uuid4().hex[:6], contacts=40, tickets=20)
         path = tmp_path / "events.jsonl"
         path.write_text("".join(line + "\n" for _, line in events))
         expected_text = asyncio.run(replay(path, parse_settings(base)))
         expected = {k: v for k, v in samples(expected_text.decode()).items() if k[0] in COUNTERS}
-        _produce(kafka_bootstrap, topic, events)
+        produce(kafka_bootstrap, topic, events)
 
         def exact() -> bool:
             summed, _ = _totals(nodes)
@@ -374,7 +278,7 @@ def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
 
         first = Node(config, tmp_path, "first")
         nodes.append(first)
-        _wait(exact, 60, "counters equal the replay's", first)
+        wait_until(exact, 60, "counters equal the replay's", first)
         assert first.stop(signal.SIGTERM) == 0
         assert "snapshot_written" in first.text()
 
@@ -403,7 +307,7 @@ def test_corrupt_partition_snapshot_is_refused_and_rebuilt(
         nodes.remove(first)
         second = Node(config, tmp_path, "second")
         nodes.append(second)
-        _wait(exact, 60, "counters rebuilt to the replay's", second)
+        wait_until(exact, 60, "counters rebuilt to the replay's", second)
         text = second.text()
         assert text.count('"snapshot_refused"') == 2, text[-3000:]
         assert "checksum" in text, text[-3000:]

@@ -19,7 +19,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from support_monitor.monitor.catalogue import FAMILIES
-from tests.monitor.cluster.test_durable_node import Node, _produce, _wait
+from tests.monitor.cluster.replicas import Node, produce, wait_until
 from tests.processes import free_port
 
 pytestmark = pytest.mark.kafka
@@ -74,8 +74,8 @@ def test_sighup_reloads_every_partition_and_refuses_a_shape_change(
     nodes.append(node)
     ts = datetime.fromtimestamp(time.time() - 60, UTC).isoformat()
     event = {"event_id": "r1", "type": "contact.queued", "ts": ts, "channel": "voice"}
-    _produce(kafka_bootstrap, topic, [("voice", json.dumps({**event, "contact_id": "c1"}))])
-    _wait(lambda: _answer_seconds(node) == 20, 60, "voice exported with T = 20 s", node)
+    produce(kafka_bootstrap, topic, [("voice", json.dumps({**event, "contact_id": "c1"}))])
+    wait_until(lambda: _answer_seconds(node) == 20, 60, "voice exported with T = 20 s", node)
     # a replica exposes every catalogued family, the cluster's own included
     with urllib.request.urlopen(f"http://127.0.0.1:{node.port}/metrics", timeout=5) as response:
         text = response.read().decode()
@@ -85,13 +85,13 @@ def test_sighup_reloads_every_partition_and_refuses_a_shape_change(
     data["channels"]["voice"]["answer_seconds"] = 30
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
     node.proc.send_signal(signal.SIGHUP)
-    _wait(lambda: _answer_seconds(node) == 30, 30, "T = 30 s after the reload", node)
+    wait_until(lambda: _answer_seconds(node) == 30, 30, "T = 30 s after the reload", node)
     assert _logged(node, "config_reloaded")
 
     data["windows"] = ["5m", "2h"]
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
     node.proc.send_signal(signal.SIGHUP)
-    _wait(lambda: bool(_logged(node, "config_reload_refused")), 30, "the refusal", node)
+    wait_until(lambda: bool(_logged(node, "config_reload_refused")), 30, "the refusal", node)
     # the file change and the SIGHUP may each make an attempt: every one is refused
     refusals = _logged(node, "config_reload_refused")
     assert {r["error"] for r in refusals} == {"windows changed: restart the daemon to apply it"}

@@ -11,14 +11,10 @@ aiokafka, keyed by channel so each channel's events stay in order in one partiti
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -31,12 +27,12 @@ from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.replay import replay
 from tests.integration.broker_scenario import Scenario
+from tests.monitor.cluster.replicas import REPO, Node, produce, wait_until
 from tests.processes import free_port
 from tests.support import CONFIG, EVENT_ONLY, samples
 
 pytestmark = pytest.mark.kafka
 
-REPO = Path(__file__).resolve().parents[3]
 COMPARED = EVENT_ONLY
 """Numbers that do not depend on when the wall clock ticked (plus the email SLA breaches, whose
 deadlines are hours away except for the old ticket's; compared separately)."""
@@ -44,90 +40,8 @@ OLD_TICKET_INGEST = {"max_event_age": "3d"}
 """The scenario's ticket opened two days ago is older than the default ``max_event_age`` (1 d)."""
 
 
-def _produce(
-    bootstrap: str, topic: str, records: list[tuple[str, str]], chunks: int = 1, pause: float = 0.0
-) -> None:
-    from confluent_kafka import Producer  # noqa: PLC0415 - dev-only dependency
-
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    size = max(1, -(-len(records) // chunks))
-    for start in range(0, len(records), size):
-        for key, value in records[start : start + size]:
-            producer.produce(topic, value=value.encode(), key=key.encode())
-        assert producer.flush(30) == 0
-        if pause:
-            time.sleep(pause)
-
-
 def _keyed(scenario: Scenario) -> list[tuple[str, str]]:
     return [(ch, line) for ch, lines in scenario.by_channel.items() for line in lines]
-
-
-class Node:
-    """``support-monitor run`` with a state dir, as a subprocess; logs kept in files."""
-
-    def __init__(self, config: Path, workdir: Path, name: str) -> None:
-        self.port = int(yaml.safe_load(config.read_text())["exporter"]["listen"].split(":")[1])
-        self.log = workdir / f"{name}.log"
-        env = {**os.environ, "PYTHONHASHSEED": "4242", "PYTHONPATH": str(REPO)}
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "support_monitor", "run", "--config", str(config)],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def metrics(self) -> dict[Any, float]:
-        url = f"http://127.0.0.1:{self.port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return samples(response.read().decode())
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
-                return int(r.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def counts(self) -> tuple[int, int]:
-        """(records handled: applied + rejected + duplicates, duplicates) since this start."""
-        try:
-            m = self.metrics()
-        except (urllib.error.URLError, OSError):
-            return -1, -1
-        handled = dup = 0
-        for (name, _), value in m.items():
-            if name in ("support_monitor_events_total", "support_monitor_events_rejected_total"):
-                handled += int(value)
-            elif name == "support_monitor_events_duplicate_total":
-                handled += int(value)
-                dup += int(value)
-        return handled, dup
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout=timeout)
-
-
-def _wait(
-    predicate: Callable[[], bool], timeout: float, what: str, node: Node | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if node is not None and node.proc.poll() is not None:
-            raise AssertionError(
-                f"node exited ({node.proc.returncode}) waiting for {what}:\n{node.text()[-4000:]}"
-            )
-        if time.monotonic() > deadline:
-            log = node.text()[-4000:] if node is not None else ""
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{log}")
-        time.sleep(0.05)
 
 
 def _snapshot_offsets(path: Path) -> int:
@@ -205,37 +119,37 @@ def test_sigkill_restart_and_corrupt_snapshot(
     total = len(a) + len(b)
 
     # --- run 1: everything in A applied and in a snapshot, then B arrives and SIGKILL hits.
-    _produce(kafka_bootstrap, topic, a)
+    produce(kafka_bootstrap, topic, a)
     node = Node(config, tmp_path, "run1")
     nodes.append(node)
-    _wait(lambda: node.counts()[0] == len(a), 60, "run 1 to apply A", node)
-    _wait(lambda: _snapshot_offsets(snap) == len(a), 30, "a snapshot covering A", node)
-    _wait(node.ready, 30, "run 1 ready", node)
-    producer = threading.Thread(target=_produce, args=(kafka_bootstrap, topic, b1, 20, 0.1))
+    wait_until(lambda: node.counts()[0] == len(a), 60, "run 1 to apply A", node)
+    wait_until(lambda: _snapshot_offsets(snap) == len(a), 30, "a snapshot covering A", node)
+    wait_until(node.ready, 30, "run 1 ready", node)
+    producer = threading.Thread(target=produce, args=(kafka_bootstrap, topic, b1, 20, 0.1))
     producer.start()
     try:
-        _wait(lambda: node.counts()[0] >= len(a) + len(b1) // 3, 60, "run 1 mid-stream", node)
+        wait_until(lambda: node.counts()[0] >= len(a) + len(b1) // 3, 60, "run 1 mid-stream", node)
         node.proc.kill()
         node.proc.wait(timeout=30)
     finally:
         producer.join(timeout=60)
     in_snapshot = _snapshot_offsets(snap)
     assert len(a) <= in_snapshot <= len(a) + len(b1)
-    _produce(kafka_bootstrap, topic, b2)
+    produce(kafka_bootstrap, topic, b2)
 
     # --- run 2: resumes at the snapshot's offsets: reads exactly the records after them.
     node = Node(config, tmp_path, "run2")
     nodes.append(node)
-    _wait(lambda: node.counts()[0] >= total - in_snapshot, 60, "run 2 to catch up", node)
-    _wait(node.ready, 30, "run 2 ready", node)
+    wait_until(lambda: node.counts()[0] >= total - in_snapshot, 60, "run 2 to catch up", node)
+    wait_until(node.ready, 30, "run 2 ready", node)
     time.sleep(1.0)  # anything read twice would show up now
     assert node.counts() == (total - in_snapshot, 0)
     assert '"snapshot_loaded"' in node.text()
 
     # Redeliveries of events the snapshot already holds: the restored window drops them.
     redelivered = a[:: max(1, len(a) // 25)]
-    _produce(kafka_bootstrap, topic, redelivered)
-    _wait(lambda: node.counts()[1] == len(redelivered), 30, "redeliveries de-duplicated", node)
+    produce(kafka_bootstrap, topic, redelivered)
+    wait_until(lambda: node.counts()[1] == len(redelivered), 30, "redeliveries de-duplicated", node)
 
     events = tmp_path / "all.jsonl"
     events.write_text("".join(f"{line}\n" for _, line in [*a, *b1, *b2, *redelivered]))
@@ -260,8 +174,8 @@ def test_sigkill_restart_and_corrupt_snapshot(
     snap.write_bytes(bytes(data))
     node = Node(config, tmp_path, "run3")
     nodes.append(node)
-    _wait(lambda: node.counts()[0] >= total + len(redelivered), 60, "run 3 to rebuild", node)
-    _wait(node.ready, 30, "run 3 ready", node)
+    wait_until(lambda: node.counts()[0] >= total + len(redelivered), 60, "run 3 to rebuild", node)
+    wait_until(node.ready, 30, "run 3 ready", node)
     time.sleep(0.5)
     assert node.counts() == (total + len(redelivered), len(redelivered))
     log = node.text()

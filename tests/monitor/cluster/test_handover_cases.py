@@ -54,8 +54,8 @@ from support_monitor.monitor.pipeline import Delivery, Pipeline
 from support_monitor.monitor.sources.kafka import client_options
 from support_monitor.monitor.stats import DaemonStats
 from tests.conftest_services import delete_kafka_topics
-from tests.monitor.cluster.test_cluster import Hook
-from tests.monitor.cluster.test_durable_node import Node, _produce, _wait
+from tests.monitor.cluster.cluster_scene import Hook
+from tests.monitor.cluster.replicas import Node, produce, wait_until
 from tests.processes import free_port
 from tests.support import CONFIG, iso, samples
 
@@ -450,10 +450,10 @@ def test_mismatched_replica_does_not_consume_and_the_group_state_survives(
             consumer.close()
 
     try:
-        _produce(kafka_bootstrap, topic, first)
+        produce(kafka_bootstrap, topic, first)
         a = Node(group_config, tmp_path, "group-1")
         nodes.append(a)
-        _wait(
+        wait_until(
             lambda: waiting(a) == {"voice": 20.0, "chat": 20.0},
             60,
             "the group's replica to apply the first events",
@@ -462,11 +462,11 @@ def test_mismatched_replica_does_not_consume_and_the_group_state_survives(
         assert a.stop(signal.SIGTERM) == 0
         offsets = committed()
         assert sum(max(o, 0) for o in offsets) == len(first)
-        _produce(kafka_bootstrap, topic, later)
+        produce(kafka_bootstrap, topic, later)
 
         odd = Node(odd_config, tmp_path, "odd")
         nodes.append(odd)
-        _wait(lambda: '"cluster_config_mismatch"' in odd.text(), 60, "the mismatch", odd)
+        wait_until(lambda: '"cluster_config_mismatch"' in odd.text(), 60, "the mismatch", odd)
         time.sleep(2.0)  # anything consumed would show up now
         with pytest.raises(urllib.error.HTTPError) as answer:
             urllib.request.urlopen(f"http://127.0.0.1:{odd.port}/readyz", timeout=5)
@@ -487,7 +487,7 @@ def test_mismatched_replica_does_not_consume_and_the_group_state_survives(
 
         b = Node(group_config, tmp_path, "group-2")
         nodes.append(b)
-        _wait(
+        wait_until(
             lambda: waiting(b) == {"voice": 27.0, "chat": 27.0},
             60,
             "the group's replica to resume from its records",
