@@ -397,26 +397,15 @@ class ComplaintSpikeDetector(WorstExport):
         return self._groups
 
     def _new_cusum(self) -> RateCusum:
-        s = self.settings
-        relearn_hours = max(1, round(s.relearn_after * self.span / 3600.0))
-        return RateCusum(
-            s.cusum_ratio,
-            s.cusum_threshold,
-            s.prior_per_hour,
-            relearn_hours,
-            margin=CUSUM_MARGIN,
-        )
+        return self._rate_cusum(self.settings.cusum_ratio, self.settings.cusum_threshold)
 
     def _new_fast(self) -> RateCusum:
+        return self._rate_cusum(self.settings.cusum_fast_ratio, self.settings.cusum_fast_threshold)
+
+    def _rate_cusum(self, ratio: float, threshold: float) -> RateCusum:
         s = self.settings
         relearn_hours = max(1, round(s.relearn_after * self.span / 3600.0))
-        return RateCusum(
-            s.cusum_fast_ratio,
-            s.cusum_fast_threshold,
-            s.prior_per_hour,
-            relearn_hours,
-            margin=CUSUM_MARGIN,
-        )
+        return RateCusum(ratio, threshold, s.prior_per_hour, relearn_hours, margin=CUSUM_MARGIN)
 
     def _cusum_step(
         self, channel: str, now: float, cumulative: dict[str, int]

@@ -149,24 +149,26 @@ def test_default_healthy_week_has_the_intended_service_level_and_abandons(
 # ---------------------------------------------------------------------- scoring
 
 
-def test_scorer_counts_a_hand_made_alerts_file(tmp_path: Path) -> None:
-    def rec(t: float, alert: str, channel: str, severity: str, change: str) -> str:
-        previous, state = change.split(">")
-        labels = {"alertname": alert, "channel": channel, "severity": severity}
-        return json.dumps(
-            {"ts": t, "alertname": alert, "state": state, "previous": previous, "labels": labels}
-        )
+def _record(t: float, alert: str, channel: str, severity: str, change: str) -> str:
+    """One ``--alerts-out`` record; ``change`` is ``previous>state``."""
+    previous, state = change.split(">")
+    labels = {"alertname": alert, "channel": channel, "severity": severity}
+    return json.dumps(
+        {"ts": t, "alertname": alert, "state": state, "previous": previous, "labels": labels}
+    )
 
+
+def test_scorer_counts_a_hand_made_alerts_file(tmp_path: Path) -> None:
     lines = [
-        rec(100, "LongestWaitHigh", "voice", "critical", "pending>firing"),  # false
-        rec(120, "AbandonRateHigh", "voice", "warning", "inactive>pending"),  # not a page
-        rec(200, "AbandonRateHigh", "chat", "warning", "pending>firing"),  # false
-        rec(300, "LongestWaitHigh", "voice", "critical", "firing>resolved"),  # not a page
-        rec(1050, "CsatLow", "voice", "warning", "firing>firing"),  # not a new page
-        rec(1100, "ServiceLevelBurn", "voice", "critical", "pending>firing"),  # detects, 100 s
-        rec(1200, "LongestWaitHigh", "chat", "critical", "pending>firing"),  # other channel
-        rec(2250, "AbandonRateHigh", "voice", "warning", "pending>firing"),  # in grace
-        rec(2400, "CsatLow", "voice", "warning", "pending>firing"),  # after grace
+        _record(100, "LongestWaitHigh", "voice", "critical", "pending>firing"),  # false
+        _record(120, "AbandonRateHigh", "voice", "warning", "inactive>pending"),  # not a page
+        _record(200, "AbandonRateHigh", "chat", "warning", "pending>firing"),  # false
+        _record(300, "LongestWaitHigh", "voice", "critical", "firing>resolved"),  # not a page
+        _record(1050, "CsatLow", "voice", "warning", "firing>firing"),  # not a new page
+        _record(1100, "ServiceLevelBurn", "voice", "critical", "pending>firing"),  # detects, 100 s
+        _record(1200, "LongestWaitHigh", "chat", "critical", "pending>firing"),  # other channel
+        _record(2250, "AbandonRateHigh", "voice", "warning", "pending>firing"),  # in grace
+        _record(2400, "CsatLow", "voice", "warning", "pending>firing"),  # after grace
     ]
     path = tmp_path / "alerts.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -188,24 +190,17 @@ def test_scorer_counts_a_hand_made_alerts_file(tmp_path: Path) -> None:
 
 
 def test_group_messages_of_a_hand_made_alerts_file(tmp_path: Path) -> None:
-    def rec(t: float, alert: str, channel: str, severity: str, change: str) -> str:
-        previous, state = change.split(">")
-        labels = {"alertname": alert, "channel": channel, "severity": severity}
-        return json.dumps(
-            {"ts": t, "alertname": alert, "state": state, "previous": previous, "labels": labels}
-        )
-
     lines = [
-        rec(100, "ServiceLevelBurnSlow", "voice", "warning", "pending>firing"),  # opens voice
-        rec(120, "ServiceLevelBurn", "voice", "critical", "pending>firing"),  # within 30 s
-        rec(200, "AbandonRateHigh", "voice", "warning", "pending>firing"),  # an update
-        rec(300, "ServiceLevelBurnSlow", "voice", "warning", "firing>resolved"),
-        rec(310, "ServiceLevelBurn", "voice", "critical", "firing>resolved"),
-        rec(320, "CsatLow", "chat", "warning", "pending>firing"),  # opens chat
-        rec(400, "AbandonRateHigh", "voice", "warning", "firing>resolved"),  # voice ends
-        rec(500, "LongestWaitHigh", "voice", "critical", "inactive>pending"),  # not firing
-        rec(600, "LongestWaitHigh", "voice", "critical", "pending>firing"),  # a new voice group
-        rec(640, "BacklogGrowing", "voice", "warning", "pending>firing"),  # after 30 s: update
+        _record(100, "ServiceLevelBurnSlow", "voice", "warning", "pending>firing"),  # opens voice
+        _record(120, "ServiceLevelBurn", "voice", "critical", "pending>firing"),  # within 30 s
+        _record(200, "AbandonRateHigh", "voice", "warning", "pending>firing"),  # an update
+        _record(300, "ServiceLevelBurnSlow", "voice", "warning", "firing>resolved"),
+        _record(310, "ServiceLevelBurn", "voice", "critical", "firing>resolved"),
+        _record(320, "CsatLow", "chat", "warning", "pending>firing"),  # opens chat
+        _record(400, "AbandonRateHigh", "voice", "warning", "firing>resolved"),  # voice ends
+        _record(500, "LongestWaitHigh", "voice", "critical", "inactive>pending"),  # not firing
+        _record(600, "LongestWaitHigh", "voice", "critical", "pending>firing"),  # a new voice group
+        _record(640, "BacklogGrowing", "voice", "warning", "pending>firing"),  # after 30 s: update
     ]
     path = tmp_path / "alerts.jsonl"
     path.write_text("\n".join(lines) + "\n")
