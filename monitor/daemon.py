@@ -28,16 +28,20 @@ from support_monitor.monitor.config import Settings
 from support_monitor.monitor.console import Timeline
 from support_monitor.monitor.console.setup import open_console
 from support_monitor.monitor.consume import consume
-from support_monitor.monitor.deadletter import DeadLetterSink, JsonlDeadLetters, MemoryDeadLetters
 from support_monitor.monitor.http import MetricsServer
 from support_monitor.monitor.pipeline import Pipeline
 from support_monitor.monitor.registry import build_registry
-from support_monitor.monitor.reload import Reloader, single_engine
+from support_monitor.monitor.reload import single_engine
 from support_monitor.monitor.sources.base import Source
 from support_monitor.monitor.sources.build import configured_sources, dead_letter_sink
 from support_monitor.monitor.sources.simulator import SimulatorSource
 from support_monitor.monitor.stats import DaemonStats
-from support_monitor.monitor.supervise import Shutdown, flush_dead_letters, watch_signals
+from support_monitor.monitor.supervise import (
+    Shutdown,
+    open_dead_letters,
+    open_reloader,
+    start_housekeeping,
+)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -90,7 +94,7 @@ async def run_daemon(
         return await _run_single(settings, listen, config_path, stop)
 
 
-async def _run_single(  # noqa: PLR0915, C901 - one supervisor, read top to bottom
+async def _run_single(  # noqa: PLR0915 - one supervisor, read top to bottom
     settings: Settings, listen: str | None, config_path: Path | None, stop: asyncio.Event
 ) -> int:
     log = structlog.get_logger("support_monitor.daemon")
@@ -134,14 +138,7 @@ async def _run_single(  # noqa: PLR0915, C901 - one supervisor, read top to bott
 
     try:
         async with AsyncExitStack() as stack:
-            sink: DeadLetterSink
-            file_sink: JsonlDeadLetters | None = None
-            if settings.dead_letter.path is not None:
-                file_sink = stack.enter_context(JsonlDeadLetters(settings.dead_letter.path, stats))
-                sink = file_sink
-            else:
-                sink = MemoryDeadLetters()
-                log.warning("dead_letters_in_memory", hint="set dead_letter.path to keep them")
+            sink, file_sink = open_dead_letters(stack, settings, stats)
             console = await open_console(stack, settings, engine, alerting, timeline)
             server = await stack.enter_async_context(
                 MetricsServer(
@@ -154,10 +151,8 @@ async def _run_single(  # noqa: PLR0915, C901 - one supervisor, read top to bott
                 )
             )
             await stack.enter_async_context(alerting)  # restores alert state before any tick
-            reloader = None
-            if config_path is not None:
-                reloader = Reloader(config_path, settings, single_engine(engine, alerting))
-                await reloader.start()
+            apply = single_engine(engine, alerting)
+            reloader = await open_reloader(config_path, settings, apply)
             for source in sources:
                 await stack.enter_async_context(source)
             clock, speed = live_clock(sources, settings)
@@ -179,11 +174,7 @@ async def _run_single(  # noqa: PLR0915, C901 - one supervisor, read top to bott
                     tasks.create_task(run_clock(clock, speed), name="clock")
                     tasks.create_task(alerting.deliver_forever(), name="alerts:deliver")
                     tasks.create_task(durable.snapshot_forever(), name="state:snapshot")
-                    if file_sink is not None:
-                        tasks.create_task(flush_dead_letters(file_sink), name="dead-letters:flush")
-                    tasks.create_task(watch_signals(stop), name="signals")
-                    if reloader is not None:
-                        tasks.create_task(reloader.run_forever(), name="config:reload")
+                    start_housekeeping(tasks, stop, file_sink, reloader)
             except BaseExceptionGroup as group:
                 shutdown, failed = group.split(Shutdown)
                 if shutdown is None:

@@ -22,15 +22,18 @@ from prometheus_client.registry import CollectorRegistry
 from support_monitor.monitor.cluster.collector import ClusterCollector
 from support_monitor.monitor.cluster.node import ClusterNode
 from support_monitor.monitor.config import Settings
-from support_monitor.monitor.deadletter import DeadLetterSink, JsonlDeadLetters, MemoryDeadLetters
 from support_monitor.monitor.exporter import DaemonCollector
 from support_monitor.monitor.http import MetricsServer
 from support_monitor.monitor.registry import CapacityCollector, register_process_collectors
-from support_monitor.monitor.reload import Reloader
 from support_monitor.monitor.sources.build import configured_sources, dead_letter_sink
 from support_monitor.monitor.sources.kafka import KafkaSource
 from support_monitor.monitor.stats import DaemonStats
-from support_monitor.monitor.supervise import Shutdown, flush_dead_letters, watch_signals
+from support_monitor.monitor.supervise import (
+    Shutdown,
+    open_dead_letters,
+    open_reloader,
+    start_housekeeping,
+)
 
 log = structlog.get_logger("support_monitor.cluster")
 
@@ -65,14 +68,7 @@ async def run_cluster(
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:
         stack.enter_context(stop_on_signals(stop))
-        sink: DeadLetterSink
-        file_sink: JsonlDeadLetters | None = None
-        if settings.dead_letter.path is not None:
-            letters_file = JsonlDeadLetters(Path(settings.dead_letter.path), stats)
-            file_sink = stack.enter_context(letters_file)
-            sink = file_sink
-        else:
-            sink = MemoryDeadLetters()
+        sink, file_sink = open_dead_letters(stack, settings, stats)
         server = await stack.enter_async_context(
             MetricsServer(
                 registry,
@@ -85,10 +81,7 @@ async def run_cluster(
         )
         await stack.enter_async_context(node)
         await stack.enter_async_context(source)
-        reloader = None
-        if config_path is not None:
-            reloader = Reloader(config_path, settings, node.reconfigure)
-            await reloader.start()
+        reloader = await open_reloader(config_path, settings, node.reconfigure)
         assert node.store is not None
         log.info(
             "cluster_started",
@@ -103,11 +96,7 @@ async def run_cluster(
                 tasks.create_task(node.consume(dead_letter_sink(source, sink)), name="consume")
                 tasks.create_task(node.tick_forever(), name="clock")
                 tasks.create_task(node.snapshot_forever(), name="state:snapshot")
-                if file_sink is not None:
-                    tasks.create_task(flush_dead_letters(file_sink), name="dead-letters:flush")
-                tasks.create_task(watch_signals(stop), name="signals")
-                if reloader is not None:
-                    tasks.create_task(reloader.run_forever(), name="config:reload")
+                start_housekeeping(tasks, stop, file_sink, reloader)
         except* Shutdown:
             await node.flush_all("shutdown")
             log.info("cluster_stopped", reason="signal")
