@@ -150,7 +150,8 @@ async def run(tick: float, trials: int, state_dir: Path) -> tuple[list[float], l
                         "burst": 100,
                     }
                 },
-                "routes": [{"receiver": "slack", "group_wait": "0s"}],  # the pipeline alone
+                # the pipeline alone: no group wait, every change sent at once
+                "routes": [{"receiver": "slack", "group_wait": "0s", "group_interval": "0s"}],
                 "state_dir": str(state_dir),
             },
         }
