@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from support_monitor.detectors.binomial import cdf, lower_critical, sf, upper_critical
@@ -120,12 +120,25 @@ def _cumulative_nps(ch: ChannelRuntime) -> Counts:
     return (sum(scores), sum(scores[: DETRACTOR_MAX + 1]), sum(scores[PROMOTER_MIN:]))
 
 
+class BaselineSettings(Protocol):
+    """What a :class:`RatioBaseline` reads of its settings."""
+
+    @property
+    def warmup_samples(self) -> int: ...
+
+    @property
+    def slot_weight(self) -> float: ...
+
+    @property
+    def global_weight(self) -> float: ...
+
+
 class RatioBaseline:
     """Usual shares of one series per hour-of-week slot: EWMAs of the hour's trials and counts."""
 
     __slots__ = ("glob", "priors", "settings", "slots", "version")
 
-    def __init__(self, settings: VoiceSettings, priors: tuple[float, ...]) -> None:
+    def __init__(self, settings: BaselineSettings, priors: tuple[float, ...]) -> None:
         self.settings = settings
         self.priors = priors
         self.slots: dict[int, list[Ewma]] = {}
