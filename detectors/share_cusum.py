@@ -16,7 +16,7 @@ tick spacing). An hour without any outcome sets ``S`` back to 0: evidence from b
 silent hour is stale.
 
 ``p0`` is the usual share of the hour-of-week slot of the last tick, learnt as the
-customer-voice detectors learn theirs (``customer_voice.RatioBaseline``): at each hour
+customer-voice detectors learn theirs (``share_baseline.RatioBaseline``): at each hour
 boundary the ended hour's counts (trials, bad) teach the slot's EWMAs, blended with the
 all-hours share and the ``prior`` during warm-up. An hour in which the CUSUM was active is not
 learnt (unless ``relearn_after`` such hours came in a row): a drop never becomes the usual. The
@@ -26,11 +26,12 @@ state is the statistic, two count pairs and the baseline (at most 168 slots).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from support_monitor.detectors.customer_voice import RatioBaseline
+from support_monitor.detectors.share_baseline import RatioBaseline
 from support_monitor.detectors.share_cusum_config import ShareCusumSettings
 
 HOUR = 3600.0
@@ -99,7 +100,7 @@ class ShareCusum:
         """The usual bad share of ``slot``, clamped into [P_MIN, P_MAX)."""
         return min(P_MAX - 1e-9, max(P_MIN, self.baseline.shares(slot)[0]))
 
-    def step(self, now: float, counts: Pair, slot_of: HourOfWeek) -> bool:
+    def step(self, now: float, counts: Pair, slot_of: Callable[[float], int]) -> bool:
         """Advance to ``now`` with the channel's cumulative (trials, bad); whether active."""
         hour = math.floor(now / HOUR)
         seen = self.seen

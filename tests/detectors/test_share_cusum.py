@@ -161,3 +161,47 @@ def test_cusum_only_on_csat_below() -> None:
         Feed(only({"thresholds": [{**CSAT, "op": ">"}]}))
     with pytest.raises(ConfigError, match=r"thresholds\[0\]\.cusum: only support_csat_ratio"):
         Feed(only({"thresholds": [{**CSAT, "metric": "support_abandon_ratio"}]}))
+
+
+SENTIMENT = {
+    "channels": ["email"],
+    "prior": 0.25,
+    "cusum_ratio": 2,
+    "cusum_threshold": 2,
+}
+
+
+def test_the_cusum_makes_negative_sentiment_active() -> None:
+    feed = Feed(only({"negative_sentiment": SENTIMENT}))
+    feed.tick(5)
+    for i in range(3):
+        feed.event("sentiment.scored", 10 + i, "email", score=-0.9)
+    s = pick(feed.tick(20), "negative_sentiment", "email")
+    assert s.active  # 3 scores: the window is not judged (min_volume 20)
+    assert s.summary == (
+        "email negative sentiment not judged: only 3 scores in 1 h (min_volume 20); rising: "
+        "CUSUM 2.1 (active at 2, tuned for 2x the usual 25%)"
+    )
+    feed.event("sentiment.scored", 21, "email", score=0.5)
+    feed.event("sentiment.scored", 22, "email", score=0.0)
+    assert not pick(feed.tick(30), "negative_sentiment", "email").active  # 1.2685113
+
+
+def test_negative_sentiment_cusum_state_survives_a_snapshot_and_can_be_off() -> None:
+    feed = Feed(only({"negative_sentiment": SENTIMENT}))
+    feed.tick(5)
+    feed.event("sentiment.scored", 10, "email", score=-0.9)
+    feed.event("sentiment.scored", 11, "email", score=-0.9)
+    feed.tick(20)  # 1.3862944
+    again = Feed(only({"negative_sentiment": SENTIMENT}))
+    again.event("sentiment.scored", 10, "email", score=-0.9)
+    again.event("sentiment.scored", 11, "email", score=-0.9)
+    again.suite.restore_state(feed.suite.export_state())
+    for f in (feed, again):
+        f.event("sentiment.scored", 30, "email", score=-0.5)
+        assert pick(f.tick(40), "negative_sentiment", "email").active  # 2.0794415
+    off = Feed(only({"negative_sentiment": {**SENTIMENT, "cusum_threshold": 0}}))
+    off.tick(5)
+    for i in range(3):
+        off.event("sentiment.scored", 10 + i, "email", score=-0.9)
+    assert not pick(off.tick(20), "negative_sentiment", "email").active
