@@ -12,6 +12,7 @@ import pytest
 
 from support_monitor.detectors.share_cusum import HourOfWeek, ShareCusum
 from support_monitor.detectors.share_cusum_config import ShareCusumSettings
+from support_monitor.detectors.suite import detector_fingerprint
 from support_monitor.monitor.errors import ConfigError
 from tests.detectors.detector_streams import T0, Feed, only, pick
 
@@ -205,3 +206,13 @@ def test_negative_sentiment_cusum_state_survives_a_snapshot_and_can_be_off() -> 
     for i in range(3):
         off.event("sentiment.scored", 10 + i, "email", score=-0.9)
     assert not pick(off.tick(20), "negative_sentiment", "email").active
+
+
+def test_thresholds_without_a_cusum_keep_their_state_fingerprint() -> None:
+    # The digests main computes without the ``cusum`` key (checked at commit faa2a40, the
+    # default config of detector_streams): a snapshot taken there restores their state here.
+    suite = Feed().suite
+    prints = {d.name: detector_fingerprint(d) for d in suite.detectors}
+    assert prints["longest_wait"] == "b7485e73acbe2cba"
+    assert prints["abandon_rate"] == "933b50b205aa5a05"
+    assert prints["csat_low"] != "1b3f9b2022567746"  # it has a CUSUM now: its state starts afresh
