@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from support_monitor.detectors.share_cusum_config import ShareCusumSettings
 from support_monitor.detectors.voice_config import (
     VOICE_NAMES,
     ContainmentDropSettings,
@@ -191,6 +192,10 @@ class ThresholdSettings(_Model):
     floor: float = Field(default=0, ge=0)
     """With ``relative_to``: a channel's threshold is at least this many seconds (its recover
     level scales with it)."""
+    cusum: ShareCusumSettings | None = None
+    """``support_csat_ratio`` with ``<``/``<=`` only: also active while a binomial CUSUM on the
+    share of unsatisfied ratings (1-3) against its learnt hour-of-week share is
+    (``detectors/share_cusum.py``); none: the threshold alone."""
 
     def levels(self, answer_seconds: float | None) -> tuple[float, float | None]:
         """(value, recover) for a channel: as configured, or scaled by its T (``relative_to``)
@@ -267,6 +272,11 @@ class ThresholdSettings(_Model):
             )
         if self.floor and self.relative_to is None:
             raise ValueError(f"{key}.floor: only with relative_to (a floor for T multiples)")
+        if self.cusum is not None and (self.metric != "support_csat_ratio" or self.upward):
+            raise ValueError(
+                f"{key}.cusum: only support_csat_ratio with op '<' or '<=' has a CUSUM (on the "
+                "share of unsatisfied ratings)"
+            )
         if self.min_volume is not None and info.volume is None:
             raise ValueError(
                 f"{key}.min_volume: {self.metric} is not a ratio or quantile; it has no volume"
@@ -651,6 +661,7 @@ def _default_thresholds() -> tuple[ThresholdSettings, ...]:
             recover=0.82,
             min_volume=10,
             confidence=0.999,
+            cusum=ShareCusumSettings(),
         ),
     )
 

@@ -24,6 +24,10 @@ of the means (a ratio of sums, never an average of ratios). A slot with fewer th
 An hour in which the series was active is not learnt (unless ``relearn_after`` such hours came
 in a row): an incident never becomes the usual. A window's ``p0`` weights the slots it
 overlaps by their minutes, so it changes at most once a minute.
+
+``negative_sentiment`` also runs a binomial CUSUM per channel on its scores
+(``share_cusum.py``, with its own baseline learnt with the detector's settings;
+``cusum_threshold`` 0: none): the signal is active while the window test or the CUSUM is.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ from zoneinfo import ZoneInfo
 
 from support_monitor.detectors.binomial import cdf, lower_critical, sf, upper_critical
 from support_monitor.detectors.readings import Groups, Readings, WorstExport, window_index
+from support_monitor.detectors.share_baseline import RatioBaseline
+from support_monitor.detectors.share_cusum import ShareCusum
+from support_monitor.detectors.share_cusum_config import ShareCusumSettings
 from support_monitor.detectors.signal import Signal
 from support_monitor.detectors.voice_config import (
     ContainmentDropSettings,
@@ -69,30 +76,6 @@ class Kind:
     """Usual share of each count of ``Counts[1:]`` before anything is learnt."""
 
 
-class Ewma:
-    """Running mean for the first 1/weight samples, then an exponentially weighted mean."""
-
-    __slots__ = ("mean", "n")
-
-    def __init__(self) -> None:
-        self.mean = 0.0
-        self.n = 0
-
-    def update(self, x: float, weight: float) -> None:
-        self.n += 1
-        self.mean += max(weight, 1.0 / self.n) * (x - self.mean)
-
-    def dump(self) -> list[float]:
-        return [self.mean, self.n]
-
-    @classmethod
-    def load(cls, data: list[float]) -> Ewma:
-        mean, n = data[0], data[1]
-        e = cls()
-        e.mean, e.n = float(mean), int(n)
-        return e
-
-
 def _window_bot(agg: Agg) -> Counts:
     return (agg.bot_sessions, agg.bot_contained)
 
@@ -118,72 +101,6 @@ def _window_nps(agg: Agg) -> Counts:
 def _cumulative_nps(ch: ChannelRuntime) -> Counts:
     scores = ch.voice.surveys["nps"]
     return (sum(scores), sum(scores[: DETRACTOR_MAX + 1]), sum(scores[PROMOTER_MIN:]))
-
-
-class RatioBaseline:
-    """Usual shares of one series per hour-of-week slot: EWMAs of the hour's trials and counts."""
-
-    __slots__ = ("glob", "priors", "settings", "slots", "version")
-
-    def __init__(self, settings: VoiceSettings, priors: tuple[float, ...]) -> None:
-        self.settings = settings
-        self.priors = priors
-        self.slots: dict[int, list[Ewma]] = {}
-        self.glob = [Ewma() for _ in range(len(priors) + 1)]
-        self.version = 0
-
-    @staticmethod
-    def _shares(ewmas: list[Ewma]) -> list[float] | None:
-        trials = ewmas[0].mean
-        if ewmas[0].n == 0 or trials <= 0:
-            return None
-        return [e.mean / trials for e in ewmas[1:]]
-
-    def shares(self, slot: int) -> tuple[float, ...]:
-        """The usual share of each count in ``slot`` (blended during warm-up)."""
-        warmup = self.settings.warmup_samples
-        fallback = list(self.priors)
-        glob = self._shares(self.glob)
-        if glob is not None:
-            n = self.glob[0].n
-            w = min(n, warmup)
-            fallback = [
-                (w * g + (warmup - w) * f) / warmup for g, f in zip(glob, fallback, strict=True)
-            ]
-        ewmas = self.slots.get(slot)
-        own = None if ewmas is None else self._shares(ewmas)
-        if ewmas is None or own is None:
-            return tuple(fallback)
-        w = min(ewmas[0].n, warmup)
-        return tuple(
-            (w * s + (warmup - w) * f) / warmup for s, f in zip(own, fallback, strict=True)
-        )
-
-    def learn(self, slot: int, counts: Counts) -> None:
-        """Teach one complete hour (not called for hours without trials or flagged ones)."""
-        s = self.settings
-        self.version += 1
-        ewmas = self.slots.setdefault(slot, [Ewma() for _ in counts])
-        for e, x in zip(ewmas, counts, strict=True):
-            e.update(float(x), s.slot_weight)
-        for e, x in zip(self.glob, counts, strict=True):
-            e.update(float(x), s.global_weight)
-
-    def dump(self) -> dict[str, object]:
-        return {
-            "glob": [e.dump() for e in self.glob],
-            "slots": [
-                [slot, [e.dump() for e in ewmas]] for slot, ewmas in sorted(self.slots.items())
-            ],
-        }
-
-    def load(self, data: dict[str, Any]) -> None:
-        width = len(self.priors) + 1
-        glob = [Ewma.load(e) for e in data["glob"]]
-        slots = {int(slot): [Ewma.load(e) for e in ewmas] for slot, ewmas in data["slots"]}
-        if len(glob) != width or any(len(v) != width for v in slots.values()):
-            raise ValueError("baseline width does not match the detector")
-        self.glob, self.slots = glob, slots
 
 
 class _Series:
@@ -231,6 +148,13 @@ class CustomerVoiceDetector(WorstExport):
         self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
         self._slot_cache: dict[int, int] = {}
+        self._cusum_settings = _cusum_settings(settings)
+        self._cusum = self._new_cusums()
+        """Per channel: the binomial CUSUM (negative sentiment with ``cusum_threshold``)."""
+
+    def _new_cusums(self) -> dict[str, ShareCusum]:
+        cs = self._cusum_settings
+        return {} if cs is None else {ch: ShareCusum(cs) for ch in self.channels}
 
     # ------------------------------------------------------------------ time slots
 
@@ -280,6 +204,7 @@ class CustomerVoiceDetector(WorstExport):
                 }
                 for ch, st in self._series.items()
             },
+            "cusum": {ch: c.dump() for ch, c in self._cusum.items()},
         }
 
     def restore_state(self, data: dict[str, Any]) -> None:
@@ -297,10 +222,14 @@ class CustomerVoiceDetector(WorstExport):
             start = stored["start"]
             st.start = None if start is None else tuple(int(x) for x in start)
             st.baseline.load(stored["baseline"])
+        cusum = self._new_cusums()
+        for ch, stored in data.get("cusum", {}).items():
+            if ch in cusum:
+                cusum[ch].load(stored)
         period, first = data["period"], data["first_period"]
         self._period = None if period is None else int(period)
         self._first_period = None if first is None else int(first)
-        self._series = series
+        self._series, self._cusum = series, cusum
         self._keys = [None] * len(self.channels)
 
     # ------------------------------------------------------------------ a tick
@@ -327,7 +256,13 @@ class CustomerVoiceDetector(WorstExport):
             agg = ch.windows.totals[self._window_i]
             counts = self.kind.window_counts(agg)
             expected = self._expected(st, now)
-            key = (counts, expected)
+            cusum = self._cusum.get(name)
+            if cusum is not None:
+                total = self.kind.cumulative(ch)
+                rising = cusum.step(now, (total[0], total[1]), self.slot)
+            else:
+                rising = False
+            key = (counts, expected, rising)
             if self._keys[i] == key:
                 continue
             self._keys[i] = key
@@ -336,7 +271,10 @@ class CustomerVoiceDetector(WorstExport):
             if counts[0] == 0 and self.kind.cumulative(ch)[0] == 0:
                 fresh[i] = []  # never had a trial: no row, no verdict
                 continue
-            fresh[i] = [self._judge(name, st, counts, expected)]
+            signal = self._judge(name, st, counts, expected)
+            if rising and cusum is not None and not signal.active:
+                signal = _rising(signal, cusum)
+            fresh[i] = [signal]
         if fresh is not None:
             self._groups = fresh
         self._period = period
@@ -491,6 +429,40 @@ class CustomerVoiceDetector(WorstExport):
             f"{k} detractors) vs {usual_nps:+.0f} usual; detractors {k / n:.0%} vs {p0:.0%} "
             f"usual ({tail})"
         )
+
+
+def _cusum_settings(settings: VoiceSettings) -> ShareCusumSettings | None:
+    """The CUSUM of a negative-sentiment detector with ``cusum_threshold`` (none else): its
+    ratio and threshold, and the detector's prior and baseline settings."""
+    if not isinstance(settings, NegativeSentimentSettings) or settings.cusum_threshold <= 0:
+        return None
+    return ShareCusumSettings(
+        ratio=settings.cusum_ratio,
+        threshold=settings.cusum_threshold,
+        prior=settings.prior,
+        warmup_samples=settings.warmup_samples,
+        slot_weight=settings.slot_weight,
+        global_weight=settings.global_weight,
+        relearn_after=settings.relearn_after,
+        timezone=settings.timezone,
+    )
+
+
+def _rising(signal: Signal, cusum: ShareCusum) -> Signal:
+    """``signal`` made active by its CUSUM, which the summary names."""
+    tuned = cusum.settings
+    return Signal(
+        detector=signal.detector,
+        channel=signal.channel,
+        active=True,
+        score=signal.score,
+        threshold=signal.threshold,
+        expected=signal.expected,
+        summary=(
+            f"{signal.summary}; rising: CUSUM {cusum.stat:.1f} (active at {tuned.threshold:g}, "
+            f"tuned for {tuned.ratio:g}x the usual {cusum.p0:.0%})"
+        ),
+    )
 
 
 def _nps(counts: Counts) -> float:

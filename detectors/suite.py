@@ -56,11 +56,13 @@ class Stateful(Protocol):
 
 def detector_fingerprint(detector: Detector) -> str:
     """Digest of what a detector's state is only valid for: its settings, its channels and (the
-    complaint spike) its window span. Stable across processes."""
+    complaint spike) its window span. Stable across processes. A threshold without a ``cusum``
+    digests as it did before that key existed, so its state survives the upgrade."""
     settings = getattr(detector, "settings", None)
+    unset = {"cusum"} if getattr(settings, "cusum", 0) is None else set()
     parts = [
         detector.name,
-        settings.model_dump_json() if settings is not None else "",
+        settings.model_dump_json(exclude=unset) if settings is not None else "",
         ",".join(getattr(detector, "channels", [])),
         repr(getattr(detector, "span", None)),
     ]

@@ -4,7 +4,9 @@ It reads the values of the exporter's own rows (``LIVE_GAUGES``/``WINDOW_GAUGES`
 the engine), so an alert on ``support_queue_oldest_wait_seconds > 120`` judges exactly what the
 wall board shows. Ratios and quantiles carry a minimum-volume guard (a
 1-call hour at 0% service level is not an incident), and an optional ``recover`` level gives
-hysteresis so a value hovering at the threshold does not flap.
+hysteresis so a value hovering at the threshold does not flap. A CSAT threshold may also carry
+a binomial CUSUM on the share of unsatisfied ratings (``cusum``, ``detectors/share_cusum.py``):
+the signal is then active while either the threshold or the CUSUM is.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from support_monitor.detectors.readings import (
     same,
     window_index,
 )
+from support_monitor.detectors.share_cusum import HourOfWeek, ShareCusum
 from support_monitor.detectors.signal import Signal
 from support_monitor.monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES
 from support_monitor.monitor.engine.state import ChannelRuntime
@@ -45,6 +48,13 @@ def _combine(values: list[float], how: str) -> float:
     if how == "sum":
         return math.fsum(values)
     return max(values) if how == "max" else min(values)
+
+
+def _unsatisfied(ch: ChannelRuntime) -> tuple[int, int]:
+    """The channel's cumulative (ratings, unsatisfied ratings 1-3)."""
+    ratings = ch.ratings
+    bad = ratings[1] + ratings[2] + ratings[3]
+    return (bad + ratings[4] + ratings[5], bad)
 
 
 def _volume(agg: Agg, kind: str) -> int:
@@ -83,13 +93,27 @@ class ThresholdDetector(WorstExport):
         self._groups: Groups = [[] for _ in channels]
         self._levels: dict[str, tuple[float, float | None]] = {}
         """Per channel: (value, recover), scaled by its T with ``relative_to``."""
+        cusum = settings.cusum
+        self._slot_of = HourOfWeek(cusum.timezone if cusum is not None else "UTC")
+        self._cusum = {ch: ShareCusum(cusum) for ch in channels} if cusum is not None else {}
+        """Per channel: the CUSUM of ``cusum`` (none without)."""
 
     def export_state(self) -> dict[str, object]:
-        """The hysteresis flags: which (channel, queue) was active at the last tick."""
-        return {"active": [[ch, q, a] for (ch, q), a in self._active.items()]}
+        """The hysteresis flags: which (channel, queue) was active at the last tick; with a
+        CUSUM, its state per channel."""
+        state: dict[str, object] = {"active": [[ch, q, a] for (ch, q), a in self._active.items()]}
+        if self._cusum:
+            state["cusum"] = {ch: c.dump() for ch, c in self._cusum.items()}
+        return state
 
     def restore_state(self, data: dict[str, Any]) -> None:
-        self._active = {(str(ch), str(q)): bool(a) for ch, q, a in data["active"]}
+        active = {(str(ch), str(q)): bool(a) for ch, q, a in data["active"]}
+        cusum = self.settings.cusum
+        fresh = {ch: ShareCusum(cusum) for ch in self.channels} if cusum is not None else {}
+        for ch, stored in data.get("cusum", {}).items():
+            if ch in fresh:
+                fresh[ch].load(stored)
+        self._active, self._cusum = active, fresh
         self._keys = [None] * len(self.channels)  # judge every channel again
 
     def evaluate(self, readings: Readings) -> Groups:
@@ -104,10 +128,19 @@ class ThresholdDetector(WorstExport):
             last = self._keys[i]
             if windowed:
                 value, volume = self._window_inputs(ch.windows.totals[self._window_i])
-                if last is not None and same(value, last[0]) and volume == last[1]:
+                cusum = self._cusum.get(channel)
+                rising = cusum is not None and cusum.step(
+                    readings.now, _unsatisfied(ch), self._slot_of
+                )
+                if (
+                    last is not None
+                    and same(value, last[0])
+                    and volume == last[1]
+                    and rising == last[2]
+                ):
                     continue
-                self._keys[i] = (value, volume)
-                signals = [self._windowed(channel, value, volume)]
+                self._keys[i] = (value, volume, rising)
+                signals = [self._windowed(channel, value, volume, rising=rising)]
             else:
                 values = self._queue_values(readings, ch)
                 if values == last:  # live gauges are never NaN
@@ -127,7 +160,9 @@ class ThresholdDetector(WorstExport):
         volume = _volume(agg, self._info.volume) if self._info.volume is not None else None
         return value, volume
 
-    def _windowed(self, channel: str, value: float, volume: int | None) -> Signal:
+    def _windowed(
+        self, channel: str, value: float, volume: int | None, *, rising: bool = False
+    ) -> Signal:
         s = self.settings
         guard = ""
         if volume is not None and volume < s.effective_min_volume:
@@ -139,7 +174,24 @@ class ThresholdDetector(WorstExport):
         if s.confidence is not None and volume and not math.isnan(value):
             lower, upper = wilson(value * volume, volume, s.confidence)
             bound = lower if self.upward else upper
-        return self._judge(channel, "", value, guard, bound=bound, volume=volume)
+        signal = self._judge(channel, "", value, guard, bound=bound, volume=volume)
+        if not rising or signal.active:
+            return signal
+        cusum = self._cusum[channel]
+        tuned = cusum.settings
+        summary = (
+            f"{signal.summary}; unsatisfied ratings rising: CUSUM {cusum.stat:.1f} (active at "
+            f"{tuned.threshold:g}, tuned for {tuned.ratio:g}x the usual {cusum.p0:.0%})"
+        )
+        return Signal(
+            detector=signal.detector,
+            channel=channel,
+            active=True,
+            score=signal.score,
+            threshold=signal.threshold,
+            labels=signal.labels,
+            summary=summary,
+        )
 
     def _queue_values(self, readings: Readings, ch: ChannelRuntime) -> tuple[float, ...]:
         """One value per queue: the queue's rows combined (``aggregate``), as the rows of the

@@ -122,6 +122,13 @@ class NegativeSentimentSettings(_Base):
     """... and at least this many negative scores."""
     prior: float = Field(default=0.2, gt=0, lt=1)
     """Usual negative share before anything is learnt."""
+    cusum_ratio: float = Field(default=3.0, gt=1)
+    """Each channel also runs a binomial CUSUM on the negative share (``share_cusum.py``, its
+    own baseline learnt with these settings), tuned for the share rising to this multiple of
+    usual (capped at 0.99)."""
+    cusum_threshold: float = Field(default=11.0, ge=0)
+    """The CUSUM is active at or above this (0: no CUSUM), until it falls below this minus
+    ln(ratio); the signal is active while the window test or the CUSUM is."""
 
     def check_own(self, key: str) -> None:
         if self.min_ratio * self.prior >= 1:

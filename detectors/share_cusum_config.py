@@ -1,0 +1,47 @@
+"""Settings of the binomial CUSUM a CSAT threshold may carry (``thresholds[].cusum``).
+
+The CUSUM itself is ``detectors/share_cusum.py``; ``detectors.config`` puts these settings on
+a threshold detector of ``support_csat_ratio`` with ``op`` ``<`` or ``<=``.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ShareCusumSettings(BaseModel):
+    """A one-sided binomial CUSUM on the share of unsatisfied ratings (1-3) of all ratings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ratio: float = Field(default=3.0, gt=1)
+    """The CUSUM is tuned for the unsatisfied share rising to this multiple of its usual
+    share (capped at 0.99): 3 is a usual 15% of unsatisfied ratings rising to 45%."""
+    threshold: float = Field(default=10.0, gt=0)
+    """Active when the statistic reaches this; it stays active until it falls below
+    ``threshold - ln(ratio)``, and it is capped at ``threshold + ln(ratio)``."""
+    prior: float = Field(default=0.2, gt=0, lt=1)
+    """Usual unsatisfied share before anything is learnt."""
+    warmup_samples: int = Field(default=3, ge=1)
+    """An hour-of-week slot (or the all-hours share) needs this many learnt hours before it is
+    trusted on its own; before that it is blended with the fallback."""
+    slot_weight: float = Field(default=0.3, gt=0, le=1)
+    """EWMA weight of the newest hour in an hour-of-week slot (after its running mean)."""
+    global_weight: float = Field(default=0.02, gt=0, le=1)
+    """EWMA weight of the newest hour in the all-hours share (the warm-up fallback)."""
+    relearn_after: int = Field(default=24, ge=0)
+    """Hours in which the CUSUM was active are not learnt; after this many in a row they are
+    (the level has shifted for good)."""
+    timezone: str = "UTC"
+    """IANA zone of the hour-of-week slots."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+        return v
