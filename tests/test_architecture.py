@@ -148,6 +148,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "monitor.cluster.settings",
             "detectors.config",
             "detectors.voice_config",
+            "detectors.share_cusum_config",
             "alerts.config",
             "alerts.links",
             "alerts.matchers",
