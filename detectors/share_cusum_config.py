@@ -6,9 +6,9 @@ a threshold detector of ``support_csat_ratio`` with ``op`` ``<`` or ``<=``.
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from support_monitor.monitor.config_helpdesk import ZoneName
 
 
 class ShareCusumSettings(BaseModel):
@@ -34,14 +34,5 @@ class ShareCusumSettings(BaseModel):
     relearn_after: int = Field(default=24, ge=0)
     """Hours in which the CUSUM was active are not learnt; after this many in a row they are
     (the level has shifted for good)."""
-    timezone: str = "UTC"
+    timezone: ZoneName = "UTC"
     """IANA zone of the hour-of-week slots."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{v!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
-        return v

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.config_helpdesk import ZoneName
 
 VOICE_NAMES = ("containment_drop", "negative_sentiment", "nps_drop")
 """The built-in customer-voice detector names (``detectors:`` keys and ``detector`` labels)."""
@@ -48,19 +48,10 @@ class _Base(BaseModel):
     relearn_after: int = Field(default=24, ge=0)
     """Hours in which the series was active are not learnt; after this many in a row they are
     (the level has shifted for good)."""
-    timezone: str = "UTC"
+    timezone: ZoneName = "UTC"
     """IANA zone of the hour-of-week slots."""
     channels: tuple[str, ...] = ()
     """Empty: every channel; a channel is judged once it has had a trial."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{v!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
-        return v
 
     @model_validator(mode="after")
     def _recover(self) -> Self:
