@@ -303,7 +303,9 @@ def default_rules() -> tuple[AlertRule, ...]:
                     "{threshold:.0%})"
                 ),
                 "Only {score:.1%} of the ratings on {channel} over the last {window_long} are "
-                "satisfied (pages below {threshold:.0%} once enough ratings show it)." + _SINCE,
+                "satisfied (pages below {threshold:.0%} once enough ratings show it, or when "
+                "unsatisfied ratings run well above their usual share for this hour of the "
+                "week)." + _SINCE,
                 (
                     "{channel}: customer satisfaction back to {value_now:.0%} over {window_long}; "
                     "lasted {duration}"

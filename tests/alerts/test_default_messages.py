@@ -167,7 +167,8 @@ CASES = [
         _sig("csat_low", "email", 0.9, 0.8, active=False),
         "email: customer satisfaction 50% over 1h (floor 80%)",
         "Only 50.0% of the ratings on email over the last 1h are satisfied (pages below 80% "
-        "once enough ratings show it). Going on since 2026-03-02 00:55 UTC.",
+        "once enough ratings show it, or when unsatisfied ratings run well above their usual "
+        "share for this hour of the week). Going on since 2026-03-02 00:55 UTC.",
         "email: customer satisfaction back to 90% over 1h; lasted 36m",
         "Resolved after 36m (from 2026-03-02 00:55 UTC to 2026-03-02 01:31 UTC). 90.0% of the "
         "ratings over the last 1h are satisfied now (floor 80%).",
