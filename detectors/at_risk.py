@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from support_monitor.detectors.config import TicketsAtRiskSettings
-from support_monitor.detectors.readings import Groups, Readings, WorstExport
+from support_monitor.detectors.readings import Groups, GroupsUpdate, Readings, WorstExport
 from support_monitor.detectors.signal import Signal
 from support_monitor.monitor.config_channel import ChannelSettings
 
@@ -47,8 +47,7 @@ class TicketsAtRiskDetector(WorstExport):
 
     def evaluate(self, readings: Readings) -> Groups:
         """A channel is judged again only when its at-risk counts changed."""
-        groups = self._groups
-        fresh: Groups | None = None
+        out = GroupsUpdate(self._groups)
         channels = readings.channels
         for i, channel in enumerate(self.channels):
             counts = dict.fromkeys(self._slas[channel], 0.0)
@@ -61,11 +60,8 @@ class TicketsAtRiskDetector(WorstExport):
             if key == self._keys[i]:
                 continue
             self._keys[i] = key
-            if fresh is None:
-                fresh = list(groups)
-            fresh[i] = self._judge(channel, counts)
-        if fresh is not None:
-            self._groups = fresh
+            out[i] = self._judge(channel, counts)
+        self._groups = out.result()
         return self._groups
 
     def _judge(self, channel: str, counts: dict[str, float]) -> list[Signal]:

@@ -20,7 +20,14 @@ from typing import Any
 
 from support_monitor.detectors.complaint_cusum import RateCusum
 from support_monitor.detectors.config import BacklogGrowthSettings
-from support_monitor.detectors.readings import Groups, Readings, WorstExport, fmt, window_index
+from support_monitor.detectors.readings import (
+    Groups,
+    GroupsUpdate,
+    Readings,
+    WorstExport,
+    fmt,
+    window_index,
+)
 from support_monitor.detectors.signal import Signal
 from support_monitor.monitor.config_channel import ChannelSettings
 
@@ -189,8 +196,7 @@ class BacklogGrowthDetector(WorstExport):
 
     def evaluate(self, readings: Readings) -> Groups:
         now = readings.now
-        groups = self._groups
-        fresh: Groups | None = None
+        out = GroupsUpdate(self._groups)
         channels = readings.channels
         for i, channel in enumerate(self.channels):
             ch = channels[channel]
@@ -209,11 +215,8 @@ class BacklogGrowthDetector(WorstExport):
             if key == self._keys[i]:
                 continue
             self._keys[i] = key
-            if fresh is None:
-                fresh = list(groups)
-            fresh[i] = [self._judge(channel, key)]
-        if fresh is not None:
-            self._groups = fresh
+            out[i] = [self._judge(channel, key)]
+        self._groups = out.result()
         return self._groups
 
     def _surge_step(self, channel: str, now: float, queues: Iterable[Any]) -> bool:

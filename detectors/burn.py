@@ -13,7 +13,14 @@ import math
 from collections.abc import Mapping, Sequence
 
 from support_monitor.detectors.config import SlaBurnSettings, max_burn_rate
-from support_monitor.detectors.readings import Groups, Readings, fmt, offered, window_index
+from support_monitor.detectors.readings import (
+    Groups,
+    GroupsUpdate,
+    Readings,
+    fmt,
+    offered,
+    window_index,
+)
 from support_monitor.detectors.signal import Signal
 from support_monitor.monitor.config_channel import ChannelSettings
 from support_monitor.monitor.engine.readout import service_level
@@ -69,8 +76,7 @@ class SlaBurnDetector:
         self._groups: Groups = [[] for _ in channels]
 
     def evaluate(self, readings: Readings) -> Groups:
-        groups = self._groups
-        fresh: Groups | None = None
+        out = GroupsUpdate(self._groups)
         channels = readings.channels
         used = self._used
         for i, channel in enumerate(self.channels):
@@ -83,11 +89,8 @@ class SlaBurnDetector:
             if key == self._keys[i]:
                 continue
             self._keys[i] = key
-            if fresh is None:
-                fresh = list(groups)
-            fresh[i] = self._judge(channel, totals)
-        if fresh is not None:
-            self._groups = fresh
+            out[i] = self._judge(channel, totals)
+        self._groups = out.result()
         return self._groups
 
     def _judge(self, channel: str, totals: Sequence[Agg]) -> list[Signal]:

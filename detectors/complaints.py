@@ -33,7 +33,14 @@ from support_monitor.detectors.poisson import (
     critical_count_within,
     sf,
 )
-from support_monitor.detectors.readings import Groups, Readings, WorstExport, fmt, window_index
+from support_monitor.detectors.readings import (
+    Groups,
+    GroupsUpdate,
+    Readings,
+    WorstExport,
+    fmt,
+    window_index,
+)
 from support_monitor.detectors.signal import Signal
 
 _SAMPLES_PER_WINDOW = 120
@@ -366,8 +373,7 @@ class ComplaintSpikeDetector(WorstExport):
         if segs == self._segments:
             segs = self._segments  # the same object: expectations cached per series still hold
         self._segments = segs
-        groups = self._groups
-        fresh: Groups | None = None
+        out = GroupsUpdate(self._groups)
         channels = readings.channels
         for i, channel in enumerate(self.channels):
             ch = channels[channel]
@@ -386,13 +392,10 @@ class ComplaintSpikeDetector(WorstExport):
                 or last[4] != rising
             ):
                 self._keys[i] = key
-                if fresh is None:
-                    fresh = list(groups)
-                fresh[i] = self._judge_channel(channel, total, counts, segs, rising=rising)
+                out[i] = self._judge_channel(channel, total, counts, segs, rising=rising)
             if boundary or self._period is None:
                 self._learn(channel, total, cumulative, now, learn=complete)
-        if fresh is not None:
-            self._groups = fresh
+        self._groups = out.result()
         self._period = period
         return self._groups
 

@@ -40,7 +40,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from support_monitor.detectors.binomial import cdf, lower_critical, sf, upper_critical
-from support_monitor.detectors.readings import Groups, Readings, WorstExport, window_index
+from support_monitor.detectors.readings import (
+    Groups,
+    GroupsUpdate,
+    Readings,
+    WorstExport,
+    window_index,
+)
 from support_monitor.detectors.share_baseline import RatioBaseline
 from support_monitor.detectors.share_cusum import ShareCusum
 from support_monitor.detectors.share_cusum_config import ShareCusumSettings
@@ -246,7 +252,7 @@ class CustomerVoiceDetector(WorstExport):
             and self._period != self._first_period
         )
         learnt_slot = self.slot((period - 0.5) * HOUR)
-        fresh: Groups | None = None
+        out = GroupsUpdate(self._groups)
         channels = readings.channels
         for i, name in enumerate(self.channels):
             ch = channels[name]
@@ -266,17 +272,14 @@ class CustomerVoiceDetector(WorstExport):
             if self._keys[i] == key:
                 continue
             self._keys[i] = key
-            if fresh is None:
-                fresh = list(self._groups)
             if counts[0] == 0 and self.kind.cumulative(ch)[0] == 0:
-                fresh[i] = []  # never had a trial: no row, no verdict
+                out[i] = []  # never had a trial: no row, no verdict
                 continue
             signal = self._judge(name, st, counts, expected)
             if rising and cusum is not None and not signal.active:
                 signal = _rising(signal, cusum)
-            fresh[i] = [signal]
-        if fresh is not None:
-            self._groups = fresh
+            out[i] = [signal]
+        self._groups = out.result()
         self._period = period
         return self._groups
 

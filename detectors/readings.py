@@ -29,6 +29,26 @@ Groups = list[list[Signal]]
 """A detector's signals, one list per channel of its scope, in scope order."""
 
 
+class GroupsUpdate:
+    """One tick's groups of a detector, copied on the first write: ``result()`` is the previous
+    list itself when no channel changed (the suite skips a detector whose list is the same
+    object), else a copy with the changed channels' groups replaced."""
+
+    __slots__ = ("_new", "_old")
+
+    def __init__(self, previous: Groups) -> None:
+        self._old = previous
+        self._new: Groups | None = None
+
+    def __setitem__(self, index: int, signals: list[Signal]) -> None:
+        if self._new is None:
+            self._new = list(self._old)
+        self._new[index] = signals
+
+    def result(self) -> Groups:
+        return self._old if self._new is None else self._new
+
+
 class Readings:
     """The engine at ``now``: its channels, read directly."""
 

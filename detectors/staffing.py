@@ -30,7 +30,7 @@ from support_monitor.detectors.config import (
     UnderstaffingSettings,
     resolve_window,
 )
-from support_monitor.detectors.readings import Groups, Readings, WorstExport, fmt
+from support_monitor.detectors.readings import Groups, GroupsUpdate, Readings, WorstExport, fmt
 from support_monitor.detectors.signal import Signal
 from support_monitor.monitor.config_channel import ChannelSettings
 from support_monitor.monitor.engine.erlang import Staffing, staffing
@@ -137,8 +137,7 @@ class _StaffingDetector(WorstExport):
         return Inputs(rate, handle, agents, totals[self._longest_i].queued)
 
     def evaluate(self, readings: Readings) -> Groups:
-        groups = self._groups
-        fresh: Groups | None = None
+        out = GroupsUpdate(self._groups)
         channels = readings.channels
         for i, channel in enumerate(self.channels):
             got = self.inputs(readings, channels[channel])
@@ -154,11 +153,8 @@ class _StaffingDetector(WorstExport):
                     got.rate, got.handle, got.agents, self._answer[channel], self._level[channel]
                 )
                 signals = [self.judge(channel, got)]
-            if fresh is None:
-                fresh = list(groups)
-            fresh[i] = signals
-        if fresh is not None:
-            self._groups = fresh
+            out[i] = signals
+        self._groups = out.result()
         return self._groups
 
     def guard(self, got: Inputs) -> str:

@@ -20,6 +20,7 @@ from support_monitor.detectors.config import METRICS, ThresholdSettings
 from support_monitor.detectors.evidence import wilson
 from support_monitor.detectors.readings import (
     Groups,
+    GroupsUpdate,
     Readings,
     WorstExport,
     fmt,
@@ -117,8 +118,7 @@ class ThresholdDetector(WorstExport):
         self._keys = [None] * len(self.channels)  # judge every channel again
 
     def evaluate(self, readings: Readings) -> Groups:
-        groups = self._groups
-        fresh: Groups | None = None
+        out = GroupsUpdate(self._groups)
         channels = readings.channels
         windowed = self._info.kind == "windowed"
         for i, channel in enumerate(self.channels):
@@ -147,11 +147,8 @@ class ThresholdDetector(WorstExport):
                     continue
                 self._keys[i] = values
                 signals = self._live(channel, tuple(ch.queues), values)
-            if fresh is None:
-                fresh = list(groups)
-            fresh[i] = signals
-        if fresh is not None:
-            self._groups = fresh
+            out[i] = signals
+        self._groups = out.result()
         return self._groups
 
     def _window_inputs(self, agg: Agg) -> tuple[float, int | None]:
