@@ -215,8 +215,7 @@ class BusinessCalendar:
         business hours at all, or more than :data:`MAX_WALK_DAYS` local days away).
         ``seconds`` must not be negative or NaN (``ValueError``)."""
         _check_instant(start)
-        if math.isnan(seconds) or seconds < 0:
-            raise ValueError(f"business seconds must be >= 0, got {seconds}")
+        _check_amount(seconds)
         if seconds == 0:
             return start
         if self._always:
@@ -257,8 +256,7 @@ class BusinessCalendar:
         ``0``; ``-math.inf`` when there is not that much business time in the
         :data:`MAX_WALK_DAYS` local days before. ``seconds`` must not be negative or NaN."""
         _check_instant(start)
-        if math.isnan(seconds) or seconds < 0:
-            raise ValueError(f"business seconds must be >= 0, got {seconds}")
+        _check_amount(seconds)
         if seconds == 0:
             return start
         if self._always:
@@ -400,6 +398,12 @@ def _land(day: _Day, start: float, remaining: float) -> tuple[float | None, floa
             return begin + remaining, 0.0
         remaining -= length
     return None, remaining
+
+
+def _check_amount(seconds: float) -> None:
+    """A business-time amount must be a number ``>= 0`` (``ValueError`` otherwise)."""
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError(f"business seconds must be >= 0, got {seconds}")
 
 
 def _check_instant(t: float) -> None:

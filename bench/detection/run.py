@@ -5,10 +5,10 @@
 
 For each seed: ``events-SEED.jsonl`` (healthy days from a Monday 00:00 UTC, then one weekday
 with the labelled incidents of ``traffic.PLANS``), ``labels-SEED.jsonl``, then
-``python -m monitor replay EVENTS --config default.yaml --alerts-out alerts-SEED.jsonl`` (the
-CLI users run; ``default.yaml`` is ``{}``: every default, whose channels are voice, chat and
-email). It prints Markdown tables and writes ``results.json``. ``--rescore`` reuses the files
-of an earlier run.
+``python -m support_monitor replay EVENTS --config default.yaml --alerts-out
+alerts-SEED.jsonl`` (the CLI users run; ``default.yaml`` is ``{}``: every default, whose
+channels are voice, chat and email). It prints Markdown tables and writes ``results.json``.
+``--rescore`` reuses the files of an earlier run.
 """
 
 from __future__ import annotations
@@ -169,8 +169,14 @@ def generate(out: Path, seed: int, lay: Layout, channels: Sequence[str]) -> int:
     p = paths(out, seed)
     traffic.write_labels(p["labels"], lay.incidents)
     span = (lay.start, lay.end)
-    n = traffic_agents.write(
-        p["events"], seed, span, live=live, desks=desks, incidents=lay.incidents
+    n = traffic.write(
+        p["events"],
+        seed,
+        span,
+        live=live,
+        desks=desks,
+        incidents=lay.incidents,
+        generator_class=traffic_agents.AgentGenerator,
     )
     return n + traffic_voice.merge_into(p["events"], seed, span, channels, lay.incidents)
 

@@ -485,9 +485,11 @@ def write(
     live: Sequence[LiveSpec],
     desks: Sequence[DeskSpec],
     incidents: Sequence[Incident],
+    generator_class: type[Generator] = Generator,
 ) -> int:
-    """Write the events of ``span`` as JSON Lines; return how many."""
-    generator = Generator(seed, *span, live=live, desks=desks, incidents=incidents)
+    """Write the events of ``span`` as JSON Lines, from ``generator_class`` (a subclass adds
+    events, e.g. ``traffic_agents.AgentGenerator``); return how many."""
+    generator = generator_class(seed, *span, live=live, desks=desks, incidents=incidents)
     n = 0
     with path.open("wb") as f:
         for _, line in generator.run():

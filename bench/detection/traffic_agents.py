@@ -38,7 +38,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from bench.detection.traffic import (
@@ -237,22 +236,3 @@ class AgentGenerator(Generator):
             roster.off.append(agent)
             self._agent(roster, agent, "offline")
         self._at(now + BREAK_EVERY, partial(self._break_tick, pool))
-
-
-def write(
-    path: Path,
-    seed: int,
-    span: tuple[float, float],
-    *,
-    live: Sequence[LiveSpec],
-    desks: Sequence[DeskSpec],
-    incidents: Sequence[Incident],
-) -> int:
-    """``traffic.write`` with agent states: the events of ``span`` as JSON Lines; how many."""
-    generator = AgentGenerator(seed, *span, live=live, desks=desks, incidents=incidents)
-    n = 0
-    with path.open("wb") as f:
-        for _, line in generator.run():
-            f.write(line + b"\n")
-            n += 1
-    return n
