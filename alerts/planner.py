@@ -111,6 +111,12 @@ class Planner:
         """Console hook: a silenced alert is held like a muted one (reconciled when the silence
         ends); an acknowledged one gets no ``repeat``; firing messages carry the ack link."""
 
+    @property
+    def idle(self) -> bool:
+        """No receiver was told of an alert still remembered and no group waits: planning
+        without firing or resolved alerts would send nothing."""
+        return not self.sent and not self.groups
+
     def plan(
         self, now: float, alerts: Iterable[Alert], inhibited: Container[str] = ()
     ) -> list[Notification]:

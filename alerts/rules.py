@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from support_monitor.alerts.config import AlertRule, AlertSettings
 from support_monitor.alerts.links import keep_links
-from support_monitor.alerts.state import Alert, Labels, RuleState, Sample, Transition
+from support_monitor.alerts.state import Alert, AlertState, Labels, RuleState, Sample, Transition
 from support_monitor.alerts.template import duration, render
 from support_monitor.alerts.timefmt import rfc3339
 from support_monitor.detectors.signal import Signal
@@ -268,6 +268,14 @@ class CompiledRule:
         for alert in held:
             self._render(alert)
         return iter(held)
+
+    def notifiable(self) -> Iterator[Alert]:
+        """The alerts held that are firing or resolved (what notifications are planned from:
+        a pending alert is never sent), annotations rendered; pending ones stay unrendered."""
+        out = [a for a in self.state.active.values() if a.state is not AlertState.PENDING]
+        for alert in out:
+            self._render(alert)
+        return iter(out)
 
     def held(self) -> Iterator[Alert]:
         """The alerts held, as they are (annotations may not be rendered yet)."""

@@ -62,6 +62,13 @@ class TransitionSink(Protocol):
     def __call__(self, record: dict[str, object]) -> None: ...
 
 
+class PlanSink(Protocol):
+    """Offline planning (``backtest``): receives the notifications the planner would send at
+    one evaluation, instead of the outbox."""
+
+    def __call__(self, notifications: list[Notification]) -> None: ...
+
+
 class _Unavailable:
     """A receiver whose secret could not be read: every notification is rejected (and logged)."""
 
@@ -88,14 +95,19 @@ class Alerting:
         stats: DaemonStats,
         *,
         on_transition: TransitionSink | None = None,
+        on_plan: PlanSink | None = None,
         channels: Callable[[], Container[str]] | None = None,
     ) -> None:
         """``channels``: cluster mode, the channels this engine owns now; signals of other
-        channels are not judged by the rules (``None``: every channel)."""
+        channels are not judged by the rules (``None``: every channel). ``on_plan``: plan
+        notifications at every evaluation without delivering them (the planner's grouping,
+        inhibition and timing in event time) and hand each evaluation's to it; Alertmanager is
+        not planned then."""
         self._engine = engine
         self._channels = channels
         self._stats = stats
         self._on_transition = on_transition
+        self._on_plan = on_plan
         self._settings = alerts
         self._notifiers = notifiers
         self.suite = DetectorSuite(
@@ -234,12 +246,18 @@ class Alerting:
             )
             if self._on_transition is not None:
                 self._on_transition(record)
-        if self._live:
+        if self._live or self._on_plan is not None:
             self._plan(now)
 
     def _plan(self, now: float) -> None:
-        alerts = [a for rule in self.rules for a in rule.alerts()]
+        alerts = [a for rule in self.rules for a in rule.notifiable()]
+        if not alerts and self.planner.idle:
+            return  # nothing firing, resolved or told: no message and no Alertmanager post due
         new = self.planner.plan(now, alerts, self.inhibitor.inhibited(alerts))
+        if self._on_plan is not None:  # offline: nothing is committed or sent
+            if new:
+                self._on_plan(new)
+            return
         if new:
             self._to_commit.extend(new)
             self._dirty = True

@@ -4,16 +4,21 @@ The file goes through the replay road itself (:func:`monitor.replay.replay_road`
 pipeline, tick road, detectors and alert rules as ``replay`` and the daemon). Two things differ,
 both outside that road:
 
-- the alert state changes go to an in-memory :class:`Recorder` (nothing is planned, sent or put
-  in an outbox: the alert evaluation is never opened for delivery, as in ``replay``);
+- the alert state changes go to an in-memory :class:`Recorder`, and so do the notifications the
+  planner would send at each evaluation (grouping, ``group_wait``/``group_interval``,
+  inhibition and mute windows in event time; nothing is put in an outbox or sent: the alert
+  evaluation is never opened for delivery, as in ``replay``). A config that routes to no one
+  is planned with one stand-in receiver on a default route (:func:`offline`);
 - rejected lines go to a sink that only counts them, and the settings the road sees have
   ``dead_letter.path``, ``state.dir`` and ``notifiers.state_dir`` unset, so nothing is written
   where a running daemon keeps its dead letters, snapshot, outbox, alert state or console state.
 
 The summary per (alert, severity, channel) is described in ``docs/backtest.md``: firings
-(transitions into ``firing``), pages per day (firings / max(file span, 1 h) in days), minutes
-firing (an alert still firing at the end counts until the last event time) and the first firing.
-Memory: one entry per alert label set that fired, one per (alert, severity, channel) row.
+(transitions into ``firing``), how many of them reached a receiver in a message and how many
+began inhibited, pages per day (firings / max(file span, 1 h) in days), minutes firing (an
+alert still firing at the end counts until the last event time) and the first firing; per run,
+the messages by kind and receiver. Memory: one entry per alert label set that fired, one per
+(alert, severity, channel) row, one per receiver.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, cast
 
+from support_monitor.alerts.config import Route, WebhookReceiver
+from support_monitor.alerts.notify.message import Notification
 from support_monitor.alerts.timefmt import rfc3339
 from support_monitor.monitor.config import IngestSettings, Settings
 from support_monitor.monitor.deadletter import DeadLetter
@@ -35,6 +42,7 @@ from support_monitor.monitor.replay import replay_road
 __all__ = [
     "FORMATS",
     "MIN_SPAN_SECONDS",
+    "STAND_IN_RECEIVER",
     "Backtest",
     "Recorder",
     "Row",
@@ -53,6 +61,9 @@ MIN_SPAN_SECONDS = 3600.0
 firing into 288 pages a day)."""
 DAY = 86400.0
 FORMATS = ("table", "json")
+STAND_IN_RECEIVER = "pager"
+"""The receiver a config without routes is planned with (one route, default grouping)."""
+KINDS = ("new", "repeat", "resolved")
 
 RowKey = tuple[str, str, str]
 """(alertname, severity, channel)."""
@@ -66,6 +77,11 @@ class Row:
     severity: str
     channel: str
     firings: int = 0
+    paged: int = 0
+    """Firings that reached a receiver in a message (the rest were inhibited, muted or
+    resolved before their group's message)."""
+    inhibited: int = 0
+    """Firings that began inhibited (``"inhibited": true`` on the firing record)."""
     seconds_firing: float = 0.0
     first_firing: float | None = None
 
@@ -76,12 +92,16 @@ class Row:
 
 class Recorder:
     """The in-memory stand-in for the notifiers: takes each alert state change record
-    (``alerts.rules.transition_record``) and keeps firings and firing time per row."""
+    (``alerts.rules.transition_record``) and keeps firings and firing time per row, and each
+    evaluation's planned notifications (messages by kind and receiver, firings paged)."""
 
     def __init__(self) -> None:
         self.rows: dict[RowKey, Row] = {}
         self.transitions = 0
+        self.messages: Counter[str] = Counter(dict.fromkeys(KINDS, 0))
+        self.receivers: Counter[str] = Counter()
         self._firing: dict[str, tuple[Row, float]] = {}  # fingerprint -> (row, fired at)
+        self._told: dict[str, float] = {}  # fingerprint -> activation (active_at) paged
 
     def record(self, record: dict[str, object]) -> None:
         """One ``transition_record``: ``ts`` (event time), ``state``, ``previous``, ``labels``
@@ -101,6 +121,8 @@ class Recorder:
             if row is None:
                 row = self.rows[key] = Row(*key)
             row.firings += 1
+            if record.get("inhibited"):
+                row.inhibited += 1
             if row.first_firing is None:
                 row.first_firing = now
             self._firing[fingerprint] = (row, now)
@@ -109,6 +131,29 @@ class Recorder:
             if opened is not None:
                 row, since = opened
                 row.seconds_firing += now - since
+
+    def plan(self, notifications: list[Notification]) -> None:
+        """One evaluation's planned messages: counted by kind and receiver; an alert firing in a
+        message counts as paged once per activation, whichever receiver got it first."""
+        for note in notifications:
+            self.messages[note.kind] += 1
+            self.receivers[note.receiver] += 1
+            for info in note.alerts:
+                if info.resolved_at is not None:
+                    self._told.pop(info.fingerprint, None)
+                    continue
+                if self._told.get(info.fingerprint) == info.active_at:
+                    continue
+                self._told[info.fingerprint] = info.active_at
+                labels = info.labels
+                key = (
+                    labels.get("alertname", ""),
+                    labels.get("severity", ""),
+                    labels.get("channel", ""),
+                )
+                row = self.rows.get(key)
+                if row is not None:
+                    row.paged += 1
 
     def close(self, end: float) -> None:
         """Alerts still firing count until ``end`` (the last event time)."""
@@ -137,6 +182,12 @@ class Backtest:
     duplicates: int
     transitions: int
     rows: list[Row] = field(default_factory=list)
+    messages: dict[str, int] = field(default_factory=dict)
+    """Planned messages by kind (``new``, ``repeat``, ``resolved``)."""
+    receivers: dict[str, int] = field(default_factory=dict)
+    """Planned messages by receiver."""
+    stand_in: bool = False
+    """The config routes to no one: planned with :data:`STAND_IN_RECEIVER`."""
 
     @property
     def span_seconds(self) -> float:
@@ -156,16 +207,34 @@ class Backtest:
     def pages_per_day(self, row: Row) -> float:
         return row.firings / self.days
 
+    @property
+    def message_count(self) -> int:
+        return sum(self.messages.values())
+
+
+def routes_to_no_one(settings: Settings) -> bool:
+    return not settings.notifiers.routes
+
 
 def offline(settings: Settings) -> Settings:
     """The settings with every path a daemon writes to unset: dead letters, the engine
     snapshot, and the notifier state directory (outbox, alert state, console silences and
-    signing key)."""
+    signing key). A config without routes gets one stand-in receiver (``pager``, never
+    contacted) on a route with the default grouping, so its messages can be counted."""
+    notifiers = settings.notifiers.model_copy(update={"state_dir": None})
+    if routes_to_no_one(settings):
+        stand_in = WebhookReceiver(type="webhook", url="https://backtest.invalid/")
+        notifiers = notifiers.model_copy(
+            update={
+                "receivers": {STAND_IN_RECEIVER: stand_in},
+                "routes": (Route(receiver=STAND_IN_RECEIVER),),
+            }
+        )
     return settings.model_copy(
         update={
             "dead_letter": settings.dead_letter.model_copy(update={"path": None}),
             "state": settings.state.model_copy(update={"dir": None}),
-            "notifiers": settings.notifiers.model_copy(update={"state_dir": None}),
+            "notifiers": notifiers,
         }
     )
 
@@ -198,7 +267,11 @@ async def run_backtest(path: Path, settings: Settings, config: str) -> Backtest:
     first = await asyncio.to_thread(first_event_time, path, settings.ingest)
     recorder = Recorder()
     done = await replay_road(
-        path, offline(settings), on_transition=recorder.record, dead_letters=_NoLetters()
+        path,
+        offline(settings),
+        on_transition=recorder.record,
+        on_plan=recorder.plan,
+        dead_letters=_NoLetters(),
     )
     now = done.engine.now
     last = now if math.isfinite(now) else None
@@ -218,6 +291,9 @@ async def run_backtest(path: Path, settings: Settings, config: str) -> Backtest:
         duplicates=sum(stats.duplicates.values()),
         transitions=recorder.transitions,
         rows=sorted(recorder.rows.values(), key=lambda r: r.key),
+        messages=dict(recorder.messages),
+        receivers=dict(sorted(recorder.receivers.items())),
+        stand_in=routes_to_no_one(settings),
     )
 
 
@@ -228,21 +304,21 @@ def _time(ts: float | None) -> str | None:
     return None if ts is None else rfc3339(ts)
 
 
-def _numbers(run: Backtest, row: Row | None) -> tuple[int, float, float]:
-    """Firings, pages per day and minutes firing of a row (zeros where it did not fire)."""
+def _numbers(run: Backtest, row: Row | None) -> tuple[int, int, int, float, float]:
+    """Firings, paged, inhibited, pages per day and minutes firing of a row (zeros where it
+    did not fire)."""
     if row is None:
-        return 0, 0.0, 0.0
-    return row.firings, run.pages_per_day(row), row.seconds_firing / 60.0
+        return 0, 0, 0, 0.0, 0.0
+    return row.firings, row.paged, row.inhibited, run.pages_per_day(row), row.seconds_firing / 60
+
+
+NUMBERS = ("firings", "paged", "inhibited", "pages_per_day", "minutes_firing")
 
 
 def _row_json(run: Backtest, row: Row | None) -> dict[str, object]:
-    firings, per_day, minutes = _numbers(run, row)
-    return {
-        "firings": firings,
-        "pages_per_day": per_day,
-        "minutes_firing": minutes,
-        "first_firing": None if row is None else _time(row.first_firing),
-    }
+    out: dict[str, object] = dict(zip(NUMBERS, _numbers(run, row), strict=True))
+    out["first_firing"] = None if row is None else _time(row.first_firing)
+    return out
 
 
 def _run_json(run: Backtest) -> dict[str, object]:
@@ -257,6 +333,13 @@ def _run_json(run: Backtest) -> dict[str, object]:
         "rejected": run.rejected,
         "duplicates": run.duplicates,
         "transitions": run.transitions,
+        "messages": {
+            **{kind: run.messages.get(kind, 0) for kind in KINDS},
+            "total": run.message_count,
+            "per_day": run.message_count / run.days,
+        },
+        "receivers": run.receivers,
+        "stand_in_receiver": run.stand_in,
         "alerts": [
             {"alertname": r.alertname, "severity": r.severity, "channel": r.channel}
             | _row_json(run, r)
@@ -287,9 +370,8 @@ def as_json(events: Path, base: Backtest, other: Backtest | None) -> str:
                 "severity": severity,
                 "channel": channel,
             }
-            names = ("firings", "pages_per_day", "minutes_firing")
             for name, before, after in zip(
-                names, _numbers(base, a), _numbers(other, b), strict=True
+                NUMBERS, _numbers(base, a), _numbers(other, b), strict=True
             ):
                 entry[name] = {"config": before, "against": after, "change": after - before}
             entry["first_firing"] = {
@@ -308,10 +390,16 @@ def _summary(label: str, run: Backtest) -> str:
         if run.first_event is None or run.last_event is None
         else f"{rfc3339(run.first_event)} .. {rfc3339(run.last_event)}"
     )
+    kinds = ", ".join(f"{kind} {run.messages.get(kind, 0)}" for kind in KINDS)
+    to = ", ".join(f"{name} {n}" for name, n in run.receivers.items()) or "nobody"
+    if run.stand_in:
+        to = f"{to}; the config has no route: {STAND_IN_RECEIVER!r} stands in"
     return (
         f"{label}{run.config}: {run.events_applied} events applied, {run.events_rejected} "
         f"rejected{f' ({rejected})' if rejected else ''}, {run.duplicates} duplicates; "
         f"event time {span} ({run.span_seconds / 3600:.2f} h; pages/day over {run.days:.4f} d)"
+        f"\n{' ' * len(label)}{run.message_count} messages ({kinds}; "
+        f"{run.message_count / run.days:.2f}/day) to {to}"
     )
 
 
@@ -337,30 +425,32 @@ def as_table(events: Path, base: Backtest, other: Backtest | None) -> str:
     lines = [f"backtest of {events}"]
     if other is None:
         lines.append(_summary("", base))
-        header = ["ALERT", "SEVERITY", "CHANNEL", "FIRINGS", "PAGES/DAY", "MIN FIRING"]
-        header.append("FIRST FIRING")
+        header = ["ALERT", "SEVERITY", "CHANNEL", "FIRINGS", "PAGED", "INHIBITED"]
+        header += ["PAGES/DAY", "MIN FIRING", "FIRST FIRING"]
         rows = [
             [
                 r.alertname,
                 r.severity,
                 r.channel,
                 str(r.firings),
+                str(r.paged),
+                str(r.inhibited),
                 f"{base.pages_per_day(r):.2f}",
                 f"{r.seconds_firing / 60:.1f}",
                 rfc3339(r.first_firing) if r.first_firing is not None else "-",
             ]
             for r in base.rows
         ]
-        right = {3, 4, 5}
+        right = {3, 4, 5, 6, 7}
     else:
         lines.extend((_summary("A = ", base), _summary("B = ", other)))
-        header = ["ALERT", "SEVERITY", "CHANNEL", "FIRINGS A", "B", "B-A"]
-        header += ["PAGES/DAY A", "B", "B-A", "MIN FIRING A", "B", "B-A"]
+        header = ["ALERT", "SEVERITY", "CHANNEL", "FIRINGS A", "B", "B-A", "PAGED A", "B"]
+        header += ["B-A", "PAGES/DAY A", "B", "B-A", "MIN FIRING A", "B", "B-A"]
         header += ["FIRST FIRING A", "FIRST FIRING B"]
         rows = []
         for (alertname, severity, channel), a, b in _pairs(base, other):
-            fa, pa, ma = _numbers(base, a)
-            fb, pb, mb = _numbers(other, b)
+            fa, ga, _, pa, ma = _numbers(base, a)
+            fb, gb, _, pb, mb = _numbers(other, b)
             first = [
                 "-" if r is None or r.first_firing is None else rfc3339(r.first_firing)
                 for r in (a, b)
@@ -373,6 +463,9 @@ def as_table(events: Path, base: Backtest, other: Backtest | None) -> str:
                     str(fa),
                     str(fb),
                     _signed(fb - fa, 0),
+                    str(ga),
+                    str(gb),
+                    _signed(gb - ga, 0),
                     f"{pa:.2f}",
                     f"{pb:.2f}",
                     _signed(pb - pa, 2),
@@ -382,7 +475,7 @@ def as_table(events: Path, base: Backtest, other: Backtest | None) -> str:
                     *first,
                 ]
             )
-        right = set(range(3, 12))
+        right = set(range(3, 15))
     lines.append("")
     if rows:
         lines.extend(_grid(header, rows, right))

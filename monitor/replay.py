@@ -11,7 +11,7 @@ from typing import IO
 import msgspec
 import structlog
 
-from support_monitor.alerts.runtime import Alerting, TransitionSink
+from support_monitor.alerts.runtime import Alerting, PlanSink, TransitionSink
 from support_monitor.monitor.clock import TickRoad, quiet_horizon
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.consume import consume
@@ -59,10 +59,12 @@ async def replay_road(
     *,
     until: float | None = None,
     on_transition: TransitionSink | None = None,
+    on_plan: PlanSink | None = None,
     dead_letters: DeadLetterSink | None = None,
 ) -> Replayed:
     """The replay road (``replay`` and ``backtest``): feed the file, move the clock to ``until``
     (if later) and flush. ``on_transition`` receives each alert state change record;
+    ``on_plan`` each evaluation's planned notifications (``Alerting``: nothing is sent);
     ``dead_letters``: where rejected lines go (``None``: the config's ``dead_letter.path``
     file when set, otherwise nowhere)."""
     engine = Engine(settings)
@@ -74,6 +76,7 @@ async def replay_road(
         engine,
         stats,
         on_transition=on_transition,
+        on_plan=on_plan,
     )
     # Event time drives the clock; a quiet gap longer than the horizon is jumped, not stepped.
     road = TickRoad(

@@ -143,6 +143,50 @@ def test_counts_first_firing_and_minutes_match_the_hand_count(tmp_path: Path) ->
     assert run.transitions == 5 + 4 + 4
 
 
+NO_WAIT = {"group_wait": "0s", "group_interval": "0s"}
+
+
+def hook(**route: Any) -> dict[str, Any]:
+    """A configured webhook receiver (never contacted by a backtest) and its one route."""
+    return {
+        "receivers": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/never"}},
+        "routes": [{"receiver": "hook", **route}],
+    }
+
+
+def test_messages_follow_the_configured_grouping(tmp_path: Path) -> None:
+    """With ``group_wait`` and ``group_interval`` 0, every change of the voice group is a
+    message of its own: critical fires (91 s), resolves (150 s), fires again (291 s); the
+    warning fires (351 s) and goes out with the critical as context."""
+    run = backtest(events_file(tmp_path / "e.jsonl"), config(30, notifiers=hook(**NO_WAIT)))
+    assert run.messages == {"new": 3, "repeat": 0, "resolved": 1}
+    assert run.receivers == {"hook": 4}
+    assert not run.stand_in
+    rows = {r.key: r for r in run.rows}
+    assert rows["WaitTooLong", "critical", "voice"].paged == 2
+    assert rows["WaitTooLong", "warning", "voice"].paged == 1
+    # the same file with the default grouping (route without timings): one message, at 121 s
+    grouped = backtest(events_file(tmp_path / "e.jsonl"), config(30, notifiers=hook()))
+    assert grouped.messages == {"new": 1, "repeat": 0, "resolved": 0}
+    assert [r.paged for r in grouped.rows] == [1, 0]
+
+
+def test_an_inhibited_firing_is_counted_and_not_paged(tmp_path: Path) -> None:
+    """The warning fires at 351 s while the critical twin fires: inhibited, never in a
+    message; the critical's three changes still are."""
+    inhibit = {
+        "source_matchers": ["severity=critical"],
+        "target_matchers": ["severity=warning"],
+        "equal": ["alertname", "channel"],
+    }
+    data = config(30, notifiers=hook(**NO_WAIT))
+    data["alerts"]["inhibit_rules"] = [inhibit]
+    run = backtest(events_file(tmp_path / "e.jsonl"), data)
+    assert run.messages == {"new": 2, "repeat": 0, "resolved": 1}
+    warning = {r.key: r for r in run.rows}["WaitTooLong", "warning", "voice"]
+    assert (warning.firings, warning.inhibited, warning.paged) == (1, 1, 0)
+
+
 def test_pages_per_day_divide_by_the_span_or_one_hour() -> None:
     row = Row("A", "warning", "voice", firings=3)
     two_days = Backtest("c", T0, T0 + 2 * 86400, 0, {}, 0, 0, [row])
@@ -163,19 +207,28 @@ def test_console_script_table_against_a_config_that_never_fires(tmp_path: Path) 
     lines = result.stdout.splitlines()
     table = lines[lines.index("") + 1 :]
     assert table[0].split() == [
-        "ALERT", "SEVERITY", "CHANNEL", "FIRINGS", "A", "B", "B-A", "PAGES/DAY", "A", "B",
-        "B-A", "MIN", "FIRING", "A", "B", "B-A", "FIRST", "FIRING", "A", "FIRST", "FIRING", "B",
+        "ALERT", "SEVERITY", "CHANNEL", "FIRINGS", "A", "B", "B-A", "PAGED", "A", "B", "B-A",
+        "PAGES/DAY", "A", "B", "B-A", "MIN", "FIRING", "A", "B", "B-A", "FIRST", "FIRING", "A",
+        "FIRST", "FIRING", "B",
     ]  # fmt: skip
+    # paged (stand-in receiver, group_wait 30 s, group_interval 5 min): the first critical
+    # firing (91 s) goes out at 121 s; the resolve (150 s), the second firing (291 s) and the
+    # warning (351 s) wait for 121 + 300 = 421 s, after the file ends at 400 s
     assert [line.split() for line in table[1:]] == [
-        ["WaitTooLong", "critical", "voice", "2", "0", "-2", "48.00", "0.00", "-48.00",
-         "2.8", "0.0", "-2.8", "2026-03-02T09:01:31.000Z", "-"],
-        ["WaitTooLong", "warning", "voice", "1", "0", "-1", "24.00", "0.00", "-24.00",
-         "0.8", "0.0", "-0.8", "2026-03-02T09:05:51.000Z", "-"],
+        ["WaitTooLong", "critical", "voice", "2", "0", "-2", "1", "0", "-1", "48.00", "0.00",
+         "-48.00", "2.8", "0.0", "-2.8", "2026-03-02T09:01:31.000Z", "-"],
+        ["WaitTooLong", "warning", "voice", "1", "0", "-1", "0", "0", "0", "24.00", "0.00",
+         "-24.00", "0.8", "0.0", "-0.8", "2026-03-02T09:05:51.000Z", "-"],
     ]  # fmt: skip
     # the columns line up: every row is as wide as the header up to its last cell
     starts = [line.index("2026-03-02T") for line in table[1:]]
     assert starts == [table[0].index("FIRST FIRING A")] * 2
     assert "1 rejected (invalid_json 1)" in lines[1]
+    assert lines[2].split() == [
+        "1", "messages", "(new", "1,", "repeat", "0,", "resolved", "0;", "24.00/day)", "to",
+        "pager", "1;", "the", "config", "has", "no", "route:", "'pager'", "stands", "in",
+    ]  # fmt: skip
+    assert lines[4].split()[:3] == ["0", "messages", "(new"]
     assert "e.jsonl:7" in result.stderr  # the bad line, reported with its position
     assert "lines rejected" in result.stderr
     assert "Traceback" not in result.stderr
@@ -194,7 +247,8 @@ def test_json_shape_and_diff_with_rows_on_one_side_only(tmp_path: Path) -> None:
     assert doc["events_file"] == str(events)
     run_keys = {
         "config", "first_event", "last_event", "span_seconds", "days", "events_applied",
-        "events_rejected", "rejected", "duplicates", "transitions", "alerts",
+        "events_rejected", "rejected", "duplicates", "transitions", "messages", "receivers",
+        "stand_in_receiver", "alerts",
     }  # fmt: skip
     assert [set(run) for run in doc["runs"]] == [run_keys, run_keys]
     first, second = doc["runs"]
@@ -205,11 +259,18 @@ def test_json_shape_and_diff_with_rows_on_one_side_only(tmp_path: Path) -> None:
     assert first["days"] == pytest.approx(1 / 24)
     assert (first["events_applied"], first["events_rejected"]) == (6, 1)
     assert first["rejected"] == {"invalid_json": 1}
+    # one message in 400 s (see the table test): 24 a day over the one-hour floor
+    assert first["messages"] == {
+        "new": 1, "repeat": 0, "resolved": 0, "total": 1, "per_day": pytest.approx(24.0)
+    }  # fmt: skip
+    assert (first["receivers"], first["stand_in_receiver"]) == ({"pager": 1}, True)
     assert first["alerts"][0] == {
         "alertname": "WaitTooLong",
         "severity": "critical",
         "channel": "voice",
         "firings": 2,
+        "paged": 1,
+        "inhibited": 0,
         "pages_per_day": pytest.approx(48.0),
         "minutes_firing": pytest.approx(CRITICAL_SECONDS / 60),
         "first_firing": "2026-03-02T09:01:31.000Z",
@@ -220,6 +281,8 @@ def test_json_shape_and_diff_with_rows_on_one_side_only(tmp_path: Path) -> None:
             "severity": "critical",
             "channel": "voice",
             "firings": 1,
+            "paged": 1,  # fired at 361 s, sent at 391 s
+            "inhibited": 0,
             "pages_per_day": pytest.approx(24.0),
             "minutes_firing": pytest.approx(39 / 60),
             "first_firing": "2026-03-02T09:06:01.000Z",
@@ -227,6 +290,8 @@ def test_json_shape_and_diff_with_rows_on_one_side_only(tmp_path: Path) -> None:
     ]
     critical, warning = doc["diff"]
     assert critical["firings"] == {"config": 2, "against": 1, "change": -1}
+    assert critical["paged"] == {"config": 1, "against": 1, "change": 0}
+    assert critical["inhibited"] == {"config": 0, "against": 0, "change": 0}
     assert critical["minutes_firing"]["change"] == pytest.approx((39 - CRITICAL_SECONDS) / 60)
     assert critical["first_firing"] == {
         "config": "2026-03-02T09:01:31.000Z",
