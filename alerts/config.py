@@ -483,6 +483,12 @@ class AlertSettings(_Model):
             raise ValueError("must be greater than 0")
         return value
 
+    def switched_off(self, detectors: DetectorSettings) -> list[tuple[int, AlertRule]]:
+        """(index, rule) of every rule whose detector does not run (disabled, or a threshold
+        that is not configured): those alerts never fire."""
+        running = set(detectors.names())
+        return [(i, r) for i, r in enumerate(self.rules) if r.detector not in running]
+
     @model_validator(mode="after")
     def _unique(self) -> Self:
         seen: set[str] = set()

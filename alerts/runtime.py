@@ -40,7 +40,7 @@ from support_monitor.alerts.planner import Planner
 from support_monitor.alerts.routing import Router
 from support_monitor.alerts.rules import CompiledRule, transition_record
 from support_monitor.alerts.secrets import register_url, resolve, resolve_url
-from support_monitor.alerts.state import AlertState, Transition
+from support_monitor.alerts.state import Alert, AlertState, Transition
 from support_monitor.detectors.config import DetectorSettings
 from support_monitor.detectors.signal import Signal
 from support_monitor.detectors.suite import DetectorSuite
@@ -116,15 +116,13 @@ class Alerting:
         self.rules = [CompiledRule(rule, alerts, self._facts) for rule in alerts.rules]
         self._directions()
         self.inhibitor = Inhibitor(alerts.inhibit_rules)
-        known = set(detectors.names())
-        for rule in alerts.rules:  # a default rule whose detector is disabled never fires
-            if rule.detector not in known:
-                log.info(
-                    "alert_rule_detector_disabled",
-                    alert=rule.alert,
-                    detector=rule.detector,
-                    known=sorted(known),
-                )
+        for _, rule in alerts.switched_off(detectors):  # never fires (check-config says so)
+            log.warning(
+                "alert_rule_detector_disabled",
+                alert=rule.alert,
+                detector=rule.detector,
+                known=sorted(detectors.names()),
+            )
         self._every = alerts.evaluation_interval
         self.eval_interval = alerts.evaluation_interval or engine.settings.exporter.tick_seconds
         self._next_eval = -math.inf
@@ -246,18 +244,24 @@ class Alerting:
             )
             if self._on_transition is not None:
                 self._on_transition(record)
-        if self._live or self._on_plan is not None:
+        if self._on_plan is not None:  # offline: nothing is committed or sent
+            alerts = self._notifiable()
+            if alerts or not self.planner.idle:
+                planned = self.planner.plan(now, alerts, self.inhibitor.inhibited(alerts))
+                if planned:
+                    self._on_plan(planned)
+        elif self._live:
             self._plan(now)
 
+    def _notifiable(self) -> list[Alert]:
+        """The firing and resolved alerts of every rule (what notifications are planned from)."""
+        return [a for rule in self.rules for a in rule.notifiable()]
+
     def _plan(self, now: float) -> None:
-        alerts = [a for rule in self.rules for a in rule.notifiable()]
-        if not alerts and self.planner.idle:
-            return  # nothing firing, resolved or told: no message and no Alertmanager post due
-        new = self.planner.plan(now, alerts, self.inhibitor.inhibited(alerts))
-        if self._on_plan is not None:  # offline: nothing is committed or sent
-            if new:
-                self._on_plan(new)
-            return
+        alerts = self._notifiable()
+        new: list[Notification] = []
+        if alerts or not self.planner.idle:  # else nothing is firing, resolved or told
+            new = self.planner.plan(now, alerts, self.inhibitor.inhibited(alerts))
         if new:
             self._to_commit.extend(new)
             self._dirty = True

@@ -160,6 +160,9 @@ class ThresholdSettings(_Model):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     """Detector instance name: the ``detector`` label and what alert rules refer to."""
+    enabled: bool = True
+    """``false``: the detector does not run (and the alerts built on it never fire); how a
+    default threshold is switched off."""
     metric: str
     op: Op
     value: float
@@ -657,6 +660,34 @@ def _default_thresholds() -> tuple[ThresholdSettings, ...]:
     )
 
 
+def merge_thresholds(value: object) -> object:
+    """``detectors.thresholds`` as given, then every default threshold the list does not name.
+
+    An entry named like a default (``longest_wait``, ``abandon_rate``, ``csat_low``) replaces
+    that default as written (no key is inherited: ``relative_to`` or ``confidence`` would
+    silently change what ``value`` means); ``{name: csat_low, enabled: false}`` switches a
+    default off without repeating its keys. Configured entries keep their positions, so errors
+    name the index the user wrote. An empty list means no thresholds at all, defaults included.
+    Anything but a list is left to the field's own validation."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return value
+    defaults = {t.name: t for t in _default_thresholds()}
+    out: list[object] = []
+    named: set[str] = set()
+    for entry in value:
+        raw = entry.model_dump(exclude_unset=True) if isinstance(entry, BaseModel) else entry
+        name = raw.get("name") if isinstance(raw, dict) else None
+        base = defaults.get(name) if isinstance(name, str) else None
+        off = isinstance(raw, dict) and raw.get("enabled") is False
+        if base is not None and isinstance(raw, dict) and off and name not in named:
+            raw = base.model_dump(exclude_unset=True) | raw
+        if isinstance(name, str):
+            named.add(name)
+        out.append(raw)
+    out.extend(t for name, t in defaults.items() if name not in named)
+    return out
+
+
 class DetectorSettings(_Model):
     """``detectors:`` in the config file."""
 
@@ -670,6 +701,17 @@ class DetectorSettings(_Model):
     negative_sentiment: NegativeSentimentSettings = NegativeSentimentSettings()
     nps_drop: NpsDropSettings = NpsDropSettings()
     thresholds: tuple[ThresholdSettings, ...] = Field(default_factory=_default_thresholds)
+    """The default thresholds merged with the configured ones by ``name`` (``merge_thresholds``)."""
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _merge(cls, value: object) -> object:
+        return merge_thresholds(value)
+
+    @property
+    def active_thresholds(self) -> tuple[ThresholdSettings, ...]:
+        """The thresholds that run (``enabled``)."""
+        return tuple(t for t in self.thresholds if t.enabled)
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
@@ -687,7 +729,7 @@ class DetectorSettings(_Model):
     def names(self) -> tuple[str, ...]:
         """Enabled detector instance names (the ``detector`` label values alert rules may use)."""
         builtin = (name for name in BUILTIN_NAMES if getattr(self, name).enabled)
-        return (*builtin, *(t.name for t in self.thresholds))
+        return (*builtin, *(t.name for t in self.active_thresholds))
 
     def scopes(
         self, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
@@ -700,7 +742,9 @@ class DetectorSettings(_Model):
         for name, block in blocks:
             out[name] = block.check(f"detectors.{name}", channels, windows)
         for i, t in enumerate(self.thresholds):
-            out[t.name] = t.check(f"detectors.thresholds[{i}]", channels, windows)
+            scope = t.check(f"detectors.thresholds[{i}]", channels, windows)
+            if t.enabled:
+                out[t.name] = scope
         return out
 
     def validate_against(self, channels: Mapping[str, Any], windows: Sequence[str]) -> None:

@@ -43,7 +43,7 @@ def detector_horizon(detectors: DetectorSettings, channels: Mapping[str, Channel
     backlog = detectors.backlog_growth
     if backlog.rate_window is not None:
         spans.append(backlog.rate_window)
-    for t in detectors.thresholds:
+    for t in detectors.active_thresholds:
         if t.metric == "support_queue_oldest_wait_seconds":
             for ch in channels.values():
                 spans.extend(v for v in t.levels(ch.answer_seconds) if v is not None)

@@ -27,7 +27,7 @@ from support_monitor.detectors.at_risk import TicketsAtRiskDetector
 from support_monitor.detectors.backlog import BacklogGrowthDetector
 from support_monitor.detectors.burn import SlaBurnDetector
 from support_monitor.detectors.complaints import ComplaintSpikeDetector
-from support_monitor.detectors.config import DetectorSettings, resolve_window
+from support_monitor.detectors.config import DetectorSettings, ThresholdSettings, resolve_window
 from support_monitor.detectors.customer_voice import build as build_voice
 from support_monitor.detectors.readings import Detector, Groups, Readings
 from support_monitor.detectors.signal import Signal
@@ -57,9 +57,12 @@ class Stateful(Protocol):
 def detector_fingerprint(detector: Detector) -> str:
     """Digest of what a detector's state is only valid for: its settings, its channels and (the
     complaint spike) its window span. Stable across processes. A threshold without a ``cusum``
-    digests as it did before that key existed, so its state survives the upgrade."""
+    digests as it did before that key existed, so its state survives the upgrade; so does
+    ``enabled`` of a threshold (only enabled ones run)."""
     settings = getattr(detector, "settings", None)
     unset = {"cusum"} if getattr(settings, "cusum", 0) is None else set()
+    if isinstance(settings, ThresholdSettings):
+        unset.add("enabled")
     parts = [
         detector.name,
         settings.model_dump_json(exclude=unset) if settings is not None else "",
@@ -167,7 +170,7 @@ class DetectorSuite:
             if voice.enabled:
                 span = window_spans[resolve_window(voice.window, window_spans)]
                 self.detectors.append(build_voice(name, voice, scopes[name], span, windows))
-        for t in settings.thresholds:
+        for t in settings.active_thresholds:
             self.detectors.append(ThresholdDetector(t, scopes[t.name], windows))
         self.last: list[Signal] = []
         """Every signal of the last evaluation, detector by detector, channel by channel."""

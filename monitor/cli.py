@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from support_monitor.monitor.config import Settings, load_settings
+from support_monitor.monitor.config import Settings, config_notes, load_settings
 from support_monitor.monitor.durations import parse_duration
 from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.logs import configure
@@ -156,11 +156,14 @@ def backtest(
 def check_config(
     file: Annotated[Path, typer.Argument(help="YAML config file.", dir_okay=False)],
 ) -> None:
-    """Validate a config: exit 0, or a message naming each key and its problem and exit 2."""
+    """Validate a config: exit 0, or a message naming each key and its problem and exit 2.
+    A valid config that switches alerts off, or pages nobody, gets one ``note:`` line each."""
     settings = _load(file)
     typer.echo(
         f"{file}: ok ({len(settings.channels)} channels, windows {', '.join(settings.windows)})"
     )
+    for line in config_notes(settings):
+        typer.echo(f"note: {line}")
 
 
 @app.command()

@@ -27,7 +27,7 @@ from pydantic_settings import (
 )
 
 from support_monitor.alerts.config import AlertSettings, NotifierSettings
-from support_monitor.detectors.config import DetectorSettings
+from support_monitor.detectors.config import BUILTIN_NAMES, DetectorSettings
 from support_monitor.monitor import config_paths, redaction
 from support_monitor.monitor.cluster.settings import ClusterSettings, StateSettings
 from support_monitor.monitor.config_channel import ChannelSettings, FrozenModel, LabelValue
@@ -445,6 +445,27 @@ def _file_problems(value: object, key: str, depth: int = 0) -> list[str]:
         for i, item in enumerate(value):
             problems.extend(_file_problems(item, f"{key}[{i}]", depth + 1))
     return problems
+
+
+def config_notes(settings: Settings) -> list[str]:
+    """What a valid config switches off: each alert rule that can never fire (its detector is
+    disabled or not configured), and paging as a whole when nothing is routed anywhere."""
+    notes = []
+    thresholds = {t.name: t for t in settings.detectors.thresholds}
+    for i, rule in settings.alerts.switched_off(settings.detectors):
+        known = rule.detector in BUILTIN_NAMES or rule.detector in thresholds
+        why = "is disabled" if known else "is not configured (no detectors.thresholds entry)"
+        notes.append(
+            f"alerts.rules[{i}] ({rule.alert}, {rule.severity}) never fires: its detector "
+            f"{rule.detector!r} {why}"
+        )
+    notifiers = settings.notifiers
+    if not notifiers.routes and not notifiers.alertmanager.urls:
+        notes.append(
+            "notifiers: no route and no alertmanager.urls: alerts are evaluated and exported "
+            "(/metrics, ALERTS), but nobody is paged"
+        )
+    return notes
 
 
 def parse_settings(data: dict[str, Any]) -> Settings:

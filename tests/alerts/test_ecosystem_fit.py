@@ -369,9 +369,15 @@ def restore_logging():
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     config = structlog.get_config()
+    # a KafkaSource of an earlier test may have set aiokafka's own level (library_log_level)
+    libraries = {name: logging.getLogger(name).level for name in ("aiokafka", "httpx")}
+    for name in libraries:
+        logging.getLogger(name).setLevel(logging.NOTSET)
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name, was in libraries.items():
+        logging.getLogger(name).setLevel(was)
     structlog.configure(**config)
 
 

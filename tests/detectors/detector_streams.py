@@ -77,7 +77,16 @@ def only(detectors: dict[str, Any]) -> dict[str, Any]:
     }
     block["thresholds"] = []
     block.update(detectors)
+    given = list(block["thresholds"])
+    if given:  # configured thresholds are merged with the defaults: switch those off
+        named = {t["name"] for t in given}
+        block["thresholds"] = given + [
+            {"name": name, "enabled": False} for name in DEFAULT_THRESHOLDS if name not in named
+        ]
     return block
+
+
+DEFAULT_THRESHOLDS = ("longest_wait", "abandon_rate", "csat_low")
 
 
 def pick(signals: list[Signal], detector: str, channel: str, **labels: str) -> Signal:

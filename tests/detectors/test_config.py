@@ -206,7 +206,7 @@ def test_threshold_refusals(fields, needle):
 
 def test_threshold_names_must_be_unique():
     block = _threshold()
-    block["thresholds"].append(dict(block["thresholds"][0]))
+    block["thresholds"].insert(1, dict(block["thresholds"][0]))
     assert "thresholds[1].name: 't1' repeats another threshold" in refused(block)
 
 
@@ -258,3 +258,62 @@ def test_default_detectors_follow_the_configured_windows(windows: list[str]) -> 
     burn = [s for s in signals if s.detector == "sla_burn"]
     assert burn
     assert all(dict(s.labels)["long"] == longest for s in burn)
+
+
+WAIT_HIGH = {
+    "name": "wait_high",
+    "metric": "support_queue_oldest_wait_seconds",
+    "op": ">",
+    "value": 100,
+}
+
+
+def test_a_configured_threshold_keeps_the_default_ones():
+    """Adding one threshold must not switch off the defaults AbandonRateHigh, CsatLow and
+    LongestWaitHigh are built on: they are merged in after the configured ones."""
+    settings = parse_settings({"detectors": {"thresholds": [WAIT_HIGH]}})
+    names = [t.name for t in settings.detectors.thresholds]
+    assert names == ["wait_high", "longest_wait", "abandon_rate", "csat_low"]
+    assert settings.alerts.switched_off(settings.detectors) == []
+
+
+def test_a_default_named_entry_replaces_that_default_as_written():
+    abandon = {
+        "name": "abandon_rate",
+        "metric": "support_abandon_ratio",
+        "window": "5m",
+        "op": ">",
+        "value": 0.3,
+    }
+    settings = parse_settings({"detectors": {"thresholds": [abandon]}})
+    by_name = {t.name: t for t in settings.detectors.thresholds}
+    replaced = by_name["abandon_rate"]
+    # nothing inherited from the default (1h window, recover 0.15, 99.9% Wilson guard)
+    assert (replaced.window, replaced.value, replaced.recover) == ("5m", 0.3, None)
+    assert replaced.confidence is None
+    assert list(by_name) == ["abandon_rate", "longest_wait", "csat_low"]
+
+
+def test_enabled_false_switches_a_default_off_and_its_alert_with_it():
+    settings = parse_settings(
+        {"detectors": {"thresholds": [{"name": "csat_low", "enabled": False}, WAIT_HIGH]}}
+    )
+    assert "csat_low" not in settings.detectors.names()
+    assert "wait_high" in settings.detectors.names()
+    off = settings.alerts.switched_off(settings.detectors)
+    assert [(rule.alert, rule.detector) for _, rule in off] == [("CsatLow", "csat_low")]
+    suite = DetectorSuite(settings.detectors, settings.channels, settings.window_seconds)
+    assert "csat_low" not in {d.name for d in suite.detectors}
+
+
+def test_an_empty_list_means_no_thresholds_at_all():
+    settings = parse_settings({"detectors": {"thresholds": []}})
+    assert settings.detectors.thresholds == ()
+    off = {rule.alert for _, rule in settings.alerts.switched_off(settings.detectors)}
+    assert off == {"LongestWaitHigh", "AbandonRateHigh", "CsatLow"}
+
+
+def test_merged_thresholds_keep_the_index_the_user_wrote_in_errors():
+    bad = {**WAIT_HIGH, "name": "second", "window": "5m"}
+    needle = "detectors.thresholds[1].window: support_queue_oldest_wait_seconds is a live gauge"
+    assert needle in refused({"thresholds": [{"name": "csat_low", "enabled": False}, bad]})

@@ -38,6 +38,34 @@ def test_check_config_ok_and_errors(config: Path, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_check_config_says_what_a_valid_config_switches_off(tmp_path: Path) -> None:
+    """A valid config exits 0; a default rule whose detector is switched off, and a config
+    that routes to no one, each get a ``note:`` line (the CsatLow rule is the eighth default)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "detectors:\n  thresholds:\n    - {name: csat_low, enabled: false}\n", encoding="utf-8"
+    )
+    result = cli("check-config", str(cfg))
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[1:] == [
+        (
+            "note: alerts.rules[7] (CsatLow, warning) never fires: its detector 'csat_low' is "
+            "disabled"
+        ),
+        (
+            "note: notifiers: no route and no alertmanager.urls: alerts are evaluated and "
+            "exported (/metrics, ALERTS), but nobody is paged"
+        ),
+    ]
+    routed = tmp_path / "routed.yaml"
+    routed.write_text(
+        "notifiers:\n  receivers:\n    hook: {type: webhook, url: 'http://127.0.0.1:9/x'}\n"
+        "  routes:\n    - {receiver: hook}\n",
+        encoding="utf-8",
+    )
+    assert cli("check-config", str(routed)).stdout.splitlines()[1:] == []
+
+
 def test_replay_prints_exposition_with_hand_computed_values(config: Path, tmp_path: Path) -> None:
     s = Stream()
     s.add("contact.queued", 0, "voice", queue="billing", contact_id="a")
