@@ -35,9 +35,9 @@ DASHBOARDS_EXTRA_MISSING = (
 
 def _version(value: bool) -> None:
     if value:
-        from support_monitor.monitor import __version__  # noqa: PLC0415 - read only when asked
+        from support_monitor.monitor.version import VERSION  # noqa: PLC0415 - only when asked
 
-        typer.echo(f"support-monitor {__version__}")
+        typer.echo(f"support-monitor {VERSION}")
         raise typer.Exit
 
 

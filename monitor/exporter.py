@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from support_monitor.monitor import __version__, catalogue
+from support_monitor.monitor import catalogue
 from support_monitor.monitor.config_channel import ChannelSettings
 from support_monitor.monitor.engine.clocks import CLOCKS
 from support_monitor.monitor.engine.engine import Engine
@@ -50,6 +50,7 @@ from support_monitor.monitor.engine.rows import Series
 from support_monitor.monitor.engine.sketch import quantiles
 from support_monitor.monitor.engine.state import QueueState
 from support_monitor.monitor.stats import DaemonStats
+from support_monitor.monitor.version import VERSION
 
 HELP: dict[str, str] = catalogue.help_texts("engine")
 """The engine's families read at scrape time (``monitor/catalogue.py``), in exposition order."""
@@ -611,5 +612,5 @@ class DaemonCollector(Collector):
         yield lag
         yield catalogue.gauge("support_monitor_loop_lag_seconds", stats.loop_lag_seconds)
         info = catalogue.gauge("support_monitor_build_info")
-        info.add_metric([__version__, platform.python_version()], 1)
+        info.add_metric([VERSION, platform.python_version()], 1)
         yield info

@@ -134,6 +134,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "monitor.events",
             "monitor.errors",
+            "monitor.exports",
+            "monitor.version",
             "monitor.durations",
             "monitor.business_time",
             "monitor.redaction",
