@@ -361,6 +361,7 @@ class ClusterNode:
             part = self._rewrap(part)  # the engine we kept: fresh rules for the newer state
         try:
             count, sent = persist.load(best[1], part.alerting.rules)
+            groups = persist.load_groups(best[1])
         except (ValueError, msgspec.DecodeError) as exc:
             log.error(  # noqa: TRY400 - the reason is the message
                 "snapshot_refused",
@@ -370,6 +371,7 @@ class ClusterNode:
             )
             return self._rewrap(part)
         part.alerting.planner.sent = sent
+        part.alerting.planner.groups = groups  # group_wait/group_interval go on where they were
         part.alerts_seq = best[0]
         log.info(
             "alert_state_loaded", partition=key, seq=best[0], alerts=count, receivers_told=len(sent)
@@ -509,7 +511,8 @@ class ClusterNode:
                         self.shape,
                     )
                 )
-            alerts = persist.dump(part.alerting.rules, part.alerting.planner.sent)
+            planner = part.alerting.planner
+            alerts = persist.dump(part.alerting.rules, planner.sent, planner.groups)
             records.append(
                 StateRecord(
                     store.alerts_key(part.key),

@@ -218,6 +218,10 @@ async def test_partition_back_to_its_earlier_owner_is_not_paged_twice(
         part_b.road.tick(time.time())
         await _until(lambda: sum(_told(hook).values()) == 1, "B's firing notification")
         [(_, firing)] = _told(hook)
+        # the group was paged: its next change waits for group_interval from that message
+        [paged] = part_b.alerting.planner.groups.values()
+        assert paged.open
+        assert paged.last_sent is not None
         await b.revoked({TP}, {TP: 1})
 
         # A gets it back, still no new event: B's newer state (alert firing, receiver told)
@@ -227,6 +231,8 @@ async def test_partition_back_to_its_earlier_owner_is_not_paged_twice(
         assert (part_b.seq, part_b.engine_seq, part_b.alerts_seq) == (3, 3, 3)
         assert back is not part, "A kept its own older partition state"
         assert (back.seq, back.engine_seq, back.alerts_seq, back.offset) == (3, 3, 3, 1)
+        # the group's timing came along: a change is an update of the paged group, not a new one
+        assert list(back.alerting.planner.groups.values()) == [paged]
         await _ticks(back, 2.0)  # longer than the rule's "for": a new episode would fire
         told = _told(hook)
         assert list(told.elements()) == [("firing", firing)], told
