@@ -1,30 +1,46 @@
-"""Pieces the supervisors share (``monitor.daemon`` for one node, ``monitor.cluster.supervisor``
-for a cluster replica): the dead-letter sink they open, the shutdown signal that ends a task
-group, and the housekeeping tasks every supervisor runs beside its own (dead-letter flushing,
-the signal watcher, config reload)."""
+"""The one supervisor, and the pieces of it: an ``AsyncExitStack`` opens everything, one
+``TaskGroup`` of named tasks runs it, and SIGTERM/SIGINT end it. What it serves is a
+:class:`Served`: one engine (``monitor.daemon.SingleEngine``) or a cluster replica's partitions
+(``monitor.cluster.supervisor.ClusterReplica``); both get the same dead-letter sink, listener,
+config reload, housekeeping tasks and stop handling from :func:`supervise`.
+
+The signal handlers are installed before anything opens, so a signal during start-up is not
+lost: the task group ends as soon as it starts. A stop always exits 0 with one stopped line,
+even when a task or a close fails on the way out (the line names those failures).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import structlog
+from prometheus_client.registry import CollectorRegistry
 
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.deadletter import DeadLetterSink, JsonlDeadLetters, MemoryDeadLetters
+from support_monitor.monitor.http import MetricsServer, Mounted
 from support_monitor.monitor.reload import Reloader
 from support_monitor.monitor.stats import DaemonStats
 
 __all__ = [
+    "SIGNALS",
+    "Served",
     "Shutdown",
     "flush_dead_letters",
     "open_dead_letters",
     "open_reloader",
+    "signals_set",
     "start_housekeeping",
+    "supervise",
     "watch_signals",
 ]
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Shutdown(Exception):  # noqa: N818 - a signal that ends the task group, not an error
@@ -83,3 +99,120 @@ def start_housekeeping(
     tasks.create_task(watch_signals(stop), name="signals")
     if reloader is not None:
         tasks.create_task(reloader.run_forever(), name="config:reload")
+
+
+@contextmanager
+def signals_set(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set ``stop`` while the block runs (instead of killing the process)."""
+    loop = asyncio.get_running_loop()
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    # `support-monitor run` blocks them until now: one that came during start-up arrives here.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+class Served(Protocol):
+    """What :func:`supervise` runs."""
+
+    log_name: str
+    """The logger of its start and stop lines (``support_monitor.daemon``, ``...cluster``)."""
+    started_event: str
+    stopped_event: str
+    stats: DaemonStats
+    registry: CollectorRegistry
+
+    def ready(self) -> bool: ...
+    def not_ready_reason(self) -> str | None: ...
+    async def open_console(self, stack: AsyncExitStack) -> Mounted | None:
+        """The console to mount on the listener (closed by ``stack``), or none."""
+
+    async def open(self, stack: AsyncExitStack) -> None:
+        """Enter what it runs (alert state, sources, partitions) into ``stack``, after the
+        listener is up."""
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Apply a reloaded config (``monitor.reload.Reloader``)."""
+
+    def start(self, tasks: asyncio.TaskGroup, sink: DeadLetterSink) -> None:
+        """Create its named tasks (consume, clock, alert delivery, snapshots)."""
+
+    async def save(self, reason: str) -> None:
+        """Keep its state on the way out (consumers have stopped; sources still open)."""
+
+    def started_fields(self) -> dict[str, object]:
+        """The fields of the started line besides ``listen``."""
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+async def supervise(
+    served: Served,
+    settings: Settings,
+    listen: str | None,
+    config_path: Path | None,
+    stop: asyncio.Event,
+) -> int:
+    """Run ``served`` until ``stop`` is set (SIGTERM/SIGINT: :func:`signals_set`); 0 on a stop.
+    Named tasks besides its own: ``dead-letters:flush`` (with a file sink), ``signals`` and
+    ``config:reload`` (with a config file). A listener that cannot bind raises ``ListenError``
+    (``monitor.http``), whose message names the key and the problem."""
+    log = structlog.get_logger(served.log_name)
+    address = listen or settings.exporter.listen
+    stopping = False
+    task_errors: list[str] = []
+    try:
+        async with AsyncExitStack() as stack:
+            sink, file_sink = open_dead_letters(stack, settings, served.stats)
+            console = await served.open_console(stack)
+            server = await stack.enter_async_context(
+                MetricsServer(
+                    served.registry,
+                    address,
+                    served.ready,
+                    served.not_ready_reason,
+                    exporter=settings.exporter,
+                    listen_key="--listen" if listen else "exporter.listen",
+                    mounted=console,
+                )
+            )
+            await served.open(stack)
+            reloader = await open_reloader(config_path, settings, served.reconfigure)
+            log.info(
+                served.started_event,
+                listen=f"{address.rpartition(':')[0]}:{server.port}",
+                **served.started_fields(),
+            )
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    served.start(tasks, sink)
+                    start_housekeeping(tasks, stop, file_sink, reloader)
+            except BaseExceptionGroup as group:
+                shutdown, failed = group.split(Shutdown)
+                if shutdown is None:
+                    raise
+                stopping = True
+                # A task may fail instead of ending when cancelled (a client library that turns
+                # the cancellation into its own error): named in the stop line, not a traceback.
+                task_errors = [] if failed is None else [repr(exc) for exc in _leaves(failed)]
+                await served.save("shutdown")
+    except (Exception, asyncio.CancelledError) as exc:
+        current = asyncio.current_task()
+        cancelled = current is not None and current.cancelling() > 0
+        if not stopping or cancelled:
+            raise
+        # Closing a source (or the listener) failed after the stop: the stop still succeeds.
+        task_errors.append(f"close: {exc!r}")
+    fields = {"task_errors": task_errors} if task_errors else {}
+    log.info(served.stopped_event, reason="signal", **fields)
+    return 0

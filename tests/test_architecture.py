@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
-import pkgutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,24 +13,14 @@ import pytest
 
 from support_monitor.monitor import errors as errors_module
 from support_monitor.monitor.errors import SupportMonitorError
+from tests.project_walk import PACKAGES, ROOT_PACKAGE, walk
 
 REPO = Path(__file__).resolve().parent.parent
-ROOT_PACKAGE = "support_monitor"
-PACKAGES = ("monitor", "detectors", "alerts", "dashboards")  # its subpackages: the top folders
 NOT_ERRORS = {"support_monitor.monitor.supervise.Shutdown"}  # a signal that ends a task group
 
 
 def _modules() -> list[ModuleType]:
-    found = []
-    for name in PACKAGES:
-        package = importlib.import_module(f"{ROOT_PACKAGE}.{name}")
-        found.append(package)
-        found += [
-            importlib.import_module(info.name)
-            for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}.")
-            if not info.name.endswith("__main__")
-        ]
-    return found
+    return walk()
 
 
 def _project_exceptions() -> dict[str, type[BaseException]]:

@@ -5,30 +5,18 @@ The names load lazily: importing a package does not import what it exports."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 import subprocess
 import sys
 from types import ModuleType
 
 import pytest
 
-ROOT = "support_monitor"
-TOP = ("monitor", "detectors", "alerts", "dashboards")
+from tests.project_walk import walk
 
 
 def _packages() -> list[ModuleType]:
-    found = []
-    for name in TOP:
-        package = importlib.import_module(f"{ROOT}.{name}")
-        found.append(package)
-        found += [
-            importlib.import_module(info.name)
-            for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}.")
-            if info.ispkg
-        ]
-    return found
+    return walk(packages_only=True)
 
 
 def problems(package: ModuleType) -> list[str]:

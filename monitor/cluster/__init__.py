@@ -10,15 +10,15 @@ from support_monitor.monitor.exports import lazy_exports
 if TYPE_CHECKING:
     from support_monitor.monitor.cluster.durable import Durability
     from support_monitor.monitor.cluster.node import ClusterNode
-    from support_monitor.monitor.cluster.supervisor import run_cluster
+    from support_monitor.monitor.cluster.supervisor import ClusterReplica
 
-__all__ = ["ClusterNode", "Durability", "run_cluster"]
+__all__ = ["ClusterNode", "ClusterReplica", "Durability"]
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "ClusterNode": "support_monitor.monitor.cluster.node",
+        "ClusterReplica": "support_monitor.monitor.cluster.supervisor",
         "Durability": "support_monitor.monitor.cluster.durable",
-        "run_cluster": "support_monitor.monitor.cluster.supervisor",
     },
 )

@@ -1,7 +1,7 @@
 """Cluster mode: one replica of a consumer group, one engine per assigned partition.
 
-Opt-in (``cluster.enabled``); ``run_daemon`` hands over to ``run_cluster``
-(``monitor/cluster/supervisor.py``); the single-engine path is untouched. The contract and the
+Opt-in (``cluster.enabled``); ``run_daemon``'s supervisor then serves a ``ClusterReplica``
+(``monitor/cluster/supervisor.py``) instead of one engine. The contract and the
 reasoning are in ``docs/scale-out.md``; in short:
 
 * Producers key events by channel, so a channel lives in one partition and on one replica.

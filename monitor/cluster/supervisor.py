@@ -1,103 +1,85 @@
-"""The supervisor of a cluster replica: ``support-monitor run`` with ``cluster.enabled``.
+"""A cluster replica under the one supervisor: ``support-monitor run`` with ``cluster.enabled``.
 
-It owns one ``AsyncExitStack`` (signal handlers, the dead-letter file, the listener, the node and
-its Kafka source) and one ``asyncio.TaskGroup`` of named tasks (consume, clock, state snapshots,
-dead-letter flushing, signals, config reload), as ``monitor/daemon.py`` does for a single
-engine. A reload (SIGHUP or a changed file) applies to every partition the replica holds, by
-the same ``Reloader`` and rules as ``run``. The node
-(``monitor/cluster/node.py``) holds the partitions; the collector reads them at scrape time.
+:class:`ClusterReplica` is what ``monitor.supervise.supervise`` serves in cluster mode, in place
+of ``monitor.daemon.SingleEngine``: the same dead-letter sink, listener, config reload,
+housekeeping tasks and stop handling, with the node (``monitor/cluster/node.py``: one engine
+per assigned partition, ownership, the state topic) and its Kafka source instead of one engine.
+Its named tasks: ``consume``, ``clock`` and ``state:snapshot``. A reload (SIGHUP or a changed
+file) applies to every partition the replica holds, by the same ``Reloader`` and rules as a
+single engine. The collector reads the partitions at scrape time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
-from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
-from pathlib import Path
+from contextlib import AsyncExitStack
 
-import structlog
 from prometheus_client.registry import CollectorRegistry
 
 from support_monitor.monitor.cluster.collector import ClusterCollector
 from support_monitor.monitor.cluster.node import ClusterNode
 from support_monitor.monitor.config import Settings
+from support_monitor.monitor.deadletter import DeadLetterSink
 from support_monitor.monitor.exporter import DaemonCollector
-from support_monitor.monitor.http import MetricsServer
+from support_monitor.monitor.http import Mounted
 from support_monitor.monitor.registry import CapacityCollector, register_process_collectors
 from support_monitor.monitor.sources.build import configured_sources, dead_letter_sink
 from support_monitor.monitor.sources.kafka import KafkaSource
 from support_monitor.monitor.stats import DaemonStats
-from support_monitor.monitor.supervise import (
-    Shutdown,
-    open_dead_letters,
-    open_reloader,
-    start_housekeeping,
-)
 
-log = structlog.get_logger("support_monitor.cluster")
+__all__ = ["ClusterReplica"]
 
 
-@contextmanager
-def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    """SIGTERM/SIGINT set ``stop`` (a graceful stop: revocation snapshots, leave the group)."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        yield
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+class ClusterReplica:
+    """One replica of the consumer group: its node, the Kafka source and what they export."""
 
+    log_name = "support_monitor.cluster"
+    started_event = "cluster_started"
+    stopped_event = "cluster_stopped"
 
-async def run_cluster(
-    settings: Settings, listen: str | None = None, config_path: Path | None = None
-) -> int:
-    """The supervisor of a cluster replica (``support-monitor run`` with ``cluster.enabled``)."""
-    stats = DaemonStats()
-    [source] = configured_sources(settings, stats)
-    assert isinstance(source, KafkaSource)
-    node = ClusterNode(settings, stats, source)
-    registry = CollectorRegistry(auto_describe=False)
-    register_process_collectors(registry)
-    registry.register(ClusterCollector(node))
-    registry.register(DaemonCollector(stats))
-    registry.register(CapacityCollector(lambda: [part.engine for part in node.serving()]))
-    address = listen or settings.exporter.listen
-    stop = asyncio.Event()
-    async with AsyncExitStack() as stack:
-        stack.enter_context(stop_on_signals(stop))
-        sink, file_sink = open_dead_letters(stack, settings, stats)
-        server = await stack.enter_async_context(
-            MetricsServer(
-                registry,
-                address,
-                node.ready,
-                node.not_ready_reason,
-                exporter=settings.exporter,
-                listen_key="--listen" if listen else "exporter.listen",
-            )
-        )
-        await stack.enter_async_context(node)
-        await stack.enter_async_context(source)
-        reloader = await open_reloader(config_path, settings, node.reconfigure)
-        assert node.store is not None
-        log.info(
-            "cluster_started",
-            listen=f"{address.rpartition(':')[0]}:{server.port}",
-            group_id=source.settings.group_id,
-            topics=list(source.settings.topics),
-            state_topic=node.store.topic,
-            writer=node.writer,
-        )
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(node.consume(dead_letter_sink(source, sink)), name="consume")
-                tasks.create_task(node.tick_forever(), name="clock")
-                tasks.create_task(node.snapshot_forever(), name="state:snapshot")
-                start_housekeeping(tasks, stop, file_sink, reloader)
-        except* Shutdown:
-            await node.flush_all("shutdown")
-            log.info("cluster_stopped", reason="signal")
-    return 0
+    def __init__(self, settings: Settings) -> None:
+        self.stats = DaemonStats()
+        [source] = configured_sources(settings, self.stats)
+        assert isinstance(source, KafkaSource)
+        self.source = source
+        self.node = ClusterNode(settings, self.stats, source)
+        self.registry = CollectorRegistry(auto_describe=False)
+        register_process_collectors(self.registry)
+        self.registry.register(ClusterCollector(self.node))
+        self.registry.register(DaemonCollector(self.stats))
+        self.registry.register(CapacityCollector(lambda: [p.engine for p in self.node.serving()]))
+
+    def ready(self) -> bool:
+        return self.node.ready()
+
+    def not_ready_reason(self) -> str | None:
+        return self.node.not_ready_reason()
+
+    async def open_console(self, stack: AsyncExitStack) -> Mounted | None:
+        del stack  # the console serves one engine; a replica has none
+        return None
+
+    async def open(self, stack: AsyncExitStack) -> None:
+        await stack.enter_async_context(self.node)
+        await stack.enter_async_context(self.source)
+
+    def reconfigure(self, settings: Settings) -> None:
+        self.node.reconfigure(settings)
+
+    def start(self, tasks: asyncio.TaskGroup, sink: DeadLetterSink) -> None:
+        tasks.create_task(self.node.consume(dead_letter_sink(self.source, sink)), name="consume")
+        tasks.create_task(self.node.tick_forever(), name="clock")
+        tasks.create_task(self.node.snapshot_forever(), name="state:snapshot")
+
+    async def save(self, reason: str) -> None:
+        await self.node.flush_all(reason)
+
+    def started_fields(self) -> dict[str, object]:
+        store = self.node.store
+        assert store is not None
+        return {
+            "group_id": self.source.settings.group_id,
+            "topics": list(self.source.settings.topics),
+            "state_topic": store.topic,
+            "writer": self.node.writer,
+        }
