@@ -17,8 +17,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from support_monitor.alerts.runtime import Alerting
-from support_monitor.monitor.clock import TickRoad, run_wall_clock
+from support_monitor.monitor.clock import run_wall_clock
 from support_monitor.monitor.cluster.durable import Durability
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.console import Timeline
@@ -27,9 +26,9 @@ from support_monitor.monitor.consume import consume
 from support_monitor.monitor.deadletter import DeadLetterSink
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.http import Mounted
-from support_monitor.monitor.pipeline import Pipeline
 from support_monitor.monitor.registry import build_registry
 from support_monitor.monitor.reload import single_engine
+from support_monitor.monitor.road import build_road
 from support_monitor.monitor.sources.base import Source
 from support_monitor.monitor.sources.build import configured_sources, dead_letter_sink
 from support_monitor.monitor.sources.simulator import SimulatorSource
@@ -78,26 +77,22 @@ class SingleEngine:
         self.engine = engine
         self.stats = DaemonStats()
         self.timeline = Timeline(settings.console.timeline_size)  # recent alert changes
-        self.alerting = Alerting(
-            settings.detectors,
-            settings.alerts,
-            settings.notifiers,
+        self.sources = configured_sources(settings, self.stats)
+        self.clock, self.speed = live_clock(self.sources, settings)
+        road = build_road(
+            settings,
             engine,
             self.stats,
+            replay=False,
             on_transition=self.timeline,
+            wall_clock=self.clock,
         )
+        self.alerting, self.road, self.pipeline = road.alerting, road.ticks, road.pipeline
         durable.attach_detectors(self.alerting)  # detector baselines from the snapshot
-        self.road = TickRoad(
-            engine, settings.exporter.tick_seconds, self.alerting.handlers, stats=self.stats
-        )
         self.registry = build_registry(engine, self.stats, self.alerting, process=True)
-        self.sources = configured_sources(settings, self.stats)
         durable.attach(self.sources)  # Kafka resumes at the snapshot's offsets
         self.reconfigure = single_engine(engine, self.alerting)
         self.ticking = asyncio.Event()
-        clock, speed = live_clock(self.sources, settings)
-        self.clock, self.speed = clock, speed
-        self.pipeline = Pipeline(engine, self.stats, event_clock=False, wall_clock=clock)
 
     @classmethod
     async def load(cls, settings: Settings) -> SingleEngine:

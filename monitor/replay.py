@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -11,15 +10,14 @@ from typing import IO
 import msgspec
 import structlog
 
-from support_monitor.alerts.runtime import Alerting, PlanSink, TransitionSink
-from support_monitor.monitor.clock import TickRoad, quiet_horizon
+from support_monitor.alerts.runtime import PlanSink, TransitionSink
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.consume import consume
 from support_monitor.monitor.deadletter import DeadLetter, DeadLetterSink, JsonlDeadLetters
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.exporter import render
-from support_monitor.monitor.pipeline import Pipeline
 from support_monitor.monitor.registry import build_registry
+from support_monitor.monitor.road import Road, build_road
 from support_monitor.monitor.sources.file import FileSource
 from support_monitor.monitor.stats import DaemonStats
 
@@ -44,15 +42,6 @@ class _NoSink:
         """Replay reports bad lines on stderr (the pipeline logs each); nothing else to keep."""
 
 
-@dataclass(frozen=True, slots=True)
-class Replayed:
-    """What a replay leaves behind: the engine at the end, its counters, the alert evaluation."""
-
-    engine: Engine
-    stats: DaemonStats
-    alerting: Alerting
-
-
 async def replay_road(
     path: Path,
     settings: Settings,
@@ -61,34 +50,21 @@ async def replay_road(
     on_transition: TransitionSink | None = None,
     on_plan: PlanSink | None = None,
     dead_letters: DeadLetterSink | None = None,
-) -> Replayed:
+) -> Road:
     """The replay road (``replay`` and ``backtest``): feed the file, move the clock to ``until``
     (if later) and flush. ``on_transition`` receives each alert state change record;
     ``on_plan`` each evaluation's planned notifications (``Alerting``: nothing is sent);
     ``dead_letters``: where rejected lines go (``None``: the config's ``dead_letter.path``
     file when set, otherwise nowhere)."""
-    engine = Engine(settings)
-    stats = DaemonStats()
-    alerting = Alerting(
-        settings.detectors,
-        settings.alerts,
-        settings.notifiers,
-        engine,
-        stats,
+    road = build_road(
+        settings,
+        Engine(settings),
+        DaemonStats(),
+        replay=True,
         on_transition=on_transition,
         on_plan=on_plan,
     )
-    # Event time drives the clock; a quiet gap longer than the horizon is jumped, not stepped.
-    road = TickRoad(
-        engine,
-        settings.exporter.tick_seconds,
-        alerting.handlers,
-        quiet_horizon=quiet_horizon(settings),
-        stats=stats,
-    )
-    pipeline = Pipeline(
-        engine, stats, event_clock=True, before_event=road.before_event, log_burst=None
-    )
+    engine, pipeline = road.engine, road.pipeline
     sink: DeadLetterSink = _NoSink() if dead_letters is None else dead_letters
     file_sink = None
     if dead_letters is None and settings.dead_letter.path:
@@ -101,7 +77,7 @@ async def replay_road(
             await consume(source, pipeline, sink)
         final = engine.now if until is None else max(engine.now, until)
         if math.isfinite(final):
-            road.catch_up(final, inclusive=True)
+            road.ticks.catch_up(final, inclusive=True)
             try:
                 engine.flush(final)
             except Exception:  # noqa: BLE001 - a defect; the numbers so far are still printed
@@ -111,7 +87,7 @@ async def replay_road(
     finally:
         if file_sink is not None:
             file_sink.__exit__(None, None, None)
-    return Replayed(engine, stats, alerting)
+    return road
 
 
 async def replay(

@@ -51,8 +51,6 @@ from aiokafka.errors import KafkaError
 from support_monitor.alerts import persist
 from support_monitor.alerts.notify.message import Notification
 from support_monitor.alerts.outbox import Outbox
-from support_monitor.alerts.runtime import Alerting
-from support_monitor.monitor.clock import TickRoad
 from support_monitor.monitor.cluster import store
 from support_monitor.monitor.cluster.store import (
     AlertRecord,
@@ -68,6 +66,7 @@ from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine, RestartNeeded, shape_change
 from support_monitor.monitor.engine.snapshot import SnapshotError
 from support_monitor.monitor.pipeline import Pipeline
+from support_monitor.monitor.road import build_road
 from support_monitor.monitor.sources.kafka import KafkaSource, client_options, ssl_context
 from support_monitor.monitor.stats import DaemonStats
 
@@ -123,21 +122,13 @@ class Partition:
         self.tp = tp
         self.key = _key(tp)
         self.engine = engine
-        self.pipeline = Pipeline(engine, node.stats, event_clock=False)
         notifiers = settings.notifiers.model_copy(update={"state_dir": None})
-        self.alerting = Alerting(
-            settings.detectors,
-            settings.alerts,
-            notifiers,
-            engine,
-            node.stats,
-            channels=self.channels,
+        road = build_road(
+            settings, engine, node.stats, replay=False, notifiers=notifiers, channels=self.channels
         )
+        self.pipeline, self.alerting, self.road = road.pipeline, road.alerting, road.ticks
         self.outbox = _WriteAheadOutbox(notifiers.outbox_max, self)
         self.alerting.outbox = self.outbox
-        self.road = TickRoad(
-            engine, settings.exporter.tick_seconds, self.alerting.handlers, stats=node.stats
-        )
         self.offset: int | None = None
         """Offset the last snapshot written or loaded reflects."""
         self.seq = 0
