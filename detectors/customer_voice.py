@@ -443,7 +443,6 @@ def _cusum_settings(settings: VoiceSettings) -> ShareCusumSettings | None:
         ratio=settings.cusum_ratio,
         threshold=settings.cusum_threshold,
         prior=settings.prior,
-        warmup_samples=settings.warmup_samples,
         slot_weight=settings.slot_weight,
         global_weight=settings.global_weight,
         relearn_after=settings.relearn_after,
