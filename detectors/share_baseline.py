@@ -164,7 +164,7 @@ class PooledBaseline(SlotMeans):
     ``p`` the pooled share of the learnt slots and ``tau2`` the method-of-moments variance of
     their true shares (their spread beyond what binomial noise gives, at least 0):
 
-        S = sum t_i (b_i / t_i - p)^2,    E[S] = (m - 1) p (1 - p) + tau2 (T_s - sum t_i^2 / T_s)
+        D = sum t_i (b_i / t_i - p)^2,    E[D] = (m - 1) p (1 - p) + tau2 (T_s - sum t_i^2 / T_s)
 
     (m slots with trials, ``T_s = sum t_i``). When the slots differ no more than noise
     (``tau2`` 0), every slot has the all-hours share; the more they differ, and the more trials

@@ -47,7 +47,7 @@ def test_slots_no_further_apart_than_noise_have_the_all_hours_share() -> None:
     b = PooledBaseline(Settings(prior_trials=0.0), 0.5)
     b.learn(1, (100, 18))
     b.learn(2, (100, 22))
-    # p = 0.2; S = 100 x 0.02^2 x 2 = 0.08 < (2 - 1) x 0.2 x 0.8 = 0.16: tau2 = 0
+    # p = 0.2; D = 100 x 0.02^2 x 2 = 0.08 < (2 - 1) x 0.2 x 0.8 = 0.16: tau2 = 0
     assert math.isinf(b.pseudo_trials())
     assert b.share(1) == pytest.approx(0.2)  # the all-hours share (200 trials, 40 bad)
     assert b.share(2) == pytest.approx(0.2)
@@ -57,7 +57,7 @@ def test_slots_that_differ_keep_part_of_their_own_share() -> None:
     b = PooledBaseline(Settings(prior_trials=0.0), 0.5)
     b.learn(1, (100, 10))
     b.learn(2, (100, 50))
-    # p = 60 / 200 = 0.3; S = 100 x 0.2^2 + 100 x 0.2^2 = 8; noise (2 - 1) x 0.21 = 0.21;
+    # p = 60 / 200 = 0.3; D = 100 x 0.2^2 + 100 x 0.2^2 = 8; noise (2 - 1) x 0.21 = 0.21;
     # T_s - sum t^2 / T_s = 200 - 20000 / 200 = 100: tau2 = 7.79 / 100, k = 0.21 / tau2
     k = 21 / 7.79
     assert b.pseudo_trials() == pytest.approx(k)  # 2.6957638
@@ -73,7 +73,7 @@ def test_the_pseudo_count_follows_what_was_learnt_and_loaded() -> None:
     b.learn(2, (100, 50))
     assert not math.isinf(b.pseudo_trials())
     b.learn(2, (100, 10))  # slot 2: means 100 trials, 30 bad over 2 hours: 60 of 200
-    # p = 70 / 300 = 7/30; S = 100 (1/10 - 7/30)^2 + 200 (3/10 - 7/30)^2 = 16/9 + 8/9 = 8/3;
+    # p = 70 / 300 = 7/30; D = 100 (1/10 - 7/30)^2 + 200 (3/10 - 7/30)^2 = 16/9 + 8/9 = 8/3;
     # noise (7/30)(23/30) = 161/900; T_s - sum t^2 / T_s = 300 - 50000 / 300 = 400/3
     k = (161 / 900) * (400 / 3) / (8 / 3 - 161 / 900)
     assert b.pseudo_trials() == pytest.approx(k)  # 9.5876

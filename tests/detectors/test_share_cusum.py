@@ -216,3 +216,10 @@ def test_thresholds_without_a_cusum_keep_their_state_fingerprint() -> None:
     assert prints["longest_wait"] == "b7485e73acbe2cba"
     assert prints["abandon_rate"] == "933b50b205aa5a05"
     assert prints["csat_low"] != "1b3f9b2022567746"  # it has a CUSUM now: its state starts afresh
+
+
+def test_the_cusum_refuses_warmup_samples_and_a_negative_prior_trials() -> None:
+    with pytest.raises(ConfigError, match=r"thresholds\[0\]\.cusum\.warmup_samples: unknown key"):
+        Feed(only({"thresholds": [{**CSAT, "cusum": {"warmup_samples": 3}}]}))
+    with pytest.raises(ConfigError, match=r"thresholds\[0\]\.cusum\.prior_trials"):
+        Feed(only({"thresholds": [{**CSAT, "cusum": {"prior_trials": -1}}]}))
