@@ -16,16 +16,15 @@ tick spacing). An hour without any outcome sets ``S`` back to 0: evidence from b
 silent hour is stale.
 
 ``p0`` is the usual share of the hour-of-week slot of the last tick
-(``share_baseline.PooledBaseline``): at each hour boundary the ended hour's counts (trials,
-bad) teach the slot's EWMAs and the all-hours EWMAs. The all-hours share is pooled with the
-``prior`` (which counts as ``prior_trials`` outcomes), and a learnt slot is pulled toward it
-by the empirical-Bayes pseudo-count of the slots: when the slots differ no more than binomial
-noise, every slot has the all-hours share. An error in
-``p0`` costs more one way than the other: a usual share learnt too low makes each good outcome
-count for little against the bad ones, and a few unlucky hours page. An hour in which the
-CUSUM was active is not learnt (unless ``relearn_after`` such hours came in a row): a drop
-never becomes the usual. The state is the statistic, two count pairs and the baseline (at
-most 168 slots).
+(``share_baseline.PooledBaseline``): at each hour boundary the ended hour's counts (trials, bad)
+teach the slot's EWMAs and the all-hours EWMAs. The all-hours share is pooled with the ``prior``
+(which counts as ``prior_trials`` outcomes), and a learnt slot is pulled toward it by the
+empirical-Bayes pseudo-count of the slots: when the slots differ no more than binomial noise,
+every slot has the all-hours share. An error in ``p0`` costs more one way than the other: a
+usual share learnt too low makes each good outcome count for little against the bad ones, and a
+few unlucky hours page. An hour in which the CUSUM was active is not learnt (unless
+``relearn_after`` such hours came in a row): a drop never becomes the usual. The state is the
+statistic, two count pairs and the baseline (at most 168 slots).
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ class ShareCusumSettings(BaseModel):
     share (capped at 0.99): 3 is a usual 15% of unsatisfied ratings rising to 45%."""
     threshold: float = Field(default=8.0, gt=0)
     """Active when the statistic reaches this; it stays active until it falls below
-    ``threshold - ln(ratio)``, and it is capped at ``threshold + ln(ratio)``."""
+    ``threshold - ln(ratio)``, and it is capped at ``threshold + ln(ratio)``. 8 is the lowest
+    threshold that kept 12 healthy channel-weeks of the detection benchmark quiet
+    (docs/detectors.md)."""
     prior: float = Field(default=0.2, gt=0, lt=1)
     """Usual unsatisfied share before anything is learnt."""
     prior_trials: float = Field(default=100.0, ge=0)
