@@ -26,8 +26,9 @@ in a row): an incident never becomes the usual. A window's ``p0`` weights the sl
 overlaps by their minutes, so it changes at most once a minute.
 
 ``negative_sentiment`` also runs a binomial CUSUM per channel on its scores
-(``share_cusum.py``, with its own baseline learnt with the detector's settings;
-``cusum_threshold`` 0: none): the signal is active while the window test or the CUSUM is.
+(``share_cusum.py``, with its own pooled baseline, ``share_baseline.PooledBaseline``, learnt
+with the detector's prior and weights; ``cusum_threshold`` 0: none): the signal is active
+while the window test or the CUSUM is.
 """
 
 from __future__ import annotations
@@ -443,7 +444,6 @@ def _cusum_settings(settings: VoiceSettings) -> ShareCusumSettings | None:
         ratio=settings.cusum_ratio,
         threshold=settings.cusum_threshold,
         prior=settings.prior,
-        warmup_samples=settings.warmup_samples,
         slot_weight=settings.slot_weight,
         global_weight=settings.global_weight,
         relearn_after=settings.relearn_after,

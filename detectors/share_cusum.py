@@ -15,12 +15,16 @@ differences of the channel's cumulative counters, so each outcome counts once, w
 tick spacing). An hour without any outcome sets ``S`` back to 0: evidence from before a
 silent hour is stale.
 
-``p0`` is the usual share of the hour-of-week slot of the last tick, learnt as the
-customer-voice detectors learn theirs (``share_baseline.RatioBaseline``): at each hour
-boundary the ended hour's counts (trials, bad) teach the slot's EWMAs, blended with the
-all-hours share and the ``prior`` during warm-up. An hour in which the CUSUM was active is not
-learnt (unless ``relearn_after`` such hours came in a row): a drop never becomes the usual. The
-state is the statistic, two count pairs and the baseline (at most 168 slots).
+``p0`` is the usual share of the hour-of-week slot of the last tick
+(``share_baseline.PooledBaseline``): at each hour boundary the ended hour's counts (trials, bad)
+teach the slot's EWMAs and the all-hours EWMAs. The all-hours share is pooled with the ``prior``
+(which counts as ``prior_trials`` outcomes), and a learnt slot is pulled toward it by the
+empirical-Bayes pseudo-count of the slots: when the slots differ no more than binomial noise,
+every slot has the all-hours share. An error in ``p0`` costs more one way than the other: a
+usual share learnt too low makes each good outcome count for little against the bad ones, and a
+few unlucky hours page. An hour in which the CUSUM was active is not learnt (unless
+``relearn_after`` such hours came in a row): a drop never becomes the usual. The state is the
+statistic, two count pairs and the baseline (at most 168 slots).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from support_monitor.detectors.share_baseline import RatioBaseline
+from support_monitor.detectors.share_baseline import PooledBaseline
 from support_monitor.detectors.share_cusum_config import ShareCusumSettings
 
 HOUR = 3600.0
@@ -80,7 +84,7 @@ class ShareCusum:
 
     def __init__(self, settings: ShareCusumSettings) -> None:
         self.settings = settings
-        self.baseline = RatioBaseline(settings, (settings.prior,))
+        self.baseline = PooledBaseline(settings, settings.prior)
         self.stat = 0.0
         self.active = False
         self.flagged = False
@@ -98,7 +102,7 @@ class ShareCusum:
 
     def usual(self, slot: int) -> float:
         """The usual bad share of ``slot``, clamped into [P_MIN, P_MAX)."""
-        return min(P_MAX - 1e-9, max(P_MIN, self.baseline.shares(slot)[0]))
+        return min(P_MAX - 1e-9, max(P_MIN, self.baseline.share(slot)))
 
     def step(self, now: float, counts: Pair, slot_of: Callable[[float], int]) -> bool:
         """Advance to ``now`` with the channel's cumulative (trials, bad); whether active."""
@@ -164,7 +168,7 @@ class ShareCusum:
         """Put back what :meth:`dump` returned (all read first, so a malformed dump raises
         before anything changes)."""
         stat, active, flagged, skipped, hour, seen, start, p0, baseline = data
-        fresh = RatioBaseline(self.settings, (self.settings.prior,))
+        fresh = PooledBaseline(self.settings, self.settings.prior)
         fresh.load(baseline)
         pairs = [None if x is None else (int(x[0]), int(x[1])) for x in (seen, start)]
         self.stat, self.active, self.flagged = float(stat), bool(active), bool(flagged)

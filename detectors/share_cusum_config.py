@@ -19,14 +19,16 @@ class ShareCusumSettings(BaseModel):
     ratio: float = Field(default=3.0, gt=1)
     """The CUSUM is tuned for the unsatisfied share rising to this multiple of its usual
     share (capped at 0.99): 3 is a usual 15% of unsatisfied ratings rising to 45%."""
-    threshold: float = Field(default=10.0, gt=0)
+    threshold: float = Field(default=8.0, gt=0)
     """Active when the statistic reaches this; it stays active until it falls below
-    ``threshold - ln(ratio)``, and it is capped at ``threshold + ln(ratio)``."""
+    ``threshold - ln(ratio)``, and it is capped at ``threshold + ln(ratio)``. 8 is the lowest
+    threshold that kept 12 healthy channel-weeks of the detection benchmark quiet
+    (docs/detectors.md)."""
     prior: float = Field(default=0.2, gt=0, lt=1)
     """Usual unsatisfied share before anything is learnt."""
-    warmup_samples: int = Field(default=3, ge=1)
-    """An hour-of-week slot (or the all-hours share) needs this many learnt hours before it is
-    trusted on its own; before that it is blended with the fallback."""
+    prior_trials: float = Field(default=100.0, ge=0)
+    """The prior counts as this many outcomes in the all-hours share: after 100 ratings it
+    weighs half (0: the learnt share alone once there is one)."""
     slot_weight: float = Field(default=0.3, gt=0, le=1)
     """EWMA weight of the newest hour in an hour-of-week slot (after its running mean)."""
     global_weight: float = Field(default=0.02, gt=0, le=1)

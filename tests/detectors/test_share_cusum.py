@@ -64,10 +64,10 @@ def test_a_learnt_hour_moves_the_usual_share() -> None:
     c.step(T0 + 2 * H, (10, 2), UTC)  # hour 1 ends with 10 ratings, 2 bad: learnt in slot 1
     # the 10 ratings were judged at the prior: 2 ln 2 - 8 x 0.4054651 < 0
     assert c.stat == 0.0
-    # all-hours share 0.2 (1 hour of 3 in warm-up): (0.2 + 2 x 0.25) / 3 = 0.2333333;
-    # slot 1 the same way on top of it: (0.2 + 2 x 0.2333333) / 3 = 0.2222222
-    assert c.usual(1) == pytest.approx(0.2222222)
-    assert c.usual(0) == pytest.approx(0.2333333)
+    # all-hours share: the prior 0.25 counts as 100 ratings: (2 + 25) / (10 + 100) = 0.2454545;
+    # one learnt slot shows no spread between slots: every slot has the all-hours share
+    assert c.usual(1) == pytest.approx(0.2454545)
+    assert c.usual(0) == pytest.approx(0.2454545)
 
 
 def test_an_hour_it_was_active_in_is_not_learnt_and_a_silent_hour_resets_it() -> None:
@@ -216,3 +216,10 @@ def test_thresholds_without_a_cusum_keep_their_state_fingerprint() -> None:
     assert prints["longest_wait"] == "b7485e73acbe2cba"
     assert prints["abandon_rate"] == "933b50b205aa5a05"
     assert prints["csat_low"] != "1b3f9b2022567746"  # it has a CUSUM now: its state starts afresh
+
+
+def test_the_cusum_refuses_warmup_samples_and_a_negative_prior_trials() -> None:
+    with pytest.raises(ConfigError, match=r"thresholds\[0\]\.cusum\.warmup_samples: unknown key"):
+        Feed(only({"thresholds": [{**CSAT, "cusum": {"warmup_samples": 3}}]}))
+    with pytest.raises(ConfigError, match=r"thresholds\[0\]\.cusum\.prior_trials"):
+        Feed(only({"thresholds": [{**CSAT, "cusum": {"prior_trials": -1}}]}))
