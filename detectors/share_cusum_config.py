@@ -26,6 +26,9 @@ class ShareCusumSettings(BaseModel):
     (docs/detectors.md)."""
     prior: float = Field(default=0.2, gt=0, lt=1)
     """Usual unsatisfied share before anything is learnt."""
+    warmup_samples: int | None = Field(default=None, ge=1)
+    """No longer read (the usual share is pooled by ratings, ``prior_trials``); accepted so a
+    config written for an earlier version still loads, and ``check-config`` says so."""
     prior_trials: float = Field(default=100.0, ge=0)
     """The prior counts as this many outcomes in the all-hours share: after 100 ratings it
     weighs half (0: the learnt share alone once there is one)."""

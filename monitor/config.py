@@ -459,6 +459,12 @@ def config_notes(settings: Settings) -> list[str]:
             f"alerts.rules[{i}] ({rule.alert}, {rule.severity}) never fires: its detector "
             f"{rule.detector!r} {why}"
         )
+    for i, t in enumerate(settings.detectors.thresholds):
+        if t.cusum is not None and t.cusum.warmup_samples is not None:
+            notes.append(
+                f"detectors.thresholds[{i}].cusum.warmup_samples: no longer read (the usual "
+                "share is pooled over ratings: prior_trials); remove it"
+            )
     notifiers = settings.notifiers
     if not notifiers.routes and not notifiers.alertmanager.urls:
         notes.append(

@@ -13,8 +13,9 @@ import pytest
 from support_monitor.detectors.share_cusum import HourOfWeek, ShareCusum
 from support_monitor.detectors.share_cusum_config import ShareCusumSettings
 from support_monitor.detectors.suite import detector_fingerprint
+from support_monitor.monitor.config import config_notes, parse_settings
 from support_monitor.monitor.errors import ConfigError
-from tests.detectors.detector_streams import T0, Feed, only, pick
+from tests.detectors.detector_streams import T0, Feed, config, only, pick
 
 H = 3600.0
 SETTINGS = ShareCusumSettings(ratio=2.0, threshold=2.0, prior=0.25)
@@ -218,8 +219,13 @@ def test_thresholds_without_a_cusum_keep_their_state_fingerprint() -> None:
     assert prints["csat_low"] != "1b3f9b2022567746"  # it has a CUSUM now: its state starts afresh
 
 
-def test_the_cusum_refuses_warmup_samples_and_a_negative_prior_trials() -> None:
-    with pytest.raises(ConfigError, match=r"thresholds\[0\]\.cusum\.warmup_samples: unknown key"):
-        Feed(only({"thresholds": [{**CSAT, "cusum": {"warmup_samples": 3}}]}))
+def test_an_old_warmup_samples_loads_with_a_note_and_a_negative_prior_trials_is_refused() -> None:
+    settings = parse_settings(
+        config(only({"thresholds": [{**CSAT, "cusum": {"warmup_samples": 3}}]}))
+    )
+    assert (
+        "detectors.thresholds[0].cusum.warmup_samples: no longer read (the usual share is "
+        "pooled over ratings: prior_trials); remove it"
+    ) in config_notes(settings)
     with pytest.raises(ConfigError, match=r"thresholds\[0\]\.cusum\.prior_trials"):
         Feed(only({"thresholds": [{**CSAT, "cusum": {"prior_trials": -1}}]}))
