@@ -299,13 +299,13 @@ def default_rules() -> tuple[AlertRule, ...]:
             "warning",
             (
                 (
-                    "{channel}: customer satisfaction {score:.0%} over {window_long} (floor "
-                    "{threshold:.0%})"
+                    "{channel}: customer satisfaction {score:.0%} over {window_long}, usually "
+                    "{expected:.0%} (floor {threshold:.0%})"
                 ),
                 "Only {score:.1%} of the ratings on {channel} over the last {window_long} are "
-                "satisfied (pages below {threshold:.0%} once enough ratings show it, or when "
-                "unsatisfied ratings run well above their usual share for this hour of the "
-                "week)." + _SINCE,
+                "satisfied, usually {expected:.0%} at this hour of the week (pages below "
+                "{threshold:.0%} once enough ratings show it, or when unsatisfied ratings run "
+                "well above their usual share)." + _SINCE,
                 (
                     "{channel}: customer satisfaction back to {value_now:.0%} over {window_long}; "
                     "lasted {duration}"

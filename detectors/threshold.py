@@ -16,6 +16,8 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from support_monitor.detectors.config import METRICS, ThresholdSettings
 from support_monitor.detectors.evidence import wilson
 from support_monitor.detectors.readings import (
@@ -132,15 +134,17 @@ class ThresholdDetector(WorstExport):
                 rising = cusum is not None and cusum.step(
                     readings.now, _unsatisfied(ch), self._slot_of
                 )
+                usual = math.nan if cusum is None else 1.0 - cusum.p0
                 if (
                     last is not None
                     and same(value, last[0])
                     and volume == last[1]
                     and rising == last[2]
+                    and same(usual, last[3])
                 ):
                     continue
-                self._keys[i] = (value, volume, rising)
-                signals = [self._windowed(channel, value, volume, rising=rising)]
+                self._keys[i] = (value, volume, rising, usual)
+                signals = [self._windowed(channel, value, volume, rising=rising, usual=usual)]
             else:
                 values = self._queue_values(readings, ch)
                 if values == last:  # live gauges are never NaN
@@ -158,8 +162,16 @@ class ThresholdDetector(WorstExport):
         return value, volume
 
     def _windowed(
-        self, channel: str, value: float, volume: int | None, *, rising: bool = False
+        self,
+        channel: str,
+        value: float,
+        volume: int | None,
+        *,
+        rising: bool = False,
+        usual: float = math.nan,
     ) -> Signal:
+        """``usual``: the satisfied share the CUSUM takes as usual now (the signal's
+        ``expected``; NaN without a CUSUM)."""
         s = self.settings
         guard = ""
         if volume is not None and volume < s.effective_min_volume:
@@ -172,6 +184,8 @@ class ThresholdDetector(WorstExport):
             lower, upper = wilson(value * volume, volume, s.confidence)
             bound = lower if self.upward else upper
         signal = self._judge(channel, "", value, guard, bound=bound, volume=volume)
+        if not math.isnan(usual):
+            signal = msgspec.structs.replace(signal, expected=usual)
         if not rising or signal.active:
             return signal
         cusum = self._cusum[channel]
@@ -186,6 +200,7 @@ class ThresholdDetector(WorstExport):
             active=True,
             score=signal.score,
             threshold=signal.threshold,
+            expected=signal.expected,
             labels=signal.labels,
             summary=summary,
         )

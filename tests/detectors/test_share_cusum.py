@@ -8,6 +8,8 @@ max(2 - 0.6931472, 1) = 1.3068528.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from support_monitor.detectors.share_cusum import HourOfWeek, ShareCusum
@@ -128,6 +130,7 @@ def test_the_cusum_makes_the_csat_threshold_active() -> None:
     assert s.active  # 3 ratings: the window is not judged (min_volume 10)
     assert s.score == 0.0
     assert s.threshold == 0.5
+    assert s.expected == 0.75  # the usual satisfied share: 1 - the prior 0.25, nothing learnt
     assert s.summary == (
         "support_csat_ratio{window=1h} on email not judged: only 3 ratings in 1h "
         "(min_volume 10); unsatisfied ratings rising: CUSUM 2.1 (active at 2, tuned for 2x "
@@ -156,6 +159,13 @@ def test_the_cusum_state_survives_a_snapshot_of_the_suite() -> None:
     # restored: the third bad rating reaches 2.0794415, as in the suite that ran on
     assert pick(feed.tick(40), "csat", "email").active
     assert pick(again.tick(40), "csat", "email").active
+
+
+def test_without_a_cusum_there_is_no_usual_share() -> None:
+    plain = {k: v for k, v in CSAT.items() if k != "cusum"}
+    feed = Feed(only({"thresholds": [plain]}))
+    feed.event("ticket.rated", 10, "email", rating=2)
+    assert math.isnan(pick(feed.tick(20), "csat", "email").expected)
 
 
 def test_cusum_only_on_csat_below() -> None:
