@@ -36,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from support_monitor.monitor import replay as replay_module
+from support_monitor.monitor import road as road_module
 from support_monitor.monitor.clock import TickRoad
 from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.logs import configure
@@ -190,7 +191,7 @@ def main() -> None:
         print(f"wrote {n:,} events to {path} in {time.perf_counter() - started:.1f} s")
     events = sum(1 for _ in path.open("rb"))
     settings = parse_settings(config(args.channels, args.queues, detectors=not args.no_detectors))
-    replay_module.TickRoad = TimedTickRoad  # type: ignore[misc] # bench-only instrumentation
+    road_module.TickRoad = TimedTickRoad  # type: ignore[attr-defined] # bench-only instrumentation
     sink = args.alerts_out.open("wb") if args.alerts_out else None
     profiler = cProfile.Profile() if args.profile else None
     try:

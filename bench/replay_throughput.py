@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.replay_events import CONFIG, generate
 from support_monitor.monitor import replay as replay_module
+from support_monitor.monitor import road as road_module
 from support_monitor.monitor.clock import TickRoad
 from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.events import Event
@@ -65,7 +66,7 @@ def full_replay(path: Path) -> tuple[float, bytes]:
     settings = parse_settings(CONFIG)
     # As the CLI sets it up: JSON lines on stderr (alert transitions are logged at info).
     configure(settings.logging.level, "json")
-    replay_module.TickRoad = TimedTickRoad  # type: ignore[misc] # bench-only instrumentation
+    road_module.TickRoad = TimedTickRoad  # type: ignore[attr-defined] # bench-only instrumentation
     start = time.perf_counter()
     text = asyncio.run(replay_module.replay(path, settings))
     return time.perf_counter() - start, text
