@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
 from typing import Any
 
 import pytest
 
 from support_monitor.alerts.rules import CompiledRule
-from support_monitor.detectors.backlog import slope
 from support_monitor.detectors.poisson import (
     constant_critical_count,
     critical_bracket,
@@ -100,36 +98,6 @@ def test_an_unchanged_tick_hands_out_the_same_signals() -> None:
             assert s is old[s.detector, s.channel, s.labels]
     waiting = [s for s in third if s.detector == "longest_wait" and s.channel == "chat"]
     assert waiting[0].score == pytest.approx(0.5)  # queued at 401.5, judged at 402
-
-
-def _reference_slope(points: deque[tuple[float, float]]) -> float:
-    """The textbook least-squares slope, summed with fsum term by term (the formula the
-    detector documents)."""
-    n = len(points)
-    if n < 2:
-        return 0.0
-    mt = math.fsum(t for t, _ in points) / n
-    my = math.fsum(y for _, y in points) / n
-    var = math.fsum((t - mt) ** 2 for t, _ in points)
-    if var <= 0:
-        return 0.0
-    return math.fsum((t - mt) * (y - my) for t, y in points) / var
-
-
-def test_backlog_slope_is_bitwise_the_reference() -> None:
-    rng = random.Random(10)
-    for _ in range(2000):
-        n = rng.randrange(0, 70)
-        base = rng.choice((T0, T0 + 0.0037, 0.0, 123.456))
-        step = rng.choice((1.0, 0.5, 2.0))
-        points = deque(
-            (
-                base + i * step + rng.choice((0.0, rng.random() * 1e-3)),
-                rng.choice((0.0, rng.random() * 100, 3.0 + i)),
-            )
-            for i in range(n)
-        )
-        assert slope(points) == _reference_slope(points)
 
 
 def test_constant_critical_count_holds_for_every_rate_in_its_range() -> None:
