@@ -260,15 +260,20 @@ class RowFamily(Metric):
 
 class HistogramSeries:
     """One histogram series as last rendered: its line heads, cumulative counts, count, sum
-    and sample lines, kept until the histogram observes again (``count`` changes)."""
+    and sample lines, kept until the histogram observes again (``count`` changes).
+
+    The heads and counts are tuples of strings and ints: the cyclic GC stops tracking such a
+    tuple the first time a collection sees it, so the thousands of kept series add little to
+    what a full (generation 2) collection walks; lists would stay tracked for as long as they
+    are kept."""
 
     __slots__ = ("count", "cumulative", "heads", "hist", "text", "total")
 
-    def __init__(self, hist: Histogram, heads: list[str]) -> None:
+    def __init__(self, hist: Histogram, heads: tuple[str, ...]) -> None:
         self.hist = hist
         self.heads = heads
         self.count = -1
-        self.cumulative: list[int] = []
+        self.cumulative: tuple[int, ...] = ()
         self.total = 0.0
         self.text = ""
 
@@ -281,7 +286,7 @@ class HistogramSeries:
         heads = self.heads
         self.count = count = hist.count
         self.total = total = hist.sum
-        self.cumulative = cumulative = list(accumulate(hist.counts))
+        self.cumulative = cumulative = tuple(accumulate(hist.counts))
         if count < 1_000_000:
             out = [f"{head}{value}.0\n" for head, value in zip(heads, cumulative, strict=False)]
             out.append(f"{heads[-2]}{count}.0\n")
@@ -378,9 +383,11 @@ class EngineCollector(Collector):
         self._buckets: dict[tuple[str, str, str], HistogramSeries] = {}
         """(histogram, channel, queue) -> that series as last rendered (one per series)."""
         self._queue_heads: dict[
-            str, tuple[tuple[tuple[str, tuple[str, str] | None], ...], dict[str, list[str]]]
+            str, tuple[tuple[tuple[str, tuple[str, str] | None], ...], dict[str, tuple[str, ...]]]
         ] = {}
-        """Channel -> (the per-queue cells it exports, queue -> their line heads)."""
+        """Channel -> (the per-queue cells it exports, queue -> their line heads). Kept texts are
+        tuples, not lists: a tuple of strings leaves the cyclic GC's lists once it has been seen
+        by a collection, so full collections do not walk them (see ``HistogramSeries``)."""
 
     def collect(self) -> Iterator[Metric]:  # noqa: C901, PLR0912, PLR0915 - one pass, top down
         if len(self._labels.heads) > MAX_LABEL_TEXTS:  # start over (see MAX_LABEL_TEXTS)
@@ -455,10 +462,10 @@ class EngineCollector(Collector):
                 heads = heads_of.get(q.name)
                 if heads is None:
                     qn = ("queue", q.name)
-                    heads = heads_of[q.name] = [
+                    heads = heads_of[q.name] = tuple(
                         head(metric, c, qn) if extra is None else head(metric, c, qn, extra)
                         for metric, extra in shape
-                    ]
+                    )
                 for target, line_head, get in zip(targets, heads, getters, strict=True):
                     target.append((line_head, get(q)))
                 for family, attr in zip(hists, HIST_ATTRS, strict=True):
@@ -520,8 +527,11 @@ class EngineCollector(Collector):
             head = self._labels.head
             c, q = ("channel", channel), ("queue", queue)
             les = [*(repr(float(b)) for b in hist.bounds), "+Inf"]  # as Histogram.cumulative
-            heads = [head(name + "_bucket", c, ("le", le), q) for le in les]
-            heads += [head(name + "_count", c, q), head(name + "_sum", c, q)]
+            heads = (
+                *(head(name + "_bucket", c, ("le", le), q) for le in les),
+                head(name + "_count", c, q),
+                head(name + "_sum", c, q),
+            )
             kept = self._buckets[key] = HistogramSeries(hist, heads)
         kept.refresh()
         family.series.append(kept)
