@@ -113,11 +113,12 @@ class History:
         self.ts.append(t)
         self.ys.append(y)
         self.zeros = self.zeros + 1 if y == 0 else 0
-        if not (math.isfinite(t) and math.isfinite(y)):
+        try:
+            tn, td = t.as_integer_ratio()
+            yn, yd = y.as_integer_ratio()
+        except (OverflowError, ValueError):  # an infinity, NaN
             self.bad += 1
             return
-        tn, td = t.as_integer_ratio()
-        yn, yd = y.as_integer_ratio()
         ta = td.bit_length() - 1  # td == 2**ta
         yb = yd.bit_length() - 1
         if ta > self.a:  # a finer time: every sum with a time in it moves to the new scale
@@ -138,27 +139,34 @@ class History:
         self.stt += ti * ti
         self.sty += ti * yi
 
-    def _pop(self) -> None:
-        t = self.ts.popleft()
-        y = self.ys.popleft()
-        if not (math.isfinite(t) and math.isfinite(y)):
-            self.bad -= 1
-            return
-        tn, td = t.as_integer_ratio()
-        yn, yd = y.as_integer_ratio()
-        # the scales only grow while the point is held, so its integers are exact at them
-        ti = tn << (self.a - td.bit_length() + 1)
-        yi = yn << (self.b - yd.bit_length() + 1)
-        self.st -= ti
-        self.sy -= yi
-        self.stt -= ti * ti
-        self.sty -= ti * yi
-
     def add(self, now: float, y: float, keep: float) -> None:
+        """Append (now, y), then drop the points at or before ``now - keep``: their very
+        integers leave the sums (the scales only grow while a point is held, so its integers
+        at the current scales are exact)."""
         self._push(now, y)
-        ts = self.ts
-        while ts and ts[0] <= now - keep:
-            self._pop()
+        ts, ys = self.ts, self.ys
+        edge = now - keep
+        if ts[0] > edge:
+            return
+        a, b, bad = self.a, self.b, self.bad
+        st, sy, stt, sty = self.st, self.sy, self.stt, self.sty
+        while ts and ts[0] <= edge:
+            t = ts.popleft()
+            v = ys.popleft()
+            try:
+                tn, td = t.as_integer_ratio()
+                yn, yd = v.as_integer_ratio()
+            except (OverflowError, ValueError):  # a point kept out of the sums
+                bad -= 1
+                continue
+            ti = tn << (a - td.bit_length() + 1)
+            yi = yn << (b - yd.bit_length() + 1)
+            st -= ti
+            sy -= yi
+            stt -= ti * ti
+            sty -= ti * yi
+        self.bad = bad
+        self.st, self.sy, self.stt, self.sty = st, sy, stt, sty
 
     def slope(self) -> float:
         n = len(self.ts)

@@ -123,6 +123,10 @@ def test_overflow_and_non_finite_points_do_not_raise() -> None:
         history.add(EPOCH + i, 2.0 * i, 5.0)
     assert next(iter(history)) == (EPOCH + 5, 10.0)
     assert history.slope() == 2.0
+    rng = random.Random(23)
+    for i in range(10, 300):  # the exact sums again, not the float sum
+        history.add(EPOCH + i + rng.random() * 0.005, _wait(rng, i), 5.0)
+        assert history.slope() == exact_slope(list(history)), i
 
 
 def test_a_restored_history_continues_exactly() -> None:
