@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from support_monitor.alerts.rules import CompiledRule
+from support_monitor.detectors.complaint_cusum import RateCusum
 from support_monitor.detectors.poisson import (
     constant_critical_count,
     critical_bracket,
@@ -185,3 +186,32 @@ def test_a_rule_with_nothing_active_does_nothing() -> None:
     assert rule.eval(T0, [sig(active=False)]) == []
     assert rule.state.active == {}
     assert rendered == []
+
+
+def test_rate_cusum_shortcut_at_rest_changes_nothing() -> None:
+    """``RateCusum.step`` skips the arithmetic while the statistic rests at 0 with no new
+    events: a twin that always takes the long road (the shortcut switched off) holds the very
+    same state after every step, over quiet stretches, bursts and hour boundaries (only the
+    cache of the last usual rate may differ)."""
+    rng = random.Random(12)
+    for ratio, threshold, prior, min_rate in ((4.0, 3.0, 2.0, 1.0), (1.4, 5.0, 0.0, 12.0)):
+        fast = RateCusum(ratio, threshold, prior, 2, min_rate_per_hour=min_rate)
+        slow = RateCusum(ratio, threshold, prior, 2, min_rate_per_hour=min_rate)
+        slow.quiet_stays_zero = False
+        now, count, shortcuts = T0, 0.0, 0
+        for _ in range(30_000):
+            now += rng.choice((1.0, 1.0, 1.0, 0.5, 7.0, 900.0))
+            before, hour = count, fast.hour
+            if rng.random() < rng.choice((0.001, 0.05, 0.3)):
+                count += rng.randrange(1, 6)
+            at_rest = fast.stat == 0 and not fast.active
+            assert fast.step(now, count, _slot) == slow.step(now, count, _slot)
+            shortcuts += at_rest and count == before and fast.hour == hour  # took the shortcut
+            assert fast.dump() == slow.dump()
+            assert (fast.active, fast.flagged) == (slow.active, slow.flagged)
+        assert fast.dump()[8]  # hours were learned on the way
+        assert shortcuts > 1000
+
+
+def _slot(t: float) -> int:
+    return (math.floor(t / 3600.0) + 72) % 168
