@@ -13,13 +13,26 @@ reads have moved as in a live daemon. Each scrape renders the whole registry the
 encoder ``/metrics`` uses, in the event loop, so its time is time the loop is not applying
 events. The first scrape (which builds the kept label texts) is reported separately.
 
+``--freeze`` says where the heap is frozen out of the cyclic GC's reach as the daemon does at
+start-up (``monitor.supervise.freeze_heap``): ``start`` (the default) once the engine, rules and
+registry are built and before the state's events are applied, as in a daemon that started
+empty and built its state live; ``state`` after they are applied, as in a daemon restarted from
+a snapshot of that state; ``none`` never (what every full collection walked before). The event
+lines the benchmark holds are a tuple of bytes, which the collector stops tracking, so in no
+mode does it walk the benchmark's own input. Reported with each format: the full (generation
+2) collections that ran during the timed scrapes and the longest one, and the longest full
+collection anywhere in the run (events included): a pause of the event loop either way. Beside
+the wall-clock percentiles, the scrape's and the collections' CPU time (``time.thread_time``):
+on a shared machine a wall-clock scrape also holds the time a neighbour had the core.
+
     .venv/bin/python bench/scrape_time.py                       # default config
-    .venv/bin/python bench/scrape_time.py --channels 100 --queues 10
+    .venv/bin/python bench/scrape_time.py --channels 100 --queues 10 [--freeze none]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import random
@@ -47,9 +60,31 @@ from support_monitor.monitor.exporter import render
 from support_monitor.monitor.pipeline import Delivery, Pipeline
 from support_monitor.monitor.registry import build_registry
 from support_monitor.monitor.stats import DaemonStats
+from support_monitor.monitor.supervise import freeze_heap
 from tests.support import CONFIG
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
+
+
+class FullCollections:
+    """Durations (seconds of this thread's CPU time, which a busy neighbour on a shared machine
+    does not inflate) of the generation-2 collections since the last ``take()``."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] != 2:  # the oldest generation
+            return
+        if phase == "start":
+            self._start = time.thread_time()
+        else:
+            self.durations.append(time.thread_time() - self._start)
+
+    def take(self) -> list[float]:
+        out, self.durations = self.durations, []
+        return out
 
 
 def large_config(channels: int, queues: int) -> dict[str, Any]:
@@ -140,29 +175,36 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=0, help="0: the default config")
     parser.add_argument("--queues", type=int, default=10)
     parser.add_argument("--between", type=int, default=750, help="events applied between scrapes")
+    parser.add_argument("--freeze", choices=("start", "state", "none"), default="start")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     extra = args.between * (2 * args.scrapes + 1)
     if args.channels:
         cfg = large_config(args.channels, args.queues)
-        lines = large_events(cfg, args.count + extra)
+        lines = tuple(large_events(cfg, args.count + extra))
     else:
         cfg = CONFIG
         if not args.events_file.exists():
             args.events_file.parent.mkdir(parents=True, exist_ok=True)
             generate(args.events_file, 1_000_000)
         with args.events_file.open("rb") as f:
-            lines = [line for _, line in zip(range(args.count + extra), f, strict=False)]
+            lines = tuple(line for _, line in zip(range(args.count + extra), f, strict=False))
     settings = parse_settings(cfg)
     engine = Engine(settings)
     stats = DaemonStats()
     pipeline = Pipeline(engine, stats, event_clock=True, log_burst=0)
-    for line in lines[: args.count]:
-        pipeline.process("bench", Delivery(line, "x"))
-    more = iter(lines[args.count :])
     alerting = Alerting(settings.detectors, settings.alerts, settings.notifiers, engine, stats)
-    alerting.evaluate(engine.now)
     registry = build_registry(engine, stats, alerting)
+    if args.freeze == "start":
+        freeze_heap("start")
+    more = iter(lines)
+    for line in islice(more, args.count):
+        pipeline.process("bench", Delivery(line, "x"))
+    alerting.evaluate(engine.now)
+    if args.freeze == "state":
+        freeze_heap("start")
+    full = FullCollections()
+    gc.callbacks.append(full)
     start = time.perf_counter()
     render(registry)
     first = time.perf_counter() - start
@@ -170,7 +212,8 @@ def main() -> None:
         f"{len(settings.channels)} channels, "
         f"{sum(len(ch.queues) for ch in engine.channels.values())} queues, "
         f"{len(engine.contacts)} open contacts, {len(engine.tickets)} tickets, "
-        f"rejected {sum(stats.rejected.values())}"
+        f"rejected {sum(stats.rejected.values())}; freeze: {args.freeze}, "
+        f"frozen objects {gc.get_freeze_count()}"
     )
     print(f"first scrape (builds the kept label texts): {first * 1000:.1f} ms")
     for label, encoder in (
@@ -178,19 +221,32 @@ def main() -> None:
         ("OpenMetrics", generate_openmetrics),
     ):
         times = []
+        cpu = []
+        in_scrapes: list[float] = []
+        anywhere: list[float] = full.take()
         for _ in range(args.scrapes):
             for line in islice(more, args.between):
                 pipeline.process("bench", Delivery(line, "x"))
-            start = time.perf_counter()
+            anywhere += full.take()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             body = render(registry, encoder)
             times.append(time.perf_counter() - start)
+            cpu.append(time.thread_time() - start_cpu)
+            in_scrapes += full.take()
+        anywhere += in_scrapes
         times.sort()
+        cpu.sort()
         p50 = statistics.median(times) * 1000
         p99 = times[max(0, int(len(times) * 0.99) - 1)] * 1000
+        cpu50 = statistics.median(cpu) * 1000
+        cpu99 = cpu[max(0, int(len(cpu) * 0.99) - 1)] * 1000
         lines_out = body.count(b"\n")
         print(
             f"| {label} | {lines_out} lines | {len(body) / 1024:.0f} KiB | "
-            f"p50 {p50:.1f} ms | p99 {p99:.1f} ms |"
+            f"p50 {p50:.1f} ms | p99 {p99:.1f} ms | CPU p50 {cpu50:.1f} ms | "
+            f"CPU p99 {cpu99:.1f} ms | full collections in scrapes "
+            f"{len(in_scrapes)} (longest {max(in_scrapes, default=0) * 1000:.1f} ms), "
+            f"anywhere {len(anywhere)} (longest {max(anywhere, default=0) * 1000:.1f} ms) |"
         )
 
 

@@ -12,10 +12,8 @@ and at least ``min_waiting`` contacts wait. score = projected seconds, threshold
 from __future__ import annotations
 
 import math
-import operator
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import repeat
 from typing import Any
 
 from support_monitor.detectors.complaint_cusum import RateCusum
@@ -42,32 +40,27 @@ SURGE_MARGIN = 1.0
 1 - ln(1.4) / 0.4 = 16% (a 4x complaint CUSUM only past 1 - ln(4) / 3 = 54%)."""
 
 
-def slope(points: deque[tuple[float, float]]) -> float:
-    """Least-squares slope of (t, y) points; 0 with fewer than two distinct times."""
-    return _slope([t for t, _ in points], [y for _, y in points])
+def slope(points: Iterable[tuple[float, float]]) -> float:
+    """Least-squares slope of (t, y) points; 0 with fewer than two distinct times.
+
+    Exact up to one final rounding (see ``History``)."""
+    return History(points).slope()
 
 
-def _slope(ts: Sequence[float], ys: Sequence[float], cache: list[Any] | None = None) -> float:
-    """``slope`` of the points ``zip(ts, ys)``: the fsum of the centred products over the fsum
-    of the centred squares. ``cache`` ([centred times, their sum of squares]) keeps the
-    denominator while the centred times are the same (ticks a fixed step apart)."""
+def _fsum_slope(ts: Sequence[float], ys: Sequence[float]) -> float:
+    """The least-squares slope summed term by term with ``fsum``: used only while a point that
+    is not finite (NaN or an infinity, which has no exact integer form) is in the window; NaN
+    where that sum has no value."""
     n = len(ts)
-    if n < 2:
-        return 0.0
-    mt = math.fsum(ts) / n
-    my = math.fsum(ys) / n
-    # t - mt, d ** 2 and d * (y - my), term by term, mapped in C
-    dt = list(map(operator.sub, ts, repeat(mt)))
-    var: float
-    if cache is not None and cache[0] == dt:
-        var = cache[1]
-    else:
-        var = math.fsum(map(operator.pow, dt, repeat(2)))
-        if cache is not None:
-            cache[0], cache[1] = dt, var
-    if var <= 0:
-        return 0.0
-    return math.fsum(map(operator.mul, dt, map(operator.sub, ys, repeat(my)))) / var
+    try:
+        mt = math.fsum(ts) / n
+        my = math.fsum(ys) / n
+        var = math.fsum((t - mt) ** 2 for t in ts)
+        if var <= 0:
+            return 0.0
+        return math.fsum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / var
+    except (ValueError, OverflowError):  # inf - inf, or a sum beyond the largest float
+        return math.nan
 
 
 def seconds_to_breach(answer: float, oldest: float, rate: float) -> float:
@@ -80,21 +73,35 @@ def seconds_to_breach(answer: float, oldest: float, rate: float) -> float:
     return remaining / min(rate, 1.0)
 
 
-class _History:
-    """The (time, oldest wait) points of one channel within ``rate_window``, and how many of the
-    newest ones are 0 (no one waiting): when all are, the slope is 0 without summing."""
+class History:
+    """The (time, oldest wait) points of one channel within ``rate_window``, with exact running
+    sums for their least-squares slope, and how many of the newest points are 0 (no one
+    waiting): when all are, the slope is 0 without arithmetic.
 
-    __slots__ = ("cache", "ts", "ys", "zeros")
+    A float is a dyadic rational: ``t == tn / 2**ta`` with ``tn, ta = as_integer_ratio()``.
+    Every time is kept in the sums as the integer ``t * 2**a`` and every wait as ``y * 2**b``,
+    where ``a`` and ``b`` are the largest exponents seen so far (a finer point scales the sums
+    up by a power of two, exactly), so n, St, Sy, Stt and Sty are Python ints with no rounding
+    and no drift however long the window slides: adding a point adds its terms, dropping one
+    subtracts the very same integers. The slope is the closed form
+    (n Sty - St Sy) / (n Stt - St^2), one correctly rounded int division. The integers are at
+    most a few hundred bits: a float's exponent is at least -1074, the times are below 2**1024
+    and ``rate_window`` bounds n.
+
+    A point that is not finite (NaN, an infinity) has no integer form: it is kept out of the
+    sums and counted in ``bad``; while one is in the window the slope is the ``fsum`` form."""
+
+    __slots__ = ("a", "b", "bad", "st", "stt", "sty", "sy", "ts", "ys", "zeros")
 
     def __init__(self, points: Iterable[tuple[float, float]] = ()) -> None:
         self.ts: deque[float] = deque()
         self.ys: deque[float] = deque()
         self.zeros = 0
-        self.cache: list[Any] = [None, 0.0]
+        self.bad = 0
+        self.a = self.b = 0
+        self.st = self.sy = self.stt = self.sty = 0
         for t, y in points:
-            self.ts.append(t)
-            self.ys.append(y)
-            self.zeros = self.zeros + 1 if y == 0 else 0
+            self._push(t, y)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -102,19 +109,81 @@ class _History:
     def __iter__(self) -> Iterator[tuple[float, float]]:
         return zip(self.ts, self.ys, strict=True)
 
-    def add(self, now: float, y: float, keep: float) -> None:
-        ts = self.ts
-        self.zeros = self.zeros + 1 if y == 0 else 0
-        ts.append(now)
+    def _push(self, t: float, y: float) -> None:
+        self.ts.append(t)
         self.ys.append(y)
-        while ts and ts[0] <= now - keep:
-            ts.popleft()
-            self.ys.popleft()
+        self.zeros = self.zeros + 1 if y == 0 else 0
+        try:
+            tn, td = t.as_integer_ratio()
+            yn, yd = y.as_integer_ratio()
+        except (OverflowError, ValueError):  # an infinity, NaN
+            self.bad += 1
+            return
+        ta = td.bit_length() - 1  # td == 2**ta
+        yb = yd.bit_length() - 1
+        if ta > self.a:  # a finer time: every sum with a time in it moves to the new scale
+            up = ta - self.a
+            self.st <<= up
+            self.stt <<= 2 * up
+            self.sty <<= up
+            self.a = ta
+        if yb > self.b:
+            up = yb - self.b
+            self.sy <<= up
+            self.sty <<= up
+            self.b = yb
+        ti = tn << (self.a - ta)
+        yi = yn << (self.b - yb)
+        self.st += ti
+        self.sy += yi
+        self.stt += ti * ti
+        self.sty += ti * yi
+
+    def add(self, now: float, y: float, keep: float) -> None:
+        """Append (now, y), then drop the points at or before ``now - keep``: their very
+        integers leave the sums (the scales only grow while a point is held, so its integers
+        at the current scales are exact)."""
+        self._push(now, y)
+        ts, ys = self.ts, self.ys
+        edge = now - keep
+        if ts[0] > edge:
+            return
+        a, b, bad = self.a, self.b, self.bad
+        st, sy, stt, sty = self.st, self.sy, self.stt, self.sty
+        while ts and ts[0] <= edge:
+            t = ts.popleft()
+            v = ys.popleft()
+            try:
+                tn, td = t.as_integer_ratio()
+                yn, yd = v.as_integer_ratio()
+            except (OverflowError, ValueError):  # a point kept out of the sums
+                bad -= 1
+                continue
+            ti = tn << (a - td.bit_length() + 1)
+            yi = yn << (b - yd.bit_length() + 1)
+            st -= ti
+            sy -= yi
+            stt -= ti * ti
+            sty -= ti * yi
+        self.bad = bad
+        self.st, self.sy, self.stt, self.sty = st, sy, stt, sty
 
     def slope(self) -> float:
-        if self.zeros >= len(self.ts):
-            return 0.0  # every y is 0: ``slope`` sums exact zeros to 0.0 as well
-        return _slope(self.ts, self.ys, self.cache)
+        n = len(self.ts)
+        if self.zeros >= n or n < 2:
+            return 0.0  # every y is 0 (the exact slope is 0), or no two points
+        if self.bad:
+            return _fsum_slope(self.ts, self.ys)
+        st = self.st
+        den = n * self.stt - st * st  # n^2 times the variance of t, scaled by 4**a
+        if den <= 0:
+            return 0.0  # all times equal
+        num = n * self.sty - st * self.sy  # scaled by 2**(a + b)
+        shift = self.a - self.b  # slope == num / den * 2**shift
+        try:
+            return (num << shift) / den if shift >= 0 else num / (den << -shift)
+        except OverflowError:  # beyond the largest float
+            return math.inf if num > 0 else -math.inf
 
 
 class BacklogGrowthDetector(WorstExport):
@@ -147,7 +216,7 @@ class BacklogGrowthDetector(WorstExport):
             self._rate_window[name] = settings.rate_window_for(ch)
         self._window_i = window_index(windows, settings.window)
         self._window = list(windows)[self._window_i]
-        self._history: dict[str, _History] = {ch: _History() for ch in channels}
+        self._history: dict[str, History] = {ch: History() for ch in channels}
         self._active: dict[str, bool] = dict.fromkeys(channels, False)
         self._surge = {ch: self._new_surge() for ch in channels}
         self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
@@ -181,10 +250,10 @@ class BacklogGrowthDetector(WorstExport):
         }
 
     def restore_state(self, data: dict[str, Any]) -> None:
-        history: dict[str, _History] = {ch: _History() for ch in self.channels}
+        history: dict[str, History] = {ch: History() for ch in self.channels}
         for ch, points in data["history"].items():
             if ch in history:
-                history[ch] = _History([(float(t), float(y)) for t, y in points])
+                history[ch] = History([(float(t), float(y)) for t, y in points])
         self._history = history
         self._active = {ch: ch in data.get("active", ()) for ch in self.channels}
         surge = {ch: self._new_surge() for ch in self.channels}

@@ -73,6 +73,7 @@ class RateCusum:
         "margin",
         "min_rate",
         "prior",
+        "quiet_stays_zero",
         "ratio",
         "recent",
         "relearn_hours",
@@ -99,6 +100,8 @@ class RateCusum:
         self.ratio = ratio
         self.log_ratio = math.log(ratio)
         self.threshold = threshold
+        self.quiet_stays_zero = ratio > 1 and threshold > 0
+        """A statistic at 0 with no new events stays 0 and inactive (``step``'s shortcut)."""
         self.release = threshold if release is None else release
         """Hysteresis: once active, active until the statistic falls below this."""
         self.min_rate = min_rate_per_hour
@@ -189,6 +192,17 @@ class RateCusum:
             self.last, self.seen = max(now, self.last), cumulative
             return self.active
         events = cumulative - self.seen  # counted in the first stretch, with its decay
+        if (
+            events == 0
+            and self.stat == 0
+            and not self.active
+            and self.quiet_stays_zero
+            and (self.hour + 1) * HOUR > now
+        ):
+            # At rest within the hour: ``_advance`` would take 0 - (ratio - 1) x rate x dt
+            # (rate >= 0) back up to 0.0 and leave ``active`` and ``flagged`` as they are.
+            self.last, self.seen = now, cumulative
+            return False
         while (self.hour + 1) * HOUR <= now:
             boundary = (self.hour + 1) * HOUR
             self._advance(boundary, events, slot_of)

@@ -224,18 +224,34 @@ Row = tuple[str, float]
 class RowFamily(Metric):
     """A metric family kept as rows of pre-built line heads. :func:`render` writes its sample
     lines directly; ``samples`` builds prometheus_client ``Sample`` objects on demand (for any
-    other consumer of the registry), with the same names, labels and values."""
+    other consumer of the registry), with the same names, labels and values.
+
+    A row is kept as its head and its value in two parallel lists, not as a tuple: a scrape at
+    100 channels x 10 queues holds some 60,000 rows until it ends, and as tuples they were that
+    many objects for the cyclic GC to count and walk mid-scrape (and enough allocations to
+    start its collections there)."""
 
     def __init__(self, name: str, documentation: str, typ: str, labels: LabelCache) -> None:
         super().__init__(name, documentation, typ)
-        self.rows: list[Row] = []
+        self.heads: list[str] = []
+        self.values: list[float] = []
         self._labels = labels
+
+    def add(self, head: str, value: float) -> None:
+        """One row: a head from :meth:`LabelCache.head` and its value."""
+        self.heads.append(head)
+        self.values.append(value)
+
+    @property
+    def rows(self) -> list[Row]:
+        """The rows as (head, value) pairs (built on demand)."""
+        return list(zip(self.heads, self.values, strict=True))
 
     @property
     def samples(self) -> list[Sample]:
         parts = self._labels.parts
         out = []
-        for head, value in self.rows:
+        for head, value in zip(self.heads, self.values, strict=True):
             name, pairs = parts[head]
             out.append(Sample(name, dict(pairs), value))
         return out
@@ -250,7 +266,7 @@ class RowFamily(Metric):
         """The sample lines; values as prometheus_client's ``floatToGoString`` writes them
         (a small integer ``n`` is ``n.0``, which is what it gives for them)."""
         out = []
-        for head, value in self.rows:
+        for head, value in zip(self.heads, self.values, strict=True):
             if type(value) is int and -1_000_000 < value < 1_000_000:
                 out.append(f"{head}{value}.0\n")
             else:
@@ -260,15 +276,20 @@ class RowFamily(Metric):
 
 class HistogramSeries:
     """One histogram series as last rendered: its line heads, cumulative counts, count, sum
-    and sample lines, kept until the histogram observes again (``count`` changes)."""
+    and sample lines, kept until the histogram observes again (``count`` changes).
+
+    The heads and counts are tuples of strings and ints: the cyclic GC stops tracking such a
+    tuple the first time a collection sees it, so the thousands of kept series add little to
+    what a full (generation 2) collection walks; lists would stay tracked for as long as they
+    are kept."""
 
     __slots__ = ("count", "cumulative", "heads", "hist", "text", "total")
 
-    def __init__(self, hist: Histogram, heads: list[str]) -> None:
+    def __init__(self, hist: Histogram, heads: tuple[str, ...]) -> None:
         self.hist = hist
         self.heads = heads
         self.count = -1
-        self.cumulative: list[int] = []
+        self.cumulative: tuple[int, ...] = ()
         self.total = 0.0
         self.text = ""
 
@@ -281,7 +302,7 @@ class HistogramSeries:
         heads = self.heads
         self.count = count = hist.count
         self.total = total = hist.sum
-        self.cumulative = cumulative = list(accumulate(hist.counts))
+        self.cumulative = cumulative = tuple(accumulate(hist.counts))
         if count < 1_000_000:
             out = [f"{head}{value}.0\n" for head, value in zip(heads, cumulative, strict=False)]
             out.append(f"{heads[-2]}{count}.0\n")
@@ -378,9 +399,11 @@ class EngineCollector(Collector):
         self._buckets: dict[tuple[str, str, str], HistogramSeries] = {}
         """(histogram, channel, queue) -> that series as last rendered (one per series)."""
         self._queue_heads: dict[
-            str, tuple[tuple[tuple[str, tuple[str, str] | None], ...], dict[str, list[str]]]
+            str, tuple[tuple[tuple[str, tuple[str, str] | None], ...], dict[str, tuple[str, ...]]]
         ] = {}
-        """Channel -> (the per-queue cells it exports, queue -> their line heads)."""
+        """Channel -> (the per-queue cells it exports, queue -> their line heads). Kept texts are
+        tuples, not lists: a tuple of strings leaves the cyclic GC's lists once it has been seen
+        by a collection, so full collections do not walk them (see ``HistogramSeries``)."""
 
     def collect(self) -> Iterator[Metric]:  # noqa: C901, PLR0912, PLR0915 - one pass, top down
         if len(self._labels.heads) > MAX_LABEL_TEXTS:  # start over (see MAX_LABEL_TEXTS)
@@ -400,7 +423,7 @@ class EngineCollector(Collector):
             )
             for name, help_text in HELP.items()
         }
-        rows = {name: family.rows for name, family in fam.items()}
+        rows = dict(fam)
         summary = fam.pop("support_wait_quantile_seconds")
         summary = RowFamily(summary.name, summary.documentation, "summary", cache)
         hists = [
@@ -455,12 +478,12 @@ class EngineCollector(Collector):
                 heads = heads_of.get(q.name)
                 if heads is None:
                     qn = ("queue", q.name)
-                    heads = heads_of[q.name] = [
+                    heads = heads_of[q.name] = tuple(
                         head(metric, c, qn) if extra is None else head(metric, c, qn, extra)
                         for metric, extra in shape
-                    ]
+                    )
                 for target, line_head, get in zip(targets, heads, getters, strict=True):
-                    target.append((line_head, get(q)))
+                    target.add(line_head, get(q))
                 for family, attr in zip(hists, HIST_ATTRS, strict=True):
                     if live or family.name not in LIVE_HISTOGRAMS:
                         self._histogram_rows(family, name, q.name, getattr(q, attr))
@@ -469,27 +492,27 @@ class EngineCollector(Collector):
                 w = ("window", window)
                 if live:
                     metric = "support_service_level_ratio"
-                    rows[metric].append((head(metric, c, w), service_level(agg)))
+                    rows[metric].add(head(metric, c, w), service_level(agg))
                     metric = "support_abandon_ratio"
-                    rows[metric].append((head(metric, c, w), abandon_ratio(agg)))
+                    rows[metric].add(head(metric, c, w), abandon_ratio(agg))
                     metric = "support_wait_quantile_seconds"
                     values = quantiles(agg.waits, agg.answered, QUANTILES)
                     for q_value, value in zip(QUANTILES, values, strict=True):
-                        summary.rows.append((head(metric, c, ("quantile", str(q_value)), w), value))
+                        summary.add(head(metric, c, ("quantile", str(q_value)), w), value)
                 metric = "support_csat_ratio"
-                rows[metric].append((head(metric, c, w), csat_ratio(agg)))
+                rows[metric].add(head(metric, c, w), csat_ratio(agg))
                 metric = "support_complaints_window"
-                rows[metric].append((head(metric, c, w), agg.complaints))
+                rows[metric].add(head(metric, c, w), agg.complaints)
                 for metric, gauge in _VOICE_WINDOW_GAUGES:
-                    rows[metric].append((head(metric, c, w), gauge(agg)))
+                    rows[metric].add(head(metric, c, w), gauge(agg))
             metric = "support_csat_ratings_total"
             for rating in range(1, 6):
-                rows[metric].append((head(metric, c, ("rating", str(rating))), ch.ratings[rating]))
+                rows[metric].add(head(metric, c, ("rating", str(rating))), ch.ratings[rating])
             metric = "support_complaints_total"
             for category, count in sorted(ch.complaints.items()):
-                rows[metric].append((head(metric, ("category", category), c), count))
+                rows[metric].add(head(metric, ("category", category), c), count)
             for row in channel_voice_series(ch):
-                rows[row.name].append((head(row.name, *row.labels), row.value))
+                rows[row.name].add(head(row.name, *row.labels), row.value)
         yield from fam.values()
         yield summary
         yield from channel_settings_families({n: ch.settings for n, ch in engine.channels.items()})
@@ -504,9 +527,8 @@ class EngineCollector(Collector):
                     "counter" if counter else "gauge",
                     cache,
                 )
-                extra.rows.extend(
-                    (head(metric, *row.labels), row.value) for row in grouped.get(metric, [])
-                )
+                for row in grouped.get(metric, []):
+                    extra.add(head(metric, *row.labels), row.value)
                 yield extra
 
     def _histogram_rows(
@@ -520,8 +542,11 @@ class EngineCollector(Collector):
             head = self._labels.head
             c, q = ("channel", channel), ("queue", queue)
             les = [*(repr(float(b)) for b in hist.bounds), "+Inf"]  # as Histogram.cumulative
-            heads = [head(name + "_bucket", c, ("le", le), q) for le in les]
-            heads += [head(name + "_count", c, q), head(name + "_sum", c, q)]
+            heads = (
+                *(head(name + "_bucket", c, ("le", le), q) for le in les),
+                head(name + "_count", c, q),
+                head(name + "_sum", c, q),
+            )
             kept = self._buckets[key] = HistogramSeries(hist, heads)
         kept.refresh()
         family.series.append(kept)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
 from typing import Any
 
 import pytest
 
 from support_monitor.alerts.rules import CompiledRule
-from support_monitor.detectors.backlog import slope
+from support_monitor.detectors.complaint_cusum import RateCusum
 from support_monitor.detectors.poisson import (
     constant_critical_count,
     critical_bracket,
@@ -102,36 +101,6 @@ def test_an_unchanged_tick_hands_out_the_same_signals() -> None:
     assert waiting[0].score == pytest.approx(0.5)  # queued at 401.5, judged at 402
 
 
-def _reference_slope(points: deque[tuple[float, float]]) -> float:
-    """The textbook least-squares slope, summed with fsum term by term (the formula the
-    detector documents)."""
-    n = len(points)
-    if n < 2:
-        return 0.0
-    mt = math.fsum(t for t, _ in points) / n
-    my = math.fsum(y for _, y in points) / n
-    var = math.fsum((t - mt) ** 2 for t, _ in points)
-    if var <= 0:
-        return 0.0
-    return math.fsum((t - mt) * (y - my) for t, y in points) / var
-
-
-def test_backlog_slope_is_bitwise_the_reference() -> None:
-    rng = random.Random(10)
-    for _ in range(2000):
-        n = rng.randrange(0, 70)
-        base = rng.choice((T0, T0 + 0.0037, 0.0, 123.456))
-        step = rng.choice((1.0, 0.5, 2.0))
-        points = deque(
-            (
-                base + i * step + rng.choice((0.0, rng.random() * 1e-3)),
-                rng.choice((0.0, rng.random() * 100, 3.0 + i)),
-            )
-            for i in range(n)
-        )
-        assert slope(points) == _reference_slope(points)
-
-
 def test_constant_critical_count_holds_for_every_rate_in_its_range() -> None:
     rng = random.Random(11)
     vouched = 0
@@ -217,3 +186,32 @@ def test_a_rule_with_nothing_active_does_nothing() -> None:
     assert rule.eval(T0, [sig(active=False)]) == []
     assert rule.state.active == {}
     assert rendered == []
+
+
+def test_rate_cusum_shortcut_at_rest_changes_nothing() -> None:
+    """``RateCusum.step`` skips the arithmetic while the statistic rests at 0 with no new
+    events: a twin that always takes the long road (the shortcut switched off) holds the very
+    same state after every step, over quiet stretches, bursts and hour boundaries (only the
+    cache of the last usual rate may differ)."""
+    rng = random.Random(12)
+    for ratio, threshold, prior, min_rate in ((4.0, 3.0, 2.0, 1.0), (1.4, 5.0, 0.0, 12.0)):
+        fast = RateCusum(ratio, threshold, prior, 2, min_rate_per_hour=min_rate)
+        slow = RateCusum(ratio, threshold, prior, 2, min_rate_per_hour=min_rate)
+        slow.quiet_stays_zero = False
+        now, count, shortcuts = T0, 0.0, 0
+        for _ in range(30_000):
+            now += rng.choice((1.0, 1.0, 1.0, 0.5, 7.0, 900.0))
+            before, hour = count, fast.hour
+            if rng.random() < rng.choice((0.001, 0.05, 0.3)):
+                count += rng.randrange(1, 6)
+            at_rest = fast.stat == 0 and not fast.active
+            assert fast.step(now, count, _slot) == slow.step(now, count, _slot)
+            shortcuts += at_rest and count == before and fast.hour == hour  # took the shortcut
+            assert fast.dump() == slow.dump()
+            assert (fast.active, fast.flagged) == (slow.active, slow.flagged)
+        assert fast.dump()[8]  # hours were learned on the way
+        assert shortcuts > 1000
+
+
+def _slot(t: float) -> int:
+    return (math.floor(t / 3600.0) + 72) % 168

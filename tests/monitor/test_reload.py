@@ -100,9 +100,12 @@ def test_running_daemon_reloads_on_change_and_sighup_and_survives_a_bad_file(
     log = _Lines(proc)
     try:
         log.wait_for('"daemon_started"')
+        assert '"reason": "start"' in log.wait_for('"gc_frozen"')[0]  # before daemon_started
         data["channels"]["voice"]["answer_seconds"] = 25
         path.write_text(yaml.safe_dump(data), encoding="utf-8")
         assert '"trigger": "file_changed"' in log.wait_for('"config_reloaded"')[0]
+        # the heap is frozen again once the new rules are in (a refused reload does not)
+        assert '"reason": "config_reload"' in log.wait_for('"gc_frozen"', count=2)[1]
         path.write_text("channels: {voice: {answer_seconds: -3}}\n", encoding="utf-8")
         refused = log.wait_for('"config_reload_refused"')[0]
         assert "channels.voice.answer_seconds" in refused
@@ -111,6 +114,7 @@ def test_running_daemon_reloads_on_change_and_sighup_and_survives_a_bad_file(
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
         path.write_text(yaml.safe_dump(data), encoding="utf-8")
         log.wait_for('"config_reloaded"', count=2)
+        assert len(log.wait_for('"gc_frozen"', count=3)) == 3
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)

@@ -126,7 +126,7 @@ def test_label_values_are_escaped_as_prometheus_client_does() -> None:
     gauge = GaugeMetricFamily("x", "h", labels=["channel"])
     gauge.add_metric([value], 1.5)
     rows = RowFamily("x", "h", "gauge", cache := LabelCache())
-    rows.rows.append((cache.head("x", ("channel", value)), 1.5))
+    rows.add(cache.head("x", ("channel", value)), 1.5)
 
     class One(Collector):
         def __init__(self, metric: GaugeMetricFamily | RowFamily) -> None:
