@@ -313,7 +313,7 @@ def default_rules() -> tuple[AlertRule, ...]:
                 _RESOLVED + "{value_now:.1%} of the ratings over the last {window_long} are "
                 "satisfied now (floor {threshold:.0%}).",
             ),
-            **{"for": "5m", "keep_firing_for": "30m"},
+            **{"for": "2m", "keep_firing_for": "30m"},
         ),
         _rule(
             "ContainmentDrop",

@@ -162,16 +162,16 @@ CASES = [
         "contacts abandoned over the last 1h now (limit 20%); service level 56% (target 80%).",
     ),
     Case(
-        "CsatLow",  # for 5m: active 3300 (00:55); kff 30m: resolved 5460 (01:31), 36m
+        "CsatLow",  # for 2m: active 3480 (00:58); kff 30m: resolved 5460 (01:31), 33m
         _sig("csat_low", "email", 0.5, 0.8, 0.85),
         _sig("csat_low", "email", 0.9, 0.8, 0.85, active=False),
         "email: customer satisfaction 50% over 1h, usually 85% (floor 80%)",
         "Only 50.0% of the ratings on email over the last 1h are satisfied, usually 85% at "
         "this hour of the week (pages below 80% once enough ratings show it, or when "
         "unsatisfied ratings run well above their usual share). Going on since 2026-03-02 "
-        "00:55 UTC.",
-        "email: customer satisfaction back to 90% over 1h; lasted 36m",
-        "Resolved after 36m (from 2026-03-02 00:55 UTC to 2026-03-02 01:31 UTC). 90.0% of the "
+        "00:58 UTC.",
+        "email: customer satisfaction back to 90% over 1h; lasted 33m",
+        "Resolved after 33m (from 2026-03-02 00:58 UTC to 2026-03-02 01:31 UTC). 90.0% of the "
         "ratings over the last 1h are satisfied now (floor 80%).",
     ),
     Case(
