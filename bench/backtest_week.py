@@ -35,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from support_monitor.detectors.config import BUILTIN_NAMES
 from support_monitor.monitor import replay as replay_module
 from support_monitor.monitor import road as road_module
 from support_monitor.monitor.clock import TickRoad
@@ -65,13 +66,8 @@ def config(channels: int, queues: int, *, detectors: bool = True) -> dict[str, A
         "ingest": {"complaint_categories": list(CATEGORIES)},
     }
     if not detectors:
-        data["detectors"] = {
-            "sla_burn": {"enabled": False},
-            "complaint_spike": {"enabled": False},
-            "backlog_growth": {"enabled": False},
-            "tickets_at_risk": {"enabled": False},
-            "thresholds": [],
-        }
+        data["detectors"] = {name: {"enabled": False} for name in BUILTIN_NAMES}
+        data["detectors"]["thresholds"] = []
         data["alerts"] = {"rules": []}
     return data
 
