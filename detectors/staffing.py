@@ -84,6 +84,8 @@ class _StaffingDetector(WorstExport):
 
     name: str
     upward: bool
+    needs_wait = True
+    """Whether ``judge`` reads the expected wait (Erlang C's costliest part)."""
 
     def __init__(
         self,
@@ -150,7 +152,12 @@ class _StaffingDetector(WorstExport):
                 self._active[channel] = False
             else:
                 got.result = staffing(
-                    got.rate, got.handle, got.agents, self._answer[channel], self._level[channel]
+                    got.rate,
+                    got.handle,
+                    got.agents,
+                    self._answer[channel],
+                    self._level[channel],
+                    with_wait=self.needs_wait,
                 )
                 signals = [self.judge(channel, got)]
             out[i] = signals
@@ -181,6 +188,7 @@ class UnderstaffingDetector(_StaffingDetector):
 
     name = "understaffing"
     upward = False
+    needs_wait = False
     settings: UnderstaffingSettings
 
     def judge(self, channel: str, got: Inputs) -> Signal:

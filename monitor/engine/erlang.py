@@ -199,9 +199,11 @@ def staffing(
     target_level: float,
     *,
     max_agents: int = MAX_AGENTS,
+    with_wait: bool = True,
 ) -> Staffing:
     """Erlang C for one queue: offered load, agents required for ``target_level`` within
-    ``target_seconds``, and the expected wait with ``agents_now``.
+    ``target_seconds``, and the expected wait with ``agents_now`` (``with_wait=False``: NaN,
+    not computed, for a caller that reads only the agents required).
 
     - No arrivals (``arrivals_per_second`` == 0): ``Staffing(0.0, 0.0, 0.0)``, whatever the
       handle time and agents (there is no load to staff for).
@@ -229,7 +231,9 @@ def staffing(
     need, b_need, b_now = _search(
         traffic, handle_seconds, target_seconds, target_level, max_agents, probe=agents_now
     )
-    wait = _wait_now(agents_now, traffic, handle_seconds, need=need, b_need=b_need, b_now=b_now)
+    wait = math.nan
+    if with_wait:
+        wait = _wait_now(agents_now, traffic, handle_seconds, need=need, b_need=b_need, b_now=b_now)
     return Staffing(traffic=traffic, required=float(need), wait_seconds=wait)
 
 

@@ -153,6 +153,15 @@ def test_callcentrehelper_staffing_needs_14_agents_for_80_in_20():
     assert rel(s11.wait_seconds, 122.781277) < 1e-7
 
 
+def test_without_the_wait_the_agents_required_are_the_same():
+    # 10 Erlangs, 80% in 20 s: 14 agents required, whatever is on the queue; the wait (the
+    # recursion from 14 up to the agents present) is left out
+    for agents in (11, 14, 150):
+        s = staffing(CCH.rate, CCH.aht, agents, CCH.t, 0.8, with_wait=False)
+        assert (s.traffic, s.required) == (pytest.approx(10.0, abs=1e-12), 14.0)
+        assert math.isnan(s.wait_seconds)
+
+
 def test_mitan_example_needs_55_agents_for_80_in_15():
     s = staffing(MITAN.rate, MITAN.aht, 55, MITAN.t, 0.8)
     assert abs(s.traffic - 48.0) < 1e-12
