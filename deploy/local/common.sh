@@ -71,17 +71,27 @@ stop_pid() {
   echo "${name}: stopped (pid ${pid})"
 }
 
+# proc_running PID -> 0 while PID exists and is not a zombie (whatever its command line: a
+# process just started by start_bg may not have exec'd its program yet).
+proc_running() {
+  local pid=$1
+  [[ $pid =~ ^[0-9]+$ ]] && [[ -d /proc/$pid ]] || return 1
+  [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]]
+}
+
 # wait_until NAME PIDFILE PATTERN LOGFILE TIMEOUT CHECK_CMD... : poll CHECK_CMD every 0.25 s.
-# Fails early (printing the log tail) when the process dies.
+# Fails early (printing the log tail) when the process started by start_bg dies. PATTERN is not
+# checked here: between fork and exec the child's command line is still the script's.
 wait_until() {
   local name=$1 pidfile=$2 pattern=$3 logfile=$4 timeout=$5
   shift 5
-  local deadline=$((SECONDS + timeout))
+  local deadline=$((SECONDS + timeout)) pid
+  pid="$(cat "$pidfile" 2>/dev/null || true)"
   while ((SECONDS < deadline)); do
     if "$@" >/dev/null 2>&1; then
       return 0
     fi
-    if ! pid_alive "$pidfile" "$pattern"; then
+    if ! proc_running "$pid"; then
       echo "${name}: process exited during start-up; last lines of ${logfile}:" >&2
       tail -n 40 "$logfile" >&2 || true
       return 1
