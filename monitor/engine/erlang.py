@@ -50,7 +50,8 @@ def erlang_b(agents: int, traffic: float) -> float:
         return math.nan
     b = 1.0
     for n in range(1, agents + 1):
-        b = _next_b(b, n, traffic)
+        ab = traffic * b  # _next_b written out: a call per step costs as much as the step
+        b = ab / (n + ab)
         if b == 0.0:
             break  # underflowed: every later step stays 0
     return b
@@ -172,7 +173,8 @@ def _search(
         if sl >= target_level or n >= max_agents:
             return n, b, b_probe
         n += 1
-        b = _next_b(b, n, traffic)
+        ab = traffic * b  # _next_b written out
+        b = ab / (n + ab)
 
 
 @dataclass(frozen=True, slots=True)
