@@ -245,23 +245,23 @@ class Alerting:
             if self._on_transition is not None:
                 self._on_transition(record)
         if self._on_plan is not None:  # offline: nothing is committed or sent
-            alerts = self._notifiable()
-            if alerts or not self.planner.idle:
-                planned = self.planner.plan(now, alerts, self.inhibitor.inhibited(alerts))
-                if planned:
-                    self._on_plan(planned)
+            planned = self._planned(now)[1]
+            if planned:
+                self._on_plan(planned)
         elif self._live:
             self._plan(now)
 
-    def _notifiable(self) -> list[Alert]:
-        """The firing and resolved alerts of every rule (what notifications are planned from)."""
-        return [a for rule in self.rules for a in rule.notifiable()]
+    def _planned(self, now: float) -> tuple[list[Alert], list[Notification]]:
+        """The firing and resolved alerts of every rule (what notifications are planned from),
+        and the notifications due now (none planned while nothing is firing, resolved or
+        told)."""
+        alerts = [a for rule in self.rules for a in rule.notifiable()]
+        if not alerts and self.planner.idle:
+            return alerts, []
+        return alerts, self.planner.plan(now, alerts, self.inhibitor.inhibited(alerts))
 
     def _plan(self, now: float) -> None:
-        alerts = self._notifiable()
-        new: list[Notification] = []
-        if alerts or not self.planner.idle:  # else nothing is firing, resolved or told
-            new = self.planner.plan(now, alerts, self.inhibitor.inhibited(alerts))
+        alerts, new = self._planned(now)
         if new:
             self._to_commit.extend(new)
             self._dirty = True

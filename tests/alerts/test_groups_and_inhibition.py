@@ -98,6 +98,15 @@ async def _settle() -> None:
     await asyncio.sleep(0.1)
 
 
+async def _held_until(alerting: Alerting, server: SlackLike, at: float, count: int) -> None:
+    """Nothing new is sent at ``at - 1``; the ``count``-th message goes out at ``at``."""
+    alerting.evaluate(at - 1)
+    await _settle()
+    assert len(server.received) == count - 1
+    alerting.evaluate(at)
+    await wait_for(lambda: len(server.received) == count)
+
+
 def test_route_defaults_group_one_channel_and_wait() -> None:
     route = Route.model_validate({"receiver": "r"})
     assert route.group_by == ("channel",)
@@ -118,11 +127,8 @@ async def test_one_incident_one_page_then_one_update_then_one_resolve() -> None:
             alerting.evaluate(T0 + 10)
             source.signals = [wait, backlog, abandon]
             alerting.evaluate(T0 + 20)  # chat group: first change at 20, wait until 50
-            alerting.evaluate(T0 + 29)
-            await _settle()
-            assert server.received == []  # group_wait: nobody paged yet
-            alerting.evaluate(T0 + 30)
-            await wait_for(lambda: len(server.received) == 1)
+            # group_wait: nobody paged before 30
+            await _held_until(alerting, server, T0 + 30, 1)
             first = server.received[0]
             assert _headers(server) == [
                 ":rotating_light: FIRING: LongestWaitHigh, BacklogGrowing [critical] (voice)"
@@ -144,11 +150,7 @@ async def test_one_incident_one_page_then_one_update_then_one_resolve() -> None:
             burn = sig("sla_burn", "voice", score=3.0, severity="page")
             source.signals = [wait, abandon, burn]
             alerting.evaluate(T0 + 100)
-            alerting.evaluate(T0 + 329)
-            await _settle()
-            assert len(server.received) == 2
-            alerting.evaluate(T0 + 330)
-            await wait_for(lambda: len(server.received) == 3)
+            await _held_until(alerting, server, T0 + 330, 3)
             update = server.received[2]
             header = update["blocks"][0]["text"]["text"]
             assert header.startswith(":rotating_light: FIRING: ")
@@ -163,11 +165,7 @@ async def test_one_incident_one_page_then_one_update_then_one_resolve() -> None:
             # the whole voice incident ends at 400: one resolved message at 330 + 300 = 630
             source.signals = [abandon]
             alerting.evaluate(T0 + 400)
-            alerting.evaluate(T0 + 629)
-            await _settle()
-            assert len(server.received) == 3
-            alerting.evaluate(T0 + 630)
-            await wait_for(lambda: len(server.received) == 4)
+            await _held_until(alerting, server, T0 + 630, 4)
             assert _headers(server)[3] in (
                 ":white_check_mark: RESOLVED: LongestWaitHigh, ServiceLevelBurn (voice)",
                 ":white_check_mark: RESOLVED: ServiceLevelBurn, LongestWaitHigh (voice)",
@@ -175,11 +173,7 @@ async def test_one_incident_one_page_then_one_update_then_one_resolve() -> None:
             # the group is closed: a new voice alert is a new incident, after group_wait again
             source.signals = [abandon, wait]
             alerting.evaluate(T0 + 700)
-            alerting.evaluate(T0 + 729)
-            await _settle()
-            assert len(server.received) == 4
-            alerting.evaluate(T0 + 730)
-            await wait_for(lambda: len(server.received) == 5)
+            await _held_until(alerting, server, T0 + 730, 5)
             await _settle()
         assert len(server.received) == 5
 
@@ -249,11 +243,7 @@ async def test_critical_inhibits_its_warning_twin_by_default() -> None:
             # the group's next update (paged at 30, so at 330) with the critical's resolve
             source.signals = [slow, slow_chat]
             alerting.evaluate(T0 + 100)
-            alerting.evaluate(T0 + 329)
-            await _settle()
-            assert len(server.received) == 2
-            alerting.evaluate(T0 + 330)
-            await wait_for(lambda: len(server.received) == 3)
+            await _held_until(alerting, server, T0 + 330, 3)
             update = server.received[2]
             assert update["blocks"][0]["text"]["text"] == (
                 ":warning: FIRING: ServiceLevelBurnSlow [warning] (voice) (update: 1 resolved)"
@@ -364,11 +354,8 @@ async def test_an_alert_whose_rule_is_gone_resolves_without_its_firing_text(tmp_
         # restarted with LongestWaitHigh removed from the rules: the receiver hears it is over
         again, _ = make(server.url, state_dir=tmp_path, route={"group_wait": 0}, rules=RULES[1:])
         async with delivering(again):
-            again.evaluate(T0 + 299)  # the group was paged at 0: its next message at 300
-            await _settle()
-            assert len(server.received) == 1
-            again.evaluate(T0 + 300)
-            await wait_for(lambda: len(server.received) == 2)
+            # the group was paged at 0: its next message at 300
+            await _held_until(again, server, T0 + 300, 2)
     resolved = server.received[1]
     assert resolved["blocks"][0]["text"]["text"] == (
         ":white_check_mark: RESOLVED: LongestWaitHigh (voice)"
