@@ -7,8 +7,9 @@ head count, times are seconds, probabilities and levels are 0..1.
 These functions run on every tick with measured values, so they never raise on numbers: an
 input outside its domain (NaN, +-inf, negative traffic or agents, handle time <= 0, negative
 target time, target level outside 0..1) gives NaN (``agents_required`` gives
-``UNDEFINED_AGENTS``, there being no integer NaN). Cost is O(N) float operations per call; the
-recursion stops early once Erlang B has underflowed to 0.
+``UNDEFINED_AGENTS``, there being no integer NaN). Erlang B for N >= A costs about
+10*sqrt(A) + (N - A) float operations (the recursion starts 10 standard deviations below A, see
+`erlang_b`), otherwise N; it stops early once Erlang B has underflowed to 0.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 UNDEFINED_AGENTS = -1
 # Default bound of the `agents_required` search.
 MAX_AGENTS = 100_000
+# For N >= A, Erlang B's recursion starts this many standard deviations (sqrt(A)) below A.
+SKIP_SIGMAS = 10.0
 
 
 def _bad_traffic(traffic: float) -> bool:
@@ -45,11 +48,23 @@ def erlang_b(agents: int, traffic: float) -> float:
     """Blocking probability of an M/M/N/N system: B(0) = 1, B(n) = A*B(n-1) / (n + A*B(n-1)).
 
     NaN when ``agents`` < 0 or ``traffic`` is not a finite value >= 0.
+
+    For N >= A the recursion starts at n0 = floor(A - 10*sqrt(A)) (when that is >= 1) from
+    B(n0) ~ (A - n0)/A, the recursion's fixed point there, instead of at B(0) = 1. Each step
+    multiplies the relative error of 1/B by 1 - B(n) <= n/A, so by n = A the start's error is
+    down by about exp(-10**2 / 2) = 2e-22, below a double's resolution: the result is the
+    same float as the full recursion's (checked on 40,000 random (N, A) with A up to 50,000 in
+    ``tests/monitor/test_erlang.py``), in about 10*sqrt(A) + N - A steps instead of N.
     """
     if agents < 0 or _bad_traffic(traffic):
         return math.nan
-    b = 1.0
-    for n in range(1, agents + 1):
+    start = int(traffic - SKIP_SIGMAS * math.sqrt(traffic))
+    if start >= 1 and agents >= traffic:
+        b = (traffic - start) / traffic
+    else:
+        start = 0
+        b = 1.0
+    for n in range(start + 1, agents + 1):
         ab = traffic * b  # _next_b written out: a call per step costs as much as the step
         b = ab / (n + ab)
         if b == 0.0:

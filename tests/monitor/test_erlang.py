@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
@@ -307,6 +308,29 @@ def test_large_required_matches_brute_force_with_the_exact_model():
     a, aht, t = Fraction(1950), Fraction(300), Fraction(20)
     assert exact_service_level(need, a, aht, t) >= Decimal("0.8")
     assert exact_service_level(need - 1, a, aht, t) < Decimal("0.8")
+
+
+def full_recursion_b(n: int, a: float) -> float:
+    # The textbook recursion from B(0) = 1, every step, in floats: what `erlang_b` shortcuts.
+    b = 1.0
+    for k in range(1, n + 1):
+        b = a * b / (k + a * b)
+    return b
+
+
+def test_the_shortened_recursion_gives_the_same_floats():
+    # For N >= A `erlang_b` starts 10 standard deviations below A: the same float as the full
+    # recursion, from a few Erlangs to 50,000, at A itself, just past it and far past it.
+    rng = random.Random(11)
+    pairs = [(2000, 1950.0), (101, 100.0), (40_000, 40_000.0), (40_001, 40_000.0)]
+    for _ in range(400):
+        a = 10 ** rng.uniform(0.0, 4.7)
+        pairs.append((math.ceil(a) + int(rng.uniform(0.0, 8.0) * math.sqrt(a)), a))
+    for n, a in pairs:
+        assert erlang_b(n, a) == full_recursion_b(n, a), (n, a)
+    # Below A the full recursion runs: the same floats trivially, and the exact model agrees.
+    assert erlang_b(1900, 1950.0) == full_recursion_b(1900, 1950.0)
+    assert rel(erlang_b(1900, 1950.0), exact_b(1900, Fraction(1950))) < 1e-9
 
 
 # ---------------------------------------------------------------------------------------------
