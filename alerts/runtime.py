@@ -224,8 +224,11 @@ class Alerting:
         """``apply`` over the active signals (rules ignore inactive ones; ``everything`` is
         where a resolving alert reads its value now)."""
         transitions: list[Transition] = []
+        by_detector: dict[str, list[Signal]] = {}
+        for signal in active:  # a rule reads one detector's signals: hand it only those
+            by_detector.setdefault(signal.detector, []).append(signal)
         for rule in self.rules:
-            transitions.extend(rule.eval(now, active, everything))
+            transitions.extend(rule.eval(now, by_detector.get(rule.rule.detector, ()), everything))
         inhibited: Container[str] = ()
         if transitions and self.inhibitor:
             inhibited = self.inhibitor.inhibited(a for rule in self.rules for a in rule.held())

@@ -12,11 +12,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 Labels = tuple[tuple[str, str], ...]
+# Label sets whose fingerprint is remembered (about 200 bytes each).
+FINGERPRINT_CACHE = 4096
 
 
 class AlertState(StrEnum):
@@ -25,8 +28,11 @@ class AlertState(StrEnum):
     FIRING = "firing"
 
 
+@functools.lru_cache(maxsize=FINGERPRINT_CACHE)
 def fingerprint(labels: Labels) -> str:
-    """Stable across processes (unlike ``hash``): sha256 of the sorted label pairs."""
+    """Stable across processes (unlike ``hash``): sha256 of the sorted label pairs. The last
+    ``FINGERPRINT_CACHE`` label sets are remembered: a rule fingerprints each of its samples on
+    every evaluation."""
     digest = hashlib.sha256()
     for key, value in sorted(labels):
         digest.update(key.encode())

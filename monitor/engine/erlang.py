@@ -38,12 +38,6 @@ def _bad_non_negative(value: float) -> bool:
     return not (0.0 <= value < math.inf)
 
 
-def _next_b(b: float, n: int, traffic: float) -> float:
-    # Erlang B recursion step: B(n) from B(n-1).
-    ab = traffic * b
-    return ab / (n + ab)
-
-
 def erlang_b(agents: int, traffic: float) -> float:
     """Blocking probability of an M/M/N/N system: B(0) = 1, B(n) = A*B(n-1) / (n + A*B(n-1)).
 
@@ -65,7 +59,7 @@ def erlang_b(agents: int, traffic: float) -> float:
         start = 0
         b = 1.0
     for n in range(start + 1, agents + 1):
-        ab = traffic * b  # _next_b written out: a call per step costs as much as the step
+        ab = traffic * b  # the step written out: a call per step costs as much as the step
         b = ab / (n + ab)
         if b == 0.0:
             break  # underflowed: every later step stays 0
@@ -188,7 +182,7 @@ def _search(
         if sl >= target_level or n >= max_agents:
             return n, b, b_probe
         n += 1
-        ab = traffic * b  # _next_b written out
+        ab = traffic * b  # the recursion step, as in erlang_b
         b = ab / (n + ab)
 
 
@@ -276,6 +270,7 @@ def _wait_now(
             for n in range(need + 1, agents_now + 1):
                 if b_now == 0.0:
                     break
-                b_now = _next_b(b_now, n, traffic)
+                ab = traffic * b_now  # the recursion step, as in erlang_b
+                b_now = ab / (n + ab)
     c = _c_from_b(agents_now, traffic, b_now)
     return c * handle_seconds / (agents_now - traffic)
