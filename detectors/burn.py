@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from support_monitor.detectors.config import SlaBurnSettings, max_burn_rate
+from support_monitor.detectors.evidence import wilson
 from support_monitor.detectors.readings import (
     Groups,
     GroupsUpdate,
@@ -35,6 +36,20 @@ def burn_rate(service_level_ratio: float, target: float) -> float:
 def _inputs(a: Agg) -> tuple[int, int, int, int]:
     """What a window's service level is made of."""
     return (a.answered_in_sla, a.answered, a.abandoned, a.abandoned_short)
+
+
+def _doubt(long_agg: Agg, short_agg: Agg, level: float, confidence: float) -> str:
+    """Why the windows do not yet show a service level below ``level`` at ``confidence`` (the
+    one-sided Wilson upper bound of in SLA / offered), "" when both do."""
+    for agg in (long_agg, short_agg):
+        n = offered(agg)
+        upper = wilson(agg.answered_in_sla, n, confidence)[1]
+        if not upper < level:
+            return (
+                f"{agg.answered_in_sla} of {n} within T could still be a service level of "
+                f"{upper:.0%} ({confidence:.0%} bound), not below {level:.0%}"
+            )
+    return ""
 
 
 class SlaBurnDetector:
@@ -61,16 +76,16 @@ class SlaBurnDetector:
             assert target is not None
             self._targets[name] = target
         names = list(windows)
-        self._pairs = [
-            (
-                names[window_index(names, pair.long)],
-                names[window_index(names, pair.short)],
-                window_index(names, pair.long),
-                window_index(names, pair.short),
-                pair,
-            )
-            for pair in settings.windows
-        ]
+        self._pairs = []
+        seen: set[tuple[int, int, str]] = set()
+        for pair in settings.windows:
+            long_i, short_i = window_index(names, pair.long), window_index(names, pair.short)
+            if (long_i, short_i, pair.severity) in seen:
+                # Only default pairs can collide: with one configured window their aliases all
+                # name it, and the first pair of a severity is kept.
+                continue
+            seen.add((long_i, short_i, pair.severity))
+            self._pairs.append((names[long_i], names[short_i], long_i, short_i, pair))
         self._used = sorted({i for p in self._pairs for i in (p[2], p[3])})
         self._keys: list[tuple[int, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
@@ -109,11 +124,17 @@ class SlaBurnDetector:
             # Configured pairs above the ceiling are refused; a default one is capped there.
             limit = min(pair.burn_rate, max_burn_rate(target))
             active = not guarded and score >= limit
+            doubt = ""
+            if active and pair.confidence is not None:
+                doubt = _doubt(long_agg, short_agg, 1.0 - limit * (1.0 - target), pair.confidence)
+                active = not doubt
             if guarded:
                 summary = (
                     f"{channel} SLA burn not judged: {low} offered contacts in a window "
                     f"(min_volume {min_volume})"
                 )
+            elif doubt:
+                summary = f"{channel} SLA burn {fmt(score)}x, not yet shown: {doubt}"
             else:
                 summary = (
                     f"{channel} burns its {target:.0%} service-level budget "

@@ -324,14 +324,25 @@ class BurnWindow(_Model):
     burn_rate: float = Field(gt=0)
     severity: str = Field(default="page", pattern=r"^[a-z][a-z0-9_]{0,31}$")
     """A hint for alert rules (``page``, ``ticket``); also the ``severity`` label of the signal."""
+    confidence: float | None = Field(default=None, gt=0.5, lt=1)
+    """With a confidence the pair also needs evidence: in each of its windows the one-sided
+    Wilson upper bound of the service level (in SLA of offered) at this confidence must be below
+    the level the burn rate stands for, 1 - burn_rate x (1 - target). Such a pair may name one
+    window twice: a single-window burn rate that a handful of missed contacts cannot trip."""
 
 
 def _default_burn_windows() -> tuple[BurnWindow, ...]:
     # With an 80% target the budget is 20% of contacts and the highest possible burn rate is 5:
-    # 2.0 means SL <= 60% over the hour and the last 5 minutes; 1.5 means SL <= 70%.
+    # 2.0 means SL <= 60% over the hour and the last 5 minutes; 1.5 means SL <= 70%. The hour
+    # keeps a short dip quiet but dilutes a collapse: SL falling from 89% to 31% takes 30
+    # minutes to bring the hour to 60%. The third pair pages such a collapse from the short
+    # window alone once its evidence says SL <= 60% at 99% confidence (docs/detectors.md).
     return (
         BurnWindow(long=LONGEST, short=SHORTEST, burn_rate=2.0, severity="page"),
         BurnWindow(long=LONGEST, short=SHORTEST, burn_rate=1.5, severity="ticket"),
+        BurnWindow(
+            long=SHORTEST, short=SHORTEST, burn_rate=2.0, severity="page", confidence=0.99
+        ),
     )
 
 
@@ -374,12 +385,13 @@ class SlaBurnSettings(_Model):
                 # The defaults are capped per channel at run time (see burn.py). With one
                 # configured window both of their aliases name it: a single-window burn rate.
                 continue
-            if long_name == short_name:
+            if long_name == short_name and pair.confidence is None:
                 raise ValueError(
                     f"{pkey}.short: {pair.short!r} is the same window as long {pair.long!r} "
-                    f"({long_name!r}): a burn-rate pair needs two distinct windows; declare "
-                    "a second one in windows, or leave detectors.sla_burn.windows at its "
-                    "default (one window: a single-window burn rate)"
+                    f"({long_name!r}): a burn-rate pair needs two distinct windows, or one "
+                    "window with a confidence (a single-window burn rate judged on evidence); "
+                    "declare a second one in windows, set confidence, or leave "
+                    "detectors.sla_burn.windows at its default"
                 )
             for name in scoped:
                 target = channels[name].service_level_target

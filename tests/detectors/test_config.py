@@ -255,9 +255,18 @@ def test_default_detectors_follow_the_configured_windows(windows: list[str]) -> 
     suite = DetectorSuite(settings.detectors, settings.channels, settings.window_seconds)
     signals = suite.evaluate(engine, engine.now)
     longest = max(windows, key=lambda w: settings.window_seconds[w])
+    shortest = min(windows, key=lambda w: settings.window_seconds[w])
     burn = [s for s in signals if s.detector == "sla_burn"]
-    assert burn
-    assert all(dict(s.labels)["long"] == longest for s in burn)
+    pairs = {
+        (dict(s.labels)["long"], dict(s.labels)["short"], dict(s.labels)["severity"]) for s in burn
+    }
+    # Two pairs over (longest, shortest) and the fast one over the shortest alone; with one
+    # window the fast page pair names the same window as the first one and is dropped.
+    expected = {(longest, shortest, "page"), (longest, shortest, "ticket")}
+    expected.add((shortest, shortest, "page"))
+    assert pairs == expected
+    with_slo = [n for n, ch in settings.channels.items() if ch.service_level_target is not None]
+    assert len(burn) == len(expected) * len(with_slo)
 
 
 WAIT_HIGH = {
