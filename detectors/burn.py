@@ -81,8 +81,8 @@ class SlaBurnDetector:
         for pair in settings.windows:
             long_i, short_i = window_index(names, pair.long), window_index(names, pair.short)
             if (long_i, short_i, pair.severity) in seen:
-                # Only default pairs can collide: with one configured window their aliases all
-                # name it, and the first pair of a severity is kept.
+                # Two pairs naming the same windows through different aliases ("longest" and
+                # "1h") with one severity would give one label set twice: the first is kept.
                 continue
             seen.add((long_i, short_i, pair.severity))
             self._pairs.append((names[long_i], names[short_i], long_i, short_i, pair))

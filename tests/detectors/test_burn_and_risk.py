@@ -97,6 +97,27 @@ def test_burn_clears_when_the_short_window_recovers():
     assert not s.active
 
 
+def test_a_pair_with_a_confidence_needs_evidence():
+    # One window named twice, judged on evidence: 20 offered in the last 5 minutes.
+    # 9 within T: SL 0.45, burn 0.55 / 0.2 = 2.75 >= 2, but the 99% one-sided Wilson upper
+    # bound (z = 2.3263, z^2 = 5.4119) is (9 + 2.706) / 25.412 + 2.3263 * sqrt(9 * 11 / 20 +
+    # 1.353) / 25.412 = 0.4607 + 0.2298 = 0.69, not below 1 - 2 * 0.2 = 0.6: not active.
+    # 4 within T: SL 0.2, upper bound 0.2639 + 0.1953 = 0.46 < 0.6: active.
+    pair = {"long": "5m", "short": "5m", "burn_rate": 2.0, "severity": "fast", "confidence": 0.99}
+    fast = {"long": "5m", "severity": "fast", "short": "5m"}
+    for in_sla, active, bound in ((9, False, "69%"), (4, True, "")):
+        feed = Feed(only({"sla_burn": {"windows": [pair]}}))
+        script = Script()
+        for i in range(20):
+            script.contact(f"c{i}", 10 * i, 5 if i < in_sla else 40)
+        script.feed(feed)
+        s = pick(feed.tick(260), "sla_burn", "voice", **fast)
+        assert s.score == pytest.approx((1 - in_sla / 20) / 0.2)
+        assert s.active is active
+        if bound:
+            assert f"{in_sla} of 20 within T could still be a service level of {bound}" in s.summary
+
+
 def test_tickets_at_risk_counts_per_sla():
     feed = Feed(only({"tickets_at_risk": {"min_count": 3}}))
     for i in range(4):
