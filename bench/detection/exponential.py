@@ -26,10 +26,11 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench.detection.traffic import Incident
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 DAY = 86400.0
@@ -44,21 +45,15 @@ COMPLAINTS_PER_HOUR = 6.0
 GRACE = 1800.0
 
 
-@dataclass(frozen=True, slots=True)
-class Incident:
-    kind: str
-    channel: str
-    start: float
-    end: float
-
-
 def incidents() -> list[Incident]:
+    """Per channel: the collapse (``factor``: mean wait x6) and the complaint rise (x8)."""
     day = HEALTHY_DAYS * DAY
     out = []
-    for channel, hours in (("voice", (10.0, 12.0)), ("chat", (16.0, 14.0))):
-        out.append(Incident("sl_collapse", channel, day + hours[0] * 3600, 0.0))
-        out.append(Incident("complaint_8x", channel, day + hours[1] * 3600, 0.0))
-    return [Incident(i.kind, i.channel, i.start, i.start + 1800.0) for i in out]
+    for channel, (collapse, spike) in (("voice", (10.0, 12.0)), ("chat", (16.0, 14.0))):
+        for kind, hour, factor in (("sl_collapse", collapse, 6.0), ("complaint_8x", spike, 8.0)):
+            start = day + hour * 3600
+            out.append(Incident(kind, channel, start, start + 1800.0, factor))
+    return out
 
 
 def shape(t: float) -> float:
