@@ -47,8 +47,9 @@ def erlang_b(agents: int, traffic: float) -> float:
     B(n0) ~ (A - n0)/A, the recursion's fixed point there, instead of at B(0) = 1. Each step
     multiplies the relative error of 1/B by 1 - B(n) <= n/A, so by n = A the start's error is
     down by about exp(-10**2 / 2) = 2e-22, below a double's resolution: the result is the
-    same float as the full recursion's (checked on 40,000 random (N, A) with A up to 50,000 in
-    ``tests/monitor/test_erlang.py``), in about 10*sqrt(A) + N - A steps instead of N.
+    same float as the full recursion's (40,000 random (N, A) with A up to 50,000 when this was
+    written; ``tests/monitor/test_erlang.py`` checks 404), in about 10*sqrt(A) + N - A steps
+    instead of N.
     """
     if agents < 0 or _bad_traffic(traffic):
         return math.nan
