@@ -76,16 +76,16 @@ class SlaBurnDetector:
             assert target is not None
             self._targets[name] = target
         names = list(windows)
-        self._pairs = []
-        seen: set[tuple[int, int, str]] = set()
-        for pair in settings.windows:
-            long_i, short_i = window_index(names, pair.long), window_index(names, pair.short)
-            if (long_i, short_i, pair.severity) in seen:
-                # Two pairs naming the same windows through different aliases ("longest" and
-                # "1h") with one severity would give one label set twice: the first is kept.
-                continue
-            seen.add((long_i, short_i, pair.severity))
-            self._pairs.append((names[long_i], names[short_i], long_i, short_i, pair))
+        self._pairs = [
+            (
+                names[window_index(names, pair.long)],
+                names[window_index(names, pair.short)],
+                window_index(names, pair.long),
+                window_index(names, pair.short),
+                pair,
+            )
+            for pair in settings.windows
+        ]
         self._used = sorted({i for p in self._pairs for i in (p[2], p[3])})
         self._keys: list[tuple[int, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]

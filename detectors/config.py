@@ -366,14 +366,14 @@ class SlaBurnSettings(_Model):
         seen: set[tuple[str, str, str]] = set()
         for i, pair in enumerate(self.windows):
             pkey = f"{key}.windows[{i}]"
-            labels = (pair.long, pair.short, pair.severity)
-            if labels in seen:
-                raise ValueError(f"{pkey}: repeats another pair with the same windows and severity")
-            seen.add(labels)
             _window(f"{pkey}.long", pair.long, windows)
             _window(f"{pkey}.short", pair.short, windows)
             long_name = resolve_window(pair.long, windows)
             short_name = resolve_window(pair.short, windows)
+            labels = (long_name, short_name, pair.severity)  # aliases resolved: the labels
+            if labels in seen:
+                raise ValueError(f"{pkey}: repeats another pair with the same windows and severity")
+            seen.add(labels)
             if parse_duration(long_name) < parse_duration(short_name):
                 raise ValueError(
                     f"{pkey}: long window {pair.long!r} must not be shorter than {pair.short!r}"

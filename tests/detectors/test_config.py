@@ -253,6 +253,16 @@ def test_one_window_twice_needs_a_confidence():
     )
 
 
+def test_two_pairs_naming_one_window_pair_through_aliases_are_refused():
+    pairs = [
+        {"long": "longest", "short": "5m", "burn_rate": 2.0},
+        {"long": "1h", "short": "shortest", "burn_rate": 1.5},  # the same labels once resolved
+    ]
+    assert "detectors.sla_burn.windows[1]: repeats another pair with the same windows" in (
+        refused({"sla_burn": {"windows": pairs}})
+    )
+
+
 def test_detector_settings_are_frozen_and_hashable():
     settings = DetectorSettings()
     assert hash(settings) == hash(DetectorSettings())
