@@ -215,13 +215,10 @@ def default_rules() -> tuple[AlertRule, ...]:
             "backlog_growth",
             "warning",
             (
-                (
-                    "{channel}: backlog growing, {waiting:.0f} waiting, oldest {oldest_wait:dur} "
-                    "of {answer_seconds:dur} allowed"
-                ),
-                "Contacts arrive on {channel} faster than they are answered; at this pace the "
-                "oldest wait reaches the answer target ({answer_seconds:dur}) in about "
-                "{score:dur} (warns within {threshold:dur}). Queues: {queue_now}." + _SINCE,
+                "{signal_summary}",
+                "Contacts queue on {channel} faster than they are answered or abandoned, or "
+                "arrive well above the usual rate for this hour of the week. Queues: "
+                "{queue_now}; answer target {answer_seconds:dur}." + _SINCE,
                 (
                     "{channel}: backlog no longer building up, {waiting:.0f} waiting now; lasted "
                     "{duration}"
@@ -229,7 +226,8 @@ def default_rules() -> tuple[AlertRule, ...]:
                 _RESOLVED + "Queues: {queue_now}; oldest wait {oldest_wait:dur} of "
                 "{answer_seconds:dur} allowed.",
             ),
-            **{"for": "5m", "keep_firing_for": "5m"},
+            # no for / keep_firing_for: the detector holds its condition 5m either way
+            # (backlog_growth.sustain and .release)
         ),
         _rule(
             "TicketsAtRisk",

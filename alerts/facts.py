@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from support_monitor.alerts.template import duration
 from support_monitor.detectors.config import LONGEST, SHORTEST, resolve_window
+from support_monitor.monitor.durations import format_duration as duration
 from support_monitor.monitor.engine.clocks import CLOCKS
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import oldest_wait, service_level

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from support_monitor.alerts.config import AlertRule, AlertSettings
 from support_monitor.alerts.links import keep_links
 from support_monitor.alerts.state import Alert, AlertState, Labels, RuleState, Sample, Transition
-from support_monitor.alerts.template import duration, render
+from support_monitor.alerts.template import render
 from support_monitor.alerts.timefmt import rfc3339
 from support_monitor.detectors.signal import Signal
+from support_monitor.monitor.durations import format_duration as duration
 
 FactSource = Callable[[str, Mapping[str, str], float], Mapping[str, str | float]]
 """(channel, alert labels, now) -> template variables about the channel (``alerts.facts``)."""
@@ -30,6 +31,14 @@ def clock_time(ts: float) -> str:
 
 def _summary(signal: Signal | None) -> str:
     return "" if signal is None else signal.summary
+
+
+def _start(active_at: float, signal: Signal | None) -> float:
+    """When the alert's trouble began: its ``active_at``, or earlier when its detector held the
+    condition before saying active (``Signal.since``)."""
+    if signal is not None and signal.since < active_at:
+        return signal.since
+    return active_at
 
 
 def _ms(ts: float) -> str:
@@ -101,7 +110,7 @@ class CompiledRule:
                 self._signals.clear()
             self._signals[labels] = signal
         now = self._now
-        start = now if self._active_at is None else self._active_at
+        start = _start(now if self._active_at is None else self._active_at, signal)
         data = self._data(labels, signal.score, signal.threshold, signal.expected, now)
         data.update(
             signal_summary=signal.summary,
@@ -146,13 +155,14 @@ class CompiledRule:
         ``resolved_annotations`` over its ``annotations``, with how long it lasted and the
         value now (``current``: the detector's signal for these labels at this evaluation, if
         any)."""
-        start = alert.active_at
+        last = self._signals.get(alert.labels)
+        start = _start(alert.active_at, last)
         end = alert.resolved_at if alert.resolved_at is not None else now
         value_now = current.score if current is not None else math.nan
         alert.value_now = value_now
         data = self._data(alert.labels, alert.value, alert.threshold, alert.expected, now)
         data.update(
-            signal_summary=_summary(current or self._signals.get(alert.labels)),
+            signal_summary=_summary(current or last),
             detector=self.rule.detector,
             started=clock_time(start),
             ended=clock_time(end),

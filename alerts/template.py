@@ -13,6 +13,8 @@ import math
 import re
 from collections.abc import Mapping
 
+from support_monitor.monitor.durations import format_duration
+
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?::([0-9.,+\- %a-zA-Z]{1,12}))?\}|[{}]")
 _SPEC = re.compile(r"^(?:dur|[+\- ]?[0-9]*(?:[.,][0-9]+)?[eEfFgG%d]?)$")
 NO_VALUE = "<no value>"
@@ -29,30 +31,11 @@ def check_template(text: str) -> None:
             raise ValueError(f"bad format spec {spec!r} for {match.group(1)}")
 
 
-def duration(seconds: float) -> str:
-    """Seconds as people read them: ``45s``, ``6m 10s``, ``6m``, ``1h 5m``, ``2d 3h``; the two
-    largest units, rounded down; ``unbounded`` for +Inf, ``n/a`` for NaN."""
-    if math.isnan(seconds):
-        return "n/a"
-    if math.isinf(seconds):
-        return "unbounded" if seconds > 0 else "n/a"
-    total = max(0, int(seconds))
-    parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, total = divmod(total, size)
-        if count or (parts and len(parts) < 2):
-            parts.append(f"{count}{unit}")
-        if len(parts) == 2:
-            break
-    parts = [p for p in parts if not p.startswith("0")]
-    return " ".join(parts) or "0s"
-
-
 def _format(value: str | float, spec: str | None) -> str:
     if isinstance(value, str):
         return value
     if spec == "dur":
-        return duration(value)
+        return format_duration(value)
     if math.isnan(value):
         return "n/a"
     if spec:

@@ -23,11 +23,12 @@ from support_monitor.detectors.readings import (
     GroupsUpdate,
     Readings,
     WorstExport,
-    fmt,
     window_index,
 )
 from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.sustain import Sustain
 from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.durations import format_duration
 
 SURGE_MIN_RATE_PER_HOUR = 12.0
 """The arrival CUSUM takes a usual rate below 12 contacts an hour as 12: a rise in a nearly
@@ -215,12 +216,15 @@ class BacklogGrowthDetector(WorstExport):
             self._horizon[name] = settings.horizon_for(ch)
             self._rate_window[name] = settings.rate_window_for(ch)
         self._window_i = window_index(windows, settings.window)
-        self._window = list(windows)[self._window_i]
         self._history: dict[str, History] = {ch: History() for ch in channels}
         self._active: dict[str, bool] = dict.fromkeys(channels, False)
+        self._sustain = {ch: self._new_sustain() for ch in channels}
         self._surge = {ch: self._new_surge() for ch in channels}
         self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
+
+    def _new_sustain(self) -> Sustain:
+        return Sustain(self.settings.sustain, self.settings.release)
 
     def _new_surge(self) -> RateCusum:
         s = self.settings
@@ -247,6 +251,7 @@ class BacklogGrowthDetector(WorstExport):
             "history": {ch: [[t, y] for t, y in h] for ch, h in self._history.items()},
             "active": [ch for ch, a in self._active.items() if a],
             "surge": {ch: c.dump() for ch, c in self._surge.items()},
+            "sustain": {ch: p.dump() for ch, p in self._sustain.items()},
         }
 
     def restore_state(self, data: dict[str, Any]) -> None:
@@ -261,6 +266,11 @@ class BacklogGrowthDetector(WorstExport):
             if ch in surge:
                 surge[ch].load(stored)
         self._surge = surge
+        sustain = {ch: self._new_sustain() for ch in self.channels}
+        for ch, stored in data.get("sustain", {}).items():
+            if ch in sustain:
+                sustain[ch].load(stored)
+        self._sustain = sustain
         self._keys = [None] * len(self.channels)
 
     def evaluate(self, readings: Readings) -> Groups:
@@ -280,11 +290,18 @@ class BacklogGrowthDetector(WorstExport):
             agg = ch.windows.totals[self._window_i]
             inflow, outflow = agg.queued, agg.answered + agg.abandoned
             surge = self._surge_step(channel, now, ch.queues.values())
-            key = (oldest, head if waiting else None, waiting, rate, inflow, outflow, surge)
-            if key == self._keys[i]:
+            inputs = (oldest, head if waiting else None, waiting, rate, inflow, outflow, surge)
+            last = self._keys[i]
+            if last is None or inputs != last[0]:
+                self._active[channel] = self._condition(channel, inputs)
+            # with the same inputs the condition is the same (its hysteresis included)
+            sustain = self._sustain[channel]
+            active = sustain.step(now, self._active[channel])
+            key = (inputs, active, sustain.since)
+            if key == last:
                 continue
             self._keys[i] = key
-            out[i] = [self._judge(channel, key)]
+            out[i] = [self._judge(channel, inputs, sustain)]
         self._groups = out.result()
         return self._groups
 
@@ -295,11 +312,11 @@ class BacklogGrowthDetector(WorstExport):
         queued = float(sum(q.queued for q in queues))
         return self._surge[channel].step(now, queued, self._slot)
 
-    def _judge(self, channel: str, key: tuple[Any, ...]) -> Signal:
-        oldest, queue, waiting, rate, inflow, outflow, surge = key
-        window = self._window
+    def _condition(self, channel: str, inputs: tuple[Any, ...]) -> bool:
+        """The condition at one tick: the breach projection, the hysteresis or the surge."""
+        oldest, _queue, waiting, rate, inflow, outflow, surge = inputs
         growing = inflow > outflow and rate > 0
-        answer, horizon = self._answer[channel], self._horizon[channel]
+        answer = self._answer[channel]
         projected = seconds_to_breach(answer, oldest, rate) if waiting else math.inf
         enough = waiting >= self.settings.min_waiting
         fraction = self.settings.recover_fraction
@@ -309,24 +326,31 @@ class BacklogGrowthDetector(WorstExport):
             and fraction is not None
             and oldest >= fraction * answer
         )
-        active = (enough and growing and projected <= horizon) or held or surge
-        self._active[channel] = active
+        return bool((enough and growing and projected <= self._horizon[channel]) or held or surge)
+
+    def _judge(self, channel: str, inputs: tuple[Any, ...], sustain: Sustain) -> Signal:
+        oldest, queue, waiting, rate, inflow, outflow, surge = inputs
+        answer = self._answer[channel]
+        projected = seconds_to_breach(answer, oldest, rate) if waiting else math.inf
+        growing = waiting >= self.settings.min_waiting and inflow > outflow and rate > 0
+        surge_words = f"arrivals above {self.settings.surge_ratio:g}x the usual rate for this hour"
+        if surge and not growing:
+            cause = surge_words
+        elif surge:
+            cause = f"backlog growing, {surge_words}"
+        else:
+            cause = "backlog growing" if growing else "no backlog growing"
+        queue_words = f" in {queue}" if queue else ""
         summary = (
-            f"{channel}: {waiting} waiting, oldest {fmt(oldest)} s"
-            + (f" in {queue}" if queue else "")
-            + f", rising {fmt(rate)} s/s; {inflow} queued vs {outflow} answered or abandoned "
-            f"in {window}; T = {answer:g} s reached in about {fmt(projected)} s"
-            + (
-                f"; arrivals above {self.settings.surge_ratio:g}x the usual rate for this hour"
-                if surge
-                else ""
-            )
+            f"{channel}: {cause}, {waiting} waiting, oldest {format_duration(oldest)}"
+            f"{queue_words} (answer target {format_duration(answer)})"
         )
         return Signal(
             detector=self.name,
             channel=channel,
-            active=active,
+            active=sustain.active,
             score=projected,
-            threshold=horizon,
+            threshold=self._horizon[channel],
             summary=summary,
+            since=sustain.since,
         )

@@ -480,6 +480,15 @@ class BacklogGrowthSettings(_Model):
     """Hysteresis (none by default): once active, the signal stays active while at least
     ``min_waiting`` wait and the oldest wait is at least this fraction of T, whatever the slope
     does meanwhile (the slope of a queue whose head is answered now and then swings around 0)."""
+    sustain: Duration = Field(default=300.0, ge=0)
+    """The condition (projection, hysteresis or surge) must hold at every tick for this long
+    before the signal is active (0: active at the first tick it holds). The detector applies
+    its own persistence so that the many approaches of a waiting customer to T on healthy
+    traffic, each a few seconds long, do not show as pending alerts; the default rule has no
+    ``for`` of its own."""
+    release: Duration = Field(default=300.0, ge=0)
+    """Once active, the signal stays active until the condition has not held for this long
+    (0: inactive at the first tick it does not hold)."""
     surge_ratio: float = Field(default=1.4, gt=1)
     """Arrivals outpacing answers: a Poisson CUSUM on the channel's queued contacts, tuned for
     this multiple of the usual hour-of-week rate (``complaint_cusum.py``, the same code as the

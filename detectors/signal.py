@@ -30,3 +30,7 @@ class Signal(msgspec.Struct, frozen=True, gc=False):
     """Extra bounded labels (queue, category, sla), sorted by key."""
     summary: str = ""
     """One human sentence of why, for notifications (no personal data, no ids)."""
+    since: float = math.nan
+    """When the condition behind an active signal began, for a detector that applies its own
+    persistence before it says active (``backlog_growth``'s ``sustain``): alert texts count
+    "going on since" and "lasted" from it. NaN: from when the signal became active."""

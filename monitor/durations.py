@@ -5,7 +5,8 @@ Prometheus' syntax is one or more ``<integer><unit>`` parts, units ``y w d h m s
 ``1h30m``, ``1d2h3m4s5ms``, ``1w``, ``1y``. A plain number, or a string of one (``"90.5"``), is
 seconds. A leading ``-`` is refused as negative; anything else is refused as not a duration.
 
-Kept in one place so config, CLI and window labels agree on the spelling.
+Kept in one place so config, CLI and window labels agree on the spelling; ``format_duration``
+writes seconds back for people (alert texts, detector sentences).
 """
 
 from __future__ import annotations
@@ -73,3 +74,22 @@ def _duration(value: object) -> float:
 
 Duration = Annotated[float, BeforeValidator(_duration)]
 """A non-negative number of seconds, written as a number or a duration string."""
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as people read them: ``45s``, ``6m 10s``, ``6m``, ``1h 5m``, ``2d 3h``; the two
+    largest units, rounded down; ``unbounded`` for +Inf, ``n/a`` for NaN."""
+    if math.isnan(seconds):
+        return "n/a"
+    if math.isinf(seconds):
+        return "unbounded" if seconds > 0 else "n/a"
+    total = max(0, int(seconds))
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count or (parts and len(parts) < 2):
+            parts.append(f"{count}{unit}")
+        if len(parts) == 2:
+            break
+    parts = [p for p in parts if not p.startswith("0")]
+    return " ".join(parts) or "0s"

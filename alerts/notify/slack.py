@@ -28,8 +28,8 @@ from support_monitor.alerts.links import is_absolute
 from support_monitor.alerts.notify.delivery import Outcome
 from support_monitor.alerts.notify.http import post
 from support_monitor.alerts.notify.message import AlertInfo, Notification
-from support_monitor.alerts.template import duration
 from support_monitor.alerts.timefmt import rfc3339
+from support_monitor.monitor.durations import format_duration as duration
 
 MAX_ALERTS = 10
 TEXT_LIMIT = 3000

@@ -55,6 +55,9 @@ class Case:
     description: str
     resolved_summary: str
     resolved_description: str
+    release: int = 0
+    """Seconds the detector itself keeps its signal active after the condition ends (its own
+    persistence, as ``backlog_growth``'s ``release``), before the rule's ``keep_firing_for``."""
 
 
 QUEUES_AT_E = "3 waiting now, the longest for 6m 10s in queue billing (2 waiting there)"
@@ -71,8 +74,9 @@ def _sig(  # noqa: PLR0917 - reads like the Signal it builds
     labels: tuple[tuple[str, str], ...] = (),
     *,
     active: bool = True,
+    since: float = math.nan,
 ) -> Signal:
-    return Signal(detector, channel, active, score, threshold, expected, labels, "why")
+    return Signal(detector, channel, active, score, threshold, expected, labels, "why", since)
 
 
 CASES = [
@@ -113,16 +117,29 @@ CASES = [
         "0s (answer target 20s); queues: nobody is waiting now.",
     ),
     Case(
-        "BacklogGrowing",  # for 5m: active 3300 (00:55); kff 5m: resolved 3960 (01:06), 11m
-        _sig("backlog_growth", "voice", 45.0, 300.0),
-        _sig("backlog_growth", "voice", math.inf, 300.0, active=False),
-        "voice: backlog growing, 3 waiting, oldest 6m 10s of 20s allowed",
-        "Contacts arrive on voice faster than they are answered; at this pace the oldest wait "
-        "reaches the answer target (20s) in about 45s (warns within 5m). Queues: "
-        f"{QUEUES_AT_E}. Going on since 2026-03-02 00:55 UTC.",
+        # no for: the detector held its condition from 3300 (00:55) for 5m and says active
+        # at E with since = 3300; its condition ends at 3660, the detector lets go 5m later
+        # (its release), so the rule (no keep_firing_for) resolves at 3960 (01:06), 11m
+        "BacklogGrowing",
+        Signal(
+            "backlog_growth",
+            "voice",
+            active=True,
+            score=45.0,
+            threshold=10.0,
+            summary="voice: backlog growing, 3 waiting, oldest 6m 10s in billing (answer target "
+            "20s)",
+            since=T0 + 3300,
+        ),
+        _sig("backlog_growth", "voice", math.inf, 10.0, active=False),
+        "voice: backlog growing, 3 waiting, oldest 6m 10s in billing (answer target 20s)",
+        "Contacts queue on voice faster than they are answered or abandoned, or arrive well "
+        f"above the usual rate for this hour of the week. Queues: {QUEUES_AT_E}; answer target "
+        "20s. Going on since 2026-03-02 00:55 UTC.",
         "voice: backlog no longer building up, 0 waiting now; lasted 11m",
         "Resolved after 11m (from 2026-03-02 00:55 UTC to 2026-03-02 01:06 UTC). Queues: nobody "
         "is waiting now; oldest wait 0s of 20s allowed.",
+        release=300,
     ),
     Case(
         "TicketsAtRisk",  # for 1m: active 3540 (00:59); kff 5m: resolved 3960 (01:06), 7m
@@ -275,11 +292,12 @@ def _run(site: str = "") -> dict[str, Seen]:
     assert set(rules) == set(cases)  # every default rule has its case
     plan: dict[int, list[tuple[str, bool]]] = {}
     for name, (_, rule) in rules.items():
+        release = cases[name].release
         for at, active in (
             (E - int(rule.for_), True),
             (E, True),
-            (E + 60, False),
-            (E + 60 + int(rule.keep_firing_for), False),
+            (E + 60, release > 0),
+            (E + 60 + release + int(rule.keep_firing_for), False),
         ):
             if (name, active) not in plan.get(at, []):
                 plan.setdefault(at, []).append((name, active))

@@ -69,6 +69,10 @@ class Feed:
         return self.suite.evaluate(self.engine, T0 + at)
 
 
+RAW: dict[str, float] = {"sustain": 0, "release": 0}
+"""``backlog_growth`` without its persistence: its signal is the condition at each tick."""
+
+
 def only(detectors: dict[str, Any]) -> dict[str, Any]:
     """A detectors block with just the given detectors enabled (no default thresholds)."""
     block: dict[str, Any] = {

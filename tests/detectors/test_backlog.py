@@ -9,7 +9,7 @@ from collections import deque
 import pytest
 
 from support_monitor.detectors.backlog import seconds_to_breach, slope
-from tests.detectors.detector_streams import Feed, Script, episodes, only, pick
+from tests.detectors.detector_streams import RAW, T0, Feed, Script, episodes, only, pick
 
 DEGRADE = 3600  # service falls behind from here on
 
@@ -32,7 +32,7 @@ def _script(seed: int, until: int) -> Script:
 
 
 def test_quiet_while_steady_and_warns_before_the_breach():
-    feed = Feed(only({"backlog_growth": {"channels": ["voice"]}}))
+    feed = Feed(only({"backlog_growth": {"channels": ["voice"], **RAW}}))
     script = _script(seed=3, until=DEGRADE + 300)
     active, breach, oldest = [], None, []
     for second in range(DEGRADE + 300):
@@ -72,7 +72,9 @@ def test_projection_math():
 def test_nobody_answering_warns_with_the_horizon_and_min_waiting():
     # two callers, nobody answers: oldest grows at 1 s/s; with horizon 5 s the warning starts
     # when the oldest wait reaches 15 s (projected 5 s to the 20 s target)
-    feed = Feed(only({"backlog_growth": {"channels": ["voice"], "horizon": 5, "min_waiting": 2}}))
+    feed = Feed(
+        only({"backlog_growth": {"channels": ["voice"], "horizon": 5, "min_waiting": 2, **RAW}})
+    )
     feed.event("contact.queued", 0, "voice", contact_id="a", queue="tech")
     first = None
     for second in range(1, 25):
@@ -82,11 +84,36 @@ def test_nobody_answering_warns_with_the_horizon_and_min_waiting():
         if s.active and first is None:
             first = second
             assert s.score == pytest.approx(5.0)
-            assert "2 waiting, oldest 15 s in tech" in s.summary
+            assert (
+                s.summary
+                == "voice: backlog growing, 2 waiting, oldest 15s in tech (answer target 20s)"
+            )
     assert first == 15
 
 
 def test_single_waiting_contact_is_ignored_with_min_waiting_two():
-    feed = Feed(only({"backlog_growth": {"channels": ["voice"], "min_waiting": 2}}))
+    feed = Feed(only({"backlog_growth": {"channels": ["voice"], "min_waiting": 2, **RAW}}))
     feed.event("contact.queued", 0, "voice", contact_id="a")
     assert not any(pick(feed.tick(t), "backlog_growth", "voice").active for t in range(1, 30))
+
+
+def test_default_persistence_holds_five_minutes_each_way() -> None:
+    # a caller every 10 s from 0 to 390 s, nobody answers until 400 s: the oldest wait grows
+    # at 1 s/s and the condition holds from 15 s (two waiting, horizon 5 s: as above) at every
+    # tick. Sustain 5m: active at 315 s, since 15 s. All are answered at 400 s: nobody waits,
+    # the condition ends; release 5m: inactive at 700 s.
+    feed = Feed(only({"backlog_growth": {"channels": ["voice"], "horizon": 5, "min_waiting": 2}}))
+    active = {}
+    since = math.nan
+    for second in range(800):
+        if second < 400 and second % 10 == 0:
+            feed.event("contact.queued", second, "voice", contact_id=f"c{second}", queue="tech")
+        if second == 400:
+            for queued in range(0, 400, 10):
+                feed.event("contact.answered", 400, "voice", contact_id=f"c{queued}")
+        s = pick(feed.tick(second), "backlog_growth", "voice")
+        active[second] = s.active
+        if second == 315:
+            since = s.since
+    assert [t for t in active if active[t] != active.get(t - 1, False)] == [315, 700]
+    assert since == T0 + 15

@@ -12,7 +12,7 @@ from support_monitor.detectors.complaint_cusum import RateCusum
 from support_monitor.detectors.evidence import min_trials, wilson
 from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.errors import ConfigError
-from tests.detectors.detector_streams import Feed, Script, config, only, pick
+from tests.detectors.detector_streams import RAW, Feed, Script, config, only, pick
 
 
 def _wilson_by_bisection(k: int, n: int, z: float, *, upper: bool) -> float:
@@ -207,7 +207,7 @@ def test_cusum_catches_a_5x_rise_no_window_test_sees() -> None:
 
 
 def test_backlog_warning_holds_while_the_head_is_past_half_of_t() -> None:
-    feed = Feed(only({"backlog_growth": {"channels": ["voice"]}}))
+    feed = Feed(only({"backlog_growth": {"channels": ["voice"], **RAW}}))
     script = Script()
     # three callers queue at 0, 1, 2 s and nobody answers: the oldest wait grows at 1 s/s;
     # T = 20 s, horizon 10 s: active once (20 - w) / 1 <= 10, i.e. at w = 10 (t = 10)
@@ -232,7 +232,7 @@ def test_backlog_surge_cusum_fires_when_arrivals_quadruple() -> None:
     # 0.33647, each second takes 0.4 x 63.464 / 3600 = 0.0070515. The first tick only starts the
     # count; until the first arrival S stays at 0; at the j-th arrival (t = 15 j) it is
     # 0.32942 + (j - 1) x 0.23070: 7.9425 at j = 34, 8.1732 at j = 35 (t = 525) >= 8.
-    feed = Feed(only({"backlog_growth": {"channels": ["voice"]}}))
+    feed = Feed(only({"backlog_growth": {"channels": ["voice"], **RAW}}))
     backlog = next(d for d in feed.suite.detectors if d.name == "backlog_growth")
     backlog._surge["voice"].day[0] = [60.0, 5.0]  # type: ignore[attr-defined]
     script = Script()
@@ -244,5 +244,8 @@ def test_backlog_surge_cusum_fires_when_arrivals_quadruple() -> None:
         s = pick(feed.tick(t), "backlog_growth", "voice")
         if s.active and first is None:
             first = t
-            assert "arrivals above 1.4x the usual rate" in s.summary
+            assert s.summary == (
+                "voice: arrivals above 1.4x the usual rate for this hour, 0 waiting, oldest 0s "
+                "(answer target 20s)"
+            )
     assert first == 525
