@@ -421,6 +421,15 @@ class Workforce:
         """An agent was seen in ``channel`` (its workforce rows are exported)."""
         return self.by_channel[channel].seen
 
+    def working(self, channel: str) -> int | None:
+        """Agents available, busy or in after-call work now; ``None`` before an agent was seen
+        in ``channel``."""
+        cw = self.by_channel[channel]
+        if not cw.seen:
+            return None
+        counts = cw.counts
+        return counts[AVAILABLE] + counts[BUSY] + counts[ACW]
+
     def counts(self, channel: str) -> dict[str, int]:
         """Agents per state now."""
         return dict(zip(AGENT_STATES, self.by_channel[channel].counts, strict=True))
