@@ -34,11 +34,10 @@ from support_monitor.detectors.readings import Groups, GroupsUpdate, Readings, W
 from support_monitor.detectors.signal import Signal
 from support_monitor.monitor.config_channel import ChannelSettings
 from support_monitor.monitor.engine.erlang import Staffing, staffing
-from support_monitor.monitor.engine.state import ChannelRuntime
+from support_monitor.monitor.engine.windows import SlidingWindows
 
 DEFAULT_LEVEL = 0.8
 """The service-level target of a live channel without ``service_level_target``."""
-_WORKING = ("available", "busy", "after_call_work")
 
 
 class Inputs:
@@ -52,9 +51,6 @@ class Inputs:
         self.agents = agents
         self.arrivals = arrivals
         self.result: Staffing | None = None
-
-    def key(self) -> tuple[float, float, int, int]:
-        return (self.rate, self.handle, self.agents, self.arrivals)
 
     def describe(self) -> str:
         """``arrivals 2.1/min, handle time 4m10s``."""
@@ -71,12 +67,6 @@ def format_seconds(seconds: int) -> str:
     if minutes:
         return f"{minutes}m{secs:02d}s"
     return f"{secs}s"
-
-
-def _same(a: tuple[float, ...] | None, b: tuple[float, ...]) -> bool:
-    if a is None:
-        return False
-    return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))  # noqa: PLR0124
 
 
 class _StaffingDetector(WorstExport):
@@ -112,6 +102,7 @@ class _StaffingDetector(WorstExport):
             self._level[name] = DEFAULT_LEVEL if target is None else target
         self._active: dict[str, bool] = dict.fromkeys(channels, False)
         self._keys: list[tuple[float, ...] | None] = [None] * len(channels)
+        """Per channel: the :meth:`key` of its last judgement (``()``: no agent seen)."""
         self._groups: Groups = [[] for _ in channels]
 
     def export_state(self) -> dict[str, object]:
@@ -123,34 +114,44 @@ class _StaffingDetector(WorstExport):
         self._active = {ch: ch in active for ch in self.channels}
         self._keys = [None] * len(self.channels)  # judge every channel again
 
-    def inputs(self, readings: Readings, ch: ChannelRuntime) -> Inputs | None:
-        """The channel's Erlang C inputs now; ``None`` before an agent was seen in it."""
-        workforce = readings.engine.workforce
-        if not workforce.seen(ch.name):
-            return None
-        windows = ch.windows
+    def key(self, windows: SlidingWindows, agents: int) -> tuple[int, int, int, int, float]:
+        """What the channel's Erlang C inputs are computed from: agents, contacts ended and
+        their handle plus after-call-work ms in ``handle_window``, contacts queued in the
+        longest window, and the arrival rate. Equal keys give equal inputs."""
         totals, spans = windows.totals, windows.spans
-        rate = min(totals[i].queued / spans[i] for i in self._rate_i)
         agg = totals[self._handle_i]
-        handled = agg.handled
-        handle = (agg.handle_ms + agg.agent_acw_ms) / handled / 1000 if handled else math.nan
-        counts = workforce.counts(ch.name)
-        agents = sum(counts[state] for state in _WORKING)
-        return Inputs(rate, handle, agents, totals[self._longest_i].queued)
+        return (
+            agents,
+            agg.handled,
+            agg.handle_ms + agg.agent_acw_ms,
+            totals[self._longest_i].queued,
+            min([totals[i].queued / spans[i] for i in self._rate_i]),
+        )
+
+    @staticmethod
+    def inputs(key: tuple[int, int, int, int, float]) -> Inputs:
+        """The Erlang C inputs of a :meth:`key`."""
+        agents, handled, handle_ms, arrivals, rate = key
+        handle = handle_ms / handled / 1000 if handled else math.nan
+        return Inputs(rate, handle, agents, arrivals)
 
     def evaluate(self, readings: Readings) -> Groups:
         out = GroupsUpdate(self._groups)
         channels = readings.channels
+        workforce = readings.engine.workforce
         for i, channel in enumerate(self.channels):
-            got = self.inputs(readings, channels[channel])
-            key: tuple[float, ...] = (math.nan,) if got is None else got.key()
-            if _same(self._keys[i], key):
+            # Judged again only when what its inputs are made of changed.
+            agents = workforce.working(channel)
+            windows = channels[channel].windows
+            key = () if agents is None else self.key(windows, agents)
+            if key == self._keys[i]:
                 continue
             self._keys[i] = key
-            if got is None:
+            if not key:
                 signals: list[Signal] = []
                 self._active[channel] = False
             else:
+                got = self.inputs(key)
                 got.result = staffing(
                     got.rate,
                     got.handle,

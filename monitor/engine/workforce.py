@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from support_monitor.monitor.config import TODAY
@@ -88,17 +89,6 @@ class _Arrivals:
         self.buckets: dict[int, int] = {}
         self.total = 0
 
-    def slide(self, old_cut: float, new_cut: int) -> None:
-        buckets = self.buckets
-        if not buckets:
-            return
-        if old_cut != -math.inf and new_cut - old_cut <= len(buckets):
-            for key in range(int(old_cut) + 1, new_cut + 1):
-                self.total -= buckets.pop(key, 0)
-        else:
-            for key in [k for k in buckets if k <= new_cut]:
-                self.total -= buckets.pop(key)
-
 
 class _ChannelAgents:
     """Per-channel workforce counts."""
@@ -153,6 +143,8 @@ class Workforce:
         self.accrued = -math.inf
         """Whole second up to which agent time is in the buckets (``-inf``: not started)."""
         self._arrival_cut = -math.inf  # arrival buckets with a key <= this are out
+        self._arrival_due: dict[int, list[_Arrivals]] = {}
+        """Bucket key -> the queues holding a bucket under it: a slide visits only those."""
         self._seq = 0
         self.superseded = 0
         """State changes older than the agent's current state: counted as applied, not used."""
@@ -213,7 +205,12 @@ class Workforce:
         counts = arrivals.get(queue)
         if counts is None:
             counts = arrivals[queue] = _Arrivals()
-        counts.buckets[key] = counts.buckets.get(key, 0) + 1
+        held = counts.buckets.get(key)
+        if held is None:
+            counts.buckets[key] = 1
+            self._arrival_due.setdefault(key, []).append(counts)
+        else:
+            counts.buckets[key] = held + 1
         counts.total += 1
 
     def contact_answered(self, channel: ChannelRuntime, agent_id: str, ts: float) -> None:
@@ -388,13 +385,20 @@ class Workforce:
                     agg.agent_acw_ms += acw
 
     def _slide_arrivals(self, end: int) -> None:
+        """Drop the arrival buckets with a key <= the new cut, visiting only the queues that
+        hold one (``_arrival_due``), not every queue of every channel."""
         cut = end - self._shortest_width
         old = self._arrival_cut
         if cut <= old:
             return
-        for cw in self.by_channel.values():
-            for counts in cw.arrivals.values():
-                counts.slide(old, cut)
+        due = self._arrival_due
+        if old != -math.inf and cut - old <= len(due):
+            keys: Iterable[int] = range(int(old) + 1, cut + 1)
+        else:
+            keys = [key for key in due if key <= cut]
+        for key in keys:
+            for counts in due.pop(key, ()):
+                counts.total -= counts.buckets.pop(key)
         self._arrival_cut = float(cut)
 
     def _forget_offline(self, cutoff: float) -> None:
@@ -416,6 +420,15 @@ class Workforce:
     def seen(self, channel: str) -> bool:
         """An agent was seen in ``channel`` (its workforce rows are exported)."""
         return self.by_channel[channel].seen
+
+    def working(self, channel: str) -> int | None:
+        """Agents available, busy or in after-call work now; ``None`` before an agent was seen
+        in ``channel``."""
+        cw = self.by_channel[channel]
+        if not cw.seen:
+            return None
+        counts = cw.counts
+        return counts[AVAILABLE] + counts[BUSY] + counts[ACW]
 
     def counts(self, channel: str) -> dict[str, int]:
         """Agents per state now."""
@@ -528,6 +541,7 @@ class Workforce:
             return
         self.agents = {}
         self.by_channel = {name: _ChannelAgents() for name in self.channels}
+        self._arrival_due = {}
         self.accrued = float(state["accrued"])
         self._arrival_cut = float(state["arrival_cut"])
         self._seq = int(state["seq"])
@@ -562,6 +576,8 @@ class Workforce:
                 counts = cw.arrivals[queue] = _Arrivals()
                 counts.buckets = {int(k): int(n) for k, n in buckets}
                 counts.total = sum(counts.buckets.values())
+                for key in counts.buckets:
+                    self._arrival_due.setdefault(key, []).append(counts)
 
 
 def _by_span(item: tuple[float, Agg]) -> float:

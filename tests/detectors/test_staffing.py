@@ -93,6 +93,26 @@ def test_understaffing_fires_holds_by_hysteresis_and_resolves_when_agents_come_b
     assert judged == [(False, 12, 11), (True, 6, 11), (True, 7, 11), (False, 8, 11)]
 
 
+def test_a_channel_is_judged_again_when_only_its_after_call_work_time_moved() -> None:
+    """Erlang C is skipped while the counts its inputs are made of stay equal; one agent in
+    after-call work (nothing else moving) adds to the handle time every second, so a later
+    tick is judged again and says what a first judgement at that instant says."""
+
+    def ticks(*at: float) -> list[list[Signal]]:
+        feed = Feed(only(STAFFING))
+        _stream(feed, 3600)
+        _agents(feed, 3601, range(11, 12), "after_call_work")
+        return [list(feed.tick(t)) for t in at]
+
+    first, same_second, later = ticks(3602, 3602.5, 3604)
+    (fresh,) = ticks(3604)
+    assert pick(same_second, "estimated_wait", "voice") is pick(first, "estimated_wait", "voice")
+    moved = pick(later, "estimated_wait", "voice")
+    assert moved.score != pick(first, "estimated_wait", "voice").score
+    assert moved == pick(fresh, "estimated_wait", "voice")
+    assert pick(later, "understaffing", "voice") == pick(fresh, "understaffing", "voice")
+
+
 def test_understaffing_message_states_the_numbers() -> None:
     feed = Feed(only(STAFFING))
     _stream(feed, 3620)

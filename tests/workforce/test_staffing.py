@@ -6,8 +6,9 @@ import math
 
 import pytest
 
+from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.events import decode
-from tests.support import Stream, run
+from tests.support import T0, Stream, run
 from tests.workforce.helpers import get, required, rows, wait
 
 
@@ -71,6 +72,23 @@ def test_arrivals_slide_with_the_shortest_window() -> None:
     traffic = 63 / 300 * 180
     got = get(engine, "support_agents_required", channel="voice", queue="billing")
     assert got == required(traffic, 180.0, 20.0, 0.8)
+
+
+def test_arrivals_slide_after_a_restore_and_a_jump() -> None:
+    """The restored arrival buckets slide out as the live ones do: one second at a time, and
+    across a jump of the clock (every bucket at once)."""
+    engine, _ = run(staffing_case(65).lines, until=300)
+    data = snapshot.encode(snapshot.capture(engine, {}))
+    restored = snapshot.restore(snapshot.decode(data), engine.settings)
+    for e in (engine, restored):
+        e.advance(T0 + 400)  # 5m = (100, 400]: 10 + 2.5 i > 100 -> 63 left, as above
+        assert e.workforce.arrivals("voice", "billing") == 63
+        e.advance(T0 + 401)  # (101, 401]: i = 37 (at 102.5 s) is still in
+        assert e.workforce.arrivals("voice", "billing") == 63
+        e.advance(T0 + 403)  # (103, 403]: i = 37 is out
+        assert e.workforce.arrivals("voice", "billing") == 62
+        e.advance(T0 + 5000)  # a jump past every arrival
+        assert e.workforce.arrivals("voice", "billing") == 0
 
 
 def test_handle_time_falls_back_to_longer_window_then_nan() -> None:
