@@ -486,9 +486,11 @@ class BacklogGrowthSettings(_Model):
     its own persistence so that the many approaches of a waiting customer to T on healthy
     traffic, each a few seconds long, do not show as pending alerts; the default rule has no
     ``for`` of its own."""
-    release: Duration = Field(default=300.0, ge=0)
-    """Once active, the signal stays active until the condition has not held for this long
-    (0: inactive at the first tick it does not hold)."""
+    release: Duration = Field(default=600.0, ge=0)
+    """Once active, the signal stays active until the condition held for less than a quarter of
+    the last ``release`` seconds (0: inactive at the first tick it does not hold): 7.5 minutes
+    after a clean stop, and minutes after an incident whose aftermath still trips the
+    condition now and then (``detectors/sustain.py``)."""
     surge_ratio: float = Field(default=1.4, gt=1)
     """Arrivals outpacing answers: a Poisson CUSUM on the channel's queued contacts, tuned for
     this multiple of the usual hour-of-week rate (``complaint_cusum.py``, the same code as the

@@ -118,8 +118,9 @@ CASES = [
     ),
     Case(
         # no for: the detector held its condition from 3300 (00:55) for 5m and says active
-        # at E with since = 3300; its condition ends at 3660, the detector lets go 5m later
-        # (its release), so the rule (no keep_firing_for) resolves at 3960 (01:06), 11m
+        # at E with since = 3300; its condition ends at 3660 and the detector lets go 5m later
+        # (a hand-made signal: the detector's own timing is tested in test_backlog.py), so the
+        # rule (no keep_firing_for) resolves at 3960 (01:06), 11m
         "BacklogGrowing",
         Signal(
             "backlog_growth",

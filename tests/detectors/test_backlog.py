@@ -101,11 +101,13 @@ def test_default_persistence_holds_five_minutes_each_way() -> None:
     # a caller every 10 s from 0 to 390 s, nobody answers until 400 s: the oldest wait grows
     # at 1 s/s and the condition holds from 15 s (two waiting, horizon 5 s: as above) at every
     # tick. Sustain 5m: active at 315 s, since 15 s. All are answered at 400 s: nobody waits,
-    # the condition ends; release 5m: inactive at 700 s.
+    # the condition ends; release 10m: inactive once it held for less than a quarter (150 s) of
+    # the last 10 minutes: at 850 s the window (250, 850] holds (250, 399], 149 s (at 849 s:
+    # 150 s).
     feed = Feed(only({"backlog_growth": {"channels": ["voice"], "horizon": 5, "min_waiting": 2}}))
     active = {}
     since = math.nan
-    for second in range(800):
+    for second in range(1000):
         if second < 400 and second % 10 == 0:
             feed.event("contact.queued", second, "voice", contact_id=f"c{second}", queue="tech")
         if second == 400:
@@ -115,5 +117,5 @@ def test_default_persistence_holds_five_minutes_each_way() -> None:
         active[second] = s.active
         if second == 315:
             since = s.since
-    assert [t for t in active if active[t] != active.get(t - 1, False)] == [315, 700]
+    assert [t for t in active if active[t] != active.get(t - 1, False)] == [315, 850]
     assert since == T0 + 15

@@ -1,5 +1,6 @@
-"""A detector's own persistence (``Sustain``): the edges of a rule's ``for`` and
-``keep_firing_for``, checked by hand and against the rule state machine itself."""
+"""A detector's own persistence (``Sustain``): by hand, and against a brute-force model of its
+rule (held at every tick for ``hold``; released once it held for less than ``share`` of the
+last ``release`` seconds). The hand-worked cases use a share of one half."""
 
 from __future__ import annotations
 
@@ -8,78 +9,97 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from support_monitor.alerts.state import RuleState, Sample
 from support_monitor.detectors.sustain import Sustain
 
-LABELS = (("alertname", "BacklogGrowing"), ("channel", "voice"))
 
-
-def test_hold_and_release_by_hand() -> None:
-    s = Sustain(hold=3, release=2)
+def test_hold_by_hand() -> None:
+    s = Sustain(hold=3, release=4, share=0.5)
     # holds at 0-2 (3 s is not reached), breaks at 3, holds from 4: active at 7 (7 - 4 >= 3)
-    held = [True, True, True, False, True, True, True, True, False, True, False, False, False]
-    got = [s.step(float(t), c) for t, c in enumerate(held)]
-    assert got == [False] * 7 + [True, True, True, True, True, False]
-    # t=8 breaks (cleared at 8), t=9 holds again (the clock restarts), t=10 breaks (cleared at
-    # 10), t=11: 1 s < 2, t=12: 2 s >= 2: released
+    pattern = [True, True, True, False, True, True, True, True]
+    assert [s.step(float(t), c) for t, c in enumerate(pattern)] == [False] * 7 + [True]
+    assert s.since == 4.0
+
+
+def test_release_by_share_by_hand() -> None:
+    s = Sustain(hold=2, release=4, share=0.5)
+    for t in range(3):
+        s.step(float(t), condition=True)
+    assert s.active  # held at 0, 1, 2
+    # last 4 s at t=3: (-1, 3], held (0, 2] = 2 s: not below half: still active
+    assert s.step(3.0, condition=False)
+    # t=4: (0, 4], held (0, 2] = 2 s: still active; t=5: (1, 5], held (1, 2] = 1 s < 2: released
+    assert s.step(4.0, condition=False)
+    assert not s.step(5.0, condition=False)
     assert math.isnan(s.since)
 
 
-def test_since_is_the_start_of_the_run_that_made_it_active() -> None:
-    s = Sustain(hold=5, release=5)
-    for t in range(10):
-        s.step(100.0 + t, t >= 2)
+def test_a_flickering_condition_releases_a_clean_one_holds() -> None:
+    # 10 s held, then held 1 tick in 5 (20%): released once the last 10 s held less than 5 s
+    s = Sustain(hold=10, release=10, share=0.5)
+    for t in range(11):
+        s.step(float(t), condition=True)
     assert s.active
-    assert s.since == 102.0
-    s.step(110.0, condition=False)
-    assert s.since == 102.0  # still active while released for less than 5 s
+    states = [s.step(float(t), condition=(t % 5 == 0)) for t in range(11, 30)]
+    # at t: held time in (t - 10, t] = (10 - (t - 10)) from the run + 1 s at t = 15
+    # t=14: 6 s; t=15: 5 s + 1 s (held: no release at a held tick); t=16: 4 + 1 = 5; t=17: 4
+    assert states.index(False) == 17 - 11
+    assert not any(states[17 - 11 :])  # a single held tick never holds for 10 s again
 
 
 def test_zero_hold_and_release_follow_the_condition() -> None:
-    s = Sustain(hold=0, release=0)
+    s = Sustain(hold=0, release=0, share=0.5)
     pattern = [False, True, False, True, True, False]
     assert [s.step(float(t), c) for t, c in enumerate(pattern)] == pattern
 
 
 def test_dump_and_load_continue_the_same_way() -> None:
-    a = Sustain(hold=4, release=4)
+    a = Sustain(hold=4, release=6)
     for t in range(6):
         a.step(float(t), condition=True)
     a.step(6.0, condition=False)
-    b = Sustain(hold=4, release=4)
+    b = Sustain(hold=4, release=6)
     b.load(a.dump())
-    for t in range(7, 12):
-        assert a.step(float(t), condition=False) == b.step(float(t), condition=False)
-    assert not b.active
+    for t in range(7, 14):
+        c = t % 3 == 0
+        assert a.step(float(t), condition=c) == b.step(float(t), condition=c)
 
 
-def _pages(state: RuleState, timeline: list[tuple[float, bool]]) -> list[tuple[float, str]]:
-    """(t, "firing") and (t, "resolved") of one label set's alert over the timeline."""
-    out: list[tuple[float, str]] = []
-    for t, active in timeline:
-        samples = [Sample(LABELS, 0.0, {})] if active else []
-        for tr in state.eval(t, samples):
-            if tr.state == "firing":
-                out.append((t, "firing"))
-            elif tr.previous == "firing":
-                out.append((t, "resolved"))
+def _model(
+    timeline: list[tuple[float, bool]], hold: float, release: float, share: float
+) -> list[bool]:
+    """The rule written out over the whole history at every tick."""
+    out: list[bool] = []
+    active = False
+    for i, (now, condition) in enumerate(timeline):
+        if condition:
+            start = i
+            while start > 0 and timeline[start - 1][1]:
+                start -= 1
+            if not active and now - timeline[start][0] >= hold:
+                active = True
+        elif active:
+            held = 0.0
+            for j in range(1, i + 1):
+                t, c = timeline[j]
+                lo = max(timeline[j - 1][0], now - release)
+                if c and t > lo:
+                    held += t - lo
+            if release <= 0 or held / release < share:
+                active = False
+        out.append(active)
     return out
 
 
 @given(
-    st.lists(st.booleans(), min_size=1, max_size=200),
+    st.lists(st.booleans(), min_size=1, max_size=150),
     st.integers(min_value=0, max_value=12),
     st.integers(min_value=0, max_value=12),
     st.sampled_from([1.0, 2.5]),
+    st.sampled_from([0.25, 0.5]),
 )
-def test_same_firing_and_resolve_ticks_as_the_rule_state_machine(
-    pattern: list[bool], hold: int, release: int, step: float
+def test_against_the_rule_written_out(
+    pattern: list[bool], hold: int, release: int, step: float, share: float
 ) -> None:
-    """A condition under a rule with ``for``/``keep_firing_for`` and the same condition
-    through ``Sustain`` under a rule with neither fire and resolve at the same ticks."""
     timeline = [(i * step, c) for i, c in enumerate(pattern)]
-    expected = _pages(RuleState(hold=hold, keep_firing_for=release, resolved_retention=0), timeline)
-    sustain = Sustain(hold=hold, release=release)
-    persisted = [(t, sustain.step(t, c)) for t, c in timeline]
-    got = _pages(RuleState(hold=0, keep_firing_for=0, resolved_retention=0), persisted)
-    assert got == expected
+    sustain = Sustain(hold=hold, release=release, share=share)
+    assert [sustain.step(t, c) for t, c in timeline] == _model(timeline, hold, release, share)
