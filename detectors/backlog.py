@@ -339,7 +339,7 @@ class BacklogGrowthDetector(WorstExport):
         elif surge:
             cause = f"backlog growing, {surge_words}"
         else:
-            cause = "backlog growing" if growing else "no backlog growing"
+            cause = "backlog growing" if growing else "backlog not growing now"
         queue_words = f" in {queue}" if queue else ""
         summary = (
             f"{channel}: {cause}, {waiting} waiting, oldest {format_duration(oldest)}"

@@ -91,11 +91,15 @@ def _dump_signal(s: Signal) -> list[object]:
         _num(s.expected),
         [list(kv) for kv in s.labels],
         s.summary,
+        _num(s.since),
     ]
 
 
 def _load_signal(data: list[Any]) -> Signal:
-    detector, channel, active, score, threshold, expected, labels, summary = data
+    """A signal of ``_dump_signal``; one written before ``since`` existed has 8 fields."""
+    detector, channel, active, score, threshold, expected, labels, summary, *since = data
+    if len(since) > 1:
+        raise ValueError(f"a signal has {len(data)} fields, not 8 or 9")
     return Signal(
         detector=str(detector),
         channel=str(channel),
@@ -105,6 +109,7 @@ def _load_signal(data: list[Any]) -> Signal:
         expected=_float(expected),
         labels=tuple((str(k), str(v)) for k, v in labels),
         summary=str(summary),
+        since=_float(since[0]) if since else math.nan,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections import deque
@@ -9,6 +10,7 @@ from collections import deque
 import pytest
 
 from support_monitor.detectors.backlog import seconds_to_breach, slope
+from support_monitor.detectors.suite import DetectorSuite
 from tests.detectors.detector_streams import RAW, T0, Feed, Script, episodes, only, pick
 
 DEGRADE = 3600  # service falls behind from here on
@@ -119,3 +121,29 @@ def test_default_persistence_holds_five_minutes_each_way() -> None:
             since = s.since
     assert [t for t in active if active[t] != active.get(t - 1, False)] == [315, 850]
     assert since == T0 + 15
+
+
+def test_persistence_survives_a_snapshot() -> None:
+    # the scenario above, cut at 500 s (active since 15 s, the condition ended at 400 s): a
+    # suite restored from the cut's state (through JSON) says what the uninterrupted one says,
+    # ``since`` included, and lets go at the same tick (850 s)
+    feed = Feed(only({"backlog_growth": {"channels": ["voice"], "horizon": 5, "min_waiting": 2}}))
+    restored = None
+    for second in range(1000):
+        if second < 400 and second % 10 == 0:
+            feed.event("contact.queued", second, "voice", contact_id=f"c{second}", queue="tech")
+        if second == 400:
+            for queued in range(0, 400, 10):
+                feed.event("contact.answered", 400, "voice", contact_id=f"c{queued}")
+        s = pick(feed.tick(second), "backlog_growth", "voice")
+        if second == 500:
+            settings = feed.settings
+            restored = DetectorSuite(settings.detectors, settings.channels, settings.window_seconds)
+            restored.restore_state(json.loads(json.dumps(feed.suite.export_state())))
+            assert repr(pick(restored.last, "backlog_growth", "voice")) == repr(s)  # NaN fields
+            assert s.active
+            assert s.since == T0 + 15
+        elif restored is not None:
+            again = pick(restored.evaluate(feed.engine, T0 + second), "backlog_growth", "voice")
+            assert repr(again) == repr(s)
+            assert s.active == (second < 850)
