@@ -383,7 +383,8 @@ def default_rules() -> tuple[AlertRule, ...]:
                 _RESOLVED + "{value_now:.0f} agents available, busy or in after-call work now; "
                 "queues: {queue_now}.",
             ),
-            **{"for": "20m", "keep_firing_for": "10m"},
+            # no for / keep_firing_for: the detector holds its condition 20m (understaffing.sustain)
+            # and lets go as backlog_growth does (understaffing.release)
         ),
         _rule(
             "EstimatedWaitHigh",
@@ -404,7 +405,8 @@ def default_rules() -> tuple[AlertRule, ...]:
                 _RESOLVED + "A contact arriving now waits about {value_now:dur} on average "
                 "(answer target {expected:dur}).",
             ),
-            **{"for": "25m", "keep_firing_for": "10m"},
+            # no for / keep_firing_for: the detector holds its condition 25m
+            # (estimated_wait.sustain) and lets go as backlog_growth does (.release)
         ),
     )
 

@@ -4,9 +4,12 @@ Per live channel, the oldest wait w (the ``support_queue_oldest_wait_seconds`` g
 queues) must not reach T. The oldest wait grows at 1 s/s while nobody is answered and stays flat
 when answers keep pace, so its recent growth rate r (least-squares slope over ``rate_window``,
 clamped to 0..1) says how fast the head of the queue moves toward T. The projected time to breach
-is (T - w) / r (0 once w >= T, infinite when r <= 0). Active when that projection is within
-``horizon``, the queue is growing (more contacts queued than answered or abandoned in ``window``),
-and at least ``min_waiting`` contacts wait. score = projected seconds, threshold = horizon.
+is (T - w) / r (0 once w >= T, infinite when r <= 0). The condition holds when that projection
+is within ``horizon``, the queue is growing (more contacts queued than answered or abandoned in
+``window``) and at least ``min_waiting`` contacts wait, or when the arrival CUSUM is active
+(arrivals well above the usual rate for this hour). The signal is active once the condition held
+at every tick for ``sustain``, until it held for less than a quarter of ``release``
+(``detectors/sustain.py``). score = projected seconds, threshold = horizon.
 """
 
 from __future__ import annotations

@@ -486,9 +486,9 @@ class BacklogGrowthSettings(_Model):
     its own persistence so that the many approaches of a waiting customer to T on healthy
     traffic, each a few seconds long, do not show as pending alerts; the default rule has no
     ``for`` of its own."""
-    release: Duration = Field(default=600.0, ge=0)
+    release: Duration = Field(default=1200.0, ge=0)
     """Once active, the signal stays active until the condition held for less than a quarter of
-    the last ``release`` seconds (0: inactive at the first tick it does not hold): 7.5 minutes
+    the last ``release`` seconds (0: inactive at the first tick it does not hold): 15 minutes
     after a clean stop, and minutes after an incident whose aftermath still trips the
     condition now and then (``detectors/sustain.py``)."""
     surge_ratio: float = Field(default=1.4, gt=1)
@@ -599,6 +599,12 @@ class UnderstaffingSettings(_StaffingModel):
     recover_ratio: float = Field(default=0.7, gt=0, le=1)
     """Hysteresis: once active, stays active until the agents reach ``recover_ratio`` x
     required (or the shortfall is gone, or the volume guard stops judging)."""
+    sustain: Duration = Field(default=1200.0, ge=0)
+    """The condition must hold at every tick this long before the signal is active; the
+    default ``Understaffed`` rule has no ``for`` of its own (as ``backlog_growth.sustain``)."""
+    release: Duration = Field(default=1200.0, ge=0)
+    """Then active until the condition held for less than a quarter of the last ``release``
+    seconds (as ``backlog_growth.release``)."""
 
     def check(
         self, key: str, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
@@ -621,6 +627,13 @@ class EstimatedWaitSettings(_StaffingModel):
     recover_multiple: float | None = Field(default=None, gt=0)
     """Hysteresis: once active, stays active until the estimate is at or below this multiple of
     T; default 0.75 x ``multiple``."""
+    sustain: Duration = Field(default=1500.0, ge=0)
+    """The condition must hold at every tick this long before the signal is active; the
+    default ``EstimatedWaitHigh`` rule has no ``for`` of its own (as
+    ``backlog_growth.sustain``)."""
+    release: Duration = Field(default=1200.0, ge=0)
+    """Then active until the condition held for less than a quarter of the last ``release``
+    seconds (as ``backlog_growth.release``)."""
 
     @property
     def effective_recover(self) -> float:

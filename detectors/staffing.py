@@ -32,6 +32,7 @@ from support_monitor.detectors.config import (
 )
 from support_monitor.detectors.readings import Groups, GroupsUpdate, Readings, WorstExport, fmt
 from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.sustain import Sustain
 from support_monitor.monitor.config_channel import ChannelSettings
 from support_monitor.monitor.engine.erlang import Staffing, staffing
 from support_monitor.monitor.engine.windows import SlidingWindows
@@ -70,7 +71,9 @@ def format_seconds(seconds: int) -> str:
 
 
 class _StaffingDetector(WorstExport):
-    """What both detectors share: the scope, the inputs and the hysteresis flags."""
+    """What both detectors share: the scope, the inputs, the hysteresis flags and the
+    persistence of each channel's condition (``Sustain``: the signal is active once the
+    condition held for ``sustain``, until it held less than a quarter of ``release``)."""
 
     name: str
     upward: bool
@@ -101,18 +104,38 @@ class _StaffingDetector(WorstExport):
             target = ch.service_level_target
             self._level[name] = DEFAULT_LEVEL if target is None else target
         self._active: dict[str, bool] = dict.fromkeys(channels, False)
+        """The hysteresis flags: whether each channel's condition held at the last tick."""
+        self._sustain = {ch: self._new_sustain() for ch in channels}
         self._keys: list[tuple[float, ...] | None] = [None] * len(channels)
         """Per channel: the :meth:`key` of its last judgement (``()``: no agent seen)."""
+        self._got: list[Inputs | None] = [None] * len(channels)
+        """Per channel: the inputs of its last judgement (``None``: no agent seen)."""
+        self._shown: list[tuple[bool, float] | None] = [None] * len(channels)
+        """Per channel: (active, since) of its last signal."""
         self._groups: Groups = [[] for _ in channels]
 
+    def _new_sustain(self) -> Sustain:
+        return Sustain(self.settings.sustain, self.settings.release)
+
     def export_state(self) -> dict[str, object]:
-        """The hysteresis flags: which channels were active at the last tick."""
-        return {"active": [ch for ch, on in self._active.items() if on]}
+        """The hysteresis flags (which channels' conditions held at the last tick) and each
+        channel's persistence."""
+        return {
+            "active": [ch for ch, on in self._active.items() if on],
+            "sustain": {ch: p.dump() for ch, p in self._sustain.items()},
+        }
 
     def restore_state(self, data: dict[str, Any]) -> None:
         active = {str(ch) for ch in data["active"]}
         self._active = {ch: ch in active for ch in self.channels}
+        sustain = {ch: self._new_sustain() for ch in self.channels}
+        for ch, stored in data.get("sustain", {}).items():
+            if ch in sustain:
+                sustain[ch].load(stored)
+        self._sustain = sustain
         self._keys = [None] * len(self.channels)  # judge every channel again
+        self._got = [None] * len(self.channels)
+        self._shown = [None] * len(self.channels)
 
     def key(self, windows: SlidingWindows, agents: int) -> tuple[int, int, int, int, float]:
         """What the channel's Erlang C inputs are computed from: agents, contacts ended and
@@ -139,29 +162,36 @@ class _StaffingDetector(WorstExport):
         out = GroupsUpdate(self._groups)
         channels = readings.channels
         workforce = readings.engine.workforce
+        now = readings.now
         for i, channel in enumerate(self.channels):
-            # Judged again only when what its inputs are made of changed.
+            # Judged again only when what its inputs are made of changed; the persistence
+            # steps at every tick.
             agents = workforce.working(channel)
             windows = channels[channel].windows
             key = () if agents is None else self.key(windows, agents)
-            if key == self._keys[i]:
+            changed = key != self._keys[i]
+            if changed:
+                self._keys[i] = key
+                got = None
+                if key:
+                    got = self.inputs(key)
+                    got.result = staffing(
+                        got.rate,
+                        got.handle,
+                        got.agents,
+                        self._answer[channel],
+                        self._level[channel],
+                        with_wait=self.needs_wait,
+                    )
+                self._got[i] = got
+                self._active[channel] = got is not None and self.condition(channel, got)
+            sustain = self._sustain[channel]
+            shown = (sustain.step(now, self._active[channel]), sustain.since)
+            if not changed and shown == self._shown[i]:
                 continue
-            self._keys[i] = key
-            if not key:
-                signals: list[Signal] = []
-                self._active[channel] = False
-            else:
-                got = self.inputs(key)
-                got.result = staffing(
-                    got.rate,
-                    got.handle,
-                    got.agents,
-                    self._answer[channel],
-                    self._level[channel],
-                    with_wait=self.needs_wait,
-                )
-                signals = [self.judge(channel, got)]
-            out[i] = signals
+            self._shown[i] = shown
+            got = self._got[i]
+            out[i] = [] if got is None else [self.judge(channel, got, sustain)]
         self._groups = out.result()
         return self._groups
 
@@ -176,7 +206,11 @@ class _StaffingDetector(WorstExport):
             return "no contact ended in the handle-time window yet"
         return ""
 
-    def judge(self, channel: str, got: Inputs) -> Signal:
+    def condition(self, channel: str, got: Inputs) -> bool:
+        """Whether the condition holds now (its hysteresis included: ``_active``)."""
+        raise NotImplementedError
+
+    def judge(self, channel: str, got: Inputs, sustain: Sustain) -> Signal:
         raise NotImplementedError
 
 
@@ -192,20 +226,23 @@ class UnderstaffingDetector(_StaffingDetector):
     needs_wait = False
     settings: UnderstaffingSettings
 
-    def judge(self, channel: str, got: Inputs) -> Signal:
+    def condition(self, channel: str, got: Inputs) -> bool:
+        s = self.settings
+        assert got.result is not None
+        required = got.result.required
+        agents = got.agents
+        if self.guard(got) or math.isnan(required):
+            return False
+        start = agents < s.ratio * required and required - agents >= s.min_shortfall
+        hold = self._active[channel] and agents < s.recover_ratio * required and agents < required
+        return start or hold
+
+    def judge(self, channel: str, got: Inputs, sustain: Sustain) -> Signal:
         s = self.settings
         assert got.result is not None
         required = got.result.required
         agents = got.agents
         guard = self.guard(got)
-        was = self._active[channel]
-        if guard or math.isnan(required):
-            active = False
-        else:
-            start = agents < s.ratio * required and required - agents >= s.min_shortfall
-            hold = was and agents < s.recover_ratio * required and agents < required
-            active = start or hold
-        self._active[channel] = active
         level = self._level[channel]
         answer = self._answer[channel]
         if guard:
@@ -220,11 +257,12 @@ class UnderstaffingDetector(_StaffingDetector):
         return Signal(
             detector=self.name,
             channel=channel,
-            active=active,
+            active=sustain.active,
             score=float(agents),
             threshold=s.ratio * required,
             expected=required,
             summary=summary,
+            since=sustain.since,
         )
 
 
@@ -238,19 +276,23 @@ class EstimatedWaitDetector(_StaffingDetector):
     upward = True
     settings: EstimatedWaitSettings
 
-    def judge(self, channel: str, got: Inputs) -> Signal:
+    def condition(self, channel: str, got: Inputs) -> bool:
+        s = self.settings
+        assert got.result is not None
+        wait = got.result.wait_seconds
+        answer = self._answer[channel]
+        if self.guard(got) or math.isnan(wait):
+            return False
+        was = self._active[channel]
+        return wait > s.multiple * answer or (was and wait > s.effective_recover * answer)
+
+    def judge(self, channel: str, got: Inputs, sustain: Sustain) -> Signal:
         s = self.settings
         assert got.result is not None
         wait = got.result.wait_seconds
         answer = self._answer[channel]
         limit = s.multiple * answer
         guard = self.guard(got)
-        was = self._active[channel]
-        if guard or math.isnan(wait):
-            active = False
-        else:
-            active = wait > limit or (was and wait > s.effective_recover * answer)
-        self._active[channel] = active
         if guard:
             summary = f"{channel} estimated wait not judged: {guard}"
         else:
@@ -268,9 +310,10 @@ class EstimatedWaitDetector(_StaffingDetector):
         return Signal(
             detector=self.name,
             channel=channel,
-            active=active,
+            active=sustain.active,
             score=wait,
             threshold=limit,
             expected=answer,
             summary=summary,
+            since=sustain.since,
         )

@@ -2,16 +2,17 @@
 
 Active once the condition has held at every tick for ``hold`` seconds (the edge of an alert
 rule's ``for``). Then active until, over the last ``release`` seconds, the condition held for
-less than ``share`` of the time (default ``RELEASE_SHARE``, a quarter: with a 10-minute release,
-7.5 minutes after a clean stop). A rule's ``keep_firing_for`` would instead wait for
+less than ``share`` of the time (default ``RELEASE_SHARE``, a quarter: with a 20-minute release,
+15 minutes after a clean stop). A rule's ``keep_firing_for`` would instead wait for
 ``release`` seconds in which it never held: a condition that holds for a few seconds every few
 minutes on healthy traffic (a waiting customer nearing T) would then keep an alert firing all
 day after a 30-minute incident.
 
 A tick at which the condition holds counts the time since the previous tick as held. Those
 times are kept as runs, within the last ``release`` seconds: at most one run per two ticks of
-that span (300 at one tick a second and a 10-minute release), each a list of two floats (about
-130 bytes).
+that span, each a list of two floats (about 120 bytes): 600 runs, about 72 KB, at one tick a
+second and a 20-minute release for a condition that flips at every tick; a few runs
+otherwise.
 """
 
 from __future__ import annotations

@@ -118,9 +118,9 @@ CASES = [
     ),
     Case(
         # no for: the detector held its condition from 3300 (00:55) for 5m and says active
-        # at E with since = 3300; its condition ends at 3660 and the detector lets go 5m later
-        # (a hand-made signal: the detector's own timing is tested in test_backlog.py), so the
-        # rule (no keep_firing_for) resolves at 3960 (01:06), 11m
+        # at E with since = 3300; here its signal stays active 5m after E + 60 (a hand-made
+        # signal: the detector's own timing is tested in test_backlog.py), so the rule (no
+        # keep_firing_for) resolves at 3960 (01:06), 11m
         "BacklogGrowing",
         Signal(
             "backlog_growth",
@@ -227,8 +227,10 @@ CASES = [
         "answers from detractors now, usually 20%.",
     ),
     Case(
-        "Understaffed",  # for 20m: active 2400 (00:40); kff 10m: resolved 4260 (01:11), 31m
-        _sig("understaffing", "voice", 3.0, 4.8, 8.0),
+        # no for: the detector held its condition from 2400 (00:40) for 20m; here its signal
+        # stays active 10m after E + 60 (hand-made), resolved 4260 (01:11), 31m
+        "Understaffed",
+        _sig("understaffing", "voice", 3.0, 4.8, 8.0, since=T0 + 2400),
         _sig("understaffing", "voice", 7.0, 4.8, 8.0, active=False),
         "voice: 3 agents on the queue, 8 needed",
         "Erlang C says voice needs 8 agents to reach its service-level target (80% within "
@@ -237,10 +239,12 @@ CASES = [
         "voice: staffing recovered, 7 agents on the queue now; lasted 31m",
         "Resolved after 31m (from 2026-03-02 00:40 UTC to 2026-03-02 01:11 UTC). 7 agents "
         "available, busy or in after-call work now; queues: nobody is waiting now.",
+        release=600,
     ),
     Case(
-        "EstimatedWaitHigh",  # for 25m: active 2100 (00:35); kff 10m: resolved 4260 (01:11), 36m
-        _sig("estimated_wait", "voice", math.inf, 100.0, 20.0),
+        # no for: held from 2100 (00:35) for 25m; resolved 4260 (01:11) as above, 36m
+        "EstimatedWaitHigh",
+        _sig("estimated_wait", "voice", math.inf, 100.0, 20.0, since=T0 + 2100),
         _sig("estimated_wait", "voice", 30.0, 100.0, 20.0, active=False),
         "voice: estimated wait unbounded for a contact arriving now (answer target 20s)",
         "Erlang C's estimated average wait for a contact arriving now on voice: unbounded "
@@ -249,6 +253,7 @@ CASES = [
         "voice: estimated wait back to 30s (answer target 20s); lasted 36m",
         "Resolved after 36m (from 2026-03-02 00:35 UTC to 2026-03-02 01:11 UTC). A contact "
         "arriving now waits about 30s on average (answer target 20s).",
+        release=600,
     ),
 ]
 

@@ -6,6 +6,7 @@ import json
 import math
 import random
 from collections import deque
+from collections.abc import Iterator
 
 import pytest
 
@@ -99,42 +100,43 @@ def test_single_waiting_contact_is_ignored_with_min_waiting_two():
     assert not any(pick(feed.tick(t), "backlog_growth", "voice").active for t in range(1, 30))
 
 
-def test_default_persistence_holds_five_minutes_each_way() -> None:
-    # a caller every 10 s from 0 to 390 s, nobody answers until 400 s: the oldest wait grows
-    # at 1 s/s and the condition holds from 15 s (two waiting, horizon 5 s: as above) at every
-    # tick. Sustain 5m: active at 315 s, since 15 s. All are answered at 400 s: nobody waits,
-    # the condition ends; release 10m: inactive once it held for less than a quarter (150 s) of
-    # the last 10 minutes: at 850 s the window (250, 850] holds (250, 399], 149 s (at 849 s:
-    # 150 s).
+def _held_then_answered() -> Iterator[tuple[Feed, int]]:
+    """A caller every 10 s from 0 to 390 s, nobody answers until 400 s, then all are: the feed
+    (default persistence, horizon 5 s, two waiting at least) at each second from 0 to 1499,
+    its events applied."""
     feed = Feed(only({"backlog_growth": {"channels": ["voice"], "horizon": 5, "min_waiting": 2}}))
-    active = {}
-    since = math.nan
-    for second in range(1000):
+    for second in range(1500):
         if second < 400 and second % 10 == 0:
             feed.event("contact.queued", second, "voice", contact_id=f"c{second}", queue="tech")
         if second == 400:
             for queued in range(0, 400, 10):
                 feed.event("contact.answered", 400, "voice", contact_id=f"c{queued}")
+        yield feed, second
+
+
+def test_default_persistence_holds_five_minutes_each_way() -> None:
+    # the oldest wait grows at 1 s/s and the condition holds from 15 s (two waiting, horizon
+    # 5 s: as above) at every tick. Sustain 5m: active at 315 s, since 15 s. All are answered
+    # at 400 s: nobody waits, the condition ends; release 20m: inactive once it held for less
+    # than a quarter (300 s) of the last 20 minutes: at 1300 s the window (100, 1300] holds
+    # (100, 399], 299 s (at 1299 s: 300 s).
+    active = {}
+    since = math.nan
+    for feed, second in _held_then_answered():
         s = pick(feed.tick(second), "backlog_growth", "voice")
         active[second] = s.active
         if second == 315:
             since = s.since
-    assert [t for t in active if active[t] != active.get(t - 1, False)] == [315, 850]
+    assert [t for t in active if active[t] != active.get(t - 1, False)] == [315, 1300]
     assert since == T0 + 15
 
 
 def test_persistence_survives_a_snapshot() -> None:
     # the scenario above, cut at 500 s (active since 15 s, the condition ended at 400 s): a
     # suite restored from the cut's state (through JSON) says what the uninterrupted one says,
-    # ``since`` included, and lets go at the same tick (850 s)
-    feed = Feed(only({"backlog_growth": {"channels": ["voice"], "horizon": 5, "min_waiting": 2}}))
+    # ``since`` included, and lets go at the same tick (1300 s)
     restored = None
-    for second in range(1000):
-        if second < 400 and second % 10 == 0:
-            feed.event("contact.queued", second, "voice", contact_id=f"c{second}", queue="tech")
-        if second == 400:
-            for queued in range(0, 400, 10):
-                feed.event("contact.answered", 400, "voice", contact_id=f"c{queued}")
+    for feed, second in _held_then_answered():
         s = pick(feed.tick(second), "backlog_growth", "voice")
         if second == 500:
             settings = feed.settings
@@ -146,4 +148,4 @@ def test_persistence_survives_a_snapshot() -> None:
         elif restored is not None:
             again = pick(restored.evaluate(feed.engine, T0 + second), "backlog_growth", "voice")
             assert repr(again) == repr(s)
-            assert s.active == (second < 850)
+            assert s.active == (second < 1300)

@@ -24,7 +24,7 @@ from support_monitor.detectors.signal import Signal
 from support_monitor.detectors.suite import DetectorSuite
 from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.errors import ConfigError
-from tests.detectors.detector_streams import T0, Feed, config, only, pick
+from tests.detectors.detector_streams import RAW, T0, Feed, config, only, pick
 
 A = 8.0
 AHT = 240.0
@@ -52,7 +52,8 @@ def test_the_independent_model_gives_the_numbers_the_tests_use() -> None:
     assert wait(10) == pytest.approx(49.10, abs=0.01)
 
 
-STAFFING: dict[str, Any] = {"understaffing": {}, "estimated_wait": {}}
+STAFFING: dict[str, Any] = {"understaffing": {**RAW}, "estimated_wait": {**RAW}}
+"""Both detectors without their persistence: a signal is the condition at its tick."""
 
 
 def _stream(feed: Feed, until: float, agents: int = 12) -> None:
@@ -166,7 +167,7 @@ def test_estimated_wait_above_five_times_t_fires_on_overload_and_on_a_long_wait(
 def test_estimated_wait_hysteresis_holds_between_the_two_levels() -> None:
     # recover_multiple 2.5: W(10) = 49.1 s is at or below 50 s, so resolve; with 2.0 it is not
     for recover, held in ((2.5, False), (2.0, True)):
-        feed = Feed(only({"estimated_wait": {"recover_multiple": recover}}))
+        feed = Feed(only({"estimated_wait": {"recover_multiple": recover, **RAW}}))
         _stream(feed, 3800)
         _agents(feed, 3620, range(9, 12), "offline")  # 9 agents: 156.8 s
         assert pick(feed.tick(3625), "estimated_wait", "voice").active
@@ -196,7 +197,12 @@ def test_volume_guard_keeps_a_night_queue_quiet() -> None:
             "not judged: only 3 contacts queued in the window (min_arrivals 30)" in signal.summary
         )
     # The guard is what holds them: with min_arrivals 1 both fire on the same stream.
-    loud = night({"understaffing": {"min_arrivals": 1}, "estimated_wait": {"min_arrivals": 1}})
+    loud = night(
+        {
+            "understaffing": {"min_arrivals": 1, **RAW},
+            "estimated_wait": {"min_arrivals": 1, **RAW},
+        }
+    )
     assert pick(loud, "understaffing", "voice").active
     assert pick(loud, "estimated_wait", "voice").active
 
@@ -274,10 +280,34 @@ def test_defaults_and_rules() -> None:
         "Understaffed",
         "warning",
     )
-    assert rules["understaffing"].for_ == 1200  # 20 min: 0 false pages on the benchmark
-    assert (rules["estimated_wait"].alert, rules["estimated_wait"].for_) == (
-        "EstimatedWaitHigh",
-        1500,
-    )
+    # the detectors hold their conditions (20 and 25 min: 0 false pages on the benchmark)
+    assert (settings.detectors.understaffing.sustain, rules["understaffing"].for_) == (1200, 0)
+    assert rules["estimated_wait"].alert == "EstimatedWaitHigh"
+    assert (settings.detectors.estimated_wait.sustain, rules["estimated_wait"].for_) == (1500, 0)
     for rule in (rules["understaffing"], rules["estimated_wait"]):
         assert rule.annotations["runbook_url"] == "{runbook_base_url}#" + rule.alert.lower()
+
+
+def test_the_default_detectors_hold_their_condition_before_saying_active() -> None:
+    # the understaffing of the first test, with the default persistence: the condition holds
+    # from 3625 s (6 agents for 11 needed), so the signal is active from 3625 + 20 min, since
+    # 3625 s; the estimated wait (unbounded: 8 Erlangs on 6 agents) from 3625 + 25 min
+    feed = Feed(only({"understaffing": {}, "estimated_wait": {}}))
+    _stream(feed, 5300)
+    _agents(feed, 3620, range(6, 12), "offline")
+    seen = {at: feed.tick(at) for at in (3625, 4824, 4825, 5124, 5125)}
+    assert [pick(seen[at], "understaffing", "voice").active for at in sorted(seen)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    assert pick(seen[4825], "understaffing", "voice").since == T0 + 3625
+    assert [pick(seen[at], "estimated_wait", "voice").active for at in sorted(seen)] == [
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
