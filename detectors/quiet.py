@@ -12,6 +12,10 @@ The replay's tick road jumps over a quiet gap once nothing the tick handlers rea
 
 A CUSUM learns each complete hour also inside a gap; its step closes every hour boundary it
 passes, so one long step learns exactly what a tick per second would.
+
+Once those conditions stop changing, a detector with its own persistence (``sustain``,
+``release``: ``detectors/sustain.py``) can still change its signal for the longer of the two
+(:func:`persistence_horizon`).
 """
 
 from __future__ import annotations
@@ -61,4 +65,15 @@ def detector_horizon(detectors: DetectorSettings, channels: Mapping[str, Channel
     if backlog.enabled and live:  # the arrival CUSUM runs on live channels only
         surge = backlog.surge_threshold
         spans.append(cusum_hold(backlog.surge_ratio, surge, surge / 2, SURGE_MIN_RATE_PER_HOUR))
+    return max(spans)
+
+
+def persistence_horizon(detectors: DetectorSettings) -> float:
+    """The longest time a detector's signal can still change after its condition stopped
+    changing: a condition that holds from then on is active ``sustain`` later; one that stopped
+    holding lets go within ``release`` (no held time is left in its window then)."""
+    spans = [0.0]
+    for persistent in (detectors.backlog_growth, detectors.understaffing, detectors.estimated_wait):
+        if persistent.enabled:
+            spans.append(max(persistent.sustain, persistent.release))
     return max(spans)

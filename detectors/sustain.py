@@ -47,6 +47,10 @@ class Sustain:
 
     def step(self, now: float, condition: bool) -> bool:
         """The persistent state at ``now`` given whether the condition holds at this tick."""
+        if not condition and not self.active and not self.held:  # the usual tick: nothing on
+            self.last = now
+            self.run_start = None
+            return False
         last, self.last = self.last, now
         if condition:
             if self.run_start is None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from support_monitor.detectors.quiet import detector_horizon
+from support_monitor.detectors.quiet import detector_horizon, persistence_horizon
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.stats import DaemonStats
@@ -29,8 +29,9 @@ def quiet_horizon(settings: Settings) -> float:
 
     Past ``last event + H`` nothing the tick handlers read can change any more: every window
     has drained, every deadline (target + allowed lateness) is decided, an oldest-wait threshold
-    has been crossed, and after that every alert ``for``, ``keep_firing_for``, resolved
-    retention and evaluation interval has run out. So the ticks up to the next event only repeat
+    has been crossed, then every detector's own persistence (``sustain``, ``release``), and
+    after that every alert ``for``, ``keep_firing_for``, resolved retention and evaluation
+    interval has run out. So the ticks up to the next event only repeat
     the same evaluation, and skipping them changes no output.
     """
     # The today window is left out: its reset wakes the road itself (Engine.next_wakeup), as
@@ -44,7 +45,8 @@ def quiet_horizon(settings: Settings) -> float:
     engine.append(detector_horizon(settings.detectors, settings.channels))
     rules = settings.alerts.rules
     alerts = (
-        max((r.for_ for r in rules), default=0.0)
+        persistence_horizon(settings.detectors)
+        + max((r.for_ for r in rules), default=0.0)
         + max((r.keep_firing_for for r in rules), default=0.0)
         + settings.alerts.resolved_retention
         + (settings.alerts.evaluation_interval or 0.0)

@@ -9,7 +9,10 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
+from support_monitor.detectors.quiet import persistence_horizon
 from support_monitor.detectors.sustain import Sustain
+from support_monitor.monitor.config import parse_settings
+from tests.detectors.detector_streams import config
 
 
 def test_hold_by_hand() -> None:
@@ -103,3 +106,16 @@ def test_against_the_rule_written_out(
     timeline = [(i * step, c) for i, c in enumerate(pattern)]
     sustain = Sustain(hold=hold, release=release, share=share)
     assert [sustain.step(t, c) for t, c in timeline] == _model(timeline, hold, release, share)
+
+
+def test_the_replay_jump_waits_for_the_longest_persistence() -> None:
+    # replay jumps over a quiet gap only after every detector's own persistence could have run
+    # out: the longer of sustain and release of each enabled persistent detector
+    def horizon(**detectors: dict[str, object]) -> float:
+        return persistence_horizon(parse_settings(config(detectors)).detectors)
+
+    assert horizon() == 1500  # estimated_wait: sustain 25m (release 20m)
+    assert horizon(estimated_wait={"enabled": False}) == 1200  # the others: release 20m
+    assert horizon(backlog_growth={"release": 3000}) == 3000
+    off = {"enabled": False}
+    assert horizon(estimated_wait=off, understaffing=off, backlog_growth=off) == 0

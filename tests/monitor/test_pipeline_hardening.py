@@ -358,9 +358,11 @@ def test_jumping_a_quiet_gap_gives_the_same_output_as_stepping() -> None:
     cfg = settings(channels=LIVE_CHANNELS, windows=["1m", "5m"])
     horizon = quiet_horizon(cfg)
     # the detectors' horizon (the surge CUSUM: (8 + ln 1.4 - 4) / (0.4 x 12/h) = 3,252 s), then
-    # the longest for (EstimatedWaitHigh 25m) + keep_firing_for 1800 + retention 900 s, + 2 ticks
+    # the longest persistence (estimated_wait: sustain 25m, release 20m), the longest for
+    # (AbandonRateHigh and ServiceLevelBurnSlow 10m) + keep_firing_for 1800 + retention 900 s,
+    # + 2 ticks
     surge = (8 + math.log(1.4) - 4) / (0.4 * 12 / 3600)
-    assert horizon == pytest.approx(max(300, 60 + 5, 120, surge) + 1500 + 1800 + 900 + 2)
+    assert horizon == pytest.approx(max(300, 60 + 5, 120, surge) + 1500 + 600 + 1800 + 900 + 2)
     gap = 1.6 * horizon
     waits = [
         _line("contact.queued", T0 + i, event_id=f"w{i}q", contact_id=f"w{i}", queue="tech")
