@@ -72,8 +72,5 @@ def persistence_horizon(detectors: DetectorSettings) -> float:
     """The longest time a detector's signal can still change after its condition stopped
     changing: a condition that holds from then on is active ``sustain`` later; one that stopped
     holding lets go within ``release`` (no held time is left in its window then)."""
-    spans = [0.0]
-    for persistent in (detectors.backlog_growth, detectors.understaffing, detectors.estimated_wait):
-        if persistent.enabled:
-            spans.append(max(persistent.sustain, persistent.release))
-    return max(spans)
+    persistent = (detectors.backlog_growth, detectors.understaffing, detectors.estimated_wait)
+    return max([0.0, *(max(p.sustain, p.release) for p in persistent if p.enabled)])
