@@ -5,6 +5,7 @@ last ``release`` seconds). The hand-worked cases use a share of one half."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -111,7 +112,7 @@ def test_against_the_rule_written_out(
 def test_the_replay_jump_waits_for_the_longest_persistence() -> None:
     # replay jumps over a quiet gap only after every detector's own persistence could have run
     # out: the longer of sustain and release of each enabled persistent detector
-    def horizon(**detectors: dict[str, object]) -> float:
+    def horizon(**detectors: Any) -> float:
         return persistence_horizon(parse_settings(config(detectors)).detectors)
 
     assert horizon() == 1500  # estimated_wait: sustain 25m (release 20m)
