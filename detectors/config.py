@@ -686,7 +686,7 @@ def _default_thresholds() -> tuple[ThresholdSettings, ...]:
             op="<",
             value=0.8,
             recover=0.82,
-            min_volume=10,
+            min_volume=20,
             confidence=0.999,
             cusum=ShareCusumSettings(),
         ),

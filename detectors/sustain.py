@@ -73,8 +73,8 @@ class Sustain:
         return self.active
 
     def _share(self, now: float) -> float:
-        """The share of the last ``release`` seconds in which the condition held (1 with a
-        ``release`` of 0 while it holds, 0 while it does not)."""
+        """The share of the last ``release`` seconds in which the condition held; 0 with a
+        ``release`` of 0 (read only at a tick without the condition: it lets go at once)."""
         if self.release <= 0:
             return 0.0
         edge = now - self.release
