@@ -226,8 +226,8 @@ def default_rules() -> tuple[AlertRule, ...]:
                 _RESOLVED + "Queues: {queue_now}; oldest wait {oldest_wait:dur} of "
                 "{answer_seconds:dur} allowed.",
             ),
-            # no for / keep_firing_for: the detector holds its condition 5m either way
-            # (backlog_growth.sustain and .release)
+            # no for / keep_firing_for: the detector holds its condition 5m before it says
+            # active and lets go itself (backlog_growth.sustain and .release)
         ),
         _rule(
             "TicketsAtRisk",

@@ -337,12 +337,12 @@ class BacklogGrowthDetector(WorstExport):
         projected = seconds_to_breach(answer, oldest, rate) if waiting else math.inf
         growing = waiting >= self.settings.min_waiting and inflow > outflow and rate > 0
         surge_words = f"arrivals above {self.settings.surge_ratio:g}x the usual rate for this hour"
-        if surge and not growing:
-            cause = surge_words
-        elif surge:
-            cause = f"backlog growing, {surge_words}"
-        else:
-            cause = "backlog growing" if growing else "backlog not growing now"
+        if surge:
+            cause = f"backlog growing, {surge_words}" if growing else surge_words
+        elif growing:
+            cause = "backlog growing"
+        else:  # still active while the detector lets go (release), or inactive
+            cause = "backlog growth easing" if sustain.active else "no backlog growth"
         queue_words = f" in {queue}" if queue else ""
         summary = (
             f"{channel}: {cause}, {waiting} waiting, oldest {format_duration(oldest)}"

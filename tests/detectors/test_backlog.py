@@ -122,13 +122,22 @@ def test_default_persistence_holds_five_minutes_each_way() -> None:
     # (100, 399], 299 s (at 1299 s: 300 s).
     active = {}
     since = math.nan
+    said = {}
     for feed, second in _held_then_answered():
         s = pick(feed.tick(second), "backlog_growth", "voice")
         active[second] = s.active
         if second == 315:
             since = s.since
+        if second in (315, 500, 1400):
+            said[second] = s.summary
     assert [t for t in active if active[t] != active.get(t - 1, False)] == [315, 1300]
     assert since == T0 + 15
+    # the sentence (the alert's title) while growing, while the detector lets go, and after
+    assert said == {
+        315: "voice: backlog growing, 32 waiting, oldest 5m 15s in tech (answer target 20s)",
+        500: "voice: backlog growth easing, 0 waiting, oldest 0s (answer target 20s)",
+        1400: "voice: no backlog growth, 0 waiting, oldest 0s (answer target 20s)",
+    }
 
 
 def test_persistence_survives_a_snapshot() -> None:
