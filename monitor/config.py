@@ -156,6 +156,12 @@ class ExporterSettings(FrozenModel):
     listen: str = "127.0.0.1:9108"
     tick_seconds: Duration = Field(default=1.0, gt=0)
     """How often the wall clock advances the engine and the alert rules are evaluated."""
+    early_tick_seconds: Duration | None = Field(default=0.1, gt=0)
+    """Live mode: an applied event does not wait for the next aligned tick; the clock ticks
+    this long after the previous tick (at once when that has passed), so an alert whose input
+    an event changed is judged within this of it. Early ticks come at most this often and
+    cost at most about a tenth of the loop (``docs/configuration.md``). ``null``: aligned ticks
+    only. Replay and backtest always tick on aligned instants of event time."""
     web_config_file: Path | None = None
     """TLS and basic auth for the listener, in the format of Prometheus' exporter-toolkit
     (``tls_server_config``, ``basic_auth_users`` with bcrypt hashes), so existing files work."""

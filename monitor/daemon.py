@@ -147,4 +147,12 @@ class SingleEngine:
         await self.durable.wait_caught_up()
         self.road.tick(self.clock())
         self.ticking.set()
-        await run_wall_clock(self.road, self.stats, self.clock, self.speed)
+        await run_wall_clock(
+            self.road.tick,
+            self.road.interval,
+            self.stats,
+            self.clock,
+            self.speed,
+            applied=self.pipeline.applied,
+            early=self.settings.exporter.early_tick_seconds,
+        )

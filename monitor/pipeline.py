@@ -10,6 +10,7 @@ event is processed as usual.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
@@ -50,13 +51,16 @@ class Pipeline:
         before_event: Callable[[float], None] | None = None,
         log_burst: int | None = _LOG_BURST,
         log_clock: Callable[[], float] = time.monotonic,
+        applied: asyncio.Event | None = None,
     ) -> None:
         """``event_clock``: the events' own times drive the clock (replay); otherwise the wall
         clock does (live) and ``wall_clock`` stamps arrival for the lag histogram and bounds
         ``ts``. ``before_event(ts)`` runs the clock-tick road up to an event's time in replay.
         ``log_burst``: rejected events logged per reason per second of ``log_clock`` (``None``:
-        all of them)."""
+        all of them). ``applied``: set whenever an event is applied in live mode (the wall clock
+        waits on it for an early tick); several pipelines may share one."""
         self.engine = engine
+        self.applied = asyncio.Event() if applied is None else applied
         self.stats = stats
         self._event_clock = event_clock
         self._wall = wall_clock
@@ -120,6 +124,7 @@ class Pipeline:
             self.stats.events[source, _TYPE_NAME[type(event)]] += 1
             if not self._event_clock:
                 self.stats.lag.observe(max(0.0, self._arrived - ts))
+                self.applied.set()
         except Exception as exc:  # noqa: BLE001 - the event boundary: a defect must not stop us
             return self._internal_error(source, delivery, exc)
         return None

@@ -10,6 +10,7 @@ channels the rules judge.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass
@@ -47,11 +48,14 @@ def build_road(
     on_plan: PlanSink | None = None,
     channels: Callable[[], Container[str]] | None = None,
     wall_clock: Callable[[], float] = time.time,
+    applied: asyncio.Event | None = None,
 ) -> Road:
     """``replay``: event time is the clock (each event first runs the ticks up to its time,
     quiet gaps are jumped, every reject is logged); else the wall clock is (``wall_clock``
     stamps arrival) and ticks come from the supervisor's clock task. ``notifiers``: instead of
-    ``settings.notifiers``; ``channels``: the channels the rules judge (cluster ownership)."""
+    ``settings.notifiers``; ``channels``: the channels the rules judge (cluster ownership);
+    ``applied``: the event the live pipeline sets on each applied event (shared by a cluster
+    replica's partitions, whose one clock ticks them all)."""
     alerting = Alerting(
         settings.detectors,
         settings.alerts,
@@ -74,5 +78,7 @@ def build_road(
             engine, stats, event_clock=True, before_event=ticks.before_event, log_burst=None
         )
     else:
-        pipeline = Pipeline(engine, stats, event_clock=False, wall_clock=wall_clock)
+        pipeline = Pipeline(
+            engine, stats, event_clock=False, wall_clock=wall_clock, applied=applied
+        )
     return Road(engine, stats, alerting, ticks, pipeline)

@@ -35,7 +35,6 @@ reasoning are in ``docs/scale-out.md``; in short:
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import socket
 import time
@@ -51,6 +50,7 @@ from aiokafka.errors import KafkaError
 from support_monitor.alerts import persist
 from support_monitor.alerts.notify.message import Notification
 from support_monitor.alerts.outbox import Outbox
+from support_monitor.monitor.clock import run_wall_clock
 from support_monitor.monitor.cluster import store
 from support_monitor.monitor.cluster.store import (
     AlertRecord,
@@ -124,7 +124,13 @@ class Partition:
         self.engine = engine
         notifiers = settings.notifiers.model_copy(update={"state_dir": None})
         road = build_road(
-            settings, engine, node.stats, replay=False, notifiers=notifiers, channels=self.channels
+            settings,
+            engine,
+            node.stats,
+            replay=False,
+            notifiers=notifiers,
+            channels=self.channels,
+            applied=node.applied,
         )
         self.pipeline, self.alerting, self.road = road.pipeline, road.alerting, road.ticks
         self.outbox = _WriteAheadOutbox(notifiers.outbox_max, self)
@@ -167,6 +173,8 @@ class ClusterNode:
         self.snapshots: dict[str, int] = {}
         """Snapshots written, by reason (exported)."""
         self._lock = asyncio.Lock()
+        self.applied = asyncio.Event()
+        """Set by every partition's pipeline on an applied event: the clock ticks early."""
 
     async def __aenter__(self) -> Self:
         kafka = self.settings.sources.kafka
@@ -562,15 +570,19 @@ class ClusterNode:
         return self.not_ready_reason() is None
 
     async def tick_forever(self) -> None:
-        interval = self.settings.exporter.tick_seconds
-        while True:
-            now = time.time()
-            due = math.floor(now / interval) * interval + interval
-            await asyncio.sleep(due - now)
-            woke = time.time()
-            self.stats.loop_lag_seconds = max(0.0, woke - due)
-            for part in self.serving():
-                part.road.tick(woke)
+        """The one wall clock of every serving partition (early ticks after applied events)."""
+        exporter = self.settings.exporter
+        await run_wall_clock(
+            self._tick,
+            exporter.tick_seconds,
+            self.stats,
+            applied=self.applied,
+            early=exporter.early_tick_seconds,
+        )
+
+    def _tick(self, now: float) -> None:
+        for part in self.serving():
+            part.road.tick(now)
 
     async def consume(self, sink: DeadLetterSink) -> None:
         """The consume loop: every delivery to its partition's pipeline."""
