@@ -155,6 +155,29 @@ def _window(key: str, name: str, windows: Sequence[str]) -> None:
 # ---------------------------------------------------------------------- threshold
 
 
+class SustainedLevel(_Model):
+    """A second, lower level a live threshold also fires on once the value stays past it: the
+    condition ``metric op value`` has held for at least ``share`` of the last ``over`` seconds
+    (and holds now). It then stays active until the condition held for less than a quarter of
+    the last ``release`` seconds (``detectors/sustain.py``). For a value that flickers around a
+    level during an incident, such as the oldest wait while customers keep being answered
+    late: the threshold's own level needs one customer to wait that long."""
+
+    value: float = Field(ge=0)
+    """In the threshold's units: seconds, or multiples of T with the threshold's
+    ``relative_to`` (its ``floor`` does not apply)."""
+    share: float = Field(default=0.6, gt=0, le=1)
+    over: Duration = Field(default=300.0, gt=0)
+    release: Duration = Field(default=300.0, ge=0)
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
 class ThresholdSettings(_Model):
     """``metric op value`` on one gauge of the metric contract, per channel (or per queue)."""
 
@@ -199,6 +222,18 @@ class ThresholdSettings(_Model):
     """``support_csat_ratio`` with ``<``/``<=`` only: also active while a binomial CUSUM on the
     share of unsatisfied ratings (1-3) against its learnt hour-of-week share is
     (``detectors/share_cusum.py``); none: the threshold alone."""
+    sustained: SustainedLevel | None = None
+    """Live gauges, one signal per channel (no ``per_queue``): also active while a lower level
+    has held for most of the last minutes (:class:`SustainedLevel`); none: the level alone."""
+
+    def sustained_level(self, answer_seconds: float | None) -> float | None:
+        """The ``sustained`` level for a channel (scaled by its T with ``relative_to``)."""
+        arm = self.sustained
+        if arm is None:
+            return None
+        if self.relative_to is None or answer_seconds is None:
+            return arm.value
+        return arm.value * answer_seconds
 
     def levels(self, answer_seconds: float | None) -> tuple[float, float | None]:
         """(value, recover) for a channel: as configured, or scaled by its T (``relative_to``)
@@ -284,6 +319,7 @@ class ThresholdSettings(_Model):
             raise ValueError(
                 f"{key}.min_volume: {self.metric} is not a ratio or quantile; it has no volume"
             )
+        self._check_sustained(key, info.kind)
         value = self.value
         if info.ratio and not 0 <= value <= 1:
             raise ValueError(f"{key}.value: {value} is outside 0..1; {self.metric} is a ratio")
@@ -311,6 +347,26 @@ class ThresholdSettings(_Model):
             attr = f"{self.sla}_seconds"
             fits, why = (lambda ch: getattr(ch, attr) is not None), f"has no {attr}"
         return _scope(key, self.channels, channels, fits, f"{why}; {self.metric} is never set")
+
+    def _check_sustained(self, key: str, kind: str) -> None:
+        arm = self.sustained
+        if arm is None:
+            return
+        if kind != "live" or self.per_queue:
+            raise ValueError(
+                f"{key}.sustained: only a live gauge judged per channel (no per_queue) has a "
+                "sustained level"
+            )
+        if (self.upward and arm.value >= self.value) or (
+            not self.upward and arm.value <= self.value
+        ):
+            side = "below" if self.upward else "above"
+            raise ValueError(
+                f"{key}.sustained.value: {arm.value:g} must be {side} value {self.value:g} "
+                "(the level alone already fires there)"
+            )
+        if self.op == "<" and arm.value <= 0:
+            raise ValueError(f"{key}.sustained.value: {self.metric} < 0 can never fire")
 
 
 # ---------------------------------------------------------------------- SLA burn rate
@@ -668,6 +724,8 @@ def _default_thresholds() -> tuple[ThresholdSettings, ...]:
             recover=3,
             relative_to="answer_seconds",
             floor=120,
+            # a collapse: waits past 3 x T most of the time, rarely one customer past the floor
+            sustained=SustainedLevel(value=3, share=0.6, over=300.0, release=300.0),
         ),
         ThresholdSettings(
             name="abandon_rate",

@@ -70,7 +70,14 @@ def detector_horizon(detectors: DetectorSettings, channels: Mapping[str, Channel
 
 def persistence_horizon(detectors: DetectorSettings) -> float:
     """The longest time a detector's signal can still change after its condition stopped
-    changing: a condition that holds from then on is active ``sustain`` later; one that stopped
-    holding lets go within ``release`` (no held time is left in its window then)."""
+    changing: a condition that holds from then on is active ``sustain`` (or a sustained
+    level's ``over``) later; one that stopped holding lets go within ``release`` (no held time is
+    left in its window then)."""
     persistent = (detectors.backlog_growth, detectors.understaffing, detectors.estimated_wait)
-    return max([0.0, *(max(p.sustain, p.release) for p in persistent if p.enabled)])
+    spans = [0.0, *(max(p.sustain, p.release) for p in persistent if p.enabled)]
+    spans.extend(  # a threshold's sustained level: active within ``over``, released in ``release``
+        max(t.sustained.over, t.sustained.release)
+        for t in detectors.active_thresholds
+        if t.sustained is not None
+    )
+    return max(spans)

@@ -57,10 +57,10 @@ class Stateful(Protocol):
 def detector_fingerprint(detector: Detector) -> str:
     """Digest of what a detector's state is only valid for: its settings, its channels and (the
     complaint spike) its window span. Stable across processes. A threshold without a ``cusum``
-    digests as it did before that key existed, so its state survives the upgrade; so does
-    ``enabled`` of a threshold (only enabled ones run)."""
+    or a ``sustained`` level digests as it did before those keys existed, so its state survives
+    the upgrade; so does ``enabled`` of a threshold (only enabled ones run)."""
     settings = getattr(detector, "settings", None)
-    unset = {"cusum"} if getattr(settings, "cusum", 0) is None else set()
+    unset = {key for key in ("cusum", "sustained") if getattr(settings, key, 0) is None}
     if isinstance(settings, ThresholdSettings):
         unset.add("enabled")
     parts = [

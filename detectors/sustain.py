@@ -1,18 +1,20 @@
 """A condition judged at every tick, made persistent before a detector calls it active.
 
 Active once the condition has held at every tick for ``hold`` seconds (the edge of an alert
-rule's ``for``). Then active until, over the last ``release`` seconds, the condition held for
-less than ``share`` of the time (default ``RELEASE_SHARE``, a quarter: with a 20-minute release,
-15 minutes after a clean stop). A rule's ``keep_firing_for`` would instead wait for
-``release`` seconds in which it never held: a condition that holds for a few seconds every few
-minutes on healthy traffic (a waiting customer nearing T) would then keep an alert firing all
-day after a 30-minute incident.
+rule's ``for``), or, with a ``hold_share`` below 1, at a tick at which it holds and has held for
+at least that share of the last ``hold`` seconds (a condition that flickers, such as the oldest
+wait of a queue whose customers keep being answered late, still counts). Then active until,
+over the last ``release`` seconds, the condition held for less than ``share`` of the time
+(default ``RELEASE_SHARE``, a quarter: with a 20-minute release, 15 minutes after a clean
+stop). A rule's ``keep_firing_for`` would instead wait for ``release`` seconds in which it
+never held: a condition that holds for a few seconds every few minutes on healthy traffic (a
+waiting customer nearing T) would then keep an alert firing all day after a 30-minute incident.
 
 A tick at which the condition holds counts the time since the previous tick as held. Those
-times are kept as runs, within the last ``release`` seconds: at most one run per two ticks of
-that span, each a list of two floats (about 120 bytes): 600 runs, about 72 KB, at one tick a
-second and a 20-minute release for a condition that flips at every tick; a few runs
-otherwise.
+times are kept as runs, within the last ``release`` seconds (or ``hold``, when it is longer and
+judged by a share): at most one run per two ticks of that span, each a list of two floats
+(about 120 bytes): 600 runs, about 72 KB, at one tick a second and a 20-minute span for a
+condition that flips at every tick; a few runs otherwise.
 """
 
 from __future__ import annotations
@@ -28,12 +30,29 @@ held 9-17% of each half hour of healthy peak traffic and 49% of a service-level 
 
 
 class Sustain:
-    __slots__ = ("active", "held", "hold", "last", "release", "run_start", "share", "since")
+    __slots__ = (
+        "active",
+        "held",
+        "hold",
+        "hold_share",
+        "keep",
+        "last",
+        "release",
+        "run_start",
+        "share",
+        "since",
+    )
 
-    def __init__(self, hold: float, release: float, share: float = RELEASE_SHARE) -> None:
+    def __init__(
+        self, hold: float, release: float, share: float = RELEASE_SHARE, hold_share: float = 1.0
+    ) -> None:
         self.hold = hold
         self.release = release
         self.share = share
+        self.hold_share = hold_share
+        self.keep = max(release, hold) if hold_share < 1 else release
+        """How far back held runs are kept: the ``release`` span, and the ``hold`` span when
+        activation is judged by a share of it."""
         self.run_start: float | None = None
         """First tick of the current run of ticks at which the condition held."""
         self.last: float | None = None
@@ -61,28 +80,49 @@ class Sustain:
                     held[-1][1] = now
                 else:
                     held.append([last, now])
-            if not self.active and now - self.run_start >= self.hold:
-                self.active = True
-                self.since = self.run_start
+            if not self.active:
+                self._activate(now, self.run_start)
         else:
             self.run_start = None
-        if self.active and not condition and self._share(now) < self.share:
+        if self.active and not condition and self._share(now, self.release) < self.share:
             self.active = False
             self.since = math.nan
         self._trim(now)
         return self.active
 
-    def _share(self, now: float) -> float:
-        """The share of the last ``release`` seconds in which the condition held; 0 with a
-        ``release`` of 0 (read only at a tick without the condition: it lets go at once)."""
-        if self.release <= 0:
+    def _activate(self, now: float, run_start: float) -> None:
+        """At a tick at which the condition holds: active once held long enough."""
+        if self.hold_share >= 1:
+            if now - run_start >= self.hold:
+                self.active = True
+                self.since = run_start
+        elif self._share(now, self.hold) >= self.hold_share:
+            self.active = True
+            self.since = self._first_held(now - self.hold)
+
+    def held_share(self, now: float, span: float) -> float:
+        """The share of the last ``span`` seconds (at most the kept span) in which the
+        condition held."""
+        return self._share(now, span)
+
+    def _share(self, now: float, span: float) -> float:
+        """The share of the last ``span`` seconds in which the condition held; 0 with a
+        ``span`` of 0 (a ``release`` of 0 lets go at once)."""
+        if span <= 0:
             return 0.0
-        edge = now - self.release
+        edge = now - span
         total = sum(end - max(start, edge) for start, end in self.held if end > edge)
-        return total / self.release
+        return total / span
+
+    def _first_held(self, edge: float) -> float:
+        """The start of the first held time after ``edge`` (when the condition began)."""
+        for start, end in self.held:
+            if end > edge:
+                return max(start, edge)
+        return self.last if self.last is not None else math.nan
 
     def _trim(self, now: float) -> None:
-        edge = now - self.release
+        edge = now - self.keep
         held = self.held
         while held and held[0][1] <= edge:
             held.popleft()

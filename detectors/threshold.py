@@ -6,7 +6,9 @@ wall board shows. Ratios and quantiles carry a minimum-volume guard (a
 1-call hour at 0% service level is not an incident), and an optional ``recover`` level gives
 hysteresis so a value hovering at the threshold does not flap. A CSAT threshold may also carry
 a binomial CUSUM on the share of unsatisfied ratings (``cusum``, ``detectors/share_cusum.py``):
-the signal is then active while either the threshold or the CUSUM is.
+the signal is then active while either the threshold or the CUSUM is. A live threshold may
+carry a ``sustained`` level (lower than ``value``): the signal is also active once the value has
+stayed past it for most of the last minutes (``detectors/sustain.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from support_monitor.detectors.readings import (
 )
 from support_monitor.detectors.share_cusum import HourOfWeek, ShareCusum
 from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.sustain import Sustain
 from support_monitor.monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES
 from support_monitor.monitor.engine.state import ChannelRuntime
 from support_monitor.monitor.engine.windows import Agg
@@ -96,10 +99,20 @@ class ThresholdDetector(WorstExport):
         self._groups: Groups = [[] for _ in channels]
         self._levels: dict[str, tuple[float, float | None]] = {}
         """Per channel: (value, recover), scaled by its T with ``relative_to``."""
+        self._channel_t: dict[str, float | None] = {}
+        """Per channel: its ``answer_seconds`` (T), once seen."""
         cusum = settings.cusum
         self._slot_of = HourOfWeek(cusum.timezone if cusum is not None else "UTC")
         self._cusum = {ch: ShareCusum(cusum) for ch in channels} if cusum is not None else {}
         """Per channel: the CUSUM of ``cusum`` (none without)."""
+        self._held = self._new_held()
+        """Per channel: the persistence of the ``sustained`` level (none without)."""
+
+    def _new_held(self) -> dict[str, Sustain]:
+        arm = self.settings.sustained
+        if arm is None:
+            return {}
+        return {ch: Sustain(arm.over, arm.release, hold_share=arm.share) for ch in self.channels}
 
     def export_state(self) -> dict[str, object]:
         """The hysteresis flags: which (channel, queue) was active at the last tick; with a
@@ -107,6 +120,8 @@ class ThresholdDetector(WorstExport):
         state: dict[str, object] = {"active": [[ch, q, a] for (ch, q), a in self._active.items()]}
         if self._cusum:
             state["cusum"] = {ch: c.dump() for ch, c in self._cusum.items()}
+        if self._held:
+            state["sustained"] = {ch: h.dump() for ch, h in self._held.items()}
         return state
 
     def restore_state(self, data: dict[str, Any]) -> None:
@@ -116,7 +131,11 @@ class ThresholdDetector(WorstExport):
         for ch, stored in data.get("cusum", {}).items():
             if ch in fresh:
                 fresh[ch].load(stored)
-        self._active, self._cusum = active, fresh
+        held = self._new_held()
+        for ch, stored in data.get("sustained", {}).items():
+            if ch in held:
+                held[ch].load(stored)
+        self._active, self._cusum, self._held = active, fresh, held
         self._keys = [None] * len(self.channels)  # judge every channel again
 
     def evaluate(self, readings: Readings) -> Groups:
@@ -127,6 +146,7 @@ class ThresholdDetector(WorstExport):
             ch = channels[channel]
             if channel not in self._levels:
                 self._levels[channel] = self.settings.levels(ch.settings.answer_seconds)
+                self._channel_t[channel] = ch.settings.answer_seconds
             last = self._keys[i]
             if windowed:
                 value, volume = self._window_inputs(ch.windows.totals[self._window_i])
@@ -147,13 +167,53 @@ class ThresholdDetector(WorstExport):
                 signals = [self._windowed(channel, value, volume, rising=rising, usual=usual)]
             else:
                 values = self._queue_values(readings, ch)
-                if values == last:  # live gauges are never NaN
+                held = self._held.get(channel)
+                if held is not None:
+                    key: Any = (values, self._step_held(channel, held, values, readings.now))
+                else:
+                    key = values
+                if key == last:  # live gauges are never NaN
                     continue
-                self._keys[i] = values
+                self._keys[i] = key
                 signals = self._live(channel, tuple(ch.queues), values)
+                if held is not None and held.active:
+                    signals = [self._sustained(channel, signals[0], held, readings.now)]
             out[i] = signals
         self._groups = out.result()
         return self._groups
+
+    def _step_held(
+        self, channel: str, held: Sustain, values: tuple[float, ...], now: float
+    ) -> tuple[bool, float]:
+        """Step the sustained level's persistence with the channel's value; (active, since)."""
+        level = self.settings.sustained_level(self._channel_t[channel])
+        value = _combine(list(values), self.settings.effective_aggregate)
+        assert level is not None
+        held.step(now, not math.isnan(value) and self._op(value, level))
+        return held.active, held.since
+
+    def _sustained(self, channel: str, signal: Signal, held: Sustain, now: float) -> Signal:
+        """The channel's signal while its sustained level is active: active, judged against
+        that level (unless the threshold itself is active)."""
+        if signal.active:
+            return signal
+        s = self.settings
+        arm = s.sustained
+        level = s.sustained_level(self._channel_t[channel])
+        assert arm is not None
+        assert level is not None
+        share = held.held_share(now, arm.over)
+        return msgspec.structs.replace(
+            signal,
+            active=True,
+            threshold=level,
+            since=held.since,
+            summary=(
+                f"{s.metric} on {channel} {fmt(signal.score)}; {s.op} {level:g} for "
+                f"{share:.0%} of the last {arm.over:g}s (sustained level, active from "
+                f"{arm.share:.0%})"
+            ),
+        )
 
     def _window_inputs(self, agg: Agg) -> tuple[float, int | None]:
         assert self._window_value is not None

@@ -40,14 +40,17 @@ def _run(
 def test_longest_wait_pages_chat_after_4t_for_two_minutes_not_at_120s() -> None:
     # chat T = 60 s: threshold 4 x 60 = 240 s (above the 120 s floor), recover 180 s.
     # One chat queued at 0, answered at 400: the oldest wait is > 240 from t = 241, the rule's
-    # for: 2m makes it fire at 361; answered at 400, inactive; keep_firing_for 1m: resolved 460.
+    # for: 2m makes it fire at 361. The sustained level (3 x T = 180 s) held from 180 to 399
+    # (219 s): after the answer at 400 the signal stays active until under a quarter of the
+    # last 5 minutes (75 s) held: (t - 300, 399] < 75 s first at t = 625; keep_firing_for 1m:
+    # resolved at 685.
     feed = Feed()
     rule = _rule("LongestWaitHigh", feed)
     script = Script()
     script.contact("c1", 0, 400, channel="chat", queue="sales")
-    events = _run(feed, rule, script, 500)
+    events = _run(feed, rule, script, 700)
     states = [(t, s) for t, s, _, _ in events]
-    assert states == [(241, "pending"), (361, "firing"), (460, "resolved")]
+    assert states == [(241, "pending"), (361, "firing"), (685, "resolved")]
     firing = next(a for t, s, a, _ in events if s == "firing")
     # T0 is 00:00 UTC; active at 241 s (00:04), firing at 361 s: the chat waits 361 s = 6m 1s
     # in queue sales; chat T = 60 s, threshold 240 s = 4m; no chat answered yet: SL n/a.
@@ -57,29 +60,31 @@ def test_longest_wait_pages_chat_after_4t_for_two_minutes_not_at_120s() -> None:
         "1m). Queues: 1 waiting now, the longest for 6m 1s in queue sales (1 waiting there). "
         "Service level n/a over the last 5m (target 80%). Going on since 2026-03-02 00:04 UTC."
     )
-    # resolved at 460 (00:07), 460 - 241 = 219 s after it became active; nobody waits now
+    # resolved at 685 (00:11), 685 - 241 = 444 s after it became active; nobody waits now
     resolved = next(a for t, s, a, _ in events if s == "resolved")
     assert resolved["summary"] == (
-        "chat: waits back under control, oldest wait now 0s; lasted 3m 39s"
+        "chat: waits back under control, oldest wait now 0s; lasted 7m 24s"
     )
     assert resolved["description"] == (
-        "Resolved after 3m 39s (from 2026-03-02 00:04 UTC to 2026-03-02 00:07 UTC). Oldest "
+        "Resolved after 7m 24s (from 2026-03-02 00:04 UTC to 2026-03-02 00:11 UTC). Oldest "
         "wait now 0s (answer target 1m); queues: nobody is waiting now."
     )
 
 
 def test_longest_wait_on_voice_uses_the_120s_floor() -> None:
     # voice T = 20 s: 4 x 20 = 80 s is below the floor, so 120 s; recover 3/4 of it: 90 s.
-    # Queued at 0: pending at 121, firing at 241; answered at 300: resolved at 360.
+    # Queued at 0: pending at 121, firing at 241; answered at 300. The sustained level (3 x T
+    # = 60 s) held from 60 to 299: active until (t - 300, 299] holds under 75 s, first at
+    # t = 525; keep_firing_for 1m: resolved at 585.
     feed = Feed()
     rule = _rule("LongestWaitHigh", feed)
     script = Script()
     script.contact("v1", 0, 300)
-    events = _run(feed, rule, script, 400)
+    events = _run(feed, rule, script, 600)
     assert [(t, s) for t, s, _, _ in events] == [
         (121, "pending"),
         (241, "firing"),
-        (360, "resolved"),
+        (585, "resolved"),
     ]
 
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from support_monitor.detectors.quiet import persistence_horizon
-from support_monitor.detectors.sustain import Sustain
+from support_monitor.detectors.sustain import RELEASE_SHARE, Sustain
 from support_monitor.monitor.config import parse_settings
 from tests.detectors.detector_streams import config
 
@@ -119,4 +119,65 @@ def test_the_replay_jump_waits_for_the_longest_persistence() -> None:
     assert horizon(estimated_wait={"enabled": False}) == 1200  # the others: release 20m
     assert horizon(backlog_growth={"release": 3000}) == 3000
     off = {"enabled": False}
-    assert horizon(estimated_wait=off, understaffing=off, backlog_growth=off) == 0
+    others_off = {"estimated_wait": off, "understaffing": off, "backlog_growth": off}
+    # longest_wait's sustained level: over 4m, release 5m
+    assert horizon(**others_off) == 300
+    assert horizon(**others_off, thresholds=[{"name": "longest_wait", "enabled": False}]) == 0
+    held = {"value": 3, "over": "10m", "release": "7m"}
+    slow = [{"name": "held", "metric": "support_queue_waiting", "op": ">", "value": 9}]
+    slow[0]["sustained"] = held
+    assert horizon(thresholds=slow) == 1500  # estimated_wait still the longest
+    assert horizon(**others_off, thresholds=slow) == 600
+
+
+def _held(timeline: list[tuple[float, bool]], i: int, span: float) -> float:
+    """Seconds held within (now - span, now]: a tick at which it holds counts since the last."""
+    now = timeline[i][0]
+    held = 0.0
+    for j in range(1, i + 1):
+        t, c = timeline[j]
+        lo = max(timeline[j - 1][0], now - span)
+        if c and t > lo:
+            held += t - lo
+    return held
+
+
+def _model_share(
+    timeline: list[tuple[float, bool]], hold: float, release: float, hold_share: float
+) -> list[bool]:
+    """Activation by a share of ``hold``, written out over the whole history at every tick."""
+    out: list[bool] = []
+    active = False
+    for i, (_, condition) in enumerate(timeline):
+        if condition and not active and _held(timeline, i, hold) / hold >= hold_share:
+            active = True
+        elif (not condition and active) and (
+            release <= 0 or _held(timeline, i, release) / release < RELEASE_SHARE
+        ):
+            active = False
+        out.append(active)
+    return out
+
+
+def test_activation_by_share_by_hand() -> None:
+    s = Sustain(hold=4, release=4, hold_share=0.5)
+    # held at 1 and 3 (1 s each, counted back to the tick before): 2 s of (-1, 3] at t=3
+    pattern = [False, True, False, True]
+    assert [s.step(float(t), c) for t, c in enumerate(pattern)] == [False, False, False, True]
+    assert s.since == 0.0  # the first held second in the last 4 s: (0, 1]
+
+
+@given(
+    st.lists(st.booleans(), min_size=1, max_size=150),
+    st.integers(min_value=1, max_value=12),
+    st.integers(min_value=0, max_value=12),
+    st.sampled_from([1.0, 2.5]),
+    st.sampled_from([0.5, 0.75]),
+)
+def test_activation_by_share_against_the_rule_written_out(
+    pattern: list[bool], hold: int, release: int, step: float, hold_share: float
+) -> None:
+    timeline = [(i * step, c) for i, c in enumerate(pattern)]
+    sustain = Sustain(hold=hold, release=release, hold_share=hold_share)
+    got = [sustain.step(t, c) for t, c in timeline]
+    assert got == _model_share(timeline, hold, release, hold_share)

@@ -7,8 +7,11 @@ import math
 import pytest
 
 from support_monitor.detectors.signal import Signal
+from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.engine.readout import series
-from tests.detectors.detector_streams import Feed, Script, only, pick
+from support_monitor.monitor.errors import ConfigError
+from tests.detectors.detector_streams import T0 as _T0
+from tests.detectors.detector_streams import Feed, Script, config, only, pick
 
 WAIT = {
     "name": "longest_wait",
@@ -147,3 +150,99 @@ def test_tickets_at_risk_per_sla_threshold():
     s = pick(feed.tick(3250), "fr_risk", "email")
     assert s.score == 2
     assert s.active
+
+
+# --- the sustained level (``sustained``): a lower level that must hold most of the time -------
+
+HELD = {**WAIT, "sustained": {"value": 10, "share": 0.32, "over": "20s", "release": "10s"}}
+
+
+def _flicker_script() -> Script:
+    # One contact at a time, each answered after 14-16 s: the oldest wait passes 10 s at
+    # 11..15 (a), 27..29 (b) and 41..43 (c), never 30 s (the threshold's own level).
+    script = Script()
+    script.contact("a", 0, 16)
+    script.contact("b", 16, 14)
+    script.contact("c", 30, 14)
+    return script
+
+
+def test_a_sustained_level_fires_on_a_value_that_keeps_coming_back() -> None:
+    out = _run(HELD, _flicker_script(), 50)
+    # A tick at which the oldest wait is past 10 s counts the second before it as held. At 27
+    # the last 20 s, (7, 27], hold 10-15 and 26-27: 6 s, 0.30 < 0.32. At 28, (8, 28] holds
+    # 10-15 and 26-28: 7 s, 0.35: active, since 10. Released at the first tick without the
+    # condition at which under a quarter of the last 10 s was held: at 36, (26, 36] holds
+    # 26-29 (3 s, 0.3); at 37, (27, 37] holds 27-29 (2 s, 0.2). At 43, (23, 43] holds 26-29
+    # and 40-43: 6 s, 0.30: not active again.
+    assert _active_seconds(out) == list(range(28, 37))
+    s = pick(out[28], "longest_wait", "voice")
+    assert (s.score, s.threshold, s.since) == (12, 10, 10 + _T0)
+    assert "for 35% of the last 20s (sustained level" in s.summary
+    quiet = pick(out[27], "longest_wait", "voice")
+    assert (quiet.active, quiet.threshold) == (False, 30)
+
+
+def test_without_a_sustained_level_the_same_waits_never_fire() -> None:
+    assert _active_seconds(_run(WAIT, _flicker_script(), 50)) == []
+
+
+def test_the_threshold_level_itself_still_speaks_for_the_signal() -> None:
+    script = _flicker_script()
+    script.contact("d", 44, 40)  # waits 40 s: past 30 s at 75..83
+    out = _run(HELD, script, 90)
+    s = pick(out[80], "longest_wait", "voice")
+    assert (s.active, s.threshold, s.score) == (True, 30, 36)
+    assert math.isnan(s.since)
+
+
+def test_the_sustained_level_survives_a_snapshot() -> None:
+    # one run straight through; a second cut at 28 (active), restored into a third
+    whole, first, resumed = (Feed(only({"thresholds": [HELD]})) for _ in range(3))
+    scripts = {id(feed): _flicker_script() for feed in (whole, first, resumed)}
+    for second in range(29):
+        for feed in (whole, first):
+            scripts[id(feed)].feed(feed, second)
+            feed.tick(second)
+    scripts[id(resumed)].feed(resumed, 28)
+    resumed.suite.restore_state(first.suite.export_state())
+    seen = []
+    for second in range(29, 50):
+        for feed in (whole, resumed):
+            scripts[id(feed)].feed(feed, second)
+        a = pick(whole.tick(second), "longest_wait", "voice")
+        b = pick(resumed.tick(second), "longest_wait", "voice")
+        assert (a.active, a.threshold, a.since) == (b.active, b.threshold, b.since), second
+        seen.append(a.active)
+    assert seen[:8] == [True] * 8  # 29..36: active across the cut
+
+
+@pytest.mark.parametrize(
+    ("threshold", "message"),
+    [
+        (
+            {**HELD, "sustained": {"value": 30}},
+            r"thresholds\[0\]\.sustained\.value: 30 must be below value 30",
+        ),
+        (
+            {**HELD, "per_queue": True},
+            r"thresholds\[0\]\.sustained: only a live gauge judged per channel",
+        ),
+        (
+            {
+                "name": "sl",
+                "metric": "support_service_level_ratio",
+                "window": "5m",
+                "op": "<",
+                "value": 0.5,
+                "sustained": {"value": 0.6},
+            },
+            r"thresholds\[0\]\.sustained: only a live gauge",
+        ),
+    ],
+)
+def test_a_sustained_level_that_cannot_work_is_refused(
+    threshold: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_settings(config(only({"thresholds": [threshold]})))
