@@ -22,7 +22,8 @@ class Signal(msgspec.Struct, frozen=True, gc=False):
     channel: str
     active: bool
     score: float
-    """The value judged: burn rate, observed count, projected seconds to breach, metric value."""
+    """The value judged: burn rate, observed count, projected seconds to breach, metric value
+    (a threshold's sustained level: the worst value of its span)."""
     threshold: float
     expected: float = math.nan
     """Baseline or expectation where the detector has one (complaint baseline), else NaN."""

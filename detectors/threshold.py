@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -107,6 +108,9 @@ class ThresholdDetector(WorstExport):
         """Per channel: the CUSUM of ``cusum`` (none without)."""
         self._held = self._new_held()
         """Per channel: the persistence of the ``sustained`` level (none without)."""
+        self._peaks: dict[str, deque[tuple[float, float]]] = {ch: deque() for ch in self._held}
+        """Per channel with a sustained level: (time, value) of the running maximum over its
+        ``over`` seconds, each later value smaller (so the first is the peak)."""
 
     def _new_held(self) -> dict[str, Sustain]:
         arm = self.settings.sustained
@@ -122,6 +126,7 @@ class ThresholdDetector(WorstExport):
             state["cusum"] = {ch: c.dump() for ch, c in self._cusum.items()}
         if self._held:
             state["sustained"] = {ch: h.dump() for ch, h in self._held.items()}
+            state["peaks"] = {ch: [list(p) for p in peaks] for ch, peaks in self._peaks.items()}
         return state
 
     def restore_state(self, data: dict[str, Any]) -> None:
@@ -135,7 +140,11 @@ class ThresholdDetector(WorstExport):
         for ch, stored in data.get("sustained", {}).items():
             if ch in held:
                 held[ch].load(stored)
-        self._active, self._cusum, self._held = active, fresh, held
+        peaks: dict[str, deque[tuple[float, float]]] = {ch: deque() for ch in held}
+        for ch, stored in data.get("peaks", {}).items():
+            if ch in peaks:
+                peaks[ch].extend((float(t), float(v)) for t, v in stored)
+        self._active, self._cusum, self._held, self._peaks = active, fresh, held, peaks
         self._keys = [None] * len(self.channels)  # judge every channel again
 
     def evaluate(self, readings: Readings) -> Groups:
@@ -168,8 +177,11 @@ class ThresholdDetector(WorstExport):
             else:
                 values = self._queue_values(readings, ch)
                 held = self._held.get(channel)
+                peak = math.nan
                 if held is not None:
-                    key: Any = (values, self._step_held(channel, held, values, readings.now))
+                    arm = self._step_held(channel, held, values, readings.now)
+                    key: Any = (values, arm)
+                    peak = arm[2]
                 else:
                     key = values
                 if key == last:  # live gauges are never NaN
@@ -177,24 +189,38 @@ class ThresholdDetector(WorstExport):
                 self._keys[i] = key
                 signals = self._live(channel, tuple(ch.queues), values)
                 if held is not None and held.active:
-                    signals = [self._sustained(channel, signals[0], held, readings.now)]
+                    signals = [self._sustained(channel, signals[0], held, readings.now, peak)]
             out[i] = signals
         self._groups = out.result()
         return self._groups
 
     def _step_held(
         self, channel: str, held: Sustain, values: tuple[float, ...], now: float
-    ) -> tuple[bool, float]:
-        """Step the sustained level's persistence with the channel's value; (active, since)."""
-        level = self.settings.sustained_level(self._channel_t[channel])
-        value = _combine(list(values), self.settings.effective_aggregate)
+    ) -> tuple[bool, float, float]:
+        """Step the sustained level's persistence with the channel's value; (active, since,
+        the worst value over the level's ``over`` seconds)."""
+        s = self.settings
+        level = s.sustained_level(self._channel_t[channel])
+        value = _combine(list(values), s.effective_aggregate)
         assert level is not None
+        assert s.sustained is not None
         held.step(now, not math.isnan(value) and self._op(value, level))
-        return held.active, held.since
+        peaks = self._peaks[channel]
+        if not math.isnan(value):
+            while peaks and not self._op(peaks[-1][1], value):  # no worse than the new one
+                peaks.pop()
+            peaks.append((now, value))
+        edge = now - s.sustained.over
+        while len(peaks) > 1 and peaks[0][0] <= edge:
+            peaks.popleft()
+        return held.active, held.since, peaks[0][1] if peaks else math.nan
 
-    def _sustained(self, channel: str, signal: Signal, held: Sustain, now: float) -> Signal:
+    def _sustained(
+        self, channel: str, signal: Signal, held: Sustain, now: float, peak: float
+    ) -> Signal:
         """The channel's signal while its sustained level is active: active, judged against
-        that level (unless the threshold itself is active)."""
+        that level, its score the worst value over the level's ``over`` seconds, past the level
+        (unless the threshold itself is active: then its own signal)."""
         if signal.active:
             return signal
         s = self.settings
@@ -206,12 +232,13 @@ class ThresholdDetector(WorstExport):
         return msgspec.structs.replace(
             signal,
             active=True,
+            score=peak,
             threshold=level,
             since=held.since,
             summary=(
-                f"{s.metric} on {channel} {fmt(signal.score)}; {s.op} {level:g} for "
-                f"{share:.0%} of the last {arm.over:g}s (sustained level, active from "
-                f"{arm.share:.0%})"
+                f"{s.metric} on {channel} {s.op} {level:g} for {share:.0%} of the last "
+                f"{arm.over:g}s (sustained level, active from {arm.share:.0%}); worst "
+                f"{fmt(peak)}, now {fmt(signal.score)}"
             ),
         )
 
