@@ -81,15 +81,8 @@ def _model(
                 start -= 1
             if not active and now - timeline[start][0] >= hold:
                 active = True
-        elif active:
-            held = 0.0
-            for j in range(1, i + 1):
-                t, c = timeline[j]
-                lo = max(timeline[j - 1][0], now - release)
-                if c and t > lo:
-                    held += t - lo
-            if release <= 0 or held / release < share:
-                active = False
+        elif active and (release <= 0 or _held(timeline, i, release) / release < share):
+            active = False
         out.append(active)
     return out
 
