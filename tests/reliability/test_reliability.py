@@ -363,16 +363,21 @@ def test_mosquitto_restart(private_mosquitto, tmp_path):
         daemon.wait_for(lambda: daemon.get("/readyz") is not None, 60, "ready again")
         mosquitto_pub_bytes(broker.port, f"{prefix}/a", second + bad)
         sent = len(first) + len(second) + 2 * len(bad)
-        daemon.wait_for(
-            lambda: daemon.metrics().processed - daemon.metrics().duplicates >= sent,
-            60,
-            "second half",
-        )
+        good, rejects = len(first) + len(second), 2 * len(bad)
+
+        def all_in() -> bool:
+            counts = daemon.metrics()
+            return counts.applied >= good and counts.rejected >= rejects
+
+        daemon.wait_for(all_in, 60, "second half")
         time.sleep(0.5)
         counts = daemon.metrics()
         healthy = daemon.get("/healthz") is not None
         exit_code = daemon.stop()
     stored = dead_letter_lines(letters)
+    # At least once: a message of the first half whose acknowledgement had not reached the
+    # broker when it stopped is delivered again after the restart. A good one is then a
+    # duplicate (same event id); a bad one has no id and is rejected and dead-lettered again.
     report(
         "mosquitto_restart",
         sent=sent,
@@ -380,11 +385,11 @@ def test_mosquitto_restart(private_mosquitto, tmp_path):
         rejected=counts.rejected,
         dead_lettered=len(stored),
         duplicates=counts.duplicates,
-        lost=sent - (counts.applied + counts.rejected),
+        lost=sent - (counts.applied + min(counts.rejected, rejects)),
         daemon_up=healthy and exit_code == 0,
     )
-    assert counts.applied == len(first) + len(second)
-    assert counts.rejected == 2 * len(bad)
+    assert counts.applied == good
+    assert rejects <= counts.rejected <= rejects + len(bad)  # the first half's bad ones, again
     assert len(stored) == counts.rejected
 
 
