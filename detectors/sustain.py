@@ -84,7 +84,7 @@ class Sustain:
                 self._activate(now, self.run_start)
         else:
             self.run_start = None
-        if self.active and not condition and self._share(now, self.release) < self.share:
+        if self.active and not condition and self.held_share(now, self.release) < self.share:
             self.active = False
             self.since = math.nan
         self._trim(now)
@@ -96,18 +96,13 @@ class Sustain:
             if now - run_start >= self.hold:
                 self.active = True
                 self.since = run_start
-        elif self._share(now, self.hold) >= self.hold_share:
+        elif self.held_share(now, self.hold) >= self.hold_share:
             self.active = True
             self.since = self._first_held(now - self.hold)
 
     def held_share(self, now: float, span: float) -> float:
         """The share of the last ``span`` seconds (at most the kept span) in which the
-        condition held."""
-        return self._share(now, span)
-
-    def _share(self, now: float, span: float) -> float:
-        """The share of the last ``span`` seconds in which the condition held; 0 with a
-        ``span`` of 0 (a ``release`` of 0 lets go at once)."""
+        condition held; 0 with a ``span`` of 0 (a ``release`` of 0 lets go at once)."""
         if span <= 0:
             return 0.0
         edge = now - span

@@ -100,8 +100,8 @@ class ThresholdDetector(WorstExport):
         self._groups: Groups = [[] for _ in channels]
         self._levels: dict[str, tuple[float, float | None]] = {}
         """Per channel: (value, recover), scaled by its T with ``relative_to``."""
-        self._channel_t: dict[str, float | None] = {}
-        """Per channel: its ``answer_seconds`` (T), once seen."""
+        self._held_levels: dict[str, float | None] = {}
+        """Per channel: the ``sustained`` level, scaled by its T with ``relative_to``."""
         cusum = settings.cusum
         self._slot_of = HourOfWeek(cusum.timezone if cusum is not None else "UTC")
         self._cusum = {ch: ShareCusum(cusum) for ch in channels} if cusum is not None else {}
@@ -154,8 +154,9 @@ class ThresholdDetector(WorstExport):
         for i, channel in enumerate(self.channels):
             ch = channels[channel]
             if channel not in self._levels:
-                self._levels[channel] = self.settings.levels(ch.settings.answer_seconds)
-                self._channel_t[channel] = ch.settings.answer_seconds
+                answer = ch.settings.answer_seconds
+                self._levels[channel] = self.settings.levels(answer)
+                self._held_levels[channel] = self.settings.sustained_level(answer)
             last = self._keys[i]
             if windowed:
                 value, volume = self._window_inputs(ch.windows.totals[self._window_i])
@@ -200,7 +201,7 @@ class ThresholdDetector(WorstExport):
         """Step the sustained level's persistence with the channel's value; (active, since,
         the worst value over the level's ``over`` seconds)."""
         s = self.settings
-        level = s.sustained_level(self._channel_t[channel])
+        level = self._held_levels[channel]
         value = _combine(list(values), s.effective_aggregate)
         assert level is not None
         assert s.sustained is not None
@@ -225,7 +226,7 @@ class ThresholdDetector(WorstExport):
             return signal
         s = self.settings
         arm = s.sustained
-        level = s.sustained_level(self._channel_t[channel])
+        level = self._held_levels[channel]
         assert arm is not None
         assert level is not None
         share = held.held_share(now, arm.over)
