@@ -12,8 +12,9 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from itertools import accumulate
+from itertools import accumulate, chain
 from operator import attrgetter
+from typing import NamedTuple
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -398,18 +399,14 @@ class EngineCollector(Collector):
         self._labels = LabelCache()
         self._buckets: dict[tuple[str, str, str], HistogramSeries] = {}
         """(histogram, channel, queue) -> that series as last rendered (one per series)."""
-        self._queue_heads: dict[
-            str, tuple[tuple[tuple[str, tuple[str, str] | None], ...], dict[str, tuple[str, ...]]]
-        ] = {}
-        """Channel -> (the per-queue cells it exports, queue -> their line heads). Kept texts are
-        tuples, not lists: a tuple of strings leaves the cyclic GC's lists once it has been seen
-        by a collection, so full collections do not walk them (see ``HistogramSeries``)."""
+        self._channel_heads: dict[str, ChannelHeads] = {}
+        """Channel -> its line heads, kept while its shape is the same (see ``ChannelHeads``)."""
 
     def collect(self) -> Iterator[Metric]:  # noqa: C901, PLR0912, PLR0915 - one pass, top down
         if len(self._labels.heads) > MAX_LABEL_TEXTS:  # start over (see MAX_LABEL_TEXTS)
             self._labels = LabelCache()
             self._buckets.clear()
-            self._queue_heads.clear()
+            self._channel_heads.clear()
         engine = self._engine
         now = engine.now
         cache = self._labels
@@ -467,47 +464,54 @@ class EngineCollector(Collector):
             cells += [
                 ("support_ticket_oldest_open_age_seconds", None, partial(oldest_open_age, now=now))
             ]
-            shape = tuple((metric, extra) for metric, extra, _ in cells)
-            targets = [rows[metric] for metric, _, _ in cells]
-            getters = [get for _, _, get in cells]
-            kept = self._queue_heads.get(name)
-            if kept is None or kept[0] != shape:
-                kept = self._queue_heads[name] = (shape, {})
-            heads_of = kept[1]
-            for q in ch.queues.values():
-                heads = heads_of.get(q.name)
-                if heads is None:
-                    qn = ("queue", q.name)
-                    heads = heads_of[q.name] = tuple(
-                        head(metric, c, qn) if extra is None else head(metric, c, qn, extra)
-                        for metric, extra in shape
+            queues = list(ch.queues.values())
+            cell_shape = tuple((metric, extra) for metric, extra, _ in cells)
+            shape = (tuple(q.name for q in queues), live, ch.windows.names, cell_shape)
+            kept = self._channel_heads.get(name)
+            if kept is None or kept.shape != shape:
+                kept = self._channel_heads[name] = ChannelHeads(shape, head, name)
+            # per family, every queue's rows at once (queue by queue, a queue's cells in order),
+            # the values read by C-level maps
+            getters: dict[str, list[Callable[[QueueState], float]]] = {}
+            for metric, _, get in cells:
+                getters.setdefault(metric, []).append(get)
+            for (metric, gets), column in zip(getters.items(), kept.columns, strict=True):
+                target = rows[metric]
+                target.heads.extend(column)
+                if len(gets) == 1:
+                    target.values.extend(map(gets[0], queues))
+                else:
+                    target.values.extend(
+                        chain.from_iterable(zip(*(map(g, queues) for g in gets), strict=True))
                     )
-                for target, line_head, get in zip(targets, heads, getters, strict=True):
-                    target.add(line_head, get(q))
+            buckets = self._buckets
+            for q in queues:
                 for family, attr in zip(hists, HIST_ATTRS, strict=True):
                     if live or family.name not in LIVE_HISTOGRAMS:
-                        self._histogram_rows(family, name, q.name, getattr(q, attr))
-            windows = ch.windows
-            for window, agg in zip(windows.names, windows.totals, strict=True):
-                w = ("window", window)
+                        hist = getattr(q, attr)
+                        series = buckets.get((family.name, name, q.name))
+                        if series is None or series.hist is not hist:
+                            series = self._histogram_series(family.name, name, q.name, hist)
+                        series.refresh()
+                        family.series.append(series)
+            window_heads = iter(kept.windows)
+            for agg in ch.windows.totals:
+                heads = next(window_heads)
                 if live:
-                    metric = "support_service_level_ratio"
-                    rows[metric].add(head(metric, c, w), service_level(agg))
-                    metric = "support_abandon_ratio"
-                    rows[metric].add(head(metric, c, w), abandon_ratio(agg))
-                    metric = "support_wait_quantile_seconds"
+                    rows["support_service_level_ratio"].add(heads.service_level, service_level(agg))
+                    rows["support_abandon_ratio"].add(heads.abandon, abandon_ratio(agg))
                     values = quantiles(agg.waits, agg.answered, QUANTILES)
-                    for q_value, value in zip(QUANTILES, values, strict=True):
-                        summary.add(head(metric, c, ("quantile", str(q_value)), w), value)
-                metric = "support_csat_ratio"
-                rows[metric].add(head(metric, c, w), csat_ratio(agg))
-                metric = "support_complaints_window"
-                rows[metric].add(head(metric, c, w), agg.complaints)
-                for metric, gauge in _VOICE_WINDOW_GAUGES:
-                    rows[metric].add(head(metric, c, w), gauge(agg))
-            metric = "support_csat_ratings_total"
-            for rating in range(1, 6):
-                rows[metric].add(head(metric, c, ("rating", str(rating))), ch.ratings[rating])
+                    summary.heads.extend(heads.quantiles)
+                    summary.values.extend(values)
+                rows["support_csat_ratio"].add(heads.csat, csat_ratio(agg))
+                rows["support_complaints_window"].add(heads.complaints, agg.complaints)
+                for (metric, gauge), line_head in zip(
+                    _VOICE_WINDOW_GAUGES, heads.voice, strict=True
+                ):
+                    rows[metric].add(line_head, gauge(agg))
+            ratings = rows["support_csat_ratings_total"]
+            ratings.heads.extend(kept.ratings)
+            ratings.values.extend(ch.ratings[1:6])
             metric = "support_complaints_total"
             for category, count in sorted(ch.complaints.items()):
                 rows[metric].add(head(metric, ("category", category), c), count)
@@ -531,25 +535,87 @@ class EngineCollector(Collector):
                     extra.add(head(metric, *row.labels), row.value)
                 yield extra
 
-    def _histogram_rows(
-        self, family: HistogramRows, channel: str, queue: str, hist: Histogram
-    ) -> None:
-        """One series of ``family``, re-rendered only if it observed since the last scrape."""
-        key = (family.name, channel, queue)
-        kept = self._buckets.get(key)
-        if kept is None or kept.hist is not hist:
-            name = family.name
-            head = self._labels.head
-            c, q = ("channel", channel), ("queue", queue)
-            les = [*(repr(float(b)) for b in hist.bounds), "+Inf"]  # as Histogram.cumulative
-            heads = (
-                *(head(name + "_bucket", c, ("le", le), q) for le in les),
-                head(name + "_count", c, q),
-                head(name + "_sum", c, q),
+    def _histogram_series(
+        self, name: str, channel: str, queue: str, hist: Histogram
+    ) -> HistogramSeries:
+        """The kept series of histogram ``name`` for one queue, made anew (its line heads
+        included) for a histogram it has not rendered before."""
+        head = self._labels.head
+        c, q = ("channel", channel), ("queue", queue)
+        les = [*(repr(float(b)) for b in hist.bounds), "+Inf"]  # as Histogram.cumulative
+        heads = (
+            *(head(name + "_bucket", c, ("le", le), q) for le in les),
+            head(name + "_count", c, q),
+            head(name + "_sum", c, q),
+        )
+        series = self._buckets[name, channel, queue] = HistogramSeries(hist, heads)
+        return series
+
+
+Cell = tuple[str, tuple[str, str] | None]
+"""A per-queue family a channel exports: (metric, its extra label pair or ``None``)."""
+ChannelShape = tuple[tuple[str, ...], bool, tuple[str, ...], tuple[Cell, ...]]
+"""What a channel's line heads depend on: its queue names, whether it is live, its window
+names and its per-queue cells."""
+
+
+class WindowHeads(NamedTuple):
+    """The line heads of one channel's rows for one window."""
+
+    service_level: str
+    abandon: str
+    quantiles: tuple[str, ...]
+    csat: str
+    complaints: str
+    voice: tuple[str, ...]
+    """One per ``_VOICE_WINDOW_GAUGES`` entry, in that order."""
+
+
+class ChannelHeads:
+    """One channel's line heads, built once and kept while the channel's shape is the same:
+    per per-queue family a column (its heads queue by queue, a queue's cells in order), per
+    window a :class:`WindowHeads`, and the five ``rating`` heads. Tuples of strings, which the
+    cyclic GC stops tracking (see ``HistogramSeries``)."""
+
+    __slots__ = ("columns", "ratings", "shape", "windows")
+
+    def __init__(self, shape: ChannelShape, head: Callable[..., str], channel: str) -> None:
+        queue_names, live, windows, cells = shape
+        c = ("channel", channel)
+        self.shape = shape
+        extras: dict[str, list[tuple[str, str] | None]] = {}
+        for metric, extra in cells:
+            extras.setdefault(metric, []).append(extra)
+        self.columns = tuple(
+            tuple(
+                head(metric, c, ("queue", q))
+                if extra is None
+                else head(metric, c, ("queue", q), extra)
+                for q in queue_names
+                for extra in metric_extras
             )
-            kept = self._buckets[key] = HistogramSeries(hist, heads)
-        kept.refresh()
-        family.series.append(kept)
+            for metric, metric_extras in extras.items()
+        )
+        self.windows = tuple(_window_heads(head, c, ("window", w), live=live) for w in windows)
+        self.ratings = tuple(
+            head("support_csat_ratings_total", c, ("rating", str(rating))) for rating in range(1, 6)
+        )
+
+
+def _window_heads(
+    head: Callable[..., str], c: tuple[str, str], w: tuple[str, str], *, live: bool
+) -> WindowHeads:
+    quantile = "support_wait_quantile_seconds"
+    return WindowHeads(
+        service_level=head("support_service_level_ratio", c, w) if live else "",
+        abandon=head("support_abandon_ratio", c, w) if live else "",
+        quantiles=tuple(head(quantile, c, ("quantile", str(q)), w) for q in QUANTILES)
+        if live
+        else (),
+        csat=head("support_csat_ratio", c, w),
+        complaints=head("support_complaints_window", c, w),
+        voice=tuple(head(metric, c, w) for metric, _ in _VOICE_WINDOW_GAUGES),
+    )
 
 
 _QUEUE_LIVE = (

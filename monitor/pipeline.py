@@ -162,7 +162,7 @@ class Pipeline:
             events[_unpack(token)[2], _TYPE_NAME[event_type]] += 1
         for token, reason in self.engine.take_expired_early():
             raw, position, origin = _unpack(token)
-            detail = f"{_explain(reason)} (held for its item's opening event)"
+            detail = f"{_explain(reason)} {_HELD}"
             letter = self._reject(origin, Delivery(raw, position), reason, detail)
             waiting = self._deferred.setdefault(origin, deque(maxlen=_MAX_DEFERRED))
             if len(waiting) == _MAX_DEFERRED:
@@ -263,6 +263,10 @@ def _out_of_range(delta: float, clock: str, ahead: float, ingest: IngestSettings
         f"ts is {delta:+.0f} s from the {clock} clock; allowed -{ingest.max_event_age:g} s "
         f"(ingest.max_event_age) to +{ahead:g} s (ingest.{key})"
     )
+
+
+_HELD = "(held within the allowed lateness for an earlier event of its item)"
+"""The end of a reject's ``detail`` when the engine held the event first (docs/events.md)."""
 
 
 def _explain(reason: Reject) -> str:

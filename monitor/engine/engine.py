@@ -21,6 +21,16 @@ has not opened once ``now - allowed_lateness > ts`` (or at ``flush``) becomes an
 ``unknown_contact``/``unknown_ticket`` reject; the caller collects these deferred rejects with
 :meth:`Engine.take_expired_early` together with the opaque token it passed to :meth:`Engine.apply`.
 
+An outcome of an open item that an *earlier* event of the item, still on its way, could change
+is held the same way: one its item's state refuses now (a ``reopened`` before its ``solved``), an
+``ended`` while the contact still waits (its ``answered`` may come), and a ticket event stamped
+after one of the ticket's deadlines that the watermark has not passed yet (a ``responded`` in
+time may come). Whenever an event of the item applies, its held outcomes stamped after it are
+tried again in ``ts`` order, and an event of the item stamped at or after a held one waits
+behind it (held too), so the item's events apply in ``ts`` order. Once the
+watermark passes a held outcome it is applied as it stands (an ``ended`` of a waiting contact
+is then an abandon; a refused one a deferred ``invalid_transition``).
+
 Memory is bounded by the ``limits`` settings (``docs/metrics.md``, "Bounds"): past a bound a new
 item is refused with ``Reject.CAPACITY`` and counted in :attr:`Engine.capacity_exhausted`.
 """
@@ -100,6 +110,14 @@ MAX_HELD_TOKEN_BYTES = 4096
 once, so held outcomes take at most ``max_early_outcomes`` x 4 KiB of raw bytes."""
 
 
+def _elapsed(start: float, end: float) -> float:
+    """Seconds from ``start`` to ``end`` (0 if negative), rounded to the microsecond. Event times
+    are whole microseconds, but as float epochs their difference carries noise in the last bits
+    (10:00:20.2 - 10:00:00 is 20.200000047683716): rounded, a wait of exactly T compares equal
+    to T, and one of exactly ``short_abandon_seconds`` is not short."""
+    return max(0.0, round(end - start, 6))
+
+
 def _token_bytes(token: object) -> int:
     """Bytes of the str/bytes parts of a plain-data token such as ``(raw, position, source)``."""
     if isinstance(token, bytes | str):
@@ -118,6 +136,21 @@ _TICKET_OUTCOMES = (
     TicketPriorityChanged,
     TicketCustomerReplied,
 )
+_ITEM_ID: dict[type, str] = {
+    **dict.fromkeys(_CONTACT_OUTCOMES, "contact_id"),
+    **dict.fromkeys(_TICKET_OUTCOMES, "ticket_id"),
+}
+"""Outcome type -> the field naming the contact or ticket whose lifecycle it moves on."""
+
+
+def _item_key(event: Event) -> HeldKey | None:
+    """The contact or ticket whose lifecycle ``event`` moves on (opening events excluded)."""
+    field = _ITEM_ID.get(type(event))
+    if field is None:
+        return None
+    return (field == "ticket_id", getattr(event, field))
+
+
 _LIFECYCLE_RANK: dict[type, int] = {
     ContactAnswered: 0,
     ContactAbandoned: 0,
@@ -239,6 +272,11 @@ class Engine:
         self._early_seq = 0
         self._expired: deque[tuple[object, Reject]] = deque()
         self._applied_late: deque[tuple[object, type]] = deque()
+        self._final = False
+        """Set while a held outcome is applied for good: handlers then judge it as it stands
+        instead of asking to wait for an earlier event of its item."""
+        self._waits = False
+        """Set by a handler that asks to wait (see :meth:`_wait`); the caller resets it."""
         self.held_last = False
         """Set when :meth:`apply` held its event (returned ``None`` without applying it yet);
         the caller resets it. Held events are counted as applied only once they apply."""
@@ -310,6 +348,10 @@ class Engine:
             self.workforce.accrue(math.floor(now))
             for ch in self.channels.values():
                 ch.windows.advance(now)
+            early = self._early_heap
+            if early and early[0][0] < now - self.lateness:
+                # held outcomes first: one may close its item before a deadline it would settle
+                self._expire_early(now - self.lateness)
             self._decide(now - self.lateness)
             self.dedup.expire(now)
             self._forget_talking(now - self._answered_retention)
@@ -331,8 +373,8 @@ class Engine:
         so every held early outcome becomes a deferred reject)."""
         if now is not None:
             self.advance(now)
+        self._expire_early(math.inf)  # before the deadlines (see ``advance``)
         self._decide(self.now)
-        self._expire_early(math.inf)
 
     def _decide(self, watermark: float) -> None:
         """Breach every contact and ticket clock whose deadline is before the watermark; forget
@@ -508,14 +550,82 @@ class Engine:
         ``None``."""
         if event.channel not in self.channels:
             return Reject.UNKNOWN_CHANNEL
+        key = _item_key(event)
+        if key is not None and key in self._early and self._behind(key, ts):
+            # an outcome of the open item stamped at or before this one waits for an earlier
+            # event: this one waits behind it, or (if it cannot) those are judged first
+            if (
+                self._may_wait(ts)
+                and self._hold(key, event, ts, token, Reject.INVALID_TRANSITION) is None
+            ):
+                return None
+            self._release_early(key, until=ts)
         reason = self._handlers[type(event)](event, ts)
-        if reason is None or self._max_early == 0:
+        if reason is None:
+            if key is not None and key in self._early:
+                self._release_early(key, after=ts)  # an earlier event came: try later ones
+            return None
+        if key is None or self._max_early == 0:
+            self._waits = False
             return reason
-        if reason is Reject.UNKNOWN_CONTACT and isinstance(event, _CONTACT_OUTCOMES):
-            return self._hold((False, event.contact_id), event, ts, token, reason)
-        if reason is Reject.UNKNOWN_TICKET and isinstance(event, _TICKET_OUTCOMES):
-            return self._hold((True, event.ticket_id), event, ts, token, reason)
+        return self._hold_refused(key, event, ts, token, reason)
+
+    def _hold_refused(
+        self, key: HeldKey, event: Event, ts: float, token: object, reason: Reject
+    ) -> Reject | None:
+        """Hold an outcome its item refused now, if an earlier event of the item may change
+        that; ``None`` when held."""
+        if self._waits:
+            # an earlier event of the item may still come: hold it, or judge it as it stands
+            self._waits = False
+            if self._hold(key, event, ts, token, reason) is None:
+                return None
+            return self._apply_final(event, ts)
+        if reason is Reject.UNKNOWN_CONTACT or reason is Reject.UNKNOWN_TICKET:
+            return self._hold(key, event, ts, token, reason)
         return reason
+
+    def _apply_final(self, event: Event, ts: float) -> Reject | None:
+        """Apply a held (or unholdable) outcome for good: no more waiting for its item."""
+        self._final = True
+        try:
+            return self._handlers[type(event)](event, ts)
+        finally:
+            self._final = False
+
+    def _behind(self, key: HeldKey, ts: float) -> bool:
+        """Whether the open item ``key`` holds an outcome stamped at or before ``ts``."""
+        return self._is_open(key) and any(held[0] <= ts for held in self._early[key])
+
+    def _may_wait(self, ts: float) -> bool:
+        """Whether a handler may ask to wait for an earlier event of the item (see the module
+        doc): not when applying for good, nor without lateness to wait in."""
+        return not self._final and self.lateness > 0 and ts >= self.now - self.lateness
+
+    def _wait(self) -> Reject:
+        """A handler's answer for an outcome that waits for an earlier event of its item."""
+        self._waits = True
+        return Reject.INVALID_TRANSITION
+
+    def _refuse(self, ts: float) -> Reject:
+        """A handler's answer for an outcome its item's state refuses: it waits if it may (an
+        earlier event may still change that state), else it is refused."""
+        return self._wait() if self._may_wait(ts) else Reject.INVALID_TRANSITION
+
+    def _undecided_before(self, t: Ticket, ts: float, *, change: bool = False) -> bool:
+        """A running clock of ``t`` has its deadline before ``ts`` that the watermark has not
+        passed: an event of the ticket stamped before that deadline (a response, a pause) may
+        still arrive and stop the clock in time. ``change``: as for :meth:`_run_to`, a clock
+        whose segment started at ``ts`` is not settled by the event, so it does not count."""
+        watermark = self.watermark
+        return any(
+            clock is not None
+            and clock.running
+            and not clock.breached
+            and watermark <= clock.deadline < ts
+            and not (change and clock.since == ts)
+            for clock in t.clocks
+        )
 
     def take_expired_early(self) -> list[tuple[object, Reject]]:
         """Deferred rejects since the last call, oldest first: held early outcomes whose item
@@ -563,22 +673,22 @@ class Engine:
         return None
 
     def _expire_early(self, cutoff: float) -> None:
-        """Held outcomes stamped before ``cutoff`` become deferred ``unknown_*`` rejects."""
+        """Held outcomes stamped before ``cutoff`` are judged for good, oldest first (see
+        :meth:`_settle_held`)."""
         heap = self._early_heap
         while heap and heap[0][0] < cutoff:
             _, seq, key = heapq.heappop(heap)
             held = self._early.get(key)
             if held is None:
                 continue  # its item opened: the entry is spent
-            for i, (_, s, event, token) in enumerate(held):
-                if s == seq:
-                    del held[i]
-                    self._early_count -= 1
-                    reason = Reject.UNKNOWN_TICKET if key[0] else Reject.UNKNOWN_CONTACT
-                    self._defer(event, token, reason)
-                    break
+            found = next((h for h in held if h[1] == seq), None)
+            if found is None:
+                continue  # applied already: the entry is spent
+            held.remove(found)
             if not held:
                 del self._early[key]
+            self._early_count -= 1
+            self._settle_held(key, found)
         if len(heap) > 2 * self._early_count + 64:  # drop entries of outcomes already applied
             self._early_heap = [(h[0], h[1], k) for k, hs in self._early.items() for h in hs]
             heapq.heapify(self._early_heap)
@@ -591,23 +701,97 @@ class Engine:
             self.capacity_exhausted["early_outcomes"] += 1
         expired.append((token, reason))
 
-    def _release_early(self, key: HeldKey) -> None:
-        """The item opened: apply its held outcomes in ``ts`` order; on a tie in lifecycle order
-        (answered/abandoned, ended; responded, solved, reopened), then in arrival order."""
-        held = self._early.pop(key, None)
-        if held is None:
-            return
-        self._early_count -= len(held)
-        held.sort(key=lambda h: (h[0], _LIFECYCLE_RANK[type(h[2])], h[1]))
+    def _settle_held(self, key: HeldKey, held: Held) -> None:
+        """The watermark passed a held outcome: apply it for good if its item is open, else it
+        is an ``unknown_*`` reject. The item's outcomes held behind it are then tried again."""
+        ts, _, event, token = held
+        if self._is_open(key):
+            reason = self._apply_final(event, ts)
+        else:
+            reason = Reject.UNKNOWN_TICKET if key[0] else Reject.UNKNOWN_CONTACT
+        if reason is None:
+            self._applied(token, event)
+        else:
+            self._defer(event, token, reason)
+        if key in self._early:
+            self._release_early(key, after=ts)
+
+    def _is_open(self, key: HeldKey) -> bool:
+        is_ticket, item_id = key
+        return item_id in (self.tickets if is_ticket else self.contacts)
+
+    def _applied(self, token: object, event: Event) -> None:
         applied = self._applied_late
-        for ts, _, event, token in held:
-            reason = self._handlers[type(event)](event, ts)
-            if reason is not None:
-                self._defer(event, token, reason)
-                continue
-            if len(applied) >= max(1024, self._max_early):
-                applied.popleft()
-            applied.append((token, type(event)))
+        if len(applied) >= max(1024, self._max_early):
+            applied.popleft()
+        applied.append((token, type(event)))
+
+    def _take_held(self, key: HeldKey, keep: Callable[[float], bool] | None) -> list[Held]:
+        """Take the item's held outcomes out, but those whose ``ts`` ``keep`` keeps."""
+        held = self._early.get(key)
+        if held is None:
+            return []
+        if keep is None:
+            del self._early[key]
+            return held
+        taking = [h for h in held if not keep(h[0])]
+        if taking:
+            left = [h for h in held if keep(h[0])]
+            if left:
+                self._early[key] = left
+            else:
+                del self._early[key]
+        return taking
+
+    def _release_early(
+        self, key: HeldKey, *, until: float | None = None, after: float | None = None
+    ) -> None:
+        """Apply the item's held outcomes in ``ts`` order (on a tie in lifecycle order:
+        answered/abandoned, ended; responded, solved, reopened; then in arrival order).
+
+        - Neither bound: after the item's opening event. One that still waits is held again.
+        - ``until``: an event of the open item stamped ``until`` is about to apply without
+          waiting behind them; those stamped at or before it come first, judged for good.
+        - ``after``: an event of the item stamped ``after`` applied; those stamped after it
+          are tried again (it may be the earlier event they waited for)."""
+        if until is not None:
+            taking = self._take_held(key, lambda ts: ts > until)
+        elif after is not None:
+            taking = self._take_held(key, lambda ts: ts <= after)
+        else:
+            taking = self._take_held(key, None)
+        self._early_count -= len(taking)
+        taking.sort(key=lambda h: (h[0], _LIFECYCLE_RANK[type(h[2])], h[1]))
+        left = self._apply_held(taking, final=until is not None)
+        if left:  # held again as they were (their heap entries stand)
+            self._early.setdefault(key, []).extend(left)
+            self._early_count += len(left)
+
+    def _apply_held(self, taking: list[Held], *, final: bool) -> list[Held]:
+        """Apply held outcomes of one item in the order given; return those that still wait
+        (the first that waits, and every one after it)."""
+        while taking:  # again while one applied: it may let an earlier-stamped one apply
+            waiting: list[Held] = []
+            for held_one in taking:
+                if waiting:  # stamped at or after one that waits: it waits behind it
+                    waiting.append(held_one)
+                    continue
+                ts, _, event, token = held_one
+                if final:
+                    reason = self._apply_final(event, ts)
+                else:
+                    reason = self._handlers[type(event)](event, ts)
+                if self._waits:
+                    self._waits = False
+                    waiting.append(held_one)
+                elif reason is None:
+                    self._applied(token, event)
+                else:
+                    self._defer(event, token, reason)
+            if len(waiting) == len(taking):
+                return waiting
+            taking = waiting
+        return []
 
     def _queue(self, ch: ChannelRuntime, name: str) -> QueueState | None:
         q = ch.queues.get(name)
@@ -647,12 +831,12 @@ class Engine:
         if c is None:
             return Reject.UNKNOWN_CONTACT
         if c.answered_ts is not None:
-            return Reject.INVALID_TRANSITION
+            return self._refuse(ts)
         q = c.q
         ch = q.channel
         answer = ch.settings.answer_seconds
         assert answer is not None
-        wait = max(0.0, ts - c.queued_ts)
+        wait = _elapsed(c.queued_ts, ts)
         in_sla = wait <= answer
         self._leave_queue(ev.contact_id, c, late_breach=not in_sla)
         c.answered_ts = ts
@@ -678,13 +862,13 @@ class Engine:
         if c is None:
             return Reject.UNKNOWN_CONTACT
         if c.answered_ts is not None:
-            return Reject.INVALID_TRANSITION
+            return self._refuse(ts)
         q = c.q
         ch = q.channel
         settings = ch.settings
         answer = settings.answer_seconds
         assert answer is not None
-        wait = max(0.0, ts - c.queued_ts)
+        wait = _elapsed(c.queued_ts, ts)
         short = wait < settings.short_abandon_seconds
         in_sla = wait <= answer
         self._leave_queue(ev.contact_id, c, late_breach=not in_sla)
@@ -702,10 +886,12 @@ class Engine:
         if c is None:
             return Reject.UNKNOWN_CONTACT
         if c.answered_ts is None:
+            if self._may_wait(ts):
+                return self._wait()  # its ``answered`` may still come
             # Ended while still waiting: the customer left unanswered, i.e. an abandon.
             return self._abandoned(ev, ts)
         q = c.q
-        handle = max(0.0, ts - c.answered_ts)
+        handle = _elapsed(c.answered_ts, ts)
         q.handle_hist.observe(handle)
         handle_ms = round(handle * 1000)
         for agg in q.channel.windows.targets(ts):
@@ -812,6 +998,8 @@ class Engine:
         t = self.tickets.get(ev.ticket_id)
         if t is None:
             return Reject.UNKNOWN_TICKET
+        if self._may_wait(ts) and self._undecided_before(t, ts):
+            return self._wait()
         t.responses += 1
         if t.responses == 1:
             t.q.fr_hist.observe(max(0.0, ts - t.created_ts))
@@ -843,14 +1031,16 @@ class Engine:
         if t is None:
             return Reject.UNKNOWN_TICKET
         if t.solved_ts is not None:
-            return Reject.INVALID_TRANSITION
+            return self._refuse(ts)  # a reopen may still come
+        if self._may_wait(ts) and self._undecided_before(t, ts, change=True):
+            return self._wait()
         t.status = ev.status
         paused = t.q.channel.settings.paused_by(ev.status)
         for index, clock in enumerate(t.clocks):
             if clock is None or clock.stopped:
                 continue
             if clock.running and index in paused:
-                self._run_to(t, index, clock, ts)
+                self._run_to(t, index, clock, ts, change=True)
                 clock.since = math.nan
                 self._clear_risk(t, index, clock)
                 clock.deadline = clock.risk_at = math.inf
@@ -864,6 +1054,8 @@ class Engine:
         t = self.tickets.get(ev.ticket_id)
         if t is None:
             return Reject.UNKNOWN_TICKET
+        if self._may_wait(ts) and self._undecided_before(t, ts, change=True):
+            return self._wait()
         old = t.priority
         if ev.priority == old:
             return None
@@ -877,7 +1069,7 @@ class Engine:
             if clock is None or clock.stopped:
                 continue
             if clock.running:
-                self._run_to(t, index, clock, ts)
+                self._run_to(t, index, clock, ts, change=True)
             self._clear_risk(t, index, clock)
             clock.target = targets[index]
             self._schedule(ev.ticket_id, t, index, clock)
@@ -889,7 +1081,9 @@ class Engine:
         if t is None:
             return Reject.UNKNOWN_TICKET
         if t.solved_ts is not None:
-            return Reject.INVALID_TRANSITION
+            return self._refuse(ts)  # a reopen may still come
+        if self._may_wait(ts) and self._undecided_before(t, ts):
+            return self._wait()
         q = t.q
         ch = q.channel
         for index, clock in enumerate(t.clocks):  # solving stops every clock for good
@@ -947,7 +1141,7 @@ class Engine:
         if t is None:
             return Reject.UNKNOWN_TICKET
         if t.solved_ts is None:
-            return Reject.INVALID_TRANSITION
+            return self._refuse(ts)  # its solve may still come
         t.solved_ts = None
         t.reopened = True
         t.status = "open"
@@ -976,10 +1170,16 @@ class Engine:
         if not clock.breached and ts > clock.deadline:
             self._breach_clock(t, index, clock)
 
-    def _run_to(self, t: Ticket, index: int, clock: Clock, ts: float) -> None:
+    def _run_to(
+        self, t: Ticket, index: int, clock: Clock, ts: float, *, change: bool = False
+    ) -> None:
         """A running clock's segment ends at ``ts``: its business time is added to ``elapsed``
-        (a deadline passed before ``ts`` is a breach first) and the next segment starts there."""
-        self._settle(t, index, clock, ts)
+        (a deadline passed before ``ts`` is a breach first) and the next segment starts there.
+        ``change``: a priority or status change. At one instant only its last change counts, so
+        a segment that started at ``ts`` (a change at the same instant set its target) settles
+        nothing: its deadline, if already past, is decided by its timer unless changed again."""
+        if not (change and clock.since == ts):
+            self._settle(t, index, clock, ts)
         clock.elapsed += t.q.calendar.elapsed(clock.since, ts)
         clock.since = ts
 

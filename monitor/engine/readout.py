@@ -215,31 +215,23 @@ def voice_series(channel: ChannelRuntime) -> Iterator[Series]:
 
 def channel_voice_series(channel: ChannelRuntime) -> Iterator[Series]:
     """The Wave 2 per-channel counters and gauges: surveys, bot sessions, sentiment, open
-    tickets by priority."""
+    tickets by priority. Label pairs are written sorted by key (``channel`` sorts first)."""
     voice = channel.voice
+    c = ("channel", channel.name)
     for survey, counts in voice.surveys.items():
         low = SURVEY_RANGES[survey][0]
+        kind = ("survey", survey)
         for score in range(low, len(counts)):
             yield Series(
-                "support_survey_responses_total",
-                _lbl(channel=channel.name, survey=survey, score=str(score)),
-                counts[score],
+                "support_survey_responses_total", (c, ("score", str(score)), kind), counts[score]
             )
     for outcome, count in voice.bot.items():
-        yield Series(
-            "support_bot_sessions_total", _lbl(channel=channel.name, outcome=outcome), count
-        )
-    yield Series(
-        "support_bot_escalated_contacts_total", _lbl(channel=channel.name), voice.escalations_in
-    )
+        yield Series("support_bot_sessions_total", (c, ("outcome", outcome)), count)
+    yield Series("support_bot_escalated_contacts_total", (c,), voice.escalations_in)
     for pole, count in voice.sentiment.items():
-        yield Series("support_sentiment_total", _lbl(channel=channel.name, polarity=pole), count)
+        yield Series("support_sentiment_total", (c, ("polarity", pole)), count)
     for priority, count in channel.open_by_priority.items():
-        yield Series(
-            "support_tickets_open_by_priority",
-            _lbl(channel=channel.name, priority=priority),
-            count,
-        )
+        yield Series("support_tickets_open_by_priority", (c, ("priority", priority)), count)
 
 
 def series(engine: Engine) -> Iterator[Series]:

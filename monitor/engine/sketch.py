@@ -10,6 +10,8 @@ against 358 ns for ``ddsketch.DDSketch.add`` at the same accuracy.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from itertools import accumulate
 
 RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
@@ -46,33 +48,33 @@ def add_into(counts: dict[int, int], other: dict[int, int], sign: int) -> None:
 
 
 def quantile(counts: dict[int, int], total: int, q: float) -> float:
-    """The q-quantile of the values counted (DDSketch's rank rule: the value at rank q*(n-1))."""
-    if total <= 0:
-        return math.nan
-    rank = q * (total - 1)
-    seen = 0
-    for index in sorted(counts):
-        seen += counts[index]
-        if seen > rank:
-            return value_of(index)
-    return value_of(max(counts))
+    """The q-quantile of the values counted: see :func:`quantiles`."""
+    return quantiles(counts, total, (q,))[0]
 
 
 def quantiles(counts: dict[int, int], total: int, qs: tuple[float, ...]) -> list[float]:
-    """``[quantile(counts, total, q) for q in qs]`` in one pass over the sorted buckets
-    (``qs`` ascending)."""
+    """The q-quantiles of the values counted, one per ``qs`` entry: with the values sorted
+    ``v[0] <= ... <= v[n-1]`` and ``h = q * (n - 1)``, ``v[floor(h)]`` plus ``h - floor(h)`` of
+    the way to ``v[floor(h) + 1]`` (linear interpolation between the two closest ranks: numpy's
+    and R's default, and the median of an even count is the mean of the middle two). Each
+    ``v[k]`` is its bucket's estimate, within the sketch's relative accuracy, so the result is
+    too."""
     if total <= 0:
         return [math.nan] * len(qs)
+    order = sorted(counts)
+    cumulative = list(accumulate(counts[index] for index in order))
+    last = len(order) - 1
+
+    def ranked(k: int) -> float:  # the estimate of v[k]: the first bucket holding more than k
+        return value_of(order[min(bisect_right(cumulative, k), last)])
+
     out: list[float] = []
-    ranks = [q * (total - 1) for q in qs]
-    want = 0
-    seen = 0
-    for index in sorted(counts):
-        seen += counts[index]
-        while want < len(ranks) and seen > ranks[want]:
-            out.append(value_of(index))
-            want += 1
-        if want == len(ranks):
-            return out
-    last = value_of(max(counts))
-    return out + [last] * (len(ranks) - len(out))
+    for q in qs:
+        h = q * (total - 1)
+        low = math.floor(h)
+        value = ranked(low)
+        fraction = h - low
+        if fraction > 0:
+            value += fraction * (ranked(low + 1) - value)
+        out.append(value)
+    return out

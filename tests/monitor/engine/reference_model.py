@@ -6,7 +6,12 @@ The Wave 2 part (help-desk clocks, business calendars, customer voice, the ``tod
 Early outcomes: the clock is the largest ``ts`` fed so far. An outcome whose contact or ticket is
 not open, stamped no more than the allowed lateness before the clock, waits in a list; it is
 applied (in ``ts`` order) right after its item's opening event, or counted as ``unknown_*`` once
-the clock is more than the lateness past its ``ts`` (or at :meth:`Reference.finish`)."""
+the clock is more than the lateness past its ``ts`` (or at :meth:`Reference.finish`).
+
+Refused outcomes: an outcome of an open item that its state refuses, stamped no more than the
+lateness before the clock, is counted as ``invalid_transition`` only once the clock is more than
+the lateness past its ``ts`` (an earlier event of the item could still have come); until then its
+id counts as seen, so a redelivery of it is a duplicate. Fed in order, nothing earlier comes."""
 
 from __future__ import annotations
 
@@ -73,6 +78,7 @@ class Reference:
     seen: set[str] = field(default_factory=set)
     clock: float = -math.inf
     waiting_outcomes: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)
+    refused: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     arrivals: int = 0
 
     def feed(self, ev: dict[str, Any], ts: float) -> None:
@@ -81,12 +87,21 @@ class Reference:
         for item in list(self.waiting_outcomes):
             if item[0] < self.clock - lateness:
                 self._give_up(item)
+        for refused in list(self.refused):
+            if refused[0] < self.clock - lateness:
+                self._refuse(refused)
         if ev["event_id"] in self.seen:
             return
         reason = self._apply(ev, ts)
         if reason in ("unknown_contact", "unknown_ticket") and ts >= self.clock - lateness:
             self.arrivals += 1
             self.waiting_outcomes.append((ts, self.arrivals, ev))
+            self.seen.add(ev["event_id"])
+            return
+        outcome = ev["type"] not in ("contact.queued", "ticket.created")
+        waits = lateness > 0 and ts >= self.clock - lateness
+        if reason == "invalid_transition" and outcome and waits:
+            self.refused.append((ts, ev))
             self.seen.add(ev["event_id"])
             return
         if reason is None:
@@ -100,6 +115,13 @@ class Reference:
         """End of the stream: every outcome still waiting for its item is unknown."""
         for item in list(self.waiting_outcomes):
             self._give_up(item)
+        for refused in list(self.refused):
+            self._refuse(refused)
+
+    def _refuse(self, refused: tuple[float, dict[str, Any]]) -> None:
+        self.refused.remove(refused)
+        self._count("invalid_transition")
+        self.seen.discard(refused[1]["event_id"])
 
     def _count(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
