@@ -101,13 +101,16 @@ def run(
 
 @app.command()
 def replay(
-    events: Annotated[Path, typer.Argument(help="JSON Lines file of events.", exists=True)],
+    events: Annotated[
+        Path, typer.Argument(help="JSON Lines file of events.", exists=True, dir_okay=False)
+    ],
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")],
     until: Annotated[
         str | None, typer.Option(help="Move the clock to TS (RFC 3339) first.")
     ] = None,
     alerts_out: Annotated[
-        Path | None, typer.Option("--alerts-out", help="Write alert state changes (JSONL).")
+        Path | None,
+        typer.Option("--alerts-out", help="Write alert state changes (JSONL).", dir_okay=False),
     ] = None,
 ) -> None:
     """Feed a JSON Lines file through the pipeline with event time as the clock; print /metrics."""
@@ -122,18 +125,28 @@ def replay(
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    if alerts_out is not None:
-        with alerts_out.open("wb") as out:
-            text = asyncio.run(run_replay(events, settings, until=until_ts, alerts_out=out))
-    else:
-        text = asyncio.run(run_replay(events, settings, until=until_ts))
+    if alerts_out is not None and replaying.same_file(alerts_out, events):
+        typer.echo(f"--alerts-out {alerts_out} is the replayed file", err=True)
+        raise typer.Exit(2)
+    try:
+        if alerts_out is not None:
+            with alerts_out.open("wb") as out:
+                text = asyncio.run(run_replay(events, settings, until=until_ts, alerts_out=out))
+        else:
+            text = asyncio.run(run_replay(events, settings, until=until_ts))
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from None
     sys.stdout.buffer.write(text)
     sys.stdout.flush()
 
 
 @app.command()
 def backtest(
-    events: Annotated[Path, typer.Argument(help="JSON Lines file of recorded events.")],
+    events: Annotated[
+        Path,
+        typer.Argument(help="JSON Lines file of recorded events."),
+    ],
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")],
     against: Annotated[
         Path | None, typer.Option("--against", help="A second config, shown side by side.")

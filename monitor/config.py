@@ -125,6 +125,13 @@ class DeadLetterSettings(FrozenModel):
     path: Path | None = None
     """JSON Lines file for rejected events (original bytes, reason, position)."""
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _named(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: name a file, or leave the key out for no file")
+        return value
+
 
 class SimulatorSettings(FrozenModel):
     """The built-in contact center, used when no source is configured."""
@@ -154,7 +161,7 @@ class SourcesSettings(FrozenModel):
 
 class ExporterSettings(FrozenModel):
     listen: str = "127.0.0.1:9108"
-    tick_seconds: Duration = Field(default=1.0, gt=0)
+    tick_seconds: Duration = Field(default=1.0, ge=0.01)
     """How often the wall clock advances the engine and the alert rules are evaluated."""
     early_tick_seconds: Duration | None = Field(default=0.1, gt=0)
     """Live mode: an applied event does not wait for the next aligned tick; the clock ticks
@@ -497,7 +504,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = redaction.read_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: {redaction.yaml_problem(exc)}") from None
     except RecursionError:
@@ -507,6 +514,20 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
     return data
+
+
+_ENV_FIELD = re.compile(r'field "([A-Za-z_]+)"')
+
+
+def _env_problem(exc: SettingsError) -> str:
+    """Which environment override pydantic-settings could not parse (its message names the
+    field, never the value), and how such a value is written."""
+    found = _ENV_FIELD.search(str(exc))
+    name = f"SUPPORT_MONITOR_{found.group(1).upper()}" if found else "an override"
+    return (
+        f"environment: {name} cannot be parsed: a list or mapping value is written as JSON, "
+        """e.g. SUPPORT_MONITOR_WINDOWS='["5m", "1h"]'"""
+    )
 
 
 def load_settings(path: Path | None) -> Settings:
@@ -521,9 +542,7 @@ def load_settings(path: Path | None) -> Settings:
     try:
         settings = parse_settings(data)
     except SettingsError as exc:  # an environment override that is not valid JSON
-        raise ConfigError(
-            f"environment: an override cannot be parsed ({type(exc).__name__})"
-        ) from None
+        raise ConfigError(_env_problem(exc)) from None
     problems = _file_problems(settings, "")  # blocking reads: callers run this off the loop
     if problems:
         raise ConfigError("\n".join(problems))

@@ -165,6 +165,14 @@ EVENT_TYPES: tuple[type[_Event], ...] = get_args(Event)
 TYPE_NAMES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in EVENT_TYPES)
 
 
+EARLIEST_TS = 0.0
+"""1970-01-01T00:00:00Z: an event stamped before it is ``bad_timestamp``."""
+LATEST_TS = 221845392000.0
+"""9000-01-01T00:00:00Z: an event stamped at or after it is ``bad_timestamp``. Both bounds keep
+every instant the project derives from an event time (a local day start, an hour-of-week slot,
+an RFC 3339 text) inside the years Python's ``datetime`` can hold, whatever the offset."""
+
+
 class Reject(StrEnum):
     """Why an event was not applied (the ``reason`` label of the rejected counter)."""
 

@@ -22,7 +22,14 @@ import structlog
 from support_monitor.monitor.config import IngestSettings
 from support_monitor.monitor.deadletter import DeadLetter
 from support_monitor.monitor.engine.engine import Engine
-from support_monitor.monitor.events import EVENT_TYPES, EventError, Reject, decode
+from support_monitor.monitor.events import (
+    EARLIEST_TS,
+    EVENT_TYPES,
+    LATEST_TS,
+    EventError,
+    Reject,
+    decode,
+)
 from support_monitor.monitor.stats import DaemonStats
 
 _TYPE_NAME = {t: str(t.__struct_config__.tag) for t in EVENT_TYPES}
@@ -102,7 +109,7 @@ class Pipeline:
                 return self._reject(source, delivery, exc.reason, exc.detail)
             ts = event.ts.timestamp()
             clock = engine.now
-            if self._event_clock and clock < ts <= clock + ingest.max_replay_gap:
+            if self._event_clock and clock < ts <= clock + ingest.max_replay_gap and ts < LATEST_TS:
                 # Replay, event time moving forward (the usual case): what _move_clock does.
                 if self._before_event is not None:
                     self._before_event(ts)
@@ -133,6 +140,8 @@ class Pipeline:
         """Bound ``ts`` by the clock (``docs/events.md``, "Timestamp bounds"); in replay, then
         run the ticks before it and move the clock to it. Returns why it is out of range."""
         if self._event_clock:
+            if not EARLIEST_TS <= ts < LATEST_TS:  # the first event too: it sets the clock
+                return _YEARS
             clock = self.engine.now
             if clock != -math.inf and not (
                 clock - ingest.max_event_age <= ts <= clock + ingest.max_replay_gap
@@ -265,6 +274,7 @@ def _out_of_range(delta: float, clock: str, ahead: float, ingest: IngestSettings
     )
 
 
+_YEARS = "ts is before 1970 or after 8999 (UTC)"
 _HELD = "(held within the allowed lateness for an earlier event of its item)"
 """The end of a reject's ``detail`` when the engine held the event first (docs/events.md)."""
 

@@ -3,7 +3,9 @@
 - A validation message never shows the offending value of a secret field (a ``SecretStr``
   anywhere in the settings tree, e.g. ``webhook_url``, ``sasl_password``, Alertmanager
   ``urls``) nor any URL: URLs carry credentials and tokens. pydantic's ``input`` is never shown.
-- A YAML syntax error is reported as line, column and problem, never the text of the line.
+- A YAML syntax error is reported as line, column and problem, never the text of the line;
+  :func:`read_yaml` reads config files so, also for a value its tag cannot build (``!!int x``),
+  a key written twice, and an alias bomb.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import re
 import typing
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, SecretStr
@@ -102,6 +105,79 @@ def scrub_message(message: str, error: ErrorDetails, names: frozenset[str]) -> s
         if secret and secret in message:
             message = message.replace(secret, NOT_SHOWN)
     return _URL.sub(NOT_SHOWN, message)
+
+
+MAX_YAML_VALUES = 100_000
+"""Values a YAML document may hold once its aliases are expanded (each alias counts as a copy of
+what it names). A config holds hundreds; an alias bomb ("billion laughs") billions, which would
+take pydantic and the error messages minutes and gigabytes to walk."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key written twice in one mapping (the last would
+    silently win) and reports a value its tag cannot build (``!!int abc``) by its place only:
+    the constructors' own messages quote the value, which may be a secret."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> object:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any constructor failure; its text is not shown
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            problem = f"the value is not a valid {tag} ({type(exc).__name__})"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    # unquoted: yaml_problem hides quoted text; keys name settings, not secrets
+                    problem = f"the key {key_node.value[:64]} is written twice in this mapping"
+                    raise yaml.constructor.ConstructorError(
+                        None, None, problem, key_node.start_mark
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str) -> object:
+    """The one document in ``text`` with PyYAML's safe tags (``None`` when empty). Raises
+    ``yaml.YAMLError`` for anything it cannot read, which :func:`yaml_problem` words by line and
+    column only; ``RecursionError`` when it nests too deeply."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_VALUES:
+            problem = f"more than {MAX_YAML_VALUES:,} values once its aliases are expanded"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes under ``node`` counting each alias as a copy (memoised per node: linear time);
+    stops counting past :data:`MAX_YAML_VALUES`."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = node.value
+    else:
+        children = []
+    for child in children:
+        total += _expanded_size(child, memo)
+        if total > MAX_YAML_VALUES:
+            break
+    memo[id(node)] = total
+    return total
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

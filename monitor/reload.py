@@ -101,6 +101,13 @@ class Reloader:
                 "config_reload_refused", trigger=trigger, path=str(self.path), error=str(exc)
             )
             return
+        except Exception as exc:  # noqa: BLE001 - a reload must never stop the daemon
+            # a defect in reading: its text may quote a value of the file, so only its type
+            error = f"the config could not be read ({type(exc).__name__})"
+            self._log.error(
+                "config_reload_refused", trigger=trigger, path=str(self.path), error=error
+            )
+            return
         why = self.reload(new)
         if why is None:
             self._log.info("config_reloaded", trigger=trigger, path=str(self.path))

@@ -15,6 +15,8 @@ from support_monitor.monitor.config import Settings
 from support_monitor.monitor.consume import consume
 from support_monitor.monitor.deadletter import DeadLetter, DeadLetterSink, JsonlDeadLetters
 from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.events import EARLIEST_TS, LATEST_TS
 from support_monitor.monitor.exporter import render
 from support_monitor.monitor.registry import build_registry
 from support_monitor.monitor.road import Road, build_road
@@ -23,18 +25,31 @@ from support_monitor.monitor.stats import DaemonStats
 
 
 def parse_until(text: str) -> float:
-    """``--until``: RFC 3339 with offset, or epoch seconds."""
+    """``--until``: RFC 3339 with offset, or epoch seconds; within the years event times may
+    have (:data:`~support_monitor.monitor.events.EARLIEST_TS` to ``LATEST_TS``)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"--until {text!r} is neither RFC 3339 nor epoch seconds") from None
+        if moment.tzinfo is None:
+            raise ValueError(
+                f"--until {text!r} needs a UTC offset, e.g. 2026-01-01T10:00:00Z"
+            ) from None
+        value = moment.timestamp()
+    if not EARLIEST_TS <= value < LATEST_TS:  # also NaN and the infinities
+        raise ValueError(f"--until {text!r} is not between 1970 and 8999 (UTC)")
+    return value
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one existing file (``replay`` must not write to its input)."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--until {text!r} is neither RFC 3339 nor epoch seconds") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"--until {text!r} needs a UTC offset, e.g. 2026-01-01T10:00:00Z")
-    return moment.timestamp()
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 class _NoSink:
@@ -68,7 +83,10 @@ async def replay_road(
     sink: DeadLetterSink = _NoSink() if dead_letters is None else dead_letters
     file_sink = None
     if dead_letters is None and settings.dead_letter.path:
-        file_sink = JsonlDeadLetters(settings.dead_letter.path)
+        if same_file(Path(settings.dead_letter.path), path):
+            # its letters would be read again, rejected again and appended again, forever
+            raise ConfigError(f"dead_letter.path: {settings.dead_letter.path} is the replayed file")
+        file_sink = JsonlDeadLetters(settings.dead_letter.path, road.stats)
     if file_sink is not None:
         file_sink.__enter__()
         sink = file_sink

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.logs import register_secret
-from support_monitor.monitor.redaction import yaml_problem
+from support_monitor.monitor.redaction import read_yaml, yaml_problem
 
 TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -232,9 +232,11 @@ def load_web_config(path: Path) -> WebConfig:
     except OSError as exc:
         raise WebConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = read_yaml(text)
     except yaml.YAMLError as exc:
         raise WebConfigError(f"{path}: {yaml_problem(exc)}") from None
+    except RecursionError:
+        raise WebConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -194,8 +194,8 @@ class Staffing:
     ``traffic``: offered load in Erlangs (NaN when unknown). ``required``: fewest agents for the
     target, a whole number as float so it can be exported as is (NaN when unknown;
     ``max_agents`` when the bound was hit). ``wait_seconds``: expected wait of a contact
-    arriving now with the agents on the queue now (+inf when they cannot keep up, NaN when
-    unknown).
+    arriving now with the agents available or busy on the channel now (+inf when they cannot
+    keep up, NaN when unknown).
     """
 
     traffic: float

@@ -93,7 +93,7 @@ class _Arrivals:
 class _ChannelAgents:
     """Per-channel workforce counts."""
 
-    __slots__ = ("arrivals", "cache", "counts", "rate", "sched", "seen", "staffed", "staffed_all")
+    __slots__ = ("arrivals", "cache", "counts", "rate", "sched", "seen")
 
     def __init__(self) -> None:
         self.seen = False
@@ -104,10 +104,6 @@ class _ChannelAgents:
         """Agents per timed state at ``Workforce.accrued`` (before the scheduled changes)."""
         self.sched: list[tuple[int, int, int, int]] = []
         """Heap of (t_ms, seq, old, new): changes at or after ``accrued`` not yet accrued."""
-        self.staffed_all = 0
-        """Agents available or busy that serve every queue."""
-        self.staffed: dict[str, int] = {}
-        """Queue -> agents available or busy that list it in ``queues``."""
         self.arrivals: dict[str, _Arrivals] = {}
         self.cache: dict[str, tuple[tuple[float, ...], Staffing]] = {}
 
@@ -119,10 +115,6 @@ def _add_ms(agg: Agg, state: int, ms: int) -> None:
         agg.agent_busy_ms += ms
     elif state == ACW:
         agg.agent_acw_ms += ms
-
-
-def _staffs(state: int) -> bool:
-    return state in (AVAILABLE, BUSY)
 
 
 class Workforce:
@@ -185,14 +177,9 @@ class Workforce:
         if ts < agent.since:
             self.superseded += 1
             return None
-        cw = self.by_channel[ev.channel]
         agent.implied = False
         agent.talking = 0
-        if queues != agent.queues:
-            if _staffs(agent.state):
-                self._staff(cw, agent.queues, -1)
-                self._staff(cw, queues, 1)
-            agent.queues = queues
+        agent.queues = queues
         self._change(key, agent, state, ts)
         return None
 
@@ -268,8 +255,6 @@ class Workforce:
         cw = self.by_channel[key[0]]
         cw.seen = True
         cw.counts[state] += 1
-        if _staffs(state):
-            self._staff(cw, queues, 1)
         if state == OFFLINE:
             self._offline[key] = None
         self._time(key[0], cw, OFFLINE, state, ts)
@@ -286,22 +271,11 @@ class Workforce:
         agent.entered = ts
         cw.counts[old] -= 1
         cw.counts[state] += 1
-        if _staffs(old) != _staffs(state):
-            self._staff(cw, agent.queues, 1 if _staffs(state) else -1)
         if old == OFFLINE:
             self._offline.pop(key, None)
         elif state == OFFLINE:
             self._offline[key] = None
         self._time(key[0], cw, old, state, ts)
-
-    @staticmethod
-    def _staff(cw: _ChannelAgents, queues: tuple[str, ...] | None, sign: int) -> None:
-        if queues is None:
-            cw.staffed_all += sign
-            return
-        staffed = cw.staffed
-        for name in queues:
-            staffed[name] = staffed.get(name, 0) + sign
 
     def _time(self, channel: str, cw: _ChannelAgents, old: int, new: int, ts: float) -> None:
         """Account the agent time of a change ``old`` -> ``new`` at ``ts`` (see the module doc)."""
@@ -434,10 +408,12 @@ class Workforce:
         """Agents per state now."""
         return dict(zip(AGENT_STATES, self.by_channel[channel].counts, strict=True))
 
-    def agents_on(self, channel: str, queue: str) -> int:
-        """Agents of ``channel`` available or busy that serve ``queue``."""
-        cw = self.by_channel[channel]
-        return cw.staffed_all + cw.staffed.get(queue, 0)
+    def agents_on(self, channel: str) -> int:
+        """Agents of ``channel`` available or busy now: the metric contract's N for every queue
+        of the channel ("the agents currently available or busy on the queue's channel"), an
+        agent's ``queues`` notwithstanding."""
+        counts = self.by_channel[channel].counts
+        return counts[AVAILABLE] + counts[BUSY]
 
     def arrivals(self, channel: str, queue: str) -> int:
         """Contacts queued on ``queue`` within the shortest window."""
@@ -464,7 +440,7 @@ class Workforce:
             target = DEFAULT_SERVICE_LEVEL_TARGET
         rate = self.arrivals(channel, queue) / self.shortest_span
         handle = self.handle_time(channel)
-        agents = self.agents_on(channel, queue)
+        agents = self.agents_on(channel)
         key = (rate, handle, float(agents), answer, target)
         cache = self.by_channel[channel].cache
         hit = cache.get(queue)
@@ -557,8 +533,6 @@ class Workforce:
             agent.handled = handled
             self.agents[ch, agent_id] = agent
             cw.counts[st] += 1
-            if _staffs(st):
-                self._staff(cw, agent.queues, 1)
         self._offline = {
             (ch, agent_id): None
             for ch, agent_id in state["offline"]

@@ -10,6 +10,9 @@ from typing import IO, Self
 
 from support_monitor.monitor.pipeline import Delivery
 
+_JSON_SPACE = b" \t\r"
+"""What a blank line may hold besides its newline (JSON's whitespace): such a line is skipped;
+any other byte makes it an event, or a reject."""
 _BLOCK = 1 << 20
 
 
@@ -44,18 +47,25 @@ class FileSource:
         file = self._file
         name = self.path.name
         line_no = 0
-        tail = b""
+        tail: list[bytes] = []  # the line not ended yet, in pieces: one join when it ends
         while True:
             chunk = await asyncio.to_thread(file.read, _BLOCK)
             if not chunk:
                 break
-            lines = (tail + chunk).split(b"\n")
-            tail = lines.pop()
+            if b"\n" not in chunk:  # inside a long line: no copy of what came before
+                tail.append(chunk)
+                continue
+            lines = chunk.split(b"\n")
+            if tail:
+                tail.append(lines[0])
+                lines[0] = b"".join(tail)
+            tail = [lines.pop()]
             block = []
             for line in lines:
                 line_no += 1
-                if line.strip():
+                if line.strip(_JSON_SPACE):
                     block.append(Delivery(line, f"{name}:{line_no}"))
             yield block
-        if tail.strip():
-            yield [Delivery(tail, f"{name}:{line_no + 1}")]
+        last = b"".join(tail)
+        if last.strip(_JSON_SPACE):
+            yield [Delivery(last, f"{name}:{line_no + 1}")]

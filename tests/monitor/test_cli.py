@@ -123,6 +123,80 @@ def test_replay_bad_until_is_a_clear_error(config: Path, tmp_path: Path) -> None
     assert "--until 'noon'" in result.stderr
 
 
+@pytest.mark.parametrize("until", ["inf", "-inf", "nan", "1e18", "9999-12-31T23:59:59Z", "-1"])
+def test_replay_refuses_an_until_outside_the_years_of_event_times(
+    config: Path, tmp_path: Path, until: str
+) -> None:
+    # ``inf`` skipped the final flush (held outcomes were neither applied nor rejected); a
+    # year past 8999 broke every hour-of-week slot
+    events = tmp_path / "e.jsonl"
+    events.write_text("", encoding="utf-8")
+    result = cli("replay", str(events), "--config", str(config), "--until", until, check=False)
+    assert result.returncode == 2
+    assert f"--until {until!r} is not between 1970 and 8999 (UTC)" in result.stderr
+
+
+def test_replay_never_writes_to_the_file_it_reads(config: Path, tmp_path: Path) -> None:
+    events = tmp_path / "e.jsonl"
+    original = b"not an event\n"
+    events.write_bytes(original)
+    # --alerts-out on the input truncated it before it was read
+    result = cli(
+        "replay", str(events), "--config", str(config), "--alerts-out", str(events), check=False
+    )
+    assert result.returncode == 2
+    assert f"--alerts-out {events} is the replayed file" in result.stderr
+    # dead letters appended to the input were read again, rejected again: the file grew forever
+    looping = tmp_path / "loop.yaml"
+    looping.write_text(
+        yaml.safe_dump({**CONFIG, "dead_letter": {"path": str(events)}}), encoding="utf-8"
+    )
+    result = cli("replay", str(events), "--config", str(looping), check=False)
+    assert result.returncode == 2
+    assert f"config error: dead_letter.path: {events} is the replayed file" in result.stderr
+    assert events.read_bytes() == original
+    # elsewhere it holds them, and the exposition counts them (it said 0 before)
+    letters = tmp_path / "letters.jsonl"
+    elsewhere = tmp_path / "dl.yaml"
+    elsewhere.write_text(
+        yaml.safe_dump({**CONFIG, "dead_letter": {"path": str(letters)}}), encoding="utf-8"
+    )
+    got = samples(cli("replay", str(events), "--config", str(elsewhere)).stdout)
+    assert got["support_monitor_dead_letters_total", (("sink", "file"), ("source", "file"))] == 1
+    assert [json.loads(line)["raw"] for line in letters.read_text().splitlines()] == [
+        "not an event"
+    ]
+
+
+def test_an_event_stamped_past_8999_or_before_1970_is_out_of_range(
+    config: Path, tmp_path: Path
+) -> None:
+    # 9999-12-31T23:59:59-23:59 is in year 10000 in UTC: every hour-of-week slot then failed
+    stream = Stream()
+    stream.add("contact.queued", 0, "voice", queue="billing", contact_id="c0")
+    lines = [*stream.lines]
+    for n, ts in enumerate(
+        ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+10:00", "1969-12-31T23:59:59Z")
+    ):
+        event = {
+            "event_id": f"x{n}",
+            "type": "contact.queued",
+            "ts": ts,
+            "channel": "voice",
+            "queue": "billing",
+            "contact_id": f"x{n}",
+        }
+        lines.append(json.dumps(event).encode())
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    result = cli("replay", str(events), "--config", str(config))
+    got = samples(result.stdout)
+    rejected = (("reason", "timestamp_out_of_range"), ("source", "file"))
+    assert got["support_monitor_events_rejected_total", rejected] == 3
+    assert "tick_handler_failed" not in result.stderr
+    assert result.stderr.count("ts is before 1970 or after 8999 (UTC)") == 3
+
+
 def test_replay_output_passes_promtool(config: Path, tmp_path: Path, promtool: str) -> None:
     events = tmp_path / "sim.jsonl"
     cli(

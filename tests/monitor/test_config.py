@@ -323,6 +323,83 @@ def test_yaml_errors_name_the_file_not_a_unicode_string(tmp_path: Path) -> None:
     assert "<unicode string>" not in message
 
 
+@pytest.mark.parametrize(
+    ("tagged", "problem"),
+    [
+        ("!!int SECRETzzz5", "the value is not a valid int (ValueError)"),
+        ("!!float SECRETzzz5", "the value is not a valid float (ValueError)"),
+        ("!!bool SECRETzzz5", "the value is not a valid bool (KeyError)"),
+        ("!!timestamp SECRETzzz5", "the value is not a valid timestamp (AttributeError)"),
+        ("!!binary SECRETzzz5!", "failed to decode base64 data"),  # PyYAML's own: no value
+    ],
+)
+def test_a_value_its_yaml_tag_cannot_build_is_refused_without_showing_it(
+    tmp_path: Path, tagged: str, problem: str
+) -> None:
+    # PyYAML's own message quotes the value ("invalid literal for int() ... 'SECRETzzz5'")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"sources: {{kafka: {{sasl_password: {tagged}}}}}\n", encoding="utf-8")
+    message = _load_error(config)
+    assert message.startswith(f"{config}: not valid YAML at line 1, column 34: "), message
+    assert problem in message
+    assert "secret" not in message.lower()
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users: {{admin: {tagged}}}\n", encoding="utf-8")
+    config.write_text(f"exporter: {{web_config_file: {web}}}\n", encoding="utf-8")
+    message = _load_error(config)
+    assert message.startswith(f"exporter.web_config_file: {web}: not valid YAML at line 1"), message
+    assert "secret" not in message.lower()
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    # six levels of ten aliases: a million values once expanded (ten levels took minutes)
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 6)]
+    config = tmp_path / "c.yaml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    message = _load_error(config)
+    assert message == (
+        f"{config}: not valid YAML at line 1, column 1: more than 100,000 values once its "
+        "aliases are expanded"
+    )
+    # a few aliases, as a config may use them, still read
+    config.write_text(
+        "windows: &w [5m, 1h]\ndetectors: {sla_burn: {windows: [{long: 1h, short: 5m, "
+        "burn_rate: 2.0}]}}\n",
+        encoding="utf-8",
+    )
+    assert load_settings(config).windows == ("5m", "1h")
+
+
+def test_an_empty_dead_letter_path_is_refused(tmp_path: Path) -> None:
+    # "" became ".", a directory no letter could be written to
+    config = tmp_path / "c.yaml"
+    config.write_text("dead_letter: {path: ''}\n", encoding="utf-8")
+    assert "dead_letter.path: is empty: name a file" in _load_error(config)
+
+
+def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("windows: [5m]\nchannels: {}\nwindows: [1h]\n", encoding="utf-8")
+    assert _load_error(config) == (
+        f"{config}: not valid YAML at line 3, column 1: the key windows is written twice in "
+        "this mapping"
+    )
+
+
+def test_an_env_override_that_is_not_json_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("{}\n", encoding="utf-8")
+    monkeypatch.setenv("SUPPORT_MONITOR_WINDOWS", "5mSECRET")  # a list must be JSON
+    message = _load_error(path)
+    assert message == (
+        "environment: SUPPORT_MONITOR_WINDOWS cannot be parsed: a list or mapping value is "
+        """written as JSON, e.g. SUPPORT_MONITOR_WINDOWS='["5m", "1h"]'"""
+    )
+
+
 def test_env_overrides_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("exporter: {listen: '127.0.0.1:1'}\n", encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -11,6 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+import structlog
+import structlog.testing
 import yaml
 
 from support_monitor.alerts.runtime import Alerting
@@ -32,6 +36,26 @@ def _reloader(tmp_path: Path) -> tuple[Reloader, Engine, Alerting]:
         engine,
         alerting,
     )
+
+
+def test_a_reload_that_fails_unexpectedly_is_refused_and_shows_no_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, only ConfigError was caught: an unexpected error ended the supervisor's task group.
+    reloader, _, alerting = _reloader(tmp_path)
+    rules = alerting.rules
+
+    def broken(path: Path | None) -> None:
+        raise ValueError(f"invalid literal for int() with base 10: 'SECRETreload1' in {path}")
+
+    monkeypatch.setattr("support_monitor.monitor.reload.load_settings", broken)
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(reloader._attempt("test"))
+    assert [(e["event"], e["error"]) for e in logs] == [
+        ("config_reload_refused", "the config could not be read (ValueError)")
+    ]
+    assert "SECRET" not in repr(logs)
+    assert alerting.rules is rules  # the running config stays
 
 
 def test_threshold_and_rule_changes_apply_and_rules_keep_their_state(tmp_path: Path) -> None:

@@ -195,7 +195,7 @@ def test_two_chats_return_available_after_both_end() -> None:
     assert (total.agent_busy_ms, total.agent_available_ms) == (29_000, 20_000)
 
 
-def test_unknown_queue_is_rejected_and_queues_limit_staffing() -> None:
+def test_unknown_queue_is_rejected_and_every_staffed_agent_counts_for_each_queue() -> None:
     s = Stream()
     s.add("agent.state", 0.0, "voice", agent_id="a1", state="available", queues=["nope"])
     s.add("agent.state", 0.0, "voice", agent_id="a2", state="available", queues=["billing"])
@@ -207,8 +207,28 @@ def test_unknown_queue_is_rejected_and_queues_limit_staffing() -> None:
         "unknown_queue": 1,
         "unknown_channel": 1,
     }
-    assert engine.workforce.agents_on("voice", "billing") == 2
-    assert engine.workforce.agents_on("voice", "tech") == 1
+    # N is "the agents currently available or busy on the queue's channel": a2 and a3, for
+    # billing and tech alike (a2 lists billing only; a4 is on break)
+    assert engine.workforce.agents_on("voice") == 2
+
+
+def test_estimated_wait_counts_the_channels_agents_whatever_queues_they_list() -> None:
+    # a1 lists billing, a2 tech; billing: 2 contacts in the 5 m window, handle 225 s each
+    s = Stream()
+    s.add("agent.state", 0.0, "voice", agent_id="a1", state="available", queues=["billing"])
+    s.add("agent.state", 0.0, "voice", agent_id="a2", state="available", queues=["tech"])
+    for cid, at in (("c1", 10.0), ("c2", 20.0)):
+        s.add("contact.queued", at, "voice", queue="billing", contact_id=cid)
+        s.add("contact.answered", at, "voice", contact_id=cid)
+    s.add("contact.ended", 235.0, "voice", contact_id="c1")
+    s.add("contact.ended", 245.0, "voice", contact_id="c2")
+    engine, _ = run(sorted_by_time(s), until=300)
+    # lambda = 2/300 /s, AHT 225 s: A = 1.5 Erlangs on N = 2 agents (before: 1, so +Inf).
+    # Erlang C: A^2/2! * N/(N-A) = 4.5; C = 4.5 / (1 + 1.5 + 4.5) = 9/14;
+    # wait = C * AHT / (N - A) = 9/14 * 225 / 0.5 = 289.2857...
+    staffing = engine.workforce.staffing("voice", "billing")
+    assert staffing is not None
+    assert staffing.wait_seconds == pytest.approx(9 / 14 * 225 / 0.5, rel=1e-9)
 
 
 def sorted_by_time(s: Stream) -> list[bytes]:

@@ -1,0 +1,38 @@
+"""``FileSource``: a JSON Lines file as blocks of deliveries, each line with its position."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from support_monitor.monitor.sources.file import FileSource
+
+
+def _read(path: Path) -> list[tuple[bytes, str]]:
+    async def main() -> list[tuple[bytes, str]]:
+        out: list[tuple[bytes, str]] = []
+        async with FileSource(path) as source:
+            async for block in source.batches():
+                out += [(d.raw, d.position) for d in block]
+        return out
+
+    return asyncio.run(main())
+
+
+def test_lines_keep_their_bytes_and_numbers_and_blank_lines_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    # a line of 3 MiB spans four 1 MiB reads; "\x0b\x0c" is not JSON whitespace: a line to judge
+    long = b"x" * (3 << 20)
+    path.write_bytes(b'{"a":1}\n' + long + b'\n\x0b\x0c\n \t\r\n\n{"b":2}\r')
+    assert _read(path) == [
+        (b'{"a":1}', "e.jsonl:1"),
+        (long, "e.jsonl:2"),
+        (b"\x0b\x0c", "e.jsonl:3"),
+        (b'{"b":2}\r', "e.jsonl:6"),
+    ]
+
+
+def test_a_file_without_a_newline_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b"y" * ((2 << 20) + 5))
+    assert _read(path) == [(b"y" * ((2 << 20) + 5), "e.jsonl:1")]
