@@ -550,21 +550,25 @@ class Engine:
         ``None``."""
         if event.channel not in self.channels:
             return Reject.UNKNOWN_CHANNEL
-        key = _item_key(event)
-        if key is not None and key in self._early and self._behind(key, ts):
-            # an outcome of the open item stamped at or before this one waits for an earlier
-            # event: this one waits behind it, or (if it cannot) those are judged first
-            if (
-                self._may_wait(ts)
-                and self._hold(key, event, ts, token, Reject.INVALID_TRANSITION) is None
-            ):
-                return None
-            self._release_early(key, until=ts)
+        if self._early:  # usually empty: an event then pays for nothing of the holding
+            key = _item_key(event)
+            if key is not None and key in self._early and self._behind(key, ts):
+                # an outcome of the open item stamped at or before this one waits for an
+                # earlier event: this one waits behind it, or (if it cannot) those go first
+                if (
+                    self._may_wait(ts)
+                    and self._hold(key, event, ts, token, Reject.INVALID_TRANSITION) is None
+                ):
+                    return None
+                self._release_early(key, until=ts)
         reason = self._handlers[type(event)](event, ts)
         if reason is None:
-            if key is not None and key in self._early:
-                self._release_early(key, after=ts)  # an earlier event came: try later ones
+            if self._early:
+                key = _item_key(event)
+                if key is not None and key in self._early:
+                    self._release_early(key, after=ts)  # an earlier event came: try later ones
             return None
+        key = _item_key(event)
         if key is None or self._max_early == 0:
             self._waits = False
             return reason
