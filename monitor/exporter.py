@@ -494,9 +494,7 @@ class EngineCollector(Collector):
                             series = self._histogram_series(family.name, name, q.name, hist)
                         series.refresh()
                         family.series.append(series)
-            window_heads = iter(kept.windows)
-            for agg in ch.windows.totals:
-                heads = next(window_heads)
+            for agg, heads in zip(ch.windows.totals, kept.windows, strict=True):
                 if live:
                     rows["support_service_level_ratio"].add(heads.service_level, service_level(agg))
                     rows["support_abandon_ratio"].add(heads.abandon, abandon_ratio(agg))
