@@ -190,6 +190,12 @@ class Alerting:
         """Template variables about a channel at ``now`` (``alerts.facts``)."""
         return channel_facts(self._engine, now, channel, labels)
 
+    def notifying(self) -> bool:
+        """Whether the planner may still send something without a new event: a receiver was
+        told of an alert it still remembers (a repeat or a resolve may come), or a group waits
+        (``group_wait``, ``group_interval``)."""
+        return not self.planner.idle
+
     def evaluate(self, now: float) -> None:
         if self._restoring:
             log.info("alert_eval_skipped", reason="restoring state")

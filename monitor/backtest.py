@@ -34,9 +34,8 @@ from typing import TextIO, cast
 from support_monitor.alerts.config import Route, WebhookReceiver
 from support_monitor.alerts.notify.message import Notification
 from support_monitor.alerts.timefmt import rfc3339
-from support_monitor.monitor.config import IngestSettings, Settings
+from support_monitor.monitor.config import Settings
 from support_monitor.monitor.deadletter import DeadLetter
-from support_monitor.monitor.events import EventError, decode
 from support_monitor.monitor.replay import replay_road
 
 __all__ = [
@@ -49,7 +48,6 @@ __all__ = [
     "RowKey",
     "as_json",
     "as_table",
-    "first_event_time",
     "main",
     "offline",
     "report_rejects",
@@ -239,32 +237,9 @@ def offline(settings: Settings) -> Settings:
     )
 
 
-def first_event_time(path: Path, ingest: IngestSettings) -> float | None:
-    """The time of the first line that decodes as an event: where the replay clock starts
-    (``None`` if no line does). Reads at most ``max_event_bytes + 1`` bytes of a line at once
-    (a longer line is too large anyway and is skipped). Blocking: run it off the event loop."""
-    limit = ingest.max_event_bytes + 1
-    with path.open("rb") as lines:
-        while line := lines.readline(limit):
-            if not line.endswith(b"\n") and len(line) == limit:  # too large: skip the rest
-                while (rest := lines.readline(limit)) and not rest.endswith(b"\n"):
-                    pass
-                continue
-            raw = line.rstrip(b"\n")
-            if not raw.strip():
-                continue
-            try:
-                event = decode(raw, ingest.max_event_bytes, max_tags=ingest.max_tags)
-            except EventError:
-                continue
-            return event.ts.timestamp()
-    return None
-
-
 async def run_backtest(path: Path, settings: Settings, config: str) -> Backtest:
     """Replay ``path`` with ``settings`` on the replay road and summarise what fired.
     Raises ``OSError`` when the file cannot be read."""
-    first = await asyncio.to_thread(first_event_time, path, settings.ingest)
     recorder = Recorder()
     done = await replay_road(
         path,
@@ -273,8 +248,9 @@ async def run_backtest(path: Path, settings: Settings, config: str) -> Backtest:
         on_plan=recorder.plan,
         dead_letters=_NoLetters(),
     )
-    now = done.engine.now
-    last = now if math.isfinite(now) else None
+    pipeline = done.pipeline
+    first = pipeline.earliest_applied if math.isfinite(pipeline.earliest_applied) else None
+    last = pipeline.latest_applied if math.isfinite(pipeline.latest_applied) else None
     if last is not None:
         recorder.close(last)
     stats = done.stats

@@ -63,15 +63,20 @@ class TickRoad:
         *,
         quiet_horizon: float | None = None,
         stats: DaemonStats | None = None,
+        notifying: Callable[[], bool] | None = None,
     ) -> None:
         """``quiet_horizon`` (replay only, see :func:`quiet_horizon`): once the clock has
         stepped that far past the last event, the road jumps to the next one instead of running
         every tick across the gap. ``None`` (live mode): every tick runs. ``stats``: where
-        failing handlers are counted (``support_monitor_tick_failures_total``)."""
+        failing handlers are counted (``support_monitor_tick_failures_total``).
+        ``notifying``: true while the notification planner may still send something without
+        an event (a repeat, a group's wait or interval: ``backtest`` plans messages); no tick
+        is jumped over then."""
         self.engine = engine
         self.interval = interval
         self.handlers = list(handlers)
         self.quiet_horizon = quiet_horizon
+        self._notifying = notifying
         self.skipped_ticks = 0
         """Ticks jumped over in quiet gaps (replay)."""
         self._next: float | None = None
@@ -107,28 +112,38 @@ class TickRoad:
             landing = math.floor(until / interval) * interval
             if landing == until and not inclusive:
                 landing -= interval
-            quiet = self._last_event + horizon
-            while True:
-                while self._next <= quiet and self._next < landing:
-                    self.tick(self._next)
-                    self._next += interval
-                # A timer the engine still holds (a business-time deadline days ahead, the
-                # reset of the today window) wakes the road: its ticks run from there on.
-                wake = self.engine.next_wakeup()
-                if wake >= landing or self._next >= landing:
-                    break
-                resume = self._next
-                if wake > resume:
-                    resume = max(resume, math.floor(wake / interval) * interval)
-                self.skipped_ticks += round((resume - self._next) / interval)
-                self._next = resume
-                quiet = max(wake, resume) + horizon  # at least one tick: progress
-            if landing > self._next:
-                self.skipped_ticks += round((landing - self._next) / interval)
-                self._next = landing
+            self._cross_gap(landing, horizon)
         while self._next < until or (inclusive and self._next == until):
             self.tick(self._next)
             self._next += interval
+
+    def _cross_gap(self, landing: float, horizon: float) -> None:
+        """Run the ticks of a quiet gap that can still change something, up to ``landing``
+        (exclusive), and jump over the others."""
+        interval = self.interval
+        assert self._next is not None
+        quiet = self._last_event + horizon
+        while True:
+            while self._next <= quiet and self._next < landing:
+                self.tick(self._next)
+                self._next += interval
+            if self._next < landing and self._notifying is not None and self._notifying():
+                quiet = self._next  # a repeat may fall in the gap: one more tick, then see
+                continue
+            # A timer the engine still holds (a business-time deadline days ahead, the reset
+            # of the today window) wakes the road: its ticks run from there on.
+            wake = self.engine.next_wakeup()
+            if wake >= landing or self._next >= landing:
+                break
+            resume = self._next
+            if wake > resume:
+                resume = max(resume, math.floor(wake / interval) * interval)
+            self.skipped_ticks += round((resume - self._next) / interval)
+            self._next = resume
+            quiet = max(wake, resume) + horizon  # at least one tick: progress
+        if landing > self._next:
+            self.skipped_ticks += round((landing - self._next) / interval)
+            self._next = landing
 
     def before_event(self, ts: float) -> None:
         """Replay: ticks strictly before an event's time run before the event is applied."""

@@ -82,6 +82,12 @@ class Pipeline:
         self._ingest = engine.settings.ingest
         self._max_bytes = self._ingest.max_event_bytes
         self._arrived = 0.0  # live: the wall clock when the event being processed arrived
+        self.earliest_applied = math.inf
+        """The earliest event time of an event applied when it came (held ones not included:
+        they are within the lateness of one that was); ``inf`` before any."""
+        self.latest_applied = -math.inf
+        """The latest such event time (a rejected line may have moved the replay clock further,
+        e.g. one of an undeclared channel)."""
         self._deferred: dict[str, deque[DeadLetter]] = {}  # source -> letters decided later
 
     def register(self, source: str) -> None:
@@ -129,6 +135,8 @@ class Pipeline:
                 engine.held_last = False
                 return None
             self.stats.events[source, _TYPE_NAME[type(event)]] += 1
+            self.latest_applied = max(self.latest_applied, ts)
+            self.earliest_applied = min(self.earliest_applied, ts)
             if not self._event_clock:
                 self.stats.lag.observe(max(0.0, self._arrived - ts))
                 self.applied.set()

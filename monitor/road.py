@@ -72,6 +72,7 @@ def build_road(
         alerting.handlers,
         quiet_horizon=quiet_horizon(settings) if replay else None,
         stats=stats,
+        notifying=None if on_plan is None else alerting.notifying,
     )
     if replay:
         pipeline = Pipeline(

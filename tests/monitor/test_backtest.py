@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from support_monitor.monitor.backtest import Backtest, Row, first_event_time, run_backtest
+from support_monitor.monitor.backtest import Backtest, Row, run_backtest
 from support_monitor.monitor.config import parse_settings
-from tests.support import T0, Stream
+from tests.support import T0, Stream, iso
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(ROOT / ".venv" / "bin" / "support-monitor")
@@ -169,6 +169,24 @@ def test_messages_follow_the_configured_grouping(tmp_path: Path) -> None:
     grouped = backtest(events_file(tmp_path / "e.jsonl"), config(30, notifiers=hook()))
     assert grouped.messages == {"new": 1, "repeat": 0, "resolved": 0}
     assert [r.paged for r in grouped.rows] == [1, 0]
+
+
+def test_repeats_go_on_across_a_quiet_gap(tmp_path: Path) -> None:
+    """Voice ``a`` waits from 0 s and is never answered; the next line comes 3 hours later.
+    The critical rule fires at 91 s (a wait > 30 s from 31 s, ``for: 1m``): a new message,
+    then a repeat every 10 minutes, at 691, 1291, ..., 10291 s: 17 repeats up to the last line
+    at 10,800 s. Before, the replay jumped over the quiet gap once every alert had settled, so
+    the repeats inside it were never planned (8 here)."""
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="a")
+    s.add("contact.queued", 10_800, "chat", queue="sales", contact_id="s")
+    path = tmp_path / "e.jsonl"
+    path.write_text(s.text(), encoding="utf-8")
+    data = config(30, notifiers=hook(**NO_WAIT))
+    data["alerts"]["rules"] = data["alerts"]["rules"][:1]  # the critical one
+    data["notifiers"]["receivers"]["hook"]["repeat_interval"] = "10m"
+    run = backtest(path, data)
+    assert run.messages == {"new": 1, "repeat": 17, "resolved": 0}
 
 
 def test_an_inhibited_firing_is_counted_and_not_paged(tmp_path: Path) -> None:
@@ -446,19 +464,31 @@ def test_agrees_with_replay_alerts_out_on_the_simulator(tmp_path: Path) -> None:
         assert row["minutes_firing"] == pytest.approx(seconds[key] / 60)
 
 
-def test_the_span_starts_at_the_first_line_that_decodes(tmp_path: Path) -> None:
+def test_the_span_is_that_of_the_events_applied(tmp_path: Path) -> None:
     settings = parse_settings(config(30, ingest={"max_event_bytes": 1024}))
     s = Stream()
     s.add("contact.queued", 3, "voice", queue="billing", contact_id="a")
     # over max_event_bytes, so the pipeline rejects it whole (too_large): its tail is an
-    # event, but not one the clock ever starts at
+    # event, but not one the span starts at
     too_large = b" " * 2000 + s.lines.pop() + b"\n"
     s.add("contact.queued", 7, "voice", queue="billing", contact_id="b")
+    s.add("contact.answered", 9, "voice", contact_id="b")
+    # Go's zero time: year 1, out of range (before, it started the span: pages/day 0)
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="z")
+    zero = s.lines.pop().replace(iso(T0).encode(), b"0001-01-01T00:00:00Z")
+    # an undeclared channel 3 days later moves the replay clock, but is not applied (before, it
+    # ended the span: pages/day 72 times too low)
+    s.add("contact.queued", 3 * 86400, "fax", contact_id="x")
     path = tmp_path / "e.jsonl"
-    path.write_bytes(too_large + b"\n   \n{not json\n" + s.text().encode())
-    assert first_event_time(path, settings.ingest) == T0 + 7
+    path.write_bytes(zero + b"\n" + too_large + b"\n   \n{not json\n" + s.text().encode())
     run = asyncio.run(run_backtest(path, settings, "cfg"))
-    assert (run.first_event, run.last_event) == (T0 + 7, T0 + 7)
-    assert run.rejected == {"invalid_json": 1, "too_large": 1}
+    assert (run.first_event, run.last_event) == (T0 + 7, T0 + 9)
+    assert run.rejected == {
+        "invalid_json": 1,
+        "timestamp_out_of_range": 1,
+        "too_large": 1,
+        "unknown_channel": 1,
+    }
     (tmp_path / "bad.jsonl").write_bytes(too_large + b"{not json\n")
-    assert first_event_time(tmp_path / "bad.jsonl", settings.ingest) is None
+    nothing = asyncio.run(run_backtest(tmp_path / "bad.jsonl", settings, "cfg"))
+    assert (nothing.first_event, nothing.last_event) == (None, None)
