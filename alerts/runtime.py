@@ -467,10 +467,20 @@ class Alerting:
                 timeout = None if due is None else max(0.0, due - deliverer.now())
                 await self.outbox.changed(name, generation, timeout)
                 continue
-            result = await deliverer.attempt(n)
-            if result is not None:
-                # settled: record it even if shutdown cancels us right now
-                await asyncio.shield(self.outbox.done(n.key))
+            sending = asyncio.create_task(self._deliver(deliverer, n), name=f"notify:{name}:send")
+            try:
+                await asyncio.shield(sending)
+            except asyncio.CancelledError:
+                # Shutdown while a message is on its way: it ends within the receiver's timeout
+                # and is recorded, so the next start does not send it again (a page that
+                # reached the receiver would otherwise be sent twice).
+                await asyncio.wait([sending])
+                raise
+
+    async def _deliver(self, deliverer: Deliverer, n: Notification) -> None:
+        """One attempt at ``n``; settled (sent, or given up) means it leaves the outbox."""
+        if await deliverer.attempt(n) is not None:
+            await self.outbox.done(n.key)
 
     async def _am_forever(self, client: AlertmanagerClient) -> None:
         while True:

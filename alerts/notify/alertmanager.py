@@ -27,6 +27,7 @@ import structlog
 from pydantic import SecretStr
 
 from support_monitor.alerts import links
+from support_monitor.alerts.notify.http import exchange
 from support_monitor.alerts.state import Alert
 from support_monitor.alerts.timefmt import rfc3339
 from support_monitor.monitor.stats import DaemonStats
@@ -110,11 +111,8 @@ class AlertmanagerClient:
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         try:
-            response = await self._client.post(
-                url, content=body, headers=headers, timeout=self._timeout
-            )
-            status = response.status_code
-        except httpx.TransportError as exc:
+            status, _, _ = await exchange(self._client, url, body, headers, self._timeout)
+        except (httpx.TransportError, TimeoutError) as exc:
             self._stats.notifications[(NOTIFIER, "failed")] += 1
             log.warning("alertmanager_unreachable", url_index=index, error=type(exc).__name__)
             return False

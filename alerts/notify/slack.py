@@ -269,6 +269,7 @@ class SlackNotifier:
             json.dumps(payload, allow_nan=False).encode(),
             {"Content-Type": "application/json"},
             self._timeout,
+            ok_body="ok",
         )
 
     async def send(self, notification: Notification) -> Outcome:

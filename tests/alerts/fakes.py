@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+import httpx
 from aiohttp import web
+from pydantic import SecretStr
 
+from support_monitor.alerts.notify.delivery import Deliverer, RetryPolicy, TokenBucket
 from support_monitor.alerts.notify.message import AlertInfo, Notification
+from support_monitor.alerts.notify.slack import SlackNotifier
+from support_monitor.monitor.stats import DaemonStats
+
+SEED = 7
+"""The retry jitter's seed in :func:`deliver_once`."""
 
 
 @dataclass
@@ -18,6 +28,8 @@ class Reply:
     status: int = 200
     body: str = "ok"
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    """Seconds the answer takes (the message has arrived; it counts once answered)."""
 
 
 class SlackLike:
@@ -48,6 +60,8 @@ class SlackLike:
         if self.refuse_blocks and "blocks" in body:
             return web.Response(status=400, text="invalid_blocks")
         reply = self.script.pop(0) if self.script else Reply()
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.status == 200:
             self.received.append(body)
             self.arrivals.append(arrived)
@@ -125,3 +139,32 @@ def notification(
         group={"alertname": "LongWait"},
         alerts=alerts or (info(),),
     )
+
+
+async def deliver_once(
+    server: SlackLike | None,
+    n: Notification,
+    *,
+    retry_for: float = 3600.0,
+    url: str | None = None,
+) -> tuple[str, dict[tuple[str, str], int], list[float]]:
+    """Deliver ``n`` to ``server`` (or ``url``) with a Slack notifier on a fake clock: the
+    result, the notification counters and the sleeps (backoffs) taken."""
+    clock = FakeClock()
+    stats = DaemonStats()
+    target = url if url is not None else server.url if server is not None else ""
+    async with httpx.AsyncClient() as client:
+        notifier = SlackNotifier("slack", SecretStr(target), client, 5.0)
+        bucket = TokenBucket(1.0, 3, clock, clock.sleep)
+        deliverer = Deliverer(
+            notifier,
+            bucket,
+            stats,
+            RetryPolicy(retry_for=retry_for),
+            clock=clock,
+            sleep=clock.sleep,
+            rng=random.Random(SEED),
+        )
+        n = n if n.created != 1_000_000.0 else notification(created=clock())
+        result = await deliverer.deliver(n)
+    return result, dict(stats.notifications), clock.sleeps

@@ -22,7 +22,7 @@ from support_monitor.alerts.notify.webhook import WebhookNotifier
 from support_monitor.alerts.urls import url_problem
 from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.stats import DaemonStats
-from tests.alerts.fakes import FakeClock, SlackLike, info, notification
+from tests.alerts.fakes import FakeClock, Reply, SlackLike, info, notification
 from tests.alerts.helpers import sig
 from tests.alerts.runtime_helpers import delivering, make, wait_for
 from tests.support import T0, settings
@@ -210,6 +210,28 @@ async def test_runtime_keeps_delivering_after_an_unusable_receiver(tmp_path):
         "(its text is not shown: it may be secret)"
     )
     assert SECRET not in repr(logs)
+
+
+async def test_a_clean_stop_lets_the_message_on_its_way_finish_and_records_it(tmp_path):
+    """The daemon stops (its delivery task is cancelled) while Slack takes 0.5 s to answer a
+    page. Before, the send was cancelled, the page stayed in the outbox and the next start sent
+    it again: Slack got it twice. Now the stop waits for the answer and records the delivery."""
+    async with SlackLike([Reply(delay=0.5)]) as server:
+        alerting, source, stats = make(server.url, state_dir=tmp_path)
+        async with delivering(alerting):
+            source.signals = [sig(channel="voice")]
+            alerting.evaluate(T0)
+            await wait_for(lambda: len(server.requests) == 1)  # on its way: stop now
+        assert stats.notifications[("slack", "ok")] == 1
+        assert alerting.outbox.pending("slack") == []
+        # the next start, from the same state directory, has nothing left to send
+        again, source2, stats2 = make(server.url, state_dir=tmp_path)
+        async with delivering(again):
+            source2.signals = [sig(channel="voice")]
+            again.evaluate(T0 + 1)
+            await asyncio.sleep(0.3)
+    assert len(server.received) == 1
+    assert stats2.notifications[("slack", "ok")] == 0
 
 
 # --- what of a response is logged -----------------------------------------------------------

@@ -14,34 +14,14 @@ from support_monitor.alerts.notify.delivery import Deliverer, RetryPolicy, Token
 from support_monitor.alerts.notify.http import retry_after
 from support_monitor.alerts.notify.slack import SlackNotifier, slack_payload
 from support_monitor.monitor.stats import DaemonStats
-from tests.alerts.fakes import FakeClock, Reply, SlackLike, info, notification
+from tests.alerts.fakes import FakeClock, Reply, SlackLike, deliver_once, info, notification
 
 SEED = 7
 
 
-async def _deliver(server: SlackLike, n, *, retry_for: float = 3600.0, url: str | None = None):
-    clock = FakeClock()
-    stats = DaemonStats()
-    async with httpx.AsyncClient() as client:
-        notifier = SlackNotifier("slack", SecretStr(url or server.url), client, 5.0)
-        bucket = TokenBucket(1.0, 3, clock, clock.sleep)
-        deliverer = Deliverer(
-            notifier,
-            bucket,
-            stats,
-            RetryPolicy(retry_for=retry_for),
-            clock=clock,
-            sleep=clock.sleep,
-            rng=random.Random(SEED),
-        )
-        n = n if n.created != 1_000_000.0 else notification(created=clock())
-        result = await deliverer.deliver(n)
-    return result, stats.notifications, clock.sleeps
-
-
 async def test_200_ok_counts_once():
     async with SlackLike() as server:
-        result, counts, sleeps = await _deliver(server, notification())
+        result, counts, sleeps = await deliver_once(server, notification())
     assert result == "ok"
     assert counts == {("slack", "ok"): 1}
     assert sleeps == []
@@ -55,7 +35,7 @@ async def test_429_honours_retry_after_and_5xx_backs_off_with_jitter():
         Reply(503, "service_unavailable"),
     ]
     async with SlackLike(script) as server:
-        result, counts, sleeps = await _deliver(server, notification())
+        result, counts, sleeps = await deliver_once(server, notification())
     rng = random.Random(SEED)
     first = 1.0 * (0.5 + rng.random() / 2)  # 1st server failure: base 1s, jitter 50-100%
     third = 2.0 * (0.5 + rng.random() / 2)  # 2nd server failure: 2s (the 429 does not count)
@@ -77,7 +57,7 @@ async def test_429_honours_retry_after_and_5xx_backs_off_with_jitter():
 async def test_client_errors_are_not_retried_and_logged_with_slacks_error(status, error):
     async with SlackLike([Reply(status, error)]) as server:
         with capture_logs() as logs:
-            result, counts, sleeps = await _deliver(server, notification())
+            result, counts, sleeps = await deliver_once(server, notification())
     assert result == "failed"
     assert counts == {("slack", "failed"): 1}
     assert sleeps == []
@@ -90,7 +70,7 @@ async def test_client_errors_are_not_retried_and_logged_with_slacks_error(status
 async def test_network_errors_retry_until_retry_for_then_drop():
     async with SlackLike() as server:
         dead = server.url
-    result, counts, sleeps = await _deliver(None, notification(), retry_for=20.0, url=dead)  # type: ignore[arg-type]
+    result, counts, sleeps = await deliver_once(None, notification(), retry_for=20.0, url=dead)
     assert result == "dropped"
     # backoffs 1, 2, 4, 8, 16 (x jitter in [0.5, 1]) until more than 20 s have passed
     assert counts[("slack", "dropped")] == 1
