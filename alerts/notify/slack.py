@@ -224,6 +224,15 @@ def slack_text(n: Notification) -> str:
     return cut("\n".join(lines), TEXT_LIMIT)
 
 
+def _title(head: str, names: str, tail: str) -> str:
+    """The header within ``HEADER_LIMIT``: the alert names are shortened first, so the state,
+    severity, channels, site and the update note stay whole."""
+    room = HEADER_LIMIT - len(head) - len(tail)
+    if len(names) > room >= 8:
+        names = cut(names, room)
+    return cut(f"{head}{names}{tail}", HEADER_LIMIT)
+
+
 def slack_payload(n: Notification) -> dict[str, Any]:
     """Block Kit message for one notification: a header (state, alert names, severity,
     channels, site), then each alert (firing ones first) and a context line."""
@@ -231,7 +240,7 @@ def slack_payload(n: Notification) -> dict[str, Any]:
     site = _site(n)
     at = f" · {escape(site)}" if site else ""
     if n.state == "resolved":
-        title = f":white_check_mark: RESOLVED: {escape(name)} ({escape(where)}){at}"
+        title = _title(":white_check_mark: RESOLVED: ", escape(name), f" ({escape(where)}){at}")
     else:
         resolved = _resolved_count(n)
         if resolved:
@@ -239,9 +248,10 @@ def slack_payload(n: Notification) -> dict[str, Any]:
         else:
             note = " (still firing)" if n.kind == "repeat" else ""
         icon = _ICON.get(severity, "")
-        title = f"{icon} FIRING: {escape(name)} [{escape(severity)}] ({escape(where)}){at}{note}"
+        tail = f" [{escape(severity)}] ({escape(where)}){at}{note}"
+        title = _title(f"{icon} FIRING: ".lstrip(), escape(name), tail)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": cut(title.strip(), 150)}}
+        {"type": "header", "text": {"type": "plain_text", "text": title}}
     ]
     for alert in n.alerts[:MAX_ALERTS]:
         blocks.extend(_alert_blocks(alert, n.created))

@@ -140,6 +140,32 @@ def test_block_kit_payload_firing_and_resolved():
     assert all(b["type"] != "actions" for b in plain["blocks"])
 
 
+def test_a_long_header_shortens_the_alert_names_not_the_state_or_site():
+    # eight alert names, a site and an update note: before, the 150-character cut took the
+    # site and the note ("... (voice) · Berlin contac…")
+    names = [f"VeryLongAlertName{i}" for i in range(8)]
+    alerts = tuple(
+        info(
+            fp=f"f{i}",
+            labels={"alertname": name, "channel": "voice", "severity": "critical"},
+            annotations={"summary": "s", "site": "Berlin contact center"},
+        )
+        for i, name in enumerate(names)
+    )
+    resolved_one = info(
+        fp="r",
+        labels={"alertname": "Gone", "channel": "voice", "severity": "critical"},
+        annotations={"summary": "s", "site": "Berlin contact center"},
+        resolved_at=2_000.0,
+    )
+    header = slack_payload(notification(alerts=(*alerts, resolved_one)))["blocks"][0]["text"]
+    text = header["text"]
+    assert len(text) <= 150
+    assert text.startswith(":rotating_light: FIRING: VeryLongAlertName0, VeryLongAlertName1")
+    assert "…" in text
+    assert text.endswith(" [critical] (voice) · Berlin contact center (update: 1 resolved)")
+
+
 async def test_generic_webhook_payload_headers_and_token():
     from support_monitor.alerts.notify.webhook import WebhookNotifier  # noqa: PLC0415
 
