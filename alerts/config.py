@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from support_monitor.alerts.links import is_absolute
-from support_monitor.alerts.matchers import parse_matcher
+from support_monitor.alerts.matchers import compile_regex, parse_matcher
 from support_monitor.alerts.template import check_template
 from support_monitor.alerts.urls import url_problem
 from support_monitor.detectors.config import DetectorSettings
@@ -669,8 +669,8 @@ class Route(_Model):
     def _regex(cls, value: dict[str, str]) -> dict[str, str]:
         for key, pattern in value.items():
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                compile_regex(pattern)
+            except ValueError as exc:
                 raise ValueError(f"match_re.{key}: bad regular expression: {exc}") from None
         return value
 

@@ -6,12 +6,12 @@ Routes are tried in order; a matching route adds its receiver and stops the walk
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from support_monitor.alerts.config import WEEKDAYS, MuteRange, NotifierSettings, Route
+from support_monitor.alerts.matchers import compile_regex
 from support_monitor.alerts.state import Labels
 
 
@@ -29,7 +29,7 @@ def _matches(route: Route, labels: dict[str, str]) -> bool:
         if labels.get(key, "") != value:
             return False
     for key, pattern in route.match_re.items():
-        if re.fullmatch(pattern, labels.get(key, "")) is None:
+        if compile_regex(pattern).fullmatch(labels.get(key, "")) is None:
             return False
     return True
 

@@ -42,8 +42,10 @@ from typing import Literal
 import msgspec
 import structlog
 
+from support_monitor.alerts.matchers import compile_regex
 from support_monitor.alerts.notify.message import AlertInfo
 from support_monitor.monitor.errors import SupportMonitorError
+from support_monitor.monitor.events import EARLIEST_TS, LATEST_TS
 
 log = structlog.get_logger("support_monitor.alerts.silences")
 
@@ -84,7 +86,9 @@ class Matcher(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")
         found = (
-            re.fullmatch(self.value, actual) is not None if self.is_regex else actual == self.value
+            compile_regex(self.value).fullmatch(actual) is not None
+            if self.is_regex
+            else actual == self.value
         )
         return found == self.is_equal
 
@@ -139,11 +143,19 @@ def parse_time(value: object, field: str) -> float:
         raise InvalidRequestError(f"{field}: {value[:40]!r} is not an RFC 3339 time") from None
     if parsed.tzinfo is None:
         raise InvalidRequestError(f"{field}: give a time zone (Z or +hh:mm)")
-    return parsed.timestamp()
+    ts = parsed.timestamp()
+    if not EARLIEST_TS <= ts < LATEST_TS:  # 9999-12-31T23:59-23:59 is year 10000 in UTC
+        raise InvalidRequestError(f"{field}: between 1970 and 8999 (UTC)")
+    return ts
 
 
 def format_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC; a time past what ``datetime`` holds (a silence stored before the range
+    check) reads as its last second, so the status page still renders."""
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return "9999-12-31T23:59:59Z" if ts > 0 else "0001-01-01T00:00:00Z"
 
 
 def parse_matchers(raw: object) -> tuple[Matcher, ...]:
@@ -177,8 +189,8 @@ def _matcher(where: str, item: object) -> Matcher:
         raise InvalidRequestError(f"{where}: isRegex and isEqual are true or false")
     if is_regex:
         try:
-            re.compile(value)
-        except re.error as exc:
+            compile_regex(value)
+        except ValueError as exc:
             raise InvalidRequestError(f"{where}.value: invalid regex: {exc}") from None
     return Matcher(name=name, value=value, is_regex=is_regex, is_equal=is_equal)
 
@@ -241,33 +253,52 @@ def load_signing_key(key_file: Path | None, state_dir: Path | None) -> bytes:
 
 
 class AckSigner:
-    """Signs and checks acknowledge links: ``{base}/ack/{fingerprint}?exp=...&sig=...``."""
+    """Signs and checks acknowledge links: ``{base}/ack/{fingerprint}?exp=...&act=...&sig=...``.
+    ``act`` is the activation the link was sent for (``active_at`` in ms): a link from an
+    earlier firing of the same alert cannot acknowledge a later one (the console checks it
+    against the alert)."""
 
     def __init__(self, key: bytes, base_url: str | None, ttl: float) -> None:
         self._key = key
         self.base_url = base_url
         self.ttl = ttl
 
-    def signature(self, fingerprint: str, expires: int) -> str:
-        message = f"ack\0{fingerprint}\0{expires}".encode()
+    def signature(self, fingerprint: str, expires: int, active: str = "") -> str:
+        message = f"ack\0{fingerprint}\0{expires}\0{active}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
-    def path(self, fingerprint: str, now: float) -> str:
+    def path(self, fingerprint: str, now: float, active: str = "") -> str:
         expires = int(now + self.ttl)
-        return f"/ack/{fingerprint}?exp={expires}&sig={self.signature(fingerprint, expires)}"
+        act = f"&act={active}" if active else ""
+        sig = self.signature(fingerprint, expires, active)
+        return f"/ack/{fingerprint}?exp={expires}{act}&sig={sig}"
 
-    def link(self, fingerprint: str, now: float) -> str | None:
-        return None if self.base_url is None else self.base_url + self.path(fingerprint, now)
+    def link(self, fingerprint: str, now: float, active: str = "") -> str | None:
+        if self.base_url is None:
+            return None
+        return self.base_url + self.path(fingerprint, now, active)
 
-    def check(self, fingerprint: str, expires: str, signature: str, now: float) -> str | None:
+    def check(
+        self, fingerprint: str, expires: str, signature: str, now: float, active: str = ""
+    ) -> str | None:
         """``None`` when the link is genuine and unexpired, else what is wrong with it."""
-        if not expires.isdigit() or len(expires) > 12:
+        if not _digits(expires, 12) or (active and not _digits(active, 16)):
             return "the link is malformed"
-        if not hmac.compare_digest(self.signature(fingerprint, int(expires)), signature):
+        if not hmac.compare_digest(self.signature(fingerprint, int(expires), active), signature):
             return "the link's signature is not valid (changed or for another alert)"
         if int(expires) < now:
             return "the link has expired"
         return None
+
+
+def activation(active_at: float) -> str:
+    """An alert's activation as an ack link writes it (``active_at`` in whole ms)."""
+    return str(round(active_at * 1000))
+
+
+def _digits(text: str, most: int) -> bool:
+    """ASCII digits only ("²" passes ``str.isdigit``), at most ``most`` of them."""
+    return text.isascii() and text.isdigit() and len(text) <= most
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -425,7 +456,7 @@ class PlannerHolds:
         """``info`` with the signed ``ack_url`` annotation (when ``external_url`` is set)."""
         if self.signer is None or info.resolved_at is not None:
             return info
-        url = self.signer.link(info.fingerprint, now)
+        url = self.signer.link(info.fingerprint, now, activation(info.active_at))
         if url is None:
             return info
         return msgspec.structs.replace(info, annotations={**info.annotations, ACK_URL: url})

@@ -10,7 +10,8 @@ failed ``accept()``. So:
   with the count), counted, and retried every 0.5 s; connections wait in the backlog meanwhile.
 - **A connection cap** (``exporter.max_connections``, TLS handshakes in progress included). At
   it, a new connection evicts the oldest open connection that is not in a request (still sending
-  its headers, or idle between requests); when every connection is in a request, the new one gets
+  its headers, or idle between requests), else the oldest TLS handshake in progress; when every
+  connection is in a request, the new one gets
   a minimal ``503`` (plain HTTP; a TLS connection is closed without a handshake) and is closed.
   ``http_connection_cap_reached`` is logged once when the cap is hit and
   ``http_connection_cap_cleared`` once when open connections fall to 90% of it.
@@ -84,7 +85,7 @@ SHUTDOWN_SECONDS = 2.0
 """On exit, requests in flight get this long to finish; then every connection is aborted."""
 BACKLOG = 128
 _DUMMY_HASH = b"$2b$10$ukWDH98tvpz0ypVqoAOl/exL5JUMswEJ68jvdKY0UlmwKnDNU6sby"
-"""Checked for an unknown user, so a wrong user name takes as long as a wrong password."""
+"""Checked for an unknown user when no user is configured (see ``_BasicAuth``)."""
 _REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\n"
@@ -206,10 +207,18 @@ class _ToStructlog(logging.Handler):
 
 
 class _BasicAuth:
+    """bcrypt checks of ``Authorization: Basic``. An unknown user is checked against a
+    configured user's hash (the same bcrypt cost, so a wrong user name takes as long as a wrong
+    password; the answer is no whatever it gives). The outcome of a check is remembered per
+    (user, password, hash), right ones and wrong ones (at most ``AUTH_CACHE_SIZE`` each), so
+    a flood repeating wrong credentials costs one bcrypt run, not one per request."""
+
     def __init__(self, users: dict[bytes, bytes]) -> None:
         self._users = users
         self._cache: OrderedDict[bytes, None] = OrderedDict()
+        self._refused: OrderedDict[bytes, None] = OrderedDict()
         self._checks = asyncio.Semaphore(AUTH_CONCURRENCY)
+        self._dummy = next(iter(users.values()), _DUMMY_HASH)
 
     async def allows(self, header: str | None) -> bool:
         credentials = _basic_credentials(header)
@@ -221,14 +230,17 @@ class _BasicAuth:
         if hashed is not None and key in self._cache:
             self._cache.move_to_end(key)
             return True
-        async with self._checks:
-            matches = await asyncio.to_thread(_checkpw, password, hashed or _DUMMY_HASH)
-        if not (matches and hashed is not None):
+        if key in self._refused:
+            self._refused.move_to_end(key)
             return False
-        self._cache[key] = None
-        if len(self._cache) > AUTH_CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return True
+        async with self._checks:
+            matches = await asyncio.to_thread(_checkpw, password, hashed or self._dummy)
+        allowed = matches and hashed is not None
+        remembered = self._cache if allowed else self._refused
+        remembered[key] = None
+        if len(remembered) > AUTH_CACHE_SIZE:
+            remembered.popitem(last=False)
+        return allowed
 
 
 def _checkpw(password: bytes, hashed: bytes) -> bool:
@@ -401,7 +413,8 @@ class MetricsServer:
         self._web: web.Server | None = None
         self._listeners: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
-        self._handshakes: set[asyncio.Task[None]] = set()
+        self._handshakes: dict[asyncio.Task[None], None] = {}
+        """TLS handshakes in progress, oldest first (evictable like a connection waiting)."""
         self._pending = 0
         self._open: dict[asyncio.Transport, _Connection] = {}
         self._capped = False
@@ -571,10 +584,13 @@ class MetricsServer:
             # connections open cannot lock out a scrape or a probe. Only when every connection
             # is in a request is the new one refused.
             victim = next((c for c in self._open.values() if c.waiting), None)
-            if victim is None:
+            if victim is not None:
+                victim.evict()
+            elif self._handshakes:  # a handshake in progress has sent no request either
+                next(iter(self._handshakes)).cancel()  # the oldest; _handshake closes it
+            else:
                 self._refuse(conn)
                 return
-            victim.evict()
             self.stats.evicted += 1
             self._evicted_in_episode += 1
         conn.settimeout(0.0)  # non-blocking
@@ -586,8 +602,8 @@ class MetricsServer:
         self._pending += 1
         self.stats.open = self._occupied()
         task = asyncio.create_task(self._handshake(conn), name="http:tls-handshake")
-        self._handshakes.add(task)
-        task.add_done_callback(self._handshakes.discard)
+        self._handshakes[task] = None
+        task.add_done_callback(self._end_handshake)
 
     async def _handshake(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -603,9 +619,15 @@ class MetricsServer:
         except (OSError, ssl.SSLError, TimeoutError):
             self.stats.tls_handshake_failures += 1
             conn.close()
+        except asyncio.CancelledError:  # evicted at the cap (or the listener stops)
+            conn.close()
+            raise
         finally:
             self._pending -= 1
             self._update_open()
+
+    def _end_handshake(self, task: asyncio.Task[None]) -> None:
+        self._handshakes.pop(task, None)
 
     def _cap_hit(self) -> None:
         if not self._capped:

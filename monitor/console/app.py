@@ -16,14 +16,15 @@ one answers 4xx with a message and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import math
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import structlog
 from aiohttp import web
@@ -36,6 +37,7 @@ from support_monitor.alerts.silences import (
     InvalidRequestError,
     Via,
     ack_name,
+    activation,
     format_time,
     new_silence,
 )
@@ -53,6 +55,9 @@ WRITE_HEADER = "X-Console-Token"
 """The API token may come here instead of ``Authorization: Bearer`` (which basic auth uses)."""
 MAX_BODY = 64 * 1024
 """Bytes of a write's body at most (413 beyond)."""
+BODY_SECONDS = 10.0
+"""A request body (a silence, an acknowledgement) must have arrived this long after its head:
+a body sent a byte at a time no longer holds a connection slot for as long as it likes."""
 _ASSETS = {
     "/console/console.js": ("console.js", "text/javascript; charset=utf-8"),
     "/console/console.css": ("console.css", "text/css; charset=utf-8"),
@@ -75,6 +80,23 @@ def _asset(name: str) -> str:
         .joinpath("assets", name)
         .read_text("utf-8")
     )
+
+
+async def _read_body(request: web.BaseRequest) -> bytes:
+    """The body, at most ``MAX_BODY`` bytes (413 past it, also when chunked: nothing more is
+    read) and within ``BODY_SECONDS`` (408)."""
+    if (request.content_length or 0) > MAX_BODY:
+        raise HttpError(413, f"body over {MAX_BODY} bytes")
+    raw = bytearray()
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            while chunk := await request.content.read(MAX_BODY + 1 - len(raw)):
+                raw += chunk
+                if len(raw) > MAX_BODY:
+                    raise HttpError(413, f"body over {MAX_BODY} bytes")
+    except TimeoutError:
+        raise HttpError(408, f"the body did not arrive within {BODY_SECONDS:g} s") from None
+    return bytes(raw)
 
 
 class HttpError(SupportMonitorError):
@@ -252,11 +274,7 @@ class Console:
     async def _body(self, request: web.BaseRequest) -> dict[str, Any]:
         if request.content_type != "application/json":
             raise HttpError(415, "send Content-Type: application/json")
-        if (request.content_length or 0) > MAX_BODY:
-            raise HttpError(413, f"body over {MAX_BODY} bytes")
-        raw = await request.read()
-        if len(raw) > MAX_BODY:
-            raise HttpError(413, f"body over {MAX_BODY} bytes")
+        raw = await _read_body(request)
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):
@@ -295,6 +313,9 @@ class Console:
     async def _ack_by_api(self, request: web.BaseRequest, fingerprint: str) -> web.Response:
         self._authorize(request)
         body = await self._body(request)
+        unknown = set(body) - {"by", "via"}
+        if unknown:
+            raise HttpError(400, f"unknown key {min(unknown)!r}: send by (and via)")
         raw_via = body.get("via", "api")
         if raw_via not in {"api", "page"}:
             raise HttpError(400, "via: api or page")
@@ -336,15 +357,28 @@ class Console:
 
     # --- signed links ------------------------------------------------------------------------
 
-    def _check_link(self, fingerprint: str, expires: str, signature: str) -> None:
-        problem = self._signer.check(fingerprint, expires, signature, self.now())
+    def _check_link(self, fingerprint: str, fields: Mapping[str, str]) -> None:
+        """The link's ``exp``, ``act`` and ``sig``: genuine (403), and for the alert's current
+        firing (409: a link of an earlier firing must not silence the repeats of a new one)."""
+        active = fields.get("act", "")
+        problem = self._signer.check(
+            fingerprint, fields.get("exp", ""), fields.get("sig", ""), self.now(), active
+        )
+        if problem is None and active:
+            alert = views.find_alert(self._rules(), fingerprint)
+            if alert is not None and activation(alert.active_at) != active:
+                problem = "this link is for an earlier firing of this alert; it fired again since"
+                log.warning(
+                    "console_ack_link_refused", fingerprint=fingerprint[:32], reason=problem
+                )
+                raise HttpError(409, problem)
         if problem is not None:
             log.warning("console_ack_link_refused", fingerprint=fingerprint[:32], reason=problem)
             raise HttpError(403, problem)
 
     def _ack_confirm(self, request: web.BaseRequest, fingerprint: str) -> web.Response:
-        expires, signature = request.query.get("exp", ""), request.query.get("sig", "")
-        self._check_link(fingerprint, expires, signature)
+        query = {name: request.query.get(name, "") for name in ("exp", "act", "sig")}
+        self._check_link(fingerprint, query)
         alert = views.find_alert(self._rules(), fingerprint)
         if alert is None:
             raise HttpError(404, "this alert is no longer known (resolved and forgotten)")
@@ -357,8 +391,9 @@ class Console:
                 summary=_escape(view["annotations"].get("summary", "")),
                 acked=_escape(f"Acknowledged by {ack['by']} at {ack['at']}." if ack else ""),
                 fingerprint=_escape(fingerprint),
-                exp=_escape(expires),
-                sig=_escape(signature),
+                exp=_escape(query["exp"]),
+                act=_escape(query["act"]),
+                sig=_escape(query["sig"]),
             )
         )
 
@@ -366,11 +401,9 @@ class Console:
         self._same_origin(request)
         if request.content_type != "application/x-www-form-urlencoded":
             raise HttpError(415, "post the confirmation page's form")
-        if (request.content_length or 0) > MAX_BODY:
-            raise HttpError(413, f"body over {MAX_BODY} bytes")
-        form = await request.post()
-        expires, signature = str(form.get("exp", "")), str(form.get("sig", ""))
-        self._check_link(fingerprint, expires, signature)
+        fields = parse_qs((await _read_body(request)).decode("utf-8", "replace"), max_num_fields=10)
+        form = {name: values[0] for name, values in fields.items()}
+        self._check_link(fingerprint, form)
         try:
             by = ack_name(form.get("by"))
         except InvalidRequestError as exc:

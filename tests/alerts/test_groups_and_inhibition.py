@@ -328,7 +328,7 @@ def test_check_config_names_the_bad_matcher(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr == (
         f"config error: {path}: alerts.inhibit_rules[0].source_matchers[0]: bad regular "
-        "expression 'crit(ical': missing ), unterminated subpattern at position 4\n"
+        "expression 'crit(ical': missing ): crit(ical\n"
     )
 
 

@@ -9,13 +9,17 @@ Email: tickets t1, t2 created, t2 solved -> 1 open.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from support_monitor.alerts.silences import activation
 from tests.console.helpers import TOKEN, running_console
 from tests.support import T0, Stream
 
@@ -77,6 +81,11 @@ async def test_page_and_assets_are_served_with_strict_headers(tmp_path: Path) ->
         assert (await client.post("/metrics")).status_code == 405  # the listener's own routes
 
 
+async def _chunks(body: bytes) -> AsyncIterator[bytes]:
+    """``body`` sent chunked (no Content-Length)."""
+    yield body
+
+
 async def test_ack_by_api_needs_the_token_and_refuses_bad_input(tmp_path: Path) -> None:
     async with running_console(tmp_path) as run, httpx.AsyncClient(base_url=run.base) as client:
         fp = run.fire(100)
@@ -106,6 +115,20 @@ async def test_ack_by_api_needs_the_token_and_refuses_bad_input(tmp_path: Path) 
             ),
             (await client.post(url, content=b"by=Ana", headers=AUTH), 415, "application/json"),
             (await client.post(url, json={}, headers=AUTH), 400, "by: required"),
+            (
+                await client.post(url, json={"by": "x", "bogus": [1]}, headers=AUTH),
+                400,
+                "unknown key 'bogus'",
+            ),
+            (  # chunked (no Content-Length) and over 64 KiB: was a 500 after reading 1 MiB
+                await client.post(
+                    url,
+                    content=_chunks(b'{"by": "' + b"x" * 70_000 + b'"}'),
+                    headers={**AUTH, "Content-Type": "application/json"},
+                ),
+                413,
+                "body over 65536 bytes",
+            ),
             (
                 await client.post("/api/v1/alerts/0123456789abcdef/ack", json=body, headers=AUTH),
                 404,
@@ -184,6 +207,61 @@ async def test_silences_by_api(tmp_path: Path) -> None:
         assert (await client.get(f"/api/v1/alerts/{fp}")).json()["silencedBy"] is None
         unknown = await client.delete("/api/v1/silences/nope", headers=AUTH)
         assert unknown.status_code == 404
+
+
+async def test_a_body_that_trickles_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a body sent a byte at a time held its connection slot as long as the sender liked (20
+    # such requests, no credentials needed for the ack link, locked /healthz out with 503s)
+    monkeypatch.setattr("support_monitor.monitor.console.app.BODY_SECONDS", 0.3)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for byte in b"exp=1&sig=2&by=Eve":
+            yield bytes([byte])
+            await asyncio.sleep(0.1)
+
+    async with (
+        running_console(tmp_path, token=None) as run,
+        httpx.AsyncClient(base_url=run.base) as client,
+    ):
+        fp = run.fire(100)
+        response = await client.post(
+            f"/ack/{fp}",
+            content=trickle(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 408
+        assert "did not arrive within 0.3 s" in response.text
+        # a link whose expiry is not ASCII digits ("²" passed isdigit, then int() raised: 500)
+        sig = _link_parts(run.signer.path(fp, T0 + 100))[2]
+        odd = await client.get(f"/ack/{fp}", params={"exp": "\u00b2", "sig": sig})
+        assert odd.status_code == 403
+        assert "malformed" in odd.text
+
+
+async def test_a_link_of_an_earlier_firing_does_not_acknowledge_a_new_one(tmp_path: Path) -> None:
+    # the link signed only the fingerprint: one from a firing that resolved acknowledged the
+    # alert's next firing, and silenced its repeats
+    async with (
+        running_console(tmp_path, token=None) as run,
+        httpx.AsyncClient(base_url=run.base) as client,
+    ):
+        fp = run.fire(100)  # active since T0 + 100 s
+        earlier = run.signer.path(fp, T0 + 100, activation(T0 + 40))
+        now = run.signer.path(fp, T0 + 100, activation(T0 + 100))
+        assert (await client.get(earlier)).status_code == 409
+        params = dict(part.split("=") for part in earlier.split("?")[1].split("&"))
+        refused = await client.post(f"/ack/{fp}", data={**params, "by": "Eve"})
+        assert refused.status_code == 409
+        assert "earlier firing" in refused.text
+        assert (await client.get("/api/v1/acks")).json() == {"acks": []}
+        page = await client.get(now)
+        assert page.status_code == 200
+        params = dict(part.split("=") for part in now.split("?")[1].split("&"))
+        assert f'name="act" value="{params["act"]}"' in page.text
+        done = await client.post(f"/ack/{fp}", data={**params, "by": "Ana"})
+        assert done.status_code == 200
 
 
 def _link_parts(path: str) -> tuple[str, str, str]:

@@ -62,6 +62,10 @@ def _body(**overrides: Any) -> dict[str, Any]:
         (_body(endsAt="2026-03-02T08:59:59Z"), "endsAt: must be in the future"),
         (_body(endsAt="2026-03-02T10:00:00"), "time zone"),
         (_body(endsAt="tomorrow"), "not an RFC 3339 time"),
+        # year 10000 in UTC: it was stored, then every status page and silence list was a 500
+        (_body(endsAt="9999-12-31T23:59:59-23:59"), "endsAt: between 1970 and 8999 (UTC)"),
+        # RE2 (linear time, as Alertmanager) has no backreferences
+        (_body(matchers=[{"name": "x", "value": "(a)\\1", "isRegex": True}]), "invalid regex"),
         (_body(startsAt="2026-03-02T11:00:00Z"), "endsAt: must be after startsAt"),
         (_body(comment=" "), "comment: required"),
         (_body(createdBy="x" * 101), "createdBy: at most 100"),
@@ -94,6 +98,14 @@ def test_matchers_are_anchored_and_negatable() -> None:
     assert silence.ends_at == T + 3600
     assert silence.active(T + 3599.9)
     assert not silence.active(T + 3600)  # ends exclusive, as Alertmanager
+
+
+def test_a_regex_that_backtracks_is_matched_in_linear_time() -> None:
+    # (\w|\w|\w)*\d on 40 letters and no digit: Python's backtracking engine tries 3^40 ways
+    # on the event loop (the daemon froze, ignoring SIGTERM); RE2 answers at once
+    (matcher,) = parse_matchers([{"name": "alertname", "value": r"(\w|\w|\w)*\d", "isRegex": True}])
+    assert not matcher.matches({"alertname": "a" * 40 + "!"})
+    assert matcher.matches({"alertname": "LongWait7"})
 
 
 def test_signed_link_is_bound_to_the_alert_and_expires() -> None:
@@ -239,11 +251,16 @@ async def test_firing_notifications_carry_the_signed_link() -> None:
     alert = _firing(T)
     (note,) = planner.plan(T, [alert])
     url = note.alerts[0].annotations[ACK_URL]
+    # the link names the firing it was sent for: active_at in ms
+    act = str(round(alert.active_at * 1000))
     assert url.startswith(
-        f"https://monitor.example/ack/{alert.fingerprint}?exp={int(T + 3600)}&sig="
+        f"https://monitor.example/ack/{alert.fingerprint}?exp={int(T + 3600)}&act={act}&sig="
     )
     sig = url.rsplit("sig=", 1)[1]
-    assert signer.check(alert.fingerprint, str(int(T + 3600)), sig, T) is None
+    assert signer.check(alert.fingerprint, str(int(T + 3600)), sig, T, act) is None
+    # the same signature for another firing is not valid
+    later = str(round(alert.active_at * 1000) + 60_000)
+    assert "signature" in (signer.check(alert.fingerprint, str(int(T + 3600)), sig, T, later) or "")
     alert.state = AlertState.INACTIVE
     alert.resolved_at = T + 10
     (resolved,) = planner.plan(T + 10, [alert])

@@ -123,6 +123,29 @@ async def test_tls_serves_metrics_to_a_client_that_trusts_the_ca(pki: Pki, tmp_p
         assert s.stats.tls_handshake_failures == 1
 
 
+async def test_at_the_cap_a_stalled_tls_handshake_is_evicted(pki: Pki, tmp_path: Path) -> None:
+    # connections that never start their handshake filled the cap: every HTTPS probe was closed
+    # without an answer until the header timeout, and again as soon as they were reopened
+    web = write_web_config(
+        tmp_path / "web.yml",
+        {"tls_server_config": {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}},
+    )
+    exporter = ExporterSettings(
+        web_config_file=web, header_timeout=30, idle_timeout=30, max_connections=3
+    )
+    async with MetricsServer(
+        CollectorRegistry(), "127.0.0.1:0", lambda: True, exporter=exporter
+    ) as s:
+        silent = [await asyncio.open_connection("127.0.0.1", s.port) for _ in range(3)]
+        await asyncio.sleep(0.2)
+        async with httpx.AsyncClient(verify=client_context(pki)) as client:
+            response = await client.get(f"https://127.0.0.1:{s.port}/healthz", timeout=5)
+        assert response.status_code == 200
+        assert s.stats.evicted >= 1
+        for _, writer in silent:
+            writer.close()
+
+
 async def test_relative_paths_are_read_from_the_web_config_files_directory(
     pki: Pki, tmp_path: Path
 ) -> None:
@@ -225,6 +248,35 @@ async def test_basic_auth_with_bcrypt(tmp_path: Path) -> None:
     assert PASSWORD not in text
     assert hashed not in text
     assert base64.b64encode(f"prometheus:{PASSWORD}".encode()).decode() not in text
+
+
+async def test_wrong_credentials_repeated_cost_one_bcrypt_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a flood repeating one wrong password ran bcrypt (two at a time) for every request and
+    # held every connection slot: probes got 503. Now its outcome is remembered too.
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4))
+    web = write_web_config(
+        tmp_path / "web.yml", {"basic_auth_users": {"prometheus": hashed.decode()}}
+    )
+    checked: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def counting(password: bytes, hashed_password: bytes) -> bool:
+        checked.append(hashed_password)
+        return real(password, hashed_password)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
+    async with serving(web) as s, httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{s.port}/metrics"
+        wrong = [await client.get(url, auth=("prometheus", "nope"), timeout=5) for _ in range(5)]
+        stranger = [await client.get(url, auth=("root", "x"), timeout=5) for _ in range(3)]
+        right = await client.get(url, auth=("prometheus", PASSWORD), timeout=5)
+    assert [r.status_code for r in [*wrong, *stranger]] == [401] * 8
+    assert right.status_code == 200
+    # one run for the wrong password, one for the unknown user (against the configured user's
+    # hash, so it costs what a wrong password costs), one for the right password
+    assert checked == [hashed, hashed, hashed]
 
 
 def _error(tmp_path: Path, config: object) -> str:
