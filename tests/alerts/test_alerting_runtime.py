@@ -311,6 +311,9 @@ async def test_alertmanager_post_to_every_url():
             alerting.evaluate(T0)
             await wait_for(lambda: len(received) == 2)
             await wait_for(lambda: stats.notifications[("alertmanager", "failed")] == 1)
+            # counted once the client has read the answer, which the server writes after it
+            # recorded the request: wait for the count, not for the request
+            await wait_for(lambda: stats.notifications[("alertmanager", "ok")] == 2)
         assert stats.notifications[("alertmanager", "ok")] == 2
     finally:
         await runner.cleanup()

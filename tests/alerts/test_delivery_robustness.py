@@ -202,6 +202,7 @@ async def test_runtime_keeps_delivering_after_an_unusable_receiver(tmp_path):
                 alerting.evaluate(T0)
                 await wait_for(lambda: len(server.received) == 2)
                 await wait_for(lambda: stats.notifications[("bad", "failed")] == 2)
+                await wait_for(lambda: stats.notifications[("slack", "ok")] == 2)
     assert stats.notifications[("slack", "ok")] == 2
     unavailable = [e for e in logs if e["event"] == "receiver_unavailable"]
     assert len(unavailable) == 1
@@ -433,6 +434,7 @@ async def test_runtime_head_of_line_with_a_real_server():
             alerting.evaluate(T0 + 1)
             # voice never gets through; chat must not wait behind it
             await wait_for(lambda: len(received) == 1)
+            await wait_for(lambda: stats.notifications[("slack", "ok")] == 1)
     finally:
         await runner.cleanup()
     assert "FIRING: LongWait [critical] (chat)" in received[0]
