@@ -11,8 +11,8 @@ failed ``accept()``. So:
 - **A connection cap** (``exporter.max_connections``, TLS handshakes in progress included). At
   it, a new connection evicts the oldest open connection that is not in a request (still sending
   its headers, or idle between requests), else the oldest TLS handshake in progress; when every
-  connection is in a request, the new one gets
-  a minimal ``503`` (plain HTTP; a TLS connection is closed without a handshake) and is closed.
+  connection is in a request, the new one gets a minimal ``503`` (plain HTTP; a TLS connection is
+  closed without a handshake) and is closed.
   ``http_connection_cap_reached`` is logged once when the cap is hit and
   ``http_connection_cap_cleared`` once when open connections fall to 90% of it.
 - **A header timeout** (``exporter.header_timeout``): a new connection, and a kept-alive one from

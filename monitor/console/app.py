@@ -364,17 +364,15 @@ class Console:
         problem = self._signer.check(
             fingerprint, fields.get("exp", ""), fields.get("sig", ""), self.now(), active
         )
+        status = 403
         if problem is None and active:
             alert = views.find_alert(self._rules(), fingerprint)
             if alert is not None and activation(alert.active_at) != active:
                 problem = "this link is for an earlier firing of this alert; it fired again since"
-                log.warning(
-                    "console_ack_link_refused", fingerprint=fingerprint[:32], reason=problem
-                )
-                raise HttpError(409, problem)
+                status = 409
         if problem is not None:
             log.warning("console_ack_link_refused", fingerprint=fingerprint[:32], reason=problem)
-            raise HttpError(403, problem)
+            raise HttpError(status, problem)
 
     def _ack_confirm(self, request: web.BaseRequest, fingerprint: str) -> web.Response:
         query = {name: request.query.get(name, "") for name in ("exp", "act", "sig")}
