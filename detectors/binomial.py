@@ -11,7 +11,9 @@ Terms are summed from the small side in log space with ``math.lgamma``, so tails
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
+from statistics import NormalDist
 
 _TAIL_EPS = 1e-17
 
@@ -42,18 +44,29 @@ def _logsumexp(values: list[float]) -> float:
 
 def _run(k: int, n: int, p: float, step: int) -> float:
     """log of the sum of P(X = i) from ``k`` in direction ``step`` (+1 or -1) to the end, for a
-    ``k`` on the falling side of the mode in that direction (terms shrink as i moves on)."""
+    ``k`` on the falling side of the mode in that direction (terms shrink as i moves on).
+
+    The first term is exact (``log_pmf``); each next one is the previous times the ratio of
+    neighbouring terms, (n - i)/(i + 1) x p/(1 - p) upward, i/(n - i + 1) x (1 - p)/p downward,
+    summed relative to the first until a term is below ``_TAIL_EPS`` of it: a few float
+    operations a term instead of three ``lgamma`` calls, so a tail of a 100,000-trial window
+    (about 1,200 terms) costs a tenth of a millisecond."""
     first = log_pmf(k, n, p)
-    terms = [first]
-    i = k + step
-    floor = first + math.log(_TAIL_EPS)
-    while 0 <= i <= n:
-        term = log_pmf(i, n, p)
-        terms.append(term)
-        if term < floor:
-            break
+    if first == -math.inf or p <= 0 or p >= 1:
+        return first  # the one possible outcome, or none
+    odds = p / (1 - p) if step > 0 else (1 - p) / p
+    total = term = 1.0
+    i = k
+    while 0 < i < n if step < 0 else i < n:
+        if step > 0:
+            term *= (n - i) / (i + 1) * odds
+        else:
+            term *= i / (n - i + 1) * odds
         i += step
-    return _logsumexp(terms)
+        total += term
+        if term < _TAIL_EPS:
+            break
+    return first + math.log(total)
 
 
 def log_sf(k: int, n: int, p: float) -> float:
@@ -90,21 +103,68 @@ def cdf(k: int, n: int, p: float) -> float:
     return math.exp(log_cdf(k, n, p))
 
 
+def _z(alpha: float) -> float:
+    """The standard normal quantile above which ``alpha`` lies (a starting guess only)."""
+    return NormalDist().inv_cdf(min(max(1.0 - alpha, 1e-12), 1.0 - 1e-12))
+
+
+def _first_true(lo: int, hi: int, guess: int, holds: Callable[[int], bool]) -> int:
+    """The smallest k in [lo, hi] for which ``holds`` (false below it, true from it on), or
+    ``hi + 1`` when it holds nowhere: found by galloping from ``guess`` and then bisecting, so
+    a guess near the answer costs a few calls whatever the width of [lo, hi]."""
+    if lo > hi:
+        return hi + 1
+    guess = min(max(guess, lo), hi)
+    bottom, top = lo - 1, hi + 1  # holds at top (or top is past hi), not at bottom (or below)
+    step = 1
+    if holds(guess):
+        top = guess
+        while top - step >= lo:
+            if not holds(top - step):
+                bottom = top - step
+                break
+            top -= step
+            step *= 2
+    else:
+        bottom = guess
+        while bottom + step <= hi:
+            if holds(bottom + step):
+                top = bottom + step
+                break
+            bottom += step
+            step *= 2
+    while top - bottom > 1:
+        middle = (bottom + top) // 2
+        if holds(middle):
+            top = middle
+        else:
+            bottom = middle
+    return top
+
+
 @lru_cache(maxsize=8192)
 def upper_critical(n: int, p: float, alpha: float) -> int:
-    """Smallest k with P(X >= k | n, p) < alpha; ``n + 1`` when not even ``n`` is that rare."""
+    """Smallest k with P(X >= k | n, p) < alpha; ``n + 1`` when not even ``n`` is that rare.
+
+    The tail only shrinks as k grows, so the answer is searched from the normal
+    approximation's guess (galloping, then bisection) instead of stepping up from the mean."""
     log_alpha = math.log(alpha)
-    k = max(1, math.floor(n * p) + 1)
-    while k <= n and log_sf(k, n, p) >= log_alpha:
-        k += 1
-    return k
+    start = max(1, math.floor(n * p) + 1)
+    if start > n:
+        return n + 1
+    guess = math.ceil(n * p + _z(alpha) * math.sqrt(n * p * (1 - p)))
+    return _first_true(start, n, guess, lambda k: log_sf(k, n, p) < log_alpha)
 
 
 @lru_cache(maxsize=8192)
 def lower_critical(n: int, p: float, alpha: float) -> int:
-    """Largest k with P(X <= k | n, p) < alpha; ``-1`` when not even 0 is that rare."""
+    """Largest k with P(X <= k | n, p) < alpha; ``-1`` when not even 0 is that rare (searched
+    as :func:`upper_critical`, mirrored)."""
     log_alpha = math.log(alpha)
-    k = min(n - 1, math.ceil(n * p) - 1)
-    while k >= 0 and log_cdf(k, n, p) >= log_alpha:
-        k -= 1
-    return k
+    start = min(n - 1, math.ceil(n * p) - 1)
+    if start < 0:
+        return -1
+    guess = math.floor(n * p - _z(alpha) * math.sqrt(n * p * (1 - p)))
+    # in m = start - k the condition is false for small m and true from some m on
+    m = _first_true(0, start, start - guess, lambda m: log_cdf(start - m, n, p) < log_alpha)
+    return start - m if m <= start else -1

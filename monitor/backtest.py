@@ -35,7 +35,6 @@ from support_monitor.alerts.config import Route, WebhookReceiver
 from support_monitor.alerts.notify.message import Notification
 from support_monitor.alerts.timefmt import rfc3339
 from support_monitor.monitor.config import Settings
-from support_monitor.monitor.deadletter import DeadLetter
 from support_monitor.monitor.replay import replay_road
 
 __all__ = [
@@ -160,14 +159,6 @@ class Recorder:
         self._firing.clear()
 
 
-class _NoLetters:
-    """Rejected lines are kept nowhere: the pipeline has counted them (``rejected`` in the
-    summary) and logged each on stderr."""
-
-    async def write(self, letter: DeadLetter) -> None:
-        del letter
-
-
 @dataclass(slots=True)
 class Backtest:
     """One config's run over the file."""
@@ -246,7 +237,6 @@ async def run_backtest(path: Path, settings: Settings, config: str) -> Backtest:
         offline(settings),
         on_transition=recorder.record,
         on_plan=recorder.plan,
-        dead_letters=_NoLetters(),
     )
     pipeline = done.pipeline
     first = pipeline.earliest_applied if math.isfinite(pipeline.earliest_applied) else None

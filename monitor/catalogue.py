@@ -428,7 +428,7 @@ FAMILIES: tuple[Family, ...] = (
         "counter",
         ("kind",),
         "daemon",
-        "Items refused (or solved tickets forgotten) because a limits bound was reached.",
+        "Items refused or forgotten because a limits or retention bound was reached.",
     ),
     Family(
         "support_monitor_http_connections_open",

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 
@@ -16,6 +16,7 @@ from support_monitor.monitor.config import Settings, config_notes, load_settings
 from support_monitor.monitor.durations import parse_duration
 from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.logs import configure
+from support_monitor.monitor.redaction import hide_urls
 from support_monitor.monitor.webconfig import split_listen
 
 app = typer.Typer(
@@ -82,7 +83,7 @@ def run(
         try:
             split_listen(listen)
         except ValueError as exc:
-            typer.echo(f"config error: --listen: {exc}", err=True)
+            typer.echo(f"config error: --listen: {hide_urls(str(exc))}", err=True)
             raise typer.Exit(2) from None
     configure(settings.logging.level, settings.logging.format)
     from support_monitor.monitor.daemon import run_daemon  # noqa: PLC0415 - keep check-config start-up light
@@ -112,6 +113,14 @@ def replay(
         Path | None,
         typer.Option("--alerts-out", help="Write alert state changes (JSONL).", dir_okay=False),
     ] = None,
+    dead_letters: Annotated[
+        Path | None,
+        typer.Option(
+            "--dead-letters",
+            help="Write rejected lines (JSONL) here; the config's dead_letter.path is not used.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Feed a JSON Lines file through the pipeline with event time as the clock; print /metrics."""
     settings = _load(config)
@@ -125,20 +134,53 @@ def replay(
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    if alerts_out is not None and replaying.same_file(alerts_out, events):
-        typer.echo(f"--alerts-out {alerts_out} is the replayed file", err=True)
-        raise typer.Exit(2)
+    for option, path in (("--alerts-out", alerts_out), ("--dead-letters", dead_letters)):
+        if path is not None and replaying.same_file(path, events):
+            typer.echo(f"{option} {path} is the replayed file", err=True)
+            raise typer.Exit(2)
     try:
-        if alerts_out is not None:
-            with alerts_out.open("wb") as out:
-                text = asyncio.run(run_replay(events, settings, until=until_ts, alerts_out=out))
-        else:
-            text = asyncio.run(run_replay(events, settings, until=until_ts))
+        out = None if alerts_out is None else _AlertsOut(alerts_out.open("wb"))
+    except OSError as exc:
+        typer.echo(f"error: --alerts-out {alerts_out}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        text = asyncio.run(
+            run_replay(events, settings, until=until_ts, alerts_out=out, dead_letters=dead_letters)
+        )
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
+    finally:
+        if out is not None:
+            out.close()
     sys.stdout.buffer.write(text)
     sys.stdout.flush()
+    if out is not None and out.error is not None:  # the numbers are printed; the file is not whole
+        typer.echo(f"error: --alerts-out {alerts_out}: {out.error.strerror or out.error}", err=True)
+        raise typer.Exit(1)
+
+
+class _AlertsOut:
+    """The ``--alerts-out`` file: the first write error (a full disk) is kept, not raised, so
+    the replay runs to its end and prints its exposition; later writes are dropped."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        if self.error is None:
+            try:
+                return self._file.write(data)
+            except OSError as exc:
+                self.error = exc
+        return 0
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as exc:
+            self.error = self.error or exc
 
 
 @app.command()
@@ -207,7 +249,13 @@ def simulate(
         from support_monitor.monitor.sources.simulator import write_jsonl  # noqa: PLC0415
 
         begin = time.time() if start is None else start
-        count = write_jsonl(out, settings.channels, sim, begin, 3600.0 if span is None else span)
+        try:
+            count = write_jsonl(
+                out, settings.channels, sim, begin, 3600.0 if span is None else span
+            )
+        except OSError as exc:
+            typer.echo(f"error: --out {out}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(2) from None
         typer.echo(f"wrote {count} events to {out}")
         return
     if kafka is None and mqtt is None:

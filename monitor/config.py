@@ -27,8 +27,9 @@ from pydantic_settings import (
 )
 
 from support_monitor.alerts.config import AlertSettings, NotifierSettings
+from support_monitor.alerts.urls import url_problem
 from support_monitor.detectors.config import BUILTIN_NAMES, DetectorSettings
-from support_monitor.monitor import config_paths, redaction
+from support_monitor.monitor import config_env, config_paths, redaction
 from support_monitor.monitor.cluster.settings import ClusterSettings, StateSettings
 from support_monitor.monitor.config_channel import ChannelSettings, FrozenModel, LabelValue
 from support_monitor.monitor.config_helpdesk import (
@@ -59,6 +60,10 @@ class IngestSettings(FrozenModel):
     this late still lands before the breach is decided. Replay flushes at its end."""
     answered_retention: Duration = 86400.0
     """An answered contact that never gets ``contact.ended`` is forgotten after this long."""
+    waiting_retention: Duration = Field(default=86400.0, gt=0)
+    """A contact still waiting this long after its ``queued`` (its answer or abandon was lost
+    upstream) is forgotten: it leaves the waiting gauges and frees its ``max_open_contacts``
+    place (``support_monitor_capacity_exhausted_total{kind="waiting_expired"}``)."""
     complaint_tags: tuple[str, ...] = ("complaint",)
     complaint_categories: tuple[LabelValue, ...] = ()
     """Allowed ``category`` values; others count as ``other``, a missing one ``uncategorized``.
@@ -231,6 +236,9 @@ class ConsoleSettings(FrozenModel):
             return None
         if not value.startswith(("http://", "https://")) or len(value.split("/", 3)[2]) == 0:
             raise ValueError("must be an absolute http:// or https:// URL")
+        problem = url_problem(value)  # as the links' readers' HTTP clients will parse it
+        if problem is not None:
+            raise ValueError(problem)
         return value.rstrip("/")
 
     @field_validator("api_token_file", "signing_key_file")
@@ -313,31 +321,47 @@ class Settings(BaseSettings):
         del settings_cls, dotenv_settings
         return env_settings, init_settings, file_secret_settings
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if not self.channels:
-            raise ValueError("channels: declare at least one channel")
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Checked on its own (not with the whole tree) so that a bad window is reported next to
+        # the other bad keys, and every bad window at once.
+        problems: list[str] = []
         seen: set[float] = set()
         seen_names: set[str] = set()
-        for name in self.windows:
+        for name in value:
             if name == TODAY:
                 if name in seen_names:
-                    raise ValueError("windows: 'today' repeats")
+                    problems.append("'today' repeats")
                 seen_names.add(name)
                 continue
             try:
                 seconds = parse_duration(name)
             except ValueError as exc:
-                raise ValueError(f"windows: {exc}") from None
+                problems.append(str(exc))
+                continue
             if seconds < 1:
-                raise ValueError(f"windows: {name!r} is shorter than the 1 s bucket resolution")
-            if seconds > 7 * 86400:
-                raise ValueError(f"windows: {name!r} is longer than the 7 d maximum")
-            if seconds in seen:
-                raise ValueError(f"windows: {name!r} repeats another window")
+                problems.append(f"{name!r} is shorter than the 1 s bucket resolution")
+            elif seconds > 7 * 86400:
+                problems.append(f"{name!r} is longer than the 7 d maximum")
+            elif seconds in seen:
+                problems.append(f"{name!r} repeats another window")
             seen.add(seconds)
-        if not seen:
-            raise ValueError("windows: name at least one sliding window, e.g. ['5m', '1h']")
+        if not seen and not problems:
+            problems.append("name at least one sliding window, e.g. ['5m', '1h']")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _some_channel(cls, value: dict[str, ChannelSettings]) -> dict[str, ChannelSettings]:
+        if not value:
+            raise ValueError("declare at least one channel")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
         self.detectors.validate_against(self.channels, self.windows)
         self.alerts.validate_against(self.channels, self.windows, self.notifiers, self.detectors)
         return self
@@ -393,16 +417,24 @@ def _format_errors(exc: ValidationError) -> str:
     """One line per error: the key (``alerts.rules[0].for``) and the problem. Never the offending
     value (pydantic's ``input``), the value of a secret field or any URL (``monitor.redaction``)."""
     secret_names = redaction.secret_field_names(Settings)
+    env = config_env.overrides()
     lines = []
     for err in exc.errors(include_url=False, include_input=True):
-        key, annotation = config_paths.readable_key(Settings, err["loc"])
+        loc = err["loc"]
+        key, annotation = config_paths.readable_key(Settings, loc)
         msg = err["msg"].removeprefix("Value error, ")
+        if len(loc) >= 2 and loc[-1] == "[key]":  # a map key itself (a channel's name ...)
+            key = config_paths.readable_key(Settings, loc[:-2])[0]
+            msg = f"the name {str(loc[-2])!r} is refused: {msg}"
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "value_error":  # a model check that starts with the field it means
             key, msg = config_paths.join_message(key, annotation, msg)
         msg = redaction.scrub_message(msg, err, secret_names)
         key = redaction.scrub_message(key, err, secret_names)
+        variable = config_env.source_of(key, env) if key else None
+        if variable is not None:  # the value came from the environment, not the file
+            key = f"{key} (from the environment: {variable})"
         # Cross-checks of the whole tree already start their message with the key they mean.
         lines.append(f"{key}: {msg}" if key else msg)
     return "\n".join(lines)
@@ -462,7 +494,8 @@ def _file_problems(value: object, key: str, depth: int = 0) -> list[str]:
 
 def config_notes(settings: Settings) -> list[str]:
     """What a valid config switches off: each alert rule that can never fire (its detector is
-    disabled or not configured), and paging as a whole when nothing is routed anywhere."""
+    disabled or not configured), and paging as a whole when nothing is routed anywhere; and
+    when `run` would feed the built-in simulator's traffic."""
     notes = []
     thresholds = {t.name: t for t in settings.detectors.thresholds}
     for i, rule in settings.alerts.switched_off(settings.detectors):
@@ -478,6 +511,21 @@ def config_notes(settings: Settings) -> list[str]:
                 f"detectors.thresholds[{i}].cusum.warmup_samples: no longer read (the usual "
                 "share is pooled over ratings: prior_trials); remove it"
             )
+    notes.extend(
+        f"environment: {name} names no setting and is ignored (nested keys are joined with "
+        "__, e.g. SUPPORT_MONITOR_EXPORTER__LISTEN)"
+        for name in config_env.unknown(Settings.model_fields, config_env.overrides())
+    )
+    sources = settings.sources
+    if sources.simulator_on:
+        only = sources.kafka is None and sources.mqtt is None
+        notes.append(
+            "sources: no kafka or mqtt source: `run` feeds the built-in simulator's made-up "
+            "traffic (sources.simulator)"
+            if only
+            else "sources.simulator.enabled: the simulator's made-up traffic is mixed with the "
+            "real sources"
+        )
     notifiers = settings.notifiers
     if not notifiers.routes and not notifiers.alertmanager.urls:
         notes.append(
@@ -521,11 +569,17 @@ _ENV_FIELD = re.compile(r'field "([A-Za-z_]+)"')
 
 def _env_problem(exc: SettingsError) -> str:
     """Which environment override pydantic-settings could not parse (its message names the
-    field, never the value), and how such a value is written."""
+    top-level field, never the value), and how such a value is written."""
     found = _ENV_FIELD.search(str(exc))
-    name = f"SUPPORT_MONITOR_{found.group(1).upper()}" if found else "an override"
+    names = config_env.under(found.group(1).lower(), config_env.overrides()) if found else []
+    if len(names) == 1:
+        which = names[0]
+    elif names:
+        which = "one of " + ", ".join(names)
+    else:
+        which = "an override"
     return (
-        f"environment: {name} cannot be parsed: a list or mapping value is written as JSON, "
+        f"environment: {which} cannot be parsed: a list or mapping value is written as JSON, "
         """e.g. SUPPORT_MONITOR_WINDOWS='["5m", "1h"]'"""
     )
 

@@ -61,6 +61,15 @@ class ChannelSettings(FrozenModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if self.answer_seconds is None:
+            # Without T the channel takes no contact events: its live settings would do nothing.
+            for name in ("short_abandon_seconds", "service_level_target"):
+                if name in self.model_fields_set:
+                    raise ValueError(
+                        f"answer_seconds: is required when {name} is set (a live channel "
+                        "needs its answer target T; without it every contact event of the "
+                        "channel is rejected)"
+                    )
         if self.answer_seconds is not None and self.answer_seconds <= 0:
             raise ValueError(
                 "answer_seconds: must be greater than 0 (a 0 s target breaches every contact)"

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from support_monitor.monitor.deadletter import DeadLetterSink
 from support_monitor.monitor.pipeline import Pipeline
 from support_monitor.monitor.sources.base import BatchSource, Source
 
 
 async def consume(
-    source: Source | BatchSource, pipeline: Pipeline, dead_letters: DeadLetterSink
+    source: Source | BatchSource,
+    pipeline: Pipeline,
+    dead_letters: DeadLetterSink,
+    *,
+    drain_every: float | None = None,
 ) -> None:
     """Apply every delivery; keep every rejected one. The source may commit a delivery (or a
     batch) once the loop asks for the next one, by which time it is applied or dead-lettered.
@@ -17,7 +23,33 @@ async def consume(
     (a defect in a handler is an ``internal_error`` dead letter), so no input ends the loop;
     only the source or the dead-letter sink can. Rejects the engine decides later (an early
     outcome whose item never opened) go to the sink of the source they came from, after that
-    source's next batch or delivery (in live mode a tick may decide them)."""
+    source's next batch or delivery, and with ``drain_every`` (live mode, where a tick decides
+    them) also every ``drain_every`` seconds, so that they are stored while the source is
+    idle (the ``source:<name>:held`` task)."""
+    if drain_every is None:
+        await _deliveries(source, pipeline, dead_letters)
+        return
+    async with asyncio.TaskGroup() as tasks:
+        drain = tasks.create_task(
+            _drain(source.name, pipeline, dead_letters, drain_every),
+            name=f"source:{source.name}:held",
+        )
+        try:
+            await _deliveries(source, pipeline, dead_letters)
+        finally:
+            drain.cancel()
+
+
+async def _drain(name: str, pipeline: Pipeline, dead_letters: DeadLetterSink, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        for letter in pipeline.take_deferred(name):
+            await dead_letters.write(letter)
+
+
+async def _deliveries(
+    source: Source | BatchSource, pipeline: Pipeline, dead_letters: DeadLetterSink
+) -> None:
     name = source.name
     pipeline.register(name)
     sink_name = getattr(dead_letters, "name", None)

@@ -12,6 +12,7 @@ close (a few seconds).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -23,7 +24,7 @@ from support_monitor.monitor.config import Settings
 from support_monitor.monitor.console import Timeline
 from support_monitor.monitor.console.setup import open_console
 from support_monitor.monitor.consume import consume
-from support_monitor.monitor.deadletter import DeadLetterSink
+from support_monitor.monitor.deadletter import DeadLetterSink, JsonlDeadLetters
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.http import Mounted
 from support_monitor.monitor.registry import build_registry
@@ -35,7 +36,11 @@ from support_monitor.monitor.sources.simulator import SimulatorSource
 from support_monitor.monitor.stats import DaemonStats
 from support_monitor.monitor.supervise import signals_set, supervise
 
-__all__ = ["SingleEngine", "live_clock", "run_daemon"]
+__all__ = ["HELD_DRAIN_SECONDS", "SingleEngine", "letters_stored", "live_clock", "run_daemon"]
+
+HELD_DRAIN_SECONDS = 1.0
+"""How often a source's consumer stores the rejects a tick decided (held outcomes whose item
+never opened) while the source delivers nothing."""
 
 
 def live_clock(sources: list[Source], settings: Settings) -> tuple[Callable[[], float], float]:
@@ -61,6 +66,15 @@ async def run_daemon(
             return await supervise(ClusterReplica(settings), settings, listen, config_path, stop)
         served = await SingleEngine.load(settings)
         return await supervise(served, settings, listen, config_path, stop)
+
+
+async def letters_stored(sink: DeadLetterSink, stats: DaemonStats) -> bool:
+    """Store the file sink's buffer (one attempt, off the loop); whether every dead letter is
+    stored (no sink failing, nothing left in the buffer)."""
+    if isinstance(sink, JsonlDeadLetters) and sink.pending:
+        await asyncio.to_thread(sink.flush)
+    pending = isinstance(sink, JsonlDeadLetters) and sink.pending > 0
+    return not pending and not stats.dead_letter_sinks_failing
 
 
 class SingleEngine:
@@ -93,6 +107,8 @@ class SingleEngine:
         durable.attach(self.sources)  # Kafka resumes at the snapshot's offsets
         self.reconfigure = single_engine(engine, self.alerting)
         self.ticking = asyncio.Event()
+        self.sinks: dict[str, DeadLetterSink] = {}
+        """Each source's dead-letter sink, by source name (set when the tasks start)."""
 
     @classmethod
     async def load(cls, settings: Settings) -> SingleEngine:
@@ -120,9 +136,11 @@ class SingleEngine:
             await stack.enter_async_context(source)
 
     def start(self, tasks: asyncio.TaskGroup, sink: DeadLetterSink) -> None:
+        self.durable.letters_stored = functools.partial(letters_stored, sink, self.stats)
         for source in self.sources:
+            self.sinks[source.name] = letters = dead_letter_sink(source, sink)
             tasks.create_task(
-                consume(source, self.pipeline, dead_letter_sink(source, sink)),
+                consume(source, self.pipeline, letters, drain_every=HELD_DRAIN_SECONDS),
                 name=f"source:{source.name}",
             )
         tasks.create_task(self._run_clock(), name="clock")
@@ -131,6 +149,13 @@ class SingleEngine:
 
     async def save(self, reason: str) -> None:
         # Consumers stopped between two events; the sources (still open) commit on close.
+        if not self.durable.enabled:
+            # Held outcomes were acknowledged when they were held, and no snapshot keeps them:
+            # judged now, so that each is applied or dead-lettered, not lost with the process.
+            self.engine.settle_held()
+            for name, letters in self.sinks.items():
+                for letter in self.pipeline.take_deferred(name):
+                    await letters.write(letter)
         await self.durable.save(reason)
 
     def started_fields(self) -> dict[str, object]:

@@ -9,6 +9,7 @@ nothing but :class:`EventError`.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, cast, get_args
@@ -232,7 +233,7 @@ def decode(raw: bytes | str, max_bytes: int, *, max_tags: int | None = None) -> 
             raw.decode()  # all of it must be UTF-8: msgspec checks only the strings it reads
         event = cast("Event", _decoder.decode(raw))
     except msgspec.ValidationError as exc:
-        raise EventError(_classify(exc), str(exc)) from None
+        raise EventError(_classify(exc), _without_value(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise EventError(Reject.INVALID_JSON, str(exc)) from None
     except UnicodeError as exc:  # the check above, or a str input with a lone surrogate
@@ -259,6 +260,16 @@ def _check_ranges(event: Event, max_tags: int | None) -> None:
                 Reject.INVALID_VALUE,
                 f"score {event.score} outside {low}..{high} of survey {event.survey}",
             )
+
+
+_QUOTED_VALUE = re.compile(r"^(Invalid (?:enum )?value) '.*'( - at `[^`]*`)$", re.DOTALL)
+
+
+def _without_value(text: str) -> str:
+    """msgspec's message without the value it quotes ("Invalid value 'Jane Doe ...' - at
+    `$.type`"): a field mapped wrongly upstream may hold personal data, and the detail goes to
+    the log and the dead letter's ``detail`` (the letter keeps the original bytes anyway)."""
+    return _QUOTED_VALUE.sub(r"\1\2", text)[:300]
 
 
 def _describe(exc: BaseException) -> str:

@@ -21,7 +21,8 @@ from pydantic import BaseModel, SecretStr
 from pydantic_core import ErrorDetails
 
 NOT_SHOWN = "<not shown>"
-_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{0,15}://[^\s'\"]+")
+# a URL, also without its scheme ("//host/path": what is left of one split at a colon)
+_URL = re.compile(r"(?:\b[A-Za-z][A-Za-z0-9+.-]{0,15}:)?//[^\s'\"]+")
 _QUOTED = re.compile(r"'[^']{5,}'|\"[^\"]{5,}\"")
 _MAX_DEPTH = 12
 
@@ -97,6 +98,11 @@ def _strings_under(
             yield from _strings_under(item, names, inside, depth + 1)
 
 
+def hide_urls(text: str) -> str:
+    """``text`` with every URL replaced by ``<not shown>``."""
+    return _URL.sub(NOT_SHOWN, text)
+
+
 def scrub_message(message: str, error: ErrorDetails, names: frozenset[str]) -> str:
     """``message`` without any URL and without the raw value of a secret field."""
     loc = error.get("loc", ())
@@ -104,7 +110,7 @@ def scrub_message(message: str, error: ErrorDetails, names: frozenset[str]) -> s
     for secret in sorted(_strings_under(error.get("input"), names, inside), key=len, reverse=True):
         if secret and secret in message:
             message = message.replace(secret, NOT_SHOWN)
-    return _URL.sub(NOT_SHOWN, message)
+    return hide_urls(message)
 
 
 MAX_YAML_VALUES = 100_000

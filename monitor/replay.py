@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import Protocol
 
 import msgspec
 import structlog
@@ -24,6 +24,12 @@ from support_monitor.monitor.sources.file import FileSource
 from support_monitor.monitor.stats import DaemonStats
 
 
+class BytesOut(Protocol):
+    """Where ``--alerts-out`` records go: a binary file, or anything with its ``write``."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
 def parse_until(text: str) -> float:
     """``--until``: RFC 3339 with offset, or epoch seconds; within the years event times may
     have (:data:`~support_monitor.monitor.events.EARLIEST_TS` to ``LATEST_TS``)."""
@@ -31,7 +37,8 @@ def parse_until(text: str) -> float:
         value = float(text)
     except ValueError:
         try:
-            moment = datetime.fromisoformat(text)
+            # RFC 3339 allows a lowercase "z" (and "t"); fromisoformat takes only "Z"
+            moment = datetime.fromisoformat(text[:-1] + "Z" if text.endswith("z") else text)
         except ValueError:
             raise ValueError(f"--until {text!r} is neither RFC 3339 nor epoch seconds") from None
         if moment.tzinfo is None:
@@ -64,13 +71,14 @@ async def replay_road(
     until: float | None = None,
     on_transition: TransitionSink | None = None,
     on_plan: PlanSink | None = None,
-    dead_letters: DeadLetterSink | None = None,
+    dead_letters: Path | None = None,
 ) -> Road:
     """The replay road (``replay`` and ``backtest``): feed the file, move the clock to ``until``
     (if later) and flush. ``on_transition`` receives each alert state change record;
     ``on_plan`` each evaluation's planned notifications (``Alerting``: nothing is sent);
-    ``dead_letters``: where rejected lines go (``None``: the config's ``dead_letter.path``
-    file when set, otherwise nowhere)."""
+    ``dead_letters``: a JSON Lines file for the rejected lines (``None``: they are counted and
+    logged only). The config's ``dead_letter.path`` is the daemon's and is never written here:
+    a replay with a production config must not append to the production file."""
     road = build_road(
         settings,
         Engine(settings),
@@ -80,20 +88,23 @@ async def replay_road(
         on_plan=on_plan,
     )
     engine, pipeline = road.engine, road.pipeline
-    sink: DeadLetterSink = _NoSink() if dead_letters is None else dead_letters
+    sink: DeadLetterSink = _NoSink()
     file_sink = None
-    if dead_letters is None and settings.dead_letter.path:
-        if same_file(Path(settings.dead_letter.path), path):
+    if dead_letters is not None:
+        if same_file(dead_letters, path):
             # its letters would be read again, rejected again and appended again, forever
-            raise ConfigError(f"dead_letter.path: {settings.dead_letter.path} is the replayed file")
-        file_sink = JsonlDeadLetters(settings.dead_letter.path, road.stats)
-    if file_sink is not None:
+            raise ConfigError(f"--dead-letters {dead_letters} is the replayed file")
+        file_sink = JsonlDeadLetters(dead_letters, road.stats)
         file_sink.__enter__()
         sink = file_sink
     try:
         async with FileSource(path) as source:
             await consume(source, pipeline, sink)
         final = engine.now if until is None else max(engine.now, until)
+        if until is not None and until < engine.now:
+            structlog.get_logger("support_monitor.replay").warning(
+                "replay_until_passed", until=until, clock=engine.now
+            )  # the events already moved the clock past it; the clock never goes back
         if math.isfinite(final):
             road.ticks.catch_up(final, inclusive=True)
             try:
@@ -113,14 +124,18 @@ async def replay(
     settings: Settings,
     *,
     until: float | None = None,
-    alerts_out: IO[bytes] | None = None,
+    alerts_out: BytesOut | None = None,
+    dead_letters: Path | None = None,
 ) -> bytes:
-    """Feed the file, move the clock to ``until`` (if later), and return the exposition text."""
+    """Feed the file, move the clock to ``until`` (if later), and return the exposition text.
+    ``dead_letters``: a JSON Lines file for the rejected lines (see :func:`replay_road`)."""
     encoder = msgspec.json.Encoder()
 
     def write_transition(record: dict[str, object]) -> None:
         if alerts_out is not None:
             alerts_out.write(encoder.encode(record) + b"\n")
 
-    done = await replay_road(path, settings, until=until, on_transition=write_transition)
+    done = await replay_road(
+        path, settings, until=until, on_transition=write_transition, dead_letters=dead_letters
+    )
     return render(build_registry(done.engine, done.stats, done.alerting))

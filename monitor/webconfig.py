@@ -68,7 +68,7 @@ def split_listen(listen: str) -> tuple[str, int]:
     if not sep or not host:
         raise ValueError(f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:9108)")
     if not port.isdigit():
-        raise ValueError(f"{listen!r}: the port {port!r} is not a number")
+        raise ValueError(f"{listen!r}: the part after the last ':' is not a port number")
     number = int(port)
     if number > MAX_PORT:
         raise ValueError(f"{listen!r}: the port {number} is out of range (0-{MAX_PORT})")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -78,6 +78,10 @@ class Durability:
         """Detector state of the loaded snapshot (``None``: none, or an older snapshot)."""
         self._detectors: HoldsSuite | None = None
         self._lock = asyncio.Lock()
+        self.letters_stored: Callable[[], Awaitable[bool]] | None = None
+        """Stores the buffered dead letters and says whether all are stored; while not, no
+        snapshot is written: its offsets would pass records whose letters could then be lost
+        (a restart resumes after them, so the broker never redelivers them)."""
 
     @property
     def enabled(self) -> bool:
@@ -107,7 +111,8 @@ class Durability:
                     log.info(
                         "snapshot_absent",
                         path=str(path),
-                        action="building the state from the broker (earliest offsets)",
+                        action="starting from an empty state (Kafka sources read their "
+                        "topics from the earliest offsets)",
                     )
             else:
                 engine = loaded
@@ -150,7 +155,10 @@ class Durability:
                 log.warning(
                     "state_source_without_offsets",
                     source=getattr(source, "name", "?"),
-                    hint="its events while the daemon is down are not replayed from a snapshot",
+                    hint=(
+                        "no offsets to resume from: after a crash, its messages applied since "
+                        "the last snapshot are missing (docs/reliability.md)"
+                    ),
                 )
 
     @property
@@ -178,6 +186,13 @@ class Durability:
         if path is None or self.engine is None:
             return
         async with self._lock:
+            if self.letters_stored is not None and not await self.letters_stored():
+                log.warning(
+                    "snapshot_deferred",
+                    reason=reason,
+                    why="dead letters not stored yet: the last snapshot and its offsets stay",
+                )
+                return
             start = time.perf_counter()
             try:
                 detectors = (

@@ -102,8 +102,19 @@ DEFAULT_PRIORITY = "normal"
 """The priority of a ticket created without one."""
 _MIN_TIMER_LIMIT = 4096  # heap entries below which spent timers are never compacted away
 
-CAPACITY_KINDS = ("contacts", "tickets", "solved_tickets", "early_outcomes", "agents")
+CAPACITY_KINDS = (
+    "contacts",
+    "tickets",
+    "solved_tickets",
+    "early_outcomes",
+    "agents",
+    "waiting_expired",
+)
 """The ``kind`` label of ``support_monitor_capacity_exhausted_total``."""
+
+WAITING_SWEEP_SECONDS = 60
+"""How often (seconds of the clock) waiting contacts past ``ingest.waiting_retention`` are
+looked for: one is forgotten at most this long after its retention ran out."""
 
 MAX_HELD_TOKEN_BYTES = 4096
 """An early outcome whose token (raw message) is larger than this is not held but rejected at
@@ -233,6 +244,8 @@ class Engine:
         ingest = settings.ingest
         self.lateness = ingest.allowed_lateness
         self._answered_retention = ingest.answered_retention
+        self._waiting_retention = ingest.waiting_retention
+        self._next_waiting_sweep = -math.inf
         limits = settings.limits
         self._ticket_retention = limits.solved_ticket_retention
         self._max_contacts = limits.max_open_contacts
@@ -355,6 +368,9 @@ class Engine:
             self._decide(now - self.lateness)
             self.dedup.expire(now)
             self._forget_talking(now - self._answered_retention)
+            if now >= self._next_waiting_sweep:
+                self._next_waiting_sweep = math.floor(now) + WAITING_SWEEP_SECONDS
+                self._forget_waiting(now - self._waiting_retention)
         early = self._early_heap
         if early and early[0][0] < now - self.lateness:
             self._expire_early(now - self.lateness)
@@ -375,6 +391,12 @@ class Engine:
             self.advance(now)
         self._expire_early(math.inf)  # before the deadlines (see ``advance``)
         self._decide(self.now)
+
+    def settle_held(self) -> None:
+        """Judge every held outcome now, as if the watermark had passed it (applied as it
+        stands, or a deferred reject for :meth:`take_expired_early`): for a stop with no
+        snapshot to keep them in."""
+        self._expire_early(math.inf)
 
     def _decide(self, watermark: float) -> None:
         """Breach every contact and ticket clock whose deadline is before the watermark; forget
@@ -463,6 +485,27 @@ class Engine:
             del talking[contact_id]
             del self.contacts[contact_id]
 
+    def _forget_waiting(self, cutoff: float) -> None:
+        """Forget contacts still waiting since before ``cutoff``: their outcome was lost
+        upstream (``ingest.waiting_retention``). They leave the waiting gauges and free their
+        place, counted as ``waiting_expired``."""
+        for ch in self.channels.values():
+            if ch.settings.answer_seconds is None:
+                continue
+            for q in ch.queues.values():
+                if not q.waiting:
+                    continue
+                oldest = q.oldest_queued_ts()
+                if oldest is None or oldest >= cutoff:
+                    continue
+                # A breached one only: its breach was counted at its deadline (not yet the
+                # case when T is longer than the retention).
+                stale = [cid for cid, c in q.waiting.items() if c.queued_ts < cutoff and c.breached]
+                for contact_id in stale:
+                    self._leave_queue(contact_id, q.waiting[contact_id], late_breach=False)
+                    del self.contacts[contact_id]
+                    self.capacity_exhausted["waiting_expired"] += 1
+
     def _at(self, when: float, kind: int, key: str) -> None:
         heapq.heappush(self._timers, (when, kind, key))
 
@@ -492,6 +535,7 @@ class Engine:
         self.workforce.reconfigure(settings)
         self.lateness = settings.ingest.allowed_lateness
         self._answered_retention = settings.ingest.answered_retention
+        self._waiting_retention = settings.ingest.waiting_retention
         limits = settings.limits
         self._ticket_retention = limits.solved_ticket_retention
         self._max_contacts = limits.max_open_contacts

@@ -291,6 +291,7 @@ class KafkaSource:
         settings = self.settings
         # State mode: what the previous consumer applied is in the state; resume after it.
         self._keep_state_offsets(self._applied)
+        failures = 0
         while True:
             consumer = AIOKafkaConsumer(
                 group_id=settings.group_id,
@@ -307,11 +308,13 @@ class KafkaSource:
             except (KafkaError, OSError) as error:
                 self._set_up(up=False)
                 delay = backoff.next_delay()
-                self._log.warning(
+                failures += 1  # in a row: the first is a warning, the rest debug
+                (self._log.warning if failures == 1 else self._log.debug)(
                     "kafka_connect_failed",
                     error=repr(error),
                     retry_in=round(delay, 2),
                     bootstrap_servers=settings.bootstrap_servers,
+                    attempt=failures,
                 )
                 await self._stop(consumer, commit=False)
                 await asyncio.sleep(delay)
@@ -328,7 +331,10 @@ class KafkaSource:
             self._set_up(up=True, quiet=True)
             self._next_probe = time.monotonic() + _PROBE_INTERVAL
             self._log.info(
-                "kafka_connected", topics=list(settings.topics), group_id=settings.group_id
+                "kafka_connected",
+                topics=list(settings.topics),
+                group_id=settings.group_id,
+                failed_attempts=failures,
             )
             return consumer
 

@@ -171,6 +171,7 @@ class MqttSource:
         assert self._options is not None, "use MqttSource as an async context manager"
         settings = self.settings
         filters = subscription_filters(settings)
+        failures = 0  # in a row: the first is a warning, the rest debug (one line an outage)
         while True:
             client = aiomqtt.Client(
                 identifier=settings.client_id,
@@ -185,12 +186,14 @@ class MqttSource:
             except aiomqtt.MqttError as error:
                 self._set_up(up=False)
                 delay = backoff.next_delay()
-                self._log.warning(
+                failures += 1
+                (self._log.warning if failures == 1 else self._log.debug)(
                     "mqtt_connect_failed",
                     error=repr(error),
                     retry_in=round(delay, 2),
                     host=settings.host,
                     port=settings.port,
+                    attempt=failures,
                 )
                 await asyncio.sleep(delay)
                 continue
@@ -205,7 +208,12 @@ class MqttSource:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
-            self._log.info("mqtt_connected", filters=filters, client_id=settings.client_id)
+            self._log.info(
+                "mqtt_connected",
+                filters=filters,
+                client_id=settings.client_id,
+                failed_attempts=failures,
+            )
             self._set_up(up=True, quiet=True)
             return client
 

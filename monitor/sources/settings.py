@@ -5,6 +5,7 @@ See ``docs/sources.md`` for what each key does and the delivery semantics behind
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, Self
 
@@ -13,6 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from support_monitor.monitor.durations import Duration
 
 LibraryLogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+_KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_KAFKA_TOPIC_RULE = (
+    "not a Kafka topic name (1-249 of the letters, digits, '.', '_' and '-'; not '.' or '..'): "
+    "the broker refuses it"
+)
+
+
+def _is_kafka_topic(name: str) -> bool:
+    return _KAFKA_TOPIC.fullmatch(name) is not None and name not in {".", ".."}
 
 
 class _Model(BaseModel):
@@ -58,6 +70,15 @@ class KafkaSettings(_Model):
     library_log_level: LibraryLogLevel = "critical"
     """Level of the ``aiokafka`` library's own (stdlib) loggers. It logs every failed connection
     attempt, many per second during an outage; the source logs its own state changes instead."""
+
+    @model_validator(mode="after")
+    def _topic_names(self) -> Self:
+        for i, topic in enumerate(self.topics):
+            if not _is_kafka_topic(topic):
+                raise ValueError(f"topics[{i}]: {_KAFKA_TOPIC_RULE}")
+        if self.dead_letter_topic is not None and not _is_kafka_topic(self.dead_letter_topic):
+            raise ValueError(f"dead_letter_topic: {_KAFKA_TOPIC_RULE}")
+        return self
 
     @model_validator(mode="after")
     def _check(self) -> Self:

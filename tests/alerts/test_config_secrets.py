@@ -122,6 +122,19 @@ def test_a_custom_message_echoing_a_url_is_scrubbed(tmp_path):
     assert "<not shown>" in message
 
 
+def test_a_url_split_at_its_scheme_is_scrubbed(tmp_path):
+    """A URL pasted where HOST:PORT belongs: the "port" after the last colon is the URL's path
+    (the message quoted it, with its token, and no scheme for the scrub to see)."""
+    message = _error(
+        tmp_path / "c.yaml",
+        f"exporter:\n  listen: 'https://hooks.slack.com/services/T0/B0/{SECRET}'\n",
+    )
+    assert "exporter.listen: '<not shown>': the part after the last ':' is not a port number" in (
+        message
+    )
+    assert SECRET not in message
+
+
 def test_the_scrub_keeps_ordinary_values(tmp_path):
     message = _error(
         tmp_path / "c.yaml",

@@ -10,12 +10,17 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from support_monitor.monitor.consume import consume
@@ -30,7 +35,8 @@ from tests.integration.broker_scenario import (
     replay_samples,
     wait_for,
 )
-from tests.processes import free_port
+from tests.processes import free_port, start_daemon
+from tests.support import samples
 from tests.support import settings as make_settings
 
 pytestmark = pytest.mark.mqtt
@@ -251,3 +257,107 @@ async def test_persistent_session_delivers_what_was_published_while_away(mqtt_ad
     assert processed(second.stats) == len(everything)
     expected = await replay_samples(everything, settings, tmp_path)
     assert_counters_match(expected, second.engine, second.stats, "mqtt")
+
+
+def _event(kind: str, contact: str, ts: float, **fields: str) -> str:
+    stamp = datetime.fromtimestamp(ts, UTC).isoformat()
+    return json.dumps(
+        {
+            "event_id": f"{kind}-{contact}",
+            "type": kind,
+            "ts": stamp,
+            "channel": "voice",
+            "contact_id": contact,
+            **fields,
+        }
+    )
+
+
+def test_held_outcomes_are_dead_lettered_while_idle_and_at_a_stop(mqtt_address, tmp_path):
+    """An ``answered`` whose contact never queued is acknowledged while it is held (for its
+    ``queued`` within the allowed lateness). Its reject was stored only when the next message
+    of its source came: with none, it stayed in memory and a stop lost it (never counted,
+    never dead-lettered, never redelivered). Now an idle source's consumer stores it once a tick
+    decides it, and a stop without ``state.dir`` judges every held outcome first."""
+    host, port = mqtt_address
+    prefix = f"test/{uuid.uuid4().hex[:8]}/events"
+    letters = tmp_path / "dead.jsonl"
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "sources": {
+                    "simulator": {"enabled": False},
+                    "mqtt": {
+                        "host": host,
+                        "port": port,
+                        "topics": [f"{prefix}/#"],
+                        "client_id": f"test-{uuid.uuid4().hex[:10]}",
+                    },
+                },
+                "ingest": {"allowed_lateness": "5s"},
+                "dead_letter": {"path": str(letters)},
+            }
+        ),
+        encoding="utf-8",
+    )
+    listen = free_port()
+    proc = start_daemon(config, f"127.0.0.1:{listen}")
+    lines: list[str] = []
+    assert proc.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+
+    def queued() -> float:
+        text = httpx.get(f"http://127.0.0.1:{listen}/metrics", timeout=2).text
+        got = samples(text)
+        return got.get(
+            ("support_monitor_events_total", (("source", "mqtt"), ("type", "contact.queued"))), 0.0
+        )
+
+    def stored() -> list[str]:
+        if not letters.exists():
+            return []
+        return [json.loads(line)["raw"] for line in letters.read_text().splitlines()]
+
+    try:
+        deadline = time.monotonic() + 30
+        while not any('"mqtt_connected"' in line for line in list(lines)):
+            assert time.monotonic() < deadline, lines[-5:]
+            time.sleep(0.1)
+        now = time.time()
+        idle = _event("contact.answered", "never-queued-1", now)
+        mosquitto_pub(
+            host,
+            port,
+            f"{prefix}/voice",
+            [_event("contact.queued", "q1", now, queue="billing"), idle],
+        )
+        deadline = time.monotonic() + 30
+        while stored() != [idle]:  # 5 s of lateness, a tick, the drain and the file's flush
+            assert time.monotonic() < deadline, (stored(), lines[-5:])
+            time.sleep(0.2)
+        now = time.time()
+        held = _event("contact.answered", "never-queued-2", now)
+        mosquitto_pub(
+            host,
+            port,
+            f"{prefix}/voice",
+            [_event("contact.queued", "q2", now, queue="billing"), held],
+        )
+        deadline = time.monotonic() + 10
+        while queued() < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)  # the held message follows its queued one at once; 5 s left to stop in
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=5)
+    assert proc.returncode == 0, lines[-10:]
+    assert stored() == [idle, held]
+    rejected = [json.loads(line) for line in lines if '"event_rejected"' in line]
+    assert [r["reason"] for r in rejected] == ["unknown_contact", "unknown_contact"]

@@ -6,11 +6,13 @@ import json
 import math
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
+from support_monitor.monitor.replay import parse_until
 from tests.support import CONFIG, T0, Stream, samples
 
 EXE = [sys.executable, "-m", "support_monitor"]
@@ -52,18 +54,30 @@ def test_check_config_says_what_a_valid_config_switches_off(tmp_path: Path) -> N
             "note: alerts.rules[7] (CsatLow, warning) never fires: its detector 'csat_low' is "
             "disabled"
         ),
+        (  # an empty or truncated file ran the simulator's made-up traffic without a word
+            "note: sources: no kafka or mqtt source: `run` feeds the built-in simulator's "
+            "made-up traffic (sources.simulator)"
+        ),
         (
             "note: notifiers: no route and no alertmanager.urls: alerts are evaluated and "
             "exported (/metrics, ALERTS), but nobody is paged"
         ),
     ]
     routed = tmp_path / "routed.yaml"
-    routed.write_text(
+    routes = (
         "notifiers:\n  receivers:\n    hook: {type: webhook, url: 'http://127.0.0.1:9/x'}\n"
-        "  routes:\n    - {receiver: hook}\n",
-        encoding="utf-8",
+        "  routes:\n    - {receiver: hook}\n"
+        "sources:\n  mqtt: {host: 127.0.0.1, topics: [support/events]}\n"
     )
+    routed.write_text(routes, encoding="utf-8")
     assert cli("check-config", str(routed)).stdout.splitlines()[1:] == []
+    routed.write_text(routes + "  simulator: {enabled: true}\n", encoding="utf-8")
+    assert cli("check-config", str(routed)).stdout.splitlines()[1:] == [
+        (
+            "note: sources.simulator.enabled: the simulator's made-up traffic is mixed with the "
+            "real sources"
+        )
+    ]
 
 
 def test_replay_prints_exposition_with_hand_computed_values(config: Path, tmp_path: Path) -> None:
@@ -147,25 +161,60 @@ def test_replay_never_writes_to_the_file_it_reads(config: Path, tmp_path: Path) 
     assert result.returncode == 2
     assert f"--alerts-out {events} is the replayed file" in result.stderr
     # dead letters appended to the input were read again, rejected again: the file grew forever
-    looping = tmp_path / "loop.yaml"
-    looping.write_text(
-        yaml.safe_dump({**CONFIG, "dead_letter": {"path": str(events)}}), encoding="utf-8"
+    result = cli(
+        "replay", str(events), "--config", str(config), "--dead-letters", str(events), check=False
     )
-    result = cli("replay", str(events), "--config", str(looping), check=False)
     assert result.returncode == 2
-    assert f"config error: dead_letter.path: {events} is the replayed file" in result.stderr
+    assert f"--dead-letters {events} is the replayed file" in result.stderr
     assert events.read_bytes() == original
     # elsewhere it holds them, and the exposition counts them (it said 0 before)
     letters = tmp_path / "letters.jsonl"
-    elsewhere = tmp_path / "dl.yaml"
-    elsewhere.write_text(
-        yaml.safe_dump({**CONFIG, "dead_letter": {"path": str(letters)}}), encoding="utf-8"
+    got = samples(
+        cli("replay", str(events), "--config", str(config), "--dead-letters", str(letters)).stdout
     )
-    got = samples(cli("replay", str(events), "--config", str(elsewhere)).stdout)
     assert got["support_monitor_dead_letters_total", (("sink", "file"), ("source", "file"))] == 1
     assert [json.loads(line)["raw"] for line in letters.read_text().splitlines()] == [
         "not an event"
     ]
+
+
+def test_replay_leaves_the_daemons_dead_letter_file_alone(config: Path, tmp_path: Path) -> None:
+    # a replay with the production config appended its rejects to the production file
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(b"not an event\n")
+    production = tmp_path / "prod" / "dead-letters.jsonl"
+    prod_config = tmp_path / "prod.yaml"
+    prod_config.write_text(
+        yaml.safe_dump({**CONFIG, "dead_letter": {"path": str(production)}}), encoding="utf-8"
+    )
+    result = cli("replay", str(events), "--config", str(prod_config))
+    got = samples(result.stdout)
+    assert (
+        got[
+            "support_monitor_events_rejected_total",
+            (("reason", "invalid_json"), ("source", "file")),
+        ]
+        == 1
+    )
+    assert not production.parent.exists()
+
+
+def test_replay_says_when_an_output_cannot_be_written(config: Path, tmp_path: Path) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(b"")
+    missing = tmp_path / "no" / "such" / "dir" / "a.jsonl"
+    result = cli(
+        "replay", str(events), "--config", str(config), "--alerts-out", str(missing), check=False
+    )
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        f"error: --alerts-out {missing}: No such file or directory",
+    )
+    result = cli("simulate", "--out", str(missing), "--duration", "1m", check=False)
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        f"error: --out {missing}: No such file or directory",
+    )
 
 
 def test_an_event_stamped_past_8999_or_before_1970_is_out_of_range(
@@ -344,3 +393,48 @@ def test_simulate_takes_prometheus_durations_and_refuses_others(tmp_path: Path) 
     assert result.returncode == 2
     assert result.stderr.startswith("error: --duration: '1.5h' is not a duration; ")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-03-02T10:00:00Z", "2026-03-02t10:00:00z", "2026-03-02T12:00:00+02:00"]
+)
+def test_until_takes_rfc3339_in_either_case(text: str) -> None:
+    # RFC 3339 allows a lowercase "z"; it was refused as "neither RFC 3339 nor epoch seconds"
+    assert parse_until(text) == 1772445600.0
+
+
+def test_an_until_before_the_last_event_is_logged(config: Path, tmp_path: Path) -> None:
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="a")
+    s.add("contact.queued", 100, "voice", queue="billing", contact_id="b")
+    events = tmp_path / "e.jsonl"
+    events.write_text(s.text(), encoding="utf-8")
+    until = datetime.fromtimestamp(T0 + 50, UTC).isoformat()
+    result = cli("replay", str(events), "--config", str(config), "--until", until)
+    warned = [json.loads(line) for line in result.stderr.splitlines() if "replay_until" in line]
+    assert [(w["event"], w["until"], w["clock"]) for w in warned] == [
+        ("replay_until_passed", T0 + 50, T0 + 100)
+    ]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_alerts_file_that_cannot_be_written_still_prints_the_numbers(
+    config: Path, tmp_path: Path
+) -> None:
+    # a full disk ended the replay in a traceback (exit 1, nothing on stdout)
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="a")  # never answered
+    events = tmp_path / "e.jsonl"
+    events.write_text(s.text(), encoding="utf-8")
+    until = datetime.fromtimestamp(T0 + 900, UTC).isoformat()
+    args = ("replay", str(events), "--config", str(config), "--until", until, "--alerts-out")
+    kept = tmp_path / "alerts.jsonl"
+    assert cli(*args, str(kept)).returncode == 0
+    assert kept.read_text(encoding="utf-8").count('"firing"') >= 1  # something to write
+    result = cli(*args, "/dev/full", check=False)
+    assert result.returncode == 1
+    assert "error: --alerts-out /dev/full: No space left on device" in result.stderr
+    assert "Traceback" not in result.stderr
+    billing = (("channel", "voice"), ("queue", "billing"))
+    waited = samples(result.stdout)["support_queue_oldest_wait_seconds", billing]
+    assert waited == 900

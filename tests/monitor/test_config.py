@@ -10,7 +10,12 @@ import pytest
 import yaml
 
 from support_monitor.detectors.config import resolve_window
-from support_monitor.monitor.config import SECRET_FILE_MAX_BYTES, load_settings, parse_settings
+from support_monitor.monitor.config import (
+    SECRET_FILE_MAX_BYTES,
+    config_notes,
+    load_settings,
+    parse_settings,
+)
 from support_monitor.monitor.durations import parse_duration
 from support_monitor.monitor.errors import ConfigError
 
@@ -87,6 +92,10 @@ channels:
             "channels.voice.queues[0]: String should match pattern",
         ),
         ({"unknown": 1}, "unknown: unknown key"),
+        (  # it read "channels.voice chat.[key]: ..."
+            {"channels": {"voice chat": {"answer_seconds": 20}}},
+            "channels: the name 'voice chat' is refused: String should match pattern",
+        ),
         ({"channels": {}}, "declare at least one channel"),
     ],
 )
@@ -158,6 +167,59 @@ def test_compound_window_keeps_its_name_as_the_label() -> None:
 
 
 # ---------------------------------------------------------------------- cross-checks
+
+
+@pytest.mark.parametrize("key", ["short_abandon_seconds", "service_level_target"])
+def test_live_settings_without_their_answer_target_are_refused(key: str) -> None:
+    # A channel with them but no answer_seconds passed, then rejected every contact event
+    # (wrong_channel_kind): its live monitoring was off without a word.
+    value = {"short_abandon_seconds": 5, "service_level_target": 0.8}[key]
+    message = _error({"channels": {"voice": {key: value, "queues": ["billing"]}}})
+    assert message == (
+        f"channels.voice.answer_seconds: is required when {key} is set (a live channel needs "
+        "its answer target T; without it every contact event of the channel is rejected)"
+    )
+    ticket = {"first_response_seconds": 60, key: value}
+    assert _error({"channels": {"email": ticket}}).startswith("channels.email.answer_seconds")
+    assert parse_settings({"channels": {"bot": {"queues": ["default"]}}}).channels["bot"]
+
+
+def test_every_bad_key_is_reported_at_once() -> None:
+    # a bad window was reported only once every channel was valid, and only the first of them
+    message = _error(
+        {
+            "windows": ["abc", "0s", "5m", "300s"],
+            "channels": {
+                "voice": {"answer_seconds": 20, "short_abandon_seconds": 30},
+                "email": {"resolution_seconds": "-1h"},
+            },
+            "detectors": {"bogus": {}},
+        }
+    )
+    lines = message.splitlines()
+    assert lines[0].startswith("windows: 'abc' is not a duration; ")
+    assert lines[0].endswith(
+        "; '0s' is shorter than the 1 s bucket resolution; '300s' repeats another window"
+    )
+    assert [line.split(":")[0] for line in lines] == [
+        "windows",
+        "channels.voice.short_abandon_seconds",
+        "channels.email.resolution_seconds",
+        "detectors.bogus",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://x:99999/", "has a port outside 1-65535"),
+        ("https://x:abc/", "is not a URL the HTTP client can parse"),
+        ("ftp://x/", "must be an absolute http:// or https:// URL"),
+    ],
+)
+def test_the_console_url_is_one_the_links_can_use(url: str, problem: str) -> None:
+    # the acknowledge links in Slack carried a port no browser can open
+    assert _error({"console": {"external_url": url}}).startswith(f"console.external_url: {problem}")
 
 
 def test_short_abandon_above_answer_is_refused() -> None:
@@ -420,3 +482,64 @@ def test_settings_are_frozen() -> None:
     settings = parse_settings({})
     with pytest.raises(Exception, match="frozen"):
         settings.windows = ("1m",)  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------- environment overrides
+
+
+def test_an_override_error_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the error named the file's key only, though the file held a valid value
+    monkeypatch.setenv("SUPPORT_MONITOR_CHANNELS__VOICE__ANSWER_SECONDS", "-5")
+    assert _error({"channels": {"voice": {"answer_seconds": 20}}}) == (
+        "channels.voice.answer_seconds (from the environment: "
+        "SUPPORT_MONITOR_CHANNELS__VOICE__ANSWER_SECONDS): a duration must not be negative "
+        "(got -5)"
+    )
+
+
+def test_an_override_that_is_not_json_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # it named SUPPORT_MONITOR_CHANNELS, a variable nobody set
+    monkeypatch.setenv("SUPPORT_MONITOR_CHANNELS__VOICE__QUEUES", "billing")
+    path = tmp_path / "c.yaml"
+    path.write_text("channels:\n  voice: {answer_seconds: 20}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value).startswith(
+        "environment: SUPPORT_MONITOR_CHANNELS__VOICE__QUEUES cannot be parsed: a list or "
+        "mapping value is written as JSON"
+    )
+
+
+def test_a_variable_naming_no_setting_gets_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPPORT_MONITOR_EXPORTER_LISTEN", "0.0.0.0:9108")  # one underscore
+    monkeypatch.setenv("SUPPORT_MONITOR_EXPORTER__LISTEN", "127.0.0.1:9999")
+    monkeypatch.setenv("SUPPORT_MONITOR_REQUIRE_SERVICES", "1")  # the test scripts' own
+    settings = parse_settings({})
+    assert settings.exporter.listen == "127.0.0.1:9999"
+    notes = [n for n in config_notes(settings) if n.startswith("environment")]
+    assert notes == [
+        (
+            "environment: SUPPORT_MONITOR_EXPORTER_LISTEN names no setting and is ignored "
+            "(nested keys are joined with __, e.g. SUPPORT_MONITOR_EXPORTER__LISTEN)"
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kafka", "key"),
+    [
+        ({"topics": ["ok"], "dead_letter_topic": "audit dlq!"}, "sources.kafka.dead_letter_topic"),
+        ({"topics": ["ok", "a/b"]}, "sources.kafka.topics[1]"),
+        ({"topics": [".."]}, "sources.kafka.topics[0]"),
+    ],
+)
+def test_kafka_topic_names_the_broker_refuses_are_refused(
+    kafka: dict[str, object], key: str
+) -> None:
+    # accepted before: consumption then stalled for a minute at the first reject, silently
+    assert _error({"sources": {"kafka": kafka}}) == (
+        f"{key}: not a Kafka topic name (1-249 of the letters, digits, '.', '_' and '-'; not "
+        "'.' or '..'): the broker refuses it"
+    )

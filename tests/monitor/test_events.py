@@ -165,3 +165,22 @@ def test_every_reject_reason_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip(" `") for line in doc.splitlines() if line.startswith("| `")}
     assert {r.value for r in Reject} <= rows
+
+
+@pytest.mark.parametrize(
+    ("fields", "detail"),
+    [
+        ({"type": "Jane Doe <jane@example.com> 4111111111111111"}, "Invalid value - at `$.type`"),
+        (
+            {"type": "ticket.status_changed", "ticket_id": "t", "status": "SSN 123-45-6789"},
+            "Invalid enum value - at `$.status`",
+        ),
+    ],
+)
+def test_a_rejects_detail_never_quotes_the_value(fields: dict[str, str], detail: str) -> None:
+    # the detail (logged, and in the dead letter) repeated a wrongly mapped field's text:
+    # personal data in the log, 60 KB lines for a 60 KB field
+    line = {"event_id": "e1", "ts": "2026-03-02T10:00:00Z", "channel": "voice", **fields}
+    with pytest.raises(EventError) as info:
+        decode(json.dumps(line).encode(), 65536)
+    assert info.value.detail == detail

@@ -375,7 +375,7 @@ def test_settings_check_the_web_config_file_and_the_listen_address(tmp_path: Pat
         ("0.0.0.0:99108", "'0.0.0.0:99108': the port 99108 is out of range (0-65535)"),
         ("localhost", "'localhost' is not HOST:PORT (e.g. 127.0.0.1:9108)"),
         ("::1:9108", "'::1:9108': write an IPv6 host in brackets, e.g. [::1]:9108"),
-        ("host:http", "'host:http': the port 'http' is not a number"),
+        ("host:http", "'host:http': the part after the last ':' is not a port number"),
     ):
         with pytest.raises(ConfigError) as caught:
             parse_settings({"exporter": {"listen": listen}})

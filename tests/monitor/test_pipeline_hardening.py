@@ -521,10 +521,12 @@ def test_an_early_outcome_whose_item_never_opens_is_dead_lettered_later() -> Non
 
 def test_replay_dead_letters_an_early_outcome_decided_at_the_end(tmp_path: Path) -> None:
     letters_path = tmp_path / "dead.jsonl"
-    cfg = settings(dead_letter={"path": str(letters_path)})
     orphan = _line("contact.answered", T0 + 2, event_id="a9", contact_id="c9", queue="billing")
     lines = [_queued(1, T0), orphan]
-    got = asyncio.run(_replay(_write(tmp_path / "f.jsonl", lines), cfg))
+    text = asyncio.run(
+        replay(_write(tmp_path / "f.jsonl", lines), settings(), dead_letters=letters_path)
+    )
+    got = samples(text.decode())
     key = _key("support_monitor_events_rejected_total", reason="unknown_contact", source="file")
     assert got[key] == 1
     records = [json.loads(line) for line in letters_path.read_text().splitlines()]

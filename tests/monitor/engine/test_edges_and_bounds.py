@@ -356,10 +356,36 @@ def test_open_contacts_past_the_cap_are_refused_and_open_ones_kept() -> None:
         "solved_tickets": 0,
         "early_outcomes": 0,
         "agents": 0,
+        "waiting_expired": 0,
     }
     assert value(engine, "support_contacts_queued_total", **V) == 3  # c0, c1, c4
     assert value(engine, "support_queue_waiting", **V) == 2  # c1, c4
     assert len(engine.contacts) == 2
+
+
+def test_a_contact_whose_outcome_never_comes_is_forgotten_after_its_retention() -> None:
+    # it stayed waiting for good: its place in max_open_contacts was never freed (every new
+    # contact refused once the bound filled) and the oldest wait grew for days
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="lost")
+    s.add("contact.queued", 1000, "voice", queue="billing", contact_id="c1")
+    s.add("contact.queued", 3590, "voice", queue="billing", contact_id="c2")
+    cfg = settings(ingest={"waiting_retention": 3600}, limits={"max_open_contacts": 2})
+    engine, stats = run(s.lines, cfg, until=3590)
+    assert stats.rejected["test", "capacity"] == 1  # c2: "lost" still waits (3,590 s)
+    s.add("contact.queued", 3700, "voice", queue="billing", contact_id="c3")
+    s.add("contact.answered", 3710, "voice", contact_id="lost")
+    # the sweeps run once a minute of the clock: "lost" (queued at 0) goes at the first one past
+    # 3,600 s, before c3 (at 3,700) asks for a place
+    engine, stats = run(s.lines, cfg, until=3725)  # c3's deadline (3,720) passed too
+    assert stats.rejected["test", "capacity"] == 1  # c2 only
+    assert stats.rejected["test", "unknown_contact"] == 1  # the answer of the forgotten one
+    assert engine.capacity_exhausted["waiting_expired"] == 1
+    assert sorted(engine.contacts) == ["c1", "c3"]
+    assert value(engine, "support_queue_waiting", **V) == 2
+    assert value(engine, "support_queue_oldest_wait_seconds", **V) == 2725  # c1's
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 3  # each at T
+    assert value(engine, "support_queue_breached_waiting", **V) == 2
 
 
 def test_open_and_solved_ticket_caps() -> None:
@@ -421,7 +447,14 @@ def test_capacity_counter_is_exported_at_zero_from_the_start() -> None:
     }
     assert got == {
         (("kind", k),): 0.0
-        for k in ("contacts", "tickets", "solved_tickets", "early_outcomes", "agents")
+        for k in (
+            "contacts",
+            "tickets",
+            "solved_tickets",
+            "early_outcomes",
+            "agents",
+            "waiting_expired",
+        )
     }
     engine.capacity_exhausted["tickets"] += 3
     text = generate_latest(build_registry(engine, stats, alerting)).decode()

@@ -1,0 +1,51 @@
+"""Environment overrides of the config file, as ``check-config`` and error messages name them.
+
+pydantic-settings reads ``SUPPORT_MONITOR_<KEY>`` with nested keys joined by ``__``
+(``SUPPORT_MONITOR_EXPORTER__LISTEN``), case-insensitively, over the file's values. This module
+finds which variables are set, so that an error in a value that came from the environment
+names its variable instead of only the file, and a variable that names no setting (a typo such
+as ``SUPPORT_MONITOR_EXPORTER_LISTEN``, silently ignored by pydantic-settings) is reported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+
+PREFIX = "SUPPORT_MONITOR_"
+NESTED = "__"
+TOOL_VARIABLES = frozenset({"RUN", "REQUIRE_SERVICES", "RELIABILITY_LONG", "CACHE"})
+"""Variables with the prefix that the project's scripts and tests read, not settings."""
+
+
+def overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Config key (``exporter.listen``) -> the variable that sets it, for every variable with
+    the prefix (tool variables and empty names left out)."""
+    found: dict[str, str] = {}
+    for name in os.environ if environ is None else environ:
+        if not name.upper().startswith(PREFIX):
+            continue
+        rest = name[len(PREFIX) :]
+        if not rest or rest.upper() in TOOL_VARIABLES:
+            continue
+        found[".".join(part.lower() for part in rest.split(NESTED))] = name
+    return found
+
+
+def source_of(key: str, env: Mapping[str, str]) -> str | None:
+    """The variable whose value ``key`` (``channels.voice.queues[0]``) is, or is part of."""
+    for path, name in env.items():
+        if key == path or key.startswith((path + ".", path + "[")):
+            return name
+    return None
+
+
+def under(field: str, env: Mapping[str, str]) -> list[str]:
+    """The variables that set ``field`` (a top-level key) or a key inside it, sorted."""
+    return sorted(name for path, name in env.items() if path.split(".")[0] == field)
+
+
+def unknown(fields: Collection[str], env: Mapping[str, str]) -> list[str]:
+    """The variables whose first part names no top-level setting (pydantic-settings ignores
+    them), sorted."""
+    return sorted(name for path, name in env.items() if path.split(".")[0] not in fields)

@@ -1,0 +1,36 @@
+"""A snapshot never moves the offsets past records whose dead letters are not stored."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from support_monitor.monitor.cluster.durable import Durability
+from support_monitor.monitor.daemon import letters_stored
+from support_monitor.monitor.deadletter import DeadLetter, JsonlDeadLetters
+from support_monitor.monitor.stats import DaemonStats
+from tests.support import settings as make_settings
+
+
+async def test_no_snapshot_while_dead_letters_are_not_stored(tmp_path: Path) -> None:
+    # A snapshot written while the letters could not be stored recorded offsets past their
+    # records; a restart resumed there, so Kafka never redelivered them: the letters were lost.
+    settings = make_settings(state={"dir": str(tmp_path / "state")})
+    blocker = tmp_path / "letters"
+    blocker.write_text("a file where the letters' directory should be", encoding="utf-8")
+    stats = DaemonStats()
+    with JsonlDeadLetters(blocker / "dead.jsonl", stats) as sink:
+        durable = Durability(settings.state, settings)
+        await durable.load_engine()
+        durable.letters_stored = functools.partial(letters_stored, sink, stats)
+        await sink.write(DeadLetter(b"{bad", "invalid_json", "d", "kafka", "events/0/7"))
+        await durable.save("interval")
+        snapshot = settings.state.snapshot_path
+        assert snapshot is not None
+        assert not snapshot.exists()
+        assert sink.pending == 1
+        blocker.unlink()  # the directory can be made now
+        await durable.save("interval")
+        assert snapshot.exists()
+        assert sink.pending == 0
+    assert (blocker / "dead.jsonl").read_text(encoding="utf-8").count('"events/0/7"') == 1
