@@ -328,9 +328,12 @@ def test_replay_from_1970_then_today_crosses_the_gap_in_seconds(tmp_path: Path) 
     assert got[_key("support_contacts_queued_total", **billing)] == 6
     assert got[_key("support_contacts_answered_in_sla_total", **billing)] == 3
     assert got[_key("support_contacts_queued_total", **tech)] == 1
-    # the 1970 contact was never answered: it still waits, breached once
-    assert got[_key("support_queue_waiting", **tech)] == 1
-    assert got[_key("support_queue_breached_waiting", **tech)] == 1
+    # the 1970 contact was never answered: breached once, then forgotten once it had waited
+    # ingest.waiting_retention (24 h)
+    assert got[_key("support_sla_breaches_total", **tech, sla="answer")] == 1
+    assert got[_key("support_queue_waiting", **tech)] == 0
+    assert got[_key("support_queue_breached_waiting", **tech)] == 0
+    assert got[_key("support_monitor_capacity_exhausted_total", kind="waiting_expired")] == 1
 
 
 def _run_road(cfg: Settings, lines: list[bytes], horizon: float | None) -> tuple[Any, ...]:
