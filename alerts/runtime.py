@@ -298,20 +298,22 @@ class Alerting:
     # --- metrics ----------------------------------------------------------------------------
 
     def series(self) -> Iterable[Series]:
-        seen: set[tuple[tuple[str, str], ...]] = set()
+        # One series per label set; alerts that differ only in extra labels (a per-queue
+        # rule's `queue`) share it, and its value is how many they are: sum() counts alerts.
+        counts: dict[tuple[tuple[str, str], ...], int] = {}
         for rule in self.rules:
             for alert in rule.held():  # labels only: nothing to render
                 if alert.state is AlertState.INACTIVE:
                     continue
-                labels = (
+                labels: tuple[tuple[str, str], ...] = (
                     ("alertname", rule.rule.alert),
                     ("alertstate", alert.state.value),
                     ("channel", alert.label("channel")),
                     ("severity", rule.rule.severity),
                 )
-                if labels not in seen:
-                    seen.add(labels)
-                    yield Series("support_alerts", labels, 1.0)
+                counts[labels] = counts.get(labels, 0) + 1
+        for key, count in counts.items():
+            yield Series("support_alerts", key, float(count))
         yield from self.suite.series()
 
     # --- live mode --------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Help desks usually report a breach after the fact; this detector fires while the tickets can
 still be saved. It reads the ``support_tickets_at_risk`` gauge (summed over queues) per SLA and is
 active when at least ``min_count`` tickets are at risk. score = count, threshold = min_count.
-The counts are summed straight from the channel's queues (``at_risk_fr``, ``at_risk_res``, the
-values of the gauge's rows, in the same order).
+The counts are summed straight from the channel's queues (``at_risk``: first response, next reply,
+resolution, the values of the gauge's rows) for each clock the channel has.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from support_monitor.detectors.config import TicketsAtRiskSettings
 from support_monitor.detectors.readings import Groups, GroupsUpdate, Readings, WorstExport
 from support_monitor.detectors.signal import Signal
 from support_monitor.monitor.config_channel import ChannelSettings
+
+SLAS = ("first_response", "next_reply", "resolution")
+"""The ticket clocks, in the order of ``QueueState.at_risk``."""
 
 
 class TicketsAtRiskDetector(WorstExport):
@@ -34,14 +37,9 @@ class TicketsAtRiskDetector(WorstExport):
         self._slas: dict[str, list[str]] = {}
         for name in channels:
             ch = channel_settings[name]
-            self._slas[name] = [
-                sla
-                for sla, target in (
-                    ("first_response", ch.first_response_seconds),
-                    ("resolution", ch.resolution_seconds),
-                )
-                if target is not None
-            ]
+            # the clocks the channel's `support_tickets_at_risk` rows have (a priority's own
+            # targets included)
+            self._slas[name] = [sla for index, sla in enumerate(SLAS) if ch.has_clock(index)]
         self._keys: list[tuple[float, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
 
@@ -50,12 +48,12 @@ class TicketsAtRiskDetector(WorstExport):
         out = GroupsUpdate(self._groups)
         channels = readings.channels
         for i, channel in enumerate(self.channels):
-            counts = dict.fromkeys(self._slas[channel], 0.0)
+            slas = self._slas[channel]
+            counts = dict.fromkeys(slas, 0.0)
             for q in channels[channel].queues.values():
-                if "first_response" in counts:
-                    counts["first_response"] += q.at_risk_fr
-                if "resolution" in counts:
-                    counts["resolution"] += q.at_risk_res
+                at_risk = q.at_risk
+                for sla in slas:
+                    counts[sla] += at_risk[SLAS.index(sla)]
             key = tuple(counts.values())
             if key == self._keys[i]:
                 continue

@@ -321,6 +321,18 @@ class Settings(BaseSettings):
         del settings_cls, dotenv_settings
         return env_settings, init_settings, file_secret_settings
 
+    @field_validator("windows", mode="before")
+    @classmethod
+    def _window_numbers(cls, value: object) -> object:
+        # A duration may be a plain number of seconds (`300`), as everywhere else; its name,
+        # the `window` label, is the number as written.
+        if isinstance(value, list | tuple):
+            return [
+                repr(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for v in value
+            ]
+        return value
+
     @field_validator("windows")
     @classmethod
     def _windows(cls, value: tuple[str, ...]) -> tuple[str, ...]:

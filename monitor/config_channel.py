@@ -16,7 +16,10 @@ from support_monitor.monitor.config_helpdesk import (
     ClockTargets,
     PauseSettings,
 )
-from support_monitor.monitor.durations import Duration
+from support_monitor.monitor.durations import Duration, parse_duration
+
+DEFAULT_SHORT_ABANDON = 5.0
+"""``short_abandon_seconds`` when unset (``answer_seconds`` instead when that is shorter)."""
 
 LabelValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -34,7 +37,9 @@ class ChannelSettings(FrozenModel):
     set ``first_response_seconds`` and/or ``resolution_seconds``; a channel may set both."""
 
     answer_seconds: Duration | None = None
-    short_abandon_seconds: Duration = 5.0
+    short_abandon_seconds: Duration = DEFAULT_SHORT_ABANDON
+    """An abandon with a wait below this is short (left out of the service level); default
+    5 s, or ``answer_seconds`` when that is shorter."""
     service_level_target: float | None = Field(default=None, gt=0, lt=1)
     first_response_seconds: Duration | None = None
     resolution_seconds: Duration | None = None
@@ -58,6 +63,20 @@ class ChannelSettings(FrozenModel):
     they run 24/7."""
     queue_calendars: dict[LabelValue, LabelValue] = Field(default_factory=dict)
     """Queue -> calendar, overriding ``calendar`` for that queue's tickets."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_abandon_default(cls, data: object) -> object:
+        # The default short-abandon threshold is 5 s, or T when T is shorter: a channel with a
+        # 3 s target and no short_abandon_seconds was refused for a value it never wrote.
+        if isinstance(data, dict) and "short_abandon_seconds" not in data:
+            try:
+                answer = parse_duration(data.get("answer_seconds"))
+            except (TypeError, ValueError):
+                return data  # no (valid) T: reported by the field's own check
+            if 0 < answer < DEFAULT_SHORT_ABANDON:
+                return {**data, "short_abandon_seconds": answer}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tests.detectors.detector_streams import Feed, Script, only, pick
+from tests.detectors.detector_streams import Feed, Script, config, only, pick
 
 PAIRS = [
     {"long": "1h", "short": "5m", "burn_rate": 2.0, "severity": "page"},
@@ -147,3 +147,29 @@ def test_tickets_at_risk_default_fires_at_four():
     # at 3560: ages 3560 .. 3260, all four at risk and none breached
     fr = pick(feed.tick(3560), "tickets_at_risk", "email", sla="first_response")
     assert (fr.score, fr.active) == (4, True)
+
+
+def test_tickets_at_risk_of_their_next_reply_are_counted():
+    # the gauge showed them (support_tickets_at_risk{sla="next_reply"}), the detector read only
+    # first response and resolution: no warning before a next-reply breach
+    channels = config()["channels"]
+    channels["email"] = {
+        "first_response_seconds": 60,
+        "next_reply_seconds": 600,
+        "next_reply_warning_seconds": 300,
+        "queues": ["default"],
+    }
+    feed = Feed(only({"tickets_at_risk": {"min_count": 3}}), channels=channels)
+    for i in range(3):
+        feed.event("ticket.created", 0, "email", ticket_id=f"t{i}")
+        feed.event("ticket.responded", 10, "email", ticket_id=f"t{i}")
+        feed.event("ticket.customer_replied", 100, "email", ticket_id=f"t{i}")
+    # next reply due at 700, at risk from 400 (+5 s allowed lateness)
+    nr = pick(feed.tick(390), "tickets_at_risk", "email", sla="next_reply")
+    assert (nr.score, nr.active) == (0, False)
+    nr = pick(feed.tick(410), "tickets_at_risk", "email", sla="next_reply")
+    assert (nr.score, nr.threshold, nr.active) == (3, 3, True)
+    assert pick(feed.tick(410), "tickets_at_risk", "email", sla="first_response").score == 0
+    slas = {dict(s.labels)["sla"] for s in feed.tick(420) if s.detector == "tickets_at_risk"}
+    assert {"first_response", "next_reply"} <= slas
+    assert "resolution" not in slas  # no resolution target: no signal

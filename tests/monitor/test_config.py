@@ -543,3 +543,23 @@ def test_kafka_topic_names_the_broker_refuses_are_refused(
         f"{key}: not a Kafka topic name (1-249 of the letters, digits, '.', '_' and '-'; not "
         "'.' or '..'): the broker refuses it"
     )
+
+
+def test_the_short_abandon_default_never_exceeds_t() -> None:
+    # a 3 s target without short_abandon_seconds was refused for the 5 s default it never wrote
+    short = parse_settings({"channels": {"voice": {"answer_seconds": 3}}}).channels["voice"]
+    assert short.short_abandon_seconds == 3
+    usual = parse_settings({"channels": {"voice": {"answer_seconds": "20s"}}}).channels["voice"]
+    assert usual.short_abandon_seconds == 5
+    written = {"answer_seconds": 3, "short_abandon_seconds": 4}
+    assert "short_abandon_seconds: 4 s is above answer_seconds 3 s" in _error(
+        {"channels": {"voice": written}}
+    )
+
+
+def test_windows_may_be_plain_numbers_of_seconds() -> None:
+    # `windows: [300, 1h]` was refused ("Input should be a valid string") though durations may
+    # be numbers everywhere else; the label is the number as written
+    settings = parse_settings({"windows": [300, 90.5, "1h"]})
+    assert settings.windows == ("300", "90.5", "1h")
+    assert settings.window_seconds == {"300": 300.0, "90.5": 90.5, "1h": 3600.0}
