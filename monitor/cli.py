@@ -150,6 +150,11 @@ def replay(
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except replaying.DeadLettersLostError as exc:  # the numbers are printed, the letters lost
+        sys.stdout.buffer.write(exc.exposition)
+        sys.stdout.flush()
+        typer.echo(f"error: --dead-letters: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         if out is not None:
             out.close()

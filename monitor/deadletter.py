@@ -155,7 +155,8 @@ class JsonlDeadLetters:
     """Appends one JSON object per rejected input to ``path``.
 
     ``write`` buffers (in memory, at most ``buffer_bytes``: past it ``write`` waits until the
-    buffer is stored). :meth:`persist` appends the buffer, ``fsync``s the file (off the event
+    buffer is stored; with ``give_up``, for a replay, a failed store drops the buffer instead,
+    counted in ``lost``). :meth:`persist` appends the buffer, ``fsync``s the file (off the event
     loop) and retries with backoff until that succeeds; :meth:`flush` is one attempt (the
     daemon's once-a-second task; replay's end). A failed attempt truncates the file back to
     where it began, so the file holds only whole lines and a retry writes each letter once;
@@ -171,8 +172,12 @@ class JsonlDeadLetters:
         name: str = "file",
         retry_max_seconds: float = 10.0,
         buffer_bytes: int = _BUFFER_BYTES,
+        give_up: bool = False,
     ) -> None:
         self.path = path
+        self._give_up = give_up
+        self.lost = 0
+        """Letters dropped after a failed store (``give_up`` only)."""
         self.name = name
         self._fd: int | None = None
         self._encoder = msgspec.json.Encoder()
@@ -200,10 +205,23 @@ class JsonlDeadLetters:
     def __exit__(self, *exc: object) -> None:
         """Store what is buffered (one attempt) and close the file."""
         self.flush()
+        if self._give_up and self._lines:
+            self._drop()
         with self._io_lock:
             if self._lines:
                 self._log.error("dead_letters_not_stored", letters=len(self._lines))
             self._close()
+
+    def _drop(self) -> None:
+        """``give_up``: a store failed once; the buffered letters are dropped (and counted in
+        :attr:`lost`) instead of retried forever (a replay must end)."""
+        with self._io_lock:
+            count = len(self._lines)
+            self.lost += count
+            self._lines.clear()
+            self._sources.clear()
+            self._buffered = 0
+        self._log.error("dead_letters_not_stored", letters=count)
 
     @property
     def pending(self) -> int:
@@ -228,6 +246,9 @@ class JsonlDeadLetters:
                 try:
                     await asyncio.to_thread(self._store)
                 except OSError:
+                    if self._give_up:
+                        self._drop()
+                        return
                     await backoff.sleep()
 
     def flush(self) -> None:

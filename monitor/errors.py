@@ -14,6 +14,8 @@ apart from library and Python errors. This module imports nothing of the project
     ├── SnapshotError         monitor.engine.snapshot: a snapshot that cannot be restored
     ├── RestartNeeded         monitor.engine.engine: a reload that changes the state's shape
     ├── ListenError           monitor.http: the listener cannot bind its address
+    ├── DeadLettersLostError  monitor.replay: ``--dead-letters`` could not store every rejected
+    │                         line (the replay's exposition rides along)
     ├── HttpError             monitor.console.app: a console request answered with a 4xx
     └── InvalidRequestError   alerts.silences: a silence or acknowledgement refused (a 400;
                               also a ValueError)

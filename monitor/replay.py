@@ -15,13 +15,23 @@ from support_monitor.monitor.config import Settings
 from support_monitor.monitor.consume import consume
 from support_monitor.monitor.deadletter import DeadLetter, DeadLetterSink, JsonlDeadLetters
 from support_monitor.monitor.engine.engine import Engine
-from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.errors import ConfigError, SupportMonitorError
 from support_monitor.monitor.events import EARLIEST_TS, LATEST_TS
 from support_monitor.monitor.exporter import render
 from support_monitor.monitor.registry import build_registry
 from support_monitor.monitor.road import Road, build_road
 from support_monitor.monitor.sources.file import FileSource
 from support_monitor.monitor.stats import DaemonStats
+
+
+class DeadLettersLostError(SupportMonitorError):
+    """``--dead-letters`` could not store some rejected lines; the replay itself completed and
+    ``exposition`` is its output."""
+
+    def __init__(self, path: Path, lost: int, exposition: bytes) -> None:
+        super().__init__(f"{lost} rejected lines could not be written to {path}")
+        self.lost = lost
+        self.exposition = exposition
 
 
 class BytesOut(Protocol):
@@ -94,7 +104,7 @@ async def replay_road(
         if same_file(dead_letters, path):
             # its letters would be read again, rejected again and appended again, forever
             raise ConfigError(f"--dead-letters {dead_letters} is the replayed file")
-        file_sink = JsonlDeadLetters(dead_letters, road.stats)
+        file_sink = JsonlDeadLetters(dead_letters, road.stats, give_up=True)
         file_sink.__enter__()
         sink = file_sink
     try:
@@ -116,6 +126,7 @@ async def replay_road(
     finally:
         if file_sink is not None:
             file_sink.__exit__(None, None, None)
+            road.stats.dead_letters_lost += file_sink.lost
     return road
 
 
@@ -128,7 +139,8 @@ async def replay(
     dead_letters: Path | None = None,
 ) -> bytes:
     """Feed the file, move the clock to ``until`` (if later), and return the exposition text.
-    ``dead_letters``: a JSON Lines file for the rejected lines (see :func:`replay_road`)."""
+    ``dead_letters``: a JSON Lines file for the rejected lines (see :func:`replay_road`); when
+    some cannot be stored, :class:`DeadLettersLostError` carries the exposition."""
     encoder = msgspec.json.Encoder()
 
     def write_transition(record: dict[str, object]) -> None:
@@ -138,4 +150,7 @@ async def replay(
     done = await replay_road(
         path, settings, until=until, on_transition=write_transition, dead_letters=dead_letters
     )
-    return render(build_registry(done.engine, done.stats, done.alerting))
+    text = render(build_registry(done.engine, done.stats, done.alerting))
+    if dead_letters is not None and done.stats.dead_letters_lost:
+        raise DeadLettersLostError(dead_letters, done.stats.dead_letters_lost, text)
+    return text

@@ -29,6 +29,8 @@ class DaemonStats:
     """sink -> dead letters stored (file, Kafka or MQTT dead-letter topic)."""
     dead_letter_failures: Counter[str] = field(default_factory=Counter)
     """sink -> failed attempts to store dead letters (each retried until it succeeds)."""
+    dead_letters_lost: int = 0
+    """Letters a replay's ``--dead-letters`` file could not store (dropped, not retried)."""
     dead_letter_sinks_failing: set[str] = field(default_factory=set)
     """Sinks whose last store failed (offsets wait meanwhile; ``/readyz`` answers 503)."""
     tick_failures: Counter[str] = field(default_factory=Counter)

@@ -438,3 +438,21 @@ def test_an_alerts_file_that_cannot_be_written_still_prints_the_numbers(
     billing = (("channel", "voice"), ("queue", "billing"))
     waited = samples(result.stdout)["support_queue_oldest_wait_seconds", billing]
     assert waited == 900
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_dead_letters_that_cannot_be_written_end_the_replay_with_exit_1(
+    config: Path, tmp_path: Path
+) -> None:
+    # over 1 MiB of rejects to an unwritable --dead-letters file retried the store forever
+    events = tmp_path / "e.jsonl"
+    events.write_text("".join(f"{'x' * 900}\n" for _ in range(1500)), encoding="utf-8")
+    result = cli(
+        "replay", str(events), "--config", str(config), "--dead-letters", "/dev/full", check=False
+    )
+    assert result.returncode == 1
+    assert "error: --dead-letters: 1500 rejected lines could not be written to /dev/full" in (
+        result.stderr
+    )
+    reason = (("reason", "invalid_json"), ("source", "file"))
+    assert samples(result.stdout)["support_monitor_events_rejected_total", reason] == 1500
