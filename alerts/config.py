@@ -160,8 +160,9 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "{score:.1f}x faster than sustainable (pages at {threshold:g}x). Queues: "
                 "{queue_now}." + _SINCE,
                 (
-                    "{channel}: resolved, service level {sl_short:.0%} over {window_short} "
-                    "(target {target:.0%}); lasted {duration}"
+                    "{channel}: resolved, service level back to {sl_short:.0%} over "
+                    "{window_short} ({sl_long:.0%} over {window_long}, target {target:.0%}); "
+                    "lasted {duration}"
                 ),
                 burn_resolved,
             ),
@@ -183,22 +184,26 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "{score:.1f}x faster than sustainable (warns at {threshold:g}x). Queues: "
                 "{queue_now}." + _SINCE,
                 (
-                    "{channel}: resolved, service level {sl_long:.0%} over {window_long} "
-                    "(target {target:.0%}); lasted {duration}"
+                    "{channel}: resolved, service level back to {sl_short:.0%} over "
+                    "{window_short} ({sl_long:.0%} over {window_long}, target {target:.0%}); "
+                    "lasted {duration}"
                 ),
                 burn_resolved,
             ),
             match={"severity": "ticket"},
-            **{"for": "10m", "keep_firing_for": "10m"},
+            # as long as its critical twin's: a longer one outlived the critical and paged the
+            # warning (no longer inhibited) in the very message that resolved the critical
+            **{"for": "10m", "keep_firing_for": "5m"},
         ),
         _rule(
             "LongestWaitHigh",
             "longest_wait",
             "critical",
             (
-                "{channel}: a customer has waited {score:dur}, answer target {answer_seconds:dur}",
-                "The oldest waiting contact on {channel} has waited {score:dur} (pages above "
-                "{threshold:dur}; answer target {answer_seconds:dur}). Queues: {queue_now}. "
+                "{channel}: a customer waited {score:dur}, answer target {answer_seconds:dur}",
+                "The oldest waiting contact on {channel} reached {score:dur} of waiting (pages "
+                "above {threshold:dur}; answer target {answer_seconds:dur}). Queues: "
+                "{queue_now}. "
                 "Service level {sl_short:.0%} over the last {window_short} (target "
                 "{target:.0%})." + _SINCE,
                 (

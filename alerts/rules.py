@@ -45,6 +45,13 @@ def _ms(ts: float) -> str:
     return str(int(ts * 1000))
 
 
+HELD_SENTENCE = (
+    " {side} its alert level now: the alert stays active while the detector still sees a "
+    "sustained change, or until it is sure of the recovery."
+)
+"""Added to a firing description whose value is on the quiet side of its threshold."""
+
+
 class CompiledRule:
     """One configured rule and the alerts it currently holds."""
 
@@ -121,7 +128,26 @@ class CompiledRule:
             dashboard_from=_ms(start - DASHBOARD_BEFORE) if math.isfinite(start) else "now-1h",
             dashboard_to="now",
         )
-        return self._finish(self.rule.annotations, data)
+        out = self._finish(self.rule.annotations, data)
+        side = self._quiet_side(signal)
+        if side:  # active, but its value is not past the alert level: say so, not contradict it
+            if "summary" in out:
+                out["summary"] += f" ({side} its alert level now; still active)"
+            if "description" in out:
+                out["description"] += HELD_SENTENCE.format(side=side.capitalize())
+        return out
+
+    def _quiet_side(self, signal: Signal) -> str:
+        """ "below" (or "above", for a detector where lower is worse) when the active signal's
+        value is on the quiet side of its threshold: held by the detector's hysteresis or
+        made active by a sustained-change test; "" otherwise or when the direction is not
+        known."""
+        upward, score, threshold = self.upward, signal.score, signal.threshold
+        if upward is None or not (math.isfinite(score) and math.isfinite(threshold)):
+            return ""
+        if upward:
+            return "below" if score < threshold else ""
+        return "above" if score > threshold else ""
 
     def _data(
         self, labels: Labels, value: float, threshold: float, expected: float, now: float

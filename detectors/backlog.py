@@ -329,11 +329,22 @@ class BacklogGrowthDetector(WorstExport):
             and fraction is not None
             and oldest >= fraction * answer
         )
+        surge = surge and self._queued_up(waiting, oldest, answer)
         return bool((enough and growing and projected <= self._horizon[channel]) or held or surge)
+
+    def _queued_up(self, waiting: int, oldest: float, answer: float) -> bool:
+        """Whether a surge of arrivals counts: contacts are waiting, the oldest for at least
+        ``surge_min_wait`` of T (more arrivals answered at once are no backlog); always with
+        ``surge_min_wait`` 0."""
+        fraction = self.settings.surge_min_wait
+        if fraction == 0:
+            return True
+        return waiting >= self.settings.min_waiting and oldest >= fraction * answer
 
     def _judge(self, channel: str, inputs: tuple[Any, ...], sustain: Sustain) -> Signal:
         oldest, queue, waiting, rate, inflow, outflow, surge = inputs
         answer = self._answer[channel]
+        surge = surge and self._queued_up(waiting, oldest, answer)
         projected = seconds_to_breach(answer, oldest, rate) if waiting else math.inf
         growing = waiting >= self.settings.min_waiting and inflow > outflow and rate > 0
         surge_words = f"arrivals above {self.settings.surge_ratio:g}x the usual rate for this hour"

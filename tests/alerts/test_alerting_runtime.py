@@ -332,3 +332,28 @@ async def test_group_by_batches_alerts_of_one_evaluation(group_by):
             await wait_for(lambda: len(server.received) == expected)
             await asyncio.sleep(0.05)
         assert len(server.received) == expected
+
+
+def test_a_firing_page_says_when_its_value_is_not_past_the_alert_level():
+    # a CUSUM-held or hysteresis-held alert read "16% negative, usually 18%" under a firing
+    # headline; the value is now below the level, and the text now says so
+    records: list[dict[str, Any]] = []
+    rule = {
+        **RULE,
+        "annotations": {"summary": "{channel}: waited {score:.0f}s", "description": "Long."},
+    }
+    alerting, source, _ = make(records=records, rule=rule)
+    source.signals = [sig(score=20, threshold=30)]  # active, yet below its threshold
+    alerting.evaluate(T0)
+    firing = next(r for r in records if r["state"] == "firing")["annotations"]
+    assert firing["summary"] == "voice: waited 20s (below its alert level now; still active)"
+    assert firing["description"] == (
+        "Long. Below its alert level now: the alert stays active while the detector still sees "
+        "a sustained change, or until it is sure of the recovery."
+    )
+    records.clear()
+    alerting, source, _ = make(records=records, rule=rule)
+    source.signals = [sig(score=40, threshold=30)]  # past it: the text as written
+    alerting.evaluate(T0)
+    firing = next(r for r in records if r["state"] == "firing")["annotations"]
+    assert (firing["summary"], firing["description"]) == ("voice: waited 40s", "Long.")

@@ -118,8 +118,8 @@ async def test_one_incident_one_page_then_one_update_then_one_resolve() -> None:
     async with SlackLike() as server:
         alerting, source = make(server.url, inhibit_rules=[])  # LongestWaitHigh holds none
         wait = sig("longest_wait", "voice", score=400)
-        backlog = sig("backlog_growth", "voice", score=30)
-        abandon = sig("abandon_rate", "chat", score=0.3)
+        backlog = sig("backlog_growth", "voice", score=30, threshold=300)
+        abandon = sig("abandon_rate", "chat", score=0.3, threshold=0.2)
         async with delivering(alerting):
             source.signals = [wait]
             alerting.evaluate(T0)  # voice group: first change at 0, wait until 30
@@ -147,7 +147,7 @@ async def test_one_incident_one_page_then_one_update_then_one_resolve() -> None:
             # group was paged at 30, so they go out together at 30 + 300 = 330, not before
             source.signals = [wait, abandon]
             alerting.evaluate(T0 + 60)
-            burn = sig("sla_burn", "voice", score=3.0, severity="page")
+            burn = sig("sla_burn", "voice", score=3.0, threshold=2.0, severity="page")
             source.signals = [wait, abandon, burn]
             alerting.evaluate(T0 + 100)
             await _held_until(alerting, server, T0 + 330, 3)
@@ -214,9 +214,9 @@ async def test_critical_inhibits_its_warning_twin_by_default() -> None:
     records: list[dict[str, Any]] = []
     async with SlackLike() as server:
         alerting, source = make(server.url, records=records)
-        fast = sig("sla_burn", "voice", score=3.0, severity="page")
-        slow = sig("sla_burn", "voice", score=3.0, severity="ticket")
-        slow_chat = sig("sla_burn", "chat", score=3.0, severity="ticket")
+        fast = sig("sla_burn", "voice", score=3.0, threshold=2.0, severity="page")
+        slow = sig("sla_burn", "voice", score=3.0, threshold=2.0, severity="ticket")
+        slow_chat = sig("sla_burn", "chat", score=3.0, threshold=2.0, severity="ticket")
         async with delivering(alerting):
             source.signals = [fast]
             alerting.evaluate(T0)

@@ -232,7 +232,8 @@ def test_backlog_surge_cusum_fires_when_arrivals_quadruple() -> None:
     # 0.33647, each second takes 0.4 x 63.464 / 3600 = 0.0070515. The first tick only starts the
     # count; until the first arrival S stays at 0; at the j-th arrival (t = 15 j) it is
     # 0.32942 + (j - 1) x 0.23070: 7.9425 at j = 34, 8.1732 at j = 35 (t = 525) >= 8.
-    feed = Feed(only({"backlog_growth": {"channels": ["voice"], **RAW}}))
+    # (surge_min_wait 0: the surge counts with nobody waiting, to see the CUSUM on its own)
+    feed = Feed(only({"backlog_growth": {"channels": ["voice"], **RAW, "surge_min_wait": 0}}))
     backlog = next(d for d in feed.suite.detectors if d.name == "backlog_growth")
     backlog._surge["voice"].day[0] = [60.0, 5.0]  # type: ignore[attr-defined]
     script = Script()
@@ -249,3 +250,24 @@ def test_backlog_surge_cusum_fires_when_arrivals_quadruple() -> None:
                 "(answer target 20s)"
             )
     assert first == 525
+
+
+def test_a_surge_answered_at_once_is_no_backlog() -> None:
+    # By default the surge counts only while contacts wait, the oldest for T/2 or more: the
+    # surge CUSUM alone paged healthy Poisson traffic 14-22 times a channel-week (most with
+    # nobody waiting). The same quadrupled arrivals as above, answered at once: never active
+    # (with surge_min_wait 0 the surge CUSUM made it active at t = 525).
+    def first_active(wait: float) -> float | None:
+        feed = Feed(only({"backlog_growth": {"channels": ["voice"], **RAW}}))
+        backlog = next(d for d in feed.suite.detectors if d.name == "backlog_growth")
+        backlog._surge["voice"].day[0] = [60.0, 5.0]  # type: ignore[attr-defined]
+        script = Script()
+        for j in range(1, 60):
+            script.contact(f"c{j}", 15 * j, wait)
+        for t in range(900):
+            script.feed(feed, t)
+            if pick(feed.tick(t), "backlog_growth", "voice").active:
+                return t
+        return None
+
+    assert first_active(0) is None
