@@ -140,9 +140,7 @@ def _alert_blocks(alert: AlertInfo, now: float) -> list[dict[str, Any]]:
         fields.append(f"*Expected*\n{_num(alert.expected)}")
     extra = {k: v for k, v in labels.items() if k not in ("alertname", "severity", "channel")}
     if extra:
-        fields.append(
-            "*Labels*\n" + ", ".join(f"{escape(k)}={escape(v)}" for k, v in sorted(extra.items()))
-        )
+        fields.append("*Details*\n" + _details(extra))
     mark = ":white_check_mark: " if resolved else ""
     blocks: list[dict[str, Any]] = [
         {
@@ -158,6 +156,20 @@ def _alert_blocks(alert: AlertInfo, now: float) -> list[dict[str, Any]]:
     if buttons is not None:
         blocks.append(buttons)
     return blocks
+
+
+def _details(extra: dict[str, str]) -> str:
+    """The alert's other labels in words ("queue billing, SLA first response, windows 5m and
+    1h"), not as label syntax; labels of the user's own rules as "key value"."""
+    words = []
+    if "short" in extra and "long" in extra:  # a burn pair
+        words.append(f"windows {escape(extra['short'])} and {escape(extra['long'])}")
+    for key, value in sorted(extra.items()):
+        if key in ("short", "long") and "short" in extra and "long" in extra:
+            continue
+        name = {"sla": "SLA", "window": "window"}.get(key, key.replace("_", " "))
+        words.append(f"{escape(name)} {escape(value.replace('_', ' ') if key == 'sla' else value)}")
+    return ", ".join(words)
 
 
 def _held(alert: AlertInfo) -> str:

@@ -99,7 +99,7 @@ def test_values_are_escaped_in_every_text_object_links_stay_links():
     )
     fields = [f["text"] for f in section["fields"]]
     assert "*Channel*\nvoice &lt;!channel&gt;" in fields
-    assert "*Labels*\nqueue=&lt;@U123&gt;" in fields
+    assert "*Details*\nqueue &lt;@U123&gt;" in fields
     assert any(f.startswith("*Since*\n<!date^1000^{date_short_pretty} {time}|") for f in fields)
     assert payload["text"] == (
         "[FIRING] LongWait (voice &lt;!channel&gt;)\n"
@@ -447,3 +447,19 @@ async def test_httpx_request_lines_mask_the_normalised_secret_url(restore_loggin
     _shape(line)
     assert line["event"] == 'HTTP Request: POST *** "HTTP/1.1 200 OK"'
     assert line["level"] == "info"
+
+
+def test_other_labels_read_as_words_not_label_syntax():
+    # "Labels: long=1h, short=5m" and "sla=first_response" reached people
+    def details(**extra: str) -> list[str]:
+        labels = {"alertname": "A", "channel": "voice", "severity": "warning", **extra}
+        payload = slack_payload(notification(alerts=(info(labels=labels),)))
+        texts = [f["text"] for f in payload["blocks"][1]["fields"]]
+        return [t for t in texts if t.startswith("*Details*")]
+
+    assert details(long="1h", short="5m") == ["*Details*\nwindows 5m and 1h"]
+    assert details(sla="first_response", queue="billing") == [
+        "*Details*\nqueue billing, SLA first response"
+    ]
+    assert details(team="cc", category="billing") == ["*Details*\ncategory billing, team cc"]
+    assert details() == []
