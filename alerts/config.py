@@ -271,7 +271,7 @@ def default_rules() -> tuple[AlertRule, ...]:
                 _RESOLVED + "Complaints{category_phrase} in the last {window_short} now: "
                 "{value_now:.0f}, about {expected:.1f} usual.",
             ),
-            **{"for": "0s", "keep_firing_for": "10m"},
+            **{"for": "0s", "keep_firing_for": "20m"},
         ),
         _rule(
             "AbandonRateHigh",
