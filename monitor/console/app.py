@@ -399,7 +399,11 @@ class Console:
         self._same_origin(request)
         if request.content_type != "application/x-www-form-urlencoded":
             raise HttpError(415, "post the confirmation page's form")
-        fields = parse_qs((await _read_body(request)).decode("utf-8", "replace"), max_num_fields=10)
+        text = (await _read_body(request)).decode("utf-8", "replace")
+        try:
+            fields = parse_qs(text, max_num_fields=10)
+        except ValueError:  # more fields than the page's form has
+            raise HttpError(400, "post the confirmation page's form") from None
         form = {name: values[0] for name, values in fields.items()}
         self._check_link(fingerprint, form)
         try:

@@ -238,6 +238,16 @@ async def test_a_body_that_trickles_is_cut_off(
         odd = await client.get(f"/ack/{fp}", params={"exp": "\u00b2", "sig": sig})
         assert odd.status_code == 403
         assert "malformed" in odd.text
+        # more fields than the form has: parse_qs raised ValueError out of the handler (a 500
+        # and a traceback in the log)
+        many = "&".join(f"f{i}=1" for i in range(20))
+        crowded = await client.post(
+            f"/ack/{fp}",
+            content=many.encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert crowded.status_code == 400
+        assert "post the confirmation page&#39;s form" in crowded.text
 
 
 async def test_a_link_of_an_earlier_firing_does_not_acknowledge_a_new_one(tmp_path: Path) -> None:
