@@ -161,14 +161,15 @@ def _alert_blocks(alert: AlertInfo, now: float) -> list[dict[str, Any]]:
 def _details(extra: dict[str, str]) -> str:
     """The alert's other labels in words ("queue billing, SLA first response, windows 5m and
     1h"), not as label syntax; labels of the user's own rules as "key value"."""
-    words = []
-    if "short" in extra and "long" in extra:  # a burn pair
-        words.append(f"windows {escape(extra['short'])} and {escape(extra['long'])}")
+    pair = "short" in extra and "long" in extra  # a burn pair's windows
+    words = [f"windows {escape(extra['short'])} and {escape(extra['long'])}"] if pair else []
     for key, value in sorted(extra.items()):
-        if key in ("short", "long") and "short" in extra and "long" in extra:
+        if pair and key in ("short", "long"):
             continue
-        name = {"sla": "SLA", "window": "window"}.get(key, key.replace("_", " "))
-        words.append(f"{escape(name)} {escape(value.replace('_', ' ') if key == 'sla' else value)}")
+        if key == "sla":
+            words.append(f"SLA {escape(value.replace('_', ' '))}")
+        else:
+            words.append(f"{escape(key.replace('_', ' '))} {escape(value)}")
     return ", ".join(words)
 
 

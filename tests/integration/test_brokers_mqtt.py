@@ -320,35 +320,26 @@ def test_held_outcomes_are_dead_lettered_while_idle_and_at_a_stop(mqtt_address, 
             return []
         return [json.loads(line)["raw"] for line in letters.read_text().splitlines()]
 
-    try:
-        deadline = time.monotonic() + 30
-        while not any('"mqtt_connected"' in line for line in list(lines)):
-            assert time.monotonic() < deadline, lines[-5:]
-            time.sleep(0.1)
-        now = time.time()
-        idle = _event("contact.answered", "never-queued-1", now)
-        mosquitto_pub(
-            host,
-            port,
-            f"{prefix}/voice",
-            [_event("contact.queued", "q1", now, queue="billing"), idle],
-        )
-        deadline = time.monotonic() + 30
-        while stored() != [idle]:  # 5 s of lateness, a tick, the drain and the file's flush
+    def until(done: Callable[[], bool], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not done():
             assert time.monotonic() < deadline, (stored(), lines[-5:])
-            time.sleep(0.2)
-        now = time.time()
-        held = _event("contact.answered", "never-queued-2", now)
-        mosquitto_pub(
-            host,
-            port,
-            f"{prefix}/voice",
-            [_event("contact.queued", "q2", now, queue="billing"), held],
-        )
-        deadline = time.monotonic() + 10
-        while queued() < 2:
-            assert time.monotonic() < deadline
             time.sleep(0.05)
+
+    def queue_then_answer_unknown(n: int) -> str:
+        """A good `queued`, then an `answered` of a contact never queued (held), stamped now."""
+        now = time.time()
+        orphan = _event("contact.answered", f"never-queued-{n}", now)
+        queued_one = _event("contact.queued", f"q{n}", now, queue="billing")
+        mosquitto_pub(host, port, f"{prefix}/voice", [queued_one, orphan])
+        return orphan
+
+    try:
+        until(lambda: any('"mqtt_connected"' in line for line in list(lines)), 30)
+        idle = queue_then_answer_unknown(1)
+        until(lambda: stored() == [idle], 30)  # 5 s of lateness, a tick, the drain, the flush
+        held = queue_then_answer_unknown(2)
+        until(lambda: queued() >= 2, 10)
         time.sleep(0.3)  # the held message follows its queued one at once; 5 s left to stop in
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
