@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Self
@@ -94,6 +95,10 @@ class MqttSource:
         self._options: dict[str, Any] | None = None
         self._client: aiomqtt.Client | None = None
         self._up = False
+        self.connected_once = False
+        """Connected at least once (the session's held messages have started to arrive)."""
+        self.last_message = 0.0
+        """``time.monotonic()`` when the last message arrived (or the first connection)."""
         self.dead_letters: MqttDeadLetters | None = None
         self._letter_store: DurableSink | None = None
         if settings.dead_letter_topic is not None:
@@ -132,6 +137,12 @@ class MqttSource:
                 await self.dead_letters.close()
             self._log.info("mqtt_closed")
 
+    def backlog_in(self, quiet: float) -> bool:
+        """Whether the messages the broker held for the session have arrived: connected once,
+        and no message for ``quiet`` seconds since (the broker sends held messages right after
+        the connection, each as soon as the one before is acknowledged)."""
+        return self.connected_once and time.monotonic() - self.last_message >= quiet
+
     def keep_letters_in(self, sink: DeadLetterSink) -> None:
         """The sink the consume loop writes this source's dead letters to. When it is not the
         source's own topic sink and buffers (:class:`DurableSink`), a message is acknowledged
@@ -146,6 +157,7 @@ class MqttSource:
             try:
                 paho = client._client  # noqa: SLF001 - manual acks, see the module docstring
                 async for message in client.messages:
+                    self.last_message = time.monotonic()
                     payload = message.payload
                     raw = payload if isinstance(payload, bytes) else str(payload).encode()
                     mid = message.mid
@@ -208,6 +220,8 @@ class MqttSource:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            if not self.connected_once:
+                self.connected_once, self.last_message = True, time.monotonic()
             self._log.info(
                 "mqtt_connected",
                 filters=filters,

@@ -129,6 +129,11 @@ class MqttSettings(_Model):
     applied, so the broker's in-flight window (mosquitto ``max_inflight_messages``) normally keeps
     the buffer far below this."""
     close_timeout: Duration = Field(default=5.0, gt=0)
+    catch_up_seconds: Duration = Field(default=10.0, ge=0)
+    """At start the clock (deadlines, detectors, rules) waits until the messages the broker kept
+    for the session while the daemon was away are in: the source has connected and no message
+    came for half a second. At most this long (a busy topic never goes quiet; a broker that is
+    down is not waited for longer); 0: no wait."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.reliability.harness import (
     LONG,
@@ -27,6 +28,7 @@ from tests.reliability.harness import (
     dead_letter_lines,
     fill,
     good_events,
+    iso,
     malformed,
     offsets,
     produce,
@@ -34,6 +36,7 @@ from tests.reliability.harness import (
     running,
     write_config,
 )
+from tests.support import samples
 
 # --- fixtures ----------------------------------------------------------------------------------
 
@@ -391,6 +394,69 @@ def test_mosquitto_restart(private_mosquitto, tmp_path):
     assert counts.applied == good
     assert rejects <= counts.rejected <= rejects + len(bad)  # the first half's bad ones, again
     assert len(stored) == counts.rejected
+
+
+def _voice_totals(daemon: Daemon) -> dict[str, float]:
+    text = daemon.get("/metrics")
+    assert text is not None
+    out: dict[str, float] = {}
+    for (name, labels), v in samples(text).items():
+        if dict(labels).get("channel") == "voice" and name in {
+            "support_contacts_answered_total",
+            "support_contacts_answered_in_sla_total",
+            "support_sla_breaches_total",
+        }:
+            out[name] = out.get(name, 0.0) + v
+    return out
+
+
+def test_mqtt_restart_waits_for_the_held_messages(mqtt_address, tmp_path):
+    """A contact waits (T = 20 s) when the daemon stops; its answer, 18.5 s after it queued, is
+    published while the daemon is away, and the daemon comes back after the deadline. The
+    broker holds the answer for the persistent session: the restarted daemon must apply it
+    before its clock decides the deadline (no breach; the contact answered within T)."""
+    host, port = mqtt_address
+    prefix = f"rel/{uuid.uuid4().hex[:8]}"
+    config = write_config(
+        tmp_path / "config.yaml",
+        {
+            "mqtt": {
+                "host": host,
+                "port": port,
+                "topics": [f"{prefix}/#"],
+                "client_id": f"rel-{uuid.uuid4().hex[:8]}",
+                "reconnect_max_seconds": 1,
+            }
+        },
+        None,
+    )
+    data = yaml.safe_load(config.read_text())
+    data["state"] = {"dir": str(tmp_path / "state")}
+    config.write_text(yaml.safe_dump(data))
+    t0 = time.time()
+
+    def event(n: int, kind: str, ts: float) -> bytes:
+        body = {"event_id": f"{prefix}-{n}", "type": kind, "ts": iso(ts), "channel": "voice"}
+        body |= {"queue": "billing", "contact_id": f"{prefix}-c"}
+        return json.dumps(body).encode()
+
+    with running(config, tmp_path / "daemon.log") as first:
+        first.wait_for(lambda: first.get("/readyz") is not None, 30, "subscribed")
+        mosquitto_pub_bytes(port, f"{prefix}/a", [event(1, "contact.queued", t0 - 15)])
+        first.wait_for(lambda: first.metrics().applied >= 1, 30, "the queued event")
+    # Away: the answer comes 18.5 s after the contact queued, before its deadline (t0 + 5).
+    time.sleep(max(0.0, t0 + 4 - time.time()))
+    mosquitto_pub_bytes(port, f"{prefix}/a", [event(2, "contact.answered", t0 + 3.5)])
+    # Back well after the deadline and the allowed lateness (5 s).
+    time.sleep(max(0.0, t0 + 12 - time.time()))
+    with running(config, tmp_path / "daemon.log") as second:
+        second.wait_for(lambda: second.get("/readyz") is not None, 30, "ready")
+        second.wait_for(lambda: second.metrics().applied >= 1, 30, "the held answer")
+        time.sleep(1.5)  # two more ticks
+        totals = _voice_totals(second)
+    assert totals["support_contacts_answered_total"] == 1
+    assert totals["support_contacts_answered_in_sla_total"] == 1
+    assert totals["support_sla_breaches_total"] == 0
 
 
 # --- 5. daemon SIGKILLed and restarted -------------------------------------------------------

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from support_monitor.monitor.sources.mqtt import connect_options, subscription_filters
+from support_monitor.monitor.cluster.durable import MQTT_QUIET, Durability
+from support_monitor.monitor.cluster.settings import StateSettings
+from support_monitor.monitor.sources.mqtt import MqttSource, connect_options, subscription_filters
 from support_monitor.monitor.sources.settings import MqttSettings, topic_matches
+from support_monitor.monitor.stats import DaemonStats
+from tests.support import settings
 
 
 def test_shared_subscription_filters():
@@ -120,3 +125,20 @@ def test_check_config_refuses_a_looping_dead_letter_topic(tmp_path):
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+async def test_the_clock_waits_for_held_messages_only_so_long():
+    """No broker listens: the source never connects, and the clock's wait for the session's held
+    messages ends at ``catch_up_seconds``; once connected and quiet for half a second, at once."""
+    source = MqttSource(MqttSettings(port=1, catch_up_seconds=0.3), DaemonStats())
+    durable = Durability(StateSettings(), settings())
+    durable.attach([source])
+    assert durable.mqtt == [source]
+    start = time.perf_counter()
+    await durable.wait_caught_up()
+    assert 0.3 <= time.perf_counter() - start < 5
+    assert not source.backlog_in(MQTT_QUIET)
+    source.connected_once, source.last_message = True, time.monotonic() - MQTT_QUIET
+    assert source.backlog_in(MQTT_QUIET)
+    source.last_message = time.monotonic()
+    assert not source.backlog_in(MQTT_QUIET)
