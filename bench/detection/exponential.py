@@ -10,7 +10,8 @@ an hour at the daily peak. Seven healthy days, then one incident day: each chann
 level collapses (mean wait x6, SL about 31%) for 30 minutes and its complaints rise 8x for 30
 minutes.
 
-    .venv/bin/python -m bench.detection.exponential [--seeds 1 2] [--out bench/out/exponential]
+    .venv/bin/python -m bench.detection.exponential [--seeds 1 2] [--out bench/out/exponential] \
+        [--config CONFIG.yaml]
 
 Prints per seed the healthy firings per alert and channel (7 days = one channel-week) and the
 delay of the first firing of each alert in each incident (window + 30 min), in minutes.
@@ -136,10 +137,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", type=Path, default=Path("bench/out/exponential"))
+    parser.add_argument(
+        "--config", type=Path, help="replay with this config instead of the defaults (tuning)"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    config = args.out / "default.yaml"
-    config.write_text("# every setting at its default (channels voice, chat, email)\n{}\n")
+    config = args.config
+    if config is None:
+        config = args.out / "default.yaml"
+        config.write_text("# every setting at its default (channels voice, chat, email)\n{}\n")
     for seed in args.seeds:
         events, alerts = args.out / f"events-{seed}.jsonl", args.out / f"alerts-{seed}.jsonl"
         if not events.exists():
