@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -134,14 +135,38 @@ def malformed(tag: str, *, big: bool = True) -> dict[str, bytes]:
 # --- the daemon --------------------------------------------------------------------------------
 
 
-def write_config(path: Path, sources: dict[str, Any], dead_letter_path: Path | None) -> Path:
+def write_config(
+    path: Path, sources: dict[str, Any], dead_letter_path: Path | None, **sections: Any
+) -> Path:
+    """The test config with these sources (the simulator off), dead-letter file and any other
+    top-level ``sections`` (e.g. ``state``)."""
     data = json.loads(json.dumps(CONFIG))
+    data.update(sections)
     data["sources"] = {"simulator": {"enabled": False}, **sources}
     if dead_letter_path is not None:
         data["dead_letter"] = {"path": str(dead_letter_path)}
     data["logging"] = {"level": "info", "format": "json"}
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
+
+
+def mqtt_config(
+    path: Path,
+    address: tuple[str, int],
+    topic: str,
+    dead_letter_path: Path | None,
+    **sections: Any,
+) -> Path:
+    """:func:`write_config` with one MQTT source on ``address`` subscribed to ``topic`` (a
+    fresh client id: its own persistent session; reconnects within a second)."""
+    mqtt = {
+        "host": address[0],
+        "port": address[1],
+        "topics": [topic],
+        "client_id": f"rel-{uuid.uuid4().hex[:8]}",
+        "reconnect_max_seconds": 1,
+    }
+    return write_config(path, {"mqtt": mqtt}, dead_letter_path, **sections)
 
 
 class Daemon:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.reliability.harness import (
     LONG,
@@ -30,6 +29,7 @@ from tests.reliability.harness import (
     good_events,
     iso,
     malformed,
+    mqtt_config,
     offsets,
     produce,
     report,
@@ -201,24 +201,12 @@ def _committed_to_end(bootstrap: str, topic: str, group: str) -> bool:
 
 
 def test_mqtt_malformed_inputs(mqtt_address, tmp_path):
-    host, port = mqtt_address
+    port = mqtt_address[1]
     prefix = f"rel/{uuid.uuid4().hex[:8]}"
     good = good_events("mb", 60 * SCALE, 30 * SCALE)
     bad = malformed("mb")
     letters = tmp_path / "dl" / "dead.jsonl"
-    config = write_config(
-        tmp_path / "config.yaml",
-        {
-            "mqtt": {
-                "host": host,
-                "port": port,
-                "topics": [f"{prefix}/events/#"],
-                "client_id": f"rel-{uuid.uuid4().hex[:8]}",
-                "reconnect_max_seconds": 1,
-            }
-        },
-        letters,
-    )
+    config = mqtt_config(tmp_path / "config.yaml", mqtt_address, f"{prefix}/events/#", letters)
     with running(config, tmp_path / "daemon.log") as daemon:
         daemon.wait_for(lambda: daemon.get("/readyz") is not None, 30, "subscribed")
         half = len(good) // 2
@@ -341,18 +329,8 @@ def test_mosquitto_restart(private_mosquitto, tmp_path):
     )
     bad = [b"{nope", b"\x00\x01"]
     letters = tmp_path / "dl" / "dead.jsonl"
-    config = write_config(
-        tmp_path / "config.yaml",
-        {
-            "mqtt": {
-                "host": "127.0.0.1",
-                "port": broker.port,
-                "topics": [f"{prefix}/#"],
-                "client_id": f"rel-{uuid.uuid4().hex[:8]}",
-                "reconnect_max_seconds": 1,
-            }
-        },
-        letters,
+    config = mqtt_config(
+        tmp_path / "config.yaml", ("127.0.0.1", broker.port), f"{prefix}/#", letters
     )
     with running(config, tmp_path / "daemon.log") as daemon:
         daemon.wait_for(lambda: daemon.get("/readyz") is not None, 30, "subscribed")
@@ -415,24 +393,15 @@ def test_mqtt_restart_waits_for_the_held_messages(mqtt_address, tmp_path):
     published while the daemon is away, and the daemon comes back after the deadline. The
     broker holds the answer for the persistent session: the restarted daemon must apply it
     before its clock decides the deadline (no breach; the contact answered within T)."""
-    host, port = mqtt_address
+    port = mqtt_address[1]
     prefix = f"rel/{uuid.uuid4().hex[:8]}"
-    config = write_config(
+    config = mqtt_config(
         tmp_path / "config.yaml",
-        {
-            "mqtt": {
-                "host": host,
-                "port": port,
-                "topics": [f"{prefix}/#"],
-                "client_id": f"rel-{uuid.uuid4().hex[:8]}",
-                "reconnect_max_seconds": 1,
-            }
-        },
+        mqtt_address,
+        f"{prefix}/#",
         None,
+        state={"dir": str(tmp_path / "state")},
     )
-    data = yaml.safe_load(config.read_text())
-    data["state"] = {"dir": str(tmp_path / "state")}
-    config.write_text(yaml.safe_dump(data))
     t0 = time.time()
 
     def event(n: int, kind: str, ts: float) -> bytes:
@@ -592,24 +561,12 @@ def test_mqtt_full_dead_letter_disk_then_sigkill(mqtt_address, full_disk, tmp_pa
     """MQTT: a message whose letter cannot be written is not acknowledged. The daemon is
     SIGKILLed in that state; after the disk has room again the restarted daemon receives it
     again (persistent session) and its letter is written."""
-    host, port = mqtt_address
+    port = mqtt_address[1]
     letters, free = full_disk
     prefix = f"rel/{uuid.uuid4().hex[:8]}"
     good = good_events("mf", 10, 5)
     bad = [b"{broken", b"\x80\x81"]
-    config = write_config(
-        tmp_path / "config.yaml",
-        {
-            "mqtt": {
-                "host": host,
-                "port": port,
-                "topics": [f"{prefix}/#"],
-                "client_id": f"rel-{uuid.uuid4().hex[:8]}",
-                "reconnect_max_seconds": 1,
-            }
-        },
-        letters,
-    )
+    config = mqtt_config(tmp_path / "config.yaml", mqtt_address, f"{prefix}/#", letters)
     first = Daemon(config, tmp_path / "daemon.log").start()
     try:
         first.wait_for(lambda: first.get("/readyz") is not None, 30, "subscribed")
