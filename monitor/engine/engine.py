@@ -83,7 +83,8 @@ from support_monitor.monitor.events import (
 
 # Timer kinds; at-risk timers sort before breaches at the same instant because a deadline is
 # "at risk" up to and including the deadline itself, and breached only once strictly past it.
-_FR_RISK, _NR_RISK, _RES_RISK, _ANSWER, _FR, _NR, _RES = range(7)
+_FR_RISK, _NR_RISK, _RES_RISK, _ANSWER, _FR, _NR, _RES, _OVER_T = range(8)
+"""``_OVER_T``: a breached contact of ``QueueState.below_t`` passes the (raised) T again."""
 _INCLUSIVE = (_FR_RISK, _NR_RISK, _RES_RISK)
 _CLOCK_OF_KIND = {_FR: 0, _NR: 1, _RES: 2, _FR_RISK: 0, _NR_RISK: 1, _RES_RISK: 2}
 _DEADLINE_KIND = (_FR, _NR, _RES)
@@ -446,13 +447,56 @@ class Engine:
             waiting_alone = c.answered_ts is None and not c.breached and cid not in c.q.pending
             if waiting_alone and answer is not None:
                 timers.append((c.queued_ts + answer, _ANSWER, cid))
+        timers.extend(self._over_t_timers())
+        for ch in self.channels.values():
+            for q in ch.queues.values():  # a snapshot keeps the count, not ``below_t``
+                breached = sum(1 for c in q.waiting.values() if c.breached)
+                q.breached_waiting = breached - len(q.below_t)
         for tid, t in self.tickets.items():
             if t.solved_ts is None:
                 self._arm_ticket(tid, t)
         heapq.heapify(timers)
         self._timer_limit = max(_MIN_TIMER_LIMIT, 2 * len(timers))
 
+    def _over_t_timers(self) -> list[tuple[float, int, str]]:
+        out: list[tuple[float, int, str]] = []
+        for ch in self.channels.values():
+            answer = ch.settings.answer_seconds
+            if answer is not None:
+                for q in ch.queues.values():
+                    out.extend((c.queued_ts + answer, _OVER_T, cid) for cid, c in q.below_t.items())
+        return out
+
+    def _set_below_t(self) -> None:
+        """After T changed: a breached contact still waiting is in ``breached_waiting`` only
+        while its wait exceeds T (the breach itself stays counted)."""
+        watermark = self.watermark
+        for ch in self.channels.values():
+            answer = ch.settings.answer_seconds
+            for q in ch.queues.values():
+                q.breached_waiting += len(q.below_t)
+                q.below_t.clear()
+                if answer is None:
+                    continue
+                for cid, c in q.waiting.items():
+                    if c.breached and c.queued_ts + answer >= watermark:
+                        q.below_t[cid] = c
+                q.breached_waiting -= len(q.below_t)
+
+    def _over_t(self, when: float, key: str) -> None:
+        """A breached contact of ``below_t`` waited past the raised T: back in the gauge."""
+        c = self.contacts.get(key)
+        if c is None or key not in c.q.below_t:
+            return
+        answer = c.q.channel.settings.answer_seconds
+        if answer is not None and c.queued_ts + answer == when:
+            del c.q.below_t[key]
+            c.q.breached_waiting += 1
+
     def _on_timer(self, when: float, kind: int, key: str) -> None:
+        if kind == _OVER_T:
+            self._over_t(when, key)
+            return
         if kind == _ANSWER:
             c = self.contacts.get(key)
             if c is None or c.answered_ts is not None or c.breached:
@@ -554,6 +598,8 @@ class Engine:
             waiting_alone = c.answered_ts is None and not c.breached
             if waiting_alone and contact_id not in c.q.pending and answer is not None:
                 self._at(c.queued_ts + answer, _ANSWER, contact_id)
+        self._set_below_t()
+        self._timers.extend(self._over_t_timers())
         now = self.now
         old_calendars: dict[int, Calendar] = {}
         for ch in self.channels.values():
@@ -956,7 +1002,8 @@ class Engine:
         del q.waiting[contact_id]
         q.pending.pop(contact_id, None)
         if c.breached:
-            q.breached_waiting -= 1
+            if q.below_t.pop(contact_id, None) is None:
+                q.breached_waiting -= 1
         elif late_breach:
             # Past its deadline before the timer was due (within the allowed lateness).
             self._breach_contact(c)

@@ -67,6 +67,7 @@ class QueueState:
         "answered",
         "answered_in_sla",
         "at_risk",
+        "below_t",
         "breached_waiting",
         "breaches",
         "breaches_answer",
@@ -100,6 +101,10 @@ class QueueState:
         self.breaches = [0, 0, 0]
         """Ticket clocks breached: first response, next reply, resolution."""
         self.breached_waiting = 0
+        """Contacts waiting now whose wait exceeds T: breached ones, less ``below_t``."""
+        self.below_t: dict[str, Contact] = {}
+        """Breached contacts waiting whose wait is back under T because a reload raised T: out
+        of ``breached_waiting`` until their wait passes the new T (a timer); normally empty."""
         self.waiting: dict[str, Contact] = {}
         self.ordered = True  # waiting dict is in queued-time order (oldest first)
         self.pending: dict[str, Contact] = {}

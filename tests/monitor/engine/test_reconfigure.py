@@ -6,7 +6,10 @@ import json
 
 import pytest
 
+from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import RestartNeeded
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 from tests.support import CONFIG, T0, Stream, run, settings, value
 
 V = {"channel": "voice", "queue": "billing"}
@@ -29,6 +32,45 @@ def test_shorter_answer_target_breaches_a_contact_already_waiting() -> None:
     engine.flush(T0 + 15)
     assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1
     assert value(engine, "support_queue_breached_waiting", **V) == 1
+
+
+def test_a_breached_contact_leaves_the_breached_gauge_while_its_wait_is_under_a_raised_t() -> None:
+    """Breached at 20 s (T 20), T raised to 60 at 35 s: still one breach, but nobody waits past
+    T until 60 s; back at 61 s; T back to 20 at 40 s puts it back at once. Answered: 0 (never
+    -1), also after a snapshot taken while it was out of the gauge."""
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="c1")
+    engine, _ = run(s.lines, until=35)
+    breaches = ("support_sla_breaches_total", {**V, "sla": "answer"})
+    assert value(engine, "support_queue_breached_waiting", **V) == 1
+    engine.reconfigure(settings(**_changed(voice={"answer_seconds": 60})))
+    assert value(engine, "support_queue_breached_waiting", **V) == 0
+    engine.flush(T0 + 60)
+    assert value(engine, "support_queue_breached_waiting", **V) == 0
+    engine.flush(T0 + 60.5)
+    assert value(engine, "support_queue_breached_waiting", **V) == 1
+    assert value(engine, breaches[0], **breaches[1]) == 1
+
+    engine, _ = run(s.lines, until=35)
+    engine.reconfigure(settings(**_changed(voice={"answer_seconds": 60})))
+    engine.flush(T0 + 40)
+    engine.reconfigure(settings(**_changed(voice={"answer_seconds": 20})))
+    assert value(engine, "support_queue_breached_waiting", **V) == 1
+
+    engine, _ = run(s.lines, until=35)
+    cfg = settings(**_changed(voice={"answer_seconds": 60}))
+    engine.reconfigure(cfg)
+    restored = snapshot.restore(snapshot.capture(engine, {}), cfg)
+    for e in (engine, restored):
+        answered = Stream()
+        answered.add(
+            "contact.answered", 45, "voice", queue="billing", contact_id="c1", event_id="a1"
+        )
+        pipeline = Pipeline(e, DaemonStats(), event_clock=True, log_burst=0)
+        pipeline.process("test", Delivery(answered.lines[0], "line:1"))
+        e.flush(T0 + 100)
+        assert value(e, "support_queue_breached_waiting", **V) == 0
+        assert value(e, breaches[0], **breaches[1]) == 1
 
 
 def test_ticket_deadlines_and_lead_times_move_with_the_config() -> None:
