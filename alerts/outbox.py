@@ -179,6 +179,17 @@ class Outbox:
         keys = self._by_receiver.get(receiver)
         return [self._pending[key] for key in keys] if keys else []
 
+    def undelivered(self) -> list[Notification]:
+        """Every undelivered notification, oldest first."""
+        return list(self._pending.values())
+
+    def put_back(self, notifications: list[Notification]) -> None:
+        """Take over undelivered notifications handed over from another outbox (cluster mode:
+        the previous owner of a partition), oldest first; keys already here are skipped."""
+        for n in notifications:
+            if n.key not in self._pending:
+                self._remember(n)
+
     def generation(self, receiver: str) -> int:
         """Grows each time a notification for ``receiver`` is added."""
         return self._generations.get(receiver, 0)

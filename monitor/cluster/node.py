@@ -38,7 +38,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -48,6 +48,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from support_monitor.alerts import persist
+from support_monitor.alerts.notify import message
 from support_monitor.alerts.notify.message import Notification
 from support_monitor.alerts.outbox import Outbox
 from support_monitor.monitor.clock import run_wall_clock
@@ -92,13 +93,18 @@ def _key(tp: TopicPartition) -> str:
 
 class _WriteAheadOutbox(Outbox):
     """In-memory outbox whose commit first stores the partition's alert-state record (which
-    already counts these notifications as sent) in the state topic."""
+    already counts these notifications as sent, and carries them as undelivered) in the state
+    topic, and whose every settled notification writes the record again without it. So the
+    record hands the undelivered notifications to the next owner of the partition, on a
+    revocation or after a crash (then a notification delivered just before the crash, whose
+    record was not written yet, is sent once more: at-least-once, with its idempotency key)."""
 
     def __init__(self, max_size: int, partition: Partition) -> None:
         super().__init__(None, max_size)
         self._partition = partition
         self.committing = 0
-        """Commits in progress (a revocation waits for them before stopping delivery)."""
+        """Commits and settlements in progress (a revocation waits for them before stopping
+        delivery)."""
 
     async def commit(self, state: bytes | None, new: list[Notification]) -> list[Notification]:
         del state
@@ -106,9 +112,17 @@ class _WriteAheadOutbox(Outbox):
         try:
             if new:
                 await self._partition.node.flush(
-                    self._partition, "notify", force=True, engine=False
+                    self._partition, "notify", force=True, engine=False, new=new
                 )
             return await super().commit(None, new)
+        finally:
+            self.committing -= 1
+
+    async def done(self, key: str) -> None:
+        self.committing += 1
+        try:
+            await super().done(key)
+            await self._partition.node.flush(self._partition, "delivered", engine=False)
         finally:
             self.committing -= 1
 
@@ -339,11 +353,12 @@ class ClusterNode:
         when it is newer than the one ``part`` holds."""
         key = part.key
         best: tuple[int, bytes] | None = None
+        pending: list[bytes] = []
         data = found.records.get(store.alerts_key(key))
         if data is not None:
             try:
                 record: AlertRecord = store.decode_alerts(data, key)
-                best = (record.seq, record.alerts)
+                best, pending = (record.seq, record.alerts), record.pending
             except SnapshotError as exc:
                 log.error(  # noqa: TRY400 - the reason is the message
                     "snapshot_refused",
@@ -352,7 +367,7 @@ class ClusterNode:
                     action="using the alert state of the engine record, if any",
                 )
         if env is not None and env.alerts is not None and (best is None or env.seq > best[0]):
-            best = (env.seq, env.alerts)
+            best, pending = (env.seq, env.alerts), []
         held = part is self.parts.get(part.tp)
         if best is None or (held and best[0] <= part.alerts_seq):
             return part
@@ -361,6 +376,7 @@ class ClusterNode:
         try:
             count, sent = persist.load(best[1], part.alerting.rules)
             groups = persist.load_groups(best[1])
+            undelivered = [message.decode(n) for n in pending]
         except (ValueError, msgspec.DecodeError) as exc:
             log.error(  # noqa: TRY400 - the reason is the message
                 "snapshot_refused",
@@ -371,9 +387,15 @@ class ClusterNode:
             return self._rewrap(part)
         part.alerting.planner.sent = sent
         part.alerting.planner.groups = groups  # group_wait/group_interval go on where they were
+        part.outbox.put_back(undelivered)  # the previous owner's undelivered notifications
         part.alerts_seq = best[0]
         log.info(
-            "alert_state_loaded", partition=key, seq=best[0], alerts=count, receivers_told=len(sent)
+            "alert_state_loaded",
+            partition=key,
+            seq=best[0],
+            alerts=count,
+            receivers_told=len(sent),
+            undelivered=len(undelivered),
         )
         return part
 
@@ -467,6 +489,7 @@ class ClusterNode:
         force: bool = False,
         offset: int | None = None,
         engine: bool = True,
+        new: Sequence[Notification] = (),
     ) -> None:
         """Write the partition's records to the state topic: the engine record (skipped when it
         reflects nothing yet) and the alert-state record, or (``engine=False``) the alert-state
@@ -512,6 +535,9 @@ class ClusterNode:
                 )
             planner = part.alerting.planner
             alerts = persist.dump(part.alerting.rules, planner.sent, planner.groups)
+            undelivered = part.outbox.undelivered()
+            held = {n.key for n in undelivered}
+            undelivered += [n for n in new if n.key not in held]
             records.append(
                 StateRecord(
                     store.alerts_key(part.key),
@@ -522,6 +548,7 @@ class ClusterNode:
                             alerts=alerts,
                             writer=self.writer,
                             written_at=time.time(),
+                            pending=[message.encode(n) for n in undelivered],
                         )
                     ),
                     seq,

@@ -71,6 +71,9 @@ class AlertRecord(msgspec.Struct, kw_only=True):
     """``alerts.persist.dump`` of the partition's rules and sent records."""
     writer: str
     written_at: float
+    pending: list[bytes] = []
+    """The notifications not delivered yet when the record was written (``alerts.notify.message``
+    JSON, oldest first): the next owner of the partition sends them (absent in older records)."""
 
 
 @dataclass(frozen=True, slots=True)

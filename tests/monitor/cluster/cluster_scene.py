@@ -76,16 +76,26 @@ def cluster_events(tag: str, contacts: int, tickets: int) -> list[tuple[str, str
 
 
 class Hook(ThreadingHTTPServer):
-    """A webhook receiver that keeps every alert of every payload it is posted."""
+    """A webhook receiver that keeps every alert of every payload it is posted (or, while
+    ``failing``, refuses them)."""
 
     def __init__(self) -> None:
         self.alerts: list[tuple[str, str, str, str]] = []
         self.lock = threading.Lock()
+        self.failing = False
+        """While set, every POST is answered 503 (and counted in ``refused``)."""
+        self.refused = 0
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if hook.failing:
+                    with hook.lock:
+                        hook.refused += 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
                 with hook.lock:
                     for a in body["alerts"]:
                         channel = a["labels"].get("channel", "")

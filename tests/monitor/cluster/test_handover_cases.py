@@ -227,10 +227,12 @@ async def test_partition_back_to_its_earlier_owner_is_not_paged_twice(
         # A gets it back, still no new event: B's newer state (alert firing, receiver told)
         # wins over the engine A kept, although both reflect offset 1.
         back = await _take(a)
-        # B wrote seq 2 (alert record, before paging) and seq 3 (both, on revocation).
-        assert (part_b.seq, part_b.engine_seq, part_b.alerts_seq) == (3, 3, 3)
+        # B wrote seq 2 (alert record, before paging: the message undelivered in it), seq 3
+        # (alert record, once delivered) and seq 4 (both, on revocation).
+        assert (part_b.seq, part_b.engine_seq, part_b.alerts_seq) == (4, 4, 4)
         assert back is not part, "A kept its own older partition state"
-        assert (back.seq, back.engine_seq, back.alerts_seq, back.offset) == (3, 3, 3, 1)
+        assert (back.seq, back.engine_seq, back.alerts_seq, back.offset) == (4, 4, 4, 1)
+        assert len(back.outbox) == 0
         # the group's timing came along: a change is an update of the paged group, not a new one
         assert list(back.alerting.planner.groups.values()) == [paged]
         await _ticks(back, 2.0)  # longer than the rule's "for": a new episode would fire
@@ -244,6 +246,35 @@ async def test_partition_back_to_its_earlier_owner_is_not_paged_twice(
         await _ticks(back, 1.0)
         told = _told(hook)
         assert sorted(told.elements()) == [("firing", firing), ("resolved", firing)], told
+
+
+async def test_a_notification_not_delivered_yet_goes_to_the_next_owner(
+    kafka_bootstrap: str,
+    state_topic: str,
+    hook: Hook,
+) -> None:
+    """The receiver refuses (503) while A's alert fires; A loses the partition with the page
+    still being retried. The alert-state record hands it to B, which delivers it once the
+    receiver is back (before: B took "sent" from the record and the page was never sent)."""
+    settings = _settings(kafka_bootstrap, hook.url)
+    hook.failing = True
+    async with _replica(settings, state_topic) as a, _replica(settings, state_topic) as b:
+        part = await _take(a)
+        _apply(a, 0, _event("contact.queued", "c1"))
+        part.road.tick(time.time())
+        await asyncio.sleep(1.1)
+        part.road.tick(time.time())
+        await _until(lambda: hook.refused >= 1, "a refused attempt")
+        assert len(part.outbox) == 1
+        await a.revoked({TP}, {TP: 1})
+        hook.failing = False
+
+        part_b = await _take(b)
+        assert [n.state for n in part_b.outbox.undelivered()] == ["firing"]
+        await _until(lambda: sum(_told(hook).values()) == 1, "the firing, sent by B")
+        await _ticks(part_b, 1.0)
+        assert [status for status, _ in _told(hook).elements()] == ["firing"]
+        await _until(lambda: len(part_b.outbox) == 0, "B's outbox settled")
 
 
 async def test_corrupt_engine_record_keeps_alert_state(
@@ -295,9 +326,9 @@ async def test_corrupt_engine_record_keeps_alert_state(
         resume = await b.assigned({TP})
         assert resume == {TP: None}, "a refused engine record: rebuild from the beginning"
         rebuilt = b.parts[TP]
-        # A wrote seq 1 (alert record, before paging) and 2 (both, on revocation); the broken
-        # engine record is seq 3.
-        assert (rebuilt.seq, rebuilt.engine_seq, rebuilt.alerts_seq) == (3, 0, 2)
+        # A wrote seq 1 (alert record, before paging), 2 (alert record, once delivered) and 3
+        # (both, on revocation); the broken engine record is seq 4.
+        assert (rebuilt.seq, rebuilt.engine_seq, rebuilt.alerts_seq) == (4, 0, 3)
         assert rebuilt.offset is None
         _apply(b, 0, queued)  # the rebuild reads the partition from its beginning
         b.caught_up(TP)
