@@ -169,10 +169,14 @@ class Durability:
             self.loaded_detectors = None
 
     def attach(self, sources: Sequence[object]) -> None:
-        """Resume every Kafka source from the loaded offsets (call before entering them); the
-        clock waits for the MQTT sources' held messages in any case (:meth:`wait_caught_up`)."""
+        """Resume every Kafka source from the loaded offsets (call before entering them). The
+        clock waits (:meth:`wait_caught_up`) for what each source held at start in any case:
+        the Kafka backlog up to the ends at the first assignment, the MQTT sessions' held
+        messages."""
         self.mqtt = [source for source in sources if isinstance(source, MqttSource)]
         if not self.enabled:
+            # No state to resume: the clock still waits for the backlog the group left.
+            self.kafka = [source for source in sources if isinstance(source, KafkaSource)]
             return
         for source in sources:
             if isinstance(source, KafkaSource):

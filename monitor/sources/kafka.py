@@ -468,8 +468,13 @@ class KafkaSource:
         self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
     ) -> None:
         """State mode, on assignment: seek to the offsets the state reflects (beginning when it
-        reflects nothing of a partition) and note each partition's end to catch up to."""
-        if self._state_offsets is None or not assigned:
+        reflects nothing of a partition) and note each partition's end to catch up to. Without
+        state, the first assignment notes the ends only (the group's offsets decide where
+        reading starts)."""
+        if not assigned:
+            return
+        if self._state_offsets is None:
+            await self._note_backlog(consumer, assigned)
             return
         if self.hooks is not None:
             assigned = await self._resume_from_hooks(consumer, assigned)
@@ -479,12 +484,7 @@ class KafkaSource:
         fresh = sorted(assigned - set(known), key=_tp)
         if fresh:
             await consumer.seek_to_beginning(*fresh)
-        try:
-            async with asyncio.timeout(self.settings.commit_timeout):
-                ends: dict[TopicPartition, int] = await consumer.end_offsets(list(assigned))
-        except (KafkaError, TimeoutError) as error:
-            self._log.warning("kafka_end_offsets_failed", error=repr(error))
-            ends = {}
+        ends = await self._ends(consumer, assigned)
         self._catch_up_to = {tp: end for tp, end in ends.items() if end > known.get(tp, 0)}
         if self.hooks is not None:
             for tp in assigned:
@@ -498,6 +498,30 @@ class KafkaSource:
         )
         if not self._catch_up_to:
             self._mark_caught_up()
+
+    async def _note_backlog(
+        self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
+    ) -> None:
+        """Without state, at the first assignment: the ends to read up to before ``caught_up``."""
+        if self.caught_up.is_set() or self._catch_up_to:
+            return
+        self._catch_up_to = await self._ends(consumer, assigned)
+        self._log.info("kafka_backlog_noted", to_catch_up=_offsets(self._catch_up_to))
+        if not self._catch_up_to:
+            self._mark_caught_up()
+
+    async def _ends(
+        self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """The end offset of each assigned partition that holds records (none when the broker
+        does not say within ``commit_timeout``: then nothing is waited for)."""
+        try:
+            async with asyncio.timeout(self.settings.commit_timeout):
+                ends: dict[TopicPartition, int] = await consumer.end_offsets(list(assigned))
+        except (KafkaError, TimeoutError) as error:
+            self._log.warning("kafka_end_offsets_failed", error=repr(error))
+            return {}
+        return {tp: end for tp, end in ends.items() if end > 0}
 
     async def _idle(self, consumer: AIOKafkaConsumer) -> None:
         """Nothing fetched: probe the broker; in state mode, a partition whose position reached

@@ -28,6 +28,8 @@ class FakeConsumer:
         self.log: list[Any] = []
         self.listener: Any = None
         self.stopped = False
+        self.ends: dict[TopicPartition, int] = {}
+        """End offset per partition (what ``end_offsets`` answers; 0 when absent)."""
         FakeConsumer.instances.append(self)
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
@@ -56,6 +58,9 @@ class FakeConsumer:
 
     async def position(self, tp: TopicPartition) -> int:
         return 0
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.ends.get(tp, 0) for tp in partitions}
 
     async def topics(self) -> set[str]:
         return {"events"}

@@ -75,6 +75,31 @@ async def test_commits_only_what_the_loop_has_applied(fake):
     assert consumer.options["enable_auto_commit"] is False
 
 
+async def test_without_state_the_backlog_at_the_first_assignment_is_caught_up(fake):
+    """No state dir: the clock waits (``caught_up``) until the records the partitions held at
+    the first assignment are applied (TP0 ends at 4, TP1 at 6), not only fetched."""
+    source = KafkaSource(KafkaSettings(topics=("events",), poll_timeout=0.01), DaemonStats())
+    async with source:
+        (events, first), consumer = await _first_consumer(source)
+        consumer.ends = {TP0: 4, TP1: 6}
+        await consumer.listener.on_partitions_assigned({TP0, TP1})
+        assert not source.caught_up.is_set()
+        consumer.batches = [
+            {TP0: [Record(i, b"x") for i in range(4)]},
+            {TP1: [Record(4, b"y"), Record(5, b"z")]},
+            {TP1: [Record(6, b"later")]},
+        ]
+        assert (await first).position == "events/0/0"
+        for expected in ("events/0/1", "events/0/2", "events/0/3", "events/1/4", "events/1/5"):
+            assert (await anext(events)).position == expected
+            assert not source.caught_up.is_set()
+        assert (await anext(events)).position == "events/1/6"
+        assert source.caught_up.is_set()
+        await consumer.listener.on_partitions_assigned({TP0, TP1})  # a later one: no new wait
+        assert source.caught_up.is_set()
+        await events.aclose()
+
+
 async def test_revocation_commits_applied_and_abandons_the_batch(fake):
     stats = DaemonStats()
     source = KafkaSource(KafkaSettings(topics=("events",), poll_timeout=0.01), stats)
