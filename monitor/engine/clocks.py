@@ -99,10 +99,18 @@ def day_start(zone: str, at: str) -> Callable[[float], float]:
     return latest
 
 
+def instant(t: float) -> float:
+    """``t`` on the microsecond grid event times are on. A sum such as 10:00:00.1 + 600.3 s is
+    600.3000001907349 s after its start as a float epoch; on the grid it is the same float as
+    the event time 10:10:00.4, so an outcome stamped exactly at a deadline compares equal to it
+    (on time), and so does ``--until`` at that instant. Infinite instants stay as they are."""
+    return round(t * 1_000_000) / 1_000_000 if math.isfinite(t) else t
+
+
 def shift(calendar: Calendar, start: float, seconds: float) -> float:
     """``calendar.add(start, seconds)``, and for a negative ``seconds`` the latest instant
     ``x <= start`` with ``-seconds`` of business time in ``[x, start)`` (a target change that
-    leaves a clock already past its new target)."""
+    leaves a clock already past its new target); on the microsecond grid (:func:`instant`)."""
     if seconds >= 0:
-        return calendar.add(start, seconds)
-    return calendar.back(start, -seconds)
+        return instant(calendar.add(start, seconds))
+    return instant(calendar.back(start, -seconds))

@@ -46,7 +46,14 @@ from collections.abc import Callable
 import msgspec
 
 from support_monitor.monitor.config import Settings
-from support_monitor.monitor.engine.clocks import ALWAYS, Calendar, Clock, day_start, shift
+from support_monitor.monitor.engine.clocks import (
+    ALWAYS,
+    Calendar,
+    Clock,
+    day_start,
+    instant,
+    shift,
+)
 from support_monitor.monitor.engine.dedup import Deduplicator
 from support_monitor.monitor.engine.sketch import bucket_of
 from support_monitor.monitor.engine.state import (
@@ -411,7 +418,7 @@ class Engine:
             pending = q.pending
             while pending:
                 c = next(iter(pending.values()))
-                if c.queued_ts + answer >= watermark:
+                if instant(c.queued_ts + answer) >= watermark:
                     break
                 self._breach_waiting(c)
         timers = self._timers
@@ -446,7 +453,7 @@ class Engine:
             answer = c.q.channel.settings.answer_seconds
             waiting_alone = c.answered_ts is None and not c.breached and cid not in c.q.pending
             if waiting_alone and answer is not None:
-                timers.append((c.queued_ts + answer, _ANSWER, cid))
+                timers.append((instant(c.queued_ts + answer), _ANSWER, cid))
         timers.extend(self._over_t_timers())
         for ch in self.channels.values():
             for q in ch.queues.values():  # a snapshot keeps the count, not ``below_t``
@@ -464,7 +471,10 @@ class Engine:
             answer = ch.settings.answer_seconds
             if answer is not None:
                 for q in ch.queues.values():
-                    out.extend((c.queued_ts + answer, _OVER_T, cid) for cid, c in q.below_t.items())
+                    out.extend(
+                        (instant(c.queued_ts + answer), _OVER_T, cid)
+                        for cid, c in q.below_t.items()
+                    )
         return out
 
     def _set_below_t(self) -> None:
@@ -479,7 +489,7 @@ class Engine:
                 if answer is None:
                     continue
                 for cid, c in q.waiting.items():
-                    if c.breached and c.queued_ts + answer >= watermark:
+                    if c.breached and instant(c.queued_ts + answer) >= watermark:
                         q.below_t[cid] = c
                 q.breached_waiting -= len(q.below_t)
 
@@ -489,7 +499,7 @@ class Engine:
         if c is None or key not in c.q.below_t:
             return
         answer = c.q.channel.settings.answer_seconds
-        if answer is not None and c.queued_ts + answer == when:
+        if answer is not None and instant(c.queued_ts + answer) == when:
             del c.q.below_t[key]
             c.q.breached_waiting += 1
 
@@ -502,7 +512,7 @@ class Engine:
             if c is None or c.answered_ts is not None or c.breached:
                 return
             answer = c.q.channel.settings.answer_seconds
-            if answer is not None and c.queued_ts + answer == when:
+            if answer is not None and instant(c.queued_ts + answer) == when:
                 self._breach_waiting(c)
             return
         t = self.tickets.get(key)
@@ -597,7 +607,7 @@ class Engine:
             answer = c.q.channel.settings.answer_seconds
             waiting_alone = c.answered_ts is None and not c.breached
             if waiting_alone and contact_id not in c.q.pending and answer is not None:
-                self._at(c.queued_ts + answer, _ANSWER, contact_id)
+                self._at(instant(c.queued_ts + answer), _ANSWER, contact_id)
         self._set_below_t()
         self._timers.extend(self._over_t_timers())
         now = self.now
@@ -911,7 +921,7 @@ class Engine:
         c = Contact(q, ev.contact_id, ts)
         self.contacts[ev.contact_id] = c
         if not q.add_waiting(ev.contact_id, c):
-            self._at(ts + answer, _ANSWER, ev.contact_id)  # out of order: its own timer
+            self._at(instant(ts + answer), _ANSWER, ev.contact_id)  # out of order: its own timer
         q.queued += 1
         for agg in ch.windows.targets(ts):
             agg.queued += 1
@@ -1020,7 +1030,7 @@ class Engine:
         q.breaches_answer += 1
         answer = q.channel.settings.answer_seconds
         assert answer is not None
-        for agg in q.channel.windows.targets(c.queued_ts + answer):
+        for agg in q.channel.windows.targets(instant(c.queued_ts + answer)):
             agg.breaches_answer += 1
 
     # ------------------------------------------------------------------ tickets
@@ -1097,7 +1107,7 @@ class Engine:
             return self._wait()
         t.responses += 1
         if t.responses == 1:
-            t.q.fr_hist.observe(max(0.0, ts - t.created_ts))
+            t.q.fr_hist.observe(_elapsed(t.created_ts, ts))
         for index in (0, 1):  # the first response, and the next reply if one runs
             clock = t.clocks[index]
             if clock is not None and not clock.stopped:
@@ -1195,7 +1205,7 @@ class Engine:
         q.solved_first_contact += first_contact
         q.tickets_open -= 1
         ch.open_by_priority[t.priority] -= 1
-        q.res_hist.observe(max(0.0, ts - t.created_ts))
+        q.res_hist.observe(_elapsed(t.created_ts, ts))
         for agg in ch.windows.targets(ts):
             agg.solved += 1
             agg.solved_first_contact += first_contact

@@ -71,7 +71,7 @@ def negative_sentiment_ratio(agg: Agg) -> float:
 def oldest_open_age(queue: QueueState, now: float) -> float:
     """Age (wall time) of the queue's oldest open ticket; 0 when none is open."""
     oldest = queue.oldest_open_ts()
-    return 0.0 if oldest is None else max(0.0, now - oldest)
+    return 0.0 if oldest is None else max(0.0, round(now - oldest, 6))
 
 
 def wait_quantile(agg: Agg, q: float) -> float:
@@ -80,7 +80,7 @@ def wait_quantile(agg: Agg, q: float) -> float:
 
 def oldest_wait(queue: QueueState, now: float) -> float:
     oldest = queue.oldest_queued_ts()
-    return 0.0 if oldest is None else max(0.0, now - oldest)
+    return 0.0 if oldest is None else max(0.0, round(now - oldest, 6))
 
 
 def _waiting(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:

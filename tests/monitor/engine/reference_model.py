@@ -237,8 +237,10 @@ class Reference:
                         bump(f"{c.channel}/{name}/breaches")
             if c.outcome is None:
                 bump(f"{base}/waiting")
-                out[f"{base}/oldest"] = max(out.get(f"{base}/oldest", 0), now - c.queued)
-                if now - c.queued > t:
+                # times are whole microseconds: so is a wait (the float difference is not)
+                waited = round(now - c.queued, 6)
+                out[f"{base}/oldest"] = max(out.get(f"{base}/oldest", 0), waited)
+                if waited > t:
                     bump(f"{base}/breached_waiting")
                 continue
             if c.outcome == "answered":
@@ -785,7 +787,7 @@ class Wave2Reference(Reference):
             if not is_paused and not cycle.breached(now_us) and cycle.run >= target - lead:
                 bump(_row("support_tickets_at_risk", **q, sla=CLOCK_NAMES[cycle.clock]))
         age = _row("support_ticket_oldest_open_age_seconds", **q)
-        out[age] = max(out.get(age, 0.0), now - t.created)
+        out[age] = max(out.get(age, 0.0), round(now - t.created, 6))
 
 
 @dataclass
