@@ -89,6 +89,27 @@ async def _mqtt_backlog_in(source: MqttSource, start: float) -> None:
         await asyncio.sleep(min(0.05, left))
 
 
+UNASSIGNED_WAIT = 10.0
+"""Without ``state.dir``: seconds the clock waits for a Kafka source's first assignment."""
+
+
+async def _kafka_backlog_in(source: KafkaSource, start: float) -> None:
+    """Without state: wait until ``source`` applied the backlog its partitions held at the first
+    assignment. A group that assigns nothing within :data:`UNASSIGNED_WAIT` of ``start`` (the
+    broker is down) is not waited for: the other sources' events need the clock, and there is no
+    restored contact whose deadline the backlog could change."""
+    while not source.caught_up.is_set():
+        if not source.assigned_once and time.perf_counter() - start >= UNASSIGNED_WAIT:
+            log.info(
+                "kafka_catch_up_bounded",
+                source=source.name,
+                seconds=UNASSIGNED_WAIT,
+                action="the clock starts; no partition was assigned yet",
+            )
+            return
+        await asyncio.sleep(0.05)
+
+
 class Durability:
     """Loads, resumes and saves the engine state; inert when ``state.dir`` is not set."""
 
@@ -206,7 +227,10 @@ class Durability:
             return
         start = time.perf_counter()
         for source in self.kafka:
-            await source.caught_up.wait()
+            if self.enabled:
+                await source.caught_up.wait()
+            else:
+                await _kafka_backlog_in(source, start)
         for mqtt in self.mqtt:
             await _mqtt_backlog_in(mqtt, start)
         log.info("state_caught_up", seconds=round(time.perf_counter() - start, 3))

@@ -156,6 +156,8 @@ class KafkaSource:
         consumer restarts and revocations, unlike ``_applied``)."""
         self._catch_up_to: dict[TopicPartition, int] = {}
         self.caught_up = asyncio.Event()
+        self.assigned_once = False
+        """The group assigned partitions at least once (their ends are then known)."""
         self.hooks: PartitionHooks | None = None
         self._up = False
         self._next_probe = 0.0
@@ -417,6 +419,7 @@ class KafkaSource:
         self._log.info("kafka_partitions_revoked", partitions=sorted(map(_tp, revoked)))
 
     def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.assigned_once = True
         self._log.info("kafka_partitions_assigned", partitions=sorted(map(_tp, assigned)))
 
     # ------------------------------------------------------------------ state mode

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from support_monitor.monitor.cluster import durable as durable_module
+from support_monitor.monitor.cluster.durable import Durability
+from support_monitor.monitor.cluster.settings import StateSettings
 from support_monitor.monitor.deadletter import Backoff, DeadLetter
 from support_monitor.monitor.sources import kafka as kafka_module
 from support_monitor.monitor.sources.deadletter_sinks import letter_headers
@@ -15,6 +19,7 @@ from support_monitor.monitor.sources.kafka import KafkaSource, client_options
 from support_monitor.monitor.sources.settings import KafkaSettings
 from support_monitor.monitor.stats import DaemonStats
 from tests.monitor.sources.fake_kafka import TP0, TP1, FakeConsumer, Record, commits
+from tests.support import settings
 
 
 class FakeSink:
@@ -226,3 +231,21 @@ def test_configured_sources_and_their_dead_letter_sinks():
     kafka, mqtt = sources
     assert dead_letter_sink(kafka, default) is kafka.dead_letters  # type: ignore[attr-defined]
     assert dead_letter_sink(mqtt, default) is default
+
+
+async def test_without_state_an_unassigned_source_holds_the_clock_only_so_long(monkeypatch):
+    """No state dir and no partition assigned (the broker is down): the clock's wait ends after
+    ``UNASSIGNED_WAIT``; once partitions were assigned, it lasts until their backlog is in."""
+    monkeypatch.setattr(durable_module, "UNASSIGNED_WAIT", 0.2)
+    source = KafkaSource(KafkaSettings(topics=("events",)), DaemonStats())
+    durable = Durability(StateSettings(), settings())
+    durable.attach([source])
+    assert durable.kafka == [source]
+    start = time.perf_counter()
+    await durable.wait_caught_up()
+    assert 0.2 <= time.perf_counter() - start < 5
+    source.assigned_once = True
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(durable.wait_caught_up(), 0.5)
+    source.caught_up.set()
+    await asyncio.wait_for(durable.wait_caught_up(), 1)
