@@ -1002,7 +1002,7 @@ class Engine:
             agg.handled += 1
             agg.handle_ms += handle_ms
         if c.agent_id is not None:
-            self.workforce.contact_ended(q.channel, c.agent_id, ts)
+            self.workforce.contact_ended(q.channel, c.agent_id, ts, c.answered_ts)
         del self.contacts[ev.contact_id]
         del self._talking[ev.contact_id]
         return None

@@ -62,7 +62,7 @@ AgentKey = tuple[str, str]
 class Agent:
     """One agent in one channel."""
 
-    __slots__ = ("entered", "handled", "implied", "queues", "since", "state", "talking")
+    __slots__ = ("entered", "handled", "implied", "queues", "since", "state", "stated", "talking")
 
     def __init__(self, state: int, ts: float, queues: tuple[str, ...] | None) -> None:
         self.state = state
@@ -78,6 +78,9 @@ class Agent:
         """Contacts answered since then and not yet ended (while ``implied``)."""
         self.handled = 0
         """Contacts this agent answered that ended."""
+        self.stated = -math.inf
+        """``ts`` of the newest ``agent.state`` applied: a contact answered before it is not
+        one of ``talking`` (its end does not make the agent available)."""
 
 
 class _Arrivals:
@@ -179,6 +182,7 @@ class Workforce:
             return None
         agent.implied = False
         agent.talking = 0
+        agent.stated = ts
         agent.queues = queues
         self._change(key, agent, state, ts)
         return None
@@ -221,14 +225,16 @@ class Workforce:
         agent.implied = True
         agent.talking = 1
 
-    def contact_ended(self, channel: ChannelRuntime, agent_id: str, ts: float) -> None:
-        """The contact that agent was on ended at ``ts``."""
+    def contact_ended(
+        self, channel: ChannelRuntime, agent_id: str, ts: float, answered: float
+    ) -> None:
+        """The contact that agent was on (answered at ``answered``) ended at ``ts``."""
         key = (channel.name, agent_id)
         agent = self.agents.get(key)
         if agent is None:
             return
         agent.handled += 1
-        if not agent.implied or agent.talking <= 0:
+        if not agent.implied or agent.talking <= 0 or answered < agent.stated:
             return
         agent.talking -= 1
         if agent.talking > 0:
@@ -491,6 +497,7 @@ class Workforce:
                     a.implied,
                     a.talking,
                     a.handled,
+                    a.stated if math.isfinite(a.stated) else None,
                 ]
                 for (ch, agent_id), a in self.agents.items()
             ],
@@ -522,7 +529,9 @@ class Workforce:
         self._arrival_cut = float(state["arrival_cut"])
         self._seq = int(state["seq"])
         self.superseded = int(state["superseded"])
-        for ch, agent_id, st, since, entered, queues, implied, talking, handled in state["agents"]:
+        for row in state["agents"]:
+            # a row written before ``stated`` existed has 9 fields
+            ch, agent_id, st, since, entered, queues, implied, talking, handled, *stated = row
             cw = self.by_channel.get(ch)
             if cw is None:
                 continue
@@ -531,6 +540,8 @@ class Workforce:
             agent.implied = implied
             agent.talking = talking
             agent.handled = handled
+            if stated and stated[0] is not None:
+                agent.stated = float(stated[0])
             self.agents[ch, agent_id] = agent
             cw.counts[st] += 1
         self._offline = {

@@ -8,8 +8,9 @@ import random
 
 import pytest
 
+from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.workforce import Workforce
-from tests.support import Stream, run
+from tests.support import T0, Stream, run
 from tests.workforce.helpers import get, occupancy, rows, state_ms
 
 
@@ -193,6 +194,32 @@ def test_two_chats_return_available_after_both_end() -> None:
     engine, _ = run(sorted_by_time(s), until=50)
     total = engine.channels["chat"].windows.total("5m")
     assert (total.agent_busy_ms, total.agent_available_ms) == (29_000, 20_000)
+
+
+def test_a_chat_answered_before_an_agent_state_does_not_end_the_next_ones() -> None:
+    """x answers c1 at 10, says available at 20 and answers c2 at 30; c1 ends at 60. c1 was
+    answered before the agent.state, so its end leaves x busy on c2 (until c2 ends at 90).
+    Before: x went available at 60 (busy 10..20 and 30..60 only)."""
+    s = Stream()
+    s.add("agent.state", 0.0, "chat", agent_id="x", state="available")
+    s.add("contact.queued", 5.0, "chat", contact_id="c1", queue="sales")
+    s.add("contact.answered", 10.0, "chat", contact_id="c1", queue="sales", agent_id="x")
+    s.add("agent.state", 20.0, "chat", agent_id="x", state="available")
+    s.add("contact.queued", 25.0, "chat", contact_id="c2", queue="sales")
+    s.add("contact.answered", 30.0, "chat", contact_id="c2", queue="sales", agent_id="x")
+    s.add("contact.ended", 60.0, "chat", contact_id="c1", queue="sales")
+    engine, _ = run(s.lines, until=80)
+    assert get(engine, "support_agents", channel="chat", state="busy") == 1
+    total = engine.channels["chat"].windows.total("5m")
+    # available 0..10 and 20..30 = 20 s; busy 10..20 and 30..80 = 60 s
+    assert (total.agent_available_ms, total.agent_busy_ms) == (20_000, 60_000)
+    s.add("contact.ended", 90.0, "chat", contact_id="c2", queue="sales")
+    engine, _ = run(s.lines, until=100)
+    assert get(engine, "support_agents", channel="chat", state="available") == 1
+    restored = snapshot.restore(snapshot.capture(engine, {}), engine.settings)
+    stated = engine.workforce.agents["chat", "x"].stated
+    assert stated == pytest.approx(T0 + 20.0)
+    assert restored.workforce.agents["chat", "x"].stated == stated
 
 
 def test_unknown_queue_is_rejected_and_every_staffed_agent_counts_for_each_queue() -> None:
