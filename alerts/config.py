@@ -517,8 +517,9 @@ class AlertSettings(_Model):
         key. A rule of the default set whose detector is disabled simply never fires."""
         del windows
         known = detectors.names()
+        configured = "rules" in self.model_fields_set
         for i, rule in enumerate(self.rules):
-            if "rules" in self.model_fields_set and rule.detector not in known:
+            if configured and rule.detector not in known:
                 raise ValueError(
                     f"alerts.rules[{i}].detector: unknown detector {rule.detector!r} "
                     f"(enabled detectors: {', '.join(known)})"
@@ -526,7 +527,60 @@ class AlertSettings(_Model):
             for channel in rule.channels or ():
                 if channel not in channels:
                     raise ValueError(f"alerts.rules[{i}].channels: unknown channel {channel!r}")
+            if configured:
+                _check_match(f"alerts.rules[{i}]", rule, channels)
+        if configured:
+            _check_overlaps(self.rules)
         notifiers.validate_against(channels)
+
+
+def _check_match(key: str, rule: AlertRule, channels: Mapping[str, Any]) -> None:
+    """A ``match`` on a channel or queue no signal can carry: the rule could never fire."""
+    channel = rule.match.get("channel")
+    if channel is not None:
+        if channel not in channels:
+            raise ValueError(f"{key}.match.channel: unknown channel {channel!r}: never fires")
+        if rule.channels is not None and channel not in rule.channels:
+            raise ValueError(
+                f"{key}.match.channel: {channel!r} is not in the rule's channels: never fires"
+            )
+    queue = rule.match.get("queue")
+    if queue is not None:
+        scope = [channels[channel]] if channel is not None else list(channels.values())
+        queues = {q for ch in scope for q in getattr(ch, "queues", ())} | {"default"}
+        if queue not in queues:
+            raise ValueError(
+                f"{key}.match.queue: no channel{' ' + repr(channel) if channel else ''} has a "
+                f"queue {queue!r}: never fires"
+            )
+
+
+def _check_overlaps(rules: Sequence[AlertRule]) -> None:
+    """Two rules of one alert name, detector, severity and labels whose ``match`` can both hold
+    for one signal (no label they both match on with different values) make the same alert
+    twice: one fingerprint, two states (a pending and a firing record at once)."""
+    for j, later in enumerate(rules):
+        for i in range(j):
+            rule = rules[i]
+            if (rule.alert, rule.detector, rule.severity, rule.labels) != (
+                later.alert,
+                later.detector,
+                later.severity,
+                later.labels,
+            ):
+                continue
+            apart = any(later.match.get(k, v) != v for k, v in rule.match.items()) or bool(
+                rule.channels is not None
+                and later.channels is not None
+                and not set(rule.channels) & set(later.channels)
+            )
+            if not apart:
+                raise ValueError(
+                    f"alerts.rules[{j}]: its alerts are also made by alerts.rules[{i}] "
+                    f"({rule.alert}, detector {rule.detector}): one alert would have two "
+                    "states; tell them apart with another alert name, severity or labels, or "
+                    "a match on one label with different values"
+                )
 
 
 # --- mute windows ----------------------------------------------------------------------------

@@ -178,6 +178,56 @@ def test_config_errors_name_the_key(overrides, message):
     assert message in str(err.value)
 
 
+_WAITING = {
+    "thresholds": [
+        {"name": "w", "metric": "support_queue_waiting", "op": ">=", "value": 1, "per_queue": True}
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        (
+            [{"alert": "A", "detector": "w", "match": {"channel": "fax"}}],
+            "alerts.rules[0].match.channel: unknown channel 'fax': never fires",
+        ),
+        (
+            [{"alert": "A", "detector": "w", "channels": ["voice"], "match": {"channel": "chat"}}],
+            "alerts.rules[0].match.channel: 'chat' is not in the rule's channels",
+        ),
+        (
+            [{"alert": "A", "detector": "w", "match": {"queue": "nope"}}],
+            "alerts.rules[0].match.queue: no channel has a queue 'nope': never fires",
+        ),
+        (
+            [{"alert": "A", "detector": "w", "match": {"channel": "voice", "queue": "sales"}}],
+            "alerts.rules[0].match.queue: no channel 'voice' has a queue 'sales'",
+        ),
+        (
+            [
+                {"alert": "A", "detector": "w", "for": "5s"},
+                {"alert": "A", "detector": "w", "match": {"queue": "billing"}, "for": "30s"},
+            ],
+            "alerts.rules[1]: its alerts are also made by alerts.rules[0] (A, detector w)",
+        ),
+    ],
+)
+def test_rules_that_never_fire_or_collide_are_refused(rules, message):
+    with pytest.raises(ConfigError) as err:
+        settings(detectors=_WAITING, alerts={"rules": rules})
+    assert message in str(err.value)
+
+
+def test_rules_of_one_name_apart_by_a_match_are_accepted():
+    rules = [
+        {"alert": "A", "detector": "w", "match": {"queue": "billing"}},
+        {"alert": "A", "detector": "w", "match": {"queue": "tech"}, "for": "1m"},
+        {"alert": "A", "detector": "w", "severity": "critical", "for": "2m"},
+    ]
+    assert len(settings(detectors=_WAITING, alerts={"rules": rules}).alerts.rules) == 3
+
+
 def test_template_is_safe_and_formats():
     data: dict[str, str | float] = {
         "channel": "voice",
