@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from support_monitor.detectors.config import SlaBurnSettings, max_burn_rate
+from support_monitor.detectors.config import BURN_DIGITS, SlaBurnSettings, max_burn_rate
 from support_monitor.detectors.evidence import wilson
 from support_monitor.detectors.readings import (
     Groups,
@@ -29,8 +29,11 @@ from support_monitor.monitor.engine.windows import Agg
 
 
 def burn_rate(service_level_ratio: float, target: float) -> float:
-    """(1 - SL) / (1 - target); NaN when the service level is (NaN: no contacts)."""
-    return (1.0 - service_level_ratio) / (1.0 - target)
+    """(1 - SL) / (1 - target), rounded to ``BURN_DIGITS`` decimals (so that a burn of exactly
+    the threshold reaches it whatever the target's float error); NaN when the service level is
+    (NaN: no contacts)."""
+    burn = (1.0 - service_level_ratio) / (1.0 - target)
+    return round(burn, BURN_DIGITS) if math.isfinite(burn) else burn
 
 
 def _inputs(a: Agg) -> tuple[int, int, int, int]:

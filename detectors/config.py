@@ -459,9 +459,15 @@ class SlaBurnSettings(_Model):
         return scoped
 
 
+BURN_DIGITS = 12
+"""Burn rates are compared rounded to this many decimals: ``(1 - 0.4) / (1 - 0.7)`` is
+1.9999999999999996 as floats, and a burn of exactly 2 must reach a ``burn_rate`` of 2."""
+
+
 def max_burn_rate(target: float) -> float:
-    """Burn rate when every contact misses: error ratio 1 over the budget ``1 - target``."""
-    return 1.0 / (1.0 - target)
+    """Burn rate when every contact misses: error ratio 1 over the budget ``1 - target``
+    (rounded as burn rates are compared)."""
+    return round(1.0 / (1.0 - target), BURN_DIGITS)
 
 
 # ---------------------------------------------------------------------- complaint spike

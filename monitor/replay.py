@@ -116,11 +116,16 @@ async def replay_road(
                 "replay_until_passed", until=until, clock=engine.now
             )  # the events already moved the clock past it; the clock never goes back
         if math.isfinite(final):
-            road.ticks.catch_up(final, inclusive=True)
+            # The ticks before the end, then every deadline up to it decided (no later event
+            # will come), then the tick at the end itself if there is one: the detectors and
+            # rules of that last tick judge the state the exposition shows (decided up to the
+            # end, not up to the end less the allowed lateness).
+            road.ticks.catch_up(final, inclusive=False)
             try:
                 engine.flush(final)
             except Exception:  # noqa: BLE001 - a defect; the numbers so far are still printed
                 structlog.get_logger("support_monitor.replay").exception("replay_flush_failed")
+            road.ticks.catch_up(final, inclusive=True)
         for letter in pipeline.take_deferred():  # held outcomes decided at the end
             await sink.write(letter)
     finally:

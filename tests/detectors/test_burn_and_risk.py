@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from tests.detectors.detector_streams import Feed, Script, config, only, pick
+from tests.detectors.detector_streams import CHANNELS, Feed, Script, config, only, pick
 
 PAIRS = [
     {"long": "1h", "short": "5m", "burn_rate": 2.0, "severity": "page"},
@@ -49,6 +50,26 @@ def test_burn_rate_by_hand():
     key = (("channel", "voice"), ("detector", "sla_burn"))
     assert rows["support_detector_score", key] == pytest.approx(2.0)
     assert rows["support_detector_threshold", key] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("target", "within", "burn"), [(0.7, 4, 2.0), (0.85, 7, 2.0), (0.7, 0, 10 / 3)]
+)
+def test_a_burn_of_exactly_the_threshold_reaches_it_whatever_the_target(target, within, burn):
+    """10 offered, ``within`` in T: (1 - within/10) / (1 - target) is exactly ``burn`` (target
+    0.7, 4 within: 0.6 / 0.3 = 2; 0 within: the ceiling 10/3). As floats the first is
+    1.9999999999999996 and stayed below a burn_rate of 2.0."""
+    channels = json.loads(json.dumps(CHANNELS))
+    channels["voice"]["service_level_target"] = target
+    pairs = [{"long": "1h", "short": "5m", "burn_rate": burn, "severity": "page"}]
+    feed = Feed(only({"sla_burn": {"windows": pairs}}), channels=channels)
+    script = Script()
+    for i in range(10):
+        script.contact(f"c{i}", 10 * i, 10 if i < within else 30)
+    script.feed(feed)
+    page = pick(feed.tick(200), "sla_burn", "voice", **PAGE)
+    assert page.score == round(burn, 12)
+    assert page.active
 
 
 def test_both_windows_must_burn():

@@ -129,6 +129,32 @@ def test_replay_without_until_uses_the_last_event_time(config: Path, tmp_path: P
     assert got["support_queue_oldest_wait_seconds", vb] == 25
 
 
+def test_the_last_tick_judges_what_the_exposition_shows(tmp_path: Path) -> None:
+    """A ticket created at 600 s (first response 3600 s, lead 600 s) is at risk from 3600 s;
+    ``--until`` exactly then. The deadlines of the last ``allowed_lateness`` (5 s) are decided
+    at the end, before the last tick's detectors and rules run: the gauge, the detector and
+    the alert agree (before, the gauge said 1 and the detector 0, no alert)."""
+    data = json.loads(json.dumps(CONFIG))
+    data["detectors"] = {"tickets_at_risk": {"min_count": 1}}
+    data["channels"]["email"]["first_response_warning_seconds"] = 600
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    s = Stream()
+    s.add("ticket.created", 600, "email", ticket_id="t1")
+    events = tmp_path / "e.jsonl"
+    events.write_text(s.text(), encoding="utf-8")
+    until = datetime.fromtimestamp(T0 + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    got = samples(cli("replay", str(events), "--config", str(config), "--until", until).stdout)
+    email = (("channel", "email"),)
+    assert (
+        got["support_tickets_at_risk", (*email, ("queue", "default"), ("sla", "first_response"))]
+        == 1
+    )
+    assert got["support_detector_score", (*email, ("detector", "tickets_at_risk"))] == 1
+    alerts = {labels for name, labels in got if name == "support_alerts"}
+    assert any(("alertname", "TicketsAtRisk") in labels for labels in alerts), alerts
+
+
 def test_replay_bad_until_is_a_clear_error(config: Path, tmp_path: Path) -> None:
     events = tmp_path / "e.jsonl"
     events.write_text("", encoding="utf-8")
