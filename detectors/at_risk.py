@@ -34,12 +34,13 @@ class TicketsAtRiskDetector(WorstExport):
     ) -> None:
         self.settings = settings
         self.channels = channels
-        self._slas: dict[str, list[str]] = {}
+        self._slas: dict[str, list[tuple[str, int]]] = {}
+        """Per channel: (sla, index in ``QueueState.at_risk``) of the clocks it has."""
         for name in channels:
             ch = channel_settings[name]
             # the clocks the channel's `support_tickets_at_risk` rows have (a priority's own
             # targets included)
-            self._slas[name] = [sla for index, sla in enumerate(SLAS) if ch.has_clock(index)]
+            self._slas[name] = [(sla, i) for i, sla in enumerate(SLAS) if ch.has_clock(i)]
         self._keys: list[tuple[float, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
 
@@ -49,11 +50,11 @@ class TicketsAtRiskDetector(WorstExport):
         channels = readings.channels
         for i, channel in enumerate(self.channels):
             slas = self._slas[channel]
-            counts = dict.fromkeys(slas, 0.0)
+            counts = dict.fromkeys((sla for sla, _ in slas), 0.0)
             for q in channels[channel].queues.values():
                 at_risk = q.at_risk
-                for sla in slas:
-                    counts[sla] += at_risk[SLAS.index(sla)]
+                for sla, index in slas:
+                    counts[sla] += at_risk[index]
             key = tuple(counts.values())
             if key == self._keys[i]:
                 continue

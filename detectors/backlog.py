@@ -292,7 +292,8 @@ class BacklogGrowthDetector(WorstExport):
             rate = history.slope()
             agg = ch.windows.totals[self._window_i]
             inflow, outflow = agg.queued, agg.answered + agg.abandoned
-            surge = self._surge_step(channel, now, ch.queues.values())
+            surge = self._surge_step(channel, now, ch.queues.values())  # stepped every tick
+            surge = surge and self._queued_up(waiting, oldest, self._answer[channel])
             inputs = (oldest, head if waiting else None, waiting, rate, inflow, outflow, surge)
             last = self._keys[i]
             if last is None or inputs != last[0]:
@@ -316,7 +317,8 @@ class BacklogGrowthDetector(WorstExport):
         return self._surge[channel].step(now, queued, self._slot)
 
     def _condition(self, channel: str, inputs: tuple[Any, ...]) -> bool:
-        """The condition at one tick: the breach projection, the hysteresis or the surge."""
+        """The condition at one tick: the breach projection, the hysteresis or the surge (in
+        ``inputs`` already gated by :meth:`_queued_up`)."""
         oldest, _queue, waiting, rate, inflow, outflow, surge = inputs
         growing = inflow > outflow and rate > 0
         answer = self._answer[channel]
@@ -329,7 +331,6 @@ class BacklogGrowthDetector(WorstExport):
             and fraction is not None
             and oldest >= fraction * answer
         )
-        surge = surge and self._queued_up(waiting, oldest, answer)
         return bool((enough and growing and projected <= self._horizon[channel]) or held or surge)
 
     def _queued_up(self, waiting: int, oldest: float, answer: float) -> bool:
@@ -344,7 +345,6 @@ class BacklogGrowthDetector(WorstExport):
     def _judge(self, channel: str, inputs: tuple[Any, ...], sustain: Sustain) -> Signal:
         oldest, queue, waiting, rate, inflow, outflow, surge = inputs
         answer = self._answer[channel]
-        surge = surge and self._queued_up(waiting, oldest, answer)
         projected = seconds_to_breach(answer, oldest, rate) if waiting else math.inf
         growing = waiting >= self.settings.min_waiting and inflow > outflow and rate > 0
         surge_words = f"arrivals above {self.settings.surge_ratio:g}x the usual rate for this hour"
