@@ -257,8 +257,8 @@ def test_a_surge_answered_at_once_is_no_backlog() -> None:
     # surge CUSUM alone paged healthy Poisson traffic 14-22 times a channel-week (most with
     # nobody waiting). The same quadrupled arrivals as above, answered at once: never active
     # (with surge_min_wait 0 the surge CUSUM made it active at t = 525).
-    def first_active(wait: float) -> float | None:
-        feed = Feed(only({"backlog_growth": {"channels": ["voice"], **RAW}}))
+    def first_active(wait: float, **gate: float) -> float | None:
+        feed = Feed(only({"backlog_growth": {"channels": ["voice"], **RAW, **gate}}))
         backlog = next(d for d in feed.suite.detectors if d.name == "backlog_growth")
         backlog._surge["voice"].day[0] = [60.0, 5.0]  # type: ignore[attr-defined]
         script = Script()
@@ -271,3 +271,4 @@ def test_a_surge_answered_at_once_is_no_backlog() -> None:
         return None
 
     assert first_active(0) is None
+    assert first_active(0, surge_min_wait=0) is not None  # the same stream, the gate off
