@@ -36,6 +36,7 @@ from support_monitor.monitor.engine.histogram import Histogram
 from support_monitor.monitor.engine.readout import (
     QUANTILES,
     abandon_ratio,
+    breached_waiting,
     ces_score,
     channel_voice_series,
     csat_ratio,
@@ -452,7 +453,7 @@ class EngineCollector(Collector):
                 cells += [
                     ("support_queue_waiting", None, _waiting),
                     ("support_queue_oldest_wait_seconds", None, partial(_oldest, now=now)),
-                    ("support_queue_breached_waiting", None, attrgetter("breached_waiting")),
+                    ("support_queue_breached_waiting", None, partial(breached_waiting, now=now)),
                 ]
             cells += [
                 ("support_sla_breaches_total", ("sla", sla), attrgetter(attr)) for sla, attr in slas

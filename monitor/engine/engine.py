@@ -650,6 +650,12 @@ class Engine:
         ``None``."""
         if event.channel not in self.channels:
             return Reject.UNKNOWN_CHANNEL
+        late = self.now - self.lateness
+        if ts < late and late > self.watermark:
+            # Later than the allowed lateness, between two whole seconds of a replay clock
+            # (which decides deadlines once a second): decide what the lateness has passed
+            # first, as a live clock has, so the verdict does not depend on the fraction.
+            self._decide(late)
         if self._early:  # usually empty: an event then pays for nothing of the holding
             key = _item_key(event)
             if key is not None and key in self._early and self._behind(key, ts):

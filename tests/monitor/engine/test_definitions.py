@@ -6,6 +6,11 @@ import math
 
 import pytest
 
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.exporter import EngineCollector, render
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 from tests.monitor.engine.draining import run
 from tests.support import T0, Stream, settings, value
 
@@ -69,6 +74,41 @@ def test_breach_while_still_waiting_counts_at_the_deadline() -> None:
     assert value(late, "support_queue_oldest_wait_seconds", **V) == 320
 
 
+@pytest.mark.parametrize("ordered", [True, False])
+def test_breached_waiting_is_current_while_the_breach_waits_for_the_watermark(
+    ordered: bool,
+) -> None:
+    # A live clock: the engine's clock moves to 23 s (the watermark is 18 s, lateness 5 s).
+    # c1 (queued 0, T 20) has waited 23 s: it is past T now, on the board as on the oldest
+    # wait, while its breach is counted only once the watermark passes 20 (a late answer
+    # stamped before 20 may still come). ``ordered=False``: c0 queued at 1 arrives first.
+    s = Stream()
+    if not ordered:
+        s.add("contact.queued", 1, "voice", queue="billing", contact_id="c0")
+    _contact(s, "c1", 0)
+    _contact(s, "c2", 2.5)  # waited 20.5 s: past T too
+    _contact(s, "c3", 3)  # waited exactly 20 s: not past T
+    engine = Engine(settings())
+    pipeline = Pipeline(engine, DaemonStats(), event_clock=True, log_burst=0)
+    for i, line in enumerate(s.lines):
+        pipeline.process("test", Delivery(line, f"line:{i + 1}"))
+    engine.advance(T0 + 23)
+    rows = {
+        row.labels: row.value
+        for row in series(engine)
+        if row.name == "support_queue_breached_waiting"
+    }
+    past = 3 if not ordered else 2  # c0 (waited 22 s) too
+    assert rows[tuple(sorted(V.items()))] == past
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 0
+    body = render(EngineCollector(engine)).decode()
+    sample = 'support_queue_breached_waiting{channel="voice",queue="billing"}'
+    assert f"{sample} {float(past)}" in body.splitlines()
+    engine.advance(T0 + 25.5)  # the watermark passes 20 (c1) and 20.5 (c2)
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1  # c1
+    assert value(engine, "support_queue_breached_waiting", **V) == past + 1  # c3 past T too
+
+
 def test_abandon_after_deadline_was_breached_and_before_was_not() -> None:
     s = Stream()
     _contact(s, "late", 0, abandoned=25)
@@ -121,6 +161,27 @@ def test_later_than_lateness_keeps_the_breach_already_counted() -> None:
     s.add("contact.answered", 19, "voice", contact_id="c1")
     engine, _ = run(s.lines)
     assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1
+    assert value(engine, "support_contacts_answered_in_sla_total", **V) == 1
+
+
+@pytest.mark.parametrize(
+    ("clock", "breached"),
+    [(25.0, 0), (25.5, 1), (25.001, 1), (24.999, 0)],
+)
+def test_lateness_is_measured_from_the_clock_not_its_last_whole_second(
+    clock: float, breached: int
+) -> None:
+    # Deadline 20, lateness 5: an answer stamped 19 that arrives once the clock is past 25 is
+    # later than the allowed lateness (a live clock would have decided the deadline), also
+    # when the replay clock moved past 25 within the second it entered at 24.0 or 25.0 (a
+    # replay decides deadlines as the clock enters each whole second).
+    s = Stream()
+    _contact(s, "c1", 0)
+    s.add("contact.queued", math.floor(clock), "voice", queue="tech", contact_id="first")
+    s.add("contact.queued", clock, "voice", queue="tech", contact_id="other")
+    s.add("contact.answered", 19, "voice", contact_id="c1")
+    engine, _ = run(s.lines)
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == breached
     assert value(engine, "support_contacts_answered_in_sla_total", **V) == 1
 
 
