@@ -12,7 +12,9 @@ Without a state directory the same class keeps everything in memory (lost on res
 Bounded: at most ``max_size`` undelivered notifications; committing more drops the oldest ones
 (counted as ``dropped``, logged as ``outbox_full``): the newest state of an alert matters most.
 
-A failed sqlite write is logged (``outbox_write_failed``) and delivery goes on from memory.
+A failed sqlite write is logged (``outbox_write_failed``) and delivery goes on from memory; an
+outbox that cannot be opened (a full disk, a damaged file) is logged once
+(``outbox_open_failed``) and the daemon runs with it in memory.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import structlog
 
 from support_monitor.alerts.notify.message import Notification, decode, encode
@@ -63,7 +66,17 @@ class Outbox:
         if self.path is None:
             return Restored()
         async with self._lock:
-            restored = await asyncio.to_thread(self._open_sync, self.path)
+            try:
+                restored = await asyncio.to_thread(self._open_sync, self.path)
+            except (sqlite3.Error, OSError, msgspec.MsgspecError) as exc:  # full disk, damaged
+                log.error(  # noqa: TRY400 - one line, no traceback
+                    "outbox_open_failed",
+                    path=str(self.path),
+                    error=type(exc).__name__,
+                    detail=str(exc)[:200],
+                    consequence="alert state and notifications are kept in memory only",
+                )
+                return Restored()
         for n in restored.pending:
             self._remember(n)
         log.info(
@@ -74,13 +87,17 @@ class Outbox:
     def _open_sync(self, path: Path) -> Restored:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        for statement in _SCHEMA:
-            db.execute(statement)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            row = db.execute("SELECT body FROM kv WHERE name = 'state'").fetchone()
+            pending = [decode(b) for (b,) in db.execute("SELECT body FROM outbox ORDER BY seq")]
+        except BaseException:
+            db.close()
+            raise
         self._db = db
-        row = db.execute("SELECT body FROM kv WHERE name = 'state'").fetchone()
-        pending = [decode(body) for (body,) in db.execute("SELECT body FROM outbox ORDER BY seq")]
         return Restored(state=bytes(row[0]) if row else None, pending=pending)
 
     async def close(self) -> None:

@@ -10,12 +10,16 @@
   activation of the same labels is not acknowledged.
 - **Signed acknowledge links**: HMAC-SHA256 over the fingerprint and the expiry time, with a key
   from ``console.signing_key_file`` or, when unset, a random key generated once and stored with
-  mode 0600 as ``console.key`` in ``notifiers.state_dir``.
+  mode 0600 as ``console.key`` in ``notifiers.state_dir`` (written whole or not at all; a file
+  under 16 bytes, from an interrupted write, is replaced; a disk that refuses the write leaves
+  this run signing with a key of its own, logged as ``console_key_not_saved``).
 
 Both live in ``console.sqlite3`` in ``notifiers.state_dir`` (sqlite, WAL, every call in
 ``asyncio.to_thread`` under one lock, never on the event loop), so they survive restarts with the
 alert state; without a state directory they are kept in memory only. A failed write is logged
-(``console_write_failed``) and the change is kept in memory.
+(``console_write_failed``) and the change is kept in memory; a store that cannot be opened (a
+full disk, a damaged file) is logged once (``console_store_unavailable``) and the console runs
+from memory.
 
 Bounds: at most ``console.max_silences`` silences (expired ones are purged a day after their
 end, and before a create is refused); acknowledgements of activations that no longer exist are
@@ -51,6 +55,10 @@ log = structlog.get_logger("support_monitor.alerts.silences")
 
 FILENAME = "console.sqlite3"
 KEY_FILENAME = "console.key"
+KEY_BYTES = 32
+"""A generated signing key: 256 random bits."""
+MIN_KEY_BYTES = 16
+"""The shortest key signed with (128 bits): a configured key file, or a generated one read back."""
 PURGE_AFTER = 86400.0
 """Expired silences are kept (listed as ``expired``) this long after their end, then purged."""
 MAX_TEXT = 1000
@@ -234,21 +242,62 @@ def load_signing_key(key_file: Path | None, state_dir: Path | None) -> bytes:
         except OSError as exc:
             msg = f"console.signing_key_file: cannot read {key_file}: {exc.strerror}"
             raise ValueError(msg) from None
-        if len(key) < 16:  # 128 bits
+        if len(key) < MIN_KEY_BYTES:
             msg = f"console.signing_key_file: {key_file} holds under 16 bytes"
             raise ValueError(msg)
         return key
     if state_dir is None:
-        return secrets.token_bytes(32)
+        return secrets.token_bytes(KEY_BYTES)
     path = state_dir / KEY_FILENAME
-    state_dir.mkdir(parents=True, exist_ok=True)
+    kept = _read_key(path)
+    if kept is not None and len(kept) >= MIN_KEY_BYTES:
+        return kept
+    if kept is not None:  # a write cut short before the key was written whole: never sign
+        log.warning("console_key_replaced", path=str(path), held_bytes=len(kept))
+    key = secrets.token_bytes(KEY_BYTES)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+        return _store_key(path, key)
+    except OSError as exc:  # a full or read-only disk: sign with this run's key
+        log.error(  # noqa: TRY400 - one line, no traceback
+            "console_key_not_saved",
+            path=str(path),
+            error=exc.strerror or type(exc).__name__,
+            consequence="acknowledge links sent now stop working after a restart",
+        )
+        return key
+
+
+def _read_key(path: Path) -> bytes | None:
+    """The stored key file's bytes, ``None`` when there is none."""
+    try:
         return path.read_bytes()
-    key = secrets.token_bytes(32)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        msg = f"notifiers.state_dir: cannot read {path}: {exc.strerror}"
+        raise ValueError(msg) from None
+
+
+def _store_key(path: Path, key: bytes) -> bytes:
+    """Write ``key`` whole (a private temporary file, fsynced, then linked into place), or
+    return the key another process stored first. A key file is never seen half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            kept = path.read_bytes()
+            if len(kept) >= MIN_KEY_BYTES:
+                return kept
+            tmp.replace(path)  # the short file of an interrupted write
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 
@@ -329,7 +378,17 @@ class ConsoleStore:
         if self.path is None:
             return
         async with self._lock:
-            loaded = await asyncio.to_thread(self._open_sync, self.path)
+            try:
+                loaded = await asyncio.to_thread(self._open_sync, self.path)
+            except (sqlite3.Error, OSError, msgspec.MsgspecError) as exc:  # full disk, damaged
+                log.error(  # noqa: TRY400 - one line, no traceback
+                    "console_store_unavailable",
+                    path=str(self.path),
+                    error=type(exc).__name__,
+                    detail=str(exc)[:200],
+                    consequence="silences and acknowledgements are kept in memory only",
+                )
+                return
         self.silences = {s.id: s for s in loaded.silences}
         self.acks = {(a.fingerprint, a.active_at): a for a in loaded.acks}
         log.info("console_state_restored", silences=len(self.silences), acks=len(self.acks))
@@ -337,13 +396,17 @@ class ConsoleStore:
     def _open_sync(self, path: Path) -> _Loaded:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        for statement in _SCHEMA:
-            db.execute(statement)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            silences = [_silence_decode(row[0]) for row in db.execute("SELECT body FROM silences")]
+            acks = [_ack_decode(row[0]) for row in db.execute("SELECT body FROM acks")]
+        except BaseException:
+            db.close()
+            raise
         self._db = db
-        silences = [_silence_decode(row[0]) for row in db.execute("SELECT body FROM silences")]
-        acks = [_ack_decode(row[0]) for row in db.execute("SELECT body FROM acks")]
         return _Loaded(silences, acks)
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.alerts.fakes import Reply, SlackLike
 from tests.alerts.helpers import sig
@@ -357,3 +358,17 @@ def test_a_firing_page_says_when_its_value_is_not_past_the_alert_level():
     alerting.evaluate(T0)
     firing = next(r for r in records if r["state"] == "firing")["annotations"]
     assert (firing["summary"], firing["description"]) == ("voice: waited 40s", "Long.")
+
+
+async def test_an_outbox_that_cannot_open_delivers_from_memory(tmp_path):
+    # A damaged (or, on a full disk, uncreatable) outbox file: one log line, and pages still go.
+    (tmp_path / "alerts.sqlite3").write_bytes(b"not a database, " * 64)
+    async with SlackLike() as server:
+        alerting, source, stats = make(server.url, tmp_path)
+        with capture_logs() as logs:
+            async with delivering(alerting):
+                source.signals = [sig()]
+                alerting.evaluate(T0)
+                await wait_for(lambda: len(server.received) == 1)
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["outbox_open_failed"]
+    assert stats.notifications == Counter({("slack", "ok"): 1})

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from support_monitor.alerts.planner import Planner
 from support_monitor.alerts.routing import Router
@@ -136,6 +137,51 @@ def test_generated_key_is_private_and_kept(tmp_path: Path) -> None:
     key_file.write_bytes(b"123")
     with pytest.raises(ValueError, match="under 16 bytes"):
         load_signing_key(key_file, tmp_path)
+
+
+def test_a_short_key_file_is_replaced_not_signed_with(tmp_path: Path) -> None:
+    # An interrupted write (a full disk) left console.key empty: an empty HMAC key would let
+    # anyone forge acknowledge links, so it is replaced by a whole new key and kept.
+    (tmp_path / "console.key").write_bytes(b"")
+    with capture_logs() as logs:
+        key = load_signing_key(None, tmp_path)
+    assert len(key) == 32
+    assert (tmp_path / "console.key").read_bytes() == key
+    assert load_signing_key(None, tmp_path) == key
+    assert [e["event"] for e in logs] == ["console_key_replaced"]
+    assert stat.S_IMODE((tmp_path / "console.key").stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["console.key"]  # no temporary left
+    forged = AckSigner(b"", None, 3600).signature("f1", int(T) + 60)
+    assert AckSigner(key, None, 3600).check("f1", str(int(T) + 60), forged, T) is not None
+
+
+def test_a_disk_that_refuses_the_key_leaves_no_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", full)
+    with capture_logs() as logs:
+        key = load_signing_key(None, tmp_path)
+    assert len(key) == 32
+    assert list(tmp_path.iterdir()) == []  # neither a key file nor a temporary one
+    assert [(e["event"], e["error"]) for e in logs] == [
+        ("console_key_not_saved", "No space left on device")
+    ]
+    monkeypatch.undo()
+    assert load_signing_key(None, tmp_path) != key  # the next start writes its own
+
+
+async def test_a_store_that_cannot_open_runs_from_memory(tmp_path: Path) -> None:
+    (tmp_path / "console.sqlite3").write_bytes(b"not a database, " * 64)
+    store = ConsoleStore(tmp_path, max_silences=2)
+    with capture_logs() as logs:
+        await store.open()
+        await store.add_silence(_silence(_body()), T)
+    assert [e["event"] for e in logs] == ["console_store_unavailable"]
+    assert len(store.silences) == 1
+    await store.close()
 
 
 async def test_silences_and_acks_survive_a_restart(tmp_path: Path) -> None:
