@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +14,7 @@ from support_monitor.alerts.runtime import PlanSink, TransitionSink
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.consume import consume
 from support_monitor.monitor.deadletter import DeadLetter, DeadLetterSink, JsonlDeadLetters
+from support_monitor.monitor.durations import format_duration
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.errors import ConfigError, SupportMonitorError
 from support_monitor.monitor.events import EARLIEST_TS, LATEST_TS
@@ -59,6 +60,10 @@ def parse_until(text: str) -> float:
     if not EARLIEST_TS <= value < LATEST_TS:  # also NaN and the infinities
         raise ValueError(f"--until {text!r} is not between 1970 and 8999 (UTC)")
     return value
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -110,6 +115,16 @@ async def replay_road(
     try:
         async with FileSource(path) as source:
             await consume(source, pipeline, sink)
+        gap = settings.ingest.max_replay_gap
+        if until is not None and math.isfinite(engine.now) and until - engine.now > gap:
+            # Every hour up to --until is judged as a tick would (hourly baselines learn it):
+            # bounded like the gap between two events.
+            msg = (
+                f"--until {_utc(until)} is {until - engine.now:.0f} s after the file's last "
+                f"event time ({_utc(engine.now)}): more than ingest.max_replay_gap "
+                f"({format_duration(gap)}); raise it to replay that far"
+            )
+            raise ConfigError(msg)
         final = engine.now if until is None else max(engine.now, until)
         if until is not None and until < engine.now:
             structlog.get_logger("support_monitor.replay").warning(

@@ -176,6 +176,34 @@ def test_replay_refuses_an_until_outside_the_years_of_event_times(
     assert f"--until {until!r} is not between 1970 and 8999 (UTC)" in result.stderr
 
 
+@pytest.mark.parametrize(("after", "code"), [(3600, 0), (3601, 2)])
+def test_replay_bounds_until_after_the_last_event_like_an_event_gap(
+    tmp_path: Path, after: int, code: int
+) -> None:
+    # Every hour up to --until is judged as a tick would (the hourly baselines learn it): a
+    # --until years after the last event took hours. It is held to ingest.max_replay_gap.
+    data = json.loads(json.dumps(CONFIG))
+    data["ingest"] = {"max_replay_gap": "1h"}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="a")
+    events = tmp_path / "e.jsonl"
+    events.write_text(s.text(), encoding="utf-8")
+    until = datetime.fromtimestamp(T0 + after, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = cli("replay", str(events), "--config", str(config), "--until", until, check=False)
+    assert result.returncode == code
+    if code:
+        assert result.stdout == ""
+        assert (
+            f"--until {until} is 3601 s after the file's last event time (2026-03-02T09:00:00Z): "
+            "more than ingest.max_replay_gap (1h)"
+        ) in result.stderr
+    else:
+        vb = (("channel", "voice"), ("queue", "billing"))
+        assert samples(result.stdout)["support_queue_oldest_wait_seconds", vb] == 3600
+
+
 def test_replay_never_writes_to_the_file_it_reads(config: Path, tmp_path: Path) -> None:
     events = tmp_path / "e.jsonl"
     original = b"not an event\n"
