@@ -95,10 +95,11 @@ class AlertRule(_Model):
 
 
 DASHBOARD_URL = (
-    "{dashboard_base_url}/d/support-channel?var-channel={channel}"
+    "{dashboard_base_url}/d/support-channel?var-channel={channel}{dashboard_window}"
     "&from={dashboard_from}&to={dashboard_to}"
 )
-"""The default rules' ``dashboard_url``: the channel dashboard over the incident's time range."""
+"""The default rules' ``dashboard_url``: the channel dashboard over the incident's time range,
+on the window the rule's detector judges when it judges one (``{dashboard_window}``)."""
 
 
 def _rule(

@@ -14,9 +14,9 @@ contact in a window) is NaN and renders as ``n/a``; a phrase that does not apply
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from support_monitor.detectors.config import LONGEST, SHORTEST, resolve_window
+from support_monitor.detectors.config import LONGEST, SHORTEST, DetectorSettings, resolve_window
 from support_monitor.monitor.durations import format_duration as duration
 from support_monitor.monitor.engine.clocks import CLOCKS
 from support_monitor.monitor.engine.engine import Engine
@@ -42,6 +42,26 @@ FACT_NAMES = (
     "category_phrase",
 )
 """Template variables ``channel_facts`` sets (each one always, NaN or "" when unknown)."""
+
+
+def judged_windows(detectors: DetectorSettings, windows: Sequence[str]) -> dict[str, str]:
+    """Detector instance name -> the one configured window it judges (``shortest``/``longest``
+    resolved), for the detectors that judge a single window: the thresholds on a windowed gauge
+    (``abandon_rate`` and ``csat_low`` by default), ``complaint_spike``, ``backlog_growth`` and
+    the customer-voice detectors. The others (``sla_burn``'s window pairs, ``tickets_at_risk``'s
+    rate windows, the live and staffing detectors) are not in it."""
+    single = {
+        "complaint_spike": detectors.complaint_spike.window,
+        "backlog_growth": detectors.backlog_growth.window,
+        "containment_drop": detectors.containment_drop.window,
+        "negative_sentiment": detectors.negative_sentiment.window,
+        "nps_drop": detectors.nps_drop.window,
+    }
+    out = {name: resolve_window(window, windows) for name, window in single.items()}
+    for threshold in detectors.thresholds:
+        if threshold.window is not None:
+            out[threshold.name] = resolve_window(threshold.window, windows)
+    return out
 
 
 def _windows(ch: ChannelRuntime, labels: Mapping[str, str]) -> tuple[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from support_monitor.alerts.config import AlertRule, AlertSettings
 from support_monitor.alerts.links import keep_links
@@ -22,6 +23,12 @@ DASHBOARD_BEFORE = 1800.0
 """``{dashboard_from}`` starts this long before the alert became active (the lead-up)."""
 DASHBOARD_AFTER = 300.0
 """A resolved alert's ``{dashboard_to}`` ends this long after it resolved."""
+
+
+def dashboard_window(window: str) -> str:
+    """``&var-window=<window>`` for a Grafana link (the dashboards' ``window`` variable), or ""
+    without a window (the dashboard's default window then)."""
+    return f"&var-window={quote(window, safe='')}" if window else ""
 
 
 def clock_time(ts: float) -> str:
@@ -73,6 +80,10 @@ class CompiledRule:
         self.upward: bool | None = None
         """Whether a higher value is worse for the rule's detector (set by ``Alerting`` from
         the detector suite; None: unknown). Copied to its alerts for the notifiers."""
+        self.window = ""
+        """The configured window the rule's detector judges (set by ``Alerting`` from the
+        detector settings, ``alerts.facts.judged_windows``; "": none or several): the
+        ``{window}`` of its templates, and ``{dashboard_window}`` opens the dashboard on it."""
         self._now = math.nan
         self._active_at: float | None = None
         """``active_at`` of the alert being rendered (``_render``), for ``annotations``."""
@@ -156,8 +167,10 @@ class CompiledRule:
         data: dict[str, str | float] = {}
         if self._facts is not None and math.isfinite(now):
             data.update(self._facts(as_dict.get("channel", ""), as_dict, now))
+        data["window"] = self.window
         data.update(as_dict)
         data.update(self._links)
+        data["dashboard_window"] = dashboard_window(self.window)
         data.update(
             value=value,
             score=value,

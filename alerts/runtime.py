@@ -21,7 +21,7 @@ import structlog
 
 from support_monitor.alerts import persist
 from support_monitor.alerts.config import AlertSettings, NotifierSettings, SlackReceiver
-from support_monitor.alerts.facts import channel_facts
+from support_monitor.alerts.facts import channel_facts, judged_windows
 from support_monitor.alerts.inhibit import Inhibitor
 from support_monitor.alerts.notify.alertmanager import AlertmanagerClient, am_alert, mark_sent
 from support_monitor.alerts.notify.delivery import (
@@ -179,10 +179,18 @@ class Alerting:
     # --- evaluation (sync, on every tick) ---------------------------------------------------
 
     def _directions(self) -> None:
-        """Tell each rule whether a higher value is worse for its detector."""
+        """Tell each rule whether a higher value is worse for its detector, and which window
+        it judges (for the dashboard links)."""
         upward = {d.name: d.upward for d in getattr(self.suite, "detectors", ())}
+        detectors = getattr(self.suite, "settings", None)
+        windows = (
+            judged_windows(detectors, self._engine.settings.windows)
+            if isinstance(detectors, DetectorSettings)
+            else {}
+        )
         for rule in self.rules:
             rule.upward = upward.get(rule.rule.detector)
+            rule.window = windows.get(rule.rule.detector, "")
 
     def _facts(
         self, channel: str, labels: Mapping[str, str], now: float

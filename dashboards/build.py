@@ -37,7 +37,9 @@ BUILTIN_VARIABLES = {
     "__range": "1h",
 }
 ALL_VALUE = ".*"
-_VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)(?::\w+)?\}|([A-Za-z_]\w*))")
+"""A template variable reference; `$1` and `${1}` are regex group references (label_replace's
+replacement), which Grafana leaves alone as no variable has that name."""
 
 
 def build_all() -> dict[str, dict[str, object]]:

@@ -51,7 +51,40 @@ AGENT_STATE_COLOURS = (
 OVERLOADED = 1  # `support_estimated_wait_seconds == bool +Inf`
 
 
-def _increase(metric: str, by: str, window: str = "$window") -> str:
+WINDOW_RANGE = "window_range"
+"""Hidden variable: `$window` as a PromQL range, for the panels that recompute a windowed gauge
+from the counters (`increase(...[$window_range])`)."""
+RANGE_LABEL = "range"
+_RANGE_STEPS = (
+    # (regex, replacement) applied in turn to the `range` label, which starts as `$window`;
+    # label_replace's regex is anchored, so each step rewrites only the names it spells out
+    ("([0-9]+)", "${1}s"),  # seconds as written in the config (`300`)
+    ("([0-9]+)[.]([0-9])", "${1}s${2}00ms"),  # `90.5`: PromQL durations have no fractions
+    ("([0-9]+)[.]([0-9]{2})", "${1}s${2}0ms"),
+    ("([0-9]+)[.]([0-9]{3})[0-9]*", "${1}s${2}ms"),  # to the millisecond
+    ("today", "$__range"),  # the day so far has no fixed length: the dashboard's time range
+)
+
+
+def window_range_query() -> str:
+    """The `window_range` variable's query: a one-series `query_result` whose `range` label is
+    `$window` as a PromQL duration. A window in Prometheus' syntax (`5m`, `1h30m`) stays as it
+    is, plain seconds get their unit (`300` -> `300s`, `90.5` -> `90s500ms`), and `today` becomes
+    `$__range` (Grafana fills it in when the variable refreshes, on every time range change).
+    Built from `vector(1)`, so it has a value even before the daemon exported anything."""
+    expr = f'label_replace(vector(1), "{RANGE_LABEL}", "$window", "", "")'
+    for regex, replacement in _RANGE_STEPS:
+        expr = (
+            f'label_replace({expr}, "{RANGE_LABEL}", "{replacement}", "{RANGE_LABEL}", "{regex}")'
+        )
+    return f"query_result({expr})"
+
+
+WINDOW_RANGE_REGEX = f'/{RANGE_LABEL}="([^"]+)"/'
+"""Grafana's variable regex: the `range` label of the query_result line is the value."""
+
+
+def _increase(metric: str, by: str, window: str = f"${WINDOW_RANGE}") -> str:
     return f"sum by ({by}) (increase({metric}{{{LIVE}}}[{window}]))"
 
 
@@ -107,14 +140,17 @@ def build() -> dashboard_builders.Dashboard:
                 include_all=True,
             )
         )
+        .with_variable(common.window_variable())
         .with_variable(
             common.query_variable(
-                "window",
-                "Window",
-                "label_values(support_service_level_ratio, window)",
+                WINDOW_RANGE,
+                "Window range",
+                window_range_query(),
                 multi=False,
                 include_all=False,
-                default="5m",
+                default=common.DEFAULT_WINDOW,
+                hide=True,
+                regex=WINDOW_RANGE_REGEX,
             )
         )
         .annotation(
@@ -208,13 +244,16 @@ def _service_panels(ids: PanelIds) -> list[timeseries.Panel]:
                 query(service_level_from_counters("channel"), "{{channel}} counters", "B"),
             ],
             "support_service_level_ratio over $window, and the same formula from the counters "
-            "(increase over $window; small differences come from Prometheus extrapolation).",
+            "(increase over $window; small differences come from Prometheus extrapolation). "
+            "With window 'today' the counters cover the dashboard's time range instead (pick "
+            "'Today so far' to compare).",
         ),
         _ratio_panel(
             ids(),
             "Service level by queue (counters)",
             [query(service_level_from_counters("channel, queue"), "{{channel}}/{{queue}}")],
-            "Answered in SLA / (answered + abandoned - short abandoned) per queue over $window.",
+            "Answered in SLA / (answered + abandoned - short abandoned) per queue over $window "
+            "(with 'today': over the dashboard's time range).",
         ),
         common.timeseries_panel(
             ids(),

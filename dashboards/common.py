@@ -415,12 +415,14 @@ def query_variable(
     include_all: bool,
     default: str | None = None,
     hide: bool = False,
+    regex: str | None = None,
 ) -> dashboard_builders.QueryVariable:
     """A Prometheus label_values() variable; multi-value ones default to All, matched as `.*`.
 
     A hidden one (`hide`) has no picker: it follows the variables its query names, and its All
     is the list of its own values (no `.*`), so with no values it matches nothing rather than
-    every channel."""
+    every channel. `regex` is Grafana's variable regex: its first capture group of each result
+    line is the value (e.g. for a `query_result(...)` variable)."""
     variable = (
         dashboard_builders.QueryVariable(name)
         .label(label)
@@ -433,6 +435,8 @@ def query_variable(
     )
     if hide:
         variable = variable.hide(dashboard_models.VariableHide.HIDE_VARIABLE)
+    if regex is not None:
+        variable = variable.regex(regex)
     if include_all:
         if not hide:
             variable = variable.all_value(".*")
@@ -444,6 +448,21 @@ def query_variable(
             dashboard_models.VariableOption(selected=True, text=default, value=default)
         )
     return variable
+
+
+WINDOW_FAMILIES = "support_service_level_ratio|support_csat_ratio|support_complaints_window"
+"""Windowed families the `window` variable lists the windows of: every deployment exports
+`support_csat_ratio` and `support_complaints_window` for every channel (a tickets-only one has
+no `support_service_level_ratio`, which exists only for live channels)."""
+WINDOW_VALUES = f'label_values({{__name__=~"{WINDOW_FAMILIES}"}}, window)'
+DEFAULT_WINDOW = "5m"
+
+
+def window_variable() -> dashboard_builders.QueryVariable:
+    """`$window`: one of the daemon's configured windows (`5m` by default)."""
+    return query_variable(
+        "window", "Window", WINDOW_VALUES, multi=False, include_all=False, default=DEFAULT_WINDOW
+    )
 
 
 def dashboard(uid: str, title: str, description: str) -> dashboard_builders.Dashboard:

@@ -105,16 +105,7 @@ def build() -> dashboard_builders.Dashboard:
                 include_all=True,
             )
         )
-        .with_variable(
-            common.query_variable(
-                "window",
-                "Window",
-                "label_values(support_service_level_ratio, window)",
-                multi=False,
-                include_all=False,
-                default="5m",
-            )
-        )
+        .with_variable(common.window_variable())
         .annotation(
             common.alert_annotation(
                 "Alerts firing", f'support_alerts{{alertstate="firing",{CHANNEL}}}'
@@ -177,8 +168,8 @@ def _tile(
     time_from: str | None = None,
 ) -> stat.Panel:
     """A big tile titled with its label; the value fills the tile. `variable` is the repeated
-    row's channel variable (the drill-down link opens that channel); a ratio tile shows NaN and
-    no data as `empty`."""
+    row's channel variable (the drill-down link opens that channel in the board's `$window`); a
+    ratio tile shows NaN and no data as `empty`."""
     panel = common.stat_panel(
         panel_id,
         label,
@@ -200,7 +191,8 @@ def _tile(
     return panel.data_links(
         [
             dashboard_builders.DashboardLink("Channel drill-down").url(
-                f"/d/support-channel?var-channel=${{{variable}}}&${{__url_time_range}}"
+                f"/d/support-channel?var-channel=${{{variable}}}&var-window=${{window}}"
+                "&${__url_time_range}"
             )
         ]
     )
@@ -361,15 +353,20 @@ def _tiles(ids: PanelIds) -> list[stat.Panel]:
             _count("sum", f"support_tickets_at_risk{{{CHANNEL}}}"),
             unit="short",
             steps=thresholds(GREEN, (1, ORANGE), (5, RED)),
-            description="Open tickets whose first-response or resolution deadline is near.",
+            description=(
+                "Open tickets whose first-response, next-reply or resolution deadline is near."
+            ),
         ),
         _count_tile(
             ids(),
             "Alerts firing",
-            _count("count", f'support_alerts{{alertstate="firing",{CHANNEL}}}'),
+            _count("sum", f'support_alerts{{alertstate="firing",{CHANNEL}}}'),
             unit="short",
             steps=thresholds(GREEN, (1, RED)),
-            description="Alerts firing now for this channel (support_alerts).",
+            description=(
+                "Alerts firing now for this channel: the sum of support_alerts, whose value is "
+                "the number of alerts in each series (one series can hold several)."
+            ),
         ),
     ]
 

@@ -18,6 +18,7 @@ from typing import Any
 from support_monitor.alerts.rules import CompiledRule
 from support_monitor.alerts.silences import ACK_URL, ConsoleStore, Silence, format_time
 from support_monitor.alerts.state import Alert, AlertState
+from support_monitor.monitor.engine.clocks import CLOCKS
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES
 from support_monitor.monitor.engine.state import ChannelRuntime
@@ -71,6 +72,7 @@ def channel_view(channel: ChannelRuntime, now: float) -> dict[str, Any]:
         "answerSeconds": settings.answer_seconds,
         "serviceLevelTarget": settings.service_level_target,
         "firstResponseSeconds": settings.first_response_seconds,
+        "nextReplySeconds": settings.next_reply_seconds,
         "resolutionSeconds": settings.resolution_seconds,
         "waiting": _live(channel, "support_queue_waiting", now),
         "oldestWaitSeconds": _oldest(channel, now),
@@ -78,7 +80,7 @@ def channel_view(channel: ChannelRuntime, now: float) -> dict[str, Any]:
         "ticketsOpen": _live(channel, "support_tickets_open", now),
         "ticketsAtRisk": {
             sla: _live(channel, "support_tickets_at_risk", now, sla)
-            for sla in ("first_response", "resolution")
+            for sla in CLOCKS  # first_response, next_reply, resolution: as the wall board
         },
         "windows": windows,
     }

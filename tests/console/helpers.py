@@ -67,8 +67,14 @@ class Running:
 
 @asynccontextmanager
 async def running_console(
-    state_dir: Path, *, token: str | None = TOKEN, until: float = 100.0, **console: Any
+    state_dir: Path,
+    *,
+    token: str | None = TOKEN,
+    until: float = 100.0,
+    config: dict[str, Any] | None = None,
+    **console: Any,
 ) -> AsyncIterator[Running]:
+    """``config``: more top-level settings (e.g. ``channels``) for the daemon's config."""
     console_cfg: dict[str, Any] = {"external_url": "https://monitor.example", **console}
     if token is not None:
         token_file = state_dir / "token"
@@ -78,6 +84,7 @@ async def running_console(
         alerts={"rules": RULES},
         notifiers={"state_dir": str(state_dir)},
         console=console_cfg,
+        **(config or {}),
     )
     engine = Engine(cfg)
     stats = DaemonStats()

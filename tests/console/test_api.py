@@ -330,3 +330,32 @@ async def test_signed_link_confirms_then_acknowledges(tmp_path: Path) -> None:
             ("LongWait", "firing")
         ]
         json.dumps(status)  # plain JSON throughout
+
+
+def test_tickets_at_risk_count_every_ticket_clock() -> None:
+    # the tile counted first response and resolution only; the wall board and the
+    # TicketsAtRisk alert also count next reply
+    from support_monitor.monitor.console.views import channel_view  # noqa: PLC0415
+    from tests.support import run, settings  # noqa: PLC0415
+
+    cfg = settings(
+        channels={
+            "email": {
+                "first_response_seconds": 3600,
+                "next_reply_seconds": 600,
+                "next_reply_warning_seconds": 300,
+                "resolution_seconds": 86400,
+                "queues": ["default"],
+            }
+        }
+    )
+    stream = Stream()
+    for i in range(3):
+        stream.add("ticket.created", 0, "email", ticket_id=f"t{i}")
+        stream.add("ticket.responded", 10, "email", ticket_id=f"t{i}")
+        stream.add("ticket.customer_replied", 100, "email", ticket_id=f"t{i}")
+    # next reply due at 700, at risk from 400
+    engine, _ = run(stream.lines, cfg, until=410)
+    email = channel_view(engine.channels["email"], engine.now)
+    assert email["ticketsAtRisk"] == {"first_response": 0, "next_reply": 3, "resolution": 0}
+    assert email["nextReplySeconds"] == 600

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest_services import unavailable
 from tests.console.helpers import TOKEN, running_console
-from tests.support import Stream
+from tests.support import T0, Stream
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TIMEOUT = 60.0
@@ -230,6 +230,39 @@ async def test_status_page_in_chromium(tmp_path: Path) -> None:
         await tab.wait_for("document.documentElement.scrollWidth <= 390 ? 'fits' : 'wider'", "fits")
         await tab.screenshot("console-phone.png")
     assert (ARTIFACTS / "console-phone.png").stat().st_size > 1000
+
+
+async def test_tickets_at_risk_tile_counts_next_reply(tmp_path: Path) -> None:
+    # the page added first response and resolution only; next reply counts too (as on the
+    # wall board and in the TicketsAtRisk alert)
+    state = tmp_path / "state"
+    state.mkdir()
+    email = {
+        "first_response_seconds": 3600,
+        "next_reply_seconds": 90,
+        "next_reply_warning_seconds": 60,
+        "resolution_seconds": 86400,
+        "queues": ["default"],
+    }
+    channels = {"voice": {"answer_seconds": 20, "queues": ["billing", "tech"]}, "email": email}
+    stream = Stream()
+    stream.add("ticket.responded", 100, "email", ticket_id="t1", event_id="r1")
+    stream.add("ticket.customer_replied", 100, "email", ticket_id="t1", event_id="c1")
+    async with (
+        running_console(state, refresh_seconds=1, config={"channels": channels}) as run,
+        chromium(tmp_path / "p") as tab,
+    ):
+        run.feed(*stream.lines)
+        run.engine.flush(T0 + 140)  # t1's next reply is due at 190, at risk from 130
+        assert run.engine.channels["email"].queues["default"].at_risk[1] == 1
+        await tab.call("Page.enable")
+        await tab.call("Page.navigate", url=run.base + "/")
+        await tab.wait_for(_tile("email", "tickets-at-risk"), "1")
+        note = (
+            'document.querySelector(\'[data-channel="email"] [data-tile="tickets-at-risk"]'
+            " .note').textContent"
+        )
+        assert await tab.evaluate(note) == "first response 0, next reply 1, resolution 0"
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")

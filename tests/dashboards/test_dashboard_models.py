@@ -229,7 +229,13 @@ def test_template_variables_are_valid(name):
             continue
         assert variable["type"] == "query"
         assert variable["datasource"] == DATASOURCE
-        assert re.fullmatch(r"label_values\((.+), *\w+\)", variable["query"]), variable["query"]
+        if variable["name"] == "window_range":
+            # the drill-down's hidden $window as a PromQL range (test_window_range_* below)
+            assert variable["query"].startswith("query_result(label_replace(")
+            assert variable["hide"] == 2
+            assert variable["regex"]
+        else:
+            assert re.fullmatch(r"label_values\((.+), *\w+\)", variable["query"]), variable["query"]
         assert variable["current"]["value"]
         if variable.get("includeAll"):
             if variable.get("hide") == 2:
@@ -653,3 +659,53 @@ def test_models_round_trip_through_the_sdk_schema(name):
         for key in INTERVAL_ONLY_KEYS:
             variable.pop(key, None)
     assert again == model
+
+
+def _variable(model: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(v for v in model["templating"]["list"] if v["name"] == name)
+
+
+@pytest.mark.parametrize("name", ["support-wallboard.json", "support-channel.json"])
+def test_window_lists_windows_every_deployment_exports(name):
+    # support_service_level_ratio exists only for live channels: a tickets-only deployment
+    # (only email) had no window to pick. CSAT and complaints are windowed for every channel.
+    query = _variable(MODELS[name], "window")["query"]
+    match = re.fullmatch(r'label_values\(\{__name__=~"([^"]+)"\}, *window\)', query)
+    assert match, query
+    families = set(match.group(1).split("|"))
+    assert {"support_csat_ratio", "support_complaints_window"} <= families
+    assert _variable(MODELS[name], "window")["current"]["value"] == "5m"
+
+
+def test_alerts_firing_tile_sums_the_alerts_of_each_series():
+    # one support_alerts series can hold several alerts (its value is their number)
+    tile = next(
+        p for p in _panels(MODELS["support-wallboard.json"]) if p["title"] == "Alerts firing"
+    )
+    (target,) = tile["targets"]
+    assert target["expr"].startswith("sum by (channel) (support_alerts{"), target["expr"]
+    assert "count" not in target["expr"]
+
+
+def test_wall_board_tiles_open_the_drill_down_in_the_boards_window():
+    for _, panels in _wall_board_sections(MODELS["support-wallboard.json"]):
+        for panel in panels:
+            (link,) = panel["fieldConfig"]["defaults"]["links"]
+            assert "&var-window=${window}&" in link["url"], panel["title"]
+
+
+def test_counter_panels_use_the_window_as_a_range():
+    # `increase(...[$window])` broke on `today` and on windows written in seconds (`300`)
+    model = MODELS["support-channel.json"]
+    variable = _variable(model, "window_range")
+    assert "$window" in variable["query"]
+    assert "$__range" in variable["query"]  # today: the dashboard's range
+    assert variable["current"]["value"] == "5m"
+    assert variable["refresh"] == 2  # on time range change: $__range follows the picker
+    for title in ("Service level: gauge vs counters", "Service level by queue (counters)"):
+        exprs = [t["expr"] for t in _channel_panel(title)["targets"]]
+        counters = [e for e in exprs if "increase(" in e]
+        assert counters, title
+        for expr in counters:
+            assert "[$window]" not in expr
+            assert "[$window_range]" in expr

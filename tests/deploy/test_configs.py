@@ -242,12 +242,13 @@ def test_alertmanager_config_shape() -> None:
     for inhibit in rules:
         for key in ("source_matchers", "target_matchers"):
             for matcher in inhibit[key]:
-                match = re.fullmatch(r'(\w+) = "(.*)"', matcher)
+                match = re.fullmatch(r'(\w+) (=|=~) "(.*)"', matcher)
                 assert match, matcher
-                name, value = match.groups()
+                name, op, value = match.groups()
                 if name == "alertname":
-                    # a shipped alert (Prometheus health rules or the daemon's default rules)
-                    assert value in names | DAEMON_DEFAULT_ALERTS, matcher
+                    # shipped alerts (Prometheus health rules or the daemon's default rules)
+                    values = value.split("|") if op == "=~" else [value]
+                    assert set(values) <= names | DAEMON_DEFAULT_ALERTS, matcher
 
 
 DAEMON_DEFAULT_ALERTS = {rule.alert for rule in default_rules()}

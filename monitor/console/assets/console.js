@@ -57,11 +57,13 @@ function channelCard(ch) {
         "ratio " + pct(w.abandonRatio)));
     }
   }
-  if (ch.firstResponseSeconds !== null || ch.resolutionSeconds !== null) {
+  if (ch.firstResponseSeconds !== null || ch.nextReplySeconds !== null || ch.resolutionSeconds !== null) {
     tiles.push(tile("tickets-open", "Tickets open", ch.ticketsOpen));
-    const risk = ch.ticketsAtRisk.first_response + ch.ticketsAtRisk.resolution;
+    const atRisk = ch.ticketsAtRisk;
+    const risk = atRisk.first_response + atRisk.next_reply + atRisk.resolution;
     tiles.push(tile("tickets-at-risk", "Tickets at risk", risk,
-      "first response " + ch.ticketsAtRisk.first_response + ", resolution " + ch.ticketsAtRisk.resolution,
+      "first response " + atRisk.first_response + ", next reply " + atRisk.next_reply +
+      ", resolution " + atRisk.resolution,
       risk > 0 ? "warn" : "ok"));
   }
   for (const w of ch.windows) {
