@@ -225,6 +225,12 @@ class ThresholdSettings(_Model):
     sustained: SustainedLevel | None = None
     """Live gauges, one signal per channel (no ``per_queue``): also active while a lower level
     has held for most of the last minutes (:class:`SustainedLevel`); none: the level alone."""
+    service_level_evidence: float | None = Field(default=None, gt=0.5, lt=1)
+    """Live gauges of channels with live contacts: judged only while the channel's service
+    level over the shortest window is shown below its ``service_level_target`` at this
+    confidence (the one-sided Wilson upper bound of answered in SLA of offered is under the
+    target), or nothing was answered or abandoned in it. A customer waiting long while the
+    others are answered on time is then no page; none: no such condition."""
 
     def sustained_level(self, answer_seconds: float | None) -> float | None:
         """The ``sustained`` level for a channel (scaled by its T with ``relative_to``)."""
@@ -320,6 +326,12 @@ class ThresholdSettings(_Model):
                 f"{key}.min_volume: {self.metric} is not a ratio or quantile; it has no volume"
             )
         self._check_sustained(key, info.kind)
+        live_contacts = info.kind == "live" and info.needs == "live"
+        if self.service_level_evidence is not None and not live_contacts:
+            raise ValueError(
+                f"{key}.service_level_evidence: only a live gauge of live contacts (waiting, "
+                "oldest wait, breached waiting) is judged against the service level"
+            )
         value = self.value
         if info.ratio and not 0 <= value <= 1:
             raise ValueError(f"{key}.value: {value} is outside 0..1; {self.metric} is a ratio")
@@ -737,6 +749,8 @@ def _default_thresholds() -> tuple[ThresholdSettings, ...]:
             floor=120,
             # a collapse: waits past 3 x T most of the time, rarely one customer past the floor
             sustained=SustainedLevel(value=3, share=0.6, over=300.0, release=300.0),
+            # one customer waiting long while the others are answered on time is no incident
+            service_level_evidence=0.9,
         ),
         ThresholdSettings(
             name="abandon_rate",

@@ -57,10 +57,12 @@ class Stateful(Protocol):
 def detector_fingerprint(detector: Detector) -> str:
     """Digest of what a detector's state is only valid for: its settings, its channels and (the
     complaint spike) its window span. Stable across processes. A threshold without a ``cusum``
-    or a ``sustained`` level digests as it did before those keys existed, so its state survives
-    the upgrade; so does ``enabled`` of a threshold (only enabled ones run)."""
+    or a ``sustained`` level (or ``service_level_evidence``) digests as it did before those
+    keys existed, so its state survives the upgrade; so does ``enabled`` of a threshold (only
+    enabled ones run)."""
     settings = getattr(detector, "settings", None)
-    unset = {key for key in ("cusum", "sustained") if getattr(settings, key, 0) is None}
+    optional = ("cusum", "sustained", "service_level_evidence")
+    unset = {key for key in optional if getattr(settings, key, 0) is None}
     if isinstance(settings, ThresholdSettings):
         unset.add("enabled")
     parts = [

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from support_monitor.detectors.config import METRICS, ThresholdSettings
+from support_monitor.detectors.config import METRICS, SHORTEST, ThresholdSettings
 from support_monitor.detectors.evidence import wilson
 from support_monitor.detectors.readings import (
     Groups,
@@ -94,6 +94,8 @@ class ThresholdDetector(WorstExport):
         if settings.window is not None:
             self._window_i = window_index(windows, settings.window)
             self._window = list(windows)[self._window_i]
+        self._shortest_i = window_index(windows, SHORTEST)
+        """The shortest window's position: the service level of ``service_level_evidence``."""
         self._live_value = LIVE_GAUGES.get(settings.metric)
         self._window_value = WINDOW_GAUGES.get(settings.metric)
         self._keys: list[Any] = [None] * len(channels)
@@ -185,11 +187,14 @@ class ThresholdDetector(WorstExport):
                     peak = arm[2]
                 else:
                     key = values
+                met = self._service_level_met(ch)
+                if met:
+                    key = (key, met)
                 if key == last:  # live gauges are never NaN
                     continue
                 self._keys[i] = key
-                signals = self._live(channel, tuple(ch.queues), values)
-                if held is not None and held.active:
+                signals = self._live(channel, tuple(ch.queues), values, met)
+                if held is not None and held.active and not met:
                     signals = [self._sustained(channel, signals[0], held, readings.now, peak)]
             out[i] = signals
         self._groups = out.result()
@@ -312,15 +317,36 @@ class ThresholdDetector(WorstExport):
             ]
         )
 
+    def _service_level_met(self, ch: ChannelRuntime) -> str:
+        """With ``service_level_evidence``: why the channel's service level over the shortest
+        window is not shown below its target ("" when it is, when nothing was offered in it, or
+        without the setting)."""
+        confidence = self.settings.service_level_evidence
+        target = ch.settings.service_level_target
+        if confidence is None or target is None:
+            return ""
+        agg = ch.windows.totals[self._shortest_i]
+        n = offered(agg)
+        if n == 0:
+            return ""
+        _, upper = wilson(agg.answered_in_sla, n, confidence)
+        if upper < target:
+            return ""
+        return (
+            f"service level {agg.answered_in_sla / n:.0%} of {n} over "
+            f"{ch.windows.names[self._shortest_i]} not shown below the {target:.0%} target "
+            f"(upper bound {upper:.0%} at {confidence:g})"
+        )
+
     def _live(
-        self, channel: str, queues: tuple[str, ...], values: tuple[float, ...]
+        self, channel: str, queues: tuple[str, ...], values: tuple[float, ...], guard: str = ""
     ) -> list[Signal]:
         s = self.settings
         how = s.effective_aggregate
         if s.per_queue:
             per_queue = dict(zip(queues, values, strict=True))
-            return [self._judge(channel, q, v, "") for q, v in sorted(per_queue.items())]
-        return [self._judge(channel, "", _combine(list(values), how), "")]
+            return [self._judge(channel, q, v, guard) for q, v in sorted(per_queue.items())]
+        return [self._judge(channel, "", _combine(list(values), how), guard)]
 
     def _judge(
         self,

@@ -126,9 +126,34 @@ def test_longest_wait_relative_to_each_channels_answer_target() -> None:
 
 
 @pytest.mark.parametrize(
+    ("in_sla", "active"),
+    # one-sided Wilson upper bound of k of 10 at 0.9 (z = 1.2816), target 0.8:
+    # 10 -> 1.0, 7 -> 0.846 (not shown below 0.8), 5 -> 0.688, 0 -> 0.141
+    [(10, False), (7, False), (5, True), (0, True), (None, True)],
+)
+def test_longest_wait_with_service_level_evidence(in_sla: int | None, active: bool) -> None:
+    # One voice customer waits from 0 s; ten others queue at 60-78 s and are answered 5 s
+    # (in SLA) or 21 s (late) later. At 121 s the oldest wait is past 120 s: the detector pages
+    # only while the 5-minute service level is shown below the 80% target at 0.9 (or nothing
+    # was offered in it: ``None``).
+    feed = Feed(only({"thresholds": [{**WAIT_T, "service_level_evidence": 0.9}]}))
+    feed.event("contact.queued", 0, "voice", contact_id="v", queue="billing")
+    for i in range(10 if in_sla is not None else 0):
+        queued = 60 + 2 * i
+        feed.event("contact.queued", queued, "voice", contact_id=f"c{i}", queue="tech")
+        wait = 5 if in_sla is not None and i < in_sla else 21
+        feed.event("contact.answered", queued + wait, "voice", contact_id=f"c{i}")
+    signal = pick(feed.tick(121), "longest_wait", "voice")
+    assert signal.active is active
+    if in_sla is not None and not active:
+        assert f"service level {in_sla * 10}% of 10 over 5m not shown below" in signal.summary
+
+
+@pytest.mark.parametrize(
     ("block", "message"),
     [
         ({**WAIT_T, "confidence": 0.99}, "thresholds[0].confidence"),
+        ({**ABANDON, "service_level_evidence": 0.9}, "thresholds[0].service_level_evidence"),
         ({**ABANDON, "relative_to": "answer_seconds"}, "thresholds[0].relative_to"),
         ({**ABANDON, "floor": 30}, "thresholds[0].floor"),
     ],
