@@ -93,6 +93,8 @@ class AlertmanagerClient:
         self._stats = stats
         self._timeout = timeout
         self._token = token
+        self._failed: dict[int, int] = {}
+        """Per Alertmanager (its index) in an outage: the posts that failed since it began."""
 
     async def post(self, alerts: list[dict[str, Any]]) -> list[bool]:
         """Post one batch to every Alertmanager; True per URL that accepted it."""
@@ -114,7 +116,7 @@ class AlertmanagerClient:
             status, _, _ = await exchange(self._client, url, body, headers, self._timeout)
         except (httpx.TransportError, TimeoutError) as exc:
             self._stats.notifications[(NOTIFIER, "failed")] += 1
-            log.warning("alertmanager_unreachable", url_index=index, error=type(exc).__name__)
+            self._failing("alertmanager_unreachable", index, error=type(exc).__name__)
             return False
         except Exception as exc:  # noqa: BLE001 - a post's failure must not stop the daemon
             self._stats.notifications[(NOTIFIER, "failed")] += 1
@@ -124,7 +126,17 @@ class AlertmanagerClient:
             return False
         if 200 <= status < 300:
             self._stats.notifications[(NOTIFIER, "ok")] += 1
+            failed = self._failed.pop(index, 0)
+            if failed:
+                log.warning("alertmanager_recovered", url_index=index, failed_posts=failed)
             return True
         self._stats.notifications[(NOTIFIER, "failed")] += 1
-        log.warning("alertmanager_rejected", url_index=index, status=status)
+        self._failing("alertmanager_rejected", index, status=status)
         return False
+
+    def _failing(self, event: str, index: int, **detail: object) -> None:
+        """A failed post: a warning for the first of an outage of that Alertmanager (until a
+        post to it succeeds, ``alertmanager_recovered``), debug lines for the rest."""
+        failed = self._failed.get(index, 0)
+        self._failed[index] = failed + 1
+        (log.debug if failed else log.warning)(event, url_index=index, **detail)

@@ -123,6 +123,10 @@ class Deliverer:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
         self._retries: dict[str, _Retry] = {}
         self._paused_until = -math.inf
+        self._outage: tuple[float, int] | None = None
+        """While the receiver fails: (when its first retry was logged, retries since). One
+        ``notification_retry`` warning opens an outage, the rest are debug lines, and the next
+        delivery logs ``receiver_recovered``."""
 
     def now(self) -> float:
         return self._clock()
@@ -175,6 +179,15 @@ class Deliverer:
         retry.tries += 1
         self._count(outcome.result)
         if outcome.result == "ok":
+            if self._outage is not None:
+                since, retries = self._outage
+                self._outage = None
+                log.warning(
+                    "receiver_recovered",
+                    receiver=n.receiver,
+                    retries=retries,
+                    seconds=round(self._clock() - since, 3),
+                )
             log.info(
                 "notification_sent",
                 receiver=n.receiver,
@@ -203,7 +216,9 @@ class Deliverer:
             delay = self.policy.backoff(retry.failures, self._rng)
             retry.failures += 1
             retry.due = now + delay
-        log.warning(
+        outage = self._outage
+        self._outage = (now, 1) if outage is None else (outage[0], outage[1] + 1)
+        (log.warning if outage is None else log.debug)(
             "notification_retry",
             receiver=n.receiver,
             key=n.key,

@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from support_monitor.alerts.notify.alertmanager import AlertmanagerClient
 from support_monitor.alerts.notify.delivery import Deliverer, Outcome, RetryPolicy, TokenBucket
 from support_monitor.alerts.notify.http import UNRECOGNISED, error_code
 from support_monitor.alerts.notify.message import Notification
@@ -478,3 +479,50 @@ async def test_alertmanager_token_file_missing_counts_failed_and_delivery_goes_o
     assert "bearer_token_file: cannot read" in unavailable[0]["error"]
     assert stats.notifications[("alertmanager", "ok")] == 0
     assert SECRET not in repr(logs)
+
+
+async def test_a_receiver_outage_logs_one_warning_and_one_recovery():
+    # Three 503s: one warning opens the outage, the other retries are debug lines (each
+    # counted in notifications_total), and the delivery closes it; the next 503 opens another.
+    clock, stats = FakeClock(), DaemonStats()
+    fail = Outcome("retry", 503, "service_unavailable")
+    notifier = Scripted({"voice": [fail, fail, fail]})
+    deliverer = _deliverer(notifier, clock, stats)
+    with capture_logs() as logs:
+        await _drain(deliverer, [_n("v", "voice", clock)], clock)
+        notifier.script["voice"] = [fail]
+        await _drain(deliverer, [_n("v2", "voice", clock)], clock)
+    lines = [(e["event"], e["log_level"]) for e in logs if e["event"] != "notification_sent"]
+    assert lines == [
+        ("notification_retry", "warning"),
+        ("notification_retry", "debug"),
+        ("notification_retry", "debug"),
+        ("receiver_recovered", "warning"),
+        ("notification_retry", "warning"),  # a new outage
+        ("receiver_recovered", "warning"),
+    ]
+    recovered = [e for e in logs if e["event"] == "receiver_recovered"]
+    assert [e["retries"] for e in recovered] == [3, 1]
+    assert stats.notifications[("slack", "retry")] == 4
+
+
+async def test_an_alertmanager_outage_logs_one_warning_and_one_recovery():
+    answers = [503, 503, 200, 500]
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(answers.pop(0))
+
+    stats = DaemonStats()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(reply)) as client:
+        am = AlertmanagerClient((SecretStr("http://am.test"),), client, stats, timeout=5.0)
+        with capture_logs() as logs:
+            for _ in range(4):
+                await am.post([{"labels": {"alertname": "A"}}])
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("alertmanager_rejected", "warning"),
+        ("alertmanager_rejected", "debug"),
+        ("alertmanager_recovered", "warning"),
+        ("alertmanager_rejected", "warning"),
+    ]
+    assert logs[2]["failed_posts"] == 2
+    assert stats.notifications[("alertmanager", "failed")] == 3
