@@ -25,10 +25,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
 import structlog
 
 from support_monitor.alerts.notify.message import Notification, decode, encode
+from support_monitor.alerts.store_db import OPEN_ERRORS, open_db
 
 log = structlog.get_logger("support_monitor.alerts.outbox")
 
@@ -68,7 +68,7 @@ class Outbox:
         async with self._lock:
             try:
                 restored = await asyncio.to_thread(self._open_sync, self.path)
-            except (sqlite3.Error, OSError, msgspec.MsgspecError) as exc:  # full disk, damaged
+            except OPEN_ERRORS as exc:  # a full disk, a damaged file
                 log.error(  # noqa: TRY400 - one line, no traceback
                     "outbox_open_failed",
                     path=str(self.path),
@@ -85,13 +85,8 @@ class Outbox:
         return restored
 
     def _open_sync(self, path: Path) -> Restored:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db = open_db(path, _SCHEMA)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            for statement in _SCHEMA:
-                db.execute(statement)
             row = db.execute("SELECT body FROM kv WHERE name = 'state'").fetchone()
             pending = [decode(b) for (b,) in db.execute("SELECT body FROM outbox ORDER BY seq")]
         except BaseException:

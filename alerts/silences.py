@@ -48,6 +48,7 @@ import structlog
 
 from support_monitor.alerts.matchers import compile_regex
 from support_monitor.alerts.notify.message import AlertInfo
+from support_monitor.alerts.store_db import OPEN_ERRORS, open_db
 from support_monitor.monitor.errors import SupportMonitorError
 from support_monitor.monitor.events import EARLIEST_TS, LATEST_TS
 
@@ -380,7 +381,7 @@ class ConsoleStore:
         async with self._lock:
             try:
                 loaded = await asyncio.to_thread(self._open_sync, self.path)
-            except (sqlite3.Error, OSError, msgspec.MsgspecError) as exc:  # full disk, damaged
+            except OPEN_ERRORS as exc:  # a full disk, a damaged file
                 log.error(  # noqa: TRY400 - one line, no traceback
                     "console_store_unavailable",
                     path=str(self.path),
@@ -394,13 +395,8 @@ class ConsoleStore:
         log.info("console_state_restored", silences=len(self.silences), acks=len(self.acks))
 
     def _open_sync(self, path: Path) -> _Loaded:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db = open_db(path, _SCHEMA)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            for statement in _SCHEMA:
-                db.execute(statement)
             silences = [_silence_decode(row[0]) for row in db.execute("SELECT body FROM silences")]
             acks = [_ack_decode(row[0]) for row in db.execute("SELECT body FROM acks")]
         except BaseException:
