@@ -95,22 +95,31 @@ def _oldest(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:
 def breached_waiting(queue: QueueState, now: float) -> int:
     """Contacts waiting at ``now`` whose wait exceeds T: those whose breach is counted, and
     those past their deadline whose breach waits for the watermark (``allowed_lateness``
-    behind the clock; a late answer stamped before the deadline may still come). The breach
-    counter follows the watermark; this gauge, like the waiting count and the oldest wait,
-    shows the queue as it stands now."""
+    behind the clock; a late answer stamped before the deadline may still come), or for a
+    raised T's timer (``below_t``). The breach counter follows the watermark; this gauge,
+    like the waiting count and the oldest wait, shows the queue as it stands now."""
     count = queue.breached_waiting
     answer = queue.channel.settings.answer_seconds
     if answer is None or not queue.waiting:
         return count
-    if queue.ordered:  # waiting in queued order: the undecided ones are the first pending
-        for c in queue.pending.values():
-            if instant(c.queued_ts + answer) >= now:
-                break
+    below_t = queue.below_t
+    for c in below_t.values():  # breached under an older, lower T: normally none
+        if instant(c.queued_ts + answer) < now:
             count += 1
-        return count
-    return count + sum(
-        1 for c in queue.waiting.values() if not c.breached and instant(c.queued_ts + answer) < now
-    )
+    pending = queue.pending
+    for c in pending.values():  # in queued order: the undecided ones come first
+        if instant(c.queued_ts + answer) >= now:
+            break
+        count += 1
+    # waiting, not breached and not pending: queued out of order, each on its own timer
+    others = len(queue.waiting) - len(pending) - queue.breached_waiting - len(below_t)
+    if others > 0:
+        count += sum(
+            1
+            for cid, c in queue.waiting.items()
+            if not c.breached and cid not in pending and instant(c.queued_ts + answer) < now
+        )
+    return count
 
 
 def _breached(q: QueueState, now: float) -> tuple[tuple[str, float], ...]:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
+from support_monitor.monitor.config import Settings, parse_settings
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import series
 from support_monitor.monitor.exporter import EngineCollector, render
 from support_monitor.monitor.pipeline import Delivery, Pipeline
 from support_monitor.monitor.stats import DaemonStats
 from tests.monitor.engine.draining import run
-from tests.support import T0, Stream, settings, value
+from tests.support import CONFIG, T0, Stream, settings, value
 
 V = {"channel": "voice", "queue": "billing"}
 E = {"channel": "email", "queue": "default"}
@@ -107,6 +109,48 @@ def test_breached_waiting_is_current_while_the_breach_waits_for_the_watermark(
     engine.advance(T0 + 25.5)  # the watermark passes 20 (c1) and 20.5 (c2)
     assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1  # c1
     assert value(engine, "support_queue_breached_waiting", **V) == past + 1  # c3 past T too
+
+
+def _fed(s: Stream, cfg: Settings | None = None) -> Engine:
+    engine = Engine(cfg or settings())
+    pipeline = Pipeline(engine, DaemonStats(), event_clock=True, log_burst=0)
+    for i, line in enumerate(s.lines):
+        pipeline.process("test", Delivery(line, f"line:{i + 1}"))
+    return engine
+
+
+def test_breached_waiting_counts_a_contact_queued_out_of_order_into_an_empty_queue() -> None:
+    # b (queued 90) arrives after a (100, answered 101): the queue was empty, so it counts as
+    # in order again, but b waits on its own timer. At 112 it has waited 22 s > T = 20.
+    s = Stream()
+    s.add("contact.queued", 100, "voice", queue="billing", contact_id="a")
+    s.add("contact.answered", 101, "voice", contact_id="a")
+    s.add("contact.queued", 90, "voice", queue="billing", contact_id="b")
+    engine = _fed(s)
+    engine.advance(T0 + 109.5)
+    assert value(engine, "support_queue_breached_waiting", **V) == 0  # waited 19.5 s
+    engine.advance(T0 + 112)
+    assert value(engine, "support_queue_breached_waiting", **V) == 1
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 0  # watermark 107
+
+
+def test_breached_waiting_follows_a_raised_t_at_the_clock() -> None:
+    # a (queued 0) breached at 20 under T = 20; a reload at 26 raises T to 30: a leaves the
+    # gauge (its wait is under the new T) and is back once it has waited more than 30 s.
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="a")
+    engine = _fed(s)
+    engine.advance(T0 + 26)
+    assert value(engine, "support_queue_breached_waiting", **V) == 1
+    raised = json.loads(json.dumps(CONFIG))
+    raised["channels"]["voice"]["answer_seconds"] = 30
+    engine.reconfigure(parse_settings(raised))
+    assert value(engine, "support_queue_breached_waiting", **V) == 0
+    engine.advance(T0 + 30)
+    assert value(engine, "support_queue_breached_waiting", **V) == 0  # exactly T
+    engine.advance(T0 + 32)
+    assert value(engine, "support_queue_breached_waiting", **V) == 1
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1  # once
 
 
 def test_abandon_after_deadline_was_breached_and_before_was_not() -> None:
