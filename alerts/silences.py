@@ -36,6 +36,7 @@ import os
 import re
 import secrets
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -283,9 +284,9 @@ def _store_key(path: Path, key: bytes) -> bytes:
     """Write ``key`` whole (a private temporary file, fsynced, then linked into place), or
     return the key another process stored first. A key file is never seen half written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)  # mode 0600, a name no other process (or container) picks
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(key)
             out.flush()
@@ -297,6 +298,12 @@ def _store_key(path: Path, key: bytes) -> bytes:
             if len(kept) >= MIN_KEY_BYTES:
                 return kept
             tmp.replace(path)  # the short file of an interrupted write
+        except OSError:  # a file system without hard links: a rename, unless one came first
+            if path.exists():
+                kept = path.read_bytes()
+                if len(kept) >= MIN_KEY_BYTES:
+                    return kept
+            tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
     return key

@@ -170,6 +170,7 @@ class Deliverer:
             self._count("dropped")
             log.error("notification_expired", receiver=n.receiver, key=n.key, attempts=retry.tries)
             self._retries.pop(n.key, None)
+            self._outage = None  # said: the next retry opens an outage with a warning again
             return "dropped"
         await self.bucket.acquire()
         try:
@@ -206,6 +207,7 @@ class Deliverer:
                 error=outcome.error,
             )
             self._retries.pop(n.key, None)
+            self._outage = None  # the receiver answered (and this line says so)
             return "failed"
         now = self._clock()
         if outcome.rate_limited:

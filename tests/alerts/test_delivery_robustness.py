@@ -526,3 +526,21 @@ async def test_an_alertmanager_outage_logs_one_warning_and_one_recovery():
     ]
     assert logs[2]["failed_posts"] == 2
     assert stats.notifications[("alertmanager", "failed")] == 3
+
+
+async def test_an_outage_that_ended_in_expiry_warns_again_on_the_next_failure():
+    clock, stats = FakeClock(), DaemonStats()
+    fail = Outcome("retry", 503, "service_unavailable")
+    notifier = Scripted({"voice": [fail] * 100})
+    deliverer = _deliverer(notifier, clock, stats, retry_for=20.0)
+    with capture_logs() as logs:
+        await _drain(deliverer, [_n("v", "voice", clock)], clock)  # retried, then expired
+        notifier.script["voice"] = [fail]
+        await _drain(deliverer, [_n("v2", "voice", clock)], clock)
+    warnings = [e["event"] for e in logs if e["log_level"] in ("warning", "error")]
+    assert warnings == [
+        "notification_retry",
+        "notification_expired",
+        "notification_retry",  # a new outage, said again
+        "receiver_recovered",
+    ]

@@ -173,6 +173,19 @@ def test_a_disk_that_refuses_the_key_leaves_no_key_file(
     assert load_signing_key(None, tmp_path) != key  # the next start writes its own
 
 
+def test_a_file_system_without_hard_links_still_keeps_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr("os.link", no_links)
+    key = load_signing_key(None, tmp_path)
+    assert (tmp_path / "console.key").read_bytes() == key
+    assert [p.name for p in tmp_path.iterdir()] == ["console.key"]
+    assert load_signing_key(None, tmp_path) == key
+
+
 async def test_a_store_that_cannot_open_runs_from_memory(tmp_path: Path) -> None:
     (tmp_path / "console.sqlite3").write_bytes(b"not a database, " * 64)
     store = ConsoleStore(tmp_path, max_silences=2)

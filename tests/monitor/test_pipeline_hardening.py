@@ -259,6 +259,12 @@ def _write(path: Path, lines: list[bytes]) -> Path:
     return path
 
 
+CPU_BOUND = 60.0
+"""Seconds of CPU a replay across a decades-long gap may take: a guard against a road that
+steps every second (hours), measured in CPU time so that a loaded machine does not fail it
+(the wall clock did, at 56 s, with two replays on the two cores)."""
+
+
 async def _replay(path: Path, cfg: Settings) -> dict[Any, float]:
     return samples((await replay(path, cfg)).decode())
 
@@ -279,9 +285,9 @@ def test_replay_with_a_line_dated_9999_in_the_middle(tmp_path: Path) -> None:
     )
     with_bad = _write(tmp_path / "bad.jsonl", [*good[:20], bad, *good[20:]])
     clean = _write(tmp_path / "clean.jsonl", good)
-    started = time.monotonic()
+    started = time.process_time()
     got = asyncio.run(_replay(with_bad, cfg))
-    assert time.monotonic() - started < 30
+    assert time.process_time() - started < CPU_BOUND
     rejected = _key(
         "support_monitor_events_rejected_total", reason="timestamp_out_of_range", source="file"
     )
@@ -300,9 +306,9 @@ def test_replay_from_1970_then_today_with_default_bounds(tmp_path: Path) -> None
     are beyond ``max_replay_gap`` and rejected; the replay ends at once."""
     today = time.time() - 3600
     lines = [_queued(0, 0.0), *_contacts(today, "t", 5)]
-    started = time.monotonic()
+    started = time.process_time()
     got = asyncio.run(_replay(_write(tmp_path / "f.jsonl", lines), settings()))
-    assert time.monotonic() - started < 30
+    assert time.process_time() - started < CPU_BOUND
     rejected = _key(
         "support_monitor_events_rejected_total", reason="timestamp_out_of_range", source="file"
     )
@@ -316,9 +322,9 @@ def test_replay_from_1970_then_today_crosses_the_gap_in_seconds(tmp_path: Path) 
     )
     today = time.time() - 3600
     lines = [_queued(0, 0.0, queue="tech"), *_contacts(today, "t", 6)]
-    started = time.monotonic()
+    started = time.process_time()
     got = asyncio.run(_replay(_write(tmp_path / "f.jsonl", lines), cfg))
-    assert time.monotonic() - started < 30
+    assert time.process_time() - started < CPU_BOUND
     assert (
         sum(v for (name, _), v in got.items() if name == "support_monitor_events_rejected_total")
         == 0
