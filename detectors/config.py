@@ -226,11 +226,12 @@ class ThresholdSettings(_Model):
     """Live gauges, one signal per channel (no ``per_queue``): also active while a lower level
     has held for most of the last minutes (:class:`SustainedLevel`); none: the level alone."""
     service_level_evidence: float | None = Field(default=None, gt=0.5, lt=1)
-    """Live gauges of channels with live contacts: judged only while the channel's service
-    level over the shortest window is shown below its ``service_level_target`` at this
-    confidence (the one-sided Wilson upper bound of answered in SLA of offered is under the
-    target), or nothing was answered or abandoned in it. A customer waiting long while the
-    others are answered on time is then no page; none: no such condition."""
+    """Live gauges of channels with live contacts: while at most two customers of the channel
+    wait past T, judged only if the channel's service level over the shortest window is shown
+    below its ``service_level_target`` at this confidence (the one-sided Wilson upper bound of
+    answered in SLA of offered is under the target), or nothing was answered or abandoned in
+    it. A lone customer waiting long while the others are answered on time is then no page;
+    none: no such condition."""
 
     def sustained_level(self, answer_seconds: float | None) -> float | None:
         """The ``sustained`` level for a channel (scaled by its T with ``relative_to``)."""
@@ -749,7 +750,7 @@ def _default_thresholds() -> tuple[ThresholdSettings, ...]:
             floor=120,
             # a collapse: waits past 3 x T most of the time, rarely one customer past the floor
             sustained=SustainedLevel(value=3, share=0.6, over=300.0, release=300.0),
-            # one customer waiting long while the others are answered on time is no incident
+            # a lone customer waiting long while the others are answered on time: no incident
             service_level_evidence=0.9,
         ),
         ThresholdSettings(

@@ -36,9 +36,13 @@ from support_monitor.detectors.readings import (
 from support_monitor.detectors.share_cusum import HourOfWeek, ShareCusum
 from support_monitor.detectors.signal import Signal
 from support_monitor.detectors.sustain import Sustain
-from support_monitor.monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES
+from support_monitor.monitor.engine.readout import LIVE_GAUGES, WINDOW_GAUGES, breached_waiting
 from support_monitor.monitor.engine.state import ChannelRuntime
 from support_monitor.monitor.engine.windows import Agg
+
+LONE = 2
+"""``service_level_evidence`` holds back a page only while at most this many customers of the
+channel wait past T (more: a queue is not being answered, whatever the others do)."""
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -187,7 +191,7 @@ class ThresholdDetector(WorstExport):
                     peak = arm[2]
                 else:
                     key = values
-                met = self._service_level_met(ch)
+                met = self._service_level_met(ch, readings.now)
                 if met:
                     key = (key, met)
                 if key == last:  # live gauges are never NaN
@@ -317,14 +321,20 @@ class ThresholdDetector(WorstExport):
             ]
         )
 
-    def _service_level_met(self, ch: ChannelRuntime) -> str:
-        """With ``service_level_evidence``: why the channel's service level over the shortest
-        window is not shown below its target ("" when it is, when nothing was offered in it, or
-        without the setting)."""
+    def _service_level_met(self, ch: ChannelRuntime, now: float) -> str:
+        """With ``service_level_evidence``: why a lone customer past T is no incident, the
+        channel's service level over the shortest window not being shown below its target
+        ("" when it is, when nothing was offered in it, when more than ``LONE`` customers of
+        the channel wait past T now, or without the setting)."""
         confidence = self.settings.service_level_evidence
         target = ch.settings.service_level_target
         if confidence is None or target is None:
             return ""
+        past_t = 0
+        for q in ch.queues.values():
+            past_t += breached_waiting(q, now)
+            if past_t > LONE:
+                return ""
         agg = ch.windows.totals[self._shortest_i]
         n = offered(agg)
         if n == 0:

@@ -149,6 +149,29 @@ def test_longest_wait_with_service_level_evidence(in_sla: int | None, active: bo
         assert f"service level {in_sla * 10}% of 10 over 5m not shown below" in signal.summary
 
 
+def test_service_level_evidence_lets_a_dead_queue_page_in_a_healthy_channel() -> None:
+    # billing has no agent (a customer every 30 s, each abandoning after 240 s); tech answers
+    # one every 6 s after 5 s. The 5-minute service level stays above target (tech), but more
+    # than one customer waits past T: the gate only holds back a lone one.
+    feed = Feed(only({"thresholds": [{**WAIT_T, "service_level_evidence": 0.9}]}))
+    events = []
+    for i in range(20):
+        events.append((i * 30.0, "contact.queued", {"contact_id": f"b{i}", "queue": "billing"}))
+        events.append((i * 30.0 + 240, "contact.abandoned", {"contact_id": f"b{i}"}))
+    for i in range(100):
+        events.append((i * 6 + 0.5, "contact.queued", {"contact_id": f"t{i}", "queue": "tech"}))
+        events.append((i * 6 + 5.5, "contact.answered", {"contact_id": f"t{i}"}))
+    events.sort(key=lambda e: e[0])
+    for at, kind, fields in events:
+        if at > 300:
+            break
+        feed.event(kind, at, "voice", **fields)
+    signal = pick(feed.tick(300), "longest_wait", "voice")
+    # billing: b0..b10 queued at 0..300 s, b0-b2 abandoned by 300 s; b3 (90 s) has waited 210 s
+    assert signal.active
+    assert signal.score == 210
+
+
 @pytest.mark.parametrize(
     ("block", "message"),
     [
