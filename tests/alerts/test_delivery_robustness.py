@@ -492,15 +492,19 @@ async def test_a_receiver_outage_logs_one_warning_and_one_recovery():
         await _drain(deliverer, [_n("v", "voice", clock)], clock)
         notifier.script["voice"] = [fail]
         await _drain(deliverer, [_n("v2", "voice", clock)], clock)
-    lines = [(e["event"], e["log_level"]) for e in logs if e["event"] != "notification_sent"]
-    assert lines == [
-        ("notification_retry", "warning"),
-        ("notification_retry", "debug"),
-        ("notification_retry", "debug"),
-        ("receiver_recovered", "warning"),
-        ("notification_retry", "warning"),  # a new outage
-        ("receiver_recovered", "warning"),
+    # debug lines are dropped before capture when the suite configured logging at info
+    loud = [
+        e["event"] for e in logs if e["log_level"] != "debug" and e["event"] != "notification_sent"
     ]
+    assert loud == [
+        "notification_retry",
+        "receiver_recovered",
+        "notification_retry",  # a new outage
+        "receiver_recovered",
+    ]
+    assert all(e["log_level"] == "warning" for e in logs if e["event"] == "receiver_recovered")
+    quiet = [e for e in logs if e["event"] == "notification_retry" and e["log_level"] == "debug"]
+    assert len(quiet) in (0, 2)  # 2 when debug lines reach the capture
     recovered = [e for e in logs if e["event"] == "receiver_recovered"]
     assert [e["retries"] for e in recovered] == [3, 1]
     assert stats.notifications[("slack", "retry")] == 4
@@ -518,13 +522,14 @@ async def test_an_alertmanager_outage_logs_one_warning_and_one_recovery():
         with capture_logs() as logs:
             for _ in range(4):
                 await am.post([{"labels": {"alertname": "A"}}])
-    assert [(e["event"], e["log_level"]) for e in logs] == [
+    loud = [(e["event"], e["log_level"]) for e in logs if e["log_level"] != "debug"]
+    assert loud == [  # the second 503 is a debug line (dropped at the suite's info level)
         ("alertmanager_rejected", "warning"),
-        ("alertmanager_rejected", "debug"),
         ("alertmanager_recovered", "warning"),
         ("alertmanager_rejected", "warning"),
     ]
-    assert logs[2]["failed_posts"] == 2
+    recovered = next(e for e in logs if e["event"] == "alertmanager_recovered")
+    assert recovered["failed_posts"] == 2
     assert stats.notifications[("alertmanager", "failed")] == 3
 
 
