@@ -28,7 +28,7 @@ from pathlib import Path
 import structlog
 
 from support_monitor.alerts.notify.message import Notification, decode, encode
-from support_monitor.alerts.store_db import OPEN_ERRORS, open_db
+from support_monitor.alerts.store_db import OPEN_ERRORS, log_unavailable, open_db
 
 log = structlog.get_logger("support_monitor.alerts.outbox")
 
@@ -69,12 +69,8 @@ class Outbox:
             try:
                 restored = await asyncio.to_thread(self._open_sync, self.path)
             except OPEN_ERRORS as exc:  # a full disk, a damaged file
-                log.error(  # noqa: TRY400 - one line, no traceback
-                    "outbox_open_failed",
-                    path=str(self.path),
-                    error=type(exc).__name__,
-                    detail=str(exc)[:200],
-                    consequence="alert state and notifications are kept in memory only",
+                log_unavailable(
+                    log, "outbox_open_failed", self.path, exc, "alert state and notifications are"
                 )
                 return Restored()
         for n in restored.pending:

@@ -49,7 +49,7 @@ import structlog
 
 from support_monitor.alerts.matchers import compile_regex
 from support_monitor.alerts.notify.message import AlertInfo
-from support_monitor.alerts.store_db import OPEN_ERRORS, open_db
+from support_monitor.alerts.store_db import OPEN_ERRORS, log_unavailable, open_db
 from support_monitor.monitor.errors import SupportMonitorError
 from support_monitor.monitor.events import EARLIEST_TS, LATEST_TS
 
@@ -389,12 +389,12 @@ class ConsoleStore:
             try:
                 loaded = await asyncio.to_thread(self._open_sync, self.path)
             except OPEN_ERRORS as exc:  # a full disk, a damaged file
-                log.error(  # noqa: TRY400 - one line, no traceback
+                log_unavailable(
+                    log,
                     "console_store_unavailable",
-                    path=str(self.path),
-                    error=type(exc).__name__,
-                    detail=str(exc)[:200],
-                    consequence="silences and acknowledgements are kept in memory only",
+                    self.path,
+                    exc,
+                    "silences and acknowledgements are",
                 )
                 return
         self.silences = {s.id: s for s in loaded.silences}
