@@ -240,10 +240,10 @@ def default_rules() -> tuple[AlertRule, ...]:
             "tickets_at_risk",
             "warning",
             (
-                "{channel}: {score:.0f} tickets close to their {sla_name} deadline",
-                "{score:.0f} open tickets on {channel} will breach their {sla_name} target "
-                "soon unless someone picks them up (alerts at {threshold:.0f}); {queue_now}."
-                + _SINCE,
+                "{signal_summary}",
+                "Tickets on {channel} need an answer before their {sla_name} target: "
+                "{score:.0f} open tickets are inside its warning lead time (alerts at "
+                "{threshold:.0f}); {queue_now}." + _SINCE,
                 (
                     "{channel}: tickets at risk of the {sla_name} deadline down to "
                     "{value_now:.0f}; lasted {duration}"

@@ -5,19 +5,50 @@ still be saved. It reads the ``support_tickets_at_risk`` gauge (summed over queu
 active when at least ``min_count`` tickets are at risk. score = count, threshold = min_count.
 The counts are summed straight from the channel's queues (``at_risk``: first response, next reply,
 resolution, the values of the gauge's rows) for each clock the channel has.
+
+A ticket is at risk only inside the lead window, so when first responses stop altogether the
+count cannot rise before the lead window of the first unanswered ticket starts (54 minutes
+after the stop with a 1 h target). The first-response signal is therefore also active while a
+drought CUSUM is: the Poisson CUSUM of ``complaint_cusum.py`` on the channel's first responses
+(the count of ``support_first_response_seconds``), tuned for a drop to ``drought_ratio`` of the
+usual hour-of-week rate, against its own hourly baseline (learned from the responses, erring
+``DROUGHT_MARGIN`` standard errors low, never raised to a floor). It is judged only while at
+least ``min_count`` tickets were created in the longest window: a desk with nothing coming in
+has no responses to miss, and a replay's quiet gap drains that window, so the drought can
+change the signal only within the window's span after the last event (``detectors/quiet.py``).
+Its score stays the at-risk count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from support_monitor.detectors.config import TicketsAtRiskSettings
-from support_monitor.detectors.readings import Groups, GroupsUpdate, Readings, WorstExport
+from support_monitor.detectors.complaint_cusum import RateCusum, hour_of_week
+from support_monitor.detectors.config import LONGEST, TicketsAtRiskSettings
+from support_monitor.detectors.readings import (
+    Groups,
+    GroupsUpdate,
+    Readings,
+    WorstExport,
+    window_index,
+)
 from support_monitor.detectors.signal import Signal
 from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.durations import format_duration
+from support_monitor.monitor.engine.state import ChannelRuntime
 
 SLAS = ("first_response", "next_reply", "resolution")
 """The ticket clocks, in the order of ``QueueState.at_risk``."""
+SLA_NAMES = {sla: sla.replace("_", " ") for sla in SLAS}
+
+DROUGHT_MARGIN = -1.0
+"""The drought CUSUM's usual rate errs low by one standard error of its estimate: a rate
+learned high makes every quiet minute count as a drought (the mirror of the arrival CUSUM's
++1 in ``backlog.py``)."""
+
+DROUGHT_RELEARN_HOURS = 2
+"""After this many hours in a row flagged, the level has shifted (the complaint CUSUM's rule)."""
 
 
 class TicketsAtRiskDetector(WorstExport):
@@ -31,6 +62,7 @@ class TicketsAtRiskDetector(WorstExport):
         settings: TicketsAtRiskSettings,
         channels: list[str],
         channel_settings: Mapping[str, ChannelSettings],
+        windows: Sequence[str],
     ) -> None:
         self.settings = settings
         self.channels = channels
@@ -41,33 +73,107 @@ class TicketsAtRiskDetector(WorstExport):
             # the clocks the channel's `support_tickets_at_risk` rows have (a priority's own
             # targets included)
             self._slas[name] = [(sla, i) for i, sla in enumerate(SLAS) if ch.has_clock(i)]
-        self._keys: list[tuple[float, ...] | None] = [None] * len(channels)
+        self._window_i = window_index(windows, LONGEST)
+        self._window = list(windows)[self._window_i]
+        self._drought = (
+            {ch: self._new_drought() for ch in channels if (SLAS[0], 0) in self._slas[ch]}
+            if settings.drought_threshold > 0
+            else {}
+        )
+        self._last_response: dict[str, tuple[int, float]] = {}
+        """Per drought channel: (first responses so far, when that count was first seen)."""
+        self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
 
+    def _new_drought(self) -> RateCusum:
+        threshold = self.settings.drought_threshold
+        return RateCusum(
+            self.settings.drought_ratio,
+            threshold,
+            0.0,
+            relearn_hours=DROUGHT_RELEARN_HOURS,
+            release=threshold / 2,
+            min_rate_per_hour=0.0,
+            margin=DROUGHT_MARGIN,
+        )
+
+    def export_state(self) -> dict[str, object]:
+        """Each channel's drought CUSUM (statistic, counts, hourly baseline) and its last
+        first response."""
+        return {
+            "drought": {ch: c.dump() for ch, c in self._drought.items()},
+            "last_response": {ch: list(v) for ch, v in self._last_response.items()},
+        }
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        drought = {ch: self._new_drought() for ch in self._drought}
+        for ch, stored in data.get("drought", {}).items():
+            if ch in drought:
+                drought[ch].load(stored)
+        self._drought = drought
+        self._last_response = {
+            ch: (int(count), float(at))
+            for ch, (count, at) in data.get("last_response", {}).items()
+            if ch in drought
+        }
+        self._keys = [None] * len(self.channels)  # judge every channel again
+
     def evaluate(self, readings: Readings) -> Groups:
-        """A channel is judged again only when its at-risk counts changed."""
+        """A channel is judged again only when its at-risk counts or its drought verdict
+        changed."""
         out = GroupsUpdate(self._groups)
         channels = readings.channels
         for i, channel in enumerate(self.channels):
             slas = self._slas[channel]
+            ch = channels[channel]
             counts = dict.fromkeys((sla for sla, _ in slas), 0.0)
-            for q in channels[channel].queues.values():
+            for q in ch.queues.values():
                 at_risk = q.at_risk
                 for sla, index in slas:
                     counts[sla] += at_risk[index]
-            key = tuple(counts.values())
+            dry = self._drought_step(channel, ch, readings.now)
+            key = (*counts.values(), dry)
             if key == self._keys[i]:
                 continue
             self._keys[i] = key
-            out[i] = self._judge(channel, counts)
+            out[i] = self._judge(channel, counts, dry)
         self._groups = out.result()
         return self._groups
 
-    def _judge(self, channel: str, counts: dict[str, float]) -> list[Signal]:
+    def _drought_step(self, channel: str, ch: ChannelRuntime, now: float) -> str:
+        """Advance the channel's drought CUSUM with its cumulative first responses; while it is
+        active and at least ``min_count`` tickets were created in the longest window, what to
+        say about it (else "")."""
+        cusum = self._drought.get(channel)
+        if cusum is None:
+            return ""
+        responses = 0
+        for q in ch.queues.values():
+            responses += q.fr_hist.count
+        last = self._last_response.get(channel)
+        if last is None or last[0] != responses:
+            last = self._last_response[channel] = (responses, now)
+        if not cusum.step(now, float(responses), hour_of_week):
+            return ""
+        created = ch.windows.totals[self._window_i].created
+        if created < self.settings.min_count:
+            return ""
+        usual = cusum.per_hour(hour_of_week(now))
+        return (
+            f"{channel}: first responses have nearly stopped, none for "
+            f"{format_duration(now - last[1])} where about {usual:.0f} an hour are usual; "
+            f"{created} tickets created in the last {self._window}"
+        )
+
+    def _judge(self, channel: str, counts: dict[str, float], dry: str) -> list[Signal]:
         out = []
         min_count = self.settings.min_count
         for sla, count in counts.items():
             active = count >= min_count
+            summary = f"{channel}: {count:.0f} tickets close to their {SLA_NAMES[sla]} deadline"
+            if dry and sla == SLAS[0]:
+                active = True
+                summary = f"{dry}, {count:.0f} close to their first response deadline"
             out.append(
                 Signal(
                     detector=self.name,
@@ -76,10 +182,7 @@ class TicketsAtRiskDetector(WorstExport):
                     score=count,
                     threshold=float(min_count),
                     labels=(("sla", sla),),
-                    summary=(
-                        f"{channel}: {count:.0f} open tickets close to their {sla} deadline"
-                        f" (alerts at {min_count})"
-                    ),
+                    summary=summary,
                 )
             )
         return out

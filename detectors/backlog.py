@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from support_monitor.detectors.complaint_cusum import RateCusum
+from support_monitor.detectors.complaint_cusum import RateCusum, hour_of_week
 from support_monitor.detectors.config import BacklogGrowthSettings
 from support_monitor.detectors.readings import (
     Groups,
@@ -243,10 +243,7 @@ class BacklogGrowthDetector(WorstExport):
             margin=SURGE_MARGIN,
         )
 
-    @staticmethod
-    def _slot(t: float) -> int:
-        """Hour of the week in UTC (0 = Monday 00:00-01:00); 1970-01-01 was a Thursday."""
-        return (math.floor(t / 3600.0) + 72) % 168
+    _slot = staticmethod(hour_of_week)
 
     def export_state(self) -> dict[str, object]:
         """The oldest-wait history of each channel (its growth rate is the slope over it)."""

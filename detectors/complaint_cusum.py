@@ -6,7 +6,9 @@ over half an hour never fills one 5-minute window enough. This CUSUM accumulates
     S <- max(0, S + n ln(r) - (r - 1) x rate x dt)      for n new complaints over dt seconds
 
 (the log-likelihood ratio of "the rate is r x usual" against "usual"), active while
-S >= threshold and capped at threshold + ln(r), so it stops soon after the spike does.
+S >= threshold and capped at threshold + |ln(r)|, so it stops soon after the spike does. With
+r < 1 the same statistic detects a drop (each event takes |ln(r)| off, quiet time adds
+(1 - r) x rate x dt): the first-response drought of ``at_risk.py``.
 
 ``rate`` comes from an hourly baseline that learns slowly on purpose: one sample per complete
 hour (its count) into its hour-of-week slot (EWMA weight 0.5, so the same hour last week counts
@@ -50,6 +52,11 @@ MIN_RATE_PER_HOUR = 1.0
 empty would otherwise make any single event infinitely unlikely."""
 WEEK_SAMPLES, DAY_SAMPLES = 3, 5
 """Effective sample counts of the slot EWMAs (w / (2 - w) of the variance: 1/3 and 0.18)."""
+
+
+def hour_of_week(t: float) -> int:
+    """Hour of the week in UTC (0 = Monday 00:00-01:00); 1970-01-01 was a Thursday."""
+    return (math.floor(t / HOUR) + 72) % 168
 
 
 def _ewma(cell: list[float], x: float, weight: float) -> None:
@@ -220,7 +227,7 @@ class RateCusum:
             rate = self.per_hour(slot) / HOUR
             stat = self.stat + events * self.log_ratio
             stat -= (self.ratio - 1.0) * rate * (until - self.last)
-            self.stat = min(max(stat, 0.0), self.threshold + self.log_ratio)
+            self.stat = min(max(stat, 0.0), self.threshold + abs(self.log_ratio))
             self.active = self.stat >= (self.release if self.active else self.threshold)
             self.flagged = self.flagged or self.active
         self.last = until

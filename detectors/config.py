@@ -617,6 +617,17 @@ class TicketsAtRiskSettings(_Model):
     """Active at this many tickets at risk per SLA. 4: above every count of healthy benchmark
     traffic (30 tickets an hour at the peak), which reached 2 for first response and 3 for
     resolution (docs/detectors.md)."""
+    drought_ratio: float = Field(default=0.1, gt=0, lt=1)
+    """First responses drying up: a Poisson CUSUM on the channel's first responses (the count
+    of ``support_first_response_seconds``), tuned for a drop to this fraction of the usual
+    hour-of-week rate (``complaint_cusum.py``, the code of the complaint and arrival CUSUMs,
+    with the usual rate erring one standard error low). An at-risk count cannot see a stop
+    before the lead window starts; the CUSUM sees the responses that do not come. Judged only
+    while at least ``min_count`` tickets were created in the longest window, and not in an hour
+    of the day it has not learned yet (the first day)."""
+    drought_threshold: float = Field(default=11.0, ge=0)
+    """The first-response signal is also active while the drought CUSUM is at or above this
+    (0: no drought CUSUM), held until it falls below half of it."""
     channels: tuple[ChannelName, ...] = ()
 
     def check(

@@ -11,7 +11,10 @@ The replay's tick road jumps over a quiet gap once nothing the tick handlers rea
   for complaints and 12 an hour for arrivals (the backlog surge CUSUM, live channels only).
 
 A CUSUM learns each complete hour also inside a gap; its step closes every hour boundary it
-passes, so one long step learns exactly what a tick per second would.
+passes, so one long step learns exactly what a tick per second would. The first-response
+drought of ``tickets_at_risk`` grows in silence instead, but it is judged only while the
+longest window holds ``min_count`` new tickets: that window drains within its span after the
+last event, and the span is already part of the engine's horizon (``monitor.clock``).
 
 Once those conditions stop changing, a detector with its own persistence (``sustain``,
 ``release``: ``detectors/sustain.py``) can still change its signal for the longer of the two

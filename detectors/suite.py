@@ -158,7 +158,9 @@ class DetectorSuite:
             )
         if settings.tickets_at_risk.enabled:
             self.detectors.append(
-                TicketsAtRiskDetector(settings.tickets_at_risk, scopes["tickets_at_risk"], channels)
+                TicketsAtRiskDetector(
+                    settings.tickets_at_risk, scopes["tickets_at_risk"], channels, windows
+                )
             )
         if settings.understaffing.enabled:
             self.detectors.append(

@@ -33,6 +33,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 
 from support_monitor.alerts.config import AlertSettings, default_rules
@@ -144,14 +145,17 @@ CASES = [
     ),
     Case(
         "TicketsAtRisk",  # for 1m: active 3540 (00:59); kff 5m: resolved 3960 (01:06), 7m
-        _sig("tickets_at_risk", "email", 2.0, 1.0, labels=(("sla", "first_response"),)),
+        msgspec.structs.replace(
+            _sig("tickets_at_risk", "email", 2.0, 1.0, labels=(("sla", "first_response"),)),
+            summary="email: 2 tickets close to their first response deadline",
+        ),
         _sig(
             "tickets_at_risk", "email", 0.0, 1.0, labels=(("sla", "first_response"),), active=False
         ),
         "email: 2 tickets close to their first response deadline",
-        "2 open tickets on email will breach their first response target soon unless someone "
-        "picks them up (alerts at 1); most at risk in queue default (2). Going on since "
-        "2026-03-02 00:59 UTC.",
+        "Tickets on email need an answer before their first response target: 2 open tickets "
+        "are inside its warning lead time (alerts at 1); most at risk in queue default (2). "
+        "Going on since 2026-03-02 00:59 UTC.",
         "email: tickets at risk of the first response deadline down to 0; lasted 7m",
         "Resolved after 7m (from 2026-03-02 00:59 UTC to 2026-03-02 01:06 UTC). 0 open tickets "
         "at risk of their first response target now (alerts at 1).",

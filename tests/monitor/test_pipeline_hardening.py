@@ -392,6 +392,40 @@ def test_jumping_a_quiet_gap_gives_the_same_output_as_stepping() -> None:
     assert jumped[:3] == stepped[:3]
 
 
+def test_a_first_response_drought_at_the_start_of_a_quiet_gap_is_not_jumped_over() -> None:
+    # A desk learns a day of 20 tickets an hour, each answered a minute later; then tickets and
+    # responses stop together and nothing comes for 6 horizons. The drought CUSUM passes its
+    # threshold about 45 minutes into the gap while the hour still holds the last tickets
+    # (tickets_at_risk judges a drought only then): inside the horizon, so the jumping road
+    # pages it as the stepping one does. Without that condition the CUSUM would page again
+    # twice later in the gap (relearnt after 2 flagged hours, then dry again), past the
+    # horizon, where the jumping road does not look.
+    channels = json.loads(json.dumps(CONFIG["channels"]))
+    channels["email"]["resolution_seconds"] = 7200
+    cfg = settings(channels=channels, exporter={"tick_seconds": 60})
+    horizon = quiet_horizon(cfg)
+    stop = 26 * 3600
+    lines = []
+    for t in range(0, stop, 180):
+        lines.append(_line("ticket.created", T0 + t, "email", event_id=f"c{t}", ticket_id=f"t{t}"))
+        lines.append(
+            _line("ticket.responded", T0 + t + 60, "email", event_id=f"r{t}", ticket_id=f"t{t}")
+        )
+    resume = stop + 6 * horizon
+    lines.append(_line("ticket.created", T0 + resume, "email", event_id="after", ticket_id="after"))
+    stepped = _run_road(cfg, lines, None)
+    jumped = _run_road(cfg, lines, horizon)
+    assert jumped[3] > 0.9 * (resume - stop - horizon) / 60  # most of the gap was skipped
+    firing = [
+        r
+        for r in json.loads(stepped[0])
+        if r["state"] == "firing" and r["labels"].get("sla") == "first_response"
+    ]
+    assert len(firing) == 1  # (the never-solved tickets also page their resolution SLA)
+    assert "first responses have nearly stopped" in firing[0]["annotations"]["summary"]
+    assert jumped[:3] == stepped[:3]
+
+
 # --- 5. rejected-event logs: 20 per reason per second, then one suppressed line --------------
 
 
