@@ -12,23 +12,25 @@ Without a state directory the same class keeps everything in memory (lost on res
 Bounded: at most ``max_size`` undelivered notifications; committing more drops the oldest ones
 (counted as ``dropped``, logged as ``outbox_full``): the newest state of an alert matters most.
 
-A failed sqlite write is logged (``outbox_write_failed``) and delivery goes on from memory; an
-outbox that cannot be opened (a full disk, a damaged file) is logged once
-(``outbox_open_failed``) and the daemon runs with it in memory.
+A failed sqlite write is counted (``support_monitor_store_failures_total{store="outbox"}``),
+logged once per outage (``outbox_write_failed``, then ``store_recovered``) and delivery goes on
+from memory; an outbox that cannot be opened (a full disk, a damaged file) is counted and logged
+once (``outbox_open_failed``) and the daemon runs with it in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
 from support_monitor.alerts.notify.message import Notification, decode, encode
-from support_monitor.alerts.store_db import OPEN_ERRORS, log_unavailable, open_db
+from support_monitor.alerts.store_db import OPEN_ERRORS, open_db, unavailable
+from support_monitor.monitor.stats import StoreHealth
 
 log = structlog.get_logger("support_monitor.alerts.outbox")
 
@@ -50,8 +52,13 @@ class Restored:
 
 
 class Outbox:
-    def __init__(self, state_dir: Path | None, max_size: int) -> None:
+    def __init__(
+        self, state_dir: Path | None, max_size: int, failures: Counter[str] | None = None
+    ) -> None:
+        """``failures``: where failed opens and writes are counted (``store`` = ``outbox``,
+        ``support_monitor_store_failures_total``)."""
         self.path = state_dir / FILENAME if state_dir is not None else None
+        self._health = StoreHealth("outbox", failures if self.path is not None else None)
         self.max_size = max_size
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
@@ -69,8 +76,11 @@ class Outbox:
             try:
                 restored = await asyncio.to_thread(self._open_sync, self.path)
             except OPEN_ERRORS as exc:  # a full disk, a damaged file
-                log_unavailable(
-                    log, "outbox_open_failed", self.path, exc, "alert state and notifications are"
+                self._health.failed(
+                    "outbox_open_failed",
+                    exc,
+                    path=str(self.path),
+                    consequence=unavailable("alert state and notifications are"),
                 )
                 return Restored()
         for n in restored.pending:
@@ -117,12 +127,9 @@ class Outbox:
                     await asyncio.to_thread(self._commit_sync, state, fresh, victims)
                 except (sqlite3.Error, OSError) as exc:
                     # delivery goes on from memory; what was not stored is lost on a restart
-                    log.error(  # noqa: TRY400 - one line, no traceback
-                        "outbox_write_failed",
-                        op="commit",
-                        error=type(exc).__name__,
-                        detail=str(exc)[:200],
-                    )
+                    self._health.failed("outbox_write_failed", exc, op="commit")
+                else:
+                    self._health.ok()
         for n in victims:
             self._forget(n.key)
         for n in fresh:
@@ -157,12 +164,9 @@ class Outbox:
                         await asyncio.to_thread(self._done_sync, key)
                     except (sqlite3.Error, OSError) as exc:
                         # it would be sent once more after a restart
-                        log.error(  # noqa: TRY400 - one line, no traceback
-                            "outbox_write_failed",
-                            op="done",
-                            error=type(exc).__name__,
-                            detail=str(exc)[:200],
-                        )
+                        self._health.failed("outbox_write_failed", exc, op="done")
+                    else:
+                        self._health.ok()
         self._forget(key)
 
     def _done_sync(self, key: str) -> None:

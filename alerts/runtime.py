@@ -127,7 +127,7 @@ class Alerting:
         self.eval_interval = alerts.evaluation_interval or engine.settings.exporter.tick_seconds
         self._next_eval = -math.inf
         self.planner = Planner(notifiers.receivers, Router(notifiers))
-        self.outbox = Outbox(notifiers.state_dir, notifiers.outbox_max)
+        self.outbox = Outbox(notifiers.state_dir, notifiers.outbox_max, stats.store_failures)
         self.last_signals: list[Signal] = []
         self._judged: list[Signal] | None = None
         self._active: list[Signal] = []
@@ -304,6 +304,11 @@ class Alerting:
         return bool(self._to_commit)
 
     # --- metrics ----------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> DaemonStats:
+        """The daemon's own counters (the console's store counts its failures there too)."""
+        return self._stats
 
     def series(self) -> Iterable[Series]:
         # One series per label set; alerts that differ only in extra labels (a per-queue

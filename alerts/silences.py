@@ -38,6 +38,7 @@ import secrets
 import sqlite3
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,9 +50,10 @@ import structlog
 
 from support_monitor.alerts.matchers import compile_regex
 from support_monitor.alerts.notify.message import AlertInfo
-from support_monitor.alerts.store_db import OPEN_ERRORS, log_unavailable, open_db
+from support_monitor.alerts.store_db import OPEN_ERRORS, open_db, unavailable
 from support_monitor.monitor.errors import SupportMonitorError
 from support_monitor.monitor.events import EARLIEST_TS, LATEST_TS
+from support_monitor.monitor.stats import StoreHealth
 
 log = structlog.get_logger("support_monitor.alerts.silences")
 
@@ -374,8 +376,13 @@ _ack_decode = msgspec.json.Decoder(Ack).decode
 class ConsoleStore:
     """Silences and acknowledgements in memory, written through to sqlite when persistent."""
 
-    def __init__(self, state_dir: Path | None, max_silences: int) -> None:
+    def __init__(
+        self, state_dir: Path | None, max_silences: int, failures: Counter[str] | None = None
+    ) -> None:
+        """``failures``: where failed opens and writes are counted (``store`` = ``console``,
+        ``support_monitor_store_failures_total``)."""
         self.path = None if state_dir is None else state_dir / FILENAME
+        self._health = StoreHealth("console", failures if self.path is not None else None)
         self.max_silences = max_silences
         self.silences: dict[str, Silence] = {}
         self.acks: dict[tuple[str, float], Ack] = {}
@@ -389,12 +396,11 @@ class ConsoleStore:
             try:
                 loaded = await asyncio.to_thread(self._open_sync, self.path)
             except OPEN_ERRORS as exc:  # a full disk, a damaged file
-                log_unavailable(
-                    log,
+                self._health.failed(
                     "console_store_unavailable",
-                    self.path,
                     exc,
-                    "silences and acknowledgements are",
+                    path=str(self.path),
+                    consequence=unavailable("silences and acknowledgements are"),
                 )
                 return
         self.silences = {s.id: s for s in loaded.silences}
@@ -425,8 +431,10 @@ class ConsoleStore:
                 return
             try:
                 await asyncio.to_thread(_run, db, statements)
-            except sqlite3.Error as exc:
-                log.error("console_write_failed", error=str(exc))  # noqa: TRY400 - one line
+            except (sqlite3.Error, OSError) as exc:
+                self._health.failed("console_write_failed", exc)
+            else:
+                self._health.ok()
 
     # --- silences ---
 

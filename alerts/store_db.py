@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
-import structlog
 
 OPEN_ERRORS = (sqlite3.Error, OSError, msgspec.MsgspecError)
 """What opening and reading a store may raise on a full disk or a damaged file."""
@@ -30,19 +29,6 @@ def open_db(path: Path, schema: Iterable[str]) -> sqlite3.Connection:
     return db
 
 
-def log_unavailable(
-    log: structlog.typing.FilteringBoundLogger,
-    event: str,
-    path: Path,
-    exc: BaseException,
-    kept: str,
-) -> None:
-    """One error line for a store that could not be opened: what failed and what is now kept
-    in memory only (no traceback: its frames are sqlite's)."""
-    log.error(
-        event,
-        path=str(path),
-        error=type(exc).__name__,
-        detail=str(exc)[:200],
-        consequence=f"{kept} kept in memory only",
-    )
+def unavailable(kept: str) -> str:
+    """What a store that could not be opened means for the data it holds."""
+    return f"{kept} kept in memory only"

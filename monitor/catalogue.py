@@ -361,6 +361,15 @@ FAMILIES: tuple[Family, ...] = (
         "Redelivered events skipped (same event_id).",
     ),
     Family(
+        "support_monitor_source_dropped_total",
+        "counter",
+        ("source",),
+        "daemon",
+        "Messages a source's client discarded unread because its receive buffer was full"
+        " (MQTT max_queued_messages): QoS 0 ones are lost, QoS 1 ones come again after a"
+        " reconnect.",
+    ),
+    Family(
         "support_monitor_dead_letters_total",
         "counter",
         ("source", "sink"),
@@ -373,6 +382,14 @@ FAMILIES: tuple[Family, ...] = (
         ("sink",),
         "daemon",
         "Failed attempts to store dead letters (each retried until it succeeds).",
+    ),
+    Family(
+        "support_monitor_store_failures_total",
+        "counter",
+        ("store",),
+        "daemon",
+        "Failed opens and writes of the daemon's own state files, by store (snapshot, outbox,"
+        " console); the store meanwhile keeps its last copy or runs from memory.",
     ),
     Family(
         "support_monitor_tick_failures_total",

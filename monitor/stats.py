@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import structlog
+
 from support_monitor.monitor.engine.histogram import LAG_BUCKETS, Histogram
 
 
@@ -35,3 +37,38 @@ class DaemonStats:
     """Sinks whose last store failed (offsets wait meanwhile; ``/readyz`` answers 503)."""
     tick_failures: Counter[str] = field(default_factory=Counter)
     """tick handler (``engine`` or a handler's name) -> clock ticks in which it raised."""
+    source_dropped: Counter[str] = field(default_factory=Counter)
+    """source -> messages its client discarded unread (a full receive buffer)."""
+    store_failures: Counter[str] = field(default_factory=Counter)
+    """store (``snapshot``, ``outbox``, ``console``) -> failed opens and writes of the
+    daemon's own state files (``StoreHealth``)."""
+
+
+class StoreHealth:
+    """The outages of one of the daemon's own files (a snapshot, the outbox, the console's
+    store): every failure is counted in ``failures[name]``; the first of an outage is logged
+    as an error, the next ones at debug, and the first success after it as
+    ``store_recovered``. What the store does meanwhile (run from memory, keep the last copy)
+    is its own business."""
+
+    __slots__ = ("_failing", "_failures", "_log", "name")
+
+    def __init__(self, name: str, failures: Counter[str] | None = None) -> None:
+        self.name = name
+        self._failures: Counter[str] = Counter() if failures is None else failures
+        self._failures[name] += 0  # exported at 0 from the start
+        self._failing = False
+        self._log = structlog.get_logger("support_monitor.stores")
+
+    def failed(self, event: str, exc: BaseException, **fields: object) -> None:
+        """Count a failure; one error line per outage (``event``, the error and ``fields``)."""
+        self._failures[self.name] += 1
+        log = self._log.debug if self._failing else self._log.error
+        self._failing = True
+        log(event, store=self.name, error=type(exc).__name__, detail=str(exc)[:200], **fields)
+
+    def ok(self) -> None:
+        """A write succeeded: ends an outage (one ``store_recovered`` line)."""
+        if self._failing:
+            self._failing = False
+            self._log.info("store_recovered", store=self.name)

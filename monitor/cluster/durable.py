@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,6 +44,7 @@ from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.snapshot import Offsets, SnapshotError
 from support_monitor.monitor.sources.kafka import KafkaSource
 from support_monitor.monitor.sources.mqtt import MqttSource
+from support_monitor.monitor.stats import StoreHealth
 
 if TYPE_CHECKING:
     from support_monitor.detectors.suite import DetectorSuite
@@ -115,6 +117,7 @@ class Durability:
 
     def __init__(self, state: StateSettings, settings: Settings) -> None:
         self.state = state
+        self._health = StoreHealth("snapshot")
         self.settings = settings
         self.engine: Engine | None = None
         self.kafka: list[KafkaSource] = []
@@ -235,6 +238,12 @@ class Durability:
             await _mqtt_backlog_in(mqtt, start)
         log.info("state_caught_up", seconds=round(time.perf_counter() - start, 3))
 
+    def count_failures(self, failures: Counter[str]) -> None:
+        """Count failed snapshot writes in ``failures`` (``store`` = ``snapshot``,
+        ``support_monitor_store_failures_total``) once the daemon's counters exist."""
+        if self.enabled:
+            self._health = StoreHealth("snapshot", failures)
+
     def offsets(self) -> Offsets:
         merged: Offsets = {}
         for source in self.kafka:
@@ -261,10 +270,9 @@ class Durability:
                 )
                 size = await snapshot.save_async(self.engine, self.offsets(), path, detectors)
             except OSError as exc:
-                log.error(  # noqa: TRY400 - the error is the message; no traceback
-                    "snapshot_write_failed", path=str(path), error=str(exc), reason=reason
-                )
+                self._health.failed("snapshot_write_failed", exc, path=str(path), reason=reason)
                 return
+            self._health.ok()
             (log.info if reason != "interval" else log.debug)(
                 "snapshot_written",
                 reason=reason,

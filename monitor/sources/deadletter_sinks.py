@@ -16,6 +16,7 @@ JSON Lines file sink (``monitor.deadletter``). See ``docs/sources.md``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -220,7 +221,12 @@ async def _stop_quietly(producer: AIOKafkaProducer, seconds: float) -> None:
 class MqttDeadLetters:
     """Publishes rejected messages (JSON records) to ``topic`` with QoS 1 on a connection of its
     own (client id ``<client_id>-dead-letters``, clean session), so that a letter can be written
-    while the consuming connection is down or busy. ``write`` returns after the broker's PUBACK."""
+    while the consuming connection is down or busy. ``write`` returns after the broker's PUBACK.
+
+    A record longer than ``max_bytes`` has its ``raw`` cut until it fits (``raw_truncated`` =
+    the original length), so that it fits the broker's message size limit and MQTT's own
+    (268,435,455 bytes): an MQTT message may be far larger than a Kafka record, and its JSON
+    record up to six times larger again (control bytes are escaped)."""
 
     def __init__(
         self,
@@ -230,11 +236,13 @@ class MqttDeadLetters:
         name: str,
         source: str,
         client_id: str,
+        max_bytes: int,
         reconnect_max_seconds: float,
         close_timeout: float,
     ) -> None:
         self.topic = topic
         self.name = name
+        self._max_bytes = max_bytes
         self._client_id = f"{client_id}-dead-letters"
         self._connect: dict[str, Any] | None = None
         self._reconnect_max = reconnect_max_seconds
@@ -255,8 +263,22 @@ class MqttDeadLetters:
         if client is not None:
             await _disconnect_quietly(client, self._close_timeout)
 
+    def payload(self, letter: DeadLetter) -> bytes:
+        """The letter's JSON record, its ``raw`` cut (``raw_truncated``) to fit ``max_bytes``."""
+        record = letter_record(letter)
+        payload = self._encoder.encode(record)
+        keep = len(letter.raw)
+        while len(payload) > self._max_bytes and keep > 0:
+            # shrink by the share the record is over, and a little more (escapes vary)
+            keep = min(keep - 1, int(keep * self._max_bytes / len(payload) * 0.95))
+            cut = dataclasses.replace(letter, raw=letter.raw[: max(keep, 0)])
+            record = letter_record(cut)
+            record["raw_truncated"] = len(letter.raw)
+            payload = self._encoder.encode(record)
+        return payload
+
     async def write(self, letter: DeadLetter) -> None:
-        payload = self._encoder.encode(letter_record(letter))
+        payload = self.payload(letter)
         backoff = Backoff(self._reconnect_max)
         while True:
             try:
@@ -268,7 +290,7 @@ class MqttDeadLetters:
                     await client.__aenter__()
                     self._client = client
                 await self._client.publish(self.topic, payload, qos=1)
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, ValueError) as exc:  # ValueError: paho refused the size
                 self._outage.failed(letter.position, exc)
                 broken, self._client = self._client, None
                 if broken is not None:

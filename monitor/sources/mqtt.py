@@ -24,6 +24,8 @@ which have no id, are positioned by topic alone.
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -99,6 +101,13 @@ class MqttSource:
         """Connected at least once (the session's held messages have started to arrive)."""
         self.last_message = 0.0
         """``time.monotonic()`` when the last message arrived (or the first connection)."""
+        self._discards = _Discards(stats, name, settings.max_queued_messages)
+        self._client_log = logging.Logger(f"mqtt.{name}")  # noqa: LOG001 - see below
+        """aiomqtt's and paho's logger for this source's connections: its own object (not in
+        ``logging``'s registry, so a second source of the same name has its own filter),
+        passing records on to the ``mqtt`` logger."""
+        self._client_log.parent = logging.getLogger("mqtt")
+        self._client_log.addFilter(self._discards)
         self.dead_letters: MqttDeadLetters | None = None
         self._letter_store: DurableSink | None = None
         if settings.dead_letter_topic is not None:
@@ -108,6 +117,7 @@ class MqttSource:
                 name=f"{name}:{settings.dead_letter_topic}",
                 source=name,
                 client_id=settings.client_id,
+                max_bytes=settings.dead_letter_max_bytes,
                 reconnect_max_seconds=settings.reconnect_max_seconds,
                 close_timeout=settings.close_timeout,
             )
@@ -154,8 +164,10 @@ class MqttSource:
         backoff = Backoff(self.settings.reconnect_max_seconds)
         while True:
             client = await self._connect(backoff)
+            self._discards.since_connect = 0
             try:
                 paho = client._client  # noqa: SLF001 - manual acks, see the module docstring
+                queue = client._queue  # noqa: SLF001 - to see it drained after discards
                 async for message in client.messages:
                     self.last_message = time.monotonic()
                     payload = message.payload
@@ -169,6 +181,14 @@ class MqttSource:
                         if self._letter_store is not None:
                             await self._letter_store.persist()
                         paho.ack(mid, message.qos)
+                    if self._discards.since_connect and queue.empty():
+                        # discarded QoS 1 messages were never acknowledged: the broker sends
+                        # them again on the next connection of this (persistent) session
+                        self._log.warning(
+                            "mqtt_reconnect_for_discarded",
+                            discarded=self._discards.since_connect,
+                        )
+                        break
             except aiomqtt.MqttError as error:
                 self._set_up(up=False, error=repr(error))
             except Exception as error:  # noqa: BLE001 - a source never ends the daemon
@@ -189,6 +209,7 @@ class MqttSource:
                 identifier=settings.client_id,
                 clean_session=settings.clean_session,
                 max_queued_incoming_messages=settings.max_queued_messages,
+                logger=self._client_log,
                 **self._options,
             )
             # Before connecting: a persistent session's queued messages arrive right after CONNACK.
@@ -249,3 +270,46 @@ class MqttSource:
             self._log.info("mqtt_reconnected")
         else:
             self._log.warning("mqtt_disconnected", error=error)
+
+
+DISCARDED = "Message queue is full. Discarding message."
+"""What aiomqtt logs (a warning) for each message it drops because its queue is full."""
+
+DISCARD_LOG_EVERY = 60.0
+"""Seconds between two ``mqtt_queue_full`` lines while messages are discarded."""
+
+
+class _Discards(logging.Filter):
+    """Counts the messages aiomqtt discards when its queue (``max_queued_messages``) is full
+    (``support_monitor_source_dropped_total{source}``) and turns its warning per message into
+    one ``mqtt_queue_full`` line a minute. A discarded QoS 0 message is lost (MQTT's rule); a
+    QoS 1 one was never acknowledged, so the source reconnects once its queue is drained
+    (``events``) and the broker sends it again."""
+
+    def __init__(self, stats: DaemonStats, source: str, limit: int) -> None:
+        super().__init__()
+        self._stats = stats
+        self._source = source
+        self._limit = limit
+        stats.source_dropped[source] += 0  # exported at 0 from the start
+        self.since_connect = 0
+        self._unlogged = 0
+        self._logged_at = -math.inf
+        self._log = structlog.get_logger("support_monitor.sources.mqtt").bind(source=source)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != DISCARDED:
+            return True
+        self._stats.source_dropped[self._source] += 1
+        self.since_connect += 1
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._logged_at >= DISCARD_LOG_EVERY:
+            self._log.warning(
+                "mqtt_queue_full",
+                discarded=self._unlogged,
+                max_queued_messages=self._limit,
+                consequence="QoS 0 messages lost; QoS 1 ones come again after a reconnect",
+            )
+            self._logged_at, self._unlogged = now, 0
+        return False

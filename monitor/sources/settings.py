@@ -121,6 +121,10 @@ class MqttSettings(_Model):
     dead_letter_topic: str | None = None
     """Rejected messages are published here (QoS 1) as JSON records; ``None``: the daemon's
     ``dead_letter`` sink keeps them."""
+    dead_letter_max_bytes: int = Field(default=1_000_000, gt=1024, le=16 * 1024 * 1024)
+    """A dead letter's JSON record larger than this has its ``raw`` cut until it fits (field
+    ``raw_truncated`` keeps the original length), so it fits the broker's message size limit
+    (mosquitto ``message_size_limit``, ``max_packet_size``)."""
     keepalive: int = Field(default=30, ge=5, le=65535)
     connect_timeout: Duration = Field(default=10.0, gt=0)
     reconnect_max_seconds: Duration = 30.0
@@ -148,17 +152,32 @@ class MqttSettings(_Model):
             raise ValueError("cert_file and key_file go together (client certificate)")
         if not self.tls and (self.ca_file or self.cert_file):
             raise ValueError("ca_file/cert_file are set but tls is false")
-        dead = self.dead_letter_topic
-        if dead is not None:
-            if not dead or any(c in dead for c in "+#\0"):
-                raise ValueError("dead_letter_topic must be a topic name, not a filter")
-            for topic in subscribed_filters(self):
-                if topic_matches(topic, dead):
-                    raise ValueError(
-                        f"dead_letter_topic {dead!r} matches the subscription {topic!r}: every "
-                        "letter would be consumed again, rejected again and dead-lettered again"
-                    )
+        if self.dead_letter_topic is not None:
+            _check_dead_letter_topic(self.dead_letter_topic, subscribed_filters(self))
         return self
+
+
+def _check_dead_letter_topic(dead: str, filters: list[str]) -> None:
+    """An MQTT dead-letter topic the broker stores and the source never reads back."""
+    if not dead or any(c in dead for c in "+#\0"):
+        raise ValueError("dead_letter_topic must be a topic name, not a filter")
+    if dead.startswith("$"):
+        raise ValueError(
+            f"dead_letter_topic {dead!r}: topics starting with $ belong to the broker "
+            "($SYS): it acknowledges publishes there and drops them"
+        )
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in dead):
+        raise ValueError(
+            f"dead_letter_topic {dead!r}: control characters (U+0001-U+001F, "
+            "U+007F-U+009F) are not allowed in an MQTT topic (brokers drop the "
+            "connection)"
+        )
+    for topic in filters:
+        if topic_matches(topic, dead):
+            raise ValueError(
+                f"dead_letter_topic {dead!r} matches the subscription {topic!r}: every "
+                "letter would be consumed again, rejected again and dead-lettered again"
+            )
 
 
 def subscribed_filters(settings: MqttSettings) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from support_monitor.alerts.outbox import Outbox
 from tests.alerts.fakes import Reply, SlackLike
 from tests.alerts.helpers import sig
 from tests.alerts.runtime_helpers import RULE, delivering, make, wait_for
@@ -372,3 +373,35 @@ async def test_an_outbox_that_cannot_open_delivers_from_memory(tmp_path):
                 await wait_for(lambda: len(server.received) == 1)
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["outbox_open_failed"]
     assert stats.notifications == Counter({("slack", "ok"): 1})
+    assert stats.store_failures == Counter({"outbox": 1})
+
+
+async def test_an_outbox_outage_is_counted_logged_once_and_its_end_said(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    # three commits fail (a full disk), the fourth succeeds: 3 counted, one error line, one
+    # store_recovered line; delivery state stays in memory meanwhile
+    failures: Counter[str] = Counter()
+    outbox = Outbox(tmp_path, 10, failures)
+    await outbox.open()
+    assert failures == Counter({"outbox": 0})  # exported at 0 from the start
+    real = outbox._commit_sync
+    calls = [0]
+
+    def flaky(*args: Any) -> None:
+        calls[0] += 1
+        if calls[0] <= 3:
+            raise OSError(28, "No space left on device")
+        real(*args)
+
+    monkeypatch.setattr(outbox, "_commit_sync", flaky)
+    with capture_logs() as logs:
+        for _ in range(4):
+            await outbox.commit(b"state", [])
+    await outbox.close()
+    assert failures == Counter({"outbox": 3})
+    assert [(e["event"], e["log_level"]) for e in logs if e["log_level"] != "debug"] == [
+        ("outbox_write_failed", "error"),
+        ("store_recovered", "info"),
+    ]
+    assert logs[0]["detail"] == "[Errno 28] No space left on device"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import stat
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -188,11 +189,13 @@ def test_a_file_system_without_hard_links_still_keeps_the_key(
 
 async def test_a_store_that_cannot_open_runs_from_memory(tmp_path: Path) -> None:
     (tmp_path / "console.sqlite3").write_bytes(b"not a database, " * 64)
-    store = ConsoleStore(tmp_path, max_silences=2)
+    failures: Counter[str] = Counter()
+    store = ConsoleStore(tmp_path, max_silences=2, failures=failures)
     with capture_logs() as logs:
         await store.open()
         await store.add_silence(_silence(_body()), T)
     assert [e["event"] for e in logs] == ["console_store_unavailable"]
+    assert failures == Counter({"console": 1})
     assert len(store.silences) == 1
     await store.close()
 

@@ -84,7 +84,11 @@ def test_every_dashboard_and_rule_query_returns_data(
                 "alerts": {
                     "rules": [{"alert": "EndToEnd", "detector": "always", "severity": "info"}]
                 },
-                "notifiers": {"alertmanager": {"urls": [alertmanager_url]}},
+                "notifiers": {
+                    "alertmanager": {"urls": [alertmanager_url]},
+                    # as deployed: an outbox on disk (its failure counter is exported)
+                    "state_dir": str(tmp_path / "state"),
+                },
                 # as deployed: rejected events kept in a file (its failure counter is exported)
                 "dead_letter": {"path": str(tmp_path / "dead-letters.jsonl")},
             }

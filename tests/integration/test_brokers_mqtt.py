@@ -18,12 +18,14 @@ import uuid
 from collections.abc import AsyncGenerator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from support_monitor.monitor.consume import consume
+from support_monitor.monitor.pipeline import Delivery
 from support_monitor.monitor.sources.build import dead_letter_sink
 from support_monitor.monitor.sources.mqtt import MqttSource
 from tests.integration.broker_scenario import (
@@ -153,6 +155,100 @@ async def test_mosquitto_pub_exact_counters_and_dead_letters(mqtt_address, tmp_p
     assert sorted(letter["raw"] for letter in letters) == sorted(bad)
     assert {letter["position"].split("#")[0] for letter in letters} == {f"{prefix}/bad"}
     assert all(letter["source"] == "mqtt" for letter in letters)
+
+
+async def test_a_letter_larger_than_its_limit_is_cut_and_the_source_goes_on(mqtt_address, tmp_path):
+    # One QoS 1 message of 3,000,000 control bytes (valid UTF-8, accepted by the broker): too
+    # large, and its JSON letter would be 18 MB (each byte escaped as \u0001). The letter is cut
+    # to the default dead_letter_max_bytes (1,000,000) with raw_truncated; the next event is
+    # applied. (45 MB made a 270 MB letter that paho refused with ValueError, which ended the
+    # daemon, again at every restart.)
+    host, port = mqtt_address
+    prefix = f"test/{uuid.uuid4().hex[:8]}/events"
+    dlq = f"test/{uuid.uuid4().hex[:8]}/dead-letters"
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\x01" * 3_000_000)
+    good = json.dumps(
+        {
+            "event_id": "after-big",
+            "type": "complaint.received",
+            "ts": datetime.now(UTC).isoformat(),
+            "channel": "voice",
+        }
+    )
+    settings = mqtt_settings(host, port, prefix, dead_letter_topic=dlq)
+    live = LiveEngine(settings)
+    source = MqttSource(settings.sources.mqtt, live.stats)
+    reader = DeadLetterReader(host, port, dlq, 1)
+    await asyncio.sleep(0.5)
+    exe = shutil.which("mosquitto_pub")
+    assert exe is not None
+    async with source:
+        task = asyncio.create_task(
+            consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
+        )
+        try:
+            await wait_for(lambda: live.stats.source_up.get("mqtt") is True, 30, "connected")
+            send = [exe, "-h", host, "-p", str(port), "-q", "1", "-t", f"{prefix}/big"]
+            await asyncio.to_thread(subprocess.run, [*send, "-f", str(big)], check=True)
+            await asyncio.to_thread(mosquitto_pub, host, port, f"{prefix}/good", [good])
+            await wait_for(lambda: processed(live.stats) >= 2, 60, "both messages")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    (letter,) = await asyncio.to_thread(reader.records)
+    assert letter["reason"] == "too_large"
+    assert letter["raw_truncated"] == 3_000_000
+    assert 0 < len(letter["raw"]) < 1_000_000 / 6
+    assert set(letter["raw"]) == {"\x01"}
+    assert len(json.dumps(letter)) <= 1_000_000
+    assert live.stats.events[("mqtt", "complaint.received")] == 1
+    assert live.stats.dead_letters_written == {("mqtt", f"mqtt:{dlq}"): 1}
+
+
+async def test_messages_discarded_by_a_full_client_queue_are_counted_and_qos1_comes_again(
+    mqtt_address,
+):
+    # The consumer holds one message while 100 QoS 0 and then 5 QoS 1 messages arrive: the
+    # client's queue (max_queued_messages 10) takes 10 and aiomqtt discards the rest, the
+    # QoS 1 ones included (never acknowledged). Counted, one log line, and once the queue is
+    # drained the source reconnects: the broker sends the 5 QoS 1 messages again.
+    host, port = mqtt_address
+    prefix = f"test/{uuid.uuid4().hex[:8]}/events"
+    settings = mqtt_settings(host, port, prefix, max_queued_messages=10)
+    live = LiveEngine(settings)
+    source = MqttSource(settings.sources.mqtt, live.stats)
+    exe = shutil.which("mosquitto_pub")
+    assert exe is not None
+    send = [exe, "-h", host, "-p", str(port), "-t", f"{prefix}/x", "-l"]
+    good = [json.dumps({"n": i}) for i in range(5)]
+    with capture_logs() as logs:
+        async with source:
+            events = cast("AsyncGenerator[Delivery, None]", source.events())
+            publish_one = [*send, "-q", "1"]
+            waiting = asyncio.ensure_future(anext(events))  # connects and subscribes
+            await wait_for(lambda: live.stats.source_up.get("mqtt") is True, 30, "connected")
+            await asyncio.to_thread(subprocess.run, publish_one, input="first\n", text=True)
+            first = await asyncio.wait_for(waiting, 30)
+            assert first.raw == b"first"
+            junk = "".join(f"junk {i}\n" for i in range(100))
+            await asyncio.to_thread(subprocess.run, [*send, "-q", "0"], input=junk, text=True)
+            lines = "".join(f"{line}\n" for line in good)
+            await asyncio.to_thread(subprocess.run, publish_one, input=lines, text=True)
+            await asyncio.sleep(1.0)  # all of it reached the client while the consumer held
+            seen: list[bytes] = []
+            async with asyncio.timeout(30):
+                while not set(good) <= {raw.decode() for raw in seen}:
+                    seen.append((await anext(events)).raw)
+            await events.aclose()
+    dropped = live.stats.source_dropped["mqtt"]
+    assert dropped >= 5  # the 5 QoS 1 messages at least (the queue was full of junk)
+    assert sum(raw.startswith(b"junk") for raw in seen) == 100 - dropped + 5
+    queue_full = [e for e in logs if e["event"] == "mqtt_queue_full"]
+    assert len(queue_full) == 1
+    assert queue_full[0]["discarded"] == 1
+    assert [e for e in logs if e["event"] == "mqtt_reconnect_for_discarded"]
+    assert not [e for e in logs if "Discarding message" in str(e.get("event"))]
 
 
 @pytest.fixture

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from pathlib import Path
+
+from structlog.testing import capture_logs
 
 from support_monitor.monitor.cluster.durable import Durability
 from support_monitor.monitor.daemon import letters_stored
@@ -34,3 +37,33 @@ async def test_no_snapshot_while_dead_letters_are_not_stored(tmp_path: Path) -> 
         assert snapshot.exists()
         assert sink.pending == 0
     assert (blocker / "dead.jsonl").read_text(encoding="utf-8").count('"events/0/7"') == 1
+
+
+async def test_a_snapshot_that_cannot_be_written_is_counted_and_its_end_said(
+    tmp_path: Path,
+) -> None:
+    # the state directory's place is taken by a file (as a full or read-only disk would fail
+    # the write): the last snapshot stays, each failed write counts, one error line per outage
+    state = tmp_path / "state"
+    settings = make_settings(state={"dir": str(state)})
+    stats = DaemonStats()
+    durable = Durability(settings.state, settings)
+    await durable.load_engine()
+    durable.count_failures(stats.store_failures)
+    assert stats.store_failures == Counter({"snapshot": 0})
+    if state.is_dir():  # load_engine may have made it
+        state.rmdir()
+    state.write_text("not a directory", encoding="utf-8")
+    with capture_logs() as logs:
+        await durable.save("interval")
+        await durable.save("interval")
+        state.unlink()
+        state.mkdir()
+        await durable.save("interval")
+    assert stats.store_failures == Counter({"snapshot": 2})
+    assert [(e["event"], e["log_level"]) for e in logs if e["log_level"] != "debug"] == [
+        ("snapshot_write_failed", "error"),
+        ("store_recovered", "info"),
+    ]
+    assert settings.state.snapshot_path is not None
+    assert settings.state.snapshot_path.exists()

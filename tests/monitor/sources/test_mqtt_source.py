@@ -107,7 +107,21 @@ def test_dead_letter_topic_under_the_subscription_is_refused(fields, subscriptio
 def test_dead_letter_topic_outside_the_subscription_is_accepted():
     settings = MqttSettings(topics=("support/events/#",), dead_letter_topic="support/dead-letters")
     assert settings.dead_letter_topic == "support/dead-letters"
-    assert MqttSettings(topics=("#",), dead_letter_topic="$dlq/support").dead_letter_topic
+
+
+@pytest.mark.parametrize(
+    ("topic", "message"),
+    [
+        ("$SYS/dead-letters", "belong to the broker"),  # mosquitto PUBACKs and drops them
+        ("$dlq/support", "belong to the broker"),
+        ("dead/a\nb", "control characters"),  # mosquitto drops the connection
+        ("dead/\x85", "control characters"),
+        ("dead/\x7f", "control characters"),
+    ],
+)
+def test_a_dead_letter_topic_the_broker_would_drop_is_refused(topic, message):
+    with pytest.raises(ValidationError, match=message):
+        MqttSettings(topics=("support/#",), dead_letter_topic=topic)
 
 
 def test_check_config_refuses_a_looping_dead_letter_topic(tmp_path):
