@@ -58,7 +58,7 @@ class Outbox:
         """``failures``: where failed opens and writes are counted (``store`` = ``outbox``,
         ``support_monitor_store_failures_total``)."""
         self.path = state_dir / FILENAME if state_dir is not None else None
-        self._health = StoreHealth("outbox", failures if self.path is not None else None)
+        self._health = StoreHealth("outbox", failures)
         self.max_size = max_size
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
@@ -72,6 +72,7 @@ class Outbox:
     async def open(self) -> Restored:
         if self.path is None:
             return Restored()
+        self._health.watch()
         async with self._lock:
             try:
                 restored = await asyncio.to_thread(self._open_sync, self.path)

@@ -382,7 +382,7 @@ class ConsoleStore:
         """``failures``: where failed opens and writes are counted (``store`` = ``console``,
         ``support_monitor_store_failures_total``)."""
         self.path = None if state_dir is None else state_dir / FILENAME
-        self._health = StoreHealth("console", failures if self.path is not None else None)
+        self._health = StoreHealth("console", failures)
         self.max_silences = max_silences
         self.silences: dict[str, Silence] = {}
         self.acks: dict[tuple[str, float], Ack] = {}
@@ -392,6 +392,7 @@ class ConsoleStore:
     async def open(self) -> None:
         if self.path is None:
             return
+        self._health.watch()
         async with self._lock:
             try:
                 loaded = await asyncio.to_thread(self._open_sync, self.path)

@@ -131,13 +131,15 @@ class TickRoad:
                 quiet = self._next  # a repeat may fall in the gap: one more tick, then see
                 continue
             # A timer the engine still holds (a business-time deadline days ahead, the reset
-            # of the today window) wakes the road: its ticks run from there on.
+            # of the today window, a waiting contact to forget) wakes the road. Its ticks run
+            # from one horizon before it: what detectors and rules hold of the recent past
+            # (held times, `for`) is then what a tick every second would have left them.
             wake = self.engine.next_wakeup()
             if wake >= landing or self._next >= landing:
                 break
             resume = self._next
             if wake > resume:
-                resume = max(resume, math.floor(wake / interval) * interval)
+                resume = max(resume, math.floor((wake - horizon) / interval) * interval)
             self.skipped_ticks += round((resume - self._next) / interval)
             self._next = resume
             quiet = max(wake, resume) + horizon  # at least one tick: progress

@@ -158,7 +158,10 @@ def read_yaml(text: str) -> object:
         if node is None:
             return None
         if _expanded_size(node, {}) > MAX_YAML_VALUES:
-            problem = f"more than {MAX_YAML_VALUES:,} values once its aliases are expanded"
+            problem = (
+                f"more than {MAX_YAML_VALUES:,} values (aliases counted as copies of what "
+                "they name): a config holds hundreds"
+            )
             raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
         return loader.construct_document(node)
     finally:

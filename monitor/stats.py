@@ -56,9 +56,12 @@ class StoreHealth:
     def __init__(self, name: str, failures: Counter[str] | None = None) -> None:
         self.name = name
         self._failures: Counter[str] = Counter() if failures is None else failures
-        self._failures[name] += 0  # exported at 0 from the start
         self._failing = False
         self._log = structlog.get_logger("support_monitor.stores")
+
+    def watch(self) -> None:
+        """The store is in use: its failures are exported (at 0 until one comes)."""
+        self._failures[self.name] += 0
 
     def failed(self, event: str, exc: BaseException, **fields: object) -> None:
         """Count a failure; one error line per outage (``event``, the error and ``fields``)."""

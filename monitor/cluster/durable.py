@@ -243,6 +243,7 @@ class Durability:
         ``support_monitor_store_failures_total``) once the daemon's counters exist."""
         if self.enabled:
             self._health = StoreHealth("snapshot", failures)
+            self._health.watch()
 
     def offsets(self) -> Offsets:
         merged: Offsets = {}

@@ -377,7 +377,10 @@ class Engine:
             self.dedup.expire(now)
             self._forget_talking(now - self._answered_retention)
             if now >= self._next_waiting_sweep:
-                self._next_waiting_sweep = math.floor(now) + WAITING_SWEEP_SECONDS
+                # on whole multiples of the sweep period, so that a replay that jumped over a
+                # quiet gap sweeps at the same instants as one that ticked through it
+                sweeps = math.floor(now / WAITING_SWEEP_SECONDS) + 1
+                self._next_waiting_sweep = sweeps * WAITING_SWEEP_SECONDS
                 self._forget_waiting(now - self._waiting_retention)
         early = self._early_heap
         if early and early[0][0] < now - self.lateness:
@@ -386,11 +389,31 @@ class Engine:
     def next_wakeup(self) -> float:
         """The earliest clock time at which something held may change a reading without an
         event: a timer (possibly spent) is decided once the clock is ``allowed_lateness`` past
-        it; a today window resets at its day start. ``inf`` when nothing is held."""
+        it; a today window resets at its day start; the waiting sweep (on multiples of
+        ``WAITING_SWEEP_SECONDS``) forgets a contact waiting longer than
+        ``ingest.waiting_retention``. ``inf`` when nothing is held."""
         wake = self._timers[0][0] + self.lateness if self._timers else math.inf
         # Every channel's today window resets at the same instant: the first one's will do.
         first = next(iter(self.channels.values()))
-        return min(wake, first.windows.next_reset)
+        return min(wake, first.windows.next_reset, self._next_forgetting())
+
+    def _next_forgetting(self) -> float:
+        """The sweep that will forget the longest-waiting contact (``inf``: none waits)."""
+        oldest = math.inf
+        for ch in self.channels.values():
+            if ch.settings.answer_seconds is None:
+                continue
+            for q in ch.queues.values():
+                queued = q.oldest_queued_ts()
+                if queued is not None:
+                    oldest = min(oldest, queued)
+        if math.isinf(oldest):
+            return math.inf
+        expiry = oldest + self._waiting_retention  # forgotten once the clock is past it
+        after = (math.floor(expiry / WAITING_SWEEP_SECONDS) + 1) * WAITING_SWEEP_SECONDS
+        if after <= self.now:  # swept past it and kept (not breached yet): no sweep to wait for
+            return math.inf
+        return max(self._next_waiting_sweep, after)
 
     def flush(self, now: float | None = None) -> None:
         """Advance to ``now`` and decide every deadline up to it (no more late events will come,

@@ -392,6 +392,30 @@ def test_jumping_a_quiet_gap_gives_the_same_output_as_stepping() -> None:
     assert jumped[:3] == stepped[:3]
 
 
+def test_a_contact_forgotten_after_its_waiting_retention_inside_a_gap_is_not_jumped_over() -> None:
+    # A voice contact is never answered; nothing else comes for 30 hours. Its retention (24 h)
+    # runs out inside the gap, far past the horizon of a config with live channels only: the
+    # engine forgets it at its 60-second sweep and LongestWaitHigh resolves then. The jumping
+    # road must wake for that sweep as the stepping one ticks through it.
+    cfg = settings(channels=LIVE_CHANNELS, exporter={"tick_seconds": 10})
+    horizon = quiet_horizon(cfg)
+    gap = 30 * 3600
+    assert gap > 24 * 3600 + horizon
+    lines = [
+        *_contacts(T0, "a", 5),
+        _line("contact.queued", T0 + 100, event_id="lq", contact_id="lost", queue="tech"),
+        *_contacts(T0 + 100 + gap, "b", 5),
+    ]
+    lines.sort(key=lambda raw: json.loads(raw)["ts"])
+    stepped = _run_road(cfg, lines, None)
+    jumped = _run_road(cfg, lines, horizon)
+    assert jumped[3] > 0.8 * (gap - horizon) / 10  # most of the gap was skipped
+    resolved = [r for r in json.loads(stepped[0]) if r["state"] == "resolved"]
+    assert [r["alertname"] for r in resolved] == ["LongestWaitHigh"]
+    assert resolved[0]["ts"] <= T0 + 100 + 24 * 3600 + 300  # the sweep after it, then its rule
+    assert jumped[:3] == stepped[:3]
+
+
 def test_a_first_response_drought_at_the_start_of_a_quiet_gap_is_not_jumped_over() -> None:
     # A desk learns a day of 20 tickets an hour, each answered a minute later; then tickets and
     # responses stop together and nothing comes for 6 horizons. The drought CUSUM passes its
