@@ -241,9 +241,8 @@ def default_rules() -> tuple[AlertRule, ...]:
             "warning",
             (
                 "{signal_summary}",
-                "Tickets on {channel} need an answer before their {sla_name} target: "
-                "{score:.0f} open tickets are inside its warning lead time (alerts at "
-                "{threshold:.0f}); {queue_now}." + _SINCE,
+                "Tickets on {channel} need an answer before their {sla_name} target (alerts "
+                "at {threshold:.0f}); {queue_now}." + _SINCE,
                 (
                     "{channel}: tickets at risk of the {sla_name} deadline down to "
                     "{value_now:.0f}; lasted {duration}"

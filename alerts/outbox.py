@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,7 @@ import structlog
 
 from support_monitor.alerts.notify.message import Notification, decode, encode
 from support_monitor.alerts.store_db import OPEN_ERRORS, open_db, unavailable
-from support_monitor.monitor.stats import StoreHealth
+from support_monitor.monitor.stats import DaemonStats, StoreHealth
 
 log = structlog.get_logger("support_monitor.alerts.outbox")
 
@@ -53,12 +53,12 @@ class Restored:
 
 class Outbox:
     def __init__(
-        self, state_dir: Path | None, max_size: int, failures: Counter[str] | None = None
+        self, state_dir: Path | None, max_size: int, stats: DaemonStats | None = None
     ) -> None:
-        """``failures``: where failed opens and writes are counted (``store`` = ``outbox``,
-        ``support_monitor_store_failures_total``)."""
+        """``stats``: where failed opens and writes are counted (``store`` = ``outbox``,
+        ``support_monitor_store_failures_total``, ``support_monitor_store_failing``)."""
         self.path = state_dir / FILENAME if state_dir is not None else None
-        self._health = StoreHealth("outbox", failures)
+        self._health = StoreHealth("outbox", stats)
         self.max_size = max_size
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()

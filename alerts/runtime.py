@@ -127,7 +127,7 @@ class Alerting:
         self.eval_interval = alerts.evaluation_interval or engine.settings.exporter.tick_seconds
         self._next_eval = -math.inf
         self.planner = Planner(notifiers.receivers, Router(notifiers))
-        self.outbox = Outbox(notifiers.state_dir, notifiers.outbox_max, stats.store_failures)
+        self.outbox = Outbox(notifiers.state_dir, notifiers.outbox_max, stats)
         self.last_signals: list[Signal] = []
         self._judged: list[Signal] | None = None
         self._active: list[Signal] = []

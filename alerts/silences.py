@@ -38,7 +38,6 @@ import secrets
 import sqlite3
 import tempfile
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,7 +52,7 @@ from support_monitor.alerts.notify.message import AlertInfo
 from support_monitor.alerts.store_db import OPEN_ERRORS, open_db, unavailable
 from support_monitor.monitor.errors import SupportMonitorError
 from support_monitor.monitor.events import EARLIEST_TS, LATEST_TS
-from support_monitor.monitor.stats import StoreHealth
+from support_monitor.monitor.stats import DaemonStats, StoreHealth
 
 log = structlog.get_logger("support_monitor.alerts.silences")
 
@@ -377,12 +376,12 @@ class ConsoleStore:
     """Silences and acknowledgements in memory, written through to sqlite when persistent."""
 
     def __init__(
-        self, state_dir: Path | None, max_silences: int, failures: Counter[str] | None = None
+        self, state_dir: Path | None, max_silences: int, stats: DaemonStats | None = None
     ) -> None:
-        """``failures``: where failed opens and writes are counted (``store`` = ``console``,
-        ``support_monitor_store_failures_total``)."""
+        """``stats``: where failed opens and writes are counted (``store`` = ``console``,
+        ``support_monitor_store_failures_total``, ``support_monitor_store_failing``)."""
         self.path = None if state_dir is None else state_dir / FILENAME
-        self._health = StoreHealth("console", failures)
+        self._health = StoreHealth("console", stats)
         self.max_silences = max_silences
         self.silences: dict[str, Silence] = {}
         self.acks: dict[tuple[str, float], Ack] = {}

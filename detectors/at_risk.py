@@ -13,10 +13,12 @@ drought CUSUM is: the Poisson CUSUM of ``complaint_cusum.py`` on the channel's f
 (the count of ``support_first_response_seconds``), tuned for a drop to ``drought_ratio`` of the
 usual hour-of-week rate, against its own hourly baseline (learned from the responses, erring
 ``DROUGHT_MARGIN`` standard errors low, never raised to a floor). It is judged only while at
-least ``min_count`` tickets were created in the longest window: a desk with nothing coming in
-has no responses to miss, and a replay's quiet gap drains that window, so the drought can
-change the signal only within the window's span after the last event (``detectors/quiet.py``).
-Its score stays the at-risk count.
+least ``min_count`` open tickets wait for their first response (a pause in new tickets after
+all were answered is no drought) and at least ``min_count`` tickets were created in the
+longest window: a replay's quiet gap drains that window, so the drought can change the signal
+only within the window's span after the last event (``detectors/quiet.py``). While it is
+active its signal's score is the count of tickets waiting for a first response (against the
+same ``min_count``), else the at-risk count.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from support_monitor.detectors.readings import (
 from support_monitor.detectors.signal import Signal
 from support_monitor.monitor.config_channel import ChannelSettings
 from support_monitor.monitor.durations import format_duration
-from support_monitor.monitor.engine.state import ChannelRuntime
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.state import ChannelRuntime, QueueState
 
 SLAS = ("first_response", "next_reply", "resolution")
 """The ticket clocks, in the order of ``QueueState.at_risk``."""
@@ -80,6 +83,8 @@ class TicketsAtRiskDetector(WorstExport):
             if settings.drought_threshold > 0
             else {}
         )
+        self._waiting_cache: tuple[tuple[object, ...], int] | None = None
+        """(the channel and its ticket moves, open tickets without a first response)."""
         self._last_response: dict[str, tuple[int, float]] = {}
         """Per drought channel: (first responses so far, when that count was first seen)."""
         self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
@@ -131,22 +136,25 @@ class TicketsAtRiskDetector(WorstExport):
                 at_risk = q.at_risk
                 for sla, index in slas:
                     counts[sla] += at_risk[index]
-            dry = self._drought_step(channel, ch, readings.now)
+            dry, waiting = self._drought_step(channel, readings)
             key = (*counts.values(), dry)
             if key == self._keys[i]:
                 continue
             self._keys[i] = key
-            out[i] = self._judge(channel, counts, dry)
+            out[i] = self._judge(channel, counts, dry, waiting)
         self._groups = out.result()
         return self._groups
 
-    def _drought_step(self, channel: str, ch: ChannelRuntime, now: float) -> str:
-        """Advance the channel's drought CUSUM with its cumulative first responses; while it is
-        active and at least ``min_count`` tickets were created in the longest window, what to
-        say about it (else "")."""
+    def _drought_step(self, channel: str, readings: Readings) -> tuple[str, int]:
+        """Advance the channel's drought CUSUM with its cumulative first responses. While it is
+        active, at least ``min_count`` tickets were created in the longest window and at least
+        ``min_count`` open tickets wait for their first response: what to say about it and how
+        many wait (else ``("", 0)``)."""
         cusum = self._drought.get(channel)
         if cusum is None:
-            return ""
+            return "", 0
+        ch = readings.channels[channel]
+        now = readings.now
         responses = 0
         for q in ch.queues.values():
             responses += q.fr_hist.count
@@ -154,35 +162,67 @@ class TicketsAtRiskDetector(WorstExport):
         if last is None or last[0] != responses:
             last = self._last_response[channel] = (responses, now)
         if not cusum.step(now, float(responses), hour_of_week):
-            return ""
-        created = ch.windows.totals[self._window_i].created
-        if created < self.settings.min_count:
-            return ""
+            return "", 0
+        min_count = self.settings.min_count
+        if ch.windows.totals[self._window_i].created < min_count:
+            return "", 0
+        waiting = self._waiting(readings.engine, ch)
+        if waiting < min_count:
+            return "", 0
         usual = cusum.per_hour(hour_of_week(now))
         return (
             f"{channel}: first responses have nearly stopped, none for "
             f"{format_duration(now - last[1])} where about {usual:.0f} an hour are usual; "
-            f"{created} tickets created in the last {self._window}"
-        )
+            f"{waiting} tickets wait for one"
+        ), waiting
 
-    def _judge(self, channel: str, counts: dict[str, float], dry: str) -> list[Signal]:
+    def _waiting(self, engine: Engine, ch: ChannelRuntime) -> int:
+        """Open tickets of the channel without a first response: counted over the engine's
+        tickets, only while the drought CUSUM is active, and again only after a ticket of the
+        channel was created, answered, solved or reopened."""
+        key = (
+            ch.name,
+            *(sum(x) for x in zip(*(_moves(q) for q in ch.queues.values()), strict=True)),
+        )
+        if self._waiting_cache is not None and self._waiting_cache[0] == key:
+            return self._waiting_cache[1]
+        queues = set(map(id, ch.queues.values()))
+        count = sum(
+            1
+            for t in engine.tickets.values()
+            if t.responses == 0 and t.solved_ts is None and id(t.q) in queues
+        )
+        self._waiting_cache = (key, count)
+        return count
+
+    def _judge(
+        self, channel: str, counts: dict[str, float], dry: str, waiting: int
+    ) -> list[Signal]:
+        """``dry``: the drought's summary (its signal's score is then ``waiting``, the tickets
+        without a first response, judged against the same ``min_count``)."""
         out = []
         min_count = self.settings.min_count
         for sla, count in counts.items():
             active = count >= min_count
+            score = count
             summary = f"{channel}: {count:.0f} tickets close to their {SLA_NAMES[sla]} deadline"
             if dry and sla == SLAS[0]:
-                active = True
-                summary = f"{dry}, {count:.0f} close to their first response deadline"
+                active, score = True, float(waiting)
+                summary = f"{dry}, {count:.0f} close to its deadline"
             out.append(
                 Signal(
                     detector=self.name,
                     channel=channel,
                     active=active,
-                    score=count,
+                    score=score,
                     threshold=float(min_count),
                     labels=(("sla", sla),),
                     summary=summary,
                 )
             )
         return out
+
+
+def _moves(q: QueueState) -> tuple[int, int, int, int]:
+    """What changes when a ticket of the queue is created, answered, solved or reopened."""
+    return (q.created, q.fr_hist.count, q.solved, q.reopened)

@@ -623,8 +623,9 @@ class TicketsAtRiskSettings(_Model):
     hour-of-week rate (``complaint_cusum.py``, the code of the complaint and arrival CUSUMs,
     with the usual rate erring one standard error low). An at-risk count cannot see a stop
     before the lead window starts; the CUSUM sees the responses that do not come. Judged only
-    while at least ``min_count`` tickets were created in the longest window, and not in an hour
-    of the day it has not learned yet (the first day)."""
+    while at least ``min_count`` open tickets wait for their first response and ``min_count``
+    were created in the longest window, and not in an hour of the day it has not learned yet
+    (the first day)."""
     drought_threshold: float = Field(default=11.0, ge=0)
     """The first-response signal is also active while the drought CUSUM is at or above this
     (0: no drought CUSUM), held until it falls below half of it."""

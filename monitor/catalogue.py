@@ -392,6 +392,14 @@ FAMILIES: tuple[Family, ...] = (
         " console); the store meanwhile keeps its last copy or runs from memory.",
     ),
     Family(
+        "support_monitor_store_failing",
+        "gauge",
+        ("store",),
+        "daemon",
+        "1 while the last open or write of the daemon's own state file failed, by store"
+        " (snapshot, outbox, console); 0 once one succeeds.",
+    ),
+    Family(
         "support_monitor_tick_failures_total",
         "counter",
         ("handler",),

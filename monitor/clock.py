@@ -43,15 +43,27 @@ def quiet_horizon(settings: Settings) -> float:
         engine.extend(target + lateness for target in targets if target is not None)
     # oldest-wait thresholds (per channel), the backlog slope history, CUSUMs staying active
     engine.append(detector_horizon(settings.detectors, settings.channels))
+    return max(engine) + _held(settings) + 2 * settings.exporter.tick_seconds
+
+
+def _held(settings: Settings) -> float:
+    """How long detectors' own persistence and the alert rules remember the recent past."""
     rules = settings.alerts.rules
-    alerts = (
+    return (
         persistence_horizon(settings.detectors)
         + max((r.for_ for r in rules), default=0.0)
         + max((r.keep_firing_for for r in rules), default=0.0)
         + settings.alerts.resolved_retention
         + (settings.alerts.evaluation_interval or 0.0)
     )
-    return max(engine) + alerts + 2 * settings.exporter.tick_seconds
+
+
+def wake_lookback(settings: Settings) -> float:
+    """How far before a wake inside a quiet gap (``Engine.next_wakeup``) the replay's tick road
+    starts ticking again, so that what detectors and rules hold of the recent past (held times,
+    the backlog slope history, ``for``) is what ticking through the gap would have left."""
+    backlog = settings.detectors.backlog_growth.rate_window or 0.0
+    return backlog + _held(settings) + 2 * settings.exporter.tick_seconds
 
 
 class TickRoad:
@@ -62,12 +74,15 @@ class TickRoad:
         handlers: Sequence[TickHandler] = (),
         *,
         quiet_horizon: float | None = None,
+        wake_lookback: float | None = None,
         stats: DaemonStats | None = None,
         notifying: Callable[[], bool] | None = None,
     ) -> None:
         """``quiet_horizon`` (replay only, see :func:`quiet_horizon`): once the clock has
         stepped that far past the last event, the road jumps to the next one instead of running
-        every tick across the gap. ``None`` (live mode): every tick runs. ``stats``: where
+        every tick across the gap. ``None`` (live mode): every tick runs. ``wake_lookback``
+        (:func:`wake_lookback`; default the horizon): how far before a wake inside a gap the
+        road ticks again. ``stats``: where
         failing handlers are counted (``support_monitor_tick_failures_total``).
         ``notifying``: true while the notification planner may still send something without
         an event (a repeat, a group's wait or interval: ``backtest`` plans messages); no tick
@@ -76,6 +91,7 @@ class TickRoad:
         self.interval = interval
         self.handlers = list(handlers)
         self.quiet_horizon = quiet_horizon
+        self.wake_lookback = quiet_horizon if wake_lookback is None else wake_lookback
         self._notifying = notifying
         self.skipped_ticks = 0
         """Ticks jumped over in quiet gaps (replay)."""
@@ -132,14 +148,15 @@ class TickRoad:
                 continue
             # A timer the engine still holds (a business-time deadline days ahead, the reset
             # of the today window, a waiting contact to forget) wakes the road. Its ticks run
-            # from one horizon before it: what detectors and rules hold of the recent past
-            # (held times, `for`) is then what a tick every second would have left them.
+            # from ``wake_lookback`` before it: what detectors and rules hold of the recent
+            # past (held times, `for`) is then what a tick every second would have left them.
             wake = self.engine.next_wakeup()
             if wake >= landing or self._next >= landing:
                 break
             resume = self._next
             if wake > resume:
-                resume = max(resume, math.floor((wake - horizon) / interval) * interval)
+                lookback = self.wake_lookback or 0.0
+                resume = max(resume, math.floor((wake - lookback) / interval) * interval)
             self.skipped_ticks += round((resume - self._next) / interval)
             self._next = resume
             quiet = max(wake, resume) + horizon  # at least one tick: progress

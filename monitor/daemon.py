@@ -103,7 +103,7 @@ class SingleEngine:
         )
         self.alerting, self.road, self.pipeline = road.alerting, road.ticks, road.pipeline
         durable.attach_detectors(self.alerting)  # detector baselines from the snapshot
-        durable.count_failures(self.stats.store_failures)
+        durable.count_failures(self.stats)
         self.registry = build_registry(engine, self.stats, self.alerting, process=True)
         durable.attach(self.sources)  # Kafka resumes at the snapshot's offsets
         self.reconfigure = single_engine(engine, self.alerting)

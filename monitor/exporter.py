@@ -683,6 +683,10 @@ class DaemonCollector(Collector):
         for (notifier, result), count in sorted(stats.notifications.items()):
             notes.add_metric([notifier, result], count)
         yield notes
+        failing = catalogue.gauge("support_monitor_store_failing")
+        for store, is_failing in sorted(stats.stores_failing.items()):
+            failing.add_metric([store], float(is_failing))
+        yield failing
         up = catalogue.gauge("support_monitor_source_up")
         for source, is_up in sorted(stats.source_up.items()):
             up.add_metric([source], float(is_up))

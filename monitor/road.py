@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from support_monitor.alerts.config import NotifierSettings
 from support_monitor.alerts.runtime import Alerting, PlanSink, TransitionSink
-from support_monitor.monitor.clock import TickRoad, quiet_horizon
+from support_monitor.monitor.clock import TickRoad, quiet_horizon, wake_lookback
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.pipeline import Pipeline
@@ -71,6 +71,7 @@ def build_road(
         settings.exporter.tick_seconds,
         alerting.handlers,
         quiet_horizon=quiet_horizon(settings) if replay else None,
+        wake_lookback=wake_lookback(settings) if replay else None,
         stats=stats,
         notifying=None if on_plan is None else alerting.notifying,
     )

@@ -42,36 +42,46 @@ class DaemonStats:
     store_failures: Counter[str] = field(default_factory=Counter)
     """store (``snapshot``, ``outbox``, ``console``) -> failed opens and writes of the
     daemon's own state files (``StoreHealth``)."""
+    stores_failing: dict[str, bool] = field(default_factory=dict)
+    """store -> whether its last open or write failed (it keeps its last copy or runs from
+    memory meanwhile)."""
 
 
 class StoreHealth:
     """The outages of one of the daemon's own files (a snapshot, the outbox, the console's
-    store): every failure is counted in ``failures[name]``; the first of an outage is logged
-    as an error, the next ones at debug, and the first success after it as
-    ``store_recovered``. What the store does meanwhile (run from memory, keep the last copy)
-    is its own business."""
+    store): every failure is counted in ``stats.store_failures[name]`` and
+    ``stats.stores_failing[name]`` says whether the last open or write failed; the first
+    failure of an outage is logged as an error, the next ones at debug, and the first success
+    after it as ``store_recovered``. What the store does meanwhile (run from memory, keep the
+    last copy) is its own business."""
 
-    __slots__ = ("_failing", "_failures", "_log", "name")
+    __slots__ = ("_log", "_stats", "name")
 
-    def __init__(self, name: str, failures: Counter[str] | None = None) -> None:
+    def __init__(self, name: str, stats: DaemonStats | None = None) -> None:
         self.name = name
-        self._failures: Counter[str] = Counter() if failures is None else failures
-        self._failing = False
+        self._stats = DaemonStats() if stats is None else stats
         self._log = structlog.get_logger("support_monitor.stores")
+
+    @property
+    def failing(self) -> bool:
+        return self._stats.stores_failing.get(self.name, False)
 
     def watch(self) -> None:
         """The store is in use: its failures are exported (at 0 until one comes)."""
-        self._failures[self.name] += 0
+        self._stats.store_failures[self.name] += 0
+        self._stats.stores_failing.setdefault(self.name, False)
 
-    def failed(self, event: str, exc: BaseException, **fields: object) -> None:
-        """Count a failure; one error line per outage (``event``, the error and ``fields``)."""
-        self._failures[self.name] += 1
-        log = self._log.debug if self._failing else self._log.error
-        self._failing = True
-        log(event, store=self.name, error=type(exc).__name__, detail=str(exc)[:200], **fields)
+    def failed(self, event: str, exc: BaseException | None, **fields: object) -> None:
+        """Count a failure; one error line per outage (``event``, the error and ``fields``;
+        no line when ``exc`` is ``None``: the caller has said it)."""
+        self._stats.store_failures[self.name] += 1
+        log = self._log.debug if self.failing else self._log.error
+        self._stats.stores_failing[self.name] = True
+        if exc is not None:
+            log(event, store=self.name, error=type(exc).__name__, detail=str(exc)[:200], **fields)
 
     def ok(self) -> None:
         """A write succeeded: ends an outage (one ``store_recovered`` line)."""
-        if self._failing:
-            self._failing = False
+        if self.failing:
+            self._stats.stores_failing[self.name] = False
             self._log.info("store_recovered", store=self.name)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,7 +43,7 @@ from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.snapshot import Offsets, SnapshotError
 from support_monitor.monitor.sources.kafka import KafkaSource
 from support_monitor.monitor.sources.mqtt import MqttSource
-from support_monitor.monitor.stats import StoreHealth
+from support_monitor.monitor.stats import DaemonStats, StoreHealth
 
 if TYPE_CHECKING:
     from support_monitor.detectors.suite import DetectorSuite
@@ -238,12 +237,16 @@ class Durability:
             await _mqtt_backlog_in(mqtt, start)
         log.info("state_caught_up", seconds=round(time.perf_counter() - start, 3))
 
-    def count_failures(self, failures: Counter[str]) -> None:
-        """Count failed snapshot writes in ``failures`` (``store`` = ``snapshot``,
-        ``support_monitor_store_failures_total``) once the daemon's counters exist."""
+    def count_failures(self, stats: DaemonStats) -> None:
+        """Count failed snapshot writes in ``stats`` (``store`` = ``snapshot``,
+        ``support_monitor_store_failures_total``, ``support_monitor_store_failing``) once the
+        daemon's counters exist; a snapshot refused at start counts as one (already logged:
+        ``snapshot_refused``)."""
         if self.enabled:
-            self._health = StoreHealth("snapshot", failures)
+            self._health = StoreHealth("snapshot", stats)
             self._health.watch()
+            if self.refused is not None:
+                self._health.failed("snapshot_refused", None)
 
     def offsets(self) -> Offsets:
         merged: Offsets = {}

@@ -49,7 +49,7 @@ async def open_console(
     if not cfg.enabled:
         return None
     state_dir = settings.notifiers.state_dir
-    store = ConsoleStore(state_dir, cfg.max_silences, alerting.stats.store_failures)
+    store = ConsoleStore(state_dir, cfg.max_silences, alerting.stats)
     await store.open()
     stack.push_async_callback(store.close)
     key = await asyncio.to_thread(load_signing_key, cfg.signing_key_file, state_dir)

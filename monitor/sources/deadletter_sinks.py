@@ -264,18 +264,21 @@ class MqttDeadLetters:
             await _disconnect_quietly(client, self._close_timeout)
 
     def payload(self, letter: DeadLetter) -> bytes:
-        """The letter's JSON record, its ``raw`` cut (``raw_truncated``) to fit ``max_bytes``."""
-        record = letter_record(letter)
-        payload = self._encoder.encode(record)
-        keep = len(letter.raw)
-        while len(payload) > self._max_bytes and keep > 0:
+        """The letter's JSON record, its ``raw`` cut (``raw_truncated``) to fit ``max_bytes``:
+        first to ``max_bytes`` bytes, then by the share the record is still over; a cut never
+        splits a UTF-8 character of a text letter (it stays ``raw``, not ``raw_base64``)."""
+        raw = letter.raw
+        keep = min(len(raw), self._max_bytes)
+        while True:
+            cut = dataclasses.replace(letter, raw=_prefix(raw, keep))
+            record = letter_record(cut)
+            if keep < len(raw):
+                record["raw_truncated"] = len(raw)
+            payload = self._encoder.encode(record)
+            if len(payload) <= self._max_bytes or keep == 0:
+                return payload
             # shrink by the share the record is over, and a little more (escapes vary)
             keep = min(keep - 1, int(keep * self._max_bytes / len(payload) * 0.95))
-            cut = dataclasses.replace(letter, raw=letter.raw[: max(keep, 0)])
-            record = letter_record(cut)
-            record["raw_truncated"] = len(letter.raw)
-            payload = self._encoder.encode(record)
-        return payload
 
     async def write(self, letter: DeadLetter) -> None:
         payload = self.payload(letter)
@@ -310,3 +313,18 @@ async def _disconnect_quietly(client: aiomqtt.Client, seconds: float) -> None:
             await client.__aexit__(None, None, None)
     except (TimeoutError, aiomqtt.MqttError):
         pass
+
+
+def _prefix(raw: bytes, size: int) -> bytes:
+    """The first ``size`` bytes of ``raw``, one to three fewer when that would split a UTF-8
+    character of a text ``raw`` (binary input is cut where it is)."""
+    if size >= len(raw):
+        return raw
+    head = raw[:size]
+    for back in range(4):
+        try:
+            head[: size - back].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return head[: size - back]
+    return head

@@ -164,7 +164,6 @@ class MqttSource:
         backoff = Backoff(self.settings.reconnect_max_seconds)
         while True:
             client = await self._connect(backoff)
-            self._discards.since_connect = 0
             try:
                 paho = client._client  # noqa: SLF001 - manual acks, see the module docstring
                 queue = client._queue  # noqa: SLF001 - to see it drained after discards
@@ -181,14 +180,15 @@ class MqttSource:
                         if self._letter_store is not None:
                             await self._letter_store.persist()
                         paho.ack(mid, message.qos)
-                    if self._discards.since_connect and queue.empty():
-                        # discarded QoS 1 messages were never acknowledged: the broker sends
-                        # them again on the next connection of this (persistent) session
-                        self._log.warning(
-                            "mqtt_reconnect_for_discarded",
-                            discarded=self._discards.since_connect,
-                        )
-                        break
+                    if self._discards.unlogged and queue.empty():
+                        self._discards.report()
+                        if self._discards.unacked and not self.settings.clean_session:
+                            # discarded QoS 1 messages were never acknowledged: the broker sends
+                            # them again on the next connection of this persistent session
+                            self._log.warning(
+                                "mqtt_reconnect_for_discarded", qos1=self._discards.unacked
+                            )
+                            break
             except aiomqtt.MqttError as error:
                 self._set_up(up=False, error=repr(error))
             except Exception as error:  # noqa: BLE001 - a source never ends the daemon
@@ -205,10 +205,12 @@ class MqttSource:
         filters = subscription_filters(settings)
         failures = 0  # in a row: the first is a warning, the rest debug (one line an outage)
         while True:
+            self._discards.unacked = 0  # a new connection: the broker sends them again
             client = aiomqtt.Client(
                 identifier=settings.client_id,
                 clean_session=settings.clean_session,
                 max_queued_incoming_messages=settings.max_queued_messages,
+                queue_type=self._discards.queue_type,
                 logger=self._client_log,
                 **self._options,
             )
@@ -280,10 +282,12 @@ DISCARD_LOG_EVERY = 60.0
 
 
 class _Discards(logging.Filter):
-    """Counts the messages aiomqtt discards when its queue (``max_queued_messages``) is full
-    (``support_monitor_source_dropped_total{source}``) and turns its warning per message into
-    one ``mqtt_queue_full`` line a minute. A discarded QoS 0 message is lost (MQTT's rule); a
-    QoS 1 one was never acknowledged, so the source reconnects once its queue is drained
+    """The messages aiomqtt discards when its queue (``max_queued_messages``) is full: counted
+    by the queue itself (``queue_type``: ``support_monitor_source_dropped_total{source}``, and
+    the QoS 1 ones apart), aiomqtt's warning per message filtered out, and reported once the
+    queue is drained, at most one ``mqtt_queue_full`` line a minute with the count since the
+    last one. A discarded QoS 0 message is lost (MQTT's rule); a QoS 1 one was never
+    acknowledged, so on a persistent session the source reconnects once its queue is drained
     (``events``) and the broker sends it again."""
 
     def __init__(self, stats: DaemonStats, source: str, limit: int) -> None:
@@ -292,24 +296,40 @@ class _Discards(logging.Filter):
         self._source = source
         self._limit = limit
         stats.source_dropped[source] += 0  # exported at 0 from the start
-        self.since_connect = 0
-        self._unlogged = 0
+        self.unacked = 0
+        """QoS 1 messages discarded since the connection started (the broker resends them)."""
+        self.unlogged = 0
         self._logged_at = -math.inf
         self._log = structlog.get_logger("support_monitor.sources.mqtt").bind(source=source)
+        discards = self
+
+        class CountingQueue(asyncio.Queue[aiomqtt.Message]):
+            def put_nowait(self, item: aiomqtt.Message) -> None:
+                if self.full():
+                    discards.dropped(item.qos)
+                super().put_nowait(item)  # full: raises, aiomqtt discards the message
+
+        self.queue_type: type[asyncio.Queue[aiomqtt.Message]] = CountingQueue
+
+    def dropped(self, qos: int) -> None:
+        self._stats.source_dropped[self._source] += 1
+        self.unlogged += 1
+        if qos > 0:
+            self.unacked += 1
+
+    def report(self) -> None:
+        """One ``mqtt_queue_full`` line with the discards since the last one, at most one a
+        minute (later ones wait for the next report)."""
+        now = time.monotonic()
+        if now - self._logged_at < DISCARD_LOG_EVERY:
+            return
+        self._log.warning(
+            "mqtt_queue_full",
+            discarded=self.unlogged,
+            max_queued_messages=self._limit,
+            consequence="QoS 0 messages lost; QoS 1 ones come again after a reconnect",
+        )
+        self._logged_at, self.unlogged = now, 0
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg != DISCARDED:
-            return True
-        self._stats.source_dropped[self._source] += 1
-        self.since_connect += 1
-        self._unlogged += 1
-        now = time.monotonic()
-        if now - self._logged_at >= DISCARD_LOG_EVERY:
-            self._log.warning(
-                "mqtt_queue_full",
-                discarded=self._unlogged,
-                max_queued_messages=self._limit,
-                consequence="QoS 0 messages lost; QoS 1 ones come again after a reconnect",
-            )
-            self._logged_at, self._unlogged = now, 0
-        return False
+        return record.msg != DISCARDED  # counted by the queue; reported by ``report``

@@ -157,10 +157,16 @@ class MqttSettings(_Model):
         return self
 
 
+MAX_TOPIC_BYTES = 65_535
+"""MQTT's longest topic name, in UTF-8 bytes."""
+
+
 def _check_dead_letter_topic(dead: str, filters: list[str]) -> None:
     """An MQTT dead-letter topic the broker stores and the source never reads back."""
     if not dead or any(c in dead for c in "+#\0"):
         raise ValueError("dead_letter_topic must be a topic name, not a filter")
+    if len(dead.encode("utf-8", "surrogatepass")) > MAX_TOPIC_BYTES:
+        raise ValueError(f"dead_letter_topic: longer than MQTT's {MAX_TOPIC_BYTES:,} bytes")
     if dead.startswith("$"):
         raise ValueError(
             f"dead_letter_topic {dead!r}: topics starting with $ belong to the broker "

@@ -12,6 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from support_monitor.alerts.outbox import Outbox
+from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.fakes import Reply, SlackLike
 from tests.alerts.helpers import sig
 from tests.alerts.runtime_helpers import RULE, delivering, make, wait_for
@@ -374,17 +375,20 @@ async def test_an_outbox_that_cannot_open_delivers_from_memory(tmp_path):
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["outbox_open_failed"]
     assert stats.notifications == Counter({("slack", "ok"): 1})
     assert stats.store_failures == Counter({"outbox": 1})
+    assert stats.stores_failing == {"outbox": True}  # it never writes to a file again
 
 
 async def test_an_outbox_outage_is_counted_logged_once_and_its_end_said(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ):
-    # three commits fail (a full disk), the fourth succeeds: 3 counted, one error line, one
-    # store_recovered line; delivery state stays in memory meanwhile
-    failures: Counter[str] = Counter()
-    outbox = Outbox(tmp_path, 10, failures)
+    # three commits fail (a full disk), the fourth succeeds: 3 counted, failing meanwhile, one
+    # error line, one store_recovered line; delivery state stays in memory meanwhile
+    stats = DaemonStats()
+    failures = stats.store_failures
+    outbox = Outbox(tmp_path, 10, stats)
     await outbox.open()
     assert failures == Counter({"outbox": 0})  # exported at 0 from the start
+    assert stats.stores_failing == {"outbox": False}
     real = outbox._commit_sync
     calls = [0]
 
@@ -396,10 +400,13 @@ async def test_an_outbox_outage_is_counted_logged_once_and_its_end_said(
 
     monkeypatch.setattr(outbox, "_commit_sync", flaky)
     with capture_logs() as logs:
-        for _ in range(4):
+        for _ in range(3):
             await outbox.commit(b"state", [])
+        assert stats.stores_failing == {"outbox": True}
+        await outbox.commit(b"state", [])
     await outbox.close()
     assert failures == Counter({"outbox": 3})
+    assert stats.stores_failing == {"outbox": False}
     assert [(e["event"], e["log_level"]) for e in logs if e["log_level"] != "debug"] == [
         ("outbox_write_failed", "error"),
         ("store_recovered", "info"),

@@ -153,9 +153,8 @@ CASES = [
             "tickets_at_risk", "email", 0.0, 1.0, labels=(("sla", "first_response"),), active=False
         ),
         "email: 2 tickets close to their first response deadline",
-        "Tickets on email need an answer before their first response target: 2 open tickets "
-        "are inside its warning lead time (alerts at 1); most at risk in queue default (2). "
-        "Going on since 2026-03-02 00:59 UTC.",
+        "Tickets on email need an answer before their first response target (alerts at 1); "
+        "most at risk in queue default (2). Going on since 2026-03-02 00:59 UTC.",
         "email: tickets at risk of the first response deadline down to 0; lasted 7m",
         "Resolved after 7m (from 2026-03-02 00:59 UTC to 2026-03-02 01:06 UTC). 0 open tickets "
         "at risk of their first response target now (alerts at 1).",

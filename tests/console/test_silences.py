@@ -31,6 +31,7 @@ from support_monitor.alerts.silences import (
     parse_matchers,
 )
 from support_monitor.alerts.state import Alert, AlertState
+from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.helpers import notifier_settings
 
 T = 1_772_442_000.0  # 2026-03-02T09:00:00Z
@@ -189,13 +190,14 @@ def test_a_file_system_without_hard_links_still_keeps_the_key(
 
 async def test_a_store_that_cannot_open_runs_from_memory(tmp_path: Path) -> None:
     (tmp_path / "console.sqlite3").write_bytes(b"not a database, " * 64)
-    failures: Counter[str] = Counter()
-    store = ConsoleStore(tmp_path, max_silences=2, failures=failures)
+    stats = DaemonStats()
+    store = ConsoleStore(tmp_path, max_silences=2, stats=stats)
     with capture_logs() as logs:
         await store.open()
         await store.add_silence(_silence(_body()), T)
     assert [e["event"] for e in logs] == ["console_store_unavailable"]
-    assert failures == Counter({"console": 1})
+    assert stats.store_failures == Counter({"console": 1})
+    assert stats.stores_failing == {"console": True}
     assert len(store.silences) == 1
     await store.close()
 

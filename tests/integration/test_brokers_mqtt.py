@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -206,22 +206,23 @@ async def test_a_letter_larger_than_its_limit_is_cut_and_the_source_goes_on(mqtt
     assert live.stats.dead_letters_written == {("mqtt", f"mqtt:{dlq}"): 1}
 
 
-async def test_messages_discarded_by_a_full_client_queue_are_counted_and_qos1_comes_again(
-    mqtt_address,
-):
-    # The consumer holds one message while 100 QoS 0 and then 5 QoS 1 messages arrive: the
-    # client's queue (max_queued_messages 10) takes 10 and aiomqtt discards the rest, the
-    # QoS 1 ones included (never acknowledged). Counted, one log line, and once the queue is
-    # drained the source reconnects: the broker sends the 5 QoS 1 messages again.
+async def _flood(
+    mqtt_address: tuple[str, int], *, clean_session: bool, want: Callable[[list[bytes]], bool]
+) -> tuple[list[MutableMapping[str, Any]], list[bytes], int]:
+    """The consumer holds one message while 100 QoS 0 and then 5 QoS 1 messages arrive: the
+    client's queue (max_queued_messages 10) takes 10 and aiomqtt discards the rest, the QoS 1
+    ones included (never acknowledged). Then consume until ``want(seen)``; the logs, what was
+    seen and the discards counted."""
     host, port = mqtt_address
     prefix = f"test/{uuid.uuid4().hex[:8]}/events"
-    settings = mqtt_settings(host, port, prefix, max_queued_messages=10)
+    settings = mqtt_settings(
+        host, port, prefix, max_queued_messages=10, clean_session=clean_session
+    )
     live = LiveEngine(settings)
     source = MqttSource(settings.sources.mqtt, live.stats)
     exe = shutil.which("mosquitto_pub")
     assert exe is not None
     send = [exe, "-h", host, "-p", str(port), "-t", f"{prefix}/x", "-l"]
-    good = [json.dumps({"n": i}) for i in range(5)]
     with capture_logs() as logs:
         async with source:
             events = cast("AsyncGenerator[Delivery, None]", source.events())
@@ -233,22 +234,52 @@ async def test_messages_discarded_by_a_full_client_queue_are_counted_and_qos1_co
             assert first.raw == b"first"
             junk = "".join(f"junk {i}\n" for i in range(100))
             await asyncio.to_thread(subprocess.run, [*send, "-q", "0"], input=junk, text=True)
-            lines = "".join(f"{line}\n" for line in good)
+            lines = "".join(f"{line}\n" for line in GOOD)
             await asyncio.to_thread(subprocess.run, publish_one, input=lines, text=True)
             await asyncio.sleep(1.0)  # all of it reached the client while the consumer held
             seen: list[bytes] = []
             async with asyncio.timeout(30):
-                while not set(good) <= {raw.decode() for raw in seen}:
+                while not want(seen):
                     seen.append((await anext(events)).raw)
+            with pytest.raises(TimeoutError):  # and nothing more comes
+                await asyncio.wait_for(anext(events), 1.5)
             await events.aclose()
-    dropped = live.stats.source_dropped["mqtt"]
+    return logs, seen, live.stats.source_dropped["mqtt"]
+
+
+GOOD = [json.dumps({"n": i}) for i in range(5)]
+
+
+async def test_messages_discarded_by_a_full_client_queue_are_counted_and_qos1_comes_again(
+    mqtt_address,
+):
+    # Counted, one log line once the queue is drained, and then the source reconnects: the
+    # broker sends the 5 QoS 1 messages again (persistent session).
+    logs, seen, dropped = await _flood(
+        mqtt_address,
+        clean_session=False,
+        want=lambda seen: set(GOOD) <= {raw.decode() for raw in seen},
+    )
     assert dropped >= 5  # the 5 QoS 1 messages at least (the queue was full of junk)
     assert sum(raw.startswith(b"junk") for raw in seen) == 100 - dropped + 5
     queue_full = [e for e in logs if e["event"] == "mqtt_queue_full"]
-    assert len(queue_full) == 1
-    assert queue_full[0]["discarded"] == 1
-    assert [e for e in logs if e["event"] == "mqtt_reconnect_for_discarded"]
+    assert [e["discarded"] for e in queue_full] == [dropped]  # one line, once drained
+    reconnects = [e for e in logs if e["event"] == "mqtt_reconnect_for_discarded"]
+    assert [e["qos1"] for e in reconnects] == [5]
     assert not [e for e in logs if "Discarding message" in str(e.get("event"))]
+
+
+async def test_on_a_clean_session_discarded_messages_are_counted_and_no_reconnect_is_made(
+    mqtt_address,
+):
+    # A clean session would not get them again: no reconnect (it would only lose more)
+    logs, seen, dropped = await _flood(
+        mqtt_address, clean_session=True, want=lambda seen: len(seen) >= 10
+    )
+    assert len(seen) == 10  # what the queue held; the 5 QoS 1 ones were discarded
+    assert dropped == 95
+    assert [e["discarded"] for e in logs if e["event"] == "mqtt_queue_full"] == [95]
+    assert not [e for e in logs if e["event"] == "mqtt_reconnect_for_discarded"]
 
 
 @pytest.fixture

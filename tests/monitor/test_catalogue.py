@@ -65,6 +65,7 @@ async def test_the_replay_exposes_exactly_the_catalogue(tmp_path: Path) -> None:
         "support_monitor_events_duplicate",
         "support_monitor_source_dropped",  # no MQTT source in a replay
         "support_monitor_store_failures",  # no state files in a replay
+        "support_monitor_store_failing",
     }, empty
 
 

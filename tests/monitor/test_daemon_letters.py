@@ -49,14 +49,16 @@ async def test_a_snapshot_that_cannot_be_written_is_counted_and_its_end_said(
     stats = DaemonStats()
     durable = Durability(settings.state, settings)
     await durable.load_engine()
-    durable.count_failures(stats.store_failures)
+    durable.count_failures(stats)
     assert stats.store_failures == Counter({"snapshot": 0})
+    assert stats.stores_failing == {"snapshot": False}
     if state.is_dir():  # load_engine may have made it
         state.rmdir()
     state.write_text("not a directory", encoding="utf-8")
     with capture_logs() as logs:
         await durable.save("interval")
         await durable.save("interval")
+        assert stats.stores_failing == {"snapshot": True}
         state.unlink()
         state.mkdir()
         await durable.save("interval")

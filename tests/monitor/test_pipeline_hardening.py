@@ -15,7 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from support_monitor.alerts.runtime import Alerting
-from support_monitor.monitor.clock import TickRoad, quiet_horizon
+from support_monitor.monitor.clock import TickRoad, quiet_horizon, wake_lookback
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.deadletter import DeadLetter
 from support_monitor.monitor.engine.engine import Engine
@@ -350,7 +350,13 @@ def _run_road(cfg: Settings, lines: list[bytes], horizon: float | None) -> tuple
         transitions.append(record)
 
     alerting = Alerting(cfg.detectors, cfg.alerts, cfg.notifiers, engine, stats, on_transition=keep)
-    road = TickRoad(engine, cfg.exporter.tick_seconds, alerting.handlers, quiet_horizon=horizon)
+    road = TickRoad(
+        engine,
+        cfg.exporter.tick_seconds,
+        alerting.handlers,
+        quiet_horizon=horizon,
+        wake_lookback=None if horizon is None else wake_lookback(cfg),
+    )
     pipeline = Pipeline(
         engine, stats, event_clock=True, before_event=road.before_event, log_burst=0
     )
@@ -417,24 +423,26 @@ def test_a_contact_forgotten_after_its_waiting_retention_inside_a_gap_is_not_jum
 
 
 def test_a_first_response_drought_at_the_start_of_a_quiet_gap_is_not_jumped_over() -> None:
-    # A desk learns a day of 20 tickets an hour, each answered a minute later; then tickets and
-    # responses stop together and nothing comes for 6 horizons. The drought CUSUM passes its
-    # threshold about 45 minutes into the gap while the hour still holds the last tickets
-    # (tickets_at_risk judges a drought only then): inside the horizon, so the jumping road
-    # pages it as the stepping one does. Without that condition the CUSUM would page again
-    # twice later in the gap (relearnt after 2 flagged hours, then dry again), past the
-    # horizon, where the jumping road does not look.
+    # A desk learns a day of 20 tickets an hour, each answered a minute later; then responses
+    # stop, tickets come for 30 more minutes, and nothing comes for 6 horizons. The drought
+    # CUSUM passes its threshold about 47 minutes after the last response, inside the gap,
+    # while the hour still holds new tickets (tickets_at_risk judges a drought only then):
+    # inside the horizon, so the jumping road pages it as the stepping one does. Without
+    # that condition the CUSUM would page again later in the gap (the 10 tickets keep
+    # waiting; relearnt after 2 flagged hours, then dry again), past the horizon.
     channels = json.loads(json.dumps(CONFIG["channels"]))
     channels["email"]["resolution_seconds"] = 7200
     cfg = settings(channels=channels, exporter={"tick_seconds": 60})
     horizon = quiet_horizon(cfg)
-    stop = 26 * 3600
+    silent = 26 * 3600  # the last response
+    stop = silent + 1800  # the last ticket
     lines = []
     for t in range(0, stop, 180):
         lines.append(_line("ticket.created", T0 + t, "email", event_id=f"c{t}", ticket_id=f"t{t}"))
-        lines.append(
-            _line("ticket.responded", T0 + t + 60, "email", event_id=f"r{t}", ticket_id=f"t{t}")
-        )
+        if t + 60 <= silent:
+            lines.append(
+                _line("ticket.responded", T0 + t + 60, "email", event_id=f"r{t}", ticket_id=f"t{t}")
+            )
     resume = stop + 6 * horizon
     lines.append(_line("ticket.created", T0 + resume, "email", event_id="after", ticket_id="after"))
     stepped = _run_road(cfg, lines, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 import time
@@ -12,6 +14,8 @@ from pydantic import ValidationError
 
 from support_monitor.monitor.cluster.durable import MQTT_QUIET, Durability
 from support_monitor.monitor.cluster.settings import StateSettings
+from support_monitor.monitor.deadletter import DeadLetter
+from support_monitor.monitor.sources.deadletter_sinks import MqttDeadLetters
 from support_monitor.monitor.sources.mqtt import MqttSource, connect_options, subscription_filters
 from support_monitor.monitor.sources.settings import MqttSettings, topic_matches
 from support_monitor.monitor.stats import DaemonStats
@@ -156,3 +160,51 @@ async def test_the_clock_waits_for_held_messages_only_so_long():
     assert source.backlog_in(MQTT_QUIET)
     source.last_message = time.monotonic()
     assert not source.backlog_in(MQTT_QUIET)
+
+
+def _letters(max_bytes: int) -> MqttDeadLetters:
+    return MqttDeadLetters(
+        "dlq",
+        DaemonStats(),
+        name="mqtt:dlq",
+        source="mqtt",
+        client_id="c",
+        max_bytes=max_bytes,
+        reconnect_max_seconds=1,
+        close_timeout=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ("€".encode() * 10_000, True),  # 3 bytes a character: a cut must not split one
+        (b"\x01" * 10_000, True),  # each byte 6 in JSON (\u0001)
+        (b"\xff\xfe" * 10_000, False),  # not UTF-8: base64
+    ],
+)
+def test_an_mqtt_letter_is_cut_to_its_limit(raw: bytes, text: bool) -> None:
+    letter = DeadLetter(raw, "too_large", "big", "mqtt", "t#1")
+    payload = _letters(2_000).payload(letter)
+    assert len(payload) <= 2_000
+    record = json.loads(payload)
+    assert record["raw_truncated"] == len(raw)
+    if text:
+        assert "raw_base64" not in record
+        kept = record["raw"].encode()
+    else:
+        kept = base64.b64decode(record["raw_base64"])
+    assert kept == raw[: len(kept)]
+    assert len(kept) > 2_000 // 8  # not cut further than it had to be
+
+
+def test_an_mqtt_letter_within_its_limit_is_whole() -> None:
+    letter = DeadLetter(b'{"bad": json}', "invalid_json", "x", "mqtt", "t#1")
+    record = json.loads(_letters(2_000).payload(letter))
+    assert record["raw"] == '{"bad": json}'
+    assert "raw_truncated" not in record
+
+
+def test_a_dead_letter_topic_longer_than_mqtt_allows_is_refused() -> None:
+    with pytest.raises(ValidationError, match="65,535 bytes"):
+        MqttSettings(topics=("support/#",), dead_letter_topic="d/" + "é" * 40_000)
