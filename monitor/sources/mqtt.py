@@ -12,7 +12,10 @@ Delivery semantics (at-least-once; see ``docs/sources.md``):
   ``event_id`` de-duplication absorbs it.
 * Back-pressure: unacknowledged messages count against the broker's in-flight window
   (mosquitto ``max_inflight_messages``), so the broker stops sending while the engine is busy;
-  the client buffer is additionally capped at ``max_queued_messages``.
+  the client buffer is additionally capped at ``max_queued_messages``. What the client
+  discards beyond it (a flood of QoS 0 messages fills it) is counted and reported
+  (``_Discards``); a discarded QoS 1 message comes again after a reconnect once the buffer is
+  drained (persistent session only).
 * Each connection uses a fresh client (a stale buffer from a dropped connection is discarded: its
   messages were never acknowledged, so the broker sends them again). Subscriptions are renewed on
   every connection. Reconnects use a capped jittered backoff; ``source_up`` is False meanwhile.
