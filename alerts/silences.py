@@ -294,17 +294,12 @@ def _store_key(path: Path, key: bytes) -> bytes:
             os.fsync(out.fileno())
         try:
             os.link(tmp, path)
-        except FileExistsError:
-            kept = path.read_bytes()
-            if len(kept) >= MIN_KEY_BYTES:
-                return kept
-            tmp.replace(path)  # the short file of an interrupted write
-        except OSError:  # a file system without hard links: a rename, unless one came first
+        except OSError:  # another process stored one first, or no hard links here
             if path.exists():
                 kept = path.read_bytes()
                 if len(kept) >= MIN_KEY_BYTES:
                     return kept
-            tmp.replace(path)
+            tmp.replace(path)  # over the short file of an interrupted write, or a rename
     finally:
         tmp.unlink(missing_ok=True)
     return key
