@@ -29,7 +29,7 @@ from pydantic import (
 from support_monitor.alerts.links import is_absolute
 from support_monitor.alerts.matchers import compile_regex, parse_matcher
 from support_monitor.alerts.template import check_template
-from support_monitor.alerts.urls import url_problem
+from support_monitor.alerts.urls import has_userinfo, header_value_problem, url_problem
 from support_monitor.detectors.config import DetectorSettings
 from support_monitor.monitor.durations import Duration
 
@@ -643,6 +643,25 @@ def _check_url(model: BaseModel, field: str) -> None:
             raise ValueError(f"{field}: {problem}")
 
 
+def _check_token(model: BaseModel, urls: Sequence[SecretStr | None]) -> None:
+    """A bearer token written in the config must be a header value httpx sends, and not sit
+    next to a URL with ``user:password@`` (httpx would send the basic auth and drop it)."""
+    token: SecretStr | None = getattr(model, _TOKEN_KEYS[0])
+    if token is not None:
+        problem = header_value_problem(token.get_secret_value())
+        if problem is not None:
+            raise ValueError(f"bearer_token: the token {problem}")
+    if not any(getattr(model, k) is not None for k in _TOKEN_KEYS):
+        return
+    for url in urls:
+        if url is not None and has_userinfo(url.get_secret_value()):
+            raise ValueError(
+                "bearer_token: set next to a URL with user:password@ (basic auth); only one "
+                "Authorization header can be sent: use one of the two"
+            )
+
+
+_TOKEN_KEYS = ("bearer_token", "bearer_token_file", "bearer_token_env")
 _HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$"
 _OWN_HEADERS = frozenset({"content-type", "content-length", "host", "idempotency-key"})
 
@@ -689,18 +708,19 @@ class WebhookReceiver(_ReceiverBase):
         _exactly_one(self, "url", required=True)
         _exactly_one(self, "bearer_token", required=False)
         _check_url(self, "url")
-        for name in self.headers:
+        for name, value in self.headers.items():
             lower = name.lower()
             if lower in _OWN_HEADERS or (lower == "authorization" and self.has_token):
                 raise ValueError(f"headers.{name}: set by the notifier itself")
+            problem = header_value_problem(value.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"headers.{name}: the value {problem}")
+        _check_token(self, (self.url,))
         return self
 
     @property
     def has_token(self) -> bool:
-        return any(
-            getattr(self, name) is not None
-            for name in ("bearer_token", "bearer_token_file", "bearer_token_env")
-        )
+        return any(getattr(self, name) is not None for name in _TOKEN_KEYS)
 
 
 Receiver = Annotated[SlackReceiver | WebhookReceiver, Field(discriminator="type")]
@@ -759,6 +779,7 @@ class AlertmanagerSettings(_Model):
             problem = url_problem(url.get_secret_value())
             if problem is not None:
                 raise ValueError(f"urls[{i}]: {problem}")
+        _check_token(self, self.urls)
         return self
 
 

@@ -102,6 +102,11 @@ class Outbox:
         self._db = db
         return Restored(state=bytes(row[0]) if row else None, pending=pending)
 
+    @property
+    def persistent(self) -> bool:
+        """Whether it is written through to its file (opened; not running from memory)."""
+        return self._db is not None
+
     async def close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
@@ -162,19 +167,21 @@ class Outbox:
             async with self._lock:
                 if self._db is not None:  # not closed meanwhile
                     try:
-                        await asyncio.to_thread(self._done_sync, key)
+                        wrote = await asyncio.to_thread(self._done_sync, key)
                     except (sqlite3.Error, OSError) as exc:
                         # it would be sent once more after a restart
                         self._health.failed("outbox_write_failed", exc, op="done")
                     else:
-                        self._health.ok()
+                        if wrote:  # deleting a row a failed commit never stored proves nothing
+                            self._health.ok()
         self._forget(key)
 
-    def _done_sync(self, key: str) -> None:
+    def _done_sync(self, key: str) -> bool:
+        """Delete the row; whether there was one (a full disk still lets a no-op through)."""
         db = self._db
         assert db is not None
         with db:
-            db.execute("DELETE FROM outbox WHERE key = ?", (key,))
+            return db.execute("DELETE FROM outbox WHERE key = ?", (key,)).rowcount > 0
 
     # --- reads -----------------------------------------------------------------------------
 

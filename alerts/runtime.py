@@ -39,7 +39,7 @@ from support_monitor.alerts.outbox import Outbox
 from support_monitor.alerts.planner import Planner
 from support_monitor.alerts.routing import Router
 from support_monitor.alerts.rules import CompiledRule, transition_record
-from support_monitor.alerts.secrets import register_url, resolve, resolve_url
+from support_monitor.alerts.secrets import register_url, resolve_token, resolve_url
 from support_monitor.alerts.state import Alert, AlertState, Transition
 from support_monitor.detectors.config import DetectorSettings
 from support_monitor.detectors.signal import Signal
@@ -388,7 +388,7 @@ class Alerting:
                     "alert_delivery_started",
                     receivers=sorted(notifiers),
                     alertmanagers=len(am.urls),
-                    persistent=self.outbox.path is not None,
+                    persistent=self.outbox.persistent,
                 )
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(self._commit_forever(), name="alerts:commit")
@@ -398,7 +398,7 @@ class Alerting:
                         unavailable = None
                         token = None
                         try:
-                            token = await asyncio.to_thread(resolve, am, "bearer_token")
+                            token = await asyncio.to_thread(resolve_token, am, "bearer_token")
                         except ValueError as exc:  # names the key and the file or variable
                             unavailable = str(exc)
                             log.error(  # noqa: TRY400 - one line, no traceback
@@ -438,7 +438,7 @@ class Alerting:
                         url,
                         client,
                         cfg.timeout,
-                        token=resolve(cfg, "bearer_token"),
+                        token=resolve_token(cfg, "bearer_token", url),
                         headers=cfg.headers,
                         external_url=self._external_url,
                         generator=self._generator_url,

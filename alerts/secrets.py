@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from support_monitor.alerts.urls import url_problem
+from support_monitor.alerts.urls import has_userinfo, header_value_problem, url_problem
 from support_monitor.monitor.logs import register_secret
 
 
@@ -44,6 +44,25 @@ def resolve(model: BaseModel, field: str) -> SecretStr | None:
         register_secret(text)
         return SecretStr(text)
     return None
+
+
+def resolve_token(model: BaseModel, field: str, url: SecretStr | None = None) -> SecretStr | None:
+    """An optional bearer token, checked the way httpx sends it (``ValueError`` names the key,
+    never the token); refused next to a ``url`` with ``user:password@`` (httpx would send the
+    URL's basic auth and silently drop the token)."""
+    value = resolve(model, field)
+    if value is None:
+        return None
+    key = next(
+        (k for k in (field, f"{field}_file", f"{field}_env") if getattr(model, k) is not None),
+        field,
+    )
+    problem = header_value_problem(value.get_secret_value())
+    if problem is not None:
+        raise ValueError(f"{key}: the token {problem}")
+    if url is not None and has_userinfo(url.get_secret_value()):
+        raise ValueError(f"{key}: set next to a URL with user:password@; use one of the two")
+    return value
 
 
 def resolve_url(model: BaseModel, field: str) -> SecretStr:

@@ -252,7 +252,16 @@ def load_signing_key(key_file: Path | None, state_dir: Path | None) -> bytes:
     if state_dir is None:
         return secrets.token_bytes(KEY_BYTES)
     path = state_dir / KEY_FILENAME
-    kept = _read_key(path)
+    try:
+        kept = _read_key(path)
+    except OSError as exc:  # not readable by this user, or not a directory: never overwrite it
+        log.error(  # noqa: TRY400 - one line, no traceback
+            "console_key_not_read",
+            path=str(path),
+            error=exc.strerror or type(exc).__name__,
+            consequence="acknowledge links sent now stop working after a restart",
+        )
+        return secrets.token_bytes(KEY_BYTES)
     if kept is not None and len(kept) >= MIN_KEY_BYTES:
         return kept
     if kept is not None:  # a write cut short before the key was written whole: never sign
@@ -271,14 +280,12 @@ def load_signing_key(key_file: Path | None, state_dir: Path | None) -> bytes:
 
 
 def _read_key(path: Path) -> bytes | None:
-    """The stored key file's bytes, ``None`` when there is none."""
+    """The stored key file's bytes, ``None`` when there is none (``OSError`` when it cannot be
+    read)."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        msg = f"notifiers.state_dir: cannot read {path}: {exc.strerror}"
-        raise ValueError(msg) from None
 
 
 def _store_key(path: Path, key: bytes) -> bytes:
@@ -412,6 +419,11 @@ class ConsoleStore:
             raise
         self._db = db
         return _Loaded(silences, acks)
+
+    @property
+    def persistent(self) -> bool:
+        """Whether it is written through to its file (opened; not running from memory)."""
+        return self._db is not None
 
     async def close(self) -> None:
         async with self._lock:

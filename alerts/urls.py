@@ -1,7 +1,9 @@
-"""Receiver URLs checked the way the HTTP client (httpx) will use them, without echoing them.
+"""Receiver URLs and header values checked the way the HTTP client (httpx) will use them,
+without echoing them.
 
-A URL may carry a secret (a Slack webhook's path, credentials, a token in the query), so a
-problem is described in words only: never the URL or any part of it.
+A URL may carry a secret (a Slack webhook's path, credentials, a token in the query), and so
+may a header value (a bearer token, an API key), so a problem is described in words only:
+never the value or any part of it.
 """
 
 from __future__ import annotations
@@ -25,4 +27,27 @@ def url_problem(value: str) -> str | None:
         return "has an invalid host name"
     if port is not None and not 0 < port < 65536:
         return "has a port outside 1-65535"
+    return None
+
+
+def has_userinfo(value: str) -> bool:
+    """Whether a URL httpx can parse carries ``user:password@`` (sent as basic auth)."""
+    try:
+        return bool(httpx.URL(value).userinfo)
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported by ``url_problem``
+        return False
+
+
+def header_value_problem(value: str) -> str | None:
+    """``None`` if httpx sends ``value`` as a header value; else what is wrong, without it.
+    httpx refuses leading or trailing whitespace, control characters (a line break pasted with
+    a token) and, encoding as ASCII, any other character: the request would never leave."""
+    if not value:
+        return "is empty"
+    if value != value.strip(" \t"):
+        return "starts or ends with a space or tab"
+    if any((c < " " and c != "\t") or c == "\x7f" for c in value):
+        return "holds a control character (a line break?)"
+    if not value.isascii():
+        return "holds a character that is not ASCII"
     return None

@@ -155,3 +155,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     handler.setFormatter(formatter)
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])
+    # httpx logs every request at info ("HTTP Request: POST ... 503"): one line per attempt of
+    # every retry during a receiver's outage. The notifiers say it once per outage themselves
+    # (docs/alerts.md), so httpx's lines show only at debug.
+    logging.getLogger("httpx").setLevel(_LEVELS["debug"] if level == "debug" else logging.WARNING)

@@ -3,8 +3,9 @@
 2xx ok (for Slack only with the body ``ok``: a proxy's sign-in page is not a delivery); 429
 ``rate_limited`` (waits ``Retry-After``); 408, 5xx, network errors and an attempt over its
 ``timeout`` retry with backoff; every other 4xx (400 ``invalid_payload``, 403, 404
-``no_service``, 410 ...) is final. Any other exception of the HTTP client (a URL it cannot use, a
-protocol error) is final too: the message is rejected, the daemon goes on.
+``no_service``, 410 ...) is final. A request the client cannot send (a header value it refuses,
+``LocalProtocolError``; a URL scheme it has no transport for) and any other exception of the
+HTTP client (a URL it cannot parse) are final too: the message is rejected, the daemon goes on.
 
 Each attempt, from connecting to the last byte read, ends within ``timeout`` (httpx's own
 timeout applies per read, so an answer that trickles a byte a second would never end), and at
@@ -126,6 +127,9 @@ async def post(
     one, else ``unrecognised_body``."""
     try:
         status, text, limit = await exchange(client, url, body, headers, timeout)
+    except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+        # our own request cannot be sent (a header value, a URL scheme): no retry mends that
+        return Outcome("failed", None, type(exc).__name__)
     except (httpx.TransportError, TimeoutError) as exc:
         return Outcome("retry", None, type(exc).__name__)
     except Exception as exc:  # noqa: BLE001 - any client failure rejects this message only

@@ -60,7 +60,7 @@ async def open_console(
         "console_enabled",
         writable=token is not None,
         ack_links=cfg.external_url is not None,
-        persistent=store.path is not None,
+        persistent=store.persistent,
     )
     return Console(
         cfg,

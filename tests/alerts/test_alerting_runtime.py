@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from support_monitor.alerts.outbox import Outbox
 from support_monitor.monitor.stats import DaemonStats
-from tests.alerts.fakes import Reply, SlackLike
+from tests.alerts.fakes import Reply, SlackLike, notification
 from tests.alerts.helpers import sig
 from tests.alerts.runtime_helpers import RULE, delivering, make, wait_for
 from tests.support import T0
@@ -412,3 +412,31 @@ async def test_an_outbox_outage_is_counted_logged_once_and_its_end_said(
         ("store_recovered", "info"),
     ]
     assert logs[0]["detail"] == "[Errno 28] No space left on device"
+
+
+async def test_settling_a_notification_the_full_disk_never_stored_does_not_end_the_outage(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    # the commit of a notification fails (a full disk), it is delivered from memory, and its
+    # row is deleted: a delete of nothing succeeds on a full disk too, and is no recovery
+    stats = DaemonStats()
+    outbox = Outbox(tmp_path, 10, stats)
+    await outbox.open()
+
+    def full(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outbox, "_commit_sync", full)
+    with capture_logs() as logs:
+        await outbox.commit(b"state", [notification("k1")])
+        await outbox.done("k1")
+        assert stats.stores_failing == {"outbox": True}
+        monkeypatch.undo()
+        await outbox.commit(b"state", [notification("k2")])
+        await outbox.done("k2")  # stored, then deleted: a real write
+    await outbox.close()
+    assert stats.stores_failing == {"outbox": False}
+    assert [e["event"] for e in logs if e["log_level"] != "debug"] == [
+        "outbox_write_failed",
+        "store_recovered",
+    ]

@@ -103,6 +103,41 @@ def test_not_utf8_is_a_clear_error(tmp_path):
             f"notifiers:\n  alertmanager:\n    passwrd: {SECRET}\n",
             "notifiers.alertmanager.passwrd: unknown key",
         ),
+        (  # a header value httpx would refuse to send: every page would be retried, then lost
+            (
+                "notifiers:\n  receivers:\n    w:\n      type: webhook\n"
+                f"      url: http://h/x\n      headers: {{X-Key: '{SECRET} '}}\n"
+            ),
+            "notifiers.receivers.w.headers.X-Key: the value starts or ends with a space or tab",
+        ),
+        (
+            (
+                "notifiers:\n  receivers:\n    w:\n      type: webhook\n"
+                f'      url: http://h/x\n      bearer_token: "{SECRET}\\nx"\n'
+            ),
+            "notifiers.receivers.w.bearer_token: the token holds a control character",
+        ),
+        (
+            (
+                "notifiers:\n  receivers:\n    w:\n      type: webhook\n"
+                f"      url: http://h/x\n      headers: {{X-Key: '{SECRET}\u00e9'}}\n"
+            ),
+            "notifiers.receivers.w.headers.X-Key: the value holds a character that is not ASCII",
+        ),
+        (  # basic auth in the URL and a bearer token: httpx sends only the basic auth
+            (
+                f"notifiers:\n  alertmanager:\n    urls: ['http://admin:{SECRET}@am:9093/']\n"
+                "    bearer_token: abc\n"
+            ),
+            "notifiers.alertmanager.bearer_token: set next to a URL with user:password@",
+        ),
+        (
+            (
+                "notifiers:\n  receivers:\n    w:\n      type: webhook\n"
+                f"      url: http://u:{SECRET}@h/x\n      bearer_token_env: TOKEN\n"
+            ),
+            "notifiers.receivers.w.bearer_token: set next to a URL with user:password@",
+        ),
     ],
 )
 def test_validation_errors_never_show_a_secret(tmp_path, text, key):

@@ -151,6 +151,46 @@ async def test_unparseable_url_at_send_time_is_one_failed_message_not_a_crash():
     assert all("exc_info" not in e for e in logs)
 
 
+async def test_a_header_value_httpx_refuses_is_one_failed_message_not_retried():
+    """A token read from a file with a line break inside passes the config; httpx refuses to
+    send it (``LocalProtocolError``, a ``TransportError``): failed at once, not retried for
+    ``retry_for`` like a network error, and the token is not shown."""
+    clock, stats = FakeClock(), DaemonStats()
+    async with SlackLike() as server, httpx.AsyncClient() as client:
+        token = SecretStr(f"{SECRET}\nx")
+        hook = WebhookNotifier("hook", SecretStr(server.url), client, 5.0, token=token)
+        deliverer = _deliverer(hook, clock, stats)
+        with capture_logs() as logs:
+            result = await deliverer.deliver(notification(created=clock()))
+        assert server.received == []
+    assert result == "failed"
+    assert stats.notifications == Counter({("hook", "failed"): 1})
+    rejected = [e for e in logs if e["event"] == "notification_rejected"]
+    assert [e["error"] for e in rejected] == ["LocalProtocolError"]
+    assert SECRET not in repr(logs)
+
+
+async def test_a_token_file_with_a_line_break_inside_leaves_the_receiver_unavailable(tmp_path):
+    token = tmp_path / "token"
+    token.write_text(f"{SECRET}\nsecond line\n")
+    async with SlackLike() as server:
+        alerting, source, stats = make(
+            server.url,
+            alertmanager={"urls": ["http://127.0.0.1:9/"], "bearer_token_file": str(token)},
+        )
+        with capture_logs() as logs:
+            async with delivering(alerting):
+                source.signals = [sig()]
+                alerting.evaluate(T0)
+                await wait_for(lambda: len(server.received) == 1)
+                await wait_for(lambda: stats.notifications[("alertmanager", "failed")] == 1)
+    unavailable = [e for e in logs if e["event"] == "receiver_unavailable"]
+    assert [(e["receiver"], e["error"]) for e in unavailable] == [
+        ("alertmanager", "bearer_token_file: the token holds a control character (a line break?)")
+    ]
+    assert SECRET not in repr(logs)
+
+
 class Exploding:
     name = "boom"
 

@@ -329,3 +329,15 @@ async def test_firing_notifications_carry_the_signed_link() -> None:
     alert.resolved_at = T + 10
     (resolved,) = planner.plan(T + 10, [alert])
     assert ACK_URL not in resolved.alerts[0].annotations
+
+
+def test_a_key_that_cannot_be_read_signs_with_this_runs_key(tmp_path: Path) -> None:
+    # state_dir names a file (or a directory this user may not read): the run starts and
+    # signs with a key of its own, and the path is left as it was
+    not_a_dir = tmp_path / "state"
+    not_a_dir.write_bytes(b"x")
+    with capture_logs() as logs:
+        key = load_signing_key(None, not_a_dir)
+    assert len(key) == 32
+    assert [(e["event"], e["error"]) for e in logs] == [("console_key_not_read", "Not a directory")]
+    assert not_a_dir.read_bytes() == b"x"
