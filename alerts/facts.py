@@ -66,13 +66,15 @@ def judged_windows(detectors: DetectorSettings, windows: Sequence[str]) -> dict[
 
 def _windows(ch: ChannelRuntime, labels: Mapping[str, str]) -> tuple[str, str]:
     """The short and long window: a burn signal's own pair, else the channel's shortest and
-    longest sliding windows."""
+    longest sliding windows. A single-window pair (the default 5m collapse pair) names its
+    window as the short one and the channel's longest as the long one, so its texts still give
+    the service level over the longer span."""
     names = ch.windows.names
     short = labels.get("short", "")
     long = labels.get("long", "")
     if short not in names:
         short = resolve_window(SHORTEST, names)
-    if long not in names:
+    if long not in names or long == short:
         long = resolve_window(LONGEST, names)
     return short, long
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from support_monitor.detectors.config import BURN_DIGITS, SlaBurnSettings, max_burn_rate
+from support_monitor.detectors.config import (
+    BURN_DIGITS,
+    BurnWindow,
+    SlaBurnSettings,
+    max_burn_rate,
+)
 from support_monitor.detectors.evidence import wilson
 from support_monitor.detectors.readings import (
     Groups,
@@ -50,7 +55,7 @@ def _doubt(long_agg: Agg, short_agg: Agg, level: float, confidence: float) -> st
         if not upper < level:
             return (
                 f"{agg.answered_in_sla} of {n} within T could still be a service level of "
-                f"{upper:.0%} ({confidence:.0%} bound), not below {level:.0%}"
+                f"{upper:.0%} ({confidence * 100:g}% bound), not below {level:.0%}"
             )
     return ""
 
@@ -79,16 +84,15 @@ class SlaBurnDetector:
             assert target is not None
             self._targets[name] = target
         names = list(windows)
-        self._pairs = [
-            (
-                names[window_index(names, pair.long)],
-                names[window_index(names, pair.short)],
-                window_index(names, pair.long),
-                window_index(names, pair.short),
-                pair,
-            )
-            for pair in settings.windows
-        ]
+        self._pairs: list[tuple[str, str, int, int, BurnWindow]] = []
+        labels: set[tuple[int, int, str]] = set()
+        for pair in settings.windows:
+            long_i, short_i = window_index(names, pair.long), window_index(names, pair.short)
+            key = (long_i, short_i, pair.severity)
+            if key in labels:  # only defaults repeat (configured repeats are refused): one window
+                continue
+            labels.add(key)
+            self._pairs.append((names[long_i], names[short_i], long_i, short_i, pair))
         self._used = sorted({i for p in self._pairs for i in (p[2], p[3])})
         self._keys: list[tuple[int, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
@@ -138,6 +142,11 @@ class SlaBurnDetector:
                 )
             elif doubt:
                 summary = f"{channel} SLA burn {fmt(score)}x, not yet shown: {doubt}"
+            elif long_name == short_name:  # a single-window pair (judged on evidence)
+                summary = (
+                    f"{channel} burns its {target:.0%} service-level budget "
+                    f"{fmt(short_burn)}x over {short_name} (threshold {limit:g}x)"
+                )
             else:
                 summary = (
                     f"{channel} burns its {target:.0%} service-level budget "

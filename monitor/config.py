@@ -36,7 +36,7 @@ from support_monitor.monitor.config_helpdesk import (
     CalendarSettings,
     ZoneName,
 )
-from support_monitor.monitor.durations import Duration, parse_duration
+from support_monitor.monitor.durations import Duration, format_duration, parse_duration
 from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.logs import register_secret
 from support_monitor.monitor.sources.settings import KafkaSettings, MqttSettings
@@ -528,6 +528,13 @@ def config_notes(settings: Settings) -> list[str]:
         "__, e.g. SUPPORT_MONITOR_EXPORTER__LISTEN)"
         for name in config_env.unknown(Settings.model_fields, config_env.overrides())
     )
+    ingest = settings.ingest
+    if ingest.dedup_horizon < ingest.max_event_age:
+        notes.append(
+            f"ingest.dedup_horizon: {format_duration(ingest.dedup_horizon)} is shorter than "
+            f"max_event_age {format_duration(ingest.max_event_age)}: an event redelivered "
+            "later than the horizon but within the age is counted twice"
+        )
     sources = settings.sources
     if sources.simulator_on:
         only = sources.kafka is None and sources.mqtt is None

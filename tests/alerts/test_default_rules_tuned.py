@@ -40,17 +40,18 @@ def _run(
 def test_longest_wait_pages_chat_after_4t_for_two_minutes_not_at_120s() -> None:
     # chat T = 60 s: threshold 4 x 60 = 240 s (above the 120 s floor), recover 180 s.
     # One chat queued at 0, answered at 400: the oldest wait is > 240 from t = 241, the rule's
-    # for: 2m makes it fire at 361. The sustained level (3 x T = 180 s) held from 180 to 399
-    # (219 s): after the answer at 400 the signal stays active until under a quarter of the
-    # last 5 minutes (75 s) held: (t - 300, 399] < 75 s first at t = 625; keep_firing_for 1m:
-    # resolved at 685.
+    # for: 2m makes it fire at 361 (nothing offered in the 5m window yet: the lone-customer
+    # evidence lets it be judged). Answered at 400: nobody waits past T and the window holds
+    # 1 offered contact, 0 within T, whose 99% Wilson upper bound (5.41 / 6.41 = 84%) is not
+    # below the 80% target: held inactive from 400 (the sustained level's release does not
+    # keep it); keep_firing_for 1m: resolved at 460.
     feed = Feed()
     rule = _rule("LongestWaitHigh", feed)
     script = Script()
     script.contact("c1", 0, 400, channel="chat", queue="sales")
     events = _run(feed, rule, script, 700)
     states = [(t, s) for t, s, _, _ in events]
-    assert states == [(241, "pending"), (361, "firing"), (685, "resolved")]
+    assert states == [(241, "pending"), (361, "firing"), (460, "resolved")]
     firing = next(a for t, s, a, _ in events if s == "firing")
     # T0 is 00:00 UTC; active at 241 s (00:04), firing at 361 s: the chat waits 361 s = 6m 1s
     # in queue sales; chat T = 60 s, threshold 240 s = 4m; no chat answered yet: SL n/a.
@@ -61,22 +62,22 @@ def test_longest_wait_pages_chat_after_4t_for_two_minutes_not_at_120s() -> None:
         "there). Service level n/a over the last 5m (target 80%). Going on since 2026-03-02 "
         "00:04 UTC."
     )
-    # resolved at 685 (00:11), 685 - 241 = 444 s after it became active; nobody waits now
+    # resolved at 460 (00:07), 460 - 241 = 219 s after it became active; nobody waits now
     resolved = next(a for t, s, a, _ in events if s == "resolved")
     assert resolved["summary"] == (
-        "chat: waits back under control, oldest wait now 0s; lasted 7m 24s"
+        "chat: waits back under control, oldest wait now 0s; lasted 3m 39s"
     )
     assert resolved["description"] == (
-        "Resolved after 7m 24s (from 2026-03-02 00:04 UTC to 2026-03-02 00:11 UTC). Oldest "
+        "Resolved after 3m 39s (from 2026-03-02 00:04 UTC to 2026-03-02 00:07 UTC). Oldest "
         "wait now 0s (answer target 1m); queues: nobody is waiting now."
     )
 
 
 def test_longest_wait_on_voice_uses_the_120s_floor() -> None:
     # voice T = 20 s: 4 x 20 = 80 s is below the floor, so 120 s; recover 3/4 of it: 90 s.
-    # Queued at 0: pending at 121, firing at 241; answered at 300. The sustained level (3 x T
-    # = 60 s) held from 60 to 299: active until (t - 300, 299] holds under 75 s, first at
-    # t = 525; keep_firing_for 1m: resolved at 585.
+    # Queued at 0: pending at 121, firing at 241; answered at 300: 0 of 1 offered within T
+    # is no evidence at 99% (upper bound 84%), so inactive from 300 with nobody past T;
+    # keep_firing_for 1m: resolved at 360.
     feed = Feed()
     rule = _rule("LongestWaitHigh", feed)
     script = Script()
@@ -85,7 +86,7 @@ def test_longest_wait_on_voice_uses_the_120s_floor() -> None:
     assert [(t, s) for t, s, _, _ in events] == [
         (121, "pending"),
         (241, "firing"),
-        (585, "resolved"),
+        (360, "resolved"),
     ]
 
 
@@ -145,4 +146,34 @@ def test_csat_low_fires_on_evidence_after_two_minutes() -> None:
     assert resolved["description"] == (
         "Resolved after 37m 17s (from 2026-03-02 00:00 UTC to 2026-03-02 00:37 UTC). 85.7% of "
         "the ratings over the last 1h are satisfied now (floor 80%)."
+    )
+
+
+def test_service_level_burn_pages_a_5_minute_collapse_with_the_hour_beside_it() -> None:
+    # voice T = 20 s, target 80%. 44 contacts a minute apart answered in 5 s (the last at
+    # 43 * 60 + 5 = 2585), then 30 contacts 10 s apart from 3000, each answered 40 s late
+    # (at 3040 + 10 k). From 2885 the 5m window holds no good contact; the collapse pair
+    # (5m, burn 3 = SL <= 40%, 99.9% evidence) needs 0 of n with 9.5495 / (n + 9.5495) < 0.4:
+    # n >= 15, the 15th late answer at 3180: pending at 3180, for: 2m, firing at 3300.
+    # At 3300: 27 late answers in the 5m window (SL 0%), 44 good and 27 late in the hour
+    # (44 / 71 = 62%): the hour pair burns (1 - 0.62) / 0.2 = 1.9 < 2, so only the collapse
+    # pair pages. Waiting at 3300: k = 27, 28, 29 (queued 3270, 3280, 3290): 3, oldest 30 s.
+    feed = Feed()
+    rule = _rule("ServiceLevelBurn", feed)
+    script = Script()
+    for i in range(44):
+        script.contact(f"ok{i}", 60 * i, 5)
+    for k in range(30):
+        script.contact(f"late{k}", 3000 + 10 * k, 40)
+    events = _run(feed, rule, script, 3300, start=2500)
+    collapse = [(t, s, a) for t, s, a, _ in events]
+    assert [(t, s) for t, s, _ in collapse] == [(3180, "pending"), (3300, "firing")]
+    firing = collapse[-1][2]
+    # 3180 s after T0 (00:00 UTC) is 00:53
+    assert firing["summary"] == "voice: service level 0% vs 80% target over 5m; 62% over 1h"
+    assert firing["description"] == (
+        "Too few contacts on voice are answered within 20s: 0% over the last 5m and 62% over "
+        "the last 1h, against a target of 80%. The error budget burns 5.0x faster than "
+        "sustainable (pages at 3x). Queues: 3 waiting now, the longest for 30s in queue "
+        "billing (3 waiting there). Going on since 2026-03-02 00:53 UTC."
     )

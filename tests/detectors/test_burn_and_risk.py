@@ -139,6 +139,49 @@ def test_a_pair_with_a_confidence_needs_evidence():
             assert f"{in_sla} of 20 within T could still be a service level of {bound}" in s.summary
 
 
+COLLAPSE = {"long": "5m", "severity": "page", "short": "5m"}
+
+
+@pytest.mark.parametrize(
+    ("offered", "in_sla", "active", "bound"),
+    [
+        # 0 of 30 within T: the 99.9% upper bound (z = 3.0902, z^2 = 9.5495) is
+        # z^2 / (30 + z^2) = 9.5495 / 39.5495 = 24%, below 1 - 3 * 0.2 = 40%: a collapse
+        (30, 0, True, ""),
+        # 4 of 23 (17%): (4 + 4.775) / 32.55 + 3.0902 * sqrt(4 * 19 / 23 + 2.387) / 32.55
+        # = 0.2696 + 0.2265 = 49.6%: a burst of late answers, not yet shown as a collapse
+        (23, 4, False, "50%"),
+        # 0 of 10: 9.5495 / 19.5495 = 48.8%: too few contacts to show it
+        (10, 0, False, "49%"),
+    ],
+)
+def test_the_default_collapse_pair_pages_a_5_minute_collapse_on_evidence(
+    offered: int, in_sla: int, active: bool, bound: str
+) -> None:
+    feed = Feed(only({"sla_burn": {}}))  # the default pairs
+    script = Script()
+    for i in range(offered):  # all within the last 5 minutes
+        script.contact(f"c{i}", 100 + 5 * i, 5 if i < in_sla else 40)
+    script.feed(feed)
+    signals = feed.tick(300)
+    s = pick(signals, "sla_burn", "voice", **COLLAPSE)
+    assert s.threshold == 3.0
+    assert s.score == pytest.approx((1 - in_sla / offered) / 0.2)
+    assert s.active is active
+    if bound:
+        assert (
+            f"could still be a service level of {bound} (99.9% bound), not below 40%" in s.summary
+        )
+    else:
+        assert (
+            s.summary
+            == f"voice burns its 80% service-level budget {s.score:g}x over 5m (threshold 3x)"
+        )
+    # here the hour holds only these 5 minutes: its page pair (no evidence asked) is active in
+    # all three; after a good hour it would not be (test_both_windows_must_burn)
+    assert pick(signals, "sla_burn", "voice", **PAGE).active
+
+
 def test_tickets_at_risk_counts_per_sla():
     feed = Feed(only({"tickets_at_risk": {"min_count": 3}}))
     for i in range(4):

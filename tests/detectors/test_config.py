@@ -53,6 +53,53 @@ def test_sre_workbook_burn_rate_can_never_fire_at_80_percent():
     )
 
 
+@pytest.mark.parametrize(
+    ("detectors", "message"),
+    [
+        (  # the ceiling needs every contact missed: a Wilson upper bound is never 0
+            {
+                "sla_burn": {
+                    "windows": [{"long": "1h", "short": "5m", "burn_rate": 5, "confidence": 0.99}]
+                }
+            },
+            "detectors.sla_burn.windows[0].burn_rate: 5 with confidence can never fire: with service_level_target 0.8 it stands for a service level of 0",
+        ),
+        (
+            {
+                "thresholds": [
+                    {
+                        "name": "sl_zero",
+                        "metric": "support_service_level_ratio",
+                        "window": "5m",
+                        "op": "<=",
+                        "value": 0,
+                        "confidence": 0.99,
+                    }
+                ]
+            },
+            "detectors.thresholds[0].value: support_service_level_ratio <= 0 with confidence can never fire: the Wilson upper bound is above 0",
+        ),
+        (
+            {
+                "thresholds": [
+                    {
+                        "name": "all_gone",
+                        "metric": "support_abandon_ratio",
+                        "window": "1h",
+                        "op": ">=",
+                        "value": 1,
+                        "confidence": 0.999,
+                    }
+                ]
+            },
+            "detectors.thresholds[0].value: support_abandon_ratio >= 1 with confidence can never fire: the Wilson lower bound is below 1",
+        ),
+    ],
+)
+def test_a_bound_that_can_never_pass_is_refused(detectors: dict[str, Any], message: str) -> None:
+    assert message in refused(detectors)
+
+
 def test_burn_ceiling_follows_each_channel_target():
     cfg = config({"sla_burn": {"windows": [{"long": "1h", "short": "5m", "burn_rate": 8}]}})
     cfg["channels"]["voice"]["service_level_target"] = 0.9  # ceiling 10
@@ -277,9 +324,17 @@ def test_default_detectors_follow_the_configured_windows(windows: list[str]) -> 
     suite = DetectorSuite(settings.detectors, settings.channels, settings.window_seconds)
     signals = suite.evaluate(engine, engine.now)
     longest = max(windows, key=lambda w: settings.window_seconds[w])
-    burn = [s for s in signals if s.detector == "sla_burn"]
-    assert burn
-    assert all(dict(s.labels)["long"] == longest for s in burn)
+    shortest = min(windows, key=lambda w: settings.window_seconds[w])
+    burn = {
+        (dict(s.labels)["long"], dict(s.labels)["short"], s.channel)
+        for s in signals
+        if s.detector == "sla_burn"
+    }
+    # the two hour pairs, and the collapse pair on the shortest window (the same pair when
+    # only one window is configured: judged once)
+    assert {(long, short) for long, short, _ in burn} == {(longest, shortest), (shortest, shortest)}
+    per_channel = 3 if len(windows) > 1 else 2  # page and ticket pairs, the collapse pair
+    assert len([s for s in signals if s.detector == "sla_burn"]) == per_channel * 2
 
 
 WAIT_HIGH = {
@@ -339,3 +394,12 @@ def test_merged_thresholds_keep_the_index_the_user_wrote_in_errors():
     bad = {**WAIT_HIGH, "name": "second", "window": "5m"}
     needle = "detectors.thresholds[1].window: support_queue_oldest_wait_seconds is a live gauge"
     assert needle in refused({"thresholds": [{"name": "csat_low", "enabled": False}, bad]})
+
+
+def test_an_unquoted_quantile_means_its_label() -> None:
+    # YAML reads `quantile: 0.9` as a number; it names the label "0.9" all the same
+    q90 = {"name": "p90", "metric": "support_wait_quantile_seconds", "window": "5m", "op": ">"}
+    settings = parse_settings(config(only({"thresholds": [{**q90, "value": 60, "quantile": 0.9}]})))
+    assert settings.detectors.thresholds[0].quantile == "0.9"
+    msg = refused(only({"thresholds": [{**q90, "value": 60, "quantile": 0.95}]}))
+    assert "detectors.thresholds[0].quantile" in msg

@@ -512,6 +512,21 @@ def test_an_override_that_is_not_json_names_its_variable(
     )
 
 
+def test_a_dedup_horizon_shorter_than_the_event_age_gets_a_note() -> None:
+    def notes(ingest: dict[str, str]) -> list[str]:
+        settings = parse_settings({"ingest": ingest})
+        return [n for n in config_notes(settings) if n.startswith("ingest")]
+
+    assert notes({"dedup_horizon": "1h"}) == [
+        (
+            "ingest.dedup_horizon: 1h is shorter than max_event_age 1d: an event redelivered "
+            "later than the horizon but within the age is counted twice"
+        )
+    ]
+    assert notes({}) == []  # both 24h
+    assert notes({"dedup_horizon": "1h", "max_event_age": "1h"}) == []
+
+
 def test_a_variable_naming_no_setting_gets_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUPPORT_MONITOR_EXPORTER_LISTEN", "0.0.0.0:9108")  # one underscore
     monkeypatch.setenv("SUPPORT_MONITOR_EXPORTER__LISTEN", "127.0.0.1:9999")
