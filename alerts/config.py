@@ -29,7 +29,13 @@ from pydantic import (
 from support_monitor.alerts.links import is_absolute
 from support_monitor.alerts.matchers import compile_regex, parse_matcher
 from support_monitor.alerts.template import check_template
-from support_monitor.alerts.urls import has_userinfo, header_value_problem, url_problem
+from support_monitor.alerts.urls import (
+    BASIC_AUTH_CONFLICT,
+    has_userinfo,
+    header_value_problem,
+    token_problem,
+    url_problem,
+)
 from support_monitor.detectors.config import DetectorSettings
 from support_monitor.monitor.durations import Duration
 
@@ -644,21 +650,16 @@ def _check_url(model: BaseModel, field: str) -> None:
 
 
 def _check_token(model: BaseModel, urls: Sequence[SecretStr | None]) -> None:
-    """A bearer token written in the config must be a header value httpx sends, and not sit
-    next to a URL with ``user:password@`` (httpx would send the basic auth and drop it)."""
-    token: SecretStr | None = getattr(model, _TOKEN_KEYS[0])
-    if token is not None:
-        problem = header_value_problem(token.get_secret_value())
-        if problem is not None:
-            raise ValueError(f"bearer_token: the token {problem}")
-    if not any(getattr(model, k) is not None for k in _TOKEN_KEYS):
+    """A bearer token (the key that is set is named) written in the config must be a header
+    value httpx sends, and no token of any form may sit next to a URL with ``user:password@``."""
+    key = next((k for k in _TOKEN_KEYS if getattr(model, k) is not None), None)
+    if key is None:
         return
-    for url in urls:
-        if url is not None and has_userinfo(url.get_secret_value()):
-            raise ValueError(
-                "bearer_token: set next to a URL with user:password@ (basic auth); only one "
-                "Authorization header can be sent: use one of the two"
-            )
+    inline: SecretStr | None = getattr(model, _TOKEN_KEYS[0])
+    token = None if inline is None else inline.get_secret_value()
+    problem = token_problem(token, [u.get_secret_value() for u in urls if u is not None])
+    if problem is not None:
+        raise ValueError(f"{key}: {problem}")
 
 
 _TOKEN_KEYS = ("bearer_token", "bearer_token_file", "bearer_token_env")
@@ -708,10 +709,13 @@ class WebhookReceiver(_ReceiverBase):
         _exactly_one(self, "url", required=True)
         _exactly_one(self, "bearer_token", required=False)
         _check_url(self, "url")
+        url = None if self.url is None else self.url.get_secret_value()
         for name, value in self.headers.items():
             lower = name.lower()
             if lower in _OWN_HEADERS or (lower == "authorization" and self.has_token):
                 raise ValueError(f"headers.{name}: set by the notifier itself")
+            if lower == "authorization" and url is not None and has_userinfo(url):
+                raise ValueError(f"headers.{name}: {BASIC_AUTH_CONFLICT}")
             problem = header_value_problem(value.get_secret_value())
             if problem is not None:
                 raise ValueError(f"headers.{name}: the value {problem}")

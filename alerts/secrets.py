@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from support_monitor.alerts.urls import has_userinfo, header_value_problem, url_problem
+from support_monitor.alerts.urls import token_problem, url_problem
 from support_monitor.monitor.logs import register_secret
 
 
@@ -47,21 +47,16 @@ def resolve(model: BaseModel, field: str) -> SecretStr | None:
 
 
 def resolve_token(model: BaseModel, field: str, url: SecretStr | None = None) -> SecretStr | None:
-    """An optional bearer token, checked the way httpx sends it (``ValueError`` names the key,
-    never the token); refused next to a ``url`` with ``user:password@`` (httpx would send the
-    URL's basic auth and silently drop the token)."""
+    """An optional bearer token, checked as ``urls.token_problem`` says (``ValueError`` names
+    the key that is set, never the token)."""
     value = resolve(model, field)
     if value is None:
         return None
-    key = next(
-        (k for k in (field, f"{field}_file", f"{field}_env") if getattr(model, k) is not None),
-        field,
-    )
-    problem = header_value_problem(value.get_secret_value())
+    key = next(k for k in (field, f"{field}_file", f"{field}_env") if getattr(model, k) is not None)
+    urls = [] if url is None else [url.get_secret_value()]
+    problem = token_problem(value.get_secret_value(), urls)
     if problem is not None:
-        raise ValueError(f"{key}: the token {problem}")
-    if url is not None and has_userinfo(url.get_secret_value()):
-        raise ValueError(f"{key}: set next to a URL with user:password@; use one of the two")
+        raise ValueError(f"{key}: {problem}")
     return value
 
 

@@ -12,7 +12,8 @@
   from ``console.signing_key_file`` or, when unset, a random key generated once and stored with
   mode 0600 as ``console.key`` in ``notifiers.state_dir`` (written whole or not at all; a file
   under 16 bytes, from an interrupted write, is replaced; a disk that refuses the write leaves
-  this run signing with a key of its own, logged as ``console_key_not_saved``).
+  this run signing with a key of its own, logged as ``console_key_not_saved``, or
+  ``console_key_not_read`` when a key file is there but cannot be read).
 
 Both live in ``console.sqlite3`` in ``notifiers.state_dir`` (sqlite, WAL, every call in
 ``asyncio.to_thread`` under one lock, never on the event loop), so they survive restarts with the
@@ -255,13 +256,13 @@ def load_signing_key(key_file: Path | None, state_dir: Path | None) -> bytes:
     try:
         kept = _read_key(path)
     except OSError as exc:  # not readable by this user, or not a directory: never overwrite it
-        log.error(  # noqa: TRY400 - one line, no traceback
+        return _own_key(
             "console_key_not_read",
-            path=str(path),
-            error=exc.strerror or type(exc).__name__,
-            consequence="acknowledge links sent now stop working after a restart",
+            path,
+            exc,
+            "acknowledge links sent before this start no longer work, and those sent now stop "
+            "working after a restart",
         )
-        return secrets.token_bytes(KEY_BYTES)
     if kept is not None and len(kept) >= MIN_KEY_BYTES:
         return kept
     if kept is not None:  # a write cut short before the key was written whole: never sign
@@ -270,13 +271,23 @@ def load_signing_key(key_file: Path | None, state_dir: Path | None) -> bytes:
     try:
         return _store_key(path, key)
     except OSError as exc:  # a full or read-only disk: sign with this run's key
-        log.error(  # noqa: TRY400 - one line, no traceback
+        return _own_key(
             "console_key_not_saved",
-            path=str(path),
-            error=exc.strerror or type(exc).__name__,
-            consequence="acknowledge links sent now stop working after a restart",
+            path,
+            exc,
+            "acknowledge links sent now stop working after a restart",
+            key,
         )
-        return key
+
+
+def _own_key(
+    event: str, path: Path, exc: OSError, consequence: str, key: bytes | None = None
+) -> bytes:
+    """Log one line (no traceback) and sign this run with ``key`` (a new one when ``None``)."""
+    log.error(
+        event, path=str(path), error=exc.strerror or type(exc).__name__, consequence=consequence
+    )
+    return key if key is not None else secrets.token_bytes(KEY_BYTES)
 
 
 def _read_key(path: Path) -> bytes | None:

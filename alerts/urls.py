@@ -8,6 +8,8 @@ never the value or any part of it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import httpx
 
 
@@ -31,23 +33,43 @@ def url_problem(value: str) -> str | None:
 
 
 def has_userinfo(value: str) -> bool:
-    """Whether a URL httpx can parse carries ``user:password@`` (sent as basic auth)."""
+    """Whether a URL httpx can parse carries ``user:password@`` (sent as basic auth, which
+    replaces any ``Authorization`` header of the request)."""
     try:
-        return bool(httpx.URL(value).userinfo)
+        url = httpx.URL(value)
     except Exception:  # noqa: BLE001 - an unparsable URL is reported by ``url_problem``
         return False
+    return bool(url.username or url.password)
+
+
+BASIC_AUTH_CONFLICT = (
+    "set next to a URL with user:password@ (basic auth): httpx sends that and drops this "
+    "Authorization; use one of the two"
+)
 
 
 def header_value_problem(value: str) -> str | None:
-    """``None`` if httpx sends ``value`` as a header value; else what is wrong, without it.
-    httpx refuses leading or trailing whitespace, control characters (a line break pasted with
-    a token) and, encoding as ASCII, any other character: the request would never leave."""
-    if not value:
-        return "is empty"
+    """``None`` if httpx (h11) sends ``value`` as a header value; else what is wrong, without
+    it. It refuses leading or trailing whitespace and control characters (a line break pasted
+    with a token) and, encoding as ASCII, any other character: the request would never leave.
+    An empty value is sent as it is."""
     if value != value.strip(" \t"):
         return "starts or ends with a space or tab"
-    if any((c < " " and c != "\t") or c == "\x7f" for c in value):
+    if any(c < " " and c != "\t" for c in value):
         return "holds a control character (a line break?)"
     if not value.isascii():
         return "holds a character that is not ASCII"
+    return None
+
+
+def token_problem(token: str | None, urls: Iterable[str]) -> str | None:
+    """What is wrong with a bearer token (``None``: not read yet) next to these URLs, without
+    the token: it must be a header value httpx sends (``Bearer <token>``, so not empty) and
+    must not sit next to a URL with ``user:password@``."""
+    if token is not None:
+        problem = "is empty" if not token else header_value_problem(token)
+        if problem is not None:
+            return f"the token {problem}"
+    if any(has_userinfo(url) for url in urls):
+        return BASIC_AUTH_CONFLICT
     return None

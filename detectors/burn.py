@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from support_monitor.detectors.config import (
     BURN_DIGITS,
@@ -96,6 +97,22 @@ class SlaBurnDetector:
         self._used = sorted({i for p in self._pairs for i in (p[2], p[3])})
         self._keys: list[tuple[int, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
+        self._held: set[tuple[str, int]] = set()
+        """(channel, pair index) of each pair with a confidence that is active: once shown, it
+        stays active while it burns at its rate with ``min_volume`` offered, evidence or not
+        (thinning traffic in an ongoing collapse must not read as an all-clear)."""
+
+    def export_state(self) -> dict[str, object]:
+        """The pairs with a confidence held active (their evidence was shown earlier)."""
+        return {"held": sorted([ch, j] for ch, j in self._held)}
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        self._held = {
+            (str(ch), int(j))
+            for ch, j in data["held"]
+            if ch in self._targets and 0 <= int(j) < len(self._pairs)
+        }
+        self._keys = [None] * len(self.channels)
 
     def evaluate(self, readings: Readings) -> Groups:
         out = GroupsUpdate(self._groups)
@@ -119,7 +136,12 @@ class SlaBurnDetector:
         out = []
         min_volume = self.settings.min_volume
         target = self._targets[channel]
-        for long_name, short_name, long_i, short_i, pair in self._pairs:
+        for j, (long_name, short_name, long_i, short_i, pair) in enumerate(self._pairs):
+            # Configured pairs above the ceiling are refused; a default one is capped there.
+            limit = min(pair.burn_rate, max_burn_rate(target))
+            level = 1.0 - limit * (1.0 - target)  # the service level the burn rate stands for
+            if pair.confidence is not None and level <= 0:
+                continue  # a default pair capped at 0%: no bound is ever below it (no signal)
             long_agg = totals[long_i]
             short_agg = totals[short_i]
             long_burn = burn_rate(service_level(long_agg), target)
@@ -128,13 +150,16 @@ class SlaBurnDetector:
             both = long_burn + short_burn
             score = math.nan if math.isnan(both) else min(long_burn, short_burn)
             guarded = low < min_volume
-            # Configured pairs above the ceiling are refused; a default one is capped there.
-            limit = min(pair.burn_rate, max_burn_rate(target))
             active = not guarded and score >= limit
             doubt = ""
-            if active and pair.confidence is not None:
-                doubt = _doubt(long_agg, short_agg, 1.0 - limit * (1.0 - target), pair.confidence)
-                active = not doubt
+            if pair.confidence is not None:
+                if active and (channel, j) not in self._held:
+                    doubt = _doubt(long_agg, short_agg, level, pair.confidence)
+                    active = not doubt
+                if active:
+                    self._held.add((channel, j))
+                else:
+                    self._held.discard((channel, j))
             if guarded:
                 summary = (
                     f"{channel} SLA burn not judged: {low} offered contacts in a window "

@@ -136,7 +136,14 @@ def test_not_utf8_is_a_clear_error(tmp_path):
                 "notifiers:\n  receivers:\n    w:\n      type: webhook\n"
                 f"      url: http://u:{SECRET}@h/x\n      bearer_token_env: TOKEN\n"
             ),
-            "notifiers.receivers.w.bearer_token: set next to a URL with user:password@",
+            "notifiers.receivers.w.bearer_token_env: set next to a URL with user:password@",
+        ),
+        (  # an Authorization header of its own is replaced by the URL's basic auth as well
+            (
+                "notifiers:\n  receivers:\n    w:\n      type: webhook\n"
+                f"      url: http://u:{SECRET}@h/x\n      headers: {{Authorization: Token x}}\n"
+            ),
+            "notifiers.receivers.w.headers.Authorization: set next to a URL with user:password@",
         ),
     ],
 )

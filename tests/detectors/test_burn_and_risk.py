@@ -182,6 +182,42 @@ def test_the_default_collapse_pair_pages_a_5_minute_collapse_on_evidence(
     assert pick(signals, "sla_burn", "voice", **PAGE).active
 
 
+def test_a_shown_collapse_is_held_while_it_burns_with_thinner_traffic():
+    # 30 contacts 5 s apart from 100, all answered 40 s late (140..285): the 15th at 210 makes
+    # 0 of 15 within T, shown below 40% (upper bound 9.5495 / 24.5495 = 38.9%; at 209, 0 of
+    # 14: 40.5%): active from 210. Then one contact every
+    # 30 s from 275, also 40 s late (answered 315..585): the window never holds fewer than 10
+    # (at 600: 315..585, 10 late, upper bound 9.5495 / 19.5495 = 49%), still burning 5x. Once
+    # shown, the pair stays active while it burns at 3 with min_volume (10) offered; at 615 the
+    # window (315, 615] holds 9 (345..585): not judged, inactive.
+    feed = Feed(only({"sla_burn": {}}))
+    script = Script()
+    for i in range(30):
+        script.contact(f"c{i}", 100 + 5 * i, 40)
+    for k in range(10):
+        script.contact(f"thin{k}", 275 + 30 * k, 40)
+    states = {}
+    for t in range(616):
+        script.feed(feed, t)
+        s = pick(feed.tick(t), "sla_burn", "voice", **COLLAPSE)
+        states[t] = (s.active, s.score, s.summary)
+    assert states[209][0] is False
+    assert states[210][:2] == (True, 5.0)
+    assert all(states[t][0] for t in range(210, 615))
+    assert states[600][2] == "voice burns its 80% service-level budget 5x over 5m (threshold 3x)"
+    assert states[615][0] is False
+    assert "9 offered contacts in a window (min_volume 10)" in states[615][2]
+    # the same thin stretch without the shown collapse before it is no evidence on its own
+    fresh = Feed(only({"sla_burn": {}}))
+    thin = Script()
+    for k in range(10):
+        thin.contact(f"thin{k}", 275 + 30 * k, 40)
+    thin.feed(fresh)
+    s = pick(fresh.tick(600), "sla_burn", "voice", **COLLAPSE)
+    assert (s.active, s.score) == (False, 5.0)
+    assert "0 of 10 within T could still be a service level of 49%" in s.summary
+
+
 def test_tickets_at_risk_counts_per_sla():
     feed = Feed(only({"tickets_at_risk": {"min_count": 3}}))
     for i in range(4):
@@ -237,3 +273,20 @@ def test_tickets_at_risk_of_their_next_reply_are_counted():
     slas = {dict(s.labels)["sla"] for s in feed.tick(420) if s.detector == "tickets_at_risk"}
     assert {"first_response", "next_reply"} <= slas
     assert "resolution" not in slas  # no resolution target: no signal
+
+
+def test_the_default_collapse_pair_is_left_out_where_its_rate_is_past_the_ceiling():
+    # target 0.6: the highest burn rate is 1 / 0.4 = 2.5 < 3; capped there the pair stands for
+    # a service level of 0%, which no Wilson bound is ever below: no signal for it at all
+    channels = json.loads(json.dumps(CHANNELS))
+    channels["voice"]["service_level_target"] = 0.6
+    feed = Feed(only({"sla_burn": {}}), channels=channels)
+    signals = [s for s in feed.tick(10) if s.detector == "sla_burn"]
+    shorts = sorted((s.channel, dict(s.labels)["long"]) for s in signals)
+    assert shorts == [
+        ("chat", "1h"),
+        ("chat", "1h"),
+        ("chat", "5m"),
+        ("voice", "1h"),
+        ("voice", "1h"),
+    ]
