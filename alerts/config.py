@@ -783,7 +783,7 @@ class AlertmanagerSettings(_Model):
             problem = url_problem(url.get_secret_value())
             if problem is not None:
                 raise ValueError(f"urls[{i}]: {problem}")
-        _check_token(self, self.urls)
+        _check_token(self, ())  # a URL with user:password@ gets basic auth, the others the token
         return self
 
 

@@ -126,10 +126,10 @@ def test_not_utf8_is_a_clear_error(tmp_path):
         ),
         (  # basic auth in the URL and a bearer token: httpx sends only the basic auth
             (
-                f"notifiers:\n  alertmanager:\n    urls: ['http://admin:{SECRET}@am:9093/']\n"
-                "    bearer_token: abc\n"
+                "notifiers:\n  receivers:\n    w:\n      type: webhook\n"
+                f"      url: http://admin:{SECRET}@h/x\n      bearer_token: abc\n"
             ),
-            "notifiers.alertmanager.bearer_token: set next to a URL with user:password@",
+            "notifiers.receivers.w.bearer_token: set next to a URL with user:password@",
         ),
         (
             (
