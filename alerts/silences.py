@@ -385,6 +385,12 @@ _silence_decode = msgspec.json.Decoder(Silence).decode
 _ack_decode = msgspec.json.Decoder(Ack).decode
 
 
+_LabelsKey = tuple[tuple[str, str], ...]
+MATCH_CACHE = 100_000
+"""Entries of each silence-matching cache at most (then it starts afresh): label sets of the
+alerts (bounded by the rules and their label values) times ``console.max_silences``."""
+
+
 class ConsoleStore:
     """Silences and acknowledgements in memory, written through to sqlite when persistent."""
 
@@ -400,6 +406,12 @@ class ConsoleStore:
         self.acks: dict[tuple[str, float], Ack] = {}
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        self._matching: dict[_LabelsKey, list[Silence]] = {}
+        """Per alert label set, the silences whose matchers match it (active or not), in the
+        order of ``silences``; cleared whenever a silence is added, changed or dropped."""
+        self._matched: dict[tuple[tuple[Matcher, ...], _LabelsKey], bool] = {}
+        """Whether a matcher set matches a label set: after a change only the new silence's
+        matchers run. Both are cleared past ``MATCH_CACHE`` entries."""
 
     async def open(self) -> None:
         if self.path is None:
@@ -417,6 +429,7 @@ class ConsoleStore:
                 )
                 return
         self.silences = {s.id: s for s in loaded.silences}
+        self._matching.clear()
         self.acks = {(a.fingerprint, a.active_at): a for a in loaded.acks}
         log.info("console_state_restored", silences=len(self.silences), acks=len(self.acks))
 
@@ -457,19 +470,41 @@ class ConsoleStore:
     # --- silences ---
 
     def silenced(self, labels: Mapping[str, str], now: float) -> Silence | None:
-        for silence in self.silences.values():
-            if silence.active(now) and silence.matches(labels):
+        """The first active silence matching ``labels``. Matching runs once per label set and
+        silence (1,000 silences of 20 regex matchers against every alert at every tick stalled
+        the loop for seconds): the matching silences of a label set are kept until the
+        silences change, and each (matchers, labels) outcome until either cache is full."""
+        key = tuple(sorted(labels.items()))
+        matching = self._matching.get(key)
+        if matching is None:
+            if len(self._matching) >= MATCH_CACHE:
+                self._matching.clear()
+            if len(self._matched) >= MATCH_CACHE:
+                self._matched.clear()
+            matching = [s for s in self.silences.values() if self._matches(s, key, labels)]
+            self._matching[key] = matching
+        for silence in matching:
+            if silence.active(now):
                 return silence
         return None
+
+    def _matches(self, silence: Silence, key: _LabelsKey, labels: Mapping[str, str]) -> bool:
+        pair = (silence.matchers, key)
+        found = self._matched.get(pair)
+        if found is None:
+            found = self._matched[pair] = silence.matches(labels)
+        return found
 
     async def add_silence(self, silence: Silence, now: float) -> None:
         purged = [s.id for s in self.silences.values() if now - s.ends_at > PURGE_AFTER]
         for key in purged:
             del self.silences[key]
+        self._matching.clear()  # (purged ones may be gone even when this one is refused)
         if len(self.silences) >= self.max_silences:
             msg = f"too many silences (console.max_silences = {self.max_silences})"
             raise InvalidRequestError(msg)
         self.silences[silence.id] = silence
+        self._matching.clear()
         statements: list[tuple[str, tuple[object, ...]]] = [
             ("DELETE FROM silences WHERE id = ?", (key,)) for key in purged
         ]
@@ -485,6 +520,7 @@ class ConsoleStore:
             silence, ends_at=now, starts_at=min(silence.starts_at, now), updated_at=now
         )
         self.silences[silence_id] = silence
+        self._matching.clear()
         await self._write([_silence_row(silence)])
         return silence
 

@@ -61,6 +61,12 @@ def _doubt(long_agg: Agg, short_agg: Agg, level: float, confidence: float) -> st
     return ""
 
 
+HOLD_AFTER = 120.0
+"""A pair with a ``confidence`` active (on evidence) this long is held while it burns: the
+default ``ServiceLevelBurn`` rule's ``for``, so the rule's firing still needs the evidence at
+every evaluation of its pending time."""
+
+
 class SlaBurnDetector:
     """One signal per (channel, window pair), labelled ``long``, ``short`` and ``severity``.
 
@@ -97,19 +103,21 @@ class SlaBurnDetector:
         self._used = sorted({i for p in self._pairs for i in (p[2], p[3])})
         self._keys: list[tuple[int, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
-        self._held: set[tuple[str, int]] = set()
-        """(channel, pair index) of each pair with a confidence that is active: once shown, it
+        self._shown: dict[tuple[str, int], float] = {}
+        """(channel, pair index) -> since when each active pair with a confidence has been
+        active. Its evidence must be shown at every judgement for ``HOLD_AFTER`` seconds (the
+        default rule's ``for``: so the rule fires exactly as on evidence alone); from then on it
         stays active while it burns at its rate with ``min_volume`` offered, evidence or not
         (thinning traffic in an ongoing collapse must not read as an all-clear)."""
 
     def export_state(self) -> dict[str, object]:
-        """The pairs with a confidence held active (their evidence was shown earlier)."""
-        return {"held": sorted([ch, j] for ch, j in self._held)}
+        """Since when each pair with a confidence has been active."""
+        return {"shown": sorted([ch, j, t] for (ch, j), t in self._shown.items())}
 
     def restore_state(self, data: dict[str, Any]) -> None:
-        self._held = {
-            (str(ch), int(j))
-            for ch, j in data["held"]
+        self._shown = {
+            (str(ch), int(j)): float(t)
+            for ch, j, t in data["shown"]
             if ch in self._targets and 0 <= int(j) < len(self._pairs)
         }
         self._keys = [None] * len(self.channels)
@@ -128,11 +136,11 @@ class SlaBurnDetector:
             if key == self._keys[i]:
                 continue
             self._keys[i] = key
-            out[i] = self._judge(channel, totals)
+            out[i] = self._judge(channel, totals, readings.now)
         self._groups = out.result()
         return self._groups
 
-    def _judge(self, channel: str, totals: Sequence[Agg]) -> list[Signal]:
+    def _judge(self, channel: str, totals: Sequence[Agg], now: float) -> list[Signal]:
         out = []
         min_volume = self.settings.min_volume
         target = self._targets[channel]
@@ -153,13 +161,15 @@ class SlaBurnDetector:
             active = not guarded and score >= limit
             doubt = ""
             if pair.confidence is not None:
-                if active and (channel, j) not in self._held:
+                since = self._shown.get((channel, j))
+                held = since is not None and now - since >= HOLD_AFTER
+                if active and not held:
                     doubt = _doubt(long_agg, short_agg, level, pair.confidence)
                     active = not doubt
-                if active:
-                    self._held.add((channel, j))
-                else:
-                    self._held.discard((channel, j))
+                if not active:
+                    self._shown.pop((channel, j), None)
+                elif since is None:
+                    self._shown[channel, j] = now
             if guarded:
                 summary = (
                     f"{channel} SLA burn not judged: {low} offered contacts in a window "

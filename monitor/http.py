@@ -80,7 +80,11 @@ LOG_INTERVAL_SECONDS = 60.0
 AUTH_CACHE_SIZE = 64
 """Successful (user, password) checks remembered, so a scrape every 5 s costs no bcrypt run."""
 AUTH_CONCURRENCY = 2
-"""bcrypt checks running at once in worker threads; more wait (bounded by the connection cap)."""
+"""bcrypt checks running at once in worker threads; more wait, at most ``AUTH_QUEUE``."""
+AUTH_QUEUE = 16
+"""Credentials waiting for a bcrypt check at most; past it a request is refused at once (401).
+A flood of distinct wrong passwords would otherwise hold every connection of the cap in a
+request (never evicted) and lock out scrapes whose credentials are remembered."""
 SHUTDOWN_SECONDS = 2.0
 """On exit, requests in flight get this long to finish; then every connection is aborted."""
 BACKLOG = 128
@@ -211,13 +215,15 @@ class _BasicAuth:
     configured user's hash (the same bcrypt cost, so a wrong user name takes as long as a wrong
     password; the answer is no whatever it gives). The outcome of a check is remembered per
     (user, password, hash), right ones and wrong ones (at most ``AUTH_CACHE_SIZE`` each), so
-    a flood repeating wrong credentials costs one bcrypt run, not one per request."""
+    a flood repeating wrong credentials costs one bcrypt run, not one per request; a flood of
+    distinct ones waits ``AUTH_QUEUE`` deep at most, the rest is refused unchecked."""
 
     def __init__(self, users: dict[bytes, bytes]) -> None:
         self._users = users
         self._cache: OrderedDict[bytes, None] = OrderedDict()
         self._refused: OrderedDict[bytes, None] = OrderedDict()
         self._checks = asyncio.Semaphore(AUTH_CONCURRENCY)
+        self._queued = 0
         self._dummy = next(iter(users.values()), _DUMMY_HASH)
 
     async def allows(self, header: str | None) -> bool:
@@ -233,8 +239,14 @@ class _BasicAuth:
         if key in self._refused:
             self._refused.move_to_end(key)
             return False
-        async with self._checks:
-            matches = await asyncio.to_thread(_checkpw, password, hashed or self._dummy)
+        if self._queued >= AUTH_CONCURRENCY + AUTH_QUEUE:
+            return False  # a flood of new credentials: refused unchecked, nothing remembered
+        self._queued += 1
+        try:
+            async with self._checks:
+                matches = await asyncio.to_thread(_checkpw, password, hashed or self._dummy)
+        finally:
+            self._queued -= 1
         allowed = matches and hashed is not None
         remembered = self._cache if allowed else self._refused
         remembered[key] = None

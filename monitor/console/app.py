@@ -82,6 +82,13 @@ def _asset(name: str) -> str:
     )
 
 
+MAX_BODIES = 8
+"""Request bodies being read at once at most (503 beyond): a connection whose body is still
+arriving is in a request, which the listener never evicts at its connection cap, and a signed
+link's form is read before its signature can be checked. Without a bound, bodies sent slowly to
+``POST /ack/...`` held every connection of the cap and locked out scrapes and probes."""
+
+
 async def _read_body(request: web.BaseRequest) -> bytes:
     """The body, at most ``MAX_BODY`` bytes (413 past it, also when chunked: nothing more is
     read) and within ``BODY_SECONDS`` (408)."""
@@ -132,6 +139,8 @@ class Console:
         self._assets = {path: (_asset(name), kind) for path, (name, kind) in _ASSETS.items()}
         self._index = string.Template(_asset("index.html"))
         self._ack_page = string.Template(_asset("ack.html"))
+        self._reading = 0
+        """Request bodies being read now (at most ``MAX_BODIES``)."""
 
     def now(self) -> float:
         """The alerts' clock (the engine's "now"; the wall clock before the first tick)."""
@@ -267,20 +276,38 @@ class Console:
         if given is None:  # Authorization carries basic auth when the listener asks for it
             scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
             given = bearer if scheme.lower() == "bearer" else ""
-        if not hmac.compare_digest(given.strip().encode(), self._token.encode()):
+        # a header of bytes that are not UTF-8 reaches us as surrogate escapes: no match
+        sent = given.strip().encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(sent, self._token.encode()):
             log.warning("console_write_refused", path=request.path, reason="bad token")
             raise HttpError(401, "a valid bearer token is needed (console.api_token_file)")
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        """``_read_body`` with at most ``MAX_BODIES`` of them at once."""
+        if self._reading >= MAX_BODIES:
+            raise HttpError(503, "too many requests are sending a body at once; retry")
+        self._reading += 1
+        try:
+            return await _read_body(request)
+        finally:
+            self._reading -= 1
 
     async def _body(self, request: web.BaseRequest) -> dict[str, Any]:
         if request.content_type != "application/json":
             raise HttpError(415, "send Content-Type: application/json")
-        raw = await _read_body(request)
+        raw = await self._read_body(request)
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):
             raise HttpError(400, "malformed JSON") from None
         if not isinstance(body, dict):
             raise HttpError(400, "the body must be a JSON object")
+        try:  # "\ud800" decodes to a lone surrogate: no file, log or page could hold it
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise HttpError(
+                400, "a string holds a lone surrogate (\\ud800-\\udfff): not Unicode text"
+            ) from None
         return body
 
     async def _create_silence(self, request: web.BaseRequest) -> web.Response:
@@ -399,7 +426,7 @@ class Console:
         self._same_origin(request)
         if request.content_type != "application/x-www-form-urlencoded":
             raise HttpError(415, "post the confirmation page's form")
-        text = (await _read_body(request)).decode("utf-8", "replace")
+        text = (await self._read_body(request)).decode("utf-8", "replace")
         try:
             fields = parse_qs(text, max_num_fields=10)
         except ValueError:  # more fields than the page's form has

@@ -135,6 +135,20 @@ async def test_ack_by_api_needs_the_token_and_refuses_bad_input(tmp_path: Path) 
                 "unknown alert",
             ),
             (await client.get("/api/v1/alerts", params={"status": "bad"}), 400, "status"),
+            (  # a lone surrogate: it was a 500 after the ack took effect in memory only
+                await client.post(
+                    url,
+                    content=b'{"by": "\\ud800"}',
+                    headers={**AUTH, "Content-Type": "application/json"},
+                ),
+                400,
+                "lone surrogate",
+            ),
+            (  # a token of bytes that are not UTF-8: it was a 500 without the refusal's log line
+                await client.post(url, json=body, headers=[(b"Authorization", b"Bearer \xff\xfe")]),
+                401,
+                "",
+            ),
         ]
         for response, status, message in refused:
             assert response.status_code == status, response.text
@@ -207,6 +221,42 @@ async def test_silences_by_api(tmp_path: Path) -> None:
         assert (await client.get(f"/api/v1/alerts/{fp}")).json()["silencedBy"] is None
         unknown = await client.delete("/api/v1/silences/nope", headers=AUTH)
         assert unknown.status_code == 404
+
+
+async def test_bodies_read_at_once_are_bounded(tmp_path: Path) -> None:
+    # a link's form is read before its signature can be checked, and a connection whose body
+    # is still arriving is never evicted at the listener's cap: slow bodies to POST /ack/...
+    # held every connection and locked out scrapes and probes. Now 8 at once, then 503.
+    gate = asyncio.Event()
+
+    async def held() -> AsyncIterator[bytes]:
+        yield b"exp=1"
+        await gate.wait()
+
+    async with (
+        running_console(tmp_path, token=None) as run,
+        httpx.AsyncClient(base_url=run.base) as client,
+    ):
+        fp = run.fire(100)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        slow = [
+            asyncio.create_task(client.post(f"/ack/{fp}", content=held(), headers=form))
+            for _ in range(8)
+        ]
+        for _ in range(500):  # until the 8 are being read (each sent its first bytes)
+            probe = await client.post(f"/ack/{fp}", content=b"exp=1&sig=2&by=Eve", headers=form)
+            if probe.status_code == 503:
+                break
+            await asyncio.sleep(0.01)
+        assert probe.status_code == 503
+        assert "too many requests are sending a body at once" in probe.text
+        assert (await client.get("/healthz")).status_code == 200
+        gate.set()
+        answers = await asyncio.gather(*slow)
+        # each then ends as a form without a valid signature
+        assert [a.status_code for a in answers] == [403] * 8
+        after = await client.post(f"/ack/{fp}", content=b"exp=1&sig=2&by=Eve", headers=form)
+        assert after.status_code == 403
 
 
 async def test_a_body_that_trickles_is_cut_off(

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from support_monitor.alerts.matchers import compile_regex
 from support_monitor.alerts.planner import Planner
 from support_monitor.alerts.routing import Router
 from support_monitor.alerts.silences import (
@@ -341,3 +342,39 @@ def test_a_key_that_cannot_be_read_signs_with_this_runs_key(tmp_path: Path) -> N
     assert len(key) == 32
     assert [(e["event"], e["error"]) for e in logs] == [("console_key_not_read", "Not a directory")]
     assert not_a_dir.read_bytes() == b"x"
+
+
+async def test_matching_runs_once_per_label_set_and_silence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 1,000 silences of 20 regex matchers were matched against every alert at every tick (and
+    # every status read): seconds of event-loop stall. Each (silence, label set) now runs once
+    # until the silences change; the answers stay those of matching every time.
+    runs: list[str] = []
+
+    def counting(value: str) -> Any:
+        runs.append(value)
+        return compile_regex(value)
+
+    monkeypatch.setattr("support_monitor.alerts.silences.compile_regex", counting)
+    store = ConsoleStore(None, 10)
+    voice = dict(LABELS)
+    chat = {**voice, "channel": "chat"}
+    miss = _silence(_body(matchers=[{"name": "channel", "value": "em.*", "isRegex": True}]))
+    hit = _silence(_body(matchers=[{"name": "channel", "value": "v.*", "isRegex": True}]))
+    await store.add_silence(miss, T)
+    await store.add_silence(hit, T)
+    runs.clear()  # creating a silence compiles its patterns once to check them
+    for _ in range(50):
+        assert store.silenced(voice, T + 1) == hit
+        assert store.silenced(chat, T + 1) is None
+    assert sorted(runs) == ["em.*", "em.*", "v.*", "v.*"]  # 2 silences x 2 label sets
+    runs.clear()
+    later = _silence(_body(matchers=[{"name": "channel", "value": "c.*", "isRegex": True}]))
+    await store.add_silence(later, T + 2)
+    runs.clear()
+    assert store.silenced(chat, T + 3) == later
+    assert store.silenced(voice, T + 3) == hit
+    assert sorted(runs) == ["c.*", "c.*"]  # only the new silence is matched
+    await store.expire_silence(hit.id, T + 4)
+    assert store.silenced(voice, T + 5) is None  # the expiry is seen at once

@@ -185,7 +185,7 @@ def test_the_default_collapse_pair_pages_a_5_minute_collapse_on_evidence(
 def test_a_shown_collapse_is_held_while_it_burns_with_thinner_traffic():
     # 30 contacts 5 s apart from 100, all answered 40 s late (140..285): the 15th at 210 makes
     # 0 of 15 within T, shown below 40% (upper bound 9.5495 / 24.5495 = 38.9%; at 209, 0 of
-    # 14: 40.5%): active from 210. Then one contact every
+    # 14: 40.5%): active from 210, on evidence until 330 (HOLD_AFTER, 120 s). Then one every
     # 30 s from 275, also 40 s late (answered 315..585): the window never holds fewer than 10
     # (at 600: 315..585, 10 late, upper bound 9.5495 / 19.5495 = 49%), still burning 5x. Once
     # shown, the pair stays active while it burns at 3 with min_volume (10) offered; at 615 the
@@ -207,6 +207,17 @@ def test_a_shown_collapse_is_held_while_it_burns_with_thinner_traffic():
     assert states[600][2] == "voice burns its 80% service-level budget 5x over 5m (threshold 3x)"
     assert states[615][0] is False
     assert "9 offered contacts in a window (min_volume 10)" in states[615][2]
+    # before HOLD_AFTER the evidence is still needed at every judgement: 15 late (active at
+    # 210), then one answer within T at 215: 1 of 16, burn 4.7 but upper bound 44.7%: inactive
+    early = Feed(only({"sla_burn": {}}))
+    short = Script()
+    for i in range(15):
+        short.contact(f"c{i}", 100 + 5 * i, 40)
+    short.contact("ok", 210, 5)
+    short.feed(early, 210)
+    assert pick(early.tick(210), "sla_burn", "voice", **COLLAPSE).active
+    short.feed(early, 215)
+    assert not pick(early.tick(215), "sla_burn", "voice", **COLLAPSE).active
     # the same thin stretch without the shown collapse before it is no evidence on its own
     fresh = Feed(only({"sla_burn": {}}))
     thin = Script()

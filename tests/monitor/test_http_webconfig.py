@@ -12,6 +12,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -277,6 +278,52 @@ async def test_wrong_credentials_repeated_cost_one_bcrypt_run(
     # one run for the wrong password, one for the unknown user (against the configured user's
     # hash, so it costs what a wrong password costs), one for the right password
     assert checked == [hashed, hashed, hashed]
+
+
+async def test_a_flood_of_distinct_passwords_waits_a_bounded_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each new wrong password waits for one of the two bcrypt slots inside a request (never
+    # evicted at the connection cap): a flood of distinct ones held every connection and the
+    # scrape with remembered credentials got 503. Now at most 2 run and 16 wait; the rest is
+    # refused unchecked, and the remembered scrape passes while bcrypt is still blocked.
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4))
+    web = write_web_config(
+        tmp_path / "web.yml", {"basic_auth_users": {"prometheus": hashed.decode()}}
+    )
+    real = bcrypt.checkpw
+    gate = threading.Event()
+    started: list[bytes] = []
+
+    def gated(password: bytes, hashed_password: bytes) -> bool:
+        if password != PASSWORD.encode():
+            started.append(password)
+            gate.wait(10)
+        return real(password, hashed_password)
+
+    monkeypatch.setattr(bcrypt, "checkpw", gated)
+    async with serving(web) as s, httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{s.port}/metrics"
+        assert (await client.get(url, auth=("prometheus", PASSWORD))).status_code == 200
+        flood = [
+            asyncio.create_task(client.get(url, auth=("prometheus", f"w{i}"), timeout=15))
+            for i in range(30)
+        ]
+        done: list[asyncio.Task[httpx.Response]] = []
+        for _ in range(500):  # 30 - 2 running - 16 waiting answer at once, unchecked
+            done = [t for t in flood if t.done()]
+            if len(done) >= 12:
+                break
+            await asyncio.sleep(0.01)
+        assert len(done) == 12
+        assert all(t.result().status_code == 401 for t in done)
+        assert len(started) == 2  # both slots held, bcrypt blocked
+        remembered = await client.get(url, auth=("prometheus", PASSWORD), timeout=5)
+        assert remembered.status_code == 200
+        gate.set()
+        rest = await asyncio.gather(*flood)
+    assert [r.status_code for r in rest] == [401] * 30
+    assert len(started) == 18  # 2 + 16 checked, 12 never
 
 
 def _error(tmp_path: Path, config: object) -> str:
