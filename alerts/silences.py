@@ -145,6 +145,13 @@ def _text(value: object, field: str, limit: int) -> str:
     return value.strip()
 
 
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+"""RFC 3339's date-time (seconds optional, as Alertmanager's clients send): Python's
+``fromisoformat`` alone also takes ISO week dates (``2099-W01-1``) and other forms."""
+
+
 def parse_time(value: object, field: str) -> float:
     """An RFC 3339 time (``2026-03-02T09:00:00Z``) as a Unix timestamp."""
     if not isinstance(value, str):
@@ -155,6 +162,8 @@ def parse_time(value: object, field: str) -> float:
         raise InvalidRequestError(f"{field}: {value[:40]!r} is not an RFC 3339 time") from None
     if parsed.tzinfo is None:
         raise InvalidRequestError(f"{field}: give a time zone (Z or +hh:mm)")
+    if _RFC3339.fullmatch(value) is None:
+        raise InvalidRequestError(f"{field}: {value[:40]!r} is not an RFC 3339 time")
     ts = parsed.timestamp()
     if not EARLIEST_TS <= ts < LATEST_TS:  # 9999-12-31T23:59-23:59 is year 10000 in UTC
         raise InvalidRequestError(f"{field}: between 1970 and 8999 (UTC)")

@@ -255,6 +255,13 @@ class _BasicAuth:
         return allowed
 
 
+def _not_served(path: str) -> web.Response:
+    """A method other than GET and HEAD on the listener's own paths (405) or elsewhere (404)."""
+    if path not in {"/metrics", "/healthz"}:
+        return web.Response(status=404, text="not found\n")
+    return web.Response(status=405, text="method not allowed\n", headers={"Allow": "GET, HEAD"})
+
+
 def _checkpw(password: bytes, hashed: bytes) -> bool:
     try:
         return bcrypt.checkpw(password, hashed)
@@ -689,7 +696,7 @@ class MetricsServer:
         if mounted is not None and not mounted.owns(request.path):
             mounted = None
         if mounted is None and request.method not in {"GET", "HEAD"}:
-            return web.Response(status=405, text="method not allowed\n", headers={"Allow": "GET"})
+            return _not_served(request.path)
         path = request.path
         if path == "/healthz":  # no credentials needed: it says only "ok"
             return web.Response(text="ok\n")
@@ -708,7 +715,7 @@ class MetricsServer:
             encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
             body = render(self._registry, encoder)
             response = web.Response(
-                body=body, headers={"Content-Type": content_type, "Vary": "Accept-Encoding"}
+                body=body, headers={"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
             )
             if gzip_accepted(request.headers.get("Accept-Encoding", "")):
                 # aiohttp compresses a body over 4 KiB in a worker thread, off the loop.

@@ -82,6 +82,8 @@ def _asset(name: str) -> str:
     )
 
 
+READS = "GET, HEAD"
+"""``Allow`` of a path that is only read."""
 MAX_BODIES = 8
 """Request bodies being read at once at most (503 beyond): a connection whose body is still
 arriving is in a request, which the listener never evicts at its connection cap, and a signed
@@ -107,10 +109,12 @@ async def _read_body(request: web.BaseRequest) -> bytes:
 
 
 class HttpError(SupportMonitorError):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, allow: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.allow = allow
+        """The methods the path takes, for a 405's ``Allow`` header."""
 
 
 class Console:
@@ -156,10 +160,12 @@ class Console:
             response = await self._route(request)
         except HttpError as exc:
             response = _error(exc.status, exc.message, html=request.path.startswith("/ack/"))
+            if exc.allow:
+                response.headers["Allow"] = exc.allow
         response.headers.update(_SECURITY_HEADERS)
         return response
 
-    async def _route(self, request: web.BaseRequest) -> web.Response:  # noqa: PLR0911, C901 - a route each
+    async def _route(self, request: web.BaseRequest) -> web.Response:
         path, method = request.path, request.method
         read = method in {"GET", "HEAD"}
         if path == "/" and read:
@@ -169,25 +175,39 @@ class Console:
         if path in self._assets and read:
             body, kind = self._assets[path]
             return web.Response(text=body, headers={"Content-Type": kind})
+        if path == "/" or path in self._assets:
+            raise HttpError(405, "a page: use GET", READS)
         if path.startswith("/ack/"):
             fingerprint = path.removeprefix("/ack/")
             if read:
                 return self._ack_confirm(request, fingerprint)
             if method == "POST":
                 return await self._ack_by_link(request, fingerprint)
-            raise HttpError(405, "use GET (the confirmation page) or POST (its form)")
+            msg = "use GET (the confirmation page) or POST (its form)"
+            raise HttpError(405, msg, f"{READS}, POST")
         if not path.startswith(API):
             raise HttpError(404, "not found")
         parts = path.removeprefix(API).strip("/").split("/")
         if read:
             return self._json(self._read(parts, request))
-        if method == "POST" and parts == ["silences"]:
-            return await self._create_silence(request)
-        if method == "DELETE" and len(parts) == 2 and parts[0] == "silences":
-            return await self._expire_silence(request, parts[1])
-        if method == "POST" and len(parts) == 3 and parts[0] == "alerts" and parts[2] == "ack":
-            return await self._ack_by_api(request, parts[1])
-        raise HttpError(405 if parts[0] in {"silences", "alerts"} else 404, "no such write")
+        return await self._write(request, method, parts)
+
+    async def _write(self, request: web.BaseRequest, method: str, parts: list[str]) -> web.Response:
+        """The API's writes; any other method is a 405 with what the path takes."""
+        silences = parts[0] == "silences"
+        if silences and len(parts) == 1:
+            if method == "POST":
+                return await self._create_silence(request)
+            raise HttpError(405, "no such write", f"{READS}, POST")
+        if silences and len(parts) == 2:
+            if method == "DELETE":
+                return await self._expire_silence(request, parts[1])
+            raise HttpError(405, "no such write", f"{READS}, DELETE")
+        if len(parts) == 3 and parts[0] == "alerts" and parts[2] == "ack":
+            if method == "POST":
+                return await self._ack_by_api(request, parts[1])
+            raise HttpError(405, "no such write", "POST")
+        raise HttpError(405, "no such write: read it with GET", READS)
 
     # --- reads -------------------------------------------------------------------------------
 

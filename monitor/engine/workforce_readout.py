@@ -77,7 +77,12 @@ def agents_view(
         raise ValueError(msg)
     if limit is None:
         count = 100
-    elif len(limit) <= 4 and limit.isdecimal() and 1 <= int(limit) <= MAX_AGENT_ROWS:
+    elif (
+        len(limit) <= 4
+        and limit.isascii()
+        and limit.isdecimal()
+        and 1 <= int(limit) <= MAX_AGENT_ROWS
+    ):
         count = int(limit)
     else:
         msg = f"limit: a whole number from 1 to {MAX_AGENT_ROWS}"

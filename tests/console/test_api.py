@@ -79,6 +79,22 @@ async def test_page_and_assets_are_served_with_strict_headers(tmp_path: Path) ->
         assert len(script.content) < 32 * 1024
         assert (await client.get("/console/nothing.js")).status_code == 404
         assert (await client.post("/metrics")).status_code == 405  # the listener's own routes
+        # a method a path does not take: 405 with what it takes (RFC 9110); no path: 404
+        allowed = {
+            ("PUT", "/"): "GET, HEAD",
+            ("POST", "/console/console.js"): "GET, HEAD",
+            ("PUT", "/ack/abc"): "GET, HEAD, POST",
+            ("PUT", "/api/v1/silences"): "GET, HEAD, POST",
+            ("PATCH", "/api/v1/silences/x"): "GET, HEAD, DELETE",
+            ("PUT", "/api/v1/alerts/x/ack"): "POST",
+            ("DELETE", "/api/v1/status"): "GET, HEAD",
+            ("POST", "/metrics"): "GET, HEAD",
+            ("POST", "/healthz"): "GET, HEAD",
+        }
+        for (method, path), allow in allowed.items():
+            answer = await client.request(method, path, headers=AUTH)
+            assert (answer.status_code, answer.headers.get("Allow")) == (405, allow), path
+        assert (await client.post("/nosuch")).status_code == 404
 
 
 async def _chunks(body: bytes) -> AsyncIterator[bytes]:

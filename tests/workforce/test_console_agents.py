@@ -55,7 +55,8 @@ async def test_agents_endpoint_lists_bounded_sorted_rows(tmp_path: Path) -> None
         one = (await client.get("/api/v1/agents", params={"channel": "voice", "limit": "1"})).json()
         assert [a["agentId"] for a in one["agents"]] == ["amy"]
         assert (one["total"], one["truncated"]) == (2, True)
-        for params in ({"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"channel": "fax"}):
+        wrong = ({"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"limit": "\u0661\u0660"})
+        for params in (*wrong, {"channel": "fax"}):
             bad = await client.get("/api/v1/agents", params=params)
             assert bad.status_code == 400, params
             assert next(iter(params)) in bad.json()["error"]
