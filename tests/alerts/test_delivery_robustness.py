@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from typing import Self
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -170,13 +172,14 @@ async def test_a_header_value_httpx_refuses_is_one_failed_message_not_retried():
     assert SECRET not in repr(logs)
 
 
-async def test_a_token_file_with_a_line_break_inside_leaves_the_receiver_unavailable(tmp_path):
-    token = tmp_path / "token"
-    token.write_text(f"{SECRET}\nsecond line\n")
+async def _alertmanager_with_token(
+    urls: list[str], token: Path
+) -> tuple[list[MutableMapping[str, Any]], DaemonStats]:
+    """Deliver one alert with Alertmanager's token read from ``token``: the log lines and
+    stats once Slack got it and Alertmanager counted one failure."""
     async with SlackLike() as server:
         alerting, source, stats = make(
-            server.url,
-            alertmanager={"urls": ["http://127.0.0.1:9/"], "bearer_token_file": str(token)},
+            server.url, alertmanager={"urls": urls, "bearer_token_file": str(token)}
         )
         with capture_logs() as logs:
             async with delivering(alerting):
@@ -184,6 +187,13 @@ async def test_a_token_file_with_a_line_break_inside_leaves_the_receiver_unavail
                 alerting.evaluate(T0)
                 await wait_for(lambda: len(server.received) == 1)
                 await wait_for(lambda: stats.notifications[("alertmanager", "failed")] == 1)
+    return logs, stats
+
+
+async def test_a_token_file_with_a_line_break_inside_leaves_the_receiver_unavailable(tmp_path):
+    token = tmp_path / "token"
+    token.write_text(f"{SECRET}\nsecond line\n")
+    logs, _ = await _alertmanager_with_token(["http://127.0.0.1:9/"], token)
     unavailable = [e for e in logs if e["event"] == "receiver_unavailable"]
     assert [(e["receiver"], e["error"]) for e in unavailable] == [
         ("alertmanager", "bearer_token_file: the token holds a control character (a line break?)")
@@ -500,20 +510,9 @@ async def test_outbox_changed_wakes_on_new_notification_and_times_out():
 
 
 async def test_alertmanager_token_file_missing_counts_failed_and_delivery_goes_on(tmp_path):
-    async with SlackLike() as server:
-        alerting, source, stats = make(
-            server.url,
-            alertmanager={
-                "urls": [f"http://127.0.0.1:9/{SECRET}"],
-                "bearer_token_file": str(tmp_path / "missing"),
-            },
-        )
-        with capture_logs() as logs:
-            async with delivering(alerting):
-                source.signals = [sig()]
-                alerting.evaluate(T0)
-                await wait_for(lambda: len(server.received) == 1)
-                await wait_for(lambda: stats.notifications[("alertmanager", "failed")] == 1)
+    logs, stats = await _alertmanager_with_token(
+        [f"http://127.0.0.1:9/{SECRET}"], tmp_path / "missing"
+    )
     unavailable = [e for e in logs if e["event"] == "receiver_unavailable"]
     assert [e["receiver"] for e in unavailable] == ["alertmanager"]
     assert "bearer_token_file: cannot read" in unavailable[0]["error"]
