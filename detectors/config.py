@@ -256,7 +256,7 @@ class ThresholdSettings(_Model):
     @classmethod
     def _quantile_text(cls, v: object) -> object:
         """``quantile: 0.9`` as YAML writes it unquoted (a number) means the label "0.9"."""
-        if isinstance(v, float) and not isinstance(v, bool):
+        if isinstance(v, float):
             return repr(v)
         return v
 

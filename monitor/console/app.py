@@ -207,6 +207,7 @@ class Console:
             if method == "POST":
                 return await self._ack_by_api(request, parts[1])
             raise HttpError(405, "no such write", "POST")
+        self._read(parts, request)  # a path no read serves either: its 404
         raise HttpError(405, "no such write: read it with GET", READS)
 
     # --- reads -------------------------------------------------------------------------------

@@ -95,6 +95,8 @@ async def test_page_and_assets_are_served_with_strict_headers(tmp_path: Path) ->
             answer = await client.request(method, path, headers=AUTH)
             assert (answer.status_code, answer.headers.get("Allow")) == (405, allow), path
         assert (await client.post("/nosuch")).status_code == 404
+        assert (await client.put("/api/v1/nosuch", headers=AUTH)).status_code == 404
+        assert (await client.delete("/api/v1/silences/x/y", headers=AUTH)).status_code == 404
 
 
 async def _chunks(body: bytes) -> AsyncIterator[bytes]:
