@@ -28,7 +28,12 @@ the wall-clock percentiles, the scrape's and the collections' CPU time (``time.t
 on a shared machine a wall-clock scrape also holds the time a neighbour had the core.
 
     .venv/bin/python bench/scrape_time.py                       # default config
-    .venv/bin/python bench/scrape_time.py --channels 100 --queues 10 [--freeze none]
+    .venv/bin/python bench/scrape_time.py --channels 100 --queues 10 [--freeze none] [--baseline]
+
+``--baseline``: after each scrape, prometheus_client's own encoder writes the same samples
+(collected into plain ``Metric`` objects, untimed) and the scrape's CPU time is reported as a
+ratio to that encoder's, median over the scrapes: a figure that a slower or busier machine
+moves much less than it moves milliseconds (the two are timed back to back).
 """
 
 from __future__ import annotations
@@ -49,10 +54,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import structlog
+from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import (
     generate_latest as generate_openmetrics,
 )
+from prometheus_client.registry import Collector
 
 from bench.gen_events import generate
 from support_monitor.alerts.runtime import Alerting
@@ -87,6 +94,26 @@ class FullCollections:
     def take(self) -> list[float]:
         out, self.durations = self.durations, []
         return out
+
+
+class Plain(Collector):
+    """The baseline: the registry's families as plain prometheus_client ``Metric`` objects with
+    their ``Sample`` lists, collected by :meth:`refill` (untimed) right after a scrape, so that
+    the encoder alone is timed over the very samples the scrape wrote."""
+
+    def __init__(self, registry: Collector) -> None:
+        self._registry = registry
+        self._metrics: list[Metric] = []
+
+    def refill(self) -> None:
+        self._metrics = []
+        for family in self._registry.collect():
+            plain = Metric(family.name, family.documentation, family.type)
+            plain.samples = list(family.samples)
+            self._metrics.append(plain)
+
+    def collect(self) -> list[Metric]:
+        return self._metrics
 
 
 def large_config(channels: int, queues: int) -> dict[str, Any]:
@@ -167,7 +194,7 @@ def large_events(cfg: dict[str, Any], count: int, seed: int = 1) -> list[bytes]:
     return lines
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "events_file", nargs="?", type=Path, default=Path("bench/out/events-1m.jsonl")
@@ -178,19 +205,32 @@ def main() -> None:
     parser.add_argument("--queues", type=int, default=10)
     parser.add_argument("--between", type=int, default=750, help="events applied between scrapes")
     parser.add_argument("--freeze", choices=("keeper", "start", "state", "none"), default="keeper")
-    args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="after each scrape, time prometheus_client's encoder over the same samples",
+    )
+    return parser.parse_args()
+
+
+def workload(args: argparse.Namespace) -> tuple[dict[str, Any], tuple[bytes, ...]]:
+    """The config and every event line the run applies (the state's, then those between
+    scrapes)."""
     extra = args.between * (2 * args.scrapes + 1)
     if args.channels:
         cfg = large_config(args.channels, args.queues)
-        lines = tuple(large_events(cfg, args.count + extra))
-    else:
-        cfg = CONFIG
-        if not args.events_file.exists():
-            args.events_file.parent.mkdir(parents=True, exist_ok=True)
-            generate(args.events_file, 1_000_000)
-        with args.events_file.open("rb") as f:
-            lines = tuple(line for _, line in zip(range(args.count + extra), f, strict=False))
+        return cfg, tuple(large_events(cfg, args.count + extra))
+    if not args.events_file.exists():
+        args.events_file.parent.mkdir(parents=True, exist_ok=True)
+        generate(args.events_file, 1_000_000)
+    with args.events_file.open("rb") as f:
+        return CONFIG, tuple(line for _, line in zip(range(args.count + extra), f, strict=False))
+
+
+def main() -> None:
+    args = arguments()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    cfg, lines = workload(args)
     settings = parse_settings(cfg)
     engine = Engine(settings)
     stats = DaemonStats()
@@ -218,12 +258,14 @@ def main() -> None:
         f"frozen objects {gc.get_freeze_count()}"
     )
     print(f"first scrape (builds the kept label texts): {first * 1000:.1f} ms")
+    bare = Plain(registry)
     for label, encoder in (
         ("text 0.0.4", generate_latest),
         ("OpenMetrics", generate_openmetrics),
     ):
         times = []
         cpu = []
+        ratios = []
         in_scrapes: list[float] = []
         anywhere: list[float] = full.take()
         collected = bool(anywhere)
@@ -243,6 +285,12 @@ def main() -> None:
             during = full.take()
             collected = collected or bool(during)
             in_scrapes += during
+            if args.baseline:
+                bare.refill()
+                start_cpu = time.thread_time()
+                encoder(bare)
+                ratios.append(cpu[-1] / (time.thread_time() - start_cpu))
+                full.take()  # the baseline's own collections are not the scrape's
         anywhere += in_scrapes
         times.sort()
         cpu.sort()
@@ -257,6 +305,7 @@ def main() -> None:
             f"CPU p99 {cpu99:.1f} ms | full collections in scrapes "
             f"{len(in_scrapes)} (longest {max(in_scrapes, default=0) * 1000:.1f} ms), "
             f"anywhere {len(anywhere)} (longest {max(anywhere, default=0) * 1000:.1f} ms) |"
+            + (f" CPU / bare encode: median {statistics.median(ratios):.3f} |" if ratios else "")
         )
 
 

@@ -35,10 +35,12 @@ from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.histogram import Histogram
 from support_monitor.monitor.engine.readout import (
     QUANTILES,
+    VOICE_FAMILIES,
     abandon_ratio,
     breached_waiting,
     ces_score,
-    channel_voice_series,
+    channel_voice_labels,
+    channel_voice_values,
     csat_ratio,
     fcr_ratio,
     negative_sentiment_ratio,
@@ -398,15 +400,12 @@ class EngineCollector(Collector):
         self._engine = engine
         self._extra = list(extra)
         self._labels = LabelCache()
-        self._buckets: dict[tuple[str, str, str], HistogramSeries] = {}
-        """(histogram, channel, queue) -> that series as last rendered (one per series)."""
         self._channel_heads: dict[str, ChannelHeads] = {}
         """Channel -> its line heads, kept while its shape is the same (see ``ChannelHeads``)."""
 
     def collect(self) -> Iterator[Metric]:  # noqa: C901, PLR0912, PLR0915 - one pass, top down
         if len(self._labels.heads) > MAX_LABEL_TEXTS:  # start over (see MAX_LABEL_TEXTS)
             self._labels = LabelCache()
-            self._buckets.clear()
             self._channel_heads.clear()
         engine = self._engine
         now = engine.now
@@ -470,7 +469,9 @@ class EngineCollector(Collector):
             shape = (tuple(q.name for q in queues), live, ch.windows.names, cell_shape)
             kept = self._channel_heads.get(name)
             if kept is None or kept.shape != shape:
-                kept = self._channel_heads[name] = ChannelHeads(shape, head, name)
+                kept = self._channel_heads[name] = ChannelHeads(
+                    shape, head, name, channel_voice_labels(ch)
+                )
             # per family, every queue's rows at once (queue by queue, a queue's cells in order),
             # the values read by C-level maps
             getters: dict[str, list[Callable[[QueueState], float]]] = {}
@@ -485,16 +486,20 @@ class EngineCollector(Collector):
                     target.values.extend(
                         chain.from_iterable(zip(*(map(g, queues) for g in gets), strict=True))
                     )
-            buckets = self._buckets
+            kept_series = kept.histograms  # queue by queue, the queue's families in order
+            index = 0
             for q in queues:
                 for family, attr in zip(hists, HIST_ATTRS, strict=True):
                     if live or family.name not in LIVE_HISTOGRAMS:
                         hist = getattr(q, attr)
-                        series = buckets.get((family.name, name, q.name))
+                        series = kept_series[index]
                         if series is None or series.hist is not hist:
                             series = self._histogram_series(family.name, name, q.name, hist)
-                        series.refresh()
+                            kept_series[index] = series
+                        if series.count != hist.count:
+                            series.refresh()
                         family.series.append(series)
+                        index += 1
             for agg, heads in zip(ch.windows.totals, kept.windows, strict=True):
                 if live:
                     rows["support_service_level_ratio"].add(heads.service_level, service_level(agg))
@@ -514,8 +519,12 @@ class EngineCollector(Collector):
             metric = "support_complaints_total"
             for category, count in sorted(ch.complaints.items()):
                 rows[metric].add(head(metric, ("category", category), c), count)
-            for row in channel_voice_series(ch):
-                rows[row.name].add(head(row.name, *row.labels), row.value)
+            for metric, column, counts in zip(
+                VOICE_FAMILIES, kept.voice, channel_voice_values(ch), strict=True
+            ):
+                target = rows[metric]
+                target.heads.extend(column)
+                target.values.extend(counts)
         yield from fam.values()
         yield summary
         yield from channel_settings_families({n: ch.settings for n, ch in engine.channels.items()})
@@ -530,8 +539,11 @@ class EngineCollector(Collector):
                     "counter" if counter else "gauge",
                     cache,
                 )
+                kept_heads = cache.heads
                 for row in grouped.get(metric, []):
-                    extra.add(head(metric, *row.labels), row.value)
+                    line_head = kept_heads.get((metric, row.labels)) or head(metric, *row.labels)
+                    extra.heads.append(line_head)
+                    extra.values.append(row.value)
                 yield extra
 
     def _histogram_series(
@@ -547,8 +559,7 @@ class EngineCollector(Collector):
             head(name + "_count", c, q),
             head(name + "_sum", c, q),
         )
-        series = self._buckets[name, channel, queue] = HistogramSeries(hist, heads)
-        return series
+        return HistogramSeries(hist, heads)
 
 
 Cell = tuple[str, tuple[str, str] | None]
@@ -573,12 +584,20 @@ class WindowHeads(NamedTuple):
 class ChannelHeads:
     """One channel's line heads, built once and kept while the channel's shape is the same:
     per per-queue family a column (its heads queue by queue, a queue's cells in order), per
-    window a :class:`WindowHeads`, and the five ``rating`` heads. Tuples of strings, which the
-    cyclic GC stops tracking (see ``HistogramSeries``)."""
+    window a :class:`WindowHeads`, the five ``rating`` heads, and per ``VOICE_FAMILIES`` entry
+    the heads of ``voice`` (label pairs from ``channel_voice_labels``, which depend on the
+    channel's name alone). Tuples of strings, which the cyclic GC stops tracking (see
+    ``HistogramSeries``); and the channel's :class:`HistogramSeries`."""
 
-    __slots__ = ("columns", "ratings", "shape", "windows")
+    __slots__ = ("columns", "histograms", "ratings", "shape", "voice", "windows")
 
-    def __init__(self, shape: ChannelShape, head: Callable[..., str], channel: str) -> None:
+    def __init__(
+        self,
+        shape: ChannelShape,
+        head: Callable[..., str],
+        channel: str,
+        voice: tuple[tuple[tuple[tuple[str, str], ...], ...], ...],
+    ) -> None:
         queue_names, live, windows, cells = shape
         c = ("channel", channel)
         self.shape = shape
@@ -599,6 +618,13 @@ class ChannelHeads:
         self.ratings = tuple(
             head("support_csat_ratings_total", c, ("rating", str(rating))) for rating in range(1, 6)
         )
+        self.voice = tuple(
+            tuple(head(metric, *pairs) for pairs in labels)
+            for metric, labels in zip(VOICE_FAMILIES, voice, strict=True)
+        )
+        per_queue = len(HIST_ATTRS) - (0 if live else len(LIVE_HISTOGRAMS))
+        self.histograms: list[HistogramSeries | None] = [None] * (len(queue_names) * per_queue)
+        """Each queue's histogram series as last rendered, queue by queue (made on first use)."""
 
 
 def _window_heads(

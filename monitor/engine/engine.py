@@ -218,6 +218,14 @@ def shape_change(old: Settings, new: Settings) -> str | None:
     ):
         if before != after:
             return f"{what} changed: restart the daemon to apply it"
+    for name, channel in old.channels.items():
+        was_live = channel.answer_seconds is not None
+        if was_live != (new.channels[name].answer_seconds is not None):
+            change = "removed" if was_live else "added"
+            return (
+                f"channels.{name}.answer_seconds {change} (the channel would change between "
+                "live contacts and tickets): restart the daemon to apply it"
+            )
     return None
 
 
@@ -477,11 +485,13 @@ class Engine:
             waiting_alone = c.answered_ts is None and not c.breached and cid not in c.q.pending
             if waiting_alone and answer is not None:
                 timers.append((instant(c.queued_ts + answer), _ANSWER, cid))
-        timers.extend(self._over_t_timers())
         for ch in self.channels.values():
-            for q in ch.queues.values():  # a snapshot keeps the count, not ``below_t``
+            answer = ch.settings.answer_seconds
+            for q in ch.queues.values():  # a snapshot keeps neither the count nor ``below_t``
                 breached = sum(1 for c in q.waiting.values() if c.breached)
+                q.below_t = self._below_t(q, answer)
                 q.breached_waiting = breached - len(q.below_t)
+        timers.extend(self._over_t_timers())
         for tid, t in self.tickets.items():
             if t.solved_ts is None:
                 self._arm_ticket(tid, t)
@@ -503,18 +513,41 @@ class Engine:
     def _set_below_t(self) -> None:
         """After T changed: a breached contact still waiting is in ``breached_waiting`` only
         while its wait exceeds T (the breach itself stays counted)."""
-        watermark = self.watermark
         for ch in self.channels.values():
             answer = ch.settings.answer_seconds
             for q in ch.queues.values():
                 q.breached_waiting += len(q.below_t)
-                q.below_t.clear()
-                if answer is None:
-                    continue
-                for cid, c in q.waiting.items():
-                    if c.breached and instant(c.queued_ts + answer) >= watermark:
-                        q.below_t[cid] = c
+                q.below_t = self._below_t(q, answer)
                 q.breached_waiting -= len(q.below_t)
+
+    def _below_t(self, q: QueueState, answer: float | None) -> dict[str, Contact]:
+        """The queue's breached contacts still waiting whose wait is not past ``answer`` (T)
+        at the watermark: breached under a lower T (see ``QueueState.below_t``)."""
+        if answer is None:
+            return {}
+        watermark = self.watermark
+        return {
+            cid: c
+            for cid, c in q.waiting.items()
+            if c.breached and instant(c.queued_ts + answer) >= watermark
+        }
+
+    def apply_thresholds(self) -> None:
+        """Apply the settings' ticket targets to the open tickets, as a reload does, and re-arm
+        every timer: for an engine restored from a snapshot, whose clocks keep the targets they
+        had when it was taken. Business time already run stays; a clock whose target changed
+        is no longer at risk until its new at-risk instant (the next decision sets it again if
+        that has passed), and T applies to waiting contacts through ``rebuild_timers``."""
+        for t in self.tickets.values():
+            if t.solved_ts is not None:
+                continue
+            targets = t.q.channel.settings.clock_targets(t.priority)
+            for index, clock in enumerate(t.clocks):
+                if clock is not None and clock.target != targets[index]:
+                    self._clear_risk(t, index, clock)
+                    clock.target = targets[index]
+            self.update_paused(t)
+        self.rebuild_timers()
 
     def _over_t(self, when: float, key: str) -> None:
         """A breached contact of ``below_t`` waited past the raised T: back in the gauge."""

@@ -242,25 +242,65 @@ def voice_series(channel: ChannelRuntime) -> Iterator[Series]:
     yield from channel_voice_series(channel)
 
 
-def channel_voice_series(channel: ChannelRuntime) -> Iterator[Series]:
-    """The Wave 2 per-channel counters and gauges: surveys, bot sessions, sentiment, open
-    tickets by priority. Label pairs are written sorted by key (``channel`` sorts first)."""
+VOICE_FAMILIES = (
+    "support_survey_responses_total",
+    "support_bot_sessions_total",
+    "support_bot_escalated_contacts_total",
+    "support_sentiment_total",
+    "support_tickets_open_by_priority",
+)
+"""The families of :func:`channel_voice_labels` and :func:`channel_voice_values`, in order."""
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def channel_voice_labels(channel: ChannelRuntime) -> tuple[tuple[Labels, ...], ...]:
+    """Per :data:`VOICE_FAMILIES` entry, the label pairs of the channel's series, in the order
+    :func:`channel_voice_values` gives their values (sorted by key: ``channel`` sorts first).
+    They depend only on the channel's name: every survey, outcome, polarity and priority is
+    kept from the start."""
     voice = channel.voice
     c = ("channel", channel.name)
+    return (
+        tuple(
+            (c, ("score", str(score)), ("survey", survey))
+            for survey, counts in voice.surveys.items()
+            for score in range(SURVEY_RANGES[survey][0], len(counts))
+        ),
+        tuple((c, ("outcome", outcome)) for outcome in voice.bot),
+        ((c,),),
+        tuple((c, ("polarity", pole)) for pole in voice.sentiment),
+        tuple((c, ("priority", priority)) for priority in channel.open_by_priority),
+    )
+
+
+def channel_voice_values(channel: ChannelRuntime) -> tuple[list[int], ...]:
+    """Per :data:`VOICE_FAMILIES` entry, the channel's values now (see
+    :func:`channel_voice_labels`)."""
+    voice = channel.voice
+    surveys: list[int] = []
     for survey, counts in voice.surveys.items():
-        low = SURVEY_RANGES[survey][0]
-        kind = ("survey", survey)
-        for score in range(low, len(counts)):
-            yield Series(
-                "support_survey_responses_total", (c, ("score", str(score)), kind), counts[score]
-            )
-    for outcome, count in voice.bot.items():
-        yield Series("support_bot_sessions_total", (c, ("outcome", outcome)), count)
-    yield Series("support_bot_escalated_contacts_total", (c,), voice.escalations_in)
-    for pole, count in voice.sentiment.items():
-        yield Series("support_sentiment_total", (c, ("polarity", pole)), count)
-    for priority, count in channel.open_by_priority.items():
-        yield Series("support_tickets_open_by_priority", (c, ("priority", priority)), count)
+        surveys += counts[SURVEY_RANGES[survey][0] :]
+    return (
+        surveys,
+        list(voice.bot.values()),
+        [voice.escalations_in],
+        list(voice.sentiment.values()),
+        list(channel.open_by_priority.values()),
+    )
+
+
+def channel_voice_series(channel: ChannelRuntime) -> Iterator[Series]:
+    """The Wave 2 per-channel counters and gauges: surveys, bot sessions, sentiment, open
+    tickets by priority."""
+    for name, labels, values in zip(
+        VOICE_FAMILIES,
+        channel_voice_labels(channel),
+        channel_voice_values(channel),
+        strict=True,
+    ):
+        for pairs, value in zip(labels, values, strict=True):
+            yield Series(name, pairs, value)
 
 
 def series(engine: Engine) -> Iterator[Series]:

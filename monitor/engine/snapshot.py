@@ -502,7 +502,7 @@ def restore(snapshot: Snapshot, settings: Settings) -> Engine:
             "snapshot_dedup_window_dropped",
             reason="taken with another id hash (an older build)",
         )
-    engine.rebuild_timers()
+    engine.apply_thresholds()  # the config's targets, as a reload would apply them
     return engine
 
 
@@ -597,6 +597,15 @@ def check(snapshot: Snapshot, settings: Settings) -> None:
             "taken under an incompatible config (restart from the broker needed): "
             + _shape_difference(stored, normal)
         )
+    live = {name for name, ch in settings.channels.items() if ch.answer_seconds is not None}
+    queues = snapshot.engine.queues
+    for contact in snapshot.engine.contacts:
+        channel = queues[contact[1]].channel
+        if channel not in live:
+            raise SnapshotError(
+                "taken under an incompatible config (restart from the broker needed): "
+                f"channels.{channel}.answer_seconds removed while contacts of the channel are open"
+            )
 
 
 def from_bytes(data: bytes, settings: Settings) -> tuple[Engine, Offsets, Snapshot]:

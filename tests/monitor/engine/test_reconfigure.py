@@ -10,7 +10,7 @@ from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import RestartNeeded
 from support_monitor.monitor.pipeline import Delivery, Pipeline
 from support_monitor.monitor.stats import DaemonStats
-from tests.support import CONFIG, T0, Stream, run, settings, value
+from tests.support import CONFIG, T0, Stream, run, settings, ticket_voice, value
 
 V = {"channel": "voice", "queue": "billing"}
 E = {"channel": "email", "queue": "default"}
@@ -117,6 +117,11 @@ def test_reopened_cycle_keeps_its_start_across_a_reload() -> None:
         ({"windows": ["5m"]}, "windows"),
         (_changed(voice={"queues": ["billing"]}), "queues"),
         ({"ingest": {"complaint_categories": ["billing"]}}, "ingest.complaint_categories"),
+        (
+            ticket_voice(),
+            r"channels\.voice\.answer_seconds removed",
+        ),
+        (_changed(email={"answer_seconds": 30}), r"channels\.email\.answer_seconds added"),
     ],
 )
 def test_shape_changes_need_a_restart_and_change_nothing(
@@ -127,3 +132,20 @@ def test_shape_changes_need_a_restart_and_change_nothing(
     with pytest.raises(RestartNeeded, match=what):
         engine.reconfigure(settings(**change))
     assert engine.settings is before
+
+
+def test_a_live_channel_that_loses_its_answer_target_keeps_its_waiting_contacts() -> None:
+    """A reload that would turn voice into a ticket channel is refused (its contacts waiting
+    would have no T to be judged by): they are still answered and counted under the old one."""
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="c1")
+    engine, stats = run(s.lines, until=5)
+    tickets = settings(**ticket_voice())
+    with pytest.raises(RestartNeeded, match="answer_seconds removed"):
+        engine.reconfigure(tickets)
+    more = Stream()
+    more.add("contact.answered", 10, "voice", event_id="later", contact_id="c1")
+    pipeline = Pipeline(engine, stats, event_clock=True, log_burst=0)
+    pipeline.process("test", Delivery(more.lines[0], "line:1"))
+    assert value(engine, "support_contacts_answered_in_sla_total", **V) == 1
+    assert sum(stats.rejected.values()) == 0

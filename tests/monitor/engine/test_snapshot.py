@@ -21,7 +21,8 @@ from support_monitor.monitor.engine.readout import series
 from support_monitor.monitor.engine.snapshot import SnapshotError
 from tests.monitor.engine.random_streams import CFG, streams
 from tests.monitor.engine.snapshot_streams import LONG_CFG, feed, random_stream
-from tests.support import T0, iso
+from tests.support import CONFIG as SUPPORT_CONFIG
+from tests.support import T0, Stream, iso, run, ticket_voice, value
 
 
 def _rows(engine: Engine) -> list[tuple[str, Any, float | str]]:
@@ -279,3 +280,69 @@ def test_dedup_window_is_dropped_under_another_hash_salt(saved: tuple[Path, Sett
     original, _ = snapshot.load(path, cfg)
     assert len(original.dedup) > 0
     assert _rows(engine) == _rows(original)
+
+
+VOICE = {"channel": "voice", "queue": "billing"}
+
+
+def _restart(engine: Engine, cfg: Settings) -> Engine:
+    restored, _, _ = snapshot.from_bytes(snapshot.encode(snapshot.capture(engine, {})), cfg)
+    return restored
+
+
+def _config(**channels: dict[str, Any]) -> Settings:
+    data = json.loads(json.dumps(SUPPORT_CONFIG))
+    for name, fields in channels.items():
+        data["channels"][name].update(fields)
+    return parse_settings(data)
+
+
+def test_a_restart_applies_changed_ticket_targets_as_a_reload_does() -> None:
+    """First response 1 h when the ticket opens at 0, 2 h after a restart at 30 min: the reply
+    at 90 min is within the 2 h target, so no breach (the old 1 h deadline must not count)."""
+    s = Stream()
+    s.add("ticket.created", 0, "email", ticket_id="t1")
+    engine, _ = run(s.lines, until=1800)
+    longer = _config(email={"first_response_seconds": 7200})
+    restored = _restart(engine, longer)
+    reloaded, _ = run(s.lines, until=1800)
+    reloaded.reconfigure(longer)
+    fr = {"channel": "email", "queue": "default", "sla": "first_response"}
+    for after in (restored, reloaded):
+        reply = Stream()
+        reply.add("ticket.responded", 5400, "email", event_id="r1", ticket_id="t1")
+        feed(after, reply.lines)
+        after.flush(T0 + 8000)
+        assert value(after, "support_sla_breaches_total", **fr) == 0
+    restored = _restart(run(s.lines, until=1800)[0], _config(email={"first_response_seconds": 600}))
+    restored.flush(T0 + 1801)  # a shorter target already passed: breached at the next decision
+    assert value(restored, "support_sla_breaches_total", **fr) == 1
+
+
+def test_a_restart_with_a_raised_t_takes_breached_contacts_out_of_the_gauge() -> None:
+    """T 20 s: c1 (queued at 0) and c2 (at 10) are breached by 40 s. Restarted at 40 s with
+    T 45 s, neither waits past T at 42 s (waits 42 and 32 s): the gauge is 0, as after a reload,
+    and c1 is back in it once its wait passes 45 s. The breaches stay counted."""
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="c1")
+    s.add("contact.queued", 10, "voice", queue="billing", contact_id="c2")
+    engine, _ = run(s.lines, until=40)
+    assert value(engine, "support_queue_breached_waiting", **VOICE) == 2
+    restored = _restart(engine, _config(voice={"answer_seconds": 45}))
+    restored.flush(T0 + 42)
+    assert value(restored, "support_queue_breached_waiting", **VOICE) == 0
+    assert value(restored, "support_sla_breaches_total", **VOICE, sla="answer") == 2
+    restored.flush(T0 + 46)
+    assert value(restored, "support_queue_breached_waiting", **VOICE) == 1
+    again = _restart(restored, _config(voice={"answer_seconds": 45}))  # still right after
+    assert value(again, "support_queue_breached_waiting", **VOICE) == 1
+
+
+def test_contacts_of_a_channel_that_lost_its_answer_target_refuse_the_snapshot() -> None:
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="c1")
+    engine, _ = run(s.lines, until=5)
+    tickets = parse_settings({**SUPPORT_CONFIG, **ticket_voice()})
+    with pytest.raises(SnapshotError, match=r"channels\.voice\.answer_seconds removed"):
+        _restart(engine, tickets)
+    assert _restart(run([], until=5)[0], tickets).channels["voice"].settings.answer_seconds is None

@@ -32,8 +32,9 @@ from support_monitor.monitor.exporter import (
     possible,
     render,
 )
+from support_monitor.monitor.pipeline import Delivery, Pipeline
 from support_monitor.monitor.registry import build_registry
-from tests.support import Stream, run, settings
+from tests.support import Stream, run, samples, settings
 
 
 def _stream() -> Stream:
@@ -89,6 +90,50 @@ def test_a_histogram_that_observes_again_is_rendered_again() -> None:
     line = 'support_wait_seconds_count{channel="voice",queue="billing"} '
     assert f"{line}{count}.0\n".encode() in before
     assert f"{line}{count + 1}.0\n".encode() in after
+
+
+def test_every_scrape_shows_what_moved_since_the_last_one() -> None:
+    """Kept heads and histogram texts do not keep old values: after surveys, bot sessions,
+    sentiment scores, a priority change and answered contacts between two scrapes, the second
+    scrape is prometheus_client's own encoding of the state and has the new counts."""
+    cfg = settings()
+    stream = _stream()
+    engine, stats = run(stream.lines, cfg)
+    registry = build_registry(
+        engine, stats, Alerting(cfg.detectors, cfg.alerts, cfg.notifiers, engine, stats)
+    )
+    first = render(registry).decode()
+    more = Stream()
+    more.add("survey.answered", 1000, "voice", event_id="m1", survey="nps", score=3)
+    more.add("survey.answered", 1001, "voice", event_id="m2", survey="nps", score=3)
+    more.add("bot.session_ended", 1002, "chat", event_id="m3", session_id="b1", outcome="escalated")
+    more.add("sentiment.scored", 1003, "email", event_id="m4", score=-0.9)
+    more.add(
+        "ticket.priority_changed", 1004, "email", event_id="m5", ticket_id="t2", priority="urgent"
+    )
+    more.add("contact.answered", 1005, "voice", event_id="m6", contact_id="v5")
+    pipeline = Pipeline(engine, stats, event_clock=True, log_burst=0)
+    for i, line in enumerate(more.lines):
+        pipeline.process("test", Delivery(line, f"line:{i + 1}"))
+    second = render(registry)
+    assert second == generate_latest(registry)
+    before, after = samples(first), samples(second.decode())
+    nps3 = (
+        "support_survey_responses_total",
+        (("channel", "voice"), ("score", "3"), ("survey", "nps")),
+    )
+    escalated = ("support_bot_sessions_total", (("channel", "chat"), ("outcome", "escalated")))
+    negative = ("support_sentiment_total", (("channel", "email"), ("polarity", "negative")))
+    urgent = ("support_tickets_open_by_priority", (("channel", "email"), ("priority", "urgent")))
+    normal = ("support_tickets_open_by_priority", (("channel", "email"), ("priority", "normal")))
+    waits = ("support_wait_seconds_count", (("channel", "voice"), ("queue", "billing")))
+    assert (before[nps3], after[nps3]) == (0, 2)
+    assert (before[escalated], after[escalated]) == (0, 1)
+    assert (before[negative], after[negative]) == (0, 1)
+    # t0 (responded) and t2 were open at normal priority; t1 was solved
+    assert (before[normal], after[normal]) == (2, 1)
+    assert (before[urgent], after[urgent]) == (0, 1)
+    assert (before[waits], after[waits]) == (4, 5)
 
 
 def test_exported_engine_values_are_the_readout_values() -> None:
