@@ -1172,8 +1172,11 @@ class Engine:
             t.q.fr_hist.observe(_elapsed(t.created_ts, ts))
         for index in (0, 1):  # the first response, and the next reply if one runs
             clock = t.clocks[index]
-            if clock is not None and not clock.stopped:
-                self._stop_clock(t, index, clock, ts)
+            if clock is None or clock.stopped:
+                continue
+            if index == 1 and clock.running and clock.since > ts and clock.elapsed == 0:
+                continue  # started by a customer reply stamped after this response
+            self._stop_clock(t, index, clock, ts)
         self.update_paused(t)
         return None
 
@@ -1198,6 +1201,9 @@ class Engine:
         if t is None:
             return Reject.UNKNOWN_TICKET
         if t.solved_ts is not None:
+            if ts < t.solved_ts:  # stamped while it was open: the solve stopped its clocks
+                t.status = ev.status
+                return None
             return self._refuse(ts)  # a reopen may still come
         if self._may_wait(ts) and self._undecided_before(t, ts, change=True):
             return self._wait()

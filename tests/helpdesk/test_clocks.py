@@ -277,3 +277,35 @@ def test_a_priority_change_past_the_new_target_walks_back_in_business_time() -> 
     clock = t.engine.tickets["t1"].clocks[2]
     assert clock is not None
     assert clock.deadline == deadline
+
+
+def test_a_response_arriving_after_a_later_customer_reply_does_not_answer_it() -> None:
+    """In ``ts`` order: created 0, responded 10, customer reply 10.5 (next reply due 30.5),
+    nothing after. The response arrives after the reply (0.5 s late, within the lateness): it
+    was no answer to it, so the next-reply breach is still counted at 30.5."""
+    t0 = at("2026-03-02 10:00")
+    for order in ((10.0, 10.5), (10.5, 10.0)):
+        desk = Tickets({"first_response_seconds": 30, "next_reply_seconds": 20})
+        desk.send("ticket.created", t0, ticket_id="A")
+        for offset in order:
+            kind = "ticket.responded" if offset == 10.0 else "ticket.customer_replied"
+            desk.send(kind, t0 + offset, ticket_id="A")
+        assert desk.at(t0 + 30).get("support_sla_breaches_total", sla="next_reply") == 0
+        assert desk.at(t0 + 31).get("support_sla_breaches_total", sla="next_reply") == 1, order
+        assert desk.get("support_sla_breaches_total", sla="first_response") == 0
+
+
+def test_a_status_change_stamped_before_the_solve_that_arrives_after_it_is_applied() -> None:
+    """on_hold at 10, solved at 11; the status change arrives after the solve (1 s late): it
+    happened while the ticket was open, so it is applied (no reject, nothing dead-lettered)."""
+    t0 = at("2026-03-02 10:00")
+    desk = Tickets({"first_response_seconds": 30, "resolution_seconds": 60})
+    desk.send("ticket.created", t0, ticket_id="H")
+    desk.send("ticket.responded", t0 + 2, ticket_id="H")
+    desk.send("ticket.solved", t0 + 11, ticket_id="H")
+    desk.send("ticket.status_changed", t0 + 10, ticket_id="H", status="on_hold")
+    desk.at(t0 + 30)
+    assert sum(desk.stats.rejected.values()) == 0
+    assert desk.engine.take_expired_early() == []
+    assert desk.get("support_tickets_solved_total") == 1
+    assert desk.engine.tickets["H"].status == "on_hold"
