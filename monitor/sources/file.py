@@ -14,6 +14,9 @@ _JSON_SPACE = b" \t\r"
 """What a blank line may hold besides its newline (JSON's whitespace): such a line is skipped;
 any other byte makes it an event, or a reject."""
 _BLOCK = 1 << 20
+_BOM = b"\xef\xbb\xbf"
+"""A UTF-8 byte order mark: some Windows tools start a text file with it. It marks the file,
+not its first event, and is skipped (RFC 8259 lets a JSON parser ignore it)."""
 
 
 class FileSource:
@@ -48,10 +51,14 @@ class FileSource:
         name = self.path.name
         line_no = 0
         tail: list[bytes] = []  # the line not ended yet, in pieces: one join when it ends
+        first = True
         while True:
             chunk = await asyncio.to_thread(file.read, _BLOCK)
             if not chunk:
                 break
+            if first:
+                first = False
+                chunk = chunk.removeprefix(_BOM)
             if b"\n" not in chunk:  # inside a long line: no copy of what came before
                 tail.append(chunk)
                 continue

@@ -36,3 +36,14 @@ def test_a_file_without_a_newline_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
     path.write_bytes(b"y" * ((2 << 20) + 5))
     assert _read(path) == [(b"y" * ((2 << 20) + 5), "e.jsonl:1")]
+
+
+def test_a_byte_order_mark_at_the_start_of_the_file_is_skipped(tmp_path: Path) -> None:
+    """A UTF-8 BOM (as some Windows tools write) marks the file: the first event is read
+    without it; the same bytes anywhere else stay in their line (and make it a reject)."""
+    path = tmp_path / "e.jsonl"
+    bom = b"\xef\xbb\xbf"
+    path.write_bytes(bom + b'{"a":1}\r\n' + bom + b'{"b":2}\n')
+    assert _read(path) == [(b'{"a":1}\r', "e.jsonl:1"), (bom + b'{"b":2}', "e.jsonl:2")]
+    path.write_bytes(bom)
+    assert _read(path) == []
