@@ -562,15 +562,15 @@ def _check_match(key: str, rule: AlertRule, channels: Mapping[str, Any]) -> None
 
 
 def _check_overlaps(rules: Sequence[AlertRule]) -> None:
-    """Two rules of one alert name, detector, severity and labels whose ``match`` can both hold
-    for one signal (no label they both match on with different values) make the same alert
-    twice: one fingerprint, two states (a pending and a firing record at once)."""
+    """Two rules of one alert name, severity and labels whose ``match`` can both hold for one
+    channel (no label they both match on with different values), on one detector or on two,
+    make the same alert twice: one fingerprint, two states (a pending and a firing record at
+    once, each paging on its own)."""
     for j, later in enumerate(rules):
         for i in range(j):
             rule = rules[i]
-            if (rule.alert, rule.detector, rule.severity, rule.labels) != (
+            if (rule.alert, rule.severity, rule.labels) != (
                 later.alert,
-                later.detector,
                 later.severity,
                 later.labels,
             ):
@@ -581,9 +581,14 @@ def _check_overlaps(rules: Sequence[AlertRule]) -> None:
                 and not set(rule.channels) & set(later.channels)
             )
             if not apart:
+                detectors = (
+                    f"detector {rule.detector}"
+                    if rule.detector == later.detector
+                    else f"detectors {rule.detector} and {later.detector}"
+                )
                 raise ValueError(
                     f"alerts.rules[{j}]: its alerts are also made by alerts.rules[{i}] "
-                    f"({rule.alert}, detector {rule.detector}): one alert would have two "
+                    f"({rule.alert}, {detectors}): one alert would have two "
                     "states; tell them apart with another alert name, severity or labels, or "
                     "a match on one label with different values"
                 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -20,7 +21,7 @@ import httpx
 import structlog
 
 from support_monitor.alerts import persist
-from support_monitor.alerts.config import AlertSettings, NotifierSettings, SlackReceiver
+from support_monitor.alerts.config import AlertRule, AlertSettings, NotifierSettings, SlackReceiver
 from support_monitor.alerts.facts import channel_facts, judged_windows
 from support_monitor.alerts.inhibit import Inhibitor
 from support_monitor.alerts.notify.alertmanager import AlertmanagerClient, am_alert, mark_sent
@@ -152,20 +153,19 @@ class Alerting:
         self.help = {**HELP, **self.suite.help}
 
     def reconfigure(self, detectors: DetectorSettings, alerts: AlertSettings) -> None:
-        """Config reload: new detectors and rules. A rule that keeps its name keeps its alerts
-        (as Prometheus copies state across a rule reload), so nothing re-pages; a detector whose
-        settings did not change keeps its learnt baselines. Notifier changes need a restart."""
+        """Config reload: new detectors and rules. A rule keeps its alerts (as Prometheus copies
+        state across a rule reload), so nothing re-pages, when it keeps its identity or is the
+        one rule of its name (``_predecessors``); a detector whose settings did not change
+        keeps its learnt baselines. Notifier changes need a restart."""
         if detectors != self.suite.settings:
             suite = DetectorSuite(
                 detectors, self._engine.settings.channels, self._engine.settings.window_seconds
             )
             suite.restore_state(self.suite.export_state())  # changed detectors start afresh
             self.suite = suite
-        previous = {rule.rule.alert: rule for rule in self.rules}
         rules = []
-        for rule in alerts.rules:
+        for rule, old in zip(alerts.rules, self._predecessors(alerts.rules), strict=True):
             compiled = CompiledRule(rule, alerts, self._facts)
-            old = previous.get(rule.alert)
             if old is not None:
                 compiled.adopt(old)
             rules.append(compiled)
@@ -175,6 +175,28 @@ class Alerting:
         self._settings = alerts
         self._every = alerts.evaluation_interval
         self.help = {**HELP, **self.suite.help}
+
+    def _predecessors(self, rules: Sequence[AlertRule]) -> list[CompiledRule | None]:
+        """For each new rule, the running rule whose alerts it takes over: the one with the
+        same identity (``AlertRule.key``: name, severity, labels, match), else the one rule of
+        the same name when each config has only one of that name (its severity or match
+        changed). Never one running rule for two new ones: they would share one state."""
+        by_key = {rule.rule.key: rule for rule in self.rules}
+        old_names = Counter(rule.rule.alert for rule in self.rules)
+        new_names = Counter(rule.alert for rule in rules)
+        by_name = {rule.rule.alert: rule for rule in self.rules}
+        taken: set[int] = set()
+        out: list[CompiledRule | None] = []
+        for rule in rules:
+            old = by_key.get(rule.key)
+            if old is None and old_names[rule.alert] == 1 and new_names[rule.alert] == 1:
+                old = by_name[rule.alert]
+            if old is not None and id(old) in taken:
+                old = None
+            if old is not None:
+                taken.add(id(old))
+            out.append(old)
+        return out
 
     # --- evaluation (sync, on every tick) ---------------------------------------------------
 

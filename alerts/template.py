@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from support_monitor.monitor.durations import format_duration
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?::([0-9.,+\- %a-zA-Z]{1,12}))?\}|[{}]")
-_SPEC = re.compile(r"^(?:dur|[+\- ]?[0-9]*(?:[.,][0-9]+)?[eEfFgG%d]?)$")
+_SPEC = re.compile(r"^(?:dur|[+\- ]?[0-9]{0,2}(?:[.,][0-9]{1,2})?[eEfFgG%d]?)$")
+"""A number format with a width and a precision of at most two digits each: a text is short
+(a spec such as ``9999999`` would pad every rendering to megabytes)."""
 NO_VALUE = "<no value>"
 
 
@@ -28,7 +30,10 @@ def check_template(text: str) -> None:
             raise ValueError(f"stray {token!r} at {match.start()}; write {token * 2} for a brace")
         spec = match.group(2)
         if spec is not None and not _SPEC.match(spec):
-            raise ValueError(f"bad format spec {spec!r} for {match.group(1)}")
+            raise ValueError(
+                f"bad format spec {spec!r} for {match.group(1)} (a number format such as "
+                "'.1f', '.0%' or '8.2f', width and precision up to 99, or 'dur')"
+            )
 
 
 def _format(value: str | float, spec: str | None) -> str:

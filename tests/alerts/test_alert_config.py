@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -219,6 +220,31 @@ def test_rules_that_never_fire_or_collide_are_refused(rules, message):
     assert message in str(err.value)
 
 
+def test_rules_of_one_name_and_severity_on_two_detectors_collide_unless_matched_apart():
+    """Two detectors, two rules named A of one severity: the same alert twice (it paged anew
+    every group interval, the audit of 2026-12-01), unless a match tells them apart."""
+    detectors = {
+        "thresholds": [
+            *_WAITING["thresholds"],
+            {"name": "o", "metric": "support_queue_oldest_wait_seconds", "op": ">", "value": 60},
+        ]
+    }
+    rules = [
+        {"alert": "A", "detector": "o", "severity": "critical", "match": {"channel": "voice"}},
+        {"alert": "A", "detector": "w", "severity": "critical"},
+    ]
+    with pytest.raises(ConfigError) as err:
+        settings(detectors=detectors, alerts={"rules": rules})
+    assert (
+        "alerts.rules[1]: its alerts are also made by alerts.rules[0] (A, detectors o and w)"
+        in (str(err.value))
+    )
+    rules[1]["match"] = {"channel": "chat"}
+    assert len(settings(detectors=detectors, alerts={"rules": rules}).alerts.rules) == 2
+    rules[1] = {"alert": "A", "detector": "w", "severity": "warning"}
+    assert len(settings(detectors=detectors, alerts={"rules": rules}).alerts.rules) == 2
+
+
 def test_rules_of_one_name_apart_by_a_match_are_accepted():
     rules = [
         {"alert": "A", "detector": "w", "match": {"queue": "billing"}},
@@ -354,3 +380,19 @@ def test_dur_is_the_one_word_spec() -> None:
     check_template("{x:dur} {y:.1%}")
     with pytest.raises(ValueError, match="bad format spec 'days' for x"):
         check_template("{x:days}")
+
+
+@pytest.mark.parametrize("spec", ["9999999", "100", ".100f", ".999999999f", "999999999999"])
+def test_a_format_spec_that_would_pad_to_megabytes_is_refused(spec: str) -> None:
+    """A width or precision of three digits or more is refused when the config is loaded: a
+    width of 9,999,999 made every alert record 10 MB, and a larger one a MemoryError that lost
+    the transitions of every rule at that tick (the attack audit of 2026-12-01)."""
+    with pytest.raises(ValueError, match=f"bad format spec '{re.escape(spec)}' for score"):
+        check_template(f"{{score:{spec}}}")
+
+
+def test_specs_of_two_digits_render() -> None:
+    for spec in (".2f", "8.2f", "08.1f", "99.99f", ".0%", "+.1e", "d"):
+        check_template(f"{{x:{spec}}}")
+    assert render("[{x:8.2f}]", {"x": 3.14159}) == "[    3.14]"
+    assert len(render("{x:99.99f}", {"x": 1e300})) < 500

@@ -12,6 +12,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from support_monitor.alerts.outbox import Outbox
+from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor.config import Settings, parse_settings
+from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.fakes import Reply, SlackLike, notification
 from tests.alerts.helpers import sig
@@ -440,3 +443,70 @@ async def test_settling_a_notification_the_full_disk_never_stored_does_not_end_t
         "outbox_write_failed",
         "store_recovered",
     ]
+
+
+def _two_of_one_name(summary: str) -> Settings:
+    """Two always-true detectors and two rules of one alert name, a critical and a warning."""
+    return parse_settings(
+        {
+            "windows": ["5m"],
+            "channels": {"voice": {"answer_seconds": 20, "queues": ["billing"]}},
+            "detectors": {
+                "thresholds": [
+                    {"name": "a", "metric": "support_queue_waiting", "op": ">=", "value": 0},
+                    {
+                        "name": "b",
+                        "metric": "support_queue_breached_waiting",
+                        "op": ">=",
+                        "value": 0,
+                    },
+                ]
+            },
+            "alerts": {
+                "inhibit_rules": [],
+                "rules": [
+                    {
+                        "alert": "Q",
+                        "detector": "a",
+                        "severity": "critical",
+                        "annotations": {"summary": summary},
+                    },
+                    {
+                        "alert": "Q",
+                        "detector": "b",
+                        "severity": "warning",
+                        "annotations": {"summary": summary},
+                    },
+                ],
+            },
+        }
+    )
+
+
+def test_a_reload_keeps_each_rule_of_a_shared_name_on_its_own_alerts() -> None:
+    """Two rules named Q (critical on one detector, warning on another) both fire; a reload
+    that changes only a text keeps both alerts firing: no transition after it. Before, both new
+    rules took over the first old rule's state and resolved and re-fired each other on every
+    evaluation (a page a second, the audit of 2026-12-01)."""
+    first = _two_of_one_name("A {channel}")
+    records: list[dict[str, Any]] = []
+    alerting = Alerting(
+        first.detectors,
+        first.alerts,
+        first.notifiers,
+        Engine(first),
+        DaemonStats(),
+        on_transition=lambda record: records.append(dict(record)),
+    )
+    for second in range(3):
+        alerting.evaluate(T0 + second)
+    assert sorted((r["labels"]["severity"], r["state"]) for r in records) == [
+        ("critical", "firing"),
+        ("warning", "firing"),
+    ]
+    records.clear()
+    changed = _two_of_one_name("A2 {channel}")
+    alerting.reconfigure(changed.detectors, changed.alerts)
+    for second in range(3, 10):
+        alerting.evaluate(T0 + second)
+    assert records == []
