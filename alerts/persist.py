@@ -28,6 +28,7 @@ class StoredAlert(msgspec.Struct, kw_only=True):
     resolved_at: float | None
     keep_firing_since: float | None
     value_now: float | None = None
+    started_at: float | None = None
 
 
 class StoredSent(msgspec.Struct, kw_only=True):
@@ -71,6 +72,7 @@ def dump(
             resolved_at=a.resolved_at,
             keep_firing_since=a.keep_firing_since,
             value_now=_opt(a.value_now),
+            started_at=a.started_at,
         )
         for rule in rules
         for a in rule.alerts()
@@ -104,6 +106,7 @@ def load(
             resolved_at=stored.resolved_at,
             keep_firing_since=stored.keep_firing_since,
             value_now=_nan(stored.value_now),
+            started_at=stored.started_at,
         )
         rule.state.active[alert.fingerprint] = alert
         restored += 1

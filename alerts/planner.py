@@ -55,6 +55,7 @@ def alert_info(alert: Alert) -> AlertInfo:
         resolved_at=alert.resolved_at,
         value_now=_finite(alert.value_now) if alert.resolved_at is not None else None,
         upward=alert.upward,
+        started_at=alert.started_at,
     )
 
 

@@ -195,7 +195,7 @@ class CompiledRule:
         value now (``current``: the detector's signal for these labels at this evaluation, if
         any)."""
         last = self._signals.get(alert.labels)
-        start = _start(alert.active_at, last)
+        start = alert.started_at = _start(alert.active_at, last)
         end = alert.resolved_at if alert.resolved_at is not None else now
         value_now = current.score if current is not None else math.nan
         alert.value_now = value_now
@@ -257,6 +257,7 @@ class CompiledRule:
             self._active_at = None
         alert.annotations.clear()
         alert.annotations.update(fresh)
+        alert.started_at = _start(alert.active_at, signal)
 
     def eval(
         self, now: float, signals: Iterable[Signal], everything: Sequence[Signal] = ()

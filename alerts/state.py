@@ -66,6 +66,10 @@ class Alert:
     """Once resolved: the detector's value at the evaluation that resolved it (NaN: none)."""
     upward: bool | None = None
     """Whether a higher value is worse for its detector (None: unknown); set by its rule."""
+    started_at: float | None = None
+    """When its trouble began, as its texts count it: ``active_at``, or earlier when its
+    detector held the condition before saying active (``Signal.since``); set by its rule
+    when it renders the texts (None: not rendered yet)."""
     fingerprint: str = field(default="")
 
     def __post_init__(self) -> None:

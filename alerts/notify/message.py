@@ -24,6 +24,8 @@ class AlertInfo(msgspec.Struct, frozen=True, kw_only=True):
     """A resolved alert's value at the evaluation that resolved it (None: unknown)."""
     upward: bool | None = None
     """Whether a higher value is worse for its detector (None: unknown)."""
+    started_at: float | None = None
+    """When its trouble began as its texts count it (``Alert.started_at``; None: active_at)."""
 
     @property
     def status(self) -> Literal["firing", "resolved"]:

@@ -119,7 +119,7 @@ def _alert_blocks(alert: AlertInfo, now: float) -> list[dict[str, Any]]:
     resolved = alert.status == "resolved"
     summary = escape(alert.annotations.get("summary") or labels.get("alertname", "alert"))
     description = escape(alert.annotations.get("description", ""))
-    start = alert.active_at
+    start = alert.active_at if alert.started_at is None else alert.started_at  # as the texts
     fields = [
         f"*Severity*\n{escape(labels.get('severity', 'n/a'))}",
         f"*Channel*\n{escape(labels.get('channel', 'n/a'))}",

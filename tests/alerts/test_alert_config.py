@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -229,7 +230,7 @@ def test_rules_of_one_name_and_severity_on_two_detectors_collide_unless_matched_
             {"name": "o", "metric": "support_queue_oldest_wait_seconds", "op": ">", "value": 60},
         ]
     }
-    rules = [
+    rules: list[dict[str, Any]] = [
         {"alert": "A", "detector": "o", "severity": "critical", "match": {"channel": "voice"}},
         {"alert": "A", "detector": "w", "severity": "critical"},
     ]

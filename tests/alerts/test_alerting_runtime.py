@@ -8,6 +8,7 @@ import math
 from collections import Counter
 from typing import Any
 
+import msgspec
 import pytest
 from structlog.testing import capture_logs
 
@@ -510,3 +511,23 @@ def test_a_reload_keeps_each_rule_of_a_shared_name_on_its_own_alerts() -> None:
     for second in range(3, 10):
         alerting.evaluate(T0 + second)
     assert records == []
+
+
+def test_an_alert_starts_when_its_detector_says_the_condition_began() -> None:
+    """A signal whose condition held 5 minutes before it said active (``since``): the alert's
+    ``started_at``, which the Slack fields read, is that instant, and its texts count from it;
+    an alert without an earlier ``since`` starts when it became active."""
+    alerting, source, _ = make(
+        rule={**RULE, "annotations": {"summary": "{channel}: since {started}, {duration}"}}
+    )
+    held = msgspec.structs.replace(sig(), since=T0 - 300)
+    source.signals = [held]
+    alerting.evaluate(T0)
+    (alert,) = alerting.rules[0].alerts()
+    assert (alert.active_at, alert.started_at) == (T0, T0 - 300)
+    assert alert.annotations["summary"] == "voice: since 2026-03-02 08:55 UTC, 5m"
+    plain, plain_source, _ = make()
+    plain_source.signals = [sig()]
+    plain.evaluate(T0)
+    (alert,) = plain.rules[0].alerts()
+    assert (alert.active_at, alert.started_at) == (T0, T0)

@@ -228,3 +228,18 @@ def test_a_firing_value_on_the_quiet_side_of_its_threshold_says_so(
     payload = slack_payload(notification(alerts=(info(value=value, threshold=0.2, upward=upward),)))
     fields = [f["text"] for f in payload["blocks"][1]["fields"]]
     assert f"*Value*\n{shown}" in fields
+
+
+def test_the_fields_count_from_when_the_texts_say_the_trouble_began():
+    """An alert whose detector held its condition before saying active (``started_at`` 400 s
+    before ``active_at``): "Going on for", "Lasted" and "Since" count from there, as its
+    "going on since" and "lasted" texts do (they disagreed by 5 minutes before)."""
+    firing = slack_payload(notification(created=1_330.0, alerts=(info(started_at=700.0),)))
+    fields = [f["text"] for f in firing["blocks"][1]["fields"]]
+    assert "*Going on for*\n10m 30s" in fields
+    assert any(f.startswith("*Since*\n<!date^700^") for f in fields)
+    done = info(started_at=700.0, resolved_at=1_920.0)
+    resolved = slack_payload(notification(state="resolved", alerts=(done,)))
+    fields = [f["text"] for f in resolved["blocks"][1]["fields"]]
+    assert "*Lasted*\n20m 20s" in fields
+    assert any(f.startswith("*Since*\n<!date^700^") for f in fields)
