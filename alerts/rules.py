@@ -323,6 +323,7 @@ class CompiledRule:
         """The alerts held that are firing or resolved (what notifications are planned from:
         a pending alert is never sent), annotations rendered; pending ones stay unrendered."""
         out = [a for a in self.state.active.values() if a.state is not AlertState.PENDING]
+        out += self.state.resolved_aside()  # a resolve still to send, its successor pending
         for alert in out:
             self._render(alert)
         return iter(out)
@@ -335,6 +336,7 @@ class CompiledRule:
         """Take over the alerts of the same rule before a reload (annotations rendered)."""
         old.alerts()
         self.state.active = old.state.active
+        self.state.replaced = old.state.replaced
 
 
 _LABEL_CACHE = 4096

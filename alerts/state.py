@@ -7,7 +7,10 @@
 - a firing alert whose condition clears keeps firing while ``now - keep_firing_since <
   keep_firing_for``, then becomes inactive with ``resolved_at = now``;
 - a resolved alert is kept ``resolved_retention`` (strictly longer is deleted) so it is re-sent
-  as resolved; if its condition returns it is replaced by a new pending alert.
+  as resolved; if its condition returns it is replaced by a new pending alert. The resolved one
+  is then kept aside (``RuleState.replaced``), for notifications only, so that a resolve not
+  yet sent goes out with its own times and texts; it is gone once the new one fires (the
+  incident goes on) or its retention passes.
 """
 
 from __future__ import annotations
@@ -126,9 +129,31 @@ class RuleState:
     keep_firing_for: float
     resolved_retention: float
     active: dict[str, Alert] = field(default_factory=dict)
+    replaced: dict[str, Alert] = field(default_factory=dict)
+    """Fingerprint -> the resolved alert a pending one replaced (see the module doc)."""
 
     def eval(self, now: float, samples: list[Sample]) -> list[Transition]:
         before = {fp: a.status for fp, a in self.active.items()}
+        present = self._take(now, samples)
+        dropped: list[Transition] = []
+        for fp, alert in list(self.active.items()):
+            if fp not in present:
+                if self._cleared(now, fp, alert):
+                    dropped.append(Transition(alert, "inactive", "pending"))
+                continue
+            alert.keep_firing_since = None
+            if alert.state is AlertState.PENDING and now - alert.active_at >= self.hold:
+                alert.state = AlertState.FIRING
+                alert.fired_at = now
+                self.replaced.pop(fp, None)
+        changes = dropped + self._changes(before)
+        for fp, old in list(self.replaced.items()):
+            if old.resolved_at is None or now - old.resolved_at > self.resolved_retention:
+                del self.replaced[fp]
+        return changes
+
+    def _take(self, now: float, samples: list[Sample]) -> set[str]:
+        """Update or create the alert of each sample; the fingerprints present."""
         present: set[str] = set()
         for sample in samples:
             fp = fingerprint(sample.labels)
@@ -142,6 +167,8 @@ class RuleState:
                 alert.threshold = sample.threshold
                 alert.expected = sample.expected
                 continue
+            if alert is not None:  # resolved and retained: kept aside while this one pends
+                self.replaced[fp] = alert
             self.active[fp] = Alert(
                 labels=sample.labels,
                 annotations=sample.annotations,
@@ -152,17 +179,17 @@ class RuleState:
                 expected=sample.expected,
                 fingerprint=fp,
             )
-        dropped: list[Transition] = []
-        for fp, alert in list(self.active.items()):
-            if fp not in present:
-                if self._cleared(now, fp, alert):
-                    dropped.append(Transition(alert, "inactive", "pending"))
-                continue
-            alert.keep_firing_since = None
-            if alert.state is AlertState.PENDING and now - alert.active_at >= self.hold:
-                alert.state = AlertState.FIRING
-                alert.fired_at = now
-        return dropped + self._changes(before)
+        return present
+
+    def resolved_aside(self) -> list[Alert]:
+        """The resolved alerts kept aside whose fingerprint has no firing or retained alert now
+        (a new activation pending, or dropped again)."""
+        active = self.active
+        return [
+            old
+            for fp, old in self.replaced.items()
+            if fp not in active or active[fp].state is AlertState.PENDING
+        ]
 
     def _cleared(self, now: float, fp: str, alert: Alert) -> bool:
         """Condition absent; returns True when a pending alert was dropped."""

@@ -380,3 +380,35 @@ async def test_the_page_knows_its_detectors_direction() -> None:
     assert (
         "*Value*\n100 (threshold 120; below it now, still active until the detector sees recovery)"
     ) in fields
+
+
+async def test_a_resolve_is_sent_as_a_resolve_when_its_alert_is_pending_again() -> None:
+    """Active at 0, fires at 60 (``for`` 1m), paged at 90, resolved at 120, pending again at
+    370: the group's next message (90 + 300 = 390) is that resolve, with its resolved text and
+    its own times (active 0 to 120: it lasted 2m), not the text of an alert whose rule is gone
+    (the audit of 2026-12-01: an ordinary flap with the default LongestWaitHigh)."""
+    rule = {**_rule("LongestWaitHigh", "longest_wait", "critical"), "for": "60s"}
+    async with SlackLike() as server:
+        alerting, source = make(server.url, inhibit_rules=[], rules=[rule])
+        wait = sig("longest_wait", "voice", score=400)
+        async with delivering(alerting):
+            source.signals = [wait]
+            alerting.evaluate(T0)
+            alerting.evaluate(T0 + 60)
+            await _held_until(alerting, server, T0 + 90, 1)
+            source.signals = []
+            alerting.evaluate(T0 + 120)
+            source.signals = [wait]
+            alerting.evaluate(T0 + 370)
+            await _held_until(alerting, server, T0 + 390, 2)
+            resolved = server.received[1]
+            assert _headers(server)[1] == ":white_check_mark: RESOLVED: LongestWaitHigh (voice)"
+            assert _summaries(resolved) == [":white_check_mark: *LongestWaitHigh on voice is over*"]
+            fields = [f["text"] for f in resolved["blocks"][1]["fields"]]
+            assert "*Lasted*\n2m" in fields
+            assert any(f.startswith(f"*Resolved*\n<!date^{int(T0 + 120)}^") for f in fields)
+            alerting.evaluate(T0 + 430)  # the new activation fires: a new incident
+            await _held_until(alerting, server, T0 + 460, 3)
+            assert (
+                _headers(server)[2] == ":rotating_light: FIRING: LongestWaitHigh [critical] (voice)"
+            )
