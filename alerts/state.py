@@ -167,7 +167,7 @@ class RuleState:
                 alert.threshold = sample.threshold
                 alert.expected = sample.expected
                 continue
-            if alert is not None:  # resolved and retained: kept aside while this one pends
+            if alert is not None:  # resolved and retained: kept aside for its resolve message
                 self.replaced[fp] = alert
             self.active[fp] = Alert(
                 labels=sample.labels,
