@@ -7,6 +7,7 @@ refuses unknown keys, so a typo is an error that names the key instead of a sile
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -38,6 +39,7 @@ from support_monitor.monitor.config_helpdesk import (
 )
 from support_monitor.monitor.durations import Duration, format_duration, parse_duration
 from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.files import read_bounded
 from support_monitor.monitor.logs import register_secret
 from support_monitor.monitor.sources.settings import KafkaSettings, MqttSettings
 from support_monitor.monitor.webconfig import load_web_config, split_listen
@@ -246,7 +248,7 @@ class ConsoleSettings(FrozenModel):
     def _secret_file(cls, value: Path | None) -> Path | None:
         if value is not None:  # checked here so a bad file is a config error, not a traceback
             try:
-                size = len(value.read_bytes().strip())
+                size = len(read_bounded(value, SECRET_FILE_MAX_BYTES).strip())
             except OSError as exc:
                 raise ValueError(f"cannot read {value}: {exc.strerror}") from None
             if size < 16:  # 128 bits at least
@@ -454,19 +456,20 @@ def _format_errors(exc: ValidationError) -> str:
 
 SECRET_FILE_MAX_BYTES = 65536
 """A secret file (``webhook_url_file``, ``bearer_token_file`` ...) longer than this is refused."""
+FILE_MAX_BYTES = 16 * 1024 * 1024
+"""Any other file a setting names (a CA bundle, a certificate) longer than this is refused."""
 
 
 def _file_problem(path: Path, *, secret: bool) -> str | None:
     """Why ``path`` cannot be used, or ``None``. Never quotes the file's content."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(SECRET_FILE_MAX_BYTES + 1 if secret else 1)
+        data = read_bounded(path, SECRET_FILE_MAX_BYTES if secret else FILE_MAX_BYTES)
     except OSError as exc:
+        if exc.errno == errno.EFBIG and secret:
+            return f"{path} is larger than {SECRET_FILE_MAX_BYTES} bytes: not a secret value"
         return f"cannot read {path}: {exc.strerror or type(exc).__name__}"
     if not secret:
         return None
-    if len(data) > SECRET_FILE_MAX_BYTES:
-        return f"{path} is larger than {SECRET_FILE_MAX_BYTES} bytes: not a secret value"
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -562,10 +565,14 @@ def parse_settings(data: dict[str, Any]) -> Settings:
         raise ConfigError(_format_errors(exc)) from None
 
 
+CONFIG_MAX_BYTES = 4 * 1024 * 1024
+"""A config file longer than this is refused (a config of a thousand channels is far smaller)."""
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     """The YAML mapping in ``path``; errors name the file, line and column, never its text."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, CONFIG_MAX_BYTES).decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:

@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.files import read_bounded
 from support_monitor.monitor.logs import register_secret
 from support_monitor.monitor.redaction import read_yaml, yaml_problem
 
@@ -223,14 +224,18 @@ def _resolve(data: dict[str, Any], base: Path) -> None:
             tls[key] = str(base / value)
 
 
-def load_web_config(path: Path) -> WebConfig:
-    """Read and check a web config file: unknown keys, TLS files (loaded once), bcrypt hashes.
+WEB_CONFIG_MAX_BYTES = 1024 * 1024
+"""A web config file longer than this is refused (a few users' hashes and TLS file names)."""
 
-    Raises ``WebConfigError`` whose message starts with the file and names the key."""
+
+def _read(path: Path) -> dict[str, Any]:
+    """The YAML mapping of a web config file (bounded read); errors name the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, WEB_CONFIG_MAX_BYTES).decode("utf-8")
     except OSError as exc:
         raise WebConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise WebConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = read_yaml(text)
     except yaml.YAMLError as exc:
@@ -238,9 +243,17 @@ def load_web_config(path: Path) -> WebConfig:
     except RecursionError:
         raise WebConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if data is None:
-        data = {}
+        return {}
     if not isinstance(data, dict):
         raise WebConfigError(f"{path}: the top level must be a mapping of keys")
+    return data
+
+
+def load_web_config(path: Path) -> WebConfig:
+    """Read and check a web config file: unknown keys, TLS files (loaded once), bcrypt hashes.
+
+    Raises ``WebConfigError`` whose message starts with the file and names the key."""
+    data = _read(path)
     # An empty section (``basic_auth_users:`` with nothing under it) is the same as none.
     data = {key: value for key, value in data.items() if value is not None}
     _resolve(data, path.parent)

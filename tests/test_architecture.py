@@ -127,6 +127,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "monitor.durations",
             "monitor.business_time",
             "monitor.redaction",
+            "monitor.files",
             "monitor.logs",
             "monitor.webconfig",
             "monitor.catalogue",

@@ -45,6 +45,7 @@ build that used Python's salted ``hash()``), so its window is dropped (logged as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hashlib
 import heapq
@@ -634,11 +635,16 @@ def write_atomic(path: Path, data: bytes) -> None:
     thread from async code."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a part written to a full disk would keep it full
+            tmp.unlink(missing_ok=True)
+        raise
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from support_monitor.monitor.durations import Duration
 
@@ -25,6 +25,28 @@ _KAFKA_TOPIC_RULE = (
 
 def _is_kafka_topic(name: str) -> bool:
     return _KAFKA_TOPIC.fullmatch(name) is not None and name not in {".", ".."}
+
+
+def _server_problem(entry: str) -> str:
+    """Why ``entry`` is no Kafka ``host[:port]`` (``[v6-address]:port`` too); "" when it is."""
+    if not entry:
+        return "an empty server in the list"
+    host, port = entry, ""
+    if entry.startswith("["):
+        close = entry.find("]")
+        if close < 0:
+            return "an IPv6 address needs its closing ']'"
+        host, rest = entry[1:close], entry[close + 1 :]
+        if rest and not rest.startswith(":"):
+            return "expected ':port' after the IPv6 address"
+        port = rest[1:]
+    elif ":" in entry:
+        host, port = entry.rsplit(":", 1)
+    if not host:
+        return "no host before the port"
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        return "the port must be a number from 1 to 65535"
+    return ""
 
 
 class _Model(BaseModel):
@@ -70,6 +92,15 @@ class KafkaSettings(_Model):
     library_log_level: LibraryLogLevel = "critical"
     """Level of the ``aiokafka`` library's own (stdlib) loggers. It logs every failed connection
     attempt, many per second during an outage; the source logs its own state changes instead."""
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, value: str) -> str:
+        for entry in value.split(","):
+            problem = _server_problem(entry.strip())
+            if problem:
+                raise ValueError(f"{entry.strip()!r}: {problem}")
+        return value
 
     @model_validator(mode="after")
     def _topic_names(self) -> Self:

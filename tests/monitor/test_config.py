@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import yaml
 
 from support_monitor.detectors.config import resolve_window
 from support_monitor.monitor.config import (
+    CONFIG_MAX_BYTES,
     SECRET_FILE_MAX_BYTES,
     config_notes,
     load_settings,
@@ -560,6 +562,25 @@ def test_kafka_topic_names_the_broker_refuses_are_refused(
     )
 
 
+@pytest.mark.parametrize(
+    ("servers", "problem"),
+    [
+        ("127.0.0.1:99999", "'127.0.0.1:99999': the port must be a number from 1 to 65535"),
+        ("k:-1", "'k:-1': the port must be a number from 1 to 65535"),
+        (":9092", "':9092': no host before the port"),
+        ("[::1", "'[::1': an IPv6 address needs its closing ']'"),
+        ("a:9092,,b:9093", "'': an empty server in the list"),
+    ],
+)
+def test_kafka_servers_that_cannot_be_dialled_are_refused(servers: str, problem: str) -> None:
+    # accepted before: `run` then died at start-up with an OverflowError traceback
+    assert _error({"sources": {"kafka": {"bootstrap_servers": servers}}}) == (
+        f"sources.kafka.bootstrap_servers: {problem}"
+    )
+    for good in ("k", "a:9092, b:9093", "[::1]:9092", "broker-0.kafka.svc:9094"):
+        parse_settings({"sources": {"kafka": {"bootstrap_servers": good}}})
+
+
 def test_the_short_abandon_default_never_exceeds_t() -> None:
     # a 3 s target without short_abandon_seconds was refused for the 5 s default it never wrote
     short = parse_settings({"channels": {"voice": {"answer_seconds": 3}}}).channels["voice"]
@@ -578,3 +599,29 @@ def test_windows_may_be_plain_numbers_of_seconds() -> None:
     settings = parse_settings({"windows": [300, 90.5, "1h"]})
     assert settings.windows == ("300", "90.5", "1h")
     assert settings.window_seconds == {"300": 300.0, "90.5": 90.5, "1h": 3600.0}
+
+
+def test_a_config_that_is_no_regular_file_or_too_long_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO (which blocked until a writer came, also a reload), ``/dev/zero`` (which grew to
+    gigabytes) and a file over the limit are refused with one line (the audit of 2026-12-01)."""
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"windows: [5m]\n" + b"#" * CONFIG_MAX_BYTES)
+    for path, problem in (
+        (fifo, "not a regular file"),
+        (Path("/dev/zero"), "not a regular file"),
+        (big, f"larger than {CONFIG_MAX_BYTES:,} bytes"),
+        (tmp_path, "Is a directory"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        assert str(info.value) == f"{path}: cannot read: {problem}"
+    secret = tmp_path / "token"
+    os.mkfifo(secret)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"notifiers: {{alertmanager: {{bearer_token_file: {secret}}}}}\n")
+    with pytest.raises(
+        ConfigError, match=f"bearer_token_file: cannot read {secret}: not a regular"
+    ):
+        load_settings(config)

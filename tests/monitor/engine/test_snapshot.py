@@ -3,8 +3,10 @@ stream ends in exactly the state of the engine that never stopped; bad snapshots
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import random
 import struct
 from pathlib import Path
@@ -192,6 +194,25 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path: Path) -> None:
     again, offsets = snapshot.load(path, cfg)
     assert offsets == {("t", 1): 7}
     _assert_same(engine, again)
+
+
+def test_a_write_that_fails_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fills up during the write: the error goes to the caller (which logs it and
+    keeps the old snapshot), and the part written is removed, or a full disk would stay full
+    (the audit of 2026-12-01 found one such file per failed attempt and process)."""
+    path = tmp_path / "engine.snapshot"
+    path.write_bytes(b"old")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        snapshot.write_atomic(path, b"new" * 1000)
+    assert [p.name for p in tmp_path.iterdir()] == ["engine.snapshot"]
+    assert path.read_bytes() == b"old"
 
 
 async def test_save_async_writes_the_same_bytes(tmp_path: Path) -> None:
