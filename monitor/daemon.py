@@ -71,8 +71,8 @@ async def run_daemon(
 async def letters_stored(sink: DeadLetterSink, stats: DaemonStats) -> bool:
     """Store the file sink's buffer (one attempt, off the loop); whether every dead letter is
     stored (no sink failing, nothing left in the buffer)."""
-    if isinstance(sink, JsonlDeadLetters) and sink.pending:
-        await asyncio.to_thread(sink.flush)
+    if isinstance(sink, JsonlDeadLetters) and (sink.pending or stats.dead_letter_sinks_failing):
+        await asyncio.to_thread(sink.flush)  # a sink that is down is reopened, even if empty
     pending = isinstance(sink, JsonlDeadLetters) and sink.pending > 0
     return not pending and not stats.dead_letter_sinks_failing
 

@@ -263,6 +263,13 @@ class JsonlDeadLetters:
         with self._io_lock:
             count = len(self._lines)
             if count == 0:
+                if self._outage.failing:  # nothing to store, but the sink is down: reopen it
+                    try:
+                        self._open()
+                    except OSError as exc:
+                        self._outage.failed("", exc)
+                        raise
+                    self._outage.stored(0)
                 return
             data = b"".join(self._lines[:count])
             start = -1

@@ -62,7 +62,8 @@ async def watch_signals(stop: asyncio.Event) -> None:
 
 
 async def flush_dead_letters(sink: JsonlDeadLetters) -> None:
-    """The ``dead-letters:flush`` task: stores the file sink's buffer once a second."""
+    """The ``dead-letters:flush`` task: stores the file sink's buffer once a second (and
+    reopens a sink that is down, also with nothing to store)."""
     while True:
         await asyncio.sleep(1.0)
         await asyncio.to_thread(sink.flush)

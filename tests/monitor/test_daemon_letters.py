@@ -69,3 +69,34 @@ async def test_a_snapshot_that_cannot_be_written_is_counted_and_its_end_said(
     ]
     assert settings.state.snapshot_path is not None
     assert settings.state.snapshot_path.exists()
+
+
+async def test_a_sink_that_could_not_open_at_start_recovers_with_nothing_to_store(
+    tmp_path: Path,
+) -> None:
+    """The letters' directory is blocked at start-up and nothing is ever rejected: once the
+    directory can be made, the next store attempt (the daemon's once-a-second flush) reopens
+    the sink, so snapshots and ``/readyz`` are back. Before, only a stored letter cleared the
+    outage: with a clean stream the daemon stayed unready and wrote no snapshot for good (the
+    audit of 2026-12-01)."""
+    settings = make_settings(state={"dir": str(tmp_path / "state")})
+    blocker = tmp_path / "letters"
+    blocker.write_text("a file where the letters' directory should be", encoding="utf-8")
+    stats = DaemonStats()
+    with capture_logs() as logs, JsonlDeadLetters(blocker / "dead.jsonl", stats) as sink:
+        durable = Durability(settings.state, settings)
+        await durable.load_engine()
+        durable.letters_stored = functools.partial(letters_stored, sink, stats)
+        sink.flush()
+        assert stats.dead_letter_sinks_failing == {"file"}
+        await durable.save("interval")
+        snapshot = settings.state.snapshot_path
+        assert snapshot is not None
+        assert not snapshot.exists()
+        blocker.unlink()
+        sink.flush()
+        assert stats.dead_letter_sinks_failing == set()
+        await durable.save("interval")
+        assert snapshot.exists()
+    events = [e["event"] for e in logs if e["event"].startswith("dead_letter")]
+    assert events == ["dead_letter_write_failed", "dead_letter_sink_recovered"]
