@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
+import os
 import signal
 import sys
 import time
@@ -307,5 +310,35 @@ def dashboards_build(
         typer.echo(str(path))
 
 
+_OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE})
+"""Errors of writing the output (standard output on a full disk, a closed pipe): one line on
+standard error and exit 1, not a traceback."""
+
+
 def main() -> None:
-    app()
+    """The console script: the commands, and what a failed standard output does to them."""
+    if sys.stdout is None:  # started with standard output closed (``>&-``)
+        if sys.stderr is not None:
+            sys.stderr.write("support-monitor: standard output is closed\n")
+        sys.exit(1)
+    try:
+        try:
+            app()
+        finally:
+            sys.stdout.flush()  # here, where a failure can be said, not at interpreter exit
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRORS:
+            raise
+        _discard_stdout()
+        if exc.errno != errno.EPIPE:  # a reader that went away needs no message
+            sys.stderr.write(f"support-monitor: cannot write the output: {exc.strerror}\n")
+        sys.exit(1)
+
+
+def _discard_stdout() -> None:
+    """Point standard output at ``/dev/null``: what is still buffered in it is not written again
+    (and fails again) when the interpreter exits."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

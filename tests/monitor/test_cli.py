@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -510,3 +511,25 @@ def test_dead_letters_that_cannot_be_written_end_the_replay_with_exit_1(
     )
     reason = (("reason", "invalid_json"), ("source", "file"))
     assert samples(result.stdout)["support_monitor_events_rejected_total", reason] == 1500
+
+
+@pytest.mark.parametrize("args", [("--version",), ("schema",)])
+def test_a_full_or_closed_standard_output_is_one_line_and_exit_1(args: tuple[str, ...]) -> None:
+    """Standard output on a full disk gave a traceback (exit 1 through it); closed, a replay
+    died with an AttributeError traceback (the audit of 2026-12-01)."""
+    with open("/dev/full", "w", encoding="utf-8") as full:  # noqa: PTH123 - a device
+        run = subprocess.run(
+            [*EXE, *args], stdout=full, stderr=subprocess.PIPE, text=True, check=False, timeout=60
+        )
+    assert run.returncode == 1
+    assert run.stderr == "support-monitor: cannot write the output: No space left on device\n"
+    closed = subprocess.run(
+        [*EXE, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+        timeout=60,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert (closed.returncode, closed.stderr) == (1, "support-monitor: standard output is closed\n")
