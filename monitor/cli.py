@@ -270,18 +270,29 @@ def simulate(
         typer.echo("simulate needs --out FILE, or --kafka and/or --mqtt", err=True)
         raise typer.Exit(2)
     configure(settings.logging.level, settings.logging.format)
-    from support_monitor.monitor.sources.publish import publish_simulation  # noqa: PLC0415
+    from aiokafka.errors import KafkaError  # noqa: PLC0415 - the broker clients load here only
+    from aiomqtt import MqttError  # noqa: PLC0415
 
-    target = None if mqtt is None else split_listen(mqtt)
-    sent = asyncio.run(
-        publish_simulation(
-            settings.channels,
-            sim,
-            kafka=kafka,
-            mqtt=target,
-            duration=span,
+    from support_monitor.monitor.sources.publish import publish_simulation  # noqa: PLC0415
+    from support_monitor.monitor.sources.settings import kafka_servers_problem  # noqa: PLC0415
+
+    try:
+        target = None if mqtt is None else split_listen(mqtt)
+    except ValueError as exc:
+        typer.echo(f"error: --mqtt: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if kafka is not None:
+        problem = kafka_servers_problem(kafka)
+        if problem:
+            typer.echo(f"error: --kafka: {problem}", err=True)
+            raise typer.Exit(2)
+    try:
+        sent = asyncio.run(
+            publish_simulation(settings.channels, sim, kafka=kafka, mqtt=target, duration=span)
         )
-    )
+    except (OSError, KafkaError, MqttError) as exc:  # a broker that is not there, or goes away
+        typer.echo(f"error: cannot publish: {hide_urls(str(exc) or type(exc).__name__)}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"published {dict(sent)}")
 
 

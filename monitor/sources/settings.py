@@ -49,6 +49,15 @@ def _server_problem(entry: str) -> str:
     return ""
 
 
+def kafka_servers_problem(servers: str) -> str:
+    """Why the comma-separated ``servers`` cannot all be dialled ("" when they can)."""
+    for entry in servers.split(","):
+        problem = _server_problem(entry.strip())
+        if problem:
+            return f"{entry.strip()!r}: {problem}"
+    return ""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -96,10 +105,9 @@ class KafkaSettings(_Model):
     @field_validator("bootstrap_servers")
     @classmethod
     def _servers(cls, value: str) -> str:
-        for entry in value.split(","):
-            problem = _server_problem(entry.strip())
-            if problem:
-                raise ValueError(f"{entry.strip()!r}: {problem}")
+        problem = kafka_servers_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -533,3 +534,23 @@ def test_a_full_or_closed_standard_output_is_one_line_and_exit_1(args: tuple[str
         preexec_fn=lambda: os.close(1),
     )
     assert (closed.returncode, closed.stderr) == (1, "support-monitor: standard output is closed\n")
+
+
+def test_simulate_to_a_bad_or_absent_broker_is_one_line() -> None:
+    """A bad address is exit 2 naming the option; a broker that is not there (nothing listens
+    on a free port) exit 1 with one line: both were tracebacks (the audit of 2026-12-01)."""
+    bad = cli("simulate", "--mqtt", "127.0.0.1:99999", "--duration", "10s", check=False)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "error: --mqtt: '127.0.0.1:99999': the port 99999 is out of range (0-65535)"
+    )
+    kafka = cli("simulate", "--kafka", "k:0", "--duration", "10s", check=False)
+    assert kafka.returncode == 2
+    assert "error: --kafka: 'k:0': the port must be a number from 1 to 65535" in kafka.stderr
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    absent = cli("simulate", "--mqtt", f"127.0.0.1:{port}", "--duration", "10s", check=False)
+    assert absent.returncode == 1
+    assert "Traceback" not in absent.stderr
+    assert absent.stderr.strip().splitlines()[-1].startswith("error: cannot publish: ")
