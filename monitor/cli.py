@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, NoReturn
 
 import typer
 
@@ -251,8 +251,7 @@ def simulate(
     try:
         span = None if duration is None else parse_duration(duration)
     except ValueError as exc:
-        typer.echo(f"error: --duration: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _bad_option("--duration", exc)
     if out is not None:
         from support_monitor.monitor.sources.simulator import write_jsonl  # noqa: PLC0415
 
@@ -279,13 +278,9 @@ def simulate(
     try:
         target = None if mqtt is None else split_listen(mqtt)
     except ValueError as exc:
-        typer.echo(f"error: --mqtt: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if kafka is not None:
-        problem = kafka_servers_problem(kafka)
-        if problem:
-            typer.echo(f"error: --kafka: {problem}", err=True)
-            raise typer.Exit(2)
+        _bad_option("--mqtt", exc)
+    if kafka is not None and (problem := kafka_servers_problem(kafka)):
+        _bad_option("--kafka", problem)
     try:
         sent = asyncio.run(
             publish_simulation(settings.channels, sim, kafka=kafka, mqtt=target, duration=span)
@@ -294,6 +289,12 @@ def simulate(
         typer.echo(f"error: cannot publish: {hide_urls(str(exc) or type(exc).__name__)}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"published {dict(sent)}")
+
+
+def _bad_option(option: str, problem: object) -> NoReturn:
+    """A command-line option that cannot be used: one line naming it, exit 2."""
+    typer.echo(f"error: {option}: {problem}", err=True)
+    raise typer.Exit(2)
 
 
 @app.command()
