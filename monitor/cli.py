@@ -63,6 +63,12 @@ ConfigOption = Annotated[
 ]
 
 
+def _bad_option(option: str, problem: object) -> NoReturn:
+    """A command-line option that cannot be used: one line naming it, exit 2."""
+    typer.echo(f"error: {option}: {problem}", err=True)
+    raise typer.Exit(2)
+
+
 def _load(path: Path | None) -> Settings:
     try:
         return load_settings(path)
@@ -144,8 +150,7 @@ def replay(
     try:
         out = None if alerts_out is None else _AlertsOut(alerts_out.open("wb"))
     except OSError as exc:
-        typer.echo(f"error: --alerts-out {alerts_out}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(2) from None
+        _bad_option(f"--alerts-out {alerts_out}", exc.strerror or exc)
     try:
         text = asyncio.run(
             run_replay(events, settings, until=until_ts, alerts_out=out, dead_letters=dead_letters)
@@ -207,8 +212,7 @@ def backtest(
     from support_monitor.monitor import backtest as backtesting  # noqa: PLC0415 - keep start-up light
 
     if output_format not in backtesting.FORMATS:
-        typer.echo(f"error: --format {output_format!r}: use table or json", err=True)
-        raise typer.Exit(2)
+        _bad_option(f"--format {output_format!r}", "use table or json")
     configs = [(str(path), _load(path)) for path in (config, against) if path is not None]
     level = configs[0][1].logging.level
     configure("error" if level == "error" else "warning", "auto")  # transitions: in the table
@@ -261,8 +265,7 @@ def simulate(
                 out, settings.channels, sim, begin, 3600.0 if span is None else span
             )
         except OSError as exc:
-            typer.echo(f"error: --out {out}: {exc.strerror or exc}", err=True)
-            raise typer.Exit(2) from None
+            _bad_option(f"--out {out}", exc.strerror or exc)
         typer.echo(f"wrote {count} events to {out}")
         return
     if kafka is None and mqtt is None:
@@ -289,12 +292,6 @@ def simulate(
         typer.echo(f"error: cannot publish: {hide_urls(str(exc) or type(exc).__name__)}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"published {dict(sent)}")
-
-
-def _bad_option(option: str, problem: object) -> NoReturn:
-    """A command-line option that cannot be used: one line naming it, exit 2."""
-    typer.echo(f"error: {option}: {problem}", err=True)
-    raise typer.Exit(2)
 
 
 @app.command()

@@ -12,6 +12,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from support_monitor.monitor.durations import Duration
+from support_monitor.monitor.webconfig import split_listen
 
 LibraryLogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -28,25 +29,17 @@ def _is_kafka_topic(name: str) -> bool:
 
 
 def _server_problem(entry: str) -> str:
-    """Why ``entry`` is no Kafka ``host[:port]`` (``[v6-address]:port`` too); "" when it is."""
+    """Why ``entry`` is no Kafka ``host[:port]`` (``[v6-address]:port`` too); "" when it is.
+    A port is read as ``split_listen`` reads ``--listen``, but 0 is no broker's port."""
     if not entry:
         return "an empty server in the list"
-    host, port = entry, ""
-    if entry.startswith("["):
-        close = entry.find("]")
-        if close < 0:
-            return "an IPv6 address needs its closing ']'"
-        host, rest = entry[1:close], entry[close + 1 :]
-        if rest and not rest.startswith(":"):
-            return "expected ':port' after the IPv6 address"
-        port = rest[1:]
-    elif ":" in entry:
-        host, port = entry.rsplit(":", 1)
-    if not host:
-        return "no host before the port"
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
-        return "the port must be a number from 1 to 65535"
-    return ""
+    if ":" not in entry:
+        return ""  # a bare host: the client's default port
+    try:
+        _, port = split_listen(entry)
+    except ValueError as exc:
+        return str(exc).removeprefix(f"{entry!r}: ").removeprefix(f"{entry!r} ")
+    return "" if port else "port 0 is no broker's port"
 
 
 def kafka_servers_problem(servers: str) -> str:

@@ -565,10 +565,11 @@ def test_kafka_topic_names_the_broker_refuses_are_refused(
 @pytest.mark.parametrize(
     ("servers", "problem"),
     [
-        ("127.0.0.1:99999", "'127.0.0.1:99999': the port must be a number from 1 to 65535"),
-        ("k:-1", "'k:-1': the port must be a number from 1 to 65535"),
-        (":9092", "':9092': no host before the port"),
-        ("[::1", "'[::1': an IPv6 address needs its closing ']'"),
+        ("127.0.0.1:99999", "'127.0.0.1:99999': the port 99999 is out of range (0-65535)"),
+        ("k:-1", "'k:-1': the part after the last ':' is not a port number"),
+        ("k:0", "'k:0': port 0 is no broker's port"),
+        (":9092", "':9092': is not HOST:PORT (e.g. 127.0.0.1:9108)"),
+        ("[::1", "'[::1': write an IPv6 host in brackets, e.g. [::1]:9108"),
         ("a:9092,,b:9093", "'': an empty server in the list"),
     ],
 )
