@@ -87,6 +87,15 @@ def write_web_config(path: Path, config: dict[str, object]) -> Path:
     return path
 
 
+def _one_user(tmp_path: Path) -> tuple[bytes, Path]:
+    """A web config with basic auth for ``prometheus``/``PASSWORD``: (its bcrypt hash, path)."""
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4))
+    web = write_web_config(
+        tmp_path / "web.yml", {"basic_auth_users": {"prometheus": hashed.decode()}}
+    )
+    return hashed, web
+
+
 @asynccontextmanager
 async def serving(web_config: Path) -> AsyncIterator[MetricsServer]:
     exporter = ExporterSettings(web_config_file=web_config, header_timeout=2, idle_timeout=5)
@@ -256,10 +265,7 @@ async def test_wrong_credentials_repeated_cost_one_bcrypt_run(
 ) -> None:
     # a flood repeating one wrong password ran bcrypt (two at a time) for every request and
     # held every connection slot: probes got 503. Now its outcome is remembered too.
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4))
-    web = write_web_config(
-        tmp_path / "web.yml", {"basic_auth_users": {"prometheus": hashed.decode()}}
-    )
+    hashed, web = _one_user(tmp_path)
     checked: list[bytes] = []
     real = bcrypt.checkpw
 
@@ -287,10 +293,7 @@ async def test_a_flood_of_distinct_passwords_waits_a_bounded_queue(
     # evicted at the connection cap): a flood of distinct ones held every connection and the
     # scrape with remembered credentials got 503. Now at most 2 run and 16 wait; the rest is
     # refused unchecked, and the remembered scrape passes while bcrypt is still blocked.
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4))
-    web = write_web_config(
-        tmp_path / "web.yml", {"basic_auth_users": {"prometheus": hashed.decode()}}
-    )
+    _, web = _one_user(tmp_path)
     real = bcrypt.checkpw
     gate = threading.Event()
     started: list[bytes] = []
