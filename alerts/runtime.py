@@ -56,6 +56,10 @@ log = structlog.get_logger("support_monitor.alerts")
 AM_QUEUE_MAX = 10_000
 """Alerts waiting for Alertmanager at most (oldest dropped, like Prometheus' notifier queue)."""
 
+SHUTDOWN_SEND_GRACE = 5.0
+"""Seconds a message already on its way at a stop may take to end and be recorded (a rate
+limit's wait for it is not included: a stop cuts that short)."""
+
 HELP = help_texts("alerts")
 
 
@@ -504,19 +508,31 @@ class Alerting:
                 timeout = None if due is None else max(0.0, due - deliverer.now())
                 await self.outbox.changed(name, generation, timeout)
                 continue
+            await deliverer.bucket.acquire()  # the rate limit's wait: a stop cuts it short
             sending = asyncio.create_task(self._deliver(deliverer, n), name=f"notify:{name}:send")
             try:
                 await asyncio.shield(sending)
             except asyncio.CancelledError:
-                # Shutdown while a message is on its way: it ends within the receiver's timeout
-                # and is recorded, so the next start does not send it again (a page that
-                # reached the receiver would otherwise be sent twice).
-                await asyncio.wait([sending])
+                # Shutdown while a message is on its way: it is given SHUTDOWN_SEND_GRACE to
+                # end and be recorded, so the next start does not send it again (a page that
+                # reached the receiver would otherwise be sent twice). Past that it is cut off
+                # and stays in the outbox: the next start sends it (perhaps a second time).
+                await asyncio.wait([sending], timeout=SHUTDOWN_SEND_GRACE)
+                if not sending.done():
+                    sending.cancel()
+                    log.warning(
+                        "notification_interrupted",
+                        receiver=name,
+                        key=n.key,
+                        grace_seconds=SHUTDOWN_SEND_GRACE,
+                    )
+                    await asyncio.wait([sending])
                 raise
 
     async def _deliver(self, deliverer: Deliverer, n: Notification) -> None:
-        """One attempt at ``n``; settled (sent, or given up) means it leaves the outbox."""
-        if await deliverer.attempt(n) is not None:
+        """One attempt at ``n`` (the rate limit's token already taken); settled (sent, or given
+        up) means it leaves the outbox."""
+        if await deliverer.attempt(n, take_token=False) is not None:
             await self.outbox.done(n.key)
 
     async def _am_forever(self, client: AlertmanagerClient) -> None:

@@ -377,6 +377,15 @@ FAMILIES: tuple[Family, ...] = (
         "Rejected events stored in a dead-letter sink, by source and sink.",
     ),
     Family(
+        "support_monitor_dead_letters_dropped_total",
+        "counter",
+        ("source",),
+        "daemon",
+        "Rejected events whose dead letter was dropped unstored: the oldest past the in-memory"
+        " sink's bound (no dead_letter.path), or past 10,000 deferred letters of a source whose"
+        " sink is stalled.",
+    ),
+    Family(
         "support_monitor_dead_letter_failures_total",
         "counter",
         ("sink",),

@@ -22,6 +22,7 @@ import os
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -314,18 +315,42 @@ class JsonlDeadLetters:
 
 
 class MemoryDeadLetters:
-    """Keeps dead letters in a bounded list (tests, and replay without a file)."""
+    """Keeps the newest dead letters in memory (tests, and a daemon without
+    ``dead_letter.path``): at most ``limit`` letters and ``max_bytes`` of their raw bytes. Past
+    either bound the oldest go, each counted in ``dropped`` and, with ``stats``, in
+    ``support_monitor_dead_letters_dropped_total{source}``; a letter over ``max_bytes`` alone
+    is counted as dropped at once. Nothing reads them in ``run``: they are lost on a stop."""
 
-    def __init__(self, limit: int = 100_000) -> None:
-        self.letters: list[DeadLetter] = []
+    def __init__(
+        self,
+        limit: int = 10_000,
+        max_bytes: int = 16 * 1024 * 1024,
+        stats: DaemonStats | None = None,
+    ) -> None:
+        self.letters: deque[DeadLetter] = deque()
         self.dropped = 0
         self._limit = limit
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._stats = stats
 
     async def write(self, letter: DeadLetter) -> None:
-        if len(self.letters) < self._limit:
-            self.letters.append(letter)
-        else:
-            self.dropped += 1
+        size = len(letter.raw)
+        if size > self._max_bytes:
+            self._drop(letter)
+            return
+        letters = self.letters
+        while letters and (len(letters) >= self._limit or self._bytes + size > self._max_bytes):
+            old = letters.popleft()
+            self._bytes -= len(old.raw)
+            self._drop(old)
+        letters.append(letter)
+        self._bytes += size
+
+    def _drop(self, letter: DeadLetter) -> None:
+        self.dropped += 1
+        if self._stats is not None:
+            self._stats.dead_letters_dropped[letter.source] += 1
 
     async def persist(self) -> None:
         """Nothing to wait for: the list is the store."""

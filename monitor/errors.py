@@ -20,12 +20,13 @@ apart from library and Python errors. This module imports nothing of the project
     └── InvalidRequestError   alerts.silences: a silence or acknowledgement refused (a 400;
                               also a ValueError)
 
-Not errors, and so not in the tree: the supervisor's private shutdown signal.
+Not errors, and so not in the tree: the supervisor's shutdown signal (``Shutdown``,
+``monitor.supervise``).
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "SupportMonitorError"]
+__all__ = ["ConfigError", "SupportMonitorError", "raising_line"]
 
 
 class SupportMonitorError(Exception):
@@ -34,3 +35,15 @@ class SupportMonitorError(Exception):
 
 class ConfigError(SupportMonitorError):
     """A config that cannot be used; the message names each key and its problem."""
+
+
+def raising_line(exc: BaseException) -> tuple[str, str, int]:
+    """An exception's kind for a log line that must not carry its message (which may quote an
+    id, a URL or a secret): its type and the file and line that raised it (the innermost
+    frame)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return type(exc).__qualname__, "", 0
+    return type(exc).__qualname__, tb.tb_frame.f_code.co_filename, tb.tb_lineno

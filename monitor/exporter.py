@@ -694,6 +694,7 @@ class DaemonCollector(Collector):
             ("support_monitor_events_duplicate_total", stats.duplicates),
             ("support_monitor_source_dropped_total", stats.source_dropped),
             ("support_monitor_dead_letters_total", stats.dead_letters_written),
+            ("support_monitor_dead_letters_dropped_total", stats.dead_letters_dropped),
             ("support_monitor_dead_letter_failures_total", stats.dead_letter_failures),
             ("support_monitor_store_failures_total", stats.store_failures),
             ("support_monitor_tick_failures_total", stats.tick_failures),

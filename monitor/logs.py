@@ -155,6 +155,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     handler.setFormatter(formatter)
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])
+    # Python warnings (a library's ResourceWarning or DeprecationWarning) go through the same
+    # handler as logger "py.warnings", redacted and rendered like every other line.
+    logging.captureWarnings(True)  # noqa: FBT003 - the stdlib takes it positionally
     # httpx logs every request at info ("HTTP Request: POST ... 503"): one line per attempt of
     # every retry during a receiver's outage. The notifiers say it once per outage themselves
     # (docs/alerts.md), so httpx's lines show only at debug.

@@ -22,6 +22,7 @@ import structlog
 from support_monitor.monitor.config import IngestSettings
 from support_monitor.monitor.deadletter import DeadLetter
 from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.errors import raising_line
 from support_monitor.monitor.events import (
     EARLIEST_TS,
     EVENT_TYPES,
@@ -97,6 +98,7 @@ class Pipeline:
         for reason in Reject:
             self.stats.rejected[source, reason.value] += 0
         self.stats.duplicates[source] += 0
+        self.stats.dead_letters_dropped[source] += 0
         self.stats.source_up.setdefault(source, True)  # sources with a connection set their own
 
     def process(self, source: str, delivery: Delivery) -> DeadLetter | None:  # noqa: C901, PLR0911 - the hot path, kept flat
@@ -182,8 +184,12 @@ class Pipeline:
             detail = f"{_explain(reason)} {_HELD}"
             letter = self._reject(origin, Delivery(raw, position), reason, detail)
             waiting = self._deferred.setdefault(origin, deque(maxlen=_MAX_DEFERRED))
-            if len(waiting) == _MAX_DEFERRED:
-                self._log.warning("deferred_dead_letter_dropped", source=origin)
+            if len(waiting) == _MAX_DEFERRED:  # the oldest goes: counted, logged rate-limited
+                self.stats.dead_letters_dropped[origin] += 1
+                if self._may_log("deferred_dead_letter_dropped"):
+                    self._log.warning(
+                        "deferred_dead_letter_dropped", source=origin, bound=_MAX_DEFERRED
+                    )
             waiting.append(letter)
         if not self._deferred:
             return []
@@ -209,7 +215,7 @@ class Pipeline:
         reason = Reject.INTERNAL_ERROR
         self.stats.rejected[source, reason.value] += 1
         detail = f"{type(exc).__name__}: {exc}"[:_DETAIL_CHARS]
-        kind = _kind(exc)
+        kind = raising_line(exc)
         if kind not in self._traced and len(self._traced) < _MAX_TRACED_KINDS:
             self._traced.add(kind)
             self._log.error(
@@ -262,16 +268,6 @@ def _unpack(token: object) -> tuple[bytes, str, str]:
         if isinstance(raw, bytes) and isinstance(position, str) and isinstance(source, str):
             return raw, position, source
     return b"", "unknown", "unknown"
-
-
-def _kind(exc: BaseException) -> tuple[str, str, int]:
-    """An exception's kind: its type and the line that raised it (the innermost frame)."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return type(exc).__qualname__, "", 0
-    return type(exc).__qualname__, tb.tb_frame.f_code.co_filename, tb.tb_lineno
 
 
 def _out_of_range(delta: float, clock: str, ahead: float, ingest: IngestSettings) -> str:

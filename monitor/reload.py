@@ -18,7 +18,7 @@ import structlog
 from support_monitor.alerts.runtime import Alerting
 from support_monitor.monitor.config import Settings, load_settings
 from support_monitor.monitor.engine.engine import Engine, RestartNeeded
-from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.errors import ConfigError, raising_line
 from support_monitor.monitor.logs import configure
 
 POLL_SECONDS = 2.0
@@ -64,10 +64,25 @@ class Reloader:
             self._apply(new)
         except RestartNeeded as exc:
             return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a defect in applying must not stop the daemon
+            return self._roll_back(exc)
         if new.logging != self.settings.logging:
             configure(new.logging.level, new.logging.format)
         self.settings = new
         return None
+
+    def _roll_back(self, exc: Exception) -> str:
+        """Applying a config raised (a defect, not a refusal): the running config is applied
+        again, so engine and rules are not left half on each; why, for ``config_reload_refused``.
+        Logged with the raising line, not the text (it may quote a value of the config)."""
+        kind, file, line = raising_line(exc)
+        self._log.error("config_reload_failed", error=kind, where=f"{file}:{line}")
+        try:
+            self._apply(self.settings)
+        except Exception as again:  # noqa: BLE001 - said, and the daemon keeps running
+            kind2, file2, line2 = raising_line(again)
+            self._log.error("config_rollback_failed", error=kind2, where=f"{file2}:{line2}")
+        return f"applying it failed ({kind}); the running config is kept"
 
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()

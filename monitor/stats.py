@@ -31,6 +31,10 @@ class DaemonStats:
     """sink -> dead letters stored (file, Kafka or MQTT dead-letter topic)."""
     dead_letter_failures: Counter[str] = field(default_factory=Counter)
     """sink -> failed attempts to store dead letters (each retried until it succeeds)."""
+    dead_letters_dropped: Counter[str] = field(default_factory=Counter)
+    """source -> rejected events whose dead letter was dropped unstored: the oldest of the
+    in-memory sink past its bound (no ``dead_letter.path``), or of a source's deferred letters
+    past ``_MAX_DEFERRED`` while its consume loop waits on its sink."""
     dead_letters_lost: int = 0
     """Letters a replay's ``--dead-letters`` file could not store (dropped, not retried)."""
     dead_letter_sinks_failing: set[str] = field(default_factory=set)

@@ -81,7 +81,7 @@ def open_dead_letters(
     structlog.get_logger("support_monitor.daemon").warning(
         "dead_letters_in_memory", hint="set dead_letter.path to keep them"
     )
-    return MemoryDeadLetters(), None
+    return MemoryDeadLetters(stats=stats), None
 
 
 async def open_reloader(
@@ -252,9 +252,9 @@ async def supervise(
     stop: asyncio.Event,
 ) -> int:
     """Run ``served`` until ``stop`` is set (SIGTERM/SIGINT: :func:`signals_set`); 0 on a stop.
-    Named tasks besides its own: ``dead-letters:flush`` (with a file sink), ``signals`` and
-    ``config:reload`` (with a config file). A listener that cannot bind raises ``ListenError``
-    (``monitor.http``), whose message names the key and the problem."""
+    Named tasks besides its own: ``dead-letters:flush`` (with a file sink), ``signals``,
+    ``heap:keeper`` and ``config:reload`` (with a config file). A listener that cannot bind
+    raises ``ListenError`` (``monitor.http``), whose message names the key and the problem."""
     log = structlog.get_logger(served.log_name)
     address = listen or settings.exporter.listen
     stopping = False

@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 import structlog
 
 from support_monitor.alerts.notify.message import Notification
+from support_monitor.monitor.errors import raising_line
 from support_monitor.monitor.stats import DaemonStats
 
 Clock = Callable[[], float]
@@ -162,9 +163,10 @@ class Deliverer:
             blocked |= fingerprints
         return None, earliest
 
-    async def attempt(self, n: Notification) -> str | None:
+    async def attempt(self, n: Notification, *, take_token: bool = True) -> str | None:
         """One try; the result once settled (``ok``, ``failed``, ``dropped``), ``None`` when it
-        is to be retried (see ``due``). Never raises for what the notifier does."""
+        is to be retried (see ``due``). Never raises for what the notifier does.
+        ``take_token``: wait for the receiver's rate limit first (``False``: the caller did)."""
         retry = self._retries.setdefault(n.key, _Retry())
         if self._clock() - n.created > self.policy.retry_for:
             self._count("dropped")
@@ -172,11 +174,23 @@ class Deliverer:
             self._retries.pop(n.key, None)
             self._outage = None  # said: the next retry opens an outage with a warning again
             return "dropped"
-        await self.bucket.acquire()
+        if take_token:
+            await self.bucket.acquire()
         try:
             outcome = await self.notifier.send(n)
         except Exception as exc:  # noqa: BLE001 - one message's failure must not stop delivery
-            outcome = Outcome("failed", None, type(exc).__name__)
+            # The notifiers turn every answer and transport failure into an Outcome: what
+            # reaches here is a defect in building the message. Said apart from a receiver's
+            # refusal, with the raising line (not the text: it may quote the URL).
+            kind, file, line = raising_line(exc)
+            log.error(  # noqa: TRY400 - no traceback: its text may quote the URL
+                "notification_internal_error",
+                receiver=n.receiver,
+                key=n.key,
+                error=kind,
+                where=f"{file}:{line}",
+            )
+            outcome = Outcome("failed", None, kind)
         retry.tries += 1
         self._count(outcome.result)
         if outcome.result == "ok":

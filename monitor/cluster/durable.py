@@ -41,6 +41,7 @@ from support_monitor.monitor.config import Settings
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.snapshot import Offsets, SnapshotError
+from support_monitor.monitor.errors import raising_line
 from support_monitor.monitor.sources.kafka import KafkaSource
 from support_monitor.monitor.sources.mqtt import MqttSource
 from support_monitor.monitor.stats import DaemonStats, StoreHealth
@@ -275,6 +276,13 @@ class Durability:
                 size = await snapshot.save_async(self.engine, self.offsets(), path, detectors)
             except OSError as exc:
                 self._health.failed("snapshot_write_failed", exc, path=str(path), reason=reason)
+                return
+            except Exception as exc:  # noqa: BLE001 - a defect: counted, the daemon goes on
+                kind, file, line = raising_line(exc)
+                log.error(  # noqa: TRY400 - no traceback: its text may quote an id
+                    "snapshot_failed", reason=reason, error=kind, where=f"{file}:{line}"
+                )
+                self._health.failed("snapshot_failed", None)
                 return
             self._health.ok()
             (log.info if reason != "interval" else log.debug)(

@@ -66,6 +66,7 @@ from support_monitor.monitor.deadletter import DeadLetterSink
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine, RestartNeeded, shape_change
 from support_monitor.monitor.engine.snapshot import SnapshotError
+from support_monitor.monitor.errors import raising_line
 from support_monitor.monitor.pipeline import Pipeline
 from support_monitor.monitor.road import build_road
 from support_monitor.monitor.sources.kafka import KafkaSource, client_options, ssl_context
@@ -436,9 +437,7 @@ class ClusterNode:
         part.road.tick(time.time())
         part.ready = True
         if part.delivery is None or part.delivery.done():
-            part.delivery = asyncio.create_task(
-                part.alerting.deliver_forever(), name=f"alerts:{part.key}"
-            )
+            part.delivery = asyncio.create_task(keep_delivering(part), name=f"alerts:{part.key}")
         log.info(
             "cluster_partition_ready",
             partition=part.key,
@@ -627,3 +626,18 @@ class ClusterNode:
                 await sink.write(letter)
             for late in part.pipeline.take_deferred(name):  # held outcomes that expired
                 await sink.write(late)
+
+
+async def keep_delivering(part: Partition) -> None:
+    """A partition's alert delivery, owned by ``part.delivery`` (cancelled on revocation and
+    stop). Should it fail (a defect), it is logged with the raising line and started again a
+    second later, so the partition does not stop paging unseen."""
+    while True:
+        try:
+            await part.alerting.deliver_forever()
+        except Exception as exc:  # noqa: BLE001 - one partition's delivery never ends us
+            kind, file, line = raising_line(exc)
+            log.error(  # noqa: TRY400 - no traceback: its text may quote a URL
+                "alert_delivery_failed", partition=part.key, error=kind, where=f"{file}:{line}"
+            )
+            await asyncio.sleep(1.0)

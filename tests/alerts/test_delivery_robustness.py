@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from support_monitor.alerts import runtime as runtime_module
 from support_monitor.alerts.notify.alertmanager import AlertmanagerClient
 from support_monitor.alerts.notify.delivery import Deliverer, Outcome, RetryPolicy, TokenBucket
 from support_monitor.alerts.notify.http import UNRECOGNISED, error_code
@@ -227,6 +228,10 @@ async def test_any_exception_of_a_notifier_is_a_failed_message():
     assert [e["error"] for e in logs if e["event"] == "notification_rejected"] == [
         "RuntimeError"
     ] * 3
+    internal = [e for e in logs if e["event"] == "notification_internal_error"]
+    assert [e["error"] for e in internal] == ["RuntimeError"] * 3  # said apart from a refusal
+    assert all(e["where"].endswith(".py:" + e["where"].rsplit(":", 1)[1]) for e in internal)
+    assert "test_delivery_robustness.py" in internal[0]["where"]  # the line that raised
 
 
 async def test_runtime_keeps_delivering_after_an_unusable_receiver(tmp_path):
@@ -284,6 +289,30 @@ async def test_a_clean_stop_lets_the_message_on_its_way_finish_and_records_it(tm
             await asyncio.sleep(0.3)
     assert len(server.received) == 1
     assert stats2.notifications[("slack", "ok")] == 0
+
+
+async def test_a_stop_cuts_off_a_message_whose_receiver_hangs(tmp_path, monkeypatch):
+    """The receiver takes 8 s to answer: the stop waits the grace (here 0.3 s), not the
+    receiver's timeout; the page stays in the outbox for the next start."""
+    monkeypatch.setattr(runtime_module, "SHUTDOWN_SEND_GRACE", 0.3)
+    async with SlackLike([Reply(delay=8)]) as server:
+        alerting, source, _ = make(server.url, state_dir=tmp_path)
+        with capture_logs() as logs:
+            async with delivering(alerting):
+                source.signals = [sig(channel="voice")]
+                alerting.evaluate(T0)
+                await wait_for(lambda: len(server.requests) == 1)  # on its way: stop now
+                stopping = asyncio.get_running_loop().time()
+            stopped = asyncio.get_running_loop().time() - stopping
+        assert stopped < 4  # 0.3 s of grace, not the 8 s the answer takes
+        assert [e["event"] for e in logs].count("notification_interrupted") == 1
+        # the next start, from the same state directory, sends it again
+        again, source2, stats2 = make(server.url, state_dir=tmp_path)
+        async with delivering(again):
+            source2.signals = [sig(channel="voice")]
+            again.evaluate(T0 + 1)
+            await wait_for(lambda: stats2.notifications[("slack", "ok")] == 1)
+    assert len(server.requests) == 2
 
 
 # --- what of a response is logged -----------------------------------------------------------

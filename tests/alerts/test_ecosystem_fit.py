@@ -9,6 +9,7 @@ import json
 import logging
 import random
 import re
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -374,6 +375,7 @@ def restore_logging():
     for name in libraries:
         logging.getLogger(name).setLevel(logging.NOTSET)
     yield
+    logging.captureWarnings(False)  # noqa: FBT003 - the stdlib takes it positionally
     root.handlers[:] = handlers
     root.setLevel(level)
     for name, was in libraries.items():
@@ -432,6 +434,21 @@ def test_library_lines_have_our_json_shape_and_level(restore_logging):
     assert [(line["event"], line["logger"]) for line in _lines(quiet)] == [
         ("kept at warning", "aiohttp.server")
     ]
+
+
+def test_python_warnings_are_lines_of_ours_and_redacted(restore_logging):
+    out = io.StringIO()
+    logs.configure("info", "json", out)
+    logs.register_secret("Sekr3tWarn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("Unclosed client session with Sekr3tWarn", ResourceWarning, stacklevel=1)
+    (line,) = _lines(out)
+    _shape(line)
+    assert line["logger"] == "py.warnings"
+    assert line["level"] == "warning"
+    assert "ResourceWarning: Unclosed client session" in line["event"]
+    assert "Sekr3tWarn" not in out.getvalue()
 
 
 async def test_httpx_request_lines_mask_the_normalised_secret_url(restore_logging):

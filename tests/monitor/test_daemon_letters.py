@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from pathlib import Path
+from typing import NoReturn
 
+import pytest
 from structlog.testing import capture_logs
 
 from support_monitor.monitor.cluster.durable import Durability
 from support_monitor.monitor.daemon import letters_stored
 from support_monitor.monitor.deadletter import DeadLetter, JsonlDeadLetters
+from support_monitor.monitor.engine import snapshot as snapshot_module
 from support_monitor.monitor.stats import DaemonStats
 from tests.support import settings as make_settings
 
@@ -69,6 +72,29 @@ async def test_a_snapshot_that_cannot_be_written_is_counted_and_its_end_said(
     ]
     assert settings.state.snapshot_path is not None
     assert settings.state.snapshot_path.exists()
+
+
+async def test_a_snapshot_that_fails_for_any_reason_is_counted_not_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, only OSError was caught: a defect in capturing or encoding ended the snapshot
+    # task, and with it the daemon's task group.
+    settings = make_settings(state={"dir": str(tmp_path / "state")})
+    stats = DaemonStats()
+    durable = Durability(settings.state, settings)
+    await durable.load_engine()
+    durable.count_failures(stats)
+
+    def broken(*_: object) -> NoReturn:
+        raise TypeError("SECRETsnap cannot be encoded")
+
+    monkeypatch.setattr(snapshot_module, "capture", broken)
+    with capture_logs() as logs:
+        await durable.save("interval")
+    assert stats.store_failures == Counter({"snapshot": 1})
+    assert stats.stores_failing == {"snapshot": True}
+    assert [(e["event"], e["error"]) for e in logs] == [("snapshot_failed", "TypeError")]
+    assert "SECRET" not in repr(logs)
 
 
 async def test_a_sink_that_could_not_open_at_start_recovers_with_nothing_to_store(

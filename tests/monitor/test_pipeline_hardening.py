@@ -15,6 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from support_monitor.alerts.runtime import Alerting
+from support_monitor.monitor import pipeline as pipeline_module
 from support_monitor.monitor.clock import TickRoad, quiet_horizon, wake_lookback
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.deadletter import DeadLetter
@@ -592,6 +593,31 @@ def test_an_early_outcome_whose_item_never_opens_is_dead_lettered_later() -> Non
     assert _rejected(stats) == {"unknown_contact": 1}
     assert stats.events["test", "contact.answered"] == 1  # the orphan counts as rejected only
     assert value(engine, "support_contacts_answered_total", channel="voice", queue="billing") == 1
+
+
+def test_deferred_letters_past_their_bound_are_counted_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline_module, "_MAX_DEFERRED", 2)
+    engine, stats = Engine(settings()), DaemonStats()
+    road = TickRoad(engine, 1.0)
+    wall = [T0]
+    pipeline = Pipeline(engine, stats, event_clock=False, wall_clock=lambda: wall[0])
+    pipeline.register("test")
+    orphans = [
+        _line("contact.answered", T0, event_id=f"a{i}", contact_id=f"c{i}", queue="billing")
+        for i in range(3)
+    ]
+    assert _feed(pipeline, orphans) == []  # all three held
+    road.tick(T0 + 6)  # the lateness has passed: three rejects for two places
+    with capture_logs() as logs:
+        letters = pipeline.take_deferred("test")
+    assert [x.raw for x in letters] == orphans[1:]  # the oldest went
+    assert stats.dead_letters_dropped["test"] == 1
+    assert _rejected(stats) == {"unknown_contact": 3}
+    assert [x["event"] for x in logs if x["log_level"] == "warning"].count(
+        "deferred_dead_letter_dropped"
+    ) == 1
 
 
 def test_replay_dead_letters_an_early_outcome_decided_at_the_end(tmp_path: Path) -> None:

@@ -58,6 +58,36 @@ def test_a_reload_that_fails_unexpectedly_is_refused_and_shows_no_text(
     assert alerting.rules is rules  # the running config stays
 
 
+def test_a_reload_whose_rules_fail_to_build_rolls_the_engine_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, only RestartNeeded was caught around applying: a defect in building the new rules
+    # ended the task group (the daemon), with the engine already on the new thresholds.
+    reloader, engine, _ = _reloader(tmp_path)
+    real = Alerting.reconfigure
+    calls: list[object] = []
+
+    def broken(self: Alerting, detectors: object, alerts: object) -> None:
+        calls.append(detectors)
+        if len(calls) == 1:
+            raise KeyError("SECRETreload2")
+        real(self, detectors, alerts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Alerting, "reconfigure", broken)
+    data = json.loads(json.dumps(CONFIG))
+    data["channels"]["voice"]["answer_seconds"] = 30
+    before = reloader.settings
+    with structlog.testing.capture_logs() as logs:
+        why = reloader.reload(parse_settings(data))
+    assert why == "applying it failed (KeyError); the running config is kept"
+    assert [e["event"] for e in logs] == ["config_reload_failed"]
+    assert logs[0]["where"].endswith(f"test_reload.py:{logs[0]['where'].rsplit(':', 1)[1]}")
+    assert "SECRET" not in repr(logs)
+    assert reloader.settings is before
+    assert engine.channels["voice"].settings.answer_seconds == 20  # rolled back
+    assert len(calls) == 2  # the running config applied again
+
+
 def test_threshold_and_rule_changes_apply_and_rules_keep_their_state(tmp_path: Path) -> None:
     reloader, engine, alerting = _reloader(tmp_path)
     kept = alerting.rules[0].state.active

@@ -3,12 +3,15 @@ record envelope, and the cluster exposition (owned channels only, every family p
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+from structlog.testing import capture_logs
 
 from support_monitor.monitor.cluster import store
-from support_monitor.monitor.cluster.node import owned_channels
+from support_monitor.monitor.cluster.node import keep_delivering, owned_channels
 from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.snapshot import SnapshotError
@@ -16,6 +19,9 @@ from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.pipeline import Delivery, Pipeline
 from support_monitor.monitor.stats import DaemonStats
 from tests.support import CONFIG, Stream
+
+if TYPE_CHECKING:
+    from support_monitor.monitor.cluster.node import Partition
 
 KAFKA = {"bootstrap_servers": "127.0.0.1:1", "topics": ["t"], "group_id": "g"}
 
@@ -73,3 +79,30 @@ def test_state_record_envelope_is_checked() -> None:
         store.decode(store.encode(snap), "t/2")
     with pytest.raises(SnapshotError, match="does not decode"):
         store.decode(b"garbage", "t/1")
+
+
+async def test_a_partitions_delivery_that_fails_is_said_and_started_again() -> None:
+    # Before, the task ran deliver_forever bare: a failure ended the partition's paging, said
+    # only when the partition was revoked.
+    runs: list[int] = []
+
+    class Alerting:
+        async def deliver_forever(self) -> None:
+            runs.append(1)
+            if len(runs) == 1:
+                raise RuntimeError("SECRETdeliver")
+            await asyncio.Event().wait()
+
+    part = cast("Partition", SimpleNamespace(key="t-0", alerting=Alerting()))
+    with capture_logs() as logs:
+        task = asyncio.create_task(keep_delivering(part))
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if len(runs) == 2:
+                break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert len(runs) == 2
+    assert [(e["event"], e["error"]) for e in logs] == [("alert_delivery_failed", "RuntimeError")]
+    assert "SECRET" not in repr(logs)

@@ -220,6 +220,20 @@ def test_sinks_say_whether_they_buffer():
     assert isinstance(MemoryDeadLetters(), DurableSink)
 
 
+async def test_memory_sink_keeps_the_newest_letters_within_its_count_and_bytes():
+    stats = DaemonStats()
+    sink = MemoryDeadLetters(limit=3, max_bytes=100, stats=stats)
+    for i in range(5):  # 5 letters of 10 bytes: the count bound drops the first two
+        await sink.write(letter(i))
+    assert [d.position for d in sink.letters] == ["events/0/2", "events/0/3", "events/0/4"]
+    await sink.write(letter(5, size=85))  # 30 + 85 > 100 and 20 + 85 > 100; 10 + 85 fits
+    assert [d.position for d in sink.letters] == ["events/0/4", "events/0/5"]
+    await sink.write(letter(6, size=101))  # larger than the whole bound: not kept
+    assert [d.position for d in sink.letters] == ["events/0/4", "events/0/5"]
+    assert sink.dropped == 5
+    assert stats.dead_letters_dropped["kafka"] == 5
+
+
 def test_sigterm_while_kafka_is_down_exits_0_without_traceback(tmp_path):
     """The daemon, pointed at a Kafka that refuses connections, stops cleanly on SIGTERM."""
     config = tmp_path / "config.yaml"
