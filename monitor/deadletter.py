@@ -149,7 +149,9 @@ class SinkOutage:
 
 
 _BUFFER_BYTES = 1 << 20
-"""Letters buffered in memory before ``write`` itself waits until they are stored."""
+"""Bytes of letters written since ``write`` last waited for a store, past which ``write``
+itself waits until everything buffered is stored (the once-a-second flush and the sources'
+``persist`` store without resetting the count: it then only makes that wait come sooner)."""
 
 
 class JsonlDeadLetters:
