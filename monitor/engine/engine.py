@@ -1401,20 +1401,27 @@ class Engine:
     # ------------------------------------------------------------------ customer voice
 
     def _owner_channel(
-        self, ev: TicketRated | ComplaintReceived | SurveyAnswered | SentimentScored
+        self, ev: TicketRated | ComplaintReceived | SurveyAnswered | SentimentScored, ts: float
     ) -> ChannelRuntime:
-        """The channel recorded when the referenced ticket/contact was opened, else the event's."""
+        """The channel recorded when the referenced ticket/contact was opened, else the event's.
+        A contact counts as closed when an ``ended``/``abandoned`` of it stamped at or before
+        ``ts`` is held (it closes the contact before ``ts`` in ``ts`` order, answered or not)."""
         ticket = self.tickets.get(ev.ticket_id) if ev.ticket_id else None
         if ticket is not None:
             return ticket.q.channel
-        contact_id = getattr(ev, "contact_id", None)
-        contact = self.contacts.get(contact_id) if contact_id else None
-        if contact is not None:
-            return contact.q.channel
+        contact_id: str | None = getattr(ev, "contact_id", None)
+        if contact_id:
+            contact = self.contacts.get(contact_id)
+            if contact is not None and not (self._early and self._closed_by_held(contact_id, ts)):
+                return contact.q.channel
         return self.channels[ev.channel]
 
+    def _closed_by_held(self, contact_id: str, ts: float) -> bool:
+        held = self._early.get((False, contact_id), ())
+        return any(h[0] <= ts and isinstance(h[2], ContactEnded | ContactAbandoned) for h in held)
+
     def _rated(self, ev: TicketRated, ts: float) -> Reject | None:
-        self._count_csat(self._owner_channel(ev), ev.rating, ts)
+        self._count_csat(self._owner_channel(ev, ts), ev.rating, ts)
         return None
 
     @staticmethod
@@ -1428,7 +1435,7 @@ class Engine:
             agg.satisfied += satisfied
 
     def _survey(self, ev: SurveyAnswered, ts: float) -> Reject | None:
-        ch = self._owner_channel(ev)
+        ch = self._owner_channel(ev, ts)
         score = ev.score
         if ev.survey == "csat":
             self._count_csat(ch, score, ts)
@@ -1464,7 +1471,7 @@ class Engine:
         return None
 
     def _sentiment(self, ev: SentimentScored, ts: float) -> Reject | None:
-        ch = self._owner_channel(ev)
+        ch = self._owner_channel(ev, ts)
         cuts = self.settings.sentiment
         pole = polarity(ev.score, cuts.negative_below, cuts.positive_above)
         ch.voice.sentiment[pole] += 1
@@ -1482,7 +1489,7 @@ class Engine:
         return self.workforce.apply(ev, ts)
 
     def _complaint(self, ev: ComplaintReceived, ts: float) -> Reject | None:
-        self._count_complaint(self._owner_channel(ev), self._category(ev.category), ts)
+        self._count_complaint(self._owner_channel(ev, ts), self._category(ev.category), ts)
         return None
 
     def _category(self, name: str | None) -> str:

@@ -155,6 +155,24 @@ def test_a_contacts_events_in_any_order_within_the_lateness_give_the_in_order_nu
     assert engine.early_outcomes_held == 0
 
 
+def test_a_survey_after_a_held_end_counts_on_its_own_channel_as_in_order() -> None:
+    # In ts order the ``ended`` (an abandon: never answered) closes the contact before the
+    # survey of the same instant, which then counts on the channel it names. The ``ended`` is
+    # held (its ``answered`` may come); before, the held contact still took the survey.
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="c2")
+    s.add("contact.ended", 0, "voice", contact_id="c2")
+    s.add("survey.answered", 0, "chat", survey="ces", score=5, contact_id="c2")
+    s.add("survey.answered", 0, "chat", survey="ces", score=4, contact_id="c9")  # no such contact
+    engine, stats = run(s.lines, until=100)
+    assert sum(stats.rejected.values()) == 0
+    assert value(engine, "support_contacts_abandoned_total", **V) == 1
+    ces = "support_survey_responses_total"
+    assert value(engine, ces, channel="chat", survey="ces", score="5") == 1
+    assert value(engine, ces, channel="chat", survey="ces", score="4") == 1
+    assert value(engine, ces, channel="voice", survey="ces", score="5") == 0
+
+
 _TICKET_LIFE = (
     ("ticket.responded", 3599),  # 1 s before the 3600 s first-response deadline
     ("ticket.solved", 3601),
