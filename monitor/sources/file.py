@@ -14,6 +14,10 @@ _JSON_SPACE = b" \t\r"
 """What a blank line may hold besides its newline (JSON's whitespace): such a line is skipped;
 any other byte makes it an event, or a reject."""
 _BLOCK = 1 << 20
+LINE_KEEP_BYTES = (16 << 20) + 1
+"""Bytes of one line kept at most: a longer line (only ever ``too_large``: the largest
+``ingest.max_event_bytes`` is 16 MiB) is delivered cut to its first ``LINE_KEEP_BYTES`` and the
+rest of it is read past, so a stream without newlines (``/dev/zero``) holds bounded memory."""
 _BOM = b"\xef\xbb\xbf"
 """A UTF-8 byte order mark: some Windows tools start a text file with it. It marks the file,
 not its first event, and is skipped (RFC 8259 lets a JSON parser ignore it)."""
@@ -50,7 +54,9 @@ class FileSource:
         file = self._file
         name = self.path.name
         line_no = 0
+        keep = LINE_KEEP_BYTES
         tail: list[bytes] = []  # the line not ended yet, in pieces: one join when it ends
+        seen = 0  # bytes of that line read so far (at most ``keep`` of them are in ``tail``)
         first = True
         while True:
             chunk = await asyncio.to_thread(file.read, _BLOCK)
@@ -60,13 +66,17 @@ class FileSource:
                 first = False
                 chunk = chunk.removeprefix(_BOM)
             if b"\n" not in chunk:  # inside a long line: no copy of what came before
-                tail.append(chunk)
+                if seen < keep:
+                    tail.append(chunk[: keep - seen])
+                seen += len(chunk)
                 continue
             lines = chunk.split(b"\n")
             if tail:
-                tail.append(lines[0])
+                if seen < keep:
+                    tail.append(lines[0][: keep - seen])
                 lines[0] = b"".join(tail)
-            tail = [lines.pop()]
+            rest = lines.pop()
+            tail, seen = [rest[:keep]], len(rest)
             block = []
             for line in lines:
                 line_no += 1

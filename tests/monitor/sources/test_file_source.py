@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from support_monitor.monitor.sources import file as file_module
 from support_monitor.monitor.sources.file import FileSource
 
 
@@ -47,3 +50,22 @@ def test_a_byte_order_mark_at_the_start_of_the_file_is_skipped(tmp_path: Path) -
     assert _read(path) == [(b'{"a":1}\r', "e.jsonl:1"), (bom + b'{"b":2}', "e.jsonl:2")]
     path.write_bytes(bom)
     assert _read(path) == []
+
+
+def test_a_line_past_the_kept_bytes_is_cut_and_read_past(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, every block of an unended line was kept: ``replay /dev/zero`` grew by 250 MB a
+    second. Here 1 MiB + 10 bytes are kept of each line; the next lines keep their bytes."""
+    keep = (1 << 20) + 10
+    monkeypatch.setattr(file_module, "LINE_KEEP_BYTES", keep)
+    path = tmp_path / "e.jsonl"
+    long = bytes(range(11, 256)) * (3 << 12)  # ~3 MiB without a newline: spans several reads
+    tail_only = b"z" * ((2 << 20) + 3)  # starts inside a read, ends the file without a newline
+    path.write_bytes(b'{"a":1}\n' + long + b'\n{"b":2}\n' + tail_only)
+    assert _read(path) == [
+        (b'{"a":1}', "e.jsonl:1"),
+        (long[:keep], "e.jsonl:2"),
+        (b'{"b":2}', "e.jsonl:3"),
+        (tail_only[:keep], "e.jsonl:4"),
+    ]
