@@ -450,8 +450,16 @@ def _format_errors(exc: ValidationError) -> str:
         if variable is not None:  # the value came from the environment, not the file
             key = f"{key} (from the environment: {variable})"
         # Cross-checks of the whole tree already start their message with the key they mean.
-        lines.append(f"{key}: {msg}" if key else msg)
+        lines.append(_one_line(f"{key}: {msg}" if key else msg))
     return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with each unprintable character escaped (a newline in a key of the file as
+    ``\\n``), so an error stays one line and a config cannot forge more."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 SECRET_FILE_MAX_BYTES = 65536

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from support_monitor.monitor.deadletter import DeadLetterSink
+from support_monitor.monitor.deadletter import DeadLetterSink, DurableSink
 from support_monitor.monitor.pipeline import Pipeline
 from support_monitor.monitor.sources.base import BatchSource, Source
 
@@ -41,10 +41,16 @@ async def consume(
 
 
 async def _drain(name: str, pipeline: Pipeline, dead_letters: DeadLetterSink, every: float) -> None:
+    """Store the source's deferred letters while it is idle: written, then persisted (a
+    buffering sink stores them now, not at the source's next commit), so they are counted
+    and a sink that cannot store them is said and counted at once."""
     while True:
         await asyncio.sleep(every)
-        for letter in pipeline.take_deferred(name):
+        letters = pipeline.take_deferred(name)
+        for letter in letters:
             await dead_letters.write(letter)
+        if letters and isinstance(dead_letters, DurableSink):
+            await dead_letters.persist()
 
 
 async def _deliveries(

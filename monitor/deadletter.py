@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import os
 import random
 import threading
@@ -294,7 +295,12 @@ class JsonlDeadLetters:
 
     def _open(self) -> int:
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # a file where a directory of the path should be
+                raise NotADirectoryError(
+                    errno.ENOTDIR, "a file stands where a directory is needed", str(self.path)
+                ) from None
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         return self._fd
 

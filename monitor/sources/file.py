@@ -54,9 +54,7 @@ class FileSource:
         file = self._file
         name = self.path.name
         line_no = 0
-        keep = LINE_KEEP_BYTES
-        tail: list[bytes] = []  # the line not ended yet, in pieces: one join when it ends
-        seen = 0  # bytes of that line read so far (at most ``keep`` of them are in ``tail``)
+        tail = _Line()
         first = True
         while True:
             chunk = await asyncio.to_thread(file.read, _BLOCK)
@@ -66,23 +64,38 @@ class FileSource:
                 first = False
                 chunk = chunk.removeprefix(_BOM)
             if b"\n" not in chunk:  # inside a long line: no copy of what came before
-                if seen < keep:
-                    tail.append(chunk[: keep - seen])
-                seen += len(chunk)
+                tail.add(chunk)
                 continue
             lines = chunk.split(b"\n")
-            if tail:
-                if seen < keep:
-                    tail.append(lines[0][: keep - seen])
-                lines[0] = b"".join(tail)
-            rest = lines.pop()
-            tail, seen = [rest[:keep]], len(rest)
+            if tail.seen:
+                tail.add(lines[0])
+                lines[0] = tail.join()
+            tail = _Line(lines.pop())
             block = []
             for line in lines:
                 line_no += 1
                 if line.strip(_JSON_SPACE):
                     block.append(Delivery(line, f"{name}:{line_no}"))
             yield block
-        last = b"".join(tail)
+        last = tail.join()
         if last.strip(_JSON_SPACE):
             yield [Delivery(last, f"{name}:{line_no + 1}")]
+
+
+class _Line:
+    """The line not ended yet, in pieces (one join when it ends); of its bytes at most
+    ``LINE_KEEP_BYTES`` are kept, all are counted in ``seen``."""
+
+    __slots__ = ("parts", "seen")
+
+    def __init__(self, start: bytes = b"") -> None:
+        self.parts = [start[:LINE_KEEP_BYTES]]
+        self.seen = len(start)
+
+    def add(self, piece: bytes) -> None:
+        if self.seen < LINE_KEEP_BYTES:
+            self.parts.append(piece[: LINE_KEEP_BYTES - self.seen])
+        self.seen += len(piece)
+
+    def join(self) -> bytes:
+        return b"".join(self.parts)

@@ -626,3 +626,12 @@ def test_a_config_that_is_no_regular_file_or_too_long_is_refused_at_once(tmp_pat
         ConfigError, match=f"bearer_token_file: cannot read {secret}: not a regular"
     ):
         load_settings(config)
+
+
+def test_an_error_about_a_key_with_a_newline_stays_one_line() -> None:
+    # Before, the key path was printed raw: "channels.vo" and "ice.queues[0]: ..." on two lines.
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"channels": {"vo\nice": {"answer_seconds": 20, "queues": ["q\n3"]}}})
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 2
+    assert lines[1].startswith("channels.vo\\nice.queues[0]: ")

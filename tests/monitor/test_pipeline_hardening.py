@@ -8,6 +8,7 @@ import asyncio
 import json
 import math
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from support_monitor.alerts.runtime import Alerting
 from support_monitor.monitor import pipeline as pipeline_module
 from support_monitor.monitor.clock import TickRoad, quiet_horizon, wake_lookback
 from support_monitor.monitor.config import Settings
+from support_monitor.monitor.consume import consume
 from support_monitor.monitor.deadletter import DeadLetter
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import series
@@ -618,6 +620,56 @@ def test_deferred_letters_past_their_bound_are_counted_dropped(
     assert [x["event"] for x in logs if x["log_level"] == "warning"].count(
         "deferred_dead_letter_dropped"
     ) == 1
+
+
+class _Idle:
+    """A source that delivers its lines, then waits for more that never come."""
+
+    name = "test"
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.lines = lines
+
+    async def batches(self) -> AsyncIterator[list[Delivery]]:
+        yield [Delivery(raw, f"line:{i + 1}") for i, raw in enumerate(self.lines)]
+        await asyncio.Event().wait()
+
+
+class _Buffering:
+    """A sink that stores only when persisted (as the Kafka dead-letter topic's)."""
+
+    def __init__(self) -> None:
+        self.written: list[DeadLetter] = []
+        self.stored: list[DeadLetter] = []
+
+    async def write(self, letter: DeadLetter) -> None:
+        self.written.append(letter)
+
+    async def persist(self) -> None:
+        self.stored = list(self.written)
+
+
+async def test_a_held_reject_is_stored_while_its_source_is_idle() -> None:
+    # Before, the idle source's drain task only wrote the letter: a buffering sink (the Kafka
+    # dead-letter topic) stored it, and counted it or its failure, at the next commit only.
+    engine, stats = Engine(settings()), DaemonStats()
+    road = TickRoad(engine, 1.0)
+    wall = [T0]
+    pipeline = Pipeline(engine, stats, event_clock=False, wall_clock=lambda: wall[0])
+    orphan = _line("contact.answered", T0, event_id="a1", contact_id="c1", queue="billing")
+    sink = _Buffering()
+    consuming = asyncio.create_task(consume(_Idle([orphan]), pipeline, sink, drain_every=0.05))
+    await asyncio.sleep(0.1)
+    assert sink.written == []  # held
+    road.tick(T0 + 6)  # the lateness has passed: a deferred reject
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        if sink.stored:
+            break
+    consuming.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consuming
+    assert [(x.raw, x.reason) for x in sink.stored] == [(orphan, "unknown_contact")]
 
 
 def test_replay_dead_letters_an_early_outcome_decided_at_the_end(tmp_path: Path) -> None:

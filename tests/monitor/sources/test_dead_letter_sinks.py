@@ -148,6 +148,16 @@ async def test_unwritable_path_at_start_does_not_raise_and_recovers(tmp_path):
     assert [r["detail"] for r in lines(path)] == ["bad 1"]
 
 
+def test_a_file_as_the_letters_directory_is_said_to_be_no_directory(tmp_path):
+    # Before, the log said FileExistsError(17, 'File exists'), which hid the cause.
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file where the letters' directory should be")
+    with capture_logs() as logs, JsonlDeadLetters(blocker / "dead.jsonl", DaemonStats()):
+        pass
+    (failed,) = [e for e in logs if e["event"] == "dead_letter_write_failed"]
+    assert failed["error"].startswith("NotADirectoryError(20, ")
+
+
 async def test_write_waits_once_the_buffer_bound_is_reached(tmp_path):
     path = tmp_path / "dead.jsonl"
     path.symlink_to("/dev/full")
