@@ -576,14 +576,14 @@ class Engine:
             return
         index = _CLOCK_OF_KIND[kind]
         clock = t.clocks[index]
-        if clock is None or not clock.running or clock.breached:
+        if clock is None or not clock.running:
             return
         if kind in _INCLUSIVE:
             if not clock.risk and clock.risk_at == when and clock.deadline >= self.watermark:
                 clock.risk = True
                 t.q.at_risk[index] += 1
         elif clock.deadline == when:
-            self._breach_clock(t, index, clock)
+            self._settle(t, index, clock, math.inf)
 
     def _forget_talking(self, cutoff: float) -> None:
         """Forget answered contacts whose ``ended`` never came (oldest answers first)."""
@@ -1150,9 +1150,9 @@ class Engine:
         since = clock.since
         remaining = target - clock.elapsed  # below 0: the deadline was before ``since``
         clock.deadline = shift(calendar, since, remaining)
-        if clock.breached:
-            clock.risk_at = math.inf
-            return
+        # A breached clock is armed too: a resolution clock restarted by a reopen is at risk
+        # before its new deadline like any other, and at that deadline it is no longer at risk
+        # (its ticket's breach was counted once already).
         self._at(clock.deadline, _DEADLINE_KIND[index], ticket_id)
         lead = t.q.channel.settings.lead(index, target)
         if lead is None or clock.risk:
@@ -1339,9 +1339,13 @@ class Engine:
 
     def _settle(self, t: Ticket, index: int, clock: Clock, ts: float) -> None:
         """A running clock whose deadline is before ``ts`` breached there (the timer may not
-        have been due yet, within the allowed lateness)."""
-        if not clock.breached and ts > clock.deadline:
-            self._breach_clock(t, index, clock)
+        have been due yet, within the allowed lateness); one whose ticket breached it before (a
+        reopened resolution clock) is only no longer at risk."""
+        if ts > clock.deadline:
+            if clock.breached:
+                self._clear_risk(t, index, clock)
+            else:
+                self._breach_clock(t, index, clock)
 
     def _run_to(
         self, t: Ticket, index: int, clock: Clock, ts: float, *, change: bool = False

@@ -173,6 +173,25 @@ def test_a_survey_after_a_held_end_counts_on_its_own_channel_as_in_order() -> No
     assert value(engine, ces, channel="voice", survey="ces", score="5") == 0
 
 
+def test_a_reopened_ticket_that_breached_is_at_risk_again_before_its_new_deadline() -> None:
+    # email: resolution 86,400 s, lead 10% = 8,640 s. Solved 1 s late (one breach), reopened
+    # at 90,000: new deadline 176,400, at risk from 167,760. The spec's at-risk (an open ticket
+    # whose deadline is within the lead and not passed) has no exception for a ticket that
+    # breached before; before, it never showed again (the audit of 2026-12-01).
+    s = Stream()
+    s.add("ticket.created", 0, "email", queue="default", ticket_id="t1")
+    s.add("ticket.responded", 60, "email", ticket_id="t1")
+    s.add("ticket.solved", 86401, "email", ticket_id="t1")
+    s.add("ticket.reopened", 90000, "email", ticket_id="t1")
+    risk = ("support_tickets_at_risk", {**E, "sla": "resolution"})
+    breaches = ("support_sla_breaches_total", {**E, "sla": "resolution"})
+    for until, at_risk in ((167759, 0), (167760, 1), (176400, 1), (176401, 0)):
+        engine, stats = run(s.lines, until=until)
+        assert sum(stats.rejected.values()) == 0
+        assert value(engine, risk[0], **risk[1]) == at_risk, until
+        assert value(engine, breaches[0], **breaches[1]) == 1, until  # counted once only
+
+
 _TICKET_LIFE = (
     ("ticket.responded", 3599),  # 1 s before the 3600 s first-response deadline
     ("ticket.solved", 3601),
