@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Self, TypeVar
 
 from support_monitor.monitor.pipeline import Delivery
+
+_T = TypeVar("_T")
 
 _JSON_SPACE = b" \t\r"
 """What a blank line may hold besides its newline (JSON's whitespace): such a line is skipped;
@@ -24,13 +28,18 @@ not its first event, and is skipped (RFC 8259 lets a JSON parser ignore it)."""
 
 
 class FileSource:
+    """Opens and reads in daemon threads (not ``asyncio.to_thread``): a pipe or FIFO that
+    nobody writes blocks its read for good, and Ctrl-C must still end the replay at once. A
+    read still blocked when the source closes is left to the process's exit, with its file."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = "file"
         self._file: IO[bytes] | None = None
+        self._busy = False  # a read or the open is under way in its thread
 
     async def __aenter__(self) -> Self:
-        self._file = await asyncio.to_thread(self.path.open, "rb")
+        self._file = await self._off_loop(lambda: self.path.open("rb"))
         return self
 
     async def __aexit__(
@@ -39,9 +48,27 @@ class FileSource:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._file is not None:
-            await asyncio.to_thread(self._file.close)
-            self._file = None
+        file, self._file = self._file, None
+        if file is not None and not self._busy:
+            await self._off_loop(file.close)
+
+    async def _off_loop(self, call: Callable[[], _T]) -> _T:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[_T] = loop.create_future()
+
+        def run() -> None:
+            try:
+                result = call()
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                _settle(loop, done, None, exc)
+            else:
+                _settle(loop, done, result, None)
+
+        self._busy = True
+        threading.Thread(target=run, name=f"file-source:{self.path.name}", daemon=True).start()
+        result = await done
+        self._busy = False
+        return result
 
     async def events(self) -> AsyncIterator[Delivery]:
         async for block in self.batches():
@@ -57,7 +84,7 @@ class FileSource:
         tail = _Line()
         first = True
         while True:
-            chunk = await asyncio.to_thread(file.read, _BLOCK)
+            chunk = await self._off_loop(functools.partial(file.read, _BLOCK))
             if not chunk:
                 break
             if first:
@@ -99,3 +126,26 @@ class _Line:
 
     def join(self) -> bytes:
         return b"".join(self.parts)
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop,
+    done: asyncio.Future[_T],
+    result: _T | None,
+    exc: BaseException | None,
+) -> None:
+    """From the reading thread: hand the outcome to the loop (nothing when the loop is gone,
+    e.g. a read that ended after Ctrl-C closed it)."""
+
+    def on_loop() -> None:
+        if done.done():  # the awaiting coroutine was cancelled
+            return
+        if exc is not None:
+            done.set_exception(exc)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    try:
+        loop.call_soon_threadsafe(on_loop)
+    except RuntimeError:  # the loop is closed
+        return

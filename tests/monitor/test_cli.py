@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -554,3 +556,28 @@ def test_simulate_to_a_bad_or_absent_broker_is_one_line() -> None:
     assert absent.returncode == 1
     assert "Traceback" not in absent.stderr
     assert absent.stderr.strip().splitlines()[-1].startswith("error: cannot publish: ")
+
+
+def test_ctrl_c_ends_a_replay_of_a_pipe_nobody_writes(tmp_path: Path) -> None:
+    # Before, the read blocked in asyncio's default executor, whose thread the process waited
+    # for at exit (and closing the file waited for the read): Ctrl-C did nothing until input.
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    writer = os.open(fifo, os.O_RDWR)  # a writer that never writes (RDWR: does not block)
+    try:
+        proc = subprocess.Popen(
+            [*EXE, "replay", str(fifo), "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2.0)  # reading (or opening) the pipe
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        os.close(writer)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
