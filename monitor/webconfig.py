@@ -64,7 +64,14 @@ class WebConfigError(ConfigError, ValueError):
 
 def split_listen(listen: str) -> tuple[str, int]:
     """``HOST:PORT`` -> (host, port); IPv6 hosts in brackets (``[::1]:9108``); port 0-65535
-    (0: any free port). Raises ``ValueError`` naming the problem."""
+    (0: any free port). Raises ``ValueError`` naming the problem; a value with a user or a
+    scheme (``user:password@host:port``, ``http://...``) is not quoted: it may hold a secret."""
+    if "@" in listen or "//" in listen:
+        msg = (
+            "is not HOST:PORT: it has a user, password or scheme "
+            "(its text is not shown: it may hold a secret)"
+        )
+        raise ValueError(msg)
     host, sep, port = listen.rpartition(":")
     if not sep or not host:
         raise ValueError(f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:9108)")

@@ -33,6 +33,11 @@ def _server_problem(entry: str) -> str:
     A port is read as ``split_listen`` reads ``--listen``, but 0 is no broker's port."""
     if not entry:
         return "an empty server in the list"
+    if _may_hold_secret(entry):
+        return (
+            "a server is HOST:PORT, without a user, password or scheme "
+            "(its text is not shown: it may hold a secret)"
+        )
     if ":" not in entry:
         return ""  # a bare host: the client's default port
     try:
@@ -47,8 +52,13 @@ def kafka_servers_problem(servers: str) -> str:
     for entry in servers.split(","):
         problem = _server_problem(entry.strip())
         if problem:
-            return f"{entry.strip()!r}: {problem}"
+            return problem if _may_hold_secret(entry) else f"{entry.strip()!r}: {problem}"
     return ""
+
+
+def _may_hold_secret(entry: str) -> bool:
+    """A user or a scheme in a server's text (``user:password@host``, ``sasl://...``)."""
+    return "@" in entry or "//" in entry
 
 
 class _Model(BaseModel):

@@ -562,6 +562,12 @@ def test_kafka_topic_names_the_broker_refuses_are_refused(
     )
 
 
+_SECRET_SERVER = (
+    "a server is HOST:PORT, without a user, password or scheme "
+    "(its text is not shown: it may hold a secret)"
+)
+
+
 @pytest.mark.parametrize(
     ("servers", "problem"),
     [
@@ -571,6 +577,10 @@ def test_kafka_topic_names_the_broker_refuses_are_refused(
         (":9092", "':9092': is not HOST:PORT (e.g. 127.0.0.1:9108)"),
         ("[::1", "'[::1': write an IPv6 host in brackets, e.g. [::1]:9108"),
         ("a:9092,,b:9093", "'': an empty server in the list"),
+        # a user and password in a server: never quoted (the audit of 2026-12-01 saw them)
+        ("user:Pw0rdK@kafka:9092", _SECRET_SERVER),
+        ("ok:9092,user@host", _SECRET_SERVER),
+        ("sasl_ssl://Pw0rdK:9093", _SECRET_SERVER),
     ],
 )
 def test_kafka_servers_that_cannot_be_dialled_are_refused(servers: str, problem: str) -> None:

@@ -426,6 +426,13 @@ def test_settings_check_the_web_config_file_and_the_listen_address(tmp_path: Pat
         ("localhost", "'localhost' is not HOST:PORT (e.g. 127.0.0.1:9108)"),
         ("::1:9108", "'::1:9108': write an IPv6 host in brackets, e.g. [::1]:9108"),
         ("host:http", "'host:http': the part after the last ':' is not a port number"),
+        (
+            "admin:Pw0rdL@0.0.0.0:9108",
+            (
+                "is not HOST:PORT: it has a user, password or scheme "
+                "(its text is not shown: it may hold a secret)"
+            ),
+        ),
     ):
         with pytest.raises(ConfigError) as caught:
             parse_settings({"exporter": {"listen": listen}})
