@@ -435,6 +435,11 @@ def _default_burn_windows() -> tuple[BurnWindow, ...]:
     )
 
 
+def _sliding(key: str, window: str) -> None:
+    if window == "today":
+        raise ValueError(f"{key}: 'today' is not a sliding window")
+
+
 class SlaBurnSettings(_Model):
     """Multi-window burn rate of each live channel's service-level objective."""
 
@@ -462,6 +467,8 @@ class SlaBurnSettings(_Model):
             _window(f"{pkey}.short", pair.short, windows)
             long_name = resolve_window(pair.long, windows)
             short_name = resolve_window(pair.short, windows)
+            _sliding(f"{pkey}.long", long_name)
+            _sliding(f"{pkey}.short", short_name)
             labels = (long_name, short_name, pair.severity)  # aliases resolved: the labels
             if labels in seen and "windows" in self.model_fields_set:
                 raise ValueError(f"{pkey}: repeats another pair with the same windows and severity")

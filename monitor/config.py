@@ -28,7 +28,7 @@ from pydantic_settings import (
 )
 
 from support_monitor.alerts.config import AlertSettings, NotifierSettings
-from support_monitor.alerts.urls import url_problem
+from support_monitor.alerts.urls import has_userinfo, url_problem
 from support_monitor.detectors.config import BUILTIN_NAMES, DetectorSettings
 from support_monitor.monitor import config_env, config_paths, redaction
 from support_monitor.monitor.cluster.settings import ClusterSettings, StateSettings
@@ -82,6 +82,18 @@ class IngestSettings(FrozenModel):
     ``timestamp_out_of_range`` (one line dated 9999 must not end the replay's clock)."""
     max_tags: int = Field(default=64, gt=0, le=10_000)
     """A ``ticket.created`` with more tags than this is rejected (``invalid_value``)."""
+
+    @model_validator(mode="after")
+    def _ages(self) -> Self:
+        if self.max_event_age <= 0:
+            raise ValueError("max_event_age: must be above 0 s (at 0 every event is too old)")
+        if self.max_event_age < self.allowed_lateness:
+            raise ValueError(
+                f"max_event_age: {self.max_event_age:g} s is below allowed_lateness "
+                f"({self.allowed_lateness:g} s): events the lateness still waits for would be "
+                "rejected as too old"
+            )
+        return self
 
 
 class LimitsSettings(FrozenModel):
@@ -139,6 +151,13 @@ class DeadLetterSettings(FrozenModel):
             raise ValueError("is empty: name a file, or leave the key out for no file")
         return value
 
+    @field_validator("path")
+    @classmethod
+    def _a_file(cls, value: Path | None) -> Path | None:
+        if value is not None and value.is_dir():
+            raise ValueError(f"{value} is a directory: name a file in it")
+        return value
+
 
 class SimulatorSettings(FrozenModel):
     """The built-in contact center, used when no source is configured."""
@@ -146,10 +165,10 @@ class SimulatorSettings(FrozenModel):
     enabled: bool | None = None
     """``None`` (default): on when no other source is configured."""
     seed: int = 7
-    speed: float = Field(default=1.0, gt=0)
-    """Simulated seconds per wall-clock second."""
-    arrivals_per_minute: float = Field(default=30.0, gt=0)
-    agents: int = Field(default=160, gt=0)
+    speed: float = Field(default=1.0, gt=0, le=3600)
+    """Simulated seconds per wall-clock second (at most an hour a second)."""
+    arrivals_per_minute: float = Field(default=30.0, gt=0, le=60_000)
+    agents: int = Field(default=160, gt=0, le=100_000)
     incidents: bool = True
     """Script a queue surge and a complaint spike so alerts show on a fresh install."""
 
@@ -168,7 +187,7 @@ class SourcesSettings(FrozenModel):
 
 class ExporterSettings(FrozenModel):
     listen: str = "127.0.0.1:9108"
-    tick_seconds: Duration = Field(default=1.0, ge=0.01)
+    tick_seconds: Duration = Field(default=1.0, ge=0.01, le=60)
     """How often the wall clock advances the engine and the alert rules are evaluated."""
     early_tick_seconds: Duration | None = Field(default=0.1, gt=0)
     """Live mode: an applied event does not wait for the next aligned tick; the clock ticks
@@ -241,6 +260,11 @@ class ConsoleSettings(FrozenModel):
         problem = url_problem(value)  # as the links' readers' HTTP clients will parse it
         if problem is not None:
             raise ValueError(problem)
+        if has_userinfo(value):  # every ack link in every message would carry it
+            raise ValueError(
+                "has user:password@: the acknowledge links in every message would carry it "
+                "(its text is not shown: it may be secret)"
+            )
         return value.rstrip("/")
 
     @field_validator("api_token_file", "signing_key_file")
@@ -528,6 +552,7 @@ def config_notes(settings: Settings) -> list[str]:
             f"alerts.rules[{i}] ({rule.alert}, {rule.severity}) never fires: its detector "
             f"{rule.detector!r} {why}"
         )
+    notes.extend(_burn_severity_notes(settings))
     for i, t in enumerate(settings.detectors.thresholds):
         if t.cusum is not None and t.cusum.warmup_samples is not None:
             notes.append(
@@ -562,6 +587,30 @@ def config_notes(settings: Settings) -> list[str]:
             "notifiers: no route and no alertmanager.urls: alerts are evaluated and exported "
             "(/metrics, ALERTS), but nobody is paged"
         )
+    return notes
+
+
+def _burn_severity_notes(settings: Settings) -> list[str]:
+    """An ``sla_burn`` pair's ``severity`` is a label the rules match on: a pair no running rule
+    matches pages nobody, and a rule matching a severity no pair has never fires."""
+    burn = settings.detectors.sla_burn
+    if not burn.enabled:
+        return []
+    pairs = {pair.severity for pair in burn.windows}
+    rules = [(i, r) for i, r in enumerate(settings.alerts.rules) if r.detector == "sla_burn"]
+    notes = [
+        f"alerts.rules[{i}] ({rule.alert}, {rule.severity}) never fires: no "
+        f"detectors.sla_burn.windows pair has severity {rule.match['severity']!r}"
+        for i, rule in rules
+        if "severity" in rule.match and rule.match["severity"] not in pairs
+    ]
+    matched = {r.match.get("severity") for _, r in rules}
+    notes.extend(
+        f"detectors.sla_burn.windows[{i}] pages nobody: no alerts rule on sla_burn matches its "
+        f"severity {pair.severity!r} (the default rules match 'page' and 'ticket')"
+        for i, pair in enumerate(burn.windows)
+        if None not in matched and pair.severity not in matched
+    )
     return notes
 
 

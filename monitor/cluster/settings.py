@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from support_monitor.monitor.durations import Duration
 
@@ -23,6 +23,13 @@ class StateSettings(BaseModel):
     snapshot_interval: Duration = Field(default=60.0, gt=0)
     """Seconds between snapshots; one more is written on shutdown. After a crash, the events
     since the last snapshot are read again from the broker (bounded by this interval)."""
+
+    @field_validator("dir")
+    @classmethod
+    def _a_directory(cls, value: Path | None) -> Path | None:
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file, not a directory: no snapshot could be written")
+        return value
 
     @property
     def snapshot_path(self) -> Path | None:

@@ -140,6 +140,27 @@ class KafkaSettings(_Model):
         return self
 
 
+def mqtt_filter_problem(topic: str) -> str:
+    """Why ``topic`` is no MQTT topic filter (MQTT 3.1.1, 4.7), "" when it is: the broker would
+    refuse the subscription (and the client raise) at every connect."""
+    if not topic:
+        return "an empty topic filter"
+    if "\0" in topic:
+        return "a topic filter holds no NUL character"
+    if len(topic.encode("utf-8", "surrogatepass")) > _MQTT_TOPIC_MAX:
+        return f"longer than {_MQTT_TOPIC_MAX} bytes"
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' stands alone in the last level (e.g. support/#)"
+        if "+" in level and level != "+":
+            return "'+' stands alone in its level (e.g. support/+/events)"
+    return ""
+
+
+_MQTT_TOPIC_MAX = 65535
+
+
 class MqttSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, gt=0, lt=65536)
@@ -190,6 +211,9 @@ class MqttSettings(_Model):
                 raise ValueError(
                     f"topics: {topic!r}: write the plain filter and set shared_group instead"
                 )
+            problem = mqtt_filter_problem(topic)
+            if problem:
+                raise ValueError(f"topics: {topic!r}: {problem}")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together (client certificate)")
         if not self.tls and (self.ca_file or self.cert_file):

@@ -645,3 +645,108 @@ def test_an_error_about_a_key_with_a_newline_stays_one_line() -> None:
     lines = str(caught.value).splitlines()
     assert len(lines) == 2
     assert lines[1].startswith("channels.vo\\nice.queues[0]: ")
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        # each was accepted, and `run` then died with a traceback or rejected every event
+        (
+            {"sources": {"mqtt": {"topics": ["support/#/bad"]}}},
+            (
+                "sources.mqtt.topics: 'support/#/bad': '#' stands alone in the last level "
+                "(e.g. support/#)"
+            ),
+        ),
+        (
+            {"sources": {"mqtt": {"topics": ["a/b+"]}}},
+            "sources.mqtt.topics: 'a/b+': '+' stands alone in its level (e.g. support/+/events)",
+        ),
+        ({"sources": {"mqtt": {"topics": [""]}}}, "sources.mqtt.topics: '': an empty topic filter"),
+        (
+            {"sources": {"simulator": {"speed": math.inf}}},
+            "sources.simulator.speed: Input should be less than or equal to 3600",
+        ),
+        (
+            {"ingest": {"max_event_age": 0}},
+            "ingest.max_event_age: must be above 0 s (at 0 every event is too old)",
+        ),
+        (
+            {"ingest": {"allowed_lateness": 10, "max_event_age": 5}},
+            (
+                "ingest.max_event_age: 5 s is below allowed_lateness (10 s): events the lateness "
+                "still waits for would be rejected as too old"
+            ),
+        ),
+        (
+            {"exporter": {"tick_seconds": "1y"}},
+            "exporter.tick_seconds: Input should be less than or equal to 60",
+        ),
+    ],
+)
+def test_settings_that_cannot_work_at_run_time_are_refused(
+    data: dict[str, object], problem: str
+) -> None:
+    assert _error(data) == problem
+
+
+def test_mqtt_filters_with_wildcards_in_whole_levels_are_accepted() -> None:
+    mqtt = {"topics": ["support/+/events", "#", "support/#", "+", "a/+/#"]}
+    assert parse_settings({"sources": {"mqtt": mqtt}}).sources.mqtt is not None
+
+
+def test_a_burn_pair_no_rule_matches_is_said_by_check_config() -> None:
+    # A pair with severity "critical" (the default rules match "page" and "ticket") was accepted
+    # with no word: ServiceLevelBurn then never fired (the config audit of 2026-12-01).
+    pair = {"long": "1h", "short": "5m", "burn_rate": 2, "severity": "critical"}
+    settings = parse_settings({"detectors": {"sla_burn": {"windows": [pair]}}})
+    notes = [n for n in config_notes(settings) if "sla_burn" in n]
+    assert notes == [
+        (
+            "alerts.rules[0] (ServiceLevelBurn, critical) never fires: no "
+            "detectors.sla_burn.windows pair has severity 'page'"
+        ),
+        (
+            "alerts.rules[1] (ServiceLevelBurnSlow, warning) never fires: no "
+            "detectors.sla_burn.windows pair has severity 'ticket'"
+        ),
+        (
+            "detectors.sla_burn.windows[0] pages nobody: no alerts rule on sla_burn matches its "
+            "severity 'critical' (the default rules match 'page' and 'ticket')"
+        ),
+    ]
+    assert [n for n in config_notes(parse_settings({})) if "sla_burn" in n] == []
+
+
+def test_today_as_a_burn_window_is_refused_with_its_key() -> None:
+    # the message was "'today' is not a duration ..." with no key
+    pair = {"long": "today", "short": "5m", "burn_rate": 2, "severity": "page"}
+    data: dict[str, object] = {
+        "windows": ["5m", "1h", "today"],
+        "detectors": {"sla_burn": {"windows": [pair]}},
+    }
+    assert _error(data) == "detectors.sla_burn.windows[0].long: 'today' is not a sliding window"
+
+
+def test_a_console_url_with_a_password_is_refused_without_showing_it() -> None:
+    # every acknowledge link in every Slack message would have carried it
+    message = _error({"console": {"external_url": "https://ops:Pw0rdC@monitor.example:9108"}})
+    assert message == (
+        "console.external_url: has user:password@: the acknowledge links in every message "
+        "would carry it (its text is not shown: it may be secret)"
+    )
+
+
+def test_a_state_dir_that_is_a_file_and_a_letters_path_that_is_a_directory_are_refused(
+    tmp_path: Path,
+) -> None:
+    # both were accepted: no snapshot was ever written, and /readyz stayed 503
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    assert _error({"state": {"dir": str(a_file)}}) == (
+        f"state.dir: {a_file} is a file, not a directory: no snapshot could be written"
+    )
+    assert _error({"dead_letter": {"path": str(tmp_path)}}) == (
+        f"dead_letter.path: {tmp_path} is a directory: name a file in it"
+    )
+    parse_settings({"state": {"dir": str(tmp_path / "new")}, "dead_letter": {"path": str(a_file)}})
