@@ -221,7 +221,9 @@ class CompiledRule:
         """The sample of one signal, annotations rendered."""
         labels = self.labels_for(signal)
         annotations = self.annotations(signal, labels)
-        return Sample(labels, signal.score, annotations, signal.threshold, signal.expected)
+        return Sample(
+            labels, signal.score, annotations, signal.threshold, signal.expected, signal.live
+        )
 
     def _lazy_sample(self, signal: Signal) -> Sample:
         """The sample of one signal with an empty annotations dict, filled (in place) by
@@ -234,7 +236,9 @@ class CompiledRule:
             labels = self._labels[key] = self.labels_for(signal)
         annotations: dict[str, str] = {}
         self._unrendered[id(annotations)] = (signal, annotations)
-        return Sample(labels, signal.score, annotations, signal.threshold, signal.expected)
+        return Sample(
+            labels, signal.score, annotations, signal.threshold, signal.expected, signal.live
+        )
 
     def _render(self, alert: Alert, *, again: bool = False) -> None:
         """Fill the alert's annotations if they are not rendered yet; ``again``: render them

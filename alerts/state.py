@@ -112,6 +112,9 @@ class Sample:
     annotations: dict[str, str]
     threshold: float = float("nan")
     expected: float = float("nan")
+    live: bool = True
+    """``False``: the condition is only held by its detector's persistence: a pending alert
+    does not fire on it (see ``Signal.live``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +137,7 @@ class RuleState:
 
     def eval(self, now: float, samples: list[Sample]) -> list[Transition]:
         before = {fp: a.status for fp, a in self.active.items()}
-        present = self._take(now, samples)
+        present, held = self._take(now, samples)
         dropped: list[Transition] = []
         for fp, alert in list(self.active.items()):
             if fp not in present:
@@ -142,7 +145,11 @@ class RuleState:
                     dropped.append(Transition(alert, "inactive", "pending"))
                 continue
             alert.keep_firing_since = None
-            if alert.state is AlertState.PENDING and now - alert.active_at >= self.hold:
+            if (
+                alert.state is AlertState.PENDING
+                and now - alert.active_at >= self.hold
+                and fp not in held
+            ):
                 alert.state = AlertState.FIRING
                 alert.fired_at = now
                 self.replaced.pop(fp, None)
@@ -152,14 +159,18 @@ class RuleState:
                 del self.replaced[fp]
         return changes
 
-    def _take(self, now: float, samples: list[Sample]) -> set[str]:
-        """Update or create the alert of each sample; the fingerprints present."""
+    def _take(self, now: float, samples: list[Sample]) -> tuple[set[str], set[str]]:
+        """Update or create the alert of each sample; the fingerprints present, and those of
+        them whose condition is only held (not live)."""
         present: set[str] = set()
+        held: set[str] = set()
         for sample in samples:
             fp = fingerprint(sample.labels)
             if fp in present:
                 continue  # duplicate label set: Prometheus errors; we keep the first
             present.add(fp)
+            if not sample.live:
+                held.add(fp)
             alert = self.active.get(fp)
             if alert is not None and alert.state is not AlertState.INACTIVE:
                 alert.value = sample.value
@@ -179,7 +190,7 @@ class RuleState:
                 expected=sample.expected,
                 fingerprint=fp,
             )
-        return present
+        return present, held
 
     def resolved_aside(self) -> list[Alert]:
         """The resolved alerts kept aside whose fingerprint has no firing or retained alert now

@@ -35,3 +35,8 @@ class Signal(msgspec.Struct, frozen=True, gc=False):
     """When the condition behind an active signal began, for a detector that applies its own
     persistence before it says active (``backlog_growth``'s ``sustain``): alert texts count
     "going on since" and "lasted" from it. NaN: from when the signal became active."""
+    live: bool = True
+    """``False`` for an active signal that only a detector's persistence holds (a threshold's
+    sustained level while the value is back under it, e.g. nobody waiting any more): an alert
+    rule keeps its pending alert pending, not firing, until the signal is live again or ends,
+    so it never pages for a condition that is already over."""

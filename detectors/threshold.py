@@ -245,6 +245,7 @@ class ThresholdDetector(WorstExport):
             score=peak,
             threshold=level,
             since=held.since,
+            live=not math.isnan(signal.score) and self._op(signal.score, level),
             summary=(
                 f"{s.metric} on {channel} {s.op} {level:g} for {share:.0%} of the last "
                 f"{arm.over:g}s (sustained level, active from {arm.share:.0%}); worst "

@@ -31,6 +31,26 @@ def test_pending_then_firing_after_for():
     assert a.annotations == {"summary": "at 40"}  # value and annotations follow each evaluation
 
 
+def test_a_pending_alert_fires_only_while_its_condition_is_live():
+    # A detector's persistence may hold a signal active after its condition ended (the
+    # sustained oldest-wait level once nobody waits): past ``for`` the alert stays pending
+    # until the condition is live again, and ends without a page if it never is.
+    s = RuleState(hold=30, keep_firing_for=0, resolved_retention=900)
+    got: list[tuple[float, str, str]] = []
+    for t, live in ((0, True), (20, False), (30, False), (45, False), (50, True), (60, False)):
+        samples = [Sample(LABELS, t, {}, live=live)]
+        got.extend((t, tr.previous, tr.state) for tr in s.eval(t, samples))
+    assert got == [(0, "inactive", "pending"), (50, "pending", "firing")]
+    assert s.active[FP].active_at == 0  # pending kept its start: fired as soon as live
+    again = RuleState(hold=30, keep_firing_for=0, resolved_retention=900)
+    trs = [again.eval(t, [Sample(LABELS, t, {}, live=t < 10)]) for t in (0, 10, 40)]
+    trs.append(again.eval(50, []))  # held past ``for``, then over: no page at all
+    assert [(tr.previous, tr.state) for batch in trs for tr in batch] == [
+        ("inactive", "pending"),
+        ("pending", "inactive"),
+    ]
+
+
 def test_pending_dropped_when_condition_clears():
     s = RuleState(hold=30, keep_firing_for=0, resolved_retention=900)
     got = run(s, [(0, True), (10, True), (20, False)])

@@ -187,8 +187,11 @@ def test_a_sustained_level_fires_on_a_value_that_keeps_coming_back() -> None:
     assert s.summary.endswith(
         "for 35% of the last 20s (sustained level, active from 32%); worst 15, now 12"
     )
+    assert s.live  # b is past the level now
     # at 36 the last 20 s, (16, 36], saw b at 13 s (29) at worst; nobody waits now
-    assert pick(out[36], "longest_wait", "voice").score == 13
+    released = pick(out[36], "longest_wait", "voice")
+    assert released.score == 13
+    assert not released.live  # held by the persistence only: a rule does not fire on it
     quiet = pick(out[27], "longest_wait", "voice")
     assert (quiet.active, quiet.threshold) == (False, 30)
 
