@@ -109,6 +109,16 @@ class Reloader:
         self._last = await asyncio.to_thread(_mtime, self.path)
 
     async def _attempt(self, trigger: str) -> None:
+        if await asyncio.to_thread(_empty, self.path):
+            # An editor or a deploy tool that truncates, then writes: an empty file would
+            # reload every default over the running config for a moment.
+            self._log.error(
+                "config_reload_refused",
+                trigger=trigger,
+                path=str(self.path),
+                error="the file is empty (still being written?): the running config is kept",
+            )
+            return
         try:
             new = await asyncio.to_thread(load_settings, self.path)
         except ConfigError as exc:
@@ -130,6 +140,13 @@ class Reloader:
             self._log.error(
                 "config_reload_refused", trigger=trigger, path=str(self.path), error=why
             )
+
+
+def _empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False  # said by the load that follows
 
 
 def _mtime(path: Path) -> float | None:

@@ -88,6 +88,22 @@ def test_a_reload_whose_rules_fail_to_build_rolls_the_engine_back(
     assert len(calls) == 2  # the running config applied again
 
 
+def test_an_empty_file_is_not_reloaded(tmp_path: Path) -> None:
+    # Before, a file caught between truncate and write reloaded every default for a moment.
+    reloader, _, alerting = _reloader(tmp_path)
+    rules = alerting.rules
+    (tmp_path / "c.yaml").write_text("")
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(reloader._attempt("test"))
+    assert [(e["event"], e["error"]) for e in logs] == [
+        (
+            "config_reload_refused",
+            "the file is empty (still being written?): the running config is kept",
+        )
+    ]
+    assert alerting.rules is rules
+
+
 def test_threshold_and_rule_changes_apply_and_rules_keep_their_state(tmp_path: Path) -> None:
     reloader, engine, alerting = _reloader(tmp_path)
     kept = alerting.rules[0].state.active
