@@ -55,6 +55,10 @@ class _Model(BaseModel):
 # --- rules -----------------------------------------------------------------------------------
 
 
+_MAX_HOLD = 7 * 86400.0
+"""``for`` and ``keep_firing_for`` at most (a week)."""
+
+
 class AlertRule(_Model):
     """One alert rule: fires while the named detector's signal is active (per channel/labels)."""
 
@@ -65,8 +69,10 @@ class AlertRule(_Model):
     """Only these channels (default: every channel the detector reports)."""
     match: dict[LabelName, str] = Field(default_factory=dict)
     """Only signals with these label values (e.g. ``severity: page`` of an sla_burn window pair)."""
-    for_: Duration = Field(default=0.0, validation_alias=AliasChoices("for", "for_"))
-    keep_firing_for: Duration = 0.0
+    for_: Duration = Field(default=0.0, le=_MAX_HOLD, validation_alias=AliasChoices("for", "for_"))
+    """How long the signal must stay active before the alert fires (at most a week: a
+    condition that must hold longer than the longest window can see is no alert)."""
+    keep_firing_for: Duration = Field(default=0.0, le=_MAX_HOLD)
     severity: Severity = "warning"
     labels: dict[LabelName, LabelValue] = Field(default_factory=dict)
     annotations: dict[LabelName, str] = Field(default_factory=dict)

@@ -750,3 +750,13 @@ def test_a_state_dir_that_is_a_file_and_a_letters_path_that_is_a_directory_are_r
         f"dead_letter.path: {tmp_path} is a directory: name a file in it"
     )
     parse_settings({"state": {"dir": str(tmp_path / "new")}, "dead_letter": {"path": str(a_file)}})
+
+
+def test_a_for_longer_than_a_week_is_refused() -> None:
+    # `for: 100y` was accepted: an alert that could never fire
+    rule = {"alert": "A", "detector": "longest_wait", "for": "100y"}
+    assert _error({"alerts": {"rules": [rule]}}) == (
+        "alerts.rules[0].for: Input should be less than or equal to 604800"
+    )
+    rule = {"alert": "A", "detector": "longest_wait", "for": "1w", "keep_firing_for": "1w"}
+    parse_settings({"alerts": {"rules": [rule]}})
