@@ -457,8 +457,14 @@ def _format_errors(exc: ValidationError) -> str:
     secret_names = redaction.secret_field_names(Settings)
     env = config_env.overrides()
     lines = []
-    for err in exc.errors(include_url=False, include_input=True):
+    errors = exc.errors(include_url=False, include_input=True)
+    # pydantic also reports a list whose every item failed as too short ("at least 1 item
+    # after validation, not 0"): the items' own errors already say it
+    inner = {err["loc"][:n] for err in errors for n in range(len(err["loc"]))}
+    for err in errors:
         loc = err["loc"]
+        if err["type"] == "too_short" and loc in inner:
+            continue
         key, annotation = config_paths.readable_key(Settings, loc)
         msg = err["msg"].removeprefix("Value error, ")
         if len(loc) >= 2 and loc[-1] == "[key]":  # a map key itself (a channel's name ...)

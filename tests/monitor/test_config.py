@@ -760,3 +760,11 @@ def test_a_for_longer_than_a_week_is_refused() -> None:
     )
     rule = {"alert": "A", "detector": "longest_wait", "for": "1w", "keep_firing_for": "1w"}
     parse_settings({"alerts": {"rules": [rule]}})
+
+
+def test_a_list_whose_items_all_fail_has_only_their_errors() -> None:
+    # pydantic added "windows: Tuple should have at least 1 item after validation, not 0"
+    pairs = [{"long": "1h", "short": "5m", "burn_rate": 0, "severity": "page"}]
+    assert _error({"detectors": {"sla_burn": {"windows": pairs}}}) == (
+        "detectors.sla_burn.windows[0].burn_rate: Input should be greater than 0"
+    )
