@@ -62,11 +62,17 @@ class WebConfigError(ConfigError, ValueError):
     """A web config file that cannot be used; the message names the file, the key, the problem."""
 
 
+def may_hold_secret(address: str) -> bool:
+    """A user or a scheme in an address (``user:password@host:port``, ``sasl_ssl://...``):
+    its text must not be quoted back."""
+    return "@" in address or "//" in address
+
+
 def split_listen(listen: str) -> tuple[str, int]:
     """``HOST:PORT`` -> (host, port); IPv6 hosts in brackets (``[::1]:9108``); port 0-65535
     (0: any free port). Raises ``ValueError`` naming the problem; a value with a user or a
     scheme (``user:password@host:port``, ``http://...``) is not quoted: it may hold a secret."""
-    if "@" in listen or "//" in listen:
+    if may_hold_secret(listen):
         msg = (
             "is not HOST:PORT: it has a user, password or scheme "
             "(its text is not shown: it may hold a secret)"

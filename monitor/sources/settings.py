@@ -12,7 +12,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from support_monitor.monitor.durations import Duration
-from support_monitor.monitor.webconfig import split_listen
+from support_monitor.monitor.webconfig import may_hold_secret, split_listen
 
 LibraryLogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -33,7 +33,7 @@ def _server_problem(entry: str) -> str:
     A port is read as ``split_listen`` reads ``--listen``, but 0 is no broker's port."""
     if not entry:
         return "an empty server in the list"
-    if _may_hold_secret(entry):
+    if may_hold_secret(entry):
         return (
             "a server is HOST:PORT, without a user, password or scheme "
             "(its text is not shown: it may hold a secret)"
@@ -52,13 +52,8 @@ def kafka_servers_problem(servers: str) -> str:
     for entry in servers.split(","):
         problem = _server_problem(entry.strip())
         if problem:
-            return problem if _may_hold_secret(entry) else f"{entry.strip()!r}: {problem}"
+            return problem if may_hold_secret(entry) else f"{entry.strip()!r}: {problem}"
     return ""
-
-
-def _may_hold_secret(entry: str) -> bool:
-    """A user or a scheme in a server's text (``user:password@host``, ``sasl://...``)."""
-    return "@" in entry or "//" in entry
 
 
 class _Model(BaseModel):

@@ -230,8 +230,8 @@ async def test_any_exception_of_a_notifier_is_a_failed_message():
     ] * 3
     internal = [e for e in logs if e["event"] == "notification_internal_error"]
     assert [e["error"] for e in internal] == ["RuntimeError"] * 3  # said apart from a refusal
-    assert all(e["where"].endswith(".py:" + e["where"].rsplit(":", 1)[1]) for e in internal)
-    assert "test_delivery_robustness.py" in internal[0]["where"]  # the line that raised
+    raising = Exploding.send.__code__.co_firstlineno + 2  # the ``raise`` of ``Exploding.send``
+    assert {e["where"] for e in internal} == {f"{__file__}:{raising}"}
 
 
 async def test_runtime_keeps_delivering_after_an_unusable_receiver(tmp_path):
@@ -302,9 +302,9 @@ async def test_a_stop_cuts_off_a_message_whose_receiver_hangs(tmp_path, monkeypa
                 source.signals = [sig(channel="voice")]
                 alerting.evaluate(T0)
                 await wait_for(lambda: len(server.requests) == 1)  # on its way: stop now
-                stopping = asyncio.get_running_loop().time()
-            stopped = asyncio.get_running_loop().time() - stopping
-        assert stopped < 4  # 0.3 s of grace, not the 8 s the answer takes
+        # stopped without the answer: the receiver is still in its 8 s (the stop before this
+        # change waited for it, and the answer was in)
+        assert server.received == []
         assert [e["event"] for e in logs].count("notification_interrupted") == 1
         # the next start, from the same state directory, sends it again
         again, source2, stats2 = make(server.url, state_dir=tmp_path)

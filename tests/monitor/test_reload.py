@@ -81,7 +81,7 @@ def test_a_reload_whose_rules_fail_to_build_rolls_the_engine_back(
         why = reloader.reload(parse_settings(data))
     assert why == "applying it failed (KeyError); the running config is kept"
     assert [e["event"] for e in logs] == ["config_reload_failed"]
-    assert logs[0]["where"].endswith(f"test_reload.py:{logs[0]['where'].rsplit(':', 1)[1]}")
+    assert logs[0]["where"] == f"{__file__}:{broken.__code__.co_firstlineno + 3}"  # its raise
     assert "SECRET" not in repr(logs)
     assert reloader.settings is before
     assert engine.channels["voice"].settings.answer_seconds == 20  # rolled back
