@@ -88,7 +88,7 @@ def _queue_now(ch: ChannelRuntime, now: float, facts: Facts, sla: str) -> str:
         if top is None or top.at_risk[index] <= 0:
             facts["worst_queue"] = ""
             facts["worst_queue_waiting"] = 0.0
-            return "no queue has tickets at risk now"
+            return "no ticket is close to its deadline now"
         facts["worst_queue"] = top.name
         facts["worst_queue_waiting"] = float(top.at_risk[index])
         return f"most at risk in queue {top.name} ({top.at_risk[index]})"

@@ -9,9 +9,10 @@ about 25x faster at 100 channels x 10 queues (``docs/benchmarks.md``).
 
 from __future__ import annotations
 
+import gc
 import platform
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from functools import partial
+from functools import cache, partial
 from itertools import accumulate, chain
 from operator import attrgetter
 from typing import Any, NamedTuple
@@ -366,20 +367,33 @@ def render(registry: Collector, encoder: Callable[[Collector], bytes] = generate
     ``# HELP``/``# TYPE`` lines, and every family that is neither a :class:`RowFamily` nor a
     :class:`HistogramRows`, go through ``encoder`` itself; the sample lines of those two are
     written from their kept line heads (the same text the encoder gives for our label values
-    and numbers; tests compare both formats byte for byte)."""
-    tail = encoder(_Families([]))  # b"" for the text format, b"# EOF\n" for OpenMetrics
-    cut = len(tail)
-    out: list[bytes] = []
-    for metric in registry.collect():
-        if isinstance(metric, RowFamily | HistogramRows):
-            head = encoder(_Families([Metric(metric.name, metric.documentation, metric.type)]))
-            out.append(head[: len(head) - cut])
-            out.append(metric.lines().encode())
-        else:
-            chunk = encoder(_Families([metric]))
-            out.append(chunk[: len(chunk) - cut])
-    out.append(tail)
-    return b"".join(out)
+    and numbers; tests compare both formats byte for byte).
+
+    The cyclic garbage collector is paused while it runs: a scrape at 100 channels x 10 queues
+    allocates some 100,000 strings and lists, which started dozens of young-generation
+    collections mid-scrape (each walking what the scrape had built so far) and now and then an
+    older one. What the scrape makes is freed by reference counting when it ends (it makes no
+    cycles), so a collection would have found nothing of it."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        tail = encoder(_Families([]))  # b"" for the text format, b"# EOF\n" for OpenMetrics
+        cut = len(tail)
+        out: list[bytes] = []
+        for metric in registry.collect():
+            if isinstance(metric, RowFamily | HistogramRows):
+                head = encoder(_Families([Metric(metric.name, metric.documentation, metric.type)]))
+                out.append(head[: len(head) - cut])
+                out.append(metric.lines().encode())
+            else:
+                chunk = encoder(_Families([metric]))
+                out.append(chunk[: len(chunk) - cut])
+        out.append(tail)
+        return b"".join(out)
+    finally:
+        if paused:
+            gc.enable()
 
 
 class EngineCollector(Collector):
@@ -427,64 +441,39 @@ class EngineCollector(Collector):
             HistogramRows(name, text, cache)
             for name, text in catalogue.help_texts("histograms").items()
         ]
+        now_bound = {get: partial(get, now=now) for get in _NOW_GETTERS}
         for ch in engine.channels.values():
             cs = ch.settings
             name = ch.name
             c = ("channel", name)
             live = cs.answer_seconds is not None
-            queue_names = _QUEUE_LIVE if live else ()
-            clocks = [cs.has_clock(i) for i in range(len(CLOCKS))]
-            slas = [("answer", "breaches_answer")] if live else []
-            slas += [
-                (sla, attr)
-                for sla, attr, on in zip(CLOCKS, _BREACH_ATTRS, clocks, strict=True)
-                if on
-            ]
-            risks = [
-                (sla, attr) for sla, attr, on in zip(CLOCKS, _RISK_ATTRS, clocks, strict=True) if on
-            ]
-            # (family rows, extra label, value of a queue): every per-queue gauge and counter
-            # this channel exports, in family order.
-            cells: list[tuple[str, tuple[str, str] | None, Callable[[QueueState], float]]] = [
-                *((metric, None, attrgetter(attr)) for metric, attr in queue_names),
-            ]
-            if live:
-                cells += [
-                    ("support_queue_waiting", None, _waiting),
-                    ("support_queue_oldest_wait_seconds", None, partial(_oldest, now=now)),
-                    ("support_queue_breached_waiting", None, partial(breached_waiting, now=now)),
-                ]
-            cells += [
-                ("support_sla_breaches_total", ("sla", sla), attrgetter(attr)) for sla, attr in slas
-            ]
-            cells += [(metric, None, attrgetter(attr)) for metric, attr in _QUEUE_TICKETS]
-            cells += [
-                ("support_tickets_at_risk", ("sla", sla), attrgetter(attr)) for sla, attr in risks
-            ]
-            cells += [
-                ("support_ticket_oldest_open_age_seconds", None, partial(oldest_open_age, now=now))
-            ]
             queues = list(ch.queues.values())
-            cell_shape = tuple((metric, extra) for metric, extra, _ in cells)
-            shape = (tuple(q.name for q in queues), live, ch.windows.names, cell_shape)
             kept = self._channel_heads.get(name)
-            if kept is None or kept.shape != shape:
-                kept = self._channel_heads[name] = ChannelHeads(
-                    shape, head, name, channel_voice_labels(ch)
-                )
+            if (
+                kept is None
+                or kept.settings is not cs
+                or len(kept.shape[0]) != len(queues)
+                or kept.shape[2] is not ch.windows.names
+            ):
+                cell_shape, plan = channel_plan(live, tuple(map(cs.has_clock, range(len(CLOCKS)))))
+                shape = (tuple(q.name for q in queues), live, ch.windows.names, cell_shape)
+                if kept is None or kept.shape != shape:
+                    kept = ChannelHeads(shape, head, name, channel_voice_labels(ch))
+                    self._channel_heads[name] = kept
+                kept.settings = cs
+                kept.plan = plan
             # per family, every queue's rows at once (queue by queue, a queue's cells in order),
             # the values read by C-level maps
-            getters: dict[str, list[Callable[[QueueState], float]]] = {}
-            for metric, _, get in cells:
-                getters.setdefault(metric, []).append(get)
-            for (metric, gets), column in zip(getters.items(), kept.columns, strict=True):
+            for (metric, gets), column in zip(kept.plan, kept.columns, strict=True):
                 target = rows[metric]
                 target.heads.extend(column)
                 if len(gets) == 1:
-                    target.values.extend(map(gets[0], queues))
+                    target.values.extend(map(now_bound.get(gets[0], gets[0]), queues))
                 else:
                     target.values.extend(
-                        chain.from_iterable(zip(*(map(g, queues) for g in gets), strict=True))
+                        chain.from_iterable(
+                            zip(*(map(now_bound.get(g, g), queues) for g in gets), strict=True)
+                        )
                     )
             kept_series = kept.histograms  # queue by queue, the queue's families in order
             index = 0
@@ -569,6 +558,44 @@ ChannelShape = tuple[tuple[str, ...], bool, tuple[str, ...], tuple[Cell, ...]]
 names and its per-queue cells."""
 
 
+Getter = Callable[..., float]
+"""A per-queue value: ``get(queue)``, or ``get(queue, now=now)`` for those in
+``_NOW_GETTERS``."""
+
+
+@cache
+def channel_plan(
+    live: bool, clocks: tuple[bool, ...]
+) -> tuple[tuple[Cell, ...], tuple[tuple[str, tuple[Getter, ...]], ...]]:
+    """What a channel of this kind exports per queue: its cells (metric, extra label pair) in
+    family order, and per family the getters of its cells in that order. It depends on whether
+    the channel is live and which ticket clocks it runs, so there are a handful at most (kept
+    by ``cache``); a channel keeps its own until its settings change."""
+    slas = [("answer", "breaches_answer")] if live else []
+    slas += [(sla, attr) for sla, attr, on in zip(CLOCKS, _BREACH_ATTRS, clocks, strict=True) if on]
+    risks = [(sla, attr) for sla, attr, on in zip(CLOCKS, _RISK_ATTRS, clocks, strict=True) if on]
+    cells: list[tuple[str, tuple[str, str] | None, Getter]] = [
+        (metric, None, attrgetter(attr)) for metric, attr in (_QUEUE_LIVE if live else ())
+    ]
+    if live:
+        cells += [
+            ("support_queue_waiting", None, _waiting),
+            ("support_queue_oldest_wait_seconds", None, _oldest),
+            ("support_queue_breached_waiting", None, breached_waiting),
+        ]
+    cells += [("support_sla_breaches_total", ("sla", sla), attrgetter(attr)) for sla, attr in slas]
+    cells += [(metric, None, attrgetter(attr)) for metric, attr in _QUEUE_TICKETS]
+    cells += [("support_tickets_at_risk", ("sla", sla), attrgetter(attr)) for sla, attr in risks]
+    cells += [("support_ticket_oldest_open_age_seconds", None, oldest_open_age)]
+    getters: dict[str, list[Getter]] = {}
+    for metric, _, get in cells:
+        getters.setdefault(metric, []).append(get)
+    return (
+        tuple((metric, extra) for metric, extra, _ in cells),
+        tuple((metric, tuple(gets)) for metric, gets in getters.items()),
+    )
+
+
 class WindowHeads(NamedTuple):
     """The line heads of one channel's rows for one window."""
 
@@ -589,7 +616,16 @@ class ChannelHeads:
     channel's name alone). Tuples of strings, which the cyclic GC stops tracking (see
     ``HistogramSeries``); and the channel's :class:`HistogramSeries`."""
 
-    __slots__ = ("columns", "histograms", "ratings", "shape", "voice", "windows")
+    __slots__ = (
+        "columns",
+        "histograms",
+        "plan",
+        "ratings",
+        "settings",
+        "shape",
+        "voice",
+        "windows",
+    )
 
     def __init__(
         self,
@@ -625,6 +661,10 @@ class ChannelHeads:
         per_queue = len(HIST_ATTRS) - (0 if live else len(LIVE_HISTOGRAMS))
         self.histograms: list[HistogramSeries | None] = [None] * (len(queue_names) * per_queue)
         """Each queue's histogram series as last rendered, queue by queue (made on first use)."""
+        self.settings: ChannelSettings | None = None
+        """The settings :attr:`plan` was made for (the collector sets both)."""
+        self.plan: tuple[tuple[str, tuple[Getter, ...]], ...] = ()
+        """Per family, the getters of its cells (from :func:`channel_plan`)."""
 
 
 def _window_heads(
@@ -678,6 +718,10 @@ def _waiting(q: QueueState) -> int:
 
 def _oldest(q: QueueState, *, now: float) -> float:
     return oldest_wait(q, now)
+
+
+_NOW_GETTERS = (_oldest, breached_waiting, oldest_open_age)
+"""The getters of :func:`channel_plan` that read the clock: each scrape binds ``now``."""
 
 
 class DaemonCollector(Collector):

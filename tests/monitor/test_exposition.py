@@ -193,6 +193,28 @@ def test_only_series_that_can_occur_are_exported() -> None:
     assert not {n for n in got if n.startswith("support_wait_quantile_seconds_")}
 
 
+def test_a_reload_that_changes_a_channels_clocks_changes_its_series() -> None:
+    """The collector keeps each channel's per-queue plan between scrapes; a reload that gives
+    a channel other clocks (new settings) must change the series it exports at the next
+    scrape, through the same registry."""
+    channels = {
+        "email": {"first_response_seconds": 3600, "resolution_seconds": 86400},
+        "voice": {"answer_seconds": 20, "queues": ["billing"]},
+    }
+    engine, stats = run([], cfg=settings(channels=channels), until=0)
+    registry = _registry(engine, stats)
+    before = _combinations(generate_openmetrics(registry).decode())
+    assert before["support_sla_breaches_total"] == {
+        ("voice", "answer"),
+        ("email", "first_response"),
+        ("email", "resolution"),
+    }
+    engine.reconfigure(settings(channels={**channels, "email": {"first_response_seconds": 3600}}))
+    after = _combinations(generate_openmetrics(registry).decode())
+    assert after["support_sla_breaches_total"] == {("voice", "answer"), ("email", "first_response")}
+    assert after["support_tickets_at_risk"] == {("email", "first_response")}
+
+
 def test_daemon_openmetrics_and_text_pass_the_ecosystem_checkers(
     tmp_path: Path, promtool: str
 ) -> None:

@@ -14,7 +14,10 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 import structlog.testing
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 
+from support_monitor.monitor.exporter import render
 from support_monitor.monitor.supervise import HeapKeeper, freeze_heap, thaw_heap
 
 
@@ -120,3 +123,29 @@ async def test_the_keeper_thaws_and_collects_every_thaw_every() -> None:
 
     await _keep(keeper, run)
     assert gone() is None
+
+
+class _Seen(Collector):
+    """Records whether the cyclic GC was enabled while a scrape collected it."""
+
+    def __init__(self) -> None:
+        self.enabled: list[bool] = []
+
+    def collect(self) -> list[Metric]:
+        self.enabled.append(gc.isenabled())
+        return []
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_scrape_pauses_the_collector_and_leaves_it_as_it_found_it(enabled: bool) -> None:
+    seen = _Seen()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(seen)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        render(registry)
+        assert seen.enabled == [False]
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -458,6 +458,9 @@ def test_a_first_response_drought_at_the_start_of_a_quiet_gap_is_not_jumped_over
     ]
     assert len(firing) == 1  # (the never-solved tickets also page their resolution SLA)
     assert "first responses have nearly stopped" in firing[0]["annotations"]["summary"]
+    # a drought page before any ticket is near its deadline says so, not "no queue at risk"
+    description = firing[0]["annotations"]["description"]
+    assert "; no ticket is close to its deadline now. Going on since" in description
     assert jumped[:3] == stepped[:3]
 
 
