@@ -636,8 +636,20 @@ class MuteRange(_Model):
 
 
 def _absolute_or_empty(value: str) -> str:
-    if value and not is_absolute(value):
+    """A link base every message carries: empty, or an absolute http(s) URL a browser can
+    open, without ``user:password@`` (every page would show it to everyone it reaches)."""
+    if not value:
+        return value
+    if not is_absolute(value):
         raise ValueError("must be empty or an absolute http:// or https:// URL")
+    problem = url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    if has_userinfo(value):
+        raise ValueError(
+            "has user:password@: every message's links would carry it (its text is not "
+            "shown: it may be secret)"
+        )
     return value
 
 

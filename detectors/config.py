@@ -367,6 +367,15 @@ class ThresholdSettings(_Model):
             fits, why = (lambda ch: getattr(ch, attr) is not None), f"has no {attr}"
         return _scope(key, self.channels, channels, fits, f"{why}; {self.metric} is never set")
 
+    def never_set(self) -> str:
+        """Why no channel sets the metric, for a threshold whose scope came out empty."""
+        if self.sla is not None:
+            return f"no channel has {self.sla}_seconds"
+        return {
+            "live": "no channel has answer_seconds (live contacts)",
+            "tickets": "no channel has a ticket SLA (first_response_seconds/resolution_seconds)",
+        }.get(METRICS[self.metric].needs, "no channel")
+
     def _check_never(self, key: str, ratio: bool) -> None:
         """Refuse a ``value`` no reading can pass (with ``confidence``: no Wilson bound can)."""
         value = self.value
@@ -906,8 +915,16 @@ class DetectorSettings(_Model):
         ]
         for name, block in blocks:
             out[name] = block.check(f"detectors.{name}", channels, windows)
+        defaults = {t.name: t for t in _default_thresholds()}
         for i, t in enumerate(self.thresholds):
-            scope = t.check(f"detectors.thresholds[{i}]", channels, windows)
+            key = f"detectors.thresholds[{i}]"
+            scope = t.check(key, channels, windows)
+            if t.enabled and not scope and t != defaults.get(t.name):
+                # a default left as it is may find no channel (an email-only config): silent
+                raise ValueError(
+                    f"{key}: {t.never_set()}, so {t.metric} is never set and {t.name!r} can "
+                    "never fire (declare such a channel, or remove the threshold)"
+                )
             if t.enabled:
                 out[t.name] = scope
         return out

@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import stat
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -465,16 +467,56 @@ async def _run_all(events: Path, configs: list[tuple[str, Settings]]) -> list[Ba
     return [await run_backtest(events, settings, name) for name, settings in configs]
 
 
+class SpoolError(OSError):
+    """The copy of an events stream that cannot be read twice could not be written."""
+
+
+def _readable_twice(events: Path) -> bool:
+    try:
+        return stat.S_ISREG(events.stat().st_mode)
+    except OSError:
+        return True  # the run says why it cannot read it
+
+
+def _spool(events: Path, directory: str) -> Path:
+    """Copy ``events`` (a pipe, ``/dev/stdin``, a FIFO) into ``directory``: every config of
+    ``--against`` must read the same lines, and such a stream gives them only once. A failure
+    to read it is an ``OSError``; to write the copy, a :class:`SpoolError`."""
+    copy = Path(directory) / (events.name or "events")  # log positions name the stream
+    with events.open("rb") as src:
+        try:
+            dst = copy.open("wb")
+        except OSError as exc:
+            raise SpoolError(exc.errno, exc.strerror) from None
+        with dst:
+            while chunk := src.read(1 << 20):
+                try:
+                    dst.write(chunk)
+                except OSError as exc:
+                    raise SpoolError(exc.errno, exc.strerror) from None
+    return copy
+
+
 def main(
     events: Path, configs: list[tuple[str, Settings]], fmt: str, out: TextIO, err: TextIO
 ) -> int:
     """The command: 0 when the summary is written, 1 when the events file cannot be read.
     ``configs``: (name, settings) of ``--config`` and, with ``--against``, of that file."""
-    try:
-        runs = asyncio.run(_run_all(events, configs))
-    except OSError as exc:
-        err.write(f"error: cannot read {events}: {exc.strerror or type(exc).__name__}\n")
-        return 1
+    with tempfile.TemporaryDirectory(prefix="support-monitor-backtest-") as directory:
+        source = events
+        try:
+            if len(configs) > 1 and not _readable_twice(events):
+                source = _spool(events, directory)
+            runs = asyncio.run(_run_all(source, configs))
+        except SpoolError as exc:
+            err.write(
+                f"error: cannot keep a copy of {events} for --against in {directory}: "
+                f"{exc.strerror or type(exc).__name__}\n"
+            )
+            return 1
+        except OSError as exc:
+            err.write(f"error: cannot read {events}: {exc.strerror or type(exc).__name__}\n")
+            return 1
     for run in runs:
         report_rejects(run, err)
     base, other = runs[0], (runs[1] if len(runs) > 1 else None)

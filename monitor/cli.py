@@ -156,7 +156,9 @@ def replay(
             run_replay(events, settings, until=until_ts, alerts_out=out, dead_letters=dead_letters)
         )
     except ConfigError as exc:
-        typer.echo(f"config error: {exc}", err=True)
+        # an option's problem (--until past max_replay_gap) is named by the option itself
+        prefix = "" if str(exc).startswith("--") else "config error: "
+        typer.echo(f"{prefix}{exc}", err=True)
         raise typer.Exit(2) from None
     except replaying.DeadLettersLostError as exc:  # the numbers are printed, the letters lost
         sys.stdout.buffer.write(exc.exposition)

@@ -233,7 +233,11 @@ def decode(raw: bytes | str, max_bytes: int, *, max_tags: int | None = None) -> 
             raw.decode()  # all of it must be UTF-8: msgspec checks only the strings it reads
         event = cast("Event", _decoder.decode(raw))
     except msgspec.ValidationError as exc:
-        raise EventError(_classify(exc), _without_value(str(exc))) from None
+        if not str(exc).startswith("Expected `object`, got") or _is_json(raw):
+            raise EventError(_classify(exc), _without_value(str(exc))) from None
+        # not an object, and not JSON either (``[``, ``123abc``, ``[}``): the typed decoder
+        # stops at the first token, before it sees the syntax error
+        raise EventError(Reject.INVALID_JSON, "not JSON") from None
     except msgspec.DecodeError as exc:
         raise EventError(Reject.INVALID_JSON, str(exc)) from None
     except UnicodeError as exc:  # the check above, or a str input with a lone surrogate
@@ -244,6 +248,15 @@ def decode(raw: bytes | str, max_bytes: int, *, max_tags: int | None = None) -> 
         raise EventError(Reject.INVALID_JSON, _describe(exc)) from None
     _check_ranges(event, max_tags)
     return event
+
+
+def _is_json(raw: bytes | str) -> bool:
+    """Whether ``raw`` is one JSON value (any type), within the parser's nesting limit."""
+    try:
+        msgspec.json.decode(raw)
+    except Exception:  # noqa: BLE001 - a syntax error, nesting too deep: not JSON all the same
+        return False
+    return True
 
 
 def _check_ranges(event: Event, max_tags: int | None) -> None:

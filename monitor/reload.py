@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -143,10 +144,13 @@ class Reloader:
 
 
 def _empty(path: Path) -> bool:
+    """A regular file of 0 bytes (a FIFO or a device also has size 0: the load that follows
+    refuses those, and says why)."""
     try:
-        return path.stat().st_size == 0
+        status = path.stat()
     except OSError:
         return False  # said by the load that follows
+    return stat.S_ISREG(status.st_mode) and status.st_size == 0
 
 
 def _mtime(path: Path) -> float | None:

@@ -199,6 +199,11 @@ class MqttSettings(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if may_hold_secret(self.host):
+            raise ValueError(
+                "host: a host name or address, without a user, password or scheme (its text "
+                "is not shown: it may hold a secret); set username and password instead"
+            )
         if not self.topics:
             raise ValueError("topics: name at least one topic filter")
         for topic in self.topics:

@@ -403,3 +403,33 @@ def test_an_unquoted_quantile_means_its_label() -> None:
     assert settings.detectors.thresholds[0].quantile == "0.9"
     msg = refused(only({"thresholds": [{**q90, "value": 60, "quantile": 0.95}]}))
     assert "detectors.thresholds[0].quantile" in msg
+
+
+@pytest.mark.parametrize(
+    ("threshold", "words"),
+    [
+        (
+            {"name": "queue_x", "metric": "support_queue_waiting", "op": ">", "value": 0},
+            "no channel has answer_seconds (live contacts), so support_queue_waiting",
+        ),
+        (
+            {"name": "risky", "metric": "support_tickets_at_risk", "op": ">", "value": 3},
+            "no channel has a ticket SLA (first_response_seconds/resolution_seconds), so support_tickets_at_risk",
+        ),
+    ],
+)
+def test_a_declared_threshold_that_no_channel_sets_is_refused(
+    threshold: dict[str, Any], words: str
+) -> None:
+    # accepted before, with a rule on it that could never fire (the CLI audit of 2026-12-01)
+    live_only = {"voice": {"answer_seconds": 20}}
+    tickets_only = {"email": {"first_response_seconds": 3600}}
+    channels = tickets_only if "answer_seconds" in words else live_only
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"channels": channels, "detectors": {"thresholds": [threshold]}})
+    assert str(info.value) == (
+        f"detectors.thresholds[0]: {words} is never set and {threshold['name']!r} can never "
+        "fire (declare such a channel, or remove the threshold)"
+    )
+    # the defaults on live metrics stay quiet on a config without a live channel
+    assert parse_settings({"channels": tickets_only}).detectors.names()

@@ -252,6 +252,28 @@ def test_console_script_table_against_a_config_that_never_fires(tmp_path: Path) 
     assert "Traceback" not in result.stderr
 
 
+def test_against_on_a_pipe_runs_both_configs_on_the_same_lines(tmp_path: Path) -> None:
+    # Before, the first config read the whole pipe and the second got nothing: "0 events
+    # applied", "-48 pages/day", exit 0 (the CLI audit of 2026-12-01).
+    events = events_file(tmp_path / "e.jsonl")
+    a = write_config(tmp_path / "a.yaml", config(30))
+    b = write_config(tmp_path / "b.yaml", config(30))
+    command = [SCRIPT, "backtest", "/dev/stdin", "-c", str(a), "--against", str(b)]
+    result = subprocess.run(  # a pipe: /dev/stdin of a redirected file could be reopened
+        [*command, "--format", "json"],
+        input=events.read_bytes(),
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = json.loads(result.stdout)["runs"]
+    assert (first["events_applied"], second["events_applied"]) == (6, 6)
+    assert first["alerts"] == second["alerts"]
+    assert first["alerts"][0]["firings"] == 2
+    assert b"stdin:7" in result.stderr  # the bad line, named after the stream it came from
+
+
 def test_json_shape_and_diff_with_rows_on_one_side_only(tmp_path: Path) -> None:
     events = events_file(tmp_path / "e.jsonl")
     a = write_config(tmp_path / "a.yaml", config(30))

@@ -592,6 +592,39 @@ def test_kafka_servers_that_cannot_be_dialled_are_refused(servers: str, problem:
         parse_settings({"sources": {"kafka": {"bootstrap_servers": good}}})
 
 
+@pytest.mark.parametrize("host", ["user:S3CRETmq@broker", "mqtts://S3CRETmq", "@broker"])
+def test_an_mqtt_host_with_a_user_or_scheme_is_refused_without_its_text(host: str) -> None:
+    # accepted before, and `run` logged it whole in mqtt_connect_failed (the audit of 2026-12-01)
+    assert _error({"sources": {"mqtt": {"host": host}}}) == (
+        "sources.mqtt.host: a host name or address, without a user, password or scheme (its "
+        "text is not shown: it may hold a secret); set username and password instead"
+    )
+    for good in ("broker", "10.0.0.7", "::1", "mqtt.example.com"):
+        parse_settings({"sources": {"mqtt": {"host": good}}})
+
+
+@pytest.mark.parametrize("key", ["runbook_base_url", "dashboard_base_url"])
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "https://ops:S3CRETrb@wiki.example.com/runbooks",
+            (
+                "has user:password@: every message's links would carry it (its text is not "
+                "shown: it may be secret)"
+            ),
+        ),
+        ("https://wiki.example.com:999999/runbooks", "has a port outside 1-65535"),
+    ],
+)
+def test_a_link_base_with_credentials_or_a_bad_port_is_refused(
+    key: str, url: str, problem: str
+) -> None:
+    # both were accepted, and every message's links carried them (the audit of 2026-12-01)
+    assert _error({"alerts": {key: url}}) == f"alerts.{key}: {problem}"
+    parse_settings({"alerts": {key: "https://wiki.example.com:8443/runbooks"}})
+
+
 def test_the_short_abandon_default_never_exceeds_t() -> None:
     # a 3 s target without short_abandon_seconds was refused for the 5 s default it never wrote
     short = parse_settings({"channels": {"voice": {"answer_seconds": 3}}}).channels["voice"]

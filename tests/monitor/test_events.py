@@ -51,6 +51,13 @@ def test_valid_event_with_offset_and_unknown_fields() -> None:
         (b"{not json", Reject.INVALID_JSON),
         (b"\xff\xfe", Reject.INVALID_JSON),
         (b"[1, 2]", Reject.WRONG_TYPE),
+        (b"7", Reject.WRONG_TYPE),
+        # not JSON at all, though the first token is not an object either
+        (b"[", Reject.INVALID_JSON),
+        (b"[1,", Reject.INVALID_JSON),
+        (b"123abc", Reject.INVALID_JSON),
+        (b"[}", Reject.INVALID_JSON),
+        (b"[" * 30_000 + b"]" * 30_000, Reject.INVALID_JSON),
         (_with(contact_id=None), Reject.MISSING_FIELD),
         (_with(type=None), Reject.MISSING_FIELD),
         (_with(type="contact.teleported"), Reject.UNKNOWN_TYPE),
@@ -129,7 +136,7 @@ def test_deep_nesting_is_invalid_json_not_a_recursion_error() -> None:
     raw = b'{"x":' + b"[" * 1000 + b"]" * 1000 + b',"event_id":"e"}'
     assert 2000 < len(raw) < 2100
     assert _reason(raw) == Reject.INVALID_JSON
-    assert _reason(b"[" * 60_000) == Reject.WRONG_TYPE  # not an object: judged at byte 1
+    assert _reason(b"[" * 60_000) == Reject.INVALID_JSON  # not an object, and not JSON
     assert _reason(b'{"x":' + b"[" * 60_000) == Reject.INVALID_JSON
     assert _reason(b'{"a":' * 13_000) == Reject.INVALID_JSON
     # 50 levels in an unknown field are fine

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -101,6 +102,26 @@ def test_an_empty_file_is_not_reloaded(tmp_path: Path) -> None:
             "the file is empty (still being written?): the running config is kept",
         )
     ]
+    assert alerting.rules is rules
+
+
+def test_a_fifo_or_device_in_place_of_the_file_is_refused_as_not_a_regular_file(
+    tmp_path: Path,
+) -> None:
+    # Before, its size of 0 read as "the file is empty (still being written?)".
+    reloader, _, alerting = _reloader(tmp_path)
+    rules = alerting.rules
+    os.mkfifo(tmp_path / "c.yaml")
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(reloader._attempt("test"))
+    (tmp_path / "c.yaml").unlink()
+    (tmp_path / "c.yaml").symlink_to("/dev/zero")
+    with structlog.testing.capture_logs() as more:
+        asyncio.run(reloader._attempt("test"))
+    for entry in (*logs, *more):
+        assert entry["event"] == "config_reload_refused"
+        assert "not a regular file" in entry["error"], entry
+    assert len(logs) == len(more) == 1
     assert alerting.rules is rules
 
 
