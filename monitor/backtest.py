@@ -24,6 +24,7 @@ the messages by kind and receiver. Memory: one entry per alert label set that fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import stat
@@ -37,6 +38,7 @@ from support_monitor.alerts.config import Route, WebhookReceiver
 from support_monitor.alerts.notify.message import Notification
 from support_monitor.alerts.timefmt import rfc3339
 from support_monitor.monitor.config import Settings
+from support_monitor.monitor.errors import SupportMonitorError
 from support_monitor.monitor.replay import replay_road
 
 __all__ = [
@@ -467,8 +469,9 @@ async def _run_all(events: Path, configs: list[tuple[str, Settings]]) -> list[Ba
     return [await run_backtest(events, settings, name) for name, settings in configs]
 
 
-class SpoolError(OSError):
-    """The copy of an events stream that cannot be read twice could not be written."""
+class SpoolError(SupportMonitorError):
+    """The copy of an events stream that cannot be read twice could not be written; the
+    message is the system's reason."""
 
 
 def _readable_twice(events: Path) -> bool:
@@ -487,13 +490,13 @@ def _spool(events: Path, directory: str) -> Path:
         try:
             dst = copy.open("wb")
         except OSError as exc:
-            raise SpoolError(exc.errno, exc.strerror) from None
+            raise SpoolError(f"{copy}: {exc.strerror or type(exc).__name__}") from None
         with dst:
             while chunk := src.read(1 << 20):
                 try:
                     dst.write(chunk)
                 except OSError as exc:
-                    raise SpoolError(exc.errno, exc.strerror) from None
+                    raise SpoolError(f"{copy}: {exc.strerror or type(exc).__name__}") from None
     return copy
 
 
@@ -502,17 +505,20 @@ def main(
 ) -> int:
     """The command: 0 when the summary is written, 1 when the events file cannot be read.
     ``configs``: (name, settings) of ``--config`` and, with ``--against``, of that file."""
-    with tempfile.TemporaryDirectory(prefix="support-monitor-backtest-") as directory:
+    with contextlib.ExitStack() as stack:
         source = events
         try:
             if len(configs) > 1 and not _readable_twice(events):
+                try:
+                    directory = stack.enter_context(
+                        tempfile.TemporaryDirectory(prefix="support-monitor-backtest-")
+                    )
+                except OSError as exc:
+                    raise SpoolError(f"{tempfile.gettempdir()}: {exc.strerror}") from None
                 source = _spool(events, directory)
             runs = asyncio.run(_run_all(source, configs))
         except SpoolError as exc:
-            err.write(
-                f"error: cannot keep a copy of {events} for --against in {directory}: "
-                f"{exc.strerror or type(exc).__name__}\n"
-            )
+            err.write(f"error: cannot keep a copy of {events} for --against: {exc}\n")
             return 1
         except OSError as exc:
             err.write(f"error: cannot read {events}: {exc.strerror or type(exc).__name__}\n")

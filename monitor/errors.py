@@ -16,6 +16,8 @@ apart from library and Python errors. This module imports nothing of the project
     ├── ListenError           monitor.http: the listener cannot bind its address
     ├── DeadLettersLostError  monitor.replay: ``--dead-letters`` could not store every rejected
     │                         line (the replay's exposition rides along)
+    ├── SpoolError            monitor.backtest: the copy of a stream ``--against`` reads twice
+    │                         could not be written
     ├── HttpError             monitor.console.app: a console request answered with a 4xx
     └── InvalidRequestError   alerts.silences: a silence or acknowledgement refused (a 400;
                               also a ValueError)

@@ -7,8 +7,12 @@ The expected numbers below are worked out from the rule semantics (Prometheus' `
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
+import os
 import subprocess
+import tempfile
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -20,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from support_monitor.monitor.backtest import Backtest, Row, run_backtest
+from support_monitor.monitor.backtest import Backtest, Row, main, run_backtest
 from support_monitor.monitor.config import parse_settings
 from tests.support import T0, Stream, iso
 
@@ -272,6 +276,33 @@ def test_against_on_a_pipe_runs_both_configs_on_the_same_lines(tmp_path: Path) -
     assert first["alerts"] == second["alerts"]
     assert first["alerts"][0]["firings"] == 2
     assert b"stdin:7" in result.stderr  # the bad line, named after the stream it came from
+
+
+def test_a_copy_that_cannot_be_written_is_said_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+
+    @contextlib.contextmanager
+    def unusable(prefix: str) -> Iterator[str]:
+        yield str(blocker)  # the copy goes "into" a file: ENOTDIR, as a full disk fails a write
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", unusable)
+    settings = parse_settings(config(30))
+    read, write = os.pipe()
+    os.close(write)  # an empty pipe: not a regular file, so it is copied first
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        code = main(Path(f"/dev/fd/{read}"), [("a", settings), ("b", settings)], "table", out, err)
+    finally:
+        os.close(read)
+    assert code == 1
+    assert err.getvalue() == (
+        f"error: cannot keep a copy of /dev/fd/{read} for --against: {blocker}/{read}: "
+        "Not a directory\n"
+    )
+    assert out.getvalue() == ""
 
 
 def test_json_shape_and_diff_with_rows_on_one_side_only(tmp_path: Path) -> None:
