@@ -251,9 +251,10 @@ def decode(raw: bytes | str, max_bytes: int, *, max_tags: int | None = None) -> 
 
 
 def _is_json(raw: bytes | str) -> bool:
-    """Whether ``raw`` is one JSON value (any type), within the parser's nesting limit."""
+    """Whether ``raw`` is one JSON value (any type), within the parser's nesting limit: the
+    syntax is checked without building the value (``Raw``), about as fast as a decode."""
     try:
-        msgspec.json.decode(raw)
+        msgspec.json.decode(raw, type=msgspec.Raw)
     except Exception:  # noqa: BLE001 - a syntax error, nesting too deep: not JSON all the same
         return False
     return True
