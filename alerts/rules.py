@@ -58,6 +58,12 @@ HELD_SENTENCE = (
 )
 """Added to a firing description whose value is on the quiet side of its threshold."""
 
+SUSTAINED_SENTENCE = (
+    " The count or share of one window alone is {side} its alert level: the detector pages on a "
+    "sustained {change} over a longer stretch (a CUSUM on the stream), too slow for one window."
+)
+"""Added instead when a sustained-change test made the signal active (``Signal.sustained``)."""
+
 
 class CompiledRule:
     """One configured rule and the alerts it currently holds."""
@@ -141,7 +147,13 @@ class CompiledRule:
         )
         out = self._finish(self.rule.annotations, data)
         side = self._quiet_side(signal)
-        if side:  # active, but its value is not past the alert level: say so, not contradict it
+        if side and signal.sustained:  # made active by a sustained-change test, not held
+            change = "rise" if side == "below" else "drop"
+            if "summary" in out:
+                out["summary"] += f" (a sustained {change}; one window alone is {side} its level)"
+            if "description" in out:
+                out["description"] += SUSTAINED_SENTENCE.format(side=side, change=change)
+        elif side:  # active, but its value is not past the alert level: say so, not contradict it
             if "summary" in out:
                 out["summary"] += f" ({side} its alert level now; still active)"
             if "description" in out:

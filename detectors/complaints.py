@@ -544,6 +544,7 @@ class ComplaintSpikeDetector(WorstExport):
             expected=expected,
             labels=(("category", category),) if category else (),
             summary=summary,
+            sustained=rising is not None and not sharp,
         )
 
     def _learn(

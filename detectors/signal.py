@@ -40,3 +40,7 @@ class Signal(msgspec.Struct, frozen=True, gc=False):
     sustained level while the value is back under it, e.g. nobody waiting any more): an alert
     rule keeps its pending alert pending, not firing, until the signal is live again or ends,
     so it never pages for a condition that is already over."""
+    sustained: bool = False
+    """``True`` for an active signal that a sustained-change test (a CUSUM) made active while
+    the value of its one window is on the quiet side of the threshold (a complaint rise or a
+    CSAT drop too slow for one window): alert texts say so instead of "still active"."""

@@ -301,6 +301,7 @@ class ThresholdDetector(WorstExport):
             expected=signal.expected,
             labels=signal.labels,
             summary=summary,
+            sustained=True,
         )
 
     def _queue_values(self, readings: Readings, ch: ChannelRuntime) -> tuple[float, ...]:

@@ -364,6 +364,20 @@ def test_a_firing_page_says_when_its_value_is_not_past_the_alert_level():
     alerting.evaluate(T0)
     firing = next(r for r in records if r["state"] == "firing")["annotations"]
     assert (firing["summary"], firing["description"]) == ("voice: waited 40s", "Long.")
+    records.clear()
+    alerting, source, _ = make(records=records, rule=rule)
+    # made active by a CUSUM while one window is below the level: a sustained rise, not a hold
+    source.signals = [msgspec.structs.replace(sig(score=20, threshold=30), sustained=True)]
+    alerting.evaluate(T0)
+    firing = next(r for r in records if r["state"] == "firing")["annotations"]
+    assert firing["summary"] == (
+        "voice: waited 20s (a sustained rise; one window alone is below its level)"
+    )
+    assert firing["description"] == (
+        "Long. The count or share of one window alone is below its alert level: the detector "
+        "pages on a sustained rise over a longer stretch (a CUSUM on the stream), too slow for "
+        "one window."
+    )
 
 
 async def test_an_outbox_that_cannot_open_delivers_from_memory(tmp_path):

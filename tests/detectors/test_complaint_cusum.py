@@ -75,4 +75,5 @@ def test_the_8x_cusum_pages_a_large_rise_before_the_4x_one() -> None:
         if s.active and first is None:
             first = t
             assert "CUSUM for 8x the usual rate at 9" in s.summary
+            assert s.sustained  # the window test (min_count 1000) did not make it active
     assert first == 960

@@ -128,6 +128,7 @@ def test_the_cusum_makes_the_csat_threshold_active() -> None:
         feed.event("ticket.rated", 10 + i, "email", rating=2)
     s = pick(feed.tick(20), "csat", "email")
     assert s.active  # 3 ratings: the window is not judged (min_volume 10)
+    assert s.sustained  # active by the CUSUM alone
     assert s.score == 0.0
     assert s.threshold == 0.5
     assert s.expected == 0.75  # the usual satisfied share: 1 - the prior 0.25, nothing learnt
