@@ -42,6 +42,8 @@ class DeadLetter:
     detail: str
     source: str
     position: str
+    key: bytes | None = None
+    """The original Kafka record's key, if it had one (kept beside the original bytes)."""
 
 
 class DeadLetterSink(Protocol):
@@ -68,6 +70,8 @@ def letter_record(letter: DeadLetter) -> dict[str, object]:
         record["raw"] = letter.raw.decode("utf-8")
     except UnicodeDecodeError:
         record["raw_base64"] = base64.b64encode(letter.raw).decode("ascii")
+    if letter.key is not None:
+        record["key_base64"] = base64.b64encode(letter.key).decode("ascii")
     return record
 
 

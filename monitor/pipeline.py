@@ -46,6 +46,8 @@ class Delivery(msgspec.Struct, frozen=True, gc=False):
 
     raw: bytes
     position: str
+    key: bytes | None = None
+    """The Kafka record's key (dead letters keep it); ``None`` elsewhere."""
 
 
 class Pipeline:
@@ -208,7 +210,9 @@ class Pipeline:
         self.stats.rejected[source, reason.value] += 1
         if self._may_log(reason.value):
             self._log_rejected(source, delivery, reason, detail)
-        return DeadLetter(delivery.raw, reason.value, detail, source, delivery.position)
+        return DeadLetter(
+            delivery.raw, reason.value, detail, source, delivery.position, delivery.key
+        )
 
     def _internal_error(self, source: str, delivery: Delivery, exc: Exception) -> DeadLetter:
         """Count, log (a traceback once per kind: type and raising line) and dead-letter."""
@@ -228,7 +232,9 @@ class Pipeline:
             )
         elif self._may_log(reason.value):
             self._log_rejected(source, delivery, reason, detail)
-        return DeadLetter(delivery.raw, reason.value, detail, source, delivery.position)
+        return DeadLetter(
+            delivery.raw, reason.value, detail, source, delivery.position, delivery.key
+        )
 
     def _may_log(self, reason: str) -> bool:
         """At most ``log_burst`` lines per reason per second; the rest are counted."""

@@ -136,6 +136,8 @@ class KafkaDeadLetters:
         if len(raw) > self._max_bytes:
             headers.append(("raw_truncated", str(len(raw)).encode()))
             raw = raw[: self._max_bytes]
+        if letter.key is not None:
+            headers.append(("original_key", letter.key))
         key = letter.position.rpartition("/")[0].encode() or None
         return _Record(raw, key, headers, letter.position, len(letter.raw))
 

@@ -220,7 +220,7 @@ class KafkaSource:
         async for tp, records, epoch in self._fetches():
             prefix = f"{tp.topic}/{tp.partition}/"
             for record in records:
-                yield Delivery(record.value or b"", prefix + str(record.offset))
+                yield Delivery(record.value or b"", prefix + str(record.offset), record.key)
                 # The loop asked for the next delivery: this one is applied.
                 if self._epoch != epoch:
                     break
@@ -238,7 +238,10 @@ class KafkaSource:
         applied = self._applied
         async for tp, records, epoch in self._fetches():
             prefix = f"{tp.topic}/{tp.partition}/"
-            yield [Delivery(record.value or b"", prefix + str(record.offset)) for record in records]
+            yield [
+                Delivery(record.value or b"", prefix + str(record.offset), record.key)
+                for record in records
+            ]
             if self._epoch == epoch:
                 applied[tp] = records[-1].offset + 1
 

@@ -207,6 +207,7 @@ async def test_console_producer_exact_counters_and_dead_letters(
         assert int(o) >= 0
         assert "raw_truncated" not in headers
         assert message.value() in bad_bytes
+        assert headers["original_key"] == "voice"  # the bad lines went in with the voice key
         if headers["reason"] == "too_large":
             assert len(message.value()) > 999_850
     assert dict(reasons) == rejected

@@ -12,9 +12,10 @@ TP1 = TopicPartition("events", 1)
 
 
 class Record:
-    def __init__(self, offset: int, value: bytes) -> None:
+    def __init__(self, offset: int, value: bytes | None, key: bytes | None = None) -> None:
         self.offset = offset
         self.value = value
+        self.key = key
 
 
 class FakeConsumer:

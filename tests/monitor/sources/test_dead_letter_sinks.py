@@ -206,9 +206,11 @@ async def test_kafka_commits_only_after_the_file_sink_stored_the_letters(monkeyp
             while not FakeConsumer.instances:
                 await asyncio.sleep(0.01)
             consumer = FakeConsumer.instances[0]
-            consumer.batches = [{TP0: [Record(0, b"{not json"), Record(1, b"\xff\xfe")]}]
+            consumer.batches = [
+                {TP0: [Record(0, b"{not json"), Record(1, b"\xff\xfe"), Record(2, None, b"t-9")]}
+            ]
             await asyncio.sleep(1.0)
-            assert stats.rejected["kafka", "invalid_json"] == 2
+            assert stats.rejected["kafka", "invalid_json"] == 3
             assert commits(consumer) == []  # letters not stored: offsets not committed
             assert stats.dead_letter_failures["file"] >= 2
             path.unlink()
@@ -216,13 +218,15 @@ async def test_kafka_commits_only_after_the_file_sink_stored_the_letters(monkeyp
                 if commits(consumer):
                     break
                 await asyncio.sleep(0.05)
-            assert commits(consumer) == [{TP0: 2}]
+            assert commits(consumer) == [{TP0: 3}]
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     stored = lines(path)
-    assert [r["position"] for r in stored] == ["events/0/0", "events/0/1"]
+    assert [r["position"] for r in stored] == ["events/0/0", "events/0/1", "events/0/2"]
     assert stored[1]["raw_base64"] == "//4="
-    assert stats.dead_letters_written["kafka", "file"] == 2
+    # a tombstone: no value, and its key kept (it names what the producer deleted)
+    assert (stored[2]["raw"], stored[2]["key_base64"]) == ("", "dC05")
+    assert stats.dead_letters_written["kafka", "file"] == 3
 
 
 def test_sinks_say_whether_they_buffer():

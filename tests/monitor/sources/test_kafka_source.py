@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from support_monitor.monitor.cluster import durable as durable_module
 from support_monitor.monitor.cluster.durable import Durability
 from support_monitor.monitor.cluster.settings import StateSettings
-from support_monitor.monitor.deadletter import Backoff, DeadLetter
+from support_monitor.monitor.deadletter import Backoff, DeadLetter, letter_record
 from support_monitor.monitor.sources import kafka as kafka_module
 from support_monitor.monitor.sources.deadletter_sinks import letter_headers
 from support_monitor.monitor.sources.kafka import KafkaSource, client_options
@@ -213,6 +214,15 @@ def test_dead_letter_headers():
     assert headers["source"] == b"kafka"
     assert len(headers["detail"]) == 1000
     assert float(headers["rejected_at"]) > 0
+
+
+def test_a_dead_letter_keeps_the_records_key():
+    # the key of a rejected record (a tombstone's only content) was dropped before
+    keyed = DeadLetter(b"", "invalid_json", "empty", "kafka", "events/0/7", b"ticket-\xff")
+    record = letter_record(keyed)
+    assert record["raw"] == ""
+    assert base64.b64decode(record["key_base64"]) == b"ticket-\xff"
+    assert "key_base64" not in letter_record(DeadLetter(b"{", "invalid_json", "d", "file", "f:1"))
 
 
 def test_configured_sources_and_their_dead_letter_sinks():
