@@ -193,10 +193,10 @@ class MqttSource:
                             )
                             break
             except aiomqtt.MqttError as error:
-                self._set_up(up=False, error=repr(error))
+                self._set_up(up=False, error=_said(error))
             except Exception as error:  # noqa: BLE001 - a source never ends the daemon
-                self._log.exception("mqtt_source_crashed", error=repr(error))
-                self._set_up(up=False, error=repr(error))
+                self._log.exception("mqtt_source_crashed", error=_said(error))
+                self._set_up(up=False, error=_said(error))
             self._client = None
             await self._disconnect(client)
             await backoff.sleep()
@@ -227,7 +227,7 @@ class MqttSource:
                 failures += 1
                 (self._log.warning if failures == 1 else self._log.debug)(
                     "mqtt_connect_failed",
-                    error=repr(error),
+                    error=_said(error),
                     retry_in=round(delay, 2),
                     host=settings.host,
                     port=settings.port,
@@ -242,7 +242,7 @@ class MqttSource:
                 self._client = None
                 await self._disconnect(client)
                 delay = backoff.next_delay()
-                self._log.warning("mqtt_subscribe_failed", error=repr(error), filters=filters)
+                self._log.warning("mqtt_subscribe_failed", error=_said(error), filters=filters)
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
@@ -262,7 +262,7 @@ class MqttSource:
             async with asyncio.timeout(self.settings.close_timeout):
                 await client.__aexit__(None, None, None)
         except (TimeoutError, aiomqtt.MqttError) as error:
-            self._log.debug("mqtt_disconnect_failed", error=repr(error))
+            self._log.debug("mqtt_disconnect_failed", error=_said(error))
 
     def _set_up(self, *, up: bool, quiet: bool = False, error: str | None = None) -> None:
         self._stats.source_up[self.name] = up
@@ -336,3 +336,11 @@ class _Discards(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.msg != DISCARDED  # counted by the queue; reported by ``report``
+
+
+def _said(error: BaseException) -> str:
+    """An MQTT error for a log line: its type and text. aiomqtt's ``MqttConnectError`` keeps the
+    broker's reason code outside ``args``, so ``repr`` gave ``MqttConnectError()`` for a refused
+    login; its text is ``[code:135] Not authorized``."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else repr(error)

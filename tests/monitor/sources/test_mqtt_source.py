@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import subprocess
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import structlog.testing
 from pydantic import ValidationError
 
 from support_monitor.monitor.cluster.durable import MQTT_QUIET, Durability
@@ -208,3 +210,31 @@ def test_an_mqtt_letter_within_its_limit_is_whole() -> None:
 def test_a_dead_letter_topic_longer_than_mqtt_allows_is_refused() -> None:
     with pytest.raises(ValidationError, match="65,535 bytes"):
         MqttSettings(topics=("support/#",), dead_letter_topic="d/" + "é" * 40_000)
+
+
+async def test_a_refused_login_is_logged_with_the_brokers_reason() -> None:
+    """A broker that answers CONNECT with CONNACK "not authorised": the log line said only
+    ``MqttConnectError()`` (the audit of 2026-12-01), so bad credentials looked like any other
+    refusal."""
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)  # the CONNECT packet
+        writer.write(bytes([0x20, 0x02, 0x00, 0x05]))  # CONNACK, return code 5: not authorised
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    source = MqttSource(MqttSettings(port=port, connect_timeout=5), DaemonStats())
+    with structlog.testing.capture_logs() as logs:
+        async with server, source:
+            events = source.events()
+            task = asyncio.ensure_future(anext(events))
+            for _ in range(200):
+                if any(e["event"] == "mqtt_connect_failed" for e in logs):
+                    break
+                await asyncio.sleep(0.05)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    failed = next(e for e in logs if e["event"] == "mqtt_connect_failed")
+    assert "authori" in failed["error"].lower(), failed
