@@ -131,9 +131,8 @@ class SinkOutage:
             self.failing = True
             if self._stats is not None:
                 self._stats.dead_letter_sinks_failing.add(self._name)
-            self._log.error(
-                "dead_letter_write_failed", position=position, error=repr(exc), **context
-            )
+            where = {"position": position} if position else {}  # the file sink stores batches
+            self._log.error("dead_letter_write_failed", error=repr(exc), **where, **context)
 
     def stored(self, count: int = 1, sources: Sequence[str] = ()) -> None:
         """``count`` letters of this sink's source were stored, or one letter of each of
