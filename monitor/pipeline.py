@@ -211,7 +211,7 @@ class Pipeline:
         if self._may_log(reason.value):
             self._log_rejected(source, delivery, reason, detail)
         return DeadLetter(
-            delivery.raw, reason.value, detail, source, delivery.position, delivery.key
+            delivery.raw, reason.value, detail, source, delivery.position, _kept_key(delivery)
         )
 
     def _internal_error(self, source: str, delivery: Delivery, exc: Exception) -> DeadLetter:
@@ -233,7 +233,7 @@ class Pipeline:
         elif self._may_log(reason.value):
             self._log_rejected(source, delivery, reason, detail)
         return DeadLetter(
-            delivery.raw, reason.value, detail, source, delivery.position, delivery.key
+            delivery.raw, reason.value, detail, source, delivery.position, _kept_key(delivery)
         )
 
     def _may_log(self, reason: str) -> bool:
@@ -299,3 +299,13 @@ def _explain(reason: Reject) -> str:
         Reject.INVALID_TRANSITION: "not valid in the item's current state",
         Reject.CAPACITY: "a limits: bound is reached; the new item is refused",
     }.get(reason, reason.value)
+
+
+KEY_KEEP_BYTES = 1024
+"""A dead letter keeps at most this much of its record's key: a key is an id (a ticket's, a
+contact's), and a huge one must not make the letter too big for its sink."""
+
+
+def _kept_key(delivery: Delivery) -> bytes | None:
+    key = delivery.key
+    return key if key is None or len(key) <= KEY_KEEP_BYTES else key[:KEY_KEEP_BYTES]

@@ -687,3 +687,16 @@ def test_replay_dead_letters_an_early_outcome_decided_at_the_end(tmp_path: Path)
     assert got[key] == 1
     records = [json.loads(line) for line in letters_path.read_text().splitlines()]
     assert [(r["raw"], r["reason"]) for r in records] == [(orphan.decode(), "unknown_contact")]
+
+
+def test_a_dead_letter_keeps_its_records_key_up_to_a_bound() -> None:
+    pipeline = Pipeline(Engine(settings()), DaemonStats(), event_clock=True, log_burst=0)
+    small = pipeline.process("kafka", Delivery(b"", "events/0/1", b"ticket-7"))  # a tombstone
+    assert small is not None
+    assert (small.raw, small.key, small.reason) == (b"", b"ticket-7", "invalid_json")
+    huge = pipeline.process("kafka", Delivery(b"{", "events/0/2", b"k" * 5000))
+    assert huge is not None
+    assert huge.key == b"k" * pipeline_module.KEY_KEEP_BYTES
+    plain = pipeline.process("file", Delivery(b"{", "f:1"))
+    assert plain is not None
+    assert plain.key is None
