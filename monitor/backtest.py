@@ -474,6 +474,10 @@ class SpoolError(SupportMonitorError):
     message is the system's reason."""
 
 
+def _why(where: object, exc: OSError) -> str:
+    return f"{where}: {exc.strerror or type(exc).__name__}"
+
+
 def _readable_twice(events: Path) -> bool:
     try:
         return stat.S_ISREG(events.stat().st_mode)
@@ -490,13 +494,13 @@ def _spool(events: Path, directory: str) -> Path:
         try:
             dst = copy.open("wb")
         except OSError as exc:
-            raise SpoolError(f"{copy}: {exc.strerror or type(exc).__name__}") from None
+            raise SpoolError(_why(copy, exc)) from None
         with dst:
             while chunk := src.read(1 << 20):
                 try:
                     dst.write(chunk)
                 except OSError as exc:
-                    raise SpoolError(f"{copy}: {exc.strerror or type(exc).__name__}") from None
+                    raise SpoolError(_why(copy, exc)) from None
     return copy
 
 
@@ -514,7 +518,7 @@ def main(
                         tempfile.TemporaryDirectory(prefix="support-monitor-backtest-")
                     )
                 except OSError as exc:
-                    raise SpoolError(f"{tempfile.gettempdir()}: {exc.strerror}") from None
+                    raise SpoolError(_why(tempfile.gettempdir(), exc)) from None
                 source = _spool(events, directory)
             runs = asyncio.run(_run_all(source, configs))
         except SpoolError as exc:
