@@ -33,6 +33,7 @@ from support_monitor.alerts.urls import (
     BASIC_AUTH_CONFLICT,
     has_userinfo,
     header_value_problem,
+    link_problem,
     token_problem,
     url_problem,
 )
@@ -642,14 +643,9 @@ def _absolute_or_empty(value: str) -> str:
         return value
     if not is_absolute(value):
         raise ValueError("must be empty or an absolute http:// or https:// URL")
-    problem = url_problem(value)
+    problem = link_problem(value, "every message's links")
     if problem is not None:
         raise ValueError(problem)
-    if has_userinfo(value):
-        raise ValueError(
-            "has user:password@: every message's links would carry it (its text is not "
-            "shown: it may be secret)"
-        )
     return value
 
 

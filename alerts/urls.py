@@ -32,6 +32,21 @@ def url_problem(value: str) -> str | None:
     return None
 
 
+def link_problem(value: str, carried_by: str) -> str | None:
+    """``None`` if ``value`` can be a link that messages carry (a URL httpx can use, without
+    ``user:password@``, which ``carried_by`` would show to everyone it reaches); else what is
+    wrong, without the URL."""
+    problem = url_problem(value)
+    if problem is not None:
+        return problem
+    if has_userinfo(value):
+        return (
+            f"has user:password@: {carried_by} would carry it (its text is not shown: it may be "
+            "secret)"
+        )
+    return None
+
+
 def has_userinfo(value: str) -> bool:
     """Whether a URL httpx can parse carries ``user:password@`` (sent as basic auth, which
     replaces any ``Authorization`` header of the request)."""

@@ -28,7 +28,7 @@ from pydantic_settings import (
 )
 
 from support_monitor.alerts.config import AlertSettings, NotifierSettings
-from support_monitor.alerts.urls import has_userinfo, url_problem
+from support_monitor.alerts.urls import link_problem
 from support_monitor.detectors.config import BUILTIN_NAMES, DetectorSettings
 from support_monitor.monitor import config_env, config_paths, redaction
 from support_monitor.monitor.cluster.settings import ClusterSettings, StateSettings
@@ -257,14 +257,10 @@ class ConsoleSettings(FrozenModel):
             return None
         if not value.startswith(("http://", "https://")) or len(value.split("/", 3)[2]) == 0:
             raise ValueError("must be an absolute http:// or https:// URL")
-        problem = url_problem(value)  # as the links' readers' HTTP clients will parse it
+        # as the links' readers' HTTP clients will parse it
+        problem = link_problem(value, "the acknowledge links in every message")
         if problem is not None:
             raise ValueError(problem)
-        if has_userinfo(value):  # every ack link in every message would carry it
-            raise ValueError(
-                "has user:password@: the acknowledge links in every message would carry it "
-                "(its text is not shown: it may be secret)"
-            )
         return value.rstrip("/")
 
     @field_validator("api_token_file", "signing_key_file")
