@@ -220,10 +220,7 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "{queue_now}. "
                 "Service level {sl_short:.0%} over the last {window_short} (target "
                 "{target:.0%})." + _SINCE,
-                (
-                    "{channel}: waits back under control, oldest wait now {value_now:dur}; "
-                    "lasted {duration}"
-                ),
+                "{channel}: resolved, oldest wait now {value_now:dur}; lasted {duration}",
                 _RESOLVED + "Oldest wait now {value_now:dur} (answer target "
                 "{answer_seconds:dur}); queues: {queue_now}.",
             ),
@@ -255,10 +252,11 @@ def default_rules() -> tuple[AlertRule, ...]:
             (
                 "{signal_summary}",
                 "Tickets on {channel} need an answer before their {sla_name} target (alerts "
-                "at {threshold:.0f}); {queue_now}." + _SINCE,
+                "at {threshold:.0f} close to the deadline, or when first responses stop for "
+                "far longer than usual); {queue_now}." + _SINCE,
                 (
-                    "{channel}: tickets at risk of the {sla_name} deadline down to "
-                    "{value_now:.0f}; lasted {duration}"
+                    "{channel}: resolved, {value_now:.0f} tickets at risk of the {sla_name} "
+                    "deadline now; lasted {duration}"
                 ),
                 _RESOLVED + "{value_now:.0f} open tickets at risk of their {sla_name} target "
                 "now (alerts at {threshold:.0f}).",

@@ -191,7 +191,9 @@ class ThresholdDetector(WorstExport):
                     peak = arm[2]
                 else:
                     key = values
-                met = self._service_level_met(ch, readings.now)
+                met = ""
+                if self._may_start(channel, values, held):
+                    met = self._service_level_met(ch, readings.now)
                 if met:
                     key = (key, met)
                 if key == last:  # live gauges are never NaN
@@ -323,29 +325,46 @@ class ThresholdDetector(WorstExport):
             ]
         )
 
+    def _may_start(self, channel: str, values: tuple[float, ...], held: Sustain | None) -> bool:
+        """Whether ``service_level_evidence`` can change the channel's signals now: a value is
+        past the threshold (a page could start), or the sustained level is active (the
+        evidence also holds that level back). Otherwise the evidence is not looked at."""
+        if self.settings.service_level_evidence is None:
+            return False
+        if held is not None and held.active:
+            return True
+        threshold = self._levels[channel][0]
+        if self.settings.per_queue:
+            return any(self._op(v, threshold) for v in values)
+        return self._op(_combine(list(values), self.settings.effective_aggregate), threshold)
+
     def _service_level_met(self, ch: ChannelRuntime, now: float) -> str:
         """With ``service_level_evidence``: why a lone customer past T is no incident, the
         channel's service level over the shortest window not being shown below its target
         ("" when it is, when nothing was offered in it, when more than ``LONE`` customers of
-        the channel wait past T now, or without the setting)."""
+        the channel wait past T now, or without the setting). The customers waiting past T now
+        count as contacts out of SLA: they are, whatever happens to them next."""
         confidence = self.settings.service_level_evidence
         target = ch.settings.service_level_target
         if confidence is None or target is None:
             return ""
         past_t = 0
         for q in ch.queues.values():
-            past_t += breached_waiting(q, now)
+            # what ``breached_waiting`` says of a queue nobody waits in, without the call
+            past_t += breached_waiting(q, now) if q.waiting else q.breached_waiting
             if past_t > LONE:
                 return ""
         agg = ch.windows.totals[self._shortest_i]
-        n = offered(agg)
-        if n == 0:
+        done = offered(agg)
+        if done == 0:
             return ""
+        n = done + past_t
         _, upper = wilson(agg.answered_in_sla, n, confidence)
         if upper < target:
             return ""
+        waiting = f" and {past_t} waiting past T" if past_t else ""
         return (
-            f"service level {agg.answered_in_sla / n:.0%} of {n} over "
+            f"service level {agg.answered_in_sla / n:.0%} of {done} offered{waiting} over "
             f"{ch.windows.names[self._shortest_i]} not shown below the {target:.0%} target "
             f"(upper bound {upper:.0%} at {confidence:g})"
         )
@@ -357,8 +376,11 @@ class ThresholdDetector(WorstExport):
         how = s.effective_aggregate
         if s.per_queue:
             per_queue = dict(zip(queues, values, strict=True))
-            return [self._judge(channel, q, v, guard) for q, v in sorted(per_queue.items())]
-        return [self._judge(channel, "", _combine(list(values), how), guard)]
+            return [
+                self._judge(channel, q, v, guard, starts_only=True)
+                for q, v in sorted(per_queue.items())
+            ]
+        return [self._judge(channel, "", _combine(list(values), how), guard, starts_only=True)]
 
     def _judge(
         self,
@@ -369,12 +391,18 @@ class ThresholdDetector(WorstExport):
         *,
         bound: float = math.nan,
         volume: int | None = None,
+        starts_only: bool = False,
     ) -> Signal:
-        """``bound``: the Wilson bound of a guarded ratio (NaN: no statistical guard)."""
+        """``bound``: the Wilson bound of a guarded ratio (NaN: no statistical guard).
+        ``starts_only``: ``guard`` (the service-level evidence of a live gauge) only keeps an
+        inactive signal inactive; an active one is judged as if unguarded, so a page for a
+        customer's wait is not let go while that wait is still past the level."""
         s = self.settings
         threshold, recover = self._levels[channel]
         key = (channel, queue)
         was = self._active.get(key, False)
+        if starts_only and was:
+            guard = ""
         guarded = s.confidence is not None
         past = self._op(value, threshold)
         shown = past and (not guarded or (not math.isnan(bound) and self._op(bound, threshold)))

@@ -113,7 +113,7 @@ CASES = [
         "The oldest waiting contact on voice reached 6m 10s of waiting (pages above 2m; answer "
         f"target 20s). Queues: {QUEUES_AT_E}. Service level 40% over the last 5m (target "
         "80%). Going on since 2026-03-02 00:58 UTC.",
-        "voice: waits back under control, oldest wait now 0s; lasted 4m",
+        "voice: resolved, oldest wait now 0s; lasted 4m",
         "Resolved after 4m (from 2026-03-02 00:58 UTC to 2026-03-02 01:02 UTC). Oldest wait now "
         "0s (answer target 20s); queues: nobody is waiting now.",
     ),
@@ -153,9 +153,10 @@ CASES = [
             "tickets_at_risk", "email", 0.0, 1.0, labels=(("sla", "first_response"),), active=False
         ),
         "email: 2 tickets close to their first response deadline",
-        "Tickets on email need an answer before their first response target (alerts at 1); "
-        "most at risk in queue default (2). Going on since 2026-03-02 00:59 UTC.",
-        "email: tickets at risk of the first response deadline down to 0; lasted 7m",
+        "Tickets on email need an answer before their first response target (alerts at 1 "
+        "close to the deadline, or when first responses stop for far longer than usual); most "
+        "at risk in queue default (2). Going on since 2026-03-02 00:59 UTC.",
+        "email: resolved, 0 tickets at risk of the first response deadline now; lasted 7m",
         "Resolved after 7m (from 2026-03-02 00:59 UTC to 2026-03-02 01:06 UTC). 0 open tickets "
         "at risk of their first response target now (alerts at 1).",
     ),

@@ -127,15 +127,17 @@ def test_longest_wait_relative_to_each_channels_answer_target() -> None:
 
 @pytest.mark.parametrize(
     ("in_sla", "active"),
-    # one-sided Wilson upper bound of k of 10 at 0.9 (z = 1.2816), target 0.8:
-    # 10 -> 1.0, 7 -> 0.846 (not shown below 0.8), 5 -> 0.688, 0 -> 0.141
-    [(10, False), (7, False), (5, True), (0, True), (None, True)],
+    # one-sided Wilson upper bound of k of 11 (10 offered and the customer waiting past T)
+    # at 0.9 (z = 1.2816, z^2 = 1.6424), target 0.8: centre (k + 0.8212) / 12.6424,
+    # half 1.2816 sqrt(k (11 - k) / 11 + 0.4106) / 12.6424:
+    # 10 -> 0.972, 8 -> 0.861 (not shown below 0.8), 7 -> 0.793, 5 -> 0.640, 0 -> 0.130
+    [(10, False), (8, False), (7, True), (5, True), (0, True), (None, True)],
 )
 def test_longest_wait_with_service_level_evidence(in_sla: int | None, active: bool) -> None:
     # One voice customer waits from 0 s; ten others queue at 60-78 s and are answered 5 s
     # (in SLA) or 21 s (late) later. At 121 s the oldest wait is past 120 s: the detector pages
-    # only while the 5-minute service level is shown below the 80% target at 0.9 (or nothing
-    # was offered in it: ``None``).
+    # only while the 5-minute service level, the waiting customer counted as late, is shown
+    # below the 80% target at 0.9 (or nothing was offered in it: ``None``).
     feed = Feed(only({"thresholds": [{**WAIT_T, "service_level_evidence": 0.9}]}))
     feed.event("contact.queued", 0, "voice", contact_id="v", queue="billing")
     for i in range(10 if in_sla is not None else 0):
@@ -146,7 +148,25 @@ def test_longest_wait_with_service_level_evidence(in_sla: int | None, active: bo
     signal = pick(feed.tick(121), "longest_wait", "voice")
     assert signal.active is active
     if in_sla is not None and not active:
-        assert f"service level {in_sla * 10}% of 10 over 5m not shown below" in signal.summary
+        shown = f"{in_sla / 11:.0%} of 10 offered and 1 waiting past T over 5m not shown below"
+        assert f"service level {shown}" in signal.summary
+
+
+def test_service_level_evidence_counts_the_customer_it_pages_for() -> None:
+    # Two chat customers (T = 60 s, pages above 240 s) wait from 0 s and 100 s with nothing
+    # offered: judged, active at 241 s. At 400 s the first is answered after 400 s: 0 in SLA
+    # of 1 offered, and the second has waited 300 s, past the level. With the waiting one
+    # counted as late, 0 of 2 has an upper bound of 1.6424 / 3.6424 = 0.451 at 0.9: shown
+    # below 80%, so the page goes on (0 of 1 alone, 0.622, would have let it go while the
+    # second customer still waits).
+    feed = Feed(only({"thresholds": [{**WAIT_T, "service_level_evidence": 0.9}]}))
+    feed.event("contact.queued", 0, "chat", contact_id="a", queue="sales")
+    feed.event("contact.queued", 100, "chat", contact_id="b", queue="sales")
+    assert pick(feed.tick(241), "longest_wait", "chat").active
+    feed.event("contact.answered", 400, "chat", contact_id="a")
+    signal = pick(feed.tick(400), "longest_wait", "chat")
+    assert signal.active
+    assert signal.score == 300
 
 
 def test_service_level_evidence_lets_a_dead_queue_page_in_a_healthy_channel() -> None:
@@ -320,3 +340,29 @@ def test_a_surge_answered_at_once_is_no_backlog() -> None:
 
     assert first_active(0) is None
     assert first_active(0, surge_min_wait=0) is not None  # the same stream, the gate off
+
+
+def test_service_level_evidence_only_holds_back_a_start() -> None:
+    # A voice customer (T = 20 s, pages above 120 s, recover below 60 s) waits from 0 s with
+    # nothing offered: judged, active at 121 s. Ten others are then answered on time (at 130 s
+    # the 5-minute service level is 10 of 10 offered and 1 waiting past T: upper bound 0.972
+    # at 0.9, not shown below 80%). The page stays active while the customer it is for waits
+    # past the level; once the wait is over (answered at 200 s), it ends. A second lone
+    # customer past the level in the same good service level does not start a page.
+    feed = Feed(only({"thresholds": [{**WAIT_T, "service_level_evidence": 0.9}]}))
+    feed.event("contact.queued", 0, "voice", contact_id="v", queue="billing")
+    assert pick(feed.tick(121), "longest_wait", "voice").active
+    for i in range(10):
+        feed.event("contact.queued", 122 + i, "voice", contact_id=f"c{i}", queue="tech")
+        feed.event("contact.answered", 125 + i, "voice", contact_id=f"c{i}")
+    held = pick(feed.tick(140), "longest_wait", "voice")
+    assert held.active
+    assert held.score == 140
+    assert "not judged" not in held.summary
+    feed.event("contact.queued", 190, "voice", contact_id="w", queue="billing")
+    feed.event("contact.answered", 200, "voice", contact_id="v")
+    assert not pick(feed.tick(200), "longest_wait", "voice").active
+    lone = pick(feed.tick(311), "longest_wait", "voice")  # w has waited 121 s
+    assert lone.score == 121
+    assert not lone.active
+    assert "not judged: service level" in lone.summary
