@@ -174,7 +174,7 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "{score:.1f}x faster than sustainable (pages at {threshold:g}x). Queues: "
                 "{queue_now}." + _SINCE,
                 (
-                    "{channel}: resolved, service level back to {sl_short:.0%} over "
+                    "{channel}: resolved, service level now {sl_short:.0%} over "
                     "{window_short} ({sl_long:.0%} over {window_long}, target {target:.0%}); "
                     "lasted {duration}"
                 ),
@@ -198,7 +198,7 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "{score:.1f}x faster than sustainable (warns at {threshold:g}x). Queues: "
                 "{queue_now}." + _SINCE,
                 (
-                    "{channel}: resolved, service level back to {sl_short:.0%} over "
+                    "{channel}: resolved, service level now {sl_short:.0%} over "
                     "{window_short} ({sl_long:.0%} over {window_long}, target {target:.0%}); "
                     "lasted {duration}"
                 ),
@@ -217,9 +217,7 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "{channel}: a customer waited {score:dur}, answer target {answer_seconds:dur}",
                 "The oldest waiting contact on {channel} reached {score:dur} of waiting (pages "
                 "above {threshold:dur}; answer target {answer_seconds:dur}). Queues: "
-                "{queue_now}. "
-                "Service level {sl_short:.0%} over the last {window_short} (target "
-                "{target:.0%})." + _SINCE,
+                "{queue_now}. {sl_short_sentence}" + _SINCE,
                 "{channel}: resolved, oldest wait now {value_now:dur}; lasted {duration}",
                 _RESOLVED + "Oldest wait now {value_now:dur} (answer target "
                 "{answer_seconds:dur}); queues: {queue_now}.",
@@ -253,13 +251,14 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "{signal_summary}",
                 "Tickets on {channel} need an answer before their {sla_name} target (alerts "
                 "at {threshold:.0f} close to the deadline, or when first responses stop for "
-                "far longer than usual); {queue_now}." + _SINCE,
+                "far longer than usual, and on while they pass it unanswered); {queue_now}."
+                + _SINCE,
                 (
-                    "{channel}: resolved, {value_now:.0f} tickets at risk of the {sla_name} "
-                    "deadline now; lasted {duration}"
+                    "{channel}: resolved, tickets at risk of the {sla_name} deadline now: "
+                    "{value_now:.0f}; lasted {duration}"
                 ),
-                _RESOLVED + "{value_now:.0f} open tickets at risk of their {sla_name} target "
-                "now (alerts at {threshold:.0f}).",
+                _RESOLVED + "Open tickets at risk of their {sla_name} target now: "
+                "{value_now:.0f} (alerts at {threshold:.0f}).",
             ),
             **{"for": "1m", "keep_firing_for": "5m"},
         ),
@@ -316,16 +315,16 @@ def default_rules() -> tuple[AlertRule, ...]:
                     "{channel}: customer satisfaction {score:.0%} over {window_long}, usually "
                     "{expected:.0%} (floor {threshold:.0%})"
                 ),
-                "Only {score:.1%} of the ratings on {channel} over the last {window_long} are "
-                "satisfied, usually {expected:.0%} at this hour of the week (pages below "
-                "{threshold:.0%} once enough ratings show it, or when unsatisfied ratings run "
-                "well above their usual share)." + _SINCE,
+                "Only {score:.1%} of the {ratings_long:.0f} ratings on {channel} over the last "
+                "{window_long} are satisfied, usually {expected:.0%} at this hour of the week "
+                "(pages below {threshold:.0%} once enough ratings show it, or when unsatisfied "
+                "ratings run well above their usual share)." + _SINCE,
                 (
                     "{channel}: customer satisfaction back to {value_now:.0%} over {window_long}; "
                     "lasted {duration}"
                 ),
-                _RESOLVED + "{value_now:.1%} of the ratings over the last {window_long} are "
-                "satisfied now (floor {threshold:.0%}).",
+                _RESOLVED + "{value_now:.1%} of the {ratings_long:.0f} ratings over the last "
+                "{window_long} are satisfied now (floor {threshold:.0%}).",
             ),
             **{"for": "2m", "keep_firing_for": "30m"},
         ),

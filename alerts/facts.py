@@ -32,6 +32,8 @@ FACT_NAMES = (
     "window_long",
     "sl_short",
     "sl_long",
+    "sl_short_sentence",
+    "ratings_long",
     "waiting",
     "oldest_wait",
     "worst_queue",
@@ -77,6 +79,14 @@ def _windows(ch: ChannelRuntime, labels: Mapping[str, str]) -> tuple[str, str]:
     if long not in names or long == short:
         long = resolve_window(LONGEST, names)
     return short, long
+
+
+def _sl_sentence(level: float, window: str, target: float | None) -> str:
+    """``Service level 40% over the last 5m (target 80%).``, or what an empty window means."""
+    if math.isnan(level):
+        return f"Nobody was answered or gave up in the last {window}."
+    of_target = f" (target {target:.0%})" if target is not None else ""
+    return f"Service level {level:.0%} over the last {window}{of_target}."
 
 
 def _queue_now(ch: ChannelRuntime, now: float, facts: Facts, sla: str) -> str:
@@ -131,6 +141,8 @@ def channel_facts(engine: Engine, now: float, channel: str, labels: Mapping[str,
         "window_long": "",
         "sl_short": math.nan,
         "sl_long": math.nan,
+        "sl_short_sentence": "",
+        "ratings_long": 0.0,
         "waiting": 0.0,
         "oldest_wait": 0.0,
         "worst_queue": "",
@@ -151,7 +163,9 @@ def channel_facts(engine: Engine, now: float, channel: str, labels: Mapping[str,
     short, long = _windows(ch, labels)
     facts["window_short"] = short
     facts["window_long"] = long
-    facts["sl_short"] = service_level(ch.windows.total(short))
+    facts["sl_short"] = sl_short = service_level(ch.windows.total(short))
     facts["sl_long"] = service_level(ch.windows.total(long))
+    facts["sl_short_sentence"] = _sl_sentence(sl_short, short, settings.service_level_target)
+    facts["ratings_long"] = float(ch.windows.total(long).ratings)
     facts["queue_now"] = _queue_now(ch, now, facts, sla)
     return facts

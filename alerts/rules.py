@@ -60,7 +60,7 @@ HELD_SENTENCE = (
 
 SUSTAINED_SENTENCE = (
     " The count or share of one window alone is {side} its alert level: the detector pages on a "
-    "sustained {change} over a longer stretch (a CUSUM on the stream), too slow for one window."
+    "sustained {change} over a longer stretch, too gradual for one window to show."
 )
 """Added instead when a sustained-change test made the signal active (``Signal.sustained``)."""
 

@@ -89,6 +89,11 @@ class TicketsAtRiskDetector(WorstExport):
         """Per drought channel: (first responses so far, when that count was first seen)."""
         self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
+        self._active: dict[str, bool] = {}
+        """Per channel: whether its first-response signal was active at the last judgement."""
+        self._overdue_cache: tuple[tuple[object, ...], int] | None = None
+        """(the channel, its ticket moves and first-response breaches, open tickets past
+        their first-response deadline without one)."""
 
     def _new_drought(self) -> RateCusum:
         threshold = self.settings.drought_threshold
@@ -108,6 +113,7 @@ class TicketsAtRiskDetector(WorstExport):
         return {
             "drought": {ch: c.dump() for ch, c in self._drought.items()},
             "last_response": {ch: list(v) for ch, v in self._last_response.items()},
+            "active": sorted(ch for ch, on in self._active.items() if on),
         }
 
     def restore_state(self, data: dict[str, Any]) -> None:
@@ -121,6 +127,8 @@ class TicketsAtRiskDetector(WorstExport):
             for ch, (count, at) in data.get("last_response", {}).items()
             if ch in drought
         }
+        known = set(self.channels)
+        self._active = {str(ch): True for ch in data.get("active", []) if ch in known}
         self._keys = [None] * len(self.channels)  # judge every channel again
 
     def evaluate(self, readings: Readings) -> Groups:
@@ -137,11 +145,14 @@ class TicketsAtRiskDetector(WorstExport):
                 for sla, index in slas:
                     counts[sla] += at_risk[index]
             dry, waiting = self._drought_step(channel, readings)
-            key = (*counts.values(), dry)
+            overdue = 0
+            if self._active.get(channel) and SLAS[0] in counts:
+                overdue = self._overdue(readings.engine, ch)
+            key = (*counts.values(), dry, overdue)
             if key == self._keys[i]:
                 continue
             self._keys[i] = key
-            out[i] = self._judge(channel, counts, dry, waiting)
+            out[i] = self._judge(channel, counts, dry, waiting, overdue)
         self._groups = out.result()
         return self._groups
 
@@ -195,20 +206,55 @@ class TicketsAtRiskDetector(WorstExport):
         self._waiting_cache = (key, count)
         return count
 
+    def _overdue(self, engine: Engine, ch: ChannelRuntime) -> int:
+        """Open tickets of the channel past their first-response deadline without a first
+        response (their clock breached and still running or paused): counted over the engine's
+        tickets only while the channel's first-response signal is active, and again only
+        after a ticket of the channel was created, answered, solved or reopened, or breached
+        its first-response target."""
+        key = (
+            ch.name,
+            *(sum(x) for x in zip(*(_moves(q) for q in ch.queues.values()), strict=True)),
+            sum(q.breaches[0] for q in ch.queues.values()),
+        )
+        if self._overdue_cache is not None and self._overdue_cache[0] == key:
+            return self._overdue_cache[1]
+        queues = set(map(id, ch.queues.values()))
+        count = 0
+        for t in engine.tickets.values():
+            clock = t.clocks[0]
+            if clock is not None and clock.breached and not clock.stopped and id(t.q) in queues:
+                count += 1
+        self._overdue_cache = (key, count)
+        return count
+
     def _judge(
-        self, channel: str, counts: dict[str, float], dry: str, waiting: int
+        self, channel: str, counts: dict[str, float], dry: str, waiting: int, overdue: int
     ) -> list[Signal]:
         """``dry``: the drought's summary (its signal's score is then ``waiting``, the tickets
-        without a first response, judged against the same ``min_count``)."""
+        without a first response, judged against the same ``min_count``). ``overdue``: the
+        tickets past their first-response deadline without one, counted only while the
+        first-response signal is active: it stays active while those and the ones at risk
+        are ``min_count`` or more (a backlog that breached is no recovery)."""
         out = []
         min_count = self.settings.min_count
         for sla, count in counts.items():
             active = count >= min_count
             score = count
-            summary = f"{channel}: {count:.0f} tickets close to their {SLA_NAMES[sla]} deadline"
+            their = "its" if count == 1 else "their"
+            summary = f"{channel}: {_tickets(count)} close to {their} {SLA_NAMES[sla]} deadline"
+            if sla == SLAS[0] and not active and overdue and count + overdue >= min_count:
+                active, score = True, count + overdue
+                their = "its" if overdue == 1 else "their"
+                summary = (
+                    f"{channel}: {_tickets(overdue)} past {their} first response deadline "
+                    f"without one, {count:.0f} close to it"
+                )
             if dry and sla == SLAS[0]:
                 active, score = True, float(waiting)
                 summary = f"{dry}, {count:.0f} close to its deadline"
+            if sla == SLAS[0]:
+                self._active[channel] = active
             out.append(
                 Signal(
                     detector=self.name,
@@ -221,6 +267,10 @@ class TicketsAtRiskDetector(WorstExport):
                 )
             )
         return out
+
+
+def _tickets(count: float) -> str:
+    return "1 ticket" if count == 1 else f"{count:.0f} tickets"
 
 
 def _moves(q: QueueState) -> tuple[int, int, int, int]:

@@ -341,9 +341,10 @@ class ThresholdDetector(WorstExport):
     def _service_level_met(self, ch: ChannelRuntime, now: float) -> str:
         """With ``service_level_evidence``: why a lone customer past T is no incident, the
         channel's service level over the shortest window not being shown below its target
-        ("" when it is, when nothing was offered in it, when more than ``LONE`` customers of
-        the channel wait past T now, or without the setting). The customers waiting past T now
-        count as contacts out of SLA: they are, whatever happens to them next."""
+        ("" when it is, when more than ``LONE`` customers of the channel wait past T now, when
+        nobody was offered in the window nor waits past T, or without the setting). The
+        customers waiting past T now count as contacts out of SLA: they are, whatever happens
+        to them next. So one customer alone at night (0 of 1) is held back, two are not."""
         confidence = self.settings.service_level_evidence
         target = ch.settings.service_level_target
         if confidence is None or target is None:
@@ -356,9 +357,9 @@ class ThresholdDetector(WorstExport):
                 return ""
         agg = ch.windows.totals[self._shortest_i]
         done = offered(agg)
-        if done == 0:
-            return ""
         n = done + past_t
+        if n == 0:
+            return ""
         _, upper = wilson(agg.answered_in_sla, n, confidence)
         if upper < target:
             return ""

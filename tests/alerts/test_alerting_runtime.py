@@ -375,8 +375,7 @@ def test_a_firing_page_says_when_its_value_is_not_past_the_alert_level():
     )
     assert firing["description"] == (
         "Long. The count or share of one window alone is below its alert level: the detector "
-        "pages on a sustained rise over a longer stretch (a CUSUM on the stream), too slow for "
-        "one window."
+        "pages on a sustained rise over a longer stretch, too gradual for one window to show."
     )
 
 

@@ -39,52 +39,82 @@ def _run(
 
 def test_longest_wait_pages_chat_after_4t_for_two_minutes_not_at_120s() -> None:
     # chat T = 60 s: threshold 4 x 60 = 240 s (above the 120 s floor), recover 180 s.
-    # One chat queued at 0, answered at 400: the oldest wait is > 240 from t = 241, the rule's
-    # for: 2m makes it fire at 361 (nothing offered in the 5m window yet: the lone-customer
-    # evidence lets it be judged). Answered at 400: nobody waits past T and the window holds
-    # 1 offered contact, 0 within T, whose 99% Wilson upper bound (5.41 / 6.41 = 84%) is not
-    # below the 80% target: held inactive from 400 (the sustained level's release does not
-    # keep it); keep_firing_for 1m: resolved at 460.
+    # c1 queued at 0, answered at 400; c2 queued at 20 gives up at 120 (100 s, past T). The
+    # oldest wait is > 240 from t = 241. The lone-customer evidence: 0 in SLA of 1 offered
+    # (c2) and 1 waiting past T (c1), 0 of 2, 99% Wilson upper bound 5.41 / 7.41 = 73%, below
+    # the 80% target: judged, pending at 241; the rule's for: 2m fires it at 361. Answered at
+    # 400: nobody waits, and 0 of 2 keeps it judged, so the sustained level (past 3 x T for
+    # 60% of 5m since 361) holds it active, not live. At 420 c2's outcome leaves the 5m window:
+    # 0 of 1 (c1), upper bound 5.41 / 6.41 = 84%, not below 80%: held back, inactive;
+    # keep_firing_for 1m: resolved at 480.
     feed = Feed()
     rule = _rule("LongestWaitHigh", feed)
     script = Script()
     script.contact("c1", 0, 400, channel="chat", queue="sales")
+    script.contact("c2", 20, 100, channel="chat", queue="sales", outcome="abandoned")
     events = _run(feed, rule, script, 700)
     states = [(t, s) for t, s, _, _ in events]
-    assert states == [(241, "pending"), (361, "firing"), (460, "resolved")]
+    assert states == [(241, "pending"), (361, "firing"), (480, "resolved")]
     firing = next(a for t, s, a, _ in events if s == "firing")
     # T0 is 00:00 UTC; active at 241 s (00:04), firing at 361 s: the chat waits 361 s = 6m 1s
-    # in queue sales; chat T = 60 s, threshold 240 s = 4m; no chat answered yet: SL n/a.
+    # in queue sales; chat T = 60 s, threshold 240 s = 4m; 0 of 1 offered within T in 5m.
     assert firing["summary"] == "chat: a customer waited 6m 1s, answer target 1m"
     assert firing["description"] == (
         "The oldest waiting contact on chat reached 6m 1s of waiting (pages above 4m; answer "
         "target 1m). Queues: 1 waiting now, the longest for 6m 1s in queue sales (1 waiting "
-        "there). Service level n/a over the last 5m (target 80%). Going on since 2026-03-02 "
+        "there). Service level 0% over the last 5m (target 80%). Going on since 2026-03-02 "
         "00:04 UTC."
     )
-    # resolved at 460 (00:07), 460 - 241 = 219 s after it became active; nobody waits now
+    # resolved at 480 (00:08), 480 - 241 = 239 s after it became active; nobody waits now
     resolved = next(a for t, s, a, _ in events if s == "resolved")
-    assert resolved["summary"] == "chat: resolved, oldest wait now 0s; lasted 3m 39s"
+    assert resolved["summary"] == "chat: resolved, oldest wait now 0s; lasted 3m 59s"
     assert resolved["description"] == (
-        "Resolved after 3m 39s (from 2026-03-02 00:04 UTC to 2026-03-02 00:07 UTC). Oldest "
+        "Resolved after 3m 59s (from 2026-03-02 00:04 UTC to 2026-03-02 00:08 UTC). Oldest "
         "wait now 0s (answer target 1m); queues: nobody is waiting now."
     )
 
 
+def test_one_customer_alone_is_no_page() -> None:
+    # The same chat customer, alone (nothing else offered in 5m): 0 of 1 with the one waiting
+    # past T, upper bound 84% at 99%, not below the 80% target: a 1-call hour at 0% is no
+    # incident, nothing pends. Its 6m 40s wait is still on /metrics (the oldest-wait gauge).
+    feed = Feed()
+    rule = _rule("LongestWaitHigh", feed)
+    script = Script()
+    script.contact("c1", 0, 400, channel="chat", queue="sales")
+    assert _run(feed, rule, script, 700) == []
+
+
+def test_an_empty_window_is_said_in_words() -> None:
+    # two chats past T with nothing offered: judged (0 of 2); the text says what the empty
+    # 5-minute window means instead of "Service level n/a"
+    feed = Feed()
+    rule = _rule("LongestWaitHigh", feed)
+    script = Script()
+    script.contact("c1", 0, 400, channel="chat", queue="sales")
+    script.contact("c2", 10, 400, channel="chat", queue="sales")
+    events = _run(feed, rule, script, 400)
+    pending = next(a for t, s, a, _ in events if s == "pending")
+    assert "Nobody was answered or gave up in the last 5m." in pending["description"]
+    assert "n/a" not in pending["description"]
+
+
 def test_longest_wait_on_voice_uses_the_120s_floor() -> None:
     # voice T = 20 s: 4 x 20 = 80 s is below the floor, so 120 s; recover 3/4 of it: 90 s.
-    # Queued at 0: pending at 121, firing at 241; answered at 300: 0 of 1 offered within T
-    # is no evidence at 99% (upper bound 84%), so inactive from 300 with nobody past T;
-    # keep_firing_for 1m: resolved at 360.
+    # v1 queued at 0, answered at 300; v2 queued at 10 gives up at 40 (30 s, past T): 0 of 2
+    # at 121 is evidence (upper bound 73%): pending at 121, firing at 241. At 340 v2's outcome
+    # leaves the 5m window: 0 of 1 (v1, answered late at 300) is no evidence at 99% (84%), so
+    # inactive from 340; keep_firing_for 1m: resolved at 400.
     feed = Feed()
     rule = _rule("LongestWaitHigh", feed)
     script = Script()
     script.contact("v1", 0, 300)
+    script.contact("v2", 10, 30, outcome="abandoned")
     events = _run(feed, rule, script, 600)
     assert [(t, s) for t, s, _, _ in events] == [
         (121, "pending"),
         (241, "firing"),
-        (360, "resolved"),
+        (400, "resolved"),
     ]
 
 

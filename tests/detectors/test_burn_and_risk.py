@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import pytest
 
@@ -258,6 +259,46 @@ def test_tickets_at_risk_default_fires_at_four():
     # at 3560: ages 3560 .. 3260, all four at risk and none breached
     fr = pick(feed.tick(3560), "tickets_at_risk", "email", sla="first_response")
     assert (fr.score, fr.active) == (4, True)
+
+
+def test_tickets_at_risk_stay_active_while_they_breach_unanswered():
+    # Tickets created at 0, 100, 200, 300: all four at risk at 3560 (active). Each breaches at
+    # its deadline (3600, 3700, ...; decided 5 s later, the allowed lateness) and leaves the
+    # at-risk count, but still waits for a first response: the signal stays active while
+    # those and the ones at risk are 4 or more, and lets go once a response brings them to 3.
+    feed = Feed(only({"tickets_at_risk": {}}))
+    for i in range(4):
+        feed.event("ticket.created", 100 * i, "email", ticket_id=f"t{i}")
+    assert pick(feed.tick(3560), "tickets_at_risk", "email", sla="first_response").active
+    fr = pick(feed.tick(3610), "tickets_at_risk", "email", sla="first_response")
+    assert (fr.active, fr.score) == (True, 4)
+    assert fr.summary == (
+        "email: 1 ticket past its first response deadline without one, 3 close to it"
+    )
+    # the hold survives a restart: the detector's state says the signal is active
+    state: Any = feed.suite.export_state()
+    assert state["detectors"]["tickets_at_risk"]["state"]["active"] == ["email"]
+    fresh = Feed(only({"tickets_at_risk": {}}))
+    fresh.suite.restore_state(state)
+    again: Any = fresh.suite.export_state()
+    assert again["detectors"]["tickets_at_risk"]["state"]["active"] == ["email"]
+    fr = pick(feed.tick(3910), "tickets_at_risk", "email", sla="first_response")
+    assert (fr.active, fr.score) == (True, 4)
+    assert fr.summary.startswith("email: 4 tickets past their first response deadline")
+    feed.event("ticket.responded", 3920, "email", ticket_id="t0")
+    fr = pick(feed.tick(3930), "tickets_at_risk", "email", sla="first_response")
+    assert (fr.active, fr.score) == (False, 0)
+    assert fr.summary == "email: 0 tickets close to their first response deadline"
+
+
+def test_tickets_past_their_deadline_alone_do_not_start_a_signal():
+    # created 500 s apart: never more than one at risk at once, so never active; once all four
+    # are past their deadline unanswered, that alone does not make the signal active
+    feed = Feed(only({"tickets_at_risk": {}}))
+    for i in range(4):
+        feed.event("ticket.created", 500 * i, "email", ticket_id=f"t{i}")
+    for at in range(3000, 5400, 60):
+        assert not pick(feed.tick(at), "tickets_at_risk", "email", sla="first_response").active
 
 
 def test_tickets_at_risk_of_their_next_reply_are_counted():

@@ -137,7 +137,7 @@ def test_longest_wait_with_service_level_evidence(in_sla: int | None, active: bo
     # One voice customer waits from 0 s; ten others queue at 60-78 s and are answered 5 s
     # (in SLA) or 21 s (late) later. At 121 s the oldest wait is past 120 s: the detector pages
     # only while the 5-minute service level, the waiting customer counted as late, is shown
-    # below the 80% target at 0.9 (or nothing was offered in it: ``None``).
+    # below the 80% target at 0.9 (``None``: nothing offered, 0 of 1: upper bound 0.622).
     feed = Feed(only({"thresholds": [{**WAIT_T, "service_level_evidence": 0.9}]}))
     feed.event("contact.queued", 0, "voice", contact_id="v", queue="billing")
     for i in range(10 if in_sla is not None else 0):
@@ -154,8 +154,9 @@ def test_longest_wait_with_service_level_evidence(in_sla: int | None, active: bo
 
 def test_service_level_evidence_counts_the_customer_it_pages_for() -> None:
     # Two chat customers (T = 60 s, pages above 240 s) wait from 0 s and 100 s with nothing
-    # offered: judged, active at 241 s. At 400 s the first is answered after 400 s: 0 in SLA
-    # of 1 offered, and the second has waited 300 s, past the level. With the waiting one
+    # offered: 0 of 2, upper bound 0.451 at 0.9: active at 241 s. At 400 s the first is
+    # answered after 400 s: 0 in SLA of 1 offered, and the second has waited 300 s, past the
+    # level. With the waiting one
     # counted as late, 0 of 2 has an upper bound of 1.6424 / 3.6424 = 0.451 at 0.9: shown
     # below 80%, so the page goes on (0 of 1 alone, 0.622, would have let it go while the
     # second customer still waits).
@@ -344,11 +345,12 @@ def test_a_surge_answered_at_once_is_no_backlog() -> None:
 
 def test_service_level_evidence_only_holds_back_a_start() -> None:
     # A voice customer (T = 20 s, pages above 120 s, recover below 60 s) waits from 0 s with
-    # nothing offered: judged, active at 121 s. Ten others are then answered on time (at 130 s
-    # the 5-minute service level is 10 of 10 offered and 1 waiting past T: upper bound 0.972
-    # at 0.9, not shown below 80%). The page stays active while the customer it is for waits
-    # past the level; once the wait is over (answered at 200 s), it ends. A second lone
-    # customer past the level in the same good service level does not start a page.
+    # nothing offered: 0 of 1, upper bound 1.6424 / 2.6424 = 0.622 at 0.9: active at 121 s.
+    # Ten others are then answered on time (at 140 s the 5-minute service level is 10 of 10
+    # offered and 1 waiting past T: upper bound 0.972 at 0.9, not shown below 80%). The page
+    # stays active while the customer it is for waits past the level; once the wait is over
+    # (answered at 200 s), it ends. A second lone customer past the level in the same good
+    # service level does not start a page.
     feed = Feed(only({"thresholds": [{**WAIT_T, "service_level_evidence": 0.9}]}))
     feed.event("contact.queued", 0, "voice", contact_id="v", queue="billing")
     assert pick(feed.tick(121), "longest_wait", "voice").active
@@ -366,3 +368,19 @@ def test_service_level_evidence_only_holds_back_a_start() -> None:
     assert lone.score == 121
     assert not lone.active
     assert "not judged: service level" in lone.summary
+
+
+def test_one_customer_alone_is_held_back_two_are_not() -> None:
+    # At 0.99 (the default; z = 2.3263, z^2 = 5.4119), with nothing else offered: one voice
+    # customer past the level is 0 in SLA of 1, upper bound 5.4119 / 6.4119 = 0.844, not below
+    # the 80% target: held back (a 1-call hour at 0% is no incident). A second customer past T
+    # makes it 0 of 2, 5.4119 / 7.4119 = 0.730: judged, and the page may start.
+    feed = Feed(only({"thresholds": [{**WAIT_T, "service_level_evidence": 0.99}]}))
+    feed.event("contact.queued", 0, "voice", contact_id="a", queue="billing")
+    lone = pick(feed.tick(121), "longest_wait", "voice")
+    assert not lone.active
+    assert "service level 0% of 0 offered and 1 waiting past T over 5m" in lone.summary
+    feed.event("contact.queued", 122, "voice", contact_id="b", queue="tech")
+    two = pick(feed.tick(143), "longest_wait", "voice")  # b has waited 21 s, past T
+    assert two.active
+    assert two.score == 143
