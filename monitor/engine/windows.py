@@ -6,7 +6,9 @@ buckets ``k > E - ceil(W)``, i.e. exactly the outcomes with ``E - ceil(W) < t <=
 whole-second ``now`` and span that is ``(now - W, now]`` (left-open, as Prometheus 3 range
 selectors), with no partial bucket at either end; between two whole seconds the window also holds
 the part of the current second seen so far. Outcomes are added to their bucket and to every
-window total that still holds it; when the edge moves, buckets that slid out are subtracted.
+window total that still holds it; when the edge moves, buckets that slid out are subtracted
+(a bucket that holds only agent time, written once a second by the workforce, subtracts only
+those three counts).
 Totals are therefore counts, never averages, and reading a windowed gauge costs O(1)
 (O(buckets) for the wait quantiles).
 """
@@ -24,6 +26,8 @@ from support_monitor.monitor.engine.sketch import add_into
 
 TODAY = "today"
 """The window that holds the day so far (``day_starts_at`` in ``timezone``)."""
+_COMPACT_AFTER = 1024
+"""Dropped keys kept at the start of ``SlidingWindows._keys`` before they are deleted at once."""
 
 
 class Agg(msgspec.Struct, gc=False):
@@ -109,6 +113,13 @@ class Agg(msgspec.Struct, gc=False):
         "breaches_next_reply",
     )
 
+    def subtract_agent_ms(self, other: Agg) -> None:
+        """``self -= other`` for a bucket that holds only agent time (see
+        :meth:`SlidingWindows.add_agent_ms`): the three agent-time counts."""
+        self.agent_available_ms -= other.agent_available_ms
+        self.agent_busy_ms -= other.agent_busy_ms
+        self.agent_acw_ms -= other.agent_acw_ms
+
     def add(self, other: Agg, sign: int) -> None:
         """``self += sign * other``, every count in :attr:`INTS` and the waits sketch (written
         out field by field: a loop over the names cost ~3x as much, once per slid bucket)."""
@@ -169,6 +180,8 @@ class SlidingWindows:
         "_cached_key",
         "_cut_list",
         "_day_start",
+        "_events",
+        "_head",
         "_keys",
         "_max_cut",
         "_max_width",
@@ -202,6 +215,14 @@ class SlidingWindows:
         self._cuts = [-math.inf] * len(self.names)  # buckets <= cut are out of that window
         self._buckets: dict[int, Agg] = {}
         self._keys: list[int] = []
+        """The kept buckets' keys from index ``_head`` on, ascending; the entries before it are
+        dropped buckets' keys, deleted from the list in batches (one per second would move the
+        whole list each time)."""
+        self._head = 0
+        self._events: set[int] = set()
+        """Keys of the kept buckets :meth:`targets` handed out (any count may be set in them);
+        the others hold only agent time (:meth:`add_agent_ms`), and sliding one out subtracts
+        just that."""
         self._cached_key: float = math.nan  # targets() of the last second asked for
         self._cached: list[Agg] = []
 
@@ -222,7 +243,9 @@ class SlidingWindows:
         not copies: read them before the windows change again."""
         buckets = self._buckets
         return WindowsState(
-            list(self._cuts), list(self.totals), [(key, buckets[key]) for key in self._keys]
+            list(self._cuts),
+            list(self.totals),
+            [(key, buckets[key]) for key in self._keys[self._head :]],
         )
 
     def restore(self, state: WindowsState) -> None:
@@ -236,6 +259,8 @@ class SlidingWindows:
         self.totals = tuple(state.totals)
         self._buckets = dict(state.buckets)
         self._keys = [key for key, _ in state.buckets]
+        self._head = 0
+        self._events = set(self._keys)  # whatever they hold: each slides out in full
         self._cached_key = math.nan
         self._cached = []
 
@@ -258,7 +283,8 @@ class SlidingWindows:
             return False
         cuts[self._today] = cut
         total = Agg()
-        for key in self._keys[bisect_right(self._keys, cut) :]:
+        keys = self._keys
+        for key in keys[bisect_right(keys, cut, self._head) :]:
             total.add(self._buckets[key], 1)
         totals = list(self.totals)
         totals[self._today] = total
@@ -278,11 +304,8 @@ class SlidingWindows:
             return []  # slid out of every window already
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = Agg()
-            if not self._keys or key > self._keys[-1]:
-                self._keys.append(key)
-            else:
-                insort(self._keys, key)
+            bucket = self._new_bucket(key)
+        self._events.add(key)
         if key > self._max_cut:
             out = [bucket, *self.totals]  # still in every window (the usual case)
         else:
@@ -293,11 +316,45 @@ class SlidingWindows:
         self._cached_key, self._cached = key, out
         return out
 
+    def _new_bucket(self, key: int) -> Agg:
+        bucket = self._buckets[key] = Agg()
+        keys = self._keys
+        if len(keys) == self._head or key > keys[-1]:
+            keys.append(key)
+        else:
+            insort(keys, key, self._head)
+        return bucket
+
+    def add_agent_ms(self, key: int, available: int, busy: int, acw: int) -> None:
+        """Add agent time (agent-milliseconds per timed state) to bucket ``key`` and to every
+        window total still holding it: what adding them to each of :meth:`targets` would do,
+        without counting the bucket as one :meth:`targets` handed out."""
+        if key <= self._min_cut:
+            return
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._new_bucket(key)
+        bucket.agent_available_ms += available
+        bucket.agent_busy_ms += busy
+        bucket.agent_acw_ms += acw
+        if key > self._max_cut:
+            for total in self.totals:
+                total.agent_available_ms += available
+                total.agent_busy_ms += busy
+                total.agent_acw_ms += acw
+            return
+        for cut, total in zip(self._cut_list, self.totals, strict=True):
+            if key > cut:
+                total.agent_available_ms += available
+                total.agent_busy_ms += busy
+                total.agent_acw_ms += acw
+
     def advance(self, now: float) -> None:
         """Slide every window to the edge ``floor(now)``; drop buckets no window holds any more."""
         self._cached_key = math.nan
         keys = self._keys
         buckets = self._buckets
+        events = self._events
         edge = math.floor(now)
         cuts = self._cut_list
         moved = False
@@ -316,22 +373,36 @@ class SlidingWindows:
             if cut == old + 1:  # the usual one-second step: at most one bucket slides out
                 bucket = buckets.get(cut)
                 if bucket is not None:
-                    total.add(bucket, -1)
+                    if cut in events:
+                        total.add(bucket, -1)
+                    else:
+                        total.subtract_agent_ms(bucket)
             else:
-                start = 0 if old == -math.inf else bisect_right(keys, old)
-                for key in keys[start : bisect_right(keys, cut)]:
+                head = self._head
+                start = head if old == -math.inf else bisect_right(keys, old, head)
+                for key in keys[start : bisect_right(keys, cut, head)]:
                     total.add(buckets[key], -1)
             cuts[i] = cut
         if moved:
-            self._cuts = cuts
+            self._min_cut = min(cuts)
+            self._max_cut = max(cuts)
         self._drop_until(edge - self._max_width)
 
     def _drop_until(self, last: int) -> None:
         """Forget the buckets with a key <= ``last`` (no sliding window holds them)."""
         keys = self._keys
-        if keys and keys[0] <= last:
-            drop = bisect_right(keys, last)
-            buckets = self._buckets
-            for key in keys[:drop]:
-                del buckets[key]
-            del keys[:drop]
+        head = self._head
+        end = len(keys)
+        if head == end or keys[head] > last:
+            return
+        buckets = self._buckets
+        events = self._events
+        while head < end and keys[head] <= last:
+            key = keys[head]
+            del buckets[key]
+            events.discard(key)
+            head += 1
+        if head == end or head >= _COMPACT_AFTER:
+            del keys[:head]
+            head = 0
+        self._head = head

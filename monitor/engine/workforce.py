@@ -359,10 +359,7 @@ class Workforce:
                 self._rate(cw, old, new)
             avail, busy, acw = ms
             if avail or busy or acw:
-                for agg in windows.targets(k):
-                    agg.agent_available_ms += avail
-                    agg.agent_busy_ms += busy
-                    agg.agent_acw_ms += acw
+                windows.add_agent_ms(k, avail, busy, acw)
 
     def _slide_arrivals(self, end: int) -> None:
         """Drop the arrival buckets with a key <= the new cut, visiting only the queues that
