@@ -113,13 +113,6 @@ class Agg(msgspec.Struct, gc=False):
         "breaches_next_reply",
     )
 
-    def subtract_agent_ms(self, other: Agg) -> None:
-        """``self -= other`` for a bucket that holds only agent time (see
-        :meth:`SlidingWindows.add_agent_ms`): the three agent-time counts."""
-        self.agent_available_ms -= other.agent_available_ms
-        self.agent_busy_ms -= other.agent_busy_ms
-        self.agent_acw_ms -= other.agent_acw_ms
-
     def add(self, other: Agg, sign: int) -> None:
         """``self += sign * other``, every count in :attr:`INTS` and the waits sketch (written
         out field by field: a loop over the names cost ~3x as much, once per slid bucket)."""
@@ -186,7 +179,9 @@ class SlidingWindows:
         "_max_cut",
         "_max_width",
         "_min_cut",
+        "_min_width",
         "_next_reset",
+        "_sliding",
         "_today",
         "_widths",
         "names",
@@ -212,6 +207,11 @@ class SlidingWindows:
             0 if i == self._today else math.ceil(span) for i, span in enumerate(self.spans)
         )
         self._max_width = max(self._widths)
+        self._min_width = min(
+            (w for i, w in enumerate(self._widths) if i != self._today), default=0
+        )
+        self._sliding = tuple((i, w) for i, w in enumerate(self._widths) if i != self._today)
+        """(index, whole buckets) of the windows that slide (all but the today window)."""
         self._cuts = [-math.inf] * len(self.names)  # buckets <= cut are out of that window
         self._buckets: dict[int, Agg] = {}
         self._keys: list[int] = []
@@ -352,49 +352,73 @@ class SlidingWindows:
     def advance(self, now: float) -> None:
         """Slide every window to the edge ``floor(now)``; drop buckets no window holds any more."""
         self._cached_key = math.nan
-        keys = self._keys
+        edge = math.floor(now)
+        moved = False
+        if self._today >= 0 and edge >= self._next_reset:
+            moved = self._reset_today(edge)
+        cuts = self._cut_list
+        totals = self.totals
         buckets = self._buckets
         events = self._events
-        edge = math.floor(now)
-        cuts = self._cut_list
-        moved = False
-        today = self._today
-        if today >= 0 and edge >= self._next_reset:
-            moved = self._reset_today(edge)
-        for i, width in enumerate(self._widths):
-            if i == today:
-                continue
+        steady = True  # no window's cut was already past the edge less its width
+        for i, width in self._sliding:
             cut = edge - width
             old = cuts[i]
             if cut <= old:
+                steady = False
                 continue
             moved = True
-            total = self.totals[i]
             if cut == old + 1:  # the usual one-second step: at most one bucket slides out
                 bucket = buckets.get(cut)
                 if bucket is not None:
+                    total = totals[i]
                     if cut in events:
                         total.add(bucket, -1)
-                    else:
-                        total.subtract_agent_ms(bucket)
+                    else:  # agent time only (add_agent_ms): its three counts
+                        total.agent_available_ms -= bucket.agent_available_ms
+                        total.agent_busy_ms -= bucket.agent_busy_ms
+                        total.agent_acw_ms -= bucket.agent_acw_ms
             else:
-                head = self._head
-                start = head if old == -math.inf else bisect_right(keys, old, head)
-                for key in keys[start : bisect_right(keys, cut, head)]:
-                    total.add(buckets[key], -1)
+                self._slide(totals[i], old, cut)
             cuts[i] = cut
         if moved:
+            self._bound_cuts(edge, steady=steady)
+        last = edge - self._max_width
+        keys = self._keys
+        if len(keys) > self._head and keys[self._head] <= last:
+            self._drop_until(last)
+
+    def _bound_cuts(self, edge: int, *, steady: bool) -> None:
+        """Set the min and max cut that ``targets`` compares with after a slide to ``edge``.
+        ``steady``: every sliding window's cut is the edge less its width (none was past it)."""
+        cuts = self._cut_list
+        if not steady or not self._sliding:
             self._min_cut = min(cuts)
             self._max_cut = max(cuts)
-        self._drop_until(edge - self._max_width)
+            return
+        low: float = edge - self._max_width
+        high: float = edge - self._min_width
+        if self._today >= 0:
+            today_cut = cuts[self._today]
+            low = min(low, today_cut)
+            high = max(high, today_cut)
+        self._min_cut = low
+        self._max_cut = high
+
+    def _slide(self, total: Agg, old: float, cut: int) -> None:
+        """Subtract from ``total`` the buckets with a key in ``(old, cut]``."""
+        keys = self._keys
+        buckets = self._buckets
+        head = self._head
+        start = head if old == -math.inf else bisect_right(keys, old, head)
+        for key in keys[start : bisect_right(keys, cut, head)]:
+            total.add(buckets[key], -1)
 
     def _drop_until(self, last: int) -> None:
         """Forget the buckets with a key <= ``last`` (no sliding window holds them)."""
         keys = self._keys
         head = self._head
         end = len(keys)
-        if head == end or keys[head] > last:
-            return
         buckets = self._buckets
         events = self._events
         while head < end and keys[head] <= last:

@@ -328,8 +328,17 @@ class Workforce:
         if end <= accrued:
             return
         start = max(int(accrued), end - self._max_width)
+        channels = self.channels
         for name, cw in self.by_channel.items():
-            if cw.sched or any(cw.rate):
+            if cw.sched:
+                self._accrue_channel(name, cw, start, end)
+                continue
+            available, busy, acw = cw.rate
+            if not (available or busy or acw):
+                continue
+            if end == start + 1:  # the usual one second, with no change in it: rate x 1000 ms
+                channels[name].windows.add_agent_ms(end, available * 1000, busy * 1000, acw * 1000)
+            else:
                 self._accrue_channel(name, cw, start, end)
         self.accrued = float(end)
         self._slide_arrivals(end)
