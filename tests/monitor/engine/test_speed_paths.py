@@ -5,6 +5,9 @@
   series is re-rendered only when it observed), and each exported engine value is the value
   ``readout.series`` computes for detectors and rules.
 - ``Agg.add`` (written out field by field) adds every counted field and the waits sketch.
+- ``SlidingWindows.add_agent_ms`` (agent time, its buckets slid out as three counts) leaves the
+  windows exactly as adding the same counts to each of ``targets`` does, through one-second steps,
+  jumps, late outcomes and a today window.
 - ``sketch.quantiles`` equals ``sketch.quantile`` per q.
 """
 
@@ -24,7 +27,7 @@ from support_monitor.alerts.runtime import Alerting
 from support_monitor.monitor import exporter
 from support_monitor.monitor.engine.readout import series
 from support_monitor.monitor.engine.sketch import bucket_of, quantile, quantiles
-from support_monitor.monitor.engine.windows import Agg
+from support_monitor.monitor.engine.windows import Agg, SlidingWindows
 from support_monitor.monitor.exporter import (
     EngineCollector,
     LabelCache,
@@ -199,6 +202,39 @@ def test_agg_add_adds_every_field_and_the_waits() -> None:
     a.add(b, 1)
     assert [getattr(a, name) for name in Agg.INTS] == [1000 + i for i in range(len(Agg.INTS))]
     assert a.waits == {5: 2, 7: 1}
+
+
+@pytest.mark.parametrize("today", [False, True])
+def test_agent_time_slides_as_through_targets(today: bool) -> None:
+    spans = {"30s": 30.0, "2m": 120.0, **({"today": 86400.0} if today else {})}
+
+    def day_start(t: float) -> float:
+        return float(math.floor(t / 500) * 500)  # a "day" of 500 s: several resets
+
+    fast = SlidingWindows(spans, day_start if today else None)
+    plain = SlidingWindows(spans, day_start if today else None)
+    rng = random.Random(7)
+    now = 1_000_000
+    for _ in range(3000):
+        now += rng.choice((1, 1, 1, 1, 1, 2, 7, 200))  # mostly one second, sometimes a jump
+        fast.advance(now)
+        plain.advance(now)
+        for _ in range(rng.choice((0, 0, 0, 1, 3))):  # outcomes, some late or slid out
+            ts = now - rng.choice((0.5, 0.0, 3.2, 40.0, 119.5, 300.0))
+            index = rng.randrange(3)
+            for windows in (fast, plain):
+                for agg in windows.targets(ts):
+                    agg.queued += 1
+                    agg.waits[index] = agg.waits.get(index, 0) + 1
+        if rng.random() < 0.9:
+            ms = (rng.randrange(3) * 1000, rng.randrange(2) * 1000, rng.randrange(2) * 500)
+            fast.add_agent_ms(now + 1, *ms)
+            for agg in plain.targets(now + 1):
+                agg.agent_available_ms += ms[0]
+                agg.agent_busy_ms += ms[1]
+                agg.agent_acw_ms += ms[2]
+        assert fast.export() == plain.export()
+    assert fast.export().buckets  # the windows held something at the end
 
 
 def test_quantiles_in_one_pass_equal_quantile_per_q() -> None:
