@@ -19,6 +19,11 @@ longest window: a replay's quiet gap drains that window, so the drought can chan
 only within the window's span after the last event (``detectors/quiet.py``). While it is
 active its signal's score is the count of tickets waiting for a first response (against the
 same ``min_count``), else the at-risk count.
+
+A ticket leaves the at-risk count when it breaches, so an active first-response signal stays
+active while the tickets at risk and the open tickets past their first-response deadline
+without one are ``min_count`` or more together (score = that sum): a pile of unanswered tickets
+passing their deadline is no recovery. Those overdue tickets never start the signal.
 """
 
 from __future__ import annotations
