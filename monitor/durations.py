@@ -11,6 +11,7 @@ writes seconds back for people (alert texts, detector sentences).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Annotated
@@ -83,7 +84,13 @@ def format_duration(seconds: float) -> str:
         return "n/a"
     if math.isinf(seconds):
         return "unbounded" if seconds > 0 else "n/a"
-    total = max(0, int(seconds))
+    return _whole_seconds(max(0, int(seconds)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _whole_seconds(total: int) -> str:
+    """``format_duration`` of a whole number of seconds; the last 4,096 are kept (detector
+    summaries format an oldest wait on every tick, and waits repeat)."""
     parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         count, total = divmod(total, size)
