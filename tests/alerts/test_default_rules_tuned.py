@@ -173,7 +173,7 @@ def test_csat_low_fires_on_evidence_after_two_minutes() -> None:
     assert resolved["summary"] == "email: customer satisfaction back to 86% over 1h; lasted 37m 17s"
     assert resolved["description"] == (
         "Resolved after 37m 17s (from 2026-03-02 00:00 UTC to 2026-03-02 00:37 UTC). 85.7% of "
-        "the ratings over the last 1h are satisfied now (floor 80%)."
+        "the 70 ratings over the last 1h are satisfied now (floor 80%)."
     )
 
 
