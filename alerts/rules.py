@@ -86,6 +86,10 @@ class CompiledRule:
         self.upward: bool | None = None
         """Whether a higher value is worse for the rule's detector (set by ``Alerting`` from
         the detector suite; None: unknown). Copied to its alerts for the notifiers."""
+        self.sustained_words: tuple[str, str] | None = None
+        """What the rule's detector says of a signal its sustained-change test made active
+        (summary suffix, description sentence; set by ``Alerting`` from the detector's
+        ``sustained_words``); None: the generic rise / drop wording."""
         self.window = ""
         """The configured window the rule's detector judges (set by ``Alerting`` from the
         detector settings, ``alerts.facts.judged_windows``; "": none or several): the
@@ -149,10 +153,14 @@ class CompiledRule:
         side = self._quiet_side(signal)
         if side and signal.sustained:  # made active by a sustained-change test, not held
             change = "rise" if side == "below" else "drop"
+            summary, sentence = self.sustained_words or (
+                f" (a sustained {change}; one window alone is {side} its level)",
+                SUSTAINED_SENTENCE.format(side=side, change=change),
+            )
             if "summary" in out:
-                out["summary"] += f" (a sustained {change}; one window alone is {side} its level)"
+                out["summary"] += summary
             if "description" in out:
-                out["description"] += SUSTAINED_SENTENCE.format(side=side, change=change)
+                out["description"] += sentence
         elif side:  # active, but its value is not past the alert level: say so, not contradict it
             if "summary" in out:
                 out["summary"] += f" ({side} its alert level now; still active)"

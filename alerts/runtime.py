@@ -207,7 +207,9 @@ class Alerting:
     def _directions(self) -> None:
         """Tell each rule whether a higher value is worse for its detector, and which window
         it judges (for the dashboard links)."""
-        upward = {d.name: d.upward for d in getattr(self.suite, "detectors", ())}
+        found = getattr(self.suite, "detectors", ())
+        upward = {d.name: d.upward for d in found}
+        words = {d.name: getattr(d, "sustained_words", None) for d in found}
         detectors = getattr(self.suite, "settings", None)
         windows = (
             judged_windows(detectors, self._engine.settings.windows)
@@ -216,6 +218,7 @@ class Alerting:
         )
         for rule in self.rules:
             rule.upward = upward.get(rule.rule.detector)
+            rule.sustained_words = words.get(rule.rule.detector)
             rule.window = windows.get(rule.rule.detector, "")
 
     def _facts(

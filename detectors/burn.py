@@ -4,7 +4,9 @@ error ratio = 1 - service level over a window (from the window's counts), budget
 burn rate = error ratio / budget. A pair fires only when both its long window (it matters) and its
 short window (it is still happening) burn at least ``burn_rate``: the long one keeps a short blip
 quiet, the short one lets the alert resolve soon after recovery. With target t the highest possible
-burn rate is 1 / (1 - t) (every contact missed), e.g. 5 for 80%.
+burn rate is 1 / (1 - t) (every contact missed), e.g. 5 for 80%. A pair with ``cusum: true`` is
+also active while the channel's service-level CUSUM is (``sl_cusum.py``): a drop its window does
+not show on its own yet; the signal then says ``sustained``.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from support_monitor.detectors.readings import (
     offered,
     window_index,
 )
+from support_monitor.detectors.share_cusum import HourOfWeek
 from support_monitor.detectors.signal import Signal
+from support_monitor.detectors.sl_cusum import ServiceLevelCusum
 from support_monitor.monitor.config_channel import ChannelSettings
 from support_monitor.monitor.engine.readout import service_level
+from support_monitor.monitor.engine.state import ChannelRuntime
 from support_monitor.monitor.engine.windows import Agg
 
 
@@ -45,6 +50,22 @@ def burn_rate(service_level_ratio: float, target: float) -> float:
 def _inputs(a: Agg) -> tuple[int, int, int, int]:
     """What a window's service level is made of."""
     return (a.answered_in_sla, a.answered, a.abandoned, a.abandoned_short)
+
+
+def _outcomes(ch: ChannelRuntime) -> tuple[int, int]:
+    """The channel's cumulative service-level outcomes (decided, bad): answered within T, still
+    waiting at the deadline (a breach), gave up within T after ``short_abandon_seconds``."""
+    good = breached = gave_up = 0
+    for q in ch.queues.values():
+        good += q.answered_in_sla
+        breached += q.breaches_answer
+        gave_up += q.abandoned_in_sla - q.abandoned_short
+    settings = ch.settings
+    answer = settings.answer_seconds
+    if answer is None or settings.short_abandon_seconds > answer:
+        gave_up = 0  # every abandon within T is a short one: none counts
+    bad = breached + gave_up
+    return good + bad, bad
 
 
 def _doubt(long_agg: Agg, short_agg: Agg, level: float, confidence: float) -> str:
@@ -75,6 +96,16 @@ class SlaBurnDetector:
 
     name = "sla_burn"
     upward = True
+    sustained_words = (
+        " (a sustained drop, too gradual for one window to show yet)",
+        (
+            " One window alone does not show it at the alert level yet: the service-level "
+            "CUSUM pages on the share of contacts out of SLA staying well above its usual share "
+            "for several windows."
+        ),
+    )
+    """The alert texts of a signal the CUSUM made active (``alerts.rules``): they give the
+    service level, which drops, not the burn rate, which rises."""
 
     def __init__(
         self,
@@ -103,6 +134,10 @@ class SlaBurnDetector:
         self._used = sorted({i for p in self._pairs for i in (p[2], p[3])})
         self._keys: list[tuple[int, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
+        cusum = settings.cusum if any(p[4].cusum for p in self._pairs) else None
+        self._slot_of = HourOfWeek(cusum.timezone if cusum is not None else "UTC")
+        self._cusum = {ch: ServiceLevelCusum(cusum) for ch in channels} if cusum else {}
+        """Per channel: the service-level CUSUM (none when no pair has ``cusum: true``)."""
         self._shown: dict[tuple[str, int], float] = {}
         """(channel, pair index) -> since when each active pair with a confidence has been
         active. Its evidence must be shown at every judgement for ``HOLD_AFTER`` seconds (the
@@ -111,15 +146,26 @@ class SlaBurnDetector:
         (thinning traffic in an ongoing collapse must not read as an all-clear)."""
 
     def export_state(self) -> dict[str, object]:
-        """Since when each pair with a confidence has been active."""
-        return {"shown": sorted([ch, j, t] for (ch, j), t in self._shown.items())}
+        """Since when each pair with a confidence has been active; the CUSUMs."""
+        state: dict[str, object] = {
+            "shown": sorted([ch, j, t] for (ch, j), t in self._shown.items())
+        }
+        if self._cusum:
+            state["cusum"] = {ch: c.dump() for ch, c in self._cusum.items()}
+        return state
 
     def restore_state(self, data: dict[str, Any]) -> None:
-        self._shown = {
+        cusum = self.settings.cusum
+        fresh = {ch: ServiceLevelCusum(cusum) for ch in self._cusum} if cusum else {}
+        for ch, stored in data.get("cusum", {}).items():
+            if ch in fresh:
+                fresh[ch].load(stored)
+        shown = {
             (str(ch), int(j)): float(t)
             for ch, j, t in data["shown"]
             if ch in self._targets and 0 <= int(j) < len(self._pairs)
         }
+        self._shown, self._cusum = shown, fresh
         self._keys = [None] * len(self.channels)
 
     def evaluate(self, readings: Readings) -> Groups:
@@ -127,20 +173,28 @@ class SlaBurnDetector:
         channels = readings.channels
         used = self._used
         for i, channel in enumerate(self.channels):
-            totals = channels[channel].windows.totals
-            key = tuple(
-                [n for w in used for n in _inputs(totals[w])]
-                if len(used) != 2
-                else (*_inputs(totals[used[0]]), *_inputs(totals[used[1]]))
+            ch = channels[channel]
+            totals = ch.windows.totals
+            cusum = self._cusum.get(channel)
+            rising = cusum is not None and cusum.step(readings.now, _outcomes(ch), self._slot_of)
+            key = (
+                *(
+                    [n for w in used for n in _inputs(totals[w])]
+                    if len(used) != 2
+                    else (*_inputs(totals[used[0]]), *_inputs(totals[used[1]]))
+                ),
+                rising,
             )
             if key == self._keys[i]:
                 continue
             self._keys[i] = key
-            out[i] = self._judge(channel, totals, readings.now)
+            out[i] = self._judge(channel, totals, readings.now, rising=rising)
         self._groups = out.result()
         return self._groups
 
-    def _judge(self, channel: str, totals: Sequence[Agg], now: float) -> list[Signal]:
+    def _judge(
+        self, channel: str, totals: Sequence[Agg], now: float, *, rising: bool
+    ) -> list[Signal]:
         out = []
         min_volume = self.settings.min_volume
         target = self._targets[channel]
@@ -148,7 +202,9 @@ class SlaBurnDetector:
             # Configured pairs above the ceiling are refused; a default one is capped there.
             limit = min(pair.burn_rate, max_burn_rate(target))
             level = 1.0 - limit * (1.0 - target)  # the service level the burn rate stands for
-            if pair.confidence is not None and level <= 0:
+            capped = pair.confidence is not None and level <= 0
+            cusum = pair.cusum and bool(self._cusum)
+            if capped and not cusum:
                 continue  # a default pair capped at 0%: no bound is ever below it (no signal)
             long_agg = totals[long_i]
             short_agg = totals[short_i]
@@ -158,19 +214,15 @@ class SlaBurnDetector:
             both = long_burn + short_burn
             score = math.nan if math.isnan(both) else min(long_burn, short_burn)
             guarded = low < min_volume
-            active = not guarded and score >= limit
+            active = not guarded and score >= limit and not capped
             doubt = ""
             if pair.confidence is not None:
-                since = self._shown.get((channel, j))
-                held = since is not None and now - since >= HOLD_AFTER
-                if active and not held:
-                    doubt = _doubt(long_agg, short_agg, level, pair.confidence)
-                    active = not doubt
-                if not active:
-                    self._shown.pop((channel, j), None)
-                elif since is None:
-                    self._shown[channel, j] = now
-            if guarded:
+                doubt = self._evidence((channel, j), active, (long_agg, short_agg), level, now)
+                active = active and not doubt
+            sustained = not active and rising and cusum
+            if sustained:
+                summary = self._rising(channel, short_burn, short_name, target)
+            elif guarded:
                 summary = (
                     f"{channel} SLA burn not judged: {low} offered contacts in a window "
                     f"(min_volume {min_volume})"
@@ -192,7 +244,7 @@ class SlaBurnDetector:
                 Signal(
                     detector=self.name,
                     channel=channel,
-                    active=active,
+                    active=active or sustained,
                     score=score,
                     threshold=limit,
                     labels=(
@@ -201,9 +253,39 @@ class SlaBurnDetector:
                         ("short", short_name),
                     ),
                     summary=summary,
+                    sustained=sustained,
                 )
             )
         return out
+
+    def _evidence(
+        self, key: tuple[str, int], active: bool, aggs: tuple[Agg, Agg], level: float, now: float
+    ) -> str:
+        """For an ``active`` pair with a confidence: why its windows do not show the service
+        level below ``level`` ("" when they do, or when it has been shown for ``HOLD_AFTER``);
+        keeps since when each such pair has been active."""
+        since = self._shown.get(key)
+        doubt = ""
+        if active and (since is None or now - since < HOLD_AFTER):
+            confidence = self._pairs[key[1]][4].confidence
+            assert confidence is not None
+            doubt = _doubt(aggs[0], aggs[1], level, confidence)
+        if not active or doubt:
+            self._shown.pop(key, None)
+        elif since is None:
+            self._shown[key] = now
+        return doubt
+
+    def _rising(self, channel: str, burn: float, window: str, target: float) -> str:
+        cusum = self._cusum[channel]
+        tuned = cusum.settings
+        usual = cusum.cusum.p0
+        return (
+            f"{channel} burns its {target:.0%} service-level budget {fmt(burn)}x over {window}; "
+            f"contacts out of SLA rising: CUSUM {cusum.cusum.stat:.1f} (active at "
+            f"{cusum.threshold:.1f}, tuned for {tuned.ratio:g}x the usual {usual:.0%}, "
+            f"dispersion {cusum.phi:.2f})"
+        )
 
     def export(self, signals: list[Signal]) -> Signal:
         """Gauge row per channel: the strictest active pair, else the one closest to firing."""

@@ -15,7 +15,10 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from support_monitor.detectors.share_cusum_config import ShareCusumSettings
+from support_monitor.detectors.share_cusum_config import (
+    ServiceLevelCusumSettings,
+    ShareCusumSettings,
+)
 from support_monitor.detectors.voice_config import (
     VOICE_NAMES,
     ContainmentDropSettings,
@@ -428,6 +431,9 @@ class BurnWindow(_Model):
     Wilson upper bound of the service level (in SLA of offered) at this confidence must be below
     the level the burn rate stands for, 1 - burn_rate x (1 - target). Such a pair may name one
     window twice: a single-window burn rate that a handful of missed contacts cannot trip."""
+    cusum: bool = False
+    """Also active while the channel's service-level CUSUM (``sla_burn.cusum``) is: a drop
+    too gradual for the windows to show yet (set on the default 5-minute pair)."""
 
 
 def _default_burn_windows() -> tuple[BurnWindow, ...]:
@@ -436,11 +442,20 @@ def _default_burn_windows() -> tuple[BurnWindow, ...]:
     # pair judges the short window alone, on evidence: SL <= 40% shown at 99.9% (0 of 15 or
     # more within T), a collapse the hour does not show yet (docs/detectors.md, "SLA burn
     # rate"). A channel whose target puts 3.0 past the ceiling gets it capped there, where no
-    # bound can pass: the pair is then silent on it.
+    # bound can pass: the pair is then active on the service-level CUSUM alone (cusum: true,
+    # sla_burn.cusum), which also pages a drop to about half the usual service level that
+    # several windows show together and one window cannot.
     return (
         BurnWindow(long=LONGEST, short=SHORTEST, burn_rate=2.0, severity="page"),
         BurnWindow(long=LONGEST, short=SHORTEST, burn_rate=1.5, severity="ticket"),
-        BurnWindow(long=SHORTEST, short=SHORTEST, burn_rate=3.0, severity="page", confidence=0.999),
+        BurnWindow(
+            long=SHORTEST,
+            short=SHORTEST,
+            burn_rate=3.0,
+            severity="page",
+            confidence=0.999,
+            cusum=True,
+        ),
     )
 
 
@@ -458,6 +473,9 @@ class SlaBurnSettings(_Model):
     """Both windows need at least this many offered contacts (answered + long abandons)."""
     channels: tuple[ChannelName, ...] = ()
     """Empty: every channel with a ``service_level_target``."""
+    cusum: ServiceLevelCusumSettings | None = ServiceLevelCusumSettings()
+    """The service-level CUSUM the pairs with ``cusum: true`` are also active on
+    (``detectors/sl_cusum.py``); null: none."""
 
     def check(
         self, key: str, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
@@ -478,6 +496,12 @@ class SlaBurnSettings(_Model):
             short_name = resolve_window(pair.short, windows)
             _sliding(f"{pkey}.long", long_name)
             _sliding(f"{pkey}.short", short_name)
+            if pair.cusum and self.cusum is None and "windows" in self.model_fields_set:
+                raise ValueError(
+                    f"{pkey}.cusum: true, but {key}.cusum is null: there is no service-level "
+                    "CUSUM to be active on; set cusum: false on the pair or configure "
+                    f"{key}.cusum"
+                )
             labels = (long_name, short_name, pair.severity)  # aliases resolved: the labels
             if labels in seen and "windows" in self.model_fields_set:
                 raise ValueError(f"{pkey}: repeats another pair with the same windows and severity")

@@ -92,7 +92,9 @@ def window_index(windows: Sequence[str], window: str) -> int:
 
 
 class Detector(Protocol):
-    """A pure state machine: ``evaluate`` once per tick, in time order."""
+    """A pure state machine: ``evaluate`` once per tick, in time order. A detector may also
+    have ``sustained_words`` (summary suffix, description sentence): what alert texts say of a
+    signal its sustained-change test made active, instead of the generic wording."""
 
     name: str
     upward: bool

@@ -75,6 +75,7 @@ class ShareCusum:
         "flagged",
         "hour",
         "p0",
+        "scale",
         "seen",
         "settings",
         "skipped",
@@ -99,6 +100,10 @@ class ShareCusum:
         """The cumulative counts at the start of ``hour``; None when not seen from its start."""
         self.p0 = settings.prior
         """The usual share the last outcomes were judged against."""
+        self.scale = 1.0
+        """The threshold (and the release and cap derived from it) is ``settings.threshold``
+        times this: the service-level CUSUM (``sl_cusum.py``) sets it from the dispersion of its
+        outcomes; 1 elsewhere."""
 
     def usual(self, slot: int) -> float:
         """The usual bad share of ``slot``, clamped into [P_MIN, P_MAX)."""
@@ -127,9 +132,10 @@ class ShareCusum:
         p1 = min(s.ratio * p0, P_MAX)
         jump = math.log(p1 / p0)
         stat = self.stat + bad * jump + (trials - bad) * math.log((1 - p1) / (1 - p0))
-        self.stat = min(max(stat, 0.0), s.threshold + jump)
-        release = max(s.threshold - jump, s.threshold / 2)
-        self.active = self.stat >= (release if self.active else s.threshold)
+        threshold = s.threshold * self.scale
+        self.stat = min(max(stat, 0.0), threshold + jump)
+        release = max(threshold - jump, threshold / 2)
+        self.active = self.stat >= (release if self.active else threshold)
         self.flagged = self.flagged or self.active
 
     def _close_hour(self, counts: Pair, slot: int, *, complete: bool) -> None:

@@ -41,3 +41,27 @@ class ShareCusumSettings(BaseModel):
     (the level has shifted for good)."""
     timezone: ZoneName = "UTC"
     """IANA zone of the hour-of-week slots."""
+
+
+class ServiceLevelCusumSettings(ShareCusumSettings):
+    """The same CUSUM on each live channel's service-level outcomes (``sla_burn.cusum``): an
+    offered contact is a bad outcome at its deadline when it was still waiting then, or when it
+    gave up within T after ``short_abandon_seconds``, a good one when it was answered within T.
+    Its evidence is discounted by how clustered the channel's outcomes are (below)."""
+
+    ratio: float = Field(default=4.0, gt=1)
+    """Tuned for the out-of-SLA share rising to this multiple of its usual share: 4 is a usual
+    11% rising to 44% (a service level of 89% falling to 56%)."""
+    threshold: float = Field(default=10.0, gt=0)
+    """Active when the statistic reaches this times the squared dispersion (below)."""
+    prior: float = Field(default=0.2, gt=0, lt=1)
+    """Usual out-of-SLA share before anything is learnt."""
+    dispersion_prior: float = Field(default=3.0, ge=1)
+    """How much more the channel's outcomes are assumed to vary than independent ones before
+    its own hours are learnt (the variance ratio of its out-of-SLA counts per 10 minutes)."""
+    dispersion_prior_weight: float = Field(default=20.0, ge=0)
+    """The prior counts as this many degrees of freedom (an hour of six 10-minute blocks gives
+    five)."""
+    dispersion_decay: float = Field(default=0.99, gt=0, le=1)
+    """Each learnt hour multiplies the weight of the ones before by this (0.99: about the last
+    100 learnt hours count)."""

@@ -329,10 +329,11 @@ def test_tickets_at_risk_of_their_next_reply_are_counted():
 
 def test_the_default_collapse_pair_is_left_out_where_its_rate_is_past_the_ceiling():
     # target 0.6: the highest burn rate is 1 / 0.4 = 2.5 < 3; capped there the pair stands for
-    # a service level of 0%, which no Wilson bound is ever below: no signal for it at all
+    # a service level of 0%, which no Wilson bound is ever below: without the service-level
+    # CUSUM no signal for it at all; with it (the default) only the CUSUM can make it active
     channels = json.loads(json.dumps(CHANNELS))
     channels["voice"]["service_level_target"] = 0.6
-    feed = Feed(only({"sla_burn": {}}), channels=channels)
+    feed = Feed(only({"sla_burn": {"cusum": None}}), channels=channels)
     signals = [s for s in feed.tick(10) if s.detector == "sla_burn"]
     shorts = sorted((s.channel, dict(s.labels)["long"]) for s in signals)
     assert shorts == [
@@ -342,3 +343,12 @@ def test_the_default_collapse_pair_is_left_out_where_its_rate_is_past_the_ceilin
         ("voice", "1h"),
         ("voice", "1h"),
     ]
+    feed = Feed(only({"sla_burn": {}}), channels=channels)
+    for i in range(30):  # every contact missed: the window test would burn at the ceiling
+        feed.event("contact.queued", i, "voice", contact_id=f"c{i}")
+        feed.event("contact.abandoned", i + 10, "voice", contact_id=f"c{i}")
+    signals = [s for s in feed.tick(60) if s.detector == "sla_burn" and s.channel == "voice"]
+    capped = [s for s in signals if dict(s.labels)["long"] == "5m"]
+    assert len(capped) == 1
+    assert capped[0].score == 2.5  # at the ceiling: the window test never fires
+    assert not capped[0].active  # and the CUSUM has not reached its threshold yet
