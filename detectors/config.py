@@ -832,7 +832,7 @@ def _default_thresholds() -> tuple[ThresholdSettings, ...]:
             # a collapse: waits past 3 x T most of the time, rarely one customer past the floor
             sustained=SustainedLevel(value=3, share=0.6, over=300.0, release=300.0),
             # a lone customer waiting long while the others are answered on time: no incident
-            service_level_evidence=0.99,
+            service_level_evidence=0.999,
         ),
         ThresholdSettings(
             name="abandon_rate",

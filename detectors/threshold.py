@@ -344,7 +344,8 @@ class ThresholdDetector(WorstExport):
         ("" when it is, when more than ``LONE`` customers of the channel wait past T now, when
         nobody was offered in the window nor waits past T, or without the setting). The
         customers waiting past T now count as contacts out of SLA: they are, whatever happens
-        to them next. So one customer alone at night (0 of 1) is held back, two are not."""
+        to them next. So at the default 0.999 one or two customers alone at night (0 of 1, 0 of
+        2) are held back, three are not."""
         confidence = self.settings.service_level_evidence
         target = ch.settings.service_level_target
         if confidence is None or target is None:

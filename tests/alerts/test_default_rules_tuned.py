@@ -39,19 +39,21 @@ def _run(
 
 def test_longest_wait_pages_chat_after_4t_for_two_minutes_not_at_120s() -> None:
     # chat T = 60 s: threshold 4 x 60 = 240 s (above the 120 s floor), recover 180 s.
-    # c1 queued at 0, answered at 400; c2 queued at 20 gives up at 120 (100 s, past T). The
-    # oldest wait is > 240 from t = 241. The lone-customer evidence: 0 in SLA of 1 offered
-    # (c2) and 1 waiting past T (c1), 0 of 2, 99% Wilson upper bound 5.41 / 7.41 = 73%, below
-    # the 80% target: judged, pending at 241; the rule's for: 2m fires it at 361. Answered at
-    # 400: nobody waits, and 0 of 2 keeps it judged, so the sustained level (past 3 x T for
-    # 60% of 5m since 361) holds it active, not live. At 420 c2's outcome leaves the 5m window:
-    # 0 of 1 (c1), upper bound 5.41 / 6.41 = 84%, not below 80%: held back, inactive;
-    # keep_firing_for 1m: resolved at 480.
+    # c1 queued at 0, answered at 400; c2 and c3 queued at 20 and 30 give up at 120 and 130
+    # (100 s, past T). The oldest wait is > 240 from t = 241. The lone-customer evidence: 0 in
+    # SLA of 2 offered (c2, c3) and 1 waiting past T (c1), 0 of 3, 99.9% Wilson upper bound
+    # z^2 / (3 + z^2) = 9.5495 / 12.5495 = 76.1%, below the 80% target: judged, pending at
+    # 241; the rule's for: 2m fires it at 361. Answered at 400: nobody waits, and 0 of 3 keeps
+    # it judged, so the sustained level (past 3 x T for 60% of 5m since 361) holds it active,
+    # not live. At 420 c2's outcome leaves the 5m window: 0 of 2 (c3, c1), upper bound
+    # 9.5495 / 11.5495 = 82.7%, not below 80%: held back, inactive; keep_firing_for 1m:
+    # resolved at 480.
     feed = Feed()
     rule = _rule("LongestWaitHigh", feed)
     script = Script()
     script.contact("c1", 0, 400, channel="chat", queue="sales")
     script.contact("c2", 20, 100, channel="chat", queue="sales", outcome="abandoned")
+    script.contact("c3", 30, 100, channel="chat", queue="sales", outcome="abandoned")
     events = _run(feed, rule, script, 700)
     states = [(t, s) for t, s, _, _ in events]
     assert states == [(241, "pending"), (361, "firing"), (480, "resolved")]
@@ -76,23 +78,30 @@ def test_longest_wait_pages_chat_after_4t_for_two_minutes_not_at_120s() -> None:
 
 def test_one_customer_alone_is_no_page() -> None:
     # The same chat customer, alone (nothing else offered in 5m): 0 of 1 with the one waiting
-    # past T, upper bound 84% at 99%, not below the 80% target: a 1-call hour at 0% is no
-    # incident, nothing pends. Its 6m 40s wait is still on /metrics (the oldest-wait gauge).
+    # past T, upper bound 9.5495 / 10.5495 = 90.5% at 99.9%, not below the 80% target: a
+    # 1-call hour at 0% is no incident, nothing pends. Its 6m 40s wait is still on /metrics
+    # (the oldest-wait gauge). Two alone are not either (0 of 2: 82.7%).
     feed = Feed()
     rule = _rule("LongestWaitHigh", feed)
     script = Script()
     script.contact("c1", 0, 400, channel="chat", queue="sales")
     assert _run(feed, rule, script, 700) == []
+    feed = Feed()
+    rule = _rule("LongestWaitHigh", feed)
+    script.contact("c1", 0, 400, channel="chat", queue="sales")
+    script.contact("c2", 10, 400, channel="chat", queue="sales")
+    assert _run(feed, rule, script, 700) == []
 
 
 def test_an_empty_window_is_said_in_words() -> None:
-    # two chats past T with nothing offered: judged (0 of 2); the text says what the empty
-    # 5-minute window means instead of "Service level n/a"
+    # three chats past T with nothing offered: judged (0 of 3: 76.1%); the text says what the
+    # empty 5-minute window means instead of "Service level n/a"
     feed = Feed()
     rule = _rule("LongestWaitHigh", feed)
     script = Script()
     script.contact("c1", 0, 400, channel="chat", queue="sales")
     script.contact("c2", 10, 400, channel="chat", queue="sales")
+    script.contact("c3", 20, 400, channel="chat", queue="sales")
     events = _run(feed, rule, script, 400)
     pending = next(a for t, s, a, _ in events if s == "pending")
     assert "Nobody was answered or gave up in the last 5m." in pending["description"]
@@ -101,15 +110,17 @@ def test_an_empty_window_is_said_in_words() -> None:
 
 def test_longest_wait_on_voice_uses_the_120s_floor() -> None:
     # voice T = 20 s: 4 x 20 = 80 s is below the floor, so 120 s; recover 3/4 of it: 90 s.
-    # v1 queued at 0, answered at 300; v2 queued at 10 gives up at 40 (30 s, past T): 0 of 2
-    # at 121 is evidence (upper bound 73%): pending at 121, firing at 241. At 340 v2's outcome
-    # leaves the 5m window: 0 of 1 (v1, answered late at 300) is no evidence at 99% (84%), so
-    # inactive from 340; keep_firing_for 1m: resolved at 400.
+    # v1 queued at 0, answered at 300; v2 and v3 queued at 10 and 15 give up at 40 and 45
+    # (30 s, past T): 0 of 3 at 121 is evidence (upper bound 76.1% at 99.9%): pending at 121,
+    # firing at 241. At 340 v2's outcome leaves the 5m window: 0 of 2 (v3, and v1 answered
+    # late at 300) is no evidence (82.7%), so inactive from 340; keep_firing_for 1m: resolved
+    # at 400.
     feed = Feed()
     rule = _rule("LongestWaitHigh", feed)
     script = Script()
     script.contact("v1", 0, 300)
     script.contact("v2", 10, 30, outcome="abandoned")
+    script.contact("v3", 15, 30, outcome="abandoned")
     events = _run(feed, rule, script, 600)
     assert [(t, s) for t, s, _, _ in events] == [
         (121, "pending"),

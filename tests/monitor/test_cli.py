@@ -482,7 +482,8 @@ def test_an_alerts_file_that_cannot_be_written_still_prints_the_numbers(
     # a full disk ended the replay in a traceback (exit 1, nothing on stdout)
     s = Stream()
     s.add("contact.queued", 0, "voice", queue="billing", contact_id="a")  # never answered
-    s.add("contact.queued", 1, "voice", queue="billing", contact_id="b")  # two page, one not
+    s.add("contact.queued", 1, "voice", queue="billing", contact_id="b")
+    s.add("contact.queued", 2, "voice", queue="billing", contact_id="c")  # three page, two not
     events = tmp_path / "e.jsonl"
     events.write_text(s.text(), encoding="utf-8")
     until = datetime.fromtimestamp(T0 + 900, UTC).isoformat()

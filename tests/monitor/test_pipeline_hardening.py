@@ -402,17 +402,24 @@ def test_jumping_a_quiet_gap_gives_the_same_output_as_stepping() -> None:
 
 
 def test_a_contact_forgotten_after_its_waiting_retention_inside_a_gap_is_not_jumped_over() -> None:
-    # A voice contact is never answered; nothing else comes for 30 hours. Its retention (24 h)
-    # runs out inside the gap, far past the horizon of a config with live channels only: the
-    # engine forgets it at its 60-second sweep and LongestWaitHigh resolves then. The jumping
-    # road must wake for that sweep as the stepping one ticks through it.
+    # Three voice contacts are never answered (three, so that LongestWaitHigh pages: two
+    # alone are held back by its service-level evidence); nothing else comes for 30 hours.
+    # Their retention (24 h) runs out inside the gap, far past the horizon of a config with
+    # live channels only: the engine forgets them at its 60-second sweep and LongestWaitHigh
+    # resolves then. The jumping road must wake for that sweep as the stepping one ticks
+    # through it.
     cfg = settings(channels=LIVE_CHANNELS, exporter={"tick_seconds": 10})
     horizon = quiet_horizon(cfg)
     gap = 30 * 3600
     assert gap > 24 * 3600 + horizon
     lines = [
         *_contacts(T0, "a", 5),
-        _line("contact.queued", T0 + 100, event_id="lq", contact_id="lost", queue="tech"),
+        *(
+            _line(
+                "contact.queued", T0 + 100 + k, event_id=f"lq{k}", contact_id=f"l{k}", queue="tech"
+            )
+            for k in range(3)
+        ),
         *_contacts(T0 + 100 + gap, "b", 5),
     ]
     lines.sort(key=lambda raw: json.loads(raw)["ts"])
