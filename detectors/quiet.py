@@ -16,6 +16,12 @@ drought of ``tickets_at_risk`` grows in silence instead, but it is judged only w
 longest window holds ``min_count`` new tickets: that window drains within its span after the
 last event, and the span is already part of the engine's horizon (``monitor.clock``).
 
+A binomial CUSUM (the CSAT threshold's ``cusum``, the service-level CUSUM of ``sla_burn``) does
+not move without outcomes: one left active by the last outcome lets go at the first hour
+boundary that closes an hour without any, at most 2 hours after that outcome
+(:func:`binomial_reset_horizon`; a service-level outcome can come up to T after the last event,
+a breach at its deadline).
+
 Once those conditions stop changing, a detector with its own persistence (``sustain``,
 ``release``: ``detectors/sustain.py``) can still change its signal for the longer of the two
 (:func:`persistence_horizon`).
@@ -68,6 +74,28 @@ def detector_horizon(detectors: DetectorSettings, channels: Mapping[str, Channel
     if backlog.enabled and live:  # the arrival CUSUM runs on live channels only
         surge = backlog.surge_threshold
         spans.append(cusum_hold(backlog.surge_ratio, surge, surge / 2, SURGE_MIN_RATE_PER_HOUR))
+    return max(spans)
+
+
+BINOMIAL_RESET = 2 * 3600.0
+"""A binomial CUSUM is reset by the first closed hour without an outcome: within 2 h of the last."""
+
+
+def binomial_reset_horizon(
+    detectors: DetectorSettings, channels: Mapping[str, ChannelSettings]
+) -> float:
+    """Seconds after the last outcome decided by an event's time (a rating, an answer) in which
+    a binomial CUSUM left active can still let go: ``BINOMIAL_RESET``, plus the longest answer
+    target for the service-level CUSUM, whose last outcome may be a breach at a deadline (the
+    caller adds the allowed lateness). 0 without such a CUSUM."""
+    spans = [0.0]
+    if any(t.cusum is not None for t in detectors.active_thresholds):
+        spans.append(BINOMIAL_RESET)
+    burn = detectors.sla_burn
+    if burn.enabled and burn.cusum is not None and any(p.cusum for p in burn.windows):
+        answers = [ch.answer_seconds for ch in channels.values() if ch.answer_seconds is not None]
+        if answers:
+            spans.append(BINOMIAL_RESET + max(answers))
     return max(spans)
 
 

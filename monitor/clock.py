@@ -12,7 +12,11 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from support_monitor.detectors.quiet import detector_horizon, persistence_horizon
+from support_monitor.detectors.quiet import (
+    binomial_reset_horizon,
+    detector_horizon,
+    persistence_horizon,
+)
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.stats import DaemonStats
@@ -43,6 +47,8 @@ def quiet_horizon(settings: Settings) -> float:
         engine.extend(target + lateness for target in targets if target is not None)
     # oldest-wait thresholds (per channel), the backlog slope history, CUSUMs staying active
     engine.append(detector_horizon(settings.detectors, settings.channels))
+    # a binomial CUSUM left active lets go at the first hour boundary after a silent hour
+    engine.append(binomial_reset_horizon(settings.detectors, settings.channels) + lateness)
     return max(engine) + _held(settings) + 2 * settings.exporter.tick_seconds
 
 

@@ -375,12 +375,16 @@ def _run_road(cfg: Settings, lines: list[bytes], horizon: float | None) -> tuple
 def test_jumping_a_quiet_gap_gives_the_same_output_as_stepping() -> None:
     cfg = settings(channels=LIVE_CHANNELS, windows=["1m", "5m"])
     horizon = quiet_horizon(cfg)
-    # the detectors' horizon (the surge CUSUM: (8 + ln 1.4 - 4) / (0.4 x 12/h) = 3,252 s), then
-    # the longest persistence (estimated_wait: sustain 25m, release 20m), the longest for
-    # (AbandonRateHigh and ServiceLevelBurnSlow 10m) + keep_firing_for 1800 + retention 900 s,
-    # + 2 ticks
+    # the detectors' horizon (the surge CUSUM: (8 + ln 1.4 - 4) / (0.4 x 12/h) = 3,252 s; a
+    # binomial CUSUM left active lets go within 2 h of the last outcome, a service-level one up
+    # to the longest T (chat 60 s) + 5 s of lateness after the last event), then the longest
+    # persistence (estimated_wait: sustain 25m, release 20m), the longest for (AbandonRateHigh
+    # and ServiceLevelBurnSlow 10m) + keep_firing_for 1800 + retention 900 s, + 2 ticks
     surge = (8 + math.log(1.4) - 4) / (0.4 * 12 / 3600)
-    assert horizon == pytest.approx(max(300, 60 + 5, 120, surge) + 1500 + 600 + 1800 + 900 + 2)
+    reset = 2 * 3600 + 60 + 5
+    assert horizon == pytest.approx(
+        max(300, 60 + 5, 120, surge, reset) + 1500 + 600 + 1800 + 900 + 2
+    )
     gap = 1.6 * horizon
     waits = [
         _line("contact.queued", T0 + i, event_id=f"w{i}q", contact_id=f"w{i}", queue="tech")
@@ -707,3 +711,57 @@ def test_a_dead_letter_keeps_its_records_key_up_to_a_bound() -> None:
     plain = pipeline.process("file", Delivery(b"{", "f:1"))
     assert plain is not None
     assert plain.key is None
+
+
+def test_a_service_level_cusum_left_active_by_the_last_outcome_is_not_jumped_over() -> None:
+    # A voice collapse (a third within T, every 20 s) makes the service-level CUSUM active
+    # (phi 1 from the start); then nothing comes for 8 hours. The binomial CUSUM holds still
+    # without outcomes and lets go at the first hour boundary that closes an hour without any
+    # (within 2 hours of the last outcome), which resolves the page. A config with nothing else
+    # that remembers long (no other detector, for and keep_firing_for 0) has a horizon far
+    # below that: the jumping road must still step through it, as the stepping one does.
+    cfg = settings(
+        channels=LIVE_CHANNELS,
+        windows=["5m", "1h"],
+        detectors={
+            "sla_burn": {"cusum": {"dispersion_prior": 1.0}},
+            "complaint_spike": {"enabled": False},
+            "backlog_growth": {"enabled": False},
+            "tickets_at_risk": {"enabled": False},
+            "understaffing": {"enabled": False},
+            "estimated_wait": {"enabled": False},
+            "thresholds": [],
+        },
+        alerts={
+            "rules": [
+                {
+                    "alert": "Collapse",
+                    "detector": "sla_burn",
+                    "severity": "critical",
+                    "match": {"severity": "page", "long": "5m", "short": "5m"},
+                }
+            ],
+            "resolved_retention": "0s",
+        },
+    )
+    horizon = quiet_horizon(cfg)
+    lines = []
+    for i in range(90):  # 30 minutes: queued every 20 s, a third answered in 5 s, others in 30 s
+        at, cid = T0 + 20 * i, f"s{i}"
+        wait = 5 if i % 3 == 0 else 30
+        lines.append(_line("contact.queued", at, event_id=f"{cid}q", contact_id=cid, queue="tech"))
+        lines.append(
+            _line("contact.answered", at + wait, event_id=f"{cid}a", contact_id=cid, queue="tech")
+        )
+    gap = 8 * 3600
+    lines += _contacts(T0 + 1800 + gap, "b", 5)
+    lines.sort(key=lambda raw: json.loads(raw)["ts"])
+    stepped = _run_road(cfg, lines, None)
+    jumped = _run_road(cfg, lines, horizon)
+    states = [(r["alertname"], r["state"]) for r in json.loads(stepped[0])]
+    assert ("Collapse", "firing") in states
+    assert ("Collapse", "resolved") in states
+    resolved = next(r for r in json.loads(stepped[0]) if r["state"] == "resolved")
+    assert resolved["ts"] < T0 + 1800 + 2 * 3600 + 60  # let go within 2 h of the last outcome
+    assert jumped[3] > 0  # it did jump, after the CUSUM let go
+    assert jumped[:3] == stepped[:3]
