@@ -16,11 +16,11 @@ drought of ``tickets_at_risk`` grows in silence instead, but it is judged only w
 longest window holds ``min_count`` new tickets: that window drains within its span after the
 last event, and the span is already part of the engine's horizon (``monitor.clock``).
 
-A binomial CUSUM (the CSAT threshold's ``cusum``, the service-level CUSUM of ``sla_burn``) does
-not move without outcomes: one left active by the last outcome lets go at the first hour
-boundary that closes an hour without any, at most 2 hours after that outcome
-(:func:`binomial_reset_horizon`; a service-level outcome can come up to T after the last event,
-a breach at its deadline).
+A binomial CUSUM (the CSAT threshold's ``cusum``, ``negative_sentiment``'s, the service-level
+CUSUM of ``sla_burn``) does not move without outcomes: one left active by the last outcome lets
+go at the first hour boundary that closes an hour without any, at most 2 hours after that
+outcome (:func:`binomial_reset_horizon`; a service-level outcome can come up to T after the
+last event, a breach at its deadline).
 
 Once those conditions stop changing, a detector with its own persistence (``sustain``,
 ``release``: ``detectors/sustain.py``) can still change its signal for the longer of the two
@@ -89,7 +89,10 @@ def binomial_reset_horizon(
     target for the service-level CUSUM, whose last outcome may be a breach at a deadline (the
     caller adds the allowed lateness). 0 without such a CUSUM."""
     spans = [0.0]
-    if any(t.cusum is not None for t in detectors.active_thresholds):
+    sentiment = detectors.negative_sentiment
+    if any(t.cusum is not None for t in detectors.active_thresholds) or (
+        sentiment.enabled and sentiment.cusum_threshold > 0
+    ):
         spans.append(BINOMIAL_RESET)
     burn = detectors.sla_burn
     if burn.enabled and burn.cusum is not None and any(p.cusum for p in burn.windows):
