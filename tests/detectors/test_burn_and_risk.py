@@ -343,12 +343,19 @@ def test_the_default_collapse_pair_is_left_out_where_its_rate_is_past_the_ceilin
         ("voice", "1h"),
         ("voice", "1h"),
     ]
-    feed = Feed(only({"sla_burn": {}}), channels=channels)
-    for i in range(30):  # every contact missed: the window test would burn at the ceiling
-        feed.event("contact.queued", i, "voice", contact_id=f"c{i}")
-        feed.event("contact.abandoned", i + 10, "voice", contact_id=f"c{i}")
-    signals = [s for s in feed.tick(60) if s.detector == "sla_burn" and s.channel == "voice"]
-    capped = [s for s in signals if dict(s.labels)["long"] == "5m"]
-    assert len(capped) == 1
-    assert capped[0].score == 2.5  # at the ceiling: the window test never fires
-    assert not capped[0].active  # and the CUSUM has not reached its threshold yet
+    # 30 contacts, every one missed (gave up within T after the short-abandon time): the
+    # window test burns at the ceiling and never fires; the CUSUM adds ln 4 per outcome (the
+    # usual share the prior 0.2, tuned for 0.8): 41.6, short of 10 x 3^2 = 90 before any hour
+    # is learnt, past 10 with a dispersion prior of 1
+    for prior, active in ((3.0, False), (1.0, True)):
+        cusum = {"dispersion_prior": prior}
+        feed = Feed(only({"sla_burn": {"cusum": cusum}}), channels=channels)
+        feed.tick(0)  # the CUSUM counts outcomes from its first tick on
+        for i in range(30):
+            feed.event("contact.queued", i, "voice", contact_id=f"c{i}")
+            feed.event("contact.abandoned", i + 10, "voice", contact_id=f"c{i}")
+        signals = [s for s in feed.tick(60) if s.detector == "sla_burn" and s.channel == "voice"]
+        capped = [s for s in signals if dict(s.labels)["long"] == "5m"]
+        assert len(capped) == 1
+        assert capped[0].score == 2.5  # at the ceiling: the window test never fires
+        assert (capped[0].active, capped[0].sustained) == (active, active)
