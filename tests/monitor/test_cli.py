@@ -568,6 +568,10 @@ def test_ctrl_c_ends_a_replay_of_a_pipe_nobody_writes(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
     writer = os.open(fifo, os.O_RDWR)  # a writer that never writes (RDWR: does not block)
+    # A process started in the background by a shell without job control ignores SIGINT, and
+    # so would the replay it starts (an ignored signal stays ignored across exec): the test
+    # gives the child the usual disposition whatever this process inherited.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         proc = subprocess.Popen(
             [*EXE, "replay", str(fifo), "--config", str(config)],
@@ -575,11 +579,13 @@ def test_ctrl_c_ends_a_replay_of_a_pipe_nobody_writes(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
+        signal.signal(signal.SIGINT, inherited)
         time.sleep(2.0)  # reading (or opening) the pipe
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     finally:
+        signal.signal(signal.SIGINT, inherited)
         os.close(writer)
     assert proc.returncode == 130
     assert "Traceback" not in err
