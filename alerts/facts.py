@@ -164,8 +164,9 @@ def channel_facts(engine: Engine, now: float, channel: str, labels: Mapping[str,
     facts["window_short"] = short
     facts["window_long"] = long
     facts["sl_short"] = sl_short = service_level(ch.windows.total(short))
-    facts["sl_long"] = service_level(ch.windows.total(long))
+    long_total = ch.windows.total(long)
+    facts["sl_long"] = service_level(long_total)
     facts["sl_short_sentence"] = _sl_sentence(sl_short, short, settings.service_level_target)
-    facts["ratings_long"] = float(ch.windows.total(long).ratings)
+    facts["ratings_long"] = float(long_total.ratings)
     facts["queue_now"] = _queue_now(ch, now, facts, sla)
     return facts
