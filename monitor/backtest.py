@@ -27,12 +27,19 @@ import asyncio
 import contextlib
 import json
 import math
+import multiprocessing
+import os
+import signal
 import stat
+import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TextIO, cast
+
+import structlog
 
 from support_monitor.alerts.config import Route, WebhookReceiver
 from support_monitor.alerts.notify.message import Notification
@@ -65,6 +72,8 @@ FORMATS = ("table", "json")
 STAND_IN_RECEIVER = "pager"
 """The receiver a config without routes is planned with (one route, default grouping)."""
 KINDS = ("new", "repeat", "resolved")
+
+log = structlog.get_logger("support_monitor.backtest")
 
 RowKey = tuple[str, str, str]
 """(alertname, severity, channel)."""
@@ -464,9 +473,94 @@ def report_rejects(run: Backtest, err: TextIO) -> None:
         )
 
 
-async def _run_all(events: Path, configs: list[tuple[str, Settings]]) -> list[Backtest]:
-    """One run after the other (each is CPU-bound on the one event loop)."""
-    return [await run_backtest(events, settings, name) for name, settings in configs]
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity call here (macOS, Windows)
+        return 1
+
+
+def _run_all(
+    events: Path, configs: list[tuple[str, Settings]], *, workers: int | None = None
+) -> list[Backtest]:
+    """Run each config over ``events``. Each run is CPU-bound on one core: with ``--against``
+    and more than one CPU (``workers``: ``None`` counts them, as :func:`_cpus`), the second
+    config runs in a forked worker process while this one runs the first, on Linux. Raises
+    ``OSError`` when the file cannot be read."""
+    if workers is None:
+        workers = _cpus() if sys.platform == "linux" else 1
+    if len(configs) < 2 or workers < 2:
+        return [asyncio.run(run_backtest(events, settings, name)) for name, settings in configs]
+    (first, first_settings), (second, second_settings) = configs
+    worker = _Worker(events, second, second_settings)
+    try:
+        runs = [asyncio.run(run_backtest(events, first_settings, first))]
+        other = worker.result()
+        if other is None:  # the worker died without an answer: run it here
+            other = asyncio.run(run_backtest(events, second_settings, second))
+        runs.append(other)
+    finally:
+        worker.stop()
+    return runs
+
+
+class _Worker:
+    """One backtest in a forked child process; its :class:`Backtest` (or the ``OSError`` that
+    stopped it) comes back over a pipe. The child gets the default SIGINT disposition unless
+    SIGINT is ignored here (Ctrl-C then ends it at once, with no traceback), and is ended when
+    this process stops waiting."""
+
+    def __init__(self, events: Path, name: str, settings: Settings) -> None:
+        context = multiprocessing.get_context("fork")
+        self._conn, child = context.Pipe(duplex=False)
+        for stream in (sys.stdout, sys.stderr):  # the child must not write them out again
+            stream.flush()
+        self._process = context.Process(
+            target=_work,
+            args=(child, events, name, settings),
+            name=f"backtest {name}",
+            daemon=True,
+        )
+        self._process.start()
+        child.close()
+
+    def result(self) -> Backtest | None:
+        """The child's run; ``None`` (logged) when it ended without one. Raises the child's
+        ``OSError``."""
+        try:
+            kind, value = self._conn.recv()
+        except (EOFError, OSError):
+            self._process.join()
+            log.warning(
+                "backtest_worker_lost",
+                exitcode=self._process.exitcode,
+                action="running that config in this process",
+            )
+            return None
+        if kind == "oserror":
+            raise cast("OSError", value)
+        return cast("Backtest", value)
+
+    def stop(self) -> None:
+        self._conn.close()
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+
+
+def _work(conn: Connection, events: Path, name: str, settings: Settings) -> None:
+    """The worker process: one backtest, its result sent back."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # as the parent has it otherwise
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        try:
+            answer: tuple[str, object] = ("run", asyncio.run(run_backtest(events, settings, name)))
+        except OSError as exc:
+            answer = ("oserror", OSError(exc.errno, exc.strerror))
+        conn.send(answer)
+    finally:
+        conn.close()
 
 
 class SpoolError(SupportMonitorError):
@@ -505,10 +599,17 @@ def _spool(events: Path, directory: str) -> Path:
 
 
 def main(
-    events: Path, configs: list[tuple[str, Settings]], fmt: str, out: TextIO, err: TextIO
+    events: Path,
+    configs: list[tuple[str, Settings]],
+    fmt: str,
+    out: TextIO,
+    err: TextIO,
+    *,
+    workers: int | None = None,
 ) -> int:
     """The command: 0 when the summary is written, 1 when the events file cannot be read.
-    ``configs``: (name, settings) of ``--config`` and, with ``--against``, of that file."""
+    ``configs``: (name, settings) of ``--config`` and, with ``--against``, of that file;
+    ``workers``: see :func:`_run_all`."""
     with contextlib.ExitStack() as stack:
         source = events
         try:
@@ -520,7 +621,7 @@ def main(
                 except OSError as exc:
                     raise SpoolError(_why(tempfile.gettempdir(), exc)) from None
                 source = _spool(events, directory)
-            runs = asyncio.run(_run_all(source, configs))
+            runs = _run_all(source, configs, workers=workers)
         except SpoolError as exc:
             err.write(f"error: cannot keep a copy of {events} for --against: {exc}\n")
             return 1

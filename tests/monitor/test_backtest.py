@@ -10,10 +10,13 @@ import asyncio
 import contextlib
 import io
 import json
+import multiprocessing
 import os
+import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime
@@ -23,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+from structlog.testing import capture_logs
 
 from support_monitor.monitor.backtest import Backtest, Row, main, run_backtest
 from support_monitor.monitor.config import parse_settings
@@ -276,6 +280,98 @@ def test_against_on_a_pipe_runs_both_configs_on_the_same_lines(tmp_path: Path) -
     assert first["alerts"] == second["alerts"]
     assert first["alerts"][0]["firings"] == 2
     assert b"stdin:7" in result.stderr  # the bad line, named after the stream it came from
+
+
+def _against(events: Path, workers: int) -> tuple[str, str]:
+    """``--against`` of threshold 30 s and 60 s, JSON, with ``workers`` processes."""
+    configs = [("a", parse_settings(config(30))), ("b", parse_settings(config(60)))]
+    out, err = io.StringIO(), io.StringIO()
+    assert main(events, configs, "json", out, err, workers=workers) == 0
+    return out.getvalue(), err.getvalue()
+
+
+def test_against_in_a_worker_process_gives_what_one_process_gives(tmp_path: Path) -> None:
+    events = events_file(tmp_path / "e.jsonl")
+    alone, alone_err = _against(events, 1)
+    parallel, parallel_err = _against(events, 2)
+    assert parallel == alone
+    assert parallel_err == alone_err
+    first, second = json.loads(parallel)["runs"]
+    # threshold 60 s: "> 60" from 61 s after queueing. a (0..150 s): critical pending 61,
+    # firing 121, resolved 150; warning dropped at 150. b (200 s..): critical firing 321,
+    # warning 381, both still firing at 400 s.
+    rows = {(r["alertname"], r["severity"]): r for r in second["alerts"]}
+    assert rows["WaitTooLong", "critical"]["firings"] == 2
+    assert rows["WaitTooLong", "critical"]["minutes_firing"] == pytest.approx(
+        ((150 - 121) + (400 - 321)) / 60, abs=0.05
+    )
+    assert rows["WaitTooLong", "warning"]["firings"] == 1
+    assert rows["WaitTooLong", "warning"]["minutes_firing"] == pytest.approx(19 / 60, abs=0.05)
+    assert {(r["alertname"], r["severity"]): r["firings"] for r in first["alerts"]} == {
+        ("WaitTooLong", "critical"): 2,
+        ("WaitTooLong", "warning"): 1,
+    }
+
+
+def test_a_worker_that_dies_is_logged_and_its_config_runs_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = events_file(tmp_path / "e.jsonl")
+    alone, _ = _against(events, 1)
+    # the child's body: exit at once, without an answer (as an out-of-memory kill would)
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "run", lambda _self: os._exit(3))
+    with capture_logs() as logs:
+        parallel, _ = _against(events, 2)
+    assert parallel == alone
+    lost = [entry for entry in logs if entry["event"] == "backtest_worker_lost"]
+    assert [(entry["log_level"], entry["exitcode"]) for entry in lost] == [("warning", 3)]
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    with contextlib.suppress(OSError):
+        return [int(child) for child in path.read_text().split()]
+    return []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_ctrl_c_ends_an_against_run_and_its_worker(tmp_path: Path) -> None:
+    s = Stream()  # a waiting voice customer every 10 s for 6 hours: a run of some seconds
+    for i in range(2160):
+        s.add("contact.queued", 10 * i, "voice", queue="billing", contact_id=f"c{i}")
+        s.add("contact.answered", 10 * i + 25, "voice", contact_id=f"c{i}", agent_id="x")
+    events = tmp_path / "e.jsonl"
+    events.write_text(s.text(), encoding="utf-8")
+    a = write_config(tmp_path / "a.yaml", config(30))
+    b = write_config(tmp_path / "b.yaml", config(60))
+    # the usual SIGINT disposition for the child, whatever this process inherited (a shell
+    # without job control starts background jobs with SIGINT ignored)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [SCRIPT, "backtest", str(events), "-c", str(a), "--against", str(b)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+        )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+    try:
+        deadline = time.monotonic() + 60
+        while not (workers := _children(proc.pid)) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the backtest ended before its worker was seen"
+            time.sleep(0.02)
+        assert workers, "no worker process"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground group
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
 
 
 def test_a_copy_that_cannot_be_written_is_said_and_exits_1(
