@@ -283,24 +283,31 @@ def test_every_decoded_event_is_applied_a_duplicate_or_rejected_with_a_reason(
 # --- atheris (coverage-guided), bounded ------------------------------------------------------
 
 
-def test_atheris_harness_runs_clean(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("road", "runs"), [("live", 500), ("replay", 200)])
+def test_atheris_harness_runs_clean(tmp_path: Path, road: str, runs: int) -> None:
+    """The coverage-guided harness from the seeds, on the daemon's live road and on the
+    replay road (``FUZZ_ROAD``), a bounded number of runs."""
     pytest.importorskip("atheris")
     harness = ROOT / "bench" / "fuzz_events_atheris.py"
+    seeds = ROOT / "bench" / "fuzz_corpus"
     result = subprocess.run(  # our own harness, with the venv's interpreter
         [
             sys.executable,
             str(harness),
-            "-runs=500",
+            f"-runs={runs}",
             "-max_len=2048",
             "-seed=7",
             f"-artifact_prefix={tmp_path}/",
+            str(tmp_path),  # what it finds goes here, the seeds are only read
+            str(seeds),
         ],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "FUZZ_ROAD": road},
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Done 500 runs" in result.stderr
+    assert f"Done {runs} runs" in result.stderr
+    assert f"3 files found in {seeds}" in result.stderr
