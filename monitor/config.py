@@ -646,6 +646,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    kind = redaction.non_text_key(data)
+    if kind is not None:
+        raise ConfigError(
+            f"{path}: a top-level key is a {kind}, not a name; the keys are setting names "
+            "such as windows or channels"
+        )
     return data
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 import typing
@@ -166,6 +167,26 @@ def read_yaml(text: str) -> object:
         return loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+_YAML_KINDS: dict[type, str] = {
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+    dt.date: "date",
+    dt.datetime: "date",
+}
+
+
+def non_text_key(mapping: dict[Any, Any]) -> str | None:
+    """What the first key of ``mapping`` that is not a string is (``1:``: "number", ``null:``:
+    "null", ...), for an error that never quotes the file; ``None`` when every key is a string.
+    Settings are built with the keys as names, so such a key must be refused first."""
+    for key in mapping:
+        if not isinstance(key, str):
+            return _YAML_KINDS.get(type(key), "value that is not text")
+    return None
 
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.files import read_bounded
 from support_monitor.monitor.logs import register_secret
-from support_monitor.monitor.redaction import read_yaml, yaml_problem
+from support_monitor.monitor.redaction import non_text_key, read_yaml, yaml_problem
 
 TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -259,6 +259,12 @@ def _read(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise WebConfigError(f"{path}: the top level must be a mapping of keys")
+    kind = non_text_key(data)
+    if kind is not None:
+        raise WebConfigError(
+            f"{path}: a top-level key is a {kind}, not a name; the keys are setting names such "
+            "as tls_server_config or basic_auth_users"
+        )
     return data
 
 

@@ -560,6 +560,17 @@ def test_simulate_to_a_bad_or_absent_broker_is_one_line() -> None:
     assert absent.stderr.strip().splitlines()[-1].startswith("error: cannot publish: ")
 
 
+def test_check_config_of_a_key_that_is_not_a_name_is_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("1: 2\n", encoding="utf-8")
+    result = cli("check-config", str(path), check=False)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"config error: {path}: a top-level key is a number, not a name; the keys are setting "
+        "names such as windows or channels\n"
+    )
+
+
 def test_ctrl_c_ends_a_replay_of_a_pipe_nobody_writes(tmp_path: Path) -> None:
     # Before, the read blocked in asyncio's default executor, whose thread the process waited
     # for at exit (and closing the file waited for the read): Ctrl-C did nothing until input.

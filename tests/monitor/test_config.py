@@ -480,6 +480,25 @@ def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
         load_settings(bad)
 
 
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [("1: x", "number"), ("null: x", "null"), ("true: x", "boolean"), ("2026-01-01: x", "date")],
+)
+def test_a_top_level_key_that_is_not_a_name_is_refused(
+    tmp_path: Path, line: str, kind: str
+) -> None:
+    # Before, ``Settings(**data)`` raised TypeError ("keywords must be strings"): check-config
+    # printed a traceback and exited 1 (found by fuzzing the config loader, 2026-12-01).
+    path = tmp_path / "c.yaml"
+    path.write_text(f"windows: [5m]\n{line}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value) == (
+        f"{path}: a top-level key is a {kind}, not a name; the keys are setting names such as "
+        "windows or channels"
+    )
+
+
 def test_settings_are_frozen() -> None:
     settings = parse_settings({})
     with pytest.raises(Exception, match="frozen"):

@@ -339,6 +339,18 @@ def _error(tmp_path: Path, config: object) -> str:
     return message.removeprefix(f"{path}: ")
 
 
+def test_a_web_config_key_that_is_not_a_name_is_refused(tmp_path: Path) -> None:
+    # Before, ``WebConfig(**data)`` raised TypeError, not WebConfigError: a traceback.
+    path = tmp_path / "web.yml"
+    path.write_text("1: x\n", encoding="utf-8")
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    assert str(caught.value) == (
+        f"{path}: a top-level key is a number, not a name; the keys are setting names such as "
+        "tls_server_config or basic_auth_users"
+    )
+
+
 def test_web_config_errors_name_the_key(pki: Pki, tmp_path: Path) -> None:
     tls = {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
     assert _error(tmp_path, {"tls_config": {}}) == "tls_config: unknown key"
