@@ -3,7 +3,8 @@
 Prometheus' syntax is one or more ``<integer><unit>`` parts, units ``y w d h m s ms`` (a year is
 365 days, a week 7 days), largest unit first, each unit at most once: ``30s``, ``5m``,
 ``1h30m``, ``1d2h3m4s5ms``, ``1w``, ``1y``. A plain number, or a string of one (``"90.5"``), is
-seconds. A leading ``-`` is refused as negative; anything else is refused as not a duration.
+seconds. A leading ``-`` is refused as negative, more than 100 years as too long; anything else
+is refused as not a duration.
 
 Kept in one place so config, CLI and window labels agree on the spelling; ``format_duration``
 writes seconds back for people (alert texts, detector sentences).
@@ -30,6 +31,10 @@ _UNITS = (
 # Prometheus' own pattern (model.ParseDuration): each unit optional, in this order, at most once.
 _PROMETHEUS = re.compile("".join(rf"(?:(?P<{unit}>\d+){unit})?" for unit, _ in _UNITS))
 _SECONDS = re.compile(r"\d+(?:\.\d+)?")
+MAX_SECONDS = 100 * 365 * 86400.0
+"""The longest duration accepted: 100 years. Every deadline, retention and horizon is added to
+event times (years 1970-8999) and kept to the microsecond; a longer one (``1e308``) made those
+sums infinite and every event a defect (found by fuzzing configs, 2026-12-01)."""
 _HINT = (
     "use seconds (e.g. 90) or Prometheus' duration syntax (e.g. '30s', '5m', '1h30m', "
     "'1d2h3m4s5ms'; units y, w, d, h, m, s, ms, largest first, each once)"
@@ -48,8 +53,9 @@ def _parse_text(text: str) -> float | None:
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from a number or a duration string; refuses negatives, non-finite values and
-    anything else with a message that quotes the value as written."""
+    """Seconds from a number or a duration string; refuses negatives, non-finite values, more
+    than :data:`MAX_SECONDS` and anything else with a message that quotes the value as
+    written."""
     if isinstance(value, bool):
         raise ValueError(f"a duration is a number of seconds or a string; {_HINT}")  # noqa: TRY004
     if isinstance(value, int | float):
@@ -66,6 +72,8 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"a duration must be a finite number of seconds (got {value})")
     if seconds < 0:
         raise ValueError(f"a duration must not be negative (got {value})")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"a duration must be at most 100y (got {value})")
     return seconds
 
 

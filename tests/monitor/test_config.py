@@ -160,6 +160,18 @@ def test_non_finite_durations_are_refused(value: float, shown: str) -> None:
     )
 
 
+@pytest.mark.parametrize(("value", "shown"), [(1e308, "1e+308"), ("101y", "101y")])
+def test_durations_over_100_years_are_refused(value: object, shown: str) -> None:
+    # Before, answer_seconds: 1e308 was accepted and every event then failed as a defect:
+    # the deadline (queued + answer) overflowed when kept to the microsecond.
+    assert _error({"channels": {"voice": {"answer_seconds": value}}}) == (
+        f"channels.voice.answer_seconds: a duration must be at most 100y (got {shown})"
+    )
+    assert parse_settings({"ingest": {"dedup_horizon": "100y"}}).ingest.dedup_horizon == (
+        100 * 365 * 86400
+    )
+
+
 def test_compound_window_keeps_its_name_as_the_label() -> None:
     settings = parse_settings({"windows": ["5m", "1h30m"]})
     assert settings.windows == ("5m", "1h30m")
