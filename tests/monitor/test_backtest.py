@@ -10,10 +10,10 @@ import asyncio
 import contextlib
 import io
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 import yaml
-from structlog.testing import capture_logs
 
 from support_monitor.monitor.backtest import Backtest, Row, main, run_backtest
 from support_monitor.monitor.config import parse_settings
@@ -282,21 +281,48 @@ def test_against_on_a_pipe_runs_both_configs_on_the_same_lines(tmp_path: Path) -
     assert b"stdin:7" in result.stderr  # the bad line, named after the stream it came from
 
 
-def _against(events: Path, workers: int) -> tuple[str, str]:
-    """``--against`` of threshold 30 s and 60 s, JSON, with ``workers`` processes."""
-    configs = [("a", parse_settings(config(30))), ("b", parse_settings(config(60)))]
-    out, err = io.StringIO(), io.StringIO()
-    assert main(events, configs, "json", out, err, workers=workers) == 0
-    return out.getvalue(), err.getvalue()
+_DIES = (
+    "import multiprocessing.context, os, sys\n"
+    "multiprocessing.context.ForkProcess.run = lambda self: os._exit(3)\n"
+    "from support_monitor.monitor.cli import main\n"
+    "sys.argv[0] = 'support-monitor'\n"
+    "main()\n"
+)
+"""The console script, with a worker process that exits at once without an answer (as an
+out-of-memory kill would)."""
 
 
-def test_against_in_a_worker_process_gives_what_one_process_gives(tmp_path: Path) -> None:
+def _against(tmp_path: Path, *, cpus: int, dies: bool = False) -> subprocess.CompletedProcess[str]:
+    """``backtest --against`` (threshold 30 s against 60 s, JSON) as a fresh process limited
+    to ``cpus`` CPUs: the worker is forked from a process with no other threads."""
     events = events_file(tmp_path / "e.jsonl")
-    alone, alone_err = _against(events, 1)
-    parallel, parallel_err = _against(events, 2)
-    assert parallel == alone
-    assert parallel_err == alone_err
-    first, second = json.loads(parallel)["runs"]
+    a = write_config(tmp_path / "a.yaml", config(30))
+    b = write_config(tmp_path / "b.yaml", config(60))
+    args = ["backtest", str(events), "-c", str(a), "--against", str(b), "--format", "json"]
+    command = [sys.executable, "-c", _DIES, *args] if dies else [SCRIPT, *args]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        preexec_fn=lambda: os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cpus])),
+    )
+
+
+needs_two_cpus = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="the worker process runs with two CPUs or more",
+)
+
+
+@needs_two_cpus
+def test_against_in_a_worker_process_gives_what_one_process_gives(tmp_path: Path) -> None:
+    alone = _against(tmp_path, cpus=1)
+    parallel = _against(tmp_path, cpus=2)
+    assert (alone.returncode, parallel.returncode) == (0, 0), parallel.stderr
+    assert parallel.stdout == alone.stdout
+    first, second = json.loads(parallel.stdout)["runs"]
     # threshold 60 s: "> 60" from 61 s after queueing. a (0..150 s): critical pending 61,
     # firing 121, resolved 150; warning dropped at 150. b (200 s..): critical firing 321,
     # warning 381, both still firing at 400 s.
@@ -313,18 +339,15 @@ def test_against_in_a_worker_process_gives_what_one_process_gives(tmp_path: Path
     }
 
 
-def test_a_worker_that_dies_is_logged_and_its_config_runs_here(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    events = events_file(tmp_path / "e.jsonl")
-    alone, _ = _against(events, 1)
-    # the child's body: exit at once, without an answer (as an out-of-memory kill would)
-    monkeypatch.setattr(multiprocessing.context.ForkProcess, "run", lambda _self: os._exit(3))
-    with capture_logs() as logs:
-        parallel, _ = _against(events, 2)
-    assert parallel == alone
-    lost = [entry for entry in logs if entry["event"] == "backtest_worker_lost"]
-    assert [(entry["log_level"], entry["exitcode"]) for entry in lost] == [("warning", 3)]
+@needs_two_cpus
+def test_a_worker_that_dies_is_logged_and_its_config_runs_here(tmp_path: Path) -> None:
+    alone = _against(tmp_path, cpus=1, dies=True)  # one CPU: no worker, nothing lost
+    lost = _against(tmp_path, cpus=2, dies=True)
+    assert (alone.returncode, lost.returncode) == (0, 0), lost.stderr
+    assert lost.stdout == alone.stdout
+    assert "backtest_worker_lost" not in alone.stderr
+    lines = [json.loads(x) for x in lost.stderr.splitlines() if "backtest_worker_lost" in x]
+    assert [(x["level"], x["exitcode"]) for x in lines] == [("warning", 3)]
 
 
 def _children(pid: int) -> list[int]:
