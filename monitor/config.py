@@ -39,7 +39,7 @@ from support_monitor.monitor.config_helpdesk import (
 )
 from support_monitor.monitor.durations import Duration, format_duration, parse_duration
 from support_monitor.monitor.errors import ConfigError
-from support_monitor.monitor.files import read_bounded
+from support_monitor.monitor.files import is_directory, read_bounded
 from support_monitor.monitor.logs import register_secret
 from support_monitor.monitor.sources.settings import KafkaSettings, MqttSettings
 from support_monitor.monitor.webconfig import load_web_config, split_listen
@@ -154,7 +154,7 @@ class DeadLetterSettings(FrozenModel):
     @field_validator("path")
     @classmethod
     def _a_file(cls, value: Path | None) -> Path | None:
-        if value is not None and value.is_dir():
+        if value is not None and is_directory(value):
             raise ValueError(f"{value} is a directory: name a file in it")
         return value
 

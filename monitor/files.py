@@ -3,7 +3,8 @@ letting the file decide how long the read takes or how much memory it holds.
 
 :func:`read_bounded` refuses, as an ``OSError`` whose ``strerror`` says why, a path that is not
 a regular file (a FIFO would block until some writer came, ``/dev/zero`` would never end) and
-a file longer than the limit.
+a file longer than the limit. :func:`is_directory` tells a config validator what a named path
+is, with a ``ValueError`` (a validation error) for a path the system cannot even look up.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["read_bounded"]
+__all__ = ["is_directory", "read_bounded"]
 
 
 def read_bounded(path: Path, limit: int) -> bytes:
@@ -40,3 +41,18 @@ def read_bounded(path: Path, limit: int) -> bytes:
     if len(data) > limit:
         raise OSError(errno.EFBIG, f"larger than {limit:,} bytes")
     return data
+
+
+def is_directory(path: Path) -> bool | None:
+    """Whether ``path`` is a directory (``False``: something else), ``None`` when nothing is
+    there. A path the system refuses to look up (a name too long, a loop of links, no
+    permission on a parent) is a ``ValueError`` with the system's reason, for a config
+    validator to report under its key: ``Path.is_dir`` lets those out as ``OSError``."""
+    try:
+        return stat.S_ISDIR(path.stat().st_mode)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:  # a parent is a file: nothing can be there
+        return None
+    except OSError as exc:
+        raise ValueError(f"cannot be looked up: {exc.strerror or type(exc).__name__}") from None

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from support_monitor.monitor.durations import Duration
+from support_monitor.monitor.files import is_directory
 
 SNAPSHOT_FILE = "engine.snapshot"
 
@@ -27,7 +28,7 @@ class StateSettings(BaseModel):
     @field_validator("dir")
     @classmethod
     def _a_directory(cls, value: Path | None) -> Path | None:
-        if value is not None and value.exists() and not value.is_dir():
+        if value is not None and is_directory(value) is False:
             raise ValueError(f"{value} is a file, not a directory: no snapshot could be written")
         return value
 

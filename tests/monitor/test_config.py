@@ -511,6 +511,18 @@ def test_a_top_level_key_that_is_not_a_name_is_refused(
     )
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "words"),
+    [("dead_letter", "path", "dead_letter.path"), ("state", "dir", "state.dir")],
+)
+def test_a_path_the_system_cannot_look_up_is_refused(section: str, key: str, words: str) -> None:
+    # Before, Path.is_dir() let ENAMETOOLONG out as an OSError: a traceback from check-config
+    # (found by fuzzing configs, 2026-12-01).
+    assert (
+        _error({section: {key: "x" * 300}}) == f"{words}: cannot be looked up: File name too long"
+    )
+
+
 def test_settings_are_frozen() -> None:
     settings = parse_settings({})
     with pytest.raises(Exception, match="frozen"):
