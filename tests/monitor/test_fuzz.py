@@ -311,3 +311,28 @@ def test_atheris_harness_runs_clean(tmp_path: Path, road: str, runs: int) -> Non
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Done {runs} runs" in result.stderr
     assert f"3 files found in {seeds}" in result.stderr
+
+
+def test_config_fuzz_harness_runs_clean(tmp_path: Path) -> None:
+    """Changed configs: refused with a message, or accepted and run on the replay road with no
+    defect and no failing tick (``bench/fuzz_config_atheris.py``), a bounded number of runs."""
+    pytest.importorskip("atheris")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "fuzz_config_atheris.py"),
+            "-runs=150",
+            "-max_len=256",
+            "-seed=11",
+            f"-artifact_prefix={tmp_path}/",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Done 150 runs" in result.stderr
