@@ -33,8 +33,8 @@ _PROMETHEUS = re.compile("".join(rf"(?:(?P<{unit}>\d+){unit})?" for unit, _ in _
 _SECONDS = re.compile(r"\d+(?:\.\d+)?")
 MAX_SECONDS = 100 * 365 * 86400.0
 """The longest duration accepted: 100 years. Every deadline, retention and horizon is added to
-event times (years 1970-8999) and kept to the microsecond; a longer one (``1e308``) made those
-sums infinite and every event a defect (found by fuzzing configs, 2026-12-01)."""
+event times (years 1970-8999) and kept to the microsecond; a far longer one (``1e308``) would
+make those sums infinite."""
 _HINT = (
     "use seconds (e.g. 90) or Prometheus' duration syntax (e.g. '30s', '5m', '1h30m', "
     "'1d2h3m4s5ms'; units y, w, d, h, m, s, ms, largest first, each once)"
