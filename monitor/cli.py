@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Annotated, BinaryIO, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from support_monitor.monitor.config import Settings, config_notes, load_settings
 from support_monitor.monitor.durations import parse_duration
 from support_monitor.monitor.errors import ConfigError
+from support_monitor.monitor.events import EARLIEST_TS, LATEST_TS
 from support_monitor.monitor.logs import configure
 from support_monitor.monitor.redaction import hide_urls
 from support_monitor.monitor.webconfig import split_listen
@@ -253,7 +255,11 @@ def simulate(
     settings = _load(config)
     sim = settings.sources.simulator
     updates = {k: v for k, v in (("seed", seed), ("speed", speed)) if v is not None}
-    sim = sim.model_copy(update=updates)
+    try:  # validated as the config's sources.simulator is
+        sim = type(sim).model_validate({**sim.model_dump(), **updates})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        _bad_option(f"--{error['loc'][0]}", error["msg"].lower())
     try:
         span = None if duration is None else parse_duration(duration)
     except ValueError as exc:
@@ -262,6 +268,9 @@ def simulate(
         from support_monitor.monitor.sources.simulator import write_jsonl  # noqa: PLC0415
 
         begin = time.time() if start is None else start
+        end = begin + (3600.0 if span is None else span)
+        if not EARLIEST_TS <= begin <= end < LATEST_TS:  # also NaN and the infinities
+            _bad_option("--start", f"{begin:g}: the events must fall between 1970 and 8999 (UTC)")
         try:
             count = write_jsonl(
                 out, settings.channels, sim, begin, 3600.0 if span is None else span

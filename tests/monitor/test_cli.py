@@ -571,6 +571,39 @@ def test_check_config_of_a_key_that_is_not_a_name_is_exit_2(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["--start", "1e20"],
+            "error: --start: 1e+20: the events must fall between 1970 and 8999 (UTC)",
+        ),
+        (
+            ["--start", "nan"],
+            "error: --start: nan: the events must fall between 1970 and 8999 (UTC)",
+        ),
+        (["--start", "-5"], "error: --start: -5: the events must fall between 1970 and 8999 (UTC)"),
+        (
+            ["--start", "221845348800", "--duration", "1d"],  # noon, 8999-12-31: a day is past
+            "error: --start: 2.21845e+11: the events must fall between 1970 and 8999 (UTC)",
+        ),
+        (["--speed", "0"], "error: --speed: input should be greater than 0"),
+        (["--speed", "1e308"], "error: --speed: input should be less than or equal to 3600"),
+    ],
+)
+def test_simulate_options_out_of_range_are_one_line(
+    tmp_path: Path, args: list[str], line: str
+) -> None:
+    """Before, --start 1e20 and --start nan were tracebacks (an OverflowError, a ValueError),
+    --start -5 wrote events from 1969 that every replay rejects, and --speed skipped the
+    bounds of sources.simulator.speed (the CLI audit of 2026-12-01)."""
+    out = tmp_path / "e.jsonl"
+    result = cli("simulate", "--out", str(out), *args, check=False)
+    assert result.returncode == 2
+    assert result.stderr == line + "\n"
+    assert not out.exists()
+
+
 def test_ctrl_c_ends_a_replay_of_a_pipe_nobody_writes(tmp_path: Path) -> None:
     # Before, the read blocked in asyncio's default executor, whose thread the process waited
     # for at exit (and closing the file waited for the read): Ctrl-C did nothing until input.
