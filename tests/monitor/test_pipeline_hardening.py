@@ -320,9 +320,7 @@ def test_replay_from_1970_then_today_with_default_bounds(tmp_path: Path) -> None
 
 
 def test_replay_from_1970_then_today_crosses_the_gap_in_seconds(tmp_path: Path) -> None:
-    cfg = settings(
-        channels=LIVE_CHANNELS, windows=["1m", "5m"], ingest={"max_replay_gap": "100y"}
-    )
+    cfg = settings(channels=LIVE_CHANNELS, windows=["1m", "5m"], ingest={"max_replay_gap": "100y"})
     today = time.time() - 3600
     lines = [_queued(0, 0.0, queue="tech"), *_contacts(today, "t", 6)]
     started = time.process_time()
