@@ -1,7 +1,9 @@
 """Fuzzing the event road: raw bytes and mutated valid-ish events through ``decode`` and through
 the whole pipeline (engine + tick road + alert rules), live (wall clock) and replay (event
 clock). Nothing may raise, and every input is exactly one of: applied, a duplicate, or a dead
-letter with a reason (the counters add up to the number of inputs). Bounded: a few seconds."""
+letter with a reason (the counters add up to the number of inputs). Then bounded runs of the
+coverage-guided harnesses in ``bench/``: events on both roads, and changed configs (refused
+with a message, or run with no defect). Bounded: about a minute in all."""
 
 from __future__ import annotations
 
