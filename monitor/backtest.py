@@ -481,16 +481,11 @@ def _cpus() -> int:
         return 1
 
 
-def _run_all(
-    events: Path, configs: list[tuple[str, Settings]], *, workers: int | None = None
-) -> list[Backtest]:
+def _run_all(events: Path, configs: list[tuple[str, Settings]]) -> list[Backtest]:
     """Run each config over ``events``. Each run is CPU-bound on one core: with ``--against``
-    and more than one CPU (``workers``: ``None`` counts them, as :func:`_cpus`), the second
-    config runs in a forked worker process while this one runs the first, on Linux. Raises
-    ``OSError`` when the file cannot be read."""
-    if workers is None:
-        workers = _cpus() if sys.platform == "linux" else 1
-    if len(configs) < 2 or workers < 2:
+    and more than one CPU (:func:`_cpus`), the second config runs in a forked worker process
+    while this one runs the first, on Linux. Raises ``OSError`` when the file cannot be read."""
+    if len(configs) < 2 or sys.platform != "linux" or _cpus() < 2:
         return [asyncio.run(run_backtest(events, settings, name)) for name, settings in configs]
     (first, first_settings), (second, second_settings) = configs
     worker = _Worker(events, second, second_settings)
@@ -599,17 +594,10 @@ def _spool(events: Path, directory: str) -> Path:
 
 
 def main(
-    events: Path,
-    configs: list[tuple[str, Settings]],
-    fmt: str,
-    out: TextIO,
-    err: TextIO,
-    *,
-    workers: int | None = None,
+    events: Path, configs: list[tuple[str, Settings]], fmt: str, out: TextIO, err: TextIO
 ) -> int:
     """The command: 0 when the summary is written, 1 when the events file cannot be read.
-    ``configs``: (name, settings) of ``--config`` and, with ``--against``, of that file;
-    ``workers``: see :func:`_run_all`."""
+    ``configs``: (name, settings) of ``--config`` and, with ``--against``, of that file."""
     with contextlib.ExitStack() as stack:
         source = events
         try:
@@ -621,7 +609,7 @@ def main(
                 except OSError as exc:
                     raise SpoolError(_why(tempfile.gettempdir(), exc)) from None
                 source = _spool(events, directory)
-            runs = _run_all(source, configs, workers=workers)
+            runs = _run_all(source, configs)
         except SpoolError as exc:
             err.write(f"error: cannot keep a copy of {events} for --against: {exc}\n")
             return 1

@@ -50,9 +50,7 @@ def is_directory(path: Path) -> bool | None:
     validator to report under its key: ``Path.is_dir`` lets those out as ``OSError``."""
     try:
         return stat.S_ISDIR(path.stat().st_mode)
-    except FileNotFoundError:
-        return None
-    except NotADirectoryError:  # a parent is a file: nothing can be there
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (or a parent is a file)
         return None
     except OSError as exc:
         raise ValueError(f"cannot be looked up: {exc.strerror or type(exc).__name__}") from None
