@@ -617,7 +617,15 @@ def _burn_severity_notes(settings: Settings) -> list[str]:
 
 
 def parse_settings(data: dict[str, Any]) -> Settings:
-    """Settings from a mapping (the YAML document); environment overrides apply."""
+    """Settings from a mapping (the YAML document); environment overrides apply. Its keys
+    become keyword arguments, so a key that is not a string (YAML's ``1:``, ``null:``) is
+    refused first, by its kind."""
+    kind = redaction.non_text_key(data)
+    if kind is not None:
+        raise ConfigError(
+            f"a top-level key is a {kind}, not a name; the keys are setting names such as "
+            "windows or channels"
+        )
     try:
         return Settings(**data)
     except ValidationError as exc:
@@ -646,12 +654,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    kind = redaction.non_text_key(data)
-    if kind is not None:
-        raise ConfigError(
-            f"{path}: a top-level key is a {kind}, not a name; the keys are setting names "
-            "such as windows or channels"
-        )
     return data
 
 

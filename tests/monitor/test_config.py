@@ -506,9 +506,11 @@ def test_a_top_level_key_that_is_not_a_name_is_refused(
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     assert str(caught.value) == (
-        f"{path}: a top-level key is a {kind}, not a name; the keys are setting names such as "
-        "windows or channels"
-    )
+        f"a top-level key is a {kind}, not a name; the keys are setting names such as windows "
+        "or channels"
+    )  # the file is named by the caller, as for every other key (check-config: test_cli)
+    with pytest.raises(ConfigError, match="a top-level key is a number"):
+        parse_settings({1: "x"})  # type: ignore[dict-item]
 
 
 @pytest.mark.parametrize(
