@@ -7,7 +7,9 @@ clamped to 0..1) says how fast the head of the queue moves toward T. The project
 is (T - w) / r (0 once w >= T, infinite when r <= 0). The condition holds when that projection
 is within ``horizon``, the queue is growing (more contacts queued than answered or abandoned in
 ``window``) and at least ``min_waiting`` contacts wait, or when the arrival CUSUM is active
-(arrivals well above the usual rate for this hour). The signal is active once the condition held
+(arrivals well above the usual rate for this hour) while contacts queue or, when they do not
+(short patience: the extra contacts give up), while the service level over
+``surge_service_window`` is below the channel's target. The signal is active once the condition held
 at every tick for ``sustain``, until it held for less than a quarter of ``release``
 (``detectors/sustain.py``). score = projected seconds, threshold = horizon.
 """
@@ -20,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from support_monitor.detectors.complaint_cusum import RateCusum, hour_of_week
-from support_monitor.detectors.config import BacklogGrowthSettings
+from support_monitor.detectors.config import BacklogGrowthSettings, resolve_window
 from support_monitor.detectors.readings import (
     Groups,
     GroupsUpdate,
@@ -212,13 +214,18 @@ class BacklogGrowthDetector(WorstExport):
         self._answer: dict[str, float] = {}
         self._horizon: dict[str, float] = {}
         self._rate_window: dict[str, float] = {}
+        self._target: dict[str, float | None] = {}
         for name in channels:
             ch = channel_settings[name]
             assert ch.answer_seconds is not None
             self._answer[name] = ch.answer_seconds
             self._horizon[name] = settings.horizon_for(ch)
             self._rate_window[name] = settings.rate_window_for(ch)
+            self._target[name] = ch.service_level_target
         self._window_i = window_index(windows, settings.window)
+        service = settings.surge_service_window
+        self._service_i = None if service is None else window_index(windows, service)
+        self._service_name = None if service is None else resolve_window(service, windows)
         self._history: dict[str, History] = {ch: History() for ch in channels}
         self._active: dict[str, bool] = dict.fromkeys(channels, False)
         self._sustain = {ch: self._new_sustain() for ch in channels}
@@ -290,8 +297,12 @@ class BacklogGrowthDetector(WorstExport):
             agg = ch.windows.totals[self._window_i]
             inflow, outflow = agg.queued, agg.answered + agg.abandoned
             surge = self._surge_step(channel, now, ch.queues.values())  # stepped every tick
-            surge = surge and self._queued_up(waiting, oldest, self._answer[channel])
-            inputs = (oldest, head if waiting else None, waiting, rate, inflow, outflow, surge)
+            service = None  # the service level a surge counted on, when the queue did not
+            if surge and not self._queued_up(waiting, oldest, self._answer[channel]):
+                service = self._below_target(channel, ch.windows.totals)
+                surge = service is not None
+            queue = head if waiting else None
+            inputs = (oldest, queue, waiting, rate, inflow, outflow, surge, service)
             last = self._keys[i]
             if last is None or inputs != last[0]:
                 self._active[channel] = self._condition(channel, inputs)
@@ -316,7 +327,7 @@ class BacklogGrowthDetector(WorstExport):
     def _condition(self, channel: str, inputs: tuple[Any, ...]) -> bool:
         """The condition at one tick: the breach projection, the hysteresis or the surge (in
         ``inputs`` already gated by :meth:`_queued_up`)."""
-        oldest, _queue, waiting, rate, inflow, outflow, surge = inputs
+        oldest, _queue, waiting, rate, inflow, outflow, surge, _service = inputs
         growing = inflow > outflow and rate > 0
         answer = self._answer[channel]
         projected = seconds_to_breach(answer, oldest, rate) if waiting else math.inf
@@ -339,12 +350,31 @@ class BacklogGrowthDetector(WorstExport):
             return True
         return waiting >= self.settings.min_waiting and oldest >= fraction * answer
 
+    def _below_target(self, channel: str, totals: Sequence[Any]) -> float | None:
+        """The service level over ``surge_service_window`` when it is below the channel's
+        target (a surge then counts: the extra contacts give up instead of queueing), else
+        ``None`` (also with no such window, no target or nothing offered)."""
+        target = self._target[channel]
+        if self._service_i is None or target is None:
+            return None
+        agg = totals[self._service_i]
+        offered = agg.answered + agg.abandoned - agg.abandoned_short
+        if offered <= 0:
+            return None
+        level: float = agg.answered_in_sla / offered
+        return level if level < target else None
+
     def _judge(self, channel: str, inputs: tuple[Any, ...], sustain: Sustain) -> Signal:
-        oldest, queue, waiting, rate, inflow, outflow, surge = inputs
+        oldest, queue, waiting, rate, inflow, outflow, surge, service = inputs
         answer = self._answer[channel]
         projected = seconds_to_breach(answer, oldest, rate) if waiting else math.inf
         growing = waiting >= self.settings.min_waiting and inflow > outflow and rate > 0
         surge_words = f"arrivals above {self.settings.surge_ratio:g}x the usual rate for this hour"
+        if service is not None:
+            target = self._target[channel]
+            surge_words += (
+                f", service level {service:.0%} over {self._service_name} (target {target:.0%})"
+            )
         if surge:
             cause = f"backlog growing, {surge_words}" if growing else surge_words
         elif growing:

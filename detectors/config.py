@@ -647,6 +647,11 @@ class BacklogGrowthSettings(_Model):
     waited this fraction of T (0: whatever the queue): more arrivals that are answered at once
     are no backlog. Without it the surge CUSUM alone paged healthy Poisson traffic 14-22 times
     a channel-week (an independent test, docs/detectors.md)."""
+    surge_service_window: str | None = LONGEST
+    """A surge also counts while the service level over this configured window (answered in
+    SLA of offered) is below the channel's ``service_level_target``: with short patience the
+    extra contacts give up instead of queueing, so the queue above stays short while the
+    service level falls (null: only the queue counts; a channel without a target: likewise)."""
     channels: tuple[ChannelName, ...] = ()
 
     def horizon_for(self, ch: ChannelSettings) -> float:
@@ -661,6 +666,10 @@ class BacklogGrowthSettings(_Model):
         self, key: str, channels: Mapping[str, ChannelSettings], windows: Sequence[str]
     ) -> list[str]:
         _window(f"{key}.window", self.window, windows)
+        if self.surge_service_window is not None:
+            skey = f"{key}.surge_service_window"
+            _window(skey, self.surge_service_window, windows)
+            _sliding(skey, resolve_window(self.surge_service_window, windows))
         scoped = _scope(
             key, self.channels, channels, _live, "has no answer_seconds: it has no live queue"
         )

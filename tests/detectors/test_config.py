@@ -278,6 +278,10 @@ def test_threshold_names_must_be_unique():
             "detectors.backlog_growth.window: '2m' is not a configured window",
         ),
         (
+            {"backlog_growth": {"surge_service_window": "2h"}},
+            "detectors.backlog_growth.surge_service_window: '2h' is not a configured window",
+        ),
+        (
             {"tickets_at_risk": {"channels": ["chat"]}},
             "detectors.tickets_at_risk.channels: 'chat' has no ticket SLA",
         ),

@@ -343,6 +343,41 @@ def test_a_surge_answered_at_once_is_no_backlog() -> None:
     assert first_active(0, surge_min_wait=0) is not None  # the same stream, the gate off
 
 
+def test_a_surge_whose_callers_give_up_is_a_backlog() -> None:
+    # Short patience: the quadrupled arrivals above, but every even caller hangs up after 6 s
+    # (a long abandon, below T/2 = 10 s: nobody ever waits T/2, so the queue gate never holds)
+    # and the odd ones are answered at once. The surge CUSUM is driven by the arrivals alone:
+    # active at t = 525 (j = 35) as above. By then 18 were answered (j = 1, 3, ..., 35) and 17
+    # gave up (j = 2, ..., 34): the 1h service level is 18 / 35 = 51.4%, below the 80% target,
+    # so the surge counts. With callers giving up at 1 in 10 (the 1h service level stays at or
+    # above 90%) it does not, nor with surge_service_window null.
+    def first_active(every: int, **gate: object) -> tuple[float, str] | None:
+        feed = Feed(only({"backlog_growth": {"channels": ["voice"], **RAW, **gate}}))
+        backlog = next(d for d in feed.suite.detectors if d.name == "backlog_growth")
+        backlog._surge["voice"].day[0] = [60.0, 5.0]  # type: ignore[attr-defined]
+        script = Script()
+        for j in range(1, 60):
+            if j % every == 0:
+                script.contact(f"c{j}", 15 * j, 6, outcome="abandoned")
+            else:
+                script.contact(f"c{j}", 15 * j, 0)
+        for t in range(900):
+            script.feed(feed, t)
+            s = pick(feed.tick(t), "backlog_growth", "voice")
+            if s.active:
+                return t, s.summary
+        return None
+
+    summary = (
+        "voice: arrivals above 1.4x the usual rate for this hour, service level 51% over 1h "
+        "(target 80%), 0 waiting, oldest 0s (answer target 20s)"
+    )
+    assert first_active(2) == (525, summary)
+    assert first_active(10) is None
+    assert first_active(2, surge_service_window=None) is None
+    assert first_active(2, surge_service_window="5m") is not None
+
+
 def test_service_level_evidence_only_holds_back_a_start() -> None:
     # A voice customer (T = 20 s, pages above 120 s, recover below 60 s) waits from 0 s with
     # nothing offered: 0 of 1, upper bound 1.6424 / 2.6424 = 0.622 at 0.9: active at 121 s.
