@@ -268,13 +268,11 @@ def simulate(
         from support_monitor.monitor.sources.simulator import write_jsonl  # noqa: PLC0415
 
         begin = time.time() if start is None else start
-        end = begin + (3600.0 if span is None else span)
-        if not EARLIEST_TS <= begin <= end < LATEST_TS:  # also NaN and the infinities
+        length = 3600.0 if span is None else span  # a file is one hour unless told
+        if not EARLIEST_TS <= begin <= begin + length < LATEST_TS:  # also NaN, the infinities
             _bad_option("--start", f"{begin:g}: the events must fall between 1970 and 8999 (UTC)")
         try:
-            count = write_jsonl(
-                out, settings.channels, sim, begin, 3600.0 if span is None else span
-            )
+            count = write_jsonl(out, settings.channels, sim, begin, length)
         except OSError as exc:
             _bad_option(f"--out {out}", exc.strerror or exc)
         typer.echo(f"wrote {count} events to {out}")
