@@ -89,8 +89,8 @@ class Pipeline:
         """The earliest event time of an event applied when it came (held ones not included:
         they are within the lateness of one that was); ``inf`` before any."""
         self.latest_applied = -math.inf
-        """The latest such event time (a rejected line may have moved the replay clock further,
-        e.g. one of an undeclared channel)."""
+        """The latest such event time (a line rejected by the state it met may have moved the
+        replay clock further, e.g. a second ``contact.queued`` of an open contact)."""
         self._deferred: dict[str, deque[DeadLetter]] = {}  # source -> letters decided later
 
     def register(self, source: str) -> None:
@@ -103,7 +103,7 @@ class Pipeline:
         self.stats.dead_letters_dropped[source] += 0
         self.stats.source_up.setdefault(source, True)  # sources with a connection set their own
 
-    def process(self, source: str, delivery: Delivery) -> DeadLetter | None:  # noqa: C901, PLR0911 - the hot path, kept flat
+    def process(self, source: str, delivery: Delivery) -> DeadLetter | None:  # noqa: C901, PLR0911, PLR0912 - the hot path, kept flat
         """Apply one delivery, or return its dead letter; never raises."""
         if self._suppressed and int(self._log_clock()) != self._log_second:
             self._roll_log_second(int(self._log_clock()))
@@ -120,17 +120,25 @@ class Pipeline:
             ts = event.ts.timestamp()
             clock = engine.now
             if self._event_clock and clock < ts <= clock + ingest.max_replay_gap and ts < LATEST_TS:
-                # Replay, event time moving forward (the usual case): what _move_clock does.
-                if self._before_event is not None:
-                    self._before_event(ts)
-                engine.advance(ts)
-            elif (out_of_range := self._move_clock(ts, ingest)) is not None:
+                forward = True  # replay, event time moving forward (the usual case)
+            elif (out_of_range := self._bounds(ts, ingest)) is not None:
                 return self._reject(source, delivery, Reject.TIMESTAMP_OUT_OF_RANGE, out_of_range)
+            else:
+                forward = self._event_clock and ts > clock
+            # What the config or the de-duplication refuses is decided at the clock as it is: a
+            # line that is not applied must not move the replay clock (nor run its ticks).
+            reason = engine.refuses(event)
+            if reason is not None:
+                return self._reject(source, delivery, reason, _explain(reason))
             dedup = engine.dedup
             key = dedup.key(event.event_id)  # hashed once: checked now, remembered once applied
             if dedup.seen_key(key):
                 self.stats.duplicates[source] += 1
                 return None
+            if forward:  # replay: the ticks before the event, then the clock moves to it
+                if self._before_event is not None:
+                    self._before_event(ts)
+                engine.advance(ts)
             reason = engine.apply(event, ts, (delivery.raw, delivery.position, source))
             if reason is not None:
                 return self._reject(source, delivery, reason, _explain(reason))
@@ -148,9 +156,9 @@ class Pipeline:
             return self._internal_error(source, delivery, exc)
         return None
 
-    def _move_clock(self, ts: float, ingest: IngestSettings) -> str | None:
-        """Bound ``ts`` by the clock (``docs/events.md``, "Timestamp bounds"); in replay, then
-        run the ticks before it and move the clock to it. Returns why it is out of range."""
+    def _bounds(self, ts: float, ingest: IngestSettings) -> str | None:
+        """Why ``ts`` is too far from the clock (``docs/events.md``, "Timestamp bounds"), or
+        ``None``. Live, it also stamps the event's arrival by the wall clock."""
         if self._event_clock:
             if not EARLIEST_TS <= ts < LATEST_TS:  # the first event too: it sets the clock
                 return _YEARS
@@ -159,10 +167,6 @@ class Pipeline:
                 clock - ingest.max_event_age <= ts <= clock + ingest.max_replay_gap
             ):
                 return _out_of_range(ts - clock, "stream", ingest.max_replay_gap, ingest)
-            if ts > clock:
-                if self._before_event is not None:
-                    self._before_event(ts)
-                self.engine.advance(ts)
             return None
         self._arrived = wall = self._wall()
         if not wall - ingest.max_event_age <= ts <= wall + ingest.max_clock_skew:

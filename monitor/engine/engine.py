@@ -696,6 +696,26 @@ class Engine:
 
     # ------------------------------------------------------------------ events
 
+    def refuses(self, event: Event) -> Reject | None:
+        """The reject the config alone decides for ``event``, whatever the clock and the state:
+        an undeclared channel; a ``contact.queued`` on a channel without ``answer_seconds``; an
+        undeclared queue on an event that opens something (``contact.queued``,
+        ``ticket.created``, ``agent.state``). The pipeline asks before the event may move the
+        replay clock, so such a line never does; :meth:`apply` decides the same again."""
+        ch = self.channels.get(event.channel)
+        if ch is None:
+            return Reject.UNKNOWN_CHANNEL
+        if isinstance(event, ContactQueued | TicketCreated):
+            if isinstance(event, ContactQueued) and ch.settings.answer_seconds is None:
+                return Reject.WRONG_CHANNEL_KIND
+            if event.queue not in ch.queues and event.queue != "default":
+                return Reject.UNKNOWN_QUEUE
+        elif isinstance(event, AgentState) and event.queues is not None:
+            known = ch.settings.queues
+            if any(name not in known and name != "default" for name in event.queues):
+                return Reject.UNKNOWN_QUEUE
+        return None
+
     def apply(self, event: Event, ts: float, token: object = None) -> Reject | None:
         """Apply one validated event with event time ``ts`` (epoch seconds).
 

@@ -656,8 +656,8 @@ def test_the_span_is_that_of_the_events_applied(tmp_path: Path) -> None:
     # Go's zero time: year 1, out of range (before, it started the span: pages/day 0)
     s.add("contact.queued", 0, "voice", queue="billing", contact_id="z")
     zero = s.lines.pop().replace(iso(T0).encode(), b"0001-01-01T00:00:00Z")
-    # an undeclared channel 3 days later moves the replay clock, but is not applied (before, it
-    # ended the span: pages/day 72 times too low)
+    # an undeclared channel 3 days later is not applied and does not move the replay clock
+    # (before, it ended the span: pages/day 72 times too low)
     s.add("contact.queued", 3 * 86400, "fax", contact_id="x")
     path = tmp_path / "e.jsonl"
     path.write_bytes(zero + b"\n" + too_large + b"\n   \n{not json\n" + s.text().encode())

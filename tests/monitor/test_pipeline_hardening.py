@@ -235,6 +235,62 @@ def test_replay_bounds_follow_the_stream_clock_and_a_reject_does_not_move_it() -
     assert stats.events["test", "contact.queued"] == 4
 
 
+DAYS_19 = 19 * 86400.0  # within the default max_replay_gap (30 days) of the stream clock
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (_line("complaint.received", T0 + DAYS_19, channel="fax", event_id="x"), "unknown_channel"),
+        (_queued(9, T0 + DAYS_19, queue="nope"), "unknown_queue"),
+        (
+            _line("contact.queued", T0 + DAYS_19, channel="email", event_id="x", contact_id="e"),
+            "wrong_channel_kind",
+        ),
+        (
+            _line(
+                "agent.state",
+                T0 + DAYS_19,
+                event_id="x",
+                agent_id="a1",
+                state="available",
+                queues=["billing", "nope"],
+            ),
+            "unknown_queue",
+        ),
+        (
+            _line(
+                "ticket.created",
+                T0 + DAYS_19,
+                channel="email",
+                event_id="x",
+                ticket_id="t",
+                queue="nope",
+            ),
+            "unknown_queue",
+        ),
+        (_queued(1, T0 + DAYS_19), None),  # the id of the first line again: a duplicate
+    ],
+)
+def test_a_line_refused_by_the_config_or_a_duplicate_does_not_move_the_replay_clock(
+    bad: bytes, reason: str | None
+) -> None:
+    # Found by an attack audit (2026-12-01): such a line dated 19 days ahead moved the stream
+    # clock before it was refused, so the valid lines after it were 19 days behind the clock
+    # (timestamp_out_of_range) and the waiting contact was forgotten.
+    engine, stats = Engine(settings()), DaemonStats()
+    pipeline = Pipeline(engine, stats, event_clock=True)
+    answered = _line("contact.answered", T0 + 30, event_id="a1", contact_id="c1")
+    letters = _feed(pipeline, [_queued(1, T0), bad, answered])
+    assert engine.now == T0 + 30
+    assert stats.events["test", "contact.answered"] == 1
+    if reason is None:
+        assert (letters, _rejected(stats), stats.duplicates["test"]) == ([], {}, 1)
+    else:
+        assert [x.raw for x in letters] == [bad]
+        assert _rejected(stats) == {reason: 1}
+
+
 # --- 3b. the replay clock crosses long gaps without stepping every tick -----------------------
 
 
