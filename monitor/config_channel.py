@@ -137,6 +137,11 @@ class ChannelSettings(FrozenModel):
     def is_live(self) -> bool:
         return self.answer_seconds is not None
 
+    def accepts_queue(self, name: str) -> bool:
+        """Whether events may name this queue: a declared one, or ``default`` (always accepted:
+        events may omit ``queue``)."""
+        return name in self.queues or name == "default"
+
     def clock_targets(self, priority: str) -> tuple[float | None, float | None, float | None]:
         """(first response, next reply, resolution) targets of a ticket of ``priority``."""
         policy = self.priorities.get(priority)  # type: ignore[call-overload]

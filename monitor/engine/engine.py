@@ -162,6 +162,10 @@ _ITEM_ID: dict[type, str] = {
 """Outcome type -> the field naming the contact or ticket whose lifecycle it moves on."""
 
 
+_OPENING = frozenset({ContactQueued, TicketCreated, AgentState})
+"""The event types that open something under a queue (:meth:`Engine.refuses`)."""
+
+
 def _item_key(event: Event) -> HeldKey | None:
     """The contact or ticket whose lifecycle ``event`` moves on (opening events excluded)."""
     field = _ITEM_ID.get(type(event))
@@ -705,14 +709,22 @@ class Engine:
         ch = self.channels.get(event.channel)
         if ch is None:
             return Reject.UNKNOWN_CHANNEL
-        if isinstance(event, ContactQueued | TicketCreated):
-            if isinstance(event, ContactQueued) and ch.settings.answer_seconds is None:
+        if type(event) not in _OPENING:  # most events: one set lookup (no ``isinstance``,
+            return None  # which costs about 0.1 us a call on a msgspec class)
+        settings = ch.settings
+        queues: tuple[str, ...]
+        if isinstance(event, AgentState):
+            queues = event.queues or ()
+        elif isinstance(event, ContactQueued):
+            if settings.answer_seconds is None:
                 return Reject.WRONG_CHANNEL_KIND
-            if event.queue not in ch.queues and event.queue != "default":
-                return Reject.UNKNOWN_QUEUE
-        elif isinstance(event, AgentState) and event.queues is not None:
-            known = ch.settings.queues
-            if any(name not in known and name != "default" for name in event.queues):
+            queues = (event.queue,)
+        elif isinstance(event, TicketCreated):
+            queues = (event.queue,)
+        else:
+            return None
+        for name in queues:
+            if not settings.accepts_queue(name):
                 return Reject.UNKNOWN_QUEUE
         return None
 

@@ -165,10 +165,8 @@ class Workforce:
         ch = self.channels[ev.channel]
         queues: tuple[str, ...] | None = None
         if ev.queues is not None:
-            known = ch.settings.queues
-            for name in ev.queues:
-                if name not in known and name != "default":
-                    return Reject.UNKNOWN_QUEUE
+            if not all(ch.settings.accepts_queue(name) for name in ev.queues):
+                return Reject.UNKNOWN_QUEUE
             queues = tuple(sorted(set(ev.queues)))
         state = STATE_INDEX[ev.state]
         key = (ev.channel, ev.agent_id)
