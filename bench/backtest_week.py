@@ -13,7 +13,10 @@ The run is :func:`monitor.replay.replay` itself (the function behind ``support-m
 with the default detectors and the default alert rules, stepping every aligned 1 s tick of event
 time. ``--no-detectors`` switches detectors and rules off (the engine alone) for comparison.
 CPU is ``time.process_time()`` around the replay (generation excluded). Time spent inside
-``TickRoad.tick`` is reported separately.
+``TickRoad.tick`` is reported separately. The baseline, in the same run: a bare ``msgspec``
+decode of the same file (``bench/replay_throughput.py``'s), also in CPU seconds; the ratio
+bare / replay does not move with the speed of the machine, which on the shared test machine
+varies up to 3x from one day to the next.
 
     .venv/bin/python bench/backtest_week.py [--days 7] [--channels 20] [--queues 5]
         [--alerts-out FILE] [--no-detectors] [--profile FILE]
@@ -27,6 +30,7 @@ import cProfile
 import heapq
 import json
 import random
+import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -35,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.replay_throughput import bare_decode
 from support_monitor.detectors.config import BUILTIN_NAMES
 from support_monitor.monitor import replay as replay_module
 from support_monitor.monitor import road as road_module
@@ -164,6 +169,18 @@ class TimedTickRoad(TickRoad):
         TimedTickRoad.ticks += 1
 
 
+def bare_baseline(path: Path, at_least: float = 2.0) -> tuple[int, float]:
+    """Lines of ``path`` and the CPU seconds of one bare decode pass over it: the median of
+    as many passes as take ``at_least`` seconds together (a short file's single pass is too
+    brief to time)."""
+    passes: list[float] = []
+    events = 0
+    while sum(passes) < at_least or len(passes) < 3:
+        events, spent = bare_decode(path, time.process_time)
+        passes.append(spent)
+    return events, statistics.median(passes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=float, default=7.0)
@@ -185,7 +202,7 @@ def main() -> None:
         started = time.perf_counter()
         n = generate(path, args.days, args.channels, args.queues, args.rate, args.seed)
         print(f"wrote {n:,} events to {path} in {time.perf_counter() - started:.1f} s")
-    events = sum(1 for _ in path.open("rb"))
+    events, bare = bare_baseline(path)
     settings = parse_settings(config(args.channels, args.queues, detectors=not args.no_detectors))
     road_module.TickRoad = TimedTickRoad  # type: ignore[attr-defined] # bench-only instrumentation
     sink = args.alerts_out.open("wb") if args.alerts_out else None
@@ -213,6 +230,7 @@ def main() -> None:
         f"replay CPU {cpu:.1f} s (wall {wall:.1f} s); in TickRoad.tick {spent:.1f} s "
         f"= {1e6 * spent / max(1, ticks):.1f} µs a tick"
     )
+    print(f"bare decode of the same file: CPU {bare:.3f} s; bare / replay = {bare / cpu:.4f}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -37,16 +38,18 @@ from support_monitor.monitor.events import Event
 from support_monitor.monitor.logs import configure
 
 
-def bare_decode(path: Path) -> tuple[int, float]:
+def bare_decode(path: Path, clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
+    """The baseline: each line of ``path`` decoded to a typed event and its timestamp read;
+    how many lines, and how long by ``clock``."""
     decoder = msgspec.json.Decoder(Event)
-    start = time.perf_counter()
+    start = clock()
     n = 0
     with path.open("rb") as f:
         for line in f:
             event = decoder.decode(line)
             event.ts.timestamp()
             n += 1
-    return n, time.perf_counter() - start
+    return n, clock() - start
 
 
 class TimedTickRoad(TickRoad):

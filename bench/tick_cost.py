@@ -9,6 +9,14 @@ by one with ``time.perf_counter`` (``--cpu``: ``time.thread_time``, the CPU time
 which another process on the same cores inflates less); the events between two ticks are
 applied untimed. Reported: mean, median and 99th percentile per tick, and per channel.
 
+The baseline, measured in the same run right after each timed tick: a bare pass over plain
+Python lists of the same size (one oldest-queued time per queue), keeping each channel's
+largest wait: the least a tick that judges every queue's oldest wait must do, with no project
+code in it (the same cost on every tree), timed as the second of two passes in a row so that it
+reads from warm caches. ``tick / bare`` is the mean tick over the mean bare pass: it moves far
+less than the milliseconds with the speed of the machine, which on the shared test machine
+varies up to 3x from one day to the next and by a quarter from one run to the next.
+
     .venv/bin/python bench/tick_cost.py [--sizes 10x2,20x5,100x10] [--warmup 900] [--ticks 300]
         [--cpu] [--profile FILE]
 """
@@ -41,6 +49,17 @@ def lag(rng: random.Random) -> float:
     return 0.001 + 0.004 * rng.random()
 
 
+def bare_pass(center: list[list[float]], now: float) -> float:
+    """The baseline: each queue's oldest-queued time read, each channel's largest wait kept."""
+    total = 0.0
+    for queues in center:
+        largest = 0.0
+        for oldest in queues:
+            largest = max(largest, now - oldest)
+        total += largest
+    return total
+
+
 def run(
     channels: int,
     queues: int,
@@ -50,9 +69,9 @@ def run(
     *,
     profiler: cProfile.Profile | None = None,
     clock: Callable[[], float] = time.perf_counter,
-) -> list[float]:
-    """Seconds per timed tick by ``clock`` (``profiler``, if given, runs during the timed ticks
-    only)."""
+) -> tuple[list[float], list[float]]:
+    """Seconds per timed tick by ``clock``, and per bare pass (:func:`bare_pass`) run right
+    after each timed tick (``profiler``, if given, runs during the timed ticks only)."""
     out_dir = Path(__file__).resolve().parent / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     span = warmup + ticks + 2
@@ -65,6 +84,8 @@ def run(
     alerting = Alerting(settings.detectors, settings.alerts, settings.notifiers, engine, stats)
     road = TickRoad(engine, settings.exporter.tick_seconds, alerting.handlers, stats=stats)
     timed: list[float] = []
+    bare: list[float] = []
+    center = [[T0 + float(q) for q in range(queues)] for _ in range(channels)]
     second = 1
     rng = random.Random(5)
     due = T0 + second + lag(rng)
@@ -82,15 +103,19 @@ def run(
                     timed.append(clock() - start)
                     if profiler is not None:
                         profiler.disable()
+                    bare_pass(center, now)  # warm: the pass timed below reads from cache
+                    start = clock()
+                    bare_pass(center, now)
+                    bare.append(clock() - start)
                     if len(timed) >= ticks:
-                        return timed
+                        return timed, bare
                 else:
                     road.tick(now)
                 second += 1
                 due = T0 + second + lag(rng)
             engine.advance(ts)
             engine.apply(event, ts)
-    return timed
+    return timed, bare
 
 
 def main() -> None:
@@ -104,20 +129,25 @@ def main() -> None:
     args = parser.parse_args()
     profiler = cProfile.Profile() if args.profile else None
     configure("warning")
-    print("| channels x queues | mean per tick | median | p99 | mean per channel |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| channels x queues | mean per tick | median | p99 | mean per channel "
+        "| bare pass (mean) | tick / bare |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes.split(","):
         channels, queues = (int(x) for x in size.split("x"))
         clock = time.thread_time if args.cpu else time.perf_counter
-        timed = run(
+        timed, bare = run(
             channels, queues, args.rate, args.warmup, args.ticks, profiler=profiler, clock=clock
         )
         mean = statistics.fmean(timed)
+        bare_mean = statistics.fmean(bare)
         p99 = sorted(timed)[int(0.99 * (len(timed) - 1))]
         print(
             f"| {channels} x {queues} | {mean * 1e3:.3f} ms | "
             f"{statistics.median(timed) * 1e3:.3f} ms | {p99 * 1e3:.3f} ms | "
-            f"{mean / channels * 1e6:.1f} µs |",
+            f"{mean / channels * 1e6:.1f} µs | {bare_mean * 1e6:.1f} µs | "
+            f"{mean / bare_mean:,.0f} |",
             flush=True,
         )
     if profiler is not None:

@@ -52,13 +52,18 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def _combine(values: list[float], how: str) -> float:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return math.nan
+def _combine(values: Sequence[float], how: str) -> float:
+    """The values combined by ``how`` (``sum``, ``max``, ``min``), NaNs left out; NaN when
+    none is left."""
+    if values and (total := sum(values)) == total:  # no NaN (nor inf - inf): none to leave out
+        kept = values
+    else:
+        kept = [v for v in values if not math.isnan(v)]
+        if not kept:
+            return math.nan
     if how == "sum":
-        return math.fsum(values)
-    return max(values) if how == "max" else min(values)
+        return math.fsum(kept)
+    return max(kept) if how == "max" else min(kept)
 
 
 def _unsatisfied(ch: ChannelRuntime) -> tuple[int, int]:
@@ -92,6 +97,7 @@ class ThresholdDetector(WorstExport):
         self.channels = channels
         self._info = METRICS[settings.metric]
         self._op = _OPS[settings.op]
+        self._aggregate = settings.effective_aggregate
         self._active: dict[tuple[str, str], bool] = {}
         self._window = ""
         self._window_i = 0
@@ -183,23 +189,25 @@ class ThresholdDetector(WorstExport):
                 signals = [self._windowed(channel, value, volume, rising=rising, usual=usual)]
             else:
                 values = self._queue_values(readings, ch)
+                # the channel's value (unused with per_queue, where each queue is judged)
+                combined = _combine(values, self._aggregate)
                 held = self._held.get(channel)
                 peak = math.nan
                 if held is not None:
-                    arm = self._step_held(channel, held, values, readings.now)
+                    arm = self._step_held(channel, held, combined, readings.now)
                     key: Any = (values, arm)
                     peak = arm[2]
                 else:
                     key = values
                 met = ""
-                if self._may_start(channel, values, held):
+                if self._may_start(channel, values, combined, held):
                     met = self._service_level_met(ch, readings.now)
                 if met:
                     key = (key, met)
                 if key == last:  # live gauges are never NaN
                     continue
                 self._keys[i] = key
-                signals = self._live(channel, tuple(ch.queues), values, met)
+                signals = self._live(channel, ch, values, combined, met)
                 if held is not None and held.active and not met:
                     signals = [self._sustained(channel, signals[0], held, readings.now, peak)]
             out[i] = signals
@@ -207,13 +215,12 @@ class ThresholdDetector(WorstExport):
         return self._groups
 
     def _step_held(
-        self, channel: str, held: Sustain, values: tuple[float, ...], now: float
+        self, channel: str, held: Sustain, value: float, now: float
     ) -> tuple[bool, float, float]:
         """Step the sustained level's persistence with the channel's value; (active, since,
         the worst value over the level's ``over`` seconds)."""
         s = self.settings
         level = self._held_levels[channel]
-        value = _combine(list(values), s.effective_aggregate)
         assert level is not None
         assert s.sustained is not None
         held.step(now, not math.isnan(value) and self._op(value, level))
@@ -310,7 +317,7 @@ class ThresholdDetector(WorstExport):
         """One value per queue: the queue's rows combined (``aggregate``), as the rows of the
         gauge would be grouped by their ``queue`` label."""
         s = self.settings
-        how = s.effective_aggregate
+        how = self._aggregate
         now = readings.now
         queues = ch.queues.values()
         if s.metric == "support_queue_oldest_wait_seconds" and how != "sum":
@@ -325,10 +332,13 @@ class ThresholdDetector(WorstExport):
             ]
         )
 
-    def _may_start(self, channel: str, values: tuple[float, ...], held: Sustain | None) -> bool:
-        """Whether ``service_level_evidence`` can change the channel's signals now: a value is
-        past the threshold (a page could start), or the sustained level is active (the
-        evidence also holds that level back). Otherwise the evidence is not looked at."""
+    def _may_start(
+        self, channel: str, values: tuple[float, ...], combined: float, held: Sustain | None
+    ) -> bool:
+        """Whether ``service_level_evidence`` can change the channel's signals now: a value
+        (``combined``, or with ``per_queue`` one of ``values``) is past the threshold (a page
+        could start), or the sustained level is active (the evidence also holds that level
+        back). Otherwise the evidence is not looked at."""
         if self.settings.service_level_evidence is None:
             return False
         if held is not None and held.active:
@@ -336,7 +346,7 @@ class ThresholdDetector(WorstExport):
         threshold = self._levels[channel][0]
         if self.settings.per_queue:
             return any(self._op(v, threshold) for v in values)
-        return self._op(_combine(list(values), self.settings.effective_aggregate), threshold)
+        return self._op(combined, threshold)
 
     def _service_level_met(self, ch: ChannelRuntime, now: float) -> str:
         """With ``service_level_evidence``: why a lone customer past T is no incident, the
@@ -372,17 +382,22 @@ class ThresholdDetector(WorstExport):
         )
 
     def _live(
-        self, channel: str, queues: tuple[str, ...], values: tuple[float, ...], guard: str = ""
+        self,
+        channel: str,
+        ch: ChannelRuntime,
+        values: tuple[float, ...],
+        combined: float,
+        guard: str = "",
     ) -> list[Signal]:
-        s = self.settings
-        how = s.effective_aggregate
-        if s.per_queue:
-            per_queue = dict(zip(queues, values, strict=True))
+        """The channel's signal judged on ``combined``, or with ``per_queue`` one signal per
+        queue (``values`` in ``ch.queues`` order), sorted by queue."""
+        if self.settings.per_queue:
+            per_queue = dict(zip(ch.queues, values, strict=True))
             return [
                 self._judge(channel, q, v, guard, starts_only=True)
                 for q, v in sorted(per_queue.items())
             ]
-        return [self._judge(channel, "", _combine(list(values), how), guard, starts_only=True)]
+        return [self._judge(channel, "", combined, guard, starts_only=True)]
 
     def _judge(
         self,
