@@ -5,7 +5,9 @@ paged"; a muted receiver just isn't reconciled until the window ends.
 
 - firing, receiver not told about this activation -> ``new`` firing message;
 - firing, told ``repeat_interval`` ago or longer -> ``repeat``;
-- resolved (or gone) while the receiver was last told "firing" -> ``resolved`` (if send_resolved).
+- resolved (or gone) while the receiver was last told "firing" -> ``resolved`` (if send_resolved),
+  unless every message that told it "firing" was refused or given up (``settled``): as in
+  Alertmanager, no resolve follows a page the receiver never got.
 
 Alerts of one receiver and ``group_by`` label values (a *group*: by default one channel) share
 one message, as in Alertmanager: a group's first change waits ``group_wait`` for the rest of
@@ -30,12 +32,19 @@ from support_monitor.alerts.notify.message import AlertInfo, Notification
 from support_monitor.alerts.routing import Router, Target
 from support_monitor.alerts.state import Alert, AlertState
 
+Delivery = Literal["planned", "delivered", "refused"]
+
 
 class SentRecord(msgspec.Struct, kw_only=True):
     state: Literal["firing", "resolved"]
     at: float
     active_at: float
     alert: AlertInfo
+    delivery: Delivery = "planned"
+    """Of a firing record, what became of the messages that told this activation: one reached
+    the receiver (``delivered``), each so far was refused or given up (``refused``: no resolve
+    is sent), or one is still on its way (``planned``, also in a snapshot from before this
+    field)."""
 
 
 def _finite(value: float) -> float | None:
@@ -193,8 +202,19 @@ class Planner:
             if m.kind == "resolved" and m.alert is None:
                 self.sent.pop(key, None)  # an orphan: its alert is gone
             else:
+                before = self.sent.get(key)
+                delivered = (
+                    before is not None
+                    and before.state == m.state == "firing"
+                    and before.active_at == info.active_at
+                    and before.delivery == "delivered"
+                )
                 self.sent[key] = SentRecord(
-                    state=m.state, at=now, active_at=info.active_at, alert=info
+                    state=m.state,
+                    at=now,
+                    active_at=info.active_at,
+                    alert=info,
+                    delivery="delivered" if delivered else "planned",
                 )
             if self.holds is not None and m.state == "firing":  # console: the ack link
                 info = self.holds.annotate(info, now)
@@ -232,13 +252,31 @@ class Planner:
             repeat = receiver.repeat_interval
             due = repeat > 0 and now - record.at >= repeat
             return "repeat" if due and not self._acknowledged(alert) else None
-        if record is not None and record.state == "firing" and receiver.send_resolved:
+        if record is None or record.state != "firing":
+            return None
+        if receiver.send_resolved and record.delivery != "refused":
             return "resolved"
-        if record is not None and record.state == "firing":
-            self.sent[(target.receiver, alert.fingerprint)] = SentRecord(
-                state="resolved", at=now, active_at=record.active_at, alert=record.alert
-            )
+        self.sent[(target.receiver, alert.fingerprint)] = SentRecord(
+            state="resolved", at=now, active_at=record.active_at, alert=record.alert
+        )
         return None
+
+    def settled(self, n: Notification, *, delivered: bool) -> None:
+        """``n`` left the outbox: delivered, or refused or given up (``delivered`` false). Each
+        alert it told firing is recorded as delivered, or as refused while no message of the
+        same activation has reached the receiver: then its resolve is not sent (as
+        Alertmanager sends none for an alert whose firing never went out) and a repeat after
+        ``repeat_interval`` tries the page again."""
+        for info in n.alerts:
+            if info.resolved_at is not None:
+                continue
+            record = self.sent.get((n.receiver, info.fingerprint))
+            if record is None or record.state != "firing" or record.active_at != info.active_at:
+                continue  # told since of its end or of another activation
+            if delivered:
+                record.delivery = "delivered"
+            elif record.delivery == "planned":
+                record.delivery = "refused"
 
     # console hooks (no-ops without ``holds``)
     def _held(self, labels: Mapping[str, str], now: float) -> bool:
@@ -258,7 +296,7 @@ class Planner:
         for key in [k for k in self.sent if k not in seen]:
             record = self.sent[key]
             receiver = self.receivers.get(key[0])
-            if record.state != "firing" or receiver is None:
+            if record.state != "firing" or receiver is None or record.delivery == "refused":
                 del self.sent[key]
                 continue
             target = Target(key[0], ("channel",), ())

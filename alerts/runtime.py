@@ -494,6 +494,7 @@ class Alerting:
         self._dirty = False
         for n in await self.outbox.commit(snapshot, batch):
             self._stats.notifications[(n.receiver, "dropped")] += 1
+            self._settled(n, delivered=False)
 
     async def _commit_forever(self) -> None:
         while True:
@@ -535,8 +536,17 @@ class Alerting:
     async def _deliver(self, deliverer: Deliverer, n: Notification) -> None:
         """One attempt at ``n`` (the rate limit's token already taken); settled (sent, or given
         up) means it leaves the outbox."""
-        if await deliverer.attempt(n, take_token=False) is not None:
+        result = await deliverer.attempt(n, take_token=False)
+        if result is not None:
+            self._settled(n, delivered=result == "ok")
             await self.outbox.done(n.key)
+
+    def _settled(self, n: Notification, *, delivered: bool) -> None:
+        """What became of ``n`` told to the planner (a refused page gets no resolve), and kept
+        with the next state snapshot."""
+        self.planner.settled(n, delivered=delivered)
+        self._dirty = True
+        self._wake.set()
 
     async def _am_forever(self, client: AlertmanagerClient) -> None:
         while True:

@@ -4,6 +4,7 @@ message does not hold back the others of its receiver."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import Counter
 from collections.abc import MutableMapping
@@ -617,3 +618,69 @@ async def test_an_outage_that_ended_in_expiry_warns_again_on_the_next_failure():
         "notification_retry",  # a new outage, said again
         "receiver_recovered",
     ]
+
+
+def _texts(server: SlackLike) -> list[str]:
+    return [body["blocks"][0]["text"]["text"] for body in server.requests]
+
+
+async def test_no_resolve_follows_a_page_the_receiver_refused(tmp_path):
+    """Slack refuses voice's page (404 ``no_service``) and takes chat's; both alerts resolve.
+    Only chat's resolve is sent: the receiver never got voice's page (Alertmanager sends no
+    resolve for a firing it never delivered). Before, voice's resolve followed it."""
+    async with SlackLike([Reply(status=404, body="no_service")]) as server:
+        alerting, source, stats = make(server.url, state_dir=tmp_path)
+        async with delivering(alerting):
+            source.signals = [sig(channel="voice")]
+            alerting.evaluate(T0)
+            await wait_for(lambda: stats.notifications[("slack", "failed")] == 1)
+            source.signals = [sig(channel="voice"), sig(channel="chat")]
+            alerting.evaluate(T0 + 1)
+            await wait_for(lambda: stats.notifications[("slack", "ok")] == 1)
+            source.signals = []
+            alerting.evaluate(T0 + 2)
+            await wait_for(lambda: stats.notifications[("slack", "ok")] == 2)
+            await asyncio.sleep(0.3)  # time for a third message, were one planned
+    texts = _texts(server)
+    assert len(texts) == 3
+    assert "FIRING: LongWait [critical] (voice)" in texts[0]  # refused
+    assert "FIRING: LongWait [critical] (chat)" in texts[1]
+    assert "RESOLVED" in texts[2]
+    assert "(chat)" in texts[2]
+    assert stats.notifications[("slack", "failed")] == 1
+
+
+async def test_a_page_delivered_once_gets_its_resolve_though_a_later_update_was_refused(tmp_path):
+    """Voice's page reaches Slack; the group's next message (voice still firing beside a new
+    alert of the same channel) is refused. Voice was told: its resolve is sent; the new alert,
+    told only in the refused message, gets none. The refusal also survives a restart."""
+    rule = {
+        "alert": "LongWait",
+        "detector": "longest_wait",
+        "severity": "critical",
+        "annotations": {"summary": "{channel}/{queue}: waited {score:.0f}s"},
+    }
+    async with SlackLike([Reply(), Reply(status=410, body="channel_is_archived")]) as server:
+        alerting, source, stats = make(server.url, state_dir=tmp_path, rule=rule)
+        async with delivering(alerting):
+            source.signals = [sig(channel="voice", queue="sales")]
+            alerting.evaluate(T0)
+            await wait_for(lambda: stats.notifications[("slack", "ok")] == 1)
+            source.signals = [sig(channel="voice", queue="sales"), sig(channel="voice", queue="x")]
+            alerting.evaluate(T0 + 1)
+            await wait_for(lambda: stats.notifications[("slack", "failed")] == 1)
+            await wait_for(lambda: not alerting.outbox.pending("slack"))
+        # a restart from the same state directory: the two alerts resolve there
+        again, source2, stats2 = make(server.url, state_dir=tmp_path, rule=rule)
+        async with delivering(again):
+            source2.signals = []
+            again.evaluate(T0 + 2)
+            await wait_for(lambda: stats2.notifications[("slack", "ok")] == 1)
+            await asyncio.sleep(0.3)
+    texts = _texts(server)
+    assert len(texts) == 3
+    assert "RESOLVED" in texts[2]
+    resolved = server.requests[2]
+    summaries = json.dumps(resolved)
+    assert "voice/sales" in summaries
+    assert "voice/x" not in summaries
