@@ -261,22 +261,24 @@ class Planner:
         )
         return None
 
-    def settled(self, n: Notification, *, delivered: bool) -> None:
+    def settled(self, n: Notification, *, delivered: bool) -> bool:
         """``n`` left the outbox: delivered, or refused or given up (``delivered`` false). Each
         alert it told firing is recorded as delivered, or as refused while no message of the
         same activation has reached the receiver: then its resolve is not sent (as
         Alertmanager sends none for an alert whose firing never went out) and a repeat after
-        ``repeat_interval`` tries the page again."""
+        ``repeat_interval`` tries the page again. Whether a record changed."""
+        changed = False
         for info in n.alerts:
             if info.resolved_at is not None:
                 continue
             record = self.sent.get((n.receiver, info.fingerprint))
             if record is None or record.state != "firing" or record.active_at != info.active_at:
                 continue  # told since of its end or of another activation
-            if delivered:
-                record.delivery = "delivered"
-            elif record.delivery == "planned":
-                record.delivery = "refused"
+            outcome: Delivery = "delivered" if delivered else "refused"
+            if record.delivery == "planned" or (delivered and record.delivery == "refused"):
+                record.delivery = outcome
+                changed = True
+        return changed
 
     # console hooks (no-ops without ``holds``)
     def _held(self, labels: Mapping[str, str], now: float) -> bool:

@@ -544,9 +544,9 @@ class Alerting:
     def _settled(self, n: Notification, *, delivered: bool) -> None:
         """What became of ``n`` told to the planner (a refused page gets no resolve), and kept
         with the next state snapshot."""
-        self.planner.settled(n, delivered=delivered)
-        self._dirty = True
-        self._wake.set()
+        if self.planner.settled(n, delivered=delivered):
+            self._dirty = True
+            self._wake.set()
 
     async def _am_forever(self, client: AlertmanagerClient) -> None:
         while True:
