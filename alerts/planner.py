@@ -266,7 +266,9 @@ class Planner:
         alert it told firing is recorded as delivered, or as refused while no message of the
         same activation has reached the receiver: then its resolve is not sent (as
         Alertmanager sends none for an alert whose firing never went out) and a repeat after
-        ``repeat_interval`` tries the page again. Whether a record changed."""
+        ``repeat_interval`` tries the page again. A refusal counts only from the last message
+        that told the alert (its record's time is the message's): while a later one may still
+        reach the receiver, the resolve must follow it. Whether a record changed."""
         changed = False
         for info in n.alerts:
             if info.resolved_at is not None:
@@ -274,6 +276,8 @@ class Planner:
             record = self.sent.get((n.receiver, info.fingerprint))
             if record is None or record.state != "firing" or record.active_at != info.active_at:
                 continue  # told since of its end or of another activation
+            if not delivered and record.at != n.created:
+                continue  # a later message (still in the outbox, or settled) tells it too
             outcome: Delivery = "delivered" if delivered else "refused"
             if record.delivery == "planned" or (delivered and record.delivery == "refused"):
                 record.delivery = outcome

@@ -1,0 +1,99 @@
+"""What the planner records of each message's fate: a page the receiver never got is followed by
+no resolve (as in Alertmanager), and no resolve is lost while a later message may still bring
+the page."""
+
+from __future__ import annotations
+
+from support_monitor.alerts.notify.message import Notification
+from support_monitor.alerts.planner import Planner
+from support_monitor.alerts.routing import Router
+from support_monitor.alerts.state import Alert, AlertState
+from tests.alerts.helpers import notifier_settings
+from tests.support import T0
+
+SALES = (("alertname", "LongWait"), ("channel", "voice"), ("queue", "sales"))
+SUPPORT = (("alertname", "LongWait"), ("channel", "voice"), ("queue", "support"))
+
+
+def _planner() -> Planner:
+    settings = notifier_settings(
+        receivers={
+            "hook": {"type": "webhook", "url": "http://127.0.0.1:9/x", "repeat_interval": 3600}
+        },
+        routes=[{"receiver": "hook", "group_wait": 0, "group_interval": 0}],  # every change
+    )
+    return Planner(settings.receivers, Router(settings))
+
+
+def _firing(labels: tuple[tuple[str, str], ...], at: float) -> Alert:
+    return Alert(
+        labels=labels,
+        annotations={"summary": "wait"},
+        state=AlertState.FIRING,
+        value=50.0,
+        active_at=at,
+        fired_at=at,
+    )
+
+
+def _resolve(alert: Alert, at: float) -> None:
+    alert.state = AlertState.INACTIVE
+    alert.resolved_at = at
+
+
+def _told(n: Notification) -> list[tuple[str, bool]]:
+    """(queue, resolved) of each alert in the message."""
+    return sorted((dict(a.labels)["queue"], a.resolved_at is not None) for a in n.alerts)
+
+
+def test_a_refused_page_gets_no_resolve_and_is_tried_again_at_repeat_interval() -> None:
+    planner = _planner()
+    sales = _firing(SALES, T0)
+    [page] = planner.plan(T0, [sales])
+    assert planner.settled(page, delivered=False)
+    assert planner.plan(T0 + 3600, [sales])[0].kind == "repeat"  # the page, once more
+    again = _firing(SALES, T0 + 4000)  # a new activation, its page refused too
+    [page] = planner.plan(T0 + 4000, [again])
+    planner.settled(page, delivered=False)
+    _resolve(again, T0 + 4100)
+    assert planner.plan(T0 + 4100, [again]) == []
+
+
+def test_a_delivered_page_gets_its_resolve() -> None:
+    planner = _planner()
+    sales = _firing(SALES, T0)
+    [page] = planner.plan(T0, [sales])
+    assert planner.settled(page, delivered=True)
+    assert not planner.settled(page, delivered=True)  # nothing new to keep
+    _resolve(sales, T0 + 60)
+    [resolve] = planner.plan(T0 + 60, [sales])
+    assert resolve.state == "resolved"
+    assert _told(resolve) == [("sales", True)]
+
+
+def test_a_refused_message_does_not_cancel_a_resolve_a_later_message_may_still_need() -> None:
+    """The first page (sales) is given up while the group's update (sales beside support) is
+    still in the outbox: that update may reach the receiver, so both resolves are planned."""
+    planner = _planner()
+    sales, support = _firing(SALES, T0), _firing(SUPPORT, T0 + 1)
+    [first] = planner.plan(T0, [sales])
+    [update] = planner.plan(T0 + 1, [sales, support])
+    assert _told(update) == [("sales", False), ("support", False)]
+    assert not planner.settled(first, delivered=False)
+    _resolve(sales, T0 + 2)
+    _resolve(support, T0 + 2)
+    [resolve] = planner.plan(T0 + 2, [sales, support])
+    assert _told(resolve) == [("sales", True), ("support", True)]
+
+
+def test_a_page_told_once_keeps_its_resolve_when_a_later_update_is_refused() -> None:
+    planner = _planner()
+    sales, support = _firing(SALES, T0), _firing(SUPPORT, T0 + 1)
+    [first] = planner.plan(T0, [sales])
+    planner.settled(first, delivered=True)
+    [update] = planner.plan(T0 + 1, [sales, support])
+    assert planner.settled(update, delivered=False)  # support never reached the receiver
+    _resolve(sales, T0 + 2)
+    _resolve(support, T0 + 2)
+    [resolve] = planner.plan(T0 + 2, [sales, support])
+    assert _told(resolve) == [("sales", True)]
