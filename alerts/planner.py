@@ -6,8 +6,8 @@ paged"; a muted receiver just isn't reconciled until the window ends.
 - firing, receiver not told about this activation -> ``new`` firing message;
 - firing, told ``repeat_interval`` ago or longer -> ``repeat``;
 - resolved (or gone) while the receiver was last told "firing" -> ``resolved`` (if send_resolved),
-  unless every message that told it "firing" was refused or given up (``settled``): as in
-  Alertmanager, no resolve follows a page the receiver never got.
+  unless no message that told it "firing" reached the receiver and the last one was refused or
+  given up (``settled``): as in Alertmanager, no resolve follows a page the receiver never got.
 
 Alerts of one receiver and ``group_by`` label values (a *group*: by default one channel) share
 one message, as in Alertmanager: a group's first change waits ``group_wait`` for the rest of
@@ -42,9 +42,9 @@ class SentRecord(msgspec.Struct, kw_only=True):
     alert: AlertInfo
     delivery: Delivery = "planned"
     """Of a firing record, what became of the messages that told this activation: one reached
-    the receiver (``delivered``), each so far was refused or given up (``refused``: no resolve
-    is sent), or one is still on its way (``planned``, also in a snapshot from before this
-    field)."""
+    the receiver (``delivered``), none did and the last one was refused or given up
+    (``refused``: no resolve is sent), or the last one is still on its way (``planned``, also
+    in a snapshot from before this field)."""
 
 
 def _finite(value: float) -> float | None:
