@@ -6,7 +6,20 @@ from typing import Any
 
 from support_monitor.alerts.config import AlertRule, AlertSettings, NotifierSettings
 from support_monitor.alerts.rules import CompiledRule
+from support_monitor.alerts.state import Alert, AlertState
 from support_monitor.detectors.signal import Signal
+
+
+def firing_alert(labels: tuple[tuple[str, str], ...], active_at: float) -> Alert:
+    """A firing alert of ``labels`` (sorted pairs), active and fired at ``active_at``."""
+    return Alert(
+        labels=labels,
+        annotations={"summary": "wait"},
+        state=AlertState.FIRING,
+        value=50.0,
+        active_at=active_at,
+        fired_at=active_at,
+    )
 
 
 def sig(

@@ -8,7 +8,7 @@ from support_monitor.alerts.notify.message import Notification
 from support_monitor.alerts.planner import Planner
 from support_monitor.alerts.routing import Router
 from support_monitor.alerts.state import Alert, AlertState
-from tests.alerts.helpers import notifier_settings
+from tests.alerts.helpers import firing_alert, notifier_settings
 from tests.support import T0
 
 SALES = (("alertname", "LongWait"), ("channel", "voice"), ("queue", "sales"))
@@ -25,17 +25,6 @@ def _planner() -> Planner:
     return Planner(settings.receivers, Router(settings))
 
 
-def _firing(labels: tuple[tuple[str, str], ...], at: float) -> Alert:
-    return Alert(
-        labels=labels,
-        annotations={"summary": "wait"},
-        state=AlertState.FIRING,
-        value=50.0,
-        active_at=at,
-        fired_at=at,
-    )
-
-
 def _resolve(alert: Alert, at: float) -> None:
     alert.state = AlertState.INACTIVE
     alert.resolved_at = at
@@ -48,11 +37,11 @@ def _told(n: Notification) -> list[tuple[str, bool]]:
 
 def test_a_refused_page_gets_no_resolve_and_is_tried_again_at_repeat_interval() -> None:
     planner = _planner()
-    sales = _firing(SALES, T0)
+    sales = firing_alert(SALES, T0)
     [page] = planner.plan(T0, [sales])
     assert planner.settled(page, delivered=False)
     assert planner.plan(T0 + 3600, [sales])[0].kind == "repeat"  # the page, once more
-    again = _firing(SALES, T0 + 4000)  # a new activation, its page refused too
+    again = firing_alert(SALES, T0 + 4000)  # a new activation, its page refused too
     [page] = planner.plan(T0 + 4000, [again])
     planner.settled(page, delivered=False)
     _resolve(again, T0 + 4100)
@@ -61,7 +50,7 @@ def test_a_refused_page_gets_no_resolve_and_is_tried_again_at_repeat_interval() 
 
 def test_a_delivered_page_gets_its_resolve() -> None:
     planner = _planner()
-    sales = _firing(SALES, T0)
+    sales = firing_alert(SALES, T0)
     [page] = planner.plan(T0, [sales])
     assert planner.settled(page, delivered=True)
     assert not planner.settled(page, delivered=True)  # nothing new to keep
@@ -75,7 +64,7 @@ def test_a_refused_message_does_not_cancel_a_resolve_a_later_message_may_still_n
     """The first page (sales) is given up while the group's update (sales beside support) is
     still in the outbox: that update may reach the receiver, so both resolves are planned."""
     planner = _planner()
-    sales, support = _firing(SALES, T0), _firing(SUPPORT, T0 + 1)
+    sales, support = firing_alert(SALES, T0), firing_alert(SUPPORT, T0 + 1)
     [first] = planner.plan(T0, [sales])
     [update] = planner.plan(T0 + 1, [sales, support])
     assert _told(update) == [("sales", False), ("support", False)]
@@ -88,7 +77,7 @@ def test_a_refused_message_does_not_cancel_a_resolve_a_later_message_may_still_n
 
 def test_a_page_told_once_keeps_its_resolve_when_a_later_update_is_refused() -> None:
     planner = _planner()
-    sales, support = _firing(SALES, T0), _firing(SUPPORT, T0 + 1)
+    sales, support = firing_alert(SALES, T0), firing_alert(SUPPORT, T0 + 1)
     [first] = planner.plan(T0, [sales])
     planner.settled(first, delivered=True)
     [update] = planner.plan(T0 + 1, [sales, support])

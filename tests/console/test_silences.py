@@ -33,7 +33,7 @@ from support_monitor.alerts.silences import (
 )
 from support_monitor.alerts.state import Alert, AlertState
 from support_monitor.monitor.stats import DaemonStats
-from tests.alerts.helpers import notifier_settings
+from tests.alerts.helpers import firing_alert, notifier_settings
 
 T = 1_772_442_000.0  # 2026-03-02T09:00:00Z
 LABELS = (("alertname", "LongWait"), ("channel", "voice"), ("severity", "critical"))
@@ -253,14 +253,7 @@ def _planner(store: ConsoleStore, signer: AckSigner | None = None) -> Planner:
 
 
 def _firing(active_at: float) -> Alert:
-    return Alert(
-        labels=LABELS,
-        annotations={"summary": "wait"},
-        state=AlertState.FIRING,
-        value=50.0,
-        active_at=active_at,
-        fired_at=active_at,
-    )
+    return firing_alert(LABELS, active_at)
 
 
 def _kinds(planner: Planner, now: float, alerts: list[Alert]) -> list[str]:
