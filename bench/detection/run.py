@@ -254,6 +254,8 @@ class Results:
     )
     """Channel -> per seed (service level, abandon ratio, offered, complaints) when healthy."""
     false_pages: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    inhibited: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(channel, severity) -> false pages that began inhibited (counted in ``false_pages``)."""
     group_pages: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(channel, severity) -> first messages of alert groups in the healthy span."""
     other: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -271,10 +273,14 @@ def collect(
     res = Results()
     for seed in seeds:
         p = paths(out, seed)
-        result = score.score(
-            score.read_pages(p["alerts"]), traffic.read_labels(p["labels"]), healthy, GRACE
-        )
+        pages = score.read_pages(p["alerts"])
+        result = score.score(pages, traffic.read_labels(p["labels"]), healthy, GRACE)
         res.false_pages.update(result.false_pages)
+        res.inhibited.update(
+            (page.channel, page.severity)
+            for page in pages
+            if page.inhibited and healthy[0] <= page.t < healthy[1]
+        )
         res.other.update(result.other)
         res.group_pages.update(
             (page.channel, page.severity)
@@ -377,6 +383,8 @@ def print_report(
         }
         cells = [f"**{totals[sev][ch]:.1f}**" for ch in channels]
         print(f"| **all {sev}** | | " + " | ".join(cells) + " |")
+        held = [f"{res.inhibited[ch, sev] / weeks:.1f}" for ch in channels]
+        print(f"| of these, began inhibited (sent to nobody then) | | {' | '.join(held)} |")
     print(
         "\nMessages per channel-week on healthy traffic as the built-in notifiers send them by "
         "default (one per channel group, group_wait 30s; by the group's highest severity):\n"
@@ -492,6 +500,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "healthy": res.health,
         "false_pages": {"|".join(k): n for k, n in res.false_pages.items()},
         "false_pages_per_channel_week": totals,
+        "inhibited_at_start": {"|".join(k): n for k, n in res.inhibited.items()},
         "group_messages": {"|".join(k): n for k, n in res.group_pages.items()},
         "incidents": {"|".join(k): [asdict(r) for r in runs] for k, runs in res.runs.items()},
     }

@@ -31,6 +31,9 @@ class Page:
     alert: str
     channel: str
     severity: str
+    inhibited: bool = False
+    """The firing began held back by an inhibit rule (the record's ``inhibited``): the built-in
+    notifiers sent it to nobody then (they do once the inhibiting alert ends first)."""
 
 
 @dataclass(slots=True)
@@ -105,6 +108,7 @@ def read_pages(path: Path) -> list[Page]:
                     str(record["alertname"]),
                     str(labels.get("channel", "")),
                     str(labels.get("severity", "")),
+                    bool(record.get("inhibited", False)),
                 )
             )
     pages.sort(key=lambda p: p.t)

@@ -189,6 +189,21 @@ def test_scorer_counts_a_hand_made_alerts_file(tmp_path: Path) -> None:
     }
 
 
+def test_pages_say_which_began_inhibited(tmp_path: Path) -> None:
+    """A firing record with ``inhibited: true`` (held back by an inhibit rule when it began)
+    is a page that says so; one without the key is not."""
+    held = json.loads(_record(150, "ServiceLevelBurnSlow", "voice", "warning", "pending>firing"))
+    held["inhibited"] = True
+    lines = [
+        _record(100, "ServiceLevelBurn", "voice", "critical", "pending>firing"),
+        json.dumps(held),
+    ]
+    path = tmp_path / "alerts.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    got = [(p.alert, p.inhibited) for p in score.read_pages(path)]
+    assert got == [("ServiceLevelBurn", False), ("ServiceLevelBurnSlow", True)]
+
+
 def test_group_messages_of_a_hand_made_alerts_file(tmp_path: Path) -> None:
     lines = [
         _record(100, "ServiceLevelBurnSlow", "voice", "warning", "pending>firing"),  # opens voice
