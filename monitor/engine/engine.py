@@ -42,6 +42,7 @@ import math
 import re
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 import msgspec
 
@@ -715,14 +716,11 @@ class Engine:
         queues: tuple[str, ...]
         if isinstance(event, AgentState):
             queues = event.queues or ()
-        elif isinstance(event, ContactQueued):
-            if settings.answer_seconds is None:
+        else:  # the other opening types, both naming one queue
+            opening = cast("ContactQueued | TicketCreated", event)
+            if isinstance(opening, ContactQueued) and settings.answer_seconds is None:
                 return Reject.WRONG_CHANNEL_KIND
-            queues = (event.queue,)
-        elif isinstance(event, TicketCreated):
-            queues = (event.queue,)
-        else:
-            return None
+            queues = (opening.queue,)
         for name in queues:
             if not settings.accepts_queue(name):
                 return Reject.UNKNOWN_QUEUE
