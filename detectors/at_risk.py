@@ -43,8 +43,7 @@ from support_monitor.detectors.readings import (
 from support_monitor.detectors.signal import Signal
 from support_monitor.monitor.config_channel import ChannelSettings
 from support_monitor.monitor.durations import format_duration
-from support_monitor.monitor.engine.engine import Engine
-from support_monitor.monitor.engine.state import ChannelRuntime, QueueState
+from support_monitor.monitor.engine.state import ChannelRuntime
 
 SLAS = ("first_response", "next_reply", "resolution")
 """The ticket clocks, in the order of ``QueueState.at_risk``."""
@@ -88,17 +87,12 @@ class TicketsAtRiskDetector(WorstExport):
             if settings.drought_threshold > 0
             else {}
         )
-        self._waiting_cache: tuple[tuple[object, ...], int] | None = None
-        """(the channel and its ticket moves, open tickets without a first response)."""
         self._last_response: dict[str, tuple[int, float]] = {}
         """Per drought channel: (first responses so far, when that count was first seen)."""
         self._keys: list[tuple[object, ...] | None] = [None] * len(channels)
         self._groups: Groups = [[] for _ in channels]
         self._active: dict[str, bool] = {}
         """Per channel: whether its first-response signal was active at the last judgement."""
-        self._overdue_cache: tuple[tuple[object, ...], int] | None = None
-        """(the channel, its ticket moves and first-response breaches, open tickets past
-        their first-response deadline without one)."""
 
     def _new_drought(self) -> RateCusum:
         threshold = self.settings.drought_threshold
@@ -152,7 +146,7 @@ class TicketsAtRiskDetector(WorstExport):
             dry, waiting = self._drought_step(channel, readings)
             overdue = 0
             if self._active.get(channel) and SLAS[0] in counts:
-                overdue = self._overdue(readings.engine, ch)
+                overdue = _overdue(ch)
             key = (*counts.values(), dry, overdue)
             if key == self._keys[i]:
                 continue
@@ -182,7 +176,7 @@ class TicketsAtRiskDetector(WorstExport):
         min_count = self.settings.min_count
         if ch.windows.totals[self._window_i].created < min_count:
             return "", 0
-        waiting = self._waiting(readings.engine, ch)
+        waiting = _awaiting(ch)
         if waiting < min_count:
             return "", 0
         usual = cusum.per_hour(hour_of_week(now))
@@ -191,47 +185,6 @@ class TicketsAtRiskDetector(WorstExport):
             f"{format_duration(now - last[1])} where about {usual:.0f} an hour are usual; "
             f"{waiting} tickets wait for one"
         ), waiting
-
-    def _waiting(self, engine: Engine, ch: ChannelRuntime) -> int:
-        """Open tickets of the channel without a first response: counted over the engine's
-        tickets, only while the drought CUSUM is active, and again only after a ticket of the
-        channel was created, answered, solved or reopened."""
-        key = (
-            ch.name,
-            *(sum(x) for x in zip(*(_moves(q) for q in ch.queues.values()), strict=True)),
-        )
-        if self._waiting_cache is not None and self._waiting_cache[0] == key:
-            return self._waiting_cache[1]
-        queues = set(map(id, ch.queues.values()))
-        count = sum(
-            1
-            for t in engine.tickets.values()
-            if t.responses == 0 and t.solved_ts is None and id(t.q) in queues
-        )
-        self._waiting_cache = (key, count)
-        return count
-
-    def _overdue(self, engine: Engine, ch: ChannelRuntime) -> int:
-        """Open tickets of the channel past their first-response deadline without a first
-        response (their clock breached and still running or paused): counted over the engine's
-        tickets only while the channel's first-response signal is active, and again only
-        after a ticket of the channel was created, answered, solved or reopened, or breached
-        its first-response target."""
-        key = (
-            ch.name,
-            *(sum(x) for x in zip(*(_moves(q) for q in ch.queues.values()), strict=True)),
-            sum(q.breaches[0] for q in ch.queues.values()),
-        )
-        if self._overdue_cache is not None and self._overdue_cache[0] == key:
-            return self._overdue_cache[1]
-        queues = set(map(id, ch.queues.values()))
-        count = 0
-        for t in engine.tickets.values():
-            clock = t.clocks[0]
-            if clock is not None and clock.breached and not clock.stopped and id(t.q) in queues:
-                count += 1
-        self._overdue_cache = (key, count)
-        return count
 
     def _judge(
         self, channel: str, counts: dict[str, float], dry: str, waiting: int, overdue: int
@@ -278,6 +231,18 @@ def _tickets(count: float) -> str:
     return "1 ticket" if count == 1 else f"{count:.0f} tickets"
 
 
-def _moves(q: QueueState) -> tuple[int, int, int, int]:
-    """What changes when a ticket of the queue is created, answered, solved or reopened."""
-    return (q.created, q.fr_hist.count, q.solved, q.reopened)
+def _awaiting(ch: ChannelRuntime) -> int:
+    """Open tickets of the channel without a first response (the engine's running count)."""
+    count = 0
+    for q in ch.queues.values():
+        count += q.awaiting_first_response
+    return count
+
+
+def _overdue(ch: ChannelRuntime) -> int:
+    """Open tickets of the channel past their first-response deadline without a first response
+    (their clock breached and still running or paused; the engine's running count)."""
+    count = 0
+    for q in ch.queues.values():
+        count += q.overdue_first_response
+    return count

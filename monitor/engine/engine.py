@@ -1153,6 +1153,7 @@ class Engine:
         self.tickets[ev.ticket_id] = t
         q.created += 1
         q.tickets_open += 1
+        q.awaiting_first_response += 1
         ch.open_by_priority[priority] += 1
         heapq.heappush(q.open_heap, (ts, ev.ticket_id))
         for agg in ch.windows.targets(ts):
@@ -1200,6 +1201,8 @@ class Engine:
         t.responses += 1
         if t.responses == 1:
             t.q.fr_hist.observe(_elapsed(t.created_ts, ts))
+            if t.solved_ts is None:
+                t.q.awaiting_first_response -= 1
         for index in (0, 1):  # the first response, and the next reply if one runs
             clock = t.clocks[index]
             if clock is None or clock.stopped:
@@ -1302,6 +1305,7 @@ class Engine:
         q.solved += 1
         q.solved_first_contact += first_contact
         q.tickets_open -= 1
+        q.awaiting_first_response -= t.responses == 0
         ch.open_by_priority[t.priority] -= 1
         q.res_hist.observe(_elapsed(t.created_ts, ts))
         for agg in ch.windows.targets(ts):
@@ -1352,6 +1356,7 @@ class Engine:
         q = t.q
         ch = q.channel
         q.tickets_open += 1
+        q.awaiting_first_response += t.responses == 0
         q.reopened += 1
         ch.open_by_priority[t.priority] += 1
         heapq.heappush(q.open_heap, (t.created_ts, ev.ticket_id))
@@ -1395,6 +1400,8 @@ class Engine:
         ``ts`` is past it; no longer at risk."""
         if clock.running:
             self._run_to(t, index, clock, ts)
+        if index == 0 and clock.breached:
+            t.q.overdue_first_response -= 1
         self._clear_risk(t, index, clock)
         clock.stopped = True
         clock.since = math.nan
@@ -1407,6 +1414,7 @@ class Engine:
         q.breaches[index] += 1
         deadline = clock.deadline
         if index == 0:
+            q.overdue_first_response += 1
             for agg in q.channel.windows.targets(deadline):
                 agg.breaches_first_response += 1
         elif index == 1:

@@ -509,7 +509,8 @@ def restore(snapshot: Snapshot, settings: Settings) -> Engine:
 
 def _restore_tickets(s: StoredEngine, queues: list[QueueState]) -> dict[str, Ticket]:
     """The tickets, and what their queues and channels derive from them: the open-ticket heaps,
-    open counts by priority, at-risk counts and paused counts."""
+    open counts by priority, at-risk counts, paused counts, and the open tickets awaiting or
+    overdue a first response."""
     tickets: dict[str, Ticket] = {}
     for tid, qi, created, priority, status, responses, solved, reopened, clocks in s.tickets:
         q = queues[qi]
@@ -527,6 +528,9 @@ def _restore_tickets(s: StoredEngine, queues: list[QueueState]) -> dict[str, Tic
         if solved is None:
             q.open_heap.append((created, tid))
             q.channel.open_by_priority[priority] += 1
+            q.awaiting_first_response += responses == 0
+            first = t.clocks[0]
+            q.overdue_first_response += first is not None and first.breached and not first.stopped
             for i, c in enumerate(t.clocks):
                 if c is not None and c.risk:
                     q.at_risk[i] += 1

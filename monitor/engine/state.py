@@ -67,6 +67,7 @@ class QueueState:
         "answered",
         "answered_in_sla",
         "at_risk",
+        "awaiting_first_response",
         "below_t",
         "breached_waiting",
         "breaches",
@@ -80,6 +81,7 @@ class QueueState:
         "name",
         "open_heap",
         "ordered",
+        "overdue_first_response",
         "pending",
         "queued",
         "reopened",
@@ -114,6 +116,11 @@ class QueueState:
         self.solved_first_contact = self.reopened = self.tickets_paused = 0
         self.at_risk = [0, 0, 0]
         """Open tickets at risk per clock: first response, next reply, resolution."""
+        self.awaiting_first_response = 0
+        """Open tickets without an agent response yet."""
+        self.overdue_first_response = 0
+        """Open tickets past their first-response deadline without a response (the clock
+        breached and has not stopped: running or paused)."""
         self.open_heap: list[tuple[float, str]] = []
         """(created, ticket id) of open tickets; its head is the oldest open ticket (solved
         entries below the head are dropped when the heap doubles the open count)."""
