@@ -79,6 +79,8 @@ class _StaffingDetector(WorstExport):
     upward: bool
     needs_wait = True
     """Whether ``judge`` reads the expected wait (Erlang C's costliest part)."""
+    needs_required = True
+    """Whether ``judge`` reads the agents required (a search over agent counts)."""
 
     def __init__(
         self,
@@ -182,6 +184,7 @@ class _StaffingDetector(WorstExport):
                         self._answer[channel],
                         self._level[channel],
                         with_wait=self.needs_wait,
+                        with_required=self.needs_required,
                     )
                 self._got[i] = got
                 self._active[channel] = got is not None and self.condition(channel, got)
@@ -274,6 +277,7 @@ class EstimatedWaitDetector(_StaffingDetector):
 
     name = "estimated_wait"
     upward = True
+    needs_required = False
     settings: EstimatedWaitSettings
 
     def condition(self, channel: str, got: Inputs) -> bool:

@@ -212,10 +212,14 @@ def staffing(
     *,
     max_agents: int = MAX_AGENTS,
     with_wait: bool = True,
+    with_required: bool = True,
 ) -> Staffing:
     """Erlang C for one queue: offered load, agents required for ``target_level`` within
     ``target_seconds``, and the expected wait with ``agents_now`` (``with_wait=False``: NaN,
-    not computed, for a caller that reads only the agents required).
+    not computed, for a caller that reads only the agents required; ``with_required=False``:
+    ``required`` NaN and no search over agent counts, for a caller that reads only the wait,
+    which is then ``average_wait``'s, the same float the search's pass gives, and is computed
+    whatever ``with_wait`` says).
 
     - No arrivals (``arrivals_per_second`` == 0): ``Staffing(0.0, 0.0, 0.0)``, whatever the
       handle time and agents (there is no load to staff for).
@@ -234,7 +238,7 @@ def staffing(
         return Staffing(traffic=math.nan, required=math.nan, wait_seconds=math.nan)
     if traffic == 0.0:  # the product underflowed
         return Staffing(traffic=0.0, required=0.0, wait_seconds=0.0)
-    if _bad_target(target_seconds, target_level, max_agents):
+    if not with_required or _bad_target(target_seconds, target_level, max_agents):
         return Staffing(
             traffic=traffic,
             required=math.nan,

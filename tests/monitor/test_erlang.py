@@ -164,6 +164,29 @@ def test_without_the_wait_the_agents_required_are_the_same():
         assert math.isnan(s.wait_seconds)
 
 
+def test_without_the_agents_required_the_wait_is_the_same_float():
+    # 10 Erlangs: 11 agents wait ~123 s (the published figure above), 14 and 150 less; the
+    # search for the agents required is left out; below capacity the wait is unbounded
+    for agents, want in ((11, 122.781277), (14, None), (150, None), (10, math.inf)):
+        s = staffing(CCH.rate, CCH.aht, agents, CCH.t, 0.8, with_required=False)
+        full = staffing(CCH.rate, CCH.aht, agents, CCH.t, 0.8)
+        assert math.isnan(s.required)
+        assert s.traffic == full.traffic
+        assert s.wait_seconds == full.wait_seconds
+        if want == math.inf:
+            assert s.wait_seconds == math.inf
+        elif want is not None:
+            assert rel(s.wait_seconds, want) < 1e-7
+    # thousands of Erlangs, agents inside and past the search range: bit for bit
+    rng = random.Random(4)
+    for _ in range(300):
+        rate, aht = rng.uniform(0.01, 8.0), rng.uniform(30.0, 2400.0)
+        agents = math.floor(rate * aht) + rng.randint(-3, 400)
+        full = staffing(rate, aht, agents, 20.0, 0.8)
+        s = staffing(rate, aht, agents, 20.0, 0.8, with_required=False)
+        assert s.wait_seconds == full.wait_seconds
+
+
 def test_mitan_example_needs_55_agents_for_80_in_15():
     s = staffing(MITAN.rate, MITAN.aht, 55, MITAN.t, 0.8)
     assert abs(s.traffic - 48.0) < 1e-12
