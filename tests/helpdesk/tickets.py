@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +14,26 @@ from support_monitor.monitor.stats import DaemonStats
 from tests.support import CONFIG, settings, value
 
 BERLIN = ZoneInfo("Europe/Berlin")
+
+TICKET_MOVES = (
+    "ticket.responded",
+    "ticket.solved",
+    "ticket.reopened",
+    "ticket.status_changed",
+    "ticket.priority_changed",
+    "ticket.customer_replied",
+)
+"""The ticket event types after ``ticket.created``, for random streams."""
+
+
+def move_fields(rng: random.Random, kind: str) -> dict[str, str]:
+    """The extra field a random ``TICKET_MOVES`` event of ``kind`` needs (status, priority)."""
+    if kind == "ticket.status_changed":
+        return {"status": rng.choice(("open", "pending", "on_hold"))}
+    if kind == "ticket.priority_changed":
+        return {"priority": rng.choice(("low", "normal", "high", "urgent"))}
+    return {}
+
 
 E = {"channel": "email", "queue": "default"}
 

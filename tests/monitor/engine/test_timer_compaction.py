@@ -14,6 +14,7 @@ from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import series
 from support_monitor.monitor.pipeline import Delivery, Pipeline
 from support_monitor.monitor.stats import DaemonStats
+from tests.helpdesk.tickets import TICKET_MOVES, move_fields
 from tests.support import CONFIG, T0, iso, settings
 
 WEEKDAYS = {day: ["09:00-12:00", "13:00-18:00"] for day in ("mon", "tue", "wed", "thu", "fri")}
@@ -61,21 +62,8 @@ def _events(rng: random.Random, count: int) -> list[bytes]:
             priority = rng.choice(("normal", "normal", "urgent", "low"))
             event |= {"type": "ticket.created", "ticket_id": f"t{n}", "priority": priority}
         else:
-            kind = rng.choice(
-                (
-                    "ticket.responded",
-                    "ticket.solved",
-                    "ticket.reopened",
-                    "ticket.status_changed",
-                    "ticket.priority_changed",
-                    "ticket.customer_replied",
-                )
-            )
-            event |= {"type": kind, "ticket_id": rng.choice(tickets)}
-            if kind == "ticket.status_changed":
-                event["status"] = rng.choice(("open", "pending", "on_hold"))
-            elif kind == "ticket.priority_changed":
-                event["priority"] = rng.choice(("low", "normal", "high", "urgent"))
+            kind = rng.choice(TICKET_MOVES)
+            event |= {"type": kind, "ticket_id": rng.choice(tickets), **move_fields(rng, kind)}
         event.setdefault("channel", "email")
         out.append(json.dumps(event).encode())
     return out
