@@ -189,8 +189,11 @@ class ThresholdDetector(WorstExport):
                 signals = [self._windowed(channel, value, volume, rising=rising, usual=usual)]
             else:
                 values = self._queue_values(readings, ch)
-                # the channel's value (unused with per_queue, where each queue is judged)
-                combined = _combine(values, self._aggregate)
+                # the channel's value (not needed with per_queue, where each queue is judged
+                # and no sustained level is allowed)
+                combined = (
+                    math.nan if self.settings.per_queue else _combine(values, self._aggregate)
+                )
                 held = self._held.get(channel)
                 peak = math.nan
                 if held is not None:
