@@ -500,7 +500,15 @@ class Alerting:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self._commit()
+            committing = asyncio.create_task(self._commit(), name="alerts:commit:write")
+            try:
+                await asyncio.shield(committing)
+            except asyncio.CancelledError:
+                # A stop while a commit is being written lets it finish: it has taken the new
+                # notifications and cleared the dirty flag, so ``close`` would not write them
+                # again and they (and the state snapshot) would be lost at the next start.
+                await asyncio.wait([committing])
+                raise
 
     async def _worker(self, name: str, deliverer: Deliverer) -> None:
         """One receiver: whichever pending notification is due, each on its own retry schedule
