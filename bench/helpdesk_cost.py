@@ -145,7 +145,7 @@ for i in range(n):
         assert engine.apply(decode((template % (kind, tid, extra)).encode(), 65536), t0) is None
 engine.rebuild_timers()
 gc.collect()
-print(rss() - before, len(engine.tickets), len(engine._timers))
+print(rss() - before, len(engine.tickets), engine.timer_entries)
 """
 
 

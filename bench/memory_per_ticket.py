@@ -53,7 +53,7 @@ if mode == "solved":
     engine.rebuild_timers()
 gc.collect()
 after = rss()
-print(after - before, len(engine.tickets), engine.early_outcomes_held, len(engine._timers))
+print(after - before, len(engine.tickets), engine.early_outcomes_held, engine.timer_entries)
 """
 
 

@@ -11,8 +11,9 @@ of ``bench/tick_cost.py``'s bare pass timed right after each tick (``tick / bare
 
     .venv/bin/python bench/ticket_backlog.py [--tickets 2000 20000 100000]
 
-A tick that costs only what changed is flat in N; the largest tick is the one that compacts
-the timer heap (``Engine.compact_timers``, once the heap has doubled), a pass over its entries.
+A tick that costs only what changed is flat in N. The timer heap's clean-up is spread over the
+decisions (``monitor.engine.timers``), so the largest tick is now a full garbage collection
+(the engine's tickets, dictionaries and heaps walked) or a tick where many deadlines pass.
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ from support_monitor.monitor.engine.state import (
     Ticket,
     wait_bounds_for,
 )
+from support_monitor.monitor.engine.timers import TimerHeap
 from support_monitor.monitor.engine.voice import DETRACTOR_MAX, PROMOTER_MIN, polarity
 from support_monitor.monitor.engine.workforce import Workforce
 from support_monitor.monitor.errors import SupportMonitorError
@@ -99,17 +100,16 @@ _DEADLINE_KIND = (_FR, _NR, _RES)
 _RISK_KIND = (_FR_RISK, _NR_RISK, _RES_RISK)
 NEXT_REPLY = 1
 """Index of the next-reply clock in ``Ticket.clocks`` (first response 0, resolution 2)."""
-_SOLVED: list[Clock | None] = [None, None, None]
-_SOLVED_BREACHED: list[Clock | None] = [
+_SOLVED: tuple[Clock | None, Clock | None, Clock | None] = (None, None, None)
+_SOLVED_BREACHED: tuple[Clock | None, Clock | None, Clock | None] = (
     None,
     None,
     Clock(None, stopped=True, breached=True),
-]
+)
 """The clocks of every solved ticket (shared, never changed): the resolution clock is kept
 only as the fact that it breached once (a ticket breaches resolution at most once)."""
 DEFAULT_PRIORITY = "normal"
 """The priority of a ticket created without one."""
-_MIN_TIMER_LIMIT = 4096  # heap entries below which spent timers are never compacted away
 
 CAPACITY_KINDS = (
     "contacts",
@@ -295,8 +295,7 @@ class Engine:
         self.tickets: dict[str, Ticket] = {}
         self._solved_order: dict[str, None] = {}  # solved tickets still remembered, in solve order
         self.dedup = Deduplicator(ingest.dedup_max_ids, ingest.dedup_horizon)
-        self._timers: list[tuple[float, int, str]] = []
-        self._timer_limit = _MIN_TIMER_LIMIT
+        self._timers = TimerHeap(self._spent, _INCLUSIVE)
         self.now = -math.inf
         self.watermark = -math.inf
         self._next_second = -math.inf
@@ -405,7 +404,7 @@ class Engine:
         it; a today window resets at its day start; the waiting sweep (on multiples of
         ``WAITING_SWEEP_SECONDS``) forgets a contact waiting longer than
         ``ingest.waiting_retention``. ``inf`` when nothing is held."""
-        wake = self._timers[0][0] + self.lateness if self._timers else math.inf
+        wake = self._timers.first() + self.lateness
         # Every channel's today window resets at the same instant: the first one's will do.
         first = next(iter(self.channels.values()))
         return min(wake, first.windows.next_reset, self._next_forgetting())
@@ -446,8 +445,7 @@ class Engine:
         """Breach every contact and ticket clock whose deadline is before the watermark; forget
         solved tickets past their retention."""
         self.watermark = watermark = max(self.watermark, watermark)
-        if len(self._timers) > self._timer_limit:
-            self.compact_timers()
+        self._timers.tidy()
         for q in self._live_queues():
             answer = q.channel.settings.answer_seconds
             assert answer is not None
@@ -457,12 +455,7 @@ class Engine:
                 if instant(c.queued_ts + answer) >= watermark:
                     break
                 self._breach_waiting(c)
-        timers = self._timers
-        while timers:
-            when, kind, key = timers[0]
-            if when > watermark or (when == watermark and kind not in _INCLUSIVE):
-                break
-            heapq.heappop(timers)
+        for when, kind, key in self._timers.pop_due(watermark):
             self._on_timer(when, kind, key)
         self._forget_solved(watermark - self._ticket_retention)
 
@@ -484,38 +477,42 @@ class Engine:
         deadlines, an answered contact's). Timers already due fire again at the next decision,
         where each one re-checks its item and does nothing if it already took effect (a breach
         is counted once, at-risk is set once), so the outcome equals the old heap's."""
-        self._timers = timers = []
+        self._timers.clear()
+        entries: list[tuple[float, int, str]] = []
         for cid, c in self.contacts.items():
             answer = c.q.channel.settings.answer_seconds
             waiting_alone = c.answered_ts is None and not c.breached and cid not in c.q.pending
             if waiting_alone and answer is not None:
-                timers.append((instant(c.queued_ts + answer), _ANSWER, cid))
+                entries.append((instant(c.queued_ts + answer), _ANSWER, cid))
         for ch in self.channels.values():
             answer = ch.settings.answer_seconds
             for q in ch.queues.values():  # a snapshot keeps neither the count nor ``below_t``
                 breached = sum(1 for c in q.waiting.values() if c.breached)
                 q.below_t = self._below_t(q, answer)
                 q.breached_waiting = breached - len(q.below_t)
-        timers.extend(self._over_t_timers())
+        entries.extend(self._over_t_timers())
         for tid, t in self.tickets.items():
             if t.solved_ts is None:
                 self._arm_ticket(tid, t)
-        heapq.heapify(timers)
-        self._timer_limit = max(_MIN_TIMER_LIMIT, 2 * len(timers))
+        self._timers.extend(entries)
 
     def compact_timers(self) -> int:
-        """Drop the spent entries of the timer heap, in one pass over it: once it holds more
-        than twice the entries of its last compaction. An entry is spent when it can never
-        take effect (see :meth:`_spent`); the others stay as they are, so the outcome is the
+        """Drop every spent entry of the timer heap now, in one pass (each decision drops a
+        few, see :mod:`monitor.engine.timers`). An entry is spent when it can never take
+        effect (see :meth:`_spent`); the others stay as they are, so the outcome is the
         heap's, at a dictionary lookup an entry (re-arming every open ticket instead, as
-        :meth:`rebuild_timers` does after a restore, costs a business-time computation each:
-        0.8 s with 100,000 open tickets, in one tick). Returns how many entries it dropped."""
-        spent = self._spent
-        before = len(self._timers)
-        self._timers = timers = [e for e in self._timers if not spent(*e)]
-        heapq.heapify(timers)
-        self._timer_limit = max(_MIN_TIMER_LIMIT, 2 * len(timers))
-        return before - len(timers)
+        :meth:`rebuild_timers` does after a restore, costs a business-time computation each).
+        Returns how many entries it dropped."""
+        return self._timers.compact()
+
+    @property
+    def timer_entries(self) -> int:
+        """Entries in the timer heap, spent ones included (see ``docs/metrics.md``, bounds)."""
+        return len(self._timers)
+
+    def timers(self) -> list[tuple[float, int, str]]:
+        """The timer heap's entries, spent ones included, in no particular order."""
+        return self._timers.entries()
 
     def _spent(self, when: float, kind: int, key: str) -> bool:
         """Whether a timer entry can never take effect: :meth:`_on_timer` ignores it now and
@@ -657,7 +654,7 @@ class Engine:
                     self.capacity_exhausted["waiting_expired"] += 1
 
     def _at(self, when: float, kind: int, key: str) -> None:
-        heapq.heappush(self._timers, (when, kind, key))
+        self._timers.push(when, kind, key)
 
     def _live_queues(self) -> list[QueueState]:
         return [
@@ -698,14 +695,13 @@ class Engine:
 
     def _rearm(self) -> None:
         """Rebuild the timer heap from open items (deadlines may have moved)."""
-        self._timers = []
+        self._timers.clear()
         for contact_id, c in self.contacts.items():
             answer = c.q.channel.settings.answer_seconds
             waiting_alone = c.answered_ts is None and not c.breached
             if waiting_alone and contact_id not in c.q.pending and answer is not None:
                 self._at(instant(c.queued_ts + answer), _ANSWER, contact_id)
         self._set_below_t()
-        self._timers.extend(self._over_t_timers())
         now = self.now
         old_calendars: dict[int, Calendar] = {}
         for ch in self.channels.values():
@@ -730,8 +726,7 @@ class Engine:
                 clock.target = targets[index]
             self._arm_ticket(ticket_id, t)
             self.update_paused(t)
-        heapq.heapify(self._timers)
-        self._timer_limit = max(_MIN_TIMER_LIMIT, 2 * len(self._timers))
+        self._timers.extend(self._over_t_timers())
         self._forget_solved_over_cap()
 
     # ------------------------------------------------------------------ events
@@ -1183,7 +1178,7 @@ class Engine:
             q,
             ts,
             priority,
-            [Clock(fr, since=ts), None, Clock(res, since=ts)],
+            (Clock(fr, since=ts), None, Clock(res, since=ts)),
         )
         self.tickets[ev.ticket_id] = t
         q.created += 1
@@ -1257,7 +1252,7 @@ class Engine:
             return None  # solved (a reopen event reopens it), or a next-reply clock runs
         target = t.q.channel.settings.clock_targets(t.priority)[1]
         clock = Clock(target, since=ts)
-        t.clocks[1] = clock
+        t.clocks = (t.clocks[0], clock, t.clocks[2])
         if NEXT_REPLY in t.q.channel.settings.paused_by(t.status):
             clock.since = math.nan
         self._schedule(ev.ticket_id, t, 1, clock)
@@ -1402,7 +1397,7 @@ class Engine:
         old = t.clocks[2]
         res = Clock(ch.settings.clock_targets(t.priority)[2], since=ts)
         res.breached = old is not None and old.breached
-        t.clocks = [t.clocks[0], None, res]  # a new list: a solved ticket's is shared
+        t.clocks = (t.clocks[0], None, res)
         self._schedule(ev.ticket_id, t, 2, res)
         self.update_paused(t)
         return None

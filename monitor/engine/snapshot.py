@@ -518,7 +518,7 @@ def _restore_tickets(s: StoredEngine, queues: list[QueueState]) -> dict[str, Tic
             q,
             created,
             priority,
-            [None if c is None else _restore_clock(c) for c in clocks],
+            _restore_clocks(clocks),
             status,
             responses,
             solved,
@@ -561,6 +561,13 @@ def _restore_early(engine: Engine, s: StoredEngine) -> list[tuple[HeldKey, Held]
         token = tuple(stored_token) if isinstance(stored_token, list) else stored_token
         early.append((key, (ts, seq, event, token)))
     return early
+
+
+def _restore_clocks(
+    stored: list[StoredClock | None],
+) -> tuple[Clock | None, Clock | None, Clock | None]:
+    fr, nr, res = (None if c is None else _restore_clock(c) for c in stored)
+    return fr, nr, res
 
 
 def _restore_clock(c: StoredClock) -> Clock:

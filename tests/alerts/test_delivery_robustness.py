@@ -684,3 +684,35 @@ async def test_a_page_delivered_once_gets_its_resolve_though_a_later_update_was_
     summaries = json.dumps(resolved)
     assert "voice/sales" in summaries
     assert "voice/x" not in summaries
+
+
+async def test_a_stop_while_a_commit_is_written_keeps_what_it_was_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop lands while the outbox write of a new page is under way (held open here): the
+    write finishes, so the page and the alert state are there at the next start. Cancelled
+    mid-write, the commit had already taken the page and cleared the dirty flag, so nothing
+    wrote them at all."""
+    alerting, source, _ = make("http://127.0.0.1:9/refused", state_dir=tmp_path)
+    write = alerting.outbox.commit
+    writing = asyncio.Event()
+    release = asyncio.Event()
+
+    async def held_write(state: bytes | None, new: list[Notification]) -> list[Notification]:
+        writing.set()
+        await release.wait()
+        return await write(state, new)
+
+    monkeypatch.setattr(alerting.outbox, "commit", held_write)
+    async with delivering(alerting):
+        source.signals = [sig(channel="voice", queue="sales")]
+        alerting.evaluate(T0)
+        await asyncio.wait_for(writing.wait(), 10)
+        asyncio.get_running_loop().call_later(0.2, release.set)  # after the stop below
+    again, _, _ = make("http://127.0.0.1:9/refused", state_dir=tmp_path)
+    async with again:
+        assert [(n.state, n.kind) for n in again.outbox.pending("slack")] == [("firing", "new")]
+        held = [
+            (dict(a.labels)["alertname"], a.state.value) for r in again.rules for a in r.alerts()
+        ]
+        assert held == [("LongWait", "firing")]  # the alert state came back with it

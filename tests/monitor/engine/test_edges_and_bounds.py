@@ -467,7 +467,7 @@ def test_timer_heap_drops_spent_entries_of_solved_tickets() -> None:
     engine, _ = run(s.lines, cfg)
     # 4 timers per ticket (first response, resolution and their warnings) = 12,000 pushed;
     # rebuilt from the open items (none) whenever the heap passes 4096 entries
-    assert len(engine._timers) <= 4096 + 8
+    assert engine.timer_entries <= 4096 + 8
     assert len(engine.tickets) == 10
     assert engine.capacity_exhausted["solved_tickets"] == 2990
 

@@ -46,7 +46,7 @@ def _state(engine: Engine) -> snapshot.StoredEngine:
 
 def _timers(engine: Engine) -> list[tuple[float, int, str]]:
     """Timers that can still take effect (the original heap also holds spent entries)."""
-    return sorted(engine._timers)
+    return sorted(engine.timers())
 
 
 def _round_trip(
@@ -111,7 +111,7 @@ def test_timers_are_rebuilt_from_open_items() -> None:
     engine = Engine(cfg)
     feed(engine, random_stream(9, 1500))
     restored = _round_trip(engine, cfg)
-    live = {(when, kind, key) for when, kind, key in engine._timers}
+    live = {(when, kind, key) for when, kind, key in engine.timers()}
     rebuilt = set(_timers(restored))
     due = {t for t in rebuilt if t[0] <= engine.watermark}
     assert rebuilt - due <= live  # nothing invented; the original's spent entries are dropped

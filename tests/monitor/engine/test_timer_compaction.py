@@ -1,17 +1,23 @@
 """Compacting the timer heap (dropping the entries that can never take effect) changes nothing:
-an engine that compacts after every event gives the same rows, tick by tick, as one that never
-does, on a random mix of live contacts and tickets with business hours, priorities, pauses,
-next replies and reopens."""
+an engine that compacts after every event gives the same rows, tick by tick, as one that does it
+a few entries at a time (as every decision does), on a random mix of live contacts and tickets
+with business hours, priorities, pauses, next replies and reopens. The heap itself pops what a
+plain heap would, whatever its clean-up is doing."""
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import random
 from typing import Any
 
+import pytest
+
+from support_monitor.monitor.engine import timers
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.engine.timers import TimerHeap
 from support_monitor.monitor.pipeline import Delivery, Pipeline
 from support_monitor.monitor.stats import DaemonStats
 from tests.helpdesk.tickets import TICKET_MOVES, move_fields
@@ -73,15 +79,20 @@ def _rows(engine: Engine) -> list[tuple[str, Any, float | str]]:
     return [(r.name, r.labels, "nan" if math.isnan(r.value) else r.value) for r in series(engine)]
 
 
-def test_compacting_after_every_event_gives_the_same_rows() -> None:
+def test_compacting_after_every_event_gives_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the other engine cleans its heap up a few entries a decision, from 16 entries on
+    monkeypatch.setattr(timers, "MIN_TIMER_LIMIT", 16)
+    monkeypatch.setattr(timers, "TIDY_STEP", 3)
     lines = _events(random.Random(23), 4000)
     plain, plain_road = _engine()
     compacted, compacted_road = _engine()
     dropped = 0
+    ratio = 0.0  # the gradual heap's size over the always-compacted heap's
     for i, line in enumerate(lines):
         plain_road.process("test", Delivery(line, f"line:{i + 1}"))
         compacted_road.process("test", Delivery(line, f"line:{i + 1}"))
         dropped += compacted.compact_timers()
+        ratio = max(ratio, plain.timer_entries / max(16, compacted.timer_entries))
         if i % 20 == 0:
             assert _rows(compacted) == _rows(plain), i
     end = json.loads(lines[-1])["ts"]
@@ -89,3 +100,53 @@ def test_compacting_after_every_event_gives_the_same_rows() -> None:
         engine.flush(None)
     assert _rows(compacted) == _rows(plain), end
     assert dropped > 1000  # answered contacts, solved tickets, moved deadlines: not vacuous
+    assert ratio < 4  # the gradual clean-up kept up (without it: hundreds)
+
+
+def test_the_heap_pops_what_a_plain_heap_would_while_it_cleans_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(timers, "MIN_TIMER_LIMIT", 8)
+    monkeypatch.setattr(timers, "TIDY_STEP", 40)
+    rng = random.Random(5)
+    live: dict[str, tuple[float, int]] = {}  # key -> its current entry; others are spent
+
+    def spent(when: float, kind: int, key: str) -> bool:
+        return live.get(key) != (when, kind)
+
+    heap = TimerHeap(spent, inclusive={0})  # inclusive kinds sort first, as the engine's
+    plain: list[tuple[float, int, str]] = []
+    clock = 0.0
+    dropped = peak = 0
+    for step in range(20000):
+        roll = rng.random()
+        if roll < 0.5:  # a new or moved deadline
+            key = f"k{rng.randrange(100)}"
+            when = clock + rng.choice((0.0, 1.0, rng.uniform(0, 50000)))
+            kind = rng.randrange(2)
+            live[key] = (when, kind)
+            heap.push(when, kind, key)
+            heapq.heappush(plain, (when, kind, key))
+        elif roll < 0.65 and live:  # an item moves on: its entries are spent
+            del live[rng.choice(sorted(live))]
+        else:
+            clock += rng.choice((0.0, 0.5, 1.0, 3.0))
+            dropped += heap.tidy()
+            # a copy of a live entry (its key moved away and back) fires once: the engine's
+            # timer finds its work done the second time
+            got = list(dict.fromkeys(e for e in heap.pop_due(clock) if not spent(*e)))
+            want: dict[tuple[float, int, str], None] = {}
+            while plain and (plain[0][0] < clock or (plain[0][0] == clock and plain[0][1] == 0)):
+                entry = heapq.heappop(plain)
+                if not spent(*entry):
+                    want[entry] = None
+            assert got == list(want), step
+            for _, _, key in got:
+                live.pop(key, None)
+            # the next wake-up is never after a live entry's instant
+            assert heap.first() <= min((w for w, _ in live.values()), default=math.inf)
+        # set aside and new heap each at most twice the live entries (100 keys) of a clean-up
+        assert len(heap) <= 4 * 100, step
+        peak = max(peak, len(plain))
+    assert dropped > 3000
+    assert peak > 2500  # what the heap would hold without its clean-up
