@@ -8,12 +8,14 @@ on that same topic, each with a fresh consumer group:
   (c) bare:   confluent-kafka ``Consumer.consume(num_messages=B)`` + the same decode (librdkafka,
               the fastest client installed; in the dev extra);
   (b) daemon: ``KafkaSource`` (commit per batch, lag, position strings) + ``consume`` +
-              ``Pipeline`` (decode, checks, de-duplication) + ``Engine.apply``.
+              ``Pipeline`` (decode, checks, de-duplication) + ``Engine.apply``;
+  (d) with ``--quix-python PY``: quixstreams' tumbling and hopping windows on the same topic
+              (``bench/quix_windows.py`` run by PY, an interpreter that has quixstreams).
 
 Each is timed from the first record received to the last (connection and group join excluded).
 
     .venv/bin/python bench/kafka_ingest.py [--events 200000] [--bootstrap 127.0.0.1:19092]
-                                           [--batch 2000] [--partitions 4]
+                                           [--batch 2000] [--partitions 4] [--quix-python PY]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -214,12 +217,24 @@ def pipeline_only(topic: str, count: int, bootstrap: str) -> float:
     return time.perf_counter() - start
 
 
+def quix(python: str, bootstrap: str, topic: str, count: int, window: str) -> float:
+    """(d): seconds quixstreams takes for ``count`` events through one kind of window."""
+    script = Path(__file__).resolve().parent / "quix_windows.py"
+    command = [python, "-W", "ignore", str(script), bootstrap, topic, str(count), window]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=1800)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["events"] != count:
+        raise SystemExit(f"quixstreams saw {result['events']} of {count} events")
+    return float(result["seconds"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--bootstrap", default="127.0.0.1:19092")
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--quix-python", help="an interpreter with quixstreams installed")
     args = parser.parse_args()
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
@@ -233,6 +248,8 @@ def main() -> None:
     daemon_s = asyncio.run(daemon(args.bootstrap, topic, count, args.batch))
     source_s = asyncio.run(daemon(args.bootstrap, topic, count, args.batch, engine_on=False))
     pipeline_s = pipeline_only(topic, count, args.bootstrap)
+    windows = ("tumbling", "hopping") if args.quix_python else ()
+    quix_s = {w: quix(args.quix_python, args.bootstrap, topic, count, w) for w in windows}
     bare_rate, daemon_rate = count / bare_s, count / daemon_s
     print(f"(a) bare getmany + msgspec decode   : {bare_rate:>10,.0f} events/s ({bare_s:.2f} s)")
     print(
@@ -242,6 +259,13 @@ def main() -> None:
     print(f"(c) bare confluent-kafka + decode   : {rdk_rate:>10,.0f} events/s ({rdk_s:.2f} s)")
     print(f"ratio daemon / bare aiokafka: {daemon_rate / bare_rate:.2f} (target >= 0.50)")
     print(f"ratio daemon / fastest bare client: {daemon_rate / max(bare_rate, rdk_rate):.2f}")
+    for window, seconds in quix_s.items():
+        rate = count / seconds
+        target = 5 if window == "tumbling" else 10
+        print(
+            f"(d) quixstreams {window:<8} window   : {rate:>10,.0f} events/s ({seconds:.2f} s); "
+            f"daemon / it: {daemon_rate / rate:.1f}x (target >= {target}x)"
+        )
     print("breakdown:")
     print(f"  KafkaSource + consume, no pipeline: {count / source_s:>10,.0f} events/s")
     print(f"  Pipeline + Engine alone, in memory: {count / pipeline_s:>10,.0f} events/s")
