@@ -46,7 +46,7 @@ class Ticket(msgspec.Struct, gc=False):
     clocks: tuple[Clock | None, Clock | None, Clock | None]
     """First response, next reply (``None`` until a customer reply starts one), resolution. A
     tuple, replaced when a clock starts: the garbage collector stops tracking a tuple of
-    untracked objects, so 100,000 open tickets add nothing to a full collection's walk."""
+    untracked objects, so open tickets add no tracked object to a full collection."""
     status: str = "open"
     responses: int = 0
     """Agent responses so far (``ticket.responded`` events)."""
