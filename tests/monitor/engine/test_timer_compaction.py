@@ -150,3 +150,23 @@ def test_the_heap_pops_what_a_plain_heap_would_while_it_cleans_up(
         peak = max(peak, len(plain))
     assert dropped > 3000
     assert peak > 2500  # what the heap would hold without its clean-up
+
+
+def test_a_clean_up_emptied_by_pops_sets_the_next_limit_from_what_is_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(timers, "MIN_TIMER_LIMIT", 8)
+    monkeypatch.setattr(timers, "TIDY_STEP", 5)
+    live: set[str] = set()
+    heap = TimerHeap(lambda when, kind, key: key not in live, inclusive=())
+    live.update(f"a{i}" for i in range(100))
+    heap.extend((1.0, 0, f"a{i}") for i in range(100))  # the next clean-up past 200 entries
+    for i in range(150):
+        heap.push(2.0, 0, f"b{i}")  # spent at once
+    assert heap.tidy() == 5  # 250 > 200: set aside, a first step drops 5
+    assert len(list(heap.pop_due(10.0))) == 245  # every entry due: the set-aside heap empties
+    assert len(heap) == 0
+    for i in range(20):
+        heap.push(20.0, 0, f"c{i}")  # spent
+    # the limit now comes from the empty heap (8), not from the 100 entries of the re-arm
+    assert heap.tidy() == 5
