@@ -34,6 +34,7 @@ import stat
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -486,18 +487,60 @@ def _run_all(events: Path, configs: list[tuple[str, Settings]]) -> list[Backtest
     and more than one CPU (:func:`_cpus`), the second config runs in a forked worker process
     while this one runs the first, on Linux. Raises ``OSError`` when the file cannot be read."""
     if len(configs) < 2 or sys.platform != "linux" or _cpus() < 2:
-        return [asyncio.run(run_backtest(events, settings, name)) for name, settings in configs]
+        return [_run(events, settings, name) for name, settings in configs]
     (first, first_settings), (second, second_settings) = configs
-    worker = _Worker(events, second, second_settings)
+    worker = None
     try:
-        runs = [asyncio.run(run_backtest(events, first_settings, first))]
+        with _sigint_held():  # a Ctrl-C mid-fork would leave a child nobody stops or reaps
+            worker = _Worker(events, second, second_settings)
+        runs = [_run(events, first_settings, first)]
         other = worker.result()
         if other is None:  # the worker died without an answer: run it here
-            other = asyncio.run(run_backtest(events, second_settings, second))
+            other = _run(events, second_settings, second)
         runs.append(other)
     finally:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
     return runs
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """A Ctrl-C while the block runs raises ``KeyboardInterrupt`` at its end, where the caller
+    can clean up, not halfway through building an event loop or forking a worker. SIGINT is
+    noted by a handler of its own meanwhile (a signal mask would not do: another thread may
+    take the signal, and Python raises it in the main thread anyway). Nothing changes when
+    SIGINT is ignored or handled by someone else. A child forked meanwhile gets the default
+    disposition from ``_work``; one Ctrl-C that reached it first is noted and lost there, and
+    the parent's ``KeyboardInterrupt`` then stops it."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            raise KeyboardInterrupt
+
+
+def _run(events: Path, settings: Settings, name: str) -> Backtest:
+    """``asyncio.run(run_backtest(...))``, with the event loop built while SIGINT is held: a
+    Ctrl-C that lands in the loop's construction printed a traceback from its ``__del__``, and
+    one before the run starts leaves no coroutine unawaited."""
+    with asyncio.Runner() as runner:
+        backtest = None
+        try:
+            with _sigint_held():
+                runner.get_loop()
+                backtest = run_backtest(events, settings, name)
+            return runner.run(backtest)
+        finally:
+            if backtest is not None:  # nothing when it ran; one that never started is dropped
+                backtest.close()
 
 
 class _Worker:
