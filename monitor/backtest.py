@@ -34,7 +34,7 @@ import stat
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -504,43 +504,68 @@ def _run_all(events: Path, configs: list[tuple[str, Settings]]) -> list[Backtest
     return runs
 
 
+class _Interrupt:
+    """What :func:`_sigint_held` noted: whether Ctrl-C came, and what to do when it comes."""
+
+    def __init__(self) -> None:
+        self.caught = False
+        self.then: Callable[[], None] | None = None
+
+    def note(self, _signum: int, _frame: object) -> None:
+        if self.caught:  # a second Ctrl-C: stop at once, as asyncio.run does
+            raise KeyboardInterrupt
+        self.caught = True
+        if self.then is not None:
+            self.then()
+
+
 @contextlib.contextmanager
-def _sigint_held() -> Iterator[None]:
-    """A Ctrl-C while the block runs raises ``KeyboardInterrupt`` at its end, where the caller
-    can clean up, not halfway through building an event loop or forking a worker. SIGINT is
-    noted by a handler of its own meanwhile (a signal mask would not do: another thread may
-    take the signal, and Python raises it in the main thread anyway). Nothing changes when
-    SIGINT is ignored or handled by someone else. A child forked meanwhile gets the default
-    disposition from ``_work``; one Ctrl-C that reached it first is noted and lost there, and
-    the parent's ``KeyboardInterrupt`` then stops it."""
+def _sigint_held() -> Iterator[_Interrupt]:
+    """A Ctrl-C while the block runs is noted (and ``then`` of what is yielded is called) and
+    raises ``KeyboardInterrupt`` at the block's end, where the caller can clean up, not halfway
+    through building an event loop or forking a worker. A signal mask would not do: another
+    thread may take the signal, and Python raises it in the main thread anyway. Nothing is
+    held when SIGINT is ignored or handled by someone else. A child forked meanwhile gets the
+    default disposition from ``_work``; one Ctrl-C that reached it first is noted and lost
+    there, and the parent's ``KeyboardInterrupt`` then stops it."""
+    interrupt = _Interrupt()
     previous = signal.getsignal(signal.SIGINT)
     if previous is not signal.default_int_handler:
-        yield
+        yield interrupt
         return
-    caught: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    signal.signal(signal.SIGINT, interrupt.note)
     try:
-        yield
+        yield interrupt
     finally:
         signal.signal(signal.SIGINT, previous)
-        if caught:
+        if interrupt.caught:
             raise KeyboardInterrupt
 
 
 def _run(events: Path, settings: Settings, name: str) -> Backtest:
-    """``asyncio.run(run_backtest(...))``, with the event loop built while SIGINT is held: a
-    Ctrl-C that lands in the loop's construction printed a traceback from its ``__del__``, and
-    one before the run starts leaves no coroutine unawaited."""
-    with asyncio.Runner() as runner:
-        backtest = None
+    """One backtest on an event loop of its own. SIGINT is held from before the loop is built
+    until it is closed: a Ctrl-C cancels the run and is raised as ``KeyboardInterrupt`` once
+    the loop is closed (``asyncio.Runner`` builds its loop before it handles SIGINT, and a
+    Ctrl-C then printed a traceback from the half-built loop's ``__del__``)."""
+    with _sigint_held() as interrupt, asyncio.Runner() as runner:
+        loop = runner.get_loop()
+
+        async def backtest() -> Backtest:
+            task = cast("asyncio.Task[Backtest]", asyncio.current_task())
+
+            def cancel() -> None:  # as asyncio.Runner's own handler does
+                task.cancel()
+                loop.call_soon_threadsafe(lambda: None)
+
+            interrupt.then = cancel
+            if interrupt.caught:
+                raise asyncio.CancelledError
+            return await run_backtest(events, settings, name)
+
         try:
-            with _sigint_held():
-                runner.get_loop()
-                backtest = run_backtest(events, settings, name)
-            return runner.run(backtest)
+            return runner.run(backtest())
         finally:
-            if backtest is not None:  # nothing when it ran; one that never started is dropped
-                backtest.close()
+            interrupt.then = None
 
 
 class _Worker:

@@ -397,6 +397,51 @@ def test_ctrl_c_ends_an_against_run_and_its_worker(tmp_path: Path) -> None:
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
 
 
+CTRL_C_WHILE_A_LOOP_IS_BUILT = """
+import asyncio.base_events, multiprocessing, os, signal
+
+build = asyncio.base_events.BaseEventLoop.__init__
+
+def ctrl_c_then_build(self, *args, **kwargs):
+    if multiprocessing.parent_process() is None:  # the backtest itself, not its worker
+        os.killpg(os.getpgrp(), signal.SIGINT)  # Ctrl-C, now, to the whole foreground group
+    build(self, *args, **kwargs)
+
+asyncio.base_events.BaseEventLoop.__init__ = ctrl_c_then_build
+"""
+
+
+@needs_two_cpus
+def test_ctrl_c_while_the_event_loop_is_built_ends_the_run_quietly(tmp_path: Path) -> None:
+    """The moment a Ctrl-C once caught half-built (a traceback from its ``__del__``)."""
+    s = Stream()
+    for i in range(100):
+        s.add("contact.queued", 10 * i, "voice", queue="billing", contact_id=f"c{i}")
+        s.add("contact.answered", 10 * i + 25, "voice", contact_id=f"c{i}", agent_id="x")
+    events = tmp_path / "e.jsonl"
+    events.write_text(s.text(), encoding="utf-8")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(CTRL_C_WHILE_A_LOOP_IS_BUILT, encoding="utf-8")
+    a = write_config(tmp_path / "a.yaml", config(30))
+    b = write_config(tmp_path / "b.yaml", config(60))
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the test above
+    try:
+        proc = subprocess.run(
+            [SCRIPT, "backtest", str(events), "-c", str(a), "--against", str(b)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(site)},
+            start_new_session=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+    assert (proc.returncode, proc.stdout) == (130, "")
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
 def test_a_copy_that_cannot_be_written_is_said_and_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
