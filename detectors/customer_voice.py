@@ -452,7 +452,8 @@ def _cusum_settings(settings: VoiceSettings) -> ShareCusumSettings | None:
 
 
 def _rising(signal: Signal, cusum: ShareCusum) -> Signal:
-    """``signal`` made active by its CUSUM, which the summary names."""
+    """``signal`` made active by its CUSUM, which the summary names; ``sustained``, so that
+    alert texts call it a sustained rise, not a value held past its alert level."""
     tuned = cusum.settings
     return Signal(
         detector=signal.detector,
@@ -461,6 +462,8 @@ def _rising(signal: Signal, cusum: ShareCusum) -> Signal:
         score=signal.score,
         threshold=signal.threshold,
         expected=signal.expected,
+        labels=signal.labels,
+        sustained=True,
         summary=(
             f"{signal.summary}; rising: CUSUM {cusum.stat:.1f} (active at {tuned.threshold:g}, "
             f"tuned for {tuned.ratio:g}x the usual {cusum.p0:.0%})"

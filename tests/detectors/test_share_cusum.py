@@ -191,6 +191,7 @@ def test_the_cusum_makes_negative_sentiment_active() -> None:
         feed.event("sentiment.scored", 10 + i, "email", score=-0.9)
     s = pick(feed.tick(20), "negative_sentiment", "email")
     assert s.active  # 3 scores: the window is not judged (min_volume 20)
+    assert s.sustained  # active by the CUSUM alone: alert texts say "a sustained rise"
     assert s.summary == (
         "email negative sentiment not judged: only 3 scores in 1 h (min_volume 20); rising: "
         "CUSUM 2.1 (active at 2, tuned for 2x the usual 25%)"
