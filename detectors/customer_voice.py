@@ -453,7 +453,9 @@ def _cusum_settings(settings: VoiceSettings) -> ShareCusumSettings | None:
 
 def _rising(signal: Signal, cusum: ShareCusum) -> Signal:
     """``signal`` made active by its CUSUM, which the summary names; ``sustained``, so that
-    alert texts call it a sustained rise, not a value held past its alert level."""
+    alert texts call it a sustained rise, not a value held past its alert level. Its
+    ``expected`` is the share the CUSUM takes as usual (as the CSAT CUSUM's is): the rise is
+    against that, which in the first hours can differ from the window test's usual share."""
     tuned = cusum.settings
     return Signal(
         detector=signal.detector,
@@ -461,7 +463,7 @@ def _rising(signal: Signal, cusum: ShareCusum) -> Signal:
         active=True,
         score=signal.score,
         threshold=signal.threshold,
-        expected=signal.expected,
+        expected=cusum.p0,
         labels=signal.labels,
         sustained=True,
         summary=(

@@ -201,6 +201,25 @@ def test_the_cusum_makes_negative_sentiment_active() -> None:
     assert not pick(feed.tick(30), "negative_sentiment", "email").active  # 1.2685113
 
 
+def test_a_rise_the_sentiment_cusum_finds_is_against_its_own_usual_share() -> None:
+    """The two baselines learn one hour of 40 neutral scores differently: the CUSUM pools by
+    counts, the prior weighing 100 scores, (0 + 100 x 0.25) / (40 + 100) = 25/140 for every
+    hour; the window test blends warm-up hours, 1/9 for that hour's slot. A page says the
+    share the CUSUM found the rise against."""
+    feed = Feed(only({"negative_sentiment": SENTIMENT}))
+    feed.tick(5)
+    feed.tick(3605)  # the CUSUM sees hour 1 from its start
+    for i in range(40):
+        feed.event("sentiment.scored", 3660 + i, "email", score=0.0)
+    feed.tick(7205)  # hour 1 learnt
+    for i in range(3):
+        feed.event("sentiment.scored", 7210 + i, "email", score=-0.9)
+    s = pick(feed.tick(7220), "negative_sentiment", "email")
+    assert s.active  # 3 ln 2 = 2.0794415 >= 2; the window test needs 5 negative scores
+    assert s.sustained
+    assert s.expected == pytest.approx(25 / 140, rel=1e-12)
+
+
 def test_negative_sentiment_cusum_state_survives_a_snapshot_and_can_be_off() -> None:
     feed = Feed(only({"negative_sentiment": SENTIMENT}))
     feed.tick(5)
