@@ -33,6 +33,7 @@ import signal
 import stat
 import sys
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -519,6 +520,10 @@ class _Interrupt:
             self.then()
 
 
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 @contextlib.contextmanager
 def _sigint_held() -> Iterator[_Interrupt]:
     """A Ctrl-C while the block runs is noted (and ``then`` of what is yielded is called) and
@@ -530,8 +535,8 @@ def _sigint_held() -> Iterator[_Interrupt]:
     there, and the parent's ``KeyboardInterrupt`` then stops it."""
     interrupt = _Interrupt()
     previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler:
-        yield interrupt
+    if previous is not signal.default_int_handler or not _main_thread():
+        yield interrupt  # only the main thread may set a handler (and Python runs it there)
         return
     signal.signal(signal.SIGINT, interrupt.note)
     try:

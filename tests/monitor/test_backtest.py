@@ -442,6 +442,29 @@ def test_ctrl_c_while_the_event_loop_is_built_ends_the_run_quietly(tmp_path: Pat
     assert "Traceback" not in proc.stderr, proc.stderr
 
 
+def test_against_runs_from_a_thread_other_than_the_main_one(tmp_path: Path) -> None:
+    """Only the main thread may set a SIGINT handler: elsewhere the run holds none."""
+    s = Stream()
+    for i in range(20):
+        s.add("contact.queued", 10 * i, "voice", queue="billing", contact_id=f"c{i}")
+        s.add("contact.answered", 10 * i + 45, "voice", contact_id=f"c{i}", agent_id="x")
+    events = tmp_path / "e.jsonl"
+    events.write_text(s.text(), encoding="utf-8")
+    settings = parse_settings(config(30))
+    out, err = io.StringIO(), io.StringIO()
+    codes: list[int] = []
+    thread = threading.Thread(
+        target=lambda: codes.append(
+            main(events, [("a", settings), ("b", settings)], "json", out, err)
+        )
+    )
+    thread.start()
+    thread.join(timeout=120)
+    assert codes == [0], err.getvalue()
+    runs = json.loads(out.getvalue())["runs"]
+    assert [(run["config"], run["events_applied"]) for run in runs] == [("a", 40), ("b", 40)]
+
+
 def test_a_copy_that_cannot_be_written_is_said_and_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
