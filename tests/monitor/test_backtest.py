@@ -357,20 +357,33 @@ def _children(pid: int) -> list[int]:
     return []
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
-def test_ctrl_c_ends_an_against_run_and_its_worker(tmp_path: Path) -> None:
-    s = Stream()  # a waiting voice customer every 10 s for 6 hours: a run of some seconds
-    for i in range(2160):
+def waiting_voice(path: Path, contacts: int, wait: float = 25) -> Path:
+    """A voice customer queued every 10 s, each answered ``wait`` seconds later."""
+    s = Stream()
+    for i in range(contacts):
         s.add("contact.queued", 10 * i, "voice", queue="billing", contact_id=f"c{i}")
-        s.add("contact.answered", 10 * i + 25, "voice", contact_id=f"c{i}", agent_id="x")
-    events = tmp_path / "e.jsonl"
-    events.write_text(s.text(), encoding="utf-8")
-    a = write_config(tmp_path / "a.yaml", config(30))
-    b = write_config(tmp_path / "b.yaml", config(60))
-    # the usual SIGINT disposition for the child, whatever this process inherited (a shell
-    # without job control starts background jobs with SIGINT ignored)
+        s.add("contact.answered", 10 * i + wait, "voice", contact_id=f"c{i}", agent_id="x")
+    path.write_text(s.text(), encoding="utf-8")
+    return path
+
+
+@contextlib.contextmanager
+def default_sigint() -> Iterator[None]:
+    """The usual SIGINT disposition for a child started in the block, whatever this process
+    inherited (a shell without job control starts background jobs with SIGINT ignored)."""
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_ctrl_c_ends_an_against_run_and_its_worker(tmp_path: Path) -> None:
+    events = waiting_voice(tmp_path / "e.jsonl", 2160)  # 6 hours: a run of some seconds
+    a = write_config(tmp_path / "a.yaml", config(30))
+    b = write_config(tmp_path / "b.yaml", config(60))
+    with default_sigint():
         proc = subprocess.Popen(
             [SCRIPT, "backtest", str(events), "-c", str(a), "--against", str(b)],
             stdout=subprocess.DEVNULL,
@@ -378,8 +391,6 @@ def test_ctrl_c_ends_an_against_run_and_its_worker(tmp_path: Path) -> None:
             text=True,
             start_new_session=True,  # its own process group, as a terminal's foreground job
         )
-    finally:
-        signal.signal(signal.SIGINT, inherited)
     try:
         deadline = time.monotonic() + 60
         while not (workers := _children(proc.pid)) and time.monotonic() < deadline:
@@ -414,19 +425,13 @@ asyncio.base_events.BaseEventLoop.__init__ = ctrl_c_then_build
 @needs_two_cpus
 def test_ctrl_c_while_the_event_loop_is_built_ends_the_run_quietly(tmp_path: Path) -> None:
     """The moment a Ctrl-C once caught half-built (a traceback from its ``__del__``)."""
-    s = Stream()
-    for i in range(100):
-        s.add("contact.queued", 10 * i, "voice", queue="billing", contact_id=f"c{i}")
-        s.add("contact.answered", 10 * i + 25, "voice", contact_id=f"c{i}", agent_id="x")
-    events = tmp_path / "e.jsonl"
-    events.write_text(s.text(), encoding="utf-8")
+    events = waiting_voice(tmp_path / "e.jsonl", 100)
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(CTRL_C_WHILE_A_LOOP_IS_BUILT, encoding="utf-8")
     a = write_config(tmp_path / "a.yaml", config(30))
     b = write_config(tmp_path / "b.yaml", config(60))
-    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the test above
-    try:
+    with default_sigint():
         proc = subprocess.run(
             [SCRIPT, "backtest", str(events), "-c", str(a), "--against", str(b)],
             capture_output=True,
@@ -436,20 +441,13 @@ def test_ctrl_c_while_the_event_loop_is_built_ends_the_run_quietly(tmp_path: Pat
             env={**os.environ, "PYTHONPATH": str(site)},
             start_new_session=True,
         )
-    finally:
-        signal.signal(signal.SIGINT, inherited)
     assert (proc.returncode, proc.stdout) == (130, "")
     assert "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_against_runs_from_a_thread_other_than_the_main_one(tmp_path: Path) -> None:
     """Only the main thread may set a SIGINT handler: elsewhere the run holds none."""
-    s = Stream()
-    for i in range(20):
-        s.add("contact.queued", 10 * i, "voice", queue="billing", contact_id=f"c{i}")
-        s.add("contact.answered", 10 * i + 45, "voice", contact_id=f"c{i}", agent_id="x")
-    events = tmp_path / "e.jsonl"
-    events.write_text(s.text(), encoding="utf-8")
+    events = waiting_voice(tmp_path / "e.jsonl", 20, wait=45)
     settings = parse_settings(config(30))
     out, err = io.StringIO(), io.StringIO()
     codes: list[int] = []
