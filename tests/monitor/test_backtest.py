@@ -424,7 +424,8 @@ asyncio.base_events.BaseEventLoop.__init__ = ctrl_c_then_build
 
 @needs_two_cpus
 def test_ctrl_c_while_the_event_loop_is_built_ends_the_run_quietly(tmp_path: Path) -> None:
-    """The moment a Ctrl-C once caught half-built (a traceback from its ``__del__``)."""
+    """The moment at which a Ctrl-C once left the event loop half built (a traceback from
+    its ``__del__``): the Ctrl-C is sent from inside the loop's construction."""
     events = waiting_voice(tmp_path / "e.jsonl", 100)
     site = tmp_path / "site"
     site.mkdir()
