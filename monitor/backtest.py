@@ -33,9 +33,7 @@ import signal
 import stat
 import sys
 import tempfile
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -48,6 +46,7 @@ from support_monitor.alerts.notify.message import Notification
 from support_monitor.alerts.timefmt import rfc3339
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.errors import SupportMonitorError
+from support_monitor.monitor.interrupt import run_interruptible, sigint_held
 from support_monitor.monitor.replay import replay_road
 
 __all__ = [
@@ -492,7 +491,7 @@ def _run_all(events: Path, configs: list[tuple[str, Settings]]) -> list[Backtest
     (first, first_settings), (second, second_settings) = configs
     worker = None
     try:
-        with _sigint_held():  # a Ctrl-C mid-fork would leave a child nobody stops or reaps
+        with sigint_held():  # a Ctrl-C mid-fork would leave a child nobody stops or reaps
             worker = _Worker(events, second, second_settings)
         runs = [_run(events, first_settings, first)]
         other = worker.result()
@@ -505,72 +504,10 @@ def _run_all(events: Path, configs: list[tuple[str, Settings]]) -> list[Backtest
     return runs
 
 
-class _Interrupt:
-    """What :func:`_sigint_held` noted: whether Ctrl-C came, and what to do when it comes."""
-
-    def __init__(self) -> None:
-        self.caught = False
-        self.then: Callable[[], None] | None = None
-
-    def note(self, _signum: int, _frame: object) -> None:
-        if self.caught:  # a second Ctrl-C: stop at once, as asyncio.run does
-            raise KeyboardInterrupt
-        self.caught = True
-        if self.then is not None:
-            self.then()
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-@contextlib.contextmanager
-def _sigint_held() -> Iterator[_Interrupt]:
-    """A Ctrl-C while the block runs is noted (and ``then`` of what is yielded is called) and
-    raises ``KeyboardInterrupt`` at the block's end, where the caller can clean up, not halfway
-    through building an event loop or forking a worker. A signal mask would not do: another
-    thread may take the signal, and Python raises it in the main thread anyway. Nothing is
-    held when SIGINT is ignored or handled by someone else. A child forked meanwhile gets the
-    default disposition from ``_work``; one Ctrl-C that reached it first is noted and lost
-    there, and the parent's ``KeyboardInterrupt`` then stops it."""
-    interrupt = _Interrupt()
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler or not _main_thread():
-        yield interrupt  # only the main thread may set a handler (and Python runs it there)
-        return
-    signal.signal(signal.SIGINT, interrupt.note)
-    try:
-        yield interrupt
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if interrupt.caught:
-            raise KeyboardInterrupt
-
-
 def _run(events: Path, settings: Settings, name: str) -> Backtest:
-    """One backtest on an event loop of its own. SIGINT is held from before the loop is built
-    until it is closed: a Ctrl-C cancels the run and is raised as ``KeyboardInterrupt`` once
-    the loop is closed (``asyncio.Runner`` builds its loop before it handles SIGINT, and a
-    Ctrl-C then printed a traceback from the half-built loop's ``__del__``)."""
-    with _sigint_held() as interrupt, asyncio.Runner() as runner:
-        loop = runner.get_loop()
-
-        async def backtest() -> Backtest:
-            task = cast("asyncio.Task[Backtest]", asyncio.current_task())
-
-            def cancel() -> None:  # as asyncio.Runner's own handler does
-                task.cancel()
-                loop.call_soon_threadsafe(lambda: None)
-
-            interrupt.then = cancel
-            if interrupt.caught:
-                raise asyncio.CancelledError
-            return await run_backtest(events, settings, name)
-
-        try:
-            return runner.run(backtest())
-        finally:
-            interrupt.then = None
+    """One backtest on an event loop of its own; a Ctrl-C cancels it and is raised as
+    ``KeyboardInterrupt`` once the loop is closed (:func:`run_interruptible`)."""
+    return run_interruptible(lambda: run_backtest(events, settings, name))
 
 
 class _Worker:

@@ -20,6 +20,7 @@ from support_monitor.monitor.config import Settings, config_notes, load_settings
 from support_monitor.monitor.durations import parse_duration
 from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.events import EARLIEST_TS, LATEST_TS
+from support_monitor.monitor.interrupt import run_interruptible
 from support_monitor.monitor.logs import configure
 from support_monitor.monitor.redaction import hide_urls
 from support_monitor.monitor.webconfig import split_listen
@@ -154,8 +155,10 @@ def replay(
     except OSError as exc:
         _bad_option(f"--alerts-out {alerts_out}", exc.strerror or exc)
     try:
-        text = asyncio.run(
-            run_replay(events, settings, until=until_ts, alerts_out=out, dead_letters=dead_letters)
+        text = run_interruptible(
+            lambda: run_replay(
+                events, settings, until=until_ts, alerts_out=out, dead_letters=dead_letters
+            )
         )
     except ConfigError as exc:
         # an option's problem (--until past max_replay_gap) is named by the option itself

@@ -29,6 +29,7 @@ import yaml
 
 from support_monitor.monitor.backtest import Backtest, Row, main, run_backtest
 from support_monitor.monitor.config import parse_settings
+from tests.interrupts import ctrl_c_at_loop_construction, default_sigint
 from tests.support import T0, Stream, iso
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -367,17 +368,6 @@ def waiting_voice(path: Path, contacts: int, wait: float = 25) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def default_sigint() -> Iterator[None]:
-    """The usual SIGINT disposition for a child started in the block, whatever this process
-    inherited (a shell without job control starts background jobs with SIGINT ignored)."""
-    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, inherited)
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
 def test_ctrl_c_ends_an_against_run_and_its_worker(tmp_path: Path) -> None:
     events = waiting_voice(tmp_path / "e.jsonl", 2160)  # 6 hours: a run of some seconds
@@ -408,40 +398,16 @@ def test_ctrl_c_ends_an_against_run_and_its_worker(tmp_path: Path) -> None:
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
 
 
-CTRL_C_WHILE_A_LOOP_IS_BUILT = """
-import asyncio.base_events, multiprocessing, os, signal
-
-build = asyncio.base_events.BaseEventLoop.__init__
-
-def ctrl_c_then_build(self, *args, **kwargs):
-    if multiprocessing.parent_process() is None:  # the backtest itself, not its worker
-        os.killpg(os.getpgrp(), signal.SIGINT)  # Ctrl-C, now, to the whole foreground group
-    build(self, *args, **kwargs)
-
-asyncio.base_events.BaseEventLoop.__init__ = ctrl_c_then_build
-"""
-
-
 @needs_two_cpus
 def test_ctrl_c_while_the_event_loop_is_built_ends_the_run_quietly(tmp_path: Path) -> None:
     """The moment at which a Ctrl-C once left the event loop half built (a traceback from
     its ``__del__``): the Ctrl-C is sent from inside the loop's construction."""
     events = waiting_voice(tmp_path / "e.jsonl", 100)
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(CTRL_C_WHILE_A_LOOP_IS_BUILT, encoding="utf-8")
     a = write_config(tmp_path / "a.yaml", config(30))
     b = write_config(tmp_path / "b.yaml", config(60))
-    with default_sigint():
-        proc = subprocess.run(
-            [SCRIPT, "backtest", str(events), "-c", str(a), "--against", str(b)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-            env={**os.environ, "PYTHONPATH": str(site)},
-            start_new_session=True,
-        )
+    proc = ctrl_c_at_loop_construction(
+        [SCRIPT, "backtest", str(events), "-c", str(a), "--against", str(b)], tmp_path / "site"
+    )
     assert (proc.returncode, proc.stdout) == (130, "")
     assert "Traceback" not in proc.stderr, proc.stderr
 
