@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from support_monitor.monitor.replay import parse_until
+from tests.interrupts import default_sigint
 from tests.support import CONFIG, T0, Stream, samples
 
 EXE = [sys.executable, "-m", "support_monitor"]
@@ -612,24 +613,19 @@ def test_ctrl_c_ends_a_replay_of_a_pipe_nobody_writes(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
     writer = os.open(fifo, os.O_RDWR)  # a writer that never writes (RDWR: does not block)
-    # A process started in the background by a shell without job control ignores SIGINT, and
-    # so would the replay it starts (an ignored signal stays ignored across exec): the test
-    # gives the child the usual disposition whatever this process inherited.
-    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        proc = subprocess.Popen(
-            [*EXE, "replay", str(fifo), "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        signal.signal(signal.SIGINT, inherited)
+        with default_sigint():  # an ignored SIGINT would stay ignored across exec
+            proc = subprocess.Popen(
+                [*EXE, "replay", str(fifo), "--config", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         time.sleep(2.0)  # reading (or opening) the pipe
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     finally:
-        signal.signal(signal.SIGINT, inherited)
         os.close(writer)
     assert proc.returncode == 130
     assert "Traceback" not in err
