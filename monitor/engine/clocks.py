@@ -68,7 +68,13 @@ class Clock(msgspec.Struct, gc=False):
     risk_at: float = math.inf
     stopped: bool = False
     breached: bool = False
+    """Breached: this clock passed its deadline, or (``carried``) its ticket's earlier
+    resolution clock did (a ticket breaches resolution at most once)."""
     risk: bool = False
+    carried: bool = False
+    """``breached`` came with a reopen from the ticket's earlier resolution clock: this clock
+    has not passed a deadline of its own, so it is at risk before its deadline like a fresh one
+    (and passing it counts no second breach). False once it passes its own deadline."""
 
     @property
     def running(self) -> bool:

@@ -1211,12 +1211,14 @@ class Engine:
         since = clock.since
         remaining = target - clock.elapsed  # below 0: the deadline was before ``since``
         clock.deadline = shift(calendar, since, remaining)
-        # A breached clock is armed too: a resolution clock restarted by a reopen is at risk
-        # before its new deadline like any other, and at that deadline it is no longer at risk
-        # (its ticket's breach was counted once already).
+        # A breached clock's deadline is armed too: a resolution clock restarted by a reopen
+        # after a breach (``carried``) is at risk before its new deadline like any other, and at
+        # that deadline it is no longer at risk (its ticket's breach was counted once already).
         self._at(clock.deadline, _DEADLINE_KIND[index], ticket_id)
         lead = t.q.channel.settings.lead(index, target)
-        if lead is None or clock.risk:
+        # A clock that passed a deadline of its own is never at risk again, also when a priority
+        # change or a resume gives it a later deadline: its breach is counted.
+        if lead is None or clock.risk or (clock.breached and not clock.carried):
             clock.risk_at = math.inf
             return
         clock.risk_at = shift(calendar, since, remaining - lead)
@@ -1396,7 +1398,7 @@ class Engine:
         # the first-response clock never restarts; a next reply starts on the next customer reply.
         old = t.clocks[2]
         res = Clock(ch.settings.clock_targets(t.priority)[2], since=ts)
-        res.breached = old is not None and old.breached
+        res.breached = res.carried = old is not None and old.breached
         t.clocks = (t.clocks[0], None, res)
         self._schedule(ev.ticket_id, t, 2, res)
         self.update_paused(t)
@@ -1408,6 +1410,7 @@ class Engine:
         reopened resolution clock) is only no longer at risk."""
         if ts > clock.deadline:
             if clock.breached:
+                clock.carried = False  # now past a deadline of its own too
                 self._clear_risk(t, index, clock)
             else:
                 self._breach_clock(t, index, clock)

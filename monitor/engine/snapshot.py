@@ -194,6 +194,10 @@ class StoredEngine(msgspec.Struct, array_like=True):
     """``capacity_exhausted`` counts by kind."""
     workforce: Any = None
     """``Workforce.export()``."""
+    carried: list[str] = msgspec.field(default_factory=list)
+    """Open tickets whose resolution clock's breach came with a reopen (``Clock.carried``): at
+    risk before their new deadline. A snapshot written before this field restores none (such a
+    ticket is then not at risk until it is solved or reopened again)."""
 
 
 class Snapshot(msgspec.Struct, kw_only=True):
@@ -373,6 +377,11 @@ def _capture(engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Snapshot
         early_seq=own.early_seq,
         capacity=list(engine.capacity_exhausted.items()),
         workforce=engine.workforce.export(),
+        carried=[
+            tid
+            for tid, t in engine.tickets.items()
+            if t.solved_ts is None and (res := t.clocks[2]) is not None and res.carried
+        ],
     )
     return Snapshot(
         format_version=FORMAT_VERSION,
@@ -492,6 +501,10 @@ def restore(snapshot: Snapshot, settings: Settings) -> Engine:
         q.waiting = {cid: contacts[cid] for cid in sq.waiting}
         q.pending = {cid: contacts[cid] for cid in sq.pending}
     engine.tickets = _restore_tickets(s, queues)
+    for tid in s.carried:
+        t = engine.tickets.get(tid)
+        if t is not None and t.solved_ts is None and (res := t.clocks[2]) is not None:
+            res.carried = True
     engine.restore_state(_restore_own(engine, s))
     engine.workforce.restore(s.workforce)
     for kind, count in s.capacity:

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import series
 from tests.monitor.engine.draining import run
@@ -501,11 +502,24 @@ PAST_NEW_TARGET_OVER_A_WEEKEND: Case = (
 the 02:30-06:00 shift adds 10 min by 01:40 UTC, when the target drops to 30 min."""
 
 
+BREACHED_THEN_LATER: Case = (
+    [
+        _email(0, "created", T0, 0, priority="urgent"),
+        _email(1, "priority_changed", T0, 45, priority="normal"),
+    ],
+    T0,
+    [45.0, 60.0, 61.0],
+)
+"""A breached clock that a priority change gives a later deadline: not at risk again (found by
+these streams on 2026-12-02)."""
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams(calendar=False))
 @example(PAST_NEW_TARGET)
 @example(PAST_AFTER_PAUSE)
 @example(CHANGE_AFTER_RESPONSE)
+@example(BREACHED_THEN_LATER)
 def test_helpdesk_and_voice_equal_reference(case: Case) -> None:
     _both_orders(CFG_247, case)
 
@@ -718,3 +732,107 @@ def test_a_clock_resumed_past_its_new_target_is_stamped_at_resume_plus_target_mi
     assert engine.channels["email"].windows.total("1m").breaches_first_response == 1
     engine.flush(T0 + _at("2026-03-02T09:01:30"))
     assert engine.channels["email"].windows.total("1m").breaches_first_response == 0
+
+
+def test_a_breached_clock_given_a_later_deadline_is_never_at_risk_again_by_hand() -> None:
+    """Created 09:00:00 ``urgent`` (20 s first response, 15 s warning: at risk from 09:00:05),
+    breached at 09:00:20; ``normal`` (60 s) at 09:00:45: its deadline becomes 09:00:45 + 60 s -
+    45 s = 09:01:00, within the warning lead at once. The clock passed its deadline and its
+    breach is counted: it is not at risk again, and 09:01:00 counts no second breach (the
+    engine counted it at risk from 09:00:45 until 2026-12-02, found by the random streams
+    above)."""
+    lines = [
+        _event(
+            1,
+            "ticket.created",
+            "2026-03-02T09:00:00",
+            channel="email",
+            ticket_id="t",
+            priority="urgent",
+        ),
+        _event(
+            2,
+            "ticket.priority_changed",
+            "2026-03-02T09:00:45",
+            channel="email",
+            ticket_id="t",
+            priority="normal",
+        ),
+    ]
+    engine, _ = run(lines[:1], parse_settings(CFG_247), _at("2026-03-02T09:00:05"))
+    assert _fr(engine) == (0, 1, 0)
+    engine.flush(T0 + _at("2026-03-02T09:00:21"))
+    assert _fr(engine) == (1, 0, 0)
+    engine, _ = run(lines, parse_settings(CFG_247), _at("2026-03-02T09:00:45"))
+    for at in ("2026-03-02T09:00:45", "2026-03-02T09:01:00", "2026-03-02T09:01:01"):
+        engine.flush(T0 + _at(at))
+        assert _fr(engine) == (1, 0, 0), at
+
+
+def _resolution(engine: Engine) -> tuple[float, float]:
+    """Resolution breaches and resolution at risk of email/default."""
+    q = {"channel": "email", "queue": "default"}
+    return (
+        _value(engine, "support_sla_breaches_total", **q, sla="resolution"),
+        _value(engine, "support_tickets_at_risk", **q, sla="resolution"),
+    )
+
+
+def _reopened_after_a_breach(*later: bytes) -> list[bytes]:
+    """Created 09:00:00 (normal: 300 s resolution, breached at 09:05:00), answered at :10,
+    solved 09:06:00 and reopened 09:07:00: the new resolution clock is due 09:12:00 and at risk
+    from 09:11:30 (10% of 300 s), its ticket's breach carried."""
+    email = {"channel": "email", "ticket_id": "t"}
+    return [
+        _event(1, "ticket.created", "2026-03-02T09:00:00", **email),
+        _event(2, "ticket.responded", "2026-03-02T09:00:10", **email),
+        _event(3, "ticket.solved", "2026-03-02T09:06:00", **email),
+        _event(4, "ticket.reopened", "2026-03-02T09:07:00", **email),
+        *later,
+    ]
+
+
+def test_a_reopened_clock_is_at_risk_until_it_passes_a_deadline_of_its_own_by_hand() -> None:
+    """The reopened clock (above) is at risk from 09:11:30 and not after 09:12:00, with no
+    second breach. ``low`` (900 s) at 09:12:30 moves its deadline to 09:12:30 + 900 s - 330 s =
+    09:22:00 (at risk from 09:20:30): it passed its own deadline at 09:12:00, so it is not at
+    risk again. ``low`` at 09:10:00 instead (180 s run, the same new deadline) comes before
+    that: it is at risk from 09:20:30."""
+    low = {"channel": "email", "ticket_id": "t", "priority": "low"}
+    lines = _reopened_after_a_breach()
+    engine, _ = run(lines, parse_settings(CFG_247), _at("2026-03-02T09:11:29"))
+    assert _resolution(engine) == (1, 0)
+    for at, expected in (
+        ("2026-03-02T09:11:30", (1, 1)),
+        ("2026-03-02T09:12:00", (1, 1)),
+        ("2026-03-02T09:12:01", (1, 0)),
+    ):
+        engine.flush(T0 + _at(at))
+        assert _resolution(engine) == expected, at
+    late = _event(5, "ticket.priority_changed", "2026-03-02T09:12:30", **low)
+    engine, _ = run(_reopened_after_a_breach(late), parse_settings(CFG_247))
+    for at in ("2026-03-02T09:20:30", "2026-03-02T09:22:00", "2026-03-02T09:22:01"):
+        engine.flush(T0 + _at(at))
+        assert _resolution(engine) == (1, 0), at
+    early = _event(5, "ticket.priority_changed", "2026-03-02T09:10:00", **low)
+    engine, _ = run(_reopened_after_a_breach(early), parse_settings(CFG_247))
+    for at, expected in (
+        ("2026-03-02T09:20:29", (1, 0)),
+        ("2026-03-02T09:20:30", (1, 1)),
+        ("2026-03-02T09:22:00", (1, 1)),
+        ("2026-03-02T09:22:01", (1, 0)),
+    ):
+        engine.flush(T0 + _at(at))
+        assert _resolution(engine) == expected, at
+
+
+def test_a_snapshot_keeps_a_reopened_clock_at_risk_by_hand() -> None:
+    """The reopened clock (above) restored from a snapshot taken at 09:08:00 is at risk from
+    09:11:30 as the engine it was taken from is (a restored clock lost its carried breach, and
+    with it its at-risk count, until the snapshot kept it)."""
+    engine, _ = run(_reopened_after_a_breach(), parse_settings(CFG_247), _at("2026-03-02T09:08:00"))
+    data = snapshot.encode(snapshot.capture(engine, {}))
+    restored, _, _ = snapshot.from_bytes(data, engine.settings)
+    for e in (engine, restored):
+        e.flush(T0 + _at("2026-03-02T09:11:30"))
+        assert _resolution(e) == (1, 1)
