@@ -741,23 +741,10 @@ def test_a_breached_clock_given_a_later_deadline_is_never_at_risk_again_by_hand(
     breach is counted: it is not at risk again, and 09:01:00 counts no second breach (the
     engine counted it at risk from 09:00:45 until 2026-12-02, found by the random streams
     above)."""
+    email = {"channel": "email", "ticket_id": "t"}
     lines = [
-        _event(
-            1,
-            "ticket.created",
-            "2026-03-02T09:00:00",
-            channel="email",
-            ticket_id="t",
-            priority="urgent",
-        ),
-        _event(
-            2,
-            "ticket.priority_changed",
-            "2026-03-02T09:00:45",
-            channel="email",
-            ticket_id="t",
-            priority="normal",
-        ),
+        _event(1, "ticket.created", "2026-03-02T09:00:00", **email, priority="urgent"),
+        _event(2, "ticket.priority_changed", "2026-03-02T09:00:45", **email, priority="normal"),
     ]
     engine, _ = run(lines[:1], parse_settings(CFG_247), _at("2026-03-02T09:00:05"))
     assert _fr(engine) == (0, 1, 0)
