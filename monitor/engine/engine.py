@@ -1540,8 +1540,12 @@ class Engine:
             agg.bot_contained += contained
             agg.bot_escalated += escalated
         if escalated and ev.contact_id:
+            # an open contact, as for ``_owner_channel``: not one a held ``ended``/``abandoned``
+            # stamped at or before ``ts`` closes first in ``ts`` order
             contact = self.contacts.get(ev.contact_id)
-            if contact is not None:
+            if contact is not None and not (
+                self._early and self._closed_by_held(ev.contact_id, ts)
+            ):
                 contact.q.channel.voice.escalations_in += 1
         return None
 
