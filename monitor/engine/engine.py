@@ -940,7 +940,8 @@ class Engine:
         else:
             self._defer(event, token, reason)
         if key in self._early:
-            self._release_early(key, after=ts)
+            # those stamped at its instant waited behind it too: they come before later ones
+            self._release_early(key, after=math.nextafter(ts, -math.inf))
 
     def _is_open(self, key: HeldKey) -> bool:
         is_ticket, item_id = key

@@ -534,6 +534,23 @@ before, at the same instant: closed first in ``ts`` order, so no escalation coun
 (found by these streams on 2026-12-02)."""
 
 
+SOLVES_HELD_BEFORE_A_REOPEN: Case = (
+    [
+        _email(0, "created", T0, 0),
+        _email(1, "solved", T0, 0),
+        _email(2, "solved", T0, 0),
+        _email(3, "solved", T0, 0),
+        _email(4, "reopened", T0, 1),
+    ],
+    T0,
+    [1.0, 7.0],
+)
+"""Two more solves at the solve's instant (held: a reopen may come) and a reopen a second
+later: in ``ts`` order both are refused and the ticket is open. The second held solve was
+skipped when the first was judged and applied after the reopen, solving the ticket again
+(found by these streams on 2026-12-02)."""
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams(calendar=False))
 @example(PAST_NEW_TARGET)
@@ -541,6 +558,7 @@ before, at the same instant: closed first in ``ts`` order, so no escalation coun
 @example(CHANGE_AFTER_RESPONSE)
 @example(BREACHED_THEN_LATER)
 @example(ESCALATION_TO_A_CLOSING_CONTACT)
+@example(SOLVES_HELD_BEFORE_A_REOPEN)
 def test_helpdesk_and_voice_equal_reference(case: Case) -> None:
     _both_orders(CFG_247, case)
 
