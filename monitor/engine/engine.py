@@ -1479,22 +1479,26 @@ class Engine:
     def _owner_channel(
         self, ev: TicketRated | ComplaintReceived | SurveyAnswered | SentimentScored, ts: float
     ) -> ChannelRuntime:
-        """The channel recorded when the referenced ticket/contact was opened, else the event's.
-        A contact counts as closed when an ``ended``/``abandoned`` of it stamped at or before
-        ``ts`` is held (it closes the contact before ``ts`` in ``ts`` order, answered or not)."""
+        """The channel recorded when the referenced ticket/contact was opened, else the event's
+        (a contact only while open at ``ts``, :meth:`_open_contact`)."""
         ticket = self.tickets.get(ev.ticket_id) if ev.ticket_id else None
         if ticket is not None:
             return ticket.q.channel
         contact_id: str | None = getattr(ev, "contact_id", None)
-        if contact_id:
-            contact = self.contacts.get(contact_id)
-            if contact is not None and not (self._early and self._closed_by_held(contact_id, ts)):
-                return contact.q.channel
+        contact = self._open_contact(contact_id, ts) if contact_id else None
+        if contact is not None:
+            return contact.q.channel
         return self.channels[ev.channel]
 
-    def _closed_by_held(self, contact_id: str, ts: float) -> bool:
+    def _open_contact(self, contact_id: str, ts: float) -> Contact | None:
+        """The contact, if open at ``ts`` in ``ts`` order: not one that a held ``ended`` or
+        ``abandoned`` stamped at or before ``ts`` closes first (answered or not)."""
+        contact = self.contacts.get(contact_id)
+        if contact is None or not self._early:
+            return contact
         held = self._early.get((False, contact_id), ())
-        return any(h[0] <= ts and isinstance(h[2], ContactEnded | ContactAbandoned) for h in held)
+        closed = any(h[0] <= ts and isinstance(h[2], ContactEnded | ContactAbandoned) for h in held)
+        return None if closed else contact
 
     def _rated(self, ev: TicketRated, ts: float) -> Reject | None:
         self._count_csat(self._owner_channel(ev, ts), ev.rating, ts)
@@ -1541,12 +1545,8 @@ class Engine:
             agg.bot_contained += contained
             agg.bot_escalated += escalated
         if escalated and ev.contact_id:
-            # an open contact, as for ``_owner_channel``: not one a held ``ended``/``abandoned``
-            # stamped at or before ``ts`` closes first in ``ts`` order
-            contact = self.contacts.get(ev.contact_id)
-            if contact is not None and not (
-                self._early and self._closed_by_held(ev.contact_id, ts)
-            ):
+            contact = self._open_contact(ev.contact_id, ts)
+            if contact is not None:
                 contact.q.channel.voice.escalations_in += 1
         return None
 

@@ -407,9 +407,8 @@ def test_replay_from_1970_then_today_crosses_the_gap_in_few_ticks(
     cfg = settings(channels=LIVE_CHANNELS, windows=["1m", "5m"], ingest={"max_replay_gap": "100y"})
     today = time.time() - 3600
     lines = [_queued(0, 0.0, queue="tech"), *_contacts(today, "t", 6)]
-    ticks = _count_ticks(monkeypatch)
+    _count_ticks(monkeypatch)  # past TICK_BOUND ticks, TooManyTicks fails the test
     got = asyncio.run(_replay(_write(tmp_path / "f.jsonl", lines), cfg))
-    assert ticks[0] <= TICK_BOUND  # TooManyTicks ends it sooner
     assert (
         sum(v for (name, _), v in got.items() if name == "support_monitor_events_rejected_total")
         == 0
