@@ -62,7 +62,7 @@ AgentKey = tuple[str, str]
 class Agent:
     """One agent in one channel."""
 
-    __slots__ = ("entered", "handled", "implied", "queues", "since", "state", "stated", "talking")
+    __slots__ = ("entered", "handled", "implied", "queues", "since", "state", "talking")
 
     def __init__(self, state: int, ts: float, queues: tuple[str, ...] | None) -> None:
         self.state = state
@@ -75,12 +75,12 @@ class Agent:
         self.implied = False
         """Busy because of ``contact.answered`` with no ``agent.state`` since."""
         self.talking = 0
-        """Contacts answered since then and not yet ended (while ``implied``)."""
+        """Contacts answered since then and not yet ended (while ``implied``): those answered
+        at or after ``since``, the start of the implied busy state. A contact answered before
+        it (before the agent's last ``agent.state``, or an answer that was superseded) is not
+        one of them, and its end does not make the agent available."""
         self.handled = 0
         """Contacts this agent answered that ended."""
-        self.stated = -math.inf
-        """``ts`` of the newest ``agent.state`` applied: a contact answered before it is not
-        one of ``talking`` (its end does not make the agent available)."""
 
 
 class _Arrivals:
@@ -180,7 +180,6 @@ class Workforce:
             return None
         agent.implied = False
         agent.talking = 0
-        agent.stated = ts
         agent.queues = queues
         self._change(key, agent, state, ts)
         return None
@@ -232,7 +231,7 @@ class Workforce:
         if agent is None:
             return
         agent.handled += 1
-        if not agent.implied or agent.talking <= 0 or answered < agent.stated:
+        if not agent.implied or agent.talking <= 0 or answered < agent.since:
             return
         agent.talking -= 1
         if agent.talking > 0:
@@ -501,7 +500,6 @@ class Workforce:
                     a.implied,
                     a.talking,
                     a.handled,
-                    a.stated if math.isfinite(a.stated) else None,
                 ]
                 for (ch, agent_id), a in self.agents.items()
             ],
@@ -534,8 +532,9 @@ class Workforce:
         self._seq = int(state["seq"])
         self.superseded = int(state["superseded"])
         for row in state["agents"]:
-            # a row written before ``stated`` existed has 9 fields
-            ch, agent_id, st, since, entered, queues, implied, talking, handled, *stated = row
+            # a row written while agents kept the time of their last ``agent.state`` has a
+            # tenth field, which ``since`` now covers
+            ch, agent_id, st, since, entered, queues, implied, talking, handled, *_ = row
             cw = self.by_channel.get(ch)
             if cw is None:
                 continue
@@ -544,8 +543,6 @@ class Workforce:
             agent.implied = implied
             agent.talking = talking
             agent.handled = handled
-            if stated and stated[0] is not None:
-                agent.stated = float(stated[0])
             self.agents[ch, agent_id] = agent
             cw.counts[st] += 1
         self._offline = {

@@ -1,0 +1,360 @@
+"""The workforce against a brute-force model: random streams of agent states and answered
+contacts naming agents, delivered out of order within the allowed lateness, through the real
+pipeline; every workforce row is recomputed from the applied events (docs/workforce.md).
+
+The model keeps, per agent, the list of its applied state changes (a change stamped before the
+agent's newest one is superseded and changes nothing) and the set of contacts that keep it busy
+(``contact.answered`` makes an agent not already busy through an ``agent.state`` busy; the end
+of the last of those contacts makes it available). Time per state is summed from the change
+list over each window's seconds; the staffing rows come from the independent Erlang C of
+``tests/workforce/helpers.py``. Times are whole milliseconds, so no rounding is involved. Each
+contact's own events arrive in order (``queued``, then ``answered``, then ``ended`` or
+``abandoned``); an agent's may not."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
+from tests.support import T0, iso
+from tests.workforce.helpers import occupancy, required, rows, state_ms, wait
+
+CFG: dict[str, Any] = {
+    "windows": ["1m", "5m"],
+    "ingest": {"allowed_lateness": 5},
+    "channels": {
+        "voice": {"answer_seconds": 20, "service_level_target": 0.8, "queues": ["billing", "tech"]},
+        "chat": {"answer_seconds": 60, "service_level_target": 0.9, "queues": ["sales"]},
+        "email": {"first_response_seconds": 3600, "queues": ["default"]},
+    },
+}
+WINDOWS = {"1m": 60, "5m": 300}
+LIVE = {"voice": ("billing", "tech"), "chat": ("sales",)}
+QUEUES = {**LIVE, "email": ("default",)}
+AGENTS = ("a1", "a2", "a3")
+STATES = ("available", "busy", "after_call_work", "break", "offline")
+GAPS_MS = (0, 0, 1, 250, 999, 1000, 1500, 4000, 20_000, 70_000)
+DELAYS_MS = (0, 0, 0, 0, 1, 999, 1000, 4999)  # below the allowed lateness (5 s)
+LATER_S = (0.0, 0.001, 0.999, 1.0, 30.0, 61.0, 299.5, 400.0)
+
+
+@dataclass
+class Sent:
+    """One event of a stream: its time (ms after T0), when it arrives, and its JSON fields."""
+
+    ms: int
+    arrival: int
+    seq: int
+    fields: dict[str, Any]
+
+
+@dataclass
+class Case:
+    events: list[Sent]
+    later: list[float]
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> Case:
+    """Agent states and contacts (queued, answered by an agent or not, ended or abandoned)."""
+    events: list[Sent] = []
+    t = 0
+    open_contacts: list[tuple[str, str, int]] = []  # (contact, answered by, arrival of last)
+    waiting: list[tuple[str, int]] = []  # (contact, arrival of its queued)
+    n = draw(st.integers(1, 80))
+
+    def add(ms: int, fields: dict[str, Any], after: int = 0) -> int:
+        arrival = max(ms + draw(st.sampled_from(DELAYS_MS)), after)
+        events.append(Sent(ms, arrival, len(events), fields))
+        return arrival
+
+    for i in range(n):
+        t += draw(st.sampled_from(GAPS_MS))
+        action = draw(
+            st.sampled_from(("state", "state", "state", "queue", "answer", "end", "abandon"))
+        )
+        channel = draw(st.sampled_from(tuple(LIVE)))
+        if action == "state":
+            channel = draw(st.sampled_from((*LIVE, "email")))  # a ticket channel has agents too
+            fields: dict[str, Any] = {
+                "type": "agent.state",
+                "channel": channel,
+                "agent_id": draw(st.sampled_from(AGENTS)),
+                "state": draw(st.sampled_from(STATES)),
+            }
+            if draw(st.booleans()):
+                fields["queues"] = list(QUEUES[channel][: draw(st.integers(1, 2))])
+            add(t, fields)
+        elif action == "queue":
+            contact = f"c{i}"
+            fields = {
+                "type": "contact.queued",
+                "channel": channel,
+                "queue": draw(st.sampled_from(LIVE[channel])),
+                "contact_id": contact,
+            }
+            waiting.append((contact, add(t, fields)))
+        elif action == "answer" and waiting:
+            contact, after = waiting.pop(draw(st.integers(0, len(waiting) - 1)))
+            agent = draw(st.sampled_from((*AGENTS, None)))
+            # the answer's own channel is not used: the contact's (queued) channel is
+            fields = {
+                "type": "contact.answered",
+                "channel": draw(st.sampled_from(tuple(LIVE))),
+                "contact_id": contact,
+            }
+            if agent is not None:
+                fields["agent_id"] = agent
+            open_contacts.append((contact, agent or "", add(t, fields, after)))
+        elif action == "end" and open_contacts:
+            contact, _, after = open_contacts.pop(draw(st.integers(0, len(open_contacts) - 1)))
+            fields = {"type": "contact.ended", "channel": channel, "contact_id": contact}
+            add(t, fields, after)
+        elif action == "abandon" and waiting:
+            contact, after = waiting.pop(draw(st.integers(0, len(waiting) - 1)))
+            fields = {"type": "contact.abandoned", "channel": channel, "contact_id": contact}
+            add(t, fields, after)
+    events.sort(key=lambda e: (e.arrival, e.seq))
+    later = sorted(set(draw(st.lists(st.sampled_from(LATER_S), max_size=3))))
+    return Case(events, later)
+
+
+# ------------------------------------------------------------------ the model
+
+
+@dataclass
+class Agent:
+    state: str
+    since: int
+    changes: list[tuple[int, str]]
+    implied: bool = False
+    talking: set[str] = field(default_factory=set)
+    handled: int = 0
+
+
+@dataclass
+class Contact:
+    channel: str
+    queue: str
+    queued: int
+    answered: int | None = None
+    agent: str | None = None
+
+
+@dataclass
+class Model:
+    agents: dict[tuple[str, str], Agent] = field(default_factory=dict)
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    queued: list[tuple[str, str, int]] = field(default_factory=list)  # channel, queue, ms
+    ended: list[tuple[str, int, int]] = field(default_factory=list)  # channel, ended, talk ms
+
+    def change(self, key: tuple[str, str], state: str, ms: int) -> None:
+        agent = self.agents.get(key)
+        if agent is None:
+            self.agents[key] = Agent(state, ms, [(ms, state)])
+            return
+        agent.state, agent.since = state, ms
+        agent.changes.append((ms, state))
+
+    def apply(self, fields: dict[str, Any], ms: int) -> None:
+        kind = fields["type"]
+        if kind == "agent.state":
+            key = (fields["channel"], fields["agent_id"])
+            agent = self.agents.get(key)
+            if agent is not None and ms < agent.since:
+                return  # superseded
+            self.change(key, fields["state"], ms)
+            agent = self.agents[key]
+            agent.implied, agent.talking = False, set()
+        elif kind == "contact.queued":
+            contact = Contact(fields["channel"], fields["queue"], ms)
+            self.contacts[fields["contact_id"]] = contact
+            self.queued.append((contact.channel, contact.queue, ms))
+        elif kind == "contact.answered":
+            self.answered(fields, ms)
+        elif kind == "contact.ended":
+            self.end(fields["contact_id"], ms)
+        else:
+            del self.contacts[fields["contact_id"]]
+
+    def answered(self, fields: dict[str, Any], ms: int) -> None:
+        contact_id = fields["contact_id"]
+        contact = self.contacts[contact_id]
+        contact.answered = ms
+        if "agent_id" not in fields:
+            return
+        contact.agent = fields["agent_id"]
+        key = (contact.channel, contact.agent)
+        agent = self.agents.get(key)
+        if agent is None:
+            self.change(key, "busy", ms)
+            agent = self.agents[key]
+        elif ms < agent.since:
+            return  # superseded: the contact does not keep the agent busy
+        elif agent.state == "busy":
+            if agent.implied:
+                agent.talking.add(contact_id)
+            return  # busy through an agent.state: its source sends the states
+        else:
+            self.change(key, "busy", ms)
+        agent.implied = True
+        agent.talking = {contact_id}
+
+    def end(self, contact_id: str, ms: int) -> None:
+        contact = self.contacts.pop(contact_id)
+        assert contact.answered is not None
+        self.ended.append((contact.channel, ms, ms - contact.answered))
+        if contact.agent is None:
+            return
+        agent = self.agents[contact.channel, contact.agent]
+        agent.handled += 1
+        if not agent.implied or contact_id not in agent.talking:
+            return
+        agent.talking.discard(contact_id)
+        if agent.talking:
+            return
+        agent.implied = False
+        if ms >= agent.since:
+            self.change((contact.channel, contact.agent), "available", ms)
+
+    # -------------------------------------------------------------- the rows
+
+    def expected(self, now_ms: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every workforce row at clock ``now_ms`` (ms after T0; the clock started at T0)."""
+        out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        edge = now_ms // 1000 * 1000  # agent time is accrued up to the clock's whole second
+        seen = {channel for channel, _ in self.agents}
+        for channel in sorted(seen):
+            mine = {a: ag for (c, a), ag in self.agents.items() if c == channel}
+            for state in STATES:
+                count = sum(ag.state == state for ag in mine.values())
+                out["support_agents", (("channel", channel), ("state", state))] = count
+            changes = {a: ag.changes for a, ag in mine.items()}
+            ms = {
+                w: state_ms(changes, max(0, edge - s * 1000), edge, edge)
+                for w, s in WINDOWS.items()
+            }
+            for w in WINDOWS:
+                out["support_occupancy_ratio", (("channel", channel), ("window", w))] = occupancy(
+                    ms[w]
+                )
+            staffed = sum(ag.state in ("available", "busy") for ag in mine.values())
+            for queue in LIVE.get(channel, ()):  # staffing rows on live channels only
+                required_n, wait_s = self.staffing(channel, queue, now_ms, ms, staffed)
+                labels = (("channel", channel), ("queue", queue))
+                out["support_agents_required", labels] = required_n
+                out["support_estimated_wait_seconds", labels] = wait_s
+        return out
+
+    def staffing(
+        self,
+        channel: str,
+        queue: str,
+        now_ms: int,
+        ms: dict[str, dict[str, int]],
+        staffed: int,
+    ) -> tuple[float, float]:
+        cut = now_ms // 1000 * 1000
+        shortest = min(WINDOWS, key=WINDOWS.__getitem__)
+        arrivals = sum(
+            c == channel and q == queue and cut - WINDOWS[shortest] * 1000 < t <= now_ms
+            for c, q, t in self.queued
+        )
+        if arrivals == 0:
+            return 0.0, 0.0
+        rate = arrivals / WINDOWS[shortest]
+        handle = math.nan
+        for w in sorted(WINDOWS, key=WINDOWS.__getitem__):
+            lo = cut - WINDOWS[w] * 1000
+            ended = [talk for c, t, talk in self.ended if c == channel and lo < t <= now_ms]
+            if ended:
+                handle = (sum(ended) + ms[w]["after_call_work"]) / len(ended) / 1000
+                break
+        if not handle > 0:  # unknown, or every contact ended at its answer: no model
+            return math.nan, math.nan
+        traffic = rate * handle
+        answer = float(CFG["channels"][channel]["answer_seconds"])
+        level = float(CFG["channels"][channel]["service_level_target"])
+        return float(required(traffic, handle, answer, level)), wait(staffed, traffic, handle)
+
+
+def _same(got: float, want: float) -> bool:
+    if math.isnan(want) or math.isinf(want):
+        return math.isnan(got) if math.isnan(want) else got == want
+    return got == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def check(case: Case) -> None:
+    engine = Engine(parse_settings(CFG))
+    stats = DaemonStats()
+    pipeline = Pipeline(engine, stats, event_clock=True, log_burst=0)
+    model = Model()
+    start = {"event_id": "clock", "type": "contact.queued", "ts": iso(T0), "channel": "chat"}
+    start |= {"contact_id": "clock", "queue": "sales"}  # starts the clock (and its second) at T0
+    pipeline.process("test", Delivery(json.dumps(start).encode(), "line:0"))
+    model.apply(start, 0)
+    for i, sent in enumerate(case.events):
+        event = {"event_id": f"e{sent.seq}", "ts": iso(T0 + sent.ms / 1000), **sent.fields}
+        pipeline.process("test", Delivery(json.dumps(event).encode(), f"line:{i + 1}"))
+        model.apply(sent.fields, sent.ms)
+    assert sum(stats.rejected.values()) == 0, stats.rejected
+    last = max((s.ms for s in case.events), default=0)
+    for later in (None, *case.later):
+        now_ms = last if later is None else last + round(later * 1000)
+        engine.flush(None if later is None else T0 + now_ms / 1000)
+        got = rows(engine)
+        want = model.expected(now_ms)
+        assert got.keys() == want.keys()
+        wrong = {k: (got[k], v) for k, v in want.items() if not _same(got[k], v)}
+        assert not wrong, (now_ms, wrong)
+        for (channel, agent_id), agent in model.agents.items():
+            assert engine.workforce.agents[channel, agent_id].handled == agent.handled
+
+
+def _sent(ms: int, arrival: int, fields: dict[str, Any]) -> Sent:
+    return Sent(ms, arrival, arrival, fields)
+
+
+def _answer(contact: str, agent: str) -> dict[str, Any]:
+    return {"type": "contact.answered", "channel": "chat", "contact_id": contact, "agent_id": agent}
+
+
+def _queue(contact: str) -> dict[str, Any]:
+    return {"type": "contact.queued", "channel": "chat", "queue": "sales", "contact_id": contact}
+
+
+def _end(contact: str) -> dict[str, Any]:
+    return {"type": "contact.ended", "channel": "chat", "contact_id": contact}
+
+
+# An agent's first chat (answered at 2 s) arrives after its second (answered at 3 s): that
+# answer is superseded, so its end at 4 s must not make the agent available while the second
+# chat goes on until 9 s.
+SUPERSEDED_ANSWER_THEN_ITS_END = Case(
+    [
+        _sent(1000, 1000, _queue("x1")),
+        _sent(1000, 1001, _queue("x2")),
+        _sent(3000, 3000, _answer("x2", "a1")),
+        _sent(2000, 3001, _answer("x1", "a1")),
+        _sent(4000, 4000, _end("x1")),
+        _sent(9000, 9000, _end("x2")),
+    ],
+    [0.0, 61.0],
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+@example(SUPERSEDED_ANSWER_THEN_ITS_END)
+def test_workforce_equals_reference(case: Case) -> None:
+    check(case)
