@@ -295,6 +295,13 @@ class SlidingWindows:
     def total(self, window: str) -> Agg:
         return self.totals[self.names.index(window)]
 
+    def today_since(self, edge: int) -> float:
+        """Where the today window starts once the windows are at ``edge`` (the latest day start
+        at or before it); ``inf`` without a today window."""
+        if self._today < 0 or self._day_start is None:
+            return math.inf
+        return self._day_start(edge)
+
     def targets(self, ts: float) -> list[Agg]:
         """The aggregates an outcome at ``ts`` must be added to (its bucket and open windows)."""
         key = math.ceil(ts)

@@ -16,7 +16,9 @@ event that is still the agent's newest) moves the time ``(ts, accrued]`` from th
 the new one in the buckets still held by a window, and changes ``rate`` at once. So the buckets
 equal what the events in ``ts`` order would have given, to the millisecond. Cost: O(channels)
 per second plus O(log n) per state change; a jump of the clock writes at most the longest
-window's seconds per channel.
+window's seconds per channel. The agent time of the seconds a jump passes over before those
+(none of the sliding windows holds them at its end, the today window may) goes into one bucket,
+the last of them, which the sliding windows drop as they slide to the end of the jump.
 
 **Arrivals** per (channel, queue) for the staffing model are counted in one-second buckets under
 ``ceil(ts)``, exactly as the window ``queued`` counts, over the shortest window only: the buckets
@@ -40,7 +42,7 @@ from support_monitor.monitor.events import AgentState, Reject
 if TYPE_CHECKING:
     from support_monitor.monitor.config import Settings
     from support_monitor.monitor.engine.state import ChannelRuntime
-    from support_monitor.monitor.engine.windows import Agg
+    from support_monitor.monitor.engine.windows import Agg, SlidingWindows
 
 AGENT_STATES = ("available", "busy", "after_call_work", "break", "offline")
 """State names by index; the first three are the timed states of occupancy."""
@@ -325,10 +327,11 @@ class Workforce:
         if end <= accrued:
             return
         start = max(int(accrued), end - self._max_width)
+        skipped = int(accrued)  # < start: a jump whose first seconds no sliding window holds
         channels = self.channels
         for name, cw in self.by_channel.items():
             if cw.sched:
-                self._accrue_channel(name, cw, start, end)
+                self._accrue_channel(name, cw, skipped, start, end)
                 continue
             available, busy, acw = cw.rate
             if not (available or busy or acw):
@@ -336,22 +339,22 @@ class Workforce:
             if end == start + 1:  # the usual one second, with no change in it: rate x 1000 ms
                 channels[name].windows.add_agent_ms(end, available * 1000, busy * 1000, acw * 1000)
             else:
-                self._accrue_channel(name, cw, start, end)
+                self._accrue_channel(name, cw, skipped, start, end)
         self.accrued = float(end)
         self._slide_arrivals(end)
         if self._offline:
             self._forget_offline(end - self.retention)
 
-    def _accrue_channel(self, name: str, cw: _ChannelAgents, start: int, end: int) -> None:
-        """Write the seconds ``start + 1 .. end`` of one channel (changes before them only move
-        the rate)."""
+    def _accrue_channel(
+        self, name: str, cw: _ChannelAgents, skipped: int, start: int, end: int
+    ) -> None:
+        """Write the seconds ``start + 1 .. end`` of one channel, and the agent time of the
+        seconds ``skipped + 1 .. start`` that a jump of the clock passed over (no sliding
+        window holds them at ``end``) as far as the today window holds it."""
+        windows = self.channels[name].windows
+        self._skip(cw, windows, skipped, start, windows.today_since(end))
         rate = cw.rate
         sched = cw.sched
-        limit = start * 1000
-        while sched and sched[0][0] <= limit:
-            _, _, old, new = heapq.heappop(sched)
-            self._rate(cw, old, new)
-        windows = self.channels[name].windows
         for k in range(start + 1, end + 1):
             hi = k * 1000
             ms = [rate[AVAILABLE] * 1000, rate[BUSY] * 1000, rate[ACW] * 1000]
@@ -366,6 +369,33 @@ class Workforce:
             avail, busy, acw = ms
             if avail or busy or acw:
                 windows.add_agent_ms(k, avail, busy, acw)
+
+    def _skip(
+        self, cw: _ChannelAgents, windows: SlidingWindows, skipped: int, start: int, today: float
+    ) -> None:
+        """Apply the changes stamped up to second ``start`` to the rate. The agent time of the
+        seconds ``skipped + 1 .. start`` after ``today`` (the today window's start) goes into
+        bucket ``start`` at once: the sliding windows drop that bucket as they slide to the end
+        of the jump, and the today window keeps it (also when it restarts there, from the
+        buckets after its day start)."""
+        rate = cw.rate
+        sched = cw.sched
+        limit = start * 1000
+        lo = limit if math.isinf(today) else max(skipped * 1000, round(today * 1000))
+        ms = [0, 0, 0]
+        t = skipped * 1000
+        while sched and sched[0][0] <= limit:
+            t_ms, _, old, new = heapq.heappop(sched)
+            if t_ms > lo:
+                span = t_ms - max(t, lo)
+                ms = [ms[i] + rate[i] * span for i in range(TIMED)]
+            t = t_ms
+            self._rate(cw, old, new)
+        if limit > lo:
+            span = limit - max(t, lo)
+            ms = [ms[i] + rate[i] * span for i in range(TIMED)]
+        if any(ms):
+            windows.add_agent_ms(start, ms[AVAILABLE], ms[BUSY], ms[ACW])
 
     def _slide_arrivals(self, end: int) -> None:
         """Drop the arrival buckets with a key <= the new cut, visiting only the queues that

@@ -59,3 +59,36 @@ def test_replay_prints_the_workforce_families(tmp_path: Path) -> None:
     assert not any(
         name.startswith("support_agents") and ("channel", "chat") in labels for name, labels in got
     )
+
+
+def test_today_occupancy_after_a_quiet_gap_the_replay_jumps(tmp_path: Path) -> None:
+    """a1 busy from 09:00:00, available from 09:06:40, replayed to 15:00 (``--until``): the road
+    jumps over most of the quiet hours, more than the longest sliding window (5m) at once.
+    The today window (from 09:05) holds busy 09:05-09:06:40 = 100 s and available
+    09:06:40-15:00 = 21,200 s. Before 2026-12-02 the seconds of the jump that no sliding
+    window held were left out of it (0.008)."""
+    cfg = {
+        "windows": ["1m", "5m", "today"],
+        "timezone": "UTC",
+        "day_starts_at": "09:05",
+        "channels": {"voice": CONFIG["channels"]["voice"]},
+    }
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    s = Stream()
+    s.add("agent.state", 0.0, "voice", agent_id="a1", state="busy")
+    s.add("agent.state", 400.0, "voice", agent_id="a1", state="available")
+    events = tmp_path / "events.jsonl"
+    events.write_text(s.text(), encoding="utf-8")
+    until = "2026-03-02T15:00:00Z"  # T0 is 09:00 UTC
+    command = [sys.executable, "-m", "support_monitor", "replay", str(events)]
+    out = subprocess.run(
+        [*command, "--config", str(config), "--until", until],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    got = samples(out)
+    today = ("support_occupancy_ratio", (("channel", "voice"), ("window", "today")))
+    assert got[today] == pytest.approx(100 / 21_300, rel=1e-12)

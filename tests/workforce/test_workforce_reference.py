@@ -30,7 +30,9 @@ from tests.support import T0, iso
 from tests.workforce.helpers import occupancy, required, rows, state_ms, wait
 
 CFG: dict[str, Any] = {
-    "windows": ["1m", "5m"],
+    "windows": ["1m", "5m", "today"],
+    "timezone": "UTC",
+    "day_starts_at": "09:05",  # T0 is 09:00: the day starts 300 s into the streams
     "ingest": {"allowed_lateness": 5},
     "channels": {
         "voice": {"answer_seconds": 20, "service_level_target": 0.8, "queues": ["billing", "tech"]},
@@ -38,12 +40,15 @@ CFG: dict[str, Any] = {
         "email": {"first_response_seconds": 3600, "queues": ["default"]},
     },
 }
-WINDOWS = {"1m": 60, "5m": 300}
+WINDOWS = {"1m": 60, "5m": 300, "today": 25 * 3600}
+"""Spans in seconds; ``today`` sorts last (as the engine's 25 h bound) in the handle time's
+fallback from the shortest window to the longer ones."""
+DAY_START_MS = 300_000
 LIVE = {"voice": ("billing", "tech"), "chat": ("sales",)}
 QUEUES = {**LIVE, "email": ("default",)}
 AGENTS = ("a1", "a2", "a3")
 STATES = ("available", "busy", "after_call_work", "break", "offline")
-GAPS_MS = (0, 0, 1, 250, 999, 1000, 1500, 4000, 20_000, 70_000)
+GAPS_MS = (0, 0, 1, 250, 999, 1000, 1500, 4000, 20_000, 70_000, 299_999, 400_000)
 DELAYS_MS = (0, 0, 0, 0, 1, 999, 1000, 4999)  # below the allowed lateness (5 s)
 LATER_S = (0.0, 0.001, 0.999, 1.0, 30.0, 61.0, 299.5, 400.0)
 
@@ -229,21 +234,23 @@ class Model:
 
     # -------------------------------------------------------------- the rows
 
+    def agent_ms(self, channel: str, now_ms: int) -> dict[str, dict[str, int]]:
+        """Per window: agent-ms of each timed state of ``channel``'s agents at clock ``now_ms``
+        (ms after T0; the clock started at T0), accrued up to the clock's whole second."""
+        edge = now_ms // 1000 * 1000
+        changes = {a: ag.changes for (c, a), ag in self.agents.items() if c == channel}
+        return {w: state_ms(changes, max(0, _lo(w, now_ms)), edge, edge) for w in WINDOWS}
+
     def expected(self, now_ms: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Every workforce row at clock ``now_ms`` (ms after T0; the clock started at T0)."""
+        """Every workforce row at clock ``now_ms``."""
         out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        edge = now_ms // 1000 * 1000  # agent time is accrued up to the clock's whole second
         seen = {channel for channel, _ in self.agents}
         for channel in sorted(seen):
             mine = {a: ag for (c, a), ag in self.agents.items() if c == channel}
             for state in STATES:
                 count = sum(ag.state == state for ag in mine.values())
                 out["support_agents", (("channel", channel), ("state", state))] = count
-            changes = {a: ag.changes for a, ag in mine.items()}
-            ms = {
-                w: state_ms(changes, max(0, edge - s * 1000), edge, edge)
-                for w, s in WINDOWS.items()
-            }
+            ms = self.agent_ms(channel, now_ms)
             for w in WINDOWS:
                 out["support_occupancy_ratio", (("channel", channel), ("window", w))] = occupancy(
                     ms[w]
@@ -264,10 +271,9 @@ class Model:
         ms: dict[str, dict[str, int]],
         staffed: int,
     ) -> tuple[float, float]:
-        cut = now_ms // 1000 * 1000
         shortest = min(WINDOWS, key=WINDOWS.__getitem__)
         arrivals = sum(
-            c == channel and q == queue and cut - WINDOWS[shortest] * 1000 < t <= now_ms
+            c == channel and q == queue and _lo(shortest, now_ms) < t <= now_ms
             for c, q, t in self.queued
         )
         if arrivals == 0:
@@ -275,7 +281,7 @@ class Model:
         rate = arrivals / WINDOWS[shortest]
         handle = math.nan
         for w in sorted(WINDOWS, key=WINDOWS.__getitem__):
-            lo = cut - WINDOWS[w] * 1000
+            lo = _lo(w, now_ms)
             ended = [talk for c, t, talk in self.ended if c == channel and lo < t <= now_ms]
             if ended:
                 handle = (sum(ended) + ms[w]["after_call_work"]) / len(ended) / 1000
@@ -286,6 +292,14 @@ class Model:
         answer = float(CFG["channels"][channel]["answer_seconds"])
         level = float(CFG["channels"][channel]["service_level_target"])
         return float(required(traffic, handle, answer, level)), wait(staffed, traffic, handle)
+
+
+def _lo(window: str, now_ms: int) -> int:
+    """A window holds (lo, now]: the sliding ones from the clock's whole second back, ``today``
+    from the latest day start at or before the clock (ms after T0)."""
+    if window == "today":
+        return DAY_START_MS if now_ms >= DAY_START_MS else DAY_START_MS - 86_400_000
+    return now_ms // 1000 * 1000 - WINDOWS[window] * 1000
 
 
 def _same(got: float, want: float) -> bool:
@@ -319,6 +333,16 @@ def check(case: Case) -> None:
         assert not wrong, (now_ms, wrong)
         for (channel, agent_id), agent in model.agents.items():
             assert engine.workforce.agents[channel, agent_id].handled == agent.handled
+        for channel in CFG["channels"]:
+            want_ms = model.agent_ms(channel, now_ms)
+            for w in WINDOWS:
+                total = engine.channels[channel].windows.total(w)
+                got_ms = {
+                    "available": total.agent_available_ms,
+                    "busy": total.agent_busy_ms,
+                    "after_call_work": total.agent_acw_ms,
+                }
+                assert got_ms == want_ms[w], (now_ms, channel, w)
 
 
 def _sent(ms: int, arrival: int, fields: dict[str, Any]) -> Sent:
@@ -353,8 +377,29 @@ SUPERSEDED_ANSWER_THEN_ITS_END = Case(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _state(agent: str, state: str) -> dict[str, Any]:
+    return {"type": "agent.state", "channel": "voice", "agent_id": agent, "state": state}
+
+
+# The clock jumps from 400 s to 800 s, more than the longest sliding window (5m): the seconds
+# 401-500 are in no sliding window at 800 s, but in the today window (from 300 s); they were
+# not counted in it.
+A_JUMP_WITHIN_THE_DAY = Case(
+    [_sent(0, 0, _state("a1", "busy")), _sent(400_000, 400_000, _state("a1", "available"))],
+    [400.0],
+)
+# The same jump from 250 s over the day start (300 s): the today window restarts there and
+# holds 301-800 s, of which 301-500 s only it.
+A_JUMP_OVER_THE_DAY_START = Case(
+    [_sent(0, 0, _state("a1", "busy")), _sent(250_000, 250_000, _state("a1", "available"))],
+    [550.0],
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 @example(SUPERSEDED_ANSWER_THEN_ITS_END)
+@example(A_JUMP_WITHIN_THE_DAY)
+@example(A_JUMP_OVER_THE_DAY_START)
 def test_workforce_equals_reference(case: Case) -> None:
     check(case)
