@@ -1013,12 +1013,30 @@ class Engine:
                     waiting.append(held_one)
                 elif reason is None:
                     self._applied(token, event)
-                else:
+                elif not self._held_for_its_item(event, ts, token, reason, final=final):
                     self._defer(event, token, reason)
             if len(waiting) == len(taking):
                 return waiting
             taking = waiting
         return []
+
+    def _held_for_its_item(
+        self, event: Event, ts: float, token: object, reason: Reject, *, final: bool
+    ) -> bool:
+        """A held outcome tried again found its item gone (a contact closed by the outcome
+        held before it): within the lateness it is held for its item to open, as it would have
+        been had it arrived now, and not refused at once (so a redelivery of it meanwhile is
+        a duplicate, as in ``ts`` order). ``held_last`` stays as it was: it speaks of the
+        event being applied, not of this one."""
+        if final or not (reason is Reject.UNKNOWN_CONTACT or reason is Reject.UNKNOWN_TICKET):
+            return False
+        key = _item_key(event)
+        if key is None or not self._may_wait(ts):
+            return False
+        held_last = self.held_last
+        held = self._hold(key, event, ts, token, reason) is None
+        self.held_last = held_last
+        return held
 
     def _queue(self, ch: ChannelRuntime, name: str) -> QueueState | None:
         q = ch.queues.get(name)

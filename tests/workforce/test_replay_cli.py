@@ -12,6 +12,23 @@ import yaml
 from tests.support import CONFIG, Stream, samples
 
 
+def _replay(
+    tmp_path: Path, stream: Stream, config: Path, *args: str
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples ``support-monitor replay`` prints for ``stream`` (the console script)."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(stream.text(), encoding="utf-8")
+    command = [sys.executable, "-m", "support_monitor", "replay", str(events)]
+    out = subprocess.run(
+        [*command, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return samples(out)
+
+
 def test_replay_prints_the_workforce_families(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
@@ -24,16 +41,7 @@ def test_replay_prints_the_workforce_families(tmp_path: Path) -> None:
     s.add("agent.state", 72.0, "voice", agent_id="a1", state="after_call_work")
     s.add("agent.state", 90.0, "voice", agent_id="a1", state="available")
     s.add("agent.state", 100.0, "voice", agent_id="a2", state="break")
-    events = tmp_path / "events.jsonl"
-    events.write_text(s.text(), encoding="utf-8")
-    out = subprocess.run(
-        [sys.executable, "-m", "support_monitor", "replay", str(events), "--config", str(config)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    got = samples(out)
+    got = _replay(tmp_path, s, config)
     v = {"channel": "voice"}
 
     def value(name: str, **labels: str) -> float:
@@ -78,17 +86,6 @@ def test_today_occupancy_after_a_quiet_gap_the_replay_jumps(tmp_path: Path) -> N
     s = Stream()
     s.add("agent.state", 0.0, "voice", agent_id="a1", state="busy")
     s.add("agent.state", 400.0, "voice", agent_id="a1", state="available")
-    events = tmp_path / "events.jsonl"
-    events.write_text(s.text(), encoding="utf-8")
-    until = "2026-03-02T15:00:00Z"  # T0 is 09:00 UTC
-    command = [sys.executable, "-m", "support_monitor", "replay", str(events)]
-    out = subprocess.run(
-        [*command, "--config", str(config), "--until", until],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    got = samples(out)
+    got = _replay(tmp_path, s, config, "--until", "2026-03-02T15:00:00Z")  # T0 is 09:00 UTC
     today = ("support_occupancy_ratio", (("channel", "voice"), ("window", "today")))
     assert got[today] == pytest.approx(100 / 21_300, rel=1e-12)

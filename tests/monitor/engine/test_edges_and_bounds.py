@@ -332,7 +332,13 @@ def test_held_outcome_refused_when_applied_is_a_deferred_reject() -> None:
         engine.apply(*_ev("contact.queued", 10, channel="voice", queue="billing", contact_id="c1"))
         is None
     )
-    # applied in ts order: abandoned at 12 closes the contact, the answer at 13 finds none
+    # applied in ts order: abandoned at 12 closes the contact, the answer at 13 finds none; it
+    # waits for its contact as a new arrival would, until the watermark passes it
+    assert engine.take_expired_early() == []
+    assert engine.early_outcomes_held == 1
+    engine.advance(T0 + 13 + engine.lateness)
+    assert engine.take_expired_early() == []  # the watermark is at 13, not past it
+    engine.advance(T0 + 13.001 + engine.lateness)
     assert engine.take_expired_early() == [("answered", Reject.UNKNOWN_CONTACT)]
     assert value(engine, "support_contacts_abandoned_total", **V) == 1
     assert value(engine, "support_contacts_answered_total", **V) == 0
