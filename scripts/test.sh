@@ -19,7 +19,7 @@ echo "== mypy tests (strict; test functions and fixtures may be unannotated)"
 .venv/bin/mypy tests
 echo "== pytest"
 # --durations: the slowest tests, so CI time stays visible (the limit is 90 minutes).
-# SUPPORT_MONITOR_HYPOTHESIS=ci: the property-based tests draw the same examples every run
+# HYPOTHESIS_PROFILE=ci: the property-based tests draw the same examples every run
 # (tests/conftest.py); explore new ones with --hypothesis-seed=N.
-SUPPORT_MONITOR_REQUIRE_SERVICES=1 SUPPORT_MONITOR_HYPOTHESIS=ci \
+SUPPORT_MONITOR_REQUIRE_SERVICES=1 HYPOTHESIS_PROFILE=ci \
   .venv/bin/pytest --durations=25 "$@"
