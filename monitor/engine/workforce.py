@@ -352,7 +352,9 @@ class Workforce:
         seconds ``skipped + 1 .. start`` that a jump of the clock passed over (no sliding
         window holds them at ``end``) as far as the today window holds it."""
         windows = self.channels[name].windows
-        self._skip(cw, windows, skipped, start, windows.today_since(end))
+        # the today window's start only matters after a jump (a zoneinfo call per second else)
+        today = windows.today_since(end) if skipped < start else math.inf
+        self._skip(cw, windows, skipped, start, today)
         rate = cw.rate
         sched = cw.sched
         for k in range(start + 1, end + 1):
