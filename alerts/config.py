@@ -234,8 +234,8 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "arrive well above the usual rate for this hour of the week. Queues: "
                 "{queue_now}; answer target {answer_seconds:dur}." + _SINCE,
                 (
-                    "{channel}: backlog no longer building up, {waiting:.0f} waiting now; lasted "
-                    "{duration}"
+                    "{channel}: resolved, backlog no longer building up, {waiting:.0f} waiting "
+                    "now; lasted {duration}"
                 ),
                 _RESOLVED + "Queues: {queue_now}; oldest wait {oldest_wait:dur} of "
                 "{answer_seconds:dur} allowed.",
@@ -275,7 +275,7 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "{score:.0f} in the last {window_short} where about {expected:.1f} are usual "
                 "for this hour of the week." + _SINCE,
                 (
-                    "{channel}: complaints{category_phrase} back to {value_now:.0f} in "
+                    "{channel}: resolved, complaints{category_phrase} now {value_now:.0f} in "
                     "{window_short} (about {expected:.1f} usual); lasted {duration}"
                 ),
                 _RESOLVED + "Complaints{category_phrase} in the last {window_short} now: "
@@ -297,8 +297,8 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "show it). Service level {sl_long:.0%} over {window_long} (target "
                 "{target:.0%}). Queues: {queue_now}." + _SINCE,
                 (
-                    "{channel}: abandoned contacts back to {value_now:.0%} over {window_long}; "
-                    "lasted {duration}"
+                    "{channel}: resolved, abandoned contacts now {value_now:.0%} over "
+                    "{window_long} (limit {threshold:.0%}); lasted {duration}"
                 ),
                 _RESOLVED + "{value_now:.1%} of contacts abandoned over the last "
                 "{window_long} now (limit {threshold:.0%}); service level {sl_long:.0%} "
@@ -320,8 +320,8 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "(pages below {threshold:.0%} once enough ratings show it, or when unsatisfied "
                 "ratings run well above their usual share)." + _SINCE,
                 (
-                    "{channel}: customer satisfaction back to {value_now:.0%} over {window_long}; "
-                    "lasted {duration}"
+                    "{channel}: resolved, customer satisfaction now {value_now:.0%} over "
+                    "{window_long} (floor {threshold:.0%}); lasted {duration}"
                 ),
                 _RESOLVED + "{value_now:.1%} of the {ratings_long:.0f} ratings over the last "
                 "{window_long} are satisfied now (floor {threshold:.0%}).",
@@ -338,8 +338,8 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "({score:.0%} of sessions resolved by the bot, usually {expected:.0%} at this "
                 "hour of the week): expect the live queues to surge." + _SINCE,
                 (
-                    "{channel}: the bot resolves {value_now:.0%} of sessions again (usually "
-                    "{expected:.0%}); lasted {duration}"
+                    "{channel}: resolved, the bot resolves {value_now:.0%} of sessions now "
+                    "(usually {expected:.0%}); lasted {duration}"
                 ),
                 _RESOLVED + "{value_now:.0%} of bot sessions resolved by the bot now, usually "
                 "{expected:.0%}.",
@@ -356,7 +356,7 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "of the week: {score:.0%} of scored conversations, usually {expected:.0%}."
                 + _SINCE,
                 (
-                    "{channel}: negative conversations back to {value_now:.0%} (usually "
+                    "{channel}: resolved, negative conversations now {value_now:.0%} (usually "
                     "{expected:.0%}); lasted {duration}"
                 ),
                 _RESOLVED + "{value_now:.0%} of scored conversations negative now, usually "
@@ -374,8 +374,8 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "for this hour of the week: {score:.0%} of answers, usually {expected:.0%}."
                 + _SINCE,
                 (
-                    "{channel}: detractors back to {value_now:.0%} of survey answers (usually "
-                    "{expected:.0%}); lasted {duration}"
+                    "{channel}: resolved, detractors now {value_now:.0%} of survey answers "
+                    "(usually {expected:.0%}); lasted {duration}"
                 ),
                 _RESOLVED + "{value_now:.0%} of survey answers from detractors now, usually "
                 "{expected:.0%}.",
@@ -391,10 +391,7 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "Erlang C says {channel} needs {expected:.0f} agents to reach its service-level "
                 "target ({target:.0%} within {answer_seconds:dur}); {score:.0f} are available, "
                 "busy or in after-call work. Queues: {queue_now}." + _SINCE,
-                (
-                    "{channel}: staffing recovered, {value_now:.0f} agents on the queue now; "
-                    "lasted {duration}"
-                ),
+                "{channel}: resolved, {value_now:.0f} agents on the queue now; lasted {duration}",
                 _RESOLVED + "{value_now:.0f} agents available, busy or in after-call work now; "
                 "queues: {queue_now}.",
             ),
@@ -414,7 +411,7 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "{score:dur} (warns above {threshold:dur}; answer target {expected:dur}). "
                 "Queues: {queue_now}." + _SINCE,
                 (
-                    "{channel}: estimated wait back to {value_now:dur} (answer target "
+                    "{channel}: resolved, estimated wait now {value_now:dur} (answer target "
                     "{expected:dur}); lasted {duration}"
                 ),
                 _RESOLVED + "A contact arriving now waits about {value_now:dur} on average "

@@ -30,6 +30,7 @@ R = E + 60 + keep_firing_for, having lasted R - (E - for).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -138,7 +139,7 @@ CASES = [
         "Contacts queue on voice faster than they are answered or abandoned, or arrive well "
         f"above the usual rate for this hour of the week. Queues: {QUEUES_AT_E}; answer target "
         "20s. Going on since 2026-03-02 00:55 UTC.",
-        "voice: backlog no longer building up, 0 waiting now; lasted 11m",
+        "voice: resolved, backlog no longer building up, 0 waiting now; lasted 11m",
         "Resolved after 11m (from 2026-03-02 00:55 UTC to 2026-03-02 01:06 UTC). Queues: nobody "
         "is waiting now; oldest wait 0s of 20s allowed.",
         release=300,
@@ -168,7 +169,7 @@ CASES = [
         "voice: 7 complaints about billing in 5m, about 1.5 usual",
         "Customers on voice complain far more than usual about billing: 7 in the last 5m where "
         "about 1.5 are usual for this hour of the week. Going on since 2026-03-02 01:00 UTC.",
-        "voice: complaints about billing back to 1 in 5m (about 1.5 usual); lasted 21m",
+        "voice: resolved, complaints about billing now 1 in 5m (about 1.5 usual); lasted 21m",
         "Resolved after 21m (from 2026-03-02 01:00 UTC to 2026-03-02 01:21 UTC). Complaints "
         "about billing in the last 5m now: 1, about 1.5 usual.",
     ),
@@ -180,7 +181,7 @@ CASES = [
         "25.0% of the contacts on voice over the last 1h left before an agent answered (pages "
         "above 20% once enough contacts show it). Service level 47% over 1h (target 80%). "
         f"Queues: {QUEUES_AT_E}. Going on since 2026-03-02 00:50 UTC.",
-        "voice: abandoned contacts back to 10% over 1h; lasted 21m",
+        "voice: resolved, abandoned contacts now 10% over 1h (limit 20%); lasted 21m",
         "Resolved after 21m (from 2026-03-02 00:50 UTC to 2026-03-02 01:11 UTC). 10.0% of "
         "contacts abandoned over the last 1h now (limit 20%); service level 56% (target 80%).",
     ),
@@ -194,7 +195,7 @@ CASES = [
         "this hour of the week (pages below 80% once enough ratings show it, or when "
         "unsatisfied ratings run well above their usual share). Going on since 2026-03-02 "
         "00:58 UTC.",
-        "email: customer satisfaction back to 90% over 1h; lasted 33m",
+        "email: resolved, customer satisfaction now 90% over 1h (floor 80%); lasted 33m",
         "Resolved after 33m (from 2026-03-02 00:58 UTC to 2026-03-02 01:31 UTC). 90.0% of the 0 "
         "ratings over the last 1h are satisfied now (floor 80%).",
     ),
@@ -206,7 +207,7 @@ CASES = [
         "The bot on chat hands far more customers to agents than usual (30% of sessions "
         "resolved by the bot, usually 70% at this hour of the week): expect the live queues to "
         "surge. Going on since 2026-03-02 00:59 UTC.",
-        "chat: the bot resolves 65% of sessions again (usually 70%); lasted 12m",
+        "chat: resolved, the bot resolves 65% of sessions now (usually 70%); lasted 12m",
         "Resolved after 12m (from 2026-03-02 00:59 UTC to 2026-03-02 01:11 UTC). 65% of bot "
         "sessions resolved by the bot now, usually 70%.",
     ),
@@ -217,7 +218,7 @@ CASES = [
         "chat: 40% of conversations negative, usually 10%",
         "Negative sentiment on chat is well above its usual level for this hour of the week: 40% "
         "of scored conversations, usually 10%. Going on since 2026-03-02 00:58 UTC.",
-        "chat: negative conversations back to 12% (usually 10%); lasted 18m",
+        "chat: resolved, negative conversations now 12% (usually 10%); lasted 18m",
         "Resolved after 18m (from 2026-03-02 00:58 UTC to 2026-03-02 01:16 UTC). 12% of scored "
         "conversations negative now, usually 10%.",
     ),
@@ -228,7 +229,7 @@ CASES = [
         "chat: 45% of survey answers are detractors, usually 20%",
         "Detractors (NPS answers 0-6) on chat are significantly more than usual for this hour "
         "of the week: 45% of answers, usually 20%. Going on since 2026-03-02 00:55 UTC.",
-        "chat: detractors back to 22% of survey answers (usually 20%); lasted 36m",
+        "chat: resolved, detractors now 22% of survey answers (usually 20%); lasted 36m",
         "Resolved after 36m (from 2026-03-02 00:55 UTC to 2026-03-02 01:31 UTC). 22% of survey "
         "answers from detractors now, usually 20%.",
     ),
@@ -242,7 +243,7 @@ CASES = [
         "Erlang C says voice needs 8 agents to reach its service-level target (80% within "
         "20s); 3 are available, busy or in after-call work. Queues: "
         f"{QUEUES_AT_E}. Going on since 2026-03-02 00:40 UTC.",
-        "voice: staffing recovered, 7 agents on the queue now; lasted 31m",
+        "voice: resolved, 7 agents on the queue now; lasted 31m",
         "Resolved after 31m (from 2026-03-02 00:40 UTC to 2026-03-02 01:11 UTC). 7 agents "
         "available, busy or in after-call work now; queues: nobody is waiting now.",
         release=600,
@@ -256,7 +257,7 @@ CASES = [
         "Erlang C's estimated average wait for a contact arriving now on voice: unbounded "
         f"(warns above 1m 40s; answer target 20s). Queues: {QUEUES_AT_E}. Going on since "
         "2026-03-02 00:35 UTC.",
-        "voice: estimated wait back to 30s (answer target 20s); lasted 36m",
+        "voice: resolved, estimated wait now 30s (answer target 20s); lasted 36m",
         "Resolved after 36m (from 2026-03-02 00:35 UTC to 2026-03-02 01:11 UTC). A contact "
         "arriving now waits about 30s on average (answer target 20s).",
         release=600,
@@ -413,6 +414,17 @@ def test_no_resolved_message_uses_firing_wording() -> None:
         found = [word for word in FIRING_WORDS if word in text]
         assert found == [], f"{name}: {found}"
         assert "lasted" in text or "resolved after" in text, name
+
+
+def test_every_resolved_summary_says_resolved_and_claims_no_recovery() -> None:
+    # A rule resolves when its detector lets go, which can be while the value is still on the
+    # wrong side of usual (a CSAT of 72% against an 80% floor once the evidence is gone): the
+    # summary says "resolved" and the value now, never that it is "back" or "recovered".
+    for name, seen in SEEN.items():
+        summary = seen.resolved["summary"].lower()
+        assert re.match(r"\w+: resolved, ", summary), (name, summary)
+        found = [w for w in ("back to", "again", "recovered", "normal") if w in summary]
+        assert found == [], (name, found)
 
 
 def test_channel_facts_set_every_documented_name_even_for_an_unknown_channel() -> None:

@@ -181,7 +181,9 @@ def test_csat_low_fires_on_evidence_after_two_minutes() -> None:
     assert [(t, s) for t, s, _, _ in later] == [(2245, "resolved")]
     # value now: 60 of 70 ratings satisfied = 85.7% (86% rounded); lasted 2245 - 8 = 2237 s
     resolved = later[0][2]
-    assert resolved["summary"] == "email: customer satisfaction back to 86% over 1h; lasted 37m 17s"
+    assert resolved["summary"] == (
+        "email: resolved, customer satisfaction now 86% over 1h (floor 80%); lasted 37m 17s"
+    )
     assert resolved["description"] == (
         "Resolved after 37m 17s (from 2026-03-02 00:00 UTC to 2026-03-02 00:37 UTC). 85.7% of "
         "the 70 ratings over the last 1h are satisfied now (floor 80%)."
