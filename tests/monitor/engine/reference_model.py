@@ -82,6 +82,11 @@ class Reference:
     arrivals: int = 0
 
     def feed(self, ev: dict[str, Any], ts: float) -> None:
+        if ev["type"] in ("contact.queued", "ticket.created"):
+            queue = ev.get("queue", "default")
+            if queue not in self.cfg["channels"][ev["channel"]]["queues"] and queue != "default":
+                self._count("unknown_queue")  # the config refuses it: the clock stays
+                return
         self.clock = max(self.clock, ts)
         lateness = self.cfg["ingest"]["allowed_lateness"]
         for item in list(self.waiting_outcomes):
