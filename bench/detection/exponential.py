@@ -122,10 +122,14 @@ def firings(path: Path) -> list[tuple[float, str, str]]:
     return out
 
 
-def report(seed: int, fired: list[tuple[float, str, str]]) -> None:
+def report(
+    seed: int, fired: list[tuple[float, str, str]], found: Sequence[Incident] | None = None
+) -> None:
+    """Healthy firings per alert and channel, and each incident's first firings (``found``:
+    this stream's incidents by default)."""
     healthy = Counter((alert, ch) for t, alert, ch in fired if t < HEALTHY_DAYS * DAY)
     print(f"seed {seed}: healthy firings per channel-week: {dict(sorted(healthy.items()))}")
-    for inc in incidents():
+    for inc in incidents() if found is None else found:
         first: dict[str, float] = {}
         for t, alert, ch in fired:
             if ch == inc.channel and inc.start <= t <= inc.end + GRACE and alert not in first:
