@@ -26,7 +26,7 @@ import random
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,13 +64,30 @@ def shape(t: float) -> float:
     return (0.45 if weekend else 1.0) * (0.06 + 0.94 * math.exp(-(((hour - 13.5) / 4.0) ** 2)))
 
 
-def during(found: list[Incident], kind: str, channel: str, t: float) -> bool:
-    return any(i.kind == kind and i.channel == channel and i.start <= t < i.end for i in found)
+def factor_at(found: Sequence[Incident], kind: str, channel: str, t: float) -> float | None:
+    """The factor of the ``kind`` incident on ``channel`` at ``t``; None outside it."""
+    for i in found:
+        if i.kind == kind and i.channel == channel and i.start <= t < i.end:
+            return i.factor
+    return None
 
 
-def generate(path: Path, seed: int) -> None:
+Score = Callable[[random.Random, str, float], int]
+"""Draws the CSAT score of a rating given on a channel at ``t`` seconds after T0."""
+
+
+def usual_score(rng: random.Random, _channel: str, _t: float) -> int:
+    """8 of 10 ratings satisfied, the CSAT floor."""
+    return rng.choice((4, 5, 5, 5, 4, 5, 3, 2, 5, 4))
+
+
+def write_stream(
+    path: Path, seed: int, found: Sequence[Incident], *, score: Score, rise: str, top: float
+) -> None:
+    """The stream's events: waits times the factor of an ``sl_collapse`` incident, ratings
+    drawn by ``score``, complaints at ``COMPLAINTS_PER_HOUR`` at the peak times the factor of a
+    ``rise`` incident (thinned from ``top`` times the peak rate, the largest factor)."""
     rng = random.Random(seed)
-    found = incidents()
     end = (HEALTHY_DAYS + 1) * DAY
     events: list[tuple[float, int, dict[str, Any]]] = []
 
@@ -87,7 +104,7 @@ def generate(path: Path, seed: int) -> None:
                 continue  # thinning: a Poisson stream at peak x shape(t)
             n += 1
             cid, queue = f"{channel}-{n}", rng.choice(QUEUES[channel])
-            mean = usual * (6 if during(found, "sl_collapse", channel, t) else 1)
+            mean = usual * (factor_at(found, "sl_collapse", channel, t) or 1.0)
             wait, patience = rng.expovariate(1 / mean), rng.expovariate(1 / (PATIENCE * usual))
             add(t, "contact.queued", channel, queue=queue, contact_id=cid)
             if patience < wait:
@@ -97,17 +114,21 @@ def generate(path: Path, seed: int) -> None:
             ended = t + wait + rng.expovariate(1 / HANDLE)
             add(ended, "contact.ended", channel, queue=queue, contact_id=cid)
             if rng.random() < 0.2:
-                score = rng.choice((4, 5, 5, 5, 4, 5, 3, 2, 5, 4))
-                add(ended + 30, "survey.answered", channel, survey="csat", score=score)
+                rating = score(rng, channel, ended + 30)
+                add(ended + 30, "survey.answered", channel, survey="csat", score=rating)
         t = 0.0
-        while (t := t + rng.expovariate(COMPLAINTS_PER_HOUR * 8 / 3600)) < end:
-            factor = 8 if during(found, "complaint_8x", channel, t) else 1
-            if rng.random() <= shape(t) * factor / 8:
+        while (t := t + rng.expovariate(COMPLAINTS_PER_HOUR * top / 3600)) < end:
+            factor = factor_at(found, rise, channel, t) or 1.0
+            if rng.random() <= shape(t) * factor / top:
                 add(t, "complaint.received", channel, category=rng.choice(("billing", "service")))
     events.sort(key=lambda e: (e[0], e[1]))
     with path.open("w") as f:
         for _, _, event in events:
             f.write(json.dumps(event) + "\n")
+
+
+def generate(path: Path, seed: int) -> None:
+    write_stream(path, seed, incidents(), score=usual_score, rise="complaint_8x", top=8.0)
 
 
 def firings(path: Path) -> list[tuple[float, str, str]]:
@@ -137,10 +158,18 @@ def report(
         print(f"  {inc.kind} {inc.channel}: {first or 'never paged'}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+def run_stream(
+    argv: Sequence[str] | None,
+    description: str,
+    default_out: Path,
+    make: Callable[[Path, int], None],
+    found: Sequence[Incident],
+) -> None:
+    """The command line of a stream module: generate each seed's events with ``make`` (once),
+    replay them with the default config (or ``--config``) and print :func:`report`."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--out", type=Path, default=Path("bench/out/exponential"))
+    parser.add_argument("--out", type=Path, default=default_out)
     parser.add_argument(
         "--config", type=Path, help="replay with this config instead of the defaults (tuning)"
     )
@@ -153,11 +182,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     for seed in args.seeds:
         events, alerts = args.out / f"events-{seed}.jsonl", args.out / f"alerts-{seed}.jsonl"
         if not events.exists():
-            generate(events, seed)
+            make(events, seed)
         cmd = [sys.executable, "-m", "support_monitor", "replay", str(events)]
         cmd += ["--config", str(config), "--alerts-out", str(alerts)]
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        report(seed, firings(alerts))
+        report(seed, firings(alerts), found)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    description = __doc__.split("\n", 1)[0]
+    run_stream(argv, description, Path("bench/out/exponential"), generate, incidents())
 
 
 if __name__ == "__main__":

@@ -17,35 +17,15 @@ delay of the first firing of each alert in each incident (window + 30 min), in m
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
-import subprocess
-import sys
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from bench.detection.exponential import (
-    ANSWER,
-    DAY,
-    HANDLE,
-    HEALTHY_DAYS,
-    PATIENCE,
-    PEAK,
-    QUEUES,
-    SL_FACTOR,
-    T0,
-    firings,
-    report,
-    shape,
-)
+from bench.detection.exponential import DAY, HEALTHY_DAYS, factor_at, run_stream, write_stream
 from bench.detection.traffic import Incident
 
 SATISFIED = 0.87
 DROPPED = 0.5
-COMPLAINTS_PER_HOUR = 6.0
 
 
 def incidents() -> list[Incident]:
@@ -60,78 +40,20 @@ def incidents() -> list[Incident]:
     ]
 
 
-def factor_at(found: list[Incident], kind: str, channel: str, t: float) -> float | None:
-    """The factor of the ``kind`` incident on ``channel`` at ``t``; None outside it."""
-    for i in found:
-        if i.kind == kind and i.channel == channel and i.start <= t < i.end:
-            return i.factor
-    return None
-
-
 def generate(path: Path, seed: int) -> None:
-    rng = random.Random(seed)
     found = incidents()
-    end = (HEALTHY_DAYS + 1) * DAY
-    events: list[tuple[float, int, dict[str, Any]]] = []
 
-    def add(t: float, kind: str, channel: str, **fields: Any) -> None:
-        ts = (T0 + timedelta(seconds=t)).isoformat(timespec="milliseconds")
-        event = {"event_id": f"x{len(events)}", "type": kind, "ts": ts.replace("+00:00", "Z")}
-        events.append((t, len(events), {**event, "channel": channel, **fields}))
+    def score(rng: random.Random, channel: str, t: float) -> int:
+        """Satisfied (4-5) with the usual share, or the dropped one during a CSAT drop."""
+        share = factor_at(found, "csat_drop", channel, t) or SATISFIED
+        return rng.choice((4, 5, 5)) if rng.random() < share else rng.choice((1, 2, 3))
 
-    for channel, peak in PEAK.items():
-        usual = ANSWER[channel] / SL_FACTOR
-        t, n = 0.0, 0
-        while (t := t + rng.expovariate(peak)) < end:
-            if rng.random() > shape(t):
-                continue  # thinning: a Poisson stream at peak x shape(t)
-            n += 1
-            cid, queue = f"{channel}-{n}", rng.choice(QUEUES[channel])
-            wait, patience = rng.expovariate(1 / usual), rng.expovariate(1 / (PATIENCE * usual))
-            add(t, "contact.queued", channel, queue=queue, contact_id=cid)
-            if patience < wait:
-                add(t + patience, "contact.abandoned", channel, queue=queue, contact_id=cid)
-                continue
-            add(t + wait, "contact.answered", channel, queue=queue, contact_id=cid)
-            ended = t + wait + rng.expovariate(1 / HANDLE)
-            add(ended, "contact.ended", channel, queue=queue, contact_id=cid)
-            if rng.random() < 0.2:
-                share = factor_at(found, "csat_drop", channel, ended + 30) or SATISFIED
-                satisfied = rng.random() < share
-                score = rng.choice((4, 5, 5)) if satisfied else rng.choice((1, 2, 3))
-                add(ended + 30, "survey.answered", channel, survey="csat", score=score)
-        t = 0.0
-        while (t := t + rng.expovariate(COMPLAINTS_PER_HOUR * 4 / 3600)) < end:
-            rise = factor_at(found, "complaint_4x", channel, t) or 1.0
-            if rng.random() <= shape(t) * rise / 4:
-                add(t, "complaint.received", channel, category=rng.choice(("billing", "service")))
-    events.sort(key=lambda e: (e[0], e[1]))
-    with path.open("w") as f:
-        for _, _, event in events:
-            f.write(json.dumps(event) + "\n")
+    write_stream(path, seed, found, score=score, rise="complaint_4x", top=4.0)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--out", type=Path, default=Path("bench/out/exponential-voice"))
-    parser.add_argument(
-        "--config", type=Path, help="replay with this config instead of the defaults (tuning)"
-    )
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    config = args.config
-    if config is None:
-        config = args.out / "default.yaml"
-        config.write_text("# every setting at its default (channels voice, chat, email)\n{}\n")
-    for seed in args.seeds:
-        events, alerts = args.out / f"events-{seed}.jsonl", args.out / f"alerts-{seed}.jsonl"
-        if not events.exists():
-            generate(events, seed)
-        cmd = [sys.executable, "-m", "support_monitor", "replay", str(events)]
-        cmd += ["--config", str(config), "--alerts-out", str(alerts)]
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        report(seed, firings(alerts), incidents())
+    description = __doc__.split("\n", 1)[0]
+    run_stream(argv, description, Path("bench/out/exponential-voice"), generate, incidents())
 
 
 if __name__ == "__main__":
