@@ -230,11 +230,13 @@ class ThresholdSettings(_Model):
     has held for most of the last minutes (:class:`SustainedLevel`); none: the level alone."""
     service_level_evidence: float | None = Field(default=None, gt=0.5, lt=1)
     """Live gauges of channels with live contacts: while at most two customers of the channel
-    wait past T, judged only if the channel's service level over the shortest window is shown
-    below its ``service_level_target`` at this confidence (the one-sided Wilson upper bound of
-    answered in SLA of offered is under the target), or nothing was answered or abandoned in
-    it. A lone customer waiting long while the others are answered on time is then no page;
-    none: no such condition."""
+    wait past T and the value is below twice its level, judged only if the channel's service
+    level over the shortest window (on fewer than 10 contacts there: and over the longest) is
+    shown below its ``service_level_target`` at this confidence (the one-sided Wilson upper
+    bound of answered in SLA of offered, the customers waiting past T counted as late, is under
+    the target), or nothing was offered nor waits past T. A lone customer waiting long while the
+    others are answered on time is then no page until the wait reaches twice the level; none:
+    no such condition."""
 
     def sustained_level(self, answer_seconds: float | None) -> float | None:
         """The ``sustained`` level for a channel (scaled by its T with ``relative_to``)."""
@@ -439,7 +441,7 @@ class BurnWindow(_Model):
 def _default_burn_windows() -> tuple[BurnWindow, ...]:
     # With an 80% target the budget is 20% of contacts and the highest possible burn rate is 5:
     # 2.0 means SL <= 60% over the hour and the last 5 minutes; 1.5 means SL <= 70%. The third
-    # pair judges the short window alone, on evidence: SL <= 40% shown at 99.9% (0 of 15 or
+    # pair judges the short window alone, on evidence: SL <= 40% shown at 99.99% (0 of 21 or
     # more within T), a collapse the hour does not show yet (docs/detectors.md, "SLA burn
     # rate"). A channel whose target puts 3.0 past the ceiling gets it capped there, where no
     # bound can pass: the pair is then active on the service-level CUSUM alone (cusum: true,
@@ -453,7 +455,7 @@ def _default_burn_windows() -> tuple[BurnWindow, ...]:
             short=SHORTEST,
             burn_rate=3.0,
             severity="page",
-            confidence=0.999,
+            confidence=0.9999,
             cusum=True,
         ),
     )
@@ -840,7 +842,9 @@ def _default_thresholds() -> tuple[ThresholdSettings, ...]:
             floor=120,
             # a collapse: waits past 3 x T most of the time, rarely one customer past the floor
             sustained=SustainedLevel(value=3, share=0.6, over=300.0, release=300.0),
-            # a lone customer waiting long while the others are answered on time: no incident
+            # a lone customer waiting long while the others are answered on time (over the last
+            # 5 minutes, or the hour when 5 minutes hold few contacts): no incident until the
+            # wait reaches twice the level
             service_level_evidence=0.999,
         ),
         ThresholdSettings(

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from support_monitor.detectors.config import METRICS, SHORTEST, ThresholdSettings
+from support_monitor.detectors.config import LONGEST, METRICS, SHORTEST, ThresholdSettings
 from support_monitor.detectors.evidence import wilson
 from support_monitor.detectors.readings import (
     Groups,
@@ -43,6 +43,13 @@ from support_monitor.monitor.engine.windows import Agg
 LONE = 2
 """``service_level_evidence`` holds back a page only while at most this many customers of the
 channel wait past T (more: a queue is not being answered, whatever the others do)."""
+LONE_CEILING = 2.0
+"""``service_level_evidence`` holds back a page only while the value is below this multiple of
+its level (a customer waiting twice as long as the page level is an incident, alone or not)."""
+SHORT_EVIDENCE = 10
+"""``service_level_evidence`` takes the shortest window's service level alone when it counts
+at least this many contacts (offered and waiting past T; ``sla_burn``'s default ``min_volume``);
+on fewer (0 of 3 at night) the longest window must show it too."""
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -104,8 +111,11 @@ class ThresholdDetector(WorstExport):
         if settings.window is not None:
             self._window_i = window_index(windows, settings.window)
             self._window = list(windows)[self._window_i]
-        self._shortest_i = window_index(windows, SHORTEST)
-        """The shortest window's position: the service level of ``service_level_evidence``."""
+        self._evidence_i = tuple(
+            dict.fromkeys((window_index(windows, SHORTEST), window_index(windows, LONGEST)))
+        )
+        """The shortest and then the longest window's position (one with one window): the
+        service levels of ``service_level_evidence``."""
         self._live_value = LIVE_GAUGES.get(settings.metric)
         self._window_value = WINDOW_GAUGES.get(settings.metric)
         self._keys: list[Any] = [None] * len(channels)
@@ -204,7 +214,7 @@ class ThresholdDetector(WorstExport):
                     key = values
                 met = ""
                 if self._may_start(channel, values, combined, held):
-                    met = self._service_level_met(ch, readings.now)
+                    met = self._service_level_met(ch, readings.now, values, combined)
                 if met:
                     key = (key, met)
                 if key == last:  # live gauges are never NaN
@@ -351,38 +361,50 @@ class ThresholdDetector(WorstExport):
             return any(self._op(v, threshold) for v in values)
         return self._op(combined, threshold)
 
-    def _service_level_met(self, ch: ChannelRuntime, now: float) -> str:
+    def _service_level_met(
+        self, ch: ChannelRuntime, now: float, values: tuple[float, ...], combined: float
+    ) -> str:
         """With ``service_level_evidence``: why a lone customer past T is no incident, the
-        channel's service level over the shortest window not being shown below its target
-        ("" when it is, when more than ``LONE`` customers of the channel wait past T now, when
-        nobody was offered in the window nor waits past T, or without the setting). The
-        customers waiting past T now count as contacts out of SLA: they are, whatever happens
-        to them next. So at the default 0.999 one or two customers alone at night (0 of 1, 0 of
-        2) are held back, three are not."""
+        channel's service level not being shown below its target over the shortest window,
+        or, when that window counts fewer than ``SHORT_EVIDENCE`` contacts, over the longest
+        window ("" when it is, when more than ``LONE`` customers of the channel wait past T now,
+        when the value (with ``per_queue`` the worst queue's) is ``LONE_CEILING`` times its
+        level or more, when nobody was offered in a window nor waits past T, or without the
+        setting). The customers waiting past T now count as contacts out of SLA: they are,
+        whatever happens to them next. So at the default 0.999 one or two customers alone at
+        night (0 of 1, 0 of 2) are held back, and so are one or two after a few late answers
+        (0 of 3) in an hour that met its target; three customers past T are not."""
         confidence = self.settings.service_level_evidence
         target = ch.settings.service_level_target
         if confidence is None or target is None:
             return ""
+        if self.upward:
+            worst = max(values, default=math.nan) if self.settings.per_queue else combined
+            if worst >= LONE_CEILING * self._levels[ch.name][0]:  # NaN: not past it
+                return ""
         past_t = 0
         for q in ch.queues.values():
             # what ``breached_waiting`` says of a queue nobody waits in, without the call
             past_t += breached_waiting(q, now) if q.waiting else q.breached_waiting
             if past_t > LONE:
                 return ""
-        agg = ch.windows.totals[self._shortest_i]
-        done = offered(agg)
-        n = done + past_t
-        if n == 0:
-            return ""
-        _, upper = wilson(agg.answered_in_sla, n, confidence)
-        if upper < target:
-            return ""
-        waiting = f" and {past_t} waiting past T" if past_t else ""
-        return (
-            f"service level {agg.answered_in_sla / n:.0%} of {done} offered{waiting} over "
-            f"{ch.windows.names[self._shortest_i]} not shown below the {target:.0%} target "
-            f"(upper bound {upper:.0%} at {confidence:g})"
-        )
+        for i in self._evidence_i:
+            agg = ch.windows.totals[i]
+            done = offered(agg)
+            n = done + past_t
+            if n == 0:
+                break
+            _, upper = wilson(agg.answered_in_sla, n, confidence)
+            if upper >= target:
+                waiting = f" and {past_t} waiting past T" if past_t else ""
+                return (
+                    f"service level {agg.answered_in_sla / n:.0%} of {done} offered{waiting} "
+                    f"over {ch.windows.names[i]} not shown below the {target:.0%} target "
+                    f"(upper bound {upper:.0%} at {confidence:g})"
+                )
+            if n >= SHORT_EVIDENCE:
+                break
+        return ""
 
     def _live(
         self,

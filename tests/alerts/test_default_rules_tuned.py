@@ -191,30 +191,31 @@ def test_csat_low_fires_on_evidence_after_two_minutes() -> None:
 
 
 def test_service_level_burn_pages_a_5_minute_collapse_with_the_hour_beside_it() -> None:
-    # voice T = 20 s, target 80%. 44 contacts a minute apart answered in 5 s (the last at
-    # 43 * 60 + 5 = 2585), then 30 contacts 10 s apart from 3000, each answered 40 s late
-    # (at 3040 + 10 k). From 2885 the 5m window holds no good contact; the collapse pair
-    # (5m, burn 3 = SL <= 40%, 99.9% evidence) needs 0 of n with 9.5495 / (n + 9.5495) < 0.4:
-    # n >= 15, the 15th late answer at 3180: pending at 3180, for: 2m, firing at 3300.
-    # At 3300: 27 late answers in the 5m window (SL 0%), 44 good and 27 late in the hour
-    # (44 / 71 = 62%): the hour pair burns (1 - 0.62) / 0.2 = 1.9 < 2, so only the collapse
-    # pair pages. Waiting at 3300: k = 27, 28, 29 (queued 3270, 3280, 3290): 3, oldest 30 s.
+    # voice T = 20 s, target 80%. 80 contacts 30 s apart answered in 5 s (the last at
+    # 79 * 30 + 5 = 2375), then 60 contacts 5 s apart from 3000, each answered 40 s late
+    # (at 3040 + 5 k). From 2675 the 5m window holds no good contact; the collapse pair
+    # (5m, burn 3 = SL <= 40%, 99.99% evidence, z^2 = 13.8311) needs 0 of n with
+    # 13.8311 / (n + 13.8311) < 0.4: n >= 21, the 21st late answer at 3140: pending at 3140,
+    # for: 2m, firing at 3260. At 3260: 45 late answers (k = 0..44) in the 5m window (SL 0%),
+    # 80 good and 45 late in the hour (80 / 125 = 64%): the hour pair burns
+    # (1 - 0.64) / 0.2 = 1.8 < 2, so only the collapse pair pages. Waiting at 3260: k = 45..52
+    # (queued 3225..3260): 8, the oldest for 35 s.
     feed = Feed()
     rule = _rule("ServiceLevelBurn", feed)
     script = Script()
-    for i in range(44):
-        script.contact(f"ok{i}", 60 * i, 5)
-    for k in range(30):
-        script.contact(f"late{k}", 3000 + 10 * k, 40)
-    events = _run(feed, rule, script, 3300, start=2500)
+    for i in range(80):
+        script.contact(f"ok{i}", 30 * i, 5)
+    for k in range(60):
+        script.contact(f"late{k}", 3000 + 5 * k, 40)
+    events = _run(feed, rule, script, 3260, start=2500)
     collapse = [(t, s, a) for t, s, a, _ in events]
-    assert [(t, s) for t, s, _ in collapse] == [(3180, "pending"), (3300, "firing")]
+    assert [(t, s) for t, s, _ in collapse] == [(3140, "pending"), (3260, "firing")]
     firing = collapse[-1][2]
-    # 3180 s after T0 (00:00 UTC) is 00:53
-    assert firing["summary"] == "voice: service level 0% vs 80% target over 5m; 62% over 1h"
+    # 3140 s after T0 (00:00 UTC) is 00:52
+    assert firing["summary"] == "voice: service level 0% vs 80% target over 5m; 64% over 1h"
     assert firing["description"] == (
-        "Too few contacts on voice are answered within 20s: 0% over the last 5m and 62% over "
+        "Too few contacts on voice are answered within 20s: 0% over the last 5m and 64% over "
         "the last 1h, against a target of 80%. The error budget burns 5.0x faster than "
-        "sustainable (pages at 3x). Queues: 3 waiting now, the longest for 30s in queue "
-        "billing (3 waiting there). Going on since 2026-03-02 00:53 UTC."
+        "sustainable (pages at 3x). Queues: 8 waiting now, the longest for 35s in queue "
+        "billing (8 waiting there). Going on since 2026-03-02 00:52 UTC."
     )

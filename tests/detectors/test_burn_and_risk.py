@@ -146,14 +146,18 @@ COLLAPSE = {"long": "5m", "severity": "page", "short": "5m"}
 @pytest.mark.parametrize(
     ("offered", "in_sla", "active", "bound"),
     [
-        # 0 of 30 within T: the 99.9% upper bound (z = 3.0902, z^2 = 9.5495) is
-        # z^2 / (30 + z^2) = 9.5495 / 39.5495 = 24%, below 1 - 3 * 0.2 = 40%: a collapse
+        # 0 of 30 within T: the 99.99% upper bound (z = 3.7190, z^2 = 13.8311) is
+        # z^2 / (30 + z^2) = 13.8311 / 43.8311 = 31.6%, below 1 - 3 * 0.2 = 40%: a collapse
         (30, 0, True, ""),
-        # 4 of 23 (17%): (4 + 4.775) / 32.55 + 3.0902 * sqrt(4 * 19 / 23 + 2.387) / 32.55
-        # = 0.2696 + 0.2265 = 49.6%: a burst of late answers, not yet shown as a collapse
-        (23, 4, False, "50%"),
-        # 0 of 10: 9.5495 / 19.5495 = 48.8%: too few contacts to show it
-        (10, 0, False, "49%"),
+        # 0 of 21: 13.8311 / 34.8311 = 39.7%: the fewest contacts that show it
+        (21, 0, True, ""),
+        # 0 of 20: 13.8311 / 33.8311 = 40.9%: one contact short
+        (20, 0, False, "41%"),
+        # 4 of 23 (17%): (4 + 6.9155) / 36.8311 + 3.7190 * sqrt(4 * 19 / 23 + 3.4578) / 36.8311
+        # = 0.2964 + 0.2626 = 55.9%: a burst of late answers, not yet shown as a collapse
+        (23, 4, False, "56%"),
+        # 0 of 10: 13.8311 / 23.8311 = 58.0%: too few contacts to show it
+        (10, 0, False, "58%"),
     ],
 )
 def test_the_default_collapse_pair_pages_a_5_minute_collapse_on_evidence(
@@ -171,7 +175,7 @@ def test_the_default_collapse_pair_pages_a_5_minute_collapse_on_evidence(
     assert s.active is active
     if bound:
         assert (
-            f"could still be a service level of {bound} (99.9% bound), not below 40%" in s.summary
+            f"could still be a service level of {bound} (99.99% bound), not below 40%" in s.summary
         )
     else:
         assert (
@@ -184,13 +188,13 @@ def test_the_default_collapse_pair_pages_a_5_minute_collapse_on_evidence(
 
 
 def test_a_shown_collapse_is_held_while_it_burns_with_thinner_traffic():
-    # 30 contacts 5 s apart from 100, all answered 40 s late (140..285): the 15th at 210 makes
-    # 0 of 15 within T, shown below 40% (upper bound 9.5495 / 24.5495 = 38.9%; at 209, 0 of
-    # 14: 40.5%): active from 210, on evidence until 330 (HOLD_AFTER, 120 s). Then one every
-    # 30 s from 275, also 40 s late (answered 315..585): the window never holds fewer than 10
-    # (at 600: 315..585, 10 late, upper bound 9.5495 / 19.5495 = 49%), still burning 5x. Once
-    # shown, the pair stays active while it burns at 3 with min_volume (10) offered; at 615 the
-    # window (315, 615] holds 9 (345..585): not judged, inactive.
+    # 30 contacts 5 s apart from 100, all answered 40 s late (140..285): the 21st at 240 makes
+    # 0 of 21 within T, shown below 40% (99.99% upper bound 13.8311 / 34.8311 = 39.7%; at 239,
+    # 0 of 20: 40.9%): active from 240, on evidence until 360 (HOLD_AFTER, 120 s). Then one
+    # every 30 s from 275, also 40 s late (answered 315..585): the window never holds fewer
+    # than 10 (at 600: 315..585, 10 late, upper bound 13.8311 / 23.8311 = 58%), still burning
+    # 5x. Once shown, the pair stays active while it burns at 3 with min_volume (10) offered;
+    # at 615 the window (315, 615] holds 9 (345..585): not judged, inactive.
     feed = Feed(only({"sla_burn": {}}))
     script = Script()
     for i in range(30):
@@ -202,23 +206,23 @@ def test_a_shown_collapse_is_held_while_it_burns_with_thinner_traffic():
         script.feed(feed, t)
         s = pick(feed.tick(t), "sla_burn", "voice", **COLLAPSE)
         states[t] = (s.active, s.score, s.summary)
-    assert states[209][0] is False
-    assert states[210][:2] == (True, 5.0)
-    assert all(states[t][0] for t in range(210, 615))
+    assert states[239][0] is False
+    assert states[240][:2] == (True, 5.0)
+    assert all(states[t][0] for t in range(240, 615))
     assert states[600][2] == "voice burns its 80% service-level budget 5x over 5m (threshold 3x)"
     assert states[615][0] is False
     assert "9 offered contacts in a window (min_volume 10)" in states[615][2]
-    # before HOLD_AFTER the evidence is still needed at every judgement: 15 late (active at
-    # 210), then one answer within T at 215: 1 of 16, burn 4.7 but upper bound 44.7%: inactive
+    # before HOLD_AFTER the evidence is still needed at every judgement: 21 late (active at
+    # 240), then one answer within T at 245: 1 of 22, burn 4.8 but upper bound 43.9%: inactive
     early = Feed(only({"sla_burn": {}}))
     short = Script()
-    for i in range(15):
+    for i in range(21):
         short.contact(f"c{i}", 100 + 5 * i, 40)
-    short.contact("ok", 210, 5)
-    short.feed(early, 210)
-    assert pick(early.tick(210), "sla_burn", "voice", **COLLAPSE).active
-    short.feed(early, 215)
-    assert not pick(early.tick(215), "sla_burn", "voice", **COLLAPSE).active
+    short.contact("ok", 240, 5)
+    short.feed(early, 240)
+    assert pick(early.tick(240), "sla_burn", "voice", **COLLAPSE).active
+    short.feed(early, 245)
+    assert not pick(early.tick(245), "sla_burn", "voice", **COLLAPSE).active
     # the same thin stretch without the shown collapse before it is no evidence on its own
     fresh = Feed(only({"sla_burn": {}}))
     thin = Script()
@@ -227,7 +231,7 @@ def test_a_shown_collapse_is_held_while_it_burns_with_thinner_traffic():
     thin.feed(fresh)
     s = pick(fresh.tick(600), "sla_burn", "voice", **COLLAPSE)
     assert (s.active, s.score) == (False, 5.0)
-    assert "0 of 10 within T could still be a service level of 49%" in s.summary
+    assert "0 of 10 within T could still be a service level of 58%" in s.summary
 
 
 def test_tickets_at_risk_counts_per_sla():
