@@ -45,7 +45,8 @@ LONE = 2
 channel wait past T (more: a queue is not being answered, whatever the others do)."""
 LONE_CEILING = 2.0
 """``service_level_evidence`` holds back a page only while the value is below this multiple of
-its level (a customer waiting twice as long as the page level is an incident, alone or not)."""
+its level, when the level is above 0 (a customer waiting twice as long as the page level is an
+incident, alone or not)."""
 SHORT_EVIDENCE = 10
 """``service_level_evidence`` takes the shortest window's service level alone when it counts
 at least this many contacts (offered and waiting past T; ``sla_burn``'s default ``min_volume``);
@@ -378,9 +379,10 @@ class ThresholdDetector(WorstExport):
         target = ch.settings.service_level_target
         if confidence is None or target is None:
             return ""
-        if self.upward:
+        level = self._levels[ch.name][0]
+        if self.upward and level > 0:  # (a level of 0 has no "twice as long")
             worst = max(values, default=math.nan) if self.settings.per_queue else combined
-            if worst >= LONE_CEILING * self._levels[ch.name][0]:  # NaN: not past it
+            if worst >= LONE_CEILING * level:  # NaN: not past it
                 return ""
         past_t = 0
         for q in ch.queues.values():

@@ -481,3 +481,23 @@ def test_a_bad_5_minutes_of_10_contacts_is_evidence_alone() -> None:
         feed = Feed(only({"thresholds": [{**WAIT_T, "service_level_evidence": 0.999}]}))
         _good_hour_then_a_lone_customer(feed, late=late)
         assert pick(feed.tick(3171), "longest_wait", "voice").active is active
+
+
+def test_a_level_of_0_keeps_the_lone_customer_evidence() -> None:
+    # support_queue_breached_waiting > 0: twice a level of 0 is 0, which would let every
+    # customer through; the ceiling only applies to a level above 0. One voice customer past
+    # T (20 s) at 25 s with nothing offered: 0 of 1, upper bound 9.5495 / 10.5495 = 90.5% at
+    # 0.999, not below 80%: held back, however long the wait.
+    breached = {
+        "name": "breached",
+        "metric": "support_queue_breached_waiting",
+        "op": ">",
+        "value": 0,
+        "service_level_evidence": 0.999,
+    }
+    feed = Feed(only({"thresholds": [breached]}))
+    feed.event("contact.queued", 0, "voice", contact_id="a", queue="billing")
+    for at in (25, 600):
+        signal = pick(feed.tick(at), "breached", "voice")
+        assert signal.score == 1
+        assert not signal.active
