@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -353,6 +353,34 @@ def _alerts_cell(runs: Sequence[Run]) -> str:
     return ", ".join(cells)
 
 
+def _unpaged(runs: Mapping[tuple[str, str], Sequence[Run]]) -> str:
+    """The verdict on "every incident paged": each incident and seed no alert paged, and of
+    those the ones that neither optimal CUSUM (at the rules' false pages, nor at one false alarm
+    per channel-week) finds in that seed's own stream either."""
+    never = [
+        (f"{kind}/{channel}", r)
+        for (kind, channel), seeded in sorted(runs.items())
+        for r in seeded
+        if r.delay is None
+    ]
+    if not never:
+        return _met(ok=True)
+    names = ", ".join(dict.fromkeys(name for name, _ in never))
+    unseen = [
+        f"{name} seed {r.seed}"
+        for name, r in never
+        if r.cusum_delay is None and r.cusum_target_delay is None
+    ]
+    seen = len(never) - len(unseen)
+    text = f"{_met(ok=False)} (never: {names}; {len(never)} incident-seeds unpaged"
+    if unseen:
+        text += (
+            f", {seen} of them found by the optimal CUSUM; the CUSUM finds nothing either in "
+            + ", ".join(unseen)
+        )
+    return text + ")"
+
+
 def print_report(
     res: Results, seeds: Sequence[int], channels: Sequence[str], healthy_days: float
 ) -> dict[str, dict[str, float]]:
@@ -427,11 +455,7 @@ def print_report(
         f"- at most 1 critical page per channel-week: worst channel {crit:.1f}: {_met(crit <= 1)}"
     )
     print(f"- at most 2 warnings per channel-week: worst channel {warn:.1f}: {_met(warn <= 2)}")
-    missed = [f"{k}/{c}" for (k, c), runs in sorted(res.runs.items()) if _worst(runs) == math.inf]
-    print(
-        f"- every incident paged: {_met(not missed)}"
-        + (f" (never: {', '.join(missed)})" if missed else "")
-    )
+    print(f"- every incident paged: {_unpaged(res.runs)}")
     for kinds, limit in (
         (("sl_collapse", "backlog_growth"), 600.0),
         (("complaint_spike_8x",), 1200.0),

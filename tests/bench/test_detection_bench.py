@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from bench.detection import cusum, score, streams, traffic
+from bench.detection import cusum, run, score, streams, traffic
 from bench.detection.traffic import HOUR, Incident, LiveSpec
 
 START = traffic.MONDAY
@@ -262,3 +262,29 @@ def test_calibrate_finds_the_smallest_threshold_with_the_allowed_alarms() -> Non
     assert h == pytest.approx(2.5, rel=2e-3)
     assert alarms_at(h) == 1
     assert cusum.calibrate(alarms_at, 0) == pytest.approx(4.0, rel=2e-3)
+
+
+def test_report_says_which_unpaged_incidents_the_optimal_cusum_misses_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The line "every incident paged" lists each incident no alert paged in some seed, and
+    names the seeds where neither optimal CUSUM finds the incident in its own stream either."""
+
+    def one(seed: int, delay: float | None, cusum: float | None) -> run.Run:
+        return run.Run(seed, delay, None, {}, cusum, 5.0, 1, cusum)
+
+    res = run.Results()
+    res.runs["sl_collapse", "voice"] = [one(1, 120.0, 60.0), one(2, 300.0, None)]
+    res.runs["complaint_spike_8x", "chat"] = [one(1, None, 200.0), one(2, None, None)]
+    res.runs["csat_drop", "voice"] = [one(1, None, None)]
+    run.print_report(res, [1, 2], ["voice", "chat"], 7.0)
+    (line,) = [s for s in capsys.readouterr().out.splitlines() if "every incident paged" in s]
+    assert line == (
+        "- every incident paged: **missed** (never: complaint_spike_8x/chat, csat_drop/voice; "
+        "3 incident-seeds unpaged, 1 of them found by the optimal CUSUM; the CUSUM finds nothing "
+        "either in complaint_spike_8x/chat seed 2, csat_drop/voice seed 1)"
+    )
+    del res.runs["complaint_spike_8x", "chat"]
+    del res.runs["csat_drop", "voice"]
+    run.print_report(res, [1, 2], ["voice", "chat"], 7.0)
+    assert "- every incident paged: met" in capsys.readouterr().out
