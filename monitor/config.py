@@ -543,8 +543,9 @@ def _file_problems(value: object, key: str, depth: int = 0) -> list[str]:
 
 def config_notes(settings: Settings) -> list[str]:
     """What a valid config switches off: each alert rule that can never fire (its detector is
-    disabled or not configured), and paging as a whole when nothing is routed anywhere; and
-    when `run` would feed the built-in simulator's traffic."""
+    disabled or not configured), and paging as a whole when nothing is routed anywhere; a
+    sentiment cut-off no score can pass; and when `run` would feed the built-in simulator's
+    traffic."""
     notes = []
     thresholds = {t.name: t for t in settings.detectors.thresholds}
     for i, rule in settings.alerts.switched_off(settings.detectors):
@@ -566,6 +567,17 @@ def config_notes(settings: Settings) -> list[str]:
         "__, e.g. SUPPORT_MONITOR_EXPORTER__LISTEN)"
         for name in config_env.unknown(Settings.model_fields, config_env.overrides())
     )
+    sentiment = settings.sentiment
+    if sentiment.negative_below == -1:
+        notes.append(
+            "sentiment.negative_below: -1: no score is below it (scores are -1..1), so no "
+            "score counts as negative and support_negative_sentiment_ratio stays 0"
+        )
+    if sentiment.positive_above == 1:
+        notes.append(
+            "sentiment.positive_above: 1: no score is above it (scores are -1..1), so no score "
+            "counts as positive"
+        )
     ingest = settings.ingest
     if ingest.dedup_horizon < ingest.max_event_age:
         notes.append(

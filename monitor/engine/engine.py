@@ -21,15 +21,21 @@ has not opened once ``now - allowed_lateness > ts`` (or at ``flush``) becomes an
 ``unknown_contact``/``unknown_ticket`` reject; the caller collects these deferred rejects with
 :meth:`Engine.take_expired_early` together with the opaque token it passed to :meth:`Engine.apply`.
 
-An outcome of an open item that an *earlier* event of the item, still on its way, could change
-is held the same way: one its item's state refuses now (a ``reopened`` before its ``solved``), an
-``ended`` while the contact still waits (its ``answered`` may come), and a ticket event stamped
-after one of the ticket's deadlines that the watermark has not passed yet (a ``responded`` in
-time may come). Whenever an event of the item applies, its held outcomes stamped after it are
-tried again in ``ts`` order, and an event of the item stamped at or after a held one waits
-behind it (held too), so the item's events apply in ``ts`` order. Once the
-watermark passes a held outcome it is applied as it stands (an ``ended`` of a waiting contact
-is then an abandon; a refused one a deferred ``invalid_transition``).
+A ticket's events after its ``created`` (responded, solved, reopened, status, priority and
+customer-reply changes) are all held until the watermark passes them, then applied in ``ts``
+order (one ticket's events of one instant in lifecycle order), so that whatever order they arrive
+in within the lateness, a ticket's numbers are those of its events in ``ts`` order. Its
+``created`` applies at once; an event stamped before it is ``unknown_ticket``. One that cannot be
+held (no lateness, stamped more than the lateness before the clock, no room in
+``max_early_outcomes``, a token over ``MAX_HELD_TOKEN_BYTES``) applies at once, as it stands.
+
+An outcome of an open contact that an *earlier* event of it, still on its way, could change is
+held the same way: one its state refuses now (an ``answered`` of a contact already answered), an
+``ended`` while the contact still waits (its ``answered`` may come). Whenever an event of the
+contact applies, its held outcomes stamped after it are tried again in ``ts`` order, and an event
+of the contact stamped at or after a held one waits behind it (held too). Once the watermark
+passes a held outcome it is applied as it stands (an ``ended`` of a waiting contact is then an
+abandon; a refused one a deferred ``invalid_transition``).
 
 Memory is bounded by the ``limits`` settings (``docs/metrics.md``, "Bounds"): past a bound a new
 item is refused with ``Reject.CAPACITY`` and counted in :attr:`Engine.capacity_exhausted`.
@@ -156,6 +162,9 @@ _TICKET_OUTCOMES = (
     TicketPriorityChanged,
     TicketCustomerReplied,
 )
+_TICKET_ORDERED = frozenset(_TICKET_OUTCOMES)
+"""Ticket events applied in ``ts`` order: each waits until the watermark passes it (see the
+module doc)."""
 _ITEM_ID: dict[type, str] = {
     **dict.fromkeys(_CONTACT_OUTCOMES, "contact_id"),
     **dict.fromkeys(_TICKET_OUTCOMES, "ticket_id"),
@@ -766,28 +775,22 @@ class Engine:
         ``None``."""
         if event.channel not in self.channels:
             return Reject.UNKNOWN_CHANNEL
+        if type(event) in _TICKET_ORDERED and self._order(event, ts, token):
+            return None
         late = self.now - self.lateness
         if ts < late and late > self.watermark:
             # Later than the allowed lateness, between two whole seconds of a replay clock
             # (which decides deadlines once a second): decide what the lateness has passed
             # first, as a live clock has, so the verdict does not depend on the fraction.
             self._decide(late)
-        if self._early:  # usually empty: an event then pays for nothing of the holding
-            key = _item_key(event)
-            if key is not None and key in self._early and self._behind(key, ts):
-                # an outcome of the open item stamped at or before this one waits for an
-                # earlier event: this one waits behind it, or (if it cannot) those go first
-                if (
-                    self._may_wait(ts)
-                    and self._hold(key, event, ts, token, Reject.INVALID_TRANSITION) is None
-                ):
-                    return None
-                self._release_early(key, until=ts)
+        # usually empty: an event then pays for nothing of the holding
+        if self._early and self._held_behind(event, ts, token):
+            return None
         reason = self._handlers[type(event)](event, ts)
         if reason is None:
             if self._early:
                 key = _item_key(event)
-                if key is not None and key in self._early:
+                if key is not None and not key[0] and key in self._early:
                     self._release_early(key, after=ts)  # an earlier event came: try later ones
             return None
         key = _item_key(event)
@@ -795,6 +798,20 @@ class Engine:
             self._waits = False
             return reason
         return self._hold_refused(key, event, ts, token, reason)
+
+    def _held_behind(self, event: Event, ts: float, token: object) -> bool:
+        """An outcome of the open item stamped at or before ``event`` waits for an earlier
+        event: ``event`` waits behind it (``True``: held), or, if it cannot, those go first."""
+        key = _item_key(event)
+        if key is None or key not in self._early or not self._behind(key, ts):
+            return False
+        if (
+            self._may_wait(ts)
+            and self._hold(key, event, ts, token, Reject.INVALID_TRANSITION) is None
+        ):
+            return True
+        self._release_early(key, until=ts)
+        return False
 
     def _hold_refused(
         self, key: HeldKey, event: Event, ts: float, token: object, reason: Reject
@@ -880,6 +897,25 @@ class Engine:
         """Outcomes held now, waiting for their item's opening event."""
         return self._early_count
 
+    def _order(self, event: Event, ts: float, token: object) -> bool:
+        """Hold a ticket event until the watermark passes it, so that one ticket's events apply
+        in ``ts`` order whatever order they arrive in (see the module doc); ``False`` when it
+        applies now: stamped before the watermark's reach (nothing earlier of its ticket is
+        still held), no lateness, or no room (``max_early_outcomes``, a token over
+        ``MAX_HELD_TOKEN_BYTES``), where it applies as it stands."""
+        if (
+            self._final
+            or self.lateness <= 0
+            or ts < self.now - self.lateness
+            or self._early_count >= self._max_early
+            or _token_bytes(token) > MAX_HELD_TOKEN_BYTES
+        ):
+            return False
+        key = _item_key(event)
+        assert key is not None
+        self._hold(key, event, ts, token, Reject.INVALID_TRANSITION)
+        return True
+
     def _hold(
         self, key: HeldKey, event: Event, ts: float, token: object, reason: Reject
     ) -> Reject | None:
@@ -910,11 +946,18 @@ class Engine:
             found = next((h for h in held if h[1] == seq), None)
             if found is None:
                 continue  # applied already: the entry is spent
-            held.remove(found)
+            if key[0]:  # a ticket's events of one instant apply in lifecycle order
+                due = [h for h in held if h[0] == found[0]]
+                due.sort(key=lambda h: (_LIFECYCLE_RANK[type(h[2])], h[1]))
+            else:
+                due = [found]
+            for one in due:
+                held.remove(one)
             if not held:
                 del self._early[key]
-            self._early_count -= 1
-            self._settle_held(key, found)
+            self._early_count -= len(due)
+            for one in due:
+                self._settle_held(key, one)
         if len(heap) > 2 * self._early_count + 64:  # drop entries of outcomes already applied
             self._early_heap = [(h[0], h[1], k) for k, hs in self._early.items() for h in hs]
             heapq.heapify(self._early_heap)
@@ -931,15 +974,16 @@ class Engine:
         """The watermark passed a held outcome: apply it for good if its item is open, else it
         is an ``unknown_*`` reject. The item's outcomes held behind it are then tried again."""
         ts, _, event, token = held
-        if self._is_open(key):
+        is_ticket = key[0]
+        if self._is_open(key):  # a ticket event stamped before its creation: unknown_ticket
             reason = self._apply_final(event, ts)
         else:
-            reason = Reject.UNKNOWN_TICKET if key[0] else Reject.UNKNOWN_CONTACT
+            reason = Reject.UNKNOWN_TICKET if is_ticket else Reject.UNKNOWN_CONTACT
         if reason is None:
             self._applied(token, event)
         else:
             self._defer(event, token, reason)
-        if key in self._early:
+        if not is_ticket and key in self._early:
             # those stamped at its instant waited behind it too: they come before later ones
             self._release_early(key, after=math.nextafter(ts, -math.inf))
 
@@ -1211,9 +1255,7 @@ class Engine:
         if ev.tags and not self._complaint_tags.isdisjoint(ev.tags):
             category = next((tag for tag in ev.tags if tag in self._categories), UNCATEGORIZED)
             self._count_complaint(ch, category, ts)
-        if self._early:
-            self._release_early((True, ev.ticket_id))
-        return None
+        return None  # its held events apply once the watermark passes them
 
     def _arm_ticket(self, ticket_id: str, t: Ticket) -> None:
         """Compute each running clock's deadline and at-risk instant and set their timers."""
@@ -1245,7 +1287,7 @@ class Engine:
 
     def _responded(self, ev: TicketResponded, ts: float) -> Reject | None:
         t = self.tickets.get(ev.ticket_id)
-        if t is None:
+        if t is None or ts < t.created_ts:  # in ``ts`` order, no ticket yet
             return Reject.UNKNOWN_TICKET
         if self._may_wait(ts) and self._undecided_before(t, ts):
             return self._wait()
@@ -1266,7 +1308,7 @@ class Engine:
 
     def _customer_replied(self, ev: TicketCustomerReplied, ts: float) -> Reject | None:
         t = self.tickets.get(ev.ticket_id)
-        if t is None:
+        if t is None or ts < t.created_ts:  # in ``ts`` order, no ticket yet
             return Reject.UNKNOWN_TICKET
         current = t.clocks[1]
         if t.solved_ts is not None or (current is not None and not current.stopped):
@@ -1282,7 +1324,7 @@ class Engine:
 
     def _status_changed(self, ev: TicketStatusChanged, ts: float) -> Reject | None:
         t = self.tickets.get(ev.ticket_id)
-        if t is None:
+        if t is None or ts < t.created_ts:  # in ``ts`` order, no ticket yet
             return Reject.UNKNOWN_TICKET
         if t.solved_ts is not None:
             if ts < t.solved_ts:  # stamped while it was open: the solve stopped its clocks
@@ -1309,7 +1351,7 @@ class Engine:
 
     def _priority_changed(self, ev: TicketPriorityChanged, ts: float) -> Reject | None:
         t = self.tickets.get(ev.ticket_id)
-        if t is None:
+        if t is None or ts < t.created_ts:  # in ``ts`` order, no ticket yet
             return Reject.UNKNOWN_TICKET
         if self._may_wait(ts) and self._undecided_before(t, ts, change=True):
             return self._wait()
@@ -1335,7 +1377,7 @@ class Engine:
 
     def _solved(self, ev: TicketSolved, ts: float) -> Reject | None:
         t = self.tickets.get(ev.ticket_id)
-        if t is None:
+        if t is None or ts < t.created_ts:  # in ``ts`` order, no ticket yet
             return Reject.UNKNOWN_TICKET
         if t.solved_ts is not None:
             return self._refuse(ts)  # a reopen may still come
@@ -1396,7 +1438,7 @@ class Engine:
 
     def _reopened(self, ev: TicketReopened, ts: float) -> Reject | None:
         t = self.tickets.get(ev.ticket_id)
-        if t is None:
+        if t is None or ts < t.created_ts:  # in ``ts`` order, no ticket yet
             return Reject.UNKNOWN_TICKET
         if t.solved_ts is None:
             return self._refuse(ts)  # its solve may still come

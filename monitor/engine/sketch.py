@@ -16,7 +16,7 @@ from itertools import accumulate
 RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _LOG_GAMMA = math.log(_GAMMA)
-_MIN_VALUE = 1e-3  # waits under a millisecond are stored as zero
+_MIN_VALUE = 1e-6  # waits are whole microseconds: only a wait of 0 is stored as zero
 
 
 _INV_LOG_GAMMA = 1.0 / _LOG_GAMMA
@@ -25,7 +25,7 @@ _ceil = math.ceil
 
 
 def bucket_of(value: float) -> int:
-    """Bucket index of a non-negative value (0 holds everything below a millisecond)."""
+    """Bucket index of a non-negative value (0 holds everything below a microsecond)."""
     if value < _MIN_VALUE:
         return 0
     return _ceil(_log(value) * _INV_LOG_GAMMA) + 10_000

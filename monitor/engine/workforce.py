@@ -461,17 +461,40 @@ class Workforce:
         counts = self.by_channel[channel].arrivals.get(queue)
         return 0 if counts is None else counts.total
 
-    def handle_time(self, channel: str) -> float:
+    def unaccrued_ms(self, channel: str, now: float) -> tuple[int, int, int]:
+        """Agent-milliseconds per timed state (available, busy, after-call work) in
+        ``(accrued, now]``: the part of the current second that no bucket holds yet while the
+        clock is between two whole seconds. Read from ``rate`` and the scheduled changes, which
+        stay scheduled (each change moves its ``(t, now]`` from the old state to the new)."""
+        cw = self.by_channel.get(channel)
+        accrued = self.accrued
+        if cw is None or accrued == -math.inf or now <= accrued:
+            return (0, 0, 0)
+        hi = round(now * 1000)
+        span = hi - int(accrued) * 1000
+        ms = [count * span for count in cw.rate]
+        for t_ms, _, old, new in cw.sched:
+            if t_ms <= hi:
+                if old < TIMED:
+                    ms[old] -= hi - t_ms
+                if new < TIMED:
+                    ms[new] += hi - t_ms
+        return ms[AVAILABLE], ms[BUSY], ms[ACW]
+
+    def handle_time(self, channel: str, now: float = -math.inf) -> float:
         """Mean handle time in seconds: (talk ms + after-call-work ms) / contacts ended, over the
-        shortest window with an ended contact (then the next longer one); NaN when none has."""
+        shortest window with an ended contact (then the next longer one); NaN when none has.
+        ``now``: the clock, whose part-second of after-call work counts too."""
         windows = self.channels[channel].windows
         for _, agg in sorted(zip(windows.spans, windows.totals, strict=True), key=_by_span):
             if agg.handled > 0:
-                return (agg.handle_ms + agg.agent_acw_ms) / agg.handled / 1000
+                acw = agg.agent_acw_ms + self.unaccrued_ms(channel, now)[ACW]
+                return (agg.handle_ms + acw) / agg.handled / 1000
         return math.nan
 
-    def staffing(self, channel: str, queue: str) -> Staffing | None:
-        """Erlang C for one queue now; ``None`` for a channel without ``answer_seconds``."""
+    def staffing(self, channel: str, queue: str, now: float = -math.inf) -> Staffing | None:
+        """Erlang C for one queue at the clock ``now`` (see :meth:`handle_time`); ``None`` for a
+        channel without ``answer_seconds``."""
         ch = self.channels[channel]
         answer = ch.settings.answer_seconds
         if answer is None:
@@ -480,7 +503,7 @@ class Workforce:
         if target is None:
             target = DEFAULT_SERVICE_LEVEL_TARGET
         rate = self.arrivals(channel, queue) / self.shortest_span
-        handle = self.handle_time(channel)
+        handle = self.handle_time(channel, now)
         agents = self.agents_on(channel)
         key = (rate, handle, float(agents), answer, target)
         cache = self.by_channel[channel].cache

@@ -23,10 +23,12 @@ from support_monitor.monitor.engine.workforce import AGENT_STATES
 WORKFORCE_HELP: dict[str, str] = help_texts("workforce")
 
 
-def occupancy(agg: Agg) -> float:
-    """(busy + acw) / (available + busy + acw) agent time; NaN when the denominator is 0."""
-    worked = agg.agent_busy_ms + agg.agent_acw_ms
-    total = worked + agg.agent_available_ms
+def occupancy(agg: Agg, unaccrued: tuple[int, int, int] = (0, 0, 0)) -> float:
+    """(busy + acw) / (available + busy + acw) agent time of the window's buckets plus the
+    ``unaccrued`` part-second (available, busy, acw ms); NaN when the denominator is 0."""
+    available, busy, acw = unaccrued
+    worked = agg.agent_busy_ms + agg.agent_acw_ms + busy + acw
+    total = worked + agg.agent_available_ms + available
     return worked / total if total > 0 else math.nan
 
 
@@ -40,14 +42,17 @@ def workforce_series(engine: Engine, channel: ChannelRuntime) -> Iterator[Series
     for state in AGENT_STATES:
         yield Series("support_agents", (("channel", name), ("state", state)), counts[state])
     windows = channel.windows
+    unaccrued = workforce.unaccrued_ms(name, engine.now)
     for window, agg in zip(windows.names, windows.totals, strict=True):
         yield Series(
-            "support_occupancy_ratio", (("channel", name), ("window", window)), occupancy(agg)
+            "support_occupancy_ratio",
+            (("channel", name), ("window", window)),
+            occupancy(agg, unaccrued),
         )
     if channel.settings.answer_seconds is None:
         return
     for queue in channel.queues:
-        staffing = workforce.staffing(name, queue)
+        staffing = workforce.staffing(name, queue, engine.now)
         if staffing is None:
             continue
         lbl = (("channel", name), ("queue", queue))

@@ -247,13 +247,13 @@ async def test_tickets_at_risk_tile_counts_next_reply(tmp_path: Path) -> None:
     channels = {"voice": {"answer_seconds": 20, "queues": ["billing", "tech"]}, "email": email}
     stream = Stream()
     stream.add("ticket.responded", 100, "email", ticket_id="t1", event_id="r1")
-    stream.add("ticket.customer_replied", 100, "email", ticket_id="t1", event_id="c1")
+    stream.add("ticket.customer_replied", 101, "email", ticket_id="t1", event_id="c1")
     async with (
         running_console(state, refresh_seconds=1, config={"channels": channels}) as run,
         chromium(tmp_path / "p") as tab,
     ):
         run.feed(*stream.lines)
-        run.engine.flush(T0 + 140)  # t1's next reply is due at 190, at risk from 130
+        run.engine.flush(T0 + 140)  # t1's next reply is due at 191, at risk from 131
         assert run.engine.channels["email"].queues["default"].at_risk[1] == 1
         await tab.call("Page.enable")
         await tab.call("Page.navigate", url=run.base + "/")

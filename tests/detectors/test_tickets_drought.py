@@ -45,8 +45,10 @@ def test_a_stop_is_paged_before_any_ticket_is_at_risk() -> None:
     # second of silence and is active at 11 (the responses before kept it at 0: each takes
     # ln(10) = 2.30 off, the 3 minutes between add only 0.70).
     rate = (20 - math.sqrt(20)) / HOUR
-    last = STOP - GAP + 60
-    crossing = last + 11 / (0.9 * rate)  # 2,833.6 s after the last response: 10:45:13.6
+    # the last response (09:58) applies at the next tick, 09:59, the first past it by the
+    # allowed lateness (5 s): a ticket's events apply in ts order once the watermark passes them
+    last = STOP - GAP + 60 + 60
+    crossing = last + 11 / (0.9 * rate)  # 2,833.6 s after 09:59: 10:46:13.6
     first = next(60 * i for i, (active, _) in enumerate(ticks) if active)
     assert first == 60 * math.ceil(crossing / 60)  # the first tick at or after the crossing
     s = ticks[first // 60][1]

@@ -66,6 +66,19 @@ def test_occupancy_by_hand() -> None:
     assert all(labels[0] == ("channel", "voice") for _, labels in rows(engine))
 
 
+def test_occupancy_counts_up_to_a_clock_between_two_seconds() -> None:
+    # a1 available from 0, busy from 10; the clock stops at 20.5 (the last event): 10 s
+    # available and 10.5 s busy, as the window (20 - 300, 20.5] holds every other count.
+    s = Stream()
+    s.add("agent.state", 0.0, "voice", agent_id="a1", state="available")
+    s.add("agent.state", 10.0, "voice", agent_id="a1", state="busy")
+    s.add("agent.state", 20.5, "voice", agent_id="a2", state="break")
+    engine, _ = run(s.lines)
+    assert engine.now == T0 + 20.5
+    got = get(engine, "support_occupancy_ratio", channel="voice", window="5m")
+    assert got == pytest.approx(10.5 / 20.5, rel=1e-12)
+
+
 def test_occupancy_nan_without_timed_time() -> None:
     s = Stream()
     s.add("agent.state", 0.0, "voice", agent_id="a1", state="break")

@@ -142,10 +142,9 @@ class Model:
 
     def agent_ms(self, channel: str, now_ms: int) -> dict[str, dict[str, int]]:
         """Per window: agent-ms of each timed state of ``channel``'s agents at clock ``now_ms``
-        (ms after T0; the clock started at T0), accrued up to the clock's whole second."""
-        edge = now_ms // 1000 * 1000
+        (ms after T0; the clock started at T0), up to the clock itself."""
         changes = {a: ag.changes for (c, a), ag in self.agents.items() if c == channel}
-        return {w: state_ms(changes, max(0, _lo(w, now_ms)), edge, edge) for w in WINDOWS}
+        return {w: state_ms(changes, max(0, _lo(w, now_ms)), now_ms, now_ms) for w in WINDOWS}
 
     def expected(self, now_ms: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every workforce row at clock ``now_ms``."""
@@ -236,12 +235,14 @@ def check(case: Case) -> None:
             assert engine.workforce.agents[channel, agent_id].handled == agent.handled
         for channel in CFG["channels"]:
             want_ms = model.agent_ms(channel, now_ms)
+            # the buckets hold the whole seconds; the part-second up to the clock is read apart
+            available, busy, acw = engine.workforce.unaccrued_ms(channel, engine.now)
             for w in WINDOWS:
                 total = engine.channels[channel].windows.total(w)
                 got_ms = {
-                    "available": total.agent_available_ms,
-                    "busy": total.agent_busy_ms,
-                    "after_call_work": total.agent_acw_ms,
+                    "available": total.agent_available_ms + available,
+                    "busy": total.agent_busy_ms + busy,
+                    "after_call_work": total.agent_acw_ms + acw,
                 }
                 assert got_ms == want_ms[w], (now_ms, channel, w)
 

@@ -35,6 +35,20 @@ LIFECYCLE_RANK = {
 }
 """Outcomes of one item waiting with the same ``ts`` are applied in lifecycle order."""
 
+TICKET_MOVES = frozenset(
+    f"ticket.{kind}"
+    for kind in (
+        "responded",
+        "solved",
+        "reopened",
+        "status_changed",
+        "priority_changed",
+        "customer_replied",
+    )
+)
+"""Ticket events after ``created``: within the lateness each waits until the clock is more
+than the lateness past it, then they apply in ``ts`` order (a tie in lifecycle order)."""
+
 
 def in_window(ts: float, now: float, span: float) -> bool:
     """The documented rule: window ``span`` at ``now`` holds ``floor(now) - ceil(span) < ts <= now``
@@ -79,6 +93,7 @@ class Reference:
     clock: float = -math.inf
     waiting_outcomes: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)
     refused: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    ticket_moves: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)
     arrivals: int = 0
 
     def feed(self, ev: dict[str, Any], ts: float) -> None:
@@ -89,6 +104,7 @@ class Reference:
                 return
         self.clock = max(self.clock, ts)
         lateness = self.cfg["ingest"]["allowed_lateness"]
+        self._apply_moves(self.clock - lateness)
         for item in list(self.waiting_outcomes):
             if item[0] < self.clock - lateness:
                 self._give_up(item)
@@ -96,6 +112,11 @@ class Reference:
             if refused[0] < self.clock - lateness:
                 self._refuse(refused)
         if ev["event_id"] in self.seen:
+            return
+        if ev["type"] in TICKET_MOVES and lateness > 0 and ts >= self.clock - lateness:
+            self.arrivals += 1
+            self.ticket_moves.append((ts, self.arrivals, ev))
+            self.seen.add(ev["event_id"])
             return
         reason = self._apply(ev, ts)
         if reason in ("unknown_contact", "unknown_ticket") and ts >= self.clock - lateness:
@@ -117,11 +138,30 @@ class Reference:
             self._count(reason)
 
     def finish(self) -> None:
-        """End of the stream: every outcome still waiting for its item is unknown."""
+        """End of the stream: every ticket event still waiting applies; every outcome still
+        waiting for its item is unknown."""
+        self._apply_moves(math.inf)
         for item in list(self.waiting_outcomes):
             self._give_up(item)
         for refused in list(self.refused):
             self._refuse(refused)
+
+    def _apply_moves(self, before: float) -> None:
+        """Apply the waiting ticket events stamped before ``before`` in ``ts`` order (a tie in
+        lifecycle order, then arrival); one stamped before its ticket's creation, or with no
+        ticket, is ``unknown_ticket``."""
+        due = sorted(
+            (m for m in self.ticket_moves if m[0] < before),
+            key=lambda m: (m[0], LIFECYCLE_RANK[m[2]["type"].split(".")[1]], m[1]),
+        )
+        for move in due:
+            self.ticket_moves.remove(move)
+            ts, _, ev = move
+            t = self.tickets.get(ev["ticket_id"])
+            reason = "unknown_ticket" if t is None or ts < t.created else self._apply(ev, ts)
+            if reason is not None:
+                self._count(reason)
+                self.seen.discard(ev["event_id"])
 
     def _refuse(self, refused: tuple[float, dict[str, Any]]) -> None:
         self.refused.remove(refused)

@@ -196,4 +196,4 @@ def _check_ratios(
         h = float(q) * (len(waits) - 1)  # linear between the two closest ranks (numpy's rule)
         low = math.floor(h)
         exact = waits[low] + (h - low) * (waits[min(low + 1, len(waits) - 1)] - waits[low])
-        assert abs(got - exact) <= 0.01 * exact + 1e-3
+        assert abs(got - exact) <= 0.01 * exact + 1e-9

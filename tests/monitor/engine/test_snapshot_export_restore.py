@@ -87,10 +87,12 @@ def test_exported_parts_hold_what_the_events_put_there() -> None:
     own = engine.export_state()
     assert own.next_second == t0 + 4  # clock at T0 + 3.5
     assert own.talking == ["c1"]
-    assert own.solved == ["t1"]
-    assert own.early_seq == 1
-    [(key, (ts, seq, event, token))] = own.early
-    assert (key, ts, seq) == ((False, "c9"), T0 + 3.5, 0)
+    assert own.solved == []  # the solve waits for the watermark (lateness 5 s) to pass it
+    assert own.early_seq == 2
+    [(solve_key, solve), (key, (ts, seq, event, token))] = own.early
+    assert (solve_key, solve[0], solve[1], solve[2].event_id) == ((True, "t1"), T0 + 3.0, 0, "e3")
+    assert solve[3] == (STREAM[3], "line:3", "test")
+    assert (key, ts, seq) == ((False, "c9"), T0 + 3.5, 1)
     assert event.event_id == "e4"
     assert token == (STREAM[4], "line:4", "test")
 
@@ -106,8 +108,7 @@ def test_exported_parts_hold_what_the_events_put_there() -> None:
     assert [_ints(a) for a in voice.totals] == [every, every, every]
     email = engine.channels["email"].windows.export()
     assert [(k - t0, _ints(a)) for k, a in email.buckets] == [
-        (2, {"created": 1}),
-        (3, {"solved": 1, "solved_first_contact": 1}),  # no response, never reopened
+        (2, {"created": 1}),  # not solved yet: the solve is held
     ]
 
     # Ids by whole second of their ts; the held e4 is remembered, the redelivered e0 once.
@@ -120,24 +121,35 @@ def test_exported_parts_hold_what_the_events_put_there() -> None:
 
     stored = snapshot.capture(engine, {}).engine
     assert stored.talking == ["c1"]
-    assert stored.solved == ["t1"]
-    [(is_ticket, item_id, held_ts, held_seq, event_json, stored_token)] = stored.early
-    assert (is_ticket, item_id, held_ts, held_seq) == (False, "c9", T0 + 3.5, 0)
+    assert stored.solved == []
+    [stored_solve, (is_ticket, item_id, held_ts, held_seq, event_json, stored_token)] = stored.early
+    assert stored_solve[:4] == (True, "t1", T0 + 3.0, 0)
+    assert (is_ticket, item_id, held_ts, held_seq) == (False, "c9", T0 + 3.5, 1)
     assert json.loads(event_json)["event_id"] == "e4"  # the decoded event, encoded again
     assert stored_token == (STREAM[4], "line:4", "test")
     assert stored.dedup.buckets == dedup.buckets
 
-    # The restored engine holds the same parts, and its held outcome is released by the
-    # contact's queued event exactly as in the engine that never stopped.
+    # The restored engine holds the same parts: its held outcome is released by the
+    # contact's queued event, and its held solve by the watermark passing it (clock at 9 s),
+    # exactly as in the engine that never stopped.
     restored, _, _ = snapshot.from_bytes(snapshot.encode(snapshot.capture(engine, {})), cfg)
     assert restored.export_state() == own
-    assert restored.early_outcomes_held == 1
+    assert restored.early_outcomes_held == 2
     late = _line(5, 4.0, "contact.queued", channel="voice", queue="billing", contact_id="c9")
+    later = _line(6, 9.0, "complaint.received", channel="voice")
     for e in (engine, restored):
         feed(e, [late])
-        assert e.early_outcomes_held == 0
+        assert e.early_outcomes_held == 1
         assert e.export_state().talking == ["c1", "c9"]
+        feed(e, [later])
+        assert e.early_outcomes_held == 0
+        assert e.export_state().solved == ["t1"]
         assert e.export_state().early == []
+        email = e.channels["email"].windows.export()
+        assert [(k - t0, _ints(a)) for k, a in email.buckets] == [
+            (2, {"created": 1}),
+            (3, {"solved": 1, "solved_first_contact": 1}),  # no response, never reopened
+        ]
     assert _bytes(restored, 0) == _bytes(engine, 0)
 
 
