@@ -5,11 +5,14 @@ numbers of the same events in ``ts`` order. Each case is fed twice through the r
 
 from __future__ import annotations
 
+import math
+import random
 from typing import Any
 
 import pytest
 
-from tests.helpdesk.tickets import Tickets
+from support_monitor.monitor.engine.readout import series
+from tests.helpdesk.tickets import TICKET_MOVES, Tickets, move_fields
 
 T0 = 1_772_442_000.0  # 2026-03-02 09:00:00 UTC
 
@@ -200,3 +203,62 @@ def test_an_event_stamped_before_its_ticket_was_created_is_unknown() -> None:
         t.pipeline.take_deferred()  # the held response's verdict, counted as a reject
         assert t.stats.rejected["test", "unknown_ticket"] == 1
         assert t.engine.channels["email"].queues["default"].fr_hist.count == 0
+
+
+RANDOM_EMAIL = {
+    "first_response_seconds": 40,
+    "next_reply_seconds": 25,
+    "resolution_seconds": 90,
+    "priorities": {
+        "urgent": {"first_response": "15s", "next_reply": "10s", "resolution": "30s"},
+        "low": {"first_response": "80s", "resolution": "200s"},
+    },
+}
+"""Targets of seconds, so that random streams of a few seconds cross their deadlines."""
+
+
+def _rows(t: Tickets) -> dict[tuple[str, tuple[tuple[str, str], ...]], object]:
+    return {
+        (r.name, r.labels): "nan" if math.isnan(r.value) else r.value
+        for r in series(t.engine)
+        if ("channel", "email") in r.labels
+    }
+
+
+def _random_stream(rng: random.Random) -> list[tuple[float, str, str, dict[str, str]]]:
+    """One to three tickets, each with up to eight random events after its creation, no two
+    of one ticket at the same instant (same-instant events of one kind have no ``ts`` order)."""
+    stream = []
+    for k in range(rng.randint(1, 3)):
+        ts = rng.choice([0.0, 0.5, 1.0, 2.0])
+        priority = rng.choice(["low", "normal", "urgent"])
+        stream.append((ts, "ticket.created", f"t{k}", {"priority": priority}))
+        for _ in range(rng.randint(1, 8)):
+            ts += rng.choice([0.25, 1.0, 2.0, 3.0, 7.0, 12.0])
+            kind = rng.choice(TICKET_MOVES)
+            stream.append((ts, kind, f"t{k}", move_fields(rng, kind)))
+    return stream
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_ticket_streams_delivered_late_equal_them_in_order(seed: int) -> None:
+    """Each event delayed by up to 4.9 s (within the 5 s lateness), so events of a ticket
+    arrive in any order: every email row and every reject equal those of the ``ts`` order."""
+    rng = random.Random(seed)
+    for _ in range(25):
+        stream = _random_stream(rng)
+        delays = [rng.uniform(0, 4.9) for _ in stream]
+        until = max(s[0] for s in stream) + 300
+        results = []
+        for order in (
+            sorted(range(len(stream)), key=lambda i: (stream[i][0], i)),
+            sorted(range(len(stream)), key=lambda i: (stream[i][0] + delays[i], i)),
+        ):
+            t = Tickets(RANDOM_EMAIL)
+            for i in order:
+                ts, kind, ticket_id, fields = stream[i]
+                t.send(kind, T0 + ts, ticket_id=ticket_id, **fields)
+            t.at(T0 + until)
+            t.pipeline.take_deferred()
+            results.append((_rows(t), dict(t.stats.rejected)))
+        assert results[1] == results[0], stream
