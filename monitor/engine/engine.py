@@ -904,9 +904,9 @@ class Engine:
     def _order(self, event: Event, ts: float, token: object) -> bool:
         """Hold a ticket event until the watermark passes it, so that one ticket's events apply
         in ``ts`` order whatever order they arrive in (see the module doc); ``False`` when it
-        applies now: stamped before the watermark's reach (nothing earlier of its ticket is
-        still held), no lateness, or no room (``max_early_outcomes``, a token over
-        ``MAX_HELD_TOKEN_BYTES``), where it applies as it stands."""
+        applies now, as it stands: stamped more than the lateness before the clock (every
+        event of its ticket still held is stamped after it), no lateness, or no room
+        (``max_early_outcomes``, a token over ``MAX_HELD_TOKEN_BYTES``)."""
         if (
             self._final
             or self.lateness <= 0
@@ -983,11 +983,13 @@ class Engine:
         expired.append((token, reason))
 
     def _settle_held(self, key: HeldKey, held: Held) -> None:
-        """The watermark passed a held outcome: apply it for good if its item is open, else it
-        is an ``unknown_*`` reject. The item's outcomes held behind it are then tried again."""
+        """The watermark passed a held outcome: apply it for good if its item is open (a ticket
+        event stamped before its ticket's ``created`` is then refused by its handler as
+        ``unknown_ticket``), else it is an ``unknown_*`` reject. A contact's outcomes held
+        behind it are then tried again (a ticket's wait for the watermark)."""
         ts, _, event, token = held
         is_ticket = key[0]
-        if self._is_open(key):  # a ticket event stamped before its creation: unknown_ticket
+        if self._is_open(key):
             reason = self._apply_final(event, ts)
         else:
             reason = Reject.UNKNOWN_TICKET if is_ticket else Reject.UNKNOWN_CONTACT
