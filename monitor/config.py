@@ -132,6 +132,17 @@ class SentimentSettings(FrozenModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        # A cut-off no score can pass is a threshold that can never fire: refused.
+        if self.negative_below == -1:
+            raise ValueError(
+                "negative_below: -1 is the lowest score, so no score would ever count as "
+                "negative (support_negative_sentiment_ratio always 0); use a value above -1"
+            )
+        if self.positive_above == 1:
+            raise ValueError(
+                "positive_above: 1 is the highest score, so no score would ever count as "
+                "positive; use a value below 1"
+            )
         if self.negative_below > self.positive_above:
             raise ValueError(
                 f"negative_below: {self.negative_below:g} is above positive_above "
@@ -543,9 +554,8 @@ def _file_problems(value: object, key: str, depth: int = 0) -> list[str]:
 
 def config_notes(settings: Settings) -> list[str]:
     """What a valid config switches off: each alert rule that can never fire (its detector is
-    disabled or not configured), and paging as a whole when nothing is routed anywhere; a
-    sentiment cut-off no score can pass; and when `run` would feed the built-in simulator's
-    traffic."""
+    disabled or not configured), and paging as a whole when nothing is routed anywhere; and
+    when `run` would feed the built-in simulator's traffic."""
     notes = []
     thresholds = {t.name: t for t in settings.detectors.thresholds}
     for i, rule in settings.alerts.switched_off(settings.detectors):
@@ -567,17 +577,6 @@ def config_notes(settings: Settings) -> list[str]:
         "__, e.g. SUPPORT_MONITOR_EXPORTER__LISTEN)"
         for name in config_env.unknown(Settings.model_fields, config_env.overrides())
     )
-    sentiment = settings.sentiment
-    if sentiment.negative_below == -1:
-        notes.append(
-            "sentiment.negative_below: -1: no score is below it (scores are -1..1), so no "
-            "score counts as negative and support_negative_sentiment_ratio stays 0"
-        )
-    if sentiment.positive_above == 1:
-        notes.append(
-            "sentiment.positive_above: 1: no score is above it (scores are -1..1), so no score "
-            "counts as positive"
-        )
     ingest = settings.ingest
     if ingest.dedup_horizon < ingest.max_event_age:
         notes.append(

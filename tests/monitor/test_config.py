@@ -574,18 +574,20 @@ def test_a_dedup_horizon_shorter_than_the_event_age_gets_a_note() -> None:
     assert notes({"dedup_horizon": "1h", "max_event_age": "1h"}) == []
 
 
-def test_a_sentiment_cut_off_no_score_can_pass_gets_a_note() -> None:
-    def notes(sentiment: dict[str, float]) -> list[str]:
-        settings = parse_settings({"sentiment": sentiment})
-        return [n.split(":")[0] for n in config_notes(settings) if n.startswith("sentiment")]
-
-    assert notes({}) == []
-    assert notes({"negative_below": -0.99, "positive_above": 0.99}) == []
-    assert notes({"negative_below": -1}) == ["sentiment.negative_below"]
-    assert notes({"negative_below": -1, "positive_above": 1}) == [
-        "sentiment.negative_below",
-        "sentiment.positive_above",
-    ]
+@pytest.mark.parametrize(
+    ("sentiment", "start"),
+    [
+        ({"negative_below": -1}, "sentiment.negative_below: -1 is the lowest score, so no score"),
+        ({"positive_above": 1}, "sentiment.positive_above: 1 is the highest score, so no score"),
+    ],
+)
+def test_a_sentiment_cut_off_no_score_can_pass_is_refused(
+    sentiment: dict[str, float], start: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"sentiment": sentiment})
+    assert str(info.value).startswith(start), str(info.value)
+    parse_settings({"sentiment": {"negative_below": -0.99, "positive_above": 0.99}})
 
 
 def test_a_variable_naming_no_setting_gets_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
