@@ -905,11 +905,14 @@ class Engine:
         """Hold a ticket event until the watermark passes it, so that one ticket's events apply
         in ``ts`` order whatever order they arrive in (see the module doc); ``False`` when it
         applies now, as it stands: stamped more than the lateness before the clock (every
-        event of its ticket still held is stamped after it), no lateness, or no room
-        (``max_early_outcomes``, a token over ``MAX_HELD_TOKEN_BYTES``)."""
+        event of its ticket still held is stamped after it), no clock yet (a live daemon before
+        its first tick: no watermark would pass it), no lateness, or no room
+        (``max_early_outcomes``, a token over ``MAX_HELD_TOKEN_BYTES``; an event of a ticket
+        that has events held then waits behind them, or they go first, as in :meth:`apply`)."""
         if (
             self._final
             or self.lateness <= 0
+            or self.now == -math.inf
             or ts < self.now - self.lateness
             or self._early_count >= self._max_early
             or _token_bytes(token) > MAX_HELD_TOKEN_BYTES

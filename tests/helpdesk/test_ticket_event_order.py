@@ -5,14 +5,21 @@ numbers of the same events in ``ts`` order. Each case is fed twice through the r
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import series
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
 from tests.helpdesk.tickets import TICKET_MOVES, Tickets, move_fields
+from tests.support import settings, value
 
 T0 = 1_772_442_000.0  # 2026-03-02 09:00:00 UTC
 
@@ -262,3 +269,46 @@ def test_random_ticket_streams_delivered_late_equal_them_in_order(seed: int) -> 
             t.pipeline.take_deferred()
             results.append((_rows(t), dict(t.stats.rejected)))
         assert results[1] == results[0], stream
+
+
+def test_over_the_bound_a_ticket_event_still_applies_after_its_ticket_s_earlier_ones() -> None:
+    # One event may wait (max_early_outcomes 1). Urgent first response 20 s: the change at
+    # 28 s leaves the clock past it, a breach, in either arrival order; the second event finds
+    # no room and applies at once, after the held one when that is stamped before it.
+    email = {
+        "first_response_seconds": 3600,
+        "priorities": {"urgent": {"first_response": "20s"}},
+    }
+    moves: list[Move] = [
+        (0, "created", {}),
+        (28, "priority_changed", {"priority": "urgent"}),
+        (30, "responded", {}),
+    ]
+    for arrival in ([0, 1, 2], [0, 2, 1]):
+        t = Tickets(email, limits={"max_early_outcomes": 1})
+        for index in arrival:
+            at, kind, fields = moves[index]
+            t.send(f"ticket.{kind}", T0 + at, ticket_id="t1", **fields)
+        t.at(T0 + 60)
+        assert t.get("support_sla_breaches_total", sla="first_response") == 1, arrival
+        hist = t.engine.channels["email"].queues["default"].fr_hist
+        assert (hist.count, hist.sum) == (1, 30.0)
+
+
+def test_before_the_first_tick_a_live_daemon_applies_ticket_events_at_once() -> None:
+    # A live (wall-clock) pipeline whose clock has not ticked yet: no watermark would pass a
+    # held event, so the ticket's events apply as they come.
+    engine = Engine(settings())
+    pipeline = Pipeline(engine, DaemonStats(), event_clock=False, log_burst=0)
+    start = time.time() - 120
+    for n, (after, kind) in enumerate(((0, "created"), (30, "responded"), (60, "solved"))):
+        event = {
+            "event_id": f"e{n}",
+            "type": f"ticket.{kind}",
+            "ts": datetime.fromtimestamp(start + after, UTC).isoformat(),
+            "channel": "email",
+            "ticket_id": "t1",
+        }
+        assert pipeline.process("test", Delivery(json.dumps(event).encode(), n)) is None
+    assert engine.early_outcomes_held == 0
+    assert value(engine, "support_tickets_solved_total", channel="email", queue="default") == 1
