@@ -309,6 +309,6 @@ def test_before_the_first_tick_a_live_daemon_applies_ticket_events_at_once() -> 
             "channel": "email",
             "ticket_id": "t1",
         }
-        assert pipeline.process("test", Delivery(json.dumps(event).encode(), n)) is None
+        assert pipeline.process("test", Delivery(json.dumps(event).encode(), f"line:{n}")) is None
     assert engine.early_outcomes_held == 0
     assert value(engine, "support_tickets_solved_total", channel="email", queue="default") == 1
