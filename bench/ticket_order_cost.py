@@ -63,7 +63,7 @@ def pipeline_seconds(data: list[bytes], lateness: float) -> float:
     pipeline = Pipeline(engine, DaemonStats(), event_clock=True, log_burst=0)
     start = time.process_time()
     for position, line in enumerate(data):
-        pipeline.process("bench", Delivery(line, position))
+        pipeline.process("bench", Delivery(line, f"line:{position}"))
         pipeline.take_deferred("bench")
     engine.flush()
     pipeline.take_deferred()
