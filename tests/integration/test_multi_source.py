@@ -38,8 +38,10 @@ async def test_kafka_and_mqtt_feed_one_engine(
     config.write_text(
         yaml.safe_dump(
             {
-                # the published simulation runs 900 s of event time ahead of the wall clock
-                "ingest": {"max_clock_skew": "1h"},
+                # the published simulation runs 900 s of event time ahead of the wall clock;
+                # with a lateness, its ticket events would wait for the wall clock to pass
+                # them (docs/events.md), up to 15 minutes: none, so every one applies at once
+                "ingest": {"max_clock_skew": "1h", "allowed_lateness": 0},
                 "sources": {
                     "kafka": {
                         "bootstrap_servers": kafka_bootstrap,
