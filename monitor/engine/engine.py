@@ -312,7 +312,8 @@ class Engine:
         self.now = -math.inf
         self.watermark = -math.inf
         self._next_second = -math.inf
-        self._early: dict[HeldKey, list[Held]] = {}
+        self._early: dict[HeldKey, dict[int, Held]] = {}
+        """Held outcomes by item, each item's by sequence number (in holding order)."""
         self._early_heap: list[tuple[float, int, HeldKey]] = []  # (ts, seq, key), lazy deletes
         self._early_count = 0
         self._early_seq = 0
@@ -358,7 +359,7 @@ class Engine:
             self._next_second,
             list(self._talking),
             list(self._solved_order),
-            [(key, held) for key, hs in self._early.items() for held in hs],
+            [(key, held) for key, hs in self._early.items() for held in hs.values()],
             self._early_seq,
         )
 
@@ -369,10 +370,10 @@ class Engine:
         contacts = self.contacts
         self._talking = {cid: contacts[cid] for cid in state.talking}
         self._solved_order = dict.fromkeys(state.solved)
-        early: dict[HeldKey, list[Held]] = {}
+        early: dict[HeldKey, dict[int, Held]] = {}
         heap: list[tuple[float, int, HeldKey]] = []
         for key, held in state.early:
-            early.setdefault(key, []).append(held)
+            early.setdefault(key, {})[held[1]] = held
             heap.append((held[0], held[1], key))
         heapq.heapify(heap)
         self._early = early
@@ -842,7 +843,7 @@ class Engine:
 
     def _behind(self, key: HeldKey, ts: float) -> bool:
         """Whether the open item ``key`` holds an outcome stamped at or before ``ts``."""
-        return self._is_open(key) and any(held[0] <= ts for held in self._early[key])
+        return self._is_open(key) and any(held[0] <= ts for held in self._early[key].values())
 
     def _may_wait(self, ts: float) -> bool:
         """Whether a handler may ask to wait for an earlier event of the item (see the module
@@ -923,9 +924,9 @@ class Engine:
         self._early_seq = seq + 1
         held = self._early.get(key)
         if held is None:
-            self._early[key] = [(ts, seq, event, token)]
+            self._early[key] = {seq: (ts, seq, event, token)}
         else:
-            held.append((ts, seq, event, token))
+            held[seq] = (ts, seq, event, token)
         self._early_count += 1
         heapq.heappush(self._early_heap, (ts, seq, key))
         self.held_last = True
@@ -943,7 +944,7 @@ class Engine:
             return Reject.CAPACITY
         seq = self._early_seq
         self._early_seq = seq + 1
-        self._early.setdefault(key, []).append((ts, seq, event, token))
+        self._early.setdefault(key, {})[seq] = (ts, seq, event, token)
         self._early_count += 1
         heapq.heappush(self._early_heap, (ts, seq, key))
         self.held_last = True
@@ -958,23 +959,27 @@ class Engine:
             held = self._early.get(key)
             if held is None:
                 continue  # its item opened: the entry is spent
-            found = next((h for h in held if h[1] == seq), None)
+            found = held.pop(seq, None)
             if found is None:
                 continue  # applied already: the entry is spent
-            if key[0] and len(held) > 1:  # a ticket's events of one instant: lifecycle order
-                due = [h for h in held if h[0] == found[0]]
+            due = [found]
+            at = found[0]
+            if key[0] and held and heap and heap[0][0] == at:
+                # a ticket's events of one instant, in lifecycle order (looked for only when
+                # something else is held at that instant, so a long hold costs no scan per event)
+                due += [h for h in held.values() if h[0] == at]
+                for h in due[1:]:
+                    del held[h[1]]
                 due.sort(key=lambda h: (_LIFECYCLE_RANK[type(h[2])], h[1]))
-            else:
-                due = [found]
-            for one in due:
-                held.remove(one)
             if not held:
                 del self._early[key]
             self._early_count -= len(due)
             for one in due:
                 self._settle_held(key, one)
         if len(heap) > 2 * self._early_count + 64:  # drop entries of outcomes already applied
-            self._early_heap = [(h[0], h[1], k) for k, hs in self._early.items() for h in hs]
+            self._early_heap = [
+                (h[0], h[1], k) for k, hs in self._early.items() for h in hs.values()
+            ]
             heapq.heapify(self._early_heap)
 
     def _defer(self, event: Event, token: object, reason: Reject) -> None:
@@ -992,7 +997,8 @@ class Engine:
         behind it are then tried again (a ticket's wait for the watermark)."""
         ts, _, event, token = held
         is_ticket = key[0]
-        if self._is_open(key):
+        is_open = self._is_open(key)
+        if is_open:
             reason = self._apply_final(event, ts)
         else:
             reason = Reject.UNKNOWN_TICKET if is_ticket else Reject.UNKNOWN_CONTACT
@@ -1000,7 +1006,9 @@ class Engine:
             self._applied(token, event)
         else:
             self._defer(event, token, reason)
-        if not is_ticket and key in self._early:
+        # An item that never opened: its other outcomes wait on for their own expiry (trying
+        # them again now would only hold each again, once per outcome settled).
+        if is_open and not is_ticket and key in self._early:
             # those stamped at its instant waited behind it too: they come before later ones
             self._release_early(key, after=math.nextafter(ts, -math.inf))
 
@@ -1021,13 +1029,12 @@ class Engine:
             return []
         if keep is None:
             del self._early[key]
-            return held
-        taking = [h for h in held if not keep(h[0])]
+            return list(held.values())
+        taking = [h for h in held.values() if not keep(h[0])]
         if taking:
-            left = [h for h in held if keep(h[0])]
-            if left:
-                self._early[key] = left
-            else:
+            for h in taking:
+                del held[h[1]]
+            if not held:
                 del self._early[key]
         return taking
 
@@ -1052,7 +1059,9 @@ class Engine:
         taking.sort(key=lambda h: (h[0], _LIFECYCLE_RANK[type(h[2])], h[1]))
         left = self._apply_held(taking, final=until is not None)
         if left:  # held again as they were (their heap entries stand)
-            self._early.setdefault(key, []).extend(left)
+            again = self._early.setdefault(key, {})
+            for h in left:
+                again[h[1]] = h
             self._early_count += len(left)
 
     def _apply_held(self, taking: list[Held], *, final: bool) -> list[Held]:
@@ -1573,8 +1582,12 @@ class Engine:
         contact = self.contacts.get(contact_id)
         if contact is None or not self._early:
             return contact
-        held = self._early.get((False, contact_id), ())
-        closed = any(h[0] <= ts and isinstance(h[2], ContactEnded | ContactAbandoned) for h in held)
+        held = self._early.get((False, contact_id))
+        if held is None:
+            return contact
+        closed = any(
+            h[0] <= ts and isinstance(h[2], ContactEnded | ContactAbandoned) for h in held.values()
+        )
         return None if closed else contact
 
     def _rated(self, ev: TicketRated, ts: float) -> Reject | None:

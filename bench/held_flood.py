@@ -1,0 +1,131 @@
+"""What a flood of outcomes of one item costs per event (an attack, or a producer in a loop).
+
+Every stream: ``--events`` outcomes of one contact or ticket id within 4 s of event time, fed
+through the real pipeline (decode, checks, de-duplication, engine; no tick road) with the
+default lateness (5 s) and ``limits.max_early_outcomes`` (10,000), then flushed; a bare
+``msgspec`` decode loop over the same lines in the same run.
+
+- ``never-opened contact``: ``contact.answered`` of a contact never queued (each held for its
+  ``queued``, then ``unknown_contact``);
+- ``ticket status flood``: ``ticket.status_changed`` of one open ticket (each waits for the
+  watermark);
+- ``ticket, one instant``: the same, all stamped at one instant;
+- ``answered again``: ``contact.answered`` of one contact already answered (each refused now,
+  held for an earlier event that might change that).
+
+    .venv/bin/python bench/held_flood.py [--events 20000] 2>/dev/null
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from support_monitor.monitor.config import parse_settings
+from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import Event
+from support_monitor.monitor.pipeline import Delivery, Pipeline
+from support_monitor.monitor.stats import DaemonStats
+
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC).timestamp()
+CONFIG = {
+    "channels": {
+        "voice": {"answer_seconds": 20},
+        "email": {"first_response_seconds": 3600, "resolution_seconds": 86400},
+    }
+}
+
+
+def _line(n: int, kind: str, ts: float, **fields: str) -> bytes:
+    stamp = datetime.fromtimestamp(ts, UTC).isoformat()
+    return msgspec.json.encode({"event_id": f"e{n}", "type": kind, "ts": stamp, **fields})
+
+
+def streams(n: int) -> dict[str, list[bytes]]:
+    spread: Callable[[int], float] = lambda i: T0 + 1 + (i % 4000) / 1000  # noqa: E731
+    queued = _line(-1, "contact.queued", T0, channel="voice", contact_id="c1")
+    created = _line(-1, "ticket.created", T0, channel="email", ticket_id="t1")
+    status = ("open", "pending")
+    return {
+        "never-opened contact": [
+            _line(i, "contact.answered", spread(i), channel="voice", contact_id="c1")
+            for i in range(n)
+        ],
+        "ticket status flood": [created]
+        + [
+            _line(
+                i,
+                "ticket.status_changed",
+                spread(i),
+                channel="email",
+                ticket_id="t1",
+                status=status[i % 2],
+            )
+            for i in range(n)
+        ],
+        "ticket, one instant": [created]
+        + [
+            _line(
+                i,
+                "ticket.status_changed",
+                T0 + 2,
+                channel="email",
+                ticket_id="t1",
+                status=status[i % 2],
+            )
+            for i in range(n)
+        ],
+        "answered again": [queued]
+        + [
+            _line(i, "contact.answered", spread(i), channel="voice", contact_id="c1")
+            for i in range(n)
+        ],
+    }
+
+
+def pipeline_seconds(data: list[bytes]) -> float:
+    engine = Engine(parse_settings(CONFIG))
+    pipeline = Pipeline(engine, DaemonStats(), event_clock=True, log_burst=0)
+    start = time.process_time()
+    for position, line in enumerate(data):
+        pipeline.process("bench", Delivery(line, f"line:{position}"))
+        pipeline.take_deferred("bench")
+    engine.flush()
+    pipeline.take_deferred()
+    return time.process_time() - start
+
+
+def bare_seconds(data: list[bytes]) -> float:
+    decoder = msgspec.json.Decoder(Event)
+    start = time.process_time()
+    for line in data:
+        decoder.decode(line)
+    return time.process_time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    args = parser.parse_args()
+    print(f"{args.events:,} outcomes of one item a stream\n")
+    print("| stream | bare decode µs an event | pipeline µs an event | ratio to bare |")
+    print("|---|---:|---:|---:|")
+    for name, data in streams(args.events).items():
+        bare = bare_seconds(data)
+        spent = pipeline_seconds(data)
+        print(
+            f"| {name} | {bare / len(data) * 1e6:.2f} | {spent / len(data) * 1e6:.1f} "
+            f"| {bare / spent:.4f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
