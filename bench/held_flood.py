@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,11 +28,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.ticket_order_cost import bare_seconds, feed_seconds
 from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.engine.engine import Engine
-from support_monitor.monitor.events import Event
-from support_monitor.monitor.pipeline import Delivery, Pipeline
-from support_monitor.monitor.stats import DaemonStats
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC).timestamp()
 CONFIG = {
@@ -49,66 +46,39 @@ def _line(n: int, kind: str, ts: float, **fields: str) -> bytes:
     return msgspec.json.encode({"event_id": f"e{n}", "type": kind, "ts": stamp, **fields})
 
 
+def _status_flood(n: int, at: Callable[[int], float]) -> list[bytes]:
+    """``n`` ``ticket.status_changed`` of ticket ``t1``, alternating open and pending."""
+    status = ("open", "pending")
+    return [
+        _line(
+            i,
+            "ticket.status_changed",
+            at(i),
+            channel="email",
+            ticket_id="t1",
+            status=status[i % 2],
+        )
+        for i in range(n)
+    ]
+
+
 def streams(n: int) -> dict[str, list[bytes]]:
     spread: Callable[[int], float] = lambda i: T0 + 1 + (i % 4000) / 1000  # noqa: E731
     queued = _line(-1, "contact.queued", T0, channel="voice", contact_id="c1")
     created = _line(-1, "ticket.created", T0, channel="email", ticket_id="t1")
-    status = ("open", "pending")
     return {
         "never-opened contact": [
             _line(i, "contact.answered", spread(i), channel="voice", contact_id="c1")
             for i in range(n)
         ],
-        "ticket status flood": [created]
-        + [
-            _line(
-                i,
-                "ticket.status_changed",
-                spread(i),
-                channel="email",
-                ticket_id="t1",
-                status=status[i % 2],
-            )
-            for i in range(n)
-        ],
-        "ticket, one instant": [created]
-        + [
-            _line(
-                i,
-                "ticket.status_changed",
-                T0 + 2,
-                channel="email",
-                ticket_id="t1",
-                status=status[i % 2],
-            )
-            for i in range(n)
-        ],
+        "ticket status flood": [created, *_status_flood(n, spread)],
+        "ticket, one instant": [created, *_status_flood(n, lambda _: T0 + 2)],
         "answered again": [queued]
         + [
             _line(i, "contact.answered", spread(i), channel="voice", contact_id="c1")
             for i in range(n)
         ],
     }
-
-
-def pipeline_seconds(data: list[bytes]) -> float:
-    engine = Engine(parse_settings(CONFIG))
-    pipeline = Pipeline(engine, DaemonStats(), event_clock=True, log_burst=0)
-    start = time.process_time()
-    for position, line in enumerate(data):
-        pipeline.process("bench", Delivery(line, f"line:{position}"))
-        pipeline.take_deferred("bench")
-    engine.flush()
-    pipeline.take_deferred()
-    return time.process_time() - start
-
-
-def bare_seconds(data: list[bytes]) -> float:
-    decoder = msgspec.json.Decoder(Event)
-    start = time.process_time()
-    for line in data:
-        decoder.decode(line)
-    return time.process_time() - start
 
 
 def main() -> None:
@@ -120,7 +90,7 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for name, data in streams(args.events).items():
         bare = bare_seconds(data)
-        spent = pipeline_seconds(data)
+        spent = feed_seconds(Engine(parse_settings(CONFIG)), data)
         print(
             f"| {name} | {bare / len(data) * 1e6:.2f} | {spent / len(data) * 1e6:.1f} "
             f"| {bare / spent:.4f} |"
