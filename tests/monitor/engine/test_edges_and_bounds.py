@@ -396,7 +396,8 @@ def test_a_flood_of_outcomes_of_a_contact_never_queued_is_each_rejected_once() -
     # 3,000 outcomes of one contact that never comes, 1 ms apart within the 5 s lateness: each
     # is held for its queued, then unknown_contact once the watermark passes it, oldest first.
     # (Before 2026-12-04 each one settled tried every later one again and held it anew: 29 s
-    # and 230 MB for 2,000 of them, hours for 20,000; bench/held_flood.py measures it.)
+    # and 230 MB for 2,000 of them, over 15 minutes and 4 GB for 20,000; bench/held_flood.py
+    # measures it.)
     engine = Engine(settings())
     kinds = ("contact.answered", "contact.ended", "contact.abandoned")
     for i in range(3000):
