@@ -62,22 +62,22 @@ def _status_flood(n: int, at: Callable[[int], float]) -> list[bytes]:
     ]
 
 
+def _spread(i: int) -> float:
+    """1 ms apart, within 4 s (then again from the start)."""
+    return T0 + 1 + (i % 4000) / 1000
+
+
 def streams(n: int) -> dict[str, list[bytes]]:
-    spread: Callable[[int], float] = lambda i: T0 + 1 + (i % 4000) / 1000  # noqa: E731
     queued = _line(-1, "contact.queued", T0, channel="voice", contact_id="c1")
     created = _line(-1, "ticket.created", T0, channel="email", ticket_id="t1")
+    answered = [
+        _line(i, "contact.answered", _spread(i), channel="voice", contact_id="c1") for i in range(n)
+    ]
     return {
-        "never-opened contact": [
-            _line(i, "contact.answered", spread(i), channel="voice", contact_id="c1")
-            for i in range(n)
-        ],
-        "ticket status flood": [created, *_status_flood(n, spread)],
+        "never-opened contact": answered,
+        "ticket status flood": [created, *_status_flood(n, _spread)],
         "ticket, one instant": [created, *_status_flood(n, lambda _: T0 + 2)],
-        "answered again": [queued]
-        + [
-            _line(i, "contact.answered", spread(i), channel="voice", contact_id="c1")
-            for i in range(n)
-        ],
+        "answered again": [queued, *answered],
     }
 
 

@@ -993,8 +993,9 @@ class Engine:
     def _settle_held(self, key: HeldKey, held: Held) -> None:
         """The watermark passed a held outcome: apply it for good if its item is open (a ticket
         event stamped before its ticket's ``created`` is then refused by its handler as
-        ``unknown_ticket``), else it is an ``unknown_*`` reject. A contact's outcomes held
-        behind it are then tried again (a ticket's wait for the watermark)."""
+        ``unknown_ticket``), else it is an ``unknown_*`` reject. If its contact was open, the
+        contact's outcomes held behind it are then tried again (a ticket's wait for the
+        watermark; an item that never opened has nothing they could wait behind)."""
         ts, _, event, token = held
         is_ticket = key[0]
         is_open = self._is_open(key)
@@ -1006,8 +1007,6 @@ class Engine:
             self._applied(token, event)
         else:
             self._defer(event, token, reason)
-        # An item that never opened: its other outcomes wait on for their own expiry (trying
-        # them again now would only hold each again, once per outcome settled).
         if is_open and not is_ticket and key in self._early:
             # those stamped at its instant waited behind it too: they come before later ones
             self._release_early(key, after=math.nextafter(ts, -math.inf))
