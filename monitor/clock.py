@@ -32,19 +32,22 @@ def quiet_horizon(settings: Settings) -> float:
     """How long after the last event the replay's tick road keeps stepping before it may jump.
 
     Past ``last event + H`` nothing the tick handlers read can change any more: every window
-    has drained, every deadline (target + allowed lateness) is decided, an oldest-wait threshold
-    has been crossed, then every detector's own persistence (``sustain``, ``release``), and
-    after that every alert ``for``, ``keep_firing_for``, resolved retention and evaluation
-    interval has run out. So the ticks up to the next event only repeat
-    the same evaluation, and skipping them changes no output.
+    has drained, every answer deadline (target + allowed lateness) is decided, an oldest-wait
+    threshold has been crossed, then every detector's own persistence (``sustain``,
+    ``release``), and after that every alert ``for``, ``keep_firing_for``, resolved retention
+    and evaluation interval has run out. So the ticks up to the next event only repeat the same
+    evaluation, and skipping them changes no output.
     """
     # The today window is left out: its reset wakes the road itself (Engine.next_wakeup), as
-    # do ticket deadlines beyond the channel targets (business time, priorities, next reply).
+    # does every ticket deadline and at-risk instant (a timer of the engine), so ticket targets
+    # need no ticks of their own here.
     engine = [0.0, *(span for name, span in settings.window_seconds.items() if name != "today")]
     lateness = settings.ingest.allowed_lateness
-    for ch in settings.channels.values():
-        targets = (ch.answer_seconds, ch.first_response_seconds, ch.resolution_seconds)
-        engine.extend(target + lateness for target in targets if target is not None)
+    engine.extend(
+        ch.answer_seconds + lateness
+        for ch in settings.channels.values()
+        if ch.answer_seconds is not None
+    )
     # oldest-wait thresholds (per channel), the backlog slope history, CUSUMs staying active
     engine.append(detector_horizon(settings.detectors, settings.channels))
     # a binomial CUSUM left active lets go at the first hour boundary after a silent hour

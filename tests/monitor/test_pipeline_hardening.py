@@ -556,6 +556,43 @@ def test_a_first_response_drought_at_the_start_of_a_quiet_gap_is_not_jumped_over
     assert jumped[:3] == stepped[:3]
 
 
+def test_ticket_deadlines_in_a_quiet_gap_wake_the_road_without_ticks_of_their_own() -> None:
+    # Email answers within 1 h and solves within 24 h. Twelve tickets come within two minutes,
+    # ten of them are answered at once and none is solved; the next event is 30 h later. All
+    # twelve turn at risk of their resolution 21.6 h after creation (10% of the target before
+    # it), which pages TicketsAtRisk, and breach at 24 h, which resolves it: both inside the
+    # gap. The horizon leaves the ticket targets out (12,185 s here, not 86,405 s + 4,920 s),
+    # since every deadline and at-risk instant is an engine timer that wakes the road: the
+    # jumping road skips most of the gap and still pages and resolves as the stepping one does.
+    cfg = settings(windows=["5m", "1h"], exporter={"tick_seconds": 60})
+    horizon = quiet_horizon(cfg)
+    # a binomial CUSUM left active lets go within 2 h of the last outcome (plus the longest T,
+    # chat 60 s, and 5 s of lateness), then estimated_wait's sustain 25m, the longest for (10m),
+    # keep_firing_for 1800 and retention 900 s, + 2 ticks
+    assert horizon == 2 * 3600 + 60 + 5 + 1500 + 600 + 1800 + 900 + 120
+    gap = 30 * 3600
+    lines = []
+    for i in range(12):
+        at = T0 + 10 * i
+        lines.append(_line("ticket.created", at, "email", event_id=f"c{i}", ticket_id=f"t{i}"))
+        if i >= 2:
+            lines.append(
+                _line("ticket.responded", at + 5, "email", event_id=f"r{i}", ticket_id=f"t{i}")
+            )
+    lines.append(_line("ticket.created", T0 + gap, "email", event_id="after", ticket_id="after"))
+    lines.sort(key=lambda raw: json.loads(raw)["ts"])
+    stepped = _run_road(cfg, lines, None)
+    jumped = _run_road(cfg, lines, horizon)
+    firing = [
+        (r["labels"]["alertname"], r["labels"].get("sla"))
+        for r in json.loads(stepped[0])
+        if r["state"] == "firing"
+    ]
+    assert ("TicketsAtRisk", "resolution") in firing  # 23 h in: inside the gap, past H
+    assert jumped[3] > gap / 60 / 3  # a third of the gap's 1,800 ticks at least was skipped
+    assert jumped[:3] == stepped[:3]
+
+
 # --- 5. rejected-event logs: 20 per reason per second, then one suppressed line --------------
 
 
