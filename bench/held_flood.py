@@ -11,7 +11,9 @@ default lateness (5 s) and ``limits.max_early_outcomes`` (10,000), then flushed;
   watermark);
 - ``ticket, one instant``: the same, all stamped at one instant;
 - ``answered again``: ``contact.answered`` of one contact already answered (each refused now,
-  held for an earlier event that might change that).
+  held for an earlier event that might change that);
+- ``surveys of that contact``: the same, every other one replaced by a ``survey.answered``
+  naming the contact.
 
     .venv/bin/python bench/held_flood.py [--events 20000] 2>/dev/null
 """
@@ -78,7 +80,23 @@ def streams(n: int) -> dict[str, list[bytes]]:
         "ticket status flood": [created, *_status_flood(n, _spread)],
         "ticket, one instant": [created, *_status_flood(n, lambda _: T0 + 2)],
         "answered again": [queued, *answered],
+        "surveys of that contact": [queued, *_with_surveys(answered)],
     }
+
+
+def _with_surveys(outcomes: list[bytes]) -> list[bytes]:
+    """Every other outcome replaced by a ``survey.answered`` (csat) naming contact ``c1``: each
+    survey looks whether a held ``ended`` closed the contact before it."""
+    out = []
+    fields = {"channel": "voice", "survey": "csat", "score": 4, "contact_id": "c1"}
+    for i, raw in enumerate(outcomes):
+        if i % 2:
+            ts = msgspec.json.decode(raw)["ts"]
+            survey = {"event_id": f"s{i}", "type": "survey.answered", "ts": ts, **fields}
+            out.append(msgspec.json.encode(survey))
+        else:
+            out.append(raw)
+    return out
 
 
 def main() -> None:

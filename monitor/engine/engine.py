@@ -206,6 +206,54 @@ HeldKey = tuple[bool, str]
 Held = tuple[float, int, Event, object]
 """A held outcome: (ts, arrival sequence number, event, the caller's token)."""
 
+
+class HeldItem:
+    """One item's held outcomes: by arrival sequence number, with two min-heaps over them whose
+    entries are dropped lazily (an entry whose number is no longer held is skipped): every
+    outcome in application order, ``(ts, lifecycle rank, seq)``, and the ones that close a
+    contact (``ended``, ``abandoned``), ``(ts, seq)``. So the first one to apply and the first
+    closer cost a heap step, not a pass over all of them."""
+
+    __slots__ = ("by_seq", "closers", "order")
+
+    def __init__(self) -> None:
+        self.by_seq: dict[int, Held] = {}
+        self.order: list[tuple[float, int, int]] = []
+        self.closers: list[tuple[float, int]] = []
+
+    def add(self, held: Held) -> None:
+        ts, seq, event, _ = held
+        by_seq = self.by_seq
+        if len(self.order) > 2 * len(by_seq) + 16:  # mostly spent entries: keep the live ones
+            self.order = [e for e in self.order if e[2] in by_seq]
+            heapq.heapify(self.order)
+            self.closers = [e for e in self.closers if e[1] in by_seq]
+            heapq.heapify(self.closers)
+        by_seq[seq] = held
+        heapq.heappush(self.order, (ts, _LIFECYCLE_RANK[type(event)], seq))
+        if isinstance(event, ContactEnded | ContactAbandoned):
+            heapq.heappush(self.closers, (ts, seq))
+
+    def first(self) -> tuple[float, int, int] | None:
+        """The order entry of the held outcome that applies first (``None``: none held)."""
+        order, by_seq = self.order, self.by_seq
+        while order:
+            entry = order[0]
+            if entry[2] in by_seq:
+                return entry
+            heapq.heappop(order)
+        return None
+
+    def first_closer(self) -> float:
+        """``ts`` of the earliest held ``ended``/``abandoned`` (``inf``: none held)."""
+        closers, by_seq = self.closers, self.by_seq
+        while closers:
+            if closers[0][1] in by_seq:
+                return closers[0][0]
+            heapq.heappop(closers)
+        return math.inf
+
+
 UNCATEGORIZED = "uncategorized"
 OTHER = "other"
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -312,8 +360,8 @@ class Engine:
         self.now = -math.inf
         self.watermark = -math.inf
         self._next_second = -math.inf
-        self._early: dict[HeldKey, dict[int, Held]] = {}
-        """Held outcomes by item, each item's by sequence number (in holding order)."""
+        self._early: dict[HeldKey, HeldItem] = {}
+        """Held outcomes by item."""
         self._early_heap: list[tuple[float, int, HeldKey]] = []  # (ts, seq, key), lazy deletes
         self._early_count = 0
         self._early_seq = 0
@@ -359,7 +407,7 @@ class Engine:
             self._next_second,
             list(self._talking),
             list(self._solved_order),
-            [(key, held) for key, hs in self._early.items() for held in hs.values()],
+            [(key, held) for key, item in self._early.items() for held in item.by_seq.values()],
             self._early_seq,
         )
 
@@ -370,10 +418,13 @@ class Engine:
         contacts = self.contacts
         self._talking = {cid: contacts[cid] for cid in state.talking}
         self._solved_order = dict.fromkeys(state.solved)
-        early: dict[HeldKey, dict[int, Held]] = {}
+        early: dict[HeldKey, HeldItem] = {}
         heap: list[tuple[float, int, HeldKey]] = []
         for key, held in state.early:
-            early.setdefault(key, {})[held[1]] = held
+            item = early.get(key)
+            if item is None:
+                item = early[key] = HeldItem()
+            item.add(held)
             heap.append((held[0], held[1], key))
         heapq.heapify(heap)
         self._early = early
@@ -843,7 +894,10 @@ class Engine:
 
     def _behind(self, key: HeldKey, ts: float) -> bool:
         """Whether the open item ``key`` holds an outcome stamped at or before ``ts``."""
-        return self._is_open(key) and any(held[0] <= ts for held in self._early[key].values())
+        if not self._is_open(key):
+            return False
+        first = self._early[key].first()
+        return first is not None and first[0] <= ts
 
     def _may_wait(self, ts: float) -> bool:
         """Whether a handler may ask to wait for an earlier event of the item (see the module
@@ -920,16 +974,7 @@ class Engine:
         ):
             return False
         key = (True, cast("TicketResponded", event).ticket_id)  # every ordered type has one
-        seq = self._early_seq
-        self._early_seq = seq + 1
-        held = self._early.get(key)
-        if held is None:
-            self._early[key] = {seq: (ts, seq, event, token)}
-        else:
-            held[seq] = (ts, seq, event, token)
-        self._early_count += 1
-        heapq.heappush(self._early_heap, (ts, seq, key))
-        self.held_last = True
+        self._put_held(key, event, ts, token)
         return True
 
     def _hold(
@@ -942,13 +987,19 @@ class Engine:
         if self._early_count >= self._max_early:
             self.capacity_exhausted["early_outcomes"] += 1
             return Reject.CAPACITY
+        self._put_held(key, event, ts, token)
+        return None
+
+    def _put_held(self, key: HeldKey, event: Event, ts: float, token: object) -> None:
         seq = self._early_seq
         self._early_seq = seq + 1
-        self._early.setdefault(key, {})[seq] = (ts, seq, event, token)
+        item = self._early.get(key)
+        if item is None:
+            item = self._early[key] = HeldItem()
+        item.add((ts, seq, event, token))
         self._early_count += 1
         heapq.heappush(self._early_heap, (ts, seq, key))
         self.held_last = True
-        return None
 
     def _expire_early(self, cutoff: float) -> None:
         """Held outcomes stamped before ``cutoff`` are judged for good, oldest first (see
@@ -956,21 +1007,24 @@ class Engine:
         heap = self._early_heap
         while heap and heap[0][0] < cutoff:
             _, seq, key = heapq.heappop(heap)
-            held = self._early.get(key)
-            if held is None:
+            item = self._early.get(key)
+            if item is None:
                 continue  # its item opened: the entry is spent
-            found = held.pop(seq, None)
+            held = item.by_seq
+            found = held.get(seq)
             if found is None:
                 continue  # applied already: the entry is spent
-            due = [found]
             at = found[0]
-            if key[0] and held and heap and heap[0][0] == at:
-                # a ticket's events of one instant, in lifecycle order (looked for only when
-                # something else is held at that instant, so a long hold costs no scan per event)
-                due += [h for h in held.values() if h[0] == at]
-                for h in due[1:]:
-                    del held[h[1]]
-                due.sort(key=lambda h: (_LIFECYCLE_RANK[type(h[2])], h[1]))
+            if key[0]:
+                # a ticket's events of this instant, all of them, in lifecycle order (the
+                # item's first ones: nothing of it is held before the instant)
+                due = []
+                while (entry := item.first()) is not None and entry[0] == at:
+                    due.append(held.pop(entry[2]))
+                if not due:  # (not expected: one held before the instant) it alone, then
+                    due = [held.pop(seq)]
+            else:
+                due = [held.pop(seq)]
             if not held:
                 del self._early[key]
             self._early_count -= len(due)
@@ -978,7 +1032,7 @@ class Engine:
                 self._settle_held(key, one)
         if len(heap) > 2 * self._early_count + 64:  # drop entries of outcomes already applied
             self._early_heap = [
-                (h[0], h[1], k) for k, hs in self._early.items() for h in hs.values()
+                (h[0], h[1], k) for k, item in self._early.items() for h in item.by_seq.values()
             ]
             heapq.heapify(self._early_heap)
 
@@ -1021,73 +1075,62 @@ class Engine:
             applied.popleft()
         applied.append((token, type(event)))
 
-    def _take_held(self, key: HeldKey, keep: Callable[[float], bool] | None) -> list[Held]:
-        """Take the item's held outcomes out, but those whose ``ts`` ``keep`` keeps."""
-        held = self._early.get(key)
-        if held is None:
-            return []
-        if keep is None:
-            del self._early[key]
-            return list(held.values())
-        taking = [h for h in held.values() if not keep(h[0])]
-        if taking:
-            for h in taking:
-                del held[h[1]]
-            if not held:
-                del self._early[key]
-        return taking
-
     def _release_early(
         self, key: HeldKey, *, until: float | None = None, after: float | None = None
     ) -> None:
         """Apply the item's held outcomes in ``ts`` order (on a tie in lifecycle order:
-        answered/abandoned, ended; responded, solved, reopened; then in arrival order).
+        answered/abandoned, ended; responded, solved, reopened; then in arrival order), up to
+        the first one that still waits: it and every one after it stay held.
 
-        - Neither bound: after the item's opening event. One that still waits is held again.
+        - Neither bound: after the item's opening event.
         - ``until``: an event of the open item stamped ``until`` is about to apply without
           waiting behind them; those stamped at or before it come first, judged for good.
         - ``after``: an event of the item stamped ``after`` applied; those stamped after it
-          are tried again (it may be the earlier event they waited for)."""
-        if until is not None:
-            taking = self._take_held(key, lambda ts: ts > until)
-        elif after is not None:
-            taking = self._take_held(key, lambda ts: ts <= after)
-        else:
-            taking = self._take_held(key, None)
-        self._early_count -= len(taking)
-        taking.sort(key=lambda h: (h[0], _LIFECYCLE_RANK[type(h[2])], h[1]))
-        left = self._apply_held(taking, final=until is not None)
-        if left:  # held again as they were (their heap entries stand)
-            again = self._early.setdefault(key, {})
-            for h in left:
-                again[h[1]] = h
-            self._early_count += len(left)
+          are tried again (it may be the earlier event they waited for).
 
-    def _apply_held(self, taking: list[Held], *, final: bool) -> list[Held]:
-        """Apply held outcomes of one item in the order given; return those that still wait
-        (the first that waits, and every one after it)."""
-        while taking:  # again while one applied: it may let an earlier-stamped one apply
-            waiting: list[Held] = []
-            for held_one in taking:
-                if waiting:  # stamped at or after one that waits: it waits behind it
-                    waiting.append(held_one)
-                    continue
-                ts, _, event, token = held_one
-                if final:
-                    reason = self._apply_final(event, ts)
-                else:
-                    reason = self._handlers[type(event)](event, ts)
-                if self._waits:
-                    self._waits = False
-                    waiting.append(held_one)
-                elif reason is None:
-                    self._applied(token, event)
-                elif not self._held_for_its_item(event, ts, token, reason, final=final):
-                    self._defer(event, token, reason)
-            if len(waiting) == len(taking):
-                return waiting
-            taking = waiting
-        return []
+        An outcome held again while these apply (its contact closed: see
+        :meth:`_held_for_its_item`) is not tried again now."""
+        item = self._early.get(key)
+        if item is None:
+            return
+        final = until is not None
+        newer = self._early_seq  # held from here on: not tried again in this call
+        aside: list[tuple[float, int, int]] = []  # stamped at or before ``after``, or newer
+        order = item.order
+        while (entry := item.first()) is not None:
+            ts, _, seq = entry
+            if until is not None and ts > until:
+                break
+            heapq.heappop(order)
+            if (after is not None and ts <= after) or seq >= newer:
+                aside.append(entry)
+                continue
+            held_one = item.by_seq.pop(seq)
+            self._early_count -= 1
+            if self._try_held(held_one, final=final):  # it and every one after it wait
+                item.by_seq[seq] = held_one
+                self._early_count += 1
+                aside.append(entry)
+                break
+        for entry in aside:
+            heapq.heappush(order, entry)
+        if not item.by_seq and self._early.get(key) is item:
+            del self._early[key]
+
+    def _try_held(self, held: Held, *, final: bool) -> bool:
+        """Apply one held outcome taken out of its item (for good if ``final``); ``True``
+        when it still waits for an earlier event of its item."""
+        ts, _, event, token = held
+        apply = self._apply_final if final else self._handlers[type(event)]
+        reason = apply(event, ts)
+        if self._waits:
+            self._waits = False
+            return True
+        if reason is None:
+            self._applied(token, event)
+        elif not self._held_for_its_item(event, ts, token, reason, final=final):
+            self._defer(event, token, reason)
+        return False
 
     def _held_for_its_item(
         self, event: Event, ts: float, token: object, reason: Reject, *, final: bool
@@ -1581,13 +1624,10 @@ class Engine:
         contact = self.contacts.get(contact_id)
         if contact is None or not self._early:
             return contact
-        held = self._early.get((False, contact_id))
-        if held is None:
+        item = self._early.get((False, contact_id))
+        if item is None or item.first_closer() > ts:
             return contact
-        closed = any(
-            h[0] <= ts and isinstance(h[2], ContactEnded | ContactAbandoned) for h in held.values()
-        )
-        return None if closed else contact
+        return None
 
     def _rated(self, ev: TicketRated, ts: float) -> Reject | None:
         self._count_csat(self._owner_channel(ev, ts), ev.rating, ts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from prometheus_client import generate_latest
 
 from support_monitor.alerts.runtime import Alerting
 from support_monitor.monitor.engine import snapshot
-from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.engine.engine import Engine, HeldItem
 from support_monitor.monitor.engine.readout import series
 from support_monitor.monitor.events import ContactEnded, Reject, decode
 from support_monitor.monitor.registry import build_registry
@@ -415,6 +416,33 @@ def test_a_flood_of_outcomes_of_a_contact_never_queued_is_each_rejected_once() -
     assert engine.take_expired_early() == [
         ((b"x", f"line:{i}"), Reject.UNKNOWN_CONTACT) for i in range(3000)
     ]
+
+
+def test_held_item_gives_the_first_outcome_and_the_first_closer_of_those_still_held() -> None:
+    # An item's held outcomes come out in (ts, lifecycle rank, arrival) order: at one instant
+    # answered before ended; taken ones are skipped; the heaps keep only live entries once
+    # most of theirs are spent.
+    item = HeldItem()
+    held = []
+    for seq, (kind, at) in enumerate(
+        (("contact.ended", 12), ("contact.answered", 12), ("contact.answered", 11))
+    ):
+        event, ts = _ev(kind, at, channel="voice", contact_id="c1")
+        held.append((ts, seq, event, None))
+        item.add(held[-1])
+    assert item.first() == (T0 + 11, 0, 2)
+    assert item.first_closer() == T0 + 12
+    del item.by_seq[2]
+    assert item.first() == (T0 + 12, 0, 1)  # the answered of 12 s before its ended
+    del item.by_seq[1]
+    assert item.first() == (T0 + 12, 1, 0)
+    del item.by_seq[0]
+    assert (item.first(), item.first_closer()) == (None, math.inf)
+    for seq in range(3, 200):  # a long flood, each taken before the next comes
+        item.add((T0 + 20, seq, held[1][2], None))
+        del item.by_seq[seq]
+        assert len(item.order) <= 2 * len(item.by_seq) + 17
+    assert item.first() is None
 
 
 # ------------------------------------------------------------------ memory bounds
