@@ -1096,12 +1096,12 @@ class Engine:
         final = until is not None
         newer = self._early_seq  # held from here on: not tried again in this call
         aside: list[tuple[float, int, int]] = []  # stamped at or before ``after``, or newer
-        order = item.order
+        # (``item.order`` is read anew each time: holding one again may rebuild it)
         while (entry := item.first()) is not None:
             ts, _, seq = entry
             if until is not None and ts > until:
                 break
-            heapq.heappop(order)
+            heapq.heappop(item.order)
             if (after is not None and ts <= after) or seq >= newer:
                 aside.append(entry)
                 continue
@@ -1113,7 +1113,7 @@ class Engine:
                 aside.append(entry)
                 break
         for entry in aside:
-            heapq.heappush(order, entry)
+            heapq.heappush(item.order, entry)
         if not item.by_seq and self._early.get(key) is item:
             del self._early[key]
 
