@@ -1014,17 +1014,14 @@ class Engine:
             found = held.get(seq)
             if found is None:
                 continue  # applied already: the entry is spent
-            at = found[0]
+            due = [held.pop(seq)]
             if key[0]:
-                # a ticket's events of this instant, all of them, in lifecycle order (the
-                # item's first ones: nothing of it is held before the instant)
-                due = []
+                # a ticket's other events of this instant come with it, in lifecycle order
+                at = found[0]
                 while (entry := item.first()) is not None and entry[0] == at:
                     due.append(held.pop(entry[2]))
-                if not due:  # (not expected: one held before the instant) it alone, then
-                    due = [held.pop(seq)]
-            else:
-                due = [held.pop(seq)]
+                if len(due) > 1:
+                    due.sort(key=lambda h: (_LIFECYCLE_RANK[type(h[2])], h[1]))
             if not held:
                 del self._early[key]
             self._early_count -= len(due)
