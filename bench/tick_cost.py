@@ -55,7 +55,7 @@ def bare_pass(center: list[list[float]], now: float) -> float:
     for queues in center:
         largest = 0.0
         for oldest in queues:
-            # a compare, not max(): the figures in docs/benchmarks.md were taken with this form
+            # a compare, not max(): docs/benchmarks-history.md took its figures with this form
             if now - oldest > largest:  # noqa: PLR1730
                 largest = now - oldest
         total += largest

@@ -4,7 +4,8 @@ Nothing is pushed into prometheus_client objects per event (the core issue's pro
 machine: doing so cut a decode-and-window pipeline from ~460k to ~175k events/s). The registry
 is per process and passed in, never the global one. :func:`render` writes the exposition
 (``/metrics`` and ``replay`` use it): byte for byte what prometheus_client's encoders write,
-about 25x faster at 100 channels x 10 queues (``docs/benchmarks.md``).
+about 25x faster at 100 channels x 10 queues (``docs/benchmarks-history.md``, "/metrics at
+100 channels x 10 queues").
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def freeze_heap(reason: str) -> None:
     rules, the registry and the imported modules. Without this, every full (generation 2)
     collection walks all of it, a pause of tens of milliseconds at 100 channels x 10 queues
     that lands in whatever the loop is doing (a tick, a scrape, a batch of events). Frozen, a
-    full collection walks only what was made since (docs/benchmarks.md, "/metrics at 100
+    full collection walks only what was made since (docs/benchmarks-history.md, "/metrics at 100
     channels x 10 queues").
 
     The trade-off: a frozen object that later becomes part of a garbage cycle is not reclaimed
@@ -150,7 +150,7 @@ class HeapKeeper:
     full collection the keeper freezes the heap again (``gc.freeze``, no collection of its own),
     so the next full collection walks only what was made after it: at 100 channels x 10
     queues a full collection took 9-35 ms before, well under 1 ms after
-    (docs/benchmarks.md, "/metrics at 100 channels x 10 queues"). The trade-off of
+    (docs/benchmarks-history.md, "/metrics at 100 channels x 10 queues"). The trade-off of
     :func:`freeze_heap` then covers those objects too: a frozen object that later becomes part
     of a garbage cycle is not reclaimed until the heap is thawed. So every ``thaw_every``
     seconds the keeper calls :func:`freeze_heap` (thaw, one full collection over everything,
