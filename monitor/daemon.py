@@ -3,11 +3,12 @@
 :class:`SingleEngine` is what the supervisor serves without ``cluster.enabled``. Its named tasks:
 one consumer per source (``source:<name>``), the wall clock (``clock``), alert delivery
 (``alerts:deliver``) and snapshots (``state:snapshot``); the supervisor adds dead-letter flushing
-(with a file sink), the signal watcher (``signals``) and, with a config file, its reloader
-(``config:reload``). With ``cluster.enabled`` the same supervisor serves a cluster replica
-(``monitor.cluster.supervisor``). SIGTERM/SIGINT end the task group (a page on its way gets 5 s to
-finish, ``alerts.runtime.SHUTDOWN_SEND_GRACE``); each step of a source's close is bounded (a
-Kafka source's commit, stop and dead-letter flush each by ``close_timeout``).
+(with a file sink), the signal watcher (``signals``), the heap keeper (``heap:keeper``) and,
+with a config file, its reloader (``config:reload``). With ``cluster.enabled`` the same
+supervisor serves a cluster replica (``monitor.cluster.supervisor``). SIGTERM/SIGINT end the task
+group (a page on its way gets 5 s to finish, ``alerts.runtime.SHUTDOWN_SEND_GRACE``); each step
+of a source's close is bounded (a Kafka source's commit, stop and dead-letter flush each by
+``close_timeout``).
 """
 
 from __future__ import annotations
