@@ -13,8 +13,9 @@ Inputs, per channel at each tick (``docs/detectors.md`` "Understaffing"):
   agent in after-call work is serving a contact: its time is part of AHT);
 - T and the level: the channel's ``answer_seconds`` and ``service_level_target`` (0.8 unset).
 
-``monitor.engine.erlang.staffing(λ, AHT, N, T, level)`` gives the agents required and the
-estimated wait. Both detectors are silent (inactive, "not judged") while fewer than
+``monitor.engine.erlang.staffing(λ, AHT / c, N, T, level)`` gives the agents required and the
+estimated wait, c being the channel's ``agent_concurrency`` (contacts one agent works at once;
+1 unset). Both detectors are silent (inactive, "not judged") while fewer than
 ``min_arrivals`` contacts were queued in the channel's longest window.
 """
 
@@ -42,21 +43,30 @@ DEFAULT_LEVEL = 0.8
 
 
 class Inputs:
-    """The Erlang C inputs of one channel at one tick, and what they give."""
+    """The Erlang C inputs of one channel at one tick, and what they give. ``handle`` is the
+    mean handle time of a contact; ``concurrency`` the contacts one agent works at once (Erlang
+    C then takes ``handle / concurrency``)."""
 
-    __slots__ = ("agents", "arrivals", "handle", "rate", "result")
+    __slots__ = ("agents", "arrivals", "concurrency", "handle", "rate", "result")
 
-    def __init__(self, rate: float, handle: float, agents: int, arrivals: int) -> None:
+    def __init__(
+        self, rate: float, handle: float, agents: int, arrivals: int, concurrency: int = 1
+    ) -> None:
         self.rate = rate
         self.handle = handle
         self.agents = agents
         self.arrivals = arrivals
+        self.concurrency = concurrency
         self.result: Staffing | None = None
 
     def describe(self) -> str:
-        """``arrivals 2.1/min, handle time 4m10s``."""
+        """``arrivals 2.1/min, handle time 4m10s`` (``, 2 at once per agent`` with
+        concurrency)."""
         handle = "unknown" if math.isnan(self.handle) else format_seconds(round(self.handle))
-        return f"arrivals {self.rate * 60:.1f}/min, handle time {handle}"
+        text = f"arrivals {self.rate * 60:.1f}/min, handle time {handle}"
+        if self.concurrency > 1:
+            text += f", {self.concurrency} at once per agent"
+        return text
 
 
 def format_seconds(seconds: int) -> str:
@@ -99,10 +109,12 @@ class _StaffingDetector(WorstExport):
         self._longest_i = names.index(resolve_window(LONGEST, names))
         self._answer: dict[str, float] = {}
         self._level: dict[str, float] = {}
+        self._concurrency: dict[str, int] = {}
         for name in channels:
             ch = channel_settings[name]
             assert ch.answer_seconds is not None
             self._answer[name] = ch.answer_seconds
+            self._concurrency[name] = ch.concurrency
             target = ch.service_level_target
             self._level[name] = DEFAULT_LEVEL if target is None else target
         self._active: dict[str, bool] = dict.fromkeys(channels, False)
@@ -177,9 +189,10 @@ class _StaffingDetector(WorstExport):
                 got = None
                 if key:
                     got = self.inputs(key)
+                    got.concurrency = self._concurrency[channel]
                     got.result = staffing(
                         got.rate,
-                        got.handle,
+                        got.handle / got.concurrency,
                         got.agents,
                         self._answer[channel],
                         self._level[channel],

@@ -63,6 +63,11 @@ class ChannelSettings(FrozenModel):
     they run 24/7."""
     queue_calendars: dict[LabelValue, LabelValue] = Field(default_factory=dict)
     """Queue -> calendar, overriding ``calendar`` for that queue's tickets."""
+    agent_concurrency: int | None = Field(default=None, ge=1, le=100)
+    """Contacts one agent of this live channel works at once (chats): the staffing math
+    (Erlang C) takes an agent as one server that finishes each contact in handle time /
+    concurrency. Unset: 1 (one contact per agent, the metric contract's Erlang C); the
+    simulator then keeps its own default (two at once on chat-like channels)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -82,7 +87,7 @@ class ChannelSettings(FrozenModel):
     def _check(self) -> Self:
         if self.answer_seconds is None:
             # Without T the channel takes no contact events: its live settings would do nothing.
-            for name in ("short_abandon_seconds", "service_level_target"):
+            for name in ("short_abandon_seconds", "service_level_target", "agent_concurrency"):
                 if name in self.model_fields_set:
                     raise ValueError(
                         f"answer_seconds: is required when {name} is set (a live channel "
@@ -136,6 +141,12 @@ class ChannelSettings(FrozenModel):
     @property
     def is_live(self) -> bool:
         return self.answer_seconds is not None
+
+    @property
+    def concurrency(self) -> int:
+        """Contacts one agent works at once, for the staffing math (``agent_concurrency``,
+        default 1)."""
+        return self.agent_concurrency or 1
 
     def accepts_queue(self, name: str) -> bool:
         """Whether events may name this queue: a declared one, or ``default`` (always accepted:

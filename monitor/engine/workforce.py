@@ -493,8 +493,8 @@ class Workforce:
         return math.nan
 
     def staffing(self, channel: str, queue: str, now: float = -math.inf) -> Staffing | None:
-        """Erlang C for one queue at the clock ``now`` (see :meth:`handle_time`); ``None`` for a
-        channel without ``answer_seconds``."""
+        """Erlang C for one queue at the clock ``now`` (see :meth:`handle_time`, divided by the
+        channel's ``agent_concurrency``); ``None`` for a channel without ``answer_seconds``."""
         ch = self.channels[channel]
         answer = ch.settings.answer_seconds
         if answer is None:
@@ -503,7 +503,8 @@ class Workforce:
         if target is None:
             target = DEFAULT_SERVICE_LEVEL_TARGET
         rate = self.arrivals(channel, queue) / self.shortest_span
-        handle = self.handle_time(channel, now)
+        # an agent working c contacts at once is one server c times as fast
+        handle = self.handle_time(channel, now) / ch.settings.concurrency
         agents = self.agents_on(channel)
         key = (rate, handle, float(agents), answer, target)
         cache = self.by_channel[channel].cache

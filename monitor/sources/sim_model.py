@@ -117,6 +117,15 @@ def profile_for(channel: str) -> Profile:
     return VOICE if any(word in name for word in ("voice", "phone", "call")) else CHAT
 
 
+def live_profile(channel: str, settings: ChannelSettings) -> Profile:
+    """The channel's profile (:func:`profile_for`), with the contacts an agent works at once
+    taken from ``agent_concurrency`` when the channel sets it."""
+    profile = profile_for(channel)
+    if settings.agent_concurrency is None:
+        return profile
+    return Profile(profile.handle, settings.agent_concurrency)
+
+
 def is_self_service(channel: str, settings: ChannelSettings) -> bool:
     """A channel with no targets at all whose name says bot, IVR or self-service."""
     if settings.is_live or settings.first_response_seconds or settings.resolution_seconds:
@@ -315,7 +324,7 @@ def _live_channels(
     for bot in bots:
         if bot.escalate_to is not None:
             escalations[bot.escalate_to] += bot.rate * BOT_NORMAL[1]
-    profiles = [profile_for(name) for name in names]
+    profiles = [live_profile(name, channels[name]) for name in names]
     loads = [
         (rate + extra) * p.handle / p.concurrency
         for p, extra in zip(profiles, escalations, strict=True)

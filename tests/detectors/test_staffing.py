@@ -138,6 +138,37 @@ def test_understaffing_message_states_the_numbers() -> None:
     assert "; 6 are available, busy or in after-call work." in description
 
 
+def test_agents_who_take_two_contacts_at_once_need_half_the_load() -> None:
+    """``agent_concurrency: 2``: Erlang C with AHT / 2 = 120 s, so A = 4 agent-Erlangs. The
+    factorial sums give SL(6) = 0.796, SL(7) = 0.918: 7 agents required. 6 on the queue is not
+    below 0.6 x 7 = 4.2 (with one contact per agent, 11 were required and 6 is: the test
+    above); 4 is, 3 short."""
+    a = 4.0
+    aht = AHT / 2
+
+    def level(n: int) -> float:
+        return 1 - erlang_c(n, a) * math.exp(-(n - a) * 20 / aht)
+
+    assert level(6) == pytest.approx(0.7960, abs=1e-4)
+    assert level(7) == pytest.approx(0.9181, abs=1e-4)
+    channels = json.loads(json.dumps(config()["channels"]))
+    channels["voice"]["agent_concurrency"] = 2
+
+    def judged(on_queue: int) -> Signal:
+        feed = Feed(only(STAFFING), channels=channels)
+        _stream(feed, 3620)
+        _agents(feed, 3620, range(on_queue, 12), "offline")
+        return pick(feed.tick(3625), "understaffing", "voice")
+
+    six, four = judged(6), judged(4)
+    assert (six.active, six.score, six.expected) == (False, 6, 7)
+    assert (four.active, four.score, four.expected) == (True, 4, 7)
+    assert four.summary == (
+        "voice needs 7 agents, 4 on the queue (arrivals 2.0/min, handle time 4m00s, "
+        "2 at once per agent; 80% within 20 s)"
+    )
+
+
 def test_estimated_wait_above_five_times_t_fires_on_overload_and_on_a_long_wait() -> None:
     feed = Feed(only(STAFFING))
     _stream(feed, 4000)

@@ -183,11 +183,27 @@ def test_compound_window_keeps_its_name_as_the_label() -> None:
 # ---------------------------------------------------------------------- cross-checks
 
 
-@pytest.mark.parametrize("key", ["short_abandon_seconds", "service_level_target"])
+def test_agent_concurrency_is_a_whole_number_from_1_to_100() -> None:
+    voice = {"answer_seconds": 20, "queues": ["billing"]}
+    assert parse_settings({"channels": {"voice": voice}}).channels["voice"].concurrency == 1
+    chat = parse_settings({"channels": {"chat": {**voice, "agent_concurrency": 3}}})
+    assert chat.channels["chat"].concurrency == 3
+    for bad, words in ((0, "greater than or equal to 1"), (101, "less than or equal to 100")):
+        message = _error({"channels": {"chat": {**voice, "agent_concurrency": bad}}})
+        assert message.startswith("channels.chat.agent_concurrency: ")
+        assert words in message
+    assert "agent_concurrency" in _error(
+        {"channels": {"chat": {**voice, "agent_concurrency": 1.5}}}
+    )
+
+
+@pytest.mark.parametrize(
+    "key", ["short_abandon_seconds", "service_level_target", "agent_concurrency"]
+)
 def test_live_settings_without_their_answer_target_are_refused(key: str) -> None:
     # A channel with them but no answer_seconds passed, then rejected every contact event
     # (wrong_channel_kind): its live monitoring was off without a word.
-    value = {"short_abandon_seconds": 5, "service_level_target": 0.8}[key]
+    value = {"short_abandon_seconds": 5, "service_level_target": 0.8, "agent_concurrency": 2}[key]
     message = _error({"channels": {"voice": {key: value, "queues": ["billing"]}}})
     assert message == (
         f"channels.voice.answer_seconds: is required when {key} is set (a live channel needs "

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.events import decode
-from tests.support import T0, Stream, run
+from tests.support import CONFIG, T0, Stream, run, settings
 from tests.workforce.helpers import get, required, rows, wait
 
 
@@ -53,6 +54,25 @@ def test_agents_required_and_wait_by_hand() -> None:
     assert get(engine, "support_estimated_wait_seconds", channel="voice", queue="tech") == 0
     # chat/email saw no agent: no rows; email has no answer_seconds in any case.
     assert {labels[0][1] for _, labels in rows(engine)} == {"voice"}
+
+
+def test_agents_who_work_two_contacts_at_once_halve_the_load() -> None:
+    """``agent_concurrency: 2``: an agent is one server finishing each contact in AHT / 2, so
+    the same case offers 100 / 300 x 180 / 2 = 30 agent-Erlangs."""
+    channels = json.loads(json.dumps(CONFIG["channels"]))
+    channels["voice"]["agent_concurrency"] = 2
+    engine, _ = run(staffing_case(65).lines, settings(channels=channels), until=300)
+    traffic = 100 / 300 * 180 / 2
+    assert traffic == pytest.approx(30.0)
+    need = required(traffic, 90.0, 20.0, 0.8)
+    # SL(33) = 0.7482, SL(34) = 0.8453 with A = 30, AHT 90 s, T = 20 s (the independent
+    # log-space sum): about half the 66 of one contact per agent
+    assert need == 34
+    got = get(engine, "support_agents_required", channel="voice", queue="billing")
+    assert got == need
+    ewt = get(engine, "support_estimated_wait_seconds", channel="voice", queue="billing")
+    assert ewt == pytest.approx(wait(65, traffic, 90.0), rel=1e-9)
+    assert ewt == pytest.approx(5.5813e-8, rel=1e-4)  # C(65, 30) = 2.1705e-8 x 90 s / 35
 
 
 def test_wait_is_inf_when_arrivals_exceed_capacity() -> None:

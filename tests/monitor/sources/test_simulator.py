@@ -146,6 +146,7 @@ class Checker:
         # id -> [state, channel, queue, created_ts, responses, status, priority, reopened]
         self.tickets: dict[str, list[Any]] = {}
         self.busy: Counter[tuple[str, str]] = Counter()  # (channel, agent) -> live contacts
+        self.most_busy: Counter[tuple[str, str]] = Counter()  # the most it held at once
         self.agents: dict[tuple[str, str], list[Any]] = {}  # (channel, agent) -> [state, since]
         self.agent_seconds: Counter[tuple[str, str]] = Counter()  # (channel, state) -> seconds
         self.state_changes: list[tuple[float, str, str, str]] = []  # ts, channel, agent, state
@@ -252,6 +253,7 @@ class Checker:
             c[0], c[4] = "answered", e.agent_id
             self.busy[key] += 1
             assert self.busy[key] <= self.concurrency.get(e.channel, 2)
+            self.most_busy[key] = max(self.most_busy[key], self.busy[key])
             if self.agents[key][0] != "busy":
                 self.set_agent(ts, e.channel, e.agent_id, "busy")
             self.waits_answered.append((e.channel, c[3], ts - c[3]))
@@ -365,6 +367,25 @@ def test_referential_sanity_default_channels(two_hours):
     for tags in checker.tags:
         if "complaint" in tags:  # categorised, so ingest.complaint_categories can classify it
             assert set(tags) & set(sim_model.COMPLAINT_CATEGORIES)
+
+
+def test_agent_concurrency_sets_how_many_contacts_an_agent_takes():
+    """Chat takes two contacts per agent by default; ``agent_concurrency`` 1 makes it one, and
+    3 lets an agent take three (the most seen at once in an hour of the default traffic)."""
+    chat = DEFAULT_CHANNELS["chat"]
+
+    def most_at_once(concurrency: int | None) -> int:
+        channels = {**DEFAULT_CHANNELS}
+        channels["chat"] = chat.model_copy(update={"agent_concurrency": concurrency})
+        checker = Checker(channels)
+        checker.concurrency["chat"] = concurrency or 2
+        for ts, event in decoded(take(channels, SimulatorSettings(), HOUR)):
+            checker.feed(ts, event)  # asserts no agent ever holds more than that
+        return max(n for (channel, _), n in checker.most_busy.items() if channel == "chat")
+
+    assert most_at_once(None) == 2
+    assert most_at_once(1) == 1
+    assert most_at_once(3) == 3
 
 
 def test_agents_follow_their_contacts_and_the_forecast(two_hours):
