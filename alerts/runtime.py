@@ -160,11 +160,12 @@ class Alerting:
         """Config reload: new detectors and rules. A rule keeps its alerts (as Prometheus copies
         state across a rule reload), so nothing re-pages, when it keeps its identity or is the
         one rule of its name (``_predecessors``); a detector whose settings did not change
-        keeps its learnt baselines. Notifier changes need a restart."""
-        if detectors != self.suite.settings:
-            suite = DetectorSuite(
-                detectors, self._engine.settings.channels, self._engine.settings.window_seconds
-            )
+        keeps its learnt baselines. The engine is reconfigured first: a change of the channels'
+        settings alone (a new T, target or concurrency) also rebuilds the detectors, which take
+        those when built. Notifier changes need a restart."""
+        channels = self._engine.settings.channels
+        if detectors != self.suite.settings or channels != self.suite.channel_settings:
+            suite = DetectorSuite(detectors, channels, self._engine.settings.window_seconds)
             suite.restore_state(self.suite.export_state())  # changed detectors start afresh
             self.suite = suite
         rules = []

@@ -122,7 +122,9 @@ HELP: dict[str, str] = help_texts("detectors")
 
 
 class DetectorSuite:
-    """All detectors of one config. Build it again on a config reload (state starts afresh)."""
+    """All detectors of one config. Build it again on a config reload of the detectors or of
+    the channels' settings (``restore_state`` then keeps what each unchanged detector
+    learnt)."""
 
     help: dict[str, str] = HELP
 
@@ -133,6 +135,8 @@ class DetectorSuite:
         window_spans: Mapping[str, float],
     ) -> None:
         self.settings = settings
+        self.channel_settings = channels
+        """The channels' settings the detectors took their T, targets and concurrency from."""
         scopes = settings.scopes(channels, list(window_spans))
         windows = list(window_spans)
         self.detectors: list[Detector] = []

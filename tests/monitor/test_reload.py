@@ -21,10 +21,11 @@ import yaml
 from support_monitor.alerts.runtime import Alerting
 from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.engine.engine import Engine
+from support_monitor.monitor.events import decode
 from support_monitor.monitor.reload import Reloader, single_engine
 from support_monitor.monitor.stats import DaemonStats
 from tests.processes import free_port
-from tests.support import CONFIG
+from tests.support import CONFIG, T0, iso
 
 
 def _reloader(tmp_path: Path) -> tuple[Reloader, Engine, Alerting]:
@@ -87,6 +88,33 @@ def test_a_reload_whose_rules_fail_to_build_rolls_the_engine_back(
     assert reloader.settings is before
     assert engine.channels["voice"].settings.answer_seconds == 20  # rolled back
     assert len(calls) == 2  # the running config applied again
+
+
+def test_a_reload_of_channel_settings_alone_reaches_the_detectors(tmp_path: Path) -> None:
+    """A new T with the detectors block unchanged: the engine judges breaches by it and so do
+    the detectors (each takes its channels' T, target and concurrency when the suite is
+    built), and what they learnt is kept. Before, the suite kept the old T: the backlog
+    detector went on projecting breaches against 20 s."""
+    reloader, engine, alerting = _reloader(tmp_path)
+    queued = {"type": "contact.queued", "channel": "voice", "queue": "billing", "ts": iso(T0)}
+    event = decode(json.dumps({**queued, "event_id": "e1", "contact_id": "c1"}), 4096)
+    assert engine.apply(event, T0) is None
+    data = json.loads(json.dumps(CONFIG))
+    data["channels"]["voice"]["answer_seconds"] = 40
+    learnt = alerting.suite.export_state()
+    with structlog.testing.capture_logs() as logs:
+        assert reloader.reload(parse_settings(data)) is None
+    assert "detector_state_dropped" not in [e["event"] for e in logs]
+    assert engine.channels["voice"].settings.answer_seconds == 40
+    assert alerting.suite.export_state() == learnt  # nothing learnt was dropped
+    engine.advance(T0 + 1)
+    (backlog,) = [
+        s
+        for s in alerting.suite.evaluate(engine, T0 + 1)
+        if s.detector == "backlog_growth" and s.channel == "voice"
+    ]
+    assert backlog.threshold == 20  # the breach horizon, T / 2
+    assert backlog.summary.endswith("(answer target 40s)")
 
 
 def test_an_empty_file_is_not_reloaded(tmp_path: Path) -> None:
