@@ -49,14 +49,12 @@ class Inputs:
 
     __slots__ = ("agents", "arrivals", "concurrency", "handle", "rate", "result")
 
-    def __init__(
-        self, rate: float, handle: float, agents: int, arrivals: int, concurrency: int = 1
-    ) -> None:
+    def __init__(self, rate: float, handle: float, agents: int, arrivals: int) -> None:
         self.rate = rate
         self.handle = handle
         self.agents = agents
         self.arrivals = arrivals
-        self.concurrency = concurrency
+        self.concurrency = 1
         self.result: Staffing | None = None
 
     def describe(self) -> str:
