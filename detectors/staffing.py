@@ -13,9 +13,9 @@ Inputs, per channel at each tick (``docs/detectors.md`` "Understaffing"):
   agent in after-call work is serving a contact: its time is part of AHT);
 - T and the level: the channel's ``answer_seconds`` and ``service_level_target`` (0.8 unset).
 
-``monitor.engine.erlang.staffing(λ, AHT / c, N, T, level)`` gives the agents required and the
-estimated wait, c being the channel's ``agent_concurrency`` (contacts one agent works at once;
-1 unset). Both detectors are silent (inactive, "not judged") while fewer than
+``monitor.engine.erlang.staffing(λ, AHT, N, T, level, concurrency=c)`` gives the agents
+required and the estimated wait, c being the channel's ``agent_concurrency`` (contacts one agent
+works at once; 1 unset). Both detectors are silent (inactive, "not judged") while fewer than
 ``min_arrivals`` contacts were queued in the channel's longest window.
 """
 
@@ -190,12 +190,13 @@ class _StaffingDetector(WorstExport):
                     got.concurrency = self._concurrency[channel]
                     got.result = staffing(
                         got.rate,
-                        got.handle / got.concurrency,
+                        got.handle,
                         got.agents,
                         self._answer[channel],
                         self._level[channel],
                         with_wait=self.needs_wait,
                         with_required=self.needs_required,
+                        concurrency=got.concurrency,
                     )
                 self._got[i] = got
                 self._active[channel] = got is not None and self.condition(channel, got)

@@ -213,24 +213,28 @@ def staffing(
     max_agents: int = MAX_AGENTS,
     with_wait: bool = True,
     with_required: bool = True,
+    concurrency: int = 1,
 ) -> Staffing:
     """Erlang C for one queue: offered load, agents required for ``target_level`` within
     ``target_seconds``, and the expected wait with ``agents_now`` (``with_wait=False``: NaN,
     not computed, for a caller that reads only the agents required; ``with_required=False``:
     ``required`` NaN and no search over agent counts, for a caller that reads only the wait,
     which is then ``average_wait``'s, the same float the search's pass gives, and is computed
-    whatever ``with_wait`` says).
+    whatever ``with_wait`` says). ``concurrency``: contacts one agent works at once; an agent
+    is then one server that finishes each contact in ``handle_seconds / concurrency``
+    (``traffic`` counts such servers; 1: the plain M/M/N queue).
 
     - No arrivals (``arrivals_per_second`` == 0): ``Staffing(0.0, 0.0, 0.0)``, whatever the
       handle time and agents (there is no load to staff for).
-    - Arrival rate not a finite value >= 0, or handle time unknown (NaN), <= 0 or infinite:
-      every field NaN.
+    - Arrival rate not a finite value >= 0, handle time unknown (NaN), <= 0 or infinite, or
+      ``concurrency`` < 1: every field NaN.
     - ``target_seconds`` or ``target_level`` outside its domain: ``required`` NaN, the other
       fields as usual. ``agents_now`` < 0: ``wait_seconds`` NaN.
     - ``agents_now`` <= traffic: ``wait_seconds`` = +inf.
     """
     if arrivals_per_second == 0.0:
         return Staffing(traffic=0.0, required=0.0, wait_seconds=0.0)
+    handle_seconds = handle_seconds / concurrency if concurrency >= 1 else math.nan
     if _bad_non_negative(arrivals_per_second) or _bad_positive(handle_seconds):
         return Staffing(traffic=math.nan, required=math.nan, wait_seconds=math.nan)
     traffic = arrivals_per_second * handle_seconds

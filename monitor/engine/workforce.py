@@ -493,7 +493,7 @@ class Workforce:
         return math.nan
 
     def staffing(self, channel: str, queue: str, now: float = -math.inf) -> Staffing | None:
-        """Erlang C for one queue at the clock ``now`` (see :meth:`handle_time`, divided by the
+        """Erlang C for one queue at the clock ``now`` (see :meth:`handle_time`; with the
         channel's ``agent_concurrency``); ``None`` for a channel without ``answer_seconds``."""
         ch = self.channels[channel]
         answer = ch.settings.answer_seconds
@@ -503,15 +503,14 @@ class Workforce:
         if target is None:
             target = DEFAULT_SERVICE_LEVEL_TARGET
         rate = self.arrivals(channel, queue) / self.shortest_span
-        # an agent working c contacts at once is one server c times as fast
-        handle = self.handle_time(channel, now) / ch.settings.concurrency
+        handle = self.handle_time(channel, now)
         agents = self.agents_on(channel)
-        key = (rate, handle, float(agents), answer, target)
+        key = (rate, handle, float(agents), answer, target)  # a reload clears the cache
         cache = self.by_channel[channel].cache
         hit = cache.get(queue)
         if hit is not None and (hit[0] == key or _same_nan(hit[0], key)):
             return hit[1]
-        result = staffing(rate, handle, agents, answer, target)
+        result = staffing(rate, handle, agents, answer, target, concurrency=ch.settings.concurrency)
         cache[queue] = (key, result)
         return result
 

@@ -511,3 +511,17 @@ def test_staffing_shares_one_pass_and_gives_the_same_numbers():
                 assert s.wait_seconds == want or (math.isnan(want) and math.isnan(s.wait_seconds))
                 cases += 1
     assert cases > 150
+
+
+def test_concurrency_makes_an_agent_one_server_that_finishes_each_contact_faster() -> None:
+    # c contacts at once per agent: the same as c times shorter handle times (the staffing
+    # math's model of chats), whatever else the call asks
+    for c in (1, 2, 3):
+        for agents in (0, 5, 14, 40):
+            got = staffing(CCH.rate, CCH.aht, agents, CCH.t, 0.8, concurrency=c)
+            assert got == staffing(CCH.rate, CCH.aht / c, agents, CCH.t, 0.8)
+    assert staffing(CCH.rate, CCH.aht, 14, CCH.t, 0.8, concurrency=1) == staffing(
+        CCH.rate, CCH.aht, 14, CCH.t, 0.8
+    )
+    nan = staffing(CCH.rate, CCH.aht, 14, CCH.t, 0.8, concurrency=0)
+    assert all(math.isnan(x) for x in (nan.traffic, nan.required, nan.wait_seconds))
