@@ -121,6 +121,8 @@ class StoredWindows(msgspec.Struct, array_like=True):
     cuts: list[float]
     totals: list[StoredAgg]
     buckets: list[tuple[int, StoredAgg]]
+    pending_day: tuple[int, StoredAgg] | None = None
+    """A snapshot of an earlier build has none (decoded as ``None``)."""
 
 
 class StoredHistogram(msgspec.Struct, array_like=True):
@@ -250,8 +252,12 @@ def _agg(a: Agg) -> StoredAgg:
 
 
 def _windows(w: WindowsState) -> StoredWindows:
+    pending = w.pending_day
     return StoredWindows(
-        w.cuts, [_agg(t) for t in w.totals], [(key, _agg(a)) for key, a in w.buckets]
+        w.cuts,
+        [_agg(t) for t in w.totals],
+        [(key, _agg(a)) for key, a in w.buckets],
+        None if pending is None else (pending[0], _agg(pending[1])),
     )
 
 
@@ -449,10 +455,12 @@ def _restore_agg(s: StoredAgg) -> Agg:
 def _restore_windows(s: StoredWindows, count: int) -> WindowsState:
     if len(s.cuts) != count or len(s.totals) != count:
         raise SnapshotError("window count differs from the config")
+    pending = s.pending_day
     return WindowsState(
         s.cuts,
         [_restore_agg(t) for t in s.totals],
         [(key, _restore_agg(stored)) for key, stored in s.buckets],
+        None if pending is None else (pending[0], _restore_agg(pending[1])),
     )
 
 

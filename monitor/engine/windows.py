@@ -11,6 +11,13 @@ window total that still holds it; when the edge moves, buckets that slid out are
 those three counts).
 Totals are therefore counts, never averages, and reading a windowed gauge costs O(1)
 (O(buckets) for the wait quantiles).
+
+The ``today`` window is a day, not a slide: it holds the outcomes with ``D <= t <= now`` for the
+latest local day start ``D``, so an outcome stamped exactly at a day start is the new day's (its
+local date's), not the day before's. Its bucket ``ceil(t) = D`` also holds the end of the day
+before, so such an outcome is added to the today total directly: at once when the day has
+begun, or, when it comes before the clock reached its day start (a source ahead of the clock),
+to a pending aggregate that the reset at ``D`` adds to the new day's total.
 """
 
 from __future__ import annotations
@@ -162,6 +169,9 @@ class WindowsState(msgspec.Struct):
     """Per window, in the order of ``names``."""
     buckets: list[tuple[int, Agg]]
     """(key, bucket), ascending keys."""
+    pending_day: tuple[int, Agg] | None = None
+    """Outcomes stamped exactly at a day start the clock has not reached (its epoch second),
+    which the today window's reset there takes in; ``None``: none."""
 
 
 class SlidingWindows:
@@ -181,6 +191,7 @@ class SlidingWindows:
         "_min_cut",
         "_min_width",
         "_next_reset",
+        "_pending_day",
         "_sliding",
         "_today",
         "_widths",
@@ -225,6 +236,8 @@ class SlidingWindows:
         just that."""
         self._cached_key: float = math.nan  # targets() of the last second asked for
         self._cached: list[Agg] = []
+        self._pending_day: tuple[int, Agg] | None = None
+        """Outcomes stamped exactly at a day start still ahead of the clock (module doc)."""
 
     @property
     def _cuts(self) -> list[float]:
@@ -246,6 +259,7 @@ class SlidingWindows:
             list(self._cuts),
             list(self.totals),
             [(key, buckets[key]) for key in self._keys[self._head :]],
+            self._pending_day,
         )
 
     def restore(self, state: WindowsState) -> None:
@@ -263,6 +277,7 @@ class SlidingWindows:
         self._events = set(self._keys)  # whatever they hold: each slides out in full
         self._cached_key = math.nan
         self._cached = []
+        self._pending_day = state.pending_day if self._today >= 0 else None
 
     @property
     def next_reset(self) -> float:
@@ -286,6 +301,11 @@ class SlidingWindows:
         keys = self._keys
         for key in keys[bisect_right(keys, cut, self._head) :]:
             total.add(self._buckets[key], 1)
+        pending = self._pending_day
+        if pending is not None and pending[0] <= cut:
+            self._pending_day = None
+            if pending[0] == cut:  # stamped exactly at this day start: the new day's
+                total.add(pending[1], 1)
         totals = list(self.totals)
         totals[self._today] = total
         self.totals = tuple(totals)
@@ -303,8 +323,16 @@ class SlidingWindows:
         return self._day_start(edge)
 
     def targets(self, ts: float) -> list[Agg]:
-        """The aggregates an outcome at ``ts`` must be added to (its bucket and open windows)."""
+        """The aggregates an outcome at the instant ``ts`` must be added to (its bucket and
+        open windows; at exactly a day start, the today total of the day it starts)."""
         key = math.ceil(ts)
+        if key == ts and self._today >= 0 and self._is_day_start(key):
+            return self._day_start_targets(key)
+        return self.second_targets(key)
+
+    def second_targets(self, key: int) -> list[Agg]:
+        """The aggregates of the second ``(key - 1, key]`` as a whole (its bucket and the
+        windows that hold it), e.g. for the agent time spent in it."""
         if key == self._cached_key:
             return self._cached  # most outcomes land in the current second
         if key <= self._min_cut:
@@ -322,6 +350,42 @@ class SlidingWindows:
                     out.append(total)
         self._cached_key, self._cached = key, out
         return out
+
+    def _is_day_start(self, key: int) -> bool:
+        """Whether the whole second ``key`` is the current day's start or the next one (asked
+        of the calendar only before the first :meth:`advance` has set them)."""
+        if key == self._cut_list[self._today] or key == self._next_reset:
+            return True
+        day_start = self._day_start
+        return self._next_reset == -math.inf and day_start is not None and day_start(key) == key
+
+    def _day_start_targets(self, key: int) -> list[Agg]:
+        """:meth:`targets` of an outcome stamped exactly at the day start ``key``: the sliding
+        windows as for any outcome, and the today total of the day ``key`` starts: the current
+        one once the clock reached it, else the pending one its reset takes in."""
+        out = [] if key <= self._min_cut else [self._bucket(key)]
+        today_total = self.totals[self._today]
+        out += [
+            total
+            for cut, total in zip(self._cut_list, self.totals, strict=True)
+            if key > cut and total is not today_total
+        ]
+        if key == self._cut_list[self._today]:
+            out.append(today_total)
+            return out
+        pending = self._pending_day
+        if pending is None or pending[0] != key:
+            pending = self._pending_day = (key, Agg())
+        out.append(pending[1])
+        return out
+
+    def _bucket(self, key: int) -> Agg:
+        """Bucket ``key``, created if need be, counted as one :meth:`targets` handed out."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._new_bucket(key)
+        self._events.add(key)
+        return bucket
 
     def _new_bucket(self, key: int) -> Agg:
         bucket = self._buckets[key] = Agg()

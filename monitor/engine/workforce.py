@@ -302,7 +302,7 @@ class Workforce:
         lo = max(t_ms, a_ms - self._max_width * 1000)
         for k in range(lo // 1000 + 1, int(accrued) + 1):
             ms = min(a_ms, k * 1000) - max(lo, (k - 1) * 1000)
-            for agg in windows.targets(k):
+            for agg in windows.second_targets(k):
                 _add_ms(agg, old, -ms)
                 _add_ms(agg, new, ms)
 

@@ -400,9 +400,9 @@ def day_start_before(now: float, zone_name: str, hhmm: str) -> int:
 
 
 def window_floors(now: float, cfg: dict[str, Any]) -> dict[str, int]:
-    """Window name -> the bucket key ``f`` such that an outcome at ``t <= now`` is in the window
-    exactly when ``ceil(t) > f``: ``floor(now) - ceil(span)`` for a sliding window, the latest
-    day start for ``today``."""
+    """Window name -> ``f``: an outcome at ``t <= now`` is in a sliding window exactly when
+    ``ceil(t) > f`` (``f = floor(now) - ceil(span)``), and in ``today`` exactly when ``t >= f``
+    (``f`` the latest day start: a day holds its own start)."""
     out: dict[str, int] = {}
     for name in cfg["windows"]:
         if name == "today":
@@ -730,7 +730,7 @@ class Wave2Reference(Reference):
             if t_us > now_us:
                 return
             for w, floor in floors.items():
-                if bucket_key(t_us) > floor:
+                if (t_us >= floor * US) if w == "today" else (bucket_key(t_us) > floor):
                     agg = windows[channel, w]
                     setattr(agg, name, getattr(agg, name) + by)
 

@@ -660,7 +660,7 @@ def _nps_today(engine: Engine) -> int:
 
 def test_today_resets_at_a_day_start_in_the_skipped_hour_by_hand() -> None:
     """``day_starts_at: 02:30`` in Berlin: on 2026-03-29 (spring forward) the day starts at
-    03:30 CEST = 01:30 UTC. An answer stamped at the day start counts in the day before."""
+    03:30 CEST = 01:30 UTC. An answer stamped at the day start is the new day's."""
     lines = [
         _event(n, "survey.answered", at, channel="web", survey="nps", score=10)
         for n, at in enumerate(
@@ -669,12 +669,14 @@ def test_today_resets_at_a_day_start_in_the_skipped_hour_by_hand() -> None:
     ]
     engine, _ = run(lines[:1], parse_settings(CFG_247), _at("2026-03-29T01:29:59.999"))
     assert _nps_today(engine) == 1  # the day that started 2026-03-28 02:30 CET
+    engine, _ = run(lines[:1], parse_settings(CFG_247), _at("2026-03-29T01:30:00"))
+    assert _nps_today(engine) == 0  # the clock at the day start itself: the day before is gone
     engine, _ = run(lines[:2], parse_settings(CFG_247))
-    assert _nps_today(engine) == 0  # the clock at the day start itself: holds nothing
+    assert _nps_today(engine) == 1  # the one stamped at the day start
     engine, _ = run(lines, parse_settings(CFG_247), _at("2026-03-29T01:30:00.001"))
-    assert _nps_today(engine) == 1  # only the one after the day start
+    assert _nps_today(engine) == 2  # the one at the day start and the one after it
     engine.flush(T0 + _at("2026-03-30T00:29:59"))
-    assert _nps_today(engine) == 1  # the next day start is 02:30 CEST = 00:30 UTC
+    assert _nps_today(engine) == 2  # the next day start is 02:30 CEST = 00:30 UTC
     engine.flush(T0 + _at("2026-03-30T00:30:00"))
     assert _nps_today(engine) == 0
 

@@ -206,7 +206,7 @@ def test_agg_add_adds_every_field_and_the_waits() -> None:
 
 
 @pytest.mark.parametrize("today", [False, True])
-def test_agent_time_slides_as_through_targets(today: bool) -> None:
+def test_agent_time_slides_as_through_second_targets(today: bool) -> None:
     spans = {"30s": 30.0, "2m": 120.0, **({"today": 86400.0} if today else {})}
 
     def day_start(t: float) -> float:
@@ -230,7 +230,7 @@ def test_agent_time_slides_as_through_targets(today: bool) -> None:
         if rng.random() < 0.9:
             ms = (rng.randrange(3) * 1000, rng.randrange(2) * 1000, rng.randrange(2) * 500)
             fast.add_agent_ms(now + 1, *ms)
-            for agg in plain.targets(now + 1):
+            for agg in plain.second_targets(now + 1):
                 agg.agent_available_ms += ms[0]
                 agg.agent_busy_ms += ms[1]
                 agg.agent_acw_ms += ms[2]
