@@ -231,7 +231,7 @@ def check_config(
     file: Annotated[Path, typer.Argument(help="YAML config file.", dir_okay=False)],
 ) -> None:
     """Validate a config: exit 0, or a message naming each key and its problem and exit 2.
-    A valid config that switches alerts off, or pages nobody, gets one ``note:`` line each."""
+    A valid config that switches alerts off, or pages nobody, gets one "note:" line each."""
     settings = _load(file)
     typer.echo(
         f"{file}: ok ({len(settings.channels)} channels, windows {', '.join(settings.windows)})"
@@ -254,7 +254,7 @@ def simulate(
     start: Annotated[float | None, typer.Option(help="Start time, epoch seconds (file).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write the simulator's events to a file for ``replay``, or publish them live to brokers."""
+    """Write the simulator's events to a file for "replay", or publish them live to brokers."""
     settings = _load(config)
     sim = settings.sources.simulator
     updates = {k: v for k, v in (("seed", seed), ("speed", speed)) if v is not None}
