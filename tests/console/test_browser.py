@@ -11,6 +11,7 @@ import base64
 import contextlib
 import itertools
 import json
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -177,6 +178,15 @@ async def test_status_page_in_chromium(tmp_path: Path) -> None:
             ".textContent"
         )
         assert await tab.evaluate(note) == "target 80.0%: BELOW"
+        ratings = (
+            'document.querySelector(\'[data-channel="voice"] [data-tile="csat-5m"] .note\')'
+            ".textContent"
+        )
+        assert await tab.evaluate(ratings) == "2 ratings"
+        updated = await tab.evaluate("document.getElementById('updated').textContent")
+        assert re.fullmatch(r"Updated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(every 1 s\)", updated), (
+            updated
+        )
         assert await tab.evaluate("document.querySelector('[data-empty=\"alerts\"]') !== null")
         await tab.screenshot("console-wall.png")
 

@@ -31,6 +31,15 @@ function secs(value) {
   return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
 }
 
+function count(n, one, many) {
+  return n + " " + (n === 1 ? one : many);
+}
+
+function clock(iso) {
+  // "2026-12-04T06:15:38.465523Z" -> "2026-12-04 06:15:38 UTC"
+  return typeof iso === "string" ? iso.replace("T", " ").replace(/\.\d+/, "").replace(/Z$/, " UTC") : "";
+}
+
 function tile(name, label, value, note, level) {
   return el("div", { class: "tile " + (level || ""), "data-tile": name },
     el("span", { class: "label" }, label),
@@ -67,7 +76,7 @@ function channelCard(ch) {
       risk > 0 ? "warn" : "ok"));
   }
   for (const w of ch.windows) {
-    tiles.push(tile("csat-" + w.window, "CSAT " + w.window, pct(w.csat), w.ratings + " ratings"));
+    tiles.push(tile("csat-" + w.window, "CSAT " + w.window, pct(w.csat), count(w.ratings, "rating", "ratings")));
     tiles.push(tile("complaints-" + w.window, "Complaints " + w.window, w.complaints));
   }
   return el("article", { class: "card", "data-channel": ch.channel, "aria-label": "channel " + ch.channel },
@@ -137,7 +146,7 @@ async function refresh() {
     document.getElementById("channels").replaceChildren(...data.channels.map(channelCard));
     document.getElementById("timeline").replaceChildren(...timelineItems(data.timeline));
     document.getElementById("silences").replaceChildren(silencesList(data.silences, writable));
-    updated.textContent = "Updated " + data.now + " (every " + Math.round(refreshMs / 1000) + " s)";
+    updated.textContent = "Updated " + clock(data.now) + " (every " + Math.round(refreshMs / 1000) + " s)";
     updated.className = "";
   } catch (error) {
     updated.textContent = "Cannot reach the daemon (" + error.message + "); retrying";
