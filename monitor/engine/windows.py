@@ -328,6 +328,8 @@ class SlidingWindows:
         key = math.ceil(ts)
         if key == ts and self._today >= 0 and self._is_day_start(key):
             return self._day_start_targets(key)
+        if key == self._cached_key:
+            return self._cached  # most outcomes land in the current second
         return self.second_targets(key)
 
     def second_targets(self, key: int) -> list[Agg]:
@@ -337,10 +339,7 @@ class SlidingWindows:
             return self._cached  # most outcomes land in the current second
         if key <= self._min_cut:
             return []  # slid out of every window already
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._new_bucket(key)
-        self._events.add(key)
+        bucket = self._bucket(key)
         if key > self._max_cut:
             out = [bucket, *self.totals]  # still in every window (the usual case)
         else:

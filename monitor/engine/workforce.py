@@ -505,12 +505,13 @@ class Workforce:
         rate = self.arrivals(channel, queue) / self.shortest_span
         handle = self.handle_time(channel, now)
         agents = self.agents_on(channel)
-        key = (rate, handle, float(agents), answer, target)  # a reload clears the cache
+        concurrency = ch.settings.concurrency
+        key = (rate, handle, float(agents), answer, target, float(concurrency))
         cache = self.by_channel[channel].cache
         hit = cache.get(queue)
         if hit is not None and (hit[0] == key or _same_nan(hit[0], key)):
             return hit[1]
-        result = staffing(rate, handle, agents, answer, target, concurrency=ch.settings.concurrency)
+        result = staffing(rate, handle, agents, answer, target, concurrency=concurrency)
         cache[queue] = (key, result)
         return result
 
