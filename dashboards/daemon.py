@@ -64,12 +64,21 @@ def build() -> dashboard_builders.Dashboard:
                 query(
                     f"sum by (source, reason) (rate(support_monitor_events_rejected_total{RATE}))",
                     "{{source}} {{reason}}",
-                )
+                ),
+                query(
+                    f"sum by (source) (rate(support_monitor_events_duplicate_total{RATE}))",
+                    "{{source}} duplicate (applied once)",
+                    "B",
+                ),
             ],
             unit="ops",
             stacked=True,
             width=8,
-            description="Events not applied (decode errors, duplicates, too late ...).",
+            description=(
+                "Events not applied, by reason (invalid JSON or fields, unknown channel or "
+                "item, time out of range, ...), and redelivered duplicates, which are not "
+                "rejects: their first copy was applied."
+            ),
         )
     )
     board = board.with_panel(

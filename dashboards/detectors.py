@@ -14,13 +14,16 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 from support_monitor.dashboards import common
 from support_monitor.dashboards.common import GREEN, ORANGE, RED, PanelIds, query, thresholds
+from support_monitor.detectors.config import BUILTIN_NAMES, DetectorSettings
 
 if TYPE_CHECKING:
     from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 
 UID = "support-detectors"
 TITLE = "Support detector tuning"
-DETECTORS = ("sla_burn", "complaint_spike", "backlog_growth", "tickets_at_risk", "threshold")
+DETECTORS = (*BUILTIN_NAMES, *(t.name for t in DetectorSettings().thresholds))
+"""The ``detector`` label values of the default config: the built-in detectors, then one per
+default threshold (a config's own thresholds add their ``name``)."""
 SELECTOR = 'detector=~"$detector",channel=~"$channel"'
 ALERTS = 'channel=~"$channel"'
 PENDING = 1
@@ -75,7 +78,11 @@ def build() -> dashboard_builders.Dashboard:
                 "label_values(support_detector_score, detector)",
                 multi=True,
                 include_all=True,
-            ).description("Detectors: " + ", ".join(DETECTORS))
+            ).description(
+                "Detector instances: "
+                + ", ".join(DETECTORS)
+                + ", and each configured threshold's name"
+            )
         )
         .with_variable(
             common.query_variable(
@@ -121,8 +128,12 @@ def build() -> dashboard_builders.Dashboard:
                 [query(f"support_alerts{{{ALERTS}}}", "", instant=True, table=True)],
                 width=12,
                 height=10,
-                hide=("Time", "__name__", "instance", "job", "Value"),
-                description="support_alerts now: one row per pending or firing alert.",
+                hide=("Time", "__name__", "instance", "job"),
+                rename={"Value": "alerts"},
+                description=(
+                    "support_alerts now: one row per alert name, state, channel and severity; "
+                    "alerts: how many alerts share it (e.g. two burn-rate pairs of one rule)."
+                ),
             )
         )
         .with_panel(
@@ -131,9 +142,11 @@ def build() -> dashboard_builders.Dashboard:
                 "Alert states",
                 [
                     query(
-                        f'max by (alertname, channel) (support_alerts{{alertstate="firing",'
-                        f"{ALERTS}}}) * {FIRING} or max by (alertname, channel) "
-                        f'(support_alerts{{alertstate="pending",{ALERTS}}})',
+                        # clamp_max: a series counts the alerts sharing it, 2 is not "firing"
+                        f"max by (alertname, channel) (clamp_max(support_alerts"
+                        f'{{alertstate="firing",{ALERTS}}}, 1)) * {FIRING} or max by '
+                        f"(alertname, channel) (clamp_max(support_alerts"
+                        f'{{alertstate="pending",{ALERTS}}}, 1)) * {PENDING}',
                         "{{alertname}} {{channel}}",
                     )
                 ],

@@ -319,7 +319,8 @@ FAMILIES: tuple[Family, ...] = (
         "gauge",
         ("alertname", "alertstate", "severity", "channel"),
         "alerts",
-        "1 per pending or firing alert (like Prometheus' ALERTS).",
+        "Pending or firing alerts (like Prometheus' ALERTS): 1 per alert; alerts that differ "
+        "only in other labels share a series, whose value is their number.",
     ),
     Family(
         "support_detector_score",

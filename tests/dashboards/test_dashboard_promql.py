@@ -48,6 +48,13 @@ def _flat(value: float) -> str:
     return f"{value}+0x{EVAL_MINUTES}"
 
 
+def _alert(name: str, state: str, channel: str, severity: str) -> str:
+    return (
+        f'support_alerts{{alertname="{name}",alertstate="{state}",channel="{channel}",'
+        f'severity="{severity}"}}'
+    )
+
+
 SERIES: dict[str, str] = {
     # workforce: voice has two queues, one of them overloaded; chat must be filtered out
     'support_estimated_wait_seconds{channel="voice",queue="billing"}': _flat(12),
@@ -75,6 +82,12 @@ SERIES: dict[str, str] = {
     ),
     'support_sla_breaches_total{channel="email",queue="default",sla="first_response"}': _flat(0),
     'support_sla_breaches_total{channel="voice",queue="billing",sla="answer"}': "0+1x60",
+    # alerts: a series' value counts the alerts sharing it (two burn pairs of one rule pending)
+    _alert("ServiceLevelBurn", "pending", "voice", "critical"): _flat(2),
+    _alert("BacklogGrowing", "firing", "voice", "warning"): _flat(2),
+    _alert("ComplaintSpike", "firing", "voice", "critical"): _flat(1),
+    _alert("ComplaintSpike", "pending", "voice", "warning"): _flat(3),
+    _alert("CsatLow", "pending", "chat", "warning"): _flat(1),
 }
 
 
@@ -87,6 +100,7 @@ def _expr(dashboard: str, title: str, ref_id: str, channel: str) -> str:
     raise AssertionError(f"no panel {title!r} in {dashboard}")
 
 
+DETECTOR_BOARD = "support-detectors.json"
 EMAIL = {"Ticket SLA breaches per hour by SLA"}  # drill-down panels evaluated for email
 WALL = "support-wallboard.json"
 CHANNEL = "support-channel.json"
@@ -137,6 +151,18 @@ CASES: list[tuple[str, str, str, dict[str, float]]] = [
         {
             '{channel="email",queue="default",sla="first_response"}': 0,
             '{channel="email",queue="default",sla="next_reply"}': 4,
+        },
+    ),
+    # 1 pending, 2 firing: a firing alert wins over a pending one of the same name, and a
+    # series counting two pending alerts is still pending; chat is not the channel selected
+    (
+        DETECTOR_BOARD,
+        "Alert states",
+        "A",
+        {
+            '{alertname="BacklogGrowing",channel="voice"}': 2,
+            '{alertname="ComplaintSpike",channel="voice"}': 2,
+            '{alertname="ServiceLevelBurn",channel="voice"}': 1,
         },
     ),
 ]

@@ -8,6 +8,7 @@ docs/metrics.md and the exposition. Selectors may only use a family's own labels
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,7 +40,6 @@ LABEL_VALUES = {
 }
 SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 TARGET_LABELS = {"instance", "job"}
-DETECTORS = {"sla_burn", "complaint_spike", "backlog_growth", "tickets_at_risk", "threshold"}
 
 
 def _series_names() -> dict[str, str]:
@@ -204,8 +204,16 @@ def test_annotation_queries_use_known_metrics_and_labels(name, expr):
     assert _metrics(expr) <= set(SERIES), (name, expr)
 
 
-def test_detector_names_are_the_agreed_ones():
-    # the detector dashboard repeats over whatever the daemon exports; the names are documented
+def test_the_detector_variable_names_what_the_default_config_exports():
+    # the detector dashboard repeats over whatever the daemon exports; its variable's description
+    # names the instances: those the suite of the deploy config builds, every detector enabled
     from support_monitor.dashboards import detectors  # noqa: PLC0415
+    from support_monitor.detectors.suite import DetectorSuite  # noqa: PLC0415
+    from support_monitor.monitor.config import load_settings  # noqa: PLC0415
 
-    assert set(detectors.DETECTORS) == DETECTORS
+    settings = load_settings(Path(__file__).parents[2] / "deploy/support-monitor/config.yaml")
+    suite = DetectorSuite(settings.detectors, settings.channels, settings.window_seconds)
+    names = [d.name for d in suite.detectors]
+    assert len(names) == 12  # nine built-in detectors and three thresholds, none disabled
+    assert set(detectors.DETECTORS) == set(names)
+    assert "threshold" not in detectors.DETECTORS  # the instance name, never the kind
