@@ -257,7 +257,7 @@ class _BasicAuth:
 
 def _not_served(path: str) -> web.Response:
     """A method other than GET and HEAD on the listener's own paths (405) or elsewhere (404)."""
-    if path not in {"/metrics", "/healthz"}:
+    if path not in _ROUTES:
         return web.Response(status=404, text="not found\n")
     return web.Response(status=405, text="method not allowed\n", headers={"Allow": "GET, HEAD"})
 

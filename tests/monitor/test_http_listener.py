@@ -245,6 +245,21 @@ async def test_the_counters_are_exported_from_the_registry() -> None:
     assert "support_monitor_http_connections_open 1.0" in text  # the scrape itself
 
 
+async def test_other_methods_get_405_on_the_listeners_paths_and_404_elsewhere() -> None:
+    async with serving() as s, httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{s.port}"
+        own = [
+            await client.post(f"{url}{path}", timeout=5)
+            for path in ("/metrics", "/healthz", "/readyz")
+        ]
+        elsewhere = await client.delete(f"{url}/nope", timeout=5)
+        head = await client.head(f"{url}/readyz", timeout=5)
+    assert [r.status_code for r in own] == [405, 405, 405]
+    assert all(r.headers["Allow"] == "GET, HEAD" for r in own)
+    assert elsewhere.status_code == 404
+    assert head.status_code == 200
+
+
 async def test_an_address_in_use_is_one_clear_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
