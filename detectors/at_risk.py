@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from support_monitor.detectors.complaint_cusum import RateCusum, hour_of_week
-from support_monitor.detectors.config import LONGEST, TicketsAtRiskSettings
+from support_monitor.detectors.config import LONGEST, SLAS, TicketsAtRiskSettings
 from support_monitor.detectors.readings import (
     Groups,
     GroupsUpdate,
@@ -45,8 +45,6 @@ from support_monitor.monitor.config_channel import ChannelSettings
 from support_monitor.monitor.durations import format_duration
 from support_monitor.monitor.engine.state import ChannelRuntime
 
-SLAS = ("first_response", "next_reply", "resolution")
-"""The ticket clocks, in the order of ``QueueState.at_risk``."""
 SLA_NAMES = {sla: sla.replace("_", " ") for sla in SLAS}
 
 DROUGHT_MARGIN = -1.0

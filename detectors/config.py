@@ -97,7 +97,8 @@ COUNTERS = (
 SECONDS_GAUGES = ("support_queue_oldest_wait_seconds", "support_wait_quantile_seconds")
 """Gauges in seconds: a threshold on them may be relative to each channel's answer target."""
 QUANTILES = ("0.5", "0.9", "0.99")
-SLAS = ("first_response", "resolution")
+SLAS = ("first_response", "next_reply", "resolution")
+"""The ticket clocks (the ``sla`` label of ``support_tickets_at_risk``), in the engine's order."""
 
 
 class _Model(BaseModel):
@@ -198,8 +199,8 @@ class ThresholdSettings(_Model):
     """Required for windowed gauges (``support_service_level_ratio`` ...), refused for live ones."""
     quantile: Literal["0.5", "0.9", "0.99"] | None = None
     """Required for ``support_wait_quantile_seconds``."""
-    sla: Literal["first_response", "resolution"] | None = None
-    """For ``support_tickets_at_risk``: one SLA, or both aggregated when unset."""
+    sla: Literal["first_response", "next_reply", "resolution"] | None = None
+    """For ``support_tickets_at_risk``: one SLA, or every SLA aggregated when unset."""
     per_queue: bool = False
     """Live gauges: one signal per queue (label ``queue``) instead of one per channel."""
     aggregate: Aggregate | None = None
@@ -762,8 +763,8 @@ class UnderstaffingSettings(_StaffingModel):
 
     rate_windows: tuple[str, ...] = Field(default=(SHORTEST,), min_length=1)
     """The arrival rate: as for ``estimated_wait``, but the shortest window alone by default
-    (the ``ratio`` margin and the rule's ``for`` absorb its noise; the longest window would
-    see a morning ramp an hour late)."""
+    (the ``ratio`` margin and ``sustain`` absorb its noise; the longest window would see a
+    morning ramp an hour late)."""
     ratio: float = Field(default=0.6, gt=0, le=1)
     """Active when the agents on the channel are fewer than ``ratio`` x agents required ..."""
     min_shortfall: int = Field(default=2, ge=1)

@@ -437,3 +437,27 @@ def test_a_declared_threshold_that_no_channel_sets_is_refused(
     )
     # the defaults on live metrics stay quiet on a config without a live channel
     assert parse_settings({"channels": tickets_only}).detectors.names()
+
+
+def test_the_sla_names_are_the_engines_clocks_in_order() -> None:
+    # detectors.config (bottom layer) cannot import the engine; the at-risk rows are zipped
+    # with these names, so their order must be the engine's
+    from support_monitor.detectors.config import SLAS  # noqa: PLC0415
+    from support_monitor.monitor.engine.clocks import CLOCKS  # noqa: PLC0415
+
+    assert SLAS == CLOCKS
+
+
+def test_a_threshold_on_next_reply_at_risk_is_accepted() -> None:
+    item = {
+        "name": "replies_at_risk",
+        "metric": "support_tickets_at_risk",
+        "sla": "next_reply",
+        "op": ">",
+        "value": 5,
+    }
+    data = config({"thresholds": [item]})
+    data["channels"]["email"]["next_reply_seconds"] = 3600
+    settings = parse_settings(data)
+    names = {t.name: t.sla for t in settings.detectors.thresholds}
+    assert names["replies_at_risk"] == "next_reply"
