@@ -101,7 +101,8 @@ class AlertRule(_Model):
 
     @property
     def key(self) -> str:
-        """Identity across restarts: name, severity and extra labels (not the position)."""
+        """Identity across restarts: name, severity, extra labels and ``match`` (not the
+        position)."""
         extra = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
         match = ",".join(f"{k}={v}" for k, v in sorted(self.match.items()))
         return f"{self.alert}|{self.severity}|{extra}|{match}"
@@ -520,8 +521,9 @@ class AlertSettings(_Model):
         notifiers: NotifierSettings,
         detectors: DetectorSettings,
     ) -> None:
-        """Cross-checks channels, windows, receivers and detectors; raises ValueError naming the
-        key. A rule of the default set whose detector is disabled simply never fires."""
+        """Cross-checks channels, receivers and detectors (``windows``: no rule field names
+        one); raises ValueError naming the key. A rule of the default set whose detector is
+        disabled simply never fires."""
         del windows
         known = detectors.names()
         configured = "rules" in self.model_fields_set

@@ -297,8 +297,9 @@ class Planner:
         self, now: float, seen: set[tuple[str, str]], items: dict[GroupKey, list[_Item]]
     ) -> None:
         """Records whose alert is gone (retention passed while muted, rule removed, receiver no
-        longer routed): resolve what was firing, forget the rest. Their resolved text is the
-        plain ``resolved_summary`` (the firing texts they hold would mislead)."""
+        longer routed): resolve what was firing, forget the rest. Their resolved text is
+        :func:`orphan_annotations`' fixed "no longer active" summary, with only the links and
+        the site kept (the firing texts they hold would mislead)."""
         for key in [k for k in self.sent if k not in seen]:
             record = self.sent[key]
             receiver = self.receivers.get(key[0])

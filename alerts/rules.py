@@ -95,9 +95,9 @@ class CompiledRule:
         detector settings, ``alerts.facts.judged_windows``; "": none or several): the
         ``{window}`` of its templates, and ``{dashboard_window}`` opens the dashboard on it."""
         self._now = math.nan
+        """The time of the evaluation running now (what ``facts`` and durations are read at)."""
         self._active_at: float | None = None
         """``active_at`` of the alert being rendered (``_render``), for ``annotations``."""
-        """The time of the evaluation running now (what ``facts`` and durations are read at)."""
         self._signals: dict[Labels, Signal] = {}
         """The last signal rendered per alert label set (to render again when it fires, and
         its sentence for the resolved texts); cleared past ``_LABEL_CACHE`` entries."""

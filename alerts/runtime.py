@@ -2,9 +2,10 @@
 this class.
 
 Evaluation is synchronous and pure (``handlers``, called by the TickRoad with ``now``): detector
-suite, then rules, then transition records. Notifications are planned only in live mode, i.e.
-once ``deliver_forever`` (or ``async with alerting``) has restored the persisted state; replay
-never does either, so it evaluates exactly the same rules and never sends anything.
+suite, then rules, then transition records. Notifications are committed and sent only in live
+mode, i.e. once ``deliver_forever`` (or ``async with alerting``) has restored the persisted
+state. Replay and backtest evaluate exactly the same rules; with ``on_plan`` they also plan the
+messages (what backtest reports) and hand them to that callback, never to a receiver.
 """
 
 from __future__ import annotations

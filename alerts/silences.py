@@ -8,12 +8,13 @@
 - An **acknowledgement** is of one activation of one alert (fingerprint and ``active_at``): the
   planner sends no ``repeat`` for it; ``new`` and ``resolved`` are sent as usual, and a later
   activation of the same labels is not acknowledged.
-- **Signed acknowledge links**: HMAC-SHA256 over the fingerprint and the expiry time, with a key
-  from ``console.signing_key_file`` or, when unset, a random key generated once and stored with
-  mode 0600 as ``console.key`` in ``notifiers.state_dir`` (written whole or not at all; a file
-  under 16 bytes, from an interrupted write, is replaced; a disk that refuses the write leaves
-  this run signing with a key of its own, logged as ``console_key_not_saved``, or
-  ``console_key_not_read`` when a key file is there but cannot be read).
+- **Signed acknowledge links**: HMAC-SHA256 over the fingerprint, the expiry time and the
+  activation (``active_at``: a link from an earlier firing cannot acknowledge a later one),
+  with a key from ``console.signing_key_file`` or, when unset, a random key generated once and
+  stored with mode 0600 as ``console.key`` in ``notifiers.state_dir`` (written whole or not at
+  all; a file under 16 bytes, from an interrupted write, is replaced; a disk that refuses the
+  write leaves this run signing with a key of its own, logged as ``console_key_not_saved``,
+  or ``console_key_not_read`` when a key file is there but cannot be read).
 
 Both live in ``console.sqlite3`` in ``notifiers.state_dir`` (sqlite, WAL, every call in
 ``asyncio.to_thread`` under one lock, never on the event loop), so they survive restarts with the

@@ -288,7 +288,8 @@ class SlaBurnDetector:
         )
 
     def export(self, signals: list[Signal]) -> Signal:
-        """Gauge row per channel: the strictest active pair, else the one closest to firing."""
+        """Gauge row per channel: the strictest active pair (highest threshold), else the pair
+        with the lowest threshold."""
         active = [s for s in signals if s.active]
         if active:
             return max(active, key=lambda s: s.threshold)

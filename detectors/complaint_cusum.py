@@ -16,22 +16,27 @@ most), an hour-of-day slot (weight 0.3), an all-hours mean (weight 0.05) and a r
 (weight 0.5). The usual rate of an hour is a seasonal product with the hour-of-week slot blended
 in:
 
-    factor(day) = (k + sum of the day's hour-of-week means) / (k + sum of the same hours'
-                  hour-of-day means)                 (hours where both are learned; k = 10)
-    rate        = (n_w x week + n_d x day x factor(day)) / (n_w + n_d) + margin x sqrt(rate / n)
+    factor   = (k + sum of the hour-of-week means within 3 h of the slot) / (k + sum of the
+               same hours' hour-of-day means)        (hours where both are learned; k = 10)
+    seasonal = day x factor
+    rate     = seasonal + w x (week - seasonal) + margin x sqrt(w x mean / n_w)
 
-with n_w, n_d the slots' effective sample counts (at most 3 and 5) and n = n_w + n_d. The
-hour-of-day mean gives the shape of the day from every day's samples, the factor scales it to
-this day of the week from all of that day's hours (a Monday's hour of the day still remembers
-the weekend; the factor pools about 24 hours of counts instead of the one sample the
-hour-of-week slot has after a week), and ``margin`` standard errors make it err high where the
-tuned ratio is close to 1. An hour of the day not learned yet is judged against the largest of
-the all-hours mean, the recent-hours mean and the prior, so the first morning is judged neither
-against the night nor below the prior. An hour in which the CUSUM was active is not learned by
-the slots, so a spike, also in the first week, is never taken for the usual level, unless
-``relearn_hours`` hours in a row were: then the level has shifted for good and those hours are
-learned together. The state is two fixed-size tables per channel (168 + 24 slots) and at most
-``relearn_hours`` held-back hour counts.
+with n_w, n_d the slots' effective sample counts (at most 3 and 5), mean = (n_w x week + n_d x
+seasonal) / (n_w + n_d), and w = (bias + mean / n_d) / (bias + mean / n_d + mean / n_w), where
+bias = max(0, (week - seasonal)^2 - mean / n_w - mean / n_d) is the part of the two estimates'
+gap that Poisson noise does not explain: the hour-of-week slot counts the more, the further it
+is from the seasonal estimate beyond noise. Without a week sample the rate is seasonal + margin
+x sqrt(seasonal / n_d). The hour-of-day mean gives the shape of the day from every day's
+samples, the factor scales it to this part of the week from the seven hours around it (a
+Monday's hour of the day still remembers the weekend; the factor pools about seven hours of
+counts instead of the one sample the hour-of-week slot has after a week), and ``margin``
+standard errors make it err high where the tuned ratio is close to 1. An hour of the day not
+learned yet is judged against the largest of the all-hours mean, the recent-hours mean and the
+prior, so the first morning is judged neither against the night nor below the prior. An hour in
+which the CUSUM was active is not learned by the slots, so a spike, also in the first week, is
+never taken for the usual level, unless ``relearn_hours`` hours in a row were: then the level
+has shifted for good and those hours are learned together. The state is two fixed-size tables
+per channel (168 + 24 slots) and at most ``relearn_hours`` held-back hour counts.
 """
 
 from __future__ import annotations

@@ -550,7 +550,9 @@ class ComplaintSpikeDetector(WorstExport):
     def _learn(
         self, channel: str, total: int, cumulative: dict[str, int], now: float, *, learn: bool
     ) -> None:
-        """At a period boundary: teach each unflagged series its count of the ended period."""
+        """At a period boundary: hand each series its count of the ended period and whether it
+        was flagged (``Baseline.learn`` skips a flagged period, unless the slot is still warming
+        up or ``relearn_after`` flagged periods came in a row)."""
         counts: dict[str, int] = {"": total}
         by_category = (
             self._categories[channel].period(cumulative) if self.settings.by_category else None

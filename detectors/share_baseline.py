@@ -82,7 +82,8 @@ class SlotMeans:
         """Bumped at every change of the means (learn, load)."""
 
     def learn(self, slot: int, counts: Counts) -> None:
-        """Teach one complete hour (not called for hours without trials or flagged ones)."""
+        """Teach one complete hour (not called for hours without trials, nor for flagged ones
+        unless ``relearn_after`` of them came in a row)."""
         self.version += 1
         ewmas = self.slots.setdefault(slot, [Ewma() for _ in counts])
         for e, x in zip(ewmas, counts, strict=True):

@@ -1,4 +1,5 @@
-"""Console script ``support-monitor``: run, replay, check-config, simulate, dashboards, schema."""
+"""Console script ``support-monitor``: run, replay, backtest, check-config, simulate, dashboards,
+schema."""
 
 from __future__ import annotations
 

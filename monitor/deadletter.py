@@ -102,7 +102,7 @@ class Backoff:
 class SinkOutage:
     """A sink's first failed write and its recovery, each logged once (not every retry); every
     failed attempt counted in ``stats.dead_letter_failures[name]`` and every stored letter in
-    ``stats.dead_letters_written[name]`` (both exported from 0 on)."""
+    ``stats.dead_letters_written[source, name]`` (both exported from 0 on)."""
 
     def __init__(
         self,

@@ -18,7 +18,8 @@ apart from library and Python errors. This module imports nothing of the project
     │                         line (the replay's exposition rides along)
     ├── SpoolError            monitor.backtest: the copy of a stream ``--against`` reads twice
     │                         could not be written
-    ├── HttpError             monitor.console.app: a console request answered with a 4xx
+    ├── HttpError             monitor.console.app: a console request answered with an error
+    │                         status (a 4xx, or 503 when too many bodies arrive at once)
     └── InvalidRequestError   alerts.silences: a silence or acknowledgement refused (a 400;
                               also a ValueError)
 

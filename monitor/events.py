@@ -167,9 +167,11 @@ TYPE_NAMES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in EVENT_
 
 
 EARLIEST_TS = 0.0
-"""1970-01-01T00:00:00Z: an event stamped before it is ``bad_timestamp``."""
+"""1970-01-01T00:00:00Z: the pipeline rejects an event stamped before it as
+``timestamp_out_of_range`` (``decode`` only parses the time)."""
 LATEST_TS = 221845392000.0
-"""9000-01-01T00:00:00Z: an event stamped at or after it is ``bad_timestamp``. Both bounds keep
+"""9000-01-01T00:00:00Z: the pipeline rejects an event stamped at or after it as
+``timestamp_out_of_range``. Both bounds keep
 every instant the project derives from an event time (a local day start, an hour-of-week slot,
 an RFC 3339 text) inside the years Python's ``datetime`` can hold, whatever the offset."""
 

@@ -28,7 +28,7 @@ class DaemonStats:
     partition_lag: dict[tuple[str, int], int] = field(default_factory=dict)
     loop_lag_seconds: float = 0.0
     dead_letters_written: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """sink -> dead letters stored (file, Kafka or MQTT dead-letter topic)."""
+    """(source, sink) -> dead letters stored (file, Kafka or MQTT dead-letter topic)."""
     dead_letter_failures: Counter[str] = field(default_factory=Counter)
     """sink -> failed attempts to store dead letters (each retried until it succeeds)."""
     dead_letters_dropped: Counter[str] = field(default_factory=Counter)

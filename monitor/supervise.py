@@ -127,8 +127,9 @@ def freeze_heap(reason: str) -> None:
     until the next call (objects freed by reference counting, which is most of them, are freed
     as usual). That is at most what was alive at the freeze, once; a config reload, which
     replaces the detectors and rules, calls this again (``gc.unfreeze`` first, so that
-    collection reclaims the replaced objects' cycles). The collection here is one full pause,
-    at start-up and on a reload only; ``gc_frozen`` logs how long it took."""
+    collection reclaims the replaced objects' cycles), and so does :class:`HeapKeeper` every
+    ``thaw_every``. The collection here is one full pause each time; ``gc_frozen`` logs how long
+    it took."""
     started = time.perf_counter()
     gc.unfreeze()
     gc.collect()

@@ -12,8 +12,9 @@ reasoning are in ``docs/scale-out.md``; in short:
   only owned channels of partitions that are caught up are exported and judged by alert rules,
   so ``sum by (channel)`` across replicas is exact and no replica exports a channel's zeros.
 * Snapshots (engine + offsets + detector state + alert state) go to the compacted state topic
-  (``monitor/cluster/store.py``): every ``cluster.snapshot_interval``, on revocation (before the
-  offsets are committed and the listener returns), on shutdown, and before a notification is
+  (``monitor/cluster/store.py``): every ``cluster.snapshot_interval``, on revocation (after the
+  revoked partitions' offsets are committed, before the listener returns), on shutdown, and
+  before a notification is
   handed to its receiver (write-ahead: a new owner restores the "sent" record and never sends
   it again).
 * The alert state has its own record (``<topic>/<partition>/alerts``), written with every

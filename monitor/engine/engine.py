@@ -10,14 +10,17 @@ stamped with their deadline whenever they are decided.
 Deadlines cost O(1) or O(log n) per item, never a scan of open items: contacts queued in time
 order wait in an insertion-ordered "pending" dict per queue (T is per channel, so that order is
 deadline order, and an answered contact simply leaves it); contacts that arrive out of order and
-all ticket clocks use one timer heap, rebuilt from the open items when spent entries make it
-more than twice the size it had after the last rebuild.
+all ticket clocks use one timer heap. Entries a later change made stale are skipped when they
+come due and, once the heap has doubled since its last clean-up, dropped a step at a time
+(``TimerHeap.tidy``); the heap is rebuilt from the open items after a snapshot restore and on a
+reload that changes a target.
 
 An outcome that arrives before its item's opening event (an ``answered`` before its ``queued``, a
 ``solved`` before its ``created``) is *held* while the clock is within ``allowed_lateness`` of its
-``ts``. When the opening event comes, the held outcomes of that item are applied right after it,
-in ``ts`` order, so the numbers equal those of the events in order. A held outcome whose item
-has not opened once ``now - allowed_lateness > ts`` (or at ``flush``) becomes an
+``ts``. A contact's held outcomes are applied right after its ``queued``, in ``ts`` order; a
+ticket's once the watermark passes them, as all its events (below). So the numbers equal those
+of the events in order. A held outcome whose item has not opened once
+``now - allowed_lateness > ts`` (or at ``flush``) becomes an
 ``unknown_contact``/``unknown_ticket`` reject; the caller collects these deferred rejects with
 :meth:`Engine.take_expired_early` together with the opaque token it passed to :meth:`Engine.apply`.
 
@@ -38,7 +41,10 @@ passes a held outcome it is applied as it stands (an ``ended`` of a waiting cont
 abandon; a refused one a deferred ``invalid_transition``).
 
 Memory is bounded by the ``limits`` settings (``docs/metrics.md``, "Bounds"): past a bound a new
-item is refused with ``Reject.CAPACITY`` and counted in :attr:`Engine.capacity_exhausted`.
+contact, ticket, agent or held contact outcome is refused with ``Reject.CAPACITY`` (a ticket
+event with no room to be held applies at once instead); past ``max_solved_tickets`` the oldest
+solved ticket is forgotten, as is one solved more than ``solved_ticket_retention`` ago. Each
+bound reached is counted in :attr:`Engine.capacity_exhausted`, by kind.
 """
 
 from __future__ import annotations
@@ -308,8 +314,8 @@ class EngineState(msgspec.Struct):
     solved: list[str]
     """Solved tickets still remembered, oldest solve first (the order they are forgotten in)."""
     early: list[tuple[HeldKey, Held]]
-    """Held early outcomes, item by item in holding order of the items, each item's in
-    arrival order."""
+    """Held events, item by item in holding order of the items (a restore sorts each item's
+    by ``ts``, rank and arrival)."""
     early_seq: int
     """The sequence number the next held outcome gets."""
 
@@ -436,8 +442,9 @@ class Engine:
     # ------------------------------------------------------------------ the clock
 
     def advance(self, now: float) -> None:
-        """Move the clock to ``now`` (never backwards). Called per event in replay, so within a
-        second it only moves the clock; each new second slides windows and decides deadlines."""
+        """Move the clock to ``now`` (never backwards). Called per event in replay: within a
+        second it moves the clock and judges the held outcomes the watermark has passed; each
+        new second also slides windows and decides deadlines."""
         if now <= self.now:
             return
         self.now = now
@@ -493,8 +500,9 @@ class Engine:
         return max(self._next_waiting_sweep, after)
 
     def flush(self, now: float | None = None) -> None:
-        """Advance to ``now`` and decide every deadline up to it (no more late events will come,
-        so every held early outcome becomes a deferred reject)."""
+        """Advance to ``now`` and decide every deadline up to it. No more late events will come,
+        so every held outcome is judged now (:meth:`settle_held`): applied as it stands when its
+        item is open, else a deferred reject."""
         if now is not None:
             self.advance(now)
         self._expire_early(math.inf)  # before the deadlines (see ``advance``)
@@ -737,8 +745,9 @@ class Engine:
 
         New thresholds apply at once, also to contacts and tickets already open; what was
         already counted stays counted. Raises :class:`RestartNeeded` (and changes nothing) when
-        the change alters the shape of the state: windows, channels, queues, complaint labels or
-        the de-duplication window."""
+        the change alters the shape of the state (:func:`shape_change`: windows, channels,
+        queues, complaint categories and tags, the de-duplication window, the day, a channel
+        turning between live contacts and tickets)."""
         why = shape_change(self.settings, settings)
         if why is not None:
             raise RestartNeeded(why)
@@ -953,7 +962,8 @@ class Engine:
 
     @property
     def early_outcomes_held(self) -> int:
-        """Outcomes held now, waiting for their item's opening event."""
+        """Events held now: outcomes waiting for their item's opening event, outcomes of an open
+        contact held behind an earlier event of it, and ticket events held for ``ts`` order."""
         return self._early_count
 
     def _order(self, event: Event, ts: float, token: object) -> bool:

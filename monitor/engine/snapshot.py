@@ -220,7 +220,10 @@ class Snapshot(msgspec.Struct, kw_only=True):
 
 
 def shape_of(settings: Settings) -> dict[str, Any]:
-    """The parts of the config that shape the stored state; the same list a reload refuses."""
+    """The parts of the config that shape the stored state: a snapshot taken under others is
+    refused. A reload refuses a change of these and of a few more that a restart applies to the
+    restored state (``engine.shape_change``: complaint tags, the day, a channel turning between
+    live contacts and tickets, which :func:`check` refuses only while such contacts are open)."""
     ingest = settings.ingest
     return {
         "windows": list(settings.windows),

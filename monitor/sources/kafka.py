@@ -27,8 +27,10 @@ every assigned partition was read up to the end it had at assignment.
 
 Cluster mode (``use_hooks``, see ``monitor/cluster/node.py``): state mode per partition. On
 assignment the hooks say where each partition's state resumes (a snapshot's offset, or ``None``:
-the beginning); each partition is reported caught up on its own; on revocation the hooks flush
-the revoked partitions' state (with the offsets it reflects) before the offsets are committed.
+the beginning); each partition is reported caught up on its own; on revocation the applied
+offsets of the revoked partitions are committed, then the hooks flush their state (with the
+offsets it reflects) before the listener returns. The state's offsets, not the committed ones,
+decide where a new owner resumes, so a crash between the two loses nothing.
 """
 
 from __future__ import annotations
