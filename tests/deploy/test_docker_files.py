@@ -129,6 +129,23 @@ def test_compose_healthcheck_is_readiness(project: dict[str, Any]) -> None:
     assert "http://127.0.0.1:9108/readyz" in check["test"][3]
 
 
+def test_services_of_the_image_that_serve_no_http_disable_its_healthcheck(
+    project: dict[str, Any],
+) -> None:
+    # the image's HEALTHCHECK probes /healthz of `support-monitor run`; any other command of
+    # the same image (the simulator's `simulate`) would be marked unhealthy by it
+    image = project["services"]["support-monitor"]["image"]
+    others = {
+        name: service
+        for name, service in project["services"].items()
+        if service.get("image") == image and name != "support-monitor"
+    }
+    assert "simulator" in others
+    for name, service in others.items():
+        assert "run" not in service["command"], name
+        assert service.get("healthcheck", {}).get("disable") is True, name
+
+
 def test_environment_overrides_reach_the_example_config(tmp_path: Path) -> None:
     """The compose environment moves the example config's state dirs into the volume."""
     config = yaml.safe_load((ROOT / "deploy/support-monitor/config.yaml").read_text("utf-8"))
