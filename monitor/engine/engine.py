@@ -858,9 +858,18 @@ class Engine:
                 if key is not None and not key[0] and key in self._early:
                     self._release_early(key, after=ts)  # an earlier event came: try later ones
             return None
+        return self._not_applied(event, ts, token, reason)
+
+    def _not_applied(self, event: Event, ts: float, token: object, reason: Reject) -> Reject | None:
+        """A handler did not apply ``event``: hold it, judge it as it stands, or refuse it."""
         key = _item_key(event)
-        if key is None or self._max_early == 0:
+        if key is None:
             self._waits = False
+            return reason
+        if self._max_early == 0:  # nothing is ever held: judged as it stands, as when full
+            if self._waits:
+                self._waits = False
+                return self._apply_final(event, ts)
             return reason
         return self._hold_refused(key, event, ts, token, reason)
 

@@ -371,6 +371,30 @@ def test_early_outcomes_past_the_cap_are_refused_and_counted() -> None:
     assert reason is Reject.UNKNOWN_CONTACT
 
 
+def test_with_max_early_outcomes_0_what_would_wait_is_judged_as_it_stands() -> None:
+    # As when the holding room is full: an `ended` of a still waiting contact is its abandon,
+    # a response stamped past an undecided deadline applies (the breach still counted at it).
+    # Before, both were rejected as invalid_transition.
+    engine = Engine(settings(limits={"max_early_outcomes": 0}))  # allowed_lateness 5 s
+    email = {"channel": "email", "queue": "default"}
+    steps = [
+        _ev("contact.queued", 0, channel="voice", queue="billing", contact_id="c1"),
+        _ev("ticket.created", 0, channel="email", ticket_id="t1"),
+        _ev("contact.ended", 30, channel="voice", contact_id="c1"),
+        _ev("ticket.responded", 3603, channel="email", ticket_id="t1"),  # due at 3600
+    ]
+    reasons = []
+    for event, ts in steps:
+        engine.advance(ts)
+        reasons.append(engine.apply(event, ts))
+    engine.flush(T0 + 3700)
+    assert reasons == [None, None, None, None]
+    assert value(engine, "support_contacts_abandoned_total", **V) == 1
+    assert engine.tickets["t1"].responses == 1
+    assert value(engine, "support_sla_breaches_total", **email, sla="first_response") == 1
+    assert engine.early_outcomes_held == 0
+
+
 def test_held_outcomes_survive_a_snapshot() -> None:
     engine = Engine(settings())
     engine.apply(
