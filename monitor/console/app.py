@@ -202,7 +202,7 @@ class Console:
         if silences and len(parts) == 2:
             if method == "DELETE":
                 return await self._expire_silence(request, parts[1])
-            raise HttpError(405, "no such write", f"{READS}, DELETE")
+            raise HttpError(405, "no such write", "DELETE")
         if len(parts) == 3 and parts[0] == "alerts" and parts[2] == "ack":
             if method == "POST":
                 return await self._ack_by_api(request, parts[1])
@@ -212,7 +212,7 @@ class Console:
 
     # --- reads -------------------------------------------------------------------------------
 
-    def _read(self, parts: list[str], request: web.BaseRequest) -> dict[str, Any]:  # noqa: PLR0911, C901 - a route each
+    def _read(self, parts: list[str], request: web.BaseRequest) -> dict[str, Any]:  # noqa: PLR0911, PLR0912, C901 - a route each
         now = self.now()
         rules = self._rules()
         match parts:
@@ -248,8 +248,12 @@ class Console:
                 return views.alert_view(alert, self._store, now)
             case ["silences"]:
                 return {"silences": views.silences_view(self._store, now)}
-            case ["acks"]:
-                acks = sorted(self._store.acks.values(), key=lambda a: (a.at, a.fingerprint))
+            case ["acks"]:  # of activations still active (the store drops the others lazily)
+                live = set(views.live_activations(rules))
+                acks = sorted(
+                    (a for key, a in self._store.acks.items() if key in live),
+                    key=lambda a: (a.at, a.fingerprint),
+                )
                 return {
                     "acks": [
                         {
@@ -266,6 +270,10 @@ class Console:
                 return {"timeline": self._timeline.view()}
             case ["agents"]:  # per-agent drill-down (docs/workforce.md)
                 return {"now": format_time(now), **self._agents(request, now)}
+            case ["silences", _]:  # write-only paths: what they take
+                raise HttpError(405, "expire a silence with DELETE", "DELETE")
+            case ["alerts", _, "ack"]:
+                raise HttpError(405, "acknowledge with POST", "POST")
         raise HttpError(404, "not found; see docs/console.md for the API")
 
     def _agents(self, request: web.BaseRequest, now: float) -> dict[str, Any]:

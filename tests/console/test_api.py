@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from support_monitor.alerts.silences import activation
+from tests.alerts.helpers import sig
 from tests.console.helpers import TOKEN, running_console
 from tests.support import T0, Stream
 
@@ -85,8 +86,11 @@ async def test_page_and_assets_are_served_with_strict_headers(tmp_path: Path) ->
             ("POST", "/console/console.js"): "GET, HEAD",
             ("PUT", "/ack/abc"): "GET, HEAD, POST",
             ("PUT", "/api/v1/silences"): "GET, HEAD, POST",
-            ("PATCH", "/api/v1/silences/x"): "GET, HEAD, DELETE",
+            ("PATCH", "/api/v1/silences/x"): "DELETE",
+            ("GET", "/api/v1/silences/x"): "DELETE",
+            ("HEAD", "/api/v1/silences/x"): "DELETE",
             ("PUT", "/api/v1/alerts/x/ack"): "POST",
+            ("GET", "/api/v1/alerts/x/ack"): "POST",
             ("DELETE", "/api/v1/status"): "GET, HEAD",
             ("POST", "/metrics"): "GET, HEAD",
             ("POST", "/healthz"): "GET, HEAD",
@@ -184,6 +188,9 @@ async def test_ack_by_api_needs_the_token_and_refuses_bad_input(tmp_path: Path) 
         assert again.json()["alert"]["acknowledged"]["by"] == "Ana"  # the first ack stays
         acks = (await client.get("/api/v1/acks")).json()["acks"]
         assert [(a["fingerprint"], a["by"]) for a in acks] == [(fp, "Ana")]
+        # resolved: its ack is no longer listed (the store keeps it until the next ack)
+        run.alerting.apply(T0 + 200, [sig("longest_wait", "voice", active=False, score=1.0)])
+        assert (await client.get("/api/v1/acks")).json() == {"acks": []}
 
     async with running_console(tmp_path) as run, httpx.AsyncClient(base_url=run.base) as client:
         # restarted: the ack is kept, but only for the same activation (restored alert state
