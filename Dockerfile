@@ -4,7 +4,7 @@
 # state (snapshots, alert state, the notifier outbox) belongs on a volume at /var/lib/support-monitor.
 #
 # The base image is pinned by exact tag, not by digest: pin it by digest where you build
-# (docs/deploy.md, "Pinning images by digest") by appending @sha256:<digest> to the tag.
+# (docs/deploy.md, "Images and pinning") by appending @sha256:<digest> to the tag.
 FROM python:3.11.13-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
