@@ -87,6 +87,17 @@ class _Unavailable:
         return Outcome("failed", None, self._reason)
 
 
+def _log_switched_off(detectors: DetectorSettings, alerts: AlertSettings) -> None:
+    """One warning per default rule whose detector is disabled (check-config says so too)."""
+    for _, rule in alerts.switched_off(detectors):
+        log.warning(
+            "alert_rule_detector_disabled",
+            alert=rule.alert,
+            detector=rule.detector,
+            known=sorted(detectors.names()),
+        )
+
+
 class Alerting:
     """Detectors + alert rules evaluated on each tick; notifications delivered in live mode."""
 
@@ -122,13 +133,7 @@ class Alerting:
         self.rules = [CompiledRule(rule, alerts, self._facts) for rule in alerts.rules]
         self._directions()
         self.inhibitor = Inhibitor(alerts.inhibit_rules)
-        for _, rule in alerts.switched_off(detectors):  # never fires (check-config says so)
-            log.warning(
-                "alert_rule_detector_disabled",
-                alert=rule.alert,
-                detector=rule.detector,
-                known=sorted(detectors.names()),
-            )
+        _log_switched_off(detectors, alerts)
         self._every = alerts.evaluation_interval
         self.eval_interval = alerts.evaluation_interval or engine.settings.exporter.tick_seconds
         self._next_eval = -math.inf
@@ -178,6 +183,7 @@ class Alerting:
         self.rules = rules
         self._directions()
         self.inhibitor = Inhibitor(alerts.inhibit_rules)
+        _log_switched_off(detectors, alerts)
         self._settings = alerts
         self._every = alerts.evaluation_interval
         self.help = {**HELP, **self.suite.help}

@@ -544,3 +544,24 @@ def test_an_alert_starts_when_its_detector_says_the_condition_began() -> None:
     plain.evaluate(T0)
     (alert,) = plain.rules[0].alerts()
     assert (alert.active_at, alert.started_at) == (T0, T0)
+
+
+def test_a_reload_that_disables_a_default_rules_detector_says_so() -> None:
+    """At start-up and on reload: one warning per default rule left without its detector."""
+    base = parse_settings({"windows": ["5m", "1h"], "channels": {"voice": {"answer_seconds": 20}}})
+    with capture_logs() as started:
+        alerting = Alerting(
+            base.detectors, base.alerts, base.notifiers, Engine(base), DaemonStats()
+        )
+    assert [e for e in started if e["event"] == "alert_rule_detector_disabled"] == []
+    off = parse_settings(
+        {
+            "windows": ["5m", "1h"],
+            "channels": {"voice": {"answer_seconds": 20}},
+            "detectors": {"backlog_growth": {"enabled": False}},
+        }
+    )
+    with capture_logs() as reloaded:
+        alerting.reconfigure(off.detectors, off.alerts)
+    warned = [e for e in reloaded if e["event"] == "alert_rule_detector_disabled"]
+    assert [(e["alert"], e["detector"]) for e in warned] == [("BacklogGrowing", "backlog_growth")]
