@@ -68,16 +68,19 @@ def _outcomes(ch: ChannelRuntime) -> tuple[int, int]:
     return good + bad, bad
 
 
-def _doubt(long_agg: Agg, short_agg: Agg, level: float, confidence: float) -> str:
-    """Why the windows do not yet show a service level below ``level`` at ``confidence`` (the
-    one-sided Wilson upper bound of in SLA / offered), "" when both do."""
-    for agg in (long_agg, short_agg):
+def _doubt(
+    windows: tuple[tuple[str, Agg], tuple[str, Agg]], level: float, confidence: float
+) -> str:
+    """Why the (long, short) windows do not yet show a service level below ``level`` at
+    ``confidence`` (the one-sided Wilson upper bound of in SLA / offered), naming the first
+    window that does not; "" when both do."""
+    for name, agg in windows:
         n = offered(agg)
         upper = wilson(agg.answered_in_sla, n, confidence)[1]
         if not upper < level:
             return (
-                f"{agg.answered_in_sla} of {n} within T could still be a service level of "
-                f"{upper:.0%} ({confidence * 100:g}% bound), not below {level:.0%}"
+                f"{agg.answered_in_sla} of {n} within T over {name} could still be a service "
+                f"level of {upper:.0%} ({confidence * 100:g}% bound), not below {level:.0%}"
             )
     return ""
 
@@ -217,7 +220,8 @@ class SlaBurnDetector:
             active = not guarded and score >= limit and not capped
             doubt = ""
             if pair.confidence is not None:
-                doubt = self._evidence((channel, j), active, (long_agg, short_agg), level, now)
+                windows = ((long_name, long_agg), (short_name, short_agg))
+                doubt = self._evidence((channel, j), active, windows, level, now)
                 active = active and not doubt
             sustained = not active and rising and cusum
             if sustained:
@@ -259,7 +263,12 @@ class SlaBurnDetector:
         return out
 
     def _evidence(
-        self, key: tuple[str, int], active: bool, aggs: tuple[Agg, Agg], level: float, now: float
+        self,
+        key: tuple[str, int],
+        active: bool,
+        windows: tuple[tuple[str, Agg], tuple[str, Agg]],
+        level: float,
+        now: float,
     ) -> str:
         """For an ``active`` pair with a confidence: why its windows do not show the service
         level below ``level`` ("" when they do, or when it has been shown for ``HOLD_AFTER``);
@@ -269,7 +278,7 @@ class SlaBurnDetector:
         if active and (since is None or now - since < HOLD_AFTER):
             confidence = self._pairs[key[1]][4].confidence
             assert confidence is not None
-            doubt = _doubt(aggs[0], aggs[1], level, confidence)
+            doubt = _doubt(windows, level, confidence)
         if not active or doubt:
             self._shown.pop(key, None)
         elif since is None:

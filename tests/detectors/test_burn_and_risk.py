@@ -137,7 +137,8 @@ def test_a_pair_with_a_confidence_needs_evidence():
         assert s.score == pytest.approx((1 - in_sla / 20) / 0.2)
         assert s.active is active
         if bound:
-            assert f"{in_sla} of 20 within T could still be a service level of {bound}" in s.summary
+            doubt = f"{in_sla} of 20 within T over 5m could still be a service level of {bound}"
+            assert doubt in s.summary
 
 
 COLLAPSE = {"long": "5m", "severity": "page", "short": "5m"}
@@ -231,7 +232,7 @@ def test_a_shown_collapse_is_held_while_it_burns_with_thinner_traffic():
     thin.feed(fresh)
     s = pick(fresh.tick(600), "sla_burn", "voice", **COLLAPSE)
     assert (s.active, s.score) == (False, 5.0)
-    assert "0 of 10 within T could still be a service level of 58%" in s.summary
+    assert "0 of 10 within T over 5m could still be a service level of 58%" in s.summary
 
 
 def test_tickets_at_risk_counts_per_sla():
