@@ -19,7 +19,8 @@ bare / replay does not move with the speed of the machine, which on the shared t
 varies up to 3x from one day to the next.
 
     .venv/bin/python bench/backtest_week.py [--days 7] [--channels 20] [--queues 5]
-        [--alerts-out FILE] [--no-detectors] [--profile FILE]
+        [--rate 1] [--seed 1] [--alerts-out FILE] [--no-detectors] [--profile FILE]
+        [--config-out FILE]
 """
 
 from __future__ import annotations
@@ -191,7 +192,16 @@ def main() -> None:
     parser.add_argument("--alerts-out", type=Path, default=None)
     parser.add_argument("--no-detectors", action="store_true")
     parser.add_argument("--profile", type=Path, default=None, help="write cProfile stats here")
+    parser.add_argument(
+        "--config-out",
+        type=Path,
+        default=None,
+        help="also write the config (JSON, which YAML reads) for support-monitor replay/backtest",
+    )
     args = parser.parse_args()
+    data = config(args.channels, args.queues, detectors=not args.no_detectors)
+    if args.config_out is not None:
+        args.config_out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     configure("warning")  # one line per alert transition would dominate the run
     out_dir = Path(__file__).resolve().parent / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -203,7 +213,7 @@ def main() -> None:
         n = generate(path, args.days, args.channels, args.queues, args.rate, args.seed)
         print(f"wrote {n:,} events to {path} in {time.perf_counter() - started:.1f} s")
     events, bare = bare_baseline(path)
-    settings = parse_settings(config(args.channels, args.queues, detectors=not args.no_detectors))
+    settings = parse_settings(data)
     road_module.TickRoad = TimedTickRoad  # type: ignore[attr-defined] # bench-only instrumentation
     sink = args.alerts_out.open("wb") if args.alerts_out else None
     profiler = cProfile.Profile() if args.profile else None

@@ -13,7 +13,8 @@ contacts queued and never answered (20 %), 2 tickets that complete (created, res
 (``reason="capacity"``, dead-lettered to a file in a temporary directory).
 
     .venv/bin/python bench/soak.py [--rate 5000] [--duration 600] [--interval 10]
-                                   [--bootstrap 127.0.0.1:19092] [--json-out FILE]
+                                   [--bootstrap 127.0.0.1:19092] [--tolerance 0.1]
+                                   [--json-out FILE]
 
 Needs the local Kafka (deploy/local/kafka.sh start). See docs/reliability.md.
 """

@@ -19,7 +19,7 @@ Timed, each in the same run:
 - *read*: the workforce rows of every channel (what a scrape adds), after each second.
 
     .venv/bin/python bench/workforce_cost.py [--agents 2000] [--seconds 600] [--rate 200]
-        [--late 0.1]
+        [--late 0.1] [--seed 11]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Try candidate detector settings side by side on the detection benchmark's traffic.
 
     .venv/bin/python -m bench.detection.explore_rules CONFIG.yaml [--seeds 1] \
-        [--healthy-days 2] [--out bench/out/explore]
+        [--healthy-days 2] [--out bench/out/explore] [--rescore]
 
 Generates the benchmark's events for each seed (once: an existing ``events-SEED.jsonl`` in
 ``--out`` is reused), replays them with ``CONFIG.yaml`` (a config with several variants of a

@@ -178,7 +178,7 @@ def run_stream(
     config = args.config
     if config is None:
         config = args.out / "default.yaml"
-        config.write_text("# every setting at its default (channels voice, chat, email)\n{}\n")
+        config.write_text("# every setting at its default\n{}\n")
     for seed in args.seeds:
         events, alerts = args.out / f"events-{seed}.jsonl", args.out / f"alerts-{seed}.jsonl"
         if not events.exists():

@@ -1,13 +1,14 @@
 """Run the detection benchmark: generate, replay with the default config, score, compare.
 
     .venv/bin/python -m bench.detection.run [--seeds 1 2] [--healthy-days 7]
-        [--channels voice chat email] [--jobs 1] [--out bench/out/detection]
+        [--channels voice chat email chatbot] [--jobs 1] [--out bench/out/detection]
+        [--rescore]
 
 For each seed: ``events-SEED.jsonl`` (healthy days from a Monday 00:00 UTC, then one weekday
 with the labelled incidents of ``traffic.PLANS``), ``labels-SEED.jsonl``, then
 ``python -m support_monitor replay EVENTS --config default.yaml --alerts-out
 alerts-SEED.jsonl`` (the CLI users run; ``default.yaml`` is ``{}``: every default, whose
-channels are voice, chat and email). It prints Markdown tables and writes ``results.json``.
+channels are voice, chat, email and chatbot). It prints Markdown tables and writes ``results.json``.
 ``--rescore`` reuses the files of an earlier run.
 """
 
@@ -500,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     args.out.mkdir(parents=True, exist_ok=True)
     config = args.out / "default.yaml"
-    config.write_text("# every setting at its default (channels voice, chat, email)\n{}\n")
+    config.write_text("# every setting at its default (channels voice, chat, email, chatbot)\n{}\n")
     lay = layout(args.channels, args.healthy_days)
     if not args.rescore:
         start = time.process_time()
