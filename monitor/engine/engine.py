@@ -12,8 +12,8 @@ order wait in an insertion-ordered "pending" dict per queue (T is per channel, s
 deadline order, and an answered contact simply leaves it); contacts that arrive out of order and
 all ticket clocks use one timer heap. Entries a later change made stale are skipped when they
 come due and, once the heap has doubled since its last clean-up, dropped a step at a time
-(``TimerHeap.tidy``); the heap is rebuilt from the open items after a snapshot restore and on a
-reload that changes a target.
+(``TimerHeap.tidy``); the heap is rebuilt from the open items after a snapshot restore, and
+re-armed on every reload.
 
 An outcome that arrives before its item's opening event (an ``answered`` before its ``queued``, a
 ``solved`` before its ``created``) is *held* while the clock is within ``allowed_lateness`` of its
@@ -1423,7 +1423,9 @@ class Engine:
             if clock is None or clock.stopped:
                 continue
             if clock.running and index in paused:
-                self._run_to(t, index, clock, ts, change=True)
+                # a pause ends the segment: a deadline before ``ts`` (set by a priority change
+                # or a resume at this very instant) is a breach, stamped at it
+                self._run_to(t, index, clock, ts)
                 clock.since = math.nan
                 self._clear_risk(t, index, clock)
                 clock.deadline = clock.risk_at = math.inf
@@ -1565,9 +1567,10 @@ class Engine:
     ) -> None:
         """A running clock's segment ends at ``ts``: its business time is added to ``elapsed``
         (a deadline passed before ``ts`` is a breach first) and the next segment starts there.
-        ``change``: a priority or status change. At one instant only its last change counts, so
-        a segment that started at ``ts`` (a change at the same instant set its target) settles
-        nothing: its deadline, if already past, is decided by its timer unless changed again."""
+        ``change``: a priority change. At one instant only the last priority change counts, so
+        a segment that started at ``ts`` (a priority change at the same instant set its target)
+        settles nothing: its deadline, if already past, is decided by its timer unless the
+        priority changes again. A pause (no ``change``) settles it."""
         if not (change and clock.since == ts):
             self._settle(t, index, clock, ts)
         clock.elapsed += t.q.calendar.elapsed(clock.since, ts)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from support_monitor.monitor.clock import TickRoad, quiet_horizon
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.pipeline import Delivery, Pipeline
@@ -130,6 +132,26 @@ def test_a_priority_change_past_the_new_target_breaches_at_change_plus_remaining
     assert t.at(at("2026-03-09 12:00:10")).get("support_sla_breaches_total", sla="resolution") == 1
     t.send("ticket.solved", at("2026-03-09 13:00"), ticket_id="t1")
     assert t.get("support_sla_breaches_total", sla="resolution") == 1
+
+
+@pytest.mark.parametrize("status", ["pending", "on_hold"])
+def test_a_pause_at_the_instant_of_such_a_priority_change_keeps_its_breach(status: str) -> None:
+    # As above, with a status change at 12:00 too (applied after the priority change: lifecycle
+    # order). pending pauses resolution: the pause ends a segment whose deadline, 11:00, has
+    # passed, so the breach stands (it was lost when the pause settled nothing at the instant
+    # its segment started). on_hold pauses nothing: the timer counts it.
+    t = Tickets({"resolution_seconds": 8 * 3600, "priorities": {"urgent": {"resolution": "2h"}}})
+    t.send("ticket.created", at("2026-03-09 09:00"), ticket_id="t1")
+    t.send("ticket.priority_changed", at("2026-03-09 12:00"), ticket_id="t1", priority="urgent")
+    t.send("ticket.status_changed", at("2026-03-09 12:00"), ticket_id="t1", status=status)
+    assert t.at(at("2026-03-09 12:00:10")).get("support_sla_breaches_total", sla="resolution") == 1
+    # back to normal (8 h) and resumed: the clock passed a deadline of its own, so it is never
+    # at risk again and counts no second breach
+    t.send("ticket.priority_changed", at("2026-03-09 12:30"), ticket_id="t1", priority="normal")
+    t.send("ticket.status_changed", at("2026-03-09 13:00"), ticket_id="t1", status="open")
+    # due 13:00 + 8 h - 3 h = 18:00, the lead 48 min: at risk from 17:12 had it not breached
+    assert t.at(at("2026-03-09 17:30")).get("support_tickets_at_risk", sla="resolution") == 0
+    assert t.at(at("2026-03-09 18:00:10")).get("support_sla_breaches_total", sla="resolution") == 1
 
 
 def test_next_reply_runs_from_a_customer_reply_to_the_next_response() -> None:
