@@ -312,6 +312,13 @@ class SlidingWindows:
         self._cached_key = math.nan
         return True
 
+    def today_window(self) -> tuple[float, Agg] | None:
+        """The today window's start (it holds the seconds after it) and its total; ``None``
+        without a today window."""
+        if self._today < 0:
+            return None
+        return self._cut_list[self._today], self.totals[self._today]
+
     def total(self, window: str) -> Agg:
         return self.totals[self.names.index(window)]
 

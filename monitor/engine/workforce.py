@@ -13,7 +13,8 @@ each of the three timed states at ``accrued``, and a heap of state changes stamp
 that fall inside it at their exact millisecond (a change at ``t`` inside ``(k-1, k]`` gives the
 old state ``t - (k-1)`` and the new one ``k - t``). A change stamped before ``accrued`` (a late
 event that is still the agent's newest) moves the time ``(ts, accrued]`` from the old state to
-the new one in the buckets still held by a window, and changes ``rate`` at once. So the buckets
+the new one in the buckets still held by a window, and in the today total for the part of it
+after the day start that no bucket holds any more, and changes ``rate`` at once. So the buckets
 equal what the events in ``ts`` order would have given, to the millisecond. Cost: O(channels)
 per second plus O(log n) per state change; a jump of the clock writes at most the longest
 window's seconds per channel. The agent time of the seconds a jump passes over before those
@@ -305,6 +306,14 @@ class Workforce:
             for agg in windows.second_targets(k):
                 _add_ms(agg, old, -ms)
                 _add_ms(agg, new, ms)
+        today = windows.today_window()
+        if today is not None:  # the today total also holds the time no bucket keeps any more
+            start, total = today
+            begin = t_ms if math.isinf(start) else max(t_ms, round(start * 1000))
+            ms = lo - begin
+            if ms > 0:
+                _add_ms(total, old, -ms)
+                _add_ms(total, new, ms)
 
     @staticmethod
     def _rate(cw: _ChannelAgents, old: int, new: int) -> None:

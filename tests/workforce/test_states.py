@@ -12,7 +12,7 @@ from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.workforce import Workforce
 from support_monitor.monitor.pipeline import Delivery, Pipeline
 from support_monitor.monitor.stats import DaemonStats
-from tests.support import T0, Stream, run
+from tests.support import T0, Stream, run, settings
 from tests.workforce.helpers import get, occupancy, rows, state_ms
 
 
@@ -147,6 +147,25 @@ def test_late_newest_state_moves_accrued_time() -> None:
     # a1: available 0..20.75, busy 20.75..60.
     assert (total.agent_available_ms, total.agent_busy_ms) == (20_750, 39_250)
     assert engine.workforce.superseded == 0
+
+
+def test_a_change_later_than_every_sliding_window_moves_the_today_time_too() -> None:
+    """Windows 5m, 1h and today (day start 00:00 UTC, T0 is 09:00). a1 available at T0, a
+    complaint at T0 + 90 min moves the clock, then a1 busy stamped T0 + 10 min arrives: 80
+    minutes late, longer than the 1h window. today must hold available 10 min and busy 80
+    min, as in ts order; before, only the last hour moved (available 30 min, busy 60 min)."""
+    cfg = settings(windows=["5m", "1h", "today"])
+    late, in_order = Stream(), Stream()
+    late.add("agent.state", 0.0, "voice", agent_id="a1", state="available")
+    late.add("complaint.received", 5400.0, "voice")
+    late.add("agent.state", 600.0, "voice", agent_id="a1", state="busy")
+    in_order.lines = [late.lines[0], late.lines[2], late.lines[1]]
+    for stream in (late, in_order):
+        engine, _ = run(stream.lines, cfg)
+        today = engine.channels["voice"].windows.total("today")
+        assert (today.agent_available_ms, today.agent_busy_ms) == (600_000, 4_800_000)
+        hour = engine.channels["voice"].windows.total("1h")
+        assert (hour.agent_available_ms, hour.agent_busy_ms) == (0, 3_600_000)
 
 
 def test_older_than_current_state_is_superseded() -> None:
