@@ -1195,6 +1195,10 @@ class Engine:
         for agg in ch.windows.targets(ts):
             agg.queued += 1
         self.workforce.contact_queued(ch, q.name, ts)
+        if instant(ts + answer) < self.watermark:
+            # so late that the watermark already passed its deadline: decided now, as the
+            # clock's next second would, so an outcome delivered right after it finds it breached
+            self._decide(self.watermark)
         if self._early:
             self._release_early((False, ev.contact_id))
         return None

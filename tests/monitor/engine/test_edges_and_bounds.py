@@ -395,6 +395,22 @@ def test_with_max_early_outcomes_0_what_would_wait_is_judged_as_it_stands() -> N
     assert engine.early_outcomes_held == 0
 
 
+def test_a_queued_later_than_its_deadline_is_breached_before_its_next_event() -> None:
+    # Clock at 600 (a complaint), lateness 5 s: a queued stamped 290 (deadline 310, T = 20 s)
+    # is decided at once, so its answer stamped 300 and delivered right after it finds it
+    # breached, as when the clock moved between the two (before, no breach in that case).
+    for between in (False, True):
+        s = Stream()
+        s.add("complaint.received", 600, "email")
+        s.add("contact.queued", 290, "voice", contact_id="c1", queue="billing")
+        if between:
+            s.add("complaint.received", 601, "email")
+        s.add("contact.answered", 300, "voice", contact_id="c1")
+        engine, _ = run(s.lines, until=602)
+        assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1, between
+        assert value(engine, "support_contacts_answered_in_sla_total", **V) == 1  # wait 10 s
+
+
 def test_held_outcomes_survive_a_snapshot() -> None:
     engine = Engine(settings())
     engine.apply(
