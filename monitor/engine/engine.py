@@ -1196,9 +1196,10 @@ class Engine:
             agg.queued += 1
         self.workforce.contact_queued(ch, q.name, ts)
         if instant(ts + answer) < self.watermark:
-            # so late that the watermark already passed its deadline: decided now, as the
-            # clock's next second would, so an outcome delivered right after it finds it breached
-            self._decide(self.watermark)
+            # so late that the watermark already passed its deadline: breached now, as the
+            # clock's next second would (its timer then finds it breached), so an outcome
+            # delivered right after it finds it breached; O(1), not a decision over every queue
+            self._breach_waiting(c)
         if self._early:
             self._release_early((False, ev.contact_id))
         return None
