@@ -92,8 +92,10 @@ ROOT_NAME = "support_monitor"
 _HANDLER_MARK = "support_monitor_handler"
 
 
-class _NamedPrintLogger(structlog.PrintLogger):
-    """structlog's fast print logger, plus the name it was created with (the ``logger`` key)."""
+class _NamedWriteLogger(structlog.WriteLogger):
+    """structlog's fast write logger, plus the name it was created with (the ``logger`` key).
+    It writes each line and its newline in one ``write`` (``PrintLogger`` makes two), so lines
+    of two processes sharing stderr (``backtest --against``'s worker) never interleave."""
 
     def __init__(self, file: TextIO, name: str) -> None:
         super().__init__(file)
@@ -104,9 +106,9 @@ class _LoggerFactory:
     def __init__(self, out: TextIO) -> None:
         self._out = out
 
-    def __call__(self, *args: object) -> _NamedPrintLogger:
+    def __call__(self, *args: object) -> _NamedWriteLogger:
         name = args[0] if args and isinstance(args[0], str) else ROOT_NAME
-        return _NamedPrintLogger(self._out, name)
+        return _NamedWriteLogger(self._out, name)
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:

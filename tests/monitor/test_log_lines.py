@@ -1,0 +1,46 @@
+"""Log lines reach the stream whole: one ``write`` per line, so two processes sharing stderr
+(``backtest --against`` and its forked worker) never splice their lines together."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import structlog
+
+from support_monitor.monitor.logs import configure
+
+
+class Writes(io.StringIO):
+    """A text stream that records each ``write`` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.calls.append(s)
+        return super().write(s)
+
+
+def test_each_line_is_one_write_with_its_newline() -> None:
+    out = Writes()
+    before = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure("info", "json", stream=out)
+    try:
+        structlog.get_logger("support_monitor.test").warning("event_rejected", reason="x")
+        logging.getLogger("aiokafka").warning("broker %s gone", "b1")
+    finally:  # the set-up of the other tests back
+        structlog.configure(**before)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert len(out.calls) == 2
+    for call in out.calls:
+        assert call.endswith("\n")
+        assert call.count("\n") == 1
+    first, second = (json.loads(call) for call in out.calls)
+    assert (first["event"], first["reason"]) == ("event_rejected", "x")
+    assert (second["logger"], second["event"]) == ("aiokafka", "broker b1 gone")
