@@ -5,17 +5,16 @@ so ``import support_monitor.monitor.events`` does not load the daemon."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from support_monitor.monitor import version as _version
 from support_monitor.monitor.exports import lazy_exports
+
+TYPE_CHECKING = False  # typing's own flag, without importing typing: the console script starts here
 
 if TYPE_CHECKING:
     from support_monitor.monitor.config import Settings, load_settings, parse_settings
     from support_monitor.monitor.daemon import run_daemon
     from support_monitor.monitor.errors import ConfigError, SupportMonitorError
 
-__version__ = _version.VERSION
+    __version__: str
 
 __all__ = [
     "ConfigError",
@@ -35,5 +34,6 @@ __getattr__, __dir__ = lazy_exports(
         "run_daemon": "support_monitor.monitor.daemon",
         "Settings": "support_monitor.monitor.config",
         "SupportMonitorError": "support_monitor.monitor.errors",
+        "__version__": "support_monitor.monitor.version:VERSION",
     },
 )

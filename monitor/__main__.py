@@ -1,5 +1,5 @@
 """``python -m support_monitor.monitor`` is the ``support-monitor`` console script."""
 
-from support_monitor.monitor.cli import main
+from support_monitor.monitor.script import main
 
 main()

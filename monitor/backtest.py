@@ -16,7 +16,7 @@ both outside that road:
 The summary per (alert, severity, channel) is described in ``docs/backtest.md``: firings
 (transitions into ``firing``), how many of them reached a receiver in a message and how many
 began inhibited, pages per day (firings / max(file span, 1 h) in days), minutes firing (an
-alert still firing at the end counts until the last event time) and the first firing; per run,
+alert still firing at the end counts until the replay's clock stops) and the first firing; per run,
 the messages by kind and receiver. Memory: one entry per alert label set that fired, one per
 (alert, severity, channel) row, one per receiver.
 """
@@ -167,7 +167,7 @@ class Recorder:
                     row.paged += 1
 
     def close(self, end: float) -> None:
-        """Alerts still firing count until ``end`` (the last event time)."""
+        """Alerts still firing count until ``end`` (the end of the replay's clock)."""
         for row, since in self._firing.values():
             row.seconds_firing += max(0.0, end - since)
         self._firing.clear()
@@ -256,7 +256,10 @@ async def run_backtest(path: Path, settings: Settings, config: str) -> Backtest:
     first = pipeline.earliest_applied if math.isfinite(pipeline.earliest_applied) else None
     last = pipeline.latest_applied if math.isfinite(pipeline.latest_applied) else None
     if last is not None:
-        recorder.close(last)
+        # the replay's clock: the last event time, or later where a line refused by the state
+        # it met moved it (alerts may fire and resolve up to there)
+        clock = done.engine.now
+        recorder.close(max(last, clock) if math.isfinite(clock) else last)
     stats = done.stats
     rejected: Counter[str] = Counter()
     for (_, reason), count in stats.rejected.items():

@@ -7,8 +7,11 @@ Imports nothing of the project."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
 from importlib import import_module
+
+TYPE_CHECKING = False  # typing's own flag, without importing typing: the console script starts here
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 __all__ = ["lazy_exports"]
 
@@ -17,13 +20,15 @@ def lazy_exports(
     package: str, where: Mapping[str, str]
 ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """The ``__getattr__`` and ``__dir__`` of ``package``: ``where`` maps each exported name to
-    the module defining it. A name read once is kept on the package."""
+    the module defining it (``module:attribute`` where the module names it otherwise). A name
+    read once is kept on the package."""
 
     def __getattr__(name: str) -> object:  # noqa: N807 - the module hook PEP 562 names
-        module = where.get(name)
-        if module is None:
+        source = where.get(name)
+        if source is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(import_module(module), name)
+        module, _, attribute = source.partition(":")
+        value = getattr(import_module(module), attribute or name)
         setattr(sys.modules[package], name, value)
         return value
 

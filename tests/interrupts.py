@@ -1,5 +1,5 @@
 """Test helpers for Ctrl-C: the usual SIGINT disposition for a child, and a child that gets
-its Ctrl-C at the moment an event loop is being built."""
+its Ctrl-C at the moment an event loop is being built or the command line's modules load."""
 
 from __future__ import annotations
 
@@ -23,13 +23,29 @@ def ctrl_c_then_build(self, *args, **kwargs):
 asyncio.base_events.BaseEventLoop.__init__ = ctrl_c_then_build
 """
 
+CTRL_C_WHILE_THE_COMMAND_LINE_LOADS = """
+import importlib.abc, os, signal, sys
 
-def ctrl_c_at_loop_construction(args: list[str], site: Path) -> subprocess.CompletedProcess[str]:
+class CtrlC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "support_monitor.monitor.cli":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, now, while the module is looked up
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+"""
+
+
+def ctrl_c_at_loop_construction(
+    args: list[str], site: Path, code: str = CTRL_C_WHILE_A_LOOP_IS_BUILT
+) -> subprocess.CompletedProcess[str]:
     """Run ``args`` in a session of its own, as a terminal's foreground job, with a
-    ``sitecustomize`` (written in ``site``, put on ``PYTHONPATH``) that sends it and its
-    process group a Ctrl-C from inside the first event loop the command builds."""
+    ``sitecustomize`` (``code``, written in ``site``, put on ``PYTHONPATH``) that sends it and
+    its process group a Ctrl-C from inside the first event loop the command builds (or, with
+    :data:`CTRL_C_WHILE_THE_COMMAND_LINE_LOADS`, while the command line's modules load)."""
     site.mkdir(parents=True, exist_ok=True)
-    (site / "sitecustomize.py").write_text(CTRL_C_WHILE_A_LOOP_IS_BUILT, encoding="utf-8")
+    (site / "sitecustomize.py").write_text(code, encoding="utf-8")
     with default_sigint():
         return subprocess.run(
             args,

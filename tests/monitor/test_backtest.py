@@ -29,7 +29,11 @@ import yaml
 
 from support_monitor.monitor.backtest import Backtest, Row, main, run_backtest
 from support_monitor.monitor.config import parse_settings
-from tests.interrupts import ctrl_c_at_loop_construction, default_sigint
+from tests.interrupts import (
+    CTRL_C_WHILE_THE_COMMAND_LINE_LOADS,
+    ctrl_c_at_loop_construction,
+    default_sigint,
+)
 from tests.support import T0, Stream, iso
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -412,6 +416,20 @@ def test_ctrl_c_while_the_event_loop_is_built_ends_the_run_quietly(tmp_path: Pat
     assert "Traceback" not in proc.stderr, proc.stderr
 
 
+def test_ctrl_c_while_the_command_line_loads_ends_the_run_quietly(tmp_path: Path) -> None:
+    """A Ctrl-C in the first quarter second, while the console script imports its modules,
+    once ended the process with a ``KeyboardInterrupt`` traceback."""
+    events = waiting_voice(tmp_path / "e.jsonl", 100)
+    a = write_config(tmp_path / "a.yaml", config(30))
+    proc = ctrl_c_at_loop_construction(
+        [SCRIPT, "backtest", str(events), "-c", str(a), "--against", str(a)],
+        tmp_path / "site",
+        CTRL_C_WHILE_THE_COMMAND_LINE_LOADS,
+    )
+    assert (proc.returncode, proc.stdout) == (130, "")
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
 def test_against_runs_from_a_thread_other_than_the_main_one(tmp_path: Path) -> None:
     """Only the main thread may set a SIGINT handler: elsewhere the run holds none."""
     events = waiting_voice(tmp_path / "e.jsonl", 20, wait=45)
@@ -705,3 +723,22 @@ def test_the_span_is_that_of_the_events_applied(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_bytes(too_large + b"{not json\n")
     nothing = asyncio.run(run_backtest(tmp_path / "bad.jsonl", settings, "cfg"))
     assert (nothing.first_event, nothing.last_event) == (None, None)
+
+
+def test_alerts_firing_at_the_end_count_until_the_replay_clock_stops(tmp_path: Path) -> None:
+    """An answer for a contact never queued is refused by the state it meets, yet moves the
+    replay clock (events.md): alerts fire and resolve up to there, and one still firing when
+    the file ends counts until there too, not only until the last applied event."""
+    path = events_file(tmp_path / "e.jsonl")
+    s = Stream()
+    s.add("contact.answered", 500, "voice", event_id="late", contact_id="never-queued")
+    with path.open("a", encoding="utf-8") as out:
+        out.write(s.text())
+    run = backtest(path, config(30))
+    rows = {r.key: r for r in run.rows}
+    assert run.last_event == T0 + 400  # the span: the events applied
+    # as in the hand count above, with the clock stopping at 500 s instead of 400 s
+    critical = rows["WaitTooLong", "critical", "voice"]
+    assert critical.seconds_firing == pytest.approx((150 - 91) + (500 - 291))
+    warning = rows["WaitTooLong", "warning", "voice"]
+    assert warning.seconds_firing == pytest.approx(500 - 351)
