@@ -624,7 +624,7 @@ class MuteRange(_Model):
     @classmethod
     def _dates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
-            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", item):
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", item, re.ASCII):
                 raise ValueError(f"{item!r} is not a date like 2026-12-24")
         return value
 

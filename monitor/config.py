@@ -8,6 +8,7 @@ refuses unknown keys, so a typo is an error that names the key instead of a sile
 from __future__ import annotations
 
 import errno
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -409,7 +410,30 @@ class Settings(BaseSettings):
     def _check(self) -> Self:
         self.detectors.validate_against(self.channels, self.windows)
         self.alerts.validate_against(self.channels, self.windows, self.notifiers, self.detectors)
+        self._check_waiting_retention()
         return self
+
+    def _check_waiting_retention(self) -> None:
+        """A contact is forgotten once it has waited ``ingest.waiting_retention``, so the oldest
+        wait never goes far past it: a threshold on it at or above the retention can never
+        fire (the built-in ``longest_wait`` included), and is refused."""
+        retention = self.ingest.waiting_retention
+        for t in self.detectors.active_thresholds:
+            if t.metric != "support_queue_oldest_wait_seconds" or t.op not in {">", ">="}:
+                continue
+            for name in t.channels or tuple(self.channels):
+                answer = self.channels[name].answer_seconds
+                if answer is None:
+                    continue
+                level, _ = t.levels(answer)
+                if level >= retention:
+                    msg = (
+                        f"ingest.waiting_retention: {format_duration(retention)} is not above "
+                        f"{format_duration(level)}, the level of threshold {t.name!r} on "
+                        f"{name} ({t.metric} {t.op} {level:g}): a contact is forgotten once it "
+                        "has waited this long, so that threshold could never fire"
+                    )
+                    raise ValueError(msg)
 
     @model_validator(mode="after")
     def _check_calendars(self) -> Self:
@@ -444,7 +468,7 @@ class Settings(BaseSettings):
     @field_validator("day_starts_at")
     @classmethod
     def _day_start(cls, value: str) -> str:
-        match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value)
+        match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value, re.ASCII)
         if match is None:
             raise ValueError(f"{value!r} is not a time of day HH:MM (00:00-23:59)")
         return value
@@ -637,10 +661,29 @@ def parse_settings(data: dict[str, Any]) -> Settings:
             f"a top-level key is a {kind}, not a name; the keys are setting names such as "
             "windows or channels"
         )
+    problem = _not_unicode(data)
+    if problem is not None:
+        raise ConfigError(problem)
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
+
+
+def _not_unicode(data: dict[str, Any]) -> str | None:
+    """The first key, in the file or in an environment override, whose text holds a lone
+    surrogate: refused here, by its key, before it reaches a label or a file name."""
+    words = (
+        "text that is not Unicode (a lone surrogate: an escape such as \\ud800, or bytes that "
+        "are not UTF-8)"
+    )
+    where = redaction.not_unicode_at(data)
+    if where is not None:
+        return f"{where}: {words}"
+    for name in sorted(config_env.overrides().values()):
+        if redaction.not_unicode_at(os.environ.get(name, "")) is not None:
+            return f"environment: {name}: {words}"
+    return None
 
 
 CONFIG_MAX_BYTES = 4 * 1024 * 1024

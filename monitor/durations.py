@@ -29,8 +29,8 @@ _UNITS = (
     ("ms", 0.001),
 )
 # Prometheus' own pattern (model.ParseDuration): each unit optional, in this order, at most once.
-_PROMETHEUS = re.compile("".join(rf"(?:(?P<{unit}>\d+){unit})?" for unit, _ in _UNITS))
-_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+_PROMETHEUS = re.compile("".join(rf"(?:(?P<{unit}>\d+){unit})?" for unit, _ in _UNITS), re.ASCII)
+_SECONDS = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 MAX_SECONDS = 100 * 365 * 86400.0
 """The longest duration accepted: 100 years. Every deadline, retention and horizon is added to
 event times (years 1970-8999) and kept to the microsecond; a far longer one (``1e308``) would

@@ -136,6 +136,10 @@ class _Loader(yaml.SafeLoader):
             raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):  # ``!!map 5m``, ``!!set [a]``
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            problem = f"the tag !!{tag} needs a mapping ({{key: value}}) here"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
         seen: set[str] = set()
         for key_node, _ in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
@@ -167,6 +171,31 @@ def read_yaml(text: str) -> object:
         return loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def not_unicode_at(value: object, where: str = "") -> str | None:
+    """The key path (``alerts.rules[1].annotations.summary``) of the first string under
+    ``value``, key or value, holding a lone surrogate (YAML's ``"\\ud800"`` escape; an
+    environment variable whose bytes are not UTF-8): no encoding can write it, so a label,
+    a log line, a message or a file name made of it fails later. ``None`` when there is none."""
+    if isinstance(value, str):
+        return where or "(the value)" if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and _SURROGATE.search(key):
+                return f"{where} (a key)" if where else "(a top-level key)"
+            found = not_unicode_at(item, f"{where}.{key}" if where else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = not_unicode_at(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 _YAML_KINDS: dict[type, str] = {

@@ -21,6 +21,7 @@ This module imports neither aiohttp nor the settings tree, so ``monitor.config``
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import ssl
 from pathlib import Path
@@ -68,6 +69,26 @@ def may_hold_secret(address: str) -> bool:
     return "@" in address or "//" in address
 
 
+def host_problem(host: str) -> str:
+    """Why ``host`` can be no host name or address, said of "the host" ("" when it can): it
+    must be an IP address, or a name the resolver can encode (IDNA: each dot-separated label
+    1-63 characters). A well-formed name that does not resolve is not judged here: the
+    connection retries it."""
+    if not host:
+        return "is empty"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return ""
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return "is not a valid name: each dot-separated part must have 1 to 63 characters"
+    return ""
+
+
 def split_listen(listen: str) -> tuple[str, int]:
     """``HOST:PORT`` -> (host, port); IPv6 hosts in brackets (``[::1]:9108``); port 0-65535
     (0: any free port). Raises ``ValueError`` naming the problem; a value with a user or a
@@ -81,7 +102,7 @@ def split_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not host:
         raise ValueError(f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:9108)")
-    if not port.isdigit():
+    if not (port.isascii() and port.isdigit()):
         raise ValueError(f"{listen!r}: the part after the last ':' is not a port number")
     number = int(port)
     if number > MAX_PORT:
@@ -92,6 +113,9 @@ def split_listen(listen: str) -> tuple[str, int]:
         raise ValueError(f"{listen!r}: write an IPv6 host in brackets, e.g. [::1]:9108")
     if not host:
         raise ValueError(f"{listen!r} has no host")
+    problem = host_problem(host)
+    if problem:
+        raise ValueError(f"{listen!r}: the host {problem}")
     return host, number
 
 

@@ -12,7 +12,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from support_monitor.monitor.durations import Duration
-from support_monitor.monitor.webconfig import may_hold_secret, split_listen
+from support_monitor.monitor.webconfig import host_problem, may_hold_secret, split_listen
 
 LibraryLogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -38,8 +38,9 @@ def _server_problem(entry: str) -> str:
             "a server is HOST:PORT, without a user, password or scheme "
             "(its text is not shown: it may hold a secret)"
         )
-    if ":" not in entry:
-        return ""  # a bare host: the client's default port
+    if ":" not in entry:  # a bare host: the client's default port
+        problem = host_problem(entry)
+        return f"the host {problem}" if problem else ""
     try:
         _, port = split_listen(entry)
     except ValueError as exc:
@@ -204,6 +205,9 @@ class MqttSettings(_Model):
                 "host: a host name or address, without a user, password or scheme (its text "
                 "is not shown: it may hold a secret); set username and password instead"
             )
+        problem = host_problem(self.host)
+        if problem:
+            raise ValueError(f"host: {self.host!r}: the host {problem}")
         if not self.topics:
             raise ValueError("topics: name at least one topic filter")
         for topic in self.topics:

@@ -878,3 +878,124 @@ def test_a_list_whose_items_all_fail_has_only_their_errors() -> None:
     assert _error({"detectors": {"sla_burn": {"windows": pairs}}}) == (
         "detectors.sla_burn.windows[0].burn_rate: Input should be greater than 0"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "tag"),
+    [("windows: !!map 5m", "map"), ("windows: !!set [a]", "set"), ("a: !!map [1]", "map")],
+)
+def test_a_mapping_tag_on_what_is_no_mapping_is_refused_by_its_place(
+    tmp_path: Path, text: str, tag: str
+) -> None:
+    # PyYAML built it only as far as a ValueError or a TypeError: a traceback, exit 1
+    config = tmp_path / "c.yaml"
+    config.write_text(text + "\n", encoding="utf-8")
+    column = text.index("!!") + 1
+    assert _load_error(config) == (
+        f"{config}: not valid YAML at line 1, column {column}: the tag !!{tag} needs a "
+        "mapping ({key: value}) here"
+    )
+
+
+NOT_UNICODE = (
+    ": text that is not Unicode (a lone surrogate: an escape such as \\ud800, or bytes that are "
+    "not UTF-8)"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (
+            'alerts: {rules: [{alert: A, detector: sla_burn, annotations: {summary: "x\\ud800"}}]}',
+            "alerts.rules[0].annotations.summary",
+        ),
+        ('sources: {mqtt: {topics: ["a", "b\\udfff"]}}', "sources.mqtt.topics[1]"),
+        ('sources: {mqtt: {password: "\\ud800"}}', "sources.mqtt.password"),
+        ('notifiers: {state_dir: "/tmp/\\udc80"}', "notifiers.state_dir"),
+        ('"\\ud800x": 1', "(a top-level key)"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_by_its_key(tmp_path: Path, text: str, key: str) -> None:
+    # accepted before, it broke run later: an Alertmanager post, a label, a file name
+    config = tmp_path / "c.yaml"
+    config.write_text(text + "\n", encoding="utf-8")
+    assert _load_error(config) == key + NOT_UNICODE
+
+
+def test_an_env_override_with_bytes_that_are_not_utf8_is_refused_by_its_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("windows: [5m]\n", encoding="utf-8")
+    # how Python gives an environment variable whose bytes are not UTF-8 (surrogateescape)
+    monkeypatch.setenv(
+        "SUPPORT_MONITOR_EXPORTER__LISTEN", b"127.0.0.1:\xff".decode(errors="surrogateescape")
+    )
+    assert _load_error(config) == "environment: SUPPORT_MONITOR_EXPORTER__LISTEN" + NOT_UNICODE
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sources: {mqtt: {host: 'a..b'}}", "sources.mqtt.host: 'a..b': the host is not a valid"),
+        ("sources: {mqtt: {host: ''}}", "sources.mqtt.host: '': the host is empty"),
+        ("exporter: {listen: 'a..b:9464'}", "exporter.listen: 'a..b:9464': the host is not a"),
+        (
+            "sources: {kafka: {bootstrap_servers: 'ok:9092,b..c'}}",
+            "sources.kafka.bootstrap_servers: 'b..c': the host is not a valid name",
+        ),
+        (
+            f"sources: {{mqtt: {{host: '{'x' * 64}.example'}}}}",
+            "sources.mqtt.host: 'xxxx",
+        ),
+    ],
+)
+def test_a_host_the_resolver_cannot_encode_is_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    # accepted before, then run ended with a traceback (UnicodeError from the idna codec)
+    config = tmp_path / "c.yaml"
+    config.write_text(text + "\n", encoding="utf-8")
+    error = _load_error(config)
+    assert error.startswith(message), error
+    assert "each dot-separated part must have 1 to 63 characters" in error or "empty" in error
+    config.write_text(f"sources: {{mqtt: {{host: '{'x' * 63}.example'}}}}\n", encoding="utf-8")
+    assert load_settings(config).sources.mqtt is not None
+
+
+def test_an_oldest_wait_threshold_past_the_waiting_retention_is_refused(tmp_path: Path) -> None:
+    # contacts are forgotten once they waited ingest.waiting_retention: accepted before, such
+    # a threshold never fired (the default longest_wait at 2 minutes with a 1 s retention)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "channels: {voice: {answer_seconds: 20, queues: [a]}}\ningest: {waiting_retention: 1s}\n",
+        encoding="utf-8",
+    )
+    assert _load_error(config) == (
+        "ingest.waiting_retention: 1s is not above 2m, the level of threshold 'longest_wait' on "
+        "voice (support_queue_oldest_wait_seconds > 120): a contact is forgotten once it has "
+        "waited this long, so that threshold could never fire"
+    )
+    config.write_text(
+        "channels: {voice: {answer_seconds: 20, queues: [a]}}\ningest: {waiting_retention: 121s}\n",
+        encoding="utf-8",
+    )
+    assert load_settings(config).ingest.waiting_retention == 121
+    config.write_text(
+        "channels: {voice: {answer_seconds: 20, queues: [a]}}\ndetectors: {thresholds: [{name: "
+        "w, metric: support_queue_oldest_wait_seconds, op: '>=', value: 86400}]}\n",
+        encoding="utf-8",
+    )
+    assert _load_error(config).startswith("ingest.waiting_retention: 1d is not above 1d, ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["windows: ['\N{FULLWIDTH DIGIT FIVE}m']", "day_starts_at: '0\N{FULLWIDTH DIGIT SIX}:00'"],
+)
+def test_digits_other_than_ascii_are_no_duration_or_time(tmp_path: Path, text: str) -> None:
+    # a fullwidth 5 and m became a window, labelled window with that fullwidth text
+    config = tmp_path / "c.yaml"
+    config.write_text(text + "\n", encoding="utf-8")
+    assert "is not a" in _load_error(config)
