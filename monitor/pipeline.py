@@ -48,6 +48,9 @@ class Delivery(msgspec.Struct, frozen=True, gc=False):
     position: str
     key: bytes | None = None
     """The Kafka record's key (dead letters keep it); ``None`` elsewhere."""
+    size: int | None = None
+    """The message's whole length when ``raw`` holds only its start (a file line longer than
+    16 MiB); ``None``: ``raw`` is all of it."""
 
 
 class Pipeline:
@@ -116,7 +119,13 @@ class Pipeline:
             try:
                 event = decode(delivery.raw, self._max_bytes, max_tags=ingest.max_tags)
             except EventError as exc:
-                return self._reject(source, delivery, exc.reason, exc.detail)
+                detail = exc.detail
+                if delivery.size is not None:  # too large, and cut by its source
+                    detail = (
+                        f"{delivery.size} bytes > max_event_bytes {self._max_bytes}; only its "
+                        f"first {len(delivery.raw)} bytes are kept"
+                    )
+                return self._reject(source, delivery, exc.reason, detail)
             ts = event.ts.timestamp()
             clock = engine.now
             if self._event_clock and clock < ts <= clock + ingest.max_replay_gap and ts < LATEST_TS:

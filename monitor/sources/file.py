@@ -97,16 +97,19 @@ class FileSource:
             if tail.seen:
                 tail.add(lines[0])
                 lines[0] = tail.join()
+            cut = tail.whole_size()
             tail = _Line(lines.pop())
             block = []
             for line in lines:
                 line_no += 1
                 if line.strip(_JSON_SPACE):
                     block.append(Delivery(line, f"{name}:{line_no}"))
+            if cut is not None and block and block[0].raw is lines[0]:
+                block[0] = Delivery(lines[0], block[0].position, size=cut)
             yield block
         last = tail.join()
         if last.strip(_JSON_SPACE):
-            yield [Delivery(last, f"{name}:{line_no + 1}")]
+            yield [Delivery(last, f"{name}:{line_no + 1}", size=tail.whole_size())]
 
 
 class _Line:
@@ -126,6 +129,10 @@ class _Line:
 
     def join(self) -> bytes:
         return b"".join(self.parts)
+
+    def whole_size(self) -> int | None:
+        """The line's length so far when only its start is kept; ``None`` when all of it is."""
+        return self.seen if self.seen > LINE_KEEP_BYTES else None
 
 
 def _settle(

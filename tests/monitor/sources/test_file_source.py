@@ -7,19 +7,24 @@ from pathlib import Path
 
 import pytest
 
+from support_monitor.monitor.pipeline import Delivery
 from support_monitor.monitor.sources import file as file_module
 from support_monitor.monitor.sources.file import FileSource
 
 
-def _read(path: Path) -> list[tuple[bytes, str]]:
-    async def main() -> list[tuple[bytes, str]]:
-        out: list[tuple[bytes, str]] = []
+def _deliveries(path: Path) -> list[Delivery]:
+    async def main() -> list[Delivery]:
+        out: list[Delivery] = []
         async with FileSource(path) as source:
             async for block in source.batches():
-                out += [(d.raw, d.position) for d in block]
+                out += block
         return out
 
     return asyncio.run(main())
+
+
+def _read(path: Path) -> list[tuple[bytes, str]]:
+    return [(d.raw, d.position) for d in _deliveries(path)]
 
 
 def test_lines_keep_their_bytes_and_numbers_and_blank_lines_are_skipped(tmp_path: Path) -> None:
@@ -69,3 +74,5 @@ def test_a_line_past_the_kept_bytes_is_cut_and_read_past(
         (b'{"b":2}', "e.jsonl:3"),
         (tail_only[:keep], "e.jsonl:4"),
     ]
+    # a cut line says how long it was (its reject's detail gives that size, not the kept one)
+    assert [d.size for d in _deliveries(path)] == [None, len(long), None, len(tail_only)]
