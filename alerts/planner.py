@@ -127,6 +127,23 @@ class Planner:
         without firing or resolved alerts would send nothing."""
         return not self.sent and not self.groups
 
+    def relabelled(self, moved: Mapping[str, Alert]) -> None:
+        """Alerts whose label set a reload changed (by their old fingerprint) keep what each
+        receiver was told, under their new fingerprint and labels, where the new labels still
+        route: such a receiver is not paged again. A receiver they no longer route to keeps
+        its record under the old fingerprint, an orphan: it gets the alert's resolve."""
+        for receiver, fp in list(self.sent):
+            alert = moved.get(fp)
+            if alert is None or alert.fingerprint == fp:
+                continue
+            if all(t.receiver != receiver for t in self.router.targets(alert.labels)):
+                continue
+            record = self.sent.pop((receiver, fp))
+            record.alert = msgspec.structs.replace(
+                record.alert, fingerprint=alert.fingerprint, labels=dict(alert.labels)
+            )
+            self.sent[receiver, alert.fingerprint] = record
+
     def plan(
         self, now: float, alerts: Iterable[Alert], inhibited: Container[str] = ()
     ) -> list[Notification]:

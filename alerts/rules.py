@@ -10,7 +10,15 @@ from urllib.parse import quote
 
 from support_monitor.alerts.config import AlertRule, AlertSettings
 from support_monitor.alerts.links import keep_links
-from support_monitor.alerts.state import Alert, AlertState, Labels, RuleState, Sample, Transition
+from support_monitor.alerts.state import (
+    Alert,
+    AlertState,
+    Labels,
+    RuleState,
+    Sample,
+    Transition,
+    fingerprint,
+)
 from support_monitor.alerts.template import render
 from support_monitor.alerts.timefmt import rfc3339
 from support_monitor.detectors.signal import Signal
@@ -356,11 +364,37 @@ class CompiledRule:
         """The alerts held, as they are (annotations may not be rendered yet)."""
         return iter(list(self.state.active.values()))
 
-    def adopt(self, old: CompiledRule) -> None:
-        """Take over the alerts of the same rule before a reload (annotations rendered)."""
+    def adopt(self, old: CompiledRule) -> dict[str, Alert]:
+        """Take over the alerts of the same rule before a reload (annotations rendered). When
+        its severity or labels changed (the one rule of its name), each alert takes its new
+        label set and keeps its state and ``active_at``, as the evaluation would label it now;
+        returns the relabelled alerts by their old fingerprint."""
         old.alerts()
-        self.state.active = old.state.active
-        self.state.replaced = old.state.replaced
+        if (self.rule.severity, self.rule.labels) == (old.rule.severity, old.rule.labels):
+            self.state.active = old.state.active
+            self.state.replaced = old.state.replaced
+            return {}
+        moved: dict[str, Alert] = {}
+        self.state.active = self._relabelled(old, old.state.active, moved)
+        self.state.replaced = self._relabelled(old, old.state.replaced, moved)
+        return moved
+
+    def _relabelled(
+        self, old: CompiledRule, alerts: dict[str, Alert], moved: dict[str, Alert]
+    ) -> dict[str, Alert]:
+        """``alerts`` (fingerprint -> alert) under this rule's labels instead of ``old``'s."""
+        out: dict[str, Alert] = {}
+        for fp, alert in alerts.items():
+            merged = dict(alert.labels)
+            for key in old.rule.labels:
+                merged.pop(key, None)
+            merged.update(self.rule.labels)
+            merged["severity"] = self.rule.severity
+            alert.labels = tuple(sorted(merged.items()))
+            alert.fingerprint = fingerprint(alert.labels)
+            moved[fp] = alert
+            out.setdefault(alert.fingerprint, alert)
+        return out
 
 
 _LABEL_CACHE = 4096

@@ -165,7 +165,8 @@ class Alerting:
     def reconfigure(self, detectors: DetectorSettings, alerts: AlertSettings) -> None:
         """Config reload: new detectors and rules. A rule keeps its alerts (as Prometheus copies
         state across a rule reload), so nothing re-pages, when it keeps its identity or is the
-        one rule of its name (``_predecessors``); a detector whose settings did not change
+        one rule of its name (``_predecessors``; a new severity or labels relabel its alerts,
+        and what each receiver was told moves with them); a detector whose settings did not change
         keeps its learnt baselines. The engine is reconfigured first: a change of the channels'
         settings alone (a new T, target or concurrency) also rebuilds the detectors, which take
         those when built. Notifier changes need a restart."""
@@ -175,12 +176,14 @@ class Alerting:
             suite.restore_state(self.suite.export_state())  # changed detectors start afresh
             self.suite = suite
         rules = []
+        moved: dict[str, Alert] = {}
         for rule, old in zip(alerts.rules, self._predecessors(alerts.rules), strict=True):
             compiled = CompiledRule(rule, alerts, self._facts)
             if old is not None:
-                compiled.adopt(old)
+                moved.update(compiled.adopt(old))
             rules.append(compiled)
         self.rules = rules
+        self.planner.relabelled(moved)
         self._directions()
         self.inhibitor = Inhibitor(alerts.inhibit_rules)
         _log_switched_off(detectors, alerts)

@@ -526,6 +526,87 @@ def test_a_reload_keeps_each_rule_of_a_shared_name_on_its_own_alerts() -> None:
     assert records == []
 
 
+def _one_rule(severity: str, **labels: str) -> Settings:
+    """One always-true detector and one rule Q of ``severity``; critical alerts go to
+    ``pager``, the others to ``chat`` (no waits, so each change is planned at once)."""
+    route = {"group_wait": "0s", "group_interval": "0s"}
+    hook = {"type": "webhook", "url": "http://127.0.0.1:9/never"}
+    return parse_settings(
+        {
+            "windows": ["5m"],
+            "channels": {"voice": {"answer_seconds": 20, "queues": ["billing"]}},
+            "detectors": {
+                "thresholds": [
+                    {"name": "a", "metric": "support_queue_waiting", "op": ">=", "value": 0}
+                ]
+            },
+            "alerts": {
+                "inhibit_rules": [],
+                "rules": [{"alert": "Q", "detector": "a", "severity": severity, "labels": labels}],
+            },
+            "notifiers": {
+                "receivers": {"pager": hook, "chat": hook},
+                "routes": [
+                    {"receiver": "pager", "match": {"severity": "critical"}, **route},
+                    {"receiver": "chat", **route},
+                ],
+            },
+        }
+    )
+
+
+def test_a_reload_that_changes_the_one_rule_of_a_name_relabels_its_alert_without_a_page() -> None:
+    """The only rule named Q goes from critical to warning while its alert fires: the alert
+    keeps its activation under its new labels (no transition). The pager, to which warnings no
+    longer go, is told it resolved; chat gets it as new; nothing pages twice. A label added by
+    the next reload moves it again, and now no receiver changes: no message at all. Before, a
+    second alert started beside the old one, both were in the next message, and the old one
+    resolved only when keep_firing_for ran out."""
+    first = _one_rule("critical")
+    records: list[dict[str, Any]] = []
+    plans: list[list[tuple[str, str, str]]] = []
+    alerting = Alerting(
+        first.detectors,
+        first.alerts,
+        first.notifiers,
+        Engine(first),
+        DaemonStats(),
+        on_transition=lambda record: records.append(dict(record)),
+        on_plan=lambda notes: plans.append(
+            sorted(
+                (n.receiver, n.kind, a.labels["severity"] + (":resolved" if a.resolved_at else ""))
+                for n in notes
+                for a in n.alerts
+            )
+        ),
+    )
+    for second in range(3):
+        alerting.evaluate(T0 + second)
+    assert [(r["labels"]["severity"], r["state"]) for r in records] == [("critical", "firing")]
+    assert [p for p in plans if p] == [[("pager", "new", "critical")]]
+    records.clear()
+    plans.clear()
+    downgraded = _one_rule("warning")
+    alerting.reconfigure(downgraded.detectors, downgraded.alerts)
+    for second in range(3, 30):
+        alerting.evaluate(T0 + second)
+    assert records == []
+    (alert,) = alerting.rules[0].alerts()
+    assert (dict(alert.labels)["severity"], alert.active_at) == ("warning", T0)
+    assert [p for p in plans if p] == [
+        [("chat", "new", "warning"), ("pager", "resolved", "critical:resolved")]
+    ]
+    plans.clear()
+    labelled = _one_rule("warning", team="cc")
+    alerting.reconfigure(labelled.detectors, labelled.alerts)
+    for second in range(30, 60):
+        alerting.evaluate(T0 + second)
+    assert records == []
+    assert [p for p in plans if p] == []
+    (alert,) = alerting.rules[0].alerts()
+    assert dict(alert.labels)["team"] == "cc"
+
+
 def test_an_alert_starts_when_its_detector_says_the_condition_began() -> None:
     """A signal whose condition held 5 minutes before it said active (``since``): the alert's
     ``started_at``, which the Slack fields read, is that instant, and its texts count from it;
