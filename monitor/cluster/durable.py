@@ -157,7 +157,8 @@ class Durability:
                         "snapshot_refused",
                         reason=str(exc),
                         kept_as=kept,
-                        action="rebuilding the state from the broker (earliest offsets)",
+                        action="starting from an empty state (Kafka sources read their "
+                        "topics from the earliest offsets)",
                     )
                 else:
                     log.info(
