@@ -3,6 +3,7 @@ carries, how its annotations read. The state machine itself lives in ``alerts.st
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -390,10 +391,11 @@ class CompiledRule:
                 merged.pop(key, None)
             merged.update(self.rule.labels)
             merged["severity"] = self.rule.severity
-            alert.labels = tuple(sorted(merged.items()))
-            alert.fingerprint = fingerprint(alert.labels)
-            moved[fp] = alert
-            out.setdefault(alert.fingerprint, alert)
+            labels = tuple(sorted(merged.items()))
+            # a copy: the old rule's alerts stay as they were if the reload goes no further
+            copy = dataclasses.replace(alert, labels=labels, fingerprint=fingerprint(labels))
+            moved[fp] = copy
+            out.setdefault(copy.fingerprint, copy)
         return out
 
 
