@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from support_monitor.monitor.config_helpdesk import (
     CLOCKS,
@@ -40,7 +40,9 @@ class ChannelSettings(FrozenModel):
     short_abandon_seconds: Duration = DEFAULT_SHORT_ABANDON
     """An abandon with a wait below this is short (left out of the service level); default
     5 s, or ``answer_seconds`` when that is shorter."""
-    service_level_target: float | None = Field(default=None, gt=0, lt=1)
+    service_level_target: float | None = None
+    """Above 0 and below 1: a target of 1 (every contact within T) leaves no error budget, so
+    the burn rate and Erlang C's agents required would be infinite."""
     first_response_seconds: Duration | None = None
     resolution_seconds: Duration | None = None
     first_response_warning_seconds: Duration | None = None
@@ -68,6 +70,18 @@ class ChannelSettings(FrozenModel):
     (Erlang C) takes an agent as one server that finishes each contact in handle time /
     concurrency. Unset: 1 (one contact per agent, the metric contract's Erlang C); the
     simulator then keeps its own default (two at once on chat-like channels)."""
+
+    @field_validator("service_level_target")
+    @classmethod
+    def _target(cls, value: float | None) -> float | None:
+        if value is not None and not 0 < value < 1:
+            msg = (
+                f"{value:g} is not a share between 0 and 1 (both excluded): e.g. 0.8 for 80% "
+                "within answer_seconds; 1 would leave no error budget (the burn rate and the "
+                "agents required would be infinite)"
+            )
+            raise ValueError(msg)
+        return value
 
     @model_validator(mode="before")
     @classmethod

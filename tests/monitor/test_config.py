@@ -999,3 +999,18 @@ def test_digits_other_than_ascii_are_no_duration_or_time(tmp_path: Path, text: s
     config = tmp_path / "c.yaml"
     config.write_text(text + "\n", encoding="utf-8")
     assert "is not a" in _load_error(config)
+
+
+@pytest.mark.parametrize("target", ["1.0", "0", "1.2"])
+def test_a_service_level_target_outside_0_1_says_why(tmp_path: Path, target: str) -> None:
+    # before: "Input should be less than 1", which did not say why 1 (100%) is refused
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"channels: {{voice: {{answer_seconds: 20, service_level_target: {target}, "
+        "queues: [a]}}\n",
+        encoding="utf-8",
+    )
+    message = _load_error(config)
+    assert message.startswith("channels.voice.service_level_target: "), message
+    assert "is not a share between 0 and 1 (both excluded)" in message
+    assert "no error budget" in message
