@@ -120,6 +120,9 @@ class Planner:
         self.holds: Holds | None = None
         """Console hook: a silenced alert is held like a muted one (reconciled when the silence
         ends); an acknowledged one gets no ``repeat``; firing messages carry the ack link."""
+        self._latest = math.inf
+        """The latest ``now`` planned at (``inf`` until the first plan, so that restored
+        timings are checked against the clock once)."""
 
     @property
     def idle(self) -> bool:
@@ -150,6 +153,9 @@ class Planner:
         """Notifications due now; updates ``sent`` as if they were delivered (the outbox makes
         sure they will be). ``inhibited``: fingerprints an inhibit rule holds back now (held
         like a silenced alert: nothing sent, nothing recorded)."""
+        if now < self._latest:
+            self._clock_went_back(now)
+        self._latest = now
         items: dict[GroupKey, list[_Item]] = {}
         seen: set[tuple[str, str]] = set()
         for alert in alerts:
@@ -169,6 +175,18 @@ class Planner:
                 items.setdefault(group, []).append(item)
         self._orphans(now, seen, items)
         return self._flush(now, items)
+
+    def _clock_went_back(self, now: float) -> None:
+        """Group times later than ``now`` (restored from a run whose clock was ahead: the
+        simulator faster than real time, or a wall clock stepped back) become ``now``: a group
+        waits its ``group_interval`` from now, not until the old clock comes round again (a
+        restart of the simulator at speed 20 held every open group for minutes, and a page
+        that fired and resolved meanwhile was never sent)."""
+        for timing in self.groups.values():
+            if timing.last_sent is not None and timing.last_sent > now:
+                timing.last_sent = now
+            if timing.due_since is not None and timing.due_since > now:
+                timing.due_since = now
 
     def _holding(self, now: float, target: Target, alert: Alert) -> bool:
         return (

@@ -176,6 +176,7 @@ class Deliverer:
             return "dropped"
         if take_token:
             await self.bucket.acquire()
+        started = self._clock()  # an outage starts with the attempt that fails (a hang: its start)
         try:
             outcome = await self.notifier.send(n)
         except Exception as exc:  # noqa: BLE001 - one message's failure must not stop delivery
@@ -233,7 +234,7 @@ class Deliverer:
             retry.failures += 1
             retry.due = now + delay
         outage = self._outage
-        self._outage = (now, 1) if outage is None else (outage[0], outage[1] + 1)
+        self._outage = (started, 1) if outage is None else (outage[0], outage[1] + 1)
         (log.warning if outage is None else log.debug)(
             "notification_retry",
             receiver=n.receiver,

@@ -579,6 +579,34 @@ async def test_a_receiver_outage_logs_one_warning_and_one_recovery():
     assert stats.notifications[("slack", "retry")] == 4
 
 
+class HangsOnce(Scripted):
+    """The first send hangs until the receiver's timeout (30 s of the clock), then fails."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__({})
+        self.clock = clock
+        self.hung = False
+
+    async def send(self, n: Notification) -> Outcome:
+        if not self.hung:
+            self.hung = True
+            self.clock.t += 30.0
+            return Outcome("retry", None, "TimeoutError")
+        return await super().send(n)
+
+
+async def test_a_recovery_after_a_hang_counts_the_outage_from_the_hung_attempts_start():
+    # before: from its end, so a 30 s hang then an answer said seconds=0.003
+    clock, stats = FakeClock(), DaemonStats()
+    deliverer = _deliverer(HangsOnce(clock), clock, stats)
+    with capture_logs() as logs:
+        await _drain(deliverer, [_n("v", "voice", clock)], clock)
+    [recovered] = [e for e in logs if e["event"] == "receiver_recovered"]
+    retry_delay = sum(clock.sleeps)
+    assert recovered["seconds"] == pytest.approx(30.0 + retry_delay, abs=0.001)  # logged in ms
+    assert recovered["retries"] == 1
+
+
 async def test_an_alertmanager_outage_logs_one_warning_and_one_recovery():
     answers = [503, 503, 200, 500]
 

@@ -86,3 +86,26 @@ def test_a_page_told_once_keeps_its_resolve_when_a_later_update_is_refused() -> 
     _resolve(support, T0 + 2)
     [resolve] = planner.plan(T0 + 2, [sales, support])
     assert _told(resolve) == [("sales", True)]
+
+
+def test_a_group_restored_from_a_clock_ahead_waits_its_interval_from_now() -> None:
+    """The simulator faster than real time restarts its clock from the wall clock, behind the
+    group times the last run stored. Before, every open group waited until the new clock
+    came round to the old one (hours at speed 20), and a page that fired and resolved
+    meanwhile was never sent."""
+    settings = notifier_settings(
+        receivers={"hook": {"type": "webhook", "url": "http://127.0.0.1:9/x"}},
+        routes=[{"receiver": "hook", "group_wait": 0, "group_interval": 120}],
+    )
+    before = Planner(settings.receivers, Router(settings))
+    ahead = T0 + 7200
+    sales = firing_alert(SALES, ahead)
+    [page] = before.plan(ahead, [sales])
+    before.settled(page, delivered=True)
+    after = Planner(settings.receivers, Router(settings))  # the restart: state restored
+    after.sent, after.groups = before.sent, before.groups
+    sales = firing_alert(SALES, T0)
+    support = firing_alert(SUPPORT, T0 + 10)
+    assert after.plan(T0 + 10, [sales, support]) == []  # the group's interval runs from now
+    [update] = after.plan(T0 + 130, [sales, support])
+    assert _told(update) == [("sales", False), ("support", False)]
