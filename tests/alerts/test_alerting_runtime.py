@@ -497,21 +497,33 @@ def _two_of_one_name(summary: str) -> Settings:
     )
 
 
+def _recording(settings: Settings, records: list[dict[str, Any]], **extra: Any) -> Alerting:
+    """Offline alerting on ``settings`` whose transition records go to ``records``."""
+    return Alerting(
+        settings.detectors,
+        settings.alerts,
+        settings.notifiers,
+        Engine(settings),
+        DaemonStats(),
+        on_transition=lambda record: records.append(dict(record)),
+        **extra,
+    )
+
+
+def _reload_and_run(alerting: Alerting, settings: Settings, seconds: range) -> None:
+    """Reload ``settings``' detectors and rules, then evaluate at ``T0 + s`` for each s."""
+    alerting.reconfigure(settings.detectors, settings.alerts)
+    for second in seconds:
+        alerting.evaluate(T0 + second)
+
+
 def test_a_reload_keeps_each_rule_of_a_shared_name_on_its_own_alerts() -> None:
     """Two rules named Q (critical on one detector, warning on another) both fire; a reload
     that changes only a text keeps both alerts firing: no transition after it. Before, both new
     rules took over the first old rule's state and resolved and re-fired each other on every
     evaluation (a page a second, the audit of 2026-12-01)."""
-    first = _two_of_one_name("A {channel}")
     records: list[dict[str, Any]] = []
-    alerting = Alerting(
-        first.detectors,
-        first.alerts,
-        first.notifiers,
-        Engine(first),
-        DaemonStats(),
-        on_transition=lambda record: records.append(dict(record)),
-    )
+    alerting = _recording(_two_of_one_name("A {channel}"), records)
     for second in range(3):
         alerting.evaluate(T0 + second)
     assert sorted((r["labels"]["severity"], r["state"]) for r in records) == [
@@ -519,10 +531,7 @@ def test_a_reload_keeps_each_rule_of_a_shared_name_on_its_own_alerts() -> None:
         ("warning", "firing"),
     ]
     records.clear()
-    changed = _two_of_one_name("A2 {channel}")
-    alerting.reconfigure(changed.detectors, changed.alerts)
-    for second in range(3, 10):
-        alerting.evaluate(T0 + second)
+    _reload_and_run(alerting, _two_of_one_name("A2 {channel}"), range(3, 10))
     assert records == []
 
 
@@ -562,16 +571,11 @@ def test_a_reload_that_changes_the_one_rule_of_a_name_relabels_its_alert_without
     the next reload moves it again, and now no receiver changes: no message at all. Before, a
     second alert started beside the old one, both were in the next message, and the old one
     resolved only when keep_firing_for ran out."""
-    first = _one_rule("critical")
     records: list[dict[str, Any]] = []
     plans: list[list[tuple[str, str, str]]] = []
-    alerting = Alerting(
-        first.detectors,
-        first.alerts,
-        first.notifiers,
-        Engine(first),
-        DaemonStats(),
-        on_transition=lambda record: records.append(dict(record)),
+    alerting = _recording(
+        _one_rule("critical"),
+        records,
         on_plan=lambda notes: plans.append(
             sorted(
                 (n.receiver, n.kind, a.labels["severity"] + (":resolved" if a.resolved_at else ""))
@@ -586,10 +590,7 @@ def test_a_reload_that_changes_the_one_rule_of_a_name_relabels_its_alert_without
     assert [p for p in plans if p] == [[("pager", "new", "critical")]]
     records.clear()
     plans.clear()
-    downgraded = _one_rule("warning")
-    alerting.reconfigure(downgraded.detectors, downgraded.alerts)
-    for second in range(3, 30):
-        alerting.evaluate(T0 + second)
+    _reload_and_run(alerting, _one_rule("warning"), range(3, 30))
     assert records == []
     (alert,) = alerting.rules[0].alerts()
     assert (dict(alert.labels)["severity"], alert.active_at) == ("warning", T0)
@@ -597,10 +598,7 @@ def test_a_reload_that_changes_the_one_rule_of_a_name_relabels_its_alert_without
         [("chat", "new", "warning"), ("pager", "resolved", "critical:resolved")]
     ]
     plans.clear()
-    labelled = _one_rule("warning", team="cc")
-    alerting.reconfigure(labelled.detectors, labelled.alerts)
-    for second in range(30, 60):
-        alerting.evaluate(T0 + second)
+    _reload_and_run(alerting, _one_rule("warning", team="cc"), range(30, 60))
     assert records == []
     assert [p for p in plans if p] == []
     (alert,) = alerting.rules[0].alerts()
