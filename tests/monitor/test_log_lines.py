@@ -32,7 +32,7 @@ def test_each_line_is_one_write_with_its_newline() -> None:
     configure("info", "json", stream=out)
     try:
         structlog.get_logger("support_monitor.test").warning("event_rejected", reason="x")
-        logging.getLogger("aiokafka").warning("broker %s gone", "b1")
+        logging.getLogger("tests.library").warning("broker %s gone", "b1")  # a library's logger
     finally:  # the set-up of the other tests back
         structlog.configure(**before)
         root.handlers[:] = handlers
@@ -43,4 +43,4 @@ def test_each_line_is_one_write_with_its_newline() -> None:
         assert call.count("\n") == 1
     first, second = (json.loads(call) for call in out.calls)
     assert (first["event"], first["reason"]) == ("event_rejected", "x")
-    assert (second["logger"], second["event"]) == ("aiokafka", "broker b1 gone")
+    assert (second["logger"], second["event"]) == ("tests.library", "broker b1 gone")
