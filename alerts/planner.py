@@ -177,16 +177,19 @@ class Planner:
         return self._flush(now, items)
 
     def _clock_went_back(self, now: float) -> None:
-        """Group times later than ``now`` (restored from a run whose clock was ahead: the
-        simulator faster than real time, or a wall clock stepped back) become ``now``: a group
-        waits its ``group_interval`` from now, not until the old clock comes round again (a
-        restart of the simulator at speed 20 held every open group for minutes, and a page
-        that fired and resolved meanwhile was never sent)."""
+        """Group and record times later than ``now`` (restored from a run whose clock was
+        ahead: the simulator faster than real time, or a wall clock stepped back) become
+        ``now``: a group waits its ``group_interval`` and a repeat its ``repeat_interval`` from
+        now, not until the old clock comes round again (a restart of the simulator at speed
+        20 held every open group for minutes, and a page that fired and resolved meanwhile was
+        never sent)."""
         for timing in self.groups.values():
             if timing.last_sent is not None and timing.last_sent > now:
                 timing.last_sent = now
             if timing.due_since is not None and timing.due_since > now:
                 timing.due_since = now
+        for record in self.sent.values():
+            record.at = min(record.at, now)
 
     def _holding(self, now: float, target: Target, alert: Alert) -> bool:
         return (

@@ -122,6 +122,10 @@ class CompiledRule:
         """Signal labels, then the rule's labels and severity, then alertname (Prometheus order)."""
         merged = dict(signal.labels)
         merged["channel"] = signal.channel
+        return self._with_rule_labels(merged)
+
+    def _with_rule_labels(self, merged: dict[str, str]) -> Labels:
+        """``merged`` with the rule's labels, severity and alertname over it, sorted."""
         merged.update(self.rule.labels)
         merged["severity"] = self.rule.severity
         merged["alertname"] = self.rule.alert
@@ -389,9 +393,7 @@ class CompiledRule:
             merged = dict(alert.labels)
             for key in old.rule.labels:
                 merged.pop(key, None)
-            merged.update(self.rule.labels)
-            merged["severity"] = self.rule.severity
-            labels = tuple(sorted(merged.items()))
+            labels = self._with_rule_labels(merged)
             # a copy: the old rule's alerts stay as they were if the reload goes no further
             copy = dataclasses.replace(alert, labels=labels, fingerprint=fingerprint(labels))
             moved[fp] = copy

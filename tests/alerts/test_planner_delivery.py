@@ -109,3 +109,18 @@ def test_a_group_restored_from_a_clock_ahead_waits_its_interval_from_now() -> No
     assert after.plan(T0 + 10, [sales, support]) == []  # the group's interval runs from now
     [update] = after.plan(T0 + 130, [sales, support])
     assert _told(update) == [("sales", False), ("support", False)]
+
+
+def test_a_repeat_restored_from_a_clock_ahead_comes_repeat_interval_from_now() -> None:
+    # the same restart: the nag came only once the new clock passed the old page's time
+    before = _planner()  # repeat_interval 1 h, no group waits
+    ahead = T0 + 7200
+    sales = firing_alert(SALES, ahead)
+    [page] = before.plan(ahead, [sales])
+    before.settled(page, delivered=True)
+    after = _planner()
+    after.sent, after.groups = before.sent, before.groups
+    assert after.plan(T0, [sales]) == []  # told already: no new page
+    assert after.plan(T0 + 3599, [sales]) == []
+    [nag] = after.plan(T0 + 3600, [sales])
+    assert nag.kind == "repeat"
