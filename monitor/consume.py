@@ -8,6 +8,12 @@ from support_monitor.monitor.deadletter import DeadLetterSink, DurableSink
 from support_monitor.monitor.pipeline import Pipeline
 from support_monitor.monitor.sources.base import BatchSource, Source
 
+__all__ = ["HELD_DRAIN_SECONDS", "consume", "store_deferred"]
+
+HELD_DRAIN_SECONDS = 1.0
+"""How often a source's consumer stores the rejects a tick decided (held outcomes whose item
+never opened) while the source delivers nothing."""
+
 
 async def consume(
     source: Source | BatchSource,
@@ -41,16 +47,21 @@ async def consume(
 
 
 async def _drain(name: str, pipeline: Pipeline, dead_letters: DeadLetterSink, every: float) -> None:
-    """Store the source's deferred letters while it is idle: written, then persisted (a
-    buffering sink stores them now, not at the source's next commit), so they are counted
-    and a sink that cannot store them is said and counted at once."""
     while True:
         await asyncio.sleep(every)
-        letters = pipeline.take_deferred(name)
-        for letter in letters:
-            await dead_letters.write(letter)
-        if letters and isinstance(dead_letters, DurableSink):
-            await dead_letters.persist()
+        await store_deferred(name, pipeline, dead_letters)
+
+
+async def store_deferred(name: str, pipeline: Pipeline, dead_letters: DeadLetterSink) -> None:
+    """Store the source's deferred letters while it is idle: written, then persisted (a
+    buffering sink stores them now, not at the source's next commit), so they are counted
+    and a sink that cannot store them is said and counted at once. Held outcomes that applied
+    meanwhile are counted in ``events_total`` by the same call."""
+    letters = pipeline.take_deferred(name)
+    for letter in letters:
+        await dead_letters.write(letter)
+    if letters and isinstance(dead_letters, DurableSink):
+        await dead_letters.persist()
 
 
 async def _deliveries(

@@ -25,7 +25,7 @@ from support_monitor.monitor.cluster.durable import Durability
 from support_monitor.monitor.config import Settings
 from support_monitor.monitor.console import Timeline
 from support_monitor.monitor.console.setup import open_console
-from support_monitor.monitor.consume import consume
+from support_monitor.monitor.consume import HELD_DRAIN_SECONDS, consume
 from support_monitor.monitor.deadletter import DeadLetterSink, JsonlDeadLetters
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.http import Mounted
@@ -38,11 +38,7 @@ from support_monitor.monitor.sources.simulator import SimulatorSource
 from support_monitor.monitor.stats import DaemonStats
 from support_monitor.monitor.supervise import signals_set, supervise
 
-__all__ = ["HELD_DRAIN_SECONDS", "SingleEngine", "letters_stored", "live_clock", "run_daemon"]
-
-HELD_DRAIN_SECONDS = 1.0
-"""How often a source's consumer stores the rejects a tick decided (held outcomes whose item
-never opened) while the source delivers nothing."""
+__all__ = ["SingleEngine", "letters_stored", "live_clock", "run_daemon"]
 
 
 def live_clock(sources: list[Source], settings: Settings) -> tuple[Callable[[], float], float]:

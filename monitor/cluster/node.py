@@ -63,6 +63,7 @@ from support_monitor.monitor.cluster.store import (
     state_topic_name,
 )
 from support_monitor.monitor.config import Settings
+from support_monitor.monitor.consume import HELD_DRAIN_SECONDS, store_deferred
 from support_monitor.monitor.deadletter import DeadLetterSink
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine, RestartNeeded, shape_change
@@ -112,10 +113,10 @@ class _WriteAheadOutbox(Outbox):
         del state
         self.committing += 1
         try:
-            if new:
-                await self._partition.node.flush(
-                    self._partition, "notify", force=True, engine=False, new=new
-                )
+            if new and not await self._partition.node.flush(
+                self._partition, "notify", force=True, engine=False, new=new
+            ):
+                return []  # the partition is lost: its next owner decides what to send
             return await super().commit(None, new)
         finally:
             self.committing -= 1
@@ -164,6 +165,9 @@ class Partition:
         self.ready = False
         self.withheld: str | None = None
         """Why this replica does not serve the partition (config shape), or ``None``."""
+        self.lost = False
+        """The group gave the partition to another member while this replica could not
+        answer (see ``ClusterNode.flush``): no longer served, written or kept."""
         self.assigned_at = 0.0
         self.delivery: asyncio.Task[None] | None = None
 
@@ -312,7 +316,7 @@ class ClusterNode:
         engine record (higher ``seq``); then the newest alert state of the two."""
         key = _key(tp)
         held = self.parts.get(tp)
-        if held is not None and (held.offset is None or held.withheld is not None):
+        if held is not None and (held.offset is None or held.withheld is not None or held.lost):
             held = None
         env: PartitionSnapshot | None = None
         data = found.records.get(key)
@@ -433,7 +437,7 @@ class ClusterNode:
 
     def caught_up(self, tp: TopicPartition) -> None:
         part = self.parts.get(tp)
-        if part is None or not part.owned or part.ready or part.withheld is not None:
+        if part is None or not part.owned or part.ready or part.withheld is not None or part.lost:
             return
         part.road.tick(time.time())
         part.ready = True
@@ -455,6 +459,10 @@ class ClusterNode:
                 continue
             if part.withheld is not None:  # never served: nothing to drain or write
                 part.owned = False
+                continue
+            if part.lost:  # its state is stale: another member owns what it reflects
+                part.owned = False
+                await self._stop_delivery(part, drain=0.0)
                 continue
             part.owned = part.ready = False
             self.routes.pop(part.key, None)
@@ -490,92 +498,135 @@ class ClusterNode:
         offset: int | None = None,
         engine: bool = True,
         new: Sequence[Notification] = (),
-    ) -> None:
+    ) -> bool:
         """Write the partition's records to the state topic: the engine record (skipped when it
         reflects nothing yet) and the alert-state record, or (``engine=False``) the alert-state
         record alone. Skipped, unless forced, when the partition is no longer ours; never for a
-        withheld partition (its records belong to the group's config)."""
+        withheld partition (its records belong to the group's config).
+
+        First the group is asked whether this consumer still owns the partition
+        (``KafkaSource.holds``). When it does not, this replica was cut off from the group
+        (paused or partitioned past the session timeout) and another member may already serve
+        the partition and have written newer records: nothing is written, the partition is
+        *lost* (no longer ticked, exported, written or delivered from, its state dropped) and
+        ``False`` is returned, so that its notifications are not sent. ``True`` otherwise
+        (written, skipped, or a write that failed)."""
         if self.store is None or part.withheld is not None:
-            return
+            return True
         async with self._lock:
+            if part.lost:
+                return False
             if not force and not part.owned:
+                return True
+            if not await self.source.holds(part.tp):
+                self._lose(part, reason)
+                return False
+            await self._write(part, reason, offset, engine=engine, new=new)
+            return True
+
+    async def _write(
+        self,
+        part: Partition,
+        reason: str,
+        offset: int | None,
+        *,
+        engine: bool,
+        new: Sequence[Notification],
+    ) -> None:
+        """The records of :meth:`flush`, written (called under its lock)."""
+        assert self.store is not None
+        start = time.perf_counter()
+        seq = part.seq + 1
+        records: list[StateRecord] = []
+        if engine:
+            if offset is None:
+                offset = self.source.state_offsets().get((part.tp.topic, part.tp.partition))
+            if offset is None:
                 return
-            start = time.perf_counter()
-            seq = part.seq + 1
-            records: list[StateRecord] = []
-            if engine:
-                if offset is None:
-                    offset = self.source.state_offsets().get((part.tp.topic, part.tp.partition))
-                if offset is None:
-                    return
-                captured = snapshot.capture(
-                    part.engine,
-                    {(part.tp.topic, part.tp.partition): offset},
-                    part.alerting.suite.export_state(),
-                )
-                data = await asyncio.to_thread(snapshot.encode, captured)
-                records.append(
-                    StateRecord(
-                        part.key,
-                        store.encode(
-                            PartitionSnapshot(
-                                key=part.key,
-                                offset=offset,
-                                engine=data,
-                                alerts=None,
-                                writer=self.writer,
-                                written_at=time.time(),
-                                seq=seq,
-                                shape=self.shape,
-                            )
-                        ),
-                        seq,
-                        self.shape,
-                    )
-                )
-            planner = part.alerting.planner
-            alerts = persist.dump(part.alerting.rules, planner.sent, planner.groups)
-            undelivered = part.outbox.undelivered()
-            held = {n.key for n in undelivered}
-            undelivered += [n for n in new if n.key not in held]
+            captured = snapshot.capture(
+                part.engine,
+                {(part.tp.topic, part.tp.partition): offset},
+                part.alerting.suite.export_state(),
+            )
+            data = await asyncio.to_thread(snapshot.encode, captured)
             records.append(
                 StateRecord(
-                    store.alerts_key(part.key),
+                    part.key,
                     store.encode(
-                        AlertRecord(
+                        PartitionSnapshot(
                             key=part.key,
-                            seq=seq,
-                            alerts=alerts,
+                            offset=offset,
+                            engine=data,
+                            alerts=None,
                             writer=self.writer,
                             written_at=time.time(),
-                            pending=[message.encode(n) for n in undelivered],
+                            seq=seq,
+                            shape=self.shape,
                         )
                     ),
                     seq,
+                    self.shape,
                 )
             )
-            try:
-                await self.store.write(records)
-            except (KafkaError, TimeoutError, OSError) as error:
-                # The broker may have stored it after all: never reuse this seq for other state.
-                part.seq = seq
-                log.error(  # noqa: TRY400
-                    "snapshot_write_failed", partition=part.key, error=repr(error), reason=reason
-                )
-                return
-            part.seq = part.alerts_seq = seq
-            if engine:
-                part.offset, part.engine_seq = offset, seq
-            self.snapshots[reason] = self.snapshots.get(reason, 0) + 1
-            (log.debug if reason == "interval" else log.info)(
-                "snapshot_written",
-                partition=part.key,
-                reason=reason,
-                offset=offset,
-                seq=seq,
-                bytes=sum(len(r.value) for r in records),
-                seconds=round(time.perf_counter() - start, 3),
+        planner = part.alerting.planner
+        alerts = persist.dump(part.alerting.rules, planner.sent, planner.groups)
+        undelivered = part.outbox.undelivered()
+        held = {n.key for n in undelivered}
+        undelivered += [n for n in new if n.key not in held]
+        records.append(
+            StateRecord(
+                store.alerts_key(part.key),
+                store.encode(
+                    AlertRecord(
+                        key=part.key,
+                        seq=seq,
+                        alerts=alerts,
+                        writer=self.writer,
+                        written_at=time.time(),
+                        pending=[message.encode(n) for n in undelivered],
+                    )
+                ),
+                seq,
             )
+        )
+        try:
+            await self.store.write(records)
+        except (KafkaError, TimeoutError, OSError) as error:
+            # The broker may have stored it after all: never reuse this seq for other state.
+            part.seq = seq
+            log.error(  # noqa: TRY400
+                "snapshot_write_failed", partition=part.key, error=repr(error), reason=reason
+            )
+            return
+        part.seq = part.alerts_seq = seq
+        if engine:
+            part.offset, part.engine_seq = offset, seq
+        self.snapshots[reason] = self.snapshots.get(reason, 0) + 1
+        (log.debug if reason == "interval" else log.info)(
+            "snapshot_written",
+            partition=part.key,
+            reason=reason,
+            offset=offset,
+            seq=seq,
+            bytes=sum(len(r.value) for r in records),
+            seconds=round(time.perf_counter() - start, 3),
+        )
+
+    def _lose(self, part: Partition, reason: str) -> None:
+        """Stop serving a partition the group gave to another member (see :meth:`flush`); its
+        delivery is cancelled here and awaited on revocation or stop."""
+        part.lost = True
+        part.ready = False
+        self.routes.pop(part.key, None)
+        if part.delivery is not None and part.delivery is not asyncio.current_task():
+            part.delivery.cancel()
+        log.error(
+            "cluster_partition_lost",
+            partition=part.key,
+            during=reason,
+            action="not serving, writing or paging for it; its state is dropped and the"
+            " group's newest record is loaded if it comes back",
+        )
 
     async def flush_all(self, reason: str) -> None:
         for part in list(self.parts.values()):
@@ -612,7 +663,26 @@ class ClusterNode:
             part.road.tick(now)
 
     async def consume(self, sink: DeadLetterSink) -> None:
-        """The consume loop: every delivery to its partition's pipeline."""
+        """The consume loop: every delivery to its partition's pipeline. As ``consume`` does
+        for one engine, the rejects each partition's tick decided later (held outcomes whose
+        item never opened), and the held outcomes that applied, are stored and counted after
+        the partition's next delivery and also every ``HELD_DRAIN_SECONDS`` (the
+        ``consume:held`` task), so that an idle partition's are not left waiting."""
+        async with asyncio.TaskGroup() as tasks:
+            drain = tasks.create_task(self._drain(sink), name="consume:held")
+            try:
+                await self._deliveries(sink)
+            finally:
+                drain.cancel()
+
+    async def _drain(self, sink: DeadLetterSink) -> None:
+        name = self.source.name
+        while True:
+            await asyncio.sleep(HELD_DRAIN_SECONDS)
+            for part in list(self.parts.values()):
+                await store_deferred(name, part.pipeline, sink)
+
+    async def _deliveries(self, sink: DeadLetterSink) -> None:
         source = self.source
         name = source.name
         Pipeline(Engine(self.settings), self.stats, event_clock=False).register(name)

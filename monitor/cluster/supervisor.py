@@ -4,9 +4,10 @@
 of ``monitor.daemon.SingleEngine``: the same dead-letter sink, listener, config reload,
 housekeeping tasks and stop handling, with the node (``monitor/cluster/node.py``: one engine
 per assigned partition, ownership, the state topic) and its Kafka source instead of one engine.
-Its named tasks: ``consume``, ``clock`` and ``state:snapshot``. A reload (SIGHUP or a changed
-file) applies to every partition the replica holds, by the same ``Reloader`` and rules as a
-single engine. The collector reads the partitions at scrape time.
+Its named tasks: ``consume`` (with ``consume:held`` inside it), ``clock`` and
+``state:snapshot``. A reload (SIGHUP or a changed file) applies to every partition the replica
+holds, by the same ``Reloader`` and rules as a single engine. The collector reads the
+partitions at scrape time.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from typing import Any, Protocol, Self
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.helpers import create_ssl_context
 
 from support_monitor.monitor.deadletter import Backoff, DeadLetterSink, DurableSink
@@ -396,6 +396,35 @@ class KafkaSource:
             self._log.warning("kafka_commit_failed", error=repr(error), offsets=_offsets(offsets))
             return
         committed.update(offsets)
+
+    async def holds(self, tp: TopicPartition) -> bool:
+        """Whether the group still counts this consumer as the owner of ``tp``: an offset is
+        committed again (the one the group holds, else the one the state resumed at, else what
+        was applied, else the consumer's position: never a new claim on records not applied),
+        which the broker accepts only from a member of the group's current generation.
+        ``False`` once the group rebalanced without us (a process paused past the session
+        timeout: another replica may serve ``tp`` now) or the consumer no longer has ``tp``.
+        ``True`` when it cannot tell (no consumer, the broker not answering): a write then
+        fails on its own, or the next check tells."""
+        consumer = self._consumer
+        if consumer is None:
+            return True
+        try:
+            async with asyncio.timeout(self.settings.commit_timeout):
+                offset = self._committed.get(tp)
+                if offset is None:
+                    offset = await consumer.committed(tp)
+                if offset is None:
+                    offset = (self._state_offsets or {}).get(tp, self._applied.get(tp))
+                if offset is None:
+                    offset = await consumer.position(tp)
+                await consumer.commit({tp: offset})
+        except (CommitFailedError, IllegalStateError):
+            return False
+        except (KafkaError, TimeoutError):
+            return True
+        self._committed[tp] = offset
+        return True
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         """Rebalance listener: commit what was applied on the partitions we give up."""

@@ -26,7 +26,9 @@ group's replica later resumes from the records it left untouched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 import signal
 import time
 import urllib.error
@@ -48,6 +50,7 @@ from support_monitor.monitor.cluster.collector import ClusterCollector
 from support_monitor.monitor.cluster.node import ClusterNode, Partition
 from support_monitor.monitor.cluster.store import StateTopic
 from support_monitor.monitor.config import Settings, parse_settings
+from support_monitor.monitor.deadletter import DeadLetter
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.pipeline import Delivery, Pipeline
@@ -66,15 +69,26 @@ TP = TopicPartition(TOPIC, 0)
 
 
 class _Positions:
-    """What the node asks its Kafka source for: the offsets applied (set by the test)."""
+    """What the node asks its Kafka source for: the offsets applied, whether the group still
+    counts this replica as a partition's owner (both set by the test), and the records."""
 
     name = "kafka"
 
     def __init__(self) -> None:
         self.applied: dict[tuple[str, int], int] = {}
+        self.member = True
+        self.deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+
+    async def events(self) -> AsyncIterator[Delivery]:
+        while True:
+            yield await self.deliveries.get()
 
     def state_offsets(self) -> dict[tuple[str, int], int]:
         return dict(self.applied)
+
+    async def holds(self, tp: TopicPartition) -> bool:
+        del tp
+        return self.member
 
 
 def _settings(bootstrap: str, hook_url: str, channels: dict[str, Any] | None = None) -> Settings:
@@ -246,6 +260,93 @@ async def test_partition_back_to_its_earlier_owner_is_not_paged_twice(
         await _ticks(back, 1.0)
         told = _told(hook)
         assert sorted(told.elements()) == [("firing", firing), ("resolved", firing)], told
+
+
+async def test_a_replica_cut_off_from_the_group_neither_pages_nor_overwrites(
+    kafka_bootstrap: str,
+    state_topic: str,
+    hook: Hook,
+) -> None:
+    """A owns the partition and its alert is pending when A stops answering (a paused process:
+    the group gives the partition to B without A's revocation). The contact is answered on B.
+    When A runs again it ticks its stale engine, where the contact still waits: the alert
+    fires there. Before A pages, the group tells it that it is no longer the owner: nothing is
+    sent, nothing is written over B's records, A stops serving the partition, and when the
+    partition comes back to A it takes B's newer state (before: A paged a firing that never
+    was, and kept its stale engine on getting the partition back)."""
+    settings = _settings(kafka_bootstrap, hook.url)
+    async with _replica(settings, state_topic) as a, _replica(settings, state_topic) as b:
+        part = await _take(a)
+        _apply(a, 0, _event("contact.queued", "c1"))
+        part.road.tick(time.time())
+        await a.flush(part, "interval")  # seq 1: the contact waits, the alert pending
+
+        # A is paused; the group gives the partition to B, which applies the answer.
+        a.source.member = False  # type: ignore[attr-defined]
+        part_b = await _take(b)
+        assert part_b.seq == 1
+        _apply(b, 1, _event("contact.answered", "c1"))
+        part_b.road.tick(time.time())
+        await b.flush(part_b, "interval")  # seq 2
+        assert [al.state.value for r in part_b.alerting.rules for al in r.alerts()] == []
+
+        # A runs again, past the rule's "for": its stale alert fires, and is not paged.
+        await asyncio.sleep(1.1)
+        await _ticks(part, 1.5)
+        assert sum(_told(hook).values()) == 0, _told(hook)
+        assert part.lost
+        assert not part.ready
+        assert list(a.serving()) == []
+        assert not await a.flush(part, "interval")
+        await a.revoked({TP}, {TP: 1})  # the group's late revocation: nothing written
+        assert part.seq == 1
+
+        # The partition comes back to A: it takes B's state (seq 2), not the engine it kept.
+        a.source.member = True  # type: ignore[attr-defined]
+        await b.revoked({TP}, {TP: 2})  # seq 3
+        back = await _take(a)
+        assert back is not part
+        assert (back.seq, back.offset) == (3, 2)
+        assert not back.engine.channels["voice"].queues["billing"].waiting
+        await _ticks(back, 1.5)
+        assert sum(_told(hook).values()) == 0, _told(hook)
+
+
+async def test_an_idle_partition_stores_its_held_rejects(
+    kafka_bootstrap: str,
+    state_topic: str,
+    hook: Hook,
+) -> None:
+    """An ``answered`` for a contact never queued is held for ``allowed_lateness`` (5 s), then
+    rejected on a tick. With no later record on its partition, the consume loop stores it
+    within about a second anyway: counted by reason and dead-lettered with its original bytes
+    (before: a partition's held rejects were stored only after its next record, so an idle
+    partition's were never counted)."""
+    settings = _settings(kafka_bootstrap, hook.url)
+    letters: list[DeadLetter] = []
+
+    class Sink:
+        async def write(self, letter: DeadLetter) -> None:
+            letters.append(letter)
+
+    async with _replica(settings, state_topic) as a:
+        part = await _take(a)
+        line = _event("contact.answered", "nobody")
+        source: _Positions = a.source  # type: ignore[assignment]
+        source.deliveries.put_nowait(Delivery(line.encode(), f"{TOPIC}/0/0"))
+        consuming = asyncio.create_task(a.consume(Sink()))
+        try:
+            await _until(source.deliveries.empty, "the record taken")
+            await asyncio.sleep(0.2)
+            part.road.tick(time.time() + 6)  # past the allowed lateness
+            await _until(lambda: bool(letters), "the held reject stored")
+        finally:
+            consuming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consuming
+        [letter] = letters
+        assert (letter.reason, letter.raw) == ("unknown_contact", line.encode())
+        assert a.stats.rejected["kafka", "unknown_contact"] == 1
 
 
 async def test_a_notification_not_delivered_yet_goes_to_the_next_owner(
@@ -552,3 +653,107 @@ def _queued(contact: str, channel: str, queue: str) -> str:
             "contact_id": contact,
         }
     )
+
+
+def test_a_paused_replica_neither_pages_nor_counts_for_the_new_owner(
+    kafka_bootstrap: str,
+    make_kafka_topic: Callable[..., str],
+    tmp_path: Path,
+    nodes: list[Node],
+    hook: Hook,
+) -> None:
+    """Real consumer group, replicas as ``support-monitor run`` processes. B owns the one
+    partition; a contact queues and B's rule ``ContactsWaiting`` (``for: 5s``) goes pending.
+    B is paused (SIGSTOP); the contact is answered 2 s after it queued; A joins, and once B's
+    session expires the group gives A the partition. B is resumed 25 s after the contact
+    queued: its stale engine would fire the alert and count the contact's breach (T = 20 s).
+    Before it pages or writes, the group tells B it lost the partition: nothing is sent, no
+    breach is counted anywhere (before: B paged the firing and, taking the partition back,
+    kept its stale engine with the breach)."""
+    topic = make_kafka_topic(partitions=1, prefix="handover-pause")
+    group = f"handover-{uuid.uuid4().hex[:8]}"
+
+    def config(name: str) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    **{k: v for k, v in CONFIG.items() if k in ("windows", "channels")},
+                    "sources": {
+                        "simulator": {"enabled": False},
+                        "kafka": {
+                            "bootstrap_servers": kafka_bootstrap,
+                            "topics": [topic],
+                            "group_id": group,
+                            "poll_timeout": 0.2,
+                        },
+                    },
+                    "exporter": {"listen": f"127.0.0.1:{free_port()}"},
+                    "logging": {"format": "json"},
+                    "cluster": {"enabled": True, "snapshot_interval": 1},
+                    "detectors": {
+                        "thresholds": [
+                            {
+                                "name": "waiting",
+                                "metric": "support_queue_waiting",
+                                "op": ">",
+                                "value": 0,
+                            },
+                        ]
+                    },
+                    "alerts": {
+                        "rules": [{"alert": "ContactsWaiting", "detector": "waiting", "for": "5s"}]
+                    },
+                    "notifiers": {
+                        "receivers": {"hook": {"type": "webhook", "url": hook.url}},
+                        "routes": [{"receiver": "hook", "group_wait": 0, "group_interval": 0}],
+                    },
+                }
+            )
+        )
+        return path
+
+    def total(node: Node, name: str) -> float:
+        try:
+            got = node.metrics()
+        except (urllib.error.URLError, OSError):
+            return math.nan  # not listening yet
+        return sum(v for (n, _), v in got.items() if n == name)
+
+    def event(kind: str, ts: float) -> tuple[str, str]:
+        line = json.loads(_event(kind, "p1"))
+        line["ts"] = iso(ts)
+        return "voice", json.dumps(line)
+
+    try:
+        b = Node(config("b"), tmp_path, "b")
+        nodes.append(b)
+        wait_until(lambda: '"cluster_partition_ready"' in b.text(), 60, "B to own it", b)
+        queued_at = time.time()
+        produce(kafka_bootstrap, topic, [event("contact.queued", queued_at)])
+        wait_until(lambda: total(b, "support_queue_waiting") == 1, 30, "B to apply it", b)
+        wait_until(lambda: '"state": "pending"' in b.text(), 30, "B's pending alert", b)
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            produce(kafka_bootstrap, topic, [event("contact.answered", queued_at + 2)])
+            a = Node(config("a"), tmp_path, "a")
+            nodes.append(a)
+            wait_until(
+                lambda: total(a, "support_contacts_answered_total") == 1,
+                60,
+                "A to take the partition over",
+                a,
+            )
+            time.sleep(max(0.0, queued_at + 25 - time.time()))
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        time.sleep(8.0)  # B runs again: it would page at once, and count the breach
+        assert not hook.alerts, hook.alerts
+        assert '"cluster_partition_lost"' in b.text()
+        for node in (a, b):
+            assert total(node, "support_sla_breaches_total") == 0, node.text()[-3000:]
+        assert total(a, "support_queue_waiting") + total(b, "support_queue_waiting") == 0
+        assert a.stop(signal.SIGTERM) == 0
+        assert b.stop(signal.SIGTERM) == 0
+    finally:
+        delete_kafka_topics(kafka_bootstrap, [f"{group}.state"])

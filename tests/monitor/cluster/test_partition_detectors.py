@@ -34,6 +34,14 @@ class _Store:
             self.seqs[record.key] = record.seq
 
 
+class _Member:
+    """The node's Kafka source, as far as a write asks it: the group still counts us."""
+
+    async def holds(self, tp: TopicPartition) -> bool:
+        del tp
+        return True
+
+
 def _node() -> ClusterNode:
     settings = parse_settings(
         {
@@ -44,7 +52,7 @@ def _node() -> ClusterNode:
             "detectors": {"complaint_spike": {"prior_per_hour": 180, "by_category": False}},
         }
     )
-    node = ClusterNode(settings, DaemonStats(), source=None)  # type: ignore[arg-type]
+    node = ClusterNode(settings, DaemonStats(), source=_Member())  # type: ignore[arg-type]
     node.store = _Store()  # type: ignore[assignment]
     return node
 
