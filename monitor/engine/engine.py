@@ -359,6 +359,10 @@ class Engine:
             ch.complaints = dict.fromkeys((*ingest.complaint_categories, UNCATEGORIZED, OTHER), 0)
         self.contacts: dict[str, Contact] = {}
         self._talking: dict[str, Contact] = {}  # answered, not ended; in answer order for expiry
+        self._closed: dict[str, tuple[ChannelRuntime, float, float]] = {}
+        """Contacts ended or abandoned within the allowed lateness: their channel, queued and
+        closing ``ts``, in the order they closed (see :meth:`_open_channel`); at most
+        ``limits.max_open_contacts``; not in snapshots."""
         self.tickets: dict[str, Ticket] = {}
         self._solved_order: dict[str, None] = {}  # solved tickets still remembered, in solve order
         self.dedup = Deduplicator(ingest.dedup_max_ids, ingest.dedup_horizon)
@@ -1251,6 +1255,7 @@ class Engine:
         in_sla = wait <= answer
         self._leave_queue(ev.contact_id, c, late_breach=not in_sla)
         del self.contacts[ev.contact_id]
+        self._remember_closed(ev.contact_id, c, ts)
         q.abandoned += 1
         q.abandoned_short += short
         q.abandoned_in_sla += in_sla
@@ -1279,7 +1284,22 @@ class Engine:
             self.workforce.contact_ended(q.channel, c.agent_id, ts, c.answered_ts)
         del self.contacts[ev.contact_id]
         del self._talking[ev.contact_id]
+        self._remember_closed(ev.contact_id, c, ts)
         return None
+
+    def _remember_closed(self, contact_id: str, c: Contact, ts: float) -> None:
+        """Keep a closed contact's channel while an event stamped before ``ts`` may still
+        arrive (a survey, score, complaint or escalation naming it: in ``ts`` order it found the
+        contact open). Closings whose ``ts`` the watermark has passed are forgotten first."""
+        closed = self._closed
+        closed.pop(contact_id, None)
+        closed[contact_id] = (c.q.channel, c.queued_ts, ts)
+        cutoff = self.watermark
+        while closed:
+            oldest = next(iter(closed))
+            if closed[oldest][2] > cutoff and len(closed) <= self._max_contacts:
+                break
+            del closed[oldest]
 
     def _leave_queue(self, contact_id: str, c: Contact, *, late_breach: bool) -> None:
         q = c.q
@@ -1632,26 +1652,31 @@ class Engine:
         self, ev: TicketRated | ComplaintReceived | SurveyAnswered | SentimentScored, ts: float
     ) -> ChannelRuntime:
         """The channel recorded when the referenced ticket/contact was opened, else the event's
-        (a contact only while open at ``ts``, :meth:`_open_contact`)."""
+        (a contact only while open at ``ts``, :meth:`_open_channel`)."""
         ticket = self.tickets.get(ev.ticket_id) if ev.ticket_id else None
         if ticket is not None:
             return ticket.q.channel
         contact_id: str | None = getattr(ev, "contact_id", None)
-        contact = self._open_contact(contact_id, ts) if contact_id else None
-        if contact is not None:
-            return contact.q.channel
-        return self.channels[ev.channel]
+        owner = self._open_channel(contact_id, ts) if contact_id else None
+        return owner if owner is not None else self.channels[ev.channel]
 
-    def _open_contact(self, contact_id: str, ts: float) -> Contact | None:
-        """The contact, if open at ``ts`` in ``ts`` order: not one that a held ``ended`` or
-        ``abandoned`` stamped at or before ``ts`` closes first (answered or not)."""
+    def _open_channel(self, contact_id: str, ts: float) -> ChannelRuntime | None:
+        """The channel of the contact if it is open at ``ts`` in ``ts`` order, whatever the
+        order its events came in: queued at or before ``ts``, and not closed at or before
+        ``ts`` (by an applied ``ended`` or ``abandoned``, remembered while within the allowed
+        lateness, or by a held one)."""
         contact = self.contacts.get(contact_id)
-        if contact is None or not self._early:
-            return contact
-        item = self._early.get((False, contact_id))
-        if item is None or item.first_closer() > ts:
-            return contact
-        return None
+        if contact is not None and contact.queued_ts <= ts:
+            if self._early:
+                item = self._early.get((False, contact_id))
+                if item is not None and item.first_closer() <= ts:
+                    return None
+            return contact.q.channel
+        closed = self._closed.get(contact_id)  # an earlier contact of the same id
+        if closed is None:
+            return None
+        channel, queued_ts, closed_ts = closed
+        return channel if queued_ts <= ts < closed_ts else None
 
     def _rated(self, ev: TicketRated, ts: float) -> Reject | None:
         self._count_csat(self._owner_channel(ev, ts), ev.rating, ts)
@@ -1698,9 +1723,9 @@ class Engine:
             agg.bot_contained += contained
             agg.bot_escalated += escalated
         if escalated and ev.contact_id:
-            contact = self._open_contact(ev.contact_id, ts)
-            if contact is not None:
-                contact.q.channel.voice.escalations_in += 1
+            owner = self._open_channel(ev.contact_id, ts)
+            if owner is not None:
+                owner.voice.escalations_in += 1
         return None
 
     def _sentiment(self, ev: SentimentScored, ts: float) -> Reject | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine
@@ -104,6 +105,68 @@ def test_scores_count_on_the_channel_of_the_item_they_name() -> None:
     assert value(engine, "support_nps_score", channel="email", window="5m") == 1.0
     assert value(engine, "support_sentiment_total", channel="email", polarity="negative") == 1
     assert value(engine, "support_sentiment_total", channel="chat", polarity="negative") == 0
+
+
+def _closed_contact_stream(closing: str, *, late: bool) -> list[bytes]:
+    """Contact c1 queues on chat at 0 (answered at 5 when ``closing`` is ``ended``) and closes
+    at 11. A survey (nps 10), a negative score, a complaint and a bot session escalated to c1,
+    all stamped 10 on ``chatbot`` while c1 was open; with ``late`` they arrive after the
+    closing event (1 s late, within the allowed 5 s), else in ``ts`` order."""
+    s = Stream()
+    s.add("contact.queued", 0, "chat", queue="sales", contact_id="c1")
+    if closing == "ended":
+        s.add("contact.answered", 5, "chat", contact_id="c1")
+    close = Stream()
+    close.add(f"contact.{closing}", 11, "chat", contact_id="c1", event_id="close")
+    naming = Stream()
+    on = {"contact_id": "c1"}
+    naming.add("survey.answered", 10, "chatbot", survey="nps", score=10, event_id="n1", **on)
+    naming.add("sentiment.scored", 10, "chatbot", score=-0.9, event_id="n2", **on)
+    naming.add("complaint.received", 10, "chatbot", event_id="n3", **on)
+    escalated = {"session_id": "s1", "outcome": "escalated"}
+    naming.add("bot.session_ended", 10, "chatbot", event_id="n4", **escalated, **on)
+    tail = naming.lines + close.lines if not late else close.lines + naming.lines
+    return s.lines + tail
+
+
+def test_events_naming_a_closed_contact_count_as_in_ts_order() -> None:
+    # In ts order the four events stamped 10 find c1 open (it closes at 11): the survey, the
+    # score and the complaint count on chat, and so does the escalation. Arriving after the
+    # closing event (within the allowed lateness) must give the same numbers (before: they
+    # counted on chatbot, and the escalation not at all, once c1 had closed).
+    channels = dict(CONFIG["channels"])
+    channels["chatbot"] = {"queues": ["default"]}
+    cfg = settings(channels=channels)
+    for closing in ("ended", "abandoned"):
+        for late in (False, True):
+            engine, stats = run(_closed_contact_stream(closing, late=late), cfg, until=20)
+            case = (closing, late)
+            assert not stats.rejected, case
+            assert value(engine, "support_nps_score", **W5) == 1.0, case
+            bot5 = {"channel": "chatbot", "window": "5m"}
+            assert math.isnan(value(engine, "support_nps_score", **bot5)), case
+            negative = {"polarity": "negative"}
+            assert value(engine, "support_sentiment_total", channel="chat", **negative) == 1, case
+            assert value(engine, "support_complaints_window", **W5) == 1, case
+            assert value(engine, "support_complaints_window", **bot5) == 0, case
+            assert value(engine, "support_bot_escalated_contacts_total", channel="chat") == 1, case
+
+
+def test_events_naming_a_contact_before_it_queued_count_on_their_own_channel() -> None:
+    # A survey stamped 3 names c1, which queues at 5 but arrived first: in ts order c1 was not
+    # open yet, so the survey counts on its own channel (chatbot), whichever comes first.
+    channels = dict(CONFIG["channels"])
+    channels["chatbot"] = {"queues": ["default"]}
+    for survey_first in (True, False):
+        s = Stream()
+        if survey_first:
+            s.add("survey.answered", 3, "chatbot", survey="nps", score=0, contact_id="c1")
+        s.add("contact.queued", 5, "chat", queue="sales", contact_id="c1")
+        if not survey_first:
+            s.add("survey.answered", 3, "chatbot", survey="nps", score=0, contact_id="c1")
+        engine, _ = run(s.lines, settings(channels=channels), until=20)
+        assert value(engine, "support_nps_score", channel="chatbot", window="5m") == -1.0
+        assert math.isnan(value(engine, "support_nps_score", **W5))
 
 
 def test_bad_scores_are_rejected_by_reason_and_no_text_is_kept() -> None:
