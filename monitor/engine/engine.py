@@ -1676,7 +1676,7 @@ class Engine:
         if closed is None:
             return None
         channel, queued_ts, closed_ts = closed
-        return channel if queued_ts <= ts < closed_ts else None
+        return channel if queued_ts <= ts < closed_ts and closed_ts > self.watermark else None
 
     def _rated(self, ev: TicketRated, ts: float) -> Reject | None:
         self._count_csat(self._owner_channel(ev, ts), ev.rating, ts)
