@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from tests.support import samples
+from tests.processes import free_port
+from tests.support import CONFIG, samples
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -101,3 +102,60 @@ def wait_until(
             log = node.text()[-4000:] if node is not None else ""
             raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{log}")
         time.sleep(0.05)
+
+
+def replica_config(
+    bootstrap: str,
+    topic: str,
+    group: str,
+    *,
+    kafka: dict[str, Any] | None = None,
+    exporter: dict[str, Any] | None = None,
+    cluster: dict[str, Any] | None = None,
+    **sections: Any,
+) -> dict[str, Any]:
+    """A replica's config: the test windows and channels, Kafka the only source (``kafka``
+    adds to its section), its own port, JSON logs, cluster mode (``cluster`` adds to it);
+    ``sections`` replace or add top-level sections."""
+    return {
+        **{k: v for k, v in CONFIG.items() if k in ("windows", "channels")},
+        "sources": {
+            "simulator": {"enabled": False},
+            "kafka": {
+                "bootstrap_servers": bootstrap,
+                "topics": [topic],
+                "group_id": group,
+                "poll_timeout": 0.2,
+                **(kafka or {}),
+            },
+        },
+        "exporter": {"listen": f"127.0.0.1:{free_port()}", **(exporter or {})},
+        "logging": {"format": "json"},
+        "cluster": {"enabled": True, **(cluster or {})},
+        **sections,
+    }
+
+
+def contacts_waiting_paged(hook_url: str, hold: str = "0s") -> dict[str, Any]:
+    """The ``detectors``, ``alerts`` and ``notifiers`` sections of a rule ``ContactsWaiting``
+    (a contact waiting, for ``hold``) paged to the webhook at ``hook_url``, one group per
+    alert, sent at once."""
+    return {
+        "detectors": {
+            "thresholds": [
+                {"name": "waiting", "metric": "support_queue_waiting", "op": ">", "value": 0},
+            ]
+        },
+        "alerts": {"rules": [{"alert": "ContactsWaiting", "detector": "waiting", "for": hold}]},
+        "notifiers": {
+            "receivers": {"hook": {"type": "webhook", "url": hook_url, "repeat_interval": "1h"}},
+            "routes": [
+                {
+                    "receiver": "hook",
+                    "group_by": ["alertname", "channel", "queue"],
+                    "group_wait": 0,
+                    "group_interval": 0,
+                }
+            ],
+        },
+    }

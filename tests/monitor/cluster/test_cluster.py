@@ -32,7 +32,13 @@ from tests.monitor.cluster.cluster_scene import (
     scrape,
     served,
 )
-from tests.monitor.cluster.replicas import Node, produce, wait_until
+from tests.monitor.cluster.replicas import (
+    Node,
+    contacts_waiting_paged,
+    produce,
+    replica_config,
+    wait_until,
+)
 from tests.processes import free_port
 from tests.support import EVENT_ONLY, samples
 
@@ -76,51 +82,16 @@ def test_three_replicas_sigkill_and_join(
 
     def start(name: str) -> Node:
         config = tmp_path / f"{name}.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    **base,
-                    "sources": {
-                        "simulator": {"enabled": False},
-                        "kafka": {
-                            "bootstrap_servers": kafka_bootstrap,
-                            "topics": [topic],
-                            "group_id": group,
-                            "max_batch": 50,
-                            "poll_timeout": 0.2,
-                            "reconnect_max_seconds": 2,
-                        },
-                    },
-                    "exporter": {"listen": f"127.0.0.1:{free_port()}", "tick_seconds": 0.25},
-                    "logging": {"format": "json"},
-                    "cluster": {"enabled": True, "snapshot_interval": 0.5},
-                    "detectors": {
-                        "thresholds": [
-                            {
-                                "name": "waiting",
-                                "metric": "support_queue_waiting",
-                                "op": ">",
-                                "value": 0,
-                            },
-                        ]
-                    },
-                    "alerts": {"rules": [{"alert": "ContactsWaiting", "detector": "waiting"}]},
-                    "notifiers": {
-                        "receivers": {
-                            "hook": {"type": "webhook", "url": hook.url, "repeat_interval": "1h"}
-                        },
-                        "routes": [
-                            {
-                                "receiver": "hook",
-                                "group_by": ["alertname", "channel", "queue"],
-                                "group_wait": 0,
-                                "group_interval": 0,
-                            }
-                        ],
-                    },
-                }
-            )
+        cfg = replica_config(
+            kafka_bootstrap,
+            topic,
+            group,
+            kafka={"max_batch": 50, "reconnect_max_seconds": 2},
+            exporter={"tick_seconds": 0.25},
+            cluster={"snapshot_interval": 0.5},
+            **base,
         )
+        config.write_text(yaml.safe_dump({**cfg, **contacts_waiting_paged(hook.url)}))
         node = Node(config, tmp_path, name)
         nodes.append(node)
         return node

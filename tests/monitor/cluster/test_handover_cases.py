@@ -58,8 +58,13 @@ from support_monitor.monitor.sources.kafka import client_options
 from support_monitor.monitor.stats import DaemonStats
 from tests.conftest_services import delete_kafka_topics
 from tests.monitor.cluster.cluster_scene import Hook
-from tests.monitor.cluster.replicas import Node, produce, wait_until
-from tests.processes import free_port
+from tests.monitor.cluster.replicas import (
+    Node,
+    contacts_waiting_paged,
+    produce,
+    replica_config,
+    wait_until,
+)
 from tests.support import CONFIG, iso, samples
 
 pytestmark = pytest.mark.kafka
@@ -528,27 +533,15 @@ def test_mismatched_replica_does_not_consume_and_the_group_state_survives(
 
     def config(name: str, channels: dict[str, Any]) -> Path:
         path = tmp_path / f"{name}.yaml"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    **base,
-                    "channels": channels,
-                    "sources": {
-                        "simulator": {"enabled": False},
-                        "kafka": {
-                            "bootstrap_servers": kafka_bootstrap,
-                            "topics": [topic],
-                            "group_id": group,
-                            "max_batch": 50,
-                            "poll_timeout": 0.2,
-                        },
-                    },
-                    "exporter": {"listen": f"127.0.0.1:{free_port()}"},
-                    "logging": {"format": "json"},
-                    "cluster": {"enabled": True, "snapshot_interval": 0.5},
-                }
-            )
+        cfg = replica_config(
+            kafka_bootstrap,
+            topic,
+            group,
+            kafka={"max_batch": 50},
+            cluster={"snapshot_interval": 0.5},
+            channels=channels,
         )
+        path.write_text(yaml.safe_dump(cfg))
         return path
 
     group_config = config("group", base["channels"])
@@ -675,42 +668,9 @@ def test_a_paused_replica_neither_pages_nor_counts_for_the_new_owner(
 
     def config(name: str) -> Path:
         path = tmp_path / f"{name}.yaml"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    **{k: v for k, v in CONFIG.items() if k in ("windows", "channels")},
-                    "sources": {
-                        "simulator": {"enabled": False},
-                        "kafka": {
-                            "bootstrap_servers": kafka_bootstrap,
-                            "topics": [topic],
-                            "group_id": group,
-                            "poll_timeout": 0.2,
-                        },
-                    },
-                    "exporter": {"listen": f"127.0.0.1:{free_port()}"},
-                    "logging": {"format": "json"},
-                    "cluster": {"enabled": True, "snapshot_interval": 1},
-                    "detectors": {
-                        "thresholds": [
-                            {
-                                "name": "waiting",
-                                "metric": "support_queue_waiting",
-                                "op": ">",
-                                "value": 0,
-                            },
-                        ]
-                    },
-                    "alerts": {
-                        "rules": [{"alert": "ContactsWaiting", "detector": "waiting", "for": "5s"}]
-                    },
-                    "notifiers": {
-                        "receivers": {"hook": {"type": "webhook", "url": hook.url}},
-                        "routes": [{"receiver": "hook", "group_wait": 0, "group_interval": 0}],
-                    },
-                }
-            )
-        )
+        sections = contacts_waiting_paged(hook.url, hold="5s")
+        cfg = replica_config(kafka_bootstrap, topic, group, cluster={"snapshot_interval": 1})
+        path.write_text(yaml.safe_dump({**cfg, **sections}))
         return path
 
     def total(node: Node, name: str) -> float:
