@@ -421,7 +421,8 @@ class KafkaSource:
                 await consumer.commit({tp: offset})
         except (CommitFailedError, IllegalStateError):
             return False
-        except (KafkaError, TimeoutError):
+        except (KafkaError, TimeoutError) as error:
+            self._log.warning("kafka_ownership_unknown", partition=_tp(tp), error=repr(error))
             return True
         self._committed[tp] = offset
         return True
