@@ -148,6 +148,9 @@ class Alerting:
         self._dirty = False
         self._to_commit: list[Notification] = []
         self._am_batch: list[dict[str, Any]] = []
+        self._am_wall: float | None = None
+        """Wall clock of the previous planning pass (its gap to this one: the evaluation
+        interval in wall seconds, which a simulator slower than real time stretches)."""
         self._wake = asyncio.Event()
         self._am_wake = asyncio.Event()
         self.wall_clock: Callable[[], float] = time.time
@@ -325,9 +328,12 @@ class Alerting:
         am = self._notifiers.alertmanager
         if am.urls:
             wall = self.wall_clock()  # Alertmanager expires alerts by its own clock
+            gap = 0.0 if self._am_wall is None else wall - self._am_wall
+            self._am_wall = wall
+            interval = max(self.eval_interval, gap)
             for alert in alerts:
-                if alert.needs_sending(now, am.resend_interval):
-                    mark_sent(alert, now, am.resend_interval, self.eval_interval, wall)
+                if alert.needs_sending(am.resend_interval, wall):
+                    mark_sent(alert, now, am.resend_interval, interval, wall)
                     self._am_batch.append(am_alert(alert, am.generator_url))
             overflow = len(self._am_batch) - AM_QUEUE_MAX
             if overflow > 0:

@@ -57,7 +57,9 @@ class Alert:
     fired_at: float | None = None
     resolved_at: float | None = None
     last_sent_at: float | None = None
-    """Event time of the last post to Alertmanager (for ``needs_sending``)."""
+    """Event time of the last post to Alertmanager (was it resolved since: ``needs_sending``)."""
+    last_sent_wall: float | None = None
+    """Wall clock: when it was last posted to Alertmanager (is a resend due: ``needs_sending``)."""
     valid_until: float | None = None
     """Wall clock: the ``endsAt`` of a firing alert's last post to Alertmanager."""
     am_starts_at: float | None = None
@@ -92,15 +94,17 @@ class Alert:
             return "resolved"
         return self.state.value
 
-    def needs_sending(self, now: float, resend_delay: float) -> bool:
-        """Prometheus' ``needsSending``: firing or resolved-since-last-send, or resend due."""
+    def needs_sending(self, resend_delay: float, wall: float) -> bool:
+        """Prometheus' ``needsSending``: firing or resolved-since-last-send (on the daemon's
+        clock), or resend due (on the wall clock ``wall``: Alertmanager expires a firing alert
+        by its own clock, whatever the simulator's speed)."""
         if self.state is AlertState.PENDING:
             return False
         if self.resolved_at is not None and (
             self.last_sent_at is None or self.resolved_at > self.last_sent_at
         ):
             return True
-        return self.last_sent_at is None or self.last_sent_at + resend_delay < now
+        return self.last_sent_wall is None or self.last_sent_wall + resend_delay < wall
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,16 @@
 """Alertmanager API v2 (``POST /api/v2/alerts``), the way Prometheus feeds it.
 
 Every evaluation sends the alerts that ``needs_sending``: newly firing, newly resolved, and every
-firing or retained-resolved alert once per ``resend_interval``. No retries: the next resend
-repairs a failed post, exactly like Prometheus. Every configured URL gets every batch.
+firing or retained-resolved alert once per ``resend_interval`` of wall time. No retries: the next
+resend repairs a failed post, exactly like Prometheus. Every configured URL gets every batch.
 
 Alertmanager judges expiry by its own clock, so ``startsAt``/``endsAt`` are wall-clock times even
 when the daemon's clock is not (the simulator's ``speed``): an alert's ``startsAt`` is the wall
 time that lies as far back as the alert has fired on the daemon's clock, fixed at its first post
 (in real time: ``fired_at``); a firing alert's ``endsAt`` is ``wall now + 4 * max(resend_interval,
-evaluation interval)`` so Alertmanager resolves it by itself if we stop talking; a resolved one's
+evaluation interval)``, the evaluation interval in wall seconds (the wall time since the previous
+evaluation when that is longer, as with a simulator slower than real time), so Alertmanager
+resolves it by itself if we stop talking; a resolved one's
 ``endsAt`` is fixed the same way at its first post after resolving. The daemon's own times are
 in the annotations ``event_fired_at``/``event_resolved_at`` only when they differ from those.
 
@@ -40,8 +42,10 @@ log = structlog.get_logger("support_monitor.alerts.alertmanager")
 
 def mark_sent(alert: Alert, now: float, resend: float, interval: float, wall: float) -> None:
     """Prometheus' ``sendAlerts`` bookkeeping (allow for two missed evaluations or sends), on
-    the wall clock ``wall`` for what Alertmanager sees; ``now`` is the daemon's clock."""
+    the wall clock ``wall`` for what Alertmanager sees (``interval``: wall seconds between
+    evaluations); ``now`` is the daemon's clock."""
     alert.last_sent_at = now
+    alert.last_sent_wall = wall
     alert.valid_until = wall + 4 * max(resend, interval)
     if alert.am_starts_at is None:
         since = alert.fired_at if alert.fired_at is not None else alert.active_at

@@ -150,14 +150,14 @@ def test_fingerprint_pinned_across_processes():
 
 def test_needs_sending_like_prometheus():
     a = Alert(LABELS, {}, AlertState.PENDING, 1.0, active_at=0)
-    assert not a.needs_sending(100, 60)
+    assert not a.needs_sending(60, 100)
     a.state = AlertState.FIRING
-    assert a.needs_sending(0, 60)  # never sent
-    a.last_sent_at = 0
-    assert not a.needs_sending(60, 60)  # strictly after last_sent + resend
-    assert a.needs_sending(60.5, 60)
+    assert a.needs_sending(60, 0)  # never sent
+    a.last_sent_at = a.last_sent_wall = 0
+    assert not a.needs_sending(60, 60)  # strictly after the last send + resend, wall clock
+    assert a.needs_sending(60, 60.5)
     a.state, a.resolved_at = AlertState.INACTIVE, 10
-    assert a.needs_sending(10, 60)  # resolved since last send
+    assert a.needs_sending(60, 1)  # resolved since the last send (on the daemon's clock)
 
 
 @given(st.lists(st.booleans(), min_size=1, max_size=60), st.integers(0, 5), st.integers(0, 5))

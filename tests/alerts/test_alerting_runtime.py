@@ -4,6 +4,7 @@ a local Slack-like server. Restarts are new objects over the same state director
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections import Counter
 from typing import Any
@@ -14,6 +15,7 @@ from structlog.testing import capture_logs
 
 from support_monitor.alerts.outbox import Outbox
 from support_monitor.alerts.runtime import Alerting
+from support_monitor.alerts.timefmt import rfc3339
 from support_monitor.monitor.config import Settings, parse_settings
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.stats import DaemonStats
@@ -276,20 +278,51 @@ def test_alertmanager_gets_wall_clock_times_when_the_clock_runs_fast():
     assert batch[0]["startsAt"] == "2026-11-18T11:06:40.000Z"
     assert batch[0]["endsAt"] == "2026-11-18T11:10:40.000Z"  # wall + 4 * 60 s
     assert batch[0]["annotations"]["event_fired_at"] == "2026-03-02T09:00:00.000Z"
-    alerting.wall_clock = lambda: wall0 + 61 / 30
-    alerting.evaluate(T0 + 61)  # resend (61 s of event time later), 2.03 s of wall time
+    clock = [wall0]
+    alerting.wall_clock = lambda: clock[0]
+    for second in range(1, 60 * 30 + 1):  # 60 s of wall time: a resend once a wall minute
+        clock[0] = wall0 + second / 30
+        alerting.evaluate(T0 + second)
+    assert len(batch) == 1  # not once every 60 s of event time (2 s of wall time)
+    alerting.wall_clock = lambda: wall0 + 61
+    alerting.evaluate(T0 + 61 * 30)
     assert len(batch) == 2
     assert batch[1]["startsAt"] == "2026-11-18T11:06:40.000Z"  # fixed at the first post
-    assert batch[1]["endsAt"] == "2026-11-18T11:10:42.033Z"
+    assert batch[1]["endsAt"] == "2026-11-18T11:11:41.000Z"  # 61 s + 4 * 60 s
     source.signals = []
-    alerting.wall_clock = lambda: wall0 + 3.0
-    alerting.evaluate(T0 + 90)  # resolved now: endsAt is this wall time
-    assert batch[2]["endsAt"] == "2026-11-18T11:06:43.000Z"
-    assert batch[2]["annotations"]["event_resolved_at"] == "2026-03-02T09:01:30.000Z"
-    alerting.wall_clock = lambda: wall0 + 5.1
-    alerting.evaluate(T0 + 152)  # resent as resolved: the same endsAt
-    assert batch[3]["endsAt"] == "2026-11-18T11:06:43.000Z"
+    alerting.wall_clock = lambda: wall0 + 62.0
+    alerting.evaluate(T0 + 61 * 30 + 30)  # resolved now: endsAt is this wall time
+    assert batch[2]["endsAt"] == "2026-11-18T11:07:42.000Z"
+    assert batch[2]["annotations"]["event_resolved_at"] == "2026-03-02T09:31:00.000Z"
+    alerting.wall_clock = lambda: wall0 + 123.5
+    alerting.evaluate(T0 + 61 * 30 + 60)  # resent as resolved a wall minute later: same endsAt
+    assert batch[3]["endsAt"] == "2026-11-18T11:07:42.000Z"
     assert batch[3]["startsAt"] == "2026-11-18T11:06:40.000Z"
+
+
+def test_alertmanager_keeps_a_firing_alert_when_the_clock_runs_slow():
+    """Simulator at speed 0.1: one evaluation (1 s of event time) every 10 wall seconds, resend
+    10 s. Each post's endsAt must outlast the next post, or Alertmanager resolves an alert that
+    still fires; and the endsAt allows for the 10 s between evaluations."""
+    alerting, source, _ = make(
+        alertmanager={"urls": ["http://127.0.0.1:9/am"], "resend_interval": "10s"}
+    )
+    wall0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z
+    alerting._live = True
+    source.signals = [sig()]
+    posts: list[tuple[float, str]] = []
+    batch = alerting._am_batch
+    clock = [wall0]
+    alerting.wall_clock = lambda: clock[0]
+    for second in range(60):
+        wall = clock[0] = wall0 + 10 * second
+        alerting.evaluate(T0 + second)
+        posts.extend((wall, post["endsAt"]) for post in batch[len(posts) :])
+    sent = [wall for wall, _ in posts]
+    assert sent[:3] == [wall0, wall0 + 20, wall0 + 40]  # strictly after 10 s: every 2nd one
+    assert posts[1][1] == "2026-11-18T11:07:40.000Z"  # 20 s + 4 * max(10 s, 10 s apart)
+    for (_, ends), (next_sent, _) in itertools.pairwise(posts):
+        assert rfc3339(next_sent) < ends  # never expired before the next post
 
 
 async def test_alertmanager_post_to_every_url():
