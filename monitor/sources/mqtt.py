@@ -103,8 +103,12 @@ class MqttSource:
         self.connected_once = False
         """Connected at least once (the session's held messages have started to arrive)."""
         self.last_message = 0.0
-        """``time.monotonic()`` when the last message arrived (or the first connection)."""
-        self._discards = _Discards(stats, name, settings.max_queued_messages)
+        """``time.monotonic()`` when the last message arrived (or the latest connection)."""
+        self.receiving = False
+        """Connected and subscribed now (between ``_connect`` and leaving its message loop)."""
+        self._discards = _Discards(
+            stats, name, settings.max_queued_messages, persistent=not settings.clean_session
+        )
         self._client_log = logging.Logger(f"mqtt.{name}")  # noqa: LOG001 - see below
         """aiomqtt's and paho's logger for this source's connections: its own object (not in
         ``logging``'s registry, so a second source of the same name has its own filter),
@@ -151,10 +155,15 @@ class MqttSource:
             self._log.info("mqtt_closed")
 
     def backlog_in(self, quiet: float) -> bool:
-        """Whether the messages the broker held for the session have arrived: connected once,
-        and no message for ``quiet`` seconds since (the broker sends held messages right after
-        the connection, each as soon as the one before is acknowledged)."""
-        return self.connected_once and time.monotonic() - self.last_message >= quiet
+        """Whether the messages the broker held for the session have arrived: connected now,
+        no discarded message owed by the broker (it sends those again on the next connection),
+        and no message for ``quiet`` seconds since the connection (the broker sends held
+        messages right after it, each as soon as the one before is acknowledged)."""
+        return (
+            self.receiving
+            and not self._discards.owed
+            and time.monotonic() - self.last_message >= quiet
+        )
 
     def keep_letters_in(self, sink: DeadLetterSink) -> None:
         """The sink the consume loop writes this source's dead letters to. When it is not the
@@ -167,6 +176,7 @@ class MqttSource:
         backoff = Backoff(self.settings.reconnect_max_seconds)
         while True:
             client = await self._connect(backoff)
+            owed = False  # left to get discarded messages again: reconnect at once
             try:
                 paho = client._client  # noqa: SLF001 - manual acks, see the module docstring
                 queue = client._queue  # noqa: SLF001 - to see it drained after discards
@@ -185,21 +195,24 @@ class MqttSource:
                         paho.ack(mid, message.qos)
                     if self._discards.unlogged and queue.empty():
                         self._discards.report()
-                        if self._discards.unacked and not self.settings.clean_session:
+                        if self._discards.owed:
                             # discarded QoS 1 messages were never acknowledged: the broker sends
                             # them again on the next connection of this persistent session
                             self._log.warning(
                                 "mqtt_reconnect_for_discarded", qos1=self._discards.unacked
                             )
+                            owed = True
                             break
             except aiomqtt.MqttError as error:
                 self._set_up(up=False, error=_said(error))
             except Exception as error:  # noqa: BLE001 - a source never ends the daemon
                 self._log.exception("mqtt_source_crashed", error=_said(error))
                 self._set_up(up=False, error=_said(error))
+            self.receiving = False
             self._client = None
             await self._disconnect(client)
-            await backoff.sleep()
+            if not owed:  # a failure: back off before the next attempt
+                await backoff.sleep()
 
     async def _connect(self, backoff: Backoff) -> aiomqtt.Client:
         """A connected client with manual acks and fresh subscriptions; retries until it is."""
@@ -246,8 +259,8 @@ class MqttSource:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
-            if not self.connected_once:
-                self.connected_once, self.last_message = True, time.monotonic()
+            self.connected_once, self.last_message = True, time.monotonic()
+            self.receiving = True
             self._log.info(
                 "mqtt_connected",
                 filters=filters,
@@ -291,9 +304,12 @@ class _Discards(logging.Filter):
     queue is drained, at most one ``mqtt_queue_full`` line a minute with the count since the
     last one. A discarded QoS 0 message is lost (MQTT's rule); a QoS 1 one was never
     acknowledged, so on a persistent session the source reconnects once its queue is drained
-    (``events``) and the broker sends it again."""
+    (``events``) and the broker sends it again. Until then every later QoS 1 message of that
+    connection is discarded too, even when the queue has room again: applying (and
+    acknowledging) it before the one the broker sends again would reorder a publisher's
+    messages (an answer before its contact's queueing)."""
 
-    def __init__(self, stats: DaemonStats, source: str, limit: int) -> None:
+    def __init__(self, stats: DaemonStats, source: str, limit: int, *, persistent: bool) -> None:
         super().__init__()
         self._stats = stats
         self._source = source
@@ -301,6 +317,8 @@ class _Discards(logging.Filter):
         stats.source_dropped[source] += 0  # exported at 0 from the start
         self.unacked = 0
         """QoS 1 messages discarded since the connection started (the broker resends them)."""
+        self.persistent = persistent
+        """A persistent session: the broker sends a discarded QoS 1 message again."""
         self.unlogged = 0
         self._logged_at = -math.inf
         self._log = structlog.get_logger("support_monitor.sources.mqtt").bind(source=source)
@@ -308,11 +326,20 @@ class _Discards(logging.Filter):
 
         class CountingQueue(asyncio.Queue[aiomqtt.Message]):
             def put_nowait(self, item: aiomqtt.Message) -> None:
+                if item.qos > 0 and discards.owed:  # keep the order: it comes again after it
+                    discards.dropped(item.qos)
+                    raise asyncio.QueueFull
                 if self.full():
                     discards.dropped(item.qos)
                 super().put_nowait(item)  # full: raises, aiomqtt discards the message
 
         self.queue_type: type[asyncio.Queue[aiomqtt.Message]] = CountingQueue
+
+    @property
+    def owed(self) -> bool:
+        """QoS 1 messages were discarded on this connection of a persistent session: the
+        broker sends them again on the next one."""
+        return self.persistent and self.unacked > 0
 
     def dropped(self, qos: int) -> None:
         self._stats.source_dropped[self._source] += 1

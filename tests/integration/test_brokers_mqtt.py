@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncGenerator, Callable, Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +25,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from support_monitor.monitor.cluster.durable import MQTT_QUIET
 from support_monitor.monitor.consume import consume
 from support_monitor.monitor.pipeline import Delivery
 from support_monitor.monitor.sources.build import dead_letter_sink
@@ -216,12 +217,18 @@ def _publish(args: list[str], text: str) -> None:
 
 
 async def _flood(
-    mqtt_address: tuple[str, int], *, clean_session: bool, want: Callable[[list[bytes]], bool]
-) -> tuple[list[MutableMapping[str, Any]], list[bytes], int]:
-    """The consumer holds one message while 100 QoS 0 and then 5 QoS 1 messages arrive: the
-    client's queue (max_queued_messages 10) takes 10 and aiomqtt discards the rest, the QoS 1
-    ones included (never acknowledged). Then consume until ``want(seen)``; the logs, what was
-    seen and the discards counted."""
+    mqtt_address: tuple[str, int],
+    *,
+    clean_session: bool,
+    want: Callable[[list[bytes]], bool],
+    junk: int = 100,
+    good: Sequence[str] = (),
+) -> tuple[list[MutableMapping[str, Any]], list[bytes], int, list[bool]]:
+    """The consumer holds one message while ``junk`` QoS 0 and then the ``good`` QoS 1
+    messages (default: ``GOOD``) arrive: the client's queue (max_queued_messages 10) takes 10
+    and aiomqtt discards the rest, QoS 1 ones included (never acknowledged). Then consume until
+    ``want(seen)``; the logs, what was seen, the discards counted, and what
+    ``backlog_in(MQTT_QUIET)`` said before each message from then on."""
     host, port = mqtt_address
     prefix = f"test/{uuid.uuid4().hex[:8]}/events"
     settings = mqtt_settings(
@@ -241,19 +248,22 @@ async def _flood(
             await asyncio.to_thread(_publish, publish_one, "first\n")
             first = await asyncio.wait_for(waiting, 30)
             assert first.raw == b"first"
-            junk = "".join(f"junk {i}\n" for i in range(100))
-            await asyncio.to_thread(_publish, [*send, "-q", "0"], junk)
-            lines = "".join(f"{line}\n" for line in GOOD)
+            if junk:
+                lines = "".join(f"junk {i}\n" for i in range(junk))
+                await asyncio.to_thread(_publish, [*send, "-q", "0"], lines)
+            lines = "".join(f"{line}\n" for line in good or GOOD)
             await asyncio.to_thread(_publish, publish_one, lines)
             await asyncio.sleep(1.0)  # all of it reached the client while the consumer held
             seen: list[bytes] = []
+            caught_up: list[bool] = []
             async with asyncio.timeout(30):
                 while not want(seen):
+                    caught_up.append(source.backlog_in(MQTT_QUIET))
                     seen.append((await anext(events)).raw)
             with pytest.raises(TimeoutError):  # and nothing more comes
                 await asyncio.wait_for(anext(events), 1.5)
             await events.aclose()
-    return logs, seen, live.stats.source_dropped["mqtt"]
+    return logs, seen, live.stats.source_dropped["mqtt"], caught_up
 
 
 GOOD = [json.dumps({"n": i}) for i in range(5)]
@@ -264,7 +274,7 @@ async def test_messages_discarded_by_a_full_client_queue_are_counted_and_qos1_co
 ):
     # Counted, one log line once the queue is drained, and then the source reconnects: the
     # broker sends the 5 QoS 1 messages again (persistent session).
-    logs, seen, dropped = await _flood(
+    logs, seen, dropped, caught_up = await _flood(
         mqtt_address,
         clean_session=False,
         want=lambda seen: set(GOOD) <= {raw.decode() for raw in seen},
@@ -276,13 +286,51 @@ async def test_messages_discarded_by_a_full_client_queue_are_counted_and_qos1_co
     reconnects = [e for e in logs if e["event"] == "mqtt_reconnect_for_discarded"]
     assert [e["qos1"] for e in reconnects] == [5]
     assert not [e for e in logs if "Discarding message" in str(e.get("event"))]
+    # the broker owed the discarded ones until they came again: the clock's catch-up wait
+    # (and /readyz) never took the session's messages as all in before that
+    assert not any(caught_up)
+
+
+async def test_a_backlog_bigger_than_the_queue_comes_in_its_published_order(mqtt_address):
+    """A persistent session's backlog of 600 QoS 1 messages (one publisher, one topic) arrives
+    at once on reconnecting (the broker's in-flight window does not hold a backlog back) into a
+    queue of 50, while the consumer takes one message a millisecond. A message taken (and
+    acknowledged) before a discarded earlier one comes again would reorder the publisher's
+    messages (an answer before its contact's queueing): every one must come once, in order."""
+    host, port = mqtt_address
+    prefix = f"test/{uuid.uuid4().hex[:8]}/events"
+    settings = mqtt_settings(host, port, prefix, max_queued_messages=50)
+    stats = LiveEngine(settings).stats
+    source = MqttSource(settings.sources.mqtt, stats)
+    async with source:  # creates the session
+        events = cast("AsyncGenerator[Delivery, None]", source.events())
+        waiting = asyncio.ensure_future(anext(events))
+        await wait_for(lambda: stats.source_up.get("mqtt") is True, 30, "connected")
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await events.aclose()
+    numbered = [f"m{i:03}" for i in range(600)]
+    await asyncio.to_thread(mosquitto_pub, host, port, f"{prefix}/voice", numbered)
+    source = MqttSource(settings.sources.mqtt, stats)
+    seen: list[str] = []
+    with capture_logs() as logs:
+        async with source:
+            events = cast("AsyncGenerator[Delivery, None]", source.events())
+            async with asyncio.timeout(60):
+                while len(seen) < len(numbered):
+                    seen.append((await anext(events)).raw.decode())
+                    await asyncio.sleep(0.001)
+            await events.aclose()
+    assert stats.source_dropped["mqtt"] > 0  # the queue did overflow
+    assert any(e["event"] == "mqtt_reconnect_for_discarded" for e in logs)
+    assert seen == numbered
 
 
 async def test_on_a_clean_session_discarded_messages_are_counted_and_no_reconnect_is_made(
     mqtt_address,
 ):
     # A clean session would not get them again: no reconnect (it would only lose more)
-    logs, seen, dropped = await _flood(
+    logs, seen, dropped, _ = await _flood(
         mqtt_address, clean_session=True, want=lambda seen: len(seen) >= 10
     )
     assert len(seen) == 10  # what the queue held; the 5 QoS 1 ones were discarded

@@ -159,6 +159,8 @@ async def test_the_clock_waits_for_held_messages_only_so_long():
     assert 0.3 <= time.perf_counter() - start < 5
     assert not source.backlog_in(MQTT_QUIET)
     source.connected_once, source.last_message = True, time.monotonic() - MQTT_QUIET
+    assert not source.backlog_in(MQTT_QUIET)  # connected once, but not now
+    source.receiving = True
     assert source.backlog_in(MQTT_QUIET)
     source.last_message = time.monotonic()
     assert not source.backlog_in(MQTT_QUIET)
