@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Protocol
 
@@ -43,23 +44,41 @@ class BytesOut(Protocol):
 
 def parse_until(text: str) -> float:
     """``--until``: RFC 3339 with offset, or epoch seconds; within the years event times may
-    have (:data:`~support_monitor.monitor.events.EARLIEST_TS` to ``LATEST_TS``)."""
+    have (:data:`~support_monitor.monitor.events.EARLIEST_TS` to ``LATEST_TS``). Read to the
+    microsecond as an event's ``ts`` is (more digits rounded to the nearest one, half up), so
+    the same instant gives the same clock in either form and in an event."""
     try:
         value = float(text)
     except ValueError:
+        value = _rfc3339(text)
+        epoch = False
+    else:
+        epoch = True
+    if not EARLIEST_TS <= value < LATEST_TS:  # also NaN and the infinities
+        raise ValueError(f"--until {text!r} is not between 1970 and 8999 (UTC)")
+    if epoch:
+        micros = Decimal(text.strip()).quantize(Decimal("0.000001"), ROUND_HALF_UP)
+        value = (_EPOCH + timedelta(microseconds=int(micros * 1_000_000))).timestamp()
+    return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _rfc3339(text: str) -> float:
+    """An RFC 3339 ``--until`` in seconds: parsed as an event's ``ts`` is (msgspec), else by
+    ``datetime.fromisoformat`` (its other ISO 8601 forms); a UTC offset is required."""
+    try:
+        moment = msgspec.convert(text, datetime)
+    except msgspec.ValidationError:
         try:
             # RFC 3339 allows a lowercase "z" (and "t"); fromisoformat takes only "Z"
             moment = datetime.fromisoformat(text[:-1] + "Z" if text.endswith("z") else text)
         except ValueError:
             raise ValueError(f"--until {text!r} is neither RFC 3339 nor epoch seconds") from None
-        if moment.tzinfo is None:
-            raise ValueError(
-                f"--until {text!r} needs a UTC offset, e.g. 2026-01-01T10:00:00Z"
-            ) from None
-        value = moment.timestamp()
-    if not EARLIEST_TS <= value < LATEST_TS:  # also NaN and the infinities
-        raise ValueError(f"--until {text!r} is not between 1970 and 8999 (UTC)")
-    return value
+    if moment.tzinfo is None:
+        raise ValueError(f"--until {text!r} needs a UTC offset, e.g. 2026-01-01T10:00:00Z")
+    return moment.timestamp()
 
 
 def _utc(ts: float) -> str:

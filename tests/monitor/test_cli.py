@@ -462,6 +462,25 @@ def test_until_takes_rfc3339_in_either_case(text: str) -> None:
     assert parse_until(text) == 1772445600.0
 
 
+@pytest.mark.parametrize(
+    ("rfc3339", "epoch", "expected"),
+    [
+        # 2026-03-29T01:30:00Z: rounded to the nearest microsecond, half up, as an event's ts
+        ("2026-03-29T01:29:59.9999999Z", "1774747799.9999999", 1774747800.0),
+        ("2026-03-29T01:29:59.9999995Z", "1774747799.9999995", 1774747800.0),
+        ("2026-03-29T01:29:59.9999994Z", "1774747799.9999994", 1774747799.999999),
+        ("2026-03-29T03:30:00.0000005+02:00", "1774747800.0000005", 1774747800.000001),
+    ],
+)
+def test_until_is_read_to_the_microsecond_in_either_form(
+    rfc3339: str, epoch: str, expected: float
+) -> None:
+    # the epoch form went through float() and the RFC 3339 one cut after 6 digits: the same
+    # instant gave two clocks (and a `today` window on either side of its reset)
+    assert parse_until(rfc3339) == expected
+    assert parse_until(epoch) == expected
+
+
 def test_an_until_before_the_last_event_is_logged(config: Path, tmp_path: Path) -> None:
     s = Stream()
     s.add("contact.queued", 0, "voice", queue="billing", contact_id="a")
