@@ -53,15 +53,25 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _RANGE_HINT = "write HH:MM-HH:MM, e.g. '09:00-17:30' (24:00 only as an end)"
 
 
+_NOT_IANA = ("localtime", "posixrules")
+"""Files in the zone directory that are no IANA zone: ``localtime`` is the host's own zone (it
+would follow the machine's setting), ``posixrules`` the POSIX TZ default rules."""
+
+
 def known_zone(name: str) -> str:
-    """``name`` if it is an IANA time zone this machine knows, else a ``ValueError``."""
+    """``name`` if it is an IANA time zone this machine knows, else a ``ValueError``. The zone
+    directory's other names (``localtime``, the ``posix/`` and ``right/`` copies, the latter with
+    leap seconds) are refused."""
+    unknown = ValueError(
+        f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or "
+        "'America/New_York'"
+    )
+    if name in _NOT_IANA or name.startswith(("posix/", "right/")):
+        raise unknown
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(
-            f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or "
-            "'America/New_York'"
-        ) from None
+        raise unknown from None
     return name
 
 

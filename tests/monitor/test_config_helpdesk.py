@@ -124,6 +124,18 @@ def test_parse_range() -> None:
                 "such as 'Europe/Berlin' or 'America/New_York'"
             ),
         ),
+        *(
+            (
+                # files of the zone directory that are no IANA zone: the host's own zone (it
+                # followed the machine's setting) and the posix/ and right/ copies
+                _calendar(timezone=zone),
+                (
+                    f"calendars.office.timezone: unknown time zone '{zone}'; use an IANA name "
+                    "such as 'Europe/Berlin' or 'America/New_York'"
+                ),
+            )
+            for zone in ("localtime", "posixrules", "posix/Europe/Berlin", "right/Europe/Berlin")
+        ),
         (
             _calendar(hours={"mon": ["09:00-12:30", "12:00-18:00"]}),
             "calendars.office.hours.mon: ranges '09:00-12:30' and '12:00-18:00' on mon overlap",
