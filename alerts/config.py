@@ -269,8 +269,8 @@ def default_rules() -> tuple[AlertRule, ...]:
             "warning",
             (
                 (
-                    "{channel}: {score:.0f} complaints{category_phrase} in {window_short}, about "
-                    "{expected:.1f} usual"
+                    "{channel}: complaints{category_phrase} at {score:.0f} in {window_short}, "
+                    "about {expected:.1f} usual"
                 ),
                 "Customers on {channel} complain far more than usual{category_phrase}: "
                 "{score:.0f} in the last {window_short} where about {expected:.1f} are usual "

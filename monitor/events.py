@@ -241,7 +241,9 @@ def decode(raw: bytes | str, max_bytes: int, *, max_tags: int | None = None) -> 
         # stops at the first token, before it sees the syntax error
         raise EventError(Reject.INVALID_JSON, "not JSON") from None
     except msgspec.DecodeError as exc:
-        raise EventError(Reject.INVALID_JSON, str(exc)) from None
+        # msgspec says "Input data was truncated" of an empty (or blank) message
+        detail = str(exc) if raw.strip() else "empty message"
+        raise EventError(Reject.INVALID_JSON, detail) from None
     except UnicodeError as exc:  # the check above, or a str input with a lone surrogate
         raise EventError(Reject.INVALID_JSON, f"not valid UTF-8: {exc}") from None
     except RecursionError:

@@ -166,7 +166,7 @@ CASES = [
         "ComplaintSpike",  # for 0s: active 3600 (01:00); kff 20m: resolved 4860 (01:21), 21m
         _sig("complaint_spike", "voice", 7.0, 4.0, 1.5, (("category", "billing"),)),
         _sig("complaint_spike", "voice", 1.0, 4.0, 1.5, (("category", "billing"),), active=False),
-        "voice: 7 complaints about billing in 5m, about 1.5 usual",
+        "voice: complaints about billing at 7 in 5m, about 1.5 usual",
         "Customers on voice complain far more than usual about billing: 7 in the last 5m where "
         "about 1.5 are usual for this hour of the week. Going on since 2026-03-02 01:00 UTC.",
         "voice: resolved, complaints about billing now 1 in 5m (about 1.5 usual); lasted 21m",

@@ -132,6 +132,14 @@ def test_invalid_utf8_inside_a_string_is_invalid_json() -> None:
     assert _reason(_with().decode().replace("{", '{"x":"\ud800",', 1)) == Reject.INVALID_JSON  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("raw", [b"", b"  \n", ""])
+def test_an_empty_message_says_so(raw: bytes) -> None:
+    # the detail was msgspec's "Input data was truncated"
+    with pytest.raises(EventError) as caught:
+        decode(raw, 65536)
+    assert (caught.value.reason, caught.value.detail) == (Reject.INVALID_JSON, "empty message")
+
+
 def test_deep_nesting_is_invalid_json_not_a_recursion_error() -> None:
     raw = b'{"x":' + b"[" * 1000 + b"]" * 1000 + b',"event_id":"e"}'
     assert 2000 < len(raw) < 2100
