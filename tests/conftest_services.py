@@ -157,16 +157,21 @@ def unique_topic_name(prefix: str = "test") -> str:
 
 
 def create_kafka_topic(
-    bootstrap: str, name: str, partitions: int = 4, timeout: float = 30.0
+    bootstrap: str,
+    name: str,
+    partitions: int = 4,
+    timeout: float = 30.0,
+    config: dict[str, str] | None = None,
 ) -> None:
-    """Create NAME with PARTITIONS partitions (replication 1) and wait until it exists."""
+    """Create NAME with PARTITIONS partitions (replication 1) and the topic CONFIG, and wait
+    until it exists."""
     # dev-only dependency: imported when a test needs it
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415
     from confluent_kafka.cimpl import NewTopic  # noqa: PLC0415
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1)],
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
         operation_timeout=timeout,
         request_timeout=timeout,
     )
@@ -186,12 +191,15 @@ def delete_kafka_topics(bootstrap: str, names: Iterable[str], timeout: float = 3
 
 @pytest.fixture
 def make_kafka_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
-    """Factory ``make_kafka_topic(partitions=4, prefix="test") -> name``; deleted afterwards."""
+    """Factory ``make_kafka_topic(partitions=4, prefix="test", config=None) -> name``; deleted
+    afterwards."""
     created: list[str] = []
 
-    def make(partitions: int = 4, prefix: str = "test") -> str:
+    def make(
+        partitions: int = 4, prefix: str = "test", config: dict[str, str] | None = None
+    ) -> str:
         name = unique_topic_name(prefix)
-        create_kafka_topic(kafka_bootstrap, name, partitions)
+        create_kafka_topic(kafka_bootstrap, name, partitions, config=config)
         created.append(name)
         return name
 

@@ -56,7 +56,10 @@ class KafkaDeadLetters:
     The record key is the source partition (``topic/partition``), so the letters of one input
     partition land in one partition, in order (a letter re-sent after an error may come later
     than its successors). A letter bigger than ``max_bytes`` is cut to it (header
-    ``raw_truncated`` = original length) so that it fits the broker's message size limit.
+    ``raw_truncated`` = original length) so that it fits the broker's message size limit. One
+    that the topic still refuses as too large (its ``max.message.bytes`` is lower) is halved
+    until it fits, down to an empty value, and then logged once (``dead_letter_truncated``);
+    when not even the headers fit, it is a failure like any other (retried with backoff).
     """
 
     def __init__(
@@ -164,28 +167,43 @@ class KafkaDeadLetters:
     async def _send_reliably(self, record: _Record) -> None:
         """One letter, acknowledged, retried with backoff for as long as it takes."""
         backoff = Backoff(self._reconnect_max)
+        whole = len(record.value)
         while True:
             try:
                 producer = await self._started()
                 await producer.send_and_wait(
                     self.topic, record.value, key=record.key, headers=record.headers
                 )
-            except MessageSizeTooLargeError:
-                # The broker's limit is lower than ours: keep what fits rather than block forever.
-                record = record.cut()
-                self._log.warning(
-                    "dead_letter_truncated", position=record.position, size=len(record.value)
-                )
+            except MessageSizeTooLargeError as exc:
+                # a fresh producer: the refused record left a gap in the idempotent sequence
+                await self._restart()
+                if record.value:
+                    # the topic's limit is lower than ours: keep what fits rather than block
+                    record = record.cut()
+                    continue
+                self._outage.failed(record.position, exc)  # not even the headers fit
+                await backoff.sleep()
                 continue
             except KafkaError as exc:
                 self._outage.failed(record.position, exc)
-                producer, self._producer = self._producer, None
-                if producer is not None:
-                    await _stop_quietly(producer, self._close_timeout)
+                await self._restart()
                 await backoff.sleep()
                 continue
+            if len(record.value) < whole:
+                self._log.warning(
+                    "dead_letter_truncated",
+                    position=record.position,
+                    size=len(record.value),
+                    original_size=record.original_size,
+                )
             self._outage.stored()
             return
+
+    async def _restart(self) -> None:
+        """Stop the producer; the next send starts a new one."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _stop_quietly(producer, self._close_timeout)
 
 
 class _Record:
@@ -206,9 +224,10 @@ class _Record:
         self.original_size = original_size
 
     def cut(self) -> _Record:
+        """This letter with the first half of its value (header ``raw_truncated``)."""
         headers = [h for h in self.headers if h[0] != "raw_truncated"]
         headers.append(("raw_truncated", str(self.original_size).encode()))
-        value = self.value[: max(1024, len(self.value) // 2)]
+        value = self.value[: len(self.value) // 2]
         return _Record(value, self.key, headers, self.position, self.original_size)
 
 

@@ -24,8 +24,10 @@ from typing import Any
 
 import pytest
 import yaml
+from structlog.testing import capture_logs
 
 from support_monitor.monitor.consume import consume
+from support_monitor.monitor.deadletter import DeadLetter
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.readout import series
 from support_monitor.monitor.pipeline import Pipeline
@@ -98,6 +100,50 @@ def read_topic(
 
 
 # --- 1. exact counters, bad input, dead-letter topic -----------------------------------------
+
+
+async def test_a_dead_letter_topic_with_a_lower_size_limit_keeps_what_fits(
+    kafka_bootstrap, make_kafka_topic
+):
+    """The dead-letter topic's ``max.message.bytes`` (400) is below ``dead_letter_max_bytes``:
+    a letter it refuses as too large is halved until it fits (header ``raw_truncated``), one
+    log line each; a 411-byte one was re-sent in a tight loop forever (never cut below 1,024
+    bytes). A letter whose headers alone do not fit is a failure: counted and retried with
+    backoff, never stored cut to nothing silently."""
+    topic = make_kafka_topic(partitions=1, prefix="events")
+    dlq = make_kafka_topic(partitions=1, prefix="dlq", config={"max.message.bytes": "400"})
+    settings = kafka_settings(kafka_bootstrap, topic, dead_letter_topic=dlq)
+    stats = DaemonStats()
+    assert settings.sources.kafka is not None
+    source = KafkaSource(settings.sources.kafka, stats)
+    bad = [b"a" * 411 + b"!", b"b" * 5000]
+    async with source:
+        sink = source.dead_letters
+        assert sink is not None
+        with capture_logs() as logs:
+            for i, raw in enumerate(bad):
+                await sink.write(DeadLetter(raw, "invalid_json", "bad", "kafka", f"{topic}/0/{i}"))
+            await asyncio.wait_for(sink.flush(), 60)
+        assert stats.dead_letter_failures[sink.name] == 0
+        cut = [e for e in logs if e["event"] == "dead_letter_truncated"]
+        assert [(e["position"], e["original_size"]) for e in cut] == [
+            (f"{topic}/0/0", 412),
+            (f"{topic}/0/1", 5000),
+        ]
+        # headers too big for the topic: a failure, retried (the flush never ends by itself)
+        huge = DeadLetter(b"c", "invalid_json", "x" * 900, "kafka", f"{topic}/0/2")
+        await sink.write(huge)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(sink.flush(), 3)
+        assert stats.dead_letter_failures[sink.name] >= 1
+        assert sink.name in stats.dead_letter_sinks_failing
+    records = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 2)
+    assert len(records) == 2
+    for record, raw in zip(records, bad, strict=True):
+        headers = dict(record.headers())
+        assert headers["raw_truncated"] == str(len(raw)).encode()
+        assert 0 < len(record.value()) < len(raw)
+        assert raw.startswith(record.value())  # the first bytes, unchanged
 
 
 async def test_console_producer_exact_counters_and_dead_letters(
