@@ -10,9 +10,9 @@ time that lies as far back as the alert has fired on the daemon's clock, fixed a
 (in real time: ``fired_at``); a firing alert's ``endsAt`` is ``wall now + 4 * max(resend_interval,
 evaluation interval)``, the evaluation interval in wall seconds (the wall time since the previous
 evaluation when that is longer, as with a simulator slower than real time), so Alertmanager
-resolves it by itself if we stop talking; a resolved one's
-``endsAt`` is fixed the same way at its first post after resolving. The daemon's own times are
-in the annotations ``event_fired_at``/``event_resolved_at`` only when they differ from those.
+resolves it by itself if we stop talking; a resolved one's ``endsAt`` is fixed the same way at
+its first post after resolving. The daemon's own times are in the annotations
+``event_fired_at``/``event_resolved_at`` only when they differ from those.
 
 URLs are secrets (they may carry ``user:password@``): logs name the Alertmanager by its position
 in ``urls`` only, and never show a response body or an exception's text.

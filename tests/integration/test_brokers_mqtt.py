@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -217,18 +217,13 @@ def _publish(args: list[str], text: str) -> None:
 
 
 async def _flood(
-    mqtt_address: tuple[str, int],
-    *,
-    clean_session: bool,
-    want: Callable[[list[bytes]], bool],
-    junk: int = 100,
-    good: Sequence[str] = (),
+    mqtt_address: tuple[str, int], *, clean_session: bool, want: Callable[[list[bytes]], bool]
 ) -> tuple[list[MutableMapping[str, Any]], list[bytes], int, list[bool]]:
-    """The consumer holds one message while ``junk`` QoS 0 and then the ``good`` QoS 1
-    messages (default: ``GOOD``) arrive: the client's queue (max_queued_messages 10) takes 10
-    and aiomqtt discards the rest, QoS 1 ones included (never acknowledged). Then consume until
-    ``want(seen)``; the logs, what was seen, the discards counted, and what
-    ``backlog_in(MQTT_QUIET)`` said before each message from then on."""
+    """The consumer holds one message while 100 QoS 0 and then 5 QoS 1 messages arrive: the
+    client's queue (max_queued_messages 10) takes 10 and aiomqtt discards the rest, the QoS 1
+    ones included (never acknowledged). Then consume until ``want(seen)``; the logs, what was
+    seen, the discards counted, and what ``backlog_in(MQTT_QUIET)`` said before each message
+    from then on."""
     host, port = mqtt_address
     prefix = f"test/{uuid.uuid4().hex[:8]}/events"
     settings = mqtt_settings(
@@ -248,10 +243,9 @@ async def _flood(
             await asyncio.to_thread(_publish, publish_one, "first\n")
             first = await asyncio.wait_for(waiting, 30)
             assert first.raw == b"first"
-            if junk:
-                lines = "".join(f"junk {i}\n" for i in range(junk))
-                await asyncio.to_thread(_publish, [*send, "-q", "0"], lines)
-            lines = "".join(f"{line}\n" for line in good or GOOD)
+            junk = "".join(f"junk {i}\n" for i in range(100))
+            await asyncio.to_thread(_publish, [*send, "-q", "0"], junk)
+            lines = "".join(f"{line}\n" for line in GOOD)
             await asyncio.to_thread(_publish, publish_one, lines)
             await asyncio.sleep(1.0)  # all of it reached the client while the consumer held
             seen: list[bytes] = []
