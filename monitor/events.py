@@ -209,8 +209,53 @@ class EventError(SupportMonitorError):
 _decoder = msgspec.json.Decoder(Event)
 
 
-def _classify(exc: msgspec.ValidationError) -> Reject:
+class _TypeOnly(msgspec.Struct):
+    """An event's ``type`` alone (the decoder skips every other field without reading it)."""
+
+    type: object = None
+
+
+def _integer_fields() -> frozenset[tuple[str, str]]:
+    """(event type, field) of every integer field: ``rating``, a contact's ``priority``, a
+    survey's ``score``."""
+    found: set[tuple[str, str]] = set()
+    union = msgspec.inspect.type_info(Event)
+    structs = union.types if isinstance(union, msgspec.inspect.UnionType) else ()
+    for struct in structs:
+        if not isinstance(struct, msgspec.inspect.StructType):
+            continue
+        for field in struct.fields:
+            kinds = (
+                field.type.types
+                if isinstance(field.type, msgspec.inspect.UnionType)
+                else (field.type,)
+            )
+            if any(isinstance(kind, msgspec.inspect.IntType) for kind in kinds):
+                found.add((str(struct.tag), field.encode_name))
+    return frozenset(found)
+
+
+_INTEGER_FIELDS = _integer_fields()
+_AT_FIELD = re.compile(r" - at `\$\.([a-z_]+)`$")
+
+
+def _out_of_range(text: str, raw: bytes | str) -> Reject:
+    """msgspec's "Number out of range" (``1e400``): a float literal, so ``wrong_type`` in an
+    integer field (as ``1e2`` is there) and ``invalid_value`` in a float field."""
+    at = _AT_FIELD.search(text)
+    if at is None:
+        return Reject.INVALID_VALUE
+    try:
+        kind = msgspec.json.decode(raw, type=_TypeOnly).type
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return Reject.INVALID_VALUE
+    return Reject.WRONG_TYPE if (kind, at.group(1)) in _INTEGER_FIELDS else Reject.INVALID_VALUE
+
+
+def _classify(exc: msgspec.ValidationError, raw: bytes | str) -> Reject:
     text = str(exc)
+    if text.startswith("Number out of range"):
+        return _out_of_range(text, raw)
     if text.endswith("`$.ts`"):
         return Reject.BAD_TIMESTAMP
     if text.startswith("Object missing required field"):
@@ -236,7 +281,7 @@ def decode(raw: bytes | str, max_bytes: int, *, max_tags: int | None = None) -> 
         event = cast("Event", _decoder.decode(raw))
     except msgspec.ValidationError as exc:
         if not str(exc).startswith("Expected `object`, got") or _is_json(raw):
-            raise EventError(_classify(exc), _without_value(str(exc))) from None
+            raise EventError(_classify(exc, raw), _without_value(str(exc))) from None
         # not an object, and not JSON either (``[``, ``123abc``, ``[}``): the typed decoder
         # stops at the first token, before it sees the syntax error
         raise EventError(Reject.INVALID_JSON, "not JSON") from None

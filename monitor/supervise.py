@@ -73,14 +73,18 @@ def open_dead_letters(
     stack: AsyncExitStack, settings: Settings, stats: DaemonStats
 ) -> tuple[DeadLetterSink, JsonlDeadLetters | None]:
     """The supervisor's dead-letter sink, closed with ``stack``: the file at
-    ``dead_letter.path`` (also returned, for its flush task), else memory (said once in the
-    log, since those letters are lost on a stop)."""
+    ``dead_letter.path`` (also returned, for its flush task), else memory. Memory is said once
+    in the log when a broker source without a dead-letter topic will write to it, since those
+    letters are lost on a stop (the simulator writes only valid events)."""
     if settings.dead_letter.path is not None:
         file_sink = stack.enter_context(JsonlDeadLetters(Path(settings.dead_letter.path), stats))
         return file_sink, file_sink
-    structlog.get_logger("support_monitor.daemon").warning(
-        "dead_letters_in_memory", hint="set dead_letter.path to keep them"
-    )
+    sources = settings.sources
+    brokers = [broker for broker in (sources.kafka, sources.mqtt) if broker is not None]
+    if any(broker.dead_letter_topic is None for broker in brokers):
+        structlog.get_logger("support_monitor.daemon").warning(
+            "dead_letters_in_memory", hint="set dead_letter.path to keep them"
+        )
     return MemoryDeadLetters(stats=stats), None
 
 

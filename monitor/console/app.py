@@ -237,10 +237,11 @@ class Console:
                     raise HttpError(404, f"unknown channel {name[:64]!r}")
                 return {"now": format_time(now), **views.channel_view(channel, now)}
             case ["alerts"]:
-                status = request.query.get("status")
-                if status not in {None, "firing", "pending", "resolved"}:
+                # repeated, the statuses add up (?status=firing&status=pending)
+                statuses = frozenset(request.query.getall("status", ()))
+                if not statuses <= _STATUSES:
                     raise HttpError(400, "status: one of firing, pending, resolved")
-                return {"alerts": views.alerts_view(rules, self._store, now, status)}
+                return {"alerts": views.alerts_view(rules, self._store, now, statuses or None)}
             case ["alerts", fingerprint]:
                 alert = views.find_alert(rules, fingerprint)
                 if alert is None:
@@ -277,9 +278,9 @@ class Console:
         raise HttpError(404, "not found; see docs/console.md for the API")
 
     def _agents(self, request: web.BaseRequest, now: float) -> dict[str, Any]:
-        query = request.query
+        channel, limit = (_once(request, name) for name in ("channel", "limit"))
         try:
-            return agents_view(self._engine, now, query.get("channel"), query.get("limit"))
+            return agents_view(self._engine, now, channel, limit)
         except ValueError as exc:
             raise HttpError(400, str(exc)) from exc
 
@@ -491,6 +492,17 @@ class Console:
         return web.Response(
             text=text, status=status, headers={"Content-Type": "text/html; charset=utf-8"}
         )
+
+
+_STATUSES = frozenset({"firing", "pending", "resolved"})
+
+
+def _once(request: web.BaseRequest, name: str) -> str | None:
+    """Query parameter ``name``, given at most once (a repeat is a 400, not a silent choice)."""
+    values = request.query.getall(name, ())
+    if len(values) > 1:
+        raise HttpError(400, f"{name}: give it once")
+    return values[0] if values else None
 
 
 def _op(is_equal: bool, is_regex: bool) -> str:

@@ -140,12 +140,16 @@ def live_activations(rules: Iterable[CompiledRule]) -> list[tuple[str, float]]:
 
 
 def alerts_view(
-    rules: Iterable[CompiledRule], store: ConsoleStore, now: float, status: str | None = None
+    rules: Iterable[CompiledRule],
+    store: ConsoleStore,
+    now: float,
+    statuses: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Firing first, then pending, then resolved; by severity, then oldest first."""
+    """Firing first, then pending, then resolved; by severity, then oldest first. ``statuses``:
+    only alerts with one of them."""
     views = [alert_view(a, store, now) for a in alerts_of(rules)]
-    if status is not None:
-        views = [v for v in views if v["status"] == status]
+    if statuses is not None:
+        views = [v for v in views if v["status"] in statuses]
     views.sort(
         key=lambda v: (
             _STATUS_ORDER.get(v["status"], 3),

@@ -113,6 +113,12 @@ async def test_ack_by_api_needs_the_token_and_refuses_bad_input(tmp_path: Path) 
         fp = run.fire(100)
         alerts = (await client.get("/api/v1/alerts", params={"status": "firing"})).json()
         assert [a["fingerprint"] for a in alerts["alerts"]] == [fp]
+        both = await client.get(
+            "/api/v1/alerts", params=[("status", "pending"), ("status", "firing")]
+        )
+        assert [a["fingerprint"] for a in both.json()["alerts"]] == [fp]
+        neither = await client.get("/api/v1/alerts?status=pending&status=resolved")
+        assert neither.json() == {"alerts": []}
         assert alerts["alerts"][0]["acknowledged"] is None
         url = f"/api/v1/alerts/{fp}/ack"
         body = {"by": "Ana"}
@@ -157,6 +163,9 @@ async def test_ack_by_api_needs_the_token_and_refuses_bad_input(tmp_path: Path) 
                 "unknown alert",
             ),
             (await client.get("/api/v1/alerts", params={"status": "bad"}), 400, "status"),
+            (await client.get("/api/v1/alerts?status=firing&status=bad"), 400, "status"),
+            (await client.get("/api/v1/agents?limit=1&limit=1000"), 400, "limit: give it once"),
+            (await client.get("/api/v1/agents?channel=voice&channel=chat"), 400, "channel: give"),
             (  # a lone surrogate: it was a 500 after the ack took effect in memory only
                 await client.post(
                     url,

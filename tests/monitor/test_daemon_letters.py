@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import NoReturn
 
@@ -12,9 +13,10 @@ from structlog.testing import capture_logs
 
 from support_monitor.monitor.cluster.durable import Durability
 from support_monitor.monitor.daemon import letters_stored
-from support_monitor.monitor.deadletter import DeadLetter, JsonlDeadLetters
+from support_monitor.monitor.deadletter import DeadLetter, JsonlDeadLetters, MemoryDeadLetters
 from support_monitor.monitor.engine import snapshot as snapshot_module
 from support_monitor.monitor.stats import DaemonStats
+from support_monitor.monitor.supervise import open_dead_letters
 from tests.support import settings as make_settings
 
 
@@ -126,3 +128,49 @@ async def test_a_sink_that_could_not_open_at_start_recovers_with_nothing_to_stor
         assert snapshot.exists()
     events = [e["event"] for e in logs if e["event"].startswith("dead_letter")]
     assert events == ["dead_letter_write_failed", "dead_letter_sink_recovered"]
+
+
+@pytest.mark.parametrize(
+    ("sources", "warned"),
+    [
+        ({"simulator": {"enabled": True}}, False),
+        ({"kafka": {"bootstrap_servers": "127.0.0.1:1", "topics": ["events"]}}, True),
+        (
+            {
+                "kafka": {
+                    "bootstrap_servers": "127.0.0.1:1",
+                    "topics": ["events"],
+                    "dead_letter_topic": "events.dlq",
+                },
+                "mqtt": {"host": "127.0.0.1", "topics": ["support/#"]},
+            },
+            True,
+        ),
+        (
+            {
+                "kafka": {
+                    "bootstrap_servers": "127.0.0.1:1",
+                    "topics": ["events"],
+                    "dead_letter_topic": "events.dlq",
+                },
+                "mqtt": {
+                    "host": "127.0.0.1",
+                    "topics": ["support/#"],
+                    "dead_letter_topic": "support-dlq/letters",
+                },
+            },
+            False,
+        ),
+    ],
+)
+async def test_memory_letters_are_said_only_when_a_broker_source_writes_to_them(
+    sources: dict[str, object], warned: bool
+) -> None:
+    settings = make_settings(sources=sources)
+    with capture_logs() as logs:
+        async with AsyncExitStack() as stack:
+            sink, file_sink = open_dead_letters(stack, settings, DaemonStats())
+    assert isinstance(sink, MemoryDeadLetters)
+    assert file_sink is None
+    said = [line for line in logs if line["event"] == "dead_letters_in_memory"]
+    assert len(said) == (1 if warned else 0)

@@ -89,6 +89,34 @@ def test_reject_reasons(raw: bytes, reason: Reject) -> None:
     assert _reason(raw) == reason
 
 
+def _literal(field: str, literal: str, **changes: object) -> bytes:
+    """:func:`_with` and ``field`` set to a JSON number literal json.dumps cannot write."""
+    return _with(**changes, **{field: "@"}).replace(b'"@"', literal.encode())
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        # a float literal too large for a double is still a float: wrong type in an integer field
+        (_literal("rating", "1e400", type="ticket.rated"), Reject.WRONG_TYPE),
+        (_literal("rating", "-1e400", type="ticket.rated"), Reject.WRONG_TYPE),
+        (_literal("rating", "1e2", type="ticket.rated"), Reject.WRONG_TYPE),
+        (_literal("priority", "1e400"), Reject.WRONG_TYPE),
+        (_literal("score", "1e400", type="survey.answered", survey="nps"), Reject.WRONG_TYPE),
+        # and out of range in a float field
+        (_literal("score", "1e400", type="sentiment.scored"), Reject.INVALID_VALUE),
+        # an integer literal of any size is an integer: out of range
+        (_literal("rating", "1" + "0" * 400, type="ticket.rated"), Reject.INVALID_VALUE),
+        (
+            _literal("score", "1" + "0" * 400, type="survey.answered", survey="nps"),
+            Reject.INVALID_VALUE,
+        ),
+    ],
+)
+def test_number_literals_out_of_a_double_range(raw: bytes, reason: Reject) -> None:
+    assert _reason(raw) == reason
+
+
 def test_too_large_is_rejected_before_parsing() -> None:
     assert _reason(b"x" * 1001, max_bytes=1000) == Reject.TOO_LARGE
 
