@@ -11,6 +11,7 @@
 #   data, log:  ${SUPPORT_MONITOR_RUN:-/tmp/support-monitor-run}/kafka/
 #   produce: KAFKA_KEY_SEPARATOR=SEP makes each line "KEY<SEP>VALUE" (keyed records)
 #   consume: KAFKA_PRINT_KEY=1 prints "KEY<TAB>VALUE"
+#   start: KAFKA_AUTO_CREATE_TOPICS=false makes a broker that creates no topic on first use
 # Needs deploy/local/install.sh to have run (the jars are looked up in the cache dir).
 set -euo pipefail
 
@@ -56,7 +57,7 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=${KDIR}/data
-auto.create.topics.enable=true
+auto.create.topics.enable=${KAFKA_AUTO_CREATE_TOPICS:-true}
 num.partitions=4
 default.replication.factor=1
 min.insync.replicas=1

@@ -55,6 +55,8 @@ from support_monitor.monitor.sources.settings import KafkaSettings
 from support_monitor.monitor.stats import DaemonStats
 
 _PROBE_INTERVAL = 5.0
+_TOPICS_SAID_AFTER = 5.0
+"""Seconds a consumer start may wait for its topics' metadata before the missing ones are said."""
 """Seconds between connection probes while the source is idle and the broker was reachable."""
 _LIBRARY_LEVELS = {
     "debug": logging.DEBUG,
@@ -164,6 +166,8 @@ class KafkaSource:
         self._up = False
         self._next_probe = 0.0
         self._probe_backoff = Backoff(settings.reconnect_max_seconds)
+        self._missing_said = False
+        """``kafka_topics_missing`` was logged and no start has found every topic since."""
         self.dead_letters: KafkaDeadLetters | None = None
         self._letter_store: DurableSink | None = None
         if settings.dead_letter_topic is not None:
@@ -311,7 +315,7 @@ class KafkaSource:
             )
             consumer.subscribe(topics=list(settings.topics), listener=_Rebalance(self, consumer))
             try:
-                await consumer.start()
+                await self._started(consumer)
             except (KafkaError, OSError) as error:
                 self._set_up(up=False)
                 delay = backoff.next_delay()
@@ -344,6 +348,31 @@ class KafkaSource:
                 failed_attempts=failures,
             )
             return consumer
+
+    async def _started(self, consumer: AIOKafkaConsumer) -> None:
+        """``consumer.start()``, which waits for every subscribed topic to be in the cluster's
+        metadata (up to aiokafka's 40 s request timeout, then ``UnknownTopicOrPartitionError``).
+        If it is still waiting after ``_TOPICS_SAID_AFTER`` seconds, the topics the cluster
+        does not have are logged (``kafka_topics_missing``): once, until a start finds them."""
+        start = asyncio.ensure_future(consumer.start())
+        try:
+            done, _ = await asyncio.wait({start}, timeout=_TOPICS_SAID_AFTER)
+            if not done:
+                known = consumer._client.cluster.topics()  # noqa: SLF001 - its metadata so far
+                missing = sorted(set(self.settings.topics) - known)
+                if missing and not self._missing_said:
+                    self._log.warning(
+                        "kafka_topics_missing",
+                        topics=missing,
+                        hint="create them or correct sources.kafka.topics; the source waits",
+                    )
+                self._missing_said = bool(missing)
+            await start
+            self._missing_said = False
+        finally:
+            if not start.done():  # cancelled while waiting: the start ends with us
+                start.cancel()
+                await asyncio.gather(start, return_exceptions=True)
 
     async def _stop(
         self, consumer: AIOKafkaConsumer, *, commit: bool, closing: bool = False

@@ -18,7 +18,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -270,16 +270,18 @@ async def test_console_producer_exact_counters_and_dead_letters(
 
 @pytest.fixture
 def private_kafka(
-    kafka_bootstrap, tmp_path, monkeypatch
+    kafka_bootstrap, tmp_path, monkeypatch, request
 ) -> Iterator[tuple[str, Callable[[str], None]]]:
     """A broker of our own (kafka.sh with its own run dir and ports), so that stopping it does not
-    disturb other tests using the shared one. Yields (bootstrap, kafka.sh runner)."""
+    disturb other tests using the shared one. Yields (bootstrap, kafka.sh runner). Indirect
+    parameter ``"no-auto-create"``: a broker that creates no topic on first use."""
     port, controller = free_port(), free_port()
     env = {
         **os.environ,
         "SUPPORT_MONITOR_RUN": str(tmp_path / "run"),
         "KAFKA_PORT": str(port),
         "KAFKA_CONTROLLER_PORT": str(controller),
+        "KAFKA_AUTO_CREATE_TOPICS": str(getattr(request, "param", "") != "no-auto-create").lower(),
     }
 
     def kafka_sh(command: str) -> None:
@@ -293,6 +295,43 @@ def private_kafka(
         yield f"127.0.0.1:{port}", kafka_sh
     finally:
         kafka_sh("stop")
+
+
+@pytest.mark.parametrize("private_kafka", ["no-auto-create"], indirect=True)
+async def test_a_missing_topic_is_named_and_read_once_it_exists(private_kafka):
+    bootstrap, _kafka_sh = private_kafka
+    topic, later = f"events-{uuid.uuid4().hex[:8]}", f"later-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(conftest_services.create_kafka_topic, bootstrap, topic, 2)
+    settings = kafka_settings(bootstrap, topic, topics=[topic, later])
+    assert settings.sources.kafka is not None
+    live = LiveEngine(settings)
+    source = KafkaSource(settings.sources.kafka, live.stats)
+    scenario = Scenario("late-topic")
+    scenario.contacts("voice", ("billing", "tech"), 10)
+    with capture_logs() as logs:
+        async with source:
+            task = asyncio.create_task(
+                consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
+            )
+            try:
+
+                def said() -> list[MutableMapping[str, Any]]:
+                    return [line for line in logs if line["event"] == "kafka_topics_missing"]
+
+                await wait_for(lambda: bool(said()), 20, "kafka_topics_missing")
+                assert said()[0]["topics"] == [later]
+                assert said()[0]["log_level"] == "warning"
+                assert live.stats.source_up["kafka"] is False  # not ready while it waits
+                await asyncio.to_thread(conftest_services.create_kafka_topic, bootstrap, later, 2)
+                await asyncio.to_thread(
+                    conftest_services.kafka_console_produce, later, scenario.lines(), key="voice"
+                )
+                await wait_for(lambda: processed(live.stats) == len(scenario.lines()), 90, "all")
+                assert live.stats.source_up["kafka"] is True
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+    assert len(said()) == 1
 
 
 async def test_broker_restart_mid_stream(private_kafka, tmp_path):
