@@ -55,9 +55,9 @@ from support_monitor.monitor.sources.settings import KafkaSettings
 from support_monitor.monitor.stats import DaemonStats
 
 _PROBE_INTERVAL = 5.0
+"""Seconds between connection probes while the source is idle and the broker was reachable."""
 _TOPICS_SAID_AFTER = 5.0
 """Seconds a consumer start may wait for its topics' metadata before the missing ones are said."""
-"""Seconds between connection probes while the source is idle and the broker was reachable."""
 _LIBRARY_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
