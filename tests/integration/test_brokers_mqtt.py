@@ -629,12 +629,10 @@ def _tls_settings(port: int, certs: Path, prefix: str, ca: str) -> Any:
     )
 
 
-async def test_tls_with_a_private_ca_and_a_client_certificate(tls_mosquitto):
-    port, certs = tls_mosquitto
-    prefix = f"test/{uuid.uuid4().hex[:8]}/events"
-    scenario = Scenario("tls")
-    scenario.contacts("voice", ("billing", "tech"), 20)
-    settings = _tls_settings(port, certs, prefix, "good")
+@contextlib.asynccontextmanager
+async def consuming(settings: Any) -> AsyncGenerator[tuple[LiveEngine, asyncio.Task[None]]]:
+    """An engine fed by an MQTT source of ``settings``, and the consume task, until the block
+    ends."""
     live = LiveEngine(settings)
     source = MqttSource(settings.sources.mqtt, live.stats)
     async with source:
@@ -642,12 +640,21 @@ async def test_tls_with_a_private_ca_and_a_client_certificate(tls_mosquitto):
             consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
         )
         try:
-            await wait_for(lambda: live.stats.source_up.get("mqtt") is True, 30, "connected")
-            await asyncio.to_thread(_tls_pub, port, certs, f"{prefix}/voice", scenario.lines())
-            await wait_for(lambda: processed(live.stats) >= len(scenario.lines()), 60, "all")
+            yield live, task
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_tls_with_a_private_ca_and_a_client_certificate(tls_mosquitto):
+    port, certs = tls_mosquitto
+    prefix = f"test/{uuid.uuid4().hex[:8]}/events"
+    scenario = Scenario("tls")
+    scenario.contacts("voice", ("billing", "tech"), 20)
+    async with consuming(_tls_settings(port, certs, prefix, "good")) as (live, _task):
+        await wait_for(lambda: live.stats.source_up.get("mqtt") is True, 30, "connected")
+        await asyncio.to_thread(_tls_pub, port, certs, f"{prefix}/voice", scenario.lines())
+        await wait_for(lambda: processed(live.stats) >= len(scenario.lines()), 60, "all")
     assert processed(live.stats) == len(scenario.lines())
     assert sum(live.stats.rejected.values()) == 0
 
@@ -655,17 +662,10 @@ async def test_tls_with_a_private_ca_and_a_client_certificate(tls_mosquitto):
 async def test_a_server_certificate_of_another_ca_is_refused_with_one_warning(tls_mosquitto):
     port, certs = tls_mosquitto
     settings = _tls_settings(port, certs, f"test/{uuid.uuid4().hex[:8]}/events", "other")
-    live = LiveEngine(settings)
-    source = MqttSource(settings.sources.mqtt, live.stats)
     with capture_logs() as logs:
-        async with source:
-            task = asyncio.create_task(
-                consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
-            )
+        async with consuming(settings) as (live, task):
             await asyncio.sleep(3.5)  # reconnect_max_seconds 1: several attempts
             assert not task.done()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
     assert live.stats.source_up["mqtt"] is False
     failed = [line for line in logs if line["event"] == "mqtt_connect_failed"]
     assert len(failed) >= 2
@@ -679,39 +679,21 @@ async def test_shared_subscribers_split_the_messages_between_them(mqtt_address):
     group = f"g{uuid.uuid4().hex[:8]}"
     scenario = Scenario("shared")
     scenario.contacts("voice", ("billing", "tech"), 100)
-    lives = []
-    sources = []
-    for _ in range(2):
-        settings = mqtt_settings(host, port, prefix, shared_group=group)
-        live = LiveEngine(settings)
-        lives.append(live)
-        sources.append(MqttSource(settings.sources.mqtt, live.stats))
-    async with sources[0], sources[1]:
-        tasks = [
-            asyncio.create_task(
-                consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
-            )
-            for source, live in zip(sources, lives, strict=True)
-        ]
-        try:
-            await wait_for(
-                lambda: all(live.stats.source_up.get("mqtt") is True for live in lives), 30, "up"
-            )
-            # queued events only: each stands alone, whichever daemon of the group gets it
-            # (an answer whose queued went to the other one is held, then unknown_contact)
-            lines = [line for line in scenario.lines() if '"contact.queued"' in line]
-            assert len(lines) == 100
-            await asyncio.to_thread(mosquitto_pub, host, port, f"{prefix}/voice", lines)
-            await wait_for(
-                lambda: sum(processed(live.stats) for live in lives) >= len(lines),
-                60,
-                "all",
-            )
-            await asyncio.sleep(1.0)  # a copy delivered to both would arrive by now
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    # queued events only: each stands alone, whichever daemon of the group gets it
+    # (an answer whose queued went to the other one is held, then unknown_contact)
+    lines = [line for line in scenario.lines() if '"contact.queued"' in line]
+    assert len(lines) == 100
+    settings = [mqtt_settings(host, port, prefix, shared_group=group) for _ in range(2)]
+    async with consuming(settings[0]) as (one, _), consuming(settings[1]) as (other, _):
+        lives = (one, other)
+        await wait_for(
+            lambda: all(live.stats.source_up.get("mqtt") is True for live in lives), 30, "up"
+        )
+        await asyncio.to_thread(mosquitto_pub, host, port, f"{prefix}/voice", lines)
+        await wait_for(
+            lambda: sum(processed(live.stats) for live in lives) >= len(lines), 60, "all"
+        )
+        await asyncio.sleep(1.0)  # a copy delivered to both would arrive by now
     counts = [processed(live.stats) for live in lives]
     assert sum(counts) == len(lines)  # each message to one of the group, none to both
     assert min(counts) > 0  # and the broker gave each of them some
