@@ -354,6 +354,23 @@ def private_mosquitto(mqtt_address, tmp_path) -> Iterator[tuple[int, Callable[[s
         mosquitto_sh("stop")
 
 
+@contextlib.asynccontextmanager
+async def consuming(settings: Any) -> AsyncGenerator[tuple[LiveEngine, asyncio.Task[None]]]:
+    """An engine fed by an MQTT source of ``settings``, and the consume task, until the block
+    ends."""
+    live = LiveEngine(settings)
+    source = MqttSource(settings.sources.mqtt, live.stats)
+    async with source:
+        task = asyncio.create_task(
+            consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
+        )
+        try:
+            yield live, task
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_broker_restart_reconnects_and_resubscribes(private_mosquitto, tmp_path):
     port, mosquitto_sh = private_mosquitto
     host = "127.0.0.1"
@@ -363,29 +380,20 @@ async def test_broker_restart_reconnects_and_resubscribes(private_mosquitto, tmp
     second.contacts("voice", ("billing", "tech"), 80, start=500)
     second.tickets(20)
     settings = mqtt_settings(host, port, prefix)
-    live = LiveEngine(settings)
-    source = MqttSource(settings.sources.mqtt, live.stats)
-    async with source:
-        task = asyncio.create_task(
-            consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
-        )
-        try:
-            await wait_for(lambda: live.stats.source_up.get("mqtt") is True, 30, "connected")
-            await asyncio.to_thread(publish, host, port, prefix, first)
-            await wait_for(lambda: processed(live.stats) >= len(first.lines()), 60, "first half")
-            await asyncio.to_thread(mosquitto_sh, "stop")
-            await wait_for(lambda: live.stats.source_up["mqtt"] is False, 30, "not ready")
-            await asyncio.sleep(2)
-            assert not task.done()
-            await asyncio.to_thread(mosquitto_sh, "start")
-            await wait_for(lambda: live.stats.source_up["mqtt"] is True, 60, "ready again")
-            await asyncio.to_thread(publish, host, port, prefix, second)
-            total = len(first.lines()) + len(second.lines())
-            await wait_for(lambda: processed(live.stats) >= total, 60, "second half")
-            await asyncio.sleep(0.5)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    async with consuming(settings) as (live, task):
+        await wait_for(lambda: live.stats.source_up.get("mqtt") is True, 30, "connected")
+        await asyncio.to_thread(publish, host, port, prefix, first)
+        await wait_for(lambda: processed(live.stats) >= len(first.lines()), 60, "first half")
+        await asyncio.to_thread(mosquitto_sh, "stop")
+        await wait_for(lambda: live.stats.source_up["mqtt"] is False, 30, "not ready")
+        await asyncio.sleep(2)
+        assert not task.done()
+        await asyncio.to_thread(mosquitto_sh, "start")
+        await wait_for(lambda: live.stats.source_up["mqtt"] is True, 60, "ready again")
+        await asyncio.to_thread(publish, host, port, prefix, second)
+        total = len(first.lines()) + len(second.lines())
+        await wait_for(lambda: processed(live.stats) >= total, 60, "second half")
+        await asyncio.sleep(0.5)
     everything = first.lines() + second.lines()
     assert processed(live.stats) - sum(live.stats.duplicates.values()) == len(everything)
     expected = await replay_samples(everything, settings, tmp_path)
@@ -627,23 +635,6 @@ def _tls_settings(port: int, certs: Path, prefix: str, ca: str) -> Any:
         cert_file=str(certs / "good-client.pem"),
         key_file=str(certs / "good-client.key"),
     )
-
-
-@contextlib.asynccontextmanager
-async def consuming(settings: Any) -> AsyncGenerator[tuple[LiveEngine, asyncio.Task[None]]]:
-    """An engine fed by an MQTT source of ``settings``, and the consume task, until the block
-    ends."""
-    live = LiveEngine(settings)
-    source = MqttSource(settings.sources.mqtt, live.stats)
-    async with source:
-        task = asyncio.create_task(
-            consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
-        )
-        try:
-            yield live, task
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_tls_with_a_private_ca_and_a_client_certificate(tls_mosquitto):
