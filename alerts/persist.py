@@ -43,6 +43,8 @@ class Snapshot(msgspec.Struct, kw_only=True):
     sent: list[StoredSent] = []
     groups: list[GroupTiming] = []
     """Per receiver and group: when it was last paged and since when a change waits."""
+    evaluated_at: float | None = None
+    """The latest evaluation the state reflects (a clean stop stores the last one)."""
 
 
 def _opt(value: float) -> float | None:
@@ -57,6 +59,7 @@ def dump(
     rules: Iterable[CompiledRule],
     sent: dict[tuple[str, str], SentRecord],
     groups: Mapping[GroupKey, GroupTiming] | None = None,
+    evaluated_at: float | None = None,
 ) -> bytes:
     alerts = [
         StoredAlert(
@@ -79,16 +82,23 @@ def dump(
     ]
     records = [StoredSent(receiver=r, fingerprint=fp, record=rec) for (r, fp), rec in sent.items()]
     timings = list((groups or {}).values())
-    return msgspec.json.encode(Snapshot(alerts=alerts, sent=records, groups=timings))
+    return msgspec.json.encode(
+        Snapshot(alerts=alerts, sent=records, groups=timings, evaluated_at=evaluated_at)
+    )
 
 
 def load(
     data: bytes, rules: Iterable[CompiledRule]
 ) -> tuple[int, dict[tuple[str, str], SentRecord]]:
     """Put stored alerts back into their rules (by rule key); returns (alerts restored, sent).
-    Alerts of rules that no longer exist are dropped; their receivers get a resolve message."""
+    Alerts of rules that no longer exist are dropped; their receivers get a resolve message.
+    Each rule learns the stored evaluation time (``RuleState.resumed_at``): a firing alert
+    whose condition is gone at the first evaluation keeps firing from then on, not from the
+    restart."""
     snapshot = msgspec.json.decode(data, type=Snapshot)
     by_key = {rule.key: rule for rule in rules}
+    for compiled in by_key.values():
+        compiled.state.resumed_at = snapshot.evaluated_at
     restored = 0
     for stored in snapshot.alerts:
         rule = by_key.get(stored.rule)

@@ -318,6 +318,7 @@ class CompiledRule:
         self._samples = seen
         if not samples and not self.state.active:
             self._unrendered.clear()  # no sample or alert uses any of them any more
+            self.state.resumed_at = None  # what RuleState.eval would do
             return []  # RuleState.eval would change nothing and return no transition
         transitions = self.state.eval(now, samples)
         for transition in transitions:

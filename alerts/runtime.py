@@ -146,6 +146,8 @@ class Alerting:
         self._restoring = False
         self._opened = False
         self._dirty = False
+        self._evaluated_at: float | None = None
+        """The latest evaluation's time (stored with the alert state)."""
         self._to_commit: list[Notification] = []
         self._am_batch: list[dict[str, Any]] = []
         self._am_wall: float | None = None
@@ -186,6 +188,7 @@ class Alerting:
                 moved.update(compiled.adopt(old))
             rules.append(compiled)
         self.rules = rules
+        self._dirty = True  # the stored state names each alert's rule by its key: store anew
         self.planner.relabelled(moved)
         self._directions()
         self.inhibitor = Inhibitor(alerts.inhibit_rules)
@@ -280,12 +283,16 @@ class Alerting:
     def _apply(self, now: float, active: list[Signal], everything: Sequence[Signal]) -> None:
         """``apply`` over the active signals (rules ignore inactive ones; ``everything`` is
         where a resolving alert reads its value now)."""
+        self._evaluated_at = now
         transitions: list[Transition] = []
         by_detector: dict[str, list[Signal]] = {}
         for signal in active:  # a rule reads one detector's signals: hand it only those
             by_detector.setdefault(signal.detector, []).append(signal)
         for rule in self.rules:
             transitions.extend(rule.eval(now, by_detector.get(rule.rule.detector, ()), everything))
+            if rule.state.keep_changed:  # kept firing since now, or no longer: stored too
+                rule.state.keep_changed = False
+                self._dirty = True
         inhibited: Container[str] = ()
         if transitions and self.inhibitor:
             inhibited = self.inhibitor.inhibited(a for rule in self.rules for a in rule.held())
@@ -343,6 +350,11 @@ class Alerting:
                 self._am_wake.set()
         if self._dirty:
             self._wake.set()
+
+    @property
+    def evaluated_at(self) -> float | None:
+        """The latest evaluation's time (``None`` before the first): stored with the state."""
+        return self._evaluated_at
 
     @property
     def planned(self) -> bool:
@@ -416,6 +428,8 @@ class Alerting:
 
     async def close(self) -> None:
         self._live = False
+        if self._evaluated_at is not None:
+            self._dirty = True  # a stop stores the time of its last evaluation
         if self._to_commit or self._dirty:
             await self._commit()
         await self.outbox.close()
@@ -507,7 +521,9 @@ class Alerting:
         batch, self._to_commit = self._to_commit, []
         snapshot = None
         if self._dirty and self.outbox.path is not None:
-            snapshot = persist.dump(self.rules, self.planner.sent, self.planner.groups)
+            snapshot = persist.dump(
+                self.rules, self.planner.sent, self.planner.groups, self._evaluated_at
+            )
         self._dirty = False
         for n in await self.outbox.commit(snapshot, batch):
             self._stats.notifications[(n.receiver, "dropped")] += 1

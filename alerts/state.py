@@ -138,6 +138,13 @@ class RuleState:
     active: dict[str, Alert] = field(default_factory=dict)
     replaced: dict[str, Alert] = field(default_factory=dict)
     """Fingerprint -> the resolved alert a pending one replaced (see the module doc)."""
+    resumed_at: float | None = None
+    """After a restart, until the first evaluation: the last evaluation the stored state saw.
+    A firing alert whose condition is gone then counts ``keep_firing_for`` from that instant
+    (the condition ended while the daemon was down), not from the restart."""
+    keep_changed: bool = False
+    """A ``keep_firing_since`` was set or cleared (no transition, but stored state to write);
+    the runtime takes it back to ``False`` when it marks the state to be stored."""
 
     def eval(self, now: float, samples: list[Sample]) -> list[Transition]:
         before = {fp: a.status for fp, a in self.active.items()}
@@ -148,7 +155,9 @@ class RuleState:
                 if self._cleared(now, fp, alert):
                     dropped.append(Transition(alert, "inactive", "pending"))
                 continue
-            alert.keep_firing_since = None
+            if alert.keep_firing_since is not None:
+                alert.keep_firing_since = None
+                self.keep_changed = True
             if (
                 alert.state is AlertState.PENDING
                 and now - alert.active_at >= self.hold
@@ -157,6 +166,7 @@ class RuleState:
                 alert.state = AlertState.FIRING
                 alert.fired_at = now
                 self.replaced.pop(fp, None)
+        self.resumed_at = None
         changes = dropped + self._changes(before)
         for fp, old in list(self.replaced.items()):
             if old.resolved_at is None or now - old.resolved_at > self.resolved_retention:
@@ -211,7 +221,9 @@ class RuleState:
         keep_firing = False
         if alert.state is AlertState.FIRING and self.keep_firing_for > 0:
             if alert.keep_firing_since is None:
-                alert.keep_firing_since = now
+                resumed = self.resumed_at
+                alert.keep_firing_since = now if resumed is None else min(now, resumed)
+                self.keep_changed = True
             keep_firing = now - alert.keep_firing_since < self.keep_firing_for
         was_pending = alert.state is AlertState.PENDING
         if was_pending or (

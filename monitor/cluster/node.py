@@ -569,7 +569,9 @@ class ClusterNode:
                 )
             )
         planner = part.alerting.planner
-        alerts = persist.dump(part.alerting.rules, planner.sent, planner.groups)
+        alerts = persist.dump(
+            part.alerting.rules, planner.sent, planner.groups, part.alerting.evaluated_at
+        )
         undelivered = part.outbox.undelivered()
         held = {n.key for n in undelivered}
         undelivered += [n for n in new if n.key not in held]

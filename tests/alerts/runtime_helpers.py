@@ -30,6 +30,9 @@ class Scripted:
     def __init__(self) -> None:
         self.help: dict[str, str] = {"support_detector_score": "test"}
         self.signals: list[Signal] = []
+        self.settings: Any = None
+        """The detector settings, as a suite holds them (a reload compares its own with them)."""
+        self.channel_settings: Any = None
 
     def evaluate(self, engine: Engine, now: float) -> list[Signal]:
         return list(self.signals)
@@ -68,6 +71,7 @@ def make(
         on_transition=append_record if records is not None else None,
     )
     source = Scripted()
+    source.settings, source.channel_settings = s.detectors, s.channels
     # Alerting.suite is annotated DetectorSuite, but Alerting also takes any source with
     # help/evaluate/series (it filters the active signals of a source that is not a DetectorSuite)
     alerting.suite = cast("DetectorSuite", source)

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
+from support_monitor.alerts import persist
 from support_monitor.alerts.outbox import Outbox
 from support_monitor.alerts.runtime import Alerting
 from support_monitor.alerts.timefmt import rfc3339
@@ -22,7 +23,7 @@ from support_monitor.monitor.stats import DaemonStats
 from tests.alerts.fakes import Reply, SlackLike, notification
 from tests.alerts.helpers import sig
 from tests.alerts.runtime_helpers import RULE, delivering, make, wait_for
-from tests.support import T0
+from tests.support import T0, settings
 
 
 def test_replay_mode_records_transitions_and_never_plans():
@@ -677,3 +678,88 @@ def test_a_reload_that_disables_a_default_rules_detector_says_so() -> None:
         alerting.reconfigure(off.detectors, off.alerts)
     warned = [e for e in reloaded if e["event"] == "alert_rule_detector_disabled"]
     assert [(e["alert"], e["detector"]) for e in warned] == [("BacklogGrowing", "backlog_growth")]
+
+
+KEEP = {**RULE, "keep_firing_for": "20s"}
+
+
+async def _fired_then_stopped(tmp_path: Any, *, cleared_at: int | None, stop_at: int) -> None:
+    """A first life over ``tmp_path``: KEEP fires at T0, its condition is gone from
+    ``cleared_at`` on (if given), evaluations each second until ``stop_at``, then a clean stop."""
+    first, source, _ = make(state_dir=tmp_path, rule=KEEP)
+    async with delivering(first):
+        for second in range(stop_at + 1):
+            source.signals = [] if cleared_at is not None and second >= cleared_at else [sig()]
+            first.evaluate(T0 + second)
+
+
+async def _second_life(tmp_path: Any, seconds: list[int]) -> list[tuple[int, str]]:
+    """The restart: the condition stays gone; the (second, state) transitions it records."""
+    records: list[dict[str, Any]] = []
+    second, source, _ = make(state_dir=tmp_path, rule=KEEP, records=records)
+    async with delivering(second):
+        source.signals = []
+        for at in seconds:
+            second.evaluate(T0 + at)
+    return [(round(r["ts"] - T0), r["state"]) for r in records]
+
+
+async def test_keep_firing_for_counts_from_the_stop_when_the_condition_ended_while_down(tmp_path):
+    """Firing at the stop (second 5), condition gone at the restart: the alert kept firing for
+    at most keep_firing_for (20 s) after the last evaluation that saw it, so a restart at 40
+    resolves it at once, and one at 10 resolves it at 25, not 20 s after the restart."""
+    await _fired_then_stopped(tmp_path / "long", cleared_at=None, stop_at=5)
+    assert await _second_life(tmp_path / "long", [40, 41]) == [(40, "resolved")]
+    await _fired_then_stopped(tmp_path / "short", cleared_at=None, stop_at=5)
+    assert await _second_life(tmp_path / "short", [10, 24, 25, 26]) == [(25, "resolved")]
+
+
+async def _stored(state_dir: Any) -> persist.Snapshot:
+    """The alert state stored in ``state_dir`` now: what a crash (SIGKILL) would leave."""
+    outbox = Outbox(state_dir, 100, DaemonStats())
+    restored = await outbox.open()
+    await outbox.close()
+    assert restored.state is not None
+    return msgspec.json.decode(restored.state, type=persist.Snapshot)
+
+
+async def test_keep_firing_since_is_stored_when_it_is_set(tmp_path):
+    """Firing at T0, condition gone at T0 + 2: no transition, yet the stored state says since
+    when it is kept firing, so a restart after a crash resolves it at T0 + 22 as without one
+    (it was stored only with the next transition)."""
+    first, source, _ = make(state_dir=tmp_path, rule=KEEP)
+    async with delivering(first):
+        source.signals = [sig()]
+        first.evaluate(T0)
+        await wait_for(lambda: not first.planned)
+        source.signals = []
+        first.evaluate(T0 + 2)
+        await asyncio.sleep(0.1)
+        (alert,) = (await _stored(tmp_path)).alerts
+        assert (alert.state, alert.keep_firing_since) == ("firing", T0 + 2)
+
+
+async def test_a_severity_changed_by_reload_is_stored_under_the_new_rule(tmp_path):
+    """The one rule of its name goes from critical to warning by reload while its alert fires:
+    the stored state names the new rule at once. Before, it still named the old one until the
+    next transition, and a restart after a crash dropped the alert and paged it again."""
+    first, source, _ = make(state_dir=tmp_path)
+    async with delivering(first):
+        source.signals = [sig()]
+        first.evaluate(T0)
+        await wait_for(lambda: not first.planned)
+        new = settings(alerts={"rules": [{**RULE, "severity": "warning"}]})
+        first.reconfigure(new.detectors, new.alerts)
+        first.evaluate(T0 + 1)
+        await asyncio.sleep(0.1)
+        (alert,) = (await _stored(tmp_path)).alerts
+        assert (dict(alert.labels)["severity"], alert.active_at) == ("warning", T0)
+        assert alert.rule == first.rules[0].key
+    records: list[dict[str, Any]] = []
+    second, source, _ = make(
+        state_dir=tmp_path, rule={**RULE, "severity": "warning"}, records=records
+    )
+    async with delivering(second):
+        source.signals = [sig()]
+        second.evaluate(T0 + 10)
+    assert records == []  # restored: the same activation, nothing new
