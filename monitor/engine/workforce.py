@@ -65,12 +65,16 @@ AgentKey = tuple[str, str]
 class Agent:
     """One agent in one channel."""
 
-    __slots__ = ("entered", "handled", "implied", "queues", "since", "state", "talking")
+    __slots__ = ("entered", "handled", "implied", "newest", "queues", "since", "state", "talking")
 
     def __init__(self, state: int, ts: float, queues: tuple[str, ...] | None) -> None:
         self.state = state
         self.since = ts
-        """``ts`` of the newest state change applied (older ones are superseded)."""
+        """``ts`` of the newest state change applied."""
+        self.newest = ts
+        """``ts`` of the newest state event applied: a change, or an answer that found the agent
+        busy already (it says busy at its ``ts`` too). An ``agent.state`` or an answer stamped
+        before it is superseded."""
         self.entered = ts
         """When the current state began (a repeat of the same state keeps it)."""
         self.queues = queues
@@ -178,7 +182,7 @@ class Workforce:
             if self._new(key, state, ts, queues) is None:
                 return Reject.CAPACITY
             return None
-        if ts < agent.since:
+        if ts < agent.newest:
             self.superseded += 1
             return None
         agent.implied = False
@@ -214,10 +218,11 @@ class Workforce:
                 agent.implied = True
                 agent.talking = 1
             return
-        if ts < agent.since:
+        if ts < agent.newest:
             self.superseded += 1
             return
         if agent.state == BUSY:
+            agent.newest = ts  # busy at ts: an earlier state event arriving now is superseded
             if agent.implied:
                 agent.talking += 1
             return  # busy through agent.state: its source sends the states
@@ -240,7 +245,7 @@ class Workforce:
         if agent.talking > 0:
             return
         agent.implied = False
-        if ts < agent.since:
+        if ts < agent.newest:
             self.superseded += 1
             return
         self._change(key, agent, AVAILABLE, ts)
@@ -267,8 +272,8 @@ class Workforce:
         return agent
 
     def _change(self, key: AgentKey, agent: Agent, state: int, ts: float) -> None:
-        """``agent`` is in ``state`` from ``ts`` (not before its newest change)."""
-        agent.since = ts
+        """``agent`` is in ``state`` from ``ts`` (not before its newest state event)."""
+        agent.since = agent.newest = ts
         old = agent.state
         if old == state:
             return
@@ -565,6 +570,8 @@ class Workforce:
                     a.implied,
                     a.talking,
                     a.handled,
+                    None,  # the tenth field of older rows (see restore)
+                    a.newest,
                 ]
                 for (ch, agent_id), a in self.agents.items()
             ],
@@ -598,13 +605,15 @@ class Workforce:
         self.superseded = int(state["superseded"])
         for row in state["agents"]:
             # a row written while agents kept the time of their last ``agent.state`` has a
-            # tenth field, which ``since`` now covers
-            ch, agent_id, st, since, entered, queues, implied, talking, handled, *_ = row
+            # tenth field, which ``since`` now covers; the eleventh is ``newest`` (a row
+            # without it: ``since``)
+            ch, agent_id, st, since, entered, queues, implied, talking, handled, *rest = row
             cw = self.by_channel.get(ch)
             if cw is None:
                 continue
             agent = Agent(st, since, None if queues is None else tuple(queues))
             agent.entered = entered
+            agent.newest = rest[1] if len(rest) > 1 and rest[1] is not None else since
             agent.implied = implied
             agent.talking = talking
             agent.handled = handled

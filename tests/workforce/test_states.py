@@ -185,6 +185,38 @@ def test_older_than_current_state_is_superseded() -> None:
     assert get(engine, "support_agents", channel="voice", state="busy") == 0
 
 
+@pytest.mark.parametrize("explicit", [False, True])
+def test_a_state_older_than_an_answer_that_found_the_agent_busy_is_superseded(
+    explicit: bool,
+) -> None:
+    """a1 is busy from 10 (its first answer, or an agent.state busy), answers c2 at 30 while
+    busy, then an ``available`` stamped 20 arrives: superseded by the answer at 30 (busy at 30
+    too), so a1 stays busy from 10 on: 30 s busy of the 40 s since its first state at 0. Before,
+    the late available was applied over it: a1 available while on c2, occupancy 10/40."""
+    s = Stream()
+    s.add("agent.state", 0.0, "voice", agent_id="a1", state="available")
+    if explicit:
+        s.add("agent.state", 10.0, "voice", agent_id="a1", state="busy")
+    for contact, at in (("c1", 10.0), ("c2", 30.0)):
+        s.add("contact.queued", at, "voice", contact_id=contact, queue="billing")
+        s.add("contact.answered", at, "voice", contact_id=contact, queue="billing", agent_id="a1")
+    s.add("agent.state", 20.0, "voice", agent_id="a1", state="available")
+    engine, stats = run(s.lines, until=40)
+    assert sum(stats.rejected.values()) == 0
+    assert engine.workforce.superseded == 1
+    assert get(engine, "support_agents", channel="voice", state="busy") == 1
+    assert get(engine, "support_agents", channel="voice", state="available") == 0
+    total = engine.channels["voice"].windows.total("5m")
+    assert (total.agent_available_ms, total.agent_busy_ms) == (10_000, 30_000)
+    # the same with a snapshot taken before the late available: the answer's time is kept
+    before, _ = run(s.lines[:-1], until=35)
+    restored = snapshot.restore(snapshot.capture(before, {}), before.settings)
+    pipeline = Pipeline(restored, DaemonStats(), event_clock=True, log_burst=0)
+    pipeline.process("test", Delivery(s.lines[-1], "line:late"))
+    restored.flush(T0 + 40)
+    assert rows(restored) == rows(engine)
+
+
 def test_answered_implies_busy_and_ended_returns_available() -> None:
     s = Stream()
     s.add("contact.queued", 0.0, "voice", contact_id="c1", queue="billing")
