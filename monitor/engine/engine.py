@@ -1038,13 +1038,13 @@ class Engine:
             if found is None:
                 continue  # applied already: the entry is spent
             due = [held.pop(seq)]
-            if key[0]:
-                # a ticket's other events of this instant come with it, in lifecycle order
-                at = found[0]
-                while (entry := item.first()) is not None and entry[0] == at:
-                    due.append(held.pop(entry[2]))
-                if len(due) > 1:
-                    due.sort(key=lambda h: (_LIFECYCLE_RANK[type(h[2])], h[1]))
+            # the item's other outcomes of this instant come with it, in lifecycle order (a
+            # contact's answered before its ended, whichever arrived first)
+            at = found[0]
+            while (entry := item.first()) is not None and entry[0] == at:
+                due.append(held.pop(entry[2]))
+            if len(due) > 1:
+                due.sort(key=lambda h: (_LIFECYCLE_RANK[type(h[2])], h[1]))
             if not held:
                 del self._early[key]
             self._early_count -= len(due)
