@@ -9,11 +9,23 @@ import random
 import pytest
 
 from support_monitor.monitor.engine import snapshot
+from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.workforce import Workforce
 from support_monitor.monitor.pipeline import Delivery, Pipeline
 from support_monitor.monitor.stats import DaemonStats
 from tests.support import T0, Stream, run, settings
 from tests.workforce.helpers import get, occupancy, rows, state_ms
+
+
+def _last_line_after_a_snapshot(lines: list[bytes], taken: float, until: float) -> Engine:
+    """The engine of ``lines`` but the last, run to ``T0 + taken``, through a snapshot; then
+    the last line, and the clock to ``T0 + until``."""
+    before, _ = run(lines[:-1], until=taken)
+    restored = snapshot.restore(snapshot.capture(before, {}), before.settings)
+    pipeline = Pipeline(restored, DaemonStats(), event_clock=True, log_burst=0)
+    pipeline.process("test", Delivery(lines[-1], "line:last"))
+    restored.flush(T0 + until)
+    return restored
 
 
 def hand_case(stream: Stream) -> None:
@@ -209,12 +221,7 @@ def test_a_state_older_than_an_answer_that_found_the_agent_busy_is_superseded(
     total = engine.channels["voice"].windows.total("5m")
     assert (total.agent_available_ms, total.agent_busy_ms) == (10_000, 30_000)
     # the same with a snapshot taken before the late available: the answer's time is kept
-    before, _ = run(s.lines[:-1], until=35)
-    restored = snapshot.restore(snapshot.capture(before, {}), before.settings)
-    pipeline = Pipeline(restored, DaemonStats(), event_clock=True, log_burst=0)
-    pipeline.process("test", Delivery(s.lines[-1], "line:late"))
-    restored.flush(T0 + 40)
-    assert rows(restored) == rows(engine)
+    assert rows(_last_line_after_a_snapshot(s.lines, 35, 40)) == rows(engine)
 
 
 def test_answered_implies_busy_and_ended_returns_available() -> None:
@@ -280,12 +287,7 @@ def test_a_chat_answered_before_an_agent_state_does_not_end_the_next_ones() -> N
     # available 0..10 and 20..30 = 20 s; busy 10..20 and 30..80 = 60 s
     assert (total.agent_available_ms, total.agent_busy_ms) == (20_000, 60_000)
     # The same from a snapshot taken before c1 ends: c1 still does not end the busy state.
-    before, _ = run(s.lines[:-1], until=40)
-    restored = snapshot.restore(snapshot.capture(before, {}), before.settings)
-    pipeline = Pipeline(restored, DaemonStats(), event_clock=True, log_burst=0)
-    pipeline.process("test", Delivery(s.lines[-1], "line:7"))
-    restored.flush(T0 + 80)
-    assert rows(restored) == rows(engine)
+    assert rows(_last_line_after_a_snapshot(s.lines, 40, 80)) == rows(engine)
     s.add("contact.ended", 90.0, "chat", contact_id="c2", queue="sales")
     engine, _ = run(s.lines, until=100)
     assert get(engine, "support_agents", channel="chat", state="available") == 1
