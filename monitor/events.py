@@ -215,6 +215,9 @@ class _TypeOnly(msgspec.Struct):
     type: object = None
 
 
+_type_decoder = msgspec.json.Decoder(_TypeOnly)
+
+
 def _integer_fields() -> frozenset[tuple[str, str]]:
     """(event type, field) of every integer field: ``rating``, a contact's ``priority``, a
     survey's ``score``."""
@@ -246,7 +249,7 @@ def _out_of_range(text: str, raw: bytes | str) -> Reject:
     if at is None:
         return Reject.INVALID_VALUE
     try:
-        kind = msgspec.json.decode(raw, type=_TypeOnly).type
+        kind = _type_decoder.decode(raw).type
     except (msgspec.ValidationError, msgspec.DecodeError):
         return Reject.INVALID_VALUE
     return Reject.WRONG_TYPE if (kind, at.group(1)) in _INTEGER_FIELDS else Reject.INVALID_VALUE

@@ -308,16 +308,16 @@ async def test_a_missing_topic_is_named_and_read_once_it_exists(private_kafka):
     source = KafkaSource(settings.sources.kafka, live.stats)
     scenario = Scenario("late-topic")
     scenario.contacts("voice", ("billing", "tech"), 10)
+
+    def said() -> list[MutableMapping[str, Any]]:
+        return [line for line in logs if line["event"] == "kafka_topics_missing"]
+
     with capture_logs() as logs:
         async with source:
             task = asyncio.create_task(
                 consume(source, live.pipeline, dead_letter_sink(source, live.fallback))
             )
             try:
-
-                def said() -> list[MutableMapping[str, Any]]:
-                    return [line for line in logs if line["event"] == "kafka_topics_missing"]
-
                 await wait_for(lambda: bool(said()), 20, "kafka_topics_missing")
                 assert said()[0]["topics"] == [later]
                 assert said()[0]["log_level"] == "warning"

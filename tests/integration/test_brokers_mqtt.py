@@ -31,8 +31,8 @@ from support_monitor.monitor.cluster.durable import MQTT_QUIET
 from support_monitor.monitor.consume import consume
 from support_monitor.monitor.pipeline import Delivery
 from support_monitor.monitor.sources.build import dead_letter_sink
-from support_monitor.monitor.sources.mqtt import MqttSource, subscription_filters
-from tests.conftest_services import tcp_open
+from support_monitor.monitor.sources.mqtt import MqttSource
+from tests.conftest_services import HOST, tcp_open
 from tests.integration.broker_scenario import (
     LiveEngine,
     Scenario,
@@ -545,8 +545,6 @@ def test_held_outcomes_are_dead_lettered_while_idle_and_at_a_stop(mqtt_address, 
 
 # --- TLS with a private CA, and shared subscriptions ------------------------------------------
 
-HOST = "127.0.0.1"
-
 
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
@@ -694,15 +692,3 @@ async def test_shared_subscribers_split_the_messages_between_them(mqtt_address):
     counts = [processed(live.stats) for live in lives]
     assert sum(counts) == len(lines)  # each message to one of the group, none to both
     assert min(counts) > 0  # and the broker gave each of them some
-
-
-def test_shared_group_subscribes_the_share_filter() -> None:
-    settings = make_settings(
-        sources={
-            "mqtt": {"host": HOST, "topics": ["a/#", "b/+/c"], "shared_group": "replicas"},
-            "simulator": {"enabled": False},
-        }
-    )
-    source = settings.sources.mqtt
-    assert source is not None
-    assert subscription_filters(source) == ["$share/replicas/a/#", "$share/replicas/b/+/c"]
