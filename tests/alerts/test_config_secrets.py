@@ -210,7 +210,7 @@ def test_loaded_secrets_are_registered_for_redaction(tmp_path):
     assert logs.REDACTOR.text(f"x {SECRET}-mqtt y") == "x *** y"
 
 
-def test_log_lines_are_redacted_also_in_tracebacks():
+def test_log_lines_are_redacted_also_in_tracebacks(restore_logging: None) -> None:
     out = io.StringIO()
     logs.configure("info", "json", out)
     logs.register_secret(f"{SECRET}-log")
@@ -233,7 +233,6 @@ def test_log_lines_are_redacted_also_in_tracebacks():
     assert first["nested"] == {"a": ["***"]}
     assert "http://***@h/" in text
     assert "library says ***" in text
-    logs.configure("info", "console")
 
 
 def test_short_values_are_not_masked_everywhere():

@@ -365,24 +365,6 @@ def test_alertmanager_generator_url_defaults_to_the_dashboard_link():
 # --- 5. Library logs through structlog ---------------------------------------------------------
 
 
-@pytest.fixture
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    config = structlog.get_config()
-    # a KafkaSource of an earlier test may have set aiokafka's own level (library_log_level)
-    libraries = {name: logging.getLogger(name).level for name in ("aiokafka", "httpx")}
-    for name in libraries:
-        logging.getLogger(name).setLevel(logging.NOTSET)
-    yield
-    logging.captureWarnings(False)  # noqa: FBT003 - the stdlib takes it positionally
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, was in libraries.items():
-        logging.getLogger(name).setLevel(was)
-    structlog.configure(**config)
-
-
 def _lines(out: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
