@@ -168,6 +168,8 @@ class KafkaSource:
         self._probe_backoff = Backoff(settings.reconnect_max_seconds)
         self._missing_said = False
         """``kafka_topics_missing`` was logged and no start has found every topic since."""
+        self._dead_letter_topic_seen = False
+        """The cluster had the dead-letter topic at a connection (then it is not checked again)."""
         self.dead_letters: KafkaDeadLetters | None = None
         self._letter_store: DurableSink | None = None
         if settings.dead_letter_topic is not None:
@@ -347,6 +349,7 @@ class KafkaSource:
                 group_id=settings.group_id,
                 failed_attempts=failures,
             )
+            await self._check_dead_letter_topic(consumer)
             return consumer
 
     async def _started(self, consumer: AIOKafkaConsumer) -> None:
@@ -373,6 +376,30 @@ class KafkaSource:
             if not start.done():  # cancelled while waiting: the start ends with us
                 start.cancel()
                 await asyncio.gather(start, return_exceptions=True)
+
+    async def _check_dead_letter_topic(self, consumer: AIOKafkaConsumer) -> None:
+        """Log ``dead_letter_topic_missing`` (a warning) when the cluster lacks the dead-letter
+        topic: the first rejected record would otherwise hold the source for a minute before
+        ``dead_letter_write_failed`` says why. Checked on each connection until the topic is
+        found; a broker that cannot answer within ``commit_timeout`` is not judged."""
+        topic = self.settings.dead_letter_topic
+        if topic is None or self._dead_letter_topic_seen:
+            return
+        try:
+            async with asyncio.timeout(self.settings.commit_timeout):
+                topics = await consumer.topics()
+        except (KafkaError, OSError, TimeoutError) as error:
+            self._log.debug("dead_letter_topic_unchecked", topic=topic, error=repr(error))
+            return
+        self._dead_letter_topic_seen = topic in topics
+        if not self._dead_letter_topic_seen:
+            self._log.warning(
+                "dead_letter_topic_missing",
+                topic=topic,
+                hint="create it, or correct sources.kafka.dead_letter_topic: a rejected record"
+                " waits until the topic takes it (a broker that auto-creates topics makes it"
+                " on the first letter)",
+            )
 
     async def _stop(
         self, consumer: AIOKafkaConsumer, *, commit: bool, closing: bool = False

@@ -302,15 +302,16 @@ async def test_a_missing_topic_is_named_and_read_once_it_exists(private_kafka):
     bootstrap, _kafka_sh = private_kafka
     topic, later = f"events-{uuid.uuid4().hex[:8]}", f"later-{uuid.uuid4().hex[:8]}"
     await asyncio.to_thread(conftest_services.create_kafka_topic, bootstrap, topic, 2)
-    settings = kafka_settings(bootstrap, topic, topics=[topic, later])
+    letters = f"dlq-{uuid.uuid4().hex[:8]}"
+    settings = kafka_settings(bootstrap, topic, topics=[topic, later], dead_letter_topic=letters)
     assert settings.sources.kafka is not None
     live = LiveEngine(settings)
     source = KafkaSource(settings.sources.kafka, live.stats)
     scenario = Scenario("late-topic")
     scenario.contacts("voice", ("billing", "tech"), 10)
 
-    def said() -> list[MutableMapping[str, Any]]:
-        return [line for line in logs if line["event"] == "kafka_topics_missing"]
+    def said(event: str = "kafka_topics_missing") -> list[MutableMapping[str, Any]]:
+        return [line for line in logs if line["event"] == event]
 
     with capture_logs() as logs:
         async with source:
@@ -332,6 +333,9 @@ async def test_a_missing_topic_is_named_and_read_once_it_exists(private_kafka):
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
     assert len(said()) == 1
+    # the dead-letter topic is missing too: said once the source connected
+    (missing,) = said("dead_letter_topic_missing")
+    assert (missing["topic"], missing["log_level"]) == (letters, "warning")
 
 
 async def test_broker_restart_mid_stream(private_kafka, tmp_path):
