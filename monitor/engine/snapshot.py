@@ -633,6 +633,15 @@ def check(snapshot: Snapshot, settings: Settings) -> None:
             "taken under an incompatible config (restart from the broker needed): "
             + _shape_difference(stored, normal)
         )
+    kafka = settings.sources.kafka
+    stored_topics = sorted({topic for topic, _, _ in snapshot.offsets})
+    if kafka is not None and stored_topics and not set(stored_topics) & set(kafka.topics):
+        # another daemon's state (or a renamed topic): the topics read from the beginning
+        # would be counted on top of it
+        raise SnapshotError(
+            "taken while consuming other topics (restart from the broker needed): "
+            f"offsets of {stored_topics}, sources.kafka.topics {list(kafka.topics)}"
+        )
     live = {name for name, ch in settings.channels.items() if ch.answer_seconds is not None}
     queues = snapshot.engine.queues
     for contact in snapshot.engine.contacts:

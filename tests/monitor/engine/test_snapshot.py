@@ -278,6 +278,23 @@ def test_incompatible_config_is_refused_with_what_changed(saved: tuple[Path, Set
         snapshot.load(path, parse_settings(queues))
 
 
+def test_offsets_of_topics_no_longer_consumed_are_refused(saved: tuple[Path, Settings]) -> None:
+    """Offsets of topic "t" only: a daemon consuming other topics would read them from their
+    beginning on top of these counts. Kept when one stored topic is still consumed, or when
+    no Kafka source is configured (nothing is read again)."""
+    path, _ = saved
+
+    def with_topics(*topics: str) -> Settings:
+        kafka = {"bootstrap_servers": "127.0.0.1:1", "topics": list(topics)}
+        sources = {"kafka": kafka, "simulator": {"enabled": False}}
+        return parse_settings(dict(LONG_CFG, sources=sources))
+
+    with pytest.raises(SnapshotError, match=r"other topics.*offsets of \['t'\].*\['u', 'v'\]"):
+        snapshot.load(path, with_topics("u", "v"))
+    assert snapshot.load(path, with_topics("t", "u"))[1] == {("t", 0): 300}
+    assert snapshot.load(path, parse_settings(LONG_CFG))[1] == {("t", 0): 300}
+
+
 def test_a_threshold_change_is_accepted_like_a_reload(saved: tuple[Path, Settings]) -> None:
     path, _ = saved
     changed = json.loads(json.dumps(LONG_CFG))
