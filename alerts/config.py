@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -620,12 +620,33 @@ class MuteRange(_Model):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _time_of_day(cls, value: object) -> object:
+        """``HH:MM`` or ``HH:MM:SS`` text, local to ``timezone``: no number (pydantic would read
+        1200 as 00:20) and no UTC offset (a time with one cannot be compared with local
+        ones)."""
+        if isinstance(value, time):
+            return value
+        if not isinstance(value, str) or not re.fullmatch(
+            r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?", value, re.ASCII
+        ):
+            raise ValueError(
+                "not a time of day: write HH:MM (00:00-23:59, optionally :SS) in quotes, "
+                'e.g. "20:00"; the zone is the range\'s timezone'
+            )
+        return value
+
     @field_validator("dates")
     @classmethod
     def _dates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
-            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", item, re.ASCII):
-                raise ValueError(f"{item!r} is not a date like 2026-12-24")
+            try:
+                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", item, re.ASCII):
+                    raise ValueError(item)  # noqa: TRY301 - the same message as a bad day
+                date.fromisoformat(item)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a date like 2026-12-24") from None
         return value
 
 

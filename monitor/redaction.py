@@ -153,6 +153,24 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.1 reads an unquoted 20:00 as the base-60 integer 1200 (and 1:30.5 as a float): a
+# mute window's ``start: 20:00`` would be 00:20. As in YAML 1.2, such a scalar stays text here:
+# PyYAML's int and float patterns without their base-60 branch.
+_NUMBERS = {
+    "tag:yaml.org,2002:int": re.compile(
+        r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
+    ),
+    "tag:yaml.org,2002:float": re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"
+        r"|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+}
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, _NUMBERS.get(tag, regexp)) for tag, regexp in resolvers]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def read_yaml(text: str) -> object:
     """The one document in ``text`` with PyYAML's safe tags (``None`` when empty). Raises
     ``yaml.YAMLError`` for anything it cannot read, which :func:`yaml_problem` words by line and

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import datetime, time
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from support_monitor.alerts.config import MuteRange, NotifierSettings, default_rules
 from support_monitor.alerts.routing import Router, in_range
 from support_monitor.alerts.template import check_template, render
-from support_monitor.monitor.config import Settings
+from support_monitor.monitor.config import Settings, load_settings
 from support_monitor.monitor.errors import ConfigError
 from tests.alerts.helpers import compiled, notifier_settings, sig
 from tests.support import settings
@@ -335,6 +337,30 @@ def test_mute_windows():
     target = router.targets((("alertname", "X"),))[0]
     assert router.muted(target, _ts("2026-03-02T12:10"))
     assert not router.muted(target, _ts("2026-03-02T14:10"))
+
+
+def test_a_mute_time_written_without_quotes_is_the_time_it_reads(tmp_path: Path) -> None:
+    """YAML 1.1 reads an unquoted 20:00 as the base-60 number 1200, which pydantic took for
+    00:20 UTC: every routing then failed comparing it with local times (audit of 2026-12-04).
+    The config reader keeps such a scalar as text; a number or an offset is refused."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "notifiers:\n  mute_windows:\n    n:\n"
+        "      - {start: 20:00, end: 07:00, timezone: Europe/Berlin}\n"
+    )
+    (night,) = load_settings(path).notifiers.mute_windows["n"]
+    assert (night.start, night.end) == (time(20, 0), time(7, 0))
+    assert in_range(night, _ts("2026-03-06T23:00", "Europe/Berlin"))
+    assert not in_range(night, _ts("2026-03-06T19:59", "Europe/Berlin"))
+    for bad in (1200, "20:00+02:00", "8:00", "24:00", "20h"):
+        with pytest.raises(ValidationError, match="not a time of day: write HH:MM"):
+            MuteRange.model_validate({"start": bad})
+    assert MuteRange.model_validate({"end": "07:30:15"}).end == time(7, 30, 15)
+
+
+def test_a_mute_date_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(ValidationError, match="'2026-02-30' is not a date like 2026-12-24"):
+        MuteRange.model_validate({"dates": ["2026-12-24", "2026-02-30"]})
 
 
 def test_notifier_settings_helper():
