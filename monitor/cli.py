@@ -88,9 +88,10 @@ def run(
     listen: Annotated[str | None, typer.Option(help="HOST:PORT for /metrics.")] = None,
 ) -> None:
     """The daemon. With no source configured it runs the built-in simulator."""
-    # Until the daemon's own handlers are installed, SIGTERM/SIGINT wait (blocked) instead of
-    # killing a half-started process; the daemon then receives them and stops cleanly.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    # Until the daemon's own handlers are installed, SIGTERM/SIGINT/SIGHUP wait (blocked)
+    # instead of killing a half-started process; the daemon then receives them and stops
+    # cleanly, or reloads.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     settings = _load(config)
     if listen is not None:
         try:

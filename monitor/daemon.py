@@ -56,14 +56,15 @@ async def run_daemon(
 ) -> int:
     """The daemon until SIGTERM/SIGINT; 0 on a stop. A listener that cannot bind raises
     ``ListenError`` (``monitor.http``), whose message names the key and the problem."""
-    stop = asyncio.Event()
-    with signals_set(stop):
+    stop, hangup = asyncio.Event(), asyncio.Event()
+    with signals_set(stop, hangup):
         if settings.cluster.enabled:  # opt-in: one engine per Kafka partition, see scale-out.md
             from support_monitor.monitor.cluster.supervisor import ClusterReplica  # noqa: PLC0415 - only in cluster mode
 
-            return await supervise(ClusterReplica(settings), settings, listen, config_path, stop)
+            replica = ClusterReplica(settings)
+            return await supervise(replica, settings, listen, config_path, stop=stop, hangup=hangup)
         served = await SingleEngine.load(settings)
-        return await supervise(served, settings, listen, config_path, stop)
+        return await supervise(served, settings, listen, config_path, stop=stop, hangup=hangup)
 
 
 async def letters_stored(sink: DeadLetterSink, stats: DaemonStats) -> bool:

@@ -9,7 +9,6 @@ for ``run``; ``ClusterNode.reconfigure`` for every partition of a cluster replic
 from __future__ import annotations
 
 import asyncio
-import signal
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -46,14 +45,22 @@ def single_engine(engine: Engine, alerting: Alerting) -> Callable[[Settings], No
 
 
 class Reloader:
-    def __init__(self, path: Path, settings: Settings, apply: Callable[[Settings], None]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        settings: Settings,
+        apply: Callable[[Settings], None],
+        hangup: asyncio.Event | None = None,
+    ) -> None:
         """Call ``await reloader.start()`` once the config is loaded, before serving. ``apply``
-        takes a new config, or raises ``RestartNeeded`` having changed nothing."""
+        takes a new config, or raises ``RestartNeeded`` having changed nothing. ``hangup`` is
+        set by the supervisor's SIGHUP handler (``monitor.supervise.signals_set``): each time
+        it is set, the file is read again."""
         self.path = path
         self._last: float | None = None
         self.settings = settings
         self._apply = apply
-        self._hup = asyncio.Event()
+        self._hup = hangup if hangup is not None else asyncio.Event()
         self._log = structlog.get_logger("support_monitor.reload")
 
     def reload(self, new: Settings) -> str | None:
@@ -86,24 +93,19 @@ class Reloader:
         return f"applying it failed ({kind}); the running config is kept"
 
     async def run_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, self._hup.set)
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(POLL_SECONDS):
-                        await self._hup.wait()
-                except TimeoutError:
-                    pass
-                hup = self._hup.is_set()
-                self._hup.clear()
-                mtime = await asyncio.to_thread(_mtime, self.path)
-                if not hup and mtime == self._last:
-                    continue
-                self._last = mtime
-                await self._attempt("sighup" if hup else "file_changed")
-        finally:
-            loop.remove_signal_handler(signal.SIGHUP)
+        while True:
+            try:
+                async with asyncio.timeout(POLL_SECONDS):
+                    await self._hup.wait()
+            except TimeoutError:
+                pass
+            hup = self._hup.is_set()
+            self._hup.clear()
+            mtime = await asyncio.to_thread(_mtime, self.path)
+            if not hup and mtime == self._last:
+                continue
+            self._last = mtime
+            await self._attempt("sighup" if hup else "file_changed")
 
     async def start(self) -> None:
         """Remember the file's modification time as the loaded version's."""

@@ -41,6 +41,7 @@ __all__ = [
     "freeze_heap",
     "open_dead_letters",
     "open_reloader",
+    "refuse_hangups",
     "signals_set",
     "start_housekeeping",
     "supervise",
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+"""The signals that stop the daemon; SIGHUP reloads its config (:func:`signals_set`)."""
 
 
 class Shutdown(Exception):  # noqa: N818 - a signal that ends the task group, not an error
@@ -89,12 +91,16 @@ def open_dead_letters(
 
 
 async def open_reloader(
-    config_path: Path | None, settings: Settings, apply: Callable[[Settings], None]
+    config_path: Path | None,
+    settings: Settings,
+    apply: Callable[[Settings], None],
+    hangup: asyncio.Event,
 ) -> Reloader | None:
-    """The config reloader of a supervisor started with ``--config`` (``None`` without one)."""
+    """The config reloader of a supervisor started with ``--config`` (``None`` without one),
+    reloading also when ``hangup`` is set (SIGHUP)."""
     if config_path is None:
         return None
-    reloader = Reloader(config_path, settings, apply)
+    reloader = Reloader(config_path, settings, apply, hangup)
     await reloader.start()
     return reloader
 
@@ -104,15 +110,34 @@ def start_housekeeping(
     stop: asyncio.Event,
     file_sink: JsonlDeadLetters | None,
     reloader: Reloader | None,
+    hangup: asyncio.Event,
 ) -> None:
     """The named tasks every supervisor runs beside its own: ``dead-letters:flush`` (with a
-    file sink), ``signals``, ``heap:keeper`` and ``config:reload`` (with a config file)."""
+    file sink), ``signals``, ``heap:keeper`` and ``config:reload`` (with a config file; without
+    one, ``config:no-reload`` answers a SIGHUP with a warning)."""
     if file_sink is not None:
         tasks.create_task(flush_dead_letters(file_sink), name="dead-letters:flush")
     tasks.create_task(watch_signals(stop), name="signals")
     tasks.create_task(HeapKeeper().run(), name="heap:keeper")
     if reloader is not None:
         tasks.create_task(reloader.run_forever(), name="config:reload")
+    else:
+        tasks.create_task(refuse_hangups(hangup), name="config:no-reload")
+
+
+async def refuse_hangups(hangup: asyncio.Event) -> None:
+    """The ``config:no-reload`` task of a daemon started without ``--config``: a SIGHUP has
+    nothing to reload; each is said (``config_reload_unavailable``) and the daemon goes on."""
+    log = structlog.get_logger("support_monitor.reload")
+    while True:
+        await hangup.wait()
+        hangup.clear()
+        log.warning(
+            "config_reload_unavailable",
+            trigger="sighup",
+            reason="started without --config: the built-in defaults and the environment "
+            "are read only at start; restart the daemon to change them",
+        )
 
 
 def freeze_heap(reason: str) -> None:
@@ -195,17 +220,19 @@ def thaw_heap() -> None:
 
 
 @contextmanager
-def signals_set(stop: asyncio.Event) -> Iterator[None]:
-    """SIGTERM/SIGINT set ``stop`` while the block runs (instead of killing the process)."""
+def signals_set(stop: asyncio.Event, hangup: asyncio.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set ``stop`` and SIGHUP sets ``hangup`` while the block runs (instead of
+    killing the process; the reloader, or ``config:no-reload``, answers ``hangup``)."""
     loop = asyncio.get_running_loop()
     for sig in SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hangup.set)
     # `support-monitor run` blocks them until now: one that came during start-up arrives here.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {*SIGNALS, signal.SIGHUP})
     try:
         yield
     finally:
-        for sig in SIGNALS:
+        for sig in (*SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 
 
@@ -254,9 +281,12 @@ async def supervise(
     settings: Settings,
     listen: str | None,
     config_path: Path | None,
+    *,
     stop: asyncio.Event,
+    hangup: asyncio.Event,
 ) -> int:
     """Run ``served`` until ``stop`` is set (SIGTERM/SIGINT: :func:`signals_set`); 0 on a stop.
+    ``hangup`` (SIGHUP) asks for a config reload.
     Named tasks besides its own: ``dead-letters:flush`` (with a file sink), ``signals``,
     ``heap:keeper`` and ``config:reload`` (with a config file). A listener that cannot bind
     raises ``ListenError`` (``monitor.http``), whose message names the key and the problem."""
@@ -285,7 +315,7 @@ async def supervise(
                 served.reconfigure(new)
                 freeze_heap("config_reload")  # the replaced rules' cycles, then the new ones
 
-            reloader = await open_reloader(config_path, settings, reconfigure)
+            reloader = await open_reloader(config_path, settings, reconfigure, hangup)
             freeze_heap("start")  # what start-up built lives as long as the process
             log.info(
                 served.started_event,
@@ -295,7 +325,7 @@ async def supervise(
             try:
                 async with asyncio.TaskGroup() as tasks:
                     served.start(tasks, sink)
-                    start_housekeeping(tasks, stop, file_sink, reloader)
+                    start_housekeeping(tasks, stop, file_sink, reloader, hangup)
             except BaseExceptionGroup as group:
                 shutdown, failed = group.split(Shutdown)
                 if shutdown is None:

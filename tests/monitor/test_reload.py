@@ -238,3 +238,48 @@ def test_running_daemon_reloads_on_change_and_sighup_and_survives_a_bad_file(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
     assert proc.returncode == 0
+
+
+def _blocks_sighup(pid: int) -> bool:
+    """Whether the process blocks SIGHUP now (``SigBlk`` of /proc/PID/status, bit 0)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            return bool(int(line.split()[1], 16) & 1 << (signal.SIGHUP - 1))
+    return False
+
+
+def test_sighup_without_a_config_or_during_start_up_leaves_the_daemon_running(
+    tmp_path: Path,
+) -> None:
+    """Before, SIGHUP killed `run` (exit 129) when it had no --config (no handler at all) and
+    during start-up even with one (the handler came with the reload task): audit of
+    2026-12-04. Now `run` blocks it from the start, like SIGTERM, and a daemon without a
+    config says it has nothing to reload."""
+    port = free_port()
+    env = {**os.environ, "SUPPORT_MONITOR_LOGGING__FORMAT": "json"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    log = _Lines(proc)
+    try:
+        deadline = time.monotonic() + 30
+        while not _blocks_sighup(proc.pid):
+            assert time.monotonic() < deadline, "run never blocked SIGHUP"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGHUP)  # start-up: blocked until the handlers are in
+        log.wait_for('"daemon_started"')
+        log.wait_for('"config_reload_unavailable"')
+        proc.send_signal(signal.SIGHUP)
+        (_, second) = log.wait_for('"config_reload_unavailable"', count=2)
+        assert '"level": "warning"' in second
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    assert proc.returncode == 0
