@@ -38,6 +38,7 @@ from support_monitor.alerts.urls import (
     url_problem,
 )
 from support_monitor.detectors.config import DetectorSettings
+from support_monitor.monitor.config_secrets import EnvName, SecretFile
 from support_monitor.monitor.durations import Duration
 
 Severity = Literal["info", "warning", "critical"]
@@ -717,8 +718,8 @@ class _ReceiverBase(_Model):
 class SlackReceiver(_ReceiverBase):
     type: Literal["slack"]
     webhook_url: SecretStr | None = None
-    webhook_url_file: Path | None = None
-    webhook_url_env: str | None = None
+    webhook_url_file: SecretFile | None = None
+    webhook_url_env: EnvName | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Self:
@@ -730,11 +731,11 @@ class SlackReceiver(_ReceiverBase):
 class WebhookReceiver(_ReceiverBase):
     type: Literal["webhook"]
     url: SecretStr | None = None
-    url_file: Path | None = None
-    url_env: str | None = None
+    url_file: SecretFile | None = None
+    url_env: EnvName | None = None
     bearer_token: SecretStr | None = None
-    bearer_token_file: Path | None = None
-    bearer_token_env: str | None = None
+    bearer_token_file: SecretFile | None = None
+    bearer_token_env: EnvName | None = None
     headers: dict[Annotated[str, Field(pattern=_HEADER_NAME)], SecretStr] = Field(
         default_factory=dict
     )
@@ -801,8 +802,8 @@ class AlertmanagerSettings(_Model):
     resend_interval: Duration = Field(default=60.0, gt=0)
     timeout: Duration = Field(default=10.0, gt=0)
     bearer_token: SecretStr | None = None
-    bearer_token_file: Path | None = None
-    bearer_token_env: str | None = None
+    bearer_token_file: SecretFile | None = None
+    bearer_token_env: EnvName | None = None
     generator_url: str = ""
     """``generatorURL`` of every alert (Alertmanager and the webhook); empty: each alert's
     ``dashboard_url`` annotation (the Grafana channel dashboard), if it has one."""

@@ -38,6 +38,7 @@ from support_monitor.monitor.config_helpdesk import (
     CalendarSettings,
     ZoneName,
 )
+from support_monitor.monitor.config_secrets import SecretFile
 from support_monitor.monitor.durations import Duration, format_duration, parse_duration
 from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.files import is_directory, read_bounded
@@ -247,10 +248,10 @@ class ConsoleSettings(FrozenModel):
     """The console's absolute base URL as users reach it (e.g. ``https://monitor.example:9108``):
     the base of the signed acknowledge link in Slack messages and webhook payloads (no link
     without it)."""
-    api_token_file: Path | None = None
+    api_token_file: SecretFile | None = None
     """A secret file holding the bearer token write calls need (ack, silence); unset: the API
     and the page are read-only, only signed links can acknowledge."""
-    signing_key_file: Path | None = None
+    signing_key_file: SecretFile | None = None
     """A secret file whose bytes key the ack links' HMAC-SHA256; unset: a random key generated
     once and kept (mode 0600) in ``notifiers.state_dir`` (in memory without a state dir)."""
     ack_link_ttl: Duration = Field(default=86400.0, gt=0)

@@ -134,6 +134,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "monitor.config_channel",
             "monitor.config_helpdesk",
             "monitor.config_paths",
+            "monitor.config_secrets",
             "monitor.config_env",
             "monitor.config",
             "monitor.sources.settings",

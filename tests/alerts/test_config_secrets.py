@@ -145,6 +145,34 @@ def test_not_utf8_is_a_clear_error(tmp_path):
             ),
             "notifiers.receivers.w.headers.Authorization: set next to a URL with user:password@",
         ),
+        # the secret pasted where its variable's name or its file's path belongs (audit of
+        # 2026-12-04: "environment variable <the URL> is not set" was logged at start-up, and
+        # "cannot read https:/hooks..." escaped the URL filter, its // made one /)
+        (
+            (
+                "notifiers:\n  receivers:\n    s:\n      type: slack\n"
+                f"      webhook_url_env: https://hooks.slack.com/services/T0/B0/{SECRET}\n"
+            ),
+            "notifiers.receivers.s.webhook_url_env: not an environment variable name",
+        ),
+        (
+            (
+                "notifiers:\n  receivers:\n    w:\n      type: webhook\n"
+                f"      url: http://h/x\n      bearer_token_env: eyJhbGciOi.{SECRET}\n"
+            ),
+            "notifiers.receivers.w.bearer_token_env: not an environment variable name",
+        ),
+        (
+            (
+                "notifiers:\n  receivers:\n    s:\n      type: slack\n"
+                f"      webhook_url_file: https://hooks.slack.com/services/T0/B0/{SECRET}\n"
+            ),
+            "notifiers.receivers.s.webhook_url_file: holds a URL",
+        ),
+        (
+            f"console:\n  api_token_file: 'http://x/{SECRET}'\n",
+            "console.api_token_file: holds a URL",
+        ),
     ],
 )
 def test_validation_errors_never_show_a_secret(tmp_path, text, key):
