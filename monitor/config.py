@@ -7,6 +7,7 @@ refuses unknown keys, so a typo is an error that names the key instead of a sile
 
 from __future__ import annotations
 
+import copy
 import errno
 import os
 import re
@@ -289,26 +290,28 @@ class ConsoleSettings(FrozenModel):
         return value
 
 
+_DEFAULT_CHANNELS: dict[str, dict[str, Any]] = {
+    "voice": {
+        "answer_seconds": 20,
+        "short_abandon_seconds": 5,
+        "service_level_target": 0.8,
+        "queues": ("billing", "tech"),
+    },
+    "chat": {
+        "answer_seconds": 60,
+        "short_abandon_seconds": 5,
+        "service_level_target": 0.8,
+        "queues": ("sales", "support"),
+    },
+    "email": {"first_response_seconds": 3600, "resolution_seconds": 86400, "queues": ("default",)},
+    # Self-service (bot sessions): no SLA targets.
+    "chatbot": {"queues": ("default",)},
+}
+"""The channels of a config without ``channels``, as the file would write them."""
+
+
 def _default_channels() -> dict[str, ChannelSettings]:
-    return {
-        "voice": ChannelSettings(
-            answer_seconds=20,
-            short_abandon_seconds=5,
-            service_level_target=0.8,
-            queues=("billing", "tech"),
-        ),
-        "chat": ChannelSettings(
-            answer_seconds=60,
-            short_abandon_seconds=5,
-            service_level_target=0.8,
-            queues=("sales", "support"),
-        ),
-        "email": ChannelSettings(
-            first_response_seconds=3600, resolution_seconds=86400, queues=("default",)
-        ),
-        # Self-service (bot sessions): no SLA targets.
-        "chatbot": ChannelSettings(queues=("default",)),
-    }
+    return {name: ChannelSettings(**spec) for name, spec in _DEFAULT_CHANNELS.items()}
 
 
 class Settings(BaseSettings):
@@ -665,6 +668,13 @@ def parse_settings(data: dict[str, Any]) -> Settings:
     problem = _not_unicode(data)
     if problem is not None:
         raise ConfigError(problem)
+    if "channels" not in data and any(
+        path.startswith("channels.") for path in config_env.overrides()
+    ):
+        # SUPPORT_MONITOR_CHANNELS__VOICE__ANSWER_SECONDS changes voice's T in the built-in
+        # channels, as it would in a file's: the environment is merged into the file's values,
+        # and a default made in code is no value of the file.
+        data = {**data, "channels": copy.deepcopy(_DEFAULT_CHANNELS)}
     try:
         return Settings(**data)
     except ValidationError as exc:

@@ -560,6 +560,26 @@ def test_an_override_error_names_its_variable(monkeypatch: pytest.MonkeyPatch) -
     )
 
 
+def test_an_override_of_one_default_channel_keeps_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without channels in the file, SUPPORT_MONITOR_CHANNELS__VOICE__ANSWER_SECONDS=30 left voice
+    alone with no queues and dropped chat, email and chatbot (audit of 2026-12-04)."""
+    monkeypatch.setenv("SUPPORT_MONITOR_CHANNELS__VOICE__ANSWER_SECONDS", "30")
+    channels = parse_settings({}).channels
+    assert {name: (ch.answer_seconds, ch.queues) for name, ch in channels.items()} == {
+        "voice": (30.0, ("billing", "tech")),
+        "chat": (60.0, ("sales", "support")),
+        "email": (None, ("default",)),
+        "chatbot": (None, ("default",)),
+    }
+    assert channels["voice"].service_level_target == 0.8
+    # a whole value still replaces the channels, as a file's channels do
+    monkeypatch.setenv("SUPPORT_MONITOR_CHANNELS", '{"web": {"queues": ["q"]}}')
+    monkeypatch.delenv("SUPPORT_MONITOR_CHANNELS__VOICE__ANSWER_SECONDS")
+    assert list(parse_settings({}).channels) == ["web"]
+
+
 def test_an_override_that_is_not_json_names_its_variable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
