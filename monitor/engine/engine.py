@@ -30,7 +30,8 @@ order (one ticket's events of one instant in lifecycle order), so that whatever 
 in within the lateness, a ticket's numbers are those of its events in ``ts`` order. Its
 ``created`` applies at once; an event stamped before it is ``unknown_ticket``. One that cannot be
 held (no lateness, stamped more than the lateness before the clock, no room in
-``max_early_outcomes``, a token over ``MAX_HELD_TOKEN_BYTES``) applies at once, as it stands.
+``max_early_outcomes``, or their bytes, see ``HELD_BYTES_PER_OUTCOME``) applies at once, as it
+stands.
 
 An outcome of an open contact that an *earlier* event of it, still on its way, could change is
 held the same way: one its state refuses now (an ``answered`` of a contact already answered), an
@@ -137,9 +138,10 @@ WAITING_SWEEP_SECONDS = 60
 """How often (seconds of the clock) waiting contacts past ``ingest.waiting_retention`` are
 looked for: one is forgotten at most this long after its retention ran out."""
 
-MAX_HELD_TOKEN_BYTES = 4096
-"""An early outcome whose token (raw message) is larger than this is not held but rejected at
-once, so held outcomes take at most ``max_early_outcomes`` x 4 KiB of raw bytes."""
+HELD_BYTES_PER_OUTCOME = 4096
+"""Held outcomes keep their tokens (raw messages, for a dead letter): together at most
+``max_early_outcomes`` x 4 KiB of raw bytes. One that would pass that is not held, as when
+``max_early_outcomes`` are held; one bigger than 4 KiB is held while the room lasts."""
 
 
 def _elapsed(start: float, end: float) -> float:
@@ -374,6 +376,7 @@ class Engine:
         """Held outcomes by item."""
         self._early_heap: list[tuple[float, int, HeldKey]] = []  # (ts, seq, key), lazy deletes
         self._early_count = 0
+        self._early_bytes = 0  # token bytes of the held outcomes (HELD_BYTES_PER_OUTCOME)
         self._early_seq = 0
         self._expired: deque[tuple[object, Reject]] = deque()
         self._applied_late: deque[tuple[object, type]] = deque()
@@ -440,6 +443,9 @@ class Engine:
         self._early = early
         self._early_heap = heap
         self._early_count = len(heap)
+        self._early_bytes = sum(
+            _token_bytes(h[3]) for item in early.values() for h in item.by_seq.values()
+        )
         self._early_seq = state.early_seq
         self._next_second = state.next_second
 
@@ -985,15 +991,14 @@ class Engine:
         applies now, as it stands: stamped more than the lateness before the clock (every
         event of its ticket still held is stamped after it), no clock yet (a live daemon before
         its first tick: no watermark would pass it), no lateness, or no room
-        (``max_early_outcomes``, a token over ``MAX_HELD_TOKEN_BYTES``; an event of a ticket
+        (``max_early_outcomes``, or their bytes: ``HELD_BYTES_PER_OUTCOME``; an event of a ticket
         that has events held then waits behind them, or they go first, as in :meth:`apply`)."""
         if (
             self._final
             or self.lateness <= 0
             or self.now == -math.inf
             or ts < self.now - self.lateness
-            or self._early_count >= self._max_early
-            or _token_bytes(token) > MAX_HELD_TOKEN_BYTES
+            or not self._room_for(token)
         ):
             return False
         key = (True, cast("TicketResponded", event).ticket_id)  # every ordered type has one
@@ -1005,13 +1010,21 @@ class Engine:
     ) -> Reject | None:
         if ts < self.now - self.lateness:
             return reason  # later than the lateness: its opening event cannot be waited for
-        if _token_bytes(token) > MAX_HELD_TOKEN_BYTES:
-            return reason  # outcomes are small; a big one is not held (bounds held memory)
-        if self._early_count >= self._max_early:
+        if not self._room_for(token):
             self.capacity_exhausted["early_outcomes"] += 1
             return Reject.CAPACITY
         self._put_held(key, event, ts, token)
         return None
+
+    def _room_for(self, token: object) -> bool:
+        """Whether one more outcome with ``token`` may be held: fewer than
+        ``max_early_outcomes`` are, and its bytes fit with theirs in ``HELD_BYTES_PER_OUTCOME``
+        times that."""
+        room = self._max_early
+        return (
+            self._early_count < room
+            and self._early_bytes + _token_bytes(token) <= room * HELD_BYTES_PER_OUTCOME
+        )
 
     def _put_held(self, key: HeldKey, event: Event, ts: float, token: object) -> None:
         seq = self._early_seq
@@ -1021,6 +1034,7 @@ class Engine:
             item = self._early[key] = HeldItem()
         item.add((ts, seq, event, token))
         self._early_count += 1
+        self._early_bytes += _token_bytes(token)
         heapq.heappush(self._early_heap, (ts, seq, key))
         self.held_last = True
 
@@ -1049,6 +1063,7 @@ class Engine:
                 del self._early[key]
             self._early_count -= len(due)
             for one in due:
+                self._early_bytes -= _token_bytes(one[3])
                 self._settle_held(key, one)
         if len(heap) > 2 * self._early_count + 64:  # drop entries of outcomes already applied
             self._early_heap = [
@@ -1127,9 +1142,12 @@ class Engine:
                 continue
             held_one = item.by_seq.pop(seq)
             self._early_count -= 1
+            size = _token_bytes(held_one[3])
+            self._early_bytes -= size
             if self._try_held(held_one, final=final):  # it and every one after it wait
                 item.by_seq[seq] = held_one
                 self._early_count += 1
+                self._early_bytes += size
                 aside.append(entry)
                 break
         for entry in aside:

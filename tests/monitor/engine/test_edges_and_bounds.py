@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from prometheus_client import generate_latest
@@ -319,16 +319,45 @@ def test_held_outcome_expires_once_the_clock_is_past_it_by_the_lateness() -> Non
     assert value(engine, "support_queue_waiting", **V) == 1
 
 
-def test_an_outcome_bigger_than_4_kib_is_not_held() -> None:
-    # Held outcomes keep their raw bytes for the dead letter: a big one is rejected at once.
-    engine = Engine(settings())
-    answered = _ev("contact.answered", 10, channel="voice", contact_id="c1")
-    big = (b"x" * 4097, "line:1", "file")
-    assert engine.apply(*answered, token=big) is Reject.UNKNOWN_CONTACT
-    assert engine.early_outcomes_held == 0
-    small = (b"x" * 4000, "line:2", "file")  # 4000 + 6 + 4 = 4010 bytes <= 4096: held
-    assert engine.apply(*answered, token=small) is None
+def test_held_outcomes_share_4_kib_each_of_raw_bytes() -> None:
+    """Held outcomes keep their raw bytes for the dead letter: together at most
+    max_early_outcomes x 4 KiB (8,192 bytes here). A big one is held while it fits (before,
+    one over 4 KiB was never held: the same events in another order gave other numbers)."""
+    engine = Engine(settings(limits={"max_early_outcomes": 2}))
+    first = _ev("contact.answered", 10, channel="voice", contact_id="c1")
+    second = _ev("contact.answered", 10, channel="voice", contact_id="c2")
+    big = (b"x" * 5000, "line:1", "file")  # 5,010 bytes
+    assert engine.apply(*first, token=big) is None
     assert engine.early_outcomes_held == 1
+    # 5,010 + 5,010 > 8,192: no room, as when 2 are held
+    assert engine.apply(*second, token=(b"y" * 5000, "line:2", "file")) is Reject.CAPACITY
+    assert engine.capacity_exhausted["early_outcomes"] == 1
+    small = (b"y" * 3000, "line:3", "file")  # 5,010 + 3,010 <= 8,192: held
+    assert engine.apply(*second, token=small) is None
+    assert engine.early_outcomes_held == 2
+    engine.advance(T0 + 16)  # both judged (no contact came): their bytes are given back
+    expired = [cast("tuple[bytes, str, str]", token) for token, _ in engine.take_expired_early()]
+    assert sorted(token[1] for token in expired) == ["line:1", "line:3"]
+    third = _ev("contact.answered", 14, channel="voice", contact_id="c3")
+    assert engine.apply(*third, token=(b"z" * 8000, "line:4", "file")) is None
+    assert engine.capacity_exhausted["early_outcomes"] == 1
+
+
+def test_a_big_event_of_an_open_contact_waits_like_a_small_one() -> None:
+    """The audit of 2026-12-04: queued at 0, an ``ended`` at 12 over 4 KiB arriving before the
+    ``answered`` at 10 was applied at once as an abandon, and the answer then found no contact.
+    In ts order it is an answered contact; so it is now whatever the order."""
+    engine = Engine(settings())
+    queued = _ev("contact.queued", 0, channel="voice", queue="billing", contact_id="c1")
+    assert engine.apply(*queued) is None
+    ended = _ev("contact.ended", 12, channel="voice", contact_id="c1")
+    assert engine.apply(*ended, token=(b"x" * 5000, "line:2", "file")) is None
+    answered = _ev("contact.answered", 10, channel="voice", contact_id="c1")
+    assert engine.apply(*answered, token=(b"{}", "line:3", "file")) is None
+    engine.flush(T0 + 60)
+    assert engine.take_expired_early() == []
+    assert value(engine, "support_contacts_answered_total", **V) == 1
+    assert value(engine, "support_contacts_abandoned_total", **V) == 0
 
 
 def test_outcome_already_older_than_the_lateness_is_rejected_at_once() -> None:
