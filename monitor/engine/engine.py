@@ -828,8 +828,8 @@ class Engine:
             return None  # which costs about 0.1 us a call on a msgspec class)
         settings = ch.settings
         queues: tuple[str, ...]
-        if isinstance(event, AgentState):
-            queues = event.queues or ()
+        if isinstance(event, AgentState):  # its envelope's queue and its list
+            queues = (event.queue, *(event.queues or ()))
         else:  # the other opening types, both naming one queue
             opening = cast("ContactQueued | TicketCreated", event)
             if isinstance(opening, ContactQueued) and settings.answer_seconds is None:

@@ -300,9 +300,11 @@ def test_unknown_queue_is_rejected_and_every_staffed_agent_counts_for_each_queue
     s.add("agent.state", 0.0, "voice", agent_id="a3", state="busy")
     s.add("agent.state", 0.0, "voice", agent_id="a4", state="break", queues=["tech"])
     s.add("agent.state", 0.0, "nowhere", agent_id="a5", state="available")
+    # the envelope's queue must be declared too (it was not read: audit of 2026-12-04)
+    s.add("agent.state", 0.0, "voice", agent_id="a6", state="available", queue="nope")
     engine, stats = run(s.lines, until=10)
     assert {r: n for (_, r), n in stats.rejected.items() if n} == {
-        "unknown_queue": 1,
+        "unknown_queue": 2,
         "unknown_channel": 1,
     }
     # N is "the agents currently available or busy on the queue's channel": a2 and a3, for
