@@ -241,18 +241,19 @@ class Planner:
                 self.sent.pop(key, None)  # an orphan: its alert is gone
             else:
                 before = self.sent.get(key)
-                delivered = (
+                told: Delivery = "planned"
+                if (
                     before is not None
-                    and before.state == m.state == "firing"
+                    and before.state == "firing"
                     and before.active_at == info.active_at
-                    and before.delivery == "delivered"
-                )
+                ):
+                    # a resolve carries what became of the activation's firing messages (one
+                    # still on its way settles it: ``settled``); a repeat keeps "delivered"
+                    told = before.delivery if m.state == "resolved" else told
+                    if before.delivery == "delivered":
+                        told = "delivered"
                 self.sent[key] = SentRecord(
-                    state=m.state,
-                    at=now,
-                    active_at=info.active_at,
-                    alert=info,
-                    delivery="delivered" if delivered else "planned",
+                    state=m.state, at=now, active_at=info.active_at, alert=info, delivery=told
                 )
             if self.holds is not None and m.state == "firing":  # console: the ack link
                 info = self.holds.annotate(info, now)
@@ -312,15 +313,40 @@ class Planner:
             if info.resolved_at is not None:
                 continue
             record = self.sent.get((n.receiver, info.fingerprint))
-            if record is None or record.state != "firing" or record.active_at != info.active_at:
-                continue  # told since of its end or of another activation
-            if not delivered and record.at != n.created:
+            if record is None or record.active_at != info.active_at:
+                continue  # told since of another activation
+            if not delivered and record.state == "firing" and record.at != n.created:
                 continue  # a later message (still in the outbox, or settled) tells it too
+            # (a resolve already planned waits in the outbox behind every message that tells
+            # the alert firing: ``Deliverer.next_due``; ``unpaged_resolves_left_out`` reads
+            # what they came to when it is due)
             outcome: Delivery = "delivered" if delivered else "refused"
             if record.delivery == "planned" or (delivered and record.delivery == "refused"):
                 record.delivery = outcome
                 changed = True
         return changed
+
+    def unpaged_resolves_left_out(self, n: Notification) -> Notification | None:
+        """``n`` as it may go out now, when it is due: without the resolves of alerts whose
+        firing messages were all refused or given up (the resolve was planned while one was
+        still on its way; the receiver never saw the page, so it gets no resolve either).
+        ``None`` when nothing of it is left to tell: a message of resolves only."""
+        kept = tuple(a for a in n.alerts if not self._never_paged(n.receiver, a))
+        if len(kept) == len(n.alerts):
+            return n
+        if not kept or n.state == "resolved":
+            return None
+        return msgspec.structs.replace(n, alerts=kept)
+
+    def _never_paged(self, receiver: str, info: AlertInfo) -> bool:
+        record = self.sent.get((receiver, info.fingerprint))
+        return (
+            info.resolved_at is not None
+            and record is not None
+            and record.state == "resolved"
+            and record.active_at == info.active_at
+            and record.delivery == "refused"
+        )
 
     # console hooks (no-ops without ``holds``)
     def _held(self, labels: Mapping[str, str], now: float) -> bool:

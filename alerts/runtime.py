@@ -553,6 +553,12 @@ class Alerting:
                 timeout = None if due is None else max(0.0, due - deliverer.now())
                 await self.outbox.changed(name, generation, timeout)
                 continue
+            told = self.planner.unpaged_resolves_left_out(n)
+            if told is None:  # resolves of pages the receiver never got: nothing to send
+                log.info("resolve_not_sent", receiver=name, key=n.key, alerts=len(n.alerts))
+                await self.outbox.done(n.key)
+                continue
+            n = told
             await deliverer.bucket.acquire()  # the rate limit's wait: a stop cuts it short
             sending = asyncio.create_task(self._deliver(deliverer, n), name=f"notify:{name}:send")
             try:

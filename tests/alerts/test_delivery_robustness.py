@@ -678,6 +678,31 @@ async def test_no_resolve_follows_a_page_the_receiver_refused(tmp_path):
     assert stats.notifications[("slack", "failed")] == 1
 
 
+async def test_no_resolve_follows_a_page_refused_after_its_alert_resolved(tmp_path):
+    """Voice's page meets a 503, and the alert resolves while the page waits for its retry;
+    the retry is refused (400 ``invalid_payload``). The resolve, planned meanwhile, is not
+    sent (audit of 2026-12-04: a lone RESOLVED reached the receiver 10 ms later)."""
+    replies = [Reply(status=503, body="service_unavailable")]
+    replies.append(Reply(status=400, body="invalid_payload"))
+    async with SlackLike(replies) as server:
+        alerting, source, stats = make(server.url, state_dir=tmp_path)
+        with capture_logs() as logs:
+            async with delivering(alerting):
+                source.signals = [sig(channel="voice")]
+                alerting.evaluate(T0)
+                await wait_for(lambda: stats.notifications[("slack", "retry")] == 1)
+                source.signals = []
+                alerting.evaluate(T0 + 1)  # resolved: its resolve waits behind the page
+                await wait_for(lambda: stats.notifications[("slack", "failed")] == 1)
+                await wait_for(lambda: not alerting.outbox.pending("slack"))
+                await asyncio.sleep(0.3)  # time for a third request, were one sent
+    texts = _texts(server)
+    assert len(texts) == 2
+    assert all("FIRING: LongWait [critical] (voice)" in text for text in texts)
+    assert stats.notifications[("slack", "ok")] == 0
+    assert [e["event"] for e in logs if e["event"] == "resolve_not_sent"] == ["resolve_not_sent"]
+
+
 async def test_a_page_delivered_once_gets_its_resolve_though_a_later_update_was_refused(tmp_path):
     """Voice's page reaches Slack; the group's next message (voice still firing beside a new
     alert of the same channel) is refused. Voice was told: its resolve is sent; the new alert,

@@ -88,6 +88,44 @@ def test_a_page_told_once_keeps_its_resolve_when_a_later_update_is_refused() -> 
     assert _told(resolve) == [("sales", True)]
 
 
+def test_a_resolve_planned_while_its_page_was_on_its_way_is_left_out_if_the_page_fails() -> None:
+    """The alert resolves while its page is still being retried; the page is then refused (or
+    given up, or dropped from a full outbox). The receiver never saw it: the resolve, already
+    in the outbox, is not sent (audit of 2026-12-04: a lone RESOLVED was delivered)."""
+    planner = _planner()
+    sales = firing_alert(SALES, T0)
+    [page] = planner.plan(T0, [sales])
+    _resolve(sales, T0 + 4)
+    [resolve] = planner.plan(T0 + 4, [sales])
+    assert planner.unpaged_resolves_left_out(resolve) is resolve  # the page may still arrive
+    assert planner.settled(page, delivered=False)
+    assert planner.unpaged_resolves_left_out(resolve) is None
+    # delivered instead: the resolve goes out as planned
+    planner = _planner()
+    sales = firing_alert(SALES, T0)
+    [page] = planner.plan(T0, [sales])
+    _resolve(sales, T0 + 4)
+    [resolve] = planner.plan(T0 + 4, [sales])
+    planner.settled(page, delivered=True)
+    assert planner.unpaged_resolves_left_out(resolve) is resolve
+
+
+def test_an_update_keeps_its_firing_alerts_without_the_resolve_of_a_page_never_told() -> None:
+    planner = _planner()
+    sales, support = firing_alert(SALES, T0), firing_alert(SUPPORT, T0)
+    [first] = planner.plan(T0, [sales])
+    planner.settled(first, delivered=True)
+    [second] = planner.plan(T0 + 1, [sales, support])  # support's page, sales as context
+    _resolve(support, T0 + 2)
+    [update] = planner.plan(T0 + 2, [sales, support])
+    assert _told(update) == [("sales", False), ("support", True)]
+    planner.settled(second, delivered=False)
+    kept = planner.unpaged_resolves_left_out(update)
+    assert kept is not None
+    assert _told(kept) == [("sales", False)]
+    assert (kept.key, kept.state) == (update.key, "firing")
+
+
 def test_a_group_restored_from_a_clock_ahead_waits_its_interval_from_now() -> None:
     """The simulator faster than real time restarts its clock from the wall clock, behind the
     group times the last run stored. Before, every open group waited until the new clock
