@@ -164,3 +164,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     # every retry during a receiver's outage. The notifiers say it once per outage themselves
     # (docs/alerts.md), so httpx's lines show only at debug.
     logging.getLogger("httpx").setLevel(_LEVELS["debug"] if level == "debug" else logging.WARNING)
+    # httpcore's debug lines trace the protocol, response headers verbatim: a receiver's
+    # redirect names the webhook's secret path in its Location, which no redaction of the
+    # whole URL catches. They stay out, also at debug (httpx's own line names each request).
+    logging.getLogger("httpcore").setLevel(logging.INFO)

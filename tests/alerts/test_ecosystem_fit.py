@@ -449,6 +449,22 @@ async def test_httpx_request_lines_mask_the_normalised_secret_url(restore_loggin
     assert line["level"] == "info"
 
 
+async def test_a_redirect_to_the_secret_path_is_not_logged_at_debug(restore_logging):
+    """A receiver answering 301 with the webhook's path in ``Location`` (the secret part of a
+    Slack URL): httpcore's debug line printed the header verbatim (audit of 2026-12-04)."""
+    out = io.StringIO()
+    logs.configure("debug", "json", out)
+    moved = Reply(status=301, body="", headers={"Location": "/hook?token=Sekr3tPath"})
+    async with SlackLike([moved]) as server, httpx.AsyncClient() as client:
+        url = f"{server.url}?token=Sekr3tPath"
+        register_url(url)
+        notifier = SlackNotifier("slack", SecretStr(url), client, 5.0)
+        assert (await notifier.send(notification())).result == "failed"
+    text = out.getvalue()
+    assert "Sekr3tPath" not in text
+    assert [line["logger"] for line in _lines(out)] == ["httpx"]  # its request line only
+
+
 def test_other_labels_read_as_words_not_label_syntax():
     # "Labels: long=1h, short=5m" and "sla=first_response" reached people
     def details(**extra: str) -> list[str]:
