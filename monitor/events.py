@@ -9,6 +9,7 @@ nothing but :class:`EventError`.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -283,11 +284,14 @@ def decode(raw: bytes | str, max_bytes: int, *, max_tags: int | None = None) -> 
             raw.decode()  # all of it must be UTF-8: msgspec checks only the strings it reads
         event = cast("Event", _decoder.decode(raw))
     except msgspec.ValidationError as exc:
-        if not str(exc).startswith("Expected `object`, got") or _is_json(raw):
+        if str(exc).startswith("Expected `object`, got") and not _is_json(raw):
+            # not an object, and not JSON either (``[``, ``123abc``, ``[}``): the typed
+            # decoder stops at the first token, before it sees the syntax error
+            raise EventError(Reject.INVALID_JSON, "not JSON") from None
+        rebuilt = _with_last_values(raw)  # a field written twice, its first value refused
+        if rebuilt is None:
             raise EventError(_classify(exc, raw), _without_value(str(exc))) from None
-        # not an object, and not JSON either (``[``, ``123abc``, ``[}``): the typed decoder
-        # stops at the first token, before it sees the syntax error
-        raise EventError(Reject.INVALID_JSON, "not JSON") from None
+        event = rebuilt
     except msgspec.DecodeError as exc:
         # msgspec says "Input data was truncated" of an empty (or blank) message
         detail = str(exc) if raw.strip() else "empty message"
@@ -299,6 +303,35 @@ def decode(raw: bytes | str, max_bytes: int, *, max_tags: int | None = None) -> 
     except Exception as exc:  # noqa: BLE001 - any other failure of the parser is bad input too
         raise EventError(Reject.INVALID_JSON, _describe(exc)) from None
     _check_ranges(event, max_tags)
+    return event
+
+
+_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def _with_last_values(raw: bytes | str) -> Event | None:
+    """The event of an object that failed with a field written twice, each field taking its
+    last value (the typed decoder judges the values in order, so a first value of the wrong
+    type failed it); ``None`` when that fails too (also when no field is written twice: the
+    same object fails again). A ``type`` written twice with two different values is
+    ``unknown_type``. Only rejects come here: what is valid costs nothing more."""
+    try:
+        fields = _fields_decoder.decode(raw)  # a dict: the last value of each key stays
+        event = cast("Event", _decoder.decode(msgspec.json.encode(fields)))
+    except Exception:  # noqa: BLE001 - not an object, or not valid with its last values either
+        return None
+    types: list[object] = []
+
+    def top(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        types[:] = [value for key, value in pairs if key == "type"]  # the top object is last
+        return {}
+
+    try:
+        json.loads(raw, object_pairs_hook=top)
+    except (ValueError, RecursionError):  # the standard parser's stricter limits
+        return None
+    if any(value != types[0] for value in types):
+        raise EventError(Reject.UNKNOWN_TYPE, "`type` written twice with different values")
     return event
 
 

@@ -117,6 +117,39 @@ def test_number_literals_out_of_a_double_range(raw: bytes, reason: Reject) -> No
     assert _reason(raw) == reason
 
 
+_BODY = '"event_id":"e1","ts":"2026-01-01T10:00:00Z","channel":"voice","contact_id":"c1"'
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type":"contact.queued","ts":5,' + _BODY + "}",  # a first ts of the wrong type
+        '{"type":"contact.queued","event_id":5,' + _BODY + "}",
+        '{"type":"contact.queued","contact_id":["x"],' + _BODY + "}",
+        '{"type":"contact.queued","priority":1.5,' + _BODY + ',"priority":2}',
+        '{"type":"contact.queued","type":"contact.queued",' + _BODY + "}",
+    ],
+)
+def test_a_field_written_twice_takes_its_last_value(raw: str) -> None:
+    """docs/events.md: "A field written twice in one event takes its last value". A first value
+    of the wrong type made the event wrong_type or bad_timestamp (audit of 2026-12-04)."""
+    event = decode(raw.encode(), 65536)
+    assert isinstance(event, ContactQueued)
+    assert (event.event_id, event.contact_id) == ("e1", "c1")
+    assert event.ts.isoformat() == "2026-01-01T10:00:00+00:00"
+
+
+@pytest.mark.parametrize("first", ['"type":5', '"type":"contact.answered"'])
+def test_a_type_written_twice_with_two_values_is_unknown_type(first: str) -> None:
+    raw = "{" + first + ',"ts":5,' + _BODY + ',"type":"contact.queued"}'
+    assert _reason(raw.encode()) is Reject.UNKNOWN_TYPE
+
+
+def test_only_the_top_objects_type_counts_as_written_twice() -> None:
+    raw = '{"type":"contact.queued","ts":5,"x":{"type":1},' + _BODY + ',"type":"contact.queued"}'
+    assert isinstance(decode(raw.encode(), 65536), ContactQueued)
+
+
 def test_too_large_is_rejected_before_parsing() -> None:
     assert _reason(b"x" * 1001, max_bytes=1000) == Reject.TOO_LARGE
 
