@@ -209,7 +209,9 @@ class _AlertsOut:
 def backtest(
     events: Annotated[
         Path,
-        typer.Argument(help="JSON Lines file of recorded events."),
+        # readable=False: an unreadable file is backtest's own error (exit 1, docs/backtest.md),
+        # not the argument parser's usage error (exit 2)
+        typer.Argument(help="JSON Lines file of recorded events.", readable=False),
     ],
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")],
     against: Annotated[

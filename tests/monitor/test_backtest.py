@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -639,6 +640,33 @@ def test_exit_codes(tmp_path: Path) -> None:
     bad_format = cli(str(events), "--config", str(good), "--format", "xml")
     assert bad_format.returncode == 2
     assert "--format 'xml'" in bad_format.stderr
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to run as another user (root reads any file)",
+)
+def test_an_events_file_without_read_permission_exits_1() -> None:
+    """docs/backtest.md: exit 1, ``error: cannot read FILE: <reason>``; the argument parser's
+    own readability check made it a usage error, exit 2 (audit of 2026-12-04). Run as user
+    nobody, in a directory of its own that nobody may enter (pytest's are private)."""
+    with tempfile.TemporaryDirectory(prefix="sm-unreadable-") as name:
+        folder = Path(name)
+        folder.chmod(0o755)
+        events = events_file(folder / "e.jsonl")
+        events.chmod(0o000)
+        good = write_config(folder / "good.yaml", config(30))
+        good.chmod(0o644)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        result = subprocess.run(
+            [*nobody, SCRIPT, "backtest", str(events), "--config", str(good)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == f"error: cannot read {events}: Permission denied"
 
 
 def test_agrees_with_replay_alerts_out_on_the_simulator(tmp_path: Path) -> None:
