@@ -665,6 +665,13 @@ def parse_settings(data: dict[str, Any]) -> Settings:
             f"a top-level key is a {kind}, not a name; the keys are setting names such as "
             "windows or channels"
         )
+    inner = redaction.non_text_key_at(data)
+    if inner is not None:
+        where, kind = inner
+        raise ConfigError(
+            f"{where}: a key is a {kind}, not a name (YAML reads on, off, yes, no, true and "
+            "false as booleans and 1 as a number: quote the key)"
+        )
     problem = _not_unicode(data)
     if problem is not None:
         raise ConfigError(problem)

@@ -236,6 +236,28 @@ def non_text_key(mapping: dict[Any, Any]) -> str | None:
     return None
 
 
+def non_text_key_at(value: object, where: str = "") -> tuple[str, str] | None:
+    """Where the first key that is not a string is, below the top level (``exporter``,
+    ``alerts.rules[0].labels``), and what it is (see :func:`non_text_key`); ``None`` when every
+    key is a string. pydantic would name such a key by its value (``exporter[1]`` for YAML's
+    ``on:``, read as true), which reads as a list position."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                if where:
+                    return where, _YAML_KINDS.get(type(key), "value that is not text")
+                continue  # the top level: non_text_key says it
+            found = non_text_key_at(item, f"{where}.{key}" if where else key)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = non_text_key_at(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     """Nodes under ``node`` counting each alias as a copy (memoised per node: linear time);
     stops counting past :data:`MAX_YAML_VALUES`."""

@@ -530,6 +530,26 @@ def test_a_top_level_key_that_is_not_a_name_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("text", "where", "kind"),
+    [
+        ('exporter: {listen: "127.0.0.1:9108", on: true}', "exporter", "boolean"),
+        ("channels:\n  voice: {1: 2}", "channels.voice", "number"),
+        ("alerts:\n  rules:\n    - {labels: {null: y}}", "alerts.rules[0].labels", "null"),
+    ],
+)
+def test_a_key_that_is_not_a_name_is_named_by_where_it_is(
+    tmp_path: Path, text: str, where: str, kind: str
+) -> None:
+    """pydantic named YAML's ``on:`` (true) under exporter ``exporter[1]``, which reads as a
+    list position (audit of 2026-12-04)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value).startswith(f"{where}: a key is a {kind}, not a name (YAML reads on")
+
+
+@pytest.mark.parametrize(
     ("section", "key", "words"),
     [("dead_letter", "path", "dead_letter.path"), ("state", "dir", "state.dir")],
 )
