@@ -111,9 +111,11 @@ class KafkaSettings(_Model):
 
     @model_validator(mode="after")
     def _topic_names(self) -> Self:
-        for i, topic in enumerate(self.topics):
-            if not _is_kafka_topic(topic):
-                raise ValueError(f"topics[{i}]: {_KAFKA_TOPIC_RULE}")
+        bad = [f"topics[{i}]" for i, topic in enumerate(self.topics) if not _is_kafka_topic(topic)]
+        if bad:
+            raise ValueError(
+                f"{bad[0]}: {_KAFKA_TOPIC_RULE}" + "".join(f"; {b}: the same" for b in bad[1:])
+            )
         if self.dead_letter_topic is not None and not _is_kafka_topic(self.dead_letter_topic):
             raise ValueError(f"dead_letter_topic: {_KAFKA_TOPIC_RULE}")
         return self
@@ -152,6 +154,19 @@ def mqtt_filter_problem(topic: str) -> str:
         if "+" in level and level != "+":
             return "'+' stands alone in its level (e.g. support/+/events)"
     return ""
+
+
+def _filter_problems(topics: tuple[str, ...]) -> list[str]:
+    """Every bad filter of ``topics``, each by its position (``topics[1]: 'a/#/b': ...``)."""
+    problems = []
+    for i, topic in enumerate(topics):
+        if topic.startswith("$share/"):
+            problem = "write the plain filter and set shared_group instead"
+        else:
+            problem = mqtt_filter_problem(topic)
+        if problem:
+            problems.append(f"topics[{i}]: {topic!r}: {problem}")
+    return problems
 
 
 _MQTT_TOPIC_MAX = 65535
@@ -210,14 +225,9 @@ class MqttSettings(_Model):
             raise ValueError(f"host: {self.host!r}: the host {problem}")
         if not self.topics:
             raise ValueError("topics: name at least one topic filter")
-        for topic in self.topics:
-            if topic.startswith("$share/"):
-                raise ValueError(
-                    f"topics: {topic!r}: write the plain filter and set shared_group instead"
-                )
-            problem = mqtt_filter_problem(topic)
-            if problem:
-                raise ValueError(f"topics: {topic!r}: {problem}")
+        problems = _filter_problems(self.topics)
+        if problems:
+            raise ValueError("; ".join(problems))
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together (client certificate)")
         if not self.tls and (self.ca_file or self.cert_file):

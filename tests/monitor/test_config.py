@@ -804,15 +804,26 @@ def test_an_error_about_a_key_with_a_newline_stays_one_line() -> None:
         (
             {"sources": {"mqtt": {"topics": ["support/#/bad"]}}},
             (
-                "sources.mqtt.topics: 'support/#/bad': '#' stands alone in the last level "
+                "sources.mqtt.topics[0]: 'support/#/bad': '#' stands alone in the last level "
                 "(e.g. support/#)"
             ),
         ),
         (
             {"sources": {"mqtt": {"topics": ["a/b+"]}}},
-            "sources.mqtt.topics: 'a/b+': '+' stands alone in its level (e.g. support/+/events)",
+            "sources.mqtt.topics[0]: 'a/b+': '+' stands alone in its level (e.g. support/+/events)",
         ),
-        ({"sources": {"mqtt": {"topics": [""]}}}, "sources.mqtt.topics: '': an empty topic filter"),
+        (
+            {"sources": {"mqtt": {"topics": [""]}}},
+            "sources.mqtt.topics[0]: '': an empty topic filter",
+        ),
+        (  # every bad filter, each by its position (only the first, unplaced, before)
+            {"sources": {"mqtt": {"topics": ["a/#/b", "ok/#", "c/#/d"]}}},
+            (
+                "sources.mqtt.topics[0]: 'a/#/b': '#' stands alone in the last level (e.g. "
+                "support/#); topics[2]: 'c/#/d': '#' stands alone in the last level (e.g. "
+                "support/#)"
+            ),
+        ),
         (
             {"sources": {"simulator": {"speed": math.inf}}},
             "sources.simulator.speed: Input should be less than or equal to 3600",
