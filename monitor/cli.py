@@ -62,8 +62,10 @@ def _main(
     """Realtime monitoring of contact-center queues and help-desk tickets."""
 
 
+# The config's own reader says why a path cannot be read (a directory, no permission), as
+# every command words it (``my.yaml: cannot read: ...``, exit 2), not the parser's usage box.
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file.", dir_okay=False)
+    Path | None, typer.Option("--config", "-c", help="YAML config file.", readable=False)
 ]
 
 
@@ -232,7 +234,7 @@ def backtest(
 
 @app.command("check-config")
 def check_config(
-    file: Annotated[Path, typer.Argument(help="YAML config file.", dir_okay=False)],
+    file: Annotated[Path, typer.Argument(help="YAML config file.", readable=False)],
 ) -> None:
     """Validate a config: exit 0, or a message naming each key and its problem and exit 2.
     A valid config that switches alerts off, or pages nobody, gets one "note:" line each."""

@@ -648,3 +648,15 @@ def test_ctrl_c_ends_a_replay_of_a_pipe_nobody_writes(tmp_path: Path) -> None:
         os.close(writer)
     assert proc.returncode == 130
     assert "Traceback" not in err
+
+
+def test_a_config_path_that_is_a_directory_is_worded_as_every_command_words_it(
+    tmp_path: Path,
+) -> None:
+    """check-config and run printed the argument parser's usage box ("is a directory"), where
+    replay and backtest said ``config error: ...: cannot read: Is a directory`` (audit of
+    2026-12-04). Every command now words it the same, exit 2."""
+    expected = f"config error: {tmp_path}: cannot read: Is a directory"
+    for args in (("check-config", str(tmp_path)), ("run", "--config", str(tmp_path))):
+        result = cli(*args, check=False)
+        assert (result.returncode, result.stderr.strip()) == (2, expected), args
