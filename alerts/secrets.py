@@ -68,9 +68,19 @@ def resolve_url(model: BaseModel, field: str) -> SecretStr:
         raise ValueError(f"set one of {field}, {field}_file or {field}_env")
     problem = url_problem(value.get_secret_value())
     if problem is not None:
-        raise ValueError(f"{field}: {problem}")
+        raise ValueError(f"{_source(model, field)}: {problem}")
     register_url(value.get_secret_value())
     return value
+
+
+def _source(model: BaseModel, field: str) -> str:
+    """The key a secret came from, with its file or variable (``webhook_url_env
+    SLACK_URL``): what a user corrects."""
+    for suffix in ("_file", "_env"):
+        where = getattr(model, f"{field}{suffix}")
+        if where is not None:
+            return f"{field}{suffix} {where}"
+    return field
 
 
 def register_url(value: str) -> None:

@@ -18,12 +18,14 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from support_monitor.alerts import runtime as runtime_module
+from support_monitor.alerts.config import SlackReceiver
 from support_monitor.alerts.notify.alertmanager import AlertmanagerClient
 from support_monitor.alerts.notify.delivery import Deliverer, Outcome, RetryPolicy, TokenBucket
 from support_monitor.alerts.notify.http import UNRECOGNISED, error_code
 from support_monitor.alerts.notify.message import Notification
 from support_monitor.alerts.notify.slack import SlackNotifier
 from support_monitor.alerts.notify.webhook import WebhookNotifier
+from support_monitor.alerts.secrets import resolve_url
 from support_monitor.alerts.urls import url_problem
 from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.stats import DaemonStats
@@ -264,10 +266,24 @@ async def test_runtime_keeps_delivering_after_an_unusable_receiver(tmp_path):
     unavailable = [e for e in logs if e["event"] == "receiver_unavailable"]
     assert len(unavailable) == 1
     assert unavailable[0]["error"] == (
-        "webhook_url: is not a URL the HTTP client can parse "
+        f"webhook_url_file {secret_file}: is not a URL the HTTP client can parse "
         "(its text is not shown: it may be secret)"
     )
     assert SECRET not in repr(logs)
+
+
+def test_a_bad_url_from_the_environment_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/alerts.md: ``receiver_unavailable`` names the key and the file or variable; a bad
+    URL read from either was named ``webhook_url`` alone (audit of 2026-12-04)."""
+    monkeypatch.setenv("SLACK_URL_UNDER_TEST", f"http://h:{SECRET}/")
+    receiver = SlackReceiver(type="slack", webhook_url_env="SLACK_URL_UNDER_TEST")
+    with pytest.raises(
+        ValueError, match=r"^webhook_url_env SLACK_URL_UNDER_TEST: is not a URL"
+    ) as e:
+        resolve_url(receiver, "webhook_url")
+    assert SECRET not in str(e.value)
 
 
 async def test_a_clean_stop_lets_the_message_on_its_way_finish_and_records_it(tmp_path):
