@@ -196,7 +196,18 @@ def _item_key(event: Event) -> HeldKey | None:
     return (field == "ticket_id", getattr(event, field))
 
 
+_REFERENCING = frozenset({ComplaintReceived, SurveyAnswered, SentimentScored})
+"""Event types counted on the channel of the contact they name while it is open at their
+``ts``: one naming an open contact waits until the watermark passes it (``_wait_for_closers``),
+since an ``ended`` or ``abandoned`` stamped before it may still arrive. (A bot session's
+escalation also names its contact, but the session counts on its own channel at once: holding
+it would hold the containment ratio back by the lateness.)"""
+_REFERENCE_KEY = "\x00contact:"
+"""Prefix of the held key of such an event (``(True, prefix + contact id)``): apart from the
+contact's own held outcomes, which it must neither wait behind nor be tried with."""
+
 _LIFECYCLE_RANK: dict[type, int] = {
+    **dict.fromkeys(_REFERENCING, 0),
     ContactAnswered: 0,
     ContactAbandoned: 0,
     ContactEnded: 1,
@@ -852,6 +863,8 @@ class Engine:
             return Reject.UNKNOWN_CHANNEL
         if type(event) in _TICKET_ORDERED and self._order(event, ts, token):
             return None
+        if type(event) in _REFERENCING and self._wait_for_closers(event, ts, token):
+            return None
         late = self.now - self.lateness
         if ts < late and late > self.watermark:
             # Later than the allowed lateness, between two whole seconds of a replay clock
@@ -993,16 +1006,40 @@ class Engine:
         its first tick: no watermark would pass it), no lateness, or no room
         (``max_early_outcomes``, or their bytes: ``HELD_BYTES_PER_OUTCOME``; an event of a ticket
         that has events held then waits behind them, or they go first, as in :meth:`apply`)."""
-        if (
+        if not self._may_hold(ts, token):
+            return False
+        key = (True, cast("TicketResponded", event).ticket_id)  # every ordered type has one
+        self._put_held(key, event, ts, token)
+        return True
+
+    def _may_hold(self, ts: float, token: object) -> bool:
+        """Whether an event may wait for the watermark: not when applying for good, without
+        lateness or a clock, stamped more than the lateness before the clock, or with no room."""
+        return not (
             self._final
             or self.lateness <= 0
             or self.now == -math.inf
             or ts < self.now - self.lateness
             or not self._room_for(token)
-        ):
+        )
+
+    def _wait_for_closers(self, event: Event, ts: float, token: object) -> bool:
+        """Hold a survey, sentiment score or complaint naming a contact open at
+        its ``ts`` until the watermark passes it: an ``ended`` or ``abandoned`` stamped before
+        it may still arrive, and in ``ts`` order it then finds the contact closed (counted on
+        its own channel). ``False`` when it applies now: no contact named, or none open at
+        ``ts`` (a late ``queued`` does not reopen that question), its ticket decides, or it may
+        not be held (:meth:`_may_hold`)."""
+        ev = cast("ComplaintReceived | SurveyAnswered | SentimentScored", event)
+        contact_id = ev.contact_id
+        if contact_id is None or not self._may_hold(ts, token):
             return False
-        key = (True, cast("TicketResponded", event).ticket_id)  # every ordered type has one
-        self._put_held(key, event, ts, token)
+        ticket_id = ev.ticket_id
+        if ticket_id is not None and ticket_id in self.tickets:
+            return False  # counted on its ticket's channel (:meth:`_owner_channel`)
+        if self._open_channel(contact_id, ts) is None:
+            return False
+        self._put_held((True, _REFERENCE_KEY + contact_id), event, ts, token)
         return True
 
     def _hold(
@@ -1086,6 +1123,13 @@ class Engine:
         contact's outcomes held behind it are then tried again (a ticket's wait for the
         watermark; an item that never opened has nothing they could wait behind)."""
         ts, _, event, token = held
+        if type(event) in _REFERENCING:  # counted where its contact was at ``ts``
+            reason = self._apply_final(event, ts)
+            if reason is None:
+                self._applied(token, event)
+            else:
+                self._defer(event, token, reason)
+            return
         is_ticket = key[0]
         is_open = self._is_open(key)
         if is_open:

@@ -15,7 +15,7 @@ from support_monitor.alerts.runtime import Alerting
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine, HeldItem
 from support_monitor.monitor.engine.readout import series
-from support_monitor.monitor.events import ContactEnded, Reject, decode
+from support_monitor.monitor.events import ComplaintReceived, ContactEnded, Reject, decode
 from support_monitor.monitor.registry import build_registry
 from support_monitor.monitor.stats import DaemonStats
 from tests.monitor.engine.draining import run
@@ -653,3 +653,70 @@ def test_version_1_snapshot_is_refused_with_a_clear_message() -> None:
     data[8:12] = (1).to_bytes(4, "big")
     with pytest.raises(snapshot.SnapshotError, match="format version 1 is not supported"):
         snapshot.decode(bytes(data))
+
+
+def _survey_and_complaint(order: list[int]) -> Engine:
+    """A voice contact queued at 0 and abandoned at 8; a CSAT survey and a complaint naming
+    it, on email, at 10: applied in ``order`` (indexes into the four events)."""
+    events = [
+        _ev("contact.queued", 0, channel="voice", queue="billing", contact_id="c1"),
+        _ev("contact.abandoned", 8, channel="voice", contact_id="c1"),
+        _ev("survey.answered", 10, channel="email", contact_id="c1", survey="csat", score=5),
+        _ev("complaint.received", 10, channel="email", contact_id="c1", category="billing"),
+    ]
+    engine = Engine(settings())
+    for i in order:
+        event, ts = events[i]
+        engine.advance(ts)  # a live clock: no earlier than the event
+        assert engine.apply(event, ts, token=f"line:{i}") is None
+    engine.flush(T0 + 60)
+    assert engine.take_expired_early() == []
+    return engine
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [0, 2, 3, 1], [0, 3, 2, 1]])
+def test_events_naming_a_contact_closed_before_them_count_on_their_own_channel(
+    order: list[int],
+) -> None:
+    """docs/events.md: a contact is open at an event's ts as in ts order, whatever order the
+    events came in. The survey and complaint at 10 name a contact abandoned at 8: in ts order
+    they find it closed and count on email. Arriving before the abandon, they counted on voice
+    (audit of 2026-12-04); now they wait for the watermark while the contact is open."""
+    engine = _survey_and_complaint(order)
+    email = {"channel": "email"}
+    assert value(engine, "support_survey_responses_total", **email, survey="csat", score="5") == 1
+    assert value(engine, "support_complaints_total", **email, category="billing") == 1
+    with pytest.raises(KeyError):
+        value(engine, "support_complaints_total", channel="voice", category="billing")
+
+
+def test_an_event_naming_a_contact_still_open_counts_on_its_channel_once_settled() -> None:
+    engine = Engine(settings())
+    queued = _ev("contact.queued", 0, channel="voice", queue="billing", contact_id="c1")
+    complaint = _ev("complaint.received", 3, channel="email", contact_id="c1", category="billing")
+    engine.advance(T0 + 3)
+    assert engine.apply(*queued) is None
+    assert engine.apply(*complaint, token="c") is None
+    assert engine.early_outcomes_held == 1  # an abandon stamped before 3 may still come
+    engine.advance(T0 + 8.001)  # the watermark passes 3: counted where the contact is
+    assert engine.early_outcomes_held == 0
+    assert value(engine, "support_complaints_total", channel="voice", category="billing") == 1
+    assert engine.take_applied_late() == [("c", ComplaintReceived)]
+
+
+def test_an_event_waiting_for_its_contacts_closers_survives_a_snapshot() -> None:
+    engine = Engine(settings())
+    engine.advance(T0 + 3)
+    queued = _ev("contact.queued", 0, channel="voice", queue="billing", contact_id="c1")
+    assert engine.apply(*queued) is None
+    survey = _ev("survey.answered", 3, channel="email", contact_id="c1", survey="nps", score=9)
+    assert engine.apply(*survey, token=(b"raw", "line:2", "file")) is None
+    restored, _, _ = snapshot.from_bytes(snapshot.encode(snapshot.capture(engine, {})), settings())
+    assert restored.early_outcomes_held == 1
+    ended = _ev("contact.ended", 2, channel="voice", contact_id="c1")
+    assert restored.apply(*ended) is None  # closed at 2: the survey at 3 is email's
+    restored.flush(T0 + 60)
+    assert (
+        value(restored, "support_survey_responses_total", channel="email", survey="nps", score="9")
+        == 1
+    )
