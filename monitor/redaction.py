@@ -194,25 +194,30 @@ def read_yaml(text: str) -> object:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def _walk(value: object, where: str = "") -> Iterator[tuple[str, object]]:
+    """``value`` and every value under it, depth first, each with its key path
+    (``alerts.rules[1].annotations``)."""
+    yield where, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{where}[{index}]")
+
+
 def not_unicode_at(value: object, where: str = "") -> str | None:
     """The key path (``alerts.rules[1].annotations.summary``) of the first string under
     ``value``, key or value, holding a lone surrogate (YAML's ``"\\ud800"`` escape; an
     environment variable whose bytes are not UTF-8): no encoding can write it, so a label,
     a log line, a message or a file name made of it fails later. ``None`` when there is none."""
-    if isinstance(value, str):
-        return where or "(the value)" if _SURROGATE.search(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str) and _SURROGATE.search(key):
-                return f"{where} (a key)" if where else "(a top-level key)"
-            found = not_unicode_at(item, f"{where}.{key}" if where else str(key))
-            if found is not None:
-                return found
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = not_unicode_at(item, f"{where}[{index}]")
-            if found is not None:
-                return found
+    for path, item in _walk(value, where):
+        if isinstance(item, str) and _SURROGATE.search(item):
+            return path or "(the value)"
+        if isinstance(item, dict):
+            for key in item:
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    return f"{path} (a key)" if path else "(a top-level key)"
     return None
 
 
@@ -241,20 +246,11 @@ def non_text_key_at(value: object, where: str = "") -> tuple[str, str] | None:
     ``alerts.rules[0].labels``), and what it is (see :func:`non_text_key`); ``None`` when every
     key is a string. pydantic would name such a key by its value (``exporter[1]`` for YAML's
     ``on:``, read as true), which reads as a list position."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                if where:
-                    return where, _YAML_KINDS.get(type(key), "value that is not text")
-                continue  # the top level: non_text_key says it
-            found = non_text_key_at(item, f"{where}.{key}" if where else key)
-            if found is not None:
-                return found
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = non_text_key_at(item, f"{where}[{index}]")
-            if found is not None:
-                return found
+    for path, item in _walk(value, where):
+        if path and isinstance(item, dict):  # the top level: non_text_key says it
+            kind = non_text_key(item)
+            if kind is not None:
+                return path, kind
     return None
 
 
