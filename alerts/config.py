@@ -642,13 +642,18 @@ class MuteRange(_Model):
     @classmethod
     def _dates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
-            try:
-                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", item, re.ASCII):
-                    raise ValueError(item)  # noqa: TRY301 - the same message as a bad day
-                date.fromisoformat(item)
-            except ValueError:
-                raise ValueError(f"{item!r} is not a date like 2026-12-24") from None
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", item, re.ASCII) or not _real_date(item):
+                raise ValueError(f"{item!r} is not a date like 2026-12-24")
         return value
+
+
+def _real_date(text: str) -> bool:
+    """Whether ``YYYY-MM-DD`` names a day of the calendar (not 2026-02-30)."""
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 # --- receivers -------------------------------------------------------------------------------

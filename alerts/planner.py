@@ -240,18 +240,7 @@ class Planner:
             if m.kind == "resolved" and m.alert is None:
                 self.sent.pop(key, None)  # an orphan: its alert is gone
             else:
-                before = self.sent.get(key)
-                told: Delivery = "planned"
-                if (
-                    before is not None
-                    and before.state == "firing"
-                    and before.active_at == info.active_at
-                ):
-                    # a resolve carries what became of the activation's firing messages (one
-                    # still on its way settles it: ``settled``); a repeat keeps "delivered"
-                    told = before.delivery if m.state == "resolved" else told
-                    if before.delivery == "delivered":
-                        told = "delivered"
+                told = _delivery(self.sent.get(key), m.state, info.active_at)
                 self.sent[key] = SentRecord(
                     state=m.state, at=now, active_at=info.active_at, alert=info, delivery=told
                 )
@@ -387,6 +376,18 @@ class Planner:
             group = _group_key(target, info.labels)
             item = _Item(kind="resolved", state="resolved", target=target, alert=None, info=info)
             items.setdefault(group, []).append(item)
+
+
+def _delivery(before: SentRecord | None, state: str, active_at: float) -> Delivery:
+    """The ``delivery`` of a new record of an alert told ``state`` in a message, after
+    ``before``: a resolve carries what became of the activation's firing messages (one still on
+    its way settles it later: ``Planner.settled``); a repeat keeps "delivered"; anything else
+    is "planned"."""
+    if before is None or before.state != "firing" or before.active_at != active_at:
+        return "planned"
+    if state == "resolved":
+        return before.delivery
+    return "delivered" if before.delivery == "delivered" else "planned"
 
 
 def orphan_annotations(info: AlertInfo) -> dict[str, str]:
