@@ -72,7 +72,9 @@ def error_code(body: str) -> str:
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date)."""
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); ``None`` when it is
+    neither (a negative number, as RFC 9110's delta-seconds are not: the default pause then
+    applies instead of an immediate retry). A date in the past is 0."""
     if value is None:
         return None
     value = value.strip()
@@ -81,7 +83,7 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     except ValueError:
         pass
     else:
-        return max(0.0, seconds) if not math.isnan(seconds) else None
+        return None if math.isnan(seconds) or seconds < 0 else seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):

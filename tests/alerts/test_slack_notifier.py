@@ -113,6 +113,8 @@ def test_retry_after_parsing():
     assert retry_after(None) is None
     assert retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10.0)
     assert retry_after("soon") is None
+    assert retry_after("-5") is None  # not delta-seconds: the default pause, no hot retry
+    assert retry_after("0") == 0.0
 
 
 def test_block_kit_payload_firing_and_resolved():
