@@ -76,12 +76,20 @@ def _bad_option(option: str, problem: object) -> NoReturn:
 
 
 def _load(path: Path | None) -> Settings:
+    settings = _try_load(path)
+    if settings is None:
+        raise typer.Exit(2)
+    return settings
+
+
+def _try_load(path: Path | None) -> Settings | None:
+    """The config at ``path``, or ``None`` once its errors are printed."""
     try:
         return load_settings(path)
     except ConfigError as exc:
         where = f"{path}: " if path is not None and not str(exc).startswith(str(path)) else ""
         typer.echo(f"config error: {where}{exc}".replace("\n", "\n  "), err=True)
-        raise typer.Exit(2) from None
+        return None
 
 
 @app.command()
@@ -226,7 +234,11 @@ def backtest(
 
     if output_format not in backtesting.FORMATS:
         _bad_option(f"--format {output_format!r}", "use table or json")
-    configs = [(str(path), _load(path)) for path in (config, against) if path is not None]
+    paths = [path for path in (config, against) if path is not None]
+    loaded = [(str(path), _try_load(path)) for path in paths]  # both configs' errors
+    configs = [(name, settings) for name, settings in loaded if settings is not None]
+    if len(configs) < len(loaded):
+        raise typer.Exit(2)
     level = configs[0][1].logging.level
     configure("error" if level == "error" else "warning", "auto")  # transitions: in the table
     raise typer.Exit(backtesting.main(events, configs, output_format, sys.stdout, sys.stderr))

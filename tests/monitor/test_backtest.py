@@ -637,6 +637,12 @@ def test_exit_codes(tmp_path: Path) -> None:
     assert "missing.jsonl" in missing.stderr
     assert "Traceback" not in missing.stderr
     assert cli(str(tmp_path), "--config", str(good)).returncode == 1  # a directory
+    # both configs bad: the errors of each (only the first config's, before)
+    other = write_config(tmp_path / "other.yaml", config(30, windows="5m"))
+    both = cli(str(events), "--config", str(bad), "--against", str(other))
+    assert both.returncode == 2
+    firsts = [line for line in both.stderr.splitlines() if line.startswith("config error: ")]
+    assert [line.split(": ")[1] for line in firsts] == [str(bad), str(other)]
     bad_format = cli(str(events), "--config", str(good), "--format", "xml")
     assert bad_format.returncode == 2
     assert "--format 'xml'" in bad_format.stderr
