@@ -369,6 +369,9 @@ class Settings(BaseSettings):
                 repr(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
                 for v in value
             ]
+        if isinstance(value, str | int | float):  # ``windows: 5m``: one span, not a list
+            msg = "a list of window spans, e.g. [5m, 1h] (one span too: [5m])"
+            raise ValueError(msg)  # noqa: TRY004 - pydantic turns a ValueError into the message
         return value
 
     @field_validator("windows")

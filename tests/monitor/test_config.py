@@ -762,6 +762,14 @@ def test_windows_may_be_plain_numbers_of_seconds() -> None:
     assert settings.window_seconds == {"300": 300.0, "90.5": 90.5, "1h": 3600.0}
 
 
+@pytest.mark.parametrize("one", ["5m", 300])
+def test_one_window_not_in_a_list_says_how_to_write_it(one: object) -> None:
+    # it said "Input should be a valid tuple" (audit of 2026-12-04)
+    assert _error({"windows": one}) == (
+        "windows: a list of window spans, e.g. [5m, 1h] (one span too: [5m])"
+    )
+
+
 def test_a_config_that_is_no_regular_file_or_too_long_is_refused_at_once(tmp_path: Path) -> None:
     """A FIFO (which blocked until a writer came, also a reload), ``/dev/zero`` (which grew to
     gigabytes) and a file over the limit are refused with one line (the audit of 2026-12-01)."""
