@@ -231,17 +231,25 @@ class HeldItem:
     entries are dropped lazily (an entry whose number is no longer held is skipped): every
     outcome in application order, ``(ts, lifecycle rank, seq)``, and the ones that close a
     contact (``ended``, ``abandoned``), ``(ts, seq)``. So the first one to apply and the first
-    closer cost a heap step, not a pass over all of them."""
+    closer cost a heap step, not a pass over all of them. ``sizes``: each held outcome's token
+    bytes (``HELD_BYTES_PER_OUTCOME``), measured once when it is held."""
 
-    __slots__ = ("by_seq", "closers", "order")
+    __slots__ = ("by_seq", "closers", "order", "sizes")
 
     def __init__(self) -> None:
         self.by_seq: dict[int, Held] = {}
+        self.sizes: dict[int, int] = {}
         self.order: list[tuple[float, int, int]] = []
         self.closers: list[tuple[float, int]] = []
 
-    def add(self, held: Held) -> None:
+    def take(self, seq: int) -> tuple[Held, int]:
+        """Take the held outcome ``seq`` out (its heap entries are dropped lazily), with its
+        size."""
+        return self.by_seq.pop(seq), self.sizes.pop(seq)
+
+    def add(self, held: Held, size: int) -> None:
         ts, seq, event, _ = held
+        self.sizes[seq] = size
         by_seq = self.by_seq
         if len(self.order) > 2 * len(by_seq) + 16:  # mostly spent entries: keep the live ones
             self.order = [e for e in self.order if e[2] in by_seq]
@@ -448,15 +456,13 @@ class Engine:
             item = early.get(key)
             if item is None:
                 item = early[key] = HeldItem()
-            item.add(held)
+            item.add(held, _token_bytes(held[3]))
             heap.append((held[0], held[1], key))
         heapq.heapify(heap)
         self._early = early
         self._early_heap = heap
         self._early_count = len(heap)
-        self._early_bytes = sum(
-            _token_bytes(h[3]) for item in early.values() for h in item.by_seq.values()
-        )
+        self._early_bytes = sum(sum(item.sizes.values()) for item in early.values())
         self._early_seq = state.early_seq
         self._next_second = state.next_second
 
@@ -1006,22 +1012,20 @@ class Engine:
         its first tick: no watermark would pass it), no lateness, or no room
         (``max_early_outcomes``, or their bytes: ``HELD_BYTES_PER_OUTCOME``; an event of a ticket
         that has events held then waits behind them, or they go first, as in :meth:`apply`)."""
-        if not self._may_hold(ts, token):
+        size = self._may_hold(ts, token)
+        if size is None:
             return False
         key = (True, cast("TicketResponded", event).ticket_id)  # every ordered type has one
-        self._put_held(key, event, ts, token)
+        self._put_held(key, event, ts, token, size)
         return True
 
-    def _may_hold(self, ts: float, token: object) -> bool:
-        """Whether an event may wait for the watermark: not when applying for good, without
-        lateness or a clock, stamped more than the lateness before the clock, or with no room."""
-        return not (
-            self._final
-            or self.lateness <= 0
-            or self.now == -math.inf
-            or ts < self.now - self.lateness
-            or not self._room_for(token)
-        )
+    def _may_hold(self, ts: float, token: object) -> int | None:
+        """The token's size (:meth:`_room_for`) when the event may wait for the watermark;
+        ``None`` when applying for good, without lateness or a clock, stamped more than the
+        lateness before the clock, or with no room."""
+        if self._final or self.lateness <= 0 or self.now == -math.inf:
+            return None
+        return None if ts < self.now - self.lateness else self._room_for(token)
 
     def _wait_for_closers(self, event: Event, ts: float, token: object) -> bool:
         """Hold a survey, sentiment score or complaint naming a contact open at
@@ -1032,14 +1036,15 @@ class Engine:
         not be held (:meth:`_may_hold`)."""
         ev = cast("ComplaintReceived | SurveyAnswered | SentimentScored", event)
         contact_id = ev.contact_id
-        if contact_id is None or not self._may_hold(ts, token):
+        size = None if contact_id is None else self._may_hold(ts, token)
+        if contact_id is None or size is None:
             return False
         ticket_id = ev.ticket_id
         if ticket_id is not None and ticket_id in self.tickets:
             return False  # counted on its ticket's channel (:meth:`_owner_channel`)
         if self._open_channel(contact_id, ts) is None:
             return False
-        self._put_held((True, _REFERENCE_KEY + contact_id), event, ts, token)
+        self._put_held((True, _REFERENCE_KEY + contact_id), event, ts, token, size)
         return True
 
     def _hold(
@@ -1047,31 +1052,32 @@ class Engine:
     ) -> Reject | None:
         if ts < self.now - self.lateness:
             return reason  # later than the lateness: its opening event cannot be waited for
-        if not self._room_for(token):
+        size = self._room_for(token)
+        if size is None:
             self.capacity_exhausted["early_outcomes"] += 1
             return Reject.CAPACITY
-        self._put_held(key, event, ts, token)
+        self._put_held(key, event, ts, token, size)
         return None
 
-    def _room_for(self, token: object) -> bool:
-        """Whether one more outcome with ``token`` may be held: fewer than
+    def _room_for(self, token: object) -> int | None:
+        """The bytes of ``token`` when one more outcome with it may be held (fewer than
         ``max_early_outcomes`` are, and its bytes fit with theirs in ``HELD_BYTES_PER_OUTCOME``
-        times that."""
+        times that); ``None`` when there is no room."""
         room = self._max_early
-        return (
-            self._early_count < room
-            and self._early_bytes + _token_bytes(token) <= room * HELD_BYTES_PER_OUTCOME
-        )
+        if self._early_count >= room:
+            return None
+        size = _token_bytes(token)
+        return size if self._early_bytes + size <= room * HELD_BYTES_PER_OUTCOME else None
 
-    def _put_held(self, key: HeldKey, event: Event, ts: float, token: object) -> None:
+    def _put_held(self, key: HeldKey, event: Event, ts: float, token: object, size: int) -> None:
         seq = self._early_seq
         self._early_seq = seq + 1
         item = self._early.get(key)
         if item is None:
             item = self._early[key] = HeldItem()
-        item.add((ts, seq, event, token))
+        item.add((ts, seq, event, token), size)
         self._early_count += 1
-        self._early_bytes += _token_bytes(token)
+        self._early_bytes += size
         heapq.heappush(self._early_heap, (ts, seq, key))
         self.held_last = True
 
@@ -1084,23 +1090,24 @@ class Engine:
             item = self._early.get(key)
             if item is None:
                 continue  # its item opened: the entry is spent
-            held = item.by_seq
-            found = held.get(seq)
-            if found is None:
+            if seq not in item.by_seq:
                 continue  # applied already: the entry is spent
-            due = [held.pop(seq)]
+            found, size = item.take(seq)
+            due = [found]
             # the item's other outcomes of this instant come with it, in lifecycle order (a
             # contact's answered before its ended, whichever arrived first)
             at = found[0]
             while (entry := item.first()) is not None and entry[0] == at:
-                due.append(held.pop(entry[2]))
+                other, other_size = item.take(entry[2])
+                due.append(other)
+                size += other_size
             if len(due) > 1:
                 due.sort(key=lambda h: (_LIFECYCLE_RANK[type(h[2])], h[1]))
-            if not held:
+            if not item.by_seq:
                 del self._early[key]
             self._early_count -= len(due)
+            self._early_bytes -= size
             for one in due:
-                self._early_bytes -= _token_bytes(one[3])
                 self._settle_held(key, one)
         if len(heap) > 2 * self._early_count + 64:  # drop entries of outcomes already applied
             self._early_heap = [
@@ -1184,12 +1191,12 @@ class Engine:
             if (after is not None and ts <= after) or seq >= newer:
                 aside.append(entry)
                 continue
-            held_one = item.by_seq.pop(seq)
+            held_one, size = item.take(seq)
             self._early_count -= 1
-            size = _token_bytes(held_one[3])
             self._early_bytes -= size
             if self._try_held(held_one, final=final):  # it and every one after it wait
                 item.by_seq[seq] = held_one
+                item.sizes[seq] = size
                 self._early_count += 1
                 self._early_bytes += size
                 aside.append(entry)

@@ -505,18 +505,18 @@ def test_held_item_gives_the_first_outcome_and_the_first_closer_of_those_still_h
     ):
         event, ts = _ev(kind, at, channel="voice", contact_id="c1")
         held.append((ts, seq, event, None))
-        item.add(held[-1])
+        item.add(held[-1], 10 + seq)
     assert item.first() == (T0 + 11, 0, 2)
     assert item.first_closer() == T0 + 12
-    del item.by_seq[2]
+    assert item.take(2) == (held[2], 12)  # with the size it was held with
     assert item.first() == (T0 + 12, 0, 1)  # the answered of 12 s before its ended
-    del item.by_seq[1]
+    item.take(1)
     assert item.first() == (T0 + 12, 1, 0)
-    del item.by_seq[0]
-    assert (item.first(), item.first_closer()) == (None, math.inf)
+    item.take(0)
+    assert (item.first(), item.first_closer(), item.sizes) == (None, math.inf, {})
     for seq in range(3, 200):  # a long flood, each taken before the next comes
-        item.add((T0 + 20, seq, held[1][2], None))
-        del item.by_seq[seq]
+        item.add((T0 + 20, seq, held[1][2], None), 0)
+        item.take(seq)
         assert len(item.order) <= 2 * len(item.by_seq) + 17
     assert item.first() is None
 
