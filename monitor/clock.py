@@ -174,8 +174,14 @@ class TickRoad:
             self._next = landing
 
     def before_event(self, ts: float) -> None:
-        """Replay: ticks strictly before an event's time run before the event is applied."""
-        if self._next is None or self._next < ts:
+        """Replay: ticks strictly before an event's time run before the event is applied.
+
+        The first tick is the last aligned instant before the first event: detectors then see
+        the counts of an engine that has applied nothing yet, so the outcomes of the first
+        events count as the outcomes they are rather than as the starting point."""
+        if self._next is None:
+            self._next = (math.ceil(ts / self.interval) - 1) * self.interval
+        if self._next < ts:
             self.catch_up(ts, inclusive=False)
         self._last_event = max(self._last_event, ts)
 

@@ -140,7 +140,13 @@ def test_console_script_runs_outside_the_checkout(installed: Path, tmp_path: Pat
 
 
 def test_shell_completion_is_offered(installed: Path, tmp_path: Path) -> None:
-    env = {**_clean_env(), "SHELL": "/bin/bash"}
+    # typer detects the shell from the process tree, and finds none when the suite runs
+    # detached from a shell (nohup, a CI runner); its test switch makes it read the argument
+    env = {
+        **_clean_env(),
+        "SHELL": "/bin/bash",
+        "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1",
+    }
     out = _run(installed / "support-monitor", "--show-completion", "bash", cwd=tmp_path, env=env)
     assert "_SUPPORT_MONITOR_COMPLETE=complete_bash" in out
     assert "complete " in out
