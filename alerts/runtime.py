@@ -47,6 +47,7 @@ from support_monitor.detectors.config import DetectorSettings
 from support_monitor.detectors.signal import Signal
 from support_monitor.detectors.suite import DetectorSuite
 from support_monitor.monitor.catalogue import help_texts
+from support_monitor.monitor.durations import TICK_TOLERANCE
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.rows import Series
 from support_monitor.monitor.logs import register_secret
@@ -255,9 +256,10 @@ class Alerting:
             log.info("alert_eval_skipped", reason="restoring state")
             return
         if self._every is not None:
-            if now < self._next_eval:
+            if now < self._next_eval - TICK_TOLERANCE:
                 return
-            self._next_eval = math.floor(now / self._every) * self._every + self._every
+            every = self._every
+            self._next_eval = math.floor((now + TICK_TOLERANCE) / every) * every + every
         signals = self.suite.evaluate(self._engine, now)
         if signals is not self._judged:  # the suite hands out the same list while unchanged
             self._judged = signals

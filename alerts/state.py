@@ -20,6 +20,8 @@ import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from support_monitor.monitor.durations import lasted, outlasted
+
 Labels = tuple[tuple[str, str], ...]
 # Label sets whose fingerprint is remembered (about 200 bytes each).
 FINGERPRINT_CACHE = 4096
@@ -160,7 +162,7 @@ class RuleState:
                 self.keep_changed = True
             if (
                 alert.state is AlertState.PENDING
-                and now - alert.active_at >= self.hold
+                and lasted(now, alert.active_at, self.hold)
                 and fp not in held
             ):
                 alert.state = AlertState.FIRING
@@ -169,7 +171,7 @@ class RuleState:
         self.resumed_at = None
         changes = dropped + self._changes(before)
         for fp, old in list(self.replaced.items()):
-            if old.resolved_at is None or now - old.resolved_at > self.resolved_retention:
+            if old.resolved_at is None or outlasted(now, old.resolved_at, self.resolved_retention):
                 del self.replaced[fp]
         return changes
 
@@ -224,10 +226,11 @@ class RuleState:
                 resumed = self.resumed_at
                 alert.keep_firing_since = now if resumed is None else min(now, resumed)
                 self.keep_changed = True
-            keep_firing = now - alert.keep_firing_since < self.keep_firing_for
+            keep_firing = not lasted(now, alert.keep_firing_since, self.keep_firing_for)
         was_pending = alert.state is AlertState.PENDING
         if was_pending or (
-            alert.resolved_at is not None and now - alert.resolved_at > self.resolved_retention
+            alert.resolved_at is not None
+            and outlasted(now, alert.resolved_at, self.resolved_retention)
         ):
             del self.active[fp]
         if alert.state is not AlertState.INACTIVE and not keep_firing:

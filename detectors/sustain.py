@@ -23,6 +23,8 @@ import math
 from collections import deque
 from typing import Any
 
+from support_monitor.monitor.durations import lasted
+
 RELEASE_SHARE = 0.25
 """Released when the condition held for less than this share of the last ``release`` seconds.
 A quarter: on the exponential stream (``bench/detection/exponential.py``) the backlog condition
@@ -93,7 +95,7 @@ class Sustain:
     def _activate(self, now: float, run_start: float) -> None:
         """At a tick at which the condition holds: active once held long enough."""
         if self.hold_share >= 1:
-            if now - run_start >= self.hold:
+            if lasted(now, run_start, self.hold):
                 self.active = True
                 self.since = run_start
         elif self.held_share(now, self.hold) >= self.hold_share:

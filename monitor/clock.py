@@ -9,6 +9,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 import structlog
 
@@ -104,7 +105,10 @@ class TickRoad:
         self._notifying = notifying
         self.skipped_ticks = 0
         """Ticks jumped over in quiet gaps (replay)."""
-        self._next: float | None = None
+        step = Fraction(interval).limit_denominator(1_000_000)
+        self._num, self._den = step.numerator, step.denominator
+        self._k: int | None = None
+        """Replay: the index of the next tick, at ``k * interval`` (:meth:`_at`)."""
         self._last_event = -math.inf
         self._failures: dict[tuple[str, str, int], tuple[int, float]] = {}
         self._stats = stats
@@ -125,53 +129,72 @@ class TickRoad:
             except Exception as exc:  # noqa: BLE001 - a defect must not stop the clock
                 self._failed(getattr(handler, "__qualname__", repr(handler)), now, exc)
 
+    def _at(self, k: int) -> float:
+        """The ``k``-th aligned instant: ``k * interval`` rounded once, so that ticks do not
+        drift as adding a fractional interval tick after tick would (0.1 s is not a binary
+        fraction)."""
+        return k * self._num / self._den
+
+    def _ceil(self, t: float) -> int:
+        """The index of the first aligned instant at or after ``t``, as :meth:`_at` rounds
+        them (a time read from an event, 10:00:00.7, is the instant that rounds alike)."""
+        k = math.ceil(Fraction(t) * self._den / self._num)
+        while self._at(k - 1) >= t:
+            k -= 1
+        while self._at(k) < t:
+            k += 1
+        return k
+
+    def _floor(self, t: float) -> int:
+        """The index of the last aligned instant at or before ``t``."""
+        k = self._ceil(t)
+        return k if self._at(k) == t else k - 1
+
     def catch_up(self, until: float, *, inclusive: bool) -> None:
         """Run every aligned tick before ``until`` (or at it, when inclusive), in order. With a
         ``quiet_horizon``, ticks later than ``last event + horizon`` are skipped but one: the
         last aligned tick before (or at) ``until`` still runs."""
-        interval = self.interval
-        if self._next is None:
-            self._next = math.ceil(until / interval) * interval
+        if self._k is None:
+            self._k = self._ceil(until)
         horizon = self.quiet_horizon
         if horizon is not None and self._last_event + horizon < until:
-            landing = math.floor(until / interval) * interval
-            if landing == until and not inclusive:
-                landing -= interval
+            landing = self._floor(until)
+            if self._at(landing) == until and not inclusive:
+                landing -= 1
             self._cross_gap(landing, horizon)
-        while self._next < until or (inclusive and self._next == until):
-            self.tick(self._next)
-            self._next += interval
+        while self._at(self._k) < until or (inclusive and self._at(self._k) == until):
+            self.tick(self._at(self._k))
+            self._k += 1
 
-    def _cross_gap(self, landing: float, horizon: float) -> None:
-        """Run the ticks of a quiet gap that can still change something, up to ``landing``
-        (exclusive), and jump over the others."""
-        interval = self.interval
-        assert self._next is not None
+    def _cross_gap(self, landing: int, horizon: float) -> None:
+        """Run the ticks of a quiet gap that can still change something, up to the tick
+        ``landing`` (exclusive), and jump over the others."""
+        assert self._k is not None
         quiet = self._last_event + horizon
         while True:
-            while self._next <= quiet and self._next < landing:
-                self.tick(self._next)
-                self._next += interval
-            if self._next < landing and self._notifying is not None and self._notifying():
-                quiet = self._next  # a repeat may fall in the gap: one more tick, then see
+            while self._at(self._k) <= quiet and self._k < landing:
+                self.tick(self._at(self._k))
+                self._k += 1
+            if self._k < landing and self._notifying is not None and self._notifying():
+                quiet = self._at(self._k)  # a repeat may fall in the gap: one more tick, then see
                 continue
             # A timer the engine still holds (a business-time deadline days ahead, the reset
             # of the today window, a waiting contact to forget) wakes the road. Its ticks run
             # from ``wake_lookback`` before it: what detectors and rules hold of the recent
             # past (held times, `for`) is then what a tick every second would have left them.
             wake = self.engine.next_wakeup()
-            if wake >= landing or self._next >= landing:
+            if wake >= self._at(landing) or self._k >= landing:
                 break
-            resume = self._next
-            if wake > resume:
+            resume = self._k
+            if wake > self._at(resume):
                 lookback = self.wake_lookback or 0.0
-                resume = max(resume, math.floor((wake - lookback) / interval) * interval)
-            self.skipped_ticks += round((resume - self._next) / interval)
-            self._next = resume
-            quiet = max(wake, resume) + horizon  # at least one tick: progress
-        if landing > self._next:
-            self.skipped_ticks += round((landing - self._next) / interval)
-            self._next = landing
+                resume = max(resume, self._floor(wake - lookback))
+            self.skipped_ticks += resume - self._k
+            self._k = resume
+            quiet = max(wake, self._at(resume)) + horizon  # at least one tick: progress
+        if landing > self._k:
+            self.skipped_ticks += landing - self._k
+            self._k = landing
 
     def before_event(self, ts: float) -> None:
         """Replay: ticks strictly before an event's time run before the event is applied.
@@ -179,9 +202,9 @@ class TickRoad:
         The first tick is the last aligned instant before the first event: detectors then see
         the counts of an engine that has applied nothing yet, so the outcomes of the first
         events count as the outcomes they are rather than as the starting point."""
-        if self._next is None:
-            self._next = (math.ceil(ts / self.interval) - 1) * self.interval
-        if self._next < ts:
+        if self._k is None:
+            self._k = self._ceil(ts) - 1
+        if self._at(self._k) < ts:
             self.catch_up(ts, inclusive=False)
         self._last_event = max(self._last_event, ts)
 

@@ -19,6 +19,22 @@ from typing import Annotated
 
 from pydantic import BeforeValidator
 
+TICK_TOLERANCE = 1e-6
+"""Seconds within which two event times are one instant. Tick instants ``k * 0.1`` are rounded
+to the nearest double, about 1e-7 s apart at today's epoch, so a 120 s ``for`` measured between
+two of them can come out as 119.9999999 s."""
+
+
+def lasted(now: float, since: float, span: float) -> bool:
+    """Whether ``span`` seconds have passed from ``since`` to ``now`` (within the tolerance)."""
+    return now - since >= span - TICK_TOLERANCE
+
+
+def outlasted(now: float, since: float, span: float) -> bool:
+    """Whether strictly more than ``span`` seconds have passed (beyond the tolerance)."""
+    return now - since > span + TICK_TOLERANCE
+
+
 _UNITS = (
     ("y", 365 * 86400.0),
     ("w", 7 * 86400.0),
