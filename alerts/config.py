@@ -508,9 +508,13 @@ class AlertSettings(_Model):
         seen: set[str] = set()
         for i, rule in enumerate(self.rules):
             if rule.key in seen:
+                # the key is what restarts and reloads find a rule's alerts by: channels are
+                # not part of it, so two rules on disjoint channels would share one state
                 raise ValueError(
-                    f"rules[{i}]: another rule has the same alert, severity and labels "
-                    f"({rule.alert}); their alerts would collide"
+                    f"rules[{i}]: another rule has the same alert, severity, labels and match "
+                    f"({rule.alert}); rules are told apart by these, not by channels, so their "
+                    "alerts would share one state: for one rule per channel write "
+                    "match: {channel: voice} instead of channels: [voice]"
                 )
             seen.add(rule.key)
         return self

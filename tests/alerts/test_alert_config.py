@@ -132,7 +132,7 @@ def test_full_config_parses():
                     "rules": [{"alert": "A", "detector": "d"}, {"alert": "A", "detector": "e"}]
                 }
             },
-            "same alert, severity and labels",
+            "same alert, severity, labels and match",
         ),
         ({"alerts": {"rules": [{"alert": "A", "detector": "d", "bogus": 1}]}}, "unknown key"),
         (
@@ -255,6 +255,24 @@ def test_rules_of_one_name_apart_by_a_match_are_accepted():
         {"alert": "A", "detector": "w", "severity": "critical", "for": "2m"},
     ]
     assert len(settings(detectors=_WAITING, alerts={"rules": rules}).alerts.rules) == 3
+
+
+def test_one_rule_per_channel_is_written_with_match_not_channels():
+    """Rules of one name on disjoint ``channels`` would share one stored state (the rule key
+    has no channels): refused with the way that works, a match on the channel."""
+    rules: list[dict[str, Any]] = [
+        {"alert": "A", "detector": "w", "channels": ["voice"], "for": "30s"},
+        {"alert": "A", "detector": "w", "channels": ["chat"], "for": "2m"},
+    ]
+    with pytest.raises(ConfigError) as err:
+        settings(detectors=_WAITING, alerts={"rules": rules})
+    assert "rules[1]: another rule has the same alert, severity, labels and match (A)" in str(
+        err.value
+    )
+    assert "write match: {channel: voice} instead of channels: [voice]" in str(err.value)
+    for rule in rules:
+        rule["match"] = {"channel": rule.pop("channels")[0]}
+    assert len(settings(detectors=_WAITING, alerts={"rules": rules}).alerts.rules) == 2
 
 
 def test_template_is_safe_and_formats():
