@@ -21,8 +21,8 @@ from pydantic import BeforeValidator
 
 TICK_TOLERANCE = 1e-6
 """Seconds within which two event times are one instant. Tick instants ``k * 0.1`` are rounded
-to the nearest double, about 1e-7 s apart at today's epoch, so a 120 s ``for`` measured between
-two of them can come out as 119.9999999 s."""
+to the nearest double, about 2.4e-7 s apart at today's epoch, so a 1.3 s ``for`` measured
+between two of them can come out as 1.2999999 s."""
 
 
 def lasted(now: float, since: float, span: float) -> bool:
