@@ -89,8 +89,8 @@ class Pipeline:
         self._max_bytes = self._ingest.max_event_bytes
         self._arrived = 0.0  # live: the wall clock when the event being processed arrived
         self.earliest_applied = math.inf
-        """The earliest event time of an event applied when it came (held ones not included:
-        they are within the lateness of one that was); ``inf`` before any."""
+        """The earliest event time of an applied event (a held one counts once it applies, in
+        :meth:`take_deferred`); ``inf`` before any."""
         self.latest_applied = -math.inf
         """The latest such event time (a line rejected by the state it met may have moved the
         replay clock further, e.g. a second ``contact.queued`` of an open contact)."""
@@ -187,13 +187,16 @@ class Pipeline:
         item's opening event (an ``answered`` before its ``queued``) that did not come within
         the allowed lateness, or that its item's state refused once it came. Each is counted
         and logged when the engine hands it over, and returned as a dead letter with its
-        original bytes. Held outcomes that applied once their item opened are counted in
-        ``events_total`` here, so a held event is counted once: applied or rejected.
+        original bytes. Held events that applied since (their item opened, or the watermark
+        passed them) are counted in ``events_total`` and in the applied event-time span here,
+        so a held event is counted once: applied or rejected.
         ``source``: only that source's letters (each source has its own dead-letter sink; the
         others wait for their own call, at most ``_MAX_DEFERRED`` each); ``None``: all."""
         events = self.stats.events
-        for token, event_type in self.engine.take_applied_late():
+        for token, event_type, ts in self.engine.take_applied_late():
             events[_unpack(token)[2], _TYPE_NAME[event_type]] += 1
+            self.latest_applied = max(self.latest_applied, ts)
+            self.earliest_applied = min(self.earliest_applied, ts)
         for token, reason in self.engine.take_expired_early():
             raw, position, origin = _unpack(token)
             detail = f"{_explain(reason)} {_HELD}"

@@ -398,7 +398,7 @@ class Engine:
         self._early_bytes = 0  # token bytes of the held outcomes (HELD_BYTES_PER_OUTCOME)
         self._early_seq = 0
         self._expired: deque[tuple[object, Reject]] = deque()
-        self._applied_late: deque[tuple[object, type]] = deque()
+        self._applied_late: deque[tuple[object, type, float]] = deque()
         self._final = False
         """Set while a held outcome is applied for good: handlers then judge it as it stands
         instead of asking to wait for an earlier event of its item."""
@@ -989,11 +989,12 @@ class Engine:
         self._expired.clear()
         return out
 
-    def take_applied_late(self) -> list[tuple[object, type]]:
-        """Held early outcomes applied since the last call, once their item opened: each with
-        the token given to :meth:`apply` and its event type, for the caller to count as applied
-        then (not when it was held). Drained like :meth:`take_expired_early`; undrained, at
-        most ``max(1024, max_early_outcomes)`` are kept."""
+    def take_applied_late(self) -> list[tuple[object, type, float]]:
+        """Held events applied since the last call (once their item opened, or the watermark
+        passed them): each with the token given to :meth:`apply`, its event type and its event
+        time, for the caller to count as applied then (not when it was held). Drained like
+        :meth:`take_expired_early`; undrained, at most ``max(1024, max_early_outcomes)`` are
+        kept."""
         out = list(self._applied_late)
         self._applied_late.clear()
         return out
@@ -1159,7 +1160,7 @@ class Engine:
         applied = self._applied_late
         if len(applied) >= max(1024, self._max_early):
             applied.popleft()
-        applied.append((token, type(event)))
+        applied.append((token, type(event), event.ts.timestamp()))
 
     def _release_early(
         self, key: HeldKey, *, until: float | None = None, after: float | None = None

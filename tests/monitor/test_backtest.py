@@ -759,6 +759,31 @@ def test_the_span_is_that_of_the_events_applied(tmp_path: Path) -> None:
     assert (nothing.first_event, nothing.last_event) == (None, None)
 
 
+def test_the_span_counts_events_held_before_they_applied(tmp_path: Path) -> None:
+    """Ticket events after ``ticket.created`` wait for the watermark, and an outcome that comes
+    before its contact's ``queued`` waits for it: each counts in the span once it applies.
+    (Before, a file ending in such events reported a span ending before them.)"""
+    s = Stream()
+    s.add("ticket.created", 0, "chat", ticket_id="t1")
+    s.add("contact.queued", 60, "voice", queue="billing", contact_id="a")
+    s.add("contact.answered", 200, "voice", contact_id="a", agent_id="x")
+    s.add("ticket.responded", 3600, "chat", ticket_id="t1", agent_id="x")
+    s.add("ticket.solved", 7000, "chat", ticket_id="t1")
+    s.add("contact.answered", 7200, "voice", contact_id="b", agent_id="x")  # before its queued
+    s.add("contact.queued", 7190, "voice", queue="billing", contact_id="b")
+    path = tmp_path / "e.jsonl"
+    path.write_text(s.text(), encoding="utf-8")
+    run = backtest(path, config(30))
+    assert (run.first_event, run.last_event) == (T0, T0 + 7200)
+    assert (run.events_applied, run.events_rejected) == (7, 0)
+    assert run.days == pytest.approx(1 / 12)  # two hours
+    # a waits 60..200 s: "> 30" from 91 s, critical (for 1m) fires at 151 s, once
+    rows = {r.key: r for r in run.rows}
+    critical = rows["WaitTooLong", "critical", "voice"]
+    assert critical.firings == 1
+    assert run.pages_per_day(critical) == pytest.approx(12.0)
+
+
 def test_alerts_firing_at_the_end_count_until_the_replay_clock_stops(tmp_path: Path) -> None:
     """An answer for a contact never queued is refused by the state it meets, yet moves the
     replay clock (events.md): alerts fire and resolve up to there, and one still firing when

@@ -265,7 +265,7 @@ def test_an_ended_contact_that_was_never_answered_abandons_once_the_lateness_pas
     assert value(engine, "support_queue_waiting", **V) == 1
     assert value(engine, "support_contacts_abandoned_total", **V) == 0
     engine.advance(T0 + 15.001)  # the watermark passed it: an abandon at 10 (wait 10 s, long)
-    assert engine.take_applied_late() == [("t", ContactEnded)]
+    assert engine.take_applied_late() == [("t", ContactEnded, T0 + 10)]
     assert value(engine, "support_queue_waiting", **V) == 0
     assert value(engine, "support_contacts_abandoned_total", **V) == 1
     assert value(engine, "support_contacts_abandoned_short_total", **V) == 0
@@ -701,7 +701,7 @@ def test_an_event_naming_a_contact_still_open_counts_on_its_channel_once_settled
     engine.advance(T0 + 8.001)  # the watermark passes 3: counted where the contact is
     assert engine.early_outcomes_held == 0
     assert value(engine, "support_complaints_total", channel="voice", category="billing") == 1
-    assert engine.take_applied_late() == [("c", ComplaintReceived)]
+    assert engine.take_applied_late() == [("c", ComplaintReceived, T0 + 3)]
 
 
 def test_an_event_waiting_for_its_contacts_closers_survives_a_snapshot() -> None:
