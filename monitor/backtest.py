@@ -369,7 +369,7 @@ def as_json(events: Path, base: Backtest, other: Backtest | None) -> str:
 def _summary(label: str, run: Backtest) -> str:
     rejected = ", ".join(f"{reason} {n}" for reason, n in run.rejected.items())
     span = (
-        "no event time"
+        "none"
         if run.first_event is None or run.last_event is None
         else f"{rfc3339(run.first_event)} .. {rfc3339(run.last_event)}"
     )
@@ -471,9 +471,10 @@ def report_rejects(run: Backtest, err: TextIO) -> None:
     """One stderr line per run with rejected lines (each was also logged with its position)."""
     if run.events_rejected:
         reasons = ", ".join(f"{reason} {n}" for reason, n in run.rejected.items())
+        lines = "line" if run.events_rejected == 1 else "lines"
         err.write(
-            f"backtest: {run.config}: {run.events_rejected} lines rejected ({reasons}); "
-            "not fatal, see the event_rejected log lines\n"
+            f"backtest: {run.config}: {run.events_rejected} {lines} rejected ({reasons}); "
+            "not fatal: each is an event_rejected warning in the log, with its position\n"
         )
 
 

@@ -261,7 +261,7 @@ def test_console_script_table_against_a_config_that_never_fires(tmp_path: Path) 
     ]  # fmt: skip
     assert lines[4].split()[:3] == ["0", "messages", "(new"]
     assert "e.jsonl:7" in result.stderr  # the bad line, reported with its position
-    assert "lines rejected" in result.stderr
+    assert "a.yaml: 1 line rejected (invalid_json 1); not fatal" in result.stderr
     assert "Traceback" not in result.stderr
 
 
