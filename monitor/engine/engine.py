@@ -1108,8 +1108,13 @@ class Engine:
                 del self._early[key]
             self._early_count -= len(due)
             self._early_bytes -= size
+            was_open = not key[0] and self._is_open(key)
             for one in due:
                 self._settle_held(key, one)
+            if was_open and key in self._early:
+                # the contact's outcomes held behind this instant's, tried once all of them
+                # applied (those stamped at it waited behind them too: they come first)
+                self._release_early(key, after=math.nextafter(at, -math.inf))
         if len(heap) > 2 * self._early_count + 64:  # drop entries of outcomes already applied
             self._early_heap = [
                 (h[0], h[1], k) for k, item in self._early.items() for h in item.by_seq.values()
@@ -1127,9 +1132,9 @@ class Engine:
     def _settle_held(self, key: HeldKey, held: Held) -> None:
         """The watermark passed a held outcome: apply it for good if its item is open (a ticket
         event stamped before its ticket's ``created`` is then refused by its handler as
-        ``unknown_ticket``), else it is an ``unknown_*`` reject. If its contact was open, the
-        contact's outcomes held behind it are then tried again (a ticket's wait for the
-        watermark; an item that never opened has nothing they could wait behind)."""
+        ``unknown_ticket``), else it is an ``unknown_*`` reject. (The caller then tries again
+        the outcomes of its contact held behind it: a ticket's events wait for the watermark,
+        and an item that never opened has nothing they could wait behind.)"""
         ts, _, event, token = held
         if type(event) in _REFERENCING:  # counted where its contact was at ``ts``
             reason = self._apply_final(event, ts)
@@ -1148,9 +1153,6 @@ class Engine:
             self._applied(token, event)
         else:
             self._defer(event, token, reason)
-        if is_open and not is_ticket and key in self._early:
-            # those stamped at its instant waited behind it too: they come before later ones
-            self._release_early(key, after=math.nextafter(ts, -math.inf))
 
     def _is_open(self, key: HeldKey) -> bool:
         is_ticket, item_id = key

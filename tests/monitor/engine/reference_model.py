@@ -8,6 +8,12 @@ not open, stamped no more than the allowed lateness before the clock, waits in a
 applied (in ``ts`` order) right after its item's opening event, or counted as ``unknown_*`` once
 the clock is more than the lateness past its ``ts`` (or at :meth:`Reference.finish`).
 
+Held ends: a ``contact.ended`` of a contact that still waits, stamped no more than the lateness
+before the clock, waits (its ``answered`` may come), and so does every outcome of that contact
+stamped at or after it. One stamped before it applies, and the waiting ones are tried again in
+``ts`` order (a tie in lifecycle order). Once the clock is more than the lateness past a waiting
+one it applies as it stands (an ``ended`` of a waiting contact is an abandon).
+
 Refused outcomes: an outcome of an open item that its state refuses, stamped no more than the
 lateness before the clock, is counted as ``invalid_transition`` only once the clock is more than
 the lateness past its ``ts`` (an earlier event of the item could still have come); until then its
@@ -94,6 +100,7 @@ class Reference:
     waiting_outcomes: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)
     refused: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     ticket_moves: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)
+    held_ends: dict[str, list[tuple[float, int, dict[str, Any]]]] = field(default_factory=dict)
     arrivals: int = 0
 
     def feed(self, ev: dict[str, Any], ts: float) -> None:
@@ -105,6 +112,8 @@ class Reference:
         self.clock = max(self.clock, ts)
         lateness = self.cfg["ingest"]["allowed_lateness"]
         self._apply_moves(self.clock - lateness)
+        for contact_id in list(self.held_ends):
+            self._try_held(contact_id, self.clock - lateness)
         for item in list(self.waiting_outcomes):
             if item[0] < self.clock - lateness:
                 self._give_up(item)
@@ -118,7 +127,11 @@ class Reference:
             self.ticket_moves.append((ts, self.arrivals, ev))
             self.seen.add(ev["event_id"])
             return
+        if self._holds(ev, ts, lateness):
+            return
         reason = self._apply(ev, ts)
+        if reason is None and ev.get("contact_id") in self.held_ends:
+            self._try_held(ev["contact_id"], -math.inf, retry=True)
         if reason in ("unknown_contact", "unknown_ticket") and ts >= self.clock - lateness:
             self.arrivals += 1
             self.waiting_outcomes.append((ts, self.arrivals, ev))
@@ -141,6 +154,8 @@ class Reference:
         """End of the stream: every ticket event still waiting applies; every outcome still
         waiting for its item is unknown."""
         self._apply_moves(math.inf)
+        for contact_id in list(self.held_ends):
+            self._try_held(contact_id, math.inf)
         for item in list(self.waiting_outcomes):
             self._give_up(item)
         for refused in list(self.refused):
@@ -162,6 +177,65 @@ class Reference:
             if reason is not None:
                 self._count(reason)
                 self.seen.discard(ev["event_id"])
+
+    def _holds(self, ev: dict[str, Any], ts: float, lateness: float, arrival: int = 0) -> bool:
+        """Hold a waiting contact's ``ended``, or an outcome stamped at or after one held
+        (``arrival``: its place among the arrivals, when it already has one)."""
+        kind, contact_id = ev["type"], ev.get("contact_id", "")
+        if kind not in ("contact.answered", "contact.abandoned", "contact.ended"):
+            return False
+        held = self.held_ends.get(contact_id)
+        if held is None:
+            life = self.open_contacts.get(contact_id)
+            waits = life is not None and life.outcome is None
+            if not (kind == "contact.ended" and waits and lateness > 0):
+                return False
+            if ts < self.clock - lateness:
+                return False
+            held = self.held_ends[contact_id] = []
+        elif ts < min(h[0] for h in held):
+            return False
+        if not arrival:
+            self.arrivals += 1
+            arrival = self.arrivals
+        held.append((ts, arrival, ev))
+        self.seen.add(ev["event_id"])
+        return True
+
+    def _try_held(self, contact_id: str, before: float, *, retry: bool = False) -> None:
+        """The contact's held outcomes in ``ts`` order: those stamped before ``before`` (the
+        clock minus the lateness) apply as they stand; once one applied, or with ``retry`` (an
+        event of the contact just applied), the later ones are tried too, up to a waiting
+        contact's ``ended`` stamped at or after ``before``: it waits on, and every one after
+        it. One that finds the contact gone waits for it to open again."""
+        lateness = self.cfg["ingest"]["allowed_lateness"]
+        held = sorted(
+            self.held_ends.pop(contact_id),
+            key=lambda h: (h[0], LIFECYCLE_RANK[h[2]["type"].split(".")[1]], h[1]),
+        )
+        keep: list[tuple[float, int, dict[str, Any]]] = []
+        for ts, n, ev in held:
+            life = self.open_contacts.get(contact_id)
+            waits = life is not None and life.outcome is None
+            passed = ts < before
+            if (
+                keep
+                or not (passed or retry)
+                or (ev["type"] == "contact.ended" and waits and not passed)
+            ):
+                keep.append((ts, n, ev))
+                continue
+            retry = True
+            reason = self._apply(ev, ts)
+            if reason == "unknown_contact" and ts >= self.clock - lateness:
+                self.waiting_outcomes.append((ts, n, ev))
+            elif reason == "invalid_transition" and ts >= self.clock - lateness:
+                self.refused.append((ts, ev))
+            elif reason is not None:
+                self._count(reason)
+                self.seen.discard(ev["event_id"])
+        if keep:
+            self.held_ends[contact_id] = keep
 
     def _refuse(self, refused: tuple[float, dict[str, Any]]) -> None:
         self.refused.remove(refused)
@@ -188,8 +262,11 @@ class Reference:
             ),
             key=lambda w: (w[0], LIFECYCLE_RANK[w[2]["type"].split(".")[1]], w[1]),
         )
+        lateness = self.cfg["ingest"]["allowed_lateness"]
         for item in mine:
             self.waiting_outcomes.remove(item)
+            if self._holds(item[2], item[0], lateness, item[1]):
+                continue
             reason = self._apply(item[2], item[0])
             if reason is not None:
                 self._count(reason)
@@ -679,7 +756,11 @@ class Wave2Reference(Reference):
             return None
         if kind == "bot.session_ended":
             self.bots.append((ev["channel"], to_us(ts), ev["outcome"]))
-            contact = self.open_contacts.get(ev.get("contact_id", ""))
+            contact_id = ev.get("contact_id", "")
+            contact = self.open_contacts.get(contact_id)
+            held = self.held_ends.get(contact_id, ())
+            if any(h[2]["type"] == "contact.ended" and h[0] <= ts for h in held):
+                contact = None  # closed at or before the session's end, in ``ts`` order
             if ev["outcome"] == "escalated" and contact is not None:
                 self.escalations[contact.channel] = self.escalations.get(contact.channel, 0) + 1
             return None

@@ -106,10 +106,42 @@ HELD_ANSWER_REDELIVERED_AFTER_A_REFUSED_LINE = (
 )
 
 
+# c0's ``ended`` (held: c0 still waits), then two ``answered`` stamped at the same instant:
+# in ``ts`` order a tie goes answered before ended, so c0 is answered (wait 0) and ends, and
+# the second answer is refused. (The model applied the ``ended`` at once, an abandon, until
+# 2026-12-05; found with --hypothesis-seed=29.)
+ENDED_AND_ANSWERED_AT_ONE_INSTANT = (
+    [
+        _contact_event(0, 0, "contact.queued", "c0", queue="billing"),
+        _contact_event(1, 0, "contact.ended", "c0"),
+        _contact_event(2, 0, "contact.answered", "c0"),
+        _contact_event(3, 0, "contact.answered", "c0"),
+    ],
+    0.0,
+)
+
+
+# The same instant settled by the watermark (answered, then ended), and an ``answered`` stamped
+# a second later held behind them: in ``ts`` order it comes after the ``ended`` and finds c0
+# gone (``unknown_contact``). Until 2026-12-05 it was tried between the two, while c0 was
+# answered, and refused as ``invalid_transition``; found with --hypothesis-seed=124.
+AN_ANSWER_AFTER_AN_INSTANT_SETTLED = (
+    [
+        _contact_event(0, 0, "contact.queued", "c0", queue="billing"),
+        _contact_event(1, 0, "contact.ended", "c0"),
+        _contact_event(2, 0, "contact.answered", "c0"),
+        _contact_event(3, 1, "contact.answered", "c0"),
+    ],
+    7.0,
+)
+
+
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 @example(ANSWER_BEHIND_A_HELD_END_REDELIVERED)
 @example(HELD_ANSWER_REDELIVERED_AFTER_A_REFUSED_LINE)
+@example(ENDED_AND_ANSWERED_AT_ONE_INSTANT)
+@example(AN_ANSWER_AFTER_AN_INSTANT_SETTLED)
 def test_engine_equals_reference_model(case: tuple[list[dict[str, Any]], float]) -> None:
     events, until = case
     in_order = _check_against_reference(events, until)
