@@ -106,16 +106,19 @@ async def replay_road(
     on_transition: TransitionSink | None = None,
     on_plan: PlanSink | None = None,
     dead_letters: Path | None = None,
+    exact_end: bool = False,
 ) -> Road:
     """The replay road (``replay`` and ``backtest``): feed the file, move the clock to ``until``
     (if later) and flush. ``on_transition`` receives each alert state change record;
     ``on_plan`` each evaluation's planned notifications (``Alerting``: nothing is sent);
     ``dead_letters``: a JSON Lines file for the rejected lines (``None``: they are counted and
     logged only). The config's ``dead_letter.path`` is the daemon's and is never written here:
-    a replay with a production config must not append to the production file."""
+    a replay with a production config must not append to the production file.
+    ``exact_end``: the windows are cut exactly at the end, also a fractional one
+    (:meth:`Engine.end_at`), for the exposition printed then."""
     road = build_road(
         settings,
-        Engine(settings),
+        Engine(settings, exact_end=exact_end),
         DaemonStats(),
         replay=True,
         on_transition=on_transition,
@@ -160,6 +163,8 @@ async def replay_road(
             except Exception:  # noqa: BLE001 - a defect; the numbers so far are still printed
                 structlog.get_logger("support_monitor.replay").exception("replay_flush_failed")
             road.ticks.catch_up(final, inclusive=True)
+            if exact_end:
+                engine.end_at(final)
         for letter in pipeline.take_deferred():  # held outcomes decided at the end
             await sink.write(letter)
     finally:
@@ -187,7 +192,12 @@ async def replay(
             alerts_out.write(encoder.encode(record) + b"\n")
 
     done = await replay_road(
-        path, settings, until=until, on_transition=write_transition, dead_letters=dead_letters
+        path,
+        settings,
+        until=until,
+        on_transition=write_transition,
+        dead_letters=dead_letters,
+        exact_end=True,
     )
     text = render(build_registry(done.engine, done.stats, done.alerting))
     if dead_letters is not None and done.stats.dead_letters_lost:

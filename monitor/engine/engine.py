@@ -346,9 +346,11 @@ class RestartNeeded(SupportMonitorError):  # noqa: N818 - a verdict, read as "re
 
 
 class Engine:
-    """All metric state of one daemon (or one replay)."""
+    """All metric state of one daemon (or one replay). ``exact_end``: the windows can be cut
+    exactly at a fractional last instant (:meth:`end_at`, a replay's end), at the cost of one
+    aggregate per fractional outcome instant in the longest sliding window."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, exact_end: bool = False) -> None:
         self.settings = settings
         ingest = settings.ingest
         self.lateness = ingest.allowed_lateness
@@ -367,7 +369,7 @@ class Engine:
         spans = settings.window_seconds
         starts = day_start(settings.timezone, settings.day_starts_at)
         self.channels: dict[str, ChannelRuntime] = {
-            name: ChannelRuntime(name, ch, spans, self.wait_bounds, starts)
+            name: ChannelRuntime(name, ch, spans, self.wait_bounds, starts, exact_end=exact_end)
             for name, ch in settings.channels.items()
         }
         self.calendars: dict[str, Calendar] = {
@@ -534,6 +536,13 @@ class Engine:
             self.advance(now)
         self._expire_early(math.inf)  # before the deadlines (see ``advance``)
         self._decide(self.now)
+
+    def end_at(self, now: float) -> None:
+        """The last instant of a replay, after :meth:`flush` to it: every sliding window is cut
+        exactly at ``now``, also between two whole seconds (``now - W < t <= now``; with
+        ``exact_end`` only). Nothing may be applied afterwards: only the readout."""
+        for ch in self.channels.values():
+            ch.windows.end_at(now)
 
     def settle_held(self) -> None:
         """Judge every held outcome now, as if the watermark had passed it (applied as it

@@ -189,10 +189,12 @@ class ChannelRuntime:
         window_spans: dict[str, float],
         wait_bounds: tuple[float, ...],
         day_start: Callable[[float], float] | None = None,
+        *,
+        exact_end: bool = False,
     ) -> None:
         self.name = name
         self.settings = settings
-        self.windows = SlidingWindows(window_spans, day_start)
+        self.windows = SlidingWindows(window_spans, day_start, exact_end=exact_end)
         self.queues: dict[str, QueueState] = {
             q: QueueState(self, q, wait_bounds) for q in settings.queues
         }

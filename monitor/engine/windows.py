@@ -5,7 +5,10 @@ The windows slide once per whole second ``E = floor(now)``; a window of span ``W
 buckets ``k > E - ceil(W)``, i.e. exactly the outcomes with ``E - ceil(W) < t <= now``. With a
 whole-second ``now`` and span that is ``(now - W, now]`` (left-open, as Prometheus 3 range
 selectors), with no partial bucket at either end; between two whole seconds the window also holds
-the part of the current second seen so far. Outcomes are added to their bucket and to every
+the part of the current second seen so far, and the part of its oldest second at or before
+``now - W``. A replay, whose exposition is read at its fractional last instant, keeps the outcomes
+of each fractional instant apart as well (``exact_end``) and takes that part out at the end
+(:meth:`SlidingWindows.end_at`). Outcomes are added to their bucket and to every
 window total that still holds it; when the edge moves, buckets that slid out are subtracted
 (a bucket that holds only agent time, written once a second by the workforce, subtracts only
 those three counts).
@@ -184,6 +187,7 @@ class SlidingWindows:
         "_cut_list",
         "_day_start",
         "_events",
+        "_fine",
         "_head",
         "_keys",
         "_max_cut",
@@ -201,11 +205,18 @@ class SlidingWindows:
     )
 
     def __init__(
-        self, spans: dict[str, float], day_start: Callable[[float], float] | None = None
+        self,
+        spans: dict[str, float],
+        day_start: Callable[[float], float] | None = None,
+        *,
+        exact_end: bool = False,
     ) -> None:
         """``spans``: window name -> span in seconds. A window named ``today`` (with
         ``day_start``: the latest local day start at or before an instant) is not sliding: it
-        holds the outcomes since the most recent day start and resets exactly at the next."""
+        holds the outcomes since the most recent day start and resets exactly at the next.
+        ``exact_end``: also keep the outcomes of each fractional instant apart (one aggregate per
+        instant, for the seconds a sliding window holds), so that :meth:`end_at` can cut every
+        window exactly at a fractional last instant (a replay's end)."""
         self.names = tuple(spans)
         self.spans = tuple(spans.values())
         self.totals = tuple(Agg() for _ in self.names)
@@ -238,6 +249,9 @@ class SlidingWindows:
         self._cached: list[Agg] = []
         self._pending_day: tuple[int, Agg] | None = None
         """Outcomes stamped exactly at a day start still ahead of the clock (module doc)."""
+        self._fine: dict[int, dict[float, Agg]] | None = {} if exact_end else None
+        """With ``exact_end``: bucket key -> fractional instant in it -> the outcomes at that
+        instant (whole-second instants need none: a window holds all of their bucket or none)."""
 
     @property
     def _cuts(self) -> list[float]:
@@ -278,6 +292,8 @@ class SlidingWindows:
         self._cached_key = math.nan
         self._cached = []
         self._pending_day = state.pending_day if self._today >= 0 else None
+        if self._fine is not None:
+            self._fine = {}  # not in snapshots: the outcomes restored are whole buckets
 
     @property
     def next_reset(self) -> float:
@@ -335,6 +351,8 @@ class SlidingWindows:
         key = math.ceil(ts)
         if key == ts and self._today >= 0 and self._is_day_start(key):
             return self._day_start_targets(key)
+        if self._fine is not None and key != ts:
+            return self._fine_targets(key, ts)
         if key == self._cached_key:
             return self._cached  # most outcomes land in the current second
         return self.second_targets(key)
@@ -356,6 +374,44 @@ class SlidingWindows:
                     out.append(total)
         self._cached_key, self._cached = key, out
         return out
+
+    def _fine_targets(self, key: int, ts: float) -> list[Agg]:
+        """:meth:`targets` with ``exact_end``, of the fractional instant ``ts`` in bucket ``key``:
+        also its instant's own aggregate while a sliding window holds the bucket."""
+        out = self.second_targets(key)
+        if key <= self._sliding_floor():
+            return out
+        instants = self._fine.setdefault(key, {}) if self._fine is not None else {}
+        fine = instants.get(ts)
+        if fine is None:
+            fine = instants[ts] = Agg()
+        return [*out, fine]
+
+    def _sliding_floor(self) -> float:
+        """The largest bucket key no sliding window holds (``-inf`` before the first slide,
+        ``inf`` without a sliding window)."""
+        return min((self._cut_list[i] for i, _ in self._sliding), default=math.inf)
+
+    def end_at(self, now: float) -> None:
+        """Cut every sliding window exactly at ``now``, once the windows are at its second and
+        nothing more will be added (a replay's last instant): subtract from each window the
+        outcomes of the fractional instants ``t <= now - W`` in its oldest bucket, which the
+        one-second slide still holds between two whole seconds. Needs ``exact_end`` (else
+        nothing changes); the totals are then final: only the readout may follow."""
+        fine = self._fine
+        if not fine:
+            return
+        edge = math.floor(now)
+        totals = self.totals
+        for i, width in self._sliding:
+            cut = edge - width
+            if self._cut_list[i] != cut:
+                continue  # pragma: no cover - the caller advanced the windows to now first
+            limit = now - width
+            for ts, agg in fine.get(cut + 1, {}).items():
+                if ts <= limit:
+                    totals[i].add(agg, -1)
+        self._fine = {}
 
     def _is_day_start(self, key: int) -> bool:
         """Whether the whole second ``key`` is the current day's start or the next one (asked
@@ -498,10 +554,13 @@ class SlidingWindows:
         end = len(keys)
         buckets = self._buckets
         events = self._events
+        fine = self._fine
         while head < end and keys[head] <= last:
             key = keys[head]
             del buckets[key]
             events.discard(key)
+            if fine:
+                fine.pop(key, None)
             head += 1
         if head == end or head >= _COMPACT_AFTER:
             del keys[:head]
