@@ -1,10 +1,11 @@
 """A tiny, safe annotation template language: ``{name}`` or ``{name:spec}``, ``{{``/``}}`` escapes.
 
 ``{name:dur}`` writes a number of seconds as a duration people read: ``45s``, ``6m 10s``,
-``1h 5m``, ``2d 3h`` (``unbounded`` for +Inf). No attribute access, indexing or evaluation: a
-name is looked up in a flat mapping; a format spec (``.1f``, ``.0%``) applies only to numbers.
-Unknown names render as ``<no value>`` (like Prometheus' Go templates), so a rule for one
-detector can't crash on another's labels.
+``1h 5m``, ``2d 3h`` (``unbounded`` for +Inf), a fraction of a second rounded up (to the
+millisecond first), so a wait just past a whole-second threshold never reads as the threshold.
+No attribute access, indexing or evaluation: a name is looked up in a flat mapping; a format
+spec (``.1f``, ``.0%``) applies only to numbers. Unknown names render as ``<no value>`` (like
+Prometheus' Go templates), so a rule for one detector can't crash on another's labels.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _format(value: str | float, spec: str | None) -> str:
     if isinstance(value, str):
         return value
     if spec == "dur":
-        return format_duration(value)
+        return format_duration(math.ceil(round(value, 3)) if math.isfinite(value) else value)
     if math.isnan(value):
         return "n/a"
     if spec:

@@ -406,12 +406,15 @@ def test_rule_match_selects_signals_by_label():
     ("seconds", "text"),
     [
         (0.0, "0s"),
-        (45.9, "45s"),
+        (45.9, "46s"),  # a fraction of a second rounds up: 45.9 s is past a 45 s threshold
+        (30.2, "31s"),
+        (30.0004, "30s"),  # to the millisecond first: float noise is no second more
+        (120.7, "2m 1s"),
         (360.0, "6m"),
         (370.0, "6m 10s"),
         (3600.0, "1h"),
         (3900.0, "1h 5m"),
-        (3905.0, "1h 5m"),  # the two largest units, rounded down
+        (3905.0, "1h 5m"),  # the two largest units; the smaller ones are dropped
         (2 * 86400 + 3 * 3600 + 59, "2d 3h"),
         (math.inf, "unbounded"),
         (math.nan, "n/a"),
