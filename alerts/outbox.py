@@ -91,6 +91,17 @@ class Outbox:
         )
         return restored
 
+    def refuse_state(self, exc: BaseException) -> None:
+        """The alert state :meth:`open` gave is damaged (``persist.decode``): counted as a
+        failure of this store and logged once; the daemon starts without it, and its next
+        commit replaces it."""
+        self._health.failed(
+            "snapshot_refused",
+            exc,
+            path=str(self.path),
+            consequence="starting without the stored alert state",
+        )
+
     def _open_sync(self, path: Path) -> Restored:
         db = open_db(path, _SCHEMA)
         try:

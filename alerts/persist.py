@@ -87,6 +87,34 @@ def dump(
     )
 
 
+_LATEST = 253402300800.0
+"""10000-01-01 UTC: a stored time at or past it (event times end before 9000) is damage."""
+
+
+def _check_time(value: float | None, what: str) -> None:
+    if value is not None and not 0.0 <= value < _LATEST:  # NaN fails both
+        raise ValueError(f"{what} {value!r} is not a time")
+
+
+def decode(data: bytes) -> Snapshot:
+    """The snapshot in ``data``; ``ValueError`` (or a ``msgspec.DecodeError``) when it does not
+    decode, names an unknown alert state, or holds a time that is not one (negative, not
+    finite, past the year 9999): such a row is damaged, and nothing of it is used."""
+    snapshot = msgspec.json.decode(data, type=Snapshot)
+    _check_time(snapshot.evaluated_at, "evaluated_at")
+    for a in snapshot.alerts:
+        AlertState(a.state)
+        for name in ("active_at", "fired_at", "resolved_at", "keep_firing_since", "started_at"):
+            _check_time(getattr(a, name), name)
+    for sent in snapshot.sent:
+        _check_time(sent.record.at, "sent at")
+        _check_time(sent.record.active_at, "sent active_at")
+    for group in snapshot.groups:
+        _check_time(group.due_since, "due_since")
+        _check_time(group.last_sent, "last_sent")
+    return snapshot
+
+
 def load(
     data: bytes, rules: Iterable[CompiledRule]
 ) -> tuple[int, dict[tuple[str, str], SentRecord]]:
@@ -94,12 +122,10 @@ def load(
     Alerts of rules that no longer exist are dropped; their receivers get a resolve message.
     Each rule learns the stored evaluation time (``RuleState.resumed_at``): a firing alert
     whose condition is gone at the first evaluation keeps firing from then on, not from the
-    restart."""
-    snapshot = msgspec.json.decode(data, type=Snapshot)
+    restart. A damaged snapshot (:func:`decode`) raises before any rule is changed."""
+    snapshot = decode(data)
     by_key = {rule.key: rule for rule in rules}
-    for compiled in by_key.values():
-        compiled.state.resumed_at = snapshot.evaluated_at
-    restored = 0
+    alerts: list[tuple[CompiledRule, Alert]] = []
     for stored in snapshot.alerts:
         rule = by_key.get(stored.rule)
         if rule is None:
@@ -118,12 +144,15 @@ def load(
             value_now=_nan(stored.value_now),
             started_at=stored.started_at,
         )
+        alerts.append((rule, alert))
+    for compiled in by_key.values():
+        compiled.state.resumed_at = snapshot.evaluated_at
+    for rule, alert in alerts:
         rule.state.active[alert.fingerprint] = alert
-        restored += 1
-    return restored, {(s.receiver, s.fingerprint): s.record for s in snapshot.sent}
+    return len(alerts), {(s.receiver, s.fingerprint): s.record for s in snapshot.sent}
 
 
 def load_groups(data: bytes) -> dict[GroupKey, GroupTiming]:
     """The planner's group timings of a snapshot (none in one written before they existed)."""
-    snapshot = msgspec.json.decode(data, type=Snapshot)
+    snapshot = decode(data)
     return {(g.receiver, tuple((k, v) for k, v in g.group)): g for g in snapshot.groups}

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 import httpx
+import msgspec
 import structlog
 
 from support_monitor.alerts import persist
@@ -401,15 +402,7 @@ class Alerting:
         try:
             restored = await self.outbox.open()
             if restored.state is not None:
-                count, sent = persist.load(restored.state, self.rules)
-                self.planner.sent = sent
-                self.planner.groups = persist.load_groups(restored.state)
-                log.info(
-                    "alert_state_restored",
-                    alerts=count,
-                    receivers_told=len(sent),
-                    outbox=len(restored.pending),
-                )
+                self._restore(restored.state, len(restored.pending))
             for n in restored.pending:
                 if n.receiver not in self._notifiers.receivers:
                     self._stats.notifications[(n.receiver, "dropped")] += 1
@@ -419,6 +412,20 @@ class Alerting:
             self._restoring = False
         self._live = True
         return self
+
+    def _restore(self, state: bytes, pending: int) -> None:
+        """Put the stored alert state back; a damaged one is refused whole (one error line,
+        ``support_monitor_store_failures_total{store="outbox"}``) and the daemon starts without
+        it, as a cluster partition does."""
+        try:
+            groups = persist.load_groups(state)
+            count, sent = persist.load(state, self.rules)
+        except (ValueError, msgspec.DecodeError) as exc:
+            self.outbox.refuse_state(exc)
+            return
+        self.planner.sent = sent
+        self.planner.groups = groups
+        log.info("alert_state_restored", alerts=count, receivers_told=len(sent), outbox=pending)
 
     async def __aexit__(
         self,

@@ -4,8 +4,10 @@ a local Slack-like server. Restarts are new objects over the same state director
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
+import sqlite3
 from collections import Counter
 from typing import Any
 
@@ -763,3 +765,48 @@ async def test_a_severity_changed_by_reload_is_stored_under_the_new_rule(tmp_pat
         source.signals = [sig()]
         second.evaluate(T0 + 10)
     assert records == []  # restored: the same activation, nothing new
+
+
+def _damage_state(state_dir: Any, body: bytes | dict[str, Any]) -> None:
+    """Replace the stored alert state row (or, given a dict, set those fields of its first
+    alert), the sqlite file itself intact."""
+    with contextlib.closing(sqlite3.connect(state_dir / "alerts.sqlite3")) as db, db:
+        if isinstance(body, dict):
+            (stored,) = db.execute("SELECT body FROM kv WHERE name = 'state'").fetchone()
+            state = msgspec.json.decode(stored)
+            state["alerts"][0].update(body)
+            body = msgspec.json.encode(state)
+        assert db.execute("UPDATE kv SET body = ? WHERE name = 'state'", (body,)).rowcount == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"alerts": [{"rule": ',  # cut short
+        b'{"alerts": 7}',  # wrong type
+        {"state": "burning"},  # no such alert state
+        {"active_at": 1e308},  # a time no clock reaches (every tick overflowed)
+        {"fired_at": -5.0},
+    ],
+)
+async def test_a_damaged_alert_state_is_refused_and_the_daemon_pages_on(tmp_path, body):
+    """One damaged row in the outbox file: before, the start raised out of ``Alerting`` (the
+    daemon exited, and again on every restart) or every tick did. Now it is one error line
+    and a store failure, and the restarted daemon pages the firing alert as new."""
+    async with SlackLike() as server:
+        first, source, _ = make(server.url, tmp_path)
+        async with delivering(first):
+            source.signals = [sig()]
+            first.evaluate(T0)
+            await wait_for(lambda: len(server.received) == 1 and len(first.outbox) == 0)
+        _damage_state(tmp_path, body)
+        second, source, stats = make(server.url, tmp_path)
+        with capture_logs() as logs:
+            async with delivering(second):
+                assert not second.rules[0].state.active  # nothing of the row was used
+                source.signals = [sig()]
+                second.evaluate(T0 + 60)
+                await wait_for(lambda: len(server.received) == 2)
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["snapshot_refused"]
+    assert stats.store_failures == Counter({"outbox": 1})
+    assert "FIRING" in server.received[1]["blocks"][0]["text"]["text"]
