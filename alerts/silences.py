@@ -217,6 +217,19 @@ def _matcher(where: str, item: object) -> Matcher:
     return Matcher(name=name, value=value, is_regex=is_regex, is_equal=is_equal)
 
 
+def _unsound(silence: Silence) -> str | None:
+    """What a silence read from the file breaks of the rules a new one is checked against
+    (matchers, a regex RE2 reads, finite times), or ``None``: one written by another build or
+    edited by hand made every evaluation raise while matching it."""
+    try:
+        parse_matchers(list(msgspec.to_builtins(silence.matchers)))
+    except InvalidRequestError as exc:
+        return str(exc)
+    if not all(map(math.isfinite, (silence.starts_at, silence.ends_at, silence.updated_at))):
+        return "a time that is not finite"
+    return None
+
+
 def new_silence(body: Mapping[str, object], now: float) -> Silence:
     """A silence from an API body (``matchers``, ``startsAt`` optional, ``endsAt``,
     ``createdBy``, ``comment``); ``InvalidRequestError`` names the first problem."""
@@ -438,10 +451,20 @@ class ConsoleStore:
                     consequence=unavailable("silences and acknowledgements are"),
                 )
                 return
-        self.silences = {s.id: s for s in loaded.silences}
+        refused = {s.id: why for s in loaded.silences if (why := _unsound(s)) is not None}
+        self.silences = {s.id: s for s in loaded.silences if s.id not in refused}
         self._matching.clear()
         self.acks = {(a.fingerprint, a.active_at): a for a in loaded.acks}
         log.info("console_state_restored", silences=len(self.silences), acks=len(self.acks))
+        if refused:
+            first = min(refused)
+            self._health.failed(
+                "silences_refused",
+                InvalidRequestError(f"silence {first}: {refused[first]}"),
+                count=len(refused),
+                consequence="dropped from the file; the other silences hold",
+            )
+            await self._write([("DELETE FROM silences WHERE id = ?", (i,)) for i in refused])
 
     def _open_sync(self, path: Path) -> _Loaded:
         db = open_db(path, _SCHEMA)

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from structlog.testing import capture_logs
 
@@ -25,6 +26,7 @@ from support_monitor.alerts.silences import (
     AckSigner,
     ConsoleStore,
     InvalidRequestError,
+    Matcher,
     PlannerHolds,
     Silence,
     load_signing_key,
@@ -373,3 +375,39 @@ async def test_matching_runs_once_per_label_set_and_silence(
     assert sorted(runs) == ["c.*", "c.*"]  # only the new silence is matched
     await store.expire_silence(hit.id, T + 4)
     assert store.silenced(voice, T + 5) is None  # the expiry is seen at once
+
+
+async def test_an_unsound_silence_in_the_file_is_dropped_and_the_others_hold(
+    tmp_path: Path,
+) -> None:
+    """Silences the API would refuse, written to the file by hand or by another build: a regex
+    RE2 cannot read made every evaluation raise while matching it (no page went out), one
+    matching every alert would silence them all. Each is dropped at the start, once."""
+    store = ConsoleStore(tmp_path, max_silences=5)
+    await store.open()
+    good = _silence(_body())
+    await store.add_silence(good, T)
+    for silence_id, value in (("bad-regex", "("), ("all", ".*")):
+        matcher = Matcher(name="channel", value=value, is_regex=True)
+        bad = Silence(**{**msgspec.structs.asdict(good), "id": silence_id, "matchers": (matcher,)})
+        await store.add_silence(bad, T)
+    await store.close()
+
+    stats = DaemonStats()
+    again = ConsoleStore(tmp_path, max_silences=5, stats=stats)
+    with capture_logs() as logs:
+        await again.open()
+    assert again.silences == {good.id: good}
+    assert again.silenced({"channel": "voice"}, T + 1) == good
+    assert again.silenced({"channel": "chat"}, T + 1) is None  # raised ValueError before
+    refused = [e for e in logs if e["event"] == "silences_refused"]
+    assert [(e["log_level"], e["count"]) for e in refused] == [("error", 2)]
+    assert stats.store_failures == Counter({"console": 1})
+    await again.close()
+
+    third = ConsoleStore(tmp_path, max_silences=5)
+    with capture_logs() as logs:
+        await third.open()
+    assert third.silences == {good.id: good}
+    assert [e["event"] for e in logs] == ["console_state_restored"]  # the file was cleaned
+    await third.close()
