@@ -131,6 +131,10 @@ def test_signed_link_is_bound_to_the_alert_and_expires() -> None:
     other_key = AckSigner(b"j" * 32, "https://monitor.example", 600.0)
     assert "signature" in (other_key.check("aaaa", params["exp"], params["sig"], T) or "")
     assert "malformed" in (signer.check("aaaa", "-1", params["sig"], T) or "")
+    # a signature that is not ASCII is not valid (compare_digest raised: the handler said 500)
+    for forged in ("\u00e9", "\u00e9" * 64, "\udcff", params["sig"][:-1] + "\u00e9"):
+        assert "signature" in (signer.check("aaaa", params["exp"], forged, T) or "")
+    assert "signature" in (signer.check("\u00e9", params["exp"], params["sig"], T) or "")
     assert AckSigner(b"k" * 32, None, 600.0).link("aaaa", T) is None
 
 
