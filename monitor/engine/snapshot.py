@@ -53,10 +53,10 @@ import math
 import os
 import struct
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
@@ -506,7 +506,7 @@ def restore(snapshot: Snapshot, settings: Settings) -> Engine:
         queues.append(q)
     contacts: dict[str, Contact] = {}
     for cid, qi, queued_ts, answered_ts, breached, agent_id in s.contacts:
-        contacts[cid] = Contact(queues[qi], cid, queued_ts, answered_ts, breached, agent_id)
+        contacts[cid] = Contact(_at(queues, qi), cid, queued_ts, answered_ts, breached, agent_id)
     engine.contacts = contacts
     for q, sq in zip(queues, s.queues, strict=True):
         q.waiting = {cid: contacts[cid] for cid in sq.waiting}
@@ -537,7 +537,7 @@ def _restore_tickets(s: StoredEngine, queues: list[QueueState]) -> dict[str, Tic
     overdue a first response."""
     tickets: dict[str, Ticket] = {}
     for tid, qi, created, priority, status, responses, solved, reopened, clocks in s.tickets:
-        q = queues[qi]
+        q = _at(queues, qi)
         t = Ticket(
             q,
             created,
@@ -623,6 +623,17 @@ def _new_queue(
     return q
 
 
+_Q = TypeVar("_Q")
+
+
+def _at(queues: Sequence[_Q], index: int) -> _Q:
+    """``queues[index]`` for a stored queue index; a negative one is out of range too (Python
+    would count it from the end, and put a contact on another queue)."""
+    if not 0 <= index < len(queues):
+        raise IndexError(f"stored queue index {index} is not one of the {len(queues)} queues")
+    return queues[index]
+
+
 def check(snapshot: Snapshot, settings: Settings) -> None:
     """Refuse a snapshot taken under a config of another shape."""
     current = shape_of(settings)
@@ -645,7 +656,7 @@ def check(snapshot: Snapshot, settings: Settings) -> None:
     live = {name for name, ch in settings.channels.items() if ch.answer_seconds is not None}
     queues = snapshot.engine.queues
     for contact in snapshot.engine.contacts:
-        channel = queues[contact[1]].channel
+        channel = _at(queues, contact[1]).channel
         if channel not in live:
             raise SnapshotError(
                 "taken under an incompatible config (restart from the broker needed): "
@@ -661,8 +672,8 @@ def from_bytes(data: bytes, settings: Settings) -> tuple[Engine, Offsets, Snapsh
 
 def _from_bytes(data: bytes, settings: Settings) -> tuple[Engine, Offsets, Snapshot]:
     snapshot = decode(data)
-    check(snapshot, settings)
     try:
+        check(snapshot, settings)
         engine = restore(snapshot, settings)
     except (KeyError, IndexError, ValueError, TypeError) as exc:
         raise SnapshotError(f"inconsistent state in the snapshot: {exc!r}") from None

@@ -12,6 +12,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -243,6 +244,24 @@ def test_corrupt_byte_is_refused(saved: tuple[Path, Settings]) -> None:
     data[len(data) // 2] ^= 0x40
     path.write_bytes(bytes(data))
     with pytest.raises(SnapshotError, match="checksum mismatch: the file is corrupt"):
+        snapshot.load(path, cfg)
+
+
+@pytest.mark.parametrize("index", [10**6, 2**63, -1])
+def test_a_sound_file_naming_a_queue_it_lacks_is_refused(
+    saved: tuple[Path, Settings], index: int
+) -> None:
+    """A digest that matches a payload whose contacts name a queue index out of range (another
+    build, a hand edit): refused like any damaged snapshot. An IndexError escaped the config
+    check and the start failed, again on every restart; -1 put them on the last queue."""
+    path, cfg = saved
+    stored = snapshot.decode(path.read_bytes())
+    contacts = stored.engine.contacts
+    assert contacts
+    bad = [(c[0], index, *c[2:]) for c in contacts]
+    engine = msgspec.structs.replace(stored.engine, contacts=bad)
+    path.write_bytes(snapshot.encode(msgspec.structs.replace(stored, engine=engine)))
+    with pytest.raises(SnapshotError, match="queue index"):
         snapshot.load(path, cfg)
 
 
