@@ -381,7 +381,9 @@ class SlidingWindows:
         out = self.second_targets(key)
         if key <= self._sliding_floor():
             return out
-        instants = self._fine.setdefault(key, {}) if self._fine is not None else {}
+        kept = self._fine
+        assert kept is not None  # targets() asks only with exact_end
+        instants = kept.setdefault(key, {})
         fine = instants.get(ts)
         if fine is None:
             fine = instants[ts] = Agg()
