@@ -378,9 +378,9 @@ class AckSigner:
         """``None`` when the link is genuine and unexpired, else what is wrong with it."""
         if not _digits(expires, 12) or (active and not _digits(active, 16)):
             return "the link is malformed"
-        if not signature.isascii() or not hmac.compare_digest(  # it raises on other text
+        if not (fingerprint.isascii() and signature.isascii()) or not hmac.compare_digest(
             self.signature(fingerprint, int(expires), active), signature
-        ):
+        ):  # fingerprints and signatures are hex: other text is forged (and would raise)
             return "the link's signature is not valid (changed or for another alert)"
         if int(expires) < now:
             return "the link has expired"

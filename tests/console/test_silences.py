@@ -134,7 +134,8 @@ def test_signed_link_is_bound_to_the_alert_and_expires() -> None:
     # a signature that is not ASCII is not valid (compare_digest raised: the handler said 500)
     for forged in ("\u00e9", "\u00e9" * 64, "\udcff", params["sig"][:-1] + "\u00e9"):
         assert "signature" in (signer.check("aaaa", params["exp"], forged, T) or "")
-    assert "signature" in (signer.check("\u00e9", params["exp"], params["sig"], T) or "")
+    for fingerprint in ("\u00e9", "\udcff"):  # a lone surrogate could not even be signed
+        assert "signature" in (signer.check(fingerprint, params["exp"], params["sig"], T) or "")
     assert AckSigner(b"k" * 32, None, 600.0).link("aaaa", T) is None
 
 
