@@ -139,13 +139,19 @@ async def test_undelivered_notification_survives_restart_and_is_sent_exactly_onc
         assert restored.active_at == T0
 
 
+async def _fired_and_told(server: SlackLike, state_dir: Any) -> None:
+    """A first life over ``state_dir``: the alert fires at T0, its page is delivered, then a
+    clean stop."""
+    first, source, _ = make(server.url, state_dir)
+    async with delivering(first):
+        source.signals = [sig()]
+        first.evaluate(T0)
+        await wait_for(lambda: len(server.received) == 1 and len(first.outbox) == 0)
+
+
 async def test_alert_that_resolved_while_down_is_resolved_on_first_evaluation(tmp_path):
     async with SlackLike() as server:
-        first, source, _ = make(server.url, tmp_path)
-        async with delivering(first):
-            source.signals = [sig()]
-            first.evaluate(T0)
-            await wait_for(lambda: len(server.received) == 1 and len(first.outbox) == 0)
+        await _fired_and_told(server, tmp_path)
         records: list[dict[str, Any]] = []
         second, source, _ = make(server.url, tmp_path, records=records)
         async with delivering(second):
@@ -794,11 +800,7 @@ async def test_a_damaged_alert_state_is_refused_and_the_daemon_pages_on(tmp_path
     daemon exited, and again on every restart) or every tick did. Now it is one error line
     and a store failure, and the restarted daemon pages the firing alert as new."""
     async with SlackLike() as server:
-        first, source, _ = make(server.url, tmp_path)
-        async with delivering(first):
-            source.signals = [sig()]
-            first.evaluate(T0)
-            await wait_for(lambda: len(server.received) == 1 and len(first.outbox) == 0)
+        await _fired_and_told(server, tmp_path)
         _damage_state(tmp_path, body)
         second, source, stats = make(server.url, tmp_path)
         with capture_logs() as logs:
