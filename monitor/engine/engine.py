@@ -1306,7 +1306,7 @@ class Engine:
         self._talking[ev.contact_id] = c
         if ev.agent_id is not None:
             c.agent_id = ev.agent_id
-            self.workforce.contact_answered(ch, ev.agent_id, ts)
+            self.workforce.contact_answered(ch, ev.agent_id, ts, self.watermark)
         q.answered += 1
         q.answered_in_sla += in_sla
         q.wait_hist.observe(wait)
@@ -1362,7 +1362,7 @@ class Engine:
             agg.handled += 1
             agg.handle_ms += handle_ms
         if c.agent_id is not None:
-            self.workforce.contact_ended(q.channel, c.agent_id, ts, c.answered_ts)
+            self.workforce.contact_ended(q.channel, c.agent_id, ts, c.answered_ts, self.watermark)
         del self.contacts[ev.contact_id]
         del self._talking[ev.contact_id]
         self._remember_closed(ev.contact_id, c, ts)
@@ -1825,7 +1825,7 @@ class Engine:
     # ------------------------------------------------------------------ workforce
 
     def _agent_state(self, ev: AgentState, ts: float) -> Reject | None:
-        return self.workforce.apply(ev, ts)
+        return self.workforce.apply(ev, ts, self.watermark)
 
     def _complaint(self, ev: ComplaintReceived, ts: float) -> Reject | None:
         self._count_complaint(self._owner_channel(ev, ts), self._category(ev.category), ts)

@@ -21,6 +21,13 @@ window's seconds per channel. The agent time of the seconds a jump passes over b
 (none of the sliding windows holds them at its end, the today window may) goes into one bucket,
 the last of them, which the sliding windows drop as they slide to the end of the jump.
 
+**Late state events.** Each agent logs the state events it applied that are stamped at or after
+the watermark (at most :data:`MAX_AGENT_LOG`), with its state before the first of them
+(``Agent.base``). A late event stamped among them is put in its place (:meth:`Workforce.reorder`):
+the changes that :func:`step` gives for the logged events from its ``ts`` on are taken back and
+those with it are made, each through the same accounting as a change (above), so the numbers are
+those of the events in ``ts`` order. Events the watermark passed leave the log.
+
 **Arrivals** per (channel, queue) for the staffing model are counted in one-second buckets under
 ``ceil(ts)``, exactly as the window ``queued`` counts, over the shortest window only: the buckets
 slide with the windows, so the total equals the shortest window's ``queued`` split by queue.
@@ -31,7 +38,9 @@ every input, so a scrape re-runs the Erlang C search only for queues whose input
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -65,7 +74,20 @@ AgentKey = tuple[str, str]
 class Agent:
     """One agent in one channel."""
 
-    __slots__ = ("entered", "handled", "implied", "newest", "queues", "since", "state", "talking")
+    __slots__ = (
+        "base",
+        "entered",
+        "floor",
+        "handled",
+        "implied",
+        "latest",
+        "log",
+        "newest",
+        "queues",
+        "since",
+        "state",
+        "talking",
+    )
 
     def __init__(self, state: int, ts: float, queues: tuple[str, ...] | None) -> None:
         self.state = state
@@ -74,7 +96,7 @@ class Agent:
         self.newest = ts
         """``ts`` of the newest state event applied: a change, or an answer that found the agent
         busy already (it says busy at its ``ts`` too). An ``agent.state`` or an answer stamped
-        before it is superseded."""
+        before it and not put in ``ts`` order is superseded."""
         self.entered = ts
         """When the current state began (a repeat of the same state keeps it)."""
         self.queues = queues
@@ -88,6 +110,142 @@ class Agent:
         one of them, and its end does not make the agent available."""
         self.handled = 0
         """Contacts this agent answered that ended."""
+        self.latest = ts
+        """The largest ``ts`` of the state events applied (an end that changed nothing too)."""
+        self.log: list[Entry] | None = None
+        """The state events applied that a late one may still come before, in ``ts`` order
+        (see :meth:`Workforce.reorder`); ``None``: none."""
+        self.base: Facts | None = None
+        """The agent before ``log[0]`` (``None``: not seen before it)."""
+        self.floor = -math.inf
+        """``ts`` of the newest event taken out of ``log`` into ``base``."""
+
+    def facts(self) -> Facts:
+        """The agent's state (not its log, not ``handled``)."""
+        return (
+            self.state,
+            self.since,
+            self.newest,
+            self.entered,
+            self.queues,
+            self.implied,
+            self.talking,
+            self.latest,
+        )
+
+    @classmethod
+    def of(cls, facts: Facts) -> Agent:
+        """An agent in the state ``facts`` gives."""
+        state, since, newest, entered, queues, implied, talking, latest = facts
+        agent = cls(state, since, queues)
+        agent.newest = newest
+        agent.entered = entered
+        agent.implied = implied
+        agent.talking = talking
+        agent.latest = latest
+        return agent
+
+    def take(self, other: Agent) -> None:
+        """Take ``other``'s state (not its log, not ``handled``)."""
+        self.state = other.state
+        self.since = other.since
+        self.newest = other.newest
+        self.entered = other.entered
+        self.queues = other.queues
+        self.implied = other.implied
+        self.talking = other.talking
+        self.latest = other.latest
+
+
+Facts = tuple[int, float, float, float, "tuple[str, ...] | None", bool, int, float]
+"""An agent's state: state, since, newest, entered, queues, implied, talking, latest."""
+Entry = tuple[float, int, int, "tuple[str, ...] | None", float]
+"""One state event of an agent: ``ts``, kind (:data:`STATE`, :data:`ANSWERED`, :data:`ENDED`),
+the state (``agent.state``), the queues (``agent.state``), the contact's answer time (an end)."""
+STATE, ANSWERED, ENDED = range(3)
+MAX_AGENT_LOG = 16
+"""State events an agent keeps for late ones to come before (see :meth:`Workforce.reorder`)."""
+Change = tuple[float, int, int]
+"""A state change: ``ts``, old state, new state (a new agent: from ``OFFLINE``)."""
+
+
+def _move(agent: Agent, state: int, ts: float) -> bool:
+    """``agent`` is in ``state`` from ``ts``; whether that changed its state."""
+    agent.since = agent.newest = ts
+    if agent.state == state:
+        return False
+    agent.state = state
+    agent.entered = ts
+    return True
+
+
+def step(agent: Agent | None, entry: Entry) -> tuple[Agent | None, Change | None]:
+    """Apply one state event to ``agent`` (``None``: not seen yet), in place; the agent after
+    it and the change it made. The rules are docs/workforce.md's; an event stamped before the
+    agent's newest changes nothing here (the caller decides whether it is superseded)."""
+    ts, kind, state, queues, _ = entry
+    if agent is None:
+        if kind == ENDED:  # the end of a contact of an agent not seen: nothing to change
+            return None, None
+        agent = Agent(state, ts, queues)
+        if kind == ANSWERED:
+            agent.implied = True
+            agent.talking = 1
+        return agent, (ts, OFFLINE, state)
+    old = agent.state
+    agent.latest = max(agent.latest, ts)
+    new = _target(agent, entry)
+    if new is None or not _move(agent, new, ts):
+        return agent, None
+    return agent, (ts, old, new)
+
+
+def _target(agent: Agent, entry: Entry) -> int | None:
+    """The state ``entry`` puts ``agent`` in (its other fields updated); ``None``: none."""
+    ts, kind, state, queues, answered = entry
+    if kind == ENDED:
+        return _end(agent, ts, answered)
+    if ts < agent.newest:
+        return None
+    if kind == STATE:
+        agent.implied = False
+        agent.talking = 0
+        agent.queues = queues
+        return state
+    if agent.state == BUSY:
+        agent.newest = ts  # busy at ts: an earlier state event arriving now is superseded
+        if agent.implied:
+            agent.talking += 1
+        return None  # busy through agent.state: its source sends the states
+    agent.implied = True
+    agent.talking = 1
+    return BUSY
+
+
+def _end(agent: Agent, ts: float, answered: float) -> int | None:
+    """The end at ``ts`` of a contact answered at ``answered``: available when it was the last
+    contact keeping the agent busy (and not stamped before its newest state event)."""
+    if not agent.implied or agent.talking <= 0 or answered < agent.since:
+        return None
+    agent.talking -= 1
+    if agent.talking > 0:
+        return None
+    agent.implied = False
+    return None if ts < agent.newest else AVAILABLE
+
+
+def _revive(facts: Facts | None) -> Agent | None:
+    return None if facts is None else Agent.of(facts)
+
+
+def _changes(agent: Agent | None, entries: Iterable[Entry]) -> tuple[Agent | None, list[Change]]:
+    """Step ``agent`` (in place) through ``entries``: the agent after them and their changes."""
+    changes = []
+    for entry in entries:
+        agent, change = step(agent, entry)
+        if change is not None:
+            changes.append(change)
+    return agent, changes
 
 
 class _Arrivals:
@@ -167,28 +325,18 @@ class Workforce:
 
     # ------------------------------------------------------------------ events
 
-    def apply(self, ev: AgentState, ts: float) -> Reject | None:
-        """An ``agent.state`` event (its channel is known to exist)."""
+    def apply(self, ev: AgentState, ts: float, watermark: float = -math.inf) -> Reject | None:
+        """An ``agent.state`` event (its channel is known to exist); ``watermark``: the
+        engine's (see :meth:`event`)."""
         ch = self.channels[ev.channel]
         queues: tuple[str, ...] | None = None
         if ev.queues is not None:
             if not all(ch.settings.accepts_queue(name) for name in ev.queues):
                 return Reject.UNKNOWN_QUEUE
             queues = tuple(sorted(set(ev.queues)))
-        state = STATE_INDEX[ev.state]
-        key = (ev.channel, ev.agent_id)
-        agent = self.agents.get(key)
-        if agent is None:
-            if self._new(key, state, ts, queues) is None:
-                return Reject.CAPACITY
-            return None
-        if ts < agent.newest:
-            self.superseded += 1
-            return None
-        agent.implied = False
-        agent.talking = 0
-        agent.queues = queues
-        self._change(key, agent, state, ts)
+        entry = (ts, STATE, STATE_INDEX[ev.state], queues, 0.0)
+        if not self.event((ev.channel, ev.agent_id), entry, watermark):
+            return Reject.CAPACITY
         return None
 
     def contact_queued(self, channel: ChannelRuntime, queue: str, ts: float) -> None:
@@ -208,85 +356,170 @@ class Workforce:
             counts.buckets[key] = held + 1
         counts.total += 1
 
-    def contact_answered(self, channel: ChannelRuntime, agent_id: str, ts: float) -> None:
+    def contact_answered(
+        self, channel: ChannelRuntime, agent_id: str, ts: float, watermark: float = -math.inf
+    ) -> None:
         """A contact of ``channel`` answered by ``agent_id`` at ``ts``: the agent is busy."""
-        key = (channel.name, agent_id)
-        agent = self.agents.get(key)
-        if agent is None:
-            agent = self._new(key, BUSY, ts, None)
-            if agent is not None:
-                agent.implied = True
-                agent.talking = 1
-            return
-        if ts < agent.newest:
-            self.superseded += 1
-            return
-        if agent.state == BUSY:
-            agent.newest = ts  # busy at ts: an earlier state event arriving now is superseded
-            if agent.implied:
-                agent.talking += 1
-            return  # busy through agent.state: its source sends the states
-        self._change(key, agent, BUSY, ts)
-        agent.implied = True
-        agent.talking = 1
+        self.event((channel.name, agent_id), (ts, ANSWERED, BUSY, None, 0.0), watermark)
 
     def contact_ended(
-        self, channel: ChannelRuntime, agent_id: str, ts: float, answered: float
+        self,
+        channel: ChannelRuntime,
+        agent_id: str,
+        ts: float,
+        answered: float,
+        watermark: float = -math.inf,
     ) -> None:
         """The contact that agent was on (answered at ``answered``) ended at ``ts``."""
-        key = (channel.name, agent_id)
-        agent = self.agents.get(key)
+        agent = self.agents.get((channel.name, agent_id))
         if agent is None:
             return
         agent.handled += 1
-        if not agent.implied or agent.talking <= 0 or answered < agent.since:
-            return
-        agent.talking -= 1
-        if agent.talking > 0:
-            return
-        agent.implied = False
-        if ts < agent.newest:
-            self.superseded += 1
-            return
-        self._change(key, agent, AVAILABLE, ts)
+        self.event((channel.name, agent_id), (ts, ENDED, AVAILABLE, None, answered), watermark)
 
     # ------------------------------------------------------------------ state keeping
 
-    def _new(
-        self, key: AgentKey, state: int, ts: float, queues: tuple[str, ...] | None
-    ) -> Agent | None:
-        """Track a new agent in ``state`` from ``ts``; ``None`` when the bound refuses it."""
+    def event(self, key: AgentKey, entry: Entry, watermark: float) -> bool:
+        """One state event of an agent; ``False`` when the ``max_agents`` bound refuses a new
+        agent. An event stamped before another of the agent already applied is put in ``ts``
+        order when it can be (:meth:`reorder`), else applied as it stands: an ``agent.state``
+        or an answer is then superseded (it changes nothing)."""
+        agent = self.agents.get(key)
+        ts = entry[0]
+        if agent is None:
+            if entry[1] == ENDED:
+                return True
+            agent = self._new(key, entry)
+            if agent is not None and ts >= watermark:
+                agent.log = [entry]
+            return agent is not None
+        if ts < agent.latest and self.reorder(key, agent, entry, watermark):
+            return True
+        if ts < agent.newest and entry[1] != ENDED:
+            self.superseded += 1
+            return True
+        self._apply(key, agent, entry, watermark)
+        return True
+
+    def _apply(self, key: AgentKey, agent: Agent, entry: Entry, watermark: float) -> None:
+        """Apply a state event of a known agent as it comes. It is logged when it is stamped at
+        or after the watermark and after every event of the agent; else the log is dropped (no
+        later event can be put in ``ts`` order before this one)."""
+        ts = entry[0]
+        if ts < agent.latest or ts < watermark:
+            agent.log = agent.base = None
+            implied = agent.implied
+            _, change = step(agent, entry)
+            if entry[1] == ENDED and ts < agent.newest and implied and not agent.implied:
+                self.superseded += 1  # the end of the last contact, stamped before a newer state
+            if change is not None:
+                self._account(key, change)
+            return
+        log = agent.log
+        if log is not None and log[0][0] < watermark:
+            if log[-1][0] < watermark:  # all of it: the agent itself is what it leaves
+                log = None
+            else:
+                self._fold(agent, watermark)
+                log = agent.log
+        if log is None:
+            agent.base = agent.facts()
+            agent.floor = agent.latest
+            log = agent.log = []
+        _, change = step(agent, entry)
+        if change is not None:
+            self._account(key, change)
+        log.append(entry)
+        if len(log) > MAX_AGENT_LOG:
+            self._fold(agent, math.inf, MAX_AGENT_LOG)
+
+    def reorder(self, key: AgentKey, agent: Agent, entry: Entry, watermark: float) -> bool:
+        """Put a late state event in ``ts`` order among the agent's logged events, when it is
+        stamped at or after the watermark and after every event the log no longer holds: the
+        agent's changes from its ``ts`` on are taken back and made again in ``ts`` order (an
+        event of the same ``ts`` goes after those already applied). ``False``: it cannot be."""
+        ts = entry[0]
+        if ts < watermark:
+            return False
+        self._fold(agent, watermark)
+        log = agent.log
+        if not log or ts < agent.floor:
+            return False
+        at = bisect.bisect_right(log, ts, key=_entry_ts)
+        before, _ = _changes(_revive(agent.base), log[:at])
+        _, old = _changes(None if before is None else Agent.of(before.facts()), log[at:])
+        after, new = _changes(before, [entry, *log[at:]])
+        assert after is not None  # the agent is known: some event of it made it
+        channel = key[0]
+        cw = self.by_channel[channel]
+        for t, was, became in old:  # taken back
+            self._time(channel, cw, became, was, t)
+        for t, was, became in new:
+            self._time(channel, cw, was, became, t)
+        if after.state != agent.state:
+            self._count(key, cw, agent.state, after.state)
+        agent.take(after)
+        log.insert(at, entry)
+        if len(log) > MAX_AGENT_LOG:
+            self._fold(agent, math.inf, MAX_AGENT_LOG)
+        return True
+
+    @staticmethod
+    def _fold(agent: Agent, watermark: float, keep: int = MAX_AGENT_LOG) -> None:
+        """Take the logged events stamped before ``watermark`` (and those beyond the last
+        ``keep``) out of the log into ``base``: no late event can come before them any more."""
+        log = agent.log
+        if log is None:
+            return
+        n = 0
+        while n < len(log) and (log[n][0] < watermark or len(log) - n > keep):
+            n += 1
+        if n == 0:
+            return
+        agent.floor = log[n - 1][0]
+        if n == len(log):  # the agent itself is what they leave
+            agent.log = agent.base = None
+            return
+        base = _revive(agent.base)
+        for entry in log[:n]:
+            base, _ = step(base, entry)
+        del log[:n]
+        agent.base = None if base is None else base.facts()
+
+    def _new(self, key: AgentKey, entry: Entry) -> Agent | None:
+        """Track a new agent from its first state event; ``None`` when the bound refuses it."""
         if len(self.agents) >= self.max_agents:
             self._forget_offline(self.accrued - self.retention)
             if len(self.agents) >= self.max_agents:
                 self.capacity["agents"] = self.capacity.get("agents", 0) + 1
                 return None
-        agent = Agent(state, ts, queues)
+        agent, change = step(None, entry)
+        assert agent is not None
+        assert change is not None
         self.agents[key] = agent
         cw = self.by_channel[key[0]]
         cw.seen = True
-        cw.counts[state] += 1
-        if state == OFFLINE:
+        cw.counts[agent.state] += 1
+        if agent.state == OFFLINE:
             self._offline[key] = None
-        self._time(key[0], cw, OFFLINE, state, ts)
+        self._time(key[0], cw, OFFLINE, agent.state, entry[0])
         return agent
 
-    def _change(self, key: AgentKey, agent: Agent, state: int, ts: float) -> None:
-        """``agent`` is in ``state`` from ``ts`` (not before its newest state event)."""
-        agent.since = agent.newest = ts
-        old = agent.state
-        if old == state:
-            return
+    def _account(self, key: AgentKey, change: Change) -> None:
+        """Count and time a change of a known agent."""
+        ts, old, new = change
         cw = self.by_channel[key[0]]
-        agent.state = state
-        agent.entered = ts
+        self._count(key, cw, old, new)
+        self._time(key[0], cw, old, new, ts)
+
+    def _count(self, key: AgentKey, cw: _ChannelAgents, old: int, new: int) -> None:
+        """The agent of ``key`` is in ``new`` now, no longer in ``old``."""
         cw.counts[old] -= 1
-        cw.counts[state] += 1
+        cw.counts[new] += 1
         if old == OFFLINE:
             self._offline.pop(key, None)
-        elif state == OFFLINE:
+        elif new == OFFLINE:
             self._offline[key] = None
-        self._time(key[0], cw, old, state, ts)
 
     def _time(self, channel: str, cw: _ChannelAgents, old: int, new: int, ts: float) -> None:
         """Account the agent time of a change ``old`` -> ``new`` at ``ts`` (see the module doc)."""
@@ -572,6 +805,7 @@ class Workforce:
                     a.handled,
                     None,  # the tenth field of older rows (see restore)
                     a.newest,
+                    _export_log(a),
                 ]
                 for (ch, agent_id), a in self.agents.items()
             ],
@@ -611,9 +845,12 @@ class Workforce:
             cw = self.by_channel.get(ch)
             if cw is None:
                 continue
-            agent = Agent(st, since, None if queues is None else tuple(queues))
+            agent = Agent(_state(st), since, None if queues is None else tuple(queues))
             agent.entered = entered
             agent.newest = rest[1] if len(rest) > 1 and rest[1] is not None else since
+            agent.latest = agent.newest
+            if len(rest) > 2:  # the twelfth: what puts late events in order (_export_log)
+                _restore_log(agent, rest[2])
             agent.implied = implied
             agent.talking = talking
             agent.handled = handled
@@ -638,6 +875,68 @@ class Workforce:
                 counts.total = sum(counts.buckets.values())
                 for key in counts.buckets:
                     self._arrival_due.setdefault(key, []).append(counts)
+
+
+def _export_log(agent: Agent) -> list[Any]:
+    """``[latest, floor, base, entries]``: what an agent keeps to put a late event in ``ts``
+    order (``base``: ``None`` or its fields; ``entries``: empty without a log)."""
+    fields: list[Any] | None = None
+    if agent.base is not None:
+        fields = list(agent.base)
+        queues = agent.base[4]
+        fields[4] = None if queues is None else list(queues)
+    entries = [
+        [ts, kind, st, None if q is None else list(q), ans]
+        for ts, kind, st, q, ans in agent.log or ()
+    ]
+    return [agent.latest, agent.floor, fields, entries]
+
+
+def _restore_log(agent: Agent, stored: list[Any]) -> None:
+    """Take back what :func:`_export_log` gave."""
+    latest, floor, fields, entries = stored
+    agent.latest = max(agent.newest, float(latest))
+    agent.floor = float(floor)
+    base: Facts | None = None
+    if fields is not None:
+        st, since, newest, entered, queues, implied, talking, last = fields
+        queues = None if queues is None else tuple(str(q) for q in queues)
+        base = (
+            _state(st),
+            float(since),
+            float(newest),
+            float(entered),
+            queues,
+            bool(implied),
+            int(talking),
+            float(last),
+        )
+    log: list[Entry] = [
+        (float(ts), _kind(kind), _state(st), None if q is None else tuple(q), float(ans))
+        for ts, kind, st, q, ans in entries
+    ]
+    if any(a[0] > b[0] for a, b in itertools.pairwise(log)):
+        raise ValueError("an agent's stored state events are not in ts order")
+    if log:
+        agent.base, agent.log = base, log
+
+
+def _state(stored: object) -> int:
+    """A stored state index; one out of range is refused (a negative one would count from the
+    end)."""
+    if not isinstance(stored, int) or not 0 <= stored < len(AGENT_STATES):
+        raise ValueError(f"stored agent state {stored!r} is not one of {len(AGENT_STATES)}")
+    return stored
+
+
+def _kind(stored: object) -> int:
+    if not isinstance(stored, int) or stored not in (STATE, ANSWERED, ENDED):
+        raise ValueError(f"stored agent event kind {stored!r} is not known")
+    return stored
+
+
+def _entry_ts(entry: Entry) -> float:
+    return entry[0]
 
 
 def _by_span(item: tuple[float, Agg]) -> float:

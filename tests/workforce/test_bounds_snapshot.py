@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import tracemalloc
 
+import pytest
+
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.events import Reject, decode
@@ -109,3 +111,37 @@ def test_restore_without_workforce_state_leaves_it_empty() -> None:
     engine.workforce.restore(None)
     assert rows(engine) == {}
     assert engine.workforce.agents == {}
+
+
+def _snapshot_with_a_log() -> tuple[bytes, snapshot.Snapshot]:
+    """a1 available at 10, busy at 12 (both within the lateness at the capture): a1 keeps both
+    events (and its state before them: none) to put a late one in order."""
+    engine = Engine(settings())
+    s = Stream()
+    s.add("agent.state", 10.0, "voice", agent_id="a1", state="available")
+    s.add("agent.state", 12.0, "voice", agent_id="a1", state="busy")
+    feed(engine, s.lines)
+    captured = snapshot.capture(engine, {})
+    return snapshot.encode(captured), captured
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ((3, 0, 2), 7),  # a state index beyond the five states
+        ((3, 0, 2), -1),  # a negative one would count from the end
+        ((3, 1, 1), 9),  # an unknown event kind
+        ((3, 0, 0), T0 + 13.0),  # the first event stamped after the second
+    ],
+)
+def test_a_damaged_agent_log_in_a_snapshot_is_refused(
+    where: tuple[int, int, int], value: object
+) -> None:
+    data, captured = _snapshot_with_a_log()
+    row = captured.engine.workforce["agents"][0]
+    assert row[11][3] == [[T0 + 10.0, 0, 0, None, 0.0], [T0 + 12.0, 0, 1, None, 0.0]]
+    snapshot.from_bytes(data, settings())  # the undamaged one restores
+    field, entry, part = where
+    row[11][field][entry][part] = value
+    with pytest.raises(snapshot.SnapshotError, match="inconsistent state"):
+        snapshot.from_bytes(snapshot.encode(captured), settings())

@@ -10,7 +10,7 @@ import pytest
 
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine
-from support_monitor.monitor.engine.workforce import Workforce
+from support_monitor.monitor.engine.workforce import MAX_AGENT_LOG, Workforce
 from support_monitor.monitor.pipeline import Delivery, Pipeline
 from support_monitor.monitor.stats import DaemonStats
 from tests.support import T0, Stream, run, settings
@@ -180,19 +180,71 @@ def test_a_change_later_than_every_sliding_window_moves_the_today_time_too() -> 
         assert (hour.agent_available_ms, hour.agent_busy_ms) == (0, 3_600_000)
 
 
-def test_older_than_current_state_is_superseded() -> None:
-    """available at 10, break at 15, then busy stamped 12 arrives: superseded (applied, no
-    change); the numbers are those of the first two events alone."""
+def test_older_than_the_newest_state_within_the_lateness_is_put_in_ts_order() -> None:
+    """available at 10, break at 15, then busy stamped 12 arrives (the watermark is at 10, the
+    lateness 5 s): the numbers of the three in ``ts`` order. By hand, clock at 60: available
+    10..12 = 2 s, busy 12..15 = 3 s, break from 15 (not timed). Until 2026-12-05 the busy was
+    superseded: available 5 s, busy 0."""
     s = Stream()
     s.add("agent.state", 10.0, "voice", agent_id="a1", state="available")
     s.add("agent.state", 15.0, "voice", agent_id="a1", state="break")
+    s.add("agent.state", 12.0, "voice", agent_id="a1", state="busy")
+    engine, stats = run(s.lines, until=60)
+    assert engine.workforce.superseded == 0
+    assert sum(stats.rejected.values()) == 0
+    total = engine.channels["voice"].windows.total("5m")
+    assert (total.agent_available_ms, total.agent_busy_ms) == (2_000, 3_000)
+    assert get(engine, "support_agents", channel="voice", state="break") == 1
+    assert get(engine, "support_agents", channel="voice", state="busy") == 0
+    in_order, _ = run(sorted_by_time(s), until=60)
+    assert rows(engine) == rows(in_order)
+    # a snapshot taken just before the late event (no flush: the watermark stays at 10) keeps
+    # what lets it be put in order
+    before = Engine(settings())
+    pipeline = Pipeline(before, DaemonStats(), event_clock=True, log_burst=0)
+    for i, line in enumerate(s.lines[:-1]):
+        pipeline.process("test", Delivery(line, f"line:{i + 1}"))
+    restored = snapshot.restore(snapshot.capture(before, {}), before.settings)
+    Pipeline(restored, DaemonStats(), event_clock=True, log_burst=0).process(
+        "test", Delivery(s.lines[-1], "line:3")
+    )
+    restored.flush(T0 + 60)
+    assert restored.workforce.superseded == 0
+    assert rows(restored) == rows(engine)
+
+
+def test_an_agent_keeps_its_last_16_events_for_late_ones() -> None:
+    """22 changes of a1 10 ms apart from 10.00 s (available at 10.00, busy at 10.01, ...,
+    available at 10.20, busy at 10.21); then busy stamped 10.205 arrives: put in order. Then
+    busy stamped 10.005 arrives: older than the 16 events kept (the oldest is 10.06):
+    superseded. By hand, clock at 60: available 10 x 10 ms + 5 ms (10.20..10.205) = 105 ms;
+    busy 10 x 10 ms + 5 ms + 10.21..60 (49,790 ms) = 49,895 ms."""
+    assert MAX_AGENT_LOG == 16
+    s = Stream()
+    for i in range(22):
+        state = "busy" if i % 2 else "available"
+        s.add("agent.state", 10 + i / 100, "voice", agent_id="a1", state=state)
+    s.add("agent.state", 10.205, "voice", agent_id="a1", state="busy")
+    s.add("agent.state", 10.005, "voice", agent_id="a1", state="busy")
+    engine, _ = run(s.lines, until=60)
+    assert engine.workforce.superseded == 1
+    total = engine.channels["voice"].windows.total("5m")
+    assert (total.agent_available_ms, total.agent_busy_ms) == (105, 49_895)
+
+
+def test_older_than_the_newest_state_beyond_the_lateness_is_superseded() -> None:
+    """available at 10, break at 30, then busy stamped 12 arrives when the watermark is at 25:
+    superseded (applied, no change); the numbers are those of the first two events alone."""
+    s = Stream()
+    s.add("agent.state", 10.0, "voice", agent_id="a1", state="available")
+    s.add("agent.state", 30.0, "voice", agent_id="a1", state="break")
     s.add("agent.state", 12.0, "voice", agent_id="a1", state="busy")
     engine, stats = run(s.lines, until=60)
     assert engine.workforce.superseded == 1
     assert sum(stats.rejected.values()) == 0
     assert sum(n for (_, kind), n in stats.events.items() if kind == "agent.state") == 3
     total = engine.channels["voice"].windows.total("5m")
-    assert (total.agent_available_ms, total.agent_busy_ms) == (5_000, 0)
+    assert (total.agent_available_ms, total.agent_busy_ms) == (20_000, 0)
     assert get(engine, "support_agents", channel="voice", state="break") == 1
     assert get(engine, "support_agents", channel="voice", state="busy") == 0
 
