@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -79,6 +79,14 @@ class Holds(Protocol):
 _Kind = Literal["new", "repeat", "resolved"]
 _State = Literal["firing", "resolved"]
 GroupKey = tuple[str, tuple[tuple[str, str], ...]]
+Renderer = Callable[[Alert], None]
+"""Fills an alert's annotations (from its latest signal) before a message tells it."""
+
+
+def _as_is(alert: Alert) -> None:
+    """The :data:`Renderer` of alerts whose annotations are always rendered."""
+
+
 """A receiver and its route's ``group_by`` label values."""
 
 
@@ -148,11 +156,17 @@ class Planner:
             self.sent[receiver, alert.fingerprint] = record
 
     def plan(
-        self, now: float, alerts: Iterable[Alert], inhibited: Container[str] = ()
+        self,
+        now: float,
+        alerts: Iterable[Alert],
+        inhibited: Container[str] = (),
+        *,
+        render: Renderer = _as_is,
     ) -> list[Notification]:
         """Notifications due now; updates ``sent`` as if they were delivered (the outbox makes
         sure they will be). ``inhibited``: fingerprints an inhibit rule holds back now (held
-        like a silenced alert: nothing sent, nothing recorded)."""
+        like a silenced alert: nothing sent, nothing recorded). ``render`` is called for each
+        alert a message tells, before its annotations are read."""
         if now < self._latest:
             self._clock_went_back(now)
         self._latest = now
@@ -174,7 +188,7 @@ class Planner:
                 item = _Item(kind=kind, state=state, target=target, alert=alert, info=None)
                 items.setdefault(group, []).append(item)
         self._orphans(now, seen, items)
-        return self._flush(now, items)
+        return self._flush(now, items, render)
 
     def _clock_went_back(self, now: float) -> None:
         """Group and record times later than ``now`` (restored from a run whose clock was
@@ -198,7 +212,9 @@ class Planner:
             or target.receiver not in self.receivers
         )
 
-    def _flush(self, now: float, items: dict[GroupKey, list[_Item]]) -> list[Notification]:
+    def _flush(
+        self, now: float, items: dict[GroupKey, list[_Item]], render: Renderer
+    ) -> list[Notification]:
         """One message per group that has a change due and whose wait is over."""
         out = []
         for group in [g for g in self.groups if g not in items]:
@@ -219,7 +235,7 @@ class Planner:
                 ready = now - timing.due_since >= target.group_wait
             if not ready:
                 continue
-            out.append(self._message(now, group, members))
+            out.append(self._message(now, group, members, render))
             timing.last_sent = now
             timing.due_since = None
             timing.open = any(m.state == "firing" for m in members)
@@ -227,13 +243,17 @@ class Planner:
                 del self.groups[group]
         return out
 
-    def _message(self, now: float, group: GroupKey, members: list[_Item]) -> Notification:
+    def _message(
+        self, now: float, group: GroupKey, members: list[_Item], render: Renderer
+    ) -> Notification:
         """The group's message: its due changes and (as context) its other firing alerts;
         every alert in it is recorded as told."""
         receiver = group[0]
         infos = []
         kinds = set()
         for m in members:
+            if m.alert is not None:
+                render(m.alert)
             info = alert_info(m.alert) if m.alert is not None else m.info
             assert info is not None
             key = (receiver, info.fingerprint)

@@ -359,12 +359,16 @@ class CompiledRule:
 
     def notifiable(self) -> Iterator[Alert]:
         """The alerts held that are firing or resolved (what notifications are planned from:
-        a pending alert is never sent), annotations rendered; pending ones stay unrendered."""
+        a pending alert is never sent). Their annotations may not be rendered yet: a message
+        renders those of the alerts it tells (:meth:`render`)."""
         out = [a for a in self.state.active.values() if a.state is not AlertState.PENDING]
         out += self.state.resolved_aside()  # a resolve still to send, its successor pending
-        for alert in out:
-            self._render(alert)
         return iter(out)
+
+    def render(self, alert: Alert) -> None:
+        """Fill the annotations of an alert of this rule from its latest signal, if they are
+        not rendered yet (before a message or Alertmanager tells it)."""
+        self._render(alert)
 
     def held(self) -> Iterator[Alert]:
         """The alerts held, as they are (annotations may not be rendered yet)."""

@@ -39,7 +39,7 @@ from support_monitor.alerts.notify.message import Notification
 from support_monitor.alerts.notify.slack import SlackNotifier
 from support_monitor.alerts.notify.webhook import WebhookNotifier
 from support_monitor.alerts.outbox import Outbox
-from support_monitor.alerts.planner import Planner
+from support_monitor.alerts.planner import Planner, Renderer
 from support_monitor.alerts.routing import Router
 from support_monitor.alerts.rules import CompiledRule, transition_record
 from support_monitor.alerts.secrets import register_url, resolve_token, resolve_url
@@ -315,23 +315,34 @@ class Alerting:
             if self._on_transition is not None:
                 self._on_transition(record)
         if self._on_plan is not None:  # offline: nothing is committed or sent
-            planned = self._planned(now)[1]
+            planned = self._planned(now)[1]  # rendered: only the alerts messages tell
             if planned:
                 self._on_plan(planned)
         elif self._live:
             self._plan(now)
 
-    def _planned(self, now: float) -> tuple[list[Alert], list[Notification]]:
+    def _planned(self, now: float) -> tuple[list[Alert], list[Notification], Renderer]:
         """The firing and resolved alerts of every rule (what notifications are planned from),
-        and the notifications due now (none planned while nothing is firing, resolved or
-        told)."""
-        alerts = [a for rule in self.rules for a in rule.notifiable()]
+        the notifications due now (none planned while nothing is firing, resolved or told),
+        and what renders an alert's annotations: only the alerts a message or Alertmanager
+        tells are rendered, not every firing alert at every evaluation."""
+        owners: dict[int, CompiledRule] = {}
+        alerts = []
+        for rule in self.rules:
+            for alert in rule.notifiable():
+                alerts.append(alert)
+                owners[id(alert)] = rule
+
+        def render(alert: Alert) -> None:
+            owners[id(alert)].render(alert)
+
         if not alerts and self.planner.idle:
-            return alerts, []
-        return alerts, self.planner.plan(now, alerts, self.inhibitor.inhibited(alerts))
+            return alerts, [], render
+        inhibited = self.inhibitor.inhibited(alerts)
+        return alerts, self.planner.plan(now, alerts, inhibited, render=render), render
 
     def _plan(self, now: float) -> None:
-        alerts, new = self._planned(now)
+        alerts, new, render = self._planned(now)
         if new:
             self._to_commit.extend(new)
             self._dirty = True
@@ -344,6 +355,7 @@ class Alerting:
             for alert in alerts:
                 if alert.needs_sending(am.resend_interval, wall):
                     mark_sent(alert, now, am.resend_interval, interval, wall)
+                    render(alert)
                     self._am_batch.append(am_alert(alert, am.generator_url))
             overflow = len(self._am_batch) - AM_QUEUE_MAX
             if overflow > 0:

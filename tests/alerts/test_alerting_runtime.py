@@ -812,3 +812,36 @@ async def test_a_damaged_alert_state_is_refused_and_the_daemon_pages_on(tmp_path
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["snapshot_refused"]
     assert stats.store_failures == Counter({"outbox": 1})
     assert "FIRING" in server.received[1]["blocks"][0]["text"]["text"]
+
+
+async def test_a_firing_alert_is_rendered_for_its_messages_not_at_every_evaluation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page fires at T0 and its value changes at each of the next 100 evaluations; the
+    repeat is due after repeat_interval (1h). Its annotations are rendered at the firing
+    transition (the first message reads them) and for the repeat, from the signal of that
+    evaluation; not at the evaluations in between (before, each of them rendered them again:
+    101 renders before the repeat)."""
+    async with SlackLike() as server:
+        alerting, source, _ = make(server.url)
+        (rule,) = alerting.rules
+        renders: list[float] = []
+        annotations = rule.annotations
+
+        def counted(signal: Any, labels: Any) -> dict[str, str]:
+            renders.append(signal.score)
+            return annotations(signal, labels)
+
+        monkeypatch.setattr(rule, "annotations", counted)
+        async with delivering(alerting):
+            for t in range(101):
+                source.signals = [sig(score=100 + t)]
+                alerting.evaluate(T0 + t)
+            await wait_for(lambda: len(server.received) == 1)
+            assert renders == [100]
+            source.signals = [sig(score=777)]
+            alerting.evaluate(T0 + 3600)
+            await wait_for(lambda: len(server.received) == 2)
+    assert renders == [100, 777]
+    assert "waited 100s" in msgspec.json.encode(server.received[0]).decode()
+    assert "waited 777s" in msgspec.json.encode(server.received[1]).decode()
