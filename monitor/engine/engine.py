@@ -1719,10 +1719,16 @@ class Engine:
 
     @staticmethod
     def update_paused(t: Ticket) -> None:
-        """``support_tickets_paused``: an open ticket with a clock that has a target, and every
-        such clock not stopped is paused."""
-        active = [c for c in t.clocks if c is not None and not c.stopped and c.target is not None]
-        paused = bool(active) and t.solved_ts is None and all(c.paused for c in active)
+        """``support_tickets_paused``: an open ticket with a paused clock, whose every clock
+        with a target that is not stopped is paused. A clock without a target at the ticket's
+        priority still keeps its time and is paused by its status, so it can make a ticket
+        paused, but one running does not keep it from being paused."""
+        active = [c for c in t.clocks if c is not None and not c.stopped]
+        paused = (
+            t.solved_ts is None
+            and any(c.paused for c in active)
+            and all(c.paused for c in active if c.target is not None)
+        )
         if paused != t.paused:
             t.paused = paused
             t.q.tickets_paused += 1 if paused else -1

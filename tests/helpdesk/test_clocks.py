@@ -99,6 +99,36 @@ def test_a_pause_over_the_weekend_keeps_the_elapsed_time() -> None:
     assert t.at(at("2026-03-09 18:00:01")).get("support_sla_breaches_total", sla="resolution") == 1
 
 
+def test_a_clock_without_a_target_can_make_a_ticket_paused_but_not_keep_it_running() -> None:
+    """First response 60 s and resolution 300 s; urgent lists only a first response of 20 s, so
+    an urgent ticket's resolution clock has no target (pending pauses it, as by default). The
+    urgent t1 is answered at +10 s, then goes pending at +20 s: its only clock not stopped is
+    the paused target-less resolution clock: paused (until 2026-12-05: not, as no clock with a
+    target was left). The normal t2 goes pending at once: its first response (a target) runs
+    on, so it is not paused. t3 is in a channel policy with only a resolution target: its
+    running first-response clock has no target and does not keep it from being paused."""
+    t = Tickets(
+        {
+            "first_response_seconds": 60,
+            "resolution_seconds": 300,
+            "priorities": {"urgent": {"first_response": "20s"}},
+        }
+    )
+    start = at("2026-03-02 10:00")
+    t.send("ticket.created", start, ticket_id="t1", priority="urgent")
+    t.send("ticket.responded", start + 10, ticket_id="t1")
+    t.send("ticket.created", start + 15, ticket_id="t2")
+    t.send("ticket.status_changed", start + 20, ticket_id="t1", status="pending")
+    t.send("ticket.status_changed", start + 20, ticket_id="t2", status="pending")
+    assert t.at(start + 100).get("support_tickets_paused") == 1  # t1 alone
+    t.send("ticket.status_changed", start + 110, ticket_id="t1", status="open")
+    assert t.at(start + 120).get("support_tickets_paused") == 0
+    only_resolution = Tickets({"resolution_seconds": 300})
+    only_resolution.send("ticket.created", start, ticket_id="t3")
+    only_resolution.send("ticket.status_changed", start + 5, ticket_id="t3", status="pending")
+    assert only_resolution.at(start + 30).get("support_tickets_paused") == 1
+
+
 def test_a_priority_change_while_paused_keeps_the_elapsed_time() -> None:
     # normal: resolution 8 h; urgent: 4 h. Created Monday 09:00, pending 10:00 (1 h run),
     # urgent at 11:00 while paused, open at 12:00: 4 h - 1 h = 3 h left -> 15:00.

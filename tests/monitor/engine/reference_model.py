@@ -903,9 +903,12 @@ class Wave2Reference(Reference):
         bump(_row("support_tickets_open", **q))
         bump(_row("support_tickets_open_by_priority", channel=t.channel, priority=priority))
         targets = clock_targets(cs, priority)
-        active = [c for c in cycles if c.stop is None and targets[c.clock] is not None]
+        running = [c for c in cycles if c.stop is None]
+        active = [c for c in running if targets[c.clock] is not None]
         paused = [status in pause_statuses(cs, c.clock) for c in active]
-        bump(_row("support_tickets_paused", **q), bool(active) and all(paused))
+        # paused: a clock is paused, and none with a target runs (one without may)
+        any_paused = any(status in pause_statuses(cs, c.clock) for c in running)
+        bump(_row("support_tickets_paused", **q), any_paused and all(paused))
         for cycle, is_paused in zip(active, paused, strict=True):
             target = targets[cycle.clock]
             assert target is not None
