@@ -53,7 +53,7 @@ def compare(lines: list[bytes], cfg: Settings, until: float, path: Path) -> None
     """``lines`` replayed to ``T0 + until`` print the pipeline's rows at that instant."""
     path.write_bytes(b"".join(line + b"\n" for line in lines))
     printed = samples(asyncio.run(replay(path, cfg, until=T0 + until)).decode())
-    engine, _ = run(lines, cfg, until)
+    engine, _ = run(lines, cfg, until, exact_end=True)  # the replay's windows end at ``until``
     want: dict[Key, float] = {(r.name, tuple(sorted(r.labels))): r.value for r in series(engine)}
     # The exposition leaves out the rows that cannot occur under a channel's settings (e.g. no
     # live-contact families on email); the live channels' core rows are always printed.

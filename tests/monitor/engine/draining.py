@@ -14,10 +14,15 @@ from tests.support import T0, settings
 
 
 def run(
-    lines: list[bytes], cfg: Settings | None = None, until: float | None = None
+    lines: list[bytes],
+    cfg: Settings | None = None,
+    until: float | None = None,
+    *,
+    exact_end: bool = False,
 ) -> tuple[Engine, DaemonStats]:
-    """Feed ``lines`` through the pipeline, then ``flush(T0 + until)`` (or at the clock)."""
-    engine = Engine(cfg or settings())
+    """Feed ``lines`` through the pipeline, then ``flush(T0 + until)`` (or at the clock);
+    ``exact_end``: then cut the windows exactly at the clock, as ``replay`` does at its end."""
+    engine = Engine(cfg or settings(), exact_end=exact_end)
     stats = DaemonStats()
     pipeline = Pipeline(engine, stats, event_clock=True, log_burst=0)
 
@@ -29,4 +34,6 @@ def run(
         drain()
     engine.flush(None if until is None else T0 + until)
     drain()
+    if exact_end:
+        engine.end_at(engine.now)
     return engine, stats
