@@ -6,12 +6,17 @@ import json
 import tracemalloc
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
+from support_monitor.monitor.config import parse_settings
 from support_monitor.monitor.engine import snapshot
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.events import Reject, decode
-from tests.support import T0, Stream, iso, run, settings
+from tests.support import T0, Stream, iso, run
+from tests.support import settings as config
 from tests.workforce.helpers import rows
+from tests.workforce.streams import CFG, Case, Sent, event_lines, last_ms, streams
 
 
 def agent_event(n: int, at: float, state: str = "available", channel: str = "voice") -> bytes:
@@ -28,7 +33,7 @@ def agent_event(n: int, at: float, state: str = "available", channel: str = "voi
 
 
 def test_hundred_thousand_agent_ids_stay_bounded() -> None:
-    engine = Engine(settings())  # limits.max_agents: 20,000 (default)
+    engine = Engine(config())  # limits.max_agents: 20,000 (default)
     events = [decode(agent_event(n, 1.0 + n / 1e5), 65536) for n in range(100_000)]
     engine.advance(T0 + 1)
     tracemalloc.start()
@@ -48,7 +53,7 @@ def test_hundred_thousand_agent_ids_stay_bounded() -> None:
 
 
 def test_offline_agents_are_forgotten_first() -> None:
-    cfg = settings(limits={"max_agents": 3, "agent_retention": 60})
+    cfg = config(limits={"max_agents": 3, "agent_retention": 60})
     s = Stream()
     for n in range(3):
         s.add("agent.state", 0.0, "voice", agent_id=f"a{n}", state="offline")
@@ -82,7 +87,7 @@ def test_snapshot_round_trip_gives_identical_readout() -> None:
     second.add("agent.state", 31.0, "voice", agent_id="a4", state="break")
     second.add("agent.state", 29.9, "voice", agent_id="a5", state="busy")  # late: retro-move
     second.add("contact.queued", 40.0, "voice", contact_id="c2", queue="tech")
-    cfg = settings()
+    cfg = config()
     engine = Engine(cfg)
     feed(engine, first.lines)
     # A change still scheduled in the current second is part of the state: stop mid-second.
@@ -107,7 +112,7 @@ def test_snapshot_round_trip_gives_identical_readout() -> None:
 
 
 def test_restore_without_workforce_state_leaves_it_empty() -> None:
-    engine = Engine(settings())
+    engine = Engine(config())
     engine.workforce.restore(None)
     assert rows(engine) == {}
     assert engine.workforce.agents == {}
@@ -116,7 +121,7 @@ def test_restore_without_workforce_state_leaves_it_empty() -> None:
 def _snapshot_with_a_log() -> tuple[bytes, snapshot.Snapshot]:
     """a1 available at 10, busy at 12 (both within the lateness at the capture): a1 keeps both
     events (and its state before them: none) to put a late one in order."""
-    engine = Engine(settings())
+    engine = Engine(config())
     s = Stream()
     s.add("agent.state", 10.0, "voice", agent_id="a1", state="available")
     s.add("agent.state", 12.0, "voice", agent_id="a1", state="busy")
@@ -140,8 +145,60 @@ def test_a_damaged_agent_log_in_a_snapshot_is_refused(
     data, captured = _snapshot_with_a_log()
     row = captured.engine.workforce["agents"][0]
     assert row[11][3] == [[T0 + 10.0, 0, 0, None, 0.0], [T0 + 12.0, 0, 1, None, 0.0]]
-    snapshot.from_bytes(data, settings())  # the undamaged one restores
+    snapshot.from_bytes(data, config())  # the undamaged one restores
     field, entry, part = where
     row[11][field][entry][part] = value
     with pytest.raises(snapshot.SnapshotError, match="inconsistent state"):
-        snapshot.from_bytes(snapshot.encode(captured), settings())
+        snapshot.from_bytes(snapshot.encode(captured), config())
+
+
+def _agent_state(ms: int, arrival: int, state: str) -> Sent:
+    fields = {"type": "agent.state", "channel": "voice", "agent_id": "a1", "state": state}
+    return Sent(ms, arrival, arrival, fields)
+
+
+# a1 available at 10 s, break at 15 s, snapshot, then busy stamped 12 s: put between them
+LATE_AFTER_THE_SNAPSHOT = Case(
+    [
+        _agent_state(10_000, 10_000, "available"),
+        _agent_state(15_000, 15_000, "break"),
+        _agent_state(12_000, 15_001, "busy"),
+    ],
+    [],
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=streams(), cut=st.floats(0, 1))
+@example(case=LATE_AFTER_THE_SNAPSHOT, cut=0.75)
+def test_a_snapshot_anywhere_in_a_stream_changes_no_workforce_number(
+    case: Case, cut: float
+) -> None:
+    """Random agent and contact streams delivered out of order within the lateness (late agent
+    events are put in ``ts`` order from what each agent keeps): an engine snapshotted after any
+    line and restored gives the same rows, agent rows and agent time as the one that never
+    stopped."""
+    lines = event_lines(case)
+    at = round(cut * len(lines))
+    whole, parts = Engine(parse_settings(CFG)), Engine(parse_settings(CFG))
+    feed(whole, lines)
+    feed(parts, lines[:at])
+    restored, _, _ = snapshot.from_bytes(
+        snapshot.encode(snapshot.capture(parts, {})), parts.settings
+    )
+    feed(restored, lines[at:])
+    end = T0 + last_ms(case) / 1000
+    for engine in (whole, restored):
+        engine.flush(end)
+    assert restored.workforce.superseded == whole.workforce.superseded
+    assert rows(restored) == rows(whole)
+    assert restored.workforce.agent_rows(end) == whole.workforce.agent_rows(end)
+    for channel in CFG["channels"]:
+        for window in ("1m", "5m", "today"):
+            a = restored.channels[channel].windows.total(window)
+            b = whole.channels[channel].windows.total(window)
+            assert (a.agent_available_ms, a.agent_busy_ms, a.agent_acw_ms) == (
+                b.agent_available_ms,
+                b.agent_busy_ms,
+                b.agent_acw_ms,
+            ), (channel, window)
