@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import msgspec
 
@@ -115,10 +116,17 @@ def decode(data: bytes) -> Snapshot:
     return snapshot
 
 
-def load(
-    data: bytes, rules: Iterable[CompiledRule]
-) -> tuple[int, dict[tuple[str, str], SentRecord]]:
-    """Put stored alerts back into their rules (by rule key); returns (alerts restored, sent).
+class Loaded(NamedTuple):
+    """What :func:`load` restored: alerts put back, the planner's sent records and group
+    timings (none in a snapshot written before they existed)."""
+
+    alerts: int
+    sent: dict[tuple[str, str], SentRecord]
+    groups: dict[GroupKey, GroupTiming]
+
+
+def load(data: bytes, rules: Iterable[CompiledRule]) -> Loaded:
+    """Put stored alerts back into their rules (by rule key); returns what it restored.
     Alerts of rules that no longer exist are dropped; their receivers get a resolve message.
     Each rule learns the stored evaluation time (``RuleState.resumed_at``): a firing alert
     whose condition is gone at the first evaluation keeps firing from then on, not from the
@@ -149,10 +157,8 @@ def load(
         compiled.state.resumed_at = snapshot.evaluated_at
     for rule, alert in alerts:
         rule.state.active[alert.fingerprint] = alert
-    return len(alerts), {(s.receiver, s.fingerprint): s.record for s in snapshot.sent}
-
-
-def load_groups(data: bytes) -> dict[GroupKey, GroupTiming]:
-    """The planner's group timings of a snapshot (none in one written before they existed)."""
-    snapshot = decode(data)
-    return {(g.receiver, tuple((k, v) for k, v in g.group)): g for g in snapshot.groups}
+    return Loaded(
+        len(alerts),
+        {(s.receiver, s.fingerprint): s.record for s in snapshot.sent},
+        {(g.receiver, tuple((k, v) for k, v in g.group)): g for g in snapshot.groups},
+    )

@@ -430,8 +430,7 @@ class Alerting:
         ``support_monitor_store_failures_total{store="outbox"}``) and the daemon starts without
         it, as a cluster partition does."""
         try:
-            groups = persist.load_groups(state)
-            count, sent = persist.load(state, self.rules)
+            count, sent, groups = persist.load(state, self.rules)
         except (ValueError, msgspec.DecodeError) as exc:
             self.outbox.refuse_state(exc)
             return

@@ -380,8 +380,7 @@ class ClusterNode:
         if held:
             part = self._rewrap(part)  # the engine we kept: fresh rules for the newer state
         try:
-            count, sent = persist.load(best[1], part.alerting.rules)
-            groups = persist.load_groups(best[1])
+            count, sent, groups = persist.load(best[1], part.alerting.rules)
             undelivered = [message.decode(n) for n in pending]
         except (ValueError, msgspec.DecodeError) as exc:
             log.error(  # noqa: TRY400 - the reason is the message
