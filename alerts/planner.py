@@ -79,15 +79,13 @@ class Holds(Protocol):
 _Kind = Literal["new", "repeat", "resolved"]
 _State = Literal["firing", "resolved"]
 GroupKey = tuple[str, tuple[tuple[str, str], ...]]
+"""A receiver and its route's ``group_by`` label values."""
 Renderer = Callable[[Alert], None]
 """Fills an alert's annotations (from its latest signal) before a message tells it."""
 
 
 def _as_is(alert: Alert) -> None:
-    """The :data:`Renderer` of alerts whose annotations are always rendered."""
-
-
-"""A receiver and its route's ``group_by`` label values."""
+    """The :data:`Renderer` of alerts whose annotations are always rendered: nothing to do."""
 
 
 class GroupTiming(msgspec.Struct, kw_only=True):
