@@ -917,6 +917,8 @@ def _restore_log(agent: Agent, stored: list[Any]) -> None:
     ]
     if any(a[0] > b[0] for a, b in itertools.pairwise(log)):
         raise ValueError("an agent's stored state events are not in ts order")
+    if base is None and log and log[0][1] == ENDED:  # an agent is first seen by a state event
+        raise ValueError("an agent's stored state events start with an end")
     if log:
         agent.base, agent.log = base, log
 

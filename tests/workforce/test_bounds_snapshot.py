@@ -137,6 +137,7 @@ def _snapshot_with_a_log() -> tuple[bytes, snapshot.Snapshot]:
         ((3, 0, 2), -1),  # a negative one would count from the end
         ((3, 1, 1), 9),  # an unknown event kind
         ((3, 0, 0), T0 + 13.0),  # the first event stamped after the second
+        ((3, 0, 1), 2),  # a log that, with no state before it, starts with an end
     ],
 )
 def test_a_damaged_agent_log_in_a_snapshot_is_refused(
