@@ -196,15 +196,15 @@ def _item_key(event: Event) -> HeldKey | None:
     return (field == "ticket_id", getattr(event, field))
 
 
-_REFERENCING = frozenset({ComplaintReceived, SurveyAnswered, SentimentScored})
-"""Event types counted on the channel of the contact they name while it is open at their
-``ts``: one naming an open contact waits until the watermark passes it (``_wait_for_closers``),
-since an ``ended`` or ``abandoned`` stamped before it may still arrive. (A bot session's
-escalation also names its contact, but the session counts on its own channel at once: holding
-it would hold the containment ratio back by the lateness.)"""
-_REFERENCE_KEY = "\x00contact:"
-"""Prefix of the held key of such an event (``(True, prefix + contact id)``): apart from the
-contact's own held outcomes, which it must neither wait behind nor be tried with."""
+_REFERENCING = frozenset({TicketRated, ComplaintReceived, SurveyAnswered, SentimentScored})
+"""Event types counted on the channel of the ticket or contact they name while it is open at
+their ``ts``. One whose answer an event still on its way may change waits until the watermark
+passes it (``_wait_for_owner``). (A bot session's escalation also names its contact, but the
+session counts on its own channel at once: holding it would hold the containment ratio back by
+the lateness.)"""
+_REFERENCES: tuple[bool, str] = (True, "")
+"""The held key every such event shares: apart from any item's own held outcomes, which it must
+neither wait behind nor be tried with (no ticket id is empty)."""
 
 _LIFECYCLE_RANK: dict[type, int] = {
     **dict.fromkeys(_REFERENCING, 0),
@@ -430,7 +430,9 @@ class Engine:
             BotSessionEnded: self._bot_session,  # type: ignore[dict-item]
             SentimentScored: self._sentiment,  # type: ignore[dict-item]
         }
-        self.workforce = Workforce(settings, self.channels, self.capacity_exhausted)
+        self.workforce = Workforce(
+            settings, self.channels, self.capacity_exhausted, exact_end=exact_end
+        )
 
     # ------------------------------------------------------------------ export / restore
 
@@ -543,6 +545,7 @@ class Engine:
         ``exact_end`` only). Nothing may be applied afterwards: only the readout."""
         for ch in self.channels.values():
             ch.windows.end_at(now)
+        self.workforce.end_at(now)
 
     def settle_held(self) -> None:
         """Judge every held outcome now, as if the watermark had passed it (applied as it
@@ -878,7 +881,7 @@ class Engine:
             return Reject.UNKNOWN_CHANNEL
         if type(event) in _TICKET_ORDERED and self._order(event, ts, token):
             return None
-        if type(event) in _REFERENCING and self._wait_for_closers(event, ts, token):
+        if type(event) in _REFERENCING and self._wait_for_owner(event, ts, token):
             return None
         late = self.now - self.lateness
         if ts < late and late > self.watermark:
@@ -1011,7 +1014,8 @@ class Engine:
     @property
     def early_outcomes_held(self) -> int:
         """Events held now: outcomes waiting for their item's opening event, outcomes of an open
-        contact held behind an earlier event of it, and ticket events held for ``ts`` order."""
+        contact held behind an earlier event of it, ticket events held for ``ts`` order, and
+        events naming a ticket or contact held until their channel is settled."""
         return self._early_count
 
     def _order(self, event: Event, ts: float, token: object) -> bool:
@@ -1037,25 +1041,39 @@ class Engine:
             return None
         return None if ts < self.now - self.lateness else self._room_for(token)
 
-    def _wait_for_closers(self, event: Event, ts: float, token: object) -> bool:
-        """Hold a survey, sentiment score or complaint naming a contact open at
-        its ``ts`` until the watermark passes it: an ``ended`` or ``abandoned`` stamped before
-        it may still arrive, and in ``ts`` order it then finds the contact closed (counted on
-        its own channel). ``False`` when it applies now: no contact named, or none open at
-        ``ts`` (a late ``queued`` does not reopen that question), its ticket decides, or it may
-        not be held (:meth:`_may_hold`)."""
-        ev = cast("ComplaintReceived | SurveyAnswered | SentimentScored", event)
-        contact_id = ev.contact_id
-        size = None if contact_id is None else self._may_hold(ts, token)
-        if contact_id is None or size is None:
-            return False
+    def _wait_for_owner(self, event: Event, ts: float, token: object) -> bool:
+        """Hold a rating, complaint, survey or sentiment score naming a ticket or contact until
+        the watermark passes it when an event still on its way may change the channel it
+        counts on in ``ts`` order: its ticket's ``created``, its contact's ``queued`` (neither
+        seen yet), or an ``ended`` or ``abandoned`` stamped before it of a contact open at its
+        ``ts``. ``False`` when it applies now: nothing named, the answer settled (a ticket
+        created at or before ``ts``; a contact queued after ``ts`` or closed at or before it),
+        or it may not be held (:meth:`_may_hold`)."""
+        ev = cast("TicketRated | ComplaintReceived | SurveyAnswered | SentimentScored", event)
         ticket_id = ev.ticket_id
-        if ticket_id is not None and ticket_id in self.tickets:
-            return False  # counted on its ticket's channel (:meth:`_owner_channel`)
-        if self._open_channel(contact_id, ts) is None:
+        contact_id: str | None = getattr(ev, "contact_id", None)
+        if ticket_id is None and contact_id is None:
             return False
-        self._put_held((True, _REFERENCE_KEY + contact_id), event, ts, token, size)
+        size = self._may_hold(ts, token)
+        if size is None or not self._owner_may_change(ticket_id, contact_id, ts):
+            return False
+        self._put_held(_REFERENCES, event, ts, token, size)
         return True
+
+    def _owner_may_change(self, ticket_id: str | None, contact_id: str | None, ts: float) -> bool:
+        """Whether an event still on its way may change which channel an event stamped ``ts``
+        naming this ticket and contact counts on (:meth:`_wait_for_owner`)."""
+        if ticket_id is not None:
+            ticket = self.tickets.get(ticket_id)
+            if ticket is None:
+                return True  # its ``created`` may come
+            if ticket.created_ts <= ts:
+                return False  # counted on its ticket's channel (:meth:`_owner_channel`)
+        if contact_id is None:
+            return False
+        if contact_id not in self.contacts and contact_id not in self._closed:
+            return True  # its ``queued`` may come
+        return self._open_channel(contact_id, ts) is not None  # a closer may come
 
     def _hold(
         self, key: HeldKey, event: Event, ts: float, token: object, reason: Reject
@@ -1739,9 +1757,10 @@ class Engine:
         self, ev: TicketRated | ComplaintReceived | SurveyAnswered | SentimentScored, ts: float
     ) -> ChannelRuntime:
         """The channel recorded when the referenced ticket/contact was opened, else the event's
-        (a contact only while open at ``ts``, :meth:`_open_channel`)."""
+        (a ticket created at or before ``ts``; a contact only while open at ``ts``,
+        :meth:`_open_channel`)."""
         ticket = self.tickets.get(ev.ticket_id) if ev.ticket_id else None
-        if ticket is not None:
+        if ticket is not None and ticket.created_ts <= ts:
             return ticket.q.channel
         contact_id: str | None = getattr(ev, "contact_id", None)
         owner = self._open_channel(contact_id, ts) if contact_id else None

@@ -32,6 +32,13 @@ those of the events in ``ts`` order. Events the watermark passed leave the log.
 ``ceil(ts)``, exactly as the window ``queued`` counts, over the shortest window only: the buckets
 slide with the windows, so the total equals the shortest window's ``queued`` split by queue.
 
+**A replay's end** between two whole seconds (``exact_end``, :meth:`Workforce.end_at`): the
+windows' oldest second still holds ``(floor(now) - W, now - W]``. A replay keeps each channel's
+changes of ``rate`` with their millisecond while the longest window may hold them, and the
+``ts`` of each contact queued at a fractional instant while the shortest one holds it; at the
+end, the agent time of that part (``rate`` taken back over the later changes, then run forward)
+and the contacts queued in it are taken out.
+
 **Staffing** is computed when read (:meth:`Workforce.staffing`), with a per-queue cache keyed on
 every input, so a scrape re-runs the Erlang C search only for queues whose inputs changed.
 """
@@ -42,6 +49,7 @@ import bisect
 import heapq
 import itertools
 import math
+from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -261,7 +269,7 @@ class _Arrivals:
 class _ChannelAgents:
     """Per-channel workforce counts."""
 
-    __slots__ = ("arrivals", "cache", "counts", "rate", "sched", "seen")
+    __slots__ = ("arrivals", "cache", "changed", "counts", "rate", "sched", "seen")
 
     def __init__(self) -> None:
         self.seen = False
@@ -274,6 +282,10 @@ class _ChannelAgents:
         """Heap of (t_ms, seq, old, new): changes at or after ``accrued`` not yet accrued."""
         self.arrivals: dict[str, _Arrivals] = {}
         self.cache: dict[str, tuple[tuple[float, ...], Staffing]] = {}
+        self.changed: deque[tuple[int, int, int]] = deque()
+        """With ``exact_end``: (t_ms, old, new) of the changes ``rate`` took, in the order it took
+        them (a late one stamped before others), kept while a sliding window may hold their
+        second (:meth:`Workforce.end_at`)."""
 
 
 def _add_ms(agg: Agg, state: int, ms: int) -> None:
@@ -293,8 +305,13 @@ class Workforce:
         settings: Settings,
         channels: dict[str, ChannelRuntime],
         capacity: dict[str, int] | None = None,
+        *,
+        exact_end: bool = False,
     ) -> None:
+        """``exact_end``: also keep what :meth:`end_at` needs to cut the shortest window's
+        arrivals and every window's agent time exactly at a fractional last instant."""
         self.channels = channels
+        self.exact_end = exact_end
         self.capacity = capacity if capacity is not None else {}
         """The engine's ``capacity_exhausted``: refused agents count under ``agents``."""
         self.agents: dict[AgentKey, Agent] = {}
@@ -305,6 +322,9 @@ class Workforce:
         self._arrival_cut = -math.inf  # arrival buckets with a key <= this are out
         self._arrival_due: dict[int, list[_Arrivals]] = {}
         """Bucket key -> the queues holding a bucket under it: a slide visits only those."""
+        self._fine_arrivals: dict[int, list[tuple[_Arrivals, float]]] = {}
+        """With ``exact_end``: bucket key -> (queue's arrivals, ts) of each contact queued at a
+        fractional instant in it, for :meth:`end_at`."""
         self._seq = 0
         self.superseded = 0
         """State changes older than the agent's current state: counted as applied, not used."""
@@ -355,6 +375,8 @@ class Workforce:
         else:
             counts.buckets[key] = held + 1
         counts.total += 1
+        if self.exact_end and key != ts:
+            self._fine_arrivals.setdefault(key, []).append((counts, ts))
 
     def contact_answered(
         self, channel: ChannelRuntime, agent_id: str, ts: float, watermark: float = -math.inf
@@ -537,6 +559,8 @@ class Workforce:
             return
         # Late: (ts, accrued] moves from the old state to the new, in the buckets still held.
         self._rate(cw, old, new)
+        if self.exact_end:
+            cw.changed.append((t_ms, old, new))
         windows = self.channels[channel].windows
         lo = max(t_ms, a_ms - self._max_width * 1000)
         for k in range(lo // 1000 + 1, int(accrued) + 1):
@@ -591,6 +615,8 @@ class Workforce:
         self._slide_arrivals(end)
         if self._offline:
             self._forget_offline(end - self.retention)
+        if self.exact_end:
+            self._forget_changes(end)
 
     def _accrue_channel(
         self, name: str, cw: _ChannelAgents, skipped: int, start: int, end: int
@@ -615,6 +641,8 @@ class Workforce:
                 if new < TIMED:
                     ms[new] += after
                 self._rate(cw, old, new)
+                if self.exact_end:
+                    cw.changed.append((t_ms, old, new))
             avail, busy, acw = ms
             if avail or busy or acw:
                 windows.add_agent_ms(k, avail, busy, acw)
@@ -640,6 +668,8 @@ class Workforce:
                 ms = [ms[i] + rate[i] * span for i in range(TIMED)]
             t = t_ms
             self._rate(cw, old, new)
+            if self.exact_end:
+                cw.changed.append((t_ms, old, new))
         if limit > lo:
             span = limit - max(t, lo)
             ms = [ms[i] + rate[i] * span for i in range(TIMED)]
@@ -661,7 +691,79 @@ class Workforce:
         for key in keys:
             for counts in due.pop(key, ()):
                 counts.total -= counts.buckets.pop(key)
+        fine = self._fine_arrivals
+        if fine:
+            for key in [key for key in fine if key <= cut]:
+                del fine[key]
         self._arrival_cut = float(cut)
+
+    def _forget_changes(self, end: int) -> None:
+        """Drop the kept changes, oldest taken first, stamped in seconds no sliding window holds
+        at ``end`` (a late one waits behind those taken before it)."""
+        limit = (end - self._max_width) * 1000
+        for cw in self.by_channel.values():
+            changed = cw.changed
+            while changed and changed[0][0] <= limit:
+                changed.popleft()
+
+    def end_at(self, now: float) -> None:
+        """Cut the staffing arrivals and every sliding window's agent time exactly at ``now``
+        (a replay's fractional last instant, once accrued to its second; ``exact_end`` only):
+        take out the contacts queued, and the agent time, at or before ``now - W`` in the
+        window's oldest second, which the one-second slide still holds. Nothing may change
+        afterwards: only the readout."""
+        if not self.exact_end:
+            return
+        edge = math.floor(now)
+        if now == edge or self.accrued != edge:
+            return
+        width = self._shortest_width
+        limit = now - width
+        oldest = edge - width + 1
+        for counts, ts in self._fine_arrivals.get(oldest, ()):
+            if ts <= limit:
+                counts.total -= 1
+                counts.buckets[oldest] -= 1
+        self._fine_arrivals = {}
+        for name, cw in self.by_channel.items():
+            windows = self.channels[name].windows
+            for i, (window, span) in enumerate(zip(windows.names, windows.spans, strict=True)):
+                if window == TODAY:
+                    continue
+                start = edge - math.ceil(span)  # the second (start, start + 1] is the oldest
+                ms = self._time_between(cw, start * 1000, round((now - math.ceil(span)) * 1000))
+                total = windows.totals[i]
+                total.agent_available_ms -= ms[AVAILABLE]
+                total.agent_busy_ms -= ms[BUSY]
+                total.agent_acw_ms -= ms[ACW]
+            cw.changed.clear()
+
+    def _time_between(self, cw: _ChannelAgents, lo: int, hi: int) -> list[int]:
+        """Agent-milliseconds per timed state in ``(lo, hi]`` (milliseconds at or before
+        ``accrued``): ``rate`` taken back over the kept changes after ``lo``, then run forward
+        over those up to ``hi``."""
+        rate = list(cw.rate)
+        after = sorted(entry for entry in cw.changed if entry[0] > lo)
+        for _, old, new in after:
+            if old < TIMED:
+                rate[old] += 1
+            if new < TIMED:
+                rate[new] -= 1
+        ms = [0] * TIMED
+        at = lo
+        for t_ms, old, new in after:
+            if t_ms > hi:
+                break
+            for i in range(TIMED):
+                ms[i] += rate[i] * (t_ms - at)
+            at = t_ms
+            if old < TIMED:
+                rate[old] -= 1
+            if new < TIMED:
+                rate[new] += 1
+        for i in range(TIMED):
+            ms[i] += rate[i] * (hi - at)
+        return ms
 
     def _forget_offline(self, cutoff: float) -> None:
         """Forget agents offline since before ``cutoff``, in the order they went offline (one that
@@ -833,6 +935,7 @@ class Workforce:
         self.agents = {}
         self.by_channel = {name: _ChannelAgents() for name in self.channels}
         self._arrival_due = {}
+        self._fine_arrivals = {}  # not in snapshots: the arrivals restored are whole buckets
         self.accrued = float(state["accrued"])
         self._arrival_cut = float(state["arrival_cut"])
         self._seq = int(state["seq"])

@@ -169,6 +169,90 @@ def test_events_naming_a_contact_before_it_queued_count_on_their_own_channel() -
         assert math.isnan(value(engine, "support_nps_score", **W5))
 
 
+def _naming_first(closing: str | None) -> list[bytes]:
+    """A survey (nps 0), a negative score and a complaint stamped 7 on ``chatbot`` name c1 and
+    arrive first; then c1 queues on chat at 5 (2 s late, within the allowed 5 s), closed by
+    ``closing`` at 6 when one is given; a voice contact at 30 moves the clock past them all."""
+    s = Stream()
+    on = {"contact_id": "c1"}
+    s.add("survey.answered", 7, "chatbot", survey="nps", score=0, **on)
+    s.add("sentiment.scored", 7, "chatbot", score=-0.9, **on)
+    s.add("complaint.received", 7, "chatbot", **on)
+    s.add("contact.queued", 5, "chat", queue="sales", **on)
+    if closing is not None:
+        if closing == "ended":
+            s.add("contact.answered", 5.5, "chat", **on)
+        s.add(f"contact.{closing}", 6, "chat", **on)
+    s.add("contact.queued", 30, "voice", queue="billing", contact_id="v1")
+    return s.lines
+
+
+def test_events_naming_a_contact_that_queues_after_them_in_arrival_count_as_in_ts_order() -> None:
+    # In ts order c1 queued at 5 and the three events stamped 7 find it open: they count on
+    # chat, although they arrived before its queued (before: on chatbot, their own channel).
+    # Closed at 6, c1 is no longer open at 7: they count on chatbot, as in ts order.
+    channels = dict(CONFIG["channels"])
+    channels["chatbot"] = {"queues": ["default"]}
+    cfg = settings(channels=channels)
+    for closing, owner, other in (
+        (None, "chat", "chatbot"),
+        ("abandoned", "chatbot", "chat"),
+        ("ended", "chatbot", "chat"),
+    ):
+        engine = Engine(cfg)
+        stats = DaemonStats()
+        pipeline = Pipeline(engine, stats, event_clock=True, log_burst=0)
+        for i, line in enumerate(_naming_first(closing)):
+            pipeline.process("test", Delivery(line, f"line:{i + 1}"))
+        # the clock is at 30: the watermark (25) passed them, no flush needed
+        assert not stats.rejected, closing
+        assert engine.early_outcomes_held == 0, closing
+        mine = {"channel": owner, "window": "5m"}
+        theirs = {"channel": other, "window": "5m"}
+        assert value(engine, "support_nps_score", **mine) == -100.0 / 100, closing
+        assert math.isnan(value(engine, "support_nps_score", **theirs)), closing
+        negative = {"polarity": "negative"}
+        assert value(engine, "support_sentiment_total", channel=owner, **negative) == 1, closing
+        assert value(engine, "support_sentiment_total", channel=other, **negative) == 0, closing
+        assert value(engine, "support_complaints_window", **mine) == 1, closing
+        assert value(engine, "support_complaints_window", **theirs) == 0, closing
+
+
+def test_events_naming_a_ticket_count_as_in_ts_order() -> None:
+    # t1 is created on email at 10. A rating (5), a complaint, a csat survey (4) and a negative
+    # score name it, on chat. Those stamped 11 find t1 created in ts order: they count on
+    # email, also when they arrive before its created (1 s late, within the allowed 5 s).
+    # Those stamped 9 came before it in ts order: they count on chat, also when they arrive
+    # after it (before: email).
+    for stamped, owner, other in ((11, "email", "chat"), (9, "chat", "email")):
+        for naming_first in (True, False):
+            naming = Stream()
+            on = {"ticket_id": "t1"}
+            naming.add("ticket.rated", stamped, "chat", rating=5, **on)
+            naming.add("complaint.received", stamped, "chat", **on)
+            naming.add("survey.answered", stamped, "chat", survey="csat", score=4, **on)
+            naming.add("sentiment.scored", stamped, "chat", score=-0.9, **on)
+            created = Stream()
+            created.add(
+                "ticket.created", 10, "email", queue="default", ticket_id="t1", event_id="c"
+            )
+            first, then = (naming, created) if naming_first else (created, naming)
+            engine, stats = run(first.lines + then.lines, until=30)
+            case = (stamped, naming_first)
+            assert not stats.rejected, case
+            assert value(engine, "support_csat_ratings_total", channel=owner, rating="5") == 1, case
+            assert value(engine, "support_csat_ratings_total", channel=owner, rating="4") == 1
+            assert value(engine, "support_csat_ratings_total", channel=other, rating="5") == 0
+            # two ratings, both satisfied (>= 4)
+            assert value(engine, "support_csat_ratio", channel=owner, window="5m") == 1.0, case
+            assert math.isnan(value(engine, "support_csat_ratio", channel=other, window="5m"))
+            assert value(engine, "support_complaints_window", channel=owner, window="5m") == 1
+            assert value(engine, "support_complaints_window", channel=other, window="5m") == 0
+            negative = {"polarity": "negative"}
+            assert value(engine, "support_sentiment_total", channel=owner, **negative) == 1, case
+            assert value(engine, "support_sentiment_total", channel=other, **negative) == 0, case
+
+
 def test_bad_scores_are_rejected_by_reason_and_no_text_is_kept() -> None:
     lines: list[dict[str, object]] = [
         {"type": "survey.answered", "survey": "nps", "score": 11},  # invalid_value

@@ -89,3 +89,36 @@ def test_today_occupancy_after_a_quiet_gap_the_replay_jumps(tmp_path: Path) -> N
     got = _replay(tmp_path, s, config, "--until", "2026-03-02T15:00:00Z")  # T0 is 09:00 UTC
     today = ("support_occupancy_ratio", (("channel", "voice"), ("window", "today")))
     assert got[today] == pytest.approx(100 / 21_300, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("end", "required", "wait"),
+    [
+        # (0.437, 300.437]: c1 queued at exactly 0.437 is out, c2 in: 1 / 300 per second.
+        # Both contacts ended in it, 60 s each: AHT 60 s, A = 0.2 erlang, one agent available.
+        # SL(1) = 1 - 0.2 e^(-0.8 x 20 / 60) = 0.847 >= 0.8: 1 agent; wait 0.2 x 60 / 0.8 = 15 s.
+        (300.437, 1.0, 15.0),
+        # (0.2, 300.2]: both arrivals, 2 / 300 per second: A = 0.4, SL(1) = 0.673 < 0.8, and
+        # C(2, 0.4) = 0.1 / 1.5, SL(2) = 1 - (0.1 / 1.5) e^(-1.6 x 20 / 60) = 0.961: 2 agents;
+        # wait with the one agent 0.4 x 60 / 0.6 = 40 s.
+        (300.2, 2.0, 40.0),
+    ],
+)
+def test_staffing_at_a_fractional_end_counts_arrivals_in_the_exact_window(
+    tmp_path: Path, end: float, required: float, wait: float
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    s = Stream()
+    s.add("agent.state", 0.0, "voice", agent_id="a1", state="available")
+    s.add("contact.queued", 0.437, "voice", contact_id="c1", queue="billing")
+    s.add("contact.answered", 10.437, "voice", contact_id="c1", queue="billing")
+    s.add("contact.ended", 70.437, "voice", contact_id="c1", queue="billing")
+    s.add("contact.queued", 100.0, "voice", contact_id="c2", queue="billing")
+    s.add("contact.answered", 101.0, "voice", contact_id="c2", queue="billing")
+    s.add("contact.ended", 161.0, "voice", contact_id="c2", queue="billing")
+    s.add("agent.state", end, "voice", agent_id="a1", state="available")  # the last instant
+    got = _replay(tmp_path, s, config)
+    labels = (("channel", "voice"), ("queue", "billing"))
+    assert got["support_agents_required", labels] == required
+    assert got["support_estimated_wait_seconds", labels] == pytest.approx(wait, rel=1e-12)

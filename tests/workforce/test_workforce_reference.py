@@ -135,14 +135,22 @@ class Model:
 
     # -------------------------------------------------------------- the rows
 
-    def agent_ms(self, channel: str, now_ms: int) -> dict[str, dict[str, int]]:
+    def agent_ms(
+        self, channel: str, now_ms: int, *, exact: bool = False
+    ) -> dict[str, dict[str, int]]:
         """Per window: agent-ms of each timed state of ``channel``'s agents at clock ``now_ms``
-        (ms after T0; the clock started at T0), up to the clock itself."""
+        (ms after T0; the clock started at T0), up to the clock itself (``exact``: see
+        :func:`_lo`)."""
         changes = {a: ag.changes for (c, a), ag in self.agents.items() if c == channel}
-        return {w: state_ms(changes, max(0, _lo(w, now_ms)), now_ms, now_ms) for w in WINDOWS}
+        return {
+            w: state_ms(changes, max(0, _lo(w, now_ms, exact=exact)), now_ms, now_ms)
+            for w in WINDOWS
+        }
 
-    def expected(self, now_ms: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Every workforce row at clock ``now_ms``."""
+    def expected(
+        self, now_ms: int, *, exact: bool = False
+    ) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every workforce row at clock ``now_ms`` (``exact``: see :func:`_lo`)."""
         out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         seen = {channel for channel, _ in self.agents}
         for channel in sorted(seen):
@@ -150,14 +158,14 @@ class Model:
             for state in STATES:
                 count = sum(ag.state == state for ag in mine.values())
                 out["support_agents", (("channel", channel), ("state", state))] = count
-            ms = self.agent_ms(channel, now_ms)
+            ms = self.agent_ms(channel, now_ms, exact=exact)
             for w in WINDOWS:
                 out["support_occupancy_ratio", (("channel", channel), ("window", w))] = occupancy(
                     ms[w]
                 )
             staffed = sum(ag.state in ("available", "busy") for ag in mine.values())
             for queue in LIVE.get(channel, ()):  # staffing rows on live channels only
-                required_n, wait_s = self.staffing(channel, queue, now_ms, ms, staffed)
+                required_n, wait_s = self.staffing(channel, queue, now_ms, ms, staffed, exact=exact)
                 labels = (("channel", channel), ("queue", queue))
                 out["support_agents_required", labels] = required_n
                 out["support_estimated_wait_seconds", labels] = wait_s
@@ -170,10 +178,12 @@ class Model:
         now_ms: int,
         ms: dict[str, dict[str, int]],
         staffed: int,
+        *,
+        exact: bool,
     ) -> tuple[float, float]:
         shortest = min(WINDOWS, key=WINDOWS.__getitem__)
         arrivals = sum(
-            c == channel and q == queue and _lo(shortest, now_ms) < t <= now_ms
+            c == channel and q == queue and _lo(shortest, now_ms, exact=exact) < t <= now_ms
             for c, q, t in self.queued
         )
         if arrivals == 0:
@@ -181,7 +191,7 @@ class Model:
         rate = arrivals / WINDOWS[shortest]
         handle = math.nan
         for w in sorted(WINDOWS, key=WINDOWS.__getitem__):
-            lo = _lo(w, now_ms)
+            lo = _lo(w, now_ms, exact=exact)
             ended = [talk for c, t, talk in self.ended if c == channel and lo < t <= now_ms]
             if ended:
                 handle = (sum(ended) + ms[w]["after_call_work"]) / len(ended) / 1000
@@ -194,12 +204,14 @@ class Model:
         return float(required(traffic, handle, answer, level)), wait(staffed, traffic, handle)
 
 
-def _lo(window: str, now_ms: int) -> int:
-    """A window holds (lo, now]: the sliding ones from the clock's whole second back, ``today``
-    from the latest day start at or before the clock (ms after T0)."""
+def _lo(window: str, now_ms: int, *, exact: bool = False) -> int:
+    """A window holds (lo, now]: the sliding ones from the clock's whole second back (``exact``,
+    a replay's last instant: from the clock itself), ``today`` from the latest day start at or
+    before the clock (ms after T0)."""
     if window == "today":
         return DAY_START_MS if now_ms >= DAY_START_MS else DAY_START_MS - 86_400_000
-    return now_ms // 1000 * 1000 - WINDOWS[window] * 1000
+    end = now_ms if exact else now_ms // 1000 * 1000
+    return end - WINDOWS[window] * 1000
 
 
 def _same(got: float, want: float) -> bool:
@@ -241,6 +253,25 @@ def check(case: Case) -> None:
                     "after_call_work": total.agent_acw_ms + acw,
                 }
                 assert got_ms == want_ms[w], (now_ms, channel, w)
+
+
+def check_exact_end(case: Case) -> None:
+    """As :func:`check`, through an engine that cuts its windows at its last instant, as a
+    replay does: every sliding window holds exactly ``(now - W, now]`` there."""
+    engine = Engine(parse_settings(CFG), exact_end=True)
+    pipeline = Pipeline(engine, DaemonStats(), event_clock=True, log_burst=0)
+    model = Model()
+    for i, line in enumerate(event_lines(case)):
+        pipeline.process("test", Delivery(line, f"line:{i + 1}"))
+    for sent in sorted([START, *case.events], key=lambda sent: sent.ms):  # stable: arrival order
+        model.apply(sent.fields, sent.ms)
+    now_ms = last_ms(case)
+    engine.flush()
+    engine.end_at(T0 + now_ms / 1000)
+    got = rows(engine)
+    want = model.expected(now_ms, exact=True)
+    wrong = {k: (got[k], v) for k, v in want.items() if not _same(got[k], v)}
+    assert not wrong, (now_ms, wrong)
 
 
 def _sent(ms: int, arrival: int, fields: dict[str, Any]) -> Sent:
@@ -301,3 +332,26 @@ A_JUMP_OVER_THE_DAY_START = Case(
 @example(A_JUMP_OVER_THE_DAY_START)
 def test_workforce_equals_reference(case: Case) -> None:
     check(case)
+
+
+# An agent available from 0 goes busy at 300.2 s and into after-call work at 300.4 s, a change
+# that arrives late (the clock is past 301 s); the stream ends at 600.3 s. The 5-minute window
+# holds (300.3, 600.3]: busy 0.1 s and after-call work 299.9 s, not the part (300, 300.3] of
+# the oldest second (available 0.2 s, busy 0.1 s) that a cut at the whole second keeps.
+A_LATE_CHANGE_IN_THE_OLDEST_SECOND = Case(
+    [
+        _sent(0, 0, _state("a1", "available")),
+        _sent(300_200, 300_200, _state("a1", "busy")),
+        _sent(301_500, 301_500, _queue("x1")),
+        _sent(300_400, 302_000, _state("a1", "after_call_work")),
+        _sent(600_300, 600_300, _queue("x2")),
+    ],
+    [],
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+@example(A_LATE_CHANGE_IN_THE_OLDEST_SECOND)
+def test_workforce_at_a_replay_end_equals_reference(case: Case) -> None:
+    check_exact_end(case)
