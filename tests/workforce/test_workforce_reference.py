@@ -220,8 +220,10 @@ def _same(got: float, want: float) -> bool:
     return got == pytest.approx(want, rel=1e-9, abs=1e-12)
 
 
-def check(case: Case) -> None:
-    engine = Engine(parse_settings(CFG))
+def feed(case: Case, *, exact_end: bool = False) -> tuple[Engine, Model]:
+    """The stream through the real pipeline (event time as clock), and the model of it; no
+    event may be rejected."""
+    engine = Engine(parse_settings(CFG), exact_end=exact_end)
     stats = DaemonStats()
     pipeline = Pipeline(engine, stats, event_clock=True, log_burst=0)
     model = Model()
@@ -230,6 +232,11 @@ def check(case: Case) -> None:
     for sent in sorted([START, *case.events], key=lambda sent: sent.ms):  # stable: arrival order
         model.apply(sent.fields, sent.ms)
     assert sum(stats.rejected.values()) == 0, stats.rejected
+    return engine, model
+
+
+def check(case: Case) -> None:
+    engine, model = feed(case)
     last = last_ms(case)
     for later in (None, *case.later):
         now_ms = last if later is None else last + round(later * 1000)
@@ -258,13 +265,7 @@ def check(case: Case) -> None:
 def check_exact_end(case: Case) -> None:
     """As :func:`check`, through an engine that cuts its windows at its last instant, as a
     replay does: every sliding window holds exactly ``(now - W, now]`` there."""
-    engine = Engine(parse_settings(CFG), exact_end=True)
-    pipeline = Pipeline(engine, DaemonStats(), event_clock=True, log_burst=0)
-    model = Model()
-    for i, line in enumerate(event_lines(case)):
-        pipeline.process("test", Delivery(line, f"line:{i + 1}"))
-    for sent in sorted([START, *case.events], key=lambda sent: sent.ms):  # stable: arrival order
-        model.apply(sent.fields, sent.ms)
+    engine, model = feed(case, exact_end=True)
     now_ms = last_ms(case)
     engine.flush()
     engine.end_at(T0 + now_ms / 1000)
