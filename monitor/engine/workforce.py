@@ -550,7 +550,7 @@ class Workforce:
         accrued = self.accrued
         t_ms = round(ts * 1000)
         if accrued == -math.inf:  # not started: time before the first second is not counted
-            self._rate(cw, old, new)
+            self._rate(cw, t_ms, old, new)
             return
         a_ms = int(accrued) * 1000
         if t_ms >= a_ms:
@@ -558,9 +558,7 @@ class Workforce:
             heapq.heappush(cw.sched, (t_ms, self._seq, old, new))
             return
         # Late: (ts, accrued] moves from the old state to the new, in the buckets still held.
-        self._rate(cw, old, new)
-        if self.exact_end:
-            cw.changed.append((t_ms, old, new))
+        self._rate(cw, t_ms, old, new)
         windows = self.channels[channel].windows
         lo = max(t_ms, a_ms - self._max_width * 1000)
         for k in range(lo // 1000 + 1, int(accrued) + 1):
@@ -577,12 +575,15 @@ class Workforce:
                 _add_ms(total, old, -ms)
                 _add_ms(total, new, ms)
 
-    @staticmethod
-    def _rate(cw: _ChannelAgents, old: int, new: int) -> None:
+    def _rate(self, cw: _ChannelAgents, t_ms: int, old: int, new: int) -> None:
+        """``rate`` takes the change ``old`` -> ``new`` stamped ``t_ms`` (with ``exact_end``
+        it is also kept in ``changed``)."""
         if old < TIMED:
             cw.rate[old] -= 1
         if new < TIMED:
             cw.rate[new] += 1
+        if self.exact_end:
+            cw.changed.append((t_ms, old, new))
 
     # ------------------------------------------------------------------ the clock
 
@@ -640,9 +641,7 @@ class Workforce:
                     ms[old] -= after
                 if new < TIMED:
                     ms[new] += after
-                self._rate(cw, old, new)
-                if self.exact_end:
-                    cw.changed.append((t_ms, old, new))
+                self._rate(cw, t_ms, old, new)
             avail, busy, acw = ms
             if avail or busy or acw:
                 windows.add_agent_ms(k, avail, busy, acw)
@@ -667,9 +666,7 @@ class Workforce:
                 span = t_ms - max(t, lo)
                 ms = [ms[i] + rate[i] * span for i in range(TIMED)]
             t = t_ms
-            self._rate(cw, old, new)
-            if self.exact_end:
-                cw.changed.append((t_ms, old, new))
+            self._rate(cw, t_ms, old, new)
         if limit > lo:
             span = limit - max(t, lo)
             ms = [ms[i] + rate[i] * span for i in range(TIMED)]

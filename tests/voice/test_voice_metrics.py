@@ -209,7 +209,7 @@ def test_events_naming_a_contact_that_queues_after_them_in_arrival_count_as_in_t
         assert engine.early_outcomes_held == 0, closing
         mine = {"channel": owner, "window": "5m"}
         theirs = {"channel": other, "window": "5m"}
-        assert value(engine, "support_nps_score", **mine) == -100.0 / 100, closing
+        assert value(engine, "support_nps_score", **mine) == -1.0, closing  # 0 - 1 of 1
         assert math.isnan(value(engine, "support_nps_score", **theirs)), closing
         negative = {"polarity": "negative"}
         assert value(engine, "support_sentiment_total", channel=owner, **negative) == 1, closing
