@@ -283,3 +283,49 @@ def test_sighup_without_a_config_or_during_start_up_leaves_the_daemon_running(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
     assert proc.returncode == 0
+
+
+SIGMASK_AT_LOAD = """
+import builtins, signal, sys
+from support_monitor.monitor import script
+
+real_import = builtins.__import__
+
+def watch(name, *args, **kwargs):
+    if name == "support_monitor.monitor.cli":  # the command line's load: report the mask, stop
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        print(sorted(s.name for s in blocked))
+        sys.exit(0)
+    return real_import(name, *args, **kwargs)
+
+builtins.__import__ = watch
+sys.argv = ["support-monitor", *sys.argv[1:]]
+script.main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "blocked"),
+    [
+        (["run", "--config", "c.yaml"], ["SIGHUP", "SIGINT", "SIGTERM"]),
+        (["--version", "run"], ["SIGHUP", "SIGINT", "SIGTERM"]),
+        (["replay", "events.jsonl", "--config", "run"], []),
+        (["check-config", "run"], []),
+        ([], []),
+    ],
+)
+def test_run_blocks_its_signals_before_the_command_line_loads(
+    argv: list[str], blocked: list[str]
+) -> None:
+    """Audit of 2026-12-05: a SIGHUP in `run`'s first 0.2-0.5 s (while the command line's
+    modules loaded) ended the daemon with exit code 129, as the default action of SIGHUP does;
+    `run` blocked its signals only once its own code began. The console script now blocks them
+    for `run` before that load; other commands keep the default actions."""
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGMASK_AT_LOAD, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert proc.stdout.strip() == str(blocked)
