@@ -168,7 +168,9 @@ class JsonlDeadLetters:
     daemon's once-a-second task; replay's end). A failed attempt truncates the file back to
     where it began, so the file holds only whole lines and a retry writes each letter once;
     the file is reopened (and its directory created) on the next attempt, so a missing
-    directory, a full disk or a remounted file system recover without a restart.
+    directory, a full disk or a remounted file system recover without a restart. Each store
+    first checks that ``path`` still names the open file: a file moved away (log rotation) or
+    deleted is closed and a new one is created at ``path`` (``dead_letter_file_reopened``).
     """
 
     def __init__(
@@ -297,6 +299,11 @@ class JsonlDeadLetters:
             self._outage.stored(count, sources)
 
     def _open(self) -> int:
+        if self._fd is not None and not self._still_named():
+            # moved away or deleted (a log rotation, an operator's rm): what comes next goes
+            # to a new file at the path, not to one nobody can see
+            self._close()
+            self._log.info("dead_letter_file_reopened")
         if self._fd is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -306,6 +313,19 @@ class JsonlDeadLetters:
                 ) from None
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         return self._fd
+
+    def _still_named(self) -> bool:
+        """Whether ``path`` still names the open file (same device and inode). An error other
+        than a missing path counts as yes: the write itself then reports it."""
+        assert self._fd is not None
+        try:
+            named = self.path.stat()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+        opened = os.fstat(self._fd)
+        return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
     def _undo(self, start: int) -> None:
         """After a failed append: cut the partial lines off and close (reopened next time)."""

@@ -278,3 +278,31 @@ def test_sigterm_while_kafka_is_down_exits_0_without_traceback(tmp_path):
     assert "Traceback" not in text
     assert "CancelledError" not in text
     assert '"daemon_stopped"' in text
+
+
+async def test_a_letters_file_moved_away_or_deleted_is_followed_by_a_new_one(tmp_path):
+    """Audit of 2026-12-05: after `rm` of the letters file the sink kept appending to the
+    deleted file (counted as stored, seen by nobody, its disk space never freed), and after a
+    rotation (`mv`) to the rotated file, until a restart. Each store now checks that the path
+    still names the open file."""
+    stats = DaemonStats()
+    path = tmp_path / "dead.jsonl"
+    rotated = tmp_path / "dead.jsonl.1"
+    with capture_logs() as logs, JsonlDeadLetters(path, stats) as sink:
+        await sink.write(letter(1))
+        await sink.persist()
+        path.rename(rotated)  # logrotate without copytruncate
+        await sink.write(letter(2))
+        await sink.persist()
+        assert [r["detail"] for r in lines(rotated)] == ["bad 1"]
+        assert [r["detail"] for r in lines(path)] == ["bad 2"]
+        path.unlink()  # an operator clears the file
+        await sink.write(letter(3))
+        sink.flush()  # the daemon's once-a-second store
+        assert [r["detail"] for r in lines(path)] == ["bad 3"]
+        await sink.write(letter(4))
+        await sink.persist()  # the same file again: no reopening
+    assert [r["detail"] for r in lines(path)] == ["bad 3", "bad 4"]
+    assert stats.dead_letters_written["kafka", "file"] == 4
+    assert stats.dead_letter_failures["file"] == 0
+    assert [e["event"] for e in logs].count("dead_letter_file_reopened") == 2
