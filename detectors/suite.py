@@ -54,13 +54,16 @@ class Stateful(Protocol):
     def restore_state(self, data: dict[str, Any]) -> None: ...
 
 
-def detector_fingerprint(detector: Detector) -> str:
+def detector_fingerprint(detector: Detector, *, ordered: bool = False) -> str:
     """Digest of what a detector's state is only valid for: its settings, its channels and (the
     complaint spike) its window span. Stable across processes. A threshold without a ``cusum``
     or a ``sustained`` level (or ``service_level_evidence``) digests as it did before those
     keys existed, so its state survives the upgrade; so does ``enabled`` of a threshold (only
-    enabled ones run)."""
+    enabled ones run). The channels are digested sorted: every detector keeps its state by
+    channel name, so a config that lists the same channels in another order keeps it.
+    ``ordered``: in the config's order, the digest of snapshots taken before 2026-12-05."""
     settings = getattr(detector, "settings", None)
+    channels: list[str] = list(getattr(detector, "channels", []))
     optional = ("cusum", "sustained", "service_level_evidence")
     unset = {key for key in optional if getattr(settings, key, 0) is None}
     if isinstance(settings, ThresholdSettings):
@@ -68,7 +71,7 @@ def detector_fingerprint(detector: Detector) -> str:
     parts = [
         detector.name,
         settings.model_dump_json(exclude=unset) if settings is not None else "",
-        ",".join(getattr(detector, "channels", [])),
+        ",".join(channels if ordered else sorted(channels)),
         repr(getattr(detector, "span", None)),
     ]
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=8).hexdigest()
@@ -298,7 +301,11 @@ class DetectorSuite:
             log.warning("detector_state_dropped", detector=name, reason="state is not a mapping")
             return None
         try:
-            if entry.get("fingerprint") != detector_fingerprint(detector):
+            stored = entry.get("fingerprint")
+            if stored not in {
+                detector_fingerprint(detector),
+                detector_fingerprint(detector, ordered=True),
+            }:
                 log.warning(
                     "detector_state_dropped",
                     detector=name,

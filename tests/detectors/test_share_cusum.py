@@ -242,9 +242,10 @@ def test_negative_sentiment_cusum_state_survives_a_snapshot_and_can_be_off() -> 
 
 def test_thresholds_without_a_cusum_keep_their_state_fingerprint() -> None:
     # The digests main computes without the ``cusum`` key (checked at commit faa2a40, the
+    # channels in the config's order as snapshots digested them until 2026-12-05; the
     # default config of detector_streams): a snapshot taken there restores their state here.
     suite = Feed().suite
-    prints = {d.name: detector_fingerprint(d) for d in suite.detectors}
+    prints = {d.name: detector_fingerprint(d, ordered=True) for d in suite.detectors}
     assert prints["abandon_rate"] == "933b50b205aa5a05"
     # it has a sustained level now (issue 11): its hysteresis flags start afresh
     assert prints["longest_wait"] != "b7485e73acbe2cba"

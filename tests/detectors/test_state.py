@@ -13,7 +13,7 @@ import msgspec
 from structlog.testing import capture_logs
 
 from support_monitor.detectors.signal import Signal
-from support_monitor.detectors.suite import DetectorSuite
+from support_monitor.detectors.suite import DetectorSuite, detector_fingerprint
 from tests.detectors.detector_streams import Feed, Script, poisson
 
 CATEGORIES = ["billing", "outage", "delivery"]
@@ -219,6 +219,40 @@ def test_changed_settings_drop_only_that_detectors_state() -> None:
         assert [k for k in got if k[0] in kept] == [k for k in original if k[0] in kept]
         assert [k for k in got if k[0] not in kept] == [k for k in want_fresh if k[0] not in kept]
         assert unchanged == original
+
+
+def test_the_same_channels_in_another_order_keep_every_detectors_state() -> None:
+    """Audit of 2026-12-05: a restart with the config's channels listed in another order
+    dropped every detector's state ("settings or channels changed"), hourly baselines learnt
+    over weeks included, though each detector keeps its state by channel name. The digest
+    now takes the channels sorted; a snapshot taken before (digest in the config's order)
+    still restores under the same order."""
+    feed, script = _feed(), _script(seed=7)
+    _until(feed, script, CUT)
+    state = _json(feed.suite.export_state())
+    s = feed.settings
+    reordered = dict(reversed(list(s.channels.items())))
+    assert list(reordered) != list(s.channels)
+    restored = DetectorSuite(s.detectors, reordered, s.window_seconds)
+    with capture_logs() as logs:
+        restored.restore_state(state)
+    assert [e for e in logs if e["event"] == "detector_state_dropped"] == []
+    out = _run({"reordered": restored}, feed, script)
+    assert len(out["original"]) > 250
+    for got, want in zip(out["reordered"], out["original"], strict=True):
+        assert sorted(got, key=repr) == sorted(want, key=repr)
+
+    legacy = _json(feed.suite.export_state())
+    for detector in feed.suite.detectors:
+        entry = legacy["detectors"][detector.name]
+        entry["fingerprint"] = detector_fingerprint(detector, ordered=True)
+    with capture_logs() as logs:
+        _suite(feed).restore_state(legacy)
+    assert [e for e in logs if e["event"] == "detector_state_dropped"] == []
+    with capture_logs() as logs:  # in another order the old digest cannot tell: dropped
+        DetectorSuite(s.detectors, reordered, s.window_seconds).restore_state(legacy)
+    dropped = {e["detector"] for e in logs if e["event"] == "detector_state_dropped"}
+    assert dropped == {d.name for d in feed.suite.detectors if len(d.channels) > 1}
 
 
 def test_unreadable_or_foreign_state_never_raises() -> None:
