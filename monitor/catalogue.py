@@ -367,8 +367,8 @@ FAMILIES: tuple[Family, ...] = (
         ("source",),
         "daemon",
         "Messages a source's client discarded unread because its receive buffer was full"
-        " (MQTT max_queued_messages): QoS 0 ones are lost, QoS 1 ones come again after a"
-        " reconnect.",
+        " (MQTT max_queued_messages or max_queued_bytes): QoS 0 ones are lost, QoS 1 ones come"
+        " again after a reconnect.",
     ),
     Family(
         "support_monitor_dead_letters_total",

@@ -107,7 +107,11 @@ class MqttSource:
         self.receiving = False
         """Connected and subscribed now (between ``_connect`` and leaving its message loop)."""
         self._discards = _Discards(
-            stats, name, settings.max_queued_messages, persistent=not settings.clean_session
+            stats,
+            name,
+            settings.max_queued_messages,
+            settings.max_queued_bytes,
+            persistent=not settings.clean_session,
         )
         self._client_log = logging.Logger(f"mqtt.{name}")  # noqa: LOG001 - see below
         """aiomqtt's and paho's logger for this source's connections: its own object (not in
@@ -298,7 +302,8 @@ DISCARD_LOG_EVERY = 60.0
 
 
 class _Discards(logging.Filter):
-    """The messages aiomqtt discards when its queue (``max_queued_messages``) is full: counted
+    """The messages aiomqtt discards when its queue is full (``max_queued_messages``, or
+    ``max_queued_bytes`` of payload while it holds any): counted
     by the queue itself (``queue_type``: ``support_monitor_source_dropped_total{source}``, and
     the QoS 1 ones apart), aiomqtt's warning per message filtered out, and reported once the
     queue is drained, at most one ``mqtt_queue_full`` line a minute with the count since the
@@ -309,11 +314,14 @@ class _Discards(logging.Filter):
     acknowledging) it before the one the broker sends again would reorder a publisher's
     messages (an answer before its contact's queueing)."""
 
-    def __init__(self, stats: DaemonStats, source: str, limit: int, *, persistent: bool) -> None:
+    def __init__(
+        self, stats: DaemonStats, source: str, limit: int, max_bytes: int, *, persistent: bool
+    ) -> None:
         super().__init__()
         self._stats = stats
         self._source = source
         self._limit = limit
+        self._max_bytes = max_bytes
         stats.source_dropped[source] += 0  # exported at 0 from the start
         self.unacked = 0
         """QoS 1 messages discarded since the connection started (the broker resends them)."""
@@ -325,13 +333,26 @@ class _Discards(logging.Filter):
         discards = self
 
         class CountingQueue(asyncio.Queue[aiomqtt.Message]):
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                self.bytes = 0  # payload bytes held
+
             def put_nowait(self, item: aiomqtt.Message) -> None:
-                if item.qos > 0 and discards.owed:  # keep the order: it comes again after it
+                size = _payload_size(item)
+                if (
+                    (item.qos > 0 and discards.owed)  # keep the order: it comes again after it
+                    or self.full()
+                    or (self.bytes + size > max_bytes and not self.empty())
+                ):
                     discards.dropped(item.qos)
-                    raise asyncio.QueueFull
-                if self.full():
-                    discards.dropped(item.qos)
-                super().put_nowait(item)  # full: raises, aiomqtt discards the message
+                    raise asyncio.QueueFull  # aiomqtt discards the message
+                super().put_nowait(item)
+                self.bytes += size
+
+            def get_nowait(self) -> aiomqtt.Message:  # get() takes its item through this
+                item = super().get_nowait()
+                self.bytes -= _payload_size(item)
+                return item
 
         self.queue_type: type[asyncio.Queue[aiomqtt.Message]] = CountingQueue
 
@@ -357,12 +378,18 @@ class _Discards(logging.Filter):
             "mqtt_queue_full",
             discarded=self.unlogged,
             max_queued_messages=self._limit,
+            max_queued_bytes=self._max_bytes,
             consequence="QoS 0 messages lost; QoS 1 ones come again after a reconnect",
         )
         self._logged_at, self.unlogged = now, 0
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.msg != DISCARDED  # counted by the queue; reported by ``report``
+
+
+def _payload_size(message: aiomqtt.Message) -> int:
+    payload = message.payload
+    return len(payload) if isinstance(payload, bytes | bytearray | str) else 0
 
 
 def _said(error: BaseException) -> str:

@@ -206,6 +206,11 @@ class MqttSettings(_Model):
     """Bound of the client's receive buffer. Messages are acknowledged only after they were
     applied, so the broker's in-flight window (mosquitto ``max_inflight_messages``) normally keeps
     the buffer far below this."""
+    max_queued_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """Bound of the payload bytes in the client's receive buffer: past it (or past
+    ``max_queued_messages``) a message is discarded as from a full buffer, unless the buffer is
+    empty. So the buffer holds at most this plus one message, whatever size the broker lets
+    through."""
     close_timeout: Duration = Field(default=5.0, gt=0)
     catch_up_seconds: Duration = Field(default=10.0, ge=0)
     """At start the clock (deadlines, detectors, rules) waits until the messages the broker kept

@@ -220,7 +220,12 @@ def _publish(args: list[str], text: str) -> None:
 
 
 async def _flood(
-    mqtt_address: tuple[str, int], *, clean_session: bool, want: Callable[[list[bytes]], bool]
+    mqtt_address: tuple[str, int],
+    *,
+    clean_session: bool,
+    want: Callable[[list[bytes]], bool],
+    junk_bytes: int = 0,
+    **limits: int,
 ) -> tuple[list[MutableMapping[str, Any]], list[bytes], int, list[bool]]:
     """The consumer holds one message while 100 QoS 0 and then 5 QoS 1 messages arrive: the
     client's queue (max_queued_messages 10) takes 10 and aiomqtt discards the rest, the QoS 1
@@ -230,7 +235,7 @@ async def _flood(
     host, port = mqtt_address
     prefix = f"test/{uuid.uuid4().hex[:8]}/events"
     settings = mqtt_settings(
-        host, port, prefix, max_queued_messages=10, clean_session=clean_session
+        host, port, prefix, clean_session=clean_session, **{"max_queued_messages": 10, **limits}
     )
     live = LiveEngine(settings)
     source = MqttSource(settings.sources.mqtt, live.stats)
@@ -246,7 +251,7 @@ async def _flood(
             await asyncio.to_thread(_publish, publish_one, "first\n")
             first = await asyncio.wait_for(waiting, 30)
             assert first.raw == b"first"
-            junk = "".join(f"junk {i}\n" for i in range(100))
+            junk = "".join(f"junk {i} {'x' * junk_bytes}\n" for i in range(100))
             await asyncio.to_thread(_publish, [*send, "-q", "0"], junk)
             lines = "".join(f"{line}\n" for line in GOOD)
             await asyncio.to_thread(_publish, publish_one, lines)
@@ -286,6 +291,30 @@ async def test_messages_discarded_by_a_full_client_queue_are_counted_and_qos1_co
     # the broker owed the discarded ones until they came again: the clock's catch-up wait
     # (and /readyz) never took the session's messages as all in before that
     assert not any(caught_up)
+
+
+async def test_a_buffer_past_its_byte_bound_discards_as_a_full_one(mqtt_address):
+    """Audit of 2026-12-05: the client's receive buffer was bounded by its message count only:
+    30 messages of 10 MB each took the daemon from 80 to 350 MB, and with messages as large as
+    MQTT allows (256 MB) 10,000 of them have no useful bound. With `max_queued_bytes` (2,000
+    here, room for about 10 of the 200-byte junk messages) the rest is discarded and counted
+    as from a full buffer, and the QoS 1 messages come again."""
+    logs, seen, dropped, _ = await _flood(
+        mqtt_address,
+        clean_session=False,
+        want=lambda seen: set(GOOD) <= {raw.decode() for raw in seen},
+        junk_bytes=190,
+        max_queued_messages=10_000,
+        max_queued_bytes=2_000,
+    )
+    junk = [raw for raw in seen if raw.startswith(b"junk")]
+    assert 5 <= len(junk) <= 12  # what fitted in 2,000 bytes (the first one held by the test)
+    # the junk that did not fit, and the QoS 1 ones that did not (a few of the 8-byte ones fit
+    # in what the junk left), which came again
+    (qos1,) = [e["qos1"] for e in logs if e["event"] == "mqtt_reconnect_for_discarded"]
+    assert 1 <= qos1 <= 5
+    assert dropped == 100 - len(junk) + qos1
+    assert [e["max_queued_bytes"] for e in logs if e["event"] == "mqtt_queue_full"] == [2_000]
 
 
 async def test_a_backlog_bigger_than_the_queue_comes_in_its_published_order(mqtt_address):
