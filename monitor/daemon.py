@@ -19,6 +19,9 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
+
+import structlog
 
 from support_monitor.monitor.clock import run_wall_clock
 from support_monitor.monitor.cluster.durable import Durability
@@ -38,7 +41,13 @@ from support_monitor.monitor.sources.simulator import SimulatorSource
 from support_monitor.monitor.stats import DaemonStats
 from support_monitor.monitor.supervise import signals_set, supervise
 
-__all__ = ["SingleEngine", "letters_stored", "live_clock", "run_daemon"]
+__all__ = [
+    "SingleEngine",
+    "letters_stored",
+    "live_clock",
+    "quiet_library_futures",
+    "run_daemon",
+]
 
 
 def live_clock(sources: list[Source], settings: Settings) -> tuple[Callable[[], float], float]:
@@ -56,6 +65,7 @@ async def run_daemon(
 ) -> int:
     """The daemon until SIGTERM/SIGINT; 0 on a stop. A listener that cannot bind raises
     ``ListenError`` (``monitor.http``), whose message names the key and the problem."""
+    asyncio.get_running_loop().set_exception_handler(quiet_library_futures)
     stop, hangup = asyncio.Event(), asyncio.Event()
     with signals_set(stop, hangup):
         if settings.cluster.enabled:  # opt-in: one engine per Kafka partition, see scale-out.md
@@ -65,6 +75,30 @@ async def run_daemon(
             return await supervise(replica, settings, listen, config_path, stop=stop, hangup=hangup)
         served = await SingleEngine.load(settings)
         return await supervise(served, settings, listen, config_path, stop=stop, hangup=hangup)
+
+
+LIBRARY_MODULES = ("aiokafka.", "aiomqtt.", "paho.")
+"""The broker clients whose internal futures may hold an error nobody reads."""
+
+
+def quiet_library_futures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The event loop's handler of errors nobody retrieved. A broker client's internal future
+    that failed with the client's own error (a batch's drain waiter in aiokafka, a pending
+    MQTT operation at a disconnect) stands for a failure the source or sink has already
+    logged once and handles (retry, reconnect): it is logged at debug level
+    (``library_future_error``), not as an error with a traceback. Anything else goes to the
+    loop's default handler (logged through structlog)."""
+    error = context.get("exception")
+    if (
+        "future" in context
+        and isinstance(error, Exception)
+        and type(error).__module__.startswith(LIBRARY_MODULES)
+    ):
+        structlog.get_logger("support_monitor.daemon").debug(
+            "library_future_error", error=repr(error)
+        )
+        return
+    loop.default_exception_handler(context)
 
 
 async def letters_stored(sink: DeadLetterSink, stats: DaemonStats) -> bool:
@@ -92,6 +126,10 @@ class SingleEngine:
         self.timeline = Timeline(settings.console.timeline_size)  # recent alert changes
         self.sources = configured_sources(settings, self.stats)
         self.clock, self.speed = live_clock(self.sources, settings)
+        if self.speed != 1.0:  # the simulator's time is "now": it goes on from the snapshot's
+            for source in self.sources:
+                if isinstance(source, SimulatorSource):
+                    source.resume_after(engine.now)
         road = build_road(
             settings,
             engine,

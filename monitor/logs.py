@@ -168,3 +168,8 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     # redirect names the webhook's secret path in its Location, which no redaction of the
     # whole URL catches. They stay out, also at debug (httpx's own line names each request).
     logging.getLogger("httpcore").setLevel(logging.INFO)
+    # paho (through aiomqtt's "mqtt" logger) logs each failed connection attempt at error
+    # level, one line per retry for as long as a broker is unreachable; the MQTT source and
+    # dead-letter sink say it once per outage themselves (like aiokafka's, whose level is
+    # ``sources.kafka.library_log_level``). Shown at debug.
+    logging.getLogger("mqtt").setLevel(_LEVELS["debug"] if level == "debug" else logging.CRITICAL)

@@ -80,7 +80,8 @@ class KafkaDeadLetters:
         self._close_timeout = close_timeout
         self._options: dict[str, Any] | None = None
         self._producer: AIOKafkaProducer | None = None
-        self._pending: list[tuple[_Record, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[_Record, asyncio.Future[Any], int]] = []
+        self._generation = 0  # of the producer: counted up by each restart
         self._log = structlog.get_logger("support_monitor.sources.dead_letters").bind(
             sink=name, topic=topic
         )
@@ -119,15 +120,25 @@ class KafkaDeadLetters:
         except KafkaError:
             await self._send_reliably(record)
             return
-        self._pending.append((record, future))
+        # its error is read here too: a letter still pending when the sink closes must not be
+        # reported again by asyncio as "exception was never retrieved" when it is collected
+        future.add_done_callback(_read_error)
+        self._pending.append((record, future, self._generation))
 
     async def flush(self) -> None:
-        """Wait until every written letter is acknowledged; re-send the ones that failed."""
+        """Wait until every written letter is acknowledged; re-send the ones that failed.
+
+        A batch the broker refused leaves a gap in the idempotent producer's sequence: every
+        later send on that producer fails (``OutOfOrderSequenceNumber``). So the first failed
+        letter sent on the current producer restarts it before its re-send; the letters in
+        flight behind it fail with the old producer and are re-sent on the new one."""
         while self._pending:
-            record, future = self._pending[0]
+            record, future, generation = self._pending[0]
             try:
                 await future
             except KafkaError:
+                if generation == self._generation:
+                    await self._restart()
                 await self._send_reliably(record)
             else:
                 self._outage.stored()
@@ -202,6 +213,7 @@ class KafkaDeadLetters:
     async def _restart(self) -> None:
         """Stop the producer; the next send starts a new one."""
         producer, self._producer = self._producer, None
+        self._generation += 1
         if producer is not None:
             await _stop_quietly(producer, self._close_timeout)
 
@@ -229,6 +241,11 @@ class _Record:
         headers.append(("raw_truncated", str(self.original_size).encode()))
         value = self.value[: len(self.value) // 2]
         return _Record(value, self.key, headers, self.position, self.original_size)
+
+
+def _read_error(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _stop_quietly(producer: AIOKafkaProducer, seconds: float) -> None:

@@ -10,6 +10,7 @@ against the wall clock or writes it to a file for ``support-monitor replay``. Se
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
@@ -56,8 +57,9 @@ def write_jsonl(
 class SimulatorSource:
     """Delivers the simulation in real time, ``sim.speed`` simulated seconds per wall second.
 
-    Simulated time starts at the wall clock when the source is entered. Event times are simulated
-    times, so at ``speed`` 1 they match the wall clock and at higher speeds they run ahead of it.
+    Simulated time starts at the wall clock when the source is entered, or at the time given to
+    :meth:`resume_after` when that is later. Event times are simulated times, so at ``speed`` 1
+    they match the wall clock and at higher speeds they run ahead of it.
     ``clock`` and ``sleep`` are injectable so tests can run hours of traffic in milliseconds.
     """
 
@@ -75,9 +77,20 @@ class SimulatorSource:
         self._clock = clock
         self._sleep = sleep
         self._start: float | None = None
+        self._wall_start = 0.0
+        self._resume = -math.inf
+
+    def resume_after(self, clock: float) -> None:
+        """Start simulated time no earlier than ``clock`` (a restored engine's clock): after a
+        restart of a sped-up simulator the snapshot's clock is ahead of the wall clock by
+        (speed - 1) x the earlier run, and a simulation restarted at the wall clock would
+        deliver events the engine's clock has passed, with no tick until it caught up."""
+        if math.isfinite(clock):
+            self._resume = clock
 
     async def __aenter__(self) -> Self:
-        self._start = self._clock()
+        self._wall_start = self._clock()
+        self._start = max(self._wall_start, self._resume)
         return self
 
     async def __aexit__(
@@ -91,7 +104,7 @@ class SimulatorSource:
     def simulated_now(self) -> float:
         """Simulated time corresponding to the wall clock now."""
         assert self._start is not None, "use SimulatorSource as an async context manager"
-        return self._start + (self._clock() - self._start) * self._sim.speed
+        return self._start + (self._clock() - self._wall_start) * self._sim.speed
 
     async def events(self) -> AsyncIterator[Delivery]:
         assert self._start is not None, "use SimulatorSource as an async context manager"

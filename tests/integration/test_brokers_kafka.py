@@ -548,3 +548,83 @@ def test_daemon_sigkill_resumes_from_committed_offsets(
         elif name == "support_monitor_events_rejected_total":
             reason = dict(labels)["reason"]
             assert expected[name, (("reason", reason), ("source", "file"))] == value
+
+
+async def test_letters_cut_for_the_topic_among_others_are_no_failure(
+    kafka_bootstrap, make_kafka_topic
+):
+    """Audit of 2026-12-05: with letters in flight behind one the topic refused as too large,
+    re-sending it on the same idempotent producer (its sequence now has a gap) failed with
+    `OutOfOrderSequenceNumber`: logged as `dead_letter_write_failed` and counted in
+    `support_monitor_dead_letter_failures_total`, which pages through
+    `SupportMonitorDeadLettersFailing`, though every letter was then stored. A refused letter
+    now restarts the producer before it is re-sent."""
+    topic = make_kafka_topic(partitions=1, prefix="events")
+    dlq = make_kafka_topic(partitions=1, prefix="dlq", config={"max.message.bytes": "600"})
+    settings = kafka_settings(kafka_bootstrap, topic, dead_letter_topic=dlq)
+    stats = DaemonStats()
+    assert settings.sources.kafka is not None
+    source = KafkaSource(settings.sources.kafka, stats)
+    raws = [b"big" * 400 if i % 4 == 2 else b"small %d" % i for i in range(12)]
+    async with source:
+        sink = source.dead_letters
+        assert sink is not None
+        with capture_logs() as logs:
+            for i, raw in enumerate(raws):
+                await sink.write(DeadLetter(raw, "invalid_json", "bad", "kafka", f"{topic}/0/{i}"))
+                if i == 0:  # stored: the producer's sequence has begun
+                    await asyncio.wait_for(sink.flush(), 60)
+            await asyncio.wait_for(sink.flush(), 60)
+    events = [e["event"] for e in logs]
+    assert "dead_letter_write_failed" not in events
+    assert stats.dead_letter_failures[sink.name] == 0
+    assert events.count("dead_letter_truncated") == 3
+    records = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, len(raws))
+    stored = {dict(r.headers())["position"].decode(): r.value() for r in records}
+    assert len(records) == len(raws) == len(stored)
+    for i, raw in enumerate(raws):
+        value = stored[f"{topic}/0/{i}"]
+        assert value == raw if len(raw) < 100 else 0 < len(value) < len(raw)
+
+
+def test_letters_left_unstored_at_a_stop_are_not_reported_again_by_asyncio(
+    kafka_bootstrap, make_kafka_topic, kafka_console_produce, tmp_path
+):
+    """Audit of 2026-12-05: with a dead-letter topic whose size limit not even a letter's
+    headers fit (stored by nobody, a failure retried until the stop), each letter still in
+    flight at the stop printed an error line `Future exception was never retrieved` with a
+    traceback after `daemon_stopped`: 22 lines for one failure already said once."""
+    topic = make_kafka_topic(partitions=1, prefix="events")
+    dlq = make_kafka_topic(partitions=1, prefix="dlq", config={"max.message.bytes": "100"})
+    kafka_console_produce(topic, [f"not json {i}" for i in range(8)], key="k")
+    config_data = json.loads(json.dumps(CONFIG))
+    config_data["sources"] = {
+        "simulator": {"enabled": False},
+        "kafka": {
+            "bootstrap_servers": kafka_bootstrap,
+            "topics": [topic],
+            "group_id": f"daemon-{uuid.uuid4().hex[:8]}",
+            "dead_letter_topic": dlq,
+            "reconnect_max_seconds": 1,
+            "close_timeout": 2,
+        },
+    }
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(config_data))
+    port = free_port()
+    log = tmp_path / "daemon.log"
+    proc = _start_daemon(config, port, log)
+    try:
+        _wait_metrics(port, proc, 60)
+        deadline = time.monotonic() + 60
+        while "dead_letter_write_failed" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    text = log.read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert '"daemon_stopped"' in text
+    assert "never retrieved" not in text, text[-3000:]
+    assert text.count('"dead_letter_write_failed"') == 1

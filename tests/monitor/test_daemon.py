@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
@@ -167,3 +168,36 @@ def test_sigterm_while_kafka_is_unreachable_exits_0_with_one_line(tmp_path: Path
         assert "CancelledError" not in stderr
         stopped = [line for line in stderr.splitlines() if '"event": "daemon_stopped"' in line]
         assert len(stopped) == 1, stderr
+
+
+def test_a_broker_clients_unread_future_error_is_a_debug_line_not_an_error() -> None:
+    """Audit of 2026-12-05: after a failure the daemon had logged once, a broker client's own
+    futures nobody awaits (aiokafka's drain waiters; aiomqtt's pending operations at a
+    disconnect) printed `Future exception was never retrieved` at error level, with a
+    traceback, one line each."""
+    from aiokafka.errors import MessageSizeTooLargeError  # noqa: PLC0415
+    from aiomqtt import MqttCodeError  # noqa: PLC0415
+    from structlog.testing import capture_logs  # noqa: PLC0415
+
+    from support_monitor.monitor.daemon import quiet_library_futures  # noqa: PLC0415
+
+    loop = asyncio.new_event_loop()
+    passed_on: list[dict[str, object]] = []
+    loop.default_exception_handler = passed_on.append  # type: ignore[method-assign,assignment]
+    try:
+        future = loop.create_future()
+        never = "Future exception was never retrieved"
+        with capture_logs() as logs:
+            for error in (MessageSizeTooLargeError(), MqttCodeError(7, "Unexpected disconnection")):
+                quiet_library_futures(
+                    loop, {"message": never, "future": future, "exception": error}
+                )
+            ours = {"message": never, "future": future, "exception": ValueError("a defect")}
+            quiet_library_futures(loop, ours)
+            other = {"message": "Task was destroyed but it is pending!"}
+            quiet_library_futures(loop, other)
+    finally:
+        loop.close()
+    assert [e["event"] for e in logs] == ["library_future_error"] * 2
+    assert all(e["log_level"] == "debug" for e in logs)
+    assert passed_on == [ours, other]

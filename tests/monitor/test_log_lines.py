@@ -44,3 +44,32 @@ def test_each_line_is_one_write_with_its_newline() -> None:
     first, second = (json.loads(call) for call in out.calls)
     assert (first["event"], first["reason"]) == ("event_rejected", "x")
     assert (second["logger"], second["event"]) == ("tests.library", "broker b1 gone")
+
+
+def test_paho_says_a_failed_connection_attempt_only_at_debug() -> None:
+    """Audit of 2026-12-05: while the MQTT dead-letter broker refused connections, paho wrote
+    `failed to receive on socket: [Errno 104] ...` at error level on every retry, for as long
+    as the outage lasted (the sink's own `dead_letter_write_failed` came once)."""
+    before = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    mqtt = logging.getLogger("mqtt")
+    mqtt_level = mqtt.level
+    shown = {}
+    try:
+        for daemon_level in ("info", "debug"):
+            out = Writes()
+            configure(daemon_level, "json", stream=out)
+            client = logging.Logger("mqtt.dead-letters")  # noqa: LOG001 - as the MQTT source builds its own
+            client.parent = mqtt
+            client.error("failed to receive on socket: %s", "[Errno 104] Connection reset")
+            shown[daemon_level] = [json.loads(call)["event"] for call in out.calls]
+    finally:
+        structlog.configure(**before)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        mqtt.setLevel(mqtt_level)
+    assert shown == {
+        "info": [],
+        "debug": ["failed to receive on socket: [Errno 104] Connection reset"],
+    }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import time
 from collections import Counter
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -14,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from support_monitor.monitor.config import Settings, SimulatorSettings
+from support_monitor.monitor.cluster.durable import Durability
+from support_monitor.monitor.config import Settings, SimulatorSettings, parse_settings
 from support_monitor.monitor.config_channel import ChannelSettings
+from support_monitor.monitor.daemon import SingleEngine
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.events import (
     AgentState,
@@ -683,3 +686,43 @@ async def test_events_outside_the_context_manager_is_an_error():
     source = SimulatorSource(DEFAULT_CHANNELS, SimulatorSettings())
     with pytest.raises(AssertionError):
         await anext(source.events())
+
+
+@pytest.mark.parametrize(
+    ("resume", "starts_at"),
+    [(START + 3600.0, START + 3600.0), (START - 60.0, START), (-math.inf, START)],
+)
+async def test_a_resumed_simulation_starts_at_the_later_of_the_wall_and_the_restored_clock(
+    resume: float, starts_at: float
+) -> None:
+    """A restarted sped-up simulation goes on from the restored engine's clock; one that is
+    behind the wall clock (or none) leaves the wall clock as the start."""
+    fake = FakeTime(START)
+    sim = SimulatorSettings(speed=30.0)
+    source = SimulatorSource(DEFAULT_CHANNELS, sim, clock=fake.clock, sleep=fake.sleep)
+    source.resume_after(resume)
+    got = await collect(source, fake, 50)
+    expected = list(itertools.islice(generate(DEFAULT_CHANNELS, sim, starts_at), 50))
+    assert [d.raw for _, d in got] == [raw for _, raw in expected]
+    async with source:
+        assert source.simulated_now() == starts_at
+        fake.now += 2.0  # two wall seconds: a simulated minute
+        assert source.simulated_now() == starts_at + 60.0
+
+
+async def test_a_restarted_sped_up_daemon_goes_on_from_the_restored_clock() -> None:
+    """Audit of 2026-12-05: a daemon restarted from a snapshot with the simulator at speed 30
+    started the simulation at the wall clock again, behind the snapshot's clock by 29 x the
+    earlier run: its events applied but no tick ran until the simulation caught up (no alert,
+    window or deadline moved meanwhile). The daemon's clock now goes on from the snapshot's."""
+    settings = parse_settings({"sources": {"simulator": {"speed": 30}}})
+    engine = Engine(settings)
+    restored = time.time() + 3600.0  # a snapshot taken after two minutes at speed 30
+    engine.advance(restored)
+    served = SingleEngine(settings, Durability(settings.state, settings), engine)
+    (source,) = served.sources
+    assert isinstance(source, SimulatorSource)
+    async with source:
+        assert served.clock() >= restored
+        first = await anext(source.events())
+        assert decode(first.raw, 65536).ts.timestamp() >= restored
