@@ -262,11 +262,26 @@ def _not_served(path: str) -> web.Response:
     return web.Response(status=405, text="method not allowed\n", headers={"Allow": "GET, HEAD"})
 
 
+BCRYPT_KEY_BYTES = 72
+"""bcrypt reads this many bytes of a password; htpasswd and Go's bcrypt (node_exporter's web
+config) ignore the rest, so a hash they made of a longer password matches its first 72."""
+
+
 def _checkpw(password: bytes, hashed: bytes) -> bool:
     try:
-        return bcrypt.checkpw(password, hashed)
-    except ValueError:  # e.g. a password longer than bcrypt's 72 bytes
+        # bcrypt 5 refuses a longer password instead of reading its first 72 bytes as they do
+        return bcrypt.checkpw(password[:BCRYPT_KEY_BYTES], hashed)
+    except ValueError:  # a malformed hash
         return False
+
+
+def _encoder_for(accept: str) -> tuple[Callable[[Collector], bytes], str]:
+    """The exposition format an ``Accept`` header asks for; the text format when the header
+    does not read (prometheus_client raises on ``version=abc``)."""
+    try:
+        return choose_encoder(accept)
+    except (TypeError, ValueError):
+        return choose_encoder("")
 
 
 def _basic_credentials(header: str | None) -> tuple[bytes, bytes] | None:
@@ -299,7 +314,7 @@ class _Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._state = _State.HEADERS
         self._timer: asyncio.TimerHandle | None = None
-        self._bytes_while_busy = False
+        self._bytes_while_busy = 0
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -313,7 +328,7 @@ class _Connection(asyncio.Protocol):
         if self._state is _State.IDLE:
             self._arm(_State.HEADERS)
         elif self._state is _State.BUSY:
-            self._bytes_while_busy = True
+            self._bytes_while_busy += len(data)
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -346,12 +361,14 @@ class _Connection(asyncio.Protocol):
     def request_started(self) -> None:
         self._cancel()
         self._state = _State.BUSY
-        self._bytes_while_busy = False
+        self._bytes_while_busy = 0
 
-    def request_finished(self) -> None:
-        # Bytes that came during the request are the start of the next one (pipelined or slow):
-        # they get the header clock, not the idle one.
-        self._arm(_State.HEADERS if self._bytes_while_busy else _State.IDLE)
+    def request_finished(self, body_bytes: int) -> None:
+        """``body_bytes``: the request's declared body length. Bytes beyond it that came during
+        the request are the start of the next one (pipelined or slow): they get the header
+        clock; a body that came after its headers is this request's, and the idle clock runs."""
+        next_request = self._bytes_while_busy > body_bytes
+        self._arm(_State.HEADERS if next_request else _State.IDLE)
 
     def _arm(self, state: _State) -> None:
         if self._state is _State.EVICTED:
@@ -682,12 +699,15 @@ class MetricsServer:
             connection.request_started()
         try:
             response = await self._respond(request)
+        except ConnectionError as exc:  # the client went away while its body was read
+            self._log.debug("http_client_gone", path=request.path, error=type(exc).__name__)
+            response = web.Response(status=400, text="connection lost\n")
         except Exception as exc:  # noqa: BLE001 - a failed scrape is a 500, not a dead listener
             self._throttle("http_handler_failed", path=request.path, error=type(exc).__name__)
             response = web.Response(status=500, text="internal error\n")
         finally:
             if connection is not None:
-                connection.request_finished()
+                connection.request_finished(request.content_length or 0)
         response.headers.update(self._headers)
         return response
 
@@ -712,7 +732,7 @@ class MetricsServer:
         if mounted is not None:
             return await mounted.handle(request)
         if path == "/metrics":
-            encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+            encoder, content_type = _encoder_for(request.headers.get("Accept", ""))
             body = render(self._registry, encoder)
             response = web.Response(
                 body=body, headers={"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}

@@ -22,6 +22,7 @@ from pathlib import Path
 import bcrypt
 import httpx
 import pytest
+from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 from structlog.testing import capture_logs
 
@@ -336,3 +337,85 @@ def test_out_of_file_descriptors_logs_one_line_per_burst_and_serves_again() -> N
     assert failed["error"] == "Too many open files"
     recovered = next(line for line in lines if line["event"] == "http_accept_recovered")
     assert recovered["failures"] >= 4
+
+
+class _EchoBody:
+    """A mounted route (as the console's POSTs are) that reads the request's body."""
+
+    def owns(self, path: str) -> bool:
+        return path == "/echo"
+
+    async def handle(self, request: web.BaseRequest) -> web.Response:
+        return web.Response(body=await request.read())
+
+
+async def test_a_body_that_comes_after_its_headers_leaves_the_idle_clock() -> None:
+    """Audit of 2026-12-05: a POST whose body came in a packet of its own (as http.client and
+    browsers often send it) was taken for the start of a next request: the kept-alive
+    connection got the header timeout (0.8 s here) instead of the idle one (1.5 s), counted as
+    `header_timeout`. Bytes past the declared body still start the header clock (test above)."""
+    exporter = ExporterSettings(header_timeout=0.8, idle_timeout=1.5)
+    async with MetricsServer(
+        CollectorRegistry(), "127.0.0.1:0", lambda: True, exporter=exporter, mounted=_EchoBody()
+    ) as s:
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"hello")
+        response = await read_response(reader)
+        assert response.startswith(b"HTTP/1.1 200")
+        assert response.endswith(b"\r\n\r\nhello")
+        t0 = time.monotonic()
+        assert await read_until_closed(reader, 5) == b""
+        idle = time.monotonic() - t0
+        writer.close()
+    assert 1.5 - 0.05 <= idle <= 1.5 + 0.7, idle
+    assert s.stats.timed_out == {"idle_timeout": 1}
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/openmetrics-text; version=abc",
+        "text/plain; version=abc",
+    ],
+)
+async def test_an_accept_header_that_does_not_read_gets_the_text_format(accept: str) -> None:
+    """Audit of 2026-12-05: `Accept: ...; version=abc` made prometheus_client raise, and
+    /metrics answered 500 (`http_handler_failed`, which also spent the once-a-minute line)."""
+    with capture_logs() as logs:
+        async with serving() as s, httpx.AsyncClient() as client:
+            url = f"http://127.0.0.1:{s.port}/metrics"
+            response = await client.get(url, headers={"Accept": accept}, timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "support_monitor_http_connections_open" in response.text
+    assert not [e for e in logs if e["event"] == "http_handler_failed"]
+
+
+async def test_a_client_gone_while_its_body_is_read_is_no_handler_failure() -> None:
+    """Audit of 2026-12-05: a client that closed its connection mid-body was logged as
+    `http_handler_failed` (ConnectionResetError), the line kept for the listener's own faults
+    (at most one a minute). It is a debug line now."""
+    with capture_logs() as logs:
+        exporter = ExporterSettings(header_timeout=2, idle_timeout=5)
+        async with MetricsServer(
+            CollectorRegistry(),
+            "127.0.0.1:0",
+            lambda: True,
+            exporter=exporter,
+            mounted=_EchoBody(),
+        ) as s:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+            writer.write(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            writer.close()
+            await asyncio.sleep(0.3)
+            async with httpx.AsyncClient() as client:
+                health = await client.get(f"http://127.0.0.1:{s.port}/healthz", timeout=5)
+    assert health.status_code == 200
+    events = [e["event"] for e in logs]
+    assert "http_handler_failed" not in events
+    assert "http_client_gone" in events

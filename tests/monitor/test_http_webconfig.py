@@ -492,3 +492,21 @@ def test_the_documented_example_loads(pki: Pki, tmp_path: Path) -> None:
     context = config.ssl_context()
     assert context is not None
     assert context.verify_mode == ssl.CERT_REQUIRED
+
+
+async def test_a_password_longer_than_72_bytes_matches_as_htpasswd_and_go_hash_it(
+    tmp_path: Path,
+) -> None:
+    """Audit of 2026-12-05: bcrypt 5 refuses a password over 72 bytes, and the check turned
+    that into a silent 401, although htpasswd and Go's bcrypt (node_exporter's web config,
+    whose files load here) read only its first 72 bytes when they hash and compare. A long
+    generated secret (e.g. `openssl rand -base64 64`, 88 characters) never got in."""
+    password = "A" * 80 + "tail-end"  # 88 bytes
+    hashed = bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=4)).decode()
+    web = write_web_config(tmp_path / "web.yml", {"basic_auth_users": {"prometheus": hashed}})
+    async with serving(web) as s, httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{s.port}/metrics"
+        whole = await client.get(url, auth=("prometheus", password), timeout=5)
+        first_72 = await client.get(url, auth=("prometheus", password[:72]), timeout=5)
+        other_start = await client.get(url, auth=("prometheus", "B" + password[1:]), timeout=5)
+    assert (whole.status_code, first_72.status_code, other_start.status_code) == (200, 200, 401)
