@@ -879,6 +879,9 @@ class Engine:
         ``None``."""
         if event.channel not in self.channels:
             return Reject.UNKNOWN_CHANNEL
+        # a step of a timer clean-up when one is due: events that push timers without moving
+        # the watermark (all at one instant) get no decision that would take it
+        self._timers.tidy()
         if type(event) in _TICKET_ORDERED and self._order(event, ts, token):
             return None
         if type(event) in _REFERENCING and self._wait_for_owner(event, ts, token):
@@ -995,8 +998,10 @@ class Engine:
         the token given to :meth:`apply`; its event id is no longer remembered by the
         de-duplication window (a rejected event is judged again when redelivered). The caller
         counts, logs and dead-letters each one like an immediate reject. Call it after every
-        ``apply``/``advance``/``flush``; undrained, at most ``max(1024, max_early_outcomes)``
-        are kept and older ones are dropped (counted as ``early_outcomes`` capacity)."""
+        ``apply``/``advance``/``flush``, or after a batch of them: every entry stays until it is
+        taken (one that was dropped would be an event neither counted nor dead-lettered), and
+        they are bounded by what can be decided between two calls, the events held then
+        (``max_early_outcomes``) and the events applied since."""
         out = list(self._expired)
         self._expired.clear()
         return out
@@ -1004,9 +1009,8 @@ class Engine:
     def take_applied_late(self) -> list[tuple[object, type, float]]:
         """Held events applied since the last call (once their item opened, or the watermark
         passed them): each with the token given to :meth:`apply`, its event type and its event
-        time, for the caller to count as applied then (not when it was held). Drained like
-        :meth:`take_expired_early`; undrained, at most ``max(1024, max_early_outcomes)`` are
-        kept."""
+        time, for the caller to count as applied then (not when it was held). Drained and
+        bounded like :meth:`take_expired_early`."""
         out = list(self._applied_late)
         self._applied_late.clear()
         return out
@@ -1150,11 +1154,7 @@ class Engine:
 
     def _defer(self, event: Event, token: object, reason: Reject) -> None:
         self.dedup.forget(event.event_id)
-        expired = self._expired
-        if len(expired) >= max(1024, self._max_early):
-            expired.popleft()
-            self.capacity_exhausted["early_outcomes"] += 1
-        expired.append((token, reason))
+        self._expired.append((token, reason))
 
     def _settle_held(self, key: HeldKey, held: Held) -> None:
         """The watermark passed a held outcome: apply it for good if its item is open (a ticket
@@ -1186,10 +1186,7 @@ class Engine:
         return item_id in (self.tickets if is_ticket else self.contacts)
 
     def _applied(self, token: object, event: Event) -> None:
-        applied = self._applied_late
-        if len(applied) >= max(1024, self._max_early):
-            applied.popleft()
-        applied.append((token, type(event), event.ts.timestamp()))
+        self._applied_late.append((token, type(event), event.ts.timestamp()))
 
     def _release_early(
         self, key: HeldKey, *, until: float | None = None, after: float | None = None

@@ -3,9 +3,10 @@ are dropped a few at a time.
 
 An entry is pushed for every deadline and at-risk instant of an open item and is never removed
 when its item moves on (an answer, a solve, a new deadline): popping it later is a no-op. So the
-heap also holds spent entries, and once it has grown past twice its size after the last
-clean-up, the spent ones are dropped. Doing that in one pass stalled a tick for about half a
-second at 100,000 open tickets (336,000 entries), so the clean-up is spread over the ticks:
+heap also holds spent entries, and once it has grown past twice what the last clean-up kept,
+the spent ones are dropped, and so are copies of an entry kept already. Doing that in one pass
+stalled a tick for about half a second at 100,000 open tickets (336,000 entries), so the
+clean-up is spread over the ticks (and the events):
 the full heap is set aside as it is (still a heap) and each :meth:`TimerHeap.tidy` moves
 ``TIDY_STEP`` entries from its tail (what is left of a heap's array without its tail is still a
 heap) into the new heap, dropping the spent ones. Until it is empty, due entries are popped
@@ -34,7 +35,7 @@ class TimerHeap:
     """Deadline timers in ``(when, kind, key)`` order; ``spent(when, kind, key)`` says whether an
     entry can never take effect again (its item moved on), so it may be dropped."""
 
-    __slots__ = ("_ceiling", "_heap", "_inclusive", "_limit", "_old", "_spent")
+    __slots__ = ("_ceiling", "_heap", "_inclusive", "_kept", "_limit", "_old", "_spent")
 
     def __init__(self, spent: Callable[[float, int, str], bool], inclusive: Container[int]) -> None:
         self._spent = spent
@@ -43,6 +44,7 @@ class TimerHeap:
         self._old: list[Entry] = []  # the heap set aside while its spent entries are dropped
         self._limit = MIN_TIMER_LIMIT
         self._ceiling = 0  # entries held at which a clean-up under way is finished at once
+        self._kept: set[Entry] = set()  # the entries a clean-up under way has kept so far
 
     def __len__(self) -> int:
         return len(self._heap) + len(self._old)
@@ -88,7 +90,7 @@ class TimerHeap:
                 return
             entry = heapq.heappop(source)
             if source is old and not old:  # the set-aside heap ran out: the clean-up is over
-                self._limit = max(MIN_TIMER_LIMIT, 2 * len(heap))
+                self._finish()
             yield entry
 
     def tidy(self) -> int:
@@ -100,6 +102,7 @@ class TimerHeap:
             self._old, self._heap = self._heap, []
             old = self._old
             self._ceiling = 2 * len(old)
+            self._kept = set()
         elif len(self) > self._ceiling:
             return self.compact()  # pushes outran the steps: finish now (bounds the heap)
         step = min(len(old), TIDY_STEP)
@@ -111,20 +114,30 @@ class TimerHeap:
         """Drop every spent entry now, in one pass; returns how many it dropped."""
         entries = self._heap + self._old
         spent = self._spent
-        self._heap = kept = [e for e in entries if not spent(*e)]
+        self._heap = kept = list({e for e in entries if not spent(*e)})  # a copy once
         self._old = []
+        self._kept = set()
         heapq.heapify(kept)
         self._limit = max(MIN_TIMER_LIMIT, 2 * len(kept))
         return len(entries) - len(kept)
 
     def _keep(self, chunk: list[Entry]) -> int:
-        """Push the live entries of ``chunk`` into the heap; the clean-up ends with the last."""
-        heap, spent = self._heap, self._spent
-        kept = 0
+        """Push the live entries of ``chunk`` into the heap, each once (a clock paused and
+        resumed at one instant pushes the same entry again); the clean-up ends with the last."""
+        heap, spent, kept = self._heap, self._spent, self._kept
+        before = len(kept)
         for entry in chunk:
-            if not spent(*entry):
+            if entry not in kept and not spent(*entry):
                 heapq.heappush(heap, entry)
-                kept += 1
+                kept.add(entry)
+        moved = len(kept) - before
         if not self._old:
-            self._limit = max(MIN_TIMER_LIMIT, 2 * len(heap))
-        return kept
+            self._finish()
+        return moved
+
+    def _finish(self) -> None:
+        """The clean-up is over: the next one starts once the heap holds twice what this one
+        kept. (From the heap's size then, the entries pushed meanwhile, spent or not, would
+        raise the limit at every clean-up under a steady stream of pushes.)"""
+        self._limit = max(MIN_TIMER_LIMIT, 2 * len(self._kept))
+        self._kept = set()

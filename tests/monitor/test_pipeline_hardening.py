@@ -883,3 +883,52 @@ def test_a_service_level_cusum_left_active_by_the_last_outcome_is_not_jumped_ove
     assert resolved["ts"] < T0 + 1800 + 2 * 3600 + 60  # let go within 2 h of the last outcome
     assert jumped[3] > 0  # it did jump, after the CUSUM let go
     assert jumped[:3] == stepped[:3]
+
+
+def test_every_held_event_is_counted_once_however_many_one_read_of_the_file_settles(
+    tmp_path: Path,
+) -> None:
+    """Audit of 2026-12-05: the engine kept the held events it settled (applied, or rejected as
+    `unknown_*`) for the pipeline to count in a list cut at max(1024, max_early_outcomes),
+    which `replay` drains once per read of the file (about 1 MiB). With `max_early_outcomes`
+    200 the old code counted 1,038 of these 3,000 status changes of one ticket (each held for
+    `ts` order); in the audit's file of 8,000 answers for contacts never queued (held, then
+    `unknown_contact`) 1,976 were neither counted as rejects nor dead-lettered."""
+    lines = [_line("ticket.created", T0, "email", event_id="t", ticket_id="t1")]
+    for i in range(3000):
+        status = "pending" if i % 2 == 0 else "open"
+        at = T0 + 1 + i * 0.01
+        lines.append(
+            _line(
+                "ticket.status_changed",
+                at,
+                "email",
+                event_id=f"s{i}",
+                ticket_id="t1",
+                status=status,
+            )
+        )
+    for i in range(3000):
+        at = T0 + 100 + i * 0.01
+        lines.append(_line("contact.answered", at, event_id=f"a{i}", contact_id=f"u{i}"))
+    path = _write(tmp_path / "held.jsonl", lines)
+    letters = tmp_path / "letters.jsonl"
+    cfg = settings(limits={"max_early_outcomes": 200})
+    text = asyncio.run(replay(path, cfg, dead_letters=letters)).decode()
+    got = samples(text)
+
+    def total(name: str, **match: str) -> float:
+        return sum(
+            v
+            for (n, labels), v in got.items()
+            if n == name and all(dict(labels).get(k) == want for k, want in match.items())
+        )
+
+    assert total("support_monitor_events_total", type="ticket.created") == 1
+    assert total("support_monitor_events_total", type="ticket.status_changed") == 3000
+    assert total("support_monitor_events_total", type="contact.answered") == 0
+    rejected = total("support_monitor_events_rejected_total")
+    assert rejected == 3000  # unknown_contact, or capacity for those never held
+    assert total("support_monitor_events_rejected_total", reason="unknown_contact") >= 200
+    assert total("support_monitor_events_duplicate_total") == 0
+    assert len(letters.read_bytes().splitlines()) == 3000

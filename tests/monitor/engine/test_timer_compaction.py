@@ -170,3 +170,50 @@ def test_a_clean_up_emptied_by_pops_sets_the_next_limit_from_what_is_left(
         heap.push(20.0, 0, f"c{i}")  # spent
     # the limit now comes from the empty heap (8), not from the 100 entries of the re-arm
     assert heap.tidy() == 5
+
+
+def _one_ticket_flood(moves: list[tuple[float, str, dict[str, str]]]) -> list[int]:
+    """Feed one email ticket (24/7 clocks, ``pending`` pausing resolution) and then ``moves``
+    (seconds after it, event type, fields) through the pipeline; the heap's size after each
+    thousand moves."""
+    engine = Engine(settings(ingest={"allowed_lateness": 0}))
+    pipeline = Pipeline(engine, DaemonStats(), event_clock=True, log_burst=0)
+
+    def feed(n: int, kind: str, at: float, **fields: str) -> None:
+        raw = {"event_id": f"e{n}", "type": kind, "ts": iso(T0 + at), "channel": "email"}
+        line = json.dumps({**raw, "ticket_id": "t1", **fields}).encode()
+        assert pipeline.process("test", Delivery(line, f"line:{n}")) is None
+
+    feed(0, "ticket.created", 0.0)
+    sizes = []
+    for n, (at, kind, fields) in enumerate(moves, start=1):
+        feed(n, kind, at, **fields)
+        if n % 1000 == 0:
+            sizes.append(engine.timer_entries)
+    return sizes
+
+
+def test_a_clock_paused_and_resumed_at_one_instant_keeps_one_entry() -> None:
+    """Audit of 2026-12-05: 30,000 `pending`/`open` pairs on one ticket at one instant left
+    60,004 heap entries, 4 of them distinct: each resume pushed the same entry again, and a
+    clean-up kept every copy (none is spent: its instant is still the clock's deadline)."""
+    moves = [
+        (1.0, "ticket.status_changed", {"status": "pending" if i % 2 == 0 else "open"})
+        for i in range(60_000)
+    ]
+    sizes = _one_ticket_flood(moves)
+    assert max(sizes) <= 2 * timers.MIN_TIMER_LIMIT + timers.TIDY_STEP
+
+
+def test_a_steady_solve_and_reopen_loop_does_not_raise_the_clean_ups_limit() -> None:
+    """Audit of 2026-12-05: a ticket solved and reopened 500 times a second (each reopen pushes
+    its clock's new deadlines, spending the old ones) left 71,001 entries after 100,000 loops,
+    70,999 of them spent: each clean-up set the next one's limit from the heap's size when it
+    ended, the entries pushed meanwhile included, so the limit kept rising (126,002)."""
+    moves: list[tuple[float, str, dict[str, str]]] = []
+    for i in range(30_000):
+        at = 1.0 + i / 500
+        moves.append((at, "ticket.solved", {}))
+        moves.append((at + 0.001, "ticket.reopened", {}))
+    sizes = _one_ticket_flood(moves)
+    assert max(sizes) <= 2 * timers.MIN_TIMER_LIMIT + 2 * timers.TIDY_STEP, sizes
