@@ -102,6 +102,19 @@ def read_topic(
 # --- 1. exact counters, bad input, dead-letter topic -----------------------------------------
 
 
+def _letters_topic(
+    bootstrap: str, make_kafka_topic: Callable[..., str], limit: int
+) -> tuple[str, str, KafkaSource, DaemonStats]:
+    """An events topic, a dead-letter topic whose ``max.message.bytes`` is ``limit``, and a
+    Kafka source (not entered) that writes its letters there, with its stats."""
+    topic = make_kafka_topic(partitions=1, prefix="events")
+    dlq = make_kafka_topic(partitions=1, prefix="dlq", config={"max.message.bytes": str(limit)})
+    settings = kafka_settings(bootstrap, topic, dead_letter_topic=dlq)
+    stats = DaemonStats()
+    assert settings.sources.kafka is not None
+    return topic, dlq, KafkaSource(settings.sources.kafka, stats), stats
+
+
 async def test_a_dead_letter_topic_with_a_lower_size_limit_keeps_what_fits(
     kafka_bootstrap, make_kafka_topic
 ):
@@ -110,12 +123,7 @@ async def test_a_dead_letter_topic_with_a_lower_size_limit_keeps_what_fits(
     log line each; a 411-byte one was re-sent in a tight loop forever (never cut below 1,024
     bytes). A letter whose headers alone do not fit is a failure: counted and retried with
     backoff, never stored cut to nothing silently."""
-    topic = make_kafka_topic(partitions=1, prefix="events")
-    dlq = make_kafka_topic(partitions=1, prefix="dlq", config={"max.message.bytes": "400"})
-    settings = kafka_settings(kafka_bootstrap, topic, dead_letter_topic=dlq)
-    stats = DaemonStats()
-    assert settings.sources.kafka is not None
-    source = KafkaSource(settings.sources.kafka, stats)
+    topic, dlq, source, stats = _letters_topic(kafka_bootstrap, make_kafka_topic, 400)
     bad = [b"a" * 411 + b"!", b"b" * 5000]
     async with source:
         sink = source.dead_letters
@@ -416,6 +424,21 @@ def _daemon_total(metrics: dict[Any, float]) -> float:
     )
 
 
+def _daemon_config(
+    tmp_path: Path, bootstrap: str, topic: str, *, letters: str | None = None, **kafka: Any
+) -> Path:
+    """A config file for the daemon: the test channels, one Kafka source on ``topic`` with
+    ``kafka`` settings, no simulator; ``letters``: the dead-letter file's name."""
+    data = json.loads(json.dumps(CONFIG))
+    options = {"bootstrap_servers": bootstrap, "topics": [topic], **kafka}
+    data["sources"] = {"simulator": {"enabled": False}, "kafka": options}
+    if letters is not None:
+        data["dead_letter"] = {"path": str(tmp_path / letters)}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
 def _start_daemon(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     exe = Path(sys.executable).parent / "support-monitor"
     with log.open("ab") as out:
@@ -463,19 +486,9 @@ def test_daemon_sigkill_resumes_from_committed_offsets(
         kafka_console_produce(topic, lines, key=channel, timeout=300)
     total = len(scenario.lines())
     group = f"daemon-{uuid.uuid4().hex[:8]}"
-    config_data = json.loads(json.dumps(CONFIG))
-    config_data["sources"] = {
-        "simulator": {"enabled": False},
-        "kafka": {
-            "bootstrap_servers": kafka_bootstrap,
-            "topics": [topic],
-            "group_id": group,
-            "max_batch": 100,
-        },
-    }
-    config_data["dead_letter"] = {"path": str(tmp_path / "dead.jsonl")}
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(config_data))
+    config = _daemon_config(
+        tmp_path, kafka_bootstrap, topic, group_id=group, max_batch=100, letters="dead.jsonl"
+    )
     port = free_port()
     log = tmp_path / "daemon.log"
 
@@ -559,12 +572,7 @@ async def test_letters_cut_for_the_topic_among_others_are_no_failure(
     `support_monitor_dead_letter_failures_total`, which pages through
     `SupportMonitorDeadLettersFailing`, though every letter was then stored. A refused letter
     now restarts the producer before it is re-sent."""
-    topic = make_kafka_topic(partitions=1, prefix="events")
-    dlq = make_kafka_topic(partitions=1, prefix="dlq", config={"max.message.bytes": "600"})
-    settings = kafka_settings(kafka_bootstrap, topic, dead_letter_topic=dlq)
-    stats = DaemonStats()
-    assert settings.sources.kafka is not None
-    source = KafkaSource(settings.sources.kafka, stats)
+    topic, dlq, source, stats = _letters_topic(kafka_bootstrap, make_kafka_topic, 600)
     raws = [b"big" * 400 if i % 4 == 2 else b"small %d" % i for i in range(12)]
     async with source:
         sink = source.dead_letters
@@ -597,20 +605,15 @@ def test_letters_left_unstored_at_a_stop_are_not_reported_again_by_asyncio(
     topic = make_kafka_topic(partitions=1, prefix="events")
     dlq = make_kafka_topic(partitions=1, prefix="dlq", config={"max.message.bytes": "100"})
     kafka_console_produce(topic, [f"not json {i}" for i in range(8)], key="k")
-    config_data = json.loads(json.dumps(CONFIG))
-    config_data["sources"] = {
-        "simulator": {"enabled": False},
-        "kafka": {
-            "bootstrap_servers": kafka_bootstrap,
-            "topics": [topic],
-            "group_id": f"daemon-{uuid.uuid4().hex[:8]}",
-            "dead_letter_topic": dlq,
-            "reconnect_max_seconds": 1,
-            "close_timeout": 2,
-        },
-    }
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(config_data))
+    config = _daemon_config(
+        tmp_path,
+        kafka_bootstrap,
+        topic,
+        group_id=f"daemon-{uuid.uuid4().hex[:8]}",
+        dead_letter_topic=dlq,
+        reconnect_max_seconds=1,
+        close_timeout=2,
+    )
     port = free_port()
     log = tmp_path / "daemon.log"
     proc = _start_daemon(config, port, log)
