@@ -62,7 +62,10 @@ def alert_info(alert: Alert) -> AlertInfo:
         active_at=alert.active_at,
         fired_at=alert.fired_at,
         resolved_at=alert.resolved_at,
-        value_now=_finite(alert.value_now) if alert.resolved_at is not None else None,
+        value_now=_finite(alert.value_now)
+        if alert.resolved_at is not None or alert.kept_until is not None
+        else None,
+        kept_until=alert.kept_until if alert.resolved_at is None else None,
         upward=alert.upward,
         started_at=alert.started_at,
     )

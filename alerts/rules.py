@@ -21,7 +21,7 @@ from support_monitor.alerts.state import (
     fingerprint,
 )
 from support_monitor.alerts.template import render
-from support_monitor.alerts.timefmt import rfc3339
+from support_monitor.alerts.timefmt import hour_minute, rfc3339
 from support_monitor.detectors.signal import Signal
 from support_monitor.monitor.durations import format_duration as duration
 
@@ -67,6 +67,14 @@ HELD_SENTENCE = (
 )
 """Added to a firing description whose value is on the quiet side of its threshold."""
 
+KEPT_SUMMARY = " (cleared at {cleared}; resolves at {until} unless it returns)"
+"""Added to the summary of an alert kept firing (``keep_firing_for``): its texts read now."""
+KEPT_SENTENCE = (
+    " The condition cleared at {cleared}: the alert stays firing until {until} "
+    "(keep_firing_for {keep}) and then resolves, unless the condition returns."
+)
+"""Added to the description of an alert kept firing."""
+
 SUSTAINED_SENTENCE = (
     " The count or share of one window alone is {side} its alert level: the detector pages on a "
     "sustained {change} over a longer stretch, too gradual for one window to show."
@@ -107,6 +115,9 @@ class CompiledRule:
         """The time of the evaluation running now (what ``facts`` and durations are read at)."""
         self._active_at: float | None = None
         """``active_at`` of the alert being rendered (``_render``), for ``annotations``."""
+        self._kept: tuple[float, float] | None = None
+        """When the condition of the alert being rendered cleared and when it resolves, if it
+        is kept firing (``_render``), for ``annotations``."""
         self._signals: dict[Labels, Signal] = {}
         """The last signal rendered per alert label set (to render again when it fires, and
         its sentence for the resolved texts); cleared past ``_LABEL_CACHE`` entries."""
@@ -145,8 +156,9 @@ class CompiledRule:
     def annotations(self, signal: Signal, labels: Labels) -> dict[str, str]:
         """The rule's firing annotations rendered for one signal (links kept only if
         absolute), for the alert ``_render`` is filling (its ``active_at``), else as if it
-        became active now."""
-        if self._signals.get(labels) is not signal:
+        became active now. For an alert kept firing (``_kept``) they read the detector's
+        signal now and say when the condition cleared and when the alert resolves."""
+        if signal.active and self._signals.get(labels) is not signal:
             if len(self._signals) >= _LABEL_CACHE:
                 self._signals.clear()
             self._signals[labels] = signal
@@ -163,23 +175,37 @@ class CompiledRule:
             dashboard_to="now",
         )
         out = self._finish(self.rule.annotations, data)
+        summary, sentence = self._notes(signal)
+        if summary and "summary" in out:
+            out["summary"] += summary
+        if sentence and "description" in out:
+            out["description"] += sentence
+        return out
+
+    def _notes(self, signal: Signal) -> tuple[str, str]:
+        """What the summary and the description add, if anything: that the alert is kept
+        firing after its condition cleared, or that its value is on the quiet side of its
+        threshold (made active by a sustained-change test, or held by its detector), so the
+        texts never read as a value past a threshold it is not past."""
+        if self._kept is not None:
+            cleared, until = (hour_minute(ts) for ts in self._kept)
+            keep = duration(self.rule.keep_firing_for)
+            return (
+                KEPT_SUMMARY.format(cleared=cleared, until=until),
+                KEPT_SENTENCE.format(cleared=cleared, until=until, keep=keep),
+            )
         side = self._quiet_side(signal)
         if side and signal.sustained:  # made active by a sustained-change test, not held
             change = "rise" if side == "below" else "drop"
-            summary, sentence = self.sustained_words or (
+            return self.sustained_words or (
                 f" (a sustained {change}; one window alone is {side} its level)",
                 SUSTAINED_SENTENCE.format(side=side, change=change),
             )
-            if "summary" in out:
-                out["summary"] += summary
-            if "description" in out:
-                out["description"] += sentence
-        elif side:  # active, but its value is not past the alert level: say so, not contradict it
-            if "summary" in out:
-                out["summary"] += f" ({side} its alert level now; still active)"
-            if "description" in out:
-                out["description"] += HELD_SENTENCE.format(side=side.capitalize())
-        return out
+        if side:  # active, but its value is not past the alert level: say so, not contradict it
+            return f" ({side} its alert level now; still active)", HELD_SENTENCE.format(
+                side=side.capitalize()
+            )
+        return "", ""
 
     def _quiet_side(self, signal: Signal) -> str:
         """ "below" (or "above", for a detector where lower is worse) when the active signal's
@@ -258,19 +284,32 @@ class CompiledRule:
             labels, signal.score, annotations, signal.threshold, signal.expected, signal.live
         )
 
-    def _lazy_sample(self, signal: Signal) -> Sample:
-        """The sample of one signal with an empty annotations dict, filled (in place) by
-        ``_render`` only when the alert changes state or is read."""
+    def _labels_of(self, signal: Signal) -> Labels:
+        """``labels_for(signal)``, remembered per channel and signal label set."""
         key = (signal.channel, signal.labels)
         labels = self._labels.get(key)
         if labels is None:
             if len(self._labels) >= _LABEL_CACHE:
                 self._labels.clear()
             labels = self._labels[key] = self.labels_for(signal)
+        return labels
+
+    def _unrendered_for(self, signal: Signal) -> dict[str, str]:
+        """An empty annotations dict, filled (in place) from ``signal`` by ``_render`` only
+        when its alert changes state or is read."""
         annotations: dict[str, str] = {}
         self._unrendered[id(annotations)] = (signal, annotations)
+        return annotations
+
+    def _lazy_sample(self, signal: Signal) -> Sample:
+        """The sample of one signal, its annotations not rendered yet (``_unrendered_for``)."""
         return Sample(
-            labels, signal.score, annotations, signal.threshold, signal.expected, signal.live
+            self._labels_of(signal),
+            signal.score,
+            self._unrendered_for(signal),
+            signal.threshold,
+            signal.expected,
+            signal.live,
         )
 
     def _render(self, alert: Alert, *, again: bool = False) -> None:
@@ -287,14 +326,20 @@ class CompiledRule:
             return
         if signal is None:
             return
-        self._active_at = alert.active_at
+        start = alert.active_at
+        kept = alert.kept_until
+        if kept is not None and alert.keep_firing_since is not None:
+            self._kept = (alert.keep_firing_since, kept)
+            if alert.started_at is not None:  # as its texts counted it while the condition held
+                start = alert.started_at
+        self._active_at = start
         try:
             fresh = self.annotations(signal, alert.labels)
         finally:
-            self._active_at = None
+            self._active_at = self._kept = None
         alert.annotations.clear()
         alert.annotations.update(fresh)
-        alert.started_at = _start(alert.active_at, signal)
+        alert.started_at = _start(start, signal)
 
     def eval(
         self, now: float, signals: Iterable[Signal], everything: Sequence[Signal] = ()
@@ -326,14 +371,37 @@ class CompiledRule:
                 self.resolve(transition.alert, now, self._current(transition.alert, everything))
             else:
                 self._render(transition.alert, again=transition.state == "firing")
+        self._read_kept(everything)
         if self._unrendered:
             self._forget(samples)
         return transitions
 
+    def _read_kept(self, everything: Sequence[Signal]) -> None:
+        """Each alert kept firing takes the detector's signal for it now as its ``value_now``
+        and the signal its texts are rendered from (when read or told), so that a message
+        about it reads the channel as it is, not as it was when its condition last held;
+        without such a signal its texts stay those of its last active one."""
+        for alert in self.state.active.values():
+            if alert.kept_until is None:
+                continue
+            current = self._current(alert, everything)
+            if current is None:
+                alert.value_now = math.nan
+                continue
+            alert.value_now = current.score
+            self._unrendered.pop(id(alert.annotations), None)
+            alert.annotations = self._unrendered_for(current)
+
     def _current(self, alert: Alert, signals: Sequence[Signal]) -> Signal | None:
-        """The detector's signal for the alert's labels among ``signals`` (on a resolve only)."""
+        """The detector's signal for the alert's labels among ``signals`` (on a resolve, and
+        for an alert kept firing)."""
+        channel = alert.label("channel")
         for signal in signals:
-            if self.applies(signal) and self.labels_for(signal) == alert.labels:
+            if (
+                signal.channel == channel
+                and self.applies(signal)
+                and self._labels_of(signal) == alert.labels
+            ):
                 return signal
         return None
 

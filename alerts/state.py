@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -69,8 +70,12 @@ class Alert:
     am_ends_at: float | None = None
     """Wall clock: the ``endsAt`` of a resolved alert, fixed at its first post after resolving."""
     keep_firing_since: float | None = None
+    kept_until: float | None = None
+    """While kept firing (its condition gone, ``keep_firing_for`` not over): when it resolves
+    unless the condition returns (``keep_firing_since + keep_firing_for``); else None."""
     value_now: float = float("nan")
-    """Once resolved: the detector's value at the evaluation that resolved it (NaN: none)."""
+    """Once resolved: the detector's value at the evaluation that resolved it; while kept
+    firing: its value at the latest evaluation (NaN: none)."""
     upward: bool | None = None
     """Whether a higher value is worse for its detector (None: unknown); set by its rule."""
     started_at: float | None = None
@@ -158,7 +163,8 @@ class RuleState:
                     dropped.append(Transition(alert, "inactive", "pending"))
                 continue
             if alert.keep_firing_since is not None:
-                alert.keep_firing_since = None
+                alert.keep_firing_since = alert.kept_until = None
+                alert.value_now = math.nan
                 self.keep_changed = True
             if (
                 alert.state is AlertState.PENDING
@@ -227,6 +233,9 @@ class RuleState:
                 alert.keep_firing_since = now if resumed is None else min(now, resumed)
                 self.keep_changed = True
             keep_firing = not lasted(now, alert.keep_firing_since, self.keep_firing_for)
+            alert.kept_until = (
+                alert.keep_firing_since + self.keep_firing_for if keep_firing else None
+            )
         was_pending = alert.state is AlertState.PENDING
         if was_pending or (
             alert.resolved_at is not None

@@ -21,7 +21,11 @@ class AlertInfo(msgspec.Struct, frozen=True, kw_only=True):
     fired_at: float | None
     resolved_at: float | None
     value_now: float | None = None
-    """A resolved alert's value at the evaluation that resolved it (None: unknown)."""
+    """A resolved alert's value at the evaluation that resolved it; a kept firing one's value
+    at the latest evaluation (None: unknown, or neither)."""
+    kept_until: float | None = None
+    """A firing alert kept firing after its condition cleared (``keep_firing_for``): when it
+    resolves unless the condition returns (None: not kept firing)."""
     upward: bool | None = None
     """Whether a higher value is worse for its detector (None: unknown)."""
     started_at: float | None = None

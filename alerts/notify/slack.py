@@ -28,7 +28,7 @@ from support_monitor.alerts.links import is_absolute
 from support_monitor.alerts.notify.delivery import Outcome
 from support_monitor.alerts.notify.http import post
 from support_monitor.alerts.notify.message import AlertInfo, Notification
-from support_monitor.alerts.timefmt import rfc3339
+from support_monitor.alerts.timefmt import hour_minute, rfc3339
 from support_monitor.monitor.durations import format_duration as duration
 
 MAX_ALERTS = 10
@@ -89,6 +89,11 @@ def _since(ts: float | None) -> str:
     return f"<!date^{int(ts)}^{{date_short_pretty}} {{time}}|{rfc3339(ts)}>"
 
 
+def _at(ts: float) -> str:
+    """A time of day in the reader's time zone (Slack's date token), UTC where not shown."""
+    return f"<!date^{int(ts)}^{{time}}|{hour_minute(ts)}>"
+
+
 _LINKS = (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("ack_url", "Acknowledge"))
 """Annotations shown as buttons (and links in ``text``). ``ack_url`` is the console's signed
 acknowledge link, which the planner adds to firing alerts when ``console.external_url`` is set;
@@ -130,6 +135,13 @@ def _alert_blocks(alert: AlertInfo, now: float) -> list[dict[str, Any]]:
         fields.append(f"*Lasted*\n{duration(end - start)}")
         fields.append(f"*Since*\n{_since(start)}")
         fields.append(f"*Resolved*\n{_since(alert.resolved_at)}")
+    elif alert.kept_until is not None:  # its condition cleared: what it reads now
+        fields.append(
+            f"*Value now*\n{_num(alert.value_now)} (threshold {_num(alert.threshold)}; "
+            f"cleared, resolves at {_at(alert.kept_until)} unless it returns)"
+        )
+        fields.append(f"*Going on for*\n{duration(now - start)}")
+        fields.append(f"*Since*\n{_since(start)}")
     else:
         fields.append(
             f"*Value*\n{_num(alert.value)} (threshold {_num(alert.threshold)}{_held(alert)})"

@@ -39,8 +39,11 @@ import pytest
 
 from support_monitor.alerts.config import AlertSettings, default_rules
 from support_monitor.alerts.facts import FACT_NAMES, channel_facts
+from support_monitor.alerts.notify.slack import slack_payload
+from support_monitor.alerts.planner import alert_info
 from support_monitor.alerts.rules import CompiledRule
 from support_monitor.detectors.signal import Signal
+from tests.alerts.fakes import notification
 from tests.detectors.detector_streams import T0, Feed, Script
 
 E = 3600
@@ -346,6 +349,60 @@ def test_firing_and_resolved_texts(case: Case) -> None:
     assert seen.firing["description"] == case.description
     assert seen.resolved["summary"] == case.resolved_summary
     assert seen.resolved["description"] == case.resolved_description
+
+
+def test_an_alert_kept_firing_reads_the_channel_now_and_says_when_it_resolves() -> None:
+    """ServiceLevelBurn (for 2m, keep_firing_for 5m) fires at E; its condition is gone from
+    E + 60 (01:01), so it stays firing until E + 360 (01:06). Read at E + 180 (3780, 01:03) its
+    texts and its Slack fields give the detector's value then (0.5) and the channel then:
+    SL over 5m (3480, 3780] = the 3 late answers at 3620 and d0-d9 in SL = 10 of 13 = 77%;
+    over 1h (180, 3780] = 24 of 43 = 56%; nobody waiting. Before, they kept the texts of
+    E (40%, 47%, 2.7x, 3 waiting), a reading 3 minutes old with no word that it had cleared."""
+    feed = Feed()
+    rule = next(r for r in default_rules() if r.alert == "ServiceLevelBurn")
+    compiled = CompiledRule(
+        rule,
+        AlertSettings(),
+        lambda channel, labels, now: channel_facts(feed.engine, now, channel, labels),
+    )
+    firing, cleared = CASES[0].firing, CASES[0].current
+    now_reading = _sig("sla_burn", "voice", 0.5, 2.0, labels=BURN, active=False)
+    script = _script()
+    for at, signal in ((E - 120, firing), (E, firing), (E + 60, cleared), (E + 180, now_reading)):
+        script.feed(feed, at)
+        feed.tick(at)
+        compiled.eval(T0 + at, [signal] if signal.active else [], [signal])
+    (alert,) = compiled.alerts()
+    assert alert.status == "firing"
+    assert alert.annotations["summary"] == (
+        "voice: service level 77% vs 80% target over 5m; 56% over 1h (cleared at 01:01 UTC; "
+        "resolves at 01:06 UTC unless it returns)"
+    )
+    assert alert.annotations["description"] == (
+        "Too few contacts on voice are answered within 20s: 77% over the last 5m and 56% over "
+        "the last 1h, against a target of 80%. The error budget burns 0.5x faster than "
+        "sustainable (pages at 2x). Queues: nobody is waiting now. Going on since 2026-03-02 "
+        "00:58 UTC. The condition cleared at 01:01 UTC: the alert stays firing until 01:06 UTC "
+        "(keep_firing_for 5m) and then resolves, unless the condition returns."
+    )
+    resolves = int(T0 + E + 360)
+    payload = slack_payload(notification(created=T0 + E + 180, alerts=(alert_info(alert),)))
+    fields = [f["text"] for f in payload["blocks"][1]["fields"]]
+    assert (
+        f"*Value now*\n0.5 (threshold 2; cleared, resolves at <!date^{resolves}^{{time}}|01:06 "
+        "UTC> unless it returns)"
+    ) in fields
+    assert "*Going on for*\n5m" in fields  # from 00:58 (active at E - 120) to 01:03
+
+    # the condition returns at E + 240: the alert is an ordinary firing one again
+    script.feed(feed, E + 240)
+    feed.tick(E + 240)
+    compiled.eval(T0 + E + 240, [firing], [firing])
+    (alert,) = compiled.alerts()
+    assert alert.kept_until is None
+    assert "cleared" not in alert.annotations["summary"]
+    info = alert_info(alert)
+    assert (info.kept_until, info.value_now) == (None, None)
 
 
 def test_links_cover_the_incident() -> None:
