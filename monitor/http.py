@@ -41,6 +41,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -298,6 +299,26 @@ def _basic_credentials(header: str | None) -> tuple[bytes, bytes] | None:
     return (user, password) if sep else None
 
 
+class _PlainErrors(web.RequestHandler):
+    """aiohttp's protocol for one connection, whose error answers quote nothing of the
+    request: its parser's text cites the offending header line, credentials included, and
+    would be sent back as the body of the 400."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status != HTTPStatus.INTERNAL_SERVER_ERROR:  # aiohttp's own 500 text quotes nothing
+            try:
+                message = f"{status} {HTTPStatus(status).phrase}"
+            except ValueError:
+                message = str(status)
+        return super().handle_error(request, status, exc, message)
+
+
 class _State(Enum):
     HEADERS = "headers"
     BUSY = "busy"
@@ -447,6 +468,8 @@ class MetricsServer:
         self._aiohttp_log.addHandler(_ToStructlog(self._throttle))
         self._auth: _BasicAuth | None = None
         self._web: web.Server | None = None
+        self._keepalive = 0.0
+        """aiohttp's keep-alive timeout, for ``web.Server`` and each ``_PlainErrors``."""
         self._listeners: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
         self._handshakes: dict[asyncio.Task[None], None] = {}
@@ -478,11 +501,9 @@ class MetricsServer:
         self._auth = _BasicAuth(users) if users else None
         # aiohttp's keep-alive timer is a backstop only: ours close first.
         backstop = self.settings.idle_timeout + self.settings.header_timeout + 1.0
+        self._keepalive = backstop
         self._web = web.Server(
-            self._handle,
-            access_log=None,
-            keepalive_timeout=backstop,
-            logger=self._aiohttp_log,
+            self._handle, access_log=None, keepalive_timeout=backstop, logger=self._aiohttp_log
         )
         self._listeners = await self._bind()
         self.port = self._listeners[0].getsockname()[1]
@@ -577,7 +598,14 @@ class MetricsServer:
 
     def _new_connection(self) -> _Connection:
         assert self._web is not None
-        return _Connection(self, self._web())
+        handler = _PlainErrors(
+            self._web,
+            loop=asyncio.get_running_loop(),
+            access_log=None,  # type: ignore[arg-type]  # None: no access log (typed Logger only)
+            keepalive_timeout=self._keepalive,
+            logger=self._aiohttp_log,
+        )
+        return _Connection(self, handler)
 
     async def _accept_forever(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()

@@ -419,3 +419,33 @@ async def test_a_client_gone_while_its_body_is_read_is_no_handler_failure() -> N
     events = [e["event"] for e in logs]
     assert "http_handler_failed" not in events
     assert "http_client_gone" in events
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        # a control character in a header value: the parser refuses the request
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer s3cr3t-t0ken\x01\r\n\r\n",
+        # a header line without a colon, after the credentials
+        (
+            b"GET /metrics HTTP/1.1\r\nAuthorization: Basic czNjcjN0LXQwa2Vu\r\n"
+            b"no colon s3cr3t\r\n\r\n"
+        ),
+    ],
+)
+async def test_a_malformed_request_gets_a_400_that_echoes_none_of_it(request_bytes: bytes) -> None:
+    """aiohttp's parser error quotes the offending line, credentials included; the answer is
+    a plain 400 with none of the request's bytes (the log line names no header either)."""
+    async with serving() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        with capture_logs() as logs:
+            writer.write(request_bytes)
+            await writer.drain()
+            answer = await read_until_closed(reader, 5.0)
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith((b"HTTP/1.0 400 ", b"HTTP/1.1 400 "))
+    assert body == b"400 Bad Request"
+    for secret in (b"s3cr3t", b"czNjcjN0"):
+        assert secret not in answer
+        assert secret.decode() not in repr(logs)
