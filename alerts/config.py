@@ -262,7 +262,9 @@ def default_rules() -> tuple[AlertRule, ...]:
                 _RESOLVED + "Open tickets at risk of their {sla_name} target now: "
                 "{value_now:.0f} (alerts at {threshold:.0f}).",
             ),
-            **{"for": "1m", "keep_firing_for": "5m"},
+            # 15m: the at-risk count has no hysteresis and hovers at min_count; with 5m the
+            # seed-7 replay resolved at 09:35 and paged again at 09:43 (condition gone 12m)
+            **{"for": "1m", "keep_firing_for": "15m"},
         ),
         _rule(
             "ComplaintSpike",
@@ -392,10 +394,13 @@ def default_rules() -> tuple[AlertRule, ...]:
                 "{channel}: {score:.0f} agents on the queue, {expected:.0f} needed",
                 "Erlang C says {channel} needs {expected:.0f} agents to reach its service-level "
                 "target ({target:.0%} within {answer_seconds:dur}); {score:.0f} are available, "
-                "busy or in after-call work. Queues: {queue_now}." + _SINCE,
-                "{channel}: resolved, {value_now:.0f} agents on the queue now; lasted {duration}",
-                _RESOLVED + "{value_now:.0f} agents available, busy or in after-call work now; "
-                "queues: {queue_now}.",
+                "busy or wrapping up a contact. Queues: {queue_now}." + _SINCE,
+                (
+                    "{channel}: resolved, {value_now:.0f} agents on the queue now "
+                    "({expected_now:.0f} required); lasted {duration}"
+                ),
+                _RESOLVED + "{value_now:.0f} agents available, busy or wrapping up a contact now; "
+                "Erlang C requires {expected_now:.0f}. Queues: {queue_now}.",
             ),
             # no for / keep_firing_for: the detector holds its condition 20m (understaffing.sustain)
             # and lets go as backlog_growth does (understaffing.release)

@@ -236,6 +236,7 @@ class CompiledRule:
             threshold=threshold,
             expected=expected,
             value_now=math.nan,
+            expected_now=math.nan,
             ended="",
         )
         return data
@@ -267,6 +268,7 @@ class CompiledRule:
             duration=duration(end - start),
             duration_seconds=end - start,
             value_now=value_now,
+            expected_now=current.expected if current is not None else math.nan,
             dashboard_from=_ms(start - DASHBOARD_BEFORE),
             dashboard_to=_ms(end + DASHBOARD_AFTER),
         )

@@ -379,8 +379,14 @@ class BacklogGrowthDetector(WorstExport):
             cause = f"backlog growing, {surge_words}" if growing else surge_words
         elif growing:
             cause = "backlog growing"
-        else:  # still active while the detector lets go (release), or inactive
-            cause = "backlog growth easing" if sustain.active else "no backlog growth"
+        elif not sustain.active:
+            cause = "no backlog growth"
+        elif waiting and oldest >= answer:
+            # still active, no longer growing by the window's counts (abandons count as
+            # outflow), but contacts still wait past T: not "easing"
+            cause = "backlog past the answer target"
+        else:  # still active while the detector lets go (release): nobody waits past T
+            cause = "backlog growth easing"
         queue_words = f" in {queue}" if queue else ""
         summary = (
             f"{channel}: {cause}, {waiting} waiting, oldest {format_duration(oldest)}"

@@ -148,7 +148,7 @@ CASES = [
         release=300,
     ),
     Case(
-        "TicketsAtRisk",  # for 1m: active 3540 (00:59); kff 5m: resolved 3960 (01:06), 7m
+        "TicketsAtRisk",  # for 1m: active 3540 (00:59); kff 15m: resolved 4560 (01:16), 17m
         msgspec.structs.replace(
             _sig("tickets_at_risk", "email", 2.0, 1.0, labels=(("sla", "first_response"),)),
             summary="email: 2 tickets close to their first response deadline",
@@ -161,8 +161,8 @@ CASES = [
         "close to the deadline, or when first responses stop for far longer than usual, and on "
         "while they pass it unanswered); most at risk in queue default (2). Going on since "
         "2026-03-02 00:59 UTC.",
-        "email: resolved, tickets at risk of the first response deadline now: 0; lasted 7m",
-        "Resolved after 7m (from 2026-03-02 00:59 UTC to 2026-03-02 01:06 UTC). Open tickets "
+        "email: resolved, tickets at risk of the first response deadline now: 0; lasted 17m",
+        "Resolved after 17m (from 2026-03-02 00:59 UTC to 2026-03-02 01:16 UTC). Open tickets "
         "at risk of their first response target now: 0 (alerts at 1).",
     ),
     Case(
@@ -241,14 +241,15 @@ CASES = [
         # stays active 10m after E + 60 (hand-made), resolved 4260 (01:11), 31m
         "Understaffed",
         _sig("understaffing", "voice", 3.0, 4.8, 8.0, since=T0 + 2400),
-        _sig("understaffing", "voice", 7.0, 4.8, 8.0, active=False),
+        _sig("understaffing", "voice", 7.0, 4.8, 6.0, active=False),
         "voice: 3 agents on the queue, 8 needed",
         "Erlang C says voice needs 8 agents to reach its service-level target (80% within "
-        "20s); 3 are available, busy or in after-call work. Queues: "
+        "20s); 3 are available, busy or wrapping up a contact. Queues: "
         f"{QUEUES_AT_E}. Going on since 2026-03-02 00:40 UTC.",
-        "voice: resolved, 7 agents on the queue now; lasted 31m",
+        "voice: resolved, 7 agents on the queue now (6 required); lasted 31m",
         "Resolved after 31m (from 2026-03-02 00:40 UTC to 2026-03-02 01:11 UTC). 7 agents "
-        "available, busy or in after-call work now; queues: nobody is waiting now.",
+        "available, busy or wrapping up a contact now; Erlang C requires 6. Queues: "
+        "nobody is waiting now.",
         release=600,
     ),
     Case(

@@ -140,6 +140,31 @@ def test_default_persistence_holds_five_minutes_each_way() -> None:
     }
 
 
+def test_not_easing_while_contacts_wait_past_the_target() -> None:
+    # a caller every 10 s from 0 s, nobody answered (horizon 5 s, two waiting at least, default
+    # sustain 5m): active at 315 s as above. At 320 s the 30 callers c10..c300 abandon: over the
+    # 5m window (30, 330] 30 were queued (c40..c330) and 30 abandoned, so the window no longer
+    # shows growth, yet at 330 s c0, c310, c320 and c330 wait (4), the oldest for 330 s, far past
+    # T = 20 s: the title must not say "easing".
+    feed = Feed(only({"backlog_growth": {"channels": ["voice"], "horizon": 5, "min_waiting": 2}}))
+    said = {}
+    for second in range(331):
+        if second % 10 == 0:
+            feed.event("contact.queued", second, "voice", contact_id=f"c{second}", queue="tech")
+        if second == 320:
+            for queued in range(10, 310, 10):
+                feed.event("contact.abandoned", 320, "voice", contact_id=f"c{queued}")
+        s = pick(feed.tick(second), "backlog_growth", "voice")
+        said[second] = (s.active, s.summary)
+    assert said[330] == (
+        True,
+        (
+            "voice: backlog past the answer target, 4 waiting, oldest 5m 30s in tech (answer "
+            "target 20s)"
+        ),
+    )
+
+
 def test_persistence_survives_a_snapshot() -> None:
     # the scenario above, cut at 500 s (active since 15 s, the condition ended at 400 s): a
     # suite restored from the cut's state (through JSON) says what the uninterrupted one says,

@@ -135,7 +135,7 @@ def test_understaffing_message_states_the_numbers() -> None:
     assert render(rule.annotations["summary"], data) == "voice: 6 agents on the queue, 11 needed"
     description = render(rule.annotations["description"], data)
     assert description.startswith("Erlang C says voice needs 11 agents to reach its service-level")
-    assert "; 6 are available, busy or in after-call work." in description
+    assert "; 6 are available, busy or wrapping up a contact." in description
 
 
 def test_agents_who_take_two_contacts_at_once_need_half_the_load() -> None:
