@@ -383,10 +383,15 @@ class CompiledRule:
         and the signal its texts are rendered from (when read or told), so that a message
         about it reads the channel as it is, not as it was when its condition last held;
         without such a signal its texts stay those of its last active one."""
-        for alert in self.state.active.values():
-            if alert.kept_until is None:
-                continue
-            current = self._current(alert, everything)
+        kept = [alert for alert in self.state.active.values() if alert.kept_until is not None]
+        if not kept:
+            return
+        now: dict[Labels, Signal] = {}  # one pass over the tick's signals for all of them
+        for signal in everything:
+            if self.applies(signal):
+                now.setdefault(self._labels_of(signal), signal)
+        for alert in kept:
+            current = now.get(alert.labels)
             if current is None:
                 alert.value_now = math.nan
                 continue
