@@ -474,7 +474,8 @@ def report_rejects(run: Backtest, err: TextIO) -> None:
         lines = "line" if run.events_rejected == 1 else "lines"
         err.write(
             f"backtest: {run.config}: {run.events_rejected} {lines} rejected ({reasons}); "
-            "not fatal: each is an event_rejected warning in the log, with its position\n"
+            "not fatal: each is an event_rejected warning in the log, with its position (at "
+            "logging.level warning or lower)\n"
         )
 
 

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, BinaryIO, NoReturn
 
@@ -131,7 +132,11 @@ def replay(
     ],
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")],
     until: Annotated[
-        str | None, typer.Option(help="Move the clock to TS (RFC 3339) first.")
+        str | None,
+        typer.Option(
+            help="After the file's events, move the clock on to TS (RFC 3339, or Unix "
+            "seconds); timers fire on the way. A TS before the last event changes nothing.",
+        ),
     ] = None,
     alerts_out: Annotated[
         Path | None,
@@ -158,18 +163,24 @@ def replay(
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    for option, path in (("--alerts-out", alerts_out), ("--dead-letters", dead_letters)):
-        if path is not None and replaying.same_file(path, events):
-            typer.echo(f"{option} {path} is the replayed file", err=True)
-            raise typer.Exit(2)
+    clash = _outputs_clash(events, config, alerts_out, dead_letters)
+    if clash:
+        typer.echo(f"error: {clash}", err=True)
+        raise typer.Exit(2)
     try:
         out = None if alerts_out is None else _AlertsOut(alerts_out.open("wb"))
     except OSError as exc:
         _bad_option(f"--alerts-out {alerts_out}", exc.strerror or exc)
+    rejected: Counter[str] = Counter()
     try:
         text = run_interruptible(
             lambda: run_replay(
-                events, settings, until=until_ts, alerts_out=out, dead_letters=dead_letters
+                events,
+                settings,
+                until=until_ts,
+                alerts_out=out,
+                dead_letters=dead_letters,
+                rejected=rejected,
             )
         )
     except ConfigError as exc:
@@ -187,9 +198,38 @@ def replay(
             out.close()
     sys.stdout.buffer.write(text)
     sys.stdout.flush()
+    _report_rejects(rejected)
     if out is not None and out.error is not None:  # the numbers are printed; the file is not whole
         typer.echo(f"error: --alerts-out {alerts_out}: {out.error.strerror or out.error}", err=True)
         raise typer.Exit(1)
+
+
+def _outputs_clash(
+    events: Path, config: Path, alerts_out: Path | None, dead_letters: Path | None
+) -> str:
+    """Why ``replay`` must not write its outputs where they are ("" when it may): on its
+    input, on its config (a config overwritten by alert records stops the next start), or
+    both on one file (the alert records would overwrite the dead letters)."""
+    from support_monitor.monitor.replay import same_file  # noqa: PLC0415 - as in replay
+
+    outputs = (("--alerts-out", alerts_out), ("--dead-letters", dead_letters))
+    for option, path in outputs:
+        for what, other in (("the replayed file", events), ("the config file", config)):
+            if path is not None and same_file(path, other):
+                return f"{option} {path} is {what}"
+    if alerts_out is not None and dead_letters is not None and same_file(alerts_out, dead_letters):
+        return "--alerts-out and --dead-letters name the same file"
+    return ""
+
+
+def _report_rejects(rejected: Counter[str]) -> None:
+    """One stderr line with the replay's rejected lines by reason, whatever the log level
+    (each is also an ``event_rejected`` warning in the log, with its position)."""
+    total = rejected.total()
+    if total:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items()))
+        lines = "line" if total == 1 else "lines"
+        typer.echo(f"replay: {total} {lines} rejected ({reasons}); not fatal", err=True)
 
 
 class _AlertsOut:
@@ -360,6 +400,8 @@ def main() -> None:
         if sys.stderr is not None:
             sys.stderr.write("support-monitor: standard output is closed\n")
         sys.exit(1)
+    if sys.stderr is None:  # started with standard error closed (``2>&-``): nothing to say it on
+        sys.stderr = Path(os.devnull).open("w", encoding="utf-8")  # noqa: SIM115 - until exit
     try:
         try:
             app()

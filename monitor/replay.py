@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -86,10 +87,16 @@ def _utc(ts: float) -> str:
 
 
 def same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one existing file (``replay`` must not write to its input)."""
+    """Whether two paths name one file: one existing file (also through links), or, when
+    either does not exist yet, one path once resolved (``replay`` must not write to its input,
+    its config, or both outputs to one file)."""
     try:
         return a.samefile(b)
     except OSError:
+        pass
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
         return False
 
 
@@ -181,10 +188,12 @@ async def replay(
     until: float | None = None,
     alerts_out: BytesOut | None = None,
     dead_letters: Path | None = None,
+    rejected: Counter[str] | None = None,
 ) -> bytes:
     """Feed the file, move the clock to ``until`` (if later), and return the exposition text.
     ``dead_letters``: a JSON Lines file for the rejected lines (see :func:`replay_road`); when
-    some cannot be stored, :class:`DeadLettersLostError` carries the exposition."""
+    some cannot be stored, :class:`DeadLettersLostError` carries the exposition.
+    ``rejected``: counts the rejected lines by reason (for the command's stderr summary)."""
     encoder = msgspec.json.Encoder()
 
     def write_transition(record: dict[str, object]) -> None:
@@ -200,6 +209,10 @@ async def replay(
         exact_end=True,
     )
     text = render(build_registry(done.engine, done.stats, done.alerting))
+    if rejected is not None:
+        for (_, reason), count in done.stats.rejected.items():
+            if count:
+                rejected[reason] += count
     if dead_letters is not None and done.stats.dead_letters_lost:
         raise DeadLettersLostError(dead_letters, done.stats.dead_letters_lost, text)
     return text

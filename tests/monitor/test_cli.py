@@ -237,6 +237,74 @@ def test_replay_never_writes_to_the_file_it_reads(config: Path, tmp_path: Path) 
     ]
 
 
+def test_replay_never_writes_to_its_config_or_both_outputs_to_one_file(
+    config: Path, tmp_path: Path
+) -> None:
+    """The alert records once overwrote the config (and the letters were appended to it, so
+    the next start failed on its YAML), and both options on one file lost the letters."""
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(b"not an event\n")
+    original = config.read_bytes()
+    for option in ("--alerts-out", "--dead-letters"):
+        result = cli(
+            "replay", str(events), "--config", str(config), option, str(config), check=False
+        )
+        assert (result.returncode, result.stdout) == (2, "")
+        assert f"error: {option} {config} is the config file" in result.stderr
+    assert config.read_bytes() == original
+    same = tmp_path / "out.jsonl"  # not there yet: the same path all the same
+    result = cli(
+        "replay",
+        str(events),
+        "--config",
+        str(config),
+        "--alerts-out",
+        str(same),
+        "--dead-letters",
+        str(tmp_path / "." / "out.jsonl"),
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "error: --alerts-out and --dead-letters name the same file" in result.stderr
+    assert not same.exists()
+
+
+def test_replay_says_how_many_lines_it_rejected_whatever_the_log_level(tmp_path: Path) -> None:
+    """At logging.level error the event_rejected warnings are not logged; the summary line on
+    stderr still says what was rejected (before, nothing did)."""
+    quiet = tmp_path / "quiet.yaml"
+    quiet.write_text(yaml.safe_dump({**CONFIG, "logging": {"level": "error"}}), encoding="utf-8")
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(b'not an event\n{"half": \n\xff\xfe\n')  # 3 bad lines
+    result = cli("replay", str(events), "--config", str(quiet))
+    assert result.stderr.splitlines() == ["replay: 3 lines rejected (invalid_json 3); not fatal"]
+
+
+def test_a_closed_standard_error_is_no_failure(config: Path, tmp_path: Path) -> None:
+    """``2>&-``: replay ran to its end and printed its exposition (it exited 1 with nothing on
+    standard output before: the log set-up read ``sys.stderr``, which was None)."""
+    events = tmp_path / "e.jsonl"
+    s = Stream()
+    s.add("contact.queued", 0, "voice", queue="billing", contact_id="a")
+    events.write_text(s.text() + "not an event\n", encoding="utf-8")
+    result = subprocess.run(
+        [*EXE, "replay", str(events), "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        check=False,
+        timeout=60,
+        preexec_fn=lambda: os.close(2),
+    )
+    assert result.returncode == 0
+    assert (
+        samples(result.stdout)[
+            "support_queue_waiting", (("channel", "voice"), ("queue", "billing"))
+        ]
+        == 1
+    )
+
+
 def test_replay_leaves_the_daemons_dead_letter_file_alone(config: Path, tmp_path: Path) -> None:
     # a replay with the production config appended its rejects to the production file
     events = tmp_path / "e.jsonl"
