@@ -113,6 +113,8 @@ _DEADLINE_KIND = (_FR, _NR, _RES)
 _RISK_KIND = (_FR_RISK, _NR_RISK, _RES_RISK)
 NEXT_REPLY = 1
 """Index of the next-reply clock in ``Ticket.clocks`` (first response 0, resolution 2)."""
+RESOLUTION = 2
+"""Index of the resolution clock in ``Ticket.clocks``."""
 _SOLVED: tuple[Clock | None, Clock | None, Clock | None] = (None, None, None)
 _SOLVED_BREACHED: tuple[Clock | None, Clock | None, Clock | None] = (
     None,
@@ -1507,6 +1509,9 @@ class Engine:
                 continue
             if index == 1 and clock.running and clock.since > ts and clock.elapsed == 0:
                 continue  # started by a customer reply stamped after this response
+            if t.solved_ts is not None:  # answered while solved: nothing counts, it just ends
+                self._drop_clock(clock)
+                continue
             self._stop_clock(t, index, clock, ts)
         self.update_paused(t)
         return None
@@ -1570,6 +1575,8 @@ class Engine:
         if t.solved_ts is None:
             ch.open_by_priority[old] -= 1
             ch.open_by_priority[ev.priority] += 1
+        if t.solved_ts is not None:
+            return None  # its clocks still running take the new target if it is reopened
         targets = ch.settings.clock_targets(ev.priority)
         for index, clock in enumerate(t.clocks):
             if clock is None or clock.stopped:
@@ -1592,15 +1599,29 @@ class Engine:
             return self._wait()
         q = t.q
         ch = q.channel
-        for index, clock in enumerate(t.clocks):  # solving stops every clock for good
-            if clock is not None and not clock.stopped:
+        for index, clock in enumerate(t.clocks):
+            if clock is None or clock.stopped:
+                continue
+            if index == RESOLUTION:
                 self._stop_clock(t, index, clock, ts)
-        self.update_paused(t)
-        # A solved ticket keeps only what a reopen needs (whether resolution ever breached), in
-        # one shared, never-mutated list: remembered solved tickets are many.
+                continue
+            # Only a response ends the first-response and next-reply clocks: they run on, and
+            # breach if the ticket is open again (reopened) at their deadline. Closed, the
+            # ticket is neither at risk nor overdue.
+            if clock.running:
+                self._run_to(t, index, clock, ts)  # a deadline passed before the solve: a breach
+            if index == 0 and clock.breached:
+                q.overdue_first_response -= 1
+            self._clear_risk(t, index, clock)
+        # A solved ticket keeps only what a reopen needs: whether resolution ever breached (in
+        # one shared, never-mutated tuple: remembered solved tickets are many), and a first-
+        # response or next-reply clock still running.
         res = t.clocks[2]
-        t.clocks = _SOLVED_BREACHED if res is not None and res.breached else _SOLVED
+        done = _SOLVED_BREACHED if res is not None and res.breached else _SOLVED
+        fr, nr = (c if c is not None and not c.stopped else None for c in t.clocks[:RESOLUTION])
+        t.clocks = done if fr is None and nr is None else (fr, nr, done[RESOLUTION])
         t.solved_ts = ts
+        self.update_paused(t)  # solved: not paused, whatever its clocks still running
         first_contact = t.responses <= 1 and not t.reopened
         q.solved += 1
         q.solved_first_contact += first_contact
@@ -1663,14 +1684,44 @@ class Engine:
         for agg in ch.windows.targets(ts):
             agg.reopened += 1
         # The resolution clock restarts from the reopen (a ticket breaches it at most once);
-        # the first-response clock never restarts; a next reply starts on the next customer reply.
+        # a first-response or next-reply clock that ran on while it was solved goes on.
         old = t.clocks[2]
         res = Clock(ch.settings.clock_targets(t.priority)[2], since=ts)
         res.breached = res.carried = old is not None and old.breached
-        t.clocks = (t.clocks[0], None, res)
+        fr, nr, _ = t.clocks
+        t.clocks = (fr, nr, res)
+        for index, clock in ((0, fr), (NEXT_REPLY, nr)):
+            if clock is not None and not clock.stopped:
+                self._resume_kept(ev.ticket_id, t, index, clock, ts)
         self._schedule(ev.ticket_id, t, 2, res)
         self.update_paused(t)
         return None
+
+    def _resume_kept(self, ticket_id: str, t: Ticket, index: int, clock: Clock, ts: float) -> None:
+        """A first-response or next-reply clock that ran on while its ticket was solved, at the
+        reopen ``ts``: it takes the priority's target now (paused, it resumes: the reopen sets
+        the status to open); its deadline is re-armed, at risk at once if ``ts`` is in its lead
+        time; a deadline that passed while the ticket was solved ends it with no breach (the
+        ticket was not open then). One breached before the solve runs on, overdue again."""
+        clock.target = t.q.channel.settings.clock_targets(t.priority)[index]
+        if clock.paused:
+            clock.since = ts
+        self._schedule(ticket_id, t, index, clock)
+        if clock.breached:  # breached while open before the solve, still unanswered: overdue
+            t.q.overdue_first_response += index == 0
+        elif clock.deadline < ts:
+            self._drop_clock(clock)
+        elif clock.risk_at <= ts and not clock.risk:
+            clock.risk = True
+            t.q.at_risk[index] += 1
+
+    @staticmethod
+    def _drop_clock(clock: Clock) -> None:
+        """End a clock of a solved ticket: its deadline passed, or a response came, while the
+        ticket was closed: no breach, never at risk again."""
+        clock.stopped = True
+        clock.since = math.nan
+        clock.deadline = clock.risk_at = math.inf
 
     def _settle(self, t: Ticket, index: int, clock: Clock, ts: float) -> None:
         """A running clock whose deadline is before ``ts`` breached there (the timer may not

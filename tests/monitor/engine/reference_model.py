@@ -85,6 +85,10 @@ class TicketLife:
     def solved_now(self) -> bool:
         return len(self.solves) > len(self.reopens)
 
+    def open_at(self, x: float) -> bool:
+        """Open at the instant ``x``, its events at ``x`` applied."""
+        return sum(s <= x for s in self.solves) == sum(r <= x for r in self.reopens)
+
 
 @dataclass
 class Reference:
@@ -400,10 +404,13 @@ class Reference:
             bump(f"{base}/created")
             bump(f"{base}/solved", len(t.solves))
             bump(f"{base}/open", not t.solved_now)
-            stop = min([*t.responses[:1], *t.solves[:1], math.inf])
+            # only a response ends the first-response clock; a breach counts if the ticket is
+            # open at the deadline, a risk while it is open
+            first = min([*t.responses[:1], math.inf])
             deadline = t.created + fr
-            bump(f"{base}/fr_breach", min(stop, now) > deadline)
-            bump(f"{base}/fr_risk", stop > now and deadline - fr_lead <= now <= deadline)
+            bump(f"{base}/fr_breach", min(first, now) > deadline and t.open_at(deadline))
+            at_risk = deadline - fr_lead <= now <= deadline
+            bump(f"{base}/fr_risk", first > now and not t.solved_now and at_risk)
             starts = [t.created, *t.reopens]
             ends = [*t.solves, math.inf]
             breached = any(min(e, now) > s + res for s, e in zip(starts, ends, strict=False))
@@ -689,15 +696,15 @@ def ticket_cycles(
         elif kind == "customer_replied" and not solved and next_reply is None:
             next_reply = ClockCycle(1, ts, None)
             cycles.append(next_reply)
-        elif kind in ("responded", "solved"):
+        elif kind == "responded":  # only a response ends first response and next reply
             seen = (list(statuses), list(priorities))
             if fr.stop is None:
                 fr.stop, fr.seen_at_stop = ts, seen
             if next_reply is not None:
                 next_reply.stop, next_reply.seen_at_stop, next_reply = ts, seen, None
-            if kind == "solved":
-                solved = True
-                resolution.stop, resolution.seen_at_stop = ts, seen
+        elif kind == "solved":
+            solved = True
+            resolution.stop, resolution.seen_at_stop = ts, (list(statuses), list(priorities))
         elif kind == "reopened":
             solved = False
             statuses.append((ts, "open"))
@@ -706,7 +713,18 @@ def ticket_cycles(
     for cycle in cycles:
         known = cycle.seen_at_stop or (statuses, priorities)
         walk_clock(cycle, now, cs, cal, *known)
+        deadline = cycle.deadline
+        if cycle.clock != 2 and deadline is not None and not _open_at(t, deadline):
+            # its deadline passed while the ticket was solved: it ended there, counting nothing
+            cycle.stop = deadline if cycle.stop is None else min(cycle.stop, deadline)
+            cycle.deadline = None
     return cycles, _value_at(statuses, now)
+
+
+def _open_at(t: HelpdeskTicket, x: int) -> bool:
+    """The ticket is open at ``x`` (µs), its events at ``x`` applied."""
+    kinds = [k for ts, k, _ in t.log if ts <= x]
+    return kinds.count("solved") == kinds.count("reopened")
 
 
 Row = tuple[str, tuple[tuple[str, str], ...]]
