@@ -40,6 +40,7 @@ from support_monitor.alerts.urls import (
 from support_monitor.detectors.config import DetectorSettings
 from support_monitor.monitor.config_secrets import EnvName, SecretFile
 from support_monitor.monitor.durations import Duration
+from support_monitor.monitor.files import is_directory
 
 Severity = Literal["info", "warning", "critical"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")]
@@ -851,6 +852,17 @@ class NotifierSettings(_Model):
     """Undelivered notifications kept at most; when full the oldest are dropped."""
     retry_for: Duration = Field(default=3600.0, gt=0)
     """A notification still failing this long after it was created is dropped."""
+
+    @field_validator("state_dir")
+    @classmethod
+    def _a_directory(cls, value: Path | None) -> Path | None:
+        """As ``state.dir``: a file there would leave the daemon running on memory only."""
+        if value is not None and is_directory(value) is False:
+            raise ValueError(
+                f"{value} is a file, not a directory: the outbox and alert state could not be "
+                "stored"
+            )
+        return value
 
     def validate_against(self, channels: Mapping[str, Any]) -> None:
         for i, route in enumerate(self.routes):

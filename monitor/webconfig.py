@@ -72,8 +72,8 @@ def may_hold_secret(address: str) -> bool:
 def host_problem(host: str) -> str:
     """Why ``host`` can be no host name or address, said of "the host" ("" when it can): it
     must be an IP address, or a name the resolver can encode (IDNA: each dot-separated label
-    1-63 characters). A well-formed name that does not resolve is not judged here: the
-    connection retries it."""
+    1-63 characters) that is not all digits and dots (``999.1.1.1``, ``1.2.3``). A
+    well-formed name that does not resolve is not judged here: the connection retries it."""
     if not host:
         return "is empty"
     try:
@@ -82,6 +82,9 @@ def host_problem(host: str) -> str:
         pass
     else:
         return ""
+    if all(part.isascii() and part.isdigit() for part in host.rstrip(".").split(".")):
+        # no host name is all digits (its last label never is, RFC 3696): a mistyped address
+        return "is not a valid IPv4 address"
     try:
         host.encode("idna")
     except UnicodeError:

@@ -131,8 +131,12 @@ class KafkaSettings(_Model):
                 raise ValueError(f"sasl_mechanism is required with {self.security_protocol}")
             if self.sasl_username is None or self.sasl_password is None:
                 raise ValueError("sasl_username and sasl_password are required with SASL")
-        elif self.sasl_mechanism is not None:
-            raise ValueError("sasl_mechanism is set but security_protocol is not SASL_*")
+        else:
+            # credentials that nothing would send: a typo of the protocol, or (alone) an
+            # environment override that made a Kafka source of a config without one
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is set but security_protocol is not SASL_*")
         if (self.ssl_keyfile is None) != (self.ssl_certfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together (client certificate)")
         return self

@@ -919,6 +919,12 @@ def test_a_state_dir_that_is_a_file_and_a_letters_path_that_is_a_directory_are_r
         f"dead_letter.path: {tmp_path} is a directory: name a file in it"
     )
     parse_settings({"state": {"dir": str(tmp_path / "new")}, "dead_letter": {"path": str(a_file)}})
+    # accepted by check-config; run then kept the outbox and alert state in memory only
+    assert _error({"notifiers": {"state_dir": str(a_file)}}) == (
+        f"notifiers.state_dir: {a_file} is a file, not a directory: the outbox and alert state "
+        "could not be stored"
+    )
+    parse_settings({"notifiers": {"state_dir": str(tmp_path / "new")}})
 
 
 def test_a_for_longer_than_a_week_is_refused() -> None:

@@ -438,6 +438,10 @@ def test_settings_check_the_web_config_file_and_the_listen_address(tmp_path: Pat
         ("localhost", "'localhost' is not HOST:PORT (e.g. 127.0.0.1:9108)"),
         ("::1:9108", "'::1:9108': write an IPv6 host in brackets, e.g. [::1]:9108"),
         ("host:http", "'host:http': the part after the last ':' is not a port number"),
+        # all digits and dots is no host name: a mistyped address (accepted before, then
+        # "cannot resolve the host" only once run had started)
+        ("999.1.1.1:9108", "'999.1.1.1:9108': the host is not a valid IPv4 address"),
+        ("1.2.3:9108", "'1.2.3:9108': the host is not a valid IPv4 address"),
         (
             "admin:Pw0rdL@0.0.0.0:9108",
             (

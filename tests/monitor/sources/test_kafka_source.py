@@ -196,6 +196,10 @@ def test_secrets_stay_secret_and_reach_the_client():
     [
         ({"security_protocol": "SASL_SSL"}, "sasl_mechanism is required"),
         ({"sasl_mechanism": "PLAIN"}, "security_protocol is not SASL"),
+        # credentials nothing would send (alone from an environment override, they made a Kafka
+        # source of a config without one, turning the simulator off)
+        ({"sasl_password": "x"}, "sasl_password is set but security_protocol is not SASL_"),
+        ({"sasl_username": "u"}, "sasl_username is set but security_protocol is not SASL_"),
         ({"topics": ("a",), "dead_letter_topic": "a"}, "must not be one of the consumed"),
         ({"ssl_certfile": "/x.pem"}, "go together"),
         ({"topics": ()}, "at least one topic"),
