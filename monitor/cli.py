@@ -167,6 +167,10 @@ def replay(
     if clash:
         typer.echo(f"error: {clash}", err=True)
         raise typer.Exit(2)
+    if dead_letters is not None and not dead_letters.parent.is_dir():  # as --alerts-out's open
+        typer.echo(f"error: --dead-letters {dead_letters}: No such directory", err=True)
+        raise typer.Exit(2)
+    _warn_if_compressed(events)
     try:
         out = None if alerts_out is None else _AlertsOut(alerts_out.open("wb"))
     except OSError as exc:
@@ -192,6 +196,9 @@ def replay(
         sys.stdout.buffer.write(exc.exposition)
         sys.stdout.flush()
         typer.echo(f"error: --dead-letters: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:  # reading the events (the outputs keep their own errors)
+        typer.echo(f"error: cannot read {events}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from None
     finally:
         if out is not None:
@@ -220,6 +227,25 @@ def _outputs_clash(
     if alerts_out is not None and dead_letters is not None and same_file(alerts_out, dead_letters):
         return "--alerts-out and --dead-letters name the same file"
     return ""
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _warn_if_compressed(events: Path) -> None:
+    """One stderr line when the events file starts as a gzip file does: every line of it is
+    then rejected (not fatal), and this says why."""
+    try:
+        with events.open("rb") as file:
+            head = file.read(2)
+    except OSError:
+        return  # the replay itself says what is wrong with reading it
+    if head == _GZIP_MAGIC:
+        typer.echo(
+            f"replay: {events} looks gzip-compressed: its lines are not JSON; decompress it "
+            f"first (zcat {events} > events.jsonl)",
+            err=True,
+        )
 
 
 def _report_rejects(rejected: Counter[str]) -> None:

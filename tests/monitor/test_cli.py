@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -728,3 +729,28 @@ def test_a_config_path_that_is_a_directory_is_worded_as_every_command_words_it(
     for args in (("check-config", str(tmp_path)), ("run", "--config", str(tmp_path))):
         result = cli(*args, check=False)
         assert (result.returncode, result.stderr.strip()) == (2, expected), args
+
+
+def test_replay_says_what_is_wrong_with_its_input_and_its_letters_path(
+    config: Path, tmp_path: Path
+) -> None:
+    # a read error of the events was "cannot write the output"
+    result = cli("replay", "/proc/self/mem", "--config", str(config), check=False)
+    assert result.returncode == 1
+    assert "error: cannot read /proc/self/mem: Input/output error" in result.stderr
+    # a gzip file: 1 line, rejected (not fatal), and a line that says why
+    packed = tmp_path / "e.jsonl.gz"
+    packed.write_bytes(gzip.compress(b'{"event_id": "x"}\n'))
+    result = cli("replay", str(packed), "--config", str(config))
+    assert f"replay: {packed} looks gzip-compressed: its lines are not JSON" in result.stderr
+    # --dead-letters in a directory that is not there: refused as --alerts-out is (it was
+    # created, parents and all)
+    events = tmp_path / "ok.jsonl"
+    events.write_text("", encoding="utf-8")
+    missing = tmp_path / "nowhere" / "letters.jsonl"
+    result = cli(
+        "replay", str(events), "--config", str(config), "--dead-letters", str(missing), check=False
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert f"error: --dead-letters {missing}: No such directory" in result.stderr
+    assert not missing.parent.exists()
