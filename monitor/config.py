@@ -290,6 +290,9 @@ class ConsoleSettings(FrozenModel):
         return value
 
 
+_WAITING_COUNTS = frozenset({"support_queue_waiting", "support_queue_breached_waiting"})
+"""Gauges that count waiting contacts: at most ``limits.max_open_contacts``."""
+
 _DEFAULT_CHANNELS: dict[str, dict[str, Any]] = {
     "voice": {
         "answer_seconds": 20,
@@ -418,7 +421,23 @@ class Settings(BaseSettings):
         self.detectors.validate_against(self.channels, self.windows)
         self.alerts.validate_against(self.channels, self.windows, self.notifiers, self.detectors)
         self._check_waiting_retention()
+        self._check_open_contact_limit()
         return self
+
+    def _check_open_contact_limit(self) -> None:
+        """No more contacts wait than ``limits.max_open_contacts`` (a ``contact.queued`` past
+        it is refused): a threshold on a waiting count that only a larger count passes can
+        never fire, and is refused."""
+        limit = self.limits.max_open_contacts
+        for i, t in enumerate(self.detectors.thresholds):
+            if not t.enabled or t.metric not in _WAITING_COUNTS or t.op not in {">", ">="}:
+                continue
+            if t.value > limit or (t.op == ">" and t.value == limit):
+                msg = (
+                    f"detectors.thresholds[{i}].value: {t.metric} {t.op} {t.value:g} can never "
+                    f"fire: limits.max_open_contacts ({limit}) bounds the contacts waiting"
+                )
+                raise ValueError(msg)
 
     def _check_waiting_retention(self) -> None:
         """A contact is forgotten once it has waited ``ingest.waiting_retention``, so the oldest

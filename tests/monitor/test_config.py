@@ -1079,3 +1079,20 @@ def test_a_service_level_target_outside_0_1_says_why(tmp_path: Path, target: str
     assert message.startswith("channels.voice.service_level_target: "), message
     assert "is not a share between 0 and 1 (both excluded)" in message
     assert "no error budget" in message
+
+
+def test_a_waiting_count_threshold_past_the_open_contact_limit_is_refused() -> None:
+    # accepted before: no more than max_open_contacts contacts can wait (more are refused)
+    limits = {"max_open_contacts": 1000}
+
+    def threshold(op: str, value: float) -> dict[str, object]:
+        rule = {"name": "huge", "metric": "support_queue_waiting", "op": op, "value": value}
+        return {"limits": limits, "detectors": {"thresholds": [rule]}}
+
+    assert _error(threshold(">", 5000)) == (
+        "detectors.thresholds[0].value: support_queue_waiting > 5000 can never fire: "
+        "limits.max_open_contacts (1000) bounds the contacts waiting"
+    )
+    assert "can never fire" in _error(threshold(">", 1000))
+    parse_settings(threshold(">=", 1000))  # 1,000 waiting is possible
+    parse_settings(threshold(">", 999))
