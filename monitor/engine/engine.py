@@ -1572,11 +1572,10 @@ class Engine:
             return None
         t.priority = ev.priority
         ch = t.q.channel
-        if t.solved_ts is None:
-            ch.open_by_priority[old] -= 1
-            ch.open_by_priority[ev.priority] += 1
         if t.solved_ts is not None:
             return None  # its clocks still running take the new target if it is reopened
+        ch.open_by_priority[old] -= 1
+        ch.open_by_priority[ev.priority] += 1
         targets = ch.settings.clock_targets(ev.priority)
         for index, clock in enumerate(t.clocks):
             if clock is None or clock.stopped:

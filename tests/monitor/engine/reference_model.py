@@ -693,9 +693,18 @@ def ticket_cycles(
             statuses.append((ts, value))
         elif kind == "priority_changed":
             priorities.append((ts, value))
-        elif kind == "customer_replied" and not solved and next_reply is None:
-            next_reply = ClockCycle(1, ts, None)
-            cycles.append(next_reply)
+        elif kind == "customer_replied" and not solved:
+            if next_reply is not None:
+                # one whose deadline passed while the ticket was solved ended there: a reply
+                # after the reopen starts a new one
+                probe = ClockCycle(1, next_reply.start, None)
+                walk_clock(probe, ts, cs, cal, statuses, priorities)
+                lapsed = probe.deadline
+                if lapsed is not None and lapsed < ts and not _open_at(t, lapsed):
+                    next_reply = None
+            if next_reply is None:
+                next_reply = ClockCycle(1, ts, None)
+                cycles.append(next_reply)
         elif kind == "responded":  # only a response ends first response and next reply
             seen = (list(statuses), list(priorities))
             if fr.stop is None:
