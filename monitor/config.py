@@ -697,6 +697,9 @@ def parse_settings(data: dict[str, Any]) -> Settings:
     problem = _not_unicode(data)
     if problem is not None:
         raise ConfigError(problem)
+    repeated = config_env.repeated_json_key()
+    if repeated is not None:
+        raise ConfigError(f"environment: {repeated}")
     if "channels" not in data and any(
         path.startswith("channels.") for path in config_env.overrides()
     ):

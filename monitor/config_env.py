@@ -9,8 +9,10 @@ as ``SUPPORT_MONITOR_EXPORTER_LISTEN``, silently ignored by pydantic-settings) i
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Collection, Mapping
+from typing import Any
 
 PREFIX = "SUPPORT_MONITOR_"
 NESTED = "__"
@@ -49,3 +51,40 @@ def unknown(fields: Collection[str], env: Mapping[str, str]) -> list[str]:
     """The variables whose first part names no top-level setting (pydantic-settings ignores
     them), sorted."""
     return sorted(name for path, name in env.items() if path.split(".")[0] not in fields)
+
+
+_SHOWN_KEY = 64
+"""A repeated key longer than this is not quoted."""
+
+
+def _first_repeated(text: str) -> str | None:
+    """The first key some object of the JSON ``text`` holds twice (None: none, or no JSON)."""
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in items:
+            if key in seen and not repeated:
+                repeated.append(key)
+            seen[key] = value
+        return seen
+
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+    except ValueError:
+        return None  # not JSON: pydantic-settings says so, naming the variable
+    return repeated[0] if repeated else None
+
+
+def repeated_json_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """``"VARIABLE: the key 'voice' twice"`` for the first override whose JSON value (an object
+    or a list) holds an object with a repeated key: JSON keeps the last silently, where the
+    same in a YAML file is refused. ``None`` when there is none; the value is never quoted."""
+    env = os.environ if environ is None else environ
+    for name in sorted(overrides(env).values()):
+        text = env[name].strip()
+        key = _first_repeated(text) if text.startswith(("{", "[")) else None
+        if key is not None:
+            shown = repr(key) if len(key) <= _SHOWN_KEY else "a key"
+            return f"{name}: the key {shown} twice (the last would silently win)"
+    return None

@@ -1096,3 +1096,19 @@ def test_a_waiting_count_threshold_past_the_open_contact_limit_is_refused() -> N
     assert "can never fire" in _error(threshold(">", 1000))
     parse_settings(threshold(">=", 1000))  # 1,000 waiting is possible
     parse_settings(threshold(">", 999))
+
+
+def test_an_environment_json_value_with_a_repeated_key_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # JSON keeps the last of two equal keys silently (here the bad T of the first voice was
+    # dropped without a word and the config passed); the same in a YAML file is refused
+    monkeypatch.setenv(
+        "SUPPORT_MONITOR_CHANNELS",
+        '{"voice": {"answer_seconds": -1}, "voice": {"answer_seconds": 20}}',
+    )
+    assert _error({}) == (
+        "environment: SUPPORT_MONITOR_CHANNELS: the key 'voice' twice (the last would silently win)"
+    )
+    monkeypatch.setenv("SUPPORT_MONITOR_CHANNELS", '{"voice": {"answer_seconds": 20}}')
+    assert parse_settings({}).channels["voice"].answer_seconds == 20
