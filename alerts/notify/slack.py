@@ -135,17 +135,16 @@ def _alert_blocks(alert: AlertInfo, now: float) -> list[dict[str, Any]]:
         fields.append(f"*Lasted*\n{duration(end - start)}")
         fields.append(f"*Since*\n{_since(start)}")
         fields.append(f"*Resolved*\n{_since(alert.resolved_at)}")
-    elif alert.kept_until is not None:  # its condition cleared: what it reads now
-        fields.append(
-            f"*Value now*\n{_num(alert.value_now)} (threshold {_num(alert.threshold)}; "
-            f"cleared, resolves at {_at(alert.kept_until)} unless it returns)"
-        )
-        fields.append(f"*Going on for*\n{duration(now - start)}")
-        fields.append(f"*Since*\n{_since(start)}")
     else:
-        fields.append(
-            f"*Value*\n{_num(alert.value)} (threshold {_num(alert.threshold)}{_held(alert)})"
-        )
+        if alert.kept_until is not None:  # its condition cleared: what it reads now
+            fields.append(
+                f"*Value now*\n{_num(alert.value_now)} (threshold {_num(alert.threshold)}; "
+                f"cleared, resolves at {_at(alert.kept_until)} unless it returns)"
+            )
+        else:
+            fields.append(
+                f"*Value*\n{_num(alert.value)} (threshold {_num(alert.threshold)}{_held(alert)})"
+            )
         fields.append(f"*Going on for*\n{duration(now - start)}")
         fields.append(f"*Since*\n{_since(start)}")
     if alert.expected is not None and not math.isnan(alert.expected):
