@@ -535,6 +535,9 @@ def _format_errors(exc: ValidationError) -> str:
         key = redaction.scrub_message(key, err, secret_names)
         variable = config_env.source_of(key, env) if key else None
         if variable is not None:  # the value came from the environment, not the file
+            whole = config_env.whole_list_variable(key, variable)
+            if whole is not None and err["type"] in {"list_type", "tuple_type"}:
+                msg = f"{msg}; a list is set whole, as JSON: {whole}='[...]'"
             key = f"{key} (from the environment: {variable})"
         # Cross-checks of the whole tree already start their message with the key they mean.
         lines.append(_one_line(f"{key}: {msg}" if key else msg))

@@ -35,10 +35,26 @@ def overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def source_of(key: str, env: Mapping[str, str]) -> str | None:
-    """The variable whose value ``key`` (``channels.voice.queues[0]``) is, or is part of."""
+    """The variable whose value ``key`` (``channels.voice.queues[0]``) is, is part of, or holds
+    a part of (``SUPPORT_MONITOR_WINDOWS__0`` makes ``windows`` a mapping, refused as
+    ``windows``)."""
     for path, name in env.items():
         if key == path or key.startswith((path + ".", path + "[")):
             return name
+    for path, name in env.items():
+        if path.startswith(key + "."):
+            return name
+    return None
+
+
+def whole_list_variable(key: str, variable: str) -> str | None:
+    """The variable that sets the list ``key`` whole (``SUPPORT_MONITOR_WINDOWS``) when
+    ``variable`` sets one of its items by index (``SUPPORT_MONITOR_WINDOWS__0``), which
+    pydantic-settings reads as a mapping; otherwise ``None``."""
+    parts = variable[len(PREFIX) :].split(NESTED)
+    depth = len(key.replace("[", ".").split("."))
+    if len(parts) > depth and parts[depth].isdigit():
+        return variable[: len(PREFIX)] + NESTED.join(parts[:depth])
     return None
 
 

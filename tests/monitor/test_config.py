@@ -580,6 +580,42 @@ def test_an_override_error_names_its_variable(monkeypatch: pytest.MonkeyPatch) -
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        (
+            "SUPPORT_MONITOR_WINDOWS__0",
+            (
+                "windows (from the environment: SUPPORT_MONITOR_WINDOWS__0): Input should be a "
+                "valid tuple; a list is set whole, as JSON: SUPPORT_MONITOR_WINDOWS='[...]'"
+            ),
+        ),
+        (
+            "SUPPORT_MONITOR_ALERTS__RULES__0__FOR",
+            (
+                "alerts.rules (from the environment: SUPPORT_MONITOR_ALERTS__RULES__0__FOR): Input "
+                "should be a valid tuple; a list is set whole, as JSON: "
+                "SUPPORT_MONITOR_ALERTS__RULES='[...]'"
+            ),
+        ),
+        (  # not a list: no advice about lists
+            "SUPPORT_MONITOR_EXPORTER__LISTEN__0",
+            (
+                "exporter.listen (from the environment: SUPPORT_MONITOR_EXPORTER__LISTEN__0): "
+                "Input should be a valid string"
+            ),
+        ),
+    ],
+)
+def test_an_override_of_one_item_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, expected: str
+) -> None:
+    # SUPPORT_MONITOR_WINDOWS__0=1m was refused as "windows: Input should be a valid tuple",
+    # naming neither the variable nor how to set a list (audit of 2026-12-05)
+    monkeypatch.setenv(variable, "5m")
+    assert _error({}) == expected
+
+
 def test_an_override_of_one_default_channel_keeps_the_others(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
