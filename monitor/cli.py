@@ -128,7 +128,9 @@ def run(
 @app.command()
 def replay(
     events: Annotated[
-        Path, typer.Argument(help="JSON Lines file of events.", exists=True, dir_okay=False)
+        Path,
+        # readable=False: a file that cannot be read is replay's own error (exit 1), as backtest's
+        typer.Argument(help="JSON Lines file of events.", readable=False),
     ],
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")],
     until: Annotated[
@@ -170,7 +172,7 @@ def replay(
     if dead_letters is not None and not dead_letters.parent.is_dir():  # as --alerts-out's open
         typer.echo(f"error: --dead-letters {dead_letters}: No such directory", err=True)
         raise typer.Exit(2)
-    _warn_if_compressed(events)
+    _check_events(events)
     try:
         out = None if alerts_out is None else _AlertsOut(alerts_out.open("wb"))
     except OSError as exc:
@@ -232,14 +234,16 @@ def _outputs_clash(
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _warn_if_compressed(events: Path) -> None:
-    """One stderr line when the events file starts as a gzip file does: every line of it is
-    then rejected (not fatal), and this says why."""
+def _check_events(events: Path) -> None:
+    """Exit 1 with ``error: cannot read FILE: <reason>`` when the events file cannot be opened,
+    before an output (``--alerts-out``) is truncated; one stderr line when it starts as a gzip
+    file does: every line of it is then rejected (not fatal), and this says why."""
     try:
         with events.open("rb") as file:
             head = file.read(2)
-    except OSError:
-        return  # the replay itself says what is wrong with reading it
+    except OSError as exc:
+        typer.echo(f"error: cannot read {events}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
     if head == _GZIP_MAGIC:
         typer.echo(
             f"replay: {events} looks gzip-compressed: its lines are not JSON; decompress it "

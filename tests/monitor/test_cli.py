@@ -754,3 +754,22 @@ def test_replay_says_what_is_wrong_with_its_input_and_its_letters_path(
     assert (result.returncode, result.stdout) == (2, "")
     assert f"error: --dead-letters {missing}: No such directory" in result.stderr
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("name", ["missing.jsonl", "."])
+def test_an_events_file_replay_cannot_open_is_exit_1_and_truncates_nothing(
+    config: Path, tmp_path: Path, name: str
+) -> None:
+    """A missing file was the parser's usage box (exit 2) where backtest and an unreadable file
+    say ``error: cannot read`` (exit 1); a directory was read after --alerts-out was emptied."""
+    events = tmp_path / name
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text("earlier run\n", encoding="utf-8")
+    args = ("replay", str(events), "--config", str(config), "--alerts-out", str(alerts))
+    result = cli(*args, check=False)
+    reason = "No such file or directory" if name != "." else "Is a directory"
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"error: cannot read {events}: {reason}\n"
+    assert alerts.read_text(encoding="utf-8") == "earlier run\n"
+    backtest = cli("backtest", str(events), "--config", str(config), check=False)
+    assert (backtest.returncode, backtest.stderr) == (1, result.stderr)
