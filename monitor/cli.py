@@ -76,17 +76,19 @@ def _bad_option(option: str, problem: object) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _load(path: Path | None) -> Settings:
-    settings = _try_load(path)
+def _load(path: Path | None, *, files: bool = True) -> Settings:
+    settings = _try_load(path, files=files)
     if settings is None:
         raise typer.Exit(2)
     return settings
 
 
-def _try_load(path: Path | None) -> Settings | None:
-    """The config at ``path``, or ``None`` once its errors are printed."""
+def _try_load(path: Path | None, *, files: bool = True) -> Settings | None:
+    """The config at ``path``, or ``None`` once its errors are printed. ``files=False``: the
+    files it names (secrets, certificates) are not read, for commands that connect to nothing
+    and send nothing (replay, backtest)."""
     try:
-        return load_settings(path)
+        return load_settings(path, files=files)
     except ConfigError as exc:
         where = f"{path}: " if path is not None and not str(exc).startswith(str(path)) else ""
         typer.echo(f"config error: {where}{exc}".replace("\n", "\n  "), err=True)
@@ -154,7 +156,7 @@ def replay(
     ] = None,
 ) -> None:
     """Feed a JSON Lines file through the pipeline with event time as the clock; print /metrics."""
-    settings = _load(config)
+    settings = _load(config, files=False)
     configure(settings.logging.level, "console" if sys.stderr.isatty() else "json")
     from support_monitor.monitor import replay as replaying  # noqa: PLC0415
 
@@ -305,7 +307,7 @@ def backtest(
     if output_format not in backtesting.FORMATS:
         _bad_option(f"--format {output_format!r}", "use table or json")
     paths = [path for path in (config, against) if path is not None]
-    loaded = [(str(path), _try_load(path)) for path in paths]  # both configs' errors
+    loaded = [(str(path), _try_load(path, files=False)) for path in paths]  # both configs' errors
     configs = [(name, settings) for name, settings in loaded if settings is not None]
     if len(configs) < len(loaded):
         raise typer.Exit(2)

@@ -777,20 +777,21 @@ def _env_problem(exc: SettingsError) -> str:
     )
 
 
-def load_settings(path: Path | None) -> Settings:
+def load_settings(path: Path | None, *, files: bool = True) -> Settings:
     """Read and validate a YAML config file (``None``: built-in defaults plus environment).
 
     Errors name the file, key, line and column, never a value of the file (it may be a secret).
     Every ``*file`` setting must name a readable file; a secret's file (``webhook_url_file``,
     ``bearer_token_file``, ...) must hold non-empty UTF-8 text of at most
-    ``SECRET_FILE_MAX_BYTES``. The files are read, never quoted. Every secret of the loaded
-    settings is registered with the log redaction."""
+    ``SECRET_FILE_MAX_BYTES``. The files are read, never quoted (``files=False``: not read at
+    all, for replay and backtest, which connect to nothing and send nothing). Every secret of
+    the loaded settings is registered with the log redaction."""
     data = {} if path is None else _read_yaml(path)
     try:
         settings = parse_settings(data)
     except SettingsError as exc:  # an environment override that is not valid JSON
         raise ConfigError(_env_problem(exc)) from None
-    problems = _file_problems(settings, "")  # blocking reads: callers run this off the loop
+    problems = _file_problems(settings, "") if files else []  # blocking reads: off the loop
     if problems:
         raise ConfigError("\n".join(problems))
     for secret in redaction.secret_values(settings):

@@ -773,3 +773,24 @@ def test_an_events_file_replay_cannot_open_is_exit_1_and_truncates_nothing(
     assert alerts.read_text(encoding="utf-8") == "earlier run\n"
     backtest = cli("backtest", str(events), "--config", str(config), check=False)
     assert (backtest.returncode, backtest.stderr) == (1, result.stderr)
+
+
+def test_replay_and_backtest_do_not_need_the_files_only_the_daemon_reads(tmp_path: Path) -> None:
+    """A production config copied to a laptop names secret and certificate files that are not
+    there: replay and backtest refused it, though they connect to nothing and send nothing
+    (audit of 2026-12-05); check-config and run still refuse it."""
+    missing = tmp_path / "absent"
+    config = tmp_path / "prod.yaml"
+    settings = {
+        **CONFIG,
+        "notifiers": {"receivers": {"pager": {"type": "slack", "webhook_url_file": str(missing)}}},
+        "sources": {"kafka": {"bootstrap_servers": "127.0.0.1:1", "ssl_cafile": str(missing)}},
+    }
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text("", encoding="utf-8")
+    checked = cli("check-config", str(config), check=False)
+    assert checked.returncode == 2
+    assert f"webhook_url_file: cannot read {missing}: No such file or directory" in checked.stderr
+    assert cli("replay", str(events), "--config", str(config), check=False).returncode == 0
+    assert cli("backtest", str(events), "--config", str(config), check=False).returncode == 0
