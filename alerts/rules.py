@@ -62,8 +62,8 @@ def _ms(ts: float) -> str:
 
 
 HELD_SENTENCE = (
-    " {side} its alert level now: the alert stays active while the detector still sees a "
-    "sustained change, or until it is sure of the recovery."
+    " {side} its alert level now, its healthy side: the alert stays active while the detector "
+    "still sees a sustained change, or until it is sure of the recovery."
 )
 """Added to a firing description whose value is on the quiet side of its threshold."""
 
@@ -202,8 +202,9 @@ class CompiledRule:
                 SUSTAINED_SENTENCE.format(side=side, change=change),
             )
         if side:  # active, but its value is not past the alert level: say so, not contradict it
-            return f" ({side} its alert level now; still active)", HELD_SENTENCE.format(
-                side=side.capitalize()
+            return (
+                f" ({side} its alert level now, its healthy side; still active)",
+                HELD_SENTENCE.format(side=side.capitalize()),
             )
         return "", ""
 

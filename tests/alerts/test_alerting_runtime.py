@@ -395,10 +395,12 @@ def test_a_firing_page_says_when_its_value_is_not_past_the_alert_level():
     source.signals = [sig(score=20, threshold=30)]  # active, yet below its threshold
     alerting.evaluate(T0)
     firing = next(r for r in records if r["state"] == "firing")["annotations"]
-    assert firing["summary"] == "voice: waited 20s (below its alert level now; still active)"
+    assert firing["summary"] == (
+        "voice: waited 20s (below its alert level now, its healthy side; still active)"
+    )
     assert firing["description"] == (
-        "Long. Below its alert level now: the alert stays active while the detector still sees "
-        "a sustained change, or until it is sure of the recovery."
+        "Long. Below its alert level now, its healthy side: the alert stays active while the "
+        "detector still sees a sustained change, or until it is sure of the recovery."
     )
     records.clear()
     alerting, source, _ = make(records=records, rule=rule)
