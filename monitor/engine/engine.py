@@ -105,8 +105,10 @@ from support_monitor.monitor.events import (
 
 # Timer kinds; at-risk timers sort before breaches at the same instant because a deadline is
 # "at risk" up to and including the deadline itself, and breached only once strictly past it.
-_FR_RISK, _NR_RISK, _RES_RISK, _ANSWER, _FR, _NR, _RES, _OVER_T = range(8)
-"""``_OVER_T``: a breached contact of ``QueueState.below_t`` passes the (raised) T again."""
+_FR_RISK, _NR_RISK, _RES_RISK, _ANSWER, _FR, _NR, _RES, _OVER_T, _LATE = range(9)
+"""``_OVER_T``: a breached contact of ``QueueState.below_t`` passes the (raised) T again.
+``_LATE``: a contact whose ``queued`` came after the watermark had passed its deadline, due at
+the clock of its arrival (so decided once the clock is ``allowed_lateness`` past it)."""
 _INCLUSIVE = (_FR_RISK, _NR_RISK, _RES_RISK)
 _CLOCK_OF_KIND = {_FR: 0, _NR: 1, _RES: 2, _FR_RISK: 0, _NR_RISK: 1, _RES_RISK: 2}
 _DEADLINE_KIND = (_FR, _NR, _RES)
@@ -391,7 +393,7 @@ class Engine:
         self.tickets: dict[str, Ticket] = {}
         self._solved_order: dict[str, None] = {}  # solved tickets still remembered, in solve order
         self.dedup = Deduplicator(ingest.dedup_max_ids, ingest.dedup_horizon)
-        self._timers = TimerHeap(self._spent, _INCLUSIVE)
+        self._timers = TimerHeap(self._spent, (*_INCLUSIVE, _LATE))
         self.now = -math.inf
         self.watermark = -math.inf
         self._next_second = -math.inf
@@ -634,7 +636,7 @@ class Engine:
         clock is paused or stopped, or its instant is no longer its clock's deadline or
         at-risk instant. Whatever brings such an item back under a timer (a reopen, a resumed
         clock, a new target, a reload) pushes an entry of its own."""
-        if kind in (_ANSWER, _OVER_T):
+        if kind in (_ANSWER, _OVER_T, _LATE):
             c = self.contacts.get(key)
             if c is None:
                 return True
@@ -714,13 +716,8 @@ class Engine:
         if kind == _OVER_T:
             self._over_t(when, key)
             return
-        if kind == _ANSWER:
-            c = self.contacts.get(key)
-            if c is None or c.answered_ts is not None or c.breached:
-                return
-            answer = c.q.channel.settings.answer_seconds
-            if answer is not None and instant(c.queued_ts + answer) == when:
-                self._breach_waiting(c)
+        if kind in (_ANSWER, _LATE):
+            self._contact_due(when, kind, key)
             return
         t = self.tickets.get(key)
         if t is None or t.solved_ts is not None:
@@ -735,6 +732,19 @@ class Engine:
                 t.q.at_risk[index] += 1
         elif clock.deadline == when:
             self._settle(t, index, clock, math.inf)
+
+    def _contact_due(self, when: float, kind: int, key: str) -> None:
+        """A waiting contact's deadline (``_ANSWER``), or the end of a late contact's lateness
+        (``_LATE``), passed the watermark: breached if it still waits."""
+        c = self.contacts.get(key)
+        if c is None or c.answered_ts is not None or c.breached:
+            return
+        answer = c.q.channel.settings.answer_seconds
+        if answer is None:
+            return
+        deadline = instant(c.queued_ts + answer)
+        if deadline == when or (kind == _LATE and deadline < when):
+            self._breach_waiting(c)
 
     def _forget_talking(self, cutoff: float) -> None:
         """Forget answered contacts whose ``ended`` never came (oldest answers first)."""
@@ -1291,16 +1301,22 @@ class Engine:
             return Reject.CAPACITY
         c = Contact(q, ev.contact_id, ts)
         self.contacts[ev.contact_id] = c
-        if not q.add_waiting(ev.contact_id, c):
-            self._at(instant(ts + answer), _ANSWER, ev.contact_id)  # out of order: its own timer
+        deadline = instant(ts + answer)
+        in_order = q.add_waiting(ev.contact_id, c)
+        late = deadline < self.watermark
+        if late and self.lateness > 0:
+            # So late that the watermark already passed its deadline: decided once the clock is
+            # the allowed lateness past its arrival (not at the next second), so that its
+            # outcome delivered with it (a file written contact by contact) is judged by its ts.
+            q.pending.pop(ev.contact_id, None)
+            self._at(self.now, _LATE, ev.contact_id)
+        elif not in_order:
+            self._at(deadline, _ANSWER, ev.contact_id)  # out of order: its own timer
         q.queued += 1
         for agg in ch.windows.targets(ts):
             agg.queued += 1
         self.workforce.contact_queued(ch, q.name, ts)
-        if instant(ts + answer) < self.watermark:
-            # so late that the watermark already passed its deadline: breached now, as the
-            # clock's next second would (its timer then finds it breached), so an outcome
-            # delivered right after it finds it breached; O(1), not a decision over every queue
+        if late and self.lateness <= 0:  # nothing may wait: breached now
             self._breach_waiting(c)
         if self._early:
             self._release_early((False, ev.contact_id))

@@ -431,20 +431,64 @@ def test_with_max_early_outcomes_0_what_would_wait_is_judged_as_it_stands() -> N
     assert engine.early_outcomes_held == 0
 
 
-def test_a_queued_later_than_its_deadline_is_breached_before_its_next_event() -> None:
-    # Clock at 600 (a complaint), lateness 5 s: a queued stamped 290 (deadline 310, T = 20 s)
-    # is decided at once, so its answer stamped 300 and delivered right after it finds it
-    # breached, as when the clock moved between the two (before, no breach in that case).
-    for between in (False, True):
+@pytest.mark.parametrize(
+    ("between", "answer_ts", "breaches"),
+    [
+        # answered at 300, within T of its queued 290 (deadline 310): no breach, whether or not
+        # an event moved the clock by less than the lateness in between
+        (None, 300, 0),
+        (601, 300, 0),
+        (604, 300, 0),
+        # answered at 315, past the deadline: breached at the answer, as in ts order
+        (None, 315, 1),
+        # the clock moved the lateness (5 s) past the queued's arrival (600) first: decided,
+        # still waiting, breached; the answer then changes nothing
+        (605, 300, 1),
+    ],
+)
+def test_a_queued_later_than_its_deadline_gives_its_outcome_the_lateness(
+    between: int | None, answer_ts: int, breaches: int
+) -> None:
+    # Clock at 600 (a complaint), lateness 5 s: a queued stamped 290 (T = 20 s, deadline 310)
+    # arrives with the watermark (595) past its deadline. It was breached at once, so a file
+    # written contact by contact (queued, answered, then the next contact's) counted a breach
+    # for a contact answered in 10 s (audit of 2026-12-05).
+    s = Stream()
+    s.add("complaint.received", 600, "email")
+    s.add("contact.queued", 290, "voice", contact_id="c1", queue="billing")
+    if between is not None:
+        s.add("complaint.received", between, "email")
+    s.add("contact.answered", answer_ts, "voice", contact_id="c1")
+    engine, _ = run(s.lines, until=620)
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == breaches
+    in_sla = 1 if answer_ts - 290 <= 20 else 0
+    assert value(engine, "support_contacts_answered_in_sla_total", **V) == in_sla
+    assert value(engine, "support_contacts_answered_total", **V) == 1
+
+
+def test_a_late_queued_without_an_outcome_is_breached_once_the_clock_moves_on() -> None:
+    # no outcome: breached once the clock is the lateness past the arrival, or at the end
+    for until in (600, 605, 700):
         s = Stream()
         s.add("complaint.received", 600, "email")
         s.add("contact.queued", 290, "voice", contact_id="c1", queue="billing")
-        if between:
-            s.add("complaint.received", 601, "email")
-        s.add("contact.answered", 300, "voice", contact_id="c1")
-        engine, _ = run(s.lines, until=602)
-        assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1, between
-        assert value(engine, "support_contacts_answered_in_sla_total", **V) == 1  # wait 10 s
+        engine, _ = run(s.lines, until=until)
+        assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1, until
+        assert value(engine, "support_queue_breached_waiting", **V) == 1, until
+    # the same contact ids, in one file grouped contact by contact, as written by hand
+    s = Stream()
+    s.add("contact.queued", 0, "voice", contact_id="c1", queue="billing")
+    s.add("contact.answered", 10, "voice", contact_id="c1")
+    s.add("contact.ended", 300, "voice", contact_id="c1")
+    s.add("contact.queued", 30, "voice", contact_id="c2", queue="billing")
+    s.add("contact.abandoned", 33, "voice", contact_id="c2")
+    s.add("contact.queued", 40, "voice", contact_id="c3", queue="billing")
+    s.add("contact.answered", 75, "voice", contact_id="c3")
+    engine, _ = run(s.lines, until=400)
+    # c3 waited 35 s > T = 20: its breach only; c2 (3 s) a short abandon, not a breach
+    assert value(engine, "support_sla_breaches_total", **V, sla="answer") == 1
+    assert value(engine, "support_contacts_abandoned_short_total", **V) == 1
+    assert value(engine, "support_contacts_answered_in_sla_total", **V) == 1
 
 
 def test_held_outcomes_survive_a_snapshot() -> None:
