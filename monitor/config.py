@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import copy
 import errno
+import hashlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -577,12 +579,11 @@ def _file_problem(path: Path, *, secret: bool) -> str | None:
     return None
 
 
-def _file_problems(value: object, key: str, depth: int = 0) -> list[str]:
-    """``<key>: <problem>`` for every ``*file`` setting whose file cannot be read. A secret's
-    file (``X_file`` beside a secret ``X``) must also be non-empty UTF-8 text."""
-    problems: list[str] = []
+def _files(value: object, key: str, depth: int = 0) -> Iterator[tuple[str, Path, bool]]:
+    """``(key, path, secret)`` of every ``*file`` setting that is set: ``secret`` when it holds
+    a secret (``X_file`` beside a secret ``X``)."""
     if depth > 12:  # deeper than any settings tree
-        return problems
+        return
     if isinstance(value, BaseModel):
         fields = type(value).model_fields
         secrets = redaction.secret_field_names(type(value))
@@ -590,19 +591,41 @@ def _file_problems(value: object, key: str, depth: int = 0) -> list[str]:
             item = getattr(value, name)
             where = f"{key}.{name}" if key else name
             if name.endswith("file") and isinstance(item, Path):
-                secret = name.endswith("_file") and name.removesuffix("_file") in secrets
-                problem = _file_problem(item, secret=secret)
-                if problem is not None:
-                    problems.append(f"{where}: {problem}")
+                yield where, item, name.endswith("_file") and name.removesuffix("_file") in secrets
             else:
-                problems.extend(_file_problems(item, where, depth + 1))
+                yield from _files(item, where, depth + 1)
     elif isinstance(value, dict):
         for name, item in value.items():
-            problems.extend(_file_problems(item, f"{key}.{name}", depth + 1))
+            yield from _files(item, f"{key}.{name}", depth + 1)
     elif isinstance(value, tuple):
         for i, item in enumerate(value):
-            problems.extend(_file_problems(item, f"{key}[{i}]", depth + 1))
+            yield from _files(item, f"{key}[{i}]", depth + 1)
+
+
+def _file_problems(settings: Settings) -> list[str]:
+    """``<key>: <problem>`` for every ``*file`` setting whose file cannot be read. A secret's
+    file must also be non-empty UTF-8 text."""
+    problems: list[str] = []
+    for where, path, secret in _files(settings, ""):
+        problem = _file_problem(path, secret=secret)
+        if problem is not None:
+            problems.append(f"{where}: {problem}")
     return problems
+
+
+def secret_file_digests(settings: Settings) -> dict[str, str]:
+    """Key of each secret file setting -> a SHA-256 of its content (``""``: unreadable), so a
+    reload can tell that a file the running notifiers read at start-up now holds another
+    secret. Blocking reads: call off the loop."""
+    digests: dict[str, str] = {}
+    for where, path, secret in _files(settings, ""):
+        if secret:
+            try:
+                data = read_bounded(path, SECRET_FILE_MAX_BYTES)
+            except OSError:
+                data = None
+            digests[where] = "" if data is None else hashlib.sha256(data.strip()).hexdigest()
+    return digests
 
 
 def config_notes(settings: Settings) -> list[str]:
@@ -791,7 +814,7 @@ def load_settings(path: Path | None, *, files: bool = True) -> Settings:
         settings = parse_settings(data)
     except SettingsError as exc:  # an environment override that is not valid JSON
         raise ConfigError(_env_problem(exc)) from None
-    problems = _file_problems(settings, "") if files else []  # blocking reads: off the loop
+    problems = _file_problems(settings) if files else []  # blocking reads: off the loop
     if problems:
         raise ConfigError("\n".join(problems))
     for secret in redaction.secret_values(settings):

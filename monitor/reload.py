@@ -16,7 +16,7 @@ from pathlib import Path
 import structlog
 
 from support_monitor.alerts.runtime import Alerting
-from support_monitor.monitor.config import Settings, load_settings
+from support_monitor.monitor.config import Settings, load_settings, secret_file_digests
 from support_monitor.monitor.engine.engine import Engine, RestartNeeded
 from support_monitor.monitor.errors import ConfigError, raising_line
 from support_monitor.monitor.logs import configure
@@ -62,6 +62,7 @@ class Reloader:
         self._apply = apply
         self._hup = hangup if hangup is not None else asyncio.Event()
         self._log = structlog.get_logger("support_monitor.reload")
+        self._secrets: dict[str, str] = {}
 
     def reload(self, new: Settings) -> str | None:
         """Apply ``new``; ``None`` when applied, else why it was refused (nothing changed)."""
@@ -108,8 +109,10 @@ class Reloader:
             await self._attempt("sighup" if hup else "file_changed")
 
     async def start(self) -> None:
-        """Remember the file's modification time as the loaded version's."""
+        """Remember the file's modification time as the loaded version's, and what its secret
+        files hold (the notifiers read them at start-up, and only a restart reads them again)."""
         self._last = await asyncio.to_thread(_mtime, self.path)
+        self._secrets = await asyncio.to_thread(secret_file_digests, self.settings)
 
     async def _attempt(self, trigger: str) -> None:
         if await asyncio.to_thread(_empty, self.path):
@@ -136,7 +139,19 @@ class Reloader:
                 "config_reload_refused", trigger=trigger, path=str(self.path), error=error
             )
             return
-        why = self.reload(new)
+        secrets = await asyncio.to_thread(secret_file_digests, new)
+        changed = next(
+            (key for key, digest in secrets.items() if self._secrets.get(key, digest) != digest),
+            None,
+        )
+        why = (
+            self.reload(new)
+            if changed is None
+            else (
+                f"{changed}: the file holds another secret now: restart the daemon to apply it "
+                "(the running notifiers keep the one read at start-up)"
+            )
+        )
         if why is None:
             self._log.info("config_reloaded", trigger=trigger, path=str(self.path))
         else:

@@ -329,3 +329,45 @@ def test_run_blocks_its_signals_before_the_command_line_loads(
         check=True,
     )
     assert proc.stdout.strip() == str(blocked)
+
+
+def test_a_secret_file_that_holds_another_secret_is_a_restart_not_a_reload(
+    tmp_path: Path,
+) -> None:
+    """A rotated webhook file and SIGHUP logged config_reloaded while the notifiers kept the
+    old URL they read at start-up (audit of 2026-12-05): now refused, naming the key, with
+    nothing applied; the same file with the same secret reloads."""
+    secret = tmp_path / "slack-url"
+    secret.write_text("https://hooks.slack.com/services/T0/B0/old\n", encoding="utf-8")
+    config = {
+        **CONFIG,
+        "notifiers": {"receivers": {"pager": {"type": "slack", "webhook_url_file": str(secret)}}},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    settings = parse_settings(config)
+    applied: list[object] = []
+    reloader = Reloader(path, settings, applied.append)
+    asyncio.run(reloader.start())
+    changed = {**config, "windows": list(CONFIG["windows"])}  # the same config, written again
+    path.write_text(yaml.safe_dump(changed), encoding="utf-8")
+    secret.write_text("https://hooks.slack.com/services/T0/B0/old", encoding="utf-8")  # same
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(reloader._attempt("sighup"))
+    assert [e["event"] for e in logs] == ["config_reloaded"]
+    assert len(applied) == 1
+    secret.write_text("https://hooks.slack.com/services/T0/B0/new\n", encoding="utf-8")
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(reloader._attempt("sighup"))
+    assert [(e["event"], e["error"]) for e in logs] == [
+        (
+            "config_reload_refused",
+            (
+                "notifiers.receivers.pager.webhook_url_file: the file holds another secret now: "
+                "restart the daemon to apply it (the running notifiers keep the one read at "
+                "start-up)"
+            ),
+        )
+    ]
+    assert len(applied) == 1
+    assert "hooks.slack.com" not in repr(logs)
