@@ -90,6 +90,10 @@ class IngestSettings(FrozenModel):
 
     @model_validator(mode="after")
     def _ages(self) -> Self:
+        for key in ("complaint_tags", "complaint_categories"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key}: must not repeat")
         if self.max_event_age <= 0:
             raise ValueError("max_event_age: must be above 0 s (at 0 every event is too old)")
         if self.max_event_age < self.allowed_lateness:

@@ -1148,3 +1148,16 @@ def test_an_environment_json_value_with_a_repeated_key_is_refused(
     )
     monkeypatch.setenv("SUPPORT_MONITOR_CHANNELS", '{"voice": {"answer_seconds": 20}}')
     assert parse_settings({}).channels["voice"].answer_seconds == 20
+
+
+@pytest.mark.parametrize("key", ["complaint_categories", "complaint_tags"])
+def test_a_complaint_category_or_tag_named_twice_is_refused(key: str) -> None:
+    # [billing, billing] was accepted, where repeated queues and windows are refused (audit of
+    # 2026-12-05)
+    assert _error({"ingest": {key: ["billing", "refund", "billing"]}}) == (
+        f"ingest.{key}: must not repeat"
+    )
+    assert getattr(parse_settings({"ingest": {key: ["billing", "refund"]}}).ingest, key) == (
+        "billing",
+        "refund",
+    )
