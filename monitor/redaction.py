@@ -104,12 +104,23 @@ def hide_urls(text: str) -> str:
     return _URL.sub(NOT_SHOWN, text)
 
 
+SCRUB_MIN_CHARS = 8
+"""A secret shorter than this is hidden from a message only where it is quoted (``'...'``): bare,
+a value such as ``space`` or `` t`` also spells words of the message's own text, and hiding
+those garbled the message and showed, by what went missing, the secret itself."""
+
+
 def scrub_message(message: str, error: ErrorDetails, names: frozenset[str]) -> str:
-    """``message`` without any URL and without the raw value of a secret field."""
+    """``message`` without any URL and without the raw value of a secret field (quoted, or
+    bare when it is at least ``SCRUB_MIN_CHARS`` long)."""
     loc = error.get("loc", ())
     inside = any(str(part) in names for part in loc)
     for secret in sorted(_strings_under(error.get("input"), names, inside), key=len, reverse=True):
-        if secret and secret in message:
+        if not secret:
+            continue
+        for quoted in (repr(secret), f"'{secret}'", f'"{secret}"'):
+            message = message.replace(quoted, NOT_SHOWN)
+        if len(secret.strip()) >= SCRUB_MIN_CHARS:
             message = message.replace(secret, NOT_SHOWN)
     return hide_urls(message)
 

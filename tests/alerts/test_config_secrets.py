@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from support_monitor.monitor import logs
+from support_monitor.monitor import logs, redaction
 from support_monitor.monitor.config import Settings, load_settings
 from support_monitor.monitor.errors import ConfigError
 from support_monitor.monitor.redaction import secret_field_names, secret_values
@@ -266,3 +266,36 @@ def test_log_lines_are_redacted_also_in_tracebacks(restore_logging: None) -> Non
 def test_short_values_are_not_masked_everywhere():
     logs.register_secret("ab")
     assert logs.REDACTOR.text("about abc") == "about abc"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "headers: {X-Api-Key: 'space '}",
+            "notifiers.receivers.w.headers.X-Api-Key: the value starts or ends with a space or tab",
+        ),
+        (
+            "bearer_token: ' t'",
+            "notifiers.receivers.w.bearer_token: the token starts or ends with a space or tab",
+        ),
+    ],
+)
+def test_a_short_secret_does_not_garble_the_message(tmp_path, text, expected):
+    """A secret that is also a word of the message was cut out of it: "starts or ends with a
+    <not shown>or tab" for the header value "space ", which the gap then spelt out (audit of
+    2026-12-05)."""
+    receiver = "notifiers:\n  receivers:\n    w:\n      type: webhook\n      url: http://h/x\n"
+    message = _error(tmp_path / "c.yaml", f"{receiver}      {text}\n")
+    assert message.endswith(expected)
+
+
+def test_a_short_secret_quoted_by_a_message_is_hidden():
+    error = {"loc": ("bearer_token",), "input": "abc", "type": "value_error", "msg": "", "ctx": {}}
+    names = frozenset({"bearer_token"})
+    shown = redaction.scrub_message("token 'abc' is refused; abc", error, names)  # type: ignore[arg-type]
+    assert shown == "token <not shown> is refused; abc"
+    long_secret = "s3cr3t-t0ken"
+    error["input"] = long_secret
+    shown = redaction.scrub_message(f"bad {long_secret}!", error, names)  # type: ignore[arg-type]
+    assert shown == "bad <not shown>!"
