@@ -794,3 +794,35 @@ def test_replay_and_backtest_do_not_need_the_files_only_the_daemon_reads(tmp_pat
     assert f"webhook_url_file: cannot read {missing}: No such file or directory" in checked.stderr
     assert cli("replay", str(events), "--config", str(config), check=False).returncode == 0
     assert cli("backtest", str(events), "--config", str(config), check=False).returncode == 0
+
+
+def test_check_config_says_which_receiver_run_would_find_unusable(tmp_path: Path) -> None:
+    """A webhook file that holds no URL passed check-config, the gate before a deploy, and then
+    every page to it failed (audit of 2026-12-05): a note now, naming the key, never the value."""
+    bad = tmp_path / "slack-url"
+    bad.write_text("hooks.slack.com/services/T0/B0/s3cr3tpart\n", encoding="utf-8")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "notifiers:\n  receivers:\n"
+        f"    pager: {{type: slack, webhook_url_file: '{bad}'}}\n"
+        "    hook: {type: webhook, url_env: TEST_UNSET_RECEIVER_URL}\n"
+        "    fine: {type: webhook, url: 'http://127.0.0.1:9/x'}\n"
+        "  routes:\n    - {receiver: pager}\n"
+        "sources:\n  mqtt: {host: 127.0.0.1, topics: [support/events]}\n",
+        encoding="utf-8",
+    )
+    result = cli("check-config", str(cfg))
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[1:] == [
+        (
+            f"note: notifiers.receivers.pager: webhook_url_file {bad}: must be an http:// or "
+            "https:// URL: `run` starts, but every page to 'pager' fails (receiver_unavailable) "
+            "until this is fixed and the daemon restarted"
+        ),
+        (
+            "note: notifiers.receivers.hook: url_env: environment variable "
+            "TEST_UNSET_RECEIVER_URL is not set: `run` starts, but every page to 'hook' "
+            "fails (receiver_unavailable) until this is fixed and the daemon restarted"
+        ),
+    ]
+    assert "s3cr3tpart" not in result.stdout + result.stderr
