@@ -647,7 +647,7 @@ class Engine:
         if t is None or t.solved_ts is not None:
             return True
         clock = t.clocks[_CLOCK_OF_KIND[kind]]
-        if clock is None or not clock.running:
+        if clock is None or clock.stopped:  # paused: see _over_while_paused
             return True
         return (clock.risk_at if kind in _INCLUSIVE else clock.deadline) != when
 
@@ -724,7 +724,7 @@ class Engine:
             return
         index = _CLOCK_OF_KIND[kind]
         clock = t.clocks[index]
-        if clock is None or not clock.running:
+        if clock is None or clock.stopped:  # paused: see _over_while_paused
             return
         if kind in _INCLUSIVE:
             if not clock.risk and clock.risk_at == when and clock.deadline >= self.watermark:
@@ -1572,6 +1572,7 @@ class Engine:
                 self._clear_risk(t, index, clock)
                 clock.deadline = clock.risk_at = math.inf
             elif clock.paused and index not in paused:
+                self._settle(t, index, clock, ts)  # one _over_while_paused has not decided yet
                 clock.since = ts
                 self._schedule(ev.ticket_id, t, index, clock)
         self.update_paused(t)
@@ -1601,8 +1602,24 @@ class Engine:
             self._clear_risk(t, index, clock)
             clock.target = targets[index]
             self._schedule(ev.ticket_id, t, index, clock)
+            if clock.paused:
+                self._over_while_paused(ev.ticket_id, t, index, clock, ts)
         self.update_paused(t)
         return None
+
+    def _over_while_paused(
+        self, ticket_id: str, t: Ticket, index: int, clock: Clock, ts: float
+    ) -> None:
+        """A priority change at ``ts`` gave a paused clock a target below the business time it
+        has already run: its deadline (change time + new target - run, walking back in business
+        time) is already past, while the ticket is open, so it breached there. Decided as a
+        running clock's past deadline is, by its timer (a second change at the same instant
+        still counts alone), or by the next event that resumes or stops the clock."""
+        target = clock.target
+        if target is None or clock.breached or clock.elapsed <= target:
+            return
+        clock.deadline = shift(t.q.calendar, ts, target - clock.elapsed)
+        self._at(clock.deadline, _DEADLINE_KIND[index], ticket_id)
 
     def _solved(self, ev: TicketSolved, ts: float) -> Reject | None:
         t = self.tickets.get(ev.ticket_id)
@@ -1625,6 +1642,8 @@ class Engine:
             # ticket is neither at risk nor overdue.
             if clock.running:
                 self._run_to(t, index, clock, ts)  # a deadline passed before the solve: a breach
+            else:  # paused: a deadline _over_while_paused set, not decided yet, is a breach
+                self._settle(t, index, clock, ts)
             if index == 0 and clock.breached:
                 q.overdue_first_response -= 1
             self._clear_risk(t, index, clock)
@@ -1768,6 +1787,8 @@ class Engine:
         ``ts`` is past it; no longer at risk."""
         if clock.running:
             self._run_to(t, index, clock, ts)
+        else:  # paused: a deadline _over_while_paused set, not decided yet, is a breach
+            self._settle(t, index, clock, ts)
         if index == 0 and clock.breached:
             t.q.overdue_first_response -= 1
         self._clear_risk(t, index, clock)

@@ -643,12 +643,18 @@ def walk_clock(  # noqa: PLR0917
         cuts.update((a, b))
     points = sorted(c for c in cuts if cycle.start <= c <= horizon)
     paused_by = pause_statuses(cs, cycle.clock)
+    changes = {ts for ts, _ in priorities[1:]}
     run = 0
 
     def reached(p: int) -> bool:
+        """The clock has run its target at ``p``: running, or paused when a priority change at
+        ``p`` sets a target below the time already run (its deadline is then already past)."""
         target = clock_targets(cs, _value_at(priorities, p))[cycle.clock]
-        paused = _value_at(statuses, p) in paused_by
-        return target is not None and not paused and run >= target
+        if target is None:
+            return False
+        if _value_at(statuses, p) in paused_by:
+            return p in changes and run > target
+        return run >= target
 
     def deadline_at(p: int) -> int:
         """The deadline when the target is found reached at ``p``: ``p`` less the business

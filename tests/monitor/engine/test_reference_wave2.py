@@ -736,11 +736,14 @@ def test_same_instant_response_and_priority_change_apply_in_lifecycle_order() ->
         assert _fr(engine)[0] == 1, order
 
 
-def test_a_clock_resumed_past_its_new_target_is_stamped_at_resume_plus_target_minus_run() -> None:
+def test_a_paused_clock_given_a_target_below_its_run_breaches_at_change_plus_target_minus_run() -> (
+    None
+):
     """Created 09:00:00 (normal: 60 s first response), ``on_hold`` (pauses first response here)
-    at :40 with 40 s run, ``urgent`` (20 s) at :45 while paused (no deadline while paused),
-    ``open`` at :50: the deadline is 09:00:50 + 20 s - 40 s = 09:00:30. At 09:01:29 the 1m
-    window (09:00:29, 09:01:29] holds the breach; at 09:01:30 it does not."""
+    at :40 with 40 s run, ``urgent`` (20 s) at :45 while paused: the deadline is 09:00:45 + 20 s
+    - 40 s = 09:00:25, already past, while the ticket is open: breached (until 2026-12-05 it was
+    stamped at the resume, :50 + 20 s - 40 s = :30, and a solve while paused lost it). At
+    09:01:24 the 1m window (09:00:24, 09:01:24] holds the breach; at 09:01:25 it does not."""
     lines = [
         _event(1, "ticket.created", "2026-03-02T09:00:00", channel="email", ticket_id="t"),
         _event(
@@ -768,11 +771,31 @@ def test_a_clock_resumed_past_its_new_target_is_stamped_at_resume_plus_target_mi
             status="open",
         ),
     ]
-    engine, _ = run(lines, parse_settings(CFG_247), _at("2026-03-02T09:01:29"))
+    engine, _ = run(lines, parse_settings(CFG_247), _at("2026-03-02T09:01:24"))
     assert _fr(engine)[0] == 1
     assert engine.channels["email"].windows.total("1m").breaches_first_response == 1
-    engine.flush(T0 + _at("2026-03-02T09:01:30"))
+    engine.flush(T0 + _at("2026-03-02T09:01:25"))
     assert engine.channels["email"].windows.total("1m").breaches_first_response == 0
+    # solved while still on hold: the breach stays counted (it was lost)
+    solved = [
+        *lines[:3],
+        _event(4, "ticket.solved", "2026-03-02T09:00:50", channel="email", ticket_id="t"),
+    ]
+    engine, _ = run(solved, parse_settings(CFG_247), _at("2026-03-02T10:00:00"))
+    assert _fr(engine)[0] == 1
+    # the same with a second change at :45 back to normal (60 s): only the last counts
+    back = _event(
+        5,
+        "ticket.priority_changed",
+        "2026-03-02T09:00:45",
+        channel="email",
+        ticket_id="t",
+        priority="normal",
+    )
+    engine, _ = run(
+        [*lines[:3], back, solved[3]], parse_settings(CFG_247), _at("2026-03-02T10:00:00")
+    )
+    assert _fr(engine)[0] == 0
 
 
 def test_a_breached_clock_given_a_later_deadline_is_never_at_risk_again_by_hand() -> None:
