@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 from pydantic import BaseModel, SecretStr
 
+from support_monitor.alerts.config import SlackReceiver, WebhookReceiver
 from support_monitor.alerts.urls import token_problem, url_problem
 from support_monitor.monitor.logs import register_secret
 
@@ -90,3 +92,22 @@ def register_url(value: str) -> None:
     register_secret(value)
     with contextlib.suppress(Exception):  # a URL httpx cannot parse is never requested
         register_secret(str(httpx.URL(value)))
+
+
+def receiver_problems(
+    receivers: Mapping[str, SlackReceiver | WebhookReceiver],
+) -> list[tuple[str, str]]:
+    """``(name, "notifiers.receivers.<name>: <problem>")`` for each receiver whose URL or
+    token, read from its file or variable as the daemon reads them at start-up, it could not
+    use (not a URL, a variable not set here): the daemon starts, and every page to it fails.
+    Blocking reads (``check-config``); each message names the key, never the value."""
+    problems = []
+    for name, cfg in receivers.items():
+        try:
+            if isinstance(cfg, SlackReceiver):
+                resolve_url(cfg, "webhook_url")
+            else:
+                resolve_token(cfg, "bearer_token", resolve_url(cfg, "url"))
+        except ValueError as exc:
+            problems.append((name, f"notifiers.receivers.{name}: {exc}"))
+    return problems

@@ -515,6 +515,15 @@ FAMILIES: tuple[Family, ...] = (
         "Requests answered 401 (basic auth missing or wrong).",
     ),
     Family(
+        "support_monitor_console_requests_refused_total",
+        "counter",
+        ("reason",),
+        "http",
+        "Console requests refused for their credentials: bad_token (a write without the API "
+        "token), bad_link (an acknowledge link whose signature or expiry does not check out), "
+        "stale_link (a link of an earlier firing).",
+    ),
+    Family(
         "support_monitor_cluster_partition_ready",
         "gauge",
         ("topic", "partition"),

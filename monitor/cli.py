@@ -18,6 +18,7 @@ from typing import Annotated, BinaryIO, NoReturn
 import typer
 from pydantic import ValidationError
 
+from support_monitor.alerts.secrets import receiver_problems
 from support_monitor.monitor.config import Settings, config_notes, load_settings
 from support_monitor.monitor.durations import parse_duration
 from support_monitor.monitor.errors import ConfigError
@@ -328,6 +329,11 @@ def check_config(
     )
     for line in config_notes(settings):
         typer.echo(f"note: {line}")
+    for name, problem in receiver_problems(settings.notifiers.receivers):
+        typer.echo(
+            f"note: {problem}: `run` starts, but every page to {name!r} fails "
+            "(receiver_unavailable) until this is fixed and the daemon restarted"
+        )
 
 
 @app.command()

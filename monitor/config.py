@@ -680,29 +680,6 @@ def config_notes(settings: Settings) -> list[str]:
             "notifiers: no route and no alertmanager.urls: alerts are evaluated and exported "
             "(/metrics, ALERTS), but nobody is paged"
         )
-    notes.extend(_receiver_notes(settings))
-    return notes
-
-
-def _receiver_notes(settings: Settings) -> list[str]:
-    """A receiver whose URL or token, read from its file or variable, `run` would refuse (not a
-    URL, a variable not set here): it starts, and every page to that receiver fails. Blocking
-    reads (check-config only); the messages name the key, never the value."""
-    from support_monitor.alerts.config import SlackReceiver  # noqa: PLC0415 - check-config only
-    from support_monitor.alerts.secrets import resolve_token, resolve_url  # noqa: PLC0415
-
-    notes = []
-    for name, cfg in settings.notifiers.receivers.items():
-        try:
-            if isinstance(cfg, SlackReceiver):
-                resolve_url(cfg, "webhook_url")
-            else:
-                resolve_token(cfg, "bearer_token", resolve_url(cfg, "url"))
-        except ValueError as exc:
-            notes.append(
-                f"notifiers.receivers.{name}: {exc}: `run` starts, but every page to {name!r} "
-                "fails (receiver_unavailable) until this is fixed and the daemon restarted"
-            )
     return notes
 
 

@@ -38,7 +38,7 @@ import socket
 import ssl
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from http import HTTPStatus
@@ -57,6 +57,7 @@ from support_monitor.monitor import catalogue
 from support_monitor.monitor.config import ExporterSettings
 from support_monitor.monitor.errors import SupportMonitorError
 from support_monitor.monitor.exporter import render
+from support_monitor.monitor.logs import Throttle
 from support_monitor.monitor.webconfig import (
     WebConfig,
     WebConfigError,
@@ -124,10 +125,12 @@ def gzip_accepted(accept_encoding: str) -> bool:
 
 class Mounted(Protocol):
     """Extra routes on the listener (the console, ``monitor.console.Console``): served after
-    the basic-auth check, any method; ``owns`` says which paths are theirs."""
+    the basic-auth check, any method; ``owns`` says which paths are theirs, ``refusals`` how
+    many requests they refused for their credentials, by reason (read at scrape time)."""
 
     def owns(self, path: str) -> bool: ...
     async def handle(self, request: web.BaseRequest) -> web.Response: ...
+    def refusals(self) -> Mapping[str, int]: ...
 
 
 class ListenError(SupportMonitorError):
@@ -153,11 +156,17 @@ class HttpStats:
 class HttpCollector(Collector):
     """``support_monitor_http_*``: the listener's connections, refusals and timeouts."""
 
-    def __init__(self, stats: HttpStats) -> None:
+    def __init__(self, stats: HttpStats, mounted: Mounted | None = None) -> None:
         self._stats = stats
+        self._mounted = mounted
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
+        if self._mounted is not None:
+            refused = catalogue.counter("support_monitor_console_requests_refused_total")
+            for reason, count in sorted(self._mounted.refusals().items()):
+                refused.add_metric([reason], count)
+            yield refused
         yield catalogue.gauge("support_monitor_http_connections_open", stats.open)
         yield catalogue.counter("support_monitor_http_connections_refused_total", stats.refused)
         yield catalogue.counter("support_monitor_http_connections_evicted_total", stats.evicted)
@@ -174,31 +183,10 @@ class HttpCollector(Collector):
         )
 
 
-class _Throttle:
-    """Logs one kind of warning at most once per ``interval``, with how many were suppressed."""
-
-    def __init__(
-        self, log: structlog.typing.FilteringBoundLogger, interval: float = LOG_INTERVAL_SECONDS
-    ) -> None:
-        self._log = log
-        self._interval = interval
-        self._last: dict[str, float] = {}
-        self._suppressed: Counter[str] = Counter()
-
-    def __call__(self, event: str, **fields: object) -> None:
-        now = time.monotonic()
-        last = self._last.get(event)
-        if last is not None and now - last < self._interval:
-            self._suppressed[event] += 1
-            return
-        self._last[event] = now
-        self._log.warning(event, suppressed=self._suppressed.pop(event, 0), **fields)
-
-
 class _ToStructlog(logging.Handler):
     """aiohttp's own warnings and errors, as one throttled ``http_server_error`` line each."""
 
-    def __init__(self, throttle: _Throttle) -> None:
+    def __init__(self, throttle: Throttle) -> None:
         super().__init__(logging.WARNING)
         self._throttle = throttle
 
@@ -456,9 +444,9 @@ class MetricsServer:
         self._ssl = self._web_config.ssl_context()
         self._headers = dict(self._web_config.http_server_config.headers)
         self.stats = HttpStats()
-        self._collector = HttpCollector(self.stats)
+        self._collector = HttpCollector(self.stats, mounted)
         self._log = structlog.get_logger("support_monitor.http")
-        self._throttle = _Throttle(self._log)
+        self._throttle = Throttle(self._log, LOG_INTERVAL_SECONDS)
         # A logger of this server only (not in logging's global tree): aiohttp's warnings go
         # to the throttled structlog line instead of a traceback each on stderr.
         self._aiohttp_log = logging.Logger(  # noqa: LOG001 - deliberately not global

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
@@ -173,3 +174,29 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     # dead-letter sink say it once per outage themselves (like aiokafka's, whose level is
     # ``sources.kafka.library_log_level``). Shown at debug.
     logging.getLogger("mqtt").setLevel(_LEVELS["debug"] if level == "debug" else logging.CRITICAL)
+
+
+THROTTLE_SECONDS = 60.0
+"""A throttled warning is logged at most once per this many seconds per event name."""
+
+
+class Throttle:
+    """Logs one kind of warning at most once per ``interval``, with how many were suppressed
+    (``suppressed``): a flood of one refusal costs one line a minute, not one per request."""
+
+    def __init__(
+        self, log: structlog.typing.FilteringBoundLogger, interval: float = THROTTLE_SECONDS
+    ) -> None:
+        self._log = log
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+
+    def __call__(self, event: str, **fields: object) -> None:
+        now = time.monotonic()
+        last = self._last.get(event)
+        if last is not None and now - last < self._interval:
+            self._suppressed[event] += 1
+            return
+        self._last[event] = now
+        self._log.warning(event, suppressed=self._suppressed.pop(event, 0), **fields)

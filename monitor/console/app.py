@@ -21,6 +21,7 @@ import hmac
 import json
 import math
 import string
+from collections import Counter
 from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
@@ -47,6 +48,7 @@ from support_monitor.monitor.console import views
 from support_monitor.monitor.engine.engine import Engine
 from support_monitor.monitor.engine.workforce_readout import agents_view
 from support_monitor.monitor.errors import SupportMonitorError
+from support_monitor.monitor.logs import Throttle
 
 log = structlog.get_logger("support_monitor.console")
 
@@ -108,6 +110,12 @@ async def _read_body(request: web.BaseRequest) -> bytes:
     return bytes(raw)
 
 
+REFUSALS = ("bad_token", "bad_link", "stale_link")
+"""Reasons of ``support_monitor_console_requests_refused_total``."""
+SHOWN_PATH = 128
+"""A refused request's path is logged cut to this many characters."""
+
+
 class HttpError(SupportMonitorError):
     def __init__(self, status: int, message: str, allow: str = "") -> None:
         super().__init__(message)
@@ -145,6 +153,13 @@ class Console:
         self._ack_page = string.Template(_asset("ack.html"))
         self._reading = 0
         """Request bodies being read now (at most ``MAX_BODIES``)."""
+        self._refused: Counter[str] = Counter(dict.fromkeys(REFUSALS, 0))
+        self._warn = Throttle(log)
+        """Refusals anyone can send: one warning a minute per kind, with the count suppressed."""
+
+    def refusals(self) -> Mapping[str, int]:
+        """Requests refused for their credentials, by reason (``REFUSALS``)."""
+        return self._refused
 
     def now(self) -> float:
         """The alerts' clock (the engine's "now"; the wall clock before the first tick)."""
@@ -309,7 +324,8 @@ class Console:
         # a header of bytes that are not UTF-8 reaches us as surrogate escapes: no match
         sent = given.strip().encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(sent, self._token.encode()):
-            log.warning("console_write_refused", path=request.path, reason="bad token")
+            self._refused["bad_token"] += 1
+            self._warn("console_write_refused", path=request.path[:SHOWN_PATH], reason="bad token")
             raise HttpError(401, "a valid bearer token is needed (console.api_token_file)")
 
     async def _read_body(self, request: web.BaseRequest) -> bytes:
@@ -428,7 +444,8 @@ class Console:
                 problem = "this link is for an earlier firing of this alert; it fired again since"
                 status = 409
         if problem is not None:
-            log.warning("console_ack_link_refused", fingerprint=fingerprint[:32], reason=problem)
+            self._refused["bad_link" if status == 403 else "stale_link"] += 1
+            self._warn("console_ack_link_refused", fingerprint=fingerprint[:32], reason=problem)
             raise HttpError(status, problem)
 
     def _ack_confirm(self, request: web.BaseRequest, fingerprint: str) -> web.Response:

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 
 from support_monitor.alerts.silences import activation
 from tests.alerts.helpers import sig
@@ -443,3 +445,34 @@ def test_tickets_at_risk_count_every_ticket_clock() -> None:
     email = channel_view(engine.channels["email"], engine.now)
     assert email["ticketsAtRisk"] == {"first_response": 0, "next_reply": 3, "resolution": 0}
     assert email["nextReplySeconds"] == 600
+
+
+async def test_refusals_are_counted_by_reason_and_logged_once_a_minute(tmp_path: Path) -> None:
+    """Anyone may send a wrong token or a forged acknowledge link: each such request wrote a
+    warning, with the whole path (8 KB lines), and no metric counted them (audit of
+    2026-12-05). Now one warning a minute per kind, the path cut to 128 characters, and
+    ``support_monitor_console_requests_refused_total{reason}``."""
+    async with running_console(tmp_path) as run, httpx.AsyncClient(base_url=run.base) as client:
+        fp = run.fire(100)
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(3):
+                long_path = f"/api/v1/alerts/{'A' * 8000}/ack"
+                bad = await client.post(long_path, json={}, headers={"Authorization": "Bearer x"})
+                assert bad.status_code == 401
+            for i in range(2):
+                forged = await client.get(f"/ack/{fp}", params={"exp": "1", "sig": f"x{i}"})
+                assert forged.status_code == 403
+        metrics = (await client.get("/metrics")).text
+    refused = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in metrics.splitlines()
+        if line.startswith("support_monitor_console_requests_refused_total{")
+    }
+    assert refused == {
+        'support_monitor_console_requests_refused_total{reason="bad_link"}': 2.0,
+        'support_monitor_console_requests_refused_total{reason="bad_token"}': 3.0,
+        'support_monitor_console_requests_refused_total{reason="stale_link"}': 0.0,
+    }
+    events = [e for e in logs if e["event"].startswith("console_")]
+    assert [e["event"] for e in events] == ["console_write_refused", "console_ack_link_refused"]
+    assert len(events[0]["path"]) == 128

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from support_monitor.monitor.catalogue import CATALOGUE, FAMILIES
@@ -69,8 +70,21 @@ async def test_the_replay_exposes_exactly_the_catalogue(tmp_path: Path) -> None:
     }, empty
 
 
+class _Refusing:
+    """A mounted route (the console) that refused requests: the listener exports its count."""
+
+    def owns(self, path: str) -> bool:
+        return False
+
+    async def handle(self, request: web.BaseRequest) -> web.Response:
+        raise AssertionError
+
+    def refusals(self) -> dict[str, int]:
+        return {"bad_token": 1}
+
+
 def test_the_listener_families_are_the_catalogue() -> None:
-    families = {f.name: f for f in HttpCollector(HttpStats()).collect()}
+    families = {f.name: f for f in HttpCollector(HttpStats(), _Refusing()).collect()}
     expected = {f.base: f for f in FAMILIES if f.group == "http"}
     assert sorted(families) == sorted(expected)
     for name, family in families.items():

@@ -348,6 +348,9 @@ class _EchoBody:
     async def handle(self, request: web.BaseRequest) -> web.Response:
         return web.Response(body=await request.read())
 
+    def refusals(self) -> dict[str, int]:
+        return {}
+
 
 async def test_a_body_that_comes_after_its_headers_leaves_the_idle_clock() -> None:
     """Audit of 2026-12-05: a POST whose body came in a packet of its own (as http.client and
