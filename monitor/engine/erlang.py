@@ -227,18 +227,22 @@ def staffing(
     - No arrivals (``arrivals_per_second`` == 0): ``Staffing(0.0, 0.0, 0.0)``, whatever the
       handle time and agents (there is no load to staff for).
     - Arrival rate not a finite value >= 0, handle time unknown (NaN), <= 0 or infinite, or
-      ``concurrency`` < 1: every field NaN.
+      ``concurrency`` < 1: every field NaN; but arrivals with no agent now (``agents_now`` 0)
+      and the handle time unknown: ``wait_seconds`` +inf (no capacity at all).
     - ``target_seconds`` or ``target_level`` outside its domain: ``required`` NaN, the other
       fields as usual. ``agents_now`` < 0: ``wait_seconds`` NaN.
     - ``agents_now`` <= traffic: ``wait_seconds`` = +inf.
     """
     if arrivals_per_second == 0.0:
         return Staffing(traffic=0.0, required=0.0, wait_seconds=0.0)
+    if agents_now == 0 and math.isnan(handle_seconds) and 0.0 < arrivals_per_second < math.inf:
+        # no agent on the channel: arrivals exceed its capacity (0) whatever the handle time,
+        # which is still unknown (no contact handled yet)
+        return Staffing(traffic=math.nan, required=math.nan, wait_seconds=math.inf)
     handle_seconds = handle_seconds / concurrency if concurrency >= 1 else math.nan
-    if _bad_non_negative(arrivals_per_second) or _bad_positive(handle_seconds):
-        return Staffing(traffic=math.nan, required=math.nan, wait_seconds=math.nan)
-    traffic = arrivals_per_second * handle_seconds
-    if _bad_traffic(traffic):  # the product overflowed
+    bad = _bad_non_negative(arrivals_per_second) or _bad_positive(handle_seconds)
+    traffic = math.nan if bad else arrivals_per_second * handle_seconds
+    if _bad_traffic(traffic):  # a bad input, or the product overflowed
         return Staffing(traffic=math.nan, required=math.nan, wait_seconds=math.nan)
     if traffic == 0.0:  # the product underflowed
         return Staffing(traffic=0.0, required=0.0, wait_seconds=0.0)

@@ -139,3 +139,22 @@ def test_staffing_cache_follows_inputs() -> None:
     assert second is not first
     assert second is not None
     assert second.wait_seconds == pytest.approx(wait(64, 60.0, 180.0), rel=1e-9)
+
+
+def test_arrivals_with_no_agent_available_or_busy_wait_forever_before_any_handle_time() -> None:
+    # One agent on break (none available or busy) and a contact queued, none handled yet:
+    # arrivals exceed a capacity of 0 agents, so the estimated wait is +Inf (it was NaN: the
+    # handle time is unknown, but no handle time makes 0 agents keep up; audit of 2026-12-05).
+    s = Stream()
+    s.add("agent.state", 0.0, "voice", agent_id="a", state="break", queues=["billing"])
+    s.add("contact.queued", 1.0, "voice", contact_id="c", queue="billing")
+    engine, _ = run(s.lines, until=10)
+    assert get(engine, "support_estimated_wait_seconds", channel="voice", queue="billing") == (
+        math.inf
+    )
+    assert math.isnan(get(engine, "support_agents_required", channel="voice", queue="billing"))
+    # an agent available: the wait depends on the handle time, still unknown
+    s.add("agent.state", 2.0, "voice", agent_id="b", state="available", queues=["billing"])
+    engine, _ = run(s.lines, until=10)
+    wait_now = get(engine, "support_estimated_wait_seconds", channel="voice", queue="billing")
+    assert math.isnan(wait_now)

@@ -196,6 +196,8 @@ class Model:
             if ended:
                 handle = (sum(ended) + ms[w]["after_call_work"]) / len(ended) / 1000
                 break
+        if math.isnan(handle) and staffed == 0:  # arrivals and no capacity at all: no wait ends
+            return math.nan, math.inf
         if not handle > 0:  # unknown, or every contact ended at its answer: no model
             return math.nan, math.nan
         traffic = rate * handle
