@@ -162,11 +162,11 @@ class HttpCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
-        if self._mounted is not None:
-            refused = catalogue.counter("support_monitor_console_requests_refused_total")
+        refused = catalogue.counter("support_monitor_console_requests_refused_total")
+        if self._mounted is not None:  # no console: the family with no series
             for reason, count in sorted(self._mounted.refusals().items()):
                 refused.add_metric([reason], count)
-            yield refused
+        yield refused
         yield catalogue.gauge("support_monitor_http_connections_open", stats.open)
         yield catalogue.counter("support_monitor_http_connections_refused_total", stats.refused)
         yield catalogue.counter("support_monitor_http_connections_evicted_total", stats.evicted)
