@@ -539,7 +539,8 @@ def _format_errors(exc: ValidationError) -> str:
             key, msg = config_paths.join_message(key, annotation, msg)
         msg = redaction.scrub_message(msg, err, secret_names)
         key = redaction.scrub_message(key, err, secret_names)
-        variable = config_env.source_of(key, env) if key else None
+        wrong_type = err["type"].endswith("_type")
+        variable = config_env.source_of(key, env, wrong_type=wrong_type) if key else None
         if variable is not None:  # the value came from the environment, not the file
             whole = config_env.whole_list_variable(key, variable)
             if whole is not None and err["type"] in {"list_type", "tuple_type"}:

@@ -34,16 +34,18 @@ def overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return found
 
 
-def source_of(key: str, env: Mapping[str, str]) -> str | None:
-    """The variable whose value ``key`` (``channels.voice.queues[0]``) is, is part of, or holds
-    a part of (``SUPPORT_MONITOR_WINDOWS__0`` makes ``windows`` a mapping, refused as
-    ``windows``)."""
+def source_of(key: str, env: Mapping[str, str], *, wrong_type: bool = False) -> str | None:
+    """The variable whose value ``key`` (``channels.voice.queues[0]``) is, or is part of.
+    ``wrong_type`` (the error says the value of ``key`` has the wrong type): also one that sets
+    a part of it (``SUPPORT_MONITOR_WINDOWS__0`` makes ``windows`` a mapping, refused as
+    ``windows``); another problem of ``key`` is not that variable's doing."""
     for path, name in env.items():
         if key == path or key.startswith((path + ".", path + "[")):
             return name
-    for path, name in env.items():
-        if path.startswith(key + "."):
-            return name
+    if wrong_type:
+        for path, name in env.items():
+            if path.startswith(key + "."):
+                return name
     return None
 
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from support_monitor.detectors.config import resolve_window
+from support_monitor.monitor import config_env
 from support_monitor.monitor.config import (
     CONFIG_MAX_BYTES,
     SECRET_FILE_MAX_BYTES,
@@ -1160,4 +1161,14 @@ def test_a_complaint_category_or_tag_named_twice_is_refused(key: str) -> None:
     assert getattr(parse_settings({"ingest": {key: ["billing", "refund"]}}).ingest, key) == (
         "billing",
         "refund",
+    )
+
+
+def test_a_variable_inside_a_key_is_named_only_for_a_wrong_type() -> None:
+    env = {"windows.0": "SUPPORT_MONITOR_WINDOWS__0"}
+    assert config_env.source_of("windows", env, wrong_type=True) == "SUPPORT_MONITOR_WINDOWS__0"
+    # another problem of the whole key (a cross-check) is not that variable's doing
+    assert config_env.source_of("windows", env) is None
+    assert config_env.source_of("windows[0]", {"windows": "SUPPORT_MONITOR_WINDOWS"}) == (
+        "SUPPORT_MONITOR_WINDOWS"
     )
