@@ -620,7 +620,7 @@ def _file_problems(settings: Settings) -> list[str]:
 
 def secret_file_digests(settings: Settings) -> dict[str, str]:
     """Key of each secret file setting -> a SHA-256 of its content (``""``: unreadable), so a
-    reload can tell that a file the running notifiers read at start-up now holds another
+    reload can tell that a file the running daemon read at start-up now holds another
     secret. Blocking reads: call off the loop."""
     digests: dict[str, str] = {}
     for where, path, secret in _files(settings, ""):

@@ -140,24 +140,26 @@ class Reloader:
             )
             return
         secrets = await asyncio.to_thread(secret_file_digests, new)
-        changed = next(
-            (key for key, digest in secrets.items() if self._secrets.get(key, digest) != digest),
-            None,
-        )
-        why = (
-            self.reload(new)
-            if changed is None
-            else (
-                f"{changed}: the file holds another secret now: restart the daemon to apply it "
-                "(the running notifiers keep the one read at start-up)"
-            )
-        )
+        why = _secret_changed(self._secrets, secrets) or self.reload(new)
         if why is None:
             self._log.info("config_reloaded", trigger=trigger, path=str(self.path))
         else:
             self._log.error(
                 "config_reload_refused", trigger=trigger, path=str(self.path), error=why
             )
+
+
+def _secret_changed(running: dict[str, str], new: dict[str, str]) -> str | None:
+    """Why a reload is refused when a secret file the daemon read at start-up (a webhook URL,
+    a token) holds another secret now: only a restart reads it again. A key new in the
+    config is a change of its section, refused by ``restart_only_change``."""
+    for key, digest in new.items():
+        if running.get(key, digest) != digest:
+            return (
+                f"{key}: the file holds another secret now: restart the daemon to apply it "
+                "(the running daemon keeps the one read at start-up)"
+            )
+    return None
 
 
 def _empty(path: Path) -> bool:

@@ -364,7 +364,7 @@ def test_a_secret_file_that_holds_another_secret_is_a_restart_not_a_reload(
             "config_reload_refused",
             (
                 "notifiers.receivers.pager.webhook_url_file: the file holds another secret now: "
-                "restart the daemon to apply it (the running notifiers keep the one read at "
+                "restart the daemon to apply it (the running daemon keeps the one read at "
                 "start-up)"
             ),
         )
